@@ -1,0 +1,36 @@
+# Every target bootstraps .venv on first use, so a fresh machine needs only Python 3.11 and make.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench serve clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/offerloop demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+	OFFERLOOP_DATABASE_URL=sqlite:///$$(mktemp -d)/check.db $(BIN)/python -m offerloop.cli.main migrate --check
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/lookup.py
+
+serve: $(STAMP)
+	$(BIN)/offerloop serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache offerloop-demo.db*

@@ -1,0 +1,59 @@
+"""Shared by the benchmarks: the machine they ran on, percentiles, a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from offerloop.cli.process import ServerProcess
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def cli(database_url: str, *args: str) -> str:
+    env = {**os.environ, "OFFERLOOP_DATABASE_URL": database_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "offerloop.cli.main", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout
+
+
+def create_workspace(database_url: str, name: str) -> dict[str, str]:
+    return json.loads(cli(database_url, "workspace", "create", name, "--json"))
+
+
+def start_server(database_url: str, workers: int = 1) -> ServerProcess:
+    server = ServerProcess(database_url, workers=workers)
+    server.start()
+    return server

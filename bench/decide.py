@@ -1,0 +1,194 @@
+"""/v1/decide with 50 candidates: latency in-process and over HTTP, throughput, and event → decision freshness.
+
+    python bench/decide.py                 # SQLite, 1,000,000 buyers, 200 actions
+    python bench/decide.py --buyers 100000 # a quicker run
+
+Targets (issue 3): p99 ≤ 15 ms over HTTP and ≤ 5 ms in-process; ≥ 1,000 decisions/s on 2 cores;
+freshness p99 ≤ 100 ms (an acknowledged event is visible to the next decision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import random
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+from _common import create_workspace, machine, percentile, start_server
+from lookup import load
+
+from offerloop.db import migrate
+from offerloop.db.engine import make_engine
+from offerloop.db.uow import Database
+from offerloop.decisions import service as decisions_service
+from offerloop.decisions.schemas import ActionIn, DecideRequest
+from offerloop.identity import service as identity_service
+from offerloop.ml.policies import VWContextualBandit
+
+KINDS = ("lesson", "module", "offer", "coaching", "prompt")
+TAGS = ("pricing", "growth", "launch", "email", "community", "limited", "discount", "giftable")
+
+
+def catalog(n: int) -> list[ActionIn]:
+    rng = random.Random(1)
+    return [
+        ActionIn(
+            key=f"act-{i:03d}",
+            kind=KINDS[i % 5],
+            title=f"Action {i}",
+            tags=rng.sample(TAGS, 2),
+            level=rng.randint(1, 3),
+            price_band=rng.choice(["free", "low", "mid", "premium"]),
+            priority=rng.randint(0, 9),
+            frequency_cap={"max": 3, "days": 7} if i % 7 == 0 else None,
+            outcome={"event": "Order Completed" if i % 5 == 2 else "Module Completed", "window_days": 7},
+        )
+        for i in range(n)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--buyers", type=int, default=1_000_000)
+    parser.add_argument("--actions", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument("--decisions", type=int, default=3000)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
+    url = f"sqlite:///{Path(tmp) / 'decide.db'}"
+    ws = create_workspace(url, "decide-bench")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    db = Database(engine)
+    load(db, ws["id"], args.buyers)
+    actions = catalog(args.actions)
+    keys = [a.key for a in actions]
+    with db.write() as session:
+        decisions_service.upsert_actions(session=session, workspace_id=ws["id"], actions=actions)
+        # a trained model: 5,000 rewards on random logs
+        policy = VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=0)
+        by_key = {a.key: a for a in decisions_service.repository.actions(session, ws["id"])}
+        rng = random.Random(2)
+        for _ in range(5000):
+            chosen = [decisions_service.model_action(by_key[k]) for k in rng.sample(keys, 10)]
+            policy.learn_one({"orders": rng.randint(0, 3), "stage": "lead"}, chosen, 0, 0.1, rng.random())
+        decisions_service.publish(session=session, workspace_id=ws["id"], placement="home", policy=policy)
+
+    rng = random.Random(3)
+
+    def request_body(i: int) -> dict[str, object]:
+        return {
+            "user_id": f"u{rng.randrange(args.buyers)}",
+            "placement": "home",
+            "k": 5,
+            "candidates": rng.sample(keys, args.candidates),
+        }
+
+    in_process = []
+    for i in range(args.decisions):
+        body = request_body(i)
+        t = time.perf_counter()
+        with db.write() as session:
+            # what the endpoint does: resolve the buyer, then decide
+            buyer = identity_service.lookup(
+                session=session, workspace_id=ws["id"], user_id=str(body["user_id"])
+            )
+            decisions_service.decide(session=session, workspace_id=ws["id"], request=DecideRequest(**body),  # type: ignore[arg-type]
+                                     buyer_id=buyer.id, consent_personalization=buyer.consent.personalization)  # fmt: skip
+        in_process.append(time.perf_counter() - t)
+    engine.dispose()
+
+    server = start_server(url)
+    try:
+        headers = {"Authorization": f"Bearer {ws['secret_key']}", "Content-Type": "application/json"}
+        over_http: list[float] = []
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        for i in range(args.decisions):
+            t = time.perf_counter()
+            conn.request("POST", "/v1/decide", body=orjson.dumps(request_body(i)), headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, resp.status
+            over_http.append(time.perf_counter() - t)
+
+        # Throughput: 2 connections for a fixed number of decisions.
+        bodies = [orjson.dumps(request_body(i)) for i in range(args.decisions)]
+        cursor = iter(bodies)
+        lock = threading.Lock()
+
+        def client() -> None:
+            c = http.client.HTTPConnection("127.0.0.1", server.port)
+            while True:
+                with lock:
+                    body = next(cursor, None)
+                if body is None:
+                    return
+                c.request("POST", "/v1/decide", body=body, headers=headers)
+                c.getresponse().read()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        per_second = len(bodies) / (time.perf_counter() - started)
+
+        # Freshness: after an event is acknowledged, how long until a decision reflects it.
+        # (A new connection: the first one sat idle past the server's keep-alive during the throughput run.)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+        fresh: list[float] = []
+        track = {"Authorization": "Basic " + base64.b64encode(f"{ws['write_key']}:".encode()).decode(),
+                 "Content-Type": "application/json"}  # fmt: skip
+        for i in range(200):
+            user = f"u{rng.randrange(args.buyers)}"
+            event = {
+                "userId": user,
+                "event": "Order Completed",
+                "messageId": f"fresh-{i}",
+                "properties": {"total_minor": 100},
+            }
+            conn.request("POST", "/v1/track", body=orjson.dumps(event), headers=track)
+            ack = conn.getresponse()
+            ack.read()
+            assert ack.status == 200, ack.status
+            acked = time.perf_counter()
+            conn.request(
+                "POST",
+                "/v1/decide",
+                body=orjson.dumps({"user_id": user, "placement": "home", "k": 1}),
+                headers=headers,
+            )
+            decision = orjson.loads(conn.getresponse().read())
+            conn.request("GET", f"/v1/decisions/{decision['decision_id']}", headers=headers)
+            seen = orjson.loads(conn.getresponse().read())["context"].get("orders", 0)
+            assert seen >= 1, "the decision did not see the acknowledged order"
+            fresh.append(time.perf_counter() - acked)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"machine: {machine()}")
+    print(
+        f"sqlite; {args.buyers:,} buyers, {args.actions} actions, {args.candidates} candidates per decision, trained VW model"
+    )
+    for name, xs in (("in-process", in_process), ("over HTTP", over_http)):
+        print(
+            f"decide {name}: p50 {percentile(xs, 50) * 1000:.2f} ms, p99 {percentile(xs, 99) * 1000:.2f} ms ({len(xs):,} decisions)"
+        )
+    print(f"throughput over HTTP, 2 connections: {per_second:,.0f} decisions/s")
+    print(
+        f"freshness (event acknowledged -> decision that sees it): p50 {percentile(fresh, 50) * 1000:.2f} ms, p99 {percentile(fresh, 99) * 1000:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

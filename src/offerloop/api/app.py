@@ -1,0 +1,175 @@
+"""create_app(settings): routers, middleware, error handlers, health and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from offerloop import __version__
+from offerloop.config import Settings
+from offerloop.core.errors import OfferloopError
+from offerloop.db import migrate
+from offerloop.db.engine import WalCheckpointer, make_engine
+from offerloop.db.uow import Database
+from offerloop.decisions.endpoints import router as decisions_router
+from offerloop.events.endpoints import admin as events_admin
+from offerloop.events.endpoints import router as tracking_router
+from offerloop.features.endpoints import router as features_router
+from offerloop.identity.endpoints import router as buyers_router
+from offerloop.personas.endpoints import router as personas_router
+from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
+from offerloop.web import JSONBytes
+from offerloop.worker.learner import Learner
+from offerloop.workspaces.endpoints import router as keys_router
+
+DESCRIPTION = """
+offerloop owns the creator's canonical buyer record. Send events with any Segment or RudderStack
+SDK by pointing it at this host (write key as the HTTP Basic username); read buyers, quarantine and
+exports with a secret key. Every error is `{"error": {"code", "message", "details"}}`.
+"""
+
+
+class Metrics:
+    """Pure ASGI middleware: one latency histogram per route template (cheap on the ingest path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            REQUEST_SECONDS.labels(scope["method"], path, str(status)).observe(elapsed)
+            if status >= 500:
+                log.error(
+                    "request", method=scope["method"], path=path, status=status, ms=round(elapsed * 1000, 2)
+                )
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONBytes:
+    return JSONBytes({"error": {"code": code, "message": message, "details": details}}, status_code=status)
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, migrate_on_start: bool = True
+) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    checkpointer: WalCheckpointer | None = None
+    own_db = db is None
+    if db is None:
+        engine = make_engine(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.db_pool_size,
+            background_checkpoint=settings.is_sqlite,
+        )
+        if migrate_on_start:
+            migrate.upgrade(engine)
+        db = Database(engine)
+        if settings.is_sqlite:
+            checkpointer = WalCheckpointer(engine)
+
+    learner = (
+        Learner(db, interval_s=settings.learn_interval_s)
+        if own_db and settings.learn_interval_s > 0
+        else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for background in (checkpointer, learner):
+            if background is not None:
+                background.start()
+        yield
+        for background in (learner, checkpointer):
+            if background is not None:
+                background.stop()
+
+    app = FastAPI(
+        title="offerloop",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.add_middleware(Metrics)
+
+    @app.exception_handler(OfferloopError)
+    async def _domain_error(_: Request, exc: OfferloopError) -> JSONBytes:
+        return _error(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytes:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return _error(422, "validation_failed", "the request is not valid", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONBytes:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
+        log.exception("unhandled error", path=request.url.path)
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers and the schema is current")
+    def readyz() -> JSONBytes:
+        try:
+            with db.read() as session:
+                session.execute(text("SELECT 1"))
+            current = migrate.is_current(db.bind)
+        except Exception as exc:  # readiness reports any database failure as "not ready"
+            return JSONBytes({"status": "unavailable", "reason": str(exc)[:200]}, status_code=503)
+        if not current:
+            return JSONBytes({"status": "unavailable", "reason": "schema is not migrated"}, status_code=503)
+        return JSONBytes({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(tracking_router)
+    app.include_router(buyers_router)
+    app.include_router(events_admin)
+    app.include_router(keys_router)
+    app.include_router(features_router)
+    app.include_router(personas_router)
+    app.include_router(decisions_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (several worker processes): settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,1 @@
+"""The `offerloop` command line."""

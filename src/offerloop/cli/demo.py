@@ -1,0 +1,198 @@
+"""`offerloop demo`: a synthetic creator audience sent through the real HTTP API, then the first look."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from offerloop.cli.common import database
+from offerloop.cli.process import ServerProcess
+from offerloop.config import Settings
+from offerloop.sim.audience import Audience
+from offerloop.workspaces import service as workspace_service
+
+console = Console()
+DEMO_DIR = Path(__file__).resolve().parents[3] / "examples" / "demo"
+DEMO_SIGNALS = DEMO_DIR / "signals.yaml"
+DEMO_PERSONAS = DEMO_DIR / "personas.yaml"
+DEMO_ACTIONS = DEMO_DIR / "actions.yaml"
+
+
+def _send(url: str, write_key: str, batches: Iterator[list[dict[str, Any]]], total: int) -> Counter[str]:
+    """Two client connections, as a site and an app would, each posting batches of 100."""
+    totals: Counter[str] = Counter()
+    lock = threading.Lock()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("sending events", total=total)
+
+        def worker() -> None:
+            with httpx.Client(base_url=url, auth=(write_key, ""), timeout=60) as http:
+                while True:
+                    with lock:
+                        batch = next(batches, None)
+                    if batch is None:
+                        return
+                    r = http.post(
+                        "/v1/batch",
+                        content=orjson.dumps({"batch": batch}),
+                        headers={"Content-Type": "application/json"},
+                    )
+                    r.raise_for_status()
+                    body = r.json()
+                    with lock:
+                        totals.update(
+                            accepted=body["accepted"],
+                            duplicates=body["duplicates"],
+                            quarantined=body["quarantined"],
+                        )
+                        for err in body["errors"]:
+                            totals["reason:" + err["code"]] += 1
+                        progress.advance(task, len(batch))
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return totals
+
+
+def _sample_decisions(http: httpx.Client, audience: Audience) -> list[tuple[str, str, dict[str, Any]]]:
+    """Ask for next best actions for one identified buyer of each of three simulated personas."""
+    picked: dict[str, str] = {}
+    for buyer in audience.buyers:
+        if buyer.user_id and buyer.persona not in picked:
+            picked[buyer.persona] = buyer.user_id
+        if len(picked) == 3:
+            break
+    out = []
+    for truth, user_id in picked.items():
+        r = http.post("/v1/decide", json={"user_id": user_id, "placement": "home", "k": 3})
+        if r.status_code == 200:
+            out.append((truth, user_id, r.json()))
+    return out
+
+
+def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
+    started = time.perf_counter()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_url = f"sqlite:///{db_path.resolve()}"
+    with database(Settings(database_url=db_url)) as db, db.write() as session:
+        ws = workspace_service.create_workspace(session=session, name="Demo Creator (synthetic)")
+    console.print(f"[bold]offerloop demo[/] — workspace [cyan]{ws.id}[/] in {db_path}")
+
+    rules = DEMO_SIGNALS.read_text() if DEMO_SIGNALS.exists() else None
+    audience = Audience(buyers=buyers, events=events, seed=seed)
+    server = ServerProcess(db_url, log_path=db_path.with_suffix(".log"))
+    server.start()
+    url = server.url
+    try:
+        admin = {"Authorization": f"Bearer {ws.secret_key}"}
+        if rules is not None:
+            httpx.put(f"{url}/v1/signals", json=rules, headers=admin).raise_for_status()
+        if DEMO_PERSONAS.exists():
+            httpx.put(
+                f"{url}/v1/personas/templates", json=DEMO_PERSONAS.read_text(), headers=admin
+            ).raise_for_status()
+        if DEMO_ACTIONS.exists():
+            actions = yaml.safe_load(DEMO_ACTIONS.read_text())
+            httpx.put(f"{url}/v1/actions", json=actions, headers=admin).raise_for_status()
+        t0 = time.perf_counter()
+        totals = _send(url, ws.write_key, audience.batches(100), events)
+        send_s = time.perf_counter() - t0
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ws.secret_key}"}, timeout=60
+        ) as http:
+            overview = http.get("/v1/overview").json()
+            merges = http.get("/v1/merges", params={"limit": 1}).json()
+            sample = None
+            if merges:
+                sample = http.get(f"/v1/buyers/{merges[0]['winner_id']}").json()
+            personas = http.get("/v1/personas").json()
+            decisions = _sample_decisions(http, audience)
+    finally:
+        server.stop()
+
+    console.print(
+        f"\nSent {events:,} events for {buyers:,} synthetic buyers in {send_s:.1f} s "
+        f"([bold]{events / send_s:,.0f} events/s[/] over HTTP, batches of 100, 2 connections)."
+    )
+    console.print("\n[bold]Your audience[/]")
+    table = Table(show_header=False)
+    table.add_row("buyers", f"{overview['buyers']:,}")
+    table.add_row("identified (known userId)", f"{overview['identified']:,}")
+    table.add_row("anonymous histories merged", f"{overview['merges']:,}")
+    table.add_row("refused merges (two known buyers)", f"{overview['conflicts']:,}")
+    table.add_row("events stored", f"{overview['events']:,}")
+    table.add_row("duplicates dropped", f"{totals['duplicates']:,}")
+    table.add_row("high-signal events", f"{overview['high_signal']:,}")
+    table.add_row("suppressed (low confidence)", f"{overview['suppressed']:,}")
+    table.add_row("quarantined", f"{totals['quarantined']:,}")
+    console.print(table)
+
+    console.print("\n[bold]Why events were quarantined[/]")
+    reasons = Table()
+    reasons.add_column("reason")
+    reasons.add_column("events", justify="right")
+    for code, n in overview["quarantine_reasons"]:
+        reasons.add_row(code, f"{n:,}")
+    console.print(reasons)
+
+    console.print("\n[bold]Buyers by first-touch channel[/]")
+    channels = Table()
+    channels.add_column("channel")
+    channels.add_column("buyers", justify="right")
+    for name, n in overview["first_touch_channels"]:
+        channels.add_row(name, f"{n:,}")
+    console.print(channels)
+    console.print("Top sources: " + ", ".join(f"{s} ({n:,})" for s, n in overview["top_sources"]))
+
+    if sample:
+        kinds = ", ".join(f"{i['kind']}={i['value']}" for i in sample["identities"][:5])
+        console.print(
+            f"\nA merged buyer: [cyan]{sample['id']}[/] — {sample['event_count']} events, identities: {kinds}; "
+            f"first touch {sample['first_touch']['channel'] if sample['first_touch'] else 'n/a'}."
+        )
+    if personas:
+        console.print("\n[bold]Micro-personas, inferred live at ingest[/]")
+        total = sum(p["buyers"] for p in personas) or 1
+        table = Table(show_header=False)
+        for p in personas:
+            table.add_row(p["persona"], f"{p['buyers']:,}", f"{p['buyers'] / total:.1%}")
+        console.print(table)
+    for truth, user_id, body in decisions:
+        persona = body["persona"]["name"] if body["persona"] else "none yet"
+        console.print(
+            f"\n[bold]Next best actions[/] for {user_id} (simulated as {truth}; inferred [cyan]{persona}[/], "
+            f"policy {body['policy']}, model v{body['model_version']}):"
+        )
+        for item in body["items"]:
+            console.print(
+                f"  {item['id']:26} score {item['score']:+.3f}  propensity {item['propensity']:.3f}  — {'; '.join(item['reasons'])}"
+            )
+    console.print(
+        "\nLift needs outcomes: as buyers act, rewards attach to decisions; `offerloop learn` trains the next model\n"
+        "and `offerloop evaluate` prints IPS/SNIPS/DR estimates and the lift over the 10% holdout."
+    )
+    console.print(
+        "\n[bold]Where to look next[/]\n"
+        f"  OFFERLOOP_DATABASE_URL={db_url} offerloop serve     then open http://127.0.0.1:8000/docs\n"
+        f"  secret key: {ws.secret_key}\n"
+        f"  offerloop quarantine list -w {ws.id}                (with the same OFFERLOOP_DATABASE_URL)\n"
+        f"  offerloop merges list -w {ws.id}\n"
+        f"  offerloop export -w {ws.id} -o audience.jsonl\n"
+        f"Done in {time.perf_counter() - started:.0f} s."
+    )

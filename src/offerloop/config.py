@@ -1,0 +1,41 @@
+"""One validated settings object, read from the environment (prefix OFFERLOOP_) only when asked."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"", "change-me", "dev-secret", "secret"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFERLOOP_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///offerloop.db"
+    # SQLite durability: NORMAL survives a killed process (WAL is in the OS cache); FULL survives power loss.
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
+    db_pool_size: int = 8
+    # Signs admin-only tokens and links; placeholders are refused outside development.
+    secret: str = "dev-secret"
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Segment's published limits.
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    # Share of buyers served the rules-only order, so the model's lift can be measured online.
+    holdout_share: float = Field(default=0.10, ge=0.0, le=1.0)
+    # Seconds between learning passes in the server (0 disables the in-process learner).
+    learn_interval_s: float = Field(default=60.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret in _PLACEHOLDER_SECRETS:
+            raise ValueError("OFFERLOOP_SECRET must be set to a real secret in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

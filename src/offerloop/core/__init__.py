@@ -1,0 +1,1 @@
+"""Pure helpers shared by every layer: ids, time, errors. Standard library and pydantic only."""

@@ -1,0 +1,1 @@
+"""Database plumbing: declarative base, portable types, engines, the unit of work."""

@@ -1,0 +1,120 @@
+"""Driver-level statements for the few hottest paths (ingest), bypassing SQLAlchemy's per-row
+bind processing. Values are converted here exactly as the portable column types would store them,
+so rows written this way read back through the ORM unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # SQLAlchemy's SQLite DATETIME storage format (naive UTC), which UTCDateTime reads back as aware.
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return value
+
+
+def _pg_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode())
+    return value
+
+
+def insert_many(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """INSERT rows (tuples in ``columns`` order): one executemany on SQLite, one COPY on PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, table, columns, rows)
+        return
+    params = [tuple(_sqlite_value(v) for v in row) for row in rows]
+    if not params:
+        return
+    mark = _placeholder(conn)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    conn.exec_driver_sql(sql, params)
+
+
+def _copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    # COPY streams every row in one round trip; executemany would pay one per row.
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([_pg_value(v) for v in row])
+
+
+def select_in(
+    conn: Connection, sql_prefix: str, prefix_params: Sequence[Any], column: str, values: Sequence[Any]
+) -> list[Any]:
+    """Run ``sql_prefix AND column IN (...)``; returns all rows. On PostgreSQL the list is one array
+    parameter (``= ANY(%s)``), so the statement text never changes and is prepared once."""
+    if conn.dialect.name == "postgresql":
+        sql = f"{sql_prefix.replace('?', '%s')} AND {column} = ANY(%s)"
+        return list(conn.exec_driver_sql(sql, (*prefix_params, list(values))).fetchall())
+    mark = _placeholder(conn)
+    sql_prefix = sql_prefix.replace("?", mark)
+    out: list[Any] = []
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        sql = f"{sql_prefix} AND {column} IN ({', '.join([mark] * len(chunk))})"
+        out.extend(conn.exec_driver_sql(sql, (*prefix_params, *chunk)).fetchall())
+    return out
+
+
+def select_pairs(
+    conn: Connection,
+    columns: str,
+    table: str,
+    workspace_id: str,
+    pairs: Sequence[tuple[str, str]],
+    names: tuple[str, str],
+) -> list[Any]:
+    """Rows of ``table`` in the workspace whose (names[0], names[1]) is one of ``pairs``.
+
+    PostgreSQL joins an unnested pair list (one index descent per pair; 15 would otherwise try every
+    combination of two = ANY lists); SQLite walks two IN lists and the exact pairs are kept by the caller.
+    """
+    a, b = names
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"SELECT {columns} FROM {table} t JOIN unnest(%s::text[], %s::text[]) AS p(a, b) "
+            f"ON t.{a} = p.a AND t.{b} = p.b WHERE t.workspace_id = %s"
+        )
+        return list(
+            conn.exec_driver_sql(sql, ([x for x, _ in pairs], [y for _, y in pairs], workspace_id)).fetchall()
+        )
+    firsts = sorted({x for x, _ in pairs})
+    prefix = f"SELECT {columns} FROM {table} t WHERE t.workspace_id = ? AND t.{a} IN ({', '.join('?' * len(firsts))})"
+    return select_in(conn, prefix, [workspace_id, *firsts], f"t.{b}", sorted({y for _, y in pairs}))
+
+
+def read_datetime(value: Any) -> datetime | None:
+    """A DATETIME as stored by either database, as aware UTC."""
+    if value is None:
+        return None
+    parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def read_json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def read_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def fetch_all(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Run ``sql`` written with ``?`` placeholders on either driver."""
+    return list(conn.exec_driver_sql(sql.replace("?", _placeholder(conn)), tuple(params)).fetchall())

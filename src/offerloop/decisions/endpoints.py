@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from offerloop.decisions import service
+from offerloop.decisions.schemas import ActionIn, ActionRead, DecideRequest, DecideResponse
+from offerloop.workspaces.auth import DB, SecretKey
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+@router.put("/actions", summary="Create or update catalog actions (by key)")
+def upsert_actions(db: DB, principal: SecretKey, body: list[ActionIn]) -> list[ActionRead]:
+    with db.write() as session:
+        return service.upsert_actions(session=session, workspace_id=principal.workspace_id, actions=body)
+
+
+@router.get("/actions", summary="The action catalog")
+def list_actions(db: DB, principal: SecretKey) -> list[ActionRead]:
+    with db.read() as session:
+        return service.list_actions(session=session, workspace_id=principal.workspace_id)
+
+
+@router.post("/decide", summary="The next best actions for a buyer, with propensities and reasons")
+def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) -> DecideResponse:
+    with db.write() as session:
+        return service.decide_for(
+            session=session, workspace_id=principal.workspace_id, request=body,
+            holdout_share=request.app.state.settings.holdout_share,
+        )  # fmt: skip
+
+
+@router.get("/decisions/{decision_id}", summary="Why a decision was made, and what happened after")
+def get_decision(db: DB, principal: SecretKey, decision_id: str) -> dict[str, Any]:
+    with db.read() as session:
+        return service.get_decision(
+            session=session, workspace_id=principal.workspace_id, decision_id=decision_id
+        )

@@ -1,0 +1,160 @@
+"""Every SQL statement of the decisions domain."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from offerloop.models import Action, Decision, Event, PolicySnapshot
+
+
+def actions(session: Session, workspace_id: str, keys: Iterable[str] | None = None) -> list[Action]:
+    stmt = select(Action).where(Action.workspace_id == workspace_id)
+    if keys is not None:
+        stmt = stmt.where(Action.key.in_(list(keys)))
+    return list(session.scalars(stmt.order_by(Action.priority.desc(), Action.key)))
+
+
+def catalog_version(session: Session, workspace_id: str) -> tuple[Any, int]:
+    """Changes whenever an action is added or updated (for the per-process catalog cache)."""
+    stmt = select(func.max(Action.updated_at), func.count()).where(Action.workspace_id == workspace_id)
+    latest, count = session.execute(stmt).one()
+    return latest, int(count)
+
+
+def actions_by_key(session: Session, workspace_id: str) -> dict[str, Action]:
+    return {a.key: a for a in actions(session, workspace_id)}
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+
+
+def completed_values(session: Session, buyer_id: str, specs: set[tuple[str, str]]) -> set[str]:
+    """Values of ``property`` on the buyer's events named ``event``, for each (event, property) given."""
+    if not specs:
+        return set()
+    by_event: dict[str, set[str]] = defaultdict(set)
+    for event, prop in specs:
+        by_event[event].add(prop)
+    stmt = select(Event.name, Event.properties).where(
+        Event.buyer_id == buyer_id, Event.name.in_(list(by_event))
+    )
+    found: set[str] = set()
+    for name, props in session.execute(stmt):
+        for prop in by_event.get(name, ()):
+            value = (props or {}).get(prop)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                found.add(str(value))
+    return found
+
+
+def impressions(session: Session, buyer_id: str, since: datetime) -> dict[str, list[datetime]]:
+    stmt = select(Decision.chosen_key, Decision.created_at).where(
+        Decision.buyer_id == buyer_id, Decision.created_at >= since, Decision.chosen_key.is_not(None)
+    )
+    out: dict[str, list[datetime]] = defaultdict(list)
+    for key, at in session.execute(stmt):
+        if key is not None:
+            out[key].append(at)
+    return out
+
+
+def get_decision(session: Session, workspace_id: str, decision_id: str) -> Decision | None:
+    stmt = select(Decision).where(Decision.workspace_id == workspace_id, Decision.id == decision_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def open_decisions(session: Session, buyer_ids: Iterable[str], event_names: Iterable[str]) -> list[Decision]:
+    stmt = select(Decision).where(
+        Decision.buyer_id.in_(list(buyer_ids)),
+        Decision.outcome_event.in_(list(event_names)),
+        Decision.reward.is_(None),
+    )
+    return list(session.scalars(stmt.order_by(Decision.created_at)))
+
+
+def expire(session: Session, workspace_id: str, now: datetime) -> list[Decision]:
+    stmt = select(Decision).where(
+        Decision.workspace_id == workspace_id, Decision.reward.is_(None), Decision.window_ends_at < now
+    )
+    return list(session.scalars(stmt))
+
+
+def unlearned(session: Session, workspace_id: str, placement: str, limit: int) -> list[Decision]:
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.workspace_id == workspace_id,
+            Decision.placement == placement,
+            Decision.reward.is_not(None),
+            Decision.learned_at.is_(None),
+            Decision.propensity.is_not(None),
+        )
+        .order_by(Decision.reward_at, Decision.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def mark_learned(session: Session, ids: list[str], at: datetime) -> None:
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(Decision).where(Decision.id.in_(ids[start : start + 500])).values(learned_at=at)
+        )
+
+
+def latest_version(session: Session, workspace_id: str, placement: str) -> int:
+    stmt = select(func.max(PolicySnapshot.version)).where(
+        PolicySnapshot.workspace_id == workspace_id, PolicySnapshot.placement == placement
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def snapshot(session: Session, workspace_id: str, placement: str, version: int) -> PolicySnapshot | None:
+    stmt = select(PolicySnapshot).where(
+        PolicySnapshot.workspace_id == workspace_id,
+        PolicySnapshot.placement == placement,
+        PolicySnapshot.version == version,
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def lock_learner(session: Session, workspace_id: str, placement: str) -> None:
+    """One learner per workspace and placement (SQLite already has a single writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"learn:{workspace_id}:{placement}"}
+        )
+
+
+def decisions_for_evaluation(session: Session, workspace_id: str, placement: str | None) -> list[Decision]:
+    stmt = select(Decision).where(
+        Decision.workspace_id == workspace_id, Decision.reward.is_not(None), Decision.propensity.is_not(None)
+    )
+    if placement:
+        stmt = stmt.where(Decision.placement == placement)
+    return list(session.scalars(stmt.order_by(Decision.created_at, Decision.id)))
+
+
+def workspaces_with_expired_windows(session: Session, now: datetime) -> list[str]:
+    stmt = (
+        select(Decision.workspace_id)
+        .where(Decision.reward.is_(None), Decision.window_ends_at < now)
+        .distinct()
+    )
+    return list(session.scalars(stmt))
+
+
+def placements_to_learn(session: Session) -> list[tuple[str, str]]:
+    stmt = (
+        select(Decision.workspace_id, Decision.placement)
+        .where(Decision.reward.is_not(None), Decision.learned_at.is_(None), Decision.propensity.is_not(None))
+        .distinct()
+    )
+    return [(w, p) for w, p in session.execute(stmt)]

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ActionKind = Literal["lesson", "module", "offer", "coaching", "prompt"]
+Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq
+
+
+class Outcome(BaseModel):
+    """Which event means success, what it is worth, and how long after the decision it may come."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(min_length=1, max_length=255, examples=["Module Completed"])
+    match_property: str | None = Field(
+        default=None, description="Only an event whose property of this name equals the action key counts"
+    )
+    value: float | None = Field(default=1.0, description="Reward of a success (None: use value_property)")
+    value_property: str | None = Field(
+        default=None, description="Reward read from this event property, e.g. total_minor"
+    )
+    value_scale: float = Field(
+        default=1.0, gt=0, description="Divide value_property by this (rewards are kept near [0, 1])"
+    )
+    window_days: float = Field(default=7.0, gt=0, le=365)
+    default_reward: float = 0.0
+
+
+class FrequencyCap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max: int = Field(ge=1)
+    days: float = Field(gt=0)
+
+
+class CompletedWhen(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: str
+    property: str = Field(description="The event property holding the action key")
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    kind: ActionKind
+    title: str = Field(min_length=1, max_length=300)
+    tags: list[str] = Field(default_factory=list, max_length=30)
+    level: int = Field(default=1, ge=0, le=10)
+    format: str = Field(default="text", max_length=40)
+    price_band: str = Field(default="free", max_length=40)
+    price_minor: int | None = Field(default=None, ge=0)
+    persona_fit: list[str] = Field(default_factory=list)
+    placements: list[str] = Field(default_factory=list, description="Empty: every placement")
+    prerequisites: list[str] = Field(
+        default_factory=list, description="Action keys the buyer must have completed"
+    )
+    min_stage: str | None = Field(default=None, description="Outcome stage the buyer must have reached")
+    frequency_cap: FrequencyCap | None = None
+    requires: dict[str, Condition] = Field(
+        default_factory=dict, description="Feature conditions, all must hold"
+    )
+    completed_when: CompletedWhen | None = None
+    outcome: Outcome
+    priority: int = Field(default=0, description="Rules-only order: higher first")
+    active: bool = True
+
+
+class ActionRead(ActionIn):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DecideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    placement: str = Field(min_length=1, max_length=64)
+    k: int = Field(default=3, ge=1, le=50)
+    candidates: list[str] | None = Field(
+        default=None, max_length=200, description="Action keys; default: the catalog"
+    )
+    exclude: list[str] = Field(default_factory=list, max_length=200)
+    context: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Request-time features"
+    )
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> DecideRequest:
+        if not (self.user_id or self.anonymous_id):
+            raise ValueError("give user_id or anonymous_id")
+        return self
+
+
+class DecidedItem(BaseModel):
+    id: str
+    score: float
+    propensity: float
+    reasons: list[str]
+
+
+class PersonaBrief(BaseModel):
+    name: str
+    confidence: float
+
+
+class DecideResponse(BaseModel):
+    decision_id: str
+    items: list[DecidedItem]
+    persona: PersonaBrief | None
+    model_version: int
+    holdout: bool
+    policy: str

@@ -1,0 +1,467 @@
+"""Next best action: candidates → eligibility rules → learning policy (or rules order) → top k, logged."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.core.ids import new_id
+from offerloop.decisions import evaluation, repository
+from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
+from offerloop.decisions.rules import BuyerView, ineligible_reason
+from offerloop.decisions.schemas import (
+    ActionIn,
+    ActionRead,
+    DecidedItem,
+    DecideRequest,
+    DecideResponse,
+    PersonaBrief,
+)
+from offerloop.features import service as features_service
+from offerloop.identity import service as identity_service
+from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.ml.base import Action as ModelAction
+from offerloop.ml.base import Policy, Scored, load_policy, sample
+from offerloop.ml.policies import VWContextualBandit
+from offerloop.models import Action, Decision, PolicySnapshot
+from offerloop.personas import service as persona_service
+
+ATTRIBUTE_FIELDS = (
+    "tags", "level", "format", "price_band", "price_minor", "persona_fit", "placements", "prerequisites",
+    "min_stage", "frequency_cap", "requires", "completed_when",
+)  # fmt: skip
+
+_policies: dict[tuple[str, str], tuple[int, Policy]] = {}
+_catalogs: dict[str, tuple[tuple[Any, int], list[tuple[Action, ModelAction]]]] = {}
+_policies_lock = threading.Lock()
+
+
+def new_policy(seed: int = 0) -> Policy:
+    """The default learner: VW contextual bandit with epsilon-greedy exploration over action features."""
+    return VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=seed)
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+
+
+def _read(action: Action) -> ActionRead:
+    return ActionRead(
+        id=action.id, key=action.key, kind=action.kind, title=action.title, outcome=action.outcome,
+        priority=action.priority, active=action.active, created_at=action.created_at, updated_at=action.updated_at,
+        **action.attributes,
+    )  # fmt: skip
+
+
+def upsert_actions(*, session: Session, workspace_id: str, actions: Sequence[ActionIn]) -> list[ActionRead]:
+    existing = repository.actions_by_key(session, workspace_id)
+    now = utcnow()
+    out = []
+    for item in actions:
+        attributes = item.model_dump(mode="json", include=set(ATTRIBUTE_FIELDS))
+        row = existing.get(item.key)
+        if row is None:
+            row = Action(id=new_id("act"), workspace_id=workspace_id, key=item.key, created_at=now)
+            repository.add(session, row)
+        row.kind, row.title, row.attributes = item.kind, item.title, attributes
+        row.outcome, row.priority, row.active, row.updated_at = (
+            item.outcome.model_dump(mode="json"),
+            item.priority,
+            item.active,
+            now,
+        )
+        out.append(row)
+    session.flush()
+    return [_read(a) for a in out]
+
+
+def list_actions(*, session: Session, workspace_id: str) -> list[ActionRead]:
+    return [_read(a) for a in repository.actions(session, workspace_id)]
+
+
+def _rule_view(action: Action) -> dict[str, Any]:
+    return {"key": action.key, "active": action.active, **action.attributes}
+
+
+def model_action(action: Action) -> ModelAction:
+    attrs = action.attributes
+    features: dict[str, float | int | str | bool] = {
+        "kind": action.kind, "level": int(attrs.get("level", 1)), "format": str(attrs.get("format", "")),
+        "price_band": str(attrs.get("price_band", "")),
+    }  # fmt: skip
+    for tag in attrs.get("tags") or []:
+        features[f"tag={tag}"] = 1.0
+    for persona in attrs.get("persona_fit") or []:
+        features[f"fit={persona}"] = 1.0
+    return ModelAction(id=action.key, features=features)
+
+
+def cached_catalog(session: Session, workspace_id: str) -> list[tuple[Action, ModelAction]]:
+    """The catalog (with each action's model features), reloaded only when an action changed."""
+    version = repository.catalog_version(session, workspace_id)
+    cached = _catalogs.get(workspace_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rows = repository.actions(session, workspace_id)
+    for row in rows:
+        session.expunge(row)  # kept across sessions: read-only snapshots
+    entry = [(a, model_action(a)) for a in rows]
+    with _policies_lock:
+        _catalogs[workspace_id] = (version, entry)
+    return entry
+
+
+# -- policy snapshots ------------------------------------------------------------------------------
+
+
+def current_policy(session: Session, workspace_id: str, placement: str) -> tuple[int, Policy | None]:
+    """The newest snapshot, loaded once per process and reloaded whenever a newer version appears."""
+    version = repository.latest_version(session, workspace_id, placement)
+    if version == 0:
+        return 0, None
+    cached = _policies.get((workspace_id, placement))
+    if cached is not None and cached[0] == version:
+        return cached
+    snap = repository.snapshot(session, workspace_id, placement, version)
+    assert snap is not None
+    policy = load_policy(snap.payload)
+    with _policies_lock:
+        _policies[(workspace_id, placement)] = (version, policy)
+    return version, policy
+
+
+# -- decide ----------------------------------------------------------------------------------------
+
+
+def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
+    """A stable per-buyer draw: the same buyer stays in (or out of) the holdout group."""
+    digest = hashlib.sha256(f"holdout:{workspace_id}:{buyer_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _context(
+    features: Mapping[str, Any], posterior: Mapping[str, float], request: Mapping[str, Any]
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        name: value
+        for name, value in features.items()
+        if isinstance(value, int | float | str | bool) and value != ""
+    }
+    for name, p in posterior.items():
+        context[f"persona={name}"] = float(p)
+    for name, value in request.items():
+        context[f"req_{name}"] = value
+    return context
+
+
+def decide(
+    *, session: Session, workspace_id: str, request: DecideRequest, buyer_id: str | None, consent_personalization: bool | None,
+    holdout_share: float = 0.1, now: datetime | None = None,
+) -> DecideResponse:  # fmt: skip
+    """Rank eligible actions for one buyer and log the decision (in the caller's transaction)."""
+    now = now or utcnow()
+    decision_id = new_id("dec")
+    catalog = cached_catalog(session, workspace_id)
+    by_key = {a.key: a for a, _ in catalog}
+    model_actions = {a.key: m for a, m in catalog}
+    if request.candidates is not None:
+        unknown = sorted(set(request.candidates) - set(by_key))
+        if unknown:
+            raise UnknownCandidates(
+                f"{len(unknown)} candidate(s) are not in the catalog", details={"unknown": unknown[:50]}
+            )
+        pool = [by_key[k] for k in dict.fromkeys(request.candidates)]
+    else:
+        pool = [a for a, _ in catalog]
+
+    features = (
+        features_service.read(session=session, workspace_id=workspace_id, buyer_id=buyer_id, now=now)
+        if buyer_id
+        else {}
+    )
+    persona = (
+        persona_service.brief(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        if buyer_id
+        else None
+    )
+    posterior: Mapping[str, float] = (
+        persona["posterior"] if persona else persona_service.prior(session=session, workspace_id=workspace_id)
+    )
+    specs = {(a.attributes["completed_when"]["event"], a.attributes["completed_when"]["property"])
+             for a in pool if a.attributes.get("completed_when")}  # fmt: skip
+    view = BuyerView(
+        features=features,
+        completed=frozenset(repository.completed_values(session, buyer_id, specs))
+        if buyer_id
+        else frozenset(),
+        impressions=repository.impressions(session, buyer_id, now - timedelta(days=365)) if buyer_id else {},
+        stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
+        now=now,
+    )
+    exclude = frozenset(request.exclude)
+    eligible: list[Action] = []
+    excluded: list[dict[str, Any]] = []
+    for action in pool:
+        reason = ineligible_reason(_rule_view(action), view, placement=request.placement, exclude=exclude)
+        if reason is None:
+            eligible.append(action)
+        else:
+            excluded.append({"id": action.key, "reason": reason})
+
+    buyer_key = buyer_id or request.anonymous_id or request.user_id or ""
+    holdout = _in_holdout(workspace_id, buyer_key, holdout_share)
+    version, policy = current_policy(session, workspace_id, request.placement)
+    context = _context(features, posterior, request.context)
+    actions = [model_actions[a.key] for a in eligible]
+    if holdout:
+        mode = "rules"
+    elif consent_personalization is False:
+        mode = "rules_no_consent"
+    else:
+        mode = "model"
+        policy = policy or new_policy()
+    ranked: list[Scored]
+    chosen: Scored | None = None
+    if not eligible:
+        ranked = []
+    elif mode == "model":
+        assert policy is not None
+        ranked = policy.rank(context, actions)
+        chosen = sample(ranked, random.Random(decision_id))
+        ranked = [chosen, *[s for s in ranked if s.index != chosen.index]]
+    else:
+        # Rules-only order is the catalog order (priority, then key): deterministic, propensity 1 for the first.
+        ranked = [
+            Scored(index=i, score=float(-i), probability=1.0 if i == 0 else 0.0) for i in range(len(eligible))
+        ]
+        chosen = ranked[0]
+    top = ranked[: request.k]
+    best_score = max((s.score for s in ranked), default=0.0)
+    items = []
+    for position, scored in enumerate(top):
+        action = eligible[scored.index]
+        reasons = [f"policy: {mode}"]
+        fit = set(action.attributes.get("persona_fit") or [])
+        if persona and persona["name"] in fit:
+            reasons.append(f"fits persona {persona['name']}")
+        if position == 0 and mode == "model" and scored.score < best_score:
+            reasons.append("exploration: not the model's top score")
+        items.append(
+            DecidedItem(
+                id=action.key,
+                score=round(scored.score, 6),
+                propensity=scored.probability,
+                reasons=reasons,
+            )
+        )
+
+    first = eligible[chosen.index] if chosen is not None else None
+    outcome = first.outcome if first is not None else None
+    repository.add(
+        session,
+        Decision(
+            id=decision_id, workspace_id=workspace_id, buyer_id=buyer_id, placement=request.placement, created_at=now,
+            policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
+            persona=persona["name"] if persona else None, persona_confidence=persona["confidence"] if persona else None,
+            context={**context, "_outcome": outcome} if outcome else context,
+            candidates=[{"id": a.id, "features": dict(a.features)} for a in actions],
+            items=[i.model_dump() for i in items], excluded=excluded,
+            chosen_key=first.key if first else None, chosen_index=chosen.index if chosen else None,
+            propensity=chosen.probability if chosen else None,
+            outcome_event=outcome["event"] if outcome else None,
+            window_ends_at=now + timedelta(days=float(outcome["window_days"])) if outcome else None,
+        ),
+    )  # fmt: skip
+    return DecideResponse(
+        decision_id=decision_id,
+        items=items,
+        persona=PersonaBrief(name=persona["name"], confidence=persona["confidence"]) if persona else None,
+        model_version=version if mode == "model" else 0,
+        holdout=holdout,
+        policy=mode,
+    )
+
+
+def decide_for(
+    *, session: Session, workspace_id: str, request: DecideRequest, holdout_share: float = 0.1
+) -> DecideResponse:
+    """Resolve the request's buyer (a never-seen one starts cold, on the persona prior), then decide."""
+    identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
+    try:
+        buyer = identity_service.lookup(session=session, workspace_id=workspace_id, **identifier)
+        buyer_id, consent = buyer.id, buyer.consent.personalization
+    except BuyerNotFound:
+        buyer_id, consent = None, None
+    return decide(
+        session=session, workspace_id=workspace_id, request=request, buyer_id=buyer_id,
+        consent_personalization=consent, holdout_share=holdout_share,
+    )  # fmt: skip
+
+
+def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> dict[str, Any]:
+    """Why a decision was made: what the model saw, what was excluded and why, and what happened."""
+    d = repository.get_decision(session, workspace_id, decision_id)
+    if d is None:
+        raise DecisionNotFound(f"decision {decision_id} does not exist in this workspace")
+    return {
+        "id": d.id, "buyer_id": d.buyer_id, "placement": d.placement, "created_at": d.created_at, "policy": d.policy,
+        "holdout": d.holdout, "model_version": d.model_version,
+        "persona": {"name": d.persona, "confidence": d.persona_confidence} if d.persona else None,
+        "items": d.items, "excluded": d.excluded, "chosen": d.chosen_key, "propensity": d.propensity,
+        "context": {k: v for k, v in d.context.items() if k != "_outcome"}, "outcome": d.context.get("_outcome"),
+        "window_ends_at": d.window_ends_at, "reward": d.reward, "reward_at": d.reward_at, "reward_source": d.reward_source,
+    }  # fmt: skip
+
+
+# -- outcomes and learning -------------------------------------------------------------------------
+
+
+def _reward_value(outcome: Mapping[str, Any], properties: Mapping[str, Any]) -> float | None:
+    if outcome.get("value_property"):
+        raw = properties.get(outcome["value_property"])
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            return None
+        try:
+            return float(raw) / float(outcome.get("value_scale") or 1.0)
+        except ValueError:
+            return None
+    value = outcome.get("value")
+    return 1.0 if value is None else float(value)
+
+
+def on_events(
+    *, session: Session, events: Iterable[tuple[str, str | None, Mapping[str, Any], datetime, str]]
+) -> int:
+    """Turn outcome events into rewards of the open decisions they belong to (inside the window)."""
+    batch = [e for e in events if e[1]]
+    if not batch:
+        return 0
+    open_ = repository.open_decisions(session, {b for b, *_ in batch}, {n for _, n, *_ in batch if n})
+    if not open_:
+        return 0
+    rewarded = 0
+    for buyer_id, name, properties, at, message_id in sorted(batch, key=lambda e: e[3]):
+        for d in open_:
+            if d.reward is not None or d.buyer_id != buyer_id or d.outcome_event != name:
+                continue
+            if not (d.created_at <= at <= (d.window_ends_at or at)):
+                continue
+            outcome = d.context.get("_outcome") or {}
+            prop = outcome.get("match_property")
+            if prop and str(properties.get(prop)) != d.chosen_key:
+                continue
+            value = _reward_value(outcome, properties)
+            if value is None:
+                continue
+            d.reward, d.reward_at, d.reward_source = value, at, message_id
+            rewarded += 1
+    return rewarded
+
+
+def close_windows(*, session: Session, workspace_id: str, now: datetime | None = None) -> int:
+    """Decisions whose window closed without an outcome get their outcome's default reward."""
+    now = now or utcnow()
+    expired = repository.expire(session, workspace_id, now)
+    for d in expired:
+        outcome: dict[str, Any] = d.context.get("_outcome") or {}
+        d.reward = float(outcome.get("default_reward", 0.0))
+        d.reward_at, d.reward_source = d.window_ends_at, "default"
+    return len(expired)
+
+
+def workspaces_with_expired_windows(*, session: Session, now: datetime | None = None) -> list[str]:
+    return repository.workspaces_with_expired_windows(session, now or utcnow())
+
+
+def placements_to_learn(*, session: Session) -> list[tuple[str, str]]:
+    """(workspace, placement) pairs with rewarded decisions the policy has not learned yet."""
+    return repository.placements_to_learn(session)
+
+
+def learn(*, session: Session, workspace_id: str, placement: str, limit: int = 50_000) -> dict[str, int]:
+    """Feed rewarded decisions to the placement's policy and save a new snapshot version."""
+    repository.lock_learner(session, workspace_id, placement)
+    version, policy = current_policy(session, workspace_id, placement)
+    policy = load_policy(policy.to_payload()) if policy is not None else new_policy()
+    batch = repository.unlearned(session, workspace_id, placement, limit)
+    for d in batch:
+        actions = [ModelAction(id=c["id"], features=c["features"]) for c in d.candidates]
+        if d.chosen_index is None or not actions:
+            continue
+        context = {k: v for k, v in d.context.items() if k != "_outcome"}
+        policy.learn_one(context, actions, d.chosen_index, d.propensity or 1.0, d.reward or 0.0)
+    if not batch:
+        return {"version": version, "learned": 0}
+    repository.mark_learned(session, [d.id for d in batch], utcnow())
+    return {"version": publish(session=session, workspace_id=workspace_id, placement=placement, policy=policy,
+                               rewards_learned=len(batch)), "learned": len(batch)}  # fmt: skip
+
+
+def publish(
+    *,
+    session: Session,
+    workspace_id: str,
+    placement: str,
+    policy: Policy,
+    rewards_learned: int = 0,
+    note: str | None = None,
+) -> int:
+    """Save ``policy`` as the placement's next snapshot version; every server picks it up on its next decision."""
+    version = repository.latest_version(session, workspace_id, placement) + 1
+    payload = policy.to_payload()
+    repository.add(
+        session,
+        PolicySnapshot(
+            workspace_id=workspace_id, placement=placement, version=version, kind=str(payload["kind"]),
+            payload=payload, rewards_learned=rewards_learned, created_at=utcnow(), note=note,
+        ),
+    )  # fmt: skip
+    session.flush()
+    return version
+
+
+def evaluate(
+    *, session: Session, workspace_id: str, placement: str | None = None, level: float = 0.95
+) -> dict[str, Any]:
+    """Offline estimates (IPS, SNIPS, DR) of the current model, rules-only, random and popularity on the
+    logged, rewarded decisions, and the online lift of the model over the holdout group."""
+    decisions = repository.decisions_for_evaluation(session, workspace_id, placement)
+    rows = [
+        evaluation.LoggedRow(
+            context={k: v for k, v in d.context.items() if k != "_outcome"},
+            actions=[ModelAction(id=c["id"], features=c["features"]) for c in d.candidates],
+            chosen=d.chosen_index,
+            propensity=float(d.propensity or 1.0),
+            reward=float(d.reward or 0.0),
+            policy=d.policy,
+            holdout=d.holdout,
+            persona=d.persona,
+        )
+        for d in decisions
+        if d.chosen_index is not None and d.candidates
+    ]
+    report: dict[str, Any] = {"decisions": len(rows), "placement": placement, "policies": {}}
+    if len(rows) < 2:
+        return report
+    targets: dict[str, evaluation.TargetPolicy] = {
+        "rules_only": evaluation.rules_only,
+        "random": evaluation.uniform,
+        "popularity": evaluation.popularity(rows),
+    }
+    placements = {placement} if placement else {d.placement for d in decisions}
+    for name in sorted(placements):
+        version, policy = current_policy(session, workspace_id, name)
+        if policy is not None and len(placements) == 1:
+            targets[f"model_v{version}"] = evaluation.of_model(policy)
+    for name, target in targets.items():
+        estimates = evaluation.estimate(rows, target, level=level)
+        report["policies"][name] = {k: dataclasses.asdict(v) for k, v in estimates.items()}
+    report["online"] = evaluation.online_lift(rows, level=level)
+    return report

@@ -1,0 +1,70 @@
+"""Shared by the workspace's declarative configs (signal rules, feature specs): YAML parsing and loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StringDateLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates and timestamps as strings, as they arrive in event properties."""
+
+
+StringDateLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_yaml(text: str) -> tuple[Any, str | None]:
+    """The parsed document, or None and a message naming the line and column of the problem."""
+    try:
+        return yaml.load(text, Loader=StringDateLoader), None  # a SafeLoader: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return None, f"invalid YAML{where}: {exc.problem}"
+    except yaml.YAMLError as exc:
+        return None, f"invalid YAML: {exc}"
+
+
+def show(value: object) -> str:
+    """A value as it should appear in an error message: its repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_config(
+    source: str | Mapping[str, Any] | None,
+    *,
+    model: type[M],
+    default: M,
+    root: str,
+    yaml_prefix: str,
+    problems: Callable[[ValidationError], list[str]],
+    error: Callable[[list[str]], Exception],
+) -> M:
+    """YAML text or a mapping → a validated ``model``; None or an empty document gives ``default``.
+
+    Every problem is raised at once through ``error`` (one message per problem, each naming its path).
+    """
+    if source is None:
+        return default
+    data: Any = source
+    if isinstance(source, str):
+        data, problem = parse_yaml(source)
+        if problem is not None:
+            raise error([f"{yaml_prefix}{problem}"])
+        if data is None:
+            return default
+    if not isinstance(data, Mapping):
+        raise error([f"{root}: must be a mapping, got {show(data)}"])
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise error(problems(exc)) from None

@@ -1,0 +1,1 @@
+"""Ingestion (Segment spec), quarantine and replay, signal weights, touchpoints, imports."""

@@ -1,0 +1,320 @@
+"""Segment-compatible tracking API, quarantine, signal rules and the workspace export."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from offerloop.config import Settings
+from offerloop.core.clock import parse_timestamp, utcnow
+from offerloop.events import service
+from offerloop.events.exceptions import BatchTooLarge, EventRefused
+from offerloop.events.schemas import (
+    IngestResponse,
+    IngestResult,
+    QuarantinePage,
+    QuarantineRead,
+    ReplayRequest,
+    ReplayResult,
+)
+from offerloop.telemetry import CONFLICTS, EVENTS, INGEST_BATCH_SECONDS, MERGES
+from offerloop.web import JSONBytes
+from offerloop.workspaces.auth import DB, SecretKey, authenticate_request
+
+router = APIRouter(tags=["tracking"])
+admin = APIRouter(prefix="/v1", tags=["quarantine"])
+
+_TRACK_EXAMPLE = {
+    "userId": "u_42",
+    "event": "Module Completed",
+    "properties": {"module_id": "pricing-101", "course_id": "creator-pricing"},
+    "timestamp": "2026-11-20T09:30:00Z",
+    "sentAt": "2026-11-20T09:30:02Z",
+    "messageId": "8f1c2b4e-5d6a-4b7c-9e8f-0a1b2c3d4e5f",
+    "context": {"page": {"url": "https://creator.example/learn?utm_source=ig&utm_medium=social"}},
+}
+_BATCH_EXAMPLE = {
+    "batch": [
+        {"type": "page", "anonymousId": "a-1", "name": "Home", "messageId": "m-1"},
+        {
+            "type": "identify",
+            "anonymousId": "a-1",
+            "userId": "u_42",
+            "traits": {"email": "jo@example.com"},
+            "messageId": "m-2",
+        },
+        {
+            "type": "track",
+            "userId": "u_42",
+            "event": "Quiz Completed",
+            "properties": {"score": 82},
+            "messageId": "m-3",
+        },
+    ],
+    "sentAt": "2026-11-20T09:30:02Z",
+}
+
+
+def _doc(example: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": {"type": "object"}, "example": example}},
+        }
+    }
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise BatchTooLarge(f"request body is {length} bytes; the limit is {limit}", details={"limit": limit})
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BatchTooLarge(f"request body exceeds {limit} bytes", details={"limit": limit})
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(bytes(body), limit + 1)
+        except zlib.error as exc:
+            raise EventRefused("body is not valid gzip", code="invalid_encoding") from exc
+        if len(out) > limit:
+            raise BatchTooLarge(f"decompressed body exceeds {limit} bytes", details={"limit": limit})
+        return out
+    return bytes(body)
+
+
+def _record(result: IngestResult) -> None:
+    EVENTS.labels("accepted").inc(result.accepted)
+    EVENTS.labels("duplicate").inc(result.duplicates)
+    EVENTS.labels("quarantined").inc(result.quarantined)
+    MERGES.inc(result.merges)
+    CONFLICTS.inc(result.conflicts)
+
+
+def _ingest_sync(request: Request, body: bytes, implied_type: str | None) -> JSONBytes:
+    started = time.perf_counter()
+    principal = authenticate_request(request)
+    settings: Settings = request.app.state.settings
+    db = request.app.state.db
+    received_at = utcnow()
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        with db.write() as session:
+            qid = service.quarantine_raw(
+                session=session, workspace_id=principal.workspace_id,
+                raw=body.decode("utf-8", "replace"), code="invalid_json", reason=f"body is not JSON: {exc}",
+            )  # fmt: skip
+        EVENTS.labels("quarantined").inc()
+        raise EventRefused(
+            "body is not valid JSON", code="invalid_json", details={"quarantine_id": qid}
+        ) from exc
+
+    batch_sent_at = None
+    batch_context = None
+    if implied_type is None:  # /v1/batch
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("batch"), list):
+            with db.write() as session:
+                qid = service.quarantine_raw(
+                    session=session, workspace_id=principal.workspace_id,
+                    raw=body.decode("utf-8", "replace"), code="invalid_batch",
+                    reason="body must be an object with a 'batch' array",
+                )  # fmt: skip
+            EVENTS.labels("quarantined").inc()
+            raise EventRefused(
+                "body must be an object with a 'batch' array",
+                code="invalid_batch",
+                details={"quarantine_id": qid},
+            )
+        messages = parsed["batch"]
+        try:
+            batch_sent_at = parse_timestamp(parsed.get("sentAt"))
+        except (ValueError, OverflowError, OSError):
+            batch_sent_at = None
+        ctx = parsed.get("context")
+        batch_context = ctx if isinstance(ctx, dict) else None
+    else:
+        messages = [parsed]
+
+    prepared = service.prepare_batch(
+        messages,
+        received_at=received_at,
+        max_event_bytes=settings.max_event_bytes,
+        implied_type=implied_type,
+        batch_sent_at=batch_sent_at,
+        batch_context=batch_context,
+    )
+    with db.write() as session:
+        result = service.ingest(session=session, workspace_id=principal.workspace_id, batch=prepared)
+    # Acknowledged only now: the transaction above has committed.
+    _record(result)
+    INGEST_BATCH_SECONDS.observe(time.perf_counter() - started)
+    errors = [
+        {
+            "index": it.index,
+            "messageId": it.message_id,
+            "code": it.code,
+            "message": it.message,
+            "quarantine_id": it.quarantine_id,
+        }
+        for it in result.items
+        if it.status == "quarantined"
+    ]
+    if implied_type is not None and errors:
+        err = errors[0]
+        raise EventRefused(
+            str(err["message"]),
+            code=str(err["code"]),
+            details={"quarantine_id": err["quarantine_id"], "messageId": err["messageId"]},
+        ).with_status(413 if err["code"] == "event_too_large" else 400)
+    return JSONBytes(
+        {
+            "success": True,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "quarantined": result.quarantined,
+            "errors": errors,
+        }
+    )
+
+
+def _make_endpoint(implied_type: str | None):  # type: ignore[no-untyped-def]
+    async def endpoint(request: Request) -> JSONBytes:
+        settings: Settings = request.app.state.settings
+        # A single event over 32 KB is still read (up to the batch limit) so it can be quarantined.
+        body = await _read_body(request, settings.max_batch_bytes)
+        return await run_in_threadpool(_ingest_sync, request, body, implied_type)
+
+    return endpoint
+
+
+for _type in ("identify", "track", "page", "screen", "group", "alias"):
+    router.add_api_route(
+        f"/v1/{_type}",
+        _make_endpoint(_type),
+        methods=["POST"],
+        response_model=IngestResponse,
+        summary=f"Segment {_type} call",
+        description=(
+            f"Send one {_type} event (Segment spec). Authenticate with a write key as the HTTP Basic "
+            "username, or as a Bearer token. A refused event is quarantined and answered with 400 "
+            "(413 when over 32 KB) and its quarantine id."
+        ),
+        openapi_extra=_doc(
+            _TRACK_EXAMPLE if _type == "track" else {"anonymousId": "a-1"}, f"A Segment {_type} event"
+        ),
+    )
+router.add_api_route(
+    "/v1/batch",
+    _make_endpoint(None),
+    methods=["POST"],
+    response_model=IngestResponse,
+    summary="Segment batch call",
+    description=(
+        "Up to 500 KB of events (32 KB each). Good events are stored and bad ones quarantined; the "
+        "answer lists the refused ones item by item. Duplicated messageIds are stored once."
+    ),
+    openapi_extra=_doc(_BATCH_EXAMPLE, "A Segment batch"),
+)
+
+
+@admin.get("/quarantine", summary="Refused events with their reasons, newest first")
+def list_quarantine(
+    db: DB,
+    principal: SecretKey,
+    status: Annotated[str | None, Query(description="open, replayed, discarded; empty for all")] = "open",
+    reason: str | None = None,
+    before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> QuarantinePage:
+    with db.read() as session:
+        return service.list_quarantine(
+            session=session, workspace_id=principal.workspace_id, status=status or None, reason=reason,
+            limit=limit, before=before,
+        )  # fmt: skip
+
+
+@admin.get("/quarantine/{quarantine_id}", summary="One refused event")
+def get_quarantined(db: DB, principal: SecretKey, quarantine_id: str) -> QuarantineRead:
+    with db.read() as session:
+        return service.get_quarantined(
+            session=session, workspace_id=principal.workspace_id, quarantine_id=quarantine_id
+        )
+
+
+@admin.post("/quarantine/{quarantine_id}/replay", summary="Replay a refused event, optionally corrected")
+def replay(
+    request: Request, db: DB, principal: SecretKey, quarantine_id: str, body: ReplayRequest | None = None
+) -> JSONBytes:
+    with db.write() as session:
+        result: ReplayResult = service.replay(
+            session=session, workspace_id=principal.workspace_id, quarantine_id=quarantine_id,
+            payload=body.payload if body else None,
+            max_event_bytes=request.app.state.settings.max_event_bytes, actor=principal.key_id,
+        )  # fmt: skip
+    # A replay that is still refused adds no event: it was counted as quarantined when it arrived.
+    if result.status != "open":
+        EVENTS.labels("accepted" if result.status == "replayed" else "duplicate").inc()
+    return JSONBytes(result.model_dump(mode="json"), status_code=422 if result.status == "open" else 200)
+
+
+@admin.post("/quarantine/{quarantine_id}/discard", summary="Close a refused event without replaying it")
+def discard(db: DB, principal: SecretKey, quarantine_id: str) -> QuarantineRead:
+    with db.write() as session:
+        return service.discard(
+            session=session,
+            workspace_id=principal.workspace_id,
+            quarantine_id=quarantine_id,
+            actor=principal.key_id,
+        )
+
+
+@admin.get("/signals", tags=["signals"], summary="The workspace's signal weighting rules")
+def get_signals(db: DB, principal: SecretKey) -> dict[str, Any]:
+    with db.read() as session:
+        return service.get_signal_config(session=session, workspace_id=principal.workspace_id)
+
+
+@admin.put("/signals", tags=["signals"], summary="Replace the signal weighting rules (JSON or YAML text)")
+def put_signals(
+    db: DB,
+    principal: SecretKey,
+    body: Annotated[
+        Any,
+        Body(
+            examples=[{"threshold": 0.5, "rules": [{"event": "Order *", "weight": 10, "high_signal": True}]}]
+        ),
+    ],
+) -> dict[str, Any]:
+    with db.write() as session:
+        version = service.set_signal_config(
+            session=session, workspace_id=principal.workspace_id, source=body, actor=principal.key_id
+        )
+        return {
+            "version": version,
+            "config": service.get_signal_config(session=session, workspace_id=principal.workspace_id),
+        }
+
+
+@admin.get("/overview", tags=["workspace"], summary="Audience, merges, quarantine reasons and top channels")
+def overview(db: DB, principal: SecretKey) -> dict[str, Any]:
+    with db.read() as session:
+        return service.overview(session=session, workspace_id=principal.workspace_id)
+
+
+@admin.get("/export", tags=["workspace"], summary="The whole workspace as JSON lines (buyers, events, …)")
+def export(db: DB, principal: SecretKey) -> StreamingResponse:
+    def lines() -> Any:
+        with db.read() as session:
+            yield from service.export_workspace(session=session, workspace_id=principal.workspace_id)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

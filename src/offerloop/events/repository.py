@@ -1,0 +1,154 @@
+"""Every SQL statement of the events domain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from offerloop.db import driver
+from offerloop.db.base import table_of
+from offerloop.models import Event, Merge, QuarantinedEvent, Touchpoint
+
+
+def lock_workspace(session: Session, workspace_id: str) -> None:
+    """One writer per workspace: identity resolution reads then writes the graph.
+
+    SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ws))"), {"ws": workspace_id})
+
+
+def existing_message_ids(session: Session, workspace_id: str, message_ids: Iterable[str]) -> set[str]:
+    rows = driver.select_in(
+        session.connection(), "SELECT message_id FROM events WHERE workspace_id = ?", [workspace_id],
+        "message_id", list(message_ids),
+    )  # fmt: skip
+    return {r[0] for r in rows}
+
+
+EVENT_COLUMNS = (
+    "workspace_id", "message_id", "type", "name", "buyer_id", "user_id", "anonymous_id", "group_id",
+    "previous_id", "timestamp", "original_timestamp", "sent_at", "received_at", "properties", "traits",
+    "context", "weight", "confidence", "high_signal", "suppressed",
+)  # fmt: skip
+
+
+def insert_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Rows are tuples in EVENT_COLUMNS order. The caller holds the workspace's write lock and has
+    filtered duplicates, so the unique constraint is a safety net here, not a code path."""
+    driver.insert_many(session.connection(), "events", EVENT_COLUMNS, rows)
+
+
+def event_ids(session: Session, workspace_id: str, message_ids: list[str]) -> dict[str, int]:
+    rows = driver.select_in(
+        session.connection(), "SELECT message_id, id FROM events WHERE workspace_id = ?", [workspace_id],
+        "message_id", message_ids,
+    )  # fmt: skip
+    return {m: i for m, i in rows}
+
+
+def insert_touchpoints(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        columns = tuple(rows[0])
+        driver.insert_many(
+            session.connection(), "touchpoints", columns, [[r[c] for c in columns] for r in rows]
+        )
+
+
+def insert_quarantine(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(table_of(QuarantinedEvent)), rows)
+
+
+def list_quarantine(
+    session: Session,
+    workspace_id: str,
+    *,
+    status: str | None,
+    reason: str | None,
+    limit: int,
+    before: str | None,
+) -> list[QuarantinedEvent]:
+    stmt = select(QuarantinedEvent).where(QuarantinedEvent.workspace_id == workspace_id)
+    if status:
+        stmt = stmt.where(QuarantinedEvent.status == status)
+    if reason:
+        stmt = stmt.where(QuarantinedEvent.reason_code == reason)
+    if before:
+        stmt = stmt.where(QuarantinedEvent.id < before)
+    return list(session.scalars(stmt.order_by(QuarantinedEvent.id.desc()).limit(limit)))
+
+
+def get_quarantined(session: Session, workspace_id: str, quarantine_id: str) -> QuarantinedEvent | None:
+    stmt = select(QuarantinedEvent).where(
+        QuarantinedEvent.workspace_id == workspace_id, QuarantinedEvent.id == quarantine_id
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def quarantine_reasons(session: Session, workspace_id: str) -> list[tuple[str, int]]:
+    stmt = (
+        select(QuarantinedEvent.reason_code, func.count())
+        .where(QuarantinedEvent.workspace_id == workspace_id, QuarantinedEvent.status == "open")
+        .group_by(QuarantinedEvent.reason_code)
+        .order_by(func.count().desc())
+    )
+    return [(code, int(n)) for code, n in session.execute(stmt)]
+
+
+def channel_counts(session: Session, workspace_id: str, *, first_touch: bool) -> list[tuple[str, int]]:
+    """Buyers by the channel of their first (or last) touchpoint."""
+    agg = func.min(Touchpoint.occurred_at) if first_touch else func.max(Touchpoint.occurred_at)
+    edge = (
+        select(Touchpoint.buyer_id, agg.label("at"))
+        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.is_not(None))
+        .group_by(Touchpoint.buyer_id)
+        .subquery()
+    )
+    stmt = (
+        select(Touchpoint.channel, func.count(func.distinct(Touchpoint.buyer_id)))
+        .join(edge, (edge.c.buyer_id == Touchpoint.buyer_id) & (edge.c.at == Touchpoint.occurred_at))
+        .group_by(Touchpoint.channel)
+        .order_by(func.count(func.distinct(Touchpoint.buyer_id)).desc())
+    )
+    return [(c, int(n)) for c, n in session.execute(stmt)]
+
+
+def source_counts(session: Session, workspace_id: str, limit: int = 10) -> list[tuple[str, int]]:
+    stmt = (
+        select(Touchpoint.source, func.count())
+        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.source.is_not(None))
+        .group_by(Touchpoint.source)
+        .order_by(func.count().desc())
+        .limit(limit)
+    )
+    return [(str(s), int(n)) for s, n in session.execute(stmt)]
+
+
+def event_counts(session: Session, workspace_id: str) -> dict[str, int]:
+    total = session.scalar(select(func.count()).where(Event.workspace_id == workspace_id)) or 0
+    suppressed = (
+        session.scalar(
+            select(func.count()).where(Event.workspace_id == workspace_id, Event.suppressed.is_(True))
+        )
+        or 0
+    )
+    high = (
+        session.scalar(
+            select(func.count()).where(Event.workspace_id == workspace_id, Event.high_signal.is_(True))
+        )
+        or 0
+    )
+    return {"events": int(total), "suppressed": int(suppressed), "high_signal": int(high)}
+
+
+def iter_table(session: Session, model: Any, workspace_id: str) -> Iterator[Any]:
+    stmt = select(model).where(model.workspace_id == workspace_id).order_by(model.id)
+    yield from session.scalars(stmt.execution_options(yield_per=2000))
+
+
+EXPORT_TABLES = {"event": Event, "touchpoint": Touchpoint, "quarantine": QuarantinedEvent, "merge": Merge}

@@ -1,0 +1,401 @@
+"""Ingestion: validate, deduplicate, resolve identity, weight, store — or quarantine with a reason."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.core.ids import new_id
+from offerloop.decisions import service as decisions_service
+from offerloop.events import repository
+from offerloop.events.exceptions import InvalidSignalConfig, QuarantineClosed, QuarantineNotFound
+from offerloop.events.schemas import IngestResult, ItemResult, QuarantinePage, QuarantineRead, ReplayResult
+from offerloop.events.signals import (
+    SignalConfig,
+    SignalConfigError,
+    SignalScore,
+    dump_signal_config,
+    load_signal_config,
+    score_event,
+)
+from offerloop.events.validation import Accepted, PreparedBatch, Refused, escape_nul
+from offerloop.events.validation import (
+    prepare_batch as prepare_batch,  # callers prepare before the write lock
+)
+from offerloop.features import service as features_service
+from offerloop.identity import service as identity_service
+from offerloop.personas import service as persona_service
+from offerloop.workspaces import service as workspace_service
+
+_configs: dict[tuple[str, int], SignalConfig] = {}
+_configs_lock = threading.Lock()
+
+
+def signal_config(session: Session, workspace_id: str) -> SignalConfig:
+    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
+    key = (workspace_id, ws.signal_config_version)
+    config = _configs.get(key)
+    if config is None:
+        config = load_signal_config(ws.signal_config)
+        with _configs_lock:
+            _configs[key] = config
+    return config
+
+
+def set_signal_config(
+    *, session: Session, workspace_id: str, source: str | dict[str, Any] | None, actor: str
+) -> int:
+    """Validate and store a workspace's signal rules (YAML text or a mapping); returns the new version."""
+    try:
+        config = load_signal_config(source)
+    except SignalConfigError as exc:
+        raise InvalidSignalConfig(str(exc), details=str(exc).splitlines()) from exc
+    version = workspace_service.set_config(
+        session=session,
+        workspace_id=workspace_id,
+        field="signal_config",
+        value=dump_signal_config(config) if source else None,
+    )
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="signals.update", target_type="workspace",
+        target_id=workspace_id, details={"version": version},
+    )  # fmt: skip
+    return version
+
+
+def get_signal_config(*, session: Session, workspace_id: str) -> dict[str, Any]:
+    return dump_signal_config(signal_config(session, workspace_id))
+
+
+def _quarantine_row(workspace_id: str, refused: Refused, received_at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id("qev"),
+        "workspace_id": workspace_id,
+        "received_at": received_at,
+        "reason_code": refused.code,
+        "reason": refused.message,
+        "details": refused.details,
+        "payload": refused.payload,
+        "raw": refused.raw,
+        "message_id": refused.message_id[:255] if refused.message_id else None,
+        "user_id": refused.user_id[:255] if refused.user_id else None,
+        "anonymous_id": refused.anonymous_id[:255] if refused.anonymous_id else None,
+        "status": "open",
+        "attempts": 0,
+    }
+
+
+def quarantine_raw(*, session: Session, workspace_id: str, raw: str, code: str, reason: str) -> str:
+    """Keep a body that could not even be parsed (cut to 512 KiB), so nothing sent is lost."""
+    row = {
+        "id": new_id("qev"),
+        "workspace_id": workspace_id,
+        "received_at": utcnow(),
+        "reason_code": code,
+        "reason": escape_nul(reason),
+        "details": None,
+        "payload": None,
+        "raw": escape_nul(raw[: 512 * 1024]),
+        "message_id": None,
+        "user_id": None,
+        "anonymous_id": None,
+        "status": "open",
+        "attempts": 0,
+    }
+    repository.insert_quarantine(session, [row])
+    return str(row["id"])
+
+
+def ingest(
+    *, session: Session, workspace_id: str, batch: PreparedBatch, quarantine: bool = True
+) -> IngestResult:
+    """Store a prepared batch: each message ends accepted, duplicate or quarantined, in the caller's
+    transaction. Prepare it first with prepare_batch, outside the write lock."""
+    result = IngestResult()
+    items: list[ItemResult | None] = [None] * batch.count
+    accepted, refused, received_at = batch.accepted, batch.refused, batch.received_at
+
+    repository.lock_workspace(session, workspace_id)
+    # Exactly once: earlier in this batch, or already stored at any time before.
+    seen = repository.existing_message_ids(session, workspace_id, {a.message_id for a in accepted})
+    fresh: list[Accepted] = []
+    for a in accepted:
+        if a.message_id in seen:
+            items[a.index] = ItemResult(a.index, "duplicate", a.message_id)
+        else:
+            seen.add(a.message_id)
+            fresh.append(a)
+
+    if fresh:
+        _store(session, workspace_id, fresh, received_at, items, result)
+
+    if refused and quarantine:
+        rows = [_quarantine_row(workspace_id, r, received_at) for r in refused]
+        repository.insert_quarantine(session, rows)
+        for r, row in zip(refused, rows, strict=True):
+            items[r.index] = ItemResult(r.index, "quarantined", r.message_id, r.code, r.message, row["id"])
+    else:
+        for r in refused:
+            items[r.index] = ItemResult(r.index, "quarantined", r.message_id, r.code, r.message)
+
+    result.items = [it for it in items if it is not None]
+    for it in result.items:
+        if it.status == "accepted":
+            result.accepted += 1
+        elif it.status == "duplicate":
+            result.duplicates += 1
+        else:
+            result.quarantined += 1
+    return result
+
+
+def _store(
+    session: Session,
+    workspace_id: str,
+    fresh: list[Accepted],
+    received_at: datetime,
+    items: list[ItemResult | None],
+    result: IngestResult,
+) -> None:
+    incoming = [
+        identity_service.IncomingEvent(
+            type=a.type,
+            message_id=a.message_id,
+            user_id=a.user_id,
+            anonymous_id=a.anonymous_id,
+            previous_id=a.previous_id,
+            traits=identity_service.profile_traits(a.traits if a.type == "identify" else None, a.context),
+            context=a.context,
+            timestamp=a.timestamp,
+        )
+        for a in fresh
+    ]
+    resolution = identity_service.resolve(session=session, workspace_id=workspace_id, events=incoming)
+    result.merges += resolution.merges
+    result.conflicts += resolution.conflicts
+    config = signal_config(session, workspace_id)
+    rows: list[tuple[Any, ...]] = []
+    scores: list[SignalScore] = []
+    for a, buyer_id in zip(fresh, resolution.buyer_ids, strict=True):
+        score = score_event(config, event_type=a.type, name=a.name, properties=a.properties)
+        scores.append(score)
+        result.suppressed += score.suppressed
+        rows.append(
+            (
+                workspace_id, a.message_id, a.type, a.name, buyer_id, a.user_id, a.anonymous_id, a.group_id,
+                a.previous_id, a.timestamp, a.original_timestamp, a.sent_at, received_at, a.properties, a.traits,
+                a.context, score.weight, score.confidence, score.high_signal, score.suppressed,
+            )
+        )  # fmt: skip
+    repository.insert_events(session, rows)
+    pending: list[tuple[str, dict[str, Any]]] = []
+    for a, buyer_id, created in zip(fresh, resolution.buyer_ids, resolution.new_buyer, strict=True):
+        items[a.index] = ItemResult(a.index, "accepted", a.message_id)
+        tp = a.touchpoint
+        # Every campaign/referral touch is kept; a plain direct visit only as a new buyer's first touch.
+        if tp is not None and (tp.channel != "direct" or created):
+            pending.append(
+                (
+                    a.message_id,
+                    {
+                        "workspace_id": workspace_id,
+                        "buyer_id": buyer_id,
+                        "occurred_at": a.timestamp,
+                        "channel": tp.channel,
+                        "source": tp.source,
+                        "medium": tp.medium,
+                        "campaign": tp.campaign,
+                        "content": tp.content,
+                        "term": tp.term,
+                        "click_id_type": tp.click_id_type,
+                        "click_id": tp.click_id,
+                        "referrer_host": tp.referrer_host,
+                        "landing_url": tp.landing_url,
+                        "flags": list(tp.flags),
+                    },
+                )
+            )
+    touchpoints: list[dict[str, Any]] = []
+    if pending:
+        ids = repository.event_ids(session, workspace_id, [m for m, _ in pending])
+        touchpoints = [{**tp, "event_id": ids[m]} for m, tp in pending]
+    repository.insert_touchpoints(session, touchpoints)
+    _refresh_buyer_state(session, workspace_id, fresh, resolution, scores, received_at)
+
+
+def _refresh_buyer_state(
+    session: Session,
+    workspace_id: str,
+    fresh: list[Accepted],
+    resolution: identity_service.Resolution,
+    scores: list[SignalScore],
+    received_at: datetime,
+) -> None:
+    """Features, then personas, of every buyer this batch touched — before the batch is acknowledged."""
+    merged_away = [loser for _, loser in resolution.merged_pairs]
+    if merged_away:
+        features_service.forget(session=session, buyer_ids=merged_away)
+        persona_service.forget(session=session, buyer_ids=merged_away)
+    events = [
+        (
+            buyer_id,
+            features_service.FeatureEvent(
+                type=a.type, name=a.name, timestamp=a.timestamp,
+                # An identify's facts are its traits (a lead is someone who gave an e-mail).
+                properties=identity_service.profile_traits(a.traits, a.context) if a.type == "identify" else (a.properties or {}),
+                context=a.context or {}, weight=score.weight, confidence=score.confidence,
+                suppressed=score.suppressed, high_signal=score.high_signal,
+                channel=a.touchpoint.channel if a.touchpoint is not None else None,
+            ),
+        )
+        for a, buyer_id, score in zip(fresh, resolution.buyer_ids, scores, strict=True)
+    ]  # fmt: skip
+    winners = {winner for winner, _ in resolution.merged_pairs} - set(merged_away)
+    features = features_service.apply_events(
+        session=session, workspace_id=workspace_id, events=events, rebuild=winners, now=received_at
+    )
+    latest: dict[str, datetime] = {}
+    for a, buyer_id in zip(fresh, resolution.buyer_ids, strict=True):
+        if buyer_id not in latest or a.timestamp > latest[buyer_id]:
+            latest[buyer_id] = a.timestamp
+    persona_service.refresh(session=session, workspace_id=workspace_id, features=features, at=latest)
+    decisions_service.on_events(
+        session=session,
+        events=[
+            (b, a.name, a.properties or {}, a.timestamp, a.message_id)
+            for a, b in zip(fresh, resolution.buyer_ids, strict=True)
+        ],
+    )
+
+
+# -- quarantine --------------------------------------------------------------------------------
+
+
+def list_quarantine(
+    *,
+    session: Session,
+    workspace_id: str,
+    status: str | None = "open",
+    reason: str | None = None,
+    limit: int = 100,
+    before: str | None = None,
+) -> QuarantinePage:
+    rows = repository.list_quarantine(
+        session, workspace_id, status=status, reason=reason, limit=limit + 1, before=before
+    )
+    items = [QuarantineRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    return QuarantinePage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+def get_quarantined(*, session: Session, workspace_id: str, quarantine_id: str) -> QuarantineRead:
+    row = repository.get_quarantined(session, workspace_id, quarantine_id)
+    if row is None:
+        raise QuarantineNotFound(f"quarantined event {quarantine_id} does not exist in this workspace")
+    return QuarantineRead.model_validate(row, from_attributes=True)
+
+
+def replay(
+    *,
+    session: Session,
+    workspace_id: str,
+    quarantine_id: str,
+    payload: dict[str, Any] | None,
+    max_event_bytes: int,
+    actor: str,
+) -> ReplayResult:
+    """Send a quarantined event (or a corrected version of it) through ingestion again."""
+    row = repository.get_quarantined(session, workspace_id, quarantine_id)
+    if row is None:
+        raise QuarantineNotFound(f"quarantined event {quarantine_id} does not exist in this workspace")
+    if row.status != "open":
+        raise QuarantineClosed(f"quarantined event {quarantine_id} is already {row.status}")
+    message = payload if payload is not None else row.payload
+    row.attempts += 1
+    if message is None:
+        row.reason = "nothing to replay: the body was not JSON; send a corrected payload"
+        return ReplayResult(
+            id=row.id, status="open", message_id=None, code=row.reason_code, message=row.reason
+        )
+    batch = prepare_batch([message], received_at=row.received_at, max_event_bytes=max_event_bytes)
+    outcome = ingest(session=session, workspace_id=workspace_id, batch=batch, quarantine=False)
+    item = outcome.items[0]
+    if item.status == "quarantined":
+        row.reason_code, row.reason = item.code or row.reason_code, item.message or row.reason
+        if payload is not None:
+            row.payload = payload
+        return ReplayResult(
+            id=row.id, status="open", message_id=item.message_id, code=item.code, message=item.message
+        )
+    row.status = "replayed"
+    row.resolved_at = utcnow()
+    row.message_id = item.message_id
+    if payload is not None:
+        row.payload = payload
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="quarantine.replay", target_type="quarantine",
+        target_id=row.id, details={"result": item.status, "message_id": item.message_id},
+    )  # fmt: skip
+    return ReplayResult(
+        id=row.id, status="replayed" if item.status == "accepted" else "duplicate", message_id=item.message_id
+    )
+
+
+def discard(*, session: Session, workspace_id: str, quarantine_id: str, actor: str) -> QuarantineRead:
+    row = repository.get_quarantined(session, workspace_id, quarantine_id)
+    if row is None:
+        raise QuarantineNotFound(f"quarantined event {quarantine_id} does not exist in this workspace")
+    if row.status != "open":
+        raise QuarantineClosed(f"quarantined event {quarantine_id} is already {row.status}")
+    row.status, row.resolved_at = "discarded", utcnow()
+    workspace_service.audit(
+        session,
+        workspace_id,
+        actor=actor,
+        action="quarantine.discard",
+        target_type="quarantine",
+        target_id=row.id,
+    )
+    session.flush()
+    return QuarantineRead.model_validate(row, from_attributes=True)
+
+
+# -- reporting and export ------------------------------------------------------------------------
+
+
+def overview(*, session: Session, workspace_id: str) -> dict[str, Any]:
+    """What a creator wants to see first: audience size, merges, quarantine reasons, channels."""
+    return {
+        **identity_service.counts(session=session, workspace_id=workspace_id),
+        **repository.event_counts(session, workspace_id),
+        "quarantine_reasons": repository.quarantine_reasons(session, workspace_id),
+        "first_touch_channels": repository.channel_counts(session, workspace_id, first_touch=True),
+        "last_touch_channels": repository.channel_counts(session, workspace_id, first_touch=False),
+        "top_sources": repository.source_counts(session, workspace_id),
+    }
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    out = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        out[column.key] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def export_workspace(*, session: Session, workspace_id: str) -> Iterator[bytes]:
+    """Everything the workspace holds, one JSON object a line, so a creator can leave with it."""
+    for record in identity_service.iter_buyer_records(session=session, workspace_id=workspace_id):
+        yield orjson.dumps({"kind": "buyer", **record}) + b"\n"
+    for kind, model in repository.EXPORT_TABLES.items():
+        for row in repository.iter_table(session, model, workspace_id):
+            yield orjson.dumps({"kind": kind, **_row_dict(row)}) + b"\n"
+
+
+def existing_message_ids(*, session: Session, workspace_id: str, message_ids: list[str]) -> set[str]:
+    return repository.existing_message_ids(session, workspace_id, message_ids)

@@ -1,0 +1,742 @@
+"""Per-workspace signal weighting and confidence gating, applied to every event at ingest.
+
+A workspace describes, in YAML (or the equivalent mapping), how much each kind of event counts::
+
+    threshold: 0.5            # events whose confidence is below this are stored but marked suppressed
+    default: {weight: 1.0, confidence: 1.0}
+    rules:
+      - event: "Assessment Completed"   # glob patterns allowed ("Order *"); case-insensitive
+        type: track                      # optional: track|page|screen|identify|group|alias
+        where:                           # optional; every condition must hold
+          score: {gte: 70}               # dotted paths reach into nested properties ("plan.tier")
+        weight: 5
+        confidence: 0.95
+        high_signal: true
+        label: strong_assessment          # optional name reported back
+
+Matching rules:
+
+* Rules are tried in order; the first rule that matches wins.  No match gives ``default``.
+* ``event`` is matched against the event name with shell-style globs (``*``, ``?``, ``[...]``), ignoring
+  case.  A rule with ``event`` and no ``type`` applies to ``track`` events only; to match page or screen
+  names, say ``type: page`` / ``type: screen`` as well.  ``identify``, ``group`` and ``alias`` calls have
+  no name, so ``event`` cannot be combined with those types.
+* ``where`` maps a property path to either a bare value (equality) or a mapping of operators, all of which
+  must hold: ``eq ne gt gte lt lte in not_in exists contains matches``.  A path is looked up as a literal
+  key first, then split on dots (a purely numeric segment also indexes into a list: ``items.0.sku``).
+* A property that is absent matches only ``exists: false``; every other operator, ``ne`` and ``not_in``
+  included, fails on it.  A property that is present with a ``null`` value exists.
+* Comparisons never raise.  Mismatched types simply do not match: ``gte: 70`` fails on the string
+  ``"75"``, ``eq: 1`` fails on ``true``, ``matches`` fails on anything but a string.  Numbers compare
+  numerically (``70 == 70.0``); strings compare lexicographically.  ``contains`` is a substring test on a
+  string and a membership test on a list.  ``matches`` is a full-match regular expression (case-sensitive
+  unless the pattern says ``(?i)``).
+* ``suppressed`` is ``confidence < threshold``: an event whose confidence equals the threshold is kept.
+
+YAML dates are kept as strings (``gte: 2024-01-01`` compares against ISO-8601 text), and an empty YAML
+document means "nothing configured", i.e. :data:`DEFAULT_SIGNAL_CONFIG`.
+
+Everything is validated and compiled when the config is loaded (globs and regular expressions included),
+and the score of each rule is precomputed: :func:`score_event` returns a shared :class:`SignalScore`.
+
+Speed, measured with ``timeit`` (CPython 3.11, one core of the development container), 10-rule config with
+exact and glob names, ``where`` conditions and type rules, per call: 0.3-0.8 µs when an early rule or a type
+rule matches; 1.1 µs when every track rule is tried and the default wins; 1.2-1.4 µs for a glob or dotted
+path plus ``where`` conditions deep in the list.  0.35-0.65 µs on :data:`DEFAULT_SIGNAL_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from offerloop.declarative import load_config, show
+
+__all__ = [
+    "DEFAULT_SIGNAL_CONFIG",
+    "EVENT_TYPES",
+    "OPERATORS",
+    "PropertyCondition",
+    "SignalConfig",
+    "SignalConfigError",
+    "SignalDefault",
+    "SignalRule",
+    "SignalScore",
+    "dump_signal_config",
+    "load_signal_config",
+    "score_event",
+]
+
+EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
+EVENT_TYPES: Final[tuple[str, ...]] = ("track", "page", "screen", "identify", "group", "alias")
+_NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
+OPERATORS: Final[tuple[str, ...]] = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "exists",
+    "contains",
+    "matches",
+)
+
+
+class SignalConfigError(ValueError):
+    """A signal config that cannot be used.  ``str(error)`` lists every problem, one per line."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class SignalScore:
+    weight: float
+    confidence: float
+    high_signal: bool
+    suppressed: bool  # confidence < threshold
+    rule: str | None  # the matching rule's label, "rules[i]" when unlabeled, None for the default
+
+
+# --------------------------------------------------------------------------------------------------
+# Field validators.  Each raises ValueError with the exact text reported after the field's path.
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _weight(value: object) -> float:
+    number = _finite(value)
+    if number is None or number < 0:
+        raise ValueError(f"must be a finite number >= 0, got {show(value)}")
+    return number
+
+
+def _unit_interval(value: object) -> float:
+    number = _finite(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ValueError(f"must be a number between 0 and 1, got {show(value)}")
+    return number
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {show(value)}")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {show(value)}")
+    return value
+
+
+def _event_type(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in EVENT_TYPES:
+        return value.strip().lower()
+    raise ValueError(f"unknown event type {show(value)} (expected one of {', '.join(EVENT_TYPES)})")
+
+
+def _property_path(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"property path must be a non-empty string, got {show(value)}")
+    if any(not part for part in value.split(".")):
+        raise ValueError("invalid property path (empty segment)")
+    return value
+
+
+def _json_value(value: object) -> Any:
+    """Return ``value`` as plain JSON data (dict/list/str/int/float/bool/None) or raise ValueError."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise ValueError(f"must be a finite number, got {show(value)}")
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"mapping keys must be strings, got {show(key)}")
+            out[key] = _json_value(item)
+        return out
+    raise ValueError(
+        f"must be a JSON value (string, number, boolean, null, list or mapping), got {type(value).__name__}"
+    )
+
+
+def _ordered_operand(value: object) -> int | float | str:
+    if isinstance(value, str):
+        return value
+    if _finite(value) is None:
+        raise ValueError(f"must be a number or a string, got {show(value)}")
+    assert isinstance(value, int | float)
+    return value
+
+
+def _list_operand(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list, got {show(value)}")
+    result: list[Any] = _json_value(value)
+    return result
+
+
+def _regex_operand(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {show(value)}")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def _none_to_empty_list(value: object) -> object:
+    return [] if value is None else value
+
+
+def _none_to_empty_dict(value: object) -> object:
+    return {} if value is None else value
+
+
+Weight = Annotated[float, PlainValidator(_weight)]
+UnitInterval = Annotated[float, PlainValidator(_unit_interval)]
+Flag = Annotated[bool, PlainValidator(_flag)]
+OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
+OptionalEventType = Annotated[EventType | None, PlainValidator(_event_type)]
+PropertyPath = Annotated[str, PlainValidator(_property_path)]
+JsonValue = Annotated[Any, PlainValidator(_json_value)]
+OrderedOperand = Annotated[int | float | str | None, PlainValidator(_ordered_operand)]
+ListOperand = Annotated[list[Any] | None, PlainValidator(_list_operand)]
+RegexOperand = Annotated[str | None, PlainValidator(_regex_operand)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+
+
+class PropertyCondition(BaseModel):
+    """The operators applied to one property.  A bare value is shorthand for ``{eq: value}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eq: JsonValue = None
+    ne: JsonValue = None
+    gt: OrderedOperand = None
+    gte: OrderedOperand = None
+    lt: OrderedOperand = None
+    lte: OrderedOperand = None
+    in_: ListOperand = Field(default=None, alias="in")
+    not_in: ListOperand = None
+    exists: Annotated[bool | None, PlainValidator(_flag)] = None
+    contains: JsonValue = None
+    matches: RegexOperand = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_value_means_eq(cls, data: Any) -> Any:
+        if isinstance(data, PropertyCondition):
+            return data
+        if isinstance(data, Mapping):
+            return dict(data)
+        return {"eq": data}
+
+    @model_validator(mode="after")
+    def _needs_an_operator(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("no operator given")
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # Compare what was given: {eq: null, gt: 5} is not {gt: 5}, though both hold eq=None.
+        if not isinstance(other, PropertyCondition):
+            return NotImplemented
+        return self.operators() == other.operators()
+
+    def operators(self) -> dict[str, Any]:
+        """The operators that were given, by their YAML name, in canonical order."""
+        given = self.model_fields_set
+        return {
+            (info.alias or name): getattr(self, name)
+            for name, info in type(self).model_fields.items()
+            if name in given
+        }
+
+
+class SignalDefault(BaseModel):
+    """What an event that matches no rule is worth."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight: Weight = 1.0
+    confidence: UnitInterval = 1.0
+
+
+class SignalRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: OptionalText = None
+    type: OptionalEventType = None
+    where: Annotated[dict[PropertyPath, PropertyCondition], BeforeValidator(_none_to_empty_dict)] = Field(
+        default_factory=dict
+    )
+    weight: Weight
+    confidence: UnitInterval
+    high_signal: Flag = False
+    label: OptionalText = None
+
+    @field_validator("type", mode="after")
+    @classmethod
+    def _event_needs_a_named_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value not in _NAMED_TYPES and info.data.get("event") is not None:
+            raise ValueError(
+                f"{value} events have no name, so 'event' cannot be used with type {value} "
+                "(only with track, page or screen)"
+            )
+        return value
+
+
+class SignalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: UnitInterval = 0.5
+    default: SignalDefault = Field(default_factory=SignalDefault)
+    rules: Annotated[list[SignalRule], BeforeValidator(_none_to_empty_list)] = Field(default_factory=list)
+
+    _compiled: _Compiled = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._compiled = _compile(self)
+
+    def __eq__(self, other: object) -> bool:
+        # The compiled matchers are derived state (closures): compare the configuration itself.
+        if not isinstance(other, SignalConfig):
+            return NotImplemented
+        return (self.threshold, self.default, self.rules) == (other.threshold, other.default, other.rules)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._compiled = _compile(copy)
+        return copy
+
+
+# --------------------------------------------------------------------------------------------------
+# Compilation: everything score_event needs, as flat tuples and closures.
+
+_Check = Callable[[Any], bool]
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Final = _Missing()
+_NAME_ANY: Final = 0
+_NAME_EXACT: Final = 1
+_NAME_GLOB: Final = 2
+_GLOB_CHARS: Final = frozenset("*?[")
+
+# (property path, dotted segments or None when the path has no dot, checks)
+_CompiledCondition = tuple[str, tuple[str, ...] | None, tuple[_Check, ...]]
+# (name mode, casefolded name or glob matcher, conditions, precomputed score)
+_CompiledRule = tuple[int, Any, tuple[_CompiledCondition, ...], SignalScore]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    by_type: dict[str, tuple[_CompiledRule, ...]]
+    other_types: tuple[_CompiledRule, ...]  # for event types outside EVENT_TYPES
+    default: SignalScore
+
+
+_NUMBERS: Final = (int, float)
+
+
+def _is_num(value: object) -> bool:
+    return isinstance(value, _NUMBERS) and value.__class__ is not bool
+
+
+def _equals(operand: Any) -> _Check:
+    """A check for JSON equality with ``operand`` that never conflates bools and numbers."""
+    if operand is None:
+        return lambda value: value is None
+    if isinstance(operand, bool):
+        if operand:
+            return lambda value: value is True
+        return lambda value: value is False
+    if isinstance(operand, str):
+        return lambda value: isinstance(value, str) and value == operand
+    if isinstance(operand, int | float):
+        return lambda value: (
+            isinstance(value, int | float) and not isinstance(value, bool) and value == operand
+        )
+    kind = list if isinstance(operand, list) else dict
+
+    def same_container(value: Any) -> bool:
+        try:
+            return isinstance(value, kind) and bool(value == operand)
+        except Exception:
+            return False
+
+    return same_container
+
+
+def _not(check: _Check) -> _Check:
+    return lambda value: value is not _MISSING and not check(value)
+
+
+def _ordered(op: str, operand: int | float | str) -> _Check:
+    if isinstance(operand, str):
+        if op == "gt":
+            return lambda value: isinstance(value, str) and value > operand
+        if op == "gte":
+            return lambda value: isinstance(value, str) and value >= operand
+        if op == "lt":
+            return lambda value: isinstance(value, str) and value < operand
+        return lambda value: isinstance(value, str) and value <= operand
+    # Booleans are excluded: true is not 1 here.
+    if op == "gt":
+        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value > operand
+    if op == "gte":
+        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value >= operand
+    if op == "lt":
+        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value < operand
+    return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value <= operand
+
+
+def _member_of(items: list[Any]) -> _Check:
+    strings = frozenset(item for item in items if isinstance(item, str))
+    numbers = frozenset(item for item in items if _is_num(item))
+    flags = frozenset(item for item in items if isinstance(item, bool))
+    has_null = any(item is None for item in items)
+    containers = tuple(_equals(item) for item in items if isinstance(item, list | dict))
+
+    def check(value: Any) -> bool:
+        if isinstance(value, str):
+            return value in strings
+        if isinstance(value, bool):
+            return value in flags
+        if isinstance(value, int | float):
+            return value in numbers
+        if value is None:
+            return has_null
+        return any(same(value) for same in containers)
+
+    return check
+
+
+def _contains(operand: Any) -> _Check:
+    same = _equals(operand)
+    if isinstance(operand, str):
+
+        def check_text(value: Any) -> bool:
+            if isinstance(value, str):
+                return operand in value
+            if isinstance(value, list):
+                return any(same(item) for item in value)
+            return False
+
+        return check_text
+    return lambda value: isinstance(value, list) and any(same(item) for item in value)
+
+
+def _matches(pattern: str) -> _Check:
+    fullmatch = re.compile(pattern).fullmatch
+    return lambda value: isinstance(value, str) and fullmatch(value) is not None
+
+
+def _checks(condition: PropertyCondition) -> tuple[_Check, ...]:
+    checks: list[_Check] = []
+    for op, operand in condition.operators().items():
+        if op == "eq":
+            checks.append(_equals(operand))
+        elif op == "ne":
+            checks.append(_not(_equals(operand)))
+        elif op in ("gt", "gte", "lt", "lte"):
+            checks.append(_ordered(op, operand))
+        elif op == "in":
+            checks.append(_member_of(operand))
+        elif op == "not_in":
+            checks.append(_not(_member_of(operand)))
+        elif op == "exists":
+            checks.append(
+                (lambda value: value is not _MISSING) if operand else (lambda value: value is _MISSING)
+            )
+        elif op == "contains":
+            checks.append(_contains(operand))
+        elif op == "matches":
+            checks.append(_matches(operand))
+        else:  # pragma: no cover - the model admits no other operator
+            raise AssertionError(op)
+    return tuple(checks)
+
+
+def _compile_rule(index: int, rule: SignalRule, threshold: float) -> _CompiledRule:
+    mode: int = _NAME_ANY
+    matcher: Any = None
+    if rule.event is not None:
+        pattern = rule.event.casefold()
+        if _GLOB_CHARS.isdisjoint(pattern):
+            mode, matcher = _NAME_EXACT, pattern
+        else:
+            mode, matcher = _NAME_GLOB, re.compile(fnmatch.translate(pattern)).match
+    conditions = tuple(
+        (path, tuple(path.split(".")) if "." in path else None, _checks(condition))
+        for path, condition in rule.where.items()
+    )
+    score = SignalScore(
+        weight=rule.weight,
+        confidence=rule.confidence,
+        high_signal=rule.high_signal,
+        suppressed=rule.confidence < threshold,
+        rule=rule.label if rule.label is not None else f"rules[{index}]",
+    )
+    return (mode, matcher, conditions, score)
+
+
+def _applies_to(rule: SignalRule, event_type: str | None) -> bool:
+    if rule.type is not None:
+        return rule.type == event_type
+    if rule.event is not None:
+        return event_type == "track"
+    return True
+
+
+def _compile(config: SignalConfig) -> _Compiled:
+    pairs = [(rule, _compile_rule(i, rule, config.threshold)) for i, rule in enumerate(config.rules)]
+    by_type = {
+        event_type: tuple(c for rule, c in pairs if _applies_to(rule, event_type))
+        for event_type in EVENT_TYPES
+    }
+    other = tuple(c for rule, c in pairs if _applies_to(rule, None))
+    default = SignalScore(
+        weight=config.default.weight,
+        confidence=config.default.confidence,
+        high_signal=False,
+        suppressed=config.default.confidence < config.threshold,
+        rule=None,
+    )
+    return _Compiled(by_type=by_type, other_types=other, default=default)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def _resolve(properties: Mapping[str, Any], path: str, segments: tuple[str, ...] | None) -> Any:
+    value = properties.get(path, _MISSING)
+    if value is not _MISSING or segments is None:
+        return value
+    current: Any = properties
+    for segment in segments:
+        if current.__class__ is dict or isinstance(current, Mapping):
+            current = current.get(segment, _MISSING)
+            if current is _MISSING:
+                return _MISSING
+        elif isinstance(current, list) and segment.isdigit():
+            position = int(segment)
+            if position >= len(current):
+                return _MISSING
+            current = current[position]
+        else:
+            return _MISSING
+    return current
+
+
+_NO_PROPERTIES: Final[Mapping[str, Any]] = {}
+
+
+def score_event(
+    config: SignalConfig,
+    *,
+    event_type: str,
+    name: str | None,
+    properties: Mapping[str, Any] | None,
+) -> SignalScore:
+    """Weigh one event: the score of the first rule that matches it, else the config's default."""
+    compiled: _Compiled = config.__pydantic_private__["_compiled"]  # type: ignore[index]
+    rules = compiled.by_type.get(event_type)
+    if rules is None:
+        normalised = event_type.lower() if isinstance(event_type, str) else None
+        rules = compiled.by_type.get(normalised, compiled.other_types) if normalised else compiled.other_types
+    folded: str | None = name.casefold() if isinstance(name, str) else None
+    if properties is None or (type(properties) is not dict and not isinstance(properties, Mapping)):
+        properties = _NO_PROPERTIES
+    for mode, matcher, conditions, score in rules:
+        if mode:
+            if folded is None:
+                continue
+            if mode == _NAME_EXACT:
+                if folded != matcher:
+                    continue
+            elif matcher(folded) is None:
+                continue
+        if conditions:
+            for path, segments, checks in conditions:
+                if segments is None:
+                    value = properties.get(path, _MISSING)
+                else:
+                    value = _resolve(properties, path, segments)
+                for check in checks:
+                    if not check(value):
+                        break
+                else:
+                    continue
+                break
+            else:
+                return score
+            continue
+        return score
+    return compiled.default
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and dumping
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    """``("rules", 2, "where", "score")`` -> ``rules[2].where.score``; only a rule's position is an index."""
+    out = ""
+    for position, part in enumerate(loc):
+        if position == 1 and loc[0] == "rules" and isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "config"
+
+
+def _is_condition_loc(loc: tuple[int | str, ...]) -> bool:
+    return len(loc) == 5 and loc[0] == "rules" and isinstance(loc[1], int) and loc[2] == "where"
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        if loc and loc[-1] == "[key]":
+            loc = loc[:-1]
+        if kind == "extra_forbidden" and _is_condition_loc(loc):
+            message = f"unknown operator {show(loc[-1])}"
+            loc = loc[:-1]
+        elif kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "invalid_key":
+            message = f"unknown key {show(loc[-1])}"
+            loc = loc[:-1]
+        elif kind == "missing":
+            message = "required"
+        elif kind == "value_error":
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            message = f"must be a mapping, got {show(error['input'])}"
+        elif kind == "list_type":
+            message = f"must be a list, got {show(error['input'])}"
+        else:
+            message = str(error["msg"])
+        problems.append(f"{_format_loc(loc)}: {message}")
+    return problems
+
+
+def load_signal_config(source: str | Mapping[str, Any] | None) -> SignalConfig:
+    """Load and validate a signal config from YAML text or a mapping; None gives the built-in defaults.
+
+    Raises SignalConfigError listing every problem, one per line (``rules[2].where.score: ...``).
+    """
+    return load_config(
+        source,
+        model=SignalConfig,
+        default=DEFAULT_SIGNAL_CONFIG,
+        root="config",
+        yaml_prefix="",
+        problems=_problems,
+        error=SignalConfigError,
+    )
+
+
+def dump_signal_config(config: SignalConfig) -> dict[str, Any]:
+    """The config as plain JSON data that :func:`load_signal_config` turns back into an equal config."""
+    rules: list[dict[str, Any]] = []
+    for rule in config.rules:
+        item: dict[str, Any] = {}
+        if rule.event is not None:
+            item["event"] = rule.event
+        if rule.type is not None:
+            item["type"] = rule.type
+        if rule.where:
+            item["where"] = {path: condition.operators() for path, condition in rule.where.items()}
+        item["weight"] = rule.weight
+        item["confidence"] = rule.confidence
+        item["high_signal"] = rule.high_signal
+        if rule.label is not None:
+            item["label"] = rule.label
+        rules.append(item)
+    return {
+        "threshold": config.threshold,
+        "default": {"weight": config.default.weight, "confidence": config.default.confidence},
+        "rules": rules,
+    }
+
+
+def _builtin_defaults() -> SignalConfig:
+    def milestone(event: str, weight: float, label: str) -> dict[str, Any]:
+        return {"event": event, "weight": weight, "confidence": 1.0, "high_signal": True, "label": label}
+
+    return SignalConfig.model_validate(
+        {
+            "threshold": 0.5,
+            "default": {"weight": 1.0, "confidence": 0.8},
+            "rules": [
+                milestone("Order Completed", 10, "order_completed"),
+                milestone("Subscription Renewed", 8, "subscription_renewed"),
+                milestone("Assessment Completed", 5, "assessment_completed"),
+                milestone("Quiz Completed", 5, "quiz_completed"),
+                milestone("Module Completed", 3, "module_completed"),
+                milestone("Lesson Completed", 3, "lesson_completed"),
+                {"type": "identify", "weight": 1.0, "confidence": 1.0, "label": "identify"},
+                {"type": "page", "weight": 0.2, "confidence": 0.6, "label": "page_view"},
+                {"type": "screen", "weight": 0.2, "confidence": 0.6, "label": "screen_view"},
+            ],
+        }
+    )
+
+
+DEFAULT_SIGNAL_CONFIG: Final[SignalConfig] = _builtin_defaults()
+"""Used when a workspace configured nothing: purchases, renewals and learning milestones are high-signal."""

@@ -1,0 +1,1 @@
+"""Per-buyer features, updated incrementally as events are committed."""

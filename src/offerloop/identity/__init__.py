@@ -1,0 +1,1 @@
+"""Buyers, the identity graph, consent, GDPR export and erasure."""

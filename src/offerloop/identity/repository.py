@@ -1,0 +1,387 @@
+"""Every SQL statement of the identity domain.
+
+The identity graph decides which buyer an event belongs to, so this module also re-points the
+``buyer_id`` of events and touchpoints when buyers merge or a merge is undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from offerloop.db import driver
+from offerloop.db.base import table_of
+from offerloop.models import Buyer, Event, Identity, IdentityConflict, Merge, QuarantinedEvent, Touchpoint
+
+
+def find_owners(
+    session: Session, workspace_id: str, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    rows = driver.select_pairs(
+        session.connection(),
+        "t.kind, t.value, t.buyer_id",
+        "identities",
+        workspace_id,
+        sorted(wanted),
+        ("kind", "value"),
+    )
+    return {(k, v): b for k, v, b in rows if (k, v) in wanted}
+
+
+def buyer_rows(
+    session: Session, workspace_id: str, ids: set[str], columns: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Buyer rows as plain dicts, read at the driver level (the resolver loads dozens per batch)."""
+    if not ids:
+        return []
+    rows = driver.select_in(
+        session.connection(), f"SELECT {', '.join(columns)} FROM buyers WHERE workspace_id = ?", [workspace_id],
+        "id", sorted(ids),
+    )  # fmt: skip
+    readers = [_BUYER_READERS.get(name) for name in columns]
+    return [
+        {
+            name: (read(value) if read else value)
+            for name, read, value in zip(columns, readers, row, strict=True)
+        }
+        for row in rows
+    ]
+
+
+RECORD_COLUMNS = (
+    "id", "user_id", "traits", "trait_times", "consent_marketing", "consent_personalization",
+    "first_seen_at", "last_seen_at", "event_count", "deleted_at", "merged_into_id",
+)  # fmt: skip
+TOUCH_COLUMNS = (
+    "occurred_at", "channel", "source", "medium", "campaign", "content", "term", "click_id_type",
+    "referrer_host", "flags",
+)  # fmt: skip
+
+
+def _convert(columns: tuple[str, ...], row: Any) -> dict[str, Any]:
+    return {
+        name: (read(v) if (read := _BUYER_READERS.get(name)) else v)
+        for name, v in zip(columns, row, strict=False)
+    }
+
+
+def buyer_record(
+    session: Session,
+    workspace_id: str,
+    *,
+    buyer_id: str | None = None,
+    identity: tuple[str, str] | None = None,
+) -> tuple[dict[str, Any], list[list[str]]] | None:
+    """A buyer row and all its identifiers in one statement (the lookup path), by id or by identifier."""
+    cols = ", ".join(f"b.{c}" for c in RECORD_COLUMNS)
+    if identity is not None:
+        sql = (
+            f"SELECT {cols}, i2.kind, i2.value FROM identities i JOIN buyers b ON b.id = i.buyer_id "
+            "LEFT JOIN identities i2 ON i2.buyer_id = b.id "
+            "WHERE i.workspace_id = ? AND i.kind = ? AND i.value = ? ORDER BY i2.id"
+        )
+        params: list[Any] = [workspace_id, *identity]
+    else:
+        sql = (
+            f"SELECT {cols}, i2.kind, i2.value FROM buyers b LEFT JOIN identities i2 ON i2.buyer_id = b.id "
+            "WHERE b.workspace_id = ? AND b.id = ? ORDER BY i2.id"
+        )
+        params = [workspace_id, buyer_id]
+    rows = driver.fetch_all(session.connection(), sql, params)
+    if not rows:
+        return None
+    n = len(RECORD_COLUMNS)
+    return _convert(RECORD_COLUMNS, rows[0][:n]), [[r[n], r[n + 1]] for r in rows if r[n] is not None]
+
+
+def first_and_last_touch(
+    session: Session, buyer_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    cols = ", ".join(TOUCH_COLUMNS)
+    sql = (
+        f"SELECT 0, {cols} FROM (SELECT {cols} FROM touchpoints WHERE buyer_id = ? "
+        "ORDER BY occurred_at, id LIMIT 1) AS f "
+        f"UNION ALL SELECT 1, {cols} FROM (SELECT {cols} FROM touchpoints WHERE buyer_id = ? "
+        "ORDER BY occurred_at DESC, id DESC LIMIT 1) AS l"
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for row in driver.fetch_all(session.connection(), sql, [buyer_id, buyer_id]):
+        found[row[0]] = _convert(TOUCH_COLUMNS, row[1:])
+    return found.get(0), found.get(1)
+
+
+_BUYER_READERS: dict[str, Any] = {
+    "occurred_at": driver.read_datetime,
+    "flags": driver.read_json,
+    "created_at": driver.read_datetime,
+    "first_seen_at": driver.read_datetime,
+    "last_seen_at": driver.read_datetime,
+    "deleted_at": driver.read_datetime,
+    "traits": driver.read_json,
+    "trait_times": driver.read_json,
+    "consent_marketing": driver.read_bool,
+    "consent_personalization": driver.read_bool,
+}
+
+
+def insert_buyers(session: Session, workspace_id: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        columns = (*rows[0], "workspace_id")
+        driver.insert_many(
+            session.connection(), "buyers", columns, [[*r.values(), workspace_id] for r in rows]
+        )
+
+
+def update_buyers(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write back the resolver's buyer state: one executemany for the whole batch."""
+    if not rows:
+        return
+    table = table_of(Buyer)
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in rows[0] if name != "id"}
+    stmt = update(table).where(table.c.id == bindparam("v_id")).values(values)
+    session.connection().execute(stmt, [{f"v_{k}": v for k, v in row.items()} for row in rows])
+
+
+IDENTITY_COLUMNS = ("workspace_id", "buyer_id", "kind", "value", "created_at")
+
+
+def insert_identities(session: Session, rows: list[dict[str, Any]]) -> None:
+    driver.insert_many(
+        session.connection(), "identities", IDENTITY_COLUMNS, [[r[c] for c in IDENTITY_COLUMNS] for r in rows]
+    )
+
+
+def identities_of(session: Session, buyer_id: str) -> list[list[str]]:
+    stmt = select(Identity.kind, Identity.value).where(Identity.buyer_id == buyer_id).order_by(Identity.id)
+    return [[k, v] for k, v in session.execute(stmt)]
+
+
+def move_buyer_rows(session: Session, workspace_id: str, loser_id: str, winner_id: str) -> list[int]:
+    """Move identities, events and touchpoints of ``loser`` to ``winner``; return the moved event ids."""
+    session.execute(update(Identity).where(Identity.buyer_id == loser_id).values(buyer_id=winner_id))
+    moved = session.execute(
+        update(Event)
+        .where(Event.workspace_id == workspace_id, Event.buyer_id == loser_id)
+        .values(buyer_id=winner_id)
+        .returning(Event.id)
+    )
+    event_ids = sorted(moved.scalars())
+    session.execute(
+        update(Touchpoint)
+        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id == loser_id)
+        .values(buyer_id=winner_id)
+    )
+    return event_ids
+
+
+def move_back(
+    session: Session,
+    workspace_id: str,
+    *,
+    winner_id: str,
+    loser_id: str,
+    identities: list[list[str]],
+    event_ids: list[int],
+    message_ids: list[str],
+) -> None:
+    for kind, value in identities:
+        session.execute(
+            update(Identity)
+            .where(
+                Identity.workspace_id == workspace_id,
+                Identity.kind == kind,
+                Identity.value == value,
+                Identity.buyer_id == winner_id,
+            )
+            .values(buyer_id=loser_id)
+        )
+    for chunk in _chunks(event_ids):
+        session.execute(
+            update(Event)
+            .where(Event.workspace_id == workspace_id, Event.buyer_id == winner_id, Event.id.in_(chunk))
+            .values(buyer_id=loser_id)
+        )
+        session.execute(
+            update(Touchpoint)
+            .where(Touchpoint.workspace_id == workspace_id, Touchpoint.event_id.in_(chunk))
+            .values(buyer_id=loser_id)
+        )
+    for chunk in _chunks(message_ids):
+        moved = session.execute(
+            update(Event)
+            .where(
+                Event.workspace_id == workspace_id, Event.buyer_id == winner_id, Event.message_id.in_(chunk)
+            )
+            .values(buyer_id=loser_id)
+            .returning(Event.id)
+        )
+        ids = list(moved.scalars())
+        if ids:
+            session.execute(update(Touchpoint).where(Touchpoint.event_id.in_(ids)).values(buyer_id=loser_id))
+
+
+def event_span(session: Session, buyer_id: str) -> tuple[int, datetime | None, datetime | None]:
+    stmt = select(func.count(Event.id), func.min(Event.timestamp), func.max(Event.timestamp)).where(
+        Event.buyer_id == buyer_id
+    )
+    count, first, last = session.execute(stmt).one()
+    return int(count), first, last
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def get_buyer(session: Session, workspace_id: str, buyer_id: str) -> Buyer | None:
+    stmt = select(Buyer).where(Buyer.workspace_id == workspace_id, Buyer.id == buyer_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def touchpoints_of(session: Session, buyer_id: str) -> list[Touchpoint]:
+    stmt = (
+        select(Touchpoint)
+        .where(Touchpoint.buyer_id == buyer_id)
+        .order_by(Touchpoint.occurred_at, Touchpoint.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def events_of(session: Session, buyer_id: str, *, before: int | None, limit: int) -> list[Event]:
+    stmt = select(Event).where(Event.buyer_id == buyer_id)
+    if before is not None:
+        stmt = stmt.where(Event.id < before)
+    return list(session.scalars(stmt.order_by(Event.id.desc()).limit(limit)))
+
+
+def iter_events_of(session: Session, buyer_id: str) -> Iterator[Event]:
+    yield from session.scalars(select(Event).where(Event.buyer_id == buyer_id).order_by(Event.id))
+
+
+def merges(session: Session, workspace_id: str, *, buyer_id: str | None, limit: int) -> list[Merge]:
+    stmt = select(Merge).where(Merge.workspace_id == workspace_id)
+    if buyer_id:
+        stmt = stmt.where((Merge.winner_id == buyer_id) | (Merge.loser_id == buyer_id))
+    return list(session.scalars(stmt.order_by(Merge.created_at.desc(), Merge.id.desc()).limit(limit)))
+
+
+def get_merge(session: Session, workspace_id: str, merge_id: str) -> Merge | None:
+    stmt = select(Merge).where(Merge.workspace_id == workspace_id, Merge.id == merge_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def conflicts(
+    session: Session, workspace_id: str, *, buyer_id: str | None, limit: int
+) -> list[IdentityConflict]:
+    stmt = select(IdentityConflict).where(IdentityConflict.workspace_id == workspace_id)
+    if buyer_id:
+        stmt = stmt.where(
+            (IdentityConflict.buyer_id == buyer_id) | (IdentityConflict.other_buyer_id == buyer_id)
+        )
+    return list(session.scalars(stmt.order_by(IdentityConflict.id.desc()).limit(limit)))
+
+
+def erase_buyer(session: Session, workspace_id: str, buyer_ids: list[str], at: datetime) -> dict[str, int]:
+    """GDPR erasure: drop identifiers and personal fields, keep anonymised event facts for aggregates."""
+    idents = session.execute(
+        select(Identity.kind, Identity.value).where(Identity.buyer_id.in_(buyer_ids))
+    ).all()
+    anon_values = [v for k, v in idents if k == "anonymous_id"]
+    user_values = [v for k, v in idents if k == "user_id"]
+    quarantined = 0
+    for column, values in (
+        (QuarantinedEvent.anonymous_id, anon_values),
+        (QuarantinedEvent.user_id, user_values),
+    ):
+        for chunk in _chunks(values):
+            res = session.execute(
+                delete(QuarantinedEvent).where(
+                    QuarantinedEvent.workspace_id == workspace_id, column.in_(chunk)
+                )
+            )
+            quarantined += res.rowcount or 0  # type: ignore[attr-defined]
+    removed = session.execute(delete(Identity).where(Identity.buyer_id.in_(buyer_ids)))
+    events = session.execute(
+        update(Event)
+        .where(Event.workspace_id == workspace_id, Event.buyer_id.in_(buyer_ids))
+        .values(user_id=None, anonymous_id=None, traits=None, context=None, previous_id=None)
+    )
+    session.execute(
+        update(Touchpoint)
+        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.in_(buyer_ids))
+        .values(click_id=None, landing_url=None)
+    )
+    session.execute(
+        update(Buyer)
+        .where(Buyer.workspace_id == workspace_id, Buyer.id.in_(buyer_ids))
+        .values(
+            user_id=None,
+            traits={},
+            trait_times={},
+            consent_marketing=None,
+            consent_personalization=None,
+            deleted_at=at,
+        )
+    )
+    return {
+        "identities": removed.rowcount or 0,  # type: ignore[attr-defined]
+        "events_anonymised": events.rowcount or 0,  # type: ignore[attr-defined]
+        "quarantined_deleted": quarantined,
+    }
+
+
+def scrub_event_properties(session: Session, buyer_ids: list[str], pii_keys: frozenset[str]) -> None:
+    """Remove personal keys from event properties (done row by row: JSON editing is not portable)."""
+    stmt = select(Event).where(Event.buyer_id.in_(buyer_ids), Event.properties.is_not(None))
+    for ev in session.scalars(stmt):
+        props = ev.properties or {}
+        if any(k.lower() in pii_keys for k in props):
+            ev.properties = {k: v for k, v in props.items() if k.lower() not in pii_keys}
+
+
+def merged_losers(session: Session, winner_id: str) -> list[str]:
+    """Buyers folded into ``winner`` (directly or through a chain), for erasure."""
+    found: list[str] = []
+    frontier = [winner_id]
+    while frontier:
+        rows = session.scalars(select(Buyer.id).where(Buyer.merged_into_id.in_(frontier))).all()
+        frontier = [r for r in rows if r not in found]
+        found.extend(frontier)
+    return found
+
+
+def count_buyers(session: Session, workspace_id: str) -> dict[str, int]:
+    live = (Buyer.workspace_id == workspace_id) & Buyer.merged_into_id.is_(None) & Buyer.deleted_at.is_(None)
+    total = session.scalar(select(func.count()).where(live)) or 0
+    identified = session.scalar(select(func.count()).where(live & Buyer.user_id.is_not(None))) or 0
+    n_merges = (
+        session.scalar(
+            select(func.count()).where(Merge.workspace_id == workspace_id, Merge.undone_at.is_(None))
+        )
+        or 0
+    )
+    n_conflicts = (
+        session.scalar(select(func.count()).where(IdentityConflict.workspace_id == workspace_id)) or 0
+    )
+    return {"buyers": total, "identified": identified, "merges": n_merges, "conflicts": n_conflicts}
+
+
+def iter_buyers(session: Session, workspace_id: str) -> Iterator[Buyer]:
+    stmt = select(Buyer).where(Buyer.workspace_id == workspace_id).order_by(Buyer.id)
+    yield from session.scalars(stmt.execution_options(yield_per=1000))
+
+
+def identities_by_buyer(session: Session, buyer_ids: list[str]) -> dict[str, list[list[str]]]:
+    out: dict[str, list[list[str]]] = {b: [] for b in buyer_ids}
+    for chunk in _chunks(buyer_ids):
+        stmt = select(Identity.buyer_id, Identity.kind, Identity.value).where(Identity.buyer_id.in_(chunk))
+        for buyer_id, kind, value in session.execute(stmt.order_by(Identity.id)):
+            out[buyer_id].append([kind, value])
+    return out

@@ -1,0 +1,351 @@
+"""The canonical buyer record: resolution, lookup, consent, merges and their undo, GDPR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.features import service as features_service
+from offerloop.identity import identifiers, repository, resolver
+from offerloop.identity.exceptions import (
+    BuyerNotFound,
+    LookupNeedsOneIdentifier,
+    MergeNotFound,
+    MergeNotUndoable,
+)
+
+# Re-exported for the events domain, which reaches identity only through this module.
+from offerloop.identity.identifiers import clean_id as clean_id
+from offerloop.identity.identifiers import profile_traits as profile_traits
+from offerloop.identity.schemas import (
+    BuyerRead,
+    ConflictRead,
+    Consent,
+    ConsentUpdate,
+    EventPage,
+    EventRead,
+    IdentityRead,
+    MergeRead,
+    TouchpointRead,
+)
+from offerloop.identity.schemas import (
+    IncomingEvent as IncomingEvent,
+)
+from offerloop.identity.schemas import (
+    Resolution as Resolution,
+)
+from offerloop.models import Buyer, Merge
+from offerloop.personas import service as persona_service
+from offerloop.workspaces import service as workspace_service
+
+# Property keys removed from a buyer's events on erasure (lower-cased comparison).
+PII_KEYS = frozenset(
+    {"email", "phone", "name", "first_name", "last_name", "firstname", "lastname", "address", "ip",
+     "street", "city", "postal_code", "zip", "birthday", "username"}
+)  # fmt: skip
+
+
+def resolve(*, session: Session, workspace_id: str, events: list[IncomingEvent]) -> Resolution:
+    return resolver.resolve(session, workspace_id, events)
+
+
+def _live(session: Session, workspace_id: str, buyer_id: str) -> Buyer:
+    buyer = repository.get_buyer(session, workspace_id, buyer_id)
+    seen = 0
+    while buyer is not None and buyer.merged_into_id and seen < 50:
+        buyer = repository.get_buyer(session, workspace_id, buyer.merged_into_id)
+        seen += 1
+    if buyer is None:
+        raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
+    return buyer
+
+
+def _read(session: Session, record: tuple[dict[str, Any], list[list[str]]]) -> BuyerRead:
+    row, identities = record
+    first, last = repository.first_and_last_touch(session, row["id"])
+    return BuyerRead(
+        id=row["id"],
+        user_id=row["user_id"],
+        traits=row["traits"] or {},
+        trait_updated_at=row["trait_times"] or {},
+        consent=Consent(marketing=row["consent_marketing"], personalization=row["consent_personalization"]),
+        first_seen_at=row["first_seen_at"],
+        last_seen_at=row["last_seen_at"],
+        event_count=row["event_count"],
+        identities=[IdentityRead(kind=k, value=v) for k, v in identities],
+        first_touch=TouchpointRead(**first) if first else None,
+        last_touch=TouchpointRead(**last) if last else None,
+        deleted=row["deleted_at"] is not None,
+    )
+
+
+def get_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRead:
+    """The record of ``buyer_id``, or of the buyer it was merged into."""
+    for _ in range(50):
+        record = repository.buyer_record(session, workspace_id, buyer_id=buyer_id)
+        if record is None:
+            break
+        if record[0]["merged_into_id"] is None:
+            return _read(session, record)
+        buyer_id = record[0]["merged_into_id"]
+    raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
+
+
+def lookup(
+    *,
+    session: Session,
+    workspace_id: str,
+    user_id: str | None = None,
+    email: str | None = None,
+    anonymous_id: str | None = None,
+    phone: str | None = None,
+    kind: str | None = None,
+    value: str | None = None,
+) -> BuyerRead:
+    given = [
+        ("user_id", identifiers.clean_id(user_id) if user_id is not None else None),
+        ("email", identifiers.normalize_email(email) if email is not None else None),
+        ("anonymous_id", identifiers.clean_id(anonymous_id) if anonymous_id is not None else None),
+        ("phone", identifiers.normalize_phone(phone) if phone is not None else None),
+        (kind or "", value if kind else None),
+    ]
+    asked = [(k, v) for k, v in given if v]
+    raw_count = sum(x is not None for x in (user_id, email, anonymous_id, phone, value))
+    if len(asked) != 1 or raw_count != 1:
+        raise LookupNeedsOneIdentifier(
+            "give exactly one valid identifier: user_id, email, anonymous_id, phone, or kind+value"
+        )
+    record = repository.buyer_record(session, workspace_id, identity=asked[0])
+    if record is None:
+        raise BuyerNotFound(f"no buyer with {asked[0][0]} {asked[0][1]!r}")
+    return _read(session, record)
+
+
+def buyer_state(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
+    """What a decision sees of this buyer right now: features read at this instant, and the persona."""
+    live = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
+    return {
+        "buyer_id": live,
+        "features": features_service.read(session=session, workspace_id=workspace_id, buyer_id=live),
+        "persona": persona_service.get(session=session, workspace_id=workspace_id, buyer_id=live),
+    }
+
+
+def buyer_events(
+    *, session: Session, workspace_id: str, buyer_id: str, before: int | None = None, limit: int = 100
+) -> EventPage:
+    buyer = _live(session, workspace_id, buyer_id)
+    rows = repository.events_of(session, buyer.id, before=before, limit=limit + 1)
+    items = [EventRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    return EventPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+def set_consent(
+    *, session: Session, workspace_id: str, buyer_id: str, consent: ConsentUpdate, actor: str
+) -> BuyerRead:
+    buyer = _live(session, workspace_id, buyer_id)
+    if consent.marketing is not None:
+        buyer.consent_marketing = consent.marketing
+    if consent.personalization is not None:
+        buyer.consent_personalization = consent.personalization
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="buyer.consent", target_type="buyer",
+        target_id=buyer.id, details=consent.model_dump(exclude_none=True),
+    )  # fmt: skip
+    session.flush()
+    return get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer.id)
+
+
+def _merge_read(m: Merge) -> MergeRead:
+    snap = m.snapshot or {}
+    return MergeRead(
+        id=m.id,
+        winner_id=m.winner_id,
+        loser_id=m.loser_id,
+        reason=m.reason,
+        message_id=m.message_id,
+        created_at=m.created_at,
+        undone_at=m.undone_at,
+        undone_by=m.undone_by,
+        events_moved=len(snap.get("event_ids", [])) + len(snap.get("message_ids", [])),
+        identities_moved=[IdentityRead(kind=k, value=v) for k, v in snap.get("identities", [])],
+    )
+
+
+def list_merges(
+    *, session: Session, workspace_id: str, buyer_id: str | None = None, limit: int = 100
+) -> list[MergeRead]:
+    return [_merge_read(m) for m in repository.merges(session, workspace_id, buyer_id=buyer_id, limit=limit)]
+
+
+def list_conflicts(
+    *, session: Session, workspace_id: str, buyer_id: str | None = None, limit: int = 100
+) -> list[ConflictRead]:
+    rows = repository.conflicts(session, workspace_id, buyer_id=buyer_id, limit=limit)
+    return [ConflictRead.model_validate(r, from_attributes=True) for r in rows]
+
+
+def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str) -> MergeRead:
+    """Split a merge: the loser gets back its identifiers, its events and its traits."""
+    merge = repository.get_merge(session, workspace_id, merge_id)
+    if merge is None:
+        raise MergeNotFound(f"merge {merge_id} does not exist in this workspace")
+    if merge.undone_at is not None:
+        raise MergeNotUndoable("this merge was already undone", details={"undone_at": str(merge.undone_at)})
+    winner = repository.get_buyer(session, workspace_id, merge.winner_id)
+    loser = repository.get_buyer(session, workspace_id, merge.loser_id)
+    if winner is None or loser is None or winner.deleted_at or loser.deleted_at:
+        raise MergeNotUndoable("one side of this merge was erased")
+    if winner.merged_into_id is not None or loser.merged_into_id != winner.id:
+        raise MergeNotUndoable(
+            "a later merge involves these buyers: undo that one first",
+            details={"winner_merged_into": winner.merged_into_id},
+        )
+    snap = merge.snapshot
+    repository.move_back(
+        session,
+        workspace_id,
+        winner_id=winner.id,
+        loser_id=loser.id,
+        identities=snap["identities"],
+        event_ids=snap["event_ids"],
+        message_ids=snap["message_ids"],
+    )
+    # The winner keeps traits it learned after the merge; everything older returns to its snapshot.
+    stamp = merge.created_at.strftime(resolver.TIME_FMT)
+    before = snap["winner"]
+    traits, times = dict(before["traits"]), dict(before["trait_times"])
+    for key, at in (winner.trait_times or {}).items():
+        if at > stamp and key in (winner.traits or {}):
+            traits[key], times[key] = winner.traits[key], at
+    winner.traits, winner.trait_times = traits, times
+    winner.user_id = before["user_id"] if before["user_id"] else winner.user_id
+    old = snap["loser"]
+    loser.traits, loser.trait_times = old["traits"], old["trait_times"]
+    loser.user_id = old["user_id"]
+    loser.consent_marketing, loser.consent_personalization = (
+        old["consent_marketing"],
+        old["consent_personalization"],
+    )
+    winner.consent_marketing = (
+        before["consent_marketing"] if before["consent_marketing"] is not None else winner.consent_marketing
+    )
+    winner.consent_personalization = (
+        before["consent_personalization"]
+        if before["consent_personalization"] is not None
+        else winner.consent_personalization
+    )
+    loser.merged_into_id = None
+    session.flush()
+    for buyer in (winner, loser):
+        count, first, last = repository.event_span(session, buyer.id)
+        buyer.event_count = count
+        if first is not None and last is not None:
+            buyer.first_seen_at, buyer.last_seen_at = first, last
+    merge.undone_at = utcnow()
+    merge.undone_by = actor
+    session.flush()
+    features = features_service.rebuild(
+        session=session, workspace_id=workspace_id, buyer_ids=[winner.id, loser.id]
+    )
+    persona_service.refresh(
+        session=session, workspace_id=workspace_id, features=features,
+        at={winner.id: winner.last_seen_at, loser.id: loser.last_seen_at},
+    )  # fmt: skip
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="merge.undo", target_type="merge", target_id=merge.id,
+        details={"winner_id": winner.id, "loser_id": loser.id},
+    )  # fmt: skip
+    session.flush()
+    return _merge_read(merge)
+
+
+def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
+    """Everything held on one buyer (GDPR access request), as JSON-ready data."""
+    buyer = _live(session, workspace_id, buyer_id)
+    merged = repository.merged_losers(session, buyer.id)
+    record = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer.id).model_dump(mode="json")
+    events = [
+        EventRead.model_validate(e, from_attributes=True).model_dump(mode="json")
+        for bid in [buyer.id, *merged]
+        for e in repository.iter_events_of(session, bid)
+    ]
+    touchpoints = [
+        TouchpointRead.model_validate(t, from_attributes=True).model_dump(mode="json")
+        for t in repository.touchpoints_of(session, buyer.id)
+    ]
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="buyer.export", target_type="buyer", target_id=buyer.id
+    )
+    return {
+        "exported_at": utcnow().isoformat(),
+        "buyer": record,
+        "merged_buyer_ids": merged,
+        "events": events,
+        "touchpoints": touchpoints,
+        "merges": [
+            m.model_dump(mode="json")
+            for m in list_merges(session=session, workspace_id=workspace_id, buyer_id=buyer.id)
+        ],
+        "conflicts": [
+            c.model_dump(mode="json")
+            for c in list_conflicts(session=session, workspace_id=workspace_id, buyer_id=buyer.id)
+        ],
+    }
+
+
+def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
+    """GDPR erasure: personal data and identifiers go; anonymised event facts stay for aggregates."""
+    buyer = _live(session, workspace_id, buyer_id)
+    ids = [buyer.id, *repository.merged_losers(session, buyer.id)]
+    repository.scrub_event_properties(session, ids, PII_KEYS)
+    counts = repository.erase_buyer(session, workspace_id, ids, utcnow())
+    features_service.forget(session=session, buyer_ids=ids)
+    persona_service.forget(session=session, buyer_ids=ids)
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="buyer.delete", target_type="buyer", target_id=buyer.id,
+        details=counts,
+    )  # fmt: skip
+    session.flush()
+    return {"id": buyer.id, "deleted": True, **counts}
+
+
+def counts(*, session: Session, workspace_id: str) -> dict[str, int]:
+    return repository.count_buyers(session, workspace_id)
+
+
+def iter_buyer_records(*, session: Session, workspace_id: str) -> Iterator[dict[str, Any]]:
+    """Every buyer (including merged and erased tombstones) for a whole-workspace export."""
+    batch: list[Buyer] = []
+    for buyer in repository.iter_buyers(session, workspace_id):
+        batch.append(buyer)
+        if len(batch) == 1000:
+            yield from _export_rows(session, batch)
+            batch = []
+    yield from _export_rows(session, batch)
+
+
+def _export_rows(session: Session, buyers: list[Buyer]) -> Iterator[dict[str, Any]]:
+    idents = repository.identities_by_buyer(session, [b.id for b in buyers])
+    for b in buyers:
+        yield {
+            "id": b.id,
+            "user_id": b.user_id,
+            "traits": b.traits,
+            "trait_updated_at": b.trait_times,
+            "consent": {"marketing": b.consent_marketing, "personalization": b.consent_personalization},
+            "first_seen_at": _iso(b.first_seen_at),
+            "last_seen_at": _iso(b.last_seen_at),
+            "event_count": b.event_count,
+            "identities": idents[b.id],
+            "merged_into": b.merged_into_id,
+            "deleted_at": _iso(b.deleted_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

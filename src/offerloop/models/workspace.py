@@ -1,0 +1,44 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from offerloop.db.base import Base
+from offerloop.db.types import JSONType, UTCDateTime
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Signal weighting rules (events.signals), stored as validated JSON; None means built-in defaults.
+    signal_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    signal_config_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Declarative feature definitions (features.spec) and persona templates (personas.templates).
+    feature_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    feature_spec_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    persona_templates: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    persona_templates_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ApiKey(Base):
+    """A write key (ingest only, public) or a secret key (full API); only a SHA-256 hash is kept."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "workspace_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,1 @@
+"""Micro-personas: templates, real-time inference, history and discovery."""

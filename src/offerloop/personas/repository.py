@@ -1,0 +1,87 @@
+"""Every SQL statement of the personas domain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from offerloop.db import driver
+from offerloop.db.base import table_of
+from offerloop.models import BuyerPersona, PersonaChange
+
+PERSONA_COLUMNS = (
+    "buyer_id",
+    "workspace_id",
+    "persona",
+    "confidence",
+    "posterior",
+    "reasons",
+    "templates_version",
+    "updated_at",
+)
+
+
+def current(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> dict[str, str]:
+    rows = driver.select_in(
+        session.connection(), "SELECT buyer_id, persona FROM buyer_personas WHERE workspace_id = ?", [workspace_id],
+        "buyer_id", sorted(set(buyer_ids)),
+    )  # fmt: skip
+    return {b: p for b, p in rows}
+
+
+def save(session: Session, rows: list[dict[str, Any]], existing: set[str]) -> None:
+    new = [r for r in rows if r["buyer_id"] not in existing]
+    old = [r for r in rows if r["buyer_id"] in existing]
+    if new:
+        driver.insert_many(
+            session.connection(),
+            "buyer_personas",
+            PERSONA_COLUMNS,
+            [[r[c] for c in PERSONA_COLUMNS] for r in new],
+        )
+    if old:
+        table = table_of(BuyerPersona)
+        values: dict[str, Any] = {c: bindparam(f"p_{c}") for c in PERSONA_COLUMNS if c != "buyer_id"}
+        stmt = update(table).where(table.c.buyer_id == bindparam("p_buyer_id")).values(values)
+        session.connection().execute(stmt, [{f"p_{k}": v for k, v in r.items()} for r in old])
+
+
+def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        cols = ("workspace_id", "buyer_id", "from_persona", "to_persona", "confidence", "at")
+        driver.insert_many(
+            session.connection(), "persona_history", cols, [[r[c] for c in cols] for r in rows]
+        )
+
+
+def get(session: Session, workspace_id: str, buyer_id: str) -> BuyerPersona | None:
+    stmt = select(BuyerPersona).where(
+        BuyerPersona.workspace_id == workspace_id, BuyerPersona.buyer_id == buyer_id
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def history(session: Session, workspace_id: str, buyer_id: str) -> list[PersonaChange]:
+    stmt = (
+        select(PersonaChange)
+        .where(PersonaChange.workspace_id == workspace_id, PersonaChange.buyer_id == buyer_id)
+        .order_by(PersonaChange.at, PersonaChange.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def distribution(session: Session, workspace_id: str) -> list[tuple[str, int]]:
+    stmt = (
+        select(BuyerPersona.persona, func.count())
+        .where(BuyerPersona.workspace_id == workspace_id)
+        .group_by(BuyerPersona.persona)
+        .order_by(func.count().desc())
+    )
+    return [(p, int(n)) for p, n in session.execute(stmt)]
+
+
+def forget(session: Session, buyer_ids: list[str]) -> None:
+    session.execute(delete(BuyerPersona).where(BuyerPersona.buyer_id.in_(buyer_ids)))

@@ -1,0 +1,149 @@
+"""Micro-personas: a posterior over the workspace's templates, recomputed whenever features change."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.personas import repository
+from offerloop.personas.exceptions import NoPersonaTemplates
+from offerloop.personas.inference import PersonaPosterior, infer, signal_confidence_from
+from offerloop.personas.templates import PersonaSet, load_templates
+from offerloop.workspaces import service as workspace_service
+
+REASONS_KEPT = 5
+_sets: dict[tuple[str, int], PersonaSet] = {}
+_lock = threading.Lock()
+
+
+def templates_for(session: Session, workspace_id: str) -> tuple[int, PersonaSet | None]:
+    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
+    if ws.persona_templates is None:
+        return ws.persona_templates_version, None
+    key = (workspace_id, ws.persona_templates_version)
+    found = _sets.get(key)
+    if found is None:
+        found = load_templates(ws.persona_templates)
+        with _lock:
+            _sets[key] = found
+    return ws.persona_templates_version, found
+
+
+def set_templates(*, session: Session, workspace_id: str, source: str | dict[str, Any], actor: str) -> int:
+    """Validate and store persona templates (YAML text or a mapping); returns the new version."""
+    # load_templates raises TemplateError (a 422 domain error listing every problem with its field path).
+    persona_set = load_templates(source)
+    version = workspace_service.set_config(
+        session=session, workspace_id=workspace_id, field="persona_templates", value=persona_set.to_mapping()
+    )
+    workspace_service.audit(
+        session, workspace_id, actor=actor, action="personas.update", target_type="workspace",
+        target_id=workspace_id, details={"version": version},
+    )  # fmt: skip
+    return version
+
+
+def _reason(contribution: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(contribution):
+        return dataclasses.asdict(contribution)  # type: ignore[arg-type]
+    return dict(contribution.model_dump())
+
+
+def refresh(
+    *,
+    session: Session,
+    workspace_id: str,
+    features: dict[str, dict[str, Any]],
+    at: dict[str, datetime],
+) -> dict[str, PersonaPosterior]:
+    """Infer the persona of every buyer in ``features``; keep a history row whenever it changes."""
+    version, personas = templates_for(session, workspace_id)
+    if personas is None or not features:
+        return {}
+    before = repository.current(session, workspace_id, features)
+    now = utcnow()
+    rows, changes, out = [], [], {}
+    for buyer_id, feats in features.items():
+        posterior = infer(feats, personas, signal_confidence=signal_confidence_from(feats))
+        out[buyer_id] = posterior
+        rows.append(
+            {
+                "buyer_id": buyer_id,
+                "workspace_id": workspace_id,
+                "persona": posterior.name,
+                "confidence": posterior.confidence,
+                "posterior": posterior.posterior,
+                "reasons": [_reason(c) for c in posterior.contributions[:REASONS_KEPT]],
+                "templates_version": version,
+                "updated_at": now,
+            }
+        )
+        previous = before.get(buyer_id)
+        if previous != posterior.name:
+            changes.append(
+                {
+                    "workspace_id": workspace_id,
+                    "buyer_id": buyer_id,
+                    "from_persona": previous,
+                    "to_persona": posterior.name,
+                    "confidence": posterior.confidence,
+                    "at": at.get(buyer_id, now),
+                }
+            )
+    repository.save(session, rows, set(before))
+    repository.add_history(session, changes)
+    return out
+
+
+def get(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any] | None:
+    row = repository.get(session, workspace_id, buyer_id)
+    if row is None:
+        return None
+    return {
+        "name": row.persona,
+        "confidence": row.confidence,
+        "posterior": row.posterior,
+        "reasons": row.reasons,
+        "templates_version": row.templates_version,
+        "updated_at": row.updated_at,
+        "history": [
+            {"from": h.from_persona, "to": h.to_persona, "confidence": h.confidence, "at": h.at}
+            for h in repository.history(session, workspace_id, buyer_id)
+        ],
+    }
+
+
+def brief(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any] | None:
+    """Name, confidence and posterior only (the decision path; no history)."""
+    row = repository.get(session, workspace_id, buyer_id)
+    return (
+        None
+        if row is None
+        else {"name": row.persona, "confidence": row.confidence, "posterior": row.posterior}
+    )
+
+
+def distribution(*, session: Session, workspace_id: str) -> list[tuple[str, int]]:
+    return repository.distribution(session, workspace_id)
+
+
+def forget(*, session: Session, buyer_ids: list[str]) -> None:
+    repository.forget(session, buyer_ids)
+
+
+def require_templates(*, session: Session, workspace_id: str) -> PersonaSet:
+    _, personas = templates_for(session, workspace_id)
+    if personas is None:
+        raise NoPersonaTemplates("this workspace has no persona templates yet: PUT /v1/personas/templates")
+    return personas
+
+
+def prior(*, session: Session, workspace_id: str) -> dict[str, float]:
+    """The templates' prior over personas: what a brand-new buyer is assumed to be (cold start)."""
+    _, personas = templates_for(session, workspace_id)
+    return dict(personas.priors()) if personas else {}

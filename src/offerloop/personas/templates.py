@@ -1,0 +1,379 @@
+"""Persona templates: each persona is an expected pattern of weighted signals over buyer features.
+
+A workspace's templates are one YAML (or mapping) document::
+
+    threshold: 0.5          # minimum posterior to assign a persona; below it the buyer is "unassigned"
+    prior_strength: 1.0     # exponent on the priors (0 ignores them, 1 uses them as given)
+    personas:
+      - name: early_adopter_superfan
+        description: Buys drops within minutes of release, posts in the community.
+        prior: 0.15          # optional (default 1/n); priors are normalised to sum to 1
+        signals:
+          - {feature: drop_orders, gte: 1, weight: 2.0}
+          - {feature: minutes_to_first_drop_purchase, lte: 60, weight: 2.5, softness: 10}
+
+A signal holds exactly one condition: ``gte``, ``lte``, ``gt``, ``lt`` (a number), ``between`` (``[a, b]``
+with a <= b), ``eq`` (a string, number or bool), ``in`` (a non-empty list of those) or ``is`` (a bool).
+``weight`` (default 1.0) must be > 0. ``softness`` (numeric conditions only) is the width of the
+logistic ramp around a threshold; it defaults to 10% of the threshold's magnitude, at least 0.5 (see
+``offerloop.personas.inference`` for how conditions are scored).
+
+There are 2 to 12 personas (4 to 8 by convention), with unique snake_case names; ``unassigned`` is
+reserved for buyers no persona fits. :func:`load_templates` raises :class:`TemplateError` whose message
+names every problem by its path, e.g. ``personas[1].signals[0].weight: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, NoReturn
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from offerloop.core.errors import ValidationFailed
+
+__all__ = [
+    "MAX_PERSONAS",
+    "MIN_PERSONAS",
+    "NUMERIC_OPERATORS",
+    "OPERATORS",
+    "UNASSIGNED",
+    "Persona",
+    "PersonaSet",
+    "Signal",
+    "TemplateError",
+    "default_softness",
+    "dump_yaml",
+    "format_validation_error",
+    "load_templates",
+]
+
+UNASSIGNED: Final = "unassigned"
+MIN_PERSONAS: Final = 2
+MAX_PERSONAS: Final = 12
+OPERATORS: Final[tuple[str, ...]] = ("gte", "lte", "gt", "lt", "eq", "in", "between", "is")
+NUMERIC_OPERATORS: Final[frozenset[str]] = frozenset({"gte", "lte", "gt", "lt", "between"})
+_SYMBOLS: Final = {"gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}
+_NAME_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
+_FEATURE_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class TemplateError(ValidationFailed, ValueError):
+    """Persona templates that cannot be used; ``details`` lists ``{"loc", "message"}`` per problem.
+
+    Also a ``ValueError``, so callers that catch pydantic's errors (``ValueError`` too) catch it.
+    """
+
+    code = "invalid_persona_templates"
+
+
+def default_softness(threshold: float) -> float:
+    """Ramp width used when a signal gives none: 10% of the threshold's magnitude, at least 0.5."""
+    return max(0.5, 0.1 * abs(threshold))
+
+
+def _finite_number(value: Any) -> Any:
+    # A YAML `true` or "3" under `gte` is a mistake, not a number: refuse it instead of coercing.
+    if value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+def _scalar(value: Any) -> bool | int | float | str:
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+    raise ValueError("must be a string, a number or a bool")
+
+
+Number = Annotated[float, BeforeValidator(_finite_number)]
+Scalar = Annotated[bool | int | float | str, PlainValidator(_scalar)]
+
+
+class Signal(BaseModel):
+    """One weighted condition on one feature."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    feature: str = Field(min_length=1, max_length=64, pattern=_FEATURE_PATTERN)
+    gte: Number | None = None
+    lte: Number | None = None
+    gt: Number | None = None
+    lt: Number | None = None
+    eq: Scalar | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in", min_length=1, max_length=100)
+    between: tuple[Number, Number] | None = None
+    is_: StrictBool | None = Field(default=None, alias="is")
+    weight: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
+    softness: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @field_validator("between", mode="after")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"lower bound {value[0]:g} is above upper bound {value[1]:g}")
+        return value
+
+    @field_validator("softness", mode="after")
+    @classmethod
+    def _numeric_only(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        for op in ("eq", "in_", "is_"):
+            if info.data.get(op) is not None:
+                alias = op.rstrip("_")
+                raise ValueError(f"softness applies only to numeric conditions, not to `{alias}`")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_condition(self) -> Signal:
+        present = [op for op in OPERATORS if self._raw(op) is not None]
+        if len(present) != 1:
+            got = ", ".join(present) if present else "none"
+            raise ValueError(f"needs exactly one condition out of {', '.join(OPERATORS)} (got {got})")
+        return self
+
+    def _raw(self, op: str) -> Any:
+        return getattr(self, {"in": "in_", "is": "is_"}.get(op, op))
+
+    @property
+    def operator(self) -> str:
+        """The condition's name: one of :data:`OPERATORS`."""
+        return next(op for op in OPERATORS if self._raw(op) is not None)
+
+    @property
+    def operand(self) -> Any:
+        """The condition's value: a number, a scalar, a list of scalars or a ``(low, high)`` pair."""
+        return self._raw(self.operator)
+
+    def softness_for(self, threshold: float) -> float:
+        """The ramp width at ``threshold``: the explicit ``softness`` or :func:`default_softness`."""
+        return self.softness if self.softness is not None else default_softness(threshold)
+
+    def describe(self) -> str:
+        """The condition as text, e.g. ``drop_orders >= 1`` or ``weekend_share between [0.5, 1]``."""
+        op, value = self.operator, self.operand
+        if op in _SYMBOLS:
+            return f"{self.feature} {_SYMBOLS[op]} {_fmt(value)}"
+        if op == "between":
+            return f"{self.feature} between [{_fmt(value[0])}, {_fmt(value[1])}]"
+        if op == "in":
+            return f"{self.feature} in [{', '.join(_fmt(v) for v in value)}]"
+        if op == "eq":
+            return f"{self.feature} == {_fmt(value)}"
+        return f"{self.feature} is {_fmt(value)}"
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The YAML form: ``{feature, <operator>: operand, weight[, softness]}``."""
+        op, value = self.operator, self.operand
+        out: dict[str, Any] = {"feature": self.feature}
+        out[op] = list(value) if isinstance(value, tuple | list) else value
+        out["weight"] = self.weight
+        if self.softness is not None:
+            out["softness"] = self.softness
+        return _Flow(out)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+class Persona(BaseModel):
+    """A named persona: a prior and the signals its buyers are expected to show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)
+    description: str = Field(default="", max_length=2000)
+    prior: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    signals: list[Signal] = Field(min_length=1, max_length=32)
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == UNASSIGNED:
+            raise ValueError(f"{UNASSIGNED!r} is reserved for buyers no persona fits")
+        return value
+
+    def to_mapping(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.prior is not None:
+            out["prior"] = self.prior
+        out["signals"] = [s.to_mapping() for s in self.signals]
+        return out
+
+
+class PersonaSet(BaseModel):
+    """A workspace's persona templates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.5, ge=0, le=1, allow_inf_nan=False)
+    prior_strength: float = Field(default=1.0, ge=0, le=10, allow_inf_nan=False)
+    personas: list[Persona] = Field(min_length=MIN_PERSONAS, max_length=MAX_PERSONAS)
+
+    _log_priors: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PersonaSet:
+        seen: dict[str, int] = {}
+        for i, persona in enumerate(self.personas):
+            if persona.name in seen:
+                raise ValueError(
+                    f"personas[{i}].name: duplicate persona name {persona.name!r} "
+                    f"(also personas[{seen[persona.name]}])"
+                )
+            seen[persona.name] = i
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Effective prior: pi_t = q_t ** s / sum_u q_u ** s, q = priors normalised, s = prior_strength.
+        n = len(self.personas)
+        raw = [p.prior if p.prior is not None else 1.0 / n for p in self.personas]
+        total = math.fsum(raw)
+        scaled = [self.prior_strength * math.log(r / total) for r in raw]
+        top = max(scaled)
+        log_norm = top + math.log(math.fsum(math.exp(v - top) for v in scaled))
+        self._log_priors = {p.name: v - log_norm for p, v in zip(self.personas, scaled, strict=True)}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.personas)
+
+    def persona(self, name: str) -> Persona:
+        for p in self.personas:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def log_priors(self) -> dict[str, float]:
+        """Natural log of each persona's effective prior (they sum to 1 in probability space)."""
+        return dict(self._log_priors)
+
+    def priors(self) -> dict[str, float]:
+        """Each persona's effective prior: normalised priors raised to ``prior_strength``, renormalised."""
+        return {name: math.exp(v) for name, v in self._log_priors.items()}
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "prior_strength": self.prior_strength,
+            "personas": [p.to_mapping() for p in self.personas],
+        }
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_mapping())
+
+
+class _Flow(dict[str, Any]):
+    """A mapping written in YAML flow style (one signal per line)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+_Dumper.add_representer(_Flow, _represent_flow)
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    """YAML with keys in insertion order and each signal on one line in flow style."""
+    return yaml.dump(
+        dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=110
+    )
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def format_validation_error(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``{"loc": "personas[0].signals[1].weight", "message": ...}``."""
+    problems: list[dict[str, str]] = []
+    for err in exc.errors(include_url=False):
+        message = str(err["msg"])
+        message = message.removeprefix("Value error, ")
+        loc = _format_loc(tuple(err["loc"]))
+        if not loc and ": " in message and message.startswith("personas["):
+            loc, message = message.split(": ", 1)
+        problems.append({"loc": loc, "message": message})
+    return problems
+
+
+def _raise(problems: list[dict[str, str]]) -> NoReturn:
+    text = "; ".join(f"{p['loc']}: {p['message']}" if p["loc"] else p["message"] for p in problems)
+    raise TemplateError(f"invalid persona templates: {text}", details=problems)
+
+
+def _looks_like_path(text: str) -> bool:
+    return "\n" not in text and text.strip().lower().endswith((".yaml", ".yml", ".json"))
+
+
+def load_templates(source: str | Path | Mapping[str, Any]) -> PersonaSet:
+    """Load and validate persona templates from YAML text, a file path or an already-parsed mapping.
+
+    A ``str`` is read as a file when it is one line ending in ``.yaml``/``.yml``/``.json``, else as YAML
+    text. Raises :class:`TemplateError` naming every problem by its path.
+    """
+    data: Any
+    if isinstance(source, Mapping):
+        data = source
+    else:
+        if isinstance(source, Path) or _looks_like_path(source):
+            path = Path(source)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise TemplateError(f"cannot read persona templates {str(path)!r}: {exc.strerror}") from exc
+        else:
+            text = source
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise TemplateError(f"persona templates are not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        _raise([{"loc": "", "message": "persona templates must be a mapping with a `personas` list"}])
+    try:
+        return PersonaSet.model_validate(dict(data))
+    except ValidationError as exc:
+        _raise(format_validation_error(exc))

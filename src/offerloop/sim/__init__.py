@@ -1,0 +1,1 @@
+"""Deterministic, seeded synthetic creator audiences emitting Segment-spec events for demos and benchmarks."""

@@ -1,0 +1,1 @@
+"""Tenants, their write and secret keys, and authentication."""

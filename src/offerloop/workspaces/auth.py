@@ -1,0 +1,64 @@
+"""FastAPI dependencies: the database, and the caller's API key (HTTP Basic user or Bearer)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from offerloop.db.uow import Database
+from offerloop.workspaces import service
+from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
+from offerloop.workspaces.schemas import Principal
+
+
+def key_from_header(header: str | None) -> str:
+    if not header:
+        return ""
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip()
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidKey("malformed HTTP Basic credentials") from exc
+        return decoded.partition(":")[0]  # Segment convention: the write key is the username
+    raise InvalidKey("unsupported Authorization scheme: use Basic (key as username) or Bearer")
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Any:
+    return request.app.state.settings
+
+
+def authenticate_request(request: Request) -> Principal:
+    """Any valid key of a workspace: write keys may send events, nothing else."""
+    key = key_from_header(request.headers.get("authorization"))
+    with get_db(request).read() as session:
+        return service.authenticate(session=session, key=key)
+
+
+async def authenticate_request_async(request: Request) -> Principal:
+    """As authenticate_request; a recently seen key is answered from memory without a thread hop."""
+    cached = service.cached_principal(key_from_header(request.headers.get("authorization")))
+    return cached if cached is not None else await run_in_threadpool(authenticate_request, request)
+
+
+async def require_secret(principal: Annotated[Principal, Depends(authenticate_request_async)]) -> Principal:
+    if not principal.is_secret:
+        raise SecretKeyRequired("this endpoint needs a secret key; write keys can only send events")
+    return principal
+
+
+DB = Annotated[Database, Depends(get_db)]
+AnyKey = Annotated[Principal, Depends(authenticate_request_async)]
+SecretKey = Annotated[Principal, Depends(require_secret)]

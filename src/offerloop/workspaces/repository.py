@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from offerloop.models import ApiKey, Workspace
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+    session.flush()
+
+
+def get_workspace(session: Session, workspace_id: str) -> Workspace | None:
+    return session.get(Workspace, workspace_id)
+
+
+def list_workspaces(session: Session) -> list[Workspace]:
+    return list(session.scalars(select(Workspace).order_by(Workspace.created_at)))
+
+
+def key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+
+def list_keys(session: Session, workspace_id: str) -> list[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.created_at)
+    return list(session.scalars(stmt))
+
+
+def revoke_key(session: Session, workspace_id: str, key_id: str, at: datetime) -> ApiKey | None:
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return session.scalars(
+        select(ApiKey).where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id)
+    ).one_or_none()
+
+
+def set_versioned(session: Session, workspace_id: str, field: str, value: dict[str, Any] | None) -> int:
+    """Store one of the workspace's declarative configs and bump its ``<field>_version``."""
+    ws = session.get(Workspace, workspace_id)
+    assert ws is not None
+    setattr(ws, field, value)
+    version = int(getattr(ws, f"{field}_version")) + 1
+    setattr(ws, f"{field}_version", version)
+    session.flush()
+    return version

@@ -1,0 +1,144 @@
+"""Workspaces and keys. Keys are random 32-byte tokens; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.core.ids import new_id
+from offerloop.models import ApiKey, AuditEntry, Workspace
+from offerloop.workspaces import repository
+from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, WorkspaceNotFound
+from offerloop.workspaces.schemas import KeyKind, Principal, WorkspaceCreated
+
+_KEY_PREFIX = {"write": "wk", "secret": "sk"}
+# Positive lookups are cached briefly: the ingest path must not pay a query per request.
+# A revocation is seen at once in this process and within the TTL in the others.
+_CACHE_TTL_S = 5.0
+_cache: dict[str, tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key(session: Session, *, workspace_id: str, kind: KeyKind, name: str) -> tuple[ApiKey, str]:
+    token = f"{_KEY_PREFIX[kind]}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        id=new_id("key"),
+        workspace_id=workspace_id,
+        kind=kind,
+        name=name,
+        prefix=token[:10],
+        key_hash=_hash(token),
+        created_at=utcnow(),
+    )
+    repository.add(session, key)
+    return key, token
+
+
+def create_workspace(*, session: Session, name: str) -> WorkspaceCreated:
+    ws = Workspace(id=new_id("ws"), name=name, created_at=utcnow(), signal_config_version=0)
+    repository.add(session, ws)
+    _, write = _new_key(session, workspace_id=ws.id, kind="write", name="default write key")
+    _, secret = _new_key(session, workspace_id=ws.id, kind="secret", name="default secret key")
+    return WorkspaceCreated(id=ws.id, name=ws.name, write_key=write, secret_key=secret)
+
+
+def get_workspace(*, session: Session, workspace_id: str) -> Workspace:
+    ws = repository.get_workspace(session, workspace_id)
+    if ws is None:
+        raise WorkspaceNotFound(f"workspace {workspace_id} does not exist")
+    return ws
+
+
+def list_workspaces(*, session: Session) -> list[Workspace]:
+    return repository.list_workspaces(session)
+
+
+def create_key(*, session: Session, workspace_id: str, kind: KeyKind, name: str = "") -> tuple[ApiKey, str]:
+    get_workspace(session=session, workspace_id=workspace_id)
+    key, token = _new_key(session, workspace_id=workspace_id, kind=kind, name=name)
+    audit(session, workspace_id, actor="api", action="key.create", target_type="key", target_id=key.id)
+    return key, token
+
+
+def list_keys(*, session: Session, workspace_id: str) -> list[ApiKey]:
+    return repository.list_keys(session, workspace_id)
+
+
+def revoke_key(*, session: Session, workspace_id: str, key_id: str, actor: str) -> ApiKey:
+    key = repository.revoke_key(session, workspace_id, key_id, utcnow())
+    if key is None:
+        raise KeyNotFound(f"key {key_id} does not exist in this workspace")
+    with _cache_lock:
+        for token_hash, (_, principal) in list(_cache.items()):
+            if principal.key_id == key_id:
+                del _cache[token_hash]
+    audit(session, workspace_id, actor=actor, action="key.revoke", target_type="key", target_id=key_id)
+    return key
+
+
+def cached_principal(key: str) -> Principal | None:
+    """The principal of a key authenticated within the last few seconds, without touching the database."""
+    hit = _cache.get(_hash(key)) if key else None
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+def authenticate(*, session: Session, key: str) -> Principal:
+    if not key:
+        raise InvalidKey("missing API key: send it as the HTTP Basic username or a Bearer token")
+    cached = cached_principal(key)
+    if cached is not None:
+        return cached
+    token_hash = _hash(key)
+    now = time.monotonic()
+    row = repository.key_by_hash(session, token_hash)
+    if row is None or row.revoked_at is not None:
+        raise InvalidKey("unknown or revoked API key")
+    principal = Principal(workspace_id=row.workspace_id, key_id=row.id, kind=row.kind)
+    with _cache_lock:
+        _cache[token_hash] = (now + _CACHE_TTL_S, principal)
+    return principal
+
+
+ConfigField = Literal["signal_config", "feature_spec", "persona_templates"]
+
+
+def set_config(
+    *, session: Session, workspace_id: str, field: ConfigField, value: dict[str, Any] | None
+) -> int:
+    """Store a validated declarative config (signal rules, feature spec, persona templates); returns its new version."""
+    get_workspace(session=session, workspace_id=workspace_id)
+    return repository.set_versioned(session, workspace_id, field, value)
+
+
+def audit(
+    session: Session,
+    workspace_id: str,
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry to the workspace's audit trail (in the caller's transaction)."""
+    session.add(
+        AuditEntry(
+            workspace_id=workspace_id,
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+    )

@@ -1,0 +1,131 @@
+"""Test harness: a real database (SQLite file, or PostgreSQL via OFFERLOOP_TEST_DATABASE_URL), its schema
+built by the migrations, and every test inside one transaction rolled back at the end."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
+from sqlalchemy import Engine, text
+
+from offerloop.api import create_app
+from offerloop.cli.process import ServerProcess
+from offerloop.config import Settings
+from offerloop.db import migrate
+from offerloop.db.engine import make_engine
+from offerloop.db.uow import Database
+from offerloop.workspaces import service as workspace_service
+from offerloop.workspaces.schemas import WorkspaceCreated
+
+PG_URL = os.environ.get("OFFERLOOP_TEST_DATABASE_URL")
+
+# Property tests are seeded like everything else: the same examples on every run and machine.
+hypothesis_settings.register_profile("offerloop", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.load_profile("offerloop")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if PG_URL:
+        return PG_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    if eng.dialect.name == "postgresql":
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Database]:
+    """A Database whose every unit of work is a SAVEPOINT inside one rolled-back transaction."""
+    connection = engine.connect()
+    outer = connection.begin()
+    yield Database(connection, join_transaction_mode="create_savepoint")
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(environment="test", database_url=database_url, log_json=True, log_level="WARNING")
+
+
+@pytest.fixture
+def client(db: Database, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, db=db)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def workspace(db: Database) -> WorkspaceCreated:
+    with db.write() as session:
+        return workspace_service.create_workspace(session=session, name="Test Creator")
+
+
+@pytest.fixture
+def other_workspace(db: Database) -> WorkspaceCreated:
+    with db.write() as session:
+        return workspace_service.create_workspace(session=session, name="Other Creator")
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def write_headers(workspace: WorkspaceCreated) -> dict[str, str]:
+    return basic(workspace.write_key)
+
+
+@pytest.fixture
+def secret_headers(workspace: WorkspaceCreated) -> dict[str, str]:
+    return bearer(workspace.secret_key)
+
+
+class LiveServer(ServerProcess):
+    """`offerloop serve` on loopback, with the CLI pointed at the same database."""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "offerloop.cli.main", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[LiveServer]:
+    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
+    server = LiveServer(url, log_path=tmp_path / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def msg(**fields: Any) -> dict[str, Any]:
+    """A Segment message with a fixed timestamp unless given."""
+    fields.setdefault("timestamp", "2026-11-01T10:00:00Z")
+    return fields

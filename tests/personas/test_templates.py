@@ -1,0 +1,236 @@
+"""Persona templates: loading from every source, defaults, and validation errors that name the field."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offerloop.core.errors import ValidationFailed
+from offerloop.personas.templates import (
+    UNASSIGNED,
+    PersonaSet,
+    Signal,
+    TemplateError,
+    default_softness,
+    load_templates,
+)
+
+TWO = """
+threshold: 0.6
+prior_strength: 1.0
+personas:
+  - name: collector
+    description: Buys drops.
+    prior: 0.2
+    signals:
+      - {feature: drop_orders, gte: 2, weight: 2.0}
+      - {feature: weekend_share, between: [0.5, 1], weight: 1.5, softness: 0.1}
+  - name: browser
+    signals:
+      - {feature: orders, lt: 1}
+      - {feature: first_touch_channel, in: [search, social], weight: 1.0}
+      - {feature: quiz_completed, is: true, weight: 0.5}
+      - {feature: plan, eq: pro, weight: 0.5}
+"""
+
+
+def _personas(*signals: dict[str, Any], count: int = 2) -> dict[str, Any]:
+    first = {"name": "p0", "signals": list(signals) or [{"feature": "x", "gte": 1}]}
+    rest = [{"name": f"p{i}", "signals": [{"feature": "x", "lte": 1}]} for i in range(1, count)]
+    return {"personas": [first, *rest]}
+
+
+def _error(source: Any) -> TemplateError:
+    with pytest.raises(TemplateError) as caught:
+        load_templates(source)
+    return caught.value
+
+
+def test_loads_yaml_text_and_reads_every_condition() -> None:
+    ps = load_templates(TWO)
+    assert ps.threshold == 0.6
+    assert ps.names == ("collector", "browser")
+    collector, browser = ps.personas
+    assert collector.description == "Buys drops."
+    assert [s.operator for s in collector.signals] == ["gte", "between"]
+    assert collector.signals[0].operand == 2.0
+    assert collector.signals[1].operand == (0.5, 1.0)
+    assert [s.operator for s in browser.signals] == ["lt", "in", "is", "eq"]
+    assert browser.signals[0].weight == 1.0  # default weight
+    assert browser.signals[1].operand == ["search", "social"]
+    assert browser.signals[2].operand is True
+    assert [s.describe() for s in browser.signals] == [
+        "orders < 1",
+        "first_touch_channel in ['search', 'social']",
+        "quiz_completed is true",
+        "plan == 'pro'",
+    ]
+    assert collector.signals[1].describe() == "weekend_share between [0.5, 1]"
+
+
+def test_every_source_gives_the_same_set(tmp_path: Path) -> None:
+    path = tmp_path / "personas.yaml"
+    path.write_text(TWO, encoding="utf-8")
+    from_text = load_templates(TWO)
+    assert load_templates(path) == from_text
+    assert load_templates(str(path)) == from_text
+    assert load_templates(from_text.to_mapping()) == from_text
+    assert load_templates(from_text.to_yaml()) == from_text
+
+
+def test_priors_default_to_one_over_n_and_are_normalised() -> None:
+    ps = load_templates(TWO)
+    # collector 0.2, browser 1/2 (no prior: 1/n); normalised by 0.7.
+    assert ps.priors() == pytest.approx({"collector": 0.2 / 0.7, "browser": 0.5 / 0.7}, abs=1e-15)
+    assert math.fsum(ps.priors().values()) == pytest.approx(1.0, abs=1e-15)
+    assert ps.log_priors()["collector"] == pytest.approx(math.log(0.2 / 0.7), abs=1e-15)
+
+
+def test_prior_strength_raises_priors_to_a_power() -> None:
+    data = load_templates(TWO).to_mapping()
+    data["prior_strength"] = 2.0
+    ps = load_templates(data)
+    a, b = (0.2 / 0.7) ** 2, (0.5 / 0.7) ** 2
+    assert ps.priors() == pytest.approx({"collector": a / (a + b), "browser": b / (a + b)}, abs=1e-15)
+    data["prior_strength"] = 0.0
+    assert load_templates(data).priors() == pytest.approx({"collector": 0.5, "browser": 0.5}, abs=1e-15)
+
+
+def test_default_softness_is_ten_percent_with_a_floor() -> None:
+    assert default_softness(60) == 6.0
+    assert default_softness(-20) == 2.0
+    assert default_softness(1) == 0.5
+    assert default_softness(0) == 0.5
+    signal = Signal.model_validate({"feature": "x", "gte": 60})
+    assert signal.softness_for(60) == 6.0
+    assert Signal.model_validate({"feature": "x", "gte": 60, "softness": 2}).softness_for(60) == 2.0
+
+
+def test_error_names_the_signal_field() -> None:
+    err = _error(_personas({"feature": "x", "gte": 1, "weight": 0}))
+    assert (
+        err.message
+        == "invalid persona templates: personas[0].signals[0].weight: Input should be greater than 0"
+    )
+    assert err.details == [
+        {"loc": "personas[0].signals[0].weight", "message": "Input should be greater than 0"}
+    ]
+    assert isinstance(err, ValidationFailed)
+    assert isinstance(err, ValueError)
+    assert err.status_code == 422
+    assert err.code == "invalid_persona_templates"
+
+
+@pytest.mark.parametrize(
+    ("signal", "loc", "message"),
+    [
+        ({"feature": "x", "gte": 1, "weight": -1}, "personas[0].signals[0].weight", "greater than 0"),
+        ({"feature": "x", "gtee": 1}, "personas[0].signals[0].gtee", "Extra inputs are not permitted"),
+        ({"feature": "x"}, "personas[0].signals[0]", "needs exactly one condition out of gte, lte"),
+        ({"feature": "x", "gte": 1, "lte": 3}, "personas[0].signals[0]", "(got gte, lte)"),
+        ({"feature": "x", "gte": True}, "personas[0].signals[0].gte", "must be a number"),
+        ({"feature": "x", "gte": "3"}, "personas[0].signals[0].gte", "must be a number"),
+        (
+            {"feature": "x", "between": [3, 1]},
+            "personas[0].signals[0].between",
+            "lower bound 3 is above upper bound 1",
+        ),
+        ({"feature": "x", "eq": "a", "softness": 2}, "personas[0].signals[0].softness", "not to `eq`"),
+        ({"feature": "x", "is": True, "softness": 2}, "personas[0].signals[0].softness", "not to `is`"),
+        ({"feature": "x", "gte": 1, "softness": 0}, "personas[0].signals[0].softness", "greater than 0"),
+        ({"feature": "x", "in": []}, "personas[0].signals[0].in", "at least 1 item"),
+        (
+            {"feature": "x", "in": [None]},
+            "personas[0].signals[0].in[0]",
+            "must be a string, a number or a bool",
+        ),
+        ({"feature": "x", "eq": [1]}, "personas[0].signals[0].eq", "must be a string, a number or a bool"),
+        ({"feature": "x", "is": "maybe"}, "personas[0].signals[0].is", "valid boolean"),
+        ({"feature": "", "gte": 1}, "personas[0].signals[0].feature", "at least 1 character"),
+    ],
+)
+def test_signal_errors(signal: dict[str, Any], loc: str, message: str) -> None:
+    err = _error(_personas(signal))
+    assert [d["loc"] for d in err.details] == [loc]
+    assert message in err.details[0]["message"]
+    assert f"{loc}: " in err.message
+
+
+def test_second_signal_of_third_persona_is_named() -> None:
+    data = _personas(count=3)
+    data["personas"][2]["signals"].append({"feature": "y", "lte": 2, "weight": "heavy"})
+    err = _error(data)
+    assert [d["loc"] for d in err.details] == ["personas[2].signals[1].weight"]
+
+
+def test_every_problem_is_reported() -> None:
+    data = _personas({"feature": "x", "gte": 1, "weight": 0}, {"feature": "y"}, count=3)
+    data["personas"][1]["name"] = UNASSIGNED
+    data["personas"][2]["prior"] = 0
+    err = _error(data)
+    assert [d["loc"] for d in err.details] == [
+        "personas[0].signals[0].weight",
+        "personas[0].signals[1]",
+        "personas[1].name",
+        "personas[2].prior",
+    ]
+    assert "'unassigned' is reserved" in err.details[2]["message"]
+
+
+def test_persona_level_errors() -> None:
+    dup = _personas(count=3)
+    dup["personas"][2]["name"] = "p0"
+    assert _error(dup).details == [
+        {"loc": "personas[2].name", "message": "duplicate persona name 'p0' (also personas[0])"}
+    ]
+    bad_name = _personas()
+    bad_name["personas"][1]["name"] = "Deal Seeker"
+    assert _error(bad_name).details[0]["loc"] == "personas[1].name"
+    no_signals = _personas()
+    no_signals["personas"][1]["signals"] = []
+    assert _error(no_signals).details[0]["loc"] == "personas[1].signals"
+    unknown = _personas()
+    unknown["personas"][0]["colour"] = "red"
+    assert _error(unknown).details[0]["loc"] == "personas[0].colour"
+
+
+def test_two_to_twelve_personas() -> None:
+    assert len(load_templates(_personas(count=2)).personas) == 2
+    assert len(load_templates(_personas(count=12)).personas) == 12
+    few = _error(_personas(count=1))
+    assert few.details[0]["loc"] == "personas"
+    assert "at least 2 items" in few.details[0]["message"]
+    many = _error(_personas(count=13))
+    assert "at most 12 items" in many.details[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("top", "loc"),
+    [
+        ({"threshold": 1.5}, "threshold"),
+        ({"prior_strength": -1}, "prior_strength"),
+        ({"personaz": []}, "personaz"),
+    ],
+)
+def test_top_level_errors(top: dict[str, Any], loc: str) -> None:
+    data = {**_personas(), **top}
+    assert loc in [d["loc"] for d in _error(data).details]
+
+
+def test_unusable_sources(tmp_path: Path) -> None:
+    assert "must be a mapping" in _error("- just\n- a list\n").message
+    assert "not valid YAML" in _error("personas: [\n").message
+    assert "cannot read persona templates" in _error(str(tmp_path / "missing.yaml")).message
+    assert "cannot read persona templates" in _error(tmp_path / "missing.txt").message
+
+
+def test_yaml_round_trip_keeps_every_field() -> None:
+    ps = load_templates(TWO)
+    text = ps.to_yaml()
+    assert "- {feature: drop_orders, gte: 2.0, weight: 2.0}" in text  # one signal per line
+    again = load_templates(text)
+    assert again == ps
+    assert isinstance(again, PersonaSet)
