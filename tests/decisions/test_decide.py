@@ -224,7 +224,8 @@ def test_a_running_server_picks_up_new_snapshots(live_server: LiveServer, tmp_pa
     assert "home: learned 5 rewards -> model version 1" in out
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=30) as http:
         after = [
-            http.post("/v1/decide", json={"anonymous_id": f"snap-new-{i}", **candidates}).json() for i in range(20)
+            http.post("/v1/decide", json={"anonymous_id": f"snap-new-{i}", **candidates}).json()
+            for i in range(20)
         ]
     # The holdout share (10%, keyed on workspace and buyer) is served rules-only with version 0; every
     # other decision must come from the new snapshot.
