@@ -7,6 +7,7 @@ import hashlib
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,7 +41,19 @@ ATTRIBUTE_FIELDS = (
 )  # fmt: skip
 
 _policies: dict[tuple[str, str], tuple[int, Policy]] = {}
-_catalogs: dict[str, tuple[tuple[Any, int], list[tuple[Action, ModelAction]]]] = {}
+_catalogs: dict[str, tuple[tuple[Any, int], Catalog]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """A workspace's actions as the decision path needs them, built once per catalog version."""
+
+    actions: list[Action]  # detached, read-only; priority order
+    by_key: dict[str, Action]
+    models: dict[str, ModelAction]  # the policy's view (action features)
+    views: dict[str, dict[str, Any]]  # the eligibility rules' view
+
+
 _policies_lock = threading.Lock()
 
 
@@ -103,7 +116,7 @@ def model_action(action: Action) -> ModelAction:
     return ModelAction(id=action.key, features=features)
 
 
-def cached_catalog(session: Session, workspace_id: str) -> list[tuple[Action, ModelAction]]:
+def cached_catalog(session: Session, workspace_id: str) -> Catalog:
     """The catalog (with each action's model features), reloaded only when an action changed."""
     version = repository.catalog_version(session, workspace_id)
     cached = _catalogs.get(workspace_id)
@@ -112,7 +125,12 @@ def cached_catalog(session: Session, workspace_id: str) -> list[tuple[Action, Mo
     rows = repository.actions(session, workspace_id)
     for row in rows:
         session.expunge(row)  # kept across sessions: read-only snapshots
-    entry = [(a, model_action(a)) for a in rows]
+    entry = Catalog(
+        actions=rows,
+        by_key={a.key: a for a in rows},
+        models={a.key: model_action(a) for a in rows},
+        views={a.key: _rule_view(a) for a in rows},
+    )
     with _policies_lock:
         _catalogs[workspace_id] = (version, entry)
     return entry
@@ -169,8 +187,7 @@ def decide(
     now = now or utcnow()
     decision_id = new_id("dec")
     catalog = cached_catalog(session, workspace_id)
-    by_key = {a.key: a for a, _ in catalog}
-    model_actions = {a.key: m for a, m in catalog}
+    by_key, model_actions = catalog.by_key, catalog.models
     if request.candidates is not None:
         unknown = sorted(set(request.candidates) - set(by_key))
         if unknown:
@@ -179,7 +196,7 @@ def decide(
             )
         pool = [by_key[k] for k in dict.fromkeys(request.candidates)]
     else:
-        pool = [a for a, _ in catalog]
+        pool = catalog.actions
 
     features = (
         features_service.read(session=session, workspace_id=workspace_id, buyer_id=buyer_id, now=now)
@@ -209,7 +226,9 @@ def decide(
     eligible: list[Action] = []
     excluded: list[dict[str, Any]] = []
     for action in pool:
-        reason = ineligible_reason(_rule_view(action), view, placement=request.placement, exclude=exclude)
+        reason = ineligible_reason(
+            catalog.views[action.key], view, placement=request.placement, exclude=exclude
+        )
         if reason is None:
             eligible.append(action)
         else:

@@ -19,12 +19,14 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Signal weighting rules (events.signals), stored as validated JSON; None means built-in defaults.
-    signal_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # The declarative configs are deferred: the hot paths read only their versions and load a config
+    # once per process per version (see each domain's cache).
+    signal_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
     signal_config_version: Mapped[int] = mapped_column(Integer, default=0)
     # Declarative feature definitions (features.spec) and persona templates (personas.templates).
-    feature_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    feature_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
     feature_spec_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    persona_templates: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    persona_templates: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
     persona_templates_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

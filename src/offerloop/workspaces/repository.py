@@ -15,7 +15,12 @@ def add(session: Session, obj: Any) -> None:
 
 
 def get_workspace(session: Session, workspace_id: str) -> Workspace | None:
-    return session.get(Workspace, workspace_id)
+    ws = session.get(Workspace, workspace_id)
+    if ws is not None:
+        # The identity map holds objects weakly: pin the row for the session's life so the several
+        # services of one request (features, personas, decisions) share one load, not one each.
+        session.info.setdefault("pinned_workspaces", {})[workspace_id] = ws
+    return ws
 
 
 def list_workspaces(session: Session) -> list[Workspace]:
