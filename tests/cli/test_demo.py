@@ -43,3 +43,6 @@ def test_demo_runs_to_the_end_on_sqlite(tmp_path: Path) -> None:
     assert "Sent 3,000 events for 150 synthetic buyers" in text
     assert "Micro-personas, inferred live at ingest" in text
     assert text.count("Next best actions for") == 3
+    # the loop closed: outcomes became rewards, a model was learned, and the lift report was printed
+    assert "Closing the loop" in text and "trained model v1" in text
+    assert "Lift in week 2" in text and "  overall " in text

@@ -46,3 +46,15 @@ def domain_errors() -> Iterator[None]:
         if exc.details:
             typer.echo(orjson.dumps(exc.details, option=orjson.OPT_INDENT_2).decode(), err=True)
         raise typer.Exit(1) from exc
+
+
+def lift_lines(online: dict[str, Any]) -> list[str]:
+    """The online lift report (model vs holdout, overall then by persona) as aligned text lines."""
+
+    def line(label: str, row: dict[str, Any]) -> str:
+        if row.get("lift") is None:
+            return f"  {label:28} model n={row['model_n']}, holdout n={row['holdout_n']}: not enough data"
+        return (f"  {label:28} model {row['model']:.4f} (n={row['model_n']}) vs holdout {row['holdout']:.4f} "
+                f"(n={row['holdout_n']}): lift {row['lift']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]")  # fmt: skip
+
+    return [line("overall", online["overall"])] + [line(p, row) for p, row in online["by_persona"].items()]

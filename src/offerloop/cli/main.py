@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from offerloop.cli import imports as import_cmds
-from offerloop.cli.common import database, domain_errors, print_json, settings
+from offerloop.cli.common import database, domain_errors, lift_lines, print_json, settings
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
 from offerloop.events import service as event_service
@@ -309,10 +310,16 @@ def evaluate(
     workspace: WorkspaceOpt,
     placement: Annotated[str | None, typer.Option(help="Only this placement")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON")] = False,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only decisions made at or after this UTC time (ISO 8601)")
+    ] = None,
 ) -> None:
     """Estimate candidate policies on the logged decisions (IPS, SNIPS, DR) and print the lift report."""
+    at = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     with domain_errors(), database() as db, db.read() as session:
-        report = decisions_service.evaluate(session=session, workspace_id=workspace, placement=placement)
+        report = decisions_service.evaluate(
+            session=session, workspace_id=workspace, placement=placement, since=at
+        )
     if as_json:
         print_json(report)
         return
@@ -330,18 +337,9 @@ def evaluate(
         typer.echo(
             f"{name:16} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18}  {est['ips']['effective_sample_size']:.0f}"
         )
-    online = report["online"]
-
-    def line(label: str, row: dict[str, object]) -> str:
-        if row.get("lift") is None:
-            return f"  {label:28} model n={row['model_n']}, holdout n={row['holdout_n']}: not enough data"
-        return (f"  {label:28} model {row['model']:.4f} (n={row['model_n']}) vs holdout {row['holdout']:.4f} "
-                f"(n={row['holdout_n']}): lift {row['lift']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]")  # fmt: skip
-
     typer.echo("online lift (mean reward, model vs holdout):")
-    typer.echo(line("overall", online["overall"]))
-    for persona, row in online["by_persona"].items():
-        typer.echo(line(persona, row))
+    for line in lift_lines(report["online"]):
+        typer.echo(line)
 
 
 @app.command()

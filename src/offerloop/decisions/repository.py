@@ -133,12 +133,16 @@ def lock_learner(session: Session, workspace_id: str, placement: str) -> None:
         )
 
 
-def decisions_for_evaluation(session: Session, workspace_id: str, placement: str | None) -> list[Decision]:
+def decisions_for_evaluation(
+    session: Session, workspace_id: str, placement: str | None, since: datetime | None = None
+) -> list[Decision]:
     stmt = select(Decision).where(
         Decision.workspace_id == workspace_id, Decision.reward.is_not(None), Decision.propensity.is_not(None)
     )
     if placement:
         stmt = stmt.where(Decision.placement == placement)
+    if since is not None:
+        stmt = stmt.where(Decision.created_at >= since)
     return list(session.scalars(stmt.order_by(Decision.created_at, Decision.id)))
 
 

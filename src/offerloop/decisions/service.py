@@ -392,6 +392,7 @@ def close_windows(*, session: Session, workspace_id: str, now: datetime | None =
         outcome: dict[str, Any] = d.context.get("_outcome") or {}
         d.reward = float(outcome.get("default_reward", 0.0))
         d.reward_at, d.reward_source = d.window_ends_at, "default"
+    session.flush()  # sessions do not autoflush: a learn() in the same transaction must see these
     return len(expired)
 
 
@@ -447,11 +448,13 @@ def publish(
 
 
 def evaluate(
-    *, session: Session, workspace_id: str, placement: str | None = None, level: float = 0.95
-) -> dict[str, Any]:
+    *, session: Session, workspace_id: str, placement: str | None = None, level: float = 0.95,
+    since: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Offline estimates (IPS, SNIPS, DR) of the current model, rules-only, random and popularity on the
-    logged, rewarded decisions, and the online lift of the model over the holdout group."""
-    decisions = repository.decisions_for_evaluation(session, workspace_id, placement)
+    logged, rewarded decisions (made at or after ``since``), and the online lift of the model over the
+    holdout group."""
+    decisions = repository.decisions_for_evaluation(session, workspace_id, placement, since)
     rows = [
         evaluation.LoggedRow(
             context={k: v for k, v in d.context.items() if k != "_outcome"},
