@@ -29,6 +29,16 @@ class Settings(BaseSettings):
     holdout_share: float = Field(default=0.10, ge=0.0, le=1.0)
     # Seconds between learning passes in the server (0 disables the in-process learner).
     learn_interval_s: float = Field(default=60.0, ge=0.0)
+    # Artifact render threads inside `offerloop serve` (0: renders only by `offerloop worker` processes).
+    render_workers: int = Field(default=1, ge=0, le=32)
+    # Lifetime of signed download links, in seconds.
+    download_ttl_s: int = Field(default=900, ge=10)
+    # Optional voice rewriter: an OpenAI-compatible endpoint (off unless both URL and model are set).
+    rewriter_url: str | None = None
+    rewriter_model: str | None = None
+    rewriter_api_key: str | None = None
+    rewriter_timeout_s: float = Field(default=8.0, gt=0.0)
+    rewriter_voice: str = "warm, direct, second person, short sentences"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -16,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.config import Settings
+from offerloop.content.endpoints import router as content_router
 from offerloop.core.errors import OfferloopError
 from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
@@ -30,6 +32,8 @@ from offerloop.personas.endpoints import router as personas_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
 from offerloop.worker.learner import Learner
+from offerloop.worker.renderer import RenderWorkers
+from offerloop.worker.renderer import wake as renderer_wake
 from offerloop.workspaces.endpoints import router as keys_router
 
 DESCRIPTION = """
@@ -101,13 +105,19 @@ def create_app(
         else None
     )
 
+    renderers = (
+        RenderWorkers(db, settings, threads=settings.render_workers)
+        if own_db and settings.render_workers
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, learner):
+        for background in (checkpointer, learner, renderers):
             if background is not None:
                 background.start()
         yield
-        for background in (learner, checkpointer):
+        for background in (renderers, learner, checkpointer):
             if background is not None:
                 background.stop()
 
@@ -119,6 +129,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.wake_renderers = renderer_wake
     app.add_middleware(Metrics)
 
     @app.exception_handler(OfferloopError)
@@ -167,6 +178,8 @@ def create_app(
     app.include_router(features_router)
     app.include_router(personas_router)
     app.include_router(decisions_router)
+    app.include_router(content_router)
+    app.include_router(assembly_router)
     return app
 
 

@@ -60,3 +60,56 @@ class Theme:
     mono_font: str = "DejaVu Sans Mono"
     logo_svg: str | None = None  # inline SVG markup, shipped with the workspace's theme
     creator_name: str | None = None
+
+
+def document_to_dict(document: Document) -> dict[str, Any]:
+    """JSON-ready form, as stored with each artifact version."""
+    return {
+        "title": document.title,
+        "subtitle": document.subtitle,
+        "deliverable": document.deliverable,
+        "buyer_name": document.buyer_name,
+        "created_on": document.created_on,
+        "meta": dict(document.meta),
+        "sections": [
+            {
+                "key": s.key,
+                "title": s.title,
+                "intro": s.intro,
+                "blocks": [
+                    {
+                        "markdown": b.markdown,
+                        "title": b.title,
+                        "atom_id": b.atom_id,
+                        "atom_version": b.atom_version,
+                        "kind": b.kind,
+                        "minutes": b.minutes,
+                        "ai_assisted": b.ai_assisted,
+                        "fallback": b.fallback,
+                    }
+                    for b in s.blocks
+                ],
+            }
+            for s in document.sections
+        ],
+    }
+
+
+def document_from_dict(data: dict[str, Any]) -> Document:
+    return Document(
+        title=data["title"],
+        subtitle=data.get("subtitle"),
+        deliverable=data.get("deliverable", "workbook"),
+        buyer_name=data.get("buyer_name"),
+        created_on=data.get("created_on"),
+        meta=dict(data.get("meta") or {}),
+        sections=tuple(
+            Section(
+                key=s["key"],
+                title=s["title"],
+                intro=s.get("intro"),
+                blocks=tuple(Block(**b) for b in s["blocks"]),
+            )
+            for s in data["sections"]
+        ),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -34,6 +34,11 @@ def database(cfg: Settings | None = None) -> Iterator[Database]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+WorkspaceOpt = Annotated[
+    str, typer.Option("--workspace", "-w", help="Workspace id", envvar="OFFERLOOP_WORKSPACE")
+]
 
 
 @contextmanager

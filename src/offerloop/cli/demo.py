@@ -33,6 +33,22 @@ DEMO_DIR = Path(__file__).resolve().parents[3] / "examples" / "demo"
 DEMO_SIGNALS = DEMO_DIR / "signals.yaml"
 DEMO_PERSONAS = DEMO_DIR / "personas.yaml"
 DEMO_ACTIONS = DEMO_DIR / "actions.yaml"
+DEMO_CONTENT = DEMO_DIR / "content"
+DEMO_QUIZ = DEMO_DIR / "quizzes" / "intake.yaml"
+DEMO_POLICY = DEMO_DIR / "policies" / "launch-workbook.yaml"
+# Two simulated buyers who answer the intake quiz differently (their true personas differ too).
+DEMO_ANSWERS = {
+    "lurker_researcher": {
+        "stage": "idea",
+        "pricing_confidence": 1,
+        "goal": "find out whether anyone would pay for my idea",
+    },
+    "early_adopter_superfan": {
+        "stage": "launching",
+        "pricing_confidence": 4,
+        "goal": "launch my course to my email list",
+    },
+}
 
 
 def _send(url: str, write_key: str, batches: Iterator[list[dict[str, Any]]], total: int) -> Counter[str]:
@@ -154,6 +170,45 @@ def _close_the_loop(
     return {"rounds": (len(first), acted_1, len(second), acted_2), "learned": learned, "report": report}
 
 
+def _assemble(url: str, ws: Any, audience: Audience, out_dir: Path) -> list[dict[str, Any]]:
+    """Corpus, quiz and policy through the API; two buyers of different personas answer the quiz; their
+    workbooks are assembled (202 + preview), rendered by the server's worker, and downloaded."""
+    secret = {"Authorization": f"Bearer {ws.secret_key}"}
+    atoms = [{"text": f.read_text(), "path": f.relative_to(DEMO_CONTENT).as_posix()}
+             for f in sorted(DEMO_CONTENT.rglob("*.md")) if f.name.lower() != "readme.md"]  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    with httpx.Client(base_url=url, headers=secret, timeout=60) as http:
+        http.post("/v1/content/sync", json={"atoms": atoms, "prune": True}).raise_for_status()
+        http.put("/v1/quizzes", json={"text": DEMO_QUIZ.read_text()}).raise_for_status()
+        http.put("/v1/policies", json={"text": DEMO_POLICY.read_text()}).raise_for_status()
+        for persona, answers in DEMO_ANSWERS.items():
+            buyer = next(b for b in audience.buyers if b.user_id and b.persona == persona)
+            r = httpx.post(f"{url}/v1/quizzes/intake/answers", auth=(ws.write_key, ""),
+                           json={"user_id": buyer.user_id, "answers": answers})  # fmt: skip
+            r.raise_for_status()
+            t0 = time.perf_counter()
+            queued = http.post("/v1/artifacts", json={"user_id": buyer.user_id, "policy": "launch-workbook"})
+            queued.raise_for_status()
+            preview_ms = (time.perf_counter() - t0) * 1000
+            made.append({"persona": persona, "user_id": buyer.user_id, "answers": answers, "preview_ms": preview_ms,
+                         **queued.json()})  # fmt: skip
+        for item in made:
+            status = item["status"]
+            deadline = time.monotonic() + 120
+            while status in ("queued", "rendering") and time.monotonic() < deadline:
+                time.sleep(0.1)  # the demo waits for the server's render thread, as a client would
+                status = http.get(f"/v1/artifacts/{item['id']}").json()["status"]
+            detail = http.get(f"/v1/artifacts/{item['id']}").json()
+            item["status"], item["files"] = status, detail["files"]
+            if status == "ready":
+                link = http.get(f"/v1/artifacts/{item['id']}/download", params={"format": "pdf"}).json()
+                path = out_dir / f"{item['user_id']}-launch-workbook.pdf"
+                path.write_bytes(http.get(link["url"]).content)
+                item["path"] = path
+    return made
+
+
 def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
@@ -195,6 +250,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         t0 = time.perf_counter()
         loop = _close_the_loop(url, ws, db_url, audience, seed, per_round=1000)
         loop_s = time.perf_counter() - t0
+        deliverables = _assemble(url, ws, audience, db_path.resolve().parent / "offerloop-demo-artifacts")
     finally:
         server.stop()
 
@@ -275,6 +331,21 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
                 f"Offline (SNIPS on the same log): {model} {ours['value']:.3f} vs rules-only {rules['value']:.3f}. "
                 "`offerloop evaluate` prints IPS/SNIPS/DR with intervals."
             )
+    console.print("\n[bold]Personalized workbooks[/] (corpus → quiz answers → selection → Typst PDF)")
+    for item in deliverables:
+        pages = next((f["pages"] for f in item["files"] if f["format"] == "pdf"), None)
+        console.print(
+            f"  {item['user_id']} (simulated {item['persona']}; answered stage={item['answers']['stage']}, "
+            f"pricing confidence {item['answers']['pricing_confidence']}): {item['status']}, {pages} pages, "
+            f"preview in {item['preview_ms']:.0f} ms"
+        )
+        if item.get("path"):
+            console.print(f"    {item['path']}")
+        for section in item["outline"]:
+            console.print(f"    · {section['title']}: {', '.join(section['blocks'][:4])}")
+    if len(deliverables) == 2:
+        a, b = ({x for s in d["outline"] for x in s["blocks"]} for d in deliverables)
+        console.print(f"  The two share {len(a & b)} pieces; {len(a ^ b)} differ.")
     console.print(
         "\n[bold]Where to look next[/]\n"
         f"  OFFERLOOP_DATABASE_URL={db_url} offerloop serve     then open http://127.0.0.1:8000/docs\n"

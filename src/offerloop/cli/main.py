@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import imports as import_cmds
-from offerloop.cli.common import database, domain_errors, lift_lines, print_json, settings
+from offerloop.cli.common import WorkspaceOpt, database, domain_errors, lift_lines, print_json, settings
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
 from offerloop.events import service as event_service
@@ -29,14 +30,15 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(merges_app, name="merges")
 app.add_typer(import_cmds.app, name="import")
+app.add_typer(assembly_cmds.content_app, name="content")
+app.add_typer(assembly_cmds.quiz_app, name="quiz")
+app.add_typer(assembly_cmds.policy_app, name="policy")
+app.add_typer(assembly_cmds.artifacts_app, name="artifacts")
+app.command("worker")(assembly_cmds.worker)
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")
 app.add_typer(features_app, name="features")
-
-WorkspaceOpt = Annotated[
-    str, typer.Option("--workspace", "-w", help="Workspace id", envvar="OFFERLOOP_WORKSPACE")
-]
 
 
 @app.command()

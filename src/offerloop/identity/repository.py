@@ -261,6 +261,11 @@ def events_of(session: Session, buyer_id: str, *, before: int | None, limit: int
     return list(session.scalars(stmt.order_by(Event.id.desc()).limit(limit)))
 
 
+def latest_named(session: Session, buyer_id: str, name: str, limit: int) -> list[Event]:
+    stmt = select(Event).where(Event.buyer_id == buyer_id, Event.name == name)
+    return list(session.scalars(stmt.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)))
+
+
 def iter_events_of(session: Session, buyer_id: str) -> Iterator[Event]:
     yield from session.scalars(select(Event).where(Event.buyer_id == buyer_id).order_by(Event.id))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -142,6 +142,18 @@ def buyer_events(
     rows = repository.events_of(session, buyer.id, before=before, limit=limit + 1)
     items = [EventRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return EventPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+
+
+def latest_event(
+    *, session: Session, workspace_id: str, buyer_id: str, name: str, where: Mapping[str, Any] | None = None
+) -> EventRead | None:
+    """The buyer's most recent event named ``name`` whose properties match ``where`` (None if none)."""
+    buyer = _live(session, workspace_id, buyer_id)
+    for row in repository.latest_named(session, buyer.id, name, limit=50):
+        props = row.properties or {}
+        if all(props.get(k) == v for k, v in (where or {}).items()):
+            return EventRead.model_validate(row, from_attributes=True)
+    return None
 
 
 def set_consent(

@@ -28,6 +28,9 @@ class Workspace(Base):
     feature_spec_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     persona_templates: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
     persona_templates_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The deliverables' look (assembly.document.Theme fields); None means the default theme.
+    theme: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
+    theme_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):

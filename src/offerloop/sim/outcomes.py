@@ -3,7 +3,7 @@
 The demo uses it to close the loop for real: decisions are made by the running engine, each buyer's true
 persona decides whether they act on what they were shown, and the outcome goes back in as an ordinary
 tracked event. An action "fits" a persona when the creator declared it so (``persona_fit``); fitting
-actions convert far more often, so a policy that learns persona × action crosses beats the fixed order.
+actions convert far more often, so a policy that learns persona-by-action crosses beats the fixed order.
 """
 
 from __future__ import annotations

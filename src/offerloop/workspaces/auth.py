@@ -62,3 +62,19 @@ async def require_secret(principal: Annotated[Principal, Depends(authenticate_re
 DB = Annotated[Database, Depends(get_db)]
 AnyKey = Annotated[Principal, Depends(authenticate_request_async)]
 SecretKey = Annotated[Principal, Depends(require_secret)]
+
+
+def authenticate_key_or_query(request: Request) -> Principal:
+    """A key from the Authorization header or, for pages a browser opens directly (the hosted quiz), from
+    the ``key`` query parameter: only write keys may travel in a URL."""
+    header = request.headers.get("authorization")
+    if header:
+        return authenticate_request(request)
+    with get_db(request).read() as session:
+        principal = service.authenticate(session=session, key=request.query_params.get("key", ""))
+    if principal.is_secret:
+        raise InvalidKey("secret keys must not be put in URLs: use the write key")
+    return principal
+
+
+KeyOrQuery = Annotated[Principal, Depends(authenticate_key_or_query)]

@@ -1,0 +1,181 @@
+"""HTTP API of the assembly domain: policies, theme, artifacts (202 + preview), review and signed downloads."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, model_validator
+
+from offerloop.assembly import service
+from offerloop.assembly.policy import parse_policy
+from offerloop.identity import service as identity_service
+from offerloop.workspaces.auth import DB, SecretKey, get_settings
+
+router = APIRouter(prefix="/v1", tags=["assembly"])
+
+
+class PolicyText(BaseModel):
+    text: str = Field(description="The composition policy in YAML")
+    triggers: list[dict[str, Any]] = Field(
+        default_factory=list, description='Events that generate it, e.g. [{"event": "Quiz Completed"}]'
+    )
+
+
+class ArtifactRequest(BaseModel):
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    buyer_id: str | None = None
+    policy: str
+    quiz: str | None = None
+    offer_value_minor: int | None = Field(default=None, ge=0, description="For review rules on offer value")
+
+    @model_validator(mode="after")
+    def _one_buyer(self) -> ArtifactRequest:
+        if sum(x is not None for x in (self.user_id, self.anonymous_id, self.buyer_id)) != 1:
+            raise ValueError("give exactly one of user_id, anonymous_id, buyer_id")
+        return self
+
+
+class ReviewIn(BaseModel):
+    action: Literal["approve", "edit", "reject"]
+    reviewer: str = Field(min_length=1, max_length=200)
+    note: str | None = None
+    edits: dict[str, str] | None = Field(
+        default=None, description='{"<section key>/<block index>": "markdown"}'
+    )
+
+
+@router.put("/policies", summary="Add or update a composition policy; answers with its lint findings")
+def put_policy(db: DB, principal: SecretKey, body: PolicyText) -> dict[str, Any]:
+    with db.write() as session:
+        return service.put_policy(session=session, workspace_id=principal.workspace_id, text=body.text,
+                                  triggers=body.triggers, actor=principal.key_id)  # fmt: skip
+
+
+@router.get("/policies", summary="The workspace's composition policies")
+def list_policies(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return service.list_policies(session=session, workspace_id=principal.workspace_id)
+
+
+@router.post(
+    "/policies/lint", summary="Lint a policy against this workspace's corpus and quiz, without storing it"
+)
+def lint_policy(db: DB, principal: SecretKey, body: PolicyText) -> list[dict[str, Any]]:
+    policy = parse_policy(body.text, path="<policy>")
+    with db.read() as session:
+        findings = service.lint(session=session, workspace_id=principal.workspace_id, policy=policy)
+    return [
+        {"severity": f.severity, "location": f.location, "message": f.message, "line": f.line}
+        for f in findings
+    ]
+
+
+@router.put("/theme", summary="The deliverables' theme (colours, fonts shipped with offerloop, logo SVG)")
+def put_theme(db: DB, principal: SecretKey, body: dict[str, Any]) -> dict[str, Any]:
+    with db.write() as session:
+        return service.set_theme(
+            session=session, workspace_id=principal.workspace_id, theme=body, actor=principal.key_id
+        )
+
+
+@router.post(
+    "/artifacts", status_code=202, summary="Assemble a buyer's deliverable: 202 with a preview at once"
+)
+def create_artifact(request: Request, db: DB, principal: SecretKey, body: ArtifactRequest) -> dict[str, Any]:
+    with db.write() as session:
+        buyer_id = body.buyer_id
+        if buyer_id is None:
+            ident = {"user_id": body.user_id} if body.user_id else {"anonymous_id": body.anonymous_id}
+            buyer_id = identity_service.lookup(
+                session=session, workspace_id=principal.workspace_id, **ident
+            ).id
+        else:
+            identity_service.get_buyer(
+                session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id
+            )
+        queued = service.request_artifact(
+            session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, policy_id=body.policy,
+            offer_value_minor=body.offer_value_minor, quiz_id=body.quiz,
+        )  # fmt: skip
+    _wake(request)  # committed: the render threads may start now
+    return queued
+
+
+def _wake(request: Request) -> None:
+    wake = getattr(request.app.state, "wake_renderers", None)
+    if wake is not None:
+        wake()
+
+
+@router.get("/artifacts/{artifact_id}", summary="Status, provenance, files and versions of an artifact")
+def get_artifact(db: DB, principal: SecretKey, artifact_id: str) -> dict[str, Any]:
+    with db.read() as session:
+        return service.get_artifact(
+            session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id
+        )
+
+
+@router.get("/artifacts/{artifact_id}/download", summary="A signed, expiring link to the file (once ready)")
+def download(
+    request: Request, db: DB, principal: SecretKey, artifact_id: str,
+    format: Literal["pdf", "html", "email", "markdown"] = "pdf",
+) -> dict[str, Any]:  # fmt: skip
+    settings = get_settings(request)
+    with db.read() as session:
+        return service.download_link(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
+                                     fmt=format, secret=settings.secret, ttl_s=settings.download_ttl_s)  # fmt: skip
+
+
+@router.get("/files/{artifact_id}/{version}/{fmt}", summary="The file behind a signed link (no key needed)")
+def open_file(
+    request: Request, db: DB, artifact_id: str, version: int, fmt: str, expires: int, sig: str
+) -> Response:
+    with db.read() as session:
+        content, media_type, name = service.open_link(session=session, artifact_id=artifact_id, version=version,
+                                                      fmt=fmt, expires=expires, sig=sig,
+                                                      secret=get_settings(request).secret)  # fmt: skip
+    return Response(
+        content, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{name}"'}
+    )
+
+
+@router.get("/reviews", summary="Artifact versions waiting for a human")
+def reviews(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return service.review_queue(session=session, workspace_id=principal.workspace_id)
+
+
+@router.post(
+    "/artifacts/{artifact_id}/review", summary="Approve, edit or reject an artifact waiting for review"
+)
+def review(
+    request: Request, db: DB, principal: SecretKey, artifact_id: str, body: ReviewIn
+) -> dict[str, Any]:
+    with db.write() as session:
+        done = service.review(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
+                              action=body.action, reviewer=body.reviewer, note=body.note, edits=body.edits)  # fmt: skip
+    _wake(request)  # an edit queues the version for rendering again
+    return done
+
+
+@router.get(
+    "/content/atoms/{atom_id}/affected", summary="Artifacts built from an earlier version of this atom"
+)
+def affected(db: DB, principal: SecretKey, atom_id: str) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return service.affected_by(session=session, workspace_id=principal.workspace_id, atom_id=atom_id)
+
+
+@router.post("/artifacts/regenerate", summary="Regenerate every artifact affected by changed atoms")
+def regenerate(request: Request, db: DB, principal: SecretKey, atom_id: str | None = None) -> JSONResponse:
+    with db.write() as session:
+        done = service.regenerate_affected(
+            session=session, workspace_id=principal.workspace_id, atom_id=atom_id
+        )
+    _wake(request)
+    return JSONResponse(
+        {"regenerated": [{"id": d["id"], "version": d["version"]} for d in done]}, status_code=202
+    )

@@ -1,0 +1,45 @@
+"""Errors of the assembly domain: invalid composition policies and compositions that cannot be built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from offerloop.core.errors import OfferloopError
+
+# Stable machine-readable codes (``error.code``).
+INVALID_POLICY: Final = "invalid_policy"
+DUPLICATE_ATOM: Final = "duplicate_atom"
+UNKNOWN_FALLBACK_ATOM: Final = "unknown_fallback_atom"
+EMPTY_DOCUMENT: Final = "empty_document"
+
+
+class AssemblyError(OfferloopError):
+    """A policy or composition that cannot be used; ``problems`` lists every problem, one per entry."""
+
+    status_code = 422
+    code = "assembly_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: Sequence[str] = (),
+        details: Any = None,
+        code: str | None = None,
+    ) -> None:
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+        if details is None:
+            details = {"problems": list(self.problems)}
+        super().__init__(message, details=details, code=code)
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[str], *, code: str | None = None) -> AssemblyError:
+        """One error whose message holds every problem, one per line."""
+        return cls("\n".join(problems), problems=problems, code=code)
+
+
+class InvalidPolicy(AssemblyError):
+    """A composition policy that does not parse or validate (code ``invalid_policy``)."""
+
+    code = INVALID_POLICY

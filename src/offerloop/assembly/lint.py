@@ -1,0 +1,473 @@
+"""Static checks of a composition policy against a corpus and (optionally) the intake quiz.
+
+:func:`lint_policy` returns :class:`Finding` values (``error`` or ``warning``, a location such as
+``sections[2].slots[0]`` and a message), in policy order:
+
+* duplicate section keys / slot keys, empty level ranges (min > max);
+* no unconditional section (a section without ``when`` holding an intro or a slot without ``when``):
+  some buyers could get an empty document;
+* conditions: references to questions the quiz does not have, option values that do not exist, scale
+  values outside the scale, score thresholds outside the range the quiz can produce (errors when they
+  make the section or slot unreachable, warnings otherwise), and contradictory all-of conditions
+  (``stage = a`` and ``stage = b``; ``readiness >= 4`` and ``readiness < 2``; disjoint persona lists),
+  a slot's ``when`` taken together with its section's;
+* slots no atom can fill (no atom passes kinds/tags/level/persona ``require``, before the no-duplicates
+  rule) and, as a warning, slots fewer than ``choose`` atoms can fill; ``tags_from_answers`` naming
+  unknown questions or questions whose options carry no tags;
+* fallback atoms that are not in the corpus, or that are the fallback of more than one slot.
+
+Without a quiz, the checks that need it are skipped, and tags from answers are assumed to allow any atom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from offerloop.assembly.inputs import format_number
+from offerloop.assembly.policy import (
+    AllOf,
+    AnswerAnswered,
+    AnswerEquals,
+    AnswerIn,
+    AnyOf,
+    AtomFallback,
+    Condition,
+    Not,
+    PersonaIn,
+    Policy,
+    PolicySection,
+    Scalar,
+    ScoreCompare,
+    Slot,
+    describe,
+    same_value,
+)
+from offerloop.assembly.selector import CorpusIndex, passes_filters
+from offerloop.content.model import Atom, Question, Quiz
+
+__all__ = ["Finding", "lint_policy", "score_ranges"]
+
+Severity = Literal["error", "warning"]
+Leaf = AnswerIn | AnswerEquals | AnswerAnswered | ScoreCompare | PersonaIn
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: Severity
+    location: str  # "sections[2].slots[0]", "sections[1].slots[0].fallback", "sections"
+    message: str
+    line: int | None = field(default=None, compare=False)  # in the policy file, when known
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.location}: {self.message}"
+
+
+def _show(value: Scalar) -> str:
+    return repr(value) if isinstance(value, str) else format_number(value)
+
+
+def _show_all(values: Sequence[Scalar]) -> str:
+    return ", ".join(_show(v) for v in values)
+
+
+# --------------------------------------------------------------------------------------------------
+# What the quiz can produce
+
+
+def score_ranges(quiz: Quiz) -> dict[str, tuple[float, float]]:
+    """Per score dimension, the lowest and highest total a completed quiz can give."""
+    dimensions: list[str] = []
+    for question in quiz.questions:
+        for option in question.options:
+            dimensions.extend(d for d in option.scores if d not in dimensions)
+        if question.type == "scale" and question.score and question.score not in dimensions:
+            dimensions.append(question.score)
+    ranges: dict[str, tuple[float, float]] = {}
+    for dimension in dimensions:
+        low = high = 0.0
+        for question in quiz.questions:
+            part_low, part_high = _question_range(question, dimension)
+            low, high = low + part_low, high + part_high
+        ranges[dimension] = (low, high)
+    return ranges
+
+
+def _question_range(question: Question, dimension: str) -> tuple[float, float]:
+    if question.type == "scale":
+        if question.score != dimension or question.min is None or question.max is None:
+            return 0.0, 0.0
+        low, high = float(question.min), float(question.max)
+        return (low, high) if question.required else (min(0.0, low), max(0.0, high))
+    values = [float(option.scores.get(dimension, 0.0)) for option in question.options]
+    if not values:
+        return 0.0, 0.0
+    if question.type == "multiple":
+        negative = sum(v for v in values if v < 0)
+        positive = sum(v for v in values if v > 0)
+        if question.required:  # at least one option is chosen
+            negative = negative if negative < 0 else min(values)
+            positive = positive if positive > 0 else max(values)
+        return negative, positive
+    low, high = min(values), max(values)
+    return (low, high) if question.required else (min(0.0, low), max(0.0, high))
+
+
+# --------------------------------------------------------------------------------------------------
+# Conditions
+
+
+def _leaves(condition: Condition) -> list[Leaf]:
+    match condition:
+        case AllOf(items) | AnyOf(items):
+            return [leaf for item in items for leaf in _leaves(item)]
+        case Not(item):
+            return _leaves(item)
+    return [condition]
+
+
+def _conjuncts(condition: Condition | None) -> list[Condition]:
+    if condition is None:
+        return []
+    if isinstance(condition, AllOf):
+        return [c for item in condition.items for c in _conjuncts(item)]
+    return [condition]
+
+
+def _value_problem(question: Question, value: Scalar) -> str | None:
+    """Why ``value`` can never be an answer to ``question`` (None when it can)."""
+    if question.type in ("single", "multiple"):
+        if any(same_value(option.value, value) for option in question.options):
+            return None
+        return "not an option"
+    if question.type == "scale" and question.min is not None and question.max is not None:
+        if isinstance(value, str) or float(value) != int(value):
+            return "not a whole number"
+        if not question.min <= value <= question.max:
+            return "outside"
+    return None
+
+
+def _answer_issue(leaf: Leaf, quiz: Quiz) -> tuple[bool, str] | None:
+    """(never holds, message) for an answer condition that names what the quiz does not have."""
+    assert isinstance(leaf, AnswerIn | AnswerEquals | AnswerAnswered)
+    question = quiz.question(leaf.question)
+    if question is None:
+        never = not isinstance(leaf, AnswerAnswered) or leaf.answered
+        return never, f"condition refers to unknown question {leaf.question!r} (quiz {quiz.id!r})"
+    if isinstance(leaf, AnswerAnswered):
+        return None
+    values = leaf.values if isinstance(leaf, AnswerIn) else (leaf.value,)
+    bad = [v for v in values if _value_problem(question, v) is not None]
+    if not bad:
+        return None
+    never = len(bad) == len(values)
+    if question.type == "scale":
+        where = f"the scale {question.min}..{question.max} of question {question.id!r}"
+        return never, f"condition value {_show_all(bad)} {'is' if len(bad) == 1 else 'are'} not in {where}"
+    options = ", ".join(option.value for option in question.options)
+    verb = "is not an option" if len(bad) == 1 else "are not options"
+    return never, f"condition value {_show_all(bad)} {verb} of question {question.id!r} (options: {options})"
+
+
+def _score_issue(
+    leaf: ScoreCompare, quiz: Quiz, ranges: dict[str, tuple[float, float]]
+) -> tuple[bool, str] | None:
+    low, high = ranges.get(leaf.dimension, (0.0, 0.0))
+    value = leaf.value
+    never = {
+        "gte": value > high,
+        "gt": value >= high,
+        "lte": value < low,
+        "lt": value <= low,
+    }[leaf.op]
+    if leaf.dimension not in ranges:
+        outcome = "can never hold" if never else "always holds"
+        return (
+            never,
+            f"{describe(leaf)} {outcome}: quiz {quiz.id!r} does not define score {leaf.dimension!r} (always 0)",
+        )
+    if never:
+        span = f"{format_number(low)} to {format_number(high)}"
+        return True, f"{describe(leaf)} can never hold: quiz {quiz.id!r} gives {leaf.dimension} from {span}"
+    return None
+
+
+def _never(condition: Condition, never_leaves: set[Leaf]) -> bool:
+    match condition:
+        case AllOf(items):
+            return any(_never(item, never_leaves) for item in items)
+        case AnyOf(items):
+            return all(_never(item, never_leaves) for item in items)
+        case Not():
+            return False
+    return condition in never_leaves
+
+
+def _condition_findings(
+    condition: Condition, location: str, quiz: Quiz | None, ranges: dict[str, tuple[float, float]]
+) -> tuple[list[Finding], bool]:
+    """Findings about references to the quiz, and whether the condition can never hold."""
+    if quiz is None:
+        return [], False
+    issues: list[tuple[Leaf, bool, str]] = []
+    for leaf in _leaves(condition):
+        if isinstance(leaf, ScoreCompare):
+            issue = _score_issue(leaf, quiz, ranges)
+        elif isinstance(leaf, PersonaIn):
+            issue = None
+        else:
+            issue = _answer_issue(leaf, quiz)
+        if issue is not None and not any(message == issue[1] for _, _, message in issues):
+            issues.append((leaf, *issue))
+    never_leaves = {leaf for leaf, never, _ in issues if never}
+    unreachable = _never(condition, never_leaves)
+    findings = [
+        Finding("error" if never and unreachable else "warning", location, message)
+        for _, never, message in issues
+    ]
+    return findings, unreachable
+
+
+def _single_valued(question_id: str, quiz: Quiz | None) -> bool | None:
+    """True/False when the quiz says whether the answer is one value; None without that knowledge."""
+    question = quiz.question(question_id) if quiz is not None else None
+    if question is None:
+        return None
+    return question.type != "multiple"
+
+
+def _contradictions(conjuncts: Sequence[Condition], quiz: Quiz | None) -> list[tuple[Severity, str]]:
+    """Groups of all-of conditions that cannot hold together."""
+    found: list[tuple[Severity, str]] = []
+    by_question: dict[str, list[AnswerIn | AnswerEquals | AnswerAnswered]] = {}
+    by_dimension: dict[str, list[ScoreCompare]] = {}
+    personas: list[PersonaIn] = []
+    for condition in conjuncts:
+        if isinstance(condition, AnswerIn | AnswerEquals | AnswerAnswered):
+            by_question.setdefault(condition.question, []).append(condition)
+        elif isinstance(condition, ScoreCompare):
+            by_dimension.setdefault(condition.dimension, []).append(condition)
+        elif isinstance(condition, PersonaIn):
+            personas.append(condition)
+
+    def report(severity: Severity, group: Sequence[Condition], suffix: str = "") -> None:
+        described = " and ".join(dict.fromkeys(describe(c) for c in group))
+        found.append((severity, f"conditions contradict each other{suffix}: {described}"))
+
+    for question, group in by_question.items():
+        wants_answer = [c for c in group if not isinstance(c, AnswerAnswered) or c.answered]
+        unanswered = [c for c in group if isinstance(c, AnswerAnswered) and not c.answered]
+        if unanswered and wants_answer:
+            report("error", [*wants_answer, *unanswered])
+            continue
+        value_sets = [
+            c.values if isinstance(c, AnswerIn) else (c.value,)
+            for c in group
+            if not isinstance(c, AnswerAnswered)
+        ]
+        if len(value_sets) < 2:
+            continue
+        allowed = list(value_sets[0])
+        for values in value_sets[1:]:
+            allowed = [a for a in allowed if any(same_value(a, v) for v in values)]
+        if allowed:
+            continue
+        single = _single_valued(question, quiz)
+        if single is True:
+            report("error", group)
+        elif single is None:
+            report("warning", group, f" unless {question!r} is a multiple-choice question")
+    for group_scores in by_dimension.values():
+        lower = [c for c in group_scores if c.op in ("gte", "gt")]
+        upper = [c for c in group_scores if c.op in ("lte", "lt")]
+        if not lower or not upper:
+            continue
+        low = max(lower, key=lambda c: (c.value, c.op == "gt"))
+        high = min(upper, key=lambda c: (c.value, c.op == "lte"))
+        if low.value > high.value or (low.value == high.value and (low.op == "gt" or high.op == "lt")):
+            report("error", [low, high])
+    if len(personas) > 1:
+        common = set(personas[0].names)
+        for persona in personas[1:]:
+            common &= set(persona.names)
+        if not common:
+            report("error", personas)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Slots
+
+
+def _filter_summary(slot: Slot) -> str:
+    parts: list[str] = []
+    if slot.kinds:
+        parts.append(f"kinds {', '.join(slot.kinds)}")
+    if slot.tags_any or slot.tags_from_answers:
+        tags = ", ".join(slot.tags_any)
+        if slot.tags_from_answers:
+            tags = (tags + " + " if tags else "") + f"tags of answers to {', '.join(slot.tags_from_answers)}"
+        parts.append(f"tags_any {tags}")
+    if slot.tags_all:
+        parts.append(f"tags_all {', '.join(slot.tags_all)}")
+    if slot.level is not None:
+        parts.append(f"level {slot.level.min}..{slot.level.max}")
+    if slot.persona == "require":
+        parts.append("persona require")
+    return "; ".join(parts) or "none"
+
+
+def _slot_tags(
+    slot: Slot, quiz: Quiz | None, location: str, findings: list[Finding]
+) -> frozenset[str] | None:
+    """The widest tag filter any buyer can get (None: no tag filter, or unknown without a quiz)."""
+    if not slot.tags_any and not slot.tags_from_answers:
+        return None
+    tags = set(slot.tags_any)
+    if slot.tags_from_answers and quiz is None:
+        return None
+    for qid in slot.tags_from_answers:
+        assert quiz is not None
+        question = quiz.question(qid)
+        if question is None:
+            findings.append(
+                Finding(
+                    "error",
+                    location,
+                    f"tags_from_answers refers to unknown question {qid!r} (quiz {quiz.id!r})",
+                )
+            )
+            continue
+        option_tags = {tag for option in question.options for tag in option.tags}
+        if not option_tags:
+            findings.append(
+                Finding("warning", location, f"tags_from_answers: no option of question {qid!r} has tags")
+            )
+        tags |= option_tags
+    return frozenset(tags)
+
+
+def _slot_fill(slot: Slot, atoms: Sequence[Atom], quiz: Quiz | None, location: str) -> list[Finding]:
+    findings: list[Finding] = []
+    if slot.level is not None and slot.level.min > slot.level.max:
+        findings.append(
+            Finding("error", location, f"level range {slot.level.min}..{slot.level.max} is empty (min > max)")
+        )
+        return findings
+    tags = _slot_tags(slot, quiz, location, findings)
+    passing = [a for a in atoms if passes_filters(a, slot, tags_any=tags, persona=None, any_persona=True)]
+    if not passing:
+        findings.append(
+            Finding(
+                "error",
+                location,
+                f"can never be filled: no atom passes its filters ({_filter_summary(slot)}); "
+                "the fallback is always used",
+            )
+        )
+    elif len(passing) < slot.choose:
+        count = f"only {len(passing)} atom passes" if len(passing) == 1 else f"only {len(passing)} atoms pass"
+        findings.append(
+            Finding("warning", location, f"{count} its filters, fewer than choose: {slot.choose}")
+        )
+    return findings
+
+
+# --------------------------------------------------------------------------------------------------
+# The policy
+
+
+def _unconditional(section: PolicySection) -> bool:
+    return section.when is None and (section.intro is not None or any(s.when is None for s in section.slots))
+
+
+def lint_policy(
+    policy: Policy, atoms: Iterable[Atom] | CorpusIndex, quiz: Quiz | None = None
+) -> list[Finding]:
+    """Every finding about ``policy`` for this corpus (and quiz), in policy order."""
+    corpus = list(atoms.atoms if isinstance(atoms, CorpusIndex) else sorted(atoms, key=lambda a: a.id))
+    ids = {atom.id for atom in corpus}
+    ranges = score_ranges(quiz) if quiz is not None else {}
+    findings: list[Finding] = []
+    if not any(_unconditional(section) for section in policy.sections):
+        findings.append(
+            Finding(
+                "error",
+                "sections",
+                "no unconditional section: every section has a when or only conditional slots, "
+                "so some buyers could get an empty document",
+            )
+        )
+    section_keys: dict[str, int] = {}
+    fallback_atoms: dict[str, str] = {}
+    for number, section in enumerate(policy.sections):
+        location = f"sections[{number}]"
+        if section.key in section_keys:
+            findings.append(
+                Finding(
+                    "error",
+                    location,
+                    f"duplicate section key {section.key!r} (also sections[{section_keys[section.key]}])",
+                )
+            )
+        section_keys.setdefault(section.key, number)
+        section_unreachable = False
+        section_contradictions: list[tuple[Severity, str]] = []
+        if section.when is not None:
+            found, section_unreachable = _condition_findings(section.when, location, quiz, ranges)
+            findings.extend(found)
+            section_contradictions = _contradictions(_conjuncts(section.when), quiz)
+            findings.extend(Finding(sev, location, message) for sev, message in section_contradictions)
+            section_unreachable = section_unreachable or any(s == "error" for s, _ in section_contradictions)
+        slot_keys: dict[str, int] = {}
+        for slot_number, slot in enumerate(section.slots):
+            slot_location = f"{location}.slots[{slot_number}]"
+            if slot.key in slot_keys:
+                findings.append(
+                    Finding(
+                        "error",
+                        slot_location,
+                        f"duplicate slot key {slot.key!r} (also slots[{slot_keys[slot.key]}])",
+                    )
+                )
+            slot_keys.setdefault(slot.key, slot_number)
+            if slot.when is not None:
+                found, _ = _condition_findings(slot.when, slot_location, quiz, ranges)
+                findings.extend(found)
+                if not section_unreachable:
+                    conjuncts = [*_conjuncts(section.when), *_conjuncts(slot.when)]
+                    findings.extend(
+                        Finding(severity, slot_location, message)
+                        for severity, message in _contradictions(conjuncts, quiz)
+                        if (severity, message) not in section_contradictions
+                    )
+            findings.extend(_slot_fill(slot, corpus, quiz, slot_location))
+            if isinstance(slot.fallback, AtomFallback):
+                fallback_location = f"{slot_location}.fallback"
+                atom_id = slot.fallback.atom
+                if atom_id not in ids:
+                    findings.append(
+                        Finding(
+                            "error",
+                            fallback_location,
+                            f"fallback atom {atom_id!r} does not exist in the corpus",
+                        )
+                    )
+                elif atom_id in fallback_atoms:
+                    findings.append(
+                        Finding(
+                            "warning",
+                            fallback_location,
+                            f"fallback atom {atom_id!r} is also the fallback of {fallback_atoms[atom_id]}: "
+                            "an atom appears at most once per document",
+                        )
+                    )
+                fallback_atoms.setdefault(atom_id, slot_location)
+    return [_with_line(finding, policy) for finding in findings]
+
+
+def _with_line(finding: Finding, policy: Policy) -> Finding:
+    line = policy.line_of(finding.location)
+    return finding if line is None else Finding(finding.severity, finding.location, finding.message, line)

@@ -1,0 +1,388 @@
+"""HTML renderings: a self-contained web page, an email-safe page and the instant-preview fragment.
+
+Templates live in this module (no package data). Jinja2 autoescapes every document value; the only
+strings marked safe are the block HTML from :mod:`markup` (which escapes all text itself), the CSS built
+here from validated theme values, and the logo as a base64 data URI. Nothing refers to an outside asset.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from offerloop.assembly.document import Block, Document, Section, Theme
+from offerloop.assembly.render.markup import css_color, css_font_stack, to_html
+
+__all__ = ["AI_LABEL", "page_css", "render_email", "render_html", "render_preview"]
+
+AI_LABEL = "AI-assisted"
+_DEFAULT = Theme()
+_HEADING_OFFSET = 3  # h1 document title, h2 section, h3 block title, then the block's own headings
+_SERIF = 'Georgia, "Times New Roman", serif'
+_MONO = 'Menlo, Consolas, "Courier New", monospace'
+
+
+@dataclass(frozen=True, slots=True)
+class _Palette:
+    primary: str
+    accent: str
+    text: str
+    body: str
+    heading: str
+    mono: str
+
+
+def _palette(theme: Theme) -> _Palette:
+    return _Palette(
+        primary=css_color(theme.primary, _DEFAULT.primary),
+        accent=css_color(theme.accent, _DEFAULT.accent),
+        text=css_color(theme.text, _DEFAULT.text),
+        body=css_font_stack(theme.body_font, _SERIF),
+        heading=css_font_stack(theme.heading_font, _SERIF),
+        mono=css_font_stack(theme.mono_font, _MONO),
+    )
+
+
+def page_css(theme: Theme = _DEFAULT) -> str:
+    """The web page's stylesheet for a theme (also usable around :func:`render_preview`)."""
+    p = _palette(theme)
+    return f"""
+body {{ margin: 0; background: #f5f5f2; color: {p.text}; font-family: {p.body}; font-size: 17px; line-height: 1.6; }}
+.page {{ max-width: 48rem; margin: 0 auto; background: #fff; padding: 0 2.5rem 3rem; }}
+.cover {{ background: {p.primary}; color: #fff; margin: 0 -2.5rem 2rem; padding: 5rem 2.5rem 2.5rem; }}
+.cover h1 {{ color: #fff; font-family: {p.heading}; font-size: 2.4rem; line-height: 1.15; margin: 0; }}
+.cover .subtitle {{ font-size: 1.25rem; margin: .75rem 0 0; opacity: .9; }}
+.cover .facts {{ margin: 1.5rem 0 0; font-size: .95rem; }}
+.cover .logo {{ max-height: 3.5rem; margin-bottom: 1.5rem; }}
+h1, h2, h3, h4, h5, h6 {{ font-family: {p.heading}; color: {p.primary}; line-height: 1.25; }}
+.toc, .outline {{ border-left: 3px solid {p.accent}; padding: .25rem 0 .25rem 1rem; margin: 0 0 2.5rem; }}
+.toc h2 {{ margin-top: 0; font-size: 1.2rem; }}
+.toc ol, .outline ol {{ margin: .2rem 0; padding-left: 1.25rem; }}
+.toc a {{ color: inherit; text-decoration: none; }}
+.toc a:hover {{ text-decoration: underline; }}
+.section-title {{ border-bottom: 2px solid {p.accent}; padding-bottom: .3rem; margin-top: 3rem; }}
+.block {{ margin: 1.75rem 0; }}
+.block-title {{ margin-bottom: .3rem; }}
+.block-meta {{ margin: 0 0 .75rem; font-size: .8rem; color: #6b6b6b; }}
+.ai-tag {{ display: inline-block; font-family: system-ui, sans-serif; font-size: .72rem; font-weight: 700;
+  color: {p.accent}; border: 1px solid {p.accent}; border-radius: 3px; padding: 0 .45em; margin-right: .5em; }}
+a {{ color: {p.primary}; }}
+code, pre {{ font-family: {p.mono}; font-size: .88em; }}
+code {{ background: #f3f3f0; padding: .1em .3em; border-radius: 3px; }}
+pre {{ background: #f3f3f0; padding: .8rem 1rem; border-radius: 4px; overflow-x: auto; }}
+pre code {{ background: none; padding: 0; }}
+blockquote {{ margin: 1rem 0; padding: .2rem 1rem; border-left: 3px solid {p.accent}; color: #444; font-style: italic; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }}
+th, td {{ border: 1px solid #cfcfcf; padding: .35rem .7rem; }}
+th {{ background: #f3f3f0; }}
+ul.task-list {{ list-style: none; padding-left: .25rem; }}
+.task-list-item input {{ accent-color: {p.accent}; margin-right: .4em; }}
+hr {{ border: 0; border-top: 1px solid #ddd; margin: 2rem 0; }}
+@page {{ size: A4; margin: 2.6cm 2.2cm 2.4cm; }}
+@media print {{
+  body {{ background: #fff; font-size: 11pt; line-height: 1.45; }}
+  .page {{ max-width: none; padding: 0; }}
+  .cover {{ margin: 0 0 2rem; padding: 3rem 2rem 2rem; }}
+  .section {{ break-before: page; }}
+}}
+""".strip()
+
+
+def _email_styles(p: _Palette) -> dict[str, str]:
+    """Inline styles for the block HTML in email (clients drop or ignore <style>)."""
+    heading = f"font-family:{p.heading};color:{p.primary};line-height:1.3;margin:18px 0 8px 0"
+    return {
+        "p": "margin:0 0 12px 0",
+        **{
+            f"h{i}": f"{heading};font-size:{size}px"
+            for i, size in zip(range(1, 7), (22, 20, 18, 16, 15, 14), strict=True)
+        },
+        "ul": "margin:0 0 12px 0;padding-left:22px",
+        "ol": "margin:0 0 12px 0;padding-left:22px",
+        "li": "margin:0 0 4px 0",
+        "task-list": "margin:0 0 12px 0;padding-left:0;list-style:none",
+        "task": "margin:0 0 4px 0;list-style:none",
+        "check": f"color:{p.accent};font-size:16px",
+        "blockquote": f"margin:0 0 12px 0;padding:4px 12px;border-left:3px solid {p.accent};color:#444444",
+        "pre": "margin:0 0 12px 0;padding:10px 12px;background:#f3f3f0;white-space:pre-wrap;word-break:break-word",
+        "pre code": f"font-family:{p.mono};font-size:13px",
+        "code": f"font-family:{p.mono};font-size:13px;background:#f3f3f0;padding:1px 3px",
+        "table": "border-collapse:collapse;margin:0 0 12px 0;width:100%",
+        "th": "border:1px solid #cfcfcf;padding:6px 8px;background:#f3f3f0;text-align:left",
+        "td": "border:1px solid #cfcfcf;padding:6px 8px",
+        "a": f"color:{p.primary}",
+        "hr": "border:0;border-top:1px solid #dddddd;margin:18px 0",
+    }
+
+
+_MACROS = """
+{%- macro ai_tag(style="") -%}
+<span class="ai-tag"{% if style %} style="{{ style }}"{% endif %}>{{ ai_label }}</span>
+{%- endmacro -%}
+{%- macro section_html(s) -%}
+<section class="section" id="{{ s.id }}">
+<h2 class="section-title">{{ s.title }}</h2>
+{% if s.intro %}<div class="section-intro">
+{{ s.intro }}</div>
+{% endif %}
+{% for b in s.blocks %}
+<article class="block block-{{ b.kind }}"{% if b.id %} id="{{ b.id }}"{% endif %}>
+{% if b.title %}<h3 class="block-title">{{ b.title }}</h3>
+{% endif %}
+{% if b.ai or b.minutes is not none %}<p class="block-meta">{% if b.ai %}{{ ai_tag() }}{% endif %}
+{%- if b.minutes is not none %}<span class="minutes">{{ b.minutes }} min</span>{% endif %}</p>
+{% endif %}
+<div class="block-body">
+{{ b.html }}</div>
+</article>
+{% endfor %}
+</section>
+{%- endmacro -%}
+{%- macro outline(sections, links) -%}
+<ol>
+{% for s in sections %}
+<li>{% if links %}<a href="#{{ s.id }}">{{ s.title }}</a>{% else %}{{ s.title }}{% endif %}
+{% if s.titled %}<ol>
+{% for b in s.titled %}<li>{% if links %}<a href="#{{ b.id }}">{{ b.title }}</a>{% else %}{{ b.title }}{% endif %}</li>
+{% endfor %}</ol>
+{% endif %}</li>
+{% endfor %}
+</ol>
+{%- endmacro -%}
+"""
+
+_WEB = """{% from "macros.html" import section_html, outline, ai_tag %}<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ doc.title }}</title>
+<style>
+{{ css }}
+</style>
+</head>
+<body>
+<div class="page">
+<header class="cover">
+{% if logo %}<img class="logo" src="{{ logo }}" alt="">
+{% endif %}
+<h1>{{ doc.title }}</h1>
+{% if doc.subtitle %}<p class="subtitle">{{ doc.subtitle }}</p>
+{% endif %}
+<p class="facts">
+{% if doc.buyer_name %}<span class="buyer">Prepared for <strong>{{ doc.buyer_name }}</strong></span><br>
+{% endif %}
+{% if creator %}<span class="creator">By {{ creator }}</span><br>
+{% endif %}
+{% if doc.created_on %}<time datetime="{{ doc.created_on }}">{{ doc.created_on }}</time>
+{% endif %}
+</p>
+</header>
+<nav class="toc" aria-label="Contents">
+<h2>Contents</h2>
+{{ outline(sections, true) }}
+</nav>
+<main>
+{% for s in sections %}
+{{ section_html(s) }}
+{% endfor %}
+</main>
+</div>
+</body>
+</html>
+"""
+
+_PREVIEW = """{% from "macros.html" import section_html, outline %}<div class="offerloop-preview">
+<nav class="outline" aria-label="Outline">
+{{ outline(sections, false) }}
+</nav>
+{% if first %}{{ section_html(first) }}
+{% endif %}
+</div>
+"""
+
+_EMAIL = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="x-apple-disable-message-reformatting">
+<title>{{ doc.title }}</title>
+</head>
+<body style="margin:0;padding:0;background:#f4f4f2;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f4f4f2;">
+<tr><td align="center" style="padding:24px 8px;">
+<table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:600px;background:#ffffff;border-collapse:collapse;font-family:{{ p.body }};font-size:16px;line-height:1.55;color:{{ p.text }};">
+<tr><td style="background:{{ p.primary }};color:#ffffff;padding:36px 28px 28px 28px;font-family:{{ p.heading }};">
+<h1 style="margin:0;font-size:28px;line-height:1.2;color:#ffffff;font-family:{{ p.heading }};">{{ doc.title }}</h1>
+{% if doc.subtitle %}<p style="margin:10px 0 0 0;font-size:17px;color:#ffffff;">{{ doc.subtitle }}</p>
+{% endif %}
+{% if doc.buyer_name %}<p style="margin:18px 0 0 0;font-size:14px;color:#ffffff;">Prepared for <strong>{{ doc.buyer_name }}</strong></p>
+{% endif %}
+{% if creator %}<p style="margin:4px 0 0 0;font-size:14px;color:#ffffff;">By {{ creator }}</p>
+{% endif %}
+{% if doc.created_on %}<p style="margin:4px 0 0 0;font-size:14px;color:#ffffff;">{{ doc.created_on }}</p>
+{% endif %}
+</td></tr>
+<tr><td style="padding:24px 28px 8px 28px;">
+<p style="margin:0 0 8px 0;font-family:{{ p.heading }};font-size:18px;font-weight:bold;color:{{ p.primary }};">Contents</p>
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">
+{% for s in sections %}
+<tr><td style="padding:3px 0;font-size:15px;border-left:3px solid {{ p.accent }};padding-left:10px;"><a href="#{{ s.id }}" style="color:{{ p.text }};text-decoration:none;font-weight:bold;">{{ s.title }}</a>
+{% for b in s.titled %}<br><a href="#{{ b.id }}" style="color:{{ p.text }};text-decoration:none;font-size:14px;padding-left:12px;">{{ b.title }}</a>
+{% endfor %}</td></tr>
+{% endfor %}
+</table>
+</td></tr>
+{% for s in sections %}
+<tr><td id="{{ s.id }}" style="padding:20px 28px 4px 28px;">
+<h2 style="margin:0 0 12px 0;padding-bottom:6px;border-bottom:2px solid {{ p.accent }};font-family:{{ p.heading }};font-size:22px;color:{{ p.primary }};">{{ s.title }}</h2>
+{% if s.intro %}{{ s.intro }}{% endif %}
+{% for b in s.blocks %}
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 14px 0;"><tr><td style="padding:0;"{% if b.id %} id="{{ b.id }}"{% endif %}>
+{% if b.title %}<h3 style="margin:14px 0 6px 0;font-family:{{ p.heading }};font-size:18px;color:{{ p.primary }};">{{ b.title }}</h3>
+{% endif %}
+{% if b.ai or b.minutes is not none %}<p style="margin:0 0 10px 0;font-size:12px;color:#6b6b6b;">{% if b.ai %}<span style="display:inline-block;border:1px solid {{ p.accent }};color:{{ p.accent }};border-radius:3px;padding:0 5px;font-family:Arial,Helvetica,sans-serif;font-size:11px;font-weight:bold;">{{ ai_label }}</span> {% endif %}
+{%- if b.minutes is not none %}{{ b.minutes }} min{% endif %}</p>
+{% endif %}
+{{ b.html }}</td></tr></table>
+{% endfor %}
+</td></tr>
+{% endfor %}
+<tr><td style="padding:16px 28px 28px 28px;font-size:12px;color:#8a8a8a;">{% if creator %}{{ creator }} &middot; {% endif %}{{ doc.title }}</td></tr>
+</table>
+</td></tr>
+</table>
+</body>
+</html>
+"""
+
+_ENV = Environment(
+    loader=DictLoader(
+        {"macros.html": _MACROS, "web.html": _WEB, "email.html": _EMAIL, "preview.html": _PREVIEW}
+    ),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENV.globals["ai_label"] = AI_LABEL
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockView:
+    id: str | None
+    title: str | None
+    html: Markup
+    ai: bool
+    minutes: int | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SectionView:
+    id: str
+    title: str
+    intro: Markup | None
+    blocks: tuple[_BlockView, ...]
+
+    @property
+    def titled(self) -> tuple[_BlockView, ...]:
+        return tuple(b for b in self.blocks if b.title and b.id)
+
+
+def _kind(kind: str) -> str:
+    return "".join(c for c in kind.lower() if c.isalnum() or c in "-_") or "snippet"
+
+
+def _block_view(b: Block, sid: str, index: int, styles: Mapping[str, str] | None) -> _BlockView:
+    html = to_html(
+        b.markdown, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=styles is not None
+    )
+    return _BlockView(
+        id=f"{sid}-block-{index}" if b.title else None,
+        title=b.title,
+        html=Markup(html),  # markup.to_html escapes all text itself
+        ai=b.ai_assisted,
+        minutes=b.minutes if b.minutes is not None and b.minutes >= 0 else None,
+        kind=_kind(b.kind),
+    )
+
+
+def _views(doc: Document, styles: Mapping[str, str] | None = None) -> list[_SectionView]:
+    views = []
+    for i, s in enumerate(doc.sections, start=1):
+        sid = f"section-{i}"
+        views.append(_section_view(s, sid, styles))
+    return views
+
+
+def _section_view(s: Section, sid: str, styles: Mapping[str, str] | None) -> _SectionView:
+    intro = None
+    if s.intro:
+        intro = Markup(
+            to_html(
+                s.intro, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=styles is not None
+            )
+        )
+    blocks = tuple(_block_view(b, sid, j, styles) for j, b in enumerate(s.blocks, start=1))
+    return _SectionView(id=sid, title=s.title, intro=intro, blocks=blocks)
+
+
+def _logo_uri(theme: Theme) -> str | None:
+    if not theme.logo_svg:
+        return None
+    return "data:image/svg+xml;base64," + base64.b64encode(theme.logo_svg.encode("utf-8")).decode("ascii")
+
+
+def render_html(document: Document, theme: Theme = _DEFAULT) -> str:
+    """A complete, self-contained web page: cover, table of contents, sections."""
+    return _ENV.get_template("web.html").render(
+        doc=document,
+        creator=theme.creator_name,
+        css=Markup(page_css(theme)),  # built from validated theme values only
+        logo=_logo_uri(theme),
+        sections=_views(document),
+    )
+
+
+def render_email(document: Document, theme: Theme = _DEFAULT) -> str:
+    """An email-safe page: nested tables, inline styles only, at most 600px wide, no images."""
+    p = _palette(theme)
+    return _ENV.get_template("email.html").render(
+        doc=document,
+        creator=theme.creator_name,
+        p=p,  # autoescaped like everything else: the font stacks' quotes become entities in style=""
+        sections=_views(document, _email_styles(p)),
+    )
+
+
+def render_preview(document: Document, theme: Theme = _DEFAULT) -> str:
+    """An HTML fragment for the instant preview: the outline and the first section only (uses the page's
+    class names; style it with :func:`page_css`)."""
+    del theme  # the fragment carries no styles; the signature matches the other renderers
+    first = _section_view(document.sections[0], "section-1", None) if document.sections else None
+    return _ENV.get_template("preview.html").render(sections=_outline_views(document), first=first)
+
+
+def _outline_views(doc: Document) -> list[_SectionView]:
+    """Section and block titles only (no block is rendered)."""
+    empty = Markup("")
+    return [
+        _SectionView(
+            id=f"section-{i}",
+            title=s.title,
+            intro=None,
+            blocks=tuple(
+                _BlockView(f"section-{i}-block-{j}", b.title, empty, b.ai_assisted, None, _kind(b.kind))
+                for j, b in enumerate(s.blocks, start=1)
+                if b.title
+            ),
+        )
+        for i, s in enumerate(doc.sections, start=1)
+    ]

@@ -1,0 +1,132 @@
+"""Every SQL statement of the assembly domain: policies, artifacts, their versions, files and atom use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy, ContentAtom
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+
+
+def flush(session: Session) -> None:
+    session.flush()
+
+
+def policies(session: Session, workspace_id: str) -> list[CompositionPolicy]:
+    stmt = select(CompositionPolicy).where(
+        CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.current.is_(True)
+    )
+    return list(session.scalars(stmt.order_by(CompositionPolicy.policy_id)))
+
+
+def policy(
+    session: Session, workspace_id: str, policy_id: str, version: str | None = None
+) -> CompositionPolicy | None:
+    stmt = select(CompositionPolicy).where(
+        CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.policy_id == policy_id
+    )
+    stmt = (
+        stmt.where(CompositionPolicy.version == version)
+        if version
+        else stmt.where(CompositionPolicy.current.is_(True))
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def retire_policy(session: Session, workspace_id: str, policy_id: str) -> None:
+    session.execute(
+        update(CompositionPolicy)
+        .where(CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.policy_id == policy_id)
+        .values(current=False)
+    )
+
+
+def artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact | None:
+    stmt = select(Artifact).where(Artifact.workspace_id == workspace_id, Artifact.id == artifact_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def artifact_by_id(session: Session, artifact_id: str) -> Artifact | None:
+    return session.get(Artifact, artifact_id)
+
+
+def versions(session: Session, artifact_id: str) -> list[ArtifactVersion]:
+    stmt = select(ArtifactVersion).where(ArtifactVersion.artifact_id == artifact_id)
+    return list(session.scalars(stmt.order_by(ArtifactVersion.version)))
+
+
+def version(session: Session, artifact_id: str, number: int) -> ArtifactVersion | None:
+    stmt = select(ArtifactVersion).where(
+        ArtifactVersion.artifact_id == artifact_id, ArtifactVersion.version == number
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def claim_queued(session: Session, limit: int = 1) -> list[ArtifactVersion]:
+    """The oldest queued versions, locked for this worker (SKIP LOCKED on PostgreSQL; SQLite has one writer)."""
+    stmt = (
+        select(ArtifactVersion)
+        .where(ArtifactVersion.status == "queued")
+        .order_by(ArtifactVersion.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def files(session: Session, artifact_id: str, number: int) -> list[ArtifactFile]:
+    stmt = select(ArtifactFile).where(ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number)
+    return list(session.scalars(stmt.order_by(ArtifactFile.format)))
+
+
+def file(session: Session, artifact_id: str, number: int, fmt: str) -> ArtifactFile | None:
+    stmt = select(ArtifactFile).where(
+        ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number, ArtifactFile.format == fmt
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion]:
+    stmt = select(ArtifactVersion).where(
+        ArtifactVersion.workspace_id == workspace_id, ArtifactVersion.status == "awaiting_review"
+    )
+    return list(session.scalars(stmt.order_by(ArtifactVersion.id)))
+
+
+def stale_uses(
+    session: Session, workspace_id: str, atom_id: str | None = None
+) -> list[tuple[str, int, str, str, str]]:
+    """(artifact id, version, atom id, used version, current version) for current artifact versions that
+    used an atom version which is no longer the atom's current one."""
+    stmt = (
+        select(
+            AtomUse.artifact_id, AtomUse.version, AtomUse.atom_id, AtomUse.atom_version, ContentAtom.version
+        )
+        .join(Artifact, and_(Artifact.id == AtomUse.artifact_id, Artifact.current_version == AtomUse.version))
+        .join(
+            ContentAtom,
+            and_(
+                ContentAtom.workspace_id == AtomUse.workspace_id,
+                ContentAtom.atom_id == AtomUse.atom_id,
+                ContentAtom.current.is_(True),
+            ),
+        )
+        .where(AtomUse.workspace_id == workspace_id, AtomUse.atom_version != ContentAtom.version)
+    )
+    if atom_id is not None:
+        stmt = stmt.where(AtomUse.atom_id == atom_id)
+    return [tuple(r) for r in session.execute(stmt.order_by(AtomUse.artifact_id, AtomUse.atom_id))]  # type: ignore[misc]
+
+
+def requeue_rendering(session: Session) -> int:
+    result = session.execute(
+        update(ArtifactVersion).where(ArtifactVersion.status == "rendering").values(status="queued")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,676 @@
+"""The assembly domain: composition policies, per-buyer artifacts, rendering, voice, review, provenance.
+
+An artifact request composes at once (selection is milliseconds) and stores a *queued* version with its
+preview; the render job (``render_next``) rewrites allowed atoms through the optional voice rewriter,
+renders PDF/HTML/email/Markdown, and leaves the version *ready* or *awaiting_review*. Jobs are rows:
+any server thread or ``offerloop worker`` process claims the oldest queued version, so nothing queued
+is lost when a process dies (a version left *rendering* is put back in the queue on start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import io
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import pypdf
+from sqlalchemy.orm import Session
+
+from offerloop.assembly import repository
+from offerloop.assembly.composer import Composition, compose
+from offerloop.assembly.document import (
+    Document,
+    Section,
+    Theme,
+    document_from_dict,
+    document_to_dict,
+)
+from offerloop.assembly.exceptions import AssemblyError
+from offerloop.assembly.inputs import BuyerInputs
+from offerloop.assembly.lint import Finding, lint_policy
+from offerloop.assembly.policy import Policy, parse_policy
+from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
+from offerloop.assembly.selector import CorpusIndex
+from offerloop.assembly.voice import Rewriter, RewriterConfig, prompt_hash
+from offerloop.content import service as content_service
+from offerloop.content.model import Quiz
+from offerloop.content.quizzes import TRACK_EVENT as QUIZ_EVENT
+from offerloop.content.quizzes import scores as quiz_scores
+from offerloop.core.clock import utcnow
+from offerloop.core.errors import OfferloopError
+from offerloop.core.ids import new_id
+from offerloop.identity import service as identity_service
+from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy
+from offerloop.personas import service as persona_service
+from offerloop.workspaces import service as workspace_service
+
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "html": "text/html; charset=utf-8",
+    "email": "text/html; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+}
+_indexes: dict[str, tuple[tuple[Any, int], CorpusIndex]] = {}
+_lock = threading.Lock()
+
+
+class ArtifactNotFound(OfferloopError):
+    status_code = 404
+    code = "artifact_not_found"
+
+
+class PolicyNotFound(OfferloopError):
+    status_code = 404
+    code = "policy_not_found"
+
+
+class NotDeliverable(OfferloopError):
+    status_code = 409
+    code = "not_deliverable"
+
+
+class InvalidReview(OfferloopError):
+    status_code = 409
+    code = "invalid_review"
+
+
+class BadLink(OfferloopError):
+    status_code = 403
+    code = "invalid_link"
+
+
+# -- policies --------------------------------------------------------------------------------------
+
+
+def put_policy(
+    *,
+    session: Session,
+    workspace_id: str,
+    text: str,
+    triggers: list[dict[str, Any]] | None = None,
+    actor: str = "api",
+) -> dict[str, Any]:
+    """Store a composition policy (a new version when its content changed) and lint it on the corpus."""
+    policy = parse_policy(text, path="<policy>")
+    triggers = list(triggers or [])
+    for t in triggers:
+        if not isinstance(t, dict) or not isinstance(t.get("event"), str) or not t["event"]:
+            raise AssemblyError(
+                "each trigger needs an event name, e.g. {event: Quiz Completed}", code="invalid_trigger"
+            )
+    row = repository.policy(session, workspace_id, policy.id)
+    if row is None or row.version != policy.version or row.triggers != triggers:
+        repository.retire_policy(session, workspace_id, policy.id)
+        earlier = repository.policy(session, workspace_id, policy.id, policy.version)
+        if earlier is not None:
+            earlier.current, earlier.triggers, earlier.source = True, triggers, text
+        else:
+            repository.add(session, CompositionPolicy(workspace_id=workspace_id, policy_id=policy.id, version=policy.version,
+                                                      source=text, triggers=triggers, current=True, created_at=utcnow()))  # fmt: skip
+        repository.flush(session)
+        workspace_service.audit(session, workspace_id, actor=actor, action="policy.update", target_type="policy",
+                                target_id=policy.id, details={"version": policy.version})  # fmt: skip
+    findings = lint(session=session, workspace_id=workspace_id, policy=policy)
+    return {
+        "id": policy.id,
+        "version": policy.version,
+        "triggers": triggers,
+        "findings": [_finding(f) for f in findings],
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {"severity": f.severity, "location": f.location, "message": f.message, "line": f.line}
+
+
+def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: str | None = None) -> Policy:
+    row = repository.policy(session, workspace_id, policy_id, version)
+    if row is None:
+        raise PolicyNotFound(
+            f"policy {policy_id!r}" + (f" version {version}" if version else "") + " does not exist"
+        )
+    return parse_policy(row.source, path=f"policy {policy_id}")
+
+
+def list_policies(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
+    return [{"id": r.policy_id, "version": r.version, "triggers": r.triggers, "created_at": r.created_at.isoformat()}
+            for r in repository.policies(session, workspace_id)]  # fmt: skip
+
+
+def lint(*, session: Session, workspace_id: str, policy: Policy, quiz: Quiz | None = None) -> list[Finding]:
+    _, atoms = content_service.corpus(session=session, workspace_id=workspace_id)
+    if quiz is None:
+        try:
+            quiz = content_service.get_quiz(session=session, workspace_id=workspace_id)
+        except OfferloopError:
+            quiz = None
+    return lint_policy(policy, atoms, quiz)
+
+
+# -- theme -----------------------------------------------------------------------------------------
+
+
+def set_theme(
+    *, session: Session, workspace_id: str, theme: Mapping[str, Any], actor: str = "api"
+) -> dict[str, Any]:
+    allowed = {f.name for f in dataclasses.fields(Theme)}
+    unknown = sorted(set(theme) - allowed)
+    if unknown:
+        raise AssemblyError(f"unknown theme field(s): {', '.join(unknown)}", code="invalid_theme",
+                            details={"allowed": sorted(allowed)})  # fmt: skip
+    bad = [k for k, v in theme.items() if v is not None and not isinstance(v, str)]
+    if bad:
+        raise AssemblyError(f"theme fields must be strings: {', '.join(sorted(bad))}", code="invalid_theme")
+    version = workspace_service.set_config(
+        session=session, workspace_id=workspace_id, field="theme", value=dict(theme)
+    )
+    workspace_service.audit(session, workspace_id, actor=actor, action="theme.update", target_type="workspace",
+                            target_id=workspace_id, details={"version": version})  # fmt: skip
+    return {"version": version, **theme_for(session=session, workspace_id=workspace_id).__dict__}
+
+
+def theme_for(*, session: Session, workspace_id: str) -> Theme:
+    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
+    values = dict(ws.theme or {})
+    values.setdefault("creator_name", ws.name)
+    return Theme(**values)
+
+
+# -- composition -----------------------------------------------------------------------------------
+
+
+def corpus_index(*, session: Session, workspace_id: str) -> CorpusIndex:
+    """The BM25 index of the current corpus, built once per process per corpus version."""
+    version, atoms = content_service.corpus(session=session, workspace_id=workspace_id)
+    cached = _indexes.get(workspace_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    index = CorpusIndex(atoms)
+    with _lock:
+        _indexes[workspace_id] = (version, index)
+    return index
+
+
+def buyer_inputs(
+    *, session: Session, workspace_id: str, buyer_id: str, quiz: Quiz | None, today: date | None = None
+) -> BuyerInputs:
+    """What composition may use about a buyer: name traits, persona, latest quiz answers and their scores."""
+    buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    traits = buyer.traits
+    first = traits.get("first_name") or traits.get("firstName")
+    name = (
+        traits.get("name")
+        or " ".join(str(p) for p in (first, traits.get("last_name") or traits.get("lastName")) if p)
+        or None
+    )
+    if first is None and isinstance(name, str) and name.strip():
+        first = name.split()[0]
+    answers: dict[str, Any] = {}
+    scores: dict[str, float] = {}
+    goal = ""
+    if quiz is not None:
+        # The answers of the buyer's latest completion of this quiz, exactly as submitted.
+        event = identity_service.latest_event(session=session, workspace_id=workspace_id, buyer_id=buyer_id,
+                                              name=QUIZ_EVENT, where={"quiz_id": quiz.id})  # fmt: skip
+        raw = (event.properties or {}).get("answers") if event is not None else None
+        if isinstance(raw, Mapping):
+            answers = {k: v for k, v in raw.items() if quiz.question(k) is not None}
+        try:
+            scores = quiz_scores(quiz, answers)
+        except (ValueError, TypeError, KeyError):
+            scores = {}
+        goal = " ".join(str(answers[q.id]) for q in quiz.questions if q.type == "text" and answers.get(q.id))
+    persona = persona_service.brief(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    return BuyerInputs(
+        today=today or utcnow().date(), name=str(name) if name else None, first_name=str(first) if first else None,
+        persona=persona["name"] if persona and persona["name"] != "unassigned" else None,
+        persona_confidence=persona["confidence"] if persona else None, answers=answers, scores=scores, goal_text=goal,
+    )  # fmt: skip
+
+
+def _outline(document: Document) -> list[dict[str, Any]]:
+    return [
+        {"key": s.key, "title": s.title, "blocks": [b.title for b in s.blocks if b.title]}
+        for s in document.sections
+    ]
+
+
+def _preview_document(document: Document) -> Document:
+    return dataclasses.replace(document, sections=document.sections[:1])
+
+
+def request_artifact(
+    *, session: Session, workspace_id: str, buyer_id: str, policy_id: str, offer_value_minor: int | None = None,
+    trigger: str = "api", quiz_id: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Compose the buyer's deliverable now and queue its full render; returns id, status and the preview."""
+    policy = get_policy(session=session, workspace_id=workspace_id, policy_id=policy_id)
+    quiz = _quiz(session, workspace_id, quiz_id)
+    composition = _compose(session, workspace_id, policy, buyer_id, quiz)
+    now = utcnow()
+    artifact = Artifact(id=new_id("art"), workspace_id=workspace_id, buyer_id=buyer_id, policy_id=policy.id,
+                        current_version=1, created_at=now, updated_at=now)  # fmt: skip
+    repository.add(session, artifact)
+    repository.flush(session)
+    row = _add_version(session, artifact, 1, composition, trigger=trigger, offer_value_minor=offer_value_minor,
+                       changelog=f"first version ({trigger})")  # fmt: skip
+    return _summary(artifact, row, composition.document)
+
+
+def _quiz(session: Session, workspace_id: str, quiz_id: str | None) -> Quiz | None:
+    try:
+        return content_service.get_quiz(session=session, workspace_id=workspace_id, quiz_id=quiz_id)
+    except OfferloopError:
+        if quiz_id is not None:
+            raise
+        return None
+
+
+def _compose(
+    session: Session, workspace_id: str, policy: Policy, buyer_id: str, quiz: Quiz | None
+) -> Composition:
+    index = corpus_index(session=session, workspace_id=workspace_id)
+    inputs = buyer_inputs(session=session, workspace_id=workspace_id, buyer_id=buyer_id, quiz=quiz)
+    return compose(policy, index, inputs, quiz)
+
+
+def _add_version(
+    session: Session, artifact: Artifact, number: int, composition: Composition, *, trigger: str,
+    offer_value_minor: int | None, changelog: str,
+) -> ArtifactVersion:  # fmt: skip
+    theme = theme_for(session=session, workspace_id=artifact.workspace_id)
+    document = composition.document
+    provenance = {
+        **composition.to_dict(),
+        "atoms": [{"id": a, "version": v} for a, v in composition.atoms()],
+        "trigger": trigger,
+        "offer_value_minor": offer_value_minor,
+        "theme": theme.name,
+        "rewriter": None,
+        "guard": [],
+        "reviewer": None,
+        "render_engine": None,
+    }
+    row = ArtifactVersion(
+        workspace_id=artifact.workspace_id, artifact_id=artifact.id, version=number, status="queued",
+        document=document_to_dict(document), provenance=provenance,
+        preview_html=render_preview(_preview_document(document), theme), changelog=changelog, created_at=utcnow(),
+    )  # fmt: skip
+    repository.add(session, row)
+    for atom_id, atom_version in dict.fromkeys(composition.atoms()):
+        repository.add(session, AtomUse(workspace_id=artifact.workspace_id, artifact_id=artifact.id, version=number,
+                                        atom_id=atom_id, atom_version=atom_version))  # fmt: skip
+    repository.flush(session)
+    return row
+
+
+def _summary(artifact: Artifact, row: ArtifactVersion, document: Document | None = None) -> dict[str, Any]:
+    document = document or document_from_dict(row.document)
+    return {
+        "id": artifact.id, "version": row.version, "status": row.status, "policy": artifact.policy_id,
+        "buyer_id": artifact.buyer_id, "title": document.title, "outline": _outline(document),
+        "preview_html": row.preview_html,
+    }  # fmt: skip
+
+
+def on_events(*, session: Session, workspace_id: str, events: Iterable[tuple[str, str | None]]) -> list[str]:
+    """Artifacts generated by events: each (buyer id, event name) that a policy's trigger names queues that
+    policy's deliverable for the buyer (once per buyer, policy version and event batch)."""
+    triggered: dict[str, list[str]] = {}
+    for row in repository.policies(session, workspace_id):
+        for t in row.triggers or []:
+            triggered.setdefault(t["event"], []).append(row.policy_id)
+    if not triggered:
+        return []
+    made: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for buyer_id, name in events:
+        for policy_id in triggered.get(name or "", []):
+            if (buyer_id, policy_id) in seen:
+                continue
+            seen.add((buyer_id, policy_id))
+            try:
+                made.append(request_artifact(session=session, workspace_id=workspace_id, buyer_id=buyer_id,
+                                             policy_id=policy_id, trigger=f"event:{name}")["id"])  # fmt: skip
+            except OfferloopError:
+                continue  # a policy that cannot compose for this buyer must not refuse the event itself
+    return made
+
+
+# -- rendering (the job) ---------------------------------------------------------------------------
+
+
+def requeue_interrupted(*, session: Session) -> int:
+    """Versions a dead worker left half-rendered go back in the queue (run when a worker starts)."""
+    return repository.requeue_rendering(session)
+
+
+def claim_next(*, session: Session) -> tuple[str, int] | None:
+    rows = repository.claim_queued(session, 1)
+    if not rows:
+        return None
+    rows[0].status = "rendering"
+    repository.flush(session)
+    return rows[0].artifact_id, rows[0].version
+
+
+def _rewrite(
+    document: Document, config: RewriterConfig | None, allowed: set[str]
+) -> tuple[Document, list[dict[str, Any]]]:
+    """Voice rewriting of the blocks whose atom allows it; the guard keeps the original on any doubt."""
+    if config is None:
+        return document, []
+    results: list[dict[str, Any]] = []
+    sections = []
+    with Rewriter(config) as rewriter:
+        for section in document.sections:
+            blocks = []
+            for block in section.blocks:
+                if block.atom_id is None or block.atom_id not in allowed or block.fallback:
+                    blocks.append(block)
+                    continue
+                out = rewriter.rewrite(block.markdown)
+                results.append({
+                    "atom_id": block.atom_id, "rewritten": out.rewritten, "error": out.error,
+                    "guard": None if out.guard is None else {"ok": out.guard.ok, "reasons": list(out.guard.reasons),
+                                                            "similarity": round(out.guard.similarity, 4)},
+                })  # fmt: skip
+                blocks.append(
+                    dataclasses.replace(block, markdown=out.text, ai_assisted=True)
+                    if out.rewritten
+                    else block
+                )
+            sections.append(dataclasses.replace(section, blocks=tuple(blocks)))
+    return dataclasses.replace(document, sections=tuple(sections)), results
+
+
+def _needs_review(
+    policy_review: Any, provenance: Mapping[str, Any], guard: list[dict[str, Any]]
+) -> str | None:
+    if policy_review == "always":
+        return "policy requires review"
+    if policy_review == "guard_fired" and any(g["error"] == "guard_rejected" for g in guard):
+        return "the grounding guard rejected a rewrite"
+    if isinstance(policy_review, Mapping) and "above_offer_value" in policy_review:
+        value = provenance.get("offer_value_minor")
+        if value is not None and value > float(policy_review["above_offer_value"]):
+            return f"offer value {value} above {policy_review['above_offer_value']}"
+    return None
+
+
+def render_version(*, db: Any, artifact_id: str, version: int, rewriter: RewriterConfig | None = None) -> str:
+    """Render one claimed version (status rendering): rewrite, render every format, store, set the status.
+    The slow part runs outside any transaction; returns the final status."""
+    with db.read() as session:
+        row = repository.version(session, artifact_id, version)
+        if row is None:
+            raise ArtifactNotFound(f"artifact {artifact_id} v{version} does not exist")
+        workspace_id, stored, provenance = row.workspace_id, dict(row.document), dict(row.provenance)
+        reviewed = row.reviewed_at is not None
+        theme = theme_for(session=session, workspace_id=workspace_id)
+        allowed = {
+            a.id
+            for a in content_service.corpus(session=session, workspace_id=workspace_id)[1]
+            if a.ai_rewrite
+        }
+    document = document_from_dict(stored)
+    started = time.perf_counter()
+    try:
+        if not reviewed:  # a reviewer's edited text is final: never rewrite it again
+            document, guard = _rewrite(document, rewriter, allowed)
+        else:
+            guard = list(provenance.get("guard") or [])
+        outputs: dict[str, bytes] = {}
+        for fmt in ("pdf", "html", "email", "markdown"):
+            out = render(document, fmt=fmt, theme=theme)
+            outputs[fmt] = out if isinstance(out, bytes) else out.encode("utf-8")
+    except Exception as exc:  # a render bug must fail this version, visibly, not the worker
+        with db.write() as session:
+            row = repository.version(session, artifact_id, version)
+            if row is not None:
+                row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"
+        return "failed"
+    seconds = time.perf_counter() - started
+    pages = _pdf_pages(outputs["pdf"])
+    with db.write() as session:
+        row = repository.version(session, artifact_id, version)
+        if row is None or row.status != "rendering":
+            return row.status if row is not None else "missing"
+        provenance.update(
+            render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard,
+            rewriter=None if rewriter is None or reviewed else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
+                                                                "endpoint": rewriter.base_url},
+        )  # fmt: skip
+        row.document, row.provenance = document_to_dict(document), provenance
+        for old in repository.files(session, artifact_id, version):
+            session.delete(old)
+        repository.flush(session)
+        for fmt, content in outputs.items():
+            repository.add(session, ArtifactFile(
+                workspace_id=workspace_id, artifact_id=artifact_id, version=version, format=fmt,
+                media_type=MEDIA_TYPES[fmt], sha256=hashlib.sha256(content).hexdigest(), size=len(content),
+                pages=pages if fmt == "pdf" else None, content=content, created_at=utcnow(),
+            ))  # fmt: skip
+        reason = None if reviewed else _needs_review(stored.get("meta", {}).get("review"), provenance, guard)
+        row.status = "awaiting_review" if reason else "ready"
+        row.review_reason = reason if reason else row.review_reason
+        row.rendered_at, row.error = utcnow(), None
+        return row.status
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    return len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def render_next(*, db: Any, rewriter: RewriterConfig | None = None) -> tuple[str, int, str] | None:
+    """Claim and render the oldest queued version; None when the queue is empty."""
+    with db.write() as session:
+        claimed = claim_next(session=session)
+    if claimed is None:
+        return None
+    status = render_version(db=db, artifact_id=claimed[0], version=claimed[1], rewriter=rewriter)
+    return claimed[0], claimed[1], status
+
+
+def run_pending(*, db: Any, rewriter: RewriterConfig | None = None) -> list[tuple[str, int, str]]:
+    """Render everything queued (tests, CLI and the worker loop)."""
+    done = []
+    while (item := render_next(db=db, rewriter=rewriter)) is not None:
+        done.append(item)
+    return done
+
+
+# -- reading, review, delivery -------------------------------------------------------------------------
+
+
+def _artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact:
+    artifact = repository.artifact(session, workspace_id, artifact_id)
+    if artifact is None:
+        raise ArtifactNotFound(f"artifact {artifact_id} does not exist")
+    return artifact
+
+
+def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> dict[str, Any]:
+    artifact = _artifact(session, workspace_id, artifact_id)
+    versions = repository.versions(session, artifact.id)
+    current = next(v for v in versions if v.version == artifact.current_version)
+    files = repository.files(session, artifact.id, current.version)
+    return {
+        **_summary(artifact, current),
+        "error": current.error,
+        "review": {"reason": current.review_reason, "reviewer": current.reviewer, "note": current.review_note,
+                   "reviewed_at": current.reviewed_at.isoformat() if current.reviewed_at else None},
+        "provenance": {**current.provenance, "reviewer": current.reviewer},
+        "files": [{"format": f.format, "media_type": f.media_type, "size": f.size, "sha256": f.sha256, "pages": f.pages}
+                  for f in files],
+        "versions": [{"version": v.version, "status": v.status, "changelog": v.changelog,
+                      "created_at": v.created_at.isoformat()} for v in versions],
+    }  # fmt: skip
+
+
+def review_queue(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
+    return [{"artifact_id": v.artifact_id, "version": v.version, "reason": v.review_reason,
+             "created_at": v.created_at.isoformat()} for v in repository.awaiting_review(session, workspace_id)]  # fmt: skip
+
+
+def review(
+    *, session: Session, workspace_id: str, artifact_id: str, action: str, reviewer: str, note: str | None = None,
+    edits: Mapping[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """approve → ready; reject → rejected; edit → the edited blocks replace the text and the version is
+    rendered again, then ready (the reviewer approved it). Edits are keyed "<section key>/<block index>"."""
+    artifact = _artifact(session, workspace_id, artifact_id)
+    row = repository.version(session, artifact.id, artifact.current_version)
+    assert row is not None
+    if row.status != "awaiting_review":
+        raise InvalidReview(f"artifact {artifact_id} v{row.version} is {row.status}, not awaiting review")
+    row.reviewer, row.review_note, row.reviewed_at = reviewer, note, utcnow()
+    if action == "approve":
+        row.status = "ready"
+    elif action == "reject":
+        row.status = "rejected"
+    elif action == "edit":
+        document = document_from_dict(row.document)
+        row.document = document_to_dict(_apply_edits(document, edits or {}))
+        row.status = "queued"
+    else:
+        raise InvalidReview(
+            f"unknown review action {action!r}: approve, edit or reject", code="invalid_review_action"
+        )
+    row.provenance = {**row.provenance, "reviewer": reviewer}
+    workspace_service.audit(session, workspace_id, actor=reviewer, action=f"artifact.review.{action}",
+                            target_type="artifact", target_id=artifact_id, details={"version": row.version, "note": note})  # fmt: skip
+    repository.flush(session)
+    return {"id": artifact.id, "version": row.version, "status": row.status}
+
+
+def _apply_edits(document: Document, edits: Mapping[str, str]) -> Document:
+    positions = {
+        f"{s.key}/{i}": (si, i) for si, s in enumerate(document.sections) for i in range(len(s.blocks))
+    }
+    unknown = sorted(set(edits) - set(positions))
+    if unknown or not edits:
+        raise InvalidReview("edits must name blocks as '<section key>/<block index>'"
+                            + (f"; unknown: {', '.join(unknown)}" if unknown else ""), code="invalid_edits",
+                            details={"blocks": sorted(positions)})  # fmt: skip
+    sections = [list(s.blocks) for s in document.sections]
+    for key, markdown in edits.items():
+        si, bi = positions[key]
+        sections[si][bi] = dataclasses.replace(sections[si][bi], markdown=markdown, ai_assisted=False)
+    return dataclasses.replace(document, sections=tuple(
+        Section(key=s.key, title=s.title, intro=s.intro, blocks=tuple(blocks)) for s, blocks in zip(document.sections, sections, strict=True)
+    ))  # fmt: skip
+
+
+def _sign(secret: str, artifact_id: str, version: int, fmt: str, expires: int) -> str:
+    message = f"{artifact_id}:{version}:{fmt}:{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def download_link(
+    *,
+    session: Session,
+    workspace_id: str,
+    artifact_id: str,
+    fmt: str,
+    secret: str,
+    ttl_s: int = 900,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A signed, expiring link to the current version's file; refused until the version is deliverable."""
+    if fmt not in MEDIA_TYPES:
+        raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
+    artifact = _artifact(session, workspace_id, artifact_id)
+    row = repository.version(session, artifact.id, artifact.current_version)
+    assert row is not None
+    if row.status != "ready":
+        raise NotDeliverable(f"artifact {artifact_id} v{row.version} is {row.status}; delivery waits until it is ready",
+                             details={"status": row.status})  # fmt: skip
+    expires = int((now if now is not None else time.time()) + ttl_s)
+    sig = _sign(secret, artifact.id, row.version, fmt, expires)
+    return {"url": f"/v1/files/{artifact.id}/{row.version}/{fmt}?expires={expires}&sig={sig}", "expires": expires,
+            "version": row.version, "format": fmt}  # fmt: skip
+
+
+def open_link(
+    *,
+    session: Session,
+    artifact_id: str,
+    version: int,
+    fmt: str,
+    expires: int,
+    sig: str,
+    secret: str,
+    now: float | None = None,
+) -> tuple[bytes, str, str]:
+    """The file behind a signed link: (content, media type, file name)."""
+    expected = _sign(secret, artifact_id, version, fmt, expires)
+    if not hmac.compare_digest(expected, sig):
+        raise BadLink("this link is not valid")
+    if (now if now is not None else time.time()) > expires:
+        raise BadLink("this link has expired", code="link_expired")
+    artifact = repository.artifact_by_id(session, artifact_id)
+    row = repository.version(session, artifact_id, version)
+    f = repository.file(session, artifact_id, version, fmt)
+    if artifact is None or row is None or f is None or row.status != "ready":
+        raise ArtifactNotFound("this file is not available")
+    ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
+    return f.content, f.media_type, f"{artifact_id}-v{version}.{ext}"
+
+
+# -- versioning ------------------------------------------------------------------------------------
+
+
+def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = None) -> list[dict[str, Any]]:
+    """Artifacts whose current version used an atom version that has since changed."""
+    out: dict[str, dict[str, Any]] = {}
+    for artifact_id, version, aid, used, current in repository.stale_uses(session, workspace_id, atom_id):
+        entry = out.setdefault(artifact_id, {"artifact_id": artifact_id, "version": version, "atoms": []})
+        entry["atoms"].append({"id": aid, "used": used, "current": current})
+    return list(out.values())
+
+
+def regenerate(
+    *, session: Session, workspace_id: str, artifact_id: str, reason: str | None = None
+) -> dict[str, Any]:
+    """A new version composed from the current corpus and policy, with a changelog of what changed."""
+    artifact = _artifact(session, workspace_id, artifact_id)
+    previous = repository.version(session, artifact.id, artifact.current_version)
+    assert previous is not None
+    policy = get_policy(session=session, workspace_id=workspace_id, policy_id=artifact.policy_id)
+    quiz = _quiz(session, workspace_id, previous.provenance.get("quiz_id"))
+    composition = _compose(session, workspace_id, policy, artifact.buyer_id, quiz)
+    changes = _changelog(previous.provenance, composition)
+    number = artifact.current_version + 1
+    row = _add_version(session, artifact, number, composition, trigger="regenerate",
+                       offer_value_minor=previous.provenance.get("offer_value_minor"),
+                       changelog="; ".join(([reason] if reason else []) + changes) or "regenerated, no content change")  # fmt: skip
+    artifact.current_version, artifact.updated_at = number, utcnow()
+    return _summary(artifact, row, composition.document)
+
+
+def _changelog(before: Mapping[str, Any], after: Composition) -> list[str]:
+    old = {a["id"]: a["version"] for a in before.get("atoms", [])}
+    new = dict(after.atoms())
+    lines = [f"atom {a} {old[a]} -> {new[a]}" for a in sorted(set(old) & set(new)) if old[a] != new[a]]
+    lines += [f"added atom {a}" for a in sorted(set(new) - set(old))]
+    lines += [f"removed atom {a}" for a in sorted(set(old) - set(new))]
+    if before.get("policy_version") != after.policy_version:
+        lines.append(f"policy {before.get('policy_version')} -> {after.policy_version}")
+    return lines
+
+
+def regenerate_affected(
+    *, session: Session, workspace_id: str, atom_id: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        regenerate(session=session, workspace_id=workspace_id, artifact_id=a["artifact_id"],
+                   reason="content changed: " + ", ".join(x["id"] for x in a["atoms"]))
+        for a in affected_by(session=session, workspace_id=workspace_id, atom_id=atom_id)
+    ]  # fmt: skip
