@@ -172,7 +172,7 @@ def set_theme(
     )
     workspace_service.audit(session, workspace_id, actor=actor, action="theme.update", target_type="workspace",
                             target_id=workspace_id, details={"version": version})  # fmt: skip
-    return {"version": version, **theme_for(session=session, workspace_id=workspace_id).__dict__}
+    return {"version": version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))}
 
 
 def theme_for(*, session: Session, workspace_id: str) -> Theme:
