@@ -107,7 +107,7 @@ def test_email_is_table_layout_with_inline_styles() -> None:
 
 
 def test_preview_has_outline_and_first_section_only() -> None:
-    frag = render_preview(_doc())
+    frag = render_preview(_doc(), THEME)
     assert frag.startswith('<div class="offerloop-preview">')
     assert "<html" not in frag and "<style" not in frag
     for title in ("Getting started", "Offer basics", "Checklist", "Growing", "Pricing table"):

@@ -300,38 +300,31 @@ def _kind(kind: str) -> str:
     return "".join(c for c in kind.lower() if c.isalnum() or c in "-_") or "snippet"
 
 
+def _md_html(markdown: str, styles: Mapping[str, str] | None) -> Markup:
+    """Block Markdown as HTML; safe to mark so because markup.to_html escapes all text itself."""
+    glyphs = styles is not None  # email clients show form controls badly: draw ☐/☑ instead
+    return Markup(to_html(markdown, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=glyphs))
+
+
 def _block_view(b: Block, sid: str, index: int, styles: Mapping[str, str] | None) -> _BlockView:
-    html = to_html(
-        b.markdown, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=styles is not None
-    )
     return _BlockView(
         id=f"{sid}-block-{index}" if b.title else None,
         title=b.title,
-        html=Markup(html),  # markup.to_html escapes all text itself
+        html=_md_html(b.markdown, styles),
         ai=b.ai_assisted,
         minutes=b.minutes if b.minutes is not None and b.minutes >= 0 else None,
         kind=_kind(b.kind),
     )
 
 
-def _views(doc: Document, styles: Mapping[str, str] | None = None) -> list[_SectionView]:
-    views = []
-    for i, s in enumerate(doc.sections, start=1):
-        sid = f"section-{i}"
-        views.append(_section_view(s, sid, styles))
-    return views
-
-
 def _section_view(s: Section, sid: str, styles: Mapping[str, str] | None) -> _SectionView:
-    intro = None
-    if s.intro:
-        intro = Markup(
-            to_html(
-                s.intro, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=styles is not None
-            )
-        )
+    intro = _md_html(s.intro, styles) if s.intro else None
     blocks = tuple(_block_view(b, sid, j, styles) for j, b in enumerate(s.blocks, start=1))
     return _SectionView(id=sid, title=s.title, intro=intro, blocks=blocks)
+
+
+def _views(doc: Document, styles: Mapping[str, str] | None = None) -> list[_SectionView]:
+    return [_section_view(s, f"section-{i}", styles) for i, s in enumerate(doc.sections, start=1)]
 
 
 def _logo_uri(theme: Theme) -> str | None:
@@ -363,9 +356,9 @@ def render_email(document: Document, theme: Theme = _DEFAULT) -> str:
 
 
 def render_preview(document: Document, theme: Theme = _DEFAULT) -> str:
-    """An HTML fragment for the instant preview: the outline and the first section only (uses the page's
-    class names; style it with :func:`page_css`)."""
-    del theme  # the fragment carries no styles; the signature matches the other renderers
+    """An HTML fragment for the instant preview: the outline and the first section only. It carries no
+    styles (``theme`` is accepted for symmetry): it uses the web page's class names, so
+    ``page_css(theme)`` styles it."""
     first = _section_view(document.sections[0], "section-1", None) if document.sections else None
     return _ENV.get_template("preview.html").render(sections=_outline_views(document), first=first)
 

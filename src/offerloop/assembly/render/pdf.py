@@ -163,21 +163,34 @@ def _private_root() -> str:
 
 
 class _Typst:
-    """One compiler per process (fonts are loaded once), serialised by a lock."""
+    """One compiler per process (fonts are loaded once), serialised by a lock.
+
+    Typst's worker threads do not survive fork(): a process forked after its parent compiled would hang
+    on its first compile, so it raises instead. Compile in the parent before forking, or not at all there.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid = -1
         self._compiler: typst.Compiler | None = None
+        self._forked_after_use = False
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._forked_after_use = self._forked_after_use or self._compiler is not None
+        self._compiler = None
 
     def compile(self, source: str, timestamp: int) -> bytes:
+        if self._forked_after_use:
+            raise RuntimeError(
+                "typst cannot compile in a process forked after its parent compiled; "
+                "start workers with spawn, or do not render in the parent"
+            )
         with self._lock:
-            if self._compiler is None or self._pid != os.getpid():
+            if self._compiler is None:
                 fonts = [str(_FONT_DIR)] if _FONT_DIR.is_dir() else []
                 self._compiler = typst.Compiler(
                     root=_private_root(), font_paths=fonts, ignore_system_fonts=True
                 )
-                self._pid = os.getpid()
             out = self._compiler.compile(source.encode("utf-8"), format="pdf", timestamp=timestamp)
         if not isinstance(out, bytes):
             raise TypeError("typst returned no PDF bytes")
@@ -185,6 +198,7 @@ class _Typst:
 
 
 _TYPST = _Typst()
+os.register_at_fork(after_in_child=_TYPST.after_fork_in_child)
 
 
 def _timestamp(created_on: str | None) -> int:

@@ -1,0 +1,28 @@
+"""The checkout domain's errors: the payment provider failed us, or a webhook was not to be trusted."""
+
+from __future__ import annotations
+
+from offerloop.core.errors import OfferloopError
+
+
+class ProviderError(OfferloopError):
+    """The payment provider refused a request or could not be reached.
+
+    ``details`` carries the provider's own view of the problem (``type``, ``code``, ``message``,
+    ``http_status``, ``request_id``), so an operator can look it up on the provider's side.
+    """
+
+    status_code = 502
+    code = "payment_provider_error"
+
+
+class WebhookRefused(OfferloopError):
+    """A webhook delivery that must not be acted on.
+
+    ``code`` is ``invalid_signature`` (no valid signature for this body and secret),
+    ``stale_signature`` (validly signed, but older than the tolerance: a possible replay) or
+    ``invalid_payload`` (validly signed, but not a JSON event).
+    """
+
+    status_code = 400
+    code = "invalid_signature"

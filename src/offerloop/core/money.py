@@ -1,0 +1,128 @@
+"""Money as integer minor units with an ISO 4217 currency: never floats.
+
+Amounts of different currencies never mix; percentages round half to even on the minor unit; splitting
+an amount (fees, refunds across lines, proration) allocates every minor unit, so parts always add up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+
+_CODE = re.compile(r"^[A-Z]{3}$")
+# ISO 4217 minor-unit exponents that differ from 2 (the common ones creators sell in).
+_ZERO_DECIMAL = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
+                 "XAF", "XOF", "XPF")  # fmt: skip
+_EXPONENTS = {
+    **dict.fromkeys(_ZERO_DECIMAL, 0),
+    "BHD": 3,
+    "IQD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "TND": 3,
+}
+
+
+class CurrencyMismatch(ValueError):
+    pass
+
+
+def currency_code(value: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
+    code = value.strip().upper()
+    if not _CODE.match(code):
+        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
+    return code
+
+
+def exponent(currency: str) -> int:
+    """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
+    return _EXPONENTS.get(currency_code(currency), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    currency: str
+    amount: int  # minor units (cents)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError(f"money amounts are integer minor units, got {self.amount!r}")
+        object.__setattr__(self, "currency", currency_code(self.currency))
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(currency, 0)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"cannot combine {self.currency} and {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.currency, self.amount + other.amount)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.currency, self.amount - other.amount)
+
+    def __neg__(self) -> Money:
+        return Money(self.currency, -self.amount)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount >= other.amount
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.currency, self.amount * quantity)
+
+    def percent(self, rate: Decimal | str | int, *, basis_points: bool = False) -> Money:
+        """``rate`` percent of this amount (or basis points), rounded half to even on the minor unit."""
+        r = Decimal(str(rate)) / (Decimal(10_000) if basis_points else Decimal(100))
+        value = (Decimal(self.amount) * r).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+        return Money(self.currency, int(value))
+
+    def allocate(self, weights: Sequence[int | Fraction]) -> list[Money]:
+        """Split into parts proportional to ``weights`` (largest remainder): the parts sum to this amount."""
+        if not weights or any(w < 0 for w in weights) or sum(weights) == 0:
+            raise ValueError("allocate needs non-negative weights with a positive sum")
+        total = Fraction(sum(weights))
+        exact = [Fraction(self.amount) * Fraction(w) / total for w in weights]
+        floors = [int(e // 1) for e in exact]
+        left = self.amount - sum(floors)
+        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[:left]:
+            floors[i] += 1
+        return [Money(self.currency, f) for f in floors]
+
+    def format(self) -> str:
+        """e.g. "USD 49.00", "JPY 4900"."""
+        e = exponent(self.currency)
+        sign = "-" if self.amount < 0 else ""
+        whole, frac = divmod(abs(self.amount), 10**e)
+        return f"{self.currency} {sign}{whole}" + (f".{frac:0{e}d}" if e else "")
+
+
+def total(items: Sequence[Money], currency: str) -> Money:
+    out = Money.zero(currency)
+    for m in items:
+        out = out + m
+    return out

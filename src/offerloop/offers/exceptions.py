@@ -1,0 +1,57 @@
+"""Errors of the offers domain: an invalid catalog, a price that cannot be quoted, an illegal
+subscription transition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from offerloop.core.errors import OfferloopError
+
+# Stable machine-readable codes (``error.code``).
+INVALID_CATALOG: Final = "invalid_catalog"
+INVALID_TRANSITION: Final = "invalid_transition"
+QUOTA_EXHAUSTED: Final = "quota_exhausted"
+QUOTA_UNKNOWN: Final = "quota_unknown"
+QUOTA_UNAVAILABLE: Final = "quota_unavailable"
+
+
+class CatalogError(OfferloopError):
+    """An offers catalog that does not parse or validate.
+
+    ``problems`` holds one line per problem (``"file:line: location: message"``), in file order;
+    ``str(error)`` is those lines joined by newlines. ``details`` is the machine-readable form
+    (``[{"path", "line", "location", "message"}]`` when parsed from a file).
+    """
+
+    status_code = 422
+    code = INVALID_CATALOG
+
+    def __init__(self, problems: Sequence[str], *, details: Any = None, code: str | None = None) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__(
+            "\n".join(self.problems),
+            details=details if details is not None else [{"message": p} for p in self.problems],
+            code=code,
+        )
+
+
+class PricingError(OfferloopError):
+    """A quote that cannot be made: unknown offer, currency not offered, unusable coupon, ...
+
+    ``code`` says which (``unknown_offer``, ``offer_inactive``, ``invalid_currency``,
+    ``currency_not_offered``, ``invalid_quantity``, ``per_buyer_limit``, ``bump_not_offered``,
+    ``unknown_coupon``, ``coupon_expired``, ``coupon_not_applicable``, ``coupon_currency_not_offered``,
+    ``coupon_exhausted``, ``coupon_already_used``).
+    """
+
+    status_code = 422
+    code = "pricing_failed"
+
+
+class SubscriptionError(OfferloopError):
+    """An event the subscription cannot take in its state (code ``invalid_transition``), or a quota
+    that cannot be used (``quota_exhausted``, ``quota_unknown``, ``quota_unavailable``)."""
+
+    status_code = 409
+    code = INVALID_TRANSITION
