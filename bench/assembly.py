@@ -85,10 +85,14 @@ def in_process(n: int, seed: int) -> None:
         weasy_pages.append(len(PdfReader(io.BytesIO(pdf)).pages))
     p50, w50 = percentile(typst_s, 50), percentile(weasy_s, 50)
     print(f"select+compose+render, {n} different buyers, demo corpus of {len(atoms)} atoms, {RENDER_ENGINE}:")
-    print(f"  pages per workbook: {min(pages)}-{max(pages)} (WeasyPrint: {min(weasy_pages)}-{max(weasy_pages)})")
+    print(
+        f"  pages per workbook: {min(pages)}-{max(pages)} (WeasyPrint: {min(weasy_pages)}-{max(weasy_pages)})"
+    )
     print(f"  select+compose only: p50 {percentile(compose_s, 50) * 1000:.1f} ms")
     print(f"  select+compose+Typst PDF: p50 {p50:.3f} s, p95 {percentile(typst_s, 95):.3f} s")
-    print(f"  WeasyPrint on the same documents (HTML -> PDF): p50 {w50:.3f} s, p95 {percentile(weasy_s, 95):.3f} s")
+    print(
+        f"  WeasyPrint on the same documents (HTML -> PDF): p50 {w50:.3f} s, p95 {percentile(weasy_s, 95):.3f} s"
+    )
     print(f"  ratio WeasyPrint / offerloop (p50): {w50 / p50:.1f}x")
 
 
@@ -107,7 +111,9 @@ def over_http(n: int, seed: int) -> None:
         rng = random.Random(seed)
         with httpx.Client(base_url=server.url, headers=secret, timeout=60) as http:
             http.post("/v1/content/sync", json={"atoms": atoms}).raise_for_status()
-            http.put("/v1/quizzes", json={"text": (DEMO / "quizzes" / "intake.yaml").read_text()}).raise_for_status()
+            http.put(
+                "/v1/quizzes", json={"text": (DEMO / "quizzes" / "intake.yaml").read_text()}
+            ).raise_for_status()
             policy = (DEMO / "policies" / "launch-workbook.yaml").read_text()
             http.put("/v1/policies", json={"text": policy}).raise_for_status()
             batch = []
@@ -117,7 +123,11 @@ def over_http(n: int, seed: int) -> None:
                 batch.append({"type": "track", "userId": f"b{i}", "event": "Quiz Completed", "messageId": f"quiz-{i}",
                               "properties": {"quiz_id": "intake", "answers": answers(rng)}})  # fmt: skip
             for start in range(0, len(batch), 100):
-                r = httpx.post(f"{server.url}/v1/batch", auth=(ws["write_key"], ""), json={"batch": batch[start : start + 100]})
+                r = httpx.post(
+                    f"{server.url}/v1/batch",
+                    auth=(ws["write_key"], ""),
+                    json={"batch": batch[start : start + 100]},
+                )
                 r.raise_for_status()
             latencies = []
             ids = []
@@ -127,7 +137,9 @@ def over_http(n: int, seed: int) -> None:
                 latencies.append(time.perf_counter() - t0)
                 assert r.status_code == 202, r.text + (Path(tmp) / "server.log").read_text()[-3000:]
                 ids.append(r.json()["id"])
-            print(f"POST /v1/artifacts (202 with outline + first section as HTML), {n} buyers, 1 server process:")
+            print(
+                f"POST /v1/artifacts (202 with outline + first section as HTML), {n} buyers, 1 server process:"
+            )
             print(f"  p50 {percentile(latencies, 50) * 1000:.1f} ms, p95 {percentile(latencies, 95) * 1000:.1f} ms, "
                   f"p99 {percentile(latencies, 99) * 1000:.1f} ms")  # fmt: skip
 
@@ -138,7 +150,11 @@ def over_http(n: int, seed: int) -> None:
             pending = set(ids)
             while pending:
                 time.sleep(0.25)  # polling the API, as a client would
-                pending = {a for a in pending if http.get(f"/v1/artifacts/{a}").json()["status"] in ("queued", "rendering")}
+                pending = {
+                    a
+                    for a in pending
+                    if http.get(f"/v1/artifacts/{a}").json()["status"] in ("queued", "rendering")
+                }
             elapsed = time.perf_counter() - started
             statuses = {http.get(f"/v1/artifacts/{a}").json()["status"] for a in ids}
             print(f"full render (pdf + html + email + markdown, stored), 2 worker processes: {n} artifacts in "
@@ -152,7 +168,9 @@ def over_http(n: int, seed: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--buyers", type=int, default=20, help="in-process buyers (Typst vs WeasyPrint)")
     parser.add_argument("--artifacts", type=int, default=200, help="artifacts over HTTP")
     parser.add_argument("--seed", type=int, default=1)

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     rewriter_api_key: str | None = None
     rewriter_timeout_s: float = Field(default=8.0, gt=0.0)
     rewriter_voice: str = "warm, direct, second person, short sentences"
+    # Fulfilment threads inside `offerloop serve` (paid orders' components: access, deliverables).
+    fulfilment_workers: int = Field(default=1, ge=0, le=16)
+    # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    # Percentages as decimal strings (money is never a float): tax added at checkout, the platform's fee.
+    tax_percent: str = "0"
+    platform_fee_percent: str = "0"
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
 from offerloop.assembly.endpoints import router as assembly_router
+from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
 from offerloop.content.endpoints import router as content_router
 from offerloop.core.errors import OfferloopError
@@ -24,13 +25,18 @@ from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
+from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
+from offerloop.ledger.endpoints import router as ledger_router
+from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
+from offerloop.worker.fulfilment import FulfilmentWorkers
+from offerloop.worker.fulfilment import wake as fulfilment_wake
 from offerloop.worker.learner import Learner
 from offerloop.worker.renderer import RenderWorkers
 from offerloop.worker.renderer import wake as renderer_wake
@@ -111,13 +117,19 @@ def create_app(
         else None
     )
 
+    fulfilers = (
+        FulfilmentWorkers(db, threads=settings.fulfilment_workers)
+        if own_db and settings.fulfilment_workers
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, learner, renderers):
+        for background in (checkpointer, learner, renderers, fulfilers):
             if background is not None:
                 background.start()
         yield
-        for background in (renderers, learner, checkpointer):
+        for background in (fulfilers, renderers, learner, checkpointer):
             if background is not None:
                 background.stop()
 
@@ -130,6 +142,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.wake_renderers = renderer_wake
+    app.state.wake_fulfilment = fulfilment_wake
     app.add_middleware(Metrics)
 
     @app.exception_handler(OfferloopError)
@@ -180,6 +193,10 @@ def create_app(
     app.include_router(decisions_router)
     app.include_router(content_router)
     app.include_router(assembly_router)
+    app.include_router(offers_router)
+    app.include_router(checkout_router)
+    app.include_router(entitlements_router)
+    app.include_router(ledger_router)
     return app
 
 

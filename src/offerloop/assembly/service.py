@@ -57,6 +57,7 @@ MEDIA_TYPES = {
     "markdown": "text/markdown; charset=utf-8",
 }
 _indexes: dict[str, tuple[tuple[Any, int], CorpusIndex]] = {}
+_policies: dict[tuple[str, str, str], Policy] = {}
 _lock = threading.Lock()
 
 
@@ -135,7 +136,13 @@ def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: 
         raise PolicyNotFound(
             f"policy {policy_id!r}" + (f" version {version}" if version else "") + " does not exist"
         )
-    return parse_policy(row.source, path=f"policy {policy_id}")
+    key = (workspace_id, policy_id, row.version)
+    policy = _policies.get(key)
+    if policy is None:  # parsed once per process per version: YAML parsing is the slow part of a request
+        policy = parse_policy(row.source, path=f"policy {policy_id}")
+        with _lock:
+            _policies[key] = policy
+    return policy
 
 
 def list_policies(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:

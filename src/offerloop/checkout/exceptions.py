@@ -26,3 +26,10 @@ class WebhookRefused(OfferloopError):
 
     status_code = 400
     code = "invalid_signature"
+
+
+class CheckoutError(OfferloopError):
+    """A checkout request or order operation that cannot be done as asked (the code says why)."""
+
+    status_code = 409
+    code = "checkout_error"

@@ -19,6 +19,20 @@ from offerloop.models import ContentAtom, QuizDefinition
 from offerloop.workspaces import service as workspace_service
 
 _corpora: dict[str, tuple[tuple[Any, int], list[Atom]]] = {}
+_quizzes: dict[tuple[str, str, str], Quiz] = {}
+
+
+def _parsed_quiz(workspace_id: str, row: QuizDefinition) -> Quiz:
+    """Parsed once per process per version (YAML parsing dominates a request otherwise)."""
+    key = (workspace_id, row.quiz_id, row.version)
+    quiz = _quizzes.get(key)
+    if quiz is None:
+        quiz = parse_quiz(row.source, path=f"quiz {row.quiz_id}")
+        with _lock:
+            _quizzes[key] = quiz
+    return quiz
+
+
 _lock = threading.Lock()
 
 
@@ -180,18 +194,18 @@ def get_quiz(
             return default_quiz()
         if len(rows) > 1:
             raise ContentError(["this workspace has several quizzes: name one"], code="quiz_required")
-        return parse_quiz(rows[0].source, path=f"quiz {rows[0].quiz_id}")
+        return _parsed_quiz(workspace_id, rows[0])
     row = repository.quiz(session, workspace_id, quiz_id, version)
     if row is None:
         builtin = default_quiz()
         if quiz_id == builtin.id and version in (None, builtin.version):
             return builtin
         raise NotFound(f"quiz {quiz_id!r} does not exist")
-    return parse_quiz(row.source, path=f"quiz {quiz_id}")
+    return _parsed_quiz(workspace_id, row)
 
 
 def list_quizzes(*, session: Session, workspace_id: str) -> list[Quiz]:
-    return [parse_quiz(r.source, path=f"quiz {r.quiz_id}") for r in repository.quizzes(session, workspace_id)]
+    return [_parsed_quiz(workspace_id, r) for r in repository.quizzes(session, workspace_id)]
 
 
 def answers_message(

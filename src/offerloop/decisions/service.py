@@ -324,6 +324,15 @@ def decide_for(
     )  # fmt: skip
 
 
+def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest) -> str | None:
+    """The request's buyer id, or None for someone never seen."""
+    identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
+    try:
+        return identity_service.lookup(session=session, workspace_id=workspace_id, **identifier).id
+    except BuyerNotFound:
+        return None
+
+
 def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> dict[str, Any]:
     """Why a decision was made: what the model saw, what was excluded and why, and what happened."""
     d = repository.get_decision(session, workspace_id, decision_id)

@@ -3,6 +3,19 @@
 from offerloop.models.artifact import Artifact, ArtifactFile, ArtifactVersion, AtomUse
 from offerloop.models.audit import AuditEntry
 from offerloop.models.buyer import Buyer, Identity, IdentityConflict, Merge
+from offerloop.models.commerce import (
+    Coupon,
+    DropStock,
+    Entitlement,
+    FulfilmentTask,
+    LedgerEntry,
+    LedgerPosting,
+    Offer,
+    Order,
+    PaymentEvent,
+    StockHold,
+    Subscription,
+)
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
 from offerloop.models.event import Event, QuarantinedEvent, Touchpoint
@@ -22,15 +35,26 @@ __all__ = [
     "BuyerPersona",
     "CompositionPolicy",
     "ContentAtom",
+    "Coupon",
     "Decision",
+    "DropStock",
+    "Entitlement",
     "Event",
+    "FulfilmentTask",
     "Identity",
     "IdentityConflict",
+    "LedgerEntry",
+    "LedgerPosting",
     "Merge",
+    "Offer",
+    "Order",
+    "PaymentEvent",
     "PersonaChange",
     "PolicySnapshot",
     "QuarantinedEvent",
     "QuizDefinition",
+    "StockHold",
+    "Subscription",
     "Touchpoint",
     "Workspace",
 ]

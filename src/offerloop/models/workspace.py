@@ -31,6 +31,9 @@ class Workspace(Base):
     # The deliverables' look (assembly.document.Theme fields); None means the default theme.
     theme: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
     theme_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The offers catalog as loaded ({"source": YAML}); parsed once per process per version.
+    offers_catalog: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True, deferred=True)
+    offers_catalog_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):

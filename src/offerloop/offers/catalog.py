@@ -336,9 +336,12 @@ def _walk(
             line = key_node.start_mark.line + 1
             if key in first_at:
                 problems.append((line, (*path, key), f"duplicate key (first at line {first_at[key]})"))
-                continue
-            first_at[key] = line
+            else:
+                first_at[key] = line
+            # The later value wins (as PyYAML builds it), so its problems point at the later line.
             lines[(*path, key)] = line
+            # Problems name mapping keys as text ("prices.840"), never as list indexes.
+            lines[(*path, str(key))] = line
             _walk(loader, value_node, (*path, key), lines, problems, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -510,8 +513,8 @@ def _money_map(raw: Any, path: Path, p: _Problems, *, minimum: int, what: str) -
     out: dict[str, Money] = {}
     ok = True
     for cur, value in data.items():
-        code = _currency(cur, (*path, cur), p)
-        amount = _amount(value, code, (*path, cur), p, minimum=minimum)
+        code = _currency(cur, (*path, str(cur)), p)
+        amount = _amount(value, code, (*path, str(cur)), p, minimum=minimum)
         if code is None or amount is None:
             ok = False
         else:
@@ -654,7 +657,7 @@ def _component(raw: Any, path: Path, p: _Problems) -> Component | None:
     count = len(p.found)
     for key in data:
         if key not in _COMPONENT_KEYS:
-            p.add((*path, key), _unknown_key(str(key), _COMPONENT_KEYS))
+            p.add((*path, str(key)), _unknown_key(str(key), _COMPONENT_KEYS))
     kind: str | None = None
     if "component" not in data:
         p.add(path, "missing required key 'component'")
@@ -680,7 +683,7 @@ def _quotas(raw: Any, path: Path, p: _Problems) -> dict[str, int]:
     data = _mapping(raw, path, p, "quotas")
     out: dict[str, int] = {}
     for name, value in (data or {}).items():
-        where = (*path, name)
+        where = (*path, str(name))
         ok_name = _matching(name, where, p, QUOTA_RE, "a quota name (lowercase letters, digits and '_')")
         count = _integer(value, where, p, minimum=1)
         if ok_name is not None and count is not None:
@@ -714,7 +717,7 @@ def _offer(raw: Any, path: Path, p: _Problems) -> tuple[Offer | None, _Refs]:
             if kind is not None and kind not in kinds:
                 p.add((*path, name), f"{name} is only for {_kind_list(kinds)} offers, not {kind}")
         else:
-            p.add((*path, name), _unknown_key(str(name), (*_COMMON_KEYS, *_KIND_KEYS)))
+            p.add((*path, str(name)), _unknown_key(str(name), (*_COMMON_KEYS, *_KIND_KEYS)))
     for name, why in _REQUIRED_BY_KIND.get(kind or "", ()):
         if name not in data:
             p.add(path, f"missing required key {name!r} ({why}) for a {kind} offer")
@@ -842,7 +845,7 @@ def _coupon(raw: Any, path: Path, p: _Problems) -> tuple[Coupon | None, list[tup
     count = len(p.found)
     for key in data:
         if key not in _COUPON_KEYS:
-            p.add((*path, key), _unknown_key(str(key), _COUPON_KEYS))
+            p.add((*path, str(key)), _unknown_key(str(key), _COUPON_KEYS))
     code: str | None = None
     if "code" not in data:
         p.add(path, "missing required key 'code'")
@@ -967,7 +970,7 @@ def parse_catalog(text: str, *, path: str = "<string>") -> Catalog:
         raise p.error()
     for key in data:
         if key not in _TOP_KEYS:
-            p.add((key,), _unknown_key(str(key), _TOP_KEYS))
+            p.add((str(key),), _unknown_key(str(key), _TOP_KEYS))
 
     offers: list[Offer] = []
     entries: list[_Refs] = []

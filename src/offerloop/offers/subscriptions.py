@@ -237,16 +237,19 @@ class Start:
 
     trial_days: int = 0
     name: ClassVar[str] = "start"
+    verb: ClassVar[str] = "start"
 
 
 @dataclass(frozen=True, slots=True)
 class PaymentSucceeded:
     name: ClassVar[str] = "payment_succeeded"
+    verb: ClassVar[str] = "record a successful payment for"
 
 
 @dataclass(frozen=True, slots=True)
 class PaymentFailed:
     name: ClassVar[str] = "payment_failed"
+    verb: ClassVar[str] = "record a failed payment for"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +257,13 @@ class Renew:
     """The current period (or trial) reached its end."""
 
     name: ClassVar[str] = "renew"
+    verb: ClassVar[str] = "renew"
 
 
 @dataclass(frozen=True, slots=True)
 class Pause:
     name: ClassVar[str] = "pause"
+    verb: ClassVar[str] = "pause"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,12 +271,14 @@ class Resume:
     """Resume a paused subscription, or withdraw a scheduled cancellation."""
 
     name: ClassVar[str] = "resume"
+    verb: ClassVar[str] = "resume"
 
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
     at_period_end: bool = True
     name: ClassVar[str] = "cancel"
+    verb: ClassVar[str] = "cancel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +294,7 @@ class Upgrade:
     quotas: Mapping[str, int] | None = field(default=None, hash=False)
     interval: Interval | None = None
     name: ClassVar[str] = "upgrade"
+    verb: ClassVar[str] = "upgrade"
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +306,7 @@ class Downgrade:
     quotas: Mapping[str, int] | None = field(default=None, hash=False)
     interval: Interval | None = None
     name: ClassVar[str] = "downgrade"
+    verb: ClassVar[str] = "downgrade"
 
 
 Event: TypeAlias = (
@@ -307,7 +316,7 @@ Event: TypeAlias = (
 
 def _illegal(sub: Subscription, event: Event, why: str = "") -> SubscriptionError:
     article = "an" if sub.state[0] in "aeiou" else "a"
-    message = f"cannot {event.name.replace('_', ' ')} {article} {sub.state} subscription"
+    message = f"cannot {event.verb} {article} {sub.state} subscription"
     return SubscriptionError(
         f"{message}: {why}" if why else message,
         details={"state": sub.state, "event": event.name},

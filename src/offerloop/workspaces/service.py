@@ -109,7 +109,7 @@ def authenticate(*, session: Session, key: str) -> Principal:
     return principal
 
 
-ConfigField = Literal["signal_config", "feature_spec", "persona_templates", "theme"]
+ConfigField = Literal["signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog"]
 
 
 def set_config(

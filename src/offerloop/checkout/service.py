@@ -1,0 +1,683 @@
+"""Checkout, orders, drop holds, payments (manual and Stripe webhooks), refunds, subscriptions, fulfilment.
+
+Orders are created ``pending`` with a priced quote; a drop's units are held for a short time with a
+conditional UPDATE (sold + held never exceeds the stock, on SQLite and PostgreSQL alike). Payment —
+marked by an admin (manual provider) or reported by a verified webhook — is idempotent: the order becomes
+``paid``, its hold converts to a sale, the ledger gets a balanced sale entry, the buyer record gets an
+"Order Completed" event (features, personas and decision rewards follow), and one fulfilment task per
+component is queued. Tasks run after commit, each on its own, retried with backoff, so a failing
+component never fails the order nor blocks the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.assembly import service as assembly_service
+from offerloop.checkout import repository
+from offerloop.checkout.exceptions import CheckoutError
+from offerloop.checkout.stripe_provider import PaymentEvent
+from offerloop.core.clock import utcnow
+from offerloop.core.errors import OfferloopError
+from offerloop.core.ids import new_id
+from offerloop.core.money import Money
+from offerloop.entitlements import service as entitlements_service
+from offerloop.events import service as event_service
+from offerloop.identity import service as identity_service
+from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.ledger import service as ledger_service
+from offerloop.ledger.postings import fee_for, refund_entry, sale_entry
+from offerloop.models import FulfilmentTask, Order, StockHold
+from offerloop.models import PaymentEvent as PaymentEventRow
+from offerloop.models import Subscription as SubscriptionRow
+from offerloop.offers import service as offers_service
+from offerloop.offers.catalog import Catalog, Offer, price_of
+from offerloop.offers.subscriptions import (
+    Cancel,
+    Downgrade,
+    Effect,
+    Pause,
+    PaymentFailed,
+    PaymentSucceeded,
+    Renew,
+    Resume,
+    Start,
+    Subscription,
+    Upgrade,
+    apply,
+    new_subscription,
+)
+from offerloop.personas import service as persona_service
+
+HOLD_MINUTES = 15
+MAX_ATTEMPTS = 5
+
+
+class OrderNotFound(OfferloopError):
+    status_code = 404
+    code = "order_not_found"
+
+
+class SoldOut(OfferloopError):
+    status_code = 409
+    code = "sold_out"
+
+
+# -- buyers and events -------------------------------------------------------------------------------
+
+
+def _ingest(session: Session, workspace_id: str, messages: list[dict[str, Any]]) -> None:
+    batch = event_service.prepare_batch(messages, received_at=utcnow(), max_event_bytes=64 * 1024)
+    result = event_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
+    refused = [i for i in result.items if i.status == "quarantined"]
+    if refused:
+        raise CheckoutError(f"the buyer event was refused: {refused[0].message}", code="event_refused")
+
+
+def buyer_for(
+    *, session: Session, workspace_id: str, user_id: str | None = None, anonymous_id: str | None = None,
+    email: str | None = None,
+) -> str:  # fmt: skip
+    """The buyer behind the identifiers, identified now if we never saw them (an identify event)."""
+    given = {k: v for k, v in {"user_id": user_id, "anonymous_id": anonymous_id, "email": email}.items() if v}
+    if not given:
+        raise CheckoutError("give user_id, anonymous_id or email", code="buyer_required")
+    for kind, value in given.items():
+        try:
+            return identity_service.lookup(session=session, workspace_id=workspace_id, **{kind: value}).id
+        except BuyerNotFound:
+            continue
+    message: dict[str, Any] = {"type": "identify", "traits": {"email": email} if email else {}}
+    if user_id:
+        message["userId"] = user_id
+    if anonymous_id:
+        message["anonymousId"] = anonymous_id
+    if not user_id and not anonymous_id:
+        message["userId"] = email
+    _ingest(session, workspace_id, [message])
+    kind, value = next(iter(given.items()))
+    return identity_service.lookup(session=session, workspace_id=workspace_id, **{kind: value}).id
+
+
+def _buyer_message(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
+    buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    if buyer.user_id:
+        return {"userId": buyer.user_id}
+    anonymous = next((i.value for i in buyer.identities if i.kind == "anonymous_id"), None)
+    if anonymous:
+        return {"anonymousId": anonymous}
+    email = next((i.value for i in buyer.identities if i.kind == "email"), None)
+    return {"userId": email or buyer_id}
+
+
+def _event(
+    session: Session,
+    order_or_ws: Order | str,
+    buyer_id: str,
+    name: str,
+    props: dict[str, Any],
+    message_id: str,
+) -> None:
+    workspace_id = order_or_ws if isinstance(order_or_ws, str) else order_or_ws.workspace_id
+    message = {"type": "track", "event": name, "messageId": message_id, "properties": props,
+               **_buyer_message(session, workspace_id, buyer_id)}  # fmt: skip
+    _ingest(session, workspace_id, [message])
+
+
+# -- checkout --------------------------------------------------------------------------------------
+
+
+def _order(session: Session, workspace_id: str, order_id: str) -> Order:
+    order = repository.order(session, workspace_id, order_id)
+    if order is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+    return order
+
+
+def order_read(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id, "buyer_id": order.buyer_id, "status": order.status, "provider": order.provider,
+        "currency": order.currency, "subtotal": order.subtotal, "discount": order.discount, "tax": order.tax,
+        "total": order.total, "refunded": order.refunded, "coupon": order.coupon, "lines": order.lines,
+        "decision_id": order.decision_id, "checkout_url": order.checkout_url, "provider_ref": order.provider_ref,
+        "formatted_total": Money(order.currency, order.total).format(),
+        "created_at": order.created_at.isoformat(), "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+    }  # fmt: skip
+
+
+def begin(
+    *, session: Session, workspace_id: str, buyer_id: str, offer_key: str, currency: str, provider: str = "manual",
+    coupon: str | None = None, bumps: Sequence[str] = (), quantity: int = 1, decision_id: str | None = None,
+    tax_percent: str = "0", now: datetime | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A pending order with its quote; a drop's units are held for HOLD_MINUTES (SoldOut when none are left)."""
+    now = now or utcnow()
+    catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
+    offer = offers_service.get_offer(session=session, workspace_id=workspace_id, key=offer_key)
+    if not offer.active:
+        raise offers_service.NotForSale(f"{offer_key} is not for sale")
+    if offer.kind == "micro_offer" and offer.daily_capacity is not None:
+        sold_today = repository.sold_since(
+            session, workspace_id, offer_key, now.replace(hour=0, minute=0, second=0, microsecond=0)
+        )
+        if sold_today + quantity > offer.daily_capacity:
+            raise SoldOut(
+                f"{offer.title}: today's {offer.daily_capacity} slots are taken", code="capacity_reached"
+            )
+    redemptions = repository.coupon_uses(session, workspace_id, coupon) if coupon else 0
+    mine = repository.coupon_uses(session, workspace_id, coupon, buyer_id) if coupon else 0
+    quote = price_of(catalog, offer_key, currency, coupon=coupon, bumps=bumps, now=now, quantity=quantity,
+                     coupon_redemptions=redemptions, buyer_redeemed_coupon=mine > 0)  # fmt: skip
+    tax = Money(quote.currency, quote.total.amount).percent(tax_percent)
+    order = Order(
+        id=new_id("ord"), workspace_id=workspace_id, buyer_id=buyer_id, status="pending", provider=provider,
+        currency=quote.currency, subtotal=quote.subtotal.amount, discount=quote.discount.amount, tax=tax.amount,
+        total=quote.total.amount + tax.amount, refunded=0, coupon=quote.coupon,
+        lines=[line.to_dict() for line in quote.lines], decision_id=decision_id, created_at=now, updated_at=now,
+    )  # fmt: skip
+    repository.add(session, order)
+    for line in quote.lines:
+        item = catalog.offer(line.offer_key)
+        if item is not None and item.kind == "drop":
+            _hold(session, workspace_id, item, order, buyer_id, line.quantity, now)
+    repository.flush(session)
+    return order_read(order)
+
+
+def _hold(
+    session: Session,
+    workspace_id: str,
+    drop: Offer,
+    order: Order,
+    buyer_id: str,
+    quantity: int,
+    now: datetime,
+) -> None:
+    state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=drop, now=now)
+    if state not in ("live", "sold_out"):
+        raise offers_service.NotForSale(f"{drop.title} is {state}", details={"state": state})
+    already = repository.units_bought_or_held(session, workspace_id, drop.key, buyer_id, now)
+    if drop.per_buyer_limit is not None and already + quantity > drop.per_buyer_limit:
+        raise CheckoutError(f"{drop.title}: at most {drop.per_buyer_limit} per buyer", code="per_buyer_limit")
+    repository.release_expired_holds(session, workspace_id, drop.key, now)
+    if not repository.take_stock(session, workspace_id, drop.key, quantity):
+        raise SoldOut(f"{drop.title} is sold out")
+    repository.add(session, StockHold(workspace_id=workspace_id, offer_key=drop.key, order_id=order.id, buyer_id=buyer_id,
+                                      quantity=quantity, status="held", created_at=now,
+                                      expires_at=now + timedelta(minutes=HOLD_MINUTES)))  # fmt: skip
+
+
+def attach_session(
+    *, session: Session, workspace_id: str, order_id: str, provider_ref: str, url: str | None
+) -> dict[str, Any]:
+    order = _order(session, workspace_id, order_id)
+    order.provider_ref, order.checkout_url, order.updated_at = provider_ref, url, utcnow()
+    return order_read(order)
+
+
+def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason: str) -> dict[str, Any]:
+    """A pending order that will not be paid: its holds go back to stock."""
+    order = _order(session, workspace_id, order_id)
+    if order.status == "pending":
+        repository.release_holds(session, order.id, "released")
+        order.status, order.updated_at = "canceled", utcnow()
+    return order_read(order)
+
+
+# -- payment ---------------------------------------------------------------------------------------
+
+
+def mark_paid(
+    *, session: Session, workspace_id: str, order_id: str, actor: str, processor_fee: int | None = None,
+    provider_ref: str | None = None, paid_at: datetime | None = None, platform_fee_percent: str = "0",
+    subscription_ref: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Record payment (idempotent). A hold that expired before payment is honoured if stock allows it."""
+    order = _order(session, workspace_id, order_id)
+    if order.status != "pending":
+        return order_read(order)  # paid already (a webhook delivered twice, or a second admin click)
+    at = paid_at or utcnow()
+    for hold in repository.holds(session, order.id):
+        if hold.status == "held":
+            repository.convert_hold(session, hold)
+        elif hold.status in ("expired", "released"):  # paid after the hold lapsed: take the unit again if any
+            if not repository.take_stock(session, workspace_id, hold.offer_key, hold.quantity):
+                raise SoldOut(
+                    "the hold expired and the drop sold out meanwhile; refund this payment",
+                    code="sold_out_after_expiry",
+                )
+            repository.convert_hold(session, hold)
+    order.status, order.paid_at, order.updated_at = "paid", at, at
+    if provider_ref:
+        order.provider_ref = provider_ref
+    total = Money(order.currency, order.total)
+    fee = Money(order.currency, processor_fee) if processor_fee is not None else (
+        fee_for(total, percent="2.9", fixed=30) if order.provider == "stripe" else Money.zero(order.currency))  # fmt: skip
+    gross = Money(order.currency, order.subtotal)
+    entry = sale_entry(order.id, gross=gross, discount=Money(order.currency, order.discount),
+                       tax=Money(order.currency, order.tax), processor_fee=fee,
+                       platform_fee=(gross - Money(order.currency, order.discount)).percent(platform_fee_percent),
+                       occurred_at=at)  # fmt: skip
+    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
+    catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
+    for line in order.lines:
+        offer = catalog.offer(line["offer_key"])
+        if offer is None:
+            continue
+        source = order.id
+        if offer.recurring:
+            source = _start_subscription(session, order, offer, at, subscription_ref)
+        for spec in _components(catalog, offer):
+            _queue(session, order, spec, source, at)
+        _event(session, order, order.buyer_id, "Order Completed", {
+            "order_id": order.id, "offer_key": offer.key, "offer_action": f"{offers_service.ACTION_PREFIX}{offer.key}",
+            "total_minor": line["total"], "currency": order.currency, "revenue": Money(order.currency, line["total"]).format(),
+            "kind": offer.kind,
+        }, f"{order.id}-{offer.key}-completed")  # fmt: skip
+    repository.flush(session)
+    return order_read(order)
+
+
+def _tags(session: Session, order: Order) -> dict[str, Any]:
+    buyer = identity_service.get_buyer(
+        session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id
+    )
+    persona = persona_service.brief(session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id)
+    return {
+        "offers": [line["offer_key"] for line in order.lines],
+        "persona": persona["name"] if persona else None,
+        "first_touch": buyer.first_touch.channel if buyer.first_touch else None,
+        "last_touch": buyer.last_touch.channel if buyer.last_touch else None,
+        "currency": order.currency,
+    }
+
+
+def _components(catalog: Catalog, offer: Offer) -> list[dict[str, Any]]:
+    specs = [c.to_dict() for c in offer.components]
+    for key in offer.includes:  # a bundle grants what each included offer grants
+        included = catalog.offer(key)
+        if included is not None:
+            specs.extend(c.to_dict() for c in included.components)
+    if (
+        offer.kind == "micro_offer"
+        and offer.deliverable_policy
+        and not any(s["component"] == "deliverable" for s in specs)
+    ):
+        specs.append(
+            {
+                "component": "deliverable",
+                "ref": offer.deliverable_policy,
+                "quantity": None,
+                "access_days": None,
+            }
+        )
+    return specs
+
+
+def _queue(session: Session, order: Order, spec: dict[str, Any], source: str, at: datetime) -> None:
+    if repository.task(session, order.id, spec["component"], spec["ref"]) is not None:
+        return
+    repository.add(session, FulfilmentTask(
+        workspace_id=order.workspace_id, order_id=order.id, buyer_id=order.buyer_id, component=spec["component"],
+        ref=spec["ref"], spec={**spec, "source": source}, status="pending", attempts=0, next_attempt_at=at,
+    ))  # fmt: skip
+
+
+# -- fulfilment (after commit, one task at a time) -----------------------------------------------------
+
+
+def fulfil(*, session: Session, task: FulfilmentTask, now: datetime) -> dict[str, Any]:
+    """Deliver one component: entitlements for access, a personalized deliverable for "deliverable"."""
+    spec = task.spec
+    if task.component == "deliverable":
+        artifact = assembly_service.request_artifact(session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id,
+                                                     policy_id=task.ref, trigger=f"order:{task.order_id}")  # fmt: skip
+        return {"artifact_id": artifact["id"]}
+    ends = now + timedelta(days=int(spec["access_days"])) if spec.get("access_days") else None
+    granted = entitlements_service.grant(
+        session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id, component=task.component, ref=task.ref,
+        source=str(spec.get("source") or task.order_id), access_ends_at=ends, quantity=spec.get("quantity"), actor="fulfilment",
+    )  # fmt: skip
+    return {"entitlement_id": granted.id}
+
+
+def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) -> list[tuple[str, str, str]]:
+    """Run due tasks, each in its own transaction; a failure is recorded and retried with backoff
+    (30 s, 1 min, 2 min, …), giving up after MAX_ATTEMPTS. Returns (order, component, status)."""
+    now = now or utcnow()
+    with db.read() as session:
+        due = [t.id for t in repository.due_tasks(session, now, limit)]
+    done = []
+    for task_id in due:
+        error: str | None = None
+        try:
+            with db.write() as session:
+                task = repository.task_by_id(session, task_id)
+                if task is None or task.status not in ("pending",) or task.next_attempt_at > now:
+                    continue
+                task.result = fulfil(session=session, task=task, now=now)
+                task.status, task.done_at, task.attempts = "done", now, task.attempts + 1
+                done.append((task.order_id, task.component, "done"))
+        except Exception as exc:  # any component failure stays with its task; the order is untouched
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            with db.write() as session:
+                task = repository.task_by_id(session, task_id)
+                if task is None:
+                    continue
+                task.attempts += 1
+                task.last_error = error[:2000]
+                if task.attempts >= MAX_ATTEMPTS:
+                    task.status = "failed"
+                else:
+                    task.next_attempt_at = now + timedelta(seconds=30 * 2 ** (task.attempts - 1))
+                done.append(
+                    (task.order_id, task.component, task.status if task.status == "failed" else "retrying")
+                )
+    return done
+
+
+def fulfilment_report(*, session: Session, workspace_id: str, order_id: str) -> list[dict[str, Any]]:
+    _order(session, workspace_id, order_id)
+    return [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts, "last_error": t.last_error,
+             "result": t.result} for t in repository.tasks(session, order_id)]  # fmt: skip
+
+
+def retry_task(
+    *, session: Session, workspace_id: str, order_id: str, component: str, ref: str
+) -> dict[str, Any]:
+    task = repository.task(session, order_id, component, ref)
+    if task is None or task.workspace_id != workspace_id:
+        raise OrderNotFound(f"no {component} {ref} task on order {order_id}")
+    task.status, task.next_attempt_at, task.attempts = "pending", utcnow(), 0
+    return {"component": component, "ref": ref, "status": task.status}
+
+
+# -- refunds ---------------------------------------------------------------------------------------
+
+
+def refund(
+    *, session: Session, workspace_id: str, order_id: str, amount: int | None = None, actor: str,
+    at: datetime | None = None, reason: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Full (amount None) or partial refund: a balanced ledger entry, the buyer event, and on a full refund
+    the order's entitlements revoked."""
+    order = _order(session, workspace_id, order_id)
+    if order.status not in ("paid", "partially_refunded"):
+        raise CheckoutError(
+            f"order {order_id} is {order.status}: only paid orders can be refunded", code="not_refundable"
+        )
+    at = at or utcnow()
+    prior = [
+        e for e, _ in ledger_service.entries(session=session, workspace_id=workspace_id, order_id=order.id)
+    ]
+    left = ledger_service.refundable(session=session, workspace_id=workspace_id, order_id=order.id)
+    value = left if amount is None else Money(order.currency, amount)
+    if value.amount <= 0 or value.amount > left.amount:
+        raise CheckoutError(
+            f"refund must be between 1 and {left.amount} ({left.format()})", code="invalid_refund_amount"
+        )
+    entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at)
+    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
+    order.refunded += value.amount
+    order.status = "refunded" if order.refunded >= order.total else "partially_refunded"
+    order.updated_at = at
+    if order.status == "refunded":
+        entitlements_service.revoke_source(session=session, workspace_id=workspace_id, source=order.id,
+                                           reason=reason or "order refunded", actor=actor)  # fmt: skip
+    _event(session, order, order.buyer_id, "Order Refunded",
+           {"order_id": order.id, "amount_minor": value.amount, "currency": order.currency, "full": order.status == "refunded"},
+           f"{order.id}-refund-{order.refunded}")  # fmt: skip
+    return order_read(order)
+
+
+# -- subscriptions ---------------------------------------------------------------------------------
+
+
+def _sub_to_json(sub: Subscription) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for f in dataclasses.fields(sub):
+        v = getattr(sub, f.name)
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, Mapping):
+            v = dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        data[f.name] = v
+    return data
+
+
+def _sub_from_json(data: Mapping[str, Any]) -> Subscription:
+    values = dict(data)
+    for f in dataclasses.fields(Subscription):
+        v = values.get(f.name)
+        if isinstance(v, str) and "datetime" in str(f.type):
+            values[f.name] = datetime.fromisoformat(v)
+    values["retry_days"] = tuple(values.get("retry_days") or ())
+    return Subscription(**values)
+
+
+def _start_subscription(
+    session: Session, order: Order, offer: Offer, at: datetime, provider_ref: str | None
+) -> str:
+    sub = new_subscription(offer, order.currency)
+    sub, effects = apply(sub, Start(trial_days=offer.trial_days), at=at)
+    if sub.state != "trialing":
+        sub, more = apply(sub, PaymentSucceeded(), at=at)
+        effects += more
+    row = SubscriptionRow(id=new_id("sub"), workspace_id=order.workspace_id, buyer_id=order.buyer_id, order_id=order.id,
+                          offer_key=offer.key, status=sub.state, state=_sub_to_json(sub),
+                          provider_subscription_id=provider_ref, created_at=at, updated_at=at)  # fmt: skip
+    repository.add(session, row)
+    _event(session, order, order.buyer_id, "Subscription Started",
+           {"subscription_id": row.id, "plan": offer.key, "state": sub.state, "order_id": order.id}, f"{row.id}-started")  # fmt: skip
+    return row.id
+
+
+def subscription_read(row: SubscriptionRow) -> dict[str, Any]:
+    return {"id": row.id, "buyer_id": row.buyer_id, "order_id": row.order_id, "offer_key": row.offer_key,
+            "status": row.status, "state": row.state, "provider_subscription_id": row.provider_subscription_id}  # fmt: skip
+
+
+def get_subscription(*, session: Session, workspace_id: str, subscription_id: str) -> SubscriptionRow:
+    row = repository.subscription(session, workspace_id, subscription_id)
+    if row is None:
+        raise OrderNotFound(f"subscription {subscription_id} does not exist", code="subscription_not_found")
+    return row
+
+
+def subscription_action(
+    *, session: Session, workspace_id: str, subscription_id: str, action: str, plan: str | None = None,
+    at_period_end: bool = True, at: datetime | None = None, actor: str = "api",
+) -> dict[str, Any]:  # fmt: skip
+    """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
+    Every step is an event on the buyer record; charges and credits go to the ledger; access follows."""
+    row = get_subscription(session=session, workspace_id=workspace_id, subscription_id=subscription_id)
+    at = at or utcnow()
+    sub = _sub_from_json(row.state)
+    event: Any
+    if action == "renew":
+        event = Renew()
+    elif action == "payment_failed":
+        event = PaymentFailed()
+    elif action == "payment_succeeded":
+        event = PaymentSucceeded()
+    elif action == "pause":
+        event = Pause()
+    elif action == "resume":
+        event = Resume()
+    elif action == "cancel":
+        event = Cancel(at_period_end=at_period_end)
+    elif action == "change_plan":
+        if not plan:
+            raise CheckoutError("change_plan needs the new plan's offer key", code="plan_required")
+        target = offers_service.get_offer(session=session, workspace_id=workspace_id, key=plan)
+        price = target.price(sub.currency)
+        if not target.recurring or price is None:
+            raise CheckoutError(f"{plan} is not a plan offered in {sub.currency}", code="invalid_plan")
+        kind = Upgrade if price.amount >= sub.amount else Downgrade
+        event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
+    else:
+        raise CheckoutError(f"unknown action {action!r}", code="invalid_action")
+    before = sub.state
+    sub, effects = apply(sub, event, at=at)
+    row.state, row.status, row.updated_at = _sub_to_json(sub), sub.state, at
+    if action == "change_plan":
+        row.offer_key = sub.plan
+    _effects(session, row, effects, at, actor)
+    name = {"renew": "Subscription Renewed", "payment_failed": "Payment Failed", "payment_succeeded": "Payment Succeeded",
+            "pause": "Subscription Paused", "resume": "Subscription Resumed", "cancel": "Subscription Canceled",
+            "change_plan": "Subscription Changed"}[action]  # fmt: skip
+    _event(session, workspace_id, row.buyer_id, name,
+           {"subscription_id": row.id, "plan": sub.plan, "from": before, "to": sub.state},
+           f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
+    return subscription_read(row)
+
+
+def _renewal_order(session: Session, row: SubscriptionRow, amount: Money, at: datetime) -> None:
+    """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger."""
+    first = repository.order(session, row.workspace_id, row.order_id)
+    order = Order(
+        id=new_id("ord"), workspace_id=row.workspace_id, buyer_id=row.buyer_id, status="paid",
+        provider=first.provider if first else "manual", currency=amount.currency, subtotal=amount.amount, discount=0,
+        tax=0, total=amount.amount, refunded=0, coupon=None, created_at=at, paid_at=at, updated_at=at,
+        lines=[{"offer_key": row.offer_key, "title": row.offer_key, "role": "offer", "unit_amount": amount.amount,
+                "quantity": 1, "subtotal": amount.amount, "discount": 0, "total": amount.amount, "subscription_id": row.id}],
+    )  # fmt: skip
+    repository.add(session, order)
+    repository.flush(session)
+    entry = sale_entry(order.id, gross=amount, occurred_at=at)
+    ledger_service.record(
+        session=session, workspace_id=row.workspace_id, entry=entry, tags=_tags(session, order)
+    )
+
+
+def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str) -> None:
+    for effect in effects:
+        if effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
+            _renewal_order(session, row, effect.amount, at)
+        elif effect.kind == "credit" and effect.amount is not None and effect.amount.amount > 0:
+            # unused time on a downgrade comes back from what the subscription's first order paid
+            left = ledger_service.refundable(
+                session=session, workspace_id=row.workspace_id, order_id=row.order_id
+            )
+            amount = min(effect.amount.amount, left.amount)
+            if amount > 0:
+                refund(session=session, workspace_id=row.workspace_id, order_id=row.order_id, amount=amount, actor=actor,
+                       at=at, reason="plan downgraded: credit for unused time")  # fmt: skip
+        elif effect.kind == "access_end":
+            entitlements_service.set_access_end(session=session, workspace_id=row.workspace_id, source=row.id,
+                                                access_ends_at=effect.at or at, actor=actor)  # fmt: skip
+        elif effect.kind == "access_start":
+            entitlements_service.set_access_end(session=session, workspace_id=row.workspace_id, source=row.id,
+                                                access_ends_at=None, actor=actor)  # fmt: skip
+        elif effect.kind == "quota_reset":
+            for name, quantity in _sub_from_json(row.state).quotas.items():
+                for ent in entitlements_service.list_for_buyer(
+                    session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id
+                ):
+                    if (
+                        ent.source == row.id
+                        and ent.component == "coaching_quota"
+                        and name.startswith("coaching")
+                    ):
+                        entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+                                                   component=ent.component, ref=ent.ref, source=row.id, quantity=quantity,
+                                                   actor=actor)  # fmt: skip
+
+
+# -- provider webhooks -----------------------------------------------------------------------------
+
+
+def handle_payment_event(*, session: Session, event: PaymentEvent, payload: Mapping[str, Any]) -> str:
+    """Apply a verified provider event once (by its id), whatever the delivery order. Returns the outcome."""
+    if repository.payment_event(session, event.provider, event.provider_event_id) is not None:
+        return "duplicate"
+    order = repository.order_by_any(session, event.order_id, event.session_id)
+    outcome = "ignored_no_order"
+    if order is not None:
+        outcome = _apply_event(session, order, event)
+    repository.add(session, PaymentEventRow(
+        workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
+        provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
+        occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome, payload=dict(payload),
+    ))  # fmt: skip
+    repository.flush(session)
+    return outcome
+
+
+def _apply_event(session: Session, order: Order, event: PaymentEvent) -> str:
+    ws = order.workspace_id
+    if event.kind in ("checkout_completed", "payment_succeeded"):
+        if event.kind == "checkout_completed" and event.payment_status not in (
+            None,
+            "paid",
+            "no_payment_required",
+        ):
+            return "awaiting_payment"
+        if order.status == "pending":
+            mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="stripe", processor_fee=event.fee,
+                      provider_ref=event.payment_intent_id or event.session_id, paid_at=event.occurred_at,
+                      subscription_ref=event.subscription_id)  # fmt: skip
+            return "paid"
+        row = (
+            repository.subscription_by_provider(session, ws, event.subscription_id)
+            if event.subscription_id
+            else None
+        )
+        if (
+            row is not None
+            and event.kind == "payment_succeeded"
+            and event.invoice_id
+            and row.status in ("past_due",)
+        ):
+            subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
+                                at=event.occurred_at, actor="stripe")  # fmt: skip
+            return "subscription_recovered"
+        return "already_paid"
+    if event.kind == "payment_failed":
+        row = (
+            repository.subscription_by_provider(session, ws, event.subscription_id)
+            if event.subscription_id
+            else None
+        )
+        if row is None or row.status not in ("active", "past_due"):
+            return "ignored_state"
+        subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_failed",
+                            at=event.occurred_at, actor="stripe")  # fmt: skip
+        return "payment_failed"
+    if event.kind == "refunded":
+        if order.status == "pending":  # the refund overtook the payment confirmation: record both, in order
+            mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="stripe", paid_at=event.occurred_at,
+                      provider_ref=event.payment_intent_id)  # fmt: skip
+        # Stripe reports the cumulative refunded amount: the delta makes repeats and reordering harmless.
+        delta = (event.amount_refunded or 0) - order.refunded
+        if delta <= 0:
+            return "refund_already_recorded"
+        refund(
+            session=session,
+            workspace_id=ws,
+            order_id=order.id,
+            amount=delta,
+            actor="stripe",
+            at=event.occurred_at,
+        )
+        return "refunded"
+    if event.kind == "subscription_canceled":
+        row = (
+            repository.subscription_by_provider(session, ws, event.subscription_id)
+            if event.subscription_id
+            else None
+        )
+        if row is None or row.status == "canceled":
+            return "ignored_state"
+        subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="cancel",
+                            at_period_end=False, at=event.occurred_at, actor="stripe")  # fmt: skip
+        return "canceled"
+    return "ignored_kind"

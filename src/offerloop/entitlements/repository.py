@@ -1,0 +1,141 @@
+"""Every SQL statement of the entitlements domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from offerloop.models import Entitlement
+
+ADMIN = "admin"  # the source of admin overrides
+
+
+class Slot(NamedTuple):
+    """The columns a check needs of one entitlement row (read without building ORM objects)."""
+
+    id: str
+    component: str
+    ref: str
+    source: str
+    status: str
+    override: str | None
+    quantity: int | None
+    access_ends_at: datetime | None
+
+
+_SLOT_COLUMNS = (
+    Entitlement.id, Entitlement.component, Entitlement.ref, Entitlement.source, Entitlement.status,
+    Entitlement.override, Entitlement.quantity, Entitlement.access_ends_at,
+)  # fmt: skip
+
+
+# Built once and run on the Core connection: on the check path SQLAlchemy's statement construction and
+# ORM execution cost more than the indexed query itself (0.60 -> 0.25 ms per check on SQLite).
+_OF_BUYER = select(*_SLOT_COLUMNS).where(
+    Entitlement.workspace_id == bindparam("w"), Entitlement.buyer_id == bindparam("b")
+)
+_OF_COMPONENT = _OF_BUYER.where(Entitlement.component == bindparam("c"))
+_OF_REF = _OF_COMPONENT.where(Entitlement.ref == bindparam("r"))
+
+
+def slots(
+    session: Session, workspace_id: str, buyer_id: str, component: str | None = None, ref: str | None = None
+) -> list[Slot]:
+    """One indexed statement: (workspace_id, buyer_id, component, ref) is the table's index."""
+    params = {"w": workspace_id, "b": buyer_id, "c": component, "r": ref}
+    if component is None:
+        stmt = _OF_BUYER
+    elif ref is None:
+        stmt = _OF_COMPONENT
+    else:
+        stmt = _OF_REF
+    return [Slot(*row) for row in session.connection().execute(stmt, params)]
+
+
+def find(
+    session: Session, workspace_id: str, buyer_id: str, component: str, ref: str, source: str
+) -> Entitlement | None:
+    stmt = select(Entitlement).where(
+        Entitlement.workspace_id == workspace_id,
+        Entitlement.buyer_id == buyer_id,
+        Entitlement.component == component,
+        Entitlement.ref == ref,
+        Entitlement.source == source,
+    )
+    return session.scalars(stmt.order_by(Entitlement.granted_at, Entitlement.id).limit(1)).first()
+
+
+def get(session: Session, workspace_id: str, entitlement_id: str) -> Entitlement | None:
+    stmt = select(Entitlement).where(
+        Entitlement.workspace_id == workspace_id, Entitlement.id == entitlement_id
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def of_buyer(session: Session, workspace_id: str, buyer_id: str) -> list[Entitlement]:
+    stmt = select(Entitlement).where(
+        Entitlement.workspace_id == workspace_id, Entitlement.buyer_id == buyer_id
+    )
+    return list(
+        session.scalars(
+            stmt.order_by(Entitlement.component, Entitlement.ref, Entitlement.granted_at, Entitlement.id)
+        )
+    )
+
+
+def add(session: Session, obj: Entitlement) -> None:
+    session.add(obj)
+
+
+def lock_slot(session: Session, key: str) -> None:
+    """Serialise upserts of one (buyer, component, ref, source): the table has no unique constraint on it.
+    SQLite already has a single writer (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"ent:{key}"})
+
+
+def revoke_source(session: Session, workspace_id: str, source: str, reason: str, at: datetime) -> list[str]:
+    """Revoke every active grant of ``source``; the ids revoked."""
+    stmt = (
+        update(Entitlement)
+        .where(
+            Entitlement.workspace_id == workspace_id,
+            Entitlement.source == source,
+            Entitlement.status == "active",
+        )
+        .values(status="revoked", revoked_at=at, reason=reason)
+        .returning(Entitlement.id)
+    )
+    return sorted(session.scalars(stmt))
+
+
+def set_access_end(session: Session, workspace_id: str, source: str, at: datetime | None) -> list[str]:
+    stmt = (
+        update(Entitlement)
+        .where(Entitlement.workspace_id == workspace_id, Entitlement.source == source)
+        .values(access_ends_at=at)
+        .returning(Entitlement.id)
+    )
+    return sorted(session.scalars(stmt))
+
+
+def take(session: Session, workspace_id: str, entitlement_id: str, n: int, now: datetime) -> int | None:
+    """Draw ``n`` from one grant's quota if it still has ``n`` left, is active and has not ended: one
+    conditional UPDATE, so concurrent uses can never drive it below zero. The quantity left, or None."""
+    stmt = (
+        update(Entitlement)
+        .where(
+            Entitlement.workspace_id == workspace_id,
+            Entitlement.id == entitlement_id,
+            Entitlement.status == "active",
+            Entitlement.quantity >= n,
+            or_(Entitlement.access_ends_at.is_(None), Entitlement.access_ends_at > now),
+        )
+        .values(quantity=Entitlement.quantity - n)
+        .returning(Entitlement.quantity)
+    )
+    left = session.scalars(stmt).first()
+    return None if left is None else int(left)

@@ -1,0 +1,103 @@
+"""Every SQL statement of the ledger domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from offerloop.models import LedgerEntry, LedgerPosting
+
+
+def add_entry(
+    session: Session,
+    workspace_id: str,
+    *,
+    order_id: str | None,
+    kind: str,
+    occurred_at: datetime,
+    tags: dict[str, Any],
+) -> LedgerEntry:
+    """Insert an entry row (flushed: its id is set)."""
+    row = LedgerEntry(
+        workspace_id=workspace_id, order_id=order_id, kind=kind, occurred_at=occurred_at, tags=tags
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_posting(
+    session: Session,
+    workspace_id: str,
+    *,
+    entry_id: int,
+    account: str,
+    amount: int,
+    currency: str,
+    memo: str = "",
+) -> LedgerPosting:
+    """Insert one posting row as given: no balance check (the service checks; ops tests break it on purpose)."""
+    row = LedgerPosting(
+        workspace_id=workspace_id,
+        entry_id=entry_id,
+        account=account,
+        amount=amount,
+        currency=currency,
+        memo=memo,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def entries_with_postings(
+    session: Session,
+    workspace_id: str,
+    *,
+    order_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    currency: str | None = None,
+) -> list[tuple[LedgerEntry, list[LedgerPosting]]]:
+    """Entries (``start <= occurred_at < end``; of one order; touching ``currency``) with all their postings,
+    by time then id, postings in insertion order."""
+    stmt = (
+        select(LedgerEntry, LedgerPosting)
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.workspace_id == workspace_id, LedgerPosting.workspace_id == workspace_id)
+    )
+    if order_id is not None:
+        stmt = stmt.where(LedgerEntry.order_id == order_id)
+    if start is not None:
+        stmt = stmt.where(LedgerEntry.occurred_at >= start)
+    if end is not None:
+        stmt = stmt.where(LedgerEntry.occurred_at < end)
+    if currency is not None:
+        touching = select(LedgerPosting.entry_id).where(
+            LedgerPosting.workspace_id == workspace_id, LedgerPosting.currency == currency
+        )
+        stmt = stmt.where(LedgerEntry.id.in_(touching))
+    stmt = stmt.order_by(LedgerEntry.occurred_at, LedgerEntry.id, LedgerPosting.id)
+    out: list[tuple[LedgerEntry, list[LedgerPosting]]] = []
+    for entry, posting in session.execute(stmt):
+        if not out or out[-1][0].id != entry.id:
+            out.append((entry, []))
+        out[-1][1].append(posting)
+    return out
+
+
+def unbalanced(session: Session, workspace_id: str) -> list[tuple[int, str | None, str, int]]:
+    """(entry id, order id, currency, sum) of every entry whose postings do not sum to zero in a currency."""
+    total = func.sum(LedgerPosting.amount)
+    stmt = (
+        select(LedgerEntry.id, LedgerEntry.order_id, LedgerPosting.currency, total)
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .where(LedgerEntry.workspace_id == workspace_id)
+        .group_by(LedgerEntry.id, LedgerEntry.order_id, LedgerPosting.currency)
+        .having(total != 0)
+        .order_by(LedgerEntry.id, LedgerPosting.currency)
+    )
+    return [(int(i), o, c, int(s)) for i, o, c, s in session.execute(stmt)]

@@ -1,0 +1,312 @@
+"""The books of a workspace: record balanced entries with their attribution tags, read them back, report.
+
+Entries are stored as one ``ledger_entries`` row (kind, order, time, tags) and its ``ledger_postings`` rows
+(account, signed minor units, currency, memo); reading reconstructs ``postings.Entry`` objects, so every
+report runs the same pure code (``postings``, ``reports``) as the unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, cast, get_args
+
+import orjson
+from sqlalchemy.orm import Session
+
+from offerloop.core.errors import NotFound, OfferloopError, ValidationFailed
+from offerloop.core.money import CurrencyMismatch, Money, currency_code
+from offerloop.ledger import repository
+from offerloop.ledger.postings import (
+    Account,
+    Entry,
+    EntryKind,
+    LedgerError,
+    Posting,
+    order_summary,
+)
+from offerloop.ledger.reports import payout_report, revenue_by, to_csv
+from offerloop.models import LedgerEntry, LedgerPosting
+
+RevenueBy = Literal["offer", "persona", "first_touch", "last_touch"]
+REVENUE_DIMENSIONS: tuple[str, ...] = get_args(RevenueBy)
+_TOUCH_TAGS = ("persona", "first_touch", "last_touch")
+
+
+class LedgerOrderNotFound(NotFound):
+    code = "ledger_order_not_found"
+
+
+class LedgerCorrupt(OfferloopError):
+    """Stored rows that do not form a valid entry (run ``unbalanced_orders``): a fault, not bad input."""
+
+    status_code = 500
+    code = "ledger_corrupt"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _currency(value: str) -> str:
+    try:
+        return currency_code(value)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), details={"currency": value}) from None
+
+
+def _aware(**stamps: datetime | None) -> None:
+    for name, stamp in stamps.items():
+        if stamp is not None and (stamp.tzinfo is None or stamp.utcoffset() is None):
+            raise ValidationFailed(f"{name} must be timezone-aware (UTC)")
+
+
+def _period(start: datetime | None, end: datetime | None) -> None:
+    _aware(start=start, end=end)
+    if start is not None and end is not None and end < start:
+        raise ValidationFailed(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+
+
+def _money(m: Money) -> dict[str, Any]:
+    return {"amount": m.amount, "formatted": m.format()}
+
+
+def _tags(tags: Mapping[str, Any], entry: Entry) -> dict[str, Any]:
+    """The attribution snapshot, checked and normalised (offers a list, currency the entry's)."""
+    if not isinstance(tags, Mapping):
+        raise LedgerError("tags must be a mapping")
+    out = dict(tags)
+    offers = out.get("offers") or []
+    if (
+        isinstance(offers, str)
+        or not isinstance(offers, Sequence)
+        or not all(isinstance(k, str) and k for k in offers)
+    ):
+        raise LedgerError("tags.offers must be a list of offer keys", details={"offers": repr(offers)})
+    out["offers"] = list(offers)
+    for name in _TOUCH_TAGS:
+        value = out.get(name)
+        if value is not None and not (isinstance(value, str) and value):
+            raise LedgerError(f"tags.{name} must be a non-empty string or null", details={name: repr(value)})
+        out[name] = value
+    currencies = sorted(entry.currencies)
+    if out.get("currency") is None:
+        out["currency"] = currencies[0] if len(currencies) == 1 else None
+    else:
+        try:
+            code = currency_code(out["currency"])
+        except ValueError as exc:
+            raise LedgerError(f"tags.currency: {exc}") from None
+        if code not in entry.currencies:
+            raise LedgerError(
+                f"tags.currency {code} is not a currency of the entry ({', '.join(currencies)})"
+            )
+        out["currency"] = code
+    try:
+        orjson.dumps(out)
+    except TypeError as exc:
+        raise LedgerError(f"tags must be JSON-serialisable: {exc}") from None
+    return out
+
+
+def _entry(row: LedgerEntry, postings: Sequence[LedgerPosting]) -> Entry:
+    try:
+        return Entry(
+            EntryKind(row.kind),
+            row.order_id,
+            row.occurred_at,
+            tuple(Posting(Account(p.account), Money(p.currency, int(p.amount)), p.memo) for p in postings),
+        )
+    except (LedgerError, ValueError, TypeError) as exc:
+        raise LedgerCorrupt(
+            f"ledger entry {row.id} cannot be read back: {exc}", details={"entry_id": row.id}
+        ) from None
+
+
+def _load(
+    session: Session,
+    workspace_id: str,
+    *,
+    order_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    currency: str | None = None,
+) -> list[tuple[int, Entry, dict[str, Any]]]:
+    rows = repository.entries_with_postings(
+        session, workspace_id, order_id=order_id, start=start, end=end, currency=currency
+    )
+    return [(row.id, _entry(row, postings), dict(row.tags or {})) for row, postings in rows]
+
+
+def _order_entries(
+    session: Session, workspace_id: str, order_id: str
+) -> list[tuple[int, Entry, dict[str, Any]]]:
+    loaded = _load(session, workspace_id, order_id=order_id)
+    if not loaded:
+        raise LedgerOrderNotFound(f"no ledger entries for order {order_id!r} in this workspace")
+    return loaded
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def record(*, session: Session, workspace_id: str, entry: Entry, tags: Mapping[str, Any]) -> int:
+    """Store a balanced entry, its postings and its attribution tags; returns the entry's id."""
+    if not isinstance(entry, Entry):
+        raise LedgerError(f"record needs a ledger Entry, got {type(entry).__name__}")
+    row = repository.add_entry(
+        session,
+        workspace_id,
+        order_id=entry.order_id,
+        kind=entry.kind.value,
+        occurred_at=entry.occurred_at,
+        tags=_tags(tags, entry),
+    )
+    for p in entry.postings:
+        repository.add_posting(
+            session,
+            workspace_id,
+            entry_id=row.id,
+            account=p.account.value,
+            amount=p.amount.amount,
+            currency=p.amount.currency,
+            memo=p.memo,
+        )
+    return row.id
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def entries(
+    *,
+    session: Session,
+    workspace_id: str,
+    order_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[tuple[Entry, dict[str, Any]]]:
+    """The workspace's entries (of one order; ``start <= occurred_at < end``) with their tags, oldest first."""
+    _period(start, end)
+    return [(e, tags) for _, e, tags in _load(session, workspace_id, order_id=order_id, start=start, end=end)]
+
+
+def _refundable(entries_: Sequence[Entry], order_id: str) -> Money:
+    s = order_summary(entries_, order_id)
+    left = s["gross"] - s["discounts"] - s["refunds"] + s["tax"]
+    return left if left.amount > 0 else Money.zero(left.currency)
+
+
+def refundable(*, session: Session, workspace_id: str, order_id: str) -> Money:
+    """What can still be refunded on the order: net revenue left plus tax left (as ``refund_entry`` allows)."""
+    loaded = [e for _, e, _ in _order_entries(session, workspace_id, order_id)]
+    try:
+        return _refundable(loaded, order_id)
+    except (LedgerError, CurrencyMismatch) as exc:
+        raise LedgerCorrupt(f"order {order_id!r} cannot be summarised: {exc}") from None
+
+
+def order_ledger(*, session: Session, workspace_id: str, order_id: str) -> dict[str, Any]:
+    """The order's entries with their postings, its summary and what is still refundable (minor units and
+    formatted strings)."""
+    loaded = _order_entries(session, workspace_id, order_id)
+    plain = [e for _, e, _ in loaded]
+    try:
+        summary = order_summary(plain, order_id)
+        left = _refundable(plain, order_id)
+    except (LedgerError, CurrencyMismatch) as exc:
+        raise LedgerCorrupt(f"order {order_id!r} cannot be summarised: {exc}") from None
+    return {
+        "order_id": order_id,
+        "currency": summary["gross"].currency,
+        "entries": [
+            {
+                "id": entry_id,
+                "kind": e.kind.value,
+                "occurred_at": e.occurred_at.isoformat(),
+                "tags": tags,
+                "postings": [
+                    {
+                        "account": p.account.value,
+                        "currency": p.amount.currency,
+                        "memo": p.memo,
+                        **_money(p.amount),
+                    }
+                    for p in e.postings
+                ],
+            }
+            for entry_id, e, tags in loaded
+        ],
+        "summary": {name: _money(cast(Money, m)) for name, m in summary.items()},
+        "refundable": _money(left),
+    }
+
+
+def payouts(
+    *, session: Session, workspace_id: str, start: datetime, end: datetime, currency: str
+) -> dict[str, Any]:
+    """Totals of ``[start, end)`` in one currency (``reports.payout_report``) as a JSON-ready dict."""
+    cur = _currency(currency)
+    _period(start, end)
+    loaded = [e for _, e, _ in _load(session, workspace_id, start=start, end=end, currency=cur)]
+    report = payout_report(loaded, start=start, end=end, currency=cur)
+    out: dict[str, Any] = {"start": report.start.isoformat(), "end": report.end.isoformat(), "currency": cur}
+    for name in (
+        "gross",
+        "discounts",
+        "refunds",
+        "tax",
+        "platform_fee",
+        "processor_fee",
+        "fees",
+        "net",
+        "paid_out",
+    ):
+        out[name] = _money(getattr(report, name))
+    out["orders"] = report.orders
+    return out
+
+
+def export_csv(
+    *, session: Session, workspace_id: str, start: datetime | None = None, end: datetime | None = None
+) -> str:
+    """Every posting of ``[start, end)`` as CSV (``reports.to_csv``), oldest entry first."""
+    _period(start, end)
+    return to_csv(e for _, e, _ in _load(session, workspace_id, start=start, end=end))
+
+
+def _revenue_keys(tags: Mapping[str, Any], by: str) -> list[str]:
+    """The keys an entry's revenue is split over; "" stands for unattributed."""
+    if by == "offer":
+        return [str(k) for k in tags.get("offers") or []] or [""]
+    value = tags.get(by)
+    return [str(value) if value else ""]
+
+
+def revenue(*, session: Session, workspace_id: str, by: str, currency: str) -> list[dict[str, Any]]:
+    """Net revenue (gross - discounts - refunds) in ``currency`` by offer, persona, first or last touch as
+    tagged at posting time, largest first; an entry of several offers is split evenly over them
+    (``Money.allocate``, so the parts add up). ``key`` is None for unattributed revenue."""
+    if by not in REVENUE_DIMENSIONS:
+        raise ValidationFailed(
+            f"by must be one of {', '.join(REVENUE_DIMENSIONS)}, got {by!r}", details={"by": by}
+        )
+    cur = _currency(currency)
+    totals: dict[str, Money] = {}
+    for _, entry, tags in _load(session, workspace_id, currency=cur):
+        net = revenue_by([entry], lambda _: "", currency=cur).get("")
+        if net is None:
+            continue
+        keys = _revenue_keys(tags, by)
+        for key, part in zip(keys, net.allocate([1] * len(keys)), strict=True):
+            totals[key] = totals.get(key, Money.zero(cur)) + part
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1].amount, kv[0]))
+    return [{"key": key or None, **_money(amount)} for key, amount in ranked]
+
+
+def unbalanced_orders(*, session: Session, workspace_id: str) -> list[str]:
+    """Orders with an entry whose postings do not sum to zero in some currency (``entry:<id>`` for entries
+    without an order). Must be empty: a check for tests and operations."""
+    found: dict[str, None] = {}
+    for entry_id, order_id, _, _ in repository.unbalanced(session, workspace_id):
+        found.setdefault(order_id if order_id is not None else f"entry:{entry_id}")
+    return sorted(found)

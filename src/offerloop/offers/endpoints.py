@@ -1,0 +1,52 @@
+"""HTTP API of the offers domain: the catalog, drop sign-off, and the offers a buyer is shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from offerloop.decisions.schemas import DecideRequest
+from offerloop.offers import service
+from offerloop.workspaces.auth import DB, SecretKey
+
+router = APIRouter(prefix="/v1", tags=["offers"])
+
+
+class CatalogText(BaseModel):
+    text: str = Field(description="The offers catalog in YAML (or JSON)")
+
+
+@router.put("/offers/catalog", summary="Load the offers catalog (offers, coupons, drops, tiers)")
+def load_catalog(db: DB, principal: SecretKey, body: CatalogText) -> dict[str, Any]:
+    with db.write() as session:
+        return service.load_catalog(session=session, workspace_id=principal.workspace_id, text=body.text,
+                                    actor=principal.key_id)  # fmt: skip
+
+
+@router.get("/offers/catalog", summary="Every offer with its state (drops: live, sold out…) and stock")
+def list_catalog(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return service.list_offers(session=session, workspace_id=principal.workspace_id)
+
+
+@router.post("/offers/{key}/signoff", summary="The creator's sign-off a drop needs before it goes live")
+def sign_off(db: DB, principal: SecretKey, key: str) -> dict[str, Any]:
+    with db.write() as session:
+        return service.sign_off(
+            session=session, workspace_id=principal.workspace_id, key=key, actor=principal.key_id
+        )
+
+
+@router.get(
+    "/offers", summary="The offers this buyer may buy, ordered by the decision engine for a placement"
+)
+def offers_for(
+    request: Request, db: DB, principal: SecretKey, placement: str = "offers", user_id: str | None = None,
+    anonymous_id: str | None = None, currency: str = "USD", k: int = 3,
+) -> dict[str, Any]:  # fmt: skip
+    decide = DecideRequest(user_id=user_id, anonymous_id=anonymous_id, placement=placement, k=k)
+    with db.write() as session:  # the decision is logged with its propensity, for attribution and learning
+        return service.present(session=session, workspace_id=principal.workspace_id, request=decide, currency=currency,
+                               holdout_share=request.app.state.settings.holdout_share)  # fmt: skip

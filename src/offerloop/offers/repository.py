@@ -1,0 +1,66 @@
+"""Every SQL statement of the offers domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from offerloop.models import Coupon, DropStock, Offer, Order
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+
+
+def flush(session: Session) -> None:
+    session.flush()
+
+
+def offers(session: Session, workspace_id: str) -> list[Offer]:
+    return list(session.scalars(select(Offer).where(Offer.workspace_id == workspace_id).order_by(Offer.key)))
+
+
+def offer(session: Session, workspace_id: str, key: str) -> Offer | None:
+    return session.scalars(
+        select(Offer).where(Offer.workspace_id == workspace_id, Offer.key == key)
+    ).one_or_none()
+
+
+def coupons(session: Session, workspace_id: str) -> list[Coupon]:
+    return list(session.scalars(select(Coupon).where(Coupon.workspace_id == workspace_id)))
+
+
+def stock(session: Session, workspace_id: str, offer_key: str) -> DropStock | None:
+    stmt = select(DropStock).where(DropStock.workspace_id == workspace_id, DropStock.offer_key == offer_key)
+    return session.scalars(stmt).one_or_none()
+
+
+def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str, int]:
+    """Units of each offer the buyer has paid for (refunded orders excluded), from the order lines."""
+    stmt = select(Order.lines).where(
+        Order.workspace_id == workspace_id,
+        Order.buyer_id == buyer_id,
+        Order.status.in_(("paid", "partially_refunded")),
+    )
+    counts: dict[str, int] = {}
+    for (lines,) in session.execute(stmt):
+        for line in lines:
+            counts[line["offer_key"]] = counts.get(line["offer_key"], 0) + int(line.get("quantity", 1))
+    return counts
+
+
+def coupon_redemptions(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Order)
+        .where(
+            Order.workspace_id == workspace_id,
+            Order.coupon == code,
+            Order.status.in_(("paid", "partially_refunded", "pending")),
+        )
+    )
+    if buyer_id is not None:
+        stmt = stmt.where(Order.buyer_id == buyer_id)
+    return int(session.scalar(stmt) or 0)
