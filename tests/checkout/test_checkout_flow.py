@@ -9,15 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.checkout.test_stripe_provider import (  # noqa: F401 (fixtures)
-    API_KEY,
-    SECRET,
-    FakeStripeServer,
-    event,
-    fake_stripe,
-    fake_stripe_server,
-    stripe_error,
-)
+from tests.checkout.test_stripe_provider import API_KEY, SECRET, FakeStripeServer, event, stripe_error
 from tests.conftest import msg
 
 from offerloop.checkout import service as checkout_service
@@ -308,7 +300,7 @@ def test_bad_checkouts_are_clear_errors(client, secret_headers, write_headers, b
 
 
 @pytest.fixture
-def stripe_client(client, fake_stripe: FakeStripeServer):  # noqa: F811
+def stripe_client(client, fake_stripe: FakeStripeServer):
     s = client.app.state.settings
     s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base = API_KEY, SECRET, fake_stripe.base
     return client

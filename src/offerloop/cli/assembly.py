@@ -13,10 +13,12 @@ import typer
 from offerloop.assembly import service as assembly_service
 from offerloop.assembly.lint import lint_policy
 from offerloop.assembly.policy import parse_policy
+from offerloop.checkout import service as checkout_service
 from offerloop.cli.common import WorkspaceOpt, database, domain_errors, print_json, settings
 from offerloop.content import service as content_service
 from offerloop.content.atoms import load_corpus
 from offerloop.content.quizzes import parse_quiz
+from offerloop.worker.fulfilment import FulfilmentWorkers
 from offerloop.worker.renderer import RenderWorkers, rewriter_config
 
 content_app = typer.Typer(
@@ -172,20 +174,29 @@ def artifacts_regenerate(
 
 def worker(
     threads: Annotated[int, typer.Option(help="Render threads in this process")] = 2,
-    once: Annotated[bool, typer.Option("--once", help="Render what is queued now, then exit")] = False,
+    fulfilment_threads: Annotated[int, typer.Option(help="Fulfilment threads in this process")] = 1,
+    once: Annotated[bool, typer.Option("--once", help="Do what is queued now, then exit")] = False,
 ) -> None:
-    """Render queued artifacts (next to or instead of the server's own render threads)."""
+    """Render queued artifacts and deliver paid orders' components, next to (or instead of) the server's own threads."""
     cfg = settings()
     with database(cfg) as db:
         if once:
             done = assembly_service.run_pending(db=db, rewriter=rewriter_config(cfg))
-            typer.echo(f"{len(done)} artifact versions rendered")
+            delivered = checkout_service.run_fulfilment(db=db)
+            typer.echo(f"{len(done)} artifact versions rendered, {len(delivered)} fulfilment tasks run")
             return
-        workers = RenderWorkers(db, cfg, threads=threads)
+        pools: list[RenderWorkers | FulfilmentWorkers] = [
+            RenderWorkers(db, cfg, threads=threads),
+            FulfilmentWorkers(db, threads=fulfilment_threads),
+        ]
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        workers.start()
-        typer.echo(f"render worker: {threads} threads; Ctrl-C to stop")
+        for pool in pools:
+            pool.start()
+        typer.echo(
+            f"worker: {threads} render threads, {fulfilment_threads} fulfilment threads; Ctrl-C to stop"
+        )
         stop.wait()
-        workers.stop()
+        for pool in pools:
+            pool.stop()

@@ -23,6 +23,7 @@ from offerloop.cli.common import database, lift_lines
 from offerloop.cli.process import ServerProcess
 from offerloop.config import Settings
 from offerloop.core.clock import utcnow
+from offerloop.core.money import Money
 from offerloop.decisions import service as decisions_service
 from offerloop.sim.audience import Audience
 from offerloop.sim.outcomes import respond
@@ -36,6 +37,8 @@ DEMO_ACTIONS = DEMO_DIR / "actions.yaml"
 DEMO_CONTENT = DEMO_DIR / "content"
 DEMO_QUIZ = DEMO_DIR / "quizzes" / "intake.yaml"
 DEMO_POLICY = DEMO_DIR / "policies" / "launch-workbook.yaml"
+DEMO_AUDIT_POLICY = DEMO_DIR / "policies" / "pricing-audit.yaml"
+DEMO_OFFERS = DEMO_DIR / "offers.yaml"
 # Two simulated buyers who answer the intake quiz differently (their true personas differ too).
 DEMO_ANSWERS = {
     "lurker_researcher": {
@@ -209,6 +212,57 @@ def _assemble(url: str, ws: Any, audience: Audience, out_dir: Path) -> list[dict
     return made
 
 
+def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
+    """The catalog through the API; three buyers are shown their offers and buy a drop, a micro-offer and a
+    subscription (manual provider: paid by API); the server's fulfilment threads deliver each component."""
+    secret = {"Authorization": f"Bearer {ws.secret_key}"}
+    sales = [("drop-limited-print", "weekend_collector"), ("sales-page-teardown", "early_adopter_superfan"),
+             ("membership-monthly", "subscription_loyalist")]  # fmt: skip
+    out: dict[str, Any] = {"orders": []}
+    with httpx.Client(base_url=url, headers=secret, timeout=60) as http:
+        http.put("/v1/offers/catalog", json={"text": DEMO_OFFERS.read_text()}).raise_for_status()
+        http.put("/v1/policies", json={"text": DEMO_AUDIT_POLICY.read_text()}).raise_for_status()
+        http.post("/v1/offers/drop-limited-print/signoff").raise_for_status()
+        used: set[str] = set()
+        for offer, persona in sales:
+            buyer = next(
+                b for b in audience.buyers if b.user_id and b.persona == persona and b.user_id not in used
+            )
+            used.add(str(buyer.user_id))
+            shown = http.get(
+                "/v1/offers", params={"user_id": buyer.user_id, "placement": "offers", "k": 3}
+            ).json()
+            order = http.post(
+                "/v1/checkout",
+                json={"user_id": buyer.user_id, "offer": offer, "decision_id": shown["decision_id"]},
+            )
+            order.raise_for_status()
+            paid = http.post(f"/v1/orders/{order.json()['id']}/paid", json={"reference": "demo-invoice"})
+            paid.raise_for_status()
+            out["orders"].append({"user_id": buyer.user_id, "persona": persona, "offer": offer,
+                                  "shown": [o["key"] for o in shown["offers"]], **paid.json()})  # fmt: skip
+        for order in out["orders"]:
+            deadline = time.monotonic() + 60
+            while True:  # the server's fulfilment threads deliver after the payment commits
+                detail = http.get(f"/v1/orders/{order['id']}").json()
+                if all(t["status"] != "pending" for t in detail["fulfilment"]) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            order["fulfilment"] = detail["fulfilment"]
+            order["ledger"] = http.get(f"/v1/ledger/orders/{order['id']}").json()["summary"]
+        out["check"] = http.get("/v1/ledger/check").json()
+        out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()
+        out["stock"] = next(
+            o["stock"] for o in http.get("/v1/offers/catalog").json() if o["key"] == "drop-limited-print"
+        )
+        member = out["orders"][2]["user_id"]
+        out["access"] = {
+            c: http.get("/v1/entitlements/check", params={"user_id": member, "component": c, "ref": r}).json()["allowed"]
+            for c, r in (("community_space", "creator-circle"), ("coaching_quota", "coaching-1to1"), ("download", "launch-planner-hi-res"))
+        }  # fmt: skip
+    return out
+
+
 def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
@@ -251,6 +305,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         loop = _close_the_loop(url, ws, db_url, audience, seed, per_round=1000)
         loop_s = time.perf_counter() - t0
         deliverables = _assemble(url, ws, audience, db_path.resolve().parent / "offerloop-demo-artifacts")
+        shop = _sell(url, ws, audience)
     finally:
         server.stop()
 
@@ -346,6 +401,24 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     if len(deliverables) == 2:
         a, b = ({x for s in d["outline"] for x in s["blocks"]} for d in deliverables)
         console.print(f"  The two share {len(a & b)} pieces; {len(a ^ b)} differ.")
+    console.print("\n[bold]Sales[/] (offers ordered by the decision engine; manual provider, paid by API)")
+    for o in shop["orders"]:
+        parts = ", ".join(f"{t['component']} {t['status']}" for t in o["fulfilment"])
+        lg = o["ledger"]
+        fees = Money(o["currency"], lg["processor_fee"]["amount"] + lg["platform_fee"]["amount"]).format()
+        console.print(
+            f"  {o['user_id']} ({o['persona']}) was shown {', '.join(o['shown'])}; bought [cyan]{o['offer']}[/] "
+            f"{o['formatted_total']}: {o['status']}; delivered: {parts}; ledger gross {lg['gross']['formatted']}, "
+            f"fees {fees}, net {lg['net']['formatted']}"
+        )
+    console.print(
+        f"  Limited drop stock: {shop['stock']['sold']} sold, {shop['stock']['held']} held of {shop['stock']['total']}."
+    )
+    console.print(
+        "  Member's access: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in shop["access"].items())
+    )
+    console.print("  Revenue by offer: " + ", ".join(f"{r['key']} {r['formatted']}" for r in shop["revenue"]))
+    console.print(f"  Ledger balanced: {shop['check']['balanced']} (every entry's debits equal its credits).")
     console.print(
         "\n[bold]Where to look next[/]\n"
         f"  OFFERLOOP_DATABASE_URL={db_url} offerloop serve     then open http://127.0.0.1:8000/docs\n"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from offerloop.cli import assembly as assembly_cmds
+from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli.common import WorkspaceOpt, database, domain_errors, lift_lines, print_json, settings
 from offerloop.core.clock import utcnow
@@ -35,6 +36,9 @@ app.add_typer(assembly_cmds.quiz_app, name="quiz")
 app.add_typer(assembly_cmds.policy_app, name="policy")
 app.add_typer(assembly_cmds.artifacts_app, name="artifacts")
 app.command("worker")(assembly_cmds.worker)
+app.add_typer(commerce_cmds.offers_app, name="offers")
+app.add_typer(commerce_cmds.orders_app, name="orders")
+app.add_typer(commerce_cmds.ledger_app, name="ledger")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")
