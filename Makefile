@@ -26,8 +26,16 @@ lint: $(STAMP)
 	OFFERLOOP_DATABASE_URL=sqlite:///$$(mktemp -d)/check.db $(BIN)/python -m offerloop.cli.main migrate --check
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/policies.py
+	$(BIN)/python bench/regret.py
+	$(BIN)/python bench/assembly.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/entitlements.py
 
 serve: $(STAMP)
 	$(BIN)/offerloop serve

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from _common import create_workspace, machine, percentile, start_server
 from lookup import load
-from sqlalchemy import insert, text
+from sqlalchemy import delete, insert, text
 
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
 from offerloop.entitlements import service as entitlement_service
-from offerloop.models import Entitlement
+from offerloop.models import Entitlement, Workspace
 
 MODULES = 20
 
@@ -154,6 +154,10 @@ def main() -> None:
         http_times = timed(min(args.checks, 5000), over_http)
     finally:
         server.stop()
+        if db.dialect == "postgresql":  # a shared database: leave it as it was
+            with db.write() as session:
+                session.execute(delete(Workspace).where(Workspace.id == ws["id"]))
+            engine.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def ms(xs: list[float]) -> str:

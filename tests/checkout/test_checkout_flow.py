@@ -410,3 +410,26 @@ def test_stripe_refusal_cancels_the_order_and_frees_the_hold(
         if o["key"] == "drop-limited-print"
     )
     assert stock["held"] == 0
+
+
+def test_the_decision_engine_reads_entitlements(client, db, secret_headers, write_headers):
+    setup(client, secret_headers, write_headers)
+    client.app.state.settings.holdout_share = 0.0
+    action = {"key": "members-call", "kind": "coaching", "title": "Members' group call",
+              "requires_entitlement": ["community_space:creator-circle"], "outcome": {"event": "Call Booked"}}  # fmt: skip
+    assert client.put("/v1/actions", headers=secret_headers, json=[action]).status_code == 200
+
+    def shown() -> list[str]:
+        r = client.post(
+            "/v1/decide",
+            headers=secret_headers,
+            json={"user_id": "ada", "placement": "home", "candidates": ["members-call"]},
+        )
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    assert shown() == []
+    order = buy(client, secret_headers, "membership-monthly")
+    pay(client, secret_headers, order["id"])
+    checkout_service.run_fulfilment(db=db)
+    assert shown() == ["members-call"]

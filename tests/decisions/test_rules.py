@@ -105,3 +105,23 @@ def test_rules_are_never_violated_across_random_decisions():
                 assert features["orders"] >= spec["requires"]["orders"]["gte"]
             if "placements" in spec:
                 assert placement in spec["placements"]
+
+
+def test_entitlement_rules_read_what_the_buyer_holds():
+    from offerloop.decisions.rules import BuyerView, ineligible_reason
+
+    members_only = {"key": "m", "requires_entitlement": ["community_space:creator-circle"]}
+    sell_once = {"key": "s", "unless_entitled": ["download:pricing-playbook-pdf"]}
+    member = BuyerView(features={}, entitlements=frozenset({"community_space:creator-circle"}))
+    owner = BuyerView(features={}, entitlements=frozenset({"download:pricing-playbook-pdf"}))
+    nobody = BuyerView(features={})
+    assert ineligible_reason(members_only, member, placement="home") is None
+    assert (
+        ineligible_reason(members_only, nobody, placement="home")
+        == "missing_entitlement:community_space:creator-circle"
+    )
+    assert ineligible_reason(sell_once, nobody, placement="home") is None
+    assert (
+        ineligible_reason(sell_once, owner, placement="home")
+        == "already_entitled:download:pricing-playbook-pdf"
+    )

@@ -19,6 +19,7 @@ class BuyerView:
     )  # action key -> times shown first
     stage_order: Sequence[str] = ()
     now: datetime | None = None
+    entitlements: frozenset[str] = frozenset()  # "component:ref" the buyer can use now
 
 
 def _number(value: Any) -> float | None:
@@ -97,6 +98,12 @@ def ineligible_reason(
         shown = sum(1 for at in buyer.impressions.get(key, ()) if at >= since)
         if shown >= int(cap["max"]):
             return "frequency_cap"
+    for needed in action.get("requires_entitlement") or []:
+        if needed not in buyer.entitlements:
+            return f"missing_entitlement:{needed}"
+    for owned in action.get("unless_entitled") or []:
+        if owned in buyer.entitlements:
+            return f"already_entitled:{owned}"
     for feature, condition in (action.get("requires") or {}).items():
         present = feature in buyer.features
         if not holds(buyer.features.get(feature), condition, present=present):

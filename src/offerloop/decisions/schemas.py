@@ -61,6 +61,12 @@ class ActionIn(BaseModel):
         default_factory=dict, description="Feature conditions, all must hold"
     )
     completed_when: CompletedWhen | None = None
+    requires_entitlement: list[str] = Field(
+        default_factory=list, description='Entitlements the buyer must hold, as "component:ref"'
+    )
+    unless_entitled: list[str] = Field(
+        default_factory=list, description='Not shown to buyers who already hold these ("component:ref")'
+    )
     outcome: Outcome
     priority: int = Field(default=0, description="Rules-only order: higher first")
     active: bool = True

@@ -26,6 +26,7 @@ from offerloop.decisions.schemas import (
     DecideResponse,
     PersonaBrief,
 )
+from offerloop.entitlements import service as entitlements_service
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
@@ -37,7 +38,7 @@ from offerloop.personas import service as persona_service
 
 ATTRIBUTE_FIELDS = (
     "tags", "level", "format", "price_band", "price_minor", "persona_fit", "placements", "prerequisites",
-    "min_stage", "frequency_cap", "requires", "completed_when",
+    "min_stage", "frequency_cap", "requires", "completed_when", "requires_entitlement", "unless_entitled",
 )  # fmt: skip
 
 _policies: dict[tuple[str, str], tuple[int, Policy]] = {}
@@ -164,6 +165,19 @@ def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
+def _entitlements(
+    session: Session, workspace_id: str, buyer_id: str | None, pool: Sequence[Action], now: datetime
+) -> frozenset[str]:
+    """The buyer's usable entitlements, read only when a candidate's rules depend on them."""
+    if buyer_id is None or not any(
+        a.attributes.get("requires_entitlement") or a.attributes.get("unless_entitled") for a in pool
+    ):
+        return frozenset()
+    return entitlements_service.active_keys(
+        session=session, workspace_id=workspace_id, buyer_id=buyer_id, now=now
+    )
+
+
 def _context(
     features: Mapping[str, Any], posterior: Mapping[str, float], request: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -221,6 +235,7 @@ def decide(
         impressions=repository.impressions(session, buyer_id, now - timedelta(days=365)) if buyer_id else {},
         stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
         now=now,
+        entitlements=_entitlements(session, workspace_id, buyer_id, pool, now),
     )
     exclude = frozenset(request.exclude)
     eligible: list[Action] = []
