@@ -589,7 +589,7 @@ def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: 
                     ):
                         entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
                                                    component=ent.component, ref=ent.ref, source=row.id, quantity=quantity,
-                                                   actor=actor)  # fmt: skip
+                                                   access_ends_at=ent.access_ends_at, actor=actor)  # fmt: skip
 
 
 # -- provider webhooks -----------------------------------------------------------------------------
