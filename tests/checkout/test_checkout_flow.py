@@ -433,3 +433,58 @@ def test_the_decision_engine_reads_entitlements(client, db, secret_headers, writ
     pay(client, secret_headers, order["id"])
     checkout_service.run_fulfilment(db=db)
     assert shown() == ["members-call"]
+
+
+def test_a_stripe_subscription_renews_fails_and_cancels_through_webhooks(
+    stripe_client, db, secret_headers, write_headers
+):
+    from datetime import datetime
+
+    client = stripe_client
+    setup(client, secret_headers, write_headers)
+    order = buy(client, secret_headers, "membership-monthly", provider="stripe")
+    completed = session_completed(order, event_id="evt_sub_paid")
+    completed["data"]["object"].update(mode="subscription", subscription="sub_stripe_1")
+    assert deliver(client, completed).json()["outcome"] == "paid"
+    sid, status = subscription_of(db, order)
+    assert status == "trialing"
+    state = client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()
+    assert state["provider_subscription_id"] == "sub_stripe_1"
+    period_end = int(datetime.fromisoformat(state["state"]["current_period_end"]).timestamp())
+    meta = {"order_id": order["id"]}
+
+    def invoice(kind: str, event_id: str, created: int) -> dict:
+        obj = {"id": f"in_{event_id}", "object": "invoice", "subscription": "sub_stripe_1", "amount_paid": 3900,
+               "amount_due": 3900, "currency": "usd", "status": "paid" if kind == "invoice.paid" else "open",
+               "subscription_details": {"metadata": meta}}  # fmt: skip
+        payload = event(kind, obj, event_id=event_id)
+        payload["created"] = created
+        return payload
+
+    assert (
+        deliver(client, invoice("invoice.paid", "evt_inv_1", period_end)).json()["outcome"]
+        == "subscription_renewed"
+    )
+    assert deliver(client, invoice("invoice.paid", "evt_inv_1", period_end)).json()["outcome"] == "duplicate"
+    assert client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()["status"] == "active"
+    next_end = int(
+        datetime.fromisoformat(
+            client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()["state"][
+                "current_period_end"
+            ]
+        ).timestamp()
+    )
+    assert (
+        deliver(client, invoice("invoice.payment_failed", "evt_inv_2", next_end)).json()["outcome"]
+        == "payment_failed"
+    )
+    assert client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()["status"] == "past_due"
+    deleted = event("customer.subscription.deleted", {"id": "sub_stripe_1", "object": "subscription", "status": "canceled",
+                                                      "metadata": meta}, event_id="evt_sub_del")  # fmt: skip
+    deleted["created"] = next_end + 3600
+    assert deliver(client, deleted).json()["outcome"] == "canceled"
+    assert client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()["status"] == "canceled"
+    assert client.get("/v1/ledger/check", headers=secret_headers).json() == {
+        "balanced": True,
+        "unbalanced_orders": [],
+    }

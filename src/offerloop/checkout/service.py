@@ -335,8 +335,10 @@ def fulfil(*, session: Session, task: FulfilmentTask, now: datetime) -> dict[str
     """Deliver one component: entitlements for access, a personalized deliverable for "deliverable"."""
     spec = task.spec
     if task.component == "deliverable":
+        order = repository.order(session, task.workspace_id, task.order_id)
         artifact = assembly_service.request_artifact(session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id,
-                                                     policy_id=task.ref, trigger=f"order:{task.order_id}")  # fmt: skip
+                                                     policy_id=task.ref, trigger=f"order:{task.order_id}",
+                                                     offer_value_minor=order.total if order else None)  # fmt: skip
         return {"artifact_id": artifact["id"]}
     ends = now + timedelta(days=int(spec["access_days"])) if spec.get("access_days") else None
     granted = entitlements_service.grant(
@@ -631,15 +633,17 @@ def _apply_event(session: Session, order: Order, event: PaymentEvent) -> str:
             if event.subscription_id
             else None
         )
-        if (
-            row is not None
-            and event.kind == "payment_succeeded"
-            and event.invoice_id
-            and row.status in ("past_due",)
-        ):
-            subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
-                                at=event.occurred_at, actor="stripe")  # fmt: skip
-            return "subscription_recovered"
+        if row is not None and event.kind == "payment_succeeded" and event.invoice_id:
+            if row.status == "past_due":
+                subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
+                                    at=event.occurred_at, actor="stripe")  # fmt: skip
+                return "subscription_recovered"
+            end = _sub_from_json(row.state).current_period_end
+            if row.status in ("active", "trialing") and end is not None and event.occurred_at >= end:
+                # Stripe renews and charges; a paid invoice at or after the period end is the renewal
+                subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="renew",
+                                    at=event.occurred_at, actor="stripe")  # fmt: skip
+                return "subscription_renewed"
         return "already_paid"
     if event.kind == "payment_failed":
         row = (
