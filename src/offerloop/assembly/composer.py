@@ -125,12 +125,14 @@ def _atom_block(atom: Atom, fill: Callable[[str], str], *, fallback: bool = Fals
 class _Composer:
     """The state of one composition: used atoms, blocks and provenance entries."""
 
-    def __init__(self, index: CorpusIndex, inputs: BuyerInputs, quiz: Quiz | None) -> None:
+    def __init__(
+        self, index: CorpusIndex, inputs: BuyerInputs, quiz: Quiz | None, relevance: Relevance | None = None
+    ) -> None:
         self.index = index
         self.inputs = inputs
         self.quiz = quiz
         self.fill = make_filler(inputs)
-        self.relevance: Relevance = index.relevance(inputs, quiz)
+        self.relevance: Relevance = relevance if relevance is not None else index.relevance(inputs, quiz)
         self.used: set[str] = set()
         self.entries: list[ProvenanceEntry] = []
 
@@ -220,6 +222,7 @@ def compose(
     index_or_corpus: CorpusIndex | Iterable[Atom],
     inputs: BuyerInputs,
     quiz: Quiz | None = None,
+    relevance: Relevance | None = None,
 ) -> Composition:
     """The buyer's document for ``policy`` from the corpus, with provenance.
 
@@ -229,7 +232,7 @@ def compose(
     the policies that allow it).
     """
     index = index_or_corpus if isinstance(index_or_corpus, CorpusIndex) else CorpusIndex(index_or_corpus)
-    composer = _Composer(index, inputs, quiz)
+    composer = _Composer(index, inputs, quiz, relevance)
     sections = [
         rendered
         for number, section in enumerate(policy.sections)

@@ -30,6 +30,9 @@ class ArtifactRequest(BaseModel):
     policy: str
     quiz: str | None = None
     offer_value_minor: int | None = Field(default=None, ge=0, description="For review rules on offer value")
+    ranking: Literal["bm25", "semantic"] = Field(
+        default="bm25", description="Relevance ranking: BM25, or embeddings (needs the `semantic` extra)"
+    )
 
     @model_validator(mode="after")
     def _one_buyer(self) -> ArtifactRequest:
@@ -98,7 +101,7 @@ def create_artifact(request: Request, db: DB, principal: SecretKey, body: Artifa
             )
         queued = service.request_artifact(
             session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, policy_id=body.policy,
-            offer_value_minor=body.offer_value_minor, quiz_id=body.quiz,
+            offer_value_minor=body.offer_value_minor, quiz_id=body.quiz, ranking=body.ranking,
         )  # fmt: skip
     _wake(request)  # committed: the render threads may start now
     return queued

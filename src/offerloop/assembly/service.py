@@ -58,6 +58,7 @@ MEDIA_TYPES = {
 }
 _indexes: dict[str, tuple[tuple[Any, int], CorpusIndex]] = {}
 _policies: dict[tuple[str, str, str], Policy] = {}
+_semantic: dict[str, tuple[tuple[Any, int], Any]] = {}
 _lock = threading.Lock()
 
 
@@ -254,18 +255,19 @@ def _preview_document(document: Document) -> Document:
 
 def request_artifact(
     *, session: Session, workspace_id: str, buyer_id: str, policy_id: str, offer_value_minor: int | None = None,
-    trigger: str = "api", quiz_id: str | None = None,
+    trigger: str = "api", quiz_id: str | None = None, ranking: str = "bm25",
 ) -> dict[str, Any]:  # fmt: skip
-    """Compose the buyer's deliverable now and queue its full render; returns id, status and the preview."""
+    """Compose the buyer's deliverable now and queue its full render; returns id, status and the preview.
+    ``ranking`` is "bm25" (default) or "semantic" (the optional extra's embedding model)."""
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=policy_id)
     quiz = _quiz(session, workspace_id, quiz_id)
-    composition = _compose(session, workspace_id, policy, buyer_id, quiz)
+    composition = _compose(session, workspace_id, policy, buyer_id, quiz, ranking)
     now = utcnow()
     artifact = Artifact(id=new_id("art"), workspace_id=workspace_id, buyer_id=buyer_id, policy_id=policy.id,
                         current_version=1, created_at=now, updated_at=now)  # fmt: skip
     repository.add(session, artifact)
     repository.flush(session)
-    row = _add_version(session, artifact, 1, composition, trigger=trigger, offer_value_minor=offer_value_minor,
+    row = _add_version(session, artifact, 1, composition, trigger=trigger, offer_value_minor=offer_value_minor, ranking=ranking,
                        changelog=f"first version ({trigger})")  # fmt: skip
     return _summary(artifact, row, composition.document)
 
@@ -280,16 +282,41 @@ def _quiz(session: Session, workspace_id: str, quiz_id: str | None) -> Quiz | No
 
 
 def _compose(
-    session: Session, workspace_id: str, policy: Policy, buyer_id: str, quiz: Quiz | None
+    session: Session,
+    workspace_id: str,
+    policy: Policy,
+    buyer_id: str,
+    quiz: Quiz | None,
+    ranking: str = "bm25",
 ) -> Composition:
     index = corpus_index(session=session, workspace_id=workspace_id)
     inputs = buyer_inputs(session=session, workspace_id=workspace_id, buyer_id=buyer_id, quiz=quiz)
-    return compose(policy, index, inputs, quiz)
+    relevance = None
+    if ranking == "semantic":
+        relevance = semantic_index(session=session, workspace_id=workspace_id).relevance(inputs, quiz)
+    return compose(policy, index, inputs, quiz, relevance)
+
+
+def semantic_index(*, session: Session, workspace_id: str) -> Any:
+    """The corpus embedded once per process per corpus version (needs the ``semantic`` extra)."""
+    from offerloop.assembly import semantic
+
+    if not semantic.available():
+        raise AssemblyError("semantic ranking needs the optional extra: pip install 'offerloop[semantic]'",
+                            code="semantic_unavailable")  # fmt: skip
+    version, atoms = content_service.corpus(session=session, workspace_id=workspace_id)
+    cached = _semantic.get(workspace_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    built = semantic.SemanticIndex(atoms)
+    with _lock:
+        _semantic[workspace_id] = (version, built)
+    return built
 
 
 def _add_version(
     session: Session, artifact: Artifact, number: int, composition: Composition, *, trigger: str,
-    offer_value_minor: int | None, changelog: str,
+    offer_value_minor: int | None, changelog: str, ranking: str = "bm25",
 ) -> ArtifactVersion:  # fmt: skip
     theme = theme_for(session=session, workspace_id=artifact.workspace_id)
     document = composition.document
@@ -297,6 +324,7 @@ def _add_version(
         **composition.to_dict(),
         "atoms": [{"id": a, "version": v} for a, v in composition.atoms()],
         "trigger": trigger,
+        "ranking": "semantic (all-MiniLM-L6-v2)" if ranking == "semantic" else "bm25",
         "offer_value_minor": offer_value_minor,
         "theme": theme.name,
         "rewriter": None,
@@ -652,11 +680,12 @@ def regenerate(
     assert previous is not None
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=artifact.policy_id)
     quiz = _quiz(session, workspace_id, previous.provenance.get("quiz_id"))
-    composition = _compose(session, workspace_id, policy, artifact.buyer_id, quiz)
+    ranking = "semantic" if str(previous.provenance.get("ranking", "")).startswith("semantic") else "bm25"
+    composition = _compose(session, workspace_id, policy, artifact.buyer_id, quiz, ranking)
     changes = _changelog(previous.provenance, composition)
     number = artifact.current_version + 1
     row = _add_version(session, artifact, number, composition, trigger="regenerate",
-                       offer_value_minor=previous.provenance.get("offer_value_minor"),
+                       offer_value_minor=previous.provenance.get("offer_value_minor"), ranking=ranking,
                        changelog="; ".join(([reason] if reason else []) + changes) or "regenerated, no content change")  # fmt: skip
     artifact.current_version, artifact.updated_at = number, utcnow()
     return _summary(artifact, row, composition.document)
