@@ -170,7 +170,7 @@ def main() -> None:
             decision = orjson.loads(conn.getresponse().read())
             conn.request("GET", f"/v1/decisions/{decision['decision_id']}", headers=headers)
             seen = orjson.loads(conn.getresponse().read())["context"].get("orders", 0)
-            assert seen >= 1, "the decision did not see the acknowledged order"
+            assert seen > 0, "the decision did not see the acknowledged order"  # log-scaled count
             fresh.append(time.perf_counter() - acked)
     finally:
         server.stop()

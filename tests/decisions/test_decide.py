@@ -111,6 +111,25 @@ def test_propensities_match_the_exploration_policy(db, workspace, catalog):
     assert abs(share - greedy_p) < 3 * (greedy_p * (1 - greedy_p) / len(firsts)) ** 0.5
 
 
+def test_cold_start_explores_every_eligible_action_uniformly(db, workspace, catalog):
+    """Before any snapshot exists, each eligible action is shown first with propensity 1/n (the data the
+    first model learns from), not always the catalog's first action."""
+    counts: dict[str, int] = {}
+    with db.write() as session:
+        for i in range(900):
+            request = DecideRequest(
+                anonymous_id=f"cold-{i}", placement="home", candidates=["mod-1", "call-1", "lesson-free"]
+            )
+            out = decisions_service.decide(session=session, workspace_id=workspace.id, request=request, buyer_id=None,
+                                           consent_personalization=None, holdout_share=0.0)  # fmt: skip
+            assert out.model_version == 0 and out.policy == "model"
+            assert [round(item.propensity, 9) for item in out.items] == [round(1 / 3, 9)] * 3
+            counts[out.items[0].id] = counts.get(out.items[0].id, 0) + 1
+    assert sorted(counts) == ["call-1", "lesson-free", "mod-1"]
+    for n in counts.values():  # each about 300 of 900 (binomial, 4 standard deviations)
+        assert abs(n - 300) < 4 * (900 * (1 / 3) * (2 / 3)) ** 0.5
+
+
 def test_holdout_and_consent_get_the_rules_order(client, write_headers, secret_headers, catalog):
     client.app.state.settings.holdout_share = 1.0
     send(client, write_headers, msg(type="identify", userId="h1", messageId="h1-i"))

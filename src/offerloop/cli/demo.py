@@ -274,7 +274,8 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
 
     rules = DEMO_SIGNALS.read_text() if DEMO_SIGNALS.exists() else None
     audience = Audience(buyers=buyers, events=events, seed=seed)
-    server = ServerProcess(db_url, log_path=db_path.with_suffix(".log"))
+    # Two server processes: request parsing and validation run on both cores; SQLite writes take turns.
+    server = ServerProcess(db_url, workers=2, log_path=db_path.with_suffix(".log"))
     server.start()
     url = server.url
     try:

@@ -96,7 +96,9 @@ def unlearned(session: Session, workspace_id: str, placement: str, limit: int) -
             Decision.learned_at.is_(None),
             Decision.propensity.is_not(None),
         )
-        .order_by(Decision.reward_at, Decision.id)
+        # in the order the decisions were made: sorted by reward time, all successes would come first and
+        # every default reward last, grouped by window length, and an online learner drifts on such a stream
+        .order_by(Decision.created_at, Decision.id)
         .limit(limit)
     )
     return list(session.scalars(stmt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -178,11 +179,19 @@ def _entitlements(
     )
 
 
+def _squash(value: Any) -> Any:
+    """Counts, amounts and durations on a log scale for the model: a buyer with 80 page views and one with
+    8 differ, but not by ten times the weight; the linear learner stays stable across feature scales."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return value
+    return round(math.copysign(math.log1p(abs(value)), value), 6)
+
+
 def _context(
     features: Mapping[str, Any], posterior: Mapping[str, float], request: Mapping[str, Any]
 ) -> dict[str, Any]:
     context: dict[str, Any] = {
-        name: value
+        name: _squash(value)
         for name, value in features.items()
         if isinstance(value, int | float | str | bool) and value != ""
     }
@@ -265,6 +274,14 @@ def decide(
     chosen: Scored | None = None
     if not eligible:
         ranked = []
+    elif mode == "model" and version == 0:
+        # Cold start: no model has learned yet, so every eligible action is equally likely (propensity 1/n).
+        # This is the exploration the first snapshot learns from; an untrained model would instead always
+        # exploit its first candidate and teach itself only about the catalog's order.
+        order = list(range(len(eligible)))
+        random.Random(decision_id).shuffle(order)
+        ranked = [Scored(index=i, score=0.0, probability=1.0 / len(eligible)) for i in order]
+        chosen = ranked[0]
     elif mode == "model":
         assert policy is not None
         ranked = policy.rank(context, actions)
