@@ -60,3 +60,39 @@ def test_content_check_names_file_and_line(tmp_path):
     out = runner.invoke(app, ["content", "check", str(tmp_path)])
     assert out.exit_code == 1
     assert "bad.md:2:" in out.stderr
+
+
+def test_worker_once_renders_what_is_queued_and_delivers_paid_components(tmp_path, monkeypatch):
+    from tests.checkout.test_checkout_flow import CATALOG
+
+    from offerloop.assembly import service as assembly_service
+    from offerloop.checkout import service as checkout_service
+    from offerloop.cli.common import database
+    from offerloop.config import Settings
+    from offerloop.content import service as content_service
+    from offerloop.content.atoms import load_corpus
+    from offerloop.offers import service as offers_service
+
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    monkeypatch.setenv("OFFERLOOP_DATABASE_URL", url)
+    import json
+
+    ws = json.loads(run("workspace", "create", "W", "--json").stdout)["id"]
+    with database(Settings(database_url=url)) as db, db.write() as session:
+        atoms, _ = load_corpus(DEMO / "content")
+        content_service.sync(session=session, workspace_id=ws, atoms=atoms)
+        content_service.put_quiz(
+            session=session, workspace_id=ws, text=(DEMO / "quizzes" / "intake.yaml").read_text()
+        )
+        assembly_service.put_policy(
+            session=session, workspace_id=ws, text=(DEMO / "policies" / "pricing-audit.yaml").read_text()
+        )
+        offers_service.load_catalog(session=session, workspace_id=ws, text=CATALOG)
+        buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id="w1")
+        order = checkout_service.begin(
+            session=session, workspace_id=ws, buyer_id=buyer, offer_key="sales-page-teardown", currency="USD"
+        )
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order["id"], actor="t")
+    # fulfilment queues the paid micro-offer's personalized deliverable; the same pass renders it
+    assert run("worker", "--once").stdout.strip() == "1 artifact versions rendered, 1 fulfilment tasks run"
+    assert run("worker", "--once").stdout.strip() == "0 artifact versions rendered, 0 fulfilment tasks run"

@@ -181,8 +181,8 @@ def worker(
     cfg = settings()
     with database(cfg) as db:
         if once:
+            delivered = checkout_service.run_fulfilment(db=db)  # first: it may queue deliverables to render
             done = assembly_service.run_pending(db=db, rewriter=rewriter_config(cfg))
-            delivered = checkout_service.run_fulfilment(db=db)
             typer.echo(f"{len(done)} artifact versions rendered, {len(delivered)} fulfilment tasks run")
             return
         pools: list[RenderWorkers | FulfilmentWorkers] = [
