@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.exc import IntegrityError
 
 from offerloop.checkout import service
 from offerloop.checkout.exceptions import CheckoutError
@@ -181,8 +182,20 @@ async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     def apply() -> str:
-        with db.write() as session:
-            return service.handle_payment_event(session=session, event=normalized, payload=event.raw)
+        try:
+            with db.write() as session:
+                return service.handle_payment_event(session=session, event=normalized, payload=event.raw)
+        except IntegrityError:
+            # The same event delivered twice at once: if the other delivery stored it, this one is a
+            # duplicate; anything else is a real failure and Stripe must retry.
+            with db.read() as session:
+                if service.event_seen(
+                    session=session,
+                    provider=normalized.provider,
+                    provider_event_id=normalized.provider_event_id,
+                ):
+                    return "duplicate"
+            raise
 
     outcome = await run_in_threadpool(apply)
     _wake(request)

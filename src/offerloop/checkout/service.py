@@ -597,6 +597,10 @@ def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: 
 # -- provider webhooks -----------------------------------------------------------------------------
 
 
+def event_seen(*, session: Session, provider: str, provider_event_id: str) -> bool:
+    return repository.payment_event(session, provider, provider_event_id) is not None
+
+
 def handle_payment_event(*, session: Session, event: PaymentEvent, payload: Mapping[str, Any]) -> str:
     """Apply a verified provider event once (by its id), whatever the delivery order. Returns the outcome."""
     if repository.payment_event(session, event.provider, event.provider_event_id) is not None:

@@ -25,11 +25,17 @@ def list_actions(db: DB, principal: SecretKey) -> list[ActionRead]:
 
 @router.post("/decide", summary="The next best actions for a buyer, with propensities and reasons")
 def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) -> DecideResponse:
-    with db.write() as session:
-        return service.decide_for(
+    # Deciding only reads, so concurrent requests (and server processes) decide in parallel; the log row
+    # is written in a short transaction of its own, before the answer goes out.
+    pending: list[Any] = []
+    with db.read() as session:
+        out = service.decide_for(
             session=session, workspace_id=principal.workspace_id, request=body,
-            holdout_share=request.app.state.settings.holdout_share,
+            holdout_share=request.app.state.settings.holdout_share, log=pending,
         )  # fmt: skip
+    with db.write() as session:
+        service.record(session=session, decisions=pending)
+    return out
 
 
 @router.get("/decisions/{decision_id}", summary="Why a decision was made, and what happened after")

@@ -204,9 +204,10 @@ def _context(
 
 def decide(
     *, session: Session, workspace_id: str, request: DecideRequest, buyer_id: str | None, consent_personalization: bool | None,
-    holdout_share: float = 0.1, now: datetime | None = None,
+    holdout_share: float = 0.1, now: datetime | None = None, log: list[Decision] | None = None,
 ) -> DecideResponse:  # fmt: skip
-    """Rank eligible actions for one buyer and log the decision (in the caller's transaction)."""
+    """Rank eligible actions for one buyer and log the decision: in the caller's transaction, or, with
+    ``log``, appended there for the caller to write with ``record`` (deciding then needs only reads)."""
     now = now or utcnow()
     decision_id = new_id("dec")
     catalog = cached_catalog(session, workspace_id)
@@ -315,9 +316,7 @@ def decide(
 
     first = eligible[chosen.index] if chosen is not None else None
     outcome = first.outcome if first is not None else None
-    repository.add(
-        session,
-        Decision(
+    row = Decision(
             id=decision_id, workspace_id=workspace_id, buyer_id=buyer_id, placement=request.placement, created_at=now,
             policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
             persona=persona["name"] if persona else None, persona_confidence=persona["confidence"] if persona else None,
@@ -328,8 +327,11 @@ def decide(
             propensity=chosen.probability if chosen else None,
             outcome_event=outcome["event"] if outcome else None,
             window_ends_at=now + timedelta(days=float(outcome["window_days"])) if outcome else None,
-        ),
     )  # fmt: skip
+    if log is None:
+        repository.add(session, row)
+    else:
+        log.append(row)
     return DecideResponse(
         decision_id=decision_id,
         items=items,
@@ -340,9 +342,16 @@ def decide(
     )
 
 
+def record(*, session: Session, decisions: Iterable[Decision]) -> None:
+    """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
+    for row in decisions:
+        repository.add(session, row)
+
+
 def decide_for(
-    *, session: Session, workspace_id: str, request: DecideRequest, holdout_share: float = 0.1
-) -> DecideResponse:
+    *, session: Session, workspace_id: str, request: DecideRequest, holdout_share: float = 0.1,
+    log: list[Decision] | None = None,
+) -> DecideResponse:  # fmt: skip
     """Resolve the request's buyer (a never-seen one starts cold, on the persona prior), then decide."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
     try:
@@ -352,7 +361,7 @@ def decide_for(
         buyer_id, consent = None, None
     return decide(
         session=session, workspace_id=workspace_id, request=request, buyer_id=buyer_id,
-        consent_personalization=consent, holdout_share=holdout_share,
+        consent_personalization=consent, holdout_share=holdout_share, log=log,
     )  # fmt: skip
 
 
