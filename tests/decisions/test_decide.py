@@ -73,7 +73,15 @@ def test_decide_applies_rules_and_explains(client, write_headers, secret_headers
         assert "call-1" not in [i["id"] for i in decide(client, secret_headers, user_id="r1")["items"]]
 
 
-def test_propensities_match_the_exploration_policy(db, workspace, catalog):
+@pytest.fixture
+def seeded_ids(monkeypatch):
+    """Decision ids seed each decision's sampling: make them a fixed sequence, so statistical checks on
+    the sampled actions give the same result on every run."""
+    counter = iter(range(10**9))
+    monkeypatch.setattr(decisions_service, "new_id", lambda prefix: f"{prefix}_{next(counter):026d}")
+
+
+def test_propensities_match_the_exploration_policy(db, workspace, catalog, seeded_ids):
     # A fresh epsilon-greedy model: the first slot is the greedy action with 1 - e + e/n, any other with e/n.
     # "quiz" is placement-gated away from checkout, so n = 3 eligible actions.
     eps, n = 0.1, 3
@@ -111,7 +119,7 @@ def test_propensities_match_the_exploration_policy(db, workspace, catalog):
     assert abs(share - greedy_p) < 3 * (greedy_p * (1 - greedy_p) / len(firsts)) ** 0.5
 
 
-def test_cold_start_explores_every_eligible_action_uniformly(db, workspace, catalog):
+def test_cold_start_explores_every_eligible_action_uniformly(db, workspace, catalog, seeded_ids):
     """Before any snapshot exists, each eligible action is shown first with propensity 1/n (the data the
     first model learns from), not always the catalog's first action."""
     counts: dict[str, int] = {}
