@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from offerloop.checkout import service as checkout_service
-from offerloop.checkout.service import SoldOut
+from offerloop.checkout.exceptions import SoldOut
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
 from offerloop.identity import service as identity_service
 from offerloop.offers import service as offers_service
+from offerloop.offers.exceptions import NotForSale
 from offerloop.workspaces import service as workspace_service
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
@@ -77,7 +78,7 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
     # one more buyer: sold out
     try:
         attempt(ATTEMPTS + 1)
-    except offers_service.NotForSale:
+    except NotForSale:
         pass
     else:
         raise AssertionError("a sold-out drop must refuse checkout")

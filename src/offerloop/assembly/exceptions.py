@@ -43,3 +43,28 @@ class InvalidPolicy(AssemblyError):
     """A composition policy that does not parse or validate (code ``invalid_policy``)."""
 
     code = INVALID_POLICY
+
+
+class ArtifactNotFound(OfferloopError):
+    status_code = 404
+    code = "artifact_not_found"
+
+
+class PolicyNotFound(OfferloopError):
+    status_code = 404
+    code = "policy_not_found"
+
+
+class NotDeliverable(OfferloopError):
+    status_code = 409
+    code = "not_deliverable"
+
+
+class InvalidReview(OfferloopError):
+    status_code = 409
+    code = "invalid_review"
+
+
+class BadLink(OfferloopError):
+    status_code = 403
+    code = "invalid_link"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy, ContentAtom
@@ -130,3 +130,10 @@ def requeue_rendering(session: Session) -> int:
         update(ArtifactVersion).where(ArtifactVersion.status == "rendering").values(status="queued")
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def delete_files(session: Session, artifact_id: str, number: int) -> None:
+    """A re-render replaces the version's files."""
+    session.execute(
+        delete(ArtifactFile).where(ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number)
+    )

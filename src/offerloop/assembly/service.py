@@ -31,7 +31,14 @@ from offerloop.assembly.document import (
     document_from_dict,
     document_to_dict,
 )
-from offerloop.assembly.exceptions import AssemblyError
+from offerloop.assembly.exceptions import (
+    ArtifactNotFound,
+    AssemblyError,
+    BadLink,
+    InvalidReview,
+    NotDeliverable,
+    PolicyNotFound,
+)
 from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
@@ -60,31 +67,6 @@ _indexes: dict[str, tuple[tuple[Any, int], CorpusIndex]] = {}
 _policies: dict[tuple[str, str, str], Policy] = {}
 _semantic: dict[str, tuple[tuple[Any, int], Any]] = {}
 _lock = threading.Lock()
-
-
-class ArtifactNotFound(OfferloopError):
-    status_code = 404
-    code = "artifact_not_found"
-
-
-class PolicyNotFound(OfferloopError):
-    status_code = 404
-    code = "policy_not_found"
-
-
-class NotDeliverable(OfferloopError):
-    status_code = 409
-    code = "not_deliverable"
-
-
-class InvalidReview(OfferloopError):
-    status_code = 409
-    code = "invalid_review"
-
-
-class BadLink(OfferloopError):
-    status_code = 403
-    code = "invalid_link"
 
 
 # -- policies --------------------------------------------------------------------------------------
@@ -483,9 +465,7 @@ def render_version(*, db: Any, artifact_id: str, version: int, rewriter: Rewrite
                                                                 "endpoint": rewriter.base_url},
         )  # fmt: skip
         row.document, row.provenance = document_to_dict(document), provenance
-        for old in repository.files(session, artifact_id, version):
-            session.delete(old)
-        repository.flush(session)
+        repository.delete_files(session, artifact_id, version)
         for fmt, content in outputs.items():
             repository.add(session, ArtifactFile(
                 workspace_id=workspace_id, artifact_id=artifact_id, version=version, format=fmt,

@@ -105,9 +105,7 @@ def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -
 @router.get("/orders/{order_id}", summary="An order, its fulfilment by component")
 def get_order(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
     with db.read() as session:
-        order = service._order(session, principal.workspace_id, order_id)
-        return {**service.order_read(order),
-                "fulfilment": service.fulfilment_report(session=session, workspace_id=principal.workspace_id, order_id=order_id)}  # fmt: skip
+        return service.get_order(session=session, workspace_id=principal.workspace_id, order_id=order_id)
 
 
 @router.post(

@@ -33,3 +33,13 @@ class CheckoutError(OfferloopError):
 
     status_code = 409
     code = "checkout_error"
+
+
+class OrderNotFound(OfferloopError):
+    status_code = 404
+    code = "order_not_found"
+
+
+class SoldOut(OfferloopError):
+    status_code = 409
+    code = "sold_out"

@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 
 from offerloop.assembly import service as assembly_service
 from offerloop.checkout import repository
-from offerloop.checkout.exceptions import CheckoutError
+from offerloop.checkout.exceptions import CheckoutError, OrderNotFound, SoldOut
 from offerloop.checkout.stripe_provider import PaymentEvent
 from offerloop.core.clock import utcnow
-from offerloop.core.errors import OfferloopError
 from offerloop.core.ids import new_id
 from offerloop.core.money import Money
 from offerloop.entitlements import service as entitlements_service
@@ -37,6 +36,7 @@ from offerloop.models import PaymentEvent as PaymentEventRow
 from offerloop.models import Subscription as SubscriptionRow
 from offerloop.offers import service as offers_service
 from offerloop.offers.catalog import Catalog, Offer, price_of
+from offerloop.offers.exceptions import NotForSale
 from offerloop.offers.subscriptions import (
     Cancel,
     Downgrade,
@@ -56,16 +56,6 @@ from offerloop.personas import service as persona_service
 
 HOLD_MINUTES = 15
 MAX_ATTEMPTS = 5
-
-
-class OrderNotFound(OfferloopError):
-    status_code = 404
-    code = "order_not_found"
-
-
-class SoldOut(OfferloopError):
-    status_code = 409
-    code = "sold_out"
 
 
 # -- buyers and events -------------------------------------------------------------------------------
@@ -124,9 +114,15 @@ def _event(
     message_id: str,
 ) -> None:
     workspace_id = order_or_ws if isinstance(order_or_ws, str) else order_or_ws.workspace_id
-    message = {"type": "track", "event": name, "messageId": message_id, "properties": props,
-               **_buyer_message(session, workspace_id, buyer_id)}  # fmt: skip
-    _ingest(session, workspace_id, [message])
+    _ingest(session, workspace_id, [_track(session, workspace_id, buyer_id, name, props, message_id)])
+
+
+def _track(
+    session: Session, workspace_id: str, buyer_id: str, name: str, props: dict[str, Any], message_id: str
+) -> dict[str, Any]:
+    """A track message on the buyer's record (under the identifier ingestion resolves back to them)."""
+    return {"type": "track", "event": name, "messageId": message_id, "properties": props,
+            **_buyer_message(session, workspace_id, buyer_id)}  # fmt: skip
 
 
 # -- checkout --------------------------------------------------------------------------------------
@@ -160,7 +156,7 @@ def begin(
     catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
     offer = offers_service.get_offer(session=session, workspace_id=workspace_id, key=offer_key)
     if not offer.active:
-        raise offers_service.NotForSale(f"{offer_key} is not for sale")
+        raise NotForSale(f"{offer_key} is not for sale")
     if offer.kind == "micro_offer" and offer.daily_capacity is not None:
         sold_today = repository.sold_since(
             session, workspace_id, offer_key, now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -200,7 +196,7 @@ def _hold(
 ) -> None:
     state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=drop, now=now)
     if state not in ("live", "sold_out"):
-        raise offers_service.NotForSale(f"{drop.title} is {state}", details={"state": state})
+        raise NotForSale(f"{drop.title} is {state}", details={"state": state})
     already = repository.units_bought_or_held(session, workspace_id, drop.key, buyer_id, now)
     if drop.per_buyer_limit is not None and already + quantity > drop.per_buyer_limit:
         raise CheckoutError(f"{drop.title}: at most {drop.per_buyer_limit} per buyer", code="per_buyer_limit")
@@ -265,6 +261,7 @@ def mark_paid(
                        occurred_at=at)  # fmt: skip
     ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
     catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
+    completed = []
     for line in order.lines:
         offer = catalog.offer(line["offer_key"])
         if offer is None:
@@ -274,11 +271,13 @@ def mark_paid(
             source = _start_subscription(session, order, offer, at, subscription_ref)
         for spec in _components(catalog, offer):
             _queue(session, order, spec, source, at)
-        _event(session, order, order.buyer_id, "Order Completed", {
+        completed.append(_track(session, workspace_id, order.buyer_id, "Order Completed", {
             "order_id": order.id, "offer_key": offer.key, "offer_action": f"{offers_service.ACTION_PREFIX}{offer.key}",
             "total_minor": line["total"], "currency": order.currency, "revenue": Money(order.currency, line["total"]).format(),
             "kind": offer.kind,
-        }, f"{order.id}-{offer.key}-completed")  # fmt: skip
+        }, f"{order.id}-{offer.key}-completed"))  # fmt: skip
+    if completed:
+        _ingest(session, workspace_id, completed)  # one batch for the whole order
     repository.flush(session)
     return order_read(order)
 
@@ -384,10 +383,12 @@ def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) ->
     return done
 
 
-def fulfilment_report(*, session: Session, workspace_id: str, order_id: str) -> list[dict[str, Any]]:
-    _order(session, workspace_id, order_id)
-    return [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts, "last_error": t.last_error,
-             "result": t.result} for t in repository.tasks(session, order_id)]  # fmt: skip
+def get_order(*, session: Session, workspace_id: str, order_id: str) -> dict[str, Any]:
+    """The order and the state of each component's fulfilment."""
+    order = _order(session, workspace_id, order_id)
+    fulfilment = [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts,
+                   "last_error": t.last_error, "result": t.result} for t in repository.tasks(session, order_id)]  # fmt: skip
+    return {**order_read(order), "fulfilment": fulfilment}
 
 
 def retry_task(
@@ -580,18 +581,20 @@ def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: 
             entitlements_service.set_access_end(session=session, workspace_id=row.workspace_id, source=row.id,
                                                 access_ends_at=None, actor=actor)  # fmt: skip
         elif effect.kind == "quota_reset":
-            for name, quantity in _sub_from_json(row.state).quotas.items():
-                for ent in entitlements_service.list_for_buyer(
-                    session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id
-                ):
-                    if (
-                        ent.source == row.id
-                        and ent.component == "coaching_quota"
-                        and name.startswith("coaching")
-                    ):
-                        entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
-                                                   component=ent.component, ref=ent.ref, source=row.id, quantity=quantity,
-                                                   access_ends_at=ent.access_ends_at, actor=actor)  # fmt: skip
+            _reset_quotas(session, row, actor)
+
+
+def _reset_quotas(session: Session, row: SubscriptionRow, actor: str) -> None:
+    """A new period restores each quota component of the plan to its granted quantity (access end kept)."""
+    plan = offers_service.get_offer(session=session, workspace_id=row.workspace_id, key=row.offer_key)
+    held = {(e.component, e.ref): e for e in entitlements_service.list_for_buyer(
+        session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id) if e.source == row.id}  # fmt: skip
+    for component in plan.components:
+        current = held.get((component.component, component.ref))
+        if component.quantity is not None and current is not None:
+            entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+                                       component=component.component, ref=component.ref, source=row.id,
+                                       quantity=component.quantity, access_ends_at=current.access_ends_at, actor=actor)  # fmt: skip
 
 
 # -- provider webhooks -----------------------------------------------------------------------------

@@ -26,3 +26,11 @@ class ContentError(OfferloopError):
             details=details if details is not None else [{"message": p} for p in self.problems],
             code=code,
         )
+
+
+class NotFound(ContentError):
+    status_code = 404
+    code = "not_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__([message], code="not_found")

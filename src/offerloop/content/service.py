@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.content import repository
 from offerloop.content.atoms import load_corpus, parse_atom
-from offerloop.content.exceptions import ContentError
+from offerloop.content.exceptions import ContentError, NotFound
 from offerloop.content.model import Atom, Quiz
 from offerloop.content.quizzes import answers_to_track, default_quiz, parse_quiz
 from offerloop.core.clock import utcnow
@@ -34,14 +34,6 @@ def _parsed_quiz(workspace_id: str, row: QuizDefinition) -> Quiz:
 
 
 _lock = threading.Lock()
-
-
-class NotFound(ContentError):
-    status_code = 404
-    code = "not_found"
-
-    def __init__(self, message: str) -> None:
-        super().__init__([message], code="not_found")
 
 
 def _meta(atom: Atom) -> dict[str, Any]:

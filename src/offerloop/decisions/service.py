@@ -269,8 +269,7 @@ def decide(
     elif consent_personalization is False:
         mode = "rules_no_consent"
     else:
-        mode = "model"
-        policy = policy or new_policy()
+        mode = "model"  # version 0 (nothing learned yet) explores uniformly below; no policy is built for it
     ranked: list[Scored]
     chosen: Scored | None = None
     if not eligible:

@@ -55,3 +55,13 @@ class SubscriptionError(OfferloopError):
 
     status_code = 409
     code = INVALID_TRANSITION
+
+
+class OfferNotFound(OfferloopError):
+    status_code = 404
+    code = "offer_not_found"
+
+
+class NotForSale(OfferloopError):
+    status_code = 409
+    code = "not_for_sale"

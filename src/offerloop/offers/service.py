@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
-from offerloop.core.errors import OfferloopError
 from offerloop.core.money import Money
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import ActionIn, DecideRequest
@@ -23,21 +22,12 @@ from offerloop.models import DropStock
 from offerloop.models import Offer as OfferRow
 from offerloop.offers import repository
 from offerloop.offers.catalog import Catalog, Offer, drop_state, parse_catalog
+from offerloop.offers.exceptions import OfferNotFound
 from offerloop.workspaces import service as workspace_service
 
 ACTION_PREFIX = "offer:"
 _catalogs: dict[tuple[str, int], Catalog] = {}
 _lock = threading.Lock()
-
-
-class OfferNotFound(OfferloopError):
-    status_code = 404
-    code = "offer_not_found"
-
-
-class NotForSale(OfferloopError):
-    status_code = 409
-    code = "not_for_sale"
 
 
 def _price_band(amount: int) -> str:
