@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
 from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy, ContentAtom
 
 
@@ -19,18 +20,14 @@ def flush(session: Session) -> None:
 
 
 def policies(session: Session, workspace_id: str) -> list[CompositionPolicy]:
-    stmt = select(CompositionPolicy).where(
-        CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.current.is_(True)
-    )
+    stmt = scoped_select(CompositionPolicy, workspace_id).where(CompositionPolicy.current.is_(True))
     return list(session.scalars(stmt.order_by(CompositionPolicy.policy_id)))
 
 
 def policy(
     session: Session, workspace_id: str, policy_id: str, version: str | None = None
 ) -> CompositionPolicy | None:
-    stmt = select(CompositionPolicy).where(
-        CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.policy_id == policy_id
-    )
+    stmt = scoped_select(CompositionPolicy, workspace_id).where(CompositionPolicy.policy_id == policy_id)
     stmt = (
         stmt.where(CompositionPolicy.version == version)
         if version
@@ -41,28 +38,30 @@ def policy(
 
 def retire_policy(session: Session, workspace_id: str, policy_id: str) -> None:
     session.execute(
-        update(CompositionPolicy)
-        .where(CompositionPolicy.workspace_id == workspace_id, CompositionPolicy.policy_id == policy_id)
+        scoped_update(CompositionPolicy, workspace_id)
+        .where(CompositionPolicy.policy_id == policy_id)
         .values(current=False)
     )
 
 
 def artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact | None:
-    stmt = select(Artifact).where(Artifact.workspace_id == workspace_id, Artifact.id == artifact_id)
+    stmt = scoped_select(Artifact, workspace_id).where(Artifact.id == artifact_id)
     return session.scalars(stmt).one_or_none()
 
 
-def artifact_by_id(session: Session, artifact_id: str) -> Artifact | None:
-    return session.get(Artifact, artifact_id)
+def artifact_for_signed_link(session: Session, artifact_id: str) -> Artifact | None:
+    """The artifact a download link names. The link carries no key: its HMAC over the artifact id is the
+    authority, and everything read after this uses the artifact's own workspace."""
+    return session.scalars(select(Artifact).where(Artifact.id == artifact_id)).one_or_none()
 
 
-def versions(session: Session, artifact_id: str) -> list[ArtifactVersion]:
-    stmt = select(ArtifactVersion).where(ArtifactVersion.artifact_id == artifact_id)
+def versions(session: Session, workspace_id: str, artifact_id: str) -> list[ArtifactVersion]:
+    stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.artifact_id == artifact_id)
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))
 
 
-def version(session: Session, artifact_id: str, number: int) -> ArtifactVersion | None:
-    stmt = select(ArtifactVersion).where(
+def version(session: Session, workspace_id: str, artifact_id: str, number: int) -> ArtifactVersion | None:
+    stmt = scoped_select(ArtifactVersion, workspace_id).where(
         ArtifactVersion.artifact_id == artifact_id, ArtifactVersion.version == number
     )
     return session.scalars(stmt).one_or_none()
@@ -81,22 +80,22 @@ def claim_queued(session: Session, limit: int = 1) -> list[ArtifactVersion]:
     return list(session.scalars(stmt))
 
 
-def files(session: Session, artifact_id: str, number: int) -> list[ArtifactFile]:
-    stmt = select(ArtifactFile).where(ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number)
+def files(session: Session, workspace_id: str, artifact_id: str, number: int) -> list[ArtifactFile]:
+    stmt = scoped_select(ArtifactFile, workspace_id).where(
+        ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number
+    )
     return list(session.scalars(stmt.order_by(ArtifactFile.format)))
 
 
-def file(session: Session, artifact_id: str, number: int, fmt: str) -> ArtifactFile | None:
-    stmt = select(ArtifactFile).where(
+def file(session: Session, workspace_id: str, artifact_id: str, number: int, fmt: str) -> ArtifactFile | None:
+    stmt = scoped_select(ArtifactFile, workspace_id).where(
         ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number, ArtifactFile.format == fmt
     )
     return session.scalars(stmt).one_or_none()
 
 
 def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion]:
-    stmt = select(ArtifactVersion).where(
-        ArtifactVersion.workspace_id == workspace_id, ArtifactVersion.status == "awaiting_review"
-    )
+    stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.status == "awaiting_review")
     return list(session.scalars(stmt.order_by(ArtifactVersion.id)))
 
 
@@ -106,10 +105,23 @@ def stale_uses(
     """(artifact id, version, atom id, used version, current version) for current artifact versions that
     used an atom version which is no longer the atom's current one."""
     stmt = (
-        select(
-            AtomUse.artifact_id, AtomUse.version, AtomUse.atom_id, AtomUse.atom_version, ContentAtom.version
+        scoped_select(
+            AtomUse,
+            workspace_id,
+            AtomUse.artifact_id,
+            AtomUse.version,
+            AtomUse.atom_id,
+            AtomUse.atom_version,
+            ContentAtom.version,
         )
-        .join(Artifact, and_(Artifact.id == AtomUse.artifact_id, Artifact.current_version == AtomUse.version))
+        .join(
+            Artifact,
+            and_(
+                Artifact.workspace_id == AtomUse.workspace_id,
+                Artifact.id == AtomUse.artifact_id,
+                Artifact.current_version == AtomUse.version,
+            ),
+        )
         .join(
             ContentAtom,
             and_(
@@ -118,11 +130,11 @@ def stale_uses(
                 ContentAtom.current.is_(True),
             ),
         )
-        .where(AtomUse.workspace_id == workspace_id, AtomUse.atom_version != ContentAtom.version)
+        .where(AtomUse.atom_version != ContentAtom.version)
     )
     if atom_id is not None:
         stmt = stmt.where(AtomUse.atom_id == atom_id)
-    return [tuple(r) for r in session.execute(stmt.order_by(AtomUse.artifact_id, AtomUse.atom_id))]  # type: ignore[misc]
+    return [tuple(r) for r in session.execute(stmt.order_by(AtomUse.artifact_id, AtomUse.atom_id))]
 
 
 def requeue_rendering(session: Session) -> int:
@@ -132,8 +144,10 @@ def requeue_rendering(session: Session) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def delete_files(session: Session, artifact_id: str, number: int) -> None:
+def delete_files(session: Session, workspace_id: str, artifact_id: str, number: int) -> None:
     """A re-render replaces the version's files."""
     session.execute(
-        delete(ArtifactFile).where(ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number)
+        scoped_delete(ArtifactFile, workspace_id).where(
+            ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number
+        )
     )

@@ -368,13 +368,13 @@ def requeue_interrupted(*, session: Session) -> int:
     return repository.requeue_rendering(session)
 
 
-def claim_next(*, session: Session) -> tuple[str, int] | None:
+def claim_next(*, session: Session) -> tuple[str, str, int] | None:
     rows = repository.claim_queued(session, 1)
     if not rows:
         return None
     rows[0].status = "rendering"
     repository.flush(session)
-    return rows[0].artifact_id, rows[0].version
+    return rows[0].workspace_id, rows[0].artifact_id, rows[0].version
 
 
 def _rewrite(
@@ -421,14 +421,16 @@ def _needs_review(
     return None
 
 
-def render_version(*, db: Any, artifact_id: str, version: int, rewriter: RewriterConfig | None = None) -> str:
+def render_version(
+    *, db: Any, workspace_id: str, artifact_id: str, version: int, rewriter: RewriterConfig | None = None
+) -> str:
     """Render one claimed version (status rendering): rewrite, render every format, store, set the status.
     The slow part runs outside any transaction; returns the final status."""
     with db.read() as session:
-        row = repository.version(session, artifact_id, version)
+        row = repository.version(session, workspace_id, artifact_id, version)
         if row is None:
             raise ArtifactNotFound(f"artifact {artifact_id} v{version} does not exist")
-        workspace_id, stored, provenance = row.workspace_id, dict(row.document), dict(row.provenance)
+        stored, provenance = dict(row.document), dict(row.provenance)
         reviewed = row.reviewed_at is not None
         theme = theme_for(session=session, workspace_id=workspace_id)
         allowed = {
@@ -449,14 +451,14 @@ def render_version(*, db: Any, artifact_id: str, version: int, rewriter: Rewrite
             outputs[fmt] = out if isinstance(out, bytes) else out.encode("utf-8")
     except Exception as exc:  # a render bug must fail this version, visibly, not the worker
         with db.write() as session:
-            row = repository.version(session, artifact_id, version)
+            row = repository.version(session, workspace_id, artifact_id, version)
             if row is not None:
                 row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"
         return "failed"
     seconds = time.perf_counter() - started
     pages = _pdf_pages(outputs["pdf"])
     with db.write() as session:
-        row = repository.version(session, artifact_id, version)
+        row = repository.version(session, workspace_id, artifact_id, version)
         if row is None or row.status != "rendering":
             return row.status if row is not None else "missing"
         provenance.update(
@@ -465,7 +467,7 @@ def render_version(*, db: Any, artifact_id: str, version: int, rewriter: Rewrite
                                                                 "endpoint": rewriter.base_url},
         )  # fmt: skip
         row.document, row.provenance = document_to_dict(document), provenance
-        repository.delete_files(session, artifact_id, version)
+        repository.delete_files(session, workspace_id, artifact_id, version)
         for fmt, content in outputs.items():
             repository.add(session, ArtifactFile(
                 workspace_id=workspace_id, artifact_id=artifact_id, version=version, format=fmt,
@@ -489,8 +491,10 @@ def render_next(*, db: Any, rewriter: RewriterConfig | None = None) -> tuple[str
         claimed = claim_next(session=session)
     if claimed is None:
         return None
-    status = render_version(db=db, artifact_id=claimed[0], version=claimed[1], rewriter=rewriter)
-    return claimed[0], claimed[1], status
+    status = render_version(
+        db=db, workspace_id=claimed[0], artifact_id=claimed[1], version=claimed[2], rewriter=rewriter
+    )
+    return claimed[1], claimed[2], status
 
 
 def run_pending(*, db: Any, rewriter: RewriterConfig | None = None) -> list[tuple[str, int, str]]:
@@ -513,9 +517,9 @@ def _artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact
 
 def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> dict[str, Any]:
     artifact = _artifact(session, workspace_id, artifact_id)
-    versions = repository.versions(session, artifact.id)
+    versions = repository.versions(session, workspace_id, artifact.id)
     current = next(v for v in versions if v.version == artifact.current_version)
-    files = repository.files(session, artifact.id, current.version)
+    files = repository.files(session, workspace_id, artifact.id, current.version)
     return {
         **_summary(artifact, current),
         "error": current.error,
@@ -541,7 +545,7 @@ def review(
     """approve → ready; reject → rejected; edit → the edited blocks replace the text and the version is
     rendered again, then ready (the reviewer approved it). Edits are keyed "<section key>/<block index>"."""
     artifact = _artifact(session, workspace_id, artifact_id)
-    row = repository.version(session, artifact.id, artifact.current_version)
+    row = repository.version(session, workspace_id, artifact.id, artifact.current_version)
     assert row is not None
     if row.status != "awaiting_review":
         raise InvalidReview(f"artifact {artifact_id} v{row.version} is {row.status}, not awaiting review")
@@ -602,7 +606,7 @@ def download_link(
     if fmt not in MEDIA_TYPES:
         raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
     artifact = _artifact(session, workspace_id, artifact_id)
-    row = repository.version(session, artifact.id, artifact.current_version)
+    row = repository.version(session, workspace_id, artifact.id, artifact.current_version)
     assert row is not None
     if row.status != "ready":
         raise NotDeliverable(f"artifact {artifact_id} v{row.version} is {row.status}; delivery waits until it is ready",
@@ -630,10 +634,12 @@ def open_link(
         raise BadLink("this link is not valid")
     if (now if now is not None else time.time()) > expires:
         raise BadLink("this link has expired", code="link_expired")
-    artifact = repository.artifact_by_id(session, artifact_id)
-    row = repository.version(session, artifact_id, version)
-    f = repository.file(session, artifact_id, version, fmt)
-    if artifact is None or row is None or f is None or row.status != "ready":
+    artifact = repository.artifact_for_signed_link(session, artifact_id)
+    if artifact is None:
+        raise ArtifactNotFound("this file is not available")
+    row = repository.version(session, artifact.workspace_id, artifact_id, version)
+    f = repository.file(session, artifact.workspace_id, artifact_id, version, fmt)
+    if row is None or f is None or row.status != "ready":
         raise ArtifactNotFound("this file is not available")
     ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
     return f.content, f.media_type, f"{artifact_id}-v{version}.{ext}"
@@ -656,7 +662,7 @@ def regenerate(
 ) -> dict[str, Any]:
     """A new version composed from the current corpus and policy, with a changelog of what changed."""
     artifact = _artifact(session, workspace_id, artifact_id)
-    previous = repository.version(session, artifact.id, artifact.current_version)
+    previous = repository.version(session, workspace_id, artifact.id, artifact.current_version)
     assert previous is not None
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=artifact.policy_id)
     quiz = _quiz(session, workspace_id, previous.provenance.get("quiz_id"))

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models import DropStock, FulfilmentTask, Order, PaymentEvent, StockHold, Subscription
 
 
@@ -21,30 +22,35 @@ def flush(session: Session) -> None:
 
 
 def order(session: Session, workspace_id: str, order_id: str) -> Order | None:
-    return session.scalars(
-        select(Order).where(Order.workspace_id == workspace_id, Order.id == order_id)
-    ).one_or_none()
+    return session.scalars(scoped_select(Order, workspace_id).where(Order.id == order_id)).one_or_none()
 
 
-def order_by_any(session: Session, order_id: str | None, provider_ref: str | None) -> Order | None:
+def order_for_webhook(
+    session: Session, workspace_id: str | None, order_id: str | None, provider_ref: str | None
+) -> Order | None:
+    """The order a verified provider event is about. When its metadata names the workspace, every lookup is
+    scoped to it (an order id of another workspace matches nothing); an event without that metadata is
+    matched by the order id we wrote into it or the provider's own reference, both globally unique. The
+    order found carries the workspace every later step uses."""
+    base = scoped_select(Order, workspace_id) if workspace_id else select(Order)
     if order_id:
-        found = session.get(Order, order_id)
+        found = session.scalars(base.where(Order.id == order_id)).one_or_none()
         if found is not None:
             return found
     if provider_ref:
-        return session.scalars(select(Order).where(Order.provider_ref == provider_ref)).first()
+        return session.scalars(base.where(Order.provider_ref == provider_ref).order_by(Order.id)).first()
     return None
 
 
 def orders_of(session: Session, workspace_id: str, buyer_id: str) -> list[Order]:
-    stmt = select(Order).where(Order.workspace_id == workspace_id, Order.buyer_id == buyer_id)
+    stmt = scoped_select(Order, workspace_id).where(Order.buyer_id == buyer_id)
     return list(session.scalars(stmt.order_by(Order.created_at)))
 
 
 def sold_since(session: Session, workspace_id: str, offer_key: str, since: datetime) -> int:
     """Units of an offer in orders created since ``since`` that are paid or still pending."""
-    stmt = select(Order.lines).where(
-        Order.workspace_id == workspace_id, Order.created_at >= since,
+    stmt = scoped_select(Order, workspace_id, Order.lines).where(
+        Order.created_at >= since,
         Order.status.in_(("pending", "paid", "partially_refunded")),
     )  # fmt: skip
     return sum(int(line.get("quantity", 1)) for (lines,) in session.execute(stmt) for line in lines
@@ -52,8 +58,8 @@ def sold_since(session: Session, workspace_id: str, offer_key: str, since: datet
 
 
 def coupon_uses(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
-    stmt = select(func.count()).select_from(Order).where(
-        Order.workspace_id == workspace_id, func.upper(Order.coupon) == code.strip().upper(),
+    stmt = scoped_select(Order, workspace_id, func.count()).where(
+        func.upper(Order.coupon) == code.strip().upper(),
         Order.status.in_(("paid", "partially_refunded")),
     )  # fmt: skip
     if buyer_id is not None:
@@ -68,9 +74,8 @@ def take_stock(session: Session, workspace_id: str, offer_key: str, quantity: in
     """Hold ``quantity`` units if that many are left: one UPDATE whose WHERE re-checks the stock under the
     row lock (PostgreSQL) or the single writer (SQLite), so concurrent checkouts can never oversell."""
     result = session.execute(
-        update(DropStock)
+        scoped_update(DropStock, workspace_id)
         .where(
-            DropStock.workspace_id == workspace_id,
             DropStock.offer_key == offer_key,
             DropStock.sold + DropStock.held + quantity <= DropStock.total,
         )
@@ -81,83 +86,89 @@ def take_stock(session: Session, workspace_id: str, offer_key: str, quantity: in
 
 def _unhold(session: Session, workspace_id: str, offer_key: str, quantity: int, *, sold: int) -> None:
     session.execute(
-        update(DropStock)
-        .where(DropStock.workspace_id == workspace_id, DropStock.offer_key == offer_key)
+        scoped_update(DropStock, workspace_id)
+        .where(DropStock.offer_key == offer_key)
         .values(held=DropStock.held - quantity, sold=DropStock.sold + sold)
     )
 
 
-def _set_hold_status(session: Session, hold_id: int, before: tuple[str, ...], after: str) -> bool:
+def _set_hold_status(
+    session: Session, workspace_id: str, hold_id: int, before: tuple[str, ...], after: str
+) -> bool:
     """Move a hold from one of ``before`` to ``after``; False when another transaction moved it first."""
     result = session.execute(
-        update(StockHold).where(StockHold.id == hold_id, StockHold.status.in_(before)).values(status=after)
+        scoped_update(StockHold, workspace_id)
+        .where(StockHold.id == hold_id, StockHold.status.in_(before))
+        .values(status=after)
     )
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
 def release_expired_holds(session: Session, workspace_id: str, offer_key: str, now: datetime) -> int:
-    stmt = select(StockHold.id, StockHold.quantity).where(
-        StockHold.workspace_id == workspace_id, StockHold.offer_key == offer_key, StockHold.status == "held",
+    stmt = scoped_select(StockHold, workspace_id, StockHold.id, StockHold.quantity).where(
+        StockHold.offer_key == offer_key, StockHold.status == "held",
         StockHold.expires_at < now,
     )  # fmt: skip
     released = 0
     for hold_id, quantity in session.execute(stmt).all():
-        if _set_hold_status(session, hold_id, ("held",), "expired"):
+        if _set_hold_status(session, workspace_id, hold_id, ("held",), "expired"):
             _unhold(session, workspace_id, offer_key, quantity, sold=0)
             released += quantity
     return released
 
 
-def holds(session: Session, order_id: str) -> list[StockHold]:
-    return list(
-        session.scalars(select(StockHold).where(StockHold.order_id == order_id).order_by(StockHold.id))
-    )
+def holds(session: Session, workspace_id: str, order_id: str) -> list[StockHold]:
+    stmt = scoped_select(StockHold, workspace_id).where(StockHold.order_id == order_id)
+    return list(session.scalars(stmt.order_by(StockHold.id)))
 
 
 def convert_hold(session: Session, hold: StockHold) -> None:
     """A held unit is sold (the stock's held count was taken for it, by the checkout or just now)."""
-    if _set_hold_status(session, hold.id, ("held", "expired", "released"), "converted"):
+    if _set_hold_status(session, hold.workspace_id, hold.id, ("held", "expired", "released"), "converted"):
         _unhold(session, hold.workspace_id, hold.offer_key, hold.quantity, sold=hold.quantity)
     session.refresh(hold)
 
 
-def release_holds(session: Session, order_id: str, status: str) -> None:
-    for hold in holds(session, order_id):
-        if _set_hold_status(session, hold.id, ("held",), status):
+def release_holds(session: Session, workspace_id: str, order_id: str, status: str) -> None:
+    for hold in holds(session, workspace_id, order_id):
+        if _set_hold_status(session, workspace_id, hold.id, ("held",), status):
             _unhold(session, hold.workspace_id, hold.offer_key, hold.quantity, sold=0)
 
 
 def units_bought_or_held(
     session: Session, workspace_id: str, offer_key: str, buyer_id: str, now: datetime
 ) -> int:
-    stmt = select(func.coalesce(func.sum(StockHold.quantity), 0)).where(
-        StockHold.workspace_id == workspace_id, StockHold.offer_key == offer_key, StockHold.buyer_id == buyer_id,
+    stmt = scoped_select(StockHold, workspace_id, func.coalesce(func.sum(StockHold.quantity), 0)).where(
+        StockHold.offer_key == offer_key, StockHold.buyer_id == buyer_id,
         or_(StockHold.status == "converted", (StockHold.status == "held") & (StockHold.expires_at >= now)),
     )  # fmt: skip
     return int(session.scalar(stmt) or 0)
 
 
 def stock(session: Session, workspace_id: str, offer_key: str) -> DropStock | None:
-    stmt = select(DropStock).where(DropStock.workspace_id == workspace_id, DropStock.offer_key == offer_key)
+    stmt = scoped_select(DropStock, workspace_id).where(DropStock.offer_key == offer_key)
     return session.scalars(stmt).one_or_none()
 
 
 # -- fulfilment tasks --------------------------------------------------------------------------------
 
 
-def task(session: Session, order_id: str, component: str, ref: str) -> FulfilmentTask | None:
-    stmt = select(FulfilmentTask).where(
+def task(
+    session: Session, workspace_id: str, order_id: str, component: str, ref: str
+) -> FulfilmentTask | None:
+    stmt = scoped_select(FulfilmentTask, workspace_id).where(
         FulfilmentTask.order_id == order_id, FulfilmentTask.component == component, FulfilmentTask.ref == ref
     )
     return session.scalars(stmt).one_or_none()
 
 
-def task_by_id(session: Session, task_id: int) -> FulfilmentTask | None:
-    return session.get(FulfilmentTask, task_id)
+def task_by_id(session: Session, workspace_id: str, task_id: int) -> FulfilmentTask | None:
+    stmt = scoped_select(FulfilmentTask, workspace_id).where(FulfilmentTask.id == task_id)
+    return session.scalars(stmt).one_or_none()
 
 
-def tasks(session: Session, order_id: str) -> list[FulfilmentTask]:
-    stmt = select(FulfilmentTask).where(FulfilmentTask.order_id == order_id)
+def tasks(session: Session, workspace_id: str, order_id: str) -> list[FulfilmentTask]:
+    stmt = scoped_select(FulfilmentTask, workspace_id).where(FulfilmentTask.order_id == order_id)
     return list(session.scalars(stmt.order_by(FulfilmentTask.id)))
 
 
@@ -174,23 +185,19 @@ def due_tasks(session: Session, now: datetime, limit: int) -> list[FulfilmentTas
 
 
 def subscription(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
-    stmt = select(Subscription).where(
-        Subscription.workspace_id == workspace_id, Subscription.id == subscription_id
-    )
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
     return session.scalars(stmt).one_or_none()
 
 
 def subscription_by_provider(session: Session, workspace_id: str, provider_id: str) -> Subscription | None:
-    stmt = select(Subscription).where(
-        Subscription.workspace_id == workspace_id, Subscription.provider_subscription_id == provider_id
+    stmt = scoped_select(Subscription, workspace_id).where(
+        Subscription.provider_subscription_id == provider_id
     )
     return session.scalars(stmt).first()
 
 
 def subscriptions_of(session: Session, workspace_id: str, buyer_id: str) -> list[Subscription]:
-    stmt = select(Subscription).where(
-        Subscription.workspace_id == workspace_id, Subscription.buyer_id == buyer_id
-    )
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id == buyer_id)
     return list(session.scalars(stmt.order_by(Subscription.created_at)))
 
 

@@ -220,7 +220,7 @@ def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason
     """A pending order that will not be paid: its holds go back to stock."""
     order = _order(session, workspace_id, order_id)
     if order.status == "pending":
-        repository.release_holds(session, order.id, "released")
+        repository.release_holds(session, workspace_id, order.id, "released")
         order.status, order.updated_at = "canceled", utcnow()
     return order_read(order)
 
@@ -238,7 +238,7 @@ def mark_paid(
     if order.status != "pending":
         return order_read(order)  # paid already (a webhook delivered twice, or a second admin click)
     at = paid_at or utcnow()
-    for hold in repository.holds(session, order.id):
+    for hold in repository.holds(session, workspace_id, order.id):
         if hold.status == "held":
             repository.convert_hold(session, hold)
         elif hold.status in ("expired", "released"):  # paid after the hold lapsed: take the unit again if any
@@ -319,7 +319,7 @@ def _components(catalog: Catalog, offer: Offer) -> list[dict[str, Any]]:
 
 
 def _queue(session: Session, order: Order, spec: dict[str, Any], source: str, at: datetime) -> None:
-    if repository.task(session, order.id, spec["component"], spec["ref"]) is not None:
+    if repository.task(session, order.workspace_id, order.id, spec["component"], spec["ref"]) is not None:
         return
     repository.add(session, FulfilmentTask(
         workspace_id=order.workspace_id, order_id=order.id, buyer_id=order.buyer_id, component=spec["component"],
@@ -352,13 +352,13 @@ def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) ->
     (30 s, 1 min, 2 min, …), giving up after MAX_ATTEMPTS. Returns (order, component, status)."""
     now = now or utcnow()
     with db.read() as session:
-        due = [t.id for t in repository.due_tasks(session, now, limit)]
+        due = [(t.workspace_id, t.id) for t in repository.due_tasks(session, now, limit)]
     done = []
-    for task_id in due:
+    for workspace_id, task_id in due:
         error: str | None = None
         try:
             with db.write() as session:
-                task = repository.task_by_id(session, task_id)
+                task = repository.task_by_id(session, workspace_id, task_id)
                 if task is None or task.status not in ("pending",) or task.next_attempt_at > now:
                     continue
                 task.result = fulfil(session=session, task=task, now=now)
@@ -368,7 +368,7 @@ def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) ->
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
             with db.write() as session:
-                task = repository.task_by_id(session, task_id)
+                task = repository.task_by_id(session, workspace_id, task_id)
                 if task is None:
                     continue
                 task.attempts += 1
@@ -387,14 +387,14 @@ def get_order(*, session: Session, workspace_id: str, order_id: str) -> dict[str
     """The order and the state of each component's fulfilment."""
     order = _order(session, workspace_id, order_id)
     fulfilment = [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts,
-                   "last_error": t.last_error, "result": t.result} for t in repository.tasks(session, order_id)]  # fmt: skip
+                   "last_error": t.last_error, "result": t.result} for t in repository.tasks(session, workspace_id, order_id)]  # fmt: skip
     return {**order_read(order), "fulfilment": fulfilment}
 
 
 def retry_task(
     *, session: Session, workspace_id: str, order_id: str, component: str, ref: str
 ) -> dict[str, Any]:
-    task = repository.task(session, order_id, component, ref)
+    task = repository.task(session, workspace_id, order_id, component, ref)
     if task is None or task.workspace_id != workspace_id:
         raise OrderNotFound(f"no {component} {ref} task on order {order_id}")
     task.status, task.next_attempt_at, task.attempts = "pending", utcnow(), 0
@@ -608,7 +608,7 @@ def handle_payment_event(*, session: Session, event: PaymentEvent, payload: Mapp
     """Apply a verified provider event once (by its id), whatever the delivery order. Returns the outcome."""
     if repository.payment_event(session, event.provider, event.provider_event_id) is not None:
         return "duplicate"
-    order = repository.order_by_any(session, event.order_id, event.session_id)
+    order = repository.order_for_webhook(session, event.workspace_id, event.order_id, event.session_id)
     outcome = "ignored_no_order"
     if order is not None:
         outcome = _apply_event(session, order, event)

@@ -7,14 +7,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models import Action, Decision, Event, PolicySnapshot
 
 
 def actions(session: Session, workspace_id: str, keys: Iterable[str] | None = None) -> list[Action]:
-    stmt = select(Action).where(Action.workspace_id == workspace_id)
+    stmt = scoped_select(Action, workspace_id)
     if keys is not None:
         stmt = stmt.where(Action.key.in_(list(keys)))
     return list(session.scalars(stmt.order_by(Action.priority.desc(), Action.key)))
@@ -22,7 +23,7 @@ def actions(session: Session, workspace_id: str, keys: Iterable[str] | None = No
 
 def catalog_version(session: Session, workspace_id: str) -> tuple[Any, int]:
     """Changes whenever an action is added or updated (for the per-process catalog cache)."""
-    stmt = select(func.max(Action.updated_at), func.count()).where(Action.workspace_id == workspace_id)
+    stmt = scoped_select(Action, workspace_id, func.max(Action.updated_at), func.count())
     latest, count = session.execute(stmt).one()
     return latest, int(count)
 
@@ -35,14 +36,16 @@ def add(session: Session, obj: Any) -> None:
     session.add(obj)
 
 
-def completed_values(session: Session, buyer_id: str, specs: set[tuple[str, str]]) -> set[str]:
+def completed_values(
+    session: Session, workspace_id: str, buyer_id: str, specs: set[tuple[str, str]]
+) -> set[str]:
     """Values of ``property`` on the buyer's events named ``event``, for each (event, property) given."""
     if not specs:
         return set()
     by_event: dict[str, set[str]] = defaultdict(set)
     for event, prop in specs:
         by_event[event].add(prop)
-    stmt = select(Event.name, Event.properties).where(
+    stmt = scoped_select(Event, workspace_id, Event.name, Event.properties).where(
         Event.buyer_id == buyer_id, Event.name.in_(list(by_event))
     )
     found: set[str] = set()
@@ -54,8 +57,10 @@ def completed_values(session: Session, buyer_id: str, specs: set[tuple[str, str]
     return found
 
 
-def impressions(session: Session, buyer_id: str, since: datetime) -> dict[str, list[datetime]]:
-    stmt = select(Decision.chosen_key, Decision.created_at).where(
+def impressions(
+    session: Session, workspace_id: str, buyer_id: str, since: datetime
+) -> dict[str, list[datetime]]:
+    stmt = scoped_select(Decision, workspace_id, Decision.chosen_key, Decision.created_at).where(
         Decision.buyer_id == buyer_id, Decision.created_at >= since, Decision.chosen_key.is_not(None)
     )
     out: dict[str, list[datetime]] = defaultdict(list)
@@ -66,12 +71,14 @@ def impressions(session: Session, buyer_id: str, since: datetime) -> dict[str, l
 
 
 def get_decision(session: Session, workspace_id: str, decision_id: str) -> Decision | None:
-    stmt = select(Decision).where(Decision.workspace_id == workspace_id, Decision.id == decision_id)
+    stmt = scoped_select(Decision, workspace_id).where(Decision.id == decision_id)
     return session.scalars(stmt).one_or_none()
 
 
-def open_decisions(session: Session, buyer_ids: Iterable[str], event_names: Iterable[str]) -> list[Decision]:
-    stmt = select(Decision).where(
+def open_decisions(
+    session: Session, workspace_id: str, buyer_ids: Iterable[str], event_names: Iterable[str]
+) -> list[Decision]:
+    stmt = scoped_select(Decision, workspace_id).where(
         Decision.buyer_id.in_(list(buyer_ids)),
         Decision.outcome_event.in_(list(event_names)),
         Decision.reward.is_(None),
@@ -80,17 +87,16 @@ def open_decisions(session: Session, buyer_ids: Iterable[str], event_names: Iter
 
 
 def expire(session: Session, workspace_id: str, now: datetime) -> list[Decision]:
-    stmt = select(Decision).where(
-        Decision.workspace_id == workspace_id, Decision.reward.is_(None), Decision.window_ends_at < now
+    stmt = scoped_select(Decision, workspace_id).where(
+        Decision.reward.is_(None), Decision.window_ends_at < now
     )
     return list(session.scalars(stmt))
 
 
 def unlearned(session: Session, workspace_id: str, placement: str, limit: int) -> list[Decision]:
     stmt = (
-        select(Decision)
+        scoped_select(Decision, workspace_id)
         .where(
-            Decision.workspace_id == workspace_id,
             Decision.placement == placement,
             Decision.reward.is_not(None),
             Decision.learned_at.is_(None),
@@ -104,23 +110,24 @@ def unlearned(session: Session, workspace_id: str, placement: str, limit: int) -
     return list(session.scalars(stmt))
 
 
-def mark_learned(session: Session, ids: list[str], at: datetime) -> None:
+def mark_learned(session: Session, workspace_id: str, ids: list[str], at: datetime) -> None:
     for start in range(0, len(ids), 500):
         session.execute(
-            update(Decision).where(Decision.id.in_(ids[start : start + 500])).values(learned_at=at)
+            scoped_update(Decision, workspace_id)
+            .where(Decision.id.in_(ids[start : start + 500]))
+            .values(learned_at=at)
         )
 
 
 def latest_version(session: Session, workspace_id: str, placement: str) -> int:
-    stmt = select(func.max(PolicySnapshot.version)).where(
-        PolicySnapshot.workspace_id == workspace_id, PolicySnapshot.placement == placement
+    stmt = scoped_select(PolicySnapshot, workspace_id, func.max(PolicySnapshot.version)).where(
+        PolicySnapshot.placement == placement
     )
     return int(session.scalar(stmt) or 0)
 
 
 def snapshot(session: Session, workspace_id: str, placement: str, version: int) -> PolicySnapshot | None:
-    stmt = select(PolicySnapshot).where(
-        PolicySnapshot.workspace_id == workspace_id,
+    stmt = scoped_select(PolicySnapshot, workspace_id).where(
         PolicySnapshot.placement == placement,
         PolicySnapshot.version == version,
     )
@@ -138,8 +145,8 @@ def lock_learner(session: Session, workspace_id: str, placement: str) -> None:
 def decisions_for_evaluation(
     session: Session, workspace_id: str, placement: str | None, since: datetime | None = None
 ) -> list[Decision]:
-    stmt = select(Decision).where(
-        Decision.workspace_id == workspace_id, Decision.reward.is_not(None), Decision.propensity.is_not(None)
+    stmt = scoped_select(Decision, workspace_id).where(
+        Decision.reward.is_not(None), Decision.propensity.is_not(None)
     )
     if placement:
         stmt = stmt.where(Decision.placement == placement)

@@ -239,10 +239,12 @@ def decide(
              for a in pool if a.attributes.get("completed_when")}  # fmt: skip
     view = BuyerView(
         features=features,
-        completed=frozenset(repository.completed_values(session, buyer_id, specs))
+        completed=frozenset(repository.completed_values(session, workspace_id, buyer_id, specs))
         if buyer_id
         else frozenset(),
-        impressions=repository.impressions(session, buyer_id, now - timedelta(days=365)) if buyer_id else {},
+        impressions=repository.impressions(session, workspace_id, buyer_id, now - timedelta(days=365))
+        if buyer_id
+        else {},
         stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
         now=now,
         entitlements=_entitlements(session, workspace_id, buyer_id, pool, now),
@@ -405,13 +407,18 @@ def _reward_value(outcome: Mapping[str, Any], properties: Mapping[str, Any]) -> 
 
 
 def on_events(
-    *, session: Session, events: Iterable[tuple[str, str | None, Mapping[str, Any], datetime, str]]
+    *,
+    session: Session,
+    workspace_id: str,
+    events: Iterable[tuple[str, str | None, Mapping[str, Any], datetime, str]],
 ) -> int:
     """Turn outcome events into rewards of the open decisions they belong to (inside the window)."""
     batch = [e for e in events if e[1]]
     if not batch:
         return 0
-    open_ = repository.open_decisions(session, {b for b, *_ in batch}, {n for _, n, *_ in batch if n})
+    open_ = repository.open_decisions(
+        session, workspace_id, {b for b, *_ in batch}, {n for _, n, *_ in batch if n}
+    )
     if not open_:
         return 0
     rewarded = 0
@@ -468,7 +475,7 @@ def learn(*, session: Session, workspace_id: str, placement: str, limit: int = 5
         policy.learn_one(context, actions, d.chosen_index, d.propensity or 1.0, d.reward or 0.0)
     if not batch:
         return {"version": version, "learned": 0}
-    repository.mark_learned(session, [d.id for d in batch], utcnow())
+    repository.mark_learned(session, workspace_id, [d.id for d in batch], utcnow())
     return {"version": publish(session=session, workspace_id=workspace_id, placement=placement, policy=policy,
                                rewards_learned=len(batch)), "learned": len(batch)}  # fmt: skip
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, or_, select, text, update
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models import Entitlement
 
 ADMIN = "admin"  # the source of admin overrides
@@ -58,8 +59,7 @@ def slots(
 def find(
     session: Session, workspace_id: str, buyer_id: str, component: str, ref: str, source: str
 ) -> Entitlement | None:
-    stmt = select(Entitlement).where(
-        Entitlement.workspace_id == workspace_id,
+    stmt = scoped_select(Entitlement, workspace_id).where(
         Entitlement.buyer_id == buyer_id,
         Entitlement.component == component,
         Entitlement.ref == ref,
@@ -69,16 +69,12 @@ def find(
 
 
 def get(session: Session, workspace_id: str, entitlement_id: str) -> Entitlement | None:
-    stmt = select(Entitlement).where(
-        Entitlement.workspace_id == workspace_id, Entitlement.id == entitlement_id
-    )
+    stmt = scoped_select(Entitlement, workspace_id).where(Entitlement.id == entitlement_id)
     return session.scalars(stmt).one_or_none()
 
 
 def of_buyer(session: Session, workspace_id: str, buyer_id: str) -> list[Entitlement]:
-    stmt = select(Entitlement).where(
-        Entitlement.workspace_id == workspace_id, Entitlement.buyer_id == buyer_id
-    )
+    stmt = scoped_select(Entitlement, workspace_id).where(Entitlement.buyer_id == buyer_id)
     return list(
         session.scalars(
             stmt.order_by(Entitlement.component, Entitlement.ref, Entitlement.granted_at, Entitlement.id)
@@ -100,9 +96,8 @@ def lock_slot(session: Session, key: str) -> None:
 def revoke_source(session: Session, workspace_id: str, source: str, reason: str, at: datetime) -> list[str]:
     """Revoke every active grant of ``source``; the ids revoked."""
     stmt = (
-        update(Entitlement)
+        scoped_update(Entitlement, workspace_id)
         .where(
-            Entitlement.workspace_id == workspace_id,
             Entitlement.source == source,
             Entitlement.status == "active",
         )
@@ -114,8 +109,8 @@ def revoke_source(session: Session, workspace_id: str, source: str, reason: str,
 
 def set_access_end(session: Session, workspace_id: str, source: str, at: datetime | None) -> list[str]:
     stmt = (
-        update(Entitlement)
-        .where(Entitlement.workspace_id == workspace_id, Entitlement.source == source)
+        scoped_update(Entitlement, workspace_id)
+        .where(Entitlement.source == source)
         .values(access_ends_at=at)
         .returning(Entitlement.id)
     )
@@ -126,9 +121,8 @@ def take(session: Session, workspace_id: str, entitlement_id: str, n: int, now: 
     """Draw ``n`` from one grant's quota if it still has ``n`` left, is active and has not ended: one
     conditional UPDATE, so concurrent uses can never drive it below zero. The quantity left, or None."""
     stmt = (
-        update(Entitlement)
+        scoped_update(Entitlement, workspace_id)
         .where(
-            Entitlement.workspace_id == workspace_id,
             Entitlement.id == entitlement_id,
             Entitlement.status == "active",
             Entitlement.quantity >= n,

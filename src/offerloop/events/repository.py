@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, text
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
 from offerloop.db.base import table_of
+from offerloop.db.scoped import scoped_select
 from offerloop.models import Event, Merge, QuarantinedEvent, Touchpoint
 
 
@@ -73,7 +74,7 @@ def list_quarantine(
     limit: int,
     before: str | None,
 ) -> list[QuarantinedEvent]:
-    stmt = select(QuarantinedEvent).where(QuarantinedEvent.workspace_id == workspace_id)
+    stmt = scoped_select(QuarantinedEvent, workspace_id)
     if status:
         stmt = stmt.where(QuarantinedEvent.status == status)
     if reason:
@@ -84,16 +85,14 @@ def list_quarantine(
 
 
 def get_quarantined(session: Session, workspace_id: str, quarantine_id: str) -> QuarantinedEvent | None:
-    stmt = select(QuarantinedEvent).where(
-        QuarantinedEvent.workspace_id == workspace_id, QuarantinedEvent.id == quarantine_id
-    )
+    stmt = scoped_select(QuarantinedEvent, workspace_id).where(QuarantinedEvent.id == quarantine_id)
     return session.scalars(stmt).one_or_none()
 
 
 def quarantine_reasons(session: Session, workspace_id: str) -> list[tuple[str, int]]:
     stmt = (
-        select(QuarantinedEvent.reason_code, func.count())
-        .where(QuarantinedEvent.workspace_id == workspace_id, QuarantinedEvent.status == "open")
+        scoped_select(QuarantinedEvent, workspace_id, QuarantinedEvent.reason_code, func.count())
+        .where(QuarantinedEvent.status == "open")
         .group_by(QuarantinedEvent.reason_code)
         .order_by(func.count().desc())
     )
@@ -104,13 +103,15 @@ def channel_counts(session: Session, workspace_id: str, *, first_touch: bool) ->
     """Buyers by the channel of their first (or last) touchpoint."""
     agg = func.min(Touchpoint.occurred_at) if first_touch else func.max(Touchpoint.occurred_at)
     edge = (
-        select(Touchpoint.buyer_id, agg.label("at"))
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.is_not(None))
+        scoped_select(Touchpoint, workspace_id, Touchpoint.buyer_id, agg.label("at"))
+        .where(Touchpoint.buyer_id.is_not(None))
         .group_by(Touchpoint.buyer_id)
         .subquery()
     )
     stmt = (
-        select(Touchpoint.channel, func.count(func.distinct(Touchpoint.buyer_id)))
+        scoped_select(
+            Touchpoint, workspace_id, Touchpoint.channel, func.count(func.distinct(Touchpoint.buyer_id))
+        )
         .join(edge, (edge.c.buyer_id == Touchpoint.buyer_id) & (edge.c.at == Touchpoint.occurred_at))
         .group_by(Touchpoint.channel)
         .order_by(func.count(func.distinct(Touchpoint.buyer_id)).desc())
@@ -120,8 +121,8 @@ def channel_counts(session: Session, workspace_id: str, *, first_touch: bool) ->
 
 def source_counts(session: Session, workspace_id: str, limit: int = 10) -> list[tuple[str, int]]:
     stmt = (
-        select(Touchpoint.source, func.count())
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.source.is_not(None))
+        scoped_select(Touchpoint, workspace_id, Touchpoint.source, func.count())
+        .where(Touchpoint.source.is_not(None))
         .group_by(Touchpoint.source)
         .order_by(func.count().desc())
         .limit(limit)
@@ -130,24 +131,20 @@ def source_counts(session: Session, workspace_id: str, limit: int = 10) -> list[
 
 
 def event_counts(session: Session, workspace_id: str) -> dict[str, int]:
-    total = session.scalar(select(func.count()).where(Event.workspace_id == workspace_id)) or 0
+    total = session.scalar(scoped_select(Event, workspace_id, func.count())) or 0
     suppressed = (
-        session.scalar(
-            select(func.count()).where(Event.workspace_id == workspace_id, Event.suppressed.is_(True))
-        )
+        session.scalar(scoped_select(Event, workspace_id, func.count()).where(Event.suppressed.is_(True)))
         or 0
     )
     high = (
-        session.scalar(
-            select(func.count()).where(Event.workspace_id == workspace_id, Event.high_signal.is_(True))
-        )
+        session.scalar(scoped_select(Event, workspace_id, func.count()).where(Event.high_signal.is_(True)))
         or 0
     )
     return {"events": int(total), "suppressed": int(suppressed), "high_signal": int(high)}
 
 
 def iter_table(session: Session, model: Any, workspace_id: str) -> Iterator[Any]:
-    stmt = select(model).where(model.workspace_id == workspace_id).order_by(model.id)
+    stmt = scoped_select(model, workspace_id).order_by(model.id)
     yield from session.scalars(stmt.execution_options(yield_per=2000))
 
 

@@ -241,8 +241,8 @@ def _refresh_buyer_state(
     """Features, then personas, of every buyer this batch touched — before the batch is acknowledged."""
     merged_away = [loser for _, loser in resolution.merged_pairs]
     if merged_away:
-        features_service.forget(session=session, buyer_ids=merged_away)
-        persona_service.forget(session=session, buyer_ids=merged_away)
+        features_service.forget(session=session, workspace_id=workspace_id, buyer_ids=merged_away)
+        persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=merged_away)
     events = [
         (
             buyer_id,
@@ -268,6 +268,7 @@ def _refresh_buyer_state(
     persona_service.refresh(session=session, workspace_id=workspace_id, features=features, at=latest)
     decisions_service.on_events(
         session=session,
+        workspace_id=workspace_id,
         events=[
             (b, a.name, a.properties or {}, a.timestamp, a.message_id)
             for a, b in zip(fresh, resolution.buyer_ids, strict=True)

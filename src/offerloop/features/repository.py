@@ -6,11 +6,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
-from offerloop.db.base import table_of
+from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
 from offerloop.models import BuyerFeatures, Event, Touchpoint
 
 
@@ -39,11 +39,9 @@ def save_states(
             [(b, workspace_id, states[b], version, at) for b in new],
         )  # fmt: skip
     if old:
-        table = table_of(BuyerFeatures)
-
         stmt = (
-            update(table)
-            .where(table.c.buyer_id == bindparam("b_id"))
+            scoped_update(BuyerFeatures, workspace_id)
+            .where(BuyerFeatures.buyer_id == bindparam("b_id"))
             .values(
                 state=bindparam("b_state"), spec_version=bindparam("b_version"), updated_at=bindparam("b_at")
             )
@@ -53,15 +51,19 @@ def save_states(
         )
 
 
-def forget(session: Session, buyer_ids: list[str]) -> None:
-    session.execute(delete(BuyerFeatures).where(BuyerFeatures.buyer_id.in_(buyer_ids)))
+def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
+    session.execute(scoped_delete(BuyerFeatures, workspace_id).where(BuyerFeatures.buyer_id.in_(buyer_ids)))
 
 
-def events_for_replay(session: Session, buyer_id: str) -> Iterator[tuple[Event, str | None]]:
+def events_for_replay(
+    session: Session, workspace_id: str, buyer_id: str
+) -> Iterator[tuple[Event, str | None]]:
     """A buyer's events in time order with their touchpoint channel, to rebuild features after a merge."""
     stmt = (
-        select(Event, Touchpoint.channel)
-        .outerjoin(Touchpoint, Touchpoint.event_id == Event.id)
+        scoped_select(Event, workspace_id, Event, Touchpoint.channel)
+        .outerjoin(
+            Touchpoint, (Touchpoint.workspace_id == Event.workspace_id) & (Touchpoint.event_id == Event.id)
+        )
         .where(Event.buyer_id == buyer_id)
         .order_by(Event.timestamp, Event.id)
     )
@@ -71,7 +73,5 @@ def events_for_replay(session: Session, buyer_id: str) -> Iterator[tuple[Event, 
 
 
 def iter_states(session: Session, workspace_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    stmt = select(BuyerFeatures.buyer_id, BuyerFeatures.state).where(
-        BuyerFeatures.workspace_id == workspace_id
-    )
+    stmt = scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.buyer_id, BuyerFeatures.state)
     yield from ((b, s) for b, s in session.execute(stmt.execution_options(yield_per=2000)))

@@ -55,7 +55,7 @@ def apply_events(
     out: dict[str, dict[str, Any]] = {}
     for buyer_id in touched:
         if buyer_id in rebuild_ids:
-            out[buyer_id] = _replay(session, buyer_id, spec)
+            out[buyer_id] = _replay(session, workspace_id, buyer_id, spec)
             continue
         state = current.get(buyer_id) or new_state()
         for event in sorted(per_buyer[buyer_id], key=lambda e: e.timestamp):
@@ -66,9 +66,9 @@ def apply_events(
     return {buyer_id: read_features(state, spec, now=at) for buyer_id, state in out.items()}
 
 
-def _replay(session: Session, buyer_id: str, spec: FeatureSpec) -> dict[str, Any]:
+def _replay(session: Session, workspace_id: str, buyer_id: str, spec: FeatureSpec) -> dict[str, Any]:
     state = new_state()
-    for event, channel in repository.events_for_replay(session, buyer_id):
+    for event, channel in repository.events_for_replay(session, workspace_id, buyer_id):
         state = apply_event(state, to_feature_event(event, channel), spec)
     return state
 
@@ -100,8 +100,8 @@ def rebuild(
     return apply_events(session=session, workspace_id=workspace_id, events=(), rebuild=buyer_ids)
 
 
-def forget(*, session: Session, buyer_ids: list[str]) -> None:
-    repository.forget(session, buyer_ids)
+def forget(*, session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
+    repository.forget(session, workspace_id, buyer_ids)
 
 
 def read(

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, func
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
-from offerloop.db.base import table_of
+from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
 from offerloop.models import Buyer, Event, Identity, IdentityConflict, Merge, QuarantinedEvent, Touchpoint
 
 
@@ -83,14 +83,16 @@ def buyer_record(
     cols = ", ".join(f"b.{c}" for c in RECORD_COLUMNS)
     if identity is not None:
         sql = (
-            f"SELECT {cols}, i2.kind, i2.value FROM identities i JOIN buyers b ON b.id = i.buyer_id "
-            "LEFT JOIN identities i2 ON i2.buyer_id = b.id "
+            f"SELECT {cols}, i2.kind, i2.value FROM identities i "
+            "JOIN buyers b ON b.workspace_id = i.workspace_id AND b.id = i.buyer_id "
+            "LEFT JOIN identities i2 ON i2.workspace_id = b.workspace_id AND i2.buyer_id = b.id "
             "WHERE i.workspace_id = ? AND i.kind = ? AND i.value = ? ORDER BY i2.id"
         )
         params: list[Any] = [workspace_id, *identity]
     else:
         sql = (
-            f"SELECT {cols}, i2.kind, i2.value FROM buyers b LEFT JOIN identities i2 ON i2.buyer_id = b.id "
+            f"SELECT {cols}, i2.kind, i2.value FROM buyers b "
+            "LEFT JOIN identities i2 ON i2.workspace_id = b.workspace_id AND i2.buyer_id = b.id "
             "WHERE b.workspace_id = ? AND b.id = ? ORDER BY i2.id"
         )
         params = [workspace_id, buyer_id]
@@ -102,17 +104,18 @@ def buyer_record(
 
 
 def first_and_last_touch(
-    session: Session, buyer_id: str
+    session: Session, workspace_id: str, buyer_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     cols = ", ".join(TOUCH_COLUMNS)
     sql = (
-        f"SELECT 0, {cols} FROM (SELECT {cols} FROM touchpoints WHERE buyer_id = ? "
+        f"SELECT 0, {cols} FROM (SELECT {cols} FROM touchpoints WHERE workspace_id = ? AND buyer_id = ? "
         "ORDER BY occurred_at, id LIMIT 1) AS f "
-        f"UNION ALL SELECT 1, {cols} FROM (SELECT {cols} FROM touchpoints WHERE buyer_id = ? "
+        f"UNION ALL SELECT 1, {cols} FROM (SELECT {cols} FROM touchpoints WHERE workspace_id = ? AND buyer_id = ? "
         "ORDER BY occurred_at DESC, id DESC LIMIT 1) AS l"
     )
     found: dict[int, dict[str, Any]] = {}
-    for row in driver.fetch_all(session.connection(), sql, [buyer_id, buyer_id]):
+    params = [workspace_id, buyer_id, workspace_id, buyer_id]
+    for row in driver.fetch_all(session.connection(), sql, params):
         found[row[0]] = _convert(TOUCH_COLUMNS, row[1:])
     return found.get(0), found.get(1)
 
@@ -139,13 +142,14 @@ def insert_buyers(session: Session, workspace_id: str, rows: list[dict[str, Any]
         )
 
 
-def update_buyers(session: Session, rows: list[dict[str, Any]]) -> None:
+def update_buyers(session: Session, workspace_id: str, rows: list[dict[str, Any]]) -> None:
     """Write back the resolver's buyer state: one executemany for the whole batch."""
     if not rows:
         return
-    table = table_of(Buyer)
-    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in rows[0] if name != "id"}
-    stmt = update(table).where(table.c.id == bindparam("v_id")).values(values)
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}") for name in rows[0] if name not in ("id", "workspace_id")
+    }
+    stmt = scoped_update(Buyer, workspace_id).where(Buyer.id == bindparam("v_id")).values(values)
     session.connection().execute(stmt, [{f"v_{k}": v for k, v in row.items()} for row in rows])
 
 
@@ -158,24 +162,30 @@ def insert_identities(session: Session, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def identities_of(session: Session, buyer_id: str) -> list[list[str]]:
-    stmt = select(Identity.kind, Identity.value).where(Identity.buyer_id == buyer_id).order_by(Identity.id)
+def identities_of(session: Session, workspace_id: str, buyer_id: str) -> list[list[str]]:
+    stmt = (
+        scoped_select(Identity, workspace_id, Identity.kind, Identity.value)
+        .where(Identity.buyer_id == buyer_id)
+        .order_by(Identity.id)
+    )
     return [[k, v] for k, v in session.execute(stmt)]
 
 
 def move_buyer_rows(session: Session, workspace_id: str, loser_id: str, winner_id: str) -> list[int]:
     """Move identities, events and touchpoints of ``loser`` to ``winner``; return the moved event ids."""
-    session.execute(update(Identity).where(Identity.buyer_id == loser_id).values(buyer_id=winner_id))
+    session.execute(
+        scoped_update(Identity, workspace_id).where(Identity.buyer_id == loser_id).values(buyer_id=winner_id)
+    )
     moved = session.execute(
-        update(Event)
-        .where(Event.workspace_id == workspace_id, Event.buyer_id == loser_id)
+        scoped_update(Event, workspace_id)
+        .where(Event.buyer_id == loser_id)
         .values(buyer_id=winner_id)
         .returning(Event.id)
     )
     event_ids = sorted(moved.scalars())
     session.execute(
-        update(Touchpoint)
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id == loser_id)
+        scoped_update(Touchpoint, workspace_id)
+        .where(Touchpoint.buyer_id == loser_id)
         .values(buyer_id=winner_id)
     )
     return event_ids
@@ -193,9 +203,8 @@ def move_back(
 ) -> None:
     for kind, value in identities:
         session.execute(
-            update(Identity)
+            scoped_update(Identity, workspace_id)
             .where(
-                Identity.workspace_id == workspace_id,
                 Identity.kind == kind,
                 Identity.value == value,
                 Identity.buyer_id == winner_id,
@@ -204,33 +213,37 @@ def move_back(
         )
     for chunk in _chunks(event_ids):
         session.execute(
-            update(Event)
-            .where(Event.workspace_id == workspace_id, Event.buyer_id == winner_id, Event.id.in_(chunk))
+            scoped_update(Event, workspace_id)
+            .where(Event.buyer_id == winner_id, Event.id.in_(chunk))
             .values(buyer_id=loser_id)
         )
         session.execute(
-            update(Touchpoint)
-            .where(Touchpoint.workspace_id == workspace_id, Touchpoint.event_id.in_(chunk))
+            scoped_update(Touchpoint, workspace_id)
+            .where(Touchpoint.event_id.in_(chunk))
             .values(buyer_id=loser_id)
         )
     for chunk in _chunks(message_ids):
         moved = session.execute(
-            update(Event)
-            .where(
-                Event.workspace_id == workspace_id, Event.buyer_id == winner_id, Event.message_id.in_(chunk)
-            )
+            scoped_update(Event, workspace_id)
+            .where(Event.buyer_id == winner_id, Event.message_id.in_(chunk))
             .values(buyer_id=loser_id)
             .returning(Event.id)
         )
         ids = list(moved.scalars())
         if ids:
-            session.execute(update(Touchpoint).where(Touchpoint.event_id.in_(ids)).values(buyer_id=loser_id))
+            session.execute(
+                scoped_update(Touchpoint, workspace_id)
+                .where(Touchpoint.event_id.in_(ids))
+                .values(buyer_id=loser_id)
+            )
 
 
-def event_span(session: Session, buyer_id: str) -> tuple[int, datetime | None, datetime | None]:
-    stmt = select(func.count(Event.id), func.min(Event.timestamp), func.max(Event.timestamp)).where(
-        Event.buyer_id == buyer_id
-    )
+def event_span(
+    session: Session, workspace_id: str, buyer_id: str
+) -> tuple[int, datetime | None, datetime | None]:
+    stmt = scoped_select(
+        Event, workspace_id, func.count(Event.id), func.min(Event.timestamp), func.max(Event.timestamp)
+    ).where(Event.buyer_id == buyer_id)
     count, first, last = session.execute(stmt).one()
     return int(count), first, last
 
@@ -241,51 +254,54 @@ def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
 
 
 def get_buyer(session: Session, workspace_id: str, buyer_id: str) -> Buyer | None:
-    stmt = select(Buyer).where(Buyer.workspace_id == workspace_id, Buyer.id == buyer_id)
+    stmt = scoped_select(Buyer, workspace_id).where(Buyer.id == buyer_id)
     return session.scalars(stmt).one_or_none()
 
 
-def touchpoints_of(session: Session, buyer_id: str) -> list[Touchpoint]:
+def touchpoints_of(session: Session, workspace_id: str, buyer_id: str) -> list[Touchpoint]:
     stmt = (
-        select(Touchpoint)
+        scoped_select(Touchpoint, workspace_id)
         .where(Touchpoint.buyer_id == buyer_id)
         .order_by(Touchpoint.occurred_at, Touchpoint.id)
     )
     return list(session.scalars(stmt))
 
 
-def events_of(session: Session, buyer_id: str, *, before: int | None, limit: int) -> list[Event]:
-    stmt = select(Event).where(Event.buyer_id == buyer_id)
+def events_of(
+    session: Session, workspace_id: str, buyer_id: str, *, before: int | None, limit: int
+) -> list[Event]:
+    stmt = scoped_select(Event, workspace_id).where(Event.buyer_id == buyer_id)
     if before is not None:
         stmt = stmt.where(Event.id < before)
     return list(session.scalars(stmt.order_by(Event.id.desc()).limit(limit)))
 
 
-def latest_named(session: Session, buyer_id: str, name: str, limit: int) -> list[Event]:
-    stmt = select(Event).where(Event.buyer_id == buyer_id, Event.name == name)
+def latest_named(session: Session, workspace_id: str, buyer_id: str, name: str, limit: int) -> list[Event]:
+    stmt = scoped_select(Event, workspace_id).where(Event.buyer_id == buyer_id, Event.name == name)
     return list(session.scalars(stmt.order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)))
 
 
-def iter_events_of(session: Session, buyer_id: str) -> Iterator[Event]:
-    yield from session.scalars(select(Event).where(Event.buyer_id == buyer_id).order_by(Event.id))
+def iter_events_of(session: Session, workspace_id: str, buyer_id: str) -> Iterator[Event]:
+    stmt = scoped_select(Event, workspace_id).where(Event.buyer_id == buyer_id)
+    yield from session.scalars(stmt.order_by(Event.id))
 
 
 def merges(session: Session, workspace_id: str, *, buyer_id: str | None, limit: int) -> list[Merge]:
-    stmt = select(Merge).where(Merge.workspace_id == workspace_id)
+    stmt = scoped_select(Merge, workspace_id)
     if buyer_id:
         stmt = stmt.where((Merge.winner_id == buyer_id) | (Merge.loser_id == buyer_id))
     return list(session.scalars(stmt.order_by(Merge.created_at.desc(), Merge.id.desc()).limit(limit)))
 
 
 def get_merge(session: Session, workspace_id: str, merge_id: str) -> Merge | None:
-    stmt = select(Merge).where(Merge.workspace_id == workspace_id, Merge.id == merge_id)
+    stmt = scoped_select(Merge, workspace_id).where(Merge.id == merge_id)
     return session.scalars(stmt).one_or_none()
 
 
 def conflicts(
     session: Session, workspace_id: str, *, buyer_id: str | None, limit: int
 ) -> list[IdentityConflict]:
-    stmt = select(IdentityConflict).where(IdentityConflict.workspace_id == workspace_id)
+    stmt = scoped_select(IdentityConflict, workspace_id)
     if buyer_id:
         stmt = stmt.where(
             (IdentityConflict.buyer_id == buyer_id) | (IdentityConflict.other_buyer_id == buyer_id)
@@ -296,7 +312,9 @@ def conflicts(
 def erase_buyer(session: Session, workspace_id: str, buyer_ids: list[str], at: datetime) -> dict[str, int]:
     """GDPR erasure: drop identifiers and personal fields, keep anonymised event facts for aggregates."""
     idents = session.execute(
-        select(Identity.kind, Identity.value).where(Identity.buyer_id.in_(buyer_ids))
+        scoped_select(Identity, workspace_id, Identity.kind, Identity.value).where(
+            Identity.buyer_id.in_(buyer_ids)
+        )
     ).all()
     anon_values = [v for k, v in idents if k == "anonymous_id"]
     user_values = [v for k, v in idents if k == "user_id"]
@@ -306,26 +324,22 @@ def erase_buyer(session: Session, workspace_id: str, buyer_ids: list[str], at: d
         (QuarantinedEvent.user_id, user_values),
     ):
         for chunk in _chunks(values):
-            res = session.execute(
-                delete(QuarantinedEvent).where(
-                    QuarantinedEvent.workspace_id == workspace_id, column.in_(chunk)
-                )
-            )
+            res = session.execute(scoped_delete(QuarantinedEvent, workspace_id).where(column.in_(chunk)))
             quarantined += res.rowcount or 0  # type: ignore[attr-defined]
-    removed = session.execute(delete(Identity).where(Identity.buyer_id.in_(buyer_ids)))
+    removed = session.execute(scoped_delete(Identity, workspace_id).where(Identity.buyer_id.in_(buyer_ids)))
     events = session.execute(
-        update(Event)
-        .where(Event.workspace_id == workspace_id, Event.buyer_id.in_(buyer_ids))
+        scoped_update(Event, workspace_id)
+        .where(Event.buyer_id.in_(buyer_ids))
         .values(user_id=None, anonymous_id=None, traits=None, context=None, previous_id=None)
     )
     session.execute(
-        update(Touchpoint)
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.in_(buyer_ids))
+        scoped_update(Touchpoint, workspace_id)
+        .where(Touchpoint.buyer_id.in_(buyer_ids))
         .values(click_id=None, landing_url=None)
     )
     session.execute(
-        update(Buyer)
-        .where(Buyer.workspace_id == workspace_id, Buyer.id.in_(buyer_ids))
+        scoped_update(Buyer, workspace_id)
+        .where(Buyer.id.in_(buyer_ids))
         .values(
             user_id=None,
             traits={},
@@ -342,51 +356,60 @@ def erase_buyer(session: Session, workspace_id: str, buyer_ids: list[str], at: d
     }
 
 
-def scrub_event_properties(session: Session, buyer_ids: list[str], pii_keys: frozenset[str]) -> None:
+def scrub_event_properties(
+    session: Session, workspace_id: str, buyer_ids: list[str], pii_keys: frozenset[str]
+) -> None:
     """Remove personal keys from event properties (done row by row: JSON editing is not portable)."""
-    stmt = select(Event).where(Event.buyer_id.in_(buyer_ids), Event.properties.is_not(None))
+    stmt = scoped_select(Event, workspace_id).where(
+        Event.buyer_id.in_(buyer_ids), Event.properties.is_not(None)
+    )
     for ev in session.scalars(stmt):
         props = ev.properties or {}
         if any(k.lower() in pii_keys for k in props):
             ev.properties = {k: v for k, v in props.items() if k.lower() not in pii_keys}
 
 
-def merged_losers(session: Session, winner_id: str) -> list[str]:
+def merged_losers(session: Session, workspace_id: str, winner_id: str) -> list[str]:
     """Buyers folded into ``winner`` (directly or through a chain), for erasure."""
     found: list[str] = []
     frontier = [winner_id]
     while frontier:
-        rows = session.scalars(select(Buyer.id).where(Buyer.merged_into_id.in_(frontier))).all()
+        stmt = scoped_select(Buyer, workspace_id, Buyer.id).where(Buyer.merged_into_id.in_(frontier))
+        rows = session.scalars(stmt).all()
         frontier = [r for r in rows if r not in found]
         found.extend(frontier)
     return found
 
 
 def count_buyers(session: Session, workspace_id: str) -> dict[str, int]:
-    live = (Buyer.workspace_id == workspace_id) & Buyer.merged_into_id.is_(None) & Buyer.deleted_at.is_(None)
-    total = session.scalar(select(func.count()).where(live)) or 0
-    identified = session.scalar(select(func.count()).where(live & Buyer.user_id.is_not(None))) or 0
-    n_merges = (
+    live = Buyer.merged_into_id.is_(None) & Buyer.deleted_at.is_(None)
+    total = session.scalar(scoped_select(Buyer, workspace_id, func.count()).where(live)) or 0
+    identified = (
         session.scalar(
-            select(func.count()).where(Merge.workspace_id == workspace_id, Merge.undone_at.is_(None))
+            scoped_select(Buyer, workspace_id, func.count()).where(live & Buyer.user_id.is_not(None))
         )
         or 0
     )
-    n_conflicts = (
-        session.scalar(select(func.count()).where(IdentityConflict.workspace_id == workspace_id)) or 0
+    n_merges = (
+        session.scalar(scoped_select(Merge, workspace_id, func.count()).where(Merge.undone_at.is_(None))) or 0
     )
+    n_conflicts = session.scalar(scoped_select(IdentityConflict, workspace_id, func.count())) or 0
     return {"buyers": total, "identified": identified, "merges": n_merges, "conflicts": n_conflicts}
 
 
 def iter_buyers(session: Session, workspace_id: str) -> Iterator[Buyer]:
-    stmt = select(Buyer).where(Buyer.workspace_id == workspace_id).order_by(Buyer.id)
+    stmt = scoped_select(Buyer, workspace_id).order_by(Buyer.id)
     yield from session.scalars(stmt.execution_options(yield_per=1000))
 
 
-def identities_by_buyer(session: Session, buyer_ids: list[str]) -> dict[str, list[list[str]]]:
+def identities_by_buyer(
+    session: Session, workspace_id: str, buyer_ids: list[str]
+) -> dict[str, list[list[str]]]:
     out: dict[str, list[list[str]]] = {b: [] for b in buyer_ids}
     for chunk in _chunks(buyer_ids):
-        stmt = select(Identity.buyer_id, Identity.kind, Identity.value).where(Identity.buyer_id.in_(chunk))
+        stmt = scoped_select(Identity, workspace_id, Identity.buyer_id, Identity.kind, Identity.value).where(
+            Identity.buyer_id.in_(chunk)
+        )
         for buyer_id, kind, value in session.execute(stmt.order_by(Identity.id)):
             out[buyer_id].append([kind, value])
     return out

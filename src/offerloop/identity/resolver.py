@@ -228,7 +228,7 @@ class Resolver:
         snapshot: dict[str, Any] = {
             "winner": buyer_state(winner),
             "loser": buyer_state(loser),
-            "identities": repository.identities_of(self.session, loser_id),
+            "identities": repository.identities_of(self.session, self.workspace_id, loser_id),
             "message_ids": list(self.batch_messages.pop(loser_id, [])),
         }
         snapshot["event_ids"] = repository.move_buyer_rows(
@@ -337,6 +337,8 @@ def resolve(session: Session, workspace_id: str, events: list[IncomingEvent]) ->
     resolver.prefetch(with_ids)
     provisional = [resolver.resolve_one(ev, ids) for ev, ids in with_ids]
     resolver.flush_pending()
-    repository.update_buyers(session, [b.as_row() for b in resolver.buyers.values() if b.stored and b.dirty])
+    repository.update_buyers(
+        session, workspace_id, [b.as_row() for b in resolver.buyers.values() if b.stored and b.dirty]
+    )
     resolver.result.buyer_ids = [resolver.final(b) for b in provisional]
     return resolver.result

@@ -64,9 +64,9 @@ def _live(session: Session, workspace_id: str, buyer_id: str) -> Buyer:
     return buyer
 
 
-def _read(session: Session, record: tuple[dict[str, Any], list[list[str]]]) -> BuyerRead:
+def _read(session: Session, workspace_id: str, record: tuple[dict[str, Any], list[list[str]]]) -> BuyerRead:
     row, identities = record
-    first, last = repository.first_and_last_touch(session, row["id"])
+    first, last = repository.first_and_last_touch(session, workspace_id, row["id"])
     return BuyerRead(
         id=row["id"],
         user_id=row["user_id"],
@@ -90,7 +90,7 @@ def get_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRea
         if record is None:
             break
         if record[0]["merged_into_id"] is None:
-            return _read(session, record)
+            return _read(session, workspace_id, record)
         buyer_id = record[0]["merged_into_id"]
     raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
 
@@ -122,7 +122,7 @@ def lookup(
     record = repository.buyer_record(session, workspace_id, identity=asked[0])
     if record is None:
         raise BuyerNotFound(f"no buyer with {asked[0][0]} {asked[0][1]!r}")
-    return _read(session, record)
+    return _read(session, workspace_id, record)
 
 
 def buyer_state(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def buyer_events(
     *, session: Session, workspace_id: str, buyer_id: str, before: int | None = None, limit: int = 100
 ) -> EventPage:
     buyer = _live(session, workspace_id, buyer_id)
-    rows = repository.events_of(session, buyer.id, before=before, limit=limit + 1)
+    rows = repository.events_of(session, workspace_id, buyer.id, before=before, limit=limit + 1)
     items = [EventRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
     return EventPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 
@@ -149,7 +149,7 @@ def latest_event(
 ) -> EventRead | None:
     """The buyer's most recent event named ``name`` whose properties match ``where`` (None if none)."""
     buyer = _live(session, workspace_id, buyer_id)
-    for row in repository.latest_named(session, buyer.id, name, limit=50):
+    for row in repository.latest_named(session, workspace_id, buyer.id, name, limit=50):
         props = row.properties or {}
         if all(props.get(k) == v for k, v in (where or {}).items()):
             return EventRead.model_validate(row, from_attributes=True)
@@ -254,7 +254,7 @@ def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str
     loser.merged_into_id = None
     session.flush()
     for buyer in (winner, loser):
-        count, first, last = repository.event_span(session, buyer.id)
+        count, first, last = repository.event_span(session, workspace_id, buyer.id)
         buyer.event_count = count
         if first is not None and last is not None:
             buyer.first_seen_at, buyer.last_seen_at = first, last
@@ -279,16 +279,16 @@ def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str
 def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
     """Everything held on one buyer (GDPR access request), as JSON-ready data."""
     buyer = _live(session, workspace_id, buyer_id)
-    merged = repository.merged_losers(session, buyer.id)
+    merged = repository.merged_losers(session, workspace_id, buyer.id)
     record = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer.id).model_dump(mode="json")
     events = [
         EventRead.model_validate(e, from_attributes=True).model_dump(mode="json")
         for bid in [buyer.id, *merged]
-        for e in repository.iter_events_of(session, bid)
+        for e in repository.iter_events_of(session, workspace_id, bid)
     ]
     touchpoints = [
         TouchpointRead.model_validate(t, from_attributes=True).model_dump(mode="json")
-        for t in repository.touchpoints_of(session, buyer.id)
+        for t in repository.touchpoints_of(session, workspace_id, buyer.id)
     ]
     workspace_service.audit(
         session, workspace_id, actor=actor, action="buyer.export", target_type="buyer", target_id=buyer.id
@@ -313,11 +313,11 @@ def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
 def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
     """GDPR erasure: personal data and identifiers go; anonymised event facts stay for aggregates."""
     buyer = _live(session, workspace_id, buyer_id)
-    ids = [buyer.id, *repository.merged_losers(session, buyer.id)]
-    repository.scrub_event_properties(session, ids, PII_KEYS)
+    ids = [buyer.id, *repository.merged_losers(session, workspace_id, buyer.id)]
+    repository.scrub_event_properties(session, workspace_id, ids, PII_KEYS)
     counts = repository.erase_buyer(session, workspace_id, ids, utcnow())
-    features_service.forget(session=session, buyer_ids=ids)
-    persona_service.forget(session=session, buyer_ids=ids)
+    features_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
+    persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
     workspace_service.audit(
         session, workspace_id, actor=actor, action="buyer.delete", target_type="buyer", target_id=buyer.id,
         details=counts,
@@ -336,13 +336,13 @@ def iter_buyer_records(*, session: Session, workspace_id: str) -> Iterator[dict[
     for buyer in repository.iter_buyers(session, workspace_id):
         batch.append(buyer)
         if len(batch) == 1000:
-            yield from _export_rows(session, batch)
+            yield from _export_rows(session, workspace_id, batch)
             batch = []
-    yield from _export_rows(session, batch)
+    yield from _export_rows(session, workspace_id, batch)
 
 
-def _export_rows(session: Session, buyers: list[Buyer]) -> Iterator[dict[str, Any]]:
-    idents = repository.identities_by_buyer(session, [b.id for b in buyers])
+def _export_rows(session: Session, workspace_id: str, buyers: list[Buyer]) -> Iterator[dict[str, Any]]:
+    idents = repository.identities_by_buyer(session, workspace_id, [b.id for b in buyers])
     for b in buyers:
         yield {
             "id": b.id,

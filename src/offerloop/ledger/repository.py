@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select
 from offerloop.models import LedgerEntry, LedgerPosting
 
 
@@ -65,9 +66,9 @@ def entries_with_postings(
     """Entries (``start <= occurred_at < end``; of one order; touching ``currency``) with all their postings,
     by time then id, postings in insertion order."""
     stmt = (
-        select(LedgerEntry, LedgerPosting)
+        scoped_select(LedgerEntry, workspace_id, LedgerEntry, LedgerPosting)
         .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-        .where(LedgerEntry.workspace_id == workspace_id, LedgerPosting.workspace_id == workspace_id)
+        .where(LedgerPosting.workspace_id == workspace_id)
     )
     if order_id is not None:
         stmt = stmt.where(LedgerEntry.order_id == order_id)
@@ -76,8 +77,8 @@ def entries_with_postings(
     if end is not None:
         stmt = stmt.where(LedgerEntry.occurred_at < end)
     if currency is not None:
-        touching = select(LedgerPosting.entry_id).where(
-            LedgerPosting.workspace_id == workspace_id, LedgerPosting.currency == currency
+        touching = scoped_select(LedgerPosting, workspace_id, LedgerPosting.entry_id).where(
+            LedgerPosting.currency == currency
         )
         stmt = stmt.where(LedgerEntry.id.in_(touching))
     stmt = stmt.order_by(LedgerEntry.occurred_at, LedgerEntry.id, LedgerPosting.id)
@@ -93,9 +94,11 @@ def unbalanced(session: Session, workspace_id: str) -> list[tuple[int, str | Non
     """(entry id, order id, currency, sum) of every entry whose postings do not sum to zero in a currency."""
     total = func.sum(LedgerPosting.amount)
     stmt = (
-        select(LedgerEntry.id, LedgerEntry.order_id, LedgerPosting.currency, total)
+        scoped_select(
+            LedgerEntry, workspace_id, LedgerEntry.id, LedgerEntry.order_id, LedgerPosting.currency, total
+        )
         .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
-        .where(LedgerEntry.workspace_id == workspace_id)
+        .where(LedgerPosting.workspace_id == workspace_id)
         .group_by(LedgerEntry.id, LedgerEntry.order_id, LedgerPosting.currency)
         .having(total != 0)
         .order_by(LedgerEntry.id, LedgerPosting.currency)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select
 from offerloop.models import Coupon, DropStock, Offer, Order
 
 
@@ -19,28 +20,25 @@ def flush(session: Session) -> None:
 
 
 def offers(session: Session, workspace_id: str) -> list[Offer]:
-    return list(session.scalars(select(Offer).where(Offer.workspace_id == workspace_id).order_by(Offer.key)))
+    return list(session.scalars(scoped_select(Offer, workspace_id).order_by(Offer.key)))
 
 
 def offer(session: Session, workspace_id: str, key: str) -> Offer | None:
-    return session.scalars(
-        select(Offer).where(Offer.workspace_id == workspace_id, Offer.key == key)
-    ).one_or_none()
+    return session.scalars(scoped_select(Offer, workspace_id).where(Offer.key == key)).one_or_none()
 
 
 def coupons(session: Session, workspace_id: str) -> list[Coupon]:
-    return list(session.scalars(select(Coupon).where(Coupon.workspace_id == workspace_id)))
+    return list(session.scalars(scoped_select(Coupon, workspace_id)))
 
 
 def stock(session: Session, workspace_id: str, offer_key: str) -> DropStock | None:
-    stmt = select(DropStock).where(DropStock.workspace_id == workspace_id, DropStock.offer_key == offer_key)
+    stmt = scoped_select(DropStock, workspace_id).where(DropStock.offer_key == offer_key)
     return session.scalars(stmt).one_or_none()
 
 
 def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str, int]:
     """Units of each offer the buyer has paid for (refunded orders excluded), from the order lines."""
-    stmt = select(Order.lines).where(
-        Order.workspace_id == workspace_id,
+    stmt = scoped_select(Order, workspace_id, Order.lines).where(
         Order.buyer_id == buyer_id,
         Order.status.in_(("paid", "partially_refunded")),
     )
@@ -52,14 +50,9 @@ def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str
 
 
 def coupon_redemptions(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Order)
-        .where(
-            Order.workspace_id == workspace_id,
-            Order.coupon == code,
-            Order.status.in_(("paid", "partially_refunded", "pending")),
-        )
+    stmt = scoped_select(Order, workspace_id, func.count()).where(
+        Order.coupon == code,
+        Order.status.in_(("paid", "partially_refunded", "pending")),
     )
     if buyer_id is not None:
         stmt = stmt.where(Order.buyer_id == buyer_id)

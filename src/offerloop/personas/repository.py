@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, func
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
-from offerloop.db.base import table_of
+from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
 from offerloop.models import BuyerPersona, PersonaChange
 
 PERSONA_COLUMNS = (
@@ -32,7 +32,7 @@ def current(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> di
     return {b: p for b, p in rows}
 
 
-def save(session: Session, rows: list[dict[str, Any]], existing: set[str]) -> None:
+def save(session: Session, workspace_id: str, rows: list[dict[str, Any]], existing: set[str]) -> None:
     new = [r for r in rows if r["buyer_id"] not in existing]
     old = [r for r in rows if r["buyer_id"] in existing]
     if new:
@@ -43,9 +43,13 @@ def save(session: Session, rows: list[dict[str, Any]], existing: set[str]) -> No
             [[r[c] for c in PERSONA_COLUMNS] for r in new],
         )
     if old:
-        table = table_of(BuyerPersona)
-        values: dict[str, Any] = {c: bindparam(f"p_{c}") for c in PERSONA_COLUMNS if c != "buyer_id"}
-        stmt = update(table).where(table.c.buyer_id == bindparam("p_buyer_id")).values(values)
+        keys = ("buyer_id", "workspace_id")
+        values: dict[str, Any] = {c: bindparam(f"p_{c}") for c in PERSONA_COLUMNS if c not in keys}
+        stmt = (
+            scoped_update(BuyerPersona, workspace_id)
+            .where(BuyerPersona.buyer_id == bindparam("p_buyer_id"))
+            .values(values)
+        )
         session.connection().execute(stmt, [{f"p_{k}": v for k, v in r.items()} for r in old])
 
 
@@ -58,16 +62,14 @@ def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def get(session: Session, workspace_id: str, buyer_id: str) -> BuyerPersona | None:
-    stmt = select(BuyerPersona).where(
-        BuyerPersona.workspace_id == workspace_id, BuyerPersona.buyer_id == buyer_id
-    )
+    stmt = scoped_select(BuyerPersona, workspace_id).where(BuyerPersona.buyer_id == buyer_id)
     return session.scalars(stmt).one_or_none()
 
 
 def history(session: Session, workspace_id: str, buyer_id: str) -> list[PersonaChange]:
     stmt = (
-        select(PersonaChange)
-        .where(PersonaChange.workspace_id == workspace_id, PersonaChange.buyer_id == buyer_id)
+        scoped_select(PersonaChange, workspace_id)
+        .where(PersonaChange.buyer_id == buyer_id)
         .order_by(PersonaChange.at, PersonaChange.id)
     )
     return list(session.scalars(stmt))
@@ -75,13 +77,12 @@ def history(session: Session, workspace_id: str, buyer_id: str) -> list[PersonaC
 
 def distribution(session: Session, workspace_id: str) -> list[tuple[str, int]]:
     stmt = (
-        select(BuyerPersona.persona, func.count())
-        .where(BuyerPersona.workspace_id == workspace_id)
+        scoped_select(BuyerPersona, workspace_id, BuyerPersona.persona, func.count())
         .group_by(BuyerPersona.persona)
         .order_by(func.count().desc())
     )
     return [(p, int(n)) for p, n in session.execute(stmt)]
 
 
-def forget(session: Session, buyer_ids: list[str]) -> None:
-    session.execute(delete(BuyerPersona).where(BuyerPersona.buyer_id.in_(buyer_ids)))
+def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
+    session.execute(scoped_delete(BuyerPersona, workspace_id).where(BuyerPersona.buyer_id.in_(buyer_ids)))

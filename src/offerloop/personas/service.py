@@ -95,7 +95,7 @@ def refresh(
                     "at": at.get(buyer_id, now),
                 }
             )
-    repository.save(session, rows, set(before))
+    repository.save(session, workspace_id, rows, set(before))
     repository.add_history(session, changes)
     return out
 
@@ -132,8 +132,8 @@ def distribution(*, session: Session, workspace_id: str) -> list[tuple[str, int]
     return repository.distribution(session, workspace_id)
 
 
-def forget(*, session: Session, buyer_ids: list[str]) -> None:
-    repository.forget(session, buyer_ids)
+def forget(*, session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
+    repository.forget(session, workspace_id, buyer_ids)
 
 
 def require_templates(*, session: Session, workspace_id: str) -> PersonaSet:

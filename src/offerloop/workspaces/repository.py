@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models import ApiKey, Workspace
 
 
@@ -32,19 +33,17 @@ def key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
 
 
 def list_keys(session: Session, workspace_id: str) -> list[ApiKey]:
-    stmt = select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.created_at)
+    stmt = scoped_select(ApiKey, workspace_id).order_by(ApiKey.created_at)
     return list(session.scalars(stmt))
 
 
 def revoke_key(session: Session, workspace_id: str, key_id: str, at: datetime) -> ApiKey | None:
     session.execute(
-        update(ApiKey)
-        .where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        scoped_update(ApiKey, workspace_id)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=at)
     )
-    return session.scalars(
-        select(ApiKey).where(ApiKey.workspace_id == workspace_id, ApiKey.id == key_id)
-    ).one_or_none()
+    return session.scalars(scoped_select(ApiKey, workspace_id).where(ApiKey.id == key_id)).one_or_none()
 
 
 def set_versioned(session: Session, workspace_id: str, field: str, value: dict[str, Any] | None) -> int:
