@@ -650,6 +650,8 @@ def open_link(
 
 def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = None) -> list[dict[str, Any]]:
     """Artifacts whose current version used an atom version that has since changed."""
+    if atom_id is not None:  # an atom of another workspace (or none) is a 404, not an empty list
+        content_service.get_atom(session=session, workspace_id=workspace_id, atom_id=atom_id)
     out: dict[str, dict[str, Any]] = {}
     for artifact_id, version, aid, used, current in repository.stale_uses(session, workspace_id, atom_id):
         entry = out.setdefault(artifact_id, {"artifact_id": artifact_id, "version": version, "atoms": []})

@@ -188,15 +188,23 @@ def _merge_read(m: Merge) -> MergeRead:
     )
 
 
+def _known(session: Session, workspace_id: str, buyer_id: str | None) -> None:
+    """A filter naming a buyer of another workspace (or none) is a 404, as a lookup of it would be."""
+    if buyer_id is not None and repository.get_buyer(session, workspace_id, buyer_id) is None:
+        raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
+
+
 def list_merges(
     *, session: Session, workspace_id: str, buyer_id: str | None = None, limit: int = 100
 ) -> list[MergeRead]:
+    _known(session, workspace_id, buyer_id)
     return [_merge_read(m) for m in repository.merges(session, workspace_id, buyer_id=buyer_id, limit=limit)]
 
 
 def list_conflicts(
     *, session: Session, workspace_id: str, buyer_id: str | None = None, limit: int = 100
 ) -> list[ConflictRead]:
+    _known(session, workspace_id, buyer_id)
     rows = repository.conflicts(session, workspace_id, buyer_id=buyer_id, limit=limit)
     return [ConflictRead.model_validate(r, from_attributes=True) for r in rows]
 
