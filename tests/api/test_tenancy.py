@@ -11,6 +11,7 @@ an id, fails ``test_every_id_taking_route_has_a_case`` until a case is added her
 
 from __future__ import annotations
 
+import re
 import time
 import typing
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import pydantic
 import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import text
+from sqlalchemy import event, text
 from tests.assembly.test_artifacts_api import buyer as quiz_buyer
 from tests.assembly.test_artifacts_api import setup_workspace as assembly_setup
 from tests.checkout.test_checkout_flow import CATALOG as OFFERS
@@ -33,6 +34,7 @@ from tests.decisions.test_decide import CATALOG as ACTIONS
 from offerloop.api import create_app
 from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
+from offerloop.db.base import Base
 from offerloop.db.uow import Database
 from offerloop.events.repository import EVENT_COLUMNS
 
@@ -453,3 +455,47 @@ def test_rows_of_another_workspace_never_answer_for_an_id(client, db, workspace,
             {"b": other_workspace.id},
         ).all()
     assert b_rows_after == b_rows_before
+
+
+# Statements that are cross-workspace by design (tests/db/test_scoping.py ALLOWED says why), by what they read.
+CROSS_WORKSPACE = {
+    "api_keys": re.compile(r"FROM api_keys WHERE api_keys\.key_hash = \S+$"),  # workspaces.key_by_hash
+    "artifact_versions": re.compile(r"WHERE artifact_versions\.status = \S+ ORDER BY artifact_versions\.id"),
+    "fulfilment_tasks": re.compile(
+        r"WHERE fulfilment_tasks\.status = \S+ AND fulfilment_tasks\.next_attempt_at"
+    ),
+}
+SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)
+# The unit of work writing back an object it loaded (through a scoped query) by its primary key.
+FLUSH_BY_PK = re.compile(r"^UPDATE (\w+) SET .* WHERE \1\.id = \S+$")
+
+
+def test_every_statement_run_for_these_requests_filters_on_the_workspace(
+    client, db, engine, workspace, other_workspace
+):
+    """The dynamic side of tests/db/test_scoping.py: every SELECT, UPDATE and DELETE the app ran while serving
+    all the requests above names workspace_id once per workspace-owned table, after its select list."""
+    owned = {t.name for t in Base.metadata.tables.values() if "workspace_id" in t.c}
+    unscoped: set[str] = set()
+
+    def check(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sql = " ".join(statement.split())
+        head = sql.split(" ", 1)[0].upper()
+        if head not in ("SELECT", "UPDATE", "DELETE", "WITH") or FLUSH_BY_PK.match(sql):
+            return
+        tables = [t for t in SQL_TABLES.findall(sql) if t in owned]
+        start = sql.upper().find(" FROM ") if head in ("SELECT", "WITH") else 0
+        allowed = any(t in CROSS_WORKSPACE and CROSS_WORKSPACE[t].search(sql) for t in tables)
+        if tables and sql[start:].count("workspace_id") < len(tables) and not allowed:
+            unscoped.add(sql[:400])
+
+    event.listen(engine, "before_cursor_execute", check)
+    try:
+        w = _build(client, db, workspace, other_workspace)
+        for case in CASES:
+            if not case.route.startswith("GET /v1/files/"):
+                _call(client, case, w, other_workspace)
+                _call(client, case, w, workspace)
+    finally:
+        event.remove(engine, "before_cursor_execute", check)
+    assert sorted(unscoped) == []
