@@ -2,8 +2,9 @@
 
 Workspace A owns one of everything (buyer, merge, conflict, quarantined event, key, decision, atom, quiz,
 policy, artifact, offer, order, subscription, fulfilment task, entitlement). Each route that takes an id is
-called with workspace B's key and A's id: the answer is 404 (never 200, never 500, never A's data). The same
-call with A's key then succeeds, so the 404 is the workspace boundary and not a bad request.
+called with workspace B's key and A's id: the answer is 404 (never 200, never 500, never A's data; the one
+exception is /v1/decide, where a user_id is the caller's own identifier and an unknown one a new visitor).
+The same call with A's key then succeeds, so the 404 is the workspace boundary and not a bad request.
 
 The set of routes is read from the app: a new route with a path parameter, or a query or body field naming
 an id, fails ``test_every_id_taking_route_has_a_case`` until a case is added here.
@@ -38,11 +39,12 @@ from offerloop.db.base import Base
 from offerloop.db.uow import Database
 from offerloop.events.repository import EVENT_COLUMNS
 
-NAME, EMAIL = "Ada Tenant", "ada-tenant@example.com"  # A's personal data: never in B's answers
+__all__ = ["fake_stripe", "fake_stripe_server"]  # the loopback Stripe stand-in's fixtures
+
+# A's personal data and free text: never in any of B's answers
+NAME, EMAIL, GOAL = "Ada Tenant", "ada-tenant@example.com", "private goal of ada"
 # Query or body fields that name a stored object of the workspace (user_id/anonymous_id are the caller's
 # own identifiers, resolved in its workspace: also covered, as they reach A's buyer in A).
-__all__ = ["fake_stripe", "fake_stripe_server"]  # the loopback Stripe stand-in
-
 ID_FIELDS = {"buyer_id", "decision_id", "atom_id", "user_id", "anonymous_id"}
 
 
@@ -112,7 +114,7 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
         return r.json()
 
     assembly_setup(client, sh)
-    quiz_buyer(client, wh, "ada", NAME, "idea", 1, "private goal of ada")
+    quiz_buyer(client, wh, "ada", NAME, "idea", 1, GOAL)
     ok(
         client.post(
             "/v1/identify", headers=wh, json=msg(userId="ada", messageId="ada-email", traits={"email": EMAIL})
@@ -341,6 +343,37 @@ def test_every_id_taking_route_has_a_case(settings):
     assert {c.route for c in CASES} == id_taking_routes(app)
 
 
+class _Thing(pydantic.BaseModel):
+    buyer_id: str
+
+
+def _read_thing(thing_id: str) -> dict[str, str]:
+    return {}
+
+
+def _list_things(decision_id: str | None = None) -> list[str]:
+    return []
+
+
+def _put_thing(thing: _Thing) -> dict[str, str]:
+    return {}
+
+
+def _put_plain(text: str) -> dict[str, str]:
+    return {}
+
+
+def test_a_new_id_taking_route_is_noticed(settings):
+    """The detector behind the test above sees path parameters, id query parameters and id body fields."""
+    app = create_app(settings)
+    before = id_taking_routes(app)
+    app.get("/v1/things/{thing_id}")(_read_thing)
+    app.get("/v1/things")(_list_things)
+    app.put("/v1/things")(_put_thing)
+    app.post("/v1/things")(_put_plain)  # no id anywhere: not an id-taking route
+    assert id_taking_routes(app) - before == {"GET /v1/things/{thing_id}", "GET /v1/things", "PUT /v1/things"}
+
+
 def _call(client: Any, case: Case, w: World, key: Any) -> Any:
     method, _ = case.route.split(" ", 1)
     params = dict(case.params(w)) if case.params else {}
@@ -360,7 +393,7 @@ def test_another_workspace_key_gets_404_on_every_id(client, db, workspace, other
         if case.route.startswith("GET /v1/files/"):
             continue  # the signed file route takes no key: test_a_signed_link_opens_only_its_own_file
         theirs = _call(client, case, w, other_workspace)
-        leaked = [m for m in (NAME, EMAIL) if m in theirs.text]
+        leaked = [m for m in (NAME, EMAIL, GOAL) if m in theirs.text]
         wrong = theirs.status_code != case.b_status or (case.b_body is not None and not case.b_body(theirs))
         if wrong or leaked:
             failures.append(
