@@ -213,3 +213,8 @@ def test_every_email_check_agrees(
     else:
         assert r.status_code == 201, r.text
         assert r.json()["buyer_id"] == buyer["id"]
+    # with a user id as well, a bad address is still refused (it would go to the payment provider)
+    r = client.post(
+        "/v1/checkout", headers=secret_headers, json={"user_id": "ada", "email": raw, "offer": "guide"}
+    )
+    assert r.status_code == (422 if normal is None else 201), r.text

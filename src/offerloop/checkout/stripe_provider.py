@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 import stripe
 
 from offerloop.checkout.exceptions import ProviderError, WebhookRefused
+from offerloop.core import currencies
 from offerloop.core.errors import ValidationFailed
+from offerloop.core.money import Money
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
@@ -327,6 +329,8 @@ def build_session_params(
             problems.append(f"lines[{i}].unit_amount must be a non-negative integer in minor units")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             problems.append(f"lines[{i}].quantity must be a positive integer")
+        if isinstance(amount, int) and len(cur) == 3 and currencies.is_active(cur.upper()):
+            amount = _to_stripe(cur, amount, i, problems)
         price_data: dict[str, Any] = {"currency": cur, "unit_amount": amount, "product_data": {"name": name}}
         if interval is not None:
             if interval not in ("month", "year"):
@@ -368,6 +372,16 @@ def build_session_params(
     else:
         params["payment_intent_data"] = {"metadata": dict(tags)}
     return params
+
+
+def _to_stripe(currency: str, amount: int, line: int, problems: list[str]) -> int:
+    """ISO minor units -> Stripe's unit for the currency (they differ for MGA and ISK)."""
+    converted = currencies.to_provider_units("stripe", currency, amount)
+    if converted is None:
+        shown = Money(currency.upper(), amount).format()
+        problems.append(f"lines[{line}].unit_amount {shown} cannot be charged: Stripe takes whole units of it")
+        return amount
+    return converted
 
 
 def _provider_error(exc: stripe.StripeError) -> ProviderError:
@@ -469,6 +483,10 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
     else:
         fields = _from_charge(obj)
     metadata = fields.pop("metadata")
+    if base["currency"] and currencies.is_active(base["currency"].upper()):  # Stripe's unit -> ISO minor units
+        for key in ("amount", "amount_refunded", "fee"):
+            if fields.get(key) is not None:
+                fields[key] = currencies.from_provider_units("stripe", base["currency"], fields[key])
     fields["order_id"] = fields.get("order_id") or metadata.get(ORDER_ID_KEY)
     fields["workspace_id"] = metadata.get(WORKSPACE_ID_KEY)
     return PaymentEvent(**base, **fields, metadata=metadata)

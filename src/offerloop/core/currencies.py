@@ -14,6 +14,7 @@ what amounts mean everywhere inside offerloop.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import Final
 
 from offerloop.core.errors import ValidationFailed
@@ -82,3 +83,35 @@ def exponent(code: str) -> int:
     if found is None:
         return ACTIVE[normalize(code)]
     return found
+
+
+# Payment providers whose API counts an amount in another unit than ISO 4217. Stripe: MGA in whole ariary
+# (a zero-decimal currency there), ISK in hundredths of a krona ("two-decimal for backwards compatibility").
+PROVIDER_EXPONENTS: Final[dict[str, dict[str, int]]] = {"stripe": {"ISK": 2, "MGA": 0}}
+
+
+def to_provider_units(provider: str, code: str, amount: int) -> int | None:
+    """``amount`` (ISO minor units) in the provider's API unit, or None when it cannot be expressed there."""
+    code = code.upper()
+    theirs = PROVIDER_EXPONENTS.get(provider, {}).get(code)
+    if theirs is None:
+        return amount
+    shift = exponent(code) - theirs
+    scale = int(10 ** abs(shift))
+    if shift <= 0:
+        return amount * scale
+    whole, rest = divmod(amount, scale)
+    return None if rest else whole
+
+
+def from_provider_units(provider: str, code: str, amount: int) -> int:
+    """An amount the provider reported, in ISO minor units (a fraction of the ISO unit rounds half to even)."""
+    code = code.upper()
+    theirs = PROVIDER_EXPONENTS.get(provider, {}).get(code)
+    if theirs is None:
+        return amount
+    shift = exponent(code) - theirs
+    scale = int(10 ** abs(shift))
+    if shift >= 0:
+        return amount * scale
+    return round(Fraction(amount, scale))
