@@ -90,28 +90,24 @@ def exponent(code: str) -> int:
 PROVIDER_EXPONENTS: Final[dict[str, dict[str, int]]] = {"stripe": {"ISK": 2, "MGA": 0}}
 
 
+def _provider_shift(provider: str, code: str) -> int:
+    """ISO digits minus the provider's digits for ``code``: 0 where they count alike."""
+    theirs = PROVIDER_EXPONENTS.get(provider, {}).get(code.upper())
+    return 0 if theirs is None else exponent(code.upper()) - theirs
+
+
 def to_provider_units(provider: str, code: str, amount: int) -> int | None:
     """``amount`` (ISO minor units) in the provider's API unit, or None when it cannot be expressed there."""
-    code = code.upper()
-    theirs = PROVIDER_EXPONENTS.get(provider, {}).get(code)
-    if theirs is None:
-        return amount
-    shift = exponent(code) - theirs
-    scale = int(10 ** abs(shift))
+    shift = _provider_shift(provider, code)
     if shift <= 0:
-        return amount * scale
-    whole, rest = divmod(amount, scale)
+        return amount * int(10**-shift)
+    whole, rest = divmod(amount, int(10**shift))
     return None if rest else whole
 
 
 def from_provider_units(provider: str, code: str, amount: int) -> int:
     """An amount the provider reported, in ISO minor units (a fraction of the ISO unit rounds half to even)."""
-    code = code.upper()
-    theirs = PROVIDER_EXPONENTS.get(provider, {}).get(code)
-    if theirs is None:
-        return amount
-    shift = exponent(code) - theirs
-    scale = int(10 ** abs(shift))
+    shift = _provider_shift(provider, code)
     if shift >= 0:
-        return amount * scale
-    return round(Fraction(amount, scale))
+        return amount * int(10**shift)
+    return round(Fraction(amount, int(10**-shift)))
