@@ -218,3 +218,34 @@ def test_every_email_check_agrees(
         "/v1/checkout", headers=secret_headers, json={"user_id": "ada", "email": raw, "offer": "guide"}
     )
     assert r.status_code == (422 if normal is None else 201), r.text
+
+
+# -- phone numbers and platform ids --------------------------------------------------------------------
+
+PHONES = [("+44 20 7946 0958", "+442079460958"), ("0044 20 7946 0958", "+442079460958"), ("555-1234", "5551234"),
+          ("12345", None), ("000 0000", None), ("+1 234 567 890 123 456", None), ("n/a", "placeholder")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "normal"), PHONES)
+def test_import_and_identity_agree_on_phone_numbers(client, secret_headers, write_headers, raw: str, normal):
+    result = import_row("buyers", "User ID,Phone", ["ada", raw])
+    if normal == "placeholder":  # left out, as ingestion ignores it; the row still imports
+        assert result.message is not None and "phone" not in result.message["traits"]
+        return
+    assert identifiers.normalize_phone(raw) == normal
+    if normal is None:
+        assert [(e.code, e.column) for e in result.errors] == [("invalid_phone", "Phone")]
+    else:
+        assert result.message is not None and result.message["traits"]["phone"] == raw
+        r = client.post("/v1/batch", headers=write_headers, json={"batch": [result.message]})
+        assert r.status_code == 200, r.text
+        buyer = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "ada"}).json()
+        assert [i["value"] for i in buyer["identities"] if i["kind"] == "phone"] == [normal]
+
+
+@pytest.mark.parametrize(("raw", "kept"), [("ada_tt", True), ("null", False), ("N/A", False), ("0", False)])
+def test_placeholder_platform_ids_are_left_out_like_ingestion_does(raw: str, kept: bool) -> None:
+    result = import_row("buyers", "User ID,TikTok ID", ["ada", raw])
+    assert result.message is not None
+    assert result.message["traits"].get("tiktok_id") == (raw if kept else None)
+    assert (identifiers.clean_id(raw) is not None) is kept

@@ -48,7 +48,7 @@ Rows
     Error codes: ``missing_required``, ``invalid_email``, ``invalid_amount``, ``invalid_currency``,
     ``invalid_timestamp``, ``invalid_boolean``, ``invalid_status``, ``junk_identifier`` (every identifier
     present is a placeholder such as ``null``, ``guest``, ``0``, ``n/a`` or the all-zero UUID),
-    ``invalid_identifier`` (longer than 255 characters), ``no_identifier``, ``unknown_column`` (cells
+    ``invalid_identifier`` (longer than 255 characters), ``invalid_phone``, ``no_identifier``, ``unknown_column`` (cells
     beyond the header, or under an empty header), ``duplicate_row`` and ``malformed_row`` (broken CSV
     quoting).
 
@@ -57,6 +57,11 @@ Rows
     the same functions ingestion, identity look-ups and checkout use, so a row the import accepts is
     never quarantined by ingestion for its identifiers, and an amount books the same minor units as a
     checkout in that currency.
+
+    Phone numbers and platform ids (TikTok, Instagram, Stripe customer) follow the same rules as
+    identifiers: a placeholder (``n/a``, ``null``...) is left out, a phone identity resolution would not
+    read as one (fewer than 7 or more than 15 digits) is ``invalid_phone``, an id over 255 characters is
+    ``invalid_identifier``.
 
 Buyers -> ``identify``
     ``userId`` is the user_id; ``anonymousId`` is the anonymous_id column when given, otherwise, for a row
@@ -101,7 +106,7 @@ from itertools import chain, islice
 from typing import Any, Final, Literal
 
 from offerloop.core import currencies
-from offerloop.core.identifiers import MAX_ID_LENGTH, is_junk, normalize_email
+from offerloop.core.identifiers import MAX_ID_LENGTH, is_junk, normalize_email, normalize_phone
 
 __all__ = [
     "ImportKind",
@@ -774,6 +779,16 @@ class _RowBuilder:
             return None, True
         return email, False
 
+    def phone(self) -> str | None:
+        """The phone as written, when identity would read it as a phone number; a placeholder is left out."""
+        raw = self.cell("phone")
+        if not raw or is_junk(raw):
+            return None
+        if normalize_phone(raw) is None:
+            self.fail("phone", "invalid_phone", f"{_clip(raw)} is not a phone number (7 to 15 digits)")
+            return None
+        return raw
+
     def timestamp(self, field: str, *, required: bool) -> str | None:
         raw = self.cell(field)
         if not raw:
@@ -819,15 +834,17 @@ class _RowBuilder:
         traits: dict[str, Any] = {}
         if email:
             traits["email"] = email
-        for field in ("phone", "first_name", "last_name", "name"):
+        if phone := self.phone():
+            traits["phone"] = phone
+        for field in ("first_name", "last_name", "name"):
             if value := self.cell(field):
                 traits[_BUYER_TRAIT_KEYS.get(field, field)] = value
         created = self.timestamp("created_at", required=False)
         if created:
             traits["createdAt"] = created
         for field in ("tiktok_id", "instagram_id", "stripe_customer_id"):
-            if value := self.cell(field):
-                traits[field] = value
+            if platform_id := self.identifier(field, []):  # a placeholder is left out, as ingestion would
+                traits[field] = platform_id
         for field in ("consent_marketing", "consent_personalization"):
             raw = self.cell(field)
             if not raw:
