@@ -249,3 +249,12 @@ def test_placeholder_platform_ids_are_left_out_like_ingestion_does(raw: str, kep
     assert result.message is not None
     assert result.message["traits"].get("tiktok_id") == (raw if kept else None)
     assert (identifiers.clean_id(raw) is not None) is kept
+
+
+def test_a_nul_character_is_refused_by_the_import_with_ingestions_reason() -> None:
+    result = import_row("buyers", "User ID,Name", ["ada", "A\x00da"])
+    assert result.message is None
+    assert [(e.code, e.column) for e in result.errors] == [("invalid_characters", "Name")]
+    message = {"type": "identify", "userId": "ada", "traits": {"name": "A\x00da"}}
+    refused = prepare_batch([message], received_at=utcnow(), max_event_bytes=9999).refused
+    assert [r.code for r in refused] == ["invalid_characters"]

@@ -48,7 +48,8 @@ Rows
     Error codes: ``missing_required``, ``invalid_email``, ``invalid_amount``, ``invalid_currency``,
     ``invalid_timestamp``, ``invalid_boolean``, ``invalid_status``, ``junk_identifier`` (every identifier
     present is a placeholder such as ``null``, ``guest``, ``0``, ``n/a`` or the all-zero UUID),
-    ``invalid_identifier`` (longer than 255 characters), ``invalid_phone``, ``no_identifier``, ``unknown_column`` (cells
+    ``invalid_identifier`` (longer than 255 characters), ``invalid_phone``, ``invalid_characters`` (a NUL
+    character, which ingestion would quarantine), ``no_identifier``, ``unknown_column`` (cells
     beyond the header, or under an empty header), ``duplicate_row`` and ``malformed_row`` (broken CSV
     quoting).
 
@@ -736,6 +737,11 @@ class _RowBuilder:
                 f"(extra: {', '.join(map(_clip, spill))}); a value containing the delimiter, "
                 "like 1,299.50, must be quoted",
             )
+        for index, cell in enumerate(self.record[:width]):
+            if "\x00" in cell:  # ingestion quarantines such an event: no database stores NUL in text
+                name = self.plan.headers[index] or None
+                message = "this cell contains a NUL character (\\u0000), which cannot be stored"
+                self.errors.append(RowError(self.row, name, "invalid_characters", message))
         for index in self.plan.unnamed:
             if index < len(self.record) and self.record[index].strip():
                 self.fail(
