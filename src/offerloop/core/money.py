@@ -37,7 +37,9 @@ class Money:
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
             raise TypeError(f"money amounts are integer minor units, got {self.amount!r}")
-        object.__setattr__(self, "currency", currency_code(self.currency))
+        # Amounts already booked in a since-withdrawn currency (HRK before the euro) stay readable; every
+        # door that takes a new currency (catalog, checkout, queries) calls currency_code: active codes only.
+        object.__setattr__(self, "currency", currencies.normalize(self.currency, withdrawn=True))
 
     @classmethod
     def zero(cls, currency: str) -> Money:
