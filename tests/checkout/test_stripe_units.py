@@ -60,3 +60,10 @@ def test_conversion_is_exact_both_ways():
     assert currencies.from_provider_units("stripe", "isk", 199050) == 1990  # half to even
     assert currencies.from_provider_units("stripe", "isk", 199150) == 1992
     assert currencies.to_provider_units("manual", "MGA", 160001) == 160001
+
+
+@pytest.mark.parametrize("currency", ["XYZ", "xau", "HRK", "us"])
+def test_a_session_in_a_currency_that_is_not_active_is_refused(currency: str):
+    with pytest.raises(ValidationFailed) as info:
+        params(currency, 100)
+    assert f"currency must be an active ISO 4217 code, not {currency!r}" in info.value.message

@@ -314,8 +314,8 @@ def build_session_params(
     if mode not in ("payment", "subscription"):
         problems.append(f"mode must be 'payment' or 'subscription', not {mode!r}")
     cur = currency.lower()
-    if len(cur) != 3 or not cur.isascii() or not cur.isalpha():
-        problems.append(f"currency must be a three-letter ISO code, not {currency!r}")
+    if not currencies.is_active(currency.upper()):
+        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
     if not lines:
         problems.append("at least one line is required")
     line_items: list[dict[str, Any]] = []
@@ -329,7 +329,7 @@ def build_session_params(
             problems.append(f"lines[{i}].unit_amount must be a non-negative integer in minor units")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             problems.append(f"lines[{i}].quantity must be a positive integer")
-        if isinstance(amount, int) and len(cur) == 3 and currencies.is_active(cur.upper()):
+        if isinstance(amount, int) and currencies.is_active(currency.upper()):
             amount = _to_stripe(cur, amount, i, problems)
         price_data: dict[str, Any] = {"currency": cur, "unit_amount": amount, "product_data": {"name": name}}
         if interval is not None:
@@ -379,7 +379,9 @@ def _to_stripe(currency: str, amount: int, line: int, problems: list[str]) -> in
     converted = currencies.to_provider_units("stripe", currency, amount)
     if converted is None:
         shown = Money(currency.upper(), amount).format()
-        problems.append(f"lines[{line}].unit_amount {shown} cannot be charged: Stripe takes whole units of it")
+        problems.append(
+            f"lines[{line}].unit_amount {shown} cannot be charged: Stripe takes whole units of it"
+        )
         return amount
     return converted
 
@@ -483,7 +485,8 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
     else:
         fields = _from_charge(obj)
     metadata = fields.pop("metadata")
-    if base["currency"] and currencies.is_active(base["currency"].upper()):  # Stripe's unit -> ISO minor units
+    # Stripe counts some currencies in another unit than ISO 4217 (MGA, ISK): back to ISO minor units
+    if base["currency"] and currencies.is_active(base["currency"].upper()):
         for key in ("amount", "amount_refunded", "fee"):
             if fields.get(key) is not None:
                 fields[key] = currencies.from_provider_units("stripe", base["currency"], fields[key])
