@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from tests.conftest import msg
 
-from offerloop.core import identifiers
+from offerloop.core import currencies, identifiers
 from offerloop.core.clock import utcnow
+from offerloop.core.money import Money
 from offerloop.events.imports import RowResult, iter_rows
 from offerloop.events.validation import Accepted, prepare_batch
 
@@ -83,8 +84,6 @@ def test_an_order_imported_in_mga_and_one_sold_through_checkout_book_the_same_mi
 def test_imports_read_amounts_with_the_minor_units_money_formats_with(
     code: str, written: str, minor: int
 ) -> None:
-    from offerloop.core.money import Money
-
     result = import_row(
         "orders", "Order ID,User ID,Total,Currency,Date", f"A1,ada,{written},{code},2024-03-01"
     )
@@ -258,3 +257,24 @@ def test_a_nul_character_is_refused_by_the_import_with_ingestions_reason() -> No
     message = {"type": "identify", "userId": "ada", "traits": {"name": "A\x00da"}}
     refused = prepare_batch([message], received_at=utcnow(), max_event_bytes=9999).refused
     assert [r.code for r in refused] == ["invalid_characters"]
+
+
+@pytest.mark.parametrize("code", sorted(currencies.ACTIVE))
+def test_import_money_and_stripe_agree_on_every_active_currency(code: str) -> None:
+    digits = currencies.exponent(code)
+    written = "12" + ("." + "5" * digits if digits else "")  # 12.55 USD, 12 JPY, 12.555 KWD, 12.5555 CLF
+    result = import_row(
+        "orders", "Order ID,User ID,Total,Currency,Date", ["A1", "ada", written, code, "2024-03-01"]
+    )
+    assert result.message is not None, result.errors
+    minor = result.message["properties"]["total_minor"]
+    assert (
+        Money(code, minor).format()
+        == f"{code} {written}"
+        == f"{code} {result.message['properties']['revenue']}"
+    )
+    whole = (
+        12 * 10**digits
+    )  # Stripe can charge whole units of every currency; what it reports comes back the same
+    stripe = currencies.to_provider_units("stripe", code, whole)
+    assert stripe is not None and currencies.from_provider_units("stripe", code, stripe) == whole
