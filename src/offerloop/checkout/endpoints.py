@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
 from offerloop.checkout import service
 from offerloop.checkout.exceptions import CheckoutError
 from offerloop.checkout.stripe_provider import CheckoutLine, StripeConfig, StripeProvider
+from offerloop.core.identifiers import normalize_email
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 
 router = APIRouter(prefix="/v1", tags=["checkout"])
@@ -30,6 +31,13 @@ class CheckoutIn(BaseModel):
     decision_id: str | None = Field(default=None, description="The /v1/offers decision that presented it")
     success_url: str = "https://example.invalid/thanks"
     cancel_url: str = "https://example.invalid/cancel"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:  # the one e-mail rule (core.identifiers)
+        if value is not None and normalize_email(value) is None:
+            raise ValueError(f"{value[:80]!r} is not an e-mail address")
+        return None if value is None else normalize_email(value)
 
     @model_validator(mode="after")
     def _someone(self) -> CheckoutIn:

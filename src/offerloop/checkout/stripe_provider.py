@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 import stripe
 
 from offerloop.checkout.exceptions import ProviderError, WebhookRefused
+from offerloop.core import currencies
 from offerloop.core.errors import ValidationFailed
+from offerloop.core.money import Money
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
@@ -312,8 +314,8 @@ def build_session_params(
     if mode not in ("payment", "subscription"):
         problems.append(f"mode must be 'payment' or 'subscription', not {mode!r}")
     cur = currency.lower()
-    if len(cur) != 3 or not cur.isascii() or not cur.isalpha():
-        problems.append(f"currency must be a three-letter ISO code, not {currency!r}")
+    if not currencies.is_active(currency.upper()):
+        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
     if not lines:
         problems.append("at least one line is required")
     line_items: list[dict[str, Any]] = []
@@ -327,6 +329,8 @@ def build_session_params(
             problems.append(f"lines[{i}].unit_amount must be a non-negative integer in minor units")
         if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
             problems.append(f"lines[{i}].quantity must be a positive integer")
+        if isinstance(amount, int) and currencies.is_active(currency.upper()):
+            amount = _to_stripe(cur, amount, i, problems)
         price_data: dict[str, Any] = {"currency": cur, "unit_amount": amount, "product_data": {"name": name}}
         if interval is not None:
             if interval not in ("month", "year"):
@@ -368,6 +372,18 @@ def build_session_params(
     else:
         params["payment_intent_data"] = {"metadata": dict(tags)}
     return params
+
+
+def _to_stripe(currency: str, amount: int, line: int, problems: list[str]) -> int:
+    """ISO minor units -> Stripe's unit for the currency (they differ for MGA and ISK)."""
+    converted = currencies.to_provider_units("stripe", currency, amount)
+    if converted is None:
+        shown = Money(currency.upper(), amount).format()
+        problems.append(
+            f"lines[{line}].unit_amount {shown} cannot be charged: Stripe takes whole units of it"
+        )
+        return amount
+    return converted
 
 
 def _provider_error(exc: stripe.StripeError) -> ProviderError:
@@ -469,6 +485,11 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
     else:
         fields = _from_charge(obj)
     metadata = fields.pop("metadata")
+    # Stripe counts some currencies in another unit than ISO 4217 (MGA, ISK): back to ISO minor units
+    if base["currency"] and currencies.is_active(base["currency"].upper()):
+        for key in ("amount", "amount_refunded", "fee"):
+            if fields.get(key) is not None:
+                fields[key] = currencies.from_provider_units("stripe", base["currency"], fields[key])
     fields["order_id"] = fields.get("order_id") or metadata.get(ORDER_ID_KEY)
     fields["workspace_id"] = metadata.get(WORKSPACE_ID_KEY)
     return PaymentEvent(**base, **fields, metadata=metadata)

@@ -6,44 +6,27 @@ an amount (fees, refunds across lines, proration) allocates every minor unit, so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-_CODE = re.compile(r"^[A-Z]{3}$")
-# ISO 4217 minor-unit exponents that differ from 2 (the common ones creators sell in).
-_ZERO_DECIMAL = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
-                 "XAF", "XOF", "XPF")  # fmt: skip
-_EXPONENTS = {
-    **dict.fromkeys(_ZERO_DECIMAL, 0),
-    "BHD": 3,
-    "IQD": 3,
-    "JOD": 3,
-    "KWD": 3,
-    "LYD": 3,
-    "OMR": 3,
-    "TND": 3,
-}
+from offerloop.core import currencies
+from offerloop.core.currencies import InvalidCurrency as InvalidCurrency
 
 
 class CurrencyMismatch(ValueError):
     pass
 
 
-def currency_code(value: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
-    code = value.strip().upper()
-    if not _CODE.match(code):
-        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
-    return code
+def currency_code(value: object) -> str:
+    """The active ISO 4217 code for ``value`` (``"usd"`` -> ``"USD"``); InvalidCurrency (a ValueError) if none."""
+    return currencies.normalize(value)
 
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point of the currency's minor unit (USD 2, JPY 0, KWD 3)."""
-    return _EXPONENTS.get(currency_code(currency), 2)
+    return currencies.exponent(currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +37,9 @@ class Money:
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):
             raise TypeError(f"money amounts are integer minor units, got {self.amount!r}")
-        object.__setattr__(self, "currency", currency_code(self.currency))
+        # Amounts already booked in a since-withdrawn currency (HRK before the euro) stay readable; every
+        # door that takes a new currency (catalog, checkout, queries) calls currency_code: active codes only.
+        object.__setattr__(self, "currency", currencies.normalize(self.currency, withdrawn=True))
 
     @classmethod
     def zero(cls, currency: str) -> Money:

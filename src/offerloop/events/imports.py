@@ -47,9 +47,22 @@ Rows
 
     Error codes: ``missing_required``, ``invalid_email``, ``invalid_amount``, ``invalid_currency``,
     ``invalid_timestamp``, ``invalid_boolean``, ``invalid_status``, ``junk_identifier`` (every identifier
-    present is a placeholder such as ``null``, ``0``, ``n/a`` or the all-zero UUID), ``no_identifier``,
-    ``unknown_column`` (cells beyond the header, or under an empty header), ``duplicate_row`` and
-    ``malformed_row`` (broken CSV quoting).
+    present is a placeholder such as ``null``, ``guest``, ``0``, ``n/a`` or the all-zero UUID),
+    ``invalid_identifier`` (longer than 255 characters), ``invalid_phone``, ``invalid_characters`` (a NUL
+    character, which ingestion would quarantine), ``no_identifier``, ``unknown_column`` (cells
+    beyond the header, or under an empty header), ``duplicate_row`` and ``malformed_row`` (broken CSV
+    quoting).
+
+    One source of truth: placeholders, id lengths and e-mail addresses are decided by
+    ``offerloop.core.identifiers`` and currencies with their minor units by ``offerloop.core.currencies``,
+    the same functions ingestion, identity look-ups and checkout use, so a row the import accepts is
+    never quarantined by ingestion for its identifiers, and an amount books the same minor units as a
+    checkout in that currency.
+
+    Phone numbers and platform ids (TikTok, Instagram, Stripe customer) follow the same rules as
+    identifiers: a placeholder (``n/a``, ``null``...) is left out, a phone identity resolution would not
+    read as one (fewer than 7 or more than 15 digits) is ``invalid_phone``, an id over 255 characters is
+    ``invalid_identifier``.
 
 Buyers -> ``identify``
     ``userId`` is the user_id; ``anonymousId`` is the anonymous_id column when given, otherwise, for a row
@@ -69,12 +82,14 @@ Orders -> ``track`` ``"Order Completed"`` / ``"Order Refunded"``
     and fulfilled give "Order Completed", refunded gives "Order Refunded", anything else (pending,
     cancelled, partially refunded...) is refused with ``invalid_status``.  Without a currency column the
     currency is USD; with one, an empty cell is ``missing_required`` (guessing would misprice the order).
+    A currency is an active ISO 4217 code or one withdrawn recently (HRK, SLL, ZWL...) that exports of
+    past orders still carry; anything else is ``invalid_currency``.
 
 Amounts are parsed with ``Decimal``, never float: ``49``, ``49.00``, ``1,299.50``, ``$49.00``,
 ``1.299,50``, ``49,90 €``.  A lone separator followed by exactly three digits (``1,299``) is read with
 the file's convention: a thousands separator in comma-delimited files, a decimal comma in
-semicolon-delimited ones.  Negative amounts and more decimals than the currency has (any for JPY/KRW,
-three for USD, even zeros) are refused.  Timestamps are ISO 8601, ``YYYY-MM-DD`` or
+semicolon-delimited ones.  Negative amounts and more decimals than the currency's ISO 4217 minor unit
+has (any for JPY/KRW, three for USD, even zeros) are refused.  Timestamps are ISO 8601, ``YYYY-MM-DD`` or
 ``YYYY-MM-DD HH:MM[:SS]`` (a trailing ``UTC`` is allowed), UTC unless they carry an offset, and must fall
 in 1970-2100; day-first or month-first dates such as ``03/01/2024`` are refused as ambiguous.
 """
@@ -90,6 +105,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain, islice
 from typing import Any, Final, Literal
+
+from offerloop.core import currencies
+from offerloop.core.identifiers import MAX_ID_LENGTH, is_junk, normalize_email, normalize_phone
 
 __all__ = [
     "ImportKind",
@@ -267,7 +285,6 @@ _ORDER_PROPERTY_KEYS: Final = frozenset(
     {"order_id", "total_minor", "currency", "revenue", "products", "coupon", "discount_minor"}
 )
 
-_JUNK: Final = frozenset({"", "null", "undefined", "none", "nil", "anonymous", "0", "-1", "n/a"})
 _TRUE: Final = frozenset({"yes", "y", "true", "1"})
 _FALSE: Final = frozenset({"no", "n", "false", "0"})
 _COMPLETED: Final = frozenset(
@@ -275,23 +292,6 @@ _COMPLETED: Final = frozenset(
 )
 _REFUNDED: Final = frozenset({"refunded", "refund", "fully_refunded"})
 
-# ISO 4217 codes (current, plus recently retired ones that old exports still carry) -> minor-unit digits.
-_ZERO_DECIMAL: Final = "BIF BYR CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
-_THREE_DECIMAL: Final = "BHD IQD JOD KWD LYD OMR TND"
-_FOUR_DECIMAL: Final = "CLF UYW"
-_TWO_DECIMAL: Final = (
-    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD "
-    "CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EEK EGP ERN ETB EUR FJD FKP GBP GEL GHS "
-    "GIP GMD GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL "
-    "LTL LVL MAD MDL MGA MKD MMK MNT MOP MRO MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB "
-    "PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STD STN SVC SYP "
-    "SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN UYU UZS VED VEF VES WST XCD XCG YER ZAR ZMW ZWG ZWL"
-)
-_CURRENCY_DIGITS: Final[dict[str, int]] = {
-    code: digits
-    for codes, digits in ((_TWO_DECIMAL, 2), (_ZERO_DECIMAL, 0), (_THREE_DECIMAL, 3), (_FOUR_DECIMAL, 4))
-    for code in codes.split()
-}
 _DEFAULT_CURRENCY: Final = "USD"
 _MAX_MINOR: Final = 2**63 - 1
 
@@ -300,7 +300,6 @@ _DELIMITERS: Final = (",", ";", "\t")
 _SEP_LINE = re.compile(r"^sep=(.)\r?\n?$", re.IGNORECASE)
 _NOT_ALNUM = re.compile(r"[\W_]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_EMAIL_BAD_CHARS = re.compile(r"[\s,;:<>()\[\]\\\"]")
 _YEAR_FIRST = re.compile(r"^\d{4}-?\d{2}")
 _TZ_WORD = re.compile(r"\s*(?:UTC|GMT)$", re.IGNORECASE)
 _MONEY = re.compile(
@@ -709,6 +708,7 @@ class _RowBuilder:
         self.source = source
         self.errors: list[RowError] = []
         self.identity: tuple[str, ...] = ()
+        self.bad_identifier = False  # an identifier was present but refused (already reported)
 
     # -- helpers
 
@@ -737,6 +737,11 @@ class _RowBuilder:
                 f"(extra: {', '.join(map(_clip, spill))}); a value containing the delimiter, "
                 "like 1,299.50, must be quoted",
             )
+        for index, cell in enumerate(self.record[:width]):
+            if "\x00" in cell:  # ingestion quarantines such an event: no database stores NUL in text
+                name = self.plan.headers[index] or None
+                message = "this cell contains a NUL character (\\u0000), which cannot be stored"
+                self.errors.append(RowError(self.row, name, "invalid_characters", message))
         for index in self.plan.unnamed:
             if index < len(self.record) and self.record[index].strip():
                 self.fail(
@@ -757,8 +762,12 @@ class _RowBuilder:
         value = self.cell(field)
         if not value:
             return None
-        if _is_junk(value):
+        if is_junk(value):
             junk.append(field)
+            return None
+        if len(value) > MAX_ID_LENGTH:
+            self.fail(field, "invalid_identifier", f"{field} is longer than {MAX_ID_LENGTH} characters")
+            self.bad_identifier = True
             return None
         return value
 
@@ -767,14 +776,24 @@ class _RowBuilder:
         raw = self.cell("email")
         if not raw:
             return None, False
-        if _is_junk(raw):
+        if is_junk(raw):
             junk.append("email")
             return None, False
-        email = raw.lower()
-        if not _valid_email(email):
+        email = normalize_email(raw)
+        if email is None:
             self.fail("email", "invalid_email", f"{_clip(raw)} is not an email address")
             return None, True
         return email, False
+
+    def phone(self) -> str | None:
+        """The phone as written, when identity would read it as a phone number; a placeholder is left out."""
+        raw = self.cell("phone")
+        if not raw or is_junk(raw):
+            return None
+        if normalize_phone(raw) is None:
+            self.fail("phone", "invalid_phone", f"{_clip(raw)} is not a phone number (7 to 15 digits)")
+            return None
+        return raw
 
     def timestamp(self, field: str, *, required: bool) -> str | None:
         raw = self.cell(field)
@@ -790,7 +809,7 @@ class _RowBuilder:
 
     def identify_or_fail(self, junk: list[str], bad_email: bool) -> None:
         """Called when no identifier was usable: say why, once."""
-        if bad_email:
+        if bad_email or self.bad_identifier:
             return
         if junk:
             for field in junk:
@@ -821,15 +840,17 @@ class _RowBuilder:
         traits: dict[str, Any] = {}
         if email:
             traits["email"] = email
-        for field in ("phone", "first_name", "last_name", "name"):
+        if phone := self.phone():
+            traits["phone"] = phone
+        for field in ("first_name", "last_name", "name"):
             if value := self.cell(field):
                 traits[_BUYER_TRAIT_KEYS.get(field, field)] = value
         created = self.timestamp("created_at", required=False)
         if created:
             traits["createdAt"] = created
         for field in ("tiktok_id", "instagram_id", "stripe_customer_id"):
-            if value := self.cell(field):
-                traits[field] = value
+            if platform_id := self.identifier(field, []):  # a placeholder is left out, as ingestion would
+                traits[field] = platform_id
         for field in ("consent_marketing", "consent_personalization"):
             raw = self.cell(field)
             if not raw:
@@ -868,7 +889,7 @@ class _RowBuilder:
         order_id = self.cell("order_id")
         if not order_id:
             self.fail("order_id", "missing_required", "order_id is required")
-        elif _is_junk(order_id):
+        elif is_junk(order_id):
             self.fail("order_id", "junk_identifier", f"{_clip(order_id)} is a placeholder, not an order id")
 
         junk: list[str] = []
@@ -895,13 +916,16 @@ class _RowBuilder:
         currency: str | None = _DEFAULT_CURRENCY
         if self.has("currency"):
             raw = self.cell("currency")
-            currency = raw.upper()
+            currency = None
             if not raw:
                 self.fail("currency", "missing_required", "currency is required when the column is present")
-                currency = None
-            elif currency not in _CURRENCY_DIGITS:
-                self.fail("currency", "invalid_currency", f"{_clip(raw)} is not an ISO 4217 currency code")
-                currency = None
+            else:
+                try:
+                    currency = currencies.normalize(raw, withdrawn=True)  # past orders may predate a change
+                except currencies.InvalidCurrency:
+                    self.fail(
+                        "currency", "invalid_currency", f"{_clip(raw)} is not an ISO 4217 currency code"
+                    )
 
         total = self.money("amount", currency, required=True)
         discount = self.money("discount", currency, required=False)
@@ -913,7 +937,7 @@ class _RowBuilder:
             "order_id": order_id,
             "total_minor": total,
             "currency": currency,
-            "revenue": _major(total, _CURRENCY_DIGITS[currency]),
+            "revenue": _major(total, currencies.exponent(currency)),
         }
         product: dict[str, str] = {}
         if value := self.cell("product_id"):
@@ -962,31 +986,6 @@ class _RowBuilder:
 # Values
 
 
-def _is_junk(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _JUNK:
-        return True
-    digits = re.sub(r"[-{}]", "", lowered)
-    return len(digits) == 32 and set(digits) == {"0"}
-
-
-def _valid_email(email: str) -> bool:
-    if len(email) > 254 or email.count("@") != 1 or _EMAIL_BAD_CHARS.search(email):
-        return False
-    local, domain = email.split("@")
-    labels = domain.split(".")
-    return (
-        bool(local)
-        and not local.startswith(".")
-        and not local.endswith(".")
-        and ".." not in local
-        and len(labels) >= 2
-        and all(labels)
-        and all(not label.startswith("-") and not label.endswith("-") for label in labels)
-        and len(labels[-1]) >= 2
-    )
-
-
 def _parse_timestamp(raw: str) -> datetime:
     text = _TZ_WORD.sub("", raw.strip())
     explain = f"{_clip(raw)} is not a date; use ISO 8601 like 2024-03-01 or 2024-03-01T12:30:00Z"
@@ -1025,7 +1024,7 @@ def _parse_decimal(raw: str, group_hint: str, currency: str | None) -> Decimal:
             raise _Invalid(
                 "invalid_amount", f"{_clip(raw)} is in {code.upper()} but the currency is {currency}"
             )
-        if code and code.isalpha() and code.upper() not in _CURRENCY_DIGITS:
+        if code and code.isalpha() and not _known_currency(code):
             raise bad
     if match["open"] or (signs and signs[0] != "+"):
         raise _Invalid(
@@ -1061,8 +1060,16 @@ def _parse_decimal(raw: str, group_hint: str, currency: str | None) -> Decimal:
     return Decimal(f"{digits or '0'}.{fraction}" if fraction else digits)
 
 
+def _known_currency(code: str) -> bool:
+    try:
+        currencies.normalize(code, withdrawn=True)
+    except currencies.InvalidCurrency:
+        return False
+    return True
+
+
 def _to_minor(value: Decimal, raw: str, currency: str) -> int:
-    places = _CURRENCY_DIGITS[currency]
+    places = currencies.exponent(currency)
     exponent = value.as_tuple().exponent
     written = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if written > places:

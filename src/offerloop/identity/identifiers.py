@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-# Values that SDKs and forms send when they have no real id; never treat them as an identity.
-JUNK_VALUES = frozenset(
-    {
-        "", "null", "none", "nil", "undefined", "nan", "anonymous", "anon", "unknown", "guest",
-        "0", "-1", "false", "true", "[object object]", "n/a", "na", "test", "user", "id",
-        "{}", "[]", "<nil>", "(null)",
-    }
-)  # fmt: skip
-_ALL_ZERO_UUID = re.compile(r"^[0-]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The rules themselves live in core, shared with imports and checkout; re-exported for identity's callers.
+from offerloop.core.identifiers import JUNK_VALUES as JUNK_VALUES
+from offerloop.core.identifiers import clean_id as clean_id
+from offerloop.core.identifiers import is_junk as is_junk
+from offerloop.core.identifiers import normalize_email as normalize_email
+from offerloop.core.identifiers import normalize_phone as normalize_phone
 
 # Priority order when an event carries several identifiers: the strongest decides the buyer.
 KIND_PRIORITY = (
@@ -38,44 +33,6 @@ PLATFORM_KEYS = {
     "patreon_id": "patreon",
     "shopify_customer_id": "shopify_customer",
 }
-
-
-def is_junk(value: object) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return True
-    text = str(value).strip().lower()
-    return text in JUNK_VALUES or bool(_ALL_ZERO_UUID.match(text))
-
-
-def clean_id(value: object) -> str | None:
-    """A usable id as a string, or None for absent/junk values. Numbers are accepted as ids."""
-    if is_junk(value):
-        return None
-    text = str(value).strip()
-    return text if len(text) <= 255 else None
-
-
-def normalize_email(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    return text if _EMAIL.match(text) and len(text) <= 320 else None
-
-
-def normalize_phone(value: object) -> str | None:
-    """E.164-ish: keep a leading + and the digits; fewer than 7 digits is not a phone number."""
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("00"):
-        digits = digits[2:]
-        text = "+" + digits
-    if len(digits) < 7 or len(digits) > 15 or set(digits) == {"0"}:
-        return None
-    return ("+" if text.startswith("+") else "") + digits
 
 
 def profile_traits(traits: Mapping[str, Any] | None, context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from typing import Any, Final, Literal, TypeAlias, cast
 
 import yaml
 
+from offerloop.core import currencies
 from offerloop.core.money import Money, currency_code, exponent, total
 from offerloop.declarative import StringDateLoader, show
 from offerloop.offers.exceptions import CatalogError, PricingError
@@ -479,7 +480,7 @@ def _flag(raw: Mapping[str, Any], key: str, path: Path, p: _Problems, default: b
 
 
 def _currency(raw: Any, path: Path, p: _Problems) -> str | None:
-    if isinstance(raw, str) and CURRENCY_RE.fullmatch(raw):
+    if isinstance(raw, str) and CURRENCY_RE.fullmatch(raw) and currencies.is_active(raw):
         return raw
     p.add(path, f"not an ISO 4217 currency code (three capital letters, e.g. USD), got {show(raw)}")
     return None

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
-from offerloop.core.money import Money
+from offerloop.core.money import Money, currency_code
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.models import Coupon as CouponRow
@@ -185,7 +185,7 @@ def present(
     now = utcnow()
     buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
     owned = repository.owned_counts(session, workspace_id, buyer_id) if buyer_id else {}
-    currency = currency.upper()
+    currency = currency_code(currency)  # an unknown code is a 422 naming it, not an empty list
     buyable = [o for o in catalog.offers
                if o.price(currency) is not None and _may_buy(session, workspace_id, o, buyer_id, owned, now)]  # fmt: skip
     if not buyable:
