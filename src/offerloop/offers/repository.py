@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from offerloop.models import Coupon, DropStock, Offer, Order
@@ -49,18 +49,3 @@ def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str
         for line in lines:
             counts[line["offer_key"]] = counts.get(line["offer_key"], 0) + int(line.get("quantity", 1))
     return counts
-
-
-def coupon_redemptions(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Order)
-        .where(
-            Order.workspace_id == workspace_id,
-            Order.coupon == code,
-            Order.status.in_(("paid", "partially_refunded", "pending")),
-        )
-    )
-    if buyer_id is not None:
-        stmt = stmt.where(Order.buyer_id == buyer_id)
-    return int(session.scalar(stmt) or 0)
