@@ -455,7 +455,11 @@ def get_order(*, session: Session, workspace_id: str, order_id: str) -> dict[str
     order = _order(session, workspace_id, order_id)
     fulfilment = [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts,
                    "last_error": t.last_error, "result": t.result} for t in repository.tasks(session, order_id)]  # fmt: skip
-    return {**order_read(order), "fulfilment": fulfilment}
+    upsells: list[dict[str, Any]] = []
+    if order.status in ("paid", "partially_refunded"):  # what to offer next, once this is paid
+        upsells = offers_service.upsells_for(session=session, workspace_id=workspace_id, buyer_id=order.buyer_id,
+                                             offer_keys=[line["offer_key"] for line in order.lines], currency=order.currency)  # fmt: skip
+    return {**order_read(order), "fulfilment": fulfilment, "upsells": upsells}
 
 
 def retry_task(
@@ -645,7 +649,7 @@ def subscription_action(
         event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
     else:
         raise CheckoutError(f"unknown action {action!r}", code="invalid_action")
-    before, old_plan, period_start = sub.state, sub.plan, sub.current_period_start
+    before, old_plan, period = sub.state, sub.plan, (sub.current_period_start, sub.current_period_end)
     sub, effects = apply(sub, event, at=at)
     row.state, row.status, row.updated_at = _sub_to_json(sub), sub.state, at
     if action == "change_plan":
@@ -654,7 +658,7 @@ def subscription_action(
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
-        _renewal_unpaid(session, row, period_start, at, actor)
+        _renewal_unpaid(session, row, period, at, actor)
     elif before == "past_due" and sub.state == "active":
         _renewal_recovered(session, row, at)
     name = {"renew": "Subscription Renewed", "payment_failed": "Payment Failed", "payment_succeeded": "Payment Succeeded",
@@ -694,14 +698,21 @@ def _orders_of_subscription(session: Session, row: SubscriptionRow) -> list[Orde
 
 
 def _renewal_unpaid(
-    session: Session, row: SubscriptionRow, period_start: datetime | None, at: datetime, actor: str
+    session: Session,
+    row: SubscriptionRow,
+    period: tuple[datetime | None, datetime | None],
+    at: datetime,
+    actor: str,
 ) -> None:
     """The charge of the current period failed: its renewal order is booked back (no revenue for a period
-    nobody paid) and marked unpaid; a later successful payment books it again."""
+    nobody paid) and marked unpaid; a later successful payment books it again. A failure at or after the
+    period's end is the next period's charge, which was never booked: nothing to take back."""
+    start, end = period
+    if start is None or end is None or not start <= at < end:
+        return
     for order in _orders_of_subscription(session, row):
         renewal = any(line.get("reason") in ("renewal", "first_period") for line in order.lines)
-        if (renewal and order.status == "paid" and order.refunded == 0 and period_start is not None
-                and order.created_at >= period_start):  # fmt: skip
+        if renewal and order.status == "paid" and order.refunded == 0 and order.created_at >= start:
             _refund(session, order, None, actor=actor, at=at, reason="renewal unpaid", end_access=False,
                     status="unpaid")  # fmt: skip
             return
