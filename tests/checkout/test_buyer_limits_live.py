@@ -19,21 +19,32 @@ CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.y
 ATTEMPTS = 20
 
 
-def _concurrently(server: LiveServer, headers: dict[str, str], body: dict) -> Counter[str]:
-    """ATTEMPTS checkouts released at once from as many threads, each on its own connection."""
+FIRST3 = """
+  - code: FIRST3
+    amount_off: {USD: 500}
+    applies_to: [pricing-playbook]
+    max_redemptions: 3
+"""
+
+
+def _concurrently(
+    server: LiveServer, headers: dict[str, str], body: dict, *, many: bool = False
+) -> Counter[str]:
+    """ATTEMPTS checkouts released at once from as many threads, each on its own connection (``many``: each
+    by another buyer)."""
     barrier = threading.Barrier(ATTEMPTS)
     outcomes: list[str] = []
     lock = threading.Lock()
 
-    def one() -> None:
+    def one(i: int) -> None:
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
             barrier.wait()
-            r = http.post("/v1/checkout", json=body)
+            r = http.post("/v1/checkout", json={**body, "user_id": f"buyer-{i}"} if many else body)
         outcome = "created" if r.status_code == 201 else f"{r.status_code} {r.json()['error']['code']}"
         with lock:
             outcomes.append(outcome)
 
-    threads = [threading.Thread(target=one) for _ in range(ATTEMPTS)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(ATTEMPTS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -44,7 +55,7 @@ def _concurrently(server: LiveServer, headers: dict[str, str], body: dict) -> Co
 def test_per_buyer_limits_hold_under_concurrent_checkouts(live_server: LiveServer) -> None:
     ws = json.loads(live_server.cli("workspace", "create", "Limits", "--json").stdout)
     secret = bearer(ws["secret_key"])
-    catalog = CATALOG.replace("per_buyer_limit: 2", "per_buyer_limit: 1")
+    catalog = CATALOG.replace("per_buyer_limit: 2", "per_buyer_limit: 1") + FIRST3
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=30) as http:
         assert http.put("/v1/offers/catalog", json={"text": catalog}).status_code == 200
         assert http.post("/v1/offers/drop-limited-print/signoff").status_code == 200
@@ -59,6 +70,10 @@ def test_per_buyer_limits_hold_under_concurrent_checkouts(live_server: LiveServe
         live_server, secret, {"user_id": "ada", "offer": "pricing-playbook", "coupon": "LAUNCH20"}
     )
     assert coupons == Counter({"created": 1, "422 coupon_already_used": ATTEMPTS - 1}), coupons
+
+    # a coupon limited to 3 uses, 20 buyers at once: 3 get it (pending checkouts hold their use)
+    first3 = _concurrently(live_server, secret, {"offer": "pricing-playbook", "coupon": "FIRST3"}, many=True)
+    assert first3 == Counter({"created": 3, "422 coupon_exhausted": ATTEMPTS - 3}), first3
 
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=30) as http:
         stock = next(
