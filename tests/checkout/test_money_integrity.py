@@ -377,3 +377,38 @@ def test_a_paid_order_offers_its_upsell_and_the_upsell_can_be_bought(api, db, wr
     pay(api, api.headers_, bought["id"])
     # owned now: not offered again
     assert api.get(f"/v1/orders/{order['id']}", headers=api.headers_).json()["upsells"] == []
+
+
+def test_an_unpaid_renewal_costs_the_creator_no_processor_fee(db, workspace):
+    from pathlib import Path
+
+    from offerloop.ledger import service as ledger_service
+    from offerloop.offers import service as offers_service
+
+    catalog = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
+    ws = workspace.id
+    with db.write() as session:
+        offers_service.load_catalog(session=session, workspace_id=ws, text=catalog)
+        buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id="ada")
+        order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key="membership-annual",
+                                       currency="USD", provider="stripe")  # fmt: skip
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order["id"], actor="t")
+        (sub,) = checkout_service.repository.subscriptions_of(session, ws, buyer)
+        end = checkout_service._sub_from_json(sub.state).current_period_end
+        checkout_service.subscription_action(
+            session=session, workspace_id=ws, subscription_id=sub.id, action="renew", at=end
+        )
+        (renewal,) = [
+            o for o in checkout_service.repository.orders_of(session, ws, buyer) if o.id != order["id"]
+        ]
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
+        assert booked["processor_fee"]["amount"] == 1161  # 2.9% of 39000 + 30, as a checkout through Stripe
+        checkout_service.subscription_action(session=session, workspace_id=ws, subscription_id=sub.id,
+                                             action="payment_failed", at=end)  # fmt: skip
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
+        assert (booked["processor_fee"]["amount"], booked["net"]["amount"], renewal.status) == (
+            0,
+            0,
+            "unpaid",
+        )
+        assert ledger_service.unbalanced_orders(session=session, workspace_id=ws) == []

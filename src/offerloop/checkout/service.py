@@ -512,10 +512,14 @@ def _refund(
         raise CheckoutError(
             f"refund must be between 1 and {left.amount} ({left.format()})", code="invalid_refund_amount"
         )
-    fee_left = balance(prior, currency=order.currency)[Account.PLATFORM_FEES]
+    booked = balance(prior, currency=order.currency)
+    fee_left = booked[Account.PLATFORM_FEES]
     fee_back = fee_left if value == left or fee_left.amount <= 0 else (
         fee_left.allocate([value.amount, left.amount - value.amount])[0])  # fmt: skip
+    # a charge that never went through (an unpaid renewal) cost no processor fee either
+    processor_back = booked[Account.PROCESSOR_FEES] if status == "unpaid" else None
     entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at, platform_fee_returned=fee_back,
+                         fee_returned=processor_back,
                          tax_part=None if tax_part is None or value == left else Money(order.currency, tax_part))  # fmt: skip
     ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
     order.refunded += value.amount
