@@ -412,3 +412,40 @@ def test_an_unpaid_renewal_costs_the_creator_no_processor_fee(db, workspace):
             "unpaid",
         )
         assert ledger_service.unbalanced_orders(session=session, workspace_id=ws) == []
+
+
+def test_a_lapsed_hold_gives_the_buyer_their_allowance_back(db, workspace):
+    from datetime import UTC, timedelta
+    from pathlib import Path
+
+    from offerloop.offers import service as offers_service
+
+    catalog = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
+    ws = workspace.id
+    t0 = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+    with db.write() as session:
+        offers_service.load_catalog(
+            session=session, workspace_id=ws, text=catalog.replace("per_buyer_limit: 2", "per_buyer_limit: 1")
+        )
+        offers_service.sign_off(session=session, workspace_id=ws, key="drop-limited-print", actor="creator")
+        buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id="ada")
+
+    def checkout(at: datetime) -> str:
+        with db.write() as session:
+            return checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key="drop-limited-print",
+                                          currency="USD", now=at)["id"]  # fmt: skip
+
+    first = checkout(t0)
+    with pytest.raises(checkout_service.CheckoutError) as refused:
+        checkout(t0 + timedelta(minutes=5))  # the held unit counts
+    assert refused.value.code == "per_buyer_limit"
+    second = checkout(t0 + timedelta(minutes=16))  # the hold lapsed: the allowance is back
+    with db.write() as session:
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=second, actor="t")
+        claimed = checkout_service.repository.claimed(session, ws, "drop", "drop-limited-print", buyer)
+        assert claimed == 1
+        # the lapsed order is paid after all: the payment happened, so it counts (over the limit, not lost)
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=first, actor="t")
+        assert checkout_service.repository.claimed(session, ws, "drop", "drop-limited-print", buyer) == 2
+    with pytest.raises(checkout_service.CheckoutError):
+        checkout(t0 + timedelta(minutes=40))
