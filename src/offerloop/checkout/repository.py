@@ -238,11 +238,15 @@ def tasks(session: Session, order_id: str) -> list[FulfilmentTask]:
     return list(session.scalars(stmt.order_by(FulfilmentTask.id)))
 
 
-def cancel_pending_tasks(session: Session, order_id: str, reason: str) -> int:
+def cancel_pending_tasks(session: Session, workspace_id: str, order_id: str, reason: str) -> int:
     """Tasks of the order not delivered yet will not be: the order was refunded or canceled."""
     result = session.execute(
         update(FulfilmentTask)
-        .where(FulfilmentTask.order_id == order_id, FulfilmentTask.status.in_(("pending", "failed")))
+        .where(
+            FulfilmentTask.workspace_id == workspace_id,
+            FulfilmentTask.order_id == order_id,
+            FulfilmentTask.status.in_(("pending", "failed")),
+        )
         .values(status="canceled", last_error=reason)
     )
     return _rowcount(result)

@@ -527,7 +527,7 @@ def _refund(
     order.updated_at = at
     if order.status in ("refunded", "unpaid"):
         why = reason or "order refunded"
-        repository.cancel_pending_tasks(session, order.id, why)
+        repository.cancel_pending_tasks(session, workspace_id, order.id, why)
         entitlements_service.revoke_source(session=session, workspace_id=workspace_id, source=order.id,
                                            reason=why, actor=actor)  # fmt: skip
         if end_access and order.status == "refunded":

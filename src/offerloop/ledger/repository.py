@@ -38,8 +38,11 @@ def entry_by_reference(session: Session, workspace_id: str, reference: str) -> L
     return session.scalars(stmt).one_or_none()
 
 
-def postings_of(session: Session, entry_id: int) -> list[LedgerPosting]:
-    return list(session.scalars(select(LedgerPosting).where(LedgerPosting.entry_id == entry_id)))
+def postings_of(session: Session, workspace_id: str, entry_id: int) -> list[LedgerPosting]:
+    stmt = select(LedgerPosting).where(
+        LedgerPosting.workspace_id == workspace_id, LedgerPosting.entry_id == entry_id
+    )
+    return list(session.scalars(stmt))
 
 
 def lock_payouts(session: Session, workspace_id: str) -> None:

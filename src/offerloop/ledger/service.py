@@ -219,7 +219,9 @@ def record_payout(
     pending = balance(prior, currency=cur)[Account.PAYOUTS_PENDING] if prior else Money.zero(cur)
     if existing is not None:
         paid = [
-            p for p in repository.postings_of(session, existing.id) if p.account == Account.PAYOUTS_PAID.value
+            p
+            for p in repository.postings_of(session, workspace_id, existing.id)
+            if p.account == Account.PAYOUTS_PAID.value
         ]
         if (
             existing.kind != EntryKind.PAYOUT.value
