@@ -6,11 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
-from offerloop.models import DropStock, FulfilmentTask, Order, PaymentEvent, StockHold, Subscription
+from offerloop.models import (
+    BuyerClaim,
+    Coupon,
+    DropStock,
+    FulfilmentTask,
+    Order,
+    PaymentEvent,
+    StockHold,
+    Subscription,
+)
 
 
 def add(session: Session, obj: Any) -> None:
@@ -23,6 +33,13 @@ def flush(session: Session) -> None:
 
 def order(session: Session, workspace_id: str, order_id: str) -> Order | None:
     return session.scalars(scoped_select(Order, workspace_id).where(Order.id == order_id)).one_or_none()
+
+
+def order_for_update(session: Session, workspace_id: str, order_id: str) -> Order | None:
+    """The order, its row locked until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
+    payment, refund and fulfilment of one order see each other's committed state."""
+    stmt = scoped_select(Order, workspace_id).where(Order.id == order_id)
+    return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
 
 
 def order_for_webhook(
@@ -57,14 +74,75 @@ def sold_since(session: Session, workspace_id: str, offer_key: str, since: datet
                if line["offer_key"] == offer_key)  # fmt: skip
 
 
-def coupon_uses(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
-    stmt = scoped_select(Order, workspace_id, func.count()).where(
-        func.upper(Order.coupon) == code.strip().upper(),
-        Order.status.in_(("paid", "partially_refunded")),
-    )  # fmt: skip
-    if buyer_id is not None:
-        stmt = stmt.where(Order.buyer_id == buyer_id)
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- coupon uses and per-buyer limits: counters the database checks -------------------------------------
+
+
+def coupon_redemptions(session: Session, workspace_id: str, code: str) -> int:
+    """Uses of the coupon so far (orders pending or paid with it): the one count ``max_redemptions`` reads."""
+    stmt = scoped_select(Coupon, workspace_id, Coupon.redemptions).where(Coupon.code == code)
     return int(session.scalar(stmt) or 0)
+
+
+def redeem_coupon(session: Session, workspace_id: str, code: str, limit: int | None) -> bool:
+    """One more use of the coupon if ``limit`` allows it (a conditional UPDATE: concurrent checkouts never
+    exceed the limit). The row is created with the catalog; a coupon without one is created here."""
+    _ensure(session, Coupon, workspace_id=workspace_id, code=code, definition={}, redemptions=0)
+    stmt = scoped_update(Coupon, workspace_id).where(Coupon.code == code)
+    if limit is not None:
+        stmt = stmt.where(Coupon.redemptions + 1 <= limit)
+    return _rowcount(session.execute(stmt.values(redemptions=Coupon.redemptions + 1))) == 1
+
+
+def unredeem_coupon(session: Session, workspace_id: str, code: str) -> None:
+    session.execute(
+        scoped_update(Coupon, workspace_id)
+        .where(Coupon.code == code, Coupon.redemptions > 0)
+        .values(redemptions=Coupon.redemptions - 1)
+    )
+
+
+def _ensure(session: Session, model: Any, **values: Any) -> None:
+    """Insert the row unless one with the same unique key exists (never an error under concurrency)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+def claimed(session: Session, workspace_id: str, scope: str, key: str, buyer_id: str) -> int:
+    stmt = scoped_select(BuyerClaim, workspace_id, BuyerClaim.used).where(
+        BuyerClaim.scope == scope, BuyerClaim.key == key, BuyerClaim.buyer_id == buyer_id,
+    )  # fmt: skip
+    return int(session.scalar(stmt) or 0)
+
+
+def claim(
+    session: Session, workspace_id: str, scope: str, key: str, buyer_id: str, n: int, limit: int | None
+) -> bool:
+    """Add ``n`` to the buyer's count if it stays within ``limit`` (None: always). One UPDATE whose WHERE
+    re-checks the count under the row lock, so concurrent checkouts of one buyer cannot both pass."""
+    _ensure(session, BuyerClaim, workspace_id=workspace_id, scope=scope, key=key, buyer_id=buyer_id, used=0)
+    stmt = scoped_update(BuyerClaim, workspace_id).where(
+        BuyerClaim.scope == scope, BuyerClaim.key == key, BuyerClaim.buyer_id == buyer_id,
+    )  # fmt: skip
+    if limit is not None:
+        stmt = stmt.where(BuyerClaim.used + n <= limit)
+    return _rowcount(session.execute(stmt.values(used=BuyerClaim.used + n))) == 1
+
+
+def unclaim(session: Session, workspace_id: str, scope: str, key: str, buyer_id: str, n: int) -> None:
+    session.execute(
+        scoped_update(BuyerClaim, workspace_id)
+        .where(
+            BuyerClaim.scope == scope,
+            BuyerClaim.key == key,
+            BuyerClaim.buyer_id == buyer_id,
+            BuyerClaim.used >= n,
+        )
+        .values(used=BuyerClaim.used - n)
+    )
 
 
 # -- drop stock: sold + held <= total, enforced by conditional UPDATEs -----------------------------------
@@ -105,14 +183,15 @@ def _set_hold_status(
 
 
 def release_expired_holds(session: Session, workspace_id: str, offer_key: str, now: datetime) -> int:
-    stmt = scoped_select(StockHold, workspace_id, StockHold.id, StockHold.quantity).where(
+    stmt = scoped_select(StockHold, workspace_id, StockHold.id, StockHold.quantity, StockHold.buyer_id).where(
         StockHold.offer_key == offer_key, StockHold.status == "held",
         StockHold.expires_at < now,
     )  # fmt: skip
     released = 0
-    for hold_id, quantity in session.execute(stmt).all():
+    for hold_id, quantity, buyer_id in session.execute(stmt).all():
         if _set_hold_status(session, workspace_id, hold_id, ("held",), "expired"):
             _unhold(session, workspace_id, offer_key, quantity, sold=0)
+            unclaim(session, workspace_id, "drop", offer_key, buyer_id, quantity)
             released += quantity
     return released
 
@@ -123,9 +202,13 @@ def holds(session: Session, workspace_id: str, order_id: str) -> list[StockHold]
 
 
 def convert_hold(session: Session, hold: StockHold) -> None:
-    """A held unit is sold (the stock's held count was taken for it, by the checkout or just now)."""
+    """A held unit is sold (the stock's held count was taken for it, by the checkout or just now). A lapsed
+    hold that is paid all the same counts for the buyer's limit again (the payment happened)."""
+    before = hold.status
     if _set_hold_status(session, hold.workspace_id, hold.id, ("held", "expired", "released"), "converted"):
         _unhold(session, hold.workspace_id, hold.offer_key, hold.quantity, sold=hold.quantity)
+        if before != "held":
+            claim(session, hold.workspace_id, "drop", hold.offer_key, hold.buyer_id, hold.quantity, None)
     session.refresh(hold)
 
 
@@ -133,16 +216,7 @@ def release_holds(session: Session, workspace_id: str, order_id: str, status: st
     for hold in holds(session, workspace_id, order_id):
         if _set_hold_status(session, workspace_id, hold.id, ("held",), status):
             _unhold(session, hold.workspace_id, hold.offer_key, hold.quantity, sold=0)
-
-
-def units_bought_or_held(
-    session: Session, workspace_id: str, offer_key: str, buyer_id: str, now: datetime
-) -> int:
-    stmt = scoped_select(StockHold, workspace_id, func.coalesce(func.sum(StockHold.quantity), 0)).where(
-        StockHold.offer_key == offer_key, StockHold.buyer_id == buyer_id,
-        or_(StockHold.status == "converted", (StockHold.status == "held") & (StockHold.expires_at >= now)),
-    )  # fmt: skip
-    return int(session.scalar(stmt) or 0)
+            unclaim(session, hold.workspace_id, "drop", hold.offer_key, hold.buyer_id, hold.quantity)
 
 
 def stock(session: Session, workspace_id: str, offer_key: str) -> DropStock | None:
@@ -172,6 +246,19 @@ def tasks(session: Session, workspace_id: str, order_id: str) -> list[Fulfilment
     return list(session.scalars(stmt.order_by(FulfilmentTask.id)))
 
 
+def cancel_pending_tasks(session: Session, workspace_id: str, order_id: str, reason: str) -> int:
+    """Tasks of the order not delivered yet will not be: the order was refunded or canceled."""
+    result = session.execute(
+        scoped_update(FulfilmentTask, workspace_id)
+        .where(
+            FulfilmentTask.order_id == order_id,
+            FulfilmentTask.status.in_(("pending", "failed")),
+        )
+        .values(status="canceled", last_error=reason)
+    )
+    return _rowcount(result)
+
+
 def due_tasks(session: Session, now: datetime, limit: int) -> list[FulfilmentTask]:
     stmt = select(FulfilmentTask).where(
         FulfilmentTask.status == "pending", FulfilmentTask.next_attempt_at <= now
@@ -187,6 +274,11 @@ def due_tasks(session: Session, now: datetime, limit: int) -> list[FulfilmentTas
 def subscription(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
     stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
     return session.scalars(stmt).one_or_none()
+
+
+def subscription_for_update(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
+    return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
 
 
 def subscription_by_provider(session: Session, workspace_id: str, provider_id: str) -> Subscription | None:

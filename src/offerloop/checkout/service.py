@@ -30,13 +30,13 @@ from offerloop.events import service as event_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
 from offerloop.ledger import service as ledger_service
-from offerloop.ledger.postings import fee_for, refund_entry, sale_entry
+from offerloop.ledger.postings import Account, balance, fee_for, refund_entry, sale_entry
 from offerloop.models import FulfilmentTask, Order, StockHold
 from offerloop.models import PaymentEvent as PaymentEventRow
 from offerloop.models import Subscription as SubscriptionRow
 from offerloop.offers import service as offers_service
 from offerloop.offers.catalog import Catalog, Offer, price_of
-from offerloop.offers.exceptions import NotForSale
+from offerloop.offers.exceptions import NotForSale, PricingError
 from offerloop.offers.subscriptions import (
     Cancel,
     Downgrade,
@@ -128,8 +128,8 @@ def _track(
 # -- checkout --------------------------------------------------------------------------------------
 
 
-def _order(session: Session, workspace_id: str, order_id: str) -> Order:
-    order = repository.order(session, workspace_id, order_id)
+def _order(session: Session, workspace_id: str, order_id: str, *, lock: bool = False) -> Order:
+    order = (repository.order_for_update if lock else repository.order)(session, workspace_id, order_id)
     if order is None:
         raise OrderNotFound(f"order {order_id} does not exist")
     return order
@@ -165,24 +165,60 @@ def begin(
             raise SoldOut(
                 f"{offer.title}: today's {offer.daily_capacity} slots are taken", code="capacity_reached"
             )
-    redemptions = repository.coupon_uses(session, workspace_id, coupon) if coupon else 0
-    mine = repository.coupon_uses(session, workspace_id, coupon, buyer_id) if coupon else 0
+    found = catalog.coupon(coupon) if coupon else None
+    redemptions = repository.coupon_redemptions(session, workspace_id, found.code) if found else 0
+    mine = repository.claimed(session, workspace_id, "coupon", found.code, buyer_id) if found else 0
     quote = price_of(catalog, offer_key, currency, coupon=coupon, bumps=bumps, now=now, quantity=quantity,
                      coupon_redemptions=redemptions, buyer_redeemed_coupon=mine > 0)  # fmt: skip
-    tax = Money(quote.currency, quote.total.amount).percent(tax_percent)
+    lines = [_due_now(catalog, line.to_dict()) for line in quote.lines]
+    subtotal, discount = sum(d["subtotal"] for d in lines), sum(d["discount"] for d in lines)
+    tax = Money(quote.currency, subtotal - discount).percent(tax_percent)
     order = Order(
         id=new_id("ord"), workspace_id=workspace_id, buyer_id=buyer_id, status="pending", provider=provider,
-        currency=quote.currency, subtotal=quote.subtotal.amount, discount=quote.discount.amount, tax=tax.amount,
-        total=quote.total.amount + tax.amount, refunded=0, coupon=quote.coupon,
-        lines=[line.to_dict() for line in quote.lines], decision_id=decision_id, created_at=now, updated_at=now,
+        currency=quote.currency, subtotal=subtotal, discount=discount, tax=tax.amount,
+        total=subtotal - discount + tax.amount, refunded=0, coupon=quote.coupon, tax_percent=str(tax_percent),
+        platform_fee_percent="0", lines=lines, decision_id=decision_id, created_at=now, updated_at=now,
     )  # fmt: skip
     repository.add(session, order)
+    if found is not None and quote.coupon:
+        _redeem(session, workspace_id, found.code, found.max_redemptions, found.once_per_buyer, buyer_id)
     for line in quote.lines:
         item = catalog.offer(line.offer_key)
         if item is not None and item.kind == "drop":
             _hold(session, workspace_id, item, order, buyer_id, line.quantity, now)
     repository.flush(session)
     return order_read(order)
+
+
+def _due_now(catalog: Catalog, line: dict[str, Any]) -> dict[str, Any]:
+    """The line as charged by this order: a plan with a trial is charged at the trial's end (by the
+    subscription), so the checkout charges nothing for it and records what the trial turns into."""
+    offer = catalog.offer(line["offer_key"])
+    if offer is None or not offer.recurring or not offer.trial_days:
+        return line
+    return {**line, "trial_days": offer.trial_days, "after_trial": line["subtotal"], "subtotal": 0, "discount": 0,
+            "total": 0}  # fmt: skip
+
+
+def _redeem(
+    session: Session, workspace_id: str, code: str, limit: int | None, once_per_buyer: bool, buyer_id: str
+) -> None:
+    """Count one use of the coupon (a pending checkout holds it until it is canceled): the database checks
+    ``max_redemptions`` and ``once_per_buyer``, so concurrent checkouts cannot exceed them."""
+    if not repository.redeem_coupon(session, workspace_id, code, limit):
+        raise PricingError(
+            f"coupon {code} has been redeemed {limit} times, its limit", code="coupon_exhausted"
+        )
+    if not repository.claim(
+        session, workspace_id, "coupon", code, buyer_id, 1, 1 if once_per_buyer else None
+    ):
+        raise PricingError(f"coupon {code} can be used once per buyer", code="coupon_already_used")
+
+
+def _release_coupon(session: Session, order: Order) -> None:
+    if order.coupon:
+        repository.unredeem_coupon(session, order.workspace_id, order.coupon)
+        repository.unclaim(session, order.workspace_id, "coupon", order.coupon, order.buyer_id, 1)
 
 
 def _hold(
@@ -197,10 +233,13 @@ def _hold(
     state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=drop, now=now)
     if state not in ("live", "sold_out"):
         raise NotForSale(f"{drop.title} is {state}", details={"state": state})
-    already = repository.units_bought_or_held(session, workspace_id, drop.key, buyer_id, now)
-    if drop.per_buyer_limit is not None and already + quantity > drop.per_buyer_limit:
-        raise CheckoutError(f"{drop.title}: at most {drop.per_buyer_limit} per buyer", code="per_buyer_limit")
     repository.release_expired_holds(session, workspace_id, drop.key, now)
+    # the buyer's units held or bought, counted by a row the database checks (concurrent checkouts of one
+    # buyer serialise on it), so the limit holds on PostgreSQL as on SQLite
+    if not repository.claim(
+        session, workspace_id, "drop", drop.key, buyer_id, quantity, drop.per_buyer_limit
+    ):
+        raise CheckoutError(f"{drop.title}: at most {drop.per_buyer_limit} per buyer", code="per_buyer_limit")
     if not repository.take_stock(session, workspace_id, drop.key, quantity):
         raise SoldOut(f"{drop.title} is sold out")
     repository.add(session, StockHold(workspace_id=workspace_id, offer_key=drop.key, order_id=order.id, buyer_id=buyer_id,
@@ -218,9 +257,10 @@ def attach_session(
 
 def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason: str) -> dict[str, Any]:
     """A pending order that will not be paid: its holds go back to stock."""
-    order = _order(session, workspace_id, order_id)
+    order = _order(session, workspace_id, order_id, lock=True)
     if order.status == "pending":
         repository.release_holds(session, workspace_id, order.id, "released")
+        _release_coupon(session, order)
         order.status, order.updated_at = "canceled", utcnow()
     return order_read(order)
 
@@ -234,7 +274,7 @@ def mark_paid(
     subscription_ref: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Record payment (idempotent). A hold that expired before payment is honoured if stock allows it."""
-    order = _order(session, workspace_id, order_id)
+    order = _order(session, workspace_id, order_id, lock=True)
     if order.status != "pending":
         return order_read(order)  # paid already (a webhook delivered twice, or a second admin click)
     at = paid_at or utcnow()
@@ -251,15 +291,8 @@ def mark_paid(
     order.status, order.paid_at, order.updated_at = "paid", at, at
     if provider_ref:
         order.provider_ref = provider_ref
-    total = Money(order.currency, order.total)
-    fee = Money(order.currency, processor_fee) if processor_fee is not None else (
-        fee_for(total, percent="2.9", fixed=30) if order.provider == "stripe" else Money.zero(order.currency))  # fmt: skip
-    gross = Money(order.currency, order.subtotal)
-    entry = sale_entry(order.id, gross=gross, discount=Money(order.currency, order.discount),
-                       tax=Money(order.currency, order.tax), processor_fee=fee,
-                       platform_fee=(gross - Money(order.currency, order.discount)).percent(platform_fee_percent),
-                       occurred_at=at)  # fmt: skip
-    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
+    order.platform_fee_percent = str(platform_fee_percent)
+    _book_sale(session, order, processor_fee, at)
     catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
     completed = []
     for line in order.lines:
@@ -280,6 +313,22 @@ def mark_paid(
         _ingest(session, workspace_id, completed)  # one batch for the whole order
     repository.flush(session)
     return order_read(order)
+
+
+def _book_sale(session: Session, order: Order, processor_fee: int | None, at: datetime) -> None:
+    """The sale entry of a paid order: one rule for checkouts, renewals and plan-change charges (tax and
+    platform fee at the order's rates). An order that charged nothing (a trial) books nothing."""
+    if order.subtotal - order.discount <= 0 and order.tax <= 0:
+        return
+    cur = order.currency
+    fee = Money(cur, processor_fee) if processor_fee is not None else (
+        fee_for(Money(cur, order.total), percent="2.9", fixed=30) if order.provider == "stripe" else Money.zero(cur))  # fmt: skip
+    gross, discount = Money(cur, order.subtotal), Money(cur, order.discount)
+    entry = sale_entry(order.id, gross=gross, discount=discount, tax=Money(cur, order.tax), processor_fee=fee,
+                       platform_fee=(gross - discount).percent(order.platform_fee_percent or "0"), occurred_at=at)  # fmt: skip
+    ledger_service.record(
+        session=session, workspace_id=order.workspace_id, entry=entry, tags=_tags(session, order)
+    )
 
 
 def _tags(session: Session, order: Order) -> dict[str, Any]:
@@ -331,18 +380,35 @@ def _queue(session: Session, order: Order, spec: dict[str, Any], source: str, at
 
 
 def fulfil(*, session: Session, task: FulfilmentTask, now: datetime) -> dict[str, Any]:
-    """Deliver one component: entitlements for access, a personalized deliverable for "deliverable"."""
+    """Deliver one component: entitlements for access, a personalized deliverable for "deliverable".
+
+    The order (and the subscription a grant comes from) is read under its row lock, as refunds and
+    cancellations take it: a task of a refunded or canceled order, or of a canceled subscription, is
+    skipped (``{"skipped": why}``), whichever of the payment, the refund and this task ran first. A plan's
+    quota is not granted during its trial: quotas start with the first paid period (``quota_reset``)."""
     spec = task.spec
+    order = repository.order_for_update(session, task.workspace_id, task.order_id)
+    if order is None or order.status not in ("paid", "partially_refunded"):
+        return {"skipped": f"order is {order.status if order else 'gone'}"}
+    source = str(spec.get("source") or task.order_id)
+    sub = (
+        repository.subscription_for_update(session, task.workspace_id, source) if source != order.id else None
+    )
+    if sub is not None and sub.status == "canceled":
+        return {"skipped": "subscription is canceled"}
+    if sub is not None and sub.status == "trialing" and spec.get("quantity") is not None:
+        return {"deferred": "quotas start with the first paid period"}
     if task.component == "deliverable":
-        order = repository.order(session, task.workspace_id, task.order_id)
         artifact = assembly_service.request_artifact(session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id,
                                                      policy_id=task.ref, trigger=f"order:{task.order_id}",
-                                                     offer_value_minor=order.total if order else None)  # fmt: skip
+                                                     offer_value_minor=order.total)  # fmt: skip
         return {"artifact_id": artifact["id"]}
     ends = now + timedelta(days=int(spec["access_days"])) if spec.get("access_days") else None
+    if sub is not None:  # access follows the subscription (a paused or ending one has an access end)
+        ends = _sub_access_end(sub, ends)
     granted = entitlements_service.grant(
         session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id, component=task.component, ref=task.ref,
-        source=str(spec.get("source") or task.order_id), access_ends_at=ends, quantity=spec.get("quantity"), actor="fulfilment",
+        source=source, access_ends_at=ends, quantity=spec.get("quantity"), actor="fulfilment",
     )  # fmt: skip
     return {"entitlement_id": granted.id}
 
@@ -362,8 +428,9 @@ def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) ->
                 if task is None or task.status not in ("pending",) or task.next_attempt_at > now:
                     continue
                 task.result = fulfil(session=session, task=task, now=now)
-                task.status, task.done_at, task.attempts = "done", now, task.attempts + 1
-                done.append((task.order_id, task.component, "done"))
+                status = "canceled" if "skipped" in task.result else "done"
+                task.status, task.done_at, task.attempts = status, now, task.attempts + 1
+                done.append((task.order_id, task.component, status))
         except Exception as exc:  # any component failure stays with its task; the order is untouched
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
@@ -388,7 +455,11 @@ def get_order(*, session: Session, workspace_id: str, order_id: str) -> dict[str
     order = _order(session, workspace_id, order_id)
     fulfilment = [{"component": t.component, "ref": t.ref, "status": t.status, "attempts": t.attempts,
                    "last_error": t.last_error, "result": t.result} for t in repository.tasks(session, workspace_id, order_id)]  # fmt: skip
-    return {**order_read(order), "fulfilment": fulfilment}
+    upsells: list[dict[str, Any]] = []
+    if order.status in ("paid", "partially_refunded"):  # what to offer next, once this is paid
+        upsells = offers_service.upsells_for(session=session, workspace_id=workspace_id, buyer_id=order.buyer_id,
+                                             offer_keys=[line["offer_key"] for line in order.lines], currency=order.currency)  # fmt: skip
+    return {**order_read(order), "fulfilment": fulfilment, "upsells": upsells}
 
 
 def retry_task(
@@ -409,13 +480,29 @@ def refund(
     at: datetime | None = None, reason: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Full (amount None) or partial refund: a balanced ledger entry, the buyer event, and on a full refund
-    the order's entitlements revoked."""
-    order = _order(session, workspace_id, order_id)
+    the order's access ended: its entitlements revoked, its undelivered tasks canceled, and a subscription
+    it paid for canceled with its grants."""
+    order = _order(session, workspace_id, order_id, lock=True)
+    _refund(session, order, amount, actor=actor, at=at or utcnow(), reason=reason)
+    return order_read(order)
+
+
+def _refund(
+    session: Session, order: Order, amount: int | None, *, actor: str, at: datetime, reason: str | None,
+    tax_part: int | None = None, end_access: bool = True, status: str | None = None,
+) -> None:  # fmt: skip
+    """The refund itself. The platform fee is returned in proportion to the refund (the platform keeps no fee
+    on money the creator gives back); the processor's fee is not (processors keep it). ``end_access`` False:
+    a plan-change credit, which never ends the subscription it belongs to."""
+    workspace_id = order.workspace_id
     if order.status not in ("paid", "partially_refunded"):
         raise CheckoutError(
-            f"order {order_id} is {order.status}: only paid orders can be refunded", code="not_refundable"
+            f"order {order.id} is {order.status}: only paid orders can be refunded", code="not_refundable"
         )
-    at = at or utcnow()
+    if order.total <= 0:
+        raise CheckoutError(
+            f"order {order.id} charged nothing: there is nothing to refund", code="not_refundable"
+        )
     prior = [
         e for e, _ in ledger_service.entries(session=session, workspace_id=workspace_id, order_id=order.id)
     ]
@@ -425,18 +512,43 @@ def refund(
         raise CheckoutError(
             f"refund must be between 1 and {left.amount} ({left.format()})", code="invalid_refund_amount"
         )
-    entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at)
+    booked = balance(prior, currency=order.currency)
+    fee_left = booked[Account.PLATFORM_FEES]
+    fee_back = fee_left if value == left or fee_left.amount <= 0 else (
+        fee_left.allocate([value.amount, left.amount - value.amount])[0])  # fmt: skip
+    # a charge that never went through (an unpaid renewal) cost no processor fee either
+    processor_back = booked[Account.PROCESSOR_FEES] if status == "unpaid" else None
+    entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at, platform_fee_returned=fee_back,
+                         fee_returned=processor_back,
+                         tax_part=None if tax_part is None or value == left else Money(order.currency, tax_part))  # fmt: skip
     ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
     order.refunded += value.amount
-    order.status = "refunded" if order.refunded >= order.total else "partially_refunded"
+    order.status = status or ("refunded" if order.refunded >= order.total else "partially_refunded")
     order.updated_at = at
-    if order.status == "refunded":
+    if order.status in ("refunded", "unpaid"):
+        why = reason or "order refunded"
+        repository.cancel_pending_tasks(session, workspace_id, order.id, why)
         entitlements_service.revoke_source(session=session, workspace_id=workspace_id, source=order.id,
-                                           reason=reason or "order refunded", actor=actor)  # fmt: skip
-    _event(session, order, order.buyer_id, "Order Refunded",
-           {"order_id": order.id, "amount_minor": value.amount, "currency": order.currency, "full": order.status == "refunded"},
-           f"{order.id}-refund-{order.refunded}")  # fmt: skip
-    return order_read(order)
+                                           reason=why, actor=actor)  # fmt: skip
+        if end_access and order.status == "refunded":
+            _end_subscriptions_of(session, order, at, actor, why)
+    if order.status != "unpaid":  # a charge that failed is no refund to the buyer
+        _event(session, order, order.buyer_id, "Order Refunded",
+               {"order_id": order.id, "amount_minor": value.amount, "currency": order.currency, "full": order.status == "refunded"},
+               f"{order.id}-refund-{order.refunded}")  # fmt: skip
+
+
+def _end_subscriptions_of(session: Session, order: Order, at: datetime, actor: str, reason: str) -> None:
+    """A fully refunded order that started or renewed a subscription: the subscription is canceled now and
+    everything it granted is revoked."""
+    subs = {line.get("subscription_id") for line in order.lines} - {None}
+    for row in repository.subscriptions_of(session, order.workspace_id, order.buyer_id):
+        if row.order_id == order.id or row.id in subs:
+            if row.status not in ("canceled", "incomplete"):
+                subscription_action(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
+                                    action="cancel", at_period_end=False, at=at, actor=actor)  # fmt: skip
+            entitlements_service.revoke_source(session=session, workspace_id=order.workspace_id, source=row.id,
+                                               reason=reason, actor=actor)  # fmt: skip
 
 
 # -- subscriptions ---------------------------------------------------------------------------------
@@ -488,8 +600,19 @@ def subscription_read(row: SubscriptionRow) -> dict[str, Any]:
             "status": row.status, "state": row.state, "provider_subscription_id": row.provider_subscription_id}  # fmt: skip
 
 
-def get_subscription(*, session: Session, workspace_id: str, subscription_id: str) -> SubscriptionRow:
-    row = repository.subscription(session, workspace_id, subscription_id)
+def _sub_access_end(row: SubscriptionRow, ends: datetime | None) -> datetime | None:
+    """When access granted now from the subscription ends: at the pause of a paused one."""
+    if row.status == "paused":
+        paused = _sub_from_json(row.state).paused_at
+        return paused if paused is not None else ends
+    return ends
+
+
+def get_subscription(
+    *, session: Session, workspace_id: str, subscription_id: str, lock: bool = False
+) -> SubscriptionRow:
+    find = repository.subscription_for_update if lock else repository.subscription
+    row = find(session, workspace_id, subscription_id)
     if row is None:
         raise OrderNotFound(f"subscription {subscription_id} does not exist", code="subscription_not_found")
     return row
@@ -501,7 +624,9 @@ def subscription_action(
 ) -> dict[str, Any]:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
     Every step is an event on the buyer record; charges and credits go to the ledger; access follows."""
-    row = get_subscription(session=session, workspace_id=workspace_id, subscription_id=subscription_id)
+    row = get_subscription(
+        session=session, workspace_id=workspace_id, subscription_id=subscription_id, lock=True
+    )
     at = at or utcnow()
     sub = _sub_from_json(row.state)
     event: Any
@@ -528,12 +653,18 @@ def subscription_action(
         event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
     else:
         raise CheckoutError(f"unknown action {action!r}", code="invalid_action")
-    before = sub.state
+    before, old_plan, period = sub.state, sub.plan, (sub.current_period_start, sub.current_period_end)
     sub, effects = apply(sub, event, at=at)
     row.state, row.status, row.updated_at = _sub_to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
     _effects(session, row, effects, at, actor)
+    if action == "change_plan":
+        _switch_grants(session, row, old_plan, sub.plan, actor)
+    if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
+        _renewal_unpaid(session, row, period, at, actor)
+    elif before == "past_due" and sub.state == "active":
+        _renewal_recovered(session, row, at)
     name = {"renew": "Subscription Renewed", "payment_failed": "Payment Failed", "payment_succeeded": "Payment Succeeded",
             "pause": "Subscription Paused", "resume": "Subscription Resumed", "cancel": "Subscription Canceled",
             "change_plan": "Subscription Changed"}[action]  # fmt: skip
@@ -543,37 +674,113 @@ def subscription_action(
     return subscription_read(row)
 
 
-def _renewal_order(session: Session, row: SubscriptionRow, amount: Money, at: datetime) -> None:
-    """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger."""
+def _renewal_order(session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str) -> None:
+    """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger,
+    booked by the same rule as a checkout: tax and platform fee at the rates of the subscription's order."""
     first = repository.order(session, row.workspace_id, row.order_id)
+    tax_percent = first.tax_percent if first else "0"
+    tax = amount.percent(tax_percent)
     order = Order(
         id=new_id("ord"), workspace_id=row.workspace_id, buyer_id=row.buyer_id, status="paid",
         provider=first.provider if first else "manual", currency=amount.currency, subtotal=amount.amount, discount=0,
-        tax=0, total=amount.amount, refunded=0, coupon=None, created_at=at, paid_at=at, updated_at=at,
+        tax=tax.amount, total=amount.amount + tax.amount, refunded=0, coupon=None, created_at=at, paid_at=at,
+        updated_at=at, tax_percent=tax_percent, platform_fee_percent=first.platform_fee_percent if first else "0",
         lines=[{"offer_key": row.offer_key, "title": row.offer_key, "role": "offer", "unit_amount": amount.amount,
-                "quantity": 1, "subtotal": amount.amount, "discount": 0, "total": amount.amount, "subscription_id": row.id}],
+                "quantity": 1, "subtotal": amount.amount, "discount": 0, "total": amount.amount, "subscription_id": row.id,
+                "reason": reason}],
     )  # fmt: skip
     repository.add(session, order)
     repository.flush(session)
-    entry = sale_entry(order.id, gross=amount, occurred_at=at)
-    ledger_service.record(
-        session=session, workspace_id=row.workspace_id, entry=entry, tags=_tags(session, order)
-    )
+    _book_sale(session, order, None, at)
+
+
+def _orders_of_subscription(session: Session, row: SubscriptionRow) -> list[Order]:
+    """The subscription's orders, newest first: the checkout that started it and every charge since."""
+    mine = [o for o in repository.orders_of(session, row.workspace_id, row.buyer_id)
+            if o.id == row.order_id or any(line.get("subscription_id") == row.id for line in o.lines)]  # fmt: skip
+    return sorted(mine, key=lambda o: (o.created_at, o.id), reverse=True)
+
+
+def _renewal_unpaid(
+    session: Session,
+    row: SubscriptionRow,
+    period: tuple[datetime | None, datetime | None],
+    at: datetime,
+    actor: str,
+) -> None:
+    """The charge of the current period failed: its renewal order is booked back (no revenue for a period
+    nobody paid) and marked unpaid; a later successful payment books it again. A failure at or after the
+    period's end is the next period's charge, which was never booked: nothing to take back."""
+    start, end = period
+    if start is None or end is None or not start <= at < end:
+        return
+    for order in _orders_of_subscription(session, row):
+        renewal = any(line.get("reason") in ("renewal", "first_period") for line in order.lines)
+        if renewal and order.status == "paid" and order.refunded == 0 and order.created_at >= start:
+            _refund(session, order, None, actor=actor, at=at, reason="renewal unpaid", end_access=False,
+                    status="unpaid")  # fmt: skip
+            return
+
+
+def _renewal_recovered(session: Session, row: SubscriptionRow, at: datetime) -> None:
+    for order in _orders_of_subscription(session, row):
+        if order.status == "unpaid":
+            order.status, order.refunded, order.paid_at, order.updated_at = "paid", 0, at, at
+            _book_sale(session, order, None, at)
+            return
+
+
+def _credit(session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str) -> None:
+    """Unused time given back on a downgrade, by the rule charges follow: the credit plus its tax, with the
+    platform fee returned in proportion, taken from the subscription's paid orders (newest first)."""
+    first = repository.order(session, row.workspace_id, row.order_id)
+    tax = amount.percent(first.tax_percent if first else "0")
+    want, tax_want = amount.amount + tax.amount, tax.amount
+    for order in _orders_of_subscription(session, row):
+        if want <= 0:
+            return
+        if order.status not in ("paid", "partially_refunded") or order.total <= 0:
+            continue
+        left = ledger_service.refundable(
+            session=session, workspace_id=row.workspace_id, order_id=order.id
+        ).amount
+        part = min(want, left)
+        if part <= 0:
+            continue
+        part_tax = min(tax_want, tax_want * part // want)
+        _refund(session, order, part, actor=actor, at=at, reason="plan downgraded: credit for unused time",
+                tax_part=part_tax, end_access=False)  # fmt: skip
+        want, tax_want = want - part, tax_want - part_tax
+
+
+def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key: str, actor: str) -> None:
+    """A plan change changes access: the old plan's components the new one lacks are revoked, the new plan's
+    are granted (its quotas only once paid periods run: not during a trial)."""
+    if old_key == new_key:
+        return
+    old = offers_service.get_offer(session=session, workspace_id=row.workspace_id, key=old_key)
+    new = offers_service.get_offer(session=session, workspace_id=row.workspace_id, key=new_key)
+    keep = {(c.component, c.ref) for c in new.components}
+    for c in old.components:
+        if (c.component, c.ref) not in keep:
+            entitlements_service.revoke_grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+                                              component=c.component, ref=c.ref, source=row.id,
+                                              reason=f"plan changed to {new_key}", actor=actor)  # fmt: skip
+    ends = _sub_access_end(row, None)
+    for c in new.components:
+        if c.component == "deliverable" or (c.quantity is not None and row.status == "trialing"):
+            continue
+        entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+                                   component=c.component, ref=c.ref, source=row.id, quantity=c.quantity,
+                                   access_ends_at=ends, actor=actor)  # fmt: skip
 
 
 def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str) -> None:
     for effect in effects:
         if effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
-            _renewal_order(session, row, effect.amount, at)
+            _renewal_order(session, row, effect.amount, at, effect.reason or "renewal")
         elif effect.kind == "credit" and effect.amount is not None and effect.amount.amount > 0:
-            # unused time on a downgrade comes back from what the subscription's first order paid
-            left = ledger_service.refundable(
-                session=session, workspace_id=row.workspace_id, order_id=row.order_id
-            )
-            amount = min(effect.amount.amount, left.amount)
-            if amount > 0:
-                refund(session=session, workspace_id=row.workspace_id, order_id=row.order_id, amount=amount, actor=actor,
-                       at=at, reason="plan downgraded: credit for unused time")  # fmt: skip
+            _credit(session, row, effect.amount, at, actor)
         elif effect.kind == "access_end":
             entitlements_service.set_access_end(session=session, workspace_id=row.workspace_id, source=row.id,
                                                 access_ends_at=effect.at or at, actor=actor)  # fmt: skip
@@ -585,16 +792,18 @@ def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: 
 
 
 def _reset_quotas(session: Session, row: SubscriptionRow, actor: str) -> None:
-    """A new period restores each quota component of the plan to its granted quantity (access end kept)."""
+    """A new period restores each quota component of the plan to its granted quantity (access end kept); the
+    first paid period grants them (a trial has none)."""
     plan = offers_service.get_offer(session=session, workspace_id=row.workspace_id, key=row.offer_key)
     held = {(e.component, e.ref): e for e in entitlements_service.list_for_buyer(
         session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id) if e.source == row.id}  # fmt: skip
     for component in plan.components:
         current = held.get((component.component, component.ref))
-        if component.quantity is not None and current is not None:
+        if component.quantity is not None and (current is None or current.status == "active"):
             entitlements_service.grant(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
                                        component=component.component, ref=component.ref, source=row.id,
-                                       quantity=component.quantity, access_ends_at=current.access_ends_at, actor=actor)  # fmt: skip
+                                       quantity=component.quantity, actor=actor,
+                                       access_ends_at=current.access_ends_at if current else _sub_access_end(row, None))  # fmt: skip
 
 
 # -- provider webhooks -----------------------------------------------------------------------------

@@ -117,3 +117,22 @@ def ledger_payouts(
     with domain_errors(), database() as db, db.read() as session:
         print_json(ledger_service.payouts(session=session, workspace_id=workspace, start=_utc(start), end=_utc(end),
                                           currency=currency))  # fmt: skip
+
+
+@ledger_app.command("payout")
+def ledger_payout(
+    workspace: WorkspaceOpt,
+    reference: Annotated[str, typer.Option(help="The bank transfer's id (repeating it changes nothing)")],
+    amount: Annotated[int, typer.Option(help="Minor units")],
+    currency: str = "USD",
+    paid_at: Annotated[datetime | None, typer.Option(help="When it was paid out (default: now)")] = None,
+) -> None:
+    """Record a payout: the amount moves from the creator's pending balance to paid out."""
+    with domain_errors(), database() as db, db.write() as session:
+        out = ledger_service.record_payout(session=session, workspace_id=workspace, reference=reference,
+                                           amount=amount, currency=currency, actor="cli",
+                                           paid_at=_utc(paid_at) if paid_at else None)  # fmt: skip
+    state = "recorded" if out["created"] else "already recorded"
+    typer.echo(
+        f"payout {reference}: {out['formatted']} {state}; pending {out['pending_balance']['formatted']}"
+    )

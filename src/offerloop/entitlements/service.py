@@ -275,6 +275,22 @@ def revoke_source(*, session: Session, workspace_id: str, source: str, reason: s
     return len(ids)
 
 
+def revoke_grant(
+    *, session: Session, workspace_id: str, buyer_id: str, component: str, ref: str, source: str, reason: str,
+    actor: str,
+) -> bool:  # fmt: skip
+    """Revoke the one grant of (component, ref) from ``source`` (a plan change drops a component); whether
+    there was an active one."""
+    if source == ADMIN:
+        raise ReservedSource("admin overrides are cleared with override()")
+    live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
+    row = repository.find(session, workspace_id, live, component, ref, source)
+    if row is None or row.status != "active":
+        return False
+    revoke(session=session, workspace_id=workspace_id, entitlement_id=row.id, reason=reason, actor=actor)
+    return True
+
+
 def set_access_end(
     *, session: Session, workspace_id: str, source: str, access_ends_at: datetime | None,
     actor: str = "system",

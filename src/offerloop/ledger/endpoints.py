@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from offerloop.core.errors import ValidationFailed
 from offerloop.ledger import service
@@ -58,6 +59,41 @@ def payouts(
         return service.payouts(
             session=session, workspace_id=principal.workspace_id, start=since, end=until, currency=currency
         )
+
+
+class PayoutIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200, description="The transfer's id: repeats are no-ops")
+    amount: int = Field(gt=0, lt=2**62, description="Minor units")
+    currency: str = Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. USD")
+    paid_at: str | None = Field(default=None, description=_INSTANT)
+
+
+class PayoutRecorded(BaseModel):
+    reference: str
+    entry_id: int
+    currency: str
+    amount: int
+    formatted: str
+    paid_at: str
+    created: bool
+    pending_balance: dict[str, Any]
+
+
+@router.post(
+    "/ledger/payouts",
+    summary="Record a payout to the creator's bank (idempotent by reference)",
+    response_model=PayoutRecorded,
+    status_code=201,
+    responses={200: {"description": "Already recorded", "model": PayoutRecorded}, 409: {}, 422: {}},
+)
+def record_payout(db: DB, principal: SecretKey, body: PayoutIn) -> Any:
+    at = parse_instant("paid_at", body.paid_at)
+    with db.write() as session:
+        out = service.record_payout(
+            session=session, workspace_id=principal.workspace_id, reference=body.reference, amount=body.amount,
+            currency=body.currency, paid_at=at, actor=f"key:{principal.key_id}",
+        )  # fmt: skip
+    return out if out["created"] else JSONResponse(out, status_code=200)
 
 
 @router.get(

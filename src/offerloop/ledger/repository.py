@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
@@ -20,14 +20,33 @@ def add_entry(
     kind: str,
     occurred_at: datetime,
     tags: dict[str, Any],
+    reference: str | None = None,
 ) -> LedgerEntry:
     """Insert an entry row (flushed: its id is set)."""
     row = LedgerEntry(
-        workspace_id=workspace_id, order_id=order_id, kind=kind, occurred_at=occurred_at, tags=tags
-    )
+        workspace_id=workspace_id, order_id=order_id, kind=kind, occurred_at=occurred_at, tags=tags,
+        reference=reference,
+    )  # fmt: skip
     session.add(row)
     session.flush()
     return row
+
+
+def entry_by_reference(session: Session, workspace_id: str, reference: str) -> LedgerEntry | None:
+    stmt = scoped_select(LedgerEntry, workspace_id).where(LedgerEntry.reference == reference)
+    return session.scalars(stmt).one_or_none()
+
+
+def postings_of(session: Session, workspace_id: str, entry_id: int) -> list[LedgerPosting]:
+    stmt = scoped_select(LedgerPosting, workspace_id).where(LedgerPosting.entry_id == entry_id)
+    return list(session.scalars(stmt))
+
+
+def lock_payouts(session: Session, workspace_id: str) -> None:
+    """Serialise payouts of one workspace (each checks the pending balance the others draw from). SQLite
+    already has a single writer (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"payout:{workspace_id}"})
 
 
 def add_posting(

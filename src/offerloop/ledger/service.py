@@ -14,7 +14,8 @@ from typing import Any, Literal, cast, get_args
 import orjson
 from sqlalchemy.orm import Session
 
-from offerloop.core.errors import NotFound, OfferloopError, ValidationFailed
+from offerloop.core.clock import utcnow
+from offerloop.core.errors import Conflict, NotFound, OfferloopError, ValidationFailed
 from offerloop.core.money import CurrencyMismatch, Money, currency_code
 from offerloop.ledger import repository
 from offerloop.ledger.postings import (
@@ -23,7 +24,9 @@ from offerloop.ledger.postings import (
     EntryKind,
     LedgerError,
     Posting,
+    balance,
     order_summary,
+    payout_entry,
 )
 from offerloop.ledger.reports import payout_report, revenue_by, to_csv
 from offerloop.models import LedgerEntry, LedgerPosting
@@ -149,8 +152,20 @@ def _order_entries(
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def record(*, session: Session, workspace_id: str, entry: Entry, tags: Mapping[str, Any]) -> int:
-    """Store a balanced entry, its postings and its attribution tags; returns the entry's id."""
+class PayoutConflict(Conflict):
+    code = "payout_reference_conflict"
+
+
+def record(
+    *,
+    session: Session,
+    workspace_id: str,
+    entry: Entry,
+    tags: Mapping[str, Any],
+    reference: str | None = None,
+) -> int:
+    """Store a balanced entry, its postings and its attribution tags; returns the entry's id. ``reference``
+    (unique in the workspace) makes the entry idempotent: see ``record_payout``."""
     if not isinstance(entry, Entry):
         raise LedgerError(f"record needs a ledger Entry, got {type(entry).__name__}")
     row = repository.add_entry(
@@ -160,6 +175,7 @@ def record(*, session: Session, workspace_id: str, entry: Entry, tags: Mapping[s
         kind=entry.kind.value,
         occurred_at=entry.occurred_at,
         tags=_tags(tags, entry),
+        reference=reference,
     )
     for p in entry.postings:
         repository.add_posting(
@@ -172,6 +188,57 @@ def record(*, session: Session, workspace_id: str, entry: Entry, tags: Mapping[s
             memo=p.memo,
         )
     return row.id
+
+
+def _payout_read(row: LedgerEntry, amount: Money, pending: Money, created: bool) -> dict[str, Any]:
+    return {
+        "reference": row.reference, "entry_id": row.id, "currency": amount.currency, "amount": amount.amount,
+        "formatted": amount.format(), "paid_at": row.occurred_at.isoformat(), "created": created,
+        "pending_balance": _money(pending),
+    }  # fmt: skip
+
+
+def record_payout(
+    *, session: Session, workspace_id: str, reference: str, amount: int, currency: str,
+    paid_at: datetime | None = None, actor: str = "api",
+) -> dict[str, Any]:  # fmt: skip
+    """Record money paid out to the creator's bank: ``payouts_pending`` -> ``payouts_paid``, never more than
+    the pending balance. Idempotent by ``reference`` (the transfer's id): the same payout again changes
+    nothing (``created`` False); the same reference with another amount or currency is a conflict."""
+    reference = (reference or "").strip()
+    if not reference or len(reference) > 200:
+        raise ValidationFailed("reference must be 1 to 200 characters", details={"reference": reference})
+    cur = _currency(currency)
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ValidationFailed("amount must be a positive integer of minor units", details={"amount": amount})
+    at = paid_at or utcnow()
+    _aware(paid_at=at)
+    repository.lock_payouts(session, workspace_id)
+    existing = repository.entry_by_reference(session, workspace_id, reference)
+    prior = [e for _, e, _ in _load(session, workspace_id, currency=cur)]
+    pending = balance(prior, currency=cur)[Account.PAYOUTS_PENDING] if prior else Money.zero(cur)
+    if existing is not None:
+        paid = [
+            p
+            for p in repository.postings_of(session, workspace_id, existing.id)
+            if p.account == Account.PAYOUTS_PAID.value
+        ]
+        if (
+            existing.kind != EntryKind.PAYOUT.value
+            or len(paid) != 1
+            or (paid[0].currency, paid[0].amount) != (cur, amount)
+        ):
+            raise PayoutConflict(
+                f"reference {reference!r} is already recorded with another amount or currency",
+                details={"reference": reference},
+            )
+        return _payout_read(existing, Money(cur, amount), pending, created=False)
+    entry = payout_entry(reference, amount=Money(cur, amount), occurred_at=at, prior=prior)
+    entry_id = record(session=session, workspace_id=workspace_id, entry=entry, reference=reference,
+                      tags={"offers": [], "currency": cur, "actor": actor})  # fmt: skip
+    row = repository.entry_by_reference(session, workspace_id, reference)
+    assert row is not None and row.id == entry_id
+    return _payout_read(row, Money(cur, amount), pending - Money(cur, amount), created=True)
 
 
 # -- reading ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from offerloop.models.artifact import Artifact, ArtifactFile, ArtifactVersion, A
 from offerloop.models.audit import AuditEntry
 from offerloop.models.buyer import Buyer, Identity, IdentityConflict, Merge
 from offerloop.models.commerce import (
+    BuyerClaim,
     Coupon,
     DropStock,
     Entitlement,
@@ -31,6 +32,7 @@ __all__ = [
     "AtomUse",
     "AuditEntry",
     "Buyer",
+    "BuyerClaim",
     "BuyerFeatures",
     "BuyerPersona",
     "CompositionPolicy",

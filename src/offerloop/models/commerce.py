@@ -58,6 +58,24 @@ class DropStock(Base):
     held: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class BuyerClaim(Base):
+    """Units of a per-buyer limit one buyer holds (a drop's units, a once-per-buyer coupon's use).
+
+    The limit is enforced by the database: a conditional UPDATE ``used + n <= limit`` on this row, so
+    concurrent checkouts of one buyer serialise on it (row lock on PostgreSQL, the single writer on SQLite).
+    """
+
+    __tablename__ = "buyer_claims"
+    __table_args__ = (UniqueConstraint("workspace_id", "scope", "key", "buyer_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(16))  # drop | coupon
+    key: Mapped[str] = mapped_column(String(120))  # the drop's offer key or the coupon code
+    buyer_id: Mapped[str] = mapped_column(String(40))
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class StockHold(Base):
     __tablename__ = "stock_holds"
     __table_args__ = (Index(None, "workspace_id", "offer_key", "status", "expires_at"),)
@@ -91,6 +109,9 @@ class Order(Base):
     total: Mapped[int] = mapped_column(BigInteger)
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     coupon: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the rates the order was priced and booked with; renewals of its subscription reuse them
+    tax_percent: Mapped[str] = mapped_column(String(16), default="0")
+    platform_fee_percent: Mapped[str] = mapped_column(String(16), default="0")
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     decision_id: Mapped[str | None] = mapped_column(
         String(40), nullable=True
@@ -184,13 +205,19 @@ class FulfilmentTask(Base):
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index(None, "workspace_id", "occurred_at"), Index(None, "workspace_id", "order_id"))
+    __table_args__ = (
+        Index(None, "workspace_id", "occurred_at"),
+        Index(None, "workspace_id", "order_id"),
+        UniqueConstraint("workspace_id", "reference"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # an external reference that makes the entry idempotent (a payout's bank transfer id)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # attribution snapshot at posting time: offer keys, persona, first/last touch channel
     tags: Mapped[dict[str, Any]] = mapped_column(JSONType)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
@@ -47,13 +46,3 @@ def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str
         for line in lines:
             counts[line["offer_key"]] = counts.get(line["offer_key"], 0) + int(line.get("quantity", 1))
     return counts
-
-
-def coupon_redemptions(session: Session, workspace_id: str, code: str, buyer_id: str | None = None) -> int:
-    stmt = scoped_select(Order, workspace_id, func.count()).where(
-        Order.coupon == code,
-        Order.status.in_(("paid", "partially_refunded", "pending")),
-    )
-    if buyer_id is not None:
-        stmt = stmt.where(Order.buyer_id == buyer_id)
-    return int(session.scalar(stmt) or 0)

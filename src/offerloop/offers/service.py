@@ -177,6 +177,30 @@ def _may_buy(
     return not (offer.kind in ("product", "bundle", "subscription", "tier") and owned.get(offer.key, 0))
 
 
+def upsells_for(
+    *, session: Session, workspace_id: str, buyer_id: str, offer_keys: list[str], currency: str,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The catalog's upsells of ``offer_keys`` (what was just bought) that this buyer may buy now in
+    ``currency``: each once, in catalog order, offers the buyer already has left out."""
+    catalog = catalog_for(session=session, workspace_id=workspace_id)
+    now = now or utcnow()
+    owned = repository.owned_counts(session, workspace_id, buyer_id)
+    keys = dict.fromkeys(k for key in offer_keys if (o := catalog.offer(key)) is not None for k in o.upsells)
+    out = []
+    for key in keys:
+        offer = catalog.offer(key)
+        price = offer.price(currency) if offer is not None else None
+        if offer is None or price is None or key in offer_keys:
+            continue
+        if not _may_buy(session, workspace_id, offer, buyer_id, owned, now):
+            continue
+        out.append({"key": offer.key, "kind": offer.kind, "title": offer.title, "description": offer.description,
+                    "price": price.amount, "currency": price.currency, "formatted": price.format(),
+                    "interval": offer.interval, "trial_days": offer.trial_days or None})  # fmt: skip
+    return out
+
+
 def present(
     *, session: Session, workspace_id: str, request: DecideRequest, currency: str, holdout_share: float
 ) -> dict[str, Any]:
