@@ -199,3 +199,19 @@ def payment_event(session: Session, provider: str, provider_event_id: str) -> Pa
         PaymentEvent.provider == provider, PaymentEvent.provider_event_id == provider_event_id
     )
     return session.scalars(stmt).one_or_none()
+
+
+def deferred_payment_events(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
+    """Provider events that waited for an order to be paid, in the order they happened."""
+    stmt = select(PaymentEvent).where(
+        PaymentEvent.workspace_id == workspace_id, PaymentEvent.order_id == order_id,
+        PaymentEvent.outcome == "deferred",
+    )  # fmt: skip
+    return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
+
+
+def payment_events_of(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
+    stmt = select(PaymentEvent).where(
+        PaymentEvent.workspace_id == workspace_id, PaymentEvent.order_id == order_id
+    )
+    return list(session.scalars(stmt.order_by(PaymentEvent.id)))
