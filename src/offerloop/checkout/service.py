@@ -883,48 +883,42 @@ def _apply_event(session: Session, order: Order, event: PaymentEvent, terms: Web
 
 def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
     ws = order.workspace_id
-    if event.kind == "checkout_completed" and event.payment_status not in (
-        None,
-        "paid",
-        "no_payment_required",
-    ):
+    unpaid = event.payment_status not in (None, "paid", "no_payment_required")
+    if event.kind == "checkout_completed" and unpaid:
         return "awaiting_payment"
-    first_invoice = event.billing_reason in (None, "subscription_create")
     if order.status == "pending":
-        if event.invoice_id and not first_invoice:
+        if event.invoice_id and event.billing_reason not in (None, "subscription_create"):
             return "deferred"  # a renewal delivered before the subscription exists: applied when it does
         return _pay(session, order, event, terms)
     if order.status not in ("paid", "partially_refunded"):
         return f"order_{order.status}"
     row = _subscription_of(session, order, event) if event.invoice_id else None
-    if row is None or event.kind != "payment_succeeded":
-        return "already_paid"
-    if event.billing_reason == "subscription_create" and row.order_id == order.id:
+    if row is None or event.kind != "payment_succeeded" or row.order_id != order.id:
+        return "already_paid"  # (an order found by this payment's id: its renewal is booked already)
+    if event.billing_reason == "subscription_create":
         if event.payment_intent_id and (order.provider_ref or "cs_").startswith("cs_"):
-            order.provider_ref = (
-                event.payment_intent_id
-            )  # the session's first invoice: refunds name its payment
+            order.provider_ref = event.payment_intent_id  # the session's first invoice: refunds name it
         return "already_paid"
+    if event.billing_reason not in (None, "subscription_cycle"):
+        return "already_paid"  # a plan change's proration: booked with the change itself
     end = _sub_from_json(row.state).current_period_end
-    if row.status == "past_due" or (
-        row.status in ("active", "trialing") and end is not None and event.occurred_at >= end
-    ):
-        problem = _amount_problem(order, event, _renewal_due(row, terms))
-        if problem:
-            return problem
-        outcome = "subscription_renewed"
-        if (
-            row.status == "past_due"
-        ):  # the retry of a failed renewal went through: the period it pays starts now
-            subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
-                                at=event.occurred_at, actor="stripe")  # fmt: skip
-            outcome = "subscription_recovered"
-        if end is not None and event.occurred_at >= end and row.status in ("active", "trialing"):
-            subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="renew",
-                                at=event.occurred_at, actor="stripe")  # fmt: skip
-            _tag_renewal(session, row, event)
-        return outcome
-    return "already_paid"
+    if end is None or (event.billing_reason is None and event.occurred_at < end and row.status != "past_due"):
+        return "already_paid"
+    if row.status not in ("active", "trialing", "past_due"):
+        return "ignored_state"
+    problem = _amount_problem(order, event, _renewal_due(row, terms))
+    if problem:
+        return problem
+    outcome = "subscription_renewed"
+    if row.status == "past_due":  # a retry of the failed renewal invoice went through
+        subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
+                            at=event.occurred_at, actor="stripe")  # fmt: skip
+        outcome = "subscription_recovered"
+    # One paid cycle invoice is one period, whatever order the invoices arrive in.
+    subscription_action(session=session, workspace_id=ws, subscription_id=row.id, action="renew",
+                        at=max(event.occurred_at, end), actor="stripe")  # fmt: skip
+    _tag_renewal(session, row, event)
+    return outcome
 
 
 def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
@@ -940,6 +934,8 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
         return "deferred" if order.status == "pending" and not first_invoice else "ignored_state"
     if row.status not in ("active", "past_due"):
         return "ignored_state"
+    if event.occurred_at < row.updated_at:
+        return "ignored_stale"  # the invoice was paid (or the subscription changed) after this attempt
     sub = _sub_from_json(row.state)
     if (
         row.status == "past_due"
