@@ -300,7 +300,7 @@ def test_subscription_updates_past_due_cancel_at_period_end_and_plan_change_are_
     client = stripe_client
     order = start_inner_circle(client, secret_headers, write_headers)
     assert outcome(client, subscription_updated(order, "evt_u1", at=T0 + 10, status="past_due")) == "past_due"
-    assert outcome(client, subscription_updated(order, "evt_u2", at=T0 + 20)) == "reactivated"
+    assert outcome(client, subscription_updated(order, "evt_u2", at=T0 + 20)) == "recovered"
     assert (
         outcome(client, subscription_updated(order, "evt_u3", at=T0 + 30, cancel=True)) == "cancel_scheduled"
     )

@@ -763,7 +763,7 @@ def handle_payment_event(
     repository.add(session, PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
         provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
-        occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome, payload=dict(payload),
+        occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome[:40], payload=dict(payload),
     ))  # fmt: skip
     repository.flush(session)
     if order is not None and outcome in ("paid", "trial_started"):
@@ -793,7 +793,7 @@ def _replay_deferred(session: Session, order: Order, terms: WebhookTerms) -> Non
         event = normalize(_stored_event(row.payload))
         if event is None:
             continue
-        row.outcome = _apply_event(session, order, event, terms)
+        row.outcome = _apply_event(session, order, event, terms)[:40]
     repository.flush(session)
 
 
@@ -848,7 +848,12 @@ def _tag_renewal(session: Session, row: SubscriptionRow, event: PaymentEvent) ->
 
 
 def _pay(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
-    """A pending order's payment (or trial start), checked against what the checkout asked for."""
+    """A pending order's payment (or trial start), checked against what the checkout asked for.
+
+    The processor fee is the one Stripe reports (a charge's expanded ``balance_transaction.fee``); without
+    it none is booked: Stripe's fee depends on the account's country, the card's origin and the payment
+    method, so any table would book a wrong number for most accounts. The platform fee is the workspace's
+    ``platform_fee_percent`` of the net sale, as for the manual provider."""
     due = _due_now(session, order)
     problem = _amount_problem(order, event, due)
     if problem:
@@ -1014,7 +1019,7 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
         done.append("past_due")
     elif status == "active" and row.status == "past_due":
         act("payment_succeeded")
-        done.append("reactivated")
+        done.append("recovered")
     plan = _plan_of(session, order, event, terms)
     if plan and plan != row.offer_key and row.status in ("active", "trialing"):
         act("change_plan", plan=plan)
@@ -1023,7 +1028,7 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     if event.cancel_at_period_end is True and not scheduled and row.status in ("active", "trialing"):
         act("cancel", at_period_end=True)
         done.append("cancel_scheduled")
-    elif event.cancel_at_period_end is False and scheduled:
+    elif event.cancel_at_period_end is False and scheduled and row.status == "active":
         act("resume")
         done.append("cancel_withdrawn")
     return ",".join(done) or "no_change"
