@@ -759,6 +759,8 @@ def handle_payment_event(
     order = _event_order(session, event)
     outcome = "ignored_no_order"
     if order is not None:
+        # One order's events apply one at a time: a checkout's completion and its first invoice arrive together.
+        repository.lock_order(session, order)
         outcome = _apply_event(session, order, event, terms)
     repository.add(session, PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
