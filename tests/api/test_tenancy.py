@@ -265,6 +265,7 @@ def _cases() -> list[Case]:
             a_status=201,
         ),
         Case("GET /v1/orders/{order_id}", order_path()),
+        Case("GET /v1/orders/{order_id}/payments", order_path("/payments")),
         Case("GET /v1/ledger/orders/{order_id}", lambda w: f"/v1/ledger/orders/{w.ids['order']}"),
         Case(
             "POST /v1/orders/{order_id}/fulfilment/{component}/{ref}/retry",

@@ -352,9 +352,9 @@ def test_stripe_checkout_session_then_webhook_pays_once(
     assert again.json()["outcome"] == "duplicate"
     got = client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()
     assert got["status"] == "paid"
-    # Stripe's fee estimate (2.9% + 30) went to the ledger
+    # no guessed fee: Stripe's fee depends on the account's country, the card and the method (issue 8 item 7)
     ledger = client.get(f"/v1/ledger/orders/{order['id']}", headers=secret_headers).json()
-    assert ledger["summary"]["processor_fee"]["amount"] == 108
+    assert ledger["summary"]["processor_fee"]["amount"] == 0
 
 
 def test_out_of_order_refund_before_payment_and_repeated_refund_events(
@@ -446,8 +446,11 @@ def test_a_stripe_subscription_renews_fails_and_cancels_through_webhooks(
     setup(client, secret_headers, write_headers)
     order = buy(client, secret_headers, "membership-monthly", provider="stripe")
     completed = session_completed(order, event_id="evt_sub_paid")
-    completed["data"]["object"].update(mode="subscription", subscription="sub_stripe_1")
-    assert deliver(client, completed).json()["outcome"] == "paid"
+    # a 7-day trial: Stripe collects nothing at checkout (issue 8 item 5), so nothing is booked yet
+    completed["data"]["object"].update(
+        mode="subscription", subscription="sub_stripe_1", amount_total=0, payment_status="no_payment_required"
+    )
+    assert deliver(client, completed).json()["outcome"] == "trial_started"
     sid, status = subscription_of(db, order)
     assert status == "trialing"
     state = client.get(f"/v1/subscriptions/{sid}", headers=secret_headers).json()

@@ -902,6 +902,8 @@ OCCURRED = datetime(2026, 1, 1, tzinfo=UTC)
                 "customer_id": "cus_RkQ1offerloop",
                 "payment_status": "paid",
                 "metadata": SUB_TAGS,
+                "billing_reason": "subscription_cycle",
+                "attempt_count": 1,
             },
         ),
         (
@@ -919,6 +921,8 @@ OCCURRED = datetime(2026, 1, 1, tzinfo=UTC)
                 "customer_id": "cus_RkQ1offerloop",
                 "payment_status": "open",
                 "metadata": SUB_TAGS,
+                "billing_reason": "subscription_cycle",
+                "attempt_count": 2,
             },
         ),
         (
@@ -934,6 +938,8 @@ OCCURRED = datetime(2026, 1, 1, tzinfo=UTC)
                 "customer_id": "cus_RkQ1offerloop",
                 "subscription_status": "active",
                 "metadata": SUB_TAGS,
+                "interval": "month",
+                "cancel_at_period_end": True,
             },
         ),
         (
@@ -949,6 +955,8 @@ OCCURRED = datetime(2026, 1, 1, tzinfo=UTC)
                 "customer_id": "cus_RkQ1offerloop",
                 "subscription_status": "canceled",
                 "metadata": SUB_TAGS,
+                "interval": "month",
+                "cancel_at_period_end": False,
             },
         ),
         (

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from offerloop.checkout import service
 from offerloop.checkout.exceptions import CheckoutError
-from offerloop.checkout.stripe_provider import CheckoutLine, StripeConfig, StripeProvider
+from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
 from offerloop.core.identifiers import normalize_email
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 
@@ -78,42 +78,28 @@ def _stripe(request: Request) -> StripeProvider:
     "/checkout", status_code=201, summary="Create an order; Stripe answers with a hosted checkout URL"
 )
 def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -> dict[str, Any]:
-    settings = get_settings(request)
-    provider = _stripe(request) if body.provider == "stripe" else None
-    with db.write() as session:
-        buyer_id = service.buyer_for(session=session, workspace_id=principal.workspace_id, user_id=body.user_id,
-                                     anonymous_id=body.anonymous_id, email=body.email)  # fmt: skip
-        order = service.begin(
-            session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, offer_key=body.offer,
-            currency=body.currency, provider=body.provider, coupon=body.coupon, bumps=body.bumps, quantity=body.quantity,
-            decision_id=body.decision_id, tax_percent=settings.tax_percent,
-        )  # fmt: skip
-    if provider is None:
-        return order
-    # The provider call happens outside the transaction (no lock held across the network); on failure the
-    # order is canceled and its held units go back to stock.
-    recurring = [line for line in order["lines"] if line.get("interval")]
-    try:
-        created = provider.create_checkout_session(
-            order_id=order["id"], workspace_id=principal.workspace_id,
-            mode="subscription" if recurring else "payment", currency=order["currency"],
-            lines=[_line(line) for line in order["lines"]],
-            success_url=body.success_url, cancel_url=body.cancel_url, customer_email=body.email,
-        )  # fmt: skip
-    except Exception:
-        with db.write() as session:
-            service.cancel_pending(session=session, workspace_id=principal.workspace_id, order_id=order["id"],
-                                   reason="provider refused the checkout")  # fmt: skip
-        raise
-    with db.write() as session:
-        return service.attach_session(session=session, workspace_id=principal.workspace_id, order_id=order["id"],
-                                      provider_ref=created.id, url=created.url)  # fmt: skip
+    return service.checkout(
+        db=db, workspace_id=principal.workspace_id, offer_key=body.offer, currency=body.currency,
+        provider_name=body.provider, provider=_stripe(request) if body.provider == "stripe" else None,
+        user_id=body.user_id, anonymous_id=body.anonymous_id, email=body.email, coupon=body.coupon, bumps=body.bumps,
+        quantity=body.quantity, decision_id=body.decision_id, tax_percent=get_settings(request).tax_percent,
+        success_url=body.success_url, cancel_url=body.cancel_url,
+    )  # fmt: skip
 
 
 @router.get("/orders/{order_id}", summary="An order, its fulfilment by component")
 def get_order(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
     with db.read() as session:
         return service.get_order(session=session, workspace_id=principal.workspace_id, order_id=order_id)
+
+
+@router.get("/orders/{order_id}/payments", summary="The provider events about an order and what each did")
+def order_payments(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
+    with db.read() as session:
+        items = service.payment_events(
+            session=session, workspace_id=principal.workspace_id, order_id=order_id
+        )
+    return {"items": items}
 
 
 @router.post(
@@ -187,10 +173,17 @@ async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
         return {"received": True, "outcome": "ignored_type", "type": event.type}
     from starlette.concurrency import run_in_threadpool
 
+    settings = get_settings(request)
+    terms = service.WebhookTerms(
+        platform_fee_percent=settings.platform_fee_percent, tax_percent=settings.tax_percent
+    )
+
     def apply() -> str:
         try:
             with db.write() as session:
-                return service.handle_payment_event(session=session, event=normalized, payload=event.raw)
+                return service.handle_payment_event(
+                    session=session, event=normalized, payload=event.raw, terms=terms
+                )
         except IntegrityError:
             # The same event delivered twice at once: if the other delivery stored it, this one is a
             # duplicate; anything else is a real failure and Stripe must retry.
@@ -206,17 +199,6 @@ async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
     outcome = await run_in_threadpool(apply)
     _wake(request)
     return {"received": True, "outcome": outcome, "type": event.type}
-
-
-def _line(line: dict[str, Any]) -> CheckoutLine:
-    out: CheckoutLine = {
-        "name": line["title"],
-        "unit_amount": line["total"] // line["quantity"],
-        "quantity": line["quantity"],
-    }
-    if line.get("interval"):
-        out["interval"] = line["interval"]
-    return out
 
 
 def _wake(request: Request) -> None:

@@ -39,6 +39,7 @@ def order_for_update(session: Session, workspace_id: str, order_id: str) -> Orde
     """The order, its row locked until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
     payment, refund and fulfilment of one order see each other's committed state."""
     stmt = scoped_select(Order, workspace_id).where(Order.id == order_id)
+    session.flush()  # sessions do not autoflush, and populate_existing would drop this transaction's changes
     return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
 
 
@@ -278,6 +279,7 @@ def subscription(session: Session, workspace_id: str, subscription_id: str) -> S
 
 def subscription_for_update(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
     stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
+    session.flush()  # as order_for_update: keep this transaction's own changes
     return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
 
 
@@ -298,3 +300,21 @@ def payment_event(session: Session, provider: str, provider_event_id: str) -> Pa
         PaymentEvent.provider == provider, PaymentEvent.provider_event_id == provider_event_id
     )
     return session.scalars(stmt).one_or_none()
+
+
+def deferred_payment_events(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
+    """Provider events that waited for an order to be paid, in the order they happened."""
+    stmt = scoped_select(PaymentEvent, workspace_id).where(
+        PaymentEvent.order_id == order_id, PaymentEvent.outcome == "deferred"
+    )
+    return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
+
+
+def payment_events_of(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
+    stmt = scoped_select(PaymentEvent, workspace_id).where(PaymentEvent.order_id == order_id)
+    return list(session.scalars(stmt.order_by(PaymentEvent.id)))
+
+
+def lock_order(session: Session, order: Order) -> None:
+    """Reload the order under a row lock (PostgreSQL; SQLite has a single writer) until the transaction ends."""
+    session.refresh(order, with_for_update=True)

@@ -148,6 +148,16 @@ class PaymentEvent:
     payment_status: str | None = None
     subscription_status: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: An invoice's ``billing_reason`` (``subscription_create``, ``subscription_cycle``, ``subscription_update``…).
+    billing_reason: str | None = None
+    #: An invoice's ``attempt_count``: how many times Stripe tried to collect it.
+    attempt_count: int | None = None
+    #: A subscription's ``cancel_at_period_end``.
+    cancel_at_period_end: bool | None = None
+    #: A subscription's billing interval (``month``/``year``) read from its items' recurring prices.
+    interval: str | None = None
+    #: The top-level fields an ``*.updated`` event says changed (``data.previous_attributes``).
+    changed: tuple[str, ...] = ()
 
 
 def sign_payload(payload: bytes, secret: str, timestamp: int) -> str:
@@ -439,12 +449,19 @@ def parse_event(raw_body: bytes) -> WebhookEvent:
         or not event_type
         or not isinstance(created, int)
         or isinstance(created, bool)
+        or not _MIN_CREATED <= created <= _MAX_CREATED
         or not isinstance(obj, dict)
     ):
         raise WebhookRefused(
             "Webhook body is not an event (id, type, created, data.object)", code="invalid_payload"
         )
     return WebhookEvent(id=event_id, type=event_type, created=created, object=obj, raw=data)
+
+
+#: ``created`` is a Unix time in seconds; anything outside 1970..9999 is not a Stripe event (and would not
+#: convert to a datetime: ``1e20`` used to be a 500).
+_MIN_CREATED = 0
+_MAX_CREATED = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 # -- normalisation ------------------------------------------------------------------------------
@@ -490,6 +507,8 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
         for key in ("amount", "amount_refunded", "fee"):
             if fields.get(key) is not None:
                 fields[key] = currencies.from_provider_units("stripe", base["currency"], fields[key])
+    previous = _dict(event.raw.get("data")).get("previous_attributes")
+    fields["changed"] = tuple(sorted(str(k) for k in previous)) if isinstance(previous, dict) else ()
     fields["order_id"] = fields.get("order_id") or metadata.get(ORDER_ID_KEY)
     fields["workspace_id"] = metadata.get(WORKSPACE_ID_KEY)
     return PaymentEvent(**base, **fields, metadata=metadata)
@@ -525,15 +544,20 @@ def _from_invoice(obj: dict[str, Any], *, paid: bool) -> dict[str, Any]:
         "charge_id": _id(obj.get("charge")) or _id(payment.get("charge")),
         "amount": _int(obj.get("amount_paid") if paid else obj.get("amount_due")),
         "payment_status": _str(obj.get("status")),
+        "billing_reason": _str(obj.get("billing_reason")),
+        "attempt_count": _int(obj.get("attempt_count")),
     }
 
 
 def _from_subscription(obj: dict[str, Any]) -> dict[str, Any]:
     items = obj.get("items")
     total: int | None = None
+    interval: str | None = None
     for item in items.get("data", []) if isinstance(items, dict) else []:
         price = item.get("price") if isinstance(item, dict) else None
         unit = _int(price.get("unit_amount")) if isinstance(price, dict) else None
+        recurring = _dict(price.get("recurring")) if isinstance(price, dict) else {}
+        interval = interval or _str(recurring.get("interval"))
         quantity = _int(item.get("quantity")) if isinstance(item, dict) else None
         if unit is None:
             total = None
@@ -544,7 +568,11 @@ def _from_subscription(obj: dict[str, Any]) -> dict[str, Any]:
         "subscription_id": _str(obj.get("id")),
         "invoice_id": _id(obj.get("latest_invoice")),
         "amount": total,
+        "interval": interval,
         "subscription_status": _str(obj.get("status")),
+        "cancel_at_period_end": obj.get("cancel_at_period_end")
+        if isinstance(obj.get("cancel_at_period_end"), bool)
+        else None,
     }
 
 
