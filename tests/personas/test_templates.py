@@ -16,6 +16,7 @@ from offerloop.personas.templates import (
     TemplateError,
     default_softness,
     load_templates,
+    load_templates_file,
 )
 
 TWO = """
@@ -75,8 +76,8 @@ def test_every_source_gives_the_same_set(tmp_path: Path) -> None:
     path = tmp_path / "personas.yaml"
     path.write_text(TWO, encoding="utf-8")
     from_text = load_templates(TWO)
-    assert load_templates(path) == from_text
-    assert load_templates(str(path)) == from_text
+    assert load_templates_file(path) == from_text
+    assert load_templates_file(str(path)) == from_text
     assert load_templates(from_text.to_mapping()) == from_text
     assert load_templates(from_text.to_yaml()) == from_text
 

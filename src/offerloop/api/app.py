@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
 from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
@@ -143,7 +144,11 @@ def create_app(
     app.state.db = db
     app.state.wake_renderers = renderer_wake
     app.state.wake_fulfilment = fulfilment_wake
+    # Client input guards (innermost first): bodies checked, then bounded and authenticated before reading.
+    app.add_middleware(InputGuard)
+    app.add_middleware(BodyLimit)
     app.add_middleware(Metrics)
+    app.add_middleware(CatchAll)  # outermost: a 500 leaves the keep-alive connection usable
 
     @app.exception_handler(OfferloopError)
     async def _domain_error(_: Request, exc: OfferloopError) -> JSONBytes:
