@@ -176,3 +176,15 @@ def test_catch_all_answers_500_and_does_not_raise() -> None:
     asyncio.run(CatchAll(broken)({"type": "http", "path": "/x", "method": "GET"}, receive, send))
     assert sent[0]["status"] == 500
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "internal_error"
+
+
+def test_a_value_the_database_cannot_hold_is_a_422(client, secret_headers) -> None:
+    # Within 64 bits but over PostgreSQL's 32-bit integer column: refused by the database, answered 422.
+    body = [{**ACTION, "priority": 2**40}]
+    r = client.put("/v1/actions", headers=secret_headers, json=body)
+    if client.app.state.db.bind.dialect.name == "postgresql":
+        assert _error(r) == (422, "invalid_input")
+        assert r.json()["error"]["details"] == {"reason": "value_out_of_range"}
+    else:
+        assert r.status_code == 200 and r.json()[0]["priority"] == 2**40
+    assert client.put("/v1/actions", headers=secret_headers, json=[ACTION]).status_code == 200

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -158,6 +159,15 @@ def create_app(
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytes:
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return _error(422, "validation_failed", "the request is not valid", details)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONBytes:
+        # The database refused a value the request models let through (e.g. over a 32-bit column on
+        # PostgreSQL): the client's input, answered with a reason; the unit of work has rolled back.
+        log.warning("value refused by the database", error=str(exc.orig)[:200])
+        return _error(
+            422, "invalid_input", "a value is outside what can be stored", {"reason": "value_out_of_range"}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONBytes:
