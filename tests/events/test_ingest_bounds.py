@@ -144,3 +144,21 @@ def test_driver_writes_dates_as_the_orm_reads_them() -> None:
         stored = driver._sqlite_value(when)
         assert stored[:4] == f"{when.year:04d}"
         assert driver.read_datetime(stored) == when
+
+
+@pytest.mark.parametrize(
+    ("context", "code"),
+    [('{"library":{"name":"a\\u0000b"}}', "invalid_characters"),
+     ('{"x":' + '{"a":' * 300 + "1" + "}" * 300 + "}", "nesting_too_deep")],
+)  # fmt: skip
+def test_a_batch_context_that_cannot_be_stored_quarantines_its_events_not_the_request(
+    client, write_headers, secret_headers, context, code
+) -> None:
+    text = '{"batch":[' + orjson.dumps(INNOCENT).decode() + '],"context":' + context + "}"
+    r = client.post("/v1/batch", headers=write_headers, content=text.encode())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["quarantined"], body["errors"][0]["code"]) == (0, 1, code)
+    item = client.get(f"/v1/quarantine/{body['errors'][0]['quarantine_id']}", headers=secret_headers).json()
+    event = orjson.dumps(INNOCENT).decode()
+    assert item["raw"] == '{"context":' + context + ',"event":' + event + "}"  # the JSON text sent

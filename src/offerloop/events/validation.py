@@ -263,6 +263,20 @@ def validate(
     )
 
 
+def _unstorable(context: dict[str, Any]) -> tuple[str, str] | None:
+    """Why a batch-level context (merged into each event) cannot be stored, or None."""
+    try:
+        serialized = orjson.dumps(context)
+    except orjson.JSONEncodeError:
+        return "nesting_too_deep", f"the batch's context is nested deeper than {MAX_DEPTH} levels"
+    if has_nul(serialized):
+        return (
+            "invalid_characters",
+            "the batch's context contains a NUL character (\\u0000), which cannot be stored",
+        )
+    return None
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     """A batch validated without touching the database (done before the write lock is taken)."""
@@ -283,15 +297,19 @@ def prepare_batch(
     batch_context: dict[str, Any] | None = None,
 ) -> PreparedBatch:
     batch = PreparedBatch(received_at=received_at, count=len(messages), accepted=[], refused=[])
+    context_problem = _unstorable(batch_context) if batch_context else None
     for i, raw in enumerate(messages):
-        try:
-            serialized = orjson.dumps(raw)
-        except orjson.JSONEncodeError:
-            # Deeper than orjson nests (254 levels; the body parser allows 1024): refused, kept as text.
-            message = f"the event is nested deeper than {MAX_DEPTH} levels"
-            batch.refused.append(
-                Refused(i, "nesting_too_deep", message, None, raw=escape_nul(dump_deep(raw)))
-            )
+        problem = context_problem
+        serialized = b""
+        if problem is None:
+            try:
+                serialized = orjson.dumps(raw)
+            except orjson.JSONEncodeError:
+                problem = ("nesting_too_deep", f"the event is nested deeper than {MAX_DEPTH} levels")
+        if problem is not None:
+            # Refused, and kept as text (with the batch's context when that is what cannot be stored).
+            kept = {"context": batch_context, "event": raw} if problem is context_problem else raw
+            batch.refused.append(Refused(i, problem[0], problem[1], None, raw=escape_nul(dump_deep(kept))))
             continue
         outcome = validate(
             raw,
