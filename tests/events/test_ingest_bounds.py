@@ -162,3 +162,19 @@ def test_a_batch_context_that_cannot_be_stored_quarantines_its_events_not_the_re
     item = client.get(f"/v1/quarantine/{body['errors'][0]['quarantine_id']}", headers=secret_headers).json()
     event = orjson.dumps(INNOCENT).decode()
     assert item["raw"] == '{"context":' + context + ',"event":' + event + "}"  # the JSON text sent
+
+
+def test_touchpoint_values_longer_than_their_columns_are_cut_or_flagged(client, write_headers, db) -> None:
+    from sqlalchemy import select
+
+    from offerloop.models import Touchpoint
+
+    page = {"type": "page", "userId": "long", "name": "P", "messageId": "long-1",
+            "context": {"page": {"url": "https://creator.example/?gclid=" + "g" * 400,
+                                 "referrer": "https://" + "r" * 300 + ".example/"}}}  # fmt: skip
+    body = _batch(client, write_headers, [page, INNOCENT])
+    assert (body["accepted"], body["quarantined"]) == (2, 0)
+    with db.read() as session:
+        tp = session.scalars(select(Touchpoint).where(Touchpoint.click_id.is_not(None))).one()
+        assert (tp.click_id, tp.referrer_host) == ("g" * 255, None)
+        assert {"truncated:gclid", "malformed:referrer"} <= set(tp.flags)
