@@ -188,3 +188,10 @@ def test_a_value_the_database_cannot_hold_is_a_422(client, secret_headers) -> No
     else:
         assert r.status_code == 200 and r.json()[0]["priority"] == 2**40
     assert client.put("/v1/actions", headers=secret_headers, json=[ACTION]).status_code == 200
+
+
+def test_nul_in_a_form_body_is_refused(client, workspace) -> None:
+    r = client.post(f"/v1/quizzes/quiz_x/answers?key={workspace.write_key}", content=b"anonymous_id=a%00b",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert _error(r) == (422, "invalid_input")
+    assert r.json()["error"]["details"] == {"reason": "nul_character", "in": "body"}

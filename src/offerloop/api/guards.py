@@ -32,7 +32,16 @@ MiB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 2 * MiB
 # Uploads of creator content (corpus, catalog, theme with a logo) may be larger than an API call.
 UPLOAD_BODY_LIMIT = 8 * MiB
-UPLOAD_PATHS = ("/v1/content/", "/v1/offers/catalog", "/v1/theme", "/v1/policies", "/v1/quizzes")
+UPLOAD_PATHS = frozenset(
+    (
+        "/v1/content/atoms",
+        "/v1/content/sync",
+        "/v1/offers/catalog",
+        "/v1/theme",
+        "/v1/policies",
+        "/v1/quizzes",
+    )
+)
 # Tracking reads its body itself with the Segment limits (500 KB a batch) and quarantines per event.
 TRACKING_PATHS = frozenset(
     f"/v1/{t}" for t in ("identify", "track", "page", "screen", "group", "alias", "batch")
@@ -67,7 +76,7 @@ def body_limit_for(path: str) -> int | None:
     """The most bytes a route's body may have; None where the route bounds its body itself."""
     if path in TRACKING_PATHS:
         return None
-    if path.startswith(UPLOAD_PATHS):
+    if path in UPLOAD_PATHS:
         return UPLOAD_BODY_LIMIT
     return DEFAULT_BODY_LIMIT
 
@@ -96,12 +105,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        limit = body_limit_for(path)
-        if limit is None or not _has_body(scope):
+        if not _has_body(scope):
             await self.app(scope, receive, send)
             return
+        limit = body_limit_for(path)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
+        if length is not None and limit is not None:
             if not length.strip().isdigit():
                 await send_error(send, 400, "invalid_content_length", "Content-Length must be a number")
                 return
@@ -115,6 +124,9 @@ class BodyLimit:
             except OfferloopError as exc:
                 await send_error(send, exc.status_code, exc.code, exc.message, exc.details)
                 return
+        if limit is None:  # the route reads and bounds its body itself
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
 
@@ -229,7 +241,12 @@ class InputGuard:
         except _Invalid as bad:
             await self._refuse(send, bad)
             return
-        if scope["path"] in TRACKING_PATHS or not _has_body(scope) or not _is_json(scope):
+        if scope["path"] in TRACKING_PATHS or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        kind = _content_type(scope)
+        is_form = kind == b"application/x-www-form-urlencoded"
+        if not (is_form or kind in (b"", b"application/json") or kind.endswith(b"+json")):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -242,7 +259,11 @@ class InputGuard:
                 break
         body = b"".join(chunks)
         try:
-            check_body(body)
+            if is_form:
+                if b"%00" in body or b"\x00" in body:
+                    raise _Invalid("nul_character", "the form contains a NUL character", "body")
+            else:
+                check_body(body)
         except _Invalid as bad:
             await self._refuse(send, bad)
             return
@@ -262,12 +283,12 @@ class InputGuard:
         await send_error(send, 422, "invalid_input", bad.message, {"reason": bad.reason, "in": bad.where})
 
 
-def _is_json(scope: Scope) -> bool:
+def _content_type(scope: Scope) -> bytes:
+    """The media type, lower case; empty when absent (FastAPI then reads the body as JSON)."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            kind = value.split(b";", 1)[0].strip().lower()
-            return bool(kind == b"application/json" or kind.endswith(b"+json"))
-    return True  # FastAPI reads a body without a content type as JSON
+            return bytes(value.split(b";", 1)[0].strip().lower())
+    return b""
 
 
 class CatchAll:

@@ -365,9 +365,12 @@ def load_templates_file(path: str | Path) -> PersonaSet:
 def load_templates(source: object) -> PersonaSet:
     """Load and validate persona templates from YAML text or an already-parsed mapping.
 
-    Content only, never a path: a string is always YAML text (it reaches here from the HTTP API). Files
-    go through :func:`load_templates_file`. Raises :class:`TemplateError` naming every problem by its path.
+    A string is always YAML text, never a path (it reaches here from the HTTP API); a file is read only
+    when given as a :class:`~pathlib.Path`, which no HTTP body can produce (see :func:`load_templates_file`).
+    Raises :class:`TemplateError` naming every problem by its path.
     """
+    if isinstance(source, Path):
+        return load_templates_file(source)
     data: Any = source
     if isinstance(source, str):
         try:
