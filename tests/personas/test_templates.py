@@ -224,7 +224,8 @@ def test_top_level_errors(top: dict[str, Any], loc: str) -> None:
 def test_unusable_sources(tmp_path: Path) -> None:
     assert "must be a mapping" in _error("- just\n- a list\n").message
     assert "not valid YAML" in _error("personas: [\n").message
-    assert "cannot read persona templates" in _error(str(tmp_path / "missing.yaml")).message
+    # A string is content, never a path: it is not read, and says nothing about the file system.
+    assert "must be a mapping" in _error(str(tmp_path / "missing.yaml")).message
     assert "cannot read persona templates" in _error(tmp_path / "missing.txt").message
 
 
