@@ -112,12 +112,22 @@ def _big(body: object) -> bytes:
     return json.dumps(body).encode()
 
 
-def test_integer_query_values_outside_64_bits_are_refused(client, secret_headers) -> None:
-    r = client.get("/v1/buyers/b_1/events", headers=secret_headers, params={"before": 2**63})
+def test_integer_query_values_outside_64_bits_are_refused(client, write_headers, secret_headers) -> None:
+    client.post("/v1/track", headers=write_headers, json={"userId": "u-big", "event": "Seen"})
+    buyer = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "u-big"}).json()["id"]
+    r = client.get(f"/v1/buyers/{buyer}/events", headers=secret_headers, params={"before": 2**63})
     assert _error(r) == (422, "invalid_input")
     assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "query"}
-    r = client.get("/v1/buyers/b_1/events", headers=secret_headers, params={"before": 2**63 - 1})
+    r = client.get(f"/v1/buyers/{buyer}/events", headers=secret_headers, params={"before": 2**63 - 1})
+    assert (r.status_code, len(r.json()["items"])) == (200, 1)
+    # A long numeric *string* is an identifier, not an integer: looked up, not refused.
+    r = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "9" * 30})
     assert _error(r) == (404, "buyer_not_found")
+    r = client.get(f"/v1/files/art_1/{2**64}/pdf", params={"expires": 1, "sig": "x"})
+    assert _error(r) == (422, "invalid_input")
+    assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "path"}
+    r = client.get("/v1/files/art_1/1/pdf", params={"expires": -(2**63) - 1, "sig": "x"})
+    assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "query"}
 
 
 @pytest.mark.parametrize(

@@ -210,20 +210,61 @@ def check_body(body: bytes) -> None:
     check_json(parsed)
 
 
+def _out_of_range(value: str) -> bool:
+    return _INTEGER.fullmatch(value.strip()) is not None and not INT64_MIN <= int(value) <= INT64_MAX
+
+
 def check_target(scope: Scope) -> None:
-    """NUL characters and out-of-range integers in the path or the query string."""
-    if "\x00" in scope["path"]:
+    """NUL characters anywhere in the path or query string; integers outside 64 bits in a parameter the
+    route declares as an integer (a long numeric *string*, such as a user id, is left alone)."""
+    path: str = scope["path"]
+    if "\x00" in path:
         raise _Invalid("nul_character", "the path contains a NUL character", "path")
     query = scope.get("query_string", b"").decode("latin-1")
-    if not query:
-        return
     if "%00" in query or "\x00" in unquote(query):
         raise _Invalid("nul_character", "the query string contains a NUL character", "query")
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if _INTEGER.fullmatch(value.strip()) and not INT64_MIN <= int(value) <= INT64_MAX:
+    big_query = {name for name, value in parse_qsl(query, keep_blank_values=True) if _out_of_range(value)}
+    if not big_query and not any(_out_of_range(part) for part in path.split("/")):
+        return
+    for method, pattern, in_query, in_path in _integer_parameters(scope.get("app")):
+        match = pattern.fullmatch(path)
+        if method != scope["method"] or match is None:
+            continue
+        if big_query & in_query:
+            name = sorted(big_query & in_query)[0]
             raise _Invalid(
                 "integer_out_of_range", f"query parameter {name[:40]!r} is outside 64 bits", "query"
             )
+        if any(_out_of_range(match.group(name)) for name in in_path):
+            raise _Invalid("integer_out_of_range", "a path parameter is outside 64 bits", "path")
+
+
+_IntegerParams = list[tuple[str, re.Pattern[str], set[str], set[str]]]
+
+
+def _integer_parameters(app: Any) -> _IntegerParams:
+    """(method, path pattern, integer query parameters, integer path parameters) of every operation,
+    read once from the app's OpenAPI schema."""
+    cached: _IntegerParams | None = getattr(getattr(app, "state", None), "integer_parameters", None)
+    if cached is not None or app is None or not hasattr(app, "openapi"):
+        return cached or []
+    found: _IntegerParams = []
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.compile(re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template)))
+        for method, operation in operations.items():
+            params = [p for p in operation.get("parameters", []) if _is_integer(p.get("schema", {}))]
+            in_query = {p["name"] for p in params if p["in"] == "query"}
+            in_path = {p["name"] for p in params if p["in"] == "path"}
+            if in_query or in_path:
+                found.append((method.upper(), pattern, in_query, in_path))
+    app.state.integer_parameters = found
+    return found
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    if schema.get("type") == "integer":
+        return True
+    return any(_is_integer(option) for option in schema.get("anyOf", []) + schema.get("oneOf", []))
 
 
 class InputGuard:
