@@ -205,3 +205,10 @@ def test_nul_in_a_form_body_is_refused(client, workspace) -> None:
                     headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert _error(r) == (422, "invalid_input")
     assert r.json()["error"]["details"] == {"reason": "nul_character", "in": "body"}
+
+
+def test_repeated_action_keys_in_one_request_are_a_422(client, secret_headers) -> None:
+    r = client.put("/v1/actions", headers=secret_headers, json=[ACTION, {**ACTION, "title": "again"}])
+    assert _error(r) == (422, "duplicate_action_keys")
+    assert r.json()["error"]["details"] == {"keys": ["call-1"]}
+    assert client.get("/v1/actions", headers=secret_headers).json() == []

@@ -14,6 +14,8 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.schemas import APIOperation
 from tests.conftest import LiveServer, basic, bearer
 
@@ -30,12 +32,14 @@ def _fuzz(
     """Send EXAMPLES generated cases of one operation; (cases sent, the ones answered with a 5xx)."""
     failures: list[str] = []
     sent = 0
+    # Valid requests and invalid ones (wrong types, missing fields, out-of-schema values) alike.
+    cases = st.one_of(operation.as_strategy(generation_mode=mode) for mode in GenerationMode)
 
     @settings(
         max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
     )  # fmt: skip
-    @given(case=operation.as_strategy())
+    @given(case=cases)
     def call(case: schemathesis.Case) -> None:
         nonlocal sent
         sent += 1
