@@ -12,7 +12,26 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StringDateLoader(yaml.SafeLoader):
-    """SafeLoader that leaves dates and timestamps as strings, as they arrive in event properties."""
+    """SafeLoader that leaves dates and timestamps as strings, as they arrive in event properties.
+
+    Text with characters YAML does not allow (control characters) is refused when the document is read,
+    not when the loader is made, so every caller's ``except yaml.YAMLError`` turns it into a config error.
+    """
+
+    def __init__(self, stream: str) -> None:
+        self._unreadable: yaml.YAMLError | None = None
+        super().__init__(stream)
+
+    def check_printable(self, data: str) -> None:
+        try:
+            super().check_printable(data)
+        except yaml.reader.ReaderError as exc:
+            self._unreadable = exc
+
+    def get_single_node(self) -> yaml.Node | None:
+        if self._unreadable is not None:
+            raise self._unreadable
+        return super().get_single_node()
 
 
 StringDateLoader.yaml_implicit_resolvers = {

@@ -16,6 +16,7 @@ from offerloop.personas.templates import (
     TemplateError,
     default_softness,
     load_templates,
+    load_templates_file,
 )
 
 TWO = """
@@ -75,8 +76,8 @@ def test_every_source_gives_the_same_set(tmp_path: Path) -> None:
     path = tmp_path / "personas.yaml"
     path.write_text(TWO, encoding="utf-8")
     from_text = load_templates(TWO)
-    assert load_templates(path) == from_text
-    assert load_templates(str(path)) == from_text
+    assert load_templates_file(path) == from_text
+    assert load_templates_file(str(path)) == from_text
     assert load_templates(from_text.to_mapping()) == from_text
     assert load_templates(from_text.to_yaml()) == from_text
 
@@ -223,7 +224,8 @@ def test_top_level_errors(top: dict[str, Any], loc: str) -> None:
 def test_unusable_sources(tmp_path: Path) -> None:
     assert "must be a mapping" in _error("- just\n- a list\n").message
     assert "not valid YAML" in _error("personas: [\n").message
-    assert "cannot read persona templates" in _error(str(tmp_path / "missing.yaml")).message
+    # A string is content, never a path: it is not read, and says nothing about the file system.
+    assert "must be a mapping" in _error(str(tmp_path / "missing.yaml")).message
     assert "cannot read persona templates" in _error(tmp_path / "missing.txt").message
 
 

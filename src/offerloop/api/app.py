@@ -12,10 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
 from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
@@ -143,7 +145,11 @@ def create_app(
     app.state.db = db
     app.state.wake_renderers = renderer_wake
     app.state.wake_fulfilment = fulfilment_wake
+    # Client input guards (innermost first): bodies checked, then bounded and authenticated before reading.
+    app.add_middleware(InputGuard)
+    app.add_middleware(BodyLimit)
     app.add_middleware(Metrics)
+    app.add_middleware(CatchAll)  # outermost: a 500 leaves the keep-alive connection usable
 
     @app.exception_handler(OfferloopError)
     async def _domain_error(_: Request, exc: OfferloopError) -> JSONBytes:
@@ -153,6 +159,15 @@ def create_app(
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBytes:
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return _error(422, "validation_failed", "the request is not valid", details)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONBytes:
+        # The database refused a value the request models let through (e.g. over a 32-bit column on
+        # PostgreSQL): the client's input, answered with a reason; the unit of work has rolled back.
+        log.warning("value refused by the database", error=str(exc.orig)[:200])
+        return _error(
+            422, "invalid_input", "a value is outside what can be stored", {"reason": "value_out_of_range"}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONBytes:

@@ -630,7 +630,7 @@ def open_link(
 ) -> tuple[bytes, str, str]:
     """The file behind a signed link: (content, media type, file name)."""
     expected = _sign(secret, artifact_id, version, fmt, expires)
-    if not hmac.compare_digest(expected, sig):
+    if not hmac.compare_digest(expected.encode(), sig.encode()):  # bytes: any text a client sends
         raise BadLink("this link is not valid")
     if (now if now is not None else time.time()) > expires:
         raise BadLink("this link has expired", code="link_expired")

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from offerloop.db.types import parse_stored_datetime
+
 
 def _placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -19,7 +21,8 @@ def _placeholder(conn: Connection) -> str:
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         # SQLAlchemy's SQLite DATETIME storage format (naive UTC), which UTCDateTime reads back as aware.
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # isoformat pads the year to four digits (strftime's %Y does not below 1000 on glibc).
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, dict | list):
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     return value
@@ -103,7 +106,7 @@ def read_datetime(value: Any) -> datetime | None:
     """A DATETIME as stored by either database, as aware UTC."""
     if value is None:
         return None
-    parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    parsed: datetime = parse_stored_datetime(value) if isinstance(value, str) else value
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

@@ -31,7 +31,7 @@ class Outcome(BaseModel):
 class FrequencyCap(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max: int = Field(ge=1)
-    days: float = Field(gt=0)
+    days: float = Field(gt=0, le=36500)  # a timedelta holds no more than that, with room
 
 
 class CompletedWhen(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
+from offerloop.core.errors import ValidationFailed
 from offerloop.core.ids import new_id
 from offerloop.decisions import evaluation, repository
 from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
@@ -76,6 +77,11 @@ def _read(action: Action) -> ActionRead:
 
 
 def upsert_actions(*, session: Session, workspace_id: str, actions: Sequence[ActionIn]) -> list[ActionRead]:
+    keys = [item.key for item in actions]
+    if len(set(keys)) != len(keys):  # one row per key: a repeated key is ambiguous, not a 500
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValidationFailed(f"action keys repeat in one request: {repeated}", details={"keys": repeated},
+                               code="duplicate_action_keys")  # fmt: skip
     existing = repository.actions_by_key(session, workspace_id)
     now = utcnow()
     out = []

@@ -29,6 +29,8 @@ __all__ = ["CHANNELS", "TouchpointData", "extract_touchpoint"]
 CHANNELS: tuple[str, ...] = ("search", "social", "email", "paid", "direct", "referral")
 
 MAX_VALUE_LENGTH = 200
+MAX_CLICK_ID_LENGTH = 255
+MAX_HOST_LENGTH = 253  # the longest DNS name
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,9 @@ def _clean_click_id(raw: str, field: str, flags: set[str]) -> str | None:
         return None
     if _PLACEHOLDER_RE.search(value):
         flags.add(f"placeholder:{field}")
+    if len(value) > MAX_CLICK_ID_LENGTH:  # what the column holds; real click ids are far shorter
+        flags.add(f"truncated:{field}")
+        value = value[:MAX_CLICK_ID_LENGTH]
     return value
 
 
@@ -330,7 +335,7 @@ def _referrer_host(raw: str, landing_host: str | None, flags: set[str]) -> str |
     host = _host(parts)
     if host is None:
         return None
-    if _WHITESPACE_RE.search(host):
+    if _WHITESPACE_RE.search(host) or len(host) > MAX_HOST_LENGTH:
         flags.add("malformed:referrer")
         return None
     if landing_host is not None and _site(host) == _site(landing_host):

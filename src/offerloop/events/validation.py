@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -23,6 +23,11 @@ TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
+# Event times a store can hold and read back on every database, after the client's clock skew is corrected.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def has_nul(serialized: bytes) -> bool:
     return b"\\u0000" in serialized and _NUL_ESCAPE.search(serialized) is not None
 
@@ -30,6 +35,39 @@ def has_nul(serialized: bytes) -> bool:
 def escape_nul(text: str) -> str:
     """Text safe for any database: NUL characters become the visible escape \\u0000."""
     return text.replace("\x00", "\\u0000")
+
+
+MAX_DEPTH = 254  # orjson's limit when it serialises: deeper events cannot be stored as JSON
+
+
+def dump_deep(value: Any) -> str:
+    """JSON text of a value at any depth (no recursion), for keeping what orjson refuses to serialise."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            out.append(item.text)
+        elif isinstance(item, dict):
+            parts: list[Any] = [_Text("{")]
+            for n, (key, child) in enumerate(item.items()):
+                parts += [_Text(("," if n else "") + orjson.dumps(str(key)).decode() + ":"), child]
+            parts.append(_Text("}"))
+            stack.extend(reversed(parts))
+        elif isinstance(item, list):
+            parts = [_Text("[")]
+            for n, child in enumerate(item):
+                parts += ([_Text(",")] if n else []) + [child]
+            parts.append(_Text("]"))
+            stack.extend(reversed(parts))
+        else:
+            out.append(orjson.dumps(item).decode())
+    return "".join(out)
+
+
+@dataclass(slots=True, frozen=True)
+class _Text:
+    text: str
 
 
 @dataclass(slots=True)
@@ -194,11 +232,18 @@ def validate(
         return Refused(
             index, refusal.code, refusal.message, raw, mid_hint, refusal.details, user_hint, anon_hint
         )
-    if original is not None and sent_at is not None:
-        # The client's clock may be off: trust only the gap it measured between the event and the send.
-        corrected = received_at - (sent_at - original)
-    else:
-        corrected = original or received_at
+    try:
+        if original is not None and sent_at is not None:
+            # The client's clock may be off: trust only the gap it measured between the event and the send.
+            corrected = received_at - (sent_at - original)
+        else:
+            corrected = original or received_at
+        if not EARLIEST <= corrected <= LATEST:
+            raise OverflowError
+    except OverflowError:
+        message = "the event time, corrected for the client's clock, is outside 1970-01-01 .. 9999-12-31"
+        details = {"timestamp": str(raw.get("timestamp"))[:80], "sentAt": str(raw.get("sentAt"))[:80]}
+        return Refused(index, "timestamp_out_of_range", message, raw, mid_hint, details, user_hint, anon_hint)
     return Accepted(
         index=index,
         message_id=message_id,
@@ -216,6 +261,20 @@ def validate(
         context=context,
         touchpoint=extract_touchpoint(kind, properties, context),
     )
+
+
+def _unstorable(context: dict[str, Any]) -> tuple[str, str] | None:
+    """Why a batch-level context (merged into each event) cannot be stored, or None."""
+    try:
+        serialized = orjson.dumps(context)
+    except orjson.JSONEncodeError:
+        return "nesting_too_deep", f"the batch's context is nested deeper than {MAX_DEPTH} levels"
+    if has_nul(serialized):
+        return (
+            "invalid_characters",
+            "the batch's context contains a NUL character (\\u0000), which cannot be stored",
+        )
+    return None
 
 
 @dataclass(slots=True)
@@ -238,12 +297,25 @@ def prepare_batch(
     batch_context: dict[str, Any] | None = None,
 ) -> PreparedBatch:
     batch = PreparedBatch(received_at=received_at, count=len(messages), accepted=[], refused=[])
+    context_problem = _unstorable(batch_context) if batch_context else None
     for i, raw in enumerate(messages):
+        problem = context_problem
+        serialized = b""
+        if problem is None:
+            try:
+                serialized = orjson.dumps(raw)
+            except orjson.JSONEncodeError:
+                problem = ("nesting_too_deep", f"the event is nested deeper than {MAX_DEPTH} levels")
+        if problem is not None:
+            # Refused, and kept as text (with the batch's context when that is what cannot be stored).
+            kept = {"context": batch_context, "event": raw} if problem is context_problem else raw
+            batch.refused.append(Refused(i, problem[0], problem[1], None, raw=escape_nul(dump_deep(kept))))
+            continue
         outcome = validate(
             raw,
             index=i,
             received_at=received_at,
-            serialized=orjson.dumps(raw),
+            serialized=serialized,
             max_bytes=max_event_bytes,
             implied_type=implied_type,
             batch_sent_at=batch_sent_at,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.offers import service
@@ -46,7 +47,10 @@ def offers_for(
     request: Request, db: DB, principal: SecretKey, placement: str = "offers", user_id: str | None = None,
     anonymous_id: str | None = None, currency: str = "USD", k: int = 3,
 ) -> dict[str, Any]:  # fmt: skip
-    decide = DecideRequest(user_id=user_id, anonymous_id=anonymous_id, placement=placement, k=k)
+    try:
+        decide = DecideRequest(user_id=user_id, anonymous_id=anonymous_id, placement=placement, k=k)
+    except ValidationError as exc:  # the query parameters are the decide request: a 422, not a 500
+        raise RequestValidationError(exc.errors(include_url=False)) from None
     with db.write() as session:  # the decision is logged with its propensity, for attribution and learning
         return service.present(session=session, workspace_id=principal.workspace_id, request=decide, currency=currency,
                                holdout_share=request.app.state.settings.holdout_share)  # fmt: skip

@@ -61,6 +61,7 @@ __all__ = [
     "dump_yaml",
     "format_validation_error",
     "load_templates",
+    "load_templates_file",
 ]
 
 UNASSIGNED: Final = "unassigned"
@@ -327,6 +328,13 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    # The position of the problem, never the text around it (which may be anything the client sent).
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
+
+
 def format_validation_error(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as ``{"loc": "personas[0].signals[1].weight", "message": ...}``."""
     problems: list[dict[str, str]] = []
@@ -345,32 +353,30 @@ def _raise(problems: list[dict[str, str]]) -> NoReturn:
     raise TemplateError(f"invalid persona templates: {text}", details=problems)
 
 
-def _looks_like_path(text: str) -> bool:
-    return "\n" not in text and text.strip().lower().endswith((".yaml", ".yml", ".json"))
+def load_templates_file(path: str | Path) -> PersonaSet:
+    """Load persona templates from a file the operator names (CLI, library); never reachable over HTTP."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"cannot read persona templates {str(path)!r}: {exc.strerror}") from exc
+    return load_templates(text)
 
 
-def load_templates(source: str | Path | Mapping[str, Any]) -> PersonaSet:
-    """Load and validate persona templates from YAML text, a file path or an already-parsed mapping.
+def load_templates(source: object) -> PersonaSet:
+    """Load and validate persona templates from YAML text or an already-parsed mapping.
 
-    A ``str`` is read as a file when it is one line ending in ``.yaml``/``.yml``/``.json``, else as YAML
-    text. Raises :class:`TemplateError` naming every problem by its path.
+    A string is always YAML text, never a path (it reaches here from the HTTP API); a file is read only
+    when given as a :class:`~pathlib.Path`, which no HTTP body can produce (see :func:`load_templates_file`).
+    Raises :class:`TemplateError` naming every problem by its path.
     """
-    data: Any
-    if isinstance(source, Mapping):
-        data = source
-    else:
-        if isinstance(source, Path) or _looks_like_path(source):
-            path = Path(source)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise TemplateError(f"cannot read persona templates {str(path)!r}: {exc.strerror}") from exc
-        else:
-            text = source
+    if isinstance(source, Path):
+        return load_templates_file(source)
+    data: Any = source
+    if isinstance(source, str):
         try:
-            data = yaml.safe_load(text)
+            data = yaml.safe_load(source)
         except yaml.YAMLError as exc:
-            raise TemplateError(f"persona templates are not valid YAML: {exc}") from exc
+            raise TemplateError(f"persona templates are not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(data, Mapping):
         _raise([{"loc": "", "message": "persona templates must be a mapping with a `personas` list"}])
     try:
