@@ -250,17 +250,33 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
                     break
                 time.sleep(0.1)
             order["fulfilment"] = detail["fulfilment"]
-            order["ledger"] = http.get(f"/v1/ledger/orders/{order['id']}").json()["summary"]
-        out["check"] = http.get("/v1/ledger/check").json()
-        out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()
+            ledger = http.get(f"/v1/ledger/orders/{order['id']}")  # a trial books nothing: no entry yet
+            order["ledger"] = ledger.json()["summary"] if ledger.status_code == 200 else None
         out["stock"] = next(
             o["stock"] for o in http.get("/v1/offers/catalog").json() if o["key"] == "drop-limited-print"
         )
         member = out["orders"][2]["user_id"]
-        out["access"] = {
-            c: http.get("/v1/entitlements/check", params={"user_id": member, "component": c, "ref": r}).json()["allowed"]
-            for c, r in (("community_space", "creator-circle"), ("coaching_quota", "coaching-1to1"), ("download", "launch-planner-hi-res"))
-        }  # fmt: skip
+
+        def access() -> dict[str, bool]:
+            return {
+                c: http.get("/v1/entitlements/check", params={"user_id": member, "component": c, "ref": r}).json()["allowed"]
+                for c, r in (("community_space", "creator-circle"), ("coaching_quota", "coaching-1to1"), ("download", "launch-planner-hi-res"))
+            }  # fmt: skip
+
+        out["access"] = access()
+        # The plan starts with a trial: nothing is charged until it ends. Its end comes now (the manual
+        # provider renews by API), so the first period is charged, booked and its quota granted.
+        grants = http.get(f"/v1/buyers/{out['orders'][2]['buyer_id']}/entitlements").json()
+        sub_id = next(g["source"] for g in grants if g["source"].startswith("sub_"))
+        sub = http.get(f"/v1/subscriptions/{sub_id}").json()
+        out["trial_end"] = sub["state"]["current_period_end"]
+        renewed = http.post(
+            f"/v1/subscriptions/{sub_id}/actions", json={"action": "renew", "at": out["trial_end"]}
+        )
+        renewed.raise_for_status()
+        out["after_trial"] = {"status": renewed.json()["status"], "access": access()}
+        out["check"] = http.get("/v1/ledger/check").json()
+        out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()
     return out
 
 
@@ -410,17 +426,25 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     for o in shop["orders"]:
         parts = ", ".join(f"{t['component']} {t['status']}" for t in o["fulfilment"])
         lg = o["ledger"]
-        fees = Money(o["currency"], lg["processor_fee"]["amount"] + lg["platform_fee"]["amount"]).format()
+        booked = "ledger: nothing booked (a trial: charged at its end)"
+        if lg is not None:
+            fees = Money(o["currency"], lg["processor_fee"]["amount"] + lg["platform_fee"]["amount"]).format()
+            booked = f"ledger gross {lg['gross']['formatted']}, fees {fees}, net {lg['net']['formatted']}"
         console.print(
             f"  {o['user_id']} ({o['persona']}) was shown {', '.join(o['shown'])}; bought [cyan]{o['offer']}[/] "
-            f"{o['formatted_total']}: {o['status']}; delivered: {parts}; ledger gross {lg['gross']['formatted']}, "
-            f"fees {fees}, net {lg['net']['formatted']}"
+            f"{o['formatted_total']}: {o['status']}; delivered: {parts}; {booked}"
         )
     console.print(
         f"  Limited drop stock: {shop['stock']['sold']} sold, {shop['stock']['held']} held of {shop['stock']['total']}."
     )
     console.print(
-        "  Member's access: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in shop["access"].items())
+        "  Member's access in the trial: "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in shop["access"].items())
+    )
+    after = shop["after_trial"]
+    console.print(
+        f"  At the trial's end ({shop['trial_end'][:10]}) the first period is charged: {after['status']}; access "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in after["access"].items())
     )
     console.print("  Revenue by offer: " + ", ".join(f"{r['key']} {r['formatted']}" for r in shop["revenue"]))
     console.print(f"  Ledger balanced: {shop['check']['balanced']} (every entry's debits equal its credits).")
