@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.api.headers import SecurityHeaders
 from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
@@ -144,6 +145,7 @@ def create_app(
     app.state.wake_renderers = renderer_wake
     app.state.wake_fulfilment = fulfilment_wake
     app.add_middleware(Metrics)
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)
 
     @app.exception_handler(OfferloopError)
     async def _domain_error(_: Request, exc: OfferloopError) -> JSONBytes:
