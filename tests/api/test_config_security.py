@@ -143,7 +143,7 @@ def test_the_quiz_form_posts_to_the_public_url_not_the_host_header(
 def two_workers(tmp_path: Path, engine: Engine, database_url: str):
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
     server = LiveServer(url, workers=2, log_path=tmp_path / "server.log")
-    server.start()
+    server.start(timeout_s=180)  # two processes importing everything on a busy machine
     yield server
     server.stop()
 
