@@ -18,7 +18,7 @@ from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
 from offerloop.db.base import Base
 from offerloop.identity import erasure
-from offerloop.models import LedgerPosting
+from offerloop.models import LedgerPosting, QuarantinedEvent
 
 __all__ = ["fake_stripe", "fake_stripe_server"]
 
@@ -163,21 +163,28 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
 
 
 def test_erasure_leaves_other_buyers_alone(client, db, secret_headers, write_headers):
-    """Needles match whole tokens: another buyer whose id contains this one's is untouched."""
+    """Needles match whole tokens: another buyer whose id contains this one's is untouched, and a refused
+    event of someone else that only mentions the erased buyer's name is kept, with the name redacted."""
     send = lambda *m: client.post("/v1/batch", headers=write_headers, json={"batch": list(m)})  # noqa: E731
     send(
-        msg(type="identify", userId="ana", messageId="ana-1", traits={"email": "ana@example.com", "name": "Ana"}),
+        msg(type="identify", userId="ana", messageId="ana-1", traits={"email": "ana@example.com", "name": "Ana Quist"}),
         msg(type="identify", userId="banana", messageId="ban-1", traits={"email": "banana@example.com", "name": "Banana Ana"}),
         msg(type="track", userId="banana", event="Note", messageId="ban-2", properties={"to": "anastasia"}),
     )  # fmt: skip
-    client.post(
-        "/v1/batch",
-        headers=write_headers,
-        json={"batch": [{"type": "track", "userId": "banana", "messageId": "ban-q"}]},
+    send({"type": "track", "userId": "banana", "messageId": "ban-q"})
+    send(
+        {"type": "track", "userId": "other-person", "messageId": "oth-q", "properties": {"met": "Ana Quist"}}
     )
-    before = scan(db, ["banana@example.com", "banana"])
+    send({"type": "track", "userId": "ana", "messageId": "ana-q"})
+    others = ["banana@example.com", "banana", "other-person", "oth-q"]
+    before = scan(db, others)
+    assert {"quarantine", "events", "buyers", "identities"} <= set(before)
     ana = client.get("/v1/buyers/lookup", params={"user_id": "ana"}, headers=secret_headers).json()
     assert client.delete(f"/v1/buyers/{ana['id']}", headers=secret_headers).status_code == 200
-    assert scan(db, ["banana@example.com", "banana"]) == before
+    assert scan(db, others) == before
+    assert scan(db, ["Ana Quist", "ana-q"]) == {}  # (its e-mail is a substring of banana@example.com)
     banana = client.get("/v1/buyers/lookup", params={"user_id": "banana"}, headers=secret_headers).json()
     assert banana["traits"] == {"email": "banana@example.com", "name": "Banana Ana"}
+    with db.read() as session:
+        kept = session.scalars(select(QuarantinedEvent).where(QuarantinedEvent.message_id == "oth-q")).one()
+        assert kept.payload["properties"] == {"met": "[erased]"}

@@ -152,6 +152,17 @@ def mentions(value: Any, needles: list[str]) -> bool:
     return False
 
 
+def carries(value: Any, needles: list[str]) -> bool:
+    """Whether some string in ``value`` *is* one of the needles (an identifier field, not a mention)."""
+    if isinstance(value, str):
+        return value.strip().lower() in needles
+    if isinstance(value, Mapping):
+        return any(carries(v, needles) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(carries(v, needles) for v in value)
+    return False
+
+
 def redact(value: Any, needles: list[str]) -> Any:
     """``value`` without personal keys, and with every string that mentions a needle replaced."""
     if isinstance(value, str):

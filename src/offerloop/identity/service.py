@@ -322,7 +322,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     data and identifiers go, anonymised facts stay for aggregates, ledger amounts are untouched."""
     buyer = _live(session, workspace_id, buyer_id)
     ids = [buyer.id, *repository.merged_losers(session, buyer.id)]
-    needles = _needles(session, workspace_id, ids)
+    identifier_needles, needles = _needles(session, workspace_id, ids)
     forms = sorted({f for n in needles for f in erasure.like_forms(n)})
     counts: dict[str, int] = {}
 
@@ -331,11 +331,20 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
         text_columns=(QuarantinedEvent.payload, QuarantinedEvent.raw, QuarantinedEvent.message_id,
                       QuarantinedEvent.user_id, QuarantinedEvent.anonymous_id, QuarantinedEvent.details),
     )  # fmt: skip
-    counts["quarantined_matched"] = repository.delete_rows(
-        session,
-        [q for q in quarantined
-         if erasure.mentions([q.payload, q.raw, q.message_id, q.user_id, q.anonymous_id, q.details], needles)],
-    )  # fmt: skip
+    # A refused event carrying one of their identifiers is theirs: deleted. One that only mentions a
+    # name they share with others may be someone else's: it stays, with the name redacted.
+    theirs, mentioning = [], []
+    for q in quarantined:
+        fields = [q.payload, q.raw, q.message_id, q.user_id, q.anonymous_id, q.details]
+        if erasure.carries([q.payload, q.user_id, q.anonymous_id], identifier_needles) or (
+            q.payload is None and erasure.mentions(q.raw, identifier_needles)
+        ):
+            theirs.append(q)
+        elif erasure.mentions(fields, needles):
+            mentioning.append(q)
+    counts["quarantined_matched"] = repository.delete_rows(session, theirs)
+    for q in mentioning:
+        q.payload, q.raw, q.details = (erasure.redact(v, needles) for v in (q.payload, q.raw, q.details))
     for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
         event.properties = erasure.facts(event.properties, needles)
         if erasure.mentions(event.message_id, needles):
@@ -387,9 +396,10 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     return {"id": buyer.id, "deleted": True, **counts}
 
 
-def _needles(session: Session, workspace_id: str, ids: list[str]) -> list[str]:
-    """What identifies the buyer in free-form data: every identifier, user id and personal trait value
-    they ever had (current traits, traits sent with their events, and those kept in merge snapshots)."""
+def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[str], list[str]]:
+    """What identifies the buyer in free-form data: (their identifiers alone, identifiers and personal
+    trait values), gathered from everything they ever had (current traits, traits sent with their
+    events, and those kept in merge snapshots)."""
     identifiers = [
         v for kind_values in repository.identities_by_buyer(session, ids).values() for _, v in kind_values
     ]
@@ -414,7 +424,7 @@ def _needles(session: Session, workspace_id: str, ids: list[str]) -> list[str]:
                     state = snap.get(side) or {}
                     identifiers.append(state.get("user_id") or "")
                     traits.append(state.get("traits") or {})
-    return erasure.needles_of(identifiers, traits)
+    return erasure.needles_of(identifiers, []), erasure.needles_of(identifiers, traits)
 
 
 def counts(*, session: Session, workspace_id: str) -> dict[str, int]:
