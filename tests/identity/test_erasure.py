@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from sqlalchemy import func, select
-from tests.assembly.test_artifacts_api import setup_workspace
+from tests.assembly.test_artifacts_api import POLICY, setup_workspace
 from tests.checkout.test_checkout_flow import CATALOG, buy, deliver, pay, session_completed
 from tests.checkout.test_stripe_provider import API_KEY, SECRET, fake_stripe, fake_stripe_server
 from tests.conftest import msg
@@ -18,7 +18,7 @@ from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
 from offerloop.db.base import Base
 from offerloop.identity import erasure
-from offerloop.models import LedgerPosting, QuarantinedEvent
+from offerloop.models import FulfilmentTask, LedgerPosting, QuarantinedEvent
 
 __all__ = ["fake_stripe", "fake_stripe_server"]
 
@@ -75,6 +75,9 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
         assert r.status_code == 200, r.text
 
     setup_workspace(client, secret_headers)
+    # The launch workbook's deliverable: paying for it makes a second artifact through fulfilment.
+    policy = POLICY.replace("starter-workbook", "launch-workbook").replace("{REVIEW}", "never")
+    assert client.put("/v1/policies", headers=secret_headers, json={"text": policy}).status_code == 200
     assert client.put("/v1/offers/catalog", headers=secret_headers, json={"text": CATALOG}).status_code == 200
     # Two anonymous visits, then both tied to the user: a merge; a touchpoint with a click id.
     send(
@@ -120,7 +123,15 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
     paid["data"]["object"]["customer_details"] = {"email": EMAIL, "name": NAME, "phone": None}
     paid["data"]["object"]["customer_email"] = EMAIL
     assert deliver(client, paid).json()["outcome"] == "paid"
-    checkout_service.run_fulfilment(db=db)
+    fulfilled = checkout_service.run_fulfilment(db=db)
+    with db.read() as session:
+        errors = session.execute(
+            select(FulfilmentTask.component, FulfilmentTask.last_error).where(
+                FulfilmentTask.last_error.is_not(None)
+            )
+        ).all()
+    assert fulfilled and {status for *_, status in fulfilled} == {"done"}, errors
+    assert [status for *_, status in assembly_service.run_pending(db=db)] == ["ready"]
 
     before = scan(db, NEEDLES)
     # The buyer really did reach these stores (so the scan below proves something).
