@@ -18,7 +18,7 @@ from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
 from offerloop.db.base import Base
 from offerloop.identity import erasure
-from offerloop.models import FulfilmentTask, LedgerPosting, QuarantinedEvent
+from offerloop.models import Decision, FulfilmentTask, LedgerPosting, Order, QuarantinedEvent
 
 __all__ = ["fake_stripe", "fake_stripe_server"]
 
@@ -154,6 +154,14 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
 
     assert scan(db, NEEDLES) == {}
     assert ledger_totals(db) == totals
+    # Kept for aggregates: the decision log (with the model's features) and the orders' amounts.
+    with db.read() as session:
+        decisions = session.execute(
+            select(Decision.context, Decision.propensity).where(Decision.buyer_id == buyer["id"])
+        ).all()
+        orders = session.scalars(select(Order.total).where(Order.buyer_id == buyer["id"])).all()
+    assert decisions and all(context and p is not None for context, p in decisions)
+    assert len(orders) == 3 and all(total > 0 for total in orders)
     # The old link and a newly asked one both fail.
     assert client.get(old_link["url"]).status_code == 404
     again = client.get(f"/v1/artifacts/{artifact_id}/download", headers=secret_headers)

@@ -29,7 +29,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | buyer_features       | delete                                                                             |
 | buyer_personas       | delete                                                                             |
 | persona_history      | keep (persona names and times by internal id: persona velocity)                    |
-| decisions            | keep propensities, rewards and chosen keys; context reduced to facts, needles out  |
+| decisions            | keep propensities, rewards and chosen keys; context keeps numeric and one-word     |
+|                      | features and the outcome rule (learning still works), free text and needles go    |
 | artifacts            | delete (with their versions, files and atom uses: the deliverable is personal)     |
 | artifact_versions    | delete                                                                             |
 | artifact_files       | delete                                                                             |
@@ -200,6 +201,26 @@ def facts(value: Any, needles: list[str], key: str | None = None) -> Any:
         items = [f for v in value if (f := facts(v, needles, key)) is not None]
         return items or None
     return None
+
+
+_CATEGORY = re.compile(r"^[\w.:/@+-]{1,40}$")
+
+
+def decision_context(context: Mapping[str, Any] | None, needles: list[str]) -> dict[str, Any]:
+    """What a logged decision keeps of its context: the model's numeric and categorical features (so
+    offline evaluation and learning still work) and the outcome rule; free text and needles go."""
+    kept: dict[str, Any] = {}
+    for key, value in (context or {}).items():
+        if key == "_outcome":
+            kept[key] = value  # the action's outcome rule: configuration, not personal
+        elif mentions(key, needles) or key.lower().removeprefix("req_") in PII_KEYS:
+            continue
+        elif isinstance(value, str):
+            if _CATEGORY.match(value) and not mentions(value, needles):
+                kept[key] = value
+        elif (fact := facts(value, needles, key)) is not None:
+            kept[key] = fact
+    return kept
 
 
 def pseudonym(message_id: str) -> str:

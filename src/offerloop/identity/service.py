@@ -355,7 +355,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
 
     order_ids = repository.order_ids_of(session, workspace_id, ids)
     for d in repository.rows_for_erasure(session, Decision, workspace_id, keyed=Decision.buyer_id.in_(ids)):
-        d.context = erasure.facts(d.context, needles) or {}
+        d.context = erasure.decision_context(d.context, needles)
         d.candidates = erasure.redact(d.candidates, needles)
         d.items = erasure.redact(d.items, needles)
         d.excluded = erasure.redact(d.excluded, needles)
