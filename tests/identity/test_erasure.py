@@ -123,18 +123,22 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
     paid["data"]["object"]["customer_details"] = {"email": EMAIL, "name": NAME, "phone": None}
     paid["data"]["object"]["customer_email"] = EMAIL
     assert deliver(client, paid).json()["outcome"] == "paid"
-    fulfilled = checkout_service.run_fulfilment(db=db)
+    # Run due tasks until none is left: the shared test database may hold other due tasks first (a
+    # failed one is pushed back by its backoff, so this ends).
+    for _ in range(20):
+        if not checkout_service.run_fulfilment(db=db):
+            break
     with db.read() as session:
-        errors = session.execute(
-            select(FulfilmentTask.component, FulfilmentTask.last_error).where(
-                FulfilmentTask.last_error.is_not(None)
+        tasks = session.execute(
+            select(FulfilmentTask.component, FulfilmentTask.status, FulfilmentTask.last_error).where(
+                FulfilmentTask.buyer_id == buyer["id"]
             )
         ).all()
-    assert fulfilled and {status for *_, status in fulfilled} == {"done"}, errors
-    assembly_service.run_pending(db=db)  # the deliverable fulfilment queued (if not rendered already)
+    assert tasks and {status for _, status, _ in tasks} == {"done"}, tasks
+    assembly_service.run_pending(db=db)
     with db.read() as session:
         made = session.scalars(select(Artifact.policy_id).where(Artifact.buyer_id == buyer["id"])).all()
-    assert "starter-workbook" in made  # and the paid deliverable's, when fulfilment has made it
+    assert sorted(made) == ["launch-workbook", "starter-workbook"]  # asked for, and paid for
 
     before = scan(db, NEEDLES)
     # The buyer really did reach these stores (so the scan below proves something).
