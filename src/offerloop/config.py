@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PLACEHOLDER_SECRETS = {"", "change-me", "dev-secret", "secret"}
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret", "secret"})
+MIN_SECRET_LENGTH = 16
+
+
+def is_placeholder_secret(secret: str) -> bool:
+    """A secret anyone could guess: a documented default, or too short to resist guessing."""
+    return secret.strip() in PLACEHOLDER_SECRETS or len(secret.strip()) < MIN_SECRET_LENGTH
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -18,8 +37,12 @@ class Settings(BaseSettings):
     # SQLite durability: NORMAL survives a killed process (WAL is in the OS cache); FULL survives power loss.
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
     db_pool_size: int = 8
-    # Signs admin-only tokens and links; placeholders are refused outside development.
+    # Signs download links. Placeholders are refused in production and by a server bound to a
+    # non-loopback address; on loopback in development the database's own random secret is used.
     secret: str = "dev-secret"
+    # The address buyers reach this server at (e.g. https://offers.example.com): pages build their
+    # links and form actions from it, never from the request's Host header.
+    public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     log_json: bool = True
     # Segment's published limits.
@@ -51,9 +74,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "production" and self.secret in _PLACEHOLDER_SECRETS:
+        if self.environment == "production" and is_placeholder_secret(self.secret):
             raise ValueError("OFFERLOOP_SECRET must be set to a real secret in production")
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "OFFERLOOP_PUBLIC_URL must be an absolute http(s) URL like https://offers.example.com"
+            )
+        return value.rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -500,8 +500,8 @@ CROSS_WORKSPACE = {
     ),
 }
 SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)
-# The unit of work writing back an object it loaded (through a scoped query) by its primary key.
-FLUSH_BY_PK = re.compile(r"^UPDATE (\w+) SET .* WHERE \1\.id = \S+$")
+# The unit of work writing back (or deleting) an object it loaded (through a scoped query) by its primary key.
+FLUSH_BY_PK = re.compile(r"^(?:UPDATE (\w+) SET .*|DELETE FROM (\w+)) WHERE (?:\1|\2)\.id = \S+$")
 
 
 def test_every_statement_run_for_these_requests_filters_on_the_workspace(

@@ -52,6 +52,10 @@ ALLOWED: dict[str, str] = {
     "checkout.due_tasks": "fulfilment worker claim loop; each task carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",
+    "identity.rows_for_erasure": "GDPR erasure over every store, one model at a time: always limited to the "
+    "workspace, and for payment events also to webhooks never matched to any workspace (which may carry the "
+    "erased buyer's e-mail in their payload)",
+    "workspaces.server_secret": "the per-database link-signing secret: a server-wide row, no workspace",
     "assembly.artifact_for_signed_link": "the unauthenticated file route: the link's HMAC over the artifact id "
     "is the authority; the version and file are then read in the artifact's own workspace",
     "checkout.order_for_webhook": "a verified provider webhook: scoped by the workspace in its metadata when "

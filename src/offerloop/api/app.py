@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
 from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
+from offerloop.api.headers import SecurityHeaders
 from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
@@ -149,7 +150,8 @@ def create_app(
     app.add_middleware(InputGuard)
     app.add_middleware(BodyLimit)
     app.add_middleware(Metrics)
-    app.add_middleware(CatchAll)  # outermost: a 500 leaves the keep-alive connection usable
+    app.add_middleware(CatchAll)  # a 500 leaves the keep-alive connection usable
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost: every answer has them
 
     @app.exception_handler(OfferloopError)
     async def _domain_error(_: Request, exc: OfferloopError) -> JSONBytes:

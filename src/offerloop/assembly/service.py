@@ -612,6 +612,7 @@ def download_link(
         raise NotDeliverable(f"artifact {artifact_id} v{row.version} is {row.status}; delivery waits until it is ready",
                              details={"status": row.status})  # fmt: skip
     expires = int((now if now is not None else time.time()) + ttl_s)
+    secret = workspace_service.signing_secret(session=session, configured=secret)
     sig = _sign(secret, artifact.id, row.version, fmt, expires)
     return {"url": f"/v1/files/{artifact.id}/{row.version}/{fmt}?expires={expires}&sig={sig}", "expires": expires,
             "version": row.version, "format": fmt}  # fmt: skip
@@ -629,8 +630,11 @@ def open_link(
     now: float | None = None,
 ) -> tuple[bytes, str, str]:
     """The file behind a signed link: (content, media type, file name)."""
+    secret = workspace_service.signing_secret(session=session, configured=secret)
     expected = _sign(secret, artifact_id, version, fmt, expires)
-    if not hmac.compare_digest(expected.encode(), sig.encode()):  # bytes: any text a client sends
+    if not hmac.compare_digest(
+        expected.encode(), sig.encode("utf-8", "replace")
+    ):  # bytes: any text a client sends
         raise BadLink("this link is not valid")
     if (now if now is not None else time.time()) > expires:
         raise BadLink("this link has expired", code="link_expired")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli.common import WorkspaceOpt, database, domain_errors, lift_lines, print_json, settings
+from offerloop.config import is_loopback, is_placeholder_secret
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
 from offerloop.events import service as event_service
@@ -54,7 +56,19 @@ def serve(
     """Run the HTTP API (migrates the schema first if needed)."""
     import uvicorn
 
-    with database():
+    cfg = settings()
+    if not is_loopback(host) and is_placeholder_secret(cfg.secret):
+        typer.echo(
+            f"refusing to listen on {host}: OFFERLOOP_SECRET is a placeholder, so anyone could sign "
+            "download links. Set it to a long random value, e.g.\n"
+            "  export OFFERLOOP_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if "public_url" not in cfg.model_fields_set:
+        # The workers read their settings from the environment: tell them where they are reachable.
+        os.environ["OFFERLOOP_PUBLIC_URL"] = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    with database(cfg):
         pass  # migrate once here, before any worker starts
     uvicorn.run(
         "offerloop.api.app:app_from_env",

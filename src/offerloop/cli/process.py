@@ -40,17 +40,23 @@ class ServerProcess:
             [sys.executable, "-m", "offerloop.cli.main", *args], env=self.env(), stdout=out, stderr=out
         )
         deadline = time.monotonic() + timeout_s
+        last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text()[-2000:] if self.log_path else ""
                 raise RuntimeError(f"offerloop serve exited with {self.proc.returncode}: {tail}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                # A busy machine can take seconds to answer: slow is not "not ready".
+                r = httpx.get(self.url + "/readyz", timeout=10)
+                if r.status_code == 200:
                     return
-            except httpx.TransportError:
+                last = f"{r.status_code} {r.text[:300]}"
+                time.sleep(0.05)
+            except httpx.TransportError as exc:
+                last = repr(exc)
                 time.sleep(0.05)  # the port is not open yet
         self.stop()
-        raise RuntimeError(f"offerloop serve was not ready within {timeout_s} s")
+        raise RuntimeError(f"offerloop serve was not ready within {timeout_s} s (last: {last})")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from offerloop.content import service
 from offerloop.content.atoms import parse_atom
 from offerloop.content.exceptions import ContentError
-from offerloop.content.quiz_page import form_errors, parse_form, render_quiz_page
+from offerloop.content.quiz_page import answers_url, form_errors, parse_form, render_quiz_page
 from offerloop.core.clock import utcnow
 from offerloop.events import service as event_service
 from offerloop.workspaces.auth import DB, AnyKey, KeyOrQuery, SecretKey, get_settings
@@ -108,9 +108,7 @@ def quiz_page(
     with db.read() as session:
         quiz = service.get_quiz(session=session, workspace_id=principal.workspace_id, quiz_id=quiz_id)
     hidden = {k: v for k, v in {"anonymous_id": anonymous_id, "user_id": user_id}.items() if v}
-    action = str(request.url.replace(query=f"key={request.query_params.get('key', '')}")).replace(
-        "/page", "/answers"
-    )
+    action = answers_url(get_settings(request).public_url, quiz_id, request.query_params.get("key", ""))
     return HTMLResponse(render_quiz_page(quiz, action_url=action, hidden=hidden))
 
 
@@ -139,7 +137,13 @@ async def submit_answers(request: Request, db: DB, principal: KeyOrQuery, quiz_i
         if is_form and isinstance(exc, ContentError):
             hidden = {k: v for k, v in fields.items() if k in ("anonymous_id", "user_id") and v}
             page = render_quiz_page(
-                quiz, action_url=str(request.url), hidden=hidden, answers=None, errors=form_errors(exc)
+                quiz,
+                action_url=answers_url(
+                    get_settings(request).public_url, quiz_id, request.query_params.get("key", "")
+                ),
+                hidden=hidden,
+                answers=None,
+                errors=form_errors(exc),
             )
             return HTMLResponse(page, status_code=422)
         details = exc.details if isinstance(exc, ContentError) else [{"message": str(exc)}]

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, StrictUndefined
 
@@ -126,6 +126,12 @@ class _View:
     max_length: int | None
     error: str | None
     described_by: str
+
+
+def answers_url(public_url: str, quiz_id: str, key: str) -> str:
+    """Where the hosted page posts its answers: built from the configured public URL (never from the
+    request's Host header, which whoever sends the request chooses)."""
+    return f"{public_url.rstrip('/')}/v1/quizzes/{quote(quiz_id, safe='')}/answers?{urlencode({'key': key})}"
 
 
 def render_quiz_page(

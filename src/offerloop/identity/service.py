@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.features import service as features_service
-from offerloop.identity import identifiers, repository, resolver
+from offerloop.identity import erasure, identifiers, repository, resolver
 from offerloop.identity.exceptions import (
     BuyerNotFound,
     LookupNeedsOneIdentifier,
@@ -38,15 +38,22 @@ from offerloop.identity.schemas import (
 from offerloop.identity.schemas import (
     Resolution as Resolution,
 )
-from offerloop.models import Buyer, Merge
+from offerloop.models import (
+    AuditEntry,
+    Buyer,
+    Decision,
+    LedgerEntry,
+    LedgerPosting,
+    Merge,
+    Order,
+    PaymentEvent,
+    QuarantinedEvent,
+    Subscription,
+)
 from offerloop.personas import service as persona_service
 from offerloop.workspaces import service as workspace_service
 
-# Property keys removed from a buyer's events on erasure (lower-cased comparison).
-PII_KEYS = frozenset(
-    {"email", "phone", "name", "first_name", "last_name", "firstname", "lastname", "address", "ip",
-     "street", "city", "postal_code", "zip", "birthday", "username"}
-)  # fmt: skip
+PII_KEYS = erasure.PII_KEYS
 
 
 def resolve(*, session: Session, workspace_id: str, events: list[IncomingEvent]) -> Resolution:
@@ -319,11 +326,74 @@ def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
 
 
 def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
-    """GDPR erasure: personal data and identifiers go; anonymised event facts stay for aggregates."""
+    """GDPR erasure in every store (see ``identity.erasure`` for what happens to each table): personal
+    data and identifiers go, anonymised facts stay for aggregates, ledger amounts are untouched."""
     buyer = _live(session, workspace_id, buyer_id)
     ids = [buyer.id, *repository.merged_losers(session, workspace_id, buyer.id)]
-    repository.scrub_event_properties(session, workspace_id, ids, PII_KEYS)
-    counts = repository.erase_buyer(session, workspace_id, ids, utcnow())
+    identifier_needles, needles = _needles(session, workspace_id, ids)
+    forms = sorted({f for n in needles for f in erasure.like_forms(n)})
+    counts: dict[str, int] = {}
+
+    quarantined = repository.rows_for_erasure(
+        session, QuarantinedEvent, workspace_id, needle_forms=forms,
+        text_columns=(QuarantinedEvent.payload, QuarantinedEvent.raw, QuarantinedEvent.message_id,
+                      QuarantinedEvent.user_id, QuarantinedEvent.anonymous_id, QuarantinedEvent.details),
+    )  # fmt: skip
+    # A refused event carrying one of their identifiers is theirs: deleted. One that only mentions a
+    # name they share with others may be someone else's: it stays, with the name redacted.
+    theirs, mentioning = [], []
+    for q in quarantined:
+        fields = [q.payload, q.raw, q.message_id, q.user_id, q.anonymous_id, q.details]
+        if erasure.carries([q.payload, q.user_id, q.anonymous_id], identifier_needles) or (
+            q.payload is None and erasure.mentions(q.raw, identifier_needles)
+        ):
+            theirs.append(q)
+        elif erasure.mentions(fields, needles):
+            mentioning.append(q)
+    counts["quarantined_matched"] = repository.delete_rows(session, theirs)
+    for q in mentioning:
+        q.payload, q.raw, q.details = (erasure.redact(v, needles) for v in (q.payload, q.raw, q.details))
+    for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
+        event.properties = erasure.facts(event.properties, needles)
+        if erasure.mentions(event.message_id, needles):
+            event.message_id = erasure.pseudonym(event.message_id)
+    session.flush()
+    counts.update(repository.erase_buyer(session, workspace_id, ids, utcnow()))
+    counts.update(repository.delete_buyer_stores(session, workspace_id, ids))
+
+    order_ids = repository.order_ids_of(session, workspace_id, ids)
+    for d in repository.rows_for_erasure(session, Decision, workspace_id, keyed=Decision.buyer_id.in_(ids)):
+        d.context = erasure.decision_context(d.context, needles)
+        d.candidates = erasure.redact(d.candidates, needles)
+        d.items = erasure.redact(d.items, needles)
+        d.excluded = erasure.redact(d.excluded, needles)
+    for o in repository.rows_for_erasure(session, Order, workspace_id, keyed=Order.buyer_id.in_(ids)):
+        o.checkout_url = None
+        o.lines = erasure.redact(o.lines, needles)
+    for sub in repository.rows_for_erasure(
+        session, Subscription, workspace_id, keyed=Subscription.buyer_id.in_(ids),
+        text_columns=(Subscription.state,), needle_forms=forms,
+    ):  # fmt: skip
+        sub.state = erasure.redact(sub.state, needles)
+    for pe in repository.rows_for_erasure(
+        session, PaymentEvent, workspace_id, keyed=PaymentEvent.order_id.in_(order_ids),
+        text_columns=(PaymentEvent.payload,), needle_forms=forms,
+    ):  # fmt: skip
+        pe.payload = erasure.redact(pe.payload, needles)
+    for entry in repository.rows_for_erasure(
+        session, LedgerEntry, workspace_id, text_columns=(LedgerEntry.tags,), needle_forms=forms
+    ):
+        entry.tags = erasure.redact(entry.tags, needles)
+    for posting in repository.rows_for_erasure(
+        session, LedgerPosting, workspace_id, text_columns=(LedgerPosting.memo,), needle_forms=forms
+    ):
+        posting.memo = erasure.redact(posting.memo, needles)
+    for note in repository.rows_for_erasure(
+        session, AuditEntry, workspace_id, text_columns=(AuditEntry.details, AuditEntry.target_id),
+        needle_forms=forms,
+    ):  # fmt: skip
+        note.details = erasure.redact(note.details, needles)
+        note.target_id = erasure.redact(note.target_id, needles)
     features_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
     persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
     workspace_service.audit(
@@ -332,6 +402,39 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     )  # fmt: skip
     session.flush()
     return {"id": buyer.id, "deleted": True, **counts}
+
+
+def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[str], list[str]]:
+    """What identifies the buyer in free-form data: (their identifiers alone, identifiers and personal
+    trait values), gathered from everything they ever had (current traits, traits sent with their
+    events, and those kept in merge snapshots)."""
+    identifiers = [
+        v
+        for kind_values in repository.identities_by_buyer(session, workspace_id, ids).values()
+        for _, v in kind_values
+    ]
+    traits: list[dict[str, Any]] = []
+    for bid in ids:
+        b = repository.get_buyer(session, workspace_id, bid)
+        if b is not None:
+            identifiers.append(b.user_id or "")
+            traits.append(b.traits or {})
+    for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
+        identifiers += [event.user_id or "", event.anonymous_id or "", event.previous_id or ""]
+        traits.append(event.traits or {})
+        traits.append(event.properties or {})
+    # A live merge folded one of these buyers into another: both sides are this person. An undone
+    # merge's other side is someone else, and their identifiers are not needles.
+    for bid in ids:
+        for m in repository.merges(session, workspace_id, buyer_id=bid, limit=100_000):
+            if m.undone_at is None:
+                snap = m.snapshot or {}
+                identifiers += [v for _, v in snap.get("identities", [])]
+                for side in ("winner", "loser"):
+                    state = snap.get(side) or {}
+                    identifiers.append(state.get("user_id") or "")
+                    traits.append(state.get("traits") or {})
+    return erasure.needles_of(identifiers, []), erasure.needles_of(identifiers, traits)
 
 
 def counts(*, session: Session, workspace_id: str) -> dict[str, int]:

@@ -21,7 +21,7 @@ from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinit
 from offerloop.models.decision import Action, Decision, PolicySnapshot
 from offerloop.models.event import Event, QuarantinedEvent, Touchpoint
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
-from offerloop.models.workspace import ApiKey, Workspace
+from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
     "Action",
@@ -55,6 +55,7 @@ __all__ = [
     "PolicySnapshot",
     "QuarantinedEvent",
     "QuizDefinition",
+    "ServerSecret",
     "StockHold",
     "Subscription",
     "Touchpoint",

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
-from offerloop.models import ApiKey, Workspace
+from offerloop.models import ApiKey, ServerSecret, Workspace
 
 
 def add(session: Session, obj: Any) -> None:
@@ -55,3 +55,7 @@ def set_versioned(session: Session, workspace_id: str, field: str, value: dict[s
     setattr(ws, f"{field}_version", version)
     session.flush()
     return version
+
+
+def server_secret(session: Session, name: str) -> str | None:
+    return session.scalar(select(ServerSecret.value).where(ServerSecret.name == name))

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from offerloop.config import is_placeholder_secret
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.models import ApiKey, AuditEntry, Workspace
@@ -19,8 +20,8 @@ from offerloop.workspaces.schemas import KeyKind, Principal, WorkspaceCreated
 
 _KEY_PREFIX = {"write": "wk", "secret": "sk"}
 # Positive lookups are cached briefly: the ingest path must not pay a query per request.
-# A revocation is seen at once in this process and within the TTL in the others.
-_CACHE_TTL_S = 5.0
+# A revocation is seen at once in this process and within the TTL (half a second) in the others.
+_CACHE_TTL_S = 0.5
 _cache: dict[str, tuple[float, Principal]] = {}
 _cache_lock = threading.Lock()
 
@@ -107,6 +108,23 @@ def authenticate(*, session: Session, key: str) -> Principal:
     with _cache_lock:
         _cache[token_hash] = (now + _CACHE_TTL_S, principal)
     return principal
+
+
+_signing: dict[str, str] = {}
+
+
+def signing_secret(*, session: Session, configured: str) -> str:
+    """The secret that signs download links: OFFERLOOP_SECRET when one is set, otherwise the random
+    secret this database was given at its first migration (never the public placeholder)."""
+    if not is_placeholder_secret(configured):
+        return configured
+    url = str(session.get_bind().engine.url)
+    if url not in _signing:
+        value = repository.server_secret(session, "link_signing")
+        if not value:
+            raise RuntimeError("this database has no link-signing secret: run `offerloop migrate`")
+        _signing[url] = value
+    return _signing[url]
 
 
 ConfigField = Literal["signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog"]
