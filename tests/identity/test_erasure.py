@@ -10,7 +10,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 from tests.assembly.test_artifacts_api import POLICY, setup_workspace
-from tests.checkout.test_checkout_flow import CATALOG, buy, deliver, pay, session_completed
+from tests.checkout.test_checkout_flow import (
+    CATALOG,
+    buy,
+    charge_refunded,
+    deliver,
+    pay,
+    session_completed,
+)
 from tests.checkout.test_stripe_provider import API_KEY, SECRET, fake_stripe, fake_stripe_server
 from tests.conftest import msg
 
@@ -214,3 +221,37 @@ def test_erasure_leaves_other_buyers_alone(client, db, secret_headers, write_hea
     with db.read() as session:
         kept = session.scalars(select(QuarantinedEvent).where(QuarantinedEvent.message_id == "oth-q")).one()
         assert kept.payload["properties"] == {"met": "[erased]"}
+
+
+def test_webhooks_arriving_after_erasure_bring_no_personal_data_back(
+    client, db, secret_headers, write_headers, fake_stripe
+):
+    """Stripe keeps sending events about an erased buyer's order (a refund, a late retry): they are applied
+    and kept for idempotency, but the customer's name, e-mail and address in them are not stored."""
+    s = client.app.state.settings
+    s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base = API_KEY, SECRET, fake_stripe.base
+    assert client.put("/v1/offers/catalog", headers=secret_headers, json={"text": CATALOG}).status_code == 200
+    r = client.post("/v1/identify", headers=write_headers,
+                    json={"userId": USER_ID, "traits": {"email": EMAIL, "name": NAME}})  # fmt: skip
+    assert r.status_code == 200, r.text
+    order = buy(client, secret_headers, "pricing-playbook", user=USER_ID, provider="stripe", email=EMAIL)
+    person = {"email": EMAIL, "name": NAME, "address": {"line1": "12 Quinterro Lane", "city": "Lisbon"}}
+    paid = session_completed(order, event_id="evt_zq_late_paid")
+    paid["data"]["object"]["customer_details"] = person
+    assert deliver(client, paid).json()["outcome"] == "paid"
+    r = client.delete(f"/v1/buyers/{order['buyer_id']}", headers=secret_headers)
+    assert r.status_code == 200, r.text
+    assert scan(db, [*NEEDLES, "Quinterro Lane"]) == {}
+
+    refund = charge_refunded(order, order["total"], event_id="evt_zq_late_refund")
+    refund["data"]["object"].update(billing_details=person, receipt_email=EMAIL)
+    assert deliver(client, refund).json()["outcome"] == "refunded"
+    retry = session_completed(order, event_id="evt_zq_late_retry")
+    retry["data"]["object"].update(customer_details=person, customer_email=EMAIL)
+    assert deliver(client, retry).json()["outcome"] == "order_refunded"
+
+    assert scan(db, [*NEEDLES, "Quinterro Lane"]) == {}
+    events = client.get(f"/v1/orders/{order['id']}/payments", headers=secret_headers).json()["items"]
+    assert [(e["provider_event_id"], e["outcome"]) for e in events] == [
+        ("evt_zq_late_paid", "paid"), ("evt_zq_late_refund", "refunded"), ("evt_zq_late_retry", "order_refunded")
+    ]  # fmt: skip

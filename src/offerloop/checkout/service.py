@@ -974,6 +974,10 @@ def handle_payment_event(
         # One order's events apply one at a time: a checkout's completion and its first invoice arrive together.
         repository.lock_order(session, order)
         outcome = _apply_event(session, order, event, terms)
+    if order is not None:  # an erased buyer's order: the event is kept, their personal data is not
+        payload = identity_service.storable(
+            session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id, value=payload
+        )
     repository.add(session, PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
         provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,

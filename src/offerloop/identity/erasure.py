@@ -39,6 +39,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 |                      | needles out                                                                        |
 | subscriptions        | keep (billing history), needles out of its state                                   |
 | payment_events       | keep (webhook idempotency), personal keys and needles out of the payload           |
+|                      | (and personal keys out of every event arriving after the erasure)                  |
 | entitlements         | delete (access of an erased person ends)                                           |
 | fulfilment_tasks     | delete (pending work must not deliver to, or recreate, an erased buyer)            |
 | stock_holds          | keep (units sold/held; only the internal id)                                       |

@@ -404,6 +404,18 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     return {"id": buyer.id, "deleted": True, **counts}
 
 
+def storable(
+    *, session: Session, workspace_id: str, buyer_id: str | None, value: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``value`` (a provider's payload about this buyer) as a store may keep it: unchanged, or without its
+    personal keys once the buyer is erased, so data arriving after an erasure (a late Stripe webhook
+    carrying the customer's name, e-mail and address) does not bring them back."""
+    buyer = repository.get_buyer(session, workspace_id, buyer_id) if buyer_id else None
+    if buyer is None or buyer.deleted_at is None:
+        return dict(value)
+    return dict(erasure.redact(value, []))
+
+
 def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[str], list[str]]:
     """What identifies the buyer in free-form data: (their identifiers alone, identifiers and personal
     trait values), gathered from everything they ever had (current traits, traits sent with their
