@@ -11,7 +11,30 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-class StringDateLoader(yaml.SafeLoader):
+# As deep as JSON bodies may nest (``api.guards.MAX_JSON_DEPTH``): PyYAML composes nodes recursively, so
+# deeper text would end in a RecursionError instead of a config error.
+MAX_YAML_DEPTH = 64
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """SafeLoader refusing documents nested deeper than ``MAX_YAML_DEPTH`` with a marked YAML error."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self._depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"the document is nested deeper than {MAX_YAML_DEPTH} levels", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class StringDateLoader(BoundedSafeLoader):
     """SafeLoader that leaves dates and timestamps as strings, as they arrive in event properties.
 
     Text with characters YAML does not allow (control characters) is refused when the document is read,

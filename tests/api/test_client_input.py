@@ -74,6 +74,32 @@ def test_yaml_control_characters_are_a_config_error(client, secret_headers, rout
     assert "unacceptable character #x0014" in r.text
 
 
+DEEP_FLOW = "a: " + "[" * 3000 + "]" * 3000 + "\n"
+DEEP_BLOCK = "a:\n" + "".join("  " * i + "- \n" for i in range(1, 1200)) + "  " * 1200 + "- x\n"
+
+
+@pytest.mark.parametrize("text", [DEEP_FLOW, DEEP_BLOCK], ids=["flow", "block"])
+@pytest.mark.parametrize(
+    ("method", "route", "wrap", "code"),
+    [("put", "/v1/quizzes", lambda t: {"text": t}, "invalid_content"),
+     ("put", "/v1/offers/catalog", lambda t: {"text": t}, "invalid_catalog"),
+     ("put", "/v1/policies", lambda t: {"text": t}, "invalid_policy"),
+     ("put", "/v1/content/atoms", lambda t: {"text": f"---\n{t}---\nBody\n"}, "invalid_content"),
+     ("post", "/v1/content/sync", lambda t: {"atoms": [{"text": f"---\n{t}---\nBody\n", "path": "a.md"}]},
+      "invalid_content"),
+     ("put", "/v1/features/spec", lambda t: t, "invalid_feature_spec"),
+     ("put", "/v1/personas/templates", lambda t: t, "invalid_persona_templates"),
+     ("put", "/v1/signals", lambda t: t, "invalid_signal_config")],
+)  # fmt: skip
+def test_yaml_nested_deeper_than_the_limit_is_a_config_error(
+    client, secret_headers, method, route, wrap, code, text
+) -> None:
+    """YAML is bounded like JSON: nesting past the limit is a config error naming it, not a RecursionError 500."""
+    r = client.request(method, route, headers=secret_headers, json=wrap(text))
+    assert _error(r) == (422, code)
+    assert f"nested deeper than {MAX_JSON_DEPTH} levels" in r.text
+
+
 @pytest.mark.parametrize(
     "params", [{}, {"user_id": "u1", "k": -5}, {"user_id": "u1", "k": 51}, {"user_id": ""}]
 )

@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 from offerloop.core.errors import ValidationFailed
+from offerloop.declarative import BoundedSafeLoader
 
 __all__ = [
     "MAX_PERSONAS",
@@ -374,7 +375,7 @@ def load_templates(source: object) -> PersonaSet:
     data: Any = source
     if isinstance(source, str):
         try:
-            data = yaml.safe_load(source)
+            data = yaml.load(source, Loader=BoundedSafeLoader)  # a SafeLoader, bounded in depth
         except yaml.YAMLError as exc:
             raise TemplateError(f"persona templates are not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(data, Mapping):
