@@ -255,3 +255,41 @@ def test_webhooks_arriving_after_erasure_bring_no_personal_data_back(
     assert [(e["provider_event_id"], e["outcome"]) for e in events] == [
         ("evt_zq_late_paid", "paid"), ("evt_zq_late_refund", "refunded"), ("evt_zq_late_retry", "order_refunded")
     ]  # fmt: skip
+
+
+def test_nothing_new_is_delivered_to_an_erased_buyer(client, db, secret_headers, write_headers, fake_stripe):
+    """A checkout paid after its buyer asked for erasure is booked (the money is real) but delivers no access
+    and no deliverable to the tombstone; granting access or making a deliverable for it is refused."""
+    s = client.app.state.settings
+    s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base = API_KEY, SECRET, fake_stripe.base
+    setup_workspace(client, secret_headers)
+    assert client.put("/v1/offers/catalog", headers=secret_headers, json={"text": CATALOG}).status_code == 200
+    order = buy(client, secret_headers, "pricing-playbook", user=USER_ID, provider="stripe", email=EMAIL)
+    r = client.delete(f"/v1/buyers/{order['buyer_id']}", headers=secret_headers)
+    assert r.status_code == 200, r.text
+
+    assert deliver(client, session_completed(order, event_id="evt_zq_after")).json()["outcome"] == "paid"
+    for _ in range(20):
+        if not checkout_service.run_fulfilment(db=db):
+            break
+    detail = client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()
+    assert detail["status"] == "paid"
+    assert detail["fulfilment"] and {(t["status"], str(t["result"])) for t in detail["fulfilment"]} == {
+        ("canceled", "{'skipped': 'buyer is erased'}")
+    }
+    grants = client.get(f"/v1/buyers/{order['buyer_id']}/entitlements", headers=secret_headers)
+    assert grants.status_code == 200 and grants.json() == []
+    assert client.get("/v1/ledger/check", headers=secret_headers).json()["balanced"] is True
+
+    r = client.post("/v1/entitlements", headers=secret_headers, json={
+        "buyer_id": order["buyer_id"], "component": "download", "ref": "x", "source": "manual"})  # fmt: skip
+    assert _code(r) == (409, "buyer_erased")
+    r = client.post("/v1/artifacts", headers=secret_headers,
+                    json={"buyer_id": order["buyer_id"], "policy": "starter-workbook"})  # fmt: skip
+    assert _code(r) == (409, "buyer_erased")
+    with db.read() as session:
+        assert session.scalars(select(Artifact.id).where(Artifact.buyer_id == order["buyer_id"])).all() == []
+
+
+def _code(r) -> tuple[int, str]:
+    return r.status_code, r.json()["error"]["code"]

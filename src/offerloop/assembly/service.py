@@ -241,6 +241,7 @@ def request_artifact(
 ) -> dict[str, Any]:  # fmt: skip
     """Compose the buyer's deliverable now and queue its full render; returns id, status and the preview.
     ``ranking`` is "bm25" (default) or "semantic" (the optional extra's embedding model)."""
+    identity_service.live_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=policy_id)
     quiz = _quiz(session, workspace_id, quiz_id)
     composition = _compose(session, workspace_id, policy, buyer_id, quiz, ranking)

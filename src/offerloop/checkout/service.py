@@ -404,6 +404,10 @@ def fulfil(*, session: Session, task: FulfilmentTask, now: datetime) -> dict[str
     )
     if sub is not None and sub.status == "canceled":
         return {"skipped": "subscription is canceled"}
+    if identity_service.get_buyer(
+        session=session, workspace_id=task.workspace_id, buyer_id=task.buyer_id
+    ).deleted:
+        return {"skipped": "buyer is erased"}  # paid after the erasure: booked, but delivered to no one
     if sub is not None and sub.status == "trialing" and spec.get("quantity") is not None:
         return {"deferred": "quotas start with the first paid period"}
     if task.component == "deliverable":

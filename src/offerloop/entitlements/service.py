@@ -227,7 +227,7 @@ def grant(
         raise InvalidEntitlement("quantity must be >= 0")
     if component == "coaching_quota" and quantity is None:
         raise InvalidEntitlement("a coaching_quota grant needs a quantity")
-    live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
+    live = identity_service.live_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     repository.lock_slot(session, f"{workspace_id}:{live}:{component}:{ref}:{source}")
     row = repository.find(session, workspace_id, live, component, ref, source)
     created = row is None

@@ -5,6 +5,12 @@ class BuyerNotFound(NotFound):
     code = "buyer_not_found"
 
 
+class BuyerErased(Conflict):
+    """The buyer was erased (GDPR): nothing new, access or a deliverable, is made for their tombstone."""
+
+    code = "buyer_erased"
+
+
 class MergeNotFound(NotFound):
     code = "merge_not_found"
 

@@ -12,6 +12,7 @@ from offerloop.core.clock import utcnow
 from offerloop.features import service as features_service
 from offerloop.identity import erasure, identifiers, repository, resolver
 from offerloop.identity.exceptions import (
+    BuyerErased,
     BuyerNotFound,
     LookupNeedsOneIdentifier,
     MergeNotFound,
@@ -100,6 +101,15 @@ def get_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRea
             return _read(session, workspace_id, record)
         buyer_id = record[0]["merged_into_id"]
     raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
+
+
+def live_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRead:
+    """``get_buyer`` for making something new for the buyer (access, a deliverable): an erased buyer's
+    tombstone is refused with ``BuyerErased``."""
+    buyer = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    if buyer.deleted:
+        raise BuyerErased(f"buyer {buyer.id} was erased: nothing new is made for them")
+    return buyer
 
 
 def lookup(
