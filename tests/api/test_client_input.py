@@ -238,3 +238,60 @@ def test_repeated_action_keys_in_one_request_are_a_422(client, secret_headers) -
     assert _error(r) == (422, "duplicate_action_keys")
     assert r.json()["error"]["details"] == {"keys": ["call-1"]}
     assert client.get("/v1/actions", headers=secret_headers).json() == []
+
+
+def test_the_body_check_costs_no_python_call_per_value() -> None:
+    """The guard reads bodies before any route authenticates them (a Stripe webhook's signature, a quiz
+    form's key): checking 2 MB of JSON must stay at C speed, not one Python call per number or node
+    (which took seconds of the event loop per anonymous request)."""
+    import sys
+
+    body = b"[" + b"1," * (1024 * 1024 - 2) + b"1]"
+    calls = 0
+
+    def count(frame, event, arg) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        check_body(body)
+    finally:
+        sys.setprofile(None)
+    assert calls < 200
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            b'{"a": 9223372036854775807, "b": -9223372036854775808, "c": 1e308, "d": "9999999999999999999999"}',
+            None,
+        ),
+        (b'{"a": 9223372036854775808}', "integer_out_of_range"),
+        (b'{"a": [-9223372036854775809]}', "integer_out_of_range"),
+        (b'{"a": 12345678901234567890123.5}', None),
+        (b'{"a": 1e309}', "number_out_of_range"),
+        (b'{"a": -1.5E+400}', "number_out_of_range"),
+        (b'{"a": NaN}', "number_out_of_range"),
+        (b'{"a": "x\\u0000y"}', "nul_character"),
+        (b'{"a\\u0000": 1}', "nul_character"),
+        (b'{"a": "x\\\\u0000y"}', None),
+        (b'{"a": "[[[[{{{{\\"]]]"}', None),
+        (b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH, None),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "nesting_too_deep"),
+        (b'{"a":' * MAX_JSON_DEPTH + b"1" + b"}" * MAX_JSON_DEPTH, None),
+        (b'{"a":' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1), "nesting_too_deep"),
+        (b"[" * 100_000 + b"]" * 100_000, "nesting_too_deep"),
+        (b"[1, 2", None),
+    ],
+)
+def test_body_check_reasons(body: bytes, reason: str | None) -> None:
+    from offerloop.api.guards import _Invalid
+
+    if reason is None:
+        check_body(body)
+        return
+    with pytest.raises(_Invalid) as caught:
+        check_body(body)
+    assert caught.value.reason == reason
