@@ -105,6 +105,8 @@ def test_pages_and_files_carry_security_headers(client, db, secret_headers, writ
         csp = r.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
     assert "sandbox" in file.headers["content-security-policy"]
+    # A personal file behind an expiring link: no shared cache keeps it past the link or an erasure.
+    assert file.headers["cache-control"] == "private, no-store"
     assert "form-action 'self' http://127.0.0.1:8000" in page.headers["content-security-policy"]
     api = client.get("/v1/keys", headers=secret_headers)
     assert api.headers["x-content-type-options"] == "nosniff"

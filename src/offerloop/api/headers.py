@@ -45,8 +45,13 @@ class SecurityHeaders:
                 content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
                 added = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                          (b"referrer-policy", b"no-referrer")]  # fmt: skip
-                if is_file:
-                    added.append((b"content-security-policy", self.file_csp))
+                if (
+                    is_file
+                ):  # personal, behind an expiring link: no shared cache may outlive it (or an erasure)
+                    added += [
+                        (b"content-security-policy", self.file_csp),
+                        (b"cache-control", b"private, no-store"),
+                    ]
                 elif content_type.startswith(b"text/html") and not is_docs:
                     added.append((b"content-security-policy", self.page_csp))
                 headers += [(n, v) for n, v in added if n not in present]
