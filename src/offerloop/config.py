@@ -29,6 +29,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def bind_host(host: str) -> str:
+    """The address to bind: an IPv6 address may be given in URL brackets (``[::1]``)."""
+    return host.strip().strip("[]")
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port`` for the address ``serve`` binds (IPv6 in brackets, exactly once)."""
+    name = bind_host(host)
+    return f"http://{f'[{name}]' if ':' in name else name}:{port}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OFFERLOOP_", extra="ignore")
 

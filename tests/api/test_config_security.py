@@ -92,6 +92,18 @@ def test_placeholder_checks():
     assert Settings(public_url="https://offers.example.com/").public_url == "https://offers.example.com"
 
 
+def test_the_public_url_of_an_ipv6_address_has_one_pair_of_brackets():
+    from offerloop.config import bind_host, local_url
+
+    assert [local_url(h, 8000) for h in ("127.0.0.1", "::1", "[::1]", " [::] ", "localhost")] == [
+        "http://127.0.0.1:8000", "http://[::1]:8000", "http://[::1]:8000", "http://[::]:8000",
+        "http://localhost:8000",
+    ]  # fmt: skip
+    assert [bind_host(h) for h in ("[::1]", "::1", "0.0.0.0")] == ["::1", "::1", "0.0.0.0"]
+    for host in ("[::1]", "::1"):  # each is a valid public URL for the settings workers read
+        assert Settings(public_url=local_url(host, 8000)).public_url == "http://[::1]:8000"
+
+
 def test_pages_and_files_carry_security_headers(client, db, secret_headers, write_headers, workspace):
     artifact_id = ready_artifact(client, db, secret_headers, write_headers)
     page = client.get("/v1/quizzes/intake/page", params={"key": workspace.write_key})

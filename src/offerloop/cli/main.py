@@ -14,7 +14,7 @@ from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli.common import WorkspaceOpt, database, domain_errors, lift_lines, print_json, settings
-from offerloop.config import is_loopback, is_placeholder_secret
+from offerloop.config import bind_host, is_loopback, is_placeholder_secret, local_url
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
 from offerloop.events import service as event_service
@@ -67,13 +67,13 @@ def serve(
         raise typer.Exit(2)
     if "public_url" not in cfg.model_fields_set:
         # The workers read their settings from the environment: tell them where they are reachable.
-        os.environ["OFFERLOOP_PUBLIC_URL"] = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        os.environ["OFFERLOOP_PUBLIC_URL"] = local_url(host, port)
     with database(cfg):
         pass  # migrate once here, before any worker starts
     uvicorn.run(
         "offerloop.api.app:app_from_env",
         factory=True,
-        host=host,
+        host=bind_host(host),
         port=port,
         workers=workers,
         access_log=False,
