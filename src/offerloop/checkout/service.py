@@ -977,11 +977,14 @@ def handle_payment_event(
     repository.add(session, PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
         provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
+        payment_ref=(event.payment_intent_id or event.invoice_id or "")[:200] or None,
         occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome[:40], payload=dict(payload),
     ))  # fmt: skip
     repository.flush(session)
     if order is not None and outcome in ("paid", "trial_started"):
         _replay_deferred(session, order, terms)
+    if order is not None and order.status != "pending":
+        _adopt_unmatched(session, order, terms)
     return outcome
 
 
@@ -1007,6 +1010,22 @@ def _replay_deferred(session: Session, order: Order, terms: WebhookTerms) -> Non
         event = normalize(_stored_event(row.payload))
         if event is None:
             continue
+        row.outcome = _apply_event(session, order, event, terms)[:40]
+    repository.flush(session)
+
+
+def _adopt_unmatched(session: Session, order: Order, terms: WebhookTerms) -> None:
+    """Apply the events that named this order's payment before the order was known by it (a refund without
+    order metadata that overtook the checkout's completion) instead of leaving them ignored."""
+    if not order.provider_ref:
+        return
+    for row in repository.unmatched_payment_events(session, order.provider, order.provider_ref):
+        if row.workspace_id not in (None, order.workspace_id):
+            continue
+        event = normalize(_stored_event(row.payload))
+        if event is None:
+            continue
+        row.workspace_id, row.order_id = order.workspace_id, order.id
         row.outcome = _apply_event(session, order, event, terms)[:40]
     repository.flush(session)
 
