@@ -1133,6 +1133,11 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         return "already_paid"
     if event.billing_reason not in (None, "subscription_cycle"):
         return "already_paid"  # a plan change's proration: booked with the change itself
+    for paid_by in (event.payment_intent_id, event.invoice_id):
+        # Looked up again under the order's lock: another event about this invoice, found before the renewal
+        # it booked was committed, must not book a second period for the same payment.
+        if paid_by and repository.order_for_webhook(session, order.workspace_id, None, paid_by) is not None:
+            return "already_paid"
     end = _sub_from_json(row.state).current_period_end
     if end is None or (event.billing_reason is None and event.occurred_at < end and row.status != "past_due"):
         return "already_paid"
