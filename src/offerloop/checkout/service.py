@@ -264,6 +264,9 @@ def attach_session(
 def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason: str) -> dict[str, Any]:
     """A pending order that will not be paid: its holds go back to stock."""
     order = _order(session, workspace_id, order_id, lock=True)
+    if order.status not in ("pending", "canceled"):  # a paid order is refunded, never silently "canceled"
+        raise CheckoutError(f"order {order.id} is {order.status}: only a pending order can be canceled "
+                            "(refund a paid one)", code="not_cancelable")  # fmt: skip
     if order.status == "pending":
         repository.release_holds(session, workspace_id, order.id, "released")
         _release_coupon(session, order)
