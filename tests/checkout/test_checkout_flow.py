@@ -493,3 +493,25 @@ def test_a_stripe_subscription_renews_fails_and_cancels_through_webhooks(
         "balanced": True,
         "unbalanced_orders": [],
     }
+
+
+def test_cancel_refuses_a_paid_order_instead_of_answering_200_and_changing_nothing(
+    client, secret_headers, write_headers
+):
+    """Adversarial run (adv1): ``POST /v1/orders/{id}/cancel`` on a paid (or refunded) order answered 200 with the
+    order still paid, so a creator believed the sale canceled while the buyer kept access and the money."""
+    setup(client, secret_headers, write_headers)
+    order = buy(client, secret_headers, "pricing-playbook")
+    pay(client, secret_headers, order["id"])
+    r = client.post(f"/v1/orders/{order['id']}/cancel", headers=secret_headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "not_cancelable")
+    refunded = client.post(f"/v1/orders/{order['id']}/refund", headers=secret_headers, json={})
+    assert refunded.status_code == 200, refunded.text
+    r = client.post(f"/v1/orders/{order['id']}/cancel", headers=secret_headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "not_cancelable")
+    # a pending order is canceled, and canceling it again is a no-op
+    other = buy(client, secret_headers, "pricing-playbook")
+    for _ in range(2):
+        r = client.post(f"/v1/orders/{other['id']}/cancel", headers=secret_headers)
+        assert (r.status_code, r.json()["status"]) == (200, "canceled")
+    assert client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()["status"] == "refunded"

@@ -98,3 +98,55 @@ def test_completion_and_first_invoice_at_once_book_one_sale(stripe_server: LiveS
             "balanced": True,
             "unbalanced_orders": [],
         }
+
+
+def test_one_renewal_invoice_delivered_as_several_events_at_once_books_one_period(
+    stripe_server: LiveServer,
+) -> None:
+    """Adversarial run (adv1), PostgreSQL: ten events about one paid cycle invoice reaching the two processes
+    at once each found the subscription's order (the renewal order naming the invoice's payment was not
+    committed yet) and booked ten renewals and ten periods. The renewal is looked up again under the lock."""
+    ws = json.loads(stripe_server.cli("workspace", "create", "Concurrent renewal", "--json").stdout)
+    secret = bearer(ws["secret_key"])
+    copies = 10
+    with httpx.Client(base_url=stripe_server.url, timeout=30) as http:
+        assert http.put("/v1/offers/catalog", headers=secret, json={"text": CATALOG}).status_code == 200
+        r = http.post("/v1/checkout", headers=secret,
+                      json={"user_id": "renewer", "offer": "inner-circle", "provider": "stripe"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        order, sub, now = r.json(), "sub_conc_renewal", int(time.time())
+        meta = {"metadata": {"order_id": order["id"]}}
+        completed = event("checkout.session.completed", {
+            "id": order["provider_ref"], "object": "checkout.session", "client_reference_id": order["id"], **meta,
+            "payment_status": "paid", "status": "complete", "amount_total": 9900, "currency": "usd",
+            "payment_intent": None, "mode": "subscription", "subscription": sub}, event_id="evt_ren_c")  # fmt: skip
+        completed["created"] = now
+        body = json.dumps(completed).encode()
+        r = http.post("/v1/webhooks/stripe", content=body,
+                      headers={"Stripe-Signature": sign_payload(body, SECRET, now)})  # fmt: skip
+        assert r.json()["outcome"] == "paid", r.text
+        end = now + 60  # a cycle invoice renews whenever it is paid
+        bodies = []
+        for n in range(copies):
+            payload = event("invoice.paid", {
+                "id": "in_conc_cycle", "object": "invoice", "subscription": sub, "billing_reason": "subscription_cycle",
+                "amount_paid": 9900, "amount_due": 9900, "currency": "usd", "status": "paid",
+                "payment_intent": "pi_conc_cycle", "subscription_details": meta}, event_id=f"evt_ren_{n}")  # fmt: skip
+            payload["created"] = end
+            raw = json.dumps(payload).encode()
+            bodies.append((raw, sign_payload(raw, SECRET, int(time.time()))))
+        barrier, results = threading.Barrier(copies), []
+        threads = [
+            threading.Thread(target=send, args=(stripe_server.url, *b, barrier, results)) for b in bodies
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [(200, "already_paid")] * (copies - 1) + [(200, "subscription_renewed")], (
+            results
+        )
+        assert http.get("/v1/ledger/check", headers=secret).json() == {
+            "balanced": True,
+            "unbalanced_orders": [],
+        }

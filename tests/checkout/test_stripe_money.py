@@ -374,6 +374,40 @@ def test_refunds_without_order_metadata_are_matched_by_their_payment(
     ledger_balanced(client, secret_headers)
 
 
+def test_a_refund_without_metadata_that_overtakes_the_completion_is_applied_when_the_payment_is_known(
+    stripe_client, db, secret_headers, write_headers
+):
+    """Adversarial run (adv1): a dashboard refund of a Checkout payment, delivered before the session's
+    completion and carrying no order metadata, matched no order (the order was known by its session id
+    only), was acknowledged as ``ignored_no_order`` and never looked at again: the order stayed paid in
+    full, with access, although the buyer had their money back."""
+    client = stripe_client
+    setup(client, secret_headers, write_headers)
+    order = buy(client, secret_headers, "pricing-playbook", provider="stripe")
+    full = order["total"]
+    assert outcome(
+        client, refund_event("evt_early", at=T0 + 60, pi="pi_early", amount=full, refunded=full)
+    ) == ("ignored_no_order")
+    assert outcome(client, session_event(order, "evt_done", at=T0, pi="pi_early")) == "paid"
+    got = get(client, secret_headers, f"/v1/orders/{order['id']}")
+    assert (got["status"], got["refunded"]) == ("refunded", full)
+    seen = get(client, secret_headers, f"/v1/orders/{order['id']}/payments")["items"]
+    assert sorted((e["provider_event_id"], e["outcome"]) for e in seen) == [
+        ("evt_done", "paid"), ("evt_early", "refunded"),
+    ]  # fmt: skip
+    assert booked(client, secret_headers, order["id"]) == 0
+    assert not has_access(db, order, "download", "pricing-playbook-pdf", T0 + 120)
+    # Stripe's retry of either event changes nothing; a refund of a charge we never sold stays unmatched
+    assert outcome(
+        client, refund_event("evt_early", at=T0 + 60, pi="pi_early", amount=full, refunded=full)
+    ) == ("duplicate")
+    assert outcome(
+        client, refund_event("evt_other", at=T0 + 99, pi="pi_other", amount=500, refunded=500)
+    ) == ("ignored_no_order")
+    assert get(client, secret_headers, f"/v1/orders/{order['id']}")["refunded"] == full
+    ledger_balanced(client, secret_headers)
+
+
 # -- item 7: fees and failed delayed payments ------------------------------------------------------------------
 
 

@@ -310,6 +310,18 @@ def deferred_payment_events(session: Session, workspace_id: str, order_id: str) 
     return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
 
 
+def unmatched_payment_events(session: Session, provider: str, payment_ref: str) -> list[PaymentEvent]:
+    """Events about a payment that matched no order when they arrived, in the order they happened. A provider's
+    payment reference is globally unique, so this is the one lookup not scoped by workspace (such an event
+    may carry none); the caller checks the workspace of any it finds."""
+    stmt = select(PaymentEvent).where(
+        PaymentEvent.provider == provider,
+        PaymentEvent.payment_ref == payment_ref,
+        PaymentEvent.outcome == "ignored_no_order",
+    )
+    return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
+
+
 def payment_events_of(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
     stmt = scoped_select(PaymentEvent, workspace_id).where(PaymentEvent.order_id == order_id)
     return list(session.scalars(stmt.order_by(PaymentEvent.id)))

@@ -264,6 +264,9 @@ def attach_session(
 def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason: str) -> dict[str, Any]:
     """A pending order that will not be paid: its holds go back to stock."""
     order = _order(session, workspace_id, order_id, lock=True)
+    if order.status not in ("pending", "canceled"):  # a paid order is refunded, never silently "canceled"
+        raise CheckoutError(f"order {order.id} is {order.status}: only a pending order can be canceled "
+                            "(refund a paid one)", code="not_cancelable")  # fmt: skip
     if order.status == "pending":
         repository.release_holds(session, workspace_id, order.id, "released")
         _release_coupon(session, order)
@@ -985,11 +988,14 @@ def handle_payment_event(
     repository.add(session, PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
         provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
+        payment_ref=(event.payment_intent_id or event.invoice_id or "")[:200] or None,
         occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome[:40], payload=dict(payload),
     ))  # fmt: skip
     repository.flush(session)
     if order is not None and outcome in ("paid", "trial_started"):
         _replay_deferred(session, order, terms)
+    if order is not None and order.status != "pending":
+        _adopt_unmatched(session, order, terms)
     return outcome
 
 
@@ -1015,6 +1021,22 @@ def _replay_deferred(session: Session, order: Order, terms: WebhookTerms) -> Non
         event = normalize(_stored_event(row.payload))
         if event is None:
             continue
+        row.outcome = _apply_event(session, order, event, terms)[:40]
+    repository.flush(session)
+
+
+def _adopt_unmatched(session: Session, order: Order, terms: WebhookTerms) -> None:
+    """Apply the events that named this order's payment before the order was known by it (a refund without
+    order metadata that overtook the checkout's completion) instead of leaving them ignored."""
+    if not order.provider_ref:
+        return
+    for row in repository.unmatched_payment_events(session, order.provider, order.provider_ref):
+        if row.workspace_id not in (None, order.workspace_id):
+            continue
+        event = normalize(_stored_event(row.payload))
+        if event is None:
+            continue
+        row.workspace_id, row.order_id = order.workspace_id, order.id
         row.outcome = _apply_event(session, order, event, terms)[:40]
     repository.flush(session)
 
@@ -1122,6 +1144,11 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         return "already_paid"
     if event.billing_reason not in (None, "subscription_cycle"):
         return "already_paid"  # a plan change's proration: booked with the change itself
+    for paid_by in (event.payment_intent_id, event.invoice_id):
+        # Looked up again under the order's lock: another event about this invoice, found before the renewal
+        # it booked was committed, must not book a second period for the same payment.
+        if paid_by and repository.order_for_webhook(session, order.workspace_id, None, paid_by) is not None:
+            return "already_paid"
     end = _sub_from_json(row.state).current_period_end
     if end is None or (event.billing_reason is None and event.occurred_at < end and row.status != "past_due"):
         return "already_paid"

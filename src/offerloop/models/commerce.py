@@ -142,7 +142,10 @@ class PaymentEvent(Base):
     """Every provider webhook, stored once by its event id (duplicates are acknowledged and ignored)."""
 
     __tablename__ = "payment_events"
-    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id"),
+        Index(None, "provider", "payment_ref"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -150,6 +153,9 @@ class PaymentEvent(Base):
     provider_event_id: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(80))
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The payment (intent, else invoice) it is about: an event that matched no order is adopted by the
+    # order this payment later pays (a refund without metadata that overtook the checkout's completion).
+    payment_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(40))  # applied | ignored_stale | ignored_unknown | ...
