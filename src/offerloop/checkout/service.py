@@ -1231,7 +1231,8 @@ def _plan_of(session: Session, order: Order, event: PaymentEvent, terms: Webhook
             continue
         if event.amount in (
             price.amount,
-            price.amount + recurring_tax(price.amount, order.currency, terms.tax_percent),
+            price.amount
+            + recurring_tax(price.amount, order.currency, order.tax_percent or terms.tax_percent),
         ):
             found.append(offer.key)
     return found[0] if len(found) == 1 else None
