@@ -325,8 +325,3 @@ def unmatched_payment_events(session: Session, provider: str, payment_ref: str) 
 def payment_events_of(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
     stmt = scoped_select(PaymentEvent, workspace_id).where(PaymentEvent.order_id == order_id)
     return list(session.scalars(stmt.order_by(PaymentEvent.id)))
-
-
-def lock_order(session: Session, order: Order) -> None:
-    """Reload the order under a row lock (PostgreSQL; SQLite has a single writer) until the transaction ends."""
-    session.refresh(order, with_for_update=True)

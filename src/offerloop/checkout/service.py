@@ -979,7 +979,7 @@ def handle_payment_event(
     outcome = "ignored_no_order"
     if order is not None:
         # One order's events apply one at a time: a checkout's completion and its first invoice arrive together.
-        repository.lock_order(session, order)
+        order = _order(session, order.workspace_id, order.id, lock=True)
         outcome = _apply_event(session, order, event, terms)
     if order is not None:  # an erased buyer's order: the event is kept, their personal data is not
         payload = identity_service.storable(
