@@ -3,8 +3,10 @@
 Sections and slots are walked in policy order.  A section or slot whose ``when`` is false is skipped; a
 slot that matches no atom uses its fallback (a text block, or the named atom, marked ``fallback=True``).
 No atom appears twice: atoms used by earlier slots are excluded from later ones, and an atom fallback
-already in the document adds nothing.  A section with neither blocks nor intro is left out.  Every
-placeholder in titles, intros and bodies is filled for the buyer.
+already in the document adds nothing.  A section with neither blocks nor intro is left out.  Titles,
+intros and bodies are filled for the buyer in the atom language (:mod:`offerloop.assembly.template`:
+placeholders, ``{% if %}`` blocks, literal ``\\{{`` tags); buyer values are plain text, escaped in
+Markdown so a quiz answer can never become a link, an image or a heading.
 
 Provenance has one entry per section (rendered / skipped / empty) and, for rendered sections, one per
 slot (selected / fallback / skipped / empty) with the atom ids, versions, BM25 scores and reasons, the
@@ -20,7 +22,7 @@ from typing import Any, Literal
 
 from offerloop.assembly.document import Block, Document, Section
 from offerloop.assembly.exceptions import EMPTY_DOCUMENT, UNKNOWN_FALLBACK_ATOM, AssemblyError
-from offerloop.assembly.inputs import BuyerInputs, make_filler
+from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.policy import (
     AtomFallback,
     Policy,
@@ -32,6 +34,7 @@ from offerloop.assembly.policy import (
     format_path,
 )
 from offerloop.assembly.selector import CorpusIndex, Relevance
+from offerloop.assembly.template import make_renderer
 from offerloop.content.model import Atom, Quiz
 
 __all__ = ["ChosenAtom", "Composition", "ProvenanceEntry", "compose"]
@@ -110,9 +113,11 @@ class Composition:
         }
 
 
-def _atom_block(atom: Atom, fill: Callable[[str], str], *, fallback: bool = False) -> Block:
+def _atom_block(
+    atom: Atom, fill: Callable[[str], str], fill_markdown: Callable[[str], str], *, fallback: bool = False
+) -> Block:
     return Block(
-        markdown=fill(atom.body),
+        markdown=fill_markdown(atom.body),
         title=fill(atom.title),
         atom_id=atom.id,
         atom_version=atom.version,
@@ -131,7 +136,9 @@ class _Composer:
         self.index = index
         self.inputs = inputs
         self.quiz = quiz
-        self.fill = make_filler(inputs)
+        # Buyer values are plain text: escaped in Markdown (bodies, intros), flattened in titles.
+        self.fill = make_renderer(inputs, markdown=False)
+        self.fill_markdown = make_renderer(inputs, markdown=True)
         self.relevance: Relevance = relevance if relevance is not None else index.relevance(inputs, quiz)
         self.used: set[str] = set()
         self.entries: list[ProvenanceEntry] = []
@@ -146,7 +153,7 @@ class _Composer:
         blocks: list[Block] = []
         for slot_number, slot in enumerate(section.slots):
             blocks.extend(self.slot(f"{location}.slots[{slot_number}]", section, slot))
-        intro = self.fill(section.intro) if section.intro is not None else None
+        intro = self.fill_markdown(section.intro) if section.intro is not None else None
         if not blocks and intro is None:
             entry = ProvenanceEntry(location, section.key, None, "empty", reason="no block and no intro")
             self.entries.insert(position, entry)
@@ -178,7 +185,7 @@ class _Composer:
             self.entries.append(
                 ProvenanceEntry(location, section.key, slot.key, "selected", chosen, reason=reason, **common)
             )
-            return [_atom_block(pick.atom, self.fill) for pick in selection.picks]
+            return [_atom_block(pick.atom, self.fill, self.fill_markdown) for pick in selection.picks]
         why = "no atom passed the rules"
         if selection.excluded:
             why += f" ({selection.excluded} already in the document)"
@@ -190,7 +197,7 @@ class _Composer:
                 )
             )
             title = self.fill(fallback.title) if fallback.title is not None else None
-            return [Block(markdown=self.fill(fallback.markdown), title=title, fallback=True)]
+            return [Block(markdown=self.fill_markdown(fallback.markdown), title=title, fallback=True)]
         assert isinstance(fallback, AtomFallback)
         atom = selection.fallback_atom
         if atom is None:
@@ -214,7 +221,7 @@ class _Composer:
                 location, section.key, slot.key, "fallback", chosen, fallback=tag, reason=why, **common
             )
         )
-        return [_atom_block(atom, self.fill, fallback=True)]
+        return [_atom_block(atom, self.fill, self.fill_markdown, fallback=True)]
 
 
 def compose(

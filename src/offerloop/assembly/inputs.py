@@ -11,20 +11,18 @@ persona     ``name``, ``confidence``
 ==========  ====================================================================================
 
 An unknown root or path, a missing value or an empty one gives the default, or "" without one.
-Filling never raises.
+Filling never raises. The rest of the atom language (``{% if %}`` blocks, literal ``\\{{`` tags) and the
+escaping of buyer values in Markdown are in :mod:`offerloop.assembly.template`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Any
 
 __all__ = ["BuyerInputs", "fill", "format_number", "format_value", "make_filler", "placeholder_values"]
-
-_PLACEHOLDER: Final = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,26 +111,16 @@ def placeholder_values(inputs: BuyerInputs) -> dict[str, dict[str, str]]:
         return {}
 
 
-def _fill_with(text: str, values: Mapping[str, Mapping[str, str]]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        path, has_default, default = match.group(1).partition("|")
-        root, _, key = path.strip().partition(".")
-        value = values.get(root, {}).get(key.strip(), "")
-        if value:
-            return value
-        return default.strip() if has_default else ""
+def make_filler(inputs: BuyerInputs, *, markdown: bool = False) -> Callable[[str], str]:
+    """A function filling texts for these inputs (the values are computed once); ``markdown``: values are
+    escaped so they stay plain text in Markdown. See :mod:`offerloop.assembly.template`."""
+    from offerloop.assembly.template import make_renderer  # the template language builds on this module
 
-    return _PLACEHOLDER.sub(replace, text)
+    return make_renderer(inputs, markdown=markdown)
 
 
-def make_filler(inputs: BuyerInputs) -> Callable[[str], str]:
-    """A function filling placeholders for these inputs (the values are computed once)."""
-    values = placeholder_values(inputs)
-    return lambda text: _fill_with(text, values)
-
-
-def fill(text: str, inputs: BuyerInputs) -> str:
-    """``text`` with every ``{{ root.path | default }}`` placeholder filled for ``inputs``."""
-    if "{{" not in text:
+def fill(text: str, inputs: BuyerInputs, *, markdown: bool = False) -> str:
+    """``text`` filled for ``inputs``: placeholders, ``{% if %}`` blocks and literal ``\\{{`` tags."""
+    if "{" not in text:
         return text
-    return _fill_with(text, placeholder_values(inputs))
+    return make_filler(inputs, markdown=markdown)(text)

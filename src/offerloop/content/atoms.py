@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import yaml
 
+from offerloop.assembly.template import PLACEHOLDER_ROOTS, Placeholder, parse_template, scan_placeholders
 from offerloop.content.exceptions import ContentError
 from offerloop.content.model import ATOM_KINDS, Atom
 from offerloop.declarative import StringDateLoader, show
@@ -61,16 +62,6 @@ ATOM_KEYS: Final = (
     "ai_rewrite",
 )
 _REQUIRED_ATOM_KEYS: Final = ("id", "title", "kind")
-
-PLACEHOLDER_ROOTS: Final = ("buyer", "answers", "scores", "date", "persona")
-_ROOT_EXAMPLES: Final = {
-    "buyer": "buyer.first_name",
-    "answers": "answers.<question_id>",
-    "scores": "scores.<dimension>",
-    "date": "date.today",
-    "persona": "persona.name",
-}
-_PLACEHOLDER_PATH_RE: Final = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 Problem = tuple[int, str]  # (file line, message)
 
@@ -201,60 +192,7 @@ def kind_of(value: object) -> str:
 
 
 # --- placeholders ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Placeholder:
-    """One ``{{ root.field | default }}`` found in a text."""
-
-    path: str  # dotted, e.g. "buyer.first_name"
-    default: str | None  # the text after the pipe, stripped; None when there is no pipe
-    start: int  # offset of "{{" in the text
-    end: int  # offset just after "}}"
-    line: int  # line of "{{" (counted from the ``first_line`` given to the scan)
-
-
-def scan_placeholders(text: str, *, first_line: int = 1) -> tuple[list[Placeholder], list[Problem]]:
-    """The well-formed placeholders of ``text`` and the problems of the others, with their lines.
-
-    A placeholder opens with ``{{`` and closes with ``}}`` on the same line; its path is dotted
-    (``root.field``) and its root one of ``PLACEHOLDER_ROOTS``. A lone ``}}`` is left alone (code
-    samples have them).
-    """
-    found: list[Placeholder] = []
-    problems: list[Problem] = []
-    line, counted_to, pos = first_line, 0, 0
-    while (start := text.find("{{", pos)) >= 0:
-        line += text.count("\n", counted_to, start)  # incremental: one pass over the text
-        counted_to = start
-        line_end = text.find("\n", start)
-        if line_end < 0:
-            line_end = len(text)
-        close = text.find("}}", start + 2, line_end)
-        reopened = text.find("{{", start + 2, line_end)
-        if close < 0 or 0 <= reopened < close:
-            problems.append((line, "unbalanced '{{': no closing '}}' on the same line"))
-            pos = start + 2
-            continue
-        pos = close + 2
-        snippet = show(text[start:pos])
-        expression, pipe, default = text[start + 2 : close].partition("|")
-        dotted = expression.strip()
-        root = dotted.split(".", 1)[0]
-        if not dotted:
-            problems.append((line, f"empty placeholder {snippet}"))
-        elif not _PLACEHOLDER_PATH_RE.fullmatch(dotted):
-            problems.append(
-                (line, f"invalid placeholder {snippet}: expected a dotted path like buyer.first_name")
-            )
-        elif root not in PLACEHOLDER_ROOTS:
-            allowed = ", ".join(PLACEHOLDER_ROOTS)
-            problems.append((line, f"unknown placeholder root {root!r} in {snippet} (allowed: {allowed})"))
-        elif "." not in dotted:
-            problems.append((line, f"placeholder {snippet} needs a field, e.g. {_ROOT_EXAMPLES[root]}"))
-        else:
-            found.append(Placeholder(dotted, default.strip() if pipe else None, start, pos, line))
-    return found, problems
+# The atom language (placeholders, {% if %} blocks, \{{ literal tags) is offerloop.assembly.template.
 
 
 def placeholders(text: str) -> list[str]:
@@ -347,7 +285,7 @@ def _parse(text: str, path: str) -> _Parsed:
         problems.extend(field_problems)
 
     raw_body = "\n".join(lines[closing + 1 :])
-    _, body_problems = scan_placeholders(raw_body, first_line=closing + 2)
+    _, body_problems = parse_template(raw_body, first_line=closing + 2)
     problems.extend(body_problems)
     # Leading blank lines and trailing whitespace carry no meaning: they change neither body nor version.
     body = "\n".join(_drop_leading_blank(lines[closing + 1 :])).rstrip()
@@ -409,7 +347,7 @@ def _check_front_matter(doc: LocatedYaml) -> tuple[dict[str, Any] | None, list[P
         if not title:
             bad("title", f"title must be a non-empty string, got {show(data['title'])}")
         else:
-            problems.extend(scan_placeholders(title, first_line=doc.line("title"))[1])
+            problems.extend(parse_template(title, first_line=doc.line("title"))[1])
     kind = data.get("kind")
     if "kind" in data and kind not in ATOM_KINDS:
         bad("kind", f"kind must be one of {', '.join(ATOM_KINDS)}, got {show(kind)}")
@@ -436,7 +374,7 @@ def _check_front_matter(doc: LocatedYaml) -> tuple[dict[str, Any] | None, list[P
             bad(key, f"{key} must be a string, got {show(value)}")
         front[key] = _text(value)
     if front["outcome"]:
-        problems.extend(scan_placeholders(front["outcome"], first_line=doc.line("outcome"))[1])
+        problems.extend(parse_template(front["outcome"], first_line=doc.line("outcome"))[1])
 
     ai_rewrite = data.get("ai_rewrite", False)
     if not isinstance(ai_rewrite, bool):

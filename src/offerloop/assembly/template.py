@@ -1,0 +1,690 @@
+"""The atom language: ``{{ placeholders }}``, ``{% if %}`` blocks and ``\\{{`` literal tags, parsed once.
+
+A text (an atom's title or body, a policy's title, intro or fallback) is a sequence of:
+
+* ``{{ root.path }}`` or ``{{ root.path | default }}``: a buyer value (see :mod:`~offerloop.assembly.inputs`
+  for the roots); the default is the creator's own text, used when the value is missing or empty.
+* ``{% if CONDITION %}`` ... ``{% elif CONDITION %}`` ... ``{% else %}`` ... ``{% endif %}``: blocks kept or
+  dropped for the buyer, nestable. A tag alone on its line takes the whole line with it.
+* ``\\{{`` (and ``\\{%``): a literal ``{{`` (``{%``) that is never filled, for merge tags the buyer keeps,
+  e.g. ``Hi \\{{ first_name }},`` in an e-mail the buyer sends to their own list.
+
+Conditions::
+
+    answers.goal                      the question was answered (not empty)
+    answers.stage == "idea"           also !=, and  answers.stage in ["idea", "building"]  (not in)
+    scores.readiness >= 3             also > <= < == !=  (a missing score is 0)
+    persona.name == "deal_seeker"     also != , in, not in; bare persona.name: a persona is assigned
+    buyer.first_name                  any other value: bare = present; == != in compare the text,
+                                      > >= < <= compare numbers (buyer.level >= 2)
+    a and b, a or b, not a, ( ... )   usual precedence: not, then and, then or
+
+Conditions become the policy condition tree (:data:`offerloop.assembly.policy.Condition`) so the linter
+reuses its checks; the one addition is :class:`FieldTest` for values that are neither answers, scores
+nor the persona name.
+
+Buyer values are inserted as plain text: in Markdown every ASCII punctuation character of a value is
+backslash-escaped (a quiz answer ``[x](https://evil.example)`` stays those characters, never a link),
+whitespace runs and newlines become one space, control characters are dropped and a value is cut at
+:data:`MAX_VALUE_CHARS`. Filling is one pass: a ``{{`` inside a value is never filled again.
+
+Parsing never raises: :func:`parse_template` returns the tree and the problems (``(line, message)``); a
+malformed tag degrades to its own text and an unclosed block closes at the end, so texts that were not
+checked (policies built in code) still render.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias, cast
+
+from offerloop.assembly.inputs import BuyerInputs, placeholder_values
+from offerloop.assembly.policy import (
+    AllOf,
+    AnswerAnswered,
+    AnswerEquals,
+    AnswerIn,
+    AnyOf,
+    Condition,
+    Not,
+    PersonaIn,
+    Scalar,
+    ScoreCompare,
+    evaluate,
+)
+from offerloop.declarative import show
+
+__all__ = [
+    "FIELDS",
+    "MAX_VALUE_CHARS",
+    "PLACEHOLDER_ROOTS",
+    "Branch",
+    "FieldTest",
+    "If",
+    "Node",
+    "Placeholder",
+    "Text",
+    "Var",
+    "holds",
+    "inert_markdown",
+    "make_renderer",
+    "parse_condition",
+    "parse_template",
+    "plain_value",
+    "render",
+    "scan_placeholders",
+    "walk",
+]
+
+PLACEHOLDER_ROOTS: Final = ("buyer", "answers", "scores", "date", "persona")
+FIELDS: Final[Mapping[str, tuple[str, ...] | None]] = {  # None: any id (quiz questions, score dimensions)
+    "buyer": ("name", "first_name", "level"),
+    "answers": None,
+    "scores": None,
+    "date": ("today", "year"),
+    "persona": ("name", "confidence"),
+}
+_ROOT_EXAMPLES: Final = {
+    "buyer": "buyer.first_name",
+    "answers": "answers.<question_id>",
+    "scores": "scores.<dimension>",
+    "date": "date.today",
+    "persona": "persona.name",
+}
+MAX_VALUE_CHARS: Final = 1000  # one buyer value in a document (quiz text answers are far shorter)
+MAX_DEPTH: Final = 16  # nested {% if %} blocks
+
+_PATH_RE: Final = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+_MD_PUNCTUATION: Final = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_OPEN: Final = re.compile(r"\\\{\{|\\\{%|\{\{|\{%")
+
+Problem: TypeAlias = tuple[int, str]
+
+
+# --------------------------------------------------------------------------------------------------
+# The tree
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """``{{ path | default }}``; ``path`` as written (stripped), ``default`` None without a pipe."""
+
+    path: str
+    default: str | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    condition: Condition | None  # None: the else branch
+    nodes: tuple[Node, ...]
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class If:
+    branches: tuple[Branch, ...]
+    line: int
+
+
+Node: TypeAlias = Text | Var | If
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTest:
+    """A placeholder value (``buyer.level``, ``persona.confidence``, ``date.year``...) tested as text or number.
+
+    ``op`` ``present``: the value is not empty; ``in``: equals one of ``values`` as text; ``gte`` ...
+    ``lt``: compared as numbers (never true when the value is not a number)."""
+
+    path: str
+    op: Literal["present", "in", "gte", "gt", "lte", "lt"]
+    values: tuple[Scalar, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------
+# Placeholders (also used by the content loader)
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """One ``{{ root.field | default }}`` found in a text."""
+
+    path: str  # dotted, e.g. "buyer.first_name"
+    default: str | None  # the text after the pipe, stripped; None when there is no pipe
+    start: int  # offset of "{{" in the text
+    end: int  # offset just after "}}"
+    line: int  # line of "{{" (counted from the ``first_line`` given to the scan)
+
+
+def _path_problem(dotted: str, snippet: str) -> str | None:
+    """Why ``dotted`` is not a variable (None when it is one)."""
+    root = dotted.split(".", 1)[0]
+    if not dotted:
+        return f"empty placeholder {snippet}"
+    if not _PATH_RE.fullmatch(dotted):
+        return f"invalid placeholder {snippet}: expected a dotted path like buyer.first_name"
+    if root not in PLACEHOLDER_ROOTS:
+        return f"unknown placeholder root {root!r} in {snippet} (allowed: {', '.join(PLACEHOLDER_ROOTS)})"
+    if "." not in dotted:
+        return f"placeholder {snippet} needs a field, e.g. {_ROOT_EXAMPLES[root]}"
+    field = dotted.split(".", 1)[1]
+    known = FIELDS[root]
+    if known is not None and field not in known:
+        return f"unknown field {field!r} of {root} in {snippet} (allowed: {', '.join(known)})"
+    if known is None and "." in field:
+        return f"invalid placeholder {snippet}: {root}.<id> takes one id, e.g. {_ROOT_EXAMPLES[root]}"
+    return None
+
+
+def scan_placeholders(text: str, *, first_line: int = 1) -> tuple[list[Placeholder], list[Problem]]:
+    """The well-formed placeholders of ``text`` and the problems of the others, with their lines.
+
+    A placeholder opens with ``{{`` and closes with ``}}`` on the same line; its path is dotted
+    (``root.field``) and its root one of ``PLACEHOLDER_ROOTS``. A lone ``}}`` is left alone (code
+    samples have them), and so is an escaped ``\\{{`` (a literal tag).
+    """
+    found: list[Placeholder] = []
+    problems: list[Problem] = []
+    for token in _tokens(text, first_line):
+        if token.kind == "var_unclosed":
+            problems.append((token.line, "unbalanced '{{': no closing '}}' on the same line"))
+        elif token.kind == "var":
+            expression, pipe, default = token.inner.partition("|")
+            dotted = expression.strip()
+            problem = _path_problem(dotted, show(text[token.start : token.end]))
+            if problem is not None:
+                problems.append((token.line, problem))
+            else:
+                found.append(
+                    Placeholder(dotted, default.strip() if pipe else None, token.start, token.end, token.line)
+                )
+    return found, problems
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: Literal["literal", "var", "var_unclosed", "tag", "tag_unclosed"]
+    start: int  # where the token's text starts (for a standalone tag: the start of its line)
+    end: int  # just after the token (for a standalone tag: after its line's newline)
+    inner: str  # between the delimiters
+    line: int
+
+
+def _tokens(text: str, first_line: int) -> Iterator[_Token]:
+    """``\\{{``/``\\{%`` literals, ``{{ }}`` and ``{% %}`` (each closed on its own line), in order."""
+    line, counted_to, pos = first_line, 0, 0
+    while (match := _OPEN.search(text, pos)) is not None:
+        start = match.start()
+        line += text.count("\n", counted_to, start)  # incremental: one pass over the text
+        counted_to = start
+        opener = match.group(0)
+        if opener.startswith("\\"):
+            yield _Token("literal", start, match.end(), opener[1:], line)
+            pos = match.end()
+            continue
+        closer = "}}" if opener == "{{" else "%}"
+        line_end = text.find("\n", start)
+        if line_end < 0:
+            line_end = len(text)
+        close = text.find(closer, start + 2, line_end)
+        reopened = text.find("{{", start + 2, line_end) if opener == "{{" else -1
+        if close < 0 or 0 <= reopened < close:
+            yield _Token("var_unclosed" if opener == "{{" else "tag_unclosed", start, start + 2, "", line)
+            pos = start + 2
+            continue
+        end = close + 2
+        inner = text[start + 2 : close]
+        if opener == "{%":
+            line_start = text.rfind("\n", 0, start) + 1
+            if not text[line_start:start].strip() and not text[end:line_end].strip():
+                # A tag alone on its line takes the line with it, so blocks wrap whole Markdown lines.
+                yield _Token("tag", line_start, min(line_end + 1, len(text)), inner, line)
+                pos = min(line_end + 1, len(text))
+                continue
+            yield _Token("tag", start, end, inner, line)
+        else:
+            yield _Token("var", start, end, inner, line)
+        pos = end
+
+
+# --------------------------------------------------------------------------------------------------
+# Conditions
+
+
+class _ConditionError(ValueError):
+    pass
+
+
+_COND_TOKEN: Final = re.compile(
+    r"""\s*(?:(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<str>"[^"]*"|'[^']*')|(?P<op>==|!=|>=|<=|>|<|\(|\)|\[|\]|,)"""
+    r"""|(?P<word>[A-Za-z_][A-Za-z0-9_.-]*))"""
+)
+_ORDER_OPS: Final = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}
+
+
+class _ConditionParser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[tuple[str, str]] = []
+        pos = 0
+        while pos < len(source):
+            if not source[pos:].strip():
+                break
+            m = _COND_TOKEN.match(source, pos)
+            if m is None or m.end() == pos:
+                raise _ConditionError(f"unexpected {source[pos:].strip()[:20]!r}")
+            kind = m.lastgroup
+            assert kind is not None
+            self.items.append((kind, m.group(kind)))
+            pos = m.end()
+        self.i = 0
+        self.depth = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.items[self.i] if self.i < len(self.items) else None
+
+    def take(self) -> tuple[str, str]:
+        item = self.peek()
+        if item is None:
+            raise _ConditionError("the condition ends too early")
+        self.i += 1
+        return item
+
+    def at_word(self, word: str) -> bool:
+        item = self.peek()
+        return item is not None and item == ("word", word)
+
+    def parse(self) -> Condition:
+        if not self.items:
+            raise _ConditionError("the condition is empty")
+        condition = self.disjunction()
+        extra = self.peek()
+        if extra is not None:
+            raise _ConditionError(f"unexpected {extra[1]!r}")
+        return condition
+
+    def disjunction(self) -> Condition:
+        items = [self.conjunction()]
+        while self.at_word("or"):
+            self.take()
+            items.append(self.conjunction())
+        return items[0] if len(items) == 1 else AnyOf(tuple(items))
+
+    def conjunction(self) -> Condition:
+        items = [self.negation()]
+        while self.at_word("and"):
+            self.take()
+            items.append(self.negation())
+        return items[0] if len(items) == 1 else AllOf(tuple(items))
+
+    def negation(self) -> Condition:
+        if self.at_word("not"):
+            self.take()
+            return Not(self.negation())
+        return self.primary()
+
+    def primary(self) -> Condition:
+        kind, value = self.take()
+        if (kind, value) == ("op", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _ConditionError(f"parentheses nested too deeply (at most {MAX_DEPTH})")
+            inner = self.disjunction()
+            if self.take() != ("op", ")"):
+                raise _ConditionError("missing ')'")
+            self.depth -= 1
+            return inner
+        if kind != "word" or value in ("and", "or", "not", "in"):
+            raise _ConditionError(f"expected a variable such as answers.goal, got {value!r}")
+        return self.comparison(value)
+
+    def literal(self) -> Scalar:
+        kind, value = self.take()
+        if kind == "num":
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value else number
+        if kind == "str":
+            return value[1:-1]
+        raise _ConditionError(f"expected a number or a quoted text, got {value!r}")
+
+    def literal_list(self) -> tuple[Scalar, ...]:
+        if self.take() != ("op", "["):
+            raise _ConditionError('\'in\' needs a list such as ["idea", "building"]')
+        values = [self.literal()]
+        while self.peek() == ("op", ","):
+            self.take()
+            values.append(self.literal())
+        if self.take() != ("op", "]"):
+            raise _ConditionError("missing ']'")
+        return tuple(values)
+
+    def comparison(self, path: str) -> Condition:
+        problem = _path_problem(path, repr(path))
+        if problem is not None:
+            raise _ConditionError(problem.replace("placeholder", "variable"))
+        root, field = path.split(".", 1)
+        negate = False
+        op: str | None = None
+        values: tuple[Scalar, ...] = ()
+        if self.at_word("not") and self.i + 1 < len(self.items) and self.items[self.i + 1] == ("word", "in"):
+            self.take()
+            negate = True
+        item = self.peek()
+        if item == ("word", "in"):
+            self.take()
+            op, values = "in", self.literal_list()
+        elif item is not None and item[0] == "op" and item[1] in ("==", "!=", ">=", ">", "<=", "<"):
+            self.take()
+            op, values = item[1], (self.literal(),)
+            if op == "!=":
+                op, negate = "==", True
+        elif negate:
+            raise _ConditionError("'not in' needs a list")
+        condition = _leaf(root, field, path, op, values)
+        return Not(condition) if negate else condition
+
+
+def _number(value: Scalar, path: str) -> float:
+    if isinstance(value, str):
+        raise _ConditionError(f"{path} compares with a number, got {value!r}")
+    return float(value)
+
+
+def _leaf(root: str, field: str, path: str, op: str | None, values: tuple[Scalar, ...]) -> Condition:
+    if root == "answers":
+        if op is None:
+            return AnswerAnswered(field)
+        if op == "in":
+            return AnswerIn(field, values)
+        if op == "==":
+            return AnswerEquals(field, values[0])
+        raise _ConditionError(f"compare answers with ==, != or in (use scores.<dimension> {op} ...)")
+    if root == "scores":
+        if op is None:
+            raise _ConditionError(f"a score needs a comparison, e.g. {path} >= 3")
+        if op == "in":
+            raise _ConditionError("compare scores with == != >= > <= <")
+        number = _number(values[0], path)
+        if op == "==":
+            return AllOf((ScoreCompare(field, "gte", number), ScoreCompare(field, "lte", number)))
+        return ScoreCompare(field, _ORDER_OPS[op], number)  # type: ignore[arg-type]
+    if root == "persona" and field == "name" and op in ("==", "in"):
+        if not all(isinstance(v, str) for v in values):
+            raise _ConditionError("persona names are quoted texts")
+        return PersonaIn(tuple(str(v) for v in values))
+    # FieldTest rides in the policy's condition tree: holds() and the linter know it, evaluate() never sees it.
+    if op is None:
+        return cast(Condition, FieldTest(path, "present"))
+    if op in ("==", "in"):
+        return cast(Condition, FieldTest(path, "in", values))
+    order = cast(Literal["gte", "gt", "lte", "lt"], _ORDER_OPS[op])
+    return cast(Condition, FieldTest(path, order, (_number(values[0], path),)))
+
+
+def parse_condition(source: str) -> Condition:
+    """``answers.goal and not scores.readiness >= 3`` -> a condition; raises ``ValueError`` saying why not."""
+    return _ConditionParser(source).parse()
+
+
+def _field_holds(test: FieldTest, values: Mapping[str, Mapping[str, str]]) -> bool:
+    root, _, field = test.path.partition(".")
+    value = values.get(root, {}).get(field, "")
+    if test.op == "present":
+        return bool(value.strip())
+    if test.op == "in":
+        return any(value == (v if isinstance(v, str) else _format_scalar(v)) for v in test.values)
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    limit = float(test.values[0])
+    return {"gte": number >= limit, "gt": number > limit, "lte": number <= limit, "lt": number < limit}[
+        test.op
+    ]
+
+
+def _format_scalar(value: Scalar) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def holds(
+    condition: Condition,
+    inputs: BuyerInputs,
+    values: Mapping[str, Mapping[str, str]] | None = None,
+) -> bool:
+    """Whether a template condition holds for the buyer (``values``: :func:`placeholder_values`, if known)."""
+    if isinstance(condition, FieldTest):
+        return _field_holds(condition, values if values is not None else placeholder_values(inputs))
+    match condition:
+        case AllOf(items):
+            return all(holds(item, inputs, values) for item in items)
+        case AnyOf(items):
+            return any(holds(item, inputs, values) for item in items)
+        case Not(item):
+            return not holds(item, inputs, values)
+    return evaluate(condition, inputs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing
+
+
+@dataclass
+class _Open:
+    line: int
+    branches: list[Branch]
+    condition: Condition | None
+    branch_line: int
+    nodes: list[Node]
+    has_else: bool = False
+
+
+def parse_template(text: str, *, first_line: int = 1) -> tuple[tuple[Node, ...], list[Problem]]:
+    """The tree of ``text`` and its problems (unbalanced or unknown tags, bad conditions, bad placeholders)."""
+    if "{" not in text:
+        return ((Text(text),) if text else ()), []
+    _, problems = scan_placeholders(text, first_line=first_line)
+    root: list[Node] = []
+    stack: list[_Open] = []
+    pos = 0
+
+    def current() -> list[Node]:
+        return stack[-1].nodes if stack else root
+
+    def add_text(chunk: str) -> None:
+        if not chunk:
+            return
+        nodes = current()
+        if nodes and isinstance(nodes[-1], Text):
+            nodes[-1] = Text(nodes[-1].text + chunk)
+        else:
+            nodes.append(Text(chunk))
+
+    for token in _tokens(text, first_line):
+        add_text(text[pos : token.start])
+        pos = token.end
+        source = text[token.start : token.end]
+        if token.kind == "literal":
+            add_text(token.inner)
+        elif token.kind == "var":
+            expression, pipe, default = token.inner.partition("|")
+            current().append(Var(expression.strip(), default.strip() if pipe else None, token.line))
+        elif token.kind in ("var_unclosed", "tag_unclosed"):
+            if token.kind == "tag_unclosed":
+                problems.append((token.line, "unbalanced '{%': no closing '%}' on the same line"))
+            add_text(source)
+        else:
+            _tag(token, source, stack, root, problems, add_text)
+    add_text(text[pos:])
+    while stack:
+        block = stack.pop()
+        problems.append((block.line, "'{% if %}' is never closed: add '{% endif %}'"))
+        _close(block, stack, root)
+    problems.sort(key=lambda p: p[0])
+    return tuple(root), problems
+
+
+def _close(block: _Open, stack: list[_Open], root: list[Node]) -> None:
+    block.branches.append(Branch(block.condition, tuple(block.nodes), block.branch_line))
+    (stack[-1].nodes if stack else root).append(If(tuple(block.branches), block.line))
+
+
+def _tag(
+    token: _Token,
+    source: str,
+    stack: list[_Open],
+    root: list[Node],
+    problems: list[Problem],
+    add_text: Callable[[str], None],
+) -> None:
+    word, _, rest = token.inner.strip().partition(" ")
+    rest = rest.strip()
+    shown = "{% " + token.inner.strip() + " %}"
+    if word in ("if", "elif"):
+        try:
+            condition = parse_condition(rest)
+        except ValueError as exc:
+            problems.append((token.line, f"invalid condition in {shown!r}: {exc}"))
+            condition = None
+        if word == "if":
+            if len(stack) >= MAX_DEPTH:
+                problems.append((token.line, f"'{{% if %}}' blocks nested too deeply (at most {MAX_DEPTH})"))
+                add_text(source)
+                return
+            never = AnyOf(())  # a broken condition shows nothing rather than everything
+            stack.append(_Open(token.line, [], condition if condition is not None else never, token.line, []))
+            return
+        if not stack or stack[-1].has_else:
+            why = "without '{% if %}'" if not stack else "after '{% else %}'"
+            problems.append((token.line, f"'{{% elif %}}' {why}"))
+            add_text(source)
+            return
+        block = stack[-1]
+        block.branches.append(Branch(block.condition, tuple(block.nodes), block.branch_line))
+        block.condition = condition if condition is not None else AnyOf(())
+        block.nodes, block.branch_line = [], token.line
+        return
+    if word in ("else", "endif"):
+        if rest:
+            problems.append((token.line, f"'{{% {word} %}}' takes nothing after it, got {shown!r}"))
+        if not stack:
+            problems.append((token.line, f"'{{% {word} %}}' without '{{% if %}}'"))
+            add_text(source)
+            return
+        block = stack[-1]
+        if word == "endif":
+            stack.pop()
+            _close(block, stack, root)
+            return
+        if block.has_else:
+            problems.append((token.line, "a second '{% else %}' in the same block"))
+            add_text(source)
+            return
+        block.branches.append(Branch(block.condition, tuple(block.nodes), block.branch_line))
+        block.condition, block.nodes, block.branch_line, block.has_else = None, [], token.line, True
+        return
+    problems.append((token.line, f"unknown tag {shown!r} (allowed: if, elif, else, endif)"))
+    add_text(source)
+
+
+def walk(
+    nodes: Sequence[Node], guard: tuple[Condition, ...] = ()
+) -> Iterator[tuple[Var | Branch, tuple[Condition, ...]]]:
+    """Every placeholder and branch with the conditions that must hold for it to be shown (outermost first)."""
+    for node in nodes:
+        if isinstance(node, Var):
+            yield node, guard
+        elif isinstance(node, If):
+            earlier: list[Condition] = []
+            for branch in node.branches:
+                inside: tuple[Condition, ...] = (*guard, *(Not(c) for c in earlier))
+                if branch.condition is not None:
+                    yield branch, inside
+                    inside = (*inside, branch.condition)
+                    earlier.append(branch.condition)
+                yield from walk(branch.nodes, inside)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def plain_value(value: str) -> str:
+    """A buyer value as one line of plain text: whitespace runs -> one space, no control characters,
+    at most :data:`MAX_VALUE_CHARS` characters."""
+    flat = " ".join(_CONTROL.sub(" ", value).split())
+    if len(flat) > MAX_VALUE_CHARS:
+        flat = flat[: MAX_VALUE_CHARS - 1].rstrip() + "\u2026"
+    return flat
+
+
+def inert_markdown(value: str) -> str:
+    """A buyer value as Markdown that shows exactly its text: no link, image, HTML, entity, heading,
+    list, emphasis, code or table cell boundary can come out of it."""
+    return _MD_PUNCTUATION.sub(r"\\\1", plain_value(value))
+
+
+def render(
+    nodes: Sequence[Node],
+    inputs: BuyerInputs,
+    values: Mapping[str, Mapping[str, str]],
+    escape: Callable[[str], str],
+) -> str:
+    out: list[str] = []
+    _render(nodes, inputs, values, escape, out)
+    return "".join(out)
+
+
+def _render(
+    nodes: Sequence[Node],
+    inputs: BuyerInputs,
+    values: Mapping[str, Mapping[str, str]],
+    escape: Callable[[str], str],
+    out: list[str],
+) -> None:
+    for node in nodes:
+        if isinstance(node, Text):
+            out.append(node.text)
+        elif isinstance(node, Var):
+            root, _, key = node.path.partition(".")
+            value = values.get(root, {}).get(key.strip(), "")
+            if value.strip():
+                out.append(escape(value))
+            elif node.default is not None:
+                out.append(node.default)  # the creator's own text: Markdown allowed
+        else:
+            for branch in node.branches:
+                if branch.condition is None or holds(branch.condition, inputs, values):
+                    _render(branch.nodes, inputs, values, escape, out)
+                    break
+
+
+def make_renderer(inputs: BuyerInputs, *, markdown: bool) -> Callable[[str], str]:
+    """A function filling texts for these inputs: ``markdown`` for Markdown (values escaped), else plain
+    text fields such as titles (values flattened, never escaped: renderers escape plain text)."""
+    values = placeholder_values(inputs)
+    escape = inert_markdown if markdown else plain_value
+    cache: dict[str, tuple[Node, ...]] = {}
+
+    def fill(text: str) -> str:
+        if "{" not in text:
+            return text
+        nodes = cache.get(text)
+        if nodes is None:
+            nodes = cache[text] = parse_template(text)[0]
+        return render(nodes, inputs, values, escape)
+
+    return fill
