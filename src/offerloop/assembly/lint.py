@@ -14,7 +14,12 @@
 * slots no atom can fill (no atom passes kinds/tags/level/persona ``require``, before the no-duplicates
   rule) and, as a warning, slots fewer than ``choose`` atoms can fill; ``tags_from_answers`` naming
   unknown questions or questions whose options carry no tags;
-* fallback atoms that are not in the corpus, or that are the fallback of more than one slot.
+* fallback atoms that are not in the corpus, or that are the fallback of more than one slot;
+* the atom language of the atoms the policy can place and of the policy's own texts (location
+  ``atoms[<id>]`` with the atom's ``file:line`` in the message, or ``sections[0].intro``...): problems
+  of the text (unbalanced ``{% if %}`` blocks, bad conditions), ``{% if %}`` conditions and placeholders
+  naming questions or scores the quiz does not have, and — a warning — an optional question's answer
+  quoted outside a block that tests it was answered (a skipped answer would give an invented quote).
 
 Without a quiz, the checks that need it are skipped, and tags from answers are assumed to allow any atom.
 """
@@ -41,13 +46,15 @@ from offerloop.assembly.policy import (
     Scalar,
     ScoreCompare,
     Slot,
+    TextFallback,
     describe,
     same_value,
 )
 from offerloop.assembly.selector import CorpusIndex, passes_filters
+from offerloop.assembly.template import Branch, FieldTest, parse_template, walk
 from offerloop.content.model import Atom, Question, Quiz
 
-__all__ = ["Finding", "lint_policy", "score_ranges"]
+__all__ = ["Finding", "lint_atom", "lint_policy", "score_ranges"]
 
 Severity = Literal["error", "warning"]
 Leaf = AnswerIn | AnswerEquals | AnswerAnswered | ScoreCompare | PersonaIn
@@ -215,7 +222,7 @@ def _condition_findings(
     for leaf in _leaves(condition):
         if isinstance(leaf, ScoreCompare):
             issue = _score_issue(leaf, quiz, ranges)
-        elif isinstance(leaf, PersonaIn):
+        elif isinstance(leaf, PersonaIn | FieldTest):
             issue = None
         else:
             issue = _answer_issue(leaf, quiz)
@@ -349,7 +356,10 @@ def _slot_tags(
     return frozenset(tags)
 
 
-def _slot_fill(slot: Slot, atoms: Sequence[Atom], quiz: Quiz | None, location: str) -> list[Finding]:
+def _slot_fill(
+    slot: Slot, atoms: Sequence[Atom], quiz: Quiz | None, location: str, placeable: dict[str, Atom]
+) -> list[Finding]:
+    """Findings about what can fill the slot; the atoms that can are added to ``placeable``."""
     findings: list[Finding] = []
     if slot.level is not None and slot.level.min > slot.level.max:
         findings.append(
@@ -358,6 +368,7 @@ def _slot_fill(slot: Slot, atoms: Sequence[Atom], quiz: Quiz | None, location: s
         return findings
     tags = _slot_tags(slot, quiz, location, findings)
     passing = [a for a in atoms if passes_filters(a, slot, tags_any=tags, persona=None, any_persona=True)]
+    placeable.update((a.id, a) for a in passing)
     if not passing:
         findings.append(
             Finding(
@@ -402,6 +413,8 @@ def lint_policy(
         )
     section_keys: dict[str, int] = {}
     fallback_atoms: dict[str, str] = {}
+    placeable: dict[str, Atom] = {}
+    by_id = {atom.id: atom for atom in corpus}
     for number, section in enumerate(policy.sections):
         location = f"sections[{number}]"
         if section.key in section_keys:
@@ -443,7 +456,7 @@ def lint_policy(
                         for severity, message in _contradictions(conjuncts, quiz)
                         if (severity, message) not in section_contradictions
                     )
-            findings.extend(_slot_fill(slot, corpus, quiz, slot_location))
+            findings.extend(_slot_fill(slot, corpus, quiz, slot_location, placeable))
             if isinstance(slot.fallback, AtomFallback):
                 fallback_location = f"{slot_location}.fallback"
                 atom_id = slot.fallback.atom
@@ -465,9 +478,128 @@ def lint_policy(
                         )
                     )
                 fallback_atoms.setdefault(atom_id, slot_location)
+                if atom_id in by_id:
+                    placeable[atom_id] = by_id[atom_id]
+    findings.extend(_policy_text_findings(policy, quiz, ranges))
+    for atom in sorted(placeable.values(), key=lambda a: a.id):
+        findings.extend(lint_atom(atom, quiz, ranges))
     return [_with_line(finding, policy) for finding in findings]
 
 
 def _with_line(finding: Finding, policy: Policy) -> Finding:
     line = policy.line_of(finding.location)
     return finding if line is None else Finding(finding.severity, finding.location, finding.message, line)
+
+
+# --------------------------------------------------------------------------------------------------
+# The atom language
+
+
+def _implies_answered(condition: Condition, question: str, polarity: bool = True) -> bool:
+    """Whether ``condition`` being ``polarity`` (true, or false) means ``question`` was answered."""
+    match condition:
+        case AnswerAnswered(q, answered):
+            return q == question and answered == polarity
+        case AnswerIn(q, _) | AnswerEquals(q, _):
+            return polarity and q == question
+        case AllOf(items):
+            if polarity:
+                return any(_implies_answered(i, question, True) for i in items)
+            return bool(items) and all(_implies_answered(i, question, False) for i in items)
+        case AnyOf(items):
+            if polarity:
+                return bool(items) and all(_implies_answered(i, question, True) for i in items)
+            return any(_implies_answered(i, question, False) for i in items)
+        case Not(item):
+            return _implies_answered(item, question, not polarity)
+    return False
+
+
+def _text_findings(
+    text: str,
+    location: str,
+    where: str | None,
+    quiz: Quiz | None,
+    ranges: dict[str, tuple[float, float]],
+) -> list[Finding]:
+    """Findings about one text in the atom language; ``where`` + line number prefixes each message."""
+
+    def at(line: int) -> str:
+        return "" if where is None else f"{where}{line}: "
+
+    nodes, problems = parse_template(text)
+    findings = [Finding("error", location, f"{at(line)}{message}") for line, message in problems]
+    if quiz is None:
+        return findings
+    for item, guard in walk(nodes):
+        if isinstance(item, Branch):
+            assert item.condition is not None
+            found, _ = _condition_findings(item.condition, location, quiz, ranges)
+            findings.extend(
+                Finding(f.severity, location, f"{at(item.line)}{{% if %}} {f.message}") for f in found
+            )
+            continue
+        root, _, key = item.path.partition(".")
+        if root == "answers":
+            question = quiz.question(key)
+            if question is None:
+                findings.append(
+                    Finding(
+                        "error",
+                        location,
+                        f"{at(item.line)}placeholder refers to unknown question {key!r} (quiz {quiz.id!r})",
+                    )
+                )
+            elif not question.required and not any(_implies_answered(c, key) for c in guard):
+                findings.append(
+                    Finding(
+                        "warning",
+                        location,
+                        f"{at(item.line)}{{{{ {item.path} }}}} quotes optional question {key!r} outside "
+                        f"a block that tests it: a buyer who skips it gets "
+                        + ("nothing" if item.default is None else f"the default {item.default!r}")
+                        + f" instead; wrap it in {{% if {item.path} %}} ... {{% endif %}}",
+                    )
+                )
+        elif root == "scores" and key not in ranges:
+            findings.append(
+                Finding(
+                    "warning",
+                    location,
+                    f"{at(item.line)}placeholder refers to score {key!r}, which quiz {quiz.id!r} "
+                    "does not define (always 0)",
+                )
+            )
+    return findings
+
+
+def lint_atom(
+    atom: Atom, quiz: Quiz | None = None, ranges: dict[str, tuple[float, float]] | None = None
+) -> list[Finding]:
+    """Findings about an atom's title and body in the atom language (location ``atoms[<id>]``)."""
+    if ranges is None:
+        ranges = score_ranges(quiz) if quiz is not None else {}
+    location = f"atoms[{atom.id}]"
+    file = f"{atom.path} " if atom.path else ""
+    return [  # the atom keeps no file lines: body lines count from the body's first line
+        *_text_findings(atom.title, location, f"{file}title line ", quiz, ranges),
+        *_text_findings(atom.body, location, f"{file}body line ", quiz, ranges),
+    ]
+
+
+def _policy_text_findings(
+    policy: Policy, quiz: Quiz | None, ranges: dict[str, tuple[float, float]]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    texts: list[tuple[str, str | None]] = [("title", policy.title), ("subtitle", policy.subtitle)]
+    for number, section in enumerate(policy.sections):
+        location = f"sections[{number}]"
+        texts += [(f"{location}.title", section.title), (f"{location}.intro", section.intro)]
+        for slot_number, slot in enumerate(section.slots):
+            if isinstance(slot.fallback, TextFallback):
+                fallback = f"{location}.slots[{slot_number}].fallback"
+                texts += [(fallback, slot.fallback.title), (fallback, slot.fallback.markdown)]
+    for location, text in texts:
+        if text:
+            findings.extend(_text_findings(text, location, None, quiz, ranges))
+    return findings
