@@ -287,3 +287,28 @@ def test_the_demo_corpus_keeps_merge_tags_and_never_invents_a_quote() -> None:
     swipes = {b.atom_id: b.markdown for b in document.blocks() if "{{ first_name }}" in b.markdown}
     assert sorted(swipes) == ["delivery-welcome-email", "email-open-cart"]
     assert all("Hi Maya" not in body for body in swipes.values())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{% if " + "not " * 5000 + "answers.goal %}x{% endif %}", "longer than 500 characters"),
+        ("{% if " + "(" * 40 + "answers.goal" + ")" * 40 + " %}x{% endif %}", "nested too deeply"),
+        ("{% if answers.goal %}" * 40 + "x" + "{% endif %}" * 40, "nested too deeply"),
+        ("{% if answers.goal %}\n" * 3 + "x", "never closed"),
+        ("{% endif %}" * 5000, "without '{% if %}'"),
+        ("{% if 'x' == answers.goal %}x{% endif %}", "expected a variable"),
+        ("{% if answers.goal == %}x{% endif %}", "ends too early"),
+        ("{% if answers.goal in [1 2] %}x{% endif %}", "missing ']'"),
+        ("{% if answers.goal ~ 3 %}x{% endif %}", "unexpected"),
+    ],
+)
+def test_hostile_atom_text_is_refused_with_its_line_over_http(client, secret_headers, body, message) -> None:
+    text = f"---\nid: hostile\ntitle: H\nkind: lesson\n---\n{body}\n"
+    r = client.post(
+        "/v1/content/sync", headers=secret_headers, json={"atoms": [{"text": text, "path": "h.md"}]}
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_content" and message in r.text
+    assert error["message"].startswith("h.md:") and int(error["message"].split(":")[1]) >= 6

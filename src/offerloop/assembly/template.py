@@ -275,8 +275,13 @@ _COND_TOKEN: Final = re.compile(
 _ORDER_OPS: Final = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}
 
 
+MAX_CONDITION_CHARS: Final = 500
+
+
 class _ConditionParser:
     def __init__(self, source: str) -> None:
+        if len(source) > MAX_CONDITION_CHARS:
+            raise _ConditionError(f"the condition is longer than {MAX_CONDITION_CHARS} characters")
         self.source = source
         self.items: list[tuple[str, str]] = []
         pos = 0
@@ -331,10 +336,12 @@ class _ConditionParser:
         return items[0] if len(items) == 1 else AllOf(tuple(items))
 
     def negation(self) -> Condition:
-        if self.at_word("not"):
+        count = 0
+        while self.at_word("not"):
             self.take()
-            return Not(self.negation())
-        return self.primary()
+            count += 1
+        condition = self.primary()
+        return Not(condition) if count % 2 else (Not(Not(condition)) if count else condition)
 
     def primary(self) -> Condition:
         kind, value = self.take()
