@@ -312,3 +312,23 @@ def test_hostile_atom_text_is_refused_with_its_line_over_http(client, secret_hea
     error = r.json()["error"]
     assert error["code"] == "invalid_content" and message in r.text
     assert error["message"].startswith("h.md:") and int(error["message"].split(":")[1]) >= 6
+
+
+def test_values_in_markdown_code_are_literal_and_cannot_end_a_code_span() -> None:
+    from offerloop.assembly.render.markup import to_html
+
+    evil = buyer(answers={"goal": "a`[x](https://evil.example)`b <i>"})
+    text = (
+        "Code `{{ answers.goal }}` and {{ answers.goal }}\n\n"
+        "```\n{% if answers.goal %}{{ answers.goal }}{% endif %}\n```\n"
+    )
+    filled = fill(text, evil, markdown=True)
+    assert filled == (
+        "Code `a\u02cb[x](https://evil.example)\u02cbb <i>` and "
+        "a\\`\\[x\\]\\(https\\:\\/\\/evil\\.example\\)\\`b \\<i\\>\n\n"
+        "```\na`[x](https://evil.example)`b <i>\n```\n"
+    )
+    html = to_html(filled)
+    assert "href" not in html and "<i>" not in html
+    assert "<code>a\u02cb[x](https://evil.example)\u02cbb &lt;i&gt;</code>" in html
+    assert "<pre><code>a`[x](https://evil.example)`b &lt;i&gt;\n</code></pre>" in html

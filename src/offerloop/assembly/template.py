@@ -35,10 +35,14 @@ checked (policies built in code) still render.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Literal, TypeAlias, cast
+
+from markdown_it import MarkdownIt
 
 from offerloop.assembly.inputs import BuyerInputs, placeholder_values
 from offerloop.assembly.policy import (
@@ -68,6 +72,7 @@ __all__ = [
     "Text",
     "Var",
     "holds",
+    "inert_code",
     "inert_markdown",
     "make_renderer",
     "parse_condition",
@@ -115,11 +120,13 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Var:
-    """``{{ path | default }}``; ``path`` as written (stripped), ``default`` None without a pipe."""
+    """``{{ path | default }}``; ``path`` as written (stripped), ``default`` None without a pipe;
+    ``code``: ``"span"`` or ``"block"`` when it sits in Markdown code, where backslash escapes do not apply."""
 
     path: str
     default: str | None
     line: int
+    code: Literal["", "span", "block"] = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,6 +645,13 @@ def plain_value(value: str) -> str:
     return flat
 
 
+def inert_code(value: str, *, span: bool = True) -> str:
+    """A buyer value inside Markdown code, where it is literal as it is: in a code span a backtick could
+    end the span, so backticks become the look-alike U+02CB; in a code block one line cannot end it."""
+    flat = plain_value(value)
+    return flat.replace("`", "\u02cb") if span else flat
+
+
 def inert_markdown(value: str) -> str:
     """A buyer value as Markdown that shows exactly its text: no link, image, HTML, entity, heading,
     list, emphasis, code or table cell boundary can come out of it."""
@@ -669,7 +683,10 @@ def _render(
             root, _, key = node.path.partition(".")
             value = values.get(root, {}).get(key.strip(), "")
             if value.strip():
-                out.append(escape(value))
+                if node.code and escape is inert_markdown:
+                    out.append(inert_code(value, span=node.code == "span"))
+                else:
+                    out.append(escape(value))
             elif node.default is not None:
                 out.append(node.default)  # the creator's own text: Markdown allowed
         else:
@@ -684,14 +701,67 @@ def make_renderer(inputs: BuyerInputs, *, markdown: bool) -> Callable[[str], str
     text fields such as titles (values flattened, never escaped: renderers escape plain text)."""
     values = placeholder_values(inputs)
     escape = inert_markdown if markdown else plain_value
-    cache: dict[str, tuple[Node, ...]] = {}
+    parsed = _markdown_template if markdown else _plain_template
 
     def fill(text: str) -> str:
         if "{" not in text:
             return text
-        nodes = cache.get(text)
-        if nodes is None:
-            nodes = cache[text] = parse_template(text)[0]
-        return render(nodes, inputs, values, escape)
+        return render(parsed(text), inputs, values, escape)
 
     return fill
+
+
+@lru_cache(maxsize=4096)
+def _plain_template(text: str) -> tuple[Node, ...]:
+    return parse_template(text)[0]
+
+
+_MD: Final = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+_CODE_TOKENS: Final = ("code_inline", "code_block", "fence")
+
+
+@lru_cache(maxsize=4096)
+def _markdown_template(text: str) -> tuple[Node, ...]:
+    """The tree with each placeholder that sits in Markdown code marked ``code``: the text is parsed
+    once as Markdown with a marker in place of every placeholder (all branches shown)."""
+    nodes = parse_template(text)[0]
+    variables: list[Var] = []
+    markers: list[str] = []
+
+    def flatten(items: Sequence[Node]) -> None:
+        for node in items:
+            if isinstance(node, Text):
+                markers.append(node.text)
+            elif isinstance(node, Var):
+                markers.append(f"OLVAR{len(variables)}Z")
+                variables.append(node)
+            else:
+                for branch in node.branches:
+                    flatten(branch.nodes)
+
+    flatten(nodes)
+    if not variables:
+        return nodes
+    coded: dict[int, Literal["span", "block"]] = {}
+    for token in _MD.parse("".join(markers)):
+        for part in [token, *(token.children or [])]:
+            if part.type in _CODE_TOKENS:
+                for n in re.findall(r"OLVAR(\d+)Z", part.content):
+                    coded[id(variables[int(n)])] = "span" if part.type == "code_inline" else "block"
+    if not coded:
+        return nodes
+
+    def mark(items: Sequence[Node]) -> tuple[Node, ...]:
+        out: list[Node] = []
+        for node in items:
+            if isinstance(node, Var):
+                code = coded.get(id(node))
+                out.append(dataclasses.replace(node, code=code) if code else node)
+            elif isinstance(node, If):
+                branches = tuple(dataclasses.replace(b, nodes=mark(b.nodes)) for b in node.branches)
+                out.append(dataclasses.replace(node, branches=branches))
+            else:
+                out.append(node)
+        return tuple(out)
+
+    return mark(nodes)
