@@ -332,3 +332,19 @@ def test_values_in_markdown_code_are_literal_and_cannot_end_a_code_span() -> Non
     assert "href" not in html and "<i>" not in html
     assert "<code>a\u02cb[x](https://evil.example)\u02cbb &lt;i&gt;</code>" in html
     assert "<pre><code>a`[x](https://evil.example)`b &lt;i&gt;\n</code></pre>" in html
+
+
+def test_a_rewrite_that_unescapes_a_buyer_value_into_a_link_is_rejected_by_the_guard() -> None:
+    from offerloop.assembly.voice import guard
+
+    atom_text = "Price after value, every time.\n\nYou said: {{ answers.goal }}\n\nNow write your price down."
+    source = fill(
+        atom_text, buyer(answers={"goal": "[Claim your refund](https://evil.example/x)"}), markdown=True
+    )
+    rewrite = source.replace(
+        inert_markdown("[Claim your refund](https://evil.example/x)"),
+        "[Claim your refund](https://evil.example/x)",
+    )
+    assert rewrite != source
+    verdict = guard(source, rewrite, min_similarity=0.5)
+    assert not verdict.ok and "url:https://evil.example/x" in verdict.reasons
