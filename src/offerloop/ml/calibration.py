@@ -36,7 +36,9 @@ _MIN_BASE_RATE = 1e-3  # the action prior's strength is 1 / max(base rate, this)
 class RewardCalibrator:
     """Progressive, monotone linear calibration of a raw score into an expected reward."""
 
-    __slots__ = ("_action_n", "_action_sum", "_n", "_r_max", "_r_min", "_sum", "_sum_sq", "_xtx", "_xty")
+    __slots__ = (
+        "_action_n", "_action_sum", "_coefficients", "_n", "_r_max", "_r_min", "_sum", "_sum_sq", "_xtx", "_xty",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self._n = 0
@@ -48,6 +50,7 @@ class RewardCalibrator:
         self._action_sum: dict[str, float] = {}
         self._xtx = np.zeros((3, 3))  # over x = (1, raw, q)
         self._xty = np.zeros(3)
+        self._coefficients: tuple[float, float, float, float, float] | None = None  # cached until an update
 
     # ---- reward statistics ------------------------------------------------------------------------
 
@@ -84,6 +87,7 @@ class RewardCalibrator:
         """One out-of-sample pair: the model predicted ``raw`` for ``action_id``, before learning ``reward``."""
         raw = float(raw) if math.isfinite(raw) else 0.0
         x = np.array([1.0, raw, self._action_lift(action_id)])
+        self._coefficients = None
         self._xtx += np.outer(x, x)
         self._xty += reward * x
         self._n += 1
@@ -96,6 +100,11 @@ class RewardCalibrator:
 
     def coefficients(self) -> tuple[float, float, float, float, float]:
         """``(mean reward, mean raw, mean q, slope raw, slope q)``; slopes >= 0 (see the module docstring)."""
+        if self._coefficients is None:
+            self._coefficients = self._fit()
+        return self._coefficients
+
+    def _fit(self) -> tuple[float, float, float, float, float]:
         w = self._xtx[0, 0]
         if w <= 0.0:
             return 0.0, 0.0, 0.0, 0.0, 0.0

@@ -288,9 +288,15 @@ def _vw_action_line(action: Action) -> str:
         return _vw_format_action(action.id, items)
 
 
-def _vw_text(context: Features, actions: Sequence[Action], label: tuple[int, float, float] | None) -> str:
-    """One multi-line ADF example: a ``shared`` line (namespaces ``u``, ``p``) and one ``|a`` line per action."""
-    lines = [_vw_shared_line(context)]
+def _vw_text(
+    context: Features,
+    actions: Sequence[Action],
+    label: tuple[int, float, float] | None,
+    shared: str | None = None,
+) -> str:
+    """One multi-line ADF example: a ``shared`` line (namespaces ``u``, ``p``; ``shared`` if already
+    formatted) and one ``|a`` line per action."""
+    lines = [shared if shared is not None else _vw_shared_line(context)]
     lines.extend(_vw_action_line(action) for action in actions)
     if label is not None:
         chosen, cost, probability = label
@@ -528,9 +534,9 @@ class VWContextualBandit(_PolicyBase):
         expected = self._calibrator.predict(scores, [a.id for a in actions])
         return _ranking(scores, [p / total for p in pmf], expected)
 
-    def _raw_score(self, context: Features, action: Action) -> float:
+    def _raw_score(self, shared: str, action: Action) -> float:
         """The regressor's score of one action (a one-action ADF example: the same partial prediction)."""
-        _, costs = _vw_predict(self._scorer or self._workspace, _vw_text(context, [action], None), 1)
+        _, costs = _vw_predict(self._scorer or self._workspace, f"{shared}\n{_vw_action_line(action)}", 1)
         return 0.0 - costs[0]
 
     def learn_one(
@@ -538,10 +544,11 @@ class VWContextualBandit(_PolicyBase):
     ) -> None:
         _check_feedback(actions, chosen, probability, reward)
         # progressive calibration: the score the model gives the shown action before it learns the reward
-        self._calibrator.update(self._raw_score(context, actions[chosen]), actions[chosen].id, float(reward))
+        shared = _vw_shared_line(context)
+        self._calibrator.update(self._raw_score(shared, actions[chosen]), actions[chosen].id, float(reward))
         cost = 0.0 - _vw_clean(float(reward))  # 0.0 - x: never "-0.0"
         probability = min(max(float(probability), VW_MIN_PROBABILITY), 1.0)
-        text = _vw_text(context, actions, (chosen, cost, probability))
+        text = _vw_text(context, actions, (chosen, cost, probability), shared)
         _vw_learn(self._workspace, text, len(actions))
         if self._scorer is not None:
             _vw_learn(self._scorer, text, len(actions))
