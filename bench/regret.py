@@ -2,6 +2,7 @@
 
     python bench/regret.py                  # 50,000 rounds
     python bench/regret.py --rounds 5000
+    python bench/regret.py --only linucb vw_epsilon   # a subset, by policy name
 
 Every policy plays the same stream (a fresh ``Environment`` with the same seed per policy): 2,000
 buyers of the synthetic audience, the 40-item demo catalog, 20 eligible items a round, persona
@@ -76,9 +77,10 @@ def main() -> None:
     parser.add_argument("--catalog", type=int, default=40, help="demo catalog size (1..200)")
     parser.add_argument("--candidates", type=int, default=20, help="eligible items per round")
     parser.add_argument("--noise", type=float, default=0.1, help="noise of the persona signals")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only the policies of these names")
     args = parser.parse_args()
 
-    policies = build_policies()
+    policies = [p for p in build_policies() if not args.only or p.name in args.only]
     catalog = demo_catalog(args.catalog, seed=args.seed)
 
     def env_factory() -> Environment:

@@ -101,7 +101,17 @@ class DecideRequest(BaseModel):
 
 class DecidedItem(BaseModel):
     id: str
-    score: float
+    score: float = Field(
+        description="Ranking score: higher is ranked first. Not a probability: it may be negative and, for "
+        "UCB policies, includes an exploration bonus; rules order gives -position. Use expected_reward for "
+        "a reward estimate."
+    )
+    expected_reward: float | None = Field(
+        default=None,
+        description="Calibrated estimate of this item's reward (for 0/1 outcomes: the probability of "
+        "success, in [0, 1]), fit on the model's own out-of-sample predictions of logged rewards; null "
+        "when no model has learned from a reward yet, and for the holdout and rules order.",
+    )
     propensity: float
     reasons: list[str]
 

@@ -316,6 +316,7 @@ def decide(
             DecidedItem(
                 id=action.key,
                 score=round(scored.score, 6),
+                expected_reward=None if scored.expected_reward is None else round(scored.expected_reward, 6),
                 propensity=scored.probability,
                 reasons=reasons,
             )

@@ -42,8 +42,11 @@ class Scored:
     """One ranked action."""
 
     index: int  # position in the actions list given
-    score: float  # higher = better (estimated reward)
+    score: float  # ranking score, higher = better; NOT a probability (may be negative, may include an exploration bonus)
     probability: float  # the policy's probability of choosing this action first (exploration pmf; sums to 1 over the list)
+    # calibrated estimate of the reward of showing this action (for 0/1 rewards: a probability in [0, 1]);
+    # None where the policy has no estimate (nothing learned yet, or a policy without a reward model)
+    expected_reward: float | None = None
 
 
 @runtime_checkable
