@@ -46,6 +46,13 @@ def test_rules_only_estimates_match_a_hand_computation(db, workspace):
     weights = [(1 / d.propensity if d.chosen_index == 0 else 0.0) for d in rows]
     rules = report["policies"]["rules_only"]
     assert report["decisions"] == 60
+    # matched: decisions that logged the policy's action (a0, the first candidate), and how many paid
+    assert rules["scored"] == 60
+    assert rules["matched"] == sum(1 for d in rows if d.chosen_index == 0)
+    assert rules["matched_rewarded"] == sum(1 for d in rows if d.chosen_index == 0 and d.reward > 0)
+    assert rules["effective_sample_size"] == rules["ips"]["effective_sample_size"]
+    ess = sum(weights) ** 2 / sum(w * w for w in weights)
+    assert rules["enough_data"] is (rules["matched"] >= 30 and ess >= 30)
     assert abs(rules["ips"]["value"] - statistics.fmean(terms)) < 1e-12
     assert abs(rules["snips"]["value"] - sum(terms) / sum(weights)) < 1e-12
     # uniform random: weight (1/3)/propensity on every decision

@@ -58,7 +58,7 @@ def test_ips_value_and_stderr() -> None:
     # deviations from 1: [1, -1, -1, -1, 2]; squares sum to 1+1+1+1+4 = 8; sample var = 8/4 = 2
     # stderr = sqrt(2) / sqrt(5) = sqrt(0.4) = 0.6324555...
     assert est.stderr == _approx(math.sqrt(0.4))
-    # Empirical Bernstein with spread W (high - low) = (1 / 0.25) * 1 = 4 on 5 decisions covers all of [0, 1].
+    # Empirical Bernstein with spread W (high - low) = 3 (the largest weight) on 5 decisions covers all of [0, 1].
     assert (est.ci_low, est.ci_high, est.interval) == (0.0, 1.0, "empirical-bernstein")
     assert est.n == 5
 

@@ -8,15 +8,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from offerloop.ml.estimators import (
-    LoggedDecision,
-    difference_interval,
-    empirical_bernstein_interval,
-    evaluate_all,
-    ips,
-    snips,
-    wilson_interval,
-)
+from offerloop.ml import estimators
+from offerloop.ml.estimators import LoggedDecision, evaluate_all, ips, snips
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -66,19 +59,19 @@ def test_sparse_rewards_interval_stays_inside_the_reward_range() -> None:
 
 def test_empirical_bernstein_hand_computation() -> None:
     terms = np.array([0.0, 1.0] * 500, dtype=np.float64)  # mean 0.5, sample variance 1000 / (4 * 999)
-    low, high = empirical_bernstein_interval(terms, 1.0, level=0.95, bounds=(0.0, 1.0))
+    low, high = estimators.empirical_bernstein_interval(terms, 1.0, level=0.95, bounds=(0.0, 1.0))
     log_term = math.log(80.0)
     half = math.sqrt(2 * (250 / 999) * log_term / 1000) + 7 * log_term / (3 * 999)
     assert (low, high) == (_approx(0.5 - half), _approx(0.5 + half))
     # fewer than two terms: the bounds
-    assert empirical_bernstein_interval(terms[:1], 1.0, bounds=(0.0, 3.0)) == (0.0, 3.0)
+    assert estimators.empirical_bernstein_interval(terms[:1], 1.0, bounds=(0.0, 3.0)) == (0.0, 3.0)
 
 
 def test_wilson_edges() -> None:
-    assert wilson_interval(0.0, 100) == (0.0, _approx(Z95**2 / (100 + Z95**2)))
-    low, high = wilson_interval(1.0, 100)
+    assert estimators.wilson_interval(0.0, 100) == (0.0, _approx(Z95**2 / (100 + Z95**2)))
+    low, high = estimators.wilson_interval(1.0, 100)
     assert (low, high) == (_approx(100 / (100 + Z95**2)), 1.0)
-    assert wilson_interval(0.3, 0.0) == (0.0, 1.0)
+    assert estimators.wilson_interval(0.3, 0.0) == (0.0, 1.0)
 
 
 def test_reward_range_is_honoured_and_checked() -> None:
@@ -92,20 +85,20 @@ def test_reward_range_is_honoured_and_checked() -> None:
 
 
 def test_difference_interval_newcombe() -> None:
-    diff, low, high = difference_interval((0.5, 100), (0.3, 100))
-    l1, u1 = wilson_interval(0.5, 100)
-    l2, u2 = wilson_interval(0.3, 100)
+    diff, low, high = estimators.difference_interval((0.5, 100), (0.3, 100))
+    l1, u1 = estimators.wilson_interval(0.5, 100)
+    l2, u2 = estimators.wilson_interval(0.3, 100)
     assert diff == _approx(0.2)
     assert low == _approx(0.2 - math.hypot(0.5 - l1, u2 - 0.3))
     assert high == _approx(0.2 + math.hypot(u1 - 0.5, 0.3 - l2))
     assert 0.0 < low < high
     # neither group had a success: no evidence either way, and not a [0, 0] interval
-    diff, low, high = difference_interval((0.0, 40), (0.0, 40))
+    diff, low, high = estimators.difference_interval((0.0, 40), (0.0, 40))
     assert diff == 0.0
     assert low == _approx(-(Z95**2) / (40 + Z95**2))
     assert high == _approx(Z95**2 / (40 + Z95**2))
     # amounts: rescaled by the range and back
-    diff, low, high = difference_interval((5.0, 100), (3.0, 100), reward_range=(0.0, 10.0))
+    diff, low, high = estimators.difference_interval((5.0, 100), (3.0, 100), reward_range=(0.0, 10.0))
     assert (diff, low, high) == (_approx(2.0), _approx(10 * (0.2 - math.hypot(0.5 - l1, u2 - 0.3))),
                                  _approx(10 * (0.2 + math.hypot(u1 - 0.5, 0.3 - l2))))  # fmt: skip
 

@@ -99,7 +99,7 @@ class _Prepared:
     level: float
     low: float  # reward range: every policy's value lies in [low, high]
     high: float
-    max_possible_weight: float  # max_i min(1 / propensity_i, clip): no target policy's weight exceeds it
+    weight_bound: float  # max(1, largest weight): the plug-in bound of the terms' spread
 
 
 def _z(level: float) -> float:
@@ -154,14 +154,11 @@ def _prepare(
             raise ValueError(f"log[{i}]: {message}, got {float(column[i])!r}")
 
     weights = target_prob / propensity
-    bound = 1.0 / propensity
     if clip is not None:
         weights = np.minimum(weights, clip)
-        bound = np.minimum(bound, clip)
     low, high = _reward_range(rewards, reward_range)
-    return _Prepared(
-        rewards, weights, predicted_chosen, predicted_target, z, level, low, high, float(bound.max())
-    )
+    bound = max(1.0, float(weights.max()))
+    return _Prepared(rewards, weights, predicted_chosen, predicted_target, z, level, low, high, bound)
 
 
 def wilson_interval(mean: float, n: float, *, level: float = 0.95) -> tuple[float, float]:
@@ -194,9 +191,10 @@ def empirical_bernstein_interval(
     ``E[X] <= mean + sqrt(2 V ln(2/delta) / n) + 7 spread ln(2/delta) / (3 (n - 1))`` with ``V`` the sample
     variance (ddof = 1); each side is taken at ``delta = (1 - level) / 2``.
 
-    Why this bound for IPS and DR: their per-decision terms are bounded (weights are at most ``1 /
-    propensity``, rewards lie in the reward range), and the bound holds for any such distribution at any
-    n -- no normal approximation, which fails exactly when it matters (sparse rewards, heavy weights). The
+    Why this bound for IPS and DR: their per-decision terms are bounded (rewards lie in the reward range,
+    weights are bounded by the largest seen -- a plug-in, at least 1), and the bound holds for any such
+    distribution at any n -- no normal approximation, which fails exactly when it matters (sparse rewards,
+    heavy weights). The
     range term keeps the interval open when every term is 0 (no matched success): the data then say the
     value is small, not that it is 0. The price is width when weights are large; SNIPS (a weighted mean)
     gets the tighter :func:`wilson_interval` on its effective sample size. ``n < 2`` gives ``bounds``.
@@ -286,13 +284,14 @@ def ips(
     """Inverse propensity scoring: ``mean(w_i r_i)``; stderr = sample std of ``w_i r_i`` / sqrt(n).
 
     Interval: :func:`empirical_bernstein_interval`; each term lies in ``[W low, W high]`` with ``W`` the
-    largest weight any target policy could have on this log (``max 1 / propensity``, clipped).
+    largest weight seen, at least 1 (a plug-in for the unknown largest weight: at least 1 keeps the
+    interval open when every weight is 0, i.e. when the target never matched the log).
     """
     p = _prepare(log, level, clip, reward_range)
     terms = p.weights * p.rewards
     value, stderr = _mean_stderr(terms)
     interval = empirical_bernstein_interval(
-        terms, p.max_possible_weight * (p.high - p.low), level=level, bounds=(p.low, p.high)
+        terms, p.weight_bound * (p.high - p.low), level=level, bounds=(p.low, p.high)
     )
     return _estimate("ips", value, stderr, p, interval, "empirical-bernstein")
 
@@ -363,7 +362,7 @@ def doubly_robust(
     predictions = np.concatenate([p.predicted_target, p.predicted_chosen])
     pred_low, pred_high = min(p.low, float(predictions.min())), max(p.high, float(predictions.max()))
     correction = max(0.0, p.high - pred_low) - min(0.0, p.low - pred_high)
-    spread = (pred_high - pred_low) + p.max_possible_weight * correction
+    spread = (pred_high - pred_low) + p.weight_bound * correction
     interval = empirical_bernstein_interval(terms, spread, level=level, bounds=(p.low, p.high))
     return _estimate("dr", value, stderr, p, interval, "empirical-bernstein")
 
