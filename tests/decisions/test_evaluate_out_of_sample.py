@@ -83,7 +83,9 @@ def test_model_learned_on_noise_is_scored_out_of_sample(db, workspace):
         # The old way: the latest snapshot (v2) on every rewarded decision, all of which it learned from.
         rows = [r for r in _rows(session, workspace.id)]
         v2 = load_policy(repository.snapshot(session, workspace.id, "home", 2).payload)  # type: ignore[union-attr]
-        in_sample = evaluation.estimate(rows, evaluation.progressive_model([v2] * len(rows)))
+        in_sample = evaluation.estimate(
+            rows, evaluation.progressive_model([("home", 2)] * len(rows), lambda _: v2)
+        )
         mean_reward = sum(r.reward for r in rows) / len(rows)
 
     assert report["decisions"] == 600

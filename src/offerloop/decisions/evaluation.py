@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,24 +69,34 @@ def popularity(rows: Sequence[LoggedRow]) -> list[Pmf]:
     """Greedy on each action's mean reward over the decisions made before each row (a context-free
     baseline); actions not seen yet count as 0, ties go to the catalog order."""
     out: list[Pmf] = []
-    for row, (means, _) in zip(rows, _running_means(rows), strict=True):
-        best = max(range(len(row.actions)), key=lambda i: (means.get(row.actions[i].id, 0.0), -i))
+    for row, before in zip(rows, _running_means(rows), strict=True):
+        best = max(range(len(row.actions)), key=lambda i: (before.mean(row.actions[i].id, 0.0), -i))
         out.append([1.0 if i == best else 0.0 for i in range(len(row.actions))])
     return out
 
 
-def progressive_model(snapshots: Sequence[Policy | None]) -> Target:
-    """The model as it was: row i is scored by ``snapshots[i]``, the snapshot that existed before decision i
-    was made (None: no snapshot existed yet, the row is not scored)."""
+SnapshotKey = tuple[str, int]  # (placement, version)
+
+
+def progressive_model(
+    snapshots: Sequence[SnapshotKey | None], load: Callable[[SnapshotKey], Policy]
+) -> Target:
+    """The model as it was: row i is scored by the snapshot ``snapshots[i]``, the one that existed before
+    decision i was made (None: no snapshot existed yet, the row is not scored). Snapshots are loaded with
+    ``load`` as the time-ordered rows reach them; only each placement's current one is kept in memory."""
 
     def target(rows: Sequence[LoggedRow]) -> list[Pmf]:
         out: list[Pmf] = []
-        for row, policy in zip(rows, snapshots, strict=True):
-            if policy is None:
+        current: dict[str, tuple[int, Policy]] = {}
+        for row, key in zip(rows, snapshots, strict=True):
+            if key is None:
                 out.append(None)
                 continue
+            placement, version = key
+            if placement not in current or current[placement][0] != version:
+                current[placement] = (version, load(key))
             pmf = [0.0] * len(row.actions)
-            for scored in policy.rank(row.context, row.actions):
+            for scored in current[placement][1].rank(row.context, row.actions):
                 pmf[scored.index] = scored.probability
             out.append(pmf)
         return out
@@ -94,28 +104,46 @@ def progressive_model(snapshots: Sequence[Policy | None]) -> Target:
     return target
 
 
-def _running_means(rows: Sequence[LoggedRow]) -> list[tuple[dict[str, float], float | None]]:
-    """For each row, the per-action mean reward and the overall mean over the rows BEFORE it."""
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    total = 0.0
-    out: list[tuple[dict[str, float], float | None]] = []
-    for n, row in enumerate(rows):
-        out.append(({k: sums[k] / counts[k] for k in counts}, total / n if n else None))
+@dataclass(slots=True)
+class _Before:
+    """Running reward sums of the rows seen so far (read for one row before that row is added)."""
+
+    sums: dict[str, float]
+    counts: dict[str, int]
+    total: float = 0.0
+    n: int = 0
+
+    def mean(self, key: str, default: float) -> float:
+        count = self.counts.get(key, 0)
+        return self.sums[key] / count if count else default
+
+    @property
+    def overall(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+def _running_means(rows: Sequence[LoggedRow]) -> Iterator[_Before]:
+    """For each row in turn, the rewards of the rows BEFORE it (one running state, updated after each
+    row is read: use it before advancing)."""
+    state = _Before(sums=defaultdict(float), counts=defaultdict(int))
+    for row in rows:
+        yield state
         key = row.actions[row.chosen].id
-        sums[key] += row.reward
-        counts[key] += 1
-        total += row.reward
-    return out
+        state.sums[key] += row.reward
+        state.counts[key] += 1
+        state.total += row.reward
+        state.n += 1
 
 
 def reward_predictions(rows: Sequence[LoggedRow]) -> list[list[float]]:
     """The DR reward model, cross-fitted by time: each row's candidates are predicted from the decisions
     made before it (an action's mean reward; an action not seen yet gets the overall mean; 0 at first)."""
-    return [
-        [means.get(a.id, overall if overall is not None else 0.0) for a in row.actions]
-        for row, (means, overall) in zip(rows, _running_means(rows), strict=True)
-    ]
+    out = []
+    for row, before in zip(rows, _running_means(rows), strict=True):
+        overall = before.overall
+        fallback = overall if overall is not None else 0.0
+        out.append([before.mean(a.id, fallback) for a in row.actions])
+    return out
 
 
 def reward_range(rows: Sequence[LoggedRow]) -> tuple[float, float]:
@@ -219,15 +247,15 @@ def online_lift(
 
 def evaluate_log(
     rows: Sequence[LoggedRow],
-    models: Mapping[str, Sequence[Policy | None]],
+    models: Mapping[str, Target],
     *,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """Every candidate policy (rules-only, random, popularity, and each progressive model in ``models``)
-    scored out of sample on the time-ordered ``rows``; see the module docstring."""
+    """Every candidate policy (rules-only, random, popularity, and each model in ``models``, e.g. a
+    :func:`progressive_model`) scored out of sample on the time-ordered ``rows``; see the module docstring."""
     predictions = reward_predictions(rows)
     targets: dict[str, Target] = {"rules_only": rules_only, "random": uniform, "popularity": popularity}
-    targets.update({name: progressive_model(snaps) for name, snaps in models.items()})
+    targets.update(models)
     policies: dict[str, Any] = {}
     for name, target in targets.items():
         result = estimate(rows, target, level=level, predictions=predictions)

@@ -541,23 +541,16 @@ def evaluate(
         session, workspace_id, {d.placement for d in decisions}
     ):
         timelines.setdefault(name, []).append((version, at))
-    loaded: dict[tuple[str, int], Policy] = {}
-    snapshots: list[Policy | None] = []
+    snapshots: list[evaluation.SnapshotKey | None] = []
     served: dict[str, int] = {}
     rows: list[evaluation.LoggedRow] = []
     for d in decisions:
         assert d.chosen_index is not None  # filtered above
         scored = since is None or d.created_at >= since
         version = _snapshot_before(timelines.get(d.placement, []), d.created_at, d.learned_at)
-        policy = None
+        snapshots.append((d.placement, version) if version and scored else None)
         if version and scored:
-            if (d.placement, version) not in loaded:
-                snap = repository.snapshot(session, workspace_id, d.placement, version)
-                assert snap is not None
-                loaded[(d.placement, version)] = load_policy(snap.payload)
-            policy = loaded[(d.placement, version)]
             served[f"{d.placement} v{version}"] = served.get(f"{d.placement} v{version}", 0) + 1
-        snapshots.append(policy)
         rows.append(
             evaluation.LoggedRow(
                 context={k: v for k, v in d.context.items() if k != "_outcome"},
@@ -581,7 +574,14 @@ def evaluate(
     }
     if n < 2:
         return report
-    result = evaluation.evaluate_log(rows, {"model": snapshots}, level=level)
+
+    def load(key: evaluation.SnapshotKey) -> Policy:
+        snap = repository.snapshot(session, workspace_id, *key)
+        assert snap is not None  # listed by snapshot_times in this transaction
+        return load_policy(snap.payload)
+
+    model = evaluation.progressive_model(snapshots, load)
+    result = evaluation.evaluate_log(rows, {"model": model}, level=level)
     report["policies"] = result["policies"]
     if "model" in report["policies"]:
         report["policies"]["model"]["snapshots"] = dict(sorted(served.items()))
