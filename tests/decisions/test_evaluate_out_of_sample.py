@@ -157,6 +157,12 @@ def test_evaluate_cli_says_out_of_sample(tmp_path, monkeypatch, as_json):
     assert "out-of-sample: progressive validation over 600 decisions" in result.stdout
     if not as_json:
         assert "scored by snapshots: home v1 (300)" in result.stdout
+        # like-for-like: the hint names the first decision the model was scored on (week 2's first)
+        hint = next(line for line in result.stdout.splitlines() if "--since" in line)
+        since = hint.split("--since ")[1]
+        again = CliRunner().invoke(app, [*args, "--since", since], catch_exceptions=False)
+        assert "progressive validation over 300 decisions" in again.stdout
+        assert "--since" not in again.stdout
         lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
         # policy, scored, matched, rewarded, ESS
         assert lines["model"][1] == "300"

@@ -100,6 +100,10 @@ def evaluation_lines(report: dict[str, Any]) -> list[str]:
             out.append(
                 "  scored by snapshots: " + ", ".join(f"{k} ({v})" for k, v in est["snapshots"].items())
             )
+            if est["scored"] < report["decisions"]:
+                since = est["first_decision_at"].isoformat()
+                out.append(f"  the model is scored only on decisions made after a snapshot; to compare every "
+                           f"policy on those rows: --since {since}")  # fmt: skip
     out.append(
         'matched: decisions whose logged action is the policy\'s most likely one; "not enough data": fewer '
         "than 30 matched or an ESS below 30, the estimate is no finding."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -32,6 +33,9 @@ class PolicyEvaluation(BaseModel):
     enough_data: bool = Field(description="At least 30 matched decisions and an ESS of at least 30")
     snapshots: dict[str, int] | None = Field(
         default=None, description="Model only: decisions scored by each snapshot ('home v1': 812)"
+    )
+    first_decision_at: datetime | None = Field(
+        default=None, description="Model only: the first decision it was scored on (made after a snapshot)"
     )
 
 

@@ -543,6 +543,7 @@ def evaluate(
         timelines.setdefault(name, []).append((version, at))
     snapshots: list[evaluation.SnapshotKey | None] = []
     served: dict[str, int] = {}
+    first_scored: datetime | None = None
     rows: list[evaluation.LoggedRow] = []
     for d in decisions:
         assert d.chosen_index is not None  # filtered above
@@ -551,6 +552,7 @@ def evaluate(
         snapshots.append((d.placement, version) if version and scored else None)
         if version and scored:
             served[f"{d.placement} v{version}"] = served.get(f"{d.placement} v{version}", 0) + 1
+            first_scored = first_scored or d.created_at
         rows.append(
             evaluation.LoggedRow(
                 context={k: v for k, v in d.context.items() if k != "_outcome"},
@@ -585,5 +587,6 @@ def evaluate(
     report["policies"] = result["policies"]
     if "model" in report["policies"]:
         report["policies"]["model"]["snapshots"] = dict(sorted(served.items()))
+        report["policies"]["model"]["first_decision_at"] = first_scored
     report["online"] = result["online"]
     return report
