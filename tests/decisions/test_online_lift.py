@@ -41,7 +41,9 @@ def test_significant_small_and_inconclusive_groups():
     big, small, flat, none, cold = (online["by_persona"][p] for p in ("big", "small", "flat", "none", "cold"))
 
     assert big["verdict"] == "significant"
-    diff, low, high = difference_interval((0.3, 400), (0.1, 200))
+    # five personas at once: each at the Bonferroni level 1 - 0.05 / 5
+    assert online["persona_level"] == 1 - 0.05 / 5
+    diff, low, high = difference_interval((0.3, 400), (0.1, 200), level=1 - 0.05 / 5)
     assert (big["lift"], big["ci_low"], big["ci_high"]) == (diff, low, high)
     assert 0.0 < big["ci_low"] < 0.2 < big["ci_high"]
 
@@ -55,13 +57,15 @@ def test_significant_small_and_inconclusive_groups():
 
     assert flat["verdict"] == "not enough data"
     assert flat["ci_low"] < 0.0 < flat["ci_high"]
-    assert flat["reason"] == "the 95% interval includes 0"
+    assert flat["reason"] == "the 99% interval (Bonferroni over 5 personas) includes 0"
 
     assert none["verdict"] == "not enough data"
     assert none["ci_low"] < 0.0 < none["ci_high"]  # the normal interval would be [0, 0]
 
     assert (cold["model_n"], cold["verdict"]) == (0, "not enough data")
-    assert online["overall"]["model_n"] == 400 + 40 + 100 + 60
+    overall = online["overall"]
+    assert overall["model_n"] == 400 + 40 + 100 + 60
+    assert overall["reason"] == "the 95% interval excludes 0"
     assert online["min_group"] == 30
 
     lines = dict(zip(["overall", "big", "cold", "flat", "none", "small"], lift_lines(online), strict=True))

@@ -398,7 +398,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         console.print(
             f"[bold]Lift in week 2[/] (mean reward per decision, learned model vs the {holdout:.0%} rules-only holdout; "
             f"a lift is claimed only with ≥ {report['online']['min_group']} decisions per group and a 95% interval "
-            "excluding 0):"
+            "excluding 0, Bonferroni-corrected across personas):"
         )
         for line in lift_lines(report["online"]):
             console.print(line, markup=False)

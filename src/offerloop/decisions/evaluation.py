@@ -206,10 +206,13 @@ def online_lift(
     not the model's and are left out. A comparison is a finding only when both groups have at least
     :data:`MIN_GROUP` decisions AND its interval excludes 0 (``verdict: "significant"``); otherwise the
     verdict is ``"not enough data"`` with the reason, and no lift is claimed.
+
+    The per-persona rows are k tests at once: each uses the Bonferroni level ``1 - (1 - level) / k``, so
+    the chance that any persona shows a lift by luck stays at ``1 - level`` (reported as ``persona_level``).
     """
     bounds = bounds or reward_range(rows)
 
-    def compare(group: Sequence[LoggedRow]) -> dict[str, Any]:
+    def compare(group: Sequence[LoggedRow], level: float, note: str = "") -> dict[str, Any]:
         treated = [r.reward for r in group if r.policy == "model" and r.model_version > 0]
         held = [r.reward for r in group if r.holdout]
         out: dict[str, Any] = {
@@ -228,21 +231,28 @@ def online_lift(
             (out["model"], len(treated)), (out["holdout"], len(held)), level=level, reward_range=bounds
         )
         out.update(lift=diff, ci_low=lo, ci_high=hi)
-        if lo <= 0.0 <= hi:
-            out.update(verdict="not enough data", reason=f"the {level:.0%} interval includes 0")
-        else:
-            out.update(verdict="significant", reason=f"the {level:.0%} interval excludes 0")
+        verdict, word = ("not enough data", "includes") if lo <= 0.0 <= hi else ("significant", "excludes")
+        out.update(verdict=verdict, reason=f"the {_percent(level)} interval{note} {word} 0")
         return out
 
     by_persona: dict[str, list[LoggedRow]] = defaultdict(list)
     for row in rows:
         by_persona[row.persona or "unknown"].append(row)
+    k = len(by_persona)
+    persona_level = 1.0 - (1.0 - level) / k if k > 1 else level
+    note = f" (Bonferroni over {k} personas)" if k > 1 else ""
     return {
         "min_group": MIN_GROUP,
         "level": level,
-        "overall": compare(rows),
-        "by_persona": {p: compare(g) for p, g in sorted(by_persona.items())},
+        "persona_level": persona_level,
+        "overall": compare(rows, level),
+        "by_persona": {p: compare(g, persona_level, note) for p, g in sorted(by_persona.items())},
     }
+
+
+def _percent(level: float) -> str:
+    """95% or 99.2%: as many decimals as the level needs (up to two)."""
+    return f"{level:.0%}" if round(level * 100, 6).is_integer() else f"{level * 100:.3g}%"
 
 
 def evaluate_log(

@@ -54,6 +54,7 @@ class LiftRead(BaseModel):
 class OnlineLiftRead(BaseModel):
     min_group: int
     level: float
+    persona_level: float = Field(description="Bonferroni level of each per-persona comparison")
     overall: LiftRead
     by_persona: dict[str, LiftRead]
 
