@@ -46,6 +46,13 @@ def test_rules_only_estimates_match_a_hand_computation(db, workspace):
     weights = [(1 / d.propensity if d.chosen_index == 0 else 0.0) for d in rows]
     rules = report["policies"]["rules_only"]
     assert report["decisions"] == 60
+    # matched: decisions that logged the policy's action (a0, the first candidate), and how many paid
+    assert rules["scored"] == 60
+    assert rules["matched"] == sum(1 for d in rows if d.chosen_index == 0)
+    assert rules["matched_rewarded"] == sum(1 for d in rows if d.chosen_index == 0 and d.reward > 0)
+    assert rules["effective_sample_size"] == rules["ips"]["effective_sample_size"]
+    ess = sum(weights) ** 2 / sum(w * w for w in weights)
+    assert rules["enough_data"] is (rules["matched"] >= 30 and ess >= 30)
     assert abs(rules["ips"]["value"] - statistics.fmean(terms)) < 1e-12
     assert abs(rules["snips"]["value"] - sum(terms) / sum(weights)) < 1e-12
     # uniform random: weight (1/3)/propensity on every decision
@@ -53,11 +60,14 @@ def test_rules_only_estimates_match_a_hand_computation(db, workspace):
     assert (
         abs(rnd["ips"]["value"] - statistics.fmean(d.reward * (1 / 3) / d.propensity for d in rows)) < 1e-12
     )
+    # Nothing was learned: the "model" decisions were the cold start's uniform exploration, not a model's,
+    # so the online comparison has no model group and claims nothing.
     held = [d.reward for d in rows if d.holdout]
-    model = [d.reward for d in rows if d.policy == "model"]
+    assert {d.model_version for d in rows if d.policy == "model"} == {0}
     online = report["online"]["overall"]
-    assert (online["holdout_n"], online["model_n"]) == (len(held), len(model))
-    assert abs(online["lift"] - (statistics.fmean(model) - statistics.fmean(held))) < 1e-12
+    assert (online["holdout_n"], online["model_n"]) == (len(held), 0)
+    assert (online["lift"], online["verdict"]) == (None, "not enough data")
+    assert "model" not in report["policies"]  # no snapshot existed before any decision
 
 
 def test_evaluate_cli_prints_the_table(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from offerloop.ml.estimators import (
     ips,
     lift,
     snips,
+    wilson_interval,
 )
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.959963984540054
@@ -57,8 +58,8 @@ def test_ips_value_and_stderr() -> None:
     # deviations from 1: [1, -1, -1, -1, 2]; squares sum to 1+1+1+1+4 = 8; sample var = 8/4 = 2
     # stderr = sqrt(2) / sqrt(5) = sqrt(0.4) = 0.6324555...
     assert est.stderr == _approx(math.sqrt(0.4))
-    assert est.ci_low == _approx(1.0 - Z95 * math.sqrt(0.4))
-    assert est.ci_high == _approx(1.0 + Z95 * math.sqrt(0.4))
+    # Empirical Bernstein with spread W (high - low) = 3 (the largest weight) on 5 decisions covers all of [0, 1].
+    assert (est.ci_low, est.ci_high, est.interval) == (0.0, 1.0, "empirical-bernstein")
     assert est.n == 5
 
 
@@ -72,8 +73,12 @@ def test_snips_value_and_stderr() -> None:
     # squares: 0.5625 + 1.5625 + 0 + 0.390625 + 1.265625 = 3.78125
     # stderr = sqrt(n/(n-1) * 3.78125) / sum w = sqrt(1.25 * 3.78125) / 8 = sqrt(4.7265625) / 8 = 0.27176...
     assert est.stderr == _approx(math.sqrt(4.7265625) / 8)
-    assert est.ci_low == _approx(0.625 - Z95 * math.sqrt(4.7265625) / 8)
-    assert est.ci_high == _approx(0.625 + Z95 * math.sqrt(4.7265625) / 8)
+    # Wilson on Kish's ESS = 64 / 18: centre (p + z^2/2n) / (1 + z^2/n), half z/(1+z^2/n) sqrt(p(1-p)/n + z^2/4n^2)
+    n, p = 64 / 18, 0.625
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 / (1 + Z95**2 / n) * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
+    assert (est.ci_low, est.ci_high) == (_approx(centre - half), _approx(centre + half))
+    assert est.interval == "wilson-ess"
 
 
 def test_doubly_robust_value_and_stderr() -> None:
@@ -109,9 +114,12 @@ def test_evaluate_all_matches_individual_estimators() -> None:
 
 
 def test_level_sets_interval_width() -> None:
-    est = ips(LOG, level=0.9)
+    wide, narrow = snips(LOG, level=0.95), snips(LOG, level=0.9)
+    assert wide.ci_low < narrow.ci_low < 0.625 < narrow.ci_high < wide.ci_high
     z90 = NormalDist().inv_cdf(0.95)  # 1.6448536...
-    assert est.ci_high - est.ci_low == _approx(2 * z90 * math.sqrt(0.4))
+    centre = (0.25 + z90**2 / 200) / (1 + z90**2 / 100)
+    half = z90 / (1 + z90**2 / 100) * math.sqrt(0.25 * 0.75 / 100 + z90**2 / 40_000)
+    assert wilson_interval(0.25, 100, level=0.9) == (_approx(centre - half), _approx(centre + half))
 
 
 # --- clipping -----------------------------------------------------------------------------------------
@@ -203,8 +211,8 @@ def test_snips_all_zero_weights_is_zero_with_infinite_stderr() -> None:
     est = snips(log)
     assert est.value == 0.0
     assert est.stderr == math.inf
-    assert est.ci_low == -math.inf
-    assert est.ci_high == math.inf
+    # the log says nothing about this policy: its interval is every value a policy can have
+    assert (est.ci_low, est.ci_high) == (0.0, 1.0)
     assert est.effective_sample_size == 0.0
     assert est.max_weight == 0.0
     # IPS of the same log is a well-defined 0 with zero spread.
@@ -217,7 +225,7 @@ def test_single_decision_has_infinite_stderr() -> None:
     for est in evaluate_all(log).values():
         assert est.n == 1
         assert est.stderr == math.inf
-        assert (est.ci_low, est.ci_high) == (-math.inf, math.inf)
+        assert (est.ci_low, est.ci_high) == (0.0, 1.0)
     assert ips(log).value == 2.0
     assert snips(log).value == 1.0
 

@@ -396,16 +396,24 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     report = loop["report"]
     if report.get("online"):
         console.print(
-            f"[bold]Lift in week 2[/] (mean reward per decision, learned model vs the {holdout:.0%} rules-only holdout):"
+            f"[bold]Lift in week 2[/] (mean reward per decision, learned model vs the {holdout:.0%} rules-only holdout; "
+            f"a lift is claimed only with ≥ {report['online']['min_group']} decisions per group and a 95% interval "
+            "excluding 0, Bonferroni-corrected across personas):"
         )
         for line in lift_lines(report["online"]):
-            console.print(line)
-        model = next((k for k in report["policies"] if k.startswith("model_")), None)
+            console.print(line, markup=False)
+        model = report["policies"].get("model")
         if model:
-            ours, rules = report["policies"][model]["snips"], report["policies"]["rules_only"]["snips"]
+            ours, rules = model["snips"], report["policies"]["rules_only"]["snips"]
+            snaps = ", ".join(f"{k} ({v})" for k, v in model["snapshots"].items())
             console.print(
-                f"Offline (SNIPS on the same log): {model} {ours['value']:.3f} vs rules-only {rules['value']:.3f}. "
-                "`offerloop evaluate` prints IPS/SNIPS/DR with intervals."
+                f"Offline, {report['method']} of week 2 (each decision scored by the snapshot learned before it: "
+                f"{snaps}): SNIPS model {ours['value']:.3f} [{ours['ci_low']:.3f}, {ours['ci_high']:.3f}] on "
+                f"{model['scored']:,} decisions ({model['matched']:,} matched) vs rules-only {rules['value']:.3f} "
+                f"[{rules['ci_low']:.3f}, {rules['ci_high']:.3f}] on {report['policies']['rules_only']['scored']:,} "
+                f"({report['policies']['rules_only']['matched']:,} matched). "
+                "`offerloop evaluate` prints IPS/SNIPS/DR with intervals.",
+                markup=False,
             )
     console.print("\n[bold]Personalized workbooks[/] (corpus → quiz answers → selection → Typst PDF)")
     for item in deliverables:

@@ -13,7 +13,15 @@ import typer
 from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import imports as import_cmds
-from offerloop.cli.common import WorkspaceOpt, database, domain_errors, lift_lines, print_json, settings
+from offerloop.cli.common import (
+    WorkspaceOpt,
+    database,
+    domain_errors,
+    evaluation_lines,
+    lift_lines,
+    print_json,
+    settings,
+)
 from offerloop.config import bind_host, is_loopback, is_placeholder_secret, local_url
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
@@ -334,7 +342,8 @@ def evaluate(
         datetime | None, typer.Option(help="Only decisions made at or after this UTC time (ISO 8601)")
     ] = None,
 ) -> None:
-    """Estimate candidate policies on the logged decisions (IPS, SNIPS, DR) and print the lift report."""
+    """Estimate candidate policies out of sample on the logged decisions (progressive validation: IPS, SNIPS,
+    DR) and print the lift report."""
     at = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     with domain_errors(), database() as db, db.read() as session:
         report = decisions_service.evaluate(
@@ -346,18 +355,11 @@ def evaluate(
     typer.echo(
         f"{report['decisions']:,} rewarded decisions" + (f" in placement {placement}" if placement else "")
     )
+    for line in evaluation_lines(report):
+        typer.echo(line)
     if not report["policies"]:
-        typer.echo("not enough rewarded decisions to evaluate yet")
         return
-    typer.echo(f"{'policy':16} {'IPS':>18} {'SNIPS':>18} {'DR':>18}  ESS")
-    for name, est in report["policies"].items():
-        cells = [
-            f"{est[k]['value']:.4f} ±{est[k]['value'] - est[k]['ci_low']:.4f}" for k in ("ips", "snips", "dr")
-        ]
-        typer.echo(
-            f"{name:16} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18}  {est['ips']['effective_sample_size']:.0f}"
-        )
-    typer.echo("online lift (mean reward, model vs holdout):")
+    typer.echo("online lift (mean reward, learned model vs holdout):")
     for line in lift_lines(report["online"]):
         typer.echo(line)
 

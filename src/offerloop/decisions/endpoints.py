@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from offerloop.decisions import service
+from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.decisions.schemas import ActionIn, ActionRead, DecideRequest, DecideResponse
 from offerloop.workspaces.auth import DB, SecretKey
 
@@ -44,3 +46,24 @@ def get_decision(db: DB, principal: SecretKey, decision_id: str) -> dict[str, An
         return service.get_decision(
             session=session, workspace_id=principal.workspace_id, decision_id=decision_id
         )
+
+
+@router.get(
+    "/evaluation",
+    summary="Out-of-sample estimates of the model and baselines on the decision log, and the online lift",
+)
+def evaluation(
+    db: DB,
+    principal: SecretKey,
+    placement: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only decisions made at or after this time (naive: UTC)")
+    ] = None,
+    level: Annotated[float, Query(ge=0.5, le=0.999)] = 0.95,
+) -> EvaluationReport:
+    at = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    with db.read() as session:
+        report = service.evaluate(
+            session=session, workspace_id=principal.workspace_id, placement=placement, since=at, level=level
+        )
+    return EvaluationReport.model_validate(report)

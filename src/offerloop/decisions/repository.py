@@ -134,6 +134,21 @@ def snapshot(session: Session, workspace_id: str, placement: str, version: int) 
     return session.scalars(stmt).one_or_none()
 
 
+def snapshot_times(
+    session: Session, workspace_id: str, placements: Iterable[str]
+) -> list[tuple[str, int, datetime]]:
+    """(placement, version, created_at) of every snapshot of these placements, oldest first."""
+    stmt = scoped_select(
+        PolicySnapshot,
+        workspace_id,
+        PolicySnapshot.placement,
+        PolicySnapshot.version,
+        PolicySnapshot.created_at,
+    ).where(PolicySnapshot.placement.in_(list(placements)))
+    rows = session.execute(stmt.order_by(PolicySnapshot.placement, PolicySnapshot.version))
+    return [(placement, int(version), at) for placement, version, at in rows]
+
+
 def lock_learner(session: Session, workspace_id: str, placement: str) -> None:
     """One learner per workspace and placement (SQLite already has a single writer)."""
     if session.get_bind().dialect.name == "postgresql":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import random
@@ -510,43 +509,85 @@ def publish(
     return version
 
 
+def _snapshot_before(
+    timeline: Sequence[tuple[int, datetime]], made_at: datetime, learned_at: datetime | None
+) -> int:
+    """The newest snapshot version created before a decision was made and before it was learned (so it
+    cannot have learned from it); 0 when there is none. ``timeline`` is (version, created_at), oldest first."""
+    best = 0
+    for version, at in timeline:
+        if at < made_at and (learned_at is None or at < learned_at):
+            best = version
+    return best
+
+
 def evaluate(
     *, session: Session, workspace_id: str, placement: str | None = None, level: float = 0.95,
     since: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Offline estimates (IPS, SNIPS, DR) of the current model, rules-only, random and popularity on the
-    logged, rewarded decisions (made at or after ``since``), and the online lift of the model over the
-    holdout group."""
-    decisions = repository.decisions_for_evaluation(session, workspace_id, placement, since)
-    rows = [
-        evaluation.LoggedRow(
-            context={k: v for k, v in d.context.items() if k != "_outcome"},
-            actions=[ModelAction(id=c["id"], features=c["features"]) for c in d.candidates],
-            chosen=d.chosen_index,
-            propensity=float(d.propensity or 1.0),
-            reward=float(d.reward or 0.0),
-            policy=d.policy,
-            holdout=d.holdout,
-            persona=d.persona,
-        )
-        for d in decisions
+    """Out-of-sample estimates (IPS, SNIPS, DR) of the learned model, rules-only, random and popularity on
+    the logged, rewarded decisions made at or after ``since``, and the online lift of the model over the
+    holdout group (see ``decisions.evaluation``).
+
+    Progressive validation: each decision is scored by the placement's snapshot that existed before it was
+    made; baselines and DR's reward model are fitted on the decisions made before it (including those
+    before ``since``, which are not scored themselves)."""
+    decisions = [
+        d
+        for d in repository.decisions_for_evaluation(session, workspace_id, placement)
         if d.chosen_index is not None and d.candidates
     ]
-    report: dict[str, Any] = {"decisions": len(rows), "placement": placement, "policies": {}}
-    if len(rows) < 2:
-        return report
-    targets: dict[str, evaluation.TargetPolicy] = {
-        "rules_only": evaluation.rules_only,
-        "random": evaluation.uniform,
-        "popularity": evaluation.popularity(rows),
+    timelines: dict[str, list[tuple[int, datetime]]] = {}
+    for name, version, at in repository.snapshot_times(
+        session, workspace_id, {d.placement for d in decisions}
+    ):
+        timelines.setdefault(name, []).append((version, at))
+    snapshots: list[evaluation.SnapshotKey | None] = []
+    served: dict[str, int] = {}
+    first_scored: datetime | None = None
+    rows: list[evaluation.LoggedRow] = []
+    for d in decisions:
+        assert d.chosen_index is not None  # filtered above
+        scored = since is None or d.created_at >= since
+        version = _snapshot_before(timelines.get(d.placement, []), d.created_at, d.learned_at)
+        snapshots.append((d.placement, version) if version and scored else None)
+        if version and scored:
+            served[f"{d.placement} v{version}"] = served.get(f"{d.placement} v{version}", 0) + 1
+            first_scored = first_scored or d.created_at
+        rows.append(
+            evaluation.LoggedRow(
+                context={k: v for k, v in d.context.items() if k != "_outcome"},
+                actions=[ModelAction(id=c["id"], features=c["features"]) for c in d.candidates],
+                chosen=d.chosen_index,
+                propensity=float(d.propensity or 1.0),
+                reward=float(d.reward or 0.0),
+                policy=d.policy,
+                holdout=d.holdout,
+                persona=d.persona,
+                model_version=d.model_version,
+                scored=scored,
+            )
+        )
+    n = sum(r.scored for r in rows)
+    report: dict[str, Any] = {
+        "decisions": n,
+        "placement": placement,
+        "method": f"out-of-sample: progressive validation over {n} decisions",
+        "policies": {},
     }
-    placements = {placement} if placement else {d.placement for d in decisions}
-    for name in sorted(placements):
-        version, policy = current_policy(session, workspace_id, name)
-        if policy is not None and len(placements) == 1:
-            targets[f"model_v{version}"] = evaluation.of_model(policy)
-    for name, target in targets.items():
-        estimates = evaluation.estimate(rows, target, level=level)
-        report["policies"][name] = {k: dataclasses.asdict(v) for k, v in estimates.items()}
-    report["online"] = evaluation.online_lift(rows, level=level)
+    if n < 2:
+        return report
+
+    def load(key: evaluation.SnapshotKey) -> Policy:
+        snap = repository.snapshot(session, workspace_id, *key)
+        assert snap is not None  # listed by snapshot_times in this transaction
+        return load_policy(snap.payload)
+
+    model = evaluation.progressive_model(snapshots, load)
+    result = evaluation.evaluate_log(rows, {"model": model}, level=level)
+    report["policies"] = result["policies"]
+    if "model" in report["policies"]:
+        report["policies"]["model"]["snapshots"] = dict(sorted(served.items()))
+        report["policies"]["model"]["first_decision_at"] = first_scored
+    report["online"] = result["online"]
     return report
