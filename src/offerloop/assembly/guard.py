@@ -22,6 +22,10 @@ from importlib import resources
 
 MIN_LENGTH_RATIO = 0.5
 MAX_LENGTH_RATIO = 1.8
+# Beyond this ratio the rewrite is rejected on length alone, without reading it (bounds the work).
+SKIM_LENGTH_RATIO = 4.0
+MAX_REASON_ITEM = 80  # characters of an offending item quoted in a reason
+MAX_NUMBER_WORDS = 12  # a longer run of number words is read as several numbers
 BIGRAM_WEIGHT = 0.5
 
 
@@ -180,6 +184,8 @@ def _numbers(text: str) -> tuple[list[str], set[str]]:
     while i < len(tokens):
         run: list[int] = []
         for j in range(i, len(tokens)):
+            if len(run) >= MAX_NUMBER_WORDS:
+                break
             if run and not re.fullmatch(r"[ \t-]+", text[tokens[j - 1].end() : tokens[j].start()]):
                 break
             word = words[j]
@@ -288,6 +294,9 @@ def guard(
     lower-casing, expanding contractions and light suffix stemming (placeholders, links and addresses
     removed first).
     """
+    ratio = len(candidate.strip()) / max(1, len(source.strip()))
+    if ratio > SKIM_LENGTH_RATIO:
+        return GuardResult(False, (f"length:{ratio:.2f}",), 0.0)
     src, cand = _Facts(source), _Facts(candidate)
     allowed = {d.lower().strip().removeprefix("www.") for d in allowed_domains if d and d.strip()}
     reasons: list[str] = []
@@ -313,10 +322,14 @@ def guard(
     similarity = round(_cosine(_shingles(src.text), _shingles(cand.text)), 4)
     if similarity < min_similarity:
         reasons.append(f"similarity:{similarity:.2f}")
-    ratio = len(candidate.strip()) / max(1, len(source.strip()))
     if not MIN_LENGTH_RATIO <= ratio <= MAX_LENGTH_RATIO:
         reasons.append(f"length:{ratio:.2f}")
-    return GuardResult(not reasons, tuple(reasons), similarity)
+    return GuardResult(not reasons, tuple(_clip(r) for r in reasons), similarity)
+
+
+def _clip(reason: str) -> str:
+    kind, _, item = reason.partition(":")
+    return f"{kind}:{item[:MAX_REASON_ITEM]}…" if len(item) > MAX_REASON_ITEM else reason
 
 
 class _Facts:
@@ -562,7 +575,12 @@ def _words(text: str) -> list[list[str]]:
 def _flipped(a: str, b: str) -> list[str]:
     """Negated phrases of ``a`` that ``b`` states without a negation (the same content words in order)."""
     sentences_b = [[_stem(w) for w in s] for s in _words(b)]
+    where: dict[str, list[tuple[int, int]]] = {}  # stem -> (sentence, position) in b
+    for si, s in enumerate(sentences_b):
+        for j, w in enumerate(s):
+            where.setdefault(w, []).append((si, j))
     out: list[str] = []
+    decided: dict[tuple[str, ...], bool] = {}
     for sentence in _words(a):
         for i, word in enumerate(sentence):
             if word not in _NEGATORS:
@@ -571,15 +589,26 @@ def _flipped(a: str, b: str) -> list[str]:
             if not scope or set(sentence[i + 1 : sentence.index(scope[-1], i + 1)]) & _NEGATIVE:
                 continue  # nothing to align, or a double negative ("never skip a reply")
             stems = [_stem(w) for w in scope]
-            hits = [
-                (s, j)
-                for s in sentences_b
-                for j, w in enumerate(s)
-                if w == stems[0] and (len(stems) == 1 or stems[1] in s[j + 1 : j + 4])
-            ]
-            if hits and not any(set(s[max(0, j - 4) : j]) & _NEGATIVE for s, j in hits):
+            key = tuple(stems)
+            if key in decided:
+                flipped = decided[key]
+            else:
+                flipped = decided[key] = _stated_plainly(stems, sentences_b, where)
+            if flipped:
                 out.append(" ".join([word, *sentence[i + 1 : sentence.index(scope[-1], i + 1) + 1]]))
     return _dedupe(out)
+
+
+def _stated_plainly(
+    stems: list[str], sentences_b: list[list[str]], where: dict[str, list[tuple[int, int]]]
+) -> bool:
+    """Whether b says these content words (in order) and never with a negation shortly before them."""
+    hits = [
+        (sentences_b[si], j)
+        for si, j in where.get(stems[0], ())
+        if len(stems) == 1 or stems[1] in sentences_b[si][j + 1 : j + 4]
+    ]
+    return bool(hits) and not any(set(s[max(0, j - 4) : j]) & _NEGATIVE for s, j in hits)
 
 
 # -- quotes ----------------------------------------------------------------------------------------

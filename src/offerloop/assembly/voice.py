@@ -145,8 +145,7 @@ class Rewriter:
                 if not candidate:
                     error = "empty"
                 else:
-                    verdict = guard(markdown, candidate, min_similarity=cfg.min_similarity,
-                                    allowed_domains=cfg.allowed_domains)  # fmt: skip
+                    verdict = _checked(markdown, candidate, cfg)
                     if verdict.ok:
                         text = candidate + ("\n" if markdown.endswith("\n") else "")
                         return RewriteResult(
@@ -207,6 +206,16 @@ class Rewriter:
         if time.monotonic() > deadline:
             return None, "timeout"
         return _content(bytes(body))
+
+
+def _checked(source: str, candidate: str, config: RewriterConfig) -> GuardResult:
+    """The guard's verdict; a bug in it rejects the rewrite instead of failing the artifact's render."""
+    try:
+        return guard(
+            source, candidate, min_similarity=config.min_similarity, allowed_domains=config.allowed_domains
+        )
+    except Exception as exc:  # the original text is always a safe answer
+        return GuardResult(False, (f"guard_error:{type(exc).__name__}",), 0.0)
 
 
 def _content(body: bytes) -> tuple[str | None, str | None]:
