@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from offerloop.assembly.guard import MAX_REASON_ITEM, guard
@@ -46,3 +48,21 @@ def test_a_guard_bug_rejects_the_rewrite_instead_of_failing_the_render(
     monkeypatch.setattr(voice, "guard", broken)
     config = voice.RewriterConfig(base_url="http://127.0.0.1:9/v1", model="m")
     assert voice._checked("a", "b", config).reasons == ("guard_error:RecursionError",)
+
+
+DEMO_ATOMS = sorted((Path(__file__).resolve().parents[2] / "examples" / "demo" / "content").rglob("*.md"))
+
+
+def _body(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    return text.split("---", 2)[2].strip() if text.startswith("---") else text
+
+
+@pytest.mark.parametrize("path", [p for p in DEMO_ATOMS if p.read_text(encoding="utf-8").startswith("---")],
+                         ids=lambda p: p.stem)  # fmt: skip
+def test_every_demo_atom_passes_against_itself_and_with_contractions(path: Path) -> None:
+    """ "nothing else" once read as a removed negation because the window held the stem "noth"."""
+    body = _body(path)
+    contracted = body.replace("Do not", "Don't").replace("do not", "don't").replace(" is not ", " isn't ")
+    assert guard(body, body).reasons == ()
+    assert guard(body, contracted).reasons == ()

@@ -574,9 +574,10 @@ def _words(text: str) -> list[list[str]]:
 
 def _flipped(a: str, b: str) -> list[str]:
     """Negated phrases of ``a`` that ``b`` states without a negation (the same content words in order)."""
-    sentences_b = [[_stem(w) for w in s] for s in _words(b)]
+    raw_b = _words(b)  # negations are matched as written ("nothing", not its stem "noth")
+    stems_b = [[_stem(w) for w in s] for s in raw_b]
     where: dict[str, list[tuple[int, int]]] = {}  # stem -> (sentence, position) in b
-    for si, s in enumerate(sentences_b):
+    for si, s in enumerate(stems_b):
         for j, w in enumerate(s):
             where.setdefault(w, []).append((si, j))
     out: list[str] = []
@@ -588,27 +589,19 @@ def _flipped(a: str, b: str) -> list[str]:
             scope = [w for w in sentence[i + 1 : i + 6] if w not in _FUNCTION and w not in _NEGATIVE][:2]
             if not scope or set(sentence[i + 1 : sentence.index(scope[-1], i + 1)]) & _NEGATIVE:
                 continue  # nothing to align, or a double negative ("never skip a reply")
-            stems = [_stem(w) for w in scope]
-            key = tuple(stems)
-            if key in decided:
-                flipped = decided[key]
-            else:
-                flipped = decided[key] = _stated_plainly(stems, sentences_b, where)
-            if flipped:
+            key = tuple(_stem(w) for w in scope)
+            if key not in decided:
+                hits = [
+                    (si, j)
+                    for si, j in where.get(key[0], ())
+                    if len(key) == 1 or key[1] in stems_b[si][j + 1 : j + 4]
+                ]
+                decided[key] = bool(hits) and not any(
+                    set(raw_b[si][max(0, j - 4) : j]) & _NEGATIVE for si, j in hits
+                )
+            if decided[key]:
                 out.append(" ".join([word, *sentence[i + 1 : sentence.index(scope[-1], i + 1) + 1]]))
     return _dedupe(out)
-
-
-def _stated_plainly(
-    stems: list[str], sentences_b: list[list[str]], where: dict[str, list[tuple[int, int]]]
-) -> bool:
-    """Whether b says these content words (in order) and never with a negation shortly before them."""
-    hits = [
-        (sentences_b[si], j)
-        for si, j in where.get(stems[0], ())
-        if len(stems) == 1 or stems[1] in sentences_b[si][j + 1 : j + 4]
-    ]
-    return bool(hits) and not any(set(s[max(0, j - 4) : j]) & _NEGATIVE for s, j in hits)
 
 
 # -- quotes ----------------------------------------------------------------------------------------
