@@ -220,7 +220,7 @@ def test_originals_only_sends_nothing_to_the_rewriter(client, write_headers, sec
 
     assert fake.requests == []
     prov = client.get(f"/v1/artifacts/{art['id']}", headers=secret_headers).json()["provenance"]
-    assert (prov["ai_rewrite_consent"], prov["guard"]) == ("originals_only", [])
+    assert (prov["ai_rewrite_consent"], prov["guard"], prov["rewriter"]) == ("originals_only", [], None)
     text = markdown_of(client, secret_headers, art["id"])
     assert ORIGINAL in text and "AI-assisted" not in text
 

@@ -73,7 +73,7 @@ _CLAIMS: tuple[tuple[str, str], ...] = (
     ("guarantee", r"guarantee[ds]?"),
     ("promise", r"promise[ds]?"),
     ("proven", r"proven"),
-    ("best", r"best(?:-selling)?|bestselling"),
+    ("best", r"(?<!your )(?<!my )(?<!our )(?<!their )(?<!at )best(?:-selling)?|bestselling"),
     ("#1", r"#\s?1(?!\d)"),
     ("number one", r"number one|no\. ?1(?!\d)"),
     ("always", r"always"),
@@ -170,6 +170,17 @@ _WEAK = {
     "one": 1, "once": 1, "single": 1, "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
     "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "couple": 2, "pair": 2,
 }  # fmt: skip
+# Spans of time said in words: they confirm the number of the unit they replace ("half an hour" for
+# "30 minutes", "a week" for "7 days"), never count as a new number.
+_WEAK_SPANS = (
+    (re.compile(r"\bhalf an? hour\b", re.I), ("30",)),
+    (re.compile(r"\ba quarter of an hour\b", re.I), ("15",)),
+    (re.compile(r"\b(?:an|one) hour\b", re.I), ("60",)),
+    (re.compile(r"\b(?:a|one) week\b", re.I), ("7",)),
+    (re.compile(r"\b(?:a|one) fortnight\b", re.I), ("14",)),
+    (re.compile(r"\b(?:a|one) month\b", re.I), ("30", "4")),
+    (re.compile(r"\b(?:a|one) year\b", re.I), ("12", "365", "52")),
+)
 _NUMBER_WORD = re.compile(r"[a-z]+", re.I)
 _PERCENT_AFTER = re.compile(r"\s*(?:%|percent\b|per cent\b)", re.I)
 
@@ -177,7 +188,7 @@ _PERCENT_AFTER = re.compile(r"\s*(?:%|percent\b|per cent\b)", re.I)
 def _numbers(text: str) -> tuple[list[str], set[str]]:
     """Numbers stated in ``text`` (digits and number words, normalised) and the weak ones it implies."""
     found = [(m.start(), _digits(m)) for m in _NUMBER.finditer(_LIST_MARKER.sub(r"\1", text))]
-    weak: set[str] = set()
+    weak = {n for pattern, numbers in _WEAK_SPANS if pattern.search(text) for n in numbers}
     tokens = list(_NUMBER_WORD.finditer(text))
     words = [t.group(0).lower() for t in tokens]
     i = 0

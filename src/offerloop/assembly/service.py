@@ -478,7 +478,7 @@ def render_version(
         provenance.update(
             render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard,
             **({} if reviewed else {"ai_rewrite_consent": consent}),
-            rewriter=None if rewriter is None or reviewed else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
+            rewriter=None if rewriter is None or reviewed or consent == "originals_only" else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
                                                                 "endpoint": rewriter.base_url},
         )  # fmt: skip
         row.document, row.provenance = document_to_dict(document), provenance
