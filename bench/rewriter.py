@@ -15,7 +15,6 @@ import argparse
 import os
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -23,12 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from _common import create_workspace, machine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import create_workspace, machine  # noqa: E402
-
-from offerloop.cli.process import ServerProcess  # noqa: E402
-
+from offerloop.cli.process import ServerProcess
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
 
@@ -86,16 +82,31 @@ def run(label: str, settings: dict[str, str], buyers: int, seed: int) -> None:
         atoms = [{"text": f.read_text(), "path": f.name} for f in sorted((DEMO / "content").rglob("*.md"))
                  if f.name.lower() != "readme.md"]  # fmt: skip
         rng = random.Random(seed)
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ws['secret_key']}"}, timeout=60) as http:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {ws['secret_key']}"}, timeout=60
+        ) as http:
             http.post("/v1/content/sync", json={"atoms": atoms}).raise_for_status()
-            http.put("/v1/quizzes", json={"text": (DEMO / "quizzes" / "intake.yaml").read_text()}).raise_for_status()
-            http.put("/v1/policies", json={"text": (DEMO / "policies" / "launch-workbook.yaml").read_text()}).raise_for_status()
+            http.put(
+                "/v1/quizzes", json={"text": (DEMO / "quizzes" / "intake.yaml").read_text()}
+            ).raise_for_status()
+            http.put(
+                "/v1/policies", json={"text": (DEMO / "policies" / "launch-workbook.yaml").read_text()}
+            ).raise_for_status()
             batch = []
             for i in range(buyers):
-                batch.append({"type": "identify", "userId": f"b{i}", "messageId": f"id-{i}", "traits": {"name": f"Buyer {i}"}})
+                batch.append(
+                    {
+                        "type": "identify",
+                        "userId": f"b{i}",
+                        "messageId": f"id-{i}",
+                        "traits": {"name": f"Buyer {i}"},
+                    }
+                )
                 batch.append({"type": "track", "userId": f"b{i}", "event": "Quiz Completed", "messageId": f"quiz-{i}",
                               "properties": {"quiz_id": "intake", "answers": answers(rng)}})  # fmt: skip
-            httpx.post(f"{server.url}/v1/batch", auth=(ws["write_key"], ""), json={"batch": batch}).raise_for_status()
+            httpx.post(
+                f"{server.url}/v1/batch", auth=(ws["write_key"], ""), json={"batch": batch}
+            ).raise_for_status()
             started = time.perf_counter()
             ids = [http.post("/v1/artifacts", json={"user_id": f"b{i}", "policy": "launch-workbook"}).json()["id"]
                    for i in range(buyers)]  # fmt: skip
@@ -103,11 +114,12 @@ def run(label: str, settings: dict[str, str], buyers: int, seed: int) -> None:
             while len(done) < len(ids):
                 time.sleep(0.1)  # polling the API, as a client would
                 for a in ids:
-                    if a not in done and http.get(f"/v1/artifacts/{a}").json()["status"] not in ("queued", "rendering"):
+                    if a not in done and http.get(f"/v1/artifacts/{a}").json()["status"] not in (
+                        "queued",
+                        "rendering",
+                    ):
                         done[a] = time.perf_counter() - started
-            rewritable = [
-                len(http.get(f"/v1/artifacts/{a}").json()["provenance"]["guard"]) for a in ids
-            ]
+            rewritable = [len(http.get(f"/v1/artifacts/{a}").json()["provenance"]["guard"]) for a in ids]
         finish = ", ".join(f"{done[a]:.1f}" for a in ids)
         print(f"{label}: {buyers} workbooks ({sum(rewritable)} rewritable blocks) done in {max(done.values()):.1f} s "
               f"(each finished at {finish} s); calls that reached the hung model: {model.calls}")  # fmt: skip
