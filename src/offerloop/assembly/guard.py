@@ -472,106 +472,14 @@ _NEGATORS = frozenset(
     ["not", "no", "never", "none", "nothing", "nobody", "neither", "nor", "without", "nowhere"]
 )
 # Words that carry a negation's meaning in other words ("avoid posting" for "do not post").
-_NEGATIVE = _NEGATORS | frozenset(
-    [
-        "avoid",
-        "avoiding",
-        "stop",
-        "skip",
-        "refrain",
-        "quit",
-        "resist",
-        "instead",
-        "rather",
-        "less",
-        "fewer",
-        "hardly",
-        "rarely",
-        "seldom",
-        "lack",
-        "fail",
-        "forget",
-        "unless",
-        "against",
-        "neglect",
-        "ignore",
-    ]
-)
-_FUNCTION = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "to",
-        "of",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "your",
-        "you",
-        "yours",
-        "my",
-        "our",
-        "their",
-        "his",
-        "her",
-        "he",
-        "she",
-        "they",
-        "we",
-        "i",
-        "and",
-        "or",
-        "but",
-        "so",
-        "as",
-        "at",
-        "in",
-        "on",
-        "for",
-        "with",
-        "by",
-        "from",
-        "just",
-        "only",
-        "really",
-        "even",
-        "do",
-        "does",
-        "did",
-        "will",
-        "would",
-        "can",
-        "could",
-        "should",
-        "may",
-        "might",
-        "must",
-        "have",
-        "has",
-        "had",
-        "one",
-        "any",
-        "some",
-        "there",
-        "here",
-        "about",
-        "all",
-        "more",
-        "very",
-    ]
-)
+_NEGATIVE_WORDS = """avoid avoiding stop skip refrain quit resist instead rather less fewer hardly rarely
+    seldom lack fail forget unless against neglect ignore"""
+_NEGATIVE = _NEGATORS | frozenset(_NEGATIVE_WORDS.split())
+_FUNCTION_WORDS = """a an the is are was were be been being am to of it its this that these those your you yours my
+    our their his her he she they we i and or but so as at in on for with by from just only really
+    even do does did will would can could should may might must have has had one any some there
+    here about all more very longer"""
+_FUNCTION = frozenset(_FUNCTION_WORDS.split())
 _SENTENCES = re.compile(r"[.!?;:\n]+")
 
 
