@@ -266,3 +266,37 @@ def test_consent_refuses_unknown_values(client, write_headers, secret_headers, b
     r = client.put(f"/v1/buyers/{buyer['id']}/consent", headers=secret_headers, json=body)
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "validation_failed"
+
+
+def test_ai_rewrite_consent_survives_a_merge_is_exported_and_erased(client, write_headers, secret_headers):
+    send = lambda **m: client.post("/v1/identify", headers=write_headers, json=msg(**m))  # noqa: E731
+    # an anonymous visitor opts for originals only; the identified buyer has not said anything yet
+    assert (
+        send(
+            anonymousId="anon-1", messageId="m1", traits={"consent_ai_rewrite": "originals_only"}
+        ).status_code
+        == 200
+    )
+    assert (
+        send(userId="merge-u", anonymousId="anon-2", messageId="m2", traits={"name": "Ana"}).status_code
+        == 200
+    )
+    assert (
+        send(userId="merge-u", anonymousId="anon-1", messageId="m3").status_code == 200
+    )  # the two are one buyer
+    buyer = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "merge-u"}).json()
+    assert buyer["consent"]["ai_rewrite"] == "originals_only"
+    assert (
+        client.get("/v1/buyers/lookup", headers=secret_headers, params={"anonymous_id": "anon-1"}).json()[
+            "id"
+        ]
+        == buyer["id"]
+    )
+
+    export = client.get(f"/v1/buyers/{buyer['id']}/export", headers=secret_headers).json()
+    assert export["buyer"]["consent"]["ai_rewrite"] == "originals_only"
+    assert client.delete(f"/v1/buyers/{buyer['id']}", headers=secret_headers).status_code == 200
+    assert (
+        client.get(f"/v1/buyers/{buyer['id']}", headers=secret_headers).json()["consent"]["ai_rewrite"]
+        is None
+    )
