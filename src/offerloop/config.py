@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     rewriter_api_key: str | None = None
     rewriter_timeout_s: float = Field(default=8.0, gt=0.0)
     rewriter_voice: str = "warm, direct, second person, short sentences"
+    rewriter_max_attempts: int = Field(default=1, ge=1, le=5)
+    # Domains a rewrite may name besides the atom's own (comma-separated, e.g. "rowanvale.com,shop.io").
+    rewriter_allowed_domains: str = ""
+    # Per artifact: parallel calls and a deadline for all of them. Per endpoint: a circuit breaker that
+    # stops calling after N consecutive failures for a cool-down. Per process: an LRU of buyer-free rewrites.
+    rewriter_concurrency: int = Field(default=4, ge=1, le=32)
+    rewriter_artifact_deadline_s: float = Field(default=30.0, gt=0.0)
+    rewriter_breaker_failures: int = Field(default=3, ge=1)
+    rewriter_breaker_cooldown_s: float = Field(default=60.0, ge=0.0)
+    rewriter_cache_size: int = Field(default=1024, ge=0)
     # Fulfilment threads inside `offerloop serve` (paid orders' components: access, deliverables).
     fulfilment_workers: int = Field(default=1, ge=0, le=16)
     # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.

@@ -50,7 +50,8 @@ def test_faithful_rewrite_is_used_and_labelled(client, db, write_headers, secret
         "endpoint": fake.base_url,
     }
     assert prov["guard"] == [{"atom_id": "price-anchor", "rewritten": True, "error": None,
-                              "guard": {"ok": True, "reasons": [], "similarity": prov["guard"][0]["guard"]["similarity"]}}]  # fmt: skip
+                              "guard": {"ok": True, "reasons": [], "similarity": prov["guard"][0]["guard"]["similarity"]},
+                              "rejected": [], "cached": False, "redacted": 0}]  # fmt: skip
     text = markdown_of(client, secret_headers, art["id"])
     assert "Show the whole value before the price." in text and ORIGINAL not in text
     assert "AI-assisted" in text

@@ -509,9 +509,10 @@ PROSE = (
         ("Save 10 percent of your time.", "Save 10% of your time.", ()),
         ("Rest for 1.50 hours.", "Rest for 1.5 hours.", ()),
         ("Write 10 lines a day.", "Write ten lines a day.", ()),
-        ("Write ten lines a day.", "Write 10 lines a day.", ("number:10",)),
-        ("Save 1,000 dollars a year.", "Save 2,000 dollars a year.", ("number:2000",)),
-        ("Cut costs by 10.", "Cut costs by 10%.", ("number:10%",)),
+        ("Write ten lines a day.", "Write 10 lines a day.", ()),
+        ("Write ten lines a day.", "Write forty lines a day.", ("number:40", "number_missing:10")),
+        ("Save 1,000 dollars a year.", "Save 2,000 dollars a year.", ("number:2000", "number_missing:1000")),
+        ("Cut costs by 10.", "Cut costs by 10%.", ("number:10%", "number_missing:10")),
         ("1. Draft it\n2. Edit it\n", "1. Draft it\n2. Edit it\n3. Ship it\n", ()),
         ("Read https://x.io/p/42 first.", "First read https://x.io/p/42 please.", ()),
         # links, addresses, domains

@@ -215,13 +215,17 @@ def test_traits_latest_event_time_wins_not_arrival_order(send, get):
 
 def test_consent_from_traits_context_and_api(send, get, client, secret_headers):
     send(msg(type="identify", userId="u-c", traits={"consent_marketing": "yes"}, messageId="c1"))
-    assert _lookup(get, user_id="u-c")["consent"] == {"marketing": True, "personalization": None}
+    assert _lookup(get, user_id="u-c")["consent"] == {
+        "marketing": True,
+        "personalization": None,
+        "ai_rewrite": None,
+    }
     send(msg(type="track", userId="u-c", event="e", messageId="c2",
              context={"consent": {"categoryPreferences": {"Personalization": False}}}))  # fmt: skip
     buyer = _lookup(get, user_id="u-c")
-    assert buyer["consent"] == {"marketing": True, "personalization": False}
+    assert buyer["consent"] == {"marketing": True, "personalization": False, "ai_rewrite": None}
     r = client.put(f"/v1/buyers/{buyer['id']}/consent", headers=secret_headers, json={"marketing": False})
-    assert r.json()["consent"] == {"marketing": False, "personalization": False}
+    assert r.json()["consent"] == {"marketing": False, "personalization": False, "ai_rewrite": None}
 
 
 def test_undo_merge_restores_both_buyers(send, get, client, secret_headers, db, workspace):

@@ -43,8 +43,9 @@ from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
 from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
+from offerloop.assembly.rewriter import rewrite_all
 from offerloop.assembly.selector import CorpusIndex
-from offerloop.assembly.voice import Rewriter, RewriterConfig, prompt_hash
+from offerloop.assembly.voice import RewriterConfig, prompt_hash
 from offerloop.content import service as content_service
 from offerloop.content.model import Quiz
 from offerloop.content.quizzes import TRACK_EVENT as QUIZ_EVENT
@@ -379,33 +380,39 @@ def claim_next(*, session: Session) -> tuple[str, str, int] | None:
 
 
 def _rewrite(
-    document: Document, config: RewriterConfig | None, allowed: set[str]
-) -> tuple[Document, list[dict[str, Any]]]:
-    """Voice rewriting of the blocks whose atom allows it; the guard keeps the original on any doubt."""
-    if config is None:
+    document: Document, config: RewriterConfig | None, allowed: set[str], *, identifiers: Iterable[str] = (),
+    consent: str = "allowed",
+) -> tuple[Document, list[dict[str, Any]]]:  # fmt: skip
+    """Voice rewriting of the blocks whose atom allows it; the guard keeps the original on any doubt.
+    No call is made for a buyer who asked for originals only; ``identifiers`` never reach the model."""
+    if config is None or consent == "originals_only":
         return document, []
+    places = [
+        (si, bi)
+        for si, section in enumerate(document.sections)
+        for bi, block in enumerate(section.blocks)
+        if block.atom_id is not None and block.atom_id in allowed and not block.fallback
+    ]
+    outcomes = rewrite_all([document.sections[si].blocks[bi].markdown for si, bi in places], config,
+                           identifiers=identifiers)  # fmt: skip
+    sections = [list(section.blocks) for section in document.sections]
     results: list[dict[str, Any]] = []
-    sections = []
-    with Rewriter(config) as rewriter:
-        for section in document.sections:
-            blocks = []
-            for block in section.blocks:
-                if block.atom_id is None or block.atom_id not in allowed or block.fallback:
-                    blocks.append(block)
-                    continue
-                out = rewriter.rewrite(block.markdown)
-                results.append({
-                    "atom_id": block.atom_id, "rewritten": out.rewritten, "error": out.error,
-                    "guard": None if out.guard is None else {"ok": out.guard.ok, "reasons": list(out.guard.reasons),
-                                                            "similarity": round(out.guard.similarity, 4)},
-                })  # fmt: skip
-                blocks.append(
-                    dataclasses.replace(block, markdown=out.text, ai_assisted=True)
-                    if out.rewritten
-                    else block
-                )
-            sections.append(dataclasses.replace(section, blocks=tuple(blocks)))
-    return dataclasses.replace(document, sections=tuple(sections)), results
+    for (si, bi), out in zip(places, outcomes, strict=True):
+        block = sections[si][bi]
+        verdict = out.result.guard if out.result is not None else None
+        rejected = out.result.rejected if out.result is not None else ()
+        results.append({
+            "atom_id": block.atom_id, "rewritten": out.rewritten, "error": out.error,
+            "guard": None if verdict is None else {"ok": verdict.ok, "reasons": list(verdict.reasons),
+                                                   "similarity": round(verdict.similarity, 4)},
+            "rejected": [{"text": text, "reasons": list(reasons)} for text, reasons in rejected],
+            "cached": out.cached, "redacted": out.redacted,
+        })  # fmt: skip
+        if out.rewritten:
+            sections[si][bi] = dataclasses.replace(block, markdown=out.text, ai_assisted=True)
+    return dataclasses.replace(document, sections=tuple(
+        dataclasses.replace(s, blocks=tuple(blocks)) for s, blocks in zip(document.sections, sections, strict=True)
+    )), results  # fmt: skip
 
 
 def _needs_review(
@@ -413,8 +420,13 @@ def _needs_review(
 ) -> str | None:
     if policy_review == "always":
         return "policy requires review"
-    if policy_review == "guard_fired" and any(g["error"] == "guard_rejected" for g in guard):
+    # The guard fired when it turned down any candidate, even if a retry then failed another way.
+    if policy_review == "guard_fired" and any(
+        g["error"] == "guard_rejected" or g.get("rejected") for g in guard
+    ):
         return "the grounding guard rejected a rewrite"
+    if provenance.get("ai_rewrite_consent") == "reviewed_only" and any(g["rewritten"] for g in guard):
+        return "the buyer accepts AI-rewritten content only after human review"
     if isinstance(policy_review, Mapping) and "above_offer_value" in policy_review:
         value = provenance.get("offer_value_minor")
         if value is not None and value > float(policy_review["above_offer_value"]):
@@ -434,6 +446,7 @@ def render_version(
         stored, provenance = dict(row.document), dict(row.provenance)
         reviewed = row.reviewed_at is not None
         theme = theme_for(session=session, workspace_id=workspace_id)
+        identifiers, consent = _buyer_privacy(session, workspace_id, artifact_id, provenance)
         allowed = {
             a.id
             for a in content_service.corpus(session=session, workspace_id=workspace_id)[1]
@@ -443,7 +456,7 @@ def render_version(
     started = time.perf_counter()
     try:
         if not reviewed:  # a reviewer's edited text is final: never rewrite it again
-            document, guard = _rewrite(document, rewriter, allowed)
+            document, guard = _rewrite(document, rewriter, allowed, identifiers=identifiers, consent=consent)
         else:
             guard = list(provenance.get("guard") or [])
         outputs: dict[str, bytes] = {}
@@ -464,7 +477,8 @@ def render_version(
             return row.status if row is not None else "missing"
         provenance.update(
             render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard,
-            rewriter=None if rewriter is None or reviewed else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
+            **({} if reviewed else {"ai_rewrite_consent": consent}),
+            rewriter=None if rewriter is None or reviewed or consent == "originals_only" else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
                                                                 "endpoint": rewriter.base_url},
         )  # fmt: skip
         row.document, row.provenance = document_to_dict(document), provenance
@@ -480,6 +494,39 @@ def render_version(
         row.review_reason = reason if reason else row.review_reason
         row.rendered_at, row.error = utcnow(), None
         return row.status
+
+
+def _buyer_privacy(
+    session: Session, workspace_id: str, artifact_id: str, provenance: Mapping[str, Any]
+) -> tuple[list[str], str]:
+    """What must never reach the rewriter about this artifact's buyer, and their AI-rewrite consent."""
+    inputs = provenance.get("inputs") or {}
+    names: list[Any] = [inputs.get("name"), inputs.get("first_name")]
+    found: list[Any] = [inputs.get("goal_text")]
+    found += [v for v in (inputs.get("answers") or {}).values() if isinstance(v, str)]
+    consent = "allowed"
+    artifact = repository.artifact(session, workspace_id, artifact_id)
+    if artifact is not None:
+        try:
+            buyer = identity_service.get_buyer(
+                session=session, workspace_id=workspace_id, buyer_id=artifact.buyer_id
+            )
+        except OfferloopError:
+            buyer = None
+        if buyer is not None:
+            consent = buyer.consent.ai_rewrite or "allowed"
+            found += [buyer.user_id, *(i.value for i in buyer.identities)]
+            traits = {k.lower().replace("_", ""): v for k, v in buyer.traits.items()}
+            names += [traits.get(k) for k in ("name", "firstname", "lastname")]
+            found += [v for k, v in traits.items() if k in _IDENTIFYING_TRAITS]
+    identifiers = [v.strip() for v in (*names, *found) if isinstance(v, str) and v.strip()]
+    identifiers += [part for v in names if isinstance(v, str) for part in v.split()]  # "Ana" of "Ana Lima"
+    return list(dict.fromkeys(identifiers)), consent
+
+
+_IDENTIFYING_TRAITS = frozenset(
+    ("name", "firstname", "lastname", "email", "phone", "username", "company", "address", "city")
+)
 
 
 def _pdf_pages(pdf: bytes) -> int:

@@ -73,7 +73,7 @@ def buyer_rows(
 
 RECORD_COLUMNS = (
     "id", "user_id", "traits", "trait_times", "consent_marketing", "consent_personalization",
-    "first_seen_at", "last_seen_at", "event_count", "deleted_at", "merged_into_id",
+    "consent_ai_rewrite", "first_seen_at", "last_seen_at", "event_count", "deleted_at", "merged_into_id",
 )  # fmt: skip
 TOUCH_COLUMNS = (
     "occurred_at", "channel", "source", "medium", "campaign", "content", "term", "click_id_type",
@@ -362,6 +362,7 @@ def erase_buyer(session: Session, workspace_id: str, buyer_ids: list[str], at: d
             trait_times={},
             consent_marketing=None,
             consent_personalization=None,
+            consent_ai_rewrite=None,
             deleted_at=at,
         )
     )

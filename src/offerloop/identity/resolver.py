@@ -57,9 +57,21 @@ def consent_from(traits: Mapping[str, Any], context: Mapping[str, Any] | None) -
     return found
 
 
+AI_REWRITE_CHOICES = ("allowed", "originals_only", "reviewed_only")
+
+
+def ai_rewrite_from(traits: Mapping[str, Any]) -> str | None:
+    """The trait ``consent_ai_rewrite`` (allowed | originals_only | reviewed_only; "originals-only" too)."""
+    value = traits.get("consent_ai_rewrite")
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower().replace("-", "_").replace(" ", "_")
+    return text if text in AI_REWRITE_CHOICES else None
+
+
 BUYER_COLUMNS = (
     "id", "user_id", "created_at", "first_seen_at", "last_seen_at", "traits", "trait_times",
-    "consent_marketing", "consent_personalization", "event_count", "merged_into_id",
+    "consent_marketing", "consent_personalization", "consent_ai_rewrite", "event_count", "merged_into_id",
 )  # fmt: skip
 
 
@@ -88,6 +100,7 @@ class BuyerState:
     trait_times: dict[str, str]
     consent_marketing: bool | None
     consent_personalization: bool | None
+    consent_ai_rewrite: str | None
     event_count: int
     merged_into_id: str | None
 
@@ -102,6 +115,7 @@ def buyer_state(buyer: Any) -> dict[str, Any]:
         "event_count": buyer.event_count,
         "consent_marketing": buyer.consent_marketing,
         "consent_personalization": buyer.consent_personalization,
+        "consent_ai_rewrite": buyer.consent_ai_rewrite,
     }
 
 
@@ -245,6 +259,8 @@ class Resolver:
             winner.consent_marketing = loser.consent_marketing
         if winner.consent_personalization is None:
             winner.consent_personalization = loser.consent_personalization
+        if winner.consent_ai_rewrite is None:
+            winner.consent_ai_rewrite = loser.consent_ai_rewrite
         loser.merged_into_id = winner_id
         loser.event_count = 0
         winner.dirty = loser.dirty = True
@@ -318,6 +334,9 @@ class Resolver:
             buyer.consent_marketing = consent["marketing"]
         if "personalization" in consent:
             buyer.consent_personalization = consent["personalization"]
+        ai_rewrite = ai_rewrite_from(event.traits)
+        if ai_rewrite is not None:
+            buyer.consent_ai_rewrite = ai_rewrite
         self.batch_messages[primary].append(event.message_id)
         self.result.new_buyer.append(created)
         return primary

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,14 +35,23 @@ class IdentityRead(BaseModel):
     value: str
 
 
+AiRewrite = Literal["allowed", "originals_only", "reviewed_only"]
+
+
 class Consent(BaseModel):
     marketing: bool | None = Field(description="May the creator send marketing? None = not stated")
     personalization: bool | None = Field(description="May offerloop personalise for this buyer?")
+    ai_rewrite: AiRewrite | None = Field(
+        default=None,
+        description="AI-rewritten deliverables: allowed, originals_only (nothing is sent to the rewriter) or "
+        "reviewed_only (rewritten versions wait for human review). None = not stated (allowed)",
+    )
 
 
 class ConsentUpdate(BaseModel):
     marketing: bool | None = None
     personalization: bool | None = None
+    ai_rewrite: AiRewrite | None = None
 
 
 class TouchpointRead(BaseModel):

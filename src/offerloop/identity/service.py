@@ -80,7 +80,11 @@ def _read(session: Session, workspace_id: str, record: tuple[dict[str, Any], lis
         user_id=row["user_id"],
         traits=row["traits"] or {},
         trait_updated_at=row["trait_times"] or {},
-        consent=Consent(marketing=row["consent_marketing"], personalization=row["consent_personalization"]),
+        consent=Consent(
+            marketing=row["consent_marketing"],
+            personalization=row["consent_personalization"],
+            ai_rewrite=row["consent_ai_rewrite"],
+        ),
         first_seen_at=row["first_seen_at"],
         last_seen_at=row["last_seen_at"],
         event_count=row["event_count"],
@@ -181,6 +185,8 @@ def set_consent(
         buyer.consent_marketing = consent.marketing
     if consent.personalization is not None:
         buyer.consent_personalization = consent.personalization
+    if consent.ai_rewrite is not None:
+        buyer.consent_ai_rewrite = consent.ai_rewrite
     workspace_service.audit(
         session, workspace_id, actor=actor, action="buyer.consent", target_type="buyer",
         target_id=buyer.id, details=consent.model_dump(exclude_none=True),
@@ -276,6 +282,9 @@ def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str
         if before["consent_personalization"] is not None
         else winner.consent_personalization
     )
+    loser.consent_ai_rewrite = old.get("consent_ai_rewrite")
+    if before.get("consent_ai_rewrite") is not None:
+        winner.consent_ai_rewrite = before["consent_ai_rewrite"]
     loser.merged_into_id = None
     session.flush()
     for buyer in (winner, loser):
@@ -482,7 +491,11 @@ def _export_rows(session: Session, workspace_id: str, buyers: list[Buyer]) -> It
             "user_id": b.user_id,
             "traits": b.traits,
             "trait_updated_at": b.trait_times,
-            "consent": {"marketing": b.consent_marketing, "personalization": b.consent_personalization},
+            "consent": {
+                "marketing": b.consent_marketing,
+                "personalization": b.consent_personalization,
+                "ai_rewrite": b.consent_ai_rewrite,
+            },
             "first_seen_at": _iso(b.first_seen_at),
             "last_seen_at": _iso(b.last_seen_at),
             "event_count": b.event_count,

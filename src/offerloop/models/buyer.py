@@ -27,6 +27,8 @@ class Buyer(Base):
     trait_times: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     consent_marketing: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     consent_personalization: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # AI-rewritten deliverables: allowed | originals_only | reviewed_only (None: not stated = allowed).
+    consent_ai_rewrite: Mapped[str | None] = mapped_column(String(20), nullable=True)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     merged_into_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

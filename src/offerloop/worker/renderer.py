@@ -31,6 +31,11 @@ def rewriter_config(settings: Settings) -> RewriterConfig | None:
     return RewriterConfig(
         base_url=settings.rewriter_url, model=settings.rewriter_model, api_key=settings.rewriter_api_key,
         timeout_s=settings.rewriter_timeout_s, voice=settings.rewriter_voice,
+        max_attempts=settings.rewriter_max_attempts,
+        allowed_domains=tuple(d.strip() for d in settings.rewriter_allowed_domains.split(",") if d.strip()),
+        concurrency=settings.rewriter_concurrency, artifact_deadline_s=settings.rewriter_artifact_deadline_s,
+        breaker_failures=settings.rewriter_breaker_failures, breaker_cooldown_s=settings.rewriter_breaker_cooldown_s,
+        cache_size=settings.rewriter_cache_size,
     )  # fmt: skip
 
 
