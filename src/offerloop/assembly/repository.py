@@ -44,9 +44,14 @@ def retire_policy(session: Session, workspace_id: str, policy_id: str) -> None:
     )
 
 
-def artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact | None:
+def _locked(session: Session, stmt: Any) -> Any:
+    """Row locks for read-modify-write (PostgreSQL); SQLite serialises writers already."""
+    return stmt.with_for_update() if session.get_bind().dialect.name == "postgresql" else stmt
+
+
+def artifact(session: Session, workspace_id: str, artifact_id: str, *, lock: bool = False) -> Artifact | None:
     stmt = scoped_select(Artifact, workspace_id).where(Artifact.id == artifact_id)
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
 def artifact_for_signed_link(session: Session, artifact_id: str) -> Artifact | None:
@@ -60,11 +65,13 @@ def versions(session: Session, workspace_id: str, artifact_id: str) -> list[Arti
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))
 
 
-def version(session: Session, workspace_id: str, artifact_id: str, number: int) -> ArtifactVersion | None:
+def version(
+    session: Session, workspace_id: str, artifact_id: str, number: int, *, lock: bool = False
+) -> ArtifactVersion | None:
     stmt = scoped_select(ArtifactVersion, workspace_id).where(
         ArtifactVersion.artifact_id == artifact_id, ArtifactVersion.version == number
     )
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
 def claim_queued(session: Session, limit: int = 1) -> list[ArtifactVersion]:
