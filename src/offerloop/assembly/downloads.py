@@ -24,14 +24,28 @@ from offerloop.identity import service as identity_service
 EVENT: Final = "Artifact Downloaded"
 
 
-def counts_as_open(method: str, range_header: str | None) -> bool:
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range a Range header asks for, as (first, last); None to send the whole file (no header,
+    several ranges, or a header we do not read); (-1, -1) when it cannot be satisfied (416)."""
+    if not header or not header.strip().lower().startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header.strip()[6:].strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            return (max(size - length, 0), size - 1) if length > 0 and size else (-1, -1)
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or start >= size or end < start:
+        return (-1, -1)
+    return start, end
+
+
+def counts_as_open(method: str, span: tuple[int, int] | None) -> bool:
     """A GET of the whole file, or of a range from byte 0 (a viewer's first request); not HEAD, not later chunks."""
-    if method.upper() != "GET":
-        return False
-    if not range_header:
-        return True
-    spec = range_header.strip().lower()
-    return spec.startswith("bytes=") and spec[6:].split(",")[0].strip().startswith("0-")
+    return method.upper() == "GET" and (span is None or span[0] == 0)
 
 
 def record_open(

@@ -150,12 +150,11 @@ def open_file(
     with db.read() as session:
         content, media_type, name = service.open_link(session=session, artifact_id=artifact_id, version=version,
                                                       fmt=fmt, expires=expires, sig=sig, secret=secret)  # fmt: skip
-    range_header = request.headers.get("range")
-    if downloads.counts_as_open(request.method, range_header):
+    span = downloads.byte_range(request.headers.get("range"), len(content))
+    if downloads.counts_as_open(request.method, span):
         with db.write() as session:
             downloads.record_open(session=session, artifact_id=artifact_id, version=version, fmt=fmt, sig=sig)
     headers = {"Content-Disposition": f'inline; filename="{name}"', "Accept-Ranges": "bytes"}
-    span = _byte_range(range_header, len(content))
     if span is None:
         return Response(content, media_type=media_type, headers=headers)
     if span == (-1, -1):
@@ -163,25 +162,6 @@ def open_file(
     start, end = span
     return Response(content[start : end + 1], status_code=206, media_type=media_type,
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{len(content)}"})  # fmt: skip
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One byte range of a Range header as (first, last); None to send the whole file (no header, several
-    ranges or a header we do not read); (-1, -1) when it cannot be satisfied."""
-    if not header or not header.strip().lower().startswith("bytes=") or "," in header:
-        return None
-    first, _, last = header.strip()[6:].strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            return (max(size - length, 0), size - 1) if length > 0 and size else (-1, -1)
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-    except ValueError:
-        return None
-    if start < 0 or start >= size or end < start:
-        return (-1, -1)
-    return start, end
 
 
 @router.get("/reviews", summary="Artifact versions waiting for a human: buyer, policy, reasons, diff")
