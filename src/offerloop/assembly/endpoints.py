@@ -140,7 +140,11 @@ def download(
                                      fmt=format, secret=settings.secret, ttl_s=settings.download_ttl_s)  # fmt: skip
 
 
-@router.get("/files/{artifact_id}/{version}/{fmt}", summary="The file behind a signed link (no key needed)")
+@router.api_route(
+    "/files/{artifact_id}/{version}/{fmt}",
+    methods=["GET", "HEAD"],
+    summary="The file behind a signed link (no key needed)",
+)
 def open_file(
     request: Request, db: DB, artifact_id: str, version: int, fmt: str, expires: int, sig: str
 ) -> Response:
@@ -155,6 +159,8 @@ def open_file(
         with db.write() as session:
             downloads.record_open(session=session, artifact_id=artifact_id, version=version, fmt=fmt, sig=sig)
     headers = {"Content-Disposition": f'inline; filename="{name}"', "Accept-Ranges": "bytes"}
+    if request.method == "HEAD":  # what a link checker or download manager asks first: headers only, no open
+        return Response(media_type=media_type, headers={**headers, "Content-Length": str(len(content))})
     if span is None:
         return Response(content, media_type=media_type, headers=headers)
     if span == (-1, -1):
