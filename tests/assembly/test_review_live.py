@@ -1,6 +1,7 @@
 """Trying to break review over real HTTP, against `offerloop serve` on loopback (SQLite, or PostgreSQL with
 OFFERLOOP_TEST_DATABASE_URL), renders done by `offerloop worker --once`: reject → atom change → regenerate →
-download must refuse; edit → regenerate keeps the edit and waits for review; 12 reviewers approving at once."""
+download must refuse; edit → regenerate keeps the edit and waits for review; 12 reviewers approving at once; one link opened from
+8 connections at once is one download event."""
 
 from __future__ import annotations
 
@@ -130,4 +131,27 @@ def test_review_decisions_hold_over_http(server: LiveServer) -> None:
             t.join()
         assert Counter(outcomes) == Counter({"ready": 1, "409 invalid_review": REVIEWERS - 1})
         link = http.get(f"/v1/artifacts/{ana}/download", params={"format": "markdown"}).json()
-        assert link["version"] == 2 and "People compare" in httpx.get(server.url + link["url"]).text
+        assert link["version"] == 2
+
+        # the buyer's viewer opens the link from 8 connections at once (whole file and ranges): one open, once
+        fetched: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def fetch(i: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as own:
+                barrier.wait()
+                r = own.get(link["url"], headers={"Range": f"bytes={i * 10}-"} if i % 2 else {})
+            fetched.append(r.status_code)
+
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(fetched) == [200] * 4 + [206] * 4
+        buyer_id = http.get("/v1/buyers/lookup", params={"user_id": "ana"}).json()["id"]
+        events = http.get(f"/v1/buyers/{buyer_id}/events").json()["items"]
+        opens = [e["properties"] for e in events if e["name"] == "Artifact Downloaded"]
+        assert opens == [{"artifact_id": ana, "version": 2, "format": "markdown", "policy_id": "starter-workbook",
+                          "first_open": True, "open": "first"}]  # fmt: skip
+        assert "People compare" in httpx.get(server.url + link["url"]).text

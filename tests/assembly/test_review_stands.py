@@ -275,3 +275,38 @@ def test_bad_edits_are_clear_errors_and_change_nothing(client, db, write_headers
     r = client.post(f"/v1/artifacts/{art}/review", headers=secret_headers, json=body)
     assert r.status_code == 409 and r.json()["error"]["code"] == code
     assert client.get(f"/v1/artifacts/{art}", headers=secret_headers).json()["status"] == "awaiting_review"
+
+
+def test_the_issue_case_a_guard_review_then_a_clean_rewrite_does_not_skip_the_human(
+    client, db, write_headers, secret_headers
+):
+    """Issue 9 item 1 as reported: review only when the guard fires; v1's rewrite was refused by the guard and
+    a reviewer rejected it; after an atom change v2's rewrite passes the guard — on main it shipped as ready."""
+    from tests.assembly.test_artifacts_voice import faithful
+    from tests.assembly.test_voice import Harness, hallucinating
+
+    from offerloop.assembly.voice import RewriterConfig
+
+    setup_workspace(client, secret_headers, review="guard_fired")
+    buyer(client, write_headers, "ivy", "Ivy", "idea", 1, "")
+    art = _create(client, secret_headers, "ivy")
+    harness = Harness()
+    try:
+        bad = RewriterConfig(
+            base_url=harness.serve(hallucinating).base_url, model="voice-test", timeout_s=5.0
+        )
+        assert assembly_service.run_pending(db=db, rewriter=bad) == [(art, 1, "awaiting_review")]
+        assert (
+            _review(client, secret_headers, art, "reject", note="invented numbers").json()["status"]
+            == "rejected"
+        )
+        _change_atom(client, secret_headers, "price-anchor", "Buyers compare", "People compare")
+        _regenerate(client, secret_headers, "price-anchor")
+        good = RewriterConfig(base_url=harness.serve(faithful).base_url, model="voice-test", timeout_s=5.0)
+        assert assembly_service.run_pending(db=db, rewriter=good) == [(art, 2, "awaiting_review")]
+    finally:
+        harness.close()
+    got = client.get(f"/v1/artifacts/{art}", headers=secret_headers).json()
+    assert got["review"]["reasons"] == ["regenerated after review: v1 was rejected"]
+    assert got["provenance"]["guard"][0]["rewritten"] is True  # the guard passed: only the hold stops it
+    assert client.get(f"/v1/artifacts/{art}/download", headers=secret_headers).status_code == 409
