@@ -102,7 +102,19 @@ def file(session: Session, workspace_id: str, artifact_id: str, number: int, fmt
 
 
 def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion]:
-    stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.status == "awaiting_review")
+    """Current versions waiting for a human (an older one left waiting by a regeneration is not reviewable)."""
+    stmt = (
+        scoped_select(ArtifactVersion, workspace_id)
+        .join(
+            Artifact,
+            and_(
+                Artifact.workspace_id == ArtifactVersion.workspace_id,
+                Artifact.id == ArtifactVersion.artifact_id,
+                Artifact.current_version == ArtifactVersion.version,
+            ),
+        )
+        .where(ArtifactVersion.status == "awaiting_review")
+    )
     return list(session.scalars(stmt.order_by(ArtifactVersion.id)))
 
 

@@ -686,7 +686,8 @@ def review(
     row.status = {"approve": "ready", "reject": "rejected", "edit": "queued"}[action]
     row.reviewer, row.review_note, row.reviewed_at, row.provenance = reviewer, note, utcnow(), provenance
     workspace_service.audit(session, workspace_id, actor=reviewer, action=f"artifact.review.{action}",
-                            target_type="artifact", target_id=artifact_id, details={"version": row.version, "note": note})  # fmt: skip
+                            target_type="artifact", target_id=artifact_id,
+                            details={"version": row.version, "note": note, "blocks": sorted(edits or {})})  # fmt: skip
     repository.flush(session)
     return {"id": artifact.id, "version": row.version, "status": row.status}
 
