@@ -97,3 +97,27 @@ def test_the_creators_own_copy_and_the_reviewers_preview_are_not_buyer_opens(
     preview = client.get(client.get(f"/v1/reviews/{art}", headers=secret_headers).json()["preview_url"])
     assert preview.status_code == 200
     assert _opens(client, secret_headers, buyer_id) == []
+
+
+FEATURES = """
+features:
+  - {name: asset_opens, kind: count, match: {event: "Artifact Downloaded"}}
+  - {name: asset_reopens, kind: count, match: {event: "Artifact Downloaded", where: {open: reopen}}}
+  - {name: assets_opened, kind: distinct_count, match: {event: "Artifact Downloaded"}, value: artifact_id}
+"""
+
+
+def test_features_count_opens_and_reopens_from_the_events(
+    client, db, settings, workspace, write_headers, secret_headers
+):
+    art, buyer_id = _ready(client, db, write_headers, secret_headers)
+    r = client.put("/v1/features/spec", headers=secret_headers, json=FEATURES)
+    assert r.status_code == 200, r.text
+    for hours in (0, 1, 2):
+        with db.read() as session:
+            url = assembly_service.download_link(session=session, workspace_id=workspace.id, artifact_id=art, fmt="pdf",
+                                                 secret=settings.secret, now=time.time() + 3600 * hours)["url"]  # fmt: skip
+        assert client.get(url).status_code == 200
+        assert client.get(url, headers={"Range": "bytes=500-"}).status_code == 206  # same open
+    features = client.get(f"/v1/buyers/{buyer_id}/state", headers=secret_headers).json()["features"]
+    assert (features["asset_opens"], features["asset_reopens"], features["assets_opened"]) == (3, 2, 1)
