@@ -189,6 +189,11 @@ def test_regenerating_again_before_review_keeps_the_flags_and_supersedes_the_unr
     stale = _review(client, secret_headers, art, "approve", version=2)
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale_version"
     assert client.get(f"/v1/artifacts/{art}/download", headers=secret_headers).status_code == 409
+    # an earlier version stays readable for the reviewer, with its outcome; a version that never existed is a 404
+    v1 = client.get(f"/v1/reviews/{art}", headers=secret_headers, params={"version": 1}).json()
+    assert (v1["version"], v1["status"], v1["diff"]) == (1, "rejected", None)
+    assert client.get(f"/v1/reviews/{art}", headers=secret_headers, params={"version": 9}).status_code == 404
+    assert client.get(f"/v1/reviews/{art}", headers=secret_headers, params={"version": 0}).status_code == 422
 
 
 def test_the_reviewer_sees_the_whole_document_buyer_policy_and_reasons(
