@@ -256,6 +256,9 @@ def _cases() -> list[Case]:
             a_status=409,
         ),
         Case("GET /v1/files/{artifact_id}/{version}/{fmt}", lambda w: "", b_status=403),  # built in the test
+        Case("HEAD /v1/files/{artifact_id}/{version}/{fmt}", lambda w: "", b_status=403),  # signed, no key
+        Case("GET /v1/reviews/{artifact_id}", lambda w: f"/v1/reviews/{w.ids['artifact']}"),
+        Case("GET /v1/reviews/{artifact_id}/{version}/{fmt}", lambda w: "", b_status=403),  # signed, no key
         Case("POST /v1/offers/{key}/signoff", lambda w: "/v1/offers/pricing-playbook/signoff"),
         Case("GET /v1/offers", lambda w: "/v1/offers", lambda w: {**ada, "placement": "home"}),
         Case(
@@ -392,8 +395,8 @@ def test_another_workspace_key_gets_404_on_every_id(client, db, workspace, other
     w = _build(client, db, workspace, other_workspace)
     failures = []
     for case in CASES:
-        if case.route.startswith("GET /v1/files/"):
-            continue  # the signed file route takes no key: test_a_signed_link_opens_only_its_own_file
+        if case.route.split(" ", 1)[1].startswith(("/v1/files/", "/v1/reviews/{artifact_id}/{version}/")):
+            continue  # signed routes take no key: test_a_signed_link_opens_only_its_own_file
         theirs = _call(client, case, w, other_workspace)
         leaked = [m for m in (NAME, EMAIL, GOAL) if m in theirs.text]
         wrong = theirs.status_code != case.b_status or (case.b_body is not None and not case.b_body(theirs))
@@ -416,6 +419,16 @@ def test_a_signed_link_opens_only_its_own_file(client, db, workspace, other_work
     forged = url.replace(w.ids["artifact"], "art_" + "0" * 26)
     refused = client.get(forged)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "invalid_link")
+    # a reviewer's preview link is signed the same way, for its own artifact and version only
+    preview = client.get(f"/v1/reviews/{w.ids['artifact']}", headers=bearer(workspace.secret_key)).json()[
+        "preview_url"
+    ]
+    assert client.get(preview).status_code == 200
+    for forged in (
+        preview.replace(w.ids["artifact"], "art_" + "0" * 26),
+        preview.replace("/1/html", "/2/html"),
+    ):
+        assert client.get(forged).status_code == 403
 
 
 @pytest.fixture

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from offerloop.assembly import service
+from offerloop.assembly import downloads, service
 from offerloop.assembly.policy import parse_policy
 from offerloop.identity import service as identity_service
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 
 router = APIRouter(prefix="/v1", tags=["assembly"])
+BlockKey = Annotated[str, StringConstraints(min_length=3, max_length=200)]
+EditText = Annotated[str, StringConstraints(max_length=200_000)]
 
 
 class PolicyText(BaseModel):
@@ -43,10 +45,16 @@ class ArtifactRequest(BaseModel):
 
 class ReviewIn(BaseModel):
     action: Literal["approve", "edit", "reject"]
-    reviewer: str = Field(min_length=1, max_length=200)
-    note: str | None = None
-    edits: dict[str, str] | None = Field(
-        default=None, description='{"<section key>/<block index>": "markdown"}'
+    reviewer: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    note: str | None = Field(default=None, max_length=10_000)
+    edits: dict[BlockKey, EditText] | None = Field(
+        default=None, max_length=500, description='{"<section key>/<block index>": "markdown"}'
+    )
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="The version reviewed; refused (409) if no longer current",
     )
 
 
@@ -132,23 +140,70 @@ def download(
                                      fmt=format, secret=settings.secret, ttl_s=settings.download_ttl_s)  # fmt: skip
 
 
-@router.get("/files/{artifact_id}/{version}/{fmt}", summary="The file behind a signed link (no key needed)")
+@router.api_route(
+    "/files/{artifact_id}/{version}/{fmt}",
+    methods=["GET", "HEAD"],
+    summary="The file behind a signed link (no key needed)",
+)
 def open_file(
     request: Request, db: DB, artifact_id: str, version: int, fmt: str, expires: int, sig: str
 ) -> Response:
+    """Each use of a link is one open on the buyer's record (an `Artifact Downloaded` event): range requests
+    after byte 0, HEAD and retries of the same link are not counted again."""
+    secret = get_settings(request).secret
     with db.read() as session:
         content, media_type, name = service.open_link(session=session, artifact_id=artifact_id, version=version,
-                                                      fmt=fmt, expires=expires, sig=sig,
-                                                      secret=get_settings(request).secret)  # fmt: skip
-    return Response(
-        content, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{name}"'}
-    )
+                                                      fmt=fmt, expires=expires, sig=sig, secret=secret)  # fmt: skip
+    span = downloads.byte_range(request.headers.get("range"), len(content))
+    if downloads.counts_as_open(request.method, span):
+        with db.write() as session:
+            downloads.record_open(session=session, artifact_id=artifact_id, version=version, fmt=fmt, sig=sig)
+    headers = {"Content-Disposition": f'inline; filename="{name}"', "Accept-Ranges": "bytes"}
+    if request.method == "HEAD":  # what a link checker or download manager asks first: headers only, no open
+        return Response(media_type=media_type, headers={**headers, "Content-Length": str(len(content))})
+    if span is None:
+        return Response(content, media_type=media_type, headers=headers)
+    if span == (-1, -1):
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(content)}"})
+    start, end = span
+    return Response(content[start : end + 1], status_code=206, media_type=media_type,
+                    headers={**headers, "Content-Range": f"bytes {start}-{end}/{len(content)}"})  # fmt: skip
 
 
-@router.get("/reviews", summary="Artifact versions waiting for a human")
+@router.get("/reviews", summary="Artifact versions waiting for a human: buyer, policy, reasons, diff")
 def reviews(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
     with db.read() as session:
         return service.review_queue(session=session, workspace_id=principal.workspace_id)
+
+
+@router.get(
+    "/reviews/{artifact_id}",
+    summary="What a reviewer decides on: every block with its provenance, the rendered HTML, a preview link, the diff",
+)
+def review_detail(
+    request: Request, db: DB, principal: SecretKey, artifact_id: str,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> dict[str, Any]:  # fmt: skip
+    settings = get_settings(request)
+    with db.read() as session:
+        return service.review_detail(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
+                                     secret=settings.secret, version=version, ttl_s=settings.download_ttl_s)  # fmt: skip
+
+
+@router.get(
+    "/reviews/{artifact_id}/{version}/{fmt}",
+    summary="A reviewer's preview of a version's file through a signed link (works while awaiting review)",
+)
+def review_preview(
+    request: Request, db: DB, artifact_id: str, version: int, fmt: str, expires: int, sig: str
+) -> Response:
+    with db.read() as session:
+        content, media_type = service.open_preview(session=session, artifact_id=artifact_id, version=version, fmt=fmt,
+                                                   expires=expires, sig=sig, secret=get_settings(request).secret)  # fmt: skip
+    # a preview is for the reviewer's eyes: not cached, not indexed
+    return Response(
+        content, media_type=media_type, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+    )
 
 
 @router.post(
@@ -159,7 +214,8 @@ def review(
 ) -> dict[str, Any]:
     with db.write() as session:
         done = service.review(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
-                              action=body.action, reviewer=body.reviewer, note=body.note, edits=body.edits)  # fmt: skip
+                              action=body.action, reviewer=body.reviewer, note=body.note, edits=body.edits,
+                              version=body.version)  # fmt: skip
     _wake(request)  # an edit queues the version for rendering again
     return done
 

@@ -44,9 +44,14 @@ def retire_policy(session: Session, workspace_id: str, policy_id: str) -> None:
     )
 
 
-def artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact | None:
+def _locked(session: Session, stmt: Any) -> Any:
+    """Row locks for read-modify-write (PostgreSQL); SQLite serialises writers already."""
+    return stmt.with_for_update() if session.get_bind().dialect.name == "postgresql" else stmt
+
+
+def artifact(session: Session, workspace_id: str, artifact_id: str, *, lock: bool = False) -> Artifact | None:
     stmt = scoped_select(Artifact, workspace_id).where(Artifact.id == artifact_id)
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
 def artifact_for_signed_link(session: Session, artifact_id: str) -> Artifact | None:
@@ -60,11 +65,13 @@ def versions(session: Session, workspace_id: str, artifact_id: str) -> list[Arti
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))
 
 
-def version(session: Session, workspace_id: str, artifact_id: str, number: int) -> ArtifactVersion | None:
+def version(
+    session: Session, workspace_id: str, artifact_id: str, number: int, *, lock: bool = False
+) -> ArtifactVersion | None:
     stmt = scoped_select(ArtifactVersion, workspace_id).where(
         ArtifactVersion.artifact_id == artifact_id, ArtifactVersion.version == number
     )
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
 def claim_queued(session: Session, limit: int = 1) -> list[ArtifactVersion]:
@@ -95,7 +102,19 @@ def file(session: Session, workspace_id: str, artifact_id: str, number: int, fmt
 
 
 def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion]:
-    stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.status == "awaiting_review")
+    """Current versions waiting for a human (an older one left waiting by a regeneration is not reviewable)."""
+    stmt = (
+        scoped_select(ArtifactVersion, workspace_id)
+        .join(
+            Artifact,
+            and_(
+                Artifact.workspace_id == ArtifactVersion.workspace_id,
+                Artifact.id == ArtifactVersion.artifact_id,
+                Artifact.current_version == ArtifactVersion.version,
+            ),
+        )
+        .where(ArtifactVersion.status == "awaiting_review")
+    )
     return list(session.scalars(stmt.order_by(ArtifactVersion.id)))
 
 

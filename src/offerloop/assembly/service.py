@@ -23,6 +23,7 @@ import pypdf
 from sqlalchemy.orm import Session
 
 from offerloop.assembly import repository
+from offerloop.assembly import review as review_rules
 from offerloop.assembly.composer import Composition, compose
 from offerloop.assembly.document import (
     Document,
@@ -300,10 +301,11 @@ def semantic_index(*, session: Session, workspace_id: str) -> Any:
 
 def _add_version(
     session: Session, artifact: Artifact, number: int, composition: Composition, *, trigger: str,
-    offer_value_minor: int | None, changelog: str, ranking: str = "bm25",
+    offer_value_minor: int | None, changelog: str, ranking: str = "bm25", document: Document | None = None,
+    held: dict[str, Any] | None = None, edits: list[dict[str, Any]] | None = None,
 ) -> ArtifactVersion:  # fmt: skip
     theme = theme_for(session=session, workspace_id=artifact.workspace_id)
-    document = composition.document
+    document = document or composition.document
     provenance = {
         **composition.to_dict(),
         "atoms": [{"id": a, "version": v} for a, v in composition.atoms()],
@@ -315,11 +317,14 @@ def _add_version(
         "guard": [],
         "reviewer": None,
         "render_engine": None,
+        **({review_rules.HELD: held} if held else {}),
+        **({review_rules.EDITS: edits} if edits else {}),
     }
     row = ArtifactVersion(
         workspace_id=artifact.workspace_id, artifact_id=artifact.id, version=number, status="queued",
         document=document_to_dict(document), provenance=provenance,
         preview_html=render_preview(_preview_document(document), theme), changelog=changelog, created_at=utcnow(),
+        review_reason=held["reason"][:200] if held else None,
     )  # fmt: skip
     repository.add(session, row)
     for atom_id, atom_version in dict.fromkeys(composition.atoms()):
@@ -542,6 +547,11 @@ def render_next(*, db: Any, rewriter: RewriterConfig | None = None) -> tuple[str
     status = render_version(
         db=db, workspace_id=claimed[0], artifact_id=claimed[1], version=claimed[2], rewriter=rewriter
     )
+    if status == "ready":  # a regenerated version of a reviewed artifact goes back to a human
+        with db.write() as session:
+            status = hold_for_review(
+                session=session, workspace_id=claimed[0], artifact_id=claimed[1], version=claimed[2]
+            )
     return claimed[1], claimed[2], status
 
 
@@ -556,8 +566,8 @@ def run_pending(*, db: Any, rewriter: RewriterConfig | None = None) -> list[tupl
 # -- reading, review, delivery -------------------------------------------------------------------------
 
 
-def _artifact(session: Session, workspace_id: str, artifact_id: str) -> Artifact:
-    artifact = repository.artifact(session, workspace_id, artifact_id)
+def _artifact(session: Session, workspace_id: str, artifact_id: str, *, lock: bool = False) -> Artifact:
+    artifact = repository.artifact(session, workspace_id, artifact_id, lock=lock)
     if artifact is None:
         raise ArtifactNotFound(f"artifact {artifact_id} does not exist")
     return artifact
@@ -568,51 +578,163 @@ def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> di
     versions = repository.versions(session, workspace_id, artifact.id)
     current = next(v for v in versions if v.version == artifact.current_version)
     files = repository.files(session, workspace_id, artifact.id, current.version)
+    deliverable = _deliverable_version(versions, artifact.current_version)
     return {
         **_summary(artifact, current),
         "error": current.error,
-        "review": {"reason": current.review_reason, "reviewer": current.reviewer, "note": current.review_note,
+        "review": {"reason": current.review_reason, "reasons": review_rules.reasons(current) if current.status == "awaiting_review" else [],
+                   "reviewer": current.reviewer, "note": current.review_note, "outcome": review_rules.review_outcome(current),
                    "reviewed_at": current.reviewed_at.isoformat() if current.reviewed_at else None},
         "provenance": {**current.provenance, "reviewer": current.reviewer},
         "files": [{"format": f.format, "media_type": f.media_type, "size": f.size, "sha256": f.sha256, "pages": f.pages}
                   for f in files],
-        "versions": [{"version": v.version, "status": v.status, "changelog": v.changelog,
-                      "created_at": v.created_at.isoformat()} for v in versions],
+        "downloadable_version": deliverable.version if deliverable is not None else None,
+        "versions": [{"version": v.version, "status": v.status, "changelog": v.changelog, "reviewer": v.reviewer,
+                      "review_outcome": review_rules.review_outcome(v), "created_at": v.created_at.isoformat()} for v in versions],
+    }  # fmt: skip
+
+
+def _deliverable_version(versions: list[ArtifactVersion], current: int) -> ArtifactVersion | None:
+    """What a buyer gets: the latest version that is ready and, when held for review, approved by a human.
+    While a newer version waits for review (or renders), buyers keep the last deliverable one."""
+    return next((v for v in reversed(versions) if v.version <= current and review_rules.deliverable(v)), None)
+
+
+def hold_for_review(*, session: Session, workspace_id: str, artifact_id: str, version: int) -> str:
+    """After rendering: a held version (regenerated after a human review) waits for a human instead of being ready."""
+    row = repository.version(session, workspace_id, artifact_id, version, lock=True)
+    if row is None:
+        return "missing"
+    if row.status == "ready" and not review_rules.deliverable(row):
+        row.status = "awaiting_review"
+        row.review_reason = (row.review_reason or review_rules.reasons(row)[0])[:200]
+    return row.status
+
+
+def _buyer_view(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
+    try:
+        buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    except OfferloopError:
+        return {"id": buyer_id, "user_id": None, "identifiers": [], "name": None, "erased": True}
+    return {"id": buyer.id, "user_id": buyer.user_id, "identifiers": [{"kind": i.kind, "value": i.value} for i in buyer.identities],
+            "name": buyer.traits.get("name") or buyer.traits.get("first_name"), "erased": buyer.deleted}  # fmt: skip
+
+
+def _queue_row(
+    session: Session, artifact: Artifact, row: ArtifactVersion, versions: list[ArtifactVersion]
+) -> dict[str, Any]:
+    against = review_rules.last_reviewed(versions, below=row.version)
+    held = row.provenance.get(review_rules.HELD) or {}
+    return {
+        "artifact_id": row.artifact_id, "version": row.version, "status": row.status, "reason": row.review_reason,
+        "reasons": review_rules.reasons(row), "buyer": _buyer_view(session, row.workspace_id, artifact.buyer_id),
+        "policy": {"id": artifact.policy_id, "version": row.provenance.get("policy_version")},
+        "changelog": row.changelog, "regenerated_after_review": held.get("against_version"),
+        "diff": review_rules.diff(against, row) if against is not None and held else None,
+        "edits": review_rules.edits_view(row), "created_at": row.created_at.isoformat(),
     }  # fmt: skip
 
 
 def review_queue(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
-    return [{"artifact_id": v.artifact_id, "version": v.version, "reason": v.review_reason,
-             "created_at": v.created_at.isoformat()} for v in repository.awaiting_review(session, workspace_id)]  # fmt: skip
+    """Versions waiting for a human, each with its buyer, policy, the reasons and (when regenerated) the diff."""
+    out = []
+    for row in repository.awaiting_review(session, workspace_id):
+        artifact = _artifact(session, workspace_id, row.artifact_id)
+        out.append(
+            _queue_row(session, artifact, row, repository.versions(session, workspace_id, artifact.id))
+        )
+    return out
+
+
+def review_detail(
+    *, session: Session, workspace_id: str, artifact_id: str, secret: str, version: int | None = None,
+    ttl_s: int = 900, now: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything a reviewer decides on: each block's text and provenance, the rendered HTML, a reviewer-only
+    preview link, the reasons and, for a regenerated version, the diff against the last reviewed one."""
+    artifact = _artifact(session, workspace_id, artifact_id)
+    versions = repository.versions(session, workspace_id, artifact.id)
+    row = next((v for v in versions if v.version == (version or artifact.current_version)), None)
+    if row is None:
+        raise ArtifactNotFound(f"artifact {artifact_id} v{version} does not exist")
+    guard = {g.get("atom_id"): g for g in row.provenance.get("guard") or []}
+    document = {**row.document, "sections": [
+        {**s, "blocks": [{**b, "block": review_rules.block_key(s["key"], i), "guard": guard.get(b.get("atom_id")) if b.get("atom_id") else None}
+                         for i, b in enumerate(s["blocks"])]} for s in row.document["sections"]
+    ]}  # fmt: skip
+    html = repository.file(session, workspace_id, artifact.id, row.version, "html")
+    expires = int((now if now is not None else time.time()) + ttl_s)
+    key = workspace_service.signing_secret(session=session, configured=secret)
+    sig = review_rules.preview_signature(key, artifact.id, row.version, "html", expires)
+    return {
+        **_queue_row(session, artifact, row, versions), "document": document,
+        "html": html.content.decode("utf-8") if html is not None else None,
+        "preview_url": f"/v1/reviews/{artifact.id}/{row.version}/html?expires={expires}&sig={sig}" if html is not None else None,
+        "provenance": {**row.provenance, "reviewer": row.reviewer},
+        "versions": [{"version": v.version, "status": v.status, "review_outcome": review_rules.review_outcome(v),
+                      "reviewer": v.reviewer, "note": v.review_note, "changelog": v.changelog} for v in versions],
+    }  # fmt: skip
+
+
+def open_preview(
+    *, session: Session, artifact_id: str, version: int, fmt: str, expires: int, sig: str, secret: str,
+    now: float | None = None,
+) -> tuple[bytes, str]:  # fmt: skip
+    """The file behind a reviewer preview link, whatever the version's status (buyer links stay refused)."""
+    key = workspace_service.signing_secret(session=session, configured=secret)
+    if fmt not in MEDIA_TYPES or not hmac.compare_digest(
+        review_rules.preview_signature(key, artifact_id, version, fmt, expires).encode(),
+        sig.encode("utf-8", "replace"),
+    ):
+        raise BadLink("this link is not valid")
+    if (now if now is not None else time.time()) > expires:
+        raise BadLink("this link has expired", code="link_expired")
+    artifact = repository.artifact_for_signed_link(session, artifact_id)
+    f = (
+        repository.file(session, artifact.workspace_id, artifact_id, version, fmt)
+        if artifact is not None
+        else None
+    )
+    if f is None:
+        raise ArtifactNotFound("this file is not available")
+    return f.content, f.media_type
 
 
 def review(
     *, session: Session, workspace_id: str, artifact_id: str, action: str, reviewer: str, note: str | None = None,
-    edits: Mapping[str, str] | None = None,
+    edits: Mapping[str, str] | None = None, version: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """approve → ready; reject → rejected; edit → the edited blocks replace the text and the version is
-    rendered again, then ready (the reviewer approved it). Edits are keyed "<section key>/<block index>"."""
-    artifact = _artifact(session, workspace_id, artifact_id)
-    row = repository.version(session, workspace_id, artifact.id, artifact.current_version)
-    assert row is not None
-    if row.status != "awaiting_review":
-        raise InvalidReview(f"artifact {artifact_id} v{row.version} is {row.status}, not awaiting review")
-    row.reviewer, row.review_note, row.reviewed_at = reviewer, note, utcnow()
-    if action == "approve":
-        row.status = "ready"
-    elif action == "reject":
-        row.status = "rejected"
-    elif action == "edit":
-        document = document_from_dict(row.document)
-        row.document = document_to_dict(_apply_edits(document, edits or {}))
-        row.status = "queued"
-    else:
+    rendered again, then ready (the reviewer approved it). Edits are keyed "<section key>/<block index>".
+    ``version``, when given, must be the version waiting (a reviewer never approves what they did not see)."""
+    if action not in review_rules.ACTIONS:
         raise InvalidReview(
             f"unknown review action {action!r}: approve, edit or reject", code="invalid_review_action"
         )
-    row.provenance = {**row.provenance, "reviewer": reviewer}
+    if edits and action != "edit":
+        raise InvalidReview("edits are only taken with action edit", code="invalid_edits")
+    artifact = _artifact(session, workspace_id, artifact_id, lock=True)  # two reviewers at once: one wins
+    row = repository.version(session, workspace_id, artifact.id, artifact.current_version, lock=True)
+    assert row is not None
+    if version is not None and version != row.version:
+        raise InvalidReview(f"artifact {artifact_id} v{version} is not the current version (v{row.version})",
+                            code="stale_version", details={"current_version": row.version})  # fmt: skip
+    if row.status != "awaiting_review":
+        raise InvalidReview(f"artifact {artifact_id} v{row.version} is {row.status}, not awaiting review")
+    provenance = {**row.provenance, "reviewer": reviewer, "review_action": review_rules.ACTIONS[action]}
+    if action == "edit":
+        document = document_from_dict(row.document)
+        edited = _apply_edits(document, edits or {})
+        records = review_rules.edit_records(document, edits or {}, reviewer=reviewer, version=row.version)
+        provenance[review_rules.EDITS] = review_rules.merge_edits(
+            provenance.get(review_rules.EDITS, []), records
+        )
+        row.document = document_to_dict(edited)
+    row.status = {"approve": "ready", "reject": "rejected", "edit": "queued"}[action]
+    row.reviewer, row.review_note, row.reviewed_at, row.provenance = reviewer, note, utcnow(), provenance
     workspace_service.audit(session, workspace_id, actor=reviewer, action=f"artifact.review.{action}",
-                            target_type="artifact", target_id=artifact_id, details={"version": row.version, "note": note})  # fmt: skip
+                            target_type="artifact", target_id=artifact_id,
+                            details={"version": row.version, "note": note, "blocks": sorted(edits or {})})  # fmt: skip
     repository.flush(session)
     return {"id": artifact.id, "version": row.version, "status": row.status}
 
@@ -654,11 +776,15 @@ def download_link(
     if fmt not in MEDIA_TYPES:
         raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
     artifact = _artifact(session, workspace_id, artifact_id)
-    row = repository.version(session, workspace_id, artifact.id, artifact.current_version)
-    assert row is not None
-    if row.status != "ready":
-        raise NotDeliverable(f"artifact {artifact_id} v{row.version} is {row.status}; delivery waits until it is ready",
-                             details={"status": row.status})  # fmt: skip
+    versions = repository.versions(session, workspace_id, artifact.id)
+    current = next(v for v in versions if v.version == artifact.current_version)
+    row = _deliverable_version(versions, artifact.current_version)
+    if row is None:
+        status = (
+            "awaiting_review" if current.status == "ready" else current.status
+        )  # a held version not yet reviewed
+        raise NotDeliverable(f"artifact {artifact_id} v{current.version} is {status}; delivery waits until it is ready",
+                             details={"status": status})  # fmt: skip
     expires = int((now if now is not None else time.time()) + ttl_s)
     secret = workspace_service.signing_secret(session=session, configured=secret)
     sig = _sign(secret, artifact.id, row.version, fmt, expires)
@@ -691,7 +817,9 @@ def open_link(
         raise ArtifactNotFound("this file is not available")
     row = repository.version(session, artifact.workspace_id, artifact_id, version)
     f = repository.file(session, artifact.workspace_id, artifact_id, version, fmt)
-    if row is None or f is None or row.status != "ready":
+    if (
+        row is None or f is None or not review_rules.deliverable(row)
+    ):  # never a rejected or unapproved version
         raise ArtifactNotFound("this file is not available")
     ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
     return f.content, f.media_type, f"{artifact_id}-v{version}.{ext}"
@@ -714,21 +842,46 @@ def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = No
 def regenerate(
     *, session: Session, workspace_id: str, artifact_id: str, reason: str | None = None
 ) -> dict[str, Any]:
-    """A new version composed from the current corpus and policy, with a changelog of what changed."""
-    artifact = _artifact(session, workspace_id, artifact_id)
-    previous = repository.version(session, workspace_id, artifact.id, artifact.current_version)
-    assert previous is not None
+    """A new version composed from the current corpus and policy, with a changelog of what changed. When a human
+    reviewed an earlier version, the new one is held for review and carries the reviewer's edits (or flags them)."""
+    artifact = _artifact(
+        session, workspace_id, artifact_id, lock=True
+    )  # one regeneration or review at a time
+    versions = repository.versions(session, workspace_id, artifact.id)
+    previous = next(v for v in versions if v.version == artifact.current_version)
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=artifact.policy_id)
     quiz = _quiz(session, workspace_id, previous.provenance.get("quiz_id"))
     ranking = "semantic" if str(previous.provenance.get("ranking", "")).startswith("semantic") else "bm25"
     composition = _compose(session, workspace_id, policy, artifact.buyer_id, quiz, ranking)
     changes = _changelog(previous.provenance, composition)
     number = artifact.current_version + 1
+    hold: dict[str, Any] | None = None
+    edits: list[dict[str, Any]] = []
+    document = composition.document
+    reviewed = review_rules.last_reviewed(versions)
+    if reviewed is not None:  # a human decision stands: back to review, with their edits carried or flagged
+        document, edits, unplaced = review_rules.carry_edits(
+            document, previous.provenance.get(review_rules.EDITS, [])
+        )
+        pending = (
+            []
+            if previous.reviewed_at is not None
+            else (previous.provenance.get(review_rules.HELD) or {}).get("unplaced_edits", [])
+        )
+        hold = {"reason": f"regenerated after review: v{reviewed.version} was {review_rules.review_outcome(reviewed)}",
+                "against_version": reviewed.version, "unplaced_edits": [*pending, *unplaced]}  # fmt: skip
+        changes += [f"reviewer edit kept on {e['block']}" for e in edits]
+        changes += [
+            f"reviewer edit on {e['block']} not carried (block gone): flagged for review" for e in unplaced
+        ]
     row = _add_version(session, artifact, number, composition, trigger="regenerate",
                        offer_value_minor=previous.provenance.get("offer_value_minor"), ranking=ranking,
-                       changelog="; ".join(([reason] if reason else []) + changes) or "regenerated, no content change")  # fmt: skip
+                       changelog="; ".join(([reason] if reason else []) + changes) or "regenerated, no content change",
+                       document=document, held=hold, edits=edits)  # fmt: skip
+    if previous.status in ("queued", "rendering", "awaiting_review"):  # never rendered or reviewed: replaced
+        previous.status = "superseded"
     artifact.current_version, artifact.updated_at = number, utcnow()
-    return _summary(artifact, row, composition.document)
+    return _summary(artifact, row, document)
 
 
 def _changelog(before: Mapping[str, Any], after: Composition) -> list[str]:

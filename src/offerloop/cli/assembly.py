@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -200,3 +200,138 @@ def worker(
         stop.wait()
         for pool in pools:
             pool.stop()
+
+
+review_app = typer.Typer(
+    help="The review queue: see the whole document, its reasons and diff; approve, edit or reject.",
+    no_args_is_help=True,
+)
+ReviewerOpt = Annotated[
+    str, typer.Option("--reviewer", "-r", help="Who decides", envvar="OFFERLOOP_REVIEWER")
+]
+VersionOpt = Annotated[
+    int | None, typer.Option("--version", help="The version you reviewed (refused if not current)")
+]
+
+
+@review_app.command("list")
+def review_list(workspace: WorkspaceOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Versions waiting for a human: buyer, policy, reasons."""
+    with domain_errors(), database() as db, db.read() as session:
+        queue = assembly_service.review_queue(session=session, workspace_id=workspace)
+    if as_json:
+        print_json(queue)
+        return
+    for q in queue:
+        ids = ", ".join(f"{i['kind']}={i['value']}" for i in q["buyer"]["identifiers"]) or q["buyer"]["id"]
+        typer.echo(
+            f"{q['artifact_id']} v{q['version']}  buyer {ids}  policy {q['policy']['id']}@{q['policy']['version']}"
+        )
+        for reason in q["reasons"]:
+            typer.echo(f"    - {reason}")
+    typer.echo(f"{len(queue)} waiting for review")
+
+
+@review_app.command("show")
+def review_show(
+    workspace: WorkspaceOpt, artifact_id: str, version: Annotated[int | None, typer.Option(help="Another version")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything, as JSON (with the rendered HTML)")] = False,
+    html: Annotated[Path | None, typer.Option(help="Write the rendered HTML to this file")] = None,
+) -> None:  # fmt: skip
+    """The whole document (every block's text and atom), the reasons, the reviewer edits and the diff."""
+    cfg = settings()
+    with domain_errors(), database(cfg) as db, db.read() as session:
+        got = assembly_service.review_detail(session=session, workspace_id=workspace, artifact_id=artifact_id,
+                                             secret=cfg.secret, version=version)  # fmt: skip
+    if html is not None and got["html"] is not None:
+        html.write_text(got["html"])
+    if as_json:
+        print_json(got)
+        return
+    for line in _review_lines(got):
+        typer.echo(line)
+
+
+def _review_lines(got: dict[str, Any]) -> list[str]:
+    buyer = got["buyer"]
+    ids = ", ".join(f"{i['kind']}={i['value']}" for i in buyer["identifiers"]) or buyer["id"]
+    lines = [f"{got['artifact_id']} v{got['version']} ({got['status']}) for {buyer.get('name') or buyer['id']} [{ids}]",
+             f"policy {got['policy']['id']}@{got['policy']['version']}; changelog: {got['changelog']}"]  # fmt: skip
+    lines += [f"needs review: {r}" for r in got["reasons"]]
+    lines.append(f"# {got['document']['title']}")
+    for section in got["document"]["sections"]:
+        lines.append(f"## {section['title']}")
+        for b in section["blocks"]:
+            source = f"atom {b['atom_id']}@{b['atom_version']}" if b["atom_id"] else "policy text"
+            flags = "".join(
+                [" (AI-rewritten)" if b["ai_assisted"] else "", " (fallback)" if b["fallback"] else ""]
+            )
+            lines.append(f"[{b['block']}] {b['title'] or ''} — {source}{flags}")
+            lines += [f"    {text}" for text in b["markdown"].splitlines()]
+    for e in got["edits"]["in_effect"]:
+        state = "kept" if e["kept"] else "CHANGED SINCE"
+        lines.append(f"reviewer edit on {e['block']} by {e['reviewer']} (v{e['version']}): {state}")
+    for e in got["edits"]["not_carried"]:
+        lines.append(
+            f"NOT CARRIED: edit on {e['block']} (atom {e['atom_id']}) by {e['reviewer']}: {e['text']!r}"
+        )
+    if got["diff"] is not None:
+        d = got["diff"]
+        lines.append(
+            f"diff against v{d['against_version']} ({d['against_outcome']} by {d['against_reviewer']}):"
+        )
+        lines += [f"  atom {a['id']}: {a['change']} {a['from']} -> {a['to']}" for a in d["atoms"]]
+        for b in d["blocks"]:
+            lines.append(f"  block {b['block'] or b['was_block']}: {b['change']}")
+            lines += [f"    {text}" for text in b["text_diff"].splitlines()]
+    if got["preview_url"]:
+        lines.append(f"preview (HTML, reviewer only): {got['preview_url']}")
+    return lines
+
+
+def _decide(workspace: str, artifact_id: str, action: str, reviewer: str, note: str | None, version: int | None,
+            edits: dict[str, str] | None = None) -> None:  # fmt: skip
+    with domain_errors(), database() as db, db.write() as session:
+        done = assembly_service.review(session=session, workspace_id=workspace, artifact_id=artifact_id, action=action,
+                                       reviewer=reviewer, note=note, edits=edits, version=version)  # fmt: skip
+    typer.echo(f"{done['id']} v{done['version']}: {done['status']}")
+
+
+@review_app.command("approve")
+def review_approve(
+    workspace: WorkspaceOpt, artifact_id: str, reviewer: ReviewerOpt, version: VersionOpt = None,
+    note: Annotated[str | None, typer.Option(help="Why")] = None,
+) -> None:  # fmt: skip
+    """Approve the version waiting: it becomes ready for the buyer."""
+    _decide(workspace, artifact_id, "approve", reviewer, note, version)
+
+
+@review_app.command("reject")
+def review_reject(
+    workspace: WorkspaceOpt, artifact_id: str, reviewer: ReviewerOpt,
+    note: Annotated[str, typer.Option(help="Why (kept with the version)")], version: VersionOpt = None,
+) -> None:  # fmt: skip
+    """Reject the version waiting: it is never delivered, and a regeneration comes back to review."""
+    _decide(workspace, artifact_id, "reject", reviewer, note, version)
+
+
+@review_app.command("edit")
+def review_edit(
+    workspace: WorkspaceOpt, artifact_id: str, reviewer: ReviewerOpt,
+    block: Annotated[list[str], typer.Option("--block", help="KEY=TEXT, e.g. path/0='New text' (repeatable)")],
+    version: VersionOpt = None, note: Annotated[str | None, typer.Option(help="Why")] = None,
+) -> None:  # fmt: skip
+    """Replace blocks' text (KEY as listed by `review show`; TEXT may be @file.md); the version is rendered
+    again and is then ready. Your edits are carried onto later regenerations."""
+    edits: dict[str, str] = {}
+    for item in block:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            typer.secho(f"--block wants KEY=TEXT, got {item!r}", err=True, fg="red")
+            raise typer.Exit(2)
+        try:
+            edits[key.strip()] = Path(text[1:]).read_text() if text.startswith("@") else text
+        except OSError as exc:
+            typer.secho(f"cannot read {text[1:]}: {exc.strerror}", err=True, fg="red")
+            raise typer.Exit(2) from exc
+    _decide(workspace, artifact_id, "edit", reviewer, note, version, edits)

@@ -37,7 +37,8 @@ class ArtifactVersion(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    # queued -> rendering -> awaiting_review | ready ; rejected ; failed (with error)
+    # queued -> rendering -> awaiting_review | ready ; rejected ; failed (with error) ; superseded (a newer
+    # version replaced it before it was ready or reviewed)
     status: Mapped[str] = mapped_column(String(20))
     document: Mapped[dict[str, Any]] = mapped_column(JSONType)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSONType)
