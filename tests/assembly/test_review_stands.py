@@ -315,3 +315,38 @@ def test_the_issue_case_a_guard_review_then_a_clean_rewrite_does_not_skip_the_hu
     assert got["review"]["reasons"] == ["regenerated after review: v1 was rejected"]
     assert got["provenance"]["guard"][0]["rewritten"] is True  # the guard passed: only the hold stops it
     assert client.get(f"/v1/artifacts/{art}/download", headers=secret_headers).status_code == 409
+
+
+def test_a_carried_edit_is_never_rewritten_by_the_voice_rewriter(client, db, write_headers, secret_headers):
+    """A reviewer's edit carried onto a regenerated version is the reviewer's text: the rewriter never sees it
+    (the block's atom allows AI rewriting, and the model would reword the edit)."""
+    from tests.assembly.test_artifacts_voice import faithful
+    from tests.assembly.test_voice import Harness
+
+    from offerloop.assembly.voice import RewriterConfig
+
+    setup_workspace(client, secret_headers, review="always")
+    buyer(client, write_headers, "jo", "Jo", "idea", 1, "")
+    art = _create(client, secret_headers, "jo")
+    assembly_service.run_pending(db=db)
+    edit = "Show the full value first, then the price: $49 after $400 of outcomes."
+    assert (
+        _review(client, secret_headers, art, "edit", edits={"pricing/0": edit}).json()["status"] == "queued"
+    )
+    assert assembly_service.run_pending(db=db) == [(art, 1, "ready")]
+    _change_atom(client, secret_headers, "price-anchor", "Buyers compare", "People compare")
+    assert _regenerate(client, secret_headers, "price-anchor") == [{"id": art, "version": 2}]
+    harness = Harness()
+    try:
+        rewriter = RewriterConfig(
+            base_url=harness.serve(faithful).base_url, model="voice-test", timeout_s=5.0
+        )
+        assert assembly_service.run_pending(db=db, rewriter=rewriter) == [(art, 2, "awaiting_review")]
+    finally:
+        harness.close()
+    detail = client.get(f"/v1/reviews/{art}", headers=secret_headers).json()
+    blocks = {b["block"]: b for s in detail["document"]["sections"] for b in s["blocks"]}
+    assert blocks["pricing/0"]["markdown"] == edit
+    [kept] = detail["edits"]["in_effect"]
+    assert (kept["block"], kept["kept"]) == ("pricing/0", True)
+    assert all(g["atom_id"] != "price-anchor" for g in detail.get("provenance", {}).get("guard", []))

@@ -386,17 +386,21 @@ def claim_next(*, session: Session) -> tuple[str, str, int] | None:
 
 def _rewrite(
     document: Document, config: RewriterConfig | None, allowed: set[str], *, identifiers: Iterable[str] = (),
-    consent: str = "allowed",
+    consent: str = "allowed", frozen: frozenset[str] = frozenset(),
 ) -> tuple[Document, list[dict[str, Any]]]:  # fmt: skip
     """Voice rewriting of the blocks whose atom allows it; the guard keeps the original on any doubt.
-    No call is made for a buyer who asked for originals only; ``identifiers`` never reach the model."""
+    No call is made for a buyer who asked for originals only; ``identifiers`` never reach the model;
+    ``frozen`` blocks (a reviewer's edits carried onto this version) are never rewritten."""
     if config is None or consent == "originals_only":
         return document, []
     places = [
         (si, bi)
         for si, section in enumerate(document.sections)
         for bi, block in enumerate(section.blocks)
-        if block.atom_id is not None and block.atom_id in allowed and not block.fallback
+        if block.atom_id is not None
+        and block.atom_id in allowed
+        and not block.fallback
+        and review_rules.block_key(section.key, bi) not in frozen
     ]
     outcomes = rewrite_all([document.sections[si].blocks[bi].markdown for si, bi in places], config,
                            identifiers=identifiers)  # fmt: skip
@@ -461,7 +465,14 @@ def render_version(
     started = time.perf_counter()
     try:
         if not reviewed:  # a reviewer's edited text is final: never rewrite it again
-            document, guard = _rewrite(document, rewriter, allowed, identifiers=identifiers, consent=consent)
+            frozen = frozenset(
+                str(e["block"])
+                for e in provenance.get(review_rules.EDITS) or []
+                if isinstance(e, dict) and "block" in e
+            )
+            document, guard = _rewrite(
+                document, rewriter, allowed, identifiers=identifiers, consent=consent, frozen=frozen
+            )
         else:
             guard = list(provenance.get("guard") or [])
         outputs: dict[str, bytes] = {}
