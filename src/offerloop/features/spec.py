@@ -24,6 +24,8 @@ min_delay_minutes   match, since_property: minimum over events of (timestamp - t
 weekday_share       [match], weekdays (0 = Monday): share of events on those weekdays in the event's local
                     time (``context.timezone``, an IANA name; UTC when absent or unknown)
 top_local_hour      [match]: the local hour (0-23) with the most events
+share               match, [of]: share (0-1) of the events matching ``of`` (every event without it) that also
+                    match ``match`` -- e.g. product views among page views and product views
 recency_days        [match]: days from the latest matching event to the read time
 flag                set_on, [clear_on]: true when the latest matching event (by timestamp) is a set_on one
 stage               stages: ordered outcome stages; the feature is the highest stage reached.  A stage is
@@ -96,6 +98,7 @@ __all__ = [
     "FeatureSpec",
     "FeatureSpecError",
     "Match",
+    "ShareFeature",
     "Stage",
     "StageRequirement",
     "compile_matches",
@@ -121,6 +124,7 @@ FEATURE_KINDS: Final[tuple[str, ...]] = (
     "recency_days",
     "flag",
     "stage",
+    "share",
 )
 BUILTIN_FEATURES: Final[tuple[str, ...]] = ("suppressed_share", "signal_confidence")
 _NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
@@ -360,6 +364,12 @@ class WeekdayShareFeature(_FeatureBase):
     weekdays: Annotated[tuple[Weekday, ...], Field(min_length=1)]
 
 
+class ShareFeature(_FeatureBase):
+    kind: Literal["share"]
+    match: MatchList
+    of: MatchList | None = None
+
+
 class TopLocalHourFeature(_FeatureBase):
     kind: Literal["top_local_hour"]
     match: MatchList | None = None
@@ -404,7 +414,8 @@ Feature = Annotated[
     | TopLocalHourFeature
     | RecencyDaysFeature
     | FlagFeature
-    | StageFeature,
+    | StageFeature
+    | ShareFeature,
     Field(discriminator="kind"),
 ]
 
@@ -740,7 +751,26 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "match": {**_ORDER, "where": {"product_type": "drop"}},
             "since_property": "drop_opened_at",
         },
+        # Minutes from a drop's release (the ISO time in release_at) to the buyer's first look at it.
+        {
+            "name": "minutes_to_first_drop_view",
+            "kind": "min_delay_minutes",
+            "match": {"event": "Drop Viewed"},
+            "since_property": "release_at",
+        },
+        {"name": "drop_views", "kind": "count", "match": {"event": "Drop Viewed"}},
         {"name": "coupon_orders", "kind": "count", "match": {**_ORDER, "where": {"coupon": _PRESENT}}},
+        {
+            "name": "coupon_attempts",
+            "kind": "count",
+            "match": [{"event": "Coupon Applied"}, {"event": "Coupon Denied"}],
+        },
+        {
+            "name": "product_view_share",
+            "kind": "share",
+            "match": {"event": "Product Viewed"},
+            "of": [{"type": "page"}, {"type": "screen"}, {"event": "Product Viewed"}],
+        },
         {"name": "gift_orders", "kind": "count", "match": {**_ORDER, "where": {"gift": True}}},
         {"name": "weekend_share", "kind": "weekday_share", "weekdays": [5, 6]},
         {"name": "active_hour", "kind": "top_local_hour"},
@@ -757,6 +787,7 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "match": {"event": "Module Completed"},
             "value": "module_id",
         },
+        {"name": "lessons_started", "kind": "count", "match": {"event": "Lesson Started"}},
         {"name": "page_views_30d", "kind": "decayed_count", "match": {"type": "page"}, "half_life_days": 30},
         {"name": "quiz_completed", "kind": "flag", "set_on": {"event": "Quiz Completed"}},
         {
@@ -772,6 +803,7 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "value": "score",
         },
         {"name": "community_posts_30d", "kind": "decayed_count", "match": _COMMUNITY, "half_life_days": 30},
+        {"name": "community_posts", "kind": "count", "match": _COMMUNITY},
         {"name": "events_30d", "kind": "decayed_count", "half_life_days": 30},
         {"name": "first_touch_channel", "kind": "first_value", "value_from": "channel"},
         {"name": "last_touch_channel", "kind": "last_value", "value_from": "channel"},
