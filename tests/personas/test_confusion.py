@@ -79,3 +79,14 @@ def test_confusion_adds_personas_it_was_not_told_about() -> None:
     assert c.accuracy == 0.0
     empty = PersonaConfusion.from_pairs([], ["a"])
     assert (empty.accuracy, empty.unassigned_share, empty.recall("a"), empty.precision("a")) == (0, 0, 0, 0)
+
+
+def test_the_demo_prints_the_matrix_next_to_the_distribution() -> None:
+    from offerloop.cli import demo
+
+    pairs = [("weekend_collector", "weekend_collector")] * 3 + [("weekend_collector", "unassigned")]
+    with demo.console.capture() as captured:
+        demo._print_persona_truth(PersonaConfusion.from_pairs(pairs, ["weekend_collector", "deal_seeker"]))
+    text = captured.get()
+    assert "weekend_collector" in text and "75.0%" in text and "WC = weekend_collector" in text
+    assert "accuracy 75.0% of 4 identified buyers; unassigned 25.0%; lowest recall 75.0%" in text
