@@ -48,7 +48,7 @@ PROTOTYPES: dict[str, dict[str, Any]] = {
 
 BRIEF_FEATURES = {
     "orders", "gift_orders", "drop_views", "minutes_to_first_drop_view", "weekend_share", "community_posts",
-    "subscription_active", "lessons_started", "quiz_completed", "coupon_attempts", "product_view_share",
+    "subscription_active", "lessons_started", "modules_completed", "quiz_completed", "coupon_attempts", "product_view_share",
     "suppressed_share",
 }  # fmt: skip
 
