@@ -129,3 +129,48 @@ def test_an_imported_history_keeps_the_buyers_weekends(db: Database, workspace: 
         rebuilt = features_service.rebuild(session=session, workspace_id=workspace.id, buyer_ids=[buyer.id])
     assert rebuilt[buyer.id]["weekend_share"] == 1.0
     assert rebuilt[buyer.id]["minutes_to_first_drop_view"] == 3.0
+
+
+@pytest.mark.parametrize(
+    ("client", "zone", "expected"),
+    [
+        # a client clock outside 1970..9999 is not believed: the stored time (a Friday) is used
+        (datetime(1, 1, 1, tzinfo=UTC), "America/New_York", 0.0),
+        (datetime(1969, 12, 27, tzinfo=UTC), "America/New_York", 0.0),
+        # the last moment there is, already in year 10000 in Kiritimati (UTC+14): UTC's Friday
+        (datetime(9999, 12, 31, 23, 0, tzinfo=UTC), "Pacific/Kiritimati", 0.0),
+        (datetime(9999, 12, 31, 23, 0, tzinfo=UTC), "America/New_York", 0.0),  # Friday 18:00 there
+    ],
+)
+def test_a_client_clock_at_the_edges_of_time_never_breaks_ingest(
+    client: datetime, zone: str, expected: float
+) -> None:
+    spec = spec_of(WEEKEND, HOUR, TO_DROP)
+    event = on_client_clock(
+        ev("Drop Viewed", IMPORT_DAY, {"release_at": "2026-08-01T00:00:00Z"}, tz=zone), client
+    )
+    assert run(spec, [event])["weekend_share"] == expected
+
+
+def test_edge_times_over_http(
+    client: Any, write_headers: dict[str, str], secret_headers: dict[str, str]
+) -> None:
+    """Times a client may send: accepted (200), never a 500, features still read."""
+    batch = {
+        "batch": [
+            {"type": "track", "event": "Drop Viewed", "userId": "edge", "messageId": f"e{i}", "timestamp": t,
+             "sentAt": s, "properties": {"release_at": r}, "context": {"timezone": z}}
+            for i, (t, s, r, z) in enumerate([
+                ("0001-01-01T00:00:00Z", "0001-01-01T00:00:01Z", "0001-01-01T00:00:00Z", "America/New_York"),
+                ("9999-12-31T23:59:00Z", "9999-12-31T23:59:01Z", "9999-12-31T00:00:00Z", "Pacific/Kiritimati"),
+                ("2026-08-01T12:00:00Z", "2026-08-01T12:00:01Z", "not a time", "Nowhere/Else"),
+            ])
+        ]
+    }  # fmt: skip
+    response = client.post("/v1/batch", json=batch, headers=write_headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["errors"]) == (3, [])
+    buyer = client.get("/v1/buyers/lookup", params={"user_id": "edge"}, headers=secret_headers).json()
+    state = client.get(f"/v1/buyers/{buyer['id']}/state", headers=secret_headers)
+    assert state.status_code == 200
+    assert state.json()["features"]["drop_views"] == 3

@@ -97,6 +97,8 @@ DISTINCT_CAP: Final = 1000
 _DAY: Final = 86_400.0
 _INF: Final = math.inf
 _MAX_TEXT: Final = 500
+_CLIENT_EARLIEST: Final = 0.0  # 1970-01-01, the earliest event time ingestion stores
+_CLIENT_LATEST: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 FeatureValue = float | int | str | bool
 
@@ -297,18 +299,22 @@ def _client_ts(event: FeatureEvent, ts: float) -> float:
     stamp = event.client_timestamp
     if stamp is None:
         return ts
-    return (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).timestamp()
+    client = (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).timestamp()
+    return client if _CLIENT_EARLIEST <= client <= _CLIENT_LATEST else ts  # a clock set to year 1: unknown
 
 
 def _local(ts: float, context: Mapping[str, Any]) -> tuple[int, int]:
     """(weekday with Monday = 0, hour) of ``ts`` in ``context.timezone``; UTC when absent or unknown."""
     name = context.get("timezone") if context else None
     zone = _zone(name) if name.__class__ is str and name else UTC
-    if zone is UTC:
-        days, seconds = divmod(ts, _DAY)
-        return (int(days) + 3) % 7, int(seconds // 3600)  # 1970-01-01 was a Thursday
-    local = datetime.fromtimestamp(ts, zone)
-    return local.weekday(), local.hour
+    if zone is not UTC:
+        try:
+            local = datetime.fromtimestamp(ts, zone)
+            return local.weekday(), local.hour
+        except (OverflowError, OSError, ValueError):  # past year 9999 (or before 1) in that zone: UTC
+            pass
+    days, seconds = divmod(ts, _DAY)
+    return (int(days) + 3) % 7, int(seconds // 3600)  # 1970-01-01 was a Thursday
 
 
 # --------------------------------------------------------------------------------------------------
