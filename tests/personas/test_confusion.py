@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,40 @@ def test_the_demo_prints_the_matrix_next_to_the_distribution() -> None:
     text = captured.get()
     assert "weekend_collector" in text and "75.0%" in text and "WC = weekend_collector" in text
     assert "accuracy 75.0% of 4 identified buyers; unassigned 25.0%; lowest recall 75.0%" in text
+
+
+@pytest.mark.parametrize(
+    ("missing", "loc"),
+    [
+        ("5", "personas[0].signals[0].missing"),
+        ("[]", "personas[0].signals[0].missing"),
+        ("'x'", "personas[0].signals[0].missing"),
+        ("[[1]]", "personas[0].signals[0].missing[0]"),
+        ("[{a: 1}]", "personas[0].signals[0].missing[0]"),
+        ("[.nan]", "personas[0].signals[0].missing[0]"),
+        ("[null]", "personas[0].signals[0].missing[0]"),
+        ("[" + ",".join(["1"] * 21) + "]", "personas[0].signals[0].missing"),
+    ],
+)
+def test_bad_missing_values_over_http_are_422_with_their_path(
+    client: Any, secret_headers: dict[str, str], missing: str, loc: str
+) -> None:
+    body = TWO % missing
+    response = client.put("/v1/personas/templates", headers=secret_headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_persona_templates"
+    assert [d["loc"] for d in response.json()["error"]["details"]] == [loc]
+
+
+def test_missing_values_over_http(client: Any, secret_headers: dict[str, str]) -> None:
+    response = client.put("/v1/personas/templates", headers=secret_headers, json=TWO % "[-1, 'none', true]")
+    assert response.status_code == 200
+    stored = client.get("/v1/personas/templates", headers=secret_headers).json()["templates"]
+    assert stored["personas"][0]["signals"][0]["missing"] == [-1, "none", True]
+
+
+TWO = (
+    "personas:\n"
+    "  - name: a\n    signals: [{feature: x, lte: 1, missing: %s}]\n"
+    "  - name: b\n    signals: [{feature: y, is: true}]\n"
+)
