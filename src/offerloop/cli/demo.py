@@ -292,8 +292,11 @@ def _print_persona_truth(confusion: PersonaConfusion) -> None:
     console.print(
         "Against the simulator's true personas (rows; only the simulator knows them), identified buyers:"
     )
-    rows = confusion.table()
-    table = Table(*rows[0])
+    rows = confusion.table(short_rows=True)
+    rows[0][0], rows[0][-1] = "true", "prec."  # fits an 80-column terminal
+    table = Table(box=None, padding=(0, 1), header_style="bold underline")
+    for i, heading in enumerate(rows[0]):
+        table.add_column(heading, justify="left" if i == 0 else "right")
     for row in rows[1:]:
         table.add_row(*row)
     console.print(table)

@@ -71,17 +71,18 @@ class PersonaConfusion:
         predicted = self.predicted(persona)
         return self.count(persona, persona) / predicted if predicted else 0.0
 
-    def table(self) -> list[list[str]]:
+    def table(self, *, short_rows: bool = False) -> list[list[str]]:
         """Header row, one row per true persona (counts per inferred column, recall, precision), totals.
 
-        Inferred columns are headed by :meth:`abbreviation` (see :meth:`legend`) to keep the table narrow.
+        Inferred columns are headed by :meth:`abbreviation` (see :meth:`legend`) to keep the table narrow;
+        ``short_rows`` names the rows that way too (an 80-column terminal).
         """
         header = ["true \\ inferred", *map(self.abbreviation, self.columns), "buyers", "recall", "precision"]
         rows = [header]
         for true in self.personas:
             rows.append(
                 [
-                    true,
+                    self.abbreviation(true) if short_rows else true,
                     *(str(self.count(true, inferred)) for inferred in self.columns),
                     str(self.support(true)),
                     f"{self.recall(true):.1%}",
