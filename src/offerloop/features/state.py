@@ -20,9 +20,9 @@ Layout (version :data:`STATE_VERSION`)::
 
 Per-feature state, created when the feature first sees an event: count/sum -> number; decayed_count ->
 [value at t, t]; latest/first_value/last_value -> [t, value]; latest_object -> [t, {flat key: value}];
-distinct_count -> {value: 1}; min_delay_minutes -> minutes; weekday_share -> [matching mass, mass];
-top_local_hour -> 24 masses; share -> [matching mass, mass]; recency_days -> t; flag -> [last set t, last clear t]; stage -> {requirement
-key: count}.  Times are epoch seconds.  Keys include the kind, so changing a feature's kind in the spec
+distinct_count -> {value: 1}; min_delay_minutes -> minutes; weekday_share and share -> [matching mass,
+mass]; top_local_hour -> 24 masses; recency_days -> t; flag -> [last set t, last clear t]; stage ->
+{requirement key: count}.  Times are epoch seconds.  Keys include the kind, so changing a feature's kind in the spec
 starts it afresh instead of misreading the old state; other definition changes keep what was accumulated
 (replay the buyer's events to recompute).
 
