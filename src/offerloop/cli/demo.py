@@ -21,11 +21,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from offerloop.cli.common import database, lift_lines
+from offerloop.cli.persona_truth import persona_confusion
 from offerloop.cli.process import ServerProcess
 from offerloop.config import Settings
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
 from offerloop.decisions import service as decisions_service
+from offerloop.personas.confusion import PersonaConfusion
 from offerloop.sim.audience import Audience
 from offerloop.sim.outcomes import respond
 from offerloop.workspaces import service as workspace_service
@@ -280,6 +282,27 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
     return out
 
 
+def _persona_truth(db_url: str, workspace_id: str, audience: Audience) -> PersonaConfusion:
+    """Live personas of the buyers the simulator identified, against the personas it gave them."""
+    with database(Settings(database_url=db_url)) as db, db.read() as session:
+        return persona_confusion(session=session, workspace_id=workspace_id, buyers=audience.buyers)
+
+
+def _print_persona_truth(confusion: PersonaConfusion) -> None:
+    console.print(
+        "Against the simulator's true personas (rows; only the simulator knows them), identified buyers:"
+    )
+    rows = confusion.table(short_rows=True)
+    rows[0][0], rows[0][-1] = "true", "prec."  # fits an 80-column terminal
+    table = Table(box=None, padding=(0, 1), header_style="bold underline")
+    for i, heading in enumerate(rows[0]):
+        table.add_column(heading, justify="left" if i == 0 else "right")
+    for row in rows[1:]:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"  {confusion.legend()}\n  [bold]{confusion.summary()}[/]")
+
+
 def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     started = time.perf_counter()
     for suffix in ("", "-wal", "-shm"):
@@ -321,6 +344,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
             if merges:
                 sample = http.get(f"/v1/buyers/{merges[0]['winner_id']}").json()
             personas = http.get("/v1/personas").json()
+            persona_truth = _persona_truth(db_url, ws.id, audience)
             decisions = _sample_decisions(http, audience)
         t0 = time.perf_counter()
         loop = _close_the_loop(url, ws, db_url, audience, seed, per_round=1000)
@@ -377,6 +401,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         for p in personas:
             table.add_row(p["persona"], f"{p['buyers']:,}", f"{p['buyers'] / total:.1%}")
         console.print(table)
+        _print_persona_truth(persona_truth)
     for truth, user_id, body in decisions:
         persona = body["persona"]["name"] if body["persona"] else "none yet"
         console.print(

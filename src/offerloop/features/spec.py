@@ -20,16 +20,22 @@ latest_object       match, value: the latest mapping at that path, flattened to 
 first_value         [match], value (property path) or value_from (channel|name|type): earliest by timestamp
 last_value          same, latest by timestamp
 distinct_count      match, value: number of distinct values seen (at most 1,000 are kept)
-min_delay_minutes   match, since_property: minimum over events of (timestamp - the time in that property)
+min_delay_minutes   match, since_property: minimum over events of (client time - the time in that property)
 weekday_share       [match], weekdays (0 = Monday): share of events on those weekdays in the event's local
-                    time (``context.timezone``, an IANA name; UTC when absent or unknown)
+                    time (client time in ``context.timezone``, an IANA name; UTC when absent or unknown)
 top_local_hour      [match]: the local hour (0-23) with the most events
+share               match, [of]: share (0-1) of the events matching ``of`` (every event without it) that also
+                    match ``match`` -- e.g. product views among page views and product views
 recency_days        [match]: days from the latest matching event to the read time
 flag                set_on, [clear_on]: true when the latest matching event (by timestamp) is a set_on one
 stage               stages: ordered outcome stages; the feature is the highest stage reached.  A stage is
                     reached when ``match`` occurred at least ``min_count`` times and every ``all``
                     requirement ({match, min_count}) holds; a stage with neither is reached at once.
 ==================  ===========================================================================================
+
+"Client time" is the event's time on the client's own clock (``originalTimestamp``, else ``timestamp``),
+not the skew-corrected stored time: a history imported or flushed late keeps the buyer's weekdays and
+hours (``top_local_hour`` uses it too).
 
 ``suppressed_share`` and ``signal_confidence`` are always computed and cannot be defined by a spec.
 
@@ -96,6 +102,7 @@ __all__ = [
     "FeatureSpec",
     "FeatureSpecError",
     "Match",
+    "ShareFeature",
     "Stage",
     "StageRequirement",
     "compile_matches",
@@ -121,6 +128,7 @@ FEATURE_KINDS: Final[tuple[str, ...]] = (
     "recency_days",
     "flag",
     "stage",
+    "share",
 )
 BUILTIN_FEATURES: Final[tuple[str, ...]] = ("suppressed_share", "signal_confidence")
 _NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
@@ -360,6 +368,12 @@ class WeekdayShareFeature(_FeatureBase):
     weekdays: Annotated[tuple[Weekday, ...], Field(min_length=1)]
 
 
+class ShareFeature(_FeatureBase):
+    kind: Literal["share"]
+    match: MatchList
+    of: MatchList | None = None
+
+
 class TopLocalHourFeature(_FeatureBase):
     kind: Literal["top_local_hour"]
     match: MatchList | None = None
@@ -404,7 +418,8 @@ Feature = Annotated[
     | TopLocalHourFeature
     | RecencyDaysFeature
     | FlagFeature
-    | StageFeature,
+    | StageFeature
+    | ShareFeature,
     Field(discriminator="kind"),
 ]
 
@@ -740,7 +755,26 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "match": {**_ORDER, "where": {"product_type": "drop"}},
             "since_property": "drop_opened_at",
         },
+        # Minutes from a drop's release (the ISO time in release_at) to the buyer's first look at it.
+        {
+            "name": "minutes_to_first_drop_view",
+            "kind": "min_delay_minutes",
+            "match": {"event": "Drop Viewed"},
+            "since_property": "release_at",
+        },
+        {"name": "drop_views", "kind": "count", "match": {"event": "Drop Viewed"}},
         {"name": "coupon_orders", "kind": "count", "match": {**_ORDER, "where": {"coupon": _PRESENT}}},
+        {
+            "name": "coupon_attempts",
+            "kind": "count",
+            "match": [{"event": "Coupon Applied"}, {"event": "Coupon Denied"}],
+        },
+        {
+            "name": "product_view_share",
+            "kind": "share",
+            "match": {"event": "Product Viewed"},
+            "of": [{"type": "page"}, {"type": "screen"}, {"event": "Product Viewed"}],
+        },
         {"name": "gift_orders", "kind": "count", "match": {**_ORDER, "where": {"gift": True}}},
         {"name": "weekend_share", "kind": "weekday_share", "weekdays": [5, 6]},
         {"name": "active_hour", "kind": "top_local_hour"},
@@ -757,6 +791,7 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "match": {"event": "Module Completed"},
             "value": "module_id",
         },
+        {"name": "lessons_started", "kind": "count", "match": {"event": "Lesson Started"}},
         {"name": "page_views_30d", "kind": "decayed_count", "match": {"type": "page"}, "half_life_days": 30},
         {"name": "quiz_completed", "kind": "flag", "set_on": {"event": "Quiz Completed"}},
         {
@@ -772,6 +807,7 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "value": "score",
         },
         {"name": "community_posts_30d", "kind": "decayed_count", "match": _COMMUNITY, "half_life_days": 30},
+        {"name": "community_posts", "kind": "count", "match": _COMMUNITY},
         {"name": "events_30d", "kind": "decayed_count", "half_life_days": 30},
         {"name": "first_touch_channel", "kind": "first_value", "value_from": "channel"},
         {"name": "last_touch_channel", "kind": "last_value", "value_from": "channel"},

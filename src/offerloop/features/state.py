@@ -20,9 +20,9 @@ Layout (version :data:`STATE_VERSION`)::
 
 Per-feature state, created when the feature first sees an event: count/sum -> number; decayed_count ->
 [value at t, t]; latest/first_value/last_value -> [t, value]; latest_object -> [t, {flat key: value}];
-distinct_count -> {value: 1}; min_delay_minutes -> minutes; weekday_share -> [matching mass, mass];
-top_local_hour -> 24 masses; recency_days -> t; flag -> [last set t, last clear t]; stage -> {requirement
-key: count}.  Times are epoch seconds.  Keys include the kind, so changing a feature's kind in the spec
+distinct_count -> {value: 1}; min_delay_minutes -> minutes; weekday_share and share -> [matching mass,
+mass]; top_local_hour -> 24 masses; recency_days -> t; flag -> [last set t, last clear t]; stage ->
+{requirement key: count}.  Times are epoch seconds.  Keys include the kind, so changing a feature's kind in the spec
 starts it afresh instead of misreading the old state; other definition changes keep what was accumulated
 (replay the buyer's events to recompute).
 
@@ -71,6 +71,7 @@ from offerloop.features.spec import (
     Match,
     MinDelayFeature,
     RecencyDaysFeature,
+    ShareFeature,
     StageFeature,
     SumFeature,
     TopLocalHourFeature,
@@ -96,6 +97,8 @@ DISTINCT_CAP: Final = 1000
 _DAY: Final = 86_400.0
 _INF: Final = math.inf
 _MAX_TEXT: Final = 500
+_CLIENT_EARLIEST: Final = 0.0  # 1970-01-01, the earliest event time ingestion stores
+_CLIENT_LATEST: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 FeatureValue = float | int | str | bool
 
@@ -112,6 +115,9 @@ class FeatureEvent:
     suppressed: bool  # under the confidence threshold: counts less
     high_signal: bool
     channel: str | None = None  # touchpoint channel of this event if any
+    # The client's own clock (Segment's originalTimestamp): the buyer's local calendar and hour, and delays
+    # to times the client quoted (a drop's release), are read on it; None means ``timestamp``.
+    client_timestamp: datetime | None = None
 
 
 def new_state() -> dict[str, Any]:
@@ -283,15 +289,32 @@ def _zone(name: str) -> tzinfo:
     return zone
 
 
+def _client_ts(event: FeatureEvent, ts: float) -> float:
+    """Epoch seconds of the event on the client's own clock (``ts``, the corrected time, when unknown).
+
+    Skew correction moves an event to the server's clock, which is right for ordering and decay but wrong
+    for *when it was for the buyer*: a batch imported (or a queue flushed) weeks later would all land on
+    the import day. The client's clock, in the client's zone, is the buyer's own weekday and hour.
+    """
+    stamp = event.client_timestamp
+    if stamp is None:
+        return ts
+    client = (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).timestamp()
+    return client if _CLIENT_EARLIEST <= client <= _CLIENT_LATEST else ts  # a clock set to year 1: unknown
+
+
 def _local(ts: float, context: Mapping[str, Any]) -> tuple[int, int]:
     """(weekday with Monday = 0, hour) of ``ts`` in ``context.timezone``; UTC when absent or unknown."""
     name = context.get("timezone") if context else None
     zone = _zone(name) if name.__class__ is str and name else UTC
-    if zone is UTC:
-        days, seconds = divmod(ts, _DAY)
-        return (int(days) + 3) % 7, int(seconds // 3600)  # 1970-01-01 was a Thursday
-    local = datetime.fromtimestamp(ts, zone)
-    return local.weekday(), local.hour
+    if zone is not UTC:
+        try:
+            local = datetime.fromtimestamp(ts, zone)
+            return local.weekday(), local.hour
+        except (OverflowError, OSError, ValueError):  # past year 9999 (or before 1) in that zone: UTC
+            pass
+    days, seconds = divmod(ts, _DAY)
+    return (int(days) + 3) % 7, int(seconds // 3600)  # 1970-01-01 was a Thursday
 
 
 # --------------------------------------------------------------------------------------------------
@@ -471,7 +494,8 @@ def _min_delay(feature: MinDelayFeature) -> _Built:
             return
         if since is None:
             return
-        minutes = max(0.0, (ts - since.timestamp()) / 60.0)
+        # The quoted time and the event are compared on the client's clock (see _client_ts).
+        minutes = max(0.0, (_client_ts(event, ts) - since.timestamp()) / 60.0)
         current = f.get(key)
         if current is None or minutes < current:
             f[key] = minutes
@@ -500,6 +524,25 @@ def _weekday_share(feature: WeekdayShareFeature) -> _Built:
         out[feature.name] = current[0] / current[1] if current is not None and current[1] > 0 else missing
 
     return [_action(feature.match, update, local=True)], read
+
+
+def _share(feature: ShareFeature) -> _Built:
+    key, missing = _state_key(feature), _default(feature, 0.0)
+    part = compile_matches(feature.match)
+
+    def update(f: dict[str, Any], event: FeatureEvent, ts: float, factor: float, local: _Local) -> None:
+        current = f.get(key)
+        if current is None:
+            current = f[key] = [0.0, 0.0]
+        if any(m.matches(event.type, event.name, event.properties) for m in part):
+            current[0] += factor
+        current[1] += factor
+
+    def read(f: Mapping[str, Any], now: float, out: dict[str, FeatureValue]) -> None:
+        current = f.get(key)
+        out[feature.name] = current[0] / current[1] if current is not None and current[1] > 0 else missing
+
+    return [_action(feature.of, update)], read
 
 
 def _top_local_hour(feature: TopLocalHourFeature) -> _Built:
@@ -630,6 +673,8 @@ def _build(feature: Feature) -> _Built:
         return _recency_days(feature)
     if isinstance(feature, FlagFeature):
         return _flag(feature)
+    if isinstance(feature, ShareFeature):
+        return _share(feature)
     return _stage(feature)
 
 
@@ -702,7 +747,7 @@ def apply_event(state: dict[str, Any], event: FeatureEvent, spec: FeatureSpec) -
     steps, needs_local = plan
     if not steps:
         return state
-    local = _local(ts, event.context) if needs_local else None
+    local = _local(_client_ts(event, ts), event.context) if needs_local else None
     features: dict[str, Any] = state["f"]
     properties = event.properties
     for alternatives, update in steps:

@@ -14,8 +14,10 @@ The model (everything below is exact; a result can be reproduced by hand):
    one softness on the wrong side; a strict one scores 0.119 at its threshold and 0.881 one softness
    past it. ``eq``, ``in`` and ``is`` are exact: ``m`` is 1 or 0. Bools count as 1/0 in numeric
    conditions; for ``is``, numbers are true when non-zero and the strings true/false/yes/no/1/0 are read
-   as bools. A **missing** feature (absent or ``None``), or a value the condition cannot read (text
-   under ``gte``, NaN), gives ``m = 0.5``, which contributes exactly 0: missing evidence is neutral.
+   as bools. A **missing** feature (absent or ``None``, or one of the signal's ``missing`` values such as
+   the -1 the feature engine reads out for a delay it never observed), or a value the condition cannot
+   read (text under ``gte``, NaN), gives ``m = 0.5``, which contributes exactly 0: missing evidence is
+   neutral.
 
 2. **Log score** of persona ``t`` with effective prior ``pi_t`` (see ``PersonaSet.priors``: priors
    normalised, raised to ``prior_strength``, renormalised) and signal confidence ``c`` in [0, 1]::
@@ -153,6 +155,8 @@ def match_degree(signal: Signal, value: Any) -> float:
         return NEUTRAL_MATCH
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         value = value.item()  # numpy scalars (rows built with numpy) behave like their Python twins
+    if signal.missing is not None and any(_equal(value, m) for m in signal.missing):
+        return NEUTRAL_MATCH  # the feature engine's "never observed" value
     op, operand = signal.operator, signal.operand
     if op == "eq":
         if isinstance(value, float) and math.isnan(value):

@@ -16,7 +16,9 @@ A signal holds exactly one condition: ``gte``, ``lte``, ``gt``, ``lt`` (a number
 with a <= b), ``eq`` (a string, number or bool), ``in`` (a non-empty list of those) or ``is`` (a bool).
 ``weight`` (default 1.0) must be > 0. ``softness`` (numeric conditions only) is the width of the
 logistic ramp around a threshold; it defaults to 10% of the threshold's magnitude, at least 0.5 (see
-``offerloop.personas.inference`` for how conditions are scored).
+``offerloop.personas.inference`` for how conditions are scored). ``missing`` (optional) lists values that
+mean "never observed" for this feature -- the feature engine reads out -1 for a delay, a latest value or
+an hour it never saw -- and that therefore count as neutral evidence, like an absent feature.
 
 There are 2 to 12 personas (4 to 8 by convention), with unique snake_case names; ``unassigned`` is
 reserved for buyers no persona fits. :func:`load_templates` raises :class:`TemplateError` whose message
@@ -130,6 +132,9 @@ class Signal(BaseModel):
     is_: StrictBool | None = Field(default=None, alias="is")
     weight: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
     softness: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # Values the feature engine reads out for "never observed" (e.g. -1 for a delay that never happened):
+    # the condition treats them like an absent feature, as neutral evidence.
+    missing: list[Scalar] | None = Field(default=None, min_length=1, max_length=20)
 
     @field_validator("between", mode="after")
     @classmethod
@@ -195,6 +200,8 @@ class Signal(BaseModel):
         out["weight"] = self.weight
         if self.softness is not None:
             out["softness"] = self.softness
+        if self.missing is not None:
+            out["missing"] = list(self.missing)
         return _Flow(out)
 
 
