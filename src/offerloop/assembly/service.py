@@ -43,6 +43,7 @@ from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
 from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
+from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
 from offerloop.assembly.selector import CorpusIndex
 from offerloop.assembly.voice import Rewriter, RewriterConfig, prompt_hash
 from offerloop.content import service as content_service
@@ -157,12 +158,29 @@ def set_theme(
     bad = [k for k, v in theme.items() if v is not None and not isinstance(v, str)]
     if bad:
         raise AssemblyError(f"theme fields must be strings: {', '.join(sorted(bad))}", code="invalid_theme")
+    theme = {**theme, **_theme_fonts(theme)}
     version = workspace_service.set_config(
         session=session, workspace_id=workspace_id, field="theme", value=dict(theme)
     )
     workspace_service.audit(session, workspace_id, actor=actor, action="theme.update", target_type="workspace",
                             target_id=workspace_id, details={"version": version})  # fmt: skip
     return {"version": version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))}
+
+
+def _theme_fonts(theme: Mapping[str, Any]) -> dict[str, str]:
+    """The theme's font fields as supported family names; an unknown family is a 422 listing them."""
+    fonts: dict[str, str] = {}
+    for key in ("body_font", "heading_font", "mono_font"):
+        if theme.get(key) is None:
+            continue
+        name = canonical_font(theme[key])
+        if name is None:
+            raise AssemblyError(
+                f"{key}: font {theme[key]!r} is not shipped with offerloop; use one of: {', '.join(SUPPORTED_FONTS)}",
+                code="unsupported_font", details={"field": key, "font": theme[key], "supported": list(SUPPORTED_FONTS)},
+            )  # fmt: skip
+        fonts[key] = name
+    return fonts
 
 
 def theme_for(*, session: Session, workspace_id: str) -> Theme:

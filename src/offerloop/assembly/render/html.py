@@ -15,15 +15,15 @@ from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from offerloop.assembly.document import Block, Document, Section, Theme
-from offerloop.assembly.render.markup import css_color, css_font_stack, to_html
+from offerloop.assembly.render.fonts import css_stack
+from offerloop.assembly.render.markup import css_color, to_html
 
 __all__ = ["AI_LABEL", "page_css", "render_email", "render_html", "render_preview"]
 
 AI_LABEL = "AI-assisted"
 _DEFAULT = Theme()
-_HEADING_OFFSET = 3  # h1 document title, h2 section, h3 block title, then the block's own headings
-_SERIF = 'Georgia, "Times New Roman", serif'
-_MONO = 'Menlo, Consolas, "Courier New", monospace'
+# h1 document title, h2 section, h3 block title, then the block's own headings (h3 when it has no title)
+_SECTION_LEVEL = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,23 @@ def _palette(theme: Theme) -> _Palette:
         primary=css_color(theme.primary, _DEFAULT.primary),
         accent=css_color(theme.accent, _DEFAULT.accent),
         text=css_color(theme.text, _DEFAULT.text),
-        body=css_font_stack(theme.body_font, _SERIF),
-        heading=css_font_stack(theme.heading_font, _SERIF),
-        mono=css_font_stack(theme.mono_font, _MONO),
+        body=css_stack(theme.body_font, _DEFAULT.body_font),
+        heading=css_stack(theme.heading_font, _DEFAULT.heading_font),
+        mono=css_stack(theme.mono_font, _DEFAULT.mono_font),
     )
+
+
+# Heading sizes in em of the body text: strictly decreasing with the level, the smallest the body size,
+# so a block's own heading is never smaller than the paragraph under it (browsers' h5/h6 are).
+HEADING_EM: tuple[float, ...] = (2.0, 1.6, 1.3, 1.15, 1.07, 1.0)
+# The same for e-mail, in px over a 16px body (mail clients ignore <style>, so they are inline).
+EMAIL_BODY_PX = 16
+EMAIL_HEADING_PX: tuple[int, ...] = (28, 22, 19, 18, 17, 16)
+BLANK_EM = 4.5  # writing space in an empty worksheet cell: three lines and some air
+
+
+def _heading_sizes_css() -> str:
+    return "\n".join(f"h{level} {{ font-size: {size}em; }}" for level, size in enumerate(HEADING_EM, start=1))
 
 
 def page_css(theme: Theme = _DEFAULT) -> str:
@@ -59,6 +72,7 @@ body {{ margin: 0; background: #f5f5f2; color: {p.text}; font-family: {p.body}; 
 .cover .facts {{ margin: 1.5rem 0 0; font-size: .95rem; }}
 .cover .logo {{ max-height: 3.5rem; margin-bottom: 1.5rem; }}
 h1, h2, h3, h4, h5, h6 {{ font-family: {p.heading}; color: {p.primary}; line-height: 1.25; }}
+{_heading_sizes_css()}
 .toc, .outline {{ border-left: 3px solid {p.accent}; padding: .25rem 0 .25rem 1rem; margin: 0 0 2.5rem; }}
 .toc h2 {{ margin-top: 0; font-size: 1.2rem; }}
 .toc ol, .outline ol {{ margin: .2rem 0; padding-left: 1.25rem; }}
@@ -76,15 +90,21 @@ code {{ background: #f3f3f0; padding: .1em .3em; border-radius: 3px; }}
 pre {{ background: #f3f3f0; padding: .8rem 1rem; border-radius: 4px; overflow-x: auto; }}
 pre code {{ background: none; padding: 0; }}
 blockquote {{ margin: 1rem 0; padding: .2rem 1rem; border-left: 3px solid {p.accent}; color: #444; font-style: italic; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ border: 1px solid #cfcfcf; padding: .35rem .7rem; }}
-th {{ background: #f3f3f0; }}
+table {{ border-collapse: collapse; margin: 1rem 0; width: 100%; }}
+table.worksheet {{ table-layout: fixed; }}
+th, td {{ border: 1px solid #cfcfcf; padding: .35rem .7rem; vertical-align: top; }}
+th {{ background: #f3f3f0; text-align: left; }}
+td.blank {{ height: {BLANK_EM}em; }}
+thead {{ display: table-header-group; }}
+tr, .block-meta {{ break-inside: avoid; }}
+h1, h2, h3, h4, h5, h6, .block-meta {{ break-after: avoid; }}
 ul.task-list {{ list-style: none; padding-left: .25rem; }}
 .task-list-item input {{ accent-color: {p.accent}; margin-right: .4em; }}
 hr {{ border: 0; border-top: 1px solid #ddd; margin: 2rem 0; }}
 @page {{ size: A4; margin: 2.6cm 2.2cm 2.4cm; }}
 @media print {{
-  body {{ background: #fff; font-size: 11pt; line-height: 1.45; }}
+  body {{ background: #fff; font-size: 11pt; line-height: 1.45; orphans: 3; widows: 3; }}
+  table {{ break-inside: avoid; }}  /* a table longer than a page still breaks, repeating its thead */
   .page {{ max-width: none; padding: 0; }}
   .cover {{ margin: 0 0 2rem; padding: 3rem 2rem 2rem; }}
   .section {{ break-before: page; }}
@@ -99,7 +119,7 @@ def _email_styles(p: _Palette) -> dict[str, str]:
         "p": "margin:0 0 12px 0",
         **{
             f"h{i}": f"{heading};font-size:{size}px"
-            for i, size in zip(range(1, 7), (22, 20, 18, 16, 15, 14), strict=True)
+            for i, size in zip(range(1, 7), EMAIL_HEADING_PX, strict=True)
         },
         "ul": "margin:0 0 12px 0;padding-left:22px",
         "ol": "margin:0 0 12px 0;padding-left:22px",
@@ -112,6 +132,8 @@ def _email_styles(p: _Palette) -> dict[str, str]:
         "pre code": f"font-family:{p.mono};font-size:13px",
         "code": f"font-family:{p.mono};font-size:13px;background:#f3f3f0;padding:1px 3px",
         "table": "border-collapse:collapse;margin:0 0 12px 0;width:100%",
+        "worksheet": "table-layout:fixed",
+        "blank": f"height:{round(EMAIL_BODY_PX * 1.55 * 3) + 4}px",
         "th": "border:1px solid #cfcfcf;padding:6px 8px;background:#f3f3f0;text-align:left",
         "td": "border:1px solid #cfcfcf;padding:6px 8px",
         "a": f"color:{p.primary}",
@@ -216,7 +238,7 @@ _EMAIL = """<!DOCTYPE html>
 <body style="margin:0;padding:0;background:#f4f4f2;">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f4f4f2;">
 <tr><td align="center" style="padding:24px 8px;">
-<table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:600px;background:#ffffff;border-collapse:collapse;font-family:{{ p.body }};font-size:16px;line-height:1.55;color:{{ p.text }};">
+<table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:600px;background:#ffffff;border-collapse:collapse;font-family:{{ p.body }};font-size:{{ body_px }}px;line-height:1.55;color:{{ p.text }};">
 <tr><td style="background:{{ p.primary }};color:#ffffff;padding:36px 28px 28px 28px;font-family:{{ p.heading }};">
 <h1 style="margin:0;font-size:28px;line-height:1.2;color:#ffffff;font-family:{{ p.heading }};">{{ doc.title }}</h1>
 {% if doc.subtitle %}<p style="margin:10px 0 0 0;font-size:17px;color:#ffffff;">{{ doc.subtitle }}</p>
@@ -240,11 +262,11 @@ _EMAIL = """<!DOCTYPE html>
 </td></tr>
 {% for s in sections %}
 <tr><td id="{{ s.id }}" style="padding:20px 28px 4px 28px;">
-<h2 style="margin:0 0 12px 0;padding-bottom:6px;border-bottom:2px solid {{ p.accent }};font-family:{{ p.heading }};font-size:22px;color:{{ p.primary }};">{{ s.title }}</h2>
+<h2 style="margin:0 0 12px 0;padding-bottom:6px;border-bottom:2px solid {{ p.accent }};font-family:{{ p.heading }};font-size:{{ sizes[1] }}px;color:{{ p.primary }};">{{ s.title }}</h2>
 {% if s.intro %}{{ s.intro }}{% endif %}
 {% for b in s.blocks %}
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 14px 0;"><tr><td style="padding:0;"{% if b.id %} id="{{ b.id }}"{% endif %}>
-{% if b.title %}<h3 style="margin:14px 0 6px 0;font-family:{{ p.heading }};font-size:18px;color:{{ p.primary }};">{{ b.title }}</h3>
+{% if b.title %}<h3 style="margin:14px 0 6px 0;font-family:{{ p.heading }};font-size:{{ sizes[2] }}px;color:{{ p.primary }};">{{ b.title }}</h3>
 {% endif %}
 {% if b.ai or b.minutes is not none %}<p style="margin:0 0 10px 0;font-size:12px;color:#6b6b6b;">{% if b.ai %}<span style="display:inline-block;border:1px solid {{ p.accent }};color:{{ p.accent }};border-radius:3px;padding:0 5px;font-family:Arial,Helvetica,sans-serif;font-size:11px;font-weight:bold;">{{ ai_label }}</span> {% endif %}
 {%- if b.minutes is not none %}{{ b.minutes }} min{% endif %}</p>
@@ -272,6 +294,8 @@ _ENV = Environment(
     keep_trailing_newline=True,
 )
 _ENV.globals["ai_label"] = AI_LABEL
+_ENV.globals["sizes"] = EMAIL_HEADING_PX
+_ENV.globals["body_px"] = EMAIL_BODY_PX
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,17 +324,18 @@ def _kind(kind: str) -> str:
     return "".join(c for c in kind.lower() if c.isalnum() or c in "-_") or "snippet"
 
 
-def _md_html(markdown: str, styles: Mapping[str, str] | None) -> Markup:
-    """Block Markdown as HTML; safe to mark so because markup.to_html escapes all text itself."""
+def _md_html(markdown: str, styles: Mapping[str, str] | None, *, under: int = _SECTION_LEVEL + 1) -> Markup:
+    """Block Markdown as HTML, its headings nested under level ``under``; safe to mark so because
+    markup.to_html escapes all text itself."""
     glyphs = styles is not None  # email clients show form controls badly: draw ☐/☑ instead
-    return Markup(to_html(markdown, heading_offset=_HEADING_OFFSET, styles=styles, checkbox_glyphs=glyphs))
+    return Markup(to_html(markdown, heading_offset=under, styles=styles, checkbox_glyphs=glyphs))
 
 
 def _block_view(b: Block, sid: str, index: int, styles: Mapping[str, str] | None) -> _BlockView:
     return _BlockView(
         id=f"{sid}-block-{index}" if b.title else None,
         title=b.title,
-        html=_md_html(b.markdown, styles),
+        html=_md_html(b.markdown, styles, under=_SECTION_LEVEL + (1 if b.title else 0)),
         ai=b.ai_assisted,
         minutes=b.minutes if b.minutes is not None and b.minutes >= 0 else None,
         kind=_kind(b.kind),
@@ -318,7 +343,7 @@ def _block_view(b: Block, sid: str, index: int, styles: Mapping[str, str] | None
 
 
 def _section_view(s: Section, sid: str, styles: Mapping[str, str] | None) -> _SectionView:
-    intro = _md_html(s.intro, styles) if s.intro else None
+    intro = _md_html(s.intro, styles, under=_SECTION_LEVEL) if s.intro else None
     blocks = tuple(_block_view(b, sid, j, styles) for j, b in enumerate(s.blocks, start=1))
     return _SectionView(id=sid, title=s.title, intro=intro, blocks=blocks)
 
