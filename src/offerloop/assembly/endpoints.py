@@ -139,7 +139,8 @@ def open_file(
     with db.read() as session:
         content, media_type, name = service.open_link(session=session, artifact_id=artifact_id, version=version,
                                                       fmt=fmt, expires=expires, sig=sig,
-                                                      secret=get_settings(request).secret)  # fmt: skip
+                                                      secret=get_settings(request).secret,
+                                                      public_url=get_settings(request).public_url)  # fmt: skip
     return Response(
         content, media_type=media_type, headers={"Content-Disposition": f'inline; filename="{name}"'}
     )

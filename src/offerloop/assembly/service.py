@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date
+from html import escape as html_escape
 from typing import Any
 
 import pypdf
@@ -44,6 +45,7 @@ from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
 from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
 from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
+from offerloop.assembly.render.html import FULL_VERSION_LINK
 from offerloop.assembly.selector import CorpusIndex
 from offerloop.assembly.voice import Rewriter, RewriterConfig, prompt_hash
 from offerloop.content import service as content_service
@@ -58,6 +60,7 @@ from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, C
 from offerloop.personas import service as persona_service
 from offerloop.workspaces import service as workspace_service
 
+FULL_VERSION_TTL_S = 30 * 24 * 3600  # how long an e-mail summary's link to the full version works
 MEDIA_TYPES = {
     "pdf": "application/pdf",
     "html": "text/html; charset=utf-8",
@@ -647,8 +650,10 @@ def open_link(
     sig: str,
     secret: str,
     now: float | None = None,
+    public_url: str = "",
 ) -> tuple[bytes, str, str]:
-    """The file behind a signed link: (content, media type, file name)."""
+    """The file behind a signed link: (content, media type, file name). An e-mail summary's link to the
+    full version becomes a link to this version's web page, signed for ``FULL_VERSION_TTL_S``."""
     secret = workspace_service.signing_secret(session=session, configured=secret)
     expected = _sign(secret, artifact_id, version, fmt, expires)
     if not hmac.compare_digest(
@@ -665,7 +670,15 @@ def open_link(
     if row is None or f is None or row.status != "ready":
         raise ArtifactNotFound("this file is not available")
     ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
-    return f.content, f.media_type, f"{artifact_id}-v{version}.{ext}"
+    content = f.content
+    if fmt == "email" and FULL_VERSION_LINK.encode() in content:
+        expires_full = int((now if now is not None else time.time()) + FULL_VERSION_TTL_S)
+        full = (
+            f"{public_url.rstrip('/')}/v1/files/{artifact_id}/{version}/html?expires={expires_full}&sig="
+            + _sign(secret, artifact_id, version, "html", expires_full)
+        )
+        content = content.replace(FULL_VERSION_LINK.encode(), html_escape(full).encode())
+    return content, f.media_type, f"{artifact_id}-v{version}.{ext}"
 
 
 # -- versioning ------------------------------------------------------------------------------------

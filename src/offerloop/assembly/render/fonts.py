@@ -64,10 +64,12 @@ def canonical_font(name: object) -> str | None:
     return next((n for n in SUPPORTED_FONTS if n.casefold() == wanted), None)
 
 
-def css_stack(name: str, default: str) -> str:
-    """A CSS font-family list for a theme font: the family, its close fallbacks, then the emoji fonts."""
+def css_stack(name: str, default: str, *, emoji: bool = True) -> str:
+    """A CSS font-family list for a theme font: the family, its close fallbacks, then (unless ``emoji``
+    is false) the emoji fonts before the generic family."""
     family = FONTS.get(canonical_font(name) or "") or FONTS[default]
-    return f'"{family.name}", {_before_generic(family.css_fallback)}'
+    fallback = _before_generic(family.css_fallback) if emoji else family.css_fallback
+    return f'"{family.name}", {fallback}'
 
 
 def _before_generic(stack: str) -> str:

@@ -10,15 +10,24 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from offerloop.assembly.document import Block, Document, Section, Theme
 from offerloop.assembly.render.fonts import css_stack
-from offerloop.assembly.render.markup import css_color, to_html
+from offerloop.assembly.render.markup import css_color, parse, plain_text, to_html
 
-__all__ = ["AI_LABEL", "page_css", "render_email", "render_html", "render_preview"]
+__all__ = [
+    "AI_LABEL",
+    "EMAIL_MAX_BYTES",
+    "FULL_VERSION_LINK",
+    "page_css",
+    "render_email",
+    "render_html",
+    "render_preview",
+]
 
 AI_LABEL = "AI-assisted"
 _DEFAULT = Theme()
@@ -36,14 +45,16 @@ class _Palette:
     mono: str
 
 
-def _palette(theme: Theme) -> _Palette:
+def _palette(theme: Theme, *, email: bool = False) -> _Palette:
+    """Colours and font stacks. The e-mail repeats its stacks inline on every heading, so only its body
+    stack (which everything inherits) names the emoji fonts: bytes count against Gmail's clipping."""
     return _Palette(
         primary=css_color(theme.primary, _DEFAULT.primary),
         accent=css_color(theme.accent, _DEFAULT.accent),
         text=css_color(theme.text, _DEFAULT.text),
         body=css_stack(theme.body_font, _DEFAULT.body_font),
-        heading=css_stack(theme.heading_font, _DEFAULT.heading_font),
-        mono=css_stack(theme.mono_font, _DEFAULT.mono_font),
+        heading=css_stack(theme.heading_font, _DEFAULT.heading_font, emoji=not email),
+        mono=css_stack(theme.mono_font, _DEFAULT.mono_font, emoji=not email),
     )
 
 
@@ -250,6 +261,9 @@ _EMAIL = """<!DOCTYPE html>
 {% if doc.created_on %}<p style="margin:4px 0 0 0;font-size:14px;color:#ffffff;">{{ doc.created_on }}</p>
 {% endif %}
 </td></tr>
+{% if summary is not none %}
+{% include "email_summary.html" %}
+{% else %}
 <tr><td style="padding:24px 28px 8px 28px;">
 <p style="margin:0 0 8px 0;font-family:{{ p.heading }};font-size:18px;font-weight:bold;color:{{ p.primary }};">Contents</p>
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">
@@ -275,6 +289,7 @@ _EMAIL = """<!DOCTYPE html>
 {% endfor %}
 </td></tr>
 {% endfor %}
+{% endif %}
 <tr><td style="padding:16px 28px 28px 28px;font-size:12px;color:#8a8a8a;">{% if creator %}{{ creator }} &middot; {% endif %}{{ doc.title }}</td></tr>
 </table>
 </td></tr>
@@ -283,9 +298,38 @@ _EMAIL = """<!DOCTYPE html>
 </html>
 """
 
+# The e-mail when the whole document would be clipped: what is inside, and a link to all of it.
+_EMAIL_SUMMARY = """{% macro button() -%}
+<tr><td style="padding:8px 28px 16px 28px;"><a href="{{ summary.url }}" style="display:inline-block;background:{{ p.accent }};color:#ffffff;font-family:Arial,Helvetica,sans-serif;font-size:16px;font-weight:bold;text-decoration:none;padding:12px 22px;border-radius:4px;">Open the full {{ summary.noun }}</a></td></tr>
+{%- endmacro %}
+<tr><td style="padding:24px 28px 8px 28px;">
+<p style="margin:0;">Your {{ summary.noun }} is ready: {{ sections | length }} section{{ "s" if sections | length != 1 }}{% if summary.minutes %}, about {{ summary.minutes }} minutes of work{% endif %}. Here is what is inside; the full version opens in your browser, where you can also print it.</p>
+</td></tr>
+{{ button() }}
+{% for s in sections %}
+<tr><td style="padding:12px 28px 4px 28px;">
+<h2 style="margin:0 0 8px 0;padding-bottom:6px;border-bottom:2px solid {{ p.accent }};font-family:{{ p.heading }};font-size:{{ sizes[1] }}px;color:{{ p.primary }};">{{ s.title }}</h2>
+{% if s.intro and summary.detail > 1 %}{{ s.intro }}{% endif %}
+{% if summary.detail > 0 %}
+{% for b in s.blocks %}
+<p style="margin:0 0 10px 0;">{% if b.title %}<strong>{{ b.title }}</strong>{% if b.minutes is not none %} <span style="font-size:13px;color:#6b6b6b;">&middot; {{ b.minutes }} min</span>{% endif %}{% endif %}
+{% if summary.detail > 1 and b.teaser %}{% if b.title %}<br>{% endif %}<span style="color:#444444;">{{ b.teaser }}</span>{% endif %}</p>
+{% endfor %}
+{% endif %}
+</td></tr>
+{% endfor %}
+{{ button() }}
+"""
+
 _ENV = Environment(
     loader=DictLoader(
-        {"macros.html": _MACROS, "web.html": _WEB, "email.html": _EMAIL, "preview.html": _PREVIEW}
+        {
+            "macros.html": _MACROS,
+            "web.html": _WEB,
+            "email.html": _EMAIL,
+            "email_summary.html": _EMAIL_SUMMARY,
+            "preview.html": _PREVIEW,
+        }
     ),
     autoescape=select_autoescape(default=True, default_for_string=True),
     undefined=StrictUndefined,
@@ -306,6 +350,7 @@ class _BlockView:
     ai: bool
     minutes: int | None
     kind: str
+    teaser: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,25 +376,36 @@ def _md_html(markdown: str, styles: Mapping[str, str] | None, *, under: int = _S
     return Markup(to_html(markdown, heading_offset=under, styles=styles, checkbox_glyphs=glyphs))
 
 
-def _block_view(b: Block, sid: str, index: int, styles: Mapping[str, str] | None) -> _BlockView:
+def _block_view(
+    b: Block, sid: str, index: int, styles: Mapping[str, str] | None, *, teasers: bool = False
+) -> _BlockView:
+    """A block to render; with ``teasers`` (the e-mail summary) its first lines instead of its body."""
+    under = _SECTION_LEVEL + (1 if b.title else 0)
     return _BlockView(
         id=f"{sid}-block-{index}" if b.title else None,
         title=b.title,
-        html=_md_html(b.markdown, styles, under=_SECTION_LEVEL + (1 if b.title else 0)),
+        html=Markup("") if teasers else _md_html(b.markdown, styles, under=under),
         ai=b.ai_assisted,
         minutes=b.minutes if b.minutes is not None and b.minutes >= 0 else None,
         kind=_kind(b.kind),
+        teaser=_teaser(b.markdown) if teasers else "",
     )
 
 
-def _section_view(s: Section, sid: str, styles: Mapping[str, str] | None) -> _SectionView:
+def _section_view(
+    s: Section, sid: str, styles: Mapping[str, str] | None, *, teasers: bool = False
+) -> _SectionView:
     intro = _md_html(s.intro, styles, under=_SECTION_LEVEL) if s.intro else None
-    blocks = tuple(_block_view(b, sid, j, styles) for j, b in enumerate(s.blocks, start=1))
+    blocks = tuple(_block_view(b, sid, j, styles, teasers=teasers) for j, b in enumerate(s.blocks, start=1))
     return _SectionView(id=sid, title=s.title, intro=intro, blocks=blocks)
 
 
-def _views(doc: Document, styles: Mapping[str, str] | None = None) -> list[_SectionView]:
-    return [_section_view(s, f"section-{i}", styles) for i, s in enumerate(doc.sections, start=1)]
+def _views(
+    doc: Document, styles: Mapping[str, str] | None = None, *, teasers: bool = False
+) -> list[_SectionView]:
+    return [
+        _section_view(s, f"section-{i}", styles, teasers=teasers) for i, s in enumerate(doc.sections, start=1)
+    ]
 
 
 def _logo_uri(theme: Theme) -> str | None:
@@ -369,15 +425,57 @@ def render_html(document: Document, theme: Theme = _DEFAULT) -> str:
     )
 
 
-def render_email(document: Document, theme: Theme = _DEFAULT) -> str:
-    """An email-safe page: nested tables, inline styles only, at most 600px wide, no images."""
-    p = _palette(theme)
-    return _ENV.get_template("email.html").render(
-        doc=document,
-        creator=theme.creator_name,
-        p=p,  # autoescaped like everything else: the font stacks' quotes become entities in style=""
-        sections=_views(document, _email_styles(p)),
-    )
+# Gmail clips a message whose HTML is over ~102 KB; past this the e-mail is a summary with a link.
+EMAIL_MAX_BYTES = 100_000
+# Stands for the link to the full version until a download fills it in (the stored file cannot hold a
+# signed link: it would expire, and the server's public address is only known when it is served).
+FULL_VERSION_LINK = "offerloop:full-version"
+_NOUNS = {"workbook": "workbook", "audit_report": "audit report", "course_pathway": "course pathway"}
+_TEASER_CHARS = 180
+
+
+class _Summary(NamedTuple):
+    url: str
+    noun: str
+    minutes: int
+    detail: int  # 2: intros and a teaser per block, 1: block titles, 0: section titles only
+
+
+def _teaser(markdown: str) -> str:
+    """The first paragraph of a block as plain text, cut at a word near ``_TEASER_CHARS``."""
+    para = next((n for n in parse(markdown).children if n.type == "paragraph"), None)
+    text = " ".join(plain_text(para).split()) if para is not None else ""
+    if len(text) <= _TEASER_CHARS:
+        return text
+    return text[:_TEASER_CHARS].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
+
+
+def render_email(
+    document: Document, theme: Theme = _DEFAULT, *, full_url: str = FULL_VERSION_LINK,
+    max_bytes: int = EMAIL_MAX_BYTES,
+) -> str:  # fmt: skip
+    """An email-safe page: nested tables, inline styles only, at most 600px wide, no images.
+
+    When the whole document would be over ``max_bytes`` (Gmail clips long messages), the e-mail is a
+    summary instead: each section with its intro and each block's title, time and first lines, and a
+    button to ``full_url`` (the full web version); less detail if even that would be too long.
+    """
+    p = _palette(theme, email=True)
+    styles = _email_styles(p)
+    template = _ENV.get_template("email.html")
+    common = {"doc": document, "creator": theme.creator_name, "p": p}  # p: autoescaped like everything else
+    whole = template.render(**common, sections=_views(document, styles), summary=None)
+    if len(whole.encode("utf-8")) <= max_bytes:
+        return whole
+    views = _views(document, styles, teasers=True)
+    minutes = sum(b.minutes for b in document.blocks() if b.minutes is not None and b.minutes > 0)
+    noun = _NOUNS.get(document.deliverable, "document")
+    out = whole
+    for detail in (2, 1, 0):
+        out = template.render(**common, sections=views, summary=_Summary(full_url, noun, minutes, detail))
+        if len(out.encode("utf-8")) <= max_bytes:
+            break
+    return out
 
 
 def render_preview(document: Document, theme: Theme = _DEFAULT) -> str:
