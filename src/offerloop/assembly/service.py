@@ -44,6 +44,7 @@ from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
 from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
+from offerloop.assembly.render.audit import audit_view, with_audit
 from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
 from offerloop.assembly.render.html import FULL_VERSION_LINK
 from offerloop.assembly.selector import CorpusIndex
@@ -460,6 +461,7 @@ def render_version(
             for a in content_service.corpus(session=session, workspace_id=workspace_id)[1]
             if a.ai_rewrite
         }
+        scored_by, chosen_by = _audit_sources(session, workspace_id, provenance)
     document = document_from_dict(stored)
     started = time.perf_counter()
     try:
@@ -467,9 +469,11 @@ def render_version(
             document, guard = _rewrite(document, rewriter, allowed)
         else:
             guard = list(provenance.get("guard") or [])
+        audit = audit_view(provenance, document, scored_by, chosen_by)  # the buyer's scores, tiers, reasons
+        shown = with_audit(document, audit) if document.deliverable == "audit_report" else document
         outputs: dict[str, bytes] = {}
         for fmt in ("pdf", "html", "email", "markdown"):
-            out = render(document, fmt=fmt, theme=theme)
+            out = render(shown, fmt=fmt, theme=theme)
             outputs[fmt] = out if isinstance(out, bytes) else out.encode("utf-8")
     except Exception as exc:  # a render bug must fail this version, visibly, not the worker
         with db.write() as session:
@@ -484,7 +488,7 @@ def render_version(
         if row is None or row.status != "rendering":
             return row.status if row is not None else "missing"
         provenance.update(
-            render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard,
+            render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard, audit=audit,
             rewriter=None if rewriter is None or reviewed else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
                                                                 "endpoint": rewriter.base_url},
         )  # fmt: skip
@@ -501,6 +505,23 @@ def render_version(
         row.review_reason = reason if reason else row.review_reason
         row.rendered_at, row.error = utcnow(), None
         return row.status
+
+
+def _audit_sources(
+    session: Session, workspace_id: str, provenance: Mapping[str, Any]
+) -> tuple[Quiz | None, Policy | None]:
+    """The quiz version that scored the buyer's answers and the policy version that chose the sections
+    (for the score ranges and slot conditions of the audit); None where one is gone."""
+    quiz = policy = None
+    try:
+        if provenance.get("quiz_id"):
+            quiz = content_service.get_quiz(session=session, workspace_id=workspace_id,
+                                            quiz_id=provenance["quiz_id"], version=provenance.get("quiz_version"))  # fmt: skip
+        policy = get_policy(session=session, workspace_id=workspace_id, policy_id=str(provenance.get("policy_id")),
+                            version=provenance.get("policy_version"))  # fmt: skip
+    except OfferloopError:
+        pass
+    return quiz, policy
 
 
 def _pdf_pages(pdf: bytes) -> int:
