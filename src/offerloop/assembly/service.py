@@ -179,9 +179,10 @@ def _theme_fonts(theme: Mapping[str, Any]) -> dict[str, str]:
             continue
         name = canonical_font(theme[key])
         if name is None:
+            given = str(theme[key])[:100]  # a huge value is not echoed back whole
             raise AssemblyError(
-                f"{key}: font {theme[key]!r} is not shipped with offerloop; use one of: {', '.join(SUPPORTED_FONTS)}",
-                code="unsupported_font", details={"field": key, "font": theme[key], "supported": list(SUPPORTED_FONTS)},
+                f"{key}: font {given!r} is not shipped with offerloop; use one of: {', '.join(SUPPORTED_FONTS)}",
+                code="unsupported_font", details={"field": key, "font": given, "supported": list(SUPPORTED_FONTS)},
             )  # fmt: skip
         fonts[key] = name
     return fonts
@@ -189,7 +190,7 @@ def _theme_fonts(theme: Mapping[str, Any]) -> dict[str, str]:
 
 def theme_for(*, session: Session, workspace_id: str) -> Theme:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    values = dict(ws.theme or {})
+    values = {k: v for k, v in (ws.theme or {}).items() if v is not None}  # None: the default
     values.setdefault("creator_name", ws.name)
     return Theme(**values)
 
@@ -692,13 +693,14 @@ def open_link(
         raise ArtifactNotFound("this file is not available")
     ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
     content = f.content
-    if fmt == "email" and FULL_VERSION_LINK.encode() in content:
+    marker = f'href="{FULL_VERSION_LINK}"'.encode()  # the summary's button only, never text in the e-mail
+    if fmt == "email" and marker in content:
         expires_full = int((now if now is not None else time.time()) + FULL_VERSION_TTL_S)
         full = (
             f"{public_url.rstrip('/')}/v1/files/{artifact_id}/{version}/html?expires={expires_full}&sig="
             + _sign(secret, artifact_id, version, "html", expires_full)
         )
-        content = content.replace(FULL_VERSION_LINK.encode(), html_escape(full).encode())
+        content = content.replace(marker, f'href="{html_escape(full)}"'.encode())
     return content, f.media_type, f"{artifact_id}-v{version}.{ext}"
 
 
