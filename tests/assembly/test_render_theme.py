@@ -58,7 +58,9 @@ def test_put_theme_refuses_unknown_fonts_and_lists_the_supported_ones(client, se
         assert error["details"] == {"field": field, "font": "Comic Sans MS", "supported": SUPPORTED}
         assert "Open Sans" in error["message"] and "Comic Sans MS" in error["message"]
     r = client.put("/v1/theme", headers=secret_headers, json={"body_font": "x" * 100_000})
-    assert r.status_code == 422 and r.json()["error"]["details"]["font"] == "x" * 100 and len(r.content) < 1000
+    assert (
+        r.status_code == 422 and r.json()["error"]["details"]["font"] == "x" * 100 and len(r.content) < 1000
+    )
     r = client.put("/v1/theme", headers=secret_headers, json={"body_font": ["Open Sans"]})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_theme"
 

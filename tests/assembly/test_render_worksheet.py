@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import pypdf
@@ -128,6 +129,20 @@ def test_short_tables_are_not_split_and_long_ones_repeat_their_header() -> None:
         found = runs(render_pdf(doc(filler(lines), Block(markdown=table, title="Six rows"))))
         pages = {first(found, f"Row{i}").page for i in range(1, 7)}
         assert len(pages) == 1, lines  # no lone row before (or after) a break
+    thirty = "\n".join(f"| Row{i} | value {i} |" for i in range(1, 31))
+    splits = 0
+    for lines in range(6):  # the last row alone on the next page around 1-2 without the row-keeping cell
+        found = runs(
+            render_pdf(
+                doc(filler(lines), Block(markdown=f"| Item | Value |\n|---|---|\n{thirty}", title="T"))
+            )
+        )
+        page_of = {r.text: r.page for r in found if r.page > 1}
+        per_page = Counter(page_of[f"Row{i}"] for i in range(1, 31))
+        pages = sorted(per_page)
+        assert per_page[pages[0]] >= 2 and per_page[pages[-1]] >= 2, (lines, per_page)
+        splits += len(pages) > 1
+    assert splits >= 4
     long_rows = "\n".join(f"| Row{i} | value {i} |" for i in range(1, 61))
     found = runs(render_pdf(doc(Block(markdown=f"| Item | Value |\n|---|---|\n{long_rows}", title="Long"))))
     body_pages = {r.page for r in found if r.text.startswith("Row")}

@@ -119,6 +119,9 @@ def _heading_map(tree: SyntaxTreeNode, base: int) -> dict[int, int]:
 # Tables with at most this many body rows are kept on one page (a worksheet's rows are tall).
 TABLE_ROWS_KEPT = 14
 WORKSHEET_ROWS_KEPT = 8
+# The invisible first column of a longer table: an empty cell, and one spanning two rows it keeps together.
+_SPACER = "table.cell(stroke: none, inset: 0pt)[]"
+_SPANNER = "table.cell(rowspan: 2, breakable: false, stroke: none, inset: 0pt)[]"
 
 
 def _is_blank(cell: SyntaxTreeNode) -> bool:
@@ -462,12 +465,13 @@ class _TypstRenderer:
 
     def table(self, n: SyntaxTreeNode) -> str:
         """A table across the full text width. A worksheet (a table with empty cells to fill in) gets
-        equal columns and ``ol-blank`` writing space in every empty cell; a table short enough to fit a
-        page is never split (so no lone row before a break), a longer one repeats its header row."""
+        equal columns and ``ol-blank`` writing space in every empty cell. A table short enough to fit a
+        page is never split; a longer one repeats its header row and keeps its first two and last two
+        rows together (an unbreakable cell spanning them in an invisible first column), so a break
+        never leaves a lone row at the bottom of a page or at the top of the next."""
         aligns: list[str] = []
         head: list[str] = []
-        rows: list[str] = []
-        body_rows = 0
+        rows: list[list[str]] = []
         worksheet = is_worksheet(n)
         for section in n.children:
             for row in section.children:
@@ -477,23 +481,32 @@ class _TypstRenderer:
                         m = re.fullmatch(r"text-align:(left|right|center)", str(cell.attrs.get("style", "")))
                         aligns.append(m.group(1) if m else "auto")
                 else:
-                    body_rows += 1
-                    rows.extend(
+                    rows.append([
                         "[#ol-blank;]" if worksheet and _is_blank(cell) else f"[{self.inlines(cell)}]"
                         for cell in row.children
-                    )
+                    ])  # fmt: skip
         columns = len(aligns) or max(
             1, max((len(r.children) for s in n.children for r in s.children), default=1)
         )
-        widths = ", ".join(["1fr"] * columns) if worksheet else ", ".join(["auto"] * (columns - 1) + ["1fr"])
-        args = [f"columns: ({widths},)"]
+        widths = ["1fr"] * columns if worksheet else ["auto"] * (columns - 1) + ["1fr"]
+        kept = len(rows) <= (WORKSHEET_ROWS_KEPT if worksheet else TABLE_ROWS_KEPT)
+        if not kept:
+            widths, aligns = ["0pt", *widths], ["auto", *aligns] if aligns else aligns
+            head = [_SPACER, *head] if head else head
+            last = len(rows) - 2
+            for i, cells in enumerate(rows):
+                if i in (0, last):
+                    cells.insert(0, _SPANNER)
+                elif i not in (1, last + 1):
+                    cells.insert(0, _SPACER)
+        args = [f"columns: ({', '.join(widths)},)"]
         if any(a != "auto" for a in aligns):
             args.append(f"align: ({', '.join(aligns)},)")
         if head:
             args.append(f"table.header(repeat: true, {', '.join(head)})")
-        args.extend(rows)
+        args.extend(cell for cells in rows for cell in cells)
         table = f"table({', '.join(args)})"
-        if body_rows <= (WORKSHEET_ROWS_KEPT if worksheet else TABLE_ROWS_KEPT):
+        if kept:
             return f"#block(breakable: false, width: 100%, {table});"
         return f"#{table};"
 
