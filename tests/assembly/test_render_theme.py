@@ -83,3 +83,9 @@ def test_a_supported_font_set_over_http_reaches_the_rendered_pdf(
     link = client.get(f"/v1/artifacts/{made.json()['id']}/download", headers=secret_headers).json()
     fonts = pdf_fonts(client.get(link["url"]).content)
     assert "OpenSans" in fonts and not any(f.startswith("LibertinusSerif") for f in fonts)
+
+
+def test_a_font_stored_before_fonts_were_checked_falls_back_to_the_default_family() -> None:
+    fonts = pdf_fonts(render_pdf(DOC, Theme(body_font="Comic Sans MS", heading_font="Papyrus")))
+    assert "LibertinusSerif-Regular-Identity-H" in fonts and "NewCM10-Bold-Identity-H" in fonts
+    assert '"Libertinus Serif", Georgia' in render_html(DOC, Theme(body_font="Comic Sans MS"))
