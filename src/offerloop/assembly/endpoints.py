@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -9,7 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from offerloop.assembly import service
+from offerloop.assembly.document import Theme
 from offerloop.assembly.policy import parse_policy
+from offerloop.assembly.render.fonts import SUPPORTED_FONTS
 from offerloop.identity import service as identity_service
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 
@@ -76,7 +79,14 @@ def lint_policy(db: DB, principal: SecretKey, body: PolicyText) -> list[dict[str
     ]
 
 
-@router.put("/theme", summary="The deliverables' theme (colours, fonts shipped with offerloop, logo SVG)")
+@router.put(
+    "/theme",
+    summary="The deliverables' theme (colours, fonts shipped with offerloop, logo SVG)",
+    description="Fields: "
+    + ", ".join(f.name for f in dataclasses.fields(Theme))
+    + ". `body_font`, `heading_font` and "
+    "`mono_font` take one of: " + ", ".join(SUPPORTED_FONTS) + " (any other is a 422 `unsupported_font`).",
+)
 def put_theme(db: DB, principal: SecretKey, body: dict[str, Any]) -> dict[str, Any]:
     with db.write() as session:
         return service.set_theme(
