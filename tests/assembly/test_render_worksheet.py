@@ -164,6 +164,18 @@ def test_emoji_are_drawn_from_the_shipped_emoji_font() -> None:
     for emoji in ("🚀", "✅", "💡", "🎯"):
         drawn = [r for r in found if emoji in r.text]
         assert drawn and all("NotoEmoji" in r.font for r in drawn), (emoji, drawn)
+    # and each is a real glyph of that font: its ToUnicode map gives it a glyph id other than 0 (.notdef)
+    mapped: dict[str, str] = {}
+    for page in pypdf.PdfReader(io.BytesIO(render_pdf(d, Theme()))).pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            if "NotoEmoji" in str(font["/BaseFont"]):
+                cmap = font["/ToUnicode"].get_object().get_data().decode("latin-1")
+                for gid, utf16 in re.findall(r"<([0-9A-F]{4})> <([0-9A-F]+)>", cmap):
+                    mapped[bytes.fromhex(utf16).decode("utf-16-be")] = gid
+    assert {e: mapped[e] != "0000" for e in ("🚀", "✅", "💡", "🎯")} == dict.fromkeys(
+        ("🚀", "✅", "💡", "🎯"), True
+    )
     # the body text itself stays in the theme's font
     assert "LibertinusSerif" in first(found, "Launch day").font
     assert '"Noto Emoji"' in page_css()
