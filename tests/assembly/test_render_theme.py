@@ -89,3 +89,21 @@ def test_a_font_stored_before_fonts_were_checked_falls_back_to_the_default_famil
     fonts = pdf_fonts(render_pdf(DOC, Theme(body_font="Comic Sans MS", heading_font="Papyrus")))
     assert "LibertinusSerif-Regular-Identity-H" in fonts and "NewCM10-Bold-Identity-H" in fonts
     assert '"Libertinus Serif", Georgia' in render_html(DOC, Theme(body_font="Comic Sans MS"))
+
+
+def test_every_shipped_font_file_and_licence_is_package_data() -> None:
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from offerloop.assembly.render.fonts import FONT_DIR
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "offerloop"
+    ]
+    files = sorted(p.relative_to(FONT_DIR.parents[2]).as_posix() for p in FONT_DIR.iterdir())
+    assert {"assembly/render/fonts/OFL-NotoEmoji.txt", "assembly/render/fonts/LICENSE-OpenSans.txt"} <= set(
+        files
+    )
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
