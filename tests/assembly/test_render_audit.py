@@ -84,3 +84,43 @@ def test_score_ranges_and_tiers() -> None:
     assert score_ranges(quiz) == {"d": (1.0, 11.0), "e": (-1.0, 5.0)}
     assert [tier(x, 1.0, 11.0) for x in (1, 4, 4.34, 7.67, 11)] == ["low", "low", "medium", "high", "high"]
     assert tier(3, 3, 3) == "high"
+
+
+def test_the_audit_never_fails_on_odd_or_old_provenance() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from offerloop.assembly.document import Block, Document, Section
+    from offerloop.assembly.render.audit import audit_view, with_audit
+    from offerloop.assembly.render.markdown import render_markdown
+
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+    entry = st.fixed_dictionaries(
+        {},
+        optional={
+            "section": scalar, "slot": scalar, "status": st.sampled_from(["rendered", "skipped", "selected", "fallback", "empty", "x"]),
+            "reason": scalar, "location": scalar, "fallback": scalar,
+            "atoms": st.lists(st.fixed_dictionaries({}, optional={"id": scalar, "reason": scalar}), max_size=3),
+        },
+    )  # fmt: skip
+    provenance = st.fixed_dictionaries(
+        {},
+        optional={
+            "inputs": st.fixed_dictionaries({}, optional={"scores": st.dictionaries(st.text(max_size=10), scalar, max_size=4),
+                                                          "persona": scalar}),
+            "provenance": st.lists(entry, max_size=6),
+        },
+    )  # fmt: skip
+    doc = Document(
+        title="T", sections=(Section("s", "S", (Block(markdown="x"),)),), deliverable="audit_report"
+    )
+
+    @given(provenance)
+    def check(prov: dict) -> None:
+        view = audit_view(prov, doc)
+        assert all(
+            isinstance(r["score"], int | float) and abs(r["score"]) < float("inf") for r in view["scores"]
+        )
+        render_markdown(with_audit(doc, view))
+
+    check()

@@ -9,6 +9,7 @@ is lost when a process dies (a version left *rendering* is put back in the queue
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -514,14 +515,13 @@ def _audit_sources(
     """The quiz version that scored the buyer's answers and the policy version that chose the sections
     (for the score ranges and slot conditions of the audit); None where one is gone."""
     quiz = policy = None
-    try:
+    with contextlib.suppress(OfferloopError):
         if provenance.get("quiz_id"):
             quiz = content_service.get_quiz(session=session, workspace_id=workspace_id,
                                             quiz_id=provenance["quiz_id"], version=provenance.get("quiz_version"))  # fmt: skip
+    with contextlib.suppress(OfferloopError):
         policy = get_policy(session=session, workspace_id=workspace_id, policy_id=str(provenance.get("policy_id")),
                             version=provenance.get("policy_version"))  # fmt: skip
-    except OfferloopError:
-        pass
     return quiz, policy
 
 

@@ -9,6 +9,7 @@ creator is escaped, so it is plain text in every rendering.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -119,7 +120,7 @@ def audit_view(
     ranges = score_ranges(quiz) if quiz is not None else {}
     rows = []
     for dim, value in sorted(scores.items()):
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
             continue
         row: dict[str, Any] = {"dimension": dim, "score": value, "min": None, "max": None, "tier": None}
         if dim in ranges:
@@ -131,6 +132,8 @@ def audit_view(
     conditions = _slot_conditions(policy)
     sections: list[dict[str, Any]] = []
     for entry in provenance.get("provenance") or []:
+        if not isinstance(entry, Mapping):
+            continue
         key = str(entry.get("section"))
         if entry.get("slot") is None:
             sections.append({
@@ -151,12 +154,12 @@ def audit_view(
         condition = conditions.get(str(entry.get("location")))
         because = f"included because {condition}" if condition else None
         pieces = [
-            {"atom": a.get("id"), "title": blocks.get(a.get("id")) or a.get("id"), "condition": because,
-             "reason": a.get("reason", ""), "why": _why_atom(str(a.get("reason", "")))}
-            for a in entry.get("atoms") or []
+            {"atom": a.get("id"), "title": str(blocks.get(str(a.get("id"))) or a.get("id")), "condition": because,
+             "reason": str(a.get("reason", "")), "why": _why_atom(str(a.get("reason", "")))}
+            for a in entry.get("atoms") or [] if isinstance(a, Mapping)
         ]  # fmt: skip
         if not pieces and entry.get("fallback") == "text":
-            pieces = [{"atom": None, "title": None, "condition": because, "reason": entry.get("reason", ""),
+            pieces = [{"atom": None, "title": None, "condition": because, "reason": str(entry.get("reason", "")),
                        "why": "general guidance: nothing in the library fit your answers more closely"}]  # fmt: skip
         sections[-1]["pieces"].extend(pieces)
     return {
