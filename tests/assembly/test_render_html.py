@@ -88,7 +88,7 @@ def test_hostile_theme_values_fall_back() -> None:
     css = page_css(Theme(primary="red;}</style><script>", body_font="x'; } * { display: none"))
     assert "</style>" not in css and "display: none" not in css
     assert "background: #1f3a5f" in css
-    assert 'font-family: Georgia, "Times New Roman", serif' in css
+    assert 'font-family: "Libertinus Serif", Georgia, "Times New Roman", ' in css  # the default family
 
 
 def test_email_is_table_layout_with_inline_styles() -> None:

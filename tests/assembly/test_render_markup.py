@@ -90,7 +90,8 @@ def test_inline_markup() -> None:
 
 def test_headings_are_offset() -> None:
     assert to_html("# Top\n\n## Sub", heading_offset=3) == "<h4>Top</h4>\n<h5>Sub</h5>\n"
-    assert to_html("#### Deep", heading_offset=3) == "<h6>Deep</h6>\n"
+    # an atom's first heading sits right under its block, whatever level it was written at
+    assert to_html("#### Deep", heading_offset=3) == "<h4>Deep</h4>\n"
     assert to_typst("# Top") == "#heading(level: 3, outlined: false)[Top];\n"
 
 
@@ -149,8 +150,8 @@ def test_table() -> None:
         "</tr>\n</tbody>\n</table>\n"
     )
     assert to_typst(md) == (
-        "#table(columns: 3, align: (left, right, auto,), table.header([Plan], [Price], [Note]), "
-        "[Basic], [10], [#emph[ok];], [Pro], [20], [a|b]);\n"
+        "#block(breakable: false, width: 100%, table(columns: (auto, auto, 1fr,), align: (left, right, auto,), "
+        "table.header(repeat: true, [Plan], [Price], [Note]), [Basic], [10], [#emph[ok];], [Pro], [20], [a|b]));\n"
     )
 
 
@@ -192,7 +193,9 @@ def test_shift_markdown_headings() -> None:
     assert shift_markdown_headings(md, 2) == (
         "### Top\n\ntext\n\n### Setext\n\n> # quoted\n\n```\n# not a heading\n```\n"
     )
-    assert shift_markdown_headings("##### five", 3) == "###### five"
+    # normalised: the first heading sits right under the block, no level is skipped
+    assert shift_markdown_headings("##### five", 3) == "#### five"
+    assert shift_markdown_headings("## a\n\n#### b\n\n# c", 3) == "#### a\n\n##### b\n\n#### c"
 
 
 # ---------------------------------------------------------------------------------- no text becomes code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -9,7 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from offerloop.assembly import downloads, service
+from offerloop.assembly.document import Theme
 from offerloop.assembly.policy import parse_policy
+from offerloop.assembly.render.fonts import SUPPORTED_FONTS
 from offerloop.identity import service as identity_service
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 
@@ -84,7 +87,14 @@ def lint_policy(db: DB, principal: SecretKey, body: PolicyText) -> list[dict[str
     ]
 
 
-@router.put("/theme", summary="The deliverables' theme (colours, fonts shipped with offerloop, logo SVG)")
+@router.put(
+    "/theme",
+    summary="The deliverables' theme (colours, fonts shipped with offerloop, logo SVG)",
+    description="Fields: "
+    + ", ".join(f.name for f in dataclasses.fields(Theme))
+    + ". `body_font`, `heading_font` and "
+    "`mono_font` take one of: " + ", ".join(SUPPORTED_FONTS) + " (any other is a 422 `unsupported_font`).",
+)
 def put_theme(db: DB, principal: SecretKey, body: dict[str, Any]) -> dict[str, Any]:
     with db.write() as session:
         return service.set_theme(
@@ -153,7 +163,8 @@ def open_file(
     secret = get_settings(request).secret
     with db.read() as session:
         content, media_type, name = service.open_link(session=session, artifact_id=artifact_id, version=version,
-                                                      fmt=fmt, expires=expires, sig=sig, secret=secret)  # fmt: skip
+                                                      fmt=fmt, expires=expires, sig=sig, secret=secret,
+                                                      public_url=get_settings(request).public_url)  # fmt: skip
     span = downloads.byte_range(request.headers.get("range"), len(content))
     if downloads.counts_as_open(request.method, span):
         with db.write() as session:

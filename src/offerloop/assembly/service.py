@@ -9,6 +9,7 @@ is lost when a process dies (a version left *rendering* is put back in the queue
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date
+from html import escape as html_escape
 from typing import Any
 
 import pypdf
@@ -44,6 +46,9 @@ from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.lint import Finding, lint_policy
 from offerloop.assembly.policy import Policy, parse_policy
 from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
+from offerloop.assembly.render.audit import audit_view, with_audit
+from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
+from offerloop.assembly.render.html import FULL_VERSION_LINK
 from offerloop.assembly.rewriter import rewrite_all
 from offerloop.assembly.selector import CorpusIndex
 from offerloop.assembly.voice import RewriterConfig, prompt_hash
@@ -59,6 +64,7 @@ from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, C
 from offerloop.personas import service as persona_service
 from offerloop.workspaces import service as workspace_service
 
+FULL_VERSION_TTL_S = 30 * 24 * 3600  # how long an e-mail summary's link to the full version works
 MEDIA_TYPES = {
     "pdf": "application/pdf",
     "html": "text/html; charset=utf-8",
@@ -159,6 +165,7 @@ def set_theme(
     bad = [k for k, v in theme.items() if v is not None and not isinstance(v, str)]
     if bad:
         raise AssemblyError(f"theme fields must be strings: {', '.join(sorted(bad))}", code="invalid_theme")
+    theme = {**theme, **_theme_fonts(theme)}
     version = workspace_service.set_config(
         session=session, workspace_id=workspace_id, field="theme", value=dict(theme)
     )
@@ -167,9 +174,26 @@ def set_theme(
     return {"version": version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))}
 
 
+def _theme_fonts(theme: Mapping[str, Any]) -> dict[str, str]:
+    """The theme's font fields as supported family names; an unknown family is a 422 listing them."""
+    fonts: dict[str, str] = {}
+    for key in ("body_font", "heading_font", "mono_font"):
+        if theme.get(key) is None:
+            continue
+        name = canonical_font(theme[key])
+        if name is None:
+            given = str(theme[key])[:100]  # a huge value is not echoed back whole
+            raise AssemblyError(
+                f"{key}: font {given!r} is not shipped with offerloop; use one of: {', '.join(SUPPORTED_FONTS)}",
+                code="unsupported_font", details={"field": key, "font": given, "supported": list(SUPPORTED_FONTS)},
+            )  # fmt: skip
+        fonts[key] = name
+    return fonts
+
+
 def theme_for(*, session: Session, workspace_id: str) -> Theme:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    values = dict(ws.theme or {})
+    values = {k: v for k, v in (ws.theme or {}).items() if v is not None}  # None: the default
     values.setdefault("creator_name", ws.name)
     return Theme(**values)
 
@@ -461,6 +485,7 @@ def render_version(
             for a in content_service.corpus(session=session, workspace_id=workspace_id)[1]
             if a.ai_rewrite
         }
+        scored_by, chosen_by = _audit_sources(session, workspace_id, provenance)
     document = document_from_dict(stored)
     started = time.perf_counter()
     try:
@@ -475,9 +500,11 @@ def render_version(
             )
         else:
             guard = list(provenance.get("guard") or [])
+        audit = audit_view(provenance, document, scored_by, chosen_by)  # the buyer's scores, tiers, reasons
+        shown = with_audit(document, audit) if document.deliverable == "audit_report" else document
         outputs: dict[str, bytes] = {}
         for fmt in ("pdf", "html", "email", "markdown"):
-            out = render(document, fmt=fmt, theme=theme)
+            out = render(shown, fmt=fmt, theme=theme)
             outputs[fmt] = out if isinstance(out, bytes) else out.encode("utf-8")
     except Exception as exc:  # a render bug must fail this version, visibly, not the worker
         with db.write() as session:
@@ -492,7 +519,7 @@ def render_version(
         if row is None or row.status != "rendering":
             return row.status if row is not None else "missing"
         provenance.update(
-            render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard,
+            render_engine=RENDER_ENGINE, render_seconds=round(seconds, 3), guard=guard, audit=audit,
             **({} if reviewed else {"ai_rewrite_consent": consent}),
             rewriter=None if rewriter is None or reviewed or consent == "originals_only" else {"model": rewriter.model, "prompt_hash": prompt_hash(rewriter),
                                                                 "endpoint": rewriter.base_url},
@@ -543,6 +570,22 @@ def _buyer_privacy(
 _IDENTIFYING_TRAITS = frozenset(
     ("name", "firstname", "lastname", "email", "phone", "username", "company", "address", "city")
 )
+
+
+def _audit_sources(
+    session: Session, workspace_id: str, provenance: Mapping[str, Any]
+) -> tuple[Quiz | None, Policy | None]:
+    """The quiz version that scored the buyer's answers and the policy version that chose the sections
+    (for the score ranges and slot conditions of the audit); None where one is gone."""
+    quiz = policy = None
+    with contextlib.suppress(OfferloopError):
+        if provenance.get("quiz_id"):
+            quiz = content_service.get_quiz(session=session, workspace_id=workspace_id,
+                                            quiz_id=provenance["quiz_id"], version=provenance.get("quiz_version"))  # fmt: skip
+    with contextlib.suppress(OfferloopError):
+        policy = get_policy(session=session, workspace_id=workspace_id, policy_id=str(provenance.get("policy_id")),
+                            version=provenance.get("policy_version"))  # fmt: skip
+    return quiz, policy
 
 
 def _pdf_pages(pdf: bytes) -> int:
@@ -813,8 +856,10 @@ def open_link(
     sig: str,
     secret: str,
     now: float | None = None,
+    public_url: str = "",
 ) -> tuple[bytes, str, str]:
-    """The file behind a signed link: (content, media type, file name)."""
+    """The file behind a signed link: (content, media type, file name). An e-mail summary's link to the
+    full version becomes a link to this version's web page, signed for ``FULL_VERSION_TTL_S``."""
     secret = workspace_service.signing_secret(session=session, configured=secret)
     expected = _sign(secret, artifact_id, version, fmt, expires)
     if not hmac.compare_digest(
@@ -833,7 +878,16 @@ def open_link(
     ):  # never a rejected or unapproved version
         raise ArtifactNotFound("this file is not available")
     ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
-    return f.content, f.media_type, f"{artifact_id}-v{version}.{ext}"
+    content = f.content
+    marker = f'href="{FULL_VERSION_LINK}"'.encode()  # the summary's button only, never text in the e-mail
+    if fmt == "email" and marker in content:
+        expires_full = int((now if now is not None else time.time()) + FULL_VERSION_TTL_S)
+        full = (
+            f"{public_url.rstrip('/')}/v1/files/{artifact_id}/{version}/html?expires={expires_full}&sig="
+            + _sign(secret, artifact_id, version, "html", expires_full)
+        )
+        content = content.replace(marker, f'href="{html_escape(full)}"'.encode())
+    return content, f.media_type, f"{artifact_id}-v{version}.{ext}"
 
 
 # -- versioning ------------------------------------------------------------------------------------

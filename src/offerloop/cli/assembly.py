@@ -146,7 +146,7 @@ def artifacts_save(
                                               fmt=fmt, secret=cfg.secret)  # fmt: skip
         content, _, _ = assembly_service.open_link(session=session, artifact_id=artifact_id, version=link["version"],
                                                    fmt=fmt, expires=link["expires"], sig=link["url"].rsplit("sig=", 1)[1],
-                                                   secret=cfg.secret)  # fmt: skip
+                                                   secret=cfg.secret, public_url=cfg.public_url)  # fmt: skip
     out.write_bytes(content)
     typer.echo(f"{out} ({len(content):,} bytes)")
 

@@ -39,7 +39,7 @@ def _block(block: Block) -> str:
         meta.append(f"{block.minutes} min")
     if meta:
         parts.append("_" + " · ".join(meta) + "_" if not block.ai_assisted else " · ".join(meta))
-    body = shift_markdown_headings(block.markdown, 3).strip()
+    body = shift_markdown_headings(block.markdown, 3 if block.title else 2).strip()
     if body:
         parts.append(body)
     return "\n\n".join(parts)

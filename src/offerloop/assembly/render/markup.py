@@ -21,6 +21,7 @@ __all__ = [
     "css_font_stack",
     "escape_html",
     "escape_typst",
+    "heading_levels",
     "parse",
     "plain_text",
     "safe_url",
@@ -90,6 +91,52 @@ def _is_tight(lst: SyntaxTreeNode) -> bool:
             if child.type == "paragraph":
                 return bool(child.hidden)
     return True
+
+
+def heading_levels(levels: list[int], base: int) -> list[int]:
+    """The level each heading of a block takes, in document order, nested under a ``base`` level.
+
+    Distinct source levels are ranked (an atom using ``#`` and ``###`` has two levels, not three), the
+    first heading is ``base + 1``, no heading is more than one level deeper than the one before it, and
+    none is deeper than 6. So an atom's ``#`` always sits right under its section or block title.
+    """
+    ranks = {level: rank for rank, level in enumerate(sorted(set(levels)))}
+    out: list[int] = []
+    previous = base
+    for level in levels:
+        previous = max(1, min(base + 1 + ranks[level], previous + 1, 6))
+        out.append(previous)
+    return out
+
+
+def _heading_map(tree: SyntaxTreeNode, base: int) -> dict[int, int]:
+    """id(heading node) -> its normalised level (see :func:`heading_levels`)."""
+    nodes = [n for n in tree.walk() if n.type == "heading"]
+    levels = heading_levels([int(n.tag[1:] or 1) for n in nodes], base)
+    return {id(n): level for n, level in zip(nodes, levels, strict=True)}
+
+
+# Tables with at most this many body rows are kept on one page (a worksheet's rows are tall).
+TABLE_ROWS_KEPT = 14
+WORKSHEET_ROWS_KEPT = 8
+# The invisible first column of a longer table: an empty cell, and one spanning two rows it keeps together.
+_SPACER = "table.cell(stroke: none, inset: 0pt)[]"
+_SPANNER = "table.cell(rowspan: 2, breakable: false, stroke: none, inset: 0pt)[]"
+
+
+def _is_blank(cell: SyntaxTreeNode) -> bool:
+    return not plain_text(cell).strip()
+
+
+def is_worksheet(table: SyntaxTreeNode) -> bool:
+    """A table with at least one empty body cell: the buyer is meant to write in it."""
+    return any(
+        _is_blank(cell)
+        for section in table.children
+        if section.type != "thead"
+        for row in section.children
+        for cell in row.children
+    )
 
 
 def plain_text(source: str | SyntaxTreeNode) -> str:
@@ -171,20 +218,25 @@ def to_html(
     styles: Mapping[str, str] | None = None,
     checkbox_glyphs: bool = False,
 ) -> str:
-    """HTML for Block Markdown. ``styles`` maps a tag (or ``task``/``check``) to an inline style (email);
-    ``checkbox_glyphs`` draws task boxes as ☐/☑ instead of disabled checkboxes."""
-    r = _HtmlRenderer(heading_offset, styles, checkbox_glyphs)
-    return r.blocks(_tree(source).children)
+    """HTML for Block Markdown. Headings nest under ``heading_offset`` (see :func:`heading_levels`);
+    ``styles`` maps a tag (or ``task``/``check``) to an inline style (email); ``checkbox_glyphs`` draws
+    task boxes as ☐/☑ instead of disabled checkboxes."""
+    tree = _tree(source)
+    r = _HtmlRenderer(_heading_map(tree, heading_offset), styles, checkbox_glyphs)
+    return r.blocks(tree.children)
 
 
 class _HtmlRenderer:
-    def __init__(self, heading_offset: int, styles: Mapping[str, str] | None, glyphs: bool) -> None:
-        self.offset = heading_offset
+    def __init__(self, levels: dict[int, int], styles: Mapping[str, str] | None, glyphs: bool) -> None:
+        self.levels = levels
         self.styles = styles
         self.glyphs = glyphs
 
     def a(self, tag: str, extra: str = "") -> str:
         return _attr(tag, self.styles, extra)
+
+    def style(self, key: str) -> str:
+        return (self.styles or {}).get(key, "")
 
     def blocks(self, nodes: list[SyntaxTreeNode]) -> str:
         return "".join(self.block(n) for n in nodes)
@@ -195,8 +247,7 @@ class _HtmlRenderer:
             body = self.inlines(n)
             return body + "\n" if n.hidden else f"<p{self.a('p')}>{body}</p>\n"
         if t == "heading":
-            level = min(6, max(1, int(n.tag[1:] or 1) + self.offset))
-            tag = f"h{level}"
+            tag = f"h{self.levels.get(id(n), 6)}"
             return f"<{tag}{self.a(tag)}>{self.inlines(n)}</{tag}>\n"
         if t in ("bullet_list", "ordered_list"):
             return self.list_block(n)
@@ -257,7 +308,11 @@ class _HtmlRenderer:
         return self.inline_children(para.children[0].children, strip=strip)
 
     def table(self, n: SyntaxTreeNode) -> str:
-        out = [f"<table{self.a('table')}>\n"]
+        """A worksheet table (one with empty cells to fill in) is marked ``class="worksheet"`` and its
+        empty cells ``class="blank"`` (styled with writing space; ``worksheet``/``blank`` in ``styles``)."""
+        worksheet = is_worksheet(n)
+        cls = ' class="worksheet"' if worksheet else ""
+        out = [f"<table{cls}{self.a('table', self.style('worksheet') if worksheet else '')}>\n"]
         for section in n.children:
             stag = section.type if section.type in ("thead", "tbody") else "tbody"
             out.append(f"<{stag}>\n")
@@ -267,6 +322,10 @@ class _HtmlRenderer:
                     ctag = "th" if cell.type == "th" else "td"
                     align = str(cell.attrs.get("style", ""))
                     align = align if re.fullmatch(r"text-align:(left|right|center)", align) else ""
+                    if worksheet and ctag == "td" and _is_blank(cell):
+                        extra = ";".join(x for x in (align, self.style("blank")) if x)
+                        out.append(f'<td class="blank"{self.a("td", extra)}></td>\n')
+                        continue
                     out.append(f"<{ctag}{self.a(ctag, align)}>{self.inlines(cell)}</{ctag}>\n")
                 out.append("</tr>\n")
             out.append(f"</{stag}>\n")
@@ -319,14 +378,16 @@ def to_typst(source: str | SyntaxTreeNode, *, heading_offset: int = 2) -> str:
     """Typst markup for Block Markdown. Every function call this emits ends with ``;`` so the text after
     it can never extend the expression, and all text goes through :func:`escape_typst`.
 
-    Relies on an ``ol-check(done)`` function (the task box) defined by the caller's preamble.
+    Headings nest under ``heading_offset`` (see :func:`heading_levels`). Relies on an ``ol-check(done)``
+    function (the task box) defined by the caller's preamble.
     """
-    return _TypstRenderer(heading_offset).blocks(_tree(source).children)
+    tree = _tree(source)
+    return _TypstRenderer(_heading_map(tree, heading_offset)).blocks(tree.children)
 
 
 class _TypstRenderer:
-    def __init__(self, heading_offset: int) -> None:
-        self.offset = heading_offset
+    def __init__(self, levels: dict[int, int]) -> None:
+        self.levels = levels
 
     def blocks(self, nodes: list[SyntaxTreeNode]) -> str:
         parts = [self.block(n) for n in nodes]
@@ -341,7 +402,7 @@ class _TypstRenderer:
         if t == "paragraph":
             return self.inlines(n)
         if t == "heading":
-            level = max(1, int(n.tag[1:] or 1) + self.offset)
+            level = self.levels.get(id(n), 6)
             return f"#heading(level: {level}, outlined: false)[{self.inlines(n)}];"
         if t in ("bullet_list", "ordered_list"):
             return self.list_block(n)
@@ -403,29 +464,51 @@ class _TypstRenderer:
         return f"#grid(columns: (1.2em, 1fr), row-gutter: 0.65em, align: (left + top, left + top), {body});"
 
     def table(self, n: SyntaxTreeNode) -> str:
+        """A table across the full text width. A worksheet (a table with empty cells to fill in) gets
+        equal columns and ``ol-blank`` writing space in every empty cell. A table short enough to fit a
+        page is never split; a longer one repeats its header row and keeps its first two and last two
+        rows together (an unbreakable cell spanning them in an invisible first column), so a break
+        never leaves a lone row at the bottom of a page or at the top of the next."""
         aligns: list[str] = []
         head: list[str] = []
-        rows: list[str] = []
+        rows: list[list[str]] = []
+        worksheet = is_worksheet(n)
         for section in n.children:
             for row in section.children:
-                cells = [f"[{self.inlines(cell)}]" for cell in row.children]
                 if section.type == "thead":
-                    head.extend(cells)
+                    head.extend(f"[{self.inlines(cell)}]" for cell in row.children)
                     for cell in row.children:
                         m = re.fullmatch(r"text-align:(left|right|center)", str(cell.attrs.get("style", "")))
                         aligns.append(m.group(1) if m else "auto")
                 else:
-                    rows.extend(cells)
+                    rows.append([
+                        "[#ol-blank;]" if worksheet and _is_blank(cell) else f"[{self.inlines(cell)}]"
+                        for cell in row.children
+                    ])  # fmt: skip
         columns = len(aligns) or max(
             1, max((len(r.children) for s in n.children for r in s.children), default=1)
         )
-        args = [f"columns: {columns}"]
+        widths = ["1fr"] * columns if worksheet else ["auto"] * (columns - 1) + ["1fr"]
+        kept = len(rows) <= (WORKSHEET_ROWS_KEPT if worksheet else TABLE_ROWS_KEPT)
+        if not kept:
+            widths, aligns = ["0pt", *widths], ["auto", *aligns] if aligns else aligns
+            head = [_SPACER, *head] if head else head
+            last = len(rows) - 2
+            for i, cells in enumerate(rows):
+                if i in (0, last):
+                    cells.insert(0, _SPANNER)
+                elif i not in (1, last + 1):
+                    cells.insert(0, _SPACER)
+        args = [f"columns: ({', '.join(widths)},)"]
         if any(a != "auto" for a in aligns):
             args.append(f"align: ({', '.join(aligns)},)")
         if head:
-            args.append(f"table.header({', '.join(head)})")
-        args.extend(rows)
-        return f"#table({', '.join(args)});"
+            args.append(f"table.header(repeat: true, {', '.join(head)})")
+        args.extend(cell for cells in rows for cell in cells)
+        table = f"table({', '.join(args)})"
+        if kept:
+            return f"#block(breakable: false, width: 100%, {table});"
+        return f"#{table};"
 
     def inlines(self, n: SyntaxTreeNode) -> str:
         return "".join(
@@ -467,18 +550,23 @@ class _TypstRenderer:
 
 # ---------------------------------------------------------------------------------------------- Markdown
 def shift_markdown_headings(markdown: str, by: int) -> str:
-    """Demote the top-level headings of Block Markdown by ``by`` levels (setext ones become ATX), so a
-    block's ``# Heading`` nests under the document's own section and block headings."""
+    """Nest the top-level headings of Block Markdown under level ``by`` (setext ones become ATX), with
+    the levels normalised by :func:`heading_levels`, so a block's ``# Heading`` sits right under the
+    document's own section and block headings and no level is skipped."""
     if by <= 0 or not markdown:
         return markdown
     lines = markdown.splitlines()
-    replace: dict[int, tuple[int, str]] = {}  # first line → (end line, new text)
     tokens = _MD.parse(markdown)
-    for i, tok in enumerate(tokens):
-        if tok.type != "heading_open" or tok.level != 0 or tok.map is None:
-            continue
+    found = [
+        (i, tok)
+        for i, tok in enumerate(tokens)
+        if tok.type == "heading_open" and tok.level == 0 and tok.map is not None
+    ]
+    levels = heading_levels([int(tok.tag[1:]) for _, tok in found], by)
+    replace: dict[int, tuple[int, str]] = {}  # first line → (end line, new text)
+    for (i, tok), level in zip(found, levels, strict=True):
+        assert tok.map is not None
         start, end = tok.map
-        level = min(6, int(tok.tag[1:]) + by)
         text = tokens[i + 1].content if i + 1 < len(tokens) else ""
         replace[start] = (end, f"{'#' * level} {text}".rstrip())
     if not replace:

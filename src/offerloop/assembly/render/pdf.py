@@ -18,18 +18,35 @@ from pathlib import Path
 import typst
 
 from offerloop.assembly.document import Block, Document, Section, Theme
+from offerloop.assembly.render.fonts import EMOJI_FONT, FONT_DIR, canonical_font
 from offerloop.assembly.render.markup import escape_typst, to_typst, typst_color, typst_string
 
 __all__ = ["compile_typst", "render_pdf", "typst_source"]
 
 _DEFAULT = Theme()
-_FONT_DIR = Path(__file__).parent / "fonts"  # optional: workspace fonts shipped with the package
+_FONT_DIR: Path = FONT_DIR  # Open Sans and the Noto Emoji fallback, with their licences
 AI_LABEL = "AI-assisted"
 
 
 def _font_list(name: str, default: str) -> str:
-    names = [name] if name == default else [name, default]
+    """The theme's family (a supported one, else the default), then the emoji fallback font."""
+    names = [canonical_font(name) or default, EMOJI_FONT]
     return "(" + ", ".join(typst_string(n) for n in names) + ",)"
+
+
+# Heading sizes by level (1 = section): strictly decreasing, the smallest the 11pt body size.
+BODY_PT = 11
+HEADING_PT: tuple[float, ...] = (20, 14, 12.5, 12, 11.5, 11)
+# Writing space in an empty worksheet cell: three lines of 11pt text with their leading, and some air.
+BLANK_EM = 4.5
+
+
+def _heading_sizes() -> str:
+    return "\n".join(
+        f"#show heading.where(level: {level}): set text(size: {size}pt)"
+        for level, size in enumerate(HEADING_PT, start=1)
+        if level > 1
+    )
 
 
 def _preamble(doc: Document, theme: Theme) -> str:
@@ -44,19 +61,19 @@ def _preamble(doc: Document, theme: Theme) -> str:
 #let ol-body-font = {_font_list(theme.body_font, _DEFAULT.body_font)}
 #let ol-heading-font = {_font_list(theme.heading_font, _DEFAULT.heading_font)}
 #let ol-mono-font = {_font_list(theme.mono_font, _DEFAULT.mono_font)}
-#set text(font: ol-body-font, size: 11pt, fill: ol-text, lang: "en")
+#set text(font: ol-body-font, size: {BODY_PT}pt, fill: ol-text, lang: "en")
 #set par(justify: true, leading: 0.65em, spacing: 1.1em)
 #set heading(numbering: none)
 #show heading: set text(font: ol-heading-font, fill: ol-primary, hyphenate: false)
 #show heading: set par(justify: false)
 #show heading.where(level: 1): it => {{
   pagebreak(weak: true)
-  block(width: 100%, below: 1.2em, stroke: (bottom: 1.5pt + ol-accent), inset: (bottom: 6pt),
-    text(size: 20pt, it.body))
+  block(width: 100%, below: 1.2em, sticky: true, stroke: (bottom: 1.5pt + ol-accent), inset: (bottom: 6pt),
+    text(size: {HEADING_PT[0]}pt, it.body))
 }}
-#show heading.where(level: 2): set text(size: 14pt)
+{_heading_sizes()}
+#show heading: set block(sticky: true)
 #show heading.where(level: 2): set block(above: 1.6em, below: 0.5em)
-#show heading.where(level: 3): set text(size: 12pt)
 #show raw: set text(font: ol-mono-font, size: 8.8pt)
 #show raw.where(block: true): it => block(width: 100%, fill: luma(245), inset: 8pt, radius: 3pt, it)
 #show link: it => underline(text(fill: ol-primary, it))
@@ -76,8 +93,9 @@ def _preamble(doc: Document, theme: Theme) -> str:
   let items = ()
   if ai {{ items.push(ol-tag("{AI_LABEL}")) }}
   if minutes != none {{ items.push(text(size: 8pt, fill: luma(110), str(minutes) + " min")) }}
-  if items.len() > 0 {{ block(above: 0.3em, below: 0.9em, items.join(h(6pt))) }}
+  if items.len() > 0 {{ block(above: 0.3em, below: 0.9em, sticky: true, items.join(h(6pt))) }}
 }}
+#let ol-blank = block(height: {BLANK_EM}em, width: 100%)
 #set page(paper: "a4", margin: (x: 2.2cm, top: 2.6cm, bottom: 2.4cm),
   header: context {{
     set text(size: 8pt, fill: luma(120))
@@ -126,14 +144,15 @@ def _block(block: Block) -> str:
     minutes = str(block.minutes) if block.minutes is not None and block.minutes >= 0 else "none"
     if block.ai_assisted or minutes != "none":
         parts.append(f"#ol-block-meta(ai: {'true' if block.ai_assisted else 'false'}, minutes: {minutes});")
-    parts.append(to_typst(block.markdown, heading_offset=2).strip())
+    # level 1 is the section, 2 the block title: the block's own headings nest right under either
+    parts.append(to_typst(block.markdown, heading_offset=2 if block.title else 1).strip())
     return "\n".join(p for p in parts if p)
 
 
 def _section(section: Section) -> str:
     parts = [f"#heading(level: 1)[{escape_typst(section.title)}];"]
     if section.intro:
-        parts.append(to_typst(section.intro, heading_offset=2).strip())
+        parts.append(to_typst(section.intro, heading_offset=1).strip())
     parts.extend(_block(b) for b in section.blocks)
     return "\n\n".join(p for p in parts if p)
 
