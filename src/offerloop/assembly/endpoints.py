@@ -150,10 +150,11 @@ def download(
                                      fmt=format, secret=settings.secret, ttl_s=settings.download_ttl_s)  # fmt: skip
 
 
-@router.api_route(
+@router.get("/files/{artifact_id}/{version}/{fmt}", summary="The file behind a signed link (no key needed)")
+@router.head(
     "/files/{artifact_id}/{version}/{fmt}",
-    methods=["GET", "HEAD"],
-    summary="The file behind a signed link (no key needed)",
+    summary="The headers of the file behind a signed link (not counted as an open)",
+    operation_id="head_file",
 )
 def open_file(
     request: Request, db: DB, artifact_id: str, version: int, fmt: str, expires: int, sig: str
