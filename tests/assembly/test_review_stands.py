@@ -350,3 +350,39 @@ def test_a_carried_edit_is_never_rewritten_by_the_voice_rewriter(client, db, wri
     [kept] = detail["edits"]["in_effect"]
     assert (kept["block"], kept["kept"]) == ("pricing/0", True)
     assert all(g["atom_id"] != "price-anchor" for g in detail.get("provenance", {}).get("guard", []))
+
+
+@pytest.mark.parametrize("action", ["reject", "edit", "approve"])
+def test_a_new_deliverable_after_a_rejection_or_edit_waits_for_a_human(
+    client, db, write_headers, secret_headers, action
+):
+    """The same buyer's next deliverable of the same policy (a trigger firing again, a new request) is not a way
+    around a reviewer: after a rejection or an edit it waits for a human, the edit carried; an approval does not."""
+    setup_workspace(client, secret_headers, review="always")
+    buyer(client, write_headers, "kim", "Kim", "idea", 1, "")
+    first = _create(client, secret_headers, "kim")
+    assembly_service.run_pending(db=db)
+    edit = "Show the value first, then the price."
+    body = {"edits": {"pricing/0": edit}} if action == "edit" else {}
+    assert _review(client, secret_headers, first, action, **body).status_code == 200
+    assembly_service.run_pending(db=db)
+    r = client.put("/v1/policies", headers=secret_headers, json={"text": POLICY.replace("{REVIEW}", "never")})
+    assert r.status_code == 200, r.text
+
+    second = _create(client, secret_headers, "kim")
+    assert assembly_service.run_pending(db=db) == [
+        (second, 1, "ready" if action == "approve" else "awaiting_review")
+    ]
+    got = client.get(f"/v1/artifacts/{second}", headers=secret_headers).json()
+    download = client.get(f"/v1/artifacts/{second}/download", headers=secret_headers)
+    if action == "approve":
+        assert download.status_code == 200 and got["review"]["reasons"] == []
+        return
+    assert download.status_code == 409
+    past = {"reject": "rejected", "edit": "edited"}[action]
+    assert got["review"]["reasons"] == [
+        f"an earlier deliverable of this policy for this buyer ({first} v1) was {past} by a reviewer"
+    ]
+    detail = client.get(f"/v1/reviews/{second}", headers=secret_headers).json()
+    blocks = {b["block"]: b["markdown"] for s in detail["document"]["sections"] for b in s["blocks"]}
+    assert (blocks["pricing/0"] == edit) is (action == "edit")

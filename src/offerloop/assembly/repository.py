@@ -65,6 +65,21 @@ def versions(session: Session, workspace_id: str, artifact_id: str) -> list[Arti
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))
 
 
+def last_reviewed_for(
+    session: Session, workspace_id: str, buyer_id: str, policy_id: str
+) -> ArtifactVersion | None:
+    """The version a human reviewed last among this buyer's artifacts of this policy."""
+    artifacts = scoped_select(Artifact, workspace_id, Artifact.id).where(
+        Artifact.buyer_id == buyer_id, Artifact.policy_id == policy_id
+    )
+    stmt = scoped_select(ArtifactVersion, workspace_id).where(
+        ArtifactVersion.artifact_id.in_(artifacts), ArtifactVersion.reviewed_at.is_not(None)
+    )
+    return session.scalars(
+        stmt.order_by(ArtifactVersion.reviewed_at.desc(), ArtifactVersion.version.desc()).limit(1)
+    ).first()
+
+
 def version(
     session: Session, workspace_id: str, artifact_id: str, number: int, *, lock: bool = False
 ) -> ArtifactVersion | None:

@@ -271,14 +271,36 @@ def request_artifact(
     policy = get_policy(session=session, workspace_id=workspace_id, policy_id=policy_id)
     quiz = _quiz(session, workspace_id, quiz_id)
     composition = _compose(session, workspace_id, policy, buyer_id, quiz, ranking)
+    document, hold, edits = _prior_decision(session, workspace_id, buyer_id, policy.id, composition.document)
     now = utcnow()
     artifact = Artifact(id=new_id("art"), workspace_id=workspace_id, buyer_id=buyer_id, policy_id=policy.id,
                         current_version=1, created_at=now, updated_at=now)  # fmt: skip
     repository.add(session, artifact)
     repository.flush(session)
+    changelog = "; ".join(
+        [f"first version ({trigger})", *(f"reviewer edit kept on {e['block']}" for e in edits)]
+    )
     row = _add_version(session, artifact, 1, composition, trigger=trigger, offer_value_minor=offer_value_minor, ranking=ranking,
-                       changelog=f"first version ({trigger})")  # fmt: skip
-    return _summary(artifact, row, composition.document)
+                       changelog=changelog, document=document, held=hold, edits=edits)  # fmt: skip
+    return _summary(artifact, row, document)
+
+
+def _prior_decision(
+    session: Session, workspace_id: str, buyer_id: str, policy_id: str, document: Document
+) -> tuple[Document, dict[str, Any] | None, list[dict[str, Any]]]:
+    """A reviewer who rejected or edited this buyer's earlier deliverable of the same policy has spoken for
+    the next one too (a trigger firing again, a new request): it waits for a human, with their edits carried."""
+    prior = repository.last_reviewed_for(session, workspace_id, buyer_id, policy_id)
+    outcome = review_rules.review_outcome(prior) if prior is not None else None
+    if prior is None or outcome not in ("rejected", "edited"):
+        return document, None, []
+    document, edits, unplaced = review_rules.carry_edits(
+        document, prior.provenance.get(review_rules.EDITS, [])
+    )
+    hold = {"reason": f"an earlier deliverable of this policy for this buyer ({prior.artifact_id} v{prior.version}) "
+                      f"was {outcome} by a reviewer",
+            "prior_artifact": prior.artifact_id, "prior_version": prior.version, "unplaced_edits": unplaced}  # fmt: skip
+    return document, hold, edits
 
 
 def _quiz(session: Session, workspace_id: str, quiz_id: str | None) -> Quiz | None:
