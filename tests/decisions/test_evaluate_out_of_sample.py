@@ -168,3 +168,38 @@ def test_evaluate_cli_says_out_of_sample(tmp_path, monkeypatch, as_json):
         assert lines["model"][1] == "300"
         assert lines["rules_only"][1] == "600"
         assert "in-sample" not in result.stdout
+
+
+def test_the_online_lift_compares_holdout_and_model_over_the_same_period(db, workspace):
+    """Rewards jump from 0 to 1 for everyone after the first snapshot (a launch, a season): the model is no
+    better than the holdout, so no lift may be claimed. Comparing with the cold start's holdout showed one."""
+
+    def run(tag, at, n, reward):
+        for i in range(n):
+            out = decisions_service.decide(
+                session=session, workspace_id=workspace.id, buyer_id=None, consent_personalization=None,
+                request=DecideRequest(anonymous_id=f"{tag}{i}", placement="home"), holdout_share=0.5,
+                now=at + timedelta(seconds=i),
+            )  # fmt: skip
+            session.flush()
+            d = session.get(Decision, out.decision_id)
+            assert d is not None
+            d.reward = reward
+        session.flush()
+
+    with db.write() as session:
+        t0 = utcnow() - timedelta(days=30)
+        decisions_service.upsert_actions(session=session, workspace_id=workspace.id, actions=ACTIONS)
+        run("cold-", t0, 120, 0.0)
+        assert _learn_at(session, workspace.id, t0 + timedelta(days=1)) == 1
+        run("live-", t0 + timedelta(days=2), 120, 1.0)
+        online = decisions_service.evaluate(session=session, workspace_id=workspace.id, placement="home")[
+            "online"
+        ]
+        live_holdout = sum(
+            1 for d in session.scalars(select(Decision).where(Decision.workspace_id == workspace.id))
+            if d.holdout and d.created_at >= t0 + timedelta(days=2)
+        )  # fmt: skip
+    overall = online["overall"]
+    assert overall["holdout_n"] == live_holdout and overall["holdout"] == 1.0 and overall["model"] == 1.0
+    assert overall["lift"] == 0.0 and overall["verdict"] == "not enough data"

@@ -51,6 +51,9 @@ class LoggedRow:
     persona: str | None
     model_version: int = 0  # the snapshot that served it (0: rules, or cold-start uniform exploration)
     scored: bool = True  # False: only fits the baselines of later rows (made before the evaluated period)
+    # Made while a learned snapshot of its placement was serving: only such holdout decisions are compared with
+    # the model's, so a trend over time (a launch, a season) is never read as a lift.
+    during_model: bool = True
 
 
 Target = Callable[[Sequence[LoggedRow]], list[Pmf]]  # the time-ordered log -> one pmf (or None) per row
@@ -203,7 +206,8 @@ def online_lift(
     and by persona, with Newcombe's interval for the difference.
 
     Decisions of the cold start (``model_version`` 0: uniform exploration before anything was learned) are
-    not the model's and are left out. A comparison is a finding only when both groups have at least
+    not the model's and are left out, and so are holdout decisions made before any snapshot served: the
+    two groups are compared over the same period. A comparison is a finding only when both groups have at least
     :data:`MIN_GROUP` decisions AND its interval excludes 0 (``verdict: "significant"``); otherwise the
     verdict is ``"not enough data"`` with the reason, and no lift is claimed.
 
@@ -214,7 +218,7 @@ def online_lift(
 
     def compare(group: Sequence[LoggedRow], level: float, note: str = "") -> dict[str, Any]:
         treated = [r.reward for r in group if r.policy == "model" and r.model_version > 0]
-        held = [r.reward for r in group if r.holdout]
+        held = [r.reward for r in group if r.holdout and r.during_model]
         out: dict[str, Any] = {
             "model": sum(treated) / len(treated) if treated else None,
             "model_n": len(treated),

@@ -33,7 +33,7 @@ from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
 from offerloop.ml.base import Action as ModelAction
 from offerloop.ml.base import Policy, Scored, load_policy, sample
-from offerloop.ml.policies import VWContextualBandit
+from offerloop.ml.policies import MAX_ABS_VALUE, VWContextualBandit
 from offerloop.models import Action, Decision, PolicySnapshot
 from offerloop.personas import service as persona_service
 
@@ -399,15 +399,25 @@ def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> di
 # -- outcomes and learning -------------------------------------------------------------------------
 
 
+def _usable_reward(value: float | None) -> float | None:
+    """A reward the models and estimators can take: finite and within the models' range (else None)."""
+    if value is None:
+        return 0.0
+    return float(value) if math.isfinite(value) and abs(value) <= MAX_ABS_VALUE else None
+
+
 def _reward_value(outcome: Mapping[str, Any], properties: Mapping[str, Any]) -> float | None:
+    """The reward an outcome event carries; None (no reward) for a value that is missing, not a number,
+    infinite, NaN or beyond the models' range — one buyer's "inf" must not poison learning or evaluation."""
     if outcome.get("value_property"):
         raw = properties.get(outcome["value_property"])
         if isinstance(raw, bool) or not isinstance(raw, int | float | str):
             return None
         try:
-            return float(raw) / float(outcome.get("value_scale") or 1.0)
-        except ValueError:
+            value = float(raw) / float(outcome.get("value_scale") or 1.0)
+        except (ValueError, OverflowError, ZeroDivisionError):
             return None
+        return value if math.isfinite(value) and abs(value) <= MAX_ABS_VALUE else None
     value = outcome.get("value")
     return 1.0 if value is None else float(value)
 
@@ -475,10 +485,13 @@ def learn(*, session: Session, workspace_id: str, placement: str, limit: int = 5
     batch = repository.unlearned(session, workspace_id, placement, limit)
     for d in batch:
         actions = [ModelAction(id=c["id"], features=c["features"]) for c in d.candidates]
-        if d.chosen_index is None or not actions:
+        reward = _usable_reward(
+            d.reward
+        )  # a value stored before rewards were checked is skipped, not learned
+        if d.chosen_index is None or not actions or reward is None:
             continue
         context = {k: v for k, v in d.context.items() if k != "_outcome"}
-        policy.learn_one(context, actions, d.chosen_index, d.propensity or 1.0, d.reward or 0.0)
+        policy.learn_one(context, actions, d.chosen_index, d.propensity or 1.0, reward)
     if not batch:
         return {"version": version, "learned": 0}
     repository.mark_learned(session, workspace_id, [d.id for d in batch], utcnow())
@@ -535,7 +548,7 @@ def evaluate(
     decisions = [
         d
         for d in repository.decisions_for_evaluation(session, workspace_id, placement)
-        if d.chosen_index is not None and d.candidates
+        if d.chosen_index is not None and d.candidates and _usable_reward(d.reward) is not None
     ]
     timelines: dict[str, list[tuple[int, datetime]]] = {}
     for name, version, at in repository.snapshot_times(
@@ -566,6 +579,7 @@ def evaluate(
                 persona=d.persona,
                 model_version=d.model_version,
                 scored=scored,
+                during_model=_snapshot_before(timelines.get(d.placement, []), d.created_at, None) > 0,
             )
         )
     n = sum(r.scored for r in rows)

@@ -30,10 +30,14 @@ class Learner:
             pending = decisions_service.placements_to_learn(session=session)
         results = []
         for workspace_id, placement in pending:
-            with self.db.write() as session:
-                result = decisions_service.learn(
-                    session=session, workspace_id=workspace_id, placement=placement
-                )
+            try:  # one placement's failure is logged and retried; it never holds up another workspace's
+                with self.db.write() as session:
+                    result = decisions_service.learn(
+                        session=session, workspace_id=workspace_id, placement=placement
+                    )
+            except Exception:
+                log.exception("learning failed", workspace_id=workspace_id, placement=placement)
+                continue
             results.append({"workspace_id": workspace_id, "placement": placement, **result})
         return results
 
