@@ -418,8 +418,8 @@ def _reward_value(outcome: Mapping[str, Any], properties: Mapping[str, Any]) -> 
         except (ValueError, OverflowError, ZeroDivisionError):
             return None
         return value if math.isfinite(value) and abs(value) <= MAX_ABS_VALUE else None
-    value = outcome.get("value")
-    return 1.0 if value is None else float(value)
+    fixed = outcome.get("value")
+    return 1.0 if fixed is None else float(fixed)
 
 
 def on_events(
