@@ -107,3 +107,42 @@ def test_every_shipped_font_file_and_licence_is_package_data() -> None:
         files
     )
     assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"primary": "red; } body { display:none } x {"}, "primary"),
+        ({"accent": "url(https://evil.example/x)"}, "accent"),
+        ({"text": "#12345"}, "text"),
+        ({"logo_svg": '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'}, "logo_svg"),
+        ({"logo_svg": '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'}, "logo_svg"),
+        (
+            {
+                "logo_svg": '<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/1999/xlink">'
+                '<image x:href="https://evil.example/t.png"/></svg>'
+            },
+            "logo_svg",
+        ),
+        ({"logo_svg": '<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg>&a;</svg>'}, "logo_svg"),
+        ({"logo_svg": "<html><body/></html>"}, "logo_svg"),
+        ({"logo_svg": "<svg"}, "logo_svg"),
+        ({"logo_svg": "<svg>" + " " * 200_001 + "</svg>"}, "logo_svg"),
+    ],
+)
+def test_theme_colours_and_logo_are_refused_not_ignored(client, secret_headers, body, field) -> None:
+    r = client.put("/v1/theme", headers=secret_headers, json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["details"]["field"]) == ("invalid_theme", field)
+
+
+def test_a_plain_svg_logo_and_hex_colours_are_taken(client, secret_headers) -> None:
+    logo = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
+    )
+    r = client.put(
+        "/v1/theme", headers=secret_headers, json={"primary": "#123456", "accent": "#abc", "logo_svg": logo}
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["primary"], r.json()["accent"], r.json()["logo_svg"]) == ("#123456", "#abc", logo)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from html import escape as html_escape
 from typing import Any
+from xml.etree import ElementTree
 
 import pypdf
 from sqlalchemy.orm import Session
@@ -49,6 +50,7 @@ from offerloop.assembly.render import RENDER_ENGINE, render, render_preview
 from offerloop.assembly.render.audit import audit_view, with_audit
 from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
 from offerloop.assembly.render.html import FULL_VERSION_LINK
+from offerloop.assembly.render.markup import css_color
 from offerloop.assembly.rewriter import rewrite_all
 from offerloop.assembly.selector import CorpusIndex
 from offerloop.assembly.voice import RewriterConfig, prompt_hash
@@ -165,6 +167,7 @@ def set_theme(
     bad = [k for k, v in theme.items() if v is not None and not isinstance(v, str)]
     if bad:
         raise AssemblyError(f"theme fields must be strings: {', '.join(sorted(bad))}", code="invalid_theme")
+    _check_theme(theme)
     theme = {**theme, **_theme_fonts(theme)}
     version = workspace_service.set_config(
         session=session, workspace_id=workspace_id, field="theme", value=dict(theme)
@@ -172,6 +175,47 @@ def set_theme(
     workspace_service.audit(session, workspace_id, actor=actor, action="theme.update", target_type="workspace",
                             target_id=workspace_id, details={"version": version})  # fmt: skip
     return {"version": version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))}
+
+
+LOGO_MAX_BYTES = 200_000
+
+
+def _check_theme(theme: Mapping[str, Any]) -> None:
+    """Colours are hex colours and the logo is a self-contained SVG: refused with the field, never ignored."""
+    for key in ("primary", "accent", "text"):
+        value = theme.get(key)
+        if value is not None and css_color(value, "") != value:
+            raise AssemblyError(f"{key}: {str(value)[:40]!r} is not a hex colour such as #1f3a5f", code="invalid_theme",
+                                details={"field": key})  # fmt: skip
+    logo = theme.get("logo_svg")
+    if logo is not None:
+        problem = _logo_problem(logo)
+        if problem:
+            raise AssemblyError(f"logo_svg: {problem}", code="invalid_theme", details={"field": "logo_svg"})
+
+
+def _logo_problem(svg: str) -> str | None:
+    if len(svg.encode("utf-8")) > LOGO_MAX_BYTES:
+        return f"larger than {LOGO_MAX_BYTES:,} bytes"
+    if "<!" in svg:  # no DOCTYPE, ENTITY or CDATA: nothing to expand, nothing hidden
+        return "declarations (<!DOCTYPE, <!ENTITY, <![CDATA[) are not accepted"
+    try:
+        root = ElementTree.fromstring(svg)
+    except ElementTree.ParseError as exc:
+        return f"not well-formed XML ({exc})"
+    if root.tag.rsplit("}", 1)[-1] != "svg":
+        return "the root element must be <svg>"
+    for el in root.iter():
+        tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
+        if tag in ("script", "foreignObject", "iframe", "object", "embed"):
+            return f"<{tag}> is not accepted in a logo"
+        for name, value in el.attrib.items():
+            local = name.rsplit("}", 1)[-1]
+            if local.lower().startswith("on"):
+                return f"event attribute {local!r} is not accepted"
+            if local == "href" and not value.startswith(("#", "data:image/")):
+                return "links to outside resources are not accepted (only #fragment or data:image/ URIs)"
+    return None
 
 
 def _theme_fonts(theme: Mapping[str, Any]) -> dict[str, str]:
