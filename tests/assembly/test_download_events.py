@@ -121,3 +121,24 @@ def test_features_count_opens_and_reopens_from_the_events(
         assert client.get(url, headers={"Range": "bytes=500-"}).status_code == 206  # same open
     features = client.get(f"/v1/buyers/{buyer_id}/state", headers=secret_headers).json()["features"]
     assert (features["asset_opens"], features["asset_reopens"], features["assets_opened"]) == (3, 2, 1)
+
+
+def test_the_same_long_lived_link_used_again_later_is_a_reopen(
+    client, db, write_headers, secret_headers, monkeypatch
+):
+    """An e-mail's link is signed for 30 days: the buyer opening it again tomorrow re-opens the asset (one open
+    per link and half hour; retries within the half hour stay one)."""
+    from datetime import timedelta
+
+    from offerloop.assembly import downloads
+    from offerloop.core.clock import utcnow
+
+    art, buyer_id = _ready(client, db, write_headers, secret_headers)
+    url = _link(client, secret_headers, art)
+    now = utcnow()
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=2)  # at a half hour's start
+    for minutes, times in ((0, 2), (20, 1), (40, 1), (24 * 60, 2)):
+        monkeypatch.setattr(downloads, "utcnow", lambda m=minutes: start + timedelta(minutes=m))
+        for _ in range(times):
+            assert client.get(url).status_code == 200
+    assert [o["open"] for o in _opens(client, secret_headers, buyer_id)] == ["first", "reopen", "reopen"]

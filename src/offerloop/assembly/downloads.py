@@ -1,8 +1,9 @@
 """Downloads and re-opens of a generated asset, as events on the buyer's record.
 
-Each use of a signed download link is one open: its event's ``messageId`` is derived from the link's
-signature, so range requests, retries and reloads of the same link are stored once (ingestion keeps a
-``messageId`` once per workspace), and HEAD requests or range requests that do not start at byte 0 record
+Each use of a signed download link within half an hour is one open: its event's ``messageId`` is derived
+from the link's signature and the half hour, so range requests, retries and reloads of the same link are
+stored once (ingestion keeps a ``messageId`` once per workspace) while a long-lived link (the e-mail
+summary's) used again later is a re-open; HEAD requests or range requests that do not start at byte 0 record
 nothing. A buyer who asks for a new link and opens it again re-opens the asset: the event says whether it
 is their first open of this artifact. Recorded through the events service, so features, rewards, journeys
 and analytics see it like any other event.
@@ -53,10 +54,14 @@ def record_open(
 ) -> str | None:
     """Record one open of a downloaded file on its buyer's record; returns the event's status (accepted,
     duplicate) or None when there is no live buyer to record it on."""
-    artifact = repository.artifact_for_signed_link(session, artifact_id)
+    found = repository.artifact_for_signed_link(session, artifact_id)
+    if found is None:
+        return None
+    workspace_id = found.workspace_id
+    # Opens of one artifact are recorded one at a time (the row lock), so exactly one of them is the first.
+    artifact = repository.artifact(session, workspace_id, artifact_id, lock=True)
     if artifact is None:
         return None
-    workspace_id = artifact.workspace_id
     try:
         buyer = identity_service.get_buyer(
             session=session, workspace_id=workspace_id, buyer_id=artifact.buyer_id
@@ -65,7 +70,8 @@ def record_open(
         return None
     if buyer.deleted:  # an erased buyer gets no new personal data
         return None
-    message_id = open_message_id(sig)
+    now = utcnow()
+    message_id = open_message_id(sig, now.timestamp())
     earlier = identity_service.latest_event(
         session=session,
         workspace_id=workspace_id,
@@ -75,7 +81,7 @@ def record_open(
     )
     first = earlier is None or earlier.message_id == message_id
     message: dict[str, Any] = {
-        "type": "track", "event": EVENT, "messageId": message_id, "timestamp": utcnow().isoformat(),
+        "type": "track", "event": EVENT, "messageId": message_id, "timestamp": now.isoformat(),
         "properties": {"artifact_id": artifact_id, "version": version, "format": fmt, "policy_id": artifact.policy_id,
                        "first_open": first, "open": "first" if first else "reopen"},
     }  # fmt: skip
@@ -86,6 +92,6 @@ def record_open(
         message["anonymousId"] = anonymous
     else:  # a buyer known only by e-mail or phone: ingestion resolves them by that identifier as user id
         message["userId"] = next((i.value for i in buyer.identities), buyer.id)
-    batch = event_service.prepare_batch([message], received_at=utcnow(), max_event_bytes=max_event_bytes)
+    batch = event_service.prepare_batch([message], received_at=now, max_event_bytes=max_event_bytes)
     result = event_service.ingest(session=session, workspace_id=workspace_id, batch=batch, quarantine=False)
     return result.items[0].status if result.items else None

@@ -224,6 +224,11 @@ def preview_signature(secret: str, artifact_id: str, version: int, fmt: str, exp
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def open_message_id(sig: str) -> str:
-    """One download event per signed link: range requests, retries and reloads of a link are one open."""
-    return "artifact-open-" + hashlib.sha256(sig.encode("utf-8", "replace")).hexdigest()[:40]
+OPEN_WINDOW_S = 30 * 60  # uses of one link within this window are one open; a later use is a re-open
+
+
+def open_message_id(sig: str, at: float) -> str:
+    """One download event per signed link and half hour: range requests, retries and reloads of a link are one
+    open, and the same link used again later (a long-lived e-mail link) is a re-open."""
+    window = int(at // OPEN_WINDOW_S)
+    return "artifact-open-" + hashlib.sha256(f"{sig}:{window}".encode("utf-8", "replace")).hexdigest()[:40]
