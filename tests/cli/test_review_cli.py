@@ -27,6 +27,7 @@ def test_review_from_the_command_line(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'review.db'}"
     monkeypatch.setenv("OFFERLOOP_DATABASE_URL", url)
     monkeypatch.setenv("OFFERLOOP_REVIEWER", "rita@creator")
+    monkeypatch.setenv("OFFERLOOP_PUBLIC_URL", "https://studio.example")
     ws = json.loads(run("workspace", "create", "R", "--json").stdout)["id"]
     with database(Settings(database_url=url)) as db:
         with db.write() as session:
@@ -53,7 +54,10 @@ def test_review_from_the_command_line(tmp_path, monkeypatch):
         "[path/0] Next — policy text (fallback)" in shown
         and "[pricing/0] Anchor your price — atom price-anchor@" in shown
     )
-    assert "    Pick one small step." in shown and "preview (HTML, reviewer only): /v1/reviews/" in shown
+    assert (
+        "    Pick one small step." in shown
+        and "preview (HTML, reviewer only): https://studio.example/v1/reviews/" in shown
+    )
     assert "Pick one small step." in (tmp_path / "v1.html").read_text()
 
     run("review", "edit", "-w", ws, art, "--block", "nowhere", code=2)

@@ -199,7 +199,8 @@ def review_detail(
     settings = get_settings(request)
     with db.read() as session:
         return service.review_detail(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
-                                     secret=settings.secret, version=version, ttl_s=settings.download_ttl_s)  # fmt: skip
+                                     secret=settings.secret, version=version, ttl_s=settings.download_ttl_s,
+                                     public_url=settings.public_url)  # fmt: skip
 
 
 @router.get(

@@ -768,7 +768,7 @@ def review_queue(*, session: Session, workspace_id: str) -> list[dict[str, Any]]
 
 def review_detail(
     *, session: Session, workspace_id: str, artifact_id: str, secret: str, version: int | None = None,
-    ttl_s: int = 900, now: float | None = None,
+    ttl_s: int = 900, now: float | None = None, public_url: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Everything a reviewer decides on: each block's text and provenance, the rendered HTML, a reviewer-only
     preview link, the reasons and, for a regenerated version, the diff against the last reviewed one."""
@@ -789,7 +789,7 @@ def review_detail(
     return {
         **_queue_row(session, artifact, row, versions), "document": document,
         "html": html.content.decode("utf-8") if html is not None else None,
-        "preview_url": f"/v1/reviews/{artifact.id}/{row.version}/html?expires={expires}&sig={sig}" if html is not None else None,
+        "preview_url": f"{public_url.rstrip('/')}/v1/reviews/{artifact.id}/{row.version}/html?expires={expires}&sig={sig}" if html is not None else None,
         "provenance": {**row.provenance, "reviewer": row.reviewer},
         "versions": [{"version": v.version, "status": v.status, "review_outcome": review_rules.review_outcome(v),
                       "reviewer": v.reviewer, "note": v.review_note, "changelog": v.changelog} for v in versions],

@@ -242,7 +242,7 @@ def review_show(
     cfg = settings()
     with domain_errors(), database(cfg) as db, db.read() as session:
         got = assembly_service.review_detail(session=session, workspace_id=workspace, artifact_id=artifact_id,
-                                             secret=cfg.secret, version=version)  # fmt: skip
+                                             secret=cfg.secret, version=version, public_url=cfg.public_url)  # fmt: skip
     if html is not None and got["html"] is not None:
         html.write_text(got["html"])
     if as_json:
@@ -261,6 +261,7 @@ def _review_lines(got: dict[str, Any]) -> list[str]:
     lines.append(f"# {got['document']['title']}")
     for section in got["document"]["sections"]:
         lines.append(f"## {section['title']}")
+        lines += [f"    {text}" for text in (section.get("intro") or "").splitlines()]
         for b in section["blocks"]:
             source = f"atom {b['atom_id']}@{b['atom_version']}" if b["atom_id"] else "policy text"
             flags = "".join(
@@ -271,6 +272,11 @@ def _review_lines(got: dict[str, Any]) -> list[str]:
     for e in got["edits"]["in_effect"]:
         state = "kept" if e["kept"] else "CHANGED SINCE"
         lines.append(f"reviewer edit on {e['block']} by {e['reviewer']} (v{e['version']}): {state}")
+        if e.get("atom_changed"):  # the edit hides the atom's new text: show it, so the reviewer can compare
+            lines.append(
+                f"  its atom changed since the edit (now v{e.get('new_atom_version')}); the atom now reads:"
+            )
+            lines += [f"    {text}" for text in str(e.get("replaces") or "").splitlines()]
     for e in got["edits"]["not_carried"]:
         lines.append(
             f"NOT CARRIED: edit on {e['block']} (atom {e['atom_id']}) by {e['reviewer']}: {e['text']!r}"
