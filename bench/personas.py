@@ -24,6 +24,7 @@ from _common import machine
 from offerloop.cli.common import database
 from offerloop.cli.persona_truth import ingest_in_process, persona_confusion
 from offerloop.config import Settings
+from offerloop.core.clock import utcnow
 from offerloop.events import service as event_service
 from offerloop.personas import service as persona_service
 from offerloop.sim.audience import Audience
@@ -59,7 +60,8 @@ def main() -> None:
                     actor="bench",
                 )
             started = time.perf_counter()
-            stored = ingest_in_process(db, ws.id, audience.batches(100))
+            # The replay is sent now: sentAt is the real send time, on each device's (skewed) clock.
+            stored = ingest_in_process(db, ws.id, audience.batches(100, sent_at=utcnow))
             elapsed = time.perf_counter() - started
             with db.read() as session:
                 confusion = persona_confusion(session=session, workspace_id=ws.id, buyers=audience.buyers)

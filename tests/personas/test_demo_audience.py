@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from offerloop.cli.persona_truth import ingest_in_process, persona_confusion
+from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
 from offerloop.features.spec import BUILTIN_FEATURES, load_feature_spec
@@ -45,7 +46,7 @@ def test_demo_templates_recover_the_simulated_personas(db: Database, workspace: 
         persona_service.set_templates(
             session=session, workspace_id=workspace.id, source=(DEMO / "personas.yaml").read_text(), actor="t"
         )
-    ingest_in_process(db, workspace.id, audience.batches(100))
+    ingest_in_process(db, workspace.id, audience.batches(100, sent_at=utcnow))
     with db.read() as session:
         confusion = persona_confusion(session=session, workspace_id=workspace.id, buyers=audience.buyers)
 

@@ -333,7 +333,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
             actions = yaml.safe_load(DEMO_ACTIONS.read_text())
             httpx.put(f"{url}/v1/actions", json=actions, headers=admin).raise_for_status()
         t0 = time.perf_counter()
-        totals = _send(url, ws.write_key, audience.batches(100), events)
+        totals = _send(url, ws.write_key, audience.batches(100, sent_at=utcnow), events)
         send_s = time.perf_counter() - t0
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {ws.secret_key}"}, timeout=60

@@ -253,7 +253,6 @@ def _refresh_buyer_state(
                 context=a.context or {}, weight=score.weight, confidence=score.confidence,
                 suppressed=score.suppressed, high_signal=score.high_signal,
                 channel=a.touchpoint.channel if a.touchpoint is not None else None,
-                client_timestamp=a.original_timestamp,
             ),
         )
         for a, buyer_id, score in zip(fresh, resolution.buyer_ids, scores, strict=True)

@@ -85,7 +85,6 @@ def to_feature_event(event: Any, channel: str | None) -> FeatureEvent:
         suppressed=event.suppressed,
         high_signal=event.high_signal,
         channel=channel,
-        client_timestamp=event.original_timestamp,
     )
 
 

@@ -20,9 +20,9 @@ latest_object       match, value: the latest mapping at that path, flattened to 
 first_value         [match], value (property path) or value_from (channel|name|type): earliest by timestamp
 last_value          same, latest by timestamp
 distinct_count      match, value: number of distinct values seen (at most 1,000 are kept)
-min_delay_minutes   match, since_property: minimum over events of (client time - the time in that property)
+min_delay_minutes   match, since_property: minimum over events of (timestamp - the time in that property)
 weekday_share       [match], weekdays (0 = Monday): share of events on those weekdays in the event's local
-                    time (client time in ``context.timezone``, an IANA name; UTC when absent or unknown)
+                    time (``timestamp`` in ``context.timezone``, an IANA name; UTC when absent or unknown)
 top_local_hour      [match]: the local hour (0-23) with the most events
 share               match, [of]: share (0-1) of the events matching ``of`` (every event without it) that also
                     match ``match`` -- e.g. product views among page views and product views
@@ -33,9 +33,11 @@ stage               stages: ordered outcome stages; the feature is the highest s
                     requirement ({match, min_count}) holds; a stage with neither is reached at once.
 ==================  ===========================================================================================
 
-"Client time" is the event's time on the client's own clock (``originalTimestamp``, else ``timestamp``),
-not the skew-corrected stored time: a history imported or flushed late keeps the buyer's weekdays and
-hours (``top_local_hour`` uses it too).
+Every time above is the event's stored ``timestamp``: Segment's, corrected for the client's clock
+(``receivedAt - (sentAt - originalTimestamp)``), never the device clock itself -- a phone set two hours
+wrong has the same weekdays, hours and delays as one set right.  A history replayed or imported later keeps
+its own days when its sender sets ``sentAt`` when it really sends (or, for a server-side backfill, sends
+``timestamp`` without ``sentAt``).
 
 ``suppressed_share`` and ``signal_confidence`` are always computed and cannot be defined by a spec.
 

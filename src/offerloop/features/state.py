@@ -97,8 +97,6 @@ DISTINCT_CAP: Final = 1000
 _DAY: Final = 86_400.0
 _INF: Final = math.inf
 _MAX_TEXT: Final = 500
-_CLIENT_EARLIEST: Final = 0.0  # 1970-01-01, the earliest event time ingestion stores
-_CLIENT_LATEST: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 FeatureValue = float | int | str | bool
 
@@ -115,9 +113,6 @@ class FeatureEvent:
     suppressed: bool  # under the confidence threshold: counts less
     high_signal: bool
     channel: str | None = None  # touchpoint channel of this event if any
-    # The client's own clock (Segment's originalTimestamp): the buyer's local calendar and hour, and delays
-    # to times the client quoted (a drop's release), are read on it; None means ``timestamp``.
-    client_timestamp: datetime | None = None
 
 
 def new_state() -> dict[str, Any]:
@@ -287,20 +282,6 @@ def _zone(name: str) -> tzinfo:
             _ZONES.clear()
         _ZONES[name] = zone
     return zone
-
-
-def _client_ts(event: FeatureEvent, ts: float) -> float:
-    """Epoch seconds of the event on the client's own clock (``ts``, the corrected time, when unknown).
-
-    Skew correction moves an event to the server's clock, which is right for ordering and decay but wrong
-    for *when it was for the buyer*: a batch imported (or a queue flushed) weeks later would all land on
-    the import day. The client's clock, in the client's zone, is the buyer's own weekday and hour.
-    """
-    stamp = event.client_timestamp
-    if stamp is None:
-        return ts
-    client = (stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)).timestamp()
-    return client if _CLIENT_EARLIEST <= client <= _CLIENT_LATEST else ts  # a clock set to year 1: unknown
 
 
 def _local(ts: float, context: Mapping[str, Any]) -> tuple[int, int]:
@@ -494,8 +475,7 @@ def _min_delay(feature: MinDelayFeature) -> _Built:
             return
         if since is None:
             return
-        # The quoted time and the event are compared on the client's clock (see _client_ts).
-        minutes = max(0.0, (_client_ts(event, ts) - since.timestamp()) / 60.0)
+        minutes = max(0.0, (ts - since.timestamp()) / 60.0)
         current = f.get(key)
         if current is None or minutes < current:
             f[key] = minutes
@@ -747,7 +727,7 @@ def apply_event(state: dict[str, Any], event: FeatureEvent, spec: FeatureSpec) -
     steps, needs_local = plan
     if not steps:
         return state
-    local = _local(_client_ts(event, ts), event.context) if needs_local else None
+    local = _local(ts, event.context) if needs_local else None
     features: dict[str, Any] = state["f"]
     properties = event.properties
     for alternatives, update in steps:

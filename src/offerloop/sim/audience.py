@@ -12,6 +12,19 @@ messages (renewals, email events: ``userId`` only, no ``anonymousId``) are never
 in ``[start, start + days)``, except that a session begun just before the end may run on for up to
 about an hour.
 
+``sentAt`` and replays: an ingestion API corrects each event's time for the client's clock as Segment
+does, ``timestamp = receivedAt - (sentAt - originalTimestamp)``. By default ``sentAt`` is the
+*simulated* send time (the event time plus a send delay, on the device's clock), the stream a device
+would have sent live at the simulated dates. Replaying that history now through a live API would be
+dishonest: every event would be corrected onto the day it arrives. So a replay passes
+``sent_at=<clock>`` to ``messages()`` / ``batches()``: each message's ``sentAt`` is then the REAL
+send time read from that clock (once per batch, when the batch is complete, as Segment's SDKs stamp
+it) plus the device's clock skew, exactly what an SDK sending the stored history now would write. The
+correction then puts every event back at its simulated time (plus the network latency) while still
+removing each device's skew. (Segment's other way to import history, a server-side backfill that sends
+``timestamp`` without ``sentAt``, would leave the devices' skew in the stored times.) Inject a fixed or
+stepping clock where the output must be byte-identical.
+
 Memory: construction builds one small plan per buyer. ``messages()`` runs one lazy generator per
 buyer, merges them by time with ``heapq.merge`` and renders each message dict only when it is
 yielded. Besides the per-buyer state (about 10 KB a buyer, independent of ``events``) it keeps only a
@@ -35,7 +48,7 @@ import heapq
 import random
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
@@ -1955,8 +1968,12 @@ class Audience:
         msg["sentAt"] = _iso(t + delay + dev.skew_ms)
         return msg
 
-    def _stream(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(kind, message): kind 0 = normal, 1 = duplicate, 2 = malformed."""
+    def _skew(self, rec: _Rec) -> int:
+        """The clock error (ms) of the device that sends ``rec``; server-side messages have none."""
+        return 0 if rec.device < 0 else self._plans[rec.buyer].devices[rec.device].skew_ms
+
+    def _stream(self) -> Iterator[tuple[int, dict[str, Any], int]]:
+        """(kind, message, sender's clock skew in ms): kind 0 = normal, 1 = duplicate, 2 = malformed."""
         merged = heapq.merge(*(_buyer_stream(self._world, p) for p in self._plans), key=itemgetter(0))
         srng = random.Random(f"{self._seed_key}:stream")
         recent: deque[_Rec] = deque(maxlen=4096)
@@ -1978,7 +1995,7 @@ class Audience:
                     j = srng.randrange(seen)
                     if j < 512:
                         reservoir[j] = rec
-                yield 0, render(rec)
+                yield 0, render(rec), self._skew(rec)
             elif slot < 0:
                 r = srng.random()
                 if r < 0.45:  # re-sent within the same batch (usually)
@@ -1987,34 +2004,45 @@ class Audience:
                     original = recent[-1 - srng.randrange(len(recent))]
                 else:  # much later
                     original = reservoir[srng.randrange(len(reservoir))]
-                yield 1, render(original)
+                yield 1, render(original), self._skew(original)
             else:
-                yield 2, self._malformed(slot, now_ms)
+                yield 2, self._malformed(slot, now_ms), 0
 
-    def messages(self) -> Iterator[dict[str, Any]]:
-        """Every message in (send) time order, exactly ``events`` of them."""
-        for _, msg in self._stream():
+    def messages(self, *, sent_at: Callable[[], datetime] | None = None) -> Iterator[dict[str, Any]]:
+        """Every message in (send) time order, exactly ``events`` of them.
+
+        ``sent_at``: the clock of a replay (see the module docstring); read as each message is yielded.
+        """
+        for _, msg, skew in self._stream():
+            if sent_at is not None:
+                _stamp(msg, _clock_ms(sent_at), skew)
             yield msg
 
-    def batches(self, size: int = 100) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of ``messages()``; each is the ``batch`` list of one Segment ``/v1/batch`` request."""
+    def batches(
+        self, size: int = 100, *, sent_at: Callable[[], datetime] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of ``messages()``; each is the ``batch`` list of one Segment ``/v1/batch`` request.
+
+        ``sent_at``: the clock of a replay (see the module docstring), read once per batch when it is
+        complete, so yield each batch only when it is about to be sent.
+        """
         if size < 1:
             raise ValueError("size must be >= 1")
-        chunk: list[dict[str, Any]] = []
-        for msg in self.messages():
-            chunk.append(msg)
+        chunk: list[tuple[dict[str, Any], int]] = []
+        for _, msg, skew in self._stream():
+            chunk.append((msg, skew))
             if len(chunk) == size:
-                yield chunk
+                yield _sent(chunk, sent_at)
                 chunk = []
         if chunk:
-            yield chunk
+            yield _sent(chunk, sent_at)
 
     def stats(self) -> AudienceStats:
         """Counts from one streaming pass (cached); no message is kept."""
         if self._stats is None:
             by_type: dict[str, int] = {}
             events = duplicates = malformed = 0
-            for kind, msg in self._stream():
+            for kind, msg, _ in self._stream():
                 events += 1
                 if kind == 2:
                     malformed += 1
@@ -2034,3 +2062,23 @@ class Audience:
                 by_type=dict(sorted(by_type.items())),
             )
         return self._stats
+
+
+def _clock_ms(clock: Callable[[], datetime]) -> int:
+    now = clock()
+    return _ms(now if now.tzinfo is not None else now.replace(tzinfo=UTC))  # naive: UTC
+
+
+def _stamp(msg: dict[str, Any], now_ms: int, skew_ms: int) -> None:
+    """Set ``sentAt`` to the real send time ``now_ms`` as read on a device ``skew_ms`` off."""
+    msg["sentAt"] = _iso(now_ms + skew_ms)
+
+
+def _sent(
+    chunk: list[tuple[dict[str, Any], int]], sent_at: Callable[[], datetime] | None
+) -> list[dict[str, Any]]:
+    if sent_at is not None:
+        now_ms = _clock_ms(sent_at)
+        for msg, skew in chunk:
+            _stamp(msg, now_ms, skew)
+    return [msg for msg, _ in chunk]
