@@ -542,6 +542,14 @@ def _plausible_link(m: re.Match[str]) -> bool:
     return not re.search(r"[ \t]\.[ \t]", m.group(0)) or m.group(2) in _SPACED_TLDS
 
 
+def addresses(text: str) -> list[str]:
+    """The URLs, e-mail addresses and domains written in ``text``, in that order (as written)."""
+    urls = _URL.findall(text)
+    rest = _URL.sub(" ", text)
+    emails = _EMAIL.findall(rest)
+    return _dedupe([*urls, *emails, *_DOMAIN.findall(_EMAIL.sub(" ", rest))])
+
+
 def _spelled(m: re.Match[str]) -> str:
     """``rowanvale dot com slash kit`` -> ``rowanvale.com/kit``."""
     host = re.sub(_SPELLED_DOT, ".", m.group(1), flags=re.I) + "." + m.group(2)
@@ -894,4 +902,4 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return dot / norm if norm else (1.0 if not a and not b else 0.0)
 
 
-__all__ = ["GuardResult", "guard"]
+__all__ = ["GuardResult", "addresses", "guard"]
