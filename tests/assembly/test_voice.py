@@ -531,7 +531,11 @@ PROSE = (
         ("Ask maria about it.", "Ask Maria about it.", ()),
         ("Read https://x.io/a. Then open the app.", "Read https://x.io/a. Notion is next.", ()),
         ("Draft in a simple app.", "Draft in Notion daily.", ("name:Notion",)),
-        ("Draft in a simple app.", "Notion works well for drafts.", ()),
+        (
+            "Draft in a simple app.",
+            "Notion works well for drafts.",
+            ("name:Notion",),
+        ),  # a brand before a verb
         (
             "This tip works for most new writers.",
             "Jane Doe says this tip works for most writers.",

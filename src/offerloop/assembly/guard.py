@@ -14,6 +14,7 @@ import gzip
 import itertools
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,10 +44,11 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]{}\"'`]*[^\s<>()\[\]{}\"'`.
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # Any dotted name whose last label is 2-24 letters: new top-level domains (.coach, .academy) included.
 _DOMAIN = re.compile(r"(?<![\w.@/-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,24}(?![\w-])", re.I)
-_SPELLED_DOT = r"\s*(?:\(dot\)|\[dot\]|\bdot\b)\s*"
+_SPELLED_DOT = r"(?:\s*(?:\(dot\)|\[dot\]|\{dot\}|\bdot\b|\[\.\]|\(\.\)|\{\.\})\s*|[ \t]+\.[ \t]+)"
+_SPELLED_SLASH = r"(?:\s+slash\s+|[ \t]*/[ \t]*)"
 _SPELLED_LINK = re.compile(
     rf"\b([a-z0-9][a-z0-9-]*(?:{_SPELLED_DOT}[a-z0-9][a-z0-9-]*)*){_SPELLED_DOT}([a-z]{{2,24}})\b"
-    r"((?:\s+slash\s+[a-z0-9][a-z0-9-]*)*)",
+    rf"((?:{_SPELLED_SLASH}[a-z0-9][a-z0-9-]*)*)",
     re.I,
 )
 _NUMBER = re.compile(
@@ -60,9 +62,13 @@ _HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)", re.MULTILINE)
 _TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[[ xX]\](?:\s|$)", re.MULTILINE)
 _LINE_MARKER = re.compile(r"^\s*(?:(?:#{1,6}|>|[-*+]|\d+[.)])\s+)*(?:\[[ xX]\]\s+)?")
 _SENTENCE_END = re.compile(r"[.!?:;\"\u201c\u201d(]")
+_INNER_APOSTROPHE = r"(?:[^'\n]|(?<=\w)'(?=\w))"  # "don't" inside a single-quoted passage
 _QUOTE = re.compile(
     r"\"([^\"\n]+)\"|\u201c([^\u201d\n]+)\u201d|(?<!\w)\u2018([^\u2019\n]*\s[^\u2019\n]*)\u2019(?!\w)"
+    r"|\u201e([^\u201c\u201d\n]+)[\u201c\u201d]|\u00ab([^\u00bb\n]+)\u00bb|\u201a([^\u2018\u2019\n]+)[\u2018\u2019]"
+    rf"|(?<![\w'])'(\w{_INNER_APOSTROPHE}*?\s{_INNER_APOSTROPHE}*?)'(?![\w'])"
 )
+_BLOCKQUOTE = re.compile(r"^ {0,3}>[ \t]?(.*)$", re.MULTILINE)
 _ABBREVIATIONS = frozenset(("dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "mt", "vs", "e", "g", "i"))
 
 _OUTCOME_OBJECT = (
@@ -104,6 +110,20 @@ _CLAIMS: tuple[tuple[str, str], ...] = (
     ("fold", r"\d+\s*x\b|(?:two|three|four|five|ten)[- ]?fold"),
     ("deadline", r"within (?:a|an|one|\d+|\w+) (?:days?|weeks?|months?|years?)|in (?:just|only) \w+ \w+"),
     ("crowd", r"(?:hundreds|thousands|millions) of"),
+    (
+        "universal",
+        r"works? for (?:everyone|everybody|anyone|anybody|all of us)|(?:everyone|anyone) can do (?:it|this)",
+    ),
+    (
+        "earnings",
+        r"(?:made|make|makes|making|earn(?:ed|s|ing)?)\s+(?:millions|thousands|a fortune|six[- ]figures|"
+        r"seven[- ]figures|a killing|bank)",
+    ),
+    (
+        "growth",
+        rf"(?:increas|grow|grew|rais|improv|lift)\w*\s+{_OUTCOME_OBJECT}\s+(?:fast|quickly|rapidly|every (?:day|week|month|year))",
+    ),
+    ("will grow", rf"will\s+(?:increase|grow|raise|improve|lift)\s+{_OUTCOME_OBJECT}"),
 )
 _CLAIM_PATTERNS = tuple((key, re.compile(rf"(?<!\w)(?:{rx})(?!\w)", re.I)) for key, rx in _CLAIMS)
 
@@ -181,13 +201,31 @@ _WEAK_SPANS = (
     (re.compile(r"\b(?:a|one) month\b", re.I), ("30", "4")),
     (re.compile(r"\b(?:a|one) year\b", re.I), ("12", "365", "52")),
 )
+# Ordinals state a number ("the fourth exercise" for "the first"); "first" is too common ("first, pick
+# one") to count as one, so it stays weak.
+_ORDINALS = {w: i for i, w in enumerate(
+    ["second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth"], 2
+)}  # fmt: skip
+# Spans of time that state a number in one word ("every fortnight" for "every week"): new unless the
+# source says the word or one of its numbers.
+_SPAN_WORDS = {
+    "fortnight": ("14", "2"), "fortnightly": ("14", "2"), "biweekly": ("14", "2"), "bimonthly": ("2",),
+    "decade": ("10",), "decades": ("10",), "semester": ("6",), "quarterly": ("3",), "biannual": ("2",),
+}  # fmt: skip
 _NUMBER_WORD = re.compile(r"[a-z]+", re.I)
 _PERCENT_AFTER = re.compile(r"\s*(?:%|percent\b|per cent\b)", re.I)
 
 
 def _numbers(text: str) -> tuple[list[str], set[str]]:
     """Numbers stated in ``text`` (digits and number words, normalised) and the weak ones it implies."""
-    found = [(m.start(), _digits(m)) for m in _NUMBER.finditer(_LIST_MARKER.sub(r"\1", text))]
+    spans, weak = _number_spans(text)
+    return [n for _, _, n in spans], weak
+
+
+def _number_spans(text: str) -> tuple[list[tuple[int, int, str]], set[str]]:
+    """``(start, end, value)`` of every number stated in ``text``, in order, and the weak ones it implies."""
+    blanked = _LIST_MARKER.sub(lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+    found = [(m.start(), m.end(), _digits(m)) for m in _NUMBER.finditer(blanked)]
     weak = {n for pattern, numbers in _WEAK_SPANS if pattern.search(text) for n in numbers}
     tokens = list(_NUMBER_WORD.finditer(text))
     words = [t.group(0).lower() for t in tokens]
@@ -224,13 +262,78 @@ def _numbers(text: str) -> tuple[list[str], set[str]]:
             i += 1
             continue
         said = [words[k] for k in run]
-        pct = "%" if _PERCENT_AFTER.match(text, tokens[run[-1]].end()) else ""
+        pct = _PERCENT_AFTER.match(text, tokens[run[-1]].end())
         if said == ["one"] and not pct:
             weak.add("1")
         else:
-            found.append((tokens[run[0]].start(), f"{_word_value(said)}{pct}"))
+            end = pct.end() if pct else tokens[run[-1]].end()
+            found.append((tokens[run[0]].start(), end, f"{_word_value(said)}{'%' if pct else ''}"))
         i = run[-1] + 1
-    return [n for _, n in sorted(found)], weak
+    return sorted(found), weak
+
+
+# Words a number is said with that are not what it counts ("3 of the 5", "10 a day").
+_UNIT_SKIP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "per",
+        "each",
+        "every",
+        "and",
+        "or",
+        "more",
+        "than",
+        "about",
+        "around",
+        "over",
+        "your",
+        "my",
+    ]
+)
+_CURRENCY_BEFORE = re.compile(r"[$\u20ac\u00a3\u00a5]\s?$")
+
+
+def _attachments(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Each stated number with what it counts: ``$`` when a currency sign precedes it, else the next
+    word and the next two content words (stemmed), so "3 monthly payments of $40" gives
+    ``("3", ("monthly", "monthly payment"))`` and ``("40", ("$",))``."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for start, end, value in _number_spans(text)[0]:
+        if _CURRENCY_BEFORE.search(text[max(0, start - 2) : start]):
+            out.append((value, ("$",)))
+            continue
+        after = [w.lower() for w in re.findall(r"[^\W\d_]+", text[end : end + 80].split("\n", 1)[0])]
+        after = [_stem(w) for w in after if w not in _UNIT_SKIP][:2]
+        if after:
+            out.append((value, (after[0], " ".join(after))))
+    return out
+
+
+def _swapped(source: str, candidate: str) -> list[str]:
+    """Numbers of the source moved onto what another of its numbers counts ("40 monthly payments of $3"
+    for "3 monthly payments of $40", "forty minutes planning, ten writing" for "10 … planning, 40 …")."""
+    src = _attachments(source)
+    stated = {value for value, _ in src}
+    counts: dict[str, set[str]] = {}
+    for value, keys in src:
+        for key in keys:
+            counts.setdefault(key, set()).add(value)
+    out = []
+    for value, keys in _attachments(candidate):
+        if value not in stated:
+            continue  # a number the source never states is reported as such
+        for key in keys:
+            if counts.get(key) and value not in counts[key]:
+                out.append(f"{value} {key}")
+                break
+    return _dedupe(out)
 
 
 def _word_value(words: list[str]) -> int:
@@ -313,15 +416,24 @@ def guard(
     reasons: list[str] = []
     reasons += [f"number:{n}" for n in _ordered(cand.numbers, [*src.numbers, *src.weak])]
     reasons += [f"number_missing:{n}" for n in _ordered(src.numbers, [*cand.numbers, *cand.weak])]
+    reasons += [f"number_swapped:{n}" for n in _swapped(src.text, cand.text)]
+    reasons += [f"number:{n}" for n in _ordered(cand.ordinals, [*src.ordinals, *src.numbers, *src.weak])]
+    reasons += [
+        f"number:{w}" for w in cand.spans if w not in src.spans and not set(_SPAN_WORDS[w]) & src.all_numbers
+    ]
     reasons += [f"url:{u}" for u in cand.urls if not _known_url(u, src, allowed)]
     reasons += [f"email:{e}" for e in _ordered(cand.emails, src.emails)]
     known_hosts = [*src.domains, *src.link_hosts]
     reasons += [f"domain:{d}" for d in _dedupe(cand.domains) if not _known_host(d, known_hosts, allowed)]
     reasons += [f"link:{s}" for s in _ordered(cand.spelled, src.spelled)]
-    reasons += [f"name:{n}" for n in _novel_names(cand.text, src.words)]
+    reasons += [f"name:{n}" for n in _novel_names(cand.text, src.words, _source_names(src.text))]
     reasons += [f"negation_removed:{p}" for p in _flipped(src.text, cand.text)]
     reasons += [f"negation_added:{p}" for p in _flipped(cand.text, src.text)]
     reasons += [f"quote:{q}" for q in _novel_quotes(cand.quotes, source)]
+    if len(cand.blockquotes) > len(src.blockquotes):  # a testimonial line the source does not have
+        reasons += [
+            f"quote:{q}" for q in _novel_quotes(cand.blockquotes, source) if f"quote:{q}" not in reasons
+        ]
     src_claims = {key for key, _ in src.claims}
     reasons += _dedupe(f"claim:{found}" for key, found in cand.claims if key not in src_claims)
     reasons += [f"placeholder_missing:{{{{ {p} }}}}" for p in _ordered(src.placeholders, cand.placeholders)]
@@ -347,6 +459,8 @@ class _Facts:
     """The checkable items of one text, and its prose with placeholders, links and addresses removed."""
 
     def __init__(self, raw: str) -> None:
+        raw = unicodedata.normalize("NFKC", raw)  # a full-width dot is a dot, a ligature its letters
+        self.blockquotes = [line for line in (m.group(1).strip() for m in _BLOCKQUOTE.finditer(raw)) if line]
         self.placeholders = [" ".join(p.split()) for p in _PLACEHOLDER.findall(raw)]
         text = _PLACEHOLDER.sub(" ", raw)
         self.quotes = [next(g for g in m.groups() if g is not None) for m in _QUOTE.finditer(text)]
@@ -356,10 +470,17 @@ class _Facts:
         text = _EMAIL.sub(" ", text)
         self.domains = [d.lower().removeprefix("www.") for d in _DOMAIN.findall(text)]
         text = _DOMAIN.sub(" ", text)
-        self.spelled = [_spelled(m) for m in _SPELLED_LINK.finditer(text)]
-        text = _SPELLED_LINK.sub(" ", text)
+        spelled = [m for m in _SPELLED_LINK.finditer(text) if _plausible_link(m)]
+        self.spelled = [_spelled(m) for m in spelled]
+        for m in reversed(spelled):
+            text = text[: m.start()] + " " + text[m.end() :]
         self.link_hosts = {_host(u) for u in self.urls} | {e.split("@", 1)[1] for e in self.emails}
         self.numbers, self.weak = _numbers(text)
+        lowered = [w.lower() for w in _WORD.findall(text)]
+        self.ordinals = _dedupe(str(_ORDINALS[w]) for w in lowered if w in _ORDINALS)
+        self.spans = _dedupe(w for w in lowered if w in _SPAN_WORDS)
+        self.weak |= {n for w in self.spans for n in _SPAN_WORDS[w]}
+        self.all_numbers = set(self.numbers) | self.weak
         found = [
             (m.start(), key, m.group(0).lower()) for key, rx in _CLAIM_PATTERNS for m in rx.finditer(text)
         ]
@@ -369,10 +490,72 @@ class _Facts:
         self.words = words | {_possessive(w) for w in words}
 
 
+# Top-level domains a dot between spaces must end in to be read as an address ("site . com"), so that
+# a sentence end before a word ("Read it . Notion is next") is not one.
+_SPACED_TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "co",
+        "coach",
+        "app",
+        "dev",
+        "me",
+        "shop",
+        "store",
+        "blog",
+        "info",
+        "biz",
+        "online",
+        "site",
+        "xyz",
+        "academy",
+        "studio",
+        "ai",
+        "uk",
+        "us",
+        "eu",
+        "ca",
+        "au",
+        "de",
+        "fr",
+        "es",
+        "it",
+        "nl",
+        "ly",
+        "gg",
+        "tv",
+        "fm",
+        "page",
+        "link",
+        "email",
+        "club",
+        "life",
+        "tech",
+    ]
+)
+
+
+def _plausible_link(m: re.Match[str]) -> bool:
+    return not re.search(r"[ \t]\.[ \t]", m.group(0)) or m.group(2) in _SPACED_TLDS
+
+
+def addresses(text: str) -> list[str]:
+    """The URLs, e-mail addresses and domains written in ``text``, in that order (as written)."""
+    urls = _URL.findall(text)
+    rest = _URL.sub(" ", text)
+    emails = _EMAIL.findall(rest)
+    return _dedupe([*urls, *emails, *_DOMAIN.findall(_EMAIL.sub(" ", rest))])
+
+
 def _spelled(m: re.Match[str]) -> str:
     """``rowanvale dot com slash kit`` -> ``rowanvale.com/kit``."""
     host = re.sub(_SPELLED_DOT, ".", m.group(1), flags=re.I) + "." + m.group(2)
-    path = "".join("/" + part for part in re.findall(r"slash\s+([a-z0-9-]+)", m.group(3) or "", re.I))
+    path = "".join(
+        "/" + part for part in re.findall(r"(?:slash\s+|/\s*)([a-z0-9-]+)", m.group(3) or "", re.I)
+    )
     return (host + path).lower()
 
 
@@ -405,20 +588,13 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 # -- names -----------------------------------------------------------------------------------------
 
 
-def _novel_names(text: str, source_words: set[str]) -> list[str]:
-    """Runs of capitalised words that name something the source never mentions.
-
-    Mid-sentence, any capitalised word that is not common or in the source is a name. At a sentence
-    (or line, or list item) start a lone word is a name only when it is not an English word ("Oprah
-    swears by this"); a run of several capitalised words counts there too.
-    """
-    found: list[str] = []
+def _runs(text: str) -> Iterable[tuple[str, list[tuple[re.Match[str], bool]]]]:
+    """Each line's runs of capitalised words, each word with whether it starts a sentence."""
     for raw_line in text.splitlines():
         line = _LINE_MARKER.sub("", raw_line)
-        tokens = list(_WORD.finditer(line))
         runs: list[list[tuple[re.Match[str], bool]]] = []
         prev: re.Match[str] | None = None
-        for tok in tokens:
+        for tok in _WORD.finditer(line):
             gap = line[prev.end() : tok.start()] if prev else ""
             if prev is not None and prev.group(0).lower() in _ABBREVIATIONS and gap.startswith("."):
                 gap = gap[1:]
@@ -430,18 +606,159 @@ def _novel_names(text: str, source_words: set[str]) -> list[str]:
                     runs.append([(tok, starts)])
             prev = tok
         for run in runs:
-            at_start = run[0][1]
-            first = run[0][0].group(0)
-            attributed = len(run) == 1 and _attribution(line, run[0][0])
-            if at_start and (
-                _ordinary(first, source_words) or (len(run) == 1 and _is_word(first) and not attributed)
-            ):
-                named = run[1:]  # an ordinary first word at a sentence start is just prose
-            else:
-                named = run
-            if any(not _ordinary(tok.group(0), source_words) for tok, _ in named):
-                found.append(line[named[0][0].start() : named[-1][0].end()])
+            yield line, run
+
+
+def _named_at_start(line: str, token: re.Match[str]) -> bool:
+    """A sentence-start word used as someone's name: before an attribution verb ("Mark swears by
+    this"), or a known name or brand before a verb ("Grace charged this", "Amazon prices this way")."""
+    if _attribution(line, token):
+        return True
+    return token.group(0).lower() in _NAME_WORDS and bool(_VERB_AFTER.match(line, token.end()))
+
+
+def _source_names(text: str) -> set[str]:
+    """The capitalised words a source uses as names (mid-sentence, or named at a sentence start):
+    only these license a name at a rewrite's sentence start ("mark your progress" does not license
+    "Mark swears by this")."""
+    names: set[str] = set()
+    for line, run in _runs(text):
+        for k, (tok, starts) in enumerate(run):
+            if not starts or k > 0 or (len(run) == 1 and _named_at_start(line, tok)):
+                names.add(_possessive(tok.group(0)))
+    return names
+
+
+def _novel_names(text: str, source_words: set[str], source_names: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Runs of capitalised words that name something the source never mentions.
+
+    Mid-sentence, any capitalised word that is not common or in the source is a name. At a sentence
+    (or line, or list item) start a lone word is a name when it is not an English word ("Oprah
+    swears by this"), or when it is used as one (see :func:`_named_at_start`) and the source does not
+    name it; a run of several capitalised words counts there too.
+    """
+    found: list[str] = []
+    for line, run in _runs(text):
+        at_start = run[0][1]
+        first = run[0][0].group(0)
+        if at_start and len(run) == 1 and _named_at_start(line, run[0][0]) and first.lower() not in _COMMON:
+            if _possessive(first) not in source_names:
+                found.append(first)
+            continue
+        if at_start and (_ordinary(first, source_words) or (len(run) == 1 and _is_word(first))):
+            named = run[1:]  # an ordinary first word at a sentence start is just prose
+        else:
+            named = run
+        if any(not _ordinary(tok.group(0), source_words) for tok, _ in named):
+            found.append(line[named[0][0].start() : named[-1][0].end()])
     return _dedupe(found)
+
+
+# Given names and brands that are also English words: at a sentence start before a verb they are names.
+_NAME_WORDS = frozenset(
+    [
+        "grace",
+        "mark",
+        "bill",
+        "will",
+        "rose",
+        "amber",
+        "faith",
+        "hope",
+        "joy",
+        "penny",
+        "dawn",
+        "june",
+        "april",
+        "may",
+        "iris",
+        "jack",
+        "frank",
+        "rich",
+        "sue",
+        "pat",
+        "ruby",
+        "jade",
+        "olive",
+        "violet",
+        "holly",
+        "ivy",
+        "lily",
+        "daisy",
+        "heather",
+        "hazel",
+        "robin",
+        "angel",
+        "crystal",
+        "summer",
+        "autumn",
+        "grant",
+        "dean",
+        "drew",
+        "chase",
+        "hunter",
+        "gene",
+        "carol",
+        "don",
+        "ray",
+        "guy",
+        "victor",
+        "norm",
+        "bob",
+        "chip",
+        "rob",
+        "sandy",
+        "rusty",
+        "woody",
+        "brook",
+        "cliff",
+        "glen",
+        "dale",
+        "lane",
+        "reed",
+        "wade",
+        "miles",
+        "max",
+        "hunter",
+        "sky",
+        "river",
+        "stone",
+        "ash",
+        "destiny",
+        "misty",
+        "melody",
+        "harmony",
+        "pearl",
+        "ginger",
+        "amazon",
+        "apple",
+        "notion",
+        "slack",
+        "square",
+        "stripe",
+        "ghost",
+        "medium",
+        "target",
+        "zoom",
+        "discord",
+        "shopify",
+        "canva",
+        "kit",
+        "teachable",
+        "thinkific",
+        "podia",
+        "circle",
+        "mighty",
+        "buffer",
+        "later",
+        "loom",
+        "basecamp",
+    ]
+)
+# A verb right after a sentence-start word: third person ("prices", "swears") or past ("charged").
+_VERB_AFTER = re.compile(
+    r"[ \t]+(?:[a-z]+(?<!s)(?<!u)(?<!i)s|[a-z]+ed|made|said|sold|built|grew|paid|got|went|did)\b"
+)
 
 
 # Verbs that make the word before them someone's name ("Mark swears by this", "Notion recommends").
@@ -473,7 +790,11 @@ _NEGATORS = frozenset(
 )
 # Words that carry a negation's meaning in other words ("avoid posting" for "do not post").
 _NEGATIVE_WORDS = """avoid avoiding stop skip refrain quit resist instead rather less fewer hardly rarely
-    seldom lack fail forget unless against neglect ignore"""
+    seldom lack fail forget unless against neglect ignore shun eschew clear away ditch drop"""
+# Verbs that negate what follows them ("avoid discounting"): a rewrite must keep a negation on it.
+_NEGATING_VERBS = frozenset(["avoid", "avoiding", "refrain", "skip", "skipping", "resist", "quit"])
+# A negation of these is an affirmative ("don't forget to apologise", "never fail to reply").
+_CANCELLING = frozenset(["forget", "fail", "neglect", "hesitate", "skip", "avoid", "stop", "miss", "ignore"])
 _NEGATIVE = _NEGATORS | frozenset(_NEGATIVE_WORDS.split())
 _FUNCTION_WORDS = """a an the is are was were be been being am to of it its this that these those your you yours my
     our their his her he she they we i and or but so as at in on for with by from just only really
@@ -503,8 +824,13 @@ def _flipped(a: str, b: str) -> list[str]:
     decided: dict[tuple[str, ...], bool] = {}
     for sentence in _words(a):
         for i, word in enumerate(sentence):
-            if word not in _NEGATORS:
-                continue
+            if word in _NEGATING_VERBS or (
+                word == "stop" and i + 1 < len(sentence) and sentence[i + 1].endswith("ing")
+            ):
+                if set(sentence[max(0, i - 2) : i]) & _NEGATORS:
+                    continue  # "never skip a reply" says to reply
+            elif word not in _NEGATORS or (i + 1 < len(sentence) and sentence[i + 1] in _CANCELLING):
+                continue  # not a negation, or "do not forget to", an affirmative
             scope = [w for w in sentence[i + 1 : i + 6] if w not in _FUNCTION and w not in _NEGATIVE][:2]
             if not scope or set(sentence[i + 1 : sentence.index(scope[-1], i + 1)]) & _NEGATIVE:
                 continue  # nothing to align, or a double negative ("never skip a reply")
@@ -516,11 +842,22 @@ def _flipped(a: str, b: str) -> list[str]:
                     if len(key) == 1 or key[1] in stems_b[si][j + 1 : j + 4]
                 ]
                 decided[key] = bool(hits) and not any(
-                    set(raw_b[si][max(0, j - 4) : j]) & _NEGATIVE for si, j in hits
+                    _negated(raw_b[si][max(0, j - 4) : j]) for si, j in hits
                 )
             if decided[key]:
                 out.append(" ".join([word, *sentence[i + 1 : sentence.index(scope[-1], i + 1) + 1]]))
     return _dedupe(out)
+
+
+def _negated(before: list[str]) -> bool:
+    """Whether the words before a phrase negate it: a negative word that a negation does not cancel
+    ("do not forget to" is affirmative)."""
+    live = [w for w in before if w in _NEGATIVE]
+    for k, w in enumerate(before[:-1]):
+        nxt = before[k + 1]
+        if w in _NEGATORS and nxt in _CANCELLING:
+            live = [x for x in live if x not in (w, nxt)]
+    return bool(live)
 
 
 # -- quotes ----------------------------------------------------------------------------------------
@@ -565,4 +902,4 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return dot / norm if norm else (1.0 if not a and not b else 0.0)
 
 
-__all__ = ["GuardResult", "guard"]
+__all__ = ["GuardResult", "addresses", "guard"]

@@ -14,7 +14,8 @@ and without ever sending the buyer's identifiers to the model.
   personal data by construction so it needs no erasure path, and needs no migration. Each process
   (``serve``, ``worker``) warms its own.
 - **No buyer identifiers leave**: the buyer's name (and its parts), e-mail addresses, user id and
-  free-text answers are replaced by ``{{ buyer_N }}`` placeholders before the call (the prompt asks the
+  free-text answers, in every form the template writes them (Markdown-escaped: ``Anne\\-Marie``) and
+  with every e-mail address, URL and domain inside them on its own, are replaced by ``{{ buyer_N }}`` placeholders before the call (the prompt asks the
   model to copy placeholders and the guard rejects a rewrite that drops or invents one) and restored in
   the accepted text afterwards.
 """
@@ -26,11 +27,14 @@ import json
 import re
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from offerloop.assembly.guard import addresses
+from offerloop.assembly.template import inert_markdown, plain_value
 from offerloop.assembly.voice import Rewriter, RewriterConfig, RewriteResult, prompt_hash
 
 MIN_IDENTIFIER_LENGTH = 2
@@ -153,13 +157,24 @@ class Redacted:
     values: tuple[str, ...]  # placeholder i+1 stands for values[i]
 
 
+def identifier_forms(identifiers: Iterable[str]) -> set[str]:
+    """Every form in which a buyer value can appear in a block: as given, as the template writes it into
+    Markdown (flattened and backslash-escaped, ``Anne\\-Marie``) or plain text, and each e-mail address,
+    URL and domain inside it on its own (also escaped)."""
+    forms: set[str] = set()
+    for ident in identifiers:
+        whole = [ident, plain_value(ident), *addresses(unicodedata.normalize("NFKC", ident))]
+        for form in whole:
+            forms |= {form.strip(), inert_markdown(form).strip()}
+    return {f for f in forms if len(f) >= MIN_IDENTIFIER_LENGTH}
+
+
 def redact(markdown: str, identifiers: Iterable[str]) -> Redacted:
-    """``markdown`` with each identifier (whole words, any case) replaced by ``{{ buyer_N }}``."""
+    """``markdown`` with each identifier, in each of its forms (:func:`identifier_forms`; whole words,
+    any case), replaced by ``{{ buyer_N }}``."""
     values: list[str] = []
     text = markdown
-    for ident in sorted(
-        {i.strip() for i in identifiers if len(i.strip()) >= MIN_IDENTIFIER_LENGTH}, key=len, reverse=True
-    ):
+    for ident in sorted(identifier_forms(identifiers), key=len, reverse=True):
         pattern = re.compile(rf"(?<![\w@.+-]){re.escape(ident)}(?![\w@-])", re.IGNORECASE)
 
         def swap(m: re.Match[str]) -> str:
@@ -255,6 +270,7 @@ __all__ = [
     "RewriteCache",
     "breaker_for",
     "cache_for",
+    "identifier_forms",
     "redact",
     "restore",
     "rewrite_all",

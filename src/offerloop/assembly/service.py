@@ -612,7 +612,17 @@ def _buyer_privacy(
     inputs = provenance.get("inputs") or {}
     names: list[Any] = [inputs.get("name"), inputs.get("first_name")]
     found: list[Any] = [inputs.get("goal_text")]
-    found += [v for v in (inputs.get("answers") or {}).values() if isinstance(v, str)]
+    # Free-text answers are the buyer's words; a chosen option's value ("idea") is the creator's. Without
+    # the quiz that scored them every string answer counts as the buyer's (privacy before caching).
+    quiz = None
+    with contextlib.suppress(OfferloopError):
+        if provenance.get("quiz_id"):
+            quiz = content_service.get_quiz(session=session, workspace_id=workspace_id,
+                                            quiz_id=provenance["quiz_id"], version=provenance.get("quiz_version"))  # fmt: skip
+    for qid, value in (inputs.get("answers") or {}).items():
+        question = quiz.question(str(qid)) if quiz is not None else None
+        if isinstance(value, str) and (question is None or question.type == "text" or not question.options):
+            found.append(value)
     consent = "allowed"
     artifact = repository.artifact(session, workspace_id, artifact_id)
     if artifact is not None:

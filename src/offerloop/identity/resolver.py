@@ -9,6 +9,7 @@ event still lands on the buyer of its userId.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -22,6 +23,7 @@ from offerloop.identity import identifiers, repository
 from offerloop.identity.schemas import IncomingEvent, Resolution
 from offerloop.models import IdentityConflict, Merge
 
+log = logging.getLogger(__name__)
 TIME_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so ISO strings compare in time order
 _TRUE = {"true", "yes", "y", "1", "granted", "opt-in", "opt_in", "on"}
 _FALSE = {"false", "no", "n", "0", "denied", "opt-out", "opt_out", "off"}
@@ -61,12 +63,27 @@ AI_REWRITE_CHOICES = ("allowed", "originals_only", "reviewed_only")
 
 
 def ai_rewrite_from(traits: Mapping[str, Any]) -> str | None:
-    """The trait ``consent_ai_rewrite`` (allowed | originals_only | reviewed_only; "originals-only" too)."""
-    value = traits.get("consent_ai_rewrite")
-    if not isinstance(value, str):
+    """The trait ``consent_ai_rewrite``: allowed | originals_only | reviewed_only ("originals-only" too),
+    or a yes/no: a negative (false, "no", "off", "0", "none", …) is ``originals_only``, a positive (true,
+    "yes", …) ``allowed``. Any other value is no consent statement; it is logged, never read as allowed."""
+    if "consent_ai_rewrite" not in traits:
         return None
-    text = value.strip().lower().replace("-", "_").replace(" ", "_")
-    return text if text in AI_REWRITE_CHOICES else None
+    value = traits["consent_ai_rewrite"]
+    if isinstance(value, str):
+        text = value.strip().lower().replace("-", "_").replace(" ", "_")
+        if text in AI_REWRITE_CHOICES:
+            return text
+        if text in ("none", "never", "disallowed", "forbidden"):
+            value = False
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        value = bool(value)
+    flag = _as_bool(value)
+    if flag is not None:
+        return "allowed" if flag else "originals_only"
+    log.warning(
+        "ignored consent_ai_rewrite value %r: not one of %s or a yes/no", value, ", ".join(AI_REWRITE_CHOICES)
+    )
+    return None
 
 
 BUYER_COLUMNS = (
