@@ -105,7 +105,8 @@ def test_review_decisions_hold_over_http(server: LiveServer) -> None:
         assert [(e["block"], e["kept"]) for e in detail["edits"]["in_effect"]] == [("pricing/0", True)]
         assert (
             "Rita says: price after value." in detail["html"]
-            and "Rita says: price after value." in httpx.get(server.url + httpx.URL(detail["preview_url"]).raw_path.decode()).text
+            and "Rita says: price after value."
+            in httpx.get(server.url + httpx.URL(detail["preview_url"]).raw_path.decode()).text
         )
         assert {q["artifact_id"] for q in http.get("/v1/reviews").json()} == {ana, ben}
 
