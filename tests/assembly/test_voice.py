@@ -530,7 +530,7 @@ PROSE = (
         ("Ask your coach about it.", "Ask Maria about it.", ("name:Maria",)),
         ("Ask maria about it.", "Ask Maria about it.", ()),
         ("Read https://x.io/a. Then open the app.", "Read https://x.io/a. Notion is next.", ()),
-        ("Draft in a simple app.", "Draft in Notion daily.", ("name:Notion",)),
+        ("Draft in a simple app.", "Draft in Notion daily.", ("name:Notion", "frequency:daily")),
         (
             "Draft in a simple app.",
             "Notion works well for drafts.",
@@ -542,7 +542,7 @@ PROSE = (
             ("name:Jane Doe",),
         ),
         ("Ask a doctor.", "Ask Dr. Smith.", ("name:Dr. Smith",)),
-        ("Use a tool, e.g. a notebook.", "Use a tool, e.g. Notion, daily.", ("name:Notion",)),
+        ("Use a tool, e.g. a notebook.", "Use a tool, e.g. Notion, daily.", ("name:Notion", "frequency:daily")),
         ("Use keyword tools.", "Use SEO tools.", ("name:SEO",)),
         ("## Your first week\n\nI think you can.", "## Your First Week\n\nI think you can.", ()),
         ("Questions? Write to us.", "Questions? Just write to us.", ()),
@@ -586,7 +586,7 @@ PROSE = (
             PROSE,
             "Posting is a skill. Write a short draft every day, then edit it the next morning before you "
             "publish. Over a month your drafts will get tighter and clearer.",
-            ("similarity:0.22",),
+            ("frequency:daily", "similarity:0.22"),
         ),
     ],
 )

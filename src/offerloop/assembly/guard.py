@@ -213,6 +213,34 @@ _SPAN_WORDS = {
     "decade": ("10",), "decades": ("10",), "semester": ("6",), "quarterly": ("3",), "biannual": ("2",),
 }  # fmt: skip
 _NUMBER_WORD = re.compile(r"[a-z]+", re.I)
+# How often something happens is a term of the offer ("3 monthly payments" → "3 weekly payments"): a rate
+# word the source does not say is new.
+_FREQUENCY = re.compile(
+    r"\b(hourly|daily|nightly|weekly|monthly|yearly|annually|annual|per (?:hour|day|night|week|month|year)"
+    r"|every (?:hour|day|night|week|month|year)|each (?:hour|day|night|week|month|year))\b",
+    re.I,
+)
+# A rule softened into a tendency ("Never discount" → "Rarely discount"): hedges the source does not use.
+_HEDGE = re.compile(r"\b(rarely|seldom|hardly ever|occasionally|sometimes|usually|mostly|often)\b", re.I)
+
+
+_RATE_OF = {"hour": "hourly", "day": "daily", "night": "daily", "nightly": "daily", "week": "weekly",
+             "month": "monthly", "year": "yearly", "annually": "yearly", "annual": "yearly"}  # fmt: skip
+
+
+def _frequencies(text: str) -> list[str]:
+    """The rates ``text`` states, one word each ("per month", "a month", "every month" are all "monthly")."""
+    out = []
+    for m in _FREQUENCY.finditer(text):
+        last = m.group(1).lower().split()[-1]
+        out.append(_RATE_OF.get(last, last))
+    return out
+
+
+def _hedges(text: str) -> list[str]:
+    return [m.group(1).lower() for m in _HEDGE.finditer(text)]
+
+
 _PERCENT_AFTER = re.compile(r"\s*(?:%|percent\b|per cent\b)", re.I)
 
 
@@ -429,6 +457,8 @@ def guard(
     reasons += [f"name:{n}" for n in _novel_names(cand.text, src.words, _source_names(src.text))]
     reasons += [f"negation_removed:{p}" for p in _flipped(src.text, cand.text)]
     reasons += [f"negation_added:{p}" for p in _flipped(cand.text, src.text)]
+    reasons += [f"frequency:{w}" for w in _ordered(_frequencies(cand.text), _frequencies(src.text))]
+    reasons += [f"hedge:{w}" for w in _ordered(_hedges(cand.text), _hedges(src.text))]
     reasons += [f"quote:{q}" for q in _novel_quotes(cand.quotes, source)]
     if len(cand.blockquotes) > len(src.blockquotes):  # a testimonial line the source does not have
         reasons += [

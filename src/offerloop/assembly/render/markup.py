@@ -159,7 +159,7 @@ def safe_url(url: str) -> str | None:
 
 def css_color(value: str, default: str) -> str:
     """A theme colour if it is a plain hex colour, else the default (theme values are not trusted as CSS)."""
-    return value if _HEX_COLOR.match(value or "") else default
+    return value if isinstance(value, str) and _HEX_COLOR.fullmatch(value) else default
 
 
 def typst_color(value: str, default: str) -> str:
