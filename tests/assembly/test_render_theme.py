@@ -127,6 +127,37 @@ def test_every_shipped_font_file_and_licence_is_package_data() -> None:
         ({"logo_svg": '<!DOCTYPE svg [<!ENTITY a "aaaa">]><svg>&a;</svg>'}, "logo_svg"),
         ({"logo_svg": "<html><body/></html>"}, "logo_svg"),
         ({"logo_svg": "<svg"}, "logo_svg"),
+        ({"primary": "#1f3a5f\n"}, "primary"),
+        (
+            {
+                "logo_svg": '<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/svg+xml;base64,PHN2Zz4="/></svg>'
+            },
+            "logo_svg",
+        ),
+        (
+            {
+                "logo_svg": '<svg xmlns="http://www.w3.org/2000/svg"><a><animate attributeName="href" values="javascript:alert(1)"/></a></svg>'
+            },
+            "logo_svg",
+        ),
+        (
+            {
+                "logo_svg": '<svg xmlns="http://www.w3.org/2000/svg"><style>@import url("https://evil.example/x.css")</style></svg>'
+            },
+            "logo_svg",
+        ),
+        (
+            {
+                "logo_svg": '<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill:url(https://evil.example/p)"/></svg>'
+            },
+            "logo_svg",
+        ),
+        (
+            {
+                "logo_svg": '<?xml-stylesheet href="https://evil.example/x.css"?><svg xmlns="http://www.w3.org/2000/svg"/>'
+            },
+            "logo_svg",
+        ),
         ({"logo_svg": "<svg>" + " " * 200_001 + "</svg>"}, "logo_svg"),
     ],
 )
@@ -139,7 +170,8 @@ def test_theme_colours_and_logo_are_refused_not_ignored(client, secret_headers, 
 
 def test_a_plain_svg_logo_and_hex_colours_are_taken(client, secret_headers) -> None:
     logo = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
+        '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        '<defs><linearGradient id="g"/></defs><rect width="10" height="10" fill="url(#g)"/></svg>'
     )
     r = client.put(
         "/v1/theme", headers=secret_headers, json={"primary": "#123456", "accent": "#abc", "logo_svg": logo}

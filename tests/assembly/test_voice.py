@@ -542,7 +542,11 @@ PROSE = (
             ("name:Jane Doe",),
         ),
         ("Ask a doctor.", "Ask Dr. Smith.", ("name:Dr. Smith",)),
-        ("Use a tool, e.g. a notebook.", "Use a tool, e.g. Notion, daily.", ("name:Notion", "frequency:daily")),
+        (
+            "Use a tool, e.g. a notebook.",
+            "Use a tool, e.g. Notion, daily.",
+            ("name:Notion", "frequency:daily"),
+        ),
         ("Use keyword tools.", "Use SEO tools.", ("name:SEO",)),
         ("## Your first week\n\nI think you can.", "## Your First Week\n\nI think you can.", ()),
         ("Questions? Write to us.", "Questions? Just write to us.", ()),

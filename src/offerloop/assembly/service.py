@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import hmac
 import io
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -178,6 +179,11 @@ def set_theme(
 
 
 LOGO_MAX_BYTES = 200_000
+# Elements that run code, load or restyle things, or rewrite attributes (an <animate> of href) have no place in
+# a logo; raster images inside it may only be inline PNG/JPEG/GIF/WebP (an inline SVG could hide a script).
+_LOGO_REFUSED = frozenset(("script", "foreignObject", "iframe", "object", "embed", "style", "animate", "set",
+                           "animateTransform", "animateMotion", "handler", "listener"))  # fmt: skip
+_RASTER_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);", re.I)
 
 
 def _check_theme(theme: Mapping[str, Any]) -> None:
@@ -199,6 +205,8 @@ def _logo_problem(svg: str) -> str | None:
         return f"larger than {LOGO_MAX_BYTES:,} bytes"
     if "<!" in svg:  # no DOCTYPE, ENTITY or CDATA: nothing to expand, nothing hidden
         return "declarations (<!DOCTYPE, <!ENTITY, <![CDATA[) are not accepted"
+    if re.search(r"<\?(?!xml[\s?])", svg, re.I):  # only the XML declaration; no xml-stylesheet
+        return "processing instructions are not accepted"
     try:
         root = ElementTree.fromstring(svg)
     except ElementTree.ParseError as exc:
@@ -207,14 +215,16 @@ def _logo_problem(svg: str) -> str | None:
         return "the root element must be <svg>"
     for el in root.iter():
         tag = el.tag.rsplit("}", 1)[-1] if isinstance(el.tag, str) else ""
-        if tag in ("script", "foreignObject", "iframe", "object", "embed"):
+        if tag in _LOGO_REFUSED:
             return f"<{tag}> is not accepted in a logo"
         for name, value in el.attrib.items():
             local = name.rsplit("}", 1)[-1]
             if local.lower().startswith("on"):
                 return f"event attribute {local!r} is not accepted"
-            if local == "href" and not value.startswith(("#", "data:image/")):
-                return "links to outside resources are not accepted (only #fragment or data:image/ URIs)"
+            if local == "href" and not (value.startswith("#") or _RASTER_URI.match(value)):
+                return "links are not accepted (only #fragment or a data: PNG, JPEG, GIF or WebP image)"
+            if re.search(r"url\(\s*['\"]?(?!#)", value, re.I) or "@import" in value.lower():
+                return f"attribute {local!r} refers to an outside resource"
     return None
 
 
