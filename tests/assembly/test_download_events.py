@@ -142,3 +142,20 @@ def test_the_same_long_lived_link_used_again_later_is_a_reopen(
         for _ in range(times):
             assert client.get(url).status_code == 200
     assert [o["open"] for o in _opens(client, secret_headers, buyer_id)] == ["first", "reopen", "reopen"]
+
+
+def test_a_reload_across_a_half_hour_boundary_is_the_same_open(
+    client, db, write_headers, secret_headers, monkeypatch
+):
+    from datetime import timedelta
+
+    from offerloop.assembly import downloads
+    from offerloop.core.clock import utcnow
+
+    art, buyer_id = _ready(client, db, write_headers, secret_headers)
+    url = _link(client, secret_headers, art)
+    boundary = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    for offset in (-2, 2, 25 * 60, 31 * 60):  # seconds around the boundary; then 25 and 31 minutes after it
+        monkeypatch.setattr(downloads, "utcnow", lambda o=offset: boundary + timedelta(seconds=o))
+        assert client.get(url).status_code == 200
+    assert [o["open"] for o in _opens(client, secret_headers, buyer_id)] == ["first", "reopen"]

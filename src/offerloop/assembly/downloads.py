@@ -11,12 +11,13 @@ and analytics see it like any other event.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from offerloop.assembly import repository
-from offerloop.assembly.review import open_message_id
+from offerloop.assembly.review import OPEN_WINDOW_S, open_message_id
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.events import service as event_service
@@ -79,6 +80,12 @@ def record_open(
         name=EVENT,
         where={"artifact_id": artifact_id},
     )
+    if (  # the same link used again within half an hour of its last recorded open: the same open
+        earlier is not None
+        and earlier.message_id == open_message_id(sig, now.timestamp() - OPEN_WINDOW_S)
+        and now - earlier.timestamp < timedelta(seconds=OPEN_WINDOW_S)
+    ):
+        return "duplicate"
     first = earlier is None or earlier.message_id == message_id
     message: dict[str, Any] = {
         "type": "track", "event": EVENT, "messageId": message_id, "timestamp": now.isoformat(),
