@@ -68,7 +68,15 @@ _QUOTE = re.compile(
     r"|\u201e([^\u201c\u201d\n]+)[\u201c\u201d]|\u00ab([^\u00bb\n]+)\u00bb|\u201a([^\u2018\u2019\n]+)[\u2018\u2019]"
     rf"|(?<![\w'])'(\w{_INNER_APOSTROPHE}*?\s{_INNER_APOSTROPHE}*?)'(?![\w'])"
 )
-_BLOCKQUOTE = re.compile(r"^ {0,3}>[ \t]?(.*)$", re.MULTILINE)
+_BLOCKQUOTE = re.compile(
+    r"^ {0,3}(?:(?:[-*+]|\d+[.)])\s+)*>[ \t]?(.*)$", re.MULTILINE
+)  # also "- > …" in a list
+# Reported speech set in emphasis or code instead of quote marks ("One buyer told me *this changed everything*").
+_SPOKEN = re.compile(
+    r"\b(?:told (?:me|us)|says?|said|wrote|writes|put it|tells (?:me|us))[,:]?\s+"
+    r"(?:\*{1,2}|_{1,2}|`)([^*_`\n]+?)(?:\*{1,2}|_{1,2}|`)",
+    re.I,
+)
 _ABBREVIATIONS = frozenset(("dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "mt", "vs", "e", "g", "i"))
 
 _OUTCOME_OBJECT = (
@@ -494,6 +502,7 @@ class _Facts:
         self.placeholders = [" ".join(p.split()) for p in _PLACEHOLDER.findall(raw)]
         text = _PLACEHOLDER.sub(" ", raw)
         self.quotes = [next(g for g in m.groups() if g is not None) for m in _QUOTE.finditer(text)]
+        self.quotes += [m.group(1).strip() for m in _SPOKEN.finditer(text)]
         self.urls = [u.lower().rstrip("/") for u in _URL.findall(text)]
         text = _URL.sub(" ", text)
         self.emails = [e.lower() for e in _EMAIL.findall(text)]
