@@ -55,14 +55,11 @@ def record_open(
 ) -> str | None:
     """Record one open of a downloaded file on its buyer's record; returns the event's status (accepted,
     duplicate) or None when there is no live buyer to record it on."""
-    found = repository.artifact_for_signed_link(session, artifact_id)
-    if found is None:
-        return None
-    workspace_id = found.workspace_id
     # Opens of one artifact are recorded one at a time (the row lock), so exactly one of them is the first.
-    artifact = repository.artifact(session, workspace_id, artifact_id, lock=True)
+    artifact = repository.artifact_for_signed_link(session, artifact_id, lock=True)
     if artifact is None:
         return None
+    workspace_id = artifact.workspace_id
     try:
         buyer = identity_service.get_buyer(
             session=session, workspace_id=workspace_id, buyer_id=artifact.buyer_id

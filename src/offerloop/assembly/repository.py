@@ -54,10 +54,11 @@ def artifact(session: Session, workspace_id: str, artifact_id: str, *, lock: boo
     return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
-def artifact_for_signed_link(session: Session, artifact_id: str) -> Artifact | None:
+def artifact_for_signed_link(session: Session, artifact_id: str, *, lock: bool = False) -> Artifact | None:
     """The artifact a download link names. The link carries no key: its HMAC over the artifact id is the
     authority, and everything read after this uses the artifact's own workspace."""
-    return session.scalars(select(Artifact).where(Artifact.id == artifact_id)).one_or_none()
+    stmt = select(Artifact).where(Artifact.id == artifact_id)
+    return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
 def versions(session: Session, workspace_id: str, artifact_id: str) -> list[ArtifactVersion]:
