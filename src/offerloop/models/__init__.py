@@ -21,6 +21,7 @@ from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinit
 from offerloop.models.decision import Action, Decision, PolicySnapshot
 from offerloop.models.event import Event, QuarantinedEvent, Touchpoint
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
+from offerloop.models.jobs import Job
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Entitlement",
     "Event",
     "FulfilmentTask",
+    "Job",
     "Identity",
     "IdentityConflict",
     "LedgerEntry",

@@ -1,0 +1,187 @@
+"""Handlers by kind, one pass over due work (`run_due`), and the worker threads that keep passing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database
+from offerloop.jobs import lease, queue
+from offerloop.models.jobs import Job
+from offerloop.telemetry import log
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler gets: the held job, the time of this pass, and either the open write session
+    (transactional handlers: their effects and the job's finish commit together) or the database."""
+
+    job: Job
+    now: datetime
+    owner: str
+    db: Database
+    session: Session | None = None
+
+
+Handler = Callable[[Context], datetime | None]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    fn: Handler
+    transactional: bool = True
+    lease_s: float = 60.0
+    max_attempts: int = 8
+    backoff_base_s: float = 5.0
+    backoff_cap_s: float = 3600.0
+
+
+_kinds: dict[str, Kind] = {}
+
+
+def register(
+    name: str,
+    *,
+    transactional: bool = True,
+    lease_s: float = 60.0,
+    max_attempts: int = 8,
+    backoff_base_s: float = 5.0,
+    backoff_cap_s: float = 3600.0,
+) -> Callable[[Handler], Handler]:
+    """Register the handler of a job kind. It returns None when the job is done, or the time to run it
+    again. A transactional handler runs inside one write transaction that also finishes the job, so its
+    effects happen exactly once; the others run their own transactions and must be idempotent."""
+
+    def wrap(fn: Handler) -> Handler:
+        _kinds[name] = Kind(name, fn, transactional, lease_s, max_attempts, backoff_base_s, backoff_cap_s)
+        return fn
+
+    return wrap
+
+
+def kinds() -> dict[str, Kind]:
+    return dict(_kinds)
+
+
+def owner_id(suffix: str = "") -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{threading.get_ident() % 100000}{suffix}"
+
+
+@dataclass(frozen=True)
+class Ran:
+    kind: str
+    key: str
+    status: str  # done | again | retrying | parked | lost
+    error: str | None = None
+
+
+def run_due(
+    db: Database,
+    *,
+    owner: str,
+    now: datetime | None = None,
+    only: tuple[str, ...] | None = None,
+    limit: int = 1,
+) -> list[Ran]:
+    """Claim up to ``limit`` due jobs of the registered kinds (or ``only`` these) and run each."""
+    now = now or utcnow()
+    names = tuple(k for k in (only or tuple(_kinds)) if k in _kinds)
+    if not names:
+        return []
+    lease_s = max(_kinds[k].lease_s for k in names)
+    with db.write() as session:
+        claimed = [(j.id, j.kind, j.key) for j in lease.claim(
+            session, owner=owner, now=now, lease_s=lease_s, kinds=names, limit=limit
+        )]  # fmt: skip
+    return [_run_one(db, _kinds[kind], job_id, key, owner=owner, now=now) for job_id, kind, key in claimed]
+
+
+def _run_one(db: Database, kind: Kind, job_id: int, key: str, *, owner: str, now: datetime) -> Ran:
+    try:
+        if kind.transactional:
+            with db.write() as session:
+                job = lease.hold(session, job_id, owner=owner)
+                if job is None:
+                    return Ran(kind.name, key, "lost")
+                again = kind.fn(Context(job=job, now=now, owner=owner, db=db, session=session))
+                lease.finish(job, now=now, again_at=again)
+        else:
+            with db.read() as session:
+                job = session.get(Job, job_id)
+                if job is None:
+                    return Ran(kind.name, key, "lost")
+                session.expunge(job)
+            again = kind.fn(Context(job=job, now=now, owner=owner, db=db))
+            with db.write() as session:
+                held = lease.hold(session, job_id, owner=owner)
+                if held is None:
+                    return Ran(kind.name, key, "lost")
+                lease.finish(held, now=now, again_at=again, cursor=job.cursor)
+        return Ran(kind.name, key, "done" if again is None else "again")
+    except Exception as exc:  # the job records its failure; the worker goes on with the next one
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("job failed", kind=kind.name, key=key, error=error)
+        with db.write() as session:
+            held = lease.hold(session, job_id, owner=owner)
+            if held is None:
+                return Ran(kind.name, key, "lost", error)
+            parked = lease.fail(
+                held, now=now, error=error, max_attempts=kind.max_attempts,
+                base_s=kind.backoff_base_s, cap_s=kind.backoff_cap_s,
+            )  # fmt: skip
+        return Ran(kind.name, key, "parked" if parked else "retrying", error)
+
+
+class Runner:
+    """Worker threads that run due jobs until stopped; woken at once by work enqueued in this process,
+    and polling every ``poll_s`` for work enqueued by other processes or falling due."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        threads: int = 1,
+        poll_s: float = 0.5,
+        only: tuple[str, ...] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        name: str = "jobs",
+    ) -> None:
+        self.db = db
+        self.poll_s = poll_s
+        self.only = only
+        self.clock = clock
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(threads)
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self._stop.set()
+        queue.wake()
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+
+    def _loop(self) -> None:
+        owner = owner_id()
+        while not self._stop.is_set():
+            seen = queue.generation()
+            try:
+                ran: list[Any] = run_due(self.db, owner=owner, now=self.clock(), only=self.only)
+            except Exception:  # a database hiccup: log, wait, try again
+                log.exception("job pass failed")
+                ran = []
+            if not ran:
+                queue.wait(seen, self.poll_s)
