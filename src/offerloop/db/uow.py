@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -13,6 +13,14 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from offerloop.db.engine import make_session_factory
+
+_AFTER_COMMIT = "offerloop.after_commit"
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run ``fn`` once the unit of work that owns ``session`` (``Database.write``) has committed;
+    dropped if it rolls back. The buffer behind enqueue-after-commit and pipeline wake-ups."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
 
 
 class WriterLock:
@@ -62,9 +70,14 @@ class Database:
                 session.commit()
             except BaseException:
                 session.rollback()
+                session.info.pop(_AFTER_COMMIT, None)  # work of a rolled-back transaction never runs
                 raise
             finally:
                 session.close()
+            hooks = session.info.pop(_AFTER_COMMIT, None)
+        # Outside the writer lock, after the session is closed: a hook may open its own units of work.
+        for fn in hooks or ():
+            fn()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

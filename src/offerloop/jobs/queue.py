@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, event, update
+from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
+from offerloop.db.uow import after_commit
 from offerloop.models.jobs import Job
 
-_AFTER_COMMIT = "offerloop.after_commit"
 _wake = threading.Condition()
 _generation = 0
 
@@ -38,27 +37,6 @@ def wait(seen: int, timeout_s: float) -> int:
 
 def generation() -> int:
     return _generation
-
-
-def after_commit(session: Session, fn: Callable[[], None]) -> None:
-    """Run ``fn`` once the session's transaction commits; dropped if it rolls back."""
-    pending: list[Callable[[], None]] | None = session.info.get(_AFTER_COMMIT)
-    if pending is None:
-        pending = session.info[_AFTER_COMMIT] = []
-    pending.append(fn)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    pending = session.info.pop(_AFTER_COMMIT, None)
-    for fn in pending or ():
-        fn()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:  # the outermost transaction rolled back
-        session.info.pop(_AFTER_COMMIT, None)
 
 
 def enqueue(
