@@ -1,0 +1,71 @@
+"""Consumers of the event log: what a consumer is given, and the one call that registers it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One appended event as a consumer sees it. ``buyer_id`` is set by the identity stage (None before)."""
+
+    seq: int
+    workspace_id: str
+    message_id: str
+    type: str
+    name: str | None
+    buyer_id: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    group_id: str | None
+    previous_id: str | None
+    timestamp: datetime
+    original_timestamp: datetime | None
+    sent_at: datetime | None
+    received_at: datetime
+    properties: dict[str, Any] | None
+    traits: dict[str, Any] | None
+    context: dict[str, Any] | None
+    weight: float
+    confidence: float
+    high_signal: bool
+    suppressed: bool
+
+
+# Called with one workspace's events of one partition, in log order, inside the transaction that also
+# advances the consumer's checkpoint; it must tolerate seeing an event again (a replay of a parked event).
+ConsumerFn = Callable[[Session, str, Sequence[LogEvent]], None]
+Stage = Literal["identity", "buyer"]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    fn: ConsumerFn
+    # "identity" consumers run first, one partition per workspace, and give events their buyer;
+    # "buyer" consumers run after them, partitioned by buyer, so each buyer's events arrive in order.
+    stage: Stage
+    order: int
+
+
+_consumers: dict[str, Consumer] = {}
+
+
+def consumer(name: str, *, stage: Stage = "buyer", order: int = 100) -> Callable[[ConsumerFn], ConsumerFn]:
+    """Register a consumer of the event log (one line per capability; ingestion is never edited)."""
+
+    def wrap(fn: ConsumerFn) -> ConsumerFn:
+        _consumers[name] = Consumer(name, fn, stage, order)
+        return fn
+
+    return wrap
+
+
+def consumers() -> list[Consumer]:
+    """Every registered consumer, identity stage first, then by ``order`` and name."""
+    return sorted(_consumers.values(), key=lambda c: (c.stage != "identity", c.order, c.name))
