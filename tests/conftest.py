@@ -22,6 +22,7 @@ from offerloop.config import Settings
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
+from offerloop.pipeline import log as pipeline_log
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -56,7 +57,10 @@ def db(engine: Engine) -> Iterator[Database]:
     """A Database whose every unit of work is a SAVEPOINT inside one rolled-back transaction."""
     connection = engine.connect()
     outer = connection.begin()
-    yield Database(connection, join_transaction_mode="create_savepoint")
+    database = Database(connection, join_transaction_mode="create_savepoint")
+    # No runner threads here: appends are processed inline after each unit of work commits.
+    pipeline_log.set_inline(database)
+    yield database
     outer.rollback()
     connection.close()
 

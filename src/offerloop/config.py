@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     rewriter_cache_size: int = Field(default=1024, ge=0)
     # Fulfilment threads inside `offerloop serve` (paid orders' components: access, deliverables).
     fulfilment_workers: int = Field(default=1, ge=0, le=16)
+    # The event pipeline (docs/pipeline.md): consumer threads inside `offerloop serve` (0: `offerloop
+    # worker` processes only); buyer partitions per workspace (the same in every process); events per
+    # step; attempts before an event is parked, with backoff between them; seconds without progress
+    # before /readyz reports a consumer stuck; how long a fresh read waits for a worker's checkpoint.
+    pipeline_workers: int = Field(default=2, ge=0, le=32)
+    pipeline_partitions: int = Field(default=8, ge=1, le=1024)
+    pipeline_batch: int = Field(default=2000, ge=1, le=100_000)
+    pipeline_max_attempts: int = Field(default=5, ge=1, le=100)
+    pipeline_backoff_base_s: float = Field(default=1.0, gt=0.0)
+    pipeline_backoff_cap_s: float = Field(default=30.0, gt=0.0)
+    pipeline_stuck_s: float = Field(default=60.0, gt=0.0)
+    pipeline_fresh_wait_s: float = Field(default=2.0, ge=0.0)
     # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None

@@ -30,14 +30,19 @@ from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
+from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
+from offerloop.pipeline import log as pipeline_log
+from offerloop.pipeline import runner as pipeline_runner
+from offerloop.pipeline import status as pipeline_status
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
+from offerloop.worker import registry as worker_registry
 from offerloop.worker.fulfilment import FulfilmentWorkers
 from offerloop.worker.fulfilment import wake as fulfilment_wake
 from offerloop.worker.learner import Learner
@@ -108,6 +113,16 @@ def create_app(
         if settings.is_sqlite:
             checkpointer = WalCheckpointer(engine)
 
+    worker_registry.load()  # registers consumers and job kinds
+    pipeline_runner.configure(settings)
+    # Consumers run in threads of this process; an injected database (the test harness) drains inline.
+    consumers = (
+        pipeline_runner.PipelineWorkers(db, threads=settings.pipeline_workers)
+        if own_db and settings.pipeline_workers
+        else None
+    )
+    pipeline_log.set_inline(db, not own_db)
+
     learner = (
         Learner(db, interval_s=settings.learn_interval_s)
         if own_db and settings.learn_interval_s > 0
@@ -128,11 +143,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, learner, renderers, fulfilers):
+        for background in (checkpointer, consumers, learner, renderers, fulfilers):
             if background is not None:
                 background.start()
         yield
-        for background in (fulfilers, renderers, learner, checkpointer):
+        for background in (fulfilers, renderers, learner, consumers, checkpointer):
             if background is not None:
                 background.stop()
 
@@ -191,19 +206,26 @@ def create_app(
             with db.read() as session:
                 session.execute(text("SELECT 1"))
             current = migrate.is_current(db.bind)
+            stuck = pipeline_status.stuck(db) if current else []
         except Exception as exc:  # readiness reports any database failure as "not ready"
             return JSONBytes({"status": "unavailable", "reason": str(exc)[:200]}, status_code=503)
         if not current:
             return JSONBytes({"status": "unavailable", "reason": "schema is not migrated"}, status_code=503)
+        if stuck:
+            return JSONBytes(
+                {"status": "unavailable", "reason": "consumer stuck", "consumers": stuck}, status_code=503
+            )
         return JSONBytes({"status": "ready"})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
-    async def metrics() -> Response:
+    def metrics() -> Response:
+        pipeline_status.refresh_metrics(db)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(tracking_router)
     app.include_router(buyers_router)
     app.include_router(events_admin)
+    app.include_router(pipeline_admin)
     app.include_router(keys_router)
     app.include_router(features_router)
     app.include_router(personas_router)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -23,12 +23,15 @@ from offerloop.events.schemas import (
     ReplayRequest,
     ReplayResult,
 )
-from offerloop.telemetry import CONFLICTS, EVENTS, INGEST_BATCH_SECONDS, MERGES
+from offerloop.pipeline import status as pipeline_status
+from offerloop.pipeline.schemas import ParkedPage, PipelineStatus
+from offerloop.telemetry import EVENTS, INGEST_BATCH_SECONDS
 from offerloop.web import JSONBytes
 from offerloop.workspaces.auth import DB, SecretKey, authenticate_request
 
 router = APIRouter(tags=["tracking"])
 admin = APIRouter(prefix="/v1", tags=["quarantine"])
+pipeline_admin = APIRouter(prefix="/v1/pipeline", tags=["pipeline"])
 
 _TRACK_EXAMPLE = {
     "userId": "u_42",
@@ -96,8 +99,6 @@ def _record(result: IngestResult) -> None:
     EVENTS.labels("accepted").inc(result.accepted)
     EVENTS.labels("duplicate").inc(result.duplicates)
     EVENTS.labels("quarantined").inc(result.quarantined)
-    MERGES.inc(result.merges)
-    CONFLICTS.inc(result.conflicts)
 
 
 def _ingest_sync(request: Request, body: bytes, implied_type: str | None) -> JSONBytes:
@@ -318,3 +319,36 @@ def export(db: DB, principal: SecretKey) -> StreamingResponse:
             yield from service.export_workspace(session=session, workspace_id=principal.workspace_id)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@pipeline_admin.get("", summary="Per consumer: the head of the log, its checkpoint, lag and parked events")
+def pipeline_overview(db: DB, principal: SecretKey) -> PipelineStatus:
+    with db.read() as session:
+        return pipeline_status.overview(session=session, workspace_id=principal.workspace_id)
+
+
+@pipeline_admin.get("/parked", summary="Events a consumer parked after repeated failures, newest first")
+def list_parked(
+    db: DB,
+    principal: SecretKey,
+    status: Annotated[Literal["parked", "replayed"] | None, Query(description="Empty for all")] = "parked",
+    before: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ParkedPage:
+    with db.read() as session:
+        return pipeline_status.list_parked(
+            session=session, workspace_id=principal.workspace_id, status=status, limit=limit, before=before
+        )
+
+
+@pipeline_admin.post(
+    "/parked/{parked_id}/replay",
+    summary="Run the consumer on a parked event again",
+    responses={404: {"description": "No such parked event"}, 409: {"description": "Already replayed"}},
+)
+def replay_parked(db: DB, principal: SecretKey, parked_id: Annotated[int, Path(ge=1, le=2**62)]) -> JSONBytes:
+    with db.write() as session:
+        result = pipeline_status.replay(
+            session=session, workspace_id=principal.workspace_id, parked_id=parked_id
+        )
+    return JSONBytes(result.model_dump(mode="json"), status_code=200 if result.status == "replayed" else 422)

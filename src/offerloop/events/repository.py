@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import func, insert, text
+from sqlalchemy import func, insert
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
@@ -14,18 +14,36 @@ from offerloop.db.scoped import scoped_select
 from offerloop.models import Event, Merge, QuarantinedEvent, Touchpoint
 
 
-def lock_workspace(session: Session, workspace_id: str) -> None:
-    """One writer per workspace: identity resolution reads then writes the graph.
+def claim_message_ids(session: Session, workspace_id: str, message_ids: list[str]) -> set[str]:
+    """Record ``message_ids`` (distinct) in the exactly-once index; returns those that were new.
 
-    SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock.
+    Inserted in sorted order, so two batches that share ids wait for each other instead of deadlocking.
+    A concurrent transaction holding the same id makes this wait for its outcome (committed: duplicate).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:ws))"), {"ws": workspace_id})
+    if not message_ids:
+        return set()
+    ordered = sorted(message_ids)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "INSERT INTO event_dedup (workspace_id, message_id) SELECT %s, m FROM unnest(%s::text[]) AS m "
+            "ON CONFLICT DO NOTHING RETURNING message_id",
+            (workspace_id, ordered),
+        ).fetchall()
+        return {r[0] for r in rows}
+    fresh: set[str] = set()
+    for start in range(0, len(ordered), 2000):
+        chunk = ordered[start : start + 2000]
+        values = ", ".join(["(?, ?)"] * len(chunk))
+        params = [v for m in chunk for v in (workspace_id, m)]
+        sql = f"INSERT INTO event_dedup (workspace_id, message_id) VALUES {values} ON CONFLICT DO NOTHING RETURNING message_id"
+        fresh.update(r[0] for r in conn.exec_driver_sql(sql, tuple(params)).fetchall())
+    return fresh
 
 
 def existing_message_ids(session: Session, workspace_id: str, message_ids: Iterable[str]) -> set[str]:
     rows = driver.select_in(
-        session.connection(), "SELECT message_id FROM events WHERE workspace_id = ?", [workspace_id],
+        session.connection(), "SELECT message_id FROM event_dedup WHERE workspace_id = ?", [workspace_id],
         "message_id", list(message_ids),
     )  # fmt: skip
     return {r[0] for r in rows}
@@ -38,18 +56,17 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-def insert_events(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Rows are tuples in EVENT_COLUMNS order. The caller holds the workspace's write lock and has
-    filtered duplicates, so the unique constraint is a safety net here, not a code path."""
-    driver.insert_many(session.connection(), "events", EVENT_COLUMNS, rows)
+def append_events(session: Session, workspace_id: str, rows: list[tuple[Any, ...]]) -> None:
+    """Append rows (tuples in EVENT_COLUMNS order) to the log; the caller has claimed their messageIds.
 
-
-def event_ids(session: Session, workspace_id: str, message_ids: list[str]) -> dict[str, int]:
-    rows = driver.select_in(
-        session.connection(), "SELECT message_id, id FROM events WHERE workspace_id = ?", [workspace_id],
-        "message_id", message_ids,
-    )  # fmt: skip
-    return {m: i for m, i in rows}
+    On PostgreSQL sequence values can commit out of order (A takes 1-100, B 101-200, B commits first: a
+    consumer that checkpointed 200 would skip A). A transaction lock per workspace, taken right before the
+    ids are drawn and held to commit, makes a workspace's ids commit in order. SQLite has one writer.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", ("offerloop.log:" + workspace_id,))
+    driver.insert_many(conn, "events", EVENT_COLUMNS, rows)
 
 
 def insert_touchpoints(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""Ingestion: validate, deduplicate, resolve identity, weight, store — or quarantine with a reason."""
+"""Ingestion: validate, deduplicate, weight and append to the log — or quarantine with a reason."""
 
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from offerloop.assembly import service as assembly_service
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
-from offerloop.decisions import service as decisions_service
 from offerloop.events import repository
 from offerloop.events.exceptions import InvalidSignalConfig, QuarantineClosed, QuarantineNotFound
 from offerloop.events.schemas import IngestResult, ItemResult, QuarantinePage, QuarantineRead, ReplayResult
 from offerloop.events.signals import (
     SignalConfig,
     SignalConfigError,
-    SignalScore,
     dump_signal_config,
     load_signal_config,
     score_event,
@@ -29,9 +26,8 @@ from offerloop.events.validation import Accepted, PreparedBatch, Refused, escape
 from offerloop.events.validation import (
     prepare_batch as prepare_batch,  # callers prepare before the write lock
 )
-from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
-from offerloop.personas import service as persona_service
+from offerloop.pipeline import log as pipeline
 from offerloop.workspaces import service as workspace_service
 
 _configs: dict[tuple[str, int], SignalConfig] = {}
@@ -116,25 +112,32 @@ def quarantine_raw(*, session: Session, workspace_id: str, raw: str, code: str, 
 def ingest(
     *, session: Session, workspace_id: str, batch: PreparedBatch, quarantine: bool = True
 ) -> IngestResult:
-    """Store a prepared batch: each message ends accepted, duplicate or quarantined, in the caller's
-    transaction. Prepare it first with prepare_batch, outside the write lock."""
+    """Append a prepared batch to the log: each message ends accepted, duplicate or quarantined, in the
+    caller's transaction. Consumers (identity, touchpoints, features, …) process the log after it commits.
+    Prepare the batch first with prepare_batch, outside the write lock."""
     result = IngestResult()
     items: list[ItemResult | None] = [None] * batch.count
     accepted, refused, received_at = batch.accepted, batch.refused, batch.received_at
 
-    repository.lock_workspace(session, workspace_id)
-    # Exactly once: earlier in this batch, or already stored at any time before.
-    seen = repository.existing_message_ids(session, workspace_id, {a.message_id for a in accepted})
-    fresh: list[Accepted] = []
+    # Exactly once: earlier in this batch, or already appended at any time before (the dedup index).
+    first: dict[str, Accepted] = {}
     for a in accepted:
-        if a.message_id in seen:
+        if a.message_id in first:
             items[a.index] = ItemResult(a.index, "duplicate", a.message_id)
         else:
-            seen.add(a.message_id)
+            first[a.message_id] = a
+    new = repository.claim_message_ids(session, workspace_id, list(first))
+    fresh: list[Accepted] = []
+    for message_id, a in first.items():
+        if message_id in new:
             fresh.append(a)
+            items[a.index] = ItemResult(a.index, "accepted", a.message_id)
+        else:
+            items[a.index] = ItemResult(a.index, "duplicate", a.message_id)
 
     if fresh:
-        _store(session, workspace_id, fresh, received_at, items, result)
+        fresh.sort(key=lambda a: a.index)  # the log keeps the batch's order
+        _append(session, workspace_id, fresh, received_at, result)
 
     if refused and quarantine:
         rows = [_quarantine_row(workspace_id, r, received_at) for r in refused]
@@ -156,130 +159,25 @@ def ingest(
     return result
 
 
-def _store(
-    session: Session,
-    workspace_id: str,
-    fresh: list[Accepted],
-    received_at: datetime,
-    items: list[ItemResult | None],
-    result: IngestResult,
+def _append(
+    session: Session, workspace_id: str, fresh: list[Accepted], received_at: datetime, result: IngestResult
 ) -> None:
-    incoming = [
-        identity_service.IncomingEvent(
-            type=a.type,
-            message_id=a.message_id,
-            user_id=a.user_id,
-            anonymous_id=a.anonymous_id,
-            previous_id=a.previous_id,
-            traits=identity_service.profile_traits(a.traits if a.type == "identify" else None, a.context),
-            context=a.context,
-            timestamp=a.timestamp,
-        )
-        for a in fresh
-    ]
-    resolution = identity_service.resolve(session=session, workspace_id=workspace_id, events=incoming)
-    result.merges += resolution.merges
-    result.conflicts += resolution.conflicts
+    """The fresh events, scored by the workspace's signal rules, at the end of the log; buyer_id stays
+    NULL until the identity stage resolves it. Nothing else happens before the acknowledgement."""
     config = signal_config(session, workspace_id)
     rows: list[tuple[Any, ...]] = []
-    scores: list[SignalScore] = []
-    for a, buyer_id in zip(fresh, resolution.buyer_ids, strict=True):
+    for a in fresh:
         score = score_event(config, event_type=a.type, name=a.name, properties=a.properties)
-        scores.append(score)
         result.suppressed += score.suppressed
         rows.append(
             (
-                workspace_id, a.message_id, a.type, a.name, buyer_id, a.user_id, a.anonymous_id, a.group_id,
+                workspace_id, a.message_id, a.type, a.name, None, a.user_id, a.anonymous_id, a.group_id,
                 a.previous_id, a.timestamp, a.original_timestamp, a.sent_at, received_at, a.properties, a.traits,
                 a.context, score.weight, score.confidence, score.high_signal, score.suppressed,
             )
         )  # fmt: skip
-    repository.insert_events(session, rows)
-    pending: list[tuple[str, dict[str, Any]]] = []
-    for a, buyer_id, created in zip(fresh, resolution.buyer_ids, resolution.new_buyer, strict=True):
-        items[a.index] = ItemResult(a.index, "accepted", a.message_id)
-        tp = a.touchpoint
-        # Every campaign/referral touch is kept; a plain direct visit only as a new buyer's first touch.
-        if tp is not None and (tp.channel != "direct" or created):
-            pending.append(
-                (
-                    a.message_id,
-                    {
-                        "workspace_id": workspace_id,
-                        "buyer_id": buyer_id,
-                        "occurred_at": a.timestamp,
-                        "channel": tp.channel,
-                        "source": tp.source,
-                        "medium": tp.medium,
-                        "campaign": tp.campaign,
-                        "content": tp.content,
-                        "term": tp.term,
-                        "click_id_type": tp.click_id_type,
-                        "click_id": tp.click_id,
-                        "referrer_host": tp.referrer_host,
-                        "landing_url": tp.landing_url,
-                        "flags": list(tp.flags),
-                    },
-                )
-            )
-    touchpoints: list[dict[str, Any]] = []
-    if pending:
-        ids = repository.event_ids(session, workspace_id, [m for m, _ in pending])
-        touchpoints = [{**tp, "event_id": ids[m]} for m, tp in pending]
-    repository.insert_touchpoints(session, touchpoints)
-    _refresh_buyer_state(session, workspace_id, fresh, resolution, scores, received_at)
-
-
-def _refresh_buyer_state(
-    session: Session,
-    workspace_id: str,
-    fresh: list[Accepted],
-    resolution: identity_service.Resolution,
-    scores: list[SignalScore],
-    received_at: datetime,
-) -> None:
-    """Features, then personas, of every buyer this batch touched — before the batch is acknowledged."""
-    merged_away = [loser for _, loser in resolution.merged_pairs]
-    if merged_away:
-        features_service.forget(session=session, workspace_id=workspace_id, buyer_ids=merged_away)
-        persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=merged_away)
-    events = [
-        (
-            buyer_id,
-            features_service.FeatureEvent(
-                type=a.type, name=a.name, timestamp=a.timestamp,
-                # An identify's facts are its traits (a lead is someone who gave an e-mail).
-                properties=identity_service.profile_traits(a.traits, a.context) if a.type == "identify" else (a.properties or {}),
-                context=a.context or {}, weight=score.weight, confidence=score.confidence,
-                suppressed=score.suppressed, high_signal=score.high_signal,
-                channel=a.touchpoint.channel if a.touchpoint is not None else None,
-            ),
-        )
-        for a, buyer_id, score in zip(fresh, resolution.buyer_ids, scores, strict=True)
-    ]  # fmt: skip
-    winners = {winner for winner, _ in resolution.merged_pairs} - set(merged_away)
-    features = features_service.apply_events(
-        session=session, workspace_id=workspace_id, events=events, rebuild=winners, now=received_at
-    )
-    latest: dict[str, datetime] = {}
-    for a, buyer_id in zip(fresh, resolution.buyer_ids, strict=True):
-        if buyer_id not in latest or a.timestamp > latest[buyer_id]:
-            latest[buyer_id] = a.timestamp
-    persona_service.refresh(session=session, workspace_id=workspace_id, features=features, at=latest)
-    decisions_service.on_events(
-        session=session,
-        workspace_id=workspace_id,
-        events=[
-            (b, a.name, a.properties or {}, a.timestamp, a.message_id)
-            for a, b in zip(fresh, resolution.buyer_ids, strict=True)
-        ],
-    )
-    # Deliverables generated by events (a quiz completed, a purchase): composed now, rendered by a worker.
-    assembly_service.on_events(
-        session=session,
-        workspace_id=workspace_id,
-        events=[(b, a.name) for a, b in zip(fresh, resolution.buyer_ids, strict=True) if a.type == "track"],
-    )
+    repository.append_events(session, workspace_id, rows)
+    pipeline.appended(session, workspace_id)
 
 
 # -- quarantine --------------------------------------------------------------------------------

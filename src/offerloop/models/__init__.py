@@ -19,7 +19,14 @@ from offerloop.models.commerce import (
 )
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
-from offerloop.models.event import Event, QuarantinedEvent, Touchpoint
+from offerloop.models.event import (
+    Event,
+    EventDedup,
+    ParkedEvent,
+    PipelineOrigin,
+    QuarantinedEvent,
+    Touchpoint,
+)
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.jobs import Job
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
@@ -43,17 +50,20 @@ __all__ = [
     "DropStock",
     "Entitlement",
     "Event",
+    "EventDedup",
     "FulfilmentTask",
-    "Job",
     "Identity",
     "IdentityConflict",
+    "Job",
     "LedgerEntry",
     "LedgerPosting",
     "Merge",
     "Offer",
     "Order",
+    "ParkedEvent",
     "PaymentEvent",
     "PersonaChange",
+    "PipelineOrigin",
     "PolicySnapshot",
     "QuarantinedEvent",
     "QuizDefinition",

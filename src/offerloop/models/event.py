@@ -1,11 +1,12 @@
-"""Stored events, quarantined (refused) events and marketing touchpoints."""
+"""The event log (with its exactly-once index), parked events, quarantined (refused) events and
+marketing touchpoints."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from offerloop.db.base import Base
@@ -13,11 +14,18 @@ from offerloop.db.types import BigIntPK, JSONType, UTCDateTime
 
 
 class Event(Base):
+    """One appended event. ``id`` is its sequence number in the log (consumers checkpoint on it).
+
+    On PostgreSQL the table is partitioned by month of ``received_at`` (its primary key is then
+    ``(id, received_at)``); exactly-once by messageId lives in ``event_dedup``, which is not partitioned.
+    """
+
     __tablename__ = "events"
     __table_args__ = (
-        # Exactly once: a messageId is stored once per workspace, at any distance in time.
-        UniqueConstraint("workspace_id", "message_id"),
         Index(None, "buyer_id", "timestamp"),
+        # The consumers' reads: a workspace's log after a checkpoint, and one buyer partition of it.
+        Index(None, "workspace_id", "id"),
+        Index(None, "workspace_id", "part", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -42,6 +50,53 @@ class Event(Base):
     confidence: Mapped[float] = mapped_column(Float, default=1.0)
     high_signal: Mapped[bool] = mapped_column(Boolean, default=False)
     suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The buyer partition (stable hash of buyer_id), set by the identity stage with buyer_id and kept when
+    # a merge repoints the row, so a buyer-stage consumer never sees an event twice or out of order.
+    part: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class EventDedup(Base):
+    """Exactly once: a messageId is appended once per workspace, at any distance in time."""
+
+    __tablename__ = "event_dedup"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class ParkedEvent(Base):
+    """An event a consumer failed on K times: kept with the error, skipped by that consumer, replayable."""
+
+    __tablename__ = "parked_events"
+    __table_args__ = (
+        UniqueConstraint("consumer", "workspace_id", "seq"),
+        Index(None, "workspace_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    consumer: Mapped[str] = mapped_column(String(64))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(255))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    parked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="parked")  # parked | replayed
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PipelineOrigin(Base):
+    """Where a workspace's consumers start: events up to ``seq`` were processed inline before the log
+    existed (the migration), so a consumer created later does not apply them a second time."""
+
+    __tablename__ = "pipeline_origin"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class QuarantinedEvent(Base):
@@ -75,7 +130,8 @@ class Touchpoint(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     buyer_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # No foreign key: on PostgreSQL events is partitioned and its key is (id, received_at).
+    event_id: Mapped[int] = mapped_column(BigIntPK)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     channel: Mapped[str] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(200), nullable=True)

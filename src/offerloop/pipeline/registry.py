@@ -60,10 +60,18 @@ def consumer(name: str, *, stage: Stage = "buyer", order: int = 100) -> Callable
     """Register a consumer of the event log (one line per capability; ingestion is never edited)."""
 
     def wrap(fn: ConsumerFn) -> ConsumerFn:
+        from offerloop.pipeline import runner  # the runner reads this registry
+
         _consumers[name] = Consumer(name, fn, stage, order)
+        runner.register_kind(name)  # its checkpoints are jobs of kind consumer:<name>
         return fn
 
     return wrap
+
+
+def unregister(name: str) -> None:
+    """Forget a consumer (tests register their own); its checkpoint rows stay and are skipped."""
+    _consumers.pop(name, None)
 
 
 def consumers() -> list[Consumer]:

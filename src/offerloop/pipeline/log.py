@@ -1,0 +1,187 @@
+"""The log's side of the pipeline: reading a partition after a checkpoint, the head, buyer partitions, and
+waking consumers after an append (this process's runners, other machines' through NOTIFY, or inline)."""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.db.base import table_of
+from offerloop.db.uow import after_commit
+from offerloop.jobs import queue
+from offerloop.models import Event, Job, PipelineOrigin
+from offerloop.pipeline.registry import LogEvent, consumers
+
+if TYPE_CHECKING:
+    from offerloop.db.uow import Database
+
+CHANNEL = "offerloop_pipeline"
+IDENTITY_PART = 0
+
+_events = table_of(Event)
+_COLUMNS = (
+    _events.c.id, _events.c.workspace_id, _events.c.message_id, _events.c.type, _events.c.name,
+    _events.c.buyer_id, _events.c.user_id, _events.c.anonymous_id, _events.c.group_id, _events.c.previous_id,
+    _events.c.timestamp, _events.c.original_timestamp, _events.c.sent_at, _events.c.received_at,
+    _events.c.properties, _events.c.traits, _events.c.context, _events.c.weight, _events.c.confidence,
+    _events.c.high_signal, _events.c.suppressed,
+)  # fmt: skip
+
+# Databases whose appends are processed inline right after commit (no runner threads: the test harness).
+_inline: weakref.WeakKeyDictionary[object, weakref.ref[Database]] = weakref.WeakKeyDictionary()
+
+
+def set_inline(db: Database, inline: bool = True) -> None:
+    """Process appends on ``db`` inline, after each appending transaction commits (or stop doing so)."""
+    if inline:
+        _inline[db.bind] = weakref.ref(db)
+    else:
+        _inline.pop(db.bind, None)
+
+
+def inline_db(session: Session) -> Database | None:
+    ref = _inline.get(session.get_bind())
+    return ref() if ref is not None else None
+
+
+def kind_of(name: str) -> str:
+    return f"consumer:{name}"
+
+
+def key_of(workspace_id: str, part: int) -> str:
+    return f"{workspace_id}:{part}"
+
+
+def partition_of(buyer_id: str, partitions: int) -> int:
+    """A buyer's partition: a stable hash, the same in every process and every release."""
+    return int.from_bytes(hashlib.blake2b(buyer_id.encode(), digest_size=4).digest(), "big") % partitions
+
+
+def head(session: Session, workspace_id: str) -> int:
+    """The last sequence number appended (and committed) in the workspace; 0 when none."""
+    return int(session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id)) or 0)
+
+
+def origin(session: Session, workspace_id: str) -> int:
+    return int(
+        session.scalar(select(PipelineOrigin.seq).where(PipelineOrigin.workspace_id == workspace_id)) or 0
+    )
+
+
+def read(
+    session: Session, workspace_id: str, *, after: int, up_to: int | None, part: int | None, limit: int
+) -> list[LogEvent]:
+    """Events of a workspace (one buyer partition of it, if ``part``) after ``after``, in log order."""
+    query = select(*_COLUMNS).where(_events.c.workspace_id == workspace_id, _events.c.id > after)
+    if up_to is not None:
+        query = query.where(_events.c.id <= up_to)
+    if part is not None:
+        query = query.where(_events.c.part == part)
+    rows = session.execute(query.order_by(_events.c.id).limit(limit)).all()
+    return [LogEvent(*row) for row in rows]  # type: ignore[call-arg]  # columns in LogEvent's order
+
+
+def pending(session: Session, workspace_id: str, *, after: int, up_to: int | None, part: int | None) -> bool:
+    return bool(read(session, workspace_id, after=after, up_to=up_to, part=part, limit=1))
+
+
+def assign_parts(session: Session, workspace_id: str, first: int, last: int, partitions: int) -> set[int]:
+    """Give the events ``first..last`` that have a buyer and no partition yet their buyer's partition
+    (kept afterwards, when a merge repoints the row). Returns the partitions of every event in the range."""
+    rows = session.execute(
+        select(_events.c.id, _events.c.buyer_id, _events.c.part).where(
+            _events.c.workspace_id == workspace_id, _events.c.id >= first, _events.c.id <= last
+        )
+    ).all()
+    todo: dict[int, list[int]] = {}
+    parts: set[int] = set()
+    for seq, buyer_id, part in rows:
+        if part is None and buyer_id is not None:
+            part = partition_of(buyer_id, partitions)
+            todo.setdefault(part, []).append(seq)
+        if part is not None:
+            parts.add(part)
+    for part, seqs in todo.items():
+        for start in range(0, len(seqs), 1000):
+            session.execute(
+                update(_events)
+                .where(_events.c.workspace_id == workspace_id, _events.c.id.in_(seqs[start : start + 1000]))
+                .values(part=part)
+            )
+    return parts
+
+
+def ensure_jobs(session: Session, workspace_id: str, kinds: Iterable[str], parts: Iterable[int]) -> None:
+    """Create the checkpoint rows that do not exist yet, starting at the workspace's origin."""
+    now = utcnow()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    start = select(func.coalesce(select(PipelineOrigin.seq).where(
+        PipelineOrigin.workspace_id == workspace_id
+    ).scalar_subquery(), 0)).scalar_subquery()  # fmt: skip
+    for kind in kinds:
+        for part in parts:
+            session.execute(
+                insert(Job)
+                .values(
+                    kind=kind,
+                    key=key_of(workspace_id, part),
+                    workspace_id=workspace_id,
+                    state="done",
+                    run_at=now,
+                    attempts=0,
+                    cursor=start,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["kind", "key"])
+            )
+
+
+def bump(session: Session, workspace_id: str, kinds: list[str], parts: Iterable[int], now: datetime) -> None:
+    """Queue the idle checkpoint rows of these partitions now. Rows a worker holds are skipped, never waited
+    for (SKIP LOCKED): an append must not wait for a consumer's transaction; a busy partition re-checks
+    for more before it goes idle."""
+    keys = [key_of(workspace_id, p) for p in parts]
+    if not kinds or not keys:
+        return
+    idle = select(Job.id).where(Job.kind.in_(kinds), Job.key.in_(keys), Job.state == "done")
+    if session.get_bind().dialect.name == "postgresql":
+        idle = idle.with_for_update(skip_locked=True)
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(idle.scalar_subquery()))
+        .values(state="queued", run_at=now, updated_at=now, done_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_known: set[str] = set()  # workspaces whose identity checkpoint rows exist (filled after commit)
+
+
+def appended(session: Session, workspace_id: str) -> None:
+    """Called in the appending transaction: wake the identity stage of the workspace once it commits."""
+    kinds = [kind_of(c.name) for c in consumers() if c.stage == "identity"]
+    if kinds:
+        if workspace_id not in _known:
+            ensure_jobs(session, workspace_id, kinds, [IDENTITY_PART])
+            after_commit(session, lambda: _known.add(workspace_id))
+        bump(session, workspace_id, kinds, [IDENTITY_PART], utcnow())
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit to every `LISTEN`ing worker process, on any machine.
+        session.connection().exec_driver_sql("SELECT pg_notify(%s, %s)", (CHANNEL, workspace_id))
+    db = inline_db(session)
+    if db is not None:
+        from offerloop.pipeline.runner import drain  # the runner imports this module
+
+        after_commit(session, lambda: drain(db, workspace_id=workspace_id))
+    else:
+        after_commit(session, queue.wake)

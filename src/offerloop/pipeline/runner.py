@@ -1,0 +1,437 @@
+"""Running consumers over the log: one durable checkpoint row per consumer and partition (a `jobs` row,
+kind ``consumer:<name>``, key ``<workspace>:<partition>``, ``cursor`` = last seq done), claimed with leases.
+
+A step applies up to ``batch`` events of one partition in the transaction that advances its checkpoint
+(exactly once). An event a consumer raises on is found by bisection (savepoints), retried with backoff and,
+after ``max_attempts``, parked; only that consumer's partition waits for it meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database, after_commit
+from offerloop.jobs import lease, queue
+from offerloop.jobs import runner as jobs_runner
+from offerloop.models import Job, ParkedEvent, Workspace
+from offerloop.pipeline import log, metrics
+from offerloop.pipeline.registry import Consumer, LogEvent, consumers
+from offerloop.telemetry import log as logger
+
+_AFTER_COMMIT = "offerloop.after_commit"  # db.uow's buffer: hooks of a rolled-back savepoint are dropped
+
+
+@dataclass
+class Config:
+    """Pipeline settings; every process that runs consumers must use the same ``partitions``."""
+
+    partitions: int = 8
+    batch: int = 2000
+    max_attempts: int = 5
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 30.0
+    stuck_s: float = 60.0
+    fresh_wait_s: float = 2.0
+
+
+config = Config()
+
+
+def configure(settings: Any) -> None:
+    """Take ``pipeline_<field>`` values from the settings object."""
+    for f in fields(Config):
+        value = getattr(settings, f"pipeline_{f.name}", None)
+        if value is not None:
+            setattr(config, f.name, value)
+
+
+# Consumers keep short leases: a step holds its row locked while it runs, so the lease only matters
+# when a worker dies, and then the partition is taken over quickly.
+LEASE_S = 10.0
+
+
+def register_kind(name: str) -> None:
+    """The jobs kind that runs consumer ``name`` (called by ``registry.consumer``)."""
+    # A failure of the step itself (not of the consumer: that is handled inside) is retried forever with
+    # capped backoff; a parked checkpoint row would silently stop a partition.
+    jobs_runner.register(
+        log.kind_of(name), lease_s=LEASE_S, max_attempts=1_000_000_000, backoff_base_s=1.0, backoff_cap_s=30.0
+    )(_handler)
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(log.kind_of(c.name) for c in consumers())
+
+
+def _by_name(name: str) -> Consumer | None:
+    return next((c for c in consumers() if c.name == name), None)
+
+
+def _handler(ctx: jobs_runner.Context) -> datetime | None:
+    consumer = _by_name(ctx.job.kind.removeprefix("consumer:"))
+    if consumer is None or ctx.session is None:  # unregistered since the row was made: nothing to do
+        return None
+    return step(ctx.session, ctx.db, consumer, ctx.job, now=ctx.now)
+
+
+def _part(job: Job) -> int:
+    return int(job.key.rsplit(":", 1)[1])
+
+
+def gate(session: Session, consumer: Consumer, workspace_id: str) -> int | None:
+    """The last seq this consumer may read: everything the identity consumers before it have done
+    (None: no limit, the first identity consumer reads up to the head)."""
+    before = [
+        log.kind_of(c.name)
+        for c in consumers()
+        if c.stage == "identity"
+        and (consumer.stage == "buyer" or (c.order, c.name) < (consumer.order, consumer.name))
+    ]
+    if not before:
+        return None
+    key = log.key_of(workspace_id, log.IDENTITY_PART)
+    low, found = session.execute(
+        select(func.min(Job.cursor), func.count()).where(Job.kind.in_(before), Job.key == key)
+    ).one()
+    if found < len(before):
+        return log.origin(session, workspace_id)
+    return int(low or 0)
+
+
+def _try(
+    session: Session, db: Database, consumer: Consumer, workspace_id: str, chunk: Sequence[LogEvent]
+) -> tuple[str | None, set[int]]:
+    """Apply ``chunk`` in a savepoint; the error (rolled back) or the buyer partitions it touched."""
+    hooks = session.info.get(_AFTER_COMMIT)
+    mark = len(hooks) if hooks else 0
+    savepoint = session.begin_nested()
+    try:
+        consumer.fn(session, workspace_id, chunk)
+        parts: set[int] = set()
+        if consumer.stage == "identity":
+            parts = log.assign_parts(session, workspace_id, chunk[0].seq, chunk[-1].seq, config.partitions)
+        session.flush()
+        savepoint.commit()
+        return None, parts
+    except Exception as exc:  # the consumer's failure is the event's, handled by retry and parking
+        savepoint.rollback()
+        if session.info.get(_AFTER_COMMIT):
+            del session.info[_AFTER_COMMIT][mark:]
+        return f"{type(exc).__name__}: {exc}"[:4000], set()
+
+
+def step(
+    session: Session,
+    db: Database,
+    consumer: Consumer,
+    job: Job,
+    *,
+    now: datetime,
+    up_to: int | None = None,
+) -> datetime | None:
+    """Apply the next events of ``job``'s partition; returns when to run again (None: caught up)."""
+    assert job.workspace_id is not None
+    workspace_id, part = job.workspace_id, _part(job)
+    limit = gate(session, consumer, workspace_id)
+    if up_to is not None:
+        limit = up_to if limit is None else min(limit, up_to)
+    cursor = int(job.cursor or 0)
+    events = log.read(
+        session, workspace_id, after=cursor, up_to=limit,
+        part=None if consumer.stage == "identity" else part, limit=config.batch + 1,
+    )  # fmt: skip
+    more = len(events) > config.batch
+    events = events[: config.batch]
+    failing: dict[str, Any] = dict(job.payload or {})
+    started = time.perf_counter()
+    done = parked = 0
+    touched: set[int] = set()
+    retry_at: datetime | None = None
+    i = 0
+    # A known poisoned event at the head is tried alone first; otherwise the whole batch at once.
+    size = 1 if events and failing.get("seq") == events[0].seq else len(events)
+    while i < len(events):
+        chunk = events[i : i + size]
+        error, parts = _try(session, db, consumer, workspace_id, chunk)
+        if error is None:
+            i += len(chunk)
+            cursor, done = chunk[-1].seq, done + len(chunk)
+            touched |= parts
+            failing = {} if failing.get("seq", 0) <= cursor else failing
+            size = len(events) - i
+            continue
+        if len(chunk) > 1:  # bisect: the good prefix commits, the failing event ends up alone
+            size = max(1, len(chunk) // 2)
+            continue
+        event = chunk[0]
+        attempts = int(failing.get("attempts", 0)) + 1 if failing.get("seq") == event.seq else 1
+        if attempts < config.max_attempts:
+            failing = {"seq": event.seq, "attempts": attempts, "error": error}
+            delay = lease.backoff_s(
+                attempts,
+                base_s=config.backoff_base_s,
+                cap_s=config.backoff_cap_s,
+                key=f"{job.kind}:{job.key}",
+            )
+            retry_at = now + timedelta(seconds=delay)
+            logger.warning("consumer failed on an event", consumer=consumer.name, seq=event.seq, error=error)
+            break
+        _park(session, consumer, event, error, attempts, now)
+        logger.error("event parked", consumer=consumer.name, seq=event.seq, error=error)
+        failing, cursor, i, parked = {}, event.seq, i + 1, parked + 1
+        size = len(events) - i
+    job.cursor = cursor
+    job.payload = failing or None
+    if touched:
+        buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
+        log.ensure_jobs(session, workspace_id, buyer, sorted(touched))
+        log.bump(session, workspace_id, buyer, sorted(touched), now)
+        after_commit(session, queue.wake)
+    elapsed = time.perf_counter() - started
+    after_commit(session, lambda: metrics.stepped(consumer.name, done, parked, elapsed))
+    if retry_at is not None:
+        return retry_at
+    if more:
+        return now
+    # Caught up: an append that committed while this step held the row skipped it (SKIP LOCKED), so look
+    # again once this transaction has committed.
+    after_commit(session, lambda: recheck(db, consumer, workspace_id, part))
+    return None
+
+
+def _park(
+    session: Session, consumer: Consumer, event: LogEvent, error: str, attempts: int, now: datetime
+) -> None:
+    session.add(
+        ParkedEvent(
+            consumer=consumer.name,
+            workspace_id=event.workspace_id,
+            seq=event.seq,
+            message_id=event.message_id,
+            error=error,
+            attempts=attempts,
+            parked_at=now,
+            status="parked",
+        )
+    )
+    session.flush()
+
+
+def recheck(db: Database, consumer: Consumer, workspace_id: str, part: int) -> None:
+    """Queue the partition again if events arrived while it was going idle."""
+    kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
+    with db.read() as session:
+        job = session.scalars(select(Job).where(Job.kind == kind, Job.key == key)).one_or_none()
+        if job is None or job.state != "done":
+            return
+        limit = gate(session, consumer, workspace_id)
+        stage_part = None if consumer.stage == "identity" else part
+        if not log.pending(session, workspace_id, after=int(job.cursor or 0), up_to=limit, part=stage_part):
+            return
+    with db.write() as session:
+        log.bump(session, workspace_id, [kind], [part], utcnow())
+        after_commit(session, queue.wake)
+
+
+# -- inline: drain and freshness -------------------------------------------------------------------------
+
+
+def _locked_if_free(
+    session: Session, consumer: Consumer, workspace_id: str, part: int, now: datetime
+) -> Job | None:
+    """The partition's row, locked for this transaction, unless a worker holds it (its lease, its lock)."""
+    kind = log.kind_of(consumer.name)
+    log.ensure_jobs(session, workspace_id, [kind], [part])
+    query = select(Job).where(
+        Job.kind == kind,
+        Job.key == log.key_of(workspace_id, part),
+        or_(Job.lease_until.is_(None), Job.lease_until < now),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return session.scalars(query).one_or_none()
+
+
+def _advance(
+    db: Database, consumer: Consumer, workspace_id: str, part: int, target: int, deadline: float
+) -> bool:
+    """Bring one partition to ``target``: itself when the row is free, else by waiting (until ``deadline``)
+    for the worker that holds it. False when it could not (a poisoned event in backoff, or the wait ran out)."""
+    kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
+    while True:
+        now = utcnow()
+        with db.write() as session:
+            job = _locked_if_free(session, consumer, workspace_id, part, now)
+            if job is not None:
+                if job.payload and job.run_at > now:
+                    return False  # a poisoned event waits for its backoff: do not hammer it
+                while int(job.cursor or 0) < target:
+                    again = step(session, db, consumer, job, now=now, up_to=target)
+                    if again is None:
+                        break
+                    if again > now:
+                        job.state, job.run_at, job.updated_at = "queued", again, now
+                        return False
+                job.updated_at = now
+                return True
+        with db.read() as session:
+            cursor = session.scalar(select(Job.cursor).where(Job.kind == kind, Job.key == key))
+        if int(cursor or 0) >= target:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)  # a worker holds the partition: poll its checkpoint
+
+
+def _pending_parts(session: Session, consumer: Consumer, workspace_id: str, target: int) -> list[int]:
+    """Buyer partitions of the workspace with events after this consumer's checkpoint, up to ``target``."""
+    kind = log.kind_of(consumer.name)
+    rows = session.execute(
+        select(Job.key, Job.cursor).where(Job.kind == kind, Job.workspace_id == workspace_id)
+    ).all()
+    cursors = {int(k.rsplit(":", 1)[1]): int(c or 0) for k, c in rows}
+    floor = (
+        min([*cursors.values(), log.origin(session, workspace_id)])
+        if cursors
+        else log.origin(session, workspace_id)
+    )
+    from offerloop.models import Event
+
+    last = session.execute(
+        select(Event.part, func.max(Event.id))
+        .where(
+            Event.workspace_id == workspace_id, Event.id > floor, Event.id <= target, Event.part.is_not(None)
+        )
+        .group_by(Event.part)
+    ).all()
+    origin = log.origin(session, workspace_id)
+    return sorted(int(p) for p, seq in last if p is not None and seq > cursors.get(int(p), origin))
+
+
+def catch_up(
+    db: Database, *, workspace_id: str, wait_s: float | None = None, up_to: int | None = None
+) -> bool:
+    """Apply every event of the workspace acknowledged before now (or up to ``up_to``): the identity stage,
+    then each buyer-stage consumer's pending partitions — itself where a partition is free, else waiting
+    (bounded by ``wait_s``, default the ``fresh_wait_s`` setting) for the worker holding it. Call it before
+    the read transaction. True when everything up to the head is applied."""
+    deadline = time.monotonic() + (config.fresh_wait_s if wait_s is None else wait_s)
+    with db.read() as session:
+        target = log.head(session, workspace_id) if up_to is None else up_to
+    if target == 0:
+        return True
+    complete = True
+    for consumer in consumers():
+        if consumer.stage == "identity":
+            complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
+    for consumer in consumers():
+        if consumer.stage != "buyer":
+            continue
+        with db.read() as session:
+            parts = _pending_parts(session, consumer, workspace_id, target)
+        for part in parts:
+            complete &= _advance(db, consumer, workspace_id, part, target, deadline)
+    if not complete:
+        logger.warning("freshness: pending events not all applied", workspace_id=workspace_id, up_to=target)
+    return complete
+
+
+def drain(db: Database, workspace_id: str | None = None, up_to: int | None = None) -> None:
+    """Run every consumer until caught up (one workspace, or all); for tests, the CLI and inline mode."""
+    if workspace_id is None:
+        with db.read() as session:
+            workspaces = list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
+    else:
+        workspaces = [workspace_id]
+    for ws in workspaces:
+        catch_up(db, workspace_id=ws, up_to=up_to, wait_s=60.0)
+
+
+# -- replay -------------------------------------------------------------------------------------------------
+
+
+def replay(session: Session, parked: ParkedEvent) -> None:
+    """Run the parked event's consumer on it again, in the caller's transaction (raises if it still fails)."""
+    consumer = _by_name(parked.consumer)
+    if consumer is None:
+        raise LookupError(parked.consumer)
+    events = log.read(
+        session, parked.workspace_id, after=parked.seq - 1, up_to=parked.seq, part=None, limit=1
+    )
+    if events:
+        consumer.fn(session, parked.workspace_id, events)
+        if consumer.stage == "identity":
+            parts = log.assign_parts(session, parked.workspace_id, parked.seq, parked.seq, config.partitions)
+            buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
+            log.ensure_jobs(session, parked.workspace_id, buyer, sorted(parts))
+            log.bump(session, parked.workspace_id, buyer, sorted(parts), utcnow())
+    parked.status, parked.resolved_at = "replayed", utcnow()
+
+
+# -- the runner in a process ------------------------------------------------------------------------------
+
+
+class Listener:
+    """LISTENs for appends on PostgreSQL (any machine) and wakes this process's runners; reconnects on error."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pipeline-listen", daemon=True)
+
+    def start(self) -> None:
+        if self.db.dialect == "postgresql":
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        url = self.db.bind.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {log.CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            queue.wake()
+            except Exception:  # the poll fallback covers the gap; reconnect after a pause
+                logger.warning("pipeline listener lost its connection")
+                self._stop.wait(1.0)
+
+
+class PipelineWorkers:
+    """Runner threads over the consumer kinds (and the log's due maintenance), plus the NOTIFY listener."""
+
+    def __init__(self, db: Database, *, threads: int = 2, poll_s: float = 0.5) -> None:
+        from offerloop.pipeline import partitions
+
+        self.db = db
+        self.runner = jobs_runner.Runner(
+            db, threads=threads, poll_s=poll_s, only=(*kinds(), partitions.KIND), name="pipeline"
+        )
+        self.listener = Listener(db)
+
+    def start(self) -> None:
+        from offerloop.pipeline import partitions
+
+        partitions.schedule(self.db)
+        self.listener.start()
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.listener.stop()
+        self.runner.stop()
