@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from offerloop import pipeline
 from offerloop.decisions import service
 from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.decisions.schemas import ActionIn, ActionRead, DecideRequest, DecideResponse
@@ -30,6 +31,7 @@ def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) 
     # Deciding only reads, so concurrent requests (and server processes) decide in parallel; the log row
     # is written in a short transaction of its own, before the answer goes out.
     pending: list[Any] = []
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.read() as session:
         out = service.decide_for(
             session=session, workspace_id=principal.workspace_id, request=body,

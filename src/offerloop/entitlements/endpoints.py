@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from offerloop import pipeline
 from offerloop.entitlements import service
 from offerloop.entitlements.schemas import (
     CheckResult,
@@ -32,6 +33,7 @@ def check(
     anonymous_id: str | None = None,
     buyer_id: str | None = None,
 ) -> CheckResult:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.read() as session:
         return service.check_for(
             session=session, workspace_id=principal.workspace_id, component=component, ref=ref,

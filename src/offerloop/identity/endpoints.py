@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from offerloop import pipeline
 from offerloop.identity import service
 from offerloop.identity.schemas import BuyerRead, ConflictRead, ConsentUpdate, EventPage, MergeRead
 from offerloop.workspaces.auth import DB, SecretKey
@@ -33,6 +34,7 @@ def lookup(
     "/buyers/{buyer_id}", summary="The canonical buyer record (a merged id answers with its survivor)"
 )
 def get_buyer(db: DB, principal: SecretKey, buyer_id: str) -> BuyerRead:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.read() as session:
         return service.get_buyer(session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id)
 

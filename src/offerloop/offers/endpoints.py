@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
+from offerloop import pipeline
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.offers import service
 from offerloop.workspaces.auth import DB, SecretKey
@@ -51,6 +52,7 @@ def offers_for(
         decide = DecideRequest(user_id=user_id, anonymous_id=anonymous_id, placement=placement, k=k)
     except ValidationError as exc:  # the query parameters are the decide request: a 422, not a 500
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.write() as session:  # the decision is logged with its propensity, for attribution and learning
         return service.present(session=session, workspace_id=principal.workspace_id, request=decide, currency=currency,
                                holdout_share=request.app.state.settings.holdout_share)  # fmt: skip

@@ -1,0 +1,322 @@
+"""The append log and its consumers, in process: acknowledgement appends only, exactly once, drain,
+ordered partitions, poisoned events parked and replayed, the pipeline API, concurrent appenders."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import support
+from sqlalchemy import Engine, delete, select, text
+from tests.conftest import basic, bearer
+
+from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database
+from offerloop.events import service as event_service
+from offerloop.jobs import runner as jobs_runner
+from offerloop.models import Event, EventDedup, Job, ParkedEvent, Workspace
+from offerloop.pipeline import log as pipeline_log
+from offerloop.pipeline import runner
+from offerloop.workspaces import service as workspace_service
+from offerloop.workspaces.schemas import WorkspaceCreated
+
+
+def _ingest(db: Database, workspace_id: str, messages: list[dict[str, Any]]) -> Any:
+    batch = event_service.prepare_batch(messages, received_at=utcnow(), max_event_bytes=32 * 1024)
+    with db.write() as session:
+        return event_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
+
+
+def _track(i: int, user: str, name: str = "Clicked") -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": name,
+        "messageId": f"m-{i}",
+        "timestamp": "2026-11-01T10:00:00Z",
+    }
+
+
+def _calls(db: Database, workspace_id: str, consumer: str) -> list[tuple[str | None, int, str | None]]:
+    with db.read() as session:
+        rows = session.execute(
+            text(
+                "SELECT buyer_id, seq, name FROM pipeline_test_calls WHERE workspace_id = :ws AND consumer = :c ORDER BY id"
+            ),
+            {"ws": workspace_id, "c": consumer},
+        ).all()
+    return [(b, int(s), n) for b, s, n in rows]
+
+
+def _users_in_distinct_partitions(n: int) -> list[str]:
+    users, parts = [], set()
+    for i in range(1000):
+        part = pipeline_log.partition_of(f"b_u{i}", runner.config.partitions)
+        if part not in parts:
+            parts.add(part)
+            users.append(f"u{i}")
+        if len(users) == n:
+            return users
+    raise AssertionError("not enough partitions")
+
+
+def test_ingest_appends_and_acknowledges_without_processing(client, db, write_headers, workspace) -> None:
+    r = client.post(
+        "/v1/batch",
+        json={
+            "batch": [_track(1, "u1"), _track(2, "u2"), _track(1, "u1"), {"type": "track", "userId": "u3"}]
+        },
+        headers=write_headers,
+    )
+    assert r.status_code == 200
+    assert {k: r.json()[k] for k in ("accepted", "duplicates", "quarantined")} == {
+        "accepted": 2,
+        "duplicates": 1,
+        "quarantined": 1,
+    }
+    with db.read() as session:
+        rows = session.execute(
+            select(Event.message_id, Event.buyer_id, Event.part)
+            .where(Event.workspace_id == workspace.id)
+            .order_by(Event.id)
+        ).all()
+        dedup = set(
+            session.scalars(select(EventDedup.message_id).where(EventDedup.workspace_id == workspace.id))
+        )
+    # No identity consumer ran (none is registered here): the log holds the events as sent, buyer unknown.
+    assert [tuple(r) for r in rows] == [("m-1", None, None), ("m-2", None, None)]
+    assert dedup == {"m-1", "m-2"}
+    # Exactly once at any distance in time: the same messageIds later are duplicates, and stored once.
+    again = client.post(
+        "/v1/batch", json={"batch": [_track(2, "u2"), _track(1, "u9")]}, headers=write_headers
+    )
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 2)
+
+
+def test_drain_applies_every_event_once_in_order_per_buyer(db, workspace, test_consumers) -> None:
+    rng = random.Random(7)
+    users = [f"u{i}" for i in range(12)]
+    sent: list[str] = []
+    for batch in range(10):
+        messages = [_track(batch * 20 + i, rng.choice(users)) for i in range(20)]
+        sent += [m["userId"] for m in messages]
+        _ingest(db, workspace.id, messages)  # inline mode: processed right after each commit
+    with db.read() as session:
+        log = session.execute(
+            select(Event.id, Event.buyer_id, Event.part)
+            .where(Event.workspace_id == workspace.id)
+            .order_by(Event.id)
+        ).all()
+    assert [b for _, b, _ in log] == [f"b_{u}" for u in sent]
+    assert all(p == pipeline_log.partition_of(b, runner.config.partitions) for _, b, p in log)
+    calls = _calls(db, workspace.id, "test_recorder")
+    assert sorted(s for _, s, _ in calls) == [s for s, _, _ in log]  # each event exactly once
+    for user in users:
+        seqs = [s for b, s, _ in calls if b == f"b_{user}"]
+        assert seqs == sorted(seqs) and len(seqs) == sent.count(user)
+
+
+def _run_all(db: Database, now: Any) -> None:
+    """Worker passes at ``now`` until nothing more is due."""
+    for _ in range(200):
+        if not jobs_runner.run_due(db, owner="test", now=now, only=runner.kinds(), limit=50):
+            return
+    raise AssertionError("the pipeline did not settle")
+
+
+def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
+    client, db, workspace, test_consumers
+) -> None:
+    pipeline_log.set_inline(db, False)  # run the consumers as workers do, with a controlled clock
+    a, b = _users_in_distinct_partitions(2)
+    _ingest(db, workspace.id, [_track(1, a), _track(2, a, "Poison"), _track(3, a), _track(4, b)])
+    t0 = utcnow() + timedelta(seconds=1)
+    _run_all(db, t0)
+    seq = {n: s for _, s, n in [(None, s, m) for s, m in _seqs(db, workspace.id)]}
+    # Other consumers, and the poisoned consumer's other partitions, went on; a's partition waits.
+    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder")) == sorted(seq.values())
+    assert [s for _, s, _ in _calls(db, workspace.id, "test_poisoned")] in (
+        [seq["m-1"], seq["m-4"]],
+        [seq["m-4"], seq["m-1"]],
+    )
+    key = pipeline_log.key_of(workspace.id, pipeline_log.partition_of(f"b_{a}", runner.config.partitions))
+    with db.read() as session:
+        job = session.scalars(select(Job).where(Job.kind == "consumer:test_poisoned", Job.key == key)).one()
+        assert (job.cursor, job.payload["seq"], job.payload["attempts"]) == (seq["m-1"], seq["m-2"], 1)
+        assert job.run_at > t0  # backing off
+    now = t0
+    for _ in range(runner.config.max_attempts - 1):
+        now += timedelta(hours=1)
+        _run_all(db, now)
+    with db.read() as session:
+        parked = session.scalars(select(ParkedEvent).where(ParkedEvent.workspace_id == workspace.id)).all()
+        got = [(p.consumer, p.seq, p.message_id, p.attempts, p.status) for p in parked]
+        error, parked_id = parked[0].error, parked[0].id
+    assert got == [
+        ("test_poisoned", seq["m-2"], "m-2", runner.config.max_attempts, "parked")
+    ]
+    assert error == "ValueError: cannot digest m-2"
+    # Past the parked event, the partition went on; the failed attempts left nothing behind.
+    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_poisoned")) == sorted(
+        [seq["m-1"], seq["m-3"], seq["m-4"]]
+    )
+
+    headers = bearer(workspace.secret_key)
+    status = {c["name"]: c for c in client.get("/v1/pipeline", headers=headers).json()["consumers"]}
+    assert {n: (status[n]["lag"], status[n]["parked"], status[n]["head_seq"]) for n in support.NAMES} == {
+        n: (0, 1 if n == "test_poisoned" else 0, seq["m-4"]) for n in support.NAMES
+    }
+    listed = client.get("/v1/pipeline/parked", headers=headers).json()
+    assert [(i["id"], i["seq"], i["status"]) for i in listed["items"]] == [
+        (parked_id, seq["m-2"], "parked")
+    ]
+    still = client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers)
+    assert (still.status_code, still.json()["status"]) == (422, "parked")
+    support.CURED.add("m-2")  # the consumer's bug is fixed: the replay applies the event
+    done = client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers)
+    assert (done.status_code, done.json()) == (200, {"id": parked_id, "status": "replayed", "error": None})
+    assert [n for _, _, n in _calls(db, workspace.id, "test_poisoned")].count("Poison") == 1
+    assert client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers).status_code == 409
+    assert (
+        client.get("/v1/pipeline/parked", params={"status": "replayed"}, headers=headers).json()["items"][0][
+            "attempts"
+        ]
+        == runner.config.max_attempts + 1
+    )
+
+
+def _seqs(db: Database, workspace_id: str) -> list[tuple[int, str]]:
+    with db.read() as session:
+        rows = session.execute(
+            select(Event.id, Event.message_id).where(Event.workspace_id == workspace_id).order_by(Event.id)
+        ).all()
+    return [(int(s), m) for s, m in rows]
+
+
+def test_pipeline_endpoints_refuse_bad_input_and_other_workspaces(
+    client, db, workspace, other_workspace, test_consumers
+) -> None:
+    pipeline_log.set_inline(db, False)
+    _ingest(db, workspace.id, [_track(1, "u1", "Poison")])
+    now = utcnow() + timedelta(seconds=1)
+    for _ in range(runner.config.max_attempts):
+        _run_all(db, now)
+        now += timedelta(hours=1)
+    mine, theirs = bearer(workspace.secret_key), bearer(other_workspace.secret_key)
+    parked_id = client.get("/v1/pipeline/parked", headers=mine).json()["items"][0]["id"]
+    assert client.get("/v1/pipeline/parked", headers=theirs).json() == {"items": [], "next_cursor": None}
+    other = client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=theirs)
+    assert (other.status_code, other.json()["error"]["code"]) == (404, "parked_event_not_found")
+    assert {c["name"]: c["parked"] for c in client.get("/v1/pipeline", headers=theirs).json()["consumers"]}[
+        "test_poisoned"
+    ] == 0
+    for path, params in [
+        ("/v1/pipeline/parked", {"limit": 0}),
+        ("/v1/pipeline/parked", {"limit": 5000}),
+        ("/v1/pipeline/parked", {"status": "bogus"}),
+        ("/v1/pipeline/parked", {"before": "x"}),
+    ]:
+        assert client.get(path, params=params, headers=mine).status_code == 422
+    for bad in ("abc", "0", "-3", str(2**70)):
+        assert client.post(f"/v1/pipeline/parked/{bad}/replay", headers=mine).status_code == 422
+    assert client.post(f"/v1/pipeline/parked/{parked_id + 1000}/replay", headers=mine).status_code == 404
+    assert client.get("/v1/pipeline", headers=basic(workspace.write_key)).status_code in (401, 403)
+    assert client.get("/v1/pipeline").status_code == 401
+
+
+# -- concurrent appenders: a real engine, committed data, cleaned up after ---------------------------------
+
+
+@pytest.fixture
+def real_db(engine: Engine) -> Iterator[tuple[Database, WorkspaceCreated]]:
+    database = Database(engine)
+    with database.write() as session:
+        ws = workspace_service.create_workspace(session=session, name="Concurrent")
+    yield database, ws
+    with database.write() as session:
+        session.execute(delete(Job).where(Job.workspace_id == ws.id))
+        session.execute(text("DELETE FROM pipeline_test_calls WHERE workspace_id = :ws"), {"ws": ws.id})
+        session.execute(delete(Workspace).where(Workspace.id == ws.id))
+
+
+def test_concurrent_appenders_never_let_a_consumer_skip_a_seq(real_db, test_consumers) -> None:
+    database, ws = real_db
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def append(worker: int) -> None:
+        rng = random.Random(worker)
+        try:
+            for b in range(25):
+                _ingest(
+                    database,
+                    ws.id,
+                    [_track(worker * 10_000 + b * 10 + i, f"u{rng.randrange(9)}") for i in range(10)],
+                )
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def consume() -> None:
+        while not stop.is_set():
+            runner.catch_up(database, workspace_id=ws.id, wait_s=5.0)
+
+    appenders = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for t in appenders:
+        t.start()
+    for t in appenders:
+        t.join()
+    stop.set()
+    consumer.join()
+    runner.drain(database, workspace_id=ws.id)
+    assert errors == []
+    seqs = [s for s, _ in _seqs(database, ws.id)]
+    assert len(seqs) == 1000
+    with database.read() as session:
+        unresolved = session.scalar(
+            select(Event.id).where(Event.workspace_id == ws.id, Event.buyer_id.is_(None)).limit(1)
+        )
+    assert unresolved is None  # the identity stage skipped nothing
+    assert (
+        sorted(s for _, s, _ in _calls(database, ws.id, "test_recorder")) == seqs
+    )  # nor did the buyer stage
+
+
+def test_an_open_append_holds_back_later_appends_of_its_workspace(real_db) -> None:
+    database, ws = real_db
+    release, b_done = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        batch = event_service.prepare_batch([_track(1, "a")], received_at=utcnow(), max_event_bytes=32 * 1024)
+        with database.write() as session:
+            event_service.ingest(session=session, workspace_id=ws.id, batch=batch)
+            release.wait(30)
+
+    def fast() -> None:
+        _ingest(database, ws.id, [_track(2, "b")])
+        b_done.set()
+
+    a = threading.Thread(target=slow)
+    a.start()
+    while True:  # wait until a's transaction has appended (its id drawn, not committed)
+        with database.read() as session:
+            if (
+                database.dialect == "sqlite"
+                or session.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                ).scalar()
+            ):
+                break
+    b = threading.Thread(target=fast)
+    b.start()
+    # b cannot take ids and commit before a: a consumer reading now could otherwise pass a's event by.
+    assert not b_done.wait(0.3)
+    release.set()
+    a.join()
+    b.join()
+    assert [m for _, m in _seqs(database, ws.id)] == ["m-1", "m-2"]
