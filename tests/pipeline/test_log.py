@@ -156,9 +156,7 @@ def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
         parked = session.scalars(select(ParkedEvent).where(ParkedEvent.workspace_id == workspace.id)).all()
         got = [(p.consumer, p.seq, p.message_id, p.attempts, p.status) for p in parked]
         error, parked_id = parked[0].error, parked[0].id
-    assert got == [
-        ("test_poisoned", seq["m-2"], "m-2", runner.config.max_attempts, "parked")
-    ]
+    assert got == [("test_poisoned", seq["m-2"], "m-2", runner.config.max_attempts, "parked")]
     assert error == "ValueError: cannot digest m-2"
     # Past the parked event, the partition went on; the failed attempts left nothing behind.
     assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_poisoned")) == sorted(
@@ -171,9 +169,7 @@ def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
         n: (0, 1 if n == "test_poisoned" else 0, seq["m-4"]) for n in support.NAMES
     }
     listed = client.get("/v1/pipeline/parked", headers=headers).json()
-    assert [(i["id"], i["seq"], i["status"]) for i in listed["items"]] == [
-        (parked_id, seq["m-2"], "parked")
-    ]
+    assert [(i["id"], i["seq"], i["status"]) for i in listed["items"]] == [(parked_id, seq["m-2"], "parked")]
     still = client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers)
     assert (still.status_code, still.json()["status"]) == (422, "parked")
     support.CURED.add("m-2")  # the consumer's bug is fixed: the replay applies the event

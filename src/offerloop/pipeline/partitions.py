@@ -50,7 +50,8 @@ def ensure_month(session: Session, year: int, month: int) -> bool:
     return True
 
 
-@jobs_runner.register(KIND, lease_s=300.0, backoff_base_s=60.0, backoff_cap_s=3600.0)
+# A short lease like the consumers' (run_due leases a pass with the longest of its kinds).
+@jobs_runner.register(KIND, lease_s=10.0, backoff_base_s=60.0, backoff_cap_s=3600.0)
 def _keep_partitions(ctx: jobs_runner.Context) -> datetime | None:
     """This month's and next month's partitions exist; runs again tomorrow."""
     assert ctx.session is not None
