@@ -35,9 +35,11 @@ from tests.decisions.test_decide import CATALOG as ACTIONS
 from offerloop.api import create_app
 from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
+from offerloop.core.clock import utcnow
 from offerloop.db.base import Base
 from offerloop.db.uow import Database
 from offerloop.events.repository import EVENT_COLUMNS
+from offerloop.models import ParkedEvent
 
 __all__ = ["fake_stripe", "fake_stripe_server"]  # the loopback Stripe stand-in's fixtures
 
@@ -184,6 +186,14 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
         "quantity": 3,
     }
     w.ids["entitlement"] = ok(client.post("/v1/entitlements", headers=sh, json=grant))["id"]
+    with db.write() as session:  # a parked event of A's (its consumer is not registered: replay answers 422)
+        parked = ParkedEvent(
+            consumer="tenancy_probe", workspace_id=a.id, seq=1, message_id="p1", error="probe", attempts=5,
+            parked_at=utcnow(), status="parked",
+        )  # fmt: skip
+        session.add(parked)
+        session.flush()
+        w.ids["parked"] = parked.id
     return w
 
 
@@ -335,6 +345,11 @@ def _cases() -> list[Case]:
             a_status=409,
         ),
         Case("POST /v1/merges/{merge_id}/undo", lambda w: f"/v1/merges/{w.ids['merge']}/undo"),
+        Case(
+            "POST /v1/pipeline/parked/{parked_id}/replay",
+            lambda w: f"/v1/pipeline/parked/{w.ids['parked']}/replay",
+            a_status=422,
+        ),
         Case("DELETE /v1/keys/{key_id}", lambda w: f"/v1/keys/{w.ids['key']}"),
         Case("DELETE /v1/buyers/{buyer_id}", buyer_path()),
     ]

@@ -363,7 +363,7 @@ def replay(session: Session, parked: ParkedEvent) -> None:
     """Run the parked event's consumer on it again, in the caller's transaction (raises if it still fails)."""
     consumer = _by_name(parked.consumer)
     if consumer is None:
-        raise LookupError(parked.consumer)
+        raise LookupError(f"consumer {parked.consumer} is not registered")
     events = log.read(
         session, parked.workspace_id, after=parked.seq - 1, up_to=parked.seq, part=None, limit=1
     )
