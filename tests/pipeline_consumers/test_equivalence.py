@@ -76,8 +76,7 @@ def snapshot(session: Session, workspace_id: str) -> dict[str, Any]:
             b.event_count,
             b.consent_marketing,
             b.consent_personalization,
-            b.merged_into_id is None,
-        )  # fmt: skip
+        )
         for b in session.scalars(
             select(Buyer).where(Buyer.workspace_id == ws, Buyer.merged_into_id.is_(None))
         )
@@ -105,7 +104,7 @@ def snapshot(session: Session, workspace_id: str) -> dict[str, Any]:
         if h.buyer_id in key
     )
     rewards = sorted(
-        (key[d.buyer_id], d.placement, d.reward, d.reward_at, d.reward_source)
+        (key.get(d.buyer_id, frozenset()), d.placement, d.reward, d.reward_at, d.reward_source)
         for d in session.scalars(select(Decision).where(Decision.workspace_id == ws))
         if d.buyer_id is not None
     )

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-__all__ = ["CHANNELS", "TouchpointData", "extract_touchpoint"]
+__all__ = ["CHANNELS", "TouchpointData", "extract_touchpoint", "touch_channel"]
 
 CHANNELS: tuple[str, ...] = ("search", "social", "email", "paid", "direct", "referral")
 
@@ -368,6 +369,20 @@ def _channel(
     return "direct"
 
 
+def _may_carry_touch(event_type: object, properties: object, context: object) -> bool:
+    """False when the event can have no touchpoint: not a page/screen, and none of the places a URL, a
+    referrer or campaign values are read from is present (the fast path for most track events)."""
+    if not isinstance(event_type, str) or event_type.strip().lower() in ("page", "screen"):
+        return True
+    if isinstance(properties, Mapping) and (
+        properties.get("url") is not None or properties.get("referrer") is not None
+    ):
+        return True
+    return isinstance(context, Mapping) and (
+        context.get("page") is not None or context.get("campaign") is not None
+    )
+
+
 def extract_touchpoint(
     event_type: str,
     properties: Mapping[str, Any] | None,
@@ -379,6 +394,8 @@ def extract_touchpoint(
     external referrer; page/screen events always yield a touchpoint ("direct"
     when nothing else is known).
     """
+    if not _may_carry_touch(event_type, properties, context):
+        return None
     flags: set[str] = set()
     if isinstance(event_type, str):
         kind = event_type.strip().lower()
@@ -461,3 +478,42 @@ def extract_touchpoint(
         landing_url=landing_url,
         flags=tuple(sorted(flags)),
     )
+
+
+def _field(mapping: object, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, Mapping) else None
+
+
+def touch_channel(event_type: object, properties: object, context: object) -> str | None:
+    """``extract_touchpoint(...).channel`` (None without a touchpoint), memoised on exactly the values the
+    channel is derived from: the page/screen kind, the URLs, the referrers and Segment's campaign."""
+    if not _may_carry_touch(event_type, properties, context):
+        return None
+    page = _field(context, "page")
+    campaign = _field(context, "campaign")
+    values = (
+        _field(page, "url"),
+        _field(properties, "url"),
+        _field(page, "referrer"),
+        _field(properties, "referrer"),
+    )
+    try:
+        items = tuple(sorted(campaign.items())) if isinstance(campaign, Mapping) else campaign
+        key = (event_type, *values, items)
+        hash(key)
+    except TypeError:  # an unhashable value somewhere: no memo, the same answer
+        touch = extract_touchpoint(event_type, properties, context)  # type: ignore[arg-type]
+        return touch.channel if touch is not None else None
+    return _channel_of(key)
+
+
+@lru_cache(maxsize=1 << 16)
+def _channel_of(key: tuple[object, ...]) -> str | None:
+    event_type, page_url, url, page_referrer, referrer, items = key
+    campaign = dict(items) if isinstance(items, tuple) else items
+    touch = extract_touchpoint(
+        event_type,  # type: ignore[arg-type]
+        {"url": url, "referrer": referrer},
+        {"page": {"url": page_url, "referrer": page_referrer}, "campaign": campaign},
+    )
+    return touch.channel if touch is not None else None

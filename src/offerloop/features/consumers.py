@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from offerloop.core.touchpoints import extract_touchpoint
+from offerloop.core.touchpoints import touch_channel
 from offerloop.features import service as features_service
 from offerloop.personas import service as persona_service
 from offerloop.pipeline.registry import LogEvent, consumer
@@ -23,8 +23,7 @@ def apply_features(session: Session, workspace_id: str, events: Sequence[LogEven
         buyer_id = e.buyer_id
         if buyer_id is None:  # not resolved yet: the identity stage runs first, so this is never read
             continue
-        touch = extract_touchpoint(e.type, e.properties, e.context)
-        channel = touch.channel if touch is not None else None
+        channel = touch_channel(e.type, e.properties, e.context)
         items.append((buyer_id, e.seq, e.received_at, features_service.to_feature_event(e, channel)))
         if buyer_id not in latest or e.timestamp > latest[buyer_id]:
             latest[buyer_id] = e.timestamp
