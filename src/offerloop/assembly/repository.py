@@ -36,6 +36,20 @@ def policy(
     return session.scalars(stmt).one_or_none()
 
 
+def first_provenances(
+    session: Session, workspace_id: str, buyer_ids: set[str], policy_ids: set[str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(buyer, policy, provenance of version 1) of the artifacts of these buyers from these policies."""
+    stmt = (
+        scoped_select(
+            Artifact, workspace_id, Artifact.buyer_id, Artifact.policy_id, ArtifactVersion.provenance
+        )
+        .join(ArtifactVersion, and_(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.version == 1))
+        .where(Artifact.buyer_id.in_(sorted(buyer_ids)), Artifact.policy_id.in_(sorted(policy_ids)))
+    )
+    return [(b, p, prov or {}) for b, p, prov in session.execute(stmt)]
+
+
 def retire_policy(session: Session, workspace_id: str, policy_id: str) -> None:
     session.execute(
         scoped_update(CompositionPolicy, workspace_id)

@@ -22,33 +22,93 @@ def states(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> dic
     return {buyer_id: driver.read_json(state) for buyer_id, state in rows}
 
 
+def marked_states(
+    session: Session, workspace_id: str, buyer_ids: Iterable[str]
+) -> dict[str, tuple[dict[str, Any], int, bool]]:
+    """(state, applied seq, rebuild due) of each buyer that has a row. On PostgreSQL the rows are locked
+    (in buyer order): two partitions folding events into one merged buyer must not overwrite each other."""
+    conn = session.connection()
+    wanted = sorted(set(buyer_ids))
+    if not wanted:
+        return {}
+    sql = "SELECT buyer_id, state, applied_seq, rebuild FROM buyer_features WHERE workspace_id = "
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(
+            sql + "%s AND buyer_id = ANY(%s) ORDER BY buyer_id FOR UPDATE", (workspace_id, wanted)
+        ).fetchall()
+    else:
+        found = driver.select_in(conn, sql + "?", [workspace_id], "buyer_id", wanted)
+    return {b: (driver.read_json(state), int(seq), bool(flag)) for b, state, seq, flag in found}
+
+
+def merged_away(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> set[str]:
+    """The buyers among ``buyer_ids`` that were merged into another (their events are the winner's now)."""
+    rows = driver.select_in(
+        session.connection(), "SELECT id FROM buyers WHERE workspace_id = ? AND merged_into_id IS NOT NULL",
+        [workspace_id], "id", sorted(set(buyer_ids)),
+    )  # fmt: skip
+    return {r[0] for r in rows}
+
+
 def save_states(
     session: Session,
     workspace_id: str,
     states: dict[str, dict[str, Any]],
+    marks: dict[str, int],
     existing: set[str],
     version: int,
-    at: datetime,
+    at: dict[str, datetime],
 ) -> None:
-    """Insert new rows and update existing ones, one executemany each."""
+    """Insert new rows and update existing ones (state, watermark, rebuild done), one executemany each."""
     new = [b for b in states if b not in existing]
     old = [b for b in states if b in existing]
     if new:
         driver.insert_many(
-            session.connection(), "buyer_features", ("buyer_id", "workspace_id", "state", "spec_version", "updated_at"),
-            [(b, workspace_id, states[b], version, at) for b in new],
+            session.connection(), "buyer_features",
+            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
+            [(b, workspace_id, states[b], version, at[b], marks[b], False) for b in new],
         )  # fmt: skip
     if old:
         stmt = (
             scoped_update(BuyerFeatures, workspace_id)
             .where(BuyerFeatures.buyer_id == bindparam("b_id"))
             .values(
-                state=bindparam("b_state"), spec_version=bindparam("b_version"), updated_at=bindparam("b_at")
+                state=bindparam("b_state"), spec_version=bindparam("b_version"), updated_at=bindparam("b_at"),
+                applied_seq=bindparam("b_seq"), rebuild=False,
             )
-        )
+        )  # fmt: skip
         session.connection().execute(
-            stmt, [{"b_id": b, "b_state": states[b], "b_version": version, "b_at": at} for b in old]
+            stmt,
+            [
+                {"b_id": b, "b_state": states[b], "b_version": version, "b_at": at[b], "b_seq": marks[b]}
+                for b in old
+            ],
         )
+
+
+def mark_rebuild(
+    session: Session,
+    workspace_id: str,
+    buyer_ids: set[str],
+    version: int,
+    empty: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Flag these buyers' state for a rebuild, creating an empty flagged row where there is none yet."""
+    if not buyer_ids:
+        return
+    session.execute(
+        scoped_update(BuyerFeatures, workspace_id)
+        .where(BuyerFeatures.buyer_id.in_(sorted(buyer_ids)))
+        .values(rebuild=True)
+    )
+    missing = buyer_ids - set(states(session, workspace_id, buyer_ids))
+    if missing:
+        driver.insert_many(
+            session.connection(), "buyer_features",
+            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
+            [(b, workspace_id, empty, version, at, 0, True) for b in sorted(missing)],
+        )  # fmt: skip
 
 
 def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
@@ -56,16 +116,17 @@ def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
 
 
 def events_for_replay(
-    session: Session, workspace_id: str, buyer_id: str
+    session: Session, workspace_id: str, buyer_ids: Iterable[str]
 ) -> Iterator[tuple[Event, str | None]]:
-    """A buyer's events in time order with their touchpoint channel, to rebuild features after a merge."""
+    """Buyers' events (buyer by buyer, each in time order) with their touchpoint channel, to rebuild
+    features after a merge."""
     stmt = (
         scoped_select(Event, workspace_id, Event, Touchpoint.channel)
         .outerjoin(
             Touchpoint, (Touchpoint.workspace_id == Event.workspace_id) & (Touchpoint.event_id == Event.id)
         )
-        .where(Event.buyer_id == buyer_id)
-        .order_by(Event.timestamp, Event.id)
+        .where(Event.buyer_id.in_(sorted(set(buyer_ids))))
+        .order_by(Event.buyer_id, Event.timestamp, Event.id)
     )
     yield from (
         (event, channel) for event, channel in session.execute(stmt.execution_options(yield_per=1000))

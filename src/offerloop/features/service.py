@@ -51,26 +51,73 @@ def apply_events(
     touched = set(per_buyer) | rebuild_ids
     if not touched:
         return {}
-    current = repository.states(session, workspace_id, touched)
-    out: dict[str, dict[str, Any]] = {}
-    for buyer_id in touched:
-        if buyer_id in rebuild_ids:
-            out[buyer_id] = _replay(session, workspace_id, buyer_id, spec)
-            continue
-        state = current.get(buyer_id) or new_state()
+    current = repository.marked_states(session, workspace_id, touched)
+    out, marks = _replay(session, workspace_id, rebuild_ids, spec)
+    for buyer_id in touched - rebuild_ids:
+        state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
         for event in sorted(per_buyer[buyer_id], key=lambda e: e.timestamp):
             state = apply_event(state, event, spec)
-        out[buyer_id] = state
+        out[buyer_id], marks[buyer_id] = state, mark
     at = now or utcnow()
-    repository.save_states(session, workspace_id, out, set(current), version, at)
+    repository.save_states(session, workspace_id, out, marks, set(current), version, dict.fromkeys(out, at))
     return {buyer_id: read_features(state, spec, now=at) for buyer_id, state in out.items()}
 
 
-def _replay(session: Session, workspace_id: str, buyer_id: str, spec: FeatureSpec) -> dict[str, Any]:
-    state = new_state()
-    for event, channel in repository.events_for_replay(session, workspace_id, buyer_id):
-        state = apply_event(state, to_feature_event(event, channel), spec)
-    return state
+def apply_log(
+    *, session: Session, workspace_id: str, events: Iterable[tuple[str, int, datetime, FeatureEvent]]
+) -> dict[str, dict[str, float | int | str | bool]]:
+    """Fold logged events ``(buyer, seq, received_at, event)`` into their buyers' states, once each: an
+    event at or below its buyer's watermark is skipped, a buyer flagged by a merge is rebuilt from all its
+    stored events. Returns the features of each buyer whose state changed, read out at the latest
+    ``received_at`` of its events (as ingestion read them when it applied a batch)."""
+    version, spec = spec_for(session, workspace_id)
+    per_buyer: dict[str, list[tuple[int, FeatureEvent]]] = defaultdict(list)
+    at: dict[str, datetime] = {}
+    for buyer_id, seq, received_at, event in events:
+        per_buyer[buyer_id].append((seq, event))
+        if buyer_id not in at or received_at > at[buyer_id]:
+            at[buyer_id] = received_at
+    if not per_buyer:
+        return {}
+    # A buyer merged away since its events were read: they are the winner's now, rebuilt with it.
+    live = set(per_buyer) - repository.merged_away(session, workspace_id, per_buyer)
+    current = repository.marked_states(session, workspace_id, live)
+    due = {buyer_id for buyer_id, (_, _, flagged) in current.items() if flagged}
+    out, marks = _replay(session, workspace_id, due, spec)
+    for buyer_id in live - due:
+        state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
+        todo = [(seq, event) for seq, event in per_buyer[buyer_id] if seq > mark]
+        if not todo:
+            continue
+        for _, event in sorted(todo, key=lambda p: p[1].timestamp):
+            state = apply_event(state, event, spec)
+        out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
+    repository.save_states(session, workspace_id, out, marks, set(current), version, at)
+    return {buyer_id: read_features(state, spec, now=at[buyer_id]) for buyer_id, state in out.items()}
+
+
+def merged(*, session: Session, workspace_id: str, winners: Iterable[str], losers: list[str]) -> None:
+    """Identity resolution folded ``losers`` into ``winners``: the losers' state goes, and each winner's
+    is rebuilt from all its stored events the next time its events are applied."""
+    if losers:
+        repository.forget(session, workspace_id, losers)
+    version, _ = spec_for(session, workspace_id)
+    repository.mark_rebuild(session, workspace_id, set(winners) - set(losers), version, new_state(), utcnow())
+
+
+def _replay(
+    session: Session, workspace_id: str, buyer_ids: set[str], spec: FeatureSpec
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Each buyer's state rebuilt from all its stored events, and the highest seq it includes."""
+    states: dict[str, dict[str, Any]] = {buyer_id: new_state() for buyer_id in buyer_ids}
+    marks: dict[str, int] = dict.fromkeys(buyer_ids, 0)
+    if not buyer_ids:
+        return states, marks
+    for event, channel in repository.events_for_replay(session, workspace_id, buyer_ids):
+        buyer_id = str(event.buyer_id)
+        states[buyer_id] = apply_event(states[buyer_id], to_feature_event(event, channel), spec)
+        marks[buyer_id] = max(marks[buyer_id], event.id)
+    return states, marks
 
 
 def to_feature_event(event: Any, channel: str | None) -> FeatureEvent:

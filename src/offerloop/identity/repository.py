@@ -187,6 +187,36 @@ def identities_of(session: Session, workspace_id: str, buyer_id: str) -> list[li
     return [[k, v] for k, v in session.execute(stmt)]
 
 
+# The log's partition column (by buyer) is set together with the buyer where the schema has it.
+_HAS_PARTITION = "partition" in Event.__table__.c
+
+
+def assign_events(session: Session, workspace_id: str, rows: list[tuple[int, str, int]]) -> None:
+    """Give logged events ``(seq, buyer_id, partition)`` their buyer: one executemany by seq."""
+    if not rows:
+        return
+    conn = session.connection()
+    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    if _HAS_PARTITION:
+        sql = f'UPDATE events SET buyer_id = {m}, "partition" = {m} WHERE workspace_id = {m} AND id = {m}'
+        conn.exec_driver_sql(sql, [(b, p, workspace_id, seq) for seq, b, p in rows])
+    else:
+        sql = f"UPDATE events SET buyer_id = {m} WHERE workspace_id = {m} AND id = {m}"
+        conn.exec_driver_sql(sql, [(b, workspace_id, seq) for seq, b, _ in rows])
+
+
+TOUCHPOINT_COLUMNS = (
+    "workspace_id", "buyer_id", "event_id", "occurred_at", "channel", "source", "medium", "campaign",
+    "content", "term", "click_id_type", "click_id", "referrer_host", "landing_url", "flags",
+)  # fmt: skip
+
+
+def insert_touchpoints(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Rows are tuples in TOUCHPOINT_COLUMNS order."""
+    if rows:
+        driver.insert_many(session.connection(), "touchpoints", TOUCHPOINT_COLUMNS, rows)
+
+
 def move_buyer_rows(session: Session, workspace_id: str, loser_id: str, winner_id: str) -> list[int]:
     """Move identities, events and touchpoints of ``loser`` to ``winner``; return the moved event ids."""
     session.execute(

@@ -61,6 +61,19 @@ def resolve(*, session: Session, workspace_id: str, events: list[IncomingEvent])
     return resolver.resolve(session, workspace_id, events)
 
 
+def assign_events(*, session: Session, workspace_id: str, assignments: list[tuple[int, str, int]]) -> None:
+    """Write each logged event's resolved buyer and partition: ``(seq, buyer_id, partition)``."""
+    repository.assign_events(session, workspace_id, assignments)
+
+
+def add_touchpoints(*, session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Store touchpoints, tuples in ``TOUCHPOINT_COLUMNS`` order."""
+    repository.insert_touchpoints(session, rows)
+
+
+TOUCHPOINT_COLUMNS = repository.TOUCHPOINT_COLUMNS
+
+
 def _live(session: Session, workspace_id: str, buyer_id: str) -> Buyer:
     buyer = repository.get_buyer(session, workspace_id, buyer_id)
     seen = 0

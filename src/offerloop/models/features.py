@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from offerloop.db.base import Base
@@ -22,6 +22,12 @@ class BuyerFeatures(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSONType)
     spec_version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The highest event seq folded into ``state``: a consumer skips events at or below it, so an event
+    # seen again (a replay, or a merged buyer's event read late in another partition) counts once.
+    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Set by identity resolution when this buyer absorbed another: the next batch rebuilds the state
+    # from every stored event of the buyer instead of folding events in.
+    rebuild: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class BuyerPersona(Base):

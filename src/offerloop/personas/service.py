@@ -50,7 +50,9 @@ def set_templates(*, session: Session, workspace_id: str, source: str | dict[str
 
 def _reason(contribution: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(contribution):
-        return dataclasses.asdict(contribution)  # type: ignore[arg-type]
+        # A contribution's fields are scalars: a shallow copy is what asdict() would give, without its
+        # deep-copying recursion (this runs for the top reasons of every buyer of every batch).
+        return {f.name: getattr(contribution, f.name) for f in dataclasses.fields(contribution)}
     return dict(contribution.model_dump())
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn
 
@@ -165,12 +166,13 @@ class Signal(BaseModel):
     def _raw(self, op: str) -> Any:
         return getattr(self, {"in": "in_", "is": "is_"}.get(op, op))
 
-    @property
+    # Cached: inference reads these for every signal of every buyer (the model is frozen).
+    @cached_property
     def operator(self) -> str:
         """The condition's name: one of :data:`OPERATORS`."""
         return next(op for op in OPERATORS if self._raw(op) is not None)
 
-    @property
+    @cached_property
     def operand(self) -> Any:
         """The condition's value: a number, a scalar, a list of scalars or a ``(low, high)`` pair."""
         return self._raw(self.operator)
@@ -181,6 +183,11 @@ class Signal(BaseModel):
 
     def describe(self) -> str:
         """The condition as text, e.g. ``drop_orders >= 1`` or ``weekend_share between [0.5, 1]``."""
+        return self.description
+
+    @cached_property
+    def description(self) -> str:
+        """What ``describe()`` returns, formatted once."""
         op, value = self.operator, self.operand
         if op in _SYMBOLS:
             return f"{self.feature} {_SYMBOLS[op]} {_fmt(value)}"

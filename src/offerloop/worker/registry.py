@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "offerloop.identity.consumers",
+    "offerloop.features.consumers",
+    "offerloop.decisions.consumers",
+    "offerloop.assembly.consumers",
+)
 
 
 def load() -> None:

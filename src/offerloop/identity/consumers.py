@@ -1,0 +1,97 @@
+"""Identity stage of the event log: each new event gets its buyer (resolving and merging identities as
+ingestion did inline), its partition, and its marketing touchpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from offerloop.core.touchpoints import extract_touchpoint, touch_channel
+from offerloop.db.uow import after_commit
+from offerloop.features import service as features_service
+from offerloop.identity import service as identity_service
+from offerloop.personas import service as persona_service
+from offerloop.pipeline.registry import LogEvent, consumer
+from offerloop.telemetry import CONFLICTS, MERGES
+
+# Buyer-stage partitions per workspace; the runner reads a partition's events by this number.
+PARTITIONS = 8
+
+
+def partition_of(buyer_id: str, partitions: int) -> int:
+    """The buyer's partition: a stable hash (the same in every process and release), not Python's hash()."""
+    digest = hashlib.blake2b(buyer_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def _incoming(e: LogEvent) -> identity_service.IncomingEvent:
+    return identity_service.IncomingEvent(
+        type=e.type,
+        message_id=e.message_id,
+        user_id=e.user_id,
+        anonymous_id=e.anonymous_id,
+        previous_id=e.previous_id,
+        traits=identity_service.profile_traits(e.traits if e.type == "identify" else None, e.context),
+        context=e.context,
+        timestamp=e.timestamp,
+    )
+
+
+def _touchpoint(workspace_id: str, e: LogEvent, buyer_id: str, created: bool) -> tuple[Any, ...] | None:
+    """The row to keep for this event's touch: every campaign/referral touch is kept; a plain direct
+    visit only as a new buyer's first touch."""
+    channel = touch_channel(e.type, e.properties, e.context)  # memoised: most events need no more
+    if channel is None or (channel == "direct" and not created):
+        return None
+    tp = extract_touchpoint(e.type, e.properties, e.context)
+    assert tp is not None
+    return (
+        workspace_id, buyer_id, e.seq, e.timestamp, tp.channel, tp.source, tp.medium, tp.campaign, tp.content,
+        tp.term, tp.click_id_type, tp.click_id, tp.referrer_host, tp.landing_url, list(tp.flags),
+    )  # fmt: skip
+
+
+@consumer("identity", stage="identity", order=10)
+def resolve_identities(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
+    """Resolve the batch's unassigned events in log order; an event that already has its buyer was done."""
+    fresh = [e for e in events if e.buyer_id is None]
+    if not fresh:
+        return
+    resolution = identity_service.resolve(
+        session=session, workspace_id=workspace_id, events=[_incoming(e) for e in fresh]
+    )
+    identity_service.assign_events(
+        session=session,
+        workspace_id=workspace_id,
+        assignments=[
+            (e.seq, buyer_id, partition_of(buyer_id, PARTITIONS))
+            for e, buyer_id in zip(fresh, resolution.buyer_ids, strict=True)
+        ],
+    )
+    # "New buyer" is known only here, during resolution, so the touchpoints are recorded here too.
+    touchpoints = [
+        row
+        for e, buyer_id, created in zip(fresh, resolution.buyer_ids, resolution.new_buyer, strict=True)
+        if (row := _touchpoint(workspace_id, e, buyer_id, created)) is not None
+    ]
+    identity_service.add_touchpoints(session=session, rows=touchpoints)
+    if resolution.merged_pairs:
+        losers = [loser for _, loser in resolution.merged_pairs]
+        features_service.merged(
+            session=session,
+            workspace_id=workspace_id,
+            winners=[winner for winner, _ in resolution.merged_pairs],
+            losers=losers,
+        )
+        persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=losers)
+    merges, conflicts = resolution.merges, resolution.conflicts
+    if merges or conflicts:
+
+        def count() -> None:  # once committed: a rolled-back step is retried and would count twice
+            MERGES.inc(merges)
+            CONFLICTS.inc(conflicts)
+
+        after_commit(session, count)
