@@ -1,7 +1,7 @@
 """consumers: a per-buyer watermark on feature state (highest event seq applied) and a rebuild flag
 
 Revision ID: consumers_20261205
-Revises: jobs_20261205
+Revises: log_20261205
 Create Date: 2026-12-05 02:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "consumers_20261205"
-down_revision: str | None = "jobs_20261205"
+down_revision: str | None = "log_20261205"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
