@@ -153,12 +153,14 @@ def bump(session: Session, workspace_id: str, kinds: list[str], parts: Iterable[
     keys = [key_of(workspace_id, p) for p in parts]
     if not kinds or not keys:
         return
-    idle = select(Job.id).where(Job.kind.in_(kinds), Job.key.in_(keys), Job.state == "done")
+    idle = select(Job.id).where(
+        Job.workspace_id == workspace_id, Job.kind.in_(kinds), Job.key.in_(keys), Job.state == "done"
+    )
     if session.get_bind().dialect.name == "postgresql":
         idle = idle.with_for_update(skip_locked=True)
     session.execute(
         update(Job)
-        .where(Job.id.in_(idle.scalar_subquery()))
+        .where(Job.workspace_id == workspace_id, Job.id.in_(idle.scalar_subquery()))
         .values(state="queued", run_at=now, updated_at=now, done_at=None)
         .execution_options(synchronize_session=False)
     )

@@ -100,7 +100,9 @@ def gate(session: Session, consumer: Consumer, workspace_id: str) -> int | None:
         return None
     key = log.key_of(workspace_id, log.IDENTITY_PART)
     low, found = session.execute(
-        select(func.min(Job.cursor), func.count()).where(Job.kind.in_(before), Job.key == key)
+        select(func.min(Job.cursor), func.count()).where(
+            Job.workspace_id == workspace_id, Job.kind.in_(before), Job.key == key
+        )
     ).one()
     if found < len(before):
         return log.origin(session, workspace_id)
@@ -230,7 +232,9 @@ def recheck(db: Database, consumer: Consumer, workspace_id: str, part: int) -> N
     """Queue the partition again if events arrived while it was going idle."""
     kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
     with db.read() as session:
-        job = session.scalars(select(Job).where(Job.kind == kind, Job.key == key)).one_or_none()
+        job = session.scalars(
+            select(Job).where(Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key)
+        ).one_or_none()
         if job is None or job.state != "done":
             return
         limit = gate(session, consumer, workspace_id)
@@ -252,6 +256,7 @@ def _locked_if_free(
     kind = log.kind_of(consumer.name)
     log.ensure_jobs(session, workspace_id, [kind], [part])
     query = select(Job).where(
+        Job.workspace_id == workspace_id,
         Job.kind == kind,
         Job.key == log.key_of(workspace_id, part),
         or_(Job.lease_until.is_(None), Job.lease_until < now),
@@ -284,7 +289,9 @@ def _advance(
                 job.updated_at = now
                 return True
         with db.read() as session:
-            cursor = session.scalar(select(Job.cursor).where(Job.kind == kind, Job.key == key))
+            cursor = session.scalar(
+                select(Job.cursor).where(Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key)
+            )
         if int(cursor or 0) >= target:
             return True
         if time.monotonic() > deadline:
