@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "offerloop.assembly.tasks",
+    "offerloop.checkout.tasks",
+    "offerloop.decisions.tasks",
+)
 
 
 def load() -> None:
