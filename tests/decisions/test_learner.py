@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
-from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.decisions import tasks  # noqa: F401  (registers the learning jobs)
+from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.jobs import queue, runner
 from offerloop.models import Decision
 

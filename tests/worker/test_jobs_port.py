@@ -354,3 +354,23 @@ def test_outcome_windows_close_at_their_end_with_one_job_per_workspace(db, works
     ]
     with db.read() as session:
         assert [decisions_service.current_policy(session, ws, p)[0] for p in ("cart", "home")] == [1, 2]
+
+
+leases: list[float] = []
+
+
+@runner.register("test.short", transactional=False, lease_s=7.0)
+def _short(ctx: runner.Context) -> None:
+    assert ctx.job.lease_until is not None
+    leases.append((ctx.job.lease_until - ctx.now).total_seconds())
+
+
+def test_each_claimed_job_gets_its_own_kinds_lease(db, workspace):
+    """A worker running every kind (a 300 s learning lease among them) leases a short job for its own 7 s,
+    so a killed worker's short job comes back in seconds, not minutes."""
+    now = utcnow()
+    with db.write() as session:
+        queue.enqueue(session, kind="test.short", key="s", workspace_id=workspace.id, now=now)
+    leases.clear()
+    ran = runner.run_due(db, owner="w", now=now, only=("test.short", decisions_service.LEARN_KIND))
+    assert [(r.key, r.status) for r in ran] == [("s", "done")] and leases == [7.0]

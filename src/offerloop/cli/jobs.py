@@ -13,6 +13,7 @@ from offerloop.assembly.tasks import rewriter_config
 from offerloop.cli.common import database, print_json, settings
 from offerloop.decisions import service as decisions_service
 from offerloop.jobs import queue, runner
+from offerloop.telemetry import configure_logging
 from offerloop.worker import registry
 
 app = typer.Typer(help="Background jobs: list them, replay a parked one.", no_args_is_help=True)
@@ -27,6 +28,7 @@ def worker(
     """Run background jobs (renders, fulfilment, learning, due work) next to, or instead of, the server's
     own threads; any number of these, on any machine, share the work. SIGTERM finishes the current jobs."""
     cfg = settings()
+    configure_logging(cfg.log_level, cfg.log_json)  # on stderr: stdout is the command's answer
     registry.load()
     decisions_service.configure_learning(interval_s=cfg.learn_interval_s)
     deps = {"rewriter": rewriter_config(cfg)}
@@ -37,9 +39,10 @@ def worker(
             while batch := runner.run_due(db, owner=owner, deps=deps):
                 ran += batch
             kinds = Counter(r.kind for r in ran)
+            others = len(ran) - kinds["assembly.render"] - kinds["checkout.fulfil"]
             typer.echo(
                 f"{kinds['assembly.render']} artifact versions rendered, {kinds['checkout.fulfil']} fulfilment "
-                f"tasks run, {len(ran)} jobs in all"
+                f"tasks run" + (f", {others} other jobs run" if others else "")
             )
             return
         count = cfg.worker_threads if threads is None else threads

@@ -113,9 +113,10 @@ def run_due(
         return []
     lease_s = max(_kinds[k].lease_s for k in names)
     with db.write() as session:
-        claimed = [(j.id, j.kind, j.key, j.workspace_id) for j in lease.claim(
-            session, owner=owner, now=now, lease_s=lease_s, kinds=names, limit=limit
-        )]  # fmt: skip
+        jobs = lease.claim(session, owner=owner, now=now, lease_s=lease_s, kinds=names, limit=limit)
+        for j in jobs:  # each kind's own lease: a killed worker's short job comes back as soon as it should
+            j.lease_until = now + timedelta(seconds=_kinds[j.kind].lease_s)
+        claimed = [(j.id, j.kind, j.key, j.workspace_id) for j in jobs]
     return [
         dataclasses.replace(
             _run_one(db, _kinds[kind], job_id, key, owner=owner, now=now, deps=deps or {}), workspace_id=ws
