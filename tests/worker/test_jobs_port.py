@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from tests.assembly.test_artifacts_api import buyer, setup_workspace
 from tests.checkout.test_checkout_flow import allowed, buy, pay, setup
 
@@ -18,6 +18,7 @@ from offerloop.assembly import tasks as assembly_tasks
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout import tasks as checkout_tasks  # noqa: F401  (registers the fulfilment job)
 from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions import tasks as decisions_tasks  # noqa: F401  (registers the learning jobs)
 from offerloop.decisions.schemas import ActionIn, DecideRequest
@@ -139,25 +140,31 @@ def test_a_render_that_keeps_failing_parks_and_the_version_shows_it(
     assert (job.state, job.attempts) == ("parked", assembly_tasks.RENDER_MAX_ATTEMPTS)
 
 
-def test_keep_lease_renews_while_the_work_runs(db, workspace):
+def test_keep_lease_renews_while_the_work_runs(engine):
+    db = Database(engine)  # its own connections: the renewing thread and this one work side by side
+    key = f"k-{utcnow().timestamp()}"
     with db.write() as session:
-        queue.enqueue(session, kind="test.long", key="k", workspace_id=workspace.id)
+        queue.enqueue(session, kind="test.long", key=key)
     t0 = utcnow()
-    with db.write() as session:
-        [job] = lease.claim(session, owner="w1", now=t0, lease_s=0.3, kinds=("test.long",))
-        session.expunge(job)
-    first = job.lease_until
-    assert first is not None
-    ctx = runner.Context(job=job, now=t0, owner="w1", db=db)
-    renewed = threading.Event()
-    with runner.keep_lease(ctx, 0.3):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not renewed.is_set():
-            [seen] = _jobs(db, "test.long", "k")
-            if seen.lease_until is not None and seen.lease_until > first:
-                renewed.set()
-            renewed.wait(0.02)
-    assert renewed.is_set()
+    try:
+        with db.write() as session:
+            [job] = lease.claim(session, owner="w1", now=t0, lease_s=0.3, kinds=("test.long",))
+            session.expunge(job)
+        first = job.lease_until
+        assert first is not None and job.key == key
+        ctx = runner.Context(job=job, now=t0, owner="w1", db=db)
+        renewed = threading.Event()
+        with runner.keep_lease(ctx, 0.3):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not renewed.is_set():
+                [seen] = _jobs(db, "test.long", key)
+                if seen.lease_until is not None and seen.lease_until > first:
+                    renewed.set()
+                renewed.wait(0.02)
+        assert renewed.is_set()
+    finally:
+        with db.write() as session:
+            session.execute(delete(Job).where(Job.kind == "test.long", Job.key == key))
 
 
 # -- fulfilment ----------------------------------------------------------------------------------------------
