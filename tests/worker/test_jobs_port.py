@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from tests.assembly.test_artifacts_api import buyer, setup_workspace
 from tests.checkout.test_checkout_flow import allowed, buy, pay, setup
 
@@ -381,3 +381,19 @@ def test_each_claimed_job_gets_its_own_kinds_lease(db, workspace):
     leases.clear()
     ran = runner.run_due(db, owner="w", now=now, only=("test.short", decisions_service.LEARN_KIND))
     assert [(r.key, r.status) for r in ran] == [("s", "done")] and leases == [7.0]
+
+
+def test_an_idle_pass_only_reads(db, engine):
+    """Idle workers poll every half second: with nothing due they must not open a write (SQLite's writer lock)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert runner.run_due(db, owner="idle", now=utcnow(), only=("test.short",)) == []
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    statements = [s for s in seen if not s.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))]
+    assert len(statements) == 1 and statements[0].startswith("SELECT jobs.id FROM jobs WHERE jobs.state = ")

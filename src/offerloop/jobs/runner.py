@@ -112,6 +112,9 @@ def run_due(
     names = tuple(k for k in (only or tuple(_kinds)) if k in _kinds)
     if not names:
         return []
+    with db.read() as session:
+        if not lease.any_due(session, now=now, kinds=names):
+            return []
     lease_s = max(_kinds[k].lease_s for k in names)
     with db.write() as session:
         jobs = lease.claim(session, owner=owner, now=now, lease_s=lease_s, kinds=names, limit=limit)
