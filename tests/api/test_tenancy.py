@@ -511,8 +511,8 @@ CROSS_WORKSPACE = {
     # The one queue of background work: a job is named by (kind, key) or its id, the key built by the service
     # from ids it already found in the caller's workspace; workers claim due jobs of every workspace.
     "jobs": re.compile(
-        r"FROM jobs WHERE jobs\.(?:id|state) = |FROM jobs WHERE jobs\.kind = \S+ AND jobs\.\"key\" = \S+$"
-        r"|^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"key\" = \S+$"
+        r"FROM jobs WHERE jobs\.(?:id|state) = |FROM jobs WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
+        r"|^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
     ),
 }
 SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)
