@@ -99,7 +99,7 @@ def in_process(n: int, seed: int) -> None:
 def over_http(n: int, seed: int) -> None:
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
     url = f"sqlite:///{Path(tmp) / 'assembly.db'}"
-    os.environ["OFFERLOOP_RENDER_WORKERS"] = "0"  # the server only answers; the workers below render
+    os.environ["OFFERLOOP_WORKER_THREADS"] = "0"  # the server only answers; the workers below render
     ws = create_workspace(url, "assembly-bench")
     server = ServerProcess(url, log_path=Path(tmp) / "server.log")
     server.start()

@@ -73,7 +73,7 @@ def run(label: str, settings: dict[str, str], buyers: int, seed: int) -> None:
     url = f"sqlite:///{Path(tmp) / 'rewriter.db'}"
     model = HungModel()
     saved = dict(os.environ)
-    os.environ.update({"OFFERLOOP_RENDER_WORKERS": "1", "OFFERLOOP_REWRITER_URL": model.url,
+    os.environ.update({"OFFERLOOP_WORKER_THREADS": "1", "OFFERLOOP_REWRITER_URL": model.url,
                        "OFFERLOOP_REWRITER_MODEL": "hung", **settings})  # fmt: skip
     ws = create_workspace(url, "rewriter-bench")
     server = ServerProcess(url, log_path=Path(tmp) / "server.log")

@@ -61,10 +61,12 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 500 * 1024
     # Share of buyers served the rules-only order, so the model's lift can be measured online.
     holdout_share: float = Field(default=0.10, ge=0.0, le=1.0)
-    # Seconds between learning passes in the server (0 disables the in-process learner).
+    # A placement learns at most once per this many seconds after new rewards (0: no learning jobs queued).
     learn_interval_s: float = Field(default=60.0, ge=0.0)
-    # Artifact render threads inside `offerloop serve` (0: renders only by `offerloop worker` processes).
-    render_workers: int = Field(default=1, ge=0, le=32)
+    # Background-job threads inside `offerloop serve` (renders, fulfilment, learning, due work; 0: none, jobs
+    # run only in `offerloop worker` processes), and how often idle threads look for work queued elsewhere.
+    worker_threads: int = Field(default=2, ge=0, le=32)
+    worker_poll_s: float = Field(default=0.5, gt=0.0, le=60.0)
     # Lifetime of signed download links, in seconds.
     download_ttl_s: int = Field(default=900, ge=10)
     # Optional voice rewriter: an OpenAI-compatible endpoint (off unless both URL and model are set).
@@ -83,8 +85,6 @@ class Settings(BaseSettings):
     rewriter_breaker_failures: int = Field(default=3, ge=1)
     rewriter_breaker_cooldown_s: float = Field(default=60.0, ge=0.0)
     rewriter_cache_size: int = Field(default=1024, ge=0)
-    # Fulfilment threads inside `offerloop serve` (paid orders' components: access, deliverables).
-    fulfilment_workers: int = Field(default=1, ge=0, le=16)
     # The event pipeline (docs/pipeline.md): consumer threads inside `offerloop serve` (0: `offerloop
     # worker` processes only); buyer partitions per workspace (the same in every process); events per
     # step; attempts before an event is parked, with backoff between them; seconds without progress

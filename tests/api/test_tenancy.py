@@ -523,9 +523,11 @@ def test_rows_of_another_workspace_never_answer_for_an_id(client, db, workspace,
 # Statements that are cross-workspace by design (tests/db/test_scoping.py ALLOWED says why), by what they read.
 CROSS_WORKSPACE = {
     "api_keys": re.compile(r"FROM api_keys WHERE api_keys\.key_hash = \S+$"),  # workspaces.key_by_hash
-    "artifact_versions": re.compile(r"WHERE artifact_versions\.status = \S+ ORDER BY artifact_versions\.id"),
-    "fulfilment_tasks": re.compile(
-        r"WHERE fulfilment_tasks\.status = \S+ AND fulfilment_tasks\.next_attempt_at"
+    # The one queue of background work: a job is named by (kind, key) or its id, the key built by the service
+    # from ids it already found in the caller's workspace; workers claim due jobs of every workspace.
+    "jobs": re.compile(
+        r"FROM jobs WHERE jobs\.(?:id|state) = |FROM jobs WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
+        r"|^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
     ),
 }
 SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)

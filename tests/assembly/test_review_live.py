@@ -21,7 +21,7 @@ REVIEWERS = 12
 
 @pytest.fixture
 def server(tmp_path: Path, engine, database_url: str, monkeypatch):
-    monkeypatch.setenv("OFFERLOOP_RENDER_WORKERS", "0")  # renders only when the test runs the worker
+    monkeypatch.setenv("OFFERLOOP_WORKER_THREADS", "0")  # renders only when the test runs the worker
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
     srv = LiveServer(url, log_path=tmp_path / "server.log")
     srv.start()

@@ -45,11 +45,6 @@ ALLOWED: dict[str, str] = {
     "workspaces.list_workspaces": "the operator's CLI lists every tenant",
     "workspaces.set_versioned": "the workspaces table itself, written by its own id",
     "workspaces.key_by_hash": "authentication: the key's hash is what tells which workspace a request is for",
-    "decisions.workspaces_with_expired_windows": "periodic job: finds the workspaces to sweep, then works in each",
-    "decisions.placements_to_learn": "periodic job: finds (workspace, placement) pairs, then learns in each",
-    "assembly.claim_queued": "render worker claim loop; the claimed version carries its workspace_id",
-    "assembly.requeue_rendering": "worker start-up: versions left 'rendering' by a killed worker, any tenant",
-    "checkout.due_tasks": "fulfilment worker claim loop; each task carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",
     "identity.rows_for_erasure": "GDPR erasure over every store, one model at a time: always limited to the "

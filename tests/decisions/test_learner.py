@@ -1,4 +1,4 @@
-"""The in-process learner: closes windows, trains each placement with new rewards, once."""
+"""Learning as jobs: windows close at their end, each placement with new rewards learns once per interval."""
 
 from __future__ import annotations
 
@@ -6,9 +6,26 @@ from datetime import timedelta
 
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
+from offerloop.decisions import tasks  # noqa: F401  (registers the learning jobs)
 from offerloop.decisions.schemas import ActionIn, DecideRequest
+from offerloop.jobs import queue, runner
 from offerloop.models import Decision
-from offerloop.worker.learner import Learner
+
+LEARNING = (decisions_service.CLOSE_KIND, decisions_service.LEARN_KIND)
+
+
+def _run(db, now):
+    """Every learning job due at ``now``: (kind, key, status) of each run."""
+    ran = []
+    while batch := runner.run_due(db, owner="test", now=now, only=LEARNING, limit=10):
+        ran += batch
+    return ran
+
+
+def _learned(db, workspace_id: str, placement: str) -> int:
+    with db.read() as session:
+        return decisions_service.current_policy(session, workspace_id, placement)[0]
+
 
 ACTIONS = [ActionIn(key=f"l{i}", kind="lesson", title=f"L{i}", outcome={"event": "Lesson Completed", "window_days": 1,
                                                                          "default_reward": 0.0}) for i in range(3)]  # fmt: skip
@@ -29,18 +46,23 @@ def test_a_pass_closes_windows_and_trains_each_placement_once(db, workspace):
                     d = session.get(Decision, out.decision_id)
                     assert d is not None
                     d.reward, d.reward_at, d.reward_source = 1.0, utcnow(), "test"
-    learner = Learner(db)
-    results = sorted(learner.run_once(), key=lambda r: r["placement"])
-    assert [
-        (r["workspace_id"], r["placement"], r["learned"], r["version"])
-        for r in results
-        if r["workspace_id"] == workspace.id
-    ] == [
-        (workspace.id, "checkout", 4, 1),
-        (workspace.id, "home", 4, 1),
+    now = utcnow()
+    closed = [r for r in _run(db, now) if r.workspace_id == workspace.id]
+    assert [(r.kind, r.key, r.status) for r in closed] == [
+        (decisions_service.CLOSE_KIND, workspace.id, "done")  # every window closed: none left to wait for
     ]
-    again = [r for r in learner.run_once() if r["workspace_id"] == workspace.id]
-    assert again == []
+    assert _run(db, now + timedelta(seconds=59)) == []  # learning waits one interval after the rewards
+    learned = [r for r in _run(db, now + timedelta(seconds=61)) if r.workspace_id == workspace.id]
+    assert sorted((r.key, r.status) for r in learned) == [
+        (f"{workspace.id}:checkout", "done"),
+        (f"{workspace.id}:home", "done"),
+    ]
+    assert [_learned(db, workspace.id, p) for p in ("checkout", "home")] == [1, 1]
+    with db.read() as session:
+        assert decisions_service.learn(session=session, workspace_id=workspace.id, placement="home") == {
+            "version": 1, "learned": 0,  # all 4 (2 rewarded, 2 closed with the default) were learned
+        }  # fmt: skip
+    assert _run(db, now + timedelta(days=30)) == []
 
 
 SALES = [ActionIn(key=f"s{i}", kind="offer", title=f"S{i}", outcome={"event": "Order Completed", "window_days": 1,
@@ -90,11 +112,18 @@ def test_a_stored_poisoned_reward_or_a_failing_placement_never_stops_the_others(
         return real_learn(session=session, workspace_id=workspace_id, placement=placement, **kw)
 
     monkeypatch.setattr(decisions_service, "learn", failing)
-    results = [r for r in Learner(db).run_once() if r["workspace_id"] == workspace.id]
-    assert sorted((r["placement"], r["learned"], r["version"]) for r in results) == [
-        ("checkout", 2, 1),
-        ("home", 2, 1),
+    now = utcnow()
+    with db.write() as session:  # the rewards above were set by hand: queue what their arrival queues
+        for placement in ("home", "checkout", "cart"):
+            queue.enqueue(session, kind=decisions_service.LEARN_KIND, workspace_id=workspace.id,
+                          key=decisions_service.learn_key(workspace.id, placement), now=now)  # fmt: skip
+    ran = [r for r in _run(db, now) if r.workspace_id == workspace.id]
+    assert sorted((r.key.split(":")[1], r.status) for r in ran) == [
+        ("cart", "retrying"),
+        ("checkout", "done"),
+        ("home", "done"),
     ]
+    assert [_learned(db, workspace.id, p) for p in ("cart", "checkout", "home")] == [0, 1, 1]
     with db.read() as session:
         report = decisions_service.evaluate(session=session, workspace_id=workspace.id, placement="home")
     assert report["decisions"] == 1  # the poisoned row is left out, never a 500

@@ -20,6 +20,7 @@ from offerloop import __version__
 from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
 from offerloop.assembly.endpoints import router as assembly_router
+from offerloop.assembly.tasks import rewriter_config
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
 from offerloop.content.endpoints import router as content_router
@@ -27,6 +28,7 @@ from offerloop.core.errors import OfferloopError
 from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
+from offerloop.decisions import service as decisions_service
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
@@ -34,6 +36,7 @@ from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
+from offerloop.jobs.runner import Runner
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
@@ -42,12 +45,7 @@ from offerloop.pipeline import runner as pipeline_runner
 from offerloop.pipeline import status as pipeline_status
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
-from offerloop.worker import registry as worker_registry
-from offerloop.worker.fulfilment import FulfilmentWorkers
-from offerloop.worker.fulfilment import wake as fulfilment_wake
-from offerloop.worker.learner import Learner
-from offerloop.worker.renderer import RenderWorkers
-from offerloop.worker.renderer import wake as renderer_wake
+from offerloop.worker import registry
 from offerloop.workspaces.endpoints import router as keys_router
 
 DESCRIPTION = """
@@ -113,41 +111,33 @@ def create_app(
         if settings.is_sqlite:
             checkpointer = WalCheckpointer(engine)
 
-    worker_registry.load()  # registers consumers and job kinds
+    registry.load()  # every job kind and consumer this process may run
     pipeline_runner.configure(settings)
-    # Consumers run in threads of this process; an injected database (the test harness) drains inline.
+    decisions_service.configure_learning(interval_s=settings.learn_interval_s)
+    # Two pools over the one jobs mechanism: consumer threads keep the log's lag near zero, and job threads
+    # run renders, fulfilment, learning and due work, so a slow render never holds up an event.
+    # `offerloop worker` processes run the same over the same database. An injected database (the test
+    # harness) has no threads: appends are drained inline after each commit.
     consumers = (
         pipeline_runner.PipelineWorkers(db, threads=settings.pipeline_workers)
         if own_db and settings.pipeline_workers
         else None
     )
     pipeline_log.set_inline(db, not own_db)
-
-    learner = (
-        Learner(db, interval_s=settings.learn_interval_s)
-        if own_db and settings.learn_interval_s > 0
+    jobs = (
+        Runner(db, threads=settings.worker_threads, poll_s=settings.worker_poll_s,
+               only=pipeline_runner.other_kinds(), deps={"rewriter": rewriter_config(settings)})
+        if own_db and settings.worker_threads
         else None
-    )
-
-    renderers = (
-        RenderWorkers(db, settings, threads=settings.render_workers)
-        if own_db and settings.render_workers
-        else None
-    )
-
-    fulfilers = (
-        FulfilmentWorkers(db, threads=settings.fulfilment_workers)
-        if own_db and settings.fulfilment_workers
-        else None
-    )
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, consumers, learner, renderers, fulfilers):
+        for background in (checkpointer, consumers, jobs):
             if background is not None:
                 background.start()
         yield
-        for background in (fulfilers, renderers, learner, consumers, checkpointer):
+        for background in (jobs, consumers, checkpointer):
             if background is not None:
                 background.stop()
 
@@ -159,8 +149,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.wake_renderers = renderer_wake
-    app.state.wake_fulfilment = fulfilment_wake
     # Client input guards (innermost first): bodies checked, then bounded and authenticated before reading.
     app.add_middleware(InputGuard)
     app.add_middleware(BodyLimit)

@@ -121,14 +121,7 @@ def create_artifact(request: Request, db: DB, principal: SecretKey, body: Artifa
             session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, policy_id=body.policy,
             offer_value_minor=body.offer_value_minor, quiz_id=body.quiz, ranking=body.ranking,
         )  # fmt: skip
-    _wake(request)  # committed: the render threads may start now
     return queued
-
-
-def _wake(request: Request) -> None:
-    wake = getattr(request.app.state, "wake_renderers", None)
-    if wake is not None:
-        wake()
 
 
 @router.get("/artifacts/{artifact_id}", summary="Status, provenance, files and versions of an artifact")
@@ -229,7 +222,6 @@ def review(
         done = service.review(session=session, workspace_id=principal.workspace_id, artifact_id=artifact_id,
                               action=body.action, reviewer=body.reviewer, note=body.note, edits=body.edits,
                               version=body.version)  # fmt: skip
-    _wake(request)  # an edit queues the version for rendering again
     return done
 
 
@@ -247,7 +239,6 @@ def regenerate(request: Request, db: DB, principal: SecretKey, atom_id: str | No
         done = service.regenerate_affected(
             session=session, workspace_id=principal.workspace_id, atom_id=atom_id
         )
-    _wake(request)
     return JSONResponse(
         {"regenerated": [{"id": d["id"], "version": d["version"]} for d in done]}, status_code=202
     )

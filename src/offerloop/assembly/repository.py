@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
@@ -104,19 +104,6 @@ def version(
     return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
-def claim_queued(session: Session, limit: int = 1) -> list[ArtifactVersion]:
-    """The oldest queued versions, locked for this worker (SKIP LOCKED on PostgreSQL; SQLite has one writer)."""
-    stmt = (
-        select(ArtifactVersion)
-        .where(ArtifactVersion.status == "queued")
-        .order_by(ArtifactVersion.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
-
-
 def files(session: Session, workspace_id: str, artifact_id: str, number: int) -> list[ArtifactFile]:
     stmt = scoped_select(ArtifactFile, workspace_id).where(
         ArtifactFile.artifact_id == artifact_id, ArtifactFile.version == number
@@ -184,13 +171,6 @@ def stale_uses(
     if atom_id is not None:
         stmt = stmt.where(AtomUse.atom_id == atom_id)
     return [tuple(r) for r in session.execute(stmt.order_by(AtomUse.artifact_id, AtomUse.atom_id))]
-
-
-def requeue_rendering(session: Session) -> int:
-    result = session.execute(
-        update(ArtifactVersion).where(ArtifactVersion.status == "rendering").values(status="queued")
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def delete_files(session: Session, workspace_id: str, artifact_id: str, number: int) -> None:

@@ -1,10 +1,11 @@
 """The assembly domain: composition policies, per-buyer artifacts, rendering, voice, review, provenance.
 
 An artifact request composes at once (selection is milliseconds) and stores a *queued* version with its
-preview; the render job (``render_next``) rewrites allowed atoms through the optional voice rewriter,
-renders PDF/HTML/email/Markdown, and leaves the version *ready* or *awaiting_review*. Jobs are rows:
-any server thread or ``offerloop worker`` process claims the oldest queued version, so nothing queued
-is lost when a process dies (a version left *rendering* is put back in the queue on start).
+preview, and enqueues its render job (kind ``assembly.render``, one per version) in the same transaction.
+The job (``render_queued``) rewrites allowed atoms through the optional voice rewriter, renders
+PDF/HTML/email/Markdown, and leaves the version *ready* or *awaiting_review*. Jobs are rows claimed with a
+lease by any server thread or ``offerloop worker`` process, so nothing queued is lost when a process dies:
+a version left *rendering* by a killed worker is rendered again when its job's lease runs out.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.core.ids import new_id
 from offerloop.identity import service as identity_service
+from offerloop.jobs import queue, runner
 from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy
 from offerloop.personas import service as persona_service
 from offerloop.workspaces import service as workspace_service
@@ -435,6 +437,7 @@ def _add_version(
         repository.add(session, AtomUse(workspace_id=artifact.workspace_id, artifact_id=artifact.id, version=number,
                                         atom_id=atom_id, atom_version=atom_version))  # fmt: skip
     repository.flush(session)
+    _enqueue_render(session, row)
     return row
 
 
@@ -534,18 +537,17 @@ def on_logged_events(
 # -- rendering (the job) ---------------------------------------------------------------------------
 
 
-def requeue_interrupted(*, session: Session) -> int:
-    """Versions a dead worker left half-rendered go back in the queue (run when a worker starts)."""
-    return repository.requeue_rendering(session)
+RENDER_KIND = "assembly.render"
 
 
-def claim_next(*, session: Session) -> tuple[str, str, int] | None:
-    rows = repository.claim_queued(session, 1)
-    if not rows:
-        return None
-    rows[0].status = "rendering"
-    repository.flush(session)
-    return rows[0].workspace_id, rows[0].artifact_id, rows[0].version
+def _enqueue_render(session: Session, row: ArtifactVersion) -> None:
+    """The version's render job, in the caller's transaction (workers wake once it commits)."""
+    queue.enqueue(session, kind=RENDER_KIND, key=render_key(row.artifact_id, row.version),
+                  workspace_id=row.workspace_id)  # fmt: skip
+
+
+def render_key(artifact_id: str, version: int) -> str:
+    return f"{artifact_id}:{version}"
 
 
 def _rewrite(
@@ -742,29 +744,47 @@ def _pdf_pages(pdf: bytes) -> int:
     return len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
 
 
-def render_next(*, db: Any, rewriter: RewriterConfig | None = None) -> tuple[str, int, str] | None:
-    """Claim and render the oldest queued version; None when the queue is empty."""
+def render_queued(
+    *, db: Any, workspace_id: str, artifact_id: str, version: int, rewriter: RewriterConfig | None = None
+) -> str | None:
+    """The render job's work: render a queued version (or one a killed worker left *rendering*) and set its
+    status; None, doing nothing, when the version is no longer waiting (rendered, superseded, gone)."""
     with db.write() as session:
-        claimed = claim_next(session=session)
-    if claimed is None:
-        return None
+        row = repository.version(session, workspace_id, artifact_id, version, lock=True)
+        if row is None or row.status not in ("queued", "rendering"):
+            return None
+        row.status = "rendering"
     status = render_version(
-        db=db, workspace_id=claimed[0], artifact_id=claimed[1], version=claimed[2], rewriter=rewriter
+        db=db, workspace_id=workspace_id, artifact_id=artifact_id, version=version, rewriter=rewriter
     )
     if status == "ready":  # a regenerated version of a reviewed artifact goes back to a human
         with db.write() as session:
             status = hold_for_review(
-                session=session, workspace_id=claimed[0], artifact_id=claimed[1], version=claimed[2]
+                session=session, workspace_id=workspace_id, artifact_id=artifact_id, version=version
             )
-    return claimed[1], claimed[2], status
+    return status
 
 
-def run_pending(*, db: Any, rewriter: RewriterConfig | None = None) -> list[tuple[str, int, str]]:
-    """Render everything queued (tests, CLI and the worker loop)."""
-    done = []
-    while (item := render_next(db=db, rewriter=rewriter)) is not None:
-        done.append(item)
-    return done
+def render_failed(*, session: Session, workspace_id: str, artifact_id: str, version: int, error: str) -> None:
+    """The render job gave up: a version still waiting shows it failed, with the reason."""
+    row = repository.version(session, workspace_id, artifact_id, version, lock=True)
+    if row is not None and row.status in ("queued", "rendering"):
+        row.status, row.error = "failed", error[:2000]
+
+
+def run_pending(
+    *, db: Any, rewriter: RewriterConfig | None = None, now: datetime | None = None
+) -> list[tuple[str, int, str]]:
+    """Run the render jobs due now in this thread (tests, ``offerloop worker --once``): (artifact, version,
+    status) of each version rendered."""
+    from offerloop.assembly import tasks  # noqa: F401  (registers the render job; it imports this module)
+
+    rendered: list[tuple[str, int, str]] = []
+    owner = runner.owner_id(":pending")
+    while runner.run_due(db, owner=owner, now=now, only=(RENDER_KIND,),
+                         deps={"rewriter": rewriter, "rendered": rendered}):  # fmt: skip
+        pass
+    return rendered
 
 
 # -- reading, review, delivery -------------------------------------------------------------------------
@@ -936,6 +956,8 @@ def review(
         row.document = document_to_dict(edited)
     row.status = {"approve": "ready", "reject": "rejected", "edit": "queued"}[action]
     row.reviewer, row.review_note, row.reviewed_at, row.provenance = reviewer, note, utcnow(), provenance
+    if row.status == "queued":
+        _enqueue_render(session, row)
     workspace_service.audit(session, workspace_id, actor=reviewer, action=f"artifact.review.{action}",
                             target_type="artifact", target_id=artifact_id,
                             details={"version": row.version, "note": note, "blocks": sorted(edits or {})})  # fmt: skip

@@ -110,7 +110,6 @@ def mark_paid(request: Request, db: DB, principal: SecretKey, order_id: str, bod
         out = service.mark_paid(session=session, workspace_id=principal.workspace_id, order_id=order_id,
                                 actor=principal.key_id, processor_fee=body.processor_fee, provider_ref=body.reference,
                                 platform_fee_percent=get_settings(request).platform_fee_percent)  # fmt: skip
-    _wake(request)
     return out
 
 
@@ -135,7 +134,6 @@ def retry(
     with db.write() as session:
         out = service.retry_task(session=session, workspace_id=principal.workspace_id, order_id=order_id,
                                  component=component, ref=ref)  # fmt: skip
-    _wake(request)
     return out
 
 
@@ -197,11 +195,4 @@ async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
             raise
 
     outcome = await run_in_threadpool(apply)
-    _wake(request)
     return {"received": True, "outcome": outcome, "type": event.type}
-
-
-def _wake(request: Request) -> None:
-    wake = getattr(request.app.state, "wake_fulfilment", None)
-    if wake is not None:
-        wake()

@@ -237,9 +237,11 @@ def task(
     return session.scalars(stmt).one_or_none()
 
 
-def task_by_id(session: Session, workspace_id: str, task_id: int) -> FulfilmentTask | None:
+def task_by_id(
+    session: Session, workspace_id: str, task_id: int, *, lock: bool = False
+) -> FulfilmentTask | None:
     stmt = scoped_select(FulfilmentTask, workspace_id).where(FulfilmentTask.id == task_id)
-    return session.scalars(stmt).one_or_none()
+    return session.scalars(stmt.with_for_update() if lock else stmt).one_or_none()
 
 
 def tasks(session: Session, workspace_id: str, order_id: str) -> list[FulfilmentTask]:
@@ -258,15 +260,6 @@ def cancel_pending_tasks(session: Session, workspace_id: str, order_id: str, rea
         .values(status="canceled", last_error=reason)
     )
     return _rowcount(result)
-
-
-def due_tasks(session: Session, now: datetime, limit: int) -> list[FulfilmentTask]:
-    stmt = select(FulfilmentTask).where(
-        FulfilmentTask.status == "pending", FulfilmentTask.next_attempt_at <= now
-    )
-    return list(
-        session.scalars(stmt.order_by(FulfilmentTask.next_attempt_at, FulfilmentTask.id).limit(limit))
-    )
 
 
 # -- subscriptions and provider events -----------------------------------------------------------------

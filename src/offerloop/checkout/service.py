@@ -5,7 +5,7 @@ conditional UPDATE (sold + held never exceeds the stock, on SQLite and PostgreSQ
 marked by an admin (manual provider) or reported by a verified webhook — is idempotent: the order becomes
 ``paid``, its hold converts to a sale, the ledger gets a balanced sale entry, the buyer record gets an
 "Order Completed" event (features, personas and decision rewards follow), and one fulfilment task per
-component is queued. Tasks run after commit, each on its own, retried with backoff, so a failing
+component is queued with its job. Jobs run after commit, each on its own, retried with backoff, so a failing
 component never fails the order nor blocks the others.
 """
 
@@ -35,6 +35,7 @@ from offerloop.entitlements import service as entitlements_service
 from offerloop.events import service as event_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.jobs import queue, runner
 from offerloop.ledger import service as ledger_service
 from offerloop.ledger.postings import Account, balance, refund_entry, sale_entry
 from offerloop.models import FulfilmentTask, Order, StockHold
@@ -378,13 +379,20 @@ def _components(catalog: Catalog, offer: Offer) -> list[dict[str, Any]]:
     return specs
 
 
+FULFIL_KIND = "checkout.fulfil"
+
+
 def _queue(session: Session, order: Order, spec: dict[str, Any], source: str, at: datetime) -> None:
+    """One fulfilment task per component, driven by its job (kind ``checkout.fulfil``, key the task id)."""
     if repository.task(session, order.workspace_id, order.id, spec["component"], spec["ref"]) is not None:
         return
-    repository.add(session, FulfilmentTask(
+    task = FulfilmentTask(
         workspace_id=order.workspace_id, order_id=order.id, buyer_id=order.buyer_id, component=spec["component"],
         ref=spec["ref"], spec={**spec, "source": source}, status="pending", attempts=0, next_attempt_at=at,
-    ))  # fmt: skip
+    )  # fmt: skip
+    repository.add(session, task)
+    repository.flush(session)  # the job is keyed by the task's id
+    queue.enqueue(session, kind=FULFIL_KIND, key=str(task.id), workspace_id=order.workspace_id, run_at=at)
 
 
 # -- fulfilment (after commit, one task at a time) -----------------------------------------------------
@@ -428,40 +436,51 @@ def fulfil(*, session: Session, task: FulfilmentTask, now: datetime) -> dict[str
     return {"entitlement_id": granted.id}
 
 
+def run_task(*, session: Session, workspace_id: str, task_id: int, now: datetime) -> FulfilmentTask | None:
+    """The fulfilment job's work, in the job's transaction: deliver a pending task once (done, or canceled
+    when its order no longer wants it). A task no longer pending (delivered, canceled) is left alone."""
+    # Not locked here: `fulfil` locks the order first, in the order refunds take their locks.
+    task = repository.task_by_id(session, workspace_id, task_id)
+    if task is None or task.status != "pending":
+        return None
+    task.result = fulfil(session=session, task=task, now=now)
+    task.status = "canceled" if "skipped" in task.result else "done"
+    task.done_at, task.attempts = now, task.attempts + 1
+    return task
+
+
+def task_failed(
+    *, session: Session, workspace_id: str, task_id: int, attempts: int, error: str, retry_at: datetime,
+    gave_up: bool,
+) -> None:  # fmt: skip
+    """The task mirrors its job's failure: attempts, the error, the next try, or failed when it gave up."""
+    task = repository.task_by_id(session, workspace_id, task_id, lock=True)
+    if task is None or task.status != "pending":
+        return
+    task.attempts, task.last_error = attempts, error[:2000]
+    if gave_up:
+        task.status = "failed"
+    else:
+        task.next_attempt_at = retry_at
+
+
 def run_fulfilment(*, db: Any, now: datetime | None = None, limit: int = 100) -> list[tuple[str, str, str]]:
-    """Run due tasks, each in its own transaction; a failure is recorded and retried with backoff
-    (30 s, 1 min, 2 min, …), giving up after MAX_ATTEMPTS. Returns (order, component, status)."""
-    now = now or utcnow()
-    with db.read() as session:
-        due = [(t.workspace_id, t.id) for t in repository.due_tasks(session, now, limit)]
-    done = []
-    for workspace_id, task_id in due:
-        error: str | None = None
-        try:
-            with db.write() as session:
-                task = repository.task_by_id(session, workspace_id, task_id)
-                if task is None or task.status not in ("pending",) or task.next_attempt_at > now:
-                    continue
-                task.result = fulfil(session=session, task=task, now=now)
-                status = "canceled" if "skipped" in task.result else "done"
-                task.status, task.done_at, task.attempts = status, now, task.attempts + 1
-                done.append((task.order_id, task.component, status))
-        except Exception as exc:  # any component failure stays with its task; the order is untouched
-            error = f"{type(exc).__name__}: {exc}"
-        if error is not None:
-            with db.write() as session:
-                task = repository.task_by_id(session, workspace_id, task_id)
-                if task is None:
-                    continue
-                task.attempts += 1
-                task.last_error = error[:2000]
-                if task.attempts >= MAX_ATTEMPTS:
-                    task.status = "failed"
-                else:
-                    task.next_attempt_at = now + timedelta(seconds=30 * 2 ** (task.attempts - 1))
-                done.append(
-                    (task.order_id, task.component, task.status if task.status == "failed" else "retrying")
-                )
+    """Run the fulfilment jobs due now in this thread (tests, CLI): (order, component, status) of each task
+    run, status done, canceled, retrying or failed. Retries and giving up come from the job mechanism."""
+    from offerloop.checkout import tasks  # noqa: F401  (registers the fulfilment job; it imports this module)
+
+    done: list[tuple[str, str, str]] = []
+    owner = runner.owner_id(":fulfil")
+    while len(done) < limit and (
+        ran := runner.run_due(db, owner=owner, now=now, only=(FULFIL_KIND,), deps={"fulfilled": done})
+    ):
+        for r in ran:
+            if r.status in ("retrying", "parked"):
+                with db.read() as session:
+                    task = repository.task_by_id(session, str(r.workspace_id), int(r.key))
+                    if task is not None:
+                        status = "retrying" if r.status == "retrying" else "failed"
+                        done.append((task.order_id, task.component, status))
     return done
 
 
@@ -484,6 +503,9 @@ def retry_task(
     if task is None or task.workspace_id != workspace_id:
         raise OrderNotFound(f"no {component} {ref} task on order {order_id}")
     task.status, task.next_attempt_at, task.attempts = "pending", utcnow(), 0
+    queue.enqueue(
+        session, kind=FULFIL_KIND, key=str(task.id), workspace_id=workspace_id, run_at=task.next_attempt_at
+    )
     return {"component": component, "ref": ref, "status": task.status}
 
 

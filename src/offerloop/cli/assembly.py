@@ -1,10 +1,8 @@
-"""`offerloop content|quiz|policy|artifacts|worker`: the corpus, quizzes, composition policies, artifacts
-and the render worker from the command line."""
+"""`offerloop content|quiz|policy|artifacts|review`: the corpus, quizzes, composition policies, artifacts
+and their review from the command line."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,13 +11,10 @@ import typer
 from offerloop.assembly import service as assembly_service
 from offerloop.assembly.lint import lint_policy
 from offerloop.assembly.policy import parse_policy
-from offerloop.checkout import service as checkout_service
 from offerloop.cli.common import WorkspaceOpt, database, domain_errors, print_json, settings
 from offerloop.content import service as content_service
 from offerloop.content.atoms import load_corpus
 from offerloop.content.quizzes import parse_quiz
-from offerloop.worker.fulfilment import FulfilmentWorkers
-from offerloop.worker.renderer import RenderWorkers, rewriter_config
 
 content_app = typer.Typer(
     help="The content corpus (Markdown atoms with YAML front matter).", no_args_is_help=True
@@ -170,36 +165,6 @@ def artifacts_regenerate(
     for d in done:
         typer.echo(f"{d['id']} -> version {d['version']} (queued)")
     typer.echo(f"{len(done)} artifacts regenerated")
-
-
-def worker(
-    threads: Annotated[int, typer.Option(help="Render threads in this process")] = 2,
-    fulfilment_threads: Annotated[int, typer.Option(help="Fulfilment threads in this process")] = 1,
-    once: Annotated[bool, typer.Option("--once", help="Do what is queued now, then exit")] = False,
-) -> None:
-    """Render queued artifacts and deliver paid orders' components, next to (or instead of) the server's own threads."""
-    cfg = settings()
-    with database(cfg) as db:
-        if once:
-            delivered = checkout_service.run_fulfilment(db=db)  # first: it may queue deliverables to render
-            done = assembly_service.run_pending(db=db, rewriter=rewriter_config(cfg))
-            typer.echo(f"{len(done)} artifact versions rendered, {len(delivered)} fulfilment tasks run")
-            return
-        pools: list[RenderWorkers | FulfilmentWorkers] = [
-            RenderWorkers(db, cfg, threads=threads),
-            FulfilmentWorkers(db, threads=fulfilment_threads),
-        ]
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        for pool in pools:
-            pool.start()
-        typer.echo(
-            f"worker: {threads} render threads, {fulfilment_threads} fulfilment threads; Ctrl-C to stop"
-        )
-        stop.wait()
-        for pool in pools:
-            pool.stop()
 
 
 review_app = typer.Typer(

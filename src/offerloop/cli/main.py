@@ -13,6 +13,7 @@ import typer
 from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import imports as import_cmds
+from offerloop.cli import jobs as jobs_cmds
 from offerloop.cli.common import (
     WorkspaceOpt,
     database,
@@ -46,7 +47,8 @@ app.add_typer(assembly_cmds.quiz_app, name="quiz")
 app.add_typer(assembly_cmds.policy_app, name="policy")
 app.add_typer(assembly_cmds.artifacts_app, name="artifacts")
 app.add_typer(assembly_cmds.review_app, name="review")
-app.command("worker")(assembly_cmds.worker)
+app.command("worker")(jobs_cmds.worker)
+app.add_typer(jobs_cmds.app, name="jobs")
 app.add_typer(commerce_cmds.offers_app, name="offers")
 app.add_typer(commerce_cmds.orders_app, name="orders")
 app.add_typer(commerce_cmds.ledger_app, name="ledger")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, text
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
@@ -170,19 +170,10 @@ def decisions_for_evaluation(
     return list(session.scalars(stmt.order_by(Decision.created_at, Decision.id)))
 
 
-def workspaces_with_expired_windows(session: Session, now: datetime) -> list[str]:
-    stmt = (
-        select(Decision.workspace_id)
-        .where(Decision.reward.is_(None), Decision.window_ends_at < now)
-        .distinct()
+def next_window_end(session: Session, workspace_id: str) -> datetime | None:
+    """The end of the earliest outcome window still open in the workspace."""
+    stmt = scoped_select(Decision, workspace_id, func.min(Decision.window_ends_at)).where(
+        Decision.reward.is_(None), Decision.window_ends_at.is_not(None)
     )
-    return list(session.scalars(stmt))
-
-
-def placements_to_learn(session: Session) -> list[tuple[str, str]]:
-    stmt = (
-        select(Decision.workspace_id, Decision.placement)
-        .where(Decision.reward.is_not(None), Decision.learned_at.is_(None), Decision.propensity.is_not(None))
-        .distinct()
-    )
-    return [(w, p) for w, p in session.execute(stmt)]
+    found: datetime | None = session.scalar(stmt)
+    return found

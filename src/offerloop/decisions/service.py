@@ -31,6 +31,7 @@ from offerloop.entitlements import service as entitlements_service
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.jobs import queue
 from offerloop.ml.base import Action as ModelAction
 from offerloop.ml.base import Policy, Scored, load_policy, sample
 from offerloop.ml.policies import MAX_ABS_VALUE, VWContextualBandit
@@ -337,6 +338,7 @@ def decide(
     )  # fmt: skip
     if log is None:
         repository.add(session, row)
+        _schedule_close(session, workspace_id, [row])
     else:
         log.append(row)
     return DecideResponse(
@@ -351,8 +353,11 @@ def decide(
 
 def record(*, session: Session, decisions: Iterable[Decision]) -> None:
     """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
-    for row in decisions:
+    rows = list(decisions)
+    for row in rows:
         repository.add(session, row)
+    for workspace_id in sorted({r.workspace_id for r in rows}):
+        _schedule_close(session, workspace_id, [r for r in rows if r.workspace_id == workspace_id])
 
 
 def decide_for(
@@ -438,6 +443,7 @@ def on_events(
     if not open_:
         return 0
     rewarded = 0
+    placements: set[str] = set()
     for buyer_id, name, properties, at, message_id in sorted(batch, key=lambda e: e[3]):
         for d in open_:
             if d.reward is not None or d.buyer_id != buyer_id or d.outcome_event != name:
@@ -453,28 +459,67 @@ def on_events(
                 continue
             d.reward, d.reward_at, d.reward_source = value, at, message_id
             rewarded += 1
+            placements.add(d.placement)
+    _schedule_learning(session, workspace_id, placements, utcnow())
     return rewarded
 
 
 def close_windows(*, session: Session, workspace_id: str, now: datetime | None = None) -> int:
     """Decisions whose window closed without an outcome get their outcome's default reward."""
-    now = now or utcnow()
+    return len(_close(session, workspace_id, now or utcnow()))
+
+
+def _close(session: Session, workspace_id: str, now: datetime) -> list[Decision]:
     expired = repository.expire(session, workspace_id, now)
     for d in expired:
         outcome: dict[str, Any] = d.context.get("_outcome") or {}
         d.reward = float(outcome.get("default_reward", 0.0))
         d.reward_at, d.reward_source = d.window_ends_at, "default"
     session.flush()  # sessions do not autoflush: a learn() in the same transaction must see these
-    return len(expired)
+    return expired
 
 
-def workspaces_with_expired_windows(*, session: Session, now: datetime | None = None) -> list[str]:
-    return repository.workspaces_with_expired_windows(session, now or utcnow())
+# Learning runs as jobs: one per (workspace, placement) (kind decisions.learn, the key is the one writer),
+# queued when rewards arrive to run one interval later, so a placement learns at most once per interval;
+# and one per workspace (kind decisions.close_windows) queued for the earliest open outcome window's end.
+LEARN_KIND = "decisions.learn"
+CLOSE_KIND = "decisions.close_windows"
+_learning = {"interval_s": 60.0}
 
 
-def placements_to_learn(*, session: Session) -> list[tuple[str, str]]:
-    """(workspace, placement) pairs with rewarded decisions the policy has not learned yet."""
-    return repository.placements_to_learn(session)
+def configure_learning(*, interval_s: float) -> None:
+    """The process's learning interval (the server's setting); 0 queues no learning at all."""
+    _learning["interval_s"] = interval_s
+
+
+def learn_key(workspace_id: str, placement: str) -> str:
+    return f"{workspace_id}:{placement}"
+
+
+def _schedule_learning(session: Session, workspace_id: str, placements: Iterable[str], now: datetime) -> None:
+    interval = _learning["interval_s"]
+    if interval <= 0:
+        return
+    for placement in sorted(set(placements)):
+        queue.ensure(session, kind=LEARN_KIND, key=learn_key(workspace_id, placement), workspace_id=workspace_id,
+                     run_at=now + timedelta(seconds=interval), now=now)  # fmt: skip
+
+
+def _schedule_close(session: Session, workspace_id: str, logged: Sequence[Decision]) -> None:
+    ends = [d.window_ends_at for d in logged if d.window_ends_at is not None]
+    if ends and _learning["interval_s"] > 0:
+        queue.ensure(session, kind=CLOSE_KIND, key=workspace_id, workspace_id=workspace_id, run_at=min(ends))
+
+
+def close_due_windows(*, session: Session, workspace_id: str, now: datetime) -> datetime | None:
+    """The close-windows job: default rewards for the windows ended by ``now``, their placements queued to
+    learn; returns when to run again (the next window's end, an interval away at least), None if none is open."""
+    closed = _close(session, workspace_id, now)
+    _schedule_learning(session, workspace_id, {d.placement for d in closed}, now)
+    following = repository.next_window_end(session, workspace_id)
+    if following is None:
+        return None
+    return max(following, now + timedelta(seconds=max(_learning["interval_s"], 1.0)))
 
 
 def learn(*, session: Session, workspace_id: str, placement: str, limit: int = 50_000) -> dict[str, int]:

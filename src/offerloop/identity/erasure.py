@@ -99,6 +99,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "actions": "none",
     "policy_snapshots": "none",
     "server_secrets": "none",
+    "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 
 ERASED: Final = "[erased]"

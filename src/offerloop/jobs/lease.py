@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -19,6 +20,20 @@ def backoff_s(attempts: int, *, base_s: float, cap_s: float, key: str = "") -> f
     return delay * (0.8 + 0.4 * spread / 0xFFFF)
 
 
+def _due(now: datetime, kinds: tuple[str, ...] | None) -> list[Any]:
+    conditions = [
+        Job.state == "queued",
+        Job.run_at <= now,
+        or_(Job.lease_until.is_(None), Job.lease_until < now),
+    ]
+    return conditions if kinds is None else [*conditions, Job.kind.in_(kinds)]
+
+
+def any_due(session: Session, *, now: datetime, kinds: tuple[str, ...] | None = None) -> bool:
+    """Whether a claim could find work: a read, so idle workers never take the (SQLite) writer lock."""
+    return session.execute(select(Job.id).where(*_due(now, kinds)).limit(1)).first() is not None
+
+
 def claim(
     session: Session,
     *,
@@ -30,18 +45,7 @@ def claim(
 ) -> list[Job]:
     """Lease up to ``limit`` due jobs to ``owner``. On PostgreSQL concurrent claimers skip each other's
     rows (FOR UPDATE SKIP LOCKED); on SQLite the writer lock already makes claims one at a time."""
-    query = (
-        select(Job)
-        .where(
-            Job.state == "queued",
-            Job.run_at <= now,
-            or_(Job.lease_until.is_(None), Job.lease_until < now),
-        )
-        .order_by(Job.run_at, Job.id)
-        .limit(limit)
-    )
-    if kinds is not None:
-        query = query.where(Job.kind.in_(kinds))
+    query = select(Job).where(*_due(now, kinds)).order_by(Job.run_at, Job.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     jobs = list(session.scalars(query))

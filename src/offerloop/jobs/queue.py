@@ -6,7 +6,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -80,9 +80,54 @@ def enqueue(
         after_commit(session, wake)
 
 
+def ensure(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    run_at: datetime,
+    workspace_id: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Make sure ``(kind, key)`` runs at ``run_at`` or earlier, writing only when needed: a job already
+    queued for a time between now and ``run_at`` will run after this transaction commits and see its work,
+    so a hot path (a decision logged per request) pays one read. True when it enqueued."""
+    now = now or utcnow()
+    found = session.execute(
+        select(Job.state, Job.run_at).where(Job.kind == kind, Job.key == key)
+    ).one_or_none()
+    # A queued job not due yet cannot be running now; one that is due may be running without our work.
+    if found is not None and found.state == "queued" and now < found.run_at <= run_at:
+        return False
+    enqueue(session, kind=kind, key=key, workspace_id=workspace_id, run_at=run_at, now=now)
+    return True
+
+
 def _earlier(state: Any, run_at: Any, when: datetime) -> Any:
     return case((state != "queued", when), (run_at > when, when), else_=run_at)
 
 
 def _reset_attempts(state: Any, attempts: Any) -> Any:
     return case((state != "queued", 0), else_=attempts)
+
+
+def listing(
+    session: Session, *, state: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[Job]:
+    """Jobs for an operator (newest change first), by state and kind."""
+    query = select(Job).order_by(Job.updated_at.desc(), Job.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return list(session.scalars(query))
+
+
+def replay(session: Session, job_id: int, *, now: datetime | None = None) -> Job | None:
+    """Queue a parked (or finished) job again now, with fresh attempts; None if there is no such job."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    enqueue(session, kind=job.kind, key=job.key, workspace_id=job.workspace_id, now=now)
+    session.refresh(job)
+    return job

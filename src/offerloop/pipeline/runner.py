@@ -72,6 +72,14 @@ def kinds() -> tuple[str, ...]:
     return tuple(log.kind_of(c.name) for c in consumers())
 
 
+def other_kinds() -> tuple[str, ...]:
+    """Every registered job kind the consumer threads do not run (renders, fulfilment, due work…)."""
+    from offerloop.pipeline import partitions
+
+    mine = {*kinds(), partitions.KIND}
+    return tuple(k for k in jobs_runner.kinds() if k not in mine)
+
+
 def _by_name(name: str) -> Consumer | None:
     return next((c for c in consumers() if c.name == name), None)
 

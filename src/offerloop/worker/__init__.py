@@ -1,1 +1,1 @@
-"""Background work of the embedded server: the learner that closes outcome windows and trains policies."""
+"""Background work entrypoints: which modules register job kinds and consumers (`registry`)."""

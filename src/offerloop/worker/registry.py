@@ -9,6 +9,9 @@ MODULES: tuple[str, ...] = (
     "offerloop.features.consumers",
     "offerloop.decisions.consumers",
     "offerloop.assembly.consumers",
+    "offerloop.assembly.tasks",
+    "offerloop.checkout.tasks",
+    "offerloop.decisions.tasks",
 )
 
 
