@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from offerloop.core.clock import offset_clock, utcnow
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret", "secret"})
 MIN_SECRET_LENGTH = 16
@@ -85,6 +89,10 @@ class Settings(BaseSettings):
     rewriter_cache_size: int = Field(default=1024, ge=0)
     # Fulfilment threads inside `offerloop serve` (paid orders' components: access, deliverables).
     fulfilment_workers: int = Field(default=1, ge=0, le=16)
+    # Job threads inside `offerloop serve` (due work: renewals, trial ends, retries, drop holds…; 0: none).
+    worker_threads: int = Field(default=2, ge=0, le=32)
+    # Tests only (honoured when environment is "test"): a file holding the seconds the job clock runs ahead.
+    test_clock_file: str | None = None
     # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -108,6 +116,12 @@ class Settings(BaseSettings):
                 "OFFERLOOP_PUBLIC_URL must be an absolute http(s) URL like https://offers.example.com"
             )
         return value.rstrip("/")
+
+    def job_clock(self) -> Callable[[], datetime]:
+        """The clock background jobs run on: UTC, or in tests UTC moved by ``test_clock_file``."""
+        if self.environment == "test" and self.test_clock_file:
+            return offset_clock(self.test_clock_file)
+        return utcnow
 
     @property
     def is_sqlite(self) -> bool:

@@ -50,6 +50,8 @@ ALLOWED: dict[str, str] = {
     "assembly.claim_queued": "render worker claim loop; the claimed version carries its workspace_id",
     "assembly.requeue_rendering": "worker start-up: versions left 'rendering' by a killed worker, any tenant",
     "checkout.due_tasks": "fulfilment worker claim loop; each task carries its workspace_id",
+    "checkout.unscheduled_subscriptions": "due-work sweep over every tenant; each row carries its workspace_id",
+    "checkout.unscheduled_holds": "due-work sweep over every tenant; each hold carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",
     "identity.rows_for_erasure": "GDPR erasure over every store, one model at a time: always limited to the "

@@ -33,11 +33,13 @@ from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
+from offerloop.jobs.runner import Runner
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
+from offerloop.worker import registry
 from offerloop.worker.fulfilment import FulfilmentWorkers
 from offerloop.worker.fulfilment import wake as fulfilment_wake
 from offerloop.worker.learner import Learner
@@ -126,13 +128,21 @@ def create_app(
         else None
     )
 
+    if own_db and settings.worker_threads:
+        registry.load()  # the job kinds (due work…) this process runs
+    jobs = (
+        Runner(db, threads=settings.worker_threads, clock=settings.job_clock())
+        if own_db and settings.worker_threads
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, learner, renderers, fulfilers):
+        for background in (checkpointer, learner, renderers, fulfilers, jobs):
             if background is not None:
                 background.start()
         yield
-        for background in (fulfilers, renderers, learner, checkpointer):
+        for background in (jobs, fulfilers, renderers, learner, checkpointer):
             if background is not None:
                 background.stop()
 
