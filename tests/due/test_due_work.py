@@ -20,7 +20,7 @@ from offerloop.checkout import service as checkout_service
 from offerloop.checkout import tasks as _tasks  # noqa: F401  (registers the due-work kinds)
 from offerloop.checkout.exceptions import CheckoutError, SoldOut
 from offerloop.entitlements import service as entitlements_service
-from offerloop.jobs import runner
+from offerloop.jobs import lease, runner
 from offerloop.ledger import service as ledger_service
 from offerloop.models import Job, Order
 from offerloop.offers import service as offers_service
@@ -136,6 +136,18 @@ def test_a_manual_subscription_renews_once_at_its_period_end(db, shop) -> None:
     with db.read() as session:
         booked = ledger_service.refundable(session=session, workspace_id=ws, order_id=renewal.id).amount
     assert booked == renewal.total == 9900
+
+
+def test_a_renewal_claimed_by_a_worker_that_died_fires_once_after_its_lease(db, shop) -> None:
+    ws, buyer = shop
+    _, sid = subscribe(db, ws, buyer, "inner-circle", T0)
+    end = sub(db, ws, sid)[1].current_period_end
+    with db.write() as session:  # a worker claims the job and is killed before its transaction commits
+        lease.claim(session, owner="dead", now=end, lease_s=60, kinds=(due.PERIOD_END,), limit=100)
+    assert run(db, end + timedelta(seconds=30), sid, owner="w2") == []  # its lease still runs
+    assert run(db, end + timedelta(seconds=61), sid, owner="w2") == [(due.PERIOD_END, sid, "again")]
+    assert len(orders(db, ws, buyer)) == 2
+    assert run(db, end + timedelta(seconds=200), sid, owner="w3") == []
 
 
 def test_a_runner_that_was_down_renews_each_missed_period_once_back_to_back(db, shop) -> None:
