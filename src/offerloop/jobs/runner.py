@@ -78,7 +78,8 @@ def register(
 def ensure_recurring(
     db: Database, *, now: datetime | None = None, only: tuple[str, ...] | None = None
 ) -> None:
-    """Queue the job of each recurring kind (or of ``only`` these) to run now, unless it is queued already."""
+    """Queue the one job of each recurring kind (or of ``only`` these) to run now: a starting runner runs them
+    at once (idempotent: a queued job keeps an earlier time)."""
     now = now or utcnow()
     with db.write() as session:
         for kind in _kinds.values():
@@ -183,11 +184,10 @@ class Runner:
         ]
 
     def start(self) -> None:
+        # If this fails, the recurring jobs are there already or the next runner to start queues them.
         try:
             ensure_recurring(self.db, now=self.clock(), only=self.only)
-        except (
-            Exception
-        ):  # the recurring jobs are queued by the next runner that starts, or are there already
+        except Exception:
             log.exception("queueing recurring jobs failed")
         for t in self._threads:
             t.start()
