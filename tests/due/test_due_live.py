@@ -115,7 +115,9 @@ def test_a_real_server_renews_a_manual_subscription_at_its_period_end_once(
         until("the restarted server's sweep", swept)
         with store.connect() as conn:
             queued = conn.execute(
-                select(Job.state, Job.run_at).where(Job.kind == due.PERIOD_END, Job.key == sid)
+                select(Job.state, Job.run_at).where(
+                    Job.kind == due.PERIOD_END, Job.key == due.key(ws["id"], sid)
+                )
             ).one()
         assert (queued.state, queued.run_at) == (
             "queued",

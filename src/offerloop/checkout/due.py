@@ -22,6 +22,17 @@ SWEEP = "checkout.due_sweep"  # recurring: enqueue due work whose job is missing
 SWEEP_EVERY_S = 300.0
 
 
-def at(session: Session, kind: str, key: str, workspace_id: str, when: datetime) -> None:
-    """Run ``kind`` for ``key`` at ``when`` (an earlier queued time is kept; its handler re-reads the state)."""
-    queue.enqueue(session, kind=kind, key=key, workspace_id=workspace_id, run_at=when)
+def key(workspace_id: str, object_id: str) -> str:
+    """A due job's key: the object's id within its workspace (ids are not trusted to be unique across them)."""
+    return f"{workspace_id}/{object_id}"
+
+
+def object_id(job_key: str) -> str:
+    return job_key.split("/", 1)[1]
+
+
+def at(session: Session, kind: str, object_id: str, workspace_id: str, when: datetime) -> None:
+    """Run ``kind`` for the object at ``when`` (an earlier queued time is kept; its handler re-reads the state)."""
+    queue.enqueue(
+        session, kind=kind, key=key(workspace_id, object_id), workspace_id=workspace_id, run_at=when
+    )

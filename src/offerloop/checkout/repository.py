@@ -309,7 +309,8 @@ def unscheduled_subscriptions(
     session: Session, *, kind: str, statuses: tuple[str, ...], limit: int
 ) -> list[Subscription]:
     """Manual-provider subscriptions in ``statuses`` (every workspace) with no queued ``kind`` job."""
-    queued = exists().where(Job.kind == kind, Job.key == Subscription.id, Job.state == "queued")
+    key = Subscription.workspace_id.concat("/").concat(Subscription.id)  # checkout.due.key
+    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
     stmt = (
         select(Subscription)
         .join(Order, (Order.workspace_id == Subscription.workspace_id) & (Order.id == Subscription.order_id))
@@ -327,7 +328,8 @@ def unscheduled_subscriptions(
 
 def unscheduled_holds(session: Session, *, kind: str, limit: int) -> list[StockHold]:
     """Drop holds still held (every workspace) whose order has no queued ``kind`` job."""
-    queued = exists().where(Job.kind == kind, Job.key == StockHold.order_id, Job.state == "queued")
+    key = StockHold.workspace_id.concat("/").concat(StockHold.order_id)  # checkout.due.key
+    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
     stmt = select(StockHold).where(StockHold.status == "held", ~queued).order_by(StockHold.id).limit(limit)
     return list(session.scalars(stmt))
 

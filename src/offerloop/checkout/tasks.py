@@ -19,7 +19,10 @@ from offerloop.jobs.runner import Context, register
 def period_end(ctx: Context) -> datetime | None:
     assert ctx.session is not None and ctx.job.workspace_id is not None
     return checkout_service.period_end_due(
-        session=ctx.session, workspace_id=ctx.job.workspace_id, subscription_id=ctx.job.key, now=ctx.now
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        subscription_id=due.object_id(ctx.job.key),
+        now=ctx.now,
     )
 
 
@@ -27,7 +30,10 @@ def period_end(ctx: Context) -> datetime | None:
 def payment_retry(ctx: Context) -> datetime | None:
     assert ctx.session is not None and ctx.job.workspace_id is not None
     return checkout_service.payment_retry_due(
-        session=ctx.session, workspace_id=ctx.job.workspace_id, subscription_id=ctx.job.key, now=ctx.now
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        subscription_id=due.object_id(ctx.job.key),
+        now=ctx.now,
     )
 
 
@@ -35,7 +41,10 @@ def payment_retry(ctx: Context) -> datetime | None:
 def hold_expiry(ctx: Context) -> datetime | None:
     assert ctx.session is not None and ctx.job.workspace_id is not None
     return checkout_service.hold_expiry_due(
-        session=ctx.session, workspace_id=ctx.job.workspace_id, order_id=ctx.job.key, now=ctx.now
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        order_id=due.object_id(ctx.job.key),
+        now=ctx.now,
     )
 
 
