@@ -513,7 +513,7 @@ CROSS_WORKSPACE = {
         r"WHERE fulfilment_tasks\.status = \S+ AND fulfilment_tasks\.next_attempt_at"
     ),
     # jobs.queue.enqueue: a job is (kind, key); keys of workspace work carry the workspace (checkout.due.key)
-    "jobs": re.compile(r"^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"key\" = \S+$"),
+    "jobs": re.compile(r'^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\."?key"? = \S+$'),
 }
 SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)
 # The unit of work writing back (or deleting) an object it loaded (through a scoped query) by its primary key.
