@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from offerloop.core.clock import offset_clock, utcnow
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret", "secret"})
 MIN_SECRET_LENGTH = 16
@@ -97,6 +101,8 @@ class Settings(BaseSettings):
     pipeline_backoff_cap_s: float = Field(default=30.0, gt=0.0)
     pipeline_stuck_s: float = Field(default=60.0, gt=0.0)
     pipeline_fresh_wait_s: float = Field(default=2.0, ge=0.0)
+    # Tests only (honoured when environment is "test"): a file holding the seconds the job clock runs ahead.
+    test_clock_file: str | None = None
     # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -120,6 +126,12 @@ class Settings(BaseSettings):
                 "OFFERLOOP_PUBLIC_URL must be an absolute http(s) URL like https://offers.example.com"
             )
         return value.rstrip("/")
+
+    def job_clock(self) -> Callable[[], datetime]:
+        """The clock background jobs run on: UTC, or in tests UTC moved by ``test_clock_file``."""
+        if self.environment == "test" and self.test_clock_file:
+            return offset_clock(self.test_clock_file)
+        return utcnow
 
     @property
     def is_sqlite(self) -> bool:

@@ -125,7 +125,7 @@ def create_app(
     )
     pipeline_log.set_inline(db, not own_db)
     jobs = (
-        Runner(db, threads=settings.worker_threads, poll_s=settings.worker_poll_s,
+        Runner(db, threads=settings.worker_threads, poll_s=settings.worker_poll_s, clock=settings.job_clock(),
                only=pipeline_runner.other_kinds(), deps={"rewriter": rewriter_config(settings)})
         if own_db and settings.worker_threads
         else None

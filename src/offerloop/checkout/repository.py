@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from offerloop.models import (
     Coupon,
     DropStock,
     FulfilmentTask,
+    Job,
     Order,
     PaymentEvent,
     StockHold,
@@ -190,11 +191,20 @@ def release_expired_holds(session: Session, workspace_id: str, offer_key: str, n
     )  # fmt: skip
     released = 0
     for hold_id, quantity, buyer_id in session.execute(stmt).all():
-        if _set_hold_status(session, workspace_id, hold_id, ("held",), "expired"):
-            _unhold(session, workspace_id, offer_key, quantity, sold=0)
-            unclaim(session, workspace_id, "drop", offer_key, buyer_id, quantity)
+        if expire_hold(session, workspace_id, hold_id, offer_key, quantity, buyer_id):
             released += quantity
     return released
+
+
+def expire_hold(
+    session: Session, workspace_id: str, hold_id: int, offer_key: str, quantity: int, buyer_id: str
+) -> bool:
+    """A hold that lapsed unpaid: its units go back to stock and to the buyer's allowance (False: it had moved)."""
+    if not _set_hold_status(session, workspace_id, hold_id, ("held",), "expired"):
+        return False
+    _unhold(session, workspace_id, offer_key, quantity, sold=0)
+    unclaim(session, workspace_id, "drop", offer_key, buyer_id, quantity)
+    return True
 
 
 def holds(session: Session, workspace_id: str, order_id: str) -> list[StockHold]:
@@ -286,6 +296,35 @@ def subscription_by_provider(session: Session, workspace_id: str, provider_id: s
 def subscriptions_of(session: Session, workspace_id: str, buyer_id: str) -> list[Subscription]:
     stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id == buyer_id)
     return list(session.scalars(stmt.order_by(Subscription.created_at)))
+
+
+def unscheduled_subscriptions(
+    session: Session, *, kind: str, statuses: tuple[str, ...], limit: int
+) -> list[Subscription]:
+    """Manual-provider subscriptions in ``statuses`` (every workspace) with no queued ``kind`` job."""
+    key = Subscription.workspace_id.concat("/").concat(Subscription.id)  # checkout.due.key
+    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
+    stmt = (
+        select(Subscription)
+        .join(Order, (Order.workspace_id == Subscription.workspace_id) & (Order.id == Subscription.order_id))
+        .where(
+            Subscription.status.in_(statuses),
+            Subscription.provider_subscription_id.is_(None),
+            Order.provider == "manual",
+            ~queued,
+        )
+        .order_by(Subscription.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def unscheduled_holds(session: Session, *, kind: str, limit: int) -> list[StockHold]:
+    """Drop holds still held (every workspace) whose order has no queued ``kind`` job."""
+    key = StockHold.workspace_id.concat("/").concat(StockHold.order_id)  # checkout.due.key
+    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
+    stmt = select(StockHold).where(StockHold.status == "held", ~queued).order_by(StockHold.id).limit(limit)
+    return list(session.scalars(stmt))
 
 
 def payment_event(session: Session, provider: str, provider_event_id: str) -> PaymentEvent | None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from offerloop.assembly import service as assembly_service
-from offerloop.checkout import repository
+from offerloop.checkout import due, repository
 from offerloop.checkout.exceptions import CheckoutError, OrderNotFound, SoldOut
 from offerloop.checkout.stripe_provider import (
     CheckoutLine,
@@ -249,9 +249,10 @@ def _hold(
         raise CheckoutError(f"{drop.title}: at most {drop.per_buyer_limit} per buyer", code="per_buyer_limit")
     if not repository.take_stock(session, workspace_id, drop.key, quantity):
         raise SoldOut(f"{drop.title} is sold out")
+    expires = now + timedelta(minutes=HOLD_MINUTES)
     repository.add(session, StockHold(workspace_id=workspace_id, offer_key=drop.key, order_id=order.id, buyer_id=buyer_id,
-                                      quantity=quantity, status="held", created_at=now,
-                                      expires_at=now + timedelta(minutes=HOLD_MINUTES)))  # fmt: skip
+                                      quantity=quantity, status="held", created_at=now, expires_at=expires))  # fmt: skip
+    due.at(session, due.HOLD_EXPIRY, order.id, workspace_id, expires)
 
 
 def attach_session(
@@ -629,6 +630,7 @@ def _start_subscription(
     repository.add(session, row)
     _event(session, order, order.buyer_id, "Subscription Started",
            {"subscription_id": row.id, "plan": offer.key, "state": sub.state, "order_id": order.id}, f"{row.id}-started")  # fmt: skip
+    _schedule(session, row, order)
     return row.id
 
 
@@ -708,6 +710,7 @@ def subscription_action(
     _event(session, workspace_id, row.buyer_id, name,
            {"subscription_id": row.id, "plan": sub.plan, "from": before, "to": sub.state},
            f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
+    _schedule(session, row)
     return subscription_read(row)
 
 
@@ -841,6 +844,114 @@ def _reset_quotas(session: Session, row: SubscriptionRow, actor: str) -> None:
                                        component=component.component, ref=component.ref, source=row.id,
                                        quantity=component.quantity, actor=actor,
                                        access_ends_at=current.access_ends_at if current else _sub_access_end(row, None))  # fmt: skip
+
+
+# -- due work: subscriptions and holds act by themselves at their time (handlers in checkout/tasks.py) ----
+
+SCHEDULER = "schedule"  # the actor of due work on the buyer's record and the entitlements' history
+SWEEP_LIMIT = 500  # rows per kind per sweep pass; a full pass runs again at once
+
+
+def _collects_itself(session: Session, row: SubscriptionRow, first: Order | None = None) -> bool:
+    """Whether we bill this subscription ourselves (manual provider). Stripe renews, retries and cancels its
+    own subscriptions and reports each by webhook: acting on them too would charge a period twice."""
+    first = first or repository.order(session, row.workspace_id, row.order_id)
+    return first is not None and first.provider == "manual" and row.provider_subscription_id is None
+
+
+def _period_due(row: SubscriptionRow) -> datetime | None:
+    """When the period (or trial) of a trialing or active subscription ends; None for other states."""
+    return _sub_from_json(row.state).current_period_end if row.status in ("trialing", "active") else None
+
+
+def _retry_due(row: SubscriptionRow) -> datetime | None:
+    return _sub_from_json(row.state).next_retry_at if row.status == "past_due" else None
+
+
+def _schedule(session: Session, row: SubscriptionRow, first: Order | None = None) -> None:
+    """Enqueue what the subscription's state makes due next (nothing for a Stripe subscription)."""
+    if not _collects_itself(session, row, first):
+        return
+    for kind, when in ((due.PERIOD_END, _period_due(row)), (due.PAYMENT_RETRY, _retry_due(row))):
+        if when is not None:
+            due.at(session, kind, row.id, row.workspace_id, when)
+
+
+def _due_subscription(session: Session, workspace_id: str, subscription_id: str) -> SubscriptionRow | None:
+    row = repository.subscription_for_update(session, workspace_id, subscription_id)
+    return row if row is not None and _collects_itself(session, row) else None
+
+
+def period_end_due(
+    *, session: Session, workspace_id: str, subscription_id: str, now: datetime
+) -> datetime | None:
+    """A manual subscription whose period (or trial) has ended by ``now`` takes the renew step, as the renew
+    action does: a charged renewal order, a trial converted with its first charge, or the end of one set to
+    cancel at period end (access ends at the period's end). Nothing when it is not due (renewed, canceled,
+    paused, past due since). Returns when its period next ends."""
+    row = _due_subscription(session, workspace_id, subscription_id)
+    if row is None:
+        return None
+    end = _period_due(row)
+    if end is not None and end <= now:  # on the period's end, as the state machine dates the charge
+        subscription_action(session=session, workspace_id=workspace_id, subscription_id=row.id, action="renew",
+                            at=end, actor=SCHEDULER)  # fmt: skip
+    return _period_due(row)
+
+
+def payment_retry_due(
+    *, session: Session, workspace_id: str, subscription_id: str, now: datetime
+) -> datetime | None:
+    """A past-due manual subscription at its retry date. The manual provider has no card to charge again: the
+    retry succeeds when the payment was recorded (``payment_succeeded``) before it, which made the subscription
+    active and this a no-op; otherwise the attempt fails, scheduling the next retry or, after the last one,
+    canceling the subscription and ending access (``offers.subscriptions``: +1, +3, +5 days). Returns when
+    the next retry is due."""
+    row = _due_subscription(session, workspace_id, subscription_id)
+    if row is None:
+        return None
+    when = _retry_due(row)
+    if when is not None and when <= now:
+        subscription_action(session=session, workspace_id=workspace_id, subscription_id=row.id,
+                            action="payment_failed", at=when, actor=SCHEDULER)  # fmt: skip
+    return _retry_due(row)
+
+
+def hold_expiry_due(*, session: Session, workspace_id: str, order_id: str, now: datetime) -> datetime | None:
+    """The drop units an unpaid order still holds past their expiry go back to stock and to the buyer's
+    allowance, as the lazy release at the next checkout does. The order stays pending: a payment that still
+    arrives takes the units again if any are left, or is refused ``sold_out_after_expiry`` (``mark_paid``).
+    Returns when a hold still running expires."""
+    order = repository.order_for_update(session, workspace_id, order_id)  # serialised with its payment
+    if order is None:
+        return None
+    later: datetime | None = None
+    for hold in repository.holds(session, workspace_id, order_id):
+        if hold.status != "held":
+            continue
+        if hold.expires_at <= now:
+            repository.expire_hold(
+                session, workspace_id, hold.id, hold.offer_key, hold.quantity, hold.buyer_id
+            )
+        else:
+            later = min(later or hold.expires_at, hold.expires_at)
+    return later
+
+
+def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
+    """Enqueue the due work whose job is missing (rows from before due work existed, an enqueue lost with a
+    database restored from backup); idempotent. Returns how many objects it scheduled."""
+    rows = repository.unscheduled_subscriptions(
+        session, kind=due.PERIOD_END, statuses=("trialing", "active"), limit=limit
+    ) + repository.unscheduled_subscriptions(
+        session, kind=due.PAYMENT_RETRY, statuses=("past_due",), limit=limit
+    )
+    for row in rows:
+        _schedule(session, row)
+    holds = repository.unscheduled_holds(session, kind=due.HOLD_EXPIRY, limit=limit)
+    for hold in holds:
+        due.at(session, due.HOLD_EXPIRY, hold.order_id, hold.workspace_id, hold.expires_at)
+    return len(rows) + len(holds)
 
 
 # -- provider webhooks -----------------------------------------------------------------------------

@@ -1,13 +1,19 @@
-"""Background jobs of the checkout domain."""
+"""Background jobs of the checkout domain (thin: the job's key names the object, the service acts).
+
+Due work (``checkout.due``): each handler is transactional, so what it does and the job's finish commit
+together (exactly once), and returns when the object is next due (None: nothing more to do).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
 from offerloop.jobs import runner
+from offerloop.jobs.runner import Context, register
 from offerloop.models.jobs import Job
 from offerloop.telemetry import log
 
@@ -38,3 +44,46 @@ def fulfil(ctx: runner.Context) -> datetime | None:
         if fulfilled is not None:  # `run_fulfilment` reports what it ran
             fulfilled.append((task.order_id, task.component, task.status))
     return None
+
+
+# -- due work ---------------------------------------------------------------------------------------
+
+
+@register(due.PERIOD_END)
+def period_end(ctx: Context) -> datetime | None:
+    assert ctx.session is not None and ctx.job.workspace_id is not None
+    return checkout_service.period_end_due(
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        subscription_id=due.object_id(ctx.job.key),
+        now=ctx.now,
+    )
+
+
+@register(due.PAYMENT_RETRY)
+def payment_retry(ctx: Context) -> datetime | None:
+    assert ctx.session is not None and ctx.job.workspace_id is not None
+    return checkout_service.payment_retry_due(
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        subscription_id=due.object_id(ctx.job.key),
+        now=ctx.now,
+    )
+
+
+@register(due.HOLD_EXPIRY)
+def hold_expiry(ctx: Context) -> datetime | None:
+    assert ctx.session is not None and ctx.job.workspace_id is not None
+    return checkout_service.hold_expiry_due(
+        session=ctx.session,
+        workspace_id=ctx.job.workspace_id,
+        order_id=due.object_id(ctx.job.key),
+        now=ctx.now,
+    )
+
+
+@register(due.SWEEP, max_attempts=1000, backoff_cap_s=due.SWEEP_EVERY_S, every_s=due.SWEEP_EVERY_S)
+def sweep(ctx: Context) -> datetime | None:
+    assert ctx.session is not None
+    full = checkout_service.sweep_due(session=ctx.session) >= checkout_service.SWEEP_LIMIT
+    return ctx.now if full else ctx.now + timedelta(seconds=due.SWEEP_EVERY_S)

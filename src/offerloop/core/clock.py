@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def offset_clock(path: str | Path) -> Callable[[], datetime]:
+    """UTC plus the seconds written in the file at ``path`` (read at every call; absent or empty: 0), so a
+    test can move a real server's clock for due work forward."""
+    file = Path(path)
+
+    def now() -> datetime:
+        try:
+            text = file.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        return utcnow() + timedelta(seconds=float(text or 0))
+
+    return now
 
 
 def parse_timestamp(value: object) -> datetime | None:

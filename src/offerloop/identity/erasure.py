@@ -47,6 +47,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | ledger_entries       | keep (totals unchanged), needles out of tags                                       |
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
 | audit_log            | keep (accountability), needles out of details                                      |
+| jobs                 | keep (background work names objects by internal id; payloads hold no personal data) |
 | workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
@@ -88,6 +89,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "ledger_entries": "redact",
     "ledger_postings": "redact",
     "audit_log": "redact",
+    "jobs": "keep",
     "workspaces": "none",
     "api_keys": "none",
     "offers": "none",

@@ -53,8 +53,10 @@ class Kind:
     backoff_base_s: float = 5.0
     backoff_cap_s: float = 3600.0
     on_fail: FailHook | None = None
+    every_s: float | None = None
 
 
+RECURRING_KEY = "every"
 _kinds: dict[str, Kind] = {}
 
 
@@ -67,18 +69,33 @@ def register(
     backoff_base_s: float = 5.0,
     backoff_cap_s: float = 3600.0,
     on_fail: FailHook | None = None,
+    every_s: float | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind. It returns None when the job is done, or the time to run it
     again. A transactional handler runs inside one write transaction that also finishes the job, so its
-    effects happen exactly once; the others run their own transactions and must be idempotent."""
+    effects happen exactly once; the others run their own transactions and must be idempotent.
+    ``every_s``: a recurring kind, whose one job (key ``RECURRING_KEY``) every runner queues when it starts
+    (its handler returns its next time)."""
 
     def wrap(fn: Handler) -> Handler:
         _kinds[name] = Kind(
-            name, fn, transactional, lease_s, max_attempts, backoff_base_s, backoff_cap_s, on_fail
+            name, fn, transactional, lease_s, max_attempts, backoff_base_s, backoff_cap_s, on_fail, every_s
         )
         return fn
 
     return wrap
+
+
+def ensure_recurring(
+    db: Database, *, now: datetime | None = None, only: tuple[str, ...] | None = None
+) -> None:
+    """Queue the one job of each recurring kind (or of ``only`` these) to run now: a starting runner runs them
+    at once (idempotent: a queued job keeps an earlier time)."""
+    now = now or utcnow()
+    with db.write() as session:
+        for kind in _kinds.values():
+            if kind.every_s is not None and (only is None or kind.name in only):
+                queue.enqueue(session, kind=kind.name, key=RECURRING_KEY, run_at=now, now=now)
 
 
 def kinds() -> dict[str, Kind]:
@@ -224,6 +241,11 @@ class Runner:
         ]
 
     def start(self) -> None:
+        # If this fails, the recurring jobs are there already or the next runner to start queues them.
+        try:
+            ensure_recurring(self.db, now=self.clock(), only=self.only)
+        except Exception:
+            log.exception("queueing recurring jobs failed")
         for t in self._threads:
             t.start()
 
