@@ -362,8 +362,9 @@ def decide_for(
     """Resolve the request's buyer (a never-seen one starts cold, on the persona prior), then decide."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
     try:
-        buyer = identity_service.lookup(session=session, workspace_id=workspace_id, **identifier)
-        buyer_id, consent = buyer.id, buyer.consent.personalization
+        buyer_id, consent = identity_service.find_buyer(
+            session=session, workspace_id=workspace_id, **identifier
+        )
     except BuyerNotFound:
         buyer_id, consent = None, None
     return decide(
@@ -376,7 +377,7 @@ def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest
     """The request's buyer id, or None for someone never seen."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
     try:
-        return identity_service.lookup(session=session, workspace_id=workspace_id, **identifier).id
+        return identity_service.find_buyer(session=session, workspace_id=workspace_id, **identifier)[0]
     except BuyerNotFound:
         return None
 
