@@ -123,9 +123,10 @@ def model_action(action: Action) -> ModelAction:
     return ModelAction(id=action.key, features=features)
 
 
-def cached_catalog(session: Session, workspace_id: str) -> Catalog:
-    """The catalog (with each action's model features), reloaded only when an action changed."""
-    version = repository.catalog_version(session, workspace_id)
+def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int] | None = None) -> Catalog:
+    """The catalog (with each action's model features), reloaded only when an action changed (``version``:
+    the catalog version when the caller already read it)."""
+    version = version or repository.catalog_version(session, workspace_id)
     cached = _catalogs.get(workspace_id)
     if cached is not None and cached[0] == version:
         return cached[1]
@@ -146,9 +147,12 @@ def cached_catalog(session: Session, workspace_id: str) -> Catalog:
 # -- policy snapshots ------------------------------------------------------------------------------
 
 
-def current_policy(session: Session, workspace_id: str, placement: str) -> tuple[int, Policy | None]:
-    """The newest snapshot, loaded once per process and reloaded whenever a newer version appears."""
-    version = repository.latest_version(session, workspace_id, placement)
+def current_policy(
+    session: Session, workspace_id: str, placement: str, version: int | None = None
+) -> tuple[int, Policy | None]:
+    """The newest snapshot, loaded once per process and reloaded whenever a newer version appears
+    (``version``: the latest version when the caller already read it)."""
+    version = repository.latest_version(session, workspace_id, placement) if version is None else version
     if version == 0:
         return 0, None
     cached = _policies.get((workspace_id, placement))
@@ -215,7 +219,8 @@ def decide(
     ``log``, appended there for the caller to write with ``record`` (deciding then needs only reads)."""
     now = now or utcnow()
     decision_id = new_id("dec")
-    catalog = cached_catalog(session, workspace_id)
+    catalog_version, policy_version = repository.versions(session, workspace_id, request.placement)
+    catalog = cached_catalog(session, workspace_id, catalog_version)
     by_key, model_actions = catalog.by_key, catalog.models
     if request.candidates is not None:
         unknown = sorted(set(request.candidates) - set(by_key))
@@ -268,7 +273,7 @@ def decide(
 
     buyer_key = buyer_id or request.anonymous_id or request.user_id or ""
     holdout = _in_holdout(workspace_id, buyer_key, holdout_share)
-    version, policy = current_policy(session, workspace_id, request.placement)
+    version, policy = current_policy(session, workspace_id, request.placement, policy_version)
     context = _context(features, posterior, request.context)
     actions = [model_actions[a.key] for a in eligible]
     if holdout:
@@ -351,8 +356,7 @@ def decide(
 
 def record(*, session: Session, decisions: Iterable[Decision]) -> None:
     """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
-    for row in decisions:
-        repository.add(session, row)
+    repository.insert_decisions(session, decisions)
 
 
 def decide_for(
