@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _common import create_workspace, machine, percentile, start_server
-from sqlalchemy import insert, text
+from sqlalchemy import delete, event, insert, text
 
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
 from offerloop.identity import service as identity_service
-from offerloop.models import Buyer, Identity
+from offerloop.models import Buyer, Identity, Workspace
 
 
 def load(db: Database, workspace_id: str, n: int) -> None:
@@ -78,6 +78,17 @@ def main() -> None:
         kind = kinds[rng.randrange(3)]
         return kind, {"user_id": f"u{i}", "email": f"b{i}@example.com", "anonymous_id": f"a-{i:08x}"}[kind]
 
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    with db.read() as session:
+        identity_service.lookup(session=session, workspace_id=ws["id"], user_id="u0")
+    event.remove(engine, "before_cursor_execute", count)
+
     in_process: list[float] = []
     for _ in range(args.lookups):
         kind, value = ask(rng.randrange(args.buyers))
@@ -85,7 +96,6 @@ def main() -> None:
         with db.read() as session:
             identity_service.lookup(session=session, workspace_id=ws["id"], **{kind: value})
         in_process.append(time.perf_counter() - t)
-    engine.dispose()
 
     server = start_server(url)
     over_http: list[float] = []
@@ -102,12 +112,17 @@ def main() -> None:
             over_http.append(time.perf_counter() - t)
     finally:
         server.stop()
+        if db.dialect == "postgresql":  # a shared database: leave it as it was
+            with db.write() as session:
+                session.execute(delete(Workspace).where(Workspace.id == ws["id"]))
+        engine.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"machine: {machine()}")
     print(
         f"backend: {url.split(':', 1)[0]}; {args.buyers:,} buyers, {3 * args.buyers:,} identifiers (loaded in {load_s:.0f} s)"
     )
+    print(f"statements per lookup: {len(statements)}")
     for name, xs in (("in-process", in_process), ("over HTTP", over_http)):
         print(
             f"lookup {name}: p50 {percentile(xs, 50) * 1000:.2f} ms, p99 {percentile(xs, 99) * 1000:.2f} ms "
