@@ -29,6 +29,11 @@ def machine() -> str:
     )
 
 
+def load_average() -> str:
+    """The 1-minute load average: other work on the same cores shows in the tail latencies."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import create_workspace, machine, percentile, start_server
+from _common import create_workspace, load_average, machine, percentile, start_server
 from sqlalchemy import delete, event, insert, text
 
 from offerloop.db import migrate
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=20_000)
     args = parser.parse_args()
+    started_load = load_average()
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
     url = args.database_url or f"sqlite:///{Path(tmp) / 'lookup.db'}"
 
@@ -118,7 +119,7 @@ def main() -> None:
         engine.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average at the end: {load_average()} (start: {started_load})")
     print(
         f"backend: {url.split(':', 1)[0]}; {args.buyers:,} buyers, {3 * args.buyers:,} identifiers (loaded in {load_s:.0f} s)"
     )
