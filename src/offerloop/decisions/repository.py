@@ -146,12 +146,9 @@ def latest_version(session: Session, workspace_id: str, placement: str) -> int:
     )
 
 
-_DECISION_COLUMNS = [c.key for c in Decision.__table__.columns]
-
-
-def insert_decisions(session: Session, rows: Iterable[Decision]) -> None:
+def insert_decisions(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Core INSERT of decisions made read-only (no unit-of-work flush: the log write stays short)."""
-    values = [{name: getattr(row, name) for name in _DECISION_COLUMNS} for row in rows]
+    values = list(rows)
     if values:
         session.connection().execute(insert(Decision), values)
 

@@ -54,6 +54,9 @@ class Catalog:
     by_key: dict[str, Action]
     models: dict[str, ModelAction]  # the policy's view (action features)
     views: dict[str, dict[str, Any]]  # the eligibility rules' view
+    # Per action, what its rules read of the buyer (precomputed: the decide path asks for every candidate).
+    entitled: frozenset[str]  # keys of actions whose rules depend on the buyer's entitlements
+    completed: dict[str, tuple[str, str]]  # key -> (event, property) of its completed_when
 
 
 _policies_lock = threading.Lock()
@@ -138,6 +141,16 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
         by_key={a.key: a for a in rows},
         models={a.key: model_action(a) for a in rows},
         views={a.key: _rule_view(a) for a in rows},
+        entitled=frozenset(
+            a.key
+            for a in rows
+            if a.attributes.get("requires_entitlement") or a.attributes.get("unless_entitled")
+        ),
+        completed={
+            a.key: (a.attributes["completed_when"]["event"], a.attributes["completed_when"]["property"])
+            for a in rows
+            if a.attributes.get("completed_when")
+        },
     )
     with _policies_lock:
         _catalogs[workspace_id] = (version, entry)
@@ -176,12 +189,15 @@ def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
 
 
 def _entitlements(
-    session: Session, workspace_id: str, buyer_id: str | None, pool: Sequence[Action], now: datetime
+    session: Session,
+    workspace_id: str,
+    buyer_id: str | None,
+    pool: Sequence[str],
+    catalog: Catalog,
+    now: datetime,
 ) -> frozenset[str]:
     """The buyer's usable entitlements, read only when a candidate's rules depend on them."""
-    if buyer_id is None or not any(
-        a.attributes.get("requires_entitlement") or a.attributes.get("unless_entitled") for a in pool
-    ):
+    if buyer_id is None or catalog.entitled.isdisjoint(pool):
         return frozenset()
     return entitlements_service.active_keys(
         session=session, workspace_id=workspace_id, buyer_id=buyer_id, now=now
@@ -213,10 +229,11 @@ def _context(
 
 def decide(
     *, session: Session, workspace_id: str, request: DecideRequest, buyer_id: str | None, consent_personalization: bool | None,
-    holdout_share: float = 0.1, now: datetime | None = None, log: list[Decision] | None = None,
+    holdout_share: float = 0.1, now: datetime | None = None, log: list[dict[str, Any]] | None = None,
 ) -> DecideResponse:  # fmt: skip
     """Rank eligible actions for one buyer and log the decision: in the caller's transaction, or, with
-    ``log``, appended there for the caller to write with ``record`` (deciding then needs only reads)."""
+    ``log``, appended there (as the row's column values) for the caller to write with ``record`` (deciding
+    then needs only reads)."""
     now = now or utcnow()
     decision_id = new_id("dec")
     catalog_version, policy_version = repository.versions(session, workspace_id, request.placement)
@@ -245,8 +262,8 @@ def decide(
     posterior: Mapping[str, float] = (
         persona["posterior"] if persona else persona_service.prior(session=session, workspace_id=workspace_id)
     )
-    specs = {(a.attributes["completed_when"]["event"], a.attributes["completed_when"]["property"])
-             for a in pool if a.attributes.get("completed_when")}  # fmt: skip
+    pool_keys = [a.key for a in pool]
+    specs = {spec for key in pool_keys if (spec := catalog.completed.get(key))}
     view = BuyerView(
         features=features,
         completed=frozenset(repository.completed_values(session, workspace_id, buyer_id, specs))
@@ -257,7 +274,7 @@ def decide(
         else {},
         stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
         now=now,
-        entitlements=_entitlements(session, workspace_id, buyer_id, pool, now),
+        entitlements=_entitlements(session, workspace_id, buyer_id, pool_keys, catalog, now),
     )
     exclude = frozenset(request.exclude)
     eligible: list[Action] = []
@@ -328,7 +345,7 @@ def decide(
 
     first = eligible[chosen.index] if chosen is not None else None
     outcome = first.outcome if first is not None else None
-    row = Decision(
+    row = dict(
             id=decision_id, workspace_id=workspace_id, buyer_id=buyer_id, placement=request.placement, created_at=now,
             policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
             persona=persona["name"] if persona else None, persona_confidence=persona["confidence"] if persona else None,
@@ -341,7 +358,7 @@ def decide(
             window_ends_at=now + timedelta(days=float(outcome["window_days"])) if outcome else None,
     )  # fmt: skip
     if log is None:
-        repository.add(session, row)
+        repository.add(session, Decision(**row))
     else:
         log.append(row)
     return DecideResponse(
@@ -354,14 +371,14 @@ def decide(
     )
 
 
-def record(*, session: Session, decisions: Iterable[Decision]) -> None:
+def record(*, session: Session, decisions: Iterable[dict[str, Any]]) -> None:
     """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
     repository.insert_decisions(session, decisions)
 
 
 def decide_for(
     *, session: Session, workspace_id: str, request: DecideRequest, holdout_share: float = 0.1,
-    log: list[Decision] | None = None,
+    log: list[dict[str, Any]] | None = None,
 ) -> DecideResponse:  # fmt: skip
     """Resolve the request's buyer (a never-seen one starts cold, on the persona prior), then decide."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
