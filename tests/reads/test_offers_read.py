@@ -76,23 +76,23 @@ def test_offers_decide_while_another_thread_holds_the_writer_lock(
     assert [i["id"] for i in items] == [f"offer:{o['key']}" for o in body["offers"]]
 
 
-def test_an_offers_request_logs_exactly_one_decision(client, db, secret_headers, write_headers):
+def test_an_offers_request_logs_exactly_one_decision(client, db, workspace, secret_headers, write_headers):
     _setup(client, secret_headers, write_headers)
     with db.read() as session:
-        before = session.scalar(select(func.count()).select_from(Decision))
+        before = session.scalar(select(func.count()).where(Decision.workspace_id == workspace.id))
     r = client.get("/v1/offers", headers=secret_headers, params={"user_id": "ada", "k": 2})
     assert r.status_code == 200, r.text
     with db.read() as session:
-        after = session.scalar(select(func.count()).select_from(Decision))
+        after = session.scalar(select(func.count()).where(Decision.workspace_id == workspace.id))
         propensity = session.scalar(select(Decision.propensity).where(Decision.id == r.json()["decision_id"]))
     assert after == before + 1
     assert propensity == r.json()["offers"][0]["propensity"]
 
 
-def test_no_buyable_offer_logs_nothing(client, db, secret_headers, write_headers):
+def test_no_buyable_offer_logs_nothing(client, db, workspace, secret_headers, write_headers):
     _setup(client, secret_headers, write_headers)
     r = client.get("/v1/offers", headers=secret_headers, params={"user_id": "ada", "currency": "JPY"})
     assert r.status_code == 200, r.text
     assert r.json()["decision_id"] is None and r.json()["offers"] == []
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(Decision)) == 0
+        assert session.scalar(select(func.count()).where(Decision.workspace_id == workspace.id)) == 0
