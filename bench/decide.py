@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import orjson
-from _common import create_workspace, load_average, machine, percentile, start_server
+from _common import create_workspace, load_average, machine, percentile, start_server, tree_cpu_seconds
 from lookup import load
 from sqlalchemy import delete
 
@@ -98,9 +98,11 @@ def main() -> None:
         }
 
     in_process = []
+    cpu: list[float] = []  # this thread's own CPU time: what other work on the cores does not inflate
     for i in range(args.decisions):
         body = request_body(i)
         t = time.perf_counter()
+        c = time.thread_time()
         # what the endpoint does: resolve the buyer and decide in a read transaction, then write the log row
         pending: list[object] = []
         with db.read() as session:
@@ -109,6 +111,7 @@ def main() -> None:
         with db.write() as session:
             decisions_service.record(session=session, decisions=pending)  # type: ignore[arg-type]
         in_process.append(time.perf_counter() - t)
+        cpu.append(time.thread_time() - c)
 
     server = start_server(url, workers=args.workers)
     try:
@@ -138,6 +141,8 @@ def main() -> None:
                 c.request("POST", "/v1/decide", body=body, headers=headers)
                 c.getresponse().read()
 
+        assert server.proc is not None
+        cpu_before = tree_cpu_seconds(server.proc.pid)
         started = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(2)]
         for t in threads:
@@ -145,6 +150,8 @@ def main() -> None:
         for t in threads:
             t.join()
         per_second = len(bodies) / (time.perf_counter() - started)
+        # The servers' own CPU per decision: what two cores free of other work would sustain.
+        server_cpu = (tree_cpu_seconds(server.proc.pid) - cpu_before) / len(bodies)
 
         # Freshness: after an event is acknowledged, how long until a decision reflects it.
         # (A new connection: the first one sat idle past the server's keep-alive during the throughput run.)
@@ -188,12 +195,20 @@ def main() -> None:
     print(
         f"{url.split(':', 1)[0]}; {args.buyers:,} buyers, {args.actions} actions, {args.candidates} candidates per decision, trained VW model"
     )
+    print(
+        f"decide in-process, CPU time of the calling thread: p50 {percentile(cpu, 50) * 1000:.2f} ms, "
+        f"p99 {percentile(cpu, 99) * 1000:.2f} ms"
+    )
     for name, xs in (("in-process", in_process), ("over HTTP", over_http)):
         print(
             f"decide {name}: p50 {percentile(xs, 50) * 1000:.2f} ms, p99 {percentile(xs, 99) * 1000:.2f} ms ({len(xs):,} decisions)"
         )
     print(
         f"throughput over HTTP, 2 connections, {args.workers} server processes: {per_second:,.0f} decisions/s"
+    )
+    print(
+        f"server CPU per decision in that run: {server_cpu * 1000:.2f} ms "
+        f"(all {args.workers} processes; {args.workers} free cores would sustain {args.workers / server_cpu:,.0f}/s)"
     )
     print(
         f"freshness (event acknowledged -> decision that sees it): p50 {percentile(fresh, 50) * 1000:.2f} ms, p99 {percentile(fresh, 99) * 1000:.2f} ms"
