@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import create_workspace, machine, percentile, start_server
+from _common import create_workspace, load_average, machine, percentile, start_server
 from lookup import load
 from sqlalchemy import delete, insert, text
 
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=100_000)
     parser.add_argument("--checks", type=int, default=20_000)
     args = parser.parse_args()
+    started_load = load_average()
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
     url = args.database_url or f"sqlite:///{Path(tmp) / 'entitlements.db'}"
 
@@ -163,7 +164,7 @@ def main() -> None:
     def ms(xs: list[float]) -> str:
         return f"p50 {percentile(xs, 50) * 1000:.2f} ms, p99 {percentile(xs, 99) * 1000:.2f} ms"
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average at the end: {load_average()} (start: {started_load})")
     print(
         f"backend: {url.split(':', 1)[0]}; {args.buyers:,} buyers, {rows:,} entitlements "
         f"(loaded in {load_s:.0f} s); answers: {dict(sorted(reasons.items()))}"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
@@ -21,11 +21,26 @@ def actions(session: Session, workspace_id: str, keys: Iterable[str] | None = No
     return list(session.scalars(stmt.order_by(Action.priority.desc(), Action.key)))
 
 
+_CATALOG_VERSION = select(func.max(Action.updated_at), func.count()).where(
+    Action.workspace_id == bindparam("w")
+)
+_POLICY_VERSION = select(func.max(PolicySnapshot.version)).where(
+    PolicySnapshot.workspace_id == bindparam("w"), PolicySnapshot.placement == bindparam("p")
+)
+# Both in one statement for the decide path (built once: constructing it per call cost more than running it).
+_VERSIONS = _CATALOG_VERSION.add_columns(_POLICY_VERSION.scalar_subquery())
+
+
 def catalog_version(session: Session, workspace_id: str) -> tuple[Any, int]:
     """Changes whenever an action is added or updated (for the per-process catalog cache)."""
-    stmt = scoped_select(Action, workspace_id, func.max(Action.updated_at), func.count())
-    latest, count = session.execute(stmt).one()
+    latest, count = session.connection().execute(_CATALOG_VERSION, {"w": workspace_id}).one()
     return latest, int(count)
+
+
+def versions(session: Session, workspace_id: str, placement: str) -> tuple[tuple[Any, int], int]:
+    """(the catalog version, the placement's latest policy version) in one statement."""
+    latest, count, policy = session.connection().execute(_VERSIONS, {"w": workspace_id, "p": placement}).one()
+    return (latest, int(count)), int(policy or 0)
 
 
 def actions_by_key(session: Session, workspace_id: str) -> dict[str, Action]:
@@ -57,14 +72,20 @@ def completed_values(
     return found
 
 
+_IMPRESSIONS = select(Decision.chosen_key, Decision.created_at).where(
+    Decision.workspace_id == bindparam("w"),
+    Decision.buyer_id == bindparam("b"),
+    Decision.created_at >= bindparam("since"),
+    Decision.chosen_key.is_not(None),
+)
+
+
 def impressions(
     session: Session, workspace_id: str, buyer_id: str, since: datetime
 ) -> dict[str, list[datetime]]:
-    stmt = scoped_select(Decision, workspace_id, Decision.chosen_key, Decision.created_at).where(
-        Decision.buyer_id == buyer_id, Decision.created_at >= since, Decision.chosen_key.is_not(None)
-    )
+    params = {"w": workspace_id, "b": buyer_id, "since": since}
     out: dict[str, list[datetime]] = defaultdict(list)
-    for key, at in session.execute(stmt):
+    for key, at in session.connection().execute(_IMPRESSIONS, params):
         if key is not None:
             out[key].append(at)
     return out
@@ -120,10 +141,16 @@ def mark_learned(session: Session, workspace_id: str, ids: list[str], at: dateti
 
 
 def latest_version(session: Session, workspace_id: str, placement: str) -> int:
-    stmt = scoped_select(PolicySnapshot, workspace_id, func.max(PolicySnapshot.version)).where(
-        PolicySnapshot.placement == placement
+    return int(
+        session.connection().execute(_POLICY_VERSION, {"w": workspace_id, "p": placement}).scalar() or 0
     )
-    return int(session.scalar(stmt) or 0)
+
+
+def insert_decisions(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """Core INSERT of decisions made read-only (no unit-of-work flush: the log write stays short)."""
+    values = list(rows)
+    if values:
+        session.connection().execute(insert(Decision), values)
 
 
 def snapshot(session: Session, workspace_id: str, placement: str, version: int) -> PolicySnapshot | None:

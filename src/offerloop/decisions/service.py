@@ -55,6 +55,9 @@ class Catalog:
     by_key: dict[str, Action]
     models: dict[str, ModelAction]  # the policy's view (action features)
     views: dict[str, dict[str, Any]]  # the eligibility rules' view
+    # Per action, what its rules read of the buyer (precomputed: the decide path asks for every candidate).
+    entitled: frozenset[str]  # keys of actions whose rules depend on the buyer's entitlements
+    completed: dict[str, tuple[str, str]]  # key -> (event, property) of its completed_when
 
 
 _policies_lock = threading.Lock()
@@ -124,9 +127,10 @@ def model_action(action: Action) -> ModelAction:
     return ModelAction(id=action.key, features=features)
 
 
-def cached_catalog(session: Session, workspace_id: str) -> Catalog:
-    """The catalog (with each action's model features), reloaded only when an action changed."""
-    version = repository.catalog_version(session, workspace_id)
+def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int] | None = None) -> Catalog:
+    """The catalog (with each action's model features), reloaded only when an action changed (``version``:
+    the catalog version when the caller already read it)."""
+    version = version or repository.catalog_version(session, workspace_id)
     cached = _catalogs.get(workspace_id)
     if cached is not None and cached[0] == version:
         return cached[1]
@@ -138,6 +142,16 @@ def cached_catalog(session: Session, workspace_id: str) -> Catalog:
         by_key={a.key: a for a in rows},
         models={a.key: model_action(a) for a in rows},
         views={a.key: _rule_view(a) for a in rows},
+        entitled=frozenset(
+            a.key
+            for a in rows
+            if a.attributes.get("requires_entitlement") or a.attributes.get("unless_entitled")
+        ),
+        completed={
+            a.key: (a.attributes["completed_when"]["event"], a.attributes["completed_when"]["property"])
+            for a in rows
+            if a.attributes.get("completed_when")
+        },
     )
     with _policies_lock:
         _catalogs[workspace_id] = (version, entry)
@@ -147,9 +161,12 @@ def cached_catalog(session: Session, workspace_id: str) -> Catalog:
 # -- policy snapshots ------------------------------------------------------------------------------
 
 
-def current_policy(session: Session, workspace_id: str, placement: str) -> tuple[int, Policy | None]:
-    """The newest snapshot, loaded once per process and reloaded whenever a newer version appears."""
-    version = repository.latest_version(session, workspace_id, placement)
+def current_policy(
+    session: Session, workspace_id: str, placement: str, version: int | None = None
+) -> tuple[int, Policy | None]:
+    """The newest snapshot, loaded once per process and reloaded whenever a newer version appears
+    (``version``: the latest version when the caller already read it)."""
+    version = repository.latest_version(session, workspace_id, placement) if version is None else version
     if version == 0:
         return 0, None
     cached = _policies.get((workspace_id, placement))
@@ -173,12 +190,15 @@ def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
 
 
 def _entitlements(
-    session: Session, workspace_id: str, buyer_id: str | None, pool: Sequence[Action], now: datetime
+    session: Session,
+    workspace_id: str,
+    buyer_id: str | None,
+    pool: Sequence[str],
+    catalog: Catalog,
+    now: datetime,
 ) -> frozenset[str]:
     """The buyer's usable entitlements, read only when a candidate's rules depend on them."""
-    if buyer_id is None or not any(
-        a.attributes.get("requires_entitlement") or a.attributes.get("unless_entitled") for a in pool
-    ):
+    if buyer_id is None or catalog.entitled.isdisjoint(pool):
         return frozenset()
     return entitlements_service.active_keys(
         session=session, workspace_id=workspace_id, buyer_id=buyer_id, now=now
@@ -210,13 +230,15 @@ def _context(
 
 def decide(
     *, session: Session, workspace_id: str, request: DecideRequest, buyer_id: str | None, consent_personalization: bool | None,
-    holdout_share: float = 0.1, now: datetime | None = None, log: list[Decision] | None = None,
+    holdout_share: float = 0.1, now: datetime | None = None, log: list[dict[str, Any]] | None = None,
 ) -> DecideResponse:  # fmt: skip
     """Rank eligible actions for one buyer and log the decision: in the caller's transaction, or, with
-    ``log``, appended there for the caller to write with ``record`` (deciding then needs only reads)."""
+    ``log``, appended there (as the row's column values) for the caller to write with ``record`` (deciding
+    then needs only reads)."""
     now = now or utcnow()
     decision_id = new_id("dec")
-    catalog = cached_catalog(session, workspace_id)
+    catalog_version, policy_version = repository.versions(session, workspace_id, request.placement)
+    catalog = cached_catalog(session, workspace_id, catalog_version)
     by_key, model_actions = catalog.by_key, catalog.models
     if request.candidates is not None:
         unknown = sorted(set(request.candidates) - set(by_key))
@@ -241,8 +263,8 @@ def decide(
     posterior: Mapping[str, float] = (
         persona["posterior"] if persona else persona_service.prior(session=session, workspace_id=workspace_id)
     )
-    specs = {(a.attributes["completed_when"]["event"], a.attributes["completed_when"]["property"])
-             for a in pool if a.attributes.get("completed_when")}  # fmt: skip
+    pool_keys = [a.key for a in pool]
+    specs = {spec for key in pool_keys if (spec := catalog.completed.get(key))}
     view = BuyerView(
         features=features,
         completed=frozenset(repository.completed_values(session, workspace_id, buyer_id, specs))
@@ -253,7 +275,7 @@ def decide(
         else {},
         stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
         now=now,
-        entitlements=_entitlements(session, workspace_id, buyer_id, pool, now),
+        entitlements=_entitlements(session, workspace_id, buyer_id, pool_keys, catalog, now),
     )
     exclude = frozenset(request.exclude)
     eligible: list[Action] = []
@@ -269,7 +291,7 @@ def decide(
 
     buyer_key = buyer_id or request.anonymous_id or request.user_id or ""
     holdout = _in_holdout(workspace_id, buyer_key, holdout_share)
-    version, policy = current_policy(session, workspace_id, request.placement)
+    version, policy = current_policy(session, workspace_id, request.placement, policy_version)
     context = _context(features, posterior, request.context)
     actions = [model_actions[a.key] for a in eligible]
     if holdout:
@@ -324,7 +346,7 @@ def decide(
 
     first = eligible[chosen.index] if chosen is not None else None
     outcome = first.outcome if first is not None else None
-    row = Decision(
+    row = dict(
             id=decision_id, workspace_id=workspace_id, buyer_id=buyer_id, placement=request.placement, created_at=now,
             policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
             persona=persona["name"] if persona else None, persona_confidence=persona["confidence"] if persona else None,
@@ -337,8 +359,8 @@ def decide(
             window_ends_at=now + timedelta(days=float(outcome["window_days"])) if outcome else None,
     )  # fmt: skip
     if log is None:
-        repository.add(session, row)
-        _schedule_close(session, workspace_id, [row])
+        repository.add(session, Decision(**row))
+        _schedule_close(session, workspace_id, [row["window_ends_at"]])
     else:
         log.append(row)
     return DecideResponse(
@@ -351,24 +373,26 @@ def decide(
     )
 
 
-def record(*, session: Session, decisions: Iterable[Decision]) -> None:
+def record(*, session: Session, decisions: Iterable[dict[str, Any]]) -> None:
     """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
     rows = list(decisions)
-    for row in rows:
-        repository.add(session, row)
-    for workspace_id in sorted({r.workspace_id for r in rows}):
-        _schedule_close(session, workspace_id, [r for r in rows if r.workspace_id == workspace_id])
+    repository.insert_decisions(session, rows)
+    for workspace_id in sorted({r["workspace_id"] for r in rows}):
+        _schedule_close(
+            session, workspace_id, [r["window_ends_at"] for r in rows if r["workspace_id"] == workspace_id]
+        )
 
 
 def decide_for(
     *, session: Session, workspace_id: str, request: DecideRequest, holdout_share: float = 0.1,
-    log: list[Decision] | None = None,
+    log: list[dict[str, Any]] | None = None,
 ) -> DecideResponse:  # fmt: skip
     """Resolve the request's buyer (a never-seen one starts cold, on the persona prior), then decide."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
     try:
-        buyer = identity_service.lookup(session=session, workspace_id=workspace_id, **identifier)
-        buyer_id, consent = buyer.id, buyer.consent.personalization
+        buyer_id, consent = identity_service.find_buyer(
+            session=session, workspace_id=workspace_id, **identifier
+        )
     except BuyerNotFound:
         buyer_id, consent = None, None
     return decide(
@@ -381,7 +405,7 @@ def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest
     """The request's buyer id, or None for someone never seen."""
     identifier = {"user_id": request.user_id} if request.user_id else {"anonymous_id": request.anonymous_id}
     try:
-        return identity_service.lookup(session=session, workspace_id=workspace_id, **identifier).id
+        return identity_service.find_buyer(session=session, workspace_id=workspace_id, **identifier)[0]
     except BuyerNotFound:
         return None
 
@@ -505,8 +529,8 @@ def _schedule_learning(session: Session, workspace_id: str, placements: Iterable
                      run_at=now + timedelta(seconds=interval), now=now)  # fmt: skip
 
 
-def _schedule_close(session: Session, workspace_id: str, logged: Sequence[Decision]) -> None:
-    ends = [d.window_ends_at for d in logged if d.window_ends_at is not None]
+def _schedule_close(session: Session, workspace_id: str, window_ends: Iterable[datetime | None]) -> None:
+    ends = [end for end in window_ends if end is not None]
     if ends and _learning["interval_s"] > 0:
         queue.ensure(session, kind=CLOSE_KIND, key=workspace_id, workspace_id=workspace_id, run_at=min(ends))
 

@@ -149,9 +149,9 @@ def resolve_buyer(
         raise BuyerIdentifierRequired("give exactly one of user_id, anonymous_id or buyer_id")
     if buyer_id is not None:
         return identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
-    return identity_service.lookup(
+    return identity_service.find_buyer(
         session=session, workspace_id=workspace_id, user_id=user_id, anonymous_id=anonymous_id
-    ).id
+    )[0]
 
 
 def check_for(

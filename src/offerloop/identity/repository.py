@@ -119,6 +119,78 @@ def buyer_record(
     return _convert(RECORD_COLUMNS, rows[0][:n]), [[r[n], r[n + 1]] for r in rows if r[n] is not None]
 
 
+Touch = dict[str, Any]
+FullRecord = tuple[dict[str, Any], list[list[str]], Touch | None, Touch | None]
+
+
+def _pg_full_sql(source: str, where: str) -> str:
+    """PostgreSQL: the buyer, its identifiers and its first and last touch in one statement."""
+
+    def touch(order: str, alias: str) -> str:
+        return (
+            f"LEFT JOIN LATERAL (SELECT {', '.join(TOUCH_COLUMNS)} FROM touchpoints t "
+            "WHERE t.workspace_id = b.workspace_id AND t.buyer_id = b.id "
+            f"ORDER BY t.occurred_at {order}, t.id {order} LIMIT 1) AS {alias} ON true"
+        )
+
+    columns = [f"b.{c}" for c in RECORD_COLUMNS]
+    columns.append(
+        "ARRAY(SELECT ARRAY[i2.kind, i2.value] FROM identities i2 "
+        "WHERE i2.workspace_id = b.workspace_id AND i2.buyer_id = b.id ORDER BY i2.id)"
+    )
+    columns += [f"f.{c}" for c in TOUCH_COLUMNS] + [f"l.{c}" for c in TOUCH_COLUMNS]
+    return f"SELECT {', '.join(columns)} FROM {source} {touch('ASC', 'f')} {touch('DESC', 'l')} WHERE {where}"
+
+
+_PG_BY_IDENTITY = _pg_full_sql(
+    "identities i JOIN buyers b ON b.workspace_id = i.workspace_id AND b.id = i.buyer_id",
+    "i.workspace_id = %s AND i.kind = %s AND i.value = %s",
+)
+_PG_BY_ID = _pg_full_sql("buyers b", "b.workspace_id = %s AND b.id = %s")
+
+
+def full_record(
+    session: Session,
+    workspace_id: str,
+    *,
+    buyer_id: str | None = None,
+    identity: tuple[str, str] | None = None,
+) -> FullRecord | None:
+    """A buyer row, its identifiers and its first and last touch: one statement on PostgreSQL, two on
+    SQLite (whose statements cost no round trip)."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        record = buyer_record(session, workspace_id, buyer_id=buyer_id, identity=identity)
+        if record is None:
+            return None
+        return (*record, *first_and_last_touch(session, workspace_id, record[0]["id"]))
+    if identity is not None:
+        row = conn.exec_driver_sql(_PG_BY_IDENTITY, (workspace_id, *identity)).first()
+    else:
+        row = conn.exec_driver_sql(_PG_BY_ID, (workspace_id, buyer_id)).first()
+    if row is None:
+        return None
+    n, t = len(RECORD_COLUMNS), len(TOUCH_COLUMNS)
+    first = _convert(TOUCH_COLUMNS, row[n + 1 : n + 1 + t]) if row[n + 1] is not None else None
+    last = _convert(TOUCH_COLUMNS, row[n + 1 + t :]) if row[n + 1 + t] is not None else None
+    return _convert(RECORD_COLUMNS, row[:n]), [list(pair) for pair in row[n] or ()], first, last
+
+
+_BRIEF_SQL = (
+    "SELECT b.id, b.consent_personalization FROM identities i "
+    "JOIN buyers b ON b.workspace_id = i.workspace_id AND b.id = i.buyer_id "
+    "WHERE i.workspace_id = ? AND i.kind = ? AND i.value = ?"
+)
+
+
+def buyer_brief(
+    session: Session, workspace_id: str, identity: tuple[str, str]
+) -> tuple[str, bool | None] | None:
+    """The id and personalization consent of the buyer an identifier belongs to: one indexed statement."""
+    rows = driver.fetch_all(session.connection(), _BRIEF_SQL, [workspace_id, *identity])
+    return (rows[0][0], driver.read_bool(rows[0][1])) if rows else None
+
+
 def first_and_last_touch(
     session: Session, workspace_id: str, buyer_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

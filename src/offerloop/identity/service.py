@@ -85,9 +85,8 @@ def _live(session: Session, workspace_id: str, buyer_id: str) -> Buyer:
     return buyer
 
 
-def _read(session: Session, workspace_id: str, record: tuple[dict[str, Any], list[list[str]]]) -> BuyerRead:
-    row, identities = record
-    first, last = repository.first_and_last_touch(session, workspace_id, row["id"])
+def _read(record: repository.FullRecord) -> BuyerRead:
+    row, identities, first, last = record
     return BuyerRead(
         id=row["id"],
         user_id=row["user_id"],
@@ -111,11 +110,11 @@ def _read(session: Session, workspace_id: str, record: tuple[dict[str, Any], lis
 def get_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRead:
     """The record of ``buyer_id``, or of the buyer it was merged into."""
     for _ in range(50):
-        record = repository.buyer_record(session, workspace_id, buyer_id=buyer_id)
+        record = repository.full_record(session, workspace_id, buyer_id=buyer_id)
         if record is None:
             break
         if record[0]["merged_into_id"] is None:
-            return _read(session, workspace_id, record)
+            return _read(record)
         buyer_id = record[0]["merged_into_id"]
     raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
 
@@ -129,17 +128,10 @@ def live_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRe
     return buyer
 
 
-def lookup(
-    *,
-    session: Session,
-    workspace_id: str,
-    user_id: str | None = None,
-    email: str | None = None,
-    anonymous_id: str | None = None,
-    phone: str | None = None,
-    kind: str | None = None,
-    value: str | None = None,
-) -> BuyerRead:
+def _one_identifier(
+    user_id: str | None, email: str | None, anonymous_id: str | None, phone: str | None, kind: str | None,
+    value: str | None,
+) -> tuple[str, str]:  # fmt: skip
     given = [
         ("user_id", identifiers.clean_id(user_id) if user_id is not None else None),
         ("email", identifiers.normalize_email(email) if email is not None else None),
@@ -153,10 +145,38 @@ def lookup(
         raise LookupNeedsOneIdentifier(
             "give exactly one valid identifier: user_id, email, anonymous_id, phone, or kind+value"
         )
-    record = repository.buyer_record(session, workspace_id, identity=asked[0])
+    return asked[0][0], str(asked[0][1])
+
+
+def lookup(
+    *,
+    session: Session,
+    workspace_id: str,
+    user_id: str | None = None,
+    email: str | None = None,
+    anonymous_id: str | None = None,
+    phone: str | None = None,
+    kind: str | None = None,
+    value: str | None = None,
+) -> BuyerRead:
+    """The record of the buyer one identifier belongs to (one statement on PostgreSQL)."""
+    asked = _one_identifier(user_id, email, anonymous_id, phone, kind, value)
+    record = repository.full_record(session, workspace_id, identity=asked)
     if record is None:
-        raise BuyerNotFound(f"no buyer with {asked[0][0]} {asked[0][1]!r}")
-    return _read(session, workspace_id, record)
+        raise BuyerNotFound(f"no buyer with {asked[0]} {asked[1]!r}")
+    return _read(record)
+
+
+def find_buyer(
+    *, session: Session, workspace_id: str, user_id: str | None = None, anonymous_id: str | None = None
+) -> tuple[str, bool | None]:
+    """(id, personalization consent) of the buyer one identifier belongs to: all the hot paths (decide,
+    offers, entitlement checks) need, in one indexed statement. Errors as ``lookup``."""
+    asked = _one_identifier(user_id, None, anonymous_id, None, None, None)
+    found = repository.buyer_brief(session, workspace_id, asked)
+    if found is None:
+        raise BuyerNotFound(f"no buyer with {asked[0]} {asked[1]!r}")
+    return found
 
 
 def buyer_state(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:

@@ -31,7 +31,10 @@ class ArtifactVersion(Base):
     """One composition of an artifact: its document, provenance, status, review and changelog line."""
 
     __tablename__ = "artifact_versions"
-    __table_args__ = (UniqueConstraint("artifact_id", "version"), Index(None, "workspace_id", "status"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "artifact_id", "version"),
+        Index(None, "workspace_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -57,7 +60,7 @@ class ArtifactFile(Base):
     """A rendering of one artifact version (pdf, html, email, markdown)."""
 
     __tablename__ = "artifact_files"
-    __table_args__ = (UniqueConstraint("artifact_id", "version", "format"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "artifact_id", "version", "format"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

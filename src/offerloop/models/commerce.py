@@ -190,7 +190,7 @@ class FulfilmentTask(Base):
 
     __tablename__ = "fulfilment_tasks"
     __table_args__ = (
-        UniqueConstraint("order_id", "component", "ref"),
+        UniqueConstraint("workspace_id", "order_id", "component", "ref"),
         Index(None, "status", "next_attempt_at"),
     )
 

@@ -39,7 +39,7 @@ class Decision(Base):
 
     __tablename__ = "decisions"
     __table_args__ = (
-        Index(None, "buyer_id", "created_at"),
+        Index(None, "workspace_id", "buyer_id", "created_at"),
         Index(None, "workspace_id", "placement", "reward_at"),
         Index(None, "workspace_id", "window_ends_at"),
     )

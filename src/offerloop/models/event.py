@@ -125,7 +125,7 @@ class QuarantinedEvent(Base):
 
 class Touchpoint(Base):
     __tablename__ = "touchpoints"
-    __table_args__ = (Index(None, "buyer_id", "occurred_at"), Index(None, "event_id"))
+    __table_args__ = (Index(None, "workspace_id", "buyer_id", "occurred_at"), Index(None, "event_id"))
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

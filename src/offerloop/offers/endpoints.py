@@ -53,6 +53,13 @@ def offers_for(
     except ValidationError as exc:  # the query parameters are the decide request: a 422, not a 500
         raise RequestValidationError(exc.errors(include_url=False)) from None
     pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
-    with db.write() as session:  # the decision is logged with its propensity, for attribution and learning
-        return service.present(session=session, workspace_id=principal.workspace_id, request=decide, currency=currency,
-                               holdout_share=request.app.state.settings.holdout_share)  # fmt: skip
+    # Deciding only reads (as /v1/decide): requests decide in parallel, and the decision is logged with its
+    # propensity, for attribution and learning, in a short write of its own before the answer goes out.
+    pending: list[Any] = []
+    with db.read() as session:
+        out = service.present(session=session, workspace_id=principal.workspace_id, request=decide, currency=currency,
+                              holdout_share=request.app.state.settings.holdout_share, log=pending)  # fmt: skip
+    if pending:
+        with db.write() as session:
+            service.record_decisions(session=session, decisions=pending)
+    return out

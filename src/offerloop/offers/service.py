@@ -202,9 +202,12 @@ def upsells_for(
 
 
 def present(
-    *, session: Session, workspace_id: str, request: DecideRequest, currency: str, holdout_share: float
-) -> dict[str, Any]:
-    """The offers this buyer may buy, ordered (and the variant chosen) by the decision engine."""
+    *, session: Session, workspace_id: str, request: DecideRequest, currency: str, holdout_share: float,
+    log: list[Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The offers this buyer may buy, ordered (and the variant chosen) by the decision engine. The decision
+    is logged in the caller's transaction, or, with ``log``, appended there for ``record_decisions`` (so
+    presenting needs only reads)."""
     catalog = catalog_for(session=session, workspace_id=workspace_id)
     now = utcnow()
     buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
@@ -215,7 +218,7 @@ def present(
     if not buyable:
         return {"decision_id": None, "offers": [], "persona": None, "holdout": False, "currency": currency}
     decided = decisions_service.decide_for(
-        session=session, workspace_id=workspace_id, holdout_share=holdout_share,
+        session=session, workspace_id=workspace_id, holdout_share=holdout_share, log=log,
         request=request.model_copy(update={"candidates": [f"{ACTION_PREFIX}{o.key}" for o in buyable],
                                            "k": min(request.k, len(buyable))}),
     )  # fmt: skip
@@ -233,3 +236,8 @@ def present(
     return {"decision_id": decided.decision_id, "offers": offers, "currency": currency,
             "persona": decided.persona.model_dump() if decided.persona else None, "holdout": decided.holdout,
             "model_version": decided.model_version}  # fmt: skip
+
+
+def record_decisions(*, session: Session, decisions: list[Any]) -> None:
+    """Write the decisions ``present(log=...)`` made (a short write after the read)."""
+    decisions_service.record(session=session, decisions=decisions)

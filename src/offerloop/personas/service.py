@@ -17,21 +17,21 @@ from offerloop.personas.templates import PersonaSet, load_templates
 from offerloop.workspaces import service as workspace_service
 
 REASONS_KEPT = 5
-_sets: dict[tuple[str, int], PersonaSet] = {}
+_sets: dict[tuple[str, int], PersonaSet | None] = {}
 _lock = threading.Lock()
 
 
 def templates_for(session: Session, workspace_id: str) -> tuple[int, PersonaSet | None]:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    if ws.persona_templates is None:
-        return ws.persona_templates_version, None
     key = (workspace_id, ws.persona_templates_version)
-    found = _sets.get(key)
-    if found is None:
-        found = load_templates(ws.persona_templates)
-        with _lock:
-            _sets[key] = found
-    return ws.persona_templates_version, found
+    # The version says whether the cached set is current: the (deferred) templates column is read only
+    # when it changed, not on every decision.
+    if key in _sets:
+        return key[1], _sets[key]
+    found = None if ws.persona_templates is None else load_templates(ws.persona_templates)
+    with _lock:
+        _sets[key] = found
+    return key[1], found
 
 
 def set_templates(*, session: Session, workspace_id: str, source: str | dict[str, Any], actor: str) -> int:
