@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _common import create_workspace, machine, percentile, start_server
+from _common import create_workspace, load, machine, percentile, start_server
 from ingest_baseline import (
     bare_executemany,
     report,
@@ -207,6 +207,7 @@ def main() -> None:
         list(Audience(buyers=args.buyers, events=args.segment_events, seed=12).messages()) if sdk_ws else []
     )
 
+    load_before = load()
     server = start_server(url, workers=args.workers)
     processed_at = None
     sdk = None
@@ -242,6 +243,7 @@ def main() -> None:
     elapsed = acked_at - started
     backend = make_url(url).get_backend_name()
     print(f"machine: {machine()}")
+    print(f"before: {load_before}; after: {load()}")
     print(f"backend: {backend}; server workers: {args.workers}; client connections: {args.connections}")
     print(
         f"events: {args.events:,} in {len(bodies):,} batches of 100; HTTP statuses: {statuses}; stored {stored:,}"
