@@ -96,7 +96,6 @@ class Accepted:
 
     def __init__(
         self,
-        *,
         index: int,
         message_id: str,
         type: str,
