@@ -51,6 +51,12 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def load() -> str:
+    """The machine's load averages: other work on the same cores moves every figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -28,7 +30,7 @@ from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
 from offerloop.decisions import service as decisions_service
 from offerloop.personas.confusion import PersonaConfusion
-from offerloop.sim.audience import Audience
+from offerloop.sim.audience import Audience, stamp_sent
 from offerloop.sim.outcomes import respond
 from offerloop.workspaces import service as workspace_service
 
@@ -57,44 +59,87 @@ DEMO_ANSWERS = {
 }
 
 
-def _send(url: str, write_key: str, batches: Iterator[list[dict[str, Any]]], total: int) -> Counter[str]:
-    """Two client connections, as a site and an app would, each posting batches of 100."""
+def _send(
+    url: str, write_key: str, batches: list[list[tuple[dict[str, Any], int]]], total: int
+) -> Counter[str]:
+    """Two keep-alive client connections, as a site and an app would, each posting batches of 100.
+
+    The stream is rendered before the clock starts; each batch only gets its ``sentAt`` (the real send
+    time on each device's clock) and is encoded as it goes out.
+    """
     totals: Counter[str] = Counter()
     lock = threading.Lock()
+    cursor = iter(batches)
+    parts = urlsplit(url)
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    failures: list[str] = []
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("sending events", total=total)
 
         def worker() -> None:
-            with httpx.Client(base_url=url, auth=(write_key, ""), timeout=60) as http:
-                while True:
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+            try:
+                while not failures:
                     with lock:
-                        batch = next(batches, None)
-                    if batch is None:
+                        chunk = next(cursor, None)
+                    if chunk is None:
                         return
-                    r = http.post(
-                        "/v1/batch",
-                        content=orjson.dumps({"batch": batch}),
-                        headers={"Content-Type": "application/json"},
-                    )
-                    r.raise_for_status()
-                    body = r.json()
+                    body = orjson.dumps({"batch": stamp_sent(chunk, utcnow())})
+                    conn.request("POST", "/v1/batch", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    answer = resp.read()
+                    if resp.status != 200:
+                        failures.append(f"{resp.status}: {answer[:300]!r}")
+                        return
+                    result = orjson.loads(answer)
                     with lock:
                         totals.update(
-                            accepted=body["accepted"],
-                            duplicates=body["duplicates"],
-                            quarantined=body["quarantined"],
+                            accepted=result["accepted"],
+                            duplicates=result["duplicates"],
+                            quarantined=result["quarantined"],
                         )
-                        for err in body["errors"]:
+                        for err in result["errors"]:
                             totals["reason:" + err["code"]] += 1
-                        progress.advance(task, len(batch))
+                        progress.advance(task, len(chunk))
+            finally:
+                conn.close()
 
         threads = [threading.Thread(target=worker) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    if failures:
+        raise RuntimeError(f"the server refused a batch: {failures[0]}")
     return totals
+
+
+LAG_METRIC = "offerloop_consumer_lag_events"
+
+
+def _wait_processed(url: str, timeout_s: float = 600) -> float | None:
+    """Seconds until every consumer has caught up (lag 0 in /metrics); None when the server has no
+    consumers (it processed each batch before acknowledging it)."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=url, timeout=30) as http_client:
+        while True:
+            lag = [
+                float(line.rpartition(" ")[2])
+                for line in http_client.get("/metrics").text.splitlines()
+                if line.startswith(LAG_METRIC + "{")
+            ]
+            if not lag:
+                return None
+            if all(v == 0 for v in lag):
+                return time.perf_counter() - started
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the pipeline had not caught up after {timeout_s:.0f} s (lag {sum(lag):,.0f})"
+                )
+            time.sleep(0.05)  # the demo waits for the server's consumers, as an operator would
 
 
 def _sample_decisions(http: httpx.Client, audience: Audience) -> list[tuple[str, str, dict[str, Any]]]:
@@ -319,7 +364,10 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     os.environ.setdefault("OFFERLOOP_HOLDOUT_SHARE", "0.25")
     holdout = float(os.environ["OFFERLOOP_HOLDOUT_SHARE"])
     server = ServerProcess(db_url, workers=2, log_path=db_path.with_suffix(".log"))
-    server.start()
+    server.spawn()
+    # The stream is rendered while the server starts (another process): the send then only sends.
+    batches = list(audience.unsent_batches(100))
+    server.wait_ready(timeout_s=180)  # two workers importing beside the generator on a busy machine
     url = server.url
     try:
         admin = {"Authorization": f"Bearer {ws.secret_key}"}
@@ -333,8 +381,10 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
             actions = yaml.safe_load(DEMO_ACTIONS.read_text())
             httpx.put(f"{url}/v1/actions", json=actions, headers=admin).raise_for_status()
         t0 = time.perf_counter()
-        totals = _send(url, ws.write_key, audience.batches(100, sent_at=utcnow), events)
+        totals = _send(url, ws.write_key, batches, events)
         send_s = time.perf_counter() - t0
+        del batches
+        process_s = _wait_processed(url)
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {ws.secret_key}"}, timeout=60
         ) as http:
@@ -356,8 +406,15 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
 
     console.print(
         f"\nSent {events:,} events for {buyers:,} synthetic buyers in {send_s:.1f} s "
-        f"([bold]{events / send_s:,.0f} events/s[/] over HTTP, batches of 100, 2 connections)."
+        f"([bold]{events / send_s:,.0f} events/s[/] acknowledged over HTTP, batches of 100, 2 connections)."
     )
+    if process_s is None:
+        console.print("Every batch was processed before it was acknowledged (no consumer lag to wait for).")
+    else:
+        console.print(
+            f"The pipeline's consumers caught up {process_s:.1f} s after the last acknowledgement "
+            f"(processed: [bold]{events / (send_s + process_s):,.0f} events/s[/] from the first send)."
+        )
     console.print("\n[bold]Your audience[/]")
     table = Table(show_header=False)
     table.add_row("buyers", f"{overview['buyers']:,}")

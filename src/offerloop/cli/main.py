@@ -63,9 +63,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    loop: Annotated[
+        str, typer.Option(help="Event loop: auto (uvloop when installed), uvloop, asyncio")
+    ] = "auto",
+    http: Annotated[
+        str, typer.Option(help="HTTP parser: auto (httptools when installed), httptools, h11")
+    ] = "auto",
+    backlog: Annotated[int, typer.Option(help="Pending connections the listening socket queues")] = 2048,
 ) -> None:
     """Run the HTTP API (migrates the schema first if needed)."""
     import uvicorn
+
+    if loop not in ("auto", "uvloop", "asyncio"):
+        raise typer.BadParameter(f"{loop!r}: choose auto, uvloop or asyncio", param_hint="--loop")
+    if http not in ("auto", "httptools", "h11"):
+        raise typer.BadParameter(f"{http!r}: choose auto, httptools or h11", param_hint="--http")
 
     cfg = settings()
     if not is_loopback(host) and is_placeholder_secret(cfg.secret):
@@ -87,6 +99,9 @@ def serve(
         host=bind_host(host),
         port=port,
         workers=workers,
+        loop=loop,
+        http=http,
+        backlog=backlog,
         access_log=False,
         log_level="warning",
     )

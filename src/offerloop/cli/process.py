@@ -34,11 +34,20 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 60) -> None:
         """Start the server and return once /readyz answers 200."""
+        self.spawn()
+        self.wait_ready(timeout_s)
+
+    def spawn(self) -> None:
+        """Start the server process without waiting for it (the caller can work meanwhile)."""
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "offerloop.cli.main", *args], env=self.env(), stdout=out, stderr=out
         )
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Return once /readyz answers 200; stop the server and raise if it does not in time."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while time.monotonic() < deadline:

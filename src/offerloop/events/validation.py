@@ -70,23 +70,64 @@ class _Text:
     text: str
 
 
-@dataclass(slots=True)
+_UNSET: Any = object()
+
+
 class Accepted:
-    index: int
-    message_id: str
-    type: str
-    name: str | None
-    user_id: str | None
-    anonymous_id: str | None
-    group_id: str | None
-    previous_id: str | None
-    timestamp: datetime
-    original_timestamp: datetime | None
-    sent_at: datetime | None
-    properties: dict[str, Any] | None
-    traits: dict[str, Any] | None
-    context: dict[str, Any] | None
-    touchpoint: TouchpointData | None = None
+    """A validated event. Its marketing touchpoint is extracted on first use, not on the ingest path."""
+
+    __slots__ = (
+        "_touchpoint",
+        "anonymous_id",
+        "context",
+        "group_id",
+        "index",
+        "message_id",
+        "name",
+        "original_timestamp",
+        "previous_id",
+        "properties",
+        "sent_at",
+        "timestamp",
+        "traits",
+        "type",
+        "user_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        index: int,
+        message_id: str,
+        type: str,
+        name: str | None,
+        user_id: str | None,
+        anonymous_id: str | None,
+        group_id: str | None,
+        previous_id: str | None,
+        timestamp: datetime,
+        original_timestamp: datetime | None,
+        sent_at: datetime | None,
+        properties: dict[str, Any] | None,
+        traits: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        touchpoint: TouchpointData | None = _UNSET,
+    ) -> None:
+        self.index, self.message_id, self.type, self.name = index, message_id, type, name
+        self.user_id, self.anonymous_id, self.group_id, self.previous_id = (
+            user_id, anonymous_id, group_id, previous_id,
+        )  # fmt: skip
+        self.timestamp, self.original_timestamp, self.sent_at = timestamp, original_timestamp, sent_at
+        self.properties, self.traits, self.context = properties, traits, context
+        self._touchpoint = touchpoint
+
+    @property
+    def touchpoint(self) -> TouchpointData | None:
+        if self._touchpoint is _UNSET:
+            self._touchpoint = extract_touchpoint(self.type, self.properties, self.context)
+        return self._touchpoint
+
+    def __repr__(self) -> str:
+        return f"Accepted(index={self.index}, message_id={self.message_id!r}, type={self.type!r})"
 
 
 @dataclass(slots=True)
@@ -129,13 +170,23 @@ def _object_field(msg: dict[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def _time_field(msg: dict[str, Any], key: str) -> datetime | None:
+    value = msg.get(key)
+    if value is None:
+        return None
+    if type(value) is str:
+        # The common case (an SDK's ISO-8601 UTC string) parsed directly; anything else takes the full path.
+        try:
+            parsed = datetime.fromisoformat(value)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass  # parse_timestamp decides, with its own error
     try:
-        return parse_timestamp(msg.get(key))
+        return parse_timestamp(value)
     except (ValueError, OverflowError, OSError) as exc:
         raise _Refuse(
             "invalid_timestamp",
             f"{key} is not an ISO-8601 timestamp",
-            {"field": key, "value": str(msg.get(key))[:80]},
+            {"field": key, "value": str(value)[:80]},
         ) from exc
 
 
@@ -259,7 +310,6 @@ def validate(
         properties=properties,
         traits=traits,
         context=context,
-        touchpoint=extract_touchpoint(kind, properties, context),
     )
 
 

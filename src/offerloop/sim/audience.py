@@ -55,7 +55,7 @@ from operator import itemgetter
 from typing import Any, Final, NamedTuple
 from urllib.parse import urlencode
 
-__all__ = ["CHANNELS", "PERSONAS", "Audience", "AudienceStats", "SyntheticBuyer"]
+__all__ = ["CHANNELS", "PERSONAS", "Audience", "AudienceStats", "SyntheticBuyer", "stamp_sent"]
 
 PERSONAS: tuple[str, ...] = (
     "early_adopter_superfan",
@@ -2026,16 +2026,22 @@ class Audience:
         ``sent_at``: the clock of a replay (see the module docstring), read once per batch when it is
         complete, so yield each batch only when it is about to be sent.
         """
+        for chunk in self.unsent_batches(size):
+            yield _sent(chunk, sent_at)
+
+    def unsent_batches(self, size: int = 100) -> Iterator[list[tuple[dict[str, Any], int]]]:
+        """Chunks of ``messages()`` as (message, device clock skew in ms), without ``sentAt``: a replay
+        can render the whole stream first and stamp each batch with ``stamp_sent`` as it sends it."""
         if size < 1:
             raise ValueError("size must be >= 1")
         chunk: list[tuple[dict[str, Any], int]] = []
         for _, msg, skew in self._stream():
             chunk.append((msg, skew))
             if len(chunk) == size:
-                yield _sent(chunk, sent_at)
+                yield chunk
                 chunk = []
         if chunk:
-            yield _sent(chunk, sent_at)
+            yield chunk
 
     def stats(self) -> AudienceStats:
         """Counts from one streaming pass (cached); no message is kept."""
@@ -2072,6 +2078,11 @@ def _clock_ms(clock: Callable[[], datetime]) -> int:
 def _stamp(msg: dict[str, Any], now_ms: int, skew_ms: int) -> None:
     """Set ``sentAt`` to the real send time ``now_ms`` as read on a device ``skew_ms`` off."""
     msg["sentAt"] = _iso(now_ms + skew_ms)
+
+
+def stamp_sent(chunk: list[tuple[dict[str, Any], int]], now: datetime) -> list[dict[str, Any]]:
+    """The batch of an ``unsent_batches`` chunk sent at ``now``, as each device's clock reads it."""
+    return _sent(chunk, lambda: now)
 
 
 def _sent(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from offerloop.config import is_placeholder_secret
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.db.uow import after_commit
 from offerloop.models import ApiKey, AuditEntry, Workspace
 from offerloop.workspaces import repository
 from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, WorkspaceNotFound
@@ -20,10 +21,13 @@ from offerloop.workspaces.schemas import KeyKind, Principal, WorkspaceCreated
 
 _KEY_PREFIX = {"write": "wk", "secret": "sk"}
 # Positive lookups are cached briefly: the ingest path must not pay a query per request.
-# A revocation is seen at once in this process and within the TTL (half a second) in the others.
+# A revocation is seen at once in this process (the entry is dropped when revoke_key runs and again once
+# its transaction commits, and a lookup that raced with it is not cached), and within the TTL (half a
+# second) in other processes, which have no way to hear of it sooner.
 _CACHE_TTL_S = 0.5
 _cache: dict[str, tuple[float, Principal]] = {}
 _cache_lock = threading.Lock()
+_generation = 0  # bumped by every revocation: a lookup that straddles one is answered but not cached
 
 
 def _hash(key: str) -> str:
@@ -79,12 +83,20 @@ def revoke_key(*, session: Session, workspace_id: str, key_id: str, actor: str) 
     key = repository.revoke_key(session, workspace_id, key_id, utcnow())
     if key is None:
         raise KeyNotFound(f"key {key_id} does not exist in this workspace")
+    _forget_key(key_id)
+    # A lookup in another thread may still read the row as it was before this commit: forget it again after.
+    after_commit(session, lambda: _forget_key(key_id))
+    audit(session, workspace_id, actor=actor, action="key.revoke", target_type="key", target_id=key_id)
+    return key
+
+
+def _forget_key(key_id: str) -> None:
+    global _generation
     with _cache_lock:
+        _generation += 1
         for token_hash, (_, principal) in list(_cache.items()):
             if principal.key_id == key_id:
                 del _cache[token_hash]
-    audit(session, workspace_id, actor=actor, action="key.revoke", target_type="key", target_id=key_id)
-    return key
 
 
 def cached_principal(key: str) -> Principal | None:
@@ -101,12 +113,14 @@ def authenticate(*, session: Session, key: str) -> Principal:
         return cached
     token_hash = _hash(key)
     now = time.monotonic()
+    generation = _generation
     row = repository.key_by_hash(session, token_hash)
     if row is None or row.revoked_at is not None:
         raise InvalidKey("unknown or revoked API key")
     principal = Principal(workspace_id=row.workspace_id, key_id=row.id, kind=row.kind)
     with _cache_lock:
-        _cache[token_hash] = (now + _CACHE_TTL_S, principal)
+        if generation == _generation:  # no revocation since the row was read
+            _cache[token_hash] = (now + _CACHE_TTL_S, principal)
     return principal
 
 

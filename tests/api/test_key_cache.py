@@ -1,0 +1,64 @@
+"""The key → workspace cache: a revoked key is refused at once in the process that revoked it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from offerloop.db.uow import Database
+from offerloop.workspaces import repository as key_repository
+from offerloop.workspaces import service
+from offerloop.workspaces.exceptions import InvalidKey
+
+
+def test_revoked_key_is_refused_at_once_though_it_was_cached(db: Database) -> None:
+    with db.write() as session:
+        ws = service.create_workspace(session=session, name="cache")
+    with db.read() as session:
+        principal = service.authenticate(session=session, key=ws.write_key)
+    assert service.cached_principal(ws.write_key) == principal
+    with db.write() as session:
+        service.revoke_key(session=session, workspace_id=ws.id, key_id=principal.key_id, actor="test")
+    assert service.cached_principal(ws.write_key) is None
+    with db.read() as session, pytest.raises(InvalidKey):
+        service.authenticate(session=session, key=ws.write_key)
+
+
+def test_a_lookup_that_read_the_key_before_its_revocation_committed_is_not_cached(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving a cache could get wrong: thread A reads the key row, the revocation commits
+    (and purges the cache), then A stores what it read. A's own request may pass (it read first); no
+    later request may."""
+    real = Database(engine)  # separate connections, real commits: the reader cannot see the revocation
+    with real.write() as session:
+        ws = service.create_workspace(session=session, name="cache race")
+    read_row = key_repository.key_by_hash
+
+    def read_then_revoke(session: Any, token_hash: str) -> Any:
+        row = read_row(session, token_hash)
+        with real.write() as other:
+            service.revoke_key(session=other, workspace_id=ws.id, key_id=row.id, actor="test")
+        return row  # as read before the revocation
+
+    monkeypatch.setattr(key_repository, "key_by_hash", read_then_revoke)
+    with real.read() as session:
+        assert service.authenticate(session=session, key=ws.write_key).workspace_id == ws.id
+    monkeypatch.undo()
+    assert service.cached_principal(ws.write_key) is None
+    with real.read() as session, pytest.raises(InvalidKey):
+        service.authenticate(session=session, key=ws.write_key)
+
+
+def test_revocation_that_rolls_back_keeps_the_key_working(db: Database) -> None:
+    with db.write() as session:
+        ws = service.create_workspace(session=session, name="cache rollback")
+    with db.read() as session:
+        principal = service.authenticate(session=session, key=ws.write_key)
+    with pytest.raises(RuntimeError), db.write() as session:
+        service.revoke_key(session=session, workspace_id=ws.id, key_id=principal.key_id, actor="test")
+        raise RuntimeError("the unit of work fails after the revocation")
+    with db.read() as session:
+        assert service.authenticate(session=session, key=ws.write_key) == principal

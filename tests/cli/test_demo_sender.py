@@ -1,0 +1,39 @@
+"""The demo's sender: the stream rendered first, stamped and encoded as each batch goes out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import pytest
+from tests.conftest import LiveServer, bearer
+
+from offerloop.cli.demo import _send, _wait_processed
+from offerloop.sim.audience import Audience, stamp_sent
+
+
+def test_stamping_rendered_batches_gives_the_stream_batches_gives() -> None:
+    clock = datetime(2026, 12, 5, 1, 2, 3, 456000, tzinfo=UTC)
+    streamed = [
+        orjson.dumps(b) for b in Audience(buyers=50, events=1234, seed=5).batches(100, sent_at=lambda: clock)
+    ]
+    rendered = list(Audience(buyers=50, events=1234, seed=5).unsent_batches(100))
+    assert [len(c) for c in rendered] == [100] * 12 + [34]
+    assert [orjson.dumps(stamp_sent(c, clock)) for c in rendered] == streamed
+
+
+@pytest.mark.server
+def test_demo_sender_delivers_every_event_over_two_connections(live_server: LiveServer) -> None:
+    ws = json.loads(live_server.cli("workspace", "create", "Demo sender", "--json").stdout)
+    audience = Audience(buyers=100, events=3000, seed=9)
+    stats = audience.stats()
+    totals = _send(live_server.url, ws["write_key"], list(audience.unsent_batches(100)), stats.events)
+    assert totals["accepted"] + totals["duplicates"] + totals["quarantined"] == 3000
+    assert totals["duplicates"] == stats.duplicates
+    assert totals["quarantined"] == stats.malformed
+    overview = httpx.get(f"{live_server.url}/v1/overview", headers=bearer(ws["secret_key"])).json()
+    assert overview["events"] == totals["accepted"]
+    # Today's server processes each batch before acknowledging it: there is no consumer lag to wait for.
+    assert _wait_processed(live_server.url) is None
