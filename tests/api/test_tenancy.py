@@ -529,8 +529,6 @@ CROSS_WORKSPACE = {
         r"FROM jobs WHERE jobs\.(?:id|state) = |FROM jobs WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
         r"|^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
     ),
-    # jobs.queue.enqueue: a job is (kind, key); keys of workspace work carry the workspace (checkout.due.key)
-    "jobs": re.compile(r'^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\."?key"? = \S+$'),
 }
 SQL_TABLES = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(\w+)", re.IGNORECASE)
 # The unit of work writing back (or deleting) an object it loaded (through a scoped query) by its primary key.

@@ -346,6 +346,7 @@ def decide(
 
     first = eligible[chosen.index] if chosen is not None else None
     outcome = first.outcome if first is not None else None
+    window_ends = now + timedelta(days=float(outcome["window_days"])) if outcome else None
     row = dict(
             id=decision_id, workspace_id=workspace_id, buyer_id=buyer_id, placement=request.placement, created_at=now,
             policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
@@ -356,11 +357,11 @@ def decide(
             chosen_key=first.key if first else None, chosen_index=chosen.index if chosen else None,
             propensity=chosen.probability if chosen else None,
             outcome_event=outcome["event"] if outcome else None,
-            window_ends_at=now + timedelta(days=float(outcome["window_days"])) if outcome else None,
+            window_ends_at=window_ends,
     )  # fmt: skip
     if log is None:
         repository.add(session, Decision(**row))
-        _schedule_close(session, workspace_id, [row["window_ends_at"]])
+        _schedule_close(session, workspace_id, [window_ends])
     else:
         log.append(row)
     return DecideResponse(

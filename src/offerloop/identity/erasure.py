@@ -89,7 +89,6 @@ PLAN: Final[Mapping[str, Action]] = {
     "ledger_entries": "redact",
     "ledger_postings": "redact",
     "audit_log": "redact",
-    "jobs": "keep",
     "workspaces": "none",
     "api_keys": "none",
     "offers": "none",
