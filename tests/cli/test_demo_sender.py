@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -24,8 +26,18 @@ def test_stamping_rendered_batches_gives_the_stream_batches_gives() -> None:
     assert [orjson.dumps(stamp_sent(c, clock)) for c in rendered] == streamed
 
 
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The demo's own backend (a SQLite file), so its 3,000 events stay out of the suite's database."""
+    server = LiveServer(f"sqlite:///{tmp_path / 'demo.db'}", log_path=tmp_path / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.server
-def test_demo_sender_delivers_every_event_over_two_connections(live_server: LiveServer) -> None:
+def test_demo_sender_delivers_every_event_over_two_connections(demo_server: LiveServer) -> None:
+    live_server = demo_server
     ws = json.loads(live_server.cli("workspace", "create", "Demo sender", "--json").stdout)
     audience = Audience(buyers=100, events=3000, seed=9)
     stats = audience.stats()
