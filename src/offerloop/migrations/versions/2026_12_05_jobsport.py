@@ -1,7 +1,7 @@
 """jobsport: work waiting in the old loops' rows becomes jobs (renders, fulfilment tasks, learning)
 
 Revision ID: jobsport_20261205
-Revises: jobs_20261205
+Revises: consumers_20261205
 Create Date: 2026-12-05 02:30:00
 
 Before this revision the render, fulfilment and learner loops found their work by scanning their own rows;
@@ -19,7 +19,7 @@ from alembic import op
 from offerloop.db.types import JSONType, UTCDateTime
 
 revision: str = "jobsport_20261205"
-down_revision: str | None = "jobs_20261205"
+down_revision: str | None = "consumers_20261205"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

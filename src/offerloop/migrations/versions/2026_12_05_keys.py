@@ -1,7 +1,7 @@
 """keys: every unique key and every per-buyer lookup index leads with workspace_id (Citus by workspace)
 
 Revision ID: keys_20261205
-Revises: jobs_20261205
+Revises: jobsport_20261205
 Create Date: 2026-12-05 03:00:00
 
 The new unique keys only add workspace_id to the old ones, so every stored row already satisfies them;
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "keys_20261205"
-down_revision: str | None = "jobs_20261205"
+down_revision: str | None = "jobsport_20261205"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
