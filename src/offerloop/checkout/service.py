@@ -96,9 +96,12 @@ def buyer_for(
         message["anonymousId"] = anonymous_id
     if not user_id and not anonymous_id:
         message["userId"] = email
-    _ingest(session, workspace_id, [message])
-    kind, value = next(iter(given.items()))
-    return identity_service.lookup(session=session, workspace_id=workspace_id, **{kind: value}).id
+    message["messageId"] = new_id("msg")
+    _ingest(session, workspace_id, [message])  # the record of it, for the consumers like any identify
+    return identity_service.identify_now(
+        session=session, workspace_id=workspace_id, message_id=message["messageId"],
+        user_id=message.get("userId"), anonymous_id=anonymous_id, traits=message["traits"], at=utcnow(),
+    )  # fmt: skip
 
 
 def _buyer_message(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:

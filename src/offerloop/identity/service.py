@@ -61,6 +61,19 @@ def resolve(*, session: Session, workspace_id: str, events: list[IncomingEvent])
     return resolver.resolve(session, workspace_id, events)
 
 
+def identify_now(
+    *, session: Session, workspace_id: str, message_id: str, user_id: str | None, anonymous_id: str | None,
+    traits: dict[str, Any], at: datetime,
+) -> str:  # fmt: skip
+    """Resolve an identify at once, in the caller's transaction, for a caller that needs the buyer now (an
+    order must name its buyer). The same identify appended to the log resolves to the same buyer later."""
+    event = IncomingEvent(
+        type="identify", message_id=message_id, user_id=user_id, anonymous_id=anonymous_id, previous_id=None,
+        traits=profile_traits(traits, None), context=None, timestamp=at,
+    )  # fmt: skip
+    return resolver.resolve(session, workspace_id, [event]).buyer_ids[0]
+
+
 def assign_events(*, session: Session, workspace_id: str, assignments: list[tuple[int, str, int]]) -> None:
     """Write each logged event's resolved buyer and partition: ``(seq, buyer_id, partition)``."""
     repository.assign_events(session, workspace_id, assignments)
