@@ -20,7 +20,6 @@ from offerloop import __version__
 from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
 from offerloop.assembly.endpoints import router as assembly_router
-from offerloop.assembly.tasks import rewriter_config
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
 from offerloop.content.endpoints import router as content_router
@@ -28,7 +27,6 @@ from offerloop.core.errors import OfferloopError
 from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
-from offerloop.decisions import service as decisions_service
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
@@ -36,16 +34,14 @@ from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
-from offerloop.jobs.runner import Runner
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.pipeline import log as pipeline_log
-from offerloop.pipeline import runner as pipeline_runner
 from offerloop.pipeline import status as pipeline_status
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
-from offerloop.worker import registry
+from offerloop.worker import pools as worker_pools
 from offerloop.workspaces.endpoints import router as keys_router
 
 DESCRIPTION = """
@@ -111,35 +107,27 @@ def create_app(
         if settings.is_sqlite:
             checkpointer = WalCheckpointer(engine)
 
-    registry.load()  # every job kind and consumer this process may run
-    pipeline_runner.configure(settings)
-    decisions_service.configure_learning(interval_s=settings.learn_interval_s)
-    # Two pools over the one jobs mechanism: consumer threads keep the log's lag near zero, and job threads
-    # run renders, fulfilment, learning and due work, so a slow render never holds up an event.
-    # `offerloop worker` processes run the same over the same database. An injected database (the test
-    # harness) has no threads: appends are drained inline after each commit.
-    consumers = (
-        pipeline_runner.PipelineWorkers(db, threads=settings.pipeline_workers)
-        if own_db and settings.pipeline_workers
-        else None
-    )
+    worker_pools.prepare(settings)
+    # An injected database (the test harness) has no threads: appends are drained inline after each commit.
     pipeline_log.set_inline(db, not own_db)
-    jobs = (
-        Runner(db, threads=settings.worker_threads, poll_s=settings.worker_poll_s, clock=settings.job_clock(),
-               only=pipeline_runner.other_kinds(), deps={"rewriter": rewriter_config(settings)})
-        if own_db and settings.worker_threads
-        else None
+    background = (
+        worker_pools.pools(db, settings, consumer_threads=settings.pipeline_workers,
+                           job_threads=settings.worker_threads)
+        if own_db
+        else []
     )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for background in (checkpointer, consumers, jobs):
-            if background is not None:
-                background.start()
+        if checkpointer is not None:
+            checkpointer.start()
+        for pool in background:
+            pool.start()
         yield
-        for background in (jobs, consumers, checkpointer):
-            if background is not None:
-                background.stop()
+        for pool in reversed(background):
+            pool.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
 
     app = FastAPI(
         title="offerloop",

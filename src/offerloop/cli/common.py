@@ -15,6 +15,8 @@ from offerloop.core.errors import OfferloopError
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
+from offerloop.pipeline import log as pipeline_log
+from offerloop.worker import pools as worker_pools
 
 
 def settings() -> Settings:
@@ -22,12 +24,19 @@ def settings() -> Settings:
 
 
 @contextmanager
-def database(cfg: Settings | None = None) -> Iterator[Database]:
+def database(cfg: Settings | None = None, *, inline: bool = True) -> Iterator[Database]:
+    """The database at the current schema. A command is a short-lived process with no consumer threads,
+    so by default what it appends to the event log is processed inline, right after its commit (a server
+    or worker running at the same time shares the partitions through their leases)."""
     cfg = cfg or settings()
     engine = make_engine(cfg.database_url, sqlite_synchronous=cfg.sqlite_synchronous)
     try:
         migrate.upgrade(engine)
-        yield Database(engine)
+        db = Database(engine)
+        if inline:
+            worker_pools.prepare(cfg)
+            pipeline_log.set_inline(db)
+        yield db
     finally:
         engine.dispose()
 

@@ -11,10 +11,9 @@ import typer
 
 from offerloop.assembly.tasks import rewriter_config
 from offerloop.cli.common import database, print_json, settings
-from offerloop.decisions import service as decisions_service
 from offerloop.jobs import queue, runner
 from offerloop.telemetry import configure_logging
-from offerloop.worker import registry
+from offerloop.worker import pools as worker_pools
 
 app = typer.Typer(help="Background jobs: list them, replay a parked one.", no_args_is_help=True)
 
@@ -29,13 +28,12 @@ def worker(
     own threads; any number of these, on any machine, share the work. SIGTERM finishes the current jobs."""
     cfg = settings()
     configure_logging(cfg.log_level, cfg.log_json)  # on stderr: stdout is the command's answer
-    registry.load()
-    decisions_service.configure_learning(interval_s=cfg.learn_interval_s)
-    deps = {"rewriter": rewriter_config(cfg)}
-    with database(cfg) as db:
+    worker_pools.prepare(cfg)
+    with database(cfg, inline=False) as db:
         if once:
             ran: list[runner.Ran] = []
             owner = runner.owner_id(":once")
+            deps = {"rewriter": rewriter_config(cfg)}
             while batch := runner.run_due(db, owner=owner, deps=deps):
                 ran += batch
             kinds = Counter(r.kind for r in ran)
@@ -45,15 +43,19 @@ def worker(
                 f"tasks run" + (f", {others} other jobs run" if others else "")
             )
             return
-        count = cfg.worker_threads if threads is None else threads
-        pool = runner.Runner(db, threads=max(1, count), poll_s=cfg.worker_poll_s, deps=deps, name="worker")
+        count = max(1, cfg.worker_threads if threads is None else threads)
+        background = worker_pools.pools(
+            db, cfg, consumer_threads=max(1, cfg.pipeline_workers), job_threads=count, name="worker"
+        )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        pool.start()
-        typer.echo(f"worker: {max(1, count)} job threads; Ctrl-C to stop", err=True)
+        for pool in background:
+            pool.start()
+        typer.echo(f"worker: {count} job threads, consumer threads beside them; Ctrl-C to stop", err=True)
         stop.wait()
-        pool.stop(timeout_s=600)  # each thread finishes the job it is running
+        for pool in reversed(background):
+            pool.stop()  # each thread finishes the job it is running
 
 
 @app.command("list")
