@@ -83,5 +83,5 @@ def create_workspace(database_url: str, name: str) -> dict[str, str]:
 
 def start_server(database_url: str, workers: int = 1) -> ServerProcess:
     server = ServerProcess(database_url, workers=workers)
-    server.start()
+    server.start(timeout_s=300)  # a machine busy with other work can take minutes to import and start
     return server

@@ -123,30 +123,30 @@ Touch = dict[str, Any]
 FullRecord = tuple[dict[str, Any], list[list[str]], Touch | None, Touch | None]
 
 
-def _pg_full_sql(source: str, where: str) -> str:
-    """PostgreSQL: the buyer, its identifiers and its first and last touch in one statement."""
-
-    def touch(order: str, alias: str) -> str:
-        return (
-            f"LEFT JOIN LATERAL (SELECT {', '.join(TOUCH_COLUMNS)} FROM touchpoints t "
-            "WHERE t.workspace_id = b.workspace_id AND t.buyer_id = b.id "
-            f"ORDER BY t.occurred_at {order}, t.id {order} LIMIT 1) AS {alias} ON true"
-        )
-
-    columns = [f"b.{c}" for c in RECORD_COLUMNS]
-    columns.append(
+# PostgreSQL: the buyer, its identifiers and its first and last touch in one statement (one round trip).
+_TOUCH = (
+    "LEFT JOIN LATERAL (SELECT {cols} FROM touchpoints t WHERE t.workspace_id = b.workspace_id "
+    "AND t.buyer_id = b.id ORDER BY t.occurred_at {order}, t.id {order} LIMIT 1) AS {alias} ON true"
+)
+_PG_RECORD = ", ".join(
+    [f"b.{c}" for c in RECORD_COLUMNS]
+    + [
         "ARRAY(SELECT ARRAY[i2.kind, i2.value] FROM identities i2 "
         "WHERE i2.workspace_id = b.workspace_id AND i2.buyer_id = b.id ORDER BY i2.id)"
-    )
-    columns += [f"f.{c}" for c in TOUCH_COLUMNS] + [f"l.{c}" for c in TOUCH_COLUMNS]
-    return f"SELECT {', '.join(columns)} FROM {source} {touch('ASC', 'f')} {touch('DESC', 'l')} WHERE {where}"
-
-
-_PG_BY_IDENTITY = _pg_full_sql(
-    "identities i JOIN buyers b ON b.workspace_id = i.workspace_id AND b.id = i.buyer_id",
-    "i.workspace_id = %s AND i.kind = %s AND i.value = %s",
+    ]
+    + [f"f.{c}" for c in TOUCH_COLUMNS]
+    + [f"l.{c}" for c in TOUCH_COLUMNS]
 )
-_PG_BY_ID = _pg_full_sql("buyers b", "b.workspace_id = %s AND b.id = %s")
+_PG_TOUCHES = " ".join(
+    _TOUCH.format(cols=", ".join(TOUCH_COLUMNS), order=order, alias=alias)
+    for order, alias in (("ASC", "f"), ("DESC", "l"))
+)
+_PG_BY_IDENTITY = (
+    f"SELECT {_PG_RECORD} FROM identities i "
+    f"JOIN buyers b ON b.workspace_id = i.workspace_id AND b.id = i.buyer_id {_PG_TOUCHES} "
+    "WHERE i.workspace_id = %s AND i.kind = %s AND i.value = %s"
+)
+_PG_BY_ID = f"SELECT {_PG_RECORD} FROM buyers b {_PG_TOUCHES} WHERE b.workspace_id = %s AND b.id = %s"
 
 
 def full_record(
