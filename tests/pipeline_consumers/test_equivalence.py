@@ -52,14 +52,14 @@ def ingest_inline(session: Session, workspace_id: str, messages: list[dict[str, 
     events_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
 
 
-def buyer_keys(session: Session, workspace_id: str) -> dict[str, frozenset[tuple[str, str]]]:
+def buyer_keys(session: Session, workspace_id: str) -> dict[str, tuple[tuple[str, str], ...]]:
     """Buyer id -> its identifiers: the same person in two workspaces has different ids, the same keys."""
     keys: dict[str, set[tuple[str, str]]] = {}
     for buyer_id, kind, value in session.execute(
         select(Identity.buyer_id, Identity.kind, Identity.value).where(Identity.workspace_id == workspace_id)
     ):
         keys.setdefault(buyer_id, set()).add((kind, value))
-    return {b: frozenset(k) for b, k in keys.items()}
+    return {b: tuple(sorted(k)) for b, k in keys.items()}  # sortable, unlike a frozenset
 
 
 def snapshot(session: Session, workspace_id: str) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def snapshot(session: Session, workspace_id: str) -> dict[str, Any]:
         if h.buyer_id in key
     )
     rewards = sorted(
-        (key.get(d.buyer_id, frozenset()), d.placement, d.reward, d.reward_at, d.reward_source)
+        (key.get(d.buyer_id, ()), d.placement, d.reward, d.reward_at, d.reward_source)
         for d in session.scalars(select(Decision).where(Decision.workspace_id == ws))
         if d.buyer_id is not None
     )
@@ -124,7 +124,7 @@ def open_decisions(session: Session, workspace_id: str) -> None:
         select(Buyer.id).where(Buyer.workspace_id == workspace_id, Buyer.merged_into_id.is_(None)).order_by(Buyer.user_id, Buyer.first_seen_at)
     ).all()  # fmt: skip
     key = buyer_keys(session, workspace_id)
-    for buyer_id in sorted(live, key=lambda b: sorted(key[b])):
+    for buyer_id in sorted(live, key=lambda b: key[b]):
         for i, outcome in enumerate(OUTCOMES):
             session.add(
                 Decision(

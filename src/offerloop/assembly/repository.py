@@ -44,7 +44,14 @@ def first_provenances(
         scoped_select(
             Artifact, workspace_id, Artifact.buyer_id, Artifact.policy_id, ArtifactVersion.provenance
         )
-        .join(ArtifactVersion, and_(ArtifactVersion.artifact_id == Artifact.id, ArtifactVersion.version == 1))
+        .join(
+            ArtifactVersion,
+            and_(
+                ArtifactVersion.workspace_id == workspace_id,
+                ArtifactVersion.artifact_id == Artifact.id,
+                ArtifactVersion.version == 1,
+            ),
+        )
         .where(Artifact.buyer_id.in_(sorted(buyer_ids)), Artifact.policy_id.in_(sorted(policy_ids)))
     )
     return [(b, p, prov or {}) for b, p, prov in session.execute(stmt)]
