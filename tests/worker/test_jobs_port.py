@@ -176,18 +176,18 @@ def api(client, secret_headers):
     return client
 
 
-def _grants(db, component: str, ref: str) -> int:
+def _grants(db, workspace_id: str, component: str, ref: str) -> int:
     with db.read() as session:
-        return int(
-            session.scalar(
-                select(func.count()).where(Entitlement.component == component, Entitlement.ref == ref)
-            )
-            or 0
+        query = select(func.count()).where(
+            Entitlement.workspace_id == workspace_id,
+            Entitlement.component == component,
+            Entitlement.ref == ref,
         )
+        return int(session.scalar(query) or 0)
 
 
 def test_fulfilment_failing_twice_then_succeeding_grants_once(
-    api, db, secret_headers, write_headers, monkeypatch
+    api, db, workspace, secret_headers, write_headers, monkeypatch
 ):
     setup(api, secret_headers, write_headers)
     order = buy(api, secret_headers, "pricing-playbook")
@@ -224,7 +224,7 @@ def test_fulfilment_failing_twice_then_succeeding_grants_once(
     now += timedelta(seconds=73)  # past the second (60 s ± 20 %)
     assert [(c, s) for _, c, s in checkout_service.run_fulfilment(db=db, now=now)] == [("download", "done")]
     assert checkout_service.run_fulfilment(db=db, now=now + timedelta(days=1)) == []
-    assert calls["download"] == 3 and _grants(db, "download", "pricing-playbook-pdf") == 1
+    assert calls["download"] == 3 and _grants(db, workspace.id, "download", "pricing-playbook-pdf") == 1
     assert allowed(api, secret_headers, "download", "pricing-playbook-pdf")
     task = {
         t["component"]: t
