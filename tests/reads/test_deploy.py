@@ -79,7 +79,7 @@ def test_the_env_example_names_only_real_settings() -> None:
     assert unknown == []
     assert {"OFFERLOOP_SECRET", "POSTGRES_PASSWORD", "API_REPLICAS", "WORKER_REPLICAS"} <= set(keys)
     compose_text = (DEPLOY / "compose.yaml").read_text()
-    for name in ("OFFERLOOP_RENDER_WORKERS", "OFFERLOOP_FULFILMENT_WORKERS"):
+    for name in ("OFFERLOOP_WORKER_THREADS", "OFFERLOOP_PIPELINE_WORKERS"):
         assert name in fields and name in compose_text
 
 

@@ -67,6 +67,7 @@ def buyer_events(
 
 @router.get("/buyers/{buyer_id}/export", summary="GDPR access: everything held on this buyer")
 def export_buyer(db: DB, principal: SecretKey, buyer_id: str) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # every acknowledged event is in the export
     with db.write() as session:
         return service.export_buyer(
             session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, actor=principal.key_id
@@ -75,6 +76,9 @@ def export_buyer(db: DB, principal: SecretKey, buyer_id: str) -> dict[str, Any]:
 
 @router.delete("/buyers/{buyer_id}", summary="GDPR erasure: personal data and identifiers are deleted")
 def delete_buyer(db: DB, principal: SecretKey, buyer_id: str) -> dict[str, Any]:
+    # Erasure must reach every acknowledged event: one not yet given its buyer would escape it, and bring
+    # the buyer back when a consumer got to it.
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)
     with db.write() as session:
         return service.delete_buyer(
             session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id, actor=principal.key_id

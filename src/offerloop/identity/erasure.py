@@ -69,6 +69,9 @@ PLAN: Final[Mapping[str, Action]] = {
     "merges": "delete",
     "identity_conflicts": "delete",
     "events": "anonymise",
+    "event_dedup": "redact",  # message ids pseudonymised with their events (exactly once goes on by the new id)
+    "parked_events": "redact",  # a consumer's error about their event may quote them
+    "pipeline_origin": "none",
     "touchpoints": "anonymise",
     "quarantine": "delete",
     "buyer_features": "delete",

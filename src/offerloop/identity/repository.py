@@ -23,11 +23,13 @@ from offerloop.models import (
     Buyer,
     Entitlement,
     Event,
+    EventDedup,
     FulfilmentTask,
     Identity,
     IdentityConflict,
     Merge,
     Order,
+    ParkedEvent,
     PaymentEvent,
     QuarantinedEvent,
     Touchpoint,
@@ -601,6 +603,19 @@ def delete_buyer_stores(session: Session, workspace_id: str, buyer_ids: list[str
     for name, stmt in deletes.items():
         counts[name] = session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
     return counts
+
+
+def rename_dedup(session: Session, workspace_id: str, renamed: dict[str, str]) -> None:
+    """Give the exactly-once records of pseudonymised events their new message ids."""
+    for old, new in renamed.items():
+        session.execute(
+            scoped_update(EventDedup, workspace_id).where(EventDedup.message_id == old).values(message_id=new)
+        )
+
+
+def parked_of(session: Session, workspace_id: str, seqs: list[int]) -> Iterator[ParkedEvent]:
+    for chunk in _chunks(seqs):
+        yield from session.scalars(scoped_select(ParkedEvent, workspace_id).where(ParkedEvent.seq.in_(chunk)))
 
 
 def buyer_events_for_erasure(session: Session, workspace_id: str, buyer_ids: list[str]) -> Iterator[Event]:

@@ -418,11 +418,18 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     counts["quarantined_matched"] = repository.delete_rows(session, theirs)
     for q in mentioning:
         q.payload, q.raw, q.details = (erasure.redact(v, needles) for v in (q.payload, q.raw, q.details))
+    renamed: dict[str, str] = {}
+    seqs: list[int] = []
     for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
+        seqs.append(event.id)
         event.properties = erasure.facts(event.properties, needles)
         if erasure.mentions(event.message_id, needles):
-            event.message_id = erasure.pseudonym(event.message_id)
+            renamed[event.message_id] = event.message_id = erasure.pseudonym(event.message_id)
     session.flush()
+    repository.rename_dedup(session, workspace_id, renamed)
+    for parked in repository.parked_of(session, workspace_id, seqs):  # a consumer's error may quote them
+        parked.error = erasure.redact(parked.error, needles)
+        parked.message_id = renamed.get(parked.message_id, parked.message_id)
     counts.update(repository.erase_buyer(session, workspace_id, ids, utcnow()))
     counts.update(repository.delete_buyer_stores(session, workspace_id, ids))
 
