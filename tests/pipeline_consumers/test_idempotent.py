@@ -44,15 +44,43 @@ def test_replaying_the_whole_log_changes_nothing(db: Database, workspace):
         harness.process(session, ws)
     with db.read() as session:
         before = snapshot(session, ws)
-        marks = dict(session.execute(select(BuyerFeatures.buyer_id, BuyerFeatures.applied_seq)).all())
-        stamps = dict(session.execute(select(BuyerPersona.buyer_id, BuyerPersona.updated_at)).all())
+        marks = dict(
+            session.execute(
+                select(BuyerFeatures.buyer_id, BuyerFeatures.applied_seq).where(
+                    BuyerFeatures.workspace_id == ws
+                )
+            ).all()
+        )
+        stamps = dict(
+            session.execute(
+                select(BuyerPersona.buyer_id, BuyerPersona.updated_at).where(BuyerPersona.workspace_id == ws)
+            ).all()
+        )
     assert before["merges"] and before["touchpoints"] and any(r[2] for r in before["rewards"])
     with db.write() as session:
         harness.process(session, ws, batch=333)  # again, from the start, cut differently
     with db.read() as session:
         assert snapshot(session, ws) == before
-        assert dict(session.execute(select(BuyerFeatures.buyer_id, BuyerFeatures.applied_seq)).all()) == marks
-        assert dict(session.execute(select(BuyerPersona.buyer_id, BuyerPersona.updated_at)).all()) == stamps
+        assert (
+            dict(
+                session.execute(
+                    select(BuyerFeatures.buyer_id, BuyerFeatures.applied_seq).where(
+                        BuyerFeatures.workspace_id == ws
+                    )
+                ).all()
+            )
+            == marks
+        )
+        assert (
+            dict(
+                session.execute(
+                    select(BuyerPersona.buyer_id, BuyerPersona.updated_at).where(
+                        BuyerPersona.workspace_id == ws
+                    )
+                ).all()
+            )
+            == stamps
+        )
 
 
 def _features(session, ws: str, buyer_id: str) -> dict[str, Any]:
@@ -82,7 +110,7 @@ def test_a_merged_buyers_events_read_late_in_another_partition_count_once(
         )
         harness.process(session, ws, after=log[-1].seq, only=lambda c: c.stage == "identity")
         session.flush()
-        assert session.scalar(select(func.count()).select_from(Merge)) == 1
+        assert session.scalar(select(func.count()).select_from(Merge).where(Merge.workspace_id == ws)) == 1
         everything = harness.read_log(session, ws)
         assert {e.buyer_id for e in everything} == {winner}
         merge_event = [e for e in everything if e.message_id == "m"]
@@ -146,5 +174,10 @@ def test_a_trigger_that_raises_fails_only_its_event(client, db: Database, worksp
             triggers.fn(session, ws, log)
     with db.read() as session:
         assert _artifacts(session, ws) == sorted([*others, bob.buyer_id])
-        assert session.scalar(select(func.count()).select_from(Touchpoint)) == 0
-        assert session.scalar(select(func.count()).select_from(Decision)) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(Touchpoint).where(Touchpoint.workspace_id == ws))
+            == 0
+        )
+        assert (
+            session.scalar(select(func.count()).select_from(Decision).where(Decision.workspace_id == ws)) == 0
+        )
