@@ -8,6 +8,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+from tests.checkout.log import processed
 
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
@@ -63,6 +64,7 @@ def test_a_checkout_racing_the_identity_consumer_for_a_new_buyer_names_that_buye
     first.join(30)
     second.join(30)
     assert set(found) == {"consumer", "checkout"} and found["checkout"] == found["consumer"]
+    processed(db, ws)  # the identify the checkout appended resolves to the same buyer
     with db.read() as session:
         nia = identity_service.lookup(session=session, workspace_id=ws, user_id="nia")
     assert nia.id == found["consumer"]
