@@ -23,6 +23,7 @@ from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
 from offerloop.pipeline import log as pipeline_log
+from offerloop.worker import registry as worker_registry
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -31,6 +32,10 @@ PG_URL = os.environ.get("OFFERLOOP_TEST_DATABASE_URL")
 # Property tests are seeded like everything else: the same examples on every run and machine.
 hypothesis_settings.register_profile("offerloop", derandomize=True, database=None, print_blob=True)
 hypothesis_settings.load_profile("offerloop")
+
+# Every consumer and job kind is registered from the start, as in a server: a test run alone processes the
+# log like the same test run after one that happened to create an app.
+worker_registry.load()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import msg
 
 from offerloop.assembly import service as assembly_service
+from offerloop.pipeline import log as pipeline_log
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
@@ -201,6 +202,23 @@ def test_two_buyers_get_different_deliverables_with_full_provenance(
         f"/v1/artifacts/{made['ben']['id']}/download", headers=secret_headers, params={"format": "markdown"}
     ).json()
     assert "Plan your launch week" in client.get(md["url"]).text
+
+
+def test_an_artifact_requested_right_after_the_buyers_events_sees_them(
+    client, db, write_headers, secret_headers
+):
+    setup_workspace(client, secret_headers)
+    pipeline_log.set_inline(db, False)  # as in a server whose consumers have not reached the events yet
+    buyer(client, write_headers, "ana", "Ana Lima", "idea", 1, "sell my first template")
+    r = client.post(
+        "/v1/artifacts", headers=secret_headers, json={"user_id": "ana", "policy": "starter-workbook"}
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["outline"] == [
+        {"key": "start", "title": "Start here", "blocks": ["Welcome, Ana"]},
+        {"key": "path", "title": "Your path", "blocks": ["Validate the idea first"]},
+        {"key": "pricing", "title": "Pricing", "blocks": ["Anchor your price"]},
+    ]
 
 
 def test_the_review_gate_holds_delivery_until_approved(client, db, write_headers, secret_headers):

@@ -14,6 +14,7 @@ from tests.conftest import msg
 
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout.stripe_provider import sign_payload
+from offerloop.pipeline import log as pipeline_log
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
 
@@ -49,6 +50,26 @@ def allowed(client, secret_headers, component: str, ref: str, user: str = "ada")
     )
     assert r.status_code == 200, r.text
     return r.json()["allowed"]
+
+
+def test_a_checkout_right_after_an_identify_names_that_buyer(client, db, secret_headers, write_headers):
+    r = client.put("/v1/offers/catalog", headers=secret_headers, json={"text": CATALOG})
+    assert r.status_code == 200, r.text
+    pipeline_log.set_inline(db, False)  # as in a server whose consumers have not reached the identify yet
+    setup_identify = msg(userId="ada", messageId="ada-id", traits={"email": "ada@example.com"})
+    assert client.post("/v1/identify", headers=write_headers, json=setup_identify).status_code == 200
+    order = client.post(
+        "/v1/checkout", headers=secret_headers, json={"email": "ada@example.com", "offer": "pricing-playbook"}
+    )
+    assert order.status_code == 201, order.text
+    r = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "ada"})
+    assert r.status_code == 200, r.text
+    ada = r.json()
+    assert order.json()["buyer_id"] == ada["id"]
+    assert sorted((i["kind"], i["value"]) for i in ada["identities"]) == [
+        ("email", "ada@example.com"),
+        ("user_id", "ada"),
+    ]
 
 
 def test_manual_sale_grants_components_posts_a_balanced_ledger_and_records_the_buyer_event(

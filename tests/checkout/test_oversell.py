@@ -9,6 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.checkout.log import processed
+
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout.exceptions import SoldOut
 from offerloop.core.clock import utcnow
@@ -38,6 +40,7 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
         )
         with db.write() as session:
             event_service.ingest(session=session, workspace_id=ws, batch=batch)
+    processed(db, ws)  # the identity consumer makes the buyers (no runner threads here)
     with db.read() as session:
         buyers = [identity_service.lookup(session=session, workspace_id=ws, user_id=f"buyer-{i}").id
                   for i in range(ATTEMPTS + 2)]  # fmt: skip
@@ -82,3 +85,4 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
         pass
     else:
         raise AssertionError("a sold-out drop must refuse checkout")
+    processed(db, ws)

@@ -8,6 +8,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.checkout.log import processed
+
 from offerloop.checkout import service as checkout_service
 from offerloop.db.uow import Database
 from offerloop.entitlements import repository as entitlements_repository
@@ -60,3 +62,4 @@ def test_no_grant_survives_a_refund_that_races_fulfilment(engine) -> None:
             tasks = checkout_service.repository.tasks(session, ws, order_id)
             assert {t.status for t in tasks} <= {"done", "canceled"}, [(t.component, t.status) for t in tasks]
         assert ledger_service.unbalanced_orders(session=session, workspace_id=ws) == []
+    processed(db, ws)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from offerloop import pipeline
 from offerloop.assembly import downloads, service
 from offerloop.assembly.document import Theme
 from offerloop.assembly.policy import parse_policy
@@ -106,6 +107,7 @@ def put_theme(db: DB, principal: SecretKey, body: dict[str, Any]) -> dict[str, A
     "/artifacts", status_code=202, summary="Assemble a buyer's deliverable: 202 with a preview at once"
 )
 def create_artifact(request: Request, db: DB, principal: SecretKey, body: ArtifactRequest) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.write() as session:
         buyer_id = body.buyer_id
         if buyer_id is None:

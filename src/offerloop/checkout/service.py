@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from offerloop.assembly import service as assembly_service
@@ -84,11 +85,9 @@ def buyer_for(
     given = {k: v for k, v in {"user_id": user_id, "anonymous_id": anonymous_id, "email": email}.items() if v}
     if not given:
         raise CheckoutError("give user_id, anonymous_id or email", code="buyer_required")
-    for kind, value in given.items():
-        try:
-            return identity_service.lookup(session=session, workspace_id=workspace_id, **{kind: value}).id
-        except BuyerNotFound:
-            continue
+    known = _known_buyer(session, workspace_id, given)
+    if known is not None:
+        return known
     message: dict[str, Any] = {"type": "identify", "traits": {"email": email} if email else {}}
     if user_id:
         message["userId"] = user_id
@@ -98,10 +97,30 @@ def buyer_for(
         message["userId"] = email
     message["messageId"] = new_id("msg")
     _ingest(session, workspace_id, [message])  # the record of it, for the consumers like any identify
-    return identity_service.identify_now(
-        session=session, workspace_id=workspace_id, message_id=message["messageId"],
-        user_id=message.get("userId"), anonymous_id=anonymous_id, traits=message["traits"], at=utcnow(),
-    )  # fmt: skip
+    # Identities are written through the driver (COPY on PostgreSQL): its own IntegrityError, not SQLAlchemy's.
+    duplicate = (IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError)
+    try:
+        with session.begin_nested():
+            return identity_service.identify_now(
+                session=session, workspace_id=workspace_id, message_id=message["messageId"],
+                user_id=message.get("userId"), anonymous_id=anonymous_id, traits=message["traits"], at=utcnow(),
+            )  # fmt: skip
+    except duplicate:
+        # The identity consumer (or another request) stored these identifiers first and has committed: that
+        # buyer is this one. Each statement reads what is committed, so the lookup sees it now.
+        known = _known_buyer(session, workspace_id, given)
+        if known is None:
+            raise
+        return known
+
+
+def _known_buyer(session: Session, workspace_id: str, given: dict[str, str]) -> str | None:
+    for kind, value in given.items():
+        try:
+            return identity_service.lookup(session=session, workspace_id=workspace_id, **{kind: value}).id
+        except BuyerNotFound:
+            continue
+    return None
 
 
 def _buyer_message(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:

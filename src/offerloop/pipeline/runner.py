@@ -290,6 +290,7 @@ def _advance(
                 while int(job.cursor or 0) < target:
                     again = step(session, db, consumer, job, now=now, up_to=target)
                     if again is None:
+                        job.state, job.done_at = "done", now  # caught up: idle, as a worker leaves it
                         break
                     if again > now:
                         job.state, job.run_at, job.updated_at = "queued", again, now
