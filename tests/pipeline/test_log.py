@@ -102,7 +102,9 @@ def test_ingest_appends_and_acknowledges_without_processing(client, db, write_he
     with db.read() as session:
         buyers = support.buyers(session, workspace.id)
         owners = session.execute(
-            select(Event.message_id, Event.buyer_id).where(Event.workspace_id == workspace.id).order_by(Event.id)
+            select(Event.message_id, Event.buyer_id)
+            .where(Event.workspace_id == workspace.id)
+            .order_by(Event.id)
         ).all()
     assert [tuple(r) for r in owners] == [("m-1", buyers["u1"]), ("m-2", buyers["u2"])]
     # Exactly once at any distance in time: the same messageIds later are duplicates, and stored once.
@@ -181,9 +183,7 @@ def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
     assert got == [("test_poisoned", seq["m-2"], "m-2", runner.config.max_attempts, "parked")]
     assert error == "ValueError: cannot digest m-2"
     # Past the parked event, the partition went on; the failed attempts left nothing behind.
-    assert sorted(s for _, s, _ in calls("test_poisoned")) == sorted(
-        [seq["m-1"], seq["m-3"], seq["m-4"]]
-    )
+    assert sorted(s for _, s, _ in calls("test_poisoned")) == sorted([seq["m-1"], seq["m-3"], seq["m-4"]])
 
     headers = bearer(workspace.secret_key)
     status = {c["name"]: c for c in client.get("/v1/pipeline", headers=headers).json()["consumers"]}

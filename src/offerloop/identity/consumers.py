@@ -18,6 +18,7 @@ from offerloop.pipeline.registry import LogEvent, consumer
 from offerloop.pipeline.runner import config as pipeline_config
 from offerloop.telemetry import CONFLICTS, MERGES
 
+
 def _incoming(e: LogEvent) -> identity_service.IncomingEvent:
     return identity_service.IncomingEvent(
         type=e.type,
