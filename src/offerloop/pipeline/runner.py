@@ -332,6 +332,33 @@ def _pending_parts(session: Session, consumer: Consumer, workspace_id: str, targ
     return sorted(int(p) for p, seq in last if p is not None and seq > cursors.get(int(p), origin))
 
 
+def _identity_behind(session: Session, workspace_id: str, target: int) -> list[Consumer]:
+    """The identity consumers whose checkpoint of the workspace is below ``target`` (in order)."""
+    names = [c for c in consumers() if c.stage == "identity"]
+    if not names:
+        return []
+    key = log.key_of(workspace_id, log.IDENTITY_PART)
+    cursors = dict(
+        session.execute(
+            select(Job.kind, Job.cursor).where(
+                Job.workspace_id == workspace_id,
+                Job.kind.in_([log.kind_of(c.name) for c in names]),
+                Job.key == key,
+            )
+        ).all()
+    )
+    start = None
+    behind = []
+    for c in names:
+        cursor = cursors.get(log.kind_of(c.name))
+        if cursor is None:
+            start = log.origin(session, workspace_id) if start is None else start
+            cursor = start
+        if int(cursor) < target:
+            behind.append(c)
+    return behind
+
+
 def catch_up(
     db: Database, *, workspace_id: str, wait_s: float | None = None, up_to: int | None = None
 ) -> bool:
@@ -340,14 +367,16 @@ def catch_up(
     (bounded by ``wait_s``, default the ``fresh_wait_s`` setting) for the worker holding it. Call it before
     the read transaction. True when everything up to the head is applied."""
     deadline = time.monotonic() + (config.fresh_wait_s if wait_s is None else wait_s)
+    # A cheap read first: when nothing is pending (the common case), no write transaction is opened, so a
+    # read endpoint never waits for the SQLite writer lock.
     with db.read() as session:
         target = log.head(session, workspace_id) if up_to is None else up_to
-    if target == 0:
-        return True
+        if target == 0:
+            return True
+        behind = _identity_behind(session, workspace_id, target)
     complete = True
-    for consumer in consumers():
-        if consumer.stage == "identity":
-            complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
+    for consumer in behind:
+        complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
     for consumer in consumers():
         if consumer.stage != "buyer":
             continue
