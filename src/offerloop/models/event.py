@@ -71,7 +71,7 @@ class ParkedEvent(Base):
 
     __tablename__ = "parked_events"
     __table_args__ = (
-        UniqueConstraint("consumer", "workspace_id", "seq"),
+        UniqueConstraint("workspace_id", "consumer", "seq"),
         Index(None, "workspace_id", "status", "id"),
     )
 

@@ -290,6 +290,9 @@ def _advance(
                 while int(job.cursor or 0) < target:
                     again = step(session, db, consumer, job, now=now, up_to=target)
                     if again is None:
+                        # Caught up: the row is idle now (no worker pass left to do); the step's recheck
+                        # queues it again after commit if events arrived past ``target``.
+                        lease.finish(job, now=now)
                         break
                     if again > now:
                         job.state, job.run_at, job.updated_at = "queued", again, now

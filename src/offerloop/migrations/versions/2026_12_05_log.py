@@ -153,7 +153,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_parked_events")),
         sa.UniqueConstraint(
-            "consumer", "workspace_id", "seq", name=op.f("uq_parked_events_consumer_workspace_id_seq")
+            "workspace_id", "consumer", "seq", name=op.f("uq_parked_events_workspace_id_consumer_seq")
         ),
     )
     op.create_index(
