@@ -62,11 +62,18 @@ class TestServer(ServerProcess):
 
 
 def _worker(url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """`offerloop worker` (test consumers beside the real ones), returned once its pools have started."""
     env = {**os.environ, "OFFERLOOP_DATABASE_URL": url, "OFFERLOOP_LOG_LEVEL": "WARNING"}
+    started = log_path.read_text().count(READY) if log_path.exists() else 0
     out = log_path.open("ab")
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(HERE / "worker_script.py"), "worker"], env=env, stdout=out, stderr=out
     )
+    wait_for(lambda: proc.poll() is None and log_path.read_text().count(READY) > started)
+    return proc
+
+
+READY = "consumer threads beside them"  # what `offerloop worker` says once its threads run
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
