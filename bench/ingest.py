@@ -25,7 +25,10 @@ import argparse
 import base64
 import http.client
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -288,6 +291,12 @@ def main() -> None:
     parser.add_argument("--segment-events", type=int, default=100_000, help="0 skips the Segment client run")
     parser.add_argument("--no-limit", action="store_true", help="skip the physical limit (c)")
     parser.add_argument("--processed-timeout", type=float, default=600)
+    parser.add_argument(
+        "--consumer-processes",
+        type=int,
+        default=0,
+        help="run the consumers in this many `offerloop worker` processes instead of the server's threads",
+    )
     parser.add_argument("--fresh-seconds", type=float, default=10, help="(e)'s duration; 0 skips it")
     args = parser.parse_args()
 
@@ -304,6 +313,21 @@ def main() -> None:
     )
 
     load_before = load()
+    workers: list[subprocess.Popen[bytes]] = []
+    if args.consumer_processes:
+        os.environ["OFFERLOOP_PIPELINE_WORKERS"] = "0"  # the server acknowledges; the workers consume
+        env = {
+            **os.environ,
+            "OFFERLOOP_DATABASE_URL": url,
+            "OFFERLOOP_LOG_LEVEL": "WARNING",
+            "OFFERLOOP_PIPELINE_WORKERS": "2",
+        }
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "offerloop.cli.main", "worker", "--threads", "1"], env=env
+            )
+            for _ in range(args.consumer_processes)
+        ]
     server = start_server(url, workers=args.workers)
     processed_at = None
     sdk = None
@@ -334,6 +358,9 @@ def main() -> None:
         rss = server.peak_rss_mib()
     finally:
         server.stop()
+        for w in workers:
+            w.terminate()
+            w.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
 
     limit = None
@@ -349,7 +376,10 @@ def main() -> None:
     backend = make_url(url).get_backend_name()
     print(f"machine: {machine()}")
     print(f"before: {load_before}; after: {load()}")
-    print(f"backend: {backend}; server workers: {args.workers}; client connections: {args.connections}")
+    print(
+        f"backend: {backend}; server workers: {args.workers}; client connections: {args.connections}; "
+        f"consumers in {f'{args.consumer_processes} worker process(es)' if args.consumer_processes else 'the server'}"
+    )
     print(
         f"events: {args.events:,} in {len(bodies):,} batches of 100; HTTP statuses: {statuses}; stored {stored:,}"
     )
