@@ -6,13 +6,17 @@
       server has no such gauges (ingest that processes inline: acknowledged is then processed);
   (c) the physical limit: the stored rows inserted by a bare executemany into the same schema, and
       validate + append in-process stage by stage (bench/ingest_baseline.py); acknowledged as a share of it;
-  (d) the official Segment Python client (analytics-python) with its default batching.
+  (d) the official Segment Python client (analytics-python) with its default batching;
+  (e) acknowledgement -> state applied: under half of (a)'s rate (paced batches of 100), a probe event for
+      a new buyer every 20 ms, each timed from its acknowledgement until the buyer's features show it —
+      read straight from the database, so the probe itself never makes the server apply anything.
 
     python bench/ingest.py                                    # SQLite (a fresh file)
     python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest --reset
 
 Targets (issue 10): acknowledged >= 20,000 events/s on SQLite and >= 10,000 on PostgreSQL, p99 batch
-<= 50 ms; processed >= 10,000 events/s sustained on SQLite.
+<= 50 ms; processed >= 10,000 events/s sustained on SQLite; acknowledgement -> applied p99 <= 100 ms under
+half of peak load.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import argparse
 import base64
 import http.client
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,7 +47,7 @@ from ingest_baseline import (
     validate_and_append,
     workspace,
 )
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import bindparam, create_engine, inspect, make_url, text
 
 from offerloop.sim.audience import Audience
 
@@ -180,6 +187,97 @@ def send_segment(
     return elapsed, made, refused, errors
 
 
+def freshness(
+    url: str, db_url: str, workspace_id: str, write_key: str, rate: float, seconds: float
+) -> tuple[list[float], int]:
+    """(e): paced load at ``rate`` events/s (batches of 100, 2 connections) for ``seconds``, with a probe
+    every 20 ms: a track event of a new userId, acknowledged alone; returns each probe's seconds from its
+    acknowledgement until its buyer's features were applied, and the probes never seen applied."""
+    port = int(url.rsplit(":", 1)[1])
+    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    load_events = max(100, int(rate * seconds))
+    batches = [
+        orjson.dumps({"batch": b}) for b in Audience(buyers=2_000, events=load_events, seed=13).batches(100)
+    ]
+    stop = threading.Event()
+    acked: dict[str, float] = {}
+    applied: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def paced(mine: list[bytes], every_s: float) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        start = time.perf_counter()
+        for i, body in enumerate(mine):
+            wait = start + i * every_s - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)  # pacing: the load is a rate, not a flood
+            conn.request("POST", "/v1/batch", body=body, headers=headers)
+            conn.getresponse().read()
+        conn.close()
+
+    def probes() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        start, i = time.perf_counter(), 0
+        while not stop.is_set():
+            wait = start + i * 0.02 - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            user = f"probe-{i}"
+            body = orjson.dumps(
+                {"batch": [{"type": "track", "event": "Probe", "userId": user, "messageId": user}]}
+            )
+            conn.request("POST", "/v1/batch", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status == 200:
+                with lock:
+                    acked[user] = time.perf_counter()
+            i += 1
+        conn.close()
+
+    engine = create_engine(db_url)
+    sql = text(
+        "SELECT i.value FROM identities i JOIN buyer_features f ON f.buyer_id = i.buyer_id "
+        "WHERE i.workspace_id = :ws AND i.kind = 'user_id' AND i.value IN :users AND f.applied_seq > 0"
+    ).bindparams(bindparam("users", expanding=True))
+
+    def poll() -> None:
+        with engine.connect() as conn:
+            while True:
+                with lock:
+                    pending = [u for u in acked if u not in applied]
+                if not pending:
+                    if stop.is_set():
+                        return
+                    time.sleep(0.001)
+                    continue
+                seen = conn.execute(sql, {"ws": workspace_id, "users": pending}).scalars().all()
+                conn.rollback()  # a new snapshot for the next look
+                now = time.perf_counter()
+                with lock:
+                    for user in seen:
+                        applied[user] = now
+                if stop.is_set() and time.perf_counter() > deadline:
+                    return
+                time.sleep(0.001)
+
+    every = 100 / rate * 2  # seconds between batches on each of the two connections
+    senders = [threading.Thread(target=paced, args=(batches[k::2], every)) for k in range(2)]
+    prober, poller = threading.Thread(target=probes), threading.Thread(target=poll)
+    deadline = float("inf")
+    for t in (*senders, prober, poller):
+        t.start()
+    for t in senders:
+        t.join()
+    stop.set()
+    prober.join()
+    deadline = time.perf_counter() + 30
+    poller.join()
+    engine.dispose()
+    return [applied[u] - acked[u] for u in acked if u in applied], sum(u not in applied for u in acked)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -193,6 +291,13 @@ def main() -> None:
     parser.add_argument("--segment-events", type=int, default=100_000, help="0 skips the Segment client run")
     parser.add_argument("--no-limit", action="store_true", help="skip the physical limit (c)")
     parser.add_argument("--processed-timeout", type=float, default=600)
+    parser.add_argument(
+        "--consumer-processes",
+        type=int,
+        default=0,
+        help="run the consumers in this many `offerloop worker` processes instead of the server's threads",
+    )
+    parser.add_argument("--fresh-seconds", type=float, default=10, help="(e)'s duration; 0 skips it")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
@@ -208,6 +313,21 @@ def main() -> None:
     )
 
     load_before = load()
+    workers: list[subprocess.Popen[bytes]] = []
+    if args.consumer_processes:
+        os.environ["OFFERLOOP_PIPELINE_WORKERS"] = "0"  # the server acknowledges; the workers consume
+        env = {
+            **os.environ,
+            "OFFERLOOP_DATABASE_URL": url,
+            "OFFERLOOP_LOG_LEVEL": "WARNING",
+            "OFFERLOOP_PIPELINE_WORKERS": "2",
+        }
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "offerloop.cli.main", "worker", "--threads", "1"], env=env
+            )
+            for _ in range(args.consumer_processes)
+        ]
     server = start_server(url, workers=args.workers)
     processed_at = None
     sdk = None
@@ -226,9 +346,21 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {sdk_ws['secret_key']}"}
             sdk_stored = httpx.get(server.url + "/v1/overview", headers=auth, timeout=120).json()["events"]
             sdk = (seconds, made, refused, errors, sdk_stored)
+        fresh = None
+        if args.fresh_seconds and processed_at is not None:
+            rate = args.events / (acked_at - started) / 2
+            fresh_ws = create_workspace(url, "freshness")
+            fresh_load = load()
+            delays, lost = freshness(
+                server.url, url, fresh_ws["id"], fresh_ws["write_key"], rate, args.fresh_seconds
+            )
+            fresh = (rate, delays, lost, fresh_load)
         rss = server.peak_rss_mib()
     finally:
         server.stop()
+        for w in workers:
+            w.terminate()
+            w.wait(60)
         shutil.rmtree(tmp, ignore_errors=True)
 
     limit = None
@@ -244,7 +376,10 @@ def main() -> None:
     backend = make_url(url).get_backend_name()
     print(f"machine: {machine()}")
     print(f"before: {load_before}; after: {load()}")
-    print(f"backend: {backend}; server workers: {args.workers}; client connections: {args.connections}")
+    print(
+        f"backend: {backend}; server workers: {args.workers}; client connections: {args.connections}; "
+        f"consumers in {f'{args.consumer_processes} worker process(es)' if args.consumer_processes else 'the server'}"
+    )
     print(
         f"events: {args.events:,} in {len(bodies):,} batches of 100; HTTP statuses: {statuses}; stored {stored:,}"
     )
@@ -279,6 +414,16 @@ def main() -> None:
             f"(d) Segment analytics-python, default batching: {made:,} calls ({refused:,} refused by the SDK), "
             f"{sdk_stored:,} stored in {seconds:.1f} s = {made / seconds:,.0f} events/s acknowledged; upload errors: {len(errors)}"
         )
+    if fresh is not None:
+        rate, delays, lost, fresh_load = fresh
+        if delays:
+            print(
+                f"(e) acknowledgement -> features applied under {rate:,.0f} events/s (half of (a)), {len(delays)} probes: "
+                f"p50 {percentile(delays, 50) * 1000:.1f} ms, p99 {percentile(delays, 99) * 1000:.1f} ms, "
+                f"max {max(delays) * 1000:.1f} ms; never applied: {lost}; load before (e): {fresh_load}"
+            )
+        else:
+            print(f"(e) no probe was applied ({lost} acknowledged)")
     print(f"server peak RSS: {rss:.0f} MiB")
 
 

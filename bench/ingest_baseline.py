@@ -37,7 +37,9 @@ from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
 from offerloop.events import repository
 from offerloop.events.validation import Accepted, prepare_batch
+from offerloop.pipeline import log as pipeline_log
 from offerloop.sim.audience import Audience
+from offerloop.worker import registry
 from offerloop.workspaces import service as workspace_service
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -185,7 +187,8 @@ def _mark() -> tuple[float, float]:
 
 def validate_and_append(engine: Engine, bodies: list[bytes]) -> Stages:
     """Each body parsed, validated, deduplicated and appended through offerloop's driver path, in one
-    write unit of work per batch (as an append-only ingest would), timed per stage."""
+    write unit of work per batch (as ingest does), timed per stage."""
+    registry.load()  # the real consumers: appending bumps the identity stage's checkpoint row
     db = Database(engine)
     workspace_id = workspace(engine)
     stages = Stages()
@@ -196,15 +199,18 @@ def validate_and_append(engine: Engine, bodies: list[bytes]) -> Stages:
         prepared = prepare_batch(messages, received_at=utcnow(), max_event_bytes=MAX_EVENT_BYTES)
         marks.append(_mark())
         with db.write() as session:
-            ids = {a.message_id for a in prepared.accepted}
-            seen = repository.existing_message_ids(session, workspace_id, ids)
+            # The exactly-once claim, as ingest makes it (INSERT ... ON CONFLICT DO NOTHING RETURNING).
+            new = repository.claim_message_ids(
+                session, workspace_id, list({a.message_id for a in prepared.accepted})
+            )
             fresh = []
             for a in prepared.accepted:
-                if a.message_id not in seen:
-                    seen.add(a.message_id)
+                if a.message_id in new:
+                    new.discard(a.message_id)
                     fresh.append(_row(a, prepared.received_at, workspace_id))
             marks.append(_mark())
-            repository.insert_events(session, fresh)
+            repository.append_events(session, workspace_id, fresh)
+            pipeline_log.appended(session, workspace_id)  # wakes the identity stage once committed
             marks.append(_mark())
         marks.append(_mark())
         stages.add(marks)

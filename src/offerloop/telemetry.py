@@ -24,6 +24,21 @@ INGEST_BATCH_SECONDS = Histogram(
 )
 
 
+class _StderrLogger:
+    """Writes each line to ``sys.stderr`` as it is at that moment (a CLI run in-process, or a test runner,
+    may swap and close the stream it was configured with)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
+
+
+class _StderrLoggerFactory:
+    def __call__(self, *args: object) -> _StderrLogger:
+        return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """JSON lines on stderr (or a readable console format when json=False)."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
@@ -40,7 +55,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=True,
     )
 

@@ -1,4 +1,5 @@
-"""`offerloop serve` with the test consumers registered (the server runs the app in this process)."""
+"""`offerloop serve` with the test consumers registered beside the real ones (the server runs the app in
+this process)."""
 
 import sys
 from pathlib import Path

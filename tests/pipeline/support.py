@@ -1,19 +1,19 @@
-"""Test consumers for the pipeline: a minimal identity stage, a recorder, a poisoned consumer.
-
-Until the domains' consumers exist on this branch, these stand in for them: the identity stage gives each
-event the buyer ``b_<userId or anonymousId>``; the recorder writes one row per (consumer, event) it is
-given, in the step's transaction, so "processed exactly once" and "in order per buyer" can be counted."""
+"""Test consumers for the pipeline, registered beside the real ones (identity, features, rewards,
+triggers): a recorder and a poisoned consumer. The recorder writes one row per (consumer, event) it is
+given, in the step's transaction, so "processed exactly once" and "in order per buyer" can be counted;
+the buyer it records is the one the real identity stage resolved (``buyers`` maps userIds to them)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, text, update
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
-from offerloop.models import Event
+from offerloop.models import Buyer
 from offerloop.pipeline.registry import LogEvent, consumer, unregister
+from offerloop.worker import registry
 
 # ``id`` numbers the calls in the order they were made, across processes.
 CALLS_DDL = (
@@ -21,7 +21,9 @@ CALLS_DDL = (
     "consumer VARCHAR(64) NOT NULL, buyer_id VARCHAR(80), seq BIGINT NOT NULL, name VARCHAR(255), pid INTEGER NOT NULL)"
 )
 CURED: set[str] = set()  # message ids the poisoned consumer digests after all (a fixed bug, for replay)
-NAMES = ("test_identity", "test_recorder", "test_poisoned")
+REAL = ("identity", "features", "rewards", "triggers")
+TEST = ("test_recorder", "test_poisoned")
+NAMES = (*REAL, *TEST)
 
 
 def create_calls_table(bind: Engine | Connection) -> None:
@@ -37,14 +39,14 @@ def create_calls_table(bind: Engine | Connection) -> None:
         bind.execute(text(CALLS_DDL.format(id=key)))
 
 
-def identity(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
-    for e in events:
-        who = e.user_id or e.anonymous_id
-        session.execute(
-            update(Event)
-            .where(Event.workspace_id == workspace_id, Event.id == e.seq)
-            .values(buyer_id=f"b_{who}"[:40])
+def buyers(session: Session, workspace_id: str) -> dict[str, str]:
+    """userId -> the live buyer the identity stage resolved it to."""
+    rows = session.execute(
+        select(Buyer.user_id, Buyer.id).where(
+            Buyer.workspace_id == workspace_id, Buyer.user_id.is_not(None), Buyer.merged_into_id.is_(None)
         )
+    ).all()
+    return {u: b for u, b in rows}
 
 
 def _record(name: str, session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
@@ -73,12 +75,12 @@ def poisoned(session: Session, workspace_id: str, events: Sequence[LogEvent]) ->
 
 
 def register(*, poison: bool = False) -> None:
-    consumer("test_identity", stage="identity")(identity)
+    registry.load()  # the real consumers first: the test ones run beside them
     consumer("test_recorder", stage="buyer")(recorder)
     if poison:
         consumer("test_poisoned", stage="buyer", order=200)(poisoned)
 
 
 def unregister_all() -> None:
-    for name in NAMES:
+    for name in TEST:
         unregister(name)

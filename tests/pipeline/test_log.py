@@ -52,19 +52,26 @@ def _calls(db: Database, workspace_id: str, consumer: str) -> list[tuple[str | N
     return [(b, int(s), n) for b, s, n in rows]
 
 
-def _users_in_distinct_partitions(n: int) -> list[str]:
-    users, parts = [], set()
-    for i in range(1000):
-        part = pipeline_log.partition_of(f"b_u{i}", runner.config.partitions)
+def _users_in_distinct_partitions(db: Database, workspace_id: str, n: int) -> list[str]:
+    """``n`` users whose buyers (resolved by the real identity stage, drained inline) are in distinct
+    partitions; their identify events are in the log before the test's own."""
+    users = [f"u{i}" for i in range(40)]
+    _ingest(db, workspace_id, [{"type": "identify", "userId": u, "messageId": f"id-{u}"} for u in users])
+    with db.read() as session:
+        buyers = support.buyers(session, workspace_id)
+    chosen, parts = [], set()
+    for user in users:
+        part = pipeline_log.partition_of(buyers[user], runner.config.partitions)
         if part not in parts:
             parts.add(part)
-            users.append(f"u{i}")
-        if len(users) == n:
-            return users
+            chosen.append(user)
+        if len(chosen) == n:
+            return chosen
     raise AssertionError("not enough partitions")
 
 
 def test_ingest_appends_and_acknowledges_without_processing(client, db, write_headers, workspace) -> None:
+    pipeline_log.set_inline(db, False)  # nothing drains: what the acknowledgement itself did is visible
     r = client.post(
         "/v1/batch",
         json={
@@ -87,9 +94,19 @@ def test_ingest_appends_and_acknowledges_without_processing(client, db, write_he
         dedup = set(
             session.scalars(select(EventDedup.message_id).where(EventDedup.workspace_id == workspace.id))
         )
-    # No identity consumer ran (none is registered here): the log holds the events as sent, buyer unknown.
+    # The acknowledgement ran no consumer (the real ones are registered): the log holds the events as
+    # sent, buyer unknown, until a consumer step resolves them.
     assert [tuple(r) for r in rows] == [("m-1", None, None), ("m-2", None, None)]
     assert dedup == {"m-1", "m-2"}
+    runner.drain(db, workspace_id=workspace.id)
+    with db.read() as session:
+        buyers = support.buyers(session, workspace.id)
+        owners = session.execute(
+            select(Event.message_id, Event.buyer_id)
+            .where(Event.workspace_id == workspace.id)
+            .order_by(Event.id)
+        ).all()
+    assert [tuple(r) for r in owners] == [("m-1", buyers["u1"]), ("m-2", buyers["u2"])]
     # Exactly once at any distance in time: the same messageIds later are duplicates, and stored once.
     again = client.post(
         "/v1/batch", json={"batch": [_track(2, "u2"), _track(1, "u9")]}, headers=write_headers
@@ -111,12 +128,13 @@ def test_drain_applies_every_event_once_in_order_per_buyer(db, workspace, test_c
             .where(Event.workspace_id == workspace.id)
             .order_by(Event.id)
         ).all()
-    assert [b for _, b, _ in log] == [f"b_{u}" for u in sent]
+        buyers = support.buyers(session, workspace.id)
+    assert [b for _, b, _ in log] == [buyers[u] for u in sent]  # the real identity stage resolved each
     assert all(p == pipeline_log.partition_of(b, runner.config.partitions) for _, b, p in log)
     calls = _calls(db, workspace.id, "test_recorder")
     assert sorted(s for _, s, _ in calls) == [s for s, _, _ in log]  # each event exactly once
     for user in users:
-        seqs = [s for b, s, _ in calls if b == f"b_{user}"]
+        seqs = [s for b, s, _ in calls if b == buyers[user]]
         assert seqs == sorted(seqs) and len(seqs) == sent.count(user)
 
 
@@ -131,19 +149,25 @@ def _run_all(db: Database, now: Any) -> None:
 def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
     client, db, workspace, test_consumers
 ) -> None:
+    a, b = _users_in_distinct_partitions(db, workspace.id, 2)
     pipeline_log.set_inline(db, False)  # run the consumers as workers do, with a controlled clock
-    a, b = _users_in_distinct_partitions(2)
     _ingest(db, workspace.id, [_track(1, a), _track(2, a, "Poison"), _track(3, a), _track(4, b)])
     t0 = utcnow() + timedelta(seconds=1)
     _run_all(db, t0)
-    seq = {n: s for _, s, n in [(None, s, m) for s, m in _seqs(db, workspace.id)]}
+    seq = {m: s for s, m in _seqs(db, workspace.id) if m.startswith("m-")}
+
+    def calls(consumer: str) -> list[tuple[str | None, int, str | None]]:
+        return [c for c in _calls(db, workspace.id, consumer) if c[1] in seq.values()]
+
+    with db.read() as session:
+        buyer_a = support.buyers(session, workspace.id)[a]
     # Other consumers, and the poisoned consumer's other partitions, went on; a's partition waits.
-    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder")) == sorted(seq.values())
-    assert [s for _, s, _ in _calls(db, workspace.id, "test_poisoned")] in (
+    assert sorted(s for _, s, _ in calls("test_recorder")) == sorted(seq.values())
+    assert [s for _, s, _ in calls("test_poisoned")] in (
         [seq["m-1"], seq["m-4"]],
         [seq["m-4"], seq["m-1"]],
     )
-    key = pipeline_log.key_of(workspace.id, pipeline_log.partition_of(f"b_{a}", runner.config.partitions))
+    key = pipeline_log.key_of(workspace.id, pipeline_log.partition_of(buyer_a, runner.config.partitions))
     with db.read() as session:
         job = session.scalars(select(Job).where(Job.kind == "consumer:test_poisoned", Job.key == key)).one()
         assert (job.cursor, job.payload["seq"], job.payload["attempts"]) == (seq["m-1"], seq["m-2"], 1)
@@ -159,9 +183,7 @@ def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
     assert got == [("test_poisoned", seq["m-2"], "m-2", runner.config.max_attempts, "parked")]
     assert error == "ValueError: cannot digest m-2"
     # Past the parked event, the partition went on; the failed attempts left nothing behind.
-    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_poisoned")) == sorted(
-        [seq["m-1"], seq["m-3"], seq["m-4"]]
-    )
+    assert sorted(s for _, s, _ in calls("test_poisoned")) == sorted([seq["m-1"], seq["m-3"], seq["m-4"]])
 
     headers = bearer(workspace.secret_key)
     status = {c["name"]: c for c in client.get("/v1/pipeline", headers=headers).json()["consumers"]}
@@ -175,7 +197,7 @@ def test_a_poisoned_event_is_retried_then_parked_and_nothing_else_waits(
     support.CURED.add("m-2")  # the consumer's bug is fixed: the replay applies the event
     done = client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers)
     assert (done.status_code, done.json()) == (200, {"id": parked_id, "status": "replayed", "error": None})
-    assert [n for _, _, n in _calls(db, workspace.id, "test_poisoned")].count("Poison") == 1
+    assert [n for _, _, n in calls("test_poisoned")].count("Poison") == 1
     assert client.post(f"/v1/pipeline/parked/{parked_id}/replay", headers=headers).status_code == 409
     assert (
         client.get("/v1/pipeline/parked", params={"status": "replayed"}, headers=headers).json()["items"][0][

@@ -34,11 +34,11 @@ def test_metrics_show_lag_throughput_and_head(client, db, workspace, test_consum
     pipeline_log.set_inline(db, False)
     _ingest(db, workspace.id, 6)
     body = client.get("/metrics").text
-    assert _metric(body, 'offerloop_consumer_lag_events{consumer="test_identity"}') == 6
+    assert _metric(body, 'offerloop_consumer_lag_events{consumer="identity"}') == 6
     processed = _metric(body, 'offerloop_consumer_processed_total{consumer="test_recorder"}')
     runner.drain(db, workspace_id=workspace.id)
     body = client.get("/metrics").text
-    assert _metric(body, 'offerloop_consumer_lag_events{consumer="test_identity"}') == 0
+    assert _metric(body, 'offerloop_consumer_lag_events{consumer="identity"}') == 0
     assert _metric(body, 'offerloop_consumer_lag_events{consumer="test_recorder"}') == 0
     assert _metric(body, 'offerloop_consumer_processed_total{consumer="test_recorder"}') == processed + 6
     assert _metric(body, "offerloop_pipeline_head_seq") >= 6
@@ -50,7 +50,7 @@ def test_readyz_names_a_stuck_consumer(client, db, workspace, test_consumers) ->
     _ingest(db, workspace.id, 2)
     assert client.get("/readyz").status_code == 200  # lag, but the rows moved recently
     later = utcnow() + timedelta(seconds=runner.config.stuck_s + 5)
-    assert status.stuck(db, now=later) == ["test_identity"]  # nobody has taken the work since
+    assert status.stuck(db, now=later) == ["identity"]  # nobody has taken the work since
     with db.write() as session:  # a worker took it and died: its lease ran out long ago
         session.execute(
             update(Job)
@@ -62,7 +62,7 @@ def test_readyz_names_a_stuck_consumer(client, db, workspace, test_consumers) ->
             )
         )
     r = client.get("/readyz")
-    assert (r.status_code, r.json()["consumers"]) == (503, ["test_identity"])
+    assert (r.status_code, r.json()["consumers"]) == (503, ["identity"])
     jobs_runner.run_due(db, owner="alive", only=runner.kinds(), limit=10)  # taken over
     runner.drain(db, workspace_id=workspace.id)
     assert client.get("/readyz").status_code == 200

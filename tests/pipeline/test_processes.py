@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 import support
-from sqlalchemy import Engine, delete, text
+from sqlalchemy import Engine, delete, select, text
 from tests.conftest import basic, bearer
 
 from offerloop.cli.process import ServerProcess
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
-from offerloop.models import Job, Workspace
+from offerloop.models import BuyerFeatures, Job, Workspace
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -62,9 +62,18 @@ class TestServer(ServerProcess):
 
 
 def _worker(url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """`offerloop worker` (test consumers beside the real ones), returned once its pools have started."""
     env = {**os.environ, "OFFERLOOP_DATABASE_URL": url, "OFFERLOOP_LOG_LEVEL": "WARNING"}
+    started = log_path.read_text().count(READY) if log_path.exists() else 0
     out = log_path.open("ab")
-    return subprocess.Popen([sys.executable, str(HERE / "worker_script.py")], env=env, stdout=out, stderr=out)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "worker_script.py"), "worker"], env=env, stdout=out, stderr=out
+    )
+    wait_for(lambda: proc.poll() is None and log_path.read_text().count(READY) > started)
+    return proc
+
+
+READY = "consumer threads beside them"  # what `offerloop worker` says once its threads run
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
@@ -113,8 +122,9 @@ def _batches(n: int, size: int, users: int, seed: int) -> list[list[dict[str, An
 
 
 def _state(db: Database, ws: str) -> tuple[Counter[str], Counter[int], Counter[str], int]:
-    """(stored messageIds, recorder calls per seq, recorder calls per buyer, events with a buyer)."""
+    """(stored messageIds, recorder calls per seq, recorder calls per userId, events with a buyer)."""
     with db.read() as session:
+        users = {b: u for u, b in support.buyers(session, ws).items()}
         stored = Counter(
             r[0]
             for r in session.execute(
@@ -130,7 +140,12 @@ def _state(db: Database, ws: str) -> tuple[Counter[str], Counter[int], Counter[s
         resolved = session.execute(
             text("SELECT count(*) FROM events WHERE workspace_id = :ws AND buyer_id IS NOT NULL"), {"ws": ws}
         ).scalar()
-    return stored, Counter(int(s) for s, _ in calls), Counter(b for _, b in calls), int(resolved or 0)
+    return (
+        stored,
+        Counter(int(s) for s, _ in calls),
+        Counter(users.get(b, f"?{b}") for _, b in calls),
+        int(resolved or 0),
+    )
 
 
 def _assert_exactly_once(
@@ -141,8 +156,16 @@ def _assert_exactly_once(
     assert {m["messageId"] for b in acked for m in b} <= set(stored)  # nothing acknowledged is lost
     assert set(stored.values()) == {1}  # stored once
     assert set(per_seq.values()) == {1} and sum(per_seq.values()) == len(stored)  # processed once
-    expected = Counter(f"b_{m['userId']}" for m in sent if m["messageId"] in stored)
-    assert per_buyer == expected  # a per-buyer count, exact
+    expected = Counter(m["userId"] for m in sent if m["messageId"] in stored)
+    assert per_buyer == expected  # a per-buyer count, exact, under the buyer the identity stage resolved
+    with db.read() as session:  # and the real features consumer folded each event exactly once
+        buyers = support.buyers(session, ws)
+        folded = dict(
+            session.execute(
+                select(BuyerFeatures.buyer_id, BuyerFeatures.state).where(BuyerFeatures.workspace_id == ws)
+            ).all()
+        )
+    assert {u: folded[buyers[u]]["n"] for u in expected} == dict(expected)
 
 
 def _send_all(
@@ -262,6 +285,6 @@ def test_a_decision_right_after_an_acknowledged_event_sees_it(tmp_path, target) 
                     headers=bearer(ws.secret_key),
                 )
                 _, _, per_buyer, resolved = _state(db, ws.id)
-                assert (per_buyer["b_fresh"], resolved) == (i + 1, i + 1)
+                assert (per_buyer["fresh"], resolved) == (i + 1, i + 1)
     finally:
         server.stop()

@@ -1,6 +1,5 @@
-"""A worker process running the pipeline's consumers (the test ones) until it is killed."""
+"""`offerloop worker` with the test consumers registered beside the real ones, until it is killed."""
 
-import signal
 import sys
 from pathlib import Path
 
@@ -8,16 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import support
 
-from offerloop.config import Settings
-from offerloop.db.engine import make_engine
-from offerloop.db.uow import Database
-from offerloop.pipeline import runner
+from offerloop.cli.main import app
 
 support.register()
-settings = Settings()
-runner.configure(settings)
-workers = runner.PipelineWorkers(Database(make_engine(settings.database_url)), threads=2, poll_s=0.2)
-workers.start()
-print("ready", flush=True)
-signal.sigwait({signal.SIGTERM, signal.SIGINT})
-workers.stop()
+app(prog_name="offerloop")

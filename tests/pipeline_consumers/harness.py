@@ -1,6 +1,7 @@
-"""Stand-in for the log runner (built elsewhere): append validated events to the log as ingestion will
-(buyer_id NULL, signal scores set), read them back as LogEvents, and run the registered consumers —
-identity stage first, then buyer stage — in batches, each batch in the caller's transaction."""
+"""Drive the registered consumers by hand: append through the real ingestion without draining, read the
+log back as LogEvents, and run the consumers — identity stage first, then buyer stage — over the whole log
+(not partitioned) in batches cut as the test chooses, each in the caller's transaction. The real runner
+(``pipeline.runner``) is what the tests compare this with."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
-from offerloop.events import repository as events_repository
 from offerloop.events import service as events_service
-from offerloop.events.signals import score_event
+from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline.registry import Consumer, LogEvent, consumers
 from offerloop.worker import registry
 
@@ -32,28 +32,19 @@ _BOOLS = {"high_signal", "suppressed"}
 def append(
     session: Session, workspace_id: str, messages: list[dict[str, Any]], received_at: datetime
 ) -> list[str]:
-    """Append one batch as acknowledge-on-append ingestion will: validated, deduplicated, scored, with
-    no buyer. Returns the appended messageIds."""
+    """Append one batch through the real ``events.service.ingest`` (validated, deduplicated, scored, no
+    buyer) without processing it: the caller's test decides which consumers run, and when. Returns the
+    appended messageIds."""
     batch = events_service.prepare_batch(messages, received_at=received_at, max_event_bytes=32 * 1024)
-    seen = events_service.existing_message_ids(
-        session=session, workspace_id=workspace_id, message_ids=[a.message_id for a in batch.accepted]
-    )
-    config = events_service.signal_config(session, workspace_id)
-    rows: list[tuple[Any, ...]] = []
-    for a in batch.accepted:
-        if a.message_id in seen:
-            continue
-        seen.add(a.message_id)
-        score = score_event(config, event_type=a.type, name=a.name, properties=a.properties)
-        rows.append(
-            (
-                workspace_id, a.message_id, a.type, a.name, None, a.user_id, a.anonymous_id, a.group_id,
-                a.previous_id, a.timestamp, a.original_timestamp, a.sent_at, received_at, a.properties, a.traits,
-                a.context, score.weight, score.confidence, score.high_signal, score.suppressed,
-            )
-        )  # fmt: skip
-    events_repository.insert_events(session, rows)
-    return [r[1] for r in rows]
+    db = pipeline_log.inline_db(session)
+    if db is not None:
+        pipeline_log.set_inline(db, False)  # the drain is queued at append time: off just for this call
+    try:
+        result = events_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
+    finally:
+        if db is not None:
+            pipeline_log.set_inline(db, True)
+    return [it.message_id for it in result.items if it.status == "accepted"]
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -1,5 +1,6 @@
-"""The consumers over appended events leave exactly the state that ingestion's inline path left: buyers,
-event owners, touchpoints, features, personas and their history, merges, rewards."""
+"""The consumers run by hand over the whole log (unpartitioned, cut in other batches) leave exactly the
+state that the real runner left, applying each batch right after it was acknowledged (partitioned by
+buyer): buyers, event owners, touchpoints, features, personas and their history, merges, rewards."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def configure(session: Session, workspace_id: str) -> None:
 
 
 def ingest_inline(session: Session, workspace_id: str, messages: list[dict[str, Any]], at: datetime) -> None:
+    """Ingest; the test database drains the real runner right after the commit (``pipeline.log.set_inline``)."""
     batch = events_service.prepare_batch(messages, received_at=at, max_event_bytes=32 * 1024)
     events_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
 

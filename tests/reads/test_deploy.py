@@ -79,8 +79,10 @@ def test_the_env_example_names_only_real_settings() -> None:
     assert unknown == []
     assert {"OFFERLOOP_SECRET", "POSTGRES_PASSWORD", "API_REPLICAS", "WORKER_REPLICAS"} <= set(keys)
     compose_text = (DEPLOY / "compose.yaml").read_text()
+    # API replicas run no background threads (job threads and consumer threads are both settings).
     for name in ("OFFERLOOP_WORKER_THREADS", "OFFERLOOP_PIPELINE_WORKERS"):
-        assert name in fields and name in compose_text
+        assert name in fields and f'{name}: "0"' in compose_text
+    assert set(re.findall(r"\bOFFERLOOP_[A-Z0-9_]+", compose_text)) <= fields
 
 
 def test_the_image_installs_the_package_and_fetches_nothing_at_run_time() -> None:

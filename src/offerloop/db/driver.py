@@ -41,7 +41,18 @@ def insert_many(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     if conn.dialect.name == "postgresql":
         _copy_rows(conn, table, columns, rows)
         return
-    params = [tuple(_sqlite_value(v) for v in row) for row in rows]
+    # A batch repeats its datetimes (received_at, mostly sent_at): each distinct one is formatted once.
+    times: dict[datetime, str] = {}
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, datetime):
+            text = times.get(v)
+            if text is None:
+                text = times[v] = _sqlite_value(v)
+            return text
+        return _sqlite_value(v)
+
+    params = [tuple(map(convert, row)) for row in rows]
     if not params:
         return
     mark = _placeholder(conn)

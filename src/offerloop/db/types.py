@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
@@ -17,6 +18,14 @@ def parse_stored_datetime(text: str) -> datetime:
     if dash and year.isdigit() and len(year) < 4:
         text = f"{int(year):04d}-{rest}"
     return datetime.fromisoformat(text)
+
+
+@lru_cache(maxsize=8192)
+def _sqlite_utc(text: str) -> datetime:
+    """A stored DATETIME text as an aware UTC datetime; cached, since a log's rows repeat their times (a
+    batch's received_at and sent_at) and datetimes are immutable."""
+    value = parse_stored_datetime(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class _SQLiteJSON(TypeDecorator[Any]):
@@ -66,8 +75,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
+
         # SQLite holds text: parsed here, so a year below 1000 written by an older version still reads.
-        return lambda value: self.process_result_value(value, dialect)
+        def process(value: Any) -> datetime | None:
+            if isinstance(value, str):
+                return _sqlite_utc(value)
+            return self.process_result_value(value, dialect)
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

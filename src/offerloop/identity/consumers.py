@@ -3,7 +3,6 @@ ingestion did inline), its partition, and its marketing touchpoint."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,17 +13,10 @@ from offerloop.db.uow import after_commit
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
 from offerloop.personas import service as persona_service
+from offerloop.pipeline.log import partition_of
 from offerloop.pipeline.registry import LogEvent, consumer
+from offerloop.pipeline.runner import config as pipeline_config
 from offerloop.telemetry import CONFLICTS, MERGES
-
-# Buyer-stage partitions per workspace; the runner reads a partition's events by this number.
-PARTITIONS = 8
-
-
-def partition_of(buyer_id: str, partitions: int) -> int:
-    """The buyer's partition: a stable hash (the same in every process and release), not Python's hash()."""
-    digest = hashlib.blake2b(buyer_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % partitions
 
 
 def _incoming(e: LogEvent) -> identity_service.IncomingEvent:
@@ -67,7 +59,7 @@ def resolve_identities(session: Session, workspace_id: str, events: Sequence[Log
         session=session,
         workspace_id=workspace_id,
         assignments=[
-            (e.seq, buyer_id, partition_of(buyer_id, PARTITIONS))
+            (e.seq, buyer_id, partition_of(buyer_id, pipeline_config.partitions))
             for e, buyer_id in zip(fresh, resolution.buyer_ids, strict=True)
         ],
     )

@@ -120,30 +120,42 @@ def assign_parts(session: Session, workspace_id: str, first: int, last: int, par
     return parts
 
 
+# (database, workspace, kind, partition) of checkpoint rows known to exist (added after the creating commit).
+_rows: set[tuple[int, str, str, int]] = set()
+
+
 def ensure_jobs(session: Session, workspace_id: str, kinds: Iterable[str], parts: Iterable[int]) -> None:
     """Create the checkpoint rows that do not exist yet, starting at the workspace's origin."""
+    engine = id(session.get_bind().engine)
+    todo = [(k, p) for k in kinds for p in parts if (engine, workspace_id, k, p) not in _rows]
+    if not todo:
+        return
+    _create_jobs(session, workspace_id, todo)
+    after_commit(session, lambda: _rows.update((engine, workspace_id, k, p) for k, p in todo))
+
+
+def _create_jobs(session: Session, workspace_id: str, todo: list[tuple[str, int]]) -> None:
     now = utcnow()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     start = select(func.coalesce(select(PipelineOrigin.seq).where(
         PipelineOrigin.workspace_id == workspace_id
     ).scalar_subquery(), 0)).scalar_subquery()  # fmt: skip
-    for kind in kinds:
-        for part in parts:
-            session.execute(
-                insert(Job)
-                .values(
-                    kind=kind,
-                    key=key_of(workspace_id, part),
-                    workspace_id=workspace_id,
-                    state="done",
-                    run_at=now,
-                    attempts=0,
-                    cursor=start,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["kind", "key"])
+    for kind, part in todo:
+        session.execute(
+            insert(Job)
+            .values(
+                kind=kind,
+                key=key_of(workspace_id, part),
+                workspace_id=workspace_id,
+                state="done",
+                run_at=now,
+                attempts=0,
+                cursor=start,
+                created_at=now,
+                updated_at=now,
             )
+            .on_conflict_do_nothing(index_elements=["kind", "key"])
+        )
 
 
 def bump(session: Session, workspace_id: str, kinds: list[str], parts: Iterable[int], now: datetime) -> None:

@@ -212,9 +212,12 @@ def step(
         return retry_at
     if more:
         return now
-    # Caught up: an append that committed while this step held the row skipped it (SKIP LOCKED), so look
-    # again once this transaction has committed.
-    after_commit(session, lambda: recheck(db, consumer, workspace_id, part))
+    # Caught up: on PostgreSQL an append that committed while this step held the row skipped it (SKIP
+    # LOCKED), and a step bounded by ``up_to`` left later events; look again once this commits. On SQLite an
+    # unbounded step needs no second look: appends and identity steps (which bump the partitions they
+    # touch) commit strictly before or after this transaction, under the one writer lock.
+    if up_to is not None or session.get_bind().dialect.name != "sqlite":
+        after_commit(session, lambda: recheck(db, consumer, workspace_id, part))
     return None
 
 
@@ -290,7 +293,9 @@ def _advance(
                 while int(job.cursor or 0) < target:
                     again = step(session, db, consumer, job, now=now, up_to=target)
                     if again is None:
-                        job.state, job.done_at = "done", now  # caught up: idle, as a worker leaves it
+                        # Caught up: the row is idle now (no worker pass left to do); the step's recheck
+                        # queues it again after commit if events arrived past ``target``.
+                        lease.finish(job, now=now)
                         break
                     if again > now:
                         job.state, job.run_at, job.updated_at = "queued", again, now
@@ -333,6 +338,33 @@ def _pending_parts(session: Session, consumer: Consumer, workspace_id: str, targ
     return sorted(int(p) for p, seq in last if p is not None and seq > cursors.get(int(p), origin))
 
 
+def _identity_behind(session: Session, workspace_id: str, target: int) -> list[Consumer]:
+    """The identity consumers whose checkpoint of the workspace is below ``target`` (in order)."""
+    names = [c for c in consumers() if c.stage == "identity"]
+    if not names:
+        return []
+    key = log.key_of(workspace_id, log.IDENTITY_PART)
+    cursors = dict(
+        session.execute(
+            select(Job.kind, Job.cursor).where(
+                Job.workspace_id == workspace_id,
+                Job.kind.in_([log.kind_of(c.name) for c in names]),
+                Job.key == key,
+            )
+        ).all()
+    )
+    start = None
+    behind = []
+    for c in names:
+        cursor = cursors.get(log.kind_of(c.name))
+        if cursor is None:
+            start = log.origin(session, workspace_id) if start is None else start
+            cursor = start
+        if int(cursor) < target:
+            behind.append(c)
+    return behind
+
+
 def catch_up(
     db: Database, *, workspace_id: str, wait_s: float | None = None, up_to: int | None = None
 ) -> bool:
@@ -341,14 +373,16 @@ def catch_up(
     (bounded by ``wait_s``, default the ``fresh_wait_s`` setting) for the worker holding it. Call it before
     the read transaction. True when everything up to the head is applied."""
     deadline = time.monotonic() + (config.fresh_wait_s if wait_s is None else wait_s)
+    # A cheap read first: when nothing is pending (the common case), no write transaction is opened, so a
+    # read endpoint never waits for the SQLite writer lock.
     with db.read() as session:
         target = log.head(session, workspace_id) if up_to is None else up_to
-    if target == 0:
-        return True
+        if target == 0:
+            return True
+        behind = _identity_behind(session, workspace_id, target)
     complete = True
-    for consumer in consumers():
-        if consumer.stage == "identity":
-            complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
+    for consumer in behind:
+        complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
     for consumer in consumers():
         if consumer.stage != "buyer":
             continue
