@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.orm import Session
 
+from offerloop import pipeline
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
@@ -54,12 +55,13 @@ def ingest_in_process(
 ) -> int:
     """Ingest Segment batches through the same service path as ``/v1/batch``, one transaction per batch."""
     stored = 0
-    for batch in batches:
-        with db.write() as session:
-            prepared = event_service.prepare_batch(
-                batch, received_at=utcnow(), max_event_bytes=max_event_bytes
-            )
-            stored += event_service.ingest(
-                session=session, workspace_id=workspace_id, batch=prepared
-            ).accepted
+    with pipeline.bulk(db, workspace_id):  # processed once, after the last batch, in large steps
+        for batch in batches:
+            with db.write() as session:
+                prepared = event_service.prepare_batch(
+                    batch, received_at=utcnow(), max_event_bytes=max_event_bytes
+                )
+                stored += event_service.ingest(
+                    session=session, workspace_id=workspace_id, batch=prepared
+                ).accepted
     return stored

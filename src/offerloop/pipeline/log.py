@@ -48,6 +48,11 @@ def set_inline(db: Database, inline: bool = True) -> None:
         _inline.pop(db.bind, None)
 
 
+def inline_db_of(db: Database) -> bool:
+    """Whether appends on ``db`` are processed inline."""
+    return db.bind in _inline
+
+
 def inline_db(session: Session) -> Database | None:
     ref = _inline.get(session.get_bind())
     return ref() if ref is not None else None

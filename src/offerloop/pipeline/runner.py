@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -393,6 +394,19 @@ def catch_up(
     if not complete:
         logger.warning("freshness: pending events not all applied", workspace_id=workspace_id, up_to=target)
     return complete
+
+
+@contextmanager
+def bulk(db: Database, workspace_id: str) -> Iterator[None]:
+    """Append many batches, then process them once: inline draining (tests, CLI) is suspended inside the
+    block, and the workspace is drained in large steps at its end — not once per appended batch."""
+    inline = log.inline_db_of(db)
+    log.set_inline(db, False)
+    try:
+        yield
+    finally:
+        log.set_inline(db, inline)
+    drain(db, workspace_id=workspace_id)
 
 
 def drain(db: Database, workspace_id: str | None = None, up_to: int | None = None) -> None:
