@@ -23,6 +23,7 @@ def lookup(
     kind: Annotated[str | None, Query(description="A platform identifier kind, e.g. tiktok")] = None,
     value: str | None = None,
 ) -> BuyerRead:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.read() as session:
         return service.lookup(
             session=session, workspace_id=principal.workspace_id, user_id=user_id, email=email,
@@ -43,6 +44,7 @@ def get_buyer(db: DB, principal: SecretKey, buyer_id: str) -> BuyerRead:
     "/buyers/{buyer_id}/state", summary="The buyer's live features and persona (with reasons and history)"
 )
 def buyer_state(db: DB, principal: SecretKey, buyer_id: str) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
     with db.read() as session:
         return service.buyer_state(session=session, workspace_id=principal.workspace_id, buyer_id=buyer_id)
 
@@ -55,6 +57,7 @@ def buyer_events(
     before: Annotated[int | None, Query(description="Cursor from next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # an event is the buyer's once identity ran
     with db.read() as session:
         return service.buyer_events(
             session=session,
