@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from offerloop import pipeline
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout.exceptions import SoldOut
 from offerloop.core.clock import utcnow
@@ -17,6 +18,7 @@ from offerloop.events import service as event_service
 from offerloop.identity import service as identity_service
 from offerloop.offers import service as offers_service
 from offerloop.offers.exceptions import NotForSale
+from offerloop.worker import registry
 from offerloop.workspaces import service as workspace_service
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
@@ -38,6 +40,8 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
         )
         with db.write() as session:
             event_service.ingest(session=session, workspace_id=ws, batch=batch)
+    registry.load()  # the real consumers (an app or a worker loads them; this test makes neither)
+    pipeline.drain(db, workspace_id=ws)  # acknowledged on append: the identity stage makes the buyers
     with db.read() as session:
         buyers = [identity_service.lookup(session=session, workspace_id=ws, user_id=f"buyer-{i}").id
                   for i in range(ATTEMPTS + 2)]  # fmt: skip
