@@ -87,7 +87,7 @@ def test_a_merged_buyers_events_read_late_in_another_partition_count_once(
         )
         harness.process(session, ws, after=log[-1].seq, only=lambda c: c.stage == "identity")
         session.flush()
-        assert session.scalar(select(func.count()).select_from(Merge)) == 1
+        assert session.scalar(select(func.count()).select_from(Merge).where(Merge.workspace_id == ws)) == 1
         everything = harness.read_log(session, ws)
         assert {e.buyer_id for e in everything} == {winner}
         merge_event = [e for e in everything if e.message_id == "m"]
@@ -151,5 +151,10 @@ def test_a_trigger_that_raises_fails_only_its_event(client, db: Database, worksp
             triggers.fn(session, ws, log)
     with db.read() as session:
         assert _artifacts(session, ws) == sorted([*others, bob.buyer_id])
-        assert session.scalar(select(func.count()).select_from(Touchpoint)) == 0
-        assert session.scalar(select(func.count()).select_from(Decision)) == 0
+        assert (
+            session.scalar(select(func.count()).select_from(Touchpoint).where(Touchpoint.workspace_id == ws))
+            == 0
+        )
+        assert (
+            session.scalar(select(func.count()).select_from(Decision).where(Decision.workspace_id == ws)) == 0
+        )

@@ -48,6 +48,10 @@ is added without a decision here, and scans every table for the buyer's data aft
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
 | audit_log            | keep (accountability), needles out of details                                      |
 | jobs                 | keep (background work names objects by internal id; payloads hold no personal data) |
+| event_dedup          | keep (the exactly-once key: a client resending an erased person's events must still |
+|                      | get "duplicate"); not yet hashed like the events' message ids that hold a needle    |
+| parked_events        | keep (seq, message id, the consumer's error); not yet scrubbed of needles           |
+| pipeline_origin      | no buyer rows: nothing to do                                                       |
 | workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
@@ -101,6 +105,9 @@ PLAN: Final[Mapping[str, Action]] = {
     "policy_snapshots": "none",
     "server_secrets": "none",
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
+    "event_dedup": "keep",  # exactly once at any distance in time, erased or not
+    "parked_events": "keep",
+    "pipeline_origin": "none",
 }
 
 ERASED: Final = "[erased]"
