@@ -48,6 +48,9 @@ is added without a decision here, and scans every table for the buyer's data aft
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
 | audit_log            | keep (accountability), needles out of details                                      |
 | jobs                 | keep (background work names objects by internal id; payloads hold no personal data) |
+| event_dedup          | keep; a message id that holds a needle is pseudonymised with its event's           |
+| parked_events        | keep (seq, consumer); needles out of the error, message id as its event's           |
+| pipeline_origin      | no buyer rows: nothing to do                                                       |
 | workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
