@@ -19,7 +19,6 @@ from offerloop.events import service as event_service
 from offerloop.identity import service as identity_service
 from offerloop.offers import service as offers_service
 from offerloop.offers.exceptions import NotForSale
-from offerloop.worker import registry
 from offerloop.workspaces import service as workspace_service
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
