@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import IntegrityError
 
+from offerloop import pipeline
 from offerloop.checkout import service
 from offerloop.checkout.exceptions import CheckoutError
 from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
@@ -78,6 +79,9 @@ def _stripe(request: Request) -> StripeProvider:
     "/checkout", status_code=201, summary="Create an order; Stripe answers with a hosted checkout URL"
 )
 def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -> dict[str, Any]:
+    # The buyer an identify acknowledged before now made (and not a second one made here, racing the
+    # identity stage for the same identifier).
+    pipeline.catch_up(db, workspace_id=principal.workspace_id)
     return service.checkout(
         db=db, workspace_id=principal.workspace_id, offer_key=body.offer, currency=body.currency,
         provider_name=body.provider, provider=_stripe(request) if body.provider == "stripe" else None,
