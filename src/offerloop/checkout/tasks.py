@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
-from offerloop.jobs import runner
 from offerloop.jobs.runner import Context, register
 from offerloop.models.jobs import Job
 from offerloop.telemetry import log
@@ -27,11 +26,11 @@ def _fulfil_failed(session: Session, job: Job, parked: bool) -> None:
     )  # fmt: skip
 
 
-@runner.register(
+@register(
     checkout_service.FULFIL_KIND, max_attempts=checkout_service.MAX_ATTEMPTS, backoff_base_s=30.0,
     backoff_cap_s=3600.0, on_fail=_fulfil_failed,
 )  # fmt: skip
-def fulfil(ctx: runner.Context) -> datetime | None:
+def fulfil(ctx: Context) -> datetime | None:
     """Deliver one task in the job's transaction: the grant, the task's status and the job's finish commit
     together, so a component is delivered exactly once."""
     assert ctx.session is not None

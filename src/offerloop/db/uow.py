@@ -23,6 +23,18 @@ def after_commit(session: Session, fn: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(fn)
 
 
+def after_commit_mark(session: Session) -> int:
+    """A mark in the after-commit buffer, to drop what a rolled-back savepoint added after it."""
+    return len(session.info.get(_AFTER_COMMIT, ()))
+
+
+def drop_after_commit_since(session: Session, mark: int) -> None:
+    """Forget the hooks added after ``mark`` (their savepoint rolled back: that work never happened)."""
+    hooks = session.info.get(_AFTER_COMMIT)
+    if hooks:
+        del hooks[mark:]
+
+
 class WriterLock:
     """Serialises SQLite writers: across threads always, across processes when the file is known."""
 

@@ -20,15 +20,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
-from offerloop.db.uow import Database, after_commit
+from offerloop.db.uow import Database, after_commit, after_commit_mark, drop_after_commit_since
 from offerloop.jobs import lease, queue
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Job, ParkedEvent, Workspace
 from offerloop.pipeline import log, metrics
 from offerloop.pipeline.registry import Consumer, LogEvent, consumers
 from offerloop.telemetry import log as logger
-
-_AFTER_COMMIT = "offerloop.after_commit"  # db.uow's buffer: hooks of a rolled-back savepoint are dropped
 
 
 @dataclass
@@ -122,8 +120,7 @@ def _try(
     session: Session, db: Database, consumer: Consumer, workspace_id: str, chunk: Sequence[LogEvent]
 ) -> tuple[str | None, set[int]]:
     """Apply ``chunk`` in a savepoint; the error (rolled back) or the buyer partitions it touched."""
-    hooks = session.info.get(_AFTER_COMMIT)
-    mark = len(hooks) if hooks else 0
+    mark = after_commit_mark(session)
     savepoint = session.begin_nested()
     try:
         consumer.fn(session, workspace_id, chunk)
@@ -135,8 +132,7 @@ def _try(
         return None, parts
     except Exception as exc:  # the consumer's failure is the event's, handled by retry and parking
         savepoint.rollback()
-        if session.info.get(_AFTER_COMMIT):
-            del session.info[_AFTER_COMMIT][mark:]
+        drop_after_commit_since(session, mark)
         return f"{type(exc).__name__}: {exc}"[:4000], set()
 
 
