@@ -29,8 +29,11 @@ from offerloop.workspaces.schemas import WorkspaceCreated
 
 PG_URL = os.environ.get("OFFERLOOP_TEST_DATABASE_URL")
 
-# Property tests are seeded like everything else: the same examples on every run and machine.
-hypothesis_settings.register_profile("offerloop", derandomize=True, database=None, print_blob=True)
+# Property tests are seeded like everything else: the same examples on every run and machine, and
+# never timed (a per-example deadline fails on a loaded machine; speed is measured in bench/).
+hypothesis_settings.register_profile(
+    "offerloop", derandomize=True, database=None, print_blob=True, deadline=None
+)
 hypothesis_settings.load_profile("offerloop")
 
 # Every consumer and job kind is registered from the start, as in a server: a test run alone processes the

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from offerloop.assembly.rewriter import forget_process_state
 from offerloop.assembly.voice import (
     GuardResult,
     Rewriter,
@@ -196,6 +197,8 @@ OPENAI_502 = json.dumps(
 
 class Harness:
     def __init__(self) -> None:
+        # a new fake server may get the port of an earlier test's: its cached rewrites must not answer
+        forget_process_state()
         self.fakes: list[FakeLLM] = []
         self.rewriters: list[Rewriter] = []
 

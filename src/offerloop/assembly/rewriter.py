@@ -133,6 +133,13 @@ def cache_for(config: RewriterConfig) -> RewriteCache:
         return cache
 
 
+def forget_process_state() -> None:
+    """Drop every breaker and cache of this process (a loopback test server's port is reused later)."""
+    with _registry_lock:
+        _breakers.clear()
+        _caches.clear()
+
+
 def cache_key(markdown: str, config: RewriterConfig) -> str:
     """sha256 over the block's text, the endpoint, the prompt hash and the guard's settings."""
     material = json.dumps(
@@ -270,6 +277,7 @@ __all__ = [
     "RewriteCache",
     "breaker_for",
     "cache_for",
+    "forget_process_state",
     "identifier_forms",
     "redact",
     "restore",
