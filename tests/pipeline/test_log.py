@@ -25,6 +25,12 @@ from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
 
+@pytest.fixture(autouse=True)
+def _eight_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests need buyers in distinct partitions, also on SQLite (whose default is one)."""
+    monkeypatch.setattr(runner.config, "partitions", 8)
+
+
 def _ingest(db: Database, workspace_id: str, messages: list[dict[str, Any]]) -> Any:
     batch = event_service.prepare_batch(messages, received_at=utcnow(), max_event_bytes=32 * 1024)
     with db.write() as session:
@@ -338,3 +344,48 @@ def test_an_open_append_holds_back_later_appends_of_its_workspace(real_db) -> No
     a.join()
     b.join()
     assert [m for _, m in _seqs(database, ws.id)] == ["m-1", "m-2"]
+
+
+def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
+    db, workspace, test_consumers
+) -> None:
+    (a,) = _users_in_distinct_partitions(db, workspace.id, 1)
+    pipeline_log.set_inline(db, False)
+    _ingest(db, workspace.id, [_track(1, a), _track(2, a), _track(3, a)])
+    now = utcnow() + timedelta(seconds=1)
+    identity = pipeline_log.kind_of("identity")
+    while jobs_runner.run_due(db, owner="test", now=now, only=(identity,)):
+        pass
+    seqs = [s for s, m in _seqs(db, workspace.id) if m.startswith("m-")]
+    with db.read() as session:
+        buyer_a = support.buyers(session, workspace.id)[a]
+    key = pipeline_log.key_of(workspace.id, pipeline_log.partition_of(buyer_a, runner.config.partitions))
+    with db.write() as session:  # another worker holds the rewards consumer's row of that partition
+        held = session.scalars(select(Job).where(Job.kind == "consumer:rewards", Job.key == key)).one()
+        before = held.cursor
+        held.lease_owner, held.lease_until = "elsewhere", now + timedelta(hours=1)
+
+    ran = jobs_runner.run_due(db, owner="test", now=now, only=(pipeline_log.kind_of("features"),), limit=1)
+    assert [(r.kind, r.key, r.status) for r in ran] == [("consumer:features", key, "done")]
+
+    def rows() -> dict[str, tuple[int, str, str | None]]:
+        with db.read() as session:
+            jobs = session.scalars(select(Job).where(Job.key == key, Job.kind.like("consumer:%"))).all()
+            return {j.kind: (int(j.cursor or 0), j.state, j.lease_owner) for j in jobs}
+
+    # One step: features and every other free consumer at its checkpoint; the held row is left alone.
+    assert rows() == {
+        "consumer:features": (seqs[-1], "done", None),
+        "consumer:rewards": (before, "queued", "elsewhere"),
+        "consumer:triggers": (seqs[-1], "done", None),
+        "consumer:test_recorder": (seqs[-1], "done", None),
+        "consumer:test_poisoned": (seqs[-1], "done", None),
+    }
+    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder") if s in seqs) == seqs
+    with db.write() as session:  # the other worker died: its lease runs out and the row is taken over
+        session.scalars(
+            select(Job).where(Job.kind == "consumer:rewards", Job.key == key)
+        ).one().lease_until = now
+    _run_all(db, now + timedelta(seconds=1))
+    assert rows()["consumer:rewards"] == (seqs[-1], "done", None)
+    assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder") if s in seqs) == seqs

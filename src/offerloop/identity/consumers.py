@@ -15,7 +15,7 @@ from offerloop.identity import service as identity_service
 from offerloop.personas import service as persona_service
 from offerloop.pipeline.log import partition_of
 from offerloop.pipeline.registry import LogEvent, consumer
-from offerloop.pipeline.runner import config as pipeline_config
+from offerloop.pipeline.runner import partitions_for
 from offerloop.telemetry import CONFLICTS, MERGES
 
 
@@ -52,6 +52,7 @@ def resolve_identities(session: Session, workspace_id: str, events: Sequence[Log
     fresh = [e for e in events if e.buyer_id is None]
     if not fresh:
         return
+    partitions = partitions_for(session)
     resolution = identity_service.resolve(
         session=session, workspace_id=workspace_id, events=[_incoming(e) for e in fresh]
     )
@@ -59,7 +60,7 @@ def resolve_identities(session: Session, workspace_id: str, events: Sequence[Log
         session=session,
         workspace_id=workspace_id,
         assignments=[
-            (e.seq, buyer_id, partition_of(buyer_id, pipeline_config.partitions))
+            (e.seq, buyer_id, partition_of(buyer_id, partitions))
             for e, buyer_id in zip(fresh, resolution.buyer_ids, strict=True)
         ],
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from offerloop.telemetry import log as logger
 class Config:
     """Pipeline settings; every process that runs consumers must use the same ``partitions``."""
 
-    partitions: int = 8
+    partitions: int | None = None  # None: 1 on SQLite, 8 on PostgreSQL (see ``partitions_for``)
     batch: int = 2000
     max_attempts: int = 5
     backoff_base_s: float = 1.0
@@ -43,6 +43,14 @@ class Config:
 
 
 config = Config()
+
+
+def partitions_for(session: Session) -> int:
+    """Buyer partitions per workspace. On SQLite one writer applies everything, so more partitions only add
+    steps (a claim, a read and a commit each); on PostgreSQL they are what workers share."""
+    if config.partitions is not None:
+        return config.partitions
+    return 1 if session.get_bind().dialect.name == "sqlite" else 8
 
 
 def configure(settings: Any) -> None:
@@ -126,7 +134,9 @@ def _try(
         consumer.fn(session, workspace_id, chunk)
         parts: set[int] = set()
         if consumer.stage == "identity":
-            parts = log.assign_parts(session, workspace_id, chunk[0].seq, chunk[-1].seq, config.partitions)
+            parts = log.assign_parts(
+                session, workspace_id, chunk[0].seq, chunk[-1].seq, partitions_for(session)
+            )
         session.flush()
         savepoint.commit()
         return None, parts
@@ -134,6 +144,88 @@ def _try(
         savepoint.rollback()
         drop_after_commit_since(session, mark)
         return f"{type(exc).__name__}: {exc}"[:4000], set()
+
+
+@dataclass
+class _Outcome:
+    """What applying one read of the log did to one consumer's checkpoint row."""
+
+    cursor: int
+    failing: dict[str, Any]
+    done: int = 0
+    parked: int = 0
+    touched: set[int] = field(default_factory=set)
+    retry_at: datetime | None = None
+
+
+def _apply(
+    session: Session, db: Database, consumer: Consumer, job: Job, events: Sequence[LogEvent], now: datetime
+) -> _Outcome:
+    """Apply ``events`` (those after ``job``'s checkpoint) for one consumer: the whole batch at once, a
+    failing event found by bisection and retried with backoff, then parked after ``max_attempts``."""
+    assert job.workspace_id is not None
+    workspace_id = job.workspace_id
+    out = _Outcome(cursor=int(job.cursor or 0), failing=dict(job.payload or {}))
+    i = 0
+    # A known poisoned event at the head is tried alone first; otherwise the whole batch at once.
+    size = 1 if events and out.failing.get("seq") == events[0].seq else len(events)
+    while i < len(events):
+        chunk = events[i : i + size]
+        error, parts = _try(session, db, consumer, workspace_id, chunk)
+        if error is None:
+            i += len(chunk)
+            out.cursor, out.done = chunk[-1].seq, out.done + len(chunk)
+            out.touched |= parts
+            out.failing = {} if out.failing.get("seq", 0) <= out.cursor else out.failing
+            size = len(events) - i
+            continue
+        if len(chunk) > 1:  # bisect: the good prefix commits, the failing event ends up alone
+            size = max(1, len(chunk) // 2)
+            continue
+        event = chunk[0]
+        failing = out.failing
+        attempts = int(failing.get("attempts", 0)) + 1 if failing.get("seq") == event.seq else 1
+        if attempts < config.max_attempts:
+            out.failing = {"seq": event.seq, "attempts": attempts, "error": error}
+            delay = lease.backoff_s(
+                attempts,
+                base_s=config.backoff_base_s,
+                cap_s=config.backoff_cap_s,
+                key=f"{job.kind}:{job.key}",
+            )
+            out.retry_at = now + timedelta(seconds=delay)
+            logger.warning("consumer failed on an event", consumer=consumer.name, seq=event.seq, error=error)
+            break
+        _park(session, consumer, event, error, attempts, now)
+        logger.error("event parked", consumer=consumer.name, seq=event.seq, error=error)
+        out.failing, out.cursor, i, out.parked = {}, event.seq, i + 1, out.parked + 1
+        size = len(events) - i
+    job.cursor = out.cursor
+    job.payload = out.failing or None
+    return out
+
+
+def _riders(session: Session, consumer: Consumer, job: Job, now: datetime) -> list[tuple[Consumer, Job]]:
+    """The other buyer-stage consumers of ``job``'s partition that can apply the same read of the log in this
+    step: their row is free (no live lease; on PostgreSQL not locked by another worker), at the same
+    checkpoint, with no poisoned event waiting. One step then runs the whole stage of a partition, instead
+    of one claim, read and commit per consumer."""
+    others = {log.kind_of(c.name): c for c in consumers() if c.stage == "buyer" and c.name != consumer.name}
+    if consumer.stage != "buyer" or not others:
+        return []
+    query = select(Job).where(
+        Job.workspace_id == job.workspace_id,
+        Job.kind.in_(list(others)),
+        Job.key == job.key,
+        Job.cursor == job.cursor,
+        Job.payload.is_(None),
+        Job.state != "parked",
+        or_(Job.lease_until.is_(None), Job.lease_until < now),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = sorted(session.scalars(query), key=lambda j: (others[j.kind].order, j.kind))
+    return [(others[j.kind], j) for j in rows]
 
 
 def step(
@@ -145,77 +237,53 @@ def step(
     now: datetime,
     up_to: int | None = None,
 ) -> datetime | None:
-    """Apply the next events of ``job``'s partition; returns when to run again (None: caught up)."""
+    """Apply the next events of ``job``'s partition (and, riding along, of the other buyer-stage consumers
+    at the same checkpoint); returns when to run ``job`` again (None: caught up)."""
     assert job.workspace_id is not None
     workspace_id, part = job.workspace_id, _part(job)
     limit = gate(session, consumer, workspace_id)
     if up_to is not None:
         limit = up_to if limit is None else min(limit, up_to)
-    cursor = int(job.cursor or 0)
     events = log.read(
-        session, workspace_id, after=cursor, up_to=limit,
+        session, workspace_id, after=int(job.cursor or 0), up_to=limit,
         part=None if consumer.stage == "identity" else part, limit=config.batch + 1,
     )  # fmt: skip
     more = len(events) > config.batch
     events = events[: config.batch]
-    failing: dict[str, Any] = dict(job.payload or {})
+    riders = _riders(session, consumer, job, now) if events else []
     started = time.perf_counter()
-    done = parked = 0
-    touched: set[int] = set()
-    retry_at: datetime | None = None
-    i = 0
-    # A known poisoned event at the head is tried alone first; otherwise the whole batch at once.
-    size = 1 if events and failing.get("seq") == events[0].seq else len(events)
-    while i < len(events):
-        chunk = events[i : i + size]
-        error, parts = _try(session, db, consumer, workspace_id, chunk)
-        if error is None:
-            i += len(chunk)
-            cursor, done = chunk[-1].seq, done + len(chunk)
-            touched |= parts
-            failing = {} if failing.get("seq", 0) <= cursor else failing
-            size = len(events) - i
-            continue
-        if len(chunk) > 1:  # bisect: the good prefix commits, the failing event ends up alone
-            size = max(1, len(chunk) // 2)
-            continue
-        event = chunk[0]
-        attempts = int(failing.get("attempts", 0)) + 1 if failing.get("seq") == event.seq else 1
-        if attempts < config.max_attempts:
-            failing = {"seq": event.seq, "attempts": attempts, "error": error}
-            delay = lease.backoff_s(
-                attempts,
-                base_s=config.backoff_base_s,
-                cap_s=config.backoff_cap_s,
-                key=f"{job.kind}:{job.key}",
-            )
-            retry_at = now + timedelta(seconds=delay)
-            logger.warning("consumer failed on an event", consumer=consumer.name, seq=event.seq, error=error)
-            break
-        _park(session, consumer, event, error, attempts, now)
-        logger.error("event parked", consumer=consumer.name, seq=event.seq, error=error)
-        failing, cursor, i, parked = {}, event.seq, i + 1, parked + 1
-        size = len(events) - i
-    job.cursor = cursor
-    job.payload = failing or None
-    if touched:
+    out = _apply(session, db, consumer, job, events, now)
+    after_commit(session, _stepped(consumer.name, out, time.perf_counter() - started))
+    for rider, row in riders:
+        started = time.perf_counter()
+        ridden = _apply(session, db, rider, row, events, now)
+        after_commit(session, _stepped(rider.name, ridden, time.perf_counter() - started))
+        lease.finish(row, now=now, again_at=ridden.retry_at or (now if more else None))
+    if out.touched:
         buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
-        log.ensure_jobs(session, workspace_id, buyer, sorted(touched))
-        log.bump(session, workspace_id, buyer, sorted(touched), now)
+        log.ensure_jobs(session, workspace_id, buyer, sorted(out.touched))
+        log.bump(session, workspace_id, buyer, sorted(out.touched), now)
         after_commit(session, queue.wake)
-    elapsed = time.perf_counter() - started
-    after_commit(session, lambda: metrics.stepped(consumer.name, done, parked, elapsed))
-    if retry_at is not None:
-        return retry_at
+    if out.retry_at is not None:
+        return out.retry_at
     if more:
         return now
-    # Caught up: on PostgreSQL an append that committed while this step held the row skipped it (SKIP
+    # Caught up: on PostgreSQL an append that committed while this step held the rows skipped them (SKIP
     # LOCKED), and a step bounded by ``up_to`` left later events; look again once this commits. On SQLite an
     # unbounded step needs no second look: appends and identity steps (which bump the partitions they
     # touch) commit strictly before or after this transaction, under the one writer lock.
     if up_to is not None or session.get_bind().dialect.name != "sqlite":
-        after_commit(session, lambda: recheck(db, consumer, workspace_id, part))
+        for c in (consumer, *(r for r, _ in riders)):
+            after_commit(session, _rechecker(db, c, workspace_id, part))
     return None
+
+
+def _rechecker(db: Database, consumer: Consumer, workspace_id: str, part: int) -> Callable[[], None]:
+    return lambda: recheck(db, consumer, workspace_id, part)
+
+
+def _stepped(name: str, out: _Outcome, elapsed: float) -> Callable[[], None]:
+    return lambda: metrics.stepped(name, out.done, out.parked, elapsed)
 
 
 def _park(
@@ -430,7 +498,9 @@ def replay(session: Session, parked: ParkedEvent) -> None:
     if events:
         consumer.fn(session, parked.workspace_id, events)
         if consumer.stage == "identity":
-            parts = log.assign_parts(session, parked.workspace_id, parked.seq, parked.seq, config.partitions)
+            parts = log.assign_parts(
+                session, parked.workspace_id, parked.seq, parked.seq, partitions_for(session)
+            )
             buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
             log.ensure_jobs(session, parked.workspace_id, buyer, sorted(parts))
             log.bump(session, parked.workspace_id, buyer, sorted(parts), utcnow())
