@@ -389,3 +389,30 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
     _run_all(db, now + timedelta(seconds=1))
     assert rows()["consumer:rewards"] == (seqs[-1], "done", None)
     assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder") if s in seqs) == seqs
+
+
+def test_last_in_parts_is_each_partitions_last_event_in_its_own_range(db, workspace) -> None:
+    users = _users_in_distinct_partitions(db, workspace.id, 3)
+    _ingest(db, workspace.id, [_track(i, users[i % 3]) for i in range(9)])
+    with db.read() as session:
+        log = [
+            (int(s), int(p))
+            for s, p in session.execute(
+                select(Event.id, Event.part).where(
+                    Event.workspace_id == workspace.id, Event.part.is_not(None)
+                )
+            )
+        ]
+        parts = sorted({p for _, p in log})
+        seqs = {p: sorted(s for s, q in log if q == p) for p in parts}
+        a, b, c = parts[:3]
+        # a: past its third-to-last event; b: caught up; c: from the start; 99 holds no events
+        after = {a: seqs[a][-3], b: seqs[b][-1], c: 0, 99: 0}
+        up_to = max(s for s, _ in log) - 1
+        got = pipeline_log.last_in_parts(session, workspace.id, after, up_to)
+    expected = {}
+    for p, low in after.items():
+        inside = [s for s in seqs.get(p, []) if low < s <= up_to]
+        if inside:
+            expected[p] = max(inside)
+    assert got == expected and a in got and b not in got and c in got and 99 not in got

@@ -95,6 +95,27 @@ def read(
     return [LogEvent(*row) for row in rows]  # type: ignore[call-arg]  # columns in LogEvent's order
 
 
+def last_in_parts(session: Session, workspace_id: str, after: dict[int, int], up_to: int) -> dict[int, int]:
+    """The last seq of each partition ``p`` in ``(after[p], up_to]``, for the partitions that have one: one
+    statement of one index probe per partition (``workspace_id, part, id``), however old a checkpoint is."""
+    if not after:
+        return {}
+    probes = [
+        select(func.max(_events.c.id))
+        .where(
+            _events.c.workspace_id == workspace_id,
+            _events.c.part == part,
+            _events.c.id > cursor,
+            _events.c.id <= up_to,
+        )
+        .scalar_subquery()
+        .label(f"p{part}")
+        for part, cursor in after.items()
+    ]
+    row = session.execute(select(*probes)).one()
+    return {part: int(seq) for part, seq in zip(after, row, strict=True) if seq is not None}
+
+
 def pending(session: Session, workspace_id: str, *, after: int, up_to: int | None, part: int | None) -> bool:
     return bool(read(session, workspace_id, after=after, up_to=up_to, part=part, limit=1))
 

@@ -378,29 +378,30 @@ def _advance(
         time.sleep(0.005)  # a worker holds the partition: poll its checkpoint
 
 
-def _pending_parts(session: Session, consumer: Consumer, workspace_id: str, target: int) -> list[int]:
-    """Buyer partitions of the workspace with events after this consumer's checkpoint, up to ``target``."""
-    kind = log.kind_of(consumer.name)
+def _pending(session: Session, workspace_id: str, target: int) -> dict[str, list[int]]:
+    """Each buyer-stage consumer's partitions with events after its checkpoint, up to ``target``: one read
+    of the checkpoint rows, then one statement that finds each partition's last event in that range."""
+    stage = [c for c in consumers() if c.stage == "buyer"]
+    if not stage:
+        return {}
+    kinds = {log.kind_of(c.name): c.name for c in stage}
     rows = session.execute(
-        select(Job.key, Job.cursor).where(Job.kind == kind, Job.workspace_id == workspace_id)
-    ).all()
-    cursors = {int(k.rsplit(":", 1)[1]): int(c or 0) for k, c in rows}
-    floor = (
-        min([*cursors.values(), log.origin(session, workspace_id)])
-        if cursors
-        else log.origin(session, workspace_id)
-    )
-    from offerloop.models import Event
-
-    last = session.execute(
-        select(Event.part, func.max(Event.id))
-        .where(
-            Event.workspace_id == workspace_id, Event.id > floor, Event.id <= target, Event.part.is_not(None)
+        select(Job.kind, Job.key, Job.cursor).where(
+            Job.workspace_id == workspace_id, Job.kind.in_(list(kinds))
         )
-        .group_by(Event.part)
     ).all()
     origin = log.origin(session, workspace_id)
-    return sorted(int(p) for p, seq in last if p is not None and seq > cursors.get(int(p), origin))
+    cursors: dict[str, dict[int, int]] = {name: {} for name in kinds.values()}
+    for kind, key, cursor in rows:
+        cursors[kinds[kind]][int(key.rsplit(":", 1)[1])] = int(cursor or 0)
+    # Every partition that holds events has checkpoint rows (the identity step makes them as it assigns it).
+    parts = sorted({p for by_part in cursors.values() for p in by_part})
+    low = {p: min(by_part.get(p, origin) for by_part in cursors.values()) for p in parts}
+    last = log.last_in_parts(session, workspace_id, low, target)
+    return {
+        name: [p for p in parts if last.get(p) is not None and last[p] > by_part.get(p, origin)]
+        for name, by_part in cursors.items()
+    }
 
 
 def _identity_behind(session: Session, workspace_id: str, target: int) -> list[Consumer]:
@@ -438,23 +439,30 @@ def catch_up(
     (bounded by ``wait_s``, default the ``fresh_wait_s`` setting) for the worker holding it. Call it before
     the read transaction. True when everything up to the head is applied."""
     deadline = time.monotonic() + (config.fresh_wait_s if wait_s is None else wait_s)
-    # A cheap read first: when nothing is pending (the common case), no write transaction is opened, so a
-    # read endpoint never waits for the SQLite writer lock.
+    # One read first: when nothing is pending (the common case), no write transaction is opened, so a read
+    # endpoint never waits for the SQLite writer lock.
     with db.read() as session:
         target = log.head(session, workspace_id) if up_to is None else up_to
         if target == 0:
             return True
         behind = _identity_behind(session, workspace_id, target)
+        todo = {} if behind else _pending(session, workspace_id, target)
+    if not behind and not any(todo.values()):
+        return True
     complete = True
     for consumer in behind:
         complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
+    fresh = not behind  # ``todo`` is still true: nothing has been applied since it was read
     for consumer in consumers():
         if consumer.stage != "buyer":
             continue
-        with db.read() as session:
-            parts = _pending_parts(session, consumer, workspace_id, target)
+        if not fresh:  # an earlier step may have carried this consumer along (riders), or made new work
+            with db.read() as session:
+                todo = _pending(session, workspace_id, target)
+        parts = todo.get(consumer.name, [])
         for part in parts:
             complete &= _advance(db, consumer, workspace_id, part, target, deadline)
+        fresh = not parts
     if not complete:
         logger.warning("freshness: pending events not all applied", workspace_id=workspace_id, up_to=target)
     return complete
