@@ -364,6 +364,14 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
         held = session.scalars(select(Job).where(Job.kind == "consumer:rewards", Job.key == key)).one()
         before = held.cursor
         held.lease_owner, held.lease_until = "elsewhere", now + timedelta(hours=1)
+        # a consumer with a poisoned event waiting keeps its own row; one whose poison was cleared rides
+        row = {j.kind: j for j in session.scalars(select(Job).where(Job.key == key))}
+        row["consumer:test_poisoned"].payload = {"seq": seqs[0], "attempts": 1, "error": "x"}
+        row["consumer:triggers"].payload = {"seq": seqs[0], "attempts": 1, "error": "x"}
+    with db.write() as session:  # cleared (stored as JSON null, not SQL NULL)
+        session.scalars(
+            select(Job).where(Job.kind == "consumer:triggers", Job.key == key)
+        ).one().payload = None
 
     ran = jobs_runner.run_due(db, owner="test", now=now, only=(pipeline_log.kind_of("features"),), limit=1)
     assert [(r.kind, r.key, r.status) for r in ran] == [("consumer:features", key, "done")]
@@ -379,7 +387,7 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
         "consumer:rewards": (before, "queued", "elsewhere"),
         "consumer:triggers": (seqs[-1], "done", None),
         "consumer:test_recorder": (seqs[-1], "done", None),
-        "consumer:test_poisoned": (seqs[-1], "done", None),
+        "consumer:test_poisoned": (before, "queued", None),
     }
     assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder") if s in seqs) == seqs
     with db.write() as session:  # the other worker died: its lease runs out and the row is taken over
@@ -388,6 +396,7 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
         ).one().lease_until = now
     _run_all(db, now + timedelta(seconds=1))
     assert rows()["consumer:rewards"] == (seqs[-1], "done", None)
+    assert rows()["consumer:test_poisoned"] == (seqs[-1], "done", None)
     assert sorted(s for _, s, _ in _calls(db, workspace.id, "test_recorder") if s in seqs) == seqs
 
 

@@ -218,13 +218,15 @@ def _riders(session: Session, consumer: Consumer, job: Job, now: datetime) -> li
         Job.kind.in_(list(others)),
         Job.key == job.key,
         Job.cursor == job.cursor,
-        Job.payload.is_(None),
         Job.state != "parked",
         or_(Job.lease_until.is_(None), Job.lease_until < now),
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = sorted(session.scalars(query), key=lambda j: (others[j.kind].order, j.kind))
+    # (A cleared payload may be SQL NULL or JSON null, so the poisoned-event check is made here.)
+    rows = sorted(
+        (j for j in session.scalars(query) if not j.payload), key=lambda j: (others[j.kind].order, j.kind)
+    )
     return [(others[j.kind], j) for j in rows]
 
 
