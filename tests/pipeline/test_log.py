@@ -20,7 +20,7 @@ from offerloop.events import service as event_service
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Event, EventDedup, Job, ParkedEvent, Workspace
 from offerloop.pipeline import log as pipeline_log
-from offerloop.pipeline import runner
+from offerloop.pipeline import registry, runner
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -425,3 +425,82 @@ def test_last_in_parts_is_each_partitions_last_event_in_its_own_range(db, worksp
         if inside:
             expected[p] = max(inside)
     assert got == expected and a in got and b not in got and c in got and 99 not in got
+
+
+def test_a_fresh_read_applies_a_backlog_only_until_its_deadline(db, workspace, monkeypatch) -> None:
+    pipeline_log.set_inline(db, False)
+    _ingest(db, workspace.id, [_track(i, f"u{i % 7}") for i in range(50)])
+    monkeypatch.setattr(runner.config, "batch", 10)
+    seqs = [s for s, _ in _seqs(db, workspace.id)]
+
+    def identity() -> tuple[int, str]:
+        with db.read() as session:
+            job = session.scalars(
+                select(Job).where(Job.kind == "consumer:identity", Job.workspace_id == workspace.id)
+            ).one()
+            return int(job.cursor or 0), job.state
+
+    # Past its deadline after one step: that step's progress is committed, the rest is left to workers.
+    assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is False
+    assert identity() == (seqs[9], "queued")
+    assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is False
+    assert identity() == (seqs[19], "queued")
+    runner.drain(db, workspace_id=workspace.id)  # unbounded: everything
+    assert identity() == (seqs[49], "done")
+    assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is True
+
+
+def test_a_busy_buyer_partition_never_loses_the_wake_up_of_an_identity_step(real_db, monkeypatch) -> None:
+    """The interleaving that left a partition idle with events pending (two workers on PostgreSQL): a buyer
+    step holds its row, so the identity step's wake-up skips it; the buyer step goes idle and rechecks
+    while the identity step has not committed. The recheck must wait for it, then queue the row."""
+    database, ws = real_db
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's one writer orders every step before or after the identity step")
+    monkeypatch.setattr(runner.config, "partitions", 8)
+    _ingest(database, ws.id, [{"type": "identify", "userId": "a", "messageId": "id-a"}])
+    runner.drain(database, workspace_id=ws.id)
+    _ingest(database, ws.id, [_track(1, "a")])  # appended; the identity stage has not run
+    with database.read() as session:
+        buyer = support.buyers(session, ws.id)["a"]
+    part = pipeline_log.partition_of(buyer, 8)
+    key = pipeline_log.key_of(ws.id, part)
+    by_name = {c.name: c for c in registry.consumers()}
+    held, skipped, commit_identity = threading.Event(), threading.Event(), threading.Event()
+
+    def buyer_step() -> None:  # a worker's rewards step on the partition: holds the row, then goes idle
+        with database.write() as session:
+            row = session.scalars(
+                select(Job).where(Job.kind == "consumer:rewards", Job.key == key).with_for_update()
+            ).one()
+            held.set()
+            assert skipped.wait(30)
+            row.state = "done"
+
+    def identity_step() -> None:  # assigns the event to the partition and bumps it, commits when told
+        with database.write() as session:
+            job = session.scalars(
+                select(Job)
+                .where(Job.kind == "consumer:identity", Job.workspace_id == ws.id)
+                .with_for_update()
+            ).one()
+            assert runner.step(session, database, by_name["identity"], job, now=utcnow()) is None
+            skipped.set()
+            assert commit_identity.wait(30)
+
+    b = threading.Thread(target=buyer_step)
+    b.start()
+    assert held.wait(30)
+    i = threading.Thread(target=identity_step)
+    i.start()
+    b.join(30)
+    recheck = threading.Thread(target=runner.recheck, args=(database, by_name["rewards"], ws.id, part))
+    recheck.start()
+    recheck.join(0.3)
+    assert recheck.is_alive()  # waiting for the identity step still committing
+    commit_identity.set()
+    i.join(30)
+    recheck.join(30)
+    with database.read() as session:
+        state = session.scalar(select(Job.state).where(Job.kind == "consumer:rewards", Job.key == key))
+    assert state == "queued"

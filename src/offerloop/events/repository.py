@@ -12,6 +12,7 @@ from offerloop.db import driver
 from offerloop.db.base import table_of
 from offerloop.db.scoped import scoped_select
 from offerloop.models import Event, Merge, QuarantinedEvent, Touchpoint
+from offerloop.pipeline import log as pipeline_log
 
 
 def claim_message_ids(session: Session, workspace_id: str, message_ids: list[str]) -> set[str]:
@@ -63,10 +64,8 @@ def append_events(session: Session, workspace_id: str, rows: list[tuple[Any, ...
     consumer that checkpointed 200 would skip A). A transaction lock per workspace, taken right before the
     ids are drawn and held to commit, makes a workspace's ids commit in order. SQLite has one writer.
     """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", ("offerloop.log:" + workspace_id,))
-    driver.insert_many(conn, "events", EVENT_COLUMNS, rows)
+    pipeline_log.lock_feed(session, workspace_id, "identity")
+    driver.insert_many(session.connection(), "events", EVENT_COLUMNS, rows)
 
 
 def insert_touchpoints(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -58,6 +58,22 @@ def inline_db(session: Session) -> Database | None:
     return ref() if ref is not None else None
 
 
+# What feeds each stage, as a transaction lock per workspace on PostgreSQL: appends feed the identity stage
+# (events/repository.py takes this lock before drawing ids), identity steps feed the buyer stage.
+_FEEDS = {"identity": "offerloop.log:", "buyer": "offerloop.parts:"}
+
+
+def lock_feed(session: Session, workspace_id: str, stage: str) -> None:
+    """On PostgreSQL, wait for the transactions now feeding ``stage`` of the workspace to commit, and hold
+    the lock to the end of this one. A feeder's wake-up of a checkpoint row skips rows a worker holds (SKIP
+    LOCKED); that worker's recheck, after it commits, takes this lock first, so it sees what the feeder
+    added instead of reading before the feeder commits and going idle with events pending."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (_FEEDS[stage] + workspace_id,)
+        )
+
+
 def kind_of(name: str) -> str:
     return f"consumer:{name}"
 

@@ -8,6 +8,7 @@ after ``max_attempts``, parked; only that consumer's partition waits for it mean
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -263,6 +264,7 @@ def step(
         lease.finish(row, now=now, again_at=ridden.retry_at or (now if more else None))
     if out.touched:
         buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
+        log.lock_feed(session, workspace_id, "buyer")
         log.ensure_jobs(session, workspace_id, buyer, sorted(out.touched))
         log.bump(session, workspace_id, buyer, sorted(out.touched), now)
         after_commit(session, queue.wake)
@@ -310,6 +312,7 @@ def recheck(db: Database, consumer: Consumer, workspace_id: str, part: int) -> N
     """Queue the partition again if events arrived while it was going idle."""
     kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
     with db.read() as session:
+        log.lock_feed(session, workspace_id, consumer.stage)  # a feeder still committing is waited for
         job = session.scalars(
             select(Job).where(Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key)
         ).one_or_none()
@@ -347,37 +350,44 @@ def _locked_if_free(
 def _advance(
     db: Database, consumer: Consumer, workspace_id: str, part: int, target: int, deadline: float
 ) -> bool:
-    """Bring one partition to ``target``: itself when the row is free, else by waiting (until ``deadline``)
-    for the worker that holds it. False when it could not (a poisoned event in backoff, or the wait ran out)."""
+    """Bring one partition to ``target`` by ``deadline``: one step per transaction while the row is free
+    (each commits its progress, so a request never holds a partition, nor the SQLite writer, for long),
+    else by waiting for the worker that holds it. False when it could not: a poisoned event in backoff, or
+    the deadline passed (a large backlog is the workers' to apply; the request goes on with what is done)."""
     kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
     while True:
         now = utcnow()
         with db.write() as session:
             job = _locked_if_free(session, consumer, workspace_id, part, now)
             if job is not None:
+                if int(job.cursor or 0) >= target:
+                    return True
                 if job.payload and job.run_at > now:
                     return False  # a poisoned event waits for its backoff: do not hammer it
-                while int(job.cursor or 0) < target:
-                    again = step(session, db, consumer, job, now=now, up_to=target)
-                    if again is None:
-                        # Caught up: the row is idle now (no worker pass left to do); the step's recheck
-                        # queues it again after commit if events arrived past ``target``.
-                        lease.finish(job, now=now)
-                        break
-                    if again > now:
-                        job.state, job.run_at, job.updated_at = "queued", again, now
-                        return False
-                job.updated_at = now
+                again = step(session, db, consumer, job, now=now, up_to=target)
+                if again is None:
+                    # Caught up: the row is idle now (no worker pass left to do); the step's recheck
+                    # queues it again after commit if events arrived past ``target``.
+                    lease.finish(job, now=now)
+                    return True
+                # More to do, or a failing event to retry later: the row stays queued for the workers.
+                job.state, job.run_at, job.updated_at = "queued", again, now
+                after_commit(session, queue.wake)
+                if again > now:
+                    return False
+        if job is None:
+            with db.read() as session:
+                cursor = session.scalar(
+                    select(Job.cursor).where(
+                        Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key
+                    )
+                )
+            if int(cursor or 0) >= target:
                 return True
-        with db.read() as session:
-            cursor = session.scalar(
-                select(Job.cursor).where(Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key)
-            )
-        if int(cursor or 0) >= target:
-            return True
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.005)  # a worker holds the partition: poll its checkpoint
+        if job is None:
+            time.sleep(0.005)  # a worker holds the partition: poll its checkpoint
 
 
 def _pending(session: Session, workspace_id: str, target: int) -> dict[str, list[int]]:
@@ -491,7 +501,7 @@ def drain(db: Database, workspace_id: str | None = None, up_to: int | None = Non
     else:
         workspaces = [workspace_id]
     for ws in workspaces:
-        catch_up(db, workspace_id=ws, up_to=up_to, wait_s=60.0)
+        catch_up(db, workspace_id=ws, up_to=up_to, wait_s=math.inf)
 
 
 # -- replay -------------------------------------------------------------------------------------------------
