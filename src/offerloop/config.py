@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     rewriter_breaker_cooldown_s: float = Field(default=60.0, ge=0.0)
     rewriter_cache_size: int = Field(default=1024, ge=0)
     # The event pipeline (docs/pipeline.md): consumer threads inside `offerloop serve` (0: `offerloop
-    # worker` processes only); buyer partitions per workspace (the same in every process; default 1 on
-    # SQLite, whose one writer gains nothing from more, 8 on PostgreSQL); events per
+    # worker` processes only); buyer partitions of a new workspace's log (fixed at its first event;
+    # default 1 on SQLite, whose one writer gains nothing from more, 8 on PostgreSQL); events per
     # step; attempts before an event is parked, with backoff between them; seconds without progress
     # before /readyz reports a consumer stuck; how long a fresh read waits for a worker's checkpoint.
     pipeline_workers: int = Field(default=2, ge=0, le=32)

@@ -83,3 +83,29 @@ def test_existing_events_migrate_into_the_log(fresh: Engine) -> None:
             )
             now = datetime.now(UTC)
             assert parts == {"events_y2026m03": 2, "events_y2026m07": 1, f"events_y{now:%Y}m{now:%m}": 1}
+
+
+def test_a_workspace_whose_log_is_partitioned_keeps_the_old_count(fresh: Engine) -> None:
+    """Servers before the layout migration split every log into 8 buyer partitions: those workspaces keep
+    8 (their buyers' pending events stay where they are); a workspace with no partitioned event yet gets
+    its count at its first event, from the setting."""
+    with fresh.begin() as conn:
+        command.upgrade(migrate.alembic_config(connection=conn), "keys_20261205")
+        for ws in ("ws_a", "ws_b", "ws_c"):
+            conn.execute(
+                text(
+                    "INSERT INTO workspaces (id, name, created_at, signal_config_version) VALUES (:w, 'W', :t, 0)"
+                ),
+                {"w": ws, "t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        for ws, part in (("ws_a", 5), ("ws_b", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO events (workspace_id, message_id, type, buyer_id, part, timestamp, received_at, weight, confidence, high_signal, suppressed) "
+                    "VALUES (:w, 'm-1', 'track', 'b_1', :p, :t, :t, 1.0, 1.0, false, false)"
+                ),
+                {"w": ws, "p": part, "t": datetime(2026, 12, 5, tzinfo=UTC)},
+            )
+        command.upgrade(migrate.alembic_config(connection=conn), "head")
+        rows = dict(conn.execute(text("SELECT workspace_id, partitions FROM pipeline_origin")).all())
+    assert rows == {"ws_a": 8}

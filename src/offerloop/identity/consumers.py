@@ -52,7 +52,7 @@ def resolve_identities(session: Session, workspace_id: str, events: Sequence[Log
     fresh = [e for e in events if e.buyer_id is None]
     if not fresh:
         return
-    partitions = partitions_for(session)
+    partitions = partitions_for(session, workspace_id)
     resolution = identity_service.resolve(
         session=session, workspace_id=workspace_id, events=[_incoming(e) for e in fresh]
     )

@@ -97,6 +97,8 @@ class PipelineOrigin(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(BigInteger)
+    # Buyer partitions of the workspace's log, fixed at its first event (see pipeline.runner.partitions_for).
+    partitions: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class QuarantinedEvent(Base):

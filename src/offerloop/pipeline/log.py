@@ -92,6 +92,38 @@ def head(session: Session, workspace_id: str) -> int:
     return int(session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id)) or 0)
 
 
+# (database, workspace) -> its buyer partitions, once committed (the count never changes afterwards).
+_layouts: dict[tuple[int, str], int] = {}
+
+
+def layout(session: Session, workspace_id: str, default: int) -> int:
+    """The workspace's buyer partitions: as stored, or ``default`` stored now (at its first event)."""
+    key = (id(session.get_bind().engine), workspace_id)
+    known = _layouts.get(key)
+    if known is not None:
+        return known
+    stored = session.scalar(
+        select(PipelineOrigin.partitions).where(PipelineOrigin.workspace_id == workspace_id)
+    )
+    if stored is None:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(PipelineOrigin).values(workspace_id=workspace_id, seq=0, partitions=default)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["workspace_id"],
+                set_={"partitions": func.coalesce(PipelineOrigin.partitions, statement.excluded.partitions)},
+            )
+        )
+        stored = session.scalar(
+            select(PipelineOrigin.partitions).where(PipelineOrigin.workspace_id == workspace_id)
+        )
+        assert stored is not None
+        after_commit(session, lambda: _layouts.__setitem__(key, int(stored)))
+    else:
+        _layouts[key] = int(stored)
+    return int(stored)
+
+
 def origin(session: Session, workspace_id: str) -> int:
     return int(
         session.scalar(select(PipelineOrigin.seq).where(PipelineOrigin.workspace_id == workspace_id)) or 0

@@ -32,7 +32,7 @@ from offerloop.telemetry import log as logger
 
 @dataclass
 class Config:
-    """Pipeline settings; every process that runs consumers must use the same ``partitions``."""
+    """Pipeline settings (``partitions`` is for new workspaces: each keeps the count of its first event)."""
 
     partitions: int | None = None  # None: 1 on SQLite, 8 on PostgreSQL (see ``partitions_for``)
     batch: int = 2000
@@ -46,12 +46,15 @@ class Config:
 config = Config()
 
 
-def partitions_for(session: Session) -> int:
-    """Buyer partitions per workspace. On SQLite one writer applies everything, so more partitions only add
-    steps (a claim, a read and a commit each); on PostgreSQL they are what workers share."""
-    if config.partitions is not None:
-        return config.partitions
-    return 1 if session.get_bind().dialect.name == "sqlite" else 8
+def partitions_for(session: Session, workspace_id: str) -> int:
+    """The workspace's buyer partitions, fixed at its first event: a buyer's events must all land in one
+    partition (its newer events applied before older ones waiting elsewhere would be skipped by the
+    features watermark). New workspaces take the ``pipeline_partitions`` setting, by default 1 on SQLite
+    (one writer applies everything, so more partitions only add steps) and 8 on PostgreSQL (what workers
+    share). Called in the identity stage's write transaction."""
+    return log.layout(
+        session, workspace_id, config.partitions or (1 if session.get_bind().dialect.name == "sqlite" else 8)
+    )
 
 
 def configure(settings: Any) -> None:
@@ -136,7 +139,7 @@ def _try(
         parts: set[int] = set()
         if consumer.stage == "identity":
             parts = log.assign_parts(
-                session, workspace_id, chunk[0].seq, chunk[-1].seq, partitions_for(session)
+                session, workspace_id, chunk[0].seq, chunk[-1].seq, partitions_for(session, workspace_id)
             )
         session.flush()
         savepoint.commit()
@@ -519,7 +522,11 @@ def replay(session: Session, parked: ParkedEvent) -> None:
         consumer.fn(session, parked.workspace_id, events)
         if consumer.stage == "identity":
             parts = log.assign_parts(
-                session, parked.workspace_id, parked.seq, parked.seq, partitions_for(session)
+                session,
+                parked.workspace_id,
+                parked.seq,
+                parked.seq,
+                partitions_for(session, parked.workspace_id),
             )
             buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
             log.ensure_jobs(session, parked.workspace_id, buyer, sorted(parts))
