@@ -13,7 +13,7 @@ import typer
 from offerloop.config import Settings
 from offerloop.core.errors import OfferloopError
 from offerloop.db import migrate
-from offerloop.db.engine import make_engine
+from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
 from offerloop.pipeline import log as pipeline_log
 from offerloop.worker import pools as worker_pools
@@ -24,21 +24,38 @@ def settings() -> Settings:
 
 
 @contextmanager
-def database(cfg: Settings | None = None, *, inline: bool = True) -> Iterator[Database]:
+def database(
+    cfg: Settings | None = None, *, inline: bool = True, long_running: bool = False
+) -> Iterator[Database]:
     """The database at the current schema. A command is a short-lived process with no consumer threads,
     so by default what it appends to the event log is processed inline, right after its commit (a server
-    or worker running at the same time shares the partitions through their leases)."""
+    or worker running at the same time shares the partitions through their leases). A ``long_running``
+    process (the worker) checkpoints a SQLite WAL from a background thread, as the server does, which
+    keeps the WAL file bounded under sustained load."""
     cfg = cfg or settings()
-    engine = make_engine(cfg.database_url, sqlite_synchronous=cfg.sqlite_synchronous)
+    background_checkpoint = long_running and cfg.is_sqlite
+    engine = make_engine(
+        cfg.database_url,
+        sqlite_synchronous=cfg.sqlite_synchronous,
+        background_checkpoint=background_checkpoint,
+    )
+    checkpointer: WalCheckpointer | None = None
     try:
         migrate.upgrade(engine)
         db = Database(engine)
         if inline:
             worker_pools.prepare(cfg)
             pipeline_log.set_inline(db)
+        if background_checkpoint:
+            checkpointer = WalCheckpointer(engine)
+            checkpointer.start()
         yield db
     finally:
-        engine.dispose()
+        try:
+            if checkpointer is not None:
+                checkpointer.stop()
+        finally:
+            engine.dispose()
 
 
 def print_json(data: Any) -> None:

@@ -29,7 +29,7 @@ def worker(
     cfg = settings()
     configure_logging(cfg.log_level, cfg.log_json)  # on stderr: stdout is the command's answer
     worker_pools.prepare(cfg)
-    with database(cfg, inline=False) as db:
+    with database(cfg, inline=False, long_running=not once) as db:
         if once:
             ran: list[runner.Ran] = []
             owner = runner.owner_id(":once")
