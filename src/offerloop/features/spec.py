@@ -14,7 +14,13 @@ Kinds (``match`` is optional where shown in brackets; without it every event cou
 count               [match]; a suppressed event adds ``suppressed_factor`` instead of 1
 decayed_count       [match], half_life_days; exponential decay evaluated at read time
 sum                 match, value (property path), scale (default 1), fallback: {value, scale} used when the
-                    value is absent or not a number; numbers and decimal strings ("29.70") are accepted
+                    value is absent or not a number; numbers and decimal strings ("29.70") are accepted.
+                    Money: ``currency: {property: currency, code: USD}`` sums only amounts in ``code`` (an
+                    event without the property is in ``code``); amounts in other ISO 4217 currencies are
+                    read out apart as ``<name>.<CODE>`` (never added together: there is no exchange rate),
+                    and an event whose currency is not an ISO 4217 code counts nowhere.  With it,
+                    ``scale: minor_units`` turns major units into the event currency's minor units
+                    (x100 for USD, x1 for JPY, x1000 for KWD; core.currencies' table)
 latest              match, value: the property's value on the latest matching event (by timestamp)
 latest_object       match, value: the latest mapping at that path, flattened to ``name.key`` features
 first_value         [match], value (property path) or value_from (channel|name|type): earliest by timestamp
@@ -89,6 +95,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from offerloop.core import currencies
 from offerloop.declarative import load_config, show
 
 __all__ = [
@@ -162,6 +169,8 @@ Scalar = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat, Field(union
 PositiveNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Factor = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 Scale = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# "minor_units": x 10**(ISO 4217 exponent of the event's currency), for a sum with a ``currency``
+MoneyScale = Scale | Literal["minor_units"]
 Count = Annotated[int, Field(strict=True, ge=1)]
 Weekday = Annotated[int, Field(strict=True, ge=0, le=6)]
 ValueSource = Literal["channel", "name", "type"]
@@ -286,7 +295,25 @@ class Fallback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     value: PropertyPath
-    scale: Scale = 1.0
+    scale: MoneyScale = 1.0
+
+
+def _currency_code(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return currencies.normalize(value)
+        except currencies.InvalidCurrency:
+            raise ValueError(f"not an ISO 4217 currency code: {show(value)} (e.g. USD, EUR, JPY)") from None
+    return value
+
+
+class SumCurrency(BaseModel):
+    """Where a money sum finds each event's currency, and the one currency it totals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    property: PropertyPath = "currency"
+    code: Annotated[NonEmptyText, BeforeValidator(_currency_code)] = "USD"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,8 +342,18 @@ class SumFeature(_FeatureBase):
     kind: Literal["sum"]
     match: MatchList
     value: PropertyPath
-    scale: Scale = 1.0
+    scale: MoneyScale = 1.0
     fallback: Fallback | None = None
+    currency: SumCurrency | None = None
+
+    @model_validator(mode="after")
+    def _minor_units_need_currency(self) -> Self:
+        if self.currency is None:
+            if self.scale == "minor_units":
+                raise _problem("scale", "minor_units needs 'currency' (e.g. {property: currency, code: USD})")
+            if self.fallback is not None and self.fallback.scale == "minor_units":
+                raise _problem("fallback.scale", "minor_units needs 'currency' on the feature")
+        return self
 
 
 class LatestFeature(_FeatureBase):
@@ -744,7 +781,8 @@ DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
             "kind": "sum",
             "match": _ORDER,
             "value": "total_minor",
-            "fallback": {"value": "revenue", "scale": 100},
+            "fallback": {"value": "revenue", "scale": "minor_units"},
+            "currency": {"property": "currency", "code": "USD"},
         },
         {
             "name": "drop_orders",

@@ -18,7 +18,8 @@ Layout (version :data:`STATE_VERSION`)::
      "w": sum of weights, "ws": weight of suppressed events, "wc": sum of weight x confidence,
      "f": {"<name>:<kind>": per-feature state}}
 
-Per-feature state, created when the feature first sees an event: count/sum -> number; decayed_count ->
+Per-feature state, created when the feature first sees an event: count/sum -> number (a sum with a
+``currency``: {ISO 4217 code: minor units}, under ``<name>:sum/currency``); decayed_count ->
 [value at t, t]; latest/first_value/last_value -> [t, value]; latest_object -> [t, {flat key: value}];
 distinct_count -> {value: 1}; min_delay_minutes -> minutes; weekday_share and share -> [matching mass,
 mass]; top_local_hour -> 24 masses; recency_days -> t; flag -> [last set t, last clear t]; stage ->
@@ -53,6 +54,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from offerloop.core import currencies
 from offerloop.core.clock import parse_timestamp
 from offerloop.features.spec import (
     MISSING,
@@ -73,6 +75,7 @@ from offerloop.features.spec import (
     RecencyDaysFeature,
     ShareFeature,
     StageFeature,
+    SumCurrency,
     SumFeature,
     TopLocalHourFeature,
     WeekdayShareFeature,
@@ -347,11 +350,13 @@ def _decayed_count(feature: DecayedCountFeature) -> _Built:
 
 
 def _sum(feature: SumFeature) -> _Built:
+    if feature.currency is not None:
+        return _money_sum(feature, feature.currency)
     key, missing = _state_key(feature), _default(feature, 0.0)
-    primary, scale = _property(feature.value), feature.scale
+    primary, scale = _property(feature.value), _plain_scale(feature.scale)
     fallback = feature.fallback
     secondary = _property(fallback.value) if fallback is not None else None
-    secondary_scale = fallback.scale if fallback is not None else 1.0
+    secondary_scale = _plain_scale(fallback.scale) if fallback is not None else 1.0
 
     def update(f: dict[str, Any], event: FeatureEvent, ts: float, factor: float, local: _Local) -> None:
         amount = _number(primary(event.properties), scale)
@@ -363,6 +368,61 @@ def _sum(feature: SumFeature) -> _Built:
     def read(f: Mapping[str, Any], now: float, out: dict[str, FeatureValue]) -> None:
         value = f.get(key)
         out[feature.name] = missing if value is None else float(value)
+
+    return [_action(feature.match, update)], read
+
+
+def _plain_scale(scale: float | str) -> float:
+    """A numeric scale (the spec allows "minor_units" only on a sum with a currency)."""
+    if isinstance(scale, str):  # rejected by load_feature_spec; a hand-built model gets here
+        raise ValueError("scale minor_units needs 'currency' on the sum")
+    return scale
+
+
+def _event_currency(raw: Any, default: str) -> str | None:
+    """The ISO 4217 code of an event's currency property: ``default`` when absent (or null or blank), None
+    when the value is not a code.  Withdrawn codes (HRK...) are accepted: replayed or imported past orders."""
+    if raw is MISSING or raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    try:
+        return currencies.normalize(raw, withdrawn=True)
+    except currencies.InvalidCurrency:
+        return None
+
+
+def _money_sum(feature: SumFeature, currency: SumCurrency) -> _Built:
+    """A sum kept per ISO 4217 currency ({code: minor units}); ``name`` reads the total in
+    ``currency.code``, ``name.<CODE>`` each other currency seen.  Amounts are never added across currencies.
+
+    An event whose currency is not an ISO 4217 code (a client typo: "US$", "XYZ") adds nothing anywhere
+    rather than guessing its minor unit: it must not raise either, or the pipeline would park the event."""
+    key, missing = _state_key(feature) + "/currency", _default(feature, 0.0)  # not the plain sum's number
+    primary, fallback = _property(feature.value), feature.fallback
+    secondary = _property(fallback.value) if fallback is not None else None
+    currency_of, code = _property(currency.property), currency.code
+
+    def scaled(value: Any, scale: float | str, exponent: int) -> float | None:
+        return _number(value, float(10**exponent) if scale == "minor_units" else float(scale))
+
+    def update(f: dict[str, Any], event: FeatureEvent, ts: float, factor: float, local: _Local) -> None:
+        found = _event_currency(currency_of(event.properties), code)
+        if found is None:
+            return
+        exponent = currencies.exponent(found)
+        amount = scaled(primary(event.properties), feature.scale, exponent)
+        if amount is None and fallback is not None and secondary is not None:
+            amount = scaled(secondary(event.properties), fallback.scale, exponent)
+        if amount is not None:
+            totals = f.setdefault(key, {})
+            totals[found] = totals.get(found, 0.0) + amount
+
+    def read(f: Mapping[str, Any], now: float, out: dict[str, FeatureValue]) -> None:
+        totals = f.get(key) or {}
+        own = totals.get(code)
+        out[feature.name] = missing if own is None else float(own)
+        for other in sorted(totals):
+            if other != code:
+                out[f"{feature.name}.{other}"] = float(totals[other])
 
     return [_action(feature.match, update)], read
 
