@@ -504,3 +504,25 @@ def test_a_busy_buyer_partition_never_loses_the_wake_up_of_an_identity_step(real
     with database.read() as session:
         state = session.scalar(select(Job.state).where(Job.kind == "consumer:rewards", Job.key == key))
     assert state == "queued"
+
+
+def test_past_its_deadline_a_fresh_read_starts_no_further_partition(db, workspace) -> None:
+    users = _users_in_distinct_partitions(db, workspace.id, 5)
+    pipeline_log.set_inline(db, False)
+    _ingest(db, workspace.id, [_track(i, users[i % 5]) for i in range(20)])
+    now = utcnow() + timedelta(seconds=1)
+    while jobs_runner.run_due(db, owner="test", now=now, only=(pipeline_log.kind_of("identity"),)):
+        pass  # the identity stage is done: five buyer partitions are pending
+
+    def cursors() -> dict[str, int]:
+        with db.read() as session:
+            return dict(
+                session.execute(select(Job.key, Job.cursor).where(Job.kind == "consumer:features")).all()
+            )
+
+    before = cursors()
+    assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is False
+    moved = [k for k, c in cursors().items() if c != before.get(k)]
+    assert len(moved) == 1  # one step (the partition's whole stage), then the deadline stopped it
+    runner.drain(db, workspace_id=workspace.id)
+    assert len([k for k, c in cursors().items() if c != before.get(k)]) == 5

@@ -464,19 +464,31 @@ def catch_up(
         todo = {} if behind else _pending(session, workspace_id, target)
     if not behind and not any(todo.values()):
         return True
-    complete = True
+    complete, started = True, False
+
+    def advance(consumer: Consumer, part: int) -> bool:
+        # Past the deadline no further partition is started (the first one always is): the request
+        # overshoots its bound by one step at most, however many partitions are pending.
+        nonlocal started
+        if started and time.monotonic() > deadline:
+            return False
+        started = True
+        return _advance(db, consumer, workspace_id, part, target, deadline)
+
     for consumer in behind:
-        complete &= _advance(db, consumer, workspace_id, log.IDENTITY_PART, target, deadline)
+        complete &= advance(consumer, log.IDENTITY_PART)
     fresh = not behind  # ``todo`` is still true: nothing has been applied since it was read
     for consumer in consumers():
         if consumer.stage != "buyer":
             continue
+        if not complete and time.monotonic() > deadline:
+            break
         if not fresh:  # an earlier step may have carried this consumer along (riders), or made new work
             with db.read() as session:
                 todo = _pending(session, workspace_id, target)
         parts = todo.get(consumer.name, [])
         for part in parts:
-            complete &= _advance(db, consumer, workspace_id, part, target, deadline)
+            complete &= advance(consumer, part)
         fresh = not parts
     if not complete:
         logger.warning("freshness: pending events not all applied", workspace_id=workspace_id, up_to=target)
