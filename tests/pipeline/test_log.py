@@ -379,7 +379,8 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
     def rows() -> dict[str, tuple[int, str, str | None]]:
         with db.read() as session:
             jobs = session.scalars(select(Job).where(Job.key == key, Job.kind.like("consumer:%"))).all()
-            return {j.kind: (int(j.cursor or 0), j.state, j.lease_owner) for j in jobs}
+            # the identity stage's one row per workspace shares the key of partition 0
+            return {j.kind: (int(j.cursor or 0), j.state, j.lease_owner) for j in jobs if j.kind != identity}
 
     # One step: features and every other free consumer at its checkpoint; the held row is left alone.
     assert rows() == {
