@@ -30,3 +30,15 @@ def test_the_extra_row_only_says_there_is_a_next_page() -> None:
     assert page == Page[str](items=["e", "d"], next_cursor=encode_cursor([4]))
     last = page_of(rows[2:], 2, key=lambda r: [r[0]], item=lambda r: r[1])
     assert last == Page[str](items=["c"], next_cursor=None)
+
+
+def test_error_responses_group_codes_by_status() -> None:
+    from offerloop.core.errors import Conflict, ErrorBody, NotFound, error_responses
+
+    class OrderNotFound(NotFound):
+        code = "order_not_found"
+
+    assert error_responses(OrderNotFound, NotFound, Conflict, OrderNotFound) == {
+        404: {"model": ErrorBody, "description": "code: `order_not_found`, `not_found`"},
+        409: {"model": ErrorBody, "description": "code: `conflict`"},
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 
 class OfferloopError(Exception):
     status_code: int = 400
@@ -52,3 +54,29 @@ class PayloadTooLarge(OfferloopError):
 class ValidationFailed(OfferloopError):
     status_code = 422
     code = "validation_failed"
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable; see the route's documented codes")
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorDetail
+
+
+def error_responses(*errors: type[OfferloopError]) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error responses, grouped by status, each naming its codes, for
+    ``@router.get(..., responses=error_responses(BuyerNotFound, Conflict))``."""
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        codes = by_status.setdefault(error.status_code, [])
+        if error.code not in codes:
+            codes.append(error.code)
+    return {
+        status: {"model": ErrorBody, "description": "code: " + ", ".join(f"`{c}`" for c in codes)}
+        for status, codes in sorted(by_status.items())
+    }
