@@ -125,3 +125,49 @@ def test_entitlement_rules_read_what_the_buyer_holds():
         ineligible_reason(sell_once, owner, placement="home")
         == "already_entitled:download:pricing-playbook-pdf"
     )
+
+
+def test_when_reads_features_persona_and_entitlements_in_the_condition_language():
+    import pytest
+    from pydantic import ValidationError
+
+    from offerloop.decisions.schemas import ActionIn
+
+    when = {
+        "all": [
+            {"persona": ["builder", "maker"]},
+            {
+                "any": [
+                    {"path": "features.orders", "gte": 2},
+                    {"path": "entitlements", "contains": "course:intro"},
+                ]
+            },
+        ]
+    }
+    upsell = {"key": "u", "when": when}
+    builder = BuyerView(features={"orders": 0}, entitlements=frozenset({"course:intro"}), persona="builder")
+    stranger = BuyerView(features={"orders": 5}, persona=None)
+    newcomer = BuyerView(features={"orders": 1}, persona="maker")
+    assert ineligible_reason(upsell, builder, placement="home") is None
+    assert (
+        ineligible_reason(upsell, stranger, placement="home") == "when"
+    )  # no persona: persona in [...] fails
+    assert ineligible_reason(upsell, newcomer, placement="home") == "when"
+    assert (
+        ineligible_reason(
+            {"key": "r", "requires": {"orders": {"ne": 1}}}, BuyerView(features={}), placement="home"
+        )
+        is None
+    )
+
+    base = {"key": "k", "kind": "offer", "title": "t", "outcome": {"event": "Order Completed"}}
+    assert ActionIn.model_validate({**base, "when": when}).when == when
+    with pytest.raises(ValidationError) as caught:
+        ActionIn.model_validate(
+            {**base, "when": {"path": "traits.plan", "eq": "x"}, "requires": {"orders": {"gtee": 1}}}
+        )
+    messages = sorted(e["msg"] for e in caught.value.errors())
+    assert messages == [
+        "Value error, invalid condition: orders.gtee: unknown operator (did you mean 'gte'?) (one of eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
+        "Value error, invalid condition: path: 'traits' cannot be read here (this config reads features, persona, entitlements)",
+    ]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists"})
+import orjson
+
+from offerloop.core.conditions import MISSING, Check, Scope, compile_condition, parse, parse_where
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,50 +23,44 @@ class BuyerView:
     stage_order: Sequence[str] = ()
     now: datetime | None = None
     entitlements: frozenset[str] = frozenset()  # "component:ref" the buyer can use now
+    persona: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """What an action's conditions read: ``features.*``, ``persona`` and ``entitlements``."""
+        return {
+            "features": self.features,
+            "persona": self.persona if self.persona is not None else MISSING,
+            "entitlements": sorted(self.entitlements),
+        }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+# An action's ``when:`` reads the buyer's features, persona and entitlements.
+WHEN_SCOPE = Scope(roots=frozenset({"features", "persona", "entitlements"}))
 
 
-def _equal(a: Any, b: Any) -> bool:
-    # True is not 1 here: a boolean feature only equals a boolean operand.
-    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
+@lru_cache(maxsize=4096)
+def _requirements(canonical: str) -> tuple[tuple[str, Check], ...]:
+    requires = orjson.loads(canonical)
+    return tuple(
+        (feature, compile_condition(parse_where({feature: condition}, root="features")))
+        for feature, condition in requires.items()
+    )
+
+
+@lru_cache(maxsize=4096)
+def _when(canonical: str) -> Check:
+    return compile_condition(parse(orjson.loads(canonical), scope=WHEN_SCOPE))
+
+
+def requirements(requires: Mapping[str, Any]) -> tuple[tuple[str, Check], ...]:
+    """``requires: {feature: condition}`` compiled once per distinct mapping: one check per feature."""
+    return _requirements(orjson.dumps(dict(requires), option=orjson.OPT_SORT_KEYS).decode())
 
 
 def holds(value: Any, condition: Any, *, present: bool = True) -> bool:
-    """Does a feature value satisfy ``condition`` ({op: operand, …} or a bare value meaning eq)?"""
-    ops = (
-        condition
-        if isinstance(condition, Mapping) and condition and set(condition) <= OPERATORS
-        else {"eq": condition}
-    )
-    for op, operand in ops.items():
-        if op == "exists":
-            if bool(operand) != present:
-                return False
-            continue
-        if not present:
-            if op in ("ne", "not_in"):
-                continue
-            return False
-        if op == "eq" and not _equal(value, operand):
-            return False
-        if op == "ne" and _equal(value, operand):
-            return False
-        if op in ("in", "not_in"):
-            inside = isinstance(operand, list | tuple) and value in operand
-            if inside != (op == "in"):
-                return False
-        if op in ("gt", "gte", "lt", "lte"):
-            a, b = _number(value), _number(operand)
-            if a is None or b is None:
-                return False
-            if not {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]:
-                return False
-    return True
+    """Does a feature value satisfy ``condition`` ({op: operand, ...} or a bare value meaning eq)?"""
+    ((_, check),) = requirements({"value": condition})
+    return check({"features": {"value": value} if present else {}}, None)
 
 
 def ineligible_reason(
@@ -104,8 +101,14 @@ def ineligible_reason(
     for owned in action.get("unless_entitled") or []:
         if owned in buyer.entitlements:
             return f"already_entitled:{owned}"
-    for feature, condition in (action.get("requires") or {}).items():
-        present = feature in buyer.features
-        if not holds(buyer.features.get(feature), condition, present=present):
-            return f"requires:{feature}"
+    requires, when = action.get("requires"), action.get("when")
+    if requires or when is not None:
+        facts = buyer.facts()
+        for feature, check in requirements(requires or {}):
+            if not check(facts, buyer.now):
+                return f"requires:{feature}"
+        if when is not None and not _when(orjson.dumps(when, option=orjson.OPT_SORT_KEYS).decode())(
+            facts, buyer.now
+        ):
+            return "when"
     return None

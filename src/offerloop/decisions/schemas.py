@@ -3,10 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from offerloop.core.conditions import ConditionError, parse, parse_where
+from offerloop.decisions.rules import WHEN_SCOPE
 
 ActionKind = Literal["lesson", "module", "offer", "coaching", "prompt"]
-Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq
+Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq: see offerloop.core.conditions
 
 
 class Outcome(BaseModel):
@@ -58,7 +61,13 @@ class ActionIn(BaseModel):
     min_stage: str | None = Field(default=None, description="Outcome stage the buyer must have reached")
     frequency_cap: FrequencyCap | None = None
     requires: dict[str, Condition] = Field(
-        default_factory=dict, description="Feature conditions, all must hold"
+        default_factory=dict,
+        description="Feature conditions, all must hold: {feature: {op: operand} | value}",
+    )
+    when: Any = Field(
+        default=None,
+        description="A condition on the buyer's features, persona and entitlements (the condition language: "
+        "all/any/not, {path: features.orders, gte: 1}, {persona: [a, b]}, ...)",
     )
     completed_when: CompletedWhen | None = None
     requires_entitlement: list[str] = Field(
@@ -70,6 +79,25 @@ class ActionIn(BaseModel):
     outcome: Outcome
     priority: int = Field(default=0, description="Rules-only order: higher first")
     active: bool = True
+
+    @field_validator("requires", mode="after")
+    @classmethod
+    def _requires_is_a_condition(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parse_where(value, root="features")
+        except ConditionError as exc:
+            raise ValueError(f"invalid condition: {exc}") from None
+        return value
+
+    @field_validator("when", mode="after")
+    @classmethod
+    def _when_is_a_condition(cls, value: Any) -> Any:
+        if value is not None:
+            try:
+                parse(value, scope=WHEN_SCOPE)
+            except ConditionError as exc:
+                raise ValueError(f"invalid condition: {exc}") from None
+        return value
 
 
 class ActionRead(ActionIn):

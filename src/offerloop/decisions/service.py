@@ -40,7 +40,7 @@ from offerloop.personas import service as persona_service
 
 ATTRIBUTE_FIELDS = (
     "tags", "level", "format", "price_band", "price_minor", "persona_fit", "placements", "prerequisites",
-    "min_stage", "frequency_cap", "requires", "completed_when", "requires_entitlement", "unless_entitled",
+    "min_stage", "frequency_cap", "requires", "when", "completed_when", "requires_entitlement", "unless_entitled",
 )  # fmt: skip
 
 _policies: dict[tuple[str, str], tuple[int, Policy]] = {}
@@ -276,6 +276,7 @@ def decide(
         stage_order=features_service.stage_order(session=session, workspace_id=workspace_id),
         now=now,
         entitlements=_entitlements(session, workspace_id, buyer_id, pool_keys, catalog, now),
+        persona=persona["name"] if persona else None,
     )
     exclude = frozenset(request.exclude)
     eligible: list[Action] = []
