@@ -188,7 +188,7 @@ def test_validation_errors_name_the_path() -> None:
                 {"name": "a", "kind": "decayed_count"},
                 {"name": "b", "kind": "nope"},
                 {"name": "c"},
-                {"name": "d", "kind": "count", "match": {"event": "X", "where": {"p": {"gt": 1}}}},
+                {"name": "d", "kind": "count", "match": {"event": "X", "where": {"p": {"gtt": 1}}}},
                 {"name": "e", "kind": "count", "half_life_days": 3},
                 {"name": "f", "kind": "first_value"},
                 {"name": "g", "kind": "stage", "stages": [{"name": "s"}, {"name": "s"}]},
@@ -209,7 +209,8 @@ def test_validation_errors_name_the_path() -> None:
         "features[0].half_life_days: required for kind decayed_count",
         "features[1].kind: unknown kind 'nope' (expected one of " + ", ".join(FEATURE_KINDS) + ")",
         "features[2].kind: required (one of " + ", ".join(FEATURE_KINDS) + ")",
-        "features[3].match[0].where.p.gt: unknown operator (expected one of eq, ne, in, not_in, exists)",
+        "features[3].match[0].where: p.gtt: unknown operator (did you mean 'gt'?) (one of "
+        "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
         "features[4].half_life_days: unknown key for kind count",
         "features[5].value: give exactly one of 'value' (a property path) or 'value_from'",
         "features[6].stages[1].name: duplicate stage name 's'",
@@ -219,7 +220,8 @@ def test_validation_errors_name_the_path() -> None:
         "features[10].value: invalid property path 'a..b' (empty segment)",
         "features[11]: must be a mapping, got 5",
         "features[12].half_life_days: Input should be a valid number, got '30'",
-        "features[13].match[0].where.x: no operator given (expected some of eq, ne, in, not_in, exists)",
+        "features[13].match[0].where: x: no operator given (one of "
+        "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
         "features[14].match[0].type: Input should be 'track', 'page', 'screen', 'identify', 'group' or 'alias', got 'pagex'",
         "features[15].set_on: required for kind flag",
         "features[16].weekdays: Tuple should have at least 1 item after validation, not 0, got []",

@@ -44,7 +44,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeAlias
+from typing import Annotated, Any, Final, TypeAlias
+
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 __all__ = [
     "MISSING",
@@ -58,6 +60,7 @@ __all__ = [
     "Leaf",
     "Not",
     "Scope",
+    "Where",
     "compile_condition",
     "describe",
     "evaluate",
@@ -65,6 +68,7 @@ __all__ = [
     "parse",
     "parse_leaf",
     "parse_where",
+    "reader",
     "resolve",
     "to_data",
 ]
@@ -689,3 +693,72 @@ def compile_condition(condition: Condition) -> Check:
 def evaluate(condition: Condition, facts: Mapping[str, Any], *, now: datetime | None = None) -> bool:
     """Whether ``condition`` holds for ``facts``: a mapping of roots (``features``, ``persona``, ...) to values."""
     return compile_condition(condition)(facts, now)
+
+
+def reader(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A function reading ``path`` below a mapping (no root), as conditions read it; :data:`MISSING` if absent."""
+    segments = tuple(path.split(".")) if "." in path else None
+    if segments is None:
+        return lambda mapping: mapping.get(path, MISSING)
+    return lambda mapping: _below(mapping, path, segments)
+
+
+class Where:
+    """A ``where:``-form condition that remembers its root: ``{plan: pro, amount: {gte: 10}}``."""
+
+    __slots__ = ("check", "condition", "root")
+
+    def __init__(self, root: str, condition: Condition) -> None:
+        self.root, self.condition = root, condition
+        self.check = compile_condition(condition)
+
+    @classmethod
+    def of(cls, data: Any, root: str) -> Where:
+        if isinstance(data, Where):
+            return data
+        return cls(root, parse_where(data, root=root))
+
+    def __bool__(self) -> bool:
+        return not (isinstance(self.condition, All) and not self.condition.items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Where) and (self.root, self.condition) == (other.root, other.condition)
+
+    def __hash__(self) -> int:
+        return hash((self.root, self.condition))
+
+    def __repr__(self) -> str:
+        return f"Where({self.to_data()!r})"
+
+    def holds(self, value: Any, now: datetime | None = None) -> bool:
+        """Whether the condition holds for ``value``, the mapping its root names (event properties, ...)."""
+        return self.check({self.root: value}, now)
+
+    def to_data(self) -> dict[str, dict[str, Any]]:
+        """``{key: {operator: operand}}``, each key below the root (parses back to an equal Where)."""
+        return {leaf.key: {op: _thaw(v) for op, v in leaf.ops} for leaf in leaves(self.condition)}
+
+
+def _where_validator(root: str) -> Callable[[Any], Where]:
+    def validate(value: Any) -> Where:
+        try:
+            return Where.of(value, root)
+        except ConditionError as exc:
+            raise ValueError(str(exc)) from None
+
+    return validate
+
+
+def _where_schema(root: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"type": "object", "description": f"{root}: {{key: value | {{operator: operand}}}}"}
+    )
+
+
+# pydantic field types for a ``where:`` mapping; None or {} always holds.
+PropertiesWhere: TypeAlias = Annotated[
+    Where,
+    PlainValidator(_where_validator("properties")),
+    PlainSerializer(lambda where: where.to_data()),
+    _where_schema("properties"),
+]

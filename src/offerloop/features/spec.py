@@ -57,7 +57,8 @@ A ``match`` is one mapping or a list of them (any may match):
 * ``type``: track|page|screen|identify|group|alias.
 * ``event``: the event name, shell-style glob (``"Community *"``), case-insensitive.  Without ``type`` it
   applies to track events; say ``type: page``/``type: screen`` to match page or screen names.
-* ``where``: property path -> a value (equality) or ``{eq, ne, in, not_in, exists}``; every condition must
+* ``where``: property path -> a value (equality) or ``{operator: operand}`` in the condition language
+  (:mod:`offerloop.core.conditions`: eq, ne, gt, in, exists, contains, within, ...); every condition must
   hold.  A path is a literal key first, then split on dots (``plan.tier``; a number indexes a list).
   An absent property fails ``eq`` and ``in``, passes ``ne`` and ``not_in``, and matches ``exists: false``.
   Equality never conflates booleans and numbers; ``70`` equals ``70.0``.
@@ -82,7 +83,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    JsonValue,
     PrivateAttr,
     StrictBool,
     StrictFloat,
@@ -90,12 +90,13 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from offerloop.core import currencies
+from offerloop.core.conditions import MISSING, PropertiesWhere, resolve
+from offerloop.core.conditions import Where as Where
 from offerloop.declarative import load_config, show
 
 __all__ = [
@@ -104,9 +105,7 @@ __all__ = [
     "EVENT_TYPES",
     "FEATURE_KINDS",
     "MISSING",
-    "CompiledCondition",
     "CompiledMatch",
-    "Condition",
     "Feature",
     "FeatureSpec",
     "FeatureSpecError",
@@ -117,8 +116,6 @@ __all__ = [
     "compile_matches",
     "load_feature_spec",
     "resolve_path",
-    "split_path",
-    "where_holds",
 ]
 
 EVENT_TYPES: Final[tuple[str, ...]] = ("track", "page", "screen", "identify", "group", "alias")
@@ -141,7 +138,6 @@ FEATURE_KINDS: Final[tuple[str, ...]] = (
 )
 BUILTIN_FEATURES: Final[tuple[str, ...]] = ("suppressed_share", "signal_confidence")
 _NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
-_OPERATORS: Final[tuple[str, ...]] = ("eq", "ne", "in", "not_in", "exists")
 
 
 class FeatureSpecError(ValueError):
@@ -195,54 +191,6 @@ def _as_match_list(value: object) -> object:
 # Matching
 
 
-class Condition(BaseModel):
-    """The operators applied to one property.  A bare value is shorthand for ``{eq: value}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    eq: JsonValue = None
-    ne: JsonValue = None
-    in_: list[JsonValue] | None = Field(default=None, alias="in")
-    not_in: list[JsonValue] | None = None
-    exists: Annotated[bool | None, Field(strict=True)] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_value_means_eq(cls, data: Any) -> Any:
-        if isinstance(data, Condition):
-            return data
-        if isinstance(data, Mapping):
-            return dict(data)
-        return {"eq": data}
-
-    @model_validator(mode="after")
-    def _needs_an_operator(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError(f"no operator given (expected some of {', '.join(_OPERATORS)})")
-        return self
-
-    def operators(self) -> dict[str, Any]:
-        """The operators that were given, by their YAML name."""
-        given = self.model_fields_set
-        return {
-            (info.alias or name): getattr(self, name)
-            for name, info in type(self).model_fields.items()
-            if name in given
-        }
-
-    @model_serializer(mode="plain")
-    def _serialize(self) -> dict[str, Any]:
-        return self.operators()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Condition):
-            return NotImplemented
-        return self.operators() == other.operators()
-
-    def __hash__(self) -> int:
-        return hash(json.dumps(self.operators(), sort_keys=True))
-
-
 class Match(BaseModel):
     """Which events a feature looks at; every given part must hold."""
 
@@ -250,7 +198,7 @@ class Match(BaseModel):
 
     type: EventType | None = None
     event: NonEmptyText | None = None
-    where: dict[PropertyPath, Condition] = Field(default_factory=dict)
+    where: PropertiesWhere = Field(default_factory=lambda: Where.of(None, "properties"))
 
     @model_validator(mode="after")
     def _event_needs_a_named_type(self) -> Self:
@@ -507,113 +455,10 @@ class FeatureSpec(BaseModel):
 # --------------------------------------------------------------------------------------------------
 # Compiled matching
 
-_Check = Callable[[Any], bool]
 
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING: Final = _Missing()
-_NUMBER: Final = (int, float)
-
-
-def resolve_path(properties: Mapping[str, Any], path: str, segments: tuple[str, ...] | None) -> Any:
-    """The value at ``path`` (a literal key first, then dotted segments), or :data:`MISSING`."""
-    value = properties.get(path, MISSING)
-    if value is not MISSING or segments is None:
-        return value
-    current: Any = properties
-    for segment in segments:
-        if isinstance(current, Mapping):
-            current = current.get(segment, MISSING)
-            if current is MISSING:
-                return MISSING
-        elif isinstance(current, list) and segment.isdigit():
-            index = int(segment)
-            if index >= len(current):
-                return MISSING
-            current = current[index]
-        else:
-            return MISSING
-    return current
-
-
-def split_path(path: str) -> tuple[str, ...] | None:
-    return tuple(path.split(".")) if "." in path else None
-
-
-def _equal_to(operand: Any) -> _Check:
-    if operand is None:
-        return lambda value: value is None
-    if operand is True:
-        return lambda value: value is True
-    if operand is False:
-        return lambda value: value is False
-    if isinstance(operand, str):
-        return lambda value: value == operand if isinstance(value, str) else False
-    if isinstance(operand, _NUMBER):
-        return lambda value: isinstance(value, _NUMBER) and value.__class__ is not bool and value == operand
-    kind = type(operand)
-
-    def same(value: Any) -> bool:
-        try:
-            return isinstance(value, kind) and bool(value == operand)
-        except Exception:
-            return False
-
-    return same
-
-
-def _one_of(operands: list[Any]) -> _Check:
-    checks = tuple(_equal_to(operand) for operand in operands)
-    return lambda value: any(check(value) for check in checks)
-
-
-def _present_and(check: _Check) -> _Check:
-    return lambda value: value is not MISSING and check(value)
-
-
-def _absent_or_not(check: _Check) -> _Check:
-    return lambda value: value is MISSING or not check(value)
-
-
-def _condition_checks(condition: Condition) -> tuple[_Check, ...]:
-    checks: list[_Check] = []
-    for op, operand in condition.operators().items():
-        if op == "eq":
-            checks.append(_present_and(_equal_to(operand)))
-        elif op == "ne":
-            checks.append(_absent_or_not(_equal_to(operand)))
-        elif op == "in":
-            checks.append(_present_and(_one_of(operand)))
-        elif op == "not_in":
-            checks.append(_absent_or_not(_one_of(operand)))
-        elif op == "exists":
-            checks.append(
-                (lambda value: value is not MISSING) if operand else (lambda value: value is MISSING)
-            )
-        else:  # pragma: no cover - the model admits no other operator
-            raise AssertionError(op)
-    return tuple(checks)
-
-
-# (path, dotted segments or None, checks)
-CompiledCondition = tuple[str, tuple[str, ...] | None, tuple[_Check, ...]]
-
-
-def where_holds(conditions: tuple[CompiledCondition, ...], properties: Mapping[str, Any]) -> bool:
-    for path, segments, checks in conditions:
-        value = (
-            properties.get(path, MISSING) if segments is None else resolve_path(properties, path, segments)
-        )
-        for check in checks:
-            if not check(value):
-                return False
-    return True
+def resolve_path(properties: Mapping[str, Any], path: str) -> Any:
+    """The value at ``path`` below ``properties`` (a literal key first, then dotted segments), or MISSING."""
+    return resolve({"properties": properties}, f"properties.{path}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,7 +468,7 @@ class CompiledMatch:
     types: frozenset[str] | None  # None: any type
     exact: str | None  # casefolded event name
     glob: Callable[[str], object] | None  # compiled glob on the casefolded name
-    where: tuple[CompiledCondition, ...]
+    where: Where | None  # None: every event of the accepted (type, name)
 
     def accepts(self, event_type: str, name: str | None) -> bool:
         if self.types is not None and event_type not in self.types:
@@ -639,7 +484,7 @@ class CompiledMatch:
         return self.glob(folded) is not None
 
     def matches(self, event_type: str, name: str | None, properties: Mapping[str, Any]) -> bool:
-        return self.accepts(event_type, name) and where_holds(self.where, properties)
+        return self.accepts(event_type, name) and (self.where is None or self.where.holds(properties))
 
 
 def compile_match(match: Match) -> CompiledMatch:
@@ -658,16 +503,13 @@ def compile_match(match: Match) -> CompiledMatch:
             exact = pattern
         else:
             glob = re.compile(fnmatch.translate(pattern)).match
-    where = tuple(
-        (path, split_path(path), _condition_checks(condition)) for path, condition in match.where.items()
-    )
-    return CompiledMatch(types=types, exact=exact, glob=glob, where=where)
+    return CompiledMatch(types=types, exact=exact, glob=glob, where=match.where or None)
 
 
 def compile_matches(matches: Sequence[Match] | None) -> tuple[CompiledMatch, ...]:
     """A match list (any may match); None, meaning every event, compiles to one catch-all match."""
     if matches is None:
-        return (CompiledMatch(types=None, exact=None, glob=None, where=()),)
+        return (CompiledMatch(types=None, exact=None, glob=None, where=None),)
     return tuple(compile_match(match) for match in matches)
 
 
@@ -722,8 +564,6 @@ def _problems(exc: ValidationError) -> list[str]:
             feature_kind = _kind_of(loc)
             if feature_kind is not None and len(loc) == 4:
                 message = f"unknown key for kind {feature_kind}"
-            elif "where" in loc[:-1]:
-                message = f"unknown operator (expected one of {', '.join(_OPERATORS)})"
             else:
                 message = "unknown key"
         elif kind == "union_tag_not_found":

@@ -56,9 +56,9 @@ from zoneinfo import ZoneInfo
 
 from offerloop.core import currencies
 from offerloop.core.clock import parse_timestamp
+from offerloop.core.conditions import reader
 from offerloop.features.spec import (
     MISSING,
-    CompiledCondition,
     CompiledMatch,
     CountFeature,
     DecayedCountFeature,
@@ -79,10 +79,8 @@ from offerloop.features.spec import (
     SumFeature,
     TopLocalHourFeature,
     WeekdayShareFeature,
+    Where,
     compile_matches,
-    resolve_path,
-    split_path,
-    where_holds,
 )
 
 __all__ = [
@@ -129,7 +127,7 @@ _Local = tuple[int, int] | None  # (local weekday, local hour), computed only wh
 _Update = Callable[[dict[str, Any], FeatureEvent, float, float, _Local], None]
 _Reader = Callable[[Mapping[str, Any], float, dict[str, FeatureValue]], None]
 # For one (type, name): the updaters to run, each with the where-alternatives to test (None: always).
-_Step = tuple[tuple[tuple[CompiledCondition, ...], ...] | None, _Update]
+_Step = tuple[tuple[Where, ...] | None, _Update]
 _Plan = tuple[tuple[_Step, ...], bool]
 
 _PLAN_CACHE_SIZE: Final = 4096
@@ -159,10 +157,8 @@ class _Runtime:
             if not accepted:
                 continue
             local = local or action.local
-            if any(not m.where for m in accepted):
-                steps.append((None, action.update))
-            else:
-                steps.append((tuple(m.where for m in accepted), action.update))
+            wheres = tuple(m.where for m in accepted if m.where is not None)
+            steps.append((wheres if len(wheres) == len(accepted) else None, action.update))
         plan = (tuple(steps), local)
         if len(self.plans) >= _PLAN_CACHE_SIZE:
             self.plans.clear()
@@ -249,10 +245,7 @@ def _flatten(
 
 
 def _property(path: str) -> Callable[[Mapping[str, Any]], Any]:
-    segments = split_path(path)
-    if segments is None:
-        return lambda properties: properties.get(path, MISSING)
-    return lambda properties: resolve_path(properties, path, segments)
+    return reader(path)
 
 
 def _event_value(feature: FirstValueFeature | LastValueFeature) -> Callable[[FeatureEvent], Any]:
@@ -792,8 +785,8 @@ def apply_event(state: dict[str, Any], event: FeatureEvent, spec: FeatureSpec) -
     properties = event.properties
     for alternatives, update in steps:
         if alternatives is not None:
-            for conditions in alternatives:
-                if where_holds(conditions, properties):
+            for where in alternatives:
+                if where.holds(properties):
                     break
             else:
                 continue
