@@ -147,7 +147,7 @@ def test_every_problem_is_reported_at_once_with_hints() -> None:
         ({"path": "features.x", "between": [3, 1]}, ("between", "lower bound 3 is above upper bound 1")),
         (
             {"path": "features.x", "matches": "("},
-            ("matches", "invalid regular expression: missing ), unterminated subpattern at position 0"),
+            ("matches", "invalid regular expression '(': missing ), unterminated subpattern at position 0"),
         ),
         (
             {"path": "features.x", "within": "soon"},

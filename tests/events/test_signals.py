@@ -15,6 +15,8 @@ from offerloop.events.signals import (
     score_event,
 )
 
+OPS = "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than"
+
 
 def track(config: SignalConfig, name: str | None, properties: dict[str, Any] | None = None) -> SignalScore:
     return score_event(config, event_type="track", name=name, properties=properties)
@@ -238,7 +240,7 @@ def test_rule_without_event_or_type_matches_every_event_type() -> None:
         # ne
         ({"plan": {"ne": "free"}}, {"plan": "pro"}, True),
         ({"plan": {"ne": "free"}}, {"plan": "free"}, False),
-        ({"plan": {"ne": "free"}}, {}, False),
+        ({"plan": {"ne": "free"}}, {}, True),  # missing passes ne and not_in (the one language)
         ({"plan": {"ne": "free"}}, {"plan": None}, True),
         # gt / gte / lt / lte
         ({"score": {"gt": 70}}, {"score": 71}, True),
@@ -260,10 +262,11 @@ def test_rule_without_event_or_type_matches_every_event_type() -> None:
         ({"plan": {"in": ["pro", "business"]}}, {}, False),
         ({"level": {"in": [1, 2, None]}}, {"level": 2.0}, True),
         ({"level": {"in": [1, 2, None]}}, {"level": None}, True),
-        ({"level": {"in": [[1, 2]]}}, {"level": [1, 2]}, True),
+        ({"level": {"in": [[1, 2]]}}, {"level": [1, 2]}, False),  # a list value: any of its items
+        ({"level": {"in": [2, 5]}}, {"level": [1, 2]}, True),
         ({"plan": {"not_in": ["free", "trial"]}}, {"plan": "pro"}, True),
         ({"plan": {"not_in": ["free", "trial"]}}, {"plan": "trial"}, False),
-        ({"plan": {"not_in": ["free", "trial"]}}, {}, False),
+        ({"plan": {"not_in": ["free", "trial"]}}, {}, True),
         # exists
         ({"coupon": {"exists": True}}, {"coupon": "SAVE10"}, True),
         ({"coupon": {"exists": True}}, {"coupon": None}, True),
@@ -597,16 +600,16 @@ rules:
         "rules[1].confidence: must be a number between 0 and 1, got 1.2",
         "rules[1].high_signal: must be true or false, got 'yes'",
         "rules[1].label: must be a non-empty string, got ''",
-        "rules[2].where.score: unknown operator 'gtee'",
+        "rules[2].where.score.gtee: unknown operator (did you mean 'gte'?) (one of " + OPS + ")",
         "rules[2].where.email.matches: invalid regular expression '[a-': "
         "unterminated character set at position 0",
-        "rules[2].where.plan.in: must be a list, got 'pro'",
+        "rules[2].where.plan.in: must be a list of 1 to 1000 values, got 'pro'",
         "rules[2].where.seen.exists: must be true or false, got 'yes'",
-        "rules[2].where.total.gte: must be a number or a string, got [1]",
-        "rules[2].where.a..b: invalid property path (empty segment)",
-        "rules[2].where.nothing: no operator given",
+        "rules[2].where.total.gte: must be a finite number or text, got [1]",
+        "rules[2].where.a..b: invalid path 'a..b' (empty segment)",
+        "rules[2].where.nothing: no operator given (one of " + OPS + ")",
         "rules[3]: must be a mapping, got 5",
-        "rules[4].where: must be a mapping, got [1]",
+        "rules[4].where: must be a mapping of properties to conditions, got [1]",
         "rules[4].weight: must be a finite number >= 0, got 'x'",
         "rules[4].confidence: must be a number between 0 and 1, got nan",
         "color: unknown key",
@@ -618,11 +621,11 @@ rules:
     [
         (
             {"rules": [rule(), rule(), rule(where={"score": {"gtee": 70}})]},
-            "rules[2].where.score: unknown operator 'gtee'",
+            "rules[2].where.score.gtee: unknown operator (did you mean 'gte'?) (one of " + OPS + ")",
         ),
         (
             {"rules": [rule(where={"score": {"gte": 70, "in_": [1]}})]},
-            "rules[0].where.score: unknown operator 'in_'",
+            "rules[0].where.score.in_: unknown operator (did you mean 'in'?) (one of " + OPS + ")",
         ),
         ({"rules": [rule(weight=-0.1)]}, "rules[0].weight: must be a finite number >= 0, got -0.1"),
         ({"rules": [rule(weight=True)]}, "rules[0].weight: must be a finite number >= 0, got True"),
@@ -669,48 +672,50 @@ rules:
         ),
         (
             {"rules": [rule(where={"email": {"matches": 5}})]},
-            "rules[0].where.email.matches: must be a string, got 5",
+            "rules[0].where.email.matches: must be a regular expression (text), got 5",
         ),
         (
             {"rules": [rule(where={"plan": {"not_in": "pro"}})]},
-            "rules[0].where.plan.not_in: must be a list, got 'pro'",
+            "rules[0].where.plan.not_in: must be a list of 1 to 1000 values, got 'pro'",
         ),
         (
             {"rules": [rule(where={"score": {"lt": None}})]},
-            "rules[0].where.score.lt: must be a number or a string, got None",
+            "rules[0].where.score.lt: must be a finite number or text, got None",
         ),
         (
             {"rules": [rule(where={"score": {"gt": True}})]},
-            "rules[0].where.score.gt: must be a number or a string, got True",
+            "rules[0].where.score.gt: must be a finite number or text, got True",
         ),
         (
             {"rules": [rule(where={"x": {"exists": 1}})]},
             "rules[0].where.x.exists: must be true or false, got 1",
         ),
-        ({"rules": [rule(where={"x": {}})]}, "rules[0].where.x: no operator given"),
+        ({"rules": [rule(where={"x": {}})]}, "rules[0].where.x: no operator given (one of " + OPS + ")"),
         (
             {"rules": [rule(where={"": 1})]},
-            "rules[0].where.: property path must be a non-empty string, got ''",
+            "rules[0].where: invalid path '' (empty segment)",
         ),
-        ({"rules": [rule(where={".a": 1})]}, "rules[0].where..a: invalid property path (empty segment)"),
+        ({"rules": [rule(where={".a": 1})]}, "rules[0].where..a: invalid path '.a' (empty segment)"),
         (
             {"rules": [rule(where={1: 1})]},
-            "rules[0].where.1: property path must be a non-empty string, got 1",
+            "rules[0].where.1: a path must be text, got 1",
         ),
         (
             {"rules": [rule(where={"x": {"eq": float("nan")}})]},
-            "rules[0].where.x.eq: must be a finite number, got nan",
+            "rules[0].where.x.eq: must be a JSON value (finite numbers), got nan",
         ),
         (
             {"rules": [rule(where={"x": {"contains": {1, 2}}})]},
-            "rules[0].where.x.contains: "
-            "must be a JSON value (string, number, boolean, null, list or mapping), got set",
+            "rules[0].where.x.contains: must be a JSON value (finite numbers), got {1, 2}",
         ),
         (
             {"rules": [rule(where={"x": {"in": [{1: "a"}]}})]},
-            "rules[0].where.x.in: mapping keys must be strings, got 1",
+            "rules[0].where.x.in: must hold JSON values (finite numbers), got [{1: 'a'}]",
         ),
-        ({"rules": [rule(where=[{"x": 1}])]}, "rules[0].where: must be a mapping, got [{'x': 1}]"),
+        (
+            {"rules": [rule(where=[{"x": 1}])]},
+            "rules[0].where: must be a mapping of properties to conditions, got [{'x': 1}]",
+        ),
         ({"rules": [rule(), "Order Completed"]}, "rules[1]: must be a mapping, got 'Order Completed'"),
         ({"rules": [rule()], 3: 4}, "config: unknown key 3"),
         ({"rules": [{"weight": 1, "confidence": 1, 5: 1}]}, "rules[0]: unknown key 5"),
@@ -751,7 +756,7 @@ def test_valid_edge_values_are_accepted() -> None:
 
     assert config.threshold == 1.0
     assert config.rules[0].type == "page"
-    assert config.rules[0].where == {}
+    assert not config.rules[0].where and config.rules[0].where.to_data() == {}
     assert config.rules[1].weight == 1_000_000.0
 
 

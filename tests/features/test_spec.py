@@ -209,7 +209,7 @@ def test_validation_errors_name_the_path() -> None:
         "features[0].half_life_days: required for kind decayed_count",
         "features[1].kind: unknown kind 'nope' (expected one of " + ", ".join(FEATURE_KINDS) + ")",
         "features[2].kind: required (one of " + ", ".join(FEATURE_KINDS) + ")",
-        "features[3].match[0].where: p.gtt: unknown operator (did you mean 'gt'?) (one of "
+        "features[3].match[0].where.p.gtt: unknown operator (did you mean 'gt'?) (one of "
         "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
         "features[4].half_life_days: unknown key for kind count",
         "features[5].value: give exactly one of 'value' (a property path) or 'value_from'",
@@ -220,7 +220,7 @@ def test_validation_errors_name_the_path() -> None:
         "features[10].value: invalid property path 'a..b' (empty segment)",
         "features[11]: must be a mapping, got 5",
         "features[12].half_life_days: Input should be a valid number, got '30'",
-        "features[13].match[0].where: x: no operator given (one of "
+        "features[13].match[0].where.x: no operator given (one of "
         "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
         "features[14].match[0].type: Input should be 'track', 'page', 'screen', 'identify', 'group' or 'alias', got 'pagex'",
         "features[15].set_on: required for kind flag",

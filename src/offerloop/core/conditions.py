@@ -47,6 +47,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, TypeAlias
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MISSING",
@@ -68,6 +69,7 @@ __all__ = [
     "parse",
     "parse_leaf",
     "parse_where",
+    "problems_of",
     "reader",
     "resolve",
     "to_data",
@@ -290,7 +292,10 @@ class _Parser:
         leaves: list[Condition] = []
         for path, ops in data.items():
             at = _join(where, str(path))
-            if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+            if not isinstance(path, str):
+                self.fail(at, f"a path must be text, got {_show(path)}")
+                continue
+            if not path or any(not part for part in path.split(".")):
                 self.fail(at, f"invalid path {_show(path)} (empty segment)")
                 continue
             full = f"{root}.{path}" if root is not None else self.absolute(path, at)
@@ -357,13 +362,16 @@ class _Parser:
             self.fail(where, f"must be true or false, got {_show(operand)}")
             return _INVALID
         if op == "matches":
-            if not isinstance(operand, str) or len(operand) > MAX_PATTERN:
+            if not isinstance(operand, str):
+                self.fail(where, f"must be a regular expression (text), got {_show(operand)}")
+                return _INVALID
+            if len(operand) > MAX_PATTERN:
                 self.fail(where, f"must be a regular expression of at most {MAX_PATTERN} characters")
                 return _INVALID
             try:
                 re.compile(operand)
             except re.error as exc:
-                self.fail(where, f"invalid regular expression: {exc}")
+                self.fail(where, f"invalid regular expression {_show(operand)}: {exc}")
                 return _INVALID
             return operand
         # within / older_than
@@ -739,14 +747,30 @@ class Where:
         return {leaf.key: {op: _thaw(v) for op, v in leaf.ops} for leaf in leaves(self.condition)}
 
 
+CONDITION_ERROR: Final = "condition"
+
+
 def _where_validator(root: str) -> Callable[[Any], Where]:
     def validate(value: Any) -> Where:
         try:
             return Where.of(value, root)
         except ConditionError as exc:
-            raise ValueError(str(exc)) from None
+            # One pydantic error carrying every problem; config formatters print one line each
+            # (problems_of), others show the joined message.
+            raise PydanticCustomError(
+                CONDITION_ERROR,
+                "{message}",
+                {"message": str(exc), "problems": [list(p) for p in exc.problems]},
+            ) from None
 
     return validate
+
+
+def problems_of(error: Mapping[str, Any]) -> list[tuple[str, str]] | None:
+    """The ``(path inside the condition, message)`` problems of a pydantic error raised by a condition field."""
+    if error.get("type") != CONDITION_ERROR:
+        return None
+    return [(str(p), str(m)) for p, m in (error.get("ctx") or {}).get("problems", [])]
 
 
 def _where_schema(root: str) -> WithJsonSchema:

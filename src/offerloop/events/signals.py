@@ -50,7 +50,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, Self
 
@@ -64,16 +64,16 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
+from offerloop.core import conditions
+from offerloop.core.conditions import Check, PropertiesWhere, Where
 from offerloop.declarative import load_config, show
 
 __all__ = [
     "DEFAULT_SIGNAL_CONFIG",
     "EVENT_TYPES",
     "OPERATORS",
-    "PropertyCondition",
     "SignalConfig",
     "SignalConfigError",
     "SignalDefault",
@@ -87,19 +87,7 @@ __all__ = [
 EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
 EVENT_TYPES: Final[tuple[str, ...]] = ("track", "page", "screen", "identify", "group", "alias")
 _NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
-OPERATORS: Final[tuple[str, ...]] = (
-    "eq",
-    "ne",
-    "gt",
-    "gte",
-    "lt",
-    "lte",
-    "in",
-    "not_in",
-    "exists",
-    "contains",
-    "matches",
-)
+OPERATORS: Final[tuple[str, ...]] = conditions.OPERATORS
 
 
 class SignalConfigError(ValueError):
@@ -169,68 +157,8 @@ def _event_type(value: object) -> str | None:
     raise ValueError(f"unknown event type {show(value)} (expected one of {', '.join(EVENT_TYPES)})")
 
 
-def _property_path(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"property path must be a non-empty string, got {show(value)}")
-    if any(not part for part in value.split(".")):
-        raise ValueError("invalid property path (empty segment)")
-    return value
-
-
-def _json_value(value: object) -> Any:
-    """Return ``value`` as plain JSON data (dict/list/str/int/float/bool/None) or raise ValueError."""
-    if value is None or isinstance(value, bool | str | int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        raise ValueError(f"must be a finite number, got {show(value)}")
-    if isinstance(value, list):
-        return [_json_value(item) for item in value]
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"mapping keys must be strings, got {show(key)}")
-            out[key] = _json_value(item)
-        return out
-    raise ValueError(
-        f"must be a JSON value (string, number, boolean, null, list or mapping), got {type(value).__name__}"
-    )
-
-
-def _ordered_operand(value: object) -> int | float | str:
-    if isinstance(value, str):
-        return value
-    if _finite(value) is None:
-        raise ValueError(f"must be a number or a string, got {show(value)}")
-    assert isinstance(value, int | float)
-    return value
-
-
-def _list_operand(value: object) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"must be a list, got {show(value)}")
-    result: list[Any] = _json_value(value)
-    return result
-
-
-def _regex_operand(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {show(value)}")
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    return value
-
-
 def _none_to_empty_list(value: object) -> object:
     return [] if value is None else value
-
-
-def _none_to_empty_dict(value: object) -> object:
-    return {} if value is None else value
 
 
 Weight = Annotated[float, PlainValidator(_weight)]
@@ -238,63 +166,10 @@ UnitInterval = Annotated[float, PlainValidator(_unit_interval)]
 Flag = Annotated[bool, PlainValidator(_flag)]
 OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
 OptionalEventType = Annotated[EventType | None, PlainValidator(_event_type)]
-PropertyPath = Annotated[str, PlainValidator(_property_path)]
-JsonValue = Annotated[Any, PlainValidator(_json_value)]
-OrderedOperand = Annotated[int | float | str | None, PlainValidator(_ordered_operand)]
-ListOperand = Annotated[list[Any] | None, PlainValidator(_list_operand)]
-RegexOperand = Annotated[str | None, PlainValidator(_regex_operand)]
 
 
 # --------------------------------------------------------------------------------------------------
 # Models
-
-
-class PropertyCondition(BaseModel):
-    """The operators applied to one property.  A bare value is shorthand for ``{eq: value}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    eq: JsonValue = None
-    ne: JsonValue = None
-    gt: OrderedOperand = None
-    gte: OrderedOperand = None
-    lt: OrderedOperand = None
-    lte: OrderedOperand = None
-    in_: ListOperand = Field(default=None, alias="in")
-    not_in: ListOperand = None
-    exists: Annotated[bool | None, PlainValidator(_flag)] = None
-    contains: JsonValue = None
-    matches: RegexOperand = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_value_means_eq(cls, data: Any) -> Any:
-        if isinstance(data, PropertyCondition):
-            return data
-        if isinstance(data, Mapping):
-            return dict(data)
-        return {"eq": data}
-
-    @model_validator(mode="after")
-    def _needs_an_operator(self) -> Self:
-        if not self.model_fields_set:
-            raise ValueError("no operator given")
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        # Compare what was given: {eq: null, gt: 5} is not {gt: 5}, though both hold eq=None.
-        if not isinstance(other, PropertyCondition):
-            return NotImplemented
-        return self.operators() == other.operators()
-
-    def operators(self) -> dict[str, Any]:
-        """The operators that were given, by their YAML name, in canonical order."""
-        given = self.model_fields_set
-        return {
-            (info.alias or name): getattr(self, name)
-            for name, info in type(self).model_fields.items()
-            if name in given
-        }
 
 
 class SignalDefault(BaseModel):
@@ -311,9 +186,7 @@ class SignalRule(BaseModel):
 
     event: OptionalText = None
     type: OptionalEventType = None
-    where: Annotated[dict[PropertyPath, PropertyCondition], BeforeValidator(_none_to_empty_dict)] = Field(
-        default_factory=dict
-    )
+    where: PropertiesWhere = Field(default_factory=lambda: Where.of(None, "properties"))
     weight: Weight
     confidence: UnitInterval
     high_signal: Flag = False
@@ -357,26 +230,13 @@ class SignalConfig(BaseModel):
 # --------------------------------------------------------------------------------------------------
 # Compilation: everything score_event needs, as flat tuples and closures.
 
-_Check = Callable[[Any], bool]
-
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Final = _Missing()
 _NAME_ANY: Final = 0
 _NAME_EXACT: Final = 1
 _NAME_GLOB: Final = 2
 _GLOB_CHARS: Final = frozenset("*?[")
 
-# (property path, dotted segments or None when the path has no dot, checks)
-_CompiledCondition = tuple[str, tuple[str, ...] | None, tuple[_Check, ...]]
-# (name mode, casefolded name or glob matcher, conditions, precomputed score)
-_CompiledRule = tuple[int, Any, tuple[_CompiledCondition, ...], SignalScore]
+# (name mode, casefolded name or glob matcher, the where condition or None, precomputed score)
+_CompiledRule = tuple[int, Any, Check | None, SignalScore]
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,128 +244,6 @@ class _Compiled:
     by_type: dict[str, tuple[_CompiledRule, ...]]
     other_types: tuple[_CompiledRule, ...]  # for event types outside EVENT_TYPES
     default: SignalScore
-
-
-_NUMBERS: Final = (int, float)
-
-
-def _is_num(value: object) -> bool:
-    return isinstance(value, _NUMBERS) and value.__class__ is not bool
-
-
-def _equals(operand: Any) -> _Check:
-    """A check for JSON equality with ``operand`` that never conflates bools and numbers."""
-    if operand is None:
-        return lambda value: value is None
-    if isinstance(operand, bool):
-        if operand:
-            return lambda value: value is True
-        return lambda value: value is False
-    if isinstance(operand, str):
-        return lambda value: isinstance(value, str) and value == operand
-    if isinstance(operand, int | float):
-        return lambda value: (
-            isinstance(value, int | float) and not isinstance(value, bool) and value == operand
-        )
-    kind = list if isinstance(operand, list) else dict
-
-    def same_container(value: Any) -> bool:
-        try:
-            return isinstance(value, kind) and bool(value == operand)
-        except Exception:
-            return False
-
-    return same_container
-
-
-def _not(check: _Check) -> _Check:
-    return lambda value: value is not _MISSING and not check(value)
-
-
-def _ordered(op: str, operand: int | float | str) -> _Check:
-    if isinstance(operand, str):
-        if op == "gt":
-            return lambda value: isinstance(value, str) and value > operand
-        if op == "gte":
-            return lambda value: isinstance(value, str) and value >= operand
-        if op == "lt":
-            return lambda value: isinstance(value, str) and value < operand
-        return lambda value: isinstance(value, str) and value <= operand
-    # Booleans are excluded: true is not 1 here.
-    if op == "gt":
-        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value > operand
-    if op == "gte":
-        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value >= operand
-    if op == "lt":
-        return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value < operand
-    return lambda value: isinstance(value, _NUMBERS) and value.__class__ is not bool and value <= operand
-
-
-def _member_of(items: list[Any]) -> _Check:
-    strings = frozenset(item for item in items if isinstance(item, str))
-    numbers = frozenset(item for item in items if _is_num(item))
-    flags = frozenset(item for item in items if isinstance(item, bool))
-    has_null = any(item is None for item in items)
-    containers = tuple(_equals(item) for item in items if isinstance(item, list | dict))
-
-    def check(value: Any) -> bool:
-        if isinstance(value, str):
-            return value in strings
-        if isinstance(value, bool):
-            return value in flags
-        if isinstance(value, int | float):
-            return value in numbers
-        if value is None:
-            return has_null
-        return any(same(value) for same in containers)
-
-    return check
-
-
-def _contains(operand: Any) -> _Check:
-    same = _equals(operand)
-    if isinstance(operand, str):
-
-        def check_text(value: Any) -> bool:
-            if isinstance(value, str):
-                return operand in value
-            if isinstance(value, list):
-                return any(same(item) for item in value)
-            return False
-
-        return check_text
-    return lambda value: isinstance(value, list) and any(same(item) for item in value)
-
-
-def _matches(pattern: str) -> _Check:
-    fullmatch = re.compile(pattern).fullmatch
-    return lambda value: isinstance(value, str) and fullmatch(value) is not None
-
-
-def _checks(condition: PropertyCondition) -> tuple[_Check, ...]:
-    checks: list[_Check] = []
-    for op, operand in condition.operators().items():
-        if op == "eq":
-            checks.append(_equals(operand))
-        elif op == "ne":
-            checks.append(_not(_equals(operand)))
-        elif op in ("gt", "gte", "lt", "lte"):
-            checks.append(_ordered(op, operand))
-        elif op == "in":
-            checks.append(_member_of(operand))
-        elif op == "not_in":
-            checks.append(_not(_member_of(operand)))
-        elif op == "exists":
-            checks.append(
-                (lambda value: value is not _MISSING) if operand else (lambda value: value is _MISSING)
-            )
-        elif op == "contains":
-            checks.append(_contains(operand))
-        elif op == "matches":
-            checks.append(_matches(operand))
-        else:  # pragma: no cover - the model admits no other operator
-            raise AssertionError(op)
-    return tuple(checks)
 
 
 def _compile_rule(index: int, rule: SignalRule, threshold: float) -> _CompiledRule:
@@ -517,10 +255,7 @@ def _compile_rule(index: int, rule: SignalRule, threshold: float) -> _CompiledRu
             mode, matcher = _NAME_EXACT, pattern
         else:
             mode, matcher = _NAME_GLOB, re.compile(fnmatch.translate(pattern)).match
-    conditions = tuple(
-        (path, tuple(path.split(".")) if "." in path else None, _checks(condition))
-        for path, condition in rule.where.items()
-    )
+    conditions = rule.where.check if rule.where else None
     score = SignalScore(
         weight=rule.weight,
         confidence=rule.confidence,
@@ -560,26 +295,6 @@ def _compile(config: SignalConfig) -> _Compiled:
 # Scoring
 
 
-def _resolve(properties: Mapping[str, Any], path: str, segments: tuple[str, ...] | None) -> Any:
-    value = properties.get(path, _MISSING)
-    if value is not _MISSING or segments is None:
-        return value
-    current: Any = properties
-    for segment in segments:
-        if current.__class__ is dict or isinstance(current, Mapping):
-            current = current.get(segment, _MISSING)
-            if current is _MISSING:
-                return _MISSING
-        elif isinstance(current, list) and segment.isdigit():
-            position = int(segment)
-            if position >= len(current):
-                return _MISSING
-            current = current[position]
-        else:
-            return _MISSING
-    return current
-
-
 _NO_PROPERTIES: Final[Mapping[str, Any]] = {}
 
 
@@ -597,9 +312,10 @@ def score_event(
         normalised = event_type.lower() if isinstance(event_type, str) else None
         rules = compiled.by_type.get(normalised, compiled.other_types) if normalised else compiled.other_types
     folded: str | None = name.casefold() if isinstance(name, str) else None
+    facts: dict[str, Any] | None = None
     if properties is None or (type(properties) is not dict and not isinstance(properties, Mapping)):
         properties = _NO_PROPERTIES
-    for mode, matcher, conditions, score in rules:
+    for mode, matcher, where, score in rules:
         if mode:
             if folded is None:
                 continue
@@ -608,21 +324,11 @@ def score_event(
                     continue
             elif matcher(folded) is None:
                 continue
-        if conditions:
-            for path, segments, checks in conditions:
-                if segments is None:
-                    value = properties.get(path, _MISSING)
-                else:
-                    value = _resolve(properties, path, segments)
-                for check in checks:
-                    if not check(value):
-                        break
-                else:
-                    continue
-                break
-            else:
-                return score
-            continue
+        if where is not None:
+            if facts is None:
+                facts = {"properties": properties}
+            if not where(facts, None):
+                continue
         return score
     return compiled.default
 
@@ -642,10 +348,6 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "config"
 
 
-def _is_condition_loc(loc: tuple[int | str, ...]) -> bool:
-    return len(loc) == 5 and loc[0] == "rules" and isinstance(loc[1], int) and loc[2] == "where"
-
-
 def _problems(exc: ValidationError) -> list[str]:
     problems: list[str] = []
     for error in exc.errors():
@@ -653,10 +355,14 @@ def _problems(exc: ValidationError) -> list[str]:
         kind = error["type"]
         if loc and loc[-1] == "[key]":
             loc = loc[:-1]
-        if kind == "extra_forbidden" and _is_condition_loc(loc):
-            message = f"unknown operator {show(loc[-1])}"
-            loc = loc[:-1]
-        elif kind == "extra_forbidden":
+        found = conditions.problems_of(error)
+        if found is not None:
+            for path, message in found:
+                problems.append(
+                    f"{_format_loc(loc)}{'.' + path if path and not path.startswith('[') else path}: {message}"
+                )
+            continue
+        if kind == "extra_forbidden":
             message = "unknown key"
         elif kind == "invalid_key":
             message = f"unknown key {show(loc[-1])}"
@@ -701,7 +407,7 @@ def dump_signal_config(config: SignalConfig) -> dict[str, Any]:
         if rule.type is not None:
             item["type"] = rule.type
         if rule.where:
-            item["where"] = {path: condition.operators() for path, condition in rule.where.items()}
+            item["where"] = rule.where.to_data()
         item["weight"] = rule.weight
         item["confidence"] = rule.confidence
         item["high_signal"] = rule.high_signal

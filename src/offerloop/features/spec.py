@@ -95,7 +95,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from offerloop.core import currencies
-from offerloop.core.conditions import MISSING, PropertiesWhere, resolve
+from offerloop.core.conditions import MISSING, PropertiesWhere, problems_of, resolve
 from offerloop.core.conditions import Where as Where
 from offerloop.declarative import load_config, show
 
@@ -558,6 +558,10 @@ def _problems(exc: ValidationError) -> list[str]:
         if loc and loc[-1] == "[key]":
             loc = loc[:-1]
         where = _format_loc(loc)
+        found = problems_of(error)
+        if found is not None:
+            problems.extend(f"{_join(where, path) if path else where}: {message}" for path, message in found)
+            continue
         if kind == "spec_problem":
             where, message = _join(where, str(ctx["path"])), str(ctx["message"])
         elif kind == "extra_forbidden":
