@@ -258,8 +258,9 @@ def _signal(**condition: Any) -> Signal:
         ({"lt": 10}, 10, sig(-2.0)),
         ({"lt": 10}, 9, sig(2.0)),
         ({"gte": 60, "softness": 30}, 45, sig(0.0)),
-        ({"gte": 1}, True, sig(2.0)),  # bools count as 1/0
-        ({"gte": 1}, "1", sig(2.0)),  # numeric text is read as a number
+        # the condition language's types: a boolean or text is not a number, so it is no evidence either way
+        ({"gte": 1}, True, 0.5),
+        ({"gte": 1}, "1", 0.5),
         ({"between": [20, 40]}, 30, sig(2.0 + 4.0 * 10 / 2.0) * sig(2.0 + 4.0 * 10 / 4.0)),
         ({"between": [20, 40]}, 18, sig(2.0 - 4.0) * sig(2.0 + 4.0 * 22 / 4.0)),
         ({"eq": "social"}, "social", 1.0),
@@ -273,9 +274,9 @@ def _signal(**condition: Any) -> Signal:
         ({"in": ["a", 2]}, "b", 0.0),
         ({"is": True}, True, 1.0),
         ({"is": True}, False, 0.0),
-        ({"is": True}, 2, 1.0),
-        ({"is": False}, 0, 1.0),
-        ({"is": True}, "yes", 1.0),
+        ({"is": True}, 2, 0.5),  # only a boolean says yes or no
+        ({"is": False}, 0, 0.5),
+        ({"is": True}, "yes", 0.5),
         ({"is": True}, "perhaps", 0.5),
         ({"gte": 10}, None, 0.5),
         ({"gte": 10}, float("nan"), 0.5),

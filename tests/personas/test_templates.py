@@ -65,9 +65,9 @@ def test_loads_yaml_text_and_reads_every_condition() -> None:
     assert browser.signals[2].operand is True
     assert [s.describe() for s in browser.signals] == [
         "orders < 1",
-        "first_touch_channel in ['search', 'social']",
-        "quiz_completed is true",
-        "plan == 'pro'",
+        "first_touch_channel in [search, social]",  # the condition language's words (core.conditions.describe)
+        "quiz_completed == true",
+        "plan == pro",
     ]
     assert collector.signals[1].describe() == "weekend_share between [0.5, 1]"
 
@@ -136,8 +136,8 @@ def test_error_names_the_signal_field() -> None:
         ({"feature": "x", "gte": "3"}, "personas[0].signals[0].gte", "must be a number"),
         (
             {"feature": "x", "between": [3, 1]},
-            "personas[0].signals[0].between",
-            "lower bound 3 is above upper bound 1",
+            "personas[0].signals[0]",
+            "between: lower bound 3 is above upper bound 1",
         ),
         ({"feature": "x", "eq": "a", "softness": 2}, "personas[0].signals[0].softness", "not to `eq`"),
         ({"feature": "x", "is": True, "softness": 2}, "personas[0].signals[0].softness", "not to `is`"),

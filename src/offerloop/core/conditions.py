@@ -72,6 +72,7 @@ __all__ = [
     "problems_of",
     "reader",
     "resolve",
+    "same",
     "to_data",
 ]
 
@@ -343,7 +344,9 @@ class _Parser:
                 and all(_is_number(v) for v in operand)
             ):
                 if operand[0] > operand[1]:
-                    self.fail(where, f"lower bound {operand[0]!r} is above upper bound {operand[1]!r}")
+                    self.fail(
+                        where, f"lower bound {_text(operand[0])} is above upper bound {_text(operand[1])}"
+                    )
                     return _INVALID
                 return (operand[0], operand[1])
             self.fail(where, f"must be [low, high], two finite numbers, got {_show(operand)}")
@@ -503,32 +506,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def describe(condition: Condition) -> str:
-    """Words for a reason or a lint line: ``features.orders >= 1``, ``(a and not b)``."""
-    if isinstance(condition, All):
+def describe(condition: Condition, *, root: str | None = None) -> str:
+    """Words for a reason or a lint line: ``features.orders >= 1``, ``(a and not b)``; with ``root``,
+    paths below it are shown without it (``orders >= 1`` for a config that reads only features)."""
+    if isinstance(condition, All | Any_):
         if not condition.items:
-            return "always"
-        inner = " and ".join(describe(i) for i in condition.items)
-        return inner if len(condition.items) == 1 else f"({inner})"
-    if isinstance(condition, Any_):
-        if not condition.items:
-            return "never"
-        inner = " or ".join(describe(i) for i in condition.items)
+            return "always" if isinstance(condition, All) else "never"
+        word = " and " if isinstance(condition, All) else " or "
+        inner = word.join(describe(i, root=root) for i in condition.items)
         return inner if len(condition.items) == 1 else f"({inner})"
     if isinstance(condition, Not):
-        return f"not {describe(condition.item)}"
+        return f"not {describe(condition.item, root=root)}"
+    path = condition.path
+    if root is not None and path.startswith(root + "."):
+        path = path[len(root) + 1 :]
     parts = []
     for op, operand in condition.ops:
         if op in _SYMBOLS:
-            parts.append(f"{condition.path} {_SYMBOLS[op]} {_text(operand)}")
+            parts.append(f"{path} {_SYMBOLS[op]} {_text(operand)}")
         elif op == "exists":
-            parts.append(f"{condition.path} {'exists' if operand else 'is missing'}")
+            parts.append(f"{path} {'exists' if operand else 'is missing'}")
         elif op == "not_in":
-            parts.append(f"{condition.path} not in {_text(operand)}")
+            parts.append(f"{path} not in {_text(operand)}")
         elif op == "older_than":
-            parts.append(f"{condition.path} older than {operand}")
+            parts.append(f"{path} older than {operand}")
         else:
-            parts.append(f"{condition.path} {op} {_text(operand)}")
+            parts.append(f"{path} {op} {_text(operand)}")
     return " and ".join(parts)
 
 
@@ -576,7 +579,7 @@ def _below(current: Any, rest: str, segments: tuple[str, ...] | None) -> Any:
     return current
 
 
-def _same(a: Any, b: Any) -> bool:
+def same(a: Any, b: Any) -> bool:
     """JSON equality: booleans are not numbers, text is not a number, 3 equals 3.0."""
     if a is None or b is None:
         return a is None and b is None
@@ -587,12 +590,12 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, int | float) or isinstance(b, int | float):
         return isinstance(a, int | float) and isinstance(b, int | float) and a == b
     if isinstance(b, tuple):
-        return isinstance(a, list | tuple) and len(a) == len(b) and all(map(_same, a, b))
+        return isinstance(a, list | tuple) and len(a) == len(b) and all(map(same, a, b))
     if isinstance(b, _Frozen):
         return (
             isinstance(a, Mapping)
             and len(a) == len(b.items)
-            and all(k in a and _same(a[k], v) for k, v in b.items)
+            and all(k in a and same(a[k], v) for k, v in b.items)
         )
     return False
 
@@ -600,7 +603,7 @@ def _same(a: Any, b: Any) -> bool:
 def _member(value: Any, items: tuple[Any, ...]) -> bool:
     if isinstance(value, list | tuple):
         return any(_member(v, items) for v in value if not isinstance(v, list | tuple))
-    return any(_same(value, item) for item in items)
+    return any(same(value, item) for item in items)
 
 
 def _ordered(value: Any, operand: Any, op: str) -> bool:
@@ -633,9 +636,9 @@ def _test(op: str, operand: Any, value: Any, now: datetime | None) -> bool:
     if value is MISSING:
         return op in ("ne", "not_in") or (op == "exists" and not operand)
     if op == "eq":
-        return _same(value, operand)
+        return same(value, operand)
     if op == "ne":
-        return not _same(value, operand)
+        return not same(value, operand)
     if op in _ORDERED:
         return _ordered(value, operand, op)
     if op == "between":
@@ -649,7 +652,7 @@ def _test(op: str, operand: Any, value: Any, now: datetime | None) -> bool:
     if op == "contains":
         if isinstance(value, str):
             return isinstance(operand, str) and operand in value
-        return isinstance(value, list | tuple) and any(_same(v, operand) for v in value)
+        return isinstance(value, list | tuple) and any(same(v, operand) for v in value)
     if op == "matches":
         return isinstance(value, str) and _pattern(operand).fullmatch(value) is not None
     at = _timestamp(value)

@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from offerloop.core.conditions import same
 from offerloop.personas.templates import UNASSIGNED, PersonaSet, Signal
 
 __all__ = [
@@ -61,8 +62,6 @@ __all__ = [
 EPSILON: Final = 0.05
 NEUTRAL_MATCH: Final = 0.5
 _LOG_NEUTRAL: Final = math.log(EPSILON + NEUTRAL_MATCH)
-_TRUE_WORDS: Final = frozenset({"true", "yes", "1"})
-_FALSE_WORDS: Final = frozenset({"false", "no", "0", ""})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,46 +106,11 @@ def _sigmoid(z: float) -> float:
 
 
 def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-    else:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None
+    """A number the ordered tests can judge; booleans and text are not numbers (the condition language's rule)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
     return number if math.isfinite(number) else None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return None if isinstance(value, float) and math.isnan(value) else value != 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    return None
-
-
-def _equal(value: Any, operand: bool | int | float | str) -> bool:
-    # bools only equal bools, numbers compare numerically, strings exactly.
-    if isinstance(operand, bool):
-        return isinstance(value, bool) and value is operand
-    if isinstance(operand, str):
-        return isinstance(value, str) and value == operand
-    if isinstance(value, bool | str):
-        return False
-    return _as_number(value) == operand
 
 
 def match_degree(signal: Signal, value: Any) -> float:
@@ -155,22 +119,21 @@ def match_degree(signal: Signal, value: Any) -> float:
         return NEUTRAL_MATCH
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         value = value.item()  # numpy scalars (rows built with numpy) behave like their Python twins
-    if signal.missing is not None and any(_equal(value, m) for m in signal.missing):
+    if signal.missing is not None and any(same(value, m) for m in signal.missing):
         return NEUTRAL_MATCH  # the feature engine's "never observed" value
     op, operand = signal.operator, signal.operand
     if op == "eq":
         if isinstance(value, float) and math.isnan(value):
             return NEUTRAL_MATCH
-        return 1.0 if _equal(value, operand) else 0.0
+        return 1.0 if same(value, operand) else 0.0
     if op == "in":
         if isinstance(value, float) and math.isnan(value):
             return NEUTRAL_MATCH
-        return 1.0 if any(_equal(value, o) for o in operand) else 0.0
+        return 1.0 if any(same(value, o) for o in operand) else 0.0
     if op == "is":
-        flag = _as_bool(value)
-        if flag is None:
-            return NEUTRAL_MATCH
-        return 1.0 if flag is operand else 0.0
+        if not isinstance(value, bool):
+            return NEUTRAL_MATCH  # only a boolean says yes or no
+        return 1.0 if value is operand else 0.0
     x = _as_number(value)
     if x is None:
         return NEUTRAL_MATCH

@@ -48,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from offerloop.core import conditions
 from offerloop.core.errors import ValidationFailed
 from offerloop.declarative import BoundedSafeLoader
 
@@ -73,7 +74,7 @@ MIN_PERSONAS: Final = 2
 MAX_PERSONAS: Final = 12
 OPERATORS: Final[tuple[str, ...]] = ("gte", "lte", "gt", "lt", "eq", "in", "between", "is")
 NUMERIC_OPERATORS: Final[frozenset[str]] = frozenset({"gte", "lte", "gt", "lt", "between"})
-_SYMBOLS: Final = {"gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}
+_LANGUAGE_OPERATOR: Final = {"is": "eq"}  # persona signals' own word for a boolean test
 _NAME_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
 _FEATURE_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*$"
 
@@ -137,13 +138,6 @@ class Signal(BaseModel):
     # the condition treats them like an absent feature, as neutral evidence.
     missing: list[Scalar] | None = Field(default=None, min_length=1, max_length=20)
 
-    @field_validator("between", mode="after")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and value[0] > value[1]:
-            raise ValueError(f"lower bound {value[0]:g} is above upper bound {value[1]:g}")
-        return value
-
     @field_validator("softness", mode="after")
     @classmethod
     def _numeric_only(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -161,10 +155,21 @@ class Signal(BaseModel):
         if len(present) != 1:
             got = ", ".join(present) if present else "none"
             raise ValueError(f"needs exactly one condition out of {', '.join(OPERATORS)} (got {got})")
+        try:  # the operand's meaning is the condition language's (offerloop.core.conditions)
+            self._leaf(present[0])
+        except conditions.ConditionError as exc:
+            raise ValueError(
+                "; ".join(f"{path}: {message}" if path else message for path, message in exc.problems)
+            ) from None
         return self
 
     def _raw(self, op: str) -> Any:
         return getattr(self, {"in": "in_", "is": "is_"}.get(op, op))
+
+    def _leaf(self, op: str) -> conditions.Leaf:
+        return conditions.parse_leaf(
+            f"features.{self.feature}", {_LANGUAGE_OPERATOR.get(op, op): self._raw(op)}
+        )
 
     # Cached: inference reads these for every signal of every buyer (the model is frozen).
     @cached_property
@@ -177,6 +182,11 @@ class Signal(BaseModel):
         """The condition's value: a number, a scalar, a list of scalars or a ``(low, high)`` pair."""
         return self._raw(self.operator)
 
+    @cached_property
+    def condition(self) -> conditions.Leaf:
+        """The signal's test in the condition language (``is`` is ``eq`` with a boolean)."""
+        return self._leaf(self.operator)
+
     def softness_for(self, threshold: float) -> float:
         """The ramp width at ``threshold``: the explicit ``softness`` or :func:`default_softness`."""
         return self.softness if self.softness is not None else default_softness(threshold)
@@ -188,16 +198,7 @@ class Signal(BaseModel):
     @cached_property
     def description(self) -> str:
         """What ``describe()`` returns, formatted once."""
-        op, value = self.operator, self.operand
-        if op in _SYMBOLS:
-            return f"{self.feature} {_SYMBOLS[op]} {_fmt(value)}"
-        if op == "between":
-            return f"{self.feature} between [{_fmt(value[0])}, {_fmt(value[1])}]"
-        if op == "in":
-            return f"{self.feature} in [{', '.join(_fmt(v) for v in value)}]"
-        if op == "eq":
-            return f"{self.feature} == {_fmt(value)}"
-        return f"{self.feature} is {_fmt(value)}"
+        return conditions.describe(self.condition, root="features")
 
     def to_mapping(self) -> dict[str, Any]:
         """The YAML form: ``{feature, <operator>: operand, weight[, softness]}``."""
@@ -210,16 +211,6 @@ class Signal(BaseModel):
         if self.missing is not None:
             out["missing"] = list(self.missing)
         return _Flow(out)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
 
 
 class Persona(BaseModel):
