@@ -60,12 +60,14 @@ __all__ = [
     "ConditionError",
     "Leaf",
     "Not",
+    "PropertiesWhere",
     "Scope",
     "Where",
     "compile_condition",
     "describe",
     "evaluate",
     "leaves",
+    "member",
     "parse",
     "parse_leaf",
     "parse_where",
@@ -600,9 +602,10 @@ def same(a: Any, b: Any) -> bool:
     return False
 
 
-def _member(value: Any, items: tuple[Any, ...]) -> bool:
+def member(value: Any, items: Sequence[Any]) -> bool:
+    """``in``: the value is one of the items; a list value, when any of its items is."""
     if isinstance(value, list | tuple):
-        return any(_member(v, items) for v in value if not isinstance(v, list | tuple))
+        return any(member(v, items) for v in value if not isinstance(v, list | tuple))
     return any(same(value, item) for item in items)
 
 
@@ -644,9 +647,9 @@ def _test(op: str, operand: Any, value: Any, now: datetime | None) -> bool:
     if op == "between":
         return _ordered(value, operand[0], "gte") and _ordered(value, operand[1], "lte")
     if op == "in":
-        return _member(value, operand)
+        return member(value, operand)
     if op == "not_in":
-        return not _member(value, operand)
+        return not member(value, operand)
     if op == "exists":
         return bool(operand)
     if op == "contains":

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from offerloop.core.conditions import same
+from offerloop.core.conditions import member, same
 from offerloop.personas.templates import UNASSIGNED, PersonaSet, Signal
 
 __all__ = [
@@ -129,7 +129,7 @@ def match_degree(signal: Signal, value: Any) -> float:
     if op == "in":
         if isinstance(value, float) and math.isnan(value):
             return NEUTRAL_MATCH
-        return 1.0 if any(same(value, o) for o in operand) else 0.0
+        return 1.0 if member(value, operand) else 0.0
     if op == "is":
         if not isinstance(value, bool):
             return NEUTRAL_MATCH  # only a boolean says yes or no
