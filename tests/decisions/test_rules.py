@@ -149,10 +149,11 @@ def test_when_reads_features_persona_and_entitlements_in_the_condition_language(
     stranger = BuyerView(features={"orders": 5}, persona=None)
     newcomer = BuyerView(features={"orders": 1}, persona="maker")
     assert ineligible_reason(upsell, builder, placement="home") is None
-    assert (
-        ineligible_reason(upsell, stranger, placement="home") == "when"
-    )  # no persona: persona in [...] fails
-    assert ineligible_reason(upsell, newcomer, placement="home") == "when"
+    reason = (
+        "when:(persona in [builder, maker] and (features.orders >= 2 or entitlements contains course:intro))"
+    )
+    assert ineligible_reason(upsell, stranger, placement="home") == reason  # no persona: persona in [] fails
+    assert ineligible_reason(upsell, newcomer, placement="home") == reason
     assert (
         ineligible_reason(
             {"key": "r", "requires": {"orders": {"ne": 1}}}, BuyerView(features={}), placement="home"

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from offerloop.core.conditions import MISSING, Check, Scope, compile_condition, parse, parse_where
+from offerloop.core.conditions import MISSING, Check, Scope, compile_condition, describe, parse, parse_where
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,9 @@ def _requirements(canonical: str) -> tuple[tuple[str, Check], ...]:
 
 
 @lru_cache(maxsize=4096)
-def _when(canonical: str) -> Check:
-    return compile_condition(parse(orjson.loads(canonical), scope=WHEN_SCOPE))
+def _when(canonical: str) -> tuple[str, Check]:
+    condition = parse(orjson.loads(canonical), scope=WHEN_SCOPE)
+    return describe(condition), compile_condition(condition)
 
 
 def requirements(requires: Mapping[str, Any]) -> tuple[tuple[str, Check], ...]:
@@ -107,8 +108,8 @@ def ineligible_reason(
         for feature, check in requirements(requires or {}):
             if not check(facts, buyer.now):
                 return f"requires:{feature}"
-        if when is not None and not _when(orjson.dumps(when, option=orjson.OPT_SORT_KEYS).decode())(
-            facts, buyer.now
-        ):
-            return "when"
+        if when is not None:
+            words, check = _when(orjson.dumps(when, option=orjson.OPT_SORT_KEYS).decode())
+            if not check(facts, buyer.now):
+                return f"when:{words}"  # the reason in words: "when:features.orders >= 2"
     return None
