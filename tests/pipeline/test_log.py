@@ -415,7 +415,9 @@ def test_last_in_parts_is_each_partitions_last_event_in_its_own_range(db, worksp
         ]
         parts = sorted({p for _, p in log})
         seqs = {p: sorted(s for s, q in log if q == p) for p in parts}
-        a, b, c = parts[:3]
+        buyers = support.buyers(session, workspace.id)
+        # the chosen users' partitions: each holds their three events (others may hold one identify)
+        a, b, c = (pipeline_log.partition_of(buyers[u], runner.config.partitions) for u in users)
         # a: past its third-to-last event; b: caught up; c: from the start; 99 holds no events
         after = {a: seqs[a][-3], b: seqs[b][-1], c: 0, 99: 0}
         up_to = max(s for s, _ in log) - 1
