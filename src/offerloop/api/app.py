@@ -37,6 +37,7 @@ from offerloop.identity.endpoints import router as buyers_router
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
+from offerloop.subscriptions.endpoints import router as subscriptions_router
 from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline import status as pipeline_status
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
@@ -210,6 +211,7 @@ def create_app(
     app.include_router(assembly_router)
     app.include_router(offers_router)
     app.include_router(checkout_router)
+    app.include_router(subscriptions_router)
     app.include_router(entitlements_router)
     app.include_router(ledger_router)
     return app

@@ -65,9 +65,7 @@ def orders_mark_paid(
             out = checkout_service.mark_paid(session=session, workspace_id=workspace, order_id=order_id, actor="cli",
                                              provider_ref=reference, platform_fee_percent=cfg.platform_fee_percent)  # fmt: skip
         done = checkout_service.run_fulfilment(db=db)
-    typer.echo(
-        f"{order_id}: {out['status']} ({out['formatted_total']}); {len(done)} components delivered now"
-    )
+    typer.echo(f"{order_id}: {out.status} ({out.formatted_total}); {len(done)} components delivered now")
 
 
 @orders_app.command("refund")
@@ -79,7 +77,7 @@ def orders_refund(
         out = checkout_service.refund(
             session=session, workspace_id=workspace, order_id=order_id, amount=amount, actor="cli"
         )
-    typer.echo(f"{order_id}: {out['status']}, refunded {out['refunded']} of {out['total']}")
+    typer.echo(f"{order_id}: {out.status}, refunded {out.refunded} of {out.total}")
 
 
 @orders_app.command("fulfil")
