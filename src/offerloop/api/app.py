@@ -37,9 +37,9 @@ from offerloop.identity.endpoints import router as buyers_router
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
-from offerloop.subscriptions.endpoints import router as subscriptions_router
 from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline import status as pipeline_status
+from offerloop.subscriptions.endpoints import router as subscriptions_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
 from offerloop.worker import pools as worker_pools

@@ -100,7 +100,9 @@ def get(*, session: Session, workspace_id: str, subscription_id: str) -> Subscri
     return subscription_read(row_of(session, workspace_id, subscription_id))
 
 
-def row_of(session: Session, workspace_id: str, subscription_id: str, *, lock: bool = False) -> SubscriptionRow:
+def row_of(
+    session: Session, workspace_id: str, subscription_id: str, *, lock: bool = False
+) -> SubscriptionRow:
     """The stored subscription (its row locked with ``lock``); SubscriptionNotFound when there is none."""
     find = repository.subscription_for_update if lock else repository.subscription
     row = find(session, workspace_id, subscription_id)
