@@ -286,14 +286,14 @@ def _cases() -> list[Case]:
             lambda w: {"buyer_id": w.ids["buyer"]},
             b_status=200,
             b_body=lambda r: r.json() == {"items": [], "next_cursor": None},
-        ),  # fmt: skip
+        ),
         Case(
             "GET /v1/subscriptions",
             lambda w: "/v1/subscriptions",
             lambda w: {"buyer_id": w.ids["buyer"]},
             b_status=200,
             b_body=lambda r: r.json() == {"items": [], "next_cursor": None},
-        ),  # fmt: skip
+        ),
         Case("GET /v1/ledger/orders/{order_id}", lambda w: f"/v1/ledger/orders/{w.ids['order']}"),
         Case(
             "POST /v1/orders/{order_id}/fulfilment/{component}/{ref}/retry",
