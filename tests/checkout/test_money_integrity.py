@@ -194,7 +194,9 @@ def test_a_trial_is_charged_once_at_its_end_and_its_quota_starts_with_the_paid_p
     assert quota(db, order, trial_end)
     charges = [o for o in orders_of(db, order) if o.id != order["id"]]
     assert [(o.status, o.total) for o in charges] == [("paid", 3900)]
-    revenue = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()
+    revenue = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()[
+        "items"
+    ]
     assert revenue == [{"key": "membership-monthly", "amount": 3900, "formatted": "USD 39.00"}]
     balanced(api)
 
@@ -255,7 +257,9 @@ def test_a_renewal_that_ends_unpaid_is_booked_back_and_a_recovery_books_it_again
     act(api, sid, "renew", trial_end)
 
     def revenue() -> int:
-        rows = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()
+        rows = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()[
+            "items"
+        ]
         return sum(r["amount"] for r in rows)
 
     assert revenue() == 3900
@@ -404,12 +408,12 @@ def test_an_unpaid_renewal_is_booked_back_to_nothing(db, workspace):
             session=session, workspace_id=ws, subscription_id=sub.id, action="renew", at=end
         )
         (renewal,) = [o for o in checkout_repository.orders_of(session, ws, buyer) if o.id != order.id]
-        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
-        assert booked["processor_fee"]["amount"] == 0  # no fee is guessed: only one the provider reports
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
+        assert booked.processor_fee.amount == 0  # no fee is guessed: only one the provider reports
         subscriptions_service.act(session=session, workspace_id=ws, subscription_id=sub.id,
                                              action="payment_failed", at=end)  # fmt: skip
-        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
-        assert (booked["processor_fee"]["amount"], booked["net"]["amount"], renewal.status) == (
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
+        assert (booked.processor_fee.amount, booked.net.amount, renewal.status) == (
             0,
             0,
             "unpaid",
