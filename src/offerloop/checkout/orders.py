@@ -29,7 +29,7 @@ from offerloop.checkout.schemas import (
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.money import Money
-from offerloop.core.pages import Page, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
 from offerloop.ledger import service as ledger_service
@@ -296,6 +296,8 @@ def list_orders(
 ) -> Page[OrderRead]:  # fmt: skip
     """The workspace's orders, newest first (ids are time-ordered and unique), of one status or buyer."""
     after = decode_cursor(cursor, types=(str,))
+    if after is not None and not after[0].startswith("ord_"):  # another list's cursor
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
     rows = repository.orders_page(
         session, workspace_id, limit=limit + 1, before_id=after[0] if after else None, status=status,
         buyer_id=buyer_id,

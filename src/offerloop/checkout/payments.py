@@ -21,7 +21,7 @@ from offerloop.checkout.stripe_provider import (
 )
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
-from offerloop.core.pages import Page, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.identity import service as identity_service
 from offerloop.ledger import service as ledger_service
 from offerloop.models import Order
@@ -498,11 +498,14 @@ def payment_events(
     """The provider events about an order and what each did (a refused amount stays visible here), in the
     order they were received."""
     orders.load(session, workspace_id, order_id)
-    after = decode_cursor(cursor, types=(int,))
+    # The cursor names its list (and order), so another list's (or order's) cursor is refused, not misread.
+    after = decode_cursor(cursor, types=(str, int))
+    if after is not None and after[0] != order_id:
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
     rows = repository.payment_events_of(
-        session, workspace_id, order_id, limit=limit + 1, after_id=after[0] if after else None
+        session, workspace_id, order_id, limit=limit + 1, after_id=after[1] if after else None
     )
-    return page_of(rows, limit, key=lambda e: (e.id,), item=_payment_event_read)
+    return page_of(rows, limit, key=lambda e: (order_id, e.id), item=_payment_event_read)
 
 
 def _payment_event_read(e: PaymentEventRow) -> PaymentEventRead:

@@ -37,7 +37,7 @@ from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 router = APIRouter(prefix="/v1", tags=["entitlements"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
-Cursor = Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(description="The next_cursor of the previous page")]
 _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
 _CHANGE = (*_KEY, BuyerNotFound, BuyerErased, InvalidComponent, InvalidEntitlement, ReservedSource)
 

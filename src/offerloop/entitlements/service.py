@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
-from offerloop.core.pages import Page, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import repository
 from offerloop.entitlements.exceptions import (
     BuyerIdentifierRequired,
@@ -193,6 +193,8 @@ def page_for_buyer(
     """The buyer's entitlements a page at a time, oldest first (ids are time-ordered), revoked ones too."""
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     after = decode_cursor(cursor, types=(str,))
+    if after is not None and not after[0].startswith("ent_"):  # another list's cursor
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
     rows = repository.page_of_buyer(session, workspace_id, live, limit=limit + 1, after_id=after[0] if after else None,
                                     component=component, status=status, source=source)  # fmt: skip
     return page_of(rows, limit, key=lambda e: (e.id,), item=EntitlementRead.model_validate)

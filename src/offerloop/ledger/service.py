@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import Conflict, NotFound, OfferloopError, ValidationFailed
 from offerloop.core.money import CurrencyMismatch, Money, currency_code
-from offerloop.core.pages import Page, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.ledger import repository
 from offerloop.ledger.postings import (
     Account,
@@ -392,11 +392,18 @@ def revenue_page(
     *, session: Session, workspace_id: str, by: str, currency: str, limit: int, cursor: str | None = None
 ) -> Page[RevenueRow]:
     """``revenue`` a page at a time: largest first, then by key ("" for unattributed sorts first)."""
-    after = decode_cursor(cursor, types=(int, str))
+    after = decode_cursor(cursor, types=(str, str, int, str))
+    if after is not None and after[:2] != (by, currency.upper()):  # a page of another ranking
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
     rows = revenue(session=session, workspace_id=workspace_id, by=by, currency=currency)
     if after is not None:
-        rows = [r for r in rows if (-r.amount, r.key or "") > (-after[0], after[1])]
-    return page_of(rows[: limit + 1], limit, key=lambda r: (r.amount, r.key or ""), item=lambda r: r)
+        rows = [r for r in rows if (-r.amount, r.key or "") > (-after[2], after[3])]
+    return page_of(
+        rows[: limit + 1],
+        limit,
+        key=lambda r: (by, currency.upper(), r.amount, r.key or ""),
+        item=lambda r: r,
+    )
 
 
 def check(*, session: Session, workspace_id: str) -> LedgerCheck:

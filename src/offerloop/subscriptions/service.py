@@ -19,7 +19,7 @@ from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
-from offerloop.core.pages import Page, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.models import Order
 from offerloop.models import Subscription as SubscriptionRow
@@ -133,6 +133,8 @@ def list_subscriptions(
     """The workspace's subscriptions, newest first (ids are time-ordered and unique), filtered by status,
     buyer or plan."""
     after = decode_cursor(cursor, types=(str,))
+    if after is not None and not after[0].startswith("sub_"):  # another list's cursor
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
     rows = repository.page(session, workspace_id, limit=limit + 1, before_id=after[0] if after else None,
                            status=status, buyer_id=buyer_id, offer_key=offer_key)  # fmt: skip
     return page_of(rows, limit, key=lambda r: (r.id,), item=subscription_read)
