@@ -366,9 +366,19 @@ def refund_order(
         if end_access and order.status == "refunded":
             subscriptions_service.end_for_refund(session=session, order=order, at=at, actor=actor, reason=why)
     if order.status != "unpaid":  # a charge that failed is no refund to the buyer
-        buyers.event(session, workspace_id, order.buyer_id, "Order Refunded",
-               {"order_id": order.id, "amount_minor": value.amount, "currency": order.currency, "full": order.status == "refunded"},
-               f"{order.id}-refund-{order.refunded}")  # fmt: skip
+        buyers.event(
+            session,
+            workspace_id,
+            order.buyer_id,
+            "Order Refunded",
+            {
+                "order_id": order.id,
+                "amount_minor": value.amount,
+                "currency": order.currency,
+                "full": order.status == "refunded",
+            },
+            f"{order.id}-refund-{order.refunded}",
+        )
 
 
 # -- due work: a drop hold's expiry (handler in checkout/tasks.py) -----------------------------------

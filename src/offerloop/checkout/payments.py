@@ -276,8 +276,16 @@ def _subscription_of(session: Session, order: Order, event: PaymentEvent) -> Sub
         )
         if row is not None:
             return row
-    return next((s for s in subscriptions_service.of_buyer(session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id)
-                 if s.order_id == order.id), None)  # fmt: skip
+    return next(
+        (
+            s
+            for s in subscriptions_service.of_buyer(
+                session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id
+            )
+            if s.order_id == order.id
+        ),
+        None,
+    )
 
 
 def _renewal_due(session: Session, row: SubscriptionRow) -> int:
@@ -310,10 +318,18 @@ def _pay(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerm
     problem = _amount_problem(order, event, due)
     if problem:
         return problem
-    orders.mark_paid(session=session, workspace_id=order.workspace_id, order_id=order.id, actor="stripe",
-              processor_fee=event.fee or 0, provider_ref=event.payment_intent_id or event.session_id,
-              paid_at=event.occurred_at, subscription_ref=event.subscription_id,
-              platform_fee_percent=terms.platform_fee_percent, book=due > 0)  # fmt: skip
+    orders.mark_paid(
+        session=session,
+        workspace_id=order.workspace_id,
+        order_id=order.id,
+        actor="stripe",
+        processor_fee=event.fee or 0,
+        provider_ref=event.payment_intent_id or event.session_id,
+        paid_at=event.occurred_at,
+        subscription_ref=event.subscription_id,
+        platform_fee_percent=terms.platform_fee_percent,
+        book=due > 0,
+    )
     return "paid" if due > 0 else "trial_started"
 
 
@@ -332,8 +348,15 @@ def _apply_event(session: Session, order: Order, event: PaymentEvent, terms: Web
             return "deferred" if order.status == "pending" else "ignored_state"
         if row.status == "canceled":
             return "ignored_state"
-        subscriptions_service.act(session=session, workspace_id=order.workspace_id, subscription_id=row.id, action="cancel",
-                            at_period_end=False, at=event.occurred_at, actor="stripe")  # fmt: skip
+        subscriptions_service.act(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            action="cancel",
+            at_period_end=False,
+            at=event.occurred_at,
+            actor="stripe",
+        )
         return "canceled"
     return "ignored_kind"
 
@@ -373,12 +396,24 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         return problem
     outcome = "subscription_renewed"
     if row.status == "past_due":  # a retry of the failed renewal invoice went through
-        subscriptions_service.act(session=session, workspace_id=ws, subscription_id=row.id, action="payment_succeeded",
-                            at=event.occurred_at, actor="stripe")  # fmt: skip
+        subscriptions_service.act(
+            session=session,
+            workspace_id=ws,
+            subscription_id=row.id,
+            action="payment_succeeded",
+            at=event.occurred_at,
+            actor="stripe",
+        )
         outcome = "subscription_recovered"
     # One paid cycle invoice is one period, whatever order the invoices arrive in.
-    subscriptions_service.act(session=session, workspace_id=ws, subscription_id=row.id, action="renew",
-                        at=max(event.occurred_at, end), actor="stripe")  # fmt: skip
+    subscriptions_service.act(
+        session=session,
+        workspace_id=ws,
+        subscription_id=row.id,
+        action="renew",
+        at=max(event.occurred_at, end),
+        actor="stripe",
+    )
     _tag_renewal(session, row, event)
     return outcome
 
@@ -387,8 +422,12 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
     if event.invoice_id is None:  # checkout.session.async_payment_failed: the delayed payment did not arrive
         if order.status != "pending":
             return "ignored_state"
-        orders.cancel_pending(session=session, workspace_id=order.workspace_id, order_id=order.id,
-                       reason="the delayed payment failed")  # fmt: skip
+        orders.cancel_pending(
+            session=session,
+            workspace_id=order.workspace_id,
+            order_id=order.id,
+            reason="the delayed payment failed",
+        )
         return "order_canceled"
     row = _subscription_of(session, order, event)
     if row is None:
@@ -405,8 +444,14 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
         and sub.failed_attempts >= event.attempt_count
     ):
         return "failure_already_recorded"
-    subscriptions_service.act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
-                        action="payment_failed", at=event.occurred_at, actor="stripe")  # fmt: skip
+    subscriptions_service.act(
+        session=session,
+        workspace_id=order.workspace_id,
+        subscription_id=row.id,
+        action="payment_failed",
+        at=event.occurred_at,
+        actor="stripe",
+    )
     return "payment_failed"
 
 
@@ -424,8 +469,14 @@ def _on_refund(session: Session, order: Order, event: PaymentEvent, terms: Webho
     left = ledger_service.refundable(session=session, workspace_id=order.workspace_id, order_id=order.id)
     if order.status not in ("paid", "partially_refunded") or delta > left.amount:
         return "refund_mismatch"  # more than the order booked, or an order that cannot be refunded
-    orders.refund(session=session, workspace_id=order.workspace_id, order_id=order.id, amount=delta, actor="stripe",
-           at=event.occurred_at)  # fmt: skip
+    orders.refund(
+        session=session,
+        workspace_id=order.workspace_id,
+        order_id=order.id,
+        amount=delta,
+        actor="stripe",
+        at=event.occurred_at,
+    )
     return "refunded"
 
 
@@ -465,8 +516,15 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     ws, done = order.workspace_id, []
 
     def act(action: str, **kw: Any) -> None:
-        subscriptions_service.act(session=session, workspace_id=ws, subscription_id=row.id, action=action,
-                            at=event.occurred_at, actor="stripe", **kw)  # fmt: skip
+        subscriptions_service.act(
+            session=session,
+            workspace_id=ws,
+            subscription_id=row.id,
+            action=action,
+            at=event.occurred_at,
+            actor="stripe",
+            **kw,
+        )
 
     status = event.subscription_status
     if status in ("canceled", "incomplete_expired"):

@@ -4,7 +4,9 @@ subscriptions (``checkout.billing``) and the buyer behind a checkout (``checkout
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -94,7 +96,7 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
 
 
 def buyer_event(
-    session: Session, workspace_id: str, buyer_id: str, name: str, props: dict[str, object], message_id: str
+    session: Session, workspace_id: str, buyer_id: str, name: str, props: Mapping[str, Any], message_id: str
 ) -> None:
     """Append a track event to the buyer's record (stored once by ``message_id``)."""
     buyers.event(session, workspace_id, buyer_id, name, dict(props), message_id)

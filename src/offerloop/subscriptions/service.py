@@ -154,8 +154,10 @@ def start(*, session: Session, order: Order, offer: Offer, at: datetime, provide
                           offer_key=offer.key, status=sub.state, state=_to_json(sub),
                           provider_subscription_id=provider_ref, created_at=at, updated_at=at)  # fmt: skip
     repository.add(session, row)
-    checkout_service.buyer_event(session, order.workspace_id, order.buyer_id, "Subscription Started",
-           {"subscription_id": row.id, "plan": offer.key, "state": sub.state, "order_id": order.id}, f"{row.id}-started")  # fmt: skip
+    started = {"subscription_id": row.id, "plan": offer.key, "state": sub.state, "order_id": order.id}
+    checkout_service.buyer_event(
+        session, order.workspace_id, order.buyer_id, "Subscription Started", started, f"{row.id}-started"
+    )
     _schedule(session, row, order)
     return row.id
 
@@ -209,8 +211,8 @@ def act(
             "pause": "Subscription Paused", "resume": "Subscription Resumed", "cancel": "Subscription Canceled",
             "change_plan": "Subscription Changed"}[action]  # fmt: skip
     checkout_service.buyer_event(session, workspace_id, row.buyer_id, name,
-           {"subscription_id": row.id, "plan": sub.plan, "from": before, "to": sub.state},
-           f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
+                                 {"subscription_id": row.id, "plan": sub.plan, "from": before, "to": sub.state},
+                                 f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
 
