@@ -279,6 +279,21 @@ def _cases() -> list[Case]:
         ),
         Case("GET /v1/orders/{order_id}", order_path()),
         Case("GET /v1/orders/{order_id}/payments", order_path("/payments")),
+        # a list filtered by another workspace's buyer id is an empty page, not a 404 (nothing to find)
+        Case(
+            "GET /v1/orders",
+            lambda w: "/v1/orders",
+            lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json() == {"items": [], "next_cursor": None},
+        ),
+        Case(
+            "GET /v1/subscriptions",
+            lambda w: "/v1/subscriptions",
+            lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json() == {"items": [], "next_cursor": None},
+        ),
         Case("GET /v1/ledger/orders/{order_id}", lambda w: f"/v1/ledger/orders/{w.ids['order']}"),
         Case(
             "POST /v1/orders/{order_id}/fulfilment/{component}/{ref}/retry",

@@ -23,10 +23,13 @@ from tests.checkout.test_checkout_flow import (
 __all__ = ["stripe_client"]  # a fixture, shared with test_checkout_flow
 
 from offerloop.api import create_app
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
+from offerloop.checkout.exceptions import CheckoutError
 from offerloop.config import Settings
 from offerloop.entitlements import service as entitlements_service
 from offerloop.models import Order
+from offerloop.subscriptions import service as subscriptions_service
 
 
 def balanced(client) -> None:
@@ -67,7 +70,7 @@ def summary(client, order_id: str) -> dict[str, int]:
 def orders_of(db, order: dict) -> list[Order]:
     with db.read() as session:
         ws = session.get(Order, order["id"]).workspace_id
-        found = checkout_service.repository.orders_of(session, ws, order["buyer_id"])
+        found = checkout_repository.orders_of(session, ws, order["buyer_id"])
         session.expunge_all()
         return found
 
@@ -191,7 +194,9 @@ def test_a_trial_is_charged_once_at_its_end_and_its_quota_starts_with_the_paid_p
     assert quota(db, order, trial_end)
     charges = [o for o in orders_of(db, order) if o.id != order["id"]]
     assert [(o.status, o.total) for o in charges] == [("paid", 3900)]
-    revenue = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()
+    revenue = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()[
+        "items"
+    ]
     assert revenue == [{"key": "membership-monthly", "amount": 3900, "formatted": "USD 39.00"}]
     balanced(api)
 
@@ -252,7 +257,9 @@ def test_a_renewal_that_ends_unpaid_is_booked_back_and_a_recovery_books_it_again
     act(api, sid, "renew", trial_end)
 
     def revenue() -> int:
-        rows = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()
+        rows = api.get("/v1/revenue", headers=api.headers_, params={"by": "offer", "currency": "USD"}).json()[
+            "items"
+        ]
         return sum(r["amount"] for r in rows)
 
     assert revenue() == 3900
@@ -394,21 +401,19 @@ def test_an_unpaid_renewal_is_booked_back_to_nothing(db, workspace):
         buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id="ada")
         order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key="membership-annual",
                                        currency="USD", provider="stripe")  # fmt: skip
-        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order["id"], actor="t")
-        (sub,) = checkout_service.repository.subscriptions_of(session, ws, buyer)
-        end = checkout_service._sub_from_json(sub.state).current_period_end
-        checkout_service.subscription_action(
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="t")
+        (sub,) = subscriptions_service.of_buyer(session=session, workspace_id=ws, buyer_id=buyer)
+        end = subscriptions_service.state_of(sub).current_period_end
+        subscriptions_service.act(
             session=session, workspace_id=ws, subscription_id=sub.id, action="renew", at=end
         )
-        (renewal,) = [
-            o for o in checkout_service.repository.orders_of(session, ws, buyer) if o.id != order["id"]
-        ]
-        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
-        assert booked["processor_fee"]["amount"] == 0  # no fee is guessed: only one the provider reports
-        checkout_service.subscription_action(session=session, workspace_id=ws, subscription_id=sub.id,
+        (renewal,) = [o for o in checkout_repository.orders_of(session, ws, buyer) if o.id != order.id]
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
+        assert booked.processor_fee.amount == 0  # no fee is guessed: only one the provider reports
+        subscriptions_service.act(session=session, workspace_id=ws, subscription_id=sub.id,
                                              action="payment_failed", at=end)  # fmt: skip
-        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id)["summary"]
-        assert (booked["processor_fee"]["amount"], booked["net"]["amount"], renewal.status) == (
+        booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
+        assert (booked.processor_fee.amount, booked.net.amount, renewal.status) == (
             0,
             0,
             "unpaid",
@@ -435,19 +440,19 @@ def test_a_lapsed_hold_gives_the_buyer_their_allowance_back(db, workspace):
     def checkout(at: datetime) -> str:
         with db.write() as session:
             return checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key="drop-limited-print",
-                                          currency="USD", now=at)["id"]  # fmt: skip
+                                          currency="USD", now=at).id  # fmt: skip
 
     first = checkout(t0)
-    with pytest.raises(checkout_service.CheckoutError) as refused:
+    with pytest.raises(CheckoutError) as refused:
         checkout(t0 + timedelta(minutes=5))  # the held unit counts
     assert refused.value.code == "per_buyer_limit"
     second = checkout(t0 + timedelta(minutes=16))  # the hold lapsed: the allowance is back
     with db.write() as session:
         checkout_service.mark_paid(session=session, workspace_id=ws, order_id=second, actor="t")
-        claimed = checkout_service.repository.claimed(session, ws, "drop", "drop-limited-print", buyer)
+        claimed = checkout_repository.claimed(session, ws, "drop", "drop-limited-print", buyer)
         assert claimed == 1
         # the lapsed order is paid after all: the payment happened, so it counts (over the limit, not lost)
         checkout_service.mark_paid(session=session, workspace_id=ws, order_id=first, actor="t")
-        assert checkout_service.repository.claimed(session, ws, "drop", "drop-limited-print", buyer) == 2
-    with pytest.raises(checkout_service.CheckoutError):
+        assert checkout_repository.claimed(session, ws, "drop", "drop-limited-print", buyer) == 2
+    with pytest.raises(CheckoutError):
         checkout(t0 + timedelta(minutes=40))

@@ -30,10 +30,13 @@ from tests.checkout.test_stripe_money import catalog_with_sticker_pack
 from tests.checkout.test_stripe_provider import event
 from tests.conftest import basic, bearer, msg
 
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
 from offerloop.core.money import Money
 from offerloop.entitlements import service as entitlements_service
-from offerloop.offers.subscriptions import add_months, next_period_end, prorate
+from offerloop.models import Order
+from offerloop.subscriptions import service as subscriptions_service
+from offerloop.subscriptions.lifecycle import add_months, next_period_end, prorate
 from offerloop.workspaces import service as workspace_service
 
 __all__ = ["stripe_client"]
@@ -290,8 +293,8 @@ def fresh_workspace(client: Any, db: Any, n: int) -> tuple[dict[str, str], dict[
 
 def booked_for_buyer(client: Any, db: Any, secret: dict[str, str], order: dict[str, Any]) -> int:
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
-        ids = [o.id for o in checkout_service.repository.orders_of(session, ws, order["buyer_id"])]
+        ws = session.get(Order, order["id"]).workspace_id
+        ids = [o.id for o in checkout_repository.orders_of(session, ws, order["buyer_id"])]
     total = 0
     for oid in ids:
         r = client.get(f"/v1/ledger/orders/{oid}", headers=secret)
@@ -304,7 +307,7 @@ def booked_for_buyer(client: Any, db: Any, secret: dict[str, str], order: dict[s
 
 def access(db: Any, order: dict[str, Any], component: str, ref: str, at: int) -> bool:
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
+        ws = session.get(Order, order["id"]).workspace_id
         return entitlements_service.check(session=session, workspace_id=ws, buyer_id=order["buyer_id"],
                                           component=component, ref=ref,
                                           now=datetime.fromtimestamp(at, UTC)).allowed  # fmt: skip
@@ -376,8 +379,8 @@ def test_charged_equals_booked_the_ledger_balances_and_access_follows_payment(st
     # charged = booked, and no event still waits
     assert booked_for_buyer(client, db, secret, order) == sim.charged
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
-        left = checkout_service.repository.deferred_payment_events(session, ws, order["id"])
+        ws = session.get(Order, order["id"]).workspace_id
+        left = checkout_repository.deferred_payment_events(session, ws, order["id"])
         assert [e.provider_event_id for e in left] == []
     # the ledger balances
     assert client.get("/v1/ledger/check", headers=secret).json() == {
@@ -396,8 +399,10 @@ def test_charged_equals_booked_the_ledger_balances_and_access_follows_payment(st
         assert access(db, order, "download", ref, after) == bool(kept)
     else:
         with db.read() as session:
-            ws = session.get(checkout_service.Order, order["id"]).workspace_id
-            (row,) = checkout_service.repository.subscriptions_of(session, ws, order["buyer_id"])
+            ws = session.get(Order, order["id"]).workspace_id
+            (row,) = subscriptions_service.of_buyer(
+                session=session, workspace_id=ws, buyer_id=order["buyer_id"]
+            )
             status, plan = row.status, row.offer_key
         live = sim.status in ("active", "trialing", "past_due")
         assert (status != "canceled") == live, (status, sim.status)

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout.exceptions import CheckoutError
 from offerloop.entitlements import service as entitlements_service
 from offerloop.ledger import service as ledger_service
 from offerloop.offers import service as offers_service
-from offerloop.offers.exceptions import SubscriptionError
+from offerloop.subscriptions import service as subscriptions_service
+from offerloop.subscriptions.exceptions import SubscriptionError
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
 STEPS = 40
@@ -24,11 +26,11 @@ LIVE = ("trialing", "active", "past_due")
 
 
 def _orders(session, ws, buyer):
-    return checkout_service.repository.orders_of(session, ws, buyer)
+    return checkout_repository.orders_of(session, ws, buyer)
 
 
 def _subs(session, ws, buyer):
-    return checkout_service.repository.subscriptions_of(session, ws, buyer)
+    return subscriptions_service.of_buyer(session=session, workspace_id=ws, buyer_id=buyer)
 
 
 def _check(db, ws: str, buyer: str, now: datetime) -> None:
@@ -67,11 +69,11 @@ def _step(db, ws: str, buyer: str, rng: random.Random, step: str, now: datetime)
         paid = [o for o in orders if o.status in ("paid", "partially_refunded") and o.total > o.refunded]
         live = [s for s in _subs(session, ws, buyer) if s.status in LIVE]
         sub = live[-1] if live else None
-        state = checkout_service._sub_from_json(sub.state) if sub else None
+        state = subscriptions_service.state_of(sub) if sub else None
 
         def act(action: str, at: datetime, **extra) -> None:
             assert sub is not None
-            checkout_service.subscription_action(session=session, workspace_id=ws, subscription_id=sub.id,
+            subscriptions_service.act(session=session, workspace_id=ws, subscription_id=sub.id,
                                                  action=action, at=at, **extra)  # fmt: skip
 
         if step == "buy":

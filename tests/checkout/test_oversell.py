@@ -50,7 +50,7 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
             with db.write() as session:
                 order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyers[i],
                                                offer_key="drop-limited-print", currency="USD")  # fmt: skip
-                return str(order["id"])
+                return order.id
         except SoldOut:
             return None
 
@@ -64,11 +64,9 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
     # paying them concurrently converts every hold exactly once
     def settle(order_id: str) -> str:
         with db.write() as session:
-            return str(
-                checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order_id, actor="t")[
-                    "status"
-                ]
-            )
+            return checkout_service.mark_paid(
+                session=session, workspace_id=ws, order_id=order_id, actor="t"
+            ).status
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(settle, orders)) == {"paid"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.checkout.log import processed
 
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
 from offerloop.db.uow import Database
 from offerloop.entitlements import repository as entitlements_repository
@@ -32,8 +33,8 @@ def test_no_grant_survives_a_refund_that_races_fulfilment(engine) -> None:
             buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id=f"racer-{i}")
             order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer,
                                            offer_key="pricing-playbook", currency="USD")  # fmt: skip
-            checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order["id"], actor="t")
-            orders.append((order["id"], buyer))
+            checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="t")
+            orders.append((order.id, buyer))
 
     stop = threading.Event()
 
@@ -59,7 +60,7 @@ def test_no_grant_survives_a_refund_that_races_fulfilment(engine) -> None:
         for order_id, buyer in orders:
             active = [e for e in entitlements_repository.of_buyer(session, ws, buyer) if e.status == "active"]
             assert active == [], (order_id, [(e.component, e.ref) for e in active])
-            tasks = checkout_service.repository.tasks(session, ws, order_id)
+            tasks = checkout_repository.tasks(session, ws, order_id)
             assert {t.status for t in tasks} <= {"done", "canceled"}, [(t.component, t.status) for t in tasks]
         assert ledger_service.unbalanced_orders(session=session, workspace_id=ws) == []
     processed(db, ws)

@@ -14,9 +14,12 @@ import yaml
 from tests.checkout.test_checkout_flow import CATALOG, buy, deliver, setup, stripe_client
 from tests.checkout.test_stripe_provider import FakeStripeServer, event
 
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
 from offerloop.entitlements import service as entitlements_service
-from offerloop.offers.subscriptions import add_months
+from offerloop.models import Order
+from offerloop.subscriptions import service as subscriptions_service
+from offerloop.subscriptions.lifecycle import add_months
 
 __all__ = ["stripe_client"]
 
@@ -124,23 +127,22 @@ def nothing_booked(client, headers, order_id: str) -> bool:
 
 def orders_of(db, order: dict) -> list[Any]:
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
+        ws = session.get(Order, order["id"]).workspace_id
         return [
-            (o.id, o.total, o.status)
-            for o in checkout_service.repository.orders_of(session, ws, order["buyer_id"])
+            (o.id, o.total, o.status) for o in checkout_repository.orders_of(session, ws, order["buyer_id"])
         ]
 
 
 def subscription(db, order: dict) -> tuple[Any, dict]:
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
-        (row,) = checkout_service.repository.subscriptions_of(session, ws, order["buyer_id"])
+        ws = session.get(Order, order["id"]).workspace_id
+        (row,) = subscriptions_service.of_buyer(session=session, workspace_id=ws, buyer_id=order["buyer_id"])
         return row.status, dict(row.state) | {"offer_key": row.offer_key}
 
 
 def has_access(db, order: dict, component: str, ref: str, at: int) -> bool:
     with db.read() as session:
-        ws = session.get(checkout_service.Order, order["id"]).workspace_id
+        ws = session.get(Order, order["id"]).workspace_id
         return entitlements_service.check(session=session, workspace_id=ws, buyer_id=order["buyer_id"],
                                           component=component, ref=ref,
                                           now=datetime.fromtimestamp(at, UTC)).allowed  # fmt: skip

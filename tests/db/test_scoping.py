@@ -45,7 +45,7 @@ ALLOWED: dict[str, str] = {
     "workspaces.list_workspaces": "the operator's CLI lists every tenant",
     "workspaces.set_versioned": "the workspaces table itself, written by its own id",
     "workspaces.key_by_hash": "authentication: the key's hash is what tells which workspace a request is for",
-    "checkout.unscheduled_subscriptions": "due-work sweep over every tenant; each row carries its workspace_id",
+    "subscriptions.unscheduled": "due-work sweep over every tenant; each row carries its workspace_id",
     "checkout.unscheduled_holds": "due-work sweep over every tenant; each hold carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",

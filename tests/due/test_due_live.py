@@ -88,7 +88,7 @@ def test_a_real_server_renews_a_manual_subscription_at_its_period_end_once(
 
             def renewal() -> dict | None:
                 now = state()
-                return now if now["current_period_start"] != start.isoformat() else None
+                return now if datetime.fromisoformat(now["current_period_start"]) != start else None
 
             renewed = until("the period renews", renewal)
             assert datetime.fromisoformat(renewed["current_period_start"]) == end

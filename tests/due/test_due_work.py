@@ -16,6 +16,7 @@ from sqlalchemy import delete, or_, select
 from tests.checkout.test_money_property import _check, _step
 
 from offerloop.checkout import due
+from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout import tasks as _tasks  # noqa: F401  (registers the due-work kinds)
 from offerloop.checkout.exceptions import CheckoutError, SoldOut
@@ -24,7 +25,8 @@ from offerloop.jobs import lease, runner
 from offerloop.ledger import service as ledger_service
 from offerloop.models import Job, Order
 from offerloop.offers import service as offers_service
-from offerloop.offers.exceptions import SubscriptionError
+from offerloop.subscriptions import service as subscriptions_service
+from offerloop.subscriptions.exceptions import SubscriptionError
 
 CATALOG = (Path(__file__).resolve().parents[2] / "examples" / "demo" / "offers.yaml").read_text()
 KINDS = (due.PERIOD_END, due.PAYMENT_RETRY, due.HOLD_EXPIRY)
@@ -54,27 +56,27 @@ def subscribe(
     with db.write() as session:
         order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key=plan,
                                        currency="USD", provider=provider, now=at)  # fmt: skip
-        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order["id"], actor="t", paid_at=at,
+        checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="t", paid_at=at,
                                    subscription_ref=ref)  # fmt: skip
-        (row,) = checkout_service.repository.subscriptions_of(session, ws, buyer)
-    return order["id"], row.id
+        (row,) = subscriptions_service.of_buyer(session=session, workspace_id=ws, buyer_id=buyer)
+    return order.id, row.id
 
 
 def sub(db, ws: str, sid: str) -> tuple[str, Any]:
     with db.read() as session:
-        row = checkout_service.get_subscription(session=session, workspace_id=ws, subscription_id=sid)
-        return row.status, checkout_service._sub_from_json(row.state)
+        row = subscriptions_service.row_of(session, ws, sid)
+        return row.status, subscriptions_service.state_of(row)
 
 
 def act(db, ws: str, sid: str, action: str, at: datetime, **extra) -> None:
     with db.write() as session:
-        checkout_service.subscription_action(session=session, workspace_id=ws, subscription_id=sid, action=action,
+        subscriptions_service.act(session=session, workspace_id=ws, subscription_id=sid, action=action,
                                              at=at, **extra)  # fmt: skip
 
 
 def orders(db, ws: str, buyer: str) -> list[Order]:
     with db.read() as session:
-        found = checkout_service.repository.orders_of(session, ws, buyer)
+        found = checkout_repository.orders_of(session, ws, buyer)
         for o in found:
             session.expunge(o)
         return sorted(found, key=lambda o: (o.created_at, o.id))
@@ -367,7 +369,7 @@ def drop(db, workspace):
                 buyer = checkout_service.buyer_for(session=session, workspace_id=workspace.id, user_id=user)
                 order = checkout_service.begin(session=session, workspace_id=workspace.id, buyer_id=buyer,
                                                offer_key="drop-limited-print", currency="USD", now=at)  # fmt: skip
-            return buyer, order["id"]
+            return buyer, order.id
 
         return checkout
 
@@ -376,19 +378,19 @@ def drop(db, workspace):
 
 def stock(db, ws: str) -> tuple[int, int]:
     with db.read() as session:
-        row = checkout_service.repository.stock(session, ws, "drop-limited-print")
+        row = checkout_repository.stock(session, ws, "drop-limited-print")
         return row.sold, row.held
 
 
 def hold_of(db, ws: str, order_id: str) -> str:
     with db.read() as session:
-        (hold,) = checkout_service.repository.holds(session, ws, order_id)
+        (hold,) = checkout_repository.holds(session, ws, order_id)
         return hold.status
 
 
 def claimed(db, ws: str, buyer: str) -> int:
     with db.read() as session:
-        return checkout_service.repository.claimed(session, ws, "drop", "drop-limited-print", buyer)
+        return checkout_repository.claimed(session, ws, "drop", "drop-limited-print", buyer)
 
 
 def pay(db, ws: str, order_id: str, at: datetime) -> None:
@@ -415,12 +417,12 @@ def test_an_expired_hold_goes_back_to_stock_by_itself_and_a_late_payment_takes_i
     )
     assert stock(db, ws) == (0, 0)  # released once: never below zero
     with db.read() as session:
-        assert checkout_service.repository.order(session, ws, order).status == "pending"  # still payable
+        assert checkout_repository.order(session, ws, order).status == "pending"  # still payable
 
     pay(db, ws, order, expiry + timedelta(minutes=5))  # the late payment path: the unit is taken again
     assert (stock(db, ws), claimed(db, ws, buyer), hold_of(db, ws, order)) == ((1, 0), 1, "converted")
     with db.read() as session:
-        paid = checkout_service.repository.order(session, ws, order)
+        paid = checkout_repository.order(session, ws, order)
         assert paid.status == "paid"
         assert (
             ledger_service.refundable(session=session, workspace_id=ws, order_id=order).amount == paid.total
@@ -472,7 +474,7 @@ def test_the_sweep_schedules_due_work_whose_job_is_missing_once(db, shop, drop) 
     _bea, late_sid = subscribe_again(db, ws, "bea", "inner-circle", T0)
     _, stripe_sid = subscribe_again(db, ws, "cy", "inner-circle", T0 + timedelta(days=1))
     with db.write() as session:  # cy's is a Stripe subscription after all
-        row = checkout_service.get_subscription(session=session, workspace_id=ws, subscription_id=stripe_sid)
+        row = subscriptions_service.row_of(session, ws, stripe_sid)
         row.provider_subscription_id = "sub_stripe_2"
     end = sub(db, ws, late_sid)[1].current_period_end
     assert run(db, end, late_sid) == [(due.PERIOD_END, late_sid, "again")]

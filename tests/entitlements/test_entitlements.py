@@ -405,14 +405,20 @@ def test_http_grant_check_revoke_override_use_and_list(client, db, ws, secret_he
 
     r = client.put("/v1/entitlements/override", headers=h, json={"buyer_id": buyer_id, "component": "module",
                                                                   "ref": "m1", "mode": "deny", "reason": "abuse"})  # fmt: skip
-    assert (r.status_code, r.json()["override"], r.json()["source"]) == (200, "deny", "admin")
+    got = r.json()
+    assert (r.status_code, got["mode"], got["entitlement"]["override"], got["entitlement"]["source"]) == (
+        200, "deny", "deny", "admin"
+    )  # fmt: skip
     assert (
         client.get("/v1/entitlements/check?user_id=u1&component=module", headers=h).json()["reason"]
         == "override_deny"
     )
     r = client.put("/v1/entitlements/override", headers=h, json={"buyer_id": buyer_id, "component": "module",
                                                                   "ref": "m1", "mode": None, "reason": "ok"})  # fmt: skip
-    assert (r.status_code, r.json()["override"]) == (200, None)
+    got = r.json()
+    assert (r.status_code, got["mode"], got["entitlement"]["override"], got["entitlement"]["status"]) == (
+        200, None, None, "revoked"
+    )  # fmt: skip
 
     r = client.post(f"/v1/entitlements/{eid}/revoke", headers=h, json={"reason": "refund"})
     assert (r.status_code, r.json()["status"], r.json()["reason"]) == (200, "revoked", "refund")
@@ -438,7 +444,8 @@ def test_http_grant_check_revoke_override_use_and_list(client, db, ws, secret_he
 
     r = client.get(f"/v1/buyers/{buyer_id}/entitlements", headers=h)
     assert r.status_code == 200
-    assert sorted((e["component"], e["ref"], e["source"], e["status"]) for e in r.json()) == [
+    assert r.json()["next_cursor"] is None
+    assert sorted((e["component"], e["ref"], e["source"], e["status"]) for e in r.json()["items"]) == [
         ("coaching_quota", "calls", "sub_1", "active"),
         ("module", "m1", "admin", "revoked"),
         ("module", "m1", "ord_1", "revoked"),

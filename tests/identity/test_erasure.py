@@ -278,7 +278,7 @@ def test_nothing_new_is_delivered_to_an_erased_buyer(client, db, secret_headers,
         ("canceled", "{'skipped': 'buyer is erased'}")
     }
     grants = client.get(f"/v1/buyers/{order['buyer_id']}/entitlements", headers=secret_headers)
-    assert grants.status_code == 200 and grants.json() == []
+    assert grants.status_code == 200 and grants.json() == {"items": [], "next_cursor": None}
     assert client.get("/v1/ledger/check", headers=secret_headers).json()["balanced"] is True
 
     r = client.post("/v1/entitlements", headers=secret_headers, json={

@@ -24,7 +24,7 @@ def test_a_payout_is_recorded_once_from_the_cli(cli_env: str) -> None:
         buyer = checkout_service.buyer_for(session=session, workspace_id=ws, user_id="ada")
         order = checkout_service.begin(session=session, workspace_id=ws, buyer_id=buyer, offer_key="pricing-playbook",
                                        currency="USD")  # fmt: skip
-    assert _invoke("orders", "mark-paid", "-w", ws, order["id"]).exit_code == 0
+    assert _invoke("orders", "mark-paid", "-w", ws, order.id).exit_code == 0
     args = ("ledger", "payout", "-w", ws, "--reference", "tr_001", "--amount", "2500", "--currency", "USD")
     first = _invoke(*args)
     assert first.exit_code == 0 and "USD 25.00 recorded; pending USD 2.00" in first.stdout, first.stdout

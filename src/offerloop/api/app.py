@@ -39,6 +39,7 @@ from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline import status as pipeline_status
+from offerloop.subscriptions.endpoints import router as subscriptions_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
 from offerloop.web import JSONBytes
 from offerloop.worker import pools as worker_pools
@@ -210,6 +211,7 @@ def create_app(
     app.include_router(assembly_router)
     app.include_router(offers_router)
     app.include_router(checkout_router)
+    app.include_router(subscriptions_router)
     app.include_router(entitlements_router)
     app.include_router(ledger_router)
     return app

@@ -2,8 +2,8 @@
 
 Every state with a due time enqueues one job at that time, keyed by the object, so scheduling again moves
 the same job instead of adding one: a manual-provider subscription's period (or trial) end, its payment
-retry date while past due, an unpaid order's drop-hold expiry. The handlers (``checkout/tasks.py``) re-read
-the object and act only if it is still due, then say when it is next due. Stripe subscriptions get no due
+retry date while past due, an unpaid order's drop-hold expiry. The handlers (``checkout/tasks.py``,
+``subscriptions/tasks.py``) re-read the object and act only if it is still due, then say when it is next due. Stripe subscriptions get no due
 work: Stripe renews, retries and cancels them and tells us by webhook.
 """
 

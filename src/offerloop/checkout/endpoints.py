@@ -1,69 +1,47 @@
-"""HTTP API of the checkout domain: checkout, orders, refunds, subscriptions, fulfilment and Stripe webhooks."""
+"""HTTP API of the checkout domain: checkout, orders, payments, refunds, fulfilment and Stripe webhooks."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, field_validator, model_validator
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from offerloop import pipeline
 from offerloop.checkout import service
-from offerloop.checkout.exceptions import CheckoutError
+from offerloop.checkout.exceptions import (
+    CheckoutError,
+    OrderNotFound,
+    ProviderError,
+    SoldOut,
+    WebhookRefused,
+)
+from offerloop.checkout.schemas import (
+    CheckoutIn,
+    OrderDetail,
+    OrderRead,
+    OrderStatus,
+    PaidIn,
+    PaymentEventRead,
+    RefundIn,
+    RetryQueued,
+    WebhookReceived,
+)
 from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
-from offerloop.core.identifiers import normalize_email
+from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
+from offerloop.identity.exceptions import BuyerErased
+from offerloop.offers.exceptions import NotForSale, OfferNotFound, PricingError
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
+from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
 router = APIRouter(prefix="/v1", tags=["checkout"])
 
-
-class CheckoutIn(BaseModel):
-    user_id: str | None = None
-    anonymous_id: str | None = None
-    email: str | None = Field(default=None, max_length=320)
-    offer: str
-    currency: str = Field(default="USD", min_length=3, max_length=3)
-    coupon: str | None = None
-    bumps: list[str] = Field(default_factory=list, max_length=10)
-    quantity: int = Field(default=1, ge=1, le=100)
-    provider: Literal["manual", "stripe"] = "manual"
-    decision_id: str | None = Field(default=None, description="The /v1/offers decision that presented it")
-    success_url: str = "https://example.invalid/thanks"
-    cancel_url: str = "https://example.invalid/cancel"
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:  # the one e-mail rule (core.identifiers)
-        if value is not None and normalize_email(value) is None:
-            raise ValueError(f"{value[:80]!r} is not an e-mail address")
-        return None if value is None else normalize_email(value)
-
-    @model_validator(mode="after")
-    def _someone(self) -> CheckoutIn:
-        if not (self.user_id or self.anonymous_id or self.email):
-            raise ValueError("give user_id, anonymous_id or email")
-        return self
-
-
-class PaidIn(BaseModel):
-    processor_fee: int | None = Field(default=None, ge=0)
-    reference: str | None = Field(default=None, description="Invoice or bank reference")
-
-
-class RefundIn(BaseModel):
-    amount: int | None = Field(default=None, ge=1, description="Minor units; omit for a full refund")
-    reason: str | None = None
-
-
-class SubscriptionActionIn(BaseModel):
-    action: Literal[
-        "renew", "payment_failed", "payment_succeeded", "pause", "resume", "cancel", "change_plan"
-    ]
-    plan: str | None = None
-    at_period_end: bool = True
-    at: datetime | None = None
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
+Cursor = Annotated[str | None, Query(description="The next_cursor of the previous page")]
+_KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
+_ORDER = (*_KEY, OrderNotFound)
 
 
 def _stripe(request: Request) -> StripeProvider:
@@ -76,9 +54,11 @@ def _stripe(request: Request) -> StripeProvider:
 
 
 @router.post(
-    "/checkout", status_code=201, summary="Create an order; Stripe answers with a hosted checkout URL"
-)
-def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -> dict[str, Any]:
+    "/checkout", status_code=201, summary="Create an order; Stripe answers with a hosted checkout URL",
+    responses=error_responses(*_KEY, OfferNotFound, CheckoutError, SoldOut, NotForSale, BuyerErased, PricingError,
+                              ProviderError),
+)  # fmt: skip
+def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -> OrderRead:
     # The buyer an identify acknowledged before this request names is the order's buyer, not a new one.
     pipeline.catch_up(db, workspace_id=principal.workspace_id)
     return service.checkout(
@@ -90,90 +70,92 @@ def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -
     )  # fmt: skip
 
 
-@router.get("/orders/{order_id}", summary="An order, its fulfilment by component")
-def get_order(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
+@router.get(
+    "/orders", summary="The workspace's orders, newest first", responses=error_responses(*_KEY, InvalidCursor)
+)
+def list_orders(
+    db: DB, principal: SecretKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status")] = None,
+    buyer_id: Annotated[str | None, Query(max_length=40, description="Only this buyer's orders")] = None,
+) -> Page[OrderRead]:  # fmt: skip
+    with db.read() as session:
+        return service.list_orders(session=session, workspace_id=principal.workspace_id, limit=limit, cursor=cursor,
+                                   status=status, buyer_id=buyer_id)  # fmt: skip
+
+
+@router.get(
+    "/orders/{order_id}", summary="An order, its fulfilment by component", responses=error_responses(*_ORDER)
+)
+def get_order(db: DB, principal: SecretKey, order_id: str) -> OrderDetail:
     with db.read() as session:
         return service.get_order(session=session, workspace_id=principal.workspace_id, order_id=order_id)
 
 
-@router.get("/orders/{order_id}/payments", summary="The provider events about an order and what each did")
-def order_payments(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
+@router.get(
+    "/orders/{order_id}/payments", summary="The provider events about an order and what each did",
+    responses=error_responses(*_ORDER, InvalidCursor),
+)  # fmt: skip
+def order_payments(
+    db: DB, principal: SecretKey, order_id: str, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[PaymentEventRead]:
     with db.read() as session:
-        items = service.payment_events(
-            session=session, workspace_id=principal.workspace_id, order_id=order_id
-        )
-    return {"items": items}
+        return service.payment_events(session=session, workspace_id=principal.workspace_id, order_id=order_id,
+                                      limit=limit, cursor=cursor)  # fmt: skip
 
 
 @router.post(
-    "/orders/{order_id}/paid", summary="Manual provider: mark an order paid (invoice, bank transfer)"
-)
-def mark_paid(request: Request, db: DB, principal: SecretKey, order_id: str, body: PaidIn) -> dict[str, Any]:
+    "/orders/{order_id}/paid", summary="Manual provider: mark an order paid (invoice, bank transfer)",
+    responses=error_responses(*_ORDER, SoldOut, CheckoutError),
+)  # fmt: skip
+def mark_paid(request: Request, db: DB, principal: SecretKey, order_id: str, body: PaidIn) -> OrderRead:
     with db.write() as session:
-        out = service.mark_paid(session=session, workspace_id=principal.workspace_id, order_id=order_id,
-                                actor=principal.key_id, processor_fee=body.processor_fee, provider_ref=body.reference,
-                                platform_fee_percent=get_settings(request).platform_fee_percent)  # fmt: skip
-    return out
+        return service.mark_paid(session=session, workspace_id=principal.workspace_id, order_id=order_id,
+                                 actor=principal.key_id, processor_fee=body.processor_fee, provider_ref=body.reference,
+                                 platform_fee_percent=get_settings(request).platform_fee_percent)  # fmt: skip
 
 
-@router.post("/orders/{order_id}/refund", summary="Full or partial refund")
-def refund(db: DB, principal: SecretKey, order_id: str, body: RefundIn) -> dict[str, Any]:
+@router.post(
+    "/orders/{order_id}/refund",
+    summary="Full or partial refund",
+    responses=error_responses(*_ORDER, CheckoutError),
+)
+def refund(db: DB, principal: SecretKey, order_id: str, body: RefundIn) -> OrderRead:
     with db.write() as session:
         return service.refund(session=session, workspace_id=principal.workspace_id, order_id=order_id,
                               amount=body.amount, actor=principal.key_id, reason=body.reason)  # fmt: skip
 
 
-@router.post("/orders/{order_id}/cancel", summary="Cancel a pending order (its held units go back)")
-def cancel(db: DB, principal: SecretKey, order_id: str) -> dict[str, Any]:
+@router.post(
+    "/orders/{order_id}/cancel", summary="Cancel a pending order (its held units go back)",
+    responses=error_responses(*_ORDER, CheckoutError),
+)  # fmt: skip
+def cancel(db: DB, principal: SecretKey, order_id: str) -> OrderRead:
     with db.write() as session:
         return service.cancel_pending(session=session, workspace_id=principal.workspace_id, order_id=order_id,
                                       reason="canceled by the creator")  # fmt: skip
 
 
-@router.post("/orders/{order_id}/fulfilment/{component}/{ref}/retry", summary="Retry one failed component")
-def retry(
-    request: Request, db: DB, principal: SecretKey, order_id: str, component: str, ref: str
-) -> dict[str, Any]:
+@router.post(
+    "/orders/{order_id}/fulfilment/{component}/{ref}/retry", summary="Retry one failed component",
+    responses=error_responses(*_ORDER, CheckoutError),
+)  # fmt: skip
+def retry(db: DB, principal: SecretKey, order_id: str, component: str, ref: str) -> RetryQueued:
     with db.write() as session:
-        out = service.retry_task(session=session, workspace_id=principal.workspace_id, order_id=order_id,
-                                 component=component, ref=ref)  # fmt: skip
-    return out
-
-
-@router.get("/subscriptions/{subscription_id}", summary="A subscription and its lifecycle state")
-def get_subscription(db: DB, principal: SecretKey, subscription_id: str) -> dict[str, Any]:
-    with db.read() as session:
-        row = service.get_subscription(
-            session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id
-        )
-        return service.subscription_read(row)
+        return service.retry_task(session=session, workspace_id=principal.workspace_id, order_id=order_id,
+                                  component=component, ref=ref)  # fmt: skip
 
 
 @router.post(
-    "/subscriptions/{subscription_id}/actions",
-    summary="Renew, fail a payment, pause, resume, cancel, change plan",
-)
-def subscription_action(
-    db: DB, principal: SecretKey, subscription_id: str, body: SubscriptionActionIn
-) -> dict[str, Any]:
-    with db.write() as session:
-        return service.subscription_action(session=session, workspace_id=principal.workspace_id,
-                                           subscription_id=subscription_id, action=body.action, plan=body.plan,
-                                           at_period_end=body.at_period_end, at=body.at, actor=principal.key_id)  # fmt: skip
-
-
-@router.post(
-    "/webhooks/stripe", summary="Stripe webhooks: verified on the raw body, applied once by event id"
-)
-async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
+    "/webhooks/stripe", summary="Stripe webhooks: verified on the raw body, applied once by event id",
+    responses=error_responses(WebhookRefused, CheckoutError),
+)  # fmt: skip
+async def stripe_webhook(request: Request, db: DB) -> WebhookReceived:
     raw = await request.body()
     provider = _stripe(request)
     event = provider.verify_webhook(raw, request.headers.get("stripe-signature", ""))
     normalized = provider.normalize(event)
     if normalized is None:
-        return {"received": True, "outcome": "ignored_type", "type": event.type}
-    from starlette.concurrency import run_in_threadpool
-
+        return WebhookReceived(outcome="ignored_type", type=event.type)
     settings = get_settings(request)
     terms = service.WebhookTerms(
         platform_fee_percent=settings.platform_fee_percent, tax_percent=settings.tax_percent
@@ -198,4 +180,4 @@ async def stripe_webhook(request: Request, db: DB) -> dict[str, Any]:
             raise
 
     outcome = await run_in_threadpool(apply)
-    return {"received": True, "outcome": outcome, "type": event.type}
+    return WebhookReceived(outcome=outcome, type=event.type)

@@ -1,5 +1,4 @@
-"""Every SQL statement of the checkout domain: orders, holds and stock, fulfilment tasks, subscriptions,
-provider events."""
+"""Every SQL statement of the checkout domain: orders, holds and stock, fulfilment tasks, provider events."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from offerloop.models import (
     Order,
     PaymentEvent,
     StockHold,
-    Subscription,
 )
 
 
@@ -64,6 +62,21 @@ def order_for_webhook(
 def orders_of(session: Session, workspace_id: str, buyer_id: str) -> list[Order]:
     stmt = scoped_select(Order, workspace_id).where(Order.buyer_id == buyer_id)
     return list(session.scalars(stmt.order_by(Order.created_at)))
+
+
+def orders_page(
+    session: Session, workspace_id: str, *, limit: int, before_id: str | None, status: str | None,
+    buyer_id: str | None,
+) -> list[Order]:  # fmt: skip
+    """Up to ``limit`` orders, newest id first, older than ``before_id``, of one status or buyer if given."""
+    stmt = scoped_select(Order, workspace_id)
+    if before_id is not None:
+        stmt = stmt.where(Order.id < before_id)
+    if status is not None:
+        stmt = stmt.where(Order.status == status)
+    if buyer_id is not None:
+        stmt = stmt.where(Order.buyer_id == buyer_id)
+    return list(session.scalars(stmt.order_by(Order.id.desc()).limit(limit)))
 
 
 def sold_since(session: Session, workspace_id: str, offer_key: str, since: datetime) -> int:
@@ -272,51 +285,7 @@ def cancel_pending_tasks(session: Session, workspace_id: str, order_id: str, rea
     return _rowcount(result)
 
 
-# -- subscriptions and provider events -----------------------------------------------------------------
-
-
-def subscription(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
-    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
-    return session.scalars(stmt).one_or_none()
-
-
-def subscription_for_update(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
-    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
-    session.flush()  # as order_for_update: keep this transaction's own changes
-    return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
-
-
-def subscription_by_provider(session: Session, workspace_id: str, provider_id: str) -> Subscription | None:
-    stmt = scoped_select(Subscription, workspace_id).where(
-        Subscription.provider_subscription_id == provider_id
-    )
-    return session.scalars(stmt).first()
-
-
-def subscriptions_of(session: Session, workspace_id: str, buyer_id: str) -> list[Subscription]:
-    stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id == buyer_id)
-    return list(session.scalars(stmt.order_by(Subscription.created_at)))
-
-
-def unscheduled_subscriptions(
-    session: Session, *, kind: str, statuses: tuple[str, ...], limit: int
-) -> list[Subscription]:
-    """Manual-provider subscriptions in ``statuses`` (every workspace) with no queued ``kind`` job."""
-    key = Subscription.workspace_id.concat("/").concat(Subscription.id)  # checkout.due.key
-    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
-    stmt = (
-        select(Subscription)
-        .join(Order, (Order.workspace_id == Subscription.workspace_id) & (Order.id == Subscription.order_id))
-        .where(
-            Subscription.status.in_(statuses),
-            Subscription.provider_subscription_id.is_(None),
-            Order.provider == "manual",
-            ~queued,
-        )
-        .order_by(Subscription.id)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
+# -- due work and provider events ----------------------------------------------------------------------
 
 
 def unscheduled_holds(session: Session, *, kind: str, limit: int) -> list[StockHold]:
@@ -354,6 +323,11 @@ def unmatched_payment_events(session: Session, provider: str, payment_ref: str) 
     return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
 
 
-def payment_events_of(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
+def payment_events_of(
+    session: Session, workspace_id: str, order_id: str, *, limit: int, after_id: int | None = None
+) -> list[PaymentEvent]:
+    """Up to ``limit`` of the order's provider events in the order they were received, after ``after_id``."""
     stmt = scoped_select(PaymentEvent, workspace_id).where(PaymentEvent.order_id == order_id)
-    return list(session.scalars(stmt.order_by(PaymentEvent.id)))
+    if after_id is not None:
+        stmt = stmt.where(PaymentEvent.id > after_id)
+    return list(session.scalars(stmt.order_by(PaymentEvent.id).limit(limit)))

@@ -1,6 +1,6 @@
 """Background jobs of the checkout domain (thin: the job's key names the object, the service acts).
 
-Due work (``checkout.due``): each handler is transactional, so what it does and the job's finish commit
+Due work (``checkout.due``; a subscription's own is in ``subscriptions/tasks.py``): each handler is transactional, so what it does and the job's finish commit
 together (exactly once), and returns when the object is next due (None: nothing more to do).
 """
 
@@ -46,28 +46,6 @@ def fulfil(ctx: Context) -> datetime | None:
 
 
 # -- due work ---------------------------------------------------------------------------------------
-
-
-@register(due.PERIOD_END)
-def period_end(ctx: Context) -> datetime | None:
-    assert ctx.session is not None and ctx.job.workspace_id is not None
-    return checkout_service.period_end_due(
-        session=ctx.session,
-        workspace_id=ctx.job.workspace_id,
-        subscription_id=due.object_id(ctx.job.key),
-        now=ctx.now,
-    )
-
-
-@register(due.PAYMENT_RETRY)
-def payment_retry(ctx: Context) -> datetime | None:
-    assert ctx.session is not None and ctx.job.workspace_id is not None
-    return checkout_service.payment_retry_due(
-        session=ctx.session,
-        workspace_id=ctx.job.workspace_id,
-        subscription_id=due.object_id(ctx.job.key),
-        now=ctx.now,
-    )
 
 
 @register(due.HOLD_EXPIRY)

@@ -65,9 +65,7 @@ def orders_mark_paid(
             out = checkout_service.mark_paid(session=session, workspace_id=workspace, order_id=order_id, actor="cli",
                                              provider_ref=reference, platform_fee_percent=cfg.platform_fee_percent)  # fmt: skip
         done = checkout_service.run_fulfilment(db=db)
-    typer.echo(
-        f"{order_id}: {out['status']} ({out['formatted_total']}); {len(done)} components delivered now"
-    )
+    typer.echo(f"{order_id}: {out.status} ({out.formatted_total}); {len(done)} components delivered now")
 
 
 @orders_app.command("refund")
@@ -79,7 +77,7 @@ def orders_refund(
         out = checkout_service.refund(
             session=session, workspace_id=workspace, order_id=order_id, amount=amount, actor="cli"
         )
-    typer.echo(f"{order_id}: {out['status']}, refunded {out['refunded']} of {out['total']}")
+    typer.echo(f"{order_id}: {out.status}, refunded {out.refunded} of {out.total}")
 
 
 @orders_app.command("fulfil")
@@ -93,7 +91,11 @@ def orders_fulfil() -> None:
 @orders_app.command("show")
 def orders_show(workspace: WorkspaceOpt, order_id: str) -> None:
     with domain_errors(), database() as db, db.read() as session:
-        print_json(ledger_service.order_ledger(session=session, workspace_id=workspace, order_id=order_id))
+        print_json(
+            ledger_service.order_ledger(
+                session=session, workspace_id=workspace, order_id=order_id
+            ).model_dump(mode="json")
+        )
 
 
 @ledger_app.command("export")
@@ -116,7 +118,7 @@ def ledger_payouts(
     """The period's payout report: gross, discounts, refunds, tax, fees and net."""
     with domain_errors(), database() as db, db.read() as session:
         print_json(ledger_service.payouts(session=session, workspace_id=workspace, start=_utc(start), end=_utc(end),
-                                          currency=currency))  # fmt: skip
+                                          currency=currency).model_dump(mode="json"))  # fmt: skip
 
 
 @ledger_app.command("payout")
@@ -132,7 +134,5 @@ def ledger_payout(
         out = ledger_service.record_payout(session=session, workspace_id=workspace, reference=reference,
                                            amount=amount, currency=currency, actor="cli",
                                            paid_at=_utc(paid_at) if paid_at else None)  # fmt: skip
-    state = "recorded" if out["created"] else "already recorded"
-    typer.echo(
-        f"payout {reference}: {out['formatted']} {state}; pending {out['pending_balance']['formatted']}"
-    )
+    state = "recorded" if out.created else "already recorded"
+    typer.echo(f"payout {reference}: {out.formatted} {state}; pending {out.pending_balance.formatted}")

@@ -313,7 +313,7 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
         out["access"] = access()
         # The plan starts with a trial: nothing is charged until it ends. Its end comes now (the manual
         # provider renews by API), so the first period is charged, booked and its quota granted.
-        grants = http.get(f"/v1/buyers/{out['orders'][2]['buyer_id']}/entitlements").json()
+        grants = http.get(f"/v1/buyers/{out['orders'][2]['buyer_id']}/entitlements").json()["items"]
         sub_id = next(g["source"] for g in grants if g["source"].startswith("sub_"))
         sub = http.get(f"/v1/subscriptions/{sub_id}").json()
         out["trial_end"] = sub["state"]["current_period_end"]
@@ -323,7 +323,7 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
         renewed.raise_for_status()
         out["after_trial"] = {"status": renewed.json()["status"], "access": access()}
         out["check"] = http.get("/v1/ledger/check").json()
-        out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()
+        out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()["items"]
     return out
 
 

@@ -82,6 +82,23 @@ def of_buyer(session: Session, workspace_id: str, buyer_id: str) -> list[Entitle
     )
 
 
+def page_of_buyer(
+    session: Session, workspace_id: str, buyer_id: str, *, limit: int, after_id: str | None,
+    component: str | None, status: str | None, source: str | None,
+) -> list[Entitlement]:  # fmt: skip
+    """Up to ``limit`` of the buyer's entitlements by id (oldest first) after ``after_id``, filtered."""
+    stmt = scoped_select(Entitlement, workspace_id).where(Entitlement.buyer_id == buyer_id)
+    if after_id is not None:
+        stmt = stmt.where(Entitlement.id > after_id)
+    if component is not None:
+        stmt = stmt.where(Entitlement.component == component)
+    if status is not None:
+        stmt = stmt.where(Entitlement.status == status)
+    if source is not None:
+        stmt = stmt.where(Entitlement.source == source)
+    return list(session.scalars(stmt.order_by(Entitlement.id).limit(limit)))
+
+
 def add(session: Session, obj: Entitlement) -> None:
     session.add(obj)
 

@@ -83,5 +83,12 @@ class QuotaUseIn(BaseModel):
     n: int = Field(default=1, ge=1, le=10_000)
 
 
+class OverrideRead(BaseModel):
+    """The admin override now in force on one (component, ref): ``mode`` null when there is none."""
+
+    mode: OverrideMode | None
+    entitlement: EntitlementRead | None = Field(description="The admin row (null if there never was one)")
+
+
 class QuotaUsed(BaseModel):
     remaining: int | None = Field(description="Quota left after this use (None: unlimited)")

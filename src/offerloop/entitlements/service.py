@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import repository
 from offerloop.entitlements.exceptions import (
     BuyerIdentifierRequired,
@@ -183,6 +184,20 @@ def list_for_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> lis
     """Every entitlement row of the buyer (merged ids answer with their survivor), revoked ones too."""
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     return [EntitlementRead.model_validate(e) for e in repository.of_buyer(session, workspace_id, live)]
+
+
+def page_for_buyer(
+    *, session: Session, workspace_id: str, buyer_id: str, limit: int, cursor: str | None = None,
+    component: str | None = None, status: str | None = None, source: str | None = None,
+) -> Page[EntitlementRead]:  # fmt: skip
+    """The buyer's entitlements a page at a time, oldest first (ids are time-ordered), revoked ones too."""
+    live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
+    after = decode_cursor(cursor, types=(str,))
+    if after is not None and not after[0].startswith("ent_"):  # another list's cursor
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    rows = repository.page_of_buyer(session, workspace_id, live, limit=limit + 1, after_id=after[0] if after else None,
+                                    component=component, status=status, source=source)  # fmt: skip
+    return page_of(rows, limit, key=lambda e: (e.id,), item=EntitlementRead.model_validate)
 
 
 # -- changes (audited; the caller commits) ------------------------------------------------------------

@@ -123,3 +123,32 @@ def unbalanced(session: Session, workspace_id: str) -> list[tuple[int, str | Non
         .order_by(LedgerEntry.id, LedgerPosting.currency)
     )
     return [(int(i), o, c, int(s)) for i, o, c, s in session.execute(stmt)]
+
+
+def entries_page(
+    session: Session, workspace_id: str, *, limit: int, after_id: int | None, kind: str | None,
+    order_id: str | None, start: datetime | None, end: datetime | None,
+) -> list[tuple[LedgerEntry, list[LedgerPosting]]]:  # fmt: skip
+    """Up to ``limit`` entries by id after ``after_id`` (of one kind or order; ``start <= occurred_at < end``),
+    each with its postings in insertion order."""
+    stmt = scoped_select(LedgerEntry, workspace_id)
+    if after_id is not None:
+        stmt = stmt.where(LedgerEntry.id > after_id)
+    if kind is not None:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    if order_id is not None:
+        stmt = stmt.where(LedgerEntry.order_id == order_id)
+    if start is not None:
+        stmt = stmt.where(LedgerEntry.occurred_at >= start)
+    if end is not None:
+        stmt = stmt.where(LedgerEntry.occurred_at < end)
+    entries = list(session.scalars(stmt.order_by(LedgerEntry.id).limit(limit)))
+    if not entries:
+        return []
+    postings = scoped_select(LedgerPosting, workspace_id).where(
+        LedgerPosting.entry_id.in_([e.id for e in entries])
+    )
+    by_entry: dict[int, list[LedgerPosting]] = {e.id: [] for e in entries}
+    for posting in session.scalars(postings.order_by(LedgerPosting.id)):
+        by_entry[posting.entry_id].append(posting)
+    return [(e, by_entry[e.id]) for e in entries]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import Conflict, NotFound, OfferloopError, ValidationFailed
 from offerloop.core.money import CurrencyMismatch, Money, currency_code
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.ledger import repository
 from offerloop.ledger.postings import (
     Account,
@@ -29,9 +30,21 @@ from offerloop.ledger.postings import (
     payout_entry,
 )
 from offerloop.ledger.reports import payout_report, revenue_by, to_csv
+from offerloop.ledger.schemas import (
+    EntryRead,
+    LedgerCheck,
+    MoneyRead,
+    OrderLedger,
+    OrderTotals,
+    PayoutRecorded,
+    PayoutTotals,
+    PostingRead,
+    RevenueRow,
+)
 from offerloop.models import LedgerEntry, LedgerPosting
 
 RevenueBy = Literal["offer", "persona", "first_touch", "last_touch"]
+EntryKindName = Literal["sale", "refund", "fee", "payout", "adjustment"]
 REVENUE_DIMENSIONS: tuple[str, ...] = get_args(RevenueBy)
 _TOUCH_TAGS = ("persona", "first_touch", "last_touch")
 
@@ -67,10 +80,6 @@ def _period(start: datetime | None, end: datetime | None) -> None:
     _aware(start=start, end=end)
     if start is not None and end is not None and end < start:
         raise ValidationFailed(f"the period ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-
-
-def _money(m: Money) -> dict[str, Any]:
-    return {"amount": m.amount, "formatted": m.format()}
 
 
 def _tags(tags: Mapping[str, Any], entry: Entry) -> dict[str, Any]:
@@ -190,18 +199,17 @@ def record(
     return row.id
 
 
-def _payout_read(row: LedgerEntry, amount: Money, pending: Money, created: bool) -> dict[str, Any]:
-    return {
-        "reference": row.reference, "entry_id": row.id, "currency": amount.currency, "amount": amount.amount,
-        "formatted": amount.format(), "paid_at": row.occurred_at.isoformat(), "created": created,
-        "pending_balance": _money(pending),
-    }  # fmt: skip
+def _payout_read(row: LedgerEntry, amount: Money, pending: Money, created: bool) -> PayoutRecorded:
+    return PayoutRecorded(
+        reference=row.reference or "", entry_id=row.id, currency=amount.currency, amount=amount.amount,
+        formatted=amount.format(), paid_at=row.occurred_at, created=created, pending_balance=MoneyRead.of(pending),
+    )  # fmt: skip
 
 
 def record_payout(
     *, session: Session, workspace_id: str, reference: str, amount: int, currency: str,
     paid_at: datetime | None = None, actor: str = "api",
-) -> dict[str, Any]:  # fmt: skip
+) -> PayoutRecorded:  # fmt: skip
     """Record money paid out to the creator's bank: ``payouts_pending`` -> ``payouts_paid``, never more than
     the pending balance. Idempotent by ``reference`` (the transfer's id): the same payout again changes
     nothing (``created`` False); the same reference with another amount or currency is a conflict."""
@@ -272,7 +280,15 @@ def refundable(*, session: Session, workspace_id: str, order_id: str) -> Money:
         raise LedgerCorrupt(f"order {order_id!r} cannot be summarised: {exc}") from None
 
 
-def order_ledger(*, session: Session, workspace_id: str, order_id: str) -> dict[str, Any]:
+def _entry_read(entry_id: int, e: Entry, tags: Mapping[str, Any]) -> EntryRead:
+    return EntryRead(
+        id=entry_id, kind=e.kind.value, order_id=e.order_id, occurred_at=e.occurred_at, tags=dict(tags),
+        postings=[PostingRead(account=p.account.value, currency=p.amount.currency, memo=p.memo,
+                              amount=p.amount.amount, formatted=p.amount.format()) for p in e.postings],
+    )  # fmt: skip
+
+
+def order_ledger(*, session: Session, workspace_id: str, order_id: str) -> OrderLedger:
     """The order's entries with their postings, its summary and what is still refundable (minor units and
     formatted strings)."""
     loaded = _order_entries(session, workspace_id, order_id)
@@ -282,42 +298,41 @@ def order_ledger(*, session: Session, workspace_id: str, order_id: str) -> dict[
         left = _refundable(plain, order_id)
     except (LedgerError, CurrencyMismatch) as exc:
         raise LedgerCorrupt(f"order {order_id!r} cannot be summarised: {exc}") from None
-    return {
-        "order_id": order_id,
-        "currency": summary["gross"].currency,
-        "entries": [
-            {
-                "id": entry_id,
-                "kind": e.kind.value,
-                "occurred_at": e.occurred_at.isoformat(),
-                "tags": tags,
-                "postings": [
-                    {
-                        "account": p.account.value,
-                        "currency": p.amount.currency,
-                        "memo": p.memo,
-                        **_money(p.amount),
-                    }
-                    for p in e.postings
-                ],
-            }
-            for entry_id, e, tags in loaded
-        ],
-        "summary": {name: _money(cast(Money, m)) for name, m in summary.items()},
-        "refundable": _money(left),
-    }
+    return OrderLedger(
+        order_id=order_id, currency=summary["gross"].currency,
+        entries=[_entry_read(entry_id, e, tags) for entry_id, e, tags in loaded],
+        summary=OrderTotals(**{name: MoneyRead.of(cast(Money, m)) for name, m in summary.items()}),
+        refundable=MoneyRead.of(left),
+    )  # fmt: skip
+
+
+def list_entries(
+    *, session: Session, workspace_id: str, limit: int, cursor: str | None = None, kind: EntryKindName | None = None,
+    order_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+) -> Page[EntryRead]:  # fmt: skip
+    """The workspace's entries in the order they were booked (by id), of one kind or order, with
+    ``start <= occurred_at < end``: e.g. the payouts of a period."""
+    _period(start, end)
+    after = decode_cursor(cursor, types=(int,))
+    rows = repository.entries_page(session, workspace_id, limit=limit + 1, after_id=after[0] if after else None,
+                                   kind=kind, order_id=order_id, start=start, end=end)  # fmt: skip
+    return page_of(
+        rows,
+        limit,
+        key=lambda r: (r[0].id,),
+        item=lambda r: _entry_read(r[0].id, _entry(*r), r[0].tags or {}),
+    )
 
 
 def payouts(
     *, session: Session, workspace_id: str, start: datetime, end: datetime, currency: str
-) -> dict[str, Any]:
-    """Totals of ``[start, end)`` in one currency (``reports.payout_report``) as a JSON-ready dict."""
+) -> PayoutTotals:
+    """Totals of ``[start, end)`` in one currency (``reports.payout_report``)."""
     cur = _currency(currency)
     _period(start, end)
     loaded = [e for _, e, _ in _load(session, workspace_id, start=start, end=end, currency=cur)]
     report = payout_report(loaded, start=start, end=end, currency=cur)
-    out: dict[str, Any] = {"start": report.start.isoformat(), "end": report.end.isoformat(), "currency": cur}
-    for name in (
+    money = (
         "gross",
         "discounts",
         "refunds",
@@ -327,10 +342,11 @@ def payouts(
         "fees",
         "net",
         "paid_out",
-    ):
-        out[name] = _money(getattr(report, name))
-    out["orders"] = report.orders
-    return out
+    )
+    return PayoutTotals(
+        start=report.start, end=report.end, currency=cur, orders=report.orders,
+        **{name: MoneyRead.of(getattr(report, name)) for name in money},
+    )  # fmt: skip
 
 
 def export_csv(
@@ -349,7 +365,7 @@ def _revenue_keys(tags: Mapping[str, Any], by: str) -> list[str]:
     return [str(value) if value else ""]
 
 
-def revenue(*, session: Session, workspace_id: str, by: str, currency: str) -> list[dict[str, Any]]:
+def revenue(*, session: Session, workspace_id: str, by: str, currency: str) -> list[RevenueRow]:
     """Net revenue (gross - discounts - refunds) in ``currency`` by offer, persona, first or last touch as
     tagged at posting time, largest first; an entry of several offers is split evenly over them
     (``Money.allocate``, so the parts add up). ``key`` is None for unattributed revenue."""
@@ -367,7 +383,33 @@ def revenue(*, session: Session, workspace_id: str, by: str, currency: str) -> l
         for key, part in zip(keys, net.allocate([1] * len(keys)), strict=True):
             totals[key] = totals.get(key, Money.zero(cur)) + part
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1].amount, kv[0]))
-    return [{"key": key or None, **_money(amount)} for key, amount in ranked]
+    return [
+        RevenueRow(key=key or None, amount=amount.amount, formatted=amount.format()) for key, amount in ranked
+    ]
+
+
+def revenue_page(
+    *, session: Session, workspace_id: str, by: str, currency: str, limit: int, cursor: str | None = None
+) -> Page[RevenueRow]:
+    """``revenue`` a page at a time: largest first, then by key ("" for unattributed sorts first)."""
+    after = decode_cursor(cursor, types=(str, str, int, str))
+    if after is not None and after[:2] != (by, currency.upper()):  # a page of another ranking
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    rows = revenue(session=session, workspace_id=workspace_id, by=by, currency=currency)
+    if after is not None:
+        rows = [r for r in rows if (-r.amount, r.key or "") > (-after[2], after[3])]
+    return page_of(
+        rows[: limit + 1],
+        limit,
+        key=lambda r: (by, currency.upper(), r.amount, r.key or ""),
+        item=lambda r: r,
+    )
+
+
+def check(*, session: Session, workspace_id: str) -> LedgerCheck:
+    """Whether every entry balances, and the orders of those that do not."""
+    found = unbalanced_orders(session=session, workspace_id=workspace_id)
+    return LedgerCheck(balanced=not found, unbalanced_orders=found)
 
 
 def unbalanced_orders(*, session: Session, workspace_id: str) -> list[str]:

@@ -132,7 +132,7 @@ class Subscription(Base):
     order_id: Mapped[str] = mapped_column(String(40))
     offer_key: Mapped[str] = mapped_column(String(120))
     status: Mapped[str] = mapped_column(String(20))
-    state: Mapped[dict[str, Any]] = mapped_column(JSONType)  # offers.subscriptions.Subscription, serialised
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType)  # subscriptions.lifecycle.Subscription
     provider_subscription_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,6 +11,7 @@ MODULES: tuple[str, ...] = (
     "offerloop.assembly.consumers",
     "offerloop.assembly.tasks",
     "offerloop.checkout.tasks",
+    "offerloop.subscriptions.tasks",
     "offerloop.decisions.tasks",
 )
 

@@ -38,11 +38,11 @@ from typing import ClassVar, Final, Literal, TypeAlias
 
 from offerloop.core.money import Money, currency_code
 from offerloop.offers.catalog import INTERVALS, Interval, Offer
-from offerloop.offers.exceptions import (
+from offerloop.offers.exceptions import PricingError
+from offerloop.subscriptions.exceptions import (
     QUOTA_EXHAUSTED,
     QUOTA_UNAVAILABLE,
     QUOTA_UNKNOWN,
-    PricingError,
     SubscriptionError,
 )
 

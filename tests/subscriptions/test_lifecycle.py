@@ -11,8 +11,9 @@ import pytest
 
 from offerloop.core.money import Money
 from offerloop.offers.catalog import load_catalog
-from offerloop.offers.exceptions import PricingError, SubscriptionError
-from offerloop.offers.subscriptions import (
+from offerloop.offers.exceptions import PricingError
+from offerloop.subscriptions.exceptions import SubscriptionError
+from offerloop.subscriptions.lifecycle import (
     Cancel,
     Downgrade,
     Effect,

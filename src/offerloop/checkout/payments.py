@@ -1,0 +1,571 @@
+"""Payments: what a provider's hosted checkout charges, and provider webhooks applied once, checked against
+the order, in whatever order they arrive."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from offerloop.checkout import buyers, orders, repository
+from offerloop.checkout.exceptions import CheckoutError
+from offerloop.checkout.schemas import OrderLine, OrderRead, PaymentEventRead
+from offerloop.checkout.stripe_provider import (
+    CheckoutLine,
+    PaymentEvent,
+    StripeProvider,
+    WebhookEvent,
+    normalize,
+)
+from offerloop.core.clock import utcnow
+from offerloop.core.money import Money
+from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
+from offerloop.identity import service as identity_service
+from offerloop.ledger import service as ledger_service
+from offerloop.models import Order
+from offerloop.models import PaymentEvent as PaymentEventRow
+from offerloop.models import Subscription as SubscriptionRow
+from offerloop.offers import service as offers_service
+from offerloop.offers.catalog import Catalog
+from offerloop.subscriptions import service as subscriptions_service
+
+
+def event_seen(*, session: Session, provider: str, provider_event_id: str) -> bool:
+    return repository.payment_event(session, provider, provider_event_id) is not None
+
+
+# -- Stripe: what a Checkout Session charges -------------------------------------------------------
+#
+# All the money math of a provider checkout lives here, not in the route: the lines Stripe is asked to
+# charge sum to the order's total exactly (tax included, quantities exact), and a webhook pays an order
+# only when the amount and currency it reports are what the order asked for.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProviderCharge:
+    """What a Checkout Session charges for an order. ``lines`` sum to ``order.total`` exactly;
+    ``due_now`` is what the buyer pays at checkout (0 when the subscription starts with a trial)."""
+
+    mode: Literal["payment", "subscription"]
+    lines: list[CheckoutLine]
+    due_now: int
+    trial_days: int | None
+
+
+def _charged(line: OrderLine) -> int:
+    """What Stripe charges for a line: a plan in trial is given the price it turns into (``after_trial``)."""
+    return line.after_trial if line.after_trial is not None else line.total
+
+
+def _provider_line(line: OrderLine) -> CheckoutLine:
+    """One order line as a Checkout line. Stripe charges ``unit_amount x quantity``: when the line's total
+    does not divide by its quantity (a coupon's share), it is sent as one unit at the exact total."""
+    total, quantity = _charged(line), line.quantity
+    out: CheckoutLine
+    if quantity > 1 and total % quantity:
+        out = {"name": f"{line.title} x {quantity}", "unit_amount": total, "quantity": 1}
+    else:
+        out = {"name": line.title, "unit_amount": total // quantity, "quantity": quantity}
+    if line.interval:
+        out["interval"] = line.interval
+    return out
+
+
+def _trial_days(catalog: Catalog, lines: Sequence[OrderLine]) -> int:
+    days = [o.trial_days for line in lines if line.interval and (o := catalog.offer(line.offer_key))]
+    return max(days, default=0)
+
+
+def recurring_tax(amount: int, currency: str, tax_percent: str) -> int:
+    """The tax Stripe adds to each recurring charge of ``amount`` (the recurring "Tax" line)."""
+    return Money(currency, amount).percent(tax_percent).amount
+
+
+def provider_charge(*, catalog: Catalog, order: OrderRead, tax_percent: str) -> ProviderCharge:
+    """The Checkout lines for an order (see :class:`ProviderCharge`). Tax is a line of its own: recurring with
+    the plan when the order is a subscription (Stripe then charges it on every renewal), one-time otherwise."""
+    cur, lines = order.currency, order.lines
+    recurring = [line for line in lines if line.interval]
+    one_time = [line for line in lines if not line.interval]
+    if any(line.discount for line in recurring):
+        raise CheckoutError(
+            "a coupon on a plan would be charged on every renewal by Stripe: not supported with the Stripe provider",
+            code="provider_unsupported",
+        )
+    trial = _trial_days(catalog, recurring)
+    if trial and one_time:
+        raise CheckoutError(
+            "a plan with a trial cannot be combined with one-time items in one Stripe checkout",
+            code="provider_unsupported",
+        )
+    # A plan with a trial is charged nothing at checkout (its order line totals 0): Stripe is given the price
+    # it turns into (``after_trial``) and the trial's length, and charges both at the trial's end.
+    out = [_provider_line(line) for line in lines]
+    tax = order.tax
+    r_tax = 0
+    if recurring:
+        r_total = sum(_charged(line) for line in recurring)
+        r_tax = recurring_tax(r_total, cur, tax_percent) if trial else (
+            tax if not one_time else min(tax, recurring_tax(r_total, cur, tax_percent)))  # fmt: skip
+    interval = recurring[0].interval if recurring else None
+    if r_tax and interval is not None:
+        out.append({"name": "Tax", "unit_amount": r_tax, "quantity": 1, "interval": interval})
+    if tax - (0 if trial else r_tax):
+        out.append({"name": "Tax", "unit_amount": tax - r_tax, "quantity": 1})
+    charged = sum(line["unit_amount"] * line["quantity"] for line in out)
+    if (0 if trial else charged) != order.total:  # an invariant: the lines are built from the order's amounts
+        raise CheckoutError(
+            f"the checkout lines sum to {charged}, the order to {order.total}", code="charge_mismatch"
+        )
+    return ProviderCharge(mode="subscription" if recurring else "payment", lines=out,
+                          due_now=0 if trial else charged, trial_days=trial or None)  # fmt: skip
+
+
+def checkout(
+    *, db: Any, workspace_id: str, offer_key: str, currency: str, provider_name: str = "manual",
+    provider: StripeProvider | None = None, user_id: str | None = None, anonymous_id: str | None = None,
+    email: str | None = None, coupon: str | None = None, bumps: Sequence[str] = (), quantity: int = 1,
+    decision_id: str | None = None, tax_percent: str = "0", success_url: str = "", cancel_url: str = "",
+) -> OrderRead:  # fmt: skip
+    """The whole checkout: the buyer, a pending order with its quote, and for a provider the hosted session.
+
+    The provider call happens outside any transaction (no lock held across the network); if it fails the
+    order is canceled and its held units go back to stock."""
+    if provider_name != "manual" and provider is None:
+        raise CheckoutError(f"provider {provider_name} is not configured", code="provider_not_configured")
+    with db.write() as session:
+        buyer_id = buyers.buyer_for(session=session, workspace_id=workspace_id, user_id=user_id,
+                             anonymous_id=anonymous_id, email=email)  # fmt: skip
+        order = orders.begin(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id, offer_key=offer_key, currency=currency,
+            provider=provider_name, coupon=coupon, bumps=bumps, quantity=quantity, decision_id=decision_id,
+            tax_percent=tax_percent,
+        )  # fmt: skip
+        catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
+        charge = provider_charge(catalog=catalog, order=order, tax_percent=tax_percent) if provider else None
+    if provider is None or charge is None:
+        return order
+    try:
+        created = provider.create_checkout_session(
+            order_id=order.id, workspace_id=workspace_id, mode=charge.mode, currency=order.currency,
+            lines=charge.lines, success_url=success_url, cancel_url=cancel_url, customer_email=email,
+            trial_days=charge.trial_days,
+        )  # fmt: skip
+    except Exception:
+        with db.write() as session:
+            orders.cancel_pending(session=session, workspace_id=workspace_id, order_id=order.id,
+                           reason="provider refused the checkout")  # fmt: skip
+        raise
+    with db.write() as session:
+        return orders.attach_session(session=session, workspace_id=workspace_id, order_id=order.id,
+                              provider_ref=created.id, url=created.url)  # fmt: skip
+
+
+# -- provider webhooks: applied once, checked against the order, reordering tolerated --------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookTerms:
+    """The workspace's money settings a webhook needs: the platform's cut and the tax rate on renewals."""
+
+    platform_fee_percent: str = "0"
+    tax_percent: str = "0"
+
+
+def handle_payment_event(
+    *, session: Session, event: PaymentEvent, payload: Mapping[str, Any], terms: WebhookTerms | None = None
+) -> str:
+    """Apply a verified provider event once (by its id), whatever the delivery order. Returns the outcome,
+    which is also stored with the event (``GET /v1/orders/{id}/payments``).
+
+    An event that needs a subscription that does not exist yet (a renewal, a failure or an update delivered
+    before the checkout's completion) is stored ``deferred`` and applied when the order is paid."""
+    terms = terms or WebhookTerms()
+    if repository.payment_event(session, event.provider, event.provider_event_id) is not None:
+        return "duplicate"
+    order = _event_order(session, event)
+    outcome = "ignored_no_order"
+    if order is not None:
+        # One order's events apply one at a time: a checkout's completion and its first invoice arrive together.
+        order = orders.load(session, order.workspace_id, order.id, lock=True)
+        outcome = _apply_event(session, order, event, terms)
+    if order is not None:  # an erased buyer's order: the event is kept, their personal data is not
+        payload = identity_service.storable(
+            session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id, value=payload
+        )
+    repository.add(session, PaymentEventRow(
+        workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
+        provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
+        payment_ref=(event.payment_intent_id or event.invoice_id or "")[:200] or None,
+        occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome[:40], payload=dict(payload),
+    ))  # fmt: skip
+    repository.flush(session)
+    if order is not None and outcome in ("paid", "trial_started"):
+        _replay_deferred(session, order, terms)
+    if order is not None and order.status != "pending":
+        _adopt_unmatched(session, order, terms)
+    return outcome
+
+
+def _event_order(session: Session, event: PaymentEvent) -> Order | None:
+    """The order an event is about: the one its payment (intent or invoice) paid, else its reference."""
+    order = None
+    for ref in (event.payment_intent_id, event.invoice_id):
+        if order is None and ref:
+            order = repository.order_for_webhook(session, event.workspace_id, None, ref)
+    if order is None:
+        order = repository.order_for_webhook(session, event.workspace_id, event.order_id, event.session_id)
+    if order is None and event.subscription_id and event.workspace_id:
+        row = subscriptions_service.by_provider(
+            session=session, workspace_id=event.workspace_id, provider_id=event.subscription_id
+        )
+        order = repository.order(session, row.workspace_id, row.order_id) if row else None
+    if order is not None and event.workspace_id and order.workspace_id != event.workspace_id:
+        return None
+    return order
+
+
+def _replay_deferred(session: Session, order: Order, terms: WebhookTerms) -> None:
+    """Apply, in the order they happened, the events that waited for this order to be paid."""
+    for row in repository.deferred_payment_events(session, order.workspace_id, order.id):
+        event = normalize(_stored_event(row.payload))
+        if event is None:
+            continue
+        row.outcome = _apply_event(session, order, event, terms)[:40]
+    repository.flush(session)
+
+
+def _adopt_unmatched(session: Session, order: Order, terms: WebhookTerms) -> None:
+    """Apply the events that named this order's payment before the order was known by it (a refund without
+    order metadata that overtook the checkout's completion) instead of leaving them ignored."""
+    if not order.provider_ref:
+        return
+    for row in repository.unmatched_payment_events(session, order.provider, order.provider_ref):
+        if row.workspace_id not in (None, order.workspace_id):
+            continue
+        event = normalize(_stored_event(row.payload))
+        if event is None:
+            continue
+        row.workspace_id, row.order_id = order.workspace_id, order.id
+        row.outcome = _apply_event(session, order, event, terms)[:40]
+    repository.flush(session)
+
+
+def _stored_event(payload: Mapping[str, Any]) -> WebhookEvent:
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    return WebhookEvent(id=str(payload["id"]), type=str(payload["type"]), created=int(payload["created"]),
+                        object=obj if isinstance(obj, dict) else {}, raw=dict(payload))  # fmt: skip
+
+
+def _amount_problem(order: Order, event: PaymentEvent, expected: int) -> str | None:
+    """``currency_mismatch`` / ``amount_mismatch`` when the provider's amount is not what was asked for."""
+    if (event.currency or "").upper() != order.currency.upper():
+        return "currency_mismatch"
+    if event.amount != expected:
+        return "amount_mismatch"
+    return None
+
+
+def _subscription_of(session: Session, order: Order, event: PaymentEvent) -> SubscriptionRow | None:
+    if event.subscription_id:
+        row = subscriptions_service.by_provider(
+            session=session, workspace_id=order.workspace_id, provider_id=event.subscription_id
+        )
+        if row is not None:
+            return row
+    return next(
+        (
+            s
+            for s in subscriptions_service.of_buyer(
+                session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id
+            )
+            if s.order_id == order.id
+        ),
+        None,
+    )
+
+
+def _renewal_due(session: Session, row: SubscriptionRow) -> int:
+    """What a renewal invoice charges: the plan's amount and its tax at the rate of the subscription's order."""
+    sub = subscriptions_service.state_of(row)
+    first = repository.order(session, row.workspace_id, row.order_id)
+    return sub.amount + recurring_tax(sub.amount, sub.currency, first.tax_percent if first else "0")
+
+
+def _tag_renewal(session: Session, row: SubscriptionRow, event: PaymentEvent) -> None:
+    """The renewal order just booked carries the invoice's payment, so its refund finds it."""
+    ref = event.payment_intent_id or event.invoice_id
+    if not ref:
+        return
+    for order in reversed(repository.orders_of(session, row.workspace_id, row.buyer_id)):
+        lines = order.lines or []
+        if order.provider_ref is None and lines and lines[0].get("subscription_id") == row.id:
+            order.provider_ref = ref
+            return
+
+
+def _pay(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
+    """A pending order's payment (or trial start), checked against what the checkout asked for.
+
+    The processor fee is the one Stripe reports (a charge's expanded ``balance_transaction.fee``); without
+    it none is booked: Stripe's fee depends on the account's country, the card's origin and the payment
+    method, so any table would book a wrong number for most accounts. The platform fee is the workspace's
+    ``platform_fee_percent`` of the net sale, as for the manual provider."""
+    due = order.total  # a plan's trial is charged nothing at checkout (its line totals 0)
+    problem = _amount_problem(order, event, due)
+    if problem:
+        return problem
+    orders.mark_paid(
+        session=session,
+        workspace_id=order.workspace_id,
+        order_id=order.id,
+        actor="stripe",
+        processor_fee=event.fee or 0,
+        provider_ref=event.payment_intent_id or event.session_id,
+        paid_at=event.occurred_at,
+        subscription_ref=event.subscription_id,
+        platform_fee_percent=terms.platform_fee_percent,
+        book=due > 0,
+    )
+    return "paid" if due > 0 else "trial_started"
+
+
+def _apply_event(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
+    if event.kind in ("checkout_completed", "payment_succeeded"):
+        return _on_payment(session, order, event, terms)
+    if event.kind == "payment_failed":
+        return _on_failure(session, order, event)
+    if event.kind == "refunded":
+        return _on_refund(session, order, event, terms)
+    if event.kind == "subscription_updated":
+        return _on_subscription_update(session, order, event, terms)
+    if event.kind == "subscription_canceled":
+        row = _subscription_of(session, order, event)
+        if row is None:
+            return "deferred" if order.status == "pending" else "ignored_state"
+        if row.status == "canceled":
+            return "ignored_state"
+        subscriptions_service.act(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            action="cancel",
+            at_period_end=False,
+            at=event.occurred_at,
+            actor="stripe",
+        )
+        return "canceled"
+    return "ignored_kind"
+
+
+def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
+    ws = order.workspace_id
+    unpaid = event.payment_status not in (None, "paid", "no_payment_required")
+    if event.kind == "checkout_completed" and unpaid:
+        return "awaiting_payment"
+    if order.status == "pending":
+        if event.invoice_id and event.billing_reason not in (None, "subscription_create"):
+            return "deferred"  # a renewal delivered before the subscription exists: applied when it does
+        return _pay(session, order, event, terms)
+    if order.status not in ("paid", "partially_refunded"):
+        return f"order_{order.status}"
+    row = _subscription_of(session, order, event) if event.invoice_id else None
+    if row is None or event.kind != "payment_succeeded" or row.order_id != order.id:
+        return "already_paid"  # (an order found by this payment's id: its renewal is booked already)
+    if event.billing_reason == "subscription_create":
+        if event.payment_intent_id and (order.provider_ref or "cs_").startswith("cs_"):
+            order.provider_ref = event.payment_intent_id  # the session's first invoice: refunds name it
+        return "already_paid"
+    if event.billing_reason not in (None, "subscription_cycle"):
+        return "already_paid"  # a plan change's proration: booked with the change itself
+    for paid_by in (event.payment_intent_id, event.invoice_id):
+        # Looked up again under the order's lock: another event about this invoice, found before the renewal
+        # it booked was committed, must not book a second period for the same payment.
+        if paid_by and repository.order_for_webhook(session, order.workspace_id, None, paid_by) is not None:
+            return "already_paid"
+    end = subscriptions_service.state_of(row).current_period_end
+    if end is None or (event.billing_reason is None and event.occurred_at < end and row.status != "past_due"):
+        return "already_paid"
+    if row.status not in ("active", "trialing", "past_due"):
+        return "ignored_state"
+    problem = _amount_problem(order, event, _renewal_due(session, row))
+    if problem:
+        return problem
+    outcome = "subscription_renewed"
+    if row.status == "past_due":  # a retry of the failed renewal invoice went through
+        subscriptions_service.act(
+            session=session,
+            workspace_id=ws,
+            subscription_id=row.id,
+            action="payment_succeeded",
+            at=event.occurred_at,
+            actor="stripe",
+        )
+        outcome = "subscription_recovered"
+    # One paid cycle invoice is one period, whatever order the invoices arrive in.
+    subscriptions_service.act(
+        session=session,
+        workspace_id=ws,
+        subscription_id=row.id,
+        action="renew",
+        at=max(event.occurred_at, end),
+        actor="stripe",
+    )
+    _tag_renewal(session, row, event)
+    return outcome
+
+
+def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
+    if event.invoice_id is None:  # checkout.session.async_payment_failed: the delayed payment did not arrive
+        if order.status != "pending":
+            return "ignored_state"
+        orders.cancel_pending(
+            session=session,
+            workspace_id=order.workspace_id,
+            order_id=order.id,
+            reason="the delayed payment failed",
+        )
+        return "order_canceled"
+    row = _subscription_of(session, order, event)
+    if row is None:
+        first_invoice = event.billing_reason in (None, "subscription_create")
+        return "deferred" if order.status == "pending" and not first_invoice else "ignored_state"
+    if row.status not in ("active", "past_due"):
+        return "ignored_state"
+    if event.occurred_at < row.updated_at:
+        return "ignored_stale"  # the invoice was paid (or the subscription changed) after this attempt
+    sub = subscriptions_service.state_of(row)
+    if (
+        row.status == "past_due"
+        and event.attempt_count is not None
+        and sub.failed_attempts >= event.attempt_count
+    ):
+        return "failure_already_recorded"
+    subscriptions_service.act(
+        session=session,
+        workspace_id=order.workspace_id,
+        subscription_id=row.id,
+        action="payment_failed",
+        at=event.occurred_at,
+        actor="stripe",
+    )
+    return "payment_failed"
+
+
+def _on_refund(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
+    if order.status == "pending":  # the refund overtook the payment confirmation: record both, in order
+        paid = _pay(session, order, event, terms)
+        if paid != "paid":
+            return paid
+    if (event.currency or "").upper() != order.currency.upper():
+        return "currency_mismatch"
+    # Stripe reports the cumulative refunded amount: the delta makes repeats and reordering harmless.
+    delta = (event.amount_refunded or 0) - order.refunded
+    if delta <= 0:
+        return "refund_already_recorded"
+    left = ledger_service.refundable(session=session, workspace_id=order.workspace_id, order_id=order.id)
+    if order.status not in ("paid", "partially_refunded") or delta > left.amount:
+        return "refund_mismatch"  # more than the order booked, or an order that cannot be refunded
+    orders.refund(
+        session=session,
+        workspace_id=order.workspace_id,
+        order_id=order.id,
+        amount=delta,
+        actor="stripe",
+        at=event.occurred_at,
+    )
+    return "refunded"
+
+
+def _plan_of(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str | None:
+    """The plan a Stripe subscription is on: ``metadata.plan`` when it names one, else the catalog's only
+    recurring offer with the subscription's amount (with or without its tax line) and interval."""
+    catalog = offers_service.catalog_for(session=session, workspace_id=order.workspace_id)
+    named = catalog.offer(event.metadata.get("plan", ""))
+    if named is not None and named.recurring:
+        return named.key
+    if event.amount is None:
+        return None
+    found = []
+    for offer in catalog.offers:
+        price = offer.price(order.currency)
+        if not offer.recurring or price is None or (event.interval and offer.interval != event.interval):
+            continue
+        if event.amount in (
+            price.amount,
+            price.amount
+            + recurring_tax(price.amount, order.currency, order.tax_percent or terms.tax_percent),
+        ):
+            found.append(offer.key)
+    return found[0] if len(found) == 1 else None
+
+
+def _on_subscription_update(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
+    """``customer.subscription.updated``: its status, ``cancel_at_period_end`` and plan, applied when they
+    differ from ours. Money does not move here: the invoices that follow book it."""
+    row = _subscription_of(session, order, event)
+    if row is None:
+        return "deferred" if order.status == "pending" else "ignored_state"
+    if row.status == "canceled":
+        return "ignored_state"
+    if event.occurred_at < row.updated_at:
+        return "ignored_stale"  # a newer event already moved the subscription
+    ws, done = order.workspace_id, []
+
+    def act(action: str, **kw: Any) -> None:
+        subscriptions_service.act(
+            session=session,
+            workspace_id=ws,
+            subscription_id=row.id,
+            action=action,
+            at=event.occurred_at,
+            actor="stripe",
+            **kw,
+        )
+
+    status = event.subscription_status
+    if status in ("canceled", "incomplete_expired"):
+        act("cancel", at_period_end=False)
+        return "canceled"
+    if status in ("past_due", "unpaid") and row.status == "active":
+        act("payment_failed")
+        done.append("past_due")
+    elif status == "active" and row.status == "past_due":
+        act("payment_succeeded")
+        done.append("recovered")
+    plan = _plan_of(session, order, event, terms)
+    if plan and plan != row.offer_key and row.status in ("active", "trialing"):
+        act("change_plan", plan=plan)
+        done.append("plan_changed")
+    scheduled = subscriptions_service.state_of(row).cancel_at_period_end
+    if event.cancel_at_period_end is True and not scheduled and row.status in ("active", "trialing"):
+        act("cancel", at_period_end=True)
+        done.append("cancel_scheduled")
+    elif event.cancel_at_period_end is False and scheduled and row.status == "active":
+        act("resume")
+        done.append("cancel_withdrawn")
+    return ",".join(done) or "no_change"
+
+
+def payment_events(
+    *, session: Session, workspace_id: str, order_id: str, limit: int, cursor: str | None = None
+) -> Page[PaymentEventRead]:
+    """The provider events about an order and what each did (a refused amount stays visible here), in the
+    order they were received."""
+    orders.load(session, workspace_id, order_id)
+    # The cursor names its list (and order), so another list's (or order's) cursor is refused, not misread.
+    after = decode_cursor(cursor, types=(str, int))
+    if after is not None and after[0] != order_id:
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    rows = repository.payment_events_of(
+        session, workspace_id, order_id, limit=limit + 1, after_id=after[1] if after else None
+    )
+    return page_of(rows, limit, key=lambda e: (order_id, e.id), item=_payment_event_read)
+
+
+def _payment_event_read(e: PaymentEventRow) -> PaymentEventRead:
+    return PaymentEventRead(id=e.id, provider=e.provider, provider_event_id=e.provider_event_id, type=e.type,
+                            outcome=e.outcome, occurred_at=e.occurred_at, received_at=e.received_at)  # fmt: skip

@@ -1,0 +1,73 @@
+"""Every SQL statement of the subscriptions domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from offerloop.db.scoped import scoped_select
+from offerloop.models import Job, Order, Subscription
+
+
+def add(session: Session, row: Subscription) -> None:
+    session.add(row)
+
+
+def subscription(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def subscription_for_update(session: Session, workspace_id: str, subscription_id: str) -> Subscription | None:
+    """The subscription, its row locked until the transaction ends (as ``checkout.repository.order_for_update``)."""
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.id == subscription_id)
+    session.flush()  # sessions do not autoflush, and populate_existing would drop this transaction's changes
+    return session.scalars(stmt.with_for_update().execution_options(populate_existing=True)).one_or_none()
+
+
+def by_provider(session: Session, workspace_id: str, provider_id: str) -> Subscription | None:
+    stmt = scoped_select(Subscription, workspace_id).where(
+        Subscription.provider_subscription_id == provider_id
+    )
+    return session.scalars(stmt.order_by(Subscription.id)).first()
+
+
+def of_buyer(session: Session, workspace_id: str, buyer_id: str) -> list[Subscription]:
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id == buyer_id)
+    return list(session.scalars(stmt.order_by(Subscription.created_at, Subscription.id)))
+
+
+def page(
+    session: Session, workspace_id: str, *, limit: int, before_id: str | None, status: str | None,
+    buyer_id: str | None, offer_key: str | None,
+) -> list[Subscription]:  # fmt: skip
+    """Up to ``limit`` subscriptions, newest id first, older than ``before_id``, filtered by what is given."""
+    stmt = scoped_select(Subscription, workspace_id)
+    if before_id is not None:
+        stmt = stmt.where(Subscription.id < before_id)
+    if status is not None:
+        stmt = stmt.where(Subscription.status == status)
+    if buyer_id is not None:
+        stmt = stmt.where(Subscription.buyer_id == buyer_id)
+    if offer_key is not None:
+        stmt = stmt.where(Subscription.offer_key == offer_key)
+    return list(session.scalars(stmt.order_by(Subscription.id.desc()).limit(limit)))
+
+
+def unscheduled(session: Session, *, kind: str, statuses: tuple[str, ...], limit: int) -> list[Subscription]:
+    """Manual-provider subscriptions in ``statuses`` (every workspace) with no queued ``kind`` job."""
+    key = Subscription.workspace_id.concat("/").concat(Subscription.id)  # checkout.due.key
+    queued = exists().where(Job.kind == kind, Job.key == key, Job.state == "queued")
+    stmt = (
+        select(Subscription)
+        .join(Order, (Order.workspace_id == Subscription.workspace_id) & (Order.id == Subscription.order_id))
+        .where(
+            Subscription.status.in_(statuses),
+            Subscription.provider_subscription_id.is_(None),
+            Order.provider == "manual",
+            ~queued,
+        )
+        .order_by(Subscription.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
