@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import yaml
 
@@ -161,6 +161,9 @@ def _load_yaml(text: str, file: str, first_line: int) -> Document:
         node = loader.get_single_node()
         if node is not None:
             locations[()] = _at(node.start_mark, offset)
+            if _expanded_size(node, {}) > max(MAX_EXPANSION * len(text), MIN_EXPANSION_LIMIT):
+                message = f"aliases (*name) expand the document to more than {MAX_EXPANSION} times its size"
+                return Document(file, None, {}, [Problem(file, first_line, "", message)], first_line, False)
             _walk(loader, node, (), locations, problems, offset, file, set())
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -187,6 +190,28 @@ def _load_yaml(text: str, file: str, first_line: int) -> Document:
     finally:
         loader.dispose()
     return Document(file, data, locations, problems, first_line)
+
+
+# Aliases share one Python object, but whatever serialises or walks the data (content versions, to_dict,
+# error messages) pays for every use: a few lines of nested aliases would be billions of values.
+MAX_EXPANSION: Final = 10
+MIN_EXPANSION_LIMIT: Final = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Characters and nodes ``node`` stands for with every alias spelled out (each node computed once)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 0  # a node that contains itself (a recursive alias) counts once
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1 + len(str(node.value))
+    memo[id(node)] = size
+    return size
 
 
 def _at(mark: yaml.Mark, offset: int) -> Location:
