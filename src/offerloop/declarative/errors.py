@@ -203,7 +203,9 @@ def _hint(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'price'?)`` when ``value`` is close to one of ``choices``, else ""."""
     if not isinstance(value, str):
         return ""
-    close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+    names = [str(c) for c in choices]
+    same = [name for name in names if name.casefold() == value.casefold()]
+    close = same or difflib.get_close_matches(value, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
