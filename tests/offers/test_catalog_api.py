@@ -74,6 +74,10 @@ def _bomb() -> str:
          "deeper than 64 levels"),
         ("offers:\n  - {key: a, kind: product, title: A, prices: {USD: " + "9" * 5000 + "}}\n",
          "<catalog>:1: invalid YAML: a number with more digits than can be read (at most 4300)"),
+        ("offers:\n  - {key: a, kind: drop, title: A, prices: {USD: 100000000000000000000}, inventory: 3000000000,\n"
+         "     opens_at: '2026-01-01T00:00:00Z', closes_at: '2027-01-01T00:00:00Z'}\n",
+         "<catalog>:2: offers[0].prices.USD: must be at most 1000000000000000, got 100000000000000000000\n"
+         "<catalog>:2: offers[0].inventory: must be at most 2147483647, got 3000000000"),
         ("offers: {a: 1}\n", "<catalog>:1: offers: must be a list, got {'a': 1}"),
         ("offers:\n  - {key: a, kind: product, title: [A], prices: {USD: true}}\n",
          "<catalog>:2: offers[0].title: must be a string, got ['A']\n<catalog>:2: offers[0].prices.USD: must be an "

@@ -11,13 +11,15 @@ from pydantic_core import PydanticCustomError
 
 from offerloop.declarative.yaml_loading import show
 
-__all__ = ["AwareDatetime", "Count", "Text", "matching"]
+__all__ = ["MAX_COUNT", "AwareDatetime", "Count", "Text", "matching"]
 
 Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
 """A non-empty string, stripped."""
 
-Count = Annotated[int, Strict(), Field(ge=1)]
-"""A strict integer >= 1 (a float or a boolean is refused)."""
+MAX_COUNT = 2**31 - 1  # what a database integer column holds everywhere
+
+Count = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
+"""A strict integer from 1 to ``MAX_COUNT`` (a float or a boolean is refused)."""
 
 _EXAMPLE = "e.g. 2026-03-02T17:00:00+01:00 or 2026-03-02T16:00:00Z"
 

@@ -108,11 +108,14 @@ def _some_currency(value: dict[str, int]) -> dict[str, int]:
     return value
 
 
+# Far above any price, and below where JSON clients (doubles) and 64-bit columns lose the amount.
+MAX_AMOUNT: Final = 10**15
 Currency = Annotated[str, BeforeValidator(_currency)]
-Amount = Annotated[int, BeforeValidator(_amount), Field(ge=0)]
+Amount = Annotated[int, BeforeValidator(_amount), Field(ge=0, le=MAX_AMOUNT)]
 Prices = Annotated[dict[Currency, Amount], AfterValidator(_some_currency)]
 PositiveAmounts = Annotated[
-    dict[Currency, Annotated[int, BeforeValidator(_amount), Field(ge=1)]], AfterValidator(_some_currency)
+    dict[Currency, Annotated[int, BeforeValidator(_amount), Field(ge=1, le=MAX_AMOUNT)]],
+    AfterValidator(_some_currency),
 ]
 
 
