@@ -16,10 +16,16 @@ from offerloop.content.atoms import parse_atom
 from offerloop.content.exceptions import ContentError
 from offerloop.content.quizzes import parse_quiz
 from offerloop.decisions.schemas import ActionIn
-from offerloop.declarative import Document, Problem, load_document, sort_problems, validation_problems
+from offerloop.declarative import (
+    ConfigError,
+    Document,
+    Problem,
+    load_document,
+    sort_problems,
+    validation_problems,
+)
 from offerloop.events.signals import SignalConfigError, load_signal_config
 from offerloop.features.spec import FeatureSpecError, load_feature_spec
-from offerloop.offers.exceptions import CatalogError
 from offerloop.offers.schema import parse_catalog
 from offerloop.personas.templates import TemplateError, load_templates
 
@@ -88,39 +94,14 @@ def _from_path_message(doc: Document, text: str, root: str) -> Problem:
     return Problem(doc.file, doc.line(path), head, message)
 
 
-def _texts(problems: list[str] | tuple[str, ...]) -> list[Problem | str]:
-    return list(problems)
-
-
-def _lint_offers(doc: Document, text: str) -> list[Problem | str]:
+def _raised(parse: Callable[[], object]) -> list[Problem | str]:
+    """The problems ``parse`` raises: a loader that names its lines itself."""
     try:
-        parse_catalog(text, path=doc.file)
-    except CatalogError as exc:
-        return list(exc.found) or _texts(exc.problems)
-    return []
-
-
-def _lint_policy(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        parse_policy(text, path=doc.file)
-    except AssemblyError as exc:
-        return _texts(exc.problems)
-    return []
-
-
-def _lint_atom(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        parse_atom(text, path=doc.file)
-    except ContentError as exc:
-        return _texts(exc.problems)
-    return []
-
-
-def _lint_quiz(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        parse_quiz(text, path=doc.file)
-    except ContentError as exc:
-        return _texts(exc.problems)
+        parse()
+    except ConfigError as exc:
+        return list(exc.found)
+    except (AssemblyError, ContentError) as exc:
+        return list(exc.problems)
     return []
 
 
@@ -165,10 +146,10 @@ def _lint_actions(doc: Document, text: str) -> list[Problem | str]:
 
 
 _LINTERS: Final[dict[str, Callable[[Document, str], list[Problem | str]]]] = {
-    "offers": _lint_offers,
-    "policy": _lint_policy,
-    "atom": _lint_atom,
-    "quiz": _lint_quiz,
+    "offers": lambda doc, text: _raised(lambda: parse_catalog(text, path=doc.file)),
+    "policy": lambda doc, text: _raised(lambda: parse_policy(text, path=doc.file)),
+    "atom": lambda doc, text: _raised(lambda: parse_atom(text, path=doc.file)),
+    "quiz": lambda doc, text: _raised(lambda: parse_quiz(text, path=doc.file)),
     "signals": _lint_signals,
     "features": _lint_features,
     "personas": _lint_personas,
