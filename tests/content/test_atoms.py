@@ -194,10 +194,10 @@ def test_error_is_an_offerloop_error_with_every_problem() -> None:
     assert isinstance(error, OfferloopError)
     assert error.status_code == 422
     assert error.code == "invalid_content"
-    assert error.problems == ["content/pricing.md:5: level must be an integer 1..3, got 'high'"]
-    assert str(error) == "content/pricing.md:5: level must be an integer 1..3, got 'high'"
+    assert error.problems == ["content/pricing.md:5: level: must be an integer, got 'high'"]
+    assert str(error) == "content/pricing.md:5: level: must be an integer, got 'high'"
     assert error.to_dict()["error"]["details"] == [
-        {"path": "content/pricing.md", "line": 5, "message": "level must be an integer 1..3, got 'high'"}
+        {"path": "content/pricing.md", "line": 5, "message": "level: must be an integer, got 'high'"}
     ]
 
 
@@ -232,16 +232,15 @@ def test_bad_yaml_still_reports_body_problems() -> None:
 
 
 def test_front_matter_must_be_a_mapping() -> None:
-    assert problems_of("---\n- a\n- b\n---\nbody\n") == [
-        "content/x.md:2: front matter must be a mapping of keys, got a list"
-    ]
+    assert problems_of("---\n- a\n- b\n---\nbody\n") == ["content/x.md:2: must be a mapping, got ['a', 'b']"]
 
 
 def test_missing_required_keys() -> None:
     assert problems_of("---\n---\nbody\n") == [
-        "content/x.md:1: missing required key 'id'",
-        "content/x.md:1: missing required key 'title'",
-        "content/x.md:1: missing required key 'kind'",
+        # The front matter starts on line 2 (after the opening '---').
+        "content/x.md:2: missing required key 'id'",
+        "content/x.md:2: missing required key 'title'",
+        "content/x.md:2: missing required key 'kind'",
     ]
 
 
@@ -281,17 +280,17 @@ def test_every_problem_at_once_in_line_order() -> None:
     slug = "a slug (lowercase letters, digits and '-', e.g. 'price-anchor')"
     allowed = "id, title, kind, tags, level, persona_fit, outcome, minutes, source, licence, ai_rewrite"
     assert problems_of(text) == [
-        f"content/x.md:2: id must be {slug}, got 'Bad Slug'",
-        "content/x.md:3: title must be a non-empty string, got ''",
-        "content/x.md:4: kind must be one of lesson, template, checklist, snippet, exercise, got 'video'",
-        f"content/x.md:5: tags[1] must be {slug}, got 'Not Ok'",
-        "content/x.md:6: level must be an integer 1..3, got 'high'",
-        "content/x.md:7: persona_fit must be a list of persona names, got 'deal_seeker'",
-        "content/x.md:8: minutes must be a positive integer, got 0",
-        "content/x.md:9: outcome must be a string, got 5",
-        "content/x.md:10: ai_rewrite must be true or false, got 'maybe'",
-        f"content/x.md:11: unknown key 'colour' (allowed: {allowed})",
-        "content/x.md:12: unknown key 'tag' (did you mean 'tags'?)",
+        f"content/x.md:2: id: must be {slug}, got 'Bad Slug'",
+        "content/x.md:3: title: must not be empty, got ''",
+        "content/x.md:4: kind: must be one of lesson, template, checklist, snippet, exercise, got 'video'",
+        f"content/x.md:5: tags[1]: must be {slug}, got 'Not Ok'",
+        "content/x.md:6: level: must be an integer, got 'high'",
+        "content/x.md:7: persona_fit: must be a list, got 'deal_seeker'",
+        "content/x.md:8: minutes: must be at least 1, got 0",
+        "content/x.md:9: outcome: must be a string, got 5",
+        "content/x.md:10: ai_rewrite: must be true or false, got 'maybe'",
+        f"content/x.md:11: colour: unknown key 'colour' (allowed: {allowed})",
+        "content/x.md:12: tag: unknown key 'tag' (did you mean 'tags'?)",
         "content/x.md:16: unknown placeholder root 'user' in '{{ user.name }}' "
         "(allowed: buyer, answers, scores, date, persona)",
         "content/x.md:16: placeholder '{{ buyer }}' needs a field, e.g. buyer.first_name",
@@ -304,8 +303,8 @@ def test_every_problem_at_once_in_line_order() -> None:
 def test_list_items_are_reported_on_their_own_line() -> None:
     text = "---\nid: a\ntitle: t\nkind: lesson\ntags:\n  - ok\n  - BAD\npersona_fit:\n  - 9lives\n---\nx\n"
     assert problems_of(text) == [
-        "content/x.md:7: tags[1] must be a slug (lowercase letters, digits and '-', e.g. 'price-anchor'), got 'BAD'",
-        "content/x.md:9: persona_fit[0] must be a persona name "
+        "content/x.md:7: tags[1]: must be a slug (lowercase letters, digits and '-', e.g. 'price-anchor'), got 'BAD'",
+        "content/x.md:9: persona_fit[0]: must be a persona name "
         "(lowercase letters, digits and '_', starting with a letter), got '9lives'",
     ]
 
@@ -313,17 +312,20 @@ def test_list_items_are_reported_on_their_own_line() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("level: 0", "level must be an integer 1..3, got 0"),
-        ("level: 4", "level must be an integer 1..3, got 4"),
-        ("level: true", "level must be an integer 1..3, got True"),
-        ("level: 1.5", "level must be an integer 1..3, got 1.5"),
-        ("minutes: -3", "minutes must be a positive integer, got -3"),
-        ("minutes: ten", "minutes must be a positive integer, got 'ten'"),
-        ("tags: pricing", "tags must be a list of slugs, got 'pricing'"),
-        ("source: [a]", "source must be a string, got ['a']"),
-        ("licence: 4", "licence must be a string, got 4"),
-        ("ai_rewrite: 1", "ai_rewrite must be true or false, got 1"),
-        ("kind: Lesson", "kind must be one of lesson, template, checklist, snippet, exercise, got 'Lesson'"),
+        ("level: 0", "level: must be at least 1, got 0"),
+        ("level: 4", "level: must be at most 3, got 4"),
+        ("level: true", "level: must be an integer, got true"),
+        ("level: 1.5", "level: must be an integer, got 1.5"),
+        ("minutes: -3", "minutes: must be at least 1, got -3"),
+        ("minutes: ten", "minutes: must be an integer, got 'ten'"),
+        ("tags: pricing", "tags: must be a list, got 'pricing'"),
+        ("source: [a]", "source: must be a string, got ['a']"),
+        ("licence: 4", "licence: must be a string, got 4"),
+        ("ai_rewrite: 1", "ai_rewrite: must be true or false, got 1"),
+        (
+            "kind: Lesson",
+            "kind: must be one of lesson, template, checklist, snippet, exercise, got 'Lesson' (did you mean 'lesson'?)",
+        ),
     ],
 )
 def test_wrong_types(line: str, message: str) -> None:
@@ -407,7 +409,7 @@ def test_load_corpus_with_a_duplicate_and_a_broken_file(tmp_path: Path) -> None:
     assert [(a.id, a.path) for a in atoms] == [("price-anchor-basics", "a/pricing.md"), ("zeta", "z-last.md")]
     assert problems == [
         "b/copy.md:4: duplicate id 'price-anchor-basics': already used by a/pricing.md:2",
-        "broken.md:5: level must be an integer 1..3, got 'high'",
+        "broken.md:5: level: must be an integer, got 'high'",
         "c/latin1.md:1: not UTF-8 text",
     ]
     assert atoms[0] == parse_atom(GOOD, path="a/pricing.md")

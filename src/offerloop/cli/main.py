@@ -12,6 +12,7 @@ import typer
 
 from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
+from offerloop.cli import config as config_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli import jobs as jobs_cmds
 from offerloop.cli.common import (
@@ -50,6 +51,7 @@ app.add_typer(assembly_cmds.review_app, name="review")
 app.command("worker")(jobs_cmds.worker)
 app.add_typer(jobs_cmds.app, name="jobs")
 app.add_typer(commerce_cmds.offers_app, name="offers")
+app.add_typer(config_cmds.app, name="config")
 app.add_typer(commerce_cmds.orders_app, name="orders")
 app.add_typer(commerce_cmds.ledger_app, name="ledger")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)

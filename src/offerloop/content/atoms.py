@@ -1,27 +1,35 @@
 """Content atoms: Markdown files with YAML front matter, parsed and checked into ``Atom`` values.
 
-Every problem in a file is reported at once, each as ``"file:line: message"``, so a creator can fix a
-whole corpus in one pass. The YAML helpers here (``load_located_yaml``, ``content_version``) are shared
-with ``quizzes.py``.
+Every problem in a file is reported at once, each as ``"file:line: message"`` (``"file:line: path:
+message"`` for the front matter, read with the declarative toolkit into :class:`FrontMatter`), so a creator
+can fix a whole corpus in one pass. ``load_located_yaml`` and ``content_version`` are the toolkit's,
+kept here for ``quizzes.py``.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from offerloop.assembly.template import PLACEHOLDER_ROOTS, Placeholder, parse_template, scan_placeholders
 from offerloop.content.exceptions import ContentError
-from offerloop.content.model import ATOM_KINDS, Atom
-from offerloop.declarative import StringDateLoader, show
+from offerloop.content.model import Atom, AtomKind
+from offerloop.declarative import (
+    Count,
+    Document,
+    Text,
+    content_version,
+    load_document,
+    matching,
+    show,
+    validation_problems,
+)
 
 __all__ = [
     "ATOM_KEYS",
@@ -61,30 +69,30 @@ ATOM_KEYS: Final = (
     "licence",
     "ai_rewrite",
 )
-_REQUIRED_ATOM_KEYS: Final = ("id", "title", "kind")
 
 Problem = tuple[int, str]  # (file line, message)
 
 
-# --- YAML with line numbers ------------------------------------------------------------------------
+# --- YAML with line numbers (the declarative toolkit's) ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class LocatedYaml:
-    """A parsed YAML document plus the file line of each mapping entry (its key) and sequence item."""
+    """A parsed YAML document plus where each path starts (``offerloop.declarative.Document``)."""
 
-    data: Any
-    lines: Mapping[tuple[object, ...], int]
-    first_line: int  # file line of the document's first line
+    doc: Document
+
+    @property
+    def data(self) -> Any:
+        return self.doc.data
+
+    @property
+    def first_line(self) -> int:
+        return self.doc.first_line
 
     def line(self, *path: object) -> int:
         """The file line of ``path`` (keys and indexes), or of its nearest located parent."""
-        key = tuple(path)
-        while key:
-            if key in self.lines:
-                return self.lines[key]
-            key = key[:-1]
-        return self.lines.get((), self.first_line)
+        return self.doc.line(path)
 
 
 def load_located_yaml(text: str, *, first_line: int = 1) -> tuple[LocatedYaml | None, list[Problem]]:
@@ -93,70 +101,9 @@ def load_located_yaml(text: str, *, first_line: int = 1) -> tuple[LocatedYaml | 
     Returns the document (None when the YAML is broken) and the problems found: a syntax error with its
     line, or duplicate keys (which PyYAML would otherwise silently collapse to the last one).
     """
-    offset = first_line - 1
-    loader = StringDateLoader(text)  # a SafeLoader that keeps dates as strings
-    try:
-        node = loader.get_single_node()
-        lines: dict[tuple[object, ...], int] = {}
-        problems: list[Problem] = []
-        if node is not None:
-            lines[()] = node.start_mark.line + 1 + offset
-            _walk(loader, node, (), lines, problems, offset, set())
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 + offset if mark is not None else first_line
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        what = exc.problem or exc.context or "cannot be parsed"
-        if exc.context and what.startswith("but "):  # "but found another document" needs its context
-            what = f"{exc.context} {what}"
-        return None, [(line, f"invalid YAML{column}: {what}")]
-    except yaml.YAMLError as exc:
-        return None, [(first_line, f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    return LocatedYaml(data=data, lines=lines, first_line=first_line), problems
-
-
-def _walk(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    path: tuple[object, ...],
-    lines: dict[tuple[object, ...], int],
-    problems: list[Problem],
-    offset: int,
-    seen: set[int],
-) -> None:
-    """Record the line of every entry under ``node``; flag duplicate keys."""
-    # An alias is walked once only: a document of nested aliases would otherwise blow up exponentially.
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        first_at: dict[object, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # "<<" merges: the merged entries keep the line of this mapping
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue  # construction reports unhashable keys
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1 + offset
-            if key in first_at:
-                problems.append((line, f"duplicate key {show(key)} (first at line {first_at[key]})"))
-                continue
-            first_at[key] = line
-            lines[(*path, key)] = line
-            _walk(loader, value_node, (*path, key), lines, problems, offset, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1 + offset
-            _walk(loader, item, (*path, index), lines, problems, offset, seen)
-
-
-def content_version(data: Any) -> str:
-    """Hex sha256 (first 16 characters) of the canonical JSON of ``data``: key order never matters."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    doc = load_document(text, syntax="yaml", first_line=first_line)
+    problems = [(p.line, p.message) for p in doc.problems]
+    return (LocatedYaml(doc) if doc.parsed else None), problems
 
 
 def format_problems(path: str, problems: Iterable[Problem]) -> list[str]:
@@ -321,99 +268,46 @@ def _drop_leading_blank(lines: list[str]) -> list[str]:
     return lines[start:]
 
 
+Slug = Annotated[str, matching(SLUG_RE.pattern, f"a slug ({SLUG_HINT})")]
+PersonaName = Annotated[str, matching(PERSONA_RE.pattern, f"a persona name ({PERSONA_HINT})")]
+OptionalText = Annotated[str | None, AfterValidator(lambda v: (v.strip() or None) if v is not None else None)]
+
+
+class FrontMatter(BaseModel):
+    """An atom's front matter: strict types, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: Slug
+    title: Text
+    kind: AtomKind
+    tags: list[Slug] | None = None  # null or missing: none
+    level: Annotated[int, Strict(), Field(ge=1, le=3)] = 1  # 1 beginner .. 3 advanced
+    persona_fit: list[PersonaName] | None = None
+    outcome: OptionalText = None
+    minutes: Count | None = None
+    source: OptionalText = None
+    licence: OptionalText = None
+    ai_rewrite: bool = False
+
+
 def _check_front_matter(doc: LocatedYaml) -> tuple[dict[str, Any] | None, list[Problem]]:
     """The normalized front matter (every key, defaults filled) or None, and its problems."""
     data = {} if doc.data is None else doc.data
-    if not isinstance(data, dict):
-        return None, [(doc.first_line, f"front matter must be a mapping of keys, got {kind_of(data)}")]
+    try:
+        front = FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        return None, [(p.line, _text_of(p)) for p in validation_problems(exc, doc.doc, FrontMatter)]
     problems: list[Problem] = []
-    for key in data:
-        if key not in ATOM_KEYS:
-            problems.append((doc.line(key), unknown_key_message(key, ATOM_KEYS)))
-    for key in _REQUIRED_ATOM_KEYS:
-        if key not in data:
-            problems.append((1, f"missing required key {key!r}"))
-
-    def bad(key: str, message: str) -> None:
-        problems.append((doc.line(key), message))
-
-    front: dict[str, Any] = {}
-    atom_id = data.get("id")
-    if "id" in data and not (isinstance(atom_id, str) and SLUG_RE.fullmatch(atom_id)):
-        bad("id", f"id must be a slug ({SLUG_HINT}), got {show(atom_id)}")
-    front["id"] = atom_id
-    front["title"] = title = _text(data.get("title"))
-    if "title" in data:
-        if not title:
-            bad("title", f"title must be a non-empty string, got {show(data['title'])}")
-        else:
-            problems.extend(parse_template(title, first_line=doc.line("title"))[1])
-    kind = data.get("kind")
-    if "kind" in data and kind not in ATOM_KINDS:
-        bad("kind", f"kind must be one of {', '.join(ATOM_KINDS)}, got {show(kind)}")
-    front["kind"] = kind
-
-    front["tags"] = _name_list(doc, data, "tags", SLUG_RE, "slug", SLUG_HINT, problems)
-    front["persona_fit"] = _name_list(
-        doc, data, "persona_fit", PERSONA_RE, "persona name", PERSONA_HINT, problems
-    )
-
-    level = data.get("level", 1)
-    if not (_is_int(level) and 1 <= level <= 3):
-        bad("level", f"level must be an integer 1..3, got {show(level)}")
-    front["level"] = level
-
-    minutes = data.get("minutes")
-    if minutes is not None and not (_is_int(minutes) and minutes > 0):
-        bad("minutes", f"minutes must be a positive integer, got {show(minutes)}")
-    front["minutes"] = minutes
-
-    for key in ("outcome", "source", "licence"):
-        value = data.get(key)
-        if value is not None and not isinstance(value, str):
-            bad(key, f"{key} must be a string, got {show(value)}")
-        front[key] = _text(value)
-    if front["outcome"]:
-        problems.extend(parse_template(front["outcome"], first_line=doc.line("outcome"))[1])
-
-    ai_rewrite = data.get("ai_rewrite", False)
-    if not isinstance(ai_rewrite, bool):
-        bad("ai_rewrite", f"ai_rewrite must be true or false, got {show(ai_rewrite)}")
-    front["ai_rewrite"] = ai_rewrite
-    return front, problems
+    problems.extend(parse_template(front.title, first_line=doc.line("title"))[1])
+    if front.outcome:
+        problems.extend(parse_template(front.outcome, first_line=doc.line("outcome"))[1])
+    normalized = front.model_dump()
+    for key in ("tags", "persona_fit"):
+        normalized[key] = list(dict.fromkeys(normalized[key] or ()))  # a name twice means nothing more
+    return normalized, problems
 
 
-def _text(value: object) -> str | None:
-    """A stripped string, None for a missing, empty or non-string value."""
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _name_list(
-    doc: LocatedYaml,
-    data: Mapping[str, Any],
-    key: str,
-    pattern: re.Pattern[str],
-    noun: str,
-    hint: str,
-    problems: list[Problem],
-) -> list[str]:
-    """An optional list of names (missing or null = empty), each checked on its own line; duplicates dropped."""
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        problems.append((doc.line(key), f"{key} must be a list of {noun}s, got {show(value)}"))
-        return []
-    names: list[str] = []
-    for index, item in enumerate(value):
-        if not (isinstance(item, str) and pattern.fullmatch(item)):
-            problems.append(
-                (doc.line(key, index), f"{key}[{index}] must be a {noun} ({hint}), got {show(item)}")
-            )
-        elif item not in names:
-            names.append(item)
-    return names
+def _text_of(problem: Any) -> str:
+    """``path: message`` (an atom's problems name no file: the caller adds it with the line)."""
+    return f"{problem.path}: {problem.message}" if problem.path else problem.message

@@ -6,34 +6,49 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from offerloop import pipeline
+from offerloop.core.currencies import InvalidCurrency
+from offerloop.core.errors import error_responses
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.offers import service
+from offerloop.offers.exceptions import CatalogError, OfferNotFound
+from offerloop.offers.schemas import CatalogLoaded, CatalogText, OfferRead, OffersPresented, SignOffRead
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1", tags=["offers"])
 
 
-class CatalogText(BaseModel):
-    text: str = Field(description="The offers catalog in YAML (or JSON)")
-
-
-@router.put("/offers/catalog", summary="Load the offers catalog (offers, coupons, drops, tiers)")
+@router.put(
+    "/offers/catalog",
+    summary="Load the offers catalog (offers, coupons, drops, tiers)",
+    response_model=CatalogLoaded,
+    responses=error_responses(CatalogError),
+)
 def load_catalog(db: DB, principal: SecretKey, body: CatalogText) -> dict[str, Any]:
     with db.write() as session:
         return service.load_catalog(session=session, workspace_id=principal.workspace_id, text=body.text,
                                     actor=principal.key_id)  # fmt: skip
 
 
-@router.get("/offers/catalog", summary="Every offer with its state (drops: live, sold out…) and stock")
+@router.get(
+    "/offers/catalog",
+    summary="Every offer with its state (drops: live, sold out…) and stock",
+    response_model=list[OfferRead],
+    responses=error_responses(OfferNotFound),
+)
 def list_catalog(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
     with db.read() as session:
         return service.list_offers(session=session, workspace_id=principal.workspace_id)
 
 
-@router.post("/offers/{key}/signoff", summary="The creator's sign-off a drop needs before it goes live")
+@router.post(
+    "/offers/{key}/signoff",
+    summary="The creator's sign-off a drop needs before it goes live",
+    response_model=SignOffRead,
+    responses=error_responses(OfferNotFound),
+)
 def sign_off(db: DB, principal: SecretKey, key: str) -> dict[str, Any]:
     with db.write() as session:
         return service.sign_off(
@@ -42,7 +57,10 @@ def sign_off(db: DB, principal: SecretKey, key: str) -> dict[str, Any]:
 
 
 @router.get(
-    "/offers", summary="The offers this buyer may buy, ordered by the decision engine for a placement"
+    "/offers",
+    summary="The offers this buyer may buy, ordered by the decision engine for a placement",
+    response_model=OffersPresented,
+    responses=error_responses(OfferNotFound, InvalidCurrency),
 )
 def offers_for(
     request: Request, db: DB, principal: SecretKey, placement: str = "offers", user_id: str | None = None,

@@ -3,10 +3,10 @@ subscription transition."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from offerloop.core.errors import OfferloopError
+from offerloop.declarative import ConfigError
 
 # Stable machine-readable codes (``error.code``).
 INVALID_CATALOG: Final = "invalid_catalog"
@@ -16,24 +16,15 @@ QUOTA_UNKNOWN: Final = "quota_unknown"
 QUOTA_UNAVAILABLE: Final = "quota_unavailable"
 
 
-class CatalogError(OfferloopError):
+class CatalogError(ConfigError):
     """An offers catalog that does not parse or validate.
 
-    ``problems`` holds one line per problem (``"file:line: location: message"``), in file order;
+    ``problems`` holds one line per problem (``"file:line: path: message"``), in file order;
     ``str(error)`` is those lines joined by newlines. ``details`` is the machine-readable form
-    (``[{"path", "line", "location", "message"}]`` when parsed from a file).
+    (``[{"path", "line", "location", "message"}]``).
     """
 
-    status_code = 422
     code = INVALID_CATALOG
-
-    def __init__(self, problems: Sequence[str], *, details: Any = None, code: str | None = None) -> None:
-        self.problems: list[str] = list(problems)
-        super().__init__(
-            "\n".join(self.problems),
-            details=details if details is not None else [{"message": p} for p in self.problems],
-            code=code,
-        )
 
 
 class PricingError(OfferloopError):

@@ -1,9 +1,10 @@
-"""Shared by the workspace's declarative configs (signal rules, feature specs): YAML parsing and loading."""
+"""YAML reading shared by every declarative config: the bounded loaders, ``parse_yaml``, ``show`` and the
+mapping-or-text ``load_config`` the signal rules and feature specs still use."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -73,12 +74,65 @@ def parse_yaml(text: str) -> tuple[Any, str | None]:
         return None, f"invalid YAML{where}: {exc.problem}"
     except yaml.YAMLError as exc:
         return None, f"invalid YAML: {exc}"
+    except ValueError:  # only an integer past the interpreter's digit limit gets here
+        return None, f"invalid YAML: {TOO_LONG}"
+
+
+TOO_LONG: Final = "a number with more digits than can be read (at most 4300)"
 
 
 def show(value: object) -> str:
-    """A value as it should appear in an error message: its repr, cut to 60 characters."""
-    text = repr(value)
+    """A value as it should appear in an error message: its repr, cut to 60 characters.
+
+    The repr is built with a budget, so a huge or alias-expanded value costs no more than a small one.
+    """
+    parts: list[str] = []
+    _bounded_repr(value, parts, [0], 0)
+    text = "".join(parts)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_REPR_BUDGET: Final = 64  # characters: a little more than ``show`` keeps, so the cut is still visible
+
+
+def _bounded_repr(value: object, parts: list[str], used: list[int], depth: int) -> None:
+    """Append ``repr(value)`` to ``parts`` until ``used[0]`` passes the budget; containers piece by piece."""
+    if used[0] > _REPR_BUDGET:
+        return
+    if type(value) in (list, tuple, dict) and depth < _REPR_BUDGET:
+        pairs: Iterable[tuple[object, ...]]
+        if isinstance(value, dict):
+            opening, closing, pairs = "{", "}", value.items()
+        else:
+            assert isinstance(value, list | tuple)
+            opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+            pairs = ((item,) for item in value)
+        _emit(opening, parts, used)
+        for index, pair in enumerate(pairs):
+            if used[0] > _REPR_BUDGET:
+                return
+            if index:
+                _emit(", ", parts, used)
+            _bounded_repr(pair[0], parts, used, depth + 1)
+            if len(pair) == 2:
+                _emit(": ", parts, used)
+                _bounded_repr(pair[1], parts, used, depth + 1)
+        if isinstance(value, tuple) and len(value) == 1:
+            _emit(",", parts, used)
+        _emit(closing, parts, used)
+        return
+    if isinstance(value, str) and len(value) > _REPR_BUDGET:
+        value = value[: _REPR_BUDGET + 1]  # the rest would be cut anyway
+    try:
+        text = repr(value)
+    except ValueError:  # an int past the interpreter's digit limit
+        text = "<a number too long to show>"
+    _emit(text, parts, used)
+
+
+def _emit(text: str, parts: list[str], used: list[int]) -> None:
+    parts.append(text)
+    used[0] += len(text)
 
 
 def load_config(
