@@ -67,9 +67,10 @@ BROKEN = {
     ),
     "signals.yaml": (
         "threshold: 0.5\nrules:\n  - event: Lesson Completed\n    weight: 2\n    where:\n"
-        "      score: {gte: 70, between: 3}\n    wieght: 2\n    confidence: 2\n",
+        "      score: {gte: 70, betwen: 3}\n    wieght: 2\n    confidence: 2\n",
         [
-            "{f}:6: rules[0].where.score: unknown operator 'between'",
+            "{f}:6: rules[0].where.score.betwen: unknown operator (did you mean 'between'?) (one of eq, ne, gt, "
+            "gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
             "{f}:7: rules[0].wieght: unknown key",
             "{f}:8: rules[0].confidence: must be a number between 0 and 1, got 2",
         ],
