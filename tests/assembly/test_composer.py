@@ -253,7 +253,7 @@ def test_complete_provenance() -> None:
         ("sections[3].slots[0]", "wrap-up", "review", "selected", ["weekly-review"], None, 1, 0),
     ]
     entries = composition.provenance
-    assert entries[5].reason == "when is false: (stage = selling and persona in [superfan])"
+    assert entries[5].reason == "when is false: (answers.stage in [selling] and persona in [superfan])"
     assert entries[0].reason == "unconditional"
     assert entries[3].tags == ("launch", "email")
     assert entries[3].reason == "2 of 4 candidates (choose 2)"
@@ -282,7 +282,7 @@ def test_slot_when_false_is_recorded() -> None:
             section="your-stage",
             slot="pricing",
             status="skipped",
-            reason="when is false: readiness >= 2",
+            reason="when is false: scores.readiness >= 2",
         )
     ]
 
