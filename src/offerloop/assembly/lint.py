@@ -6,11 +6,12 @@
 * duplicate section keys / slot keys, empty level ranges (min > max);
 * no unconditional section (a section without ``when`` holding an intro or a slot without ``when``):
   some buyers could get an empty document;
-* conditions: references to questions the quiz does not have, option values that do not exist, scale
-  values outside the scale, score thresholds outside the range the quiz can produce (errors when they
-  make the section or slot unreachable, warnings otherwise), and contradictory all-of conditions
-  (``stage = a`` and ``stage = b``; ``readiness >= 4`` and ``readiness < 2``; disjoint persona lists),
-  a slot's ``when`` taken together with its section's;
+* conditions (the one condition language, :mod:`offerloop.core.conditions`): references to questions
+  the quiz does not have, option values that do not exist, scale values outside the scale, score
+  thresholds outside the range the quiz can produce or compared with text (errors when they make the
+  section or slot unreachable, warnings otherwise), and contradictory all-of conditions
+  (``answers.stage in [a]`` and ``answers.stage in [b]``; ``scores.readiness >= 4`` and
+  ``scores.readiness < 2``; disjoint persona lists), a slot's ``when`` taken together with its section's;
 * slots no atom can fill (no atom passes kinds/tags/level/persona ``require``, before the no-duplicates
   rule) and, as a warning, slots fewer than ``choose`` atoms can fill; ``tags_from_answers`` naming
   unknown questions or questions whose options carry no tags;
