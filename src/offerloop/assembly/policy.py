@@ -127,10 +127,8 @@ class _Scores(Mapping[str, float]):
     def __getitem__(self, key: str) -> float:
         return self._known.get(key, 0.0)
 
-    def get(
-        self, key: str, default: Any = None
-    ) -> float:  # every dimension reads a number: never the default
-        return self._known.get(key, 0.0)
+    def get(self, key: str, default: Any = None) -> float:
+        return self._known.get(key, 0.0)  # every dimension reads a number: never the default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._known)
