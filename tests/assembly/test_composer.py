@@ -253,7 +253,7 @@ def test_complete_provenance() -> None:
         ("sections[3].slots[0]", "wrap-up", "review", "selected", ["weekly-review"], None, 1, 0),
     ]
     entries = composition.provenance
-    assert entries[5].reason == "when is false: (stage = selling and persona in [superfan])"
+    assert entries[5].reason == "when is false: (answers.stage in [selling] and persona in [superfan])"
     assert entries[0].reason == "unconditional"
     assert entries[3].tags == ("launch", "email")
     assert entries[3].reason == "2 of 4 candidates (choose 2)"
@@ -282,9 +282,41 @@ def test_slot_when_false_is_recorded() -> None:
             section="your-stage",
             slot="pricing",
             status="skipped",
-            reason="when is false: readiness >= 2",
+            reason="when is false: scores.readiness >= 2",
         )
     ]
+
+
+def test_general_forms_decide_sections_and_give_their_reasons() -> None:
+    policy = parse_policy(
+        """\
+id: p
+title: T
+sections:
+  - {key: base, title: Base, intro: hi}
+  - {key: middle, title: Middle, intro: hi, when: {path: scores.readiness, between: [1, 2]}}
+  - {key: silent, title: Silent, intro: hi, when: {not: {answer: channels, answered: true}}}
+  - {key: persona-less, title: No persona, intro: hi, when: {path: persona, exists: false}}
+"""
+    )
+    reasons = {
+        name: [(e.section, e.status, e.reason) for e in compose(policy, INDEX, who, QUIZ).provenance]
+        for name, who in (("newcomer", NEWCOMER), ("seller", SELLER))
+    }
+    assert reasons == {
+        "newcomer": [  # readiness 1, channels [] (unanswered), no persona
+            ("base", "rendered", "unconditional"),
+            ("middle", "rendered", "when is true: scores.readiness between [1, 2]"),
+            ("silent", "rendered", "when is true: not answers.channels exists"),
+            ("persona-less", "rendered", "when is true: persona is missing"),
+        ],
+        "seller": [  # readiness 3, channels [social], persona superfan
+            ("base", "rendered", "unconditional"),
+            ("middle", "skipped", "when is false: scores.readiness between [1, 2]"),
+            ("silent", "skipped", "when is false: not answers.channels exists"),
+            ("persona-less", "skipped", "when is false: persona is missing"),
+        ],
+    }
 
 
 def test_same_inputs_give_the_identical_document_whatever_the_corpus_order() -> None:

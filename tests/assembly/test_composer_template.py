@@ -63,6 +63,15 @@ SKIPPED = buyer(name="Ben Ode", answers={"stage": "selling", "goal": "  "}, scor
         ('answers.goal or answers.stage == "selling"', True, True),
         ("not (answers.goal or scores.readiness > 2)", False, True),
         ("not not answers.goal", True, False),
+        ("buyer.level == 2", True, False),
+        ('buyer.level == "2"', False, False),  # types never mix: the level is a number
+        ("buyer.level", True, False),  # a buyer without a level has none
+        ('date.today == "2026-12-05"', True, True),
+        ('date.today >= "2026-12-06"', False, False),  # ISO dates compare as text
+        ("date.year >= 2026", True, True),
+        ("buyer.first_name > 1", False, False),  # a text is not ordered against a number
+        ("persona.confidence", True, False),
+        ('buyer.name in ["Maya Lind", "x"]', True, False),
     ],
 )
 def test_conditions(condition: str, maya: bool, skipped: bool) -> None:
@@ -217,7 +226,7 @@ def test_lint_unknown_variables_in_conditions_and_placeholders() -> None:
         ),
         (
             "error",
-            "a.md body line 3: {% if %} charm >= 2 can never hold: quiz 'intake' does not define score 'charm' "
+            "a.md body line 3: {% if %} scores.charm >= 2 can never hold: quiz 'intake' does not define score 'charm' "
             "(always 0)",
         ),
         ("error", "a.md body line 4: placeholder refers to unknown question 'colour' (quiz 'intake')"),

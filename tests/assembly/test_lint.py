@@ -7,7 +7,7 @@ from dataclasses import replace
 from tests.assembly.test_selector import CORPUS, INDEX, QUIZ
 
 from offerloop.assembly.lint import Finding, lint_policy, score_ranges
-from offerloop.assembly.policy import LevelRange, parse_policy
+from offerloop.assembly.policy import LevelRange, Policy, parse_policy
 from offerloop.content.model import Option, Question, Quiz
 
 from .test_composer import POLICY
@@ -120,21 +120,25 @@ def test_unreachable_and_contradictory_conditions() -> None:
             "condition value 'launched' is not an option of question 'stage' (options: idea, building, selling)",
         ),
         ("error", "sections[3]", "condition value 7 is not in the scale 1..5 of question 'confidence'"),
-        ("error", "sections[3]", "readiness >= 10 can never hold: quiz 'intake' gives readiness from 0 to 3"),
+        (
+            "error",
+            "sections[3]",
+            "scores.readiness >= 10 can never hold: quiz 'intake' gives readiness from 0 to 3",
+        ),
         (
             "error",
             "sections[4].slots[0]",
-            "readiness < 0 can never hold: quiz 'intake' gives readiness from 0 to 3",
+            "scores.readiness < 0 can never hold: quiz 'intake' gives readiness from 0 to 3",
         ),
         (
             "error",
             "sections[4].slots[1]",
-            "happiness >= 1 can never hold: quiz 'intake' does not define score 'happiness' (always 0)",
+            "scores.happiness >= 1 can never hold: quiz 'intake' does not define score 'happiness' (always 0)",
         ),
         (
             "warning",
             "sections[4].slots[2]",
-            "happiness >= 1 can never hold: quiz 'intake' does not define score 'happiness' (always 0)",
+            "scores.happiness >= 1 can never hold: quiz 'intake' does not define score 'happiness' (always 0)",
         ),
         (
             "warning",
@@ -144,13 +148,17 @@ def test_unreachable_and_contradictory_conditions() -> None:
         (
             "warning",
             "sections[4].slots[3]",
-            "pricing_confidence > 5 can never hold: quiz 'intake' gives pricing_confidence from 1 to 5",
+            "scores.pricing_confidence > 5 can never hold: quiz 'intake' gives pricing_confidence from 1 to 5",
         ),
-        ("error", "sections[5]", "conditions contradict each other: stage = idea and stage = selling"),
+        (
+            "error",
+            "sections[5]",
+            "conditions contradict each other: answers.stage in [idea] and answers.stage in [selling]",
+        ),
         (
             "error",
             "sections[6].slots[0]",
-            "conditions contradict each other: readiness >= 2 and readiness < 2",
+            "conditions contradict each other: scores.readiness >= 2 and scores.readiness < 2",
         ),
         (
             "error",
@@ -160,7 +168,7 @@ def test_unreachable_and_contradictory_conditions() -> None:
         (
             "error",
             "sections[6].slots[3]",
-            "conditions contradict each other: goal in [ship] and goal not answered",
+            "conditions contradict each other: answers.goal in [ship] and answers.goal is missing",
         ),
     ]
     # Findings carry the line of their location in the policy file.
@@ -178,18 +186,18 @@ def test_without_a_quiz_only_the_contradictions_remain() -> None:
             "warning",
             "sections[5]",
             "conditions contradict each other unless 'stage' is a multiple-choice question: "
-            "stage = idea and stage = selling",
+            "answers.stage in [idea] and answers.stage in [selling]",
         ),
         (
             "error",
             "sections[6].slots[0]",
-            "conditions contradict each other: readiness >= 2 and readiness < 2",
+            "conditions contradict each other: scores.readiness >= 2 and scores.readiness < 2",
         ),
         (
             "warning",
             "sections[6].slots[1]",
             "conditions contradict each other unless 'channels' is a multiple-choice question: "
-            "channels = email and channels = social",
+            "answers.channels in [email] and answers.channels in [social]",
         ),
         (
             "error",
@@ -199,33 +207,73 @@ def test_without_a_quiz_only_the_contradictions_remain() -> None:
         (
             "error",
             "sections[6].slots[3]",
-            "conditions contradict each other: goal in [ship] and goal not answered",
+            "conditions contradict each other: answers.goal in [ship] and answers.goal is missing",
         ),
     ]
 
 
+def one_section(slots: str) -> Policy:
+    """A policy of one section (with an intro) holding ``slots``: one YAML flow mapping a line."""
+    header = "id: p\ntitle: T\nsections:\n  - {key: a, title: A, intro: hi, slots: [\n"
+    return parse_policy(header + ",\n".join(line.strip() for line in slots.strip().splitlines()) + "]}\n")
+
+
 def test_score_bounds_that_touch() -> None:
-    policy = parse_policy(
+    policy = one_section(
         """\
-id: p
-title: T
-sections:
-  - key: a
-    title: A
-    intro: hi
-    slots:
-      - {key: equal, when: {all: [{score: r, gte: 2}, {score: r, lte: 2}]}, fallback: {markdown: x}}
-      - {key: open, when: {all: [{score: r, gt: 2}, {score: r, lte: 2}]}, fallback: {markdown: x}}
-      - {key: three, when: {all: [{answer: q, in: [a, b]}, {answer: q, in: [b, c]}, {answer: q, in: [a, c]}]}, fallback: {markdown: x}}
+{key: equal, when: {all: [{score: r, gte: 2}, {score: r, lte: 2}]}, fallback: {markdown: x}}
+{key: open, when: {all: [{score: r, gt: 2}, {score: r, lte: 2}]}, fallback: {markdown: x}}
+{key: three, when: {all: [{answer: q, in: [a, b]}, {answer: q, in: [b, c]}, {answer: q, in: [a, c]}]}, fallback: {markdown: x}}
 """
     )
     assert as_tuples(lint_policy(policy, CORPUS)) == [
-        ("error", "sections[0].slots[1]", "conditions contradict each other: r > 2 and r <= 2"),
+        ("error", "sections[0].slots[1]", "conditions contradict each other: scores.r > 2 and scores.r <= 2"),
         (
             "warning",
             "sections[0].slots[2]",
             "conditions contradict each other unless 'q' is a multiple-choice question: "
-            "q in [a, b] and q in [b, c] and q in [a, c]",
+            "answers.q in [a, b] and answers.q in [b, c] and answers.q in [a, c]",
+        ),
+    ]
+
+
+def test_general_forms_get_the_same_analysis() -> None:
+    policy = one_section(
+        """\
+{key: between, when: {path: scores.readiness, between: [4, 9]}, fallback: {markdown: x}}
+{key: eq, when: {path: scores.readiness, eq: 2}, fallback: {markdown: x}}
+{key: clash, when: {all: [{path: scores.readiness, between: [1, 2]}, {score: readiness, gt: 2}]}, fallback: {markdown: x}}
+{key: text, when: {score: readiness, gte: high}, fallback: {markdown: x}}
+{key: yaml-bool, when: {answer: stage, in: [idea, yes]}, fallback: {markdown: x}}
+{key: typo, when: {path: answers.stag, matches: "i.*"}, fallback: {markdown: x}}
+{key: typo-ne, when: {path: answers.stag, ne: idea}, fallback: {markdown: x}}
+{key: not-answered, when: {not: {answer: goal, answered: true}}, fallback: {markdown: x}}
+{key: persona-eq, when: {all: [{persona: a}, {persona: [b, c]}]}, fallback: {markdown: x}}
+"""
+    )
+    assert as_tuples(lint_policy(policy, CORPUS, QUIZ)) == [
+        (
+            "error",
+            "sections[0].slots[0]",
+            "scores.readiness between [4, 9] can never hold: quiz 'intake' gives readiness from 0 to 3",
+        ),
+        (
+            "error",
+            "sections[0].slots[2]",
+            "conditions contradict each other: scores.readiness > 2 and scores.readiness between [1, 2]",
+        ),
+        ("error", "sections[0].slots[3]", "scores.readiness >= high can never hold: a score is a number"),
+        (
+            "warning",
+            "sections[0].slots[4]",
+            "condition value true is not an option of question 'stage' (options: idea, building, selling)",
+        ),
+        ("error", "sections[0].slots[5]", "condition refers to unknown question 'stag' (quiz 'intake')"),
+        ("warning", "sections[0].slots[6]", "condition refers to unknown question 'stag' (quiz 'intake')"),
+        (
+            "error",
+            "sections[0].slots[8]",
+            "conditions contradict each other: persona == a and persona in [b, c]",
         ),
     ]
 

@@ -29,13 +29,14 @@ from offerloop.assembly.policy import (
     PolicySection,
     Slot,
     TextFallback,
-    describe,
-    evaluate,
+    facts,
     format_path,
+    holds,
 )
 from offerloop.assembly.selector import CorpusIndex, Relevance
 from offerloop.assembly.template import make_renderer
 from offerloop.content.model import Atom, Quiz
+from offerloop.core.conditions import describe
 
 __all__ = ["ChosenAtom", "Composition", "ProvenanceEntry", "compose"]
 
@@ -135,6 +136,7 @@ class _Composer:
     ) -> None:
         self.index = index
         self.inputs = inputs
+        self.facts = facts(inputs)  # what section and slot conditions read, built once per buyer
         self.quiz = quiz
         # Buyer values are plain text: escaped in Markdown (bodies, intros), flattened in titles.
         self.fill = make_renderer(inputs, markdown=False)
@@ -145,7 +147,7 @@ class _Composer:
 
     def section(self, number: int, section: PolicySection) -> Section | None:
         location = format_path(("sections", number))
-        if section.when is not None and not evaluate(section.when, self.inputs):
+        if section.when is not None and not holds(section.when, self.facts):
             reason = f"when is false: {describe(section.when)}"
             self.entries.append(ProvenanceEntry(location, section.key, None, "skipped", reason=reason))
             return None
@@ -163,7 +165,7 @@ class _Composer:
         return Section(key=section.key, title=self.fill(section.title), blocks=tuple(blocks), intro=intro)
 
     def slot(self, location: str, section: PolicySection, slot: Slot) -> list[Block]:
-        if slot.when is not None and not evaluate(slot.when, self.inputs):
+        if slot.when is not None and not holds(slot.when, self.facts):
             reason = f"when is false: {describe(slot.when)}"
             self.entries.append(ProvenanceEntry(location, section.key, slot.key, "skipped", reason=reason))
             return []

@@ -6,11 +6,12 @@
 * duplicate section keys / slot keys, empty level ranges (min > max);
 * no unconditional section (a section without ``when`` holding an intro or a slot without ``when``):
   some buyers could get an empty document;
-* conditions: references to questions the quiz does not have, option values that do not exist, scale
-  values outside the scale, score thresholds outside the range the quiz can produce (errors when they
-  make the section or slot unreachable, warnings otherwise), and contradictory all-of conditions
-  (``stage = a`` and ``stage = b``; ``readiness >= 4`` and ``readiness < 2``; disjoint persona lists),
-  a slot's ``when`` taken together with its section's;
+* conditions (the one condition language, :mod:`offerloop.core.conditions`): references to questions
+  the quiz does not have, option values that do not exist, scale values outside the scale, score
+  thresholds outside the range the quiz can produce or compared with text (errors when they make the
+  section or slot unreachable, warnings otherwise), and contradictory all-of conditions
+  (``answers.stage in [a]`` and ``answers.stage in [b]``; ``scores.readiness >= 4`` and
+  ``scores.readiness < 2``; disjoint persona lists), a slot's ``when`` taken together with its section's;
 * slots no atom can fill (no atom passes kinds/tags/level/persona ``require``, before the no-duplicates
   rule) and, as a warning, slots fewer than ``choose`` atoms can fill; ``tags_from_answers`` naming
   unknown questions or questions whose options carry no tags;
@@ -28,36 +29,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Final, Literal, TypeAlias
 
 from offerloop.assembly.inputs import format_number
-from offerloop.assembly.policy import (
-    AllOf,
-    AnswerAnswered,
-    AnswerEquals,
-    AnswerIn,
-    AnyOf,
-    AtomFallback,
-    Condition,
-    Not,
-    PersonaIn,
-    Policy,
-    PolicySection,
-    Scalar,
-    ScoreCompare,
-    Slot,
-    TextFallback,
-    describe,
-    same_value,
-)
+from offerloop.assembly.policy import AtomFallback, Policy, PolicySection, Slot, TextFallback
 from offerloop.assembly.selector import CorpusIndex, passes_filters
-from offerloop.assembly.template import Branch, FieldTest, parse_template, walk
+from offerloop.assembly.template import Branch, parse_template, walk
 from offerloop.content.model import Atom, Question, Quiz
+from offerloop.core.conditions import All, Any_, Condition, Leaf, Not, describe, leaves, same
 
 __all__ = ["Finding", "lint_atom", "lint_policy", "score_ranges"]
 
 Severity = Literal["error", "warning"]
-Leaf = AnswerIn | AnswerEquals | AnswerAnswered | ScoreCompare | PersonaIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +54,15 @@ class Finding:
         return f"{self.severity}: {self.location}: {self.message}"
 
 
-def _show(value: Scalar) -> str:
-    return repr(value) if isinstance(value, str) else format_number(value)
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value)
+    return describe(Leaf("", (("eq", value),)))[4:]  # true, false, null, lists: as conditions show them
 
 
-def _show_all(values: Sequence[Scalar]) -> str:
+def _show_all(values: Sequence[Any]) -> str:
     return ", ".join(_show(v) for v in values)
 
 
@@ -122,34 +109,79 @@ def _question_range(question: Question, dimension: str) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Conditions
+# Conditions: the analysis classifies core leaves by root and operator — answers.<q> with in/exists,
+# scores.<d> with gt/gte/lt/lte (eq and between as both bounds), persona with in/eq; a leaf with any
+# other operator gets no such analysis.
+
+_ANSWER_OPS: Final = frozenset({"in", "exists"})
+_SCORE_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "eq", "between"})
+_PERSONA_OPS: Final = frozenset({"in", "eq"})
+Bound: TypeAlias = tuple[str, float]  # (gt | gte | lt | lte, value)
 
 
-def _leaves(condition: Condition) -> list[Leaf]:
-    match condition:
-        case AllOf(items) | AnyOf(items):
-            return [leaf for item in items for leaf in _leaves(item)]
-        case Not(item):
-            return _leaves(item)
-    return [condition]
+def _kind(leaf: Leaf) -> Literal["answer", "score", "persona"] | None:
+    ops = {op for op, _ in leaf.ops}
+    if leaf.root == "answers" and leaf.key and ops <= _ANSWER_OPS:
+        return "answer"
+    if leaf.root == "scores" and leaf.key and ops <= _SCORE_OPS and _bounds(leaf) is not None:
+        return "score"
+    if leaf.path == "persona" and ops <= _PERSONA_OPS:
+        return "persona"
+    return None
+
+
+def _bounds(leaf: Leaf) -> list[Bound] | None:
+    """A score leaf's bounds (None when an operand is not a number: no range analysis)."""
+    bounds: list[Bound] = []
+    for op, operand in leaf.ops:
+        pair = operand if op == "between" else (operand, operand)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair):
+            return None
+        if op in ("gt", "gte", "lt", "lte"):
+            bounds.append((op, float(operand)))
+        else:  # eq, between
+            bounds += [("gte", float(pair[0])), ("lte", float(pair[1]))]
+    return bounds
+
+
+def _holds_when_missing(op: str, operand: Any) -> bool:
+    return op in ("ne", "not_in") or (op == "exists" and not operand)
+
+
+def _wants_answer(leaf: Leaf) -> bool:
+    """Whether an answer leaf needs the question answered (``in``, ``exists: true``)."""
+    return any(op == "in" or (op == "exists" and operand) for op, operand in leaf.ops)
+
+
+def _answer_values(leaf: Leaf) -> tuple[Any, ...] | None:
+    """The values an answer leaf allows (None: any value)."""
+    return next((operand for op, operand in leaf.ops if op == "in"), None)
+
+
+def _persona_names(leaf: Leaf) -> set[Any]:
+    found: set[Any] = set()
+    for op, operand in leaf.ops:
+        names = set(operand) if op == "in" else {operand}
+        found = names if not found else found & names
+    return found
 
 
 def _conjuncts(condition: Condition | None) -> list[Condition]:
     if condition is None:
         return []
-    if isinstance(condition, AllOf):
+    if isinstance(condition, All):
         return [c for item in condition.items for c in _conjuncts(item)]
     return [condition]
 
 
-def _value_problem(question: Question, value: Scalar) -> str | None:
+def _value_problem(question: Question, value: Any) -> str | None:
     """Why ``value`` can never be an answer to ``question`` (None when it can)."""
     if question.type in ("single", "multiple"):
-        if any(same_value(option.value, value) for option in question.options):
+        if any(same(option.value, value) for option in question.options):
             return None
         return "not an option"
     if question.type == "scale" and question.min is not None and question.max is not None:
-        if isinstance(value, str) or float(value) != int(value):
+        if not isinstance(value, int | float) or isinstance(value, bool) or float(value) != int(value):
             return "not a whole number"
         if not question.min <= value <= question.max:
             return "outside"
@@ -158,14 +190,12 @@ def _value_problem(question: Question, value: Scalar) -> str | None:
 
 def _answer_issue(leaf: Leaf, quiz: Quiz) -> tuple[bool, str] | None:
     """(never holds, message) for an answer condition that names what the quiz does not have."""
-    assert isinstance(leaf, AnswerIn | AnswerEquals | AnswerAnswered)
-    question = quiz.question(leaf.question)
+    question = quiz.question(leaf.key)
     if question is None:
-        never = not isinstance(leaf, AnswerAnswered) or leaf.answered
-        return never, f"condition refers to unknown question {leaf.question!r} (quiz {quiz.id!r})"
-    if isinstance(leaf, AnswerAnswered):
+        return _wants_answer(leaf), f"condition refers to unknown question {leaf.key!r} (quiz {quiz.id!r})"
+    values = _answer_values(leaf)
+    if values is None:
         return None
-    values = leaf.values if isinstance(leaf, AnswerIn) else (leaf.value,)
     bad = [v for v in values if _value_problem(question, v) is not None]
     if not bad:
         return None
@@ -178,37 +208,50 @@ def _answer_issue(leaf: Leaf, quiz: Quiz) -> tuple[bool, str] | None:
     return never, f"condition value {_show_all(bad)} {verb} of question {question.id!r} (options: {options})"
 
 
-def _score_issue(
-    leaf: ScoreCompare, quiz: Quiz, ranges: dict[str, tuple[float, float]]
-) -> tuple[bool, str] | None:
-    low, high = ranges.get(leaf.dimension, (0.0, 0.0))
-    value = leaf.value
-    never = {
-        "gte": value > high,
-        "gt": value >= high,
-        "lte": value < low,
-        "lt": value <= low,
-    }[leaf.op]
-    if leaf.dimension not in ranges:
+def _never_within(bounds: Sequence[Bound], low: float, high: float) -> bool:
+    """Whether a value between ``low`` and ``high`` can never meet every bound."""
+    checks = {
+        "gte": lambda v: v > high,
+        "gt": lambda v: v >= high,
+        "lte": lambda v: v < low,
+        "lt": lambda v: v <= low,
+    }
+    return any(checks[op](value) for op, value in bounds)
+
+
+def _score_issue(leaf: Leaf, quiz: Quiz, ranges: dict[str, tuple[float, float]]) -> tuple[bool, str] | None:
+    dimension = leaf.key
+    low, high = ranges.get(dimension, (0.0, 0.0))
+    never = _never_within(_bounds(leaf) or [], low, high)
+    if dimension not in ranges:
         outcome = "can never hold" if never else "always holds"
         return (
             never,
-            f"{describe(leaf)} {outcome}: quiz {quiz.id!r} does not define score {leaf.dimension!r} (always 0)",
+            f"{describe(leaf)} {outcome}: quiz {quiz.id!r} does not define score {dimension!r} (always 0)",
         )
     if never:
         span = f"{format_number(low)} to {format_number(high)}"
-        return True, f"{describe(leaf)} can never hold: quiz {quiz.id!r} gives {leaf.dimension} from {span}"
+        return True, f"{describe(leaf)} can never hold: quiz {quiz.id!r} gives {dimension} from {span}"
+    return None
+
+
+def _other_issue(leaf: Leaf, quiz: Quiz) -> tuple[bool, str] | None:
+    """What is known without the operator's analysis: an unknown question, a score compared with text."""
+    if leaf.root == "answers" and leaf.key and quiz.question(leaf.key) is None:
+        never = not all(_holds_when_missing(op, operand) for op, operand in leaf.ops)
+        return never, f"condition refers to unknown question {leaf.key!r} (quiz {quiz.id!r})"
+    if leaf.root == "scores" and {op for op, _ in leaf.ops} <= _SCORE_OPS:
+        return True, f"{describe(leaf)} can never hold: a score is a number"
     return None
 
 
 def _never(condition: Condition, never_leaves: set[Leaf]) -> bool:
-    match condition:
-        case AllOf(items):
-            return any(_never(item, never_leaves) for item in items)
-        case AnyOf(items):
-            return all(_never(item, never_leaves) for item in items)
-        case Not():
-            return False
+    if isinstance(condition, All):
+        return any(_never(item, never_leaves) for item in condition.items)
+    if isinstance(condition, Any_):
+        return all(_never(item, never_leaves) for item in condition.items)
+    if isinstance(condition, Not):
+        return False
     return condition in never_leaves
 
 
@@ -219,13 +262,14 @@ def _condition_findings(
     if quiz is None:
         return [], False
     issues: list[tuple[Leaf, bool, str]] = []
-    for leaf in _leaves(condition):
-        if isinstance(leaf, ScoreCompare):
+    for leaf in leaves(condition):
+        kind = _kind(leaf)
+        if kind == "score":
             issue = _score_issue(leaf, quiz, ranges)
-        elif isinstance(leaf, PersonaIn | FieldTest):
-            issue = None
-        else:
+        elif kind == "answer":
             issue = _answer_issue(leaf, quiz)
+        else:
+            issue = _other_issue(leaf, quiz)
         if issue is not None and not any(message == issue[1] for _, _, message in issues):
             issues.append((leaf, *issue))
     never_leaves = {leaf for leaf, never, _ in issues if never}
@@ -248,37 +292,34 @@ def _single_valued(question_id: str, quiz: Quiz | None) -> bool | None:
 def _contradictions(conjuncts: Sequence[Condition], quiz: Quiz | None) -> list[tuple[Severity, str]]:
     """Groups of all-of conditions that cannot hold together."""
     found: list[tuple[Severity, str]] = []
-    by_question: dict[str, list[AnswerIn | AnswerEquals | AnswerAnswered]] = {}
-    by_dimension: dict[str, list[ScoreCompare]] = {}
-    personas: list[PersonaIn] = []
-    for condition in conjuncts:
-        if isinstance(condition, AnswerIn | AnswerEquals | AnswerAnswered):
-            by_question.setdefault(condition.question, []).append(condition)
-        elif isinstance(condition, ScoreCompare):
-            by_dimension.setdefault(condition.dimension, []).append(condition)
-        elif isinstance(condition, PersonaIn):
-            personas.append(condition)
+    by_question: dict[str, list[Leaf]] = {}
+    by_dimension: dict[str, list[Leaf]] = {}
+    personas: list[Leaf] = []
+    for leaf in (c for c in conjuncts if isinstance(c, Leaf)):
+        kind = _kind(leaf)
+        if kind == "answer":
+            by_question.setdefault(leaf.key, []).append(leaf)
+        elif kind == "score":
+            by_dimension.setdefault(leaf.key, []).append(leaf)
+        elif kind == "persona":
+            personas.append(leaf)
 
     def report(severity: Severity, group: Sequence[Condition], suffix: str = "") -> None:
         described = " and ".join(dict.fromkeys(describe(c) for c in group))
         found.append((severity, f"conditions contradict each other{suffix}: {described}"))
 
     for question, group in by_question.items():
-        wants_answer = [c for c in group if not isinstance(c, AnswerAnswered) or c.answered]
-        unanswered = [c for c in group if isinstance(c, AnswerAnswered) and not c.answered]
+        wants_answer = [c for c in group if _wants_answer(c)]
+        unanswered = [c for c in group if ("exists", False) in c.ops]
         if unanswered and wants_answer:
             report("error", [*wants_answer, *unanswered])
             continue
-        value_sets = [
-            c.values if isinstance(c, AnswerIn) else (c.value,)
-            for c in group
-            if not isinstance(c, AnswerAnswered)
-        ]
+        value_sets = [values for c in group if (values := _answer_values(c)) is not None]
         if len(value_sets) < 2:
             continue
         allowed = list(value_sets[0])
         for values in value_sets[1:]:
-            allowed = [a for a in allowed if any(same_value(a, v) for v in values)]
+            allowed = [a for a in allowed if any(same(a, v) for v in values)]
         if allowed:
             continue
         single = _single_valued(question, quiz)
@@ -287,18 +328,19 @@ def _contradictions(conjuncts: Sequence[Condition], quiz: Quiz | None) -> list[t
         elif single is None:
             report("warning", group, f" unless {question!r} is a multiple-choice question")
     for group_scores in by_dimension.values():
-        lower = [c for c in group_scores if c.op in ("gte", "gt")]
-        upper = [c for c in group_scores if c.op in ("lte", "lt")]
+        bounds = [(op, value, leaf) for leaf in group_scores for op, value in _bounds(leaf) or []]
+        lower = [b for b in bounds if b[0] in ("gte", "gt")]
+        upper = [b for b in bounds if b[0] in ("lte", "lt")]
         if not lower or not upper:
             continue
-        low = max(lower, key=lambda c: (c.value, c.op == "gt"))
-        high = min(upper, key=lambda c: (c.value, c.op == "lte"))
-        if low.value > high.value or (low.value == high.value and (low.op == "gt" or high.op == "lt")):
-            report("error", [low, high])
+        low = max(lower, key=lambda b: (b[1], b[0] == "gt"))
+        high = min(upper, key=lambda b: (b[1], b[0] == "lte"))
+        if low[1] > high[1] or (low[1] == high[1] and (low[0] == "gt" or high[0] == "lt")):
+            report("error", [low[2], high[2]])
     if len(personas) > 1:
-        common = set(personas[0].names)
+        common = _persona_names(personas[0])
         for persona in personas[1:]:
-            common &= set(persona.names)
+            common &= _persona_names(persona)
         if not common:
             report("error", personas)
     return found
@@ -496,23 +538,20 @@ def _with_line(finding: Finding, policy: Policy) -> Finding:
 
 
 def _implies_answered(condition: Condition, question: str, polarity: bool = True) -> bool:
-    """Whether ``condition`` being ``polarity`` (true, or false) means ``question`` was answered."""
-    match condition:
-        case AnswerAnswered(q, answered):
-            return q == question and answered == polarity
-        case AnswerIn(q, _) | AnswerEquals(q, _):
-            return polarity and q == question
-        case AllOf(items):
-            if polarity:
-                return any(_implies_answered(i, question, True) for i in items)
-            return bool(items) and all(_implies_answered(i, question, False) for i in items)
-        case AnyOf(items):
-            if polarity:
-                return bool(items) and all(_implies_answered(i, question, True) for i in items)
-            return any(_implies_answered(i, question, False) for i in items)
-        case Not(item):
-            return _implies_answered(item, question, not polarity)
-    return False
+    """Whether ``condition`` being ``polarity`` (true, or false) means ``question`` was answered
+    (an unanswered question is missing from the answers conditions read)."""
+    if isinstance(condition, Leaf):
+        if condition.path != f"answers.{question}":
+            return False
+        missing = [_holds_when_missing(op, operand) for op, operand in condition.ops]
+        # true: some test fails on a missing value; false: every test holds on one.
+        return not all(missing) if polarity else all(missing)
+    if isinstance(condition, Not):
+        return _implies_answered(condition.item, question, not polarity)
+    items = condition.items
+    if isinstance(condition, All) == polarity:  # all true, or any false: one item suffices
+        return any(_implies_answered(i, question, polarity) for i in items)
+    return bool(items) and all(_implies_answered(i, question, polarity) for i in items)
 
 
 def _text_findings(

@@ -18,8 +18,16 @@ A policy is YAML (see the assembly formats spec)::
             fallback: {title: "A first step", markdown: "Write down ..."}
 
 :func:`parse_policy` validates everything and raises :class:`InvalidPolicy` listing every problem at
-once, each as ``file:line: path: message``.  Conditions become a small typed tree
-(:data:`Condition`) that :func:`evaluate` checks against :class:`BuyerInputs`.
+once, each as ``file:line: path: message``.
+
+``when:`` is a condition in the one condition language (:mod:`offerloop.core.conditions`: every operator,
+all/any/not, the short forms ``{answer: q, in: [...]}``, ``{answer: q, equals: v}``, ``{answer: q,
+answered: true}``, ``{score: d, gte: 2}``, ``{persona: [a, b]}`` and the general ``{path: scores.d,
+between: [1, 3]}``). Policies read only what :class:`BuyerInputs` carries — the roots ``answers``,
+``scores`` and ``persona`` — as :func:`facts` builds them: an unanswered question ("", blanks, [] or
+None) is missing, every score dimension reads a number (0 when absent or not a number), and a buyer
+without a persona has none (``persona`` is missing). :func:`holds` checks a condition for a buyer;
+``describe`` (core's) gives the reasons shown in provenance and lint.
 
 Keys that must be unique (section keys; slot keys within a section) and level ranges are checked here
 too; :func:`offerloop.assembly.lint.lint_policy` repeats those checks for policies built in code and
@@ -35,8 +43,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time
+from functools import lru_cache
 from typing import Any, Final, Literal, TypeAlias
 
 import yaml
@@ -44,134 +54,91 @@ import yaml
 from offerloop.assembly.exceptions import InvalidPolicy
 from offerloop.assembly.inputs import BuyerInputs
 from offerloop.content.model import ATOM_KINDS
+from offerloop.core import conditions
+from offerloop.core.conditions import Condition
 from offerloop.declarative import StringDateLoader, parse_yaml, show
 
 __all__ = [
-    "COMPARISONS",
     "DELIVERABLES",
+    "MAX_CONDITIONS",
+    "MAX_CONDITION_DEPTH",
     "ORDERS",
     "PERSONA_MODES",
     "REVIEW_MODES",
-    "AllOf",
-    "AnswerAnswered",
-    "AnswerEquals",
-    "AnswerIn",
-    "AnyOf",
+    "SCOPE",
     "AtomFallback",
     "Condition",
+    "Facts",
     "Fallback",
     "LevelRange",
-    "Not",
-    "PersonaIn",
     "Policy",
     "PolicySection",
     "Review",
-    "Scalar",
-    "ScoreCompare",
     "Slot",
     "TextFallback",
-    "answer_matches",
-    "condition_to_dict",
-    "describe",
-    "evaluate",
+    "facts",
     "format_path",
+    "holds",
+    "is_answered",
     "parse_policy",
-    "same_value",
+    "parse_when",
 ]
 
 DELIVERABLES: Final[tuple[str, ...]] = ("workbook", "audit_report", "course_pathway")
 REVIEW_MODES: Final[tuple[str, ...]] = ("never", "always", "guard_fired", "above_offer_value")
 PERSONA_MODES: Final[tuple[str, ...]] = ("prefer", "require", "ignore")
 ORDERS: Final[tuple[str, ...]] = ("relevance", "level", "minutes", "title")
-COMPARISONS: Final[dict[str, str]] = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
-MAX_CONDITIONS: Final = 1000  # condition mappings in one policy, nested ones included
-MAX_CONDITION_DEPTH: Final = 16  # all/any/not nesting
+MAX_CONDITIONS: Final = conditions.MAX_NODES  # condition nodes in one policy, nested ones included
+MAX_CONDITION_DEPTH: Final = conditions.MAX_DEPTH  # all/any/not nesting, checked by core
+SCOPE: Final = conditions.Scope(roots=frozenset({"answers", "scores", "persona"}))
 MIN_LEVEL: Final = 1
 MAX_LEVEL: Final = 3
 
 _SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _NAME: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # question ids, dimensions, personas
 
-Scalar: TypeAlias = str | int | float
 PathPart: TypeAlias = str | int
 Path: TypeAlias = tuple[PathPart, ...]
 
 # --------------------------------------------------------------------------------------------------
-# Conditions
+# Conditions: the one condition language (offerloop.core.conditions), reading what BuyerInputs carries
 
 
 @dataclass(frozen=True, slots=True)
-class AnswerIn:
-    """The answer to ``question`` is one of ``values`` (a multiple-choice answer: any chosen value)."""
+class Facts:
+    """What policy conditions read about one buyer, built once per buyer by :func:`facts`."""
 
-    question: str
-    values: tuple[Scalar, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerEquals:
-    """The answer to ``question`` is ``value`` (a multiple-choice answer: ``value`` is among those chosen)."""
-
-    question: str
-    value: Scalar
+    values: Mapping[str, Any]  # roots (answers, scores, persona) -> values
+    now: datetime  # the start of the buyer's ``today`` (UTC): time-relative tests are reproducible
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerAnswered:
-    """``question`` was (``answered=True``) or was not answered; "", [] and None count as not answered."""
+class _Scores(Mapping[str, float]):
+    """The buyer's scores as conditions read them: an absent or non-numeric dimension reads 0."""
 
-    question: str
-    answered: bool = True
+    __slots__ = ("_known",)
 
+    def __init__(self, scores: Mapping[str, Any]) -> None:
+        self._known = {
+            str(k): float(v)
+            for k, v in scores.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
 
-@dataclass(frozen=True, slots=True)
-class ScoreCompare:
-    """The buyer's score on ``dimension`` (0 when absent) compared with ``value``."""
+    def __getitem__(self, key: str) -> float:
+        return self._known.get(key, 0.0)
 
-    dimension: str
-    op: Literal["gte", "gt", "lte", "lt"]
-    value: float
+    def get(self, key: str, default: Any = None) -> float:
+        return self._known.get(key, 0.0)  # every dimension reads a number: never the default
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._known)
 
-@dataclass(frozen=True, slots=True)
-class PersonaIn:
-    """The buyer's persona is one of ``names`` (never true for a buyer without a persona)."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AllOf:
-    items: tuple[Condition, ...]
+    def __len__(self) -> int:
+        return len(self._known)
 
 
-@dataclass(frozen=True, slots=True)
-class AnyOf:
-    items: tuple[Condition, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    item: Condition
-
-
-Condition: TypeAlias = (
-    AnswerIn | AnswerEquals | AnswerAnswered | ScoreCompare | PersonaIn | AllOf | AnyOf | Not
-)
-
-
-def same_value(answer: Any, value: Scalar) -> bool:
-    """Equality that never conflates strings with numbers or booleans with numbers; 3 equals 3.0."""
-    if isinstance(answer, bool) or isinstance(value, bool):
-        return False
-    if isinstance(answer, str) or isinstance(value, str):
-        return isinstance(answer, str) and isinstance(value, str) and answer == value
-    if isinstance(answer, int | float) and isinstance(value, int | float):
-        return answer == value
-    return False
-
-
-def _is_answered(answer: Any) -> bool:
+def is_answered(answer: Any) -> bool:
+    """Whether an answer counts as given: "" (or blanks), [] and None do not."""
     if answer is None:
         return False
     if isinstance(answer, str):
@@ -181,88 +148,39 @@ def _is_answered(answer: Any) -> bool:
     return True
 
 
-def answer_matches(answer: Any, values: tuple[Scalar, ...]) -> bool:
-    """True when the answer (or, for a list, any of its items) equals one of ``values``."""
-    chosen = answer if isinstance(answer, list | tuple) else (answer,)
-    return any(same_value(a, v) for a in chosen for v in values)
+def facts(inputs: BuyerInputs) -> Facts:
+    """The buyer as conditions see it: ``answers`` without unanswered questions, ``scores`` where every
+    dimension reads a number (0 when absent), ``persona`` (missing when the buyer has none)."""
+    values: dict[str, Any] = {
+        "answers": {k: v for k, v in inputs.answers.items() if is_answered(v)},
+        "scores": _Scores(inputs.scores),
+    }
+    if inputs.persona:
+        values["persona"] = inputs.persona
+    return Facts(values, datetime.combine(inputs.today, time(), UTC))
 
 
-def evaluate(condition: Condition, inputs: BuyerInputs) -> bool:
-    """Whether ``condition`` holds for the buyer."""
-    match condition:
-        case AnswerIn(question, values):
-            return answer_matches(inputs.answers.get(question), values)
-        case AnswerEquals(question, value):
-            return answer_matches(inputs.answers.get(question), (value,))
-        case AnswerAnswered(question, answered):
-            return _is_answered(inputs.answers.get(question)) == answered
-        case ScoreCompare(dimension, op, value):
-            raw = inputs.scores.get(dimension, 0.0)
-            score = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
-            if op == "gte":
-                return score >= value
-            if op == "gt":
-                return score > value
-            if op == "lte":
-                return score <= value
-            return score < value
-        case PersonaIn(names):
-            return inputs.persona is not None and inputs.persona in names
-        case AllOf(items):
-            return all(evaluate(item, inputs) for item in items)
-        case AnyOf(items):
-            return any(evaluate(item, inputs) for item in items)
-        case Not(item):
-            return not evaluate(item, inputs)
-    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover - exhaustive above
+@lru_cache(maxsize=4096)
+def _check(condition: Condition) -> conditions.Check:
+    return conditions.compile_condition(condition)
 
 
-def _show_scalar(value: Scalar) -> str:
-    return format(value, "g") if isinstance(value, float) else str(value)
+def holds(condition: Condition, buyer: Facts) -> bool:
+    """Whether ``condition`` holds for the buyer (compiled once per condition, however many buyers)."""
+    return _check(condition)(buyer.values, buyer.now)
 
 
-def describe(condition: Condition) -> str:
-    """A short human-readable form: ``stage in [idea, building]``, ``readiness >= 2``, ``(a and b)``."""
-    match condition:
-        case AnswerIn(question, values):
-            return f"{question} in [{', '.join(_show_scalar(v) for v in values)}]"
-        case AnswerEquals(question, value):
-            return f"{question} = {_show_scalar(value)}"
-        case AnswerAnswered(question, answered):
-            return f"{question} answered" if answered else f"{question} not answered"
-        case ScoreCompare(dimension, op, value):
-            return f"{dimension} {COMPARISONS[op]} {_show_scalar(value)}"
-        case PersonaIn(names):
-            return f"persona in [{', '.join(names)}]"
-        case AllOf(items):
-            return "(" + " and ".join(describe(i) for i in items) + ")"
-        case AnyOf(items):
-            return "(" + " or ".join(describe(i) for i in items) + ")"
-        case Not(item):
-            return f"not {describe(item)}"
-    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
+def parse_when(data: Any) -> Condition:
+    """A policy condition from its YAML form (for policies built in code); raises ``ConditionError``."""
+    return conditions.parse(data, scope=SCOPE)
 
 
-def condition_to_dict(condition: Condition) -> dict[str, Any]:
-    """The condition in its YAML mapping form (parses back to an equal condition)."""
-    match condition:
-        case AnswerIn(question, values):
-            return {"answer": question, "in": list(values)}
-        case AnswerEquals(question, value):
-            return {"answer": question, "equals": value}
-        case AnswerAnswered(question, answered):
-            return {"answer": question, "answered": answered}
-        case ScoreCompare(dimension, op, value):
-            return {"score": dimension, op: value}
-        case PersonaIn(names):
-            return {"persona": list(names)}
-        case AllOf(items):
-            return {"all": [condition_to_dict(i) for i in items]}
-        case AnyOf(items):
-            return {"any": [condition_to_dict(i) for i in items]}
-        case Not(item):
-            return {"not": condition_to_dict(item)}
-    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
+def _size(condition: Condition) -> int:
+    if isinstance(condition, conditions.Leaf):
+        return 1
+    if isinstance(condition, conditions.Not):
+        return 1 + _size(condition.item)
+    return 1 + sum(_size(item) for item in condition.items)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,7 +247,7 @@ class Slot:
             "level": None if self.level is None else {"min": self.level.min, "max": self.level.max},
             "persona": self.persona,
             "order": self.order,
-            "when": None if self.when is None else condition_to_dict(self.when),
+            "when": None if self.when is None else conditions.to_data(self.when),
             "fallback": self.fallback.to_dict(),
         }
 
@@ -347,7 +265,7 @@ class PolicySection:
             "key": self.key,
             "title": self.title,
             "intro": self.intro,
-            "when": None if self.when is None else condition_to_dict(self.when),
+            "when": None if self.when is None else conditions.to_data(self.when),
             "slots": [slot.to_dict() for slot in self.slots],
         }
 
@@ -426,7 +344,8 @@ class _Problems:
         self.key_lines = key_lines  # line of the key itself, for mapping entries
         self.items: list[str] = []
         self._order: list[tuple[int, int]] = []
-        self.conditions = 0  # condition mappings parsed so far (bounded: aliases can nest them)
+        self.conditions = 0  # condition nodes parsed so far (bounded: aliases can nest them)
+        self.too_many = False
 
     def line(self, path: Path) -> int | None:
         for n in range(len(path), -1, -1):
@@ -544,16 +463,6 @@ def _names(raw: Any, path: Path, p: _Problems, *, slugs: bool, what: str) -> tup
     return tuple(out)
 
 
-def _scalar(raw: Any, path: Path, p: _Problems) -> Scalar | None:
-    if isinstance(raw, bool):
-        p.add(path, f'{show(raw)} was read as a boolean: quote it ("{str(raw).lower()}") to mean the text')
-        return None
-    if isinstance(raw, str | int | float):
-        return raw
-    p.add(path, f"must be a string or a number, got {show(raw)}")
-    return None
-
-
 def _number(raw: Any, path: Path, p: _Problems) -> float | None:
     if (
         isinstance(raw, bool)
@@ -566,120 +475,32 @@ def _number(raw: Any, path: Path, p: _Problems) -> float | None:
     return float(raw)
 
 
-_CONDITION_FORMS: Final = "answer, score, persona, all, any or not"
+def _inner_path(inner: str) -> Path:
+    """Core's path inside a condition (``all[0].in[1]``) as path parts, for the line lookup."""
+    return tuple(int(index) if index else key for key, index in _INNER_PART.findall(inner))
 
 
-def _condition(raw: Any, path: Path, p: _Problems, depth: int = 1) -> Condition | None:
-    """One condition mapping -> its typed form, or None after reporting why not."""
-    if depth > MAX_CONDITION_DEPTH:
-        p.add(path, f"conditions nested too deeply (at most {MAX_CONDITION_DEPTH} levels)")
-        return None
-    p.conditions += 1
-    if p.conditions > MAX_CONDITIONS:
-        if p.conditions == MAX_CONDITIONS + 1:
-            p.add(path, f"too many conditions (at most {MAX_CONDITIONS} in a policy)")
-        return None
-    if not isinstance(raw, dict) or not raw:
-        p.add(path, f"a condition must be a mapping such as {{answer: stage, in: [idea]}}, got {show(raw)}")
-        return None
-    keys = [k for k in raw if isinstance(k, str)]
-    if len(keys) != len(raw):
-        p.add(path, "condition keys must be strings")
-        return None
-    for combinator in ("all", "any", "not"):
-        if combinator in raw:
-            if len(raw) != 1:
-                extra = ", ".join(sorted(k for k in keys if k != combinator))
-                p.add(path, f"{combinator} must be the only key of its condition (also found {extra})")
-                return None
-            if combinator == "not":
-                inner = _condition(raw["not"], (*path, "not"), p, depth + 1)
-                return None if inner is None else Not(inner)
-            items_raw = raw[combinator]
-            if not isinstance(items_raw, list) or not items_raw:
-                p.add((*path, combinator), f"must be a non-empty list of conditions, got {show(items_raw)}")
-                return None
-            items = [
-                _condition(item, (*path, combinator, i), p, depth + 1) for i, item in enumerate(items_raw)
-            ]
-            if any(item is None for item in items):
-                return None
-            parsed = tuple(item for item in items if item is not None)
-            return AllOf(parsed) if combinator == "all" else AnyOf(parsed)
-    if "answer" in raw:
-        return _answer_condition(raw, path, p)
-    if "score" in raw:
-        return _score_condition(raw, path, p)
-    if "persona" in raw:
-        if len(raw) != 1:
-            p.add(path, "persona must be the only key of its condition")
-            return None
-        value = raw["persona"]
-        names = (value,) if isinstance(value, str) else value
-        if not isinstance(names, list | tuple) or not names:
-            p.add((*path, "persona"), f"must be a non-empty list of persona names, got {show(value)}")
-            return None
-        count = len(p.items)
-        parsed_names = _names(list(names), (*path, "persona"), p, slugs=False, what="a persona name")
-        return PersonaIn(parsed_names) if len(p.items) == count else None
-    p.add(path, f"unknown condition {show(sorted(keys))} (expected one of {_CONDITION_FORMS})")
-    return None
-
-
-def _answer_condition(raw: dict[str, Any], path: Path, p: _Problems) -> Condition | None:
-    question = _name(raw["answer"], (*path, "answer"), p, "a question id")
-    operators = [k for k in raw if k != "answer"]
-    unknown = [k for k in operators if k not in ("in", "equals", "answered")]
-    if unknown:
-        p.add(
-            path, f"unknown key {show(unknown[0])} in an answer condition (expected in, equals or answered)"
-        )
-        return None
-    if len(operators) != 1:
-        p.add(path, "an answer condition needs exactly one of in, equals, answered")
-        return None
-    op = operators[0]
-    value = raw[op]
-    if op == "in":
-        if not isinstance(value, list) or not value:
-            p.add((*path, "in"), f"must be a non-empty list of values, got {show(value)}")
-            return None
-        values = [_scalar(v, (*path, "in", i), p) for i, v in enumerate(value)]
-        if question is None or any(v is None for v in values):
-            return None
-        unique: list[Scalar] = []
-        for v in values:
-            if v is not None and not any(same_value(u, v) for u in unique):
-                unique.append(v)
-        return AnswerIn(question, tuple(unique))
-    if op == "equals":
-        scalar = _scalar(value, (*path, "equals"), p)
-        return None if question is None or scalar is None else AnswerEquals(question, scalar)
-    if not isinstance(value, bool):
-        p.add((*path, "answered"), f"must be true or false, got {show(value)}")
-        return None
-    return None if question is None else AnswerAnswered(question, value)
-
-
-def _score_condition(raw: dict[str, Any], path: Path, p: _Problems) -> Condition | None:
-    dimension = _name(raw["score"], (*path, "score"), p, "a score dimension")
-    operators = [k for k in raw if k != "score"]
-    unknown = [k for k in operators if k not in COMPARISONS]
-    if unknown:
-        p.add(path, f"unknown key {show(unknown[0])} in a score condition (expected gte, gt, lte or lt)")
-        return None
-    if len(operators) != 1:
-        p.add(path, "a score condition needs exactly one of gte, gt, lte, lt")
-        return None
-    op = operators[0]
-    value = _number(raw[op], (*path, op), p)
-    if dimension is None or value is None:
-        return None
-    return ScoreCompare(dimension, op, value)  # type: ignore[arg-type]  # op checked against COMPARISONS
+_INNER_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def _optional_condition(raw: Mapping[str, Any], path: Path, p: _Problems) -> Condition | None:
-    return None if raw.get("when") is None else _condition(raw["when"], (*path, "when"), p)
+    """The ``when`` of a section or slot in the one condition language, or None (absent, or reported)."""
+    if raw.get("when") is None:
+        return None
+    where = (*path, "when")
+    try:
+        condition = conditions.parse(raw["when"], scope=SCOPE)
+    except conditions.ConditionError as exc:
+        for inner, message in exc.problems:
+            p.add((*where, *_inner_path(inner)), message)
+        return None
+    p.conditions += _size(condition)
+    if p.conditions > MAX_CONDITIONS:
+        if not p.too_many:
+            p.add(where, f"too many conditions (at most {MAX_CONDITIONS} in a policy)")
+        p.too_many = True
+        return None
+    return condition
 
 
 def _fallback(raw: Any, path: Path, p: _Problems) -> Fallback | None:

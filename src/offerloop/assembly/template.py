@@ -15,13 +15,17 @@ Conditions::
     answers.stage == "idea"           also !=, and  answers.stage in ["idea", "building"]  (not in)
     scores.readiness >= 3             also > <= < == !=  (a missing score is 0)
     persona.name == "deal_seeker"     also != , in, not in; bare persona.name: a persona is assigned
-    buyer.first_name                  any other value: bare = present; == != in compare the text,
-                                      > >= < <= compare numbers (buyer.level >= 2)
+    buyer.first_name                  any other value: bare = present; == != in compare values,
+                                      > >= < <= compare numbers (buyer.level >= 2) or texts
+                                      (date.today >= "2026-01-01": ISO dates compare as text)
     a and b, a or b, not a, ( ... )   usual precedence: not, then and, then or
 
-Conditions become the policy condition tree (:data:`offerloop.assembly.policy.Condition`) so the linter
-reuses its checks; the one addition is :class:`FieldTest` for values that are neither answers, scores
-nor the persona name.
+Conditions are conditions of the one condition language (:mod:`offerloop.core.conditions`), read from
+the policy's facts about the buyer (:func:`offerloop.assembly.policy.facts`) plus ``traits``: the
+buyer's own fields (:data:`FIELD_PATHS`: ``buyer.level`` is ``traits.level``, ``date.year`` is
+``traits.year``, ``persona.confidence`` is ``traits.persona_confidence``...), present when not empty,
+typed as the placeholders are before they become text (so ``buyer.level == 2`` holds and
+``buyer.level == "2"`` does not: types never mix).
 
 Buyer values are inserted as plain text: in Markdown every ASCII punctuation character of a value is
 backslash-escaped (a quiz answer ``[x](https://evil.example)`` stays those characters, never a link),
@@ -40,32 +44,21 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, Literal, TypeAlias, cast
+from typing import Any, Final, Literal, TypeAlias
 
 from markdown_it import MarkdownIt
 
 from offerloop.assembly.inputs import BuyerInputs, placeholder_values
-from offerloop.assembly.policy import (
-    AllOf,
-    AnswerAnswered,
-    AnswerEquals,
-    AnswerIn,
-    AnyOf,
-    Condition,
-    Not,
-    PersonaIn,
-    Scalar,
-    ScoreCompare,
-    evaluate,
-)
+from offerloop.assembly.policy import Facts, facts, holds
+from offerloop.core.conditions import All, Any_, Condition, Not, parse_leaf
 from offerloop.declarative import show
 
 __all__ = [
     "FIELDS",
+    "FIELD_PATHS",
     "MAX_VALUE_CHARS",
     "PLACEHOLDER_ROOTS",
     "Branch",
-    "FieldTest",
     "If",
     "Node",
     "Placeholder",
@@ -80,6 +73,7 @@ __all__ = [
     "plain_value",
     "render",
     "scan_placeholders",
+    "template_facts",
     "walk",
 ]
 
@@ -107,6 +101,17 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _OPEN: Final = re.compile(r"\\\{\{|\\\{%|\{\{|\{%")
 
 Problem: TypeAlias = tuple[int, str]
+Scalar: TypeAlias = str | int | float
+# Template variables that are neither answers nor scores -> the path conditions read them at.
+FIELD_PATHS: Final[Mapping[str, str]] = {
+    "buyer.name": "traits.name",
+    "buyer.first_name": "traits.first_name",
+    "buyer.level": "traits.level",
+    "date.today": "traits.today",
+    "date.year": "traits.year",
+    "persona.name": "persona",
+    "persona.confidence": "traits.persona_confidence",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,18 +148,6 @@ class If:
 
 
 Node: TypeAlias = Text | Var | If
-
-
-@dataclass(frozen=True, slots=True)
-class FieldTest:
-    """A placeholder value (``buyer.level``, ``persona.confidence``, ``date.year``...) tested as text or number.
-
-    ``op`` ``present``: the value is not empty; ``in``: equals one of ``values`` as text; ``gte`` ...
-    ``lt``: compared as numbers (never true when the value is not a number)."""
-
-    path: str
-    op: Literal["present", "in", "gte", "gt", "lte", "lt"]
-    values: tuple[Scalar, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,14 +326,14 @@ class _ConditionParser:
         while self.at_word("or"):
             self.take()
             items.append(self.conjunction())
-        return items[0] if len(items) == 1 else AnyOf(tuple(items))
+        return items[0] if len(items) == 1 else Any_(tuple(items))
 
     def conjunction(self) -> Condition:
         items = [self.negation()]
         while self.at_word("and"):
             self.take()
             items.append(self.negation())
-        return items[0] if len(items) == 1 else AllOf(tuple(items))
+        return items[0] if len(items) == 1 else All(tuple(items))
 
     def negation(self) -> Condition:
         count = 0
@@ -411,41 +404,35 @@ class _ConditionParser:
         return Not(condition) if negate else condition
 
 
-def _number(value: Scalar, path: str) -> float:
+def _number(value: Scalar, path: str) -> int | float:
     if isinstance(value, str):
         raise _ConditionError(f"{path} compares with a number, got {value!r}")
-    return float(value)
+    return value
 
 
 def _leaf(root: str, field: str, path: str, op: str | None, values: tuple[Scalar, ...]) -> Condition:
     if root == "answers":
         if op is None:
-            return AnswerAnswered(field)
-        if op == "in":
-            return AnswerIn(field, values)
-        if op == "==":
-            return AnswerEquals(field, values[0])
+            return parse_leaf(path, {"exists": True})
+        if op in ("==", "in"):
+            return parse_leaf(path, {"in": list(values)})
         raise _ConditionError(f"compare answers with ==, != or in (use scores.<dimension> {op} ...)")
     if root == "scores":
         if op is None:
             raise _ConditionError(f"a score needs a comparison, e.g. {path} >= 3")
         if op == "in":
             raise _ConditionError("compare scores with == != >= > <= <")
-        number = _number(values[0], path)
-        if op == "==":
-            return AllOf((ScoreCompare(field, "gte", number), ScoreCompare(field, "lte", number)))
-        return ScoreCompare(field, _ORDER_OPS[op], number)  # type: ignore[arg-type]
-    if root == "persona" and field == "name" and op in ("==", "in"):
-        if not all(isinstance(v, str) for v in values):
-            raise _ConditionError("persona names are quoted texts")
-        return PersonaIn(tuple(str(v) for v in values))
-    # FieldTest rides in the policy's condition tree: holds() and the linter know it, evaluate() never sees it.
+        return parse_leaf(path, {_ORDER_OPS.get(op, "eq"): _number(values[0], path)})
+    target = FIELD_PATHS[path]
+    if target == "persona" and op in ("==", "in") and not all(isinstance(v, str) for v in values):
+        raise _ConditionError("persona names are quoted texts")
     if op is None:
-        return cast(Condition, FieldTest(path, "present"))
-    if op in ("==", "in"):
-        return cast(Condition, FieldTest(path, "in", values))
-    order = cast(Literal["gte", "gt", "lte", "lt"], _ORDER_OPS[op])
-    return cast(Condition, FieldTest(path, order, (_number(values[0], path),)))
+        return parse_leaf(target, {"exists": True})
+    if op == "in":
+        return parse_leaf(target, {"in": list(values)})
+    if op == "==":
+        return parse_leaf(target, {"eq": values[0]})
+    return parse_leaf(target, {_ORDER_OPS[op]: values[0]})  # numbers, or texts such as ISO dates
 
 
 def parse_condition(source: str) -> Condition:
@@ -453,43 +440,19 @@ def parse_condition(source: str) -> Condition:
     return _ConditionParser(source).parse()
 
 
-def _field_holds(test: FieldTest, values: Mapping[str, Mapping[str, str]]) -> bool:
-    root, _, field = test.path.partition(".")
-    value = values.get(root, {}).get(field, "")
-    if test.op == "present":
-        return bool(value.strip())
-    if test.op == "in":
-        return any(value == (v if isinstance(v, str) else _format_scalar(v)) for v in test.values)
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    limit = float(test.values[0])
-    return {"gte": number >= limit, "gt": number > limit, "lte": number <= limit, "lt": number < limit}[
-        test.op
-    ]
-
-
-def _format_scalar(value: Scalar) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def holds(
-    condition: Condition,
-    inputs: BuyerInputs,
-    values: Mapping[str, Mapping[str, str]] | None = None,
-) -> bool:
-    """Whether a template condition holds for the buyer (``values``: :func:`placeholder_values`, if known)."""
-    if isinstance(condition, FieldTest):
-        return _field_holds(condition, values if values is not None else placeholder_values(inputs))
-    match condition:
-        case AllOf(items):
-            return all(holds(item, inputs, values) for item in items)
-        case AnyOf(items):
-            return any(holds(item, inputs, values) for item in items)
-        case Not(item):
-            return not holds(item, inputs, values)
-    return evaluate(condition, inputs)
+def template_facts(inputs: BuyerInputs) -> Facts:
+    """What ``{% if %}`` conditions read: the policy's facts about the buyer plus ``traits``, the
+    buyer's own fields (:data:`FIELD_PATHS`), each present only when it is not empty."""
+    base = facts(inputs)
+    text = placeholder_values(inputs).get("buyer", {})
+    traits: dict[str, Any] = {k: text[k] for k in ("name", "first_name") if text.get(k)}
+    if inputs.level is not None:
+        traits["level"] = inputs.level
+    confidence = inputs.persona_confidence
+    if isinstance(confidence, int | float) and not isinstance(confidence, bool) and confidence == confidence:
+        traits["persona_confidence"] = confidence
+    traits["today"], traits["year"] = inputs.today.isoformat(), inputs.today.year
+    return Facts({**base.values, "traits": traits}, base.now)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -578,7 +541,7 @@ def _tag(
                 problems.append((token.line, f"'{{% if %}}' blocks nested too deeply (at most {MAX_DEPTH})"))
                 add_text(source)
                 return
-            never = AnyOf(())  # a broken condition shows nothing rather than everything
+            never = Any_(())  # a broken condition shows nothing rather than everything
             stack.append(_Open(token.line, [], condition if condition is not None else never, token.line, []))
             return
         if not stack or stack[-1].has_else:
@@ -588,7 +551,7 @@ def _tag(
             return
         block = stack[-1]
         block.branches.append(Branch(block.condition, tuple(block.nodes), block.branch_line))
-        block.condition = condition if condition is not None else AnyOf(())
+        block.condition = condition if condition is not None else Any_(())
         block.nodes, block.branch_line = [], token.line
         return
     if word in ("else", "endif"):
@@ -660,18 +623,20 @@ def inert_markdown(value: str) -> str:
 
 def render(
     nodes: Sequence[Node],
-    inputs: BuyerInputs,
+    buyer: Facts,
     values: Mapping[str, Mapping[str, str]],
     escape: Callable[[str], str],
 ) -> str:
+    """The text of ``nodes`` for a buyer: ``buyer`` (:func:`template_facts`) decides the blocks,
+    ``values`` (:func:`placeholder_values`) fill the placeholders, ``escape`` makes each value inert."""
     out: list[str] = []
-    _render(nodes, inputs, values, escape, out)
+    _render(nodes, buyer, values, escape, out)
     return "".join(out)
 
 
 def _render(
     nodes: Sequence[Node],
-    inputs: BuyerInputs,
+    buyer: Facts,
     values: Mapping[str, Mapping[str, str]],
     escape: Callable[[str], str],
     out: list[str],
@@ -691,8 +656,8 @@ def _render(
                 out.append(node.default)  # the creator's own text: Markdown allowed
         else:
             for branch in node.branches:
-                if branch.condition is None or holds(branch.condition, inputs, values):
-                    _render(branch.nodes, inputs, values, escape, out)
+                if branch.condition is None or holds(branch.condition, buyer):
+                    _render(branch.nodes, buyer, values, escape, out)
                     break
 
 
@@ -700,13 +665,14 @@ def make_renderer(inputs: BuyerInputs, *, markdown: bool) -> Callable[[str], str
     """A function filling texts for these inputs: ``markdown`` for Markdown (values escaped), else plain
     text fields such as titles (values flattened, never escaped: renderers escape plain text)."""
     values = placeholder_values(inputs)
+    buyer = template_facts(inputs)
     escape = inert_markdown if markdown else plain_value
     parsed = _markdown_template if markdown else _plain_template
 
     def fill(text: str) -> str:
         if "{" not in text:
             return text
-        return render(parsed(text), inputs, values, escape)
+        return render(parsed(text), buyer, values, escape)
 
     return fill
 

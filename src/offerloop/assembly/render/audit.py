@@ -17,9 +17,10 @@ from typing import Any
 
 from offerloop.assembly.document import Block, Document, Section
 from offerloop.assembly.inputs import format_number
-from offerloop.assembly.policy import Policy, describe
+from offerloop.assembly.policy import Policy
 from offerloop.assembly.render.markdown import escape_markdown
 from offerloop.content.model import Quiz
+from offerloop.core.conditions import describe
 
 __all__ = ["AUDIT_SECTION_KEY", "audit_view", "score_ranges", "tier", "with_audit"]
 
@@ -84,7 +85,7 @@ def _words(condition: str) -> str:
     """A described condition with readable names and signs: ``pricing confidence ≤ 2``."""
     for sign, symbol in (("<=", "≤"), (">=", "≥"), ("!=", "≠")):
         condition = condition.replace(f" {sign} ", f" {symbol} ")
-    return condition.replace("_", " ")
+    return re.sub(r"\b(?:answers|scores)\.", "", condition).replace("_", " ")  # the buyer's own words
 
 
 def _why_section(reason: str) -> str:
