@@ -258,6 +258,10 @@ class _Parser:
             return None
         ops: dict[str, Any] = {k: v for k, v in data.items() if k != key}
         if key == "answer":  # the policy forms: equals (one of the chosen) and answered
+            for short, long in (("equals", "in"), ("answered", "exists")):
+                if short in ops and long in ops:
+                    self.fail(where, f"give '{short}' or '{long}', not both")
+                    return None
             if "equals" in ops:
                 ops["in"] = [ops.pop("equals")]
             if "answered" in ops:
