@@ -25,6 +25,7 @@ from offerloop.decisions.schemas import (
     DecidedItem,
     DecideRequest,
     DecideResponse,
+    DecisionRead,
     PersonaBrief,
 )
 from offerloop.entitlements import service as entitlements_service
@@ -411,19 +412,19 @@ def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest
         return None
 
 
-def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> dict[str, Any]:
+def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> DecisionRead:
     """Why a decision was made: what the model saw, what was excluded and why, and what happened."""
     d = repository.get_decision(session, workspace_id, decision_id)
     if d is None:
         raise DecisionNotFound(f"decision {decision_id} does not exist in this workspace")
-    return {
-        "id": d.id, "buyer_id": d.buyer_id, "placement": d.placement, "created_at": d.created_at, "policy": d.policy,
-        "holdout": d.holdout, "model_version": d.model_version,
-        "persona": {"name": d.persona, "confidence": d.persona_confidence} if d.persona else None,
-        "items": d.items, "excluded": d.excluded, "chosen": d.chosen_key, "propensity": d.propensity,
-        "context": {k: v for k, v in d.context.items() if k != "_outcome"}, "outcome": d.context.get("_outcome"),
-        "window_ends_at": d.window_ends_at, "reward": d.reward, "reward_at": d.reward_at, "reward_source": d.reward_source,
-    }  # fmt: skip
+    return DecisionRead(
+        id=d.id, buyer_id=d.buyer_id, placement=d.placement, created_at=d.created_at, policy=d.policy,
+        holdout=d.holdout, model_version=d.model_version,
+        persona=PersonaBrief(name=d.persona, confidence=d.persona_confidence or 0.0) if d.persona else None,
+        items=d.items, excluded=d.excluded, chosen=d.chosen_key, propensity=d.propensity,
+        context={k: v for k, v in d.context.items() if k != "_outcome"}, outcome=d.context.get("_outcome"),
+        window_ends_at=d.window_ends_at, reward=d.reward, reward_at=d.reward_at, reward_source=d.reward_source,
+    )  # fmt: skip
 
 
 # -- outcomes and learning -------------------------------------------------------------------------
