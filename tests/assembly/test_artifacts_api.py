@@ -232,7 +232,9 @@ def test_the_review_gate_holds_delivery_until_approved(client, db, write_headers
     assert got["status"] == "awaiting_review" and got["review"]["reason"] == "policy requires review"
     refused = client.get(f"/v1/artifacts/{art['id']}/download", headers=secret_headers)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_deliverable"
-    assert [q["artifact_id"] for q in client.get("/v1/reviews", headers=secret_headers).json()] == [art["id"]]
+    assert [q["artifact_id"] for q in client.get("/v1/reviews", headers=secret_headers).json()["items"]] == [
+        art["id"]
+    ]
     # an edit replaces the block's text, re-renders, and the version is then ready (the reviewer approved it)
     r = client.post(f"/v1/artifacts/{art['id']}/review", headers=secret_headers,
                     json={"action": "edit", "reviewer": "editor@creator", "edits": {"path/0": "Call three past clients this week."}})  # fmt: skip
