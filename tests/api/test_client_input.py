@@ -239,7 +239,7 @@ def test_repeated_action_keys_in_one_request_are_a_422(client, secret_headers) -
     r = client.put("/v1/actions", headers=secret_headers, json=[ACTION, {**ACTION, "title": "again"}])
     assert _error(r) == (422, "duplicate_action_keys")
     assert r.json()["error"]["details"] == {"keys": ["call-1"]}
-    assert client.get("/v1/actions", headers=secret_headers).json() == []
+    assert client.get("/v1/actions", headers=secret_headers).json() == {"items": [], "next_cursor": None}
 
 
 def test_the_body_check_costs_no_python_call_per_value() -> None:

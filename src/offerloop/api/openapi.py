@@ -8,6 +8,7 @@ route's own codes of the same status, so no route has to repeat them.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -79,12 +80,21 @@ def _merge(responses: dict[str, Any], status: int, codes: list[str]) -> None:
 def install(app: FastAPI, *, routers: Sequence[APIRouter], tracking_paths: frozenset[str]) -> None:
     """Make ``app.openapi()`` document the shared error responses and the key schemes on every operation
     (``routers``: those included in the app, whose routes' dependencies say which key they need)."""
-    auth_of = {
-        (route.path_format, method.lower()): _auth(route, tracking_paths)
+    routes = {
+        (route.path_format, method.lower()): route
         for router in routers
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()
+    }
+    auth_of = {key: _auth(route, tracking_paths) for key, route in routes.items()}
+    # A client generated from the document names its functions after the operation ids: the route's own
+    # name where it is unique (`get_buyer`), FastAPI's long path-based id where it is not.
+    named = Counter(route.name for route in routes.values() if route.operation_id is None)
+    short_ids = {
+        key: route.name
+        for key, route in routes.items()
+        if route.operation_id is None and named[route.name] == 1
     }
 
     def openapi() -> dict[str, Any]:
@@ -104,6 +114,7 @@ def install(app: FastAPI, *, routers: Sequence[APIRouter], tracking_paths: froze
         for path, operations in doc["paths"].items():
             for method, operation in operations.items():
                 auth = auth_of.get((path, method), {})
+                operation["operationId"] = short_ids.get((path, method), operation["operationId"])
                 responses = operation.setdefault("responses", {})
                 shared: dict[int, list[str]] = dict(auth)
                 if "requestBody" in operation and path not in tracking_paths:  # tracking bounds its own

@@ -22,7 +22,7 @@ from offerloop.assembly.exceptions import (
 from offerloop.assembly.policy import parse_policy
 from offerloop.assembly.render.fonts import SUPPORTED_FONTS
 from offerloop.assembly.schemas import (
-    AffectedArtifact,
+    AffectedPage,
     ArtifactRead,
     ArtifactRequest,
     ArtifactSummary,
@@ -266,9 +266,13 @@ def review(request: Request, db: DB, principal: SecretKey, artifact_id: str, bod
     summary="Artifacts built from an earlier version of this atom",
     responses=error_responses(AtomNotFound),
 )
-def affected(db: DB, principal: SecretKey, atom_id: str) -> list[AffectedArtifact]:
+def affected(
+    db: DB, principal: SecretKey, atom_id: str, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> AffectedPage:
     with db.read() as session:
-        return service.affected_by(session=session, workspace_id=principal.workspace_id, atom_id=atom_id)
+        return service.affected_page(
+            session=session, workspace_id=principal.workspace_id, atom_id=atom_id, limit=limit, cursor=cursor
+        )
 
 
 @router.post(

@@ -227,6 +227,10 @@ class AffectedArtifact(BaseModel):
     atoms: list[AtomUseRead]
 
 
+class AffectedPage(Page[AffectedArtifact]):
+    """Artifacts built from an earlier version of an atom, by artifact id."""
+
+
 class RegeneratedRef(BaseModel):
     id: str
     version: int

@@ -56,6 +56,7 @@ from offerloop.assembly.render.markup import css_color
 from offerloop.assembly.rewriter import rewrite_all
 from offerloop.assembly.schemas import (
     AffectedArtifact,
+    AffectedPage,
     ArtifactFileRead,
     ArtifactRead,
     ArtifactReview,
@@ -1116,6 +1117,19 @@ def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = No
         )
         entry.atoms.append(AtomUseRead(id=aid, used=used, current=current))
     return list(out.values())
+
+
+def affected_page(
+    *, session: Session, workspace_id: str, atom_id: str, limit: int, cursor: str | None = None
+) -> AffectedPage:
+    """``affected_by`` one atom, by artifact id, a page at a time."""
+    after = decode_cursor(cursor, types=(str,))
+    rows = sorted(
+        (a for a in affected_by(session=session, workspace_id=workspace_id, atom_id=atom_id)
+         if after is None or a.artifact_id > after[0]),
+        key=lambda a: a.artifact_id,
+    )  # fmt: skip
+    return AffectedPage(**dict(page_of(rows, limit, key=lambda a: (a.artifact_id,), item=lambda a: a)))
 
 
 def regenerate(

@@ -7,10 +7,20 @@ from fastapi import APIRouter, Query, Request
 
 from offerloop import pipeline
 from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT
 from offerloop.decisions import service
 from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
-from offerloop.decisions.schemas import ActionIn, ActionRead, DecideRequest, DecideResponse, DecisionRead
+from offerloop.decisions.schemas import (
+    ActionIn,
+    ActionKind,
+    ActionPage,
+    ActionRead,
+    DecideRequest,
+    DecideResponse,
+    DecisionRead,
+)
+from offerloop.web import Cursor, Limit
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -26,10 +36,26 @@ def upsert_actions(db: DB, principal: SecretKey, body: list[ActionIn]) -> list[A
         return service.upsert_actions(session=session, workspace_id=principal.workspace_id, actions=body)
 
 
-@router.get("/actions", summary="The action catalog")
-def list_actions(db: DB, principal: SecretKey) -> list[ActionRead]:
+@router.get("/actions", summary="The action catalog in rules order (priority, then key)")
+def list_actions(
+    db: DB,
+    principal: SecretKey,
+    kind: Annotated[ActionKind | None, Query(description="Only actions of this kind")] = None,
+    active: Annotated[
+        bool | None, Query(description="Only active (true) or inactive (false) actions")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ActionPage:
     with db.read() as session:
-        return service.list_actions(session=session, workspace_id=principal.workspace_id)
+        return service.actions_page(
+            session=session,
+            workspace_id=principal.workspace_id,
+            limit=limit,
+            cursor=cursor,
+            kind=kind,
+            active=active,
+        )
 
 
 @router.post(

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from offerloop.core.pages import Page
+
 ActionKind = Literal["lesson", "module", "offer", "coaching", "prompt"]
 Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq
 
@@ -76,6 +78,10 @@ class ActionRead(ActionIn):
     id: str
     created_at: datetime
     updated_at: datetime
+
+
+class ActionPage(Page[ActionRead]):
+    """The action catalog in rules order: priority (highest first), then key."""
 
 
 class DecideRequest(BaseModel):

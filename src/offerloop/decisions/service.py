@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed
 from offerloop.core.ids import new_id
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.decisions import evaluation, repository
 from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
 from offerloop.decisions.rules import BuyerView, ineligible_reason
 from offerloop.decisions.schemas import (
     ActionIn,
+    ActionPage,
     ActionRead,
     DecidedItem,
     DecideRequest,
@@ -109,6 +111,25 @@ def upsert_actions(*, session: Session, workspace_id: str, actions: Sequence[Act
 
 def list_actions(*, session: Session, workspace_id: str) -> list[ActionRead]:
     return [_read(a) for a in repository.actions(session, workspace_id)]
+
+
+def actions_page(
+    *,
+    session: Session,
+    workspace_id: str,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+    active: bool | None = None,
+) -> ActionPage:
+    """The catalog in rules order (priority, then key), optionally one kind or only (in)active actions."""
+    after = decode_cursor(cursor, types=(int, str))
+    rows = [
+        a for a in repository.actions(session, workspace_id)
+        if (kind is None or a.kind == kind) and (active is None or a.active == active)
+        and (after is None or (-a.priority, a.key) > (-after[0], after[1]))
+    ]  # fmt: skip
+    return ActionPage(**dict(page_of(rows, limit, key=lambda a: (a.priority, a.key), item=_read)))
 
 
 def _rule_view(action: Action) -> dict[str, Any]:

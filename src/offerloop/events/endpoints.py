@@ -223,6 +223,7 @@ for _type in ("identify", "track", "page", "screen", "group", "alias"):
     router.add_api_route(
         f"/v1/{_type}",
         _make_endpoint(_type),
+        name=_type,
         methods=["POST"],
         response_model=IngestResponse,
         responses=_REFUSED,
@@ -239,6 +240,7 @@ for _type in ("identify", "track", "page", "screen", "group", "alias"):
 router.add_api_route(
     "/v1/batch",
     _make_endpoint(None),
+    name="batch",
     methods=["POST"],
     response_model=IngestResponse,
     responses=_REFUSED,
