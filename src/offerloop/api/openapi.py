@@ -28,6 +28,7 @@ BAD_KEY = {401: ["invalid_key"]}
 SECRET_ONLY = {403: ["secret_key_required"]}
 BODY = {413: ["body_too_large"], 400: ["invalid_content_length"]}
 INPUT = {422: ["validation_failed", "invalid_input"]}
+UNEXPECTED = {500: ["internal_error"]}  # a bug: logged, and the connection stays usable
 SECURITY_SCHEMES = {
     "secretKey": {"type": "http", "scheme": "bearer", "description": "A workspace key as a Bearer token"},
     "basicKey": {"type": "http", "scheme": "basic", "description": "A workspace key as the Basic username"},
@@ -66,7 +67,10 @@ def _merge(responses: dict[str, Any], status: int, codes: list[str]) -> None:
     known = _CODES.findall(existing.get("description", ""))
     added = [c for c in codes if c not in known]
     schema = existing.get("content", {}).get("application/json", {}).get("schema", {})
-    if schema.get("$ref", "").endswith("/HTTPValidationError"):  # FastAPI's own 422: never answered
+    if not existing.get("content"):  # documented by a description only: the body is an ErrorBody
+        existing["description"] += "; code: " + ", ".join(f"`{c}`" for c in codes)
+        existing["content"] = {"application/json": {"schema": ERROR_REF}}
+    elif schema.get("$ref", "").endswith("/HTTPValidationError"):  # FastAPI's own 422: never answered
         existing["description"] = "code: " + ", ".join(f"`{c}`" for c in codes)
         existing["content"] = {"application/json": {"schema": ERROR_REF}}
     elif not known:  # a route's own answer (e.g. a replay still refused), or one of the shared errors
@@ -116,7 +120,15 @@ def install(app: FastAPI, *, routers: Sequence[APIRouter], tracking_paths: froze
                 auth = auth_of.get((path, method), {})
                 operation["operationId"] = short_ids.get((path, method), operation["operationId"])
                 responses = operation.setdefault("responses", {})
-                shared: dict[int, list[str]] = dict(auth)
+                for status, response in responses.items():
+                    # an error is JSON even where the route answers HTML (a route's own media type is
+                    # what FastAPI puts its error models under)
+                    if (
+                        status[0] in "45"
+                        and ERROR_REF in response.get("content", {}).get("text/html", {}).values()
+                    ):
+                        response["content"] = {"application/json": {"schema": ERROR_REF}}
+                shared: dict[int, list[str]] = {**auth, **UNEXPECTED}
                 if "requestBody" in operation and path not in tracking_paths:  # tracking bounds its own
                     shared.update(BODY)
                 if operation.get("parameters") or "requestBody" in operation:

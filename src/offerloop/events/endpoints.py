@@ -287,7 +287,7 @@ def get_quarantined(db: DB, principal: SecretKey, quarantine_id: str) -> Quarant
     response_model=ReplayResult,
     responses={
         **error_responses(QuarantineNotFound, QuarantineClosed),
-        422: {"model": ReplayResult, "description": "Still refused: status `open`, with the reason"},
+        422: {"model": ReplayResult, "description": "Still refused: status open, with the reason"},
     },
 )
 def replay(
