@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
-from offerloop.core.pages import decode_cursor, page_of
+from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.events import repository
 from offerloop.events.exceptions import InvalidSignalConfig, QuarantineClosed, QuarantineNotFound
 from offerloop.events.schemas import (
@@ -210,13 +210,7 @@ def list_quarantine(
         limit=limit + 1,
         before=after[0] if after else None,
     )
-    page = page_of(
-        rows,
-        limit,
-        key=lambda r: (r.id,),
-        item=lambda r: QuarantineRead.model_validate(r, from_attributes=True),
-    )
-    return QuarantinePage(**dict(page))
+    return QuarantinePage(**dict(page_by_id(rows, limit, QuarantineRead)))
 
 
 def get_quarantined(*, session: Session, workspace_id: str, quarantine_id: str) -> QuarantineRead:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
-from offerloop.core.pages import InvalidCursor, decode_cursor, page_of
+from offerloop.core.pages import InvalidCursor, decode_cursor, page_by_id, page_of
 from offerloop.features import service as features_service
 from offerloop.identity import erasure, identifiers, repository, resolver
 from offerloop.identity.exceptions import (
@@ -216,10 +216,7 @@ def buyer_events(
     rows = repository.events_of(
         session, workspace_id, buyer.id, before=after[0] if after else None, limit=limit + 1
     )
-    page = page_of(
-        rows, limit, key=lambda r: (r.id,), item=lambda r: EventRead.model_validate(r, from_attributes=True)
-    )
-    return EventPage(**dict(page))
+    return EventPage(**dict(page_by_id(rows, limit, EventRead)))
 
 
 def latest_event(
@@ -315,13 +312,7 @@ def conflicts_page(
     rows = repository.conflicts(
         session, workspace_id, buyer_id=buyer_id, limit=limit + 1, before=after[0] if after else None
     )
-    page = page_of(
-        rows,
-        limit,
-        key=lambda c: (c.id,),
-        item=lambda c: ConflictRead.model_validate(c, from_attributes=True),
-    )
-    return ConflictPage(**dict(page))
+    return ConflictPage(**dict(page_by_id(rows, limit, ConflictRead)))
 
 
 def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str) -> MergeRead:

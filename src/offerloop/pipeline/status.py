@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import Conflict, NotFound
-from offerloop.core.pages import decode_cursor, page_of
+from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.db.uow import Database
 from offerloop.models import Event, Job, ParkedEvent
 from offerloop.pipeline import log, metrics, runner
@@ -89,10 +89,7 @@ def list_parked(
     if after is not None:
         query = query.where(ParkedEvent.id < after[0])
     rows = list(session.scalars(query.order_by(ParkedEvent.id.desc()).limit(limit + 1)))
-    page = page_of(
-        rows, limit, key=lambda r: (r.id,), item=lambda r: ParkedRead.model_validate(r, from_attributes=True)
-    )
-    return ParkedPage(**dict(page))
+    return ParkedPage(**dict(page_by_id(rows, limit, ParkedRead)))
 
 
 def replay(*, session: Session, workspace_id: str, parked_id: int) -> ParkedReplay:
