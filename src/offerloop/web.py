@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Query
 from starlette.responses import JSONResponse
+
+from offerloop.core.pages import MAX_LIMIT
 
 
 class JSONBytes(JSONResponse):
@@ -13,3 +16,10 @@ class JSONBytes(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+# The query parameters of every list endpoint (see offerloop.core.pages): one spelling, one bound.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
+Cursor = Annotated[
+    str | None, Query(description="The next_cursor of the previous page; omit for the first page")
+]

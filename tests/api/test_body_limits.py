@@ -120,6 +120,6 @@ def test_a_refused_request_leaves_the_keep_alive_connection_usable(live_server: 
         assert response.status == status, (path, status)
         conn.request("GET", "/v1/actions", headers=auth)
         after = conn.getresponse()
-        assert (after.status, json.loads(after.read())) == (200, [])
+        assert (after.status, json.loads(after.read())) == (200, {"items": [], "next_cursor": None})
         assert conn.sock is sock, f"the connection was reset after {method} {path}"
     conn.close()

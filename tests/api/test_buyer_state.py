@@ -124,7 +124,7 @@ def test_persona_is_inferred_with_reasons_and_history(send, state, with_personas
 
 def test_persona_distribution_and_bad_templates(client, secret_headers, send, with_personas):
     send(msg(type="identify", userId="d1", messageId="d1-i"))
-    dist = client.get("/v1/personas", headers=secret_headers).json()
+    dist = client.get("/v1/personas", headers=secret_headers).json()["items"]
     assert sum(row["buyers"] for row in dist) == 1
     bad = client.put(
         "/v1/personas/templates", headers=secret_headers, json={"personas": [{"name": "Only One"}]}

@@ -8,7 +8,7 @@ def test_keys_are_hashed_listed_and_revocable(client, db, workspace, secret_head
     assert created.status_code == 201
     key = created.json()
     assert key["key"].startswith("wk_") and key["prefix"] == key["key"][:10]
-    listed = client.get("/v1/keys", headers=secret_headers).json()
+    listed = client.get("/v1/keys", headers=secret_headers).json()["items"]
     assert sorted(k["name"] for k in listed) == ["default secret key", "default write key", "landing page"]
     assert all("key" not in k and "key_hash" not in k for k in listed)
 
@@ -33,10 +33,33 @@ def test_write_key_cannot_manage_keys_and_keys_are_scoped(client, workspace, oth
         client.post("/v1/keys", headers=basic(workspace.write_key), json={"kind": "secret"}).status_code
         == 403
     )
-    mine = client.get("/v1/keys", headers=bearer(workspace.secret_key)).json()
+    mine = client.get("/v1/keys", headers=bearer(workspace.secret_key)).json()["items"]
     theirs = bearer(other_workspace.secret_key)
     assert client.delete(f"/v1/keys/{mine[0]['id']}", headers=theirs).status_code == 404
     assert (
         client.post("/v1/keys", headers=bearer(workspace.secret_key), json={"kind": "admin"}).status_code
         == 422
     )
+
+
+def test_keys_page_oldest_first_with_a_cursor(client, secret_headers):
+    for i in range(3):
+        client.post("/v1/keys", headers=secret_headers, json={"kind": "write", "name": f"k{i}"})
+    first = client.get("/v1/keys", headers=secret_headers, params={"limit": 2}).json()
+    rest = client.get(
+        "/v1/keys", headers=secret_headers, params={"limit": 4, "cursor": first["next_cursor"]}
+    ).json()
+    names = [k["name"] for k in first["items"] + rest["items"]]
+    assert names[2:] == ["k0", "k1", "k2"] and sorted(names[:2]) == [
+        "default secret key",
+        "default write key",
+    ]
+    assert rest["next_cursor"] is None
+    for params in (
+        {"cursor": "garbage"},
+        {"cursor": first["next_cursor"][:-2]},
+        {"limit": 0},
+        {"limit": 10**9},
+    ):
+        r = client.get("/v1/keys", headers=secret_headers, params=params)
+        assert r.status_code == 422, params

@@ -135,7 +135,7 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
             "/v1/identify", headers=wh, json=msg(userId="ada", anonymousId="ada-phone", messageId="p2")
         )
     )
-    merges = ok(client.get("/v1/merges", headers=sh))
+    merges = ok(client.get("/v1/merges", headers=sh))["items"]
     w.ids["merge"] = merges[0]["id"]
     # a conflict: a second identified buyer claims ada's device
     ok(client.post("/v1/identify", headers=wh, json=msg(userId="bob", messageId="b1")))
@@ -144,7 +144,7 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
             "/v1/identify", headers=wh, json=msg(userId="bob", anonymousId="ada-phone", messageId="b2")
         )
     )
-    assert len(ok(client.get("/v1/identity-conflicts", headers=sh))) == 1
+    assert len(ok(client.get("/v1/identity-conflicts", headers=sh))["items"]) == 1
     # a quarantined event
     refused = client.post("/v1/track", headers=wh, json=msg(userId="guest", event="Bad", messageId="q1"))
     w.ids["quarantine"] = refused.json()["error"]["details"]["quarantine_id"]

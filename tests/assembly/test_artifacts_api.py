@@ -232,7 +232,9 @@ def test_the_review_gate_holds_delivery_until_approved(client, db, write_headers
     assert got["status"] == "awaiting_review" and got["review"]["reason"] == "policy requires review"
     refused = client.get(f"/v1/artifacts/{art['id']}/download", headers=secret_headers)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_deliverable"
-    assert [q["artifact_id"] for q in client.get("/v1/reviews", headers=secret_headers).json()] == [art["id"]]
+    assert [q["artifact_id"] for q in client.get("/v1/reviews", headers=secret_headers).json()["items"]] == [
+        art["id"]
+    ]
     # an edit replaces the block's text, re-renders, and the version is then ready (the reviewer approved it)
     r = client.post(f"/v1/artifacts/{art['id']}/review", headers=secret_headers,
                     json={"action": "edit", "reviewer": "editor@creator", "edits": {"path/0": "Call three past clients this week."}})  # fmt: skip
@@ -278,13 +280,13 @@ def test_changed_atom_lists_and_regenerates_affected_artifacts(client, db, write
     assembly_service.run_pending(db=db)
     before = client.get(f"/v1/artifacts/{art['id']}", headers=secret_headers).json()
     old_version = next(a["version"] for a in before["provenance"]["atoms"] if a["id"] == "price-anchor")
-    assert client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json() == []
+    assert client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json()["items"] == []
 
     changed = ATOMS["price-anchor"].replace("Buyers compare", "People compare")
     r = client.put("/v1/content/atoms", headers=secret_headers, json={"text": changed})
     new_version = r.json()["version"]
     assert new_version != old_version
-    affected = client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json()
+    affected = client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json()["items"]
     assert affected == [{"artifact_id": art["id"], "version": 1,
                          "atoms": [{"id": "price-anchor", "used": old_version, "current": new_version}]}]  # fmt: skip
     # the old atom version stays readable
@@ -301,7 +303,7 @@ def test_changed_atom_lists_and_regenerates_affected_artifacts(client, db, write
         after["versions"][1]["changelog"]
         == f"content changed: price-anchor; atom price-anchor {old_version} -> {new_version}"
     )
-    assert client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json() == []
+    assert client.get("/v1/content/atoms/price-anchor/affected", headers=secret_headers).json()["items"] == []
 
 
 def test_a_quiz_completion_triggers_the_deliverable(client, db, write_headers, secret_headers):

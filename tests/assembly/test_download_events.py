@@ -59,7 +59,7 @@ def test_a_download_and_a_reopen_are_events_on_the_buyer_record(
     # the buyer comes back an hour later: a new link, a re-open (in another format too)
     with db.read() as session:
         later = assembly_service.download_link(session=session, workspace_id=workspace.id, artifact_id=art,
-                                               fmt="pdf", secret=settings.secret, now=time.time() + 3600)["url"]  # fmt: skip
+                                               fmt="pdf", secret=settings.secret, now=time.time() + 3600).url  # fmt: skip
     assert later != url and client.get(later).status_code == 200
     assert (
         client.get(_link(client, secret_headers, art, "markdown"), headers={"Range": "bytes=0-"}).status_code
@@ -116,7 +116,7 @@ def test_features_count_opens_and_reopens_from_the_events(
     for hours in (0, 1, 2):
         with db.read() as session:
             url = assembly_service.download_link(session=session, workspace_id=workspace.id, artifact_id=art, fmt="pdf",
-                                                 secret=settings.secret, now=time.time() + 3600 * hours)["url"]  # fmt: skip
+                                                 secret=settings.secret, now=time.time() + 3600 * hours).url  # fmt: skip
         assert client.get(url).status_code == 200
         assert client.get(url, headers={"Range": "bytes=500-"}).status_code == 206  # same open
     features = client.get(f"/v1/buyers/{buyer_id}/state", headers=secret_headers).json()["features"]

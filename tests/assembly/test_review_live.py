@@ -108,7 +108,7 @@ def test_review_decisions_hold_over_http(server: LiveServer) -> None:
             and "Rita says: price after value."
             in httpx.get(server.url + httpx.URL(detail["preview_url"]).raw_path.decode()).text
         )
-        assert {q["artifact_id"] for q in http.get("/v1/reviews").json()} == {ana, ben}
+        assert {q["artifact_id"] for q in http.get("/v1/reviews").json()["items"]} == {ana, ben}
 
         # 12 reviewers approve Ana's v2 at the same moment: one wins, the others are told it is no longer waiting
         barrier = threading.Barrier(REVIEWERS)

@@ -110,7 +110,7 @@ class Run:
         except InvalidReview:
             assert status != "awaiting_review" or (edits and block not in blocks)
             return
-        assert status == "awaiting_review" and done["version"] == version
+        assert status == "awaiting_review" and done.version == version
         # a new review: earlier edits may now be changed by a human; this one must then survive
         self.unreviewed_edits[art] = [(version, block, edits[block])] if edits else []
 
@@ -149,7 +149,7 @@ class Run:
                         f"v{v.version} of {art} is served without a human approval"
                     )
         if link is not None:
-            served = next(v for v in versions if v.version == link["version"])
+            served = next(v for v in versions if v.version == link.version)
             assert served.status == "ready"
             if any(u.reviewed_at is not None for u in versions if u.version < served.version):
                 assert served.reviewed_at is not None and served.provenance["review_action"] in (
@@ -161,7 +161,7 @@ class Run:
             session=session, workspace_id=self.ws, artifact_id=art, secret=self.secret
         )
         texts = set(_blocks(latest).values())
-        flagged = {e["text"] for e in detail["edits"]["not_carried"]}
+        flagged = {e["text"] for e in detail.edits["not_carried"]}
         for version, block, text in self.unreviewed_edits.get(art, []):
             if latest.version >= version and latest.status != "failed":
                 assert text in texts or text in flagged, (

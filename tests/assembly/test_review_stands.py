@@ -70,7 +70,7 @@ def test_a_rejected_artifact_regenerated_after_an_atom_change_goes_back_to_revie
     refused = client.get(f"/v1/artifacts/{art}/download", headers=secret_headers)
     assert refused.status_code == 409 and refused.json()["error"]["details"] == {"status": "awaiting_review"}
 
-    queue = client.get("/v1/reviews", headers=secret_headers).json()
+    queue = client.get("/v1/reviews", headers=secret_headers).json()["items"]
     assert [(q["artifact_id"], q["version"], q["regenerated_after_review"]) for q in queue] == [(art, 2, 1)]
     diff = queue[0]["diff"]
     assert (diff["against_version"], diff["against_outcome"], diff["against_reviewer"]) == (
@@ -150,7 +150,7 @@ def test_an_edit_whose_block_is_gone_is_flagged_for_the_reviewer(client, db, wri
     _regenerate(client, secret_headers, "validate-idea")
     assert assembly_service.run_pending(db=db) == [(art, 2, "awaiting_review")]
 
-    [row] = client.get("/v1/reviews", headers=secret_headers).json()
+    [row] = client.get("/v1/reviews", headers=secret_headers).json()["items"]
     assert row["reasons"] == ["regenerated after review: v1 was edited",
                               "1 reviewer edit(s) could not be carried onto this version", "policy requires review"]  # fmt: skip
     [flagged] = row["edits"]["not_carried"]
@@ -184,7 +184,7 @@ def test_regenerating_again_before_review_keeps_the_flags_and_supersedes_the_unr
     got = client.get(f"/v1/artifacts/{art}", headers=secret_headers).json()
     assert [(v["version"], v["status"], v["review_outcome"]) for v in got["versions"]] == [
         (1, "rejected", "rejected"), (2, "superseded", None), (3, "awaiting_review", None)]  # fmt: skip
-    assert [q["version"] for q in client.get("/v1/reviews", headers=secret_headers).json()] == [3]
+    assert [q["version"] for q in client.get("/v1/reviews", headers=secret_headers).json()["items"]] == [3]
     # a reviewer who saw v2 cannot approve v3 by accident
     stale = _review(client, secret_headers, art, "approve", version=2)
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "stale_version"
@@ -203,7 +203,7 @@ def test_the_reviewer_sees_the_whole_document_buyer_policy_and_reasons(
     buyer(client, write_headers, "eve", "Eve Stone", "idea", 1, "sell a template")
     art = _create(client, secret_headers, "eve")
     assembly_service.run_pending(db=db)
-    [row] = client.get("/v1/reviews", headers=secret_headers).json()
+    [row] = client.get("/v1/reviews", headers=secret_headers).json()["items"]
     assert row["buyer"]["user_id"] == "eve" and row["buyer"]["name"] == "Eve Stone"
     assert {"kind": "user_id", "value": "eve"} in row["buyer"]["identifiers"]
     assert row["policy"]["id"] == "starter-workbook" and len(row["policy"]["version"]) == 16
@@ -234,7 +234,7 @@ def test_another_workspace_cannot_see_or_review_it(
     art = _create(client, secret_headers, "fay")
     assembly_service.run_pending(db=db)
     other = bearer(other_workspace.secret_key)
-    assert client.get("/v1/reviews", headers=other).json() == []
+    assert client.get("/v1/reviews", headers=other).json()["items"] == []
     for r in (client.get(f"/v1/reviews/{art}", headers=other), _review(client, other, art, "approve")):
         assert r.status_code == 404 and r.json()["error"]["code"] == "artifact_not_found"
     assert client.get(f"/v1/artifacts/{art}", headers=secret_headers).json()["status"] == "awaiting_review"

@@ -76,7 +76,7 @@ def test_second_device_is_merged_into_the_known_buyer(send, get):
     assert merged["event_count"] == 4
     # The old id answers with the survivor.
     assert get(f"/v1/buyers/{phone['id']}").json()["id"] == known["id"]
-    merges = get("/v1/merges").json()
+    merges = get("/v1/merges").json()["items"]
     assert [(m["winner_id"], m["loser_id"], m["events_moved"]) for m in merges] == [
         (known["id"], phone["id"], 2)
     ]
@@ -100,11 +100,11 @@ def test_two_identified_buyers_are_never_merged(send, get, client, secret_header
     assert alice["id"] != bob["id"]
     assert _lookup(get, anonymous_id="shared-tablet")["id"] == alice["id"]
     assert _message_ids(get, bob["id"]) == ["i2", "i3"]  # the event is still stored, on bob
-    conflicts = get("/v1/identity-conflicts").json()
+    conflicts = get("/v1/identity-conflicts").json()["items"]
     assert [
         (c["buyer_id"], c["other_buyer_id"], c["kind"], c["value"], c["message_id"]) for c in conflicts
     ] == [(bob["id"], alice["id"], "anonymous_id", "shared-tablet", "i3")]
-    assert get("/v1/merges").json() == []
+    assert get("/v1/merges").json()["items"] == []
 
 
 def test_email_collision_between_identified_buyers_is_a_conflict(send, get):
@@ -112,7 +112,7 @@ def test_email_collision_between_identified_buyers_is_a_conflict(send, get):
     send(msg(type="identify", userId="u-b", traits={"email": "same@example.com"}, messageId="i2"))
     assert _lookup(get, email="same@example.com")["user_id"] == "u-a"
     assert _lookup(get, user_id="u-b")["id"] != _lookup(get, user_id="u-a")["id"]
-    assert len(get("/v1/identity-conflicts").json()) == 1
+    assert len(get("/v1/identity-conflicts").json()["items"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_junk_anonymous_ids_do_not_glue_strangers_together(send, get):
         msg(type="track", userId="u-y", anonymousId="undefined", event="e", messageId="y1"),
     )
     assert _lookup(get, user_id="u-x")["id"] != _lookup(get, user_id="u-y")["id"]
-    assert get("/v1/identity-conflicts").json() == []
+    assert get("/v1/identity-conflicts").json()["items"] == []
 
 
 def test_junk_emails_and_phones_are_not_identifiers(send, get):
@@ -236,7 +236,7 @@ def test_undo_merge_restores_both_buyers(send, get, client, secret_headers, db, 
     send(msg(type="track", userId="u-u", anonymousId="tab", event="Login", messageId="l1"))
     known = _lookup(get, user_id="u-u")
     assert known["traits"] == {"name": "Uma", "colour": "red"}
-    merge = get("/v1/merges").json()[0]
+    merge = get("/v1/merges").json()["items"][0]
     r = client.post(f"/v1/merges/{merge['id']}/undo", headers=secret_headers)
     assert r.status_code == 200 and r.json()["undone_at"] is not None
     assert _lookup(get, anonymous_id="tab")["id"] == tab["id"]

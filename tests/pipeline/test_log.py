@@ -242,7 +242,7 @@ def test_pipeline_endpoints_refuse_bad_input_and_other_workspaces(
         ("/v1/pipeline/parked", {"limit": 0}),
         ("/v1/pipeline/parked", {"limit": 5000}),
         ("/v1/pipeline/parked", {"status": "bogus"}),
-        ("/v1/pipeline/parked", {"before": "x"}),
+        ("/v1/pipeline/parked", {"cursor": "x"}),
     ]:
         assert client.get(path, params=params, headers=mine).status_code == 422
     for bad in ("abc", "0", "-3", str(2**70)):

@@ -17,8 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
-from offerloop.api.guards import BodyLimit, CatchAll, InputGuard
+from offerloop.api import openapi
+from offerloop.api.guards import TRACKING_PATHS, BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
+from offerloop.api.schemas import Health, Readiness
 from offerloop.assembly.endpoints import router as assembly_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
@@ -86,6 +88,14 @@ class Metrics:
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONBytes:
     return JSONBytes({"error": {"code": code, "message": message, "details": details}}, status_code=status)
+
+
+class PrometheusText(Response):
+    media_type = CONTENT_TYPE_LATEST
+
+
+def _ready(answer: Readiness, status: int) -> JSONBytes:
+    return JSONBytes(answer.model_dump(exclude_none=True), status_code=status)
 
 
 def create_app(
@@ -174,10 +184,17 @@ def create_app(
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers and the schema is current")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: the database answers and the schema is current",
+        response_model=Readiness,
+        response_model_exclude_none=True,
+        responses={503: {"model": Readiness, "description": "Not ready, with the reason"}},
+    )
     def readyz() -> JSONBytes:
         try:
             with db.read() as session:
@@ -185,35 +202,38 @@ def create_app(
             current = migrate.is_current(db.bind)
             stuck = pipeline_status.stuck(db) if current else []
         except Exception as exc:  # readiness reports any database failure as "not ready"
-            return JSONBytes({"status": "unavailable", "reason": str(exc)[:200]}, status_code=503)
+            return _ready(Readiness(status="unavailable", reason=str(exc)[:200]), 503)
         if not current:
-            return JSONBytes({"status": "unavailable", "reason": "schema is not migrated"}, status_code=503)
+            return _ready(Readiness(status="unavailable", reason="schema is not migrated"), 503)
         if stuck:
-            return JSONBytes(
-                {"status": "unavailable", "reason": "consumer stuck", "consumers": stuck}, status_code=503
-            )
-        return JSONBytes({"status": "ready"})
+            return _ready(Readiness(status="unavailable", reason="consumer stuck", consumers=stuck), 503)
+        return _ready(Readiness(status="ready"), 200)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
-    def metrics() -> Response:
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PrometheusText)
+    def metrics() -> PrometheusText:
         pipeline_status.refresh_metrics(db)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PrometheusText(generate_latest())
 
-    app.include_router(tracking_router)
-    app.include_router(buyers_router)
-    app.include_router(events_admin)
-    app.include_router(pipeline_admin)
-    app.include_router(keys_router)
-    app.include_router(features_router)
-    app.include_router(personas_router)
-    app.include_router(decisions_router)
-    app.include_router(content_router)
-    app.include_router(assembly_router)
-    app.include_router(offers_router)
-    app.include_router(checkout_router)
-    app.include_router(subscriptions_router)
-    app.include_router(entitlements_router)
-    app.include_router(ledger_router)
+    routers = (
+        tracking_router,
+        buyers_router,
+        events_admin,
+        pipeline_admin,
+        keys_router,
+        features_router,
+        personas_router,
+        decisions_router,
+        content_router,
+        assembly_router,
+        offers_router,
+        checkout_router,
+        subscriptions_router,
+        entitlements_router,
+        ledger_router,
+    )
+    for router in routers:
+        app.include_router(router)
+    openapi.install(app, routers=routers, tracking_paths=TRACKING_PATHS)
     return app
 
 

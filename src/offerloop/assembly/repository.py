@@ -125,8 +125,11 @@ def file(session: Session, workspace_id: str, artifact_id: str, number: int, fmt
     return session.scalars(stmt).one_or_none()
 
 
-def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion]:
-    """Current versions waiting for a human (an older one left waiting by a regeneration is not reviewable)."""
+def awaiting_review(
+    session: Session, workspace_id: str, *, after: int | None = None, limit: int | None = None
+) -> list[ArtifactVersion]:
+    """Current versions waiting for a human (an older one left waiting by a regeneration is not reviewable),
+    oldest first; ``after``: the row id of the last one of the previous page."""
     stmt = (
         scoped_select(ArtifactVersion, workspace_id)
         .join(
@@ -139,7 +142,9 @@ def awaiting_review(session: Session, workspace_id: str) -> list[ArtifactVersion
         )
         .where(ArtifactVersion.status == "awaiting_review")
     )
-    return list(session.scalars(stmt.order_by(ArtifactVersion.id)))
+    if after is not None:
+        stmt = stmt.where(ArtifactVersion.id > after)
+    return list(session.scalars(stmt.order_by(ArtifactVersion.id).limit(limit)))
 
 
 def stale_uses(

@@ -54,6 +54,30 @@ from offerloop.assembly.render.fonts import SUPPORTED_FONTS, canonical_font
 from offerloop.assembly.render.html import FULL_VERSION_LINK
 from offerloop.assembly.render.markup import css_color
 from offerloop.assembly.rewriter import rewrite_all
+from offerloop.assembly.schemas import (
+    AffectedArtifact,
+    AffectedPage,
+    ArtifactFileRead,
+    ArtifactRead,
+    ArtifactReview,
+    ArtifactSummary,
+    ArtifactVersionRead,
+    AtomUseRead,
+    DownloadLink,
+    LintFinding,
+    OutlineSection,
+    PolicyPage,
+    PolicyRead,
+    PolicyRef,
+    PolicyStored,
+    ReviewBuyer,
+    ReviewDetail,
+    Reviewed,
+    ReviewItem,
+    ReviewPage,
+    ReviewVersion,
+    ThemeRead,
+)
 from offerloop.assembly.selector import CorpusIndex
 from offerloop.assembly.voice import RewriterConfig, prompt_hash
 from offerloop.content import service as content_service
@@ -63,6 +87,7 @@ from offerloop.content.quizzes import scores as quiz_scores
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.core.ids import new_id
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.identity import service as identity_service
 from offerloop.jobs import queue, runner
 from offerloop.models import Artifact, ArtifactFile, ArtifactVersion, AtomUse, CompositionPolicy
@@ -92,7 +117,7 @@ def put_policy(
     text: str,
     triggers: list[dict[str, Any]] | None = None,
     actor: str = "api",
-) -> dict[str, Any]:
+) -> PolicyStored:
     """Store a composition policy (a new version when its content changed) and lint it on the corpus."""
     policy = parse_policy(text, path="<policy>")
     triggers = list(triggers or [])
@@ -114,16 +139,13 @@ def put_policy(
         workspace_service.audit(session, workspace_id, actor=actor, action="policy.update", target_type="policy",
                                 target_id=policy.id, details={"version": policy.version})  # fmt: skip
     findings = lint(session=session, workspace_id=workspace_id, policy=policy)
-    return {
-        "id": policy.id,
-        "version": policy.version,
-        "triggers": triggers,
-        "findings": [_finding(f) for f in findings],
-    }
+    return PolicyStored(
+        id=policy.id, version=policy.version, triggers=triggers, findings=[lint_finding(f) for f in findings]
+    )
 
 
-def _finding(f: Finding) -> dict[str, Any]:
-    return {"severity": f.severity, "location": f.location, "message": f.message, "line": f.line}
+def lint_finding(f: Finding) -> LintFinding:
+    return LintFinding(severity=f.severity, location=f.location, message=f.message, line=f.line)
 
 
 def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: str | None = None) -> Policy:
@@ -141,9 +163,17 @@ def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: 
     return policy
 
 
-def list_policies(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
-    return [{"id": r.policy_id, "version": r.version, "triggers": r.triggers, "created_at": r.created_at.isoformat()}
-            for r in repository.policies(session, workspace_id)]  # fmt: skip
+def _policy_read(row: CompositionPolicy) -> PolicyRead:
+    return PolicyRead(id=row.policy_id, version=row.version, triggers=row.triggers, created_at=row.created_at)
+
+
+def list_policies(
+    *, session: Session, workspace_id: str, limit: int, cursor: str | None = None
+) -> PolicyPage:
+    """The current policies by id (a workspace has a handful: paged in memory)."""
+    after = decode_cursor(cursor, types=(str,))
+    rows = [r for r in repository.policies(session, workspace_id) if after is None or r.policy_id > after[0]]
+    return PolicyPage(**dict(page_of(rows, limit, key=lambda r: (r.policy_id,), item=_policy_read)))
 
 
 def lint(*, session: Session, workspace_id: str, policy: Policy, quiz: Quiz | None = None) -> list[Finding]:
@@ -161,7 +191,7 @@ def lint(*, session: Session, workspace_id: str, policy: Policy, quiz: Quiz | No
 
 def set_theme(
     *, session: Session, workspace_id: str, theme: Mapping[str, Any], actor: str = "api"
-) -> dict[str, Any]:
+) -> ThemeRead:
     allowed = {f.name for f in dataclasses.fields(Theme)}
     unknown = sorted(set(theme) - allowed)
     if unknown:
@@ -177,7 +207,9 @@ def set_theme(
     )
     workspace_service.audit(session, workspace_id, actor=actor, action="theme.update", target_type="workspace",
                             target_id=workspace_id, details={"version": version})  # fmt: skip
-    return {"version": version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))}
+    return ThemeRead(
+        version=version, **dataclasses.asdict(theme_for(session=session, workspace_id=workspace_id))
+    )
 
 
 LOGO_MAX_BYTES = 200_000
@@ -306,9 +338,9 @@ def buyer_inputs(
     )  # fmt: skip
 
 
-def _outline(document: Document) -> list[dict[str, Any]]:
+def _outline(document: Document) -> list[OutlineSection]:
     return [
-        {"key": s.key, "title": s.title, "blocks": [b.title for b in s.blocks if b.title]}
+        OutlineSection(key=s.key, title=s.title, blocks=[b.title for b in s.blocks if b.title])
         for s in document.sections
     ]
 
@@ -340,7 +372,8 @@ def request_artifact(
     )
     row = _add_version(session, artifact, 1, composition, trigger=trigger, offer_value_minor=offer_value_minor, ranking=ranking,
                        changelog=changelog, document=document, held=hold, edits=edits, source_event=source_event)  # fmt: skip
-    return _summary(artifact, row, document)
+    # JSON data rather than the read model: checkout's fulfilment reads it as a mapping (switch it at merge)
+    return _summary(artifact, row, document).model_dump(mode="json")
 
 
 def _prior_decision(
@@ -441,13 +474,13 @@ def _add_version(
     return row
 
 
-def _summary(artifact: Artifact, row: ArtifactVersion, document: Document | None = None) -> dict[str, Any]:
+def _summary(artifact: Artifact, row: ArtifactVersion, document: Document | None = None) -> ArtifactSummary:
     document = document or document_from_dict(row.document)
-    return {
-        "id": artifact.id, "version": row.version, "status": row.status, "policy": artifact.policy_id,
-        "buyer_id": artifact.buyer_id, "title": document.title, "outline": _outline(document),
-        "preview_html": row.preview_html,
-    }  # fmt: skip
+    return ArtifactSummary(
+        id=artifact.id, version=row.version, status=row.status, policy=artifact.policy_id,
+        buyer_id=artifact.buyer_id, title=document.title, outline=_outline(document),
+        preview_html=row.preview_html,
+    )  # fmt: skip
 
 
 SOURCE_EVENT = "source_event"  # provenance key: the logged event that triggered the artifact
@@ -797,25 +830,24 @@ def _artifact(session: Session, workspace_id: str, artifact_id: str, *, lock: bo
     return artifact
 
 
-def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> dict[str, Any]:
+def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> ArtifactRead:
     artifact = _artifact(session, workspace_id, artifact_id)
     versions = repository.versions(session, workspace_id, artifact.id)
     current = next(v for v in versions if v.version == artifact.current_version)
     files = repository.files(session, workspace_id, artifact.id, current.version)
     deliverable = _deliverable_version(versions, artifact.current_version)
-    return {
-        **_summary(artifact, current),
-        "error": current.error,
-        "review": {"reason": current.review_reason, "reasons": review_rules.reasons(current) if current.status == "awaiting_review" else [],
-                   "reviewer": current.reviewer, "note": current.review_note, "outcome": review_rules.review_outcome(current),
-                   "reviewed_at": current.reviewed_at.isoformat() if current.reviewed_at else None},
-        "provenance": {**current.provenance, "reviewer": current.reviewer},
-        "files": [{"format": f.format, "media_type": f.media_type, "size": f.size, "sha256": f.sha256, "pages": f.pages}
-                  for f in files],
-        "downloadable_version": deliverable.version if deliverable is not None else None,
-        "versions": [{"version": v.version, "status": v.status, "changelog": v.changelog, "reviewer": v.reviewer,
-                      "review_outcome": review_rules.review_outcome(v), "created_at": v.created_at.isoformat()} for v in versions],
-    }  # fmt: skip
+    return ArtifactRead(
+        **dict(_summary(artifact, current)),
+        error=current.error,
+        review=ArtifactReview(reason=current.review_reason, reasons=review_rules.reasons(current) if current.status == "awaiting_review" else [],
+                              reviewer=current.reviewer, note=current.review_note, outcome=review_rules.review_outcome(current),
+                              reviewed_at=current.reviewed_at),
+        provenance={**current.provenance, "reviewer": current.reviewer},
+        files=[ArtifactFileRead(format=f.format, media_type=f.media_type, size=f.size, sha256=f.sha256, pages=f.pages) for f in files],
+        downloadable_version=deliverable.version if deliverable is not None else None,
+        versions=[ArtifactVersionRead(version=v.version, status=v.status, changelog=v.changelog, reviewer=v.reviewer,
+                                      review_outcome=review_rules.review_outcome(v), created_at=v.created_at) for v in versions],
+    )  # fmt: skip
 
 
 def _deliverable_version(versions: list[ArtifactVersion], current: int) -> ArtifactVersion | None:
@@ -835,45 +867,54 @@ def hold_for_review(*, session: Session, workspace_id: str, artifact_id: str, ve
     return row.status
 
 
-def _buyer_view(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
+def _buyer_view(session: Session, workspace_id: str, buyer_id: str) -> ReviewBuyer:
     try:
         buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
     except OfferloopError:
-        return {"id": buyer_id, "user_id": None, "identifiers": [], "name": None, "erased": True}
-    return {"id": buyer.id, "user_id": buyer.user_id, "identifiers": [{"kind": i.kind, "value": i.value} for i in buyer.identities],
-            "name": buyer.traits.get("name") or buyer.traits.get("first_name"), "erased": buyer.deleted}  # fmt: skip
+        return ReviewBuyer(id=buyer_id, user_id=None, identifiers=[], name=None, erased=True)
+    return ReviewBuyer(id=buyer.id, user_id=buyer.user_id, identifiers=[{"kind": i.kind, "value": i.value} for i in buyer.identities],
+                       name=buyer.traits.get("name") or buyer.traits.get("first_name"), erased=buyer.deleted)  # fmt: skip
 
 
 def _queue_row(
     session: Session, artifact: Artifact, row: ArtifactVersion, versions: list[ArtifactVersion]
-) -> dict[str, Any]:
+) -> ReviewItem:
     against = review_rules.last_reviewed(versions, below=row.version)
     held = row.provenance.get(review_rules.HELD) or {}
-    return {
-        "artifact_id": row.artifact_id, "version": row.version, "status": row.status, "reason": row.review_reason,
-        "reasons": review_rules.reasons(row), "buyer": _buyer_view(session, row.workspace_id, artifact.buyer_id),
-        "policy": {"id": artifact.policy_id, "version": row.provenance.get("policy_version")},
-        "changelog": row.changelog, "regenerated_after_review": held.get("against_version"),
-        "diff": review_rules.diff(against, row) if against is not None and held else None,
-        "edits": review_rules.edits_view(row), "created_at": row.created_at.isoformat(),
-    }  # fmt: skip
+    return ReviewItem(
+        artifact_id=row.artifact_id, version=row.version, status=row.status, reason=row.review_reason,
+        reasons=review_rules.reasons(row), buyer=_buyer_view(session, row.workspace_id, artifact.buyer_id),
+        policy=PolicyRef(id=artifact.policy_id, version=row.provenance.get("policy_version")),
+        changelog=row.changelog, regenerated_after_review=held.get("against_version"),
+        diff=review_rules.diff(against, row) if against is not None and held else None,
+        edits=review_rules.edits_view(row), created_at=row.created_at,
+    )  # fmt: skip
 
 
-def review_queue(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
+def _queued(session: Session, workspace_id: str, row: ArtifactVersion) -> ReviewItem:
+    artifact = _artifact(session, workspace_id, row.artifact_id)
+    return _queue_row(session, artifact, row, repository.versions(session, workspace_id, artifact.id))
+
+
+def review_queue(*, session: Session, workspace_id: str) -> list[ReviewItem]:
     """Versions waiting for a human, each with its buyer, policy, the reasons and (when regenerated) the diff."""
-    out = []
-    for row in repository.awaiting_review(session, workspace_id):
-        artifact = _artifact(session, workspace_id, row.artifact_id)
-        out.append(
-            _queue_row(session, artifact, row, repository.versions(session, workspace_id, artifact.id))
-        )
-    return out
+    return [_queued(session, workspace_id, row) for row in repository.awaiting_review(session, workspace_id)]
+
+
+def review_page(*, session: Session, workspace_id: str, limit: int, cursor: str | None = None) -> ReviewPage:
+    """The review queue a page at a time, oldest first."""
+    after = decode_cursor(cursor, types=(int,))
+    rows = repository.awaiting_review(
+        session, workspace_id, after=after[0] if after else None, limit=limit + 1
+    )
+    page = page_of(rows, limit, key=lambda r: (r.id,), item=lambda r: _queued(session, workspace_id, r))
+    return ReviewPage(**dict(page))
 
 
 def review_detail(
     *, session: Session, workspace_id: str, artifact_id: str, secret: str, version: int | None = None,
     ttl_s: int = 900, now: float | None = None, public_url: str = "",
-) -> dict[str, Any]:  # fmt: skip
+) -> ReviewDetail:  # fmt: skip
     """Everything a reviewer decides on: each block's text and provenance, the rendered HTML, a reviewer-only
     preview link, the reasons and, for a regenerated version, the diff against the last reviewed one."""
     artifact = _artifact(session, workspace_id, artifact_id)
@@ -890,14 +931,14 @@ def review_detail(
     expires = int((now if now is not None else time.time()) + ttl_s)
     key = workspace_service.signing_secret(session=session, configured=secret)
     sig = review_rules.preview_signature(key, artifact.id, row.version, "html", expires)
-    return {
-        **_queue_row(session, artifact, row, versions), "document": document,
-        "html": html.content.decode("utf-8") if html is not None else None,
-        "preview_url": f"{public_url.rstrip('/')}/v1/reviews/{artifact.id}/{row.version}/html?expires={expires}&sig={sig}" if html is not None else None,
-        "provenance": {**row.provenance, "reviewer": row.reviewer},
-        "versions": [{"version": v.version, "status": v.status, "review_outcome": review_rules.review_outcome(v),
-                      "reviewer": v.reviewer, "note": v.review_note, "changelog": v.changelog} for v in versions],
-    }  # fmt: skip
+    return ReviewDetail(
+        **dict(_queue_row(session, artifact, row, versions)), document=document,
+        html=html.content.decode("utf-8") if html is not None else None,
+        preview_url=f"{public_url.rstrip('/')}/v1/reviews/{artifact.id}/{row.version}/html?expires={expires}&sig={sig}" if html is not None else None,
+        provenance={**row.provenance, "reviewer": row.reviewer},
+        versions=[ReviewVersion(version=v.version, status=v.status, review_outcome=review_rules.review_outcome(v),
+                                reviewer=v.reviewer, note=v.review_note, changelog=v.changelog) for v in versions],
+    )  # fmt: skip
 
 
 def open_preview(
@@ -927,7 +968,7 @@ def open_preview(
 def review(
     *, session: Session, workspace_id: str, artifact_id: str, action: str, reviewer: str, note: str | None = None,
     edits: Mapping[str, str] | None = None, version: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> Reviewed:  # fmt: skip
     """approve → ready; reject → rejected; edit → the edited blocks replace the text and the version is
     rendered again, then ready (the reviewer approved it). Edits are keyed "<section key>/<block index>".
     ``version``, when given, must be the version waiting (a reviewer never approves what they did not see)."""
@@ -962,7 +1003,7 @@ def review(
                             target_type="artifact", target_id=artifact_id,
                             details={"version": row.version, "note": note, "blocks": sorted(edits or {})})  # fmt: skip
     repository.flush(session)
-    return {"id": artifact.id, "version": row.version, "status": row.status}
+    return Reviewed(id=artifact.id, version=row.version, status=row.status)
 
 
 def _apply_edits(document: Document, edits: Mapping[str, str]) -> Document:
@@ -997,7 +1038,7 @@ def download_link(
     secret: str,
     ttl_s: int = 900,
     now: float | None = None,
-) -> dict[str, Any]:
+) -> DownloadLink:
     """A signed, expiring link to the current version's file; refused until the version is deliverable."""
     if fmt not in MEDIA_TYPES:
         raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
@@ -1014,8 +1055,8 @@ def download_link(
     expires = int((now if now is not None else time.time()) + ttl_s)
     secret = workspace_service.signing_secret(session=session, configured=secret)
     sig = _sign(secret, artifact.id, row.version, fmt, expires)
-    return {"url": f"/v1/files/{artifact.id}/{row.version}/{fmt}?expires={expires}&sig={sig}", "expires": expires,
-            "version": row.version, "format": fmt}  # fmt: skip
+    return DownloadLink(url=f"/v1/files/{artifact.id}/{row.version}/{fmt}?expires={expires}&sig={sig}", expires=expires,
+                        version=row.version, format=fmt)  # fmt: skip
 
 
 def open_link(
@@ -1065,20 +1106,35 @@ def open_link(
 # -- versioning ------------------------------------------------------------------------------------
 
 
-def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = None) -> list[dict[str, Any]]:
+def affected_by(*, session: Session, workspace_id: str, atom_id: str | None = None) -> list[AffectedArtifact]:
     """Artifacts whose current version used an atom version that has since changed."""
     if atom_id is not None:  # an atom of another workspace (or none) is a 404, not an empty list
         content_service.get_atom(session=session, workspace_id=workspace_id, atom_id=atom_id)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, AffectedArtifact] = {}
     for artifact_id, version, aid, used, current in repository.stale_uses(session, workspace_id, atom_id):
-        entry = out.setdefault(artifact_id, {"artifact_id": artifact_id, "version": version, "atoms": []})
-        entry["atoms"].append({"id": aid, "used": used, "current": current})
+        entry = out.setdefault(
+            artifact_id, AffectedArtifact(artifact_id=artifact_id, version=version, atoms=[])
+        )
+        entry.atoms.append(AtomUseRead(id=aid, used=used, current=current))
     return list(out.values())
+
+
+def affected_page(
+    *, session: Session, workspace_id: str, atom_id: str, limit: int, cursor: str | None = None
+) -> AffectedPage:
+    """``affected_by`` one atom, by artifact id, a page at a time."""
+    after = decode_cursor(cursor, types=(str,))
+    rows = sorted(
+        (a for a in affected_by(session=session, workspace_id=workspace_id, atom_id=atom_id)
+         if after is None or a.artifact_id > after[0]),
+        key=lambda a: a.artifact_id,
+    )  # fmt: skip
+    return AffectedPage(**dict(page_of(rows, limit, key=lambda a: (a.artifact_id,), item=lambda a: a)))
 
 
 def regenerate(
     *, session: Session, workspace_id: str, artifact_id: str, reason: str | None = None
-) -> dict[str, Any]:
+) -> ArtifactSummary:
     """A new version composed from the current corpus and policy, with a changelog of what changed. When a human
     reviewed an earlier version, the new one is held for review and carries the reviewer's edits (or flags them)."""
     artifact = _artifact(
@@ -1134,9 +1190,9 @@ def _changelog(before: Mapping[str, Any], after: Composition) -> list[str]:
 
 def regenerate_affected(
     *, session: Session, workspace_id: str, atom_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ArtifactSummary]:
     return [
-        regenerate(session=session, workspace_id=workspace_id, artifact_id=a["artifact_id"],
-                   reason="content changed: " + ", ".join(x["id"] for x in a["atoms"]))
+        regenerate(session=session, workspace_id=workspace_id, artifact_id=a.artifact_id,
+                   reason="content changed: " + ", ".join(x.id for x in a.atoms))
         for a in affected_by(session=session, workspace_id=workspace_id, atom_id=atom_id)
     ]  # fmt: skip

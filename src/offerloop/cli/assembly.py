@@ -38,11 +38,11 @@ def content_sync(
             session=session, workspace_id=workspace, directory=directory, prune=not keep
         )
     typer.echo(
-        f"{len(report['added'])} added, {len(report['changed'])} changed, {report['unchanged']} unchanged, "
-        f"{len(report['retired'])} retired"
+        f"{len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged, "
+        f"{len(report.retired)} retired"
     )
-    for change in report["changed"]:
-        typer.echo(f"  changed {change['id']}: {change['from']} -> {change['to']}")
+    for change in report.changed:
+        typer.echo(f"  changed {change.id}: {change.from_} -> {change.to}")
 
 
 @content_app.command("check")
@@ -80,9 +80,9 @@ def policy_load(
     with domain_errors(), database() as db, db.write() as session:
         out = assembly_service.put_policy(session=session, workspace_id=workspace, text=file.read_text(),
                                           triggers=[{"event": t} for t in trigger or []], actor="cli")  # fmt: skip
-    typer.echo(f"policy {out['id']} version {out['version']}")
-    for f in out["findings"]:
-        typer.echo(f"  {f['severity']}: {f['location']}: {f['message']}")
+    typer.echo(f"policy {out.id} version {out.version}")
+    for f in out.findings:
+        typer.echo(f"  {f.severity}: {f.location}: {f.message}")
 
 
 @policy_app.command("lint")
@@ -139,8 +139,8 @@ def artifacts_save(
     with domain_errors(), database(cfg) as db, db.read() as session:
         link = assembly_service.download_link(session=session, workspace_id=workspace, artifact_id=artifact_id,
                                               fmt=fmt, secret=cfg.secret)  # fmt: skip
-        content, _, _ = assembly_service.open_link(session=session, artifact_id=artifact_id, version=link["version"],
-                                                   fmt=fmt, expires=link["expires"], sig=link["url"].rsplit("sig=", 1)[1],
+        content, _, _ = assembly_service.open_link(session=session, artifact_id=artifact_id, version=link.version,
+                                                   fmt=fmt, expires=link.expires, sig=link.url.rsplit("sig=", 1)[1],
                                                    secret=cfg.secret, public_url=cfg.public_url)  # fmt: skip
     out.write_bytes(content)
     typer.echo(f"{out} ({len(content):,} bytes)")
@@ -163,7 +163,7 @@ def artifacts_regenerate(
     with domain_errors(), database() as db, db.write() as session:
         done = assembly_service.regenerate_affected(session=session, workspace_id=workspace, atom_id=atom)
     for d in done:
-        typer.echo(f"{d['id']} -> version {d['version']} (queued)")
+        typer.echo(f"{d.id} -> version {d.version} (queued)")
     typer.echo(f"{len(done)} artifacts regenerated")
 
 
@@ -183,7 +183,10 @@ VersionOpt = Annotated[
 def review_list(workspace: WorkspaceOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Versions waiting for a human: buyer, policy, reasons."""
     with domain_errors(), database() as db, db.read() as session:
-        queue = assembly_service.review_queue(session=session, workspace_id=workspace)
+        queue = [
+            q.model_dump(mode="json")
+            for q in assembly_service.review_queue(session=session, workspace_id=workspace)
+        ]
     if as_json:
         print_json(queue)
         return
@@ -207,7 +210,7 @@ def review_show(
     cfg = settings()
     with domain_errors(), database(cfg) as db, db.read() as session:
         got = assembly_service.review_detail(session=session, workspace_id=workspace, artifact_id=artifact_id,
-                                             secret=cfg.secret, version=version, public_url=cfg.public_url)  # fmt: skip
+                                             secret=cfg.secret, version=version, public_url=cfg.public_url).model_dump(mode="json")  # fmt: skip
     if html is not None and got["html"] is not None:
         html.write_text(got["html"])
     if as_json:
@@ -265,7 +268,7 @@ def _decide(workspace: str, artifact_id: str, action: str, reviewer: str, note: 
     with domain_errors(), database() as db, db.write() as session:
         done = assembly_service.review(session=session, workspace_id=workspace, artifact_id=artifact_id, action=action,
                                        reviewer=reviewer, note=note, edits=edits, version=version)  # fmt: skip
-    typer.echo(f"{done['id']} v{done['version']}: {done['status']}")
+    typer.echo(f"{done.id} v{done.version}: {done.status}")
 
 
 @review_app.command("approve")

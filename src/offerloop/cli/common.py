@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import BaseModel
 
 from offerloop.config import Settings
 from offerloop.core.errors import OfferloopError
@@ -59,6 +60,11 @@ def database(
 
 
 def print_json(data: Any) -> None:
+    # services answer with read models (as the API does): printed as the API would send them
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list) and data and isinstance(data[0], BaseModel):
+        data = [item.model_dump(mode="json") for item in data]
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

@@ -389,11 +389,11 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
             base_url=url, headers={"Authorization": f"Bearer {ws.secret_key}"}, timeout=60
         ) as http:
             overview = http.get("/v1/overview").json()
-            merges = http.get("/v1/merges", params={"limit": 1}).json()
+            merges = http.get("/v1/merges", params={"limit": 1}).json()["items"]
             sample = None
             if merges:
                 sample = http.get(f"/v1/buyers/{merges[0]['winner_id']}").json()
-            personas = http.get("/v1/personas").json()
+            personas = http.get("/v1/personas", params={"limit": 500}).json()["items"]
             persona_truth = _persona_truth(db_url, ws.id, audience)
             decisions = _sample_decisions(http, audience)
         t0 = time.perf_counter()

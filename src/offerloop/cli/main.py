@@ -359,7 +359,18 @@ def evaluate(
     placement: Annotated[str | None, typer.Option(help="Only this placement")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON")] = False,
     since: Annotated[
-        datetime | None, typer.Option(help="Only decisions made at or after this UTC time (ISO 8601)")
+        datetime | None,
+        typer.Option(
+            help="Only decisions made at or after this UTC time (ISO 8601)",
+            # the hint `evaluate` prints carries an offset and microseconds: accepted by every typer version
+            formats=[
+                "%Y-%m-%d",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S%z",
+                "%Y-%m-%dT%H:%M:%S.%f%z",
+            ],
+        ),
     ] = None,
 ) -> None:
     """Estimate candidate policies out of sample on the logged decisions (progressive validation: IPS, SNIPS,

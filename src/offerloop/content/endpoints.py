@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from offerloop.content import service
 from offerloop.content.atoms import parse_atom
-from offerloop.content.exceptions import ContentError
+from offerloop.content.exceptions import ContentError, NotFound
 from offerloop.content.quiz_page import answers_url, form_errors, parse_form, render_quiz_page
+from offerloop.content.schemas import AnswersAccepted, AtomDetail, AtomPage, AtomStored, QuizRead, SyncReport
 from offerloop.core.clock import utcnow
+from offerloop.core.errors import ErrorBody, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT
 from offerloop.events import service as event_service
+from offerloop.web import Cursor, Limit
 from offerloop.workspaces.auth import DB, AnyKey, KeyOrQuery, SecretKey, get_settings
 
 router = APIRouter(prefix="/v1", tags=["content"])
@@ -42,17 +45,23 @@ class AnswersIn(BaseModel):
     message_id: str | None = None
 
 
-@router.put("/content/atoms", summary="Add or update one atom (a changed atom gets a new version)")
-def put_atom(db: DB, principal: SecretKey, body: AtomText) -> dict[str, Any]:
+@router.put(
+    "/content/atoms",
+    summary="Add or update one atom (a changed atom gets a new version)",
+    responses=error_responses(ContentError),
+)
+def put_atom(db: DB, principal: SecretKey, body: AtomText) -> AtomStored:
     with db.write() as session:
         return service.put_atom(session=session, workspace_id=principal.workspace_id, text=body.text,
                                 path=body.path or "<api>", actor=principal.key_id)  # fmt: skip
 
 
 @router.post(
-    "/content/sync", summary="Store a whole corpus; any invalid atom refuses the sync, naming file and line"
+    "/content/sync",
+    summary="Store a whole corpus; any invalid atom refuses the sync, naming file and line",
+    responses=error_responses(ContentError),
 )
-def sync(db: DB, principal: SecretKey, body: SyncIn) -> dict[str, Any]:
+def sync(db: DB, principal: SecretKey, body: SyncIn) -> SyncReport:
     atoms, problems = [], []
     for i, item in enumerate(body.atoms):
         try:
@@ -66,40 +75,63 @@ def sync(db: DB, principal: SecretKey, body: SyncIn) -> dict[str, Any]:
                             actor=principal.key_id)  # fmt: skip
 
 
-@router.get("/content/atoms", summary="The current corpus")
-def list_atoms(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+@router.get("/content/atoms", summary="The current corpus (front matter only), by atom id")
+def list_atoms(
+    db: DB,
+    principal: SecretKey,
+    kind: Annotated[str | None, Query(max_length=40, description="Only atoms of this kind")] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Only atoms with this tag")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> AtomPage:
     with db.read() as session:
-        _, atoms = service.corpus(session=session, workspace_id=principal.workspace_id)
-    return [{k: v for k, v in service.atom_read(a).items() if k != "body"} for a in atoms]
+        return service.atoms_page(
+            session=session,
+            workspace_id=principal.workspace_id,
+            limit=limit,
+            cursor=cursor,
+            kind=kind,
+            tag=tag,
+        )
 
 
-@router.get("/content/atoms/{atom_id}", summary="One atom (current, or any earlier version) and its history")
-def get_atom(db: DB, principal: SecretKey, atom_id: str, version: str | None = None) -> dict[str, Any]:
+@router.get(
+    "/content/atoms/{atom_id}",
+    summary="One atom (current, or any earlier version) and its history",
+    responses=error_responses(NotFound),
+)
+def get_atom(db: DB, principal: SecretKey, atom_id: str, version: str | None = None) -> AtomDetail:
     with db.read() as session:
         return service.get_atom(
             session=session, workspace_id=principal.workspace_id, atom_id=atom_id, version=version
         )
 
 
-@router.put("/quizzes", summary="Add or update an intake quiz")
-def put_quiz(db: DB, principal: SecretKey, body: QuizText) -> dict[str, Any]:
+@router.put("/quizzes", summary="Add or update an intake quiz", responses=error_responses(ContentError))
+def put_quiz(db: DB, principal: SecretKey, body: QuizText) -> QuizRead:
     with db.write() as session:
         quiz = service.put_quiz(
             session=session, workspace_id=principal.workspace_id, text=body.text, actor=principal.key_id
         )
-    return dataclasses.asdict(quiz)
-
-
-@router.get("/quizzes/{quiz_id}", summary="An intake quiz as JSON (write keys may read it)")
-def get_quiz(db: DB, principal: AnyKey, quiz_id: str) -> dict[str, Any]:
-    with db.read() as session:
-        return dataclasses.asdict(
-            service.get_quiz(session=session, workspace_id=principal.workspace_id, quiz_id=quiz_id)
-        )
+    return QuizRead.model_validate(quiz)
 
 
 @router.get(
-    "/quizzes/{quiz_id}/page", response_class=HTMLResponse, summary="The hosted quiz page (?key=WRITE_KEY)"
+    "/quizzes/{quiz_id}",
+    summary="An intake quiz as JSON (write keys may read it)",
+    responses=error_responses(NotFound),
+)
+def get_quiz(db: DB, principal: AnyKey, quiz_id: str) -> QuizRead:
+    with db.read() as session:
+        quiz = service.get_quiz(session=session, workspace_id=principal.workspace_id, quiz_id=quiz_id)
+    return QuizRead.model_validate(quiz)
+
+
+@router.get(
+    "/quizzes/{quiz_id}/page",
+    response_class=HTMLResponse,
+    summary="The hosted quiz page (?key=WRITE_KEY)",
+    responses=error_responses(NotFound),
 )
 def quiz_page(
     request: Request, db: DB, principal: KeyOrQuery, quiz_id: str, anonymous_id: str | None = None,
@@ -112,8 +144,31 @@ def quiz_page(
     return HTMLResponse(render_quiz_page(quiz, action_url=action, hidden=hidden))
 
 
-@router.post("/quizzes/{quiz_id}/answers", summary="Submit answers (JSON, or the hosted page's form)")
-async def submit_answers(request: Request, db: DB, principal: KeyOrQuery, quiz_id: str) -> Any:
+@router.post(
+    "/quizzes/{quiz_id}/answers",
+    summary="Submit answers (JSON, or the hosted page's form)",
+    description="JSON answers are answered with the scores. A form post (the hosted page) is answered "
+    "with an HTML page: the thanks, or the form again with its errors (422). Refused answers are "
+    "quarantined: `invalid_answers`, with details.quarantine_id.",
+    response_model=AnswersAccepted,
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        **error_responses(NotFound),
+        422: {"model": ErrorBody, "description": "code: `invalid_answers`"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": AnswersIn.model_json_schema()},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
+async def submit_answers(
+    request: Request, db: DB, principal: KeyOrQuery, quiz_id: str
+) -> AnswersAccepted | HTMLResponse:
     raw = await request.body()
     is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     with db.read() as session:
@@ -156,9 +211,10 @@ async def submit_answers(request: Request, db: DB, principal: KeyOrQuery, quiz_i
     with db.write() as session:
         result = event_service.ingest(session=session, workspace_id=principal.workspace_id, batch=prepared)
     item = result.items[0]
-    out = {"status": item.status, "messageId": item.message_id, "scores": message["properties"]["scores"]}
     if is_form:
         return HTMLResponse(
             "<!doctype html><meta charset=utf-8><title>Thank you</title><p>Thank you: your answers were received.</p>"
         )
-    return out
+    return AnswersAccepted(
+        status=item.status, message_id=item.message_id, scores=message["properties"]["scores"]
+    )

@@ -14,7 +14,19 @@ from offerloop.content.atoms import load_corpus, parse_atom
 from offerloop.content.exceptions import ContentError, NotFound
 from offerloop.content.model import Atom, Quiz
 from offerloop.content.quizzes import answers_to_track, default_quiz, parse_quiz
+from offerloop.content.schemas import (
+    AtomAdded,
+    AtomChanged,
+    AtomDetail,
+    AtomPage,
+    AtomRead,
+    AtomStored,
+    AtomSummary,
+    AtomVersionRead,
+    SyncReport,
+)
 from offerloop.core.clock import utcnow
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.models import ContentAtom, QuizDefinition
 from offerloop.workspaces import service as workspace_service
 
@@ -54,33 +66,38 @@ def to_atom(row: ContentAtom) -> Atom:
     )  # fmt: skip
 
 
-def atom_read(atom: Atom, *, current: bool = True) -> dict[str, Any]:
-    return {"id": atom.id, "version": atom.version, "title": atom.title, "kind": atom.kind, **_meta(atom),
-            "body": atom.body, "current": current}  # fmt: skip
+def atom_summary(atom: Atom, *, current: bool = True) -> AtomSummary:
+    return AtomSummary(
+        id=atom.id, version=atom.version, title=atom.title, kind=atom.kind, **_meta(atom), current=current
+    )
+
+
+def atom_read(atom: Atom, *, current: bool = True) -> AtomRead:
+    return AtomRead(**atom_summary(atom, current=current).model_dump(), body=atom.body)
 
 
 def sync(
     *, session: Session, workspace_id: str, atoms: Iterable[Atom], prune: bool = False, actor: str = "api"
-) -> dict[str, Any]:
+) -> SyncReport:
     """Store atoms: a new id or a changed content hash adds a version (the old one stays readable);
     identical atoms change nothing. With ``prune``, current atoms missing from ``atoms`` are retired."""
     workspace_service.get_workspace(session=session, workspace_id=workspace_id)
     now = utcnow()
     current = {row.atom_id: row for row in repository.current_atoms(session, workspace_id)}
-    report: dict[str, Any] = {"added": [], "changed": [], "unchanged": 0, "retired": []}
+    report = SyncReport()
     given: set[str] = set()
     for atom in atoms:
         given.add(atom.id)
         row = current.get(atom.id)
         if row is not None and row.version == atom.version:
-            report["unchanged"] += 1
+            report.unchanged += 1
             continue
         old = repository.atom_version(session, workspace_id, atom.id, atom.version)
         if row is not None:
             row.current = False
-            report["changed"].append({"id": atom.id, "from": row.version, "to": atom.version})
+            report.changed.append(AtomChanged(id=atom.id, from_=row.version, to=atom.version))
         else:
-            report["added"].append({"id": atom.id, "version": atom.version})
+            report.added.append(AtomAdded(id=atom.id, version=atom.version))
         if old is not None:  # back to an earlier version: make that row current again
             old.current, old.retired_at = True, None
             continue
@@ -95,19 +112,19 @@ def sync(
     if prune:
         gone = sorted(set(current) - given)
         repository.retire_atoms(session, workspace_id, gone, now)
-        report["retired"] = gone
+        report.retired = gone
     repository.flush(session)
-    if report["added"] or report["changed"] or report["retired"]:
+    if report.added or report.changed or report.retired:
         workspace_service.audit(
             session, workspace_id, actor=actor, action="content.sync", target_type="workspace",
-            target_id=workspace_id, details={k: report[k] for k in ("added", "changed", "retired")},
+            target_id=workspace_id, details=report.model_dump(mode="json", include={"added", "changed", "retired"}),
         )  # fmt: skip
     return report
 
 
 def sync_directory(
     *, session: Session, workspace_id: str, directory: str | Path, prune: bool = True, actor: str = "cli"
-) -> dict[str, Any]:
+) -> SyncReport:
     """Load every atom under ``directory``; any invalid file refuses the whole sync (nothing stored)."""
     atoms, problems = load_corpus(directory)
     if problems:
@@ -117,10 +134,10 @@ def sync_directory(
 
 def put_atom(
     *, session: Session, workspace_id: str, text: str, path: str = "<api>", actor: str = "api"
-) -> dict[str, Any]:
+) -> AtomStored:
     atom = parse_atom(text, path=path)
     report = sync(session=session, workspace_id=workspace_id, atoms=[atom], actor=actor)
-    return {**atom_read(atom), "sync": report}
+    return AtomStored(**atom_read(atom).model_dump(), sync=report)
 
 
 def corpus(*, session: Session, workspace_id: str) -> tuple[tuple[Any, int], list[Atom]]:
@@ -135,9 +152,27 @@ def corpus(*, session: Session, workspace_id: str) -> tuple[tuple[Any, int], lis
     return version, atoms
 
 
-def get_atom(
-    *, session: Session, workspace_id: str, atom_id: str, version: str | None = None
-) -> dict[str, Any]:
+def atoms_page(
+    *,
+    session: Session,
+    workspace_id: str,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+    tag: str | None = None,
+) -> AtomPage:
+    """The current corpus by atom id (it is in memory already: see ``corpus``), optionally one kind or tag."""
+    after = decode_cursor(cursor, types=(str,))
+    _, atoms = corpus(session=session, workspace_id=workspace_id)
+    chosen = sorted(
+        (a for a in atoms if (kind is None or a.kind == kind) and (tag is None or tag in a.tags)
+         and (after is None or a.id > after[0])),
+        key=lambda a: a.id,
+    )  # fmt: skip
+    return AtomPage(**dict(page_of(chosen, limit, key=lambda a: (a.id,), item=atom_summary)))
+
+
+def get_atom(*, session: Session, workspace_id: str, atom_id: str, version: str | None = None) -> AtomDetail:
     rows = repository.atom_versions(session, workspace_id, atom_id)
     row = (
         next((r for r in rows if r.version == version), None)
@@ -146,8 +181,12 @@ def get_atom(
     )
     if row is None:
         raise NotFound(f"atom {atom_id!r}" + (f" version {version}" if version else "") + " does not exist")
-    return {**atom_read(to_atom(row), current=row.current),
-            "versions": [{"version": r.version, "created_at": r.created_at.isoformat(), "current": r.current} for r in rows]}  # fmt: skip
+    return AtomDetail(
+        **atom_read(to_atom(row), current=row.current).model_dump(),
+        versions=[
+            AtomVersionRead(version=r.version, created_at=r.created_at, current=r.current) for r in rows
+        ],
+    )
 
 
 def atom_versions(*, session: Session, workspace_id: str, atom_id: str) -> list[Atom]:

@@ -76,3 +76,13 @@ def page_of(
     return Page[T](
         items=[item(r) for r in shown], next_cursor=encode_cursor(key(shown[-1])) if more and shown else None
     )
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def page_by_id(rows: Sequence[Any], limit: int, read: type[R]) -> Page[R]:
+    """``page_of`` for rows keyed by their ``id`` alone, each read into ``read`` from its attributes."""
+    return page_of(
+        rows, limit, key=lambda r: (r.id,), item=lambda r: read.model_validate(r, from_attributes=True)
+    )

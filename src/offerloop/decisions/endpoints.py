@@ -6,27 +6,63 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from offerloop import pipeline
+from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT
 from offerloop.decisions import service
 from offerloop.decisions.evaluation_schemas import EvaluationReport
-from offerloop.decisions.schemas import ActionIn, ActionRead, DecideRequest, DecideResponse
+from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
+from offerloop.decisions.schemas import (
+    ActionIn,
+    ActionKind,
+    ActionPage,
+    ActionRead,
+    DecideRequest,
+    DecideResponse,
+    DecisionRead,
+)
+from offerloop.web import Cursor, Limit
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
-@router.put("/actions", summary="Create or update catalog actions (by key)")
+@router.put(
+    "/actions",
+    summary="Create or update catalog actions (by key)",
+    responses=error_responses(ValidationFailed),
+)
 def upsert_actions(db: DB, principal: SecretKey, body: list[ActionIn]) -> list[ActionRead]:
     with db.write() as session:
         return service.upsert_actions(session=session, workspace_id=principal.workspace_id, actions=body)
 
 
-@router.get("/actions", summary="The action catalog")
-def list_actions(db: DB, principal: SecretKey) -> list[ActionRead]:
+@router.get("/actions", summary="The action catalog in rules order (priority, then key)")
+def list_actions(
+    db: DB,
+    principal: SecretKey,
+    kind: Annotated[ActionKind | None, Query(description="Only actions of this kind")] = None,
+    active: Annotated[
+        bool | None, Query(description="Only active (true) or inactive (false) actions")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ActionPage:
     with db.read() as session:
-        return service.list_actions(session=session, workspace_id=principal.workspace_id)
+        return service.actions_page(
+            session=session,
+            workspace_id=principal.workspace_id,
+            limit=limit,
+            cursor=cursor,
+            kind=kind,
+            active=active,
+        )
 
 
-@router.post("/decide", summary="The next best actions for a buyer, with propensities and reasons")
+@router.post(
+    "/decide",
+    summary="The next best actions for a buyer, with propensities and reasons",
+    responses=error_responses(UnknownCandidates),
+)
 def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) -> DecideResponse:
     # Deciding only reads, so concurrent requests (and server processes) decide in parallel; the log row
     # is written in a short transaction of its own, before the answer goes out.
@@ -42,8 +78,12 @@ def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) 
     return out
 
 
-@router.get("/decisions/{decision_id}", summary="Why a decision was made, and what happened after")
-def get_decision(db: DB, principal: SecretKey, decision_id: str) -> dict[str, Any]:
+@router.get(
+    "/decisions/{decision_id}",
+    summary="Why a decision was made, and what happened after",
+    responses=error_responses(DecisionNotFound),
+)
+def get_decision(db: DB, principal: SecretKey, decision_id: str) -> DecisionRead:
     with db.read() as session:
         return service.get_decision(
             session=session, workspace_id=principal.workspace_id, decision_id=decision_id

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from offerloop.core.conditions import ConditionError, parse, parse_where
 from offerloop.decisions.rules import WHEN_SCOPE
 
+from offerloop.core.pages import Page
+
 ActionKind = Literal["lesson", "module", "offer", "coaching", "prompt"]
 Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq: see offerloop.core.conditions
 
@@ -106,6 +108,10 @@ class ActionRead(ActionIn):
     updated_at: datetime
 
 
+class ActionPage(Page[ActionRead]):
+    """The action catalog in rules order: priority (highest first), then key."""
+
+
 class DecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_id: str | None = None
@@ -156,3 +162,26 @@ class DecideResponse(BaseModel):
     model_version: int
     holdout: bool
     policy: str
+
+
+class DecisionRead(BaseModel):
+    """Why a decision was made (what the model saw, what was excluded and why) and what happened after."""
+
+    id: str
+    buyer_id: str | None
+    placement: str
+    created_at: datetime
+    policy: str = Field(description="model, or rules (holdout, no consent, cold model)")
+    holdout: bool
+    model_version: int
+    persona: PersonaBrief | None
+    items: list[dict[str, Any]] = Field(description="The items shown, in order, with scores and reasons")
+    excluded: list[dict[str, Any]] = Field(description="Candidates left out, each with the reason")
+    chosen: str | None = Field(description="The action logged as chosen (its propensity below)")
+    propensity: float | None
+    context: dict[str, Any] = Field(description="The features the model saw")
+    outcome: dict[str, Any] | None = Field(description="The outcome the decision is meant to move")
+    window_ends_at: datetime | None
+    reward: float | None
+    reward_at: datetime | None
+    reward_source: str | None = Field(description="The message id of the rewarding event, or default")

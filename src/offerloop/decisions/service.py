@@ -16,15 +16,18 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed
 from offerloop.core.ids import new_id
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.decisions import evaluation, repository
 from offerloop.decisions.exceptions import DecisionNotFound, UnknownCandidates
 from offerloop.decisions.rules import BuyerView, ineligible_reason
 from offerloop.decisions.schemas import (
     ActionIn,
+    ActionPage,
     ActionRead,
     DecidedItem,
     DecideRequest,
     DecideResponse,
+    DecisionRead,
     PersonaBrief,
 )
 from offerloop.entitlements import service as entitlements_service
@@ -108,6 +111,25 @@ def upsert_actions(*, session: Session, workspace_id: str, actions: Sequence[Act
 
 def list_actions(*, session: Session, workspace_id: str) -> list[ActionRead]:
     return [_read(a) for a in repository.actions(session, workspace_id)]
+
+
+def actions_page(
+    *,
+    session: Session,
+    workspace_id: str,
+    limit: int,
+    cursor: str | None = None,
+    kind: str | None = None,
+    active: bool | None = None,
+) -> ActionPage:
+    """The catalog in rules order (priority, then key), optionally one kind or only (in)active actions."""
+    after = decode_cursor(cursor, types=(int, str))
+    rows = [
+        a for a in repository.actions(session, workspace_id)
+        if (kind is None or a.kind == kind) and (active is None or a.active == active)
+        and (after is None or (-a.priority, a.key) > (-after[0], after[1]))
+    ]  # fmt: skip
+    return ActionPage(**dict(page_of(rows, limit, key=lambda a: (a.priority, a.key), item=_read)))
 
 
 def _rule_view(action: Action) -> dict[str, Any]:
@@ -412,19 +434,19 @@ def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest
         return None
 
 
-def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> dict[str, Any]:
+def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> DecisionRead:
     """Why a decision was made: what the model saw, what was excluded and why, and what happened."""
     d = repository.get_decision(session, workspace_id, decision_id)
     if d is None:
         raise DecisionNotFound(f"decision {decision_id} does not exist in this workspace")
-    return {
-        "id": d.id, "buyer_id": d.buyer_id, "placement": d.placement, "created_at": d.created_at, "policy": d.policy,
-        "holdout": d.holdout, "model_version": d.model_version,
-        "persona": {"name": d.persona, "confidence": d.persona_confidence} if d.persona else None,
-        "items": d.items, "excluded": d.excluded, "chosen": d.chosen_key, "propensity": d.propensity,
-        "context": {k: v for k, v in d.context.items() if k != "_outcome"}, "outcome": d.context.get("_outcome"),
-        "window_ends_at": d.window_ends_at, "reward": d.reward, "reward_at": d.reward_at, "reward_source": d.reward_source,
-    }  # fmt: skip
+    return DecisionRead(
+        id=d.id, buyer_id=d.buyer_id, placement=d.placement, created_at=d.created_at, policy=d.policy,
+        holdout=d.holdout, model_version=d.model_version,
+        persona=PersonaBrief(name=d.persona, confidence=d.persona_confidence or 0.0) if d.persona else None,
+        items=d.items, excluded=d.excluded, chosen=d.chosen_key, propensity=d.propensity,
+        context={k: v for k, v in d.context.items() if k != "_outcome"}, outcome=d.context.get("_outcome"),
+        window_ends_at=d.window_ends_at, reward=d.reward, reward_at=d.reward_at, reward_source=d.reward_source,
+    )  # fmt: skip
 
 
 # -- outcomes and learning -------------------------------------------------------------------------

@@ -13,20 +13,31 @@ from starlette.concurrency import run_in_threadpool
 
 from offerloop.config import Settings
 from offerloop.core.clock import parse_timestamp, utcnow
+from offerloop.core.errors import ErrorBody, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT
 from offerloop.events import service
-from offerloop.events.exceptions import BatchTooLarge, EventRefused
+from offerloop.events.exceptions import (
+    BatchTooLarge,
+    EventRefused,
+    InvalidSignalConfig,
+    QuarantineClosed,
+    QuarantineNotFound,
+)
 from offerloop.events.schemas import (
     IngestResponse,
     IngestResult,
+    Overview,
     QuarantinePage,
     QuarantineRead,
     ReplayRequest,
     ReplayResult,
+    SignalConfigRead,
+    SignalConfigStored,
 )
 from offerloop.pipeline import status as pipeline_status
-from offerloop.pipeline.schemas import ParkedPage, PipelineStatus
+from offerloop.pipeline.schemas import ParkedPage, ParkedReplay, PipelineStatus
 from offerloop.telemetry import EVENTS, INGEST_BATCH_SECONDS
-from offerloop.web import JSONBytes
+from offerloop.web import Cursor, JSONBytes, Limit
 from offerloop.workspaces.auth import DB, SecretKey, authenticate_request
 
 router = APIRouter(tags=["tracking"])
@@ -61,6 +72,16 @@ _BATCH_EXAMPLE = {
         },
     ],
     "sentAt": "2026-11-20T09:30:02Z",
+}
+
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "The event was quarantined: code is the reason (e.g. `invalid_json`, `invalid_batch`, "
+        "`invalid_encoding`, `missing_event_name`), details.quarantine_id where to find it",
+    },
+    413: {"model": ErrorBody, "description": "code: `batch_too_large`, `event_too_large`"},
 }
 
 
@@ -202,8 +223,10 @@ for _type in ("identify", "track", "page", "screen", "group", "alias"):
     router.add_api_route(
         f"/v1/{_type}",
         _make_endpoint(_type),
+        name=_type,
         methods=["POST"],
         response_model=IngestResponse,
+        responses=_REFUSED,
         summary=f"Segment {_type} call",
         description=(
             f"Send one {_type} event (Segment spec). Authenticate with a write key as the HTTP Basic "
@@ -217,8 +240,10 @@ for _type in ("identify", "track", "page", "screen", "group", "alias"):
 router.add_api_route(
     "/v1/batch",
     _make_endpoint(None),
+    name="batch",
     methods=["POST"],
     response_model=IngestResponse,
+    responses=_REFUSED,
     summary="Segment batch call",
     description=(
         "Up to 500 KB of events (32 KB each). Good events are stored and bad ones quarantined; the "
@@ -232,19 +257,23 @@ router.add_api_route(
 def list_quarantine(
     db: DB,
     principal: SecretKey,
-    status: Annotated[str | None, Query(description="open, replayed, discarded; empty for all")] = "open",
-    reason: str | None = None,
-    before: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[
+        Literal["open", "replayed", "discarded", ""] | None, Query(description="Empty for all")
+    ] = "open",
+    reason: Annotated[str | None, Query(max_length=200, description="Only this reason code")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> QuarantinePage:
     with db.read() as session:
         return service.list_quarantine(
             session=session, workspace_id=principal.workspace_id, status=status or None, reason=reason,
-            limit=limit, before=before,
+            limit=limit, cursor=cursor,
         )  # fmt: skip
 
 
-@admin.get("/quarantine/{quarantine_id}", summary="One refused event")
+@admin.get(
+    "/quarantine/{quarantine_id}", summary="One refused event", responses=error_responses(QuarantineNotFound)
+)
 def get_quarantined(db: DB, principal: SecretKey, quarantine_id: str) -> QuarantineRead:
     with db.read() as session:
         return service.get_quarantined(
@@ -252,7 +281,15 @@ def get_quarantined(db: DB, principal: SecretKey, quarantine_id: str) -> Quarant
         )
 
 
-@admin.post("/quarantine/{quarantine_id}/replay", summary="Replay a refused event, optionally corrected")
+@admin.post(
+    "/quarantine/{quarantine_id}/replay",
+    summary="Replay a refused event, optionally corrected",
+    response_model=ReplayResult,
+    responses={
+        **error_responses(QuarantineNotFound, QuarantineClosed),
+        422: {"model": ReplayResult, "description": "Still refused: status open, with the reason"},
+    },
+)
 def replay(
     request: Request, db: DB, principal: SecretKey, quarantine_id: str, body: ReplayRequest | None = None
 ) -> JSONBytes:
@@ -268,7 +305,11 @@ def replay(
     return JSONBytes(result.model_dump(mode="json"), status_code=422 if result.status == "open" else 200)
 
 
-@admin.post("/quarantine/{quarantine_id}/discard", summary="Close a refused event without replaying it")
+@admin.post(
+    "/quarantine/{quarantine_id}/discard",
+    summary="Close a refused event without replaying it",
+    responses=error_responses(QuarantineNotFound, QuarantineClosed),
+)
 def discard(db: DB, principal: SecretKey, quarantine_id: str) -> QuarantineRead:
     with db.write() as session:
         return service.discard(
@@ -280,12 +321,17 @@ def discard(db: DB, principal: SecretKey, quarantine_id: str) -> QuarantineRead:
 
 
 @admin.get("/signals", tags=["signals"], summary="The workspace's signal weighting rules")
-def get_signals(db: DB, principal: SecretKey) -> dict[str, Any]:
+def get_signals(db: DB, principal: SecretKey) -> SignalConfigRead:
     with db.read() as session:
         return service.get_signal_config(session=session, workspace_id=principal.workspace_id)
 
 
-@admin.put("/signals", tags=["signals"], summary="Replace the signal weighting rules (JSON or YAML text)")
+@admin.put(
+    "/signals",
+    tags=["signals"],
+    summary="Replace the signal weighting rules (JSON or YAML text)",
+    responses=error_responses(InvalidSignalConfig),
+)
 def put_signals(
     db: DB,
     principal: SecretKey,
@@ -295,24 +341,35 @@ def put_signals(
             examples=[{"threshold": 0.5, "rules": [{"event": "Order *", "weight": 10, "high_signal": True}]}]
         ),
     ],
-) -> dict[str, Any]:
+) -> SignalConfigStored:
     with db.write() as session:
         version = service.set_signal_config(
             session=session, workspace_id=principal.workspace_id, source=body, actor=principal.key_id
         )
-        return {
-            "version": version,
-            "config": service.get_signal_config(session=session, workspace_id=principal.workspace_id),
-        }
+        return SignalConfigStored(
+            version=version,
+            config=service.get_signal_config(session=session, workspace_id=principal.workspace_id),
+        )
 
 
 @admin.get("/overview", tags=["workspace"], summary="Audience, merges, quarantine reasons and top channels")
-def overview(db: DB, principal: SecretKey) -> dict[str, Any]:
+def overview(db: DB, principal: SecretKey) -> Overview:
     with db.read() as session:
         return service.overview(session=session, workspace_id=principal.workspace_id)
 
 
-@admin.get("/export", tags=["workspace"], summary="The whole workspace as JSON lines (buyers, events, …)")
+@admin.get(
+    "/export",
+    tags=["workspace"],
+    summary="The whole workspace as JSON lines (buyers, events, …)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": 'One JSON object a line, each with its `kind` ("buyer", "event", "touchpoint", …)',
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export(db: DB, principal: SecretKey) -> StreamingResponse:
     def lines() -> Any:
         with db.read() as session:
@@ -332,19 +389,26 @@ def list_parked(
     db: DB,
     principal: SecretKey,
     status: Annotated[Literal["parked", "replayed"] | None, Query(description="Empty for all")] = "parked",
-    before: Annotated[int | None, Query(ge=1, description="next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> ParkedPage:
     with db.read() as session:
         return pipeline_status.list_parked(
-            session=session, workspace_id=principal.workspace_id, status=status, limit=limit, before=before
+            session=session, workspace_id=principal.workspace_id, status=status, limit=limit, cursor=cursor
         )
 
 
 @pipeline_admin.post(
     "/parked/{parked_id}/replay",
     summary="Run the consumer on a parked event again",
-    responses={404: {"description": "No such parked event"}, 409: {"description": "Already replayed"}},
+    response_model=ParkedReplay,
+    responses={
+        **error_responses(pipeline_status.ParkedNotFound, pipeline_status.ParkedClosed),
+        422: {
+            "model": ParkedReplay,
+            "description": "The consumer failed again: still parked, with the error",
+        },
+    },
 )
 def replay_parked(db: DB, principal: SecretKey, parked_id: Annotated[int, Path(ge=1, le=2**62)]) -> JSONBytes:
     with db.write() as session:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from offerloop.core.pages import Page
+
 
 @dataclass(slots=True)
 class ItemResult:
@@ -80,9 +82,8 @@ class QuarantineRead(BaseModel):
     resolved_at: datetime | None
 
 
-class QuarantinePage(BaseModel):
-    items: list[QuarantineRead]
-    next_cursor: str | None
+class QuarantinePage(Page[QuarantineRead]):
+    """Refused events, newest first."""
 
 
 class ReplayRequest(BaseModel):
@@ -97,3 +98,37 @@ class ReplayResult(BaseModel):
     message_id: str | None
     code: str | None = None
     message: str | None = None
+
+
+class SignalDefault(BaseModel):
+    weight: float
+    confidence: float
+
+
+class SignalConfigRead(BaseModel):
+    """The workspace's signal weighting rules, as plain data that can be sent back to ``PUT /v1/signals``."""
+
+    threshold: float
+    default: SignalDefault
+    rules: list[dict[str, Any]] = Field(description="In order; the first rule that matches an event wins")
+
+
+class SignalConfigStored(BaseModel):
+    version: int
+    config: SignalConfigRead
+
+
+class Overview(BaseModel):
+    """What a creator wants to see first; each count list is ``[name, count]`` pairs, largest first."""
+
+    buyers: int
+    identified: int
+    merges: int
+    conflicts: int
+    events: int
+    suppressed: int
+    high_signal: int
+    quarantine_reasons: list[list[str | int]] = Field(description="[reason code, open refused events]")
+    first_touch_channels: list[list[str | int]] = Field(description="[channel, buyers]")
+    last_touch_channels: list[list[str | int]] = Field(description="[channel, buyers]")
+    top_sources: list[list[str | int]] = Field(description="[utm source, buyers]")

@@ -12,9 +12,18 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.events import repository
 from offerloop.events.exceptions import InvalidSignalConfig, QuarantineClosed, QuarantineNotFound
-from offerloop.events.schemas import IngestResult, ItemResult, QuarantinePage, QuarantineRead, ReplayResult
+from offerloop.events.schemas import (
+    IngestResult,
+    ItemResult,
+    Overview,
+    QuarantinePage,
+    QuarantineRead,
+    ReplayResult,
+    SignalConfigRead,
+)
 from offerloop.events.signals import (
     SignalConfig,
     SignalConfigError,
@@ -66,8 +75,8 @@ def set_signal_config(
     return version
 
 
-def get_signal_config(*, session: Session, workspace_id: str) -> dict[str, Any]:
-    return dump_signal_config(signal_config(session, workspace_id))
+def get_signal_config(*, session: Session, workspace_id: str) -> SignalConfigRead:
+    return SignalConfigRead.model_validate(dump_signal_config(signal_config(session, workspace_id)))
 
 
 def _quarantine_row(workspace_id: str, refused: Refused, received_at: datetime) -> dict[str, Any]:
@@ -190,13 +199,18 @@ def list_quarantine(
     status: str | None = "open",
     reason: str | None = None,
     limit: int = 100,
-    before: str | None = None,
+    cursor: str | None = None,
 ) -> QuarantinePage:
+    after = decode_cursor(cursor, types=(str,))
     rows = repository.list_quarantine(
-        session, workspace_id, status=status, reason=reason, limit=limit + 1, before=before
+        session,
+        workspace_id,
+        status=status,
+        reason=reason,
+        limit=limit + 1,
+        before=after[0] if after else None,
     )
-    items = [QuarantineRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    return QuarantinePage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    return QuarantinePage(**dict(page_by_id(rows, limit, QuarantineRead)))
 
 
 def get_quarantined(*, session: Session, workspace_id: str, quarantine_id: str) -> QuarantineRead:
@@ -274,16 +288,18 @@ def discard(*, session: Session, workspace_id: str, quarantine_id: str, actor: s
 # -- reporting and export ------------------------------------------------------------------------
 
 
-def overview(*, session: Session, workspace_id: str) -> dict[str, Any]:
+def overview(*, session: Session, workspace_id: str) -> Overview:
     """What a creator wants to see first: audience size, merges, quarantine reasons, channels."""
-    return {
-        **identity_service.counts(session=session, workspace_id=workspace_id),
-        **repository.event_counts(session, workspace_id),
-        "quarantine_reasons": repository.quarantine_reasons(session, workspace_id),
-        "first_touch_channels": repository.channel_counts(session, workspace_id, first_touch=True),
-        "last_touch_channels": repository.channel_counts(session, workspace_id, first_touch=False),
-        "top_sources": repository.source_counts(session, workspace_id),
-    }
+    return Overview.model_validate(
+        {
+            **identity_service.counts(session=session, workspace_id=workspace_id),
+            **repository.event_counts(session, workspace_id),
+            "quarantine_reasons": repository.quarantine_reasons(session, workspace_id),
+            "first_touch_channels": repository.channel_counts(session, workspace_id, first_touch=True),
+            "last_touch_channels": repository.channel_counts(session, workspace_id, first_touch=False),
+            "top_sources": repository.source_counts(session, workspace_id),
+        }
+    )
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.features import repository
 from offerloop.features.exceptions import InvalidFeatureSpec
+from offerloop.features.schemas import FeatureSpecRead
 from offerloop.features.spec import FeatureSpec, StageFeature, load_feature_spec
 from offerloop.features.state import FeatureEvent as FeatureEvent  # re-exported for the events domain
 from offerloop.features.state import apply_event, new_state, read_features
@@ -31,6 +32,11 @@ def spec_for(session: Session, workspace_id: str) -> tuple[int, FeatureSpec]:
         with _lock:
             _specs[key] = spec
     return ws.feature_spec_version, spec
+
+
+def spec_read(*, session: Session, workspace_id: str) -> FeatureSpecRead:
+    version, spec = spec_for(session, workspace_id)
+    return FeatureSpecRead(version=version, spec=spec.model_dump(mode="json"))
 
 
 def apply_events(

@@ -406,10 +406,21 @@ def iter_events_of(session: Session, workspace_id: str, buyer_id: str) -> Iterat
     yield from session.scalars(stmt.order_by(Event.id))
 
 
-def merges(session: Session, workspace_id: str, *, buyer_id: str | None, limit: int) -> list[Merge]:
+def merges(
+    session: Session,
+    workspace_id: str,
+    *,
+    buyer_id: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[Merge]:
+    """Newest first; ``after``: the (created_at, id) of the last merge of the previous page."""
     stmt = scoped_select(Merge, workspace_id)
     if buyer_id:
         stmt = stmt.where((Merge.winner_id == buyer_id) | (Merge.loser_id == buyer_id))
+    if after is not None:
+        at, merge_id = after
+        stmt = stmt.where((Merge.created_at < at) | ((Merge.created_at == at) & (Merge.id < merge_id)))
     return list(session.scalars(stmt.order_by(Merge.created_at.desc(), Merge.id.desc()).limit(limit)))
 
 
@@ -419,13 +430,15 @@ def get_merge(session: Session, workspace_id: str, merge_id: str) -> Merge | Non
 
 
 def conflicts(
-    session: Session, workspace_id: str, *, buyer_id: str | None, limit: int
+    session: Session, workspace_id: str, *, buyer_id: str | None, limit: int, before: int | None = None
 ) -> list[IdentityConflict]:
     stmt = scoped_select(IdentityConflict, workspace_id)
     if buyer_id:
         stmt = stmt.where(
             (IdentityConflict.buyer_id == buyer_id) | (IdentityConflict.other_buyer_id == buyer_id)
         )
+    if before is not None:
+        stmt = stmt.where(IdentityConflict.id < before)
     return list(session.scalars(stmt.order_by(IdentityConflict.id.desc()).limit(limit)))
 
 

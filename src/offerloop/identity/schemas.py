@@ -4,7 +4,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from offerloop.core.pages import Page
+from offerloop.personas.schemas import PersonaRead
 
 
 @dataclass(slots=True)
@@ -100,9 +103,8 @@ class EventRead(BaseModel):
     suppressed: bool
 
 
-class EventPage(BaseModel):
-    items: list[EventRead]
-    next_cursor: int | None = Field(description="Pass as ?before= to get the next (older) page")
+class EventPage(Page[EventRead]):
+    """The buyer's events, newest first."""
 
 
 class MergeRead(BaseModel):
@@ -126,3 +128,40 @@ class ConflictRead(BaseModel):
     value: str
     message_id: str | None
     created_at: datetime
+
+
+class MergePage(Page[MergeRead]):
+    """Identity merges, newest first."""
+
+
+class ConflictPage(Page[ConflictRead]):
+    """Refused merges, newest first."""
+
+
+class BuyerState(BaseModel):
+    """What a decision sees of a buyer right now."""
+
+    buyer_id: str = Field(description="The live buyer (a merged id answers with its survivor)")
+    features: dict[str, bool | int | float | str | None] = Field(description="Read at this instant")
+    persona: PersonaRead | None
+
+
+class BuyerExport(BaseModel):
+    """Everything held on one buyer (GDPR access request)."""
+
+    exported_at: datetime
+    buyer: BuyerRead
+    merged_buyer_ids: list[str] = Field(description="Buyers merged into this one; their events are included")
+    events: list[EventRead]
+    touchpoints: list[TouchpointRead]
+    merges: list[MergeRead]
+    conflicts: list[ConflictRead]
+
+
+class BuyerErasure(BaseModel):
+    """The erased buyer, and how many rows of each kind were deleted or anonymised."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": {"type": "integer"}})
+
+    id: str
+    deleted: bool

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
+from offerloop.core.pages import InvalidCursor, decode_cursor, page_by_id, page_of
 from offerloop.features import service as features_service
 from offerloop.identity import erasure, identifiers, repository, resolver
 from offerloop.identity.exceptions import (
@@ -23,13 +24,18 @@ from offerloop.identity.exceptions import (
 from offerloop.identity.identifiers import clean_id as clean_id
 from offerloop.identity.identifiers import profile_traits as profile_traits
 from offerloop.identity.schemas import (
+    BuyerErasure,
+    BuyerExport,
     BuyerRead,
+    BuyerState,
+    ConflictPage,
     ConflictRead,
     Consent,
     ConsentUpdate,
     EventPage,
     EventRead,
     IdentityRead,
+    MergePage,
     MergeRead,
     TouchpointRead,
 )
@@ -192,23 +198,25 @@ def find_buyer(
     return found
 
 
-def buyer_state(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
+def buyer_state(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerState:
     """What a decision sees of this buyer right now: features read at this instant, and the persona."""
     live = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
-    return {
-        "buyer_id": live,
-        "features": features_service.read(session=session, workspace_id=workspace_id, buyer_id=live),
-        "persona": persona_service.get(session=session, workspace_id=workspace_id, buyer_id=live),
-    }
+    return BuyerState(
+        buyer_id=live,
+        features=features_service.read(session=session, workspace_id=workspace_id, buyer_id=live),
+        persona=persona_service.get(session=session, workspace_id=workspace_id, buyer_id=live),
+    )
 
 
 def buyer_events(
-    *, session: Session, workspace_id: str, buyer_id: str, before: int | None = None, limit: int = 100
+    *, session: Session, workspace_id: str, buyer_id: str, limit: int = 100, cursor: str | None = None
 ) -> EventPage:
+    after = decode_cursor(cursor, types=(int,))
     buyer = _live(session, workspace_id, buyer_id)
-    rows = repository.events_of(session, workspace_id, buyer.id, before=before, limit=limit + 1)
-    items = [EventRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    return EventPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    rows = repository.events_of(
+        session, workspace_id, buyer.id, before=after[0] if after else None, limit=limit + 1
+    )
+    return EventPage(**dict(page_by_id(rows, limit, EventRead)))
 
 
 def latest_event(
@@ -276,6 +284,35 @@ def list_conflicts(
     _known(session, workspace_id, buyer_id)
     rows = repository.conflicts(session, workspace_id, buyer_id=buyer_id, limit=limit)
     return [ConflictRead.model_validate(r, from_attributes=True) for r in rows]
+
+
+def merges_page(
+    *, session: Session, workspace_id: str, buyer_id: str | None, limit: int, cursor: str | None = None
+) -> MergePage:
+    after = decode_cursor(cursor, types=(str, str))
+    _known(session, workspace_id, buyer_id)
+    try:
+        at = None if after is None else (datetime.fromisoformat(after[0]), after[1])
+    except ValueError:
+        raise InvalidCursor(
+            "cursor does not belong to this list: pass the next_cursor of its previous page"
+        ) from None
+    rows = repository.merges(session, workspace_id, buyer_id=buyer_id, limit=limit + 1, after=at)
+    page = page_of(
+        rows, limit, key=lambda m: (m.created_at.isoformat(timespec="microseconds"), m.id), item=_merge_read
+    )
+    return MergePage(**dict(page))
+
+
+def conflicts_page(
+    *, session: Session, workspace_id: str, buyer_id: str | None, limit: int, cursor: str | None = None
+) -> ConflictPage:
+    after = decode_cursor(cursor, types=(int,))
+    _known(session, workspace_id, buyer_id)
+    rows = repository.conflicts(
+        session, workspace_id, buyer_id=buyer_id, limit=limit + 1, before=after[0] if after else None
+    )
+    return ConflictPage(**dict(page_by_id(rows, limit, ConflictRead)))
 
 
 def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str) -> MergeRead:
@@ -356,41 +393,32 @@ def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str
     return _merge_read(merge)
 
 
-def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
-    """Everything held on one buyer (GDPR access request), as JSON-ready data."""
+def export_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> BuyerExport:
+    """Everything held on one buyer (GDPR access request)."""
     buyer = _live(session, workspace_id, buyer_id)
     merged = repository.merged_losers(session, workspace_id, buyer.id)
-    record = get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer.id).model_dump(mode="json")
-    events = [
-        EventRead.model_validate(e, from_attributes=True).model_dump(mode="json")
-        for bid in [buyer.id, *merged]
-        for e in repository.iter_events_of(session, workspace_id, bid)
-    ]
-    touchpoints = [
-        TouchpointRead.model_validate(t, from_attributes=True).model_dump(mode="json")
-        for t in repository.touchpoints_of(session, workspace_id, buyer.id)
-    ]
     workspace_service.audit(
         session, workspace_id, actor=actor, action="buyer.export", target_type="buyer", target_id=buyer.id
     )
-    return {
-        "exported_at": utcnow().isoformat(),
-        "buyer": record,
-        "merged_buyer_ids": merged,
-        "events": events,
-        "touchpoints": touchpoints,
-        "merges": [
-            m.model_dump(mode="json")
-            for m in list_merges(session=session, workspace_id=workspace_id, buyer_id=buyer.id)
+    return BuyerExport(
+        exported_at=utcnow(),
+        buyer=get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer.id),
+        merged_buyer_ids=merged,
+        events=[
+            EventRead.model_validate(e, from_attributes=True)
+            for bid in [buyer.id, *merged]
+            for e in repository.iter_events_of(session, workspace_id, bid)
         ],
-        "conflicts": [
-            c.model_dump(mode="json")
-            for c in list_conflicts(session=session, workspace_id=workspace_id, buyer_id=buyer.id)
+        touchpoints=[
+            TouchpointRead.model_validate(t, from_attributes=True)
+            for t in repository.touchpoints_of(session, workspace_id, buyer.id)
         ],
-    }
+        merges=list_merges(session=session, workspace_id=workspace_id, buyer_id=buyer.id),
+        conflicts=list_conflicts(session=session, workspace_id=workspace_id, buyer_id=buyer.id),
+    )
 
 
-def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> dict[str, Any]:
+def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: str) -> BuyerErasure:
     """GDPR erasure in every store (see ``identity.erasure`` for what happens to each table): personal
     data and identifiers go, anonymised facts stay for aggregates, ledger amounts are untouched."""
     buyer = _live(session, workspace_id, buyer_id)
@@ -473,7 +501,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
         details=counts,
     )  # fmt: skip
     session.flush()
-    return {"id": buyer.id, "deleted": True, **counts}
+    return BuyerErasure(id=buyer.id, deleted=True, **counts)
 
 
 def storable(

@@ -4,7 +4,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from offerloop.core.errors import error_responses
+from offerloop.core.pages import DEFAULT_LIMIT
 from offerloop.personas import service
+from offerloop.personas.schemas import PersonaCountPage, TemplatesRead, TemplatesStored
+from offerloop.personas.templates import TemplateError
+from offerloop.web import Cursor, Limit
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1/personas", tags=["personas"])
@@ -19,25 +24,31 @@ _EXAMPLE = {
 
 
 @router.get("/templates", summary="The workspace's persona templates (null when none are set)")
-def get_templates(db: DB, principal: SecretKey) -> dict[str, Any]:
+def get_templates(db: DB, principal: SecretKey) -> TemplatesRead:
     with db.read() as session:
-        version, personas = service.templates_for(session, principal.workspace_id)
-        return {"version": version, "templates": personas.to_mapping() if personas else None}
+        return service.templates_read(session=session, workspace_id=principal.workspace_id)
 
 
-@router.put("/templates", summary="Replace the persona templates (JSON, or YAML text as a JSON string)")
+@router.put(
+    "/templates",
+    summary="Replace the persona templates (JSON, or YAML text as a JSON string)",
+    responses=error_responses(TemplateError),
+)
 def put_templates(
     db: DB, principal: SecretKey, body: Annotated[Any, Body(examples=[_EXAMPLE])]
-) -> dict[str, int]:
+) -> TemplatesStored:
     with db.write() as session:
         version = service.set_templates(
             session=session, workspace_id=principal.workspace_id, source=body, actor=principal.key_id
         )
-    return {"version": version}
+    return TemplatesStored(version=version)
 
 
-@router.get("", summary="How many buyers currently hold each persona")
-def distribution(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+@router.get("", summary="How many buyers currently hold each persona, most first")
+def distribution(
+    db: DB, principal: SecretKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> PersonaCountPage:
     with db.read() as session:
-        rows = service.distribution(session=session, workspace_id=principal.workspace_id)
-    return [{"persona": p, "buyers": n} for p, n in rows]
+        return service.distribution_page(
+            session=session, workspace_id=principal.workspace_id, limit=limit, cursor=cursor
+        )

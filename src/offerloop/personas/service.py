@@ -10,9 +10,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.personas import repository
 from offerloop.personas.exceptions import NoPersonaTemplates
 from offerloop.personas.inference import PersonaPosterior, infer, signal_confidence_from
+from offerloop.personas.schemas import (
+    PersonaChangeRead,
+    PersonaCount,
+    PersonaCountPage,
+    PersonaRead,
+    TemplatesRead,
+)
 from offerloop.personas.templates import PersonaSet, load_templates
 from offerloop.workspaces import service as workspace_service
 
@@ -102,22 +110,22 @@ def refresh(
     return out
 
 
-def get(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any] | None:
+def get(*, session: Session, workspace_id: str, buyer_id: str) -> PersonaRead | None:
     row = repository.get(session, workspace_id, buyer_id)
     if row is None:
         return None
-    return {
-        "name": row.persona,
-        "confidence": row.confidence,
-        "posterior": row.posterior,
-        "reasons": row.reasons,
-        "templates_version": row.templates_version,
-        "updated_at": row.updated_at,
-        "history": [
-            {"from": h.from_persona, "to": h.to_persona, "confidence": h.confidence, "at": h.at}
+    return PersonaRead(
+        name=row.persona,
+        confidence=row.confidence,
+        posterior=row.posterior,
+        reasons=row.reasons,
+        templates_version=row.templates_version,
+        updated_at=row.updated_at,
+        history=[
+            PersonaChangeRead(from_=h.from_persona, to=h.to_persona, confidence=h.confidence, at=h.at)
             for h in repository.history(session, workspace_id, buyer_id)
         ],
-    }
+    )
 
 
 def brief(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any] | None:
@@ -132,6 +140,25 @@ def brief(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, An
 
 def distribution(*, session: Session, workspace_id: str) -> list[tuple[str, int]]:
     return repository.distribution(session, workspace_id)
+
+
+def distribution_page(
+    *, session: Session, workspace_id: str, limit: int, cursor: str | None = None
+) -> PersonaCountPage:
+    """How many buyers hold each persona, most first (ties by name): a workspace has a few dozen at most."""
+    after = decode_cursor(cursor, types=(int, str))
+    rows = sorted(distribution(session=session, workspace_id=workspace_id), key=lambda r: (-r[1], r[0]))
+    if after is not None:
+        rows = [r for r in rows if (-r[1], r[0]) > (-after[0], after[1])]
+    page = page_of(
+        rows, limit, key=lambda r: (r[1], r[0]), item=lambda r: PersonaCount(persona=r[0], buyers=r[1])
+    )
+    return PersonaCountPage(**dict(page))
+
+
+def templates_read(*, session: Session, workspace_id: str) -> TemplatesRead:
+    version, personas = templates_for(session, workspace_id)
+    return TemplatesRead(version=version, templates=personas.to_mapping() if personas else None)
 
 
 def forget(*, session: Session, workspace_id: str, buyer_ids: list[str]) -> None:

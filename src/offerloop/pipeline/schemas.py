@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from offerloop.core.pages import Page
+
 
 class ConsumerStatus(BaseModel):
     name: str
@@ -34,9 +36,8 @@ class ParkedRead(BaseModel):
     resolved_at: datetime | None
 
 
-class ParkedPage(BaseModel):
-    items: list[ParkedRead]
-    next_cursor: int | None = Field(description="Pass as `before` for the next page")
+class ParkedPage(Page[ParkedRead]):
+    """Parked events, newest first."""
 
 
 class ParkedReplay(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import Conflict, NotFound
+from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.db.uow import Database
 from offerloop.models import Event, Job, ParkedEvent
 from offerloop.pipeline import log, metrics, runner
@@ -79,16 +80,16 @@ def overview(*, session: Session, workspace_id: str) -> PipelineStatus:
 
 
 def list_parked(
-    *, session: Session, workspace_id: str, status: str | None, limit: int, before: int | None
+    *, session: Session, workspace_id: str, status: str | None, limit: int, cursor: str | None = None
 ) -> ParkedPage:
+    after = decode_cursor(cursor, types=(int,))
     query = select(ParkedEvent).where(ParkedEvent.workspace_id == workspace_id)
     if status:
         query = query.where(ParkedEvent.status == status)
-    if before is not None:
-        query = query.where(ParkedEvent.id < before)
+    if after is not None:
+        query = query.where(ParkedEvent.id < after[0])
     rows = list(session.scalars(query.order_by(ParkedEvent.id.desc()).limit(limit + 1)))
-    items = [ParkedRead.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    return ParkedPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    return ParkedPage(**dict(page_by_id(rows, limit, ParkedRead)))
 
 
 def replay(*, session: Session, workspace_id: str, parked_id: int) -> ParkedReplay:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from offerloop.core.pages import Page
+
 KeyKind = Literal["write", "secret"]
 
 
@@ -45,3 +47,7 @@ class KeyRead(BaseModel):
 
 class KeyCreated(KeyRead):
     key: str = Field(description="The full key. Shown once; only its hash is stored.")
+
+
+class KeyPage(Page[KeyRead]):
+    """The workspace's keys, oldest first (revoked ones too)."""

@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from offerloop.config import is_placeholder_secret
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.db.uow import after_commit
 from offerloop.models import ApiKey, AuditEntry, Workspace
 from offerloop.workspaces import repository
 from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, WorkspaceNotFound
-from offerloop.workspaces.schemas import KeyKind, Principal, WorkspaceCreated
+from offerloop.workspaces.schemas import KeyKind, KeyPage, KeyRead, Principal, WorkspaceCreated
 
 _KEY_PREFIX = {"write": "wk", "secret": "sk"}
 # Positive lookups are cached briefly: the ingest path must not pay a query per request.
@@ -77,6 +78,21 @@ def create_key(*, session: Session, workspace_id: str, kind: KeyKind, name: str 
 
 def list_keys(*, session: Session, workspace_id: str) -> list[ApiKey]:
     return repository.list_keys(session, workspace_id)
+
+
+def keys_page(*, session: Session, workspace_id: str, limit: int, cursor: str | None = None) -> KeyPage:
+    """The workspace's keys, oldest first: a workspace has a handful, so they are paged in memory."""
+    after = decode_cursor(cursor, types=(str, str))
+    rows = sorted(list_keys(session=session, workspace_id=workspace_id), key=lambda k: (k.created_at, k.id))
+    if after is not None:
+        rows = [k for k in rows if (k.created_at.isoformat(timespec="microseconds"), k.id) > after]
+    page = page_of(
+        rows,
+        limit,
+        key=lambda k: (k.created_at.isoformat(timespec="microseconds"), k.id),
+        item=lambda k: KeyRead.model_validate(k, from_attributes=True),
+    )
+    return KeyPage(**dict(page))
 
 
 def revoke_key(*, session: Session, workspace_id: str, key_id: str, actor: str) -> ApiKey:
