@@ -77,7 +77,9 @@ def test_per_buyer_limits_hold_under_concurrent_checkouts(live_server: LiveServe
 
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=30) as http:
         stock = next(
-            o["stock"] for o in http.get("/v1/offers/catalog").json() if o["key"] == "drop-limited-print"
+            o["stock"]
+            for o in http.get("/v1/offers/catalog", params={"limit": 500}).json()["items"]
+            if o["key"] == "drop-limited-print"
         )
         assert (stock["sold"], stock["held"]) == (0, 1)
         assert http.get("/v1/ledger/check").json() == {"balanced": True, "unbalanced_orders": []}

@@ -293,14 +293,14 @@ def test_drops_need_sign_off_and_respect_the_per_buyer_limit(client, secret_head
     assert third.status_code == 409 and third.json()["error"]["code"] == "per_buyer_limit"
     stock = next(
         o["stock"]
-        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()
+        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()["items"]
         if o["key"] == "drop-limited-print"
     )
     assert stock == {"total": 100, "sold": 0, "held": 2}
     pay(client, secret_headers, first["id"])
     stock = next(
         o["stock"]
-        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()
+        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()["items"]
         if o["key"] == "drop-limited-print"
     )
     assert stock == {"total": 100, "sold": 1, "held": 1}
@@ -431,7 +431,7 @@ def test_stripe_refusal_cancels_the_order_and_frees_the_hold(
     assert r.status_code == 502 and r.json()["error"]["code"] == "payment_provider_error"
     stock = next(
         o["stock"]
-        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()
+        for o in client.get("/v1/offers/catalog", headers=secret_headers).json()["items"]
         if o["key"] == "drop-limited-print"
     )
     assert stock["held"] == 0

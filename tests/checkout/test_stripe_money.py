@@ -447,7 +447,7 @@ def test_a_failed_delayed_payment_cancels_the_order_and_releases_the_units(
     order = buy(client, secret_headers, "drop-limited-print", provider="stripe")
 
     def stock() -> dict:
-        offers = get_list(client, secret_headers, "/v1/offers/catalog")
+        offers = get_page(client, secret_headers, "/v1/offers/catalog")["items"]
         return next(o["stock"] for o in offers if o["key"] == "drop-limited-print")
 
     assert stock()["held"] == 1
@@ -461,7 +461,7 @@ def test_a_failed_delayed_payment_cancels_the_order_and_releases_the_units(
     assert (stock()["held"], stock()["sold"]) == (0, 0)
 
 
-def get_list(client, headers, path: str) -> list:
+def get_page(client, headers, path: str) -> dict:
     r = client.get(path, headers=headers)
     assert r.status_code == 200, r.text
     return r.json()

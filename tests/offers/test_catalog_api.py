@@ -35,7 +35,7 @@ def test_load_list_and_sign_off(client: TestClient, secret_headers: dict[str, st
         200,
         {"version": 1, "offers": ["playbook", "print"], "coupons": ["LAUNCH20"]},
     )
-    listed = client.get("/v1/offers/catalog", headers=secret_headers).json()
+    listed = client.get("/v1/offers/catalog", headers=secret_headers).json()["items"]
     assert [(o["key"], o["state"], o["stock"]) for o in listed] == [
         ("playbook", "active", None),
         ("print", "draft", {"total": 3, "sold": 0, "held": 0}),

@@ -157,7 +157,11 @@ def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: 
     key = (workspace_id, policy_id, row.version)
     policy = _policies.get(key)
     if policy is None:  # parsed once per process per version: YAML parsing is the slow part of a request
-        policy = parse_policy(row.source, path=f"policy {policy_id}")
+        # the stored row's version, not one recomputed from its text: the canonical form may have changed
+        # since it was stored, and artifacts record (and audits look up) the version that has a row
+        policy = dataclasses.replace(
+            parse_policy(row.source, path=f"policy {policy_id}"), version=row.version
+        )
         with _lock:
             _policies[key] = policy
     return policy

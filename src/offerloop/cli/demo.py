@@ -300,7 +300,9 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
             ledger = http.get(f"/v1/ledger/orders/{order['id']}")  # a trial books nothing: no entry yet
             order["ledger"] = ledger.json()["summary"] if ledger.status_code == 200 else None
         out["stock"] = next(
-            o["stock"] for o in http.get("/v1/offers/catalog").json() if o["key"] == "drop-limited-print"
+            o["stock"]
+            for o in http.get("/v1/offers/catalog", params={"limit": 500}).json()["items"]
+            if o["key"] == "drop-limited-print"
         )
         member = out["orders"][2]["user_id"]
 

@@ -6,9 +6,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from offerloop.core.conditions import ConditionError, parse, parse_where
-from offerloop.decisions.rules import WHEN_SCOPE
-
 from offerloop.core.pages import Page
+from offerloop.decisions.rules import WHEN_SCOPE
 
 ActionKind = Literal["lesson", "module", "offer", "coaching", "prompt"]
 Condition = Any  # {"gte": 3} | {"in": [...]} | a bare value meaning eq: see offerloop.core.conditions

@@ -11,10 +11,12 @@ from pydantic import ValidationError
 from offerloop import pipeline
 from offerloop.core.currencies import InvalidCurrency
 from offerloop.core.errors import error_responses
+from offerloop.core.pages import InvalidCursor
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.offers import service
 from offerloop.offers.exceptions import CatalogError, OfferNotFound
-from offerloop.offers.schemas import CatalogLoaded, CatalogText, OfferRead, OffersPresented, SignOffRead
+from offerloop.offers.schemas import CatalogLoaded, CatalogText, OfferPage, OffersPresented, SignOffRead
+from offerloop.web import Cursor, Limit
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1", tags=["offers"])
@@ -35,12 +37,16 @@ def load_catalog(db: DB, principal: SecretKey, body: CatalogText) -> dict[str, A
 @router.get(
     "/offers/catalog",
     summary="Every offer with its state (drops: live, sold out…) and stock",
-    response_model=list[OfferRead],
-    responses=error_responses(OfferNotFound),
+    response_model=OfferPage,
+    responses=error_responses(OfferNotFound, InvalidCursor),
 )
-def list_catalog(db: DB, principal: SecretKey) -> list[dict[str, Any]]:
+def list_catalog(
+    db: DB, principal: SecretKey, limit: Limit = 50, cursor: Cursor = None, kind: str | None = None
+) -> OfferPage:
     with db.read() as session:
-        return service.list_offers(session=session, workspace_id=principal.workspace_id)
+        return service.offers_page(
+            session=session, workspace_id=principal.workspace_id, limit=limit, cursor=cursor, kind=kind
+        )
 
 
 @router.post(

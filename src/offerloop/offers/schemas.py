@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from offerloop.core.pages import Page
+
 
 class CatalogText(BaseModel):
     text: str = Field(description="The offers catalog in YAML (or JSON)")
@@ -93,3 +95,7 @@ class OffersPresented(BaseModel):
     model_version: int | None = Field(
         default=None, description="The model snapshot that decided; null when no offer"
     )
+
+
+class OfferPage(Page[OfferRead]):
+    """A page of the catalog's offers, by key."""

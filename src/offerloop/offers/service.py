@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money, currency_code
+from offerloop.core.pages import decode_cursor, page_of
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.models import Coupon as CouponRow
@@ -23,6 +24,7 @@ from offerloop.models import Offer as OfferRow
 from offerloop.offers import repository
 from offerloop.offers.catalog import Catalog, Offer, drop_state, parse_catalog
 from offerloop.offers.exceptions import OfferNotFound
+from offerloop.offers.schemas import OfferPage, OfferRead
 from offerloop.workspaces import service as workspace_service
 
 ACTION_PREFIX = "offer:"
@@ -144,6 +146,19 @@ def state_of(*, session: Session, workspace_id: str, offer: Offer, now: datetime
     if state == "live" and stock is not None and stock.sold + stock.held >= stock.total:
         return "sold_out"
     return state
+
+
+def offers_page(
+    *, session: Session, workspace_id: str, limit: int, cursor: str | None = None, kind: str | None = None
+) -> OfferPage:
+    """The catalog's offers by key (a catalog holds dozens: paged in memory), optionally of one kind."""
+    after = decode_cursor(cursor, types=(str,))
+    rows = sorted(
+        (o for o in list_offers(session=session, workspace_id=workspace_id)
+         if (kind is None or o["kind"] == kind) and (after is None or o["key"] > after[0])),
+        key=lambda o: o["key"],
+    )  # fmt: skip
+    return OfferPage(**dict(page_of(rows, limit, key=lambda o: (o["key"],), item=OfferRead.model_validate)))
 
 
 def list_offers(*, session: Session, workspace_id: str) -> list[dict[str, Any]]:
