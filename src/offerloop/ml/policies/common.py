@@ -50,16 +50,8 @@ def _greedy_ranking(
     scores: Sequence[float], expected: Sequence[float | None] = _NO_ESTIMATES
 ) -> list[Scored]:
     """Sorted by score desc (ties by index); probability 1 on the first, 0 elsewhere."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    return [
-        Scored(
-            index=i,
-            score=float(scores[i]),
-            probability=1.0 if rank == 0 else 0.0,
-            expected_reward=expected[i] if expected else None,
-        )
-        for rank, i in enumerate(order)
-    ]
+    first = min(range(len(scores)), key=lambda i: (-scores[i], i), default=-1)
+    return _ranking(scores, [1.0 if i == first else 0.0 for i in range(len(scores))], expected)
 
 
 def _encode(features: Features, prefix: str = "") -> dict[str, float]:
