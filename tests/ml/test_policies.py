@@ -17,10 +17,8 @@ from offerloop.ml.policies import (
     RandomPolicy,
     RulesOnlyPolicy,
     VWContextualBandit,
-    _vw_predict,
-    _vw_shared_line,
-    _vw_text,
 )
+from offerloop.ml.policies.vw_format import _vw_predict, _vw_shared_line, _vw_text
 
 # 2 contexts x 3 actions; the best action depends on the context.
 MEANS = {"hobbyist": (0.8, 0.3, 0.1), "pro": (0.1, 0.3, 0.8)}

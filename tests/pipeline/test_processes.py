@@ -49,6 +49,8 @@ class TestServer(ServerProcess):
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "serve_script.py"), *args], env=self.env(), stdout=out, stderr=out
         )
+        if not isinstance(out, int):
+            out.close()  # the child has its own copy of the descriptor
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_path.read_text()[-2000:] if self.log_path else ""
@@ -69,6 +71,7 @@ def _worker(url: str, log_path: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "worker_script.py"), "worker"], env=env, stdout=out, stderr=out
     )
+    out.close()  # the child has its own copy of the descriptor
     wait_for(lambda: proc.poll() is None and log_path.read_text().count(READY) > started)
     return proc
 

@@ -35,7 +35,8 @@ def _run(
     except MappingError as exc:
         typer.secho(f"error [invalid_mapping]: {exc}", err=True, fg="red")
         raise typer.Exit(2) from exc
-    total_rows = max(sum(1 for _ in file.open(encoding="utf-8-sig", newline="")) - 1, 0)
+    with file.open(encoding="utf-8-sig", newline="") as lines:
+        total_rows = max(sum(1 for _ in lines) - 1, 0)
     errors: list[RowError] = []
     stats = {"rows": 0, "stored": 0, "already_imported": 0, "refused": 0}
 

@@ -44,6 +44,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "offerloop.cli.main", *args], env=self.env(), stdout=out, stderr=out
         )
+        if not isinstance(out, int):
+            out.close()  # the child has its own copy of the descriptor
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         """Return once /readyz answers 200; stop the server and raise if it does not in time."""
