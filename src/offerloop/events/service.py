@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.pages import decode_cursor, page_by_id
@@ -39,19 +39,14 @@ from offerloop.identity import service as identity_service
 from offerloop.pipeline import log as pipeline
 from offerloop.workspaces import service as workspace_service
 
-_configs: dict[tuple[str, int], SignalConfig] = {}
-_configs_lock = threading.Lock()
+_configs: VersionedCache[SignalConfig] = VersionedCache(max_size=1024)  # per workspace, its current version
 
 
 def signal_config(session: Session, workspace_id: str) -> SignalConfig:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    key = (workspace_id, ws.signal_config_version)
-    config = _configs.get(key)
-    if config is None:
-        config = load_signal_config(ws.signal_config)
-        with _configs_lock:
-            _configs[key] = config
-    return config
+    return _configs.get_or_load(
+        workspace_id, ws.signal_config_version, lambda: load_signal_config(ws.signal_config)
+    )
 
 
 def set_signal_config(

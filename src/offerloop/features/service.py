@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -10,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.features import repository
 from offerloop.features.exceptions import InvalidFeatureSpec
@@ -19,18 +19,14 @@ from offerloop.features.state import FeatureEvent as FeatureEvent  # re-exported
 from offerloop.features.state import apply_event, new_state, read_features
 from offerloop.workspaces import service as workspace_service
 
-_specs: dict[tuple[str, int], FeatureSpec] = {}
-_lock = threading.Lock()
+_specs: VersionedCache[FeatureSpec] = VersionedCache(max_size=1024)  # per workspace, its current version
 
 
 def spec_for(session: Session, workspace_id: str) -> tuple[int, FeatureSpec]:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    key = (workspace_id, ws.feature_spec_version)
-    spec = _specs.get(key)
-    if spec is None:
-        spec = load_feature_spec(ws.feature_spec)
-        with _lock:
-            _specs[key] = spec
+    spec = _specs.get_or_load(
+        workspace_id, ws.feature_spec_version, lambda: load_feature_spec(ws.feature_spec)
+    )
     return ws.feature_spec_version, spec
 
 

@@ -7,12 +7,12 @@ also gets a row (sign-off, listing) and an action in the decision engine's catal
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money, currency_code
 from offerloop.core.pages import decode_cursor, page_of
@@ -28,8 +28,7 @@ from offerloop.offers.schemas import OfferPage, OfferRead
 from offerloop.workspaces import service as workspace_service
 
 ACTION_PREFIX = "offer:"
-_catalogs: dict[tuple[str, int], Catalog] = {}
-_lock = threading.Lock()
+_catalogs: VersionedCache[Catalog] = VersionedCache(max_size=1024)  # per workspace, its current version
 
 
 def _price_band(amount: int) -> str:
@@ -98,16 +97,12 @@ def _action(offer: Offer) -> ActionIn:
 
 def catalog_for(*, session: Session, workspace_id: str) -> Catalog:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    key = (workspace_id, ws.offers_catalog_version)
-    catalog = _catalogs.get(key)
-    if catalog is None:
-        source = (ws.offers_catalog or {}).get("source")
-        if not source:
-            raise OfferNotFound("this workspace has no offers catalog yet: load one first", code="no_catalog")
-        catalog = parse_catalog(source, path="<catalog>")
-        with _lock:
-            _catalogs[key] = catalog
-    return catalog
+    source = (ws.offers_catalog or {}).get("source")
+    if not source:
+        raise OfferNotFound("this workspace has no offers catalog yet: load one first", code="no_catalog")
+    return _catalogs.get_or_load(
+        workspace_id, ws.offers_catalog_version, lambda: parse_catalog(source, path="<catalog>")
+    )
 
 
 def get_offer(*, session: Session, workspace_id: str, key: str) -> Offer:

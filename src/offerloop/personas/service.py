@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.pages import decode_cursor, page_of
 from offerloop.personas import repository
@@ -25,21 +25,20 @@ from offerloop.personas.templates import PersonaSet, load_templates
 from offerloop.workspaces import service as workspace_service
 
 REASONS_KEPT = 5
-_sets: dict[tuple[str, int], PersonaSet | None] = {}
-_lock = threading.Lock()
+_sets: VersionedCache[PersonaSet | None] = VersionedCache(max_size=1024)  # per workspace, its current version
 
 
 def templates_for(session: Session, workspace_id: str) -> tuple[int, PersonaSet | None]:
     ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    key = (workspace_id, ws.persona_templates_version)
+    version = ws.persona_templates_version
     # The version says whether the cached set is current: the (deferred) templates column is read only
     # when it changed, not on every decision.
-    if key in _sets:
-        return key[1], _sets[key]
-    found = None if ws.persona_templates is None else load_templates(ws.persona_templates)
-    with _lock:
-        _sets[key] = found
-    return key[1], found
+    found = _sets.get_or_load(
+        workspace_id,
+        version,
+        lambda: None if ws.persona_templates is None else load_templates(ws.persona_templates),
+    )
+    return version, found
 
 
 def set_templates(*, session: Session, workspace_id: str, source: str | dict[str, Any], actor: str) -> int:
