@@ -1,5 +1,5 @@
-"""Errors of the offers domain: an invalid catalog, a price that cannot be quoted, an illegal
-subscription transition."""
+"""Errors of the offers domain: an invalid catalog, a price that cannot be quoted, an offer not found or
+not for sale (a subscription's errors are the subscriptions domain's)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from offerloop.declarative import ConfigError
 
 # Stable machine-readable codes (``error.code``).
 INVALID_CATALOG: Final = "invalid_catalog"
-INVALID_TRANSITION: Final = "invalid_transition"
-QUOTA_EXHAUSTED: Final = "quota_exhausted"
-QUOTA_UNKNOWN: Final = "quota_unknown"
-QUOTA_UNAVAILABLE: Final = "quota_unavailable"
 
 
 class CatalogError(ConfigError):
@@ -38,14 +34,6 @@ class PricingError(OfferloopError):
 
     status_code = 422
     code = "pricing_failed"
-
-
-class SubscriptionError(OfferloopError):
-    """An event the subscription cannot take in its state (code ``invalid_transition``), or a quota
-    that cannot be used (``quota_exhausted``, ``quota_unknown``, ``quota_unavailable``)."""
-
-    status_code = 409
-    code = INVALID_TRANSITION
 
 
 class OfferNotFound(OfferloopError):
