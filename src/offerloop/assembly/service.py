@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import io
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -84,6 +83,7 @@ from offerloop.content import service as content_service
 from offerloop.content.model import Quiz
 from offerloop.content.quizzes import TRACK_EVENT as QUIZ_EVENT
 from offerloop.content.quizzes import scores as quiz_scores
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.core.ids import new_id
@@ -101,10 +101,10 @@ MEDIA_TYPES = {
     "email": "text/html; charset=utf-8",
     "markdown": "text/markdown; charset=utf-8",
 }
-_indexes: dict[str, tuple[tuple[Any, int], CorpusIndex]] = {}
-_policies: dict[tuple[str, str, str], Policy] = {}
-_semantic: dict[str, tuple[tuple[Any, int], Any]] = {}
-_lock = threading.Lock()
+# Per workspace (and policy) its current version: one bounded cache each (offerloop.core.cache).
+_indexes: VersionedCache[CorpusIndex] = VersionedCache(max_size=256)
+_policies: VersionedCache[Policy] = VersionedCache(max_size=4096)
+_semantic: VersionedCache[Any] = VersionedCache(max_size=64)  # embeddings: the largest entries
 
 
 # -- policies --------------------------------------------------------------------------------------
@@ -154,17 +154,16 @@ def get_policy(*, session: Session, workspace_id: str, policy_id: str, version: 
         raise PolicyNotFound(
             f"policy {policy_id!r}" + (f" version {version}" if version else "") + " does not exist"
         )
-    key = (workspace_id, policy_id, row.version)
-    policy = _policies.get(key)
-    if policy is None:  # parsed once per process per version: YAML parsing is the slow part of a request
-        # the stored row's version, not one recomputed from its text: the canonical form may have changed
-        # since it was stored, and artifacts record (and audits look up) the version that has a row
-        policy = dataclasses.replace(
+    # parsed once per process per version (YAML parsing is the slow part of a request), with the stored
+    # row's version, not one recomputed from its text: the canonical form may have changed since it was
+    # stored, and artifacts record (and audits look up) the version that has a row
+    return _policies.get_or_load(
+        (workspace_id, policy_id),
+        row.version,
+        lambda: dataclasses.replace(
             parse_policy(row.source, path=f"policy {policy_id}"), version=row.version
-        )
-        with _lock:
-            _policies[key] = policy
-    return policy
+        ),
+    )
 
 
 def _policy_read(row: CompositionPolicy) -> PolicyRead:
@@ -296,13 +295,7 @@ def theme_for(*, session: Session, workspace_id: str) -> Theme:
 def corpus_index(*, session: Session, workspace_id: str) -> CorpusIndex:
     """The BM25 index of the current corpus, built once per process per corpus version."""
     version, atoms = content_service.corpus(session=session, workspace_id=workspace_id)
-    cached = _indexes.get(workspace_id)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    index = CorpusIndex(atoms)
-    with _lock:
-        _indexes[workspace_id] = (version, index)
-    return index
+    return _indexes.get_or_load(workspace_id, version, lambda: CorpusIndex(atoms))
 
 
 def buyer_inputs(
@@ -431,13 +424,7 @@ def semantic_index(*, session: Session, workspace_id: str) -> Any:
         raise AssemblyError("semantic ranking needs the optional extra: pip install 'offerloop[semantic]'",
                             code="semantic_unavailable")  # fmt: skip
     version, atoms = content_service.corpus(session=session, workspace_id=workspace_id)
-    cached = _semantic.get(workspace_id)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    built = semantic.SemanticIndex(atoms)
-    with _lock:
-        _semantic[workspace_id] = (version, built)
-    return built
+    return _semantic.get_or_load(workspace_id, version, lambda: semantic.SemanticIndex(atoms))
 
 
 def _add_version(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,27 +24,24 @@ from offerloop.content.schemas import (
     AtomVersionRead,
     SyncReport,
 )
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.pages import decode_cursor, page_of
 from offerloop.models import ContentAtom, QuizDefinition
 from offerloop.workspaces import service as workspace_service
 
-_corpora: dict[str, tuple[tuple[Any, int], list[Atom]]] = {}
-_quizzes: dict[tuple[str, str, str], Quiz] = {}
+# Per workspace (and quiz) its current version: one bounded cache each (offerloop.core.cache).
+_corpora: VersionedCache[list[Atom]] = VersionedCache(max_size=1024)
+_quizzes: VersionedCache[Quiz] = VersionedCache(max_size=4096)
 
 
 def _parsed_quiz(workspace_id: str, row: QuizDefinition) -> Quiz:
     """Parsed once per process per version (YAML parsing dominates a request otherwise)."""
-    key = (workspace_id, row.quiz_id, row.version)
-    quiz = _quizzes.get(key)
-    if quiz is None:
-        quiz = parse_quiz(row.source, path=f"quiz {row.quiz_id}")
-        with _lock:
-            _quizzes[key] = quiz
-    return quiz
+    return _quizzes.get_or_load(
+        (workspace_id, row.quiz_id), row.version, lambda: parse_quiz(row.source, path=f"quiz {row.quiz_id}")
+    )
 
 
-_lock = threading.Lock()
 
 
 def _meta(atom: Atom) -> dict[str, Any]:
@@ -143,12 +139,9 @@ def put_atom(
 def corpus(*, session: Session, workspace_id: str) -> tuple[tuple[Any, int], list[Atom]]:
     """The current atoms, loaded once per process per corpus version (and the version key)."""
     version = repository.corpus_version(session, workspace_id)
-    cached = _corpora.get(workspace_id)
-    if cached is not None and cached[0] == version:
-        return cached
-    atoms = [to_atom(r) for r in repository.current_atoms(session, workspace_id)]
-    with _lock:
-        _corpora[workspace_id] = (version, atoms)
+    atoms = _corpora.get_or_load(
+        workspace_id, version, lambda: [to_atom(r) for r in repository.current_atoms(session, workspace_id)]
+    )
     return version, atoms
 
 

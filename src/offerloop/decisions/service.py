@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed
 from offerloop.core.ids import new_id
@@ -46,8 +46,9 @@ ATTRIBUTE_FIELDS = (
     "min_stage", "frequency_cap", "requires", "when", "completed_when", "requires_entitlement", "unless_entitled",
 )  # fmt: skip
 
-_policies: dict[tuple[str, str], tuple[int, Policy]] = {}
-_catalogs: dict[str, tuple[tuple[Any, int], Catalog]] = {}
+# Per workspace (and placement) its current version: one bounded cache each (offerloop.core.cache).
+_policies: VersionedCache[Policy] = VersionedCache(max_size=4096)
+_catalogs: VersionedCache[Catalog] = VersionedCache(max_size=1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,6 @@ class Catalog:
     completed: dict[str, tuple[str, str]]  # key -> (event, property) of its completed_when
 
 
-_policies_lock = threading.Lock()
 
 
 def new_policy(seed: int = 0) -> Policy:
@@ -153,9 +153,9 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
     """The catalog (with each action's model features), reloaded only when an action changed (``version``:
     the catalog version when the caller already read it)."""
     version = version or repository.catalog_version(session, workspace_id)
-    cached = _catalogs.get(workspace_id)
-    if cached is not None and cached[0] == version:
-        return cached[1]
+    cached = _catalogs.get(workspace_id, version)
+    if cached is not None:
+        return cached
     rows = repository.actions(session, workspace_id)
     for row in rows:
         session.expunge(row)  # kept across sessions: read-only snapshots
@@ -175,8 +175,7 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
             if a.attributes.get("completed_when")
         },
     )
-    with _policies_lock:
-        _catalogs[workspace_id] = (version, entry)
+    _catalogs.put(workspace_id, version, entry)
     return entry
 
 
@@ -191,15 +190,13 @@ def current_policy(
     version = repository.latest_version(session, workspace_id, placement) if version is None else version
     if version == 0:
         return 0, None
-    cached = _policies.get((workspace_id, placement))
-    if cached is not None and cached[0] == version:
-        return cached
-    snap = repository.snapshot(session, workspace_id, placement, version)
-    assert snap is not None
-    policy = load_policy(snap.payload)
-    with _policies_lock:
-        _policies[(workspace_id, placement)] = (version, policy)
-    return version, policy
+
+    def load() -> Policy:
+        snap = repository.snapshot(session, workspace_id, placement, version)
+        assert snap is not None
+        return load_policy(snap.payload)
+
+    return version, _policies.get_or_load((workspace_id, placement), version, load)
 
 
 # -- decide ----------------------------------------------------------------------------------------
