@@ -147,7 +147,10 @@ def test_every_problem_is_reported_at_once_with_hints() -> None:
         ({"path": "features.x", "between": [3, 1]}, ("between", "lower bound 3 is above upper bound 1")),
         (
             {"path": "features.x", "matches": "("},
-            ("matches", "invalid regular expression '(': missing ), unterminated subpattern at position 0"),
+            (
+                "matches",
+                "invalid regular expression '(': missing ): ( (RE2 syntax: no lookaround, no backreferences)",
+            ),
         ),
         (
             {"path": "features.x", "within": "soon"},
@@ -204,3 +207,13 @@ def test_leaves_resolve_and_structure() -> None:
     assert resolve(FACTS, "properties.a.c.0") == 10
     assert resolve(FACTS, "properties.nope") is MISSING
     assert resolve(FACTS, "persona") == "builder"
+
+
+def test_matches_runs_in_linear_time_and_refuses_what_would_not() -> None:
+    # "(a+)+$" backtracks exponentially in a backtracking engine: 60 a's and a "!" would never finish.
+    hostile = {"properties": {"plan": "a" * 60 + "!"}}
+    assert evaluate(parse({"path": "properties.plan", "matches": "(a+)+$"}), hostile) is False
+    assert evaluate(parse({"path": "properties.plan", "matches": "(a+)+!"}), hostile) is True
+    for pattern in (r"(a)\1", "(?=a)a", "(?<!b)a"):
+        with pytest.raises(ConditionError, match="RE2 syntax: no lookaround, no backreferences"):
+            parse({"path": "properties.plan", "matches": pattern})

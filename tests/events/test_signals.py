@@ -602,7 +602,7 @@ rules:
         "rules[1].label: must be a non-empty string, got ''",
         "rules[2].where.score.gtee: unknown operator (did you mean 'gte'?) (one of " + OPS + ")",
         "rules[2].where.email.matches: invalid regular expression '[a-': "
-        "unterminated character set at position 0",
+        "missing ]: [a- (RE2 syntax: no lookaround, no backreferences)",
         "rules[2].where.plan.in: must be a list of 1 to 1000 values, got 'pro'",
         "rules[2].where.seen.exists: must be true or false, got 'yes'",
         "rules[2].where.total.gte: must be a finite number or text, got [1]",
@@ -668,7 +668,7 @@ rules:
         (
             {"rules": [rule(where={"email": {"matches": "(unclosed"}})]},
             "rules[0].where.email.matches: invalid regular expression '(unclosed': "
-            "missing ), unterminated subpattern at position 0",
+            "missing ): (unclosed (RE2 syntax: no lookaround, no backreferences)",
         ),
         (
             {"rules": [rule(where={"email": {"matches": 5}})]},

@@ -42,8 +42,6 @@ def _parsed_quiz(workspace_id: str, row: QuizDefinition) -> Quiz:
     )
 
 
-
-
 def _meta(atom: Atom) -> dict[str, Any]:
     return {
         "tags": list(atom.tags), "level": atom.level, "persona_fit": list(atom.persona_fit), "outcome": atom.outcome,

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, TypeAlias
 
+import re2
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -378,9 +379,17 @@ class _Parser:
                 self.fail(where, f"must be a regular expression of at most {MAX_PATTERN} characters")
                 return _INVALID
             try:
-                re.compile(operand)
-            except re.error as exc:
-                self.fail(where, f"invalid regular expression {_show(operand)}: {exc}")
+                _pattern(operand)
+            except re2.error as exc:
+                why = (
+                    exc.args[0].decode("utf-8", "replace")
+                    if exc.args and isinstance(exc.args[0], bytes)
+                    else exc
+                )
+                self.fail(
+                    where,
+                    f"invalid regular expression {_show(operand)}: {why} (RE2 syntax: no lookaround, no backreferences)",
+                )
                 return _INVALID
             return operand
         # within / older_than
@@ -672,15 +681,20 @@ def _test(op: str, operand: Any, value: Any, now: datetime | None) -> bool:
     return at < clock - span  # older_than
 
 
-_patterns: dict[str, re.Pattern[str]] = {}
+# ``matches`` runs RE2 (linear time in the text), not ``re``: a creator's pattern meets text buyers control,
+# and a backtracking engine lets "(a+)+$" and 30 a's hold an ingest transaction for minutes. RE2 refuses
+# what it cannot run in linear time (backreferences, lookaround) when the config is loaded.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # refused patterns are reported to the creator, not logged by the engine
+_patterns: dict[str, Any] = {}
 
 
-def _pattern(text: str) -> re.Pattern[str]:
+def _pattern(text: str) -> Any:
     found = _patterns.get(text)
     if found is None:
         if len(_patterns) > 4096:
             _patterns.clear()
-        found = _patterns[text] = re.compile(text)
+        found = _patterns[text] = re2.compile(text, _RE2_OPTIONS)
     return found
 
 

@@ -64,8 +64,6 @@ class Catalog:
     completed: dict[str, tuple[str, str]]  # key -> (event, property) of its completed_when
 
 
-
-
 def new_policy(seed: int = 0) -> Policy:
     """The default learner: VW contextual bandit with epsilon-greedy exploration over action features."""
     return VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=seed)
