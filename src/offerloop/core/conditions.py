@@ -714,6 +714,20 @@ def compile_condition(condition: Condition) -> Check:
     root, _, rest = condition.path.partition(".")
     segments = tuple(rest.split(".")) if "." in rest else None
     ops = condition.ops
+    if len(ops) == 1:  # the common case, without the loop (feature filters run per event)
+        ((op, operand),) = ops
+        if op == "eq" and isinstance(operand, str):
+
+            def text_equals(facts: Mapping[str, Any], now: datetime | None) -> bool:
+                value = _below(facts.get(root, MISSING), rest, segments)
+                return isinstance(value, str) and value == operand
+
+            return text_equals
+
+        def single(facts: Mapping[str, Any], now: datetime | None) -> bool:
+            return _test(op, operand, _below(facts.get(root, MISSING), rest, segments), now)
+
+        return single
 
     def leaf(facts: Mapping[str, Any], now: datetime | None) -> bool:
         value = _below(facts.get(root, MISSING), rest, segments)
