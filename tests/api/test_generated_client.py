@@ -64,9 +64,16 @@ def test_the_generated_client_ingests_reads_decides_and_pages(
     generated: ModuleType, live_server: LiveServer
 ) -> None:
     ws = json.loads(live_server.cli("workspace", "create", "Client Creator", "--json").stdout)
+    # the generated clients own an httpx client each: closed at the end (an open socket is a ResourceWarning)
+    with (
+        generated.AuthenticatedClient(base_url=live_server.url, token=ws["write_key"]) as writer,
+        generated.AuthenticatedClient(base_url=live_server.url, token=ws["secret_key"]) as admin,
+    ):
+        _use(writer, admin)
+
+
+def _use(writer: Any, admin: Any) -> None:
     models = _models()
-    writer = generated.AuthenticatedClient(base_url=live_server.url, token=ws["write_key"])
-    admin = generated.AuthenticatedClient(base_url=live_server.url, token=ws["secret_key"])
 
     # ingest: one good event, then a batch with three refused ones (unknown type) and the good one again
     event = {
