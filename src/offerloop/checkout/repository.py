@@ -9,7 +9,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from offerloop.db.scoped import scoped_select, scoped_update
+from offerloop.db.scoped import newest_first, scoped_select, scoped_update
 from offerloop.models import (
     BuyerClaim,
     Coupon,
@@ -69,14 +69,10 @@ def orders_page(
     buyer_id: str | None,
 ) -> list[Order]:  # fmt: skip
     """Up to ``limit`` orders, newest id first, older than ``before_id``, of one status or buyer if given."""
-    stmt = scoped_select(Order, workspace_id)
-    if before_id is not None:
-        stmt = stmt.where(Order.id < before_id)
-    if status is not None:
-        stmt = stmt.where(Order.status == status)
-    if buyer_id is not None:
-        stmt = stmt.where(Order.buyer_id == buyer_id)
-    return list(session.scalars(stmt.order_by(Order.id.desc()).limit(limit)))
+    stmt = newest_first(
+        Order, workspace_id, limit=limit, before_id=before_id, status=status, buyer_id=buyer_id
+    )
+    return list(session.scalars(stmt))
 
 
 def sold_since(session: Session, workspace_id: str, offer_key: str, since: datetime) -> int:

@@ -42,3 +42,17 @@ def scoped_update(model: Any, workspace_id: str) -> Update:
 def scoped_delete(model: Any, workspace_id: str) -> Delete:
     """``DELETE FROM model WHERE model.workspace_id = workspace_id`` (add ``.where``)."""
     return delete(model).where(_owner(model, workspace_id))
+
+
+def newest_first(
+    model: Any, workspace_id: str, *, limit: int, before_id: str | None, **equal: Any
+) -> Select[Any]:
+    """One page of a workspace's ``model`` rows, newest id first, below ``before_id`` (the cursor), where
+    each given ``column=value`` holds (a None value filters nothing)."""
+    stmt = scoped_select(model, workspace_id)
+    if before_id is not None:
+        stmt = stmt.where(model.id < before_id)
+    for column, value in equal.items():
+        if value is not None:
+            stmt = stmt.where(getattr(model, column) == value)
+    return stmt.order_by(model.id.desc()).limit(limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from offerloop.db.scoped import scoped_select
+from offerloop.db.scoped import newest_first, scoped_select
 from offerloop.models import Job, Order, Subscription
 
 
@@ -42,16 +42,11 @@ def page(
     buyer_id: str | None, offer_key: str | None,
 ) -> list[Subscription]:  # fmt: skip
     """Up to ``limit`` subscriptions, newest id first, older than ``before_id``, filtered by what is given."""
-    stmt = scoped_select(Subscription, workspace_id)
-    if before_id is not None:
-        stmt = stmt.where(Subscription.id < before_id)
-    if status is not None:
-        stmt = stmt.where(Subscription.status == status)
-    if buyer_id is not None:
-        stmt = stmt.where(Subscription.buyer_id == buyer_id)
-    if offer_key is not None:
-        stmt = stmt.where(Subscription.offer_key == offer_key)
-    return list(session.scalars(stmt.order_by(Subscription.id.desc()).limit(limit)))
+    stmt = newest_first(
+        Subscription, workspace_id, limit=limit, before_id=before_id, status=status, buyer_id=buyer_id,
+        offer_key=offer_key,
+    )  # fmt: skip
+    return list(session.scalars(stmt))
 
 
 def unscheduled(session: Session, *, kind: str, statuses: tuple[str, ...], limit: int) -> list[Subscription]:
