@@ -30,6 +30,8 @@ from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
+from offerloop.delivery.endpoints import links_router as delivery_links
+from offerloop.delivery.endpoints import router as delivery_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import pipeline_admin
@@ -230,6 +232,8 @@ def create_app(
         subscriptions_router,
         entitlements_router,
         ledger_router,
+        delivery_router,
+        delivery_links,
     )
     for router in routers:
         app.include_router(router)

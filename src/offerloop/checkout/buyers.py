@@ -16,9 +16,7 @@ from offerloop.identity.exceptions import BuyerNotFound
 
 
 def ingest(session: Session, workspace_id: str, messages: list[dict[str, Any]]) -> None:
-    batch = event_service.prepare_batch(messages, received_at=utcnow(), max_event_bytes=64 * 1024)
-    result = event_service.ingest(session=session, workspace_id=workspace_id, batch=batch)
-    refused = [i for i in result.items if i.status == "quarantined"]
+    refused = event_service.record_server_events(session, workspace_id, messages)
     if refused:
         raise CheckoutError(f"the buyer event was refused: {refused[0].message}", code="event_refused")
 
@@ -69,17 +67,6 @@ def _known_buyer(session: Session, workspace_id: str, given: dict[str, str]) -> 
     return None
 
 
-def buyer_message(session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any]:
-    buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
-    if buyer.user_id:
-        return {"userId": buyer.user_id}
-    anonymous = next((i.value for i in buyer.identities if i.kind == "anonymous_id"), None)
-    if anonymous:
-        return {"anonymousId": anonymous}
-    email = next((i.value for i in buyer.identities if i.kind == "email"), None)
-    return {"userId": email or buyer_id}
-
-
 def event(
     session: Session, workspace_id: str, buyer_id: str, name: str, props: dict[str, Any], message_id: str
 ) -> None:
@@ -91,5 +78,4 @@ def track(
     session: Session, workspace_id: str, buyer_id: str, name: str, props: dict[str, Any], message_id: str
 ) -> dict[str, Any]:
     """A track message on the buyer's record (under the identifier ingestion resolves back to them)."""
-    return {"type": "track", "event": name, "messageId": message_id, "properties": props,
-            **buyer_message(session, workspace_id, buyer_id)}  # fmt: skip
+    return event_service.buyer_track(session, workspace_id, buyer_id, name, props, message_id)

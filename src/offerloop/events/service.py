@@ -184,6 +184,46 @@ def _append(
     pipeline.appended(session, workspace_id)
 
 
+# -- events the server records on a buyer (orders, subscriptions, messages sent and clicked) -------------
+
+
+def buyer_track(
+    session: Session, workspace_id: str, buyer_id: str, name: str, properties: dict[str, Any], message_id: str,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A Segment track message on the buyer's record, under the identifier ingestion resolves back to them
+    (their userId, else an anonymousId, else their e-mail); stored once by ``message_id``."""
+    buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    who: dict[str, str]
+    anonymous = next((i.value for i in buyer.identities if i.kind == "anonymous_id"), None)
+    email = next((i.value for i in buyer.identities if i.kind == "email"), None)
+    if buyer.user_id:
+        who = {"userId": buyer.user_id}
+    elif anonymous:
+        who = {"anonymousId": anonymous}
+    else:
+        who = {"userId": email or buyer_id}
+    message: dict[str, Any] = {
+        "type": "track",
+        "event": name,
+        "messageId": message_id,
+        "properties": properties,
+        **who,
+    }
+    if context:
+        message["context"] = context
+    return message
+
+
+def record_server_events(
+    session: Session, workspace_id: str, messages: list[dict[str, Any]]
+) -> list[ItemResult]:
+    """Append messages the server itself produced (see :func:`buyer_track`); the ones refused (quarantined)."""
+    batch = prepare_batch(messages, received_at=utcnow(), max_event_bytes=64 * 1024)
+    result = ingest(session=session, workspace_id=workspace_id, batch=batch)
+    return [i for i in result.items if i.status == "quarantined"]
+
+
 # -- quarantine --------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from offerloop.models.commerce import (
 )
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
+from offerloop.models.delivery import DeliverySettings, JourneyRun, JourneyVersion, OutboxMessage, Suppression
 from offerloop.models.event import (
     Event,
     EventDedup,
@@ -47,6 +48,7 @@ __all__ = [
     "ContentAtom",
     "Coupon",
     "Decision",
+    "DeliverySettings",
     "DropStock",
     "Entitlement",
     "Event",
@@ -55,11 +57,14 @@ __all__ = [
     "Identity",
     "IdentityConflict",
     "Job",
+    "JourneyRun",
+    "JourneyVersion",
     "LedgerEntry",
     "LedgerPosting",
     "Merge",
     "Offer",
     "Order",
+    "OutboxMessage",
     "ParkedEvent",
     "PaymentEvent",
     "PersonaChange",
@@ -70,6 +75,7 @@ __all__ = [
     "ServerSecret",
     "StockHold",
     "Subscription",
+    "Suppression",
     "Touchpoint",
     "Workspace",
 ]

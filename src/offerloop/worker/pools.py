@@ -36,7 +36,7 @@ def pools(
     if job_threads:
         jobs = Runner(
             db, threads=job_threads, poll_s=settings.worker_poll_s, clock=settings.job_clock(),
-            only=pipeline_runner.other_kinds(), deps={"rewriter": rewriter_config(settings)}, name=name,
+            only=pipeline_runner.other_kinds(), deps={"rewriter": rewriter_config(settings), "settings": settings}, name=name,
         )  # fmt: skip
         out.append(jobs)
     return out

@@ -13,6 +13,8 @@ MODULES: tuple[str, ...] = (
     "offerloop.checkout.tasks",
     "offerloop.subscriptions.tasks",
     "offerloop.decisions.tasks",
+    "offerloop.delivery.consumers",
+    "offerloop.delivery.tasks",
 )
 
 

@@ -1,0 +1,108 @@
+"""Handing a message to its channel: e-mail (SMTP or the embedded Maildir), outgoing webhooks, web push, and
+the in-app inbox. Each answers sent, transient (try again later) or permanent (with the reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from offerloop.config import Settings
+from offerloop.delivery.links import Links, url
+from offerloop.models import OutboxMessage
+
+Status = Literal["sent", "transient", "permanent"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    detail: str = ""
+    bounce: bool = False  # a permanent refusal of the address itself (5xx to RCPT): suppress it
+
+
+@dataclass(frozen=True)
+class Email:
+    """A snapshot of an e-mail to send, taken in the transaction that marked it ``sending``."""
+
+    sender: str
+    bounce_address: str
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    message_id: str
+    unsubscribe_url: str | None
+    web_version_url: str
+
+
+class Mailer:
+    """The configured e-mail transport (built once per process from the settings)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from offerloop.delivery.email import transport  # its dependencies load only where mail is sent
+
+        self.settings = settings
+        self.transport = transport.transport_for(settings)
+
+    def snapshot(self, row: OutboxMessage, sender: str | None, link: Links) -> Email:
+        base = {"w": row.workspace_id, "m": row.id}
+        sender = sender or self.settings.mail_from
+        bounce = self.settings.bounce_address or parseaddr(sender)[1] or "bounce@localhost"
+        return Email(
+            sender=sender, bounce_address=bounce, to=row.recipient or "", subject=row.subject or "",
+            text=str(row.body.get("text", "")), html=row.body.get("html"), message_id=row.message_id,
+            unsubscribe_url=row.body.get("unsubscribe_url") if row.category == "marketing" else None,
+            web_version_url=url(link.public_url, link.secret, "v", base),
+        )  # fmt: skip
+
+    def send(self, email: Email) -> Outcome:
+        from offerloop.delivery.email.compose import build_message
+
+        message = build_message(
+            sender=email.sender, to=email.to, subject=email.subject, text=email.text, html=email.html,
+            message_id=email.message_id, unsubscribe_url=email.unsubscribe_url, unsubscribe_mailto=None,
+            web_version_url=email.web_version_url,
+        )  # fmt: skip
+        result = self.transport.send(envelope_from=email.bounce_address, to=email.to, message=message)
+        code = getattr(result, "smtp_code", None)
+        if result.status == "sent":
+            return Outcome("sent", result.detail)
+        bounce = result.status == "permanent" and code is not None and 550 <= code <= 553
+        return Outcome(result.status, f"{code} {result.detail}" if code else result.detail, bounce)
+
+
+def deliver_local(session: Session, row: OutboxMessage) -> Outcome:
+    """Channels whose hand-over is a database write in this transaction (in-app, webhooks, push)."""
+    if row.channel == "inapp":
+        return Outcome("sent", "in the buyer's inbox")
+    if row.channel == "webhook":
+        from offerloop.delivery.webhooks import service as webhooks
+
+        payload: dict[str, Any] = {
+            "journey": row.journey, "step": row.step, "buyer_id": row.buyer_id, "message_id": row.message_id,
+            "subject": row.subject, "text": row.body.get("text"), "decisions": row.body.get("decisions", {}),
+        }  # fmt: skip
+        found = webhooks.deliver(
+            session, workspace_id=row.workspace_id, event_type=str(row.body.get("event") or "journey.message"),
+            payload=payload, idempotency_key=row.message_id,
+        )  # fmt: skip
+        if not found:
+            return Outcome("permanent", "no enabled webhook endpoint takes this event")
+        return Outcome("sent", f"queued to {len(found)} webhook endpoint(s)")
+    if row.channel == "push":
+        from offerloop.delivery.push import service as push
+
+        results = push.send(
+            session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+            payload={"title": row.subject or "", "body": row.body.get("text", ""), "url": row.body.get("url")},
+            ttl_s=86400, urgency="normal",
+        )  # fmt: skip
+        if not results:
+            return Outcome("permanent", "the buyer has no push subscription")
+        if any(getattr(r, "status", "") == "sent" for r in results):
+            return Outcome("sent", f"pushed to {len(results)} subscription(s)")
+        return Outcome("transient", "; ".join(str(getattr(r, "detail", r)) for r in results)[:500])
+    return Outcome("permanent", f"unknown channel {row.channel}")

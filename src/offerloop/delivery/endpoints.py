@@ -1,0 +1,344 @@
+"""HTTP API of the delivery domain: journeys, runs, messages, suppressions and rules (secret key); the links
+in messages (signed, no key); the buyer's in-app inbox and its live stream (an inbox token)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
+from offerloop.delivery import inbox as inbox_topics
+from offerloop.delivery import live, service
+from offerloop.delivery.exceptions import (
+    BadLink,
+    InvalidDeliverySettings,
+    JourneyError,
+    JourneyNotFound,
+    MessageNotFound,
+    SuppressionNotFound,
+)
+from offerloop.delivery.rules import Rules
+from offerloop.delivery.schemas import (
+    Channel,
+    InboxItem,
+    InboxToken,
+    InboxTokenIn,
+    JourneyDetail,
+    JourneyIn,
+    JourneyRead,
+    MessageDetail,
+    MessageRead,
+    MessageStatus,
+    RunRead,
+    RunState,
+    SuppressionIn,
+    SuppressionRead,
+    Unsubscribed,
+)
+from offerloop.identity import service as identity_service
+from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.workspaces import service as workspace_service
+from offerloop.workspaces.auth import DB, SecretKey, get_settings
+from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
+
+router = APIRouter(prefix="/v1", tags=["delivery"])
+links_router = APIRouter(prefix="/v1/m", tags=["delivery"], include_in_schema=True)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
+Cursor = Annotated[str | None, Query(description="The next_cursor of the previous page")]
+Name = Annotated[str, Query(max_length=64)]
+_KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
+STREAM_POLL_S = 5.0  # a stream re-reads this often even unwoken (changes made by another process)
+
+
+def _secret(request: Request, db: Any) -> str:
+    with db.read() as session:
+        return workspace_service.signing_secret(session=session, configured=get_settings(request).secret)
+
+
+# -- journeys -------------------------------------------------------------------------------------------
+
+
+@router.put("/journeys/{name}", summary="Store a new version of a journey (YAML or JSON)",
+            responses=error_responses(*_KEY, JourneyError))  # fmt: skip
+def put_journey(db: DB, principal: SecretKey, name: str, body: JourneyIn) -> JourneyRead:
+    with db.write() as session:
+        return service.save_journey(
+            session=session, workspace_id=principal.workspace_id, name=name, body=body
+        )
+
+
+@router.get("/journeys", summary="The workspace's journeys (newest version of each), by name",
+            responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
+def list_journeys(
+    db: DB, principal: SecretKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[JourneyRead]:
+    with db.read() as session:
+        return service.list_journeys(
+            session=session, workspace_id=principal.workspace_id, limit=limit, cursor=cursor
+        )
+
+
+@router.get("/journeys/{name}", summary="A journey and where its buyers are (runs by state and step)",
+            responses=error_responses(*_KEY, JourneyNotFound))  # fmt: skip
+def get_journey(db: DB, principal: SecretKey, name: str) -> JourneyDetail:
+    with db.read() as session:
+        return service.get_journey(session=session, workspace_id=principal.workspace_id, name=name)
+
+
+@router.post("/journeys/{name}/pause", summary="Kill switch: no new runs, no more sends",
+             responses=error_responses(*_KEY, JourneyNotFound))  # fmt: skip
+def pause_journey(db: DB, principal: SecretKey, name: str) -> JourneyDetail:
+    with db.write() as session:
+        return service.set_paused(
+            session=session, workspace_id=principal.workspace_id, name=name, paused=True
+        )
+
+
+@router.post("/journeys/{name}/resume", summary="Start runs again (ended runs stay ended)",
+             responses=error_responses(*_KEY, JourneyNotFound))  # fmt: skip
+def resume_journey(db: DB, principal: SecretKey, name: str) -> JourneyDetail:
+    with db.write() as session:
+        return service.set_paused(
+            session=session, workspace_id=principal.workspace_id, name=name, paused=False
+        )
+
+
+@router.get("/journey-runs", summary="Buyers' runs through journeys, newest first",
+            responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
+def list_runs(
+    db: DB, principal: SecretKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    journey: Annotated[str | None, Query(max_length=64)] = None,
+    buyer_id: Annotated[str | None, Query(max_length=40)] = None, state: RunState | None = None,
+) -> Page[RunRead]:  # fmt: skip
+    with db.read() as session:
+        return service.list_runs(session=session, workspace_id=principal.workspace_id, limit=limit, cursor=cursor,
+                                 journey=journey, buyer_id=buyer_id, state=state)  # fmt: skip
+
+
+# -- messages, suppressions, rules ------------------------------------------------------------------------
+
+
+@router.get("/messages", summary="Messages (the outbox), newest first",
+            responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
+def list_messages(
+    db: DB, principal: SecretKey, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    buyer_id: Annotated[str | None, Query(max_length=40)] = None, channel: Channel | None = None,
+    status: MessageStatus | None = None, journey: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[MessageRead]:  # fmt: skip
+    with db.read() as session:
+        return service.list_messages(session=session, workspace_id=principal.workspace_id, limit=limit,
+                                     cursor=cursor, buyer_id=buyer_id, channel=channel, status=status,
+                                     journey=journey)  # fmt: skip
+
+
+@router.get("/messages/{message_id}", summary="One message with what was rendered",
+            responses=error_responses(*_KEY, MessageNotFound))  # fmt: skip
+def get_message(db: DB, principal: SecretKey, message_id: int) -> MessageDetail:
+    with db.read() as session:
+        return service.get_message(
+            session=session, workspace_id=principal.workspace_id, message_id=message_id
+        )
+
+
+@router.get("/delivery/suppressions", summary="Addresses that get no (marketing) messages",
+            responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
+def list_suppressions(
+    db: DB,
+    principal: SecretKey,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    channel: Channel | None = None,
+) -> Page[SuppressionRead]:
+    with db.read() as session:
+        return service.list_suppressions(session=session, workspace_id=principal.workspace_id, limit=limit,
+                                         cursor=cursor, channel=channel)  # fmt: skip
+
+
+@router.post("/delivery/suppressions", status_code=201, summary="Suppress an address",
+             responses=error_responses(*_KEY))  # fmt: skip
+def add_suppression(db: DB, principal: SecretKey, body: SuppressionIn) -> SuppressionRead:
+    with db.write() as session:
+        return service.add_suppression(session=session, workspace_id=principal.workspace_id, body=body)
+
+
+@router.delete("/delivery/suppressions/{suppression_id}", status_code=204, summary="Lift a suppression",
+               responses=error_responses(*_KEY, SuppressionNotFound))  # fmt: skip
+def remove_suppression(db: DB, principal: SecretKey, suppression_id: int) -> Response:
+    with db.write() as session:
+        service.remove_suppression(
+            session=session, workspace_id=principal.workspace_id, suppression_id=suppression_id
+        )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/delivery/settings", summary="Quiet hours, frequency caps, sender", responses=error_responses(*_KEY)
+)
+def get_rules(db: DB, principal: SecretKey) -> Rules:
+    with db.read() as session:
+        return service.get_rules(session=session, workspace_id=principal.workspace_id)
+
+
+@router.put("/delivery/settings", summary="Replace the delivery rules",
+            responses=error_responses(*_KEY, InvalidDeliverySettings))  # fmt: skip
+def put_rules(db: DB, principal: SecretKey, body: dict[str, Any]) -> Rules:
+    with db.write() as session:
+        return service.set_rules(session=session, workspace_id=principal.workspace_id, data=body)
+
+
+# -- links in messages (no key: the signature is the credential) --------------------------------------------
+
+
+@links_router.get("/click/{token}", status_code=302, response_class=RedirectResponse,
+                  summary="A tracked link: records the click, redirects with UTM tags",
+                  responses=error_responses(BadLink))  # fmt: skip
+def click(request: Request, db: DB, token: str) -> RedirectResponse:
+    secret = _secret(request, db)
+    with db.write() as session:
+        target = service.click(session=session, secret=secret, token=token)
+    return RedirectResponse(target, status_code=302)
+
+
+_UNSUBSCRIBE_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+    "<title>Unsubscribe</title><body style='font-family:system-ui;max-width:32rem;margin:3rem auto'>"
+    "<h1>Unsubscribe</h1><p>Stop marketing messages to this address?</p>"
+    "<form method=post><input type=hidden name=List-Unsubscribe value=One-Click>"
+    "<button type=submit>Unsubscribe</button></form></body></html>"
+)
+
+
+@links_router.get("/unsubscribe/{token}", response_class=HTMLResponse,
+                  summary="The unsubscribe page (a GET changes nothing: mail scanners follow links)",
+                  responses=error_responses(BadLink))  # fmt: skip
+def unsubscribe_page(request: Request, db: DB, token: str) -> HTMLResponse:
+    from offerloop.delivery import links
+
+    links.read(_secret(request, db), "u", token)  # refuse a forged link here already
+    return HTMLResponse(_UNSUBSCRIBE_PAGE)
+
+
+@links_router.post("/unsubscribe/{token}", summary="One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
+                   responses=error_responses(BadLink))  # fmt: skip
+def unsubscribe(request: Request, db: DB, token: str) -> Unsubscribed:
+    secret = _secret(request, db)
+    with db.write() as session:
+        row = service.unsubscribe(session=session, secret=secret, token=token)
+        return Unsubscribed(unsubscribed=True, channel=row.channel)
+
+
+_PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+
+
+@links_router.get("/open/{token}", response_class=Response, summary="The open pixel (off unless enabled)",
+                  responses=error_responses(BadLink))  # fmt: skip
+def opened(request: Request, db: DB, token: str) -> Response:
+    secret = _secret(request, db)
+    with db.write() as session:
+        service.opened(session=session, secret=secret, token=token)
+    return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+
+@links_router.get("/view/{token}", response_class=HTMLResponse, summary="A message in the browser",
+                  responses=error_responses(BadLink))  # fmt: skip
+def view(request: Request, db: DB, token: str) -> HTMLResponse:
+    secret = _secret(request, db)
+    with db.read() as session:
+        html = service.view(session=session, secret=secret, token=token)
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+        },
+    )
+
+
+# -- the buyer's in-app inbox ----------------------------------------------------------------------------------
+
+
+@router.post("/inbox/tokens", status_code=201, summary="Mint an inbox token for a buyer (your backend calls this)",
+             responses=error_responses(*_KEY, BuyerNotFound))  # fmt: skip
+def inbox_token(request: Request, db: DB, principal: SecretKey, body: InboxTokenIn) -> InboxToken:
+    if (body.user_id is None) == (body.anonymous_id is None):
+        raise ValidationFailed("give exactly one of user_id or anonymous_id")
+    with db.read() as session:
+        buyer_id, _ = identity_service.find_buyer(session=session, workspace_id=principal.workspace_id,
+                                                  user_id=body.user_id, anonymous_id=body.anonymous_id)  # fmt: skip
+    token, expires = service.inbox_token(_secret(request, db), principal.workspace_id, buyer_id, body.ttl_s)
+    return InboxToken(token=token, expires_at=expires)
+
+
+Token = Annotated[
+    str, Query(min_length=1, max_length=4096, description="An inbox token from POST /v1/inbox/tokens")
+]
+
+
+@router.get("/inbox", summary="The buyer's in-app messages, newest first",
+            responses=error_responses(BadLink, InvalidCursor))  # fmt: skip
+def list_inbox(
+    request: Request,
+    db: DB,
+    token: Token,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    unread: bool = False,
+) -> Page[InboxItem]:
+    workspace_id, buyer_id = service.inbox_owner(_secret(request, db), token)
+    with db.read() as session:
+        return service.inbox(session=session, workspace_id=workspace_id, buyer_id=buyer_id, limit=limit,
+                             cursor=cursor, unread=unread)  # fmt: skip
+
+
+@router.post("/inbox/{message_id}/read", summary="Mark an in-app message read (records an open)",
+             responses=error_responses(BadLink, MessageNotFound))  # fmt: skip
+def read_message(request: Request, db: DB, token: Token, message_id: int) -> InboxItem:
+    workspace_id, buyer_id = service.inbox_owner(_secret(request, db), token)
+    with db.write() as session:
+        return service.mark_read(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id, message_id=message_id
+        )
+
+
+@router.get("/inbox/stream", response_class=StreamingResponse,
+            summary="Server-Sent Events: each new in-app message as it arrives (event: message)",
+            responses=error_responses(BadLink))  # fmt: skip
+async def inbox_stream(
+    request: Request, token: Token, after: Annotated[int, Query(ge=0, description="Last message id seen")] = 0
+) -> StreamingResponse:
+    db = request.app.state.db
+    secret = await run_in_threadpool(_secret, request, db)
+    workspace_id, buyer_id = service.inbox_owner(secret, token)
+    topic = inbox_topics.topic(workspace_id, buyer_id)
+
+    def since(last: int) -> list[InboxItem]:
+        with db.read() as session:
+            return service.inbox_since(
+                session=session, workspace_id=workspace_id, buyer_id=buyer_id, after_id=last
+            )
+
+    async def events() -> AsyncIterator[bytes]:
+        last = after
+        yield b": connected\n\n"
+        while not await request.is_disconnected():
+            for item in await run_in_threadpool(since, last):
+                last = max(last, item.id)
+                yield b"id: %d\nevent: message\ndata: %s\n\n" % (
+                    item.id,
+                    orjson.dumps(item.model_dump(mode="json")),
+                )
+            if not await live.wait(topic, STREAM_POLL_S):
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(0)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip

@@ -1,0 +1,269 @@
+"""Running journeys: entering buyers on their trigger events, ending runs on goals, and advancing a run
+through its steps (waits, branches, decisions, sends) when it is due.
+
+A run advances in a job of kind ``delivery.run`` keyed by the run's id; a wait returns the time the job is
+next due. Sending queues a message in the outbox (unique per journey version, step, buyer and occurrence)
+for the ``delivery.send`` job; nothing leaves the machine inside a run's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from offerloop.core import conditions
+from offerloop.core.cache import VersionedCache
+from offerloop.decisions import service as decisions_service
+from offerloop.decisions.schemas import DecideRequest
+from offerloop.delivery import audience, repository, rules, sending, templates
+from offerloop.delivery.journeys import spec
+from offerloop.delivery.journeys.loading import journey_from_data
+from offerloop.delivery.links import Links
+from offerloop.jobs import queue
+from offerloop.models import JourneyRun, JourneyVersion
+from offerloop.pipeline.registry import LogEvent
+
+RUN: Final = "delivery.run"
+SEND: Final = "delivery.send"
+MAX_STEPS_PER_PASS: Final = 50  # a run that loops without waiting is stopped here, then continues later
+
+_parsed: VersionedCache[spec.Journey] = VersionedCache(max_size=4096)
+
+
+def definition(row: JourneyVersion) -> spec.Journey:
+    """The validated journey of a stored version (parsed once per process and version)."""
+    return _parsed.get_or_load(
+        (row.workspace_id, row.name), row.id, lambda: journey_from_data(row.definition)
+    )
+
+
+# -- entering and leaving ---------------------------------------------------------------------------------
+
+
+def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], now: datetime) -> None:
+    """Goals first (an event can end one run and start another), then triggers, for each track event."""
+    tracks = [e for e in events if e.type == "track" and e.buyer_id and e.name]
+    if not tracks:
+        return
+    journeys = [(row, definition(row)) for row in repository.latest_journeys(session, workspace_id)]
+    if not journeys:
+        return
+    by_version = {(row.name, row.version): d for row, d in journeys}
+    for event in tracks:
+        assert event.buyer_id is not None and event.name is not None
+        _goals(session, workspace_id, event, by_version, now)
+        for row, journey in journeys:
+            if not row.paused and journey.trigger.event == event.name:
+                _maybe_enter(session, workspace_id, row, journey, event, now)
+
+
+def _matches(
+    match: spec.EventMatch, session: Session, workspace_id: str, event: LogEvent, now: datetime
+) -> bool:
+    if match.where is None:
+        return True
+    who = audience.recipient(session, workspace_id, event.buyer_id or "")
+    if who is None:
+        return False
+    return conditions.evaluate(
+        match.where, audience.facts(session, workspace_id, who, event.properties, now), now=now
+    )
+
+
+def _goals(
+    session: Session,
+    workspace_id: str,
+    event: LogEvent,
+    by_version: dict[tuple[str, int], spec.Journey],
+    now: datetime,
+) -> None:
+    for run in repository.active_runs(session, workspace_id, event.buyer_id or ""):
+        journey = by_version.get((run.journey, run.version))
+        if journey is None:
+            stored = repository.journey(session, workspace_id, run.journey, run.version)
+            journey = definition(stored) if stored is not None else None
+        if journey is None or journey.goal is None or journey.goal.event != event.name:
+            continue
+        if (
+            event.timestamp < run.started_at - timedelta(seconds=1)
+            or run.trigger_message_id == event.message_id
+        ):
+            continue  # an event from before the run began (late, or the trigger itself) is no conversion
+        if _matches(journey.goal, session, workspace_id, event, now):
+            _end(run, "converted", f"goal {event.name} ({event.message_id})", now)
+
+
+def _maybe_enter(
+    session: Session,
+    workspace_id: str,
+    row: JourneyVersion,
+    journey: spec.Journey,
+    event: LogEvent,
+    now: datetime,
+) -> None:
+    buyer_id = event.buyer_id or ""
+    if repository.run_for_trigger(session, workspace_id, journey.name, buyer_id, event.message_id):
+        return  # this event already started a run (the consumer sees an event again after a replay)
+    last = repository.last_run(session, workspace_id, journey.name, buyer_id)
+    if last is not None:
+        if last.state == "active" or journey.reentry == "never":
+            return
+        if not isinstance(journey.reentry, str) and now - last.started_at < timedelta(
+            seconds=journey.reentry
+        ):
+            return
+    if not _matches(journey.trigger, session, workspace_id, event, now):
+        return
+    context_tz = (event.context or {}).get("timezone")
+    run = JourneyRun(
+        workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=buyer_id,
+        occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=now,
+        context={"event": {"name": event.name, "message_id": event.message_id, "properties": event.properties or {},
+                           "timestamp": event.timestamp.isoformat()},
+                 "timezone": context_tz if isinstance(context_tz, str) else None, "decisions": {}},
+        trigger_message_id=event.message_id, started_at=now,
+    )  # fmt: skip
+    repository.add_run(session, run)
+    queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=now, now=now)
+
+
+def _end(run: JourneyRun, state: str, reason: str, now: datetime) -> None:
+    run.state, run.step, run.due_at, run.ended_at, run.end_reason = state, None, None, now, reason[:200]
+
+
+# -- advancing a run --------------------------------------------------------------------------------------
+
+
+def advance(
+    session: Session, workspace_id: str, run_id: int, now: datetime, links: Links, holdout_share: float
+) -> datetime | None:
+    """Run the run's steps that are due; when it is next due (None: finished, ended or gone)."""
+    run = repository.run(session, workspace_id, run_id, lock=True)
+    if run is None or run.state != "active" or run.step is None:
+        return None
+    latest = repository.journey(session, workspace_id, run.journey)
+    if latest is not None and latest.paused:
+        _end(run, "exited", "journey paused (kill switch)", now)
+        return None
+    stored = latest if latest is not None and latest.version == run.version else None
+    stored = stored or repository.journey(session, workspace_id, run.journey, run.version)
+    if stored is None:
+        _end(run, "failed", "journey version missing", now)
+        return None
+    journey = definition(stored)
+    who = audience.recipient(session, workspace_id, run.buyer_id)
+    if who is None or who.deleted:
+        _end(run, "exited", "buyer deleted", now)
+        return None
+    context = dict(run.context or {})
+    for _ in range(MAX_STEPS_PER_PASS):
+        path = run.step
+        if path is None:
+            _end(run, "completed", "all steps done", now)
+            break
+        step = spec.step_at(journey, path)
+        if step is None:
+            _end(run, "failed", f"step {path} does not exist", now)
+            break
+        waiting = context.get("waiting")
+        if isinstance(step, spec.WaitStep | spec.WaitUntilStep):
+            if waiting is None or waiting.get("step") != path:
+                until = _wait_until(step, now, _zone(context, who))
+                context["waiting"] = {"step": path, "until": until.isoformat()}
+                run.context, run.due_at = context, until
+                return until
+            until = datetime.fromisoformat(waiting["until"])
+            if now < until:
+                run.due_at = until
+                return until
+            context.pop("waiting", None)
+            run.step = spec.after(journey, path)
+            continue
+        if isinstance(step, spec.BranchStep):
+            facts = audience.facts(
+                session, workspace_id, who, context.get("event", {}).get("properties"), now
+            )
+            arm = "then" if conditions.evaluate(step.branch.when, facts, now=now) else "else"
+            run.step = spec.first_of(journey, f"{path}.{arm}")
+            continue
+        if isinstance(step, spec.ExitStep):
+            _end(run, "exited", step.exit, now)
+            break
+        if isinstance(step, spec.DecideStep):
+            context["decisions"] = {**context.get("decisions", {}), step.decide.as_: _decide(
+                session, workspace_id, who, step.decide, holdout_share, now)}  # fmt: skip
+        elif isinstance(step, spec.SendStep):
+            _queue_send(session, workspace_id, run, journey, step, path, who, context, links, now)
+        run.step = spec.after(journey, path)
+    else:
+        run.context, run.due_at = context, now
+        return now  # more steps than one pass runs: continue in the next pass
+    run.context = context
+    return None
+
+
+def _zone(context: dict[str, Any], who: audience.Recipient) -> Any:
+    return rules.zone(who.timezone or context.get("timezone"))
+
+
+def _wait_until(step: spec.WaitStep | spec.WaitUntilStep, now: datetime, tz: Any) -> datetime:
+    if isinstance(step, spec.WaitStep):
+        return now + timedelta(seconds=step.wait)
+    return rules.next_local(now, step.wait_until, tz)
+
+
+def _decide(
+    session: Session, workspace_id: str, who: audience.Recipient, decide: spec.Decide, holdout_share: float,
+    now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """Ask the decision engine now; the decision is logged with its propensity like any other."""
+    request = DecideRequest(user_id=who.user_id or who.buyer_id, placement=decide.placement, k=decide.k)
+    response = decisions_service.decide(
+        session=session, workspace_id=workspace_id, request=request, buyer_id=who.buyer_id,
+        consent_personalization=None, holdout_share=holdout_share, now=now,
+    )  # fmt: skip
+    top = response.items[0] if response.items else None
+    actions = {a.key: a for a in decisions_service.list_actions(session=session, workspace_id=workspace_id)}
+    action = actions.get(top.id) if top is not None else None
+    return {
+        "decision_id": response.decision_id,
+        "action": top.id if top is not None else None,
+        "propensity": top.propensity if top is not None else None,
+        "title": action.title if action is not None else None,
+        "price_minor": action.price_minor if action is not None else None,
+        "items": [i.id for i in response.items],
+    }
+
+
+def message_id(workspace_id: str, key: str, domain: str) -> str:
+    """The stable ``Message-ID`` of an outbox key: a re-send after a crash carries the same one."""
+    digest = hashlib.sha256(f"{workspace_id}\x00{key}".encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def _queue_send(
+    session: Session, workspace_id: str, run: JourneyRun, journey: spec.Journey, step: spec.SendStep, path: str,
+    who: audience.Recipient, context: dict[str, Any], links: Links, now: datetime,
+) -> None:  # fmt: skip
+    key = f"{journey.name}@{run.version}/{spec.step_id(step, path)}/{run.buyer_id}/{run.occurrence}"
+    outbox_id = repository.add_message(session, {
+        "workspace_id": workspace_id, "key": key[:255], "run_id": run.id, "journey": journey.name,
+        "step": spec.step_id(step, path)[:64], "buyer_id": run.buyer_id, "channel": step.send.channel,
+        "category": journey.category, "status": "queued",
+        "message_id": message_id(workspace_id, key, sending.mail_domain(links.public_url)),
+        "recipient": None, "subject": None, "body": {}, "attempts": 0, "created_at": now,
+    })  # fmt: skip
+    if outbox_id is None:
+        return  # already queued by an earlier pass of this step
+    row = repository.message(session, workspace_id, outbox_id)
+    assert row is not None
+    try:
+        sending.render_into(session, row, step.send, journey, who, context, links, now)
+    except templates.RenderError as exc:
+        row.status, row.detail = "failed", f"template: {exc}"[:2000]
+        return
+    queue.enqueue(session, kind=SEND, key=str(outbox_id), workspace_id=workspace_id, run_at=now, now=now)

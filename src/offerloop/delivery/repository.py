@@ -1,0 +1,263 @@
+"""Every SQL statement of the delivery domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from offerloop.db.scoped import newest_first, scoped_select, scoped_update
+from offerloop.models import DeliverySettings, JourneyRun, JourneyVersion, OutboxMessage, Suppression
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# -- journeys -----------------------------------------------------------------------------------------
+
+
+def latest_journeys(session: Session, workspace_id: str) -> list[JourneyVersion]:
+    stmt = scoped_select(JourneyVersion, workspace_id).where(JourneyVersion.latest.is_(True))
+    return list(session.scalars(stmt.order_by(JourneyVersion.name)))
+
+
+def journey(
+    session: Session, workspace_id: str, name: str, version: int | None = None
+) -> JourneyVersion | None:
+    stmt = scoped_select(JourneyVersion, workspace_id).where(JourneyVersion.name == name)
+    if version is None:
+        stmt = stmt.where(JourneyVersion.latest.is_(True))
+    else:
+        stmt = stmt.where(JourneyVersion.version == version)
+    return session.scalars(stmt).first()
+
+
+def add_journey_version(session: Session, row: JourneyVersion) -> None:
+    session.execute(
+        scoped_update(JourneyVersion, row.workspace_id)
+        .where(JourneyVersion.name == row.name, JourneyVersion.latest.is_(True))
+        .values(latest=False)
+    )
+    session.add(row)
+    session.flush()
+
+
+def set_paused(session: Session, workspace_id: str, name: str, paused: bool) -> int:
+    result = session.execute(
+        scoped_update(JourneyVersion, workspace_id)
+        .where(JourneyVersion.name == name, JourneyVersion.latest.is_(True))
+        .values(paused=paused)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def journeys_page(
+    session: Session, workspace_id: str, *, limit: int, before: str | None
+) -> list[JourneyVersion]:
+    stmt = scoped_select(JourneyVersion, workspace_id).where(JourneyVersion.latest.is_(True))
+    if before is not None:
+        stmt = stmt.where(JourneyVersion.name > before)
+    return list(session.scalars(stmt.order_by(JourneyVersion.name).limit(limit)))
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+
+
+def last_run(session: Session, workspace_id: str, journey: str, buyer_id: str) -> JourneyRun | None:
+    stmt = scoped_select(JourneyRun, workspace_id).where(
+        JourneyRun.journey == journey, JourneyRun.buyer_id == buyer_id
+    )
+    return session.scalars(stmt.order_by(JourneyRun.occurrence.desc()).limit(1)).first()
+
+
+def run_for_trigger(
+    session: Session, workspace_id: str, journey: str, buyer_id: str, message_id: str
+) -> bool:
+    stmt = scoped_select(JourneyRun, workspace_id, JourneyRun.id).where(
+        JourneyRun.journey == journey,
+        JourneyRun.buyer_id == buyer_id,
+        JourneyRun.trigger_message_id == message_id,
+    )
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def active_runs(session: Session, workspace_id: str, buyer_id: str) -> list[JourneyRun]:
+    stmt = scoped_select(JourneyRun, workspace_id).where(
+        JourneyRun.buyer_id == buyer_id, JourneyRun.state == "active"
+    )
+    return list(session.scalars(stmt.order_by(JourneyRun.id)))
+
+
+def run(session: Session, workspace_id: str, run_id: int, *, lock: bool = False) -> JourneyRun | None:
+    stmt = scoped_select(JourneyRun, workspace_id).where(JourneyRun.id == run_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def add_run(session: Session, row: JourneyRun) -> None:
+    session.add(row)
+    session.flush()
+
+
+def runs_page(
+    session: Session, workspace_id: str, *, limit: int, before_id: int | None, journey: str | None,
+    buyer_id: str | None, state: str | None,
+) -> list[JourneyRun]:  # fmt: skip
+    stmt = newest_first(JourneyRun, workspace_id, limit=limit, before_id=before_id,  # type: ignore[arg-type]
+                        journey=journey, buyer_id=buyer_id, state=state)  # fmt: skip
+    return list(session.scalars(stmt))
+
+
+def run_counts(session: Session, workspace_id: str, journey: str) -> list[tuple[str, str | None, int]]:
+    """(state, step, count) of the journey's runs: where its buyers are."""
+    stmt = (
+        scoped_select(JourneyRun, workspace_id, JourneyRun.state, JourneyRun.step, func.count())
+        .where(JourneyRun.journey == journey)
+        .group_by(JourneyRun.state, JourneyRun.step)
+        .order_by(JourneyRun.state, JourneyRun.step)
+    )
+    return [(str(s), st, int(n)) for s, st, n in session.execute(stmt)]
+
+
+# -- outbox -------------------------------------------------------------------------------------------
+
+
+def add_message(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a message unless its key is already there; its id, or None for a repeat."""
+    stmt = (
+        _insert(session)(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "key"])
+        .returning(OutboxMessage.id)
+    )
+    found = session.execute(stmt).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def message(
+    session: Session, workspace_id: str, message_id: int, *, lock: bool = False
+) -> OutboxMessage | None:
+    stmt = scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.id == message_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def message_by_key(session: Session, workspace_id: str, key: str) -> OutboxMessage | None:
+    return session.scalars(scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.key == key)).first()
+
+
+def messages_page(
+    session: Session, workspace_id: str, *, limit: int, before_id: int | None, buyer_id: str | None,
+    channel: str | None, status: str | None, journey: str | None,
+) -> list[OutboxMessage]:  # fmt: skip
+    stmt = newest_first(OutboxMessage, workspace_id, limit=limit, before_id=before_id,  # type: ignore[arg-type]
+                        buyer_id=buyer_id, channel=channel, status=status, journey=journey)  # fmt: skip
+    return list(session.scalars(stmt))
+
+
+def sent_since(
+    session: Session, workspace_id: str, buyer_id: str, since: datetime, *, channel: str | None, category: str
+) -> int:
+    """Messages of ``category`` sent to the buyer since ``since`` (on ``channel``, or on any)."""
+    stmt = scoped_select(OutboxMessage, workspace_id, func.count()).where(
+        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.category == category,
+        OutboxMessage.sent_at >= since,
+        OutboxMessage.status.in_(("sent", "read")),
+    )
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    return int(session.scalar(stmt) or 0)
+
+
+def inbox(
+    session: Session, workspace_id: str, buyer_id: str, *, limit: int, before_id: int | None, unread: bool
+) -> list[OutboxMessage]:
+    stmt = scoped_select(OutboxMessage, workspace_id).where(
+        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.channel == "inapp",
+        OutboxMessage.status.in_(("sent", "read")),
+    )
+    if before_id is not None:
+        stmt = stmt.where(OutboxMessage.id < before_id)
+    if unread:
+        stmt = stmt.where(OutboxMessage.read_at.is_(None))
+    return list(session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(limit)))
+
+
+def inbox_after(session: Session, workspace_id: str, buyer_id: str, after_id: int) -> list[OutboxMessage]:
+    stmt = scoped_select(OutboxMessage, workspace_id).where(
+        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.channel == "inapp",
+        OutboxMessage.status.in_(("sent", "read")),
+        OutboxMessage.id > after_id,
+    )
+    return list(session.scalars(stmt.order_by(OutboxMessage.id).limit(100)))
+
+
+def skip_queued(session: Session, workspace_id: str, journey: str, reason: str) -> None:
+    session.execute(
+        scoped_update(OutboxMessage, workspace_id)
+        .where(OutboxMessage.journey == journey, OutboxMessage.status == "queued")
+        .values(status="skipped", detail=reason)
+    )
+
+
+# -- suppressions and settings --------------------------------------------------------------------------
+
+
+def suppression(session: Session, workspace_id: str, channel: str, address: str) -> Suppression | None:
+    stmt = scoped_select(Suppression, workspace_id).where(
+        Suppression.channel == channel, Suppression.address == address
+    )
+    return session.scalars(stmt).first()
+
+
+def suppress(session: Session, values: dict[str, Any]) -> None:
+    """Add a suppression, or widen an existing one to ``scope='all'`` (a bounce after an unsubscribe)."""
+    insert = _insert(session)(Suppression).values(**values)
+    if values["scope"] == "all":
+        stmt = insert.on_conflict_do_update(
+            index_elements=["workspace_id", "channel", "address"],
+            set_={"scope": "all", "reason": values["reason"]},
+        )
+    else:
+        stmt = insert.on_conflict_do_nothing(index_elements=["workspace_id", "channel", "address"])
+    session.execute(stmt)
+
+
+def suppressions_page(
+    session: Session, workspace_id: str, *, limit: int, before_id: int | None, channel: str | None
+) -> list[Suppression]:
+    stmt = newest_first(Suppression, workspace_id, limit=limit, before_id=before_id, channel=channel)  # type: ignore[arg-type]
+    return list(session.scalars(stmt))
+
+
+def remove_suppression(session: Session, workspace_id: str, suppression_id: int) -> bool:
+    row = session.scalars(
+        scoped_select(Suppression, workspace_id).where(Suppression.id == suppression_id)
+    ).first()
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
+def settings(session: Session, workspace_id: str) -> DeliverySettings | None:
+    return session.get(DeliverySettings, workspace_id)
+
+
+def save_settings(session: Session, workspace_id: str, data: dict[str, Any], now: datetime) -> None:
+    row = session.get(DeliverySettings, workspace_id)
+    if row is None:
+        session.add(DeliverySettings(workspace_id=workspace_id, settings=data, updated_at=now))
+    else:
+        row.settings, row.updated_at = data, now
+    session.flush()

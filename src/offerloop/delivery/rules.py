@@ -1,0 +1,101 @@
+"""A workspace's delivery rules (quiet hours, frequency caps, sender, open tracking) and the local-time
+arithmetic they need: correct across daylight-saving changes because every local time goes through
+``zoneinfo`` (the pinned ``tzdata`` package)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from offerloop.declarative import matching
+from offerloop.delivery.journeys.spec import Duration, Window
+
+Channel = Literal["email", "push", "webhook", "inapp"]
+Zone = Annotated[
+    str, matching(r"[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}|UTC", "an IANA time zone such as Europe/Paris")
+]
+
+
+class Cap(BaseModel):
+    """At most ``max`` marketing messages per ``per`` (on one channel, or on all)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    max: int = Field(ge=0, le=10_000)
+    per: Duration
+
+
+def _cap(most: int, per: str) -> Cap:
+    return Cap.model_validate({"max": most, "per": per})
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # Marketing is sent only inside this local window (quiet hours are the rest of the day).
+    send_window: Window = Window(start="08:00", end="21:00")
+    default_timezone: Zone = "UTC"
+    caps: dict[Channel, Cap] = Field(default_factory=lambda: {"email": _cap(1, "1d")})  # type: ignore[arg-type]
+    overall_cap: Cap | None = Field(default_factory=lambda: _cap(3, "7d"))
+    open_tracking: bool = False  # a pixel in e-mails; off by default (privacy, and Apple prefetches it)
+    sender: str | None = Field(
+        default=None, max_length=320, description="From header; default OFFERLOOP_MAIL_FROM"
+    )
+
+
+DEFAULT_RULES: Final = Rules()
+
+
+def zone(name: Any, fallback: str = "UTC") -> ZoneInfo:
+    """The IANA zone ``name``, or ``fallback`` when it is missing or unknown."""
+    for candidate in (name, fallback, "UTC"):
+        if isinstance(candidate, str) and 0 < len(candidate) <= 64:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def at_local(day: date, clock: time, tz: ZoneInfo) -> datetime:
+    """``day`` at wall-clock ``clock`` in ``tz``, as UTC. A time skipped by a spring-forward change is
+    moved forward by the gap (02:30 on the change day is 03:30 summer time); a time that occurs twice in
+    the autumn is its first occurrence."""
+    local = datetime.combine(day, clock, tzinfo=tz)  # fold=0: the first of two
+    instant = local.astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):  # in the gap
+        instant = local.replace(fold=1).astimezone(UTC)
+    return instant
+
+
+def next_local(after: datetime, clock_text: str, tz: ZoneInfo) -> datetime:
+    """The first instant strictly after ``after`` whose wall clock in ``tz`` reads ``clock_text``."""
+    clock = _clock(clock_text)
+    day = after.astimezone(tz).date()
+    for offset in range(3):
+        candidate = at_local(day + timedelta(days=offset), clock, tz)
+        if candidate > after:
+            return candidate
+    raise AssertionError("a wall-clock time recurs within three days")  # pragma: no cover
+
+
+def window_opens(now: datetime, window: Window, tz: ZoneInfo) -> datetime | None:
+    """None if ``now`` is inside the local ``window``; otherwise when it next opens."""
+    start, end = _clock(window.start), _clock(window.end)
+    local = now.astimezone(tz)
+    today = local.date()
+    if start == end:
+        return None  # the whole day
+    for day in (today - timedelta(days=1), today):
+        opens = at_local(day, start, tz)
+        closes = at_local(day + timedelta(days=1) if end < start else day, end, tz)
+        if opens <= now < closes:
+            return None
+    return next_local(now, window.start, tz)

@@ -1,0 +1,153 @@
+"""Sending one outbox message: render it, decide whether and when it may go (consent, suppression, caps, the
+local send window, the journey's kill switch), hand it to its channel, and record what happened — on the
+message and, as events, on the buyer's record.
+
+Exactly once, and where it is not: a message is marked ``sending`` and committed before it is handed to
+its channel, and marked ``sent`` in a second transaction after. A worker killed between the hand-over and
+that second commit leaves the message ``sending``; when its job's lease runs out the message is sent again,
+with the same ``Message-ID`` (derived from the outbox key) — at most that one message is duplicated, and a
+receiving system that de-duplicates by ``Message-ID`` (Gmail does) shows it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from offerloop.delivery import audience, links, repository, rules, templates
+from offerloop.delivery.journeys import spec
+from offerloop.delivery.links import Links
+from offerloop.events import service as events_service
+from offerloop.models import OutboxMessage
+
+FINAL: Final = frozenset({"sent", "read", "failed", "suppressed", "skipped"})
+
+
+def mail_domain(public_url: str) -> str:
+    return urlsplit(public_url).hostname or "localhost"
+
+
+# -- rendering --------------------------------------------------------------------------------------------
+
+
+def render_into(
+    session: Session, row: OutboxMessage, send: spec.Send, journey: spec.Journey, who: audience.Recipient,
+    context: dict[str, Any], link: Links, now: datetime,
+) -> None:  # fmt: skip
+    """Render the step's templates for this buyer into the message (a retry re-sends exactly this)."""
+    base = {"w": row.workspace_id, "m": row.id}
+
+    def click(target: Any) -> str:
+        safe = links.safe_target(target)
+        if safe is None:
+            return ""
+        return links.url(link.public_url, link.secret, "c", {**base, "u": safe})
+
+    unsubscribe = links.url(link.public_url, link.secret, "u", base)
+    facts = audience.facts(session, row.workspace_id, who, context.get("event", {}).get("properties"), now)
+    values: dict[str, Any] = {
+        "buyer": {"id": who.buyer_id, "user_id": who.user_id, "email": who.email, "traits": who.traits},
+        "features": facts["features"], "persona": facts["persona"], "entitlements": facts["entitlements"],
+        "event": context.get("event", {}), **context.get("decisions", {}),
+        "link": click, "unsubscribe_url": unsubscribe, "journey": journey.name,
+    }  # fmt: skip
+    subject = templates.render(send.subject, values).strip() if send.subject is not None else None
+    body: dict[str, Any] = {"text": templates.render(send.text, values)}
+    if send.html is not None:
+        body["html"] = templates.render(send.html, values, html=True)
+    if send.url is not None:
+        body["url"] = click(templates.render(send.url, values).strip())
+    if send.event is not None:
+        body["event"] = send.event
+    body["unsubscribe_url"] = unsubscribe
+    body["decisions"] = {k: v.get("decision_id") for k, v in context.get("decisions", {}).items()}
+    row.subject = " ".join(subject.split())[:998] if subject is not None else None
+    row.body = body
+    row.recipient = who.email if send.channel == "email" else who.buyer_id
+
+
+# -- whether and when ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    verdict: Literal["go", "later", "skip", "suppress"]
+    reason: str = ""
+    when: datetime | None = None
+
+
+def gate(session: Session, row: OutboxMessage, who: audience.Recipient | None, now: datetime) -> Gate:
+    """Whether the message may go now. Transactional messages skip consent, caps and quiet hours."""
+    if who is None or who.deleted:
+        return Gate("skip", "buyer deleted")
+    if row.journey is not None:
+        latest = repository.journey(session, row.workspace_id, row.journey)
+        if latest is not None and latest.paused:
+            return Gate("skip", "journey paused (kill switch)")
+    address = who.email if row.channel == "email" else who.buyer_id
+    if not address:
+        return Gate("skip", "no e-mail address")
+    suppressed = repository.suppression(session, row.workspace_id, row.channel, address)
+    if suppressed is not None and (suppressed.scope == "all" or row.category == "marketing"):
+        return Gate("suppress", f"suppressed: {suppressed.reason}")
+    if row.category != "marketing":
+        return Gate("go")
+    if who.marketing_consent is not True:
+        return Gate("skip", "no marketing consent")
+    settings = workspace_rules(session, row.workspace_id)
+    cap = settings.caps.get(row.channel)  # type: ignore[call-overload]
+    if cap is not None and _count(session, row, now, cap.per, row.channel) >= cap.max:
+        return Gate("skip", f"frequency cap: {cap.max} {row.channel} per {cap.per:g}s")
+    overall = settings.overall_cap
+    if overall is not None and _count(session, row, now, overall.per, None) >= overall.max:
+        return Gate("skip", f"frequency cap: {overall.max} messages per {overall.per:g}s")
+    window = settings.send_window
+    if row.journey is not None:
+        stored = repository.journey(session, row.workspace_id, row.journey)
+        if stored is not None and stored.definition.get("send_window"):
+            window = spec.Window.model_validate(stored.definition["send_window"])
+    tz = rules.zone(who.timezone, settings.default_timezone)
+    opens = rules.window_opens(now, window, tz)
+    if opens is not None:
+        return Gate("later", "outside the send window", opens)
+    return Gate("go")
+
+
+def _count(session: Session, row: OutboxMessage, now: datetime, per: float, channel: str | None) -> int:
+    since = now - timedelta(seconds=per)
+    return repository.sent_since(
+        session, row.workspace_id, row.buyer_id, since, channel=channel, category="marketing"
+    )
+
+
+def workspace_rules(session: Session, workspace_id: str) -> rules.Rules:
+    stored = repository.settings(session, workspace_id)
+    return rules.Rules.model_validate(stored.settings) if stored is not None else rules.DEFAULT_RULES
+
+
+# -- recording ----------------------------------------------------------------------------------------------
+
+
+def feedback(session: Session, row: OutboxMessage, name: str, extra: dict[str, Any], suffix: str,
+             context: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """An event on the buyer's record about this message (sent, bounced, clicked, ...), stored once."""
+    props = {"channel": row.channel, "journey": row.journey, "step": row.step, "message_id": row.message_id,
+             "outbox_id": row.id, "category": row.category, **extra}  # fmt: skip
+    message = events_service.buyer_track(
+        session, row.workspace_id, row.buyer_id, name, props, f"delivery-{row.id}-{suffix}"[:200], context
+    )
+    events_service.record_server_events(session, row.workspace_id, [message])
+
+
+def campaign(row: OutboxMessage) -> dict[str, Any]:
+    """The Segment ``context.campaign`` of a click: attribution sees offerloop's own channels as touches."""
+    return {
+        "source": "offerloop",
+        "medium": row.channel,
+        "name": row.journey or "message",
+        "content": row.step,
+    }

@@ -1,0 +1,66 @@
+"""Message templates: Jinja2 in a sandbox (no attribute tricks, no imports, bounded output), HTML autoescaped.
+
+A template sees ``buyer`` (id, email, traits), ``features``, ``persona``, ``event`` (the trigger's name and
+properties), each ``decide`` step's result under its ``as`` name, and two functions: ``link(url)`` (a signed
+redirect that records the click and adds the journey's UTM tags) and ``unsubscribe_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_TEMPLATE_CHARS: Final = 200_000
+MAX_OUTPUT_CHARS: Final = 500_000
+
+
+class RenderError(ValueError):
+    """A template failed at render time (an unknown variable, a sandbox refusal, output too large)."""
+
+
+def _environment(autoescape: bool, undefined: type[Undefined]) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        autoescape=autoescape, undefined=undefined, keep_trailing_newline=True
+    )
+    env.globals.clear()  # no range() loops to exhaust memory, no cycler/joiner/namespace helpers
+    return env
+
+
+_HTML: Final = _environment(True, Undefined)
+_TEXT: Final = _environment(False, Undefined)
+_CHECK: Final = _environment(False, StrictUndefined)
+
+
+def syntax_problem(source: str) -> str | None:
+    """Why ``source`` is not a template (with its line), or None."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        return f"is {len(source)} characters, more than {MAX_TEMPLATE_CHARS}"
+    try:
+        _CHECK.parse(source)
+    except TemplateSyntaxError as exc:
+        return f"template syntax error at line {exc.lineno}: {exc.message}"
+    return None
+
+
+def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
+    """``source`` rendered with ``context``; a missing variable renders empty (as in Jinja), anything the
+    sandbox refuses raises :class:`RenderError`."""
+    env = _HTML if html else _TEXT
+    try:
+        out = env.from_string(source).render(dict(context))
+    except SecurityError as exc:
+        raise RenderError(f"refused by the template sandbox: {exc}") from None
+    except TemplateError as exc:
+        raise RenderError(f"template error: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
+    if len(out) > MAX_OUTPUT_CHARS:
+        raise RenderError(f"rendered {len(out)} characters, more than {MAX_OUTPUT_CHARS}")
+    return out
+
+
+Linker = Callable[[str], str]

@@ -1,0 +1,195 @@
+"""Journeys end to end on the in-app channel (no outside server needed): trigger, waits, branches, goals,
+re-entry, the kill switch, consent, caps and the send window — all through the API and the real jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database
+from offerloop.delivery.journeys import engine
+from offerloop.jobs import runner
+from offerloop.worker import registry
+
+registry.load()
+KINDS = (engine.RUN, engine.SEND)
+
+ONBOARDING = """
+name: onboarding
+category: marketing
+trigger: {event: Order Completed, where: {properties.total_minor: {gte: 100}}}
+goal: {event: Lesson Completed}
+steps:
+  - send: {channel: inapp, subject: "Welcome {{ buyer.traits.first_name }}", text: "Thanks for {{ event.properties.offer }}"}
+  - wait: 2d
+  - branch:
+      when: {features.orders: {gte: 2}}
+      then:
+        - send: {channel: inapp, subject: "Back again", text: "again"}
+          id: loyal
+      else:
+        - send: {channel: inapp, subject: "Start lesson 1", text: "go", url: "https://creator.example/l1"}
+          id: nudge
+"""
+
+
+def run_jobs(db: Database, now: datetime) -> list[tuple[str, str]]:
+    done: list[tuple[str, str]] = []
+    for _ in range(20):
+        ran = runner.run_due(db, owner="t", now=now, only=KINDS, limit=50)
+        if not ran:
+            return done
+        done += [(r.kind, r.status) for r in ran]
+    return done
+
+
+def track(client: TestClient, headers: dict[str, str], user: str, event: str, props: dict[str, Any], mid: str) -> None:
+    r = client.post("/v1/track", headers=headers, json={"userId": user, "event": event, "properties": props,
+                                                         "messageId": mid, "timestamp": utcnow().isoformat()})
+    assert r.status_code == 200, r.text
+
+
+def identify(client: TestClient, headers: dict[str, str], user: str, consent: bool | None = True, **traits: Any) -> None:
+    body: dict[str, Any] = {"userId": user, "traits": {"email": f"{user}@example.com", **traits},
+                            "messageId": f"id-{user}", "timestamp": utcnow().isoformat()}
+    if consent is not None:
+        body["context"] = {"consent": {"categoryPreferences": {"marketing": consent}}}
+    r = client.post("/v1/identify", headers=headers, json=body)
+    assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def journey(client: TestClient, secret_headers: dict[str, str]) -> dict[str, Any]:
+    # Send any time of day, and no caps, unless a test sets them.
+    r = client.put("/v1/delivery/settings", headers=secret_headers,
+                   json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {}, "overall_cap": None})
+    assert r.status_code == 200, r.text
+    r = client.put("/v1/journeys/onboarding", headers=secret_headers, json={"yaml": ONBOARDING})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def messages(client: TestClient, headers: dict[str, str], **query: Any) -> list[dict[str, Any]]:
+    r = client.get("/v1/messages", headers=headers, params=query)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def test_a_trigger_sends_then_waits_then_branches(client, db, write_headers, secret_headers, journey) -> None:
+    assert journey["version"] == 1 and journey["trigger"] == "Order Completed"
+    identify(client, write_headers, "ann", first_name="Ann")
+    track(client, write_headers, "ann", "Order Completed", {"total_minor": 500, "offer": "Course"}, "o1")
+    now = utcnow()
+    assert run_jobs(db, now) == [(engine.RUN, "again"), (engine.SEND, "done")]
+    sent = messages(client, secret_headers)
+    assert [(m["step"], m["status"], m["subject"]) for m in sent] == [("0", "sent", "Welcome Ann")]
+    detail = client.get(f"/v1/messages/{sent[0]['id']}", headers=secret_headers).json()
+    assert detail["body"]["text"] == "Thanks for Course"
+
+    assert run_jobs(db, now + timedelta(days=1)) == []  # still waiting
+    run_jobs(db, now + timedelta(days=2, seconds=1))
+    sent = messages(client, secret_headers)
+    assert [(m["step"], m["status"]) for m in sent] == [("nudge", "sent"), ("0", "sent")]
+    nudge = client.get(f"/v1/messages/{sent[0]['id']}", headers=secret_headers).json()
+    assert nudge["body"]["url"].startswith("http://127.0.0.1:8000/v1/m/click/")
+    runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
+    assert [(r["state"], r["occurrence"], r["step"]) for r in runs] == [("completed", 1, None)]
+    # The sends are events on the buyer's record.
+    buyer = runs[0]["buyer_id"]
+    events = client.get(f"/v1/buyers/{buyer}/events", headers=secret_headers).json()["items"]
+    assert sorted(e["name"] for e in events if e["name"] == "Message Sent") == ["Message Sent", "Message Sent"]
+
+
+def test_the_trigger_condition_and_reentry_never(client, db, write_headers, secret_headers, journey) -> None:
+    identify(client, write_headers, "bob")
+    track(client, write_headers, "bob", "Order Completed", {"total_minor": 50}, "small")  # below the condition
+    run_jobs(db, utcnow())
+    assert client.get("/v1/journey-runs", headers=secret_headers).json()["items"] == []
+    track(client, write_headers, "bob", "Order Completed", {"total_minor": 500}, "big")
+    track(client, write_headers, "bob", "Order Completed", {"total_minor": 900}, "big2")  # active: not again
+    run_jobs(db, utcnow())
+    runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
+    assert [(r["trigger_message_id"], r["state"]) for r in runs] == [("big", "active")]
+
+
+def test_a_goal_ends_the_run_and_nothing_more_is_sent(client, db, write_headers, secret_headers, journey) -> None:
+    identify(client, write_headers, "cat")
+    track(client, write_headers, "cat", "Order Completed", {"total_minor": 500}, "o1")
+    now = utcnow()
+    run_jobs(db, now)
+    track(client, write_headers, "cat", "Lesson Completed", {}, "l1")
+    run_jobs(db, now + timedelta(days=3))
+    runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
+    assert [(r["state"], r["end_reason"]) for r in runs] == [("converted", "goal Lesson Completed (l1)")]
+    assert [m["step"] for m in messages(client, secret_headers)] == ["0"]
+
+
+def test_the_kill_switch_stops_runs_and_queued_sends(client, db, write_headers, secret_headers, journey) -> None:
+    identify(client, write_headers, "dan")
+    track(client, write_headers, "dan", "Order Completed", {"total_minor": 500}, "o1")
+    r = client.post("/v1/journeys/onboarding/pause", headers=secret_headers)
+    assert r.status_code == 200 and r.json()["paused"] is True
+    run_jobs(db, utcnow())
+    runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
+    assert [(r["state"], r["end_reason"]) for r in runs] == [("exited", "journey paused (kill switch)")]
+    assert messages(client, secret_headers) == []
+    identify(client, write_headers, "eve")
+    track(client, write_headers, "eve", "Order Completed", {"total_minor": 500}, "o2")
+    assert len(client.get("/v1/journey-runs", headers=secret_headers).json()["items"]) == 1  # no new run
+
+
+def test_marketing_needs_consent_but_transactional_does_not(client, db, write_headers, secret_headers, journey) -> None:
+    identify(client, write_headers, "fay", consent=None)
+    track(client, write_headers, "fay", "Order Completed", {"total_minor": 500}, "o1")
+    run_jobs(db, utcnow())
+    assert [(m["status"], m["detail"]) for m in messages(client, secret_headers)] == [
+        ("skipped", "no marketing consent")
+    ]
+    receipt = ONBOARDING.replace("name: onboarding", "name: receipt").replace("category: marketing", "category: transactional")
+    assert client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": receipt}).status_code == 200
+    track(client, write_headers, "fay", "Order Completed", {"total_minor": 700}, "o2")
+    run_jobs(db, utcnow())
+    assert [(m["journey"], m["status"]) for m in messages(client, secret_headers, journey="receipt")] == [
+        ("receipt", "sent")
+    ]
+
+
+def test_a_frequency_cap_skips_the_second_marketing_message(client, db, write_headers, secret_headers, journey) -> None:
+    client.put("/v1/delivery/settings", headers=secret_headers,
+               json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {"inapp": {"max": 1, "per": "1d"}}})
+    two = ONBOARDING.replace("name: onboarding", "name: second")
+    assert client.put("/v1/journeys/second", headers=secret_headers, json={"yaml": two}).status_code == 200
+    identify(client, write_headers, "gus")
+    track(client, write_headers, "gus", "Order Completed", {"total_minor": 500}, "o1")
+    run_jobs(db, utcnow())
+    got = sorted((m["status"], m["detail"] or "") for m in messages(client, secret_headers))
+    assert got == [("sent", "in the buyer's inbox"), ("skipped", "frequency cap: 1 inapp per 86400s")]
+
+
+def test_outside_the_send_window_a_marketing_message_waits_for_it(client, db, write_headers, secret_headers, journey) -> None:
+    client.put("/v1/delivery/settings", headers=secret_headers,
+               json={"send_window": {"start": "09:00", "end": "10:00"}, "caps": {}, "overall_cap": None})
+    identify(client, write_headers, "hal", timezone="America/New_York")
+    track(client, write_headers, "hal", "Order Completed", {"total_minor": 500}, "o1")
+    # 03:00 in New York on a winter day: the message waits until 09:00 local, 14:00 UTC.
+    night = datetime(2026, 12, 10, 8, 0, tzinfo=UTC)
+    run_jobs(db, night)
+    first = messages(client, secret_headers)[0]
+    assert (first["status"], first["not_before"]) == ("queued", "2026-12-10T14:00:00Z")
+    run_jobs(db, datetime(2026, 12, 10, 14, 0, 1, tzinfo=UTC))
+    assert messages(client, secret_headers)[0]["status"] == "sent"
+
+
+def test_bad_journeys_are_refused_with_every_problem_by_line(client, secret_headers) -> None:
+    bad = "name: x\ntrigger: {event: A, where: {features.n: {gtee: 1}}}\nsteps:\n  - wait: soon\n  - send: {channel: fax, text: hi}\n"
+    r = client.put("/v1/journeys/x", headers=secret_headers, json={"yaml": bad})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_journey"
+    message = r.json()["error"]["message"]
+    assert "x.yaml:2: trigger.where" in message and "gtee" in message
+    assert "x.yaml:4: steps[0].wait: must be a duration such as 30m, 2h, 3d or 1w, got 'soon'" in message
+    assert "x.yaml:5: steps[1].send.channel" in message
