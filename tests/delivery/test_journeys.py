@@ -193,3 +193,46 @@ def test_bad_journeys_are_refused_with_every_problem_by_line(client, secret_head
     assert "x.yaml:2: trigger.where" in message and "gtee" in message
     assert "x.yaml:4: steps[0].wait: must be a duration such as 30m, 2h, 3d or 1w, got 'soon'" in message
     assert "x.yaml:5: steps[1].send.channel" in message
+
+
+DECIDING = """
+name: upsell
+trigger: {event: Lesson Completed}
+steps:
+  - decide: {placement: email, as: offer}
+  - send:
+      channel: inapp
+      subject: "Next for you: {{ offer.title }}"
+      text: "{{ offer.title }} for {{ offer.price_minor }}"
+      url: "https://creator.example/offers/{{ offer.action }}"
+"""
+
+
+def test_a_decide_step_is_a_logged_decision_rewarded_when_the_buyer_converts(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    actions = [{"key": "coaching", "kind": "offer", "title": "Coaching call", "price_minor": 9900,
+                "outcome": {"event": "Order Completed", "window_days": 7}}]  # fmt: skip
+    assert client.put("/v1/actions", headers=secret_headers, json=actions).status_code == 200
+    assert client.put("/v1/journeys/upsell", headers=secret_headers, json={"yaml": DECIDING}).status_code == 200
+    identify(client, write_headers, "ivy")
+    track(client, write_headers, "ivy", "Lesson Completed", {}, "l1")
+    run_jobs(db, utcnow())
+    sent = [m for m in messages(client, secret_headers) if m["journey"] == "upsell"]
+    assert [(m["subject"], m["status"]) for m in sent] == [("Next for you: Coaching call", "sent")]
+    body = client.get(f"/v1/messages/{sent[0]['id']}", headers=secret_headers).json()["body"]
+    assert body["text"] == "Coaching call for 9900"
+    decision_id = body["decisions"]["offer"]
+    decision = client.get(f"/v1/decisions/{decision_id}", headers=secret_headers).json()
+    assert decision["placement"] == "email" and decision["reward"] is None
+    assert (decision["chosen"], decision["propensity"]) == ("coaching", 1.0)
+    # The buyer clicks through and buys: the click is an event with the journey as its campaign, and the
+    # order rewards the decision the journey logged.
+    target = client.get(body["url"].removeprefix("http://127.0.0.1:8000"), follow_redirects=False)
+    assert target.status_code == 302
+    assert target.headers["location"] == (
+        "https://creator.example/offers/coaching?utm_source=offerloop&utm_medium=inapp&utm_campaign=upsell&utm_content=1"
+    )
+    track(client, write_headers, "ivy", "Order Completed", {"total_minor": 9900}, "buy1")
+    decision = client.get(f"/v1/decisions/{decision_id}", headers=secret_headers).json()
+    assert decision["reward"] == 1.0 and decision["reward_source"] == "buy1"
