@@ -47,15 +47,32 @@ def run_jobs(db: Database, now: datetime) -> list[tuple[str, str]]:
     return done
 
 
-def track(client: TestClient, headers: dict[str, str], user: str, event: str, props: dict[str, Any], mid: str) -> None:
-    r = client.post("/v1/track", headers=headers, json={"userId": user, "event": event, "properties": props,
-                                                         "messageId": mid, "timestamp": utcnow().isoformat()})
+def track(
+    client: TestClient, headers: dict[str, str], user: str, event: str, props: dict[str, Any], mid: str
+) -> None:
+    r = client.post(
+        "/v1/track",
+        headers=headers,
+        json={
+            "userId": user,
+            "event": event,
+            "properties": props,
+            "messageId": mid,
+            "timestamp": utcnow().isoformat(),
+        },
+    )
     assert r.status_code == 200, r.text
 
 
-def identify(client: TestClient, headers: dict[str, str], user: str, consent: bool | None = True, **traits: Any) -> None:
-    body: dict[str, Any] = {"userId": user, "traits": {"email": f"{user}@example.com", **traits},
-                            "messageId": f"id-{user}", "timestamp": utcnow().isoformat()}
+def identify(
+    client: TestClient, headers: dict[str, str], user: str, consent: bool | None = True, **traits: Any
+) -> None:
+    body: dict[str, Any] = {
+        "userId": user,
+        "traits": {"email": f"{user}@example.com", **traits},
+        "messageId": f"id-{user}",
+        "timestamp": utcnow().isoformat(),
+    }
     if consent is not None:
         body["context"] = {"consent": {"categoryPreferences": {"marketing": consent}}}
     r = client.post("/v1/identify", headers=headers, json=body)
@@ -65,8 +82,11 @@ def identify(client: TestClient, headers: dict[str, str], user: str, consent: bo
 @pytest.fixture
 def journey(client: TestClient, secret_headers: dict[str, str]) -> dict[str, Any]:
     # Send any time of day, and no caps, unless a test sets them.
-    r = client.put("/v1/delivery/settings", headers=secret_headers,
-                   json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {}, "overall_cap": None})
+    r = client.put(
+        "/v1/delivery/settings",
+        headers=secret_headers,
+        json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {}, "overall_cap": None},
+    )
     assert r.status_code == 200, r.text
     r = client.put("/v1/journeys/onboarding", headers=secret_headers, json={"yaml": ONBOARDING})
     assert r.status_code == 200, r.text
@@ -101,12 +121,17 @@ def test_a_trigger_sends_then_waits_then_branches(client, db, write_headers, sec
     # The sends are events on the buyer's record.
     buyer = runs[0]["buyer_id"]
     events = client.get(f"/v1/buyers/{buyer}/events", headers=secret_headers).json()["items"]
-    assert sorted(e["name"] for e in events if e["name"] == "Message Sent") == ["Message Sent", "Message Sent"]
+    assert sorted(e["name"] for e in events if e["name"] == "Message Sent") == [
+        "Message Sent",
+        "Message Sent",
+    ]
 
 
 def test_the_trigger_condition_and_reentry_never(client, db, write_headers, secret_headers, journey) -> None:
     identify(client, write_headers, "bob")
-    track(client, write_headers, "bob", "Order Completed", {"total_minor": 50}, "small")  # below the condition
+    track(
+        client, write_headers, "bob", "Order Completed", {"total_minor": 50}, "small"
+    )  # below the condition
     run_jobs(db, utcnow())
     assert client.get("/v1/journey-runs", headers=secret_headers).json()["items"] == []
     track(client, write_headers, "bob", "Order Completed", {"total_minor": 500}, "big")
@@ -116,7 +141,9 @@ def test_the_trigger_condition_and_reentry_never(client, db, write_headers, secr
     assert [(r["trigger_message_id"], r["state"]) for r in runs] == [("big", "active")]
 
 
-def test_a_goal_ends_the_run_and_nothing_more_is_sent(client, db, write_headers, secret_headers, journey) -> None:
+def test_a_goal_ends_the_run_and_nothing_more_is_sent(
+    client, db, write_headers, secret_headers, journey
+) -> None:
     identify(client, write_headers, "cat")
     track(client, write_headers, "cat", "Order Completed", {"total_minor": 500}, "o1")
     now = utcnow()
@@ -128,7 +155,9 @@ def test_a_goal_ends_the_run_and_nothing_more_is_sent(client, db, write_headers,
     assert [m["step"] for m in messages(client, secret_headers)] == ["0"]
 
 
-def test_the_kill_switch_stops_runs_and_queued_sends(client, db, write_headers, secret_headers, journey) -> None:
+def test_the_kill_switch_stops_runs_and_queued_sends(
+    client, db, write_headers, secret_headers, journey
+) -> None:
     identify(client, write_headers, "dan")
     track(client, write_headers, "dan", "Order Completed", {"total_minor": 500}, "o1")
     r = client.post("/v1/journeys/onboarding/pause", headers=secret_headers)
@@ -142,15 +171,21 @@ def test_the_kill_switch_stops_runs_and_queued_sends(client, db, write_headers, 
     assert len(client.get("/v1/journey-runs", headers=secret_headers).json()["items"]) == 1  # no new run
 
 
-def test_marketing_needs_consent_but_transactional_does_not(client, db, write_headers, secret_headers, journey) -> None:
+def test_marketing_needs_consent_but_transactional_does_not(
+    client, db, write_headers, secret_headers, journey
+) -> None:
     identify(client, write_headers, "fay", consent=None)
     track(client, write_headers, "fay", "Order Completed", {"total_minor": 500}, "o1")
     run_jobs(db, utcnow())
     assert [(m["status"], m["detail"]) for m in messages(client, secret_headers)] == [
         ("skipped", "no marketing consent")
     ]
-    receipt = ONBOARDING.replace("name: onboarding", "name: receipt").replace("category: marketing", "category: transactional")
-    assert client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": receipt}).status_code == 200
+    receipt = ONBOARDING.replace("name: onboarding", "name: receipt").replace(
+        "category: marketing", "category: transactional"
+    )
+    assert (
+        client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": receipt}).status_code == 200
+    )
     track(client, write_headers, "fay", "Order Completed", {"total_minor": 700}, "o2")
     run_jobs(db, utcnow())
     assert [(m["journey"], m["status"]) for m in messages(client, secret_headers, journey="receipt")] == [
@@ -158,9 +193,14 @@ def test_marketing_needs_consent_but_transactional_does_not(client, db, write_he
     ]
 
 
-def test_a_frequency_cap_skips_the_second_marketing_message(client, db, write_headers, secret_headers, journey) -> None:
-    client.put("/v1/delivery/settings", headers=secret_headers,
-               json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {"inapp": {"max": 1, "per": "1d"}}})
+def test_a_frequency_cap_skips_the_second_marketing_message(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    client.put(
+        "/v1/delivery/settings",
+        headers=secret_headers,
+        json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {"inapp": {"max": 1, "per": "1d"}}},
+    )
     two = ONBOARDING.replace("name: onboarding", "name: second")
     assert client.put("/v1/journeys/second", headers=secret_headers, json={"yaml": two}).status_code == 200
     identify(client, write_headers, "gus")
@@ -170,9 +210,14 @@ def test_a_frequency_cap_skips_the_second_marketing_message(client, db, write_he
     assert got == [("sent", "in the buyer's inbox"), ("skipped", "frequency cap: 1 inapp per 86400s")]
 
 
-def test_outside_the_send_window_a_marketing_message_waits_for_it(client, db, write_headers, secret_headers, journey) -> None:
-    client.put("/v1/delivery/settings", headers=secret_headers,
-               json={"send_window": {"start": "09:00", "end": "10:00"}, "caps": {}, "overall_cap": None})
+def test_outside_the_send_window_a_marketing_message_waits_for_it(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    client.put(
+        "/v1/delivery/settings",
+        headers=secret_headers,
+        json={"send_window": {"start": "09:00", "end": "10:00"}, "caps": {}, "overall_cap": None},
+    )
     identify(client, write_headers, "hal", timezone="America/New_York")
     track(client, write_headers, "hal", "Order Completed", {"total_minor": 500}, "o1")
     # 03:00 in New York on a winter day: the message waits until 09:00 local, 14:00 UTC.
@@ -214,7 +259,9 @@ def test_a_decide_step_is_a_logged_decision_rewarded_when_the_buyer_converts(
     actions = [{"key": "coaching", "kind": "offer", "title": "Coaching call", "price_minor": 9900,
                 "outcome": {"event": "Order Completed", "window_days": 7}}]  # fmt: skip
     assert client.put("/v1/actions", headers=secret_headers, json=actions).status_code == 200
-    assert client.put("/v1/journeys/upsell", headers=secret_headers, json={"yaml": DECIDING}).status_code == 200
+    assert (
+        client.put("/v1/journeys/upsell", headers=secret_headers, json={"yaml": DECIDING}).status_code == 200
+    )
     identify(client, write_headers, "ivy")
     track(client, write_headers, "ivy", "Lesson Completed", {}, "l1")
     run_jobs(db, utcnow())
@@ -236,3 +283,44 @@ def test_a_decide_step_is_a_logged_decision_rewarded_when_the_buyer_converts(
     track(client, write_headers, "ivy", "Order Completed", {"total_minor": 9900}, "buy1")
     decision = client.get(f"/v1/decisions/{decision_id}", headers=secret_headers).json()
     assert decision["reward"] == 1.0 and decision["reward_source"] == "buy1"
+
+
+PERSONAS = """
+threshold: 0.5
+personas:
+  - name: buyer
+    prior: 0.5
+    signals: [{feature: orders, gte: 1, weight: 4.0}]
+  - name: browser
+    prior: 0.5
+    signals: [{feature: orders, lt: 1, weight: 4.0}]
+"""
+
+BECAME_BUYER = """
+name: new_buyer
+trigger: {persona: buyer}
+steps:
+  - send: {channel: inapp, subject: "Welcome to the buyers", text: "You are now a {{ persona }}"}
+"""
+
+
+def test_entering_a_persona_starts_a_journey_once(client, db, write_headers, secret_headers, journey) -> None:
+    r = client.put("/v1/personas/templates", headers=secret_headers, json=PERSONAS)
+    assert r.status_code == 200, r.text
+    assert (
+        client.put("/v1/journeys/new_buyer", headers=secret_headers, json={"yaml": BECAME_BUYER}).status_code
+        == 200
+    )
+    identify(client, write_headers, "jo")
+    track(client, write_headers, "jo", "Page Viewed", {}, "p1")
+    run_jobs(db, utcnow())
+    assert [m for m in messages(client, secret_headers) if m["journey"] == "new_buyer"] == []
+    track(client, write_headers, "jo", "Order Completed", {"total_minor": 10}, "o1")
+    track(
+        client, write_headers, "jo", "Order Completed", {"total_minor": 10}, "o2"
+    )  # still a buyer: no re-entry
+    run_jobs(db, utcnow())
+    sent = [m for m in messages(client, secret_headers) if m["journey"] == "new_buyer"]
+    assert [(m["subject"], m["status"]) for m in sent] == [("Welcome to the buyers", "sent")]
+    body = client.get(f"/v1/messages/{sent[0]['id']}", headers=secret_headers).json()["body"]
+    assert body["text"] == "You are now a buyer"

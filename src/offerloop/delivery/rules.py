@@ -68,11 +68,9 @@ def at_local(day: date, clock: time, tz: ZoneInfo) -> datetime:
     """``day`` at wall-clock ``clock`` in ``tz``, as UTC. A time skipped by a spring-forward change is
     moved forward by the gap (02:30 on the change day is 03:30 summer time); a time that occurs twice in
     the autumn is its first occurrence."""
-    local = datetime.combine(day, clock, tzinfo=tz)  # fold=0: the first of two
-    instant = local.astimezone(UTC)
-    if instant.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):  # in the gap
-        instant = local.replace(fold=1).astimezone(UTC)
-    return instant
+    # fold=0 (PEP 495): in a gap the offset from before the change applies, which lands after the gap;
+    # of two occurrences, the first.
+    return datetime.combine(day, clock, tzinfo=tz).astimezone(UTC)
 
 
 def next_local(after: datetime, clock_text: str, tz: ZoneInfo) -> datetime:

@@ -75,6 +75,16 @@ def history(session: Session, workspace_id: str, buyer_id: str) -> list[PersonaC
     return list(session.scalars(stmt))
 
 
+def latest_changes(session: Session, workspace_id: str, buyer_ids: list[str]) -> dict[str, PersonaChange]:
+    """Each buyer's most recent persona change."""
+    stmt = (
+        scoped_select(PersonaChange, workspace_id)
+        .where(PersonaChange.buyer_id.in_(buyer_ids))
+        .order_by(PersonaChange.buyer_id, PersonaChange.at, PersonaChange.id)
+    )
+    return {row.buyer_id: row for row in session.scalars(stmt)}
+
+
 def distribution(session: Session, workspace_id: str) -> list[tuple[str, int]]:
     stmt = (
         scoped_select(BuyerPersona, workspace_id, BuyerPersona.persona, func.count())

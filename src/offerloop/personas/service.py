@@ -137,6 +137,14 @@ def brief(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, An
     )
 
 
+def latest_changes(
+    *, session: Session, workspace_id: str, buyer_ids: list[str]
+) -> dict[str, tuple[int, str, datetime]]:
+    """(change id, persona entered, when) of each buyer's most recent persona change."""
+    found = repository.latest_changes(session, workspace_id, buyer_ids)
+    return {b: (c.id, c.to_persona, c.at) for b, c in found.items()}
+
+
 def distribution(*, session: Session, workspace_id: str) -> list[tuple[str, int]]:
     return repository.distribution(session, workspace_id)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from offerloop.delivery.journeys.loading import journey_from_data
 from offerloop.delivery.links import Links
 from offerloop.jobs import queue
 from offerloop.models import JourneyRun, JourneyVersion
+from offerloop.personas import service as personas_service
 from offerloop.pipeline.registry import LogEvent
 
 RUN: Final = "delivery.run"
@@ -45,33 +47,63 @@ def definition(row: JourneyVersion) -> spec.Journey:
 
 
 def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], now: datetime) -> None:
-    """Goals first (an event can end one run and start another), then triggers, for each track event."""
+    """Goals first (an event can end one run and start another), then triggers: each track event for the
+    journeys it names, and each buyer's newest persona change for the journeys waiting for that persona."""
     tracks = [e for e in events if e.type == "track" and e.buyer_id and e.name]
-    if not tracks:
-        return
     journeys = [(row, definition(row)) for row in repository.latest_journeys(session, workspace_id)]
     if not journeys:
         return
     by_version = {(row.name, row.version): d for row, d in journeys}
+    live = [(row, j) for row, j in journeys if not row.paused]
     for event in tracks:
-        assert event.buyer_id is not None and event.name is not None
         _goals(session, workspace_id, event, by_version, now)
-        for row, journey in journeys:
-            if not row.paused and journey.trigger.event == event.name:
-                _maybe_enter(session, workspace_id, row, journey, event, now)
+        for row, journey in live:
+            if journey.trigger.event == event.name:
+                tz = (event.context or {}).get("timezone")
+                _maybe_enter(session, workspace_id, row, journey, Entry(
+                    buyer_id=event.buyer_id or "", trigger_id=event.message_id, name=event.name or "",
+                    properties=event.properties or {}, timezone=tz if isinstance(tz, str) else None,
+                    timestamp=event.timestamp), now)  # fmt: skip
+    by_persona = [(row, j) for row, j in live if j.trigger.persona is not None]
+    buyers = sorted({e.buyer_id for e in events if e.buyer_id})
+    if by_persona and buyers:
+        changes = personas_service.latest_changes(
+            session=session, workspace_id=workspace_id, buyer_ids=buyers
+        )
+        for buyer_id, (change_id, persona, at) in sorted(changes.items()):
+            for row, journey in by_persona:
+                if journey.trigger.persona == persona:
+                    _maybe_enter(session, workspace_id, row, journey, Entry(
+                        buyer_id=buyer_id, trigger_id=f"persona:{change_id}", name=f"persona {persona}",
+                        properties={"persona": persona}, timezone=None, timestamp=at), now)  # fmt: skip
 
 
-def _matches(
-    match: spec.EventMatch, session: Session, workspace_id: str, event: LogEvent, now: datetime
+@dataclass(frozen=True)
+class Entry:
+    """What starts a run: an event or a persona change, named by ``trigger_id`` (one run per trigger)."""
+
+    buyer_id: str
+    trigger_id: str
+    name: str
+    properties: dict[str, Any]
+    timezone: str | None
+    timestamp: datetime
+
+
+def _holds(
+    where: Any,
+    session: Session,
+    workspace_id: str,
+    buyer_id: str,
+    properties: dict[str, Any] | None,
+    now: datetime,
 ) -> bool:
-    if match.where is None:
+    if where is None:
         return True
-    who = audience.recipient(session, workspace_id, event.buyer_id or "")
+    who = audience.recipient(session, workspace_id, buyer_id)
     if who is None:
         return False
-    return conditions.evaluate(
-        match.where, audience.facts(session, workspace_id, who, event.properties, now), now=now
-    )
+    return conditions.evaluate(where, audience.facts(session, workspace_id, who, properties, now), now=now)
 
 
 def _goals(
@@ -93,7 +125,7 @@ def _goals(
             or run.trigger_message_id == event.message_id
         ):
             continue  # an event from before the run began (late, or the trigger itself) is no conversion
-        if _matches(journey.goal, session, workspace_id, event, now):
+        if _holds(journey.goal.where, session, workspace_id, event.buyer_id or "", event.properties, now):
             _end(run, "converted", f"goal {event.name} ({event.message_id})", now)
 
 
@@ -102,13 +134,12 @@ def _maybe_enter(
     workspace_id: str,
     row: JourneyVersion,
     journey: spec.Journey,
-    event: LogEvent,
+    entry: Entry,
     now: datetime,
 ) -> None:
-    buyer_id = event.buyer_id or ""
-    if repository.run_for_trigger(session, workspace_id, journey.name, buyer_id, event.message_id):
-        return  # this event already started a run (the consumer sees an event again after a replay)
-    last = repository.last_run(session, workspace_id, journey.name, buyer_id)
+    if repository.run_for_trigger(session, workspace_id, journey.name, entry.buyer_id, entry.trigger_id):
+        return  # this trigger already started a run (the consumer sees an event again after a replay)
+    last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
     if last is not None:
         if last.state == "active" or journey.reentry == "never":
             return
@@ -116,16 +147,15 @@ def _maybe_enter(
             seconds=journey.reentry
         ):
             return
-    if not _matches(journey.trigger, session, workspace_id, event, now):
+    if not _holds(journey.trigger.where, session, workspace_id, entry.buyer_id, entry.properties, now):
         return
-    context_tz = (event.context or {}).get("timezone")
     run = JourneyRun(
-        workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=buyer_id,
+        workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=entry.buyer_id,
         occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=now,
-        context={"event": {"name": event.name, "message_id": event.message_id, "properties": event.properties or {},
-                           "timestamp": event.timestamp.isoformat()},
-                 "timezone": context_tz if isinstance(context_tz, str) else None, "decisions": {}},
-        trigger_message_id=event.message_id, started_at=now,
+        context={"event": {"name": entry.name, "message_id": entry.trigger_id, "properties": entry.properties,
+                           "timestamp": entry.timestamp.isoformat()},
+                 "timezone": entry.timezone, "decisions": {}},
+        trigger_message_id=entry.trigger_id[:255], started_at=now,
     )  # fmt: skip
     repository.add_run(session, run)
     queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=now, now=now)

@@ -36,11 +36,12 @@ from pydantic import (
     Tag,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from offerloop.core import conditions, durations
-from offerloop.declarative import Text, matching
+from offerloop.declarative import Text, matching, problem_at
 from offerloop.delivery import templates
 
 CHANNELS: Final = ("email", "push", "webhook", "inapp")
@@ -117,6 +118,21 @@ class EventMatch(_Model):
     where: Condition | None = None
 
 
+class Trigger(_Model):
+    """What starts a run: a track event by name, or the buyer entering a persona; ``where`` must hold too
+    (for an event, ``properties`` are the event's)."""
+
+    event: Text | None = None
+    persona: Text | None = Field(default=None, description="the buyer entered this persona")
+    where: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.event is None) == (self.persona is None):
+            raise problem_at((), "give exactly one of event or persona")
+        return self
+
+
 class Window(_Model):
     """Local times between which a message may be sent (``start`` > ``end`` spans midnight)."""
 
@@ -189,7 +205,11 @@ def _step_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         found = [k for k in STEP_KINDS if k in value]
         return found[0] if len(found) == 1 else None
-    return next((k for k in STEP_KINDS if k in type(value).model_fields), None) if isinstance(value, BaseModel) else None
+    return (
+        next((k for k in STEP_KINDS if k in type(value).model_fields), None)
+        if isinstance(value, BaseModel)
+        else None
+    )
 
 
 Step: TypeAlias = Annotated[
@@ -211,7 +231,7 @@ class Journey(_Model):
     name: Name
     description: str = ""
     category: Literal["transactional", "marketing"] = "marketing"
-    trigger: EventMatch
+    trigger: Trigger
     goal: EventMatch | None = None
     reentry: Literal["never", "always"] | Duration = "never"
     send_window: Window | None = Field(
