@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -342,3 +343,12 @@ async def inbox_stream(
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+_STATIC = Path(__file__).parent / "static"
+
+
+@router.get("/inapp.js", response_class=Response, summary="The in-app prompt script (shipped with offerloop)")
+def inapp_script() -> Response:
+    return Response((_STATIC / "inapp.js").read_bytes(), media_type="text/javascript",
+                    headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
