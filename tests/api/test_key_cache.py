@@ -13,14 +13,21 @@ from offerloop.db.uow import Database
 from offerloop.workspaces import repository as key_repository
 from offerloop.workspaces import service
 from offerloop.workspaces.exceptions import InvalidKey
+from offerloop.workspaces.schemas import Principal, WorkspaceCreated
 
 
-def test_revoked_key_is_refused_at_once_though_it_was_cached(db: Database) -> None:
+def _authenticated(db: Database, name: str) -> tuple[WorkspaceCreated, Principal]:
+    """A new workspace whose write key was just authenticated (so cached)."""
     with db.write() as session:
-        ws = service.create_workspace(session=session, name="cache")
+        ws = service.create_workspace(session=session, name=name)
     with db.read() as session:
         principal = service.authenticate(session=session, key=ws.write_key)
     assert service.cached_principal(ws.write_key) == principal
+    return ws, principal
+
+
+def test_revoked_key_is_refused_at_once_though_it_was_cached(db: Database) -> None:
+    ws, principal = _authenticated(db, "cache")
     with db.write() as session:
         service.revoke_key(session=session, workspace_id=ws.id, key_id=principal.key_id, actor="test")
     assert service.cached_principal(ws.write_key) is None
@@ -86,11 +93,7 @@ def test_the_cache_is_bounded_and_a_dropped_key_is_looked_up_again(
 
 
 def test_an_expired_entry_is_not_served(db: Database) -> None:
-    with db.write() as session:
-        ws = service.create_workspace(session=session, name="expiry")
-    with db.read() as session:
-        principal = service.authenticate(session=session, key=ws.write_key)
-    assert service.cached_principal(ws.write_key) == principal
+    ws, principal = _authenticated(db, "expiry")
     token_hash = service._hash(ws.write_key)
     service._cache.put(token_hash, (time.monotonic() - 0.001, principal))  # as it stands once its TTL passed
     assert service.cached_principal(ws.write_key) is None
