@@ -1,4 +1,4 @@
-"""offerloop.core.cache.VersionedCache: lookups by (id, version), LRU eviction, the size bound, threads."""
+"""offerloop.core.cache: VersionedCache (lookups by (id, version)) and LruCache; LRU eviction, the bound, threads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from offerloop.core.cache import VersionedCache
+from offerloop.core.cache import LruCache, VersionedCache
 
 
 def test_a_hit_needs_the_same_id_and_version() -> None:
@@ -124,3 +124,53 @@ def test_concurrent_gets_and_puts_stay_consistent_and_bounded() -> None:
     for key in cache.ids():
         versions = [v for v in range(3) if cache.get(key, v) == f"{key}@{v}"]
         assert len(versions) == 1  # exactly one version per id survives
+
+
+# LruCache: the same bound over plain keys.
+
+
+def test_lru_cache_evicts_the_least_recently_used_key() -> None:
+    cache: LruCache[str, int | None] = LruCache(2)
+    cache.put("a", None)
+    cache.put("b", 2)
+    assert cache.get("a", -1) is None  # a cached None is a hit (and a use of "a")
+    assert cache.get("missing", -1) == -1
+    cache.put("c", 3)
+    assert cache.keys() == ["a", "c"]
+    cache.put("a", 10)  # a put of a cached key replaces it, no eviction
+    assert cache.keys() == ["c", "a"]
+    assert (cache.get("a"), len(cache)) == (10, 2)
+
+
+def test_lru_cache_get_if_refuses_without_refreshing() -> None:
+    cache: LruCache[str, tuple[float, str]] = LruCache(2)
+    cache.put("a", (1.0, "old"))
+    cache.put("b", (9.0, "fresh"))
+    assert cache.get_if("a", lambda entry: entry[0] > 5.0) is None  # refused: "a" stays least recently used
+    assert cache.get_if("b", lambda entry: entry[0] > 5.0, "miss") == (9.0, "fresh")
+    cache.put("c", (9.0, "new"))
+    assert cache.keys() == ["b", "c"]
+
+
+def test_lru_cache_discard_where_forgets_the_matching_entries() -> None:
+    cache: LruCache[str, str] = LruCache(8)
+    for key, owner in [("h1", "k1"), ("h2", "k2"), ("h3", "k1"), ("h4", "k3")]:
+        cache.put(key, owner)
+    assert cache.discard_where(lambda _key, owner: owner == "k1") == 2
+    assert cache.keys() == ["h2", "h4"]
+    assert cache.discard_where(lambda _key, owner: owner == "k1") == 0
+    cache.discard("h2")
+    cache.discard("h2")
+    assert cache.keys() == ["h4"]
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="max_size must be >= 1, got 0"):
+        LruCache(0)
+
+
+def test_many_more_keys_than_the_bound_stay_within_it() -> None:
+    cache: LruCache[int, int] = LruCache(1000)
+    for key in range(200_000):
+        cache.put(key, key)
+    assert len(cache) == 1000
+    assert cache.keys() == list(range(199_000, 200_000))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.pages import InvalidCursor, decode_cursor, page_by_id, page_of
 from offerloop.features import service as features_service
-from offerloop.identity import erasure, identifiers, repository, resolver
+from offerloop.identity import erasure, erasure_repository, identifiers, repository, resolver
 from offerloop.identity.exceptions import (
     BuyerErased,
     BuyerNotFound,
@@ -427,7 +427,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     forms = sorted({f for n in needles for f in erasure.like_forms(n)})
     counts: dict[str, int] = {}
 
-    quarantined = repository.rows_for_erasure(
+    quarantined = erasure_repository.rows_for_erasure(
         session, QuarantinedEvent, workspace_id, needle_forms=forms,
         text_columns=(QuarantinedEvent.payload, QuarantinedEvent.raw, QuarantinedEvent.message_id,
                       QuarantinedEvent.user_id, QuarantinedEvent.anonymous_id, QuarantinedEvent.details),
@@ -443,52 +443,56 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
             theirs.append(q)
         elif erasure.mentions(fields, needles):
             mentioning.append(q)
-    counts["quarantined_matched"] = repository.delete_rows(session, theirs)
+    counts["quarantined_matched"] = erasure_repository.delete_rows(session, theirs)
     for q in mentioning:
         q.payload, q.raw, q.details = (erasure.redact(v, needles) for v in (q.payload, q.raw, q.details))
     renamed: dict[str, str] = {}
     seqs: list[int] = []
-    for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
+    for event in erasure_repository.buyer_events_for_erasure(session, workspace_id, ids):
         seqs.append(event.id)
         event.properties = erasure.facts(event.properties, needles)
         if erasure.mentions(event.message_id, needles):
             renamed[event.message_id] = event.message_id = erasure.pseudonym(event.message_id)
     session.flush()
-    repository.rename_dedup(session, workspace_id, renamed)
-    for parked in repository.parked_of(session, workspace_id, seqs):  # a consumer's error may quote them
+    erasure_repository.rename_dedup(session, workspace_id, renamed)
+    for parked in erasure_repository.parked_of(
+        session, workspace_id, seqs
+    ):  # a consumer's error may quote them
         parked.error = erasure.redact(parked.error, needles)
         parked.message_id = renamed.get(parked.message_id, parked.message_id)
-    counts.update(repository.erase_buyer(session, workspace_id, ids, utcnow()))
-    counts.update(repository.delete_buyer_stores(session, workspace_id, ids))
+    counts.update(erasure_repository.erase_buyer(session, workspace_id, ids, utcnow()))
+    counts.update(erasure_repository.delete_buyer_stores(session, workspace_id, ids))
 
-    order_ids = repository.order_ids_of(session, workspace_id, ids)
-    for d in repository.rows_for_erasure(session, Decision, workspace_id, keyed=Decision.buyer_id.in_(ids)):
+    order_ids = erasure_repository.order_ids_of(session, workspace_id, ids)
+    for d in erasure_repository.rows_for_erasure(
+        session, Decision, workspace_id, keyed=Decision.buyer_id.in_(ids)
+    ):
         d.context = erasure.decision_context(d.context, needles)
         d.candidates = erasure.redact(d.candidates, needles)
         d.items = erasure.redact(d.items, needles)
         d.excluded = erasure.redact(d.excluded, needles)
-    for o in repository.rows_for_erasure(session, Order, workspace_id, keyed=Order.buyer_id.in_(ids)):
+    for o in erasure_repository.rows_for_erasure(session, Order, workspace_id, keyed=Order.buyer_id.in_(ids)):
         o.checkout_url = None
         o.lines = erasure.redact(o.lines, needles)
-    for sub in repository.rows_for_erasure(
+    for sub in erasure_repository.rows_for_erasure(
         session, Subscription, workspace_id, keyed=Subscription.buyer_id.in_(ids),
         text_columns=(Subscription.state,), needle_forms=forms,
     ):  # fmt: skip
         sub.state = erasure.redact(sub.state, needles)
-    for pe in repository.rows_for_erasure(
+    for pe in erasure_repository.rows_for_erasure(
         session, PaymentEvent, workspace_id, keyed=PaymentEvent.order_id.in_(order_ids),
         text_columns=(PaymentEvent.payload,), needle_forms=forms,
     ):  # fmt: skip
         pe.payload = erasure.redact(pe.payload, needles)
-    for entry in repository.rows_for_erasure(
+    for entry in erasure_repository.rows_for_erasure(
         session, LedgerEntry, workspace_id, text_columns=(LedgerEntry.tags,), needle_forms=forms
     ):
         entry.tags = erasure.redact(entry.tags, needles)
-    for posting in repository.rows_for_erasure(
+    for posting in erasure_repository.rows_for_erasure(
         session, LedgerPosting, workspace_id, text_columns=(LedgerPosting.memo,), needle_forms=forms
     ):
         posting.memo = erasure.redact(posting.memo, needles)
-    for note in repository.rows_for_erasure(
+    for note in erasure_repository.rows_for_erasure(
         session, AuditEntry, workspace_id, text_columns=(AuditEntry.details, AuditEntry.target_id),
         needle_forms=forms,
     ):  # fmt: skip
@@ -531,7 +535,7 @@ def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[
         if b is not None:
             identifiers.append(b.user_id or "")
             traits.append(b.traits or {})
-    for event in repository.buyer_events_for_erasure(session, workspace_id, ids):
+    for event in erasure_repository.buyer_events_for_erasure(session, workspace_id, ids):
         identifiers += [event.user_id or "", event.anonymous_id or "", event.previous_id or ""]
         traits.append(event.traits or {})
         traits.append(event.properties or {})

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from offerloop.core.cache import LruCache
 from offerloop.core.clock import utcnow
 from offerloop.db.base import table_of
 from offerloop.db.uow import after_commit
@@ -92,8 +93,9 @@ def head(session: Session, workspace_id: str) -> int:
     return int(session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id)) or 0)
 
 
-# (database, workspace) -> its buyer partitions, once committed (the count never changes afterwards).
-_layouts: dict[tuple[int, str], int] = {}
+# (database, workspace) -> its buyer partitions, once committed (the count never changes afterwards); the
+# least recently used of more workspaces than the bound are read again.
+_layouts: LruCache[tuple[int, str], int] = LruCache(max_size=1 << 16)
 
 
 def layout(session: Session, workspace_id: str, default: int) -> int:
@@ -118,9 +120,9 @@ def layout(session: Session, workspace_id: str, default: int) -> int:
             select(PipelineOrigin.partitions).where(PipelineOrigin.workspace_id == workspace_id)
         )
         assert stored is not None
-        after_commit(session, lambda: _layouts.__setitem__(key, int(stored)))
+        after_commit(session, lambda: _layouts.put(key, int(stored)))
     else:
-        _layouts[key] = int(stored)
+        _layouts.put(key, int(stored))
     return int(stored)
 
 
@@ -194,18 +196,21 @@ def assign_parts(session: Session, workspace_id: str, first: int, last: int, par
     return parts
 
 
-# (database, workspace, kind, partition) of checkpoint rows known to exist (added after the creating commit).
-_rows: set[tuple[int, str, str, int]] = set()
+# (database, workspace) -> the (kind, partition) of its checkpoint rows known to exist, added after the creating
+# commit; a workspace dropped from the bound, or an addition lost to a concurrent one, costs a redundant insert
+# that does nothing (ON CONFLICT DO NOTHING).
+_rows: LruCache[tuple[int, str], frozenset[tuple[str, int]]] = LruCache(max_size=1 << 14)
 
 
 def ensure_jobs(session: Session, workspace_id: str, kinds: Iterable[str], parts: Iterable[int]) -> None:
     """Create the checkpoint rows that do not exist yet, starting at the workspace's origin."""
-    engine = id(session.get_bind().engine)
-    todo = [(k, p) for k in kinds for p in parts if (engine, workspace_id, k, p) not in _rows]
+    key = (id(session.get_bind().engine), workspace_id)
+    known = _rows.get(key, frozenset())
+    todo = [(k, p) for k in kinds for p in parts if (k, p) not in known]
     if not todo:
         return
     _create_jobs(session, workspace_id, todo)
-    after_commit(session, lambda: _rows.update((engine, workspace_id, k, p) for k, p in todo))
+    after_commit(session, lambda: _rows.put(key, _rows.get(key, frozenset()).union(todo)))
 
 
 def _create_jobs(session: Session, workspace_id: str, todo: list[tuple[str, int]]) -> None:

@@ -17,15 +17,14 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database, after_commit, after_commit_mark, drop_after_commit_since
 from offerloop.jobs import lease, queue
 from offerloop.jobs import runner as jobs_runner
-from offerloop.models import Job, ParkedEvent, Workspace
-from offerloop.pipeline import log, metrics
+from offerloop.models import Job, ParkedEvent
+from offerloop.pipeline import checkpoints, log, metrics
 from offerloop.pipeline.registry import Consumer, LogEvent, consumers
 from offerloop.telemetry import log as logger
 
@@ -118,14 +117,10 @@ def gate(session: Session, consumer: Consumer, workspace_id: str) -> int | None:
     if not before:
         return None
     key = log.key_of(workspace_id, log.IDENTITY_PART)
-    low, found = session.execute(
-        select(func.min(Job.cursor), func.count()).where(
-            Job.workspace_id == workspace_id, Job.kind.in_(before), Job.key == key
-        )
-    ).one()
+    low, found = checkpoints.lowest_cursor(session, workspace_id, before, key)
     if found < len(before):
         return log.origin(session, workspace_id)
-    return int(low or 0)
+    return low
 
 
 def _try(
@@ -217,20 +212,9 @@ def _riders(session: Session, consumer: Consumer, job: Job, now: datetime) -> li
     others = {log.kind_of(c.name): c for c in consumers() if c.stage == "buyer" and c.name != consumer.name}
     if consumer.stage != "buyer" or not others:
         return []
-    query = select(Job).where(
-        Job.workspace_id == job.workspace_id,
-        Job.kind.in_(list(others)),
-        Job.key == job.key,
-        Job.cursor == job.cursor,
-        Job.state != "parked",
-        or_(Job.lease_until.is_(None), Job.lease_until < now),
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    free = checkpoints.free_at_cursor(session, job.workspace_id, list(others), job.key, job.cursor, now)
     # (A cleared payload may be SQL NULL or JSON null, so the poisoned-event check is made here.)
-    rows = sorted(
-        (j for j in session.scalars(query) if not j.payload), key=lambda j: (others[j.kind].order, j.kind)
-    )
+    rows = sorted((j for j in free if not j.payload), key=lambda j: (others[j.kind].order, j.kind))
     return [(others[j.kind], j) for j in rows]
 
 
@@ -316,9 +300,7 @@ def recheck(db: Database, consumer: Consumer, workspace_id: str, part: int) -> N
     kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
     with db.read() as session:
         log.lock_feed(session, workspace_id, consumer.stage)  # a feeder still committing is waited for
-        job = session.scalars(
-            select(Job).where(Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key)
-        ).one_or_none()
+        job = checkpoints.row(session, workspace_id, kind, key)
         if job is None or job.state != "done":
             return
         limit = gate(session, consumer, workspace_id)
@@ -339,15 +321,7 @@ def _locked_if_free(
     """The partition's row, locked for this transaction, unless a worker holds it (its lease, its lock)."""
     kind = log.kind_of(consumer.name)
     log.ensure_jobs(session, workspace_id, [kind], [part])
-    query = select(Job).where(
-        Job.workspace_id == workspace_id,
-        Job.kind == kind,
-        Job.key == log.key_of(workspace_id, part),
-        or_(Job.lease_until.is_(None), Job.lease_until < now),
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return session.scalars(query).one_or_none()
+    return checkpoints.locked_if_free(session, workspace_id, kind, log.key_of(workspace_id, part), now)
 
 
 def _advance(
@@ -380,11 +354,7 @@ def _advance(
                     return False
         if job is None:
             with db.read() as session:
-                cursor = session.scalar(
-                    select(Job.cursor).where(
-                        Job.workspace_id == workspace_id, Job.kind == kind, Job.key == key
-                    )
-                )
+                cursor = checkpoints.cursor_of(session, workspace_id, kind, key)
             if int(cursor or 0) >= target:
                 return True
         if time.monotonic() > deadline:
@@ -400,11 +370,7 @@ def _pending(session: Session, workspace_id: str, target: int) -> dict[str, list
     if not stage:
         return {}
     kinds = {log.kind_of(c.name): c.name for c in stage}
-    rows = session.execute(
-        select(Job.kind, Job.key, Job.cursor).where(
-            Job.workspace_id == workspace_id, Job.kind.in_(list(kinds))
-        )
-    ).all()
+    rows = checkpoints.cursors(session, workspace_id, list(kinds))
     origin = log.origin(session, workspace_id)
     cursors: dict[str, dict[int, int]] = {name: {} for name in kinds.values()}
     for kind, key, cursor in rows:
@@ -425,15 +391,7 @@ def _identity_behind(session: Session, workspace_id: str, target: int) -> list[C
     if not names:
         return []
     key = log.key_of(workspace_id, log.IDENTITY_PART)
-    cursors = dict(
-        session.execute(
-            select(Job.kind, Job.cursor).where(
-                Job.workspace_id == workspace_id,
-                Job.kind.in_([log.kind_of(c.name) for c in names]),
-                Job.key == key,
-            )
-        ).all()
-    )
+    cursors = checkpoints.cursors_at(session, workspace_id, [log.kind_of(c.name) for c in names], key)
     start = None
     behind = []
     for c in names:
@@ -512,7 +470,7 @@ def drain(db: Database, workspace_id: str | None = None, up_to: int | None = Non
     """Run every consumer until caught up (one workspace, or all); for tests, the CLI and inline mode."""
     if workspace_id is None:
         with db.read() as session:
-            workspaces = list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
+            workspaces = checkpoints.workspace_ids(session)
     else:
         workspaces = [workspace_id]
     for ws in workspaces:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from offerloop.config import is_placeholder_secret
+from offerloop.core.cache import LruCache
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.pages import decode_cursor, page_of
@@ -24,10 +25,11 @@ _KEY_PREFIX = {"write": "wk", "secret": "sk"}
 # Positive lookups are cached briefly: the ingest path must not pay a query per request.
 # A revocation is seen at once in this process (the entry is dropped when revoke_key runs and again once
 # its transaction commits, and a lookup that raced with it is not cached), and within the TTL (half a
-# second) in other processes, which have no way to hear of it sooner.
+# second) in other processes, which have no way to hear of it sooner. Bounded: the least recently used of
+# more keys than that are dropped (an expired entry waits for that, or for its key's next lookup).
 _CACHE_TTL_S = 0.5
-_cache: dict[str, tuple[float, Principal]] = {}
-_cache_lock = threading.Lock()
+_cache: LruCache[str, tuple[float, Principal]] = LruCache(max_size=1 << 14)  # key hash -> (expiry, principal)
+_cache_lock = threading.Lock()  # a revocation's generation bump and a lookup's check-then-cache
 _generation = 0  # bumped by every revocation: a lookup that straddles one is answered but not cached
 
 
@@ -110,15 +112,13 @@ def _forget_key(key_id: str) -> None:
     global _generation
     with _cache_lock:
         _generation += 1
-        for token_hash, (_, principal) in list(_cache.items()):
-            if principal.key_id == key_id:
-                del _cache[token_hash]
+        _cache.discard_where(lambda _hash, entry: entry[1].key_id == key_id)
 
 
 def cached_principal(key: str) -> Principal | None:
     """The principal of a key authenticated within the last few seconds, without touching the database."""
-    hit = _cache.get(_hash(key)) if key else None
-    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+    hit = _cache.get_if(_hash(key), lambda entry: entry[0] > time.monotonic()) if key else None
+    return hit[1] if hit is not None else None
 
 
 def authenticate(*, session: Session, key: str) -> Principal:
@@ -136,11 +136,11 @@ def authenticate(*, session: Session, key: str) -> Principal:
     principal = Principal(workspace_id=row.workspace_id, key_id=row.id, kind=row.kind)
     with _cache_lock:
         if generation == _generation:  # no revocation since the row was read
-            _cache[token_hash] = (now + _CACHE_TTL_S, principal)
+            _cache.put(token_hash, (now + _CACHE_TTL_S, principal))
     return principal
 
 
-_signing: dict[str, str] = {}
+_signing: LruCache[str, str] = LruCache(max_size=64)  # database URL -> its link-signing secret
 
 
 def signing_secret(*, session: Session, configured: str) -> str:
@@ -149,12 +149,13 @@ def signing_secret(*, session: Session, configured: str) -> str:
     if not is_placeholder_secret(configured):
         return configured
     url = str(session.get_bind().engine.url)
-    if url not in _signing:
+    value = _signing.get(url)
+    if value is None:
         value = repository.server_secret(session, "link_signing")
         if not value:
             raise RuntimeError("this database has no link-signing secret: run `offerloop migrate`")
-        _signing[url] = value
-    return _signing[url]
+        _signing.put(url, value)
+    return value
 
 
 ConfigField = Literal["signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog"]
