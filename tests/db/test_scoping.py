@@ -33,7 +33,7 @@ from offerloop.models import Action
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 SRC = Path(offerloop.__file__).parent
-REPOSITORIES = sorted(SRC.glob("*/repository.py"))
+REPOSITORIES = sorted([*SRC.glob("*/repository.py"), *SRC.glob("*/*_repository.py")])
 SCOPED = {"scoped_select", "scoped_update", "scoped_delete"}
 BARE = {"select", "update", "delete", "insert"}
 # insert is allowed (a row carries its own workspace_id); only reads and writes of existing rows are scoped

@@ -324,3 +324,20 @@ def test_entering_a_persona_starts_a_journey_once(client, db, write_headers, sec
     assert [(m["subject"], m["status"]) for m in sent] == [("Welcome to the buyers", "sent")]
     body = client.get(f"/v1/messages/{sent[0]['id']}", headers=secret_headers).json()["body"]
     assert body["text"] == "You are now a buyer"
+
+
+def test_erasing_a_buyer_erases_their_runs_addresses_and_message_content(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    identify(client, write_headers, "kim", first_name="Kim")
+    track(client, write_headers, "kim", "Order Completed", {"total_minor": 500, "offer": "Course"}, "o1")
+    run_jobs(db, utcnow())
+    assert client.post("/v1/delivery/suppressions", headers=secret_headers,
+                       json={"address": "kim@example.com", "scope": "marketing"}).status_code == 201  # fmt: skip
+    buyer = client.get("/v1/journey-runs", headers=secret_headers).json()["items"][0]["buyer_id"]
+    assert client.delete(f"/v1/buyers/{buyer}", headers=secret_headers).status_code == 200
+    assert client.get("/v1/journey-runs", headers=secret_headers).json()["items"] == []
+    [message] = messages(client, secret_headers)
+    detail = client.get(f"/v1/messages/{message['id']}", headers=secret_headers).json()
+    assert (detail["status"], detail["recipient"], detail["subject"], detail["body"]) == ("sent", None, None, {})
+    assert client.get("/v1/delivery/suppressions", headers=secret_headers).json()["items"] == []

@@ -37,9 +37,9 @@ def journey(
     return session.scalars(stmt).first()
 
 
-def add_journey_version(session: Session, row: JourneyVersion) -> None:
+def add_journey_version(session: Session, workspace_id: str, row: JourneyVersion) -> None:
     session.execute(
-        scoped_update(JourneyVersion, row.workspace_id)
+        scoped_update(JourneyVersion, workspace_id)
         .where(JourneyVersion.name == row.name, JourneyVersion.latest.is_(True))
         .values(latest=False)
     )
@@ -251,11 +251,11 @@ def remove_suppression(session: Session, workspace_id: str, suppression_id: int)
 
 
 def settings(session: Session, workspace_id: str) -> DeliverySettings | None:
-    return session.get(DeliverySettings, workspace_id)
+    return session.scalars(scoped_select(DeliverySettings, workspace_id)).first()
 
 
 def save_settings(session: Session, workspace_id: str, data: dict[str, Any], now: datetime) -> None:
-    row = session.get(DeliverySettings, workspace_id)
+    row = settings(session, workspace_id)
     if row is None:
         session.add(DeliverySettings(workspace_id=workspace_id, settings=data, updated_at=now))
     else:

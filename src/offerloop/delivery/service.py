@@ -72,7 +72,7 @@ def save_journey(
         paused=latest.paused if latest else False, definition=data, content_version=version_text,
         created_at=now or utcnow(),
     )  # fmt: skip
-    repository.add_journey_version(session, row)
+    repository.add_journey_version(session, workspace_id, row)
     return _read(row)
 
 

@@ -51,6 +51,10 @@ is added without a decision here, and scans every table for the buyer's data aft
 | event_dedup          | keep; a message id that holds a needle is pseudonymised with its event's           |
 | parked_events        | keep (seq, consumer); needles out of the error, message id as its event's           |
 | pipeline_origin      | no buyer rows: nothing to do                                                       |
+| journey_runs         | delete                                                                             |
+| delivery_outbox      | keep (counts), recipient, subject and body erased                                  |
+| delivery_suppressions| delete the buyer's addresses                                                       |
+| journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
 | workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
@@ -106,6 +110,11 @@ PLAN: Final[Mapping[str, Action]] = {
     "actions": "none",
     "policy_snapshots": "none",
     "server_secrets": "none",
+    "journey_versions": "none",
+    "delivery_settings": "none",
+    "journey_runs": "delete",
+    "delivery_outbox": "redact",  # kept for counts (caps, attribution); address and content erased
+    "delivery_suppressions": "delete",  # the buyer's addresses: nothing is sent to an erased buyer
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

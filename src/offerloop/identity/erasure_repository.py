@@ -25,11 +25,14 @@ from offerloop.models import (
     FulfilmentTask,
     Identity,
     IdentityConflict,
+    JourneyRun,
     Merge,
     Order,
+    OutboxMessage,
     ParkedEvent,
     PaymentEvent,
     QuarantinedEvent,
+    Suppression,
     Touchpoint,
 )
 
@@ -159,6 +162,29 @@ def delete_buyer_stores(session: Session, workspace_id: str, buyer_ids: list[str
     for name, stmt in deletes.items():
         counts[name] = session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
     return counts
+
+
+def erase_delivery(
+    session: Session, workspace_id: str, buyer_ids: list[str], addresses: list[str]
+) -> dict[str, int]:
+    """Journey runs go; messages stay for counts with their address and content erased; suppressions of
+    the buyer's addresses go (the buyer is gone, so nothing is sent to them again)."""
+    runs = session.execute(scoped_delete(JourneyRun, workspace_id).where(JourneyRun.buyer_id.in_(buyer_ids)))
+    outbox = session.execute(
+        scoped_update(OutboxMessage, workspace_id)
+        .where(OutboxMessage.buyer_id.in_(buyer_ids))
+        .values(recipient=None, subject=None, body={}, detail=None)
+    )
+    suppressions = session.execute(
+        scoped_delete(Suppression, workspace_id).where(
+            Suppression.address.in_([a.lower() for a in addresses] + addresses)
+        )
+    )
+    return {
+        "journey_runs": runs.rowcount or 0,  # type: ignore[attr-defined]
+        "delivery_outbox": outbox.rowcount or 0,  # type: ignore[attr-defined]
+        "delivery_suppressions": suppressions.rowcount or 0,  # type: ignore[attr-defined]
+    }
 
 
 def rename_dedup(session: Session, workspace_id: str, renamed: dict[str, str]) -> None:

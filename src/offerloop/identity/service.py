@@ -462,6 +462,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
         parked.message_id = renamed.get(parked.message_id, parked.message_id)
     counts.update(erasure_repository.erase_buyer(session, workspace_id, ids, utcnow()))
     counts.update(erasure_repository.delete_buyer_stores(session, workspace_id, ids))
+    counts.update(erasure_repository.erase_delivery(session, workspace_id, ids, sorted(identifier_needles)))
 
     order_ids = erasure_repository.order_ids_of(session, workspace_id, ids)
     for d in erasure_repository.rows_for_erasure(
