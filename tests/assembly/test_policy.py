@@ -138,6 +138,7 @@ def test_version_is_a_hash_of_the_canonical_content() -> None:
 def test_review_forms() -> None:
     base = "id: p\ntitle: T\nsections: [{key: s, title: S, intro: hi}]\n"
     assert parse_policy(base).review == Review("never")
+    assert parse_policy(base + "review: null\n").review == Review("never")
     assert parse_policy(base + "review: guard_fired\n").review == Review("guard_fired")
     assert parse_policy(base + "review: {above_offer_value: 5000}\n").review == Review(
         "above_offer_value", 5000.0

@@ -270,6 +270,11 @@ def _none_is_empty(value: Any) -> Any:
     return [] if value is None else value  # `kinds: null` reads as no kinds, as it always has
 
 
+def _or(default: str) -> BeforeValidator:
+    """``null`` reads as the default (``persona: null`` is ``prefer``), as it always has."""
+    return BeforeValidator(lambda value: default if value is None else value)
+
+
 _SLUG: Final = r"[a-z0-9][a-z0-9_-]*"
 NonBlank = Annotated[str, Strict(), AfterValidator(_non_blank)]
 PolicyId = Annotated[str, matching(_SLUG, f"a policy id ({_SLUG})")]
@@ -307,6 +312,8 @@ _REVIEW_FORMS: Final = "never, always, guard_fired or {above_offer_value: <amoun
 
 def _review(value: Any) -> Review:
     """``never | always | guard_fired`` or ``{above_offer_value: <amount>}`` (amount >= 0)."""
+    if value is None:
+        return Review()
     if isinstance(value, Review):
         return value
     if isinstance(value, str) and value in REVIEW_MODES[:3]:
@@ -371,8 +378,8 @@ class SlotSchema(_Strict):
     tags_all: Annotated[list[Tag], BeforeValidator(_none_is_empty)] = []
     tags_from_answers: Annotated[list[QuestionId], BeforeValidator(_none_is_empty)] = []
     level: LevelSchema | None = None
-    persona: PersonaMode = "prefer"
-    order: Order = "relevance"
+    persona: Annotated[PersonaMode, _or("prefer")] = "prefer"
+    order: Annotated[Order, _or("relevance")] = "relevance"
     when: When = None
     fallback: FallbackSchema = Field(description="{title, markdown} or {atom: atom-id}")
 
@@ -412,7 +419,7 @@ class SectionSchema(_Strict):
 
 class PolicySchema(_Strict):
     id: PolicyId
-    deliverable: Deliverable = "workbook"
+    deliverable: Annotated[Deliverable, _or("workbook")] = "workbook"
     title: NonBlank
     subtitle: NonBlank | None = None
     review: Annotated[Review, PlainValidator(_review)] = Review()
