@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from tests.assembly.test_artifacts_api import buyer, setup_workspace
 from tests.conftest import LiveServer, basic, bearer
 
+from offerloop.assembly import links
 from offerloop.assembly import service as assembly_service
 from offerloop.cli.process import free_port
 from offerloop.config import Settings
@@ -38,14 +39,14 @@ def test_the_default_secret_cannot_forge_download_links(client, db, secret_heade
     artifact_id = ready_artifact(client, db, secret_headers, write_headers)
     expires = int(time.time()) + 600
     for placeholder in ("dev-secret", "secret", "change-me", ""):
-        sig = assembly_service._sign(placeholder, artifact_id, 1, "html", expires)
+        sig = links.sign(placeholder, artifact_id, 1, "html", expires)
         forged = client.get(f"/v1/files/{artifact_id}/1/html?expires={expires}&sig={sig}")
         assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_link"
     real = client.get(f"/v1/artifacts/{artifact_id}/download?format=html", headers=secret_headers).json()
     assert client.get(real["url"]).status_code == 200
     # A configured secret is used as is: links signed with it open, others do not.
     client.app.state.settings.secret = "a-real-secret-of-32-characters-ok"
-    sig = assembly_service._sign("a-real-secret-of-32-characters-ok", artifact_id, 1, "html", expires)
+    sig = links.sign("a-real-secret-of-32-characters-ok", artifact_id, 1, "html", expires)
     assert client.get(f"/v1/files/{artifact_id}/1/html?expires={expires}&sig={sig}").status_code == 200
     assert client.get(real["url"]).status_code == 403
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from offerloop.assembly.exceptions import AssemblyError, InvalidPolicy
+from offerloop.assembly.exceptions import InvalidPolicy
 from offerloop.assembly.inputs import BuyerInputs
 from offerloop.assembly.policy import (
     AtomFallback,
@@ -26,6 +26,7 @@ from offerloop.assembly.policy import (
 from offerloop.core import conditions
 from offerloop.core.conditions import MISSING, All, Any_, Leaf, Not, describe
 from offerloop.core.errors import OfferloopError
+from offerloop.declarative import ConfigError
 
 SPEC_EXAMPLE = """\
 id: launch-workbook
@@ -61,10 +62,14 @@ def problems(text: str, path: str = "policy.yaml") -> list[str]:
     with pytest.raises(InvalidPolicy) as info:
         parse_policy(text, path=path)
     error = info.value
-    assert isinstance(error, AssemblyError) and isinstance(error, OfferloopError)
+    assert isinstance(error, ConfigError) and isinstance(error, OfferloopError)
     assert error.status_code == 422
     assert error.code == "invalid_policy"
-    assert error.details == {"problems": list(error.problems)}
+    assert error.details == [
+        {"path": p.file, "line": p.line, "location": p.path or None, "message": p.message}
+        for p in error.found
+    ]
+    assert error.problems == [str(p) for p in error.found]
     assert error.message == "\n".join(error.problems)
     return list(error.problems)
 
@@ -133,6 +138,7 @@ def test_version_is_a_hash_of_the_canonical_content() -> None:
 def test_review_forms() -> None:
     base = "id: p\ntitle: T\nsections: [{key: s, title: S, intro: hi}]\n"
     assert parse_policy(base).review == Review("never")
+    assert parse_policy(base + "review: null\n").review == Review("never")
     assert parse_policy(base + "review: guard_fired\n").review == Review("guard_fired")
     assert parse_policy(base + "review: {above_offer_value: 5000}\n").review == Review(
         "above_offer_value", 5000.0
@@ -172,11 +178,11 @@ sections:
     assert problems(text) == [
         "policy.yaml:1: id: must be a policy id ([a-z0-9][a-z0-9_-]*), got 'Bad Id'",
         "policy.yaml:2: title: must be a non-empty string, got ''",
-        "policy.yaml:3: colour: unknown key (expected one of id, deliverable, title, subtitle, review, sections)",
+        "policy.yaml:3: colour: unknown key 'colour' (allowed: id, deliverable, title, subtitle, review, sections)",
         "policy.yaml:4: review: must be never, always, guard_fired or {above_offer_value: <amount>}, got 'sometimes'",
         "policy.yaml:8: sections[0].when.in: must be a list of 1 to 1000 values, got []",
-        "policy.yaml:10: sections[0].slots[0].fallback: required: {title, markdown} or {atom: atom-id}",
-        "policy.yaml:11: sections[0].slots[0].choose: must be a positive integer, got 0",
+        "policy.yaml:10: sections[0].slots[0]: missing required key 'fallback' ({title, markdown} or {atom: atom-id})",
+        "policy.yaml:11: sections[0].slots[0].choose: must be at least 1, got 0",
         "policy.yaml:12: sections[0].slots[0].kinds[0]: must be one of lesson, template, checklist, snippet, "
         "exercise, got 'video'",
         "policy.yaml:13: sections[0].slots[0].tags_any[0]: must be a tag ([a-z0-9][a-z0-9_-]*), got 'Pricing'",
@@ -184,11 +190,50 @@ sections:
         "policy.yaml:15: sections[0].slots[0].persona: must be one of prefer, require, ignore, got 'maybe'",
         "policy.yaml:16: sections[0].slots[0].order: must be one of relevance, level, minutes, title, got 'random'",
         "policy.yaml:17: sections[0].slots[0].when.gte: must be a finite number or text, got [1]",
-        "policy.yaml:18: sections[0].slots[1].key: duplicate slot key 'one' (also slots[0])",
         "policy.yaml:19: sections[0].slots[1].fallback: give either atom or title/markdown, not both",
-        "policy.yaml:20: sections[1].key: duplicate section key 'start' (also sections[0])",
-        "policy.yaml:22: sections[1].title: duplicate key (the later value would silently win)",
-        "policy.yaml:24: sections[1].slots[0].key: required",
+        "policy.yaml:22: sections[1].title: duplicate key 'title' (first at line 21)",
+        "policy.yaml:24: sections[1].slots[0]: missing required key 'key'",
+    ]
+
+
+def test_misspelled_keys_and_choices_get_a_hint() -> None:
+    text = """\
+id: p
+titel: T
+sections:
+  - key: a
+    title: A
+    slots:
+      - key: s
+        persona: prefr
+        fallback: {markdown: x, atm: y}
+"""
+    assert problems(text) == [
+        "policy.yaml:1: missing required key 'title'",
+        "policy.yaml:2: titel: unknown key 'titel' (did you mean 'title'?)",
+        "policy.yaml:8: sections[0].slots[0].persona: must be one of prefer, require, ignore, got 'prefr' "
+        "(did you mean 'prefer'?)",
+        "policy.yaml:9: sections[0].slots[0].fallback.atm: unknown key 'atm' (did you mean 'atom'?)",
+    ]
+
+
+def test_fallback_forms() -> None:
+    base = "id: p\ntitle: T\nsections:\n  - {key: a, title: A, slots: [{key: s, fallback: %s}]}\n"
+    slot = parse_policy(base % "{atom: an-atom}").sections[0].slots[0]
+    assert slot.fallback == AtomFallback("an-atom")
+    slot = parse_policy(base % '{markdown: "  x\\n"}').sections[0].slots[0]
+    assert slot.fallback == TextFallback(markdown="  x\n")  # kept as written
+    assert problems(base % "{}") == [
+        "policy.yaml:4: sections[0].slots[0].fallback: missing required key 'markdown' (or give atom)"
+    ]
+    assert problems(base % "{title: T}") == [
+        "policy.yaml:4: sections[0].slots[0].fallback: missing required key 'markdown' (or give atom)"
+    ]
+    assert problems(base % "{atom: x, title: null}") == [
+        "policy.yaml:4: sections[0].slots[0].fallback: give either atom or title/markdown, not both"
+    ]
+    assert problems(base % "{markdown: '   '}") == [
+        "policy.yaml:4: sections[0].slots[0].fallback.markdown: must be a non-empty string, got '   '"
     ]
 
 
@@ -262,12 +307,13 @@ def test_condition_problems(when: str, message: str) -> None:
 
 def test_yaml_syntax_errors_and_non_mappings() -> None:
     assert problems("id: p\ntitle: [unclosed\n") == [
-        "policy.yaml: invalid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>'"
+        "policy.yaml:3: invalid YAML (column 1): expected ',' or ']', but got '<stream end>'"
     ]
-    assert problems("") == ["policy.yaml: the policy is empty"]
-    assert problems("- a\n- b\n") == ["policy.yaml:1: policy: must be a mapping, got ['a', 'b']"]
-    assert problems("id: p\ntitle: T\n") == [
-        "policy.yaml:1: sections: must be a non-empty list of sections, got None"
+    assert problems("") == ["policy.yaml:1: the policy is empty"]
+    assert problems("- a\n- b\n") == ["policy.yaml:1: must be a mapping, got ['a', 'b']"]
+    assert problems("id: p\ntitle: T\n") == ["policy.yaml:1: missing required key 'sections'"]
+    assert problems("id: p\ntitle: T\nsections: []\n") == [
+        "policy.yaml:3: sections: must have at least 1 item, got 0"
     ]
     assert problems("id: p\ntitle: T\nsections: [{key: a, title: A}]\n", path="<string>") == [
         "<string>:3: sections[0].slots: a section needs at least one slot or an intro"
@@ -405,12 +451,20 @@ def test_recursive_and_exploding_aliases_are_bounded() -> None:
     assert problems(recursive) == [
         "policy.yaml:4: sections[0].when" + ".not" * 17 + ": nested deeper than 16 levels"
     ]
-    levels = ["c0: &c0 {score: r, gte: 1}"]
-    levels += [f"c{n}: &c{n} {{all: [*c{n - 1}, *c{n - 1}]}}" for n in range(1, 15)]
-    # The anchors are defined under an unknown key, so that key is reported too.
-    bomb = "id: p\ntitle: T\nx:\n" + "".join(f"  {line}\n" for line in levels)
-    bomb += "sections:\n  - {key: a, title: A, intro: hi, when: *c14}\n"
-    found = problems(bomb)
+
+    def bomb(depth: int) -> str:
+        levels = ["c0: &c0 {score: r, gte: 1}"]
+        levels += [f"c{n}: &c{n} {{all: [*c{n - 1}, *c{n - 1}]}}" for n in range(1, depth + 1)]
+        # The anchors are defined under an unknown key, so that key is reported too.
+        text = "id: p\ntitle: T\nx:\n" + "".join(f"  {line}\n" for line in levels)
+        return text + f"sections:\n  - {{key: a, title: A, intro: hi, when: *c{depth}}}\n"
+
+    # 2**11 - 1 condition nodes: the condition language's own bound.
+    found = problems(bomb(10))
     assert found[0].startswith("policy.yaml:3: x: unknown key")
     assert found[1].endswith(": more than 1000 conditions")
     assert len(found) == 2
+    # Billions of nodes: refused by the reader before anything walks them.
+    assert problems(bomb(30)) == [
+        "policy.yaml:1: aliases (*name) expand the document to more than 10 times its size"
+    ]

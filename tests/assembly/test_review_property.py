@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.assembly.test_artifacts_api import ATOMS, POLICY
 
-from offerloop.assembly import repository
+from offerloop.assembly import links, repository
 from offerloop.assembly import service as assembly_service
 from offerloop.assembly.exceptions import ArtifactNotFound, InvalidReview, NotDeliverable
 from offerloop.checkout import service as checkout_service
@@ -133,7 +133,7 @@ class Run:
         key = workspace_service.signing_secret(session=session, configured=self.secret)
         expires = int(time.time()) + 600
         for v in versions:
-            sig = assembly_service._sign(key, art, v.version, "markdown", expires)
+            sig = links.sign(key, art, v.version, "markdown", expires)
             try:
                 assembly_service.open_link(session=session, artifact_id=art, version=v.version, fmt="markdown",
                                            expires=expires, sig=sig, secret=self.secret)  # fmt: skip

@@ -53,8 +53,9 @@ BROKEN = {
         "id: audit\ndeliverable: audit_report\ntitle: Audit\nsections:\n  - key: start\n    title: Start\n"
         "    slots:\n      - key: one\n        choose: 0\n",
         [
-            "{f}:8: sections[0].slots[0].fallback: required: {{title, markdown}} or {{atom: atom-id}}",
-            "{f}:9: sections[0].slots[0].choose: must be a positive integer, got 0",
+            "{f}:8: sections[0].slots[0]: missing required key 'fallback' ({{title, markdown}} or "
+            "{{atom: atom-id}})",
+            "{f}:9: sections[0].slots[0].choose: must be at least 1, got 0",
         ],
     ),
     "atoms/a.md": (

@@ -13,6 +13,7 @@ from sqlalchemy import delete, event, func, select
 from tests.assembly.test_artifacts_api import buyer, setup_workspace
 from tests.checkout.test_checkout_flow import allowed, buy, pay, setup
 
+from offerloop.assembly import rendering as assembly_rendering
 from offerloop.assembly import service as assembly_service
 from offerloop.assembly import tasks as assembly_tasks
 from offerloop.checkout import service as checkout_service
@@ -127,7 +128,7 @@ def test_a_render_that_keeps_failing_parks_and_the_version_shows_it(
     def broken(**_: object) -> str:
         raise RuntimeError("renderer unavailable")
 
-    monkeypatch.setattr(assembly_service, "render_version", broken)
+    monkeypatch.setattr(assembly_rendering, "render_version", broken)
     now = utcnow()
     for _ in range(assembly_tasks.RENDER_MAX_ATTEMPTS - 1):
         assert assembly_service.run_pending(db=db, now=now) == []

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from offerloop.core.errors import OfferloopError
+from offerloop.declarative import ConfigError
 
 # Stable machine-readable codes (``error.code``).
 INVALID_POLICY: Final = "invalid_policy"
@@ -39,8 +40,12 @@ class AssemblyError(OfferloopError):
         return cls("\n".join(problems), problems=problems, code=code)
 
 
-class InvalidPolicy(AssemblyError):
-    """A composition policy that does not parse or validate (code ``invalid_policy``)."""
+class InvalidPolicy(ConfigError):
+    """A composition policy that does not parse or validate (status 422, code ``invalid_policy``).
+
+    ``problems`` holds one line per problem (``"file:line: path: message"``), in file order; ``details``
+    is the machine-readable form (``[{"path", "line", "location", "message"}]``).
+    """
 
     code = INVALID_POLICY
 

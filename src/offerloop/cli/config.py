@@ -10,7 +10,6 @@ from typing import Annotated, Any, Final
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from offerloop.assembly.exceptions import AssemblyError
 from offerloop.assembly.policy import parse_policy
 from offerloop.content.atoms import parse_atom
 from offerloop.content.exceptions import ContentError
@@ -100,7 +99,7 @@ def _raised(parse: Callable[[], object]) -> list[Problem | str]:
         parse()
     except ConfigError as exc:
         return list(exc.found)
-    except (AssemblyError, ContentError) as exc:
+    except ContentError as exc:
         return list(exc.problems)
     return []
 
