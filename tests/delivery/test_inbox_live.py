@@ -9,9 +9,9 @@ import threading
 from typing import Any
 
 import httpx
+from tests.conftest import basic, bearer
 
 from offerloop.core.clock import utcnow
-from tests.conftest import basic, bearer
 
 JOURNEY = """
 name: hello
