@@ -15,7 +15,7 @@ from typing import Any
 import pypdf
 from sqlalchemy.orm import Session
 
-from offerloop.assembly import repository
+from offerloop.assembly import announce, repository
 from offerloop.assembly import review as review_rules
 from offerloop.assembly.document import (
     Document,
@@ -189,6 +189,8 @@ def render_version(
         row.status = "awaiting_review" if reason else "ready"
         row.review_reason = reason if reason else row.review_reason
         row.rendered_at, row.error = utcnow(), None
+        if row.status == "ready":
+            announce.ready(session, workspace_id, artifact_id, version)
         return row.status
 
 

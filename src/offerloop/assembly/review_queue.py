@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
-from offerloop.assembly import repository
+from offerloop.assembly import announce, repository
 from offerloop.assembly import review as review_rules
 from offerloop.assembly.document import (
     Document,
@@ -173,6 +173,8 @@ def review(
     row.reviewer, row.review_note, row.reviewed_at, row.provenance = reviewer, note, utcnow(), provenance
     if row.status == "queued":
         enqueue_render(session, row)
+    elif row.status == "ready":
+        announce.ready(session, workspace_id, artifact.id, row.version)
     workspace_service.audit(session, workspace_id, actor=reviewer, action=f"artifact.review.{action}",
                             target_type="artifact", target_id=artifact_id,
                             details={"version": row.version, "note": note, "blocks": sorted(edits or {})})  # fmt: skip
