@@ -30,6 +30,8 @@ from offerloop.db import migrate
 from offerloop.db.engine import WalCheckpointer, make_engine
 from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
+from offerloop.delivery.push.endpoints import router as push_router
+from offerloop.delivery.webhooks.endpoints import router as webhooks_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import pipeline_admin
@@ -230,6 +232,8 @@ def create_app(
         subscriptions_router,
         entitlements_router,
         ledger_router,
+        webhooks_router,
+        push_router,
     )
     for router in routers:
         app.include_router(router)

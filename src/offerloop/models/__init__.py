@@ -19,6 +19,13 @@ from offerloop.models.commerce import (
 )
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
+from offerloop.models.delivery_channels import (
+    PushSubscription,
+    VapidKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from offerloop.models.event import (
     Event,
     EventDedup,
@@ -65,11 +72,16 @@ __all__ = [
     "PersonaChange",
     "PipelineOrigin",
     "PolicySnapshot",
+    "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",
     "ServerSecret",
     "StockHold",
     "Subscription",
     "Touchpoint",
+    "VapidKey",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]

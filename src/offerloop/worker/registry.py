@@ -13,6 +13,7 @@ MODULES: tuple[str, ...] = (
     "offerloop.checkout.tasks",
     "offerloop.subscriptions.tasks",
     "offerloop.decisions.tasks",
+    "offerloop.delivery.webhooks.tasks",
 )
 
 
