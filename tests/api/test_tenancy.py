@@ -38,6 +38,7 @@ from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
 from offerloop.db.base import Base
 from offerloop.db.uow import Database
+from offerloop.delivery.webhooks import service as webhook_service
 from offerloop.events.repository import EVENT_COLUMNS
 from offerloop.models import ParkedEvent
 
@@ -194,6 +195,15 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
         session.add(parked)
         session.flush()
         w.ids["parked"] = parked.id
+    # an outgoing webhook endpoint of A's, with one delivery (never sent here: no job runs)
+    hook = ok(
+        client.post("/v1/webhooks/endpoints", headers=sh, json={"url": "https://hooks.example.com/a"}), 201
+    )
+    w.ids["webhook_endpoint"] = hook["id"]
+    with db.write() as session:
+        [made] = webhook_service.deliver(session, workspace_id=a.id, event_type="order.paid",
+                                         payload={"name": NAME}, idempotency_key="tenancy-1")  # fmt: skip
+        w.ids["webhook_delivery"] = made.id
     return w
 
 
@@ -339,7 +349,60 @@ def _cases() -> list[Case]:
             lambda w: "/v1/entitlements/use",
             body=lambda w: {"buyer_id": w.ids["buyer"], "ref": "calls"},
         ),
+        Case(
+            "GET /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+        ),
+        Case(
+            "GET /v1/webhooks/endpoints/{endpoint_id}/deliveries",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}/deliveries",
+        ),
+        Case(
+            "GET /v1/webhooks/deliveries/{delivery_id}",
+            lambda w: f"/v1/webhooks/deliveries/{w.ids['webhook_delivery']}",
+        ),
+        # buyer-side push: B's key names its own (unknown) "ada", so B's subscription is unresolved
+        Case(
+            "POST /v1/push/send",
+            lambda w: "/v1/push/send",
+            body=lambda w: {"buyer_id": w.ids["buyer"], "payload": {}},
+        ),
+        Case(
+            "POST /v1/push/subscriptions",
+            lambda w: "/v1/push/subscriptions",
+            a_status=201,
+            b_status=201,
+            b_body=lambda r: r.json()["resolved"] is False,
+            body=lambda w: {
+                "userId": "ada",
+                "subscription": {
+                    "endpoint": "https://push.example.com/ada",
+                    "keys": {
+                        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                        "auth": "tBHItJI5svbpez7KI4CCXg",
+                    },
+                },
+            },
+        ),
         # changes last: each of these alters or removes A's object
+        Case(
+            "PATCH /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+            body=lambda w: {"description": "x"},
+        ),
+        Case(
+            "POST /v1/webhooks/endpoints/{endpoint_id}/rotate-secret",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}/rotate-secret",
+        ),
+        Case(
+            "POST /v1/webhooks/deliveries/{delivery_id}/replay",
+            lambda w: f"/v1/webhooks/deliveries/{w.ids['webhook_delivery']}/replay",
+            a_status=202,
+        ),
+        Case(
+            "DELETE /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+        ),
         Case(
             "POST /v1/entitlements/{entitlement_id}/revoke",
             lambda w: f"/v1/entitlements/{w.ids['entitlement']}/revoke",
