@@ -14,10 +14,10 @@ from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.delivery.push import service
 from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
 from offerloop.delivery.push.schemas import (
-    SendIn,
-    SendResult,
-    SubscriptionIn,
-    SubscriptionRead,
+    PushSendIn,
+    PushSendResult,
+    PushSubscriptionIn,
+    PushSubscriptionRead,
     Unsubscribed,
     UnsubscribeIn,
     VapidPublicKey,
@@ -55,7 +55,7 @@ def vapid(db: DB, principal: AnyKey) -> VapidPublicKey:
     "/subscriptions", status_code=201, summary="Store a browser's push subscription for a buyer (write key)",
     responses=error_responses(*_ANY, InvalidSubscription),
 )  # fmt: skip
-def subscribe(request: Request, db: DB, principal: AnyKey, body: SubscriptionIn) -> SubscriptionRead:
+def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptionIn) -> PushSubscriptionRead:
     with db.write() as session:
         return service.subscribe(session=session, workspace_id=principal.workspace_id, body=body,
                                  allow_private=bool(get_settings(request).webhook_allow_private))  # fmt: skip
@@ -76,7 +76,7 @@ def unsubscribe(db: DB, principal: AnyKey, body: UnsubscribeIn) -> Unsubscribed:
     "/send", summary="Push a message to every subscription of a buyer now (secret key)",
     responses=error_responses(*_ANY, SecretKeyRequired, BuyerNotFound, InvalidSubscription, PushPayloadTooLarge),
 )  # fmt: skip
-def send(db: DB, principal: SecretKey, body: SendIn) -> list[SendResult]:
+def send(db: DB, principal: SecretKey, body: PushSendIn) -> list[PushSendResult]:
     with db.write() as session:
         return service.send(session, workspace_id=principal.workspace_id, buyer_id=body.buyer_id,
                             payload=body.payload, ttl_s=body.ttl_s, urgency=body.urgency, topic=body.topic)  # fmt: skip

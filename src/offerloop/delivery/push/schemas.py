@@ -75,7 +75,7 @@ class BrowserSubscription(BaseModel):
     keys: PushKeys
 
 
-class SubscriptionIn(BaseModel):
+class PushSubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     user_id: str | None = Field(default=None, alias="userId", max_length=200)
@@ -83,7 +83,7 @@ class SubscriptionIn(BaseModel):
     subscription: BrowserSubscription
 
     @model_validator(mode="after")
-    def _someone(self) -> SubscriptionIn:
+    def _someone(self) -> PushSubscriptionIn:
         self.user_id = clean_id(self.user_id) if self.user_id is not None else None
         self.anonymous_id = clean_id(self.anonymous_id) if self.anonymous_id is not None else None
         if not (self.user_id or self.anonymous_id):
@@ -91,7 +91,7 @@ class SubscriptionIn(BaseModel):
         return self
 
 
-class SubscriptionRead(BaseModel):
+class PushSubscriptionRead(BaseModel):
     id: str
     user_id: str | None
     anonymous_id: str | None
@@ -112,7 +112,7 @@ class Unsubscribed(BaseModel):
     deleted: bool
 
 
-class SendIn(BaseModel):
+class PushSendIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     buyer_id: str = Field(max_length=40)
@@ -122,7 +122,7 @@ class SendIn(BaseModel):
     topic: str | None = Field(default=None, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class SendResult(BaseModel):
+class PushSendResult(BaseModel):
     subscription_id: str
     status: Literal["sent", "gone", "failed"] = Field(
         description="`gone`: the push service answered 404/410 and the subscription was deleted"

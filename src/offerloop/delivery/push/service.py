@@ -28,9 +28,9 @@ from offerloop.core.ids import new_id
 from offerloop.delivery.push import repository
 from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
 from offerloop.delivery.push.schemas import (
-    SendResult,
-    SubscriptionIn,
-    SubscriptionRead,
+    PushSendResult,
+    PushSubscriptionIn,
+    PushSubscriptionRead,
     Unsubscribed,
     Urgency,
     b64url,
@@ -120,8 +120,8 @@ def vapid_public_key(*, session: Session, workspace_id: str, now: datetime | Non
 # --- subscriptions ----------------------------------------------------------------------------------------
 
 
-def _read(row: PushSubscription) -> SubscriptionRead:
-    return SubscriptionRead(
+def _read(row: PushSubscription) -> PushSubscriptionRead:
+    return PushSubscriptionRead(
         id=row.id, user_id=row.user_id, anonymous_id=row.anonymous_id, resolved=row.buyer_id is not None,
         created_at=row.created_at, updated_at=row.updated_at,
     )  # fmt: skip
@@ -145,10 +145,10 @@ def subscribe(
     *,
     session: Session,
     workspace_id: str,
-    body: SubscriptionIn,
+    body: PushSubscriptionIn,
     allow_private: bool,
     now: datetime | None = None,
-) -> SubscriptionRead:
+) -> PushSubscriptionRead:
     """Store (or update: same endpoint) a browser's subscription for the buyer the id names, resolved now if
     the buyer is known, else when something is first sent to them."""
     now = now or utcnow()
@@ -200,14 +200,14 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
 def _push(
     row: PushSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
     config: PushConfig,
-) -> SendResult:  # fmt: skip
+) -> PushSendResult:  # fmt: skip
     try:
         targets.resolve(
             row.endpoint, allow_private=config.allow_private,
             schemes=("https", "http") if config.allow_private else ("https",),
         )  # fmt: skip
     except InvalidTargetUrl as exc:
-        return SendResult(subscription_id=row.id, status="failed", error=f"refused: {exc.message}"[:500])
+        return PushSendResult(subscription_id=row.id, status="failed", error=f"refused: {exc.message}"[:500])
     parts = urlsplit(row.endpoint)
     claims: dict[str, str | int] = {
         "sub": subject, "aud": f"{parts.scheme}://{parts.netloc}", "exp": int(time.time()) + VAPID_EXPIRY_S,
@@ -224,22 +224,22 @@ def _push(
         except WebPushException as exc:
             code = exc.status_code
             status = "gone" if code in (404, 410) else "failed"
-            return SendResult(
+            return PushSendResult(
                 subscription_id=row.id, status=status, status_code=code, error=exc.message[:500]
             )
         except requests.RequestException as exc:
-            return SendResult(
+            return PushSendResult(
                 subscription_id=row.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500]
             )
     code = getattr(response, "status_code", None)
-    return SendResult(subscription_id=row.id, status="sent", status_code=code)
+    return PushSendResult(subscription_id=row.id, status="sent", status_code=code)
 
 
 def send(
     session: Session, *, workspace_id: str, buyer_id: str, payload: dict[str, Any], ttl_s: int,
     urgency: Urgency = "normal", topic: str | None = None, now: datetime | None = None,
     config: PushConfig | None = None,
-) -> list[SendResult]:  # fmt: skip
+) -> list[PushSendResult]:  # fmt: skip
     """Push ``payload`` (JSON, encrypted per subscription with aes128gcm) to every subscription of the buyer.
 
     A subscription the push service answers 404 or 410 for is deleted. ``urgency`` and ``topic`` (a
