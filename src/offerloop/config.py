@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # Percentages as decimal strings (money is never a float): tax added at checkout, the platform's fee.
     tax_percent: str = "0"
     platform_fee_percent: str = "0"
+    # Outgoing webhooks and web push: whether deliveries may target private, loopback or link-local addresses
+    # (an SSRF guard, also checked on the resolved address at send time; tests and local development only),
+    # and the timeout of one webhook attempt (connect + response), in seconds.
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -38,8 +38,11 @@ from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
 from offerloop.db.base import Base
 from offerloop.db.uow import Database
+from offerloop.delivery.webhooks import service as webhook_service
 from offerloop.events.repository import EVENT_COLUMNS
+from offerloop.jobs import runner
 from offerloop.models import ParkedEvent
+from offerloop.worker import registry
 
 __all__ = ["fake_stripe", "fake_stripe_server"]  # the loopback Stripe stand-in's fixtures
 
@@ -194,7 +197,35 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
         session.add(parked)
         session.flush()
         w.ids["parked"] = parked.id
+    # an outgoing webhook endpoint of A's, with one delivery (never sent here: no job runs)
+    hook = ok(
+        client.post("/v1/webhooks/endpoints", headers=sh, json={"url": "https://hooks.example.com/a"}), 201
+    )
+    w.ids["webhook_endpoint"] = hook["id"]
+    with db.write() as session:
+        [made] = webhook_service.deliver(session, workspace_id=a.id, event_type="order.paid",
+                                         payload={"name": NAME}, idempotency_key="tenancy-1")  # fmt: skip
+        w.ids["webhook_delivery"] = made.id
+    # a journey of A's that sent ada an in-app message, and a suppression
+    journey = ("name: hello\ncategory: transactional\ntrigger: {event: Hello}\n"
+               "steps:\n  - send: {channel: inapp, subject: hi, text: 'for {{ buyer.traits.email }}'}\n")  # fmt: skip
+    ok(client.put("/v1/journeys/hello", headers=sh, json={"yaml": journey}))
+    ok(client.post("/v1/track", headers=wh, json=msg(userId="ada", event="Hello", messageId="hello-1")))
+    runner.run_due(db, owner="tenancy", only=("delivery.run", "delivery.send"), limit=10)
+    runner.run_due(db, owner="tenancy", only=("delivery.send",), limit=10)
+    [message] = ok(client.get("/v1/messages", headers=sh))["items"]
+    w.ids["message"] = message["id"]
+    suppressed = ok(client.post("/v1/delivery/suppressions", headers=sh, json={"address": EMAIL}), 201)
+    w.ids["suppression"] = suppressed["id"]
     return w
+
+
+registry.load()
+
+SIGNED_DELIVERY = (
+    "GET /v1/m/click/{token}", "GET /v1/m/open/{token}", "GET /v1/m/unsubscribe/{token}", "GET /v1/m/view/{token}",
+    "POST /v1/m/unsubscribe/{token}", "POST /v1/inbox/{message_id}/read",
+)  # fmt: skip
 
 
 def _cases() -> list[Case]:
@@ -339,7 +370,60 @@ def _cases() -> list[Case]:
             lambda w: "/v1/entitlements/use",
             body=lambda w: {"buyer_id": w.ids["buyer"], "ref": "calls"},
         ),
+        Case(
+            "GET /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+        ),
+        Case(
+            "GET /v1/webhooks/endpoints/{endpoint_id}/deliveries",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}/deliveries",
+        ),
+        Case(
+            "GET /v1/webhooks/deliveries/{delivery_id}",
+            lambda w: f"/v1/webhooks/deliveries/{w.ids['webhook_delivery']}",
+        ),
+        # buyer-side push: B's key names its own (unknown) "ada", so B's subscription is unresolved
+        Case(
+            "POST /v1/push/send",
+            lambda w: "/v1/push/send",
+            body=lambda w: {"buyer_id": w.ids["buyer"], "payload": {}},
+        ),
+        Case(
+            "POST /v1/push/subscriptions",
+            lambda w: "/v1/push/subscriptions",
+            a_status=201,
+            b_status=201,
+            b_body=lambda r: r.json()["resolved"] is False,
+            body=lambda w: {
+                "userId": "ada",
+                "subscription": {
+                    "endpoint": "https://push.example.com/ada",
+                    "keys": {
+                        "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                        "auth": "tBHItJI5svbpez7KI4CCXg",
+                    },
+                },
+            },
+        ),
         # changes last: each of these alters or removes A's object
+        Case(
+            "PATCH /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+            body=lambda w: {"description": "x"},
+        ),
+        Case(
+            "POST /v1/webhooks/endpoints/{endpoint_id}/rotate-secret",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}/rotate-secret",
+        ),
+        Case(
+            "POST /v1/webhooks/deliveries/{delivery_id}/replay",
+            lambda w: f"/v1/webhooks/deliveries/{w.ids['webhook_delivery']}/replay",
+            a_status=202,
+        ),
+        Case(
+            "DELETE /v1/webhooks/endpoints/{endpoint_id}",
+            lambda w: f"/v1/webhooks/endpoints/{w.ids['webhook_endpoint']}",
+        ),
         Case(
             "POST /v1/entitlements/{entitlement_id}/revoke",
             lambda w: f"/v1/entitlements/{w.ids['entitlement']}/revoke",
@@ -365,6 +449,48 @@ def _cases() -> list[Case]:
             lambda w: f"/v1/pipeline/parked/{w.ids['parked']}/replay",
             a_status=422,
         ),
+        Case("GET /v1/journeys/{name}", lambda w: "/v1/journeys/hello"),
+        Case("POST /v1/journeys/{name}/pause", lambda w: "/v1/journeys/hello/pause"),
+        Case("POST /v1/journeys/{name}/resume", lambda w: "/v1/journeys/hello/resume"),
+        # B storing a journey of the same name stores its own (version 1), never a version of A's
+        Case(
+            "PUT /v1/journeys/{name}",
+            lambda w: "/v1/journeys/hello",
+            body=lambda w: {
+                "yaml": (
+                    "name: hello\ntrigger: {event: Other}\nsteps:\n  - send: {channel: inapp, text: x}\n"
+                )
+            },
+            b_status=200,
+            b_body=lambda r: r.json()["version"] == 1 and r.json()["trigger"] == "Other",
+        ),
+        Case(
+            "GET /v1/journey-runs",
+            lambda w: "/v1/journey-runs",
+            params=lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json()["items"] == [],
+        ),
+        Case(
+            "GET /v1/messages",
+            lambda w: "/v1/messages",
+            params=lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json()["items"] == [],
+        ),
+        Case("GET /v1/messages/{message_id}", lambda w: f"/v1/messages/{w.ids['message']}"),
+        Case(
+            "POST /v1/inbox/tokens",
+            lambda w: "/v1/inbox/tokens",
+            body=lambda w: {"user_id": "ada"},
+            a_status=201,
+        ),
+        Case(
+            "DELETE /v1/delivery/suppressions/{suppression_id}",
+            lambda w: f"/v1/delivery/suppressions/{w.ids['suppression']}",
+        ),
+        # signed or token routes take no key: tests/delivery/test_links.py
+        *(Case(route, lambda w: "") for route in SIGNED_DELIVERY),
         Case("DELETE /v1/keys/{key_id}", lambda w: f"/v1/keys/{w.ids['key']}"),
         Case("DELETE /v1/buyers/{buyer_id}", buyer_path()),
     ]
@@ -427,6 +553,8 @@ def test_another_workspace_key_gets_404_on_every_id(client, db, workspace, other
     for case in CASES:
         if case.route.split(" ", 1)[1].startswith(("/v1/files/", "/v1/reviews/{artifact_id}/{version}/")):
             continue  # signed routes take no key: test_a_signed_link_opens_only_its_own_file
+        if case.route in SIGNED_DELIVERY:
+            continue  # signed links and inbox tokens: tests/delivery/test_links.py
         theirs = _call(client, case, w, other_workspace)
         leaked = [m for m in (NAME, EMAIL, GOAL) if m in theirs.text]
         wrong = theirs.status_code != case.b_status or (case.b_body is not None and not case.b_body(theirs))

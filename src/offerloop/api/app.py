@@ -32,6 +32,8 @@ from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.delivery.endpoints import links_router as delivery_links
 from offerloop.delivery.endpoints import router as delivery_router
+from offerloop.delivery.push.endpoints import router as push_router
+from offerloop.delivery.webhooks.endpoints import router as webhooks_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import pipeline_admin
@@ -234,6 +236,8 @@ def create_app(
         ledger_router,
         delivery_router,
         delivery_links,
+        webhooks_router,
+        push_router,
     )
     for router in routers:
         app.include_router(router)

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from offerloop.config import Settings
 from offerloop.delivery.links import Links, url
+from offerloop.delivery.push import service as push_service
+from offerloop.delivery.webhooks import service as webhooks_service
 from offerloop.models import OutboxMessage
 
 Status = Literal["sent", "transient", "permanent"]
@@ -75,34 +77,38 @@ class Mailer:
 
 
 def deliver_local(session: Session, row: OutboxMessage) -> Outcome:
-    """Channels whose hand-over is a database write in this transaction (in-app, webhooks, push)."""
+    """Channels whose hand-over is a database write in this transaction (in-app, webhooks: their own
+    deliveries, retries and log)."""
     if row.channel == "inapp":
         return Outcome("sent", "in the buyer's inbox")
     if row.channel == "webhook":
-        from offerloop.delivery.webhooks import service as webhooks
-
         payload: dict[str, Any] = {
             "journey": row.journey, "step": row.step, "buyer_id": row.buyer_id, "message_id": row.message_id,
             "subject": row.subject, "text": row.body.get("text"), "decisions": row.body.get("decisions", {}),
         }  # fmt: skip
-        found = webhooks.deliver(
+        found = webhooks_service.deliver(
             session, workspace_id=row.workspace_id, event_type=str(row.body.get("event") or "journey.message"),
             payload=payload, idempotency_key=row.message_id,
         )  # fmt: skip
         if not found:
             return Outcome("permanent", "no enabled webhook endpoint takes this event")
         return Outcome("sent", f"queued to {len(found)} webhook endpoint(s)")
-    if row.channel == "push":
-        from offerloop.delivery.push import service as push
-
-        results = push.send(
-            session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
-            payload={"title": row.subject or "", "body": row.body.get("text", ""), "url": row.body.get("url")},
-            ttl_s=86400, urgency="normal",
-        )  # fmt: skip
-        if not results:
-            return Outcome("permanent", "the buyer has no push subscription")
-        if any(getattr(r, "status", "") == "sent" for r in results):
-            return Outcome("sent", f"pushed to {len(results)} subscription(s)")
-        return Outcome("transient", "; ".join(str(getattr(r, "detail", r)) for r in results)[:500])
     return Outcome("permanent", f"unknown channel {row.channel}")
+
+
+def push(session: Session, row: OutboxMessage) -> Outcome:
+    """Web push to every subscription of the buyer (its own transaction: it reads the subscriptions and
+    deletes the ones the push service says are gone)."""
+    results = push_service.send(
+        session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
+        payload={"title": row.subject or "", "body": row.body.get("text", ""), "url": row.body.get("url"),
+                 "outbox_id": row.id},
+        ttl_s=86400, urgency="normal",
+    )  # fmt: skip
+    if not results:
+        return Outcome("permanent", "the buyer has no push subscription")
+    if any(r.status == "sent" for r in results):
+        return Outcome("sent", f"pushed to {sum(r.status == 'sent' for r in results)} subscription(s)")
+    if all(r.status == "gone" for r in results):
+        return Outcome("permanent", "every push subscription of the buyer is gone")
+    return Outcome("transient", "; ".join(r.error or str(r.status_code) for r in results)[:500])

@@ -56,6 +56,15 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")]
 Cursor = Annotated[str | None, Query(description="The next_cursor of the previous page")]
 Name = Annotated[str, Query(max_length=64)]
 _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
+_SSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+}
+_JS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}
+}
+_GIF: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A 1x1 GIF", "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}}}
+}
 STREAM_POLL_S = 5.0  # a stream re-reads this often even unwoken (changes made by another process)
 
 
@@ -170,14 +179,13 @@ def add_suppression(db: DB, principal: SecretKey, body: SuppressionIn) -> Suppre
         return service.add_suppression(session=session, workspace_id=principal.workspace_id, body=body)
 
 
-@router.delete("/delivery/suppressions/{suppression_id}", status_code=204, summary="Lift a suppression",
+@router.delete("/delivery/suppressions/{suppression_id}", summary="Lift a suppression",
                responses=error_responses(*_KEY, SuppressionNotFound))  # fmt: skip
-def remove_suppression(db: DB, principal: SecretKey, suppression_id: int) -> Response:
+def remove_suppression(db: DB, principal: SecretKey, suppression_id: int) -> SuppressionRead:
     with db.write() as session:
-        service.remove_suppression(
+        return service.remove_suppression(
             session=session, workspace_id=principal.workspace_id, suppression_id=suppression_id
         )
-    return Response(status_code=204)
 
 
 @router.get(
@@ -200,7 +208,9 @@ def put_rules(db: DB, principal: SecretKey, body: dict[str, Any]) -> Rules:
 
 @links_router.get("/click/{token}", status_code=302, response_class=RedirectResponse,
                   summary="A tracked link: records the click, redirects with UTM tags",
-                  responses=error_responses(BadLink))  # fmt: skip
+                  responses={302: {"description": "To the link's target, with UTM tags",
+                                   "headers": {"Location": {"schema": {"type": "string"}}}},
+                             **error_responses(BadLink)})  # fmt: skip
 def click(request: Request, db: DB, token: str) -> RedirectResponse:
     secret = _secret(request, db)
     with db.write() as session:
@@ -242,7 +252,7 @@ _PIXEL = bytes.fromhex(
 
 
 @links_router.get("/open/{token}", response_class=Response, summary="The open pixel (off unless enabled)",
-                  responses=error_responses(BadLink))  # fmt: skip
+                  responses={**_GIF, **error_responses(BadLink)})  # fmt: skip
 def opened(request: Request, db: DB, token: str) -> Response:
     secret = _secret(request, db)
     with db.write() as session:
@@ -312,7 +322,7 @@ def read_message(request: Request, db: DB, token: Token, message_id: int) -> Inb
 
 @router.get("/inbox/stream", response_class=StreamingResponse,
             summary="Server-Sent Events: each new in-app message as it arrives (event: message)",
-            responses=error_responses(BadLink))  # fmt: skip
+            responses={**_SSE, **error_responses(BadLink)})  # fmt: skip
 async def inbox_stream(
     request: Request, token: Token, after: Annotated[int, Query(ge=0, description="Last message id seen")] = 0
 ) -> StreamingResponse:
@@ -348,7 +358,8 @@ async def inbox_stream(
 _STATIC = Path(__file__).parent / "static"
 
 
-@router.get("/inapp.js", response_class=Response, summary="The in-app prompt script (shipped with offerloop)")
+@router.get("/inapp.js", response_class=Response, summary="The in-app prompt script (shipped with offerloop)",
+            responses=_JS)  # fmt: skip
 def inapp_script() -> Response:
     return Response((_STATIC / "inapp.js").read_bytes(), media_type="text/javascript",
                     headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip

@@ -240,14 +240,14 @@ def suppressions_page(
     return list(session.scalars(stmt))
 
 
-def remove_suppression(session: Session, workspace_id: str, suppression_id: int) -> bool:
+def remove_suppression(session: Session, workspace_id: str, suppression_id: int) -> Suppression | None:
+    """Delete a suppression; the deleted row (its attributes stay readable), or None."""
     row = session.scalars(
         scoped_select(Suppression, workspace_id).where(Suppression.id == suppression_id)
     ).first()
-    if row is None:
-        return False
-    session.delete(row)
-    return True
+    if row is not None:
+        session.delete(row)
+    return row
 
 
 def settings(session: Session, workspace_id: str) -> DeliverySettings | None:

@@ -157,9 +157,12 @@ def add_suppression(*, session: Session, workspace_id: str, body: SuppressionIn)
     return SuppressionRead.model_validate(found, from_attributes=True)
 
 
-def remove_suppression(*, session: Session, workspace_id: str, suppression_id: int) -> None:
-    if not repository.remove_suppression(session, workspace_id, suppression_id):
+def remove_suppression(*, session: Session, workspace_id: str, suppression_id: int) -> SuppressionRead:
+    """Lift a suppression; the row as it was."""
+    removed = repository.remove_suppression(session, workspace_id, suppression_id)
+    if removed is None:
         raise SuppressionNotFound(f"suppression {suppression_id} does not exist")
+    return SuppressionRead.model_validate(removed, from_attributes=True)
 
 
 def get_rules(*, session: Session, workspace_id: str) -> rules.Rules:

@@ -76,18 +76,24 @@ def send_message(ctx: Context) -> datetime | None:
             row.detail = verdict.reason
             return None
         row.attempts += 1
-        if row.channel == "email":
+        if row.channel in ("email", "push"):
             row.status = "sending"
-            rules = sending.workspace_rules(session, workspace_id)
-            email = _mailer(settings).snapshot(row, rules.sender, links_for(session, settings))
+            if row.channel == "email":
+                rules = sending.workspace_rules(session, workspace_id)
+                email = _mailer(settings).snapshot(row, rules.sender, links_for(session, settings))
         else:
             outcome = dispatch.deliver_local(session, row)
             _record(session, row, outcome, now)
-    if email is not None:
-        outcome = _mailer(settings).send(email)
+    if outcome is None:
+        if email is not None:
+            outcome = _mailer(settings).send(email)
+        else:
+            with ctx.db.write() as session:
+                row = repository.message(session, workspace_id, outbox_id)
+                outcome = dispatch.push(session, row) if row is not None else None
         with ctx.db.write() as session:
             row = repository.message(session, workspace_id, outbox_id, lock=True)
-            if row is not None:
+            if row is not None and outcome is not None:
                 _record(session, row, outcome, now)
     if outcome is not None and outcome.status == "transient":
         raise TransientSend(outcome.detail or "try again later")

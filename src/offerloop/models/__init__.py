@@ -20,6 +20,13 @@ from offerloop.models.commerce import (
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
 from offerloop.models.delivery import DeliverySettings, JourneyRun, JourneyVersion, OutboxMessage, Suppression
+from offerloop.models.delivery_channels import (
+    PushSubscription,
+    VapidKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from offerloop.models.event import (
     Event,
     EventDedup,
@@ -70,6 +77,7 @@ __all__ = [
     "PersonaChange",
     "PipelineOrigin",
     "PolicySnapshot",
+    "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",
     "ServerSecret",
@@ -77,5 +85,9 @@ __all__ = [
     "Subscription",
     "Suppression",
     "Touchpoint",
+    "VapidKey",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
 ]

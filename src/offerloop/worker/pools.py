@@ -8,6 +8,8 @@ from offerloop.assembly.tasks import rewriter_config
 from offerloop.config import Settings
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
+from offerloop.delivery.push import service as push_service
+from offerloop.delivery.webhooks import sender as webhook_sender
 from offerloop.jobs.runner import Runner
 from offerloop.pipeline import runner as pipeline_runner
 from offerloop.worker import registry
@@ -23,6 +25,8 @@ def prepare(settings: Settings) -> None:
     registry.load()
     pipeline_runner.configure(settings)
     decisions_service.configure_learning(interval_s=settings.learn_interval_s)
+    webhook_sender.configure(settings)
+    push_service.configure(settings)
 
 
 def pools(

@@ -1,0 +1,98 @@
+"""HTTP API of web push: the VAPID public key, buyers' subscriptions (write key, from the browser), a send
+for the creator (secret key), and the service worker and subscribe helper offerloop serves itself."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.delivery.push import service
+from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
+from offerloop.delivery.push.schemas import (
+    PushSendIn,
+    PushSendResult,
+    PushSubscriptionIn,
+    PushSubscriptionRead,
+    Unsubscribed,
+    UnsubscribeIn,
+    VapidPublicKey,
+)
+from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.workspaces.auth import DB, AnyKey, SecretKey, get_settings
+from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
+
+router = APIRouter(prefix="/v1/push", tags=["push"])
+
+_ANY = (InvalidKey, ValidationFailed)
+_JS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/javascript": {}}, "description": "JavaScript"}
+}
+
+
+@cache
+def _static(name: str) -> bytes:
+    return resources.files("offerloop.delivery.push").joinpath("static", name).read_bytes()
+
+
+@router.get(
+    "/vapid",
+    summary="The workspace's VAPID public key (applicationServerKey)",
+    responses=error_responses(*_ANY),
+)
+def vapid(db: DB, principal: AnyKey) -> VapidPublicKey:
+    with db.write() as session:  # made and stored on first use
+        return VapidPublicKey(
+            public_key=service.vapid_public_key(session=session, workspace_id=principal.workspace_id)
+        )
+
+
+@router.post(
+    "/subscriptions", status_code=201, summary="Store a browser's push subscription for a buyer (write key)",
+    responses=error_responses(*_ANY, InvalidSubscription),
+)  # fmt: skip
+def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptionIn) -> PushSubscriptionRead:
+    with db.write() as session:
+        return service.subscribe(session=session, workspace_id=principal.workspace_id, body=body,
+                                 allow_private=bool(get_settings(request).webhook_allow_private))  # fmt: skip
+
+
+@router.delete(
+    "/subscriptions", summary="Forget a browser's push subscription, by its endpoint (write key)",
+    responses=error_responses(*_ANY),
+)  # fmt: skip
+def unsubscribe(db: DB, principal: AnyKey, body: UnsubscribeIn) -> Unsubscribed:
+    with db.write() as session:
+        return service.unsubscribe(
+            session=session, workspace_id=principal.workspace_id, endpoint=body.endpoint
+        )
+
+
+@router.post(
+    "/send", summary="Push a message to every subscription of a buyer now (secret key)",
+    responses=error_responses(*_ANY, SecretKeyRequired, BuyerNotFound, InvalidSubscription, PushPayloadTooLarge),
+)  # fmt: skip
+def send(db: DB, principal: SecretKey, body: PushSendIn) -> list[PushSendResult]:
+    with db.write() as session:
+        return service.send(session, workspace_id=principal.workspace_id, buyer_id=body.buyer_id,
+                            payload=body.payload, ttl_s=body.ttl_s, urgency=body.urgency, topic=body.topic)  # fmt: skip
+
+
+@router.get("/sw.js", summary="The push service worker", response_class=Response, responses=_JS)
+def service_worker() -> Response:
+    return Response(
+        _static("sw.js"), media_type="text/javascript",
+        headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"},
+    )  # fmt: skip
+
+
+@router.get("/subscribe.js", summary="A small helper that registers the worker and subscribes", response_class=Response,
+            responses=_JS)  # fmt: skip
+def subscribe_js() -> Response:
+    return Response(
+        _static("subscribe.js"), media_type="text/javascript", headers={"Cache-Control": "max-age=300"}
+    )

@@ -1,0 +1,107 @@
+"""Where outgoing requests may go: http(s) URLs without credentials, to public addresses only (SSRF guard).
+
+A URL is checked when it is stored (its literal host) and again right before each request, on every address
+its host resolves to; the request then connects to the address that was checked, so a DNS answer that changes
+in between (rebinding) cannot point it somewhere private. Used by the webhook and push channels.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+from offerloop.delivery.webhooks.exceptions import InvalidTargetUrl
+
+MAX_URL_CHARS = 2048
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is globally routable (not private, loopback, link-local, reserved, multicast…)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _parts(url: str, *, schemes: tuple[str, ...]) -> SplitResult:
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidTargetUrl(f"the URL is longer than {MAX_URL_CHARS} characters")
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise InvalidTargetUrl("the URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTargetUrl(f"the URL is not valid: {exc}") from None
+    if parts.scheme not in schemes:
+        raise InvalidTargetUrl(f"the URL must start with {' or '.join(s + '://' for s in schemes)}")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidTargetUrl("the URL must not carry credentials (user:password@)")
+    if not parts.hostname:
+        raise InvalidTargetUrl("the URL has no host")
+    if port == 0:
+        raise InvalidTargetUrl("the URL's port must be between 1 and 65535")
+    if parts.fragment:
+        raise InvalidTargetUrl("the URL must not have a #fragment")
+    return parts
+
+
+def check_url(url: str, *, allow_private: bool, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """``url`` if it may be stored as a target, else ``InvalidTargetUrl`` (the host is not resolved here)."""
+    parts = _parts(url, schemes=schemes)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not allow_private:
+        if host in _LOCAL_NAMES or host.endswith(".localhost"):
+            raise InvalidTargetUrl("the URL points at this machine (loopback)")
+        try:
+            literal = is_public(host)
+        except ValueError:
+            literal = True  # a name: checked on its resolved addresses at send time
+        if not literal:
+            raise InvalidTargetUrl("the URL points at a private, loopback or reserved address")
+    return url
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the address to connect to for it."""
+
+    url: str
+    host: str
+    port: int
+    address: str
+
+    def pinned_url(self) -> str:
+        """The URL with its host replaced by the checked address (sent with the original Host header)."""
+        parts = urlsplit(self.url)
+        ip = f"[{self.address}]" if ":" in self.address else self.address
+        return parts._replace(netloc=f"{ip}:{self.port}").geturl()
+
+    def host_header(self) -> str:
+        parts = urlsplit(self.url)
+        default = 443 if parts.scheme == "https" else 80
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+def resolve(url: str, *, allow_private: bool, schemes: tuple[str, ...] = ("http", "https")) -> Target:
+    """Resolve a stored URL's host and check every address it has; ``InvalidTargetUrl`` if one is private."""
+    check_url(url, allow_private=allow_private, schemes=schemes)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidTargetUrl(f"the host {host!r} does not resolve: {exc}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise InvalidTargetUrl(f"the host {host!r} has no address")
+    if not allow_private:
+        refused = [a for a in addresses if not is_public(a)]
+        if refused:
+            raise InvalidTargetUrl(f"the host {host!r} resolves to a non-public address ({refused[0]})")
+    return Target(url=url, host=host, port=port, address=addresses[0])
