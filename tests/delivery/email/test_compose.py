@@ -234,3 +234,22 @@ def test_envelope_addresses_are_bare_ascii() -> None:
     for bad in ("a@b\r\nRCPT TO:<x@y>", "x", "a@b, c@d"):
         with pytest.raises(InvalidEmail):
             envelope_address(bad)
+
+
+@pytest.mark.parametrize("unit", ["=", "é", "€", "😀", "\n", "\t=\n", "a" * 200 + "\n", "\x00\x01"])
+def test_the_size_shortcut_never_lets_an_oversized_message_through(unit: str) -> None:
+    """build_message skips measuring when an upper bound fits; adversarial bodies right at that bound
+    (quoted-printable's worst case, 4-byte UTF-8, bare line ends) still encode under the limit."""
+    from offerloop.delivery.email.compose import _surely_fits
+
+    subject = "Grüße " * 20
+    n = 1
+    while _surely_fits({"Subject": subject}, unit * (n * 2), unit * (n * 2)):
+        n *= 2
+    while _surely_fits({"Subject": subject}, unit * (n + 1), unit * (n + 1)):
+        n += max(1, n // 64)
+    body = unit * n
+    message = compose(subject=subject, text=body, html=body)
+    assert encoded_size(message) <= MAX_MESSAGE_BYTES
+    text = list(parse(message).iter_parts())[0].get_content().replace("\r\n", "\n")
+    assert text.rstrip("\n") == body.rstrip("\n")  # whole: the shortcut only ever keeps a message as it is
