@@ -5,7 +5,7 @@
 
 Target (issue 12): >= 200 messages/s with two workers. The server is aiosmtpd in its own process (its
 handler only counts), so it does not share the senders' interpreter; each worker thread keeps one SMTP
-connection open across its sends, as the outbox's workers do.
+connection open across its sends, as the outbox's workers do. Needs the dev extra (aiosmtpd).
 """
 
 from __future__ import annotations

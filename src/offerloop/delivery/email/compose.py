@@ -53,12 +53,16 @@ class _Policy(EmailPolicy):
     encoded ``List-Unsubscribe`` URL is no URL to a mail client."""
 
     def fold(self, name: str, value: str) -> str:
+        if _one_line(name, value):
+            return f"{name}: {value}{self.linesep}"
         folded: str = super().fold(name, value)
         if "=?" in folded and "=?" not in str(value) and str(value).isascii():
             return _fold_plain(name, str(value), self.linesep)
         return folded
 
     def fold_binary(self, name: str, value: str) -> bytes:
+        if _one_line(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
         folded = super().fold_binary(name, value)
         if b"=?" in folded and "=?" not in str(value) and str(value).isascii():
             return _fold_plain(name, str(value), self.linesep).encode("ascii")
@@ -67,6 +71,15 @@ class _Policy(EmailPolicy):
 
 # 7bit: non-ASCII bodies go quoted-printable or base64, so no hop needs 8BITMIME.
 POLICY = _Policy(linesep="\r\n", cte_type="7bit")
+
+
+def _one_line(name: str, value: str) -> bool:
+    """A short printable-ASCII header needs no folding or encoding: written as it is, it is what the stock
+    folder writes, without its cost (most of a message's serialisation)."""
+    text = str(value)
+    return (
+        len(name) + 2 + len(text) <= _FOLD_AT and text.isascii() and text.isprintable() and "=?" not in text
+    )
 
 
 def _fold_plain(name: str, value: str, linesep: str) -> str:
