@@ -317,3 +317,23 @@ def test_password_never_in_repr_or_settings_repr(tmp_path: Path) -> None:
     transport = SmtpTransport.from_url(settings.smtp_url or "")
     assert "hunter2-secret" not in repr(transport)
     assert "hunter2-secret" not in str(vars(transport).get("username"))
+
+
+def test_lines_starting_with_a_dot_arrive_whole(smtp_server: ServerFactory) -> None:
+    server = smtp_server()
+    text = "line one\n.\n..two dots\n.hidden\nend\n"
+    composed = build_message(
+        sender="hello@rowanvale.example",
+        to="ada@example.com",
+        subject="dots",
+        text=text,
+        html=None,
+        message_id="<dots@mail.rowanvale.example>",
+        unsubscribe_url=None,
+        unsubscribe_mailto=None,
+        web_version_url=None,
+    )
+    with SmtpTransport.from_url(f"smtp://127.0.0.1:{server.port}") as transport:
+        assert transport.send(envelope_from=BOUNCE, to="ada@example.com", message=composed).status == "sent"
+    [received] = server.recorder.messages
+    assert parsed(received.data).get_content() == text
