@@ -116,6 +116,18 @@ class Settings(BaseSettings):
     # and the timeout of one webhook attempt (connect + response), in seconds.
     webhook_allow_private: bool = False
     webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=60.0)
+    # E-mail (delivery/email): an SMTP server (smtp://user:pass@host:587?starttls=true, smtps://… for
+    # implicit TLS); unset, messages are captured to a Maildir (maildir_path, else next to a SQLite
+    # database, else ./maildir). The URL carries the password: kept out of repr. The bounce address is the
+    # envelope sender (Return-Path); unset, the address in mail_from. DKIM signs when all three are set.
+    smtp_url: str | None = Field(default=None, repr=False)
+    mail_from: str = "offerloop <no-reply@localhost>"
+    bounce_address: str | None = None
+    maildir_path: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key_path: str | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0.0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -41,8 +41,16 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         secret, write = bearer(ws["secret_key"]), basic(ws["write_key"])
         assert http.put("/v1/journeys/hello", headers=secret, json={"yaml": JOURNEY}).status_code == 200
-        r = http.post("/v1/identify", headers=write, json={"userId": "u1", "traits": {"name": "Ada"},
-                                                           "messageId": "i1", "timestamp": utcnow().isoformat()})
+        r = http.post(
+            "/v1/identify",
+            headers=write,
+            json={
+                "userId": "u1",
+                "traits": {"name": "Ada"},
+                "messageId": "i1",
+                "timestamp": utcnow().isoformat(),
+            },
+        )
         assert r.status_code == 200
         token = None
         for _ in range(200):  # the identify is applied by the server's consumers, not by this request
@@ -54,7 +62,12 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
             threading.Event().wait(0.05)
         assert token is not None
         # Another workspace's secret key cannot mint a token for this buyer, and a tampered token is refused.
-        assert http.post("/v1/inbox/tokens", headers=bearer(other["secret_key"]), json={"user_id": "u1"}).status_code == 404
+        assert (
+            http.post(
+                "/v1/inbox/tokens", headers=bearer(other["secret_key"]), json={"user_id": "u1"}
+            ).status_code
+            == 404
+        )
         assert http.get("/v1/inbox", params={"token": token[:-2] + "AA"}).status_code == 403
         assert http.get("/v1/inbox", params={"token": "x" * 5000}).status_code == 422
 
@@ -63,8 +76,11 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
         reader = threading.Thread(target=_frames, args=(http, token, frames, ready), daemon=True)
         reader.start()
         assert ready.wait(30)
-        r = http.post("/v1/track", headers=write, json={"userId": "u1", "event": "Signed Up", "messageId": "s1",
-                                                        "timestamp": utcnow().isoformat()})
+        r = http.post(
+            "/v1/track",
+            headers=write,
+            json={"userId": "u1", "event": "Signed Up", "messageId": "s1", "timestamp": utcnow().isoformat()},
+        )
         assert r.status_code == 200
         frame = frames.get(timeout=30)
         assert (frame["title"], frame["text"], frame["read_at"]) == ("Hi Ada", "Welcome aboard", None)

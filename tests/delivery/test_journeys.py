@@ -339,5 +339,10 @@ def test_erasing_a_buyer_erases_their_runs_addresses_and_message_content(
     assert client.get("/v1/journey-runs", headers=secret_headers).json()["items"] == []
     [message] = messages(client, secret_headers)
     detail = client.get(f"/v1/messages/{message['id']}", headers=secret_headers).json()
-    assert (detail["status"], detail["recipient"], detail["subject"], detail["body"]) == ("sent", None, None, {})
+    assert (detail["status"], detail["recipient"], detail["subject"], detail["body"]) == (
+        "sent",
+        None,
+        None,
+        {},
+    )
     assert client.get("/v1/delivery/suppressions", headers=secret_headers).json()["items"] == []

@@ -47,8 +47,9 @@ TRACKING_PATHS = frozenset(
     f"/v1/{t}" for t in ("identify", "track", "page", "screen", "group", "alias", "batch")
 )
 # Routes a client reaches without an API key: a Stripe signature, a signed file link, a quiz form with
-# the write key in its URL. Everything else under /v1 needs the Authorization header before its body.
-KEYLESS_PREFIXES = ("/v1/webhooks/", "/v1/files/", "/v1/quizzes/")
+# the write key in its URL, a signed link in a message. Everything else under /v1 needs the Authorization
+# header before its body.
+KEYLESS_PREFIXES = ("/v1/webhooks/stripe", "/v1/files/", "/v1/quizzes/", "/v1/m/")
 MAX_JSON_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INTEGER = re.compile(r"[+-]?\d+")

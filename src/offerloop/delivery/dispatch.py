@@ -4,12 +4,12 @@ the in-app inbox. Each answers sent, transient (try again later) or permanent (w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import parseaddr
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from offerloop.config import Settings
+from offerloop.delivery.email.transport import envelope_sender, transport_for
 from offerloop.delivery.links import Links, url
 from offerloop.delivery.push import service as push_service
 from offerloop.delivery.webhooks import service as webhooks_service
@@ -44,15 +44,13 @@ class Mailer:
     """The configured e-mail transport (built once per process from the settings)."""
 
     def __init__(self, settings: Settings) -> None:
-        from offerloop.delivery.email import transport  # its dependencies load only where mail is sent
-
         self.settings = settings
-        self.transport = transport.transport_for(settings)
+        self.transport = transport_for(settings)
 
     def snapshot(self, row: OutboxMessage, sender: str | None, link: Links) -> Email:
         base = {"w": row.workspace_id, "m": row.id}
         sender = sender or self.settings.mail_from
-        bounce = self.settings.bounce_address or parseaddr(sender)[1] or "bounce@localhost"
+        bounce = envelope_sender(self.settings)
         return Email(
             sender=sender, bounce_address=bounce, to=row.recipient or "", subject=row.subject or "",
             text=str(row.body.get("text", "")), html=row.body.get("html"), message_id=row.message_id,
@@ -62,17 +60,24 @@ class Mailer:
 
     def send(self, email: Email) -> Outcome:
         from offerloop.delivery.email.compose import build_message
+        from offerloop.delivery.email.exceptions import EmailTooLarge, InvalidEmail
 
-        message = build_message(
-            sender=email.sender, to=email.to, subject=email.subject, text=email.text, html=email.html,
-            message_id=email.message_id, unsubscribe_url=email.unsubscribe_url, unsubscribe_mailto=None,
-            web_version_url=email.web_version_url,
-        )  # fmt: skip
+        try:
+            message = build_message(
+                sender=email.sender, to=email.to, subject=email.subject, text=email.text, html=email.html,
+                message_id=email.message_id, unsubscribe_url=email.unsubscribe_url, unsubscribe_mailto=None,
+                web_version_url=email.web_version_url,
+            )  # fmt: skip
+        except (InvalidEmail, EmailTooLarge) as exc:  # the same message will never build: do not retry
+            return Outcome("permanent", f"cannot build the e-mail: {exc.message}")
         result = self.transport.send(envelope_from=email.bounce_address, to=email.to, message=message)
-        code = getattr(result, "smtp_code", None)
+        code = result.smtp_code
         if result.status == "sent":
             return Outcome("sent", result.detail)
-        bounce = result.status == "permanent" and code is not None and 550 <= code <= 553
+        # A hard bounce: the server refused the recipient address itself (not the content, not us).
+        bounce = (
+            result.status == "permanent" and code in (550, 551, 553) and result.detail.endswith("(RCPT TO)")
+        )
         return Outcome(result.status, f"{code} {result.detail}" if code else result.detail, bounce)
 
 

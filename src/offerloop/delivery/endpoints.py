@@ -63,7 +63,10 @@ _JS: dict[int | str, dict[str, Any]] = {
     200: {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}
 }
 _GIF: dict[int | str, dict[str, Any]] = {
-    200: {"description": "A 1x1 GIF", "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}}}
+    200: {
+        "description": "A 1x1 GIF",
+        "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
+    }
 }
 STREAM_POLL_S = 5.0  # a stream re-reads this often even unwoken (changes made by another process)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from offerloop.config import Settings
-from offerloop.core.cache import VersionedCache
 from offerloop.db.uow import after_commit
 from offerloop.delivery import audience, dispatch, inbox, repository, sending
 from offerloop.delivery.journeys import engine
@@ -17,7 +17,9 @@ from offerloop.jobs.runner import Context, register
 from offerloop.models import Job
 from offerloop.workspaces import service as workspace_service
 
-_mailers: VersionedCache[dispatch.Mailer] = VersionedCache(max_size=4)
+# The process's mailer, for the settings object it was built from (a new one closes the old connections).
+_mailer_lock = threading.Lock()
+_current: list[tuple[int, dispatch.Mailer]] = []
 
 
 class TransientSend(RuntimeError):
@@ -100,8 +102,23 @@ def send_message(ctx: Context) -> datetime | None:
     return None
 
 
+def close_mailers() -> None:
+    """Close the SMTP connections this process keeps open (a worker stopping, a test ending)."""
+    with _mailer_lock:
+        for _, mailer in _current:
+            mailer.transport.close()
+        _current.clear()
+
+
 def _mailer(settings: Settings) -> dispatch.Mailer:
-    return _mailers.get_or_load("mailer", id(settings), lambda: dispatch.Mailer(settings))
+    with _mailer_lock:
+        if _current and _current[0][0] == id(settings):
+            return _current[0][1]
+    close_mailers()
+    mailer = dispatch.Mailer(settings)
+    with _mailer_lock:
+        _current.append((id(settings), mailer))
+    return mailer
 
 
 def _record(session: Session, row: Any, outcome: dispatch.Outcome, now: datetime) -> None:

@@ -1,0 +1,1 @@
+"""The e-mail channel: compose (RFC 5322 message), dkim (optional signing), transport (SMTP or Maildir)."""
