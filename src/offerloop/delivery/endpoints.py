@@ -17,6 +17,7 @@ from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.delivery import inbox as inbox_topics
 from offerloop.delivery import live, service
+from offerloop.delivery.email.exceptions import EmailNotFound
 from offerloop.delivery.exceptions import (
     BadLink,
     InvalidDeliverySettings,
@@ -159,6 +160,25 @@ def get_message(db: DB, principal: SecretKey, message_id: int) -> MessageDetail:
         return service.get_message(
             session=session, workspace_id=principal.workspace_id, message_id=message_id
         )
+
+
+_EML: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The message as captured (RFC 5322)",
+        "content": {"message/rfc822": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/messages/{message_id}/email", response_class=Response, responses={**_EML, **error_responses(*_KEY, MessageNotFound, EmailNotFound)},
+            summary="An e-mail as captured in the embedded Maildir (development and demo: no SMTP server set)")  # fmt: skip
+def captured_email(request: Request, db: DB, principal: SecretKey, message_id: int) -> Response:
+    with db.read() as session:
+        row = service.get_message(session=session, workspace_id=principal.workspace_id, message_id=message_id)
+    if row.channel != "email":
+        raise MessageNotFound(f"message {message_id} is not an e-mail")
+    raw = service.captured(get_settings(request), row.message_id)
+    return Response(raw, media_type="message/rfc822")
 
 
 @router.get("/delivery/suppressions", summary="Addresses that get no (marketing) messages",

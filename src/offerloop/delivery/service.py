@@ -289,3 +289,15 @@ def mark_read(*, session: Session, workspace_id: str, buyer_id: str, message_id:
         row.read_at, row.status = utcnow(), "read"
         sending.feedback(session, row, "Message Opened", {}, "opened")
     return _item(row)
+
+
+def captured(settings: Any, message_id: str) -> bytes:
+    """The bytes of an e-mail the embedded Maildir captured (EmailNotFound when SMTP is configured or the
+    message has not been sent)."""
+    from offerloop.delivery.email.exceptions import EmailNotFound
+    from offerloop.delivery.email.transport import MaildirTransport, maildir_path_for
+
+    if settings.smtp_url:
+        raise EmailNotFound("e-mail goes to an SMTP server here; nothing is captured")
+    box = MaildirTransport(maildir_path_for(settings))
+    return box.get(MaildirTransport.key_for(message_id)).raw
