@@ -155,7 +155,7 @@ class Signal(BaseModel):
         for op in ("eq", "in_", "is_"):
             if info.data.get(op) is not None:
                 alias = op.rstrip("_")
-                raise ValueError(f"softness applies only to numeric conditions, not to `{alias}`")
+                raise ValueError(f"applies only to numeric conditions, not to `{alias}`")
         return value
 
     @model_validator(mode="after")
