@@ -72,7 +72,7 @@ BROKEN = {
         [
             "{f}:6: rules[0].where.score.betwen: unknown operator (did you mean 'between'?) (one of eq, ne, gt, "
             "gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
-            "{f}:7: rules[0].wieght: unknown key",
+            "{f}:7: rules[0].wieght: unknown key 'wieght' (did you mean 'weight'?)",
             "{f}:8: rules[0].confidence: must be a number between 0 and 1, got 2",
         ],
     ),
@@ -80,18 +80,20 @@ BROKEN = {
         "features:\n  - {name: orders, kind: count}\n  - name: views\n    kind: decayed_count\n"
         "  - name: stage\n    kind: stagez\n",
         [
-            "{f}:3: features[1].half_life_days: required for kind decayed_count",
-            "{f}:6: features[2].kind: unknown kind 'stagez' (expected one of count, decayed_count, sum, latest, "
-            "latest_object, first_value, last_value, distinct_count, min_delay_minutes, weekday_share, "
-            "top_local_hour, recency_days, flag, stage, share)",
+            "{f}:3: features[1]: missing required key 'half_life_days' for kind decayed_count",
+            "{f}:6: features[2].kind: must be one of count, decayed_count, sum, latest, latest_object, "
+            "first_value, last_value, distinct_count, min_delay_minutes, weekday_share, top_local_hour, "
+            "recency_days, flag, stage, share, got 'stagez' (did you mean 'stage'?)",
         ],
     ),
     "personas.yaml": (
         "threshold: 0.5\npersonas:\n  - name: fan\n    signals:\n      - {feature: orders, gte: 1, weight: -2}\n"
-        "  - name: Lurker\n    signals:\n      - {feature: views, gte: 1}\n",
+        "  - name: Lurker\n    descripton: Reads everything\n    signals:\n      - {feature: views, gte: 1}\n",
         [
-            "{f}:5: personas[0].signals[0].weight: Input should be greater than 0",
-            "{f}:6: personas[1].name: String should match pattern '^[a-z][a-z0-9_]*$'",
+            "{f}:5: personas[0].signals[0].weight: must be more than 0, got -2",
+            "{f}:6: personas[1].name: must be a persona name (lowercase letters, digits and '_', e.g. "
+            "deal_seeker), got 'Lurker'",
+            "{f}:7: personas[1].descripton: unknown key 'descripton' (did you mean 'description'?)",
         ],
     ),
     "quiz.yaml": ("id: q\ntitle: Q\nquestions: 5\n", ["{f}:3: questions must be a non-empty list, got 5"]),
@@ -154,3 +156,30 @@ def test_hostile_files_give_one_clear_problem(tmp_path: Path) -> None:
         assert lint("--kind", "offers", file) == (1, [expected.format(f=file)]), name
     missing = str(tmp_path / "nope.yaml")
     assert lint(missing) == (1, [f"{missing}: cannot be read: No such file or directory"])
+
+
+def test_json_configs_of_the_ported_kinds_name_their_lines(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        "rules.json",
+        '{\n  "rules": [\n    {"weight": 1, "confidence": 1,\n     "where": {"plan.tier": {"eqq": "pro"}}}\n  ]\n}\n',
+    )
+    assert lint("--kind", "signals", file) == (
+        1,
+        [f"{file}:4: rules[0].where.plan.tier.eqq: unknown operator (did you mean 'eq'?) (one of eq, ne, gt, "
+         "gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)"],
+    )  # fmt: skip
+    file = write(tmp_path, "spec.json", '{"features": [\n  {"name": "n", "kind": "cuont"}\n]}\n')
+    assert lint("--kind", "features", file)[1] == [
+        f"{file}:2: features[0].kind: must be one of count, decayed_count, sum, latest, latest_object, "
+        "first_value, last_value, distinct_count, min_delay_minutes, weekday_share, top_local_hour, "
+        "recency_days, flag, stage, share, got 'cuont' (did you mean 'count'?)"
+    ]
+    # An empty signals or features file is the built-in default: clean. Empty persona templates are not.
+    file = write(tmp_path, "empty.yaml", "# nothing yet\n")
+    assert lint("--kind", "signals", file) == (0, [f"{file}: ok (signals)"])
+    assert lint("--kind", "features", file) == (0, [f"{file}: ok (features)"])
+    assert lint("--kind", "personas", file) == (
+        1,
+        [f"{file}:1: persona templates are empty (expected a mapping with a `personas` list)"],
+    )

@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from offerloop.core.conditions import PropertiesWhere, Where
 from offerloop.declarative import (
     AwareDatetime,
     ConfigError,
     Count,
+    Document,
     Location,
     Problem,
     Reporter,
@@ -20,6 +23,8 @@ from offerloop.declarative import (
     format_path,
     load_document,
     matching,
+    one_of,
+    parse_path,
     problem_at,
     show,
     validate,
@@ -251,3 +256,103 @@ def test_show_is_bounded_for_huge_and_shared_values() -> None:
     assert show("y" * 1000) == "'" + "y" * 56 + "..."
     assert show({"a": (1,)}) == "{'a': (1,)}"
     assert show(10**5000) == "<a number too long to show>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Data without text, conditions, choices, defaults
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, dict) else value
+
+
+class Rule(_Strict):
+    channel: Annotated[str, one_of(("email", "push", "sms"), fold_case=True)]
+    where: PropertiesWhere = Field(default_factory=lambda: Where.of(None, "properties"))
+    at_most: Annotated[float, Field(le=1)] = 1.0
+
+
+class Rules(_Strict):
+    rules: Annotated[list[Rule], BeforeValidator(_one_or_many)]
+
+
+RULES_YAML = """\
+rules:
+  - channel: Push
+  - channel: emial
+    where:
+      plan.tier: {eqq: pro}
+      score: {gte: 70, betwen: [1, 2]}
+      "": 1
+  - channel: sms
+    at_most: 2
+"""
+
+
+def _rule_problems(doc: Document) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        validate(Rules, doc)
+    return caught.value.problems
+
+
+def test_condition_problems_are_each_at_their_own_path_and_line() -> None:
+    ops = "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than"
+    found = _rule_problems(load_document(RULES_YAML, file="rules.yaml"))
+    assert found == [
+        "rules.yaml:3: rules[1].channel: must be one of email, push, sms, got 'emial' (did you mean 'email'?)",
+        # the empty key is the condition's own path "": its problem is at the mapping
+        "rules.yaml:4: rules[1].where: invalid path '' (empty segment)",
+        f"rules.yaml:5: rules[1].where.plan.tier.eqq: unknown operator (did you mean 'eq'?) (one of {ops})",
+        f"rules.yaml:6: rules[1].where.score.betwen: unknown operator (did you mean 'between'?) (one of {ops})",
+        "rules.yaml:9: rules[2].at_most: must be at most 1, got 2",
+    ]
+    # The same data already parsed: the same problems, without file or lines.
+    data = yaml.safe_load(RULES_YAML)
+    # (in the order found: no lines to sort by)
+    assert sorted(_rule_problems(Document.of(data))) == sorted(line.split(": ", 1)[1] for line in found)
+    assert _rule_problems(Document.of(data, file="<body>"))[0] == "<body>: " + found[0].split(": ", 1)[1]
+
+
+def test_one_item_given_for_a_list_is_reported_without_an_index() -> None:
+    text = "rules:\n  channel: push\n  where: {a: {gtt: 1}}\n"
+    assert _rule_problems(load_document(text, file="r.yaml")) == [
+        "r.yaml:3: rules.where.a.gtt: unknown operator (did you mean 'gt'?) (one of eq, ne, gt, gte, lt, lte, "
+        "between, in, not_in, exists, contains, matches, within, older_than)"
+    ]
+    assert validate(Rules, load_document("rules: {channel: SMS}")).rules[0].channel == "sms"
+
+
+def test_a_default_for_an_empty_document_and_keys_that_are_not_text() -> None:
+    fallback = Rules(rules=[])
+    assert validate(Rules, load_document("# nothing\n"), default=fallback) is fallback
+    assert validate(Rules, Document.of(None), default=fallback) is fallback
+    with pytest.raises(ConfigError) as caught:
+        validate(Rules, load_document("rules: [\n"), default=fallback)  # broken text is no default
+    assert caught.value.problems == [
+        "<string>:2: invalid YAML (column 1): expected the node content, but found '<stream end>'"
+    ]
+    assert _rule_problems(Document.of(None)) == ["the document is empty"]
+    assert _rule_problems(Document.of({"rules": [], 3: 4})) == ["3: unknown key 3 (a key must be text)"]
+
+
+def test_parse_path_reads_what_format_path_writes() -> None:
+    data = {"rules": [{"where": {"plan.tier": {"eq": 1}, "plan": {"x": 1}}}]}
+    assert parse_path("rules[0].where.plan.tier.eq", data) == ("rules", 0, "where", "plan.tier", "eq")
+    assert parse_path("rules[0].where.plan.x", data) == ("rules", 0, "where", "plan", "x")
+    assert parse_path("a.b[2].c") == ("a", "b", 2, "c")
+    assert parse_path("") == ()
+    assert parse_path(".a", {".a": 1}) == (".a",)
+    path = ("rules", 0, "where", "plan.tier", "eq")
+    assert parse_path(format_path(path, data), data) == path
+
+
+def test_problems_without_lines_read_and_sort() -> None:
+    assert str(Problem("", 0, "a.b", "bad")) == "a.b: bad"
+    assert str(Problem("", 0, "", "bad")) == "bad"
+    assert str(Problem("<body>", 0, "a", "bad")) == "<body>: a: bad"
+    assert Problem("", 0, "a", "bad").to_dict() == {
+        "path": None,
+        "line": None,
+        "location": "a",
+        "message": "bad",
+    }

@@ -43,7 +43,7 @@ def rule(**fields: Any) -> dict[str, Any]:
     return {"weight": 1, "confidence": 1, **fields}
 
 
-EXPECTED_TYPES = "(expected one of track, page, screen, identify, group, alias)"
+EXPECTED_TYPES = "must be one of track, page, screen, identify, group, alias"
 
 EXAMPLE_YAML = """
 threshold: 0.5            # events whose confidence is below this are stored but marked suppressed
@@ -589,30 +589,32 @@ rules:
     )
 
     assert message.splitlines() == [
-        "threshold: must be a number between 0 and 1, got 1.5",
-        "default.weight: must be a finite number >= 0, got -1",
-        "default.confidence: must be a number between 0 and 1, got 2",
-        "rules[0].weight: required",
-        "rules[0].wieght: unknown key",
-        "rules[1].event: must be a non-empty string, got ''",
-        f"rules[1].type: unknown event type 'trak' {EXPECTED_TYPES}",
-        "rules[1].weight: must be a finite number >= 0, got -3",
-        "rules[1].confidence: must be a number between 0 and 1, got 1.2",
-        "rules[1].high_signal: must be true or false, got 'yes'",
-        "rules[1].label: must be a non-empty string, got ''",
-        "rules[2].where.score.gtee: unknown operator (did you mean 'gte'?) (one of " + OPS + ")",
-        "rules[2].where.email.matches: invalid regular expression '[a-': "
+        "<signals>:2: threshold: must be a number between 0 and 1, got 1.5",
+        "<signals>:3: color: unknown key 'color' (allowed: threshold, default, rules)",
+        "<signals>:4: default.weight: must be a finite number >= 0, got -1",
+        "<signals>:4: default.confidence: must be a number between 0 and 1, got 2",
+        "<signals>:6: rules[0]: missing required key 'weight'",
+        "<signals>:7: rules[0].wieght: unknown key 'wieght' (did you mean 'weight'?)",
+        "<signals>:9: rules[1].event: must be a non-empty string, got ''",
+        f"<signals>:10: rules[1].type: {EXPECTED_TYPES}, got 'trak' (did you mean 'track'?)",
+        "<signals>:11: rules[1].weight: must be a finite number >= 0, got -3",
+        "<signals>:12: rules[1].confidence: must be a number between 0 and 1, got 1.2",
+        "<signals>:13: rules[1].high_signal: must be true or false, got 'yes'",
+        "<signals>:14: rules[1].label: must be a non-empty string, got ''",
+        "<signals>:17: rules[2].where.score.gtee: unknown operator (did you mean 'gte'?) (one of "
+        + OPS
+        + ")",
+        "<signals>:18: rules[2].where.email.matches: invalid regular expression '[a-': "
         "missing ]: [a- (RE2 syntax: no lookaround, no backreferences)",
-        "rules[2].where.plan.in: must be a list of 1 to 1000 values, got 'pro'",
-        "rules[2].where.seen.exists: must be true or false, got 'yes'",
-        "rules[2].where.total.gte: must be a finite number or text, got [1]",
-        "rules[2].where.a..b: invalid path 'a..b' (empty segment)",
-        "rules[2].where.nothing: no operator given (one of " + OPS + ")",
-        "rules[3]: must be a mapping, got 5",
-        "rules[4].where: must be a mapping of properties to conditions, got [1]",
-        "rules[4].weight: must be a finite number >= 0, got 'x'",
-        "rules[4].confidence: must be a number between 0 and 1, got nan",
-        "color: unknown key",
+        "<signals>:19: rules[2].where.plan.in: must be a list of 1 to 1000 values, got 'pro'",
+        "<signals>:20: rules[2].where.seen.exists: must be true or false, got 'yes'",
+        "<signals>:21: rules[2].where.total.gte: must be a finite number or text, got [1]",
+        "<signals>:22: rules[2].where.a..b: invalid path 'a..b' (empty segment)",
+        "<signals>:23: rules[2].where.nothing: no operator given (one of " + OPS + ")",
+        "<signals>:26: rules[3]: must be a mapping, got 5",
+        "<signals>:28: rules[4].where: must be a mapping of properties to conditions, got [1]",
+        "<signals>:29: rules[4].weight: must be a finite number >= 0, got 'x'",
+        "<signals>:30: rules[4].confidence: must be a number between 0 and 1, got nan",
     ]
 
 
@@ -644,18 +646,29 @@ rules:
         ),
         ({"threshold": -1}, "threshold: must be a number between 0 and 1, got -1"),
         ({"threshold": None}, "threshold: must be a number between 0 and 1, got None"),
-        ({"default": {"weight": 1, "high_signal": True}}, "default.high_signal: unknown key"),
+        (
+            {"default": {"weight": 1, "high_signal": True}},
+            "default.high_signal: unknown key 'high_signal' (allowed: weight, confidence)",
+        ),
         ({"default": 3}, "default: must be a mapping, got 3"),
         ({"rules": {"event": "X"}}, "rules: must be a list, got {'event': 'X'}"),
-        ({"rules": [{"event": "X"}]}, "rules[0].weight: required\nrules[0].confidence: required"),
-        ({"rules": [rule(colour="red")]}, "rules[0].colour: unknown key"),
+        (
+            {"rules": [{"event": "X"}]},
+            "rules[0]: missing required key 'weight'\nrules[0]: missing required key 'confidence'",
+        ),
+        (
+            {"rules": [rule(colour="red")]},
+            "rules[0].colour: unknown key 'colour' "
+            "(allowed: event, type, where, weight, confidence, high_signal, label)",
+        ),
+        ({"rules": [rule(typ="page")]}, "rules[0].typ: unknown key 'typ' (did you mean 'type'?)"),
         (
             {"rules": [rule(type="Track Event")]},
-            f"rules[0].type: unknown event type 'Track Event' {EXPECTED_TYPES}",
+            f"rules[0].type: {EXPECTED_TYPES}, got 'Track Event'",
         ),
         (
             {"rules": [rule(type=1)]},
-            f"rules[0].type: unknown event type 1 {EXPECTED_TYPES}",
+            f"rules[0].type: {EXPECTED_TYPES}, got 1",
         ),
         (
             {"rules": [rule(event="Signed In", type="identify")]},
@@ -717,16 +730,19 @@ rules:
             "rules[0].where: must be a mapping of properties to conditions, got [{'x': 1}]",
         ),
         ({"rules": [rule(), "Order Completed"]}, "rules[1]: must be a mapping, got 'Order Completed'"),
-        ({"rules": [rule()], 3: 4}, "config: unknown key 3"),
-        ({"rules": [{"weight": 1, "confidence": 1, 5: 1}]}, "rules[0]: unknown key 5"),
-        ("- just\n- a list\n", "config: must be a mapping, got ['just', 'a list']"),
-        ("42", "config: must be a mapping, got 42"),
-        ("rules: [", "invalid YAML at line 1, column 9: expected the node content, but found '<stream end>'"),
+        ({"rules": [rule()], 3: 4}, "3: unknown key 3 (a key must be text)"),
+        ({"rules": [{"weight": 1, "confidence": 1, 5: 1}]}, "rules[0].5: unknown key 5 (a key must be text)"),
+        ("- just\n- a list\n", "<signals>:1: must be a mapping, got ['just', 'a list']"),
+        ("42", "<signals>:1: must be a mapping, got 42"),
+        (
+            "rules: [",
+            "<signals>:1: invalid YAML (column 9): expected the node content, but found '<stream end>'",
+        ),
         (
             "rules:\n  - weight: 1\n   confidence: 1\n",
-            "invalid YAML at line 3, column 4: expected <block end>, but found '<block mapping start>'",
+            "<signals>:3: invalid YAML (column 4): expected <block end>, but found '<block mapping start>'",
         ),
-        (42, "config: must be a mapping, got 42"),
+        (42, "must be a mapping, got 42"),
     ],
 )
 def test_validation_error_messages(source: Any, message: str) -> None:
@@ -738,8 +754,19 @@ def test_config_error_is_a_value_error_listing_problems() -> None:
         load_signal_config({"threshold": 2, "extra": 1})
 
     assert isinstance(info.value, SignalConfigError)
-    assert info.value.problems == ("threshold: must be a number between 0 and 1, got 2", "extra: unknown key")
-    assert str(info.value) == "threshold: must be a number between 0 and 1, got 2\nextra: unknown key"
+    extra = "extra: unknown key 'extra' (allowed: threshold, default, rules)"
+    assert info.value.problems == ["threshold: must be a number between 0 and 1, got 2", extra]
+    assert str(info.value) == f"threshold: must be a number between 0 and 1, got 2\n{extra}"
+    assert info.value.status_code == 422 and info.value.code == "invalid_signal_config"
+    assert info.value.details == [
+        {
+            "path": None,
+            "line": None,
+            "location": "threshold",
+            "message": "must be a number between 0 and 1, got 2",
+        },
+        {"path": None, "line": None, "location": "extra", "message": extra.removeprefix("extra: ")},
+    ]
 
 
 def test_valid_edge_values_are_accepted() -> None:

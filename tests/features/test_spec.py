@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from offerloop.features.spec import (
     DEFAULT_FEATURE_SPEC,
@@ -28,6 +29,10 @@ PERSONA_FEATURES = (
     "minutes_to_first_drop_view", "drop_views", "coupon_attempts", "product_view_share", "lessons_started",
     "community_posts",
 )  # fmt: skip
+
+
+KINDS = ", ".join(FEATURE_KINDS)
+OPERATORS = "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than"
 
 
 def problems(source: object) -> list[str]:
@@ -205,26 +210,25 @@ def test_validation_errors_name_the_path() -> None:
             ],
         }
     ) == [
-        "suppressed_factor: Input should be less than or equal to 1, got 2",
-        "features[0].half_life_days: required for kind decayed_count",
-        "features[1].kind: unknown kind 'nope' (expected one of " + ", ".join(FEATURE_KINDS) + ")",
-        "features[2].kind: required (one of " + ", ".join(FEATURE_KINDS) + ")",
-        "features[3].match[0].where.p.gtt: unknown operator (did you mean 'gt'?) (one of "
-        "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
-        "features[4].half_life_days: unknown key for kind count",
+        "suppressed_factor: must be at most 1, got 2",
+        "features[0]: missing required key 'half_life_days' for kind decayed_count",
+        f"features[1].kind: must be one of {KINDS}, got 'nope'",
+        f"features[2]: missing required key 'kind' (one of {KINDS})",
+        f"features[3].match.where.p.gtt: unknown operator (did you mean 'gt'?) (one of {OPERATORS})",
+        "features[4].half_life_days: unknown key 'half_life_days' for kind count (only for kind decayed_count)",
         "features[5].value: give exactly one of 'value' (a property path) or 'value_from'",
         "features[6].stages[1].name: duplicate stage name 's'",
-        "features[7].match[0].event: identify events have no name: 'event' works only with track, page or screen",
-        "features[8].name: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$', got 'i j'",
-        "features[9].weekdays[0]: Input should be less than or equal to 6, got 7",
+        "features[7].match.event: identify events have no name: 'event' works only with track, page or screen",
+        "features[8].name: must be a feature name (letters, digits and '_', not starting with a digit), got 'i j'",
+        "features[9].weekdays[0]: must be at most 6, got 7",
         "features[10].value: invalid property path 'a..b' (empty segment)",
         "features[11]: must be a mapping, got 5",
-        "features[12].half_life_days: Input should be a valid number, got '30'",
-        "features[13].match[0].where.x: no operator given (one of "
-        "eq, ne, gt, gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
-        "features[14].match[0].type: Input should be 'track', 'page', 'screen', 'identify', 'group' or 'alias', got 'pagex'",
-        "features[15].set_on: required for kind flag",
-        "features[16].weekdays: Tuple should have at least 1 item after validation, not 0, got []",
+        "features[12].half_life_days: must be a number, got '30'",
+        f"features[13].match.where.x: no operator given (one of {OPERATORS})",
+        "features[14].match[0].type: must be one of track, page, screen, identify, group, alias, got 'pagex' "
+        "(did you mean 'page'?)",
+        "features[15]: missing required key 'set_on' for kind flag",
+        "features[16].weekdays: must have at least 1 item, got 0",
     ]
 
 
@@ -235,11 +239,14 @@ def test_spec_level_errors() -> None:
     assert problems({"features": [{"name": "suppressed_share", "kind": "count"}]}) == [
         "features[0].name: 'suppressed_share' is built in and always computed"
     ]
-    assert problems({"features": 3, "extra": 1}) == ["features: must be a list, got 3", "extra: unknown key"]
-    assert problems("features: [") == [
-        "spec: invalid YAML at line 1, column 12: expected the node content, but found '<stream end>'"
+    assert problems({"features": 3, "extra": 1}) == [
+        "features: must be a list, got 3",
+        "extra: unknown key 'extra' (allowed: suppressed_factor, features)",
     ]
-    assert problems("- a\n- b\n") == ["spec: must be a mapping, got ['a', 'b']"]
+    assert problems("features: [") == [
+        "<features>:1: invalid YAML (column 12): expected the node content, but found '<stream end>'"
+    ]
+    assert problems("- a\n- b\n") == ["<features>:1: must be a mapping, got ['a', 'b']"]
     assert problems(
         {
             "features": [
@@ -252,5 +259,47 @@ def test_spec_level_errors() -> None:
         }
     ) == [
         "features[0].stages[0].min_count: needs 'match' (or give min_count inside 'all')",
-        "features[0].stages[1].all[0].match: required",
+        "features[0].stages[1].all[0]: missing required key 'match'",
     ]
+
+
+BROKEN_YAML = """\
+features:
+  - {name: orders, kind: count}
+  - name: views
+    kind: decayed_count
+  - name: stage
+    kind: stagez
+  - name: big
+    kind: count
+    match:
+      event: X
+      where:
+        plan.tier: {gtee: 1}
+  - name: money
+    kind: sum
+    match: {event: Order Completed}
+    value: total
+    fallback: {value: revenue, scale: minor_units}
+"""
+
+
+def test_text_problems_name_their_lines_and_a_mapping_gives_the_same_without() -> None:
+    with pytest.raises(FeatureSpecError) as info:
+        load_feature_spec(BROKEN_YAML, path="features.yaml")
+    expected = [
+        "features.yaml:3: features[1]: missing required key 'half_life_days' for kind decayed_count",
+        f"features.yaml:6: features[2].kind: must be one of {KINDS}, got 'stagez' (did you mean 'stage'?)",
+        "features.yaml:12: features[3].match.where.plan.tier.gtee: unknown operator (did you mean 'gte'?) "
+        f"(one of {OPERATORS})",
+        "features.yaml:17: features[4].fallback.scale: minor_units needs 'currency' on the feature",
+    ]
+    assert info.value.problems == expected
+    assert info.value.status_code == 422 and info.value.code == "invalid_feature_spec"
+    assert info.value.details[0] == {
+        "path": "features.yaml",
+        "line": 3,
+        "location": "features[1]",
+        "message": "missing required key 'half_life_days' for kind decayed_count",
+    }
+    assert problems(yaml.safe_load(BROKEN_YAML)) == [line.split(": ", 1)[1] for line in expected]

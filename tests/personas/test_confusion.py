@@ -47,7 +47,10 @@ def test_missing_round_trips_and_is_validated() -> None:
     assert "missing: [-1]" in ps.to_yaml()
     with pytest.raises(TemplateError) as bad:
         load_templates(TEMPLATES.replace("missing: [-1]", "missing: []"))
-    assert bad.value.details[0]["loc"] == "personas[0].signals[0].missing"
+    assert bad.value.problems == [
+        "<personas>:5: personas[0].signals[0].missing: must have at least 1 item, got 0",
+        "<personas>:8: personas[1].signals[0].missing: must have at least 1 item, got 0",
+    ]
     with pytest.raises(TemplateError):
         load_templates(TEMPLATES.replace("missing: [-1]", "missing: [{a: 1}]"))
 
@@ -94,26 +97,37 @@ def test_the_demo_prints_the_matrix_next_to_the_distribution() -> None:
 
 
 @pytest.mark.parametrize(
-    ("missing", "loc"),
+    ("missing", "loc", "message"),
     [
-        ("5", "personas[0].signals[0].missing"),
-        ("[]", "personas[0].signals[0].missing"),
-        ("'x'", "personas[0].signals[0].missing"),
-        ("[[1]]", "personas[0].signals[0].missing[0]"),
-        ("[{a: 1}]", "personas[0].signals[0].missing[0]"),
-        ("[.nan]", "personas[0].signals[0].missing[0]"),
-        ("[null]", "personas[0].signals[0].missing[0]"),
-        ("[" + ",".join(["1"] * 21) + "]", "personas[0].signals[0].missing"),
+        ("5", "personas[0].signals[0].missing", "must be a list, got 5"),
+        ("[]", "personas[0].signals[0].missing", "must have at least 1 item, got 0"),
+        ("'x'", "personas[0].signals[0].missing", "must be a list, got 'x'"),
+        ("[[1]]", "personas[0].signals[0].missing[0]", "must be a string, a number or a bool, got [1]"),
+        (
+            "[{a: 1}]",
+            "personas[0].signals[0].missing[0]",
+            "must be a string, a number or a bool, got {'a': 1}",
+        ),
+        ("[.nan]", "personas[0].signals[0].missing[0]", "must be a finite number, got nan"),
+        ("[null]", "personas[0].signals[0].missing[0]", "must be a string, a number or a bool, got None"),
+        (
+            "[" + ",".join(["1"] * 21) + "]",
+            "personas[0].signals[0].missing",
+            "must have at most 20 items, got 21",
+        ),
     ],
 )
 def test_bad_missing_values_over_http_are_422_with_their_path(
-    client: Any, secret_headers: dict[str, str], missing: str, loc: str
+    client: Any, secret_headers: dict[str, str], missing: str, loc: str, message: str
 ) -> None:
     body = TWO % missing
     response = client.put("/v1/personas/templates", headers=secret_headers, json=body)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_persona_templates"
-    assert [d["loc"] for d in response.json()["error"]["details"]] == [loc]
+    assert response.json()["error"]["details"] == [
+        {"path": "<personas>", "line": 3, "location": loc, "message": message}
+    ]
+    assert response.json()["error"]["message"] == f"<personas>:3: {loc}: {message}"
 
 
 def test_missing_values_over_http(client: Any, secret_headers: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from offerloop.core.errors import ValidationFailed
+from offerloop.declarative import show
 from offerloop.personas.templates import (
     UNASSIGNED,
     PersonaSet,
@@ -112,12 +113,15 @@ def test_default_softness_is_ten_percent_with_a_floor() -> None:
 
 def test_error_names_the_signal_field() -> None:
     err = _error(_personas({"feature": "x", "gte": 1, "weight": 0}))
-    assert (
-        err.message
-        == "invalid persona templates: personas[0].signals[0].weight: Input should be greater than 0"
-    )
+    assert err.problems == ["personas[0].signals[0].weight: must be more than 0, got 0"]
+    assert err.message == "personas[0].signals[0].weight: must be more than 0, got 0"
     assert err.details == [
-        {"loc": "personas[0].signals[0].weight", "message": "Input should be greater than 0"}
+        {
+            "path": None,
+            "line": None,
+            "location": "personas[0].signals[0].weight",
+            "message": "must be more than 0, got 0",
+        }
     ]
     assert isinstance(err, ValidationFailed)
     assert isinstance(err, ValueError)
@@ -125,108 +129,138 @@ def test_error_names_the_signal_field() -> None:
     assert err.code == "invalid_persona_templates"
 
 
+ONE_OF = "needs exactly one condition out of gte, lte, gt, lt, eq, in, between, is"
+
+
 @pytest.mark.parametrize(
-    ("signal", "loc", "message"),
+    ("signal", "problem"),
     [
-        ({"feature": "x", "gte": 1, "weight": -1}, "personas[0].signals[0].weight", "greater than 0"),
-        ({"feature": "x", "gtee": 1}, "personas[0].signals[0].gtee", "Extra inputs are not permitted"),
-        ({"feature": "x"}, "personas[0].signals[0]", "needs exactly one condition out of gte, lte"),
-        ({"feature": "x", "gte": 1, "lte": 3}, "personas[0].signals[0]", "(got gte, lte)"),
-        ({"feature": "x", "gte": True}, "personas[0].signals[0].gte", "must be a number"),
-        ({"feature": "x", "gte": "3"}, "personas[0].signals[0].gte", "must be a number"),
+        ({"feature": "x", "gte": 1, "weight": -1}, "weight: must be more than 0, got -1"),
+        ({"feature": "x", "gte": 1, "weight": 101}, "weight: must be at most 100, got 101"),
+        ({"feature": "x", "gte": 1, "weight": "2"}, "weight: must be a number, got '2'"),
+        ({"feature": "x", "gtee": 1}, "gtee: unknown key 'gtee' (did you mean 'gte'?)"),
+        ({"feature": "x"}, f": {ONE_OF} (got none)"),
+        ({"feature": "x", "gte": 1, "lte": 3}, f": {ONE_OF} (got gte, lte)"),
+        ({"feature": "x", "gte": True}, "gte: must be a number, got True"),
+        ({"feature": "x", "gte": "3"}, "gte: must be a number, got '3'"),
+        ({"feature": "x", "between": [3, 1]}, "between: lower bound 3 is above upper bound 1"),
         (
-            {"feature": "x", "between": [3, 1]},
-            "personas[0].signals[0]",
-            "between: lower bound 3 is above upper bound 1",
+            {"feature": "x", "eq": "a", "softness": 2},
+            "softness: applies only to numeric conditions, not to `eq`",
         ),
-        ({"feature": "x", "eq": "a", "softness": 2}, "personas[0].signals[0].softness", "not to `eq`"),
-        ({"feature": "x", "is": True, "softness": 2}, "personas[0].signals[0].softness", "not to `is`"),
-        ({"feature": "x", "gte": 1, "softness": 0}, "personas[0].signals[0].softness", "greater than 0"),
-        ({"feature": "x", "in": []}, "personas[0].signals[0].in", "at least 1 item"),
         (
-            {"feature": "x", "in": [None]},
-            "personas[0].signals[0].in[0]",
-            "must be a string, a number or a bool",
+            {"feature": "x", "is": True, "softness": 2},
+            "softness: applies only to numeric conditions, not to `is`",
         ),
-        ({"feature": "x", "eq": [1]}, "personas[0].signals[0].eq", "must be a string, a number or a bool"),
-        ({"feature": "x", "is": "maybe"}, "personas[0].signals[0].is", "valid boolean"),
-        ({"feature": "", "gte": 1}, "personas[0].signals[0].feature", "at least 1 character"),
+        ({"feature": "x", "gte": 1, "softness": 0}, "softness: must be more than 0, got 0"),
+        ({"feature": "x", "in": []}, "in: must have at least 1 item, got 0"),
+        ({"feature": "x", "in": [None]}, "in[0]: must be a string, a number or a bool, got None"),
+        ({"feature": "x", "eq": [1]}, "eq: must be a string, a number or a bool, got [1]"),
+        ({"feature": "x", "is": "maybe"}, "is: must be true or false, got 'maybe'"),
+        (
+            {"feature": "", "gte": 1},
+            "feature: must be a feature name (letters, digits, '_' and '.', not starting with a digit), got ''",
+        ),
     ],
 )
-def test_signal_errors(signal: dict[str, Any], loc: str, message: str) -> None:
+def test_signal_errors(signal: dict[str, Any], problem: str) -> None:
     err = _error(_personas(signal))
-    assert [d["loc"] for d in err.details] == [loc]
-    assert message in err.details[0]["message"]
-    assert f"{loc}: " in err.message
+    at = "personas[0].signals[0]" + ("" if problem.startswith(":") else ".")
+    assert err.problems == [at + problem]
 
 
 def test_second_signal_of_third_persona_is_named() -> None:
     data = _personas(count=3)
     data["personas"][2]["signals"].append({"feature": "y", "lte": 2, "weight": "heavy"})
-    err = _error(data)
-    assert [d["loc"] for d in err.details] == ["personas[2].signals[1].weight"]
+    assert _error(data).problems == ["personas[2].signals[1].weight: must be a number, got 'heavy'"]
 
 
 def test_every_problem_is_reported() -> None:
     data = _personas({"feature": "x", "gte": 1, "weight": 0}, {"feature": "y"}, count=3)
     data["personas"][1]["name"] = UNASSIGNED
     data["personas"][2]["prior"] = 0
-    err = _error(data)
-    assert [d["loc"] for d in err.details] == [
-        "personas[0].signals[0].weight",
-        "personas[0].signals[1]",
-        "personas[1].name",
-        "personas[2].prior",
+    assert _error(data).problems == [
+        "personas[0].signals[0].weight: must be more than 0, got 0",
+        f"personas[0].signals[1]: {ONE_OF} (got none)",
+        "personas[1].name: 'unassigned' is reserved for buyers no persona fits",
+        "personas[2].prior: must be more than 0, got 0",
     ]
-    assert "'unassigned' is reserved" in err.details[2]["message"]
 
 
 def test_persona_level_errors() -> None:
     dup = _personas(count=3)
     dup["personas"][2]["name"] = "p0"
-    assert _error(dup).details == [
-        {"loc": "personas[2].name", "message": "duplicate persona name 'p0' (also personas[0])"}
-    ]
+    assert _error(dup).problems == ["personas[2].name: duplicate persona name 'p0' (also personas[0])"]
     bad_name = _personas()
     bad_name["personas"][1]["name"] = "Deal Seeker"
-    assert _error(bad_name).details[0]["loc"] == "personas[1].name"
+    assert _error(bad_name).problems == [
+        "personas[1].name: must be a persona name (lowercase letters, digits and '_', e.g. deal_seeker), "
+        "got 'Deal Seeker'"
+    ]
     no_signals = _personas()
     no_signals["personas"][1]["signals"] = []
-    assert _error(no_signals).details[0]["loc"] == "personas[1].signals"
+    assert _error(no_signals).problems == ["personas[1].signals: must have at least 1 item, got 0"]
     unknown = _personas()
     unknown["personas"][0]["colour"] = "red"
-    assert _error(unknown).details[0]["loc"] == "personas[0].colour"
+    assert _error(unknown).problems == [
+        "personas[0].colour: unknown key 'colour' (allowed: name, description, prior, signals)"
+    ]
 
 
 def test_two_to_twelve_personas() -> None:
     assert len(load_templates(_personas(count=2)).personas) == 2
     assert len(load_templates(_personas(count=12)).personas) == 12
-    few = _error(_personas(count=1))
-    assert few.details[0]["loc"] == "personas"
-    assert "at least 2 items" in few.details[0]["message"]
-    many = _error(_personas(count=13))
-    assert "at most 12 items" in many.details[0]["message"]
+    assert _error(_personas(count=1)).problems == ["personas: must have at least 2 items, got 1"]
+    assert _error(_personas(count=13)).problems == ["personas: must have at most 12 items, got 13"]
 
 
 @pytest.mark.parametrize(
-    ("top", "loc"),
+    ("top", "problem"),
     [
-        ({"threshold": 1.5}, "threshold"),
-        ({"prior_strength": -1}, "prior_strength"),
-        ({"personaz": []}, "personaz"),
+        ({"threshold": 1.5}, "threshold: must be at most 1, got 1.5"),
+        ({"threshold": "0.5"}, "threshold: must be a number, got '0.5'"),
+        ({"prior_strength": -1}, "prior_strength: must be at least 0, got -1"),
+        ({"personaz": []}, "personaz: unknown key 'personaz' (did you mean 'personas'?)"),
     ],
 )
-def test_top_level_errors(top: dict[str, Any], loc: str) -> None:
-    data = {**_personas(), **top}
-    assert loc in [d["loc"] for d in _error(data).details]
+def test_top_level_errors(top: dict[str, Any], problem: str) -> None:
+    assert _error({**_personas(), **top}).problems == [problem]
 
 
 def test_unusable_sources(tmp_path: Path) -> None:
-    assert "must be a mapping" in _error("- just\n- a list\n").message
-    assert "not valid YAML" in _error("personas: [\n").message
+    assert _error("- just\n- a list\n").problems == [
+        "<personas>:1: must be a mapping, got ['just', 'a list']"
+    ]
+    assert _error("personas: [\n").problems == [
+        "<personas>:2: invalid YAML (column 1): expected the node content, but found '<stream end>'"
+    ]
+    assert _error("").problems == [
+        "<personas>:1: persona templates are empty (expected a mapping with a `personas` list)"
+    ]
+    assert _error(None).problems == [
+        "persona templates are empty (expected a mapping with a `personas` list)"
+    ]
     # A string is content, never a path: it is not read, and says nothing about the file system.
-    assert "must be a mapping" in _error(str(tmp_path / "missing.yaml")).message
-    assert "cannot read persona templates" in _error(tmp_path / "missing.txt").message
+    missing = str(tmp_path / "missing.yaml")
+    assert _error(missing).problems == [f"<personas>:1: must be a mapping, got {show(missing)}"]
+    assert _error(tmp_path / "missing.txt").problems == [
+        f"cannot read persona templates {str(tmp_path / 'missing.txt')!r}: No such file or directory"
+    ]
+
+
+def test_a_file_names_every_problem_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "personas.yaml"
+    path.write_text(
+        "threshold: 0.5\npersonas:\n  - name: fan\n    signals:\n      - {feature: orders, gte: 1, weight: -2}\n"
+        "  - name: lurker\n    signals:\n      - feature: views\n        betwen: [1, 2]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError) as caught:
+        load_templates_file(path)
+    assert caught.value.problems == [
+        f"{path}:5: personas[0].signals[0].weight: must be more than 0, got -2",
+        f"{path}:9: personas[1].signals[0].betwen: unknown key 'betwen' (did you mean 'between'?)",
+    ]
 
 
 def test_yaml_round_trip_keeps_every_field() -> None:

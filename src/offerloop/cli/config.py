@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -23,10 +22,10 @@ from offerloop.declarative import (
     sort_problems,
     validation_problems,
 )
-from offerloop.events.signals import SignalConfigError, load_signal_config
-from offerloop.features.spec import FeatureSpecError, load_feature_spec
+from offerloop.events.signals import load_signal_config
+from offerloop.features.spec import load_feature_spec
 from offerloop.offers.schema import parse_catalog
-from offerloop.personas.templates import TemplateError, load_templates
+from offerloop.personas.templates import load_templates
 
 app = typer.Typer(
     help="Declarative configs: offers, policies, atoms, signals, features, personas…", no_args_is_help=True
@@ -56,9 +55,6 @@ _NAMES: Final = (
     ("quiz", "quiz"),
     ("action", "actions"),
 )
-_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
-_PATH_TEXT = re.compile(r"[A-Za-z0-9_\-\[\]\.*]+")
-_YAML_AT = re.compile(r"at line (\d+)")
 
 
 def detect_kind(file: str, doc: Document) -> str | None:
@@ -76,61 +72,15 @@ def detect_kind(file: str, doc: Document) -> str | None:
     return next((kind for part, kind in _NAMES if part in name), None)
 
 
-def parse_path(text: str) -> tuple[str | int, ...]:
-    """``features[3].stages[1].name`` -> ``("features", 3, "stages", 1, "name")``."""
-    return tuple(int(index) if index else name for index, name in _PATH_PART.findall(text))
-
-
-def _from_path_message(doc: Document, text: str, root: str) -> Problem:
-    """``"rules[2].where.score: message"`` (a loader's problem) at the line of its path."""
-    match = _YAML_AT.search(text)
-    if match is not None:  # the loader's own YAML error names its line
-        return Problem(doc.file, int(match.group(1)), "", text)
-    head, sep, message = text.partition(": ")
-    if not sep or not _PATH_TEXT.fullmatch(head):
-        return Problem(doc.file, doc.line(), "", text)
-    path = () if head == root else parse_path(head)
-    return Problem(doc.file, doc.line(path), head, message)
-
-
 def _raised(parse: Callable[[], object]) -> list[Problem | str]:
-    """The problems ``parse`` raises: a loader that names its lines itself."""
+    """The problems ``parse`` raises: every loader names its lines itself."""
     try:
         parse()
     except ConfigError as exc:
-        return list(exc.found)
+        return [*exc.found] if exc.found else [*exc.problems]
     except ContentError as exc:
         return list(exc.problems)
     return []
-
-
-def _lint_signals(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        load_signal_config(text)
-    except SignalConfigError as exc:
-        return [*doc.problems, *(_from_path_message(doc, p, "config") for p in exc.problems)]
-    return list(doc.problems)
-
-
-def _lint_features(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        load_feature_spec(text)
-    except FeatureSpecError as exc:
-        found = (_from_path_message(doc, p.removeprefix("spec: "), "spec") for p in exc.problems)
-        return [*doc.problems, *found]
-    return list(doc.problems)
-
-
-def _lint_personas(doc: Document, text: str) -> list[Problem | str]:
-    try:
-        load_templates(text)
-    except TemplateError as exc:
-        details: Any = exc.details
-        if not isinstance(details, list):
-            return [*doc.problems, _from_path_message(doc, exc.message, "")]
-        found = [doc.problem(parse_path(d["loc"]), d["message"]) for d in details]
-        return [*doc.problems, *found]
-    return list(doc.problems)
 
 
 _ACTIONS: Final = TypeAdapter(list[ActionIn])
@@ -149,9 +99,9 @@ _LINTERS: Final[dict[str, Callable[[Document, str], list[Problem | str]]]] = {
     "policy": lambda doc, text: _raised(lambda: parse_policy(text, path=doc.file)),
     "atom": lambda doc, text: _raised(lambda: parse_atom(text, path=doc.file)),
     "quiz": lambda doc, text: _raised(lambda: parse_quiz(text, path=doc.file)),
-    "signals": _lint_signals,
-    "features": _lint_features,
-    "personas": _lint_personas,
+    "signals": lambda doc, text: _raised(lambda: load_signal_config(text, path=doc.file)),
+    "features": lambda doc, text: _raised(lambda: load_feature_spec(text, path=doc.file)),
+    "personas": lambda doc, text: _raised(lambda: load_templates(text, path=doc.file)),
     "actions": _lint_actions,
 }
 

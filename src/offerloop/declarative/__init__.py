@@ -8,6 +8,9 @@ Porting a config kind takes three things:
 * a loader call: ``validate(Model, load_document(text, file=path), error=KindError)``, which raises
   every problem at once, each as ``file:line: path: message``, ordered by line.
 
+Data that arrives already parsed (a JSON body) goes through ``Document.of(data)``: the same problems,
+without lines. ``validate(..., default=...)`` gives a default for an empty document.
+
 Cross-entry checks (references between entries) go in ``validate(..., check=...)``; a model validator
 reports below its model with ``raise problem_at(("sub", 0), "message")``. Content is versioned with
 :func:`content_version`.
@@ -19,16 +22,23 @@ from offerloop.declarative.document import (
     Problem,
     format_path,
     load_document,
+    parse_path,
     sort_problems,
 )
-from offerloop.declarative.errors import ConfigError, Reporter, problem_at, validate, validation_problems
-from offerloop.declarative.types import AwareDatetime, Count, Text, matching
+from offerloop.declarative.errors import (
+    ConfigError,
+    Reporter,
+    did_you_mean,
+    problem_at,
+    validate,
+    validation_problems,
+)
+from offerloop.declarative.types import AwareDatetime, Count, Text, matching, one_of
 from offerloop.declarative.version import content_version
 from offerloop.declarative.yaml_loading import (
     MAX_YAML_DEPTH,
     BoundedSafeLoader,
     StringDateLoader,
-    load_config,
     parse_yaml,
     show,
 )
@@ -46,10 +56,12 @@ __all__ = [
     "StringDateLoader",
     "Text",
     "content_version",
+    "did_you_mean",
     "format_path",
-    "load_config",
     "load_document",
     "matching",
+    "one_of",
+    "parse_path",
     "parse_yaml",
     "problem_at",
     "show",

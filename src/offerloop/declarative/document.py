@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
@@ -26,21 +27,27 @@ class Problem:
     """One thing wrong with a config file, printed as ``file:line: path: message``."""
 
     file: str
-    line: int
+    line: int  # 1-based; 0 for data that came without text (a JSON body already parsed), so without lines
     path: str  # "offers[2].prices.USD"; "" for the document as a whole
     message: str
     column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        parts = [part for part in (where, self.path, self.message) if part]
+        return ": ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.file, "line": self.line, "location": self.path or None, "message": self.message}
+        return {
+            "path": self.file or None,
+            "line": self.line or None,
+            "location": self.path or None,
+            "message": self.message,
+        }
 
 
 def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
-    """By line; problems on one line keep the order they were found in."""
+    """By line; problems on one line (or without lines) keep the order they were found in."""
     return sorted(problems, key=lambda problem: problem.line)
 
 
@@ -61,6 +68,51 @@ def format_path(path: Sequence[Any], data: Any = None) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def parse_path(text: str, data: Any = None) -> tuple[Any, ...]:
+    """``rules[2].where.plan.tier.eq`` -> ``("rules", 2, "where", "plan.tier", "eq")``: the inverse of
+    :func:`format_path`.
+
+    Keys may hold dots (``plan.tier``): with ``data``, the longest key of each mapping that the text
+    continues with is taken; without, or past the data, the text is split at every dot.
+    """
+    parts: list[Any] = []
+    node = data
+    rest = text
+    while rest:
+        index = _INDEX.match(rest)
+        if index is not None:
+            parts.append(int(index.group(1)))
+            node = _child(node, parts[-1])
+            rest = rest[index.end() :]
+        else:
+            key = _longest_key(node, rest) if isinstance(node, dict) else None
+            if key is None:
+                end = min((i for i in (rest.find("."), rest.find("[")) if i > 0), default=len(rest))
+                key, node = rest[:end], None
+                rest = rest[end:]
+            else:
+                node = node[key]
+                rest = rest[len(str(key)) :]
+            parts.append(key)
+        if rest.startswith(".") and rest != ".":
+            rest = rest[1:]
+    return tuple(parts)
+
+
+def _longest_key(node: dict[Any, Any], text: str) -> Any:
+    """The key of ``node`` whose text ``text`` starts with, followed by its end, ``.`` or ``[``."""
+    best: Any = None
+    for key in node:
+        name = str(key)
+        fits = text == name or (text.startswith(name) and text[len(name)] in ".[")
+        if fits and (best is None or len(name) > len(str(best))):
+            best = key
+    return best
 
 
 def _child(node: Any, part: Any) -> Any:
@@ -85,6 +137,15 @@ class Document:
     problems: list[Problem] = field(default_factory=list)
     first_line: int = 1
     parsed: bool = True
+    located: bool = True  # False: data without text (see :meth:`of`), whose problems have no line
+
+    @classmethod
+    def of(cls, data: Any, *, file: str = "") -> Document:
+        """Data that never was text (a JSON body already parsed): validated the same, problems without lines.
+
+        With no ``file``, a problem reads ``path: message``.
+        """
+        return cls(file, data, located=False)
 
     def location(self, path: Sequence[Any]) -> Location:
         """Where ``path`` starts, or its nearest enclosing located path (a mapping entry: its key)."""
@@ -106,6 +167,8 @@ class Document:
 
     def problem(self, path: Sequence[Any], message: str, *, line: int | None = None) -> Problem:
         """A problem at ``path`` (its line, unless ``line`` is given)."""
+        if not self.located:
+            return Problem(self.file, line or 0, self.path_text(path), message)
         where = self.location(path)
         return Problem(
             self.file,

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from offerloop.core import conditions
 from offerloop.core.errors import ValidationFailed
-from offerloop.declarative.document import Document, Problem, sort_problems
+from offerloop.declarative.document import Document, Problem, parse_path, sort_problems
 from offerloop.declarative.yaml_loading import show
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,18 +51,22 @@ def validate(
     error: type[ConfigError] = ConfigError,
     check: Callable[[M, Reporter], None] | None = None,
     empty: str = "the document is empty",
+    default: M | None = None,
 ) -> M:
     """``doc`` -> a valid ``model``, or ``error`` listing every problem (reading ones included) by line.
 
-    ``check(result, report)`` runs on a valid model for what pydantic cannot see alone (references
-    between entries); ``report(path, message)`` adds a problem at ``path``, ``report.line(path)`` says
-    where a path starts.
+    An empty document (no data: empty text, only comments, ``None``) is the problem ``empty``, or gives
+    ``default`` when there is one. ``check(result, report)`` runs on a valid model for what pydantic
+    cannot see alone (references between entries); ``report(path, message)`` adds a problem at ``path``,
+    ``report.line(path)`` says where a path starts.
     """
     found = list(doc.problems)
     if not doc.parsed:
         raise error(sort_problems(found))
     if doc.data is None:
-        raise error(sort_problems([*found, Problem(doc.file, doc.first_line, "", empty)]))
+        if default is not None and not found:
+            return default
+        raise error(sort_problems([*found, doc.problem((), empty)]))
     try:
         result = model.model_validate(doc.data)
     except ValidationError as exc:
@@ -199,7 +204,7 @@ def _annotation(info: FieldInfo) -> Any:
 # Messages
 
 
-def _hint(value: object, choices: Iterable[object]) -> str:
+def did_you_mean(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'price'?)`` when ``value`` is close to one of ``choices``, else ""."""
     if not isinstance(value, str):
         return ""
@@ -267,15 +272,21 @@ def _message(
         if kind == "union_tag_not_found":
             return path, f"missing required key {discriminator!r} (one of {_one_of(tags)})"
         tag = ctx.get("tag")
-        return [*path, discriminator], f"must be one of {_one_of(tags)}, got {_got(tag)}{_hint(tag, tags)}"
+        return [
+            *path,
+            discriminator,
+        ], f"must be one of {_one_of(tags)}, got {_got(tag)}{did_you_mean(tag, tags)}"
     if kind in ("literal_error", "enum"):
         choices = _literal_values(steps[-1].tp) or tuple(str(ctx.get("expected", "")).split(", "))
-        return path, f"must be one of {_one_of(choices)}, got {_got(value)}{_hint(value, choices)}"
+        return path, f"must be one of {_one_of(choices)}, got {_got(value)}{did_you_mean(value, choices)}"
     if kind in _SIMPLE:
         return path, f"{_SIMPLE[kind]}, got {_got(value)}"
     if kind in _BOUNDS:
         name, text = _BOUNDS[kind]
-        return path, f"{text.format(ctx.get(name))}, got {_got(value)}"
+        bound = ctx.get(name)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "at most 1", as the config says it, for a float field
+        return path, f"{text.format(bound)}, got {_got(value)}"
     if kind == "string_too_short":
         return path, f"must not be empty, got {_got(value)}" if ctx.get("min_length") == 1 else str(
             error["msg"]
@@ -289,6 +300,8 @@ def _message(
             path,
             f"must have {least} {bound} item{'s' if bound != 1 else ''}, got {ctx.get('actual_length')}",
         )
+    if kind == "invalid_key":  # a key that is not text, in a model
+        return path, f"unknown key {show(path[-1])} (a key must be text)" if path else str(error["msg"])
     if kind in ("value_error", "assertion_error"):
         return path, str(ctx.get("error", error["msg"]))
     if kind == "timezone_aware":
@@ -311,7 +324,7 @@ def _unknown_key(key: object, parent: _Step) -> str:
                 f"(only for {discriminator} {_and(owners)})"
             )
     allowed = _keys(model)
-    hint = _hint(key, allowed)
+    hint = did_you_mean(key, allowed)
     if not hint and len(allowed) <= 12:
         hint = f" (allowed: {_one_of(allowed)})"
     return f"unknown key {show(key)}{hint}"
@@ -334,11 +347,47 @@ def _missing(key: object, parent: _Step) -> str:
     return text
 
 
+def _in_data(path: list[str | int], data: Any) -> list[str | int]:
+    """``path`` without the index of a list that the data gives as its one item (a model that accepts
+    ``match: {...}`` for ``match: [{...}]`` reports ``match.0``; the data has no ``[0]`` there)."""
+    out: list[str | int] = []
+    node = data
+    for part in path:
+        if (
+            isinstance(part, int)
+            and part == 0
+            and isinstance(node, dict)
+            and 0 not in node
+            and "0" not in node
+        ):
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part, node.get(str(part)))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return out
+
+
 def validation_problems(exc: ValidationError, doc: Document, model: Any) -> list[Problem]:
     """A pydantic error of ``model`` validating ``doc.data`` as problems, each at its line."""
     problems: list[Problem] = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # "too few items" only because some items were invalid (pydantic drops them first): those are reported
+    deeper = {tuple(error["loc"][:n]) for error in errors for n in range(len(error["loc"]))}
+    for error in errors:
+        if error["type"] == "too_short" and tuple(error["loc"]) in deeper:
+            continue
         path, steps = _trace(model, tuple(error["loc"]))
+        path = _in_data(path, doc.data)
+        inside = conditions.problems_of(error)
+        if inside is not None:  # a condition (core.conditions) reports each of its problems at its path
+            value = error.get("input")
+            for text, message in inside:
+                problems.append(doc.problem([*path, *parse_path(text, value)], message))
+            continue
         where, message = _message(error, path, steps)
         problems.append(doc.problem(where, message))
     return problems

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from offerloop.declarative.errors import did_you_mean
 from offerloop.declarative.yaml_loading import show
 
-__all__ = ["MAX_COUNT", "AwareDatetime", "Count", "Text", "matching"]
+__all__ = ["MAX_COUNT", "AwareDatetime", "Count", "Text", "matching", "one_of"]
 
 Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
 """A non-empty string, stripped."""
@@ -62,5 +64,24 @@ def matching(pattern: str, what: str) -> BeforeValidator:
                 "config_pattern", "must be {what}, got {got}", {"what": what, "got": show(value)}
             )
         return value
+
+    return BeforeValidator(check)
+
+
+def one_of(choices: Sequence[str], *, fold_case: bool = False) -> BeforeValidator:
+    """For ``Annotated[str, one_of(...)]``: one of ``choices`` (any case, given as the choice, with
+    ``fold_case``), else ``must be one of <choices>, got <value>`` with a "did you mean" hint."""
+    folded = {choice.casefold() if fold_case else choice: choice for choice in choices}
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            found = folded.get(value.strip().casefold() if fold_case else value)
+            if found is not None:
+                return found
+        raise PydanticCustomError(
+            "config_choice",
+            "must be one of {choices}, got {got}{hint}",
+            {"choices": ", ".join(choices), "got": show(value), "hint": did_you_mean(value, choices)},
+        )
 
     return BeforeValidator(check)

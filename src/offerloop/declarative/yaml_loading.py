@@ -1,16 +1,12 @@
-"""YAML reading shared by every declarative config: the bounded loaders, ``parse_yaml``, ``show`` and the
-mapping-or-text ``load_config`` the signal rules and feature specs still use."""
+"""YAML reading shared by every declarative config: the bounded loaders, ``parse_yaml`` (for the policy
+loader not yet on :func:`~offerloop.declarative.load_document`) and ``show``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Iterable
+from typing import Any, Final
 
 import yaml
-from pydantic import BaseModel, ValidationError
-
-M = TypeVar("M", bound=BaseModel)
-
 
 # As deep as JSON bodies may nest (``api.guards.MAX_JSON_DEPTH``): PyYAML composes nodes recursively, so
 # deeper text would end in a RecursionError instead of a config error.
@@ -133,34 +129,3 @@ def _bounded_repr(value: object, parts: list[str], used: list[int], depth: int) 
 def _emit(text: str, parts: list[str], used: list[int]) -> None:
     parts.append(text)
     used[0] += len(text)
-
-
-def load_config(
-    source: str | Mapping[str, Any] | None,
-    *,
-    model: type[M],
-    default: M,
-    root: str,
-    yaml_prefix: str,
-    problems: Callable[[ValidationError], list[str]],
-    error: Callable[[list[str]], Exception],
-) -> M:
-    """YAML text or a mapping → a validated ``model``; None or an empty document gives ``default``.
-
-    Every problem is raised at once through ``error`` (one message per problem, each naming its path).
-    """
-    if source is None:
-        return default
-    data: Any = source
-    if isinstance(source, str):
-        data, problem = parse_yaml(source)
-        if problem is not None:
-            raise error([f"{yaml_prefix}{problem}"])
-        if data is None:
-            return default
-    if not isinstance(data, Mapping):
-        raise error([f"{root}: must be a mapping, got {show(data)}"])
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        raise error(problems(exc)) from None

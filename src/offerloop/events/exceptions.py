@@ -1,4 +1,5 @@
 from offerloop.core.errors import Conflict, NotFound, OfferloopError, PayloadTooLarge
+from offerloop.declarative import ConfigError
 
 
 class BatchTooLarge(PayloadTooLarge):
@@ -19,6 +20,8 @@ class QuarantineClosed(Conflict):
     code = "quarantine_closed"
 
 
-class InvalidSignalConfig(OfferloopError):
-    status_code = 422
+class InvalidSignalConfig(ConfigError, ValueError):
+    """Signal rules that do not validate (422): every problem as ``file:line: path: message`` (``path:
+    message`` for a mapping); also a ``ValueError``, as the loader's errors always were."""
+
     code = "invalid_signal_config"

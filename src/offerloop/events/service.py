@@ -14,7 +14,7 @@ from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.events import repository
-from offerloop.events.exceptions import InvalidSignalConfig, QuarantineClosed, QuarantineNotFound
+from offerloop.events.exceptions import QuarantineClosed, QuarantineNotFound
 from offerloop.events.schemas import (
     IngestResult,
     ItemResult,
@@ -26,7 +26,6 @@ from offerloop.events.schemas import (
 )
 from offerloop.events.signals import (
     SignalConfig,
-    SignalConfigError,
     dump_signal_config,
     load_signal_config,
     score_event,
@@ -52,11 +51,11 @@ def signal_config(session: Session, workspace_id: str) -> SignalConfig:
 def set_signal_config(
     *, session: Session, workspace_id: str, source: str | dict[str, Any] | None, actor: str
 ) -> int:
-    """Validate and store a workspace's signal rules (YAML text or a mapping); returns the new version."""
-    try:
-        config = load_signal_config(source)
-    except SignalConfigError as exc:
-        raise InvalidSignalConfig(str(exc), details=str(exc).splitlines()) from exc
+    """Validate and store a workspace's signal rules (YAML text or a mapping); returns the new version.
+
+    Invalid rules raise :class:`InvalidSignalConfig` (422) listing every problem.
+    """
+    config = load_signal_config(source)
     version = workspace_service.set_config(
         session=session,
         workspace_id=workspace_id,

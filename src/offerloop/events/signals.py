@@ -61,14 +61,15 @@ from pydantic import (
     Field,
     PlainValidator,
     PrivateAttr,
-    ValidationError,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
 
 from offerloop.core import conditions
 from offerloop.core.conditions import Check, PropertiesWhere, Where
-from offerloop.declarative import load_config, show
+from offerloop.declarative import Document, load_document, one_of, show, validate
+from offerloop.events.exceptions import InvalidSignalConfig
 
 __all__ = [
     "DEFAULT_SIGNAL_CONFIG",
@@ -90,12 +91,8 @@ _NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
 OPERATORS: Final[tuple[str, ...]] = conditions.OPERATORS
 
 
-class SignalConfigError(ValueError):
-    """A signal config that cannot be used.  ``str(error)`` lists every problem, one per line."""
-
-    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("\n".join(self.problems))
+SignalConfigError = InvalidSignalConfig
+"""A signal config that cannot be used (422 ``invalid_signal_config``): ``problems`` lists every problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +132,6 @@ def _unit_interval(value: object) -> float:
     return number
 
 
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {show(value)}")
-    return value
-
-
 def _optional_text(value: object) -> str | None:
     if value is None:
         return None
@@ -149,23 +140,14 @@ def _optional_text(value: object) -> str | None:
     return value
 
 
-def _event_type(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().lower() in EVENT_TYPES:
-        return value.strip().lower()
-    raise ValueError(f"unknown event type {show(value)} (expected one of {', '.join(EVENT_TYPES)})")
-
-
 def _none_to_empty_list(value: object) -> object:
     return [] if value is None else value
 
 
 Weight = Annotated[float, PlainValidator(_weight)]
 UnitInterval = Annotated[float, PlainValidator(_unit_interval)]
-Flag = Annotated[bool, PlainValidator(_flag)]
 OptionalText = Annotated[str | None, PlainValidator(_optional_text)]
-OptionalEventType = Annotated[EventType | None, PlainValidator(_event_type)]
+OptionalEventType = Annotated[EventType, one_of(EVENT_TYPES, fold_case=True)] | None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,21 +157,21 @@ OptionalEventType = Annotated[EventType | None, PlainValidator(_event_type)]
 class SignalDefault(BaseModel):
     """What an event that matches no rule is worth."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     weight: Weight = 1.0
     confidence: UnitInterval = 1.0
 
 
 class SignalRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     event: OptionalText = None
     type: OptionalEventType = None
     where: PropertiesWhere = Field(default_factory=lambda: Where.of(None, "properties"))
     weight: Weight
     confidence: UnitInterval
-    high_signal: Flag = False
+    high_signal: StrictBool = False
     label: OptionalText = None
 
     @field_validator("type", mode="after")
@@ -204,7 +186,7 @@ class SignalRule(BaseModel):
 
 
 class SignalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     threshold: UnitInterval = 0.5
     default: SignalDefault = Field(default_factory=SignalDefault)
@@ -337,64 +319,17 @@ def score_event(
 # Loading and dumping
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    """``("rules", 2, "where", "score")`` -> ``rules[2].where.score``; only a rule's position is an index."""
-    out = ""
-    for position, part in enumerate(loc):
-        if position == 1 and loc[0] == "rules" and isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "config"
+def load_signal_config(source: str | Mapping[str, Any] | None, *, path: str = "<signals>") -> SignalConfig:
+    """Load and validate a signal config from YAML (JSON when ``path`` ends in ``.json``) text or a mapping;
+    None or an empty document gives :data:`DEFAULT_SIGNAL_CONFIG`.
 
-
-def _problems(exc: ValidationError) -> list[str]:
-    problems: list[str] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        kind = error["type"]
-        if loc and loc[-1] == "[key]":
-            loc = loc[:-1]
-        found = conditions.problems_of(error)
-        if found is not None:
-            for path, message in found:
-                problems.append(
-                    f"{_format_loc(loc)}{'.' + path if path and not path.startswith('[') else path}: {message}"
-                )
-            continue
-        if kind == "extra_forbidden":
-            message = "unknown key"
-        elif kind == "invalid_key":
-            message = f"unknown key {show(loc[-1])}"
-            loc = loc[:-1]
-        elif kind == "missing":
-            message = "required"
-        elif kind == "value_error":
-            message = str(error.get("ctx", {}).get("error", error["msg"]))
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            message = f"must be a mapping, got {show(error['input'])}"
-        elif kind == "list_type":
-            message = f"must be a list, got {show(error['input'])}"
-        else:
-            message = str(error["msg"])
-        problems.append(f"{_format_loc(loc)}: {message}")
-    return problems
-
-
-def load_signal_config(source: str | Mapping[str, Any] | None) -> SignalConfig:
-    """Load and validate a signal config from YAML text or a mapping; None gives the built-in defaults.
-
-    Raises SignalConfigError listing every problem, one per line (``rules[2].where.score: ...``).
+    Raises :class:`SignalConfigError` listing every problem, text as ``path:line: rules[2].where.score:
+    message`` and a mapping as ``rules[2].where.score: message``.
     """
-    return load_config(
-        source,
-        model=SignalConfig,
-        default=DEFAULT_SIGNAL_CONFIG,
-        root="config",
-        yaml_prefix="",
-        problems=_problems,
-        error=SignalConfigError,
-    )
+    if source is None:
+        return DEFAULT_SIGNAL_CONFIG
+    doc = load_document(source, file=path) if isinstance(source, str) else Document.of(source)
+    return validate(SignalConfig, doc, error=SignalConfigError, default=DEFAULT_SIGNAL_CONFIG)
 
 
 def dump_signal_config(config: SignalConfig) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.features import repository
-from offerloop.features.exceptions import InvalidFeatureSpec
 from offerloop.features.schemas import FeatureSpecRead
 from offerloop.features.spec import FeatureSpec, StageFeature, load_feature_spec
 from offerloop.features.state import FeatureEvent as FeatureEvent  # re-exported for the events domain
@@ -173,11 +172,11 @@ def iter_features(
 
 
 def set_spec(*, session: Session, workspace_id: str, source: str | dict[str, Any] | None, actor: str) -> int:
-    """Validate and store the workspace's feature definitions; returns the new version."""
-    try:
-        spec = load_feature_spec(source)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise InvalidFeatureSpec(str(exc), details=str(exc).splitlines()) from exc
+    """Validate and store the workspace's feature definitions; returns the new version.
+
+    An invalid spec raises :class:`~offerloop.features.exceptions.InvalidFeatureSpec` (422).
+    """
+    spec = load_feature_spec(source)
     version = workspace_service.set_config(
         session=session,
         workspace_id=workspace_id,

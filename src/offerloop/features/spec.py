@@ -64,18 +64,16 @@ A ``match`` is one mapping or a list of them (any may match):
   Equality never conflates booleans and numbers; ``70`` equals ``70.0``.
   For identify events the properties are the traits.
 
-YAML dates stay strings.  :func:`load_feature_spec` raises :class:`FeatureSpecError` naming each problem's
-path (``features[3].half_life_days: required``).  ``spec.model_dump(mode="json")`` loads back to an equal
+YAML dates stay strings.  :func:`load_feature_spec` raises :class:`FeatureSpecError` naming every problem
+at its line and path (``features.yaml:12: features[3]: missing required key 'half_life_days' for kind
+decayed_count``), through :mod:`offerloop.declarative`.  ``spec.model_dump(mode="json")`` loads back to an equal
 spec.  Matches are compiled once per spec (:func:`compile_matches`).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -88,20 +86,30 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    StringConstraints,
-    ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from offerloop.core import currencies
-from offerloop.core.conditions import MISSING, PropertiesWhere, problems_of, resolve
-from offerloop.core.conditions import Where as Where
-from offerloop.declarative import load_config, show
+from offerloop.declarative import Document, load_document, matching, problem_at, show, validate
+from offerloop.features.defaults import DEFAULT_FEATURE_SPEC_DATA
+from offerloop.features.exceptions import InvalidFeatureSpec
+from offerloop.features.matching import (
+    EVENT_TYPES,
+    MISSING,
+    CompiledMatch,
+    Match,
+    MatchList,
+    NonEmptyText,
+    PropertyPath,
+    Where,
+    compile_matches,
+    resolve_path,
+)
 
 __all__ = [
     "BUILTIN_FEATURES",
     "DEFAULT_FEATURE_SPEC",
+    "DEFAULT_FEATURE_SPEC_DATA",
     "EVENT_TYPES",
     "FEATURE_KINDS",
     "MISSING",
@@ -113,12 +121,12 @@ __all__ = [
     "ShareFeature",
     "Stage",
     "StageRequirement",
+    "Where",
     "compile_matches",
     "load_feature_spec",
     "resolve_path",
 ]
 
-EVENT_TYPES: Final[tuple[str, ...]] = ("track", "page", "screen", "identify", "group", "alias")
 FEATURE_KINDS: Final[tuple[str, ...]] = (
     "count",
     "decayed_count",
@@ -137,30 +145,20 @@ FEATURE_KINDS: Final[tuple[str, ...]] = (
     "share",
 )
 BUILTIN_FEATURES: Final[tuple[str, ...]] = ("suppressed_share", "signal_confidence")
-_NAMED_TYPES: Final = frozenset({"track", "page", "screen"})
 
-
-class FeatureSpecError(ValueError):
-    """A spec that cannot be used.  ``str(error)`` lists every problem, one per line, each with its path."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("\n".join(self.problems))
-
-
-def _problem(path: str, message: str) -> PydanticCustomError:
-    """An error reported at ``path`` below the validator's own location."""
-    return PydanticCustomError("spec_problem", "{path}: {message}", {"path": path, "message": message})
+FeatureSpecError = InvalidFeatureSpec
+"""A spec that cannot be used (422 ``invalid_feature_spec``): ``problems`` lists every problem."""
 
 
 # --------------------------------------------------------------------------------------------------
 # Field types
 
-EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
 FeatureName = Annotated[
-    str, StringConstraints(strict=True, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    str,
+    matching(
+        r"[A-Za-z_][A-Za-z0-9_]{0,63}", "a feature name (letters, digits and '_', not starting with a digit)"
+    ),
 ]
-NonEmptyText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 Scalar = Annotated[StrictStr | StrictBool | StrictInt | StrictFloat, Field(union_mode="left_to_right")]
 PositiveNumber = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 Factor = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
@@ -172,44 +170,8 @@ Weekday = Annotated[int, Field(strict=True, ge=0, le=6)]
 ValueSource = Literal["channel", "name", "type"]
 
 
-def _property_path(value: object) -> object:
-    if isinstance(value, str) and (not value or any(not part for part in value.split("."))):
-        raise ValueError(f"invalid property path {show(value)} (empty segment)")
-    return value
-
-
-PropertyPath = Annotated[NonEmptyText, BeforeValidator(_property_path)]
-
-
-def _as_match_list(value: object) -> object:
-    if isinstance(value, Mapping | BaseModel):
-        return [value]
-    return value
-
-
 # --------------------------------------------------------------------------------------------------
-# Matching
-
-
-class Match(BaseModel):
-    """Which events a feature looks at; every given part must hold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: EventType | None = None
-    event: NonEmptyText | None = None
-    where: PropertiesWhere = Field(default_factory=lambda: Where.of(None, "properties"))
-
-    @model_validator(mode="after")
-    def _event_needs_a_named_type(self) -> Self:
-        if self.event is not None and self.type is not None and self.type not in _NAMED_TYPES:
-            raise _problem(
-                "event", f"{self.type} events have no name: 'event' works only with track, page or screen"
-            )
-        return self
-
-
-MatchList = Annotated[tuple[Match, ...], BeforeValidator(_as_match_list), Field(min_length=1)]
+# Stages, sums
 
 
 class StageRequirement(BaseModel):
@@ -230,7 +192,7 @@ class Stage(BaseModel):
     @model_validator(mode="after")
     def _min_count_needs_match(self) -> Self:
         if self.match is None and "min_count" in self.model_fields_set and self.min_count != 1:
-            raise _problem("min_count", "needs 'match' (or give min_count inside 'all')")
+            raise problem_at(("min_count",), "needs 'match' (or give min_count inside 'all')")
         return self
 
     def requirements(self) -> tuple[StageRequirement, ...]:
@@ -298,9 +260,11 @@ class SumFeature(_FeatureBase):
     def _minor_units_need_currency(self) -> Self:
         if self.currency is None:
             if self.scale == "minor_units":
-                raise _problem("scale", "minor_units needs 'currency' (e.g. {property: currency, code: USD})")
+                raise problem_at(
+                    ("scale",), "minor_units needs 'currency' (e.g. {property: currency, code: USD})"
+                )
             if self.fallback is not None and self.fallback.scale == "minor_units":
-                raise _problem("fallback.scale", "minor_units needs 'currency' on the feature")
+                raise problem_at(("fallback", "scale"), "minor_units needs 'currency' on the feature")
         return self
 
 
@@ -325,7 +289,7 @@ class _ValueFeature(_FeatureBase):
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.value is None) == (self.value_from is None):
-            raise _problem("value", "give exactly one of 'value' (a property path) or 'value_from'")
+            raise problem_at(("value",), "give exactly one of 'value' (a property path) or 'value_from'")
         return self
 
 
@@ -386,7 +350,7 @@ class StageFeature(_FeatureBase):
         seen: set[str] = set()
         for i, stage in enumerate(self.stages):
             if stage.name in seen:
-                raise _problem(f"stages[{i}].name", f"duplicate stage name {stage.name!r}")
+                raise problem_at(("stages", i, "name"), f"duplicate stage name {stage.name!r}")
             seen.add(stage.name)
         return self
 
@@ -427,9 +391,9 @@ class FeatureSpec(BaseModel):
         seen: set[str] = set()
         for i, feature in enumerate(self.features):
             if feature.name in BUILTIN_FEATURES:
-                raise _problem(f"features[{i}].name", f"{feature.name!r} is built in and always computed")
+                raise problem_at(("features", i, "name"), f"{feature.name!r} is built in and always computed")
             if feature.name in seen:
-                raise _problem(f"features[{i}].name", f"duplicate feature name {feature.name!r}")
+                raise problem_at(("features", i, "name"), f"duplicate feature name {feature.name!r}")
             seen.add(feature.name)
         return self
 
@@ -453,267 +417,22 @@ class FeatureSpec(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------------
-# Compiled matching
-
-
-def resolve_path(properties: Mapping[str, Any], path: str) -> Any:
-    """The value at ``path`` below ``properties`` (a literal key first, then dotted segments), or MISSING."""
-    return resolve({"properties": properties}, f"properties.{path}")
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledMatch:
-    """One :class:`Match`: a test on (type, name), done once per distinct pair, and the ``where`` test."""
-
-    types: frozenset[str] | None  # None: any type
-    exact: str | None  # casefolded event name
-    glob: Callable[[str], object] | None  # compiled glob on the casefolded name
-    where: Where | None  # None: every event of the accepted (type, name)
-
-    def accepts(self, event_type: str, name: str | None) -> bool:
-        if self.types is not None and event_type not in self.types:
-            return False
-        if self.exact is None and self.glob is None:
-            return True
-        if not isinstance(name, str):
-            return False
-        folded = name.casefold()
-        if self.exact is not None:
-            return folded == self.exact
-        assert self.glob is not None
-        return self.glob(folded) is not None
-
-    def matches(self, event_type: str, name: str | None, properties: Mapping[str, Any]) -> bool:
-        return self.accepts(event_type, name) and (self.where is None or self.where.holds(properties))
-
-
-def compile_match(match: Match) -> CompiledMatch:
-    types: frozenset[str] | None
-    if match.type is not None:
-        types = frozenset({match.type})
-    elif match.event is not None:
-        types = frozenset({"track"})
-    else:
-        types = None
-    exact: str | None = None
-    glob: Callable[[str], object] | None = None
-    if match.event is not None:
-        pattern = match.event.casefold()
-        if set("*?[").isdisjoint(pattern):
-            exact = pattern
-        else:
-            glob = re.compile(fnmatch.translate(pattern)).match
-    return CompiledMatch(types=types, exact=exact, glob=glob, where=match.where or None)
-
-
-def compile_matches(matches: Sequence[Match] | None) -> tuple[CompiledMatch, ...]:
-    """A match list (any may match); None, meaning every event, compiles to one catch-all match."""
-    if matches is None:
-        return (CompiledMatch(types=None, exact=None, glob=None, where=None),)
-    return tuple(compile_match(match) for match in matches)
-
-
-# --------------------------------------------------------------------------------------------------
 # Loading
 
 
-_KIND_TAGS: Final = frozenset(FEATURE_KINDS)
+def load_feature_spec(source: str | Mapping[str, Any] | None, *, path: str = "<features>") -> FeatureSpec:
+    """Load and validate a spec from YAML (JSON when ``path`` ends in ``.json``) text or a mapping; None or
+    an empty document gives :data:`DEFAULT_FEATURE_SPEC`.
 
-
-def _format_loc(loc: Sequence[int | str]) -> str:
-    """``("features", 3, "stage", "stages", 1, "name")`` -> ``features[3].stages[1].name``."""
-    out = ""
-    for position, part in enumerate(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif position == 2 and loc[0] == "features" and part in _KIND_TAGS:
-            continue  # the discriminated union's tag
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _kind_of(loc: Sequence[int | str]) -> str | None:
-    if len(loc) >= 3 and loc[0] == "features" and isinstance(loc[1], int) and loc[2] in _KIND_TAGS:
-        return str(loc[2])
-    return None
-
-
-def _join(base: str, path: str) -> str:
-    if not base:
-        return path
-    return base + path if path.startswith("[") else f"{base}.{path}"
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    problems: list[str] = []
-    errors = exc.errors()
-    deeper = {tuple(error["loc"][:n]) for error in errors for n in range(len(error["loc"]))}
-    for error in errors:
-        loc = tuple(error["loc"])
-        kind = error["type"]
-        if kind == "too_short" and loc in deeper:
-            continue  # "too few items" only because some items were invalid: those are reported
-        ctx = error.get("ctx") or {}
-        if loc and loc[-1] == "[key]":
-            loc = loc[:-1]
-        where = _format_loc(loc)
-        found = problems_of(error)
-        if found is not None:
-            problems.extend(f"{_join(where, path) if path else where}: {message}" for path, message in found)
-            continue
-        if kind == "spec_problem":
-            where, message = _join(where, str(ctx["path"])), str(ctx["message"])
-        elif kind == "extra_forbidden":
-            feature_kind = _kind_of(loc)
-            if feature_kind is not None and len(loc) == 4:
-                message = f"unknown key for kind {feature_kind}"
-            else:
-                message = "unknown key"
-        elif kind == "union_tag_not_found":
-            where, message = _join(where, "kind"), f"required (one of {', '.join(FEATURE_KINDS)})"
-        elif kind == "union_tag_invalid":
-            tag = ctx.get("tag")
-            where = _join(where, "kind")
-            message = f"unknown kind {show(tag)} (expected one of {', '.join(FEATURE_KINDS)})"
-        elif kind == "missing":
-            feature_kind = _kind_of(loc)
-            message = f"required for kind {feature_kind}" if feature_kind and len(loc) == 4 else "required"
-        elif kind == "value_error":
-            message = str(ctx.get("error", error["msg"]))
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            message = f"must be a mapping, got {show(error['input'])}"
-        elif kind in ("list_type", "tuple_type"):
-            message = f"must be a list, got {show(error['input'])}"
-        else:
-            message = f"{error['msg']}, got {show(error['input'])}"
-        problems.append(f"{where or 'spec'}: {message}")
-    return problems
-
-
-def load_feature_spec(source: str | Mapping[str, Any] | None) -> FeatureSpec:
-    """Load and validate a spec from YAML text or a mapping; None (or an empty document) gives the default.
-
-    Raises :class:`FeatureSpecError` (a ValueError) listing every problem, one per line, each starting
-    with its path: ``features[3].half_life_days: required for kind decayed_count``.
+    Raises :class:`FeatureSpecError` listing every problem, text as ``path:line: features[3]:
+    missing required key 'half_life_days' for kind decayed_count`` and a mapping without the
+    ``path:line: ``.
     """
-    return load_config(
-        source,
-        model=FeatureSpec,
-        default=DEFAULT_FEATURE_SPEC,
-        root="spec",
-        yaml_prefix="spec: ",
-        problems=_problems,
-        error=FeatureSpecError,
-    )
+    if source is None:
+        return DEFAULT_FEATURE_SPEC
+    doc = load_document(source, file=path) if isinstance(source, str) else Document.of(source)
+    return validate(FeatureSpec, doc, error=FeatureSpecError, default=DEFAULT_FEATURE_SPEC)
 
-
-# --------------------------------------------------------------------------------------------------
-# The built-in default, covering what the demo personas use (examples/demo/features.yaml writes it out)
-
-_ORDER: Final = {"event": "Order Completed"}
-_SUBSCRIBED: Final = [{"event": "Subscription Started"}, {"event": "Subscription Renewed"}]
-_COMMUNITY: Final = {"event": "Community *"}
-_PRESENT: Final = {"exists": True, "not_in": ["", None]}
-
-DEFAULT_FEATURE_SPEC_DATA: Final[dict[str, Any]] = {
-    "suppressed_factor": 0.25,
-    "features": [
-        {"name": "orders", "kind": "count", "match": _ORDER},
-        {
-            "name": "monetary_minor",
-            "kind": "sum",
-            "match": _ORDER,
-            "value": "total_minor",
-            "fallback": {"value": "revenue", "scale": "minor_units"},
-            "currency": {"property": "currency", "code": "USD"},
-        },
-        {
-            "name": "drop_orders",
-            "kind": "count",
-            "match": {**_ORDER, "where": {"product_type": "drop"}},
-        },
-        {
-            "name": "minutes_to_first_drop_purchase",
-            "kind": "min_delay_minutes",
-            "match": {**_ORDER, "where": {"product_type": "drop"}},
-            "since_property": "drop_opened_at",
-        },
-        # Minutes from a drop's release (the ISO time in release_at) to the buyer's first look at it.
-        {
-            "name": "minutes_to_first_drop_view",
-            "kind": "min_delay_minutes",
-            "match": {"event": "Drop Viewed"},
-            "since_property": "release_at",
-        },
-        {"name": "drop_views", "kind": "count", "match": {"event": "Drop Viewed"}},
-        {"name": "coupon_orders", "kind": "count", "match": {**_ORDER, "where": {"coupon": _PRESENT}}},
-        {
-            "name": "coupon_attempts",
-            "kind": "count",
-            "match": [{"event": "Coupon Applied"}, {"event": "Coupon Denied"}],
-        },
-        {
-            "name": "product_view_share",
-            "kind": "share",
-            "match": {"event": "Product Viewed"},
-            "of": [{"type": "page"}, {"type": "screen"}, {"event": "Product Viewed"}],
-        },
-        {"name": "gift_orders", "kind": "count", "match": {**_ORDER, "where": {"gift": True}}},
-        {"name": "weekend_share", "kind": "weekday_share", "weekdays": [5, 6]},
-        {"name": "active_hour", "kind": "top_local_hour"},
-        {
-            "name": "subscription_active",
-            "kind": "flag",
-            "set_on": _SUBSCRIBED,
-            "clear_on": {"event": "Subscription Cancel*"},
-        },
-        {"name": "renewals", "kind": "count", "match": {"event": "Subscription Renewed"}},
-        {
-            "name": "modules_completed",
-            "kind": "distinct_count",
-            "match": {"event": "Module Completed"},
-            "value": "module_id",
-        },
-        {"name": "lessons_started", "kind": "count", "match": {"event": "Lesson Started"}},
-        {"name": "page_views_30d", "kind": "decayed_count", "match": {"type": "page"}, "half_life_days": 30},
-        {"name": "quiz_completed", "kind": "flag", "set_on": {"event": "Quiz Completed"}},
-        {
-            "name": "quiz_answers",
-            "kind": "latest_object",
-            "match": {"event": "Quiz Completed"},
-            "value": "answers",
-        },
-        {
-            "name": "assessment_score",
-            "kind": "latest",
-            "match": {"event": "Assessment Completed"},
-            "value": "score",
-        },
-        {"name": "community_posts_30d", "kind": "decayed_count", "match": _COMMUNITY, "half_life_days": 30},
-        {"name": "community_posts", "kind": "count", "match": _COMMUNITY},
-        {"name": "events_30d", "kind": "decayed_count", "half_life_days": 30},
-        {"name": "first_touch_channel", "kind": "first_value", "value_from": "channel"},
-        {"name": "last_touch_channel", "kind": "last_value", "value_from": "channel"},
-        {"name": "days_since_last_seen", "kind": "recency_days"},
-        {
-            "name": "stage",
-            "kind": "stage",
-            "stages": [
-                {"name": "visitor"},
-                {"name": "lead", "match": {"type": "identify", "where": {"email": _PRESENT}}},
-                {
-                    "name": "engaged",
-                    "match": [{"event": "Quiz Completed"}, {"event": "Assessment Completed"}],
-                },
-                {"name": "customer", "match": _ORDER},
-                {"name": "repeat_customer", "match": _ORDER, "min_count": 2},
-                {"name": "subscriber", "match": _SUBSCRIBED},
-                {"name": "superfan", "all": [{"match": _ORDER, "min_count": 3}, {"match": _COMMUNITY}]},
-            ],
-        },
-    ],
-}
 
 DEFAULT_FEATURE_SPEC: Final[FeatureSpec] = FeatureSpec.model_validate(DEFAULT_FEATURE_SPEC_DATA)
-"""Used when a workspace configured nothing."""
+"""Used when a workspace configured nothing (:data:`offerloop.features.defaults.DEFAULT_FEATURE_SPEC_DATA`)."""

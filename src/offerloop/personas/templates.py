@@ -21,8 +21,9 @@ mean "never observed" for this feature -- the feature engine reads out -1 for a 
 an hour it never saw -- and that therefore count as neutral evidence, like an absent feature.
 
 There are 2 to 12 personas (4 to 8 by convention), with unique snake_case names; ``unassigned`` is
-reserved for buyers no persona fits. :func:`load_templates` raises :class:`TemplateError` whose message
-names every problem by its path, e.g. ``personas[1].signals[0].weight: Input should be greater than 0``.
+reserved for buyers no persona fits. :func:`load_templates` raises :class:`TemplateError` listing every
+problem at its line and path, through :mod:`offerloop.declarative`, e.g.
+``personas.yaml:9: personas[1].signals[0].weight: must be more than 0, got -2``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import math
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn
+from typing import Annotated, Any, Final
 
 import yaml
 from pydantic import (
@@ -42,15 +43,13 @@ from pydantic import (
     PlainValidator,
     PrivateAttr,
     StrictBool,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from offerloop.core import conditions
-from offerloop.core.errors import ValidationFailed
-from offerloop.declarative import BoundedSafeLoader
+from offerloop.declarative import ConfigError, Document, load_document, matching, problem_at, show, validate
 
 __all__ = [
     "MAX_PERSONAS",
@@ -64,7 +63,6 @@ __all__ = [
     "TemplateError",
     "default_softness",
     "dump_yaml",
-    "format_validation_error",
     "load_templates",
     "load_templates_file",
 ]
@@ -75,12 +73,23 @@ MAX_PERSONAS: Final = 12
 OPERATORS: Final[tuple[str, ...]] = ("gte", "lte", "gt", "lt", "eq", "in", "between", "is")
 NUMERIC_OPERATORS: Final[frozenset[str]] = frozenset({"gte", "lte", "gt", "lt", "between"})
 _LANGUAGE_OPERATOR: Final = {"is": "eq"}  # persona signals' own word for a boolean test
-_NAME_PATTERN: Final = r"^[a-z][a-z0-9_]*$"
-_FEATURE_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+PersonaName = Annotated[
+    str,
+    matching(r"[a-z][a-z0-9_]{0,63}", "a persona name (lowercase letters, digits and '_', e.g. deal_seeker)"),
+]
+FeatureName = Annotated[
+    str,
+    matching(
+        r"[A-Za-z_][A-Za-z0-9_.]{0,63}",
+        "a feature name (letters, digits, '_' and '.', not starting with a digit)",
+    ),
+]
+Positive = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 
 
-class TemplateError(ValidationFailed, ValueError):
-    """Persona templates that cannot be used; ``details`` lists ``{"loc", "message"}`` per problem.
+class TemplateError(ConfigError, ValueError):
+    """Persona templates that cannot be used (422): ``problems`` lists every problem as ``file:line: path:
+    message`` (``path: message`` for a mapping), ``details`` as ``{"path", "line", "location", "message"}``.
 
     Also a ``ValueError``, so callers that catch pydantic's errors (``ValueError`` too) catch it.
     """
@@ -98,9 +107,9 @@ def _finite_number(value: Any) -> Any:
     if value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a number")
+        raise ValueError(f"must be a number, got {show(value)}")
     if not math.isfinite(value):
-        raise ValueError("must be a finite number")
+        raise ValueError(f"must be a finite number, got {show(value)}")
     return float(value)
 
 
@@ -109,9 +118,9 @@ def _scalar(value: Any) -> bool | int | float | str:
         return value
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            raise ValueError("must be a finite number")
+            raise ValueError(f"must be a finite number, got {show(value)}")
         return value
-    raise ValueError("must be a string, a number or a bool")
+    raise ValueError(f"must be a string, a number or a bool, got {show(value)}")
 
 
 Number = Annotated[float, BeforeValidator(_finite_number)]
@@ -123,7 +132,7 @@ class Signal(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    feature: str = Field(min_length=1, max_length=64, pattern=_FEATURE_PATTERN)
+    feature: FeatureName
     gte: Number | None = None
     lte: Number | None = None
     gt: Number | None = None
@@ -132,8 +141,8 @@ class Signal(BaseModel):
     in_: list[Scalar] | None = Field(default=None, alias="in", min_length=1, max_length=100)
     between: tuple[Number, Number] | None = None
     is_: StrictBool | None = Field(default=None, alias="is")
-    weight: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
-    softness: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    weight: float = Field(default=1.0, strict=True, gt=0, le=100, allow_inf_nan=False)
+    softness: Positive | None = None
     # Values the feature engine reads out for "never observed" (e.g. -1 for a delay that never happened):
     # the condition treats them like an absent feature, as neutral evidence.
     missing: list[Scalar] | None = Field(default=None, min_length=1, max_length=20)
@@ -146,7 +155,7 @@ class Signal(BaseModel):
         for op in ("eq", "in_", "is_"):
             if info.data.get(op) is not None:
                 alias = op.rstrip("_")
-                raise ValueError(f"softness applies only to numeric conditions, not to `{alias}`")
+                raise ValueError(f"applies only to numeric conditions, not to `{alias}`")
         return value
 
     @model_validator(mode="after")
@@ -157,10 +166,8 @@ class Signal(BaseModel):
             raise ValueError(f"needs exactly one condition out of {', '.join(OPERATORS)} (got {got})")
         try:  # the operand's meaning is the condition language's (offerloop.core.conditions)
             self._leaf(present[0])
-        except conditions.ConditionError as exc:
-            raise ValueError(
-                "; ".join(f"{path}: {message}" if path else message for path, message in exc.problems)
-            ) from None
+        except conditions.ConditionError as exc:  # one operator: its problems are at its key
+            raise problem_at((present[0],), "; ".join(message for _, message in exc.problems)) from None
         return self
 
     def _raw(self, op: str) -> Any:
@@ -218,9 +225,9 @@ class Persona(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=64, pattern=_NAME_PATTERN)
-    description: str = Field(default="", max_length=2000)
-    prior: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    name: PersonaName
+    description: str = Field(default="", strict=True, max_length=2000)
+    prior: Positive | None = None
     signals: list[Signal] = Field(min_length=1, max_length=32)
 
     @field_validator("name", mode="after")
@@ -245,8 +252,8 @@ class PersonaSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threshold: float = Field(default=0.5, ge=0, le=1, allow_inf_nan=False)
-    prior_strength: float = Field(default=1.0, ge=0, le=10, allow_inf_nan=False)
+    threshold: float = Field(default=0.5, strict=True, ge=0, le=1, allow_inf_nan=False)
+    prior_strength: float = Field(default=1.0, strict=True, ge=0, le=10, allow_inf_nan=False)
     personas: list[Persona] = Field(min_length=MIN_PERSONAS, max_length=MAX_PERSONAS)
 
     _log_priors: dict[str, float] = PrivateAttr(default_factory=dict)
@@ -256,9 +263,9 @@ class PersonaSet(BaseModel):
         seen: dict[str, int] = {}
         for i, persona in enumerate(self.personas):
             if persona.name in seen:
-                raise ValueError(
-                    f"personas[{i}].name: duplicate persona name {persona.name!r} "
-                    f"(also personas[{seen[persona.name]}])"
+                raise problem_at(
+                    ("personas", i, "name"),
+                    f"duplicate persona name {persona.name!r} (also personas[{seen[persona.name]}])",
                 )
             seen[persona.name] = i
         return self
@@ -324,68 +331,29 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     )
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    # The position of the problem, never the text around it (which may be anything the client sent).
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
-
-
-def format_validation_error(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as ``{"loc": "personas[0].signals[1].weight", "message": ...}``."""
-    problems: list[dict[str, str]] = []
-    for err in exc.errors(include_url=False):
-        message = str(err["msg"])
-        message = message.removeprefix("Value error, ")
-        loc = _format_loc(tuple(err["loc"]))
-        if not loc and ": " in message and message.startswith("personas["):
-            loc, message = message.split(": ", 1)
-        problems.append({"loc": loc, "message": message})
-    return problems
-
-
-def _raise(problems: list[dict[str, str]]) -> NoReturn:
-    text = "; ".join(f"{p['loc']}: {p['message']}" if p["loc"] else p["message"] for p in problems)
-    raise TemplateError(f"invalid persona templates: {text}", details=problems)
-
-
 def load_templates_file(path: str | Path) -> PersonaSet:
     """Load persona templates from a file the operator names (CLI, library); never reachable over HTTP."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise TemplateError(f"cannot read persona templates {str(path)!r}: {exc.strerror}") from exc
-    return load_templates(text)
+        raise TemplateError([f"cannot read persona templates {str(path)!r}: {exc.strerror}"]) from exc
+    return load_templates(text, path=str(path))
 
 
-def load_templates(source: object) -> PersonaSet:
-    """Load and validate persona templates from YAML text or an already-parsed mapping.
+def load_templates(source: object, *, path: str = "<personas>") -> PersonaSet:
+    """Load and validate persona templates from YAML (JSON when ``path`` ends in ``.json``) text or an
+    already-parsed mapping.
 
     A string is always YAML text, never a path (it reaches here from the HTTP API); a file is read only
     when given as a :class:`~pathlib.Path`, which no HTTP body can produce (see :func:`load_templates_file`).
-    Raises :class:`TemplateError` naming every problem by its path.
+    Raises :class:`TemplateError` listing every problem.
     """
     if isinstance(source, Path):
         return load_templates_file(source)
-    data: Any = source
-    if isinstance(source, str):
-        try:
-            data = yaml.load(source, Loader=BoundedSafeLoader)  # a SafeLoader, bounded in depth
-        except yaml.YAMLError as exc:
-            raise TemplateError(f"persona templates are not valid YAML: {_yaml_problem(exc)}") from exc
-    if not isinstance(data, Mapping):
-        _raise([{"loc": "", "message": "persona templates must be a mapping with a `personas` list"}])
-    try:
-        return PersonaSet.model_validate(dict(data))
-    except ValidationError as exc:
-        _raise(format_validation_error(exc))
+    doc = load_document(source, file=path) if isinstance(source, str) else Document.of(source)
+    return validate(
+        PersonaSet,
+        doc,
+        error=TemplateError,
+        empty="persona templates are empty (expected a mapping with a `personas` list)",
+    )
