@@ -35,12 +35,33 @@ def test_every_example_file_lints_clean() -> None:
     code, out = lint(*files)
     assert code == 0, out
     kinds = {line.rsplit("(", 1)[1].rstrip(")") for line in out}
-    assert kinds == {"offers", "policy", "atom", "quiz", "signals", "features", "personas", "actions"}
+    assert kinds == {
+        "offers",
+        "policy",
+        "atom",
+        "quiz",
+        "signals",
+        "features",
+        "personas",
+        "actions",
+        "journey",
+    }
     assert len(out) == len(files)
     assert f"{EXAMPLES}/demo/offers.yaml: ok (offers)" in out
 
 
 BROKEN = {
+    "journeys/welcome.yaml": (
+        "name: welcome\ntrigger: {event: Signed Up, where: {features.orders: {gtee: 1}}}\nsteps:\n"
+        "  - wait: soon\n  - send: {channel: email, text: hi}\n  - sned: {channel: inapp, text: x}\n",
+        [
+            "{f}:2: trigger.where.features.orders.gtee: unknown operator (did you mean 'gte'?) (one of eq, ne, gt, "
+            "gte, lt, lte, between, in, not_in, exists, contains, matches, within, older_than)",
+            "{f}:4: steps[0].wait: must be a duration such as 30m, 2h, 3d or 1w, got 'soon'",
+            "{f}:6: steps[2]: a step is a mapping with exactly one of send, wait, wait_until, decide, branch, exit, "
+            "got {{'sned': {{'channel': 'inapp', 'text': 'x'}}}}",
+        ],
+    ),
     "offers.yaml": (
         "offers:\n  - key: a\n    kind: product\n    title: A\n    prices: {USD: 1.5}\n    priec: 3\n",
         [
@@ -131,7 +152,7 @@ def test_kind_from_content_then_name_and_the_kind_option(tmp_path: Path) -> None
     assert lint(file) == (
         1,
         [f"{file}:1: cannot tell which kind of config this is: pass --kind "
-         "(offers, policy, atom, quiz, signals, features, personas, actions)"],
+         "(offers, policy, atom, quiz, signals, features, personas, actions, journey)"],
     )  # fmt: skip
     assert lint("--kind", "signals", file) == (0, [f"{file}: ok (signals)"])
     result = runner.invoke(app, ["config", "lint", "--kind", "nope", file])

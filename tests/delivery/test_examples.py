@@ -15,7 +15,7 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "demo" / "journeys")
 def test_the_day_one_journeys_are_there() -> None:
     assert [p.stem for p in EXAMPLES] == [
         "abandoned_checkout", "canceled", "credit_note", "deliverable_ready", "drop_announcement", "dunning",
-        "onboarding", "receipt", "renewal_notice", "win_back",
+        "next_step", "onboarding", "receipt", "renewal_notice", "win_back",
     ]  # fmt: skip
 
 

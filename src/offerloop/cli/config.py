@@ -22,16 +22,18 @@ from offerloop.declarative import (
     sort_problems,
     validation_problems,
 )
+from offerloop.delivery.journeys.loading import parse_journey
 from offerloop.events.signals import load_signal_config
 from offerloop.features.spec import load_feature_spec
 from offerloop.offers.schema import parse_catalog
 from offerloop.personas.templates import load_templates
 
 app = typer.Typer(
-    help="Declarative configs: offers, policies, atoms, signals, features, personas…", no_args_is_help=True
+    help="Declarative configs: offers, policies, atoms, signals, features, personas, journeys…",
+    no_args_is_help=True,
 )
 
-KINDS: Final = ("offers", "policy", "atom", "quiz", "signals", "features", "personas", "actions")
+KINDS: Final = ("offers", "policy", "atom", "quiz", "signals", "features", "personas", "actions", "journey")
 # A top-level key that only one kind has, in the order they are tried.
 _KEYS: Final = (
     ("offers", "offers"),
@@ -43,6 +45,8 @@ _KEYS: Final = (
     ("sections", "policy"),
     ("deliverable", "policy"),
     ("questions", "quiz"),
+    ("steps", "journey"),
+    ("trigger", "journey"),
 )
 _NAMES: Final = (
     ("offer", "offers"),
@@ -54,6 +58,7 @@ _NAMES: Final = (
     ("polic", "policy"),
     ("quiz", "quiz"),
     ("action", "actions"),
+    ("journey", "journey"),
 )
 
 
@@ -103,6 +108,7 @@ _LINTERS: Final[dict[str, Callable[[Document, str], list[Problem | str]]]] = {
     "features": lambda doc, text: _raised(lambda: load_feature_spec(text, path=doc.file)),
     "personas": lambda doc, text: _raised(lambda: load_templates(text, path=doc.file)),
     "actions": _lint_actions,
+    "journey": lambda doc, text: _raised(lambda: parse_journey(text, path=doc.file)),
 }
 
 

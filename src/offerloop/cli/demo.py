@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from offerloop.cli import demo_delivery
 from offerloop.cli.common import database, lift_lines
 from offerloop.cli.persona_truth import persona_confusion
 from offerloop.cli.process import ServerProcess
@@ -29,6 +30,7 @@ from offerloop.config import Settings
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
 from offerloop.decisions import service as decisions_service
+from offerloop.delivery.email.transport import maildir_path_for
 from offerloop.personas.confusion import PersonaConfusion
 from offerloop.sim.audience import Audience, stamp_sent
 from offerloop.sim.outcomes import respond
@@ -271,12 +273,14 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
         http.put("/v1/offers/catalog", json={"text": DEMO_OFFERS.read_text()}).raise_for_status()
         http.put("/v1/policies", json={"text": DEMO_AUDIT_POLICY.read_text()}).raise_for_status()
         http.post("/v1/offers/drop-limited-print/signoff").raise_for_status()
+        demo_delivery.prepare(http, DEMO_DIR / "journeys")
         used: set[str] = set()
         for offer, persona in sales:
             buyer = next(
                 b for b in audience.buyers if b.user_id and b.persona == persona and b.user_id not in used
             )
             used.add(str(buyer.user_id))
+            demo_delivery.consent(url, ws.write_key, [str(buyer.user_id)])
             shown = http.get(
                 "/v1/offers", params={"user_id": buyer.user_id, "placement": "offers", "k": 3}
             ).json()
@@ -325,6 +329,7 @@ def _sell(url: str, ws: Any, audience: Audience) -> dict[str, Any]:
         renewed.raise_for_status()
         out["after_trial"] = {"status": renewed.json()["status"], "access": access()}
         out["check"] = http.get("/v1/ledger/check").json()
+        out["delivery"] = demo_delivery.run(http, out["orders"])
         out["revenue"] = http.get("/v1/revenue", params={"by": "offer", "currency": "USD"}).json()["items"]
     return out
 
@@ -540,6 +545,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     )
     console.print("  Revenue by offer: " + ", ".join(f"{r['key']} {r['formatted']}" for r in shop["revenue"]))
     console.print(f"  Ledger balanced: {shop['check']['balanced']} (every entry's debits equal its credits).")
+    demo_delivery.print_report(console, shop["delivery"], maildir_path_for(Settings(database_url=db_url)))
     console.print(
         "\n[bold]Where to look next[/]\n"
         f"  OFFERLOOP_DATABASE_URL={db_url} offerloop serve     then open http://127.0.0.1:8000/docs\n"

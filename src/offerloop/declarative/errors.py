@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -105,6 +105,9 @@ class _Step:
     tag: str | None = None
 
 
+BY_TAG = "\x00tag"  # the "discriminator" of a union picked by a callable, its members marked with Tag
+
+
 def _unwrap(tp: Any) -> tuple[Any, str | None]:
     """The type under ``Annotated`` (and ``X | None``) and the discriminator it declares, if any."""
     discriminator: str | None = None
@@ -114,6 +117,8 @@ def _unwrap(tp: Any) -> tuple[Any, str | None]:
             for item in meta:
                 if isinstance(item, FieldInfo) and isinstance(item.discriminator, str):
                     discriminator = item.discriminator
+                elif isinstance(item, Discriminator):
+                    discriminator = BY_TAG  # a callable discriminator: members carry Tag("...")
             tp = base
         elif _is_union(tp) and type(None) in get_args(tp) and len(get_args(tp)) == 2:
             tp = next(arg for arg in get_args(tp) if arg is not type(None))
@@ -127,6 +132,13 @@ def _is_union(tp: Any) -> bool:
 
 def _members(tp: Any, discriminator: str) -> dict[str, type[BaseModel]]:
     out: dict[str, type[BaseModel]] = {}
+    if discriminator == BY_TAG:
+        for member in get_args(tp):
+            if get_origin(member) is Annotated:
+                base, *meta = get_args(member)
+                for tag in (m.tag for m in meta if isinstance(m, Tag)):
+                    out[str(tag)] = _unwrap(base)[0]
+        return out
     for member in get_args(tp):
         member, _ = _unwrap(member)
         if isinstance(member, type) and issubclass(member, BaseModel):

@@ -251,13 +251,21 @@ def _decide(
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     """Ask the decision engine now; the decision is logged with its propensity like any other."""
-    request = DecideRequest(user_id=who.user_id or who.buyer_id, placement=decide.placement, k=decide.k)
+    actions = {a.key: a for a in decisions_service.list_actions(session=session, workspace_id=workspace_id)}
+    candidates = None
+    if decide.candidates is not None:
+        candidates = [k for k in actions if any(k == c or (c.endswith("*") and k.startswith(c[:-1]))
+                                                for c in decide.candidates)]  # fmt: skip
+        if not candidates:
+            return {"decision_id": None, "action": None, "propensity": None, "title": None, "price_minor": None,
+                    "items": []}  # fmt: skip
+    request = DecideRequest(user_id=who.user_id or who.buyer_id, placement=decide.placement, k=decide.k,
+                            candidates=candidates[:200] if candidates is not None else None)  # fmt: skip
     response = decisions_service.decide(
         session=session, workspace_id=workspace_id, request=request, buyer_id=who.buyer_id,
         consent_personalization=None, holdout_share=holdout_share, now=now,
     )  # fmt: skip
     top = response.items[0] if response.items else None
-    actions = {a.key: a for a in decisions_service.list_actions(session=session, workspace_id=workspace_id)}
     action = actions.get(top.id) if top is not None else None
     return {
         "decision_id": response.decision_id,

@@ -160,6 +160,11 @@ class Decide(_Model):
     placement: Text
     as_: Name = Field(default="offer", alias="as")
     k: int = Field(default=1, ge=1, le=10)
+    candidates: list[Text] | None = Field(
+        default=None,
+        max_length=200,
+        description='action keys to choose from; "offer:*" is every key starting offer:',
+    )
 
 
 class Branch(_Model):

@@ -63,8 +63,8 @@ def vapid_subject(settings: Any) -> str:
     mail_from = getattr(settings, "mail_from", None)
     if mail_from:
         address = parseaddr(str(mail_from))[1]
-        if "@" in address:
-            return f"mailto:{address}"
+        if "@" in address and address.rsplit("@", 1)[1] not in ("localhost", "localhost.localdomain"):
+            return f"mailto:{address}"  # the default no-reply@localhost reaches nobody: not a contact
     parts = urlsplit(settings.public_url)
     if parts.scheme == "https" and parts.hostname and parts.port is None:
         return f"https://{parts.hostname}"
