@@ -15,6 +15,8 @@ MODULES: tuple[str, ...] = (
     "offerloop.decisions.tasks",
     "offerloop.delivery.consumers",
     "offerloop.delivery.tasks",
+    "offerloop.invoices.consumers",
+    "offerloop.invoices.tasks",
 )
 
 
