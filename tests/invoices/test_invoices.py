@@ -331,3 +331,32 @@ def test_forged_and_garbage_links_and_input(client, db, workspace, other_workspa
         assert r.status_code == 422, (path, params, r.status_code, r.text)
     r = client.get("/v1/invoices/INV-999999", headers=secret_headers)
     assert r.status_code == 404
+
+
+def test_erasure_keeps_the_numbers_and_amounts_but_not_the_person(db, workspace, settings):
+    ws = workspace.id
+    load_catalog(db, ws)
+    order_id = paid_order(db, ws, "ada", email="ada@example.com")
+    announce_all(db, settings)
+    [row] = documents(db, ws)
+    with db.write() as session:
+        assert invoices_service.forget(session=session, workspace_id=ws, buyer_ids=[row.buyer_id]) == 1
+    [after] = documents(db, ws)
+    assert (after.number, after.order_id, after.total, after.buyer_name, after.buyer_email) == (
+        "INV-000001", order_id, 2700, None, None)  # fmt: skip
+    with db.read() as session:
+        content, name = invoices_service.pdf_by_number(session=session, workspace_id=ws, number="INV-000001")
+    assert (
+        name == "INV-000001.pdf"
+        and "ada@example.com" not in pdf_text(content)
+        and "INV-000001" in pdf_text(content)
+    )
+
+
+def test_the_tax_rate_printed_is_the_one_charged(db, workspace):
+    ws = workspace.id
+    load_catalog(db, ws)
+    paid_order(db, ws, "ada", tax_percent="7.125")  # 2700 * 7.125% = 192.375 -> 192 (half even)
+    [row] = documents(db, ws)
+    assert (row.tax, row.tax_percent) == (192, "7.125")  # not 7.11%, which gives 192 too
+    assert "Tax (7.125%) USD 1.92" in pdf_text(render_pdf(invoices_service.printable(row)))

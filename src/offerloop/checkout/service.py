@@ -68,6 +68,7 @@ __all__ = [
     "hold_expiry_due",
     "list_orders",
     "mark_paid",
+    "order_tax_percent",
     "payment_events",
     "provider_charge",
     "read_order",
@@ -101,6 +102,11 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
 def read_order(*, session: Session, workspace_id: str, order_id: str) -> OrderRead:
     """The order as stored (no fulfilment, no upsells); OrderNotFound when the workspace has none by that id."""
     return orders.order_read(orders.load(session, workspace_id, order_id))
+
+
+def order_tax_percent(*, session: Session, workspace_id: str, order_id: str) -> str:
+    """The tax rate (percent) the order was charged at (not part of its read model)."""
+    return orders.load(session, workspace_id, order_id).tax_percent or "0"
 
 
 def subscription_orders(*, session: Session, workspace_id: str, subscription_id: str) -> list[OrderRead]:

@@ -53,6 +53,10 @@ def of_order(session: Session, workspace_id: str, order_id: str, kind: str) -> l
     return list(session.scalars(stmt.order_by(Invoice.seq)))
 
 
+def of_buyers(session: Session, workspace_id: str, buyer_ids: list[str]) -> list[Invoice]:
+    return list(session.scalars(scoped_select(Invoice, workspace_id).where(Invoice.buyer_id.in_(buyer_ids))))
+
+
 def page(
     session: Session, workspace_id: str, *, limit: int, before_id: str | None, buyer_id: str | None,
     order_id: str | None, kind: str | None,

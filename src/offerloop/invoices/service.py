@@ -99,21 +99,12 @@ def _issue(
         id=new_id("inv"), workspace_id=workspace_id, kind=kind, seq=counter.last,
         number=number_of(kind, counter.last), source_key=source_key, order_id=order.id, buyer_id=order.buyer_id,
         refers_to=content.refers_to, currency=order.currency, lines=content.lines, subtotal=content.subtotal,
-        discount=content.discount, tax=content.tax, total=content.total, tax_percent=_tax_percent(order),
+        discount=content.discount, tax=content.tax, total=content.total, tax_percent=checkout_service.order_tax_percent(session=session, workspace_id=workspace_id, order_id=order.id),
         seller_name=seller, buyer_name=buyer_name, buyer_email=buyer_email, issued_at=now,
     )  # fmt: skip
     repository.add(session, row)
     queue.enqueue(session, kind=ANNOUNCE_KIND, key=row.id, workspace_id=workspace_id, now=now)
     return row
-
-
-def _tax_percent(order: OrderRead) -> str:
-    """The order's tax rate as printed: derived from its amounts (the rate is not part of its read model)."""
-    base = order.subtotal - order.discount
-    if order.tax <= 0 or base <= 0:
-        return "0"
-    rate = f"{order.tax * 100 / base:.2f}".rstrip("0").rstrip(".")
-    return rate
 
 
 def _parties(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, str | None, str | None]:
@@ -306,6 +297,17 @@ def announce(
             raise RuntimeError(f"the {EVENTS[row.kind]} event was refused: {refused[0].message}")
     row.announced_at = now or utcnow()
     return True
+
+
+def forget(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> int:
+    """GDPR erasure: the buyer's documents keep their numbers and amounts (bookkeeping, like orders) but lose
+    the name and e-mail printed on them; the stored PDF is dropped and renders again without them.
+    Returns how many documents changed."""
+    rows = repository.of_buyers(session, workspace_id, list(buyer_ids))
+    for row in rows:
+        row.buyer_name = row.buyer_email = None
+        row.pdf = None
+    return len(rows)
 
 
 # -- reads ------------------------------------------------------------------------------------------------

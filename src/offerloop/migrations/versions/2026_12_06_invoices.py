@@ -18,22 +18,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _workspace_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["workspace_id"],
-        ["workspaces.id"],
-        name=op.f(f"fk_{table}_workspace_id_workspaces"),
-        ondelete="CASCADE",
-    )
-
-
 def upgrade() -> None:
     op.create_table(
         "invoice_counters",
         sa.Column("workspace_id", sa.String(40), nullable=False),
         sa.Column("kind", sa.String(12), nullable=False),
         sa.Column("last", sa.Integer(), nullable=False),
-        _workspace_fk("invoice_counters"),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_invoice_counters_workspace_id_workspaces"),
+        ),
         sa.PrimaryKeyConstraint("workspace_id", "kind", name=op.f("pk_invoice_counters")),
     )
     op.create_table(
@@ -60,7 +56,12 @@ def upgrade() -> None:
         sa.Column("issued_at", UTCDateTime(), nullable=False),
         sa.Column("pdf", sa.LargeBinary(), nullable=True),
         sa.Column("announced_at", UTCDateTime(), nullable=True),
-        _workspace_fk("invoices"),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_invoices_workspace_id_workspaces"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
         sa.UniqueConstraint("workspace_id", "number", name=op.f("uq_invoices_workspace_id_number")),
         sa.UniqueConstraint(
