@@ -6,37 +6,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from tests.conftest import LiveServer, basic, bearer, msg
 from tests.invoices.helpers import CATALOG
+from tests.worker.test_jobs_live import serving, wait_for
 
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
-    """Poll ``condition`` until it returns something truthy, or fail naming ``what`` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-@pytest.fixture
-def serving(tmp_path: Path, engine, database_url: str, monkeypatch) -> Iterator[LiveServer]:
-    monkeypatch.setenv("OFFERLOOP_WORKER_THREADS", "2")
-    monkeypatch.setenv("OFFERLOOP_WORKER_POLL_S", "0.2")
-    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
-    srv = LiveServer(url, log_path=tmp_path / "server.log")
-    srv.start()
-    yield srv
-    srv.stop()
+__all__ = ["serving"]  # the fixture: a server with two worker threads polling every 0.2 s
 
 
 def test_documents_appear_by_themselves_once_each(serving: LiveServer) -> None:
