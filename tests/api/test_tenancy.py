@@ -224,7 +224,7 @@ registry.load()
 
 SIGNED_DELIVERY = (
     "GET /v1/m/click/{token}", "GET /v1/m/open/{token}", "GET /v1/m/unsubscribe/{token}", "GET /v1/m/view/{token}",
-    "POST /v1/m/unsubscribe/{token}", "POST /v1/inbox/{message_id}/read",
+    "POST /v1/m/unsubscribe/{token}", "POST /v1/inbox/{message_id}/read", "GET /v1/invoices/download/{token}",
 )  # fmt: skip
 
 
@@ -479,6 +479,21 @@ def _cases() -> list[Case]:
             b_body=lambda r: r.json()["items"] == [],
         ),
         Case("GET /v1/messages/{message_id}", lambda w: f"/v1/messages/{w.ids['message']}"),
+        # A's message is in-app, so A is told it is no e-mail (404) just as B is told it does not exist
+        Case(
+            "GET /v1/messages/{message_id}/email",
+            lambda w: f"/v1/messages/{w.ids['message']}/email",
+            a_status=404,
+        ),
+        Case(
+            "GET /v1/invoices",
+            lambda w: "/v1/invoices",
+            params=lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json()["items"] == [],
+        ),
+        Case("GET /v1/invoices/{number}", lambda w: "/v1/invoices/INV-000001"),
+        Case("GET /v1/invoices/{number}/pdf", lambda w: "/v1/invoices/INV-000001/pdf"),
         Case(
             "POST /v1/inbox/tokens",
             lambda w: "/v1/inbox/tokens",

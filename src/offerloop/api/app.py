@@ -40,6 +40,7 @@ from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
+from offerloop.invoices.endpoints import router as invoices_router
 from offerloop.ledger.endpoints import router as ledger_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
@@ -238,6 +239,7 @@ def create_app(
         delivery_links,
         webhooks_router,
         push_router,
+        invoices_router,
     )
     for router in routers:
         app.include_router(router)

@@ -41,6 +41,7 @@ from offerloop.checkout.payments import (
     provider_charge,
     recurring_tax,
 )
+from offerloop.checkout.schemas import OrderRead
 from offerloop.core.money import Money
 from offerloop.models import Order
 from offerloop.models import Subscription as SubscriptionRow
@@ -67,8 +68,10 @@ __all__ = [
     "hold_expiry_due",
     "list_orders",
     "mark_paid",
+    "order_tax_percent",
     "payment_events",
     "provider_charge",
+    "read_order",
     "recurring_tax",
     "refund",
     "renewal_recovered",
@@ -76,6 +79,7 @@ __all__ = [
     "retry_task",
     "run_fulfilment",
     "run_task",
+    "subscription_orders",
     "sweep_due",
     "task_failed",
 ]
@@ -90,6 +94,26 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
     return subscriptions_service.sweep_due(session=session, limit=limit) + orders.schedule_missing_holds(
         session=session, limit=limit
     )
+
+
+# -- for the invoices domain: an order as stored, and the orders of a subscription -----------------------
+
+
+def read_order(*, session: Session, workspace_id: str, order_id: str) -> OrderRead:
+    """The order as stored (no fulfilment, no upsells); OrderNotFound when the workspace has none by that id."""
+    return orders.order_read(orders.load(session, workspace_id, order_id))
+
+
+def order_tax_percent(*, session: Session, workspace_id: str, order_id: str) -> str:
+    """The tax rate (percent) the order was charged at (not part of its read model)."""
+    return orders.load(session, workspace_id, order_id).tax_percent or "0"
+
+
+def subscription_orders(*, session: Session, workspace_id: str, subscription_id: str) -> list[OrderRead]:
+    """The subscription's orders, newest first: the checkout that started it and every charge since
+    (SubscriptionNotFound when the workspace has no such subscription)."""
+    row = subscriptions_service.row_of(session, workspace_id, subscription_id)
+    return [orders.order_read(o) for o in billing.orders_of_subscription(session, row)]
 
 
 # -- for the subscriptions domain: the buyer's record and the orders of a subscription ------------------

@@ -55,6 +55,11 @@ is added without a decision here, and scans every table for the buyer's data aft
 | delivery_outbox      | keep (counts), recipient, subject and body erased                                  |
 | delivery_suppressions| delete the buyer's addresses                                                       |
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
+| invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
+| invoice_counters     | no buyer rows: nothing to do                                                       |
+| webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
+| push_subscriptions   | delete                                                                             |
+| webhook_endpoints, push_vapid_keys | no buyer rows: nothing to do                                         |
 | workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
@@ -110,6 +115,13 @@ PLAN: Final[Mapping[str, Action]] = {
     "actions": "none",
     "policy_snapshots": "none",
     "server_secrets": "none",
+    "webhook_endpoints": "none",
+    "webhook_deliveries": "delete",  # those of the buyer's journey messages (their payload holds the text)
+    "webhook_attempts": "delete",
+    "push_vapid_keys": "none",
+    "push_subscriptions": "delete",
+    "invoices": "redact",  # numbers and amounts stay (bookkeeping); the printed name and e-mail go
+    "invoice_counters": "none",
     "journey_versions": "none",
     "delivery_settings": "none",
     "journey_runs": "delete",

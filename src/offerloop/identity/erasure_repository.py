@@ -31,9 +31,12 @@ from offerloop.models import (
     OutboxMessage,
     ParkedEvent,
     PaymentEvent,
+    PushSubscription,
     QuarantinedEvent,
     Suppression,
     Touchpoint,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 
 
@@ -170,6 +173,20 @@ def erase_delivery(
     """Journey runs go; messages stay for counts with their address and content erased; suppressions of
     the buyer's addresses go (the buyer is gone, so nothing is sent to them again)."""
     runs = session.execute(scoped_delete(JourneyRun, workspace_id).where(JourneyRun.buyer_id.in_(buyer_ids)))
+    # Webhook deliveries of their messages (the payload carries the rendered text) and their push subscriptions.
+    sent = scoped_select(OutboxMessage, workspace_id, OutboxMessage.message_id).where(
+        OutboxMessage.buyer_id.in_(buyer_ids), OutboxMessage.channel == "webhook"
+    )
+    hooks = list(session.scalars(scoped_select(WebhookDelivery, workspace_id, WebhookDelivery.id).where(
+        WebhookDelivery.idempotency_key.in_(sent))))  # fmt: skip
+    for chunk in _chunks(hooks):
+        session.execute(
+            scoped_delete(WebhookAttempt, workspace_id).where(WebhookAttempt.delivery_id.in_(chunk))
+        )
+        session.execute(scoped_delete(WebhookDelivery, workspace_id).where(WebhookDelivery.id.in_(chunk)))
+    pushes = session.execute(
+        scoped_delete(PushSubscription, workspace_id).where(PushSubscription.buyer_id.in_(buyer_ids))
+    )
     outbox = session.execute(
         scoped_update(OutboxMessage, workspace_id)
         .where(OutboxMessage.buyer_id.in_(buyer_ids))
@@ -184,6 +201,8 @@ def erase_delivery(
         "journey_runs": runs.rowcount or 0,  # type: ignore[attr-defined]
         "delivery_outbox": outbox.rowcount or 0,  # type: ignore[attr-defined]
         "delivery_suppressions": suppressions.rowcount or 0,  # type: ignore[attr-defined]
+        "webhook_deliveries": len(hooks),
+        "push_subscriptions": pushes.rowcount or 0,  # type: ignore[attr-defined]
     }
 
 

@@ -463,6 +463,9 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
     counts.update(erasure_repository.erase_buyer(session, workspace_id, ids, utcnow()))
     counts.update(erasure_repository.delete_buyer_stores(session, workspace_id, ids))
     counts.update(erasure_repository.erase_delivery(session, workspace_id, ids, sorted(identifier_needles)))
+    from offerloop.invoices import service as invoices_service  # invoices read orders, which read buyers
+
+    counts["invoices"] = invoices_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
 
     order_ids = erasure_repository.order_ids_of(session, workspace_id, ids)
     for d in erasure_repository.rows_for_erasure(

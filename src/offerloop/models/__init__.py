@@ -36,6 +36,7 @@ from offerloop.models.event import (
     Touchpoint,
 )
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
+from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
@@ -63,6 +64,8 @@ __all__ = [
     "FulfilmentTask",
     "Identity",
     "IdentityConflict",
+    "Invoice",
+    "InvoiceCounter",
     "Job",
     "JourneyRun",
     "JourneyVersion",

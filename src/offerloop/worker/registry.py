@@ -16,6 +16,8 @@ MODULES: tuple[str, ...] = (
     "offerloop.delivery.consumers",
     "offerloop.delivery.tasks",
     "offerloop.delivery.webhooks.tasks",
+    "offerloop.invoices.consumers",
+    "offerloop.invoices.tasks",
 )
 
 
