@@ -33,7 +33,7 @@ def worker(
         if once:
             ran: list[runner.Ran] = []
             owner = runner.owner_id(":once")
-            deps = {"rewriter": rewriter_config(cfg)}
+            deps = {"rewriter": rewriter_config(cfg), "settings": cfg}
             while batch := runner.run_due(db, owner=owner, deps=deps):
                 ran += batch
             kinds = Counter(r.kind for r in ran)

@@ -3,6 +3,7 @@ journey's conditions and templates read. Everything through the other domains' s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ class Recipient:
 def recipient(session: Session, workspace_id: str, buyer_id: str) -> Recipient | None:
     """The buyer (or whom they were merged into), or None if there is no such buyer."""
     try:
-        buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        buyer = identity_service.contact(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
     except BuyerNotFound:
         return None
     traits = buyer.traits or {}
@@ -63,3 +64,37 @@ def facts(
         ),
         "properties": properties or {},
     }
+
+
+class Lazy(Mapping[str, Any]):
+    """A mapping loaded on first use: a template that never reads ``features`` costs no features read."""
+
+    def __init__(self, load: Callable[[], Mapping[str, Any]]) -> None:
+        self._load: Callable[[], Mapping[str, Any]] | None = load
+        self._data: Mapping[str, Any] = {}
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._load is not None:
+            self._data, self._load = self._load(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def template_facts(
+    session: Session, workspace_id: str, who: Recipient, now: datetime
+) -> tuple[Mapping[str, Any], str | None, Lazy]:
+    """``features`` (read lazily), ``persona`` and ``entitlements`` (lazily) for a message template."""
+    persona = persona_service.brief(session=session, workspace_id=workspace_id, buyer_id=who.buyer_id)
+    features = Lazy(lambda: features_service.read(session=session, workspace_id=workspace_id,
+                                                  buyer_id=who.buyer_id, now=now))  # fmt: skip
+    entitled = Lazy(lambda: {k: True for k in sorted(entitlements_service.active_keys(
+        session=session, workspace_id=workspace_id, buyer_id=who.buyer_id, now=now))})  # fmt: skip
+    return features, (persona["name"] if persona else None), entitled

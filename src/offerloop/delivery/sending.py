@@ -48,10 +48,10 @@ def render_into(
         return links.url(link.public_url, link.secret, "c", {**base, "u": safe})
 
     unsubscribe = links.url(link.public_url, link.secret, "u", base)
-    facts = audience.facts(session, row.workspace_id, who, context.get("event", {}).get("properties"), now)
+    features, persona, entitlements = audience.template_facts(session, row.workspace_id, who, now)
     values: dict[str, Any] = {
         "buyer": {"id": who.buyer_id, "user_id": who.user_id, "email": who.email, "traits": who.traits},
-        "features": facts["features"], "persona": facts["persona"], "entitlements": facts["entitlements"],
+        "features": features, "persona": persona, "entitlements": entitlements,
         "event": context.get("event", {}), **context.get("decisions", {}),
         "link": click, "unsubscribe_url": unsubscribe, "journey": journey.name,
     }  # fmt: skip

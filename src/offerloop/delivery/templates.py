@@ -7,10 +7,11 @@ redirect that records the click and adds the journey's UTM tags) and ``unsubscri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Mapping
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -49,9 +50,8 @@ def syntax_problem(source: str) -> str | None:
 def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     """``source`` rendered with ``context``; a missing variable renders empty (as in Jinja), anything the
     sandbox refuses raises :class:`RenderError`."""
-    env = _HTML if html else _TEXT
     try:
-        out = env.from_string(source).render(dict(context))
+        out = _compiled(source, html).render(dict(context))
     except SecurityError as exc:
         raise RenderError(f"refused by the template sandbox: {exc}") from None
     except TemplateError as exc:
@@ -63,4 +63,7 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
     return out
 
 
-Linker = Callable[[str], str]
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """A journey's templates compile once per process (a send renders them for every buyer)."""
+    return (_HTML if html else _TEXT).from_string(source)

@@ -138,6 +138,19 @@ def get_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRea
     raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
 
 
+def contact(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRead:
+    """``get_buyer`` without the first and last touch (no touchpoint read): what sending a message needs —
+    traits, identifiers, consent — on the path a worker runs for every message."""
+    for _ in range(50):
+        record = repository.buyer_record(session, workspace_id, buyer_id=buyer_id)
+        if record is None:
+            break
+        if record[0]["merged_into_id"] is None:
+            return _read((*record, None, None))
+        buyer_id = record[0]["merged_into_id"]
+    raise BuyerNotFound(f"buyer {buyer_id} does not exist in this workspace")
+
+
 def live_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRead:
     """``get_buyer`` for making something new for the buyer (access, a deliverable): an erased buyer's
     tombstone is refused with ``BuyerErased``."""

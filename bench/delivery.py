@@ -1,0 +1,164 @@
+"""Journeys end to end against a real server: trigger acknowledged -> e-mail handed to an SMTP server on
+loopback (latency), and a queue of e-mails drained by a worker process with two job threads (throughput).
+
+    python bench/delivery.py                 # 200 latency samples, 10,000 drained
+    python bench/delivery.py --drain 2000    # a shorter run
+
+Targets (issue 12): ack -> SMTP p99 <= 1 s; >= 200 messages/s drained with two workers. The SMTP server is
+aiosmtpd in this process (its handler records when each recipient's message arrived); offerloop runs as
+`offerloop serve` (ingestion, consumers) and, for the drain, `offerloop worker --threads 2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import load_average, machine, percentile
+from aiosmtpd.controller import Controller
+
+from offerloop.cli.process import ServerProcess
+from offerloop.core.clock import utcnow
+
+JOURNEY = """
+name: ping
+category: transactional
+trigger: {event: Bench Ping}
+reentry: always
+steps:
+  - send: {channel: email, subject: "Ping {{ event.properties.n }}", text: "Hello {{ buyer.traits.name }}"}
+"""
+
+
+class Arrivals:
+    """The SMTP handler: when each recipient's message arrived (monotonic clock of this process)."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.monotonic()
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.at.setdefault(rcpt, now)
+            self.count += 1
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def batch(http: httpx.Client, key: str, messages: list[dict[str, Any]]) -> None:
+    http.post("/v1/batch", auth=(key, ""), json={"batch": messages}).raise_for_status()
+
+
+def identify_all(http: httpx.Client, key: str, prefix: str, n: int) -> None:
+    now = utcnow().isoformat()
+    for start in range(0, n, 100):
+        batch(http, key, [{"type": "identify", "userId": f"{prefix}{i}", "messageId": f"id-{prefix}{i}",
+                           "traits": {"email": f"{prefix}{i}@bench.example", "name": f"B{i}"}, "timestamp": now}
+                          for i in range(start, min(n, start + 100))])  # fmt: skip
+
+
+def wait_for(what: str, check: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--drain", type=int, default=10_000)
+    args = parser.parse_args()
+
+    arrivals = Arrivals()
+    smtp_port = free_port()
+    controller = Controller(arrivals, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    tmp = Path(tempfile.mkdtemp(prefix="offerloop-bench-delivery-"))
+    db_url = f"sqlite:///{tmp / 'bench.db'}"
+    env = {"OFFERLOOP_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "OFFERLOOP_DATABASE_URL": db_url}
+    os.environ.update(env)
+    subprocess.run([sys.executable, "-m", "offerloop.cli.main", "migrate"], check=True, capture_output=True)
+    ws = json.loads(subprocess.run([sys.executable, "-m", "offerloop.cli.main", "workspace", "create", "Bench",
+                                    "--json"], check=True, capture_output=True, text=True).stdout)  # fmt: skip
+    server = ServerProcess(db_url, workers=1, log_path=tmp / "server.log")
+    server.start(timeout_s=180)
+    results: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            admin = {"Authorization": f"Bearer {ws['secret_key']}"}
+            http.put("/v1/journeys/ping", headers=admin, json={"yaml": JOURNEY}).raise_for_status()
+            # 1. Latency: one trigger at a time, each to its own buyer, 20 a second (no intended wait).
+            identify_all(http, ws["write_key"], "lat", args.samples)
+            time.sleep(1.0)  # the identities are applied before the triggers start (they are not measured)
+            acked: dict[str, float] = {}
+            for i in range(args.samples):
+                batch(http, ws["write_key"], [{"type": "track", "userId": f"lat{i}", "event": "Bench Ping",
+                                               "messageId": f"ping-lat-{i}", "properties": {"n": i},
+                                               "timestamp": utcnow().isoformat()}])  # fmt: skip
+                acked[f"lat{i}@bench.example"] = time.monotonic()
+                time.sleep(0.05)
+            wait_for("every latency sample", lambda: all(r in arrivals.at for r in acked), 120)
+            delays = sorted((arrivals.at[r] - t) * 1000 for r, t in acked.items())
+            results["latency_ms"] = {"p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": delays[-1]}
+        server.stop()
+
+        # 2. Drain: the server queues the work with no job threads of its own; then one worker process with
+        # two job threads runs every journey step and send.
+        os.environ["OFFERLOOP_WORKER_THREADS"] = "0"
+        server.start(timeout_s=180)
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            identify_all(http, ws["write_key"], "d", args.drain)
+            now = utcnow().isoformat()
+            for start in range(0, args.drain, 100):
+                batch(http, ws["write_key"], [{"type": "track", "userId": f"d{i}", "event": "Bench Ping",
+                                               "messageId": f"ping-d-{i}", "properties": {"n": i}, "timestamp": now}
+                                              for i in range(start, min(args.drain, start + 100))])  # fmt: skip
+            admin = {"Authorization": f"Bearer {ws['secret_key']}"}
+            wait_for("every run queued", lambda: http.get("/v1/journeys/ping", headers=admin).json()["runs"] and sum(
+                c["runs"] for c in http.get("/v1/journeys/ping", headers=admin).json()["runs"]) >= args.samples + args.drain, 600)  # fmt: skip
+        before = arrivals.count
+        os.environ["OFFERLOOP_WORKER_THREADS"] = "2"
+        started = time.monotonic()
+        worker = subprocess.Popen([sys.executable, "-m", "offerloop.cli.main", "worker", "--threads", "2"],
+                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wait_for("the drain", lambda: arrivals.count - before >= args.drain, 1800)
+        finally:
+            worker.terminate()
+            worker.wait(60)
+        seconds = time.monotonic() - started
+        results["drain"] = {"messages": args.drain, "seconds": round(seconds, 1), "per_s": round(args.drain / seconds, 1)}
+    finally:
+        server.stop()
+        controller.stop()
+    lat = results["latency_ms"]
+    print(f"machine: {machine()}; load average {load_average()}")
+    print(f"ack -> SMTP ({args.samples} triggers, one at a time): p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, "
+          f"max {lat['max']:.0f} ms (target p99 <= 1000 ms)")  # fmt: skip
+    d = results["drain"]
+    print(f"drain: {d['messages']:,} e-mails (journey step + send each) in {d['seconds']} s = {d['per_s']} msgs/s "
+          "with one worker process of two job threads, worker start-up included (target >= 200/s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
