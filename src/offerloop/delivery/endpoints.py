@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from offerloop.core.errors import ValidationFailed, error_responses
@@ -21,6 +22,7 @@ from offerloop.delivery.email.exceptions import EmailNotFound
 from offerloop.delivery.exceptions import (
     BadLink,
     InvalidDeliverySettings,
+    JourneyConflict,
     JourneyError,
     JourneyNotFound,
     MessageNotFound,
@@ -81,12 +83,17 @@ def _secret(request: Request, db: Any) -> str:
 
 
 @router.put("/journeys/{name}", summary="Store a new version of a journey (YAML or JSON)",
-            responses=error_responses(*_KEY, JourneyError))  # fmt: skip
+            responses=error_responses(*_KEY, JourneyError, JourneyConflict))  # fmt: skip
 def put_journey(db: DB, principal: SecretKey, name: str, body: JourneyIn) -> JourneyRead:
-    with db.write() as session:
-        return service.save_journey(
-            session=session, workspace_id=principal.workspace_id, name=name, body=body
-        )
+    for _ in range(3):
+        try:
+            with db.write() as session:
+                return service.save_journey(
+                    session=session, workspace_id=principal.workspace_id, name=name, body=body
+                )
+        except IntegrityError:  # another request stored the same version number first: number this one after
+            continue
+    raise JourneyConflict(f"journey {name!r} is being changed by other requests: try again")
 
 
 @router.get("/journeys", summary="The workspace's journeys (newest version of each), by name",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offerloop.core.errors import NotFound, OfferloopError
+from offerloop.core.errors import Conflict, NotFound, OfferloopError
 from offerloop.declarative import ConfigError
 
 
@@ -33,3 +33,7 @@ class InvalidDeliverySettings(ConfigError):
 
 class SuppressionNotFound(NotFound):
     code = "suppression_not_found"
+
+
+class JourneyConflict(Conflict):
+    code = "journey_conflict"

@@ -23,10 +23,29 @@ class RenderError(ValueError):
     """A template failed at render time (an unknown variable, a sandbox refusal, output too large)."""
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with ``*`` and ``**`` bounded: ``{{ 'x' * 10**9 }}`` would otherwise build a
+    gigabyte in the worker that renders it."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > MAX_OUTPUT_CHARS
+                ):
+                    raise SecurityError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment(autoescape: bool, undefined: type[Undefined]) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        autoescape=autoescape, undefined=undefined, keep_trailing_newline=True
-    )
+    # optimized=False: no constant folding while compiling, which would compute `[1] * 10**9` right there.
+    env = _Sandbox(autoescape=autoescape, undefined=undefined, keep_trailing_newline=True, optimized=False)
     env.globals.clear()  # no range() loops to exhaust memory, no cycler/joiner/namespace helpers
     return env
 
