@@ -39,6 +39,8 @@ from offerloop.events.endpoints import router as tracking_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
 from offerloop.ledger.endpoints import router as ledger_router
+from offerloop.live.endpoints import pages_router as live_pages
+from offerloop.live.endpoints import router as live_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.pipeline import log as pipeline_log
@@ -234,6 +236,8 @@ def create_app(
         ledger_router,
         delivery_router,
         delivery_links,
+        live_router,
+        live_pages,
     )
     for router in routers:
         app.include_router(router)

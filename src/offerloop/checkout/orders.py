@@ -242,7 +242,8 @@ def mark_paid(
             source = subscriptions_service.start(
                 session=session, order=order, offer=offer, at=at, provider_ref=subscription_ref
             )
-        for spec in [*fulfilment.components(catalog, offer), *line.get("bundle", ())]:  # a variant's bundle too
+        specs = [*fulfilment.components(catalog, offer), *line.get("bundle", ())]  # a variant's bundle too
+        for spec in specs:
             fulfilment.queue_task(session, order, spec, source, at)
         # an order of a variant rewards the decision that showed that variant
         action = offers_service.action_key(offer.key, line.get("variant"))

@@ -18,7 +18,8 @@ class CheckoutIn(BaseModel):
     email: str | None = Field(default=None, max_length=320)
     offer: str = Field(max_length=120)
     variant: str | None = Field(
-        default=None, max_length=40,
+        default=None,
+        max_length=40,
         description="The offer's variant to buy (GET /v1/offers names the one chosen); omitted with a "
         "decision_id: the variant that decision presented",
     )

@@ -78,7 +78,10 @@ CouponCode = Annotated[
 ]
 Ref = Annotated[str, matching(r"[^\s]{1,200}", "a non-empty reference without spaces")]
 VariantKey = Annotated[
-    str, matching(r"[a-z0-9][a-z0-9-]{0,39}", "a variant key (lowercase letters, digits and '-', e.g. 'launch-price')")
+    str,
+    matching(
+        r"[a-z0-9][a-z0-9-]{0,39}", "a variant key (lowercase letters, digits and '-', e.g. 'launch-price')"
+    ),
 ]
 
 

@@ -71,7 +71,9 @@ class OfferRead(BaseModel):
     exclusive_to: list[str]
     state: str = Field(description="active | inactive; drops: draft | scheduled | live | sold_out | closed")
     stock: DropStockRead | None
-    variants: list[VariantRead] = Field(default_factory=list, description="Ways to present it, chosen per buyer")
+    variants: list[VariantRead] = Field(
+        default_factory=list, description="Ways to present it, chosen per buyer"
+    )
 
 
 class SignOffRead(BaseModel):

@@ -19,8 +19,8 @@ from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money, currency_code
 from offerloop.core.pages import decode_cursor, page_of
-from offerloop.decisions import service as decisions_service
 from offerloop.db.uow import after_commit
+from offerloop.decisions import service as decisions_service
 from offerloop.decisions.exceptions import DecisionNotFound
 from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.delivery import live
@@ -82,7 +82,9 @@ def load_catalog(*, session: Session, workspace_id: str, text: str, actor: str =
     repository.flush(session)
     actions = [a for o in catalog.offers for a in _actions(o)]
     decisions_service.upsert_actions(
-        session=session, workspace_id=workspace_id, actions=[*actions, *_retired(session, workspace_id, catalog, actions)]
+        session=session,
+        workspace_id=workspace_id,
+        actions=[*actions, *_retired(session, workspace_id, catalog, actions)],
     )
     workspace_service.audit(session, workspace_id, actor=actor, action="offers.load", target_type="workspace",
                             target_id=workspace_id, details={"version": version, "offers": sorted(o.key for o in catalog.offers)})  # fmt: skip
@@ -119,7 +121,9 @@ def _actions(offer: Offer) -> list[ActionIn]:
     return [_action(offer, variant) for variant in offer.variants]
 
 
-def _retired(session: Session, workspace_id: str, catalog: Catalog, current: list[ActionIn]) -> list[ActionIn]:
+def _retired(
+    session: Session, workspace_id: str, catalog: Catalog, current: list[ActionIn]
+) -> list[ActionIn]:
     """The actions of this catalog's offers that no longer stand for a way to show them: the offer's own
     action once it has variants, a variant's once it is gone. They stay (decisions name them), inactive."""
     keys = {a.key for a in current}
@@ -127,12 +131,17 @@ def _retired(session: Session, workspace_id: str, catalog: Catalog, current: lis
     return [
         ActionIn.model_validate({**a.model_dump(include=set(ActionIn.model_fields)), "active": False})
         for a in decisions_service.list_actions(session=session, workspace_id=workspace_id)
-        if a.active and a.key not in keys and (a.key in prefixes or a.key.startswith(tuple(f"{p}:" for p in prefixes)))
+        if a.active
+        and a.key not in keys
+        and (a.key in prefixes or a.key.startswith(tuple(f"{p}:" for p in prefixes)))
     ]
 
 
 def _action(offer: Offer, variant: Variant | None = None) -> ActionIn:
-    prices = [m.amount for m in (variant.prices if variant is not None and variant.prices else offer.prices).values()]
+    prices = [
+        m.amount
+        for m in (variant.prices if variant is not None and variant.prices else offer.prices).values()
+    ]
     price = min(prices) if prices else 0
     tags = list(offer.tags)[:29] + ([f"variant:{variant.key}"] if variant is not None else [])
     title = (variant.title if variant is not None and variant.title else offer.title)[:300]
@@ -406,11 +415,15 @@ def variant_sold(
     if not offer.variants or decision_id is None:
         return variant
     try:
-        decision = decisions_service.get_decision(session=session, workspace_id=workspace_id, decision_id=decision_id)
+        decision = decisions_service.get_decision(
+            session=session, workspace_id=workspace_id, decision_id=decision_id
+        )
     except DecisionNotFound:
         return variant  # a decision from elsewhere (or none logged): the checkout is priced as named
     prefix = action_key(offer.key) + ":"
-    shown = [str(i["id"]).removeprefix(prefix) for i in decision.items if str(i.get("id", "")).startswith(prefix)]
+    shown = [
+        str(i["id"]).removeprefix(prefix) for i in decision.items if str(i.get("id", "")).startswith(prefix)
+    ]
     if variant is None:
         return shown[0] if shown else None
     if shown and variant not in shown:
