@@ -119,14 +119,14 @@ async def stream(
         return b"id: %d\nevent: drop\ndata: %s\n\n" % (seq, data)
 
     async def events() -> AsyncIterator[bytes]:
-        current, read_at, sent, seq = status, time.monotonic(), None, 0
+        current, read_at, sent, seq, wrote = status, time.monotonic(), None, 0, time.monotonic()
         yield b"retry: 2000\n\n"
         while True:
             if current != sent:
-                seq += 1
-                sent = current
+                seq, sent, wrote = seq + 1, current, time.monotonic()
                 yield frame(seq, current)
-            elif seq:
+            elif time.monotonic() - wrote >= feed.KEEP_ALIVE_S:
+                wrote = time.monotonic()
                 yield b": keep-alive\n\n"
             missed = feed.newer(topic, read_at)  # another stream read a change this one was not woken for
             if missed is not None and missed != current:
@@ -168,7 +168,7 @@ def go(
         found = service.go(
             db=db, workspace_id=workspace_id, key=key, viewer=service.viewer_id(viewer), decision_id=decision,
             currency=currency, provider=_stripe(request), tax_percent=settings.tax_percent,
-            success_url=f"{page}?bought=1", cancel_url=page,
+            success_url=f"{page}?bought=1", cancel_url=page, holdout_share=settings.holdout_share,
         )  # fmt: skip
     except OfferloopError as exc:
         status = exc.status_code if 400 <= exc.status_code < 500 else 502

@@ -17,8 +17,9 @@ from typing import Any
 
 from offerloop.delivery import live
 
-POLL_S = 15.0  # a stream re-reads (or sends a keep-alive) at least this often
-SHARE_S = 1.0  # a timer's re-read may use a status read this recently
+POLL_S = 2.0  # a stream re-reads this often unwoken (a change made by another process: the CLI, a worker)
+SHARE_S = 1.0  # a timer's re-read may use a status read this recently (one read per drop, not per viewer)
+KEEP_ALIVE_S = 15.0  # a comment line this often when nothing changed (proxies close silent connections)
 
 
 @dataclass

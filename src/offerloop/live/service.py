@@ -157,10 +157,10 @@ class Go:
 
 def go(
     *, db: Any, workspace_id: str, key: str, viewer: str, decision_id: str | None, currency: str | None,
-    provider: StripeProvider | None, tax_percent: str, success_url: str, cancel_url: str,
+    provider: StripeProvider | None, tax_percent: str, success_url: str, cancel_url: str, holdout_share: float,
 ) -> Go:  # fmt: skip
     """Check ``viewer`` out of the live drop, identified by their anonymousId: a pending order in the variant
-    ``decision_id`` presented them (the overlay's decision), or the viewer's pending order of this drop if
+    ``decision_id`` presented them (the overlay's decision; none: decided now, as the overlay would), or the viewer's pending order of this drop if
     they already have one (a second click holds no second unit). Refused (409 ``not_live``) unless live."""
     with db.read() as session:
         drop = drop_of(session=session, workspace_id=workspace_id, key=key)
@@ -173,6 +173,14 @@ def go(
                           details={"state": state})  # fmt: skip
     cur = (currency or "").upper()
     cur = cur if cur in drop.prices else ("USD" if "USD" in drop.prices else drop.currencies[0])
+    if decision_id is None and drop.variants:  # a link without the overlay's decision: decide as it would
+        log: list[Any] = []
+        with db.read() as session:
+            decision_id = viewer_offer(session=session, workspace_id=workspace_id, key=key, viewer=viewer,
+                                       currency=cur, holdout_share=holdout_share, log=log)["decision_id"]  # fmt: skip
+        if log:
+            with db.write() as session:
+                offers_service.record_decisions(session=session, decisions=log)
     order = checkout_service.checkout(
         db=db, workspace_id=workspace_id, offer_key=key, currency=cur,
         provider_name="stripe" if provider is not None else "manual", provider=provider, anonymous_id=viewer,
