@@ -3,7 +3,6 @@ the short link to checkout (public: no key, only what the drop shows anyone)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -107,8 +106,6 @@ async def stream(
         return await run_in_threadpool(read)
 
     status, shown = await run_in_threadpool(first)
-    topic = (workspace_id, key)
-    wake = offers_service.drop_topic(workspace_id, key)
     offer = {k: shown[k] for k in ("title", "description", "price", "currency", "formatted", "variant")}
     head = {"offer": offer, "decision_id": shown["decision_id"],
             "go_url": _go_url(workspace_id, key, viewer, shown["decision_id"], shown["currency"])}  # fmt: skip
@@ -119,27 +116,23 @@ async def stream(
         return b"id: %d\nevent: drop\ndata: %s\n\n" % (seq, data)
 
     async def events() -> AsyncIterator[bytes]:
-        current, read_at, sent, seq, wrote = status, time.monotonic(), None, 0, time.monotonic()
-        yield b"retry: 2000\n\n"
-        while True:
-            if current != sent:
-                seq, sent, wrote = seq + 1, current, time.monotonic()
-                yield frame(seq, current)
-            elif time.monotonic() - wrote >= feed.KEEP_ALIVE_S:
-                wrote = time.monotonic()
-                yield b": keep-alive\n\n"
-            missed = feed.newer(topic, read_at)  # another stream read a change this one was not woken for
-            if missed is not None and missed != current:
-                current, read_at = missed, time.monotonic()
-                continue
-            timeout = feed.next_turn(current, datetime.now(UTC))
-            woken = await feed.wait(wake, timeout)
-            if await request.is_disconnected():
-                return
-            at = time.monotonic()
-            # woken, or at a turn of the schedule: a read after now; a plain timer may share a recent read
-            fresh_after = at if woken or timeout < feed.POLL_S else at - feed.SHARE_S
-            current, read_at = await feed.status(topic, fresh_after, shared_read), at
+        topic = (workspace_id, key)
+        watch = feed.subscribe(topic, offers_service.drop_topic(workspace_id, key), shared_read, status)
+        try:
+            yield b"retry: 2000\n\n"
+            # what every viewer of the drop is shown (this stream's own read seeds a new watch)
+            current, seq, version = watch.status, 1, watch.version
+            yield frame(seq, current)
+            while True:
+                if not await watch.next(version, feed.KEEP_ALIVE_S):
+                    yield b": keep-alive\n\n"
+                    continue
+                version = watch.version
+                if watch.status != current:
+                    current, seq = watch.status, seq + 1
+                    yield frame(seq, current)
+        finally:
+            feed.unsubscribe(topic, watch)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip

@@ -1,86 +1,103 @@
-"""The live feed of a drop: one shared read of its status per change, fanned out to every viewer's stream.
+"""The live feed of a drop: one watcher per drop reads its status when it changes and fans it out to every
+viewer's stream (one database read per change, not one per viewer).
 
-A change (open, close, a unit held, sold or released) wakes the drop's streams (``delivery.live``) once it
-commits. Each woken stream needs a status read after its wake-up; the first one reads and the others wait for
-that read (one database read per change, not one per viewer). Streams also re-read on a timer, which covers
-changes made by another process and the schedule's own turns (opens_at, closes_at).
+A change (open, close, a unit held, sold or released) wakes the watcher (``delivery.live``) once it commits.
+The watcher also re-reads every POLL_S, which covers changes made by another process (the CLI, a worker) and
+the schedule's own turns (opens_at, closes_at), for which it wakes on time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
 from offerloop.delivery import live
+from offerloop.telemetry import log
 
-POLL_S = 2.0  # a stream re-reads this often unwoken (a change made by another process: the CLI, a worker)
-SHARE_S = 1.0  # a timer's re-read may use a status read this recently (one read per drop, not per viewer)
-KEEP_ALIVE_S = 15.0  # a comment line this often when nothing changed (proxies close silent connections)
+POLL_S = 2.0  # the watcher re-reads this often unwoken (a change made by another process)
+KEEP_ALIVE_S = (
+    15.0  # a stream sends a comment line this often when nothing changed (proxies close silent ones)
+)
 
-
-@dataclass
-class _Shared:
-    loop: asyncio.AbstractEventLoop
-    status: dict[str, Any] | None = None
-    read_at: float = 0.0  # monotonic time its read started
-    pending: asyncio.Future[dict[str, Any]] | None = None
-    pending_at: float = 0.0
+Read = Callable[[], Awaitable[dict[str, Any]]]
 
 
-_shared: dict[tuple[str, str], _Shared] = {}
+class Watch:
+    """One drop's status as last read, its version, and an event set (and replaced) at every change."""
+
+    def __init__(self, wake: Hashable, read: Read, status: dict[str, Any]) -> None:
+        self.wake, self.read = wake, read
+        self.status, self.version = status, 0
+        self.changed = asyncio.Event()
+        self.streams = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def publish(self, status: dict[str, Any]) -> None:
+        if status == self.status:
+            return
+        self.status, self.version = status, self.version + 1
+        fired, self.changed = self.changed, asyncio.Event()
+        fired.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiting = loop.create_task(live.wait(self.wake, next_turn(self.status, datetime.now(UTC))))
+        try:
+            while self.streams > 0:
+                await waiting
+                # the next wait is registered before this read: a change committed during the read wakes it
+                waiting = loop.create_task(live.wait(self.wake, next_turn(self.status, datetime.now(UTC))))
+                await asyncio.sleep(0)
+                try:
+                    self.publish(await self.read())
+                except Exception as exc:  # a failed read (the database restarting): keep the last status
+                    log.warning("live_drop_read_failed", error=str(exc)[:200])
+        finally:
+            waiting.cancel()
+
+    async def next(self, version: int, timeout_s: float) -> bool:
+        """Wait until the status is newer than ``version`` (True) or ``timeout_s`` passes (False)."""
+        if self.version != version:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout_s)
+        return self.version != version
 
 
-async def status(
-    topic: tuple[str, str], fresh_after: float, read: Callable[[], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
-    """The drop's status from a read that started after ``fresh_after`` (monotonic), shared between streams."""
+_watches: dict[tuple[asyncio.AbstractEventLoop, Hashable], Watch] = {}
+
+
+def subscribe(topic: Hashable, wake: Hashable, read: Read, status: dict[str, Any]) -> Watch:
+    """The drop's watch (started by its first stream, seeded with that stream's own read)."""
     loop = asyncio.get_running_loop()
-    entry = _shared.get(topic)
-    if entry is None or entry.loop is not loop:
-        entry = _shared[topic] = _Shared(loop=loop)
-    if entry.status is not None and entry.read_at >= fresh_after:
-        return entry.status
-    if entry.pending is not None and entry.pending_at >= fresh_after:
-        return await asyncio.shield(entry.pending)
-    future: asyncio.Future[dict[str, Any]] = loop.create_future()
-    started = time.monotonic()
-    entry.pending, entry.pending_at = future, started
-    try:
-        value = await read()
-    except BaseException as exc:
-        if entry.pending is future:
-            entry.pending = None
-        future.set_exception(exc)
-        future.exception()  # retrieved: the waiters re-raise it, an unwaited future does not warn
-        raise
-    if started >= entry.read_at:
-        entry.status, entry.read_at = value, started
-    if entry.pending is future:
-        entry.pending = None
-    future.set_result(value)
-    return value
+    watch = _watches.get((loop, topic))
+    if watch is None:
+        watch = _watches[(loop, topic)] = Watch(wake, read, status)
+    watch.streams += 1
+    if watch.task is None or watch.task.done():
+        watch.task = loop.create_task(watch.run())
+    return watch
 
 
-def next_turn(state: dict[str, Any], now: datetime) -> float:
-    """Seconds until the schedule changes the drop's state by itself (its opening or its end), capped at POLL_S."""
+def unsubscribe(topic: Hashable, watch: Watch) -> None:
+    """A stream ended; the last one of a drop stops its watcher."""
+    watch.streams -= 1
+    if watch.streams <= 0:
+        loop = asyncio.get_running_loop()
+        if _watches.get((loop, topic)) is watch:
+            del _watches[(loop, topic)]
+        if watch.task is not None:
+            watch.task.cancel()
+
+
+def next_turn(status: dict[str, Any], now: datetime) -> float:
+    """Seconds until the schedule changes the drop's state by itself (opening, end), capped at POLL_S."""
     waits = [POLL_S]
     for name in ("opens_at", "closes_at"):
-        at = datetime.fromisoformat(state[name]).astimezone(UTC)
+        at = datetime.fromisoformat(status[name]).astimezone(UTC)
         if at > now:
             waits.append((at - now).total_seconds() + 0.01)
     return max(0.0, min(waits))
-
-
-def newer(topic: tuple[str, str], read_at: float) -> dict[str, Any] | None:
-    """A status another stream read after ``read_at`` (a change this stream may have missed), if any."""
-    entry = _shared.get(topic)
-    return entry.status if entry is not None and entry.read_at > read_at else None
-
-
-async def wait(wake_topic: Any, timeout_s: float) -> bool:
-    """Wait for a change of the drop (True) or the timer (False)."""
-    return await live.wait(wake_topic, timeout_s)
