@@ -16,16 +16,12 @@ import asyncio
 import datetime as dt
 import json
 import resource
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import create_workspace, load, machine, percentile, start_server, tree_cpu_seconds  # noqa: E402
+from _common import create_workspace, load, machine, percentile, start_server, tree_cpu_seconds
 
 CATALOG = """\
 offers:
