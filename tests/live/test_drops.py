@@ -197,9 +197,16 @@ def test_the_short_link_checks_the_viewer_out_identified_and_refuses_when_not_li
         "/v1/buyers/lookup", headers=secret_headers, params={"anonymous_id": "viewer-9"}
     ).json()
     assert buyer["id"] == order["buyer_id"]  # the viewer, identified by their anonymousId
+    # a made-up (or another workspace's) decision is no presentation: the viewer is decided for as the overlay does
+    other = client.get(go, params={"viewer": "viewer-8", "decision": "dec_made_up"}, follow_redirects=False)
+    other_order = client.get(
+        f"/v1/orders/{other.headers['location'].rsplit('/', 1)[1]}", headers=secret_headers
+    )
+    assert (other_order.json()["total"], other_order.json()["decision_id"][:4]) == (3900, "dec_")
+    assert other_order.json()["decision_id"] != "dec_made_up"
     again = client.get(go, params={"viewer": "viewer-9"}, follow_redirects=False)
     assert again.headers["location"] == location  # a second click holds no second unit
-    assert client.get("/v1/drops/print", headers=secret_headers).json()["units_left"] == 2
+    assert client.get("/v1/drops/print", headers=secret_headers).json()["units_left"] == 1
     page = client.get(location)
     assert page.status_code == 200 and "EUR 35.00" in page.text and order_id in page.text
     assert client.get(f"/live/{ws}/old/orders/{order_id}").status_code == 404  # not an order of that drop

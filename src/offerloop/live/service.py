@@ -173,6 +173,11 @@ def go(
                           details={"state": state})  # fmt: skip
     cur = (currency or "").upper()
     cur = cur if cur in drop.prices else ("USD" if "USD" in drop.prices else drop.currencies[0])
+    if drop.variants and decision_id is not None:  # a decision that did not present this drop is no decision
+        with db.read() as session:
+            presented = offers_service.variant_sold(session=session, workspace_id=workspace_id, offer=drop,
+                                                    variant=None, decision_id=decision_id)  # fmt: skip
+        decision_id = decision_id if presented is not None else None
     if decision_id is None and drop.variants:  # a link without the overlay's decision: decide as it would
         log: list[Any] = []
         with db.read() as session:
