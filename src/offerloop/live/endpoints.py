@@ -18,7 +18,7 @@ from offerloop.checkout.exceptions import CheckoutError, ProviderError, SoldOut
 from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
 from offerloop.core.errors import OfferloopError, ValidationFailed, error_responses
 from offerloop.live import feed, pages, service
-from offerloop.live.exceptions import BadViewer, DropNotFound, DropNotLive
+from offerloop.live.exceptions import AssetNotFound, BadViewer, DropNotFound, DropNotLive
 from offerloop.live.schemas import DropChanged, DropStatus
 from offerloop.offers import service as offers_service
 from offerloop.offers.exceptions import NotForSale, PricingError
@@ -77,7 +77,9 @@ def _go_url(workspace_id: str, key: str, viewer: str, decision_id: str | None, c
 @router.get("/live/{workspace_id}/{key}/stream", response_class=StreamingResponse,
             summary="Server-Sent Events for one viewer (event: drop): the variant chosen for them, the countdown "
                     "target and the units left, pushed again whenever the drop changes",
-            responses=error_responses(DropNotFound, BadViewer))  # fmt: skip
+            responses={200: {"description": "The viewer's frames (event: drop, data: JSON)",
+                             "content": {"text/event-stream": {}}},
+                       **error_responses(DropNotFound, BadViewer)})  # fmt: skip
 async def stream(
     request: Request, workspace_id: str, key: str, viewer: Viewer = None, currency: Currency = None
 ) -> StreamingResponse:
@@ -149,8 +151,9 @@ def _stripe(request: Request) -> StripeProvider | None:
 @router.get("/live/{workspace_id}/{key}/go", status_code=303, response_class=RedirectResponse,
             summary="The short link: checks the viewer out, identified by their anonymousId, and redirects to the "
                     "provider's checkout (or the hosted order page); an HTML error page when it cannot",
-            responses=error_responses(DropNotFound, BadViewer, DropNotLive, SoldOut, NotForSale, PricingError,
-                                      CheckoutError, ProviderError))  # fmt: skip
+            responses={303: {"description": "To the provider's checkout, or the hosted order page (Location)"},
+                       **error_responses(DropNotFound, BadViewer, DropNotLive, SoldOut, NotForSale, PricingError,
+                                         CheckoutError, ProviderError)})  # fmt: skip
 def go(
     request: Request, db: DB, workspace_id: str, key: str, viewer: Viewer = None, decision: Decision = None,
     currency: Currency = None,
@@ -176,11 +179,12 @@ def go(
 
 
 @pages_router.get("/_assets/{name}", response_class=Response, summary="The overlay's script and style",
-                  responses={404: {"description": "No such asset"}})  # fmt: skip
+                  responses={200: {"description": "The file", "content": {media: {} for media in pages.ASSETS.values()}},
+                             **error_responses(AssetNotFound)})  # fmt: skip
 def overlay_asset(name: str) -> Response:
     body = pages.asset(name)
     if body is None:
-        return Response(b"not found", status_code=404, media_type="text/plain")
+        raise AssetNotFound(f"no overlay file {name[:64]!r}")
     return Response(body, media_type=pages.ASSETS[name], headers={"Cache-Control": "public, max-age=300"})
 
 

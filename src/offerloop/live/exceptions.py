@@ -22,3 +22,9 @@ class BadViewer(ValidationFailed):
     """A viewer id that is not an anonymousId (1-128 letters, digits and ``._:@-``)."""
 
     code = "invalid_viewer"
+
+
+class AssetNotFound(NotFound):
+    """No overlay file by that name."""
+
+    code = "asset_not_found"
