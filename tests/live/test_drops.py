@@ -131,6 +131,19 @@ def test_what_cannot_be_opened_says_why(
     assert (r.status_code, r.json()["error"]["code"]) == (status, code)
 
 
+def test_closing_an_unsigned_drop_does_not_let_it_open(
+    client: TestClient, drop: None, secret_headers: dict[str, str]
+) -> None:
+    assert post(client, secret_headers, "/v1/drops/unsigned/close")[1]["state"] == "closed"
+    code, body = post(client, secret_headers, "/v1/drops/unsigned/open")
+    assert (code, body["error"]["code"]) == (409, "not_signed_off")
+    status = client.get("/v1/drops/unsigned", headers=secret_headers).json()
+    assert (status["state"], status["closed_at"] is not None) == (
+        "closed",
+        True,
+    )  # the refused open left no trace
+
+
 def test_another_workspace_cannot_see_or_open_the_drop(
     client: TestClient, drop: None, other_workspace: WorkspaceCreated
 ) -> None:

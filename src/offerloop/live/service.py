@@ -91,15 +91,15 @@ def open_drop(*, session: Session, workspace_id: str, key: str, actor: str) -> D
         raise DropNotLive(
             f"{key} ended at {drop.closes_at.isoformat()}: it cannot be opened again", code="drop_ended"
         )
-    if before.state == "draft":
-        raise DropNotLive(f"{key} is not signed off: sign it off first (POST /v1/offers/{key}/signoff)",
-                          code="not_signed_off")  # fmt: skip
-    if before.units_left == 0 and before.closed_at is None:
-        raise DropNotLive(f"{key} is sold out", code="sold_out")
     offers_service.set_live_window(
         session=session, workspace_id=workspace_id, key=key, opened_at=now, closed_at=None
     )
     after = _status(session, workspace_id, drop, now)
+    if after.state == "draft":  # closed by hand before it was signed off: opening it would not make it live
+        raise DropNotLive(f"{key} is not signed off: sign it off first (POST /v1/offers/{key}/signoff)",
+                          code="not_signed_off")  # fmt: skip
+    if after.state not in ("live", "sold_out"):  # the raise rolls the window back with the unit of work
+        raise DropNotLive(f"{key} is sold out", code="sold_out")
     workspace_service.audit(session, workspace_id, actor=actor, action="drops.open", target_type="offer", target_id=key,
                             details={"from": before.state, "to": after.state})  # fmt: skip
     return DropChanged(**after.model_dump(), changed=True)
