@@ -4,7 +4,6 @@ the short link to checkout (public: no key, only what the drop shows anyone)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -112,10 +111,13 @@ async def stream(
     head = {"offer": offer, "decision_id": shown["decision_id"],
             "go_url": _go_url(workspace_id, key, viewer, shown["decision_id"], shown["currency"])}  # fmt: skip
 
-    def frame(seq: int, current: dict[str, Any]) -> bytes:
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        data = orjson.dumps({"drop": current, **head, "server_time": now})
-        return b"id: %d\nevent: drop\ndata: %s\n\n" % (seq, data)
+    # what is this viewer's is encoded once; the drop's status is encoded once per change for every viewer
+    mine = orjson.dumps(head)[1:-1]
+
+    def frame(seq: int, watch: feed.Watch) -> bytes:
+        return b'id: %d\nevent: drop\ndata: {"drop":%s,%s,"server_time":"%s"}\n\n' % (
+            seq, watch.encoded, mine, watch.read_at,
+        )  # fmt: skip
 
     async def events() -> AsyncIterator[bytes]:
         topic = (workspace_id, key)
@@ -124,15 +126,15 @@ async def stream(
             yield b"retry: 2000\n\n"
             # what every viewer of the drop is shown (this stream's own read seeds a new watch)
             current, seq, version = watch.status, 1, watch.version
-            yield frame(seq, current)
+            yield frame(seq, watch)
             while True:
-                if not await watch.next(version, feed.KEEP_ALIVE_S):
+                if not await watch.next(version):
                     yield b": keep-alive\n\n"
                     continue
                 version = watch.version
                 if watch.status != current:
                     current, seq = watch.status, seq + 1
-                    yield frame(seq, current)
+                    yield frame(seq, watch)
         finally:
             feed.unsubscribe(topic, watch)
 

@@ -9,10 +9,11 @@ the schedule's own turns (opens_at, closes_at), for which it wakes on time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from offerloop.delivery import live
 from offerloop.telemetry import log
@@ -26,25 +27,37 @@ Read = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class Watch:
-    """One drop's status as last read, its version, and an event set (and replaced) at every change."""
+    """One drop's status as last read (and its JSON, encoded once for every stream), its version, and an event
+    set (and replaced) at every change and every KEEP_ALIVE_S, which is what the streams wait on."""
 
     def __init__(self, wake: Hashable, read: Read, status: dict[str, Any]) -> None:
         self.wake, self.read = wake, read
-        self.status, self.version = status, 0
+        self.version = 0
+        self._set(status)
         self.changed = asyncio.Event()
         self.streams = 0
         self.task: asyncio.Task[None] | None = None
 
-    def publish(self, status: dict[str, Any]) -> None:
-        if status == self.status:
-            return
-        self.status, self.version = status, self.version + 1
+    def _set(self, status: dict[str, Any]) -> None:
+        self.status, self.encoded = status, orjson.dumps(status)
+        self.read_at = datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+
+    def _fire(self) -> None:
         fired, self.changed = self.changed, asyncio.Event()
         fired.set()
 
+    def publish(self, status: dict[str, Any]) -> None:
+        if status == self.status:
+            return
+        self._set(status)
+        self.version += 1
+        self._fire()
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        waiting = loop.create_task(live.wait(self.wake, next_turn(self.status, datetime.now(UTC))))
+        now = datetime.now(UTC)
+        waiting = loop.create_task(live.wait(self.wake, next_turn(self.status, now)))
+        keep_alive = loop.time() + KEEP_ALIVE_S
         try:
             while self.streams > 0:
                 await waiting
@@ -55,15 +68,16 @@ class Watch:
                     self.publish(await self.read())
                 except Exception as exc:  # a failed read (the database restarting): keep the last status
                     log.warning("live_drop_read_failed", error=str(exc)[:200])
+                if loop.time() >= keep_alive:  # every stream wakes, sees no new version, sends a keep-alive
+                    keep_alive = loop.time() + KEEP_ALIVE_S
+                    self._fire()
         finally:
             waiting.cancel()
 
-    async def next(self, version: int, timeout_s: float) -> bool:
-        """Wait until the status is newer than ``version`` (True) or ``timeout_s`` passes (False)."""
-        if self.version != version:
-            return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), timeout_s)
+    async def next(self, version: int) -> bool:
+        """Wait for a change (True: the status is newer than ``version``) or a keep-alive tick (False)."""
+        if self.version == version:
+            await self.changed.wait()
         return self.version != version
 
 
