@@ -42,6 +42,8 @@ from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
 from offerloop.invoices.endpoints import router as invoices_router
 from offerloop.ledger.endpoints import router as ledger_router
+from offerloop.live.endpoints import pages_router as live_pages
+from offerloop.live.endpoints import router as live_router
 from offerloop.offers.endpoints import router as offers_router
 from offerloop.personas.endpoints import router as personas_router
 from offerloop.pipeline import log as pipeline_log
@@ -240,6 +242,8 @@ def create_app(
         webhooks_router,
         push_router,
         invoices_router,
+        live_router,
+        live_pages,
     )
     for router in routers:
         app.include_router(router)

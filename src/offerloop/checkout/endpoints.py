@@ -66,6 +66,7 @@ def checkout(request: Request, db: DB, principal: SecretKey, body: CheckoutIn) -
         provider_name=body.provider, provider=_stripe(request) if body.provider == "stripe" else None,
         user_id=body.user_id, anonymous_id=body.anonymous_id, email=body.email, coupon=body.coupon, bumps=body.bumps,
         quantity=body.quantity, decision_id=body.decision_id, tax_percent=get_settings(request).tax_percent,
+        variant=body.variant,
         success_url=body.success_url, cancel_url=body.cancel_url,
     )  # fmt: skip
 

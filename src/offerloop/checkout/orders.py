@@ -67,9 +67,10 @@ def order_read(order: Order) -> OrderRead:
 def begin(
     *, session: Session, workspace_id: str, buyer_id: str, offer_key: str, currency: str, provider: str = "manual",
     coupon: str | None = None, bumps: Sequence[str] = (), quantity: int = 1, decision_id: str | None = None,
-    tax_percent: str = "0", now: datetime | None = None,
+    tax_percent: str = "0", now: datetime | None = None, variant: str | None = None,
 ) -> OrderRead:  # fmt: skip
-    """A pending order with its quote; a drop's units are held for HOLD_MINUTES (SoldOut when none are left)."""
+    """A pending order with its quote; a drop's units are held for HOLD_MINUTES (SoldOut when none are left).
+    An offer with variants is sold in ``variant`` (else the one ``decision_id`` presented, else as itself)."""
     now = now or utcnow()
     catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
     offer = offers_service.get_offer(session=session, workspace_id=workspace_id, key=offer_key)
@@ -86,9 +87,11 @@ def begin(
     found = catalog.coupon(coupon) if coupon else None
     redemptions = repository.coupon_redemptions(session, workspace_id, found.code) if found else 0
     mine = repository.claimed(session, workspace_id, "coupon", found.code, buyer_id) if found else 0
+    variant = offers_service.variant_sold(session=session, workspace_id=workspace_id, offer=offer, variant=variant,
+                                          decision_id=decision_id)  # fmt: skip
     quote = price_of(catalog, offer_key, currency, coupon=coupon, bumps=bumps, now=now, quantity=quantity,
-                     coupon_redemptions=redemptions, buyer_redeemed_coupon=mine > 0)  # fmt: skip
-    lines = [_due_now(catalog, line.to_dict()) for line in quote.lines]
+                     coupon_redemptions=redemptions, buyer_redeemed_coupon=mine > 0, variant=variant)  # fmt: skip
+    lines = [_due_now(catalog, _with_bundle(offer, line.to_dict())) for line in quote.lines]
     subtotal, discount = sum(d["subtotal"] for d in lines), sum(d["discount"] for d in lines)
     tax = Money(quote.currency, subtotal - discount).percent(tax_percent)
     order = Order(
@@ -106,6 +109,13 @@ def begin(
             _hold(session, workspace_id, item, order, buyer_id, line.quantity, now)
     repository.flush(session)
     return order_read(order)
+
+
+def _with_bundle(offer: Offer, line: dict[str, Any]) -> dict[str, Any]:
+    """A variant's extra components are recorded on its line: what was sold is granted, whatever the catalog
+    says by the time it is paid."""
+    variant = offer.variant(line["variant"]) if line.get("variant") else None
+    return {**line, "bundle": [c.to_dict() for c in variant.bundle]} if variant and variant.bundle else line
 
 
 def _due_now(catalog: Catalog, line: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +173,7 @@ def _hold(
     expires = now + timedelta(minutes=HOLD_MINUTES)
     repository.add(session, StockHold(workspace_id=workspace_id, offer_key=drop.key, order_id=order.id, buyer_id=buyer_id,
                                       quantity=quantity, status="held", created_at=now, expires_at=expires))  # fmt: skip
+    offers_service.stock_changed(session=session, workspace_id=workspace_id, offer_key=drop.key)
     due.at(session, due.HOLD_EXPIRY, order.id, workspace_id, expires)
 
 
@@ -181,6 +192,8 @@ def cancel_pending(*, session: Session, workspace_id: str, order_id: str, reason
         raise CheckoutError(f"order {order.id} is {order.status}: only a pending order can be canceled "
                             "(refund a paid one)", code="not_cancelable")  # fmt: skip
     if order.status == "pending":
+        for hold in repository.holds(session, workspace_id, order.id):
+            offers_service.stock_changed(session=session, workspace_id=workspace_id, offer_key=hold.offer_key)
         repository.release_holds(session, workspace_id, order.id, "released")
         _release_coupon(session, order)
         order.status, order.updated_at = "canceled", utcnow()
@@ -202,6 +215,7 @@ def mark_paid(
         return order_read(order)  # paid already (a webhook delivered twice, or a second admin click)
     at = paid_at or utcnow()
     for hold in repository.holds(session, workspace_id, order.id):
+        offers_service.stock_changed(session=session, workspace_id=workspace_id, offer_key=hold.offer_key)
         if hold.status == "held":
             repository.convert_hold(session, hold)
         elif hold.status in ("expired", "released"):  # paid after the hold lapsed: take the unit again if any
@@ -228,10 +242,13 @@ def mark_paid(
             source = subscriptions_service.start(
                 session=session, order=order, offer=offer, at=at, provider_ref=subscription_ref
             )
-        for spec in fulfilment.components(catalog, offer):
+        specs = [*fulfilment.components(catalog, offer), *line.get("bundle", ())]  # a variant's bundle too
+        for spec in specs:
             fulfilment.queue_task(session, order, spec, source, at)
+        # an order of a variant rewards the decision that showed that variant
+        action = offers_service.action_key(offer.key, line.get("variant"))
         completed.append(buyers.track(session, workspace_id, order.buyer_id, "Order Completed", {
-            "order_id": order.id, "offer_key": offer.key, "offer_action": f"{offers_service.ACTION_PREFIX}{offer.key}",
+            "order_id": order.id, "offer_key": offer.key, "offer_action": action,
             "total_minor": line["total"], "currency": order.currency, "revenue": Money(order.currency, line["total"]).format(),
             "kind": offer.kind,
         }, f"{order.id}-{offer.key}-completed"))  # fmt: skip
@@ -397,6 +414,7 @@ def hold_expiry_due(*, session: Session, workspace_id: str, order_id: str, now: 
         if hold.status != "held":
             continue
         if hold.expires_at <= now:
+            offers_service.stock_changed(session=session, workspace_id=workspace_id, offer_key=hold.offer_key)
             repository.expire_hold(
                 session, workspace_id, hold.id, hold.offer_key, hold.quantity, hold.buyer_id
             )

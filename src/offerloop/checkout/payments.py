@@ -128,6 +128,7 @@ def checkout(
     provider: StripeProvider | None = None, user_id: str | None = None, anonymous_id: str | None = None,
     email: str | None = None, coupon: str | None = None, bumps: Sequence[str] = (), quantity: int = 1,
     decision_id: str | None = None, tax_percent: str = "0", success_url: str = "", cancel_url: str = "",
+    variant: str | None = None,
 ) -> OrderRead:  # fmt: skip
     """The whole checkout: the buyer, a pending order with its quote, and for a provider the hosted session.
 
@@ -141,7 +142,7 @@ def checkout(
         order = orders.begin(
             session=session, workspace_id=workspace_id, buyer_id=buyer_id, offer_key=offer_key, currency=currency,
             provider=provider_name, coupon=coupon, bumps=bumps, quantity=quantity, decision_id=decision_id,
-            tax_percent=tax_percent,
+            tax_percent=tax_percent, variant=variant,
         )  # fmt: skip
         catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
         charge = provider_charge(catalog=catalog, order=order, tax_percent=tax_percent) if provider else None

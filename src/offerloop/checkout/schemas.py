@@ -17,6 +17,12 @@ class CheckoutIn(BaseModel):
     anonymous_id: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     offer: str = Field(max_length=120)
+    variant: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The offer's variant to buy (GET /v1/offers names the one chosen); omitted with a "
+        "decision_id: the variant that decision presented",
+    )
     currency: str = Field(default="USD", min_length=3, max_length=3)
     coupon: str | None = Field(default=None, max_length=64)
     bumps: list[str] = Field(default_factory=list, max_length=10)
@@ -71,6 +77,8 @@ class OrderLine(BaseModel):
     after_trial: int | None = Field(default=None, description="What the trial turns into (minor units)")
     subscription_id: str | None = Field(default=None, description="A renewal or plan-change charge")
     reason: str | None = Field(default=None, description="first_period | renewal | proration | plan_change")
+    variant: str | None = Field(default=None, description="The offer's variant sold (its price and bundle)")
+    bundle: list[dict[str, Any]] | None = Field(default=None, description="The variant's extra components")
 
 
 class OrderRead(BaseModel):

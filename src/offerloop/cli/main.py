@@ -13,6 +13,7 @@ import typer
 from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import config as config_cmds
+from offerloop.cli import drops as drop_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli import jobs as jobs_cmds
 from offerloop.cli.common import (
@@ -54,6 +55,7 @@ app.add_typer(commerce_cmds.offers_app, name="offers")
 app.add_typer(config_cmds.app, name="config")
 app.add_typer(commerce_cmds.orders_app, name="orders")
 app.add_typer(commerce_cmds.ledger_app, name="ledger")
+app.add_typer(drop_cmds.drop_app, name="drop")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")

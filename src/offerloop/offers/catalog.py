@@ -24,6 +24,7 @@ from offerloop.offers.model import (
     Interval,
     Offer,
     OfferKind,
+    Variant,
 )
 from offerloop.offers.pricing import Quote, QuoteLine, price_of
 from offerloop.offers.schema import load_catalog, parse_catalog
@@ -45,6 +46,7 @@ __all__ = [
     "OfferKind",
     "Quote",
     "QuoteLine",
+    "Variant",
     "content_version",
     "drop_state",
     "load_catalog",

@@ -62,6 +62,31 @@ def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Variant:
+    """One way of presenting an offer (its copy, a price point, extra components) that the decision engine
+    chooses per buyer. Unset fields fall back to the offer's; ``bundle`` is granted on top of the offer's
+    components."""
+
+    key: str
+    title: str | None = None
+    description: str | None = None
+    prices: Mapping[str, Money] = field(default_factory=dict, hash=False)  # empty: the offer's prices
+    bundle: tuple[Component, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prices", _frozen_map(self.prices))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "description": self.description,
+            "prices": {c: m.amount for c, m in sorted(self.prices.items())},
+            "bundle": [c.to_dict() for c in self.bundle],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     """One sellable offer. Kind-specific fields are None (or empty) for the other kinds."""
 
@@ -93,6 +118,7 @@ class Offer:
     per_buyer_limit: int | None = None
     requires_signoff: bool = False  # always True for drops read from a catalog file
     exclusive_to: tuple[str, ...] = ()  # tier keys whose members alone may buy this drop
+    variants: tuple[Variant, ...] = ()  # chosen per buyer by the decision engine; none: the offer as is
     line: int | None = field(default=None, compare=False)  # where the offer starts in its file
 
     def __post_init__(self) -> None:
@@ -112,8 +138,23 @@ class Offer:
         """The price in ``currency`` (per interval for recurring offers), or None when not offered."""
         return self.prices.get(currency.upper())
 
+    def variant(self, key: str) -> Variant | None:
+        return next((v for v in self.variants if v.key == key), None)
+
+    def price_of_variant(self, variant: Variant | None, currency: str) -> Money | None:
+        """What ``variant`` (None: the offer itself) costs in ``currency``: its own price point, else the offer's."""
+        if variant is not None and variant.prices:
+            return variant.prices.get(currency.upper())
+        return self.price(currency)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (datetimes as ISO 8601 UTC)."""
+        """Plain JSON data (datetimes as ISO 8601 UTC); ``variants`` only when the offer has some."""
+        out = self._plain()
+        if self.variants:
+            out["variants"] = [v.to_dict() for v in self.variants]
+        return out
+
+    def _plain(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "kind": self.kind,

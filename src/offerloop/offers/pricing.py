@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from offerloop.core.money import Money, currency_code, total
 from offerloop.offers.exceptions import PricingError
-from offerloop.offers.model import RECURRING_KINDS, Catalog, Coupon, Interval, Offer, iso, utc
+from offerloop.offers.model import RECURRING_KINDS, Catalog, Coupon, Interval, Offer, Variant, iso, utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +23,10 @@ class QuoteLine:
     total: Money  # subtotal - discount
     role: Literal["offer", "bump"] = "offer"
     interval: Interval | None = None  # recurring offers: the amount is per interval
+    variant: str | None = None  # the offer's variant this line sells (its price point and bundle)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "offer_key": self.offer_key,
             "title": self.title,
             "role": self.role,
@@ -36,6 +37,9 @@ class QuoteLine:
             "total": self.total.amount,
             "interval": self.interval,
         }
+        if self.variant is not None:
+            out["variant"] = self.variant
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,8 @@ class Quote:
         }
 
 
-def _priced(offer: Offer, currency: str) -> Money:
-    price = offer.price(currency)
+def _priced(offer: Offer, currency: str, variant: Variant | None = None) -> Money:
+    price = offer.price_of_variant(variant, currency)
     if price is None:
         offered = ", ".join(offer.currencies)
         raise PricingError(
@@ -94,6 +98,7 @@ def price_of(
     quantity: int = 1,
     coupon_redemptions: int = 0,
     buyer_redeemed_coupon: bool = False,
+    variant: str | None = None,
 ) -> Quote:
     """Quote ``offer_key`` in ``currency`` with order ``bumps`` (one each) and an optional coupon.
 
@@ -103,12 +108,13 @@ def price_of(
     For a recurring offer the quote is the first charge (the coupon applies to it only).
 
     ``coupon_redemptions`` (redemptions so far) and ``buyer_redeemed_coupon`` come from the caller's
-    records: they check ``max_redemptions`` and ``once_per_buyer``. Drop availability (sign-off,
+    records: they check ``max_redemptions`` and ``once_per_buyer``. ``variant`` names the offer's variant
+    sold (its price point, when it has one, is the unit price). Drop availability (sign-off,
     window, inventory) is not checked here: see :func:`drop_state`.
 
     Raises :class:`PricingError` with code ``unknown_offer``, ``offer_inactive``, ``invalid_currency``,
     ``currency_not_offered``, ``invalid_quantity``, ``per_buyer_limit``, ``bump_not_offered``,
-    ``duplicate_bump``, ``unknown_coupon``, ``coupon_expired``, ``coupon_exhausted``,
+    ``duplicate_bump``, ``unknown_variant``, ``unknown_coupon``, ``coupon_expired``, ``coupon_exhausted``,
     ``coupon_already_used``, ``coupon_not_applicable`` or ``coupon_currency_not_offered``.
     """
     now = utc(now)
@@ -129,8 +135,16 @@ def price_of(
             code="per_buyer_limit",
         )
 
+    chosen = None
+    if variant is not None:
+        chosen = offer.variant(variant)
+        if chosen is None:
+            known = ", ".join(v.key for v in offer.variants) or "none"
+            raise PricingError(
+                f"{offer.key!r} has no variant {variant[:80]!r} (variants: {known})", code="unknown_variant"
+            )
     priced: list[tuple[Offer, Money, int, Literal["offer", "bump"]]] = [
-        (offer, _priced(offer, cur), quantity, "offer")
+        (offer, _priced(offer, cur, chosen), quantity, "offer")
     ]
     for bump_key in bumps:
         if bump_key not in offer.order_bumps:
@@ -173,6 +187,7 @@ def price_of(
             total=sub - off,
             role=role,
             interval=item.interval,
+            variant=variant if role == "offer" else None,
         )
         for (item, unit, qty, role), sub, off in zip(priced, subtotals, discounts, strict=True)
     )

@@ -22,8 +22,9 @@ def offers(session: Session, workspace_id: str) -> list[Offer]:
     return list(session.scalars(scoped_select(Offer, workspace_id).order_by(Offer.key)))
 
 
-def offer(session: Session, workspace_id: str, key: str) -> Offer | None:
-    return session.scalars(scoped_select(Offer, workspace_id).where(Offer.key == key)).one_or_none()
+def offer(session: Session, workspace_id: str, key: str, *, lock: bool = False) -> Offer | None:
+    stmt = scoped_select(Offer, workspace_id).where(Offer.key == key)
+    return session.scalars(stmt.with_for_update() if lock else stmt).one_or_none()
 
 
 def coupons(session: Session, workspace_id: str) -> list[Coupon]:

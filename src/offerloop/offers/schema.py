@@ -46,15 +46,17 @@ from offerloop.offers.exceptions import CatalogError
 from offerloop.offers.model import (
     BUNDLE_MEMBER_KINDS,
     MAX_TRIAL_DAYS,
+    RECURRING_KINDS,
     Catalog,
     Component,
     ComponentKind,
     Coupon,
     Offer,
+    Variant,
     iso,
 )
 
-__all__ = ["CatalogSchema", "OfferSchema", "load_catalog", "parse_catalog"]
+__all__ = ["CatalogSchema", "OfferSchema", "VariantSchema", "load_catalog", "parse_catalog"]
 
 KEY_HINT: Final = "lowercase letters, digits and '-', e.g. 'pricing-playbook'"
 OfferKey = Annotated[str, matching(r"[a-z0-9][a-z0-9-]{0,63}", f"an offer key ({KEY_HINT})")]
@@ -75,6 +77,12 @@ CouponCode = Annotated[
     ),
 ]
 Ref = Annotated[str, matching(r"[^\s]{1,200}", "a non-empty reference without spaces")]
+VariantKey = Annotated[
+    str,
+    matching(
+        r"[a-z0-9][a-z0-9-]{0,39}", "a variant key (lowercase letters, digits and '-', e.g. 'launch-price')"
+    ),
+]
 
 
 def _currency(value: Any) -> str:
@@ -174,6 +182,16 @@ class ComponentSchema(_Strict):
     access_days: Count | None = None  # None: for as long as the offer grants access
 
 
+class VariantSchema(_Strict):
+    """One presentation of the offer the decision engine may choose: copy, a price point, extra components."""
+
+    key: VariantKey
+    title: Text | None = None
+    description: Text | None = None
+    price: Prices | None = None  # the same currencies as the offer's prices; none: the offer's price
+    bundle: list[ComponentSchema] = []  # granted on top of the offer's components
+
+
 class _OfferBase(_Strict):
     key: OfferKey
     title: Text
@@ -185,6 +203,7 @@ class _OfferBase(_Strict):
     order_bumps: list[OfferKey] = []
     upsells: list[OfferKey] = []
     active: bool = True
+    variants: Annotated[list[VariantSchema], Field(max_length=20)] = []
 
 
 class ProductSchema(_OfferBase):
@@ -300,6 +319,7 @@ def _check(catalog: CatalogSchema, report: Reporter) -> None:
                     report((*at, field, n), f"an offer cannot be its own {label}")
                 else:
                     known((*at, field, n), key)
+        _check_variants(offer, at, report)
         if isinstance(offer, BundleSchema):
             _check_bundle(offer, at, kinds, known, report)
         if isinstance(offer, DropSchema):
@@ -327,6 +347,27 @@ def _check(catalog: CatalogSchema, report: Reporter) -> None:
         codes.setdefault(coupon.code, index)
         for n, key in enumerate(coupon.applies_to or ()):
             known(("coupons", index, "applies_to", n), key)
+
+
+def _check_variants(offer: Any, at: tuple[Any, ...], report: Reporter) -> None:
+    """Variant keys are unique within the offer; a variant's price point is in exactly the offer's currencies
+    (a buyer shown a variant can pay it wherever the offer is sold); a plan's price is not varied (its
+    renewals charge the plan's price)."""
+    first: dict[str, int] = {}
+    for n, variant in enumerate(offer.variants):
+        where = (*at, "variants", n)
+        if variant.key in first:
+            first_line = report.line((*at, "variants", first[variant.key], "key"))
+            report((*where, "key"), f"duplicate variant key {variant.key!r} (first at line {first_line})")
+        first.setdefault(variant.key, n)
+        if variant.price is None:
+            continue
+        if offer.kind in RECURRING_KINDS:
+            report((*where, "price"), f"a {offer.kind}'s variants cannot change its price (renewals charge the "
+                                      "plan's price): vary its copy or bundle")  # fmt: skip
+        elif set(variant.price) != set(offer.prices):
+            report((*where, "price"), f"must give a price in exactly the offer's currencies "
+                                      f"({', '.join(sorted(offer.prices))}), got {', '.join(sorted(variant.price))}")  # fmt: skip
 
 
 def _check_bundle(
@@ -365,8 +406,18 @@ def _money(amounts: dict[str, int] | None) -> dict[str, Money]:
     return {currency: Money(currency, amount) for currency, amount in (amounts or {}).items()}
 
 
+def _variant(schema: VariantSchema) -> Variant:
+    return Variant(
+        key=schema.key,
+        title=schema.title,
+        description=schema.description,
+        prices=_money(schema.price),
+        bundle=tuple(Component(**c.model_dump()) for c in schema.bundle),
+    )
+
+
 def _offer(schema: Any, line: int) -> Offer:
-    fields = schema.model_dump(exclude={"components", "prices", "kind"})
+    fields = schema.model_dump(exclude={"components", "prices", "kind", "variants"})
     for name in ("persona_fit", "tags", "order_bumps", "upsells", "includes", "exclusive_to"):
         if name in fields:
             fields[name] = tuple(dict.fromkeys(fields[name]))  # a name twice means nothing more
@@ -374,6 +425,7 @@ def _offer(schema: Any, line: int) -> Offer:
         kind=schema.kind,
         prices=_money(schema.prices),
         components=tuple(Component(**c.model_dump()) for c in schema.components),
+        variants=tuple(_variant(v) for v in schema.variants),
         line=line,
         **fields,
     )

@@ -32,6 +32,16 @@ class DropStockRead(BaseModel):
     held: int
 
 
+class VariantRead(BaseModel):
+    """One variant as the catalog defines it (unset copy and prices are the offer's)."""
+
+    key: str
+    title: str | None
+    description: str | None
+    prices: dict[str, int] = Field(description="Minor units per currency; empty: the offer's prices")
+    bundle: list[ComponentRead] = Field(description="Components granted on top of the offer's")
+
+
 class OfferRead(BaseModel):
     """One offer as the catalog defines it, with its state (drops: live, sold_out, …) and stock."""
 
@@ -61,6 +71,9 @@ class OfferRead(BaseModel):
     exclusive_to: list[str]
     state: str = Field(description="active | inactive; drops: draft | scheduled | live | sold_out | closed")
     stock: DropStockRead | None
+    variants: list[VariantRead] = Field(
+        default_factory=list, description="Ways to present it, chosen per buyer"
+    )
 
 
 class SignOffRead(BaseModel):
@@ -68,7 +81,20 @@ class SignOffRead(BaseModel):
     state: str
 
 
+class PresentedVariant(BaseModel):
+    """The variant the decision engine chose for this buyer: pass its ``key`` to checkout as ``variant``."""
+
+    key: str
+    title: str
+    description: str | None
+    price: int = Field(description="Minor units of the presentation's currency")
+    formatted: str
+    bundle: list[ComponentRead] = Field(description="Components it grants on top of the offer's")
+
+
 class PresentedOffer(BaseModel):
+    """An offer as this buyer is shown it: title, description and price are its variant's, if it has one."""
+
     key: str
     kind: str
     title: str
@@ -82,6 +108,7 @@ class PresentedOffer(BaseModel):
     score: float
     propensity: float
     reasons: list[str]
+    variant: PresentedVariant | None = Field(default=None, description="null: the offer has no variants")
 
 
 class OffersPresented(BaseModel):

@@ -1,13 +1,16 @@
 """The offers domain: the catalog of a workspace, drop sign-off and stock, and persona-aware presentation.
 
 The catalog is stored as the creator wrote it (YAML) and parsed once per process per version; each offer
-also gets a row (sign-off, listing) and an action in the decision engine's catalog (``offer:<key>``), so
-`GET /v1/offers` orders what a buyer may buy through the same learning policy as every other placement.
+also gets a row (sign-off, listing) and an action in the decision engine's catalog (``offer:<key>``, or one
+``offer:<key>:<variant>`` per variant), so `GET /v1/offers` orders what a buyer may buy, and picks the variant
+each offer is shown in, through the same learning policy as every other placement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,18 +19,22 @@ from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money, currency_code
 from offerloop.core.pages import decode_cursor, page_of
+from offerloop.db.uow import after_commit
 from offerloop.decisions import service as decisions_service
+from offerloop.decisions.exceptions import DecisionNotFound
 from offerloop.decisions.schemas import ActionIn, DecideRequest
+from offerloop.delivery import live
 from offerloop.models import Coupon as CouponRow
 from offerloop.models import DropStock
 from offerloop.models import Offer as OfferRow
 from offerloop.offers import repository
-from offerloop.offers.catalog import Catalog, Offer, drop_state, parse_catalog
-from offerloop.offers.exceptions import OfferNotFound
+from offerloop.offers.catalog import Catalog, Offer, Variant, drop_state, parse_catalog
+from offerloop.offers.exceptions import OfferNotFound, PricingError
 from offerloop.offers.schemas import OfferPage, OfferRead
 from offerloop.workspaces import service as workspace_service
 
 ACTION_PREFIX = "offer:"
+LIVE_WINDOW = "live_window"  # in an offer row's definition: the creator's open/close of a drop (ISO 8601 UTC)
 _catalogs: VersionedCache[Catalog] = VersionedCache(max_size=1024)  # per workspace, its current version
 
 
@@ -48,8 +55,11 @@ def load_catalog(*, session: Session, workspace_id: str, text: str, actor: str =
         if row is None:
             row = OfferRow(workspace_id=workspace_id, key=offer.key, created_at=now)
             repository.add(session, row)
+        definition = offer.to_dict()
+        if row.definition and LIVE_WINDOW in row.definition:  # a creator's open/close outlives a catalog edit
+            definition[LIVE_WINDOW] = row.definition[LIVE_WINDOW]
         row.kind, row.title, row.definition, row.active, row.updated_at = (
-            offer.kind, offer.title, offer.to_dict(), offer.active, now,
+            offer.kind, offer.title, definition, offer.active, now,
         )  # fmt: skip
         if offer.kind == "drop" and offer.inventory is not None:
             stock = repository.stock(session, workspace_id, offer.key)
@@ -70,8 +80,11 @@ def load_catalog(*, session: Session, workspace_id: str, text: str, actor: str =
                 session, CouponRow(workspace_id=workspace_id, code=coupon.code, definition={}, redemptions=0)
             )
     repository.flush(session)
+    actions = [a for o in catalog.offers for a in _actions(o)]
     decisions_service.upsert_actions(
-        session=session, workspace_id=workspace_id, actions=[_action(o) for o in catalog.offers]
+        session=session,
+        workspace_id=workspace_id,
+        actions=[*actions, *_retired(session, workspace_id, catalog, actions)],
     )
     workspace_service.audit(session, workspace_id, actor=actor, action="offers.load", target_type="workspace",
                             target_id=workspace_id, details={"version": version, "offers": sorted(o.key for o in catalog.offers)})  # fmt: skip
@@ -82,11 +95,59 @@ def load_catalog(*, session: Session, workspace_id: str, text: str, actor: str =
     }
 
 
-def _action(offer: Offer) -> ActionIn:
-    prices = [m.amount for m in offer.prices.values()]
+def action_key(offer_key: str, variant: str | None = None) -> str:
+    """The decision engine's action for an offer (``offer:<key>``) or one of its variants (``offer:<key>:<v>``)."""
+    return f"{ACTION_PREFIX}{offer_key}" if variant is None else f"{ACTION_PREFIX}{offer_key}:{variant}"
+
+
+def action_keys(offer: Offer) -> list[str]:
+    """The actions a buyer may be shown ``offer`` as: one per variant, or the offer itself."""
+    return [action_key(offer.key, v.key) for v in offer.variants] or [action_key(offer.key)]
+
+
+def from_action(catalog: Catalog, key: str) -> tuple[Offer, Variant | None] | None:
+    """The offer (and variant) an ``offer:`` action stands for in ``catalog``; None when it names neither."""
+    offer_key, _, variant_key = key.removeprefix(ACTION_PREFIX).partition(":")
+    offer = catalog.offer(offer_key)
+    if offer is None:
+        return None
+    variant = offer.variant(variant_key) if variant_key else None
+    return None if (variant is None) != (not offer.variants) else (offer, variant)
+
+
+def _actions(offer: Offer) -> list[ActionIn]:
+    if not offer.variants:
+        return [_action(offer)]
+    return [_action(offer, variant) for variant in offer.variants]
+
+
+def _retired(
+    session: Session, workspace_id: str, catalog: Catalog, current: list[ActionIn]
+) -> list[ActionIn]:
+    """The actions of this catalog's offers that no longer stand for a way to show them: the offer's own
+    action once it has variants, a variant's once it is gone. They stay (decisions name them), inactive."""
+    keys = {a.key for a in current}
+    prefixes = tuple(action_key(o.key) for o in catalog.offers)
+    return [
+        ActionIn.model_validate({**a.model_dump(include=set(ActionIn.model_fields)), "active": False})
+        for a in decisions_service.list_actions(session=session, workspace_id=workspace_id)
+        if a.active
+        and a.key not in keys
+        and (a.key in prefixes or a.key.startswith(tuple(f"{p}:" for p in prefixes)))
+    ]
+
+
+def _action(offer: Offer, variant: Variant | None = None) -> ActionIn:
+    prices = [
+        m.amount
+        for m in (variant.prices if variant is not None and variant.prices else offer.prices).values()
+    ]
     price = min(prices) if prices else 0
+    tags = list(offer.tags)[:29] + ([f"variant:{variant.key}"] if variant is not None else [])
+    title = (variant.title if variant is not None and variant.title else offer.title)[:300]
     return ActionIn(
-        key=f"{ACTION_PREFIX}{offer.key}", kind="offer", title=offer.title[:300], tags=list(offer.tags)[:30],
+        key=action_key(offer.key, variant.key if variant is not None else None), kind="offer", title=title,
+        tags=tags if variant is not None else list(offer.tags)[:30],
         price_band=_price_band(price), price_minor=price, persona_fit=list(offer.persona_fit), format=offer.kind,
         placements=["offers"], active=offer.active,
         # An order of this offer (its "Order Completed" event names the action) rewards the decision.
@@ -130,17 +191,63 @@ def state_of(*, session: Session, workspace_id: str, offer: Offer, now: datetime
         return "active" if offer.active else "inactive"
     row = repository.offer(session, workspace_id, offer.key)
     stock = repository.stock(session, workspace_id, offer.key)
+    window = _window(row.definition if row else None)
     state = str(
         drop_state(
             offer,
             now or utcnow(),
             signed_off=bool(row and row.signed_off_at),
             sold=stock.sold if stock else 0,
+            opened_at=window[0],
+            closed_at=window[1],
         )
     )
     if state == "live" and stock is not None and stock.sold + stock.held >= stock.total:
         return "sold_out"
     return state
+
+
+def _window(definition: dict[str, Any] | None) -> tuple[datetime | None, datetime | None]:
+    found = (definition or {}).get(LIVE_WINDOW) or {}
+    return tuple(  # type: ignore[return-value]
+        datetime.fromisoformat(found[k]) if found.get(k) else None for k in ("opened_at", "closed_at")
+    )
+
+
+def live_window(*, session: Session, workspace_id: str, key: str) -> tuple[datetime | None, datetime | None]:
+    """When the creator opened (and closed) drop ``key`` by hand, overriding its schedule (None: never)."""
+    row = repository.offer(session, workspace_id, key)
+    return _window(row.definition if row else None)
+
+
+def set_live_window(
+    *, session: Session, workspace_id: str, key: str, opened_at: datetime | None, closed_at: datetime | None
+) -> None:
+    """Record the creator's open/close of drop ``key``; its streams are woken once this commits."""
+    row = repository.offer(session, workspace_id, key, lock=True)
+    if row is None:
+        raise OfferNotFound(f"offer {key!r} does not exist")
+    window = {"opened_at": opened_at.isoformat() if opened_at else None,
+              "closed_at": closed_at.isoformat() if closed_at else None}  # fmt: skip
+    row.definition = {**row.definition, LIVE_WINDOW: window}  # a new dict: the JSON column sees the change
+    row.updated_at = utcnow()
+    stock_changed(session=session, workspace_id=workspace_id, offer_key=key)
+
+
+def drop_topic(workspace_id: str, offer_key: str) -> tuple[str, str, str]:
+    """The wake-up topic (``delivery.live``) of a drop's live streams."""
+    return ("drop", workspace_id, offer_key)
+
+
+def stock_changed(*, session: Session, workspace_id: str, offer_key: str) -> None:
+    """A drop's state or units changed in this unit of work: wake its live streams once it commits."""
+    after_commit(session, partial(live.notify, drop_topic(workspace_id, offer_key)))
+
+
+def units_left(*, session: Session, workspace_id: str, key: str) -> int | None:
+    """A drop's units neither sold nor held (None: not a drop with stock)."""
+    stock = repository.stock(session, workspace_id, key)
+    return None if stock is None else max(0, stock.total - stock.sold - stock.held)
 
 
 def offers_page(
@@ -215,9 +322,9 @@ def present(
     *, session: Session, workspace_id: str, request: DecideRequest, currency: str, holdout_share: float,
     log: list[Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The offers this buyer may buy, ordered (and the variant chosen) by the decision engine. The decision
-    is logged in the caller's transaction, or, with ``log``, appended there for ``record_decisions`` (so
-    presenting needs only reads)."""
+    """The offers this buyer may buy, ordered (and the variant of each chosen) by the decision engine. The
+    decision is logged in the caller's transaction, or, with ``log``, appended there for ``record_decisions``
+    (so presenting needs only reads)."""
     catalog = catalog_for(session=session, workspace_id=workspace_id)
     now = utcnow()
     buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
@@ -227,25 +334,102 @@ def present(
                if o.price(currency) is not None and _may_buy(session, workspace_id, o, buyer_id, owned, now)]  # fmt: skip
     if not buyable:
         return {"decision_id": None, "offers": [], "persona": None, "holdout": False, "currency": currency}
-    decided = decisions_service.decide_for(
-        session=session, workspace_id=workspace_id, holdout_share=holdout_share, log=log,
-        request=request.model_copy(update={"candidates": [f"{ACTION_PREFIX}{o.key}" for o in buyable],
-                                           "k": min(request.k, len(buyable))}),
-    )  # fmt: skip
+    decided, shown = _decide(session, workspace_id, catalog, buyable, request, holdout_share, log)
     offers = []
-    for item in decided.items:
-        offer = catalog.offer(item.id.removeprefix(ACTION_PREFIX))
-        assert offer is not None
-        price = offer.price(currency) or Money.zero(currency)
+    for item, offer, variant in shown:
         offers.append({
-            "key": offer.key, "kind": offer.kind, "title": offer.title, "description": offer.description,
-            "price": price.amount, "currency": currency, "formatted": price.format(), "interval": offer.interval,
+            **_shown(offer, variant, currency), "kind": offer.kind, "interval": offer.interval,
             "trial_days": offer.trial_days or None, "order_bumps": list(offer.order_bumps),
             "score": item.score, "propensity": item.propensity, "reasons": item.reasons,
         })  # fmt: skip
     return {"decision_id": decided.decision_id, "offers": offers, "currency": currency,
             "persona": decided.persona.model_dump() if decided.persona else None, "holdout": decided.holdout,
             "model_version": decided.model_version}  # fmt: skip
+
+
+def present_offer(
+    *, session: Session, workspace_id: str, offer: Offer, request: DecideRequest, currency: str,
+    holdout_share: float, log: list[Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One offer as this buyer is shown it (a live drop's overlay): its variant chosen by the decision engine
+    and logged with its propensity as :func:`present` does (a never-seen buyer is decided on the persona
+    prior). With no eligible action (rules exclude every variant) the first variant is shown, undecided."""
+    currency = currency_code(currency)
+    decided, shown = _decide(session, workspace_id, catalog_for(session=session, workspace_id=workspace_id),
+                             [offer], request.model_copy(update={"k": 1}), holdout_share, log)  # fmt: skip
+    variant = shown[0][2] if shown else (offer.variants[0] if offer.variants else None)
+    return {**_shown(offer, variant, currency), "decision_id": decided.decision_id if shown else None,
+            "action": action_key(offer.key, variant.key if variant else None),
+            "persona": decided.persona.name if decided.persona else None}  # fmt: skip
+
+
+def _decide(
+    session: Session, workspace_id: str, catalog: Catalog, offers: Iterable[Offer], request: DecideRequest,
+    holdout_share: float, log: list[Any] | None,
+) -> tuple[Any, list[tuple[Any, Offer, Variant | None]]]:  # fmt: skip
+    """One decision over the ways to show ``offers`` (each variant is an action), keeping for each offer the
+    first-ranked of its variants, up to ``request.k`` offers. The logged decision lists what was shown."""
+    candidates = [key for offer in offers for key in action_keys(offer)]
+    mine: list[dict[str, Any]] = []
+    decided = decisions_service.decide_for(
+        session=session, workspace_id=workspace_id, holdout_share=holdout_share, log=mine,
+        # every variant is ranked, so each offer's best variant is known; the log keeps only those shown
+        request=request.model_copy(update={"candidates": candidates, "k": len(candidates)}),
+    )  # fmt: skip
+    shown: list[tuple[Any, Offer, Variant | None]] = []
+    for item in decided.items:
+        found = from_action(catalog, item.id)
+        assert found is not None  # the candidates come from this catalog
+        if all(found[0].key != o.key for _, o, _ in shown):
+            shown.append((item, *found))
+    shown = shown[: request.k]
+    for row in mine:
+        row["items"] = [item.model_dump() for item, _, _ in shown]
+    if log is None:
+        decisions_service.record(session=session, decisions=mine)
+    else:
+        log.extend(mine)
+    return decided, shown
+
+
+def _shown(offer: Offer, variant: Variant | None, currency: str) -> dict[str, Any]:
+    """How ``offer`` reads in ``variant``: its copy and price, and the variant itself (None: no variants)."""
+    price = offer.price_of_variant(variant, currency) or Money.zero(currency)
+    title = variant.title if variant is not None and variant.title else offer.title
+    description = variant.description if variant is not None and variant.description else offer.description
+    return {
+        "key": offer.key, "title": title, "description": description, "price": price.amount, "currency": currency,
+        "formatted": price.format(),
+        "variant": None if variant is None else {"key": variant.key, "title": title, "description": description,
+                                                 "price": price.amount, "formatted": price.format(),
+                                                 "bundle": [c.to_dict() for c in variant.bundle]},
+    }  # fmt: skip
+
+
+def variant_sold(
+    *, session: Session, workspace_id: str, offer: Offer, variant: str | None, decision_id: str | None
+) -> str | None:
+    """The variant a checkout of ``offer`` sells: the one named, else the one ``decision_id`` presented (None:
+    the offer as itself). A variant other than the one the decision presented is refused (``variant_not_presented``:
+    the decision's reward and propensity are about what it showed); an unknown one is refused by pricing."""
+    if not offer.variants or decision_id is None:
+        return variant
+    try:
+        decision = decisions_service.get_decision(
+            session=session, workspace_id=workspace_id, decision_id=decision_id
+        )
+    except DecisionNotFound:
+        return variant  # a decision from elsewhere (or none logged): the checkout is priced as named
+    prefix = action_key(offer.key) + ":"
+    shown = [
+        str(i["id"]).removeprefix(prefix) for i in decision.items if str(i.get("id", "")).startswith(prefix)
+    ]
+    if variant is None:
+        return shown[0] if shown else None
+    if shown and variant not in shown:
+        raise PricingError(f"decision {decision_id} presented {offer.key!r} as {shown[0]!r}, not {variant[:40]!r}",
+                           code="variant_not_presented")  # fmt: skip
+    return variant
 
 
 def record_decisions(*, session: Session, decisions: list[Any]) -> None:
