@@ -119,7 +119,11 @@ def main() -> None:
                 time.sleep(0.05)
             wait_for("every latency sample", lambda: all(r in arrivals.at for r in acked), 120)
             delays = sorted((arrivals.at[r] - t) * 1000 for r, t in acked.items())
-            results["latency_ms"] = {"p50": percentile(delays, 50), "p99": percentile(delays, 99), "max": delays[-1]}
+            results["latency_ms"] = {
+                "p50": percentile(delays, 50),
+                "p99": percentile(delays, 99),
+                "max": delays[-1],
+            }
         server.stop()
 
         # 2. Drain: the server queues the work with no job threads of its own; then one worker process with
@@ -147,7 +151,11 @@ def main() -> None:
             worker.terminate()
             worker.wait(60)
         seconds = time.monotonic() - started
-        results["drain"] = {"messages": args.drain, "seconds": round(seconds, 1), "per_s": round(args.drain / seconds, 1)}
+        results["drain"] = {
+            "messages": args.drain,
+            "seconds": round(seconds, 1),
+            "per_s": round(args.drain / seconds, 1),
+        }
     finally:
         server.stop()
         controller.stop()

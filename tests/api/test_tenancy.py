@@ -304,15 +304,30 @@ def _cases() -> list[Case]:
         # live drops: the creator's routes answer only A's key; the public ones name A's workspace in the path
         Case("GET /v1/drops/{key}", lambda w: "/v1/drops/drop-limited-print"),
         Case("POST /v1/drops/{key}/close", lambda w: "/v1/drops/drop-limited-print/close"),
-        Case("POST /v1/drops/{key}/open", lambda w: "/v1/drops/drop-limited-print/open", a_status=409),  # unsigned
+        Case(
+            "POST /v1/drops/{key}/open", lambda w: "/v1/drops/drop-limited-print/open", a_status=409
+        ),  # unsigned
         Case("GET /live/_assets/{name}", lambda w: "/live/_assets/overlay.js", b_status=200),
         Case("GET /live/{workspace_id}/{key}", lambda w: f"/live/{w.a.id}/drop-limited-print", b_status=200),
-        Case("GET /live/{workspace_id}/{key}/orders/{order_id}",  # an order of another offer: no page
-             lambda w: f"/live/{w.a.id}/drop-limited-print/orders/{w.ids['pending_order']}", a_status=404),
-        Case("GET /v1/live/{workspace_id}/{key}/stream", lambda w: f"/v1/live/{w.a.id}/drop-limited-print/stream",
-             lambda w: {"viewer": "not an id"}, a_status=422, b_status=422),  # a valid one streams forever
-        Case("GET /v1/live/{workspace_id}/{key}/go", lambda w: f"/v1/live/{w.a.id}/drop-limited-print/go",
-             lambda w: {"viewer": "ada-phone"}, a_status=409, b_status=409),  # closed: nobody checks out
+        Case(
+            "GET /live/{workspace_id}/{key}/orders/{order_id}",  # an order of another offer: no page
+            lambda w: f"/live/{w.a.id}/drop-limited-print/orders/{w.ids['pending_order']}",
+            a_status=404,
+        ),
+        Case(
+            "GET /v1/live/{workspace_id}/{key}/stream",
+            lambda w: f"/v1/live/{w.a.id}/drop-limited-print/stream",
+            lambda w: {"viewer": "not an id"},
+            a_status=422,
+            b_status=422,
+        ),  # a valid one streams forever
+        Case(
+            "GET /v1/live/{workspace_id}/{key}/go",
+            lambda w: f"/v1/live/{w.a.id}/drop-limited-print/go",
+            lambda w: {"viewer": "ada-phone"},
+            a_status=409,
+            b_status=409,
+        ),  # closed: nobody checks out
         Case("GET /v1/offers", lambda w: "/v1/offers", lambda w: {**ada, "placement": "home"}),
         Case(
             "POST /v1/checkout",
