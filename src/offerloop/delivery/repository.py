@@ -27,13 +27,15 @@ def latest_journeys(session: Session, workspace_id: str) -> list[JourneyVersion]
 
 
 def journey(
-    session: Session, workspace_id: str, name: str, version: int | None = None
+    session: Session, workspace_id: str, name: str, version: int | None = None, *, lock: bool = False
 ) -> JourneyVersion | None:
     stmt = scoped_select(JourneyVersion, workspace_id).where(JourneyVersion.name == name)
     if version is None:
         stmt = stmt.where(JourneyVersion.latest.is_(True))
     else:
         stmt = stmt.where(JourneyVersion.version == version)
+    if lock:
+        stmt = stmt.with_for_update()
     return session.scalars(stmt).first()
 
 

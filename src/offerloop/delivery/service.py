@@ -64,7 +64,7 @@ def save_journey(
         raise JourneyError([Problem("<body>", 1, "name", f"is {journey.name!r}, but the URL names {name!r}")])
     data = journey.model_dump(mode="json", by_alias=True, exclude_none=True)
     version_text = content_version(data)
-    latest = repository.journey(session, workspace_id, name)
+    latest = repository.journey(session, workspace_id, name, lock=True)  # versions of one journey in turn
     if latest is not None and latest.content_version == version_text:
         return _read(latest)
     row = JourneyVersion(
