@@ -346,3 +346,18 @@ def test_erasing_a_buyer_erases_their_runs_addresses_and_message_content(
         {},
     )
     assert client.get("/v1/delivery/suppressions", headers=secret_headers).json()["items"] == []
+
+
+def test_a_goal_counts_by_log_order_not_by_the_clients_clock(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    identify(client, write_headers, "lee")
+    track(client, write_headers, "lee", "Order Completed", {"total_minor": 500}, "o1")
+    run_jobs(db, utcnow())
+    # The buyer's device clock is an hour behind: the goal event says it happened before the run began.
+    r = client.post("/v1/track", headers=write_headers, json={
+        "userId": "lee", "event": "Lesson Completed", "messageId": "l1",
+        "timestamp": (utcnow() - timedelta(hours=1)).isoformat()})  # fmt: skip
+    assert r.status_code == 200
+    runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
+    assert [(r["state"], r["end_reason"]) for r in runs] == [("converted", "goal Lesson Completed (l1)")]

@@ -63,9 +63,10 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
                 _maybe_enter(session, workspace_id, row, journey, Entry(
                     buyer_id=event.buyer_id or "", trigger_id=event.message_id, name=event.name or "",
                     properties=event.properties or {}, timezone=tz if isinstance(tz, str) else None,
-                    timestamp=event.timestamp), now)  # fmt: skip
+                    timestamp=event.timestamp, seq=event.seq), now)  # fmt: skip
     by_persona = [(row, j) for row, j in live if j.trigger.persona is not None]
     buyers = sorted({e.buyer_id for e in events if e.buyer_id})
+    last_seq = {e.buyer_id: e.seq for e in events if e.buyer_id}
     if by_persona and buyers:
         changes = personas_service.latest_changes(
             session=session, workspace_id=workspace_id, buyer_ids=buyers
@@ -75,7 +76,8 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
                 if journey.trigger.persona == persona:
                     _maybe_enter(session, workspace_id, row, journey, Entry(
                         buyer_id=buyer_id, trigger_id=f"persona:{change_id}", name=f"persona {persona}",
-                        properties={"persona": persona}, timezone=None, timestamp=at), now)  # fmt: skip
+                        properties={"persona": persona}, timezone=None, timestamp=at,
+                        seq=last_seq[buyer_id]), now)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Entry:
     properties: dict[str, Any]
     timezone: str | None
     timestamp: datetime
+    seq: int  # the log position of the trigger: only later events reach the goal
 
 
 def _holds(
@@ -120,11 +123,8 @@ def _goals(
             journey = definition(stored) if stored is not None else None
         if journey is None or journey.goal is None or journey.goal.event != event.name:
             continue
-        if (
-            event.timestamp < run.started_at - timedelta(seconds=1)
-            or run.trigger_message_id == event.message_id
-        ):
-            continue  # an event from before the run began (late, or the trigger itself) is no conversion
+        if event.seq <= int(run.context.get("event", {}).get("seq", -1)):
+            continue  # the trigger itself, or an event logged before it, is no conversion (client clocks don't matter)
         if _holds(journey.goal.where, session, workspace_id, event.buyer_id or "", event.properties, now):
             _end(run, "converted", f"goal {event.name} ({event.message_id})", now)
 
@@ -153,7 +153,7 @@ def _maybe_enter(
         workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=entry.buyer_id,
         occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=now,
         context={"event": {"name": entry.name, "message_id": entry.trigger_id, "properties": entry.properties,
-                           "timestamp": entry.timestamp.isoformat()},
+                           "timestamp": entry.timestamp.isoformat(), "seq": entry.seq},
                  "timezone": entry.timezone, "decisions": {}},
         trigger_message_id=entry.trigger_id[:255], started_at=now,
     )  # fmt: skip
