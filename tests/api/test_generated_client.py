@@ -33,7 +33,13 @@ def generated(live_server: LiveServer, tmp_path: Path) -> Iterator[ModuleType]:
         ConfigFile(
             package_name_override=PACKAGE,
             post_hooks=[],  # no formatter run over the generated code: nothing outside this process
-            content_type_overrides={"application/x-ndjson": "text/plain"},  # the export: JSON lines as text
+            # The export's JSON lines, a captured e-mail: text; PDFs and the open pixel: bytes.
+            content_type_overrides={
+                "application/x-ndjson": "text/plain",
+                "message/rfc822": "text/plain",
+                "application/pdf": "application/octet-stream",
+                "image/gif": "application/octet-stream",
+            },
         ),
         MetaType.NONE,
         document,

@@ -93,6 +93,9 @@ def test_worker_once_renders_what_is_queued_and_delivers_paid_components(tmp_pat
             session=session, workspace_id=ws, buyer_id=buyer, offer_key="sales-page-teardown", currency="USD"
         )
         checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="t")
-    # fulfilment queues the paid micro-offer's personalized deliverable; the same pass renders it
-    assert run("worker", "--once").stdout.strip() == "1 artifact versions rendered, 1 fulfilment tasks run"
+    # fulfilment queues the paid micro-offer's personalized deliverable; the same pass renders it (the other
+    # jobs: the order's invoice announced, and the decision and pipeline work the order's events bring)
+    assert run("worker", "--once").stdout.strip() == (
+        "1 artifact versions rendered, 1 fulfilment tasks run, 3 other jobs run"
+    )
     assert run("worker", "--once").stdout.strip() == "0 artifact versions rendered, 0 fulfilment tasks run"

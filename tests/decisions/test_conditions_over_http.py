@@ -65,7 +65,7 @@ def test_when_reads_the_live_buyer_state(client, write_headers, secret_headers) 
         (
             "/v1/features/spec",
             {"features": [{"name": "n", "kind": "count", "match": {"where": {"x": {"in": []}}}}]},
-            "features[0].match[0].where.x.in: must be a list of 1 to 1000 values",
+            "features[0].match.where.x.in: must be a list of 1 to 1000 values",
         ),
     ],
 )

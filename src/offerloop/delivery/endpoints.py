@@ -44,7 +44,7 @@ from offerloop.delivery.schemas import (
     RunState,
     SuppressionIn,
     SuppressionRead,
-    Unsubscribed,
+    UnsubscribeResult,
 )
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
@@ -269,11 +269,11 @@ def unsubscribe_page(request: Request, db: DB, token: str) -> HTMLResponse:
 
 @links_router.post("/unsubscribe/{token}", summary="One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
                    responses=error_responses(BadLink))  # fmt: skip
-def unsubscribe(request: Request, db: DB, token: str) -> Unsubscribed:
+def unsubscribe(request: Request, db: DB, token: str) -> UnsubscribeResult:
     secret = _secret(request, db)
     with db.write() as session:
         row = service.unsubscribe(session=session, secret=secret, token=token)
-        return Unsubscribed(unsubscribed=True, channel=row.channel)
+        return UnsubscribeResult(unsubscribed=True, channel=row.channel)
 
 
 _PIXEL = bytes.fromhex(

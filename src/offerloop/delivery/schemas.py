@@ -121,6 +121,6 @@ class InboxItem(BaseModel):
     read_at: datetime | None
 
 
-class Unsubscribed(BaseModel):
+class UnsubscribeResult(BaseModel):
     unsubscribed: bool
     channel: Channel
