@@ -41,7 +41,7 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint("endpoint_id", "idempotency_key"),
+        UniqueConstraint("workspace_id", "endpoint_id", "idempotency_key"),
         Index(None, "workspace_id", "endpoint_id", "id"),
         Index(None, "workspace_id", "idempotency_key"),
     )

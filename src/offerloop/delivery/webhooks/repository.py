@@ -80,7 +80,9 @@ def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(WebhookDelivery).on_conflict_do_nothing(index_elements=["endpoint_id", "idempotency_key"])
+    stmt = insert(WebhookDelivery).on_conflict_do_nothing(
+        index_elements=["workspace_id", "endpoint_id", "idempotency_key"]
+    )
     session.execute(stmt, rows)
 
 

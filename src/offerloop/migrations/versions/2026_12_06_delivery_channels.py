@@ -74,7 +74,10 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
-            "endpoint_id", "idempotency_key", name=op.f("uq_webhook_deliveries_endpoint_id_idempotency_key")
+            "workspace_id",
+            "endpoint_id",
+            "idempotency_key",
+            name=op.f("uq_webhook_deliveries_workspace_id_endpoint_id_idempotency_key"),
         ),
     )
     op.create_index(
