@@ -299,11 +299,7 @@ def _when(value: Any) -> Condition | None:
             at = tuple(int(index) if index else key for key, index in _INNER_PART.findall(inner))
             raise problem_at(at, message) from None
         # Several: the condition language's own error, which the toolkit lists one problem a line.
-        raise PydanticCustomError(
-            conditions.CONDITION_ERROR,
-            "{message}",
-            {"message": str(exc), "problems": [list(p) for p in exc.problems]},
-        ) from None
+        raise conditions.pydantic_error(exc) from None
 
 
 When = Annotated[Condition | None, PlainValidator(_when)]

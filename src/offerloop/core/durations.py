@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Any, Final
@@ -15,7 +16,7 @@ def seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) * 86400 if value >= 0 and value == value else None
+        return float(value) * 86400 if 0 <= value < math.inf else None  # NaN and infinity are no length
     if isinstance(value, str):
         found = _PATTERN.match(value)
         if found:

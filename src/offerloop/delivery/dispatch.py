@@ -9,6 +9,8 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from offerloop.config import Settings
+from offerloop.delivery.email.compose import build_message
+from offerloop.delivery.email.exceptions import EmailTooLarge, InvalidEmail
 from offerloop.delivery.email.transport import envelope_sender, transport_for
 from offerloop.delivery.links import Links, url
 from offerloop.delivery.push import service as push_service
@@ -59,9 +61,6 @@ class Mailer:
         )  # fmt: skip
 
     def send(self, email: Email) -> Outcome:
-        from offerloop.delivery.email.compose import build_message
-        from offerloop.delivery.email.exceptions import EmailTooLarge, InvalidEmail
-
         try:
             message = build_message(
                 sender=email.sender, to=email.to, subject=email.subject, text=email.text, html=email.html,

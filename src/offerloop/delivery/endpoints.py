@@ -261,9 +261,7 @@ _UNSUBSCRIBE_PAGE = (
                   summary="The unsubscribe page (a GET changes nothing: mail scanners follow links)",
                   responses=error_responses(BadLink))  # fmt: skip
 def unsubscribe_page(request: Request, db: DB, token: str) -> HTMLResponse:
-    from offerloop.delivery import links
-
-    links.read(_secret(request, db), "u", token)  # refuse a forged link here already
+    service.check_unsubscribe_link(secret=_secret(request, db), token=token)
     return HTMLResponse(_UNSUBSCRIBE_PAGE)
 
 

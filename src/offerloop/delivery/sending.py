@@ -84,10 +84,9 @@ def gate(session: Session, row: OutboxMessage, who: audience.Recipient | None, n
     """Whether the message may go now. Transactional messages skip consent, caps and quiet hours."""
     if who is None or who.deleted:
         return Gate("skip", "buyer deleted")
-    if row.journey is not None:
-        latest = repository.journey(session, row.workspace_id, row.journey)
-        if latest is not None and latest.paused:
-            return Gate("skip", "journey paused (kill switch)")
+    latest = repository.journey(session, row.workspace_id, row.journey) if row.journey is not None else None
+    if latest is not None and latest.paused:
+        return Gate("skip", "journey paused (kill switch)")
     address = who.email if row.channel == "email" else who.buyer_id
     if not address:
         return Gate("skip", "no e-mail address")
@@ -106,10 +105,8 @@ def gate(session: Session, row: OutboxMessage, who: audience.Recipient | None, n
     if overall is not None and _count(session, row, now, overall.per, None) >= overall.max:
         return Gate("skip", f"frequency cap: {overall.max} messages per {overall.per:g}s")
     window = settings.send_window
-    if row.journey is not None:
-        stored = repository.journey(session, row.workspace_id, row.journey)
-        if stored is not None and stored.definition.get("send_window"):
-            window = spec.Window.model_validate(stored.definition["send_window"])
+    if latest is not None and latest.definition.get("send_window"):
+        window = spec.Window.model_validate(latest.definition["send_window"])
     tz = rules.zone(who.timezone, settings.default_timezone)
     opens = rules.window_opens(now, window, tz)
     if opens is not None:

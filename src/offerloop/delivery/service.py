@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.pages import Page, decode_cursor, page_by_id, page_of
-from offerloop.declarative import Problem, content_version
+from offerloop.declarative import Document, Problem, content_version, validate
 from offerloop.delivery import links, repository, rules, sending
+from offerloop.delivery.email.exceptions import EmailNotFound
+from offerloop.delivery.email.transport import MaildirTransport, maildir_path_for
 from offerloop.delivery.exceptions import (
     BadLink,
     InvalidDeliverySettings,
@@ -36,6 +38,7 @@ from offerloop.delivery.schemas import (
     SuppressionRead,
 )
 from offerloop.identity import service as identity_service
+from offerloop.identity.schemas import ConsentUpdate
 from offerloop.models import JourneyVersion, OutboxMessage
 
 # -- journeys -------------------------------------------------------------------------------------------
@@ -170,12 +173,7 @@ def get_rules(*, session: Session, workspace_id: str) -> rules.Rules:
 
 
 def set_rules(*, session: Session, workspace_id: str, data: dict[str, Any]) -> rules.Rules:
-    try:
-        parsed = rules.Rules.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidDeliverySettings(
-            [f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
-        ) from None
+    parsed = validate(rules.Rules, Document.of(data), error=InvalidDeliverySettings)
     repository.save_settings(session, workspace_id, parsed.model_dump(mode="json"), utcnow())
     return parsed
 
@@ -220,9 +218,12 @@ def view(*, session: Session, secret: str, token: str) -> str:
     html = row.body.get("html")
     if isinstance(html, str):
         return html
-    from html import escape
-
     return f"<!doctype html><meta charset=utf-8><pre>{escape(str(row.body.get('text', '')))}</pre>"
+
+
+def check_unsubscribe_link(*, secret: str, token: str) -> None:
+    """Refuse a forged unsubscribe link before showing its page (BadLink)."""
+    links.read(secret, "u", token)
 
 
 def unsubscribe(*, session: Session, secret: str, token: str, now: datetime | None = None) -> OutboxMessage:
@@ -234,8 +235,6 @@ def unsubscribe(*, session: Session, secret: str, token: str, now: datetime | No
     repository.suppress(session, {"workspace_id": row.workspace_id, "channel": row.channel, "address": address,
                                   "scope": "marketing", "reason": f"unsubscribed from {row.journey or 'a message'}",
                                   "created_at": now})  # fmt: skip
-    from offerloop.identity.schemas import ConsentUpdate
-
     identity_service.set_consent(session=session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
                                  consent=ConsentUpdate(marketing=False), actor="buyer:unsubscribe")  # fmt: skip
     sending.feedback(session, row, "Unsubscribed", {}, "unsubscribed")
@@ -294,9 +293,6 @@ def mark_read(*, session: Session, workspace_id: str, buyer_id: str, message_id:
 def captured(settings: Any, message_id: str) -> bytes:
     """The bytes of an e-mail the embedded Maildir captured (EmailNotFound when SMTP is configured or the
     message has not been sent)."""
-    from offerloop.delivery.email.exceptions import EmailNotFound
-    from offerloop.delivery.email.transport import MaildirTransport, maildir_path_for
-
     if settings.smtp_url:
         raise EmailNotFound("e-mail goes to an SMTP server here; nothing is captured")
     box = MaildirTransport(maildir_path_for(settings))

@@ -61,7 +61,13 @@ from offerloop.core.conditions.model import (
     Scope,
 )
 from offerloop.core.conditions.parsing import parse, parse_leaf, parse_where
-from offerloop.core.conditions.where import CONDITION_ERROR, PropertiesWhere, Where, problems_of
+from offerloop.core.conditions.where import (
+    CONDITION_ERROR,
+    PropertiesWhere,
+    Where,
+    problems_of,
+    pydantic_error,
+)
 from offerloop.core.conditions.words import describe, leaves, to_data
 
 __all__ = [
@@ -92,6 +98,7 @@ __all__ = [
     "parse_leaf",
     "parse_where",
     "problems_of",
+    "pydantic_error",
     "reader",
     "resolve",
     "same",

@@ -4,11 +4,12 @@ kind reads, the error listing every problem, and the operand helpers parsing and
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeAlias
+
+from offerloop.core import durations
 
 ROOTS: Final = ("traits", "features", "persona", "answers", "scores", "entitlements", "properties", "event")
 OPERATORS: Final = (
@@ -26,8 +27,6 @@ MAX_DEPTH: Final = 16
 MAX_NODES: Final = 1000
 MAX_ITEMS: Final = 1000  # items of an in/not_in list
 MAX_PATTERN: Final = 200
-_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class _Missing:
@@ -142,19 +141,6 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def _duration(value: Any) -> float | None:
-    if _is_number(value) and value >= 0:
-        return float(value) * 86400  # a bare number is days
-    if isinstance(value, str):
-        found = _DURATION.match(value)
-        if found:
-            return float(found.group(1)) * _UNITS[found.group(2)]
-    return None
-
-
-def _format_duration(seconds: float) -> str:
-    for unit in ("w", "d", "h", "m"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+# Durations (``7d``, ``12h``; a bare number is days) are the one reading in core/durations.py.
+_duration = durations.seconds
+_format_duration = durations.text

@@ -54,18 +54,20 @@ class Where:
 CONDITION_ERROR: Final = "condition"
 
 
+def pydantic_error(exc: ConditionError) -> PydanticCustomError:
+    """A condition's problems as one pydantic error: config formatters print one line each (``problems_of``),
+    others show the joined message. Raise it from a field validator."""
+    return PydanticCustomError(
+        CONDITION_ERROR, "{message}", {"message": str(exc), "problems": [list(p) for p in exc.problems]}
+    )
+
+
 def _where_validator(root: str) -> Callable[[Any], Where]:
     def validate(value: Any) -> Where:
         try:
             return Where.of(value, root)
         except ConditionError as exc:
-            # One pydantic error carrying every problem; config formatters print one line each
-            # (problems_of), others show the joined message.
-            raise PydanticCustomError(
-                CONDITION_ERROR,
-                "{message}",
-                {"message": str(exc), "problems": [list(p) for p in exc.problems]},
-            ) from None
+            raise pydantic_error(exc) from None
 
     return validate
 

@@ -20,7 +20,7 @@ def parse_journey(text: str, *, path: str = "<string>") -> Journey:
 
 def journey_from_data(data: Any) -> Journey:
     """An already-parsed journey (a JSON body, a stored definition)."""
-    return validate(Journey, Document("<body>", data), error=JourneyError, check=_check)
+    return validate(Journey, Document.of(data), error=JourneyError, check=_check)
 
 
 def _check(journey: Journey, report: Reporter) -> None:

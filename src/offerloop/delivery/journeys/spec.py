@@ -61,11 +61,7 @@ def _condition(value: Any) -> conditions.Condition:
     try:
         return conditions.parse(value, scope=SCOPE)
     except conditions.ConditionError as exc:
-        raise PydanticCustomError(
-            conditions.CONDITION_ERROR,
-            "{message}",
-            {"message": str(exc), "problems": [list(p) for p in exc.problems]},
-        ) from None
+        raise conditions.pydantic_error(exc) from None
 
 
 Condition: TypeAlias = Annotated[
