@@ -3,8 +3,11 @@ processing): run the consumers over what the test appended, as a server would, a
 
 from __future__ import annotations
 
+from sqlalchemy import delete
+
 from offerloop import pipeline
 from offerloop.db.uow import Database
+from offerloop.models import Job
 from offerloop.pipeline import status
 
 
@@ -15,3 +18,11 @@ def processed(db: Database, workspace_id: str) -> None:
     with db.read() as session:
         state = status.overview(session=session, workspace_id=workspace_id)
     assert [(c.name, c.lag, c.parked) for c in state.consumers if c.lag or c.parked] == []
+
+
+def forget_queued_work(db: Database, workspace_id: str) -> None:
+    """Remove the workspace's queued jobs (fulfilment, invoices, announcements), keeping its consumer
+    checkpoints at the log's head: committed work, unlike other tests', must not be run by a later test
+    that drains every due job of the database."""
+    with db.write() as session:
+        session.execute(delete(Job).where(Job.workspace_id == workspace_id, Job.kind.not_like("consumer:%")))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from sqlalchemy import text
-from tests.checkout.log import processed
+from tests.checkout.log import forget_queued_work, processed
 
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
@@ -68,3 +68,4 @@ def test_a_checkout_racing_the_identity_consumer_for_a_new_buyer_names_that_buye
     with db.read() as session:
         nia = identity_service.lookup(session=session, workspace_id=ws, user_id="nia")
     assert nia.id == found["consumer"]
+    forget_queued_work(db, ws)

@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.checkout.log import processed
+from tests.checkout.log import forget_queued_work, processed
 
 from offerloop.checkout import repository as checkout_repository
 from offerloop.checkout import service as checkout_service
@@ -64,3 +64,4 @@ def test_no_grant_survives_a_refund_that_races_fulfilment(engine) -> None:
             assert {t.status for t in tasks} <= {"done", "canceled"}, [(t.component, t.status) for t in tasks]
         assert ledger_service.unbalanced_orders(session=session, workspace_id=ws) == []
     processed(db, ws)
+    forget_queued_work(db, ws)

@@ -219,9 +219,9 @@ def test_the_pdf_the_event_and_the_signed_link(client, db, workspace, secret_hea
     order_id = paid_order(db, ws, "ada", email="ada@example.com", tax_percent="20")
     with db.write() as session:
         checkout_service.refund(session=session, workspace_id=ws, order_id=order_id, amount=500, actor="t")
-    ran = announce_all(db, settings)
+    ran = announce_all(db, settings, ws)
     assert sorted(r.status for r in ran) == ["done", "done"]
-    assert announce_all(db, settings) == []  # nothing left queued
+    assert announce_all(db, settings, ws) == []  # nothing left queued
 
     [invoice] = documents(db, ws, "invoice")
     issued = events_named(db, ws, invoice.buyer_id, "Invoice Issued")
@@ -355,7 +355,7 @@ def test_erasure_keeps_the_numbers_and_amounts_but_not_the_person(db, workspace,
     ws = workspace.id
     load_catalog(db, ws)
     order_id = paid_order(db, ws, "ada", email="ada@example.com")
-    announce_all(db, settings)
+    announce_all(db, settings, ws)
     [row] = documents(db, ws)
     with db.write() as session:
         assert invoices_service.forget(session=session, workspace_id=ws, buyer_ids=[row.buyer_id]) == 1

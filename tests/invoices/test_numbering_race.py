@@ -8,14 +8,12 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import delete
-from tests.checkout.log import processed
+from tests.checkout.log import forget_queued_work, processed
 from tests.invoices.helpers import documents, load_catalog, paid_order
 
 from offerloop.checkout import service as checkout_service
 from offerloop.db.uow import Database
 from offerloop.invoices import service as invoices_service
-from offerloop.models import Job
 from offerloop.workspaces import service as workspace_service
 
 ORDERS = 24
@@ -29,10 +27,7 @@ def test_concurrent_issuing_is_gapless_and_once_per_source(engine) -> None:
     try:
         _race(db, ws)
     finally:
-        # Committed, unlike other tests' work: its queued jobs (fulfilment, announcements) must not be run by later
-        # tests that drain every due job of the database. Its consumer checkpoints stay (at the log's head).
-        with db.write() as session:
-            session.execute(delete(Job).where(Job.workspace_id == ws, Job.kind.not_like("consumer:%")))
+        forget_queued_work(db, ws)
 
 
 def _race(db: Database, ws: str) -> None:
