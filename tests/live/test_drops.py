@@ -251,3 +251,28 @@ def test_unknown_workspaces_and_drops_are_404(
                  f"/v1/live/{ws}/nope/go", "/v1/live/%2e%2e/print/stream"):  # fmt: skip
         r = client.get(path, params={"viewer": "viewer-1"}, follow_redirects=False)
         assert r.status_code == 404, (path, r.text[:200])
+
+
+def test_the_short_link_is_rate_limited_per_client_address(
+    db: Any, settings: Any, drop: None, workspace: WorkspaceCreated, secret_headers: dict[str, str]
+) -> None:
+    """A script minting viewers to hold every unit of a drop is refused after the per-minute allowance: 429,
+    an HTML page and Retry-After, and no order is made for the refused requests."""
+    from offerloop.api.app import create_app
+
+    app = create_app(settings.model_copy(update={"live_go_per_minute": 2}), db=db)
+    ws = workspace.id
+    with TestClient(app, raise_server_exceptions=False) as client:
+        post(client, secret_headers, "/v1/drops/print/open")
+        codes = [client.get(f"/v1/live/{ws}/print/go", params={"viewer": f"bot-{i}"}, follow_redirects=False)
+                 for i in range(4)]  # fmt: skip
+        assert [r.status_code for r in codes] == [303, 303, 429, 429]
+        refused = codes[2]
+        assert refused.headers["content-type"].startswith("text/html")
+        assert refused.headers["retry-after"] == "30"  # 2 a minute: one back every 30 s
+        assert "too many checkouts from this address: try again in 30 s" in refused.text
+        assert client.get("/v1/drops/print", headers=secret_headers).json()["units_left"] == 1
+        pending = client.get("/v1/orders", headers=secret_headers, params={"status": "pending"}).json()[
+            "items"
+        ]
+        assert len(pending) == 2

@@ -56,6 +56,14 @@ class ValidationFailed(OfferloopError):
     code = "validation_failed"
 
 
+class RateLimited(OfferloopError):
+    """429: too many requests from one client; ``details.retry_after_s`` (and the Retry-After header) say
+    when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable; see the route's documented codes")
     message: str

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from offerloop import pipeline
 from offerloop.checkout.exceptions import CheckoutError, ProviderError, SoldOut
 from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
-from offerloop.core.errors import OfferloopError, ValidationFailed, error_responses
+from offerloop.core.errors import OfferloopError, RateLimited, ValidationFailed, error_responses
+from offerloop.core.ratelimit import RateLimiter
 from offerloop.live import feed, pages, service
 from offerloop.live.exceptions import AssetNotFound, BadViewer, DropNotFound, DropNotLive
 from offerloop.live.schemas import DropChanged, DropStatus
@@ -155,7 +156,7 @@ def _stripe(request: Request) -> StripeProvider | None:
                     "provider's checkout (or the hosted order page); an HTML error page when it cannot",
             responses={303: {"description": "To the provider's checkout, or the hosted order page (Location)"},
                        **error_responses(DropNotFound, BadViewer, DropNotLive, SoldOut, NotForSale, PricingError,
-                                         CheckoutError, ProviderError)})  # fmt: skip
+                                         CheckoutError, ProviderError, RateLimited)})  # fmt: skip
 def go(
     request: Request, db: DB, workspace_id: str, key: str, viewer: Viewer = None, decision: Decision = None,
     currency: Currency = None,
@@ -163,6 +164,7 @@ def go(
     settings = get_settings(request)
     page = f"{settings.public_url.rstrip('/')}/live/{workspace_id}/{key}"
     try:
+        _limit_checkouts(request, settings.live_go_per_minute, workspace_id)
         found = service.go(
             db=db, workspace_id=workspace_id, key=key, viewer=service.viewer_id(viewer), decision_id=decision,
             currency=currency, provider=_stripe(request), tax_percent=settings.tax_percent,
@@ -170,11 +172,26 @@ def go(
         )  # fmt: skip
     except OfferloopError as exc:
         status = exc.status_code if 400 <= exc.status_code < 500 else 502
-        return HTMLResponse(pages.problem(status, exc.message), status_code=status)
+        headers = {"Retry-After": str(exc.details["retry_after_s"])} if isinstance(exc, RateLimited) else None
+        return HTMLResponse(pages.problem(status, exc.message), status_code=status, headers=headers)
     if found.hosted:
         return RedirectResponse(f"/live/{workspace_id}/{key}/orders/{found.order.id}", status_code=303)
     assert found.order.checkout_url is not None
     return RedirectResponse(found.order.checkout_url, status_code=303)
+
+
+def _limit_checkouts(request: Request, per_minute: int, workspace_id: str) -> None:
+    """One bucket per client address and workspace, in this process (see core/ratelimit)."""
+    limiter = getattr(request.app.state, "live_go_limiter", None)
+    if limiter is None or limiter.rate != per_minute / 60.0:
+        limiter = request.app.state.live_go_limiter = RateLimiter(
+            rate_per_s=per_minute / 60.0, burst=per_minute
+        )
+    client = request.client.host if request.client is not None else "unknown"
+    verdict = limiter.take((workspace_id, client))
+    if not verdict.allowed:
+        raise RateLimited(f"too many checkouts from this address: try again in {verdict.retry_after_s} s",
+                          details={"retry_after_s": verdict.retry_after_s})  # fmt: skip
 
 
 # -- pages: the overlay, its assets, the hosted order page ---------------------------------------------------
