@@ -42,10 +42,8 @@ _configs: VersionedCache[SignalConfig] = VersionedCache(max_size=1024)  # per wo
 
 
 def signal_config(session: Session, workspace_id: str) -> SignalConfig:
-    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    return _configs.get_or_load(
-        workspace_id, ws.signal_config_version, lambda: load_signal_config(ws.signal_config)
-    )
+    return workspace_service.cached_config(session=session, workspace_id=workspace_id, field="signal_config",
+                                           cache=_configs, parse=load_signal_config)[1]  # fmt: skip
 
 
 def set_signal_config(

@@ -22,11 +22,8 @@ _specs: VersionedCache[FeatureSpec] = VersionedCache(max_size=1024)  # per works
 
 
 def spec_for(session: Session, workspace_id: str) -> tuple[int, FeatureSpec]:
-    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    spec = _specs.get_or_load(
-        workspace_id, ws.feature_spec_version, lambda: load_feature_spec(ws.feature_spec)
-    )
-    return ws.feature_spec_version, spec
+    return workspace_service.cached_config(session=session, workspace_id=workspace_id, field="feature_spec",
+                                           cache=_specs, parse=load_feature_spec)  # fmt: skip
 
 
 def spec_read(*, session: Session, workspace_id: str) -> FeatureSpecRead:

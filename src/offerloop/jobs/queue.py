@@ -6,7 +6,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -80,6 +80,9 @@ def enqueue(
         after_commit(session, wake)
 
 
+_STATE = select(Job.state, Job.run_at).where(Job.kind == bindparam("kind"), Job.key == bindparam("key"))
+
+
 def ensure(
     session: Session,
     *,
@@ -93,9 +96,7 @@ def ensure(
     queued for a time between now and ``run_at`` will run after this transaction commits and see its work,
     so a hot path (a decision logged per request) pays one read. True when it enqueued."""
     now = now or utcnow()
-    found = session.execute(
-        select(Job.state, Job.run_at).where(Job.kind == kind, Job.key == key)
-    ).one_or_none()
+    found = session.connection().execute(_STATE, {"kind": kind, "key": key}).one_or_none()
     # A queued job not due yet cannot be running now; one that is due may be running without our work.
     if found is not None and found.state == "queued" and now < found.run_at <= run_at:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
@@ -59,6 +59,18 @@ def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
         driver.insert_many(
             session.connection(), "persona_history", cols, [[r[c] for c in cols] for r in rows]
         )
+
+
+_BRIEF = select(BuyerPersona.persona, BuyerPersona.confidence, BuyerPersona.posterior).where(
+    BuyerPersona.workspace_id == bindparam("w"), BuyerPersona.buyer_id == bindparam("b")
+)
+
+
+def brief(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, float, dict[str, float]] | None:
+    """(persona, confidence, posterior) of one buyer: a prebuilt statement on the connection (the decision path
+    reads it per request; the ORM row would decode its reasons too)."""
+    found = session.connection().execute(_BRIEF, {"w": workspace_id, "b": buyer_id}).one_or_none()
+    return None if found is None else (found[0], found[1], found[2])
 
 
 def get(session: Session, workspace_id: str, buyer_id: str) -> BuyerPersona | None:

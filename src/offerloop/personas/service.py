@@ -29,16 +29,10 @@ _sets: VersionedCache[PersonaSet | None] = VersionedCache(max_size=1024)  # per 
 
 
 def templates_for(session: Session, workspace_id: str) -> tuple[int, PersonaSet | None]:
-    ws = workspace_service.get_workspace(session=session, workspace_id=workspace_id)
-    version = ws.persona_templates_version
-    # The version says whether the cached set is current: the (deferred) templates column is read only
-    # when it changed, not on every decision.
-    found = _sets.get_or_load(
-        workspace_id,
-        version,
-        lambda: None if ws.persona_templates is None else load_templates(ws.persona_templates),
-    )
-    return version, found
+    return workspace_service.cached_config(
+        session=session, workspace_id=workspace_id, field="persona_templates", cache=_sets,
+        parse=lambda stored: None if stored is None else load_templates(stored),
+    )  # fmt: skip
 
 
 def set_templates(*, session: Session, workspace_id: str, source: str | dict[str, Any], actor: str) -> int:
@@ -129,12 +123,8 @@ def get(*, session: Session, workspace_id: str, buyer_id: str) -> PersonaRead | 
 
 def brief(*, session: Session, workspace_id: str, buyer_id: str) -> dict[str, Any] | None:
     """Name, confidence and posterior only (the decision path; no history)."""
-    row = repository.get(session, workspace_id, buyer_id)
-    return (
-        None
-        if row is None
-        else {"name": row.persona, "confidence": row.confidence, "posterior": row.posterior}
-    )
+    found = repository.brief(session, workspace_id, buyer_id)
+    return None if found is None else {"name": found[0], "confidence": found[1], "posterior": found[2]}
 
 
 def latest_changes(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
@@ -22,6 +22,22 @@ def get_workspace(session: Session, workspace_id: str) -> Workspace | None:
         # services of one request (features, personas, decisions) share one load, not one each.
         session.info.setdefault("pinned_workspaces", {})[workspace_id] = ws
     return ws
+
+
+_VERSION_OF = {
+    field: select(getattr(Workspace, f"{field}_version")).where(Workspace.id == bindparam("w"))
+    for field in ("signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog")
+}
+
+
+def config_version(session: Session, workspace_id: str, field: str) -> int | None:
+    """``<field>_version`` of the workspace (None: no such workspace): the row this session already loaded,
+    else one column by a prebuilt statement (a hot path need not decode the row's JSON configs)."""
+    pinned = session.info.get("pinned_workspaces", {}).get(workspace_id)
+    if pinned is not None:
+        return int(getattr(pinned, f"{field}_version"))
+    found = session.connection().execute(_VERSION_OF[field], {"w": workspace_id}).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def list_workspaces(session: Session) -> list[Workspace]:

@@ -6,12 +6,13 @@ import hashlib
 import secrets
 import threading
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.orm import Session
 
 from offerloop.config import is_placeholder_secret
-from offerloop.core.cache import LruCache
+from offerloop.core.cache import LruCache, VersionedCache
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.pages import decode_cursor, page_of
@@ -20,6 +21,8 @@ from offerloop.models import ApiKey, AuditEntry, Workspace
 from offerloop.workspaces import repository
 from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, WorkspaceNotFound
 from offerloop.workspaces.schemas import KeyKind, KeyPage, KeyRead, Principal, WorkspaceCreated
+
+T = TypeVar("T")
 
 _KEY_PREFIX = {"write": "wk", "secret": "sk"}
 # Positive lookups are cached briefly: the ingest path must not pay a query per request.
@@ -167,6 +170,26 @@ def set_config(
     """Store a validated declarative config (signal rules, feature spec, persona templates); returns its new version."""
     get_workspace(session=session, workspace_id=workspace_id)
     return repository.set_versioned(session, workspace_id, field, value)
+
+
+def cached_config(
+    *,
+    session: Session,
+    workspace_id: str,
+    field: ConfigField,
+    cache: VersionedCache[T],
+    parse: Callable[[Any], T],
+) -> tuple[int, T]:
+    """One of the workspace's declarative configs, parsed once per version and process: the version is read per
+    call (one column, or the row this session already loaded), the stored config only when it changed."""
+    version = repository.config_version(session, workspace_id, field)
+    if version is None:
+        raise WorkspaceNotFound(f"workspace {workspace_id} does not exist")
+
+    def load() -> T:
+        return parse(getattr(get_workspace(session=session, workspace_id=workspace_id), field))
+
+    return version, cache.get_or_load(workspace_id, version, load)
 
 
 def audit(
