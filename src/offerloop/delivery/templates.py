@@ -8,15 +8,20 @@ redirect that records the click and adds the journey's UTM tags) and ``unsubscri
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_TEMPLATE_CHARS: Final = 200_000
 MAX_OUTPUT_CHARS: Final = 500_000
+MAX_LOOP_STEPS: Final = 100_000  # every loop of one render together (nested loops multiply)
+MAX_RENDER_S: Final = 2.0  # of one render, checked as loops step and as output is produced
+_BUDGET_NAME: Final = "_offerloop_loop_budget"
 
 
 class RenderError(ValueError):
@@ -43,6 +48,26 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class _Budget(threading.local):
+    steps = 0
+    deadline = 0.0
+
+
+_budget = _Budget()
+
+
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """What every ``{% for %}`` of a template iterates (wrapped in at compile time): the render's loop steps
+    counted against ``MAX_LOOP_STEPS`` and its deadline, so loops that print nothing are bounded too."""
+    for item in iterable:
+        _budget.steps += 1
+        if _budget.steps > MAX_LOOP_STEPS:
+            raise SecurityError(f"more than {MAX_LOOP_STEPS} loop steps")
+        if not _budget.steps % 1000 and time.monotonic() > _budget.deadline:
+            raise SecurityError(f"took more than {MAX_RENDER_S} s")
+        yield item
+
+
 def _environment(autoescape: bool, undefined: type[Undefined]) -> ImmutableSandboxedEnvironment:
     # optimized=False: no constant folding while compiling, which would compute `[1] * 10**9` right there.
     env = _Sandbox(autoescape=autoescape, undefined=undefined, keep_trailing_newline=True, optimized=False)
@@ -63,26 +88,52 @@ def syntax_problem(source: str) -> str | None:
         _CHECK.parse(source)
     except TemplateSyntaxError as exc:
         return f"template syntax error at line {exc.lineno}: {exc.message}"
+    except RecursionError:
+        return "nests too deeply (parentheses, brackets or blocks)"
     return None
 
 
 def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     """``source`` rendered with ``context``; a missing variable renders empty (as in Jinja), anything the
-    sandbox refuses raises :class:`RenderError`."""
+    sandbox refuses raises :class:`RenderError`, and so does a render over its bounds: output, loop steps,
+    time (checked while it runs, not after), recursion."""
+    _budget.steps, _budget.deadline = 0, time.monotonic() + MAX_RENDER_S
+    parts: list[str] = []
+    size = 0
     try:
-        out = _compiled(source, html).render(dict(context))
+        for part in _compiled(source, html).generate(dict(context)):
+            size += len(part)
+            if size > MAX_OUTPUT_CHARS:
+                raise RenderError(f"rendered more than {MAX_OUTPUT_CHARS} characters")
+            if time.monotonic() > _budget.deadline:
+                raise RenderError(f"took more than {MAX_RENDER_S} s")
+            parts.append(part)
     except SecurityError as exc:
         raise RenderError(f"refused by the template sandbox: {exc}") from None
     except TemplateError as exc:
         raise RenderError(f"template error: {exc}") from None
+    except RecursionError:
+        raise RenderError("template error: recursion too deep") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        if isinstance(exc, RenderError):
+            raise
         raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
-    if len(out) > MAX_OUTPUT_CHARS:
-        raise RenderError(f"rendered {len(out)} characters, more than {MAX_OUTPUT_CHARS}")
-    return out
+    return "".join(parts)
 
 
 @functools.lru_cache(maxsize=512)
 def _compiled(source: str, html: bool) -> Template:
-    """A journey's templates compile once per process (a send renders them for every buyer)."""
-    return (_HTML if html else _TEXT).from_string(source)
+    """A journey's templates compile once per process (a send renders them for every buyer), every loop's
+    iterable wrapped in the render's step budget."""
+    env = _HTML if html else _TEXT
+    tree = env.parse(source)
+    for loop in tree.find_all(nodes.For):
+        loop.iter = nodes.Call(
+            nodes.Name(_BUDGET_NAME, "load", lineno=loop.lineno),
+            [loop.iter],
+            [],
+            None,
+            None,
+            lineno=loop.lineno,
+        )
+    return env.from_string(tree, globals={_BUDGET_NAME: _counted})
