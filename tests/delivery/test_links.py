@@ -118,3 +118,20 @@ def test_a_stream_wakes_on_its_topic_only() -> None:
 
     assert asyncio.run(scenario()) == (True, False, 1)
     assert live.waiting(("inbox", "w", "b")) == 0
+
+
+def test_settings_refuse_a_sender_with_line_breaks_and_an_unknown_zone(client, secret_headers) -> None:
+    """A header injection or a zone that would silently become UTC at send time is a 422 at the PUT."""
+    for body, where, message in [
+        ({"sender": "Evil <ceo@bank.example>\r\nBcc: x@y"}, "sender", "sender may not contain line breaks"),
+        ({"sender": "two <a@example.com>, <b@example.com>"}, "sender",
+         "sender must be one address like 'Name <user@example.com>'"),
+        ({"default_timezone": "Mars/Olympus"}, "default_timezone",
+         "is not a time zone this server knows (tzdata), got 'Mars/Olympus'"),
+    ]:  # fmt: skip
+        r = client.put("/v1/delivery/settings", headers=secret_headers, json=body)
+        assert r.status_code == 422, r.text
+        problems = r.json()["error"]["details"]
+        assert [(p["location"], p["message"]) for p in problems] == [(where, message)], problems
+    good = {"sender": "Shop <shop@example.com>", "default_timezone": "Europe/Paris"}
+    assert client.put("/v1/delivery/settings", headers=secret_headers, json=good).status_code == 200

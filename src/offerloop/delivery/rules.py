@@ -8,14 +8,27 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from offerloop.declarative import matching
+from offerloop.delivery.email.compose import mailbox_problem
 from offerloop.delivery.journeys.spec import Duration, Window
 
 Channel = Literal["email", "push", "webhook", "inapp"]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"is not a time zone this server knows (tzdata), got {name!r}") from None
+    return name
+
+
 Zone = Annotated[
-    str, matching(r"[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}|UTC", "an IANA time zone such as Europe/Paris")
+    str,
+    matching(r"[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}|UTC", "an IANA time zone such as Europe/Paris"),
+    AfterValidator(_known_zone),
 ]
 
 
@@ -34,7 +47,8 @@ def _cap(most: int, per: str) -> Cap:
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    # Marketing is sent only inside this local window (quiet hours are the rest of the day).
+    # Marketing is sent only inside this local window (quiet hours are the rest of the day; start = end: the
+    # whole day).
     send_window: Window = Window(start="08:00", end="21:00")
     default_timezone: Zone = "UTC"
     caps: dict[Channel, Cap] = Field(default_factory=lambda: {"email": _cap(1, "1d")})  # type: ignore[arg-type]
@@ -43,6 +57,14 @@ class Rules(BaseModel):
     sender: str | None = Field(
         default=None, max_length=320, description="From header; default OFFERLOOP_MAIL_FROM"
     )
+
+    @field_validator("sender")
+    @classmethod
+    def _one_mailbox(cls, value: str | None) -> str | None:
+        problem = None if value is None else mailbox_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 DEFAULT_RULES: Final = Rules()

@@ -222,6 +222,15 @@ def _message_id(value: str) -> str:
     return value
 
 
+def mailbox_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a From header (one mailbox, printable, no line breaks), or None."""
+    try:
+        _address("sender", value)
+    except InvalidEmail as exc:
+        return exc.message
+    return None
+
+
 def _address(name: str, value: str) -> Address:
     """One mailbox, its domain in IDNA (punycode) form; a non-ASCII local part would need SMTPUTF8."""
     _plain(name, value)
