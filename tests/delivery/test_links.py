@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email
 from email import policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,3 +136,28 @@ def test_settings_refuse_a_sender_with_line_breaks_and_an_unknown_zone(client, s
         assert [(p["location"], p["message"]) for p in problems] == [(where, message)], problems
     good = {"sender": "Shop <shop@example.com>", "default_timezone": "Europe/Paris"}
     assert client.put("/v1/delivery/settings", headers=secret_headers, json=good).status_code == 200
+
+
+def test_an_erased_buyers_captured_email_is_deleted_and_their_old_unsubscribe_link_records_nothing(
+    client, secret_headers, settings, sent
+) -> None:
+    unsubscribe = client.get(f"/v1/messages/{sent['id']}", headers=secret_headers).json()["body"][
+        "unsubscribe_url"
+    ]
+    path = "/" + unsubscribe.split("/", 3)[3]
+    maildir = Path(settings.maildir_path)
+
+    def files() -> list[str]:
+        return sorted(p.name for sub in ("new", "cur") for p in (maildir / sub).iterdir())
+
+    assert len(files()) == 1
+    assert client.delete(f"/v1/buyers/{sent['buyer_id']}", headers=secret_headers).status_code == 200
+    r = client.get(f"/v1/messages/{sent['id']}/email", headers=secret_headers)
+    assert (r.status_code, r.json()["error"]["message"]) == (
+        404,
+        "the buyer of this message was erased: its e-mail is not kept",
+    )
+    assert files() == []  # deleted, not only hidden
+    assert client.post(path).status_code == 200  # the link still answers...
+    suppressions = client.get("/v1/delivery/suppressions", headers=secret_headers).json()["items"]
+    assert suppressions == []  # ...but nothing about the erased buyer is stored again

@@ -184,7 +184,7 @@ def captured_email(request: Request, db: DB, principal: SecretKey, message_id: i
         row = service.get_message(session=session, workspace_id=principal.workspace_id, message_id=message_id)
     if row.channel != "email":
         raise MessageNotFound(f"message {message_id} is not an e-mail")
-    raw = service.captured(get_settings(request), row.message_id)
+    raw = service.captured(get_settings(request), row)
     return Response(raw, media_type="message/rfc822")
 
 

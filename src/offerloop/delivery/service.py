@@ -230,6 +230,8 @@ def unsubscribe(*, session: Session, secret: str, token: str, now: datetime | No
     """One-click unsubscribe (RFC 8058): no more marketing on this channel to this address; the buyer's
     marketing consent is withdrawn and the event recorded. Idempotent."""
     row, _ = _linked(session, secret, "u", token)
+    if row.channel == "email" and row.recipient is None:
+        return row  # its buyer was erased: nothing is sent to them, and nothing about them is recorded again
     now = now or utcnow()
     address = row.recipient or row.buyer_id
     repository.suppress(session, {"workspace_id": row.workspace_id, "channel": row.channel, "address": address,
@@ -290,10 +292,15 @@ def mark_read(*, session: Session, workspace_id: str, buyer_id: str, message_id:
     return _item(row)
 
 
-def captured(settings: Any, message_id: str) -> bytes:
+def captured(settings: Any, message: MessageRead) -> bytes:
     """The bytes of an e-mail the embedded Maildir captured (EmailNotFound when SMTP is configured or the
-    message has not been sent)."""
+    message has not been sent). The capture of an erased buyer's message (its address erased from the outbox)
+    is deleted on sight and never served."""
     if settings.smtp_url:
         raise EmailNotFound("e-mail goes to an SMTP server here; nothing is captured")
     box = MaildirTransport(maildir_path_for(settings))
-    return box.get(MaildirTransport.key_for(message_id)).raw
+    key = MaildirTransport.key_for(message.message_id)
+    if message.recipient is None:
+        box.discard(key)
+        raise EmailNotFound("the buyer of this message was erased: its e-mail is not kept")
+    return box.get(key).raw

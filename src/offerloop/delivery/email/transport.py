@@ -427,6 +427,14 @@ class MaildirTransport:
             raise EmailNotFound(f"no message {key!r} in the Maildir", details={"key": key})
         return stored
 
+    def discard(self, key: str) -> bool:
+        """Remove a captured message (its buyer was erased); True if there was one."""
+        path = self._path_of(key)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
     def _entries(self) -> Iterator[tuple[int, str, Path]]:
         for sub in ("new", "cur"):
             with os.scandir(self.path / sub) as scan:
