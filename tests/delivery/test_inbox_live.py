@@ -95,3 +95,30 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
         script = http.get("/v1/inapp.js")
         assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
         assert b"EventSource" in script.content
+
+
+def test_an_open_stream_ends_when_its_token_expires(live_server) -> None:
+    """A token's grant ends for an open stream too: event ``expired``, then the server closes it."""
+    import time
+
+    from offerloop.db.engine import make_engine
+    from offerloop.db.uow import Database
+    from offerloop.delivery import service
+    from offerloop.workspaces import service as workspace_service
+
+    ws = json.loads(live_server.cli("workspace", "create", "Inbox expiry", "--json").stdout)
+    engine = make_engine(live_server.database_url)
+    try:
+        with Database(engine).read() as session:  # the server's signing secret, as it mints tokens
+            secret = workspace_service.signing_secret(session=session, configured="dev-secret")
+    finally:
+        engine.dispose()
+    token, expires = service.inbox_token(secret, ws["id"], "byr_anyone", ttl_s=2)
+    seen: list[str] = []
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        with http.stream("GET", "/v1/inbox/stream", params={"token": token}) as response:
+            assert response.status_code == 200
+            seen.extend(line for line in response.iter_lines() if line.startswith("event: "))
+        ended = time.time()
+    assert seen == ["event: expired"]  # and the stream ended by itself (iter_lines returned)
+    assert ended >= expires.timestamp()  # not before its time

@@ -4,6 +4,7 @@ in messages (signed, no key); the buyer's in-app inbox and its live stream (an i
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -349,14 +350,15 @@ def read_message(request: Request, db: DB, token: Token, message_id: int) -> Inb
 
 
 @router.get("/inbox/stream", response_class=StreamingResponse,
-            summary="Server-Sent Events: each new in-app message as it arrives (event: message)",
+            summary="Server-Sent Events: each new in-app message as it arrives (event: message), until the token "
+                    "expires (event: expired, then the stream ends)",
             responses={**_SSE, **error_responses(BadLink)})  # fmt: skip
 async def inbox_stream(
     request: Request, token: Token, after: Annotated[int, Query(ge=0, description="Last message id seen")] = 0
 ) -> StreamingResponse:
     db = request.app.state.db
     secret = await run_in_threadpool(_secret, request, db)
-    workspace_id, buyer_id = service.inbox_owner(secret, token)
+    workspace_id, buyer_id, expires = service.inbox_grant(secret, token)
     topic = inbox_topics.topic(workspace_id, buyer_id)
 
     def since(last: int) -> list[InboxItem]:
@@ -369,13 +371,17 @@ async def inbox_stream(
         last = after
         yield b": connected\n\n"
         while not await request.is_disconnected():
+            left = expires - time.time()
+            if left <= 0:  # the token's grant ends here too, not only for new requests
+                yield b"event: expired\ndata: {}\n\n"
+                return
             for item in await run_in_threadpool(since, last):
                 last = max(last, item.id)
                 yield b"id: %d\nevent: message\ndata: %s\n\n" % (
                     item.id,
                     orjson.dumps(item.model_dump(mode="json")),
                 )
-            if not await live.wait(topic, STREAM_POLL_S):
+            if not await live.wait(topic, min(STREAM_POLL_S, left)):
                 yield b": keep-alive\n\n"
             await asyncio.sleep(0)
 

@@ -255,13 +255,19 @@ def inbox_token(secret: str, workspace_id: str, buyer_id: str, ttl_s: int) -> tu
 
 def inbox_owner(secret: str, token: str) -> tuple[str, str]:
     """(workspace, buyer) of a valid, unexpired inbox token."""
+    workspace_id, buyer_id, _ = inbox_grant(secret, token)
+    return workspace_id, buyer_id
+
+
+def inbox_grant(secret: str, token: str) -> tuple[str, str, int]:
+    """(workspace, buyer, expiry in epoch seconds) of a valid, unexpired inbox token."""
     payload = links.read(secret, "i", token)
     workspace_id, buyer_id, expires = payload.get("w"), payload.get("b"), payload.get("x")
     if not (isinstance(workspace_id, str) and isinstance(buyer_id, str) and isinstance(expires, int)):
         raise BadLink("this inbox token is not valid")
     if expires < time.time():
         raise BadLink("this inbox token has expired", code="token_expired")
-    return workspace_id, buyer_id
+    return workspace_id, buyer_id, expires
 
 
 def _item(row: OutboxMessage) -> InboxItem:
