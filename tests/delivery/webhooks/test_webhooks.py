@@ -435,9 +435,17 @@ def test_ssrf_guard_refuses_private_targets(
     with TestClient(create_app(strict, db=db), raise_server_exceptions=False) as c:
         for url in ["http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://192.168.0.1/h", "http://[::1]/h",
                     "http://localhost/h", "http://api.localhost/h", "http://169.254.169.254/latest/meta-data",
-                    "http://[::ffff:127.0.0.1]/h", "http://0.0.0.0/h", "http://100.64.0.1/h"]:  # fmt: skip
+                    "http://[::ffff:127.0.0.1]/h", "http://0.0.0.0/h", "http://100.64.0.1/h",
+                    # IPv6 forms that carry a private IPv4 address to a translator or tunnel: compatible, NAT64
+                    # (well-known and local-use prefixes), 6to4, Teredo
+                    "http://[::7f00:1]/h", "http://[64:ff9b::a9fe:a9fe]/h", "http://[64:ff9b:1::a00:1]/h",
+                    "http://[2002:7f00:1::]/h", "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/h"]:  # fmt: skip
             r = c.post("/v1/webhooks/endpoints", json={"url": url}, headers=headers)
             assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_target_url"), url
+        for url in ["http://[64:ff9b::808:808]/h", "http://[2002:808:808::1]/h"]:  # public IPv4 inside: fine
+            assert c.post("/v1/webhooks/endpoints", json={"url": url}, headers=headers).status_code == 201, (
+                url
+            )
         ok = c.post("/v1/webhooks/endpoints", json={"url": "https://hooks.example.com/in"}, headers=headers)
         assert ok.status_code == 201
         moved = c.patch(

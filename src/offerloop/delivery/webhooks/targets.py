@@ -18,11 +18,31 @@ MAX_URL_CHARS = 2048
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # IPv4-compatible (deprecated), e.g. ::7f00:1 is ::127.0.0.1
+_NAT64 = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)  # RFC 6052, RFC 8215
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and that a translator or tunnel would reach: mapped,
+    compatible, 6to4 (2002::/16), Teredo (2001::/32, server and client) and NAT64 (the last 32 bits)."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    last32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _COMPATIBLE or any(ip in net for net in _NAT64):
+        found.append(last32)
+    return [v4 for v4 in found if v4 is not None]
+
+
 def is_public(address: str) -> bool:
-    """Whether an IP address is globally routable (not private, loopback, link-local, reserved, multicast…)."""
+    """Whether an IP address is globally routable (not private, loopback, link-local, reserved, multicast…),
+    and so is every IPv4 address an IPv6 one embeds (a NAT64 or 6to4 route would otherwise reach 127.0.0.1)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded(ip)
+        if embedded:
+            return all(v4.is_global and not v4.is_multicast for v4 in embedded)
     return ip.is_global and not ip.is_multicast
 
 
