@@ -112,8 +112,10 @@ class Settings(BaseSettings):
     tax_percent: str = "0"
     platform_fee_percent: str = "0"
     # Live drops' public short link (/v1/live/…/go) makes a checkout that holds a unit: requests per minute
-    # from one client address and workspace, per server process.
+    # from one client address per drop, and unpaid holds one address may have of a drop at once (a hold lapses
+    # after checkout's HOLD_MINUTES), per server process.
     live_go_per_minute: int = Field(default=20, ge=1, le=100_000)
+    live_go_holds_per_address: int = Field(default=3, ge=1, le=100_000)
     # Outgoing webhooks and web push: whether deliveries may target private, loopback or link-local addresses
     # (an SSRF guard, also checked on the resolved address at send time; tests and local development only),
     # and the timeout of one webhook attempt (connect + response), in seconds.

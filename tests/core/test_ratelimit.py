@@ -43,3 +43,23 @@ def test_keys_are_independent_and_the_oldest_is_forgotten_first() -> None:
 def test_nonsense_settings_are_refused(rate: float, burst: int, keys: int) -> None:
     with pytest.raises(ValueError, match="rate_per_s > 0"):
         RateLimiter(rate_per_s=rate, burst=burst, max_keys=keys)
+
+
+def test_alive_limit_counts_what_has_not_lapsed() -> None:
+    from offerloop.core.ratelimit import AliveLimit
+
+    clock = Clock()
+    holds = AliveLimit(most=2, ttl_s=900.0, clock=clock)
+    assert holds.room("addr") == Verdict(True, 0)
+    holds.add("addr", "ord_1")
+    clock.now += 100.0
+    holds.add("addr", "ord_2")
+    holds.add("addr", "ord_2")  # the same order again (a second click) is not a second hold
+    assert holds.room("addr") == Verdict(False, 800)  # ord_1 lapses 800 s from now
+    assert holds.room("other") == Verdict(True, 0)
+    clock.now += 800.0
+    assert holds.room("addr") == Verdict(True, 0)  # ord_1 lapsed; ord_2 still counts
+    holds.add("addr", "ord_3")
+    assert holds.room("addr") == Verdict(False, 100)
+    with pytest.raises(ValueError, match="most >= 1"):
+        AliveLimit(most=0, ttl_s=1.0)

@@ -276,3 +276,27 @@ def test_the_short_link_is_rate_limited_per_client_address(
             "items"
         ]
         assert len(pending) == 2
+
+
+def test_one_address_holds_at_most_a_few_units_of_a_drop_through_the_short_link(
+    db: Any, settings: Any, drop: None, workspace: WorkspaceCreated, secret_headers: dict[str, str]
+) -> None:
+    """Waiting out the rate limit does not let one address hold the stock: its unpaid holds are capped (a hold
+    lapses after the checkout's minutes); a viewer's second click returns their order and is not refused."""
+    from offerloop.api.app import create_app
+
+    loose = settings.model_copy(update={"live_go_per_minute": 1000, "live_go_holds_per_address": 2})
+    ws = workspace.id
+    with TestClient(create_app(loose, db=db), raise_server_exceptions=False) as client:
+        post(client, secret_headers, "/v1/drops/print/open")
+
+        def go(viewer: str) -> Any:
+            return client.get(f"/v1/live/{ws}/print/go", params={"viewer": viewer}, follow_redirects=False)
+
+        first, second, third = go("bot-1"), go("bot-2"), go("bot-3")
+        assert [r.status_code for r in (first, second, third)] == [303, 303, 429]
+        assert third.headers["retry-after"] == "900"  # the first hold lapses after 15 minutes
+        assert "this address already holds 2 units of this drop: try again in 900 s" in third.text
+        again = go("bot-1")
+        assert (again.status_code, again.headers["location"]) == (303, first.headers["location"])
+        assert client.get("/v1/drops/print", headers=secret_headers).json()["units_left"] == 1

@@ -46,3 +46,39 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         wait = 0 if allowed else max(1, math.ceil((1.0 - tokens) / self.rate))
         return Verdict(allowed, wait)
+
+
+class AliveLimit:
+    """At most ``most`` things alive at once per key, each alive ``ttl_s`` from when it was added (e.g. the
+    stock holds one client address may have: a hold lapses after its minutes unless paid). Per process,
+    bounded keys, like :class:`RateLimiter`."""
+
+    def __init__(self, *, most: int, ttl_s: float, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        if most < 1 or ttl_s <= 0 or max_keys < 1:
+            raise ValueError("most >= 1, ttl_s > 0 and max_keys >= 1")
+        self.most, self.ttl_s, self.max_keys, self._clock = most, ttl_s, max_keys, clock
+        self._alive: OrderedDict[Hashable, dict[Hashable, float]] = OrderedDict()  # key → {thing: expires}
+        self._lock = threading.Lock()
+
+    def _live(self, key: Hashable, now: float) -> dict[Hashable, float]:
+        things = {t: until for t, until in self._alive.pop(key, {}).items() if until > now}
+        self._alive[key] = things
+        while len(self._alive) > self.max_keys:
+            self._alive.popitem(last=False)
+        return things
+
+    def room(self, key: Hashable) -> Verdict:
+        """Whether ``key`` may add one more now (and if not, whole seconds until its oldest lapses)."""
+        now = self._clock()
+        with self._lock:
+            things = self._live(key, now)
+            if len(things) < self.most:
+                return Verdict(True, 0)
+            return Verdict(False, max(1, math.ceil(min(things.values()) - now)))
+
+    def add(self, key: Hashable, thing: Hashable) -> None:
+        """Count ``thing`` against ``key`` for ``ttl_s`` (adding a thing already alive changes nothing)."""
+        now = self._clock()
+        with self._lock:
+            self._live(key, now).setdefault(thing, now + self.ttl_s)

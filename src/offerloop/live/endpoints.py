@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from offerloop import pipeline
 from offerloop.checkout.exceptions import CheckoutError, ProviderError, SoldOut
+from offerloop.checkout.service import HOLD_MINUTES
 from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
 from offerloop.core.errors import OfferloopError, RateLimited, ValidationFailed, error_responses
-from offerloop.core.ratelimit import RateLimiter
+from offerloop.core.ratelimit import AliveLimit, RateLimiter
 from offerloop.live import feed, pages, service
 from offerloop.live.exceptions import AssetNotFound, BadViewer, DropNotFound, DropNotLive
 from offerloop.live.schemas import DropChanged, DropStatus
@@ -163,13 +164,17 @@ def go(
 ) -> Response:  # fmt: skip
     settings = get_settings(request)
     page = f"{settings.public_url.rstrip('/')}/live/{workspace_id}/{key}"
+    client = (workspace_id, key, request.client.host if request.client is not None else "unknown")
+    holds = _holds(request, settings.live_go_holds_per_address)
     try:
-        _limit_checkouts(request, settings.live_go_per_minute, workspace_id)
+        _limit_checkouts(request, settings.live_go_per_minute, client)
         found = service.go(
             db=db, workspace_id=workspace_id, key=key, viewer=service.viewer_id(viewer), decision_id=decision,
             currency=currency, provider=_stripe(request), tax_percent=settings.tax_percent,
             success_url=f"{page}?bought=1", cancel_url=page, holdout_share=settings.holdout_share,
+            before_hold=lambda: _room_for_a_hold(holds, client),
         )  # fmt: skip
+        holds.add(client, found.order.id)
     except OfferloopError as exc:
         status = exc.status_code if 400 <= exc.status_code < 500 else 502
         headers = {"Retry-After": str(exc.details["retry_after_s"])} if isinstance(exc, RateLimited) else None
@@ -180,18 +185,33 @@ def go(
     return RedirectResponse(found.order.checkout_url, status_code=303)
 
 
-def _limit_checkouts(request: Request, per_minute: int, workspace_id: str) -> None:
-    """One bucket per client address and workspace, in this process (see core/ratelimit)."""
+def _limit_checkouts(request: Request, per_minute: int, client: tuple[str, str, str]) -> None:
+    """One bucket per client address and drop, in this process (see core/ratelimit)."""
     limiter = getattr(request.app.state, "live_go_limiter", None)
     if limiter is None or limiter.rate != per_minute / 60.0:
         limiter = request.app.state.live_go_limiter = RateLimiter(
             rate_per_s=per_minute / 60.0, burst=per_minute
         )
-    client = request.client.host if request.client is not None else "unknown"
-    verdict = limiter.take((workspace_id, client))
+    verdict = limiter.take(client)
     if not verdict.allowed:
         raise RateLimited(f"too many checkouts from this address: try again in {verdict.retry_after_s} s",
                           details={"retry_after_s": verdict.retry_after_s})  # fmt: skip
+
+
+def _holds(request: Request, most: int) -> AliveLimit:
+    """The units each client address holds of each drop through this link, in this process: a hold lasts
+    until its order is paid or lapses (HOLD_MINUTES), so at most ``most`` unpaid at once."""
+    found = getattr(request.app.state, "live_go_holds", None)
+    if found is None or found.most != most:
+        found = request.app.state.live_go_holds = AliveLimit(most=most, ttl_s=HOLD_MINUTES * 60.0)
+    return found
+
+
+def _room_for_a_hold(holds: AliveLimit, client: tuple[str, str, str]) -> None:
+    verdict = holds.room(client)
+    if not verdict.allowed:
+        raise RateLimited(f"this address already holds {holds.most} units of this drop: try again in "
+                          f"{verdict.retry_after_s} s", details={"retry_after_s": verdict.retry_after_s})  # fmt: skip
 
 
 # -- pages: the overlay, its assets, the hosted order page ---------------------------------------------------

@@ -8,6 +8,7 @@ sold or released, wakes the drop's live streams once its unit of work commits (`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -158,10 +159,12 @@ class Go:
 def go(
     *, db: Any, workspace_id: str, key: str, viewer: str, decision_id: str | None, currency: str | None,
     provider: StripeProvider | None, tax_percent: str, success_url: str, cancel_url: str, holdout_share: float,
+    before_hold: Callable[[], None] = lambda: None,
 ) -> Go:  # fmt: skip
     """Check ``viewer`` out of the live drop, identified by their anonymousId: a pending order in the variant
     ``decision_id`` presented them (the overlay's decision; none: decided now, as the overlay would), or the viewer's pending order of this drop if
-    they already have one (a second click holds no second unit). Refused (409 ``not_live``) unless live."""
+    they already have one (a second click holds no second unit). Refused (409 ``not_live``) unless live.
+    ``before_hold`` runs just before a new order would hold a unit (it raises to refuse one)."""
     with db.read() as session:
         drop = drop_of(session=session, workspace_id=workspace_id, key=key)
         state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=drop)
@@ -186,6 +189,7 @@ def go(
         if log:
             with db.write() as session:
                 offers_service.record_decisions(session=session, decisions=log)
+    before_hold()
     order = checkout_service.checkout(
         db=db, workspace_id=workspace_id, offer_key=key, currency=cur,
         provider_name="stripe" if provider is not None else "manual", provider=provider, anonymous_id=viewer,
