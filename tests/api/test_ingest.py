@@ -248,3 +248,29 @@ def test_nul_characters_are_refused_and_kept_escaped(client, write_headers, secr
         f"/v1/quarantine/{r.json()['error']['details']['quarantine_id']}", headers=secret_headers
     ).json()
     assert raw["raw"] == "\\u0000"
+
+
+def test_an_events_origin_is_set_by_the_server_never_by_the_client(
+    client, db, workspace, write_headers, secret_headers
+):
+    """context.offerloop.origin says who sent an event (transactional journeys trust only the creator and the
+    server): a write key's own claim is dropped, a secret key is the creator, offerloop's own events are the
+    server's."""
+    from offerloop.events import service as events_service
+
+    forged = {"offerloop": {"origin": "server"}, "timezone": "Europe/Paris"}
+    assert client.post("/v1/track", headers=write_headers, json=msg(
+        userId="u9", event="Order Completed", messageId="c1", context=forged)).status_code == 200  # fmt: skip
+    assert client.post("/v1/batch", headers=secret_headers, content=orjson.dumps({"batch": [
+        msg(type="track", userId="u9", event="Order Completed", messageId="c2")],
+        "context": {"offerloop": {"origin": "server"}}})).status_code == 200  # fmt: skip
+    buyer = client.get("/v1/buyers/lookup", params={"user_id": "u9"}, headers=secret_headers).json()
+    with db.write() as session:
+        events_service.record_server_events(session, workspace.id, [events_service.buyer_track(
+            session, workspace.id, buyer["id"], "Order Completed", {}, "c3")])  # fmt: skip
+    events = client.get(f"/v1/buyers/{buyer['id']}/events", headers=secret_headers).json()["items"]
+    found = {e["message_id"]: e["context"] for e in events}
+    assert found["c1"] == {"timezone": "Europe/Paris"}  # the forged claim is gone, the rest kept
+    assert found["c2"] == {"offerloop": {"origin": "creator"}}
+    assert found["c3"] == {"offerloop": {"origin": "server"}}
+    assert [events_service.origin_of(found[m]) for m in ("c1", "c2", "c3")] == ["client", "creator", "server"]

@@ -96,6 +96,8 @@ def record_open(
         message["anonymousId"] = anonymous
     else:  # a buyer known only by e-mail or phone: ingestion resolves them by that identifier as user id
         message["userId"] = next((i.value for i in buyer.identities), buyer.id)
-    batch = event_service.prepare_batch([message], received_at=now, max_event_bytes=max_event_bytes)
+    batch = event_service.prepare_batch(
+        [message], received_at=now, max_event_bytes=max_event_bytes, origin="server"
+    )
     result = event_service.ingest(session=session, workspace_id=workspace_id, batch=batch, quarantine=False)
     return result.items[0].status if result.items else None

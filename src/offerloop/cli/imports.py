@@ -119,14 +119,18 @@ def _flush(
                 workspace_id=workspace,
                 message_ids=[str(m.get("messageId")) for m in messages],
             )
-        prepared = event_service.prepare_batch(messages, received_at=now, max_event_bytes=max_event_bytes)
+        prepared = event_service.prepare_batch(
+            messages, received_at=now, max_event_bytes=max_event_bytes, origin="creator"
+        )
         for refused in prepared.refused:
             errors.append(RowError(pending[refused.index][0], None, refused.code, refused.message))
             stats["refused"] += 1
         for accepted in prepared.accepted:
             stats["already_imported" if accepted.message_id in existing else "stored"] += 1
         return
-    prepared = event_service.prepare_batch(messages, received_at=now, max_event_bytes=max_event_bytes)
+    prepared = event_service.prepare_batch(
+        messages, received_at=now, max_event_bytes=max_event_bytes, origin="creator"
+    )
     with db.write() as session:
         result = event_service.ingest(session=session, workspace_id=workspace, batch=prepared)
     for item in result.items:

@@ -174,6 +174,7 @@ def _ingest_sync(request: Request, body: bytes, implied_type: str | None) -> JSO
         implied_type=implied_type,
         batch_sent_at=batch_sent_at,
         batch_context=batch_context,
+        origin="creator" if principal.is_secret else "client",
     )
     with db.write() as session:
         result = service.ingest(session=session, workspace_id=principal.workspace_id, batch=prepared)

@@ -32,6 +32,9 @@ from offerloop.events.signals import (
 )
 from offerloop.events.validation import Accepted, PreparedBatch, Refused, escape_nul
 from offerloop.events.validation import (
+    origin_of as origin_of,  # who sent a stored event: a journey's transactional trigger asks
+)
+from offerloop.events.validation import (
     prepare_batch as prepare_batch,  # callers prepare before the write lock
 )
 from offerloop.identity import service as identity_service
@@ -216,7 +219,7 @@ def record_server_events(
     session: Session, workspace_id: str, messages: list[dict[str, Any]]
 ) -> list[ItemResult]:
     """Append messages the server itself produced (see :func:`buyer_track`); the ones refused (quarantined)."""
-    batch = prepare_batch(messages, received_at=utcnow(), max_event_bytes=64 * 1024)
+    batch = prepare_batch(messages, received_at=utcnow(), max_event_bytes=64 * 1024, origin="server")
     result = ingest(session=session, workspace_id=workspace_id, batch=batch)
     return [i for i in result.items if i.status == "quarantined"]
 

@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -345,7 +345,11 @@ def prepare_batch(
     implied_type: str | None = None,
     batch_sent_at: datetime | None = None,
     batch_context: dict[str, Any] | None = None,
+    origin: Origin = "client",
 ) -> PreparedBatch:
+    """Validate a batch; each accepted event's ``context.offerloop.origin`` says who sent it, set here only:
+    "server" (offerloop itself: orders, subscriptions, messages), "creator" (a secret key, an import) — a
+    client's (write key) own ``context.offerloop`` is dropped, so it cannot pass for either."""
     batch = PreparedBatch(received_at=received_at, count=len(messages), accepted=[], refused=[])
     context_problem = _unstorable(batch_context) if batch_context else None
     for i, raw in enumerate(messages):
@@ -372,7 +376,28 @@ def prepare_batch(
             batch_context=batch_context,
         )
         if isinstance(outcome, Accepted):
+            _mark_origin(outcome, origin)
             batch.accepted.append(outcome)
         else:
             batch.refused.append(outcome)
     return batch
+
+
+Origin = Literal["client", "creator", "server"]
+ORIGIN_KEY: Final = "offerloop"  # context.offerloop.origin
+
+
+def _mark_origin(event: Accepted, origin: Origin) -> None:
+    context = event.context
+    if origin == "client":
+        if context and ORIGIN_KEY in context:
+            event.context = {k: v for k, v in context.items() if k != ORIGIN_KEY}
+        return
+    event.context = {**(context or {}), ORIGIN_KEY: {"origin": origin}}
+
+
+def origin_of(context: dict[str, Any] | None) -> Origin:
+    """Who sent a stored event (see :func:`prepare_batch`)."""
+    marked = (context or {}).get(ORIGIN_KEY)
+    found = marked.get("origin") if isinstance(marked, dict) else None
+    return found if found in ("creator", "server") else "client"
