@@ -74,7 +74,7 @@ def newsletter(client, write_headers, user: str, n: int) -> None:
 def subjects(box: dict[str, Any]) -> list[str]:
     return [
         email.message_from_bytes(m.data, policy=policy.default)["Subject"]
-        for m in mail["server"].recorder.messages
+        for m in box["server"].recorder.messages
     ]
 
 
