@@ -21,7 +21,7 @@ from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
 router = APIRouter(prefix="/v1/delivery", tags=["delivery"])
 _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
-MEDIA_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
+MEDIA_TYPES = ("message/rfc822", "application/octet-stream")
 
 
 class UnsupportedReportType(OfferloopError):
@@ -46,7 +46,10 @@ class UnsupportedReportType(OfferloopError):
         ReportMessageNotFound,
     ),
     openapi_extra={
-        "requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in MEDIA_TYPES},
+        }
     },
 )
 async def post_report(request: Request, db: DB, principal: SecretKey) -> ReportApplied:

@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 import pytest
 from tests.conftest import bearer
-from tests.delivery.email.test_journey_mail import mail, outbox, run, signup  # mail: SMTP + journeys fixture
+from tests.delivery.email import test_journey_mail as journey_mail
+from tests.delivery.email.test_journey_mail import outbox, run, signup
 from tests.delivery.email.test_reports_parse import ORIGINAL, vector
 from typer.testing import CliRunner
 
@@ -34,6 +35,7 @@ steps:
   - send: {channel: email, subject: "News {{ event.properties.n }}", text: "Read on"}
 """
 RFC822 = {"Content-Type": "message/rfc822"}
+mail = journey_mail.mail  # the fixture: an SMTP server on loopback, the welcome and receipt journeys
 
 
 def post(client, headers, raw: bytes) -> Any:
