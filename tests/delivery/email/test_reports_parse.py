@@ -209,3 +209,31 @@ def test_a_damaged_report_is_read_or_refused(at: int, noise: bytes) -> None:
     raw = vector("postfix_hard.eml")
     with contextlib.suppress(ReportRefused):
         reports.parse(raw[:at] + noise + raw[at:])
+
+
+DSN_HEAD = (
+    b"From: MAILER-DAEMON@mx.example.com\nSubject: failure notice\n"
+    b"Content-Type: multipart/report; report-type=delivery-status; boundary=X\n\n"
+    b"--X\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
+)
+NESTED = b"".join(b"--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n" % (i, i + 1) for i in range(3000))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"Subject: x\nContent-Type: multipart/mixed; boundary=b0\n\n" + NESTED,
+         "more than 200 Content-Type fields: not a report"),
+        (DSN_HEAD + b"Final-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.1.1\n\n" * 101,
+         "more than 100 Final-Recipient fields: not a report"),
+        (DSN_HEAD + b"X-Note: rfc822; a@b.example\nAction: failed\n\n" * 3000,
+         "more than 5000 header fields: not a report"),
+        (DSN_HEAD + b"\n \n" * 600_000, "more than 40000 lines or 5000 blank lines: not a report"),
+        (DSN_HEAD + b"\n \n" * 2600, "more than 40000 lines or 5000 blank lines: not a report"),
+    ],
+)  # fmt: skip
+def test_what_only_costs_time_to_read_is_refused_before_parsing(raw: bytes, message: str) -> None:
+    # The stdlib parser needs seconds to a minute for these (hundreds of thousands of blank-line blocks).
+    with pytest.raises(ReportRefused) as refused:
+        reports.parse(raw)
+    assert (refused.value.code, refused.value.message) == ("malformed_report", message)

@@ -118,6 +118,14 @@ _BOUNCE_SUBJECT: Final = re.compile(
     r"|failure notice|non-?delivery|could not be delivered|delivery problem",
     re.IGNORECASE,
 )
+# A real report has a few parts and recipients; thousands only cost time to read (checked before parsing).
+_MOST: Final = {"Content-Type": 200, "Final-Recipient": 100}
+_ANY_FIELD: Final = re.compile(rb"(?m)^[!-9;-~]{1,80}:")
+_MOST_FIELDS: Final = 5000
+_BLANK_LINE: Final = re.compile(rb"(?m)^[ \t]*\r?$")
+_MOST_LINES: Final = 40_000
+_MOST_BLANK_LINES: Final = 5_000
+_MAX_FIELD: Final = 4000  # characters of a field value that are read (an address is at most 320)
 _DELIVERED: Final = frozenset({"delivered", "relayed", "expanded"})
 # Headers of the report itself naming where it was delivered: the VERP address, if there is one.
 _DELIVERED_TO: Final = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
@@ -128,11 +136,23 @@ def parse(raw: bytes) -> Report:
     ``malformed_report``) for anything else."""
     if len(raw) > MAX_REPORT_BYTES:
         raise ReportTooLarge(f"the message is {len(raw)} bytes; a report is at most {MAX_REPORT_BYTES}")  # fmt: skip
+    for field, most in _MOST.items():
+        if len(re.findall(rb"(?im)^" + field.encode() + rb":", raw)) > most:
+            raise MalformedReport(f"more than {most} {field} fields: not a report")
+    if len(_ANY_FIELD.findall(raw)) > _MOST_FIELDS:
+        raise MalformedReport(f"more than {_MOST_FIELDS} header fields: not a report")
+    # The stdlib parser slows down more than linearly on very many lines and blank-line blocks.
+    if raw.count(b"\n") > _MOST_LINES or len(_BLANK_LINE.findall(raw)) > _MOST_BLANK_LINES:
+        raise MalformedReport(
+            f"more than {_MOST_LINES} lines or {_MOST_BLANK_LINES} blank lines: not a report"
+        )
     try:
         message = BytesParser(policy=policy.compat32).parsebytes(raw)
         return _parse(message)
     except ReportRefused:
         raise
+    except RecursionError as exc:
+        raise MalformedReport("the message nests its parts too deeply") from exc
     except (ValueError, LookupError, TypeError, AttributeError, IndexError) as exc:
         # The stdlib parser is lenient but its accessors are not, on hostile input: refuse, never crash.
         raise MalformedReport(f"the message cannot be read: {exc}"[:300]) from exc
@@ -201,7 +221,7 @@ def _value(block: Message, name: str) -> str | None:
     value = block.get(name)
     if value is None:
         return None
-    text = " ".join(str(value).split())
+    text = " ".join(str(value)[:_MAX_FIELD].split())
     return text or None
 
 
