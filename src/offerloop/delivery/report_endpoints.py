@@ -63,16 +63,18 @@ async def post_report(request: Request, db: DB, principal: SecretKey) -> ReportA
     def apply() -> ReportApplied:
         try:
             report = reports.parse(raw)
-        except ReportRefused as exc:
+            with db.write() as session:
+                secret = workspace_service.signing_secret(session=session, configured=configured)
+                return feedback.apply(
+                    session=session, report=report, secret=secret, workspace_id=workspace_id
+                )[1]
+        except ReportRefused as exc:  # kept, as refused events are: nothing sent is lost
             with db.write() as session:
                 qid = event_service.quarantine_raw(session=session, workspace_id=workspace_id,
                                                    raw=raw.decode("utf-8", "replace"), code=exc.code,
                                                    reason=exc.message)  # fmt: skip
             exc.details = {"quarantine_id": qid}
             raise
-        with db.write() as session:
-            secret = workspace_service.signing_secret(session=session, configured=configured)
-            return feedback.apply(session=session, report=report, secret=secret, workspace_id=workspace_id)[1]
 
     return await run_in_threadpool(apply)
 

@@ -256,6 +256,17 @@ def test_another_workspace_and_bad_input(
         "not_an_email",
         "\\u0000\x01 not mail at all",
     )
+    # Two recipients, neither the message's: about some other message that reused the Message-ID.
+    two = about(vector("postfix_hard.eml"), row).replace(b"bob@example.com", b"zed@example.com")
+    two = two.replace(b"    User unknown in virtual mailbox table\n", b"    User unknown\n\n"
+                      b"Final-Recipient: rfc822; yan@example.com\nAction: failed\nStatus: 5.1.1\n", 1)  # fmt: skip
+    r = post(client, secret_headers, two)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "malformed_report")
+    assert (
+        r.json()["error"]["message"]
+        == "none of the report's recipients is the recipient of the message it names"
+    )
+    assert "quarantine_id" in r.json()["error"]["details"]
     r = post(client, secret_headers, vector("vacation.eml"))
     assert (r.status_code, r.json()["error"]["code"]) == (422, "not_a_report")
     r = client.post(
