@@ -58,9 +58,6 @@ ALLOWED: dict[str, str] = {
     "checkout.order_for_webhook": "a verified provider webhook: scoped by the workspace in its metadata when "
     "it names one, else matched by our own order id or the provider's reference (globally unique); the "
     "order found carries the workspace every later step uses",
-    "delivery.message_for_report": "a bounce or complaint read from the bounce mailbox by the operator's CLI, "
-    "before any workspace is known: found by its verified VERP outbox id or its Message-ID (a hash of the "
-    "workspace id and the outbox key); the message found carries the workspace every later step uses",
     "checkout.unmatched_payment_events": "webhooks that matched no order (often carrying no workspace), found "
     "again by the provider's globally unique payment reference once an order is paid by it; the caller skips "
     "any that name another workspace",

@@ -33,6 +33,7 @@ from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
 from offerloop.identity.schemas import ConsentUpdate
 from offerloop.models import OutboxMessage
+from offerloop.workspaces import service as workspace_service
 
 # Three soft bounces in a row: a full mailbox or a dead domain for a week of mail, not one bad afternoon
 # (each DSN already stands for a day or more of retries by the sending server).
@@ -126,15 +127,23 @@ def list_reports(
 def _find(
     session: Session, report: reports.Report, secret: str, workspace_id: str | None
 ) -> tuple[OutboxMessage, Literal["verp", "message_id"]]:
+    """The message a report names: in ``workspace_id``, or — the operator's CLI reading the bounce mailbox,
+    before any workspace is known — in each workspace in turn (a self-hosted server has a few; every lookup
+    is one indexed query that leads with the workspace, as the sharding rules want)."""
+    if workspace_id is not None:
+        spaces = [workspace_id]
+    else:
+        spaces = [w.id for w in workspace_service.list_workspaces(session=session)]
     outbox_id = reports.verp_outbox_id(report.verp, secret)
-    if outbox_id is not None:
-        row = repo.message_for_report(session, workspace_id, outbox_id=outbox_id)
-        if row is not None and row.recipient:
-            return row, "verp"
-    for message_id in report.message_ids[:_MAX_CANDIDATES]:
-        row = repo.message_for_report(session, workspace_id, message_id=message_id)
-        if row is not None and row.recipient:
-            return row, "message_id"
+    for space in spaces:
+        if outbox_id is not None:
+            row = repo.message_for_report(session, space, outbox_id=outbox_id)
+            if row is not None and row.recipient:
+                return row, "verp"
+        for message_id in report.message_ids[:_MAX_CANDIDATES]:
+            row = repo.message_for_report(session, space, message_id=message_id)
+            if row is not None and row.recipient:
+                return row, "message_id"
     # The same answer whether the message is another workspace's or nobody's: nothing is revealed.
     raise ReportMessageNotFound(
         "the report names no e-mail sent from this workspace (no known Message-ID or bounce address)",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -16,16 +15,10 @@ from offerloop.models import DeliveryReport, OutboxMessage
 
 
 def message_for_report(
-    session: Session, workspace_id: str | None, *, outbox_id: int | None = None, message_id: str | None = None
+    session: Session, workspace_id: str, *, outbox_id: int | None = None, message_id: str | None = None
 ) -> OutboxMessage | None:
-    """The e-mail a report names, by outbox id (a verified VERP token) or Message-ID: in ``workspace_id``,
-    or — for the operator's CLI reading the bounce mailbox, with no workspace yet — in any workspace (the
-    Message-ID hashes the workspace id with the outbox key, so it names one message of one workspace)."""
-    if workspace_id is not None:
-        stmt = scoped_select(OutboxMessage, workspace_id)
-    else:
-        stmt = select(OutboxMessage)
-    stmt = stmt.where(OutboxMessage.channel == "email")
+    """The e-mail a report names, by outbox id (a verified VERP token) or Message-ID."""
+    stmt = scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.channel == "email")
     if outbox_id is not None:
         stmt = stmt.where(OutboxMessage.id == outbox_id)
     elif message_id is not None:

@@ -53,10 +53,12 @@ def upgrade() -> None:
         "delivery_reports",
         ["workspace_id", "recipient", "id"],
     )
-    op.create_index(op.f("ix_delivery_outbox_message_id"), "delivery_outbox", ["message_id"])
+    op.create_index(
+        op.f("ix_delivery_outbox_workspace_id_message_id"), "delivery_outbox", ["workspace_id", "message_id"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_delivery_outbox_message_id"), table_name="delivery_outbox")
+    op.drop_index(op.f("ix_delivery_outbox_workspace_id_message_id"), table_name="delivery_outbox")
     op.drop_index(op.f("ix_delivery_reports_workspace_id_recipient_id"), table_name="delivery_reports")
     op.drop_table("delivery_reports")
