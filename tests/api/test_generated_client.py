@@ -33,10 +33,10 @@ def generated(live_server: LiveServer, tmp_path: Path) -> Iterator[ModuleType]:
         ConfigFile(
             package_name_override=PACKAGE,
             post_hooks=[],  # no formatter run over the generated code: nothing outside this process
-            # The export's JSON lines, a captured e-mail: text; PDFs and the open pixel: bytes.
+            # The export's JSON lines: text; e-mails (captured, or a bounce posted), PDFs and the open pixel: bytes.
             content_type_overrides={
                 "application/x-ndjson": "text/plain",
-                "message/rfc822": "text/plain",
+                "message/rfc822": "application/octet-stream",
                 "application/pdf": "application/octet-stream",
                 "image/gif": "application/octet-stream",
             },

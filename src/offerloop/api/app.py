@@ -33,6 +33,7 @@ from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.delivery.endpoints import links_router as delivery_links
 from offerloop.delivery.endpoints import router as delivery_router
 from offerloop.delivery.push.endpoints import router as push_router
+from offerloop.delivery.report_endpoints import router as delivery_reports
 from offerloop.delivery.webhooks.endpoints import router as webhooks_router
 from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
@@ -239,6 +240,7 @@ def create_app(
         ledger_router,
         delivery_router,
         delivery_links,
+        delivery_reports,
         webhooks_router,
         push_router,
         invoices_router,

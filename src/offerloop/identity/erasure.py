@@ -54,6 +54,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | journey_runs         | delete                                                                             |
 | delivery_outbox      | keep (counts), recipient, subject and body erased                                  |
 | delivery_suppressions| delete the buyer's addresses                                                       |
+| delivery_reports     | delete (bounce and complaint reports about their messages)                         |
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
@@ -127,6 +128,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "journey_runs": "delete",
     "delivery_outbox": "redact",  # kept for counts (caps, attribution); address and content erased
     "delivery_suppressions": "delete",  # the buyer's addresses: nothing is sent to an erased buyer
+    "delivery_reports": "delete",  # bounces and complaints about their messages name their address
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

@@ -19,6 +19,7 @@ from offerloop.models import (
     ArtifactVersion,
     AtomUse,
     Buyer,
+    DeliveryReport,
     Entitlement,
     Event,
     EventDedup,
@@ -192,6 +193,9 @@ def erase_delivery(
         .where(OutboxMessage.buyer_id.in_(buyer_ids))
         .values(recipient=None, subject=None, body={}, detail=None)
     )
+    reports = session.execute(
+        scoped_delete(DeliveryReport, workspace_id).where(DeliveryReport.buyer_id.in_(buyer_ids))
+    )
     suppressions = session.execute(
         scoped_delete(Suppression, workspace_id).where(
             Suppression.address.in_([a.lower() for a in addresses] + addresses)
@@ -201,6 +205,7 @@ def erase_delivery(
         "journey_runs": runs.rowcount or 0,  # type: ignore[attr-defined]
         "delivery_outbox": outbox.rowcount or 0,  # type: ignore[attr-defined]
         "delivery_suppressions": suppressions.rowcount or 0,  # type: ignore[attr-defined]
+        "delivery_reports": reports.rowcount or 0,  # type: ignore[attr-defined]
         "webhook_deliveries": len(hooks),
         "push_subscriptions": pushes.rowcount or 0,  # type: ignore[attr-defined]
     }

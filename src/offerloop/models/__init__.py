@@ -27,6 +27,7 @@ from offerloop.models.delivery_channels import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from offerloop.models.delivery_reports import DeliveryReport
 from offerloop.models.event import (
     Event,
     EventDedup,
@@ -56,6 +57,7 @@ __all__ = [
     "ContentAtom",
     "Coupon",
     "Decision",
+    "DeliveryReport",
     "DeliverySettings",
     "DropStock",
     "Entitlement",

@@ -73,6 +73,7 @@ class OutboxMessage(Base):
         UniqueConstraint("workspace_id", "key"),
         Index(None, "workspace_id", "buyer_id", "channel", "sent_at"),
         Index(None, "workspace_id", "status", "id"),
+        Index(None, "workspace_id", "message_id"),  # a bounce or complaint names its message by Message-ID
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
