@@ -8,6 +8,7 @@ after ``max_attempts``, parked; only that consumer's partition waits for it mean
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -540,6 +541,21 @@ class Listener:
                 self._stop.wait(1.0)
 
 
+_settled = False
+
+
+def settle_heap() -> None:
+    """Once per process, when its workers start: move every object alive now (modules, the app, the ORM's
+    mappers — hundreds of thousands) out of the cyclic collector's reach. Consumers allocate a few dicts per
+    event, so the collector runs often, and each full pass re-scanned all of them: a quarter of the
+    consumers' CPU and of reading the log (bench/consumers.py --no-gc-freeze). Objects that become garbage
+    later are still freed by reference counting; only cycles among them are kept."""
+    global _settled
+    if not _settled:
+        _settled = True
+        gc.freeze()
+
+
 class PipelineWorkers:
     """Runner threads over the consumer kinds (and the log's due maintenance), plus the NOTIFY listener."""
 
@@ -555,6 +571,7 @@ class PipelineWorkers:
     def start(self) -> None:
         from offerloop.pipeline import partitions
 
+        settle_heap()
         partitions.schedule(self.db)
         self.listener.start()
         self.runner.start()
