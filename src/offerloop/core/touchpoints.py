@@ -483,10 +483,6 @@ def extract_touchpoint(
     )
 
 
-def _field(mapping: object, key: str) -> object:
-    return mapping.get(key) if isinstance(mapping, _MAPPINGS) else None
-
-
 def _shape(value: object) -> int:
     """0 absent, 1 an object, 2 anything else (which ``extract_touchpoint`` flags as malformed)."""
     return 0 if value is None else 1 if isinstance(value, _MAPPINGS) else 2
@@ -499,14 +495,29 @@ def touchpoint_of(event_type: object, properties: object, context: object) -> To
     """``extract_touchpoint``, memoised on exactly what it reads: the kind, which containers are objects (a
     malformed one is flagged), the URLs, the referrers and the five campaign values. A buyer's events repeat
     their page and campaign, so the identity stage and ``touch_channel`` parse each once."""
-    if not _may_carry_touch(event_type, properties, context):
+    # ``_may_carry_touch`` and ``_field``, inlined: this runs for every event in two consumers.
+    props = properties if isinstance(properties, _MAPPINGS) else None
+    ctx = context if isinstance(context, _MAPPINGS) else None
+    url = props.get("url") if props is not None else None
+    referrer = props.get("referrer") if props is not None else None
+    page = ctx.get("page") if ctx is not None else None
+    campaign = ctx.get("campaign") if ctx is not None else None
+    if (
+        url is None
+        and referrer is None
+        and page is None
+        and campaign is None
+        and isinstance(event_type, str)
+        and event_type.strip().lower() not in ("page", "screen")
+    ):
         return None
-    page = _field(context, "page")
-    campaign = _field(context, "campaign")
+    page_map = page if isinstance(page, _MAPPINGS) else None
+    campaign_map = campaign if isinstance(campaign, _MAPPINGS) else None
     key = (
         event_type, _shape(properties), _shape(context), _shape(page), _shape(campaign),
-        _field(page, "url"), _field(properties, "url"), _field(page, "referrer"), _field(properties, "referrer"),
-        *((campaign.get(k) for k in _CAMPAIGN_KEYS) if isinstance(campaign, _MAPPINGS) else ()),
+        page_map.get("url") if page_map is not None else None, url,
+        page_map.get("referrer") if page_map is not None else None, referrer,
+        *((campaign_map.get(k) for k in _CAMPAIGN_KEYS) if campaign_map is not None else ()),
     )  # fmt: skip
     try:
         hash(key)
