@@ -93,7 +93,7 @@ def main() -> None:
     )
 
     if not args.no_gc_freeze:
-        gc.freeze()  # as a server or worker process does when its consumers start (pipeline.runner.settle_heap)
+        gc.freeze()  # as a server or worker process does when its consumers start (pipeline.pacing.settle_heap)
     print(f"load average (1 min) before: {load_average()}")
     timings: dict[str, tuple[float, float]] = {}
     reading = [0.0, 0.0]  # wall, CPU
