@@ -54,8 +54,9 @@ def _track(i: int) -> dict[str, Any]:
 
 
 def test_a_slow_stage_takes_smaller_steps_and_applies_everything_once(
-    db: Database, workspace: Any, _pace: dict[str, float]
+    db: Database, workspace: Any, _pace: dict[str, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(runner.config, "step_s", 0.05)  # off by default
     pipeline_log.set_inline(db, False)
     batch = event_service.prepare_batch(
         [_track(i) for i in range(500)], received_at=utcnow(), max_event_bytes=32 * 1024

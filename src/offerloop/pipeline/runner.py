@@ -35,7 +35,7 @@ class Config:
 
     partitions: int | None = None  # None: 1 on SQLite, 8 on PostgreSQL (see ``partitions_for``)
     batch: int = 2000
-    step_s: float = 0.05  # SQLite: a step takes ~this many seconds of events (pacing.step_size); 0: batch
+    step_s: float = 0.0  # SQLite: a step takes ~this many seconds of events (pacing.step_size); 0: batch
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 30.0
