@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import shutil
 import sys
@@ -22,7 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import machine
+from _common import load_average, machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.pipeline_consumers import harness
@@ -31,6 +32,7 @@ from tests.pipeline_consumers.test_equivalence import configure
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
+from offerloop.pipeline import log as pipeline_log
 from offerloop.sim.audience import Audience
 from offerloop.workspaces import service as workspace_service
 
@@ -52,6 +54,10 @@ def main() -> None:
         ("--profile", str, None, "name of a consumer to run under cProfile"),
     ):
         parser.add_argument(flag, type=kind, default=default, help=about)
+    parser.add_argument("--sort", default="cumulative", help="the profile's order (cumulative, tottime…)")
+    parser.add_argument(
+        "--no-gc-freeze", action="store_true", help="leave the objects made at start-up to the collector"
+    )
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
@@ -86,19 +92,23 @@ def main() -> None:
         f"backend: {engine.dialect.name}; appended {appended:,} events in {time.perf_counter() - t0:.1f} s (not timed)"
     )
 
-    timings: dict[str, float] = {}
-    reading = 0.0
+    if not args.no_gc_freeze:
+        gc.freeze()  # as a server or worker process does when its consumers start (pipeline.pacing.settle_heap)
+    print(f"load average (1 min) before: {load_average()}")
+    timings: dict[str, tuple[float, float]] = {}
+    reading = [0.0, 0.0]  # wall, CPU
     for c in [*harness.stage("identity"), *harness.stage("buyer")]:
         profiler = cProfile.Profile() if args.profile == c.name else None
-        spent, after, count = 0.0, 0, 0
+        spent, cpu, after, count = 0.0, 0.0, 0, 0
         while True:
-            r0 = time.perf_counter()
-            with db.read() as session:
-                events = harness.read_log(session, ws, after=after, limit=args.batch)
-            reading += time.perf_counter() - r0
+            r0, rc0 = time.perf_counter(), time.process_time()
+            with db.read() as session:  # the runner's reader (a partition's stage reads it once per step)
+                events = pipeline_log.read(session, ws, after=after, up_to=None, part=None, limit=args.batch)
+            reading[0] += time.perf_counter() - r0
+            reading[1] += time.process_time() - rc0
             if not events:
                 break
-            c0 = time.perf_counter()
+            c0, cc0 = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
             with db.write() as session:
@@ -106,14 +116,25 @@ def main() -> None:
             if profiler:
                 profiler.disable()
             spent += time.perf_counter() - c0
+            cpu += time.process_time() - cc0
             after, count = events[-1].seq, count + len(events)
-        timings[c.name] = spent
-        print(f"  {c.name:<10} {c.stage:<8} {count:,} events in {spent:6.2f} s = {count / spent:>9,.0f} ev/s")
+        timings[c.name] = (spent, cpu)
+        print(
+            f"  {c.name:<10} {c.stage:<8} {count:,} events in {spent:6.2f} s = {count / spent:>9,.0f} ev/s"
+            f"  (CPU {cpu:6.2f} s, {cpu / count * 1e6:6.1f} µs/event)"
+        )
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-    total = sum(timings.values())
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(30)
+    total, total_cpu = (sum(t[i] for t in timings.values()) for i in (0, 1))
+    passes = len(timings)
     print(f"all consumers: {total:.2f} s = {appended / total:,.0f} ev/s processed "
-          f"(reading the log back, {len(timings)} passes: {reading:.2f} s; with it {appended / (total + reading):,.0f} ev/s)")  # fmt: skip
+          f"(CPU {total_cpu:.2f} s, {total_cpu / appended * 1e6:.1f} µs/event)")  # fmt: skip
+    print(f"reading the log back, {passes} passes: {reading[0]:.2f} s (CPU {reading[1]:.2f} s, "
+          f"{reading[1] / passes / appended * 1e6:.1f} µs/event/pass)")  # fmt: skip
+    two = total + reading[0] * 2 / passes  # the runner reads twice: the identity stage, then the buyer stage
+    print(f"with the runner's two reads (identity stage, buyer stage): {appended / two:,.0f} ev/s; "
+          f"with one read per consumer: {appended / (total + reading[0]):,.0f} ev/s")  # fmt: skip
+    print(f"load average (1 min) after: {load_average()}")
     engine.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
 

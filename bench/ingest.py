@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _common import create_workspace, load, machine, percentile, start_server
+from _common import create_workspace, load, machine, percentile, start_server, tree_cpu_seconds
 from ingest_baseline import (
     bare_executemany,
     report,
@@ -333,10 +333,13 @@ def main() -> None:
     sdk = None
     try:
         measures_lag = consumer_lag(server.url) is not None
+        cpu_start = tree_cpu_seconds(server.proc.pid) + sum(tree_cpu_seconds(w.pid) for w in workers)
         started, latencies, statuses = send_http(server.port, ws["write_key"], bodies, args.connections)
         acked_at = time.perf_counter()
+        cpu_acked = tree_cpu_seconds(server.proc.pid) + sum(tree_cpu_seconds(w.pid) for w in workers)
         if measures_lag:
             processed_at = wait_processed(server.url, args.processed_timeout)
+        cpu_done = tree_cpu_seconds(server.proc.pid) + sum(tree_cpu_seconds(w.pid) for w in workers)
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {ws['secret_key']}"}
         ) as admin:
@@ -401,6 +404,11 @@ def main() -> None:
         print(
             f"(b) processed: {args.events / took:,.0f} events/s ({took:.1f} s from the first send to lag 0)"
         )
+    # CPU, not wall: on a shared machine it is the figure other work moves least.
+    print(
+        f"    server CPU per event: {(cpu_acked - cpu_start) / args.events * 1e6:.0f} µs until the last "
+        f"acknowledgement, {(cpu_done - cpu_start) / args.events * 1e6:.0f} µs until processed (+ worker processes)"
+    )
     if limit is not None:
         rows_n, bare_s, stages = limit
         for line in report(args.events, rows_n, bare_s, stages):

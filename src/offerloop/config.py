@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     pipeline_workers: int = Field(default=2, ge=0, le=32)
     pipeline_partitions: int | None = Field(default=None, ge=1, le=1024)
     pipeline_batch: int = Field(default=2000, ge=1, le=100_000)
+    pipeline_step_s: float = Field(default=0.0, ge=0.0, le=60.0)
     pipeline_max_attempts: int = Field(default=5, ge=1, le=100)
     pipeline_backoff_base_s: float = Field(default=1.0, gt=0.0)
     pipeline_backoff_cap_s: float = Field(default=30.0, gt=0.0)

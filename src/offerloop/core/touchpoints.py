@@ -25,7 +25,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-__all__ = ["CHANNELS", "TouchpointData", "extract_touchpoint", "touch_channel"]
+# dict first: events' JSON objects are dicts, and a check against the Mapping ABC alone costs ~5x.
+_MAPPINGS = (dict, Mapping)
+
+__all__ = ["CHANNELS", "TouchpointData", "extract_touchpoint", "touch_channel", "touchpoint_of"]
 
 CHANNELS: tuple[str, ...] = ("search", "social", "email", "paid", "direct", "referral")
 
@@ -234,7 +237,7 @@ def _canonical_source(value: str) -> str:
 def _as_mapping(value: object, field: str, flags: set[str]) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if isinstance(value, Mapping):
+    if isinstance(value, _MAPPINGS):
         return value
     flags.add(f"malformed:{field}")
     return {}
@@ -374,11 +377,11 @@ def _may_carry_touch(event_type: object, properties: object, context: object) ->
     referrer or campaign values are read from is present (the fast path for most track events)."""
     if not isinstance(event_type, str) or event_type.strip().lower() in ("page", "screen"):
         return True
-    if isinstance(properties, Mapping) and (
+    if isinstance(properties, _MAPPINGS) and (
         properties.get("url") is not None or properties.get("referrer") is not None
     ):
         return True
-    return isinstance(context, Mapping) and (
+    return isinstance(context, _MAPPINGS) and (
         context.get("page") is not None or context.get("campaign") is not None
     )
 
@@ -480,40 +483,70 @@ def extract_touchpoint(
     )
 
 
-def _field(mapping: object, key: str) -> object:
-    return mapping.get(key) if isinstance(mapping, Mapping) else None
+def _shape(value: object) -> int:
+    """0 absent, 1 an object, 2 anything else (which ``extract_touchpoint`` flags as malformed)."""
+    return 0 if value is None else 1 if isinstance(value, _MAPPINGS) else 2
+
+
+_CAMPAIGN_KEYS = tuple(ctx_key for _, _, ctx_key in _UTM_FIELDS)
+
+
+def touchpoint_of(event_type: object, properties: object, context: object) -> TouchpointData | None:
+    """``extract_touchpoint``, memoised on exactly what it reads: the kind, which containers are objects (a
+    malformed one is flagged), the URLs, the referrers and the five campaign values. A buyer's events repeat
+    their page and campaign, so the identity stage and ``touch_channel`` parse each once."""
+    # ``_may_carry_touch`` and ``_field``, inlined: this runs for every event in two consumers.
+    props = properties if isinstance(properties, _MAPPINGS) else None
+    ctx = context if isinstance(context, _MAPPINGS) else None
+    url = props.get("url") if props is not None else None
+    referrer = props.get("referrer") if props is not None else None
+    page = ctx.get("page") if ctx is not None else None
+    campaign = ctx.get("campaign") if ctx is not None else None
+    if (
+        url is None
+        and referrer is None
+        and page is None
+        and campaign is None
+        and isinstance(event_type, str)
+        and event_type.strip().lower() not in ("page", "screen")
+    ):
+        return None
+    page_map = page if isinstance(page, _MAPPINGS) else None
+    campaign_map = campaign if isinstance(campaign, _MAPPINGS) else None
+    key = (
+        event_type, _shape(properties), _shape(context), _shape(page), _shape(campaign),
+        page_map.get("url") if page_map is not None else None, url,
+        page_map.get("referrer") if page_map is not None else None, referrer,
+        *((campaign_map.get(k) for k in _CAMPAIGN_KEYS) if campaign_map is not None else ()),
+    )  # fmt: skip
+    try:
+        hash(key)
+    except TypeError:  # an unhashable value somewhere: no memo, the same answer
+        return extract_touchpoint(event_type, properties, context)  # type: ignore[arg-type]
+    return _touchpoint_of(key)
 
 
 def touch_channel(event_type: object, properties: object, context: object) -> str | None:
-    """``extract_touchpoint(...).channel`` (None without a touchpoint), memoised on exactly the values the
-    channel is derived from: the page/screen kind, the URLs, the referrers and Segment's campaign."""
-    if not _may_carry_touch(event_type, properties, context):
-        return None
-    page = _field(context, "page")
-    campaign = _field(context, "campaign")
-    values = (
-        _field(page, "url"),
-        _field(properties, "url"),
-        _field(page, "referrer"),
-        _field(properties, "referrer"),
-    )
-    try:
-        items = tuple(sorted(campaign.items())) if isinstance(campaign, Mapping) else campaign
-        key = (event_type, *values, items)
-        hash(key)
-    except TypeError:  # an unhashable value somewhere: no memo, the same answer
-        touch = extract_touchpoint(event_type, properties, context)  # type: ignore[arg-type]
-        return touch.channel if touch is not None else None
-    return _channel_of(key)
-
-
-@lru_cache(maxsize=1 << 16)
-def _channel_of(key: tuple[object, ...]) -> str | None:
-    event_type, page_url, url, page_referrer, referrer, items = key
-    campaign = dict(items) if isinstance(items, tuple) else items
-    touch = extract_touchpoint(
-        event_type,  # type: ignore[arg-type]
-        {"url": url, "referrer": referrer},
-        {"page": {"url": page_url, "referrer": page_referrer}, "campaign": campaign},
-    )
+    """``extract_touchpoint(...).channel`` (None without a touchpoint), memoised (see ``touchpoint_of``)."""
+    touch = touchpoint_of(event_type, properties, context)
     return touch.channel if touch is not None else None
+
+
+_MALFORMED = "malformed"  # stands in for a container that is not an object: flagged, read as empty
+
+
+def _rebuilt(shape: object, fields: dict[str, object]) -> object:
+    return None if shape == 0 else fields if shape == 1 else _MALFORMED
+
+
+@lru_cache(maxsize=1 << 15)
+def _touchpoint_of(key: tuple[object, ...]) -> TouchpointData | None:
+    event_type, props, ctx, page, campaign, page_url, url, page_referrer, referrer, *values = key
+    campaign_fields = dict(zip(_CAMPAIGN_KEYS, values, strict=False))
+    page_fields = {"url": page_url, "referrer": page_referrer}
+    ctx_fields = {"page": _rebuilt(page, page_fields), "campaign": _rebuilt(campaign, campaign_fields)}
+    return extract_touchpoint(
+        event_type,  # type: ignore[arg-type]
+        _rebuilt(props, {"url": url, "referrer": referrer}),  # type: ignore[arg-type]
+        _rebuilt(ctx, ctx_fields),  # type: ignore[arg-type]
+    )

@@ -113,11 +113,20 @@ def select_pairs(
     return select_in(conn, prefix, [workspace_id, *firsts], f"t.{b}", sorted({y for _, y in pairs}))
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def read_datetime(value: Any) -> datetime | None:
     """A DATETIME as stored by either database, as aware UTC."""
     if value is None:
         return None
-    parsed: datetime = parse_stored_datetime(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        try:  # SQLite's stored form, naive UTC text: one C call (``replace(tzinfo=...)`` costs 4x more)
+            return _fromisoformat(value + "+00:00")
+        except ValueError:  # an unpadded year written by an older version, or text with its own offset
+            parsed = parse_stored_datetime(value)
+    else:
+        parsed = value
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 

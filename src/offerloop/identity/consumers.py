@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from offerloop.core.touchpoints import extract_touchpoint, touch_channel
+from offerloop.core.touchpoints import touchpoint_of
 from offerloop.db.uow import after_commit
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
@@ -35,11 +35,9 @@ def _incoming(e: LogEvent) -> identity_service.IncomingEvent:
 def _touchpoint(workspace_id: str, e: LogEvent, buyer_id: str, created: bool) -> tuple[Any, ...] | None:
     """The row to keep for this event's touch: every campaign/referral touch is kept; a plain direct
     visit only as a new buyer's first touch."""
-    channel = touch_channel(e.type, e.properties, e.context)  # memoised: most events need no more
-    if channel is None or (channel == "direct" and not created):
+    tp = touchpoint_of(e.type, e.properties, e.context)  # memoised: a buyer's events repeat their page
+    if tp is None or (tp.channel == "direct" and not created):
         return None
-    tp = extract_touchpoint(e.type, e.properties, e.context)
-    assert tp is not None
     return (
         workspace_id, buyer_id, e.seq, e.timestamp, tp.channel, tp.source, tp.medium, tp.campaign, tp.content,
         tp.term, tp.click_id_type, tp.click_id, tp.referrer_host, tp.landing_url, list(tp.flags),

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy.orm import Session
 
 
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """One appended event as a consumer sees it. ``buyer_id`` is set by the identity stage (None before)."""
+class LogEvent(NamedTuple):
+    """One appended event as a consumer sees it. ``buyer_id`` is set by the identity stage (None before).
+
+    A named tuple, not a frozen dataclass: every event is built once per stage read, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost 5x a tuple's."""
 
     seq: int
     workspace_id: str

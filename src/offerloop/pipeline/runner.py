@@ -24,7 +24,7 @@ from offerloop.db.uow import Database, after_commit, after_commit_mark, drop_aft
 from offerloop.jobs import lease, queue
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Job, ParkedEvent
-from offerloop.pipeline import checkpoints, log, metrics
+from offerloop.pipeline import checkpoints, log, metrics, pacing
 from offerloop.pipeline.registry import Consumer, LogEvent, consumers
 from offerloop.telemetry import log as logger
 
@@ -35,6 +35,7 @@ class Config:
 
     partitions: int | None = None  # None: 1 on SQLite, 8 on PostgreSQL (see ``partitions_for``)
     batch: int = 2000
+    step_s: float = 0.0  # SQLite: a step takes ~this many seconds of events (pacing.step_size); 0: batch
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 30.0
@@ -234,12 +235,14 @@ def step(
     limit = gate(session, consumer, workspace_id)
     if up_to is not None:
         limit = up_to if limit is None else min(limit, up_to)
+    batch = pacing.step_size(session, consumer.stage, batch=config.batch, step_s=config.step_s)
+    began = time.perf_counter()
     events = log.read(
         session, workspace_id, after=int(job.cursor or 0), up_to=limit,
-        part=None if consumer.stage == "identity" else part, limit=config.batch + 1,
+        part=None if consumer.stage == "identity" else part, limit=batch + 1,
     )  # fmt: skip
-    more = len(events) > config.batch
-    events = events[: config.batch]
+    more = len(events) > batch
+    events = events[:batch]
     riders = _riders(session, consumer, job, now) if events else []
     started = time.perf_counter()
     out = _apply(session, db, consumer, job, events, now)
@@ -249,6 +252,7 @@ def step(
         ridden = _apply(session, db, rider, row, events, now)
         after_commit(session, _stepped(rider.name, ridden, time.perf_counter() - started))
         lease.finish(row, now=now, again_at=ridden.retry_at or (now if more else None))
+    pacing.paced(consumer.stage, len(events), time.perf_counter() - began)
     if out.touched:
         buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
         log.lock_feed(session, workspace_id, "buyer")
@@ -555,6 +559,7 @@ class PipelineWorkers:
     def start(self) -> None:
         from offerloop.pipeline import partitions
 
+        pacing.settle_heap()
         partitions.schedule(self.db)
         self.listener.start()
         self.runner.start()
