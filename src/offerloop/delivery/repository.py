@@ -151,6 +151,16 @@ def message(
     return session.scalars(stmt).first()
 
 
+def messages(
+    session: Session, workspace_id: str, message_ids: list[int], *, lock: bool = False
+) -> list[OutboxMessage]:
+    """Several messages in one statement (a batch), by id."""
+    stmt = scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.id.in_(message_ids))
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt.order_by(OutboxMessage.id)))
+
+
 def message_by_key(session: Session, workspace_id: str, key: str) -> OutboxMessage | None:
     return session.scalars(scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.key == key)).first()
 
