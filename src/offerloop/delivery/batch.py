@@ -34,6 +34,7 @@ class _Cleared:
     job_id: int
     outbox_id: int
     email: dispatch.Email | None
+    who: audience.Recipient | None  # as the gate read it: the feedback event names the buyer the same way
 
 
 def send(
@@ -82,7 +83,7 @@ def _send_workspace(
             row, outcome = rows.get(message.outbox_id), outcomes.get(message.outbox_id)
             if row is None or outcome is None:
                 continue
-            events += record_outcome(session, row, outcome, now)
+            events += record_outcome(session, row, outcome, now, message.who)
             if outcome.status == "transient":
                 results[message.job_id] = TransientSend(outcome.detail or "try again later")
         sending.record(session, workspace_id, events)
@@ -98,7 +99,7 @@ def _clear(
     rows = {
         r.id: r for r in repository.messages(session, workspace_id, [int(j.key) for j in jobs], lock=True)
     }
-    reads = sending.Reads(session)
+    reads = sending.reads_of(session)
     buyers: set[str] = set()
     events: list[dict[str, Any]] = []
     cleared: list[_Cleared] = []
@@ -112,9 +113,8 @@ def _clear(
             results[job.id] = now
             continue
         buyers.add(row.buyer_id)
-        verdict = sending.gate(
-            session, row, audience.recipient(session, workspace_id, row.buyer_id), now, reads
-        )
+        who = audience.recipient(session, workspace_id, row.buyer_id)
+        verdict = sending.gate(session, row, who, now, reads)
         if verdict.verdict == "later":
             row.not_before = results[job.id] = verdict.when
             continue
@@ -127,19 +127,20 @@ def _clear(
             row.status = "sending"
             link = link or links_for(session)
             email = mailer().snapshot(row, reads.rules(workspace_id).sender, link)
-            cleared.append(_Cleared(job.id, row.id, email))
+            cleared.append(_Cleared(job.id, row.id, email, who))
         elif row.channel == "push":
             row.status = "sending"
-            cleared.append(_Cleared(job.id, row.id, None))
+            cleared.append(_Cleared(job.id, row.id, None, who))
         else:
-            events += record_outcome(session, row, dispatch.deliver_local(session, row), now)
+            events += record_outcome(session, row, dispatch.deliver_local(session, row), now, who)
     sending.record(session, workspace_id, events)
     return cleared
 
 
 def record_outcome(
-    session: Session, row: OutboxMessage, outcome: dispatch.Outcome, now: datetime
-) -> list[dict[str, Any]]:
+    session: Session, row: OutboxMessage, outcome: dispatch.Outcome, now: datetime,
+    who: audience.Recipient | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Record what the channel answered on the message (a hard bounce also suppresses the address); the
     feedback events to append."""
     if outcome.status == "sent":
@@ -147,7 +148,7 @@ def record_outcome(
         if row.channel == "inapp":
             workspace_id, buyer_id = row.workspace_id, row.buyer_id
             after_commit(session, lambda: inbox.notify(workspace_id, buyer_id))
-        return [sending.feedback_event(session, row, "Message Sent", {}, "sent")]
+        return [sending.feedback_event(session, row, "Message Sent", {}, "sent", who=who)]
     if outcome.status == "permanent":
         row.status, row.detail = "failed", outcome.detail[:2000]
         reason = {"reason": outcome.detail[:200]}
@@ -155,7 +156,7 @@ def record_outcome(
             repository.suppress(session, {"workspace_id": row.workspace_id, "channel": row.channel,
                                           "address": row.recipient, "scope": "all",
                                           "reason": f"hard bounce: {outcome.detail}"[:200], "created_at": now})  # fmt: skip
-            return [sending.feedback_event(session, row, "Message Bounced", reason, "bounced")]
-        return [sending.feedback_event(session, row, "Message Failed", reason, "failed")]
+            return [sending.feedback_event(session, row, "Message Bounced", reason, "bounced", who=who)]
+        return [sending.feedback_event(session, row, "Message Failed", reason, "failed", who=who)]
     row.status, row.detail = "queued", outcome.detail[:2000]
     return []

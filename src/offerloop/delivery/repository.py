@@ -130,16 +130,15 @@ def run_counts(session: Session, workspace_id: str, journey: str) -> list[tuple[
 # -- outbox -------------------------------------------------------------------------------------------
 
 
-def add_message(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert a message unless its key is already there; its id, or None for a repeat."""
+def add_message(session: Session, values: dict[str, Any]) -> OutboxMessage | None:
+    """Insert a message unless its key is already there: the new row (one statement), or None for a repeat."""
     stmt = (
         _insert(session)(OutboxMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "key"])
-        .returning(OutboxMessage.id)
+        .returning(OutboxMessage)
     )
-    found = session.execute(stmt).scalar_one_or_none()
-    return None if found is None else int(found)
+    return session.scalars(stmt).one_or_none()
 
 
 def message(

@@ -50,7 +50,11 @@ def render_into(
         return links.url(link.public_url, link.secret, "c", {**base, "u": safe})
 
     unsubscribe = links.url(link.public_url, link.secret, "u", base)
-    features, persona, entitlements = audience.template_facts(session, row.workspace_id, who, now)
+    sources = (send.subject, send.text, send.html, send.url)
+    with_persona = any("persona" in templates.names(source) for source in sources if source is not None)
+    features, persona, entitlements = audience.template_facts(
+        session, row.workspace_id, who, now, with_persona=with_persona
+    )
     values: dict[str, Any] = {
         "buyer": {"id": who.buyer_id, "user_id": who.user_id, "email": who.email, "traits": who.traits},
         "features": features, "persona": persona, "entitlements": entitlements,
@@ -102,6 +106,17 @@ class Reads:
         return self._rules[workspace_id]
 
 
+def reads_of(session: Session) -> Reads:
+    """The transaction's ``Reads`` (a unit of work is one session: a batch of runs or sends shares it)."""
+    found = session.info.get(_READS)
+    if not isinstance(found, Reads):
+        found = session.info[_READS] = Reads(session)
+    return found
+
+
+_READS: Final = "offerloop.delivery.reads"
+
+
 def gate(
     session: Session, row: OutboxMessage, who: audience.Recipient | None, now: datetime,
     reads: Reads | None = None,
@@ -109,7 +124,7 @@ def gate(
     """Whether the message may go now. Transactional messages skip consent, caps and quiet hours."""
     if who is None or who.deleted:
         return Gate("skip", "buyer deleted")
-    reads = reads or Reads(session)
+    reads = reads or reads_of(session)
     latest = reads.journey(row.workspace_id, row.journey) if row.journey is not None else None
     if latest is not None and latest.paused:
         return Gate("skip", "journey paused (kill switch)")
@@ -156,14 +171,16 @@ def workspace_rules(session: Session, workspace_id: str) -> rules.Rules:
 
 
 def feedback_event(session: Session, row: OutboxMessage, name: str, extra: dict[str, Any], suffix: str,
-                   context: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                   context: dict[str, Any] | None = None, who: audience.Recipient | None = None) -> dict[str, Any]:  # fmt: skip
     """The event on the buyer's record about this message (sent, bounced, clicked, ...), keyed to be stored
-    once; append it with ``record`` (a batch appends all of its events in one call)."""
+    once; append it with ``record`` (a batch appends all of its events in one call). ``who``: the buyer as
+    read in this transaction, if it was."""
     props = {"channel": row.channel, "journey": row.journey, "step": row.step, "message_id": row.message_id,
              "outbox_id": row.id, "category": row.category, **extra}  # fmt: skip
     return events_service.buyer_track(
-        session, row.workspace_id, row.buyer_id, name, props, f"delivery-{row.id}-{suffix}"[:200], context
-    )
+        session, row.workspace_id, row.buyer_id, name, props, f"delivery-{row.id}-{suffix}"[:200], context,
+        buyer=who.record if who is not None else None,
+    )  # fmt: skip
 
 
 def record(session: Session, workspace_id: str, events: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -80,6 +80,15 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
     if len(out) > MAX_OUTPUT_CHARS:
         raise RenderError(f"rendered {len(out)} characters, more than {MAX_OUTPUT_CHARS}")
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def names(source: str) -> frozenset[str]:
+    """The top-level names ``source`` reads (so a send loads only the facts its templates use)."""
+    try:
+        return frozenset(meta.find_undeclared_variables(_TEXT.parse(source)))
+    except TemplateSyntaxError:
+        return frozenset()
 
 
 @functools.lru_cache(maxsize=512)

@@ -1,0 +1,109 @@
+"""The documented bound for a batch: a server killed (SIGKILL) while the SMTP server holds the last message of
+a batch of three — all three handed over, none recorded — sends those three once more after a restart, each
+with its own Message-ID, and never a third time."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import threading
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from tests.conftest import LiveServer, basic, bearer
+from tests.delivery.email.smtpd import Recorder
+from tests.delivery.email.test_crash import DEADLINE_S, JOURNEY, until
+
+from offerloop.core.clock import utcnow
+from offerloop.db.engine import make_engine
+from offerloop.models import Job, OutboxMessage
+
+pytestmark = pytest.mark.server
+BUYERS = ("ann", "bob", "cy")
+
+
+class HoldThird(Recorder):
+    """Takes every message (stored); does not answer the third one's DATA until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.took_third = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) == 3 and not self.took_third.is_set():
+            self.took_third.set()
+            while not self.release.is_set():  # the client is killed meanwhile
+                await asyncio.sleep(0.05)
+        return reply
+
+
+@pytest.fixture
+def batch_crash_server(
+    tmp_path: Path, engine: Engine, database_url: str, monkeypatch, smtp_server
+) -> Iterator[tuple[LiveServer, HoldThird]]:
+    recorder = HoldThird()
+    smtp = smtp_server(recorder)
+    monkeypatch.setenv("OFFERLOOP_ENVIRONMENT", "test")
+    monkeypatch.setenv("OFFERLOOP_TEST_CLOCK_FILE", str(tmp_path / "clock"))
+    monkeypatch.setenv("OFFERLOOP_SMTP_URL", f"smtp://127.0.0.1:{smtp.port}")
+    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
+    srv = LiveServer(url, log_path=tmp_path / "server.log")
+    srv.start()
+    yield srv, recorder
+    recorder.release.set()
+    srv.stop()
+
+
+def test_a_kill_mid_batch_resends_the_batch_handed_over_once(batch_crash_server, tmp_path) -> None:
+    server, recorder = batch_crash_server
+    ws = json.loads(server.cli("workspace", "create", "Crash", "--json").stdout)
+    store = make_engine(server.database_url)
+
+    def outbox() -> dict[str, tuple[str, int, str]]:
+        with store.connect() as conn:
+            rows = conn.execute(select(OutboxMessage.recipient, OutboxMessage.status, OutboxMessage.attempts,
+                                       OutboxMessage.message_id).where(OutboxMessage.workspace_id == ws["id"]))  # fmt: skip
+            return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        r = http.put("/v1/journeys/receipt", headers=bearer(ws["secret_key"]), json={"yaml": JOURNEY})
+        assert r.status_code == 200
+        now = utcnow().isoformat()
+        batch = [{"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com"}, "messageId": f"i-{u}",
+                  "timestamp": now} for u in BUYERS]  # fmt: skip
+        batch += [{"type": "track", "userId": u, "event": "Order Completed", "messageId": f"o-{u}", "timestamp": now}
+                  for u in BUYERS]  # fmt: skip
+        assert (
+            http.post("/v1/batch", headers=basic(ws["write_key"]), json={"batch": batch}).status_code == 200
+        )
+    assert recorder.took_third.wait(DEADLINE_S)
+    first = outbox()
+    # One batch: all three marked sending in one transaction, handed over one after the other, none recorded.
+    assert {a: s[:2] for a, s in first.items()} == {f"{u}@example.com": ("sending", 1) for u in BUYERS}
+    server.kill()  # SIGKILL: the SMTP server has the three messages, the outbox does not know
+    server.proc.wait()
+    recorder.release.set()
+
+    (tmp_path / "clock").write_text("600")  # past the send jobs' lease (120 s)
+    server.start()
+    until("the batch is recorded as sent", lambda: {s[:2] for s in outbox().values()} == {("sent", 2)})
+    received = sorted(
+        email.message_from_bytes(m.data, policy=policy.default)["Message-ID"] for m in recorder.messages
+    )
+    assert received == sorted([s[2] for s in first.values()] * 2)  # each once more, with its own Message-ID
+    with store.connect() as conn:
+        jobs = conn.execute(
+            select(Job.state).where(Job.kind == "delivery.send", Job.workspace_id == ws["id"])
+        )
+        assert [j for (j,) in jobs] == ["done"] * 3
+    assert len(recorder.messages) == 6
+    store.dispose()
