@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixture imported from test_journey_mail is requested by name)
 """The batch send path against a real SMTP server on loopback: one claim takes a batch of runs and of sends,
 a batch's e-mails go over one kept-open connection and are recorded together, and batching keeps every
 guarantee — caps, hard-bounce suppression, transient retries — message by message."""
@@ -9,7 +10,7 @@ from datetime import timedelta
 from email import policy
 
 from sqlalchemy import event
-from tests.delivery.email.test_journey_mail import mail, outbox, signup  # noqa: F401 (a fixture)
+from tests.delivery.email.test_journey_mail import mail, outbox, signup  # noqa: F401 (mail: a fixture)
 
 from offerloop.core.clock import utcnow
 from offerloop.delivery import tasks
@@ -37,11 +38,7 @@ def events_of(client, secret_headers, user: str) -> list[str]:
 
 
 def test_a_batch_goes_over_one_connection_and_is_recorded_in_one_pass(
-    client,
-    db,
-    write_headers,
-    secret_headers,
-    mail,  # noqa: F811
+    client, db, write_headers, secret_headers, mail
 ) -> None:
     users = [f"u{i:02d}" for i in range(20)]
     for user in users:
@@ -77,11 +74,7 @@ def test_a_batch_goes_over_one_connection_and_is_recorded_in_one_pass(
 
 
 def test_a_buyer_gets_one_message_per_batch_so_a_cap_counts_the_first(
-    client,
-    db,
-    write_headers,
-    secret_headers,
-    mail,  # noqa: F811
+    client, db, write_headers, secret_headers, mail
 ) -> None:
     r = client.put("/v1/delivery/settings", headers=secret_headers,
                    json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {"email": {"max": 1, "per": "1d"}},
@@ -104,11 +97,7 @@ def test_a_buyer_gets_one_message_per_batch_so_a_cap_counts_the_first(
 
 
 def test_a_bounce_and_a_transient_refusal_in_a_batch_leave_the_others_sent(
-    client,
-    db,
-    write_headers,
-    secret_headers,
-    mail,  # noqa: F811
+    client, db, write_headers, secret_headers, mail
 ) -> None:
     recorder = mail["server"].recorder
     recorder.rcpt_replies["bob@example.com"] = "550 5.1.1 no such user"
