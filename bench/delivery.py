@@ -4,6 +4,7 @@ loopback (latency), and a queue of e-mails drained by a worker process with two 
     python bench/delivery.py                 # 200 latency samples, 10,000 drained
     python bench/delivery.py --drain 2000    # a shorter run
     python bench/delivery.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_drain
+    python bench/delivery.py --workers 2 --threads 1   # two worker processes of one job thread each
 
 Targets (issue 12): ack -> SMTP p99 <= 1 s; >= 200 messages/s drained with two workers. The SMTP server is
 aiosmtpd in this process (its handler records when each recipient's message arrived); offerloop runs as
@@ -134,8 +135,8 @@ def main() -> None:
             }
         server.stop()
 
-        # 2. Drain: the server queues the work with no job threads of its own; then one worker process with
-        # two job threads runs every journey step and send.
+        # 2. Drain: the server queues the work with no job threads of its own; then the worker processes
+        # (by default one, with two job threads) run every journey step and send.
         os.environ["OFFERLOOP_WORKER_THREADS"] = "0"
         server.start(timeout_s=180)
         with httpx.Client(base_url=server.url, timeout=60) as http:
@@ -149,18 +150,20 @@ def main() -> None:
             wait_for("every run queued", lambda: http.get("/v1/journeys/ping", headers=admin).json()["runs"] and sum(
                 c["runs"] for c in http.get("/v1/journeys/ping", headers=admin).json()["runs"]) >= args.samples + args.drain, 600)  # fmt: skip
         before = arrivals.count
-        os.environ["OFFERLOOP_WORKER_THREADS"] = "2"
+        os.environ["OFFERLOOP_WORKER_THREADS"] = str(args.threads)
         load_before = load_average()
         started = time.monotonic()
-        worker = subprocess.Popen([sys.executable, "-m", "offerloop.cli.main", "worker", "--threads", "2"],
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
+        workers = [subprocess.Popen([sys.executable, "-m", "offerloop.cli.main", "worker", "--threads",
+                                     str(args.threads)], stderr=subprocess.DEVNULL) for _ in range(args.workers)]  # fmt: skip
         try:
             wait_for("the drain", lambda: arrivals.count - before >= args.drain, 3600)
             seconds = time.monotonic() - started
-            cpu_s = tree_cpu_seconds(worker.pid)
+            cpu_s = sum(tree_cpu_seconds(w.pid) for w in workers)
         finally:
-            worker.terminate()
-            worker.wait(60)
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(60)
         results["drain"] = {
             "messages": args.drain,
             "seconds": round(seconds, 1),
@@ -177,8 +180,8 @@ def main() -> None:
           f"max {lat['max']:.0f} ms (target p99 <= 1000 ms)")  # fmt: skip
     d = results["drain"]
     print(f"drain: {d['messages']:,} e-mails (journey step + send each) in {d['seconds']} s = {d['per_s']} msgs/s "
-          "with one worker process of two job threads, worker start-up included (target >= 200/s)")  # fmt: skip
-    print(f"drain: worker CPU {d['cpu_ms']:.2f} ms per message (start-up included); load average {d['load']}; "
+          f"with {args.workers} worker process(es) of {args.threads} job thread(s), start-up included (target >= 200/s)")  # fmt: skip
+    print(f"drain: workers' CPU {d['cpu_ms']:.2f} ms per message (start-up included); load average {d['load']}; "
           f"database {db_url.split(':', 1)[0]}")  # fmt: skip
 
 
