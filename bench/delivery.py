@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=None, help="default: a SQLite file in a temporary directory"
     )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for the drain")
+    parser.add_argument("--threads", type=int, default=2, help="job threads in each worker process")
     args = parser.parse_args()
 
     arrivals = Arrivals()
