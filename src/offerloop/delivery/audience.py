@@ -4,7 +4,7 @@ journey's conditions and templates read. Everything through the other domains' s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from offerloop.entitlements import service as entitlements_service
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.identity.schemas import BuyerRead
 from offerloop.personas import service as persona_service
 
 
@@ -26,6 +27,9 @@ class Recipient:
     marketing_consent: bool | None
     timezone: str | None
     deleted: bool
+    record: BuyerRead | None = field(
+        default=None, compare=False, repr=False
+    )  # as read: feedback events reuse it
 
 
 def recipient(session: Session, workspace_id: str, buyer_id: str) -> Recipient | None:
@@ -42,7 +46,7 @@ def recipient(session: Session, workspace_id: str, buyer_id: str) -> Recipient |
     return Recipient(
         buyer_id=buyer.id, user_id=buyer.user_id, email=email, traits=dict(traits),
         marketing_consent=buyer.consent.marketing, timezone=tz if isinstance(tz, str) else None,
-        deleted=buyer.deleted,
+        deleted=buyer.deleted, record=buyer,
     )  # fmt: skip
 
 
@@ -89,10 +93,15 @@ class Lazy(Mapping[str, Any]):
 
 
 def template_facts(
-    session: Session, workspace_id: str, who: Recipient, now: datetime
+    session: Session, workspace_id: str, who: Recipient, now: datetime, *, with_persona: bool = True
 ) -> tuple[Mapping[str, Any], str | None, Lazy]:
-    """``features`` (read lazily), ``persona`` and ``entitlements`` (lazily) for a message template."""
-    persona = persona_service.brief(session=session, workspace_id=workspace_id, buyer_id=who.buyer_id)
+    """``features`` (read lazily), ``persona`` (read only ``with_persona``: a template that names it) and
+    ``entitlements`` (lazily) for a message template."""
+    persona = (
+        persona_service.brief(session=session, workspace_id=workspace_id, buyer_id=who.buyer_id)
+        if with_persona
+        else None
+    )
     features = Lazy(lambda: features_service.read(session=session, workspace_id=workspace_id,
                                                   buyer_id=who.buyer_id, now=now))  # fmt: skip
     entitled = Lazy(lambda: {k: True for k in sorted(entitlements_service.active_keys(

@@ -130,16 +130,15 @@ def run_counts(session: Session, workspace_id: str, journey: str) -> list[tuple[
 # -- outbox -------------------------------------------------------------------------------------------
 
 
-def add_message(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert a message unless its key is already there; its id, or None for a repeat."""
+def add_message(session: Session, values: dict[str, Any]) -> OutboxMessage | None:
+    """Insert a message unless its key is already there: the new row (one statement), or None for a repeat."""
     stmt = (
         _insert(session)(OutboxMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "key"])
-        .returning(OutboxMessage.id)
+        .returning(OutboxMessage)
     )
-    found = session.execute(stmt).scalar_one_or_none()
-    return None if found is None else int(found)
+    return session.scalars(stmt).one_or_none()
 
 
 def message(
@@ -149,6 +148,16 @@ def message(
     if lock:
         stmt = stmt.with_for_update()
     return session.scalars(stmt).first()
+
+
+def messages(
+    session: Session, workspace_id: str, message_ids: list[int], *, lock: bool = False
+) -> list[OutboxMessage]:
+    """Several messages in one statement (a batch), by id."""
+    stmt = scoped_select(OutboxMessage, workspace_id).where(OutboxMessage.id.in_(message_ids))
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt.order_by(OutboxMessage.id)))
 
 
 def message_by_key(session: Session, workspace_id: str, key: str) -> OutboxMessage | None:

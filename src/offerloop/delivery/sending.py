@@ -1,12 +1,14 @@
-"""Sending one outbox message: render it, decide whether and when it may go (consent, suppression, caps, the
-local send window, the journey's kill switch), hand it to its channel, and record what happened — on the
-message and, as events, on the buyer's record.
+"""Sending outbox messages: render them, decide whether and when each may go (consent, suppression, caps,
+the local send window, the journey's kill switch), hand them to their channel, and record what happened — on
+the message and, as events, on the buyer's record.
 
-Exactly once, and where it is not: a message is marked ``sending`` and committed before it is handed to
-its channel, and marked ``sent`` in a second transaction after. A worker killed between the hand-over and
-that second commit leaves the message ``sending``; when its job's lease runs out the message is sent again,
-with the same ``Message-ID`` (derived from the outbox key) — at most that one message is duplicated, and a
-receiving system that de-duplicates by ``Message-ID`` (Gmail does) shows it once.
+Exactly once, and where it is not: messages are sent in batches (``delivery.batch``). A batch's messages are
+marked ``sending`` and committed before any is handed to its channel, and marked ``sent`` together in one
+transaction after the last hand-over. A worker killed between a hand-over and that commit leaves the batch's
+messages ``sending``; when their jobs' leases run out they are sent again, each with the same ``Message-ID``
+(derived from the outbox key) — at most the messages of one batch that were handed over but not yet recorded
+are duplicated (one message when the batch held one), and a receiving system that de-duplicates by
+``Message-ID`` (Gmail does) shows each once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from offerloop.delivery import audience, links, repository, rules, templates
 from offerloop.delivery.journeys import spec
 from offerloop.delivery.links import Links
 from offerloop.events import service as events_service
-from offerloop.models import OutboxMessage
+from offerloop.models import JourneyVersion, OutboxMessage
 
 FINAL: Final = frozenset({"sent", "read", "failed", "suppressed", "skipped"})
 
@@ -48,7 +50,11 @@ def render_into(
         return links.url(link.public_url, link.secret, "c", {**base, "u": safe})
 
     unsubscribe = links.url(link.public_url, link.secret, "u", base)
-    features, persona, entitlements = audience.template_facts(session, row.workspace_id, who, now)
+    sources = (send.subject, send.text, send.html, send.url)
+    with_persona = any("persona" in templates.names(source) for source in sources if source is not None)
+    features, persona, entitlements = audience.template_facts(
+        session, row.workspace_id, who, now, with_persona=with_persona
+    )
     values: dict[str, Any] = {
         "buyer": {"id": who.buyer_id, "user_id": who.user_id, "email": who.email, "traits": who.traits},
         "features": features, "persona": persona, "entitlements": entitlements,
@@ -80,11 +86,46 @@ class Gate:
     when: datetime | None = None
 
 
-def gate(session: Session, row: OutboxMessage, who: audience.Recipient | None, now: datetime) -> Gate:
+class Reads:
+    """The journey versions and workspace rules the gate reads, read once per batch (a pass of one
+    transaction: what it read cannot change under it)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._journeys: dict[tuple[str, str], JourneyVersion | None] = {}
+        self._rules: dict[str, rules.Rules] = {}
+
+    def journey(self, workspace_id: str, name: str) -> JourneyVersion | None:
+        if (workspace_id, name) not in self._journeys:
+            self._journeys[workspace_id, name] = repository.journey(self.session, workspace_id, name)
+        return self._journeys[workspace_id, name]
+
+    def rules(self, workspace_id: str) -> rules.Rules:
+        if workspace_id not in self._rules:
+            self._rules[workspace_id] = workspace_rules(self.session, workspace_id)
+        return self._rules[workspace_id]
+
+
+def reads_of(session: Session) -> Reads:
+    """The transaction's ``Reads`` (a unit of work is one session: a batch of runs or sends shares it)."""
+    found = session.info.get(_READS)
+    if not isinstance(found, Reads):
+        found = session.info[_READS] = Reads(session)
+    return found
+
+
+_READS: Final = "offerloop.delivery.reads"
+
+
+def gate(
+    session: Session, row: OutboxMessage, who: audience.Recipient | None, now: datetime,
+    reads: Reads | None = None,
+) -> Gate:  # fmt: skip
     """Whether the message may go now. Transactional messages skip consent, caps and quiet hours."""
     if who is None or who.deleted:
         return Gate("skip", "buyer deleted")
-    latest = repository.journey(session, row.workspace_id, row.journey) if row.journey is not None else None
+    reads = reads or reads_of(session)
+    latest = reads.journey(row.workspace_id, row.journey) if row.journey is not None else None
     if latest is not None and latest.paused:
         return Gate("skip", "journey paused (kill switch)")
     address = who.email if row.channel == "email" else who.buyer_id
@@ -97,7 +138,7 @@ def gate(session: Session, row: OutboxMessage, who: audience.Recipient | None, n
         return Gate("go")
     if who.marketing_consent is not True:
         return Gate("skip", "no marketing consent")
-    settings = workspace_rules(session, row.workspace_id)
+    settings = reads.rules(row.workspace_id)
     cap = settings.caps.get(row.channel)  # type: ignore[call-overload]
     if cap is not None and _count(session, row, now, cap.per, row.channel) >= cap.max:
         return Gate("skip", f"frequency cap: {cap.max} {row.channel} per {cap.per:g}s")
@@ -129,15 +170,29 @@ def workspace_rules(session: Session, workspace_id: str) -> rules.Rules:
 # -- recording ----------------------------------------------------------------------------------------------
 
 
-def feedback(session: Session, row: OutboxMessage, name: str, extra: dict[str, Any], suffix: str,
-             context: dict[str, Any] | None = None) -> None:  # fmt: skip
-    """An event on the buyer's record about this message (sent, bounced, clicked, ...), stored once."""
+def feedback_event(session: Session, row: OutboxMessage, name: str, extra: dict[str, Any], suffix: str,
+                   context: dict[str, Any] | None = None, who: audience.Recipient | None = None) -> dict[str, Any]:  # fmt: skip
+    """The event on the buyer's record about this message (sent, bounced, clicked, ...), keyed to be stored
+    once; append it with ``record`` (a batch appends all of its events in one call). ``who``: the buyer as
+    read in this transaction, if it was."""
     props = {"channel": row.channel, "journey": row.journey, "step": row.step, "message_id": row.message_id,
              "outbox_id": row.id, "category": row.category, **extra}  # fmt: skip
-    message = events_service.buyer_track(
-        session, row.workspace_id, row.buyer_id, name, props, f"delivery-{row.id}-{suffix}"[:200], context
-    )
-    events_service.record_server_events(session, row.workspace_id, [message])
+    return events_service.buyer_track(
+        session, row.workspace_id, row.buyer_id, name, props, f"delivery-{row.id}-{suffix}"[:200], context,
+        buyer=who.record if who is not None else None,
+    )  # fmt: skip
+
+
+def record(session: Session, workspace_id: str, events: list[dict[str, Any]]) -> None:
+    """Append feedback events of one workspace to the log, in one ingestion."""
+    if events:
+        events_service.record_server_events(session, workspace_id, events)
+
+
+def feedback(session: Session, row: OutboxMessage, name: str, extra: dict[str, Any], suffix: str,
+             context: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """An event on the buyer's record about this message, appended now."""
+    record(session, row.workspace_id, [feedback_event(session, row, name, extra, suffix, context)])
 
 
 def campaign(row: OutboxMessage) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -119,6 +119,15 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
             raise
         raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=512)
+def names(source: str) -> frozenset[str]:
+    """The top-level names ``source`` reads (so a send loads only the facts its templates use)."""
+    try:
+        return frozenset(meta.find_undeclared_variables(_TEXT.parse(source)))
+    except (TemplateSyntaxError, RecursionError):
+        return frozenset()
 
 
 @functools.lru_cache(maxsize=512)

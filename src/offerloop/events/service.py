@@ -189,11 +189,13 @@ def _append(
 
 def buyer_track(
     session: Session, workspace_id: str, buyer_id: str, name: str, properties: dict[str, Any], message_id: str,
-    context: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None, buyer: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
     """A Segment track message on the buyer's record, under the identifier ingestion resolves back to them
-    (their userId, else an anonymousId, else their e-mail); stored once by ``message_id``."""
-    buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    (their userId, else an anonymousId, else their e-mail); stored once by ``message_id``. ``buyer``: the
+    record (identity `BuyerRead`) already read in this transaction (a batch of messages), else it is read here."""
+    if buyer is None or buyer.id != buyer_id:
+        buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
     who: dict[str, str]
     anonymous = next((i.value for i in buyer.identities if i.kind == "anonymous_id"), None)
     email = next((i.value for i in buyer.identities if i.kind == "email"), None)

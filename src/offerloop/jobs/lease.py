@@ -62,6 +62,12 @@ def hold(session: Session, job_id: int, *, owner: str) -> Job | None:
     return session.scalars(query).one_or_none()
 
 
+def hold_many(session: Session, job_ids: list[int], *, owner: str) -> list[Job]:
+    """``hold`` for a batch in one statement: the jobs (locked) whose lease ``owner`` still holds."""
+    query = select(Job).where(Job.id.in_(job_ids), Job.lease_owner == owner).order_by(Job.id)
+    return list(session.scalars(query.with_for_update()))
+
+
 def renew(session: Session, job_id: int, *, owner: str, now: datetime, lease_s: float) -> bool:
     """Extend a lease still held (long work); False when another worker has taken it over."""
     held = session.execute(

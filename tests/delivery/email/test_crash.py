@@ -61,11 +61,9 @@ def until(what: str, check: Any) -> Any:
     return found
 
 
-@pytest.fixture
-def crash_server(
-    tmp_path: Path, engine: Engine, database_url: str, monkeypatch, smtp_server
-) -> Iterator[Any]:
-    recorder = HoldFirst()
+def start_live(recorder: Recorder, tmp_path: Path, engine: Engine, database_url: str, monkeypatch,
+                smtp_server) -> LiveServer:  # fmt: skip
+    """A started server on a test clock whose e-mail goes to an SMTP server on loopback with ``recorder``."""
     smtp = smtp_server(recorder)
     monkeypatch.setenv("OFFERLOOP_ENVIRONMENT", "test")
     monkeypatch.setenv("OFFERLOOP_TEST_CLOCK_FILE", str(tmp_path / "clock"))
@@ -73,6 +71,16 @@ def crash_server(
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
     srv = LiveServer(url, log_path=tmp_path / "server.log")
     srv.start()
+    return srv
+
+
+@pytest.fixture
+def crash_server(
+    request, tmp_path: Path, engine: Engine, database_url: str, monkeypatch, smtp_server
+) -> Iterator[Any]:
+    """The server and its SMTP server's recorder (``HoldFirst``, or the class given as indirect parameter)."""
+    recorder = getattr(request, "param", HoldFirst)()
+    srv = start_live(recorder, tmp_path, engine, database_url, monkeypatch, smtp_server)
     yield srv, recorder
     recorder.release.set()
     srv.stop()

@@ -175,7 +175,7 @@ def advance(
     run = repository.run(session, workspace_id, run_id, lock=True)
     if run is None or run.state != "active" or run.step is None:
         return None
-    latest = repository.journey(session, workspace_id, run.journey)
+    latest = sending.reads_of(session).journey(workspace_id, run.journey)  # once per transaction (a batch)
     if latest is not None and latest.paused:
         _end(run, "exited", "journey paused (kill switch)", now)
         return None
@@ -288,20 +288,18 @@ def _queue_send(
     who: audience.Recipient, context: dict[str, Any], links: Links, now: datetime,
 ) -> None:  # fmt: skip
     key = f"{journey.name}@{run.version}/{spec.step_id(step, path)}/{run.buyer_id}/{run.occurrence}"
-    outbox_id = repository.add_message(session, {
+    row = repository.add_message(session, {
         "workspace_id": workspace_id, "key": key[:255], "run_id": run.id, "journey": journey.name,
         "step": spec.step_id(step, path)[:64], "buyer_id": run.buyer_id, "channel": step.send.channel,
         "category": journey.category, "status": "queued",
         "message_id": message_id(workspace_id, key, sending.mail_domain(links.public_url)),
         "recipient": None, "subject": None, "body": {}, "attempts": 0, "created_at": now,
     })  # fmt: skip
-    if outbox_id is None:
+    if row is None:
         return  # already queued by an earlier pass of this step
-    row = repository.message(session, workspace_id, outbox_id)
-    assert row is not None
     try:
         sending.render_into(session, row, step.send, journey, who, context, links, now)
     except templates.RenderError as exc:
         row.status, row.detail = "failed", f"template: {exc}"[:2000]
         return
-    queue.enqueue(session, kind=SEND, key=str(outbox_id), workspace_id=workspace_id, run_at=now, now=now)
+    queue.enqueue(session, kind=SEND, key=str(row.id), workspace_id=workspace_id, run_at=now, now=now)
