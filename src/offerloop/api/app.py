@@ -32,6 +32,7 @@ from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.delivery.endpoints import links_router as delivery_links
 from offerloop.delivery.endpoints import router as delivery_router
+from offerloop.delivery.promise_endpoints import router as promises_router
 from offerloop.delivery.push.endpoints import router as push_router
 from offerloop.delivery.webhooks.endpoints import router as webhooks_router
 from offerloop.entitlements.endpoints import router as entitlements_router
@@ -239,6 +240,7 @@ def create_app(
         ledger_router,
         delivery_router,
         delivery_links,
+        promises_router,
         webhooks_router,
         push_router,
         invoices_router,

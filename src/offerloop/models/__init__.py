@@ -38,6 +38,7 @@ from offerloop.models.event import (
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
+from offerloop.models.promises import JourneyTick, Promise
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "InvoiceCounter",
     "Job",
     "JourneyRun",
+    "JourneyTick",
     "JourneyVersion",
     "LedgerEntry",
     "LedgerPosting",
@@ -80,6 +82,7 @@ __all__ = [
     "PersonaChange",
     "PipelineOrigin",
     "PolicySnapshot",
+    "Promise",
     "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",
