@@ -48,14 +48,14 @@ EXPIRING_TICK: Final = "expiring"
 @dataclass
 class Pass:
     now: datetime
-    budget: int = BUDGET
+    budget: int
     more: bool = False
     next_at: datetime = field(default_factory=lambda: datetime.max.replace(tzinfo=UTC))
 
 
 def run(session: Session, now: datetime) -> datetime:
     """One pass over every live journey with a clock trigger; when the clock should pass again."""
-    done = Pass(now=now, next_at=now + timedelta(seconds=EVERY_S))
+    done = Pass(now=now, budget=BUDGET, next_at=now + timedelta(seconds=EVERY_S))
     after: int | None = None
     while True:
         rows = clock_repository.live_journeys(session, after_id=after, limit=JOURNEYS_PAGE)

@@ -23,7 +23,7 @@ class JourneyTick(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     journey: Mapped[str] = mapped_column(String(64))
     tick: Mapped[str] = mapped_column(String(40))  # the tick's instant (UTC) or local wall time (buyer zone)
-    cursor: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    cursor: Mapped[str | None] = mapped_column(String(120), nullable=True)  # a buyer id, or "end|id"
     entered: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())

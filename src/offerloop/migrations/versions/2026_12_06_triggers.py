@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.String(40), nullable=False),
         sa.Column("journey", sa.String(64), nullable=False),
         sa.Column("tick", sa.String(40), nullable=False),
-        sa.Column("cursor", sa.String(40), nullable=True),
+        sa.Column("cursor", sa.String(120), nullable=True),
         sa.Column("entered", sa.Integer(), nullable=False),
         sa.Column("done", sa.Boolean(), nullable=False),
         sa.Column("started_at", UTCDateTime(), nullable=False),
