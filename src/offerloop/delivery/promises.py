@@ -129,8 +129,8 @@ def _ready(session: Session, workspace_id: str, buyer_id: str, artifact_id: obje
         promise = clock_repository.oldest_unmet(session, workspace_id, artifact.buyer_id, artifact.policy)
     if promise is None or promise.status not in ("open", "late"):
         return
-    promise.status, promise.met_at, promise.artifact_id = "met", at, artifact.id
-    promise.on_time = at <= promise.due_at
+    on_time = promise.status == "open" and at <= promise.due_at  # once the creator was alerted, it is late
+    promise.status, promise.met_at, promise.artifact_id, promise.on_time = "met", at, artifact.id, on_time
 
 
 def _refunded(session: Session, workspace_id: str, order_id: object) -> None:
