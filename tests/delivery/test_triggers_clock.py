@@ -4,6 +4,7 @@ the API and the real jobs, the clock moved by passing ``now`` to the job runner.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -188,16 +189,14 @@ offers:
     interval: month
     trial_days: 7
 """
-TRIAL_ENDING = """
-name: trial_ending
-category: transactional
-trigger: {expiring: {what: trial, within: 3d}}
-steps:
-  - send: {channel: inapp, subject: "Your trial ends in 3 days", text: "{{ event.properties.plan }}"}
-"""
+TRIAL_ENDING = (
+    Path(__file__).parents[2] / "examples" / "demo" / "journeys" / "trial_ending.yaml"
+).read_text()
 
 
-def test_a_trial_end_fires_three_days_before(client, db, write_headers, secret_headers) -> None:
+def test_the_shipped_trial_ending_journey_fires_three_days_before(
+    client, db, write_headers, secret_headers
+) -> None:
     assert client.put("/v1/offers/catalog", headers=secret_headers, json={"text": TRIAL}).status_code == 200
     put_journey(client, secret_headers, TRIAL_ENDING)
     identify(client, write_headers, "tia")
