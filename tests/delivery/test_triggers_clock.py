@@ -215,6 +215,39 @@ def test_the_shipped_trial_ending_journey_fires_three_days_before(
     ]
 
 
+PERIOD_ENDING = """
+name: renewal_coming
+category: transactional
+trigger: {expiring: {what: subscription, within: 7d}}
+reentry: always
+steps:
+  - send: {channel: inapp, subject: "Renews soon", text: "{{ event.properties.ends_at }}"}
+"""
+
+
+def test_a_paying_subscription_period_end_fires_and_a_trial_does_not(client, db, write_headers,
+                                                                      secret_headers) -> None:  # fmt: skip
+    catalog = TRIAL + TRIAL.replace("offers:\n", "").replace("circle", "plain").replace(
+        "trial_days: 7", "trial_days: 0"
+    )
+    assert client.put("/v1/offers/catalog", headers=secret_headers, json={"text": catalog}).status_code == 200
+    put_journey(client, secret_headers, PERIOD_ENDING)
+    for user, plan in (("pia", "plain"), ("tom", "circle")):
+        identify(client, write_headers, user)
+        pay(client, secret_headers, buy(client, secret_headers, plan, user=user)["id"])
+    subs = {
+        s["offer_key"]: s for s in client.get("/v1/subscriptions", headers=secret_headers).json()["items"]
+    }
+    assert {k: s["status"] for k, s in subs.items()} == {"plain": "active", "circle": "trialing"}
+    ends = datetime.fromisoformat(subs["plain"]["state"]["current_period_end"])
+    clock(db, ends - timedelta(days=7) - MINUTE)
+    assert runs(client, secret_headers, "renewal_coming") == []
+    clock(db, ends - timedelta(days=7) + MINUTE)
+    assert [r["trigger_message_id"] for r in runs(client, secret_headers, "renewal_coming")] == [
+        f"expiring:subscription:{subs['plain']['id']}:{ends.astimezone(UTC).isoformat()}"
+    ]
+
+
 # -- schedules --------------------------------------------------------------------------------------------
 
 DIGEST = """
