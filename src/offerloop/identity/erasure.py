@@ -55,6 +55,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | delivery_outbox      | keep (counts), recipient, subject and body erased                                  |
 | delivery_suppressions| delete the buyer's addresses                                                       |
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
+| journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
+| promises             | keep (order, offer, due and met times; only the internal id)                       |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
@@ -127,6 +129,8 @@ PLAN: Final[Mapping[str, Action]] = {
     "journey_runs": "delete",
     "delivery_outbox": "redact",  # kept for counts (caps, attribution); address and content erased
     "delivery_suppressions": "delete",  # the buyer's addresses: nothing is sent to an erased buyer
+    "journey_ticks": "none",  # a schedule's scan: its cursor is an internal buyer id
+    "promises": "keep",  # turnaround kept for the creator's record (order, offer, times); only the internal id
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 
