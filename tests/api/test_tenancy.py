@@ -505,6 +505,13 @@ def _cases() -> list[Case]:
             b_status=200,
             b_body=lambda r: r.json()["items"] == [],
         ),
+        Case(
+            "GET /v1/promises",
+            lambda w: "/v1/promises",
+            params=lambda w: {"buyer_id": w.ids["buyer"]},
+            b_status=200,
+            b_body=lambda r: r.json() == {"items": [], "next_cursor": None},
+        ),
         Case("GET /v1/messages/{message_id}", lambda w: f"/v1/messages/{w.ids['message']}"),
         # A's message is in-app, so A is told it is no e-mail (404) just as B is told it does not exist
         Case(

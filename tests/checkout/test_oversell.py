@@ -83,8 +83,9 @@ def test_exactly_the_stock_sells_under_concurrent_checkouts(engine):
         pass
     else:
         raise AssertionError("a sold-out drop must refuse checkout")
-    processed(db, ws)
-    # Deliver what was paid, as a server's job threads would, then drop the rest of what it queued: nothing this
-    # test committed is left due for the next test's passes over the same database.
+    # Deliver what was paid, as a server's job threads would (each grant is an event on the buyer's record, so
+    # the consumers run after it), then drop the rest of what it queued: nothing this test committed is left
+    # due for the next test's passes over the same database.
     checkout_service.run_fulfilment(db=db)
+    processed(db, ws)
     forget_queued_work(db, ws)

@@ -15,7 +15,8 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "demo" / "journeys")
 def test_the_day_one_journeys_are_there() -> None:
     assert [p.stem for p in EXAMPLES] == [
         "abandoned_checkout", "canceled", "credit_note", "deliverable_ready", "drop_announcement", "dunning",
-        "next_step", "onboarding", "receipt", "renewal_notice", "win_back",
+        "entitlement_expiring", "module_unlocked", "next_step", "onboarding", "promise_late", "receipt",
+        "renewal_notice", "trial_ending", "weekly_digest", "win_back",
     ]  # fmt: skip
 
 

@@ -32,6 +32,7 @@ from offerloop.db.uow import Database
 from offerloop.decisions.endpoints import router as decisions_router
 from offerloop.delivery.endpoints import links_router as delivery_links
 from offerloop.delivery.endpoints import router as delivery_router
+from offerloop.delivery.promise_endpoints import router as promises_router
 from offerloop.delivery.push.endpoints import router as push_router
 from offerloop.delivery.report_endpoints import router as delivery_reports
 from offerloop.delivery.webhooks.endpoints import router as webhooks_router
@@ -241,6 +242,7 @@ def create_app(
         delivery_router,
         delivery_links,
         delivery_reports,
+        promises_router,
         webhooks_router,
         push_router,
         invoices_router,

@@ -14,7 +14,18 @@ import httpx
 
 from offerloop.core.clock import utcnow
 
-JOURNEYS = ("receipt", "next_step", "credit_note", "dunning", "canceled", "renewal_notice")
+JOURNEYS = (
+    "receipt",
+    "next_step",
+    "credit_note",
+    "dunning",
+    "canceled",
+    "renewal_notice",
+    "trial_ending",
+    "entitlement_expiring",
+    "weekly_digest",
+    "promise_late",
+)
 
 
 def prepare(http: httpx.Client, journeys_dir: Path) -> None:

@@ -150,3 +150,23 @@ def take(session: Session, workspace_id: str, entitlement_id: str, n: int, now: 
     )
     left = session.scalars(stmt).first()
     return None if left is None else int(left)
+
+
+def ending_between(
+    session: Session, workspace_id: str, start: datetime, end: datetime, after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Entitlement]:  # fmt: skip
+    """Active grants (not admin rows) whose access ends in (start, end], by (end, id) after ``after``."""
+    stmt = scoped_select(Entitlement, workspace_id).where(
+        Entitlement.status == "active", Entitlement.source != ADMIN,
+        Entitlement.access_ends_at > start, Entitlement.access_ends_at <= end,
+    )  # fmt: skip
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                Entitlement.access_ends_at > after[0],
+                (Entitlement.access_ends_at == after[0]) & (Entitlement.id > after[1]),
+            )
+        )
+    stmt = stmt.order_by(Entitlement.access_ends_at, Entitlement.id).limit(limit)
+    return list(session.scalars(stmt))

@@ -29,6 +29,7 @@ from offerloop.entitlements.exceptions import (
 )
 from offerloop.entitlements.repository import ADMIN, Slot
 from offerloop.entitlements.schemas import COMPONENTS, CheckResult, EntitlementRead, OverrideMode
+from offerloop.events import service as events_service
 from offerloop.identity import service as identity_service
 from offerloop.models import Entitlement
 from offerloop.workspaces import service as workspace_service
@@ -37,6 +38,8 @@ from offerloop.workspaces import service as workspace_service
 _REFUSAL_RANK = {"override_deny": 0, "quota_exhausted": 1, "expired": 2, "revoked": 3, "not_granted": 4}
 _NOT_GRANTED = CheckResult(allowed=False, reason="not_granted")
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# On the buyer's record when access starts (a new grant, or a revoked one given back), for journeys.
+GRANTED_EVENT = "Entitlement Granted"
 
 
 # -- pure evaluation ---------------------------------------------------------------------------------
@@ -246,6 +249,8 @@ def grant(
     repository.lock_slot(session, f"{workspace_id}:{live}:{component}:{ref}:{source}")
     row = repository.find(session, workspace_id, live, component, ref, source)
     created = row is None
+    # A renewal of active access is no new grant; a revoked one given back is (named by when it was revoked).
+    starts = None if row is not None and row.status == "active" else (_iso(row.revoked_at) if row else "")
     if row is None:
         row = Entitlement(
             id=new_id("ent"), workspace_id=workspace_id, buyer_id=live, component=component, ref=ref,
@@ -260,7 +265,21 @@ def grant(
                "access_ends_at": _iso(access_ends_at), "quantity": quantity, "created": created}  # fmt: skip
     _audit(session, workspace_id, actor, "entitlement.grant", row.id, details)
     session.flush()
+    if starts is not None:
+        _announce(session, row, f"entitlement-{row.id}-granted" + (f"-after-{starts}" if starts else ""))
     return EntitlementRead.model_validate(row)
+
+
+def _announce(session: Session, row: Entitlement, message_id: str) -> None:
+    """``Entitlement Granted`` on the buyer's record, once per start of access (in the grant's transaction,
+    so a rolled-back grant leaves no event; a refused one is quarantined, never failing the grant)."""
+    message = events_service.buyer_track(
+        session, row.workspace_id, row.buyer_id, GRANTED_EVENT,
+        {"entitlement_id": row.id, "component": row.component, "ref": row.ref, "source": row.source,
+         "access_ends_at": _iso(row.access_ends_at)},
+        message_id,
+    )  # fmt: skip
+    events_service.record_server_events(session, row.workspace_id, [message])
 
 
 def revoke(
@@ -382,3 +401,13 @@ def use_quota(
             _audit(session, workspace_id, actor, "entitlement.use", s.id, {"n": n, "remaining": left})
             return left + sum(o.quantity or 0 for o in usable if o.id != s.id)
     raise QuotaExhausted(f"no quota of {n} left for {component}:{ref}", details={"n": n})
+
+
+def ending_between(
+    *, session: Session, workspace_id: str, start: datetime, end: datetime,
+    after: tuple[datetime, str] | None = None, limit: int = 500,
+) -> list[EntitlementRead]:  # fmt: skip
+    """Active grants whose access ends in (start, end], soonest first, a page of ``limit`` after ``after``
+    ((access end, id) of the last one seen): for journeys that fire before an access ends."""
+    rows = repository.ending_between(session, workspace_id, start, end, after, limit)
+    return [EntitlementRead.model_validate(r) for r in rows]

@@ -56,6 +56,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | delivery_suppressions| delete the buyer's addresses                                                       |
 | delivery_reports     | delete (bounce and complaint reports about their messages)                         |
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
+| journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
+| promises             | keep (order, offer, due and met times; only the internal id)                       |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
@@ -129,6 +131,8 @@ PLAN: Final[Mapping[str, Action]] = {
     "delivery_outbox": "redact",  # kept for counts (caps, attribution); address and content erased
     "delivery_suppressions": "delete",  # the buyer's addresses: nothing is sent to an erased buyer
     "delivery_reports": "delete",  # bounces and complaints about their messages name their address
+    "journey_ticks": "none",  # a schedule's scan: its cursor is an internal buyer id
+    "promises": "keep",  # turnaround kept for the creator's record (order, offer, times); only the internal id
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

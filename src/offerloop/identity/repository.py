@@ -475,3 +475,13 @@ def identities_by_buyer(
         for buyer_id, kind, value in session.execute(stmt.order_by(Identity.id)):
             out[buyer_id].append([kind, value])
     return out
+
+
+def live_buyer_ids(session: Session, workspace_id: str, after: str | None, limit: int) -> list[str]:
+    """Ids of live buyers (not merged away, not erased) after ``after``, in id order."""
+    stmt = scoped_select(Buyer, workspace_id, Buyer.id).where(
+        Buyer.merged_into_id.is_(None), Buyer.deleted_at.is_(None)
+    )
+    if after is not None:
+        stmt = stmt.where(Buyer.id > after)
+    return list(session.scalars(stmt.order_by(Buyer.id).limit(limit)))

@@ -160,6 +160,11 @@ def live_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRe
     return buyer
 
 
+def live_buyer_ids(*, session: Session, workspace_id: str, after: str | None, limit: int) -> list[str]:
+    """A page of live buyers' ids (id order, after ``after``): for scans of a whole audience."""
+    return repository.live_buyer_ids(session, workspace_id, after, limit)
+
+
 def _one_identifier(
     user_id: str | None, email: str | None, anonymous_id: str | None, phone: str | None, kind: str | None,
     value: str | None,

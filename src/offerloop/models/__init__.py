@@ -39,6 +39,7 @@ from offerloop.models.event import (
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
+from offerloop.models.promises import JourneyTick, Promise
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "InvoiceCounter",
     "Job",
     "JourneyRun",
+    "JourneyTick",
     "JourneyVersion",
     "LedgerEntry",
     "LedgerPosting",
@@ -82,6 +84,7 @@ __all__ = [
     "PersonaChange",
     "PipelineOrigin",
     "PolicySnapshot",
+    "Promise",
     "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import newest_first, scoped_select
@@ -66,3 +66,18 @@ def unscheduled(session: Session, *, kind: str, statuses: tuple[str, ...], limit
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def ending_between(
+    session: Session, workspace_id: str, field: str, statuses: tuple[str, ...], start: str, end: str,
+    after: tuple[str, str] | None, limit: int,
+) -> list[Subscription]:  # fmt: skip
+    """Subscriptions in ``statuses`` whose state's ``field`` (an ISO 8601 UTC time, which sorts as text) is
+    in (start, end], by (that time, id) after ``after``."""
+    ends = Subscription.state[field].as_string()
+    stmt = scoped_select(Subscription, workspace_id).where(
+        Subscription.status.in_(statuses), ends > start, ends <= end
+    )
+    if after is not None:
+        stmt = stmt.where(or_(ends > after[0], (ends == after[0]) & (Subscription.id > after[1])))
+    return list(session.scalars(stmt.order_by(ends, Subscription.id).limit(limit)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -356,3 +356,28 @@ def end_for_refund(*, session: Session, order: Order, at: datetime, actor: str, 
                                     action="cancel", at_period_end=False, at=at, actor=actor)  # fmt: skip
             entitlements_service.revoke_source(session=session, workspace_id=order.workspace_id, source=row.id,
                                                reason=reason, actor=actor)  # fmt: skip
+
+
+# What ends, for journeys that fire before it: the trial of a trialing subscription, the period of a paying one.
+_ENDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "trial": ("trial_end", ("trialing",)),
+    "subscription": ("current_period_end", ("active", "past_due")),
+}
+
+
+def ending_between(
+    *, session: Session, workspace_id: str, what: str, start: datetime, end: datetime,
+    after: tuple[datetime, str] | None = None, limit: int = 500,
+) -> list[tuple[SubscriptionRow, datetime]]:  # fmt: skip
+    """Subscriptions whose trial (``what`` "trial") or current period ("subscription") ends in (start, end],
+    soonest first, a page of ``limit`` after ``after`` ((end, id) of the last one seen), with that end."""
+    field, statuses = _ENDS[what]
+
+    def text(at: datetime) -> str:
+        return at.astimezone(UTC).isoformat()
+
+    rows = repository.ending_between(
+        session, workspace_id, field, statuses, text(start), text(end),
+        (text(after[0]), after[1]) if after is not None else None, limit,
+    )  # fmt: skip
+    return [(row, datetime.fromisoformat(row.state[field])) for row in rows]

@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "offerloop.decisions.tasks",
     "offerloop.delivery.consumers",
     "offerloop.delivery.tasks",
+    "offerloop.delivery.schedule_tasks",
     "offerloop.delivery.webhooks.tasks",
     "offerloop.invoices.consumers",
     "offerloop.invoices.tasks",

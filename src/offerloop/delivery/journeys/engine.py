@@ -8,6 +8,7 @@ for the ``delivery.send`` job; nothing leaves the machine inside a run's transac
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from offerloop.delivery import audience, repository, rules, sending, templates
 from offerloop.delivery.journeys import spec
 from offerloop.delivery.journeys.loading import journey_from_data
 from offerloop.delivery.links import Links
+from offerloop.entitlements import service as entitlements_service
 from offerloop.jobs import queue
 from offerloop.models import JourneyRun, JourneyVersion
 from offerloop.personas import service as personas_service
@@ -58,9 +60,9 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
     for event in tracks:
         _goals(session, workspace_id, event, by_version, now)
         for row, journey in live:
-            if journey.trigger.event == event.name:
+            if _fires(session, workspace_id, journey.trigger, event, now):
                 tz = (event.context or {}).get("timezone")
-                _maybe_enter(session, workspace_id, row, journey, Entry(
+                enter(session, workspace_id, row, journey, Entry(
                     buyer_id=event.buyer_id or "", trigger_id=event.message_id, name=event.name or "",
                     properties=event.properties or {}, timezone=tz if isinstance(tz, str) else None,
                     timestamp=event.timestamp, seq=event.seq), now)  # fmt: skip
@@ -74,10 +76,35 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
         for buyer_id, (change_id, persona, at) in sorted(changes.items()):
             for row, journey in by_persona:
                 if journey.trigger.persona == persona:
-                    _maybe_enter(session, workspace_id, row, journey, Entry(
+                    enter(session, workspace_id, row, journey, Entry(
                         buyer_id=buyer_id, trigger_id=f"persona:{change_id}", name=f"persona {persona}",
                         properties={"persona": persona}, timezone=None, timestamp=at,
                         seq=last_seq[buyer_id]), now)  # fmt: skip
+
+
+def _fires(
+    session: Session, workspace_id: str, trigger: spec.Trigger, event: LogEvent, now: datetime
+) -> bool:
+    if trigger.event is not None:
+        return trigger.event == event.name
+    if trigger.entitlement is None or event.name != entitlements_service.GRANTED_EVENT:
+        return False
+    props = event.properties or {}
+    component, ref = props.get("component"), props.get("ref")
+    if not isinstance(component, str) or not isinstance(ref, str):
+        return False
+    if not granted_matches(trigger.entitlement.granted, component, ref):
+        return False
+    # Anyone with a write key can track an event of that name: only a grant the buyer really holds counts.
+    return entitlements_service.check(session=session, workspace_id=workspace_id, buyer_id=event.buyer_id or "",
+                                      component=component, ref=ref, now=now).allowed  # fmt: skip
+
+
+def granted_matches(pattern: str, component: str, ref: str) -> bool:
+    """``module`` matches every ref of the component; ``module:lesson-*`` its refs by wildcard."""
+    if ":" in pattern:
+        return fnmatch.fnmatchcase(f"{component}:{ref}", pattern)
+    return fnmatch.fnmatchcase(component, pattern)
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,7 @@ class Entry:
     timezone: str | None
     timestamp: datetime
     seq: int  # the log position of the trigger: only later events reach the goal
+    start_at: datetime | None = None  # when the run's first step is due (default: now)
 
 
 def _holds(
@@ -129,36 +157,42 @@ def _goals(
             _end(run, "converted", f"goal {event.name} ({event.message_id})", now)
 
 
-def _maybe_enter(
+def enter(
     session: Session,
     workspace_id: str,
     row: JourneyVersion,
     journey: spec.Journey,
     entry: Entry,
     now: datetime,
-) -> None:
+    where: Any = None,
+) -> bool:
+    """Start a run for ``entry`` unless its trigger started one already, re-entry forbids it or the
+    condition (the trigger's ``where``, or ``where`` given) does not hold; whether it started one."""
     if repository.run_for_trigger(session, workspace_id, journey.name, entry.buyer_id, entry.trigger_id):
-        return  # this trigger already started a run (the consumer sees an event again after a replay)
+        return False  # this trigger already started a run (the consumer sees an event again after a replay)
     last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
     if last is not None:
         if last.state == "active" or journey.reentry == "never":
-            return
+            return False
         if not isinstance(journey.reentry, str) and now - last.started_at < timedelta(
             seconds=journey.reentry
         ):
-            return
-    if not _holds(journey.trigger.where, session, workspace_id, entry.buyer_id, entry.properties, now):
-        return
+            return False
+    condition = where if where is not None else journey.trigger.where
+    if not _holds(condition, session, workspace_id, entry.buyer_id, entry.properties, now):
+        return False
+    start = max(now, entry.start_at or now)
     run = JourneyRun(
         workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=entry.buyer_id,
-        occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=now,
+        occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=start,
         context={"event": {"name": entry.name, "message_id": entry.trigger_id, "properties": entry.properties,
                            "timestamp": entry.timestamp.isoformat(), "seq": entry.seq},
                  "timezone": entry.timezone, "decisions": {}},
         trigger_message_id=entry.trigger_id[:255], started_at=now,
     )  # fmt: skip
     repository.add_run(session, run)
-    queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=now, now=now)
+    queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=start, now=now)
+    return True
 
 
 def _end(run: JourneyRun, state: str, reason: str, now: datetime) -> None:

@@ -114,19 +114,93 @@ class EventMatch(_Model):
     where: Condition | None = None
 
 
+class EntitlementTrigger(_Model):
+    """An entitlement granted (the ``Entitlement Granted`` event): ``granted`` is a component (``module``)
+    or ``component:ref``, either with ``*`` wildcards (``module:lesson-*``)."""
+
+    granted: Annotated[
+        str, matching(r"[a-z_*]{1,40}(:[^\s]{1,200})?", "a component or component:ref, e.g. module:lesson-*")
+    ]
+
+
+class Expiring(_Model):
+    """Fires once per (thing, its end time) when that end is within ``within``: an entitlement's access end,
+    a trial's end, or a subscription's period end. A renewal or extension (a new end) is a new occurrence."""
+
+    what: Literal["entitlement", "trial", "subscription"]
+    within: Duration
+    component: str | None = Field(
+        default=None, max_length=241, description="entitlements only: a component or component:ref pattern"
+    )
+
+
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Schedule(_Model):
+    """At each tick (``every`` day, week or month at local ``at``), the buyers matching ``where`` enter.
+    ``days``: weekdays for ``week`` (default mon), days of the month for ``month`` (default 1; a day past
+    the month's end is its last day). ``zone``: the workspace's time zone, or each buyer's own."""
+
+    every: Literal["day", "week", "month"]
+    at: LocalTime
+    days: (
+        list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
+        | list[Annotated[int, Field(ge=1, le=31)]]
+        | None
+    ) = Field(default=None, max_length=31)
+    zone: Literal["workspace", "buyer"] = "workspace"
+    where: Condition | None = None
+
+    @model_validator(mode="after")
+    def _days_fit(self) -> Schedule:
+        kind = {"day": None, "week": str, "month": int}[self.every]
+        if self.days is not None and (kind is None or any(not isinstance(d, kind) for d in self.days)):
+            wanted = {"day": "no days", "week": "weekdays (mon..sun)", "month": "days of the month (1-31)"}
+            raise problem_at(("days",), f"every {self.every} takes {wanted[self.every]}")
+        if self.days is not None and not self.days:
+            raise problem_at(("days",), "give at least one day, or leave days out")
+        return self
+
+
+TRIGGER_KINDS: Final = ("event", "persona", "entitlement", "expiring", "schedule")
+
+
 class Trigger(_Model):
-    """What starts a run: a track event by name, or the buyer entering a persona; ``where`` must hold too
-    (for an event, ``properties`` are the event's)."""
+    """What starts a run: a track event by name, the buyer entering a persona, an entitlement granted, an
+    end (entitlement, trial, subscription period) coming within a window, or a schedule; ``where`` must hold
+    too (for an event, ``properties`` are the event's)."""
 
     event: Text | None = None
     persona: Text | None = Field(default=None, description="the buyer entered this persona")
+    entitlement: EntitlementTrigger | None = None
+    expiring: Expiring | None = None
+    schedule: Schedule | None = None
     where: Condition | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
-        if (self.event is None) == (self.persona is None):
-            raise problem_at((), "give exactly one of event or persona")
+        given = [k for k in TRIGGER_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise problem_at((), f"give exactly one of {', '.join(TRIGGER_KINDS)}")
+        if self.schedule is not None and self.where is not None:
+            raise problem_at(("where",), "a schedule's audience condition goes in schedule.where")
+        if (
+            self.expiring is not None
+            and self.expiring.component is not None
+            and self.expiring.what != "entitlement"
+        ):
+            raise problem_at(("expiring", "component"), "only for what: entitlement")
         return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in TRIGGER_KINDS if getattr(self, k) is not None)
+
+    @property
+    def timed(self) -> bool:
+        """Fired by the clock (the ``delivery.clock`` job), not by an event."""
+        return self.expiring is not None or self.schedule is not None
 
 
 class Window(_Model):
