@@ -719,6 +719,7 @@ CROSS_WORKSPACE = {
     # from ids it already found in the caller's workspace; workers claim due jobs of every workspace.
     "jobs": re.compile(
         r"FROM jobs WHERE jobs\.(?:id|state) = |FROM jobs WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
+        r"|FROM jobs WHERE jobs\.id IN \("  # a batch of claimed jobs, by their ids (runner, lease.hold_many)
         r"|^UPDATE jobs SET .* WHERE jobs\.kind = \S+ AND jobs\.\"?key\"? = \S+$"
     ),
 }

@@ -47,6 +47,7 @@ ALLOWED: dict[str, str] = {
     "workspaces.key_by_hash": "authentication: the key's hash is what tells which workspace a request is for",
     "subscriptions.unscheduled": "due-work sweep over every tenant; each row carries its workspace_id",
     "checkout.unscheduled_holds": "due-work sweep over every tenant; each hold carries its workspace_id",
+    "delivery.live_journeys": "the journey clock's sweep over every tenant; each version carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",
     "identity.rows_for_erasure": "GDPR erasure over every store, one model at a time: always limited to the "
