@@ -76,9 +76,9 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
         reader = threading.Thread(target=_frames, args=(http, token, frames, ready), daemon=True)
         reader.start()
         assert ready.wait(30)
-        r = http.post(
+        r = http.post(  # the creator's backend (secret key): a transactional journey's trigger
             "/v1/track",
-            headers=write,
+            headers=secret,
             json={"userId": "u1", "event": "Signed Up", "messageId": "s1", "timestamp": utcnow().isoformat()},
         )
         assert r.status_code == 200

@@ -186,7 +186,9 @@ def test_marketing_needs_consent_but_transactional_does_not(
     assert (
         client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": receipt}).status_code == 200
     )
-    track(client, write_headers, "fay", "Order Completed", {"total_minor": 700}, "o2")
+    track(
+        client, secret_headers, "fay", "Order Completed", {"total_minor": 700}, "o2"
+    )  # the creator's backend
     run_jobs(db, utcnow())
     assert [(m["journey"], m["status"]) for m in messages(client, secret_headers, journey="receipt")] == [
         ("receipt", "sent")
@@ -361,3 +363,73 @@ def test_a_goal_counts_by_log_order_not_by_the_clients_clock(
     assert r.status_code == 200
     runs = client.get("/v1/journey-runs", headers=secret_headers).json()["items"]
     assert [(r["state"], r["end_reason"]) for r in runs] == [("converted", "goal Lesson Completed (l1)")]
+
+
+RECEIPT = """
+name: receipt
+category: transactional
+trigger: {event: Order Completed}
+reentry: always
+steps:
+  - send: {channel: inapp, subject: "Receipt {{ event.properties.order_id }}", text: "Thanks"}
+  - wait: 1d
+  - send: {channel: inapp, subject: "How is it going?", text: "Tell us"}
+"""
+
+
+def test_a_transactional_trigger_from_a_public_write_key_sends_nothing(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    """A write key is public: whoever has it must not make offerloop send consent-free mail with their text to an
+    address they choose. Transactional journeys start on the server's or the creator's (secret key) events."""
+    assert (
+        client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": RECEIPT}).status_code == 200
+    )
+    identify(client, write_headers, "vic", consent=False)
+    track(client, write_headers, "vic", "Order Completed", {"order_id": "Claim your prize at http://evil.example"},
+          "spoof")  # fmt: skip
+    run_jobs(db, utcnow())
+    assert messages(client, secret_headers, journey="receipt") == []
+    track(client, secret_headers, "vic", "Order Completed", {"order_id": "ord_1"}, "real")
+    run_jobs(db, utcnow())
+    assert [m["subject"] for m in messages(client, secret_headers, journey="receipt")] == ["Receipt ord_1"]
+
+
+def test_reentry_always_gives_every_trigger_its_own_run_while_the_earlier_ones_still_run(
+    client, db, write_headers, secret_headers, journey
+) -> None:
+    assert (
+        client.put("/v1/journeys/receipt", headers=secret_headers, json={"yaml": RECEIPT}).status_code == 200
+    )
+    identify(client, write_headers, "wes")
+    for n in (
+        1,
+        2,
+        3,
+    ):  # three orders back to back: the first run is still waiting its day when the others come
+        track(client, secret_headers, "wes", "Order Completed", {"order_id": f"ord_{n}"}, f"o{n}")
+        run_jobs(db, utcnow())
+    track(
+        client, secret_headers, "wes", "Order Completed", {"order_id": "ord_3"}, "o3"
+    )  # a replay: no new run
+    run_jobs(db, utcnow())
+    subjects = sorted(m["subject"] for m in messages(client, secret_headers, journey="receipt"))
+    assert subjects == ["Receipt ord_1", "Receipt ord_2", "Receipt ord_3"]
+    run_jobs(db, utcnow() + timedelta(days=2))
+    follow_ups = [
+        m for m in messages(client, secret_headers, journey="receipt") if m["subject"] == "How is it going?"
+    ]
+    assert len(follow_ups) == 3
+
+
+def test_a_journey_cannot_be_triggered_by_offerloops_own_send_events(client, secret_headers) -> None:
+    loop = "name: loop\ncategory: transactional\nreentry: always\ntrigger: {event: Message Sent}\nsteps:\n" \
+           "  - send: {channel: inapp, text: again}\n"  # fmt: skip
+    r = client.put("/v1/journeys/loop", headers=secret_headers, json={"yaml": loop})
+    assert r.status_code == 422
+    assert (
+        "loop.yaml:4: trigger.event: Message Sent is recorded by offerloop for the messages it sends"
+        in (r.json()["error"]["message"])
+    )
+    clicked = loop.replace("Message Sent", "Message Clicked")  # what the buyer does is a fine trigger
+    assert client.put("/v1/journeys/loop", headers=secret_headers, json={"yaml": clicked}).status_code == 200

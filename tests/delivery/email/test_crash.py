@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from tests.conftest import LiveServer, basic, bearer
+from tests.conftest import LiveServer, bearer
 from tests.delivery.email.smtpd import Recorder
 
 from offerloop.core.clock import utcnow
@@ -109,7 +109,7 @@ def test_a_kill_between_hand_over_and_record_resends_that_message_once(crash_ser
             {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}, "messageId": "i1"},
             {"type": "track", "userId": "ann", "event": "Order Completed", "messageId": "o1"},
         ):
-            assert http.post("/v1/batch", headers=basic(ws["write_key"]),
+            assert http.post("/v1/batch", headers=bearer(ws["secret_key"]),
                              json={"batch": [{**message, "timestamp": now}]}).status_code == 200  # fmt: skip
     assert recorder.took_first.wait(DEADLINE_S)
     assert [o[:2] for o in outbox()] == [("sending", 1)]

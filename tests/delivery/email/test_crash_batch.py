@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.conftest import basic, bearer
+from tests.conftest import bearer
 from tests.delivery.email.smtpd import Recorder
 from tests.delivery.email.test_crash import DEADLINE_S, JOURNEY, crash_server, until  # noqa: F401 (a fixture)
 
@@ -66,7 +66,7 @@ def test_a_kill_mid_batch_resends_the_batch_handed_over_once(crash_server, tmp_p
         batch += [{"type": "track", "userId": u, "event": "Order Completed", "messageId": f"o-{u}", "timestamp": now}
                   for u in BUYERS]  # fmt: skip
         assert (
-            http.post("/v1/batch", headers=basic(ws["write_key"]), json={"batch": batch}).status_code == 200
+            http.post("/v1/batch", headers=bearer(ws["secret_key"]), json={"batch": batch}).status_code == 200
         )
     assert recorder.took_third.wait(DEADLINE_S)
     at_kill = outbox()

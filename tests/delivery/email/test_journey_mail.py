@@ -122,7 +122,7 @@ def test_the_message_as_received_and_one_click_unsubscribe(
     buyer = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "ann"}).json()
     assert buyer["consent"]["marketing"] is False
     # Marketing stops; a receipt (transactional) still goes.
-    client.post("/v1/track", headers=write_headers, json={
+    client.post("/v1/track", headers=secret_headers, json={  # an order: the creator's backend (secret key)
         "userId": "ann", "event": "Order Completed", "properties": {"order_id": "ord_1"}, "messageId": "o1",
         "timestamp": utcnow().isoformat()})  # fmt: skip
     run(db, mail["settings"])
@@ -151,7 +151,7 @@ def test_a_hard_bounce_suppresses_the_address_for_everything(
         for e in client.get(f"/v1/buyers/{buyer['id']}/events", headers=secret_headers).json()["items"]
     ]
     assert "Message Bounced" in names and "Message Sent" not in names
-    client.post("/v1/track", headers=write_headers, json={
+    client.post("/v1/track", headers=secret_headers, json={
         "userId": "bob", "event": "Order Completed", "properties": {"order_id": "ord_2"}, "messageId": "o2",
         "timestamp": utcnow().isoformat()})  # fmt: skip
     run(db, mail["settings"])

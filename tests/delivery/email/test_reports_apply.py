@@ -59,8 +59,9 @@ def suppressions(client, headers) -> list[tuple[str, str, str]]:
     return [(s["address"], s["scope"], s["reason"]) for s in items]
 
 
-def order(client, write_headers, user: str, order_id: str) -> None:
-    r = client.post("/v1/track", headers=write_headers, json={
+def order(client, secret_headers, user: str, order_id: str) -> None:
+    """An order as the creator's backend reports it (secret key): it triggers the transactional receipt."""
+    r = client.post("/v1/track", headers=secret_headers, json={
         "userId": user, "event": "Order Completed", "properties": {"order_id": order_id},
         "messageId": f"o-{order_id}", "timestamp": utcnow().isoformat()})  # fmt: skip
     assert r.status_code == 200
@@ -122,7 +123,7 @@ def test_a_hard_bounce_suppresses_the_address_and_a_later_send(
     )  # fmt: skip
 
     # A receipt (transactional) is suppressed too: nothing more reaches the SMTP server.
-    order(client, write_headers, "bob", "ord_b1")
+    order(client, secret_headers, "bob", "ord_b1")
     run(db, mail["settings"])
     receipt = outbox(client, secret_headers, journey="receipt")[0]
     assert (receipt["status"], receipt["detail"]) == ("suppressed", f"suppressed: {reason}")
@@ -157,7 +158,7 @@ def test_a_complaint_stops_marketing_but_not_receipts(
     assert events(client, secret_headers, "eve") == ["Message Complained", "Message Sent"]
 
     newsletter(client, write_headers, "eve", 1)
-    order(client, write_headers, "eve", "ord_e1")
+    order(client, secret_headers, "eve", "ord_e1")
     run(db, mail["settings"])
     [news_row] = outbox(client, secret_headers, journey="news")
     assert (news_row["status"], news_row["detail"]) == ("suppressed", "suppressed: complaint (abuse)")

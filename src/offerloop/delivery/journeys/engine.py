@@ -26,6 +26,7 @@ from offerloop.delivery.journeys import spec
 from offerloop.delivery.journeys.loading import journey_from_data
 from offerloop.delivery.links import Links
 from offerloop.entitlements import service as entitlements_service
+from offerloop.events import service as events_service
 from offerloop.jobs import queue
 from offerloop.models import JourneyRun, JourneyVersion
 from offerloop.personas import service as personas_service
@@ -59,7 +60,14 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
     live = [(row, j) for row, j in journeys if not row.paused]
     for event in tracks:
         _goals(session, workspace_id, event, by_version, now)
+        if event.name in spec.SENDING_EVENTS:
+            continue  # a journey stored before the lint refused these triggers still cannot loop on its sends
+        client = events_service.origin_of(event.context) == "client"
         for row, journey in live:
+            if client and journey.category == "transactional" and journey.trigger.event is not None:
+                # A write key is public (web pages): a buyer-side event cannot make offerloop send mail that
+                # skips consent (receipts, dunning) — those come from the server or the creator's secret key.
+                continue
             if _fires(session, workspace_id, journey.trigger, event, now):
                 tz = (event.context or {}).get("timezone")
                 enter(session, workspace_id, row, journey, Entry(
@@ -172,8 +180,8 @@ def enter(
         return False  # this trigger already started a run (the consumer sees an event again after a replay)
     last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
     if last is not None:
-        if last.state == "active" or journey.reentry == "never":
-            return False
+        if journey.reentry == "never" or (last.state == "active" and journey.reentry != "always"):
+            return False  # "always": every trigger its own run, alongside the ones still running (a receipt each)
         if not isinstance(journey.reentry, str) and now - last.started_at < timedelta(
             seconds=journey.reentry
         ):

@@ -166,6 +166,13 @@ class Schedule(_Model):
 TRIGGER_KINDS: Final = ("event", "persona", "entitlement", "expiring", "schedule")
 
 
+# Events offerloop records by itself for each message it hands over (not what a buyer does): a journey
+# triggered by one would feed on its own sends.
+SENDING_EVENTS: Final = frozenset(
+    {"Message Sent", "Message Delivered", "Message Deferred", "Message Failed", "Message Bounced"}
+)
+
+
 class Trigger(_Model):
     """What starts a run: a track event by name, the buyer entering a persona, an entitlement granted, an
     end (entitlement, trial, subscription period) coming within a window, or a schedule; ``where`` must hold
@@ -185,6 +192,10 @@ class Trigger(_Model):
             raise problem_at((), f"give exactly one of {', '.join(TRIGGER_KINDS)}")
         if self.schedule is not None and self.where is not None:
             raise problem_at(("where",), "a schedule's audience condition goes in schedule.where")
+        if self.event in SENDING_EVENTS:
+            raise problem_at(("event",), f"{self.event} is recorded by offerloop for the messages it sends: a journey "
+                             "it starts would start itself again (a loop); trigger on what the buyer does, such "
+                             "as Message Opened or Message Clicked")  # fmt: skip
         if (
             self.expiring is not None
             and self.expiring.component is not None
