@@ -210,7 +210,7 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
     journey = ("name: hello\ncategory: transactional\ntrigger: {event: Hello}\n"
                "steps:\n  - send: {channel: inapp, subject: hi, text: 'for {{ buyer.traits.email }}'}\n")  # fmt: skip
     ok(client.put("/v1/journeys/hello", headers=sh, json={"yaml": journey}))
-    ok(client.post("/v1/track", headers=wh, json=msg(userId="ada", event="Hello", messageId="hello-1")))
+    ok(client.post("/v1/track", headers=sh, json=msg(userId="ada", event="Hello", messageId="hello-1")))
     runner.run_due(db, owner="tenancy", only=("delivery.run", "delivery.send"), limit=10)
     runner.run_due(db, owner="tenancy", only=("delivery.send",), limit=10)
     [message] = ok(client.get("/v1/messages", headers=sh))["items"]
