@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
+from tests.checkout.log import new_workspaces_forget_their_work
 
 from offerloop.api import create_app
 from offerloop.cli.process import ServerProcess
@@ -132,9 +133,10 @@ class LiveServer(ServerProcess):
 def live_server(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[LiveServer]:
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
     server = LiveServer(url, log_path=tmp_path / "server.log")
-    server.start()
-    yield server
-    server.stop()
+    with new_workspaces_forget_their_work(engine):
+        server.start()
+        yield server
+        server.stop()
 
 
 def msg(**fields: Any) -> dict[str, Any]:

@@ -3,11 +3,15 @@ processing): run the consumers over what the test appended, as a server would, a
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
 
 from offerloop import pipeline
 from offerloop.db.uow import Database
-from offerloop.models import Job
+from offerloop.models import Job, Workspace
 from offerloop.pipeline import status
 
 
@@ -26,3 +30,24 @@ def forget_queued_work(db: Database, workspace_id: str) -> None:
     that drains every due job of the database."""
     with db.write() as session:
         session.execute(delete(Job).where(Job.workspace_id == workspace_id, Job.kind.not_like("consumer:%")))
+
+
+@contextmanager
+def new_workspaces_forget_their_work(engine: Engine) -> Iterator[None]:
+    """Around a live server on the shared PostgreSQL test database: afterwards, the work it left queued for the
+    workspaces made meanwhile (a deliverable retrying for an hour) is removed (see ``forget_queued_work``)."""
+    if engine.dialect.name != "postgresql":  # a live server on SQLite has its own database file
+        yield
+        return
+    db = Database(engine)
+
+    def workspaces() -> set[str]:
+        with db.read() as session:
+            return set(session.scalars(select(Workspace.id)))
+
+    before = workspaces()
+    try:
+        yield
+    finally:
+        for workspace_id in sorted(workspaces() - before):
+            forget_queued_work(db, workspace_id)

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, select, update
 from tests.assembly.test_artifacts_api import ATOMS, QUIZ
 from tests.assembly.test_artifacts_api import POLICY as ARTIFACT_POLICY
 from tests.assembly.test_voice import Harness, atom_of, completion, hangs
+from tests.checkout.log import new_workspaces_forget_their_work
 from tests.conftest import LiveServer, basic, bearer, msg
 
 from offerloop.core.clock import utcnow
@@ -57,9 +58,10 @@ def _server(tmp_path: Path, engine, database_url: str, monkeypatch, threads: int
     monkeypatch.setenv("OFFERLOOP_WORKER_POLL_S", "0.2")
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
     srv = LiveServer(url, log_path=tmp_path / "server.log")
-    srv.start()
-    yield srv
-    srv.stop()
+    with new_workspaces_forget_their_work(engine):
+        srv.start()
+        yield srv
+        srv.stop()
 
 
 @pytest.fixture
