@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from offerloop.api.app import create_app
 from offerloop.models import AuditEntry
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -258,8 +259,6 @@ def test_the_short_link_is_rate_limited_per_client_address(
 ) -> None:
     """A script minting viewers to hold every unit of a drop is refused after the per-minute allowance: 429,
     an HTML page and Retry-After, and no order is made for the refused requests."""
-    from offerloop.api.app import create_app
-
     app = create_app(settings.model_copy(update={"live_go_per_minute": 2}), db=db)
     ws = workspace.id
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -283,8 +282,6 @@ def test_one_address_holds_at_most_a_few_units_of_a_drop_through_the_short_link(
 ) -> None:
     """Waiting out the rate limit does not let one address hold the stock: its unpaid holds are capped (a hold
     lapses after the checkout's minutes); a viewer's second click returns their order and is not refused."""
-    from offerloop.api.app import create_app
-
     loose = settings.model_copy(update={"live_go_per_minute": 1000, "live_go_holds_per_address": 2})
     ws = workspace.id
     with TestClient(create_app(loose, db=db), raise_server_exceptions=False) as client:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.checkout import billing, buyers, orders
 from offerloop.checkout.buyers import buyer_for
+from offerloop.checkout.exceptions import OrderNotFound
 from offerloop.checkout.fulfilment import (
     FULFIL_KIND,
     MAX_ATTEMPTS,
@@ -102,6 +103,17 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
 def read_order(*, session: Session, workspace_id: str, order_id: str) -> OrderRead:
     """The order as stored (no fulfilment, no upsells); OrderNotFound when the workspace has none by that id."""
     return orders.order_read(orders.load(session, workspace_id, order_id))
+
+
+def order_named_by(*, session: Session, workspace_id: str, order_id: object) -> OrderRead | None:
+    """The order an event's property names (a consumer reading ``properties.order_id``), or None when the value
+    is not an order id of the workspace's: events can be tracked by anyone, so a made-up id is no order."""
+    if not isinstance(order_id, str) or not order_id or len(order_id) > 40:
+        return None
+    try:
+        return read_order(session=session, workspace_id=workspace_id, order_id=order_id)
+    except OrderNotFound:
+        return None
 
 
 def order_tax_percent(*, session: Session, workspace_id: str, order_id: str) -> str:

@@ -23,8 +23,6 @@ from offerloop.assembly import service as assembly_service
 from offerloop.assembly.announce import EVENT as ARTIFACT_READY
 from offerloop.assembly.exceptions import ArtifactNotFound
 from offerloop.checkout import service as checkout_service
-from offerloop.checkout.exceptions import OrderNotFound
-from offerloop.checkout.schemas import OrderRead
 from offerloop.core.pages import Page, decode_cursor, page_by_id
 from offerloop.delivery import clock_repository
 from offerloop.events import service as events_service
@@ -78,17 +76,8 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
             _refunded(session, workspace_id, props.get("order_id"))
 
 
-def _order(session: Session, workspace_id: str, order_id: object) -> OrderRead | None:
-    if not isinstance(order_id, str) or not order_id or len(order_id) > 40:
-        return None
-    try:
-        return checkout_service.read_order(session=session, workspace_id=workspace_id, order_id=order_id)
-    except OrderNotFound:
-        return None
-
-
 def _promise(session: Session, workspace_id: str, order_id: object, offer_key: object, now: datetime) -> None:
-    order = _order(session, workspace_id, order_id)
+    order = checkout_service.order_named_by(session=session, workspace_id=workspace_id, order_id=order_id)
     if order is None or order.status not in _PAID or order.paid_at is None:
         return  # not an order we took payment for (a tracked look-alike, or not paid)
     if not any(line.offer_key == offer_key for line in order.lines):
@@ -134,7 +123,7 @@ def _ready(session: Session, workspace_id: str, buyer_id: str, artifact_id: obje
 
 
 def _refunded(session: Session, workspace_id: str, order_id: object) -> None:
-    order = _order(session, workspace_id, order_id)
+    order = checkout_service.order_named_by(session=session, workspace_id=workspace_id, order_id=order_id)
     if order is None or order.status != "refunded":
         return
     promise = clock_repository.promise_of_order(session, workspace_id, order.id, lock=True)
@@ -150,7 +139,7 @@ def due(*, session: Session, workspace_id: str, order_id: str, now: datetime) ->
         return None
     if now < promise.due_at:
         return promise.due_at
-    order = _order(session, workspace_id, order_id)
+    order = checkout_service.order_named_by(session=session, workspace_id=workspace_id, order_id=order_id)
     if order is None or order.status not in _PAID:
         promise.status = "canceled"
         return None

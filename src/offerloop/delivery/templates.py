@@ -108,6 +108,8 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
             if time.monotonic() > _budget.deadline:
                 raise RenderError(f"took more than {MAX_RENDER_S} s")
             parts.append(part)
+    except RenderError:
+        raise  # over a bound checked above
     except SecurityError as exc:
         raise RenderError(f"refused by the template sandbox: {exc}") from None
     except TemplateError as exc:
@@ -115,8 +117,6 @@ def render(source: str, context: Mapping[str, Any], *, html: bool = False) -> st
     except RecursionError:
         raise RenderError("template error: recursion too deep") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        if isinstance(exc, RenderError):
-            raise
         raise RenderError(f"template error: {type(exc).__name__}: {exc}") from None
     return "".join(parts)
 

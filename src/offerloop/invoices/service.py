@@ -28,7 +28,6 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from offerloop.checkout import service as checkout_service
-from offerloop.checkout.exceptions import OrderNotFound
 from offerloop.checkout.schemas import OrderRead
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
@@ -130,15 +129,6 @@ def _parties(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, s
 # -- issuing --------------------------------------------------------------------------------------------
 
 
-def _order(session: Session, workspace_id: str, order_id: object) -> OrderRead | None:
-    if not isinstance(order_id, str) or not order_id or len(order_id) > 40:
-        return None
-    try:
-        return checkout_service.read_order(session=session, workspace_id=workspace_id, order_id=order_id)
-    except OrderNotFound:
-        return None
-
-
 def _invoice_draft(order: OrderRead) -> _Draft:
     lines = [
         InvoiceLine(title=line.title, offer_key=line.offer_key, quantity=line.quantity, unit_amount=line.unit_amount,
@@ -154,7 +144,7 @@ def issue_invoice(
 ) -> Invoice | None:
     """The order's invoice, issued now if it has none. None for an order that does not exist, was never
     paid, or charged nothing (a trial's checkout)."""
-    order = _order(session, workspace_id, order_id)
+    order = checkout_service.order_named_by(session=session, workspace_id=workspace_id, order_id=order_id)
     if order is None or order.status not in PAID or order.total <= 0:
         return None
     return _issue(session, workspace_id, "invoice", order.id, lambda: _invoice_draft(order), now or utcnow())
@@ -167,7 +157,7 @@ def issue_credit_note(
     """The credit note for one refund of the order (``source_key`` names the refund), referring to the
     order's invoice (issued first if missing). It credits ``amount`` (all of what is refunded and not yet
     credited when None), never more than that: the credit notes of an order add up to what it refunded."""
-    order = _order(session, workspace_id, order_id)
+    order = checkout_service.order_named_by(session=session, workspace_id=workspace_id, order_id=order_id)
     if order is None or order.status not in PAID or order.refunded <= 0:
         return None
     at = now or utcnow()
