@@ -68,6 +68,11 @@ def hold_many(session: Session, job_ids: list[int], *, owner: str) -> list[Job]:
     return list(session.scalars(query.with_for_update()))
 
 
+def by_ids(session: Session, job_ids: list[int]) -> list[Job]:
+    """The jobs of these ids, in id order (unlocked: a batch handler reads them before its own work)."""
+    return list(session.scalars(select(Job).where(Job.id.in_(job_ids)).order_by(Job.id)))
+
+
 def renew(session: Session, job_id: int, *, owner: str, now: datetime, lease_s: float) -> bool:
     """Extend a lease still held (long work); False when another worker has taken it over."""
     held = session.execute(

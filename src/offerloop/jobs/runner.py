@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
@@ -330,7 +330,7 @@ def _run_batch_fn(
     assert kind.batch_fn is not None
     ids = [job_id for job_id, _, _ in group]
     with db.read() as session:
-        jobs = list(session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.id)))
+        jobs = lease.by_ids(session, ids)
         for job in jobs:
             session.expunge(job)
     results: BatchResult
