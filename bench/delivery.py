@@ -10,7 +10,9 @@ Targets (issue 12): ack -> SMTP p99 <= 1 s; >= 200 messages/s drained with two w
 aiosmtpd in this process (its handler records when each recipient's message arrived); offerloop runs as
 `offerloop serve` (ingestion, consumers) and, for the drain, `offerloop worker --threads 2`. The worker's CPU
 time per message drained is printed beside the rate (the machine may be shared: the load average too).
-A PostgreSQL database given with ``--database-url`` is emptied first (its schema dropped).
+A PostgreSQL database given with ``--database-url`` is emptied first (its schema dropped). The triggers are
+sent with the secret key, as a creator's server sends them: a transactional journey never starts on an event a
+browser could have sent with the public write key.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def main() -> None:
             time.sleep(1.0)  # the identities are applied before the triggers start (they are not measured)
             acked: dict[str, float] = {}
             for i in range(args.samples):
-                batch(http, ws["write_key"], [{"type": "track", "userId": f"lat{i}", "event": "Bench Ping",
+                batch(http, ws["secret_key"], [{"type": "track", "userId": f"lat{i}", "event": "Bench Ping",
                                                "messageId": f"ping-lat-{i}", "properties": {"n": i},
                                                "timestamp": utcnow().isoformat()}])  # fmt: skip
                 acked[f"lat{i}@bench.example"] = time.monotonic()
@@ -145,7 +147,7 @@ def main() -> None:
             identify_all(http, ws["write_key"], "d", args.drain)
             now = utcnow().isoformat()
             for start in range(0, args.drain, 100):
-                batch(http, ws["write_key"], [{"type": "track", "userId": f"d{i}", "event": "Bench Ping",
+                batch(http, ws["secret_key"], [{"type": "track", "userId": f"d{i}", "event": "Bench Ping",
                                                "messageId": f"ping-d-{i}", "properties": {"n": i}, "timestamp": now}
                                               for i in range(start, min(args.drain, start + 100))])  # fmt: skip
             admin = {"Authorization": f"Bearer {ws['secret_key']}"}

@@ -356,3 +356,12 @@ def test_problems_without_lines_read_and_sort() -> None:
         "location": "a",
         "message": "bad",
     }
+
+
+def test_a_nul_in_a_quoted_scalar_or_key_is_a_problem_at_its_line() -> None:
+    doc = load_document('a: "x\\0"\nb:\n  - "\\x00"\n"c\\0": 1\nd: fine\n', file="f.yaml")
+    assert [str(p) for p in doc.problems] == [
+        "f.yaml:1: a: text with a NUL character (\\0) cannot be stored",
+        "f.yaml:3: b[0]: text with a NUL character (\\0) cannot be stored",
+        "f.yaml:4: text with a NUL character (\\0) cannot be stored",
+    ]

@@ -113,7 +113,8 @@ def test_an_open_stream_ends_when_its_token_expires(live_server) -> None:
             secret = workspace_service.signing_secret(session=session, configured="dev-secret")
     finally:
         engine.dispose()
-    token, expires = service.inbox_token(secret, ws["id"], "byr_anyone", ttl_s=2)
+    # Long enough to be accepted on a loaded machine (a 2 s token expired before a busy server read it).
+    token, expires = service.inbox_token(secret, ws["id"], "byr_anyone", ttl_s=6)
     seen: list[str] = []
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         with http.stream("GET", "/v1/inbox/stream", params={"token": token}) as response:

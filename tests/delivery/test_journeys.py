@@ -4,6 +4,7 @@ re-entry, the kill switch, consent, caps and the send window — all through the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,6 +243,20 @@ def test_bad_journeys_are_refused_with_every_problem_by_line(client, secret_head
     assert "x.yaml:5: steps[1].send.channel" in message
 
 
+def test_a_nul_spelled_in_a_quoted_string_is_refused_by_line_on_both_databases(
+    client, secret_headers
+) -> None:
+    # "\0" in a double-quoted YAML string is a NUL character: SQLite would store it, PostgreSQL refuses it.
+    text = 'name: x\ntrigger: {event: A}\nsteps:\n  - send: {channel: email, text: "hi\\0there"}\n'
+    r = client.put("/v1/journeys/x", headers=secret_headers, json={"yaml": text})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_journey")
+    assert (
+        "x.yaml:4: steps[0].send.text: text with a NUL character (\\0) cannot be stored"
+        in r.json()["error"]["message"]
+    )
+    assert client.get("/v1/journeys/x", headers=secret_headers).status_code == 404
+
+
 DECIDING = """
 name: upsell
 trigger: {event: Lesson Completed}
@@ -433,3 +448,22 @@ def test_a_journey_cannot_be_triggered_by_offerloops_own_send_events(client, sec
     )
     clicked = loop.replace("Message Sent", "Message Clicked")  # what the buyer does is a fine trigger
     assert client.put("/v1/journeys/loop", headers=secret_headers, json={"yaml": clicked}).status_code == 200
+
+
+def test_every_kind_of_trigger_is_named_in_the_journey_read(client, secret_headers) -> None:
+    journeys = Path(__file__).resolve().parents[2] / "examples" / "demo" / "journeys"
+    shown = {}
+    for name in ("entitlement_expiring", "weekly_digest", "module_unlocked", "trial_ending"):
+        text = (journeys / f"{name}.yaml").read_text()
+        r = client.put(f"/v1/journeys/{name}", headers=secret_headers, json={"yaml": text})
+        assert r.status_code in (200, 201), r.text
+        shown[name] = client.get(f"/v1/journeys/{name}", headers=secret_headers).json()["trigger"]
+    assert shown == {
+        "entitlement_expiring": "entitlement module:* ending within 1w",
+        "weekly_digest": "every week on mon at 09:00 (buyer's time)",
+        "module_unlocked": "entitlement granted: module:lesson-*",
+        "trial_ending": "trial ending within 3d",
+    }
+    text = "name: p\ntrigger: {persona: deal_hunter}\nsteps:\n  - send: {channel: inapp, text: hi}\n"
+    r = client.put("/v1/journeys/p", headers=secret_headers, json={"yaml": text})
+    assert r.json()["trigger"] == "persona entered: deal_hunter", r.text

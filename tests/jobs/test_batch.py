@@ -142,3 +142,36 @@ def test_batch_registration_is_checked() -> None:
         runner.register("test.bad_batch", transactional=False, batch=5)
     with pytest.raises(ValueError, match="at least one"):
         runner.register_batch("test.bad_size", size=0)
+
+
+prepared: list[tuple[str, ...]] = []
+
+
+def _read_ahead(session: object, jobs: tuple[Job, ...], deps: object) -> None:
+    prepared.append(tuple(j.key for j in jobs))
+    if "poison" in prepared[-1]:
+        raise RuntimeError("read-ahead broke")
+
+
+@runner.register("test.prepared", batch=3, prepare=_read_ahead)
+def _prepared(ctx: runner.Context) -> datetime | None:
+    calls.append(("prepared", ctx.job.key))
+    return None
+
+
+def test_a_batch_kind_reads_ahead_once_for_its_held_jobs_and_runs_even_if_that_fails(db: Database) -> None:
+    prepared.clear()
+    _enqueue(db, "test.prepared", "p1", "p2", "p3", "p4")
+    ran = runner.run_due(db, owner="w1", now=T0, only=("test.prepared",))
+    assert [(r.key, r.status) for r in ran] == [("p1", "done"), ("p2", "done"), ("p3", "done")]
+    assert prepared == [("p1", "p2", "p3")]  # once, before the first job, with every held job
+    assert calls == [("prepared", "p1"), ("prepared", "p2"), ("prepared", "p3")]
+
+    prepared.clear()
+    calls.clear()
+    _enqueue(db, "test.prepared", "poison", "p5")
+    ran = runner.run_due(db, owner="w1", now=T0, only=("test.prepared",))
+    # p4 was left from the first claim; the read-ahead failing costs nothing but the read-ahead
+    assert sorted((r.key, r.status) for r in ran) == [("p4", "done"), ("p5", "done"), ("poison", "done")]
+    assert len(prepared) == 1 and sorted(prepared[0]) == ["p4", "p5", "poison"]
+    assert _states(db, "test.prepared")["poison"] == ("done", 0, None)

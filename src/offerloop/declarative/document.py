@@ -303,6 +303,8 @@ def _walk(
                 continue  # merged entries keep the line of this mapping; construction reports bad keys
             key = loader.construct_object(key_node)
             where = _at(key_node.start_mark, offset)
+            if "\x00" in key_node.value:
+                problems.append(Problem(file, where.line, format_path(path), _NUL, where.column))
             if key in first_at:
                 message = f"duplicate key {show(key)} (first at line {first_at[key]})"
                 problems.append(Problem(file, where.line, format_path((*path, key)), message, where.column))
@@ -314,3 +316,11 @@ def _walk(
         for index, item in enumerate(node.value):
             locations[(*path, index)] = _at(item.start_mark, offset)
             _walk(loader, item, (*path, index), locations, problems, offset, file, seen)
+    elif isinstance(node, yaml.ScalarNode) and "\x00" in node.value:
+        where = _at(node.start_mark, offset)
+        problems.append(Problem(file, where.line, format_path(path), _NUL, where.column))
+
+
+# A quoted scalar can spell one ("\0", "\x00"); PostgreSQL stores no NUL in text or JSON, so it is refused on
+# both databases alike, with the line it is on.
+_NUL: Final = "text with a NUL character (\\0) cannot be stored"

@@ -25,7 +25,7 @@ class JourneyRead(BaseModel):
     version: int
     paused: bool
     category: str
-    trigger: str
+    trigger: str = Field(description="The event name of an event trigger; the other kinds in a few words")
     content_version: str
     created_at: datetime
     definition: dict[str, Any]

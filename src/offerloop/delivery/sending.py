@@ -36,12 +36,12 @@ def mail_domain(public_url: str) -> str:
 # -- rendering --------------------------------------------------------------------------------------------
 
 
-def render_into(
-    session: Session, row: OutboxMessage, send: spec.Send, journey: spec.Journey, who: audience.Recipient,
-    context: dict[str, Any], link: Links, now: datetime,
-) -> None:  # fmt: skip
-    """Render the step's templates for this buyer into the message (a retry re-sends exactly this)."""
-    base = {"w": row.workspace_id, "m": row.id}
+def render(
+    session: Session, workspace_id: str, message_id: int, send: spec.Send, journey: spec.Journey,
+    who: audience.Recipient, context: dict[str, Any], link: Links, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The queued message's rendered columns for this buyer (a retry re-sends exactly these)."""
+    base = {"w": workspace_id, "m": message_id}
 
     def click(target: Any) -> str:
         safe = links.safe_target(target)
@@ -53,7 +53,7 @@ def render_into(
     sources = (send.subject, send.text, send.html, send.url)
     with_persona = any("persona" in templates.names(source) for source in sources if source is not None)
     features, persona, entitlements = audience.template_facts(
-        session, row.workspace_id, who, now, with_persona=with_persona
+        session, workspace_id, who, now, with_persona=with_persona
     )
     values: dict[str, Any] = {
         "buyer": {"id": who.buyer_id, "user_id": who.user_id, "email": who.email, "traits": who.traits},
@@ -71,9 +71,11 @@ def render_into(
         body["event"] = send.event
     body["unsubscribe_url"] = unsubscribe
     body["decisions"] = {k: v.get("decision_id") for k, v in context.get("decisions", {}).items()}
-    row.subject = " ".join(subject.split())[:998] if subject is not None else None
-    row.body = body
-    row.recipient = who.email if send.channel == "email" else who.buyer_id
+    return {
+        "subject": " ".join(subject.split())[:998] if subject is not None else None,
+        "body": body,
+        "recipient": who.email if send.channel == "email" else who.buyer_id,
+    }
 
 
 # -- whether and when ------------------------------------------------------------------------------------

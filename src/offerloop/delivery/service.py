@@ -47,9 +47,29 @@ from offerloop.models import JourneyVersion, OutboxMessage
 def _read(row: JourneyVersion) -> JourneyRead:
     return JourneyRead(
         name=row.name, version=row.version, paused=row.paused, category=str(row.definition.get("category", "marketing")),
-        trigger=str(row.definition.get("trigger", {}).get("event", "")), content_version=row.content_version,
+        trigger=trigger_summary(row.definition.get("trigger")), content_version=row.content_version,
         created_at=row.created_at, definition=row.definition,
     )  # fmt: skip
+
+
+def trigger_summary(trigger: Any) -> str:
+    """A stored trigger in a few words: an event trigger's event name (as before); the other kinds named."""
+    if not isinstance(trigger, dict):
+        return ""
+    if trigger.get("event"):
+        return str(trigger["event"])
+    if trigger.get("persona"):
+        return f"persona entered: {trigger['persona']}"
+    if isinstance(trigger.get("entitlement"), dict):
+        return f"entitlement granted: {trigger['entitlement'].get('granted', '')}"
+    if isinstance(ending := trigger.get("expiring"), dict):
+        which = f" {ending['component']}" if ending.get("component") else ""
+        return f"{ending.get('what', '')}{which} ending within {ending.get('within', '')}"
+    if isinstance(tick := trigger.get("schedule"), dict):
+        days = f" on {', '.join(str(d) for d in tick['days'])}" if tick.get("days") else ""
+        zone = " (buyer's time)" if tick.get("zone") == "buyer" else ""
+        return f"every {tick.get('every', '')}{days} at {tick.get('at', '')}{zone}"
+    return ""
 
 
 def save_journey(

@@ -38,7 +38,11 @@ def links_for(session: Session, settings: Settings) -> Links:
     return Links(public_url=settings.public_url, secret=secret)
 
 
-@register(engine.RUN, batch=RUN_BATCH)
+def _hold_runs(session: Session, jobs: tuple[Job, ...], deps: Mapping[str, Any]) -> None:
+    engine.hold_runs(session, [(job.workspace_id, job.key) for job in jobs if job.workspace_id is not None])
+
+
+@register(engine.RUN, batch=RUN_BATCH, prepare=_hold_runs)
 def run_journey(ctx: Context) -> datetime | None:
     assert ctx.session is not None and ctx.job.workspace_id is not None
     settings = _settings(ctx.deps)

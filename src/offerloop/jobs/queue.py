@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
+from offerloop.db.base import table_of
 from offerloop.db.uow import after_commit
 from offerloop.models.jobs import Job
 
@@ -57,12 +58,9 @@ def enqueue(
         "kind": kind, "key": key, "workspace_id": workspace_id, "state": "queued", "run_at": when,
         "attempts": 0, "payload": payload, "created_at": now, "updated_at": now,
     }  # fmt: skip
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        insert(Job).values(**values).on_conflict_do_nothing(index_elements=["kind", "key"]).returning(Job.id)
-    )
-    if session.execute(stmt).scalar_one_or_none() is None:  # already there: queue it again
+    if (
+        session.execute(_insert_job(session), values).scalar_one_or_none() is None
+    ):  # already there: queue it again
         table = Job.__table__
         session.execute(
             update(Job)
@@ -78,6 +76,23 @@ def enqueue(
         )
     if when <= now:
         after_commit(session, wake)
+
+
+_INSERT_JOB: dict[str, Any] = {}
+
+
+def _insert_job(session: Session) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect and run through Core with the row as
+    parameters: enqueue runs once per message on the send path, where building it with ``.values()`` each time
+    (and the ORM's bulk-insert bookkeeping) cost several times the statement itself."""
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERT_JOB.get(dialect)
+    if stmt is None:
+        table = table_of(Job)
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(table).on_conflict_do_nothing(index_elements=["kind", "key"]).returning(table.c.id)
+        _INSERT_JOB[dialect] = stmt
+    return stmt
 
 
 _STATE = select(Job.state, Job.run_at).where(Job.kind == bindparam("kind"), Job.key == bindparam("key"))

@@ -57,6 +57,7 @@ BatchHandler = Callable[[BatchContext], BatchResult]
 # Called in the transaction that records a failure (after ``lease.fail``): (session, job, parked). Lets a
 # domain row that mirrors the job (a fulfilment task) show the attempts, the error and giving up.
 FailHook = Callable[[Session, Job, bool], None]
+PrepareHook = Callable[[Session, tuple[Job, ...], Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Kind:
     every_s: float | None = None
     batch: int = 1
     batch_fn: BatchHandler | None = None
+    prepare: PrepareHook | None = None
 
 
 RECURRING_KEY = "every"
@@ -89,6 +91,7 @@ def register(
     on_fail: FailHook | None = None,
     every_s: float | None = None,
     batch: int = 1,
+    prepare: PrepareHook | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind. It returns None when the job is done, or the time to run it
     again. A transactional handler runs inside one write transaction that also finishes the job, so its
@@ -96,7 +99,8 @@ def register(
     ``every_s``: a recurring kind, whose one job (key ``RECURRING_KEY``) every runner queues when it starts
     (its handler returns its next time). ``batch``: a claim that finds one due job of this (transactional)
     kind takes up to ``batch`` of them, run one after the other in ONE write transaction, each in its own
-    savepoint (a failing job rolls back alone and backs off; the others commit)."""
+    savepoint (a failing job rolls back alone and backs off; the others commit); ``prepare``, if given, is
+    called first with the transaction and all the held jobs (to read what they need in one statement)."""
     if batch < 1 or (batch > 1 and not transactional):
         raise ValueError("batch needs a transactional kind (else use register_batch) and at least 1")
 
@@ -112,6 +116,7 @@ def register(
             on_fail,
             every_s,
             batch,
+            prepare=prepare,
         )
         return fn
 
@@ -301,6 +306,8 @@ def _run_in_one_transaction(
     out: dict[int, Ran] = {}
     with db.write() as session:
         held = {j.id: j for j in lease.hold_many(session, ids, owner=owner)}
+        if kind.prepare is not None and held:
+            _prepare(session, kind, tuple(held[job_id] for job_id in ids if job_id in held), deps)
         for job_id, key, _ in group:
             job = held.get(job_id)
             if job is None:
@@ -320,6 +327,19 @@ def _run_in_one_transaction(
             lease.finish(job, now=now, again_at=again)
             out[job_id] = _ran(kind, key, again)
     return [out[job_id] for job_id in ids]
+
+
+def _prepare(session: Session, kind: Kind, jobs: tuple[Job, ...], deps: Mapping[str, Any]) -> None:
+    """The kind's read-ahead, in a savepoint whose release keeps its row locks; only an optimisation, so a
+    failure rolls it back and each job reads for itself."""
+    assert kind.prepare is not None
+    savepoint = session.begin_nested()
+    try:
+        kind.prepare(session, jobs, deps)
+        savepoint.commit()
+    except Exception as exc:
+        savepoint.rollback()
+        log.warning("job batch read-ahead failed", kind=kind.name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _run_batch_fn(

@@ -469,7 +469,6 @@ def test_ssrf_guard_at_send_time(
     run(db, T0, WebhookConfig(allow_private=False, timeout_s=1.0))
     after = delivery(db, workspace.id, d.id)
     assert receiver.receiver.requests == 0
-    assert (
-        after.status == "pending"
-        and after.last_error == "refused: the URL points at a private, loopback or reserved address"
-    )
+    # A refusal is final: no three days of retries that can only be refused again.
+    assert (after.status, after.next_attempt_at, after.attempts) == ("failed", None, 1)
+    assert after.last_error == "refused: the URL points at a private, loopback or reserved address"

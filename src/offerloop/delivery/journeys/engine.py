@@ -210,11 +210,29 @@ def _end(run: JourneyRun, state: str, reason: str, now: datetime) -> None:
 # -- advancing a run --------------------------------------------------------------------------------------
 
 
+_HELD: Final = "offerloop.delivery.held_runs"
+
+
+def hold_runs(session: Session, keys: list[tuple[str, str]]) -> None:
+    """Read and lock, in one statement per workspace, the runs a transaction's batch of run jobs will advance."""
+    wanted: dict[str, list[int]] = {}
+    for workspace_id, key in keys:
+        if key.isdigit():
+            wanted.setdefault(workspace_id, []).append(int(key))
+    held: dict[tuple[str, int], JourneyRun] = {}
+    for workspace_id, ids in wanted.items():
+        for run in repository.runs_by_id(session, workspace_id, ids, lock=True):
+            held[(workspace_id, run.id)] = run
+    session.info[_HELD] = held
+
+
 def advance(
     session: Session, workspace_id: str, run_id: int, now: datetime, links: Links, holdout_share: float
 ) -> datetime | None:
     """Run the run's steps that are due; when it is next due (None: finished, ended or gone)."""
-    run = repository.run(session, workspace_id, run_id, lock=True)
+    run = session.info.get(_HELD, {}).get((workspace_id, run_id))
+    if run is None:
+        run = repository.run(session, workspace_id, run_id, lock=True)
     if run is None or run.state != "active" or run.step is None:
         return None
     latest = sending.reads_of(session).journey(workspace_id, run.journey)  # once per transaction (a batch)
@@ -330,18 +348,19 @@ def _queue_send(
     who: audience.Recipient, context: dict[str, Any], links: Links, now: datetime,
 ) -> None:  # fmt: skip
     key = f"{journey.name}@{run.version}/{spec.step_id(step, path)}/{run.buyer_id}/{run.occurrence}"
-    row = repository.add_message(session, {
+    row_id = repository.add_message(session, {
         "workspace_id": workspace_id, "key": key[:255], "run_id": run.id, "journey": journey.name,
         "step": spec.step_id(step, path)[:64], "buyer_id": run.buyer_id, "channel": step.send.channel,
         "category": journey.category, "status": "queued",
         "message_id": message_id(workspace_id, key, sending.mail_domain(links.public_url)),
         "recipient": None, "subject": None, "body": {}, "attempts": 0, "created_at": now,
     })  # fmt: skip
-    if row is None:
+    if row_id is None:
         return  # already queued by an earlier pass of this step
     try:
-        sending.render_into(session, row, step.send, journey, who, context, links, now)
+        rendered = sending.render(session, workspace_id, row_id, step.send, journey, who, context, links, now)
     except templates.RenderError as exc:
-        row.status, row.detail = "failed", f"template: {exc}"[:2000]
+        repository.fill_message(session, row_id, {"status": "failed", "detail": f"template: {exc}"[:2000]})
         return
-    queue.enqueue(session, kind=SEND, key=str(row.id), workspace_id=workspace_id, run_at=now, now=now)
+    repository.fill_message(session, row_id, rendered)
+    queue.enqueue(session, kind=SEND, key=str(row_id), workspace_id=workspace_id, run_at=now, now=now)

@@ -61,6 +61,9 @@ class Outcome:
     excerpt: str | None
     error: str | None
     duration_ms: int
+    # Refused before sending (the URL or the address it resolves to is not allowed): retrying for three days
+    # would only repeat the refusal, so the delivery fails at once with the reason.
+    final: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -79,7 +82,7 @@ def post(
     try:
         target = targets.resolve(url, allow_private=config.allow_private)
     except InvalidTargetUrl as exc:
-        return Outcome(None, None, f"refused: {exc.message}"[:EXCERPT_CHARS], took())
+        return Outcome(None, None, f"refused: {exc.message}"[:EXCERPT_CHARS], took(), final=True)
     headers = {
         "Host": target.host_header(),
         "Content-Type": "application/json",

@@ -372,6 +372,9 @@ def record_attempt(
         return None
     if trigger == "replay" or row.status != "pending":  # a replay changes no schedule
         return None
+    if outcome.final:
+        row.status, row.next_attempt_at = "failed", None
+        return None
     due = now + timedelta(seconds=retry_delay_s(row.attempts, delivery_id=row.id))
     if due > row.first_attempt_at + RETRY_WINDOW:
         row.status, row.next_attempt_at = "failed", None
