@@ -80,6 +80,12 @@ class _Rate:
             self.rewarded += reward > 0.0
             self.reward_sum += reward
 
+    def merge(self, other: _Rate) -> None:
+        self.decisions += other.decisions
+        self.closed += other.closed
+        self.rewarded += other.rewarded
+        self.reward_sum += other.reward_sum
+
     def read(self) -> GroupRate:
         rate = self.reward_sum / self.closed if self.closed else None
         return GroupRate(decisions=self.decisions, closed=self.closed, rewarded=self.rewarded,
@@ -116,10 +122,10 @@ def _rates(
     for name, created_at, policy, holdout, version, reward in repository.decision_outcomes(
         session, workspace_id, placement, start, end
     ):
+        acc = out[name]  # every placement with decisions, even when none is the model's or the holdout's
         group = _group(policy, holdout, version)
         if group is None:
             continue
-        acc = out[name]
         acc.days[(group, created_at.astimezone(UTC).date())].add(reward)
         (acc.model if group == "model" else acc.holdout).add(reward)
     return out
@@ -204,9 +210,9 @@ def models_health(
     acc = _Placement()
     for one in _rates(session, workspace_id, placement, start, now).values():
         for key, rate in one.days.items():
-            _merge(acc.days[key], rate)
-        _merge(acc.model, one.model)
-        _merge(acc.holdout, one.holdout)
+            acc.days[key].merge(rate)
+        acc.model.merge(one.model)
+        acc.holdout.merge(one.holdout)
     daily = [
         DayRate(day=day, model=acc.days.get(("model", day), _Rate()).read(),
                 holdout=acc.days.get(("holdout", day), _Rate()).read())
@@ -221,13 +227,6 @@ def models_health(
     return ModelsHealth(placement=placement, days=days, start=start, end=now, daily=daily, model=model,
                         holdout=holdout, relative_lift=_relative(model.rate, holdout.rate), ope=report,
                         alerts=alerts)  # fmt: skip
-
-
-def _merge(into: _Rate, other: _Rate) -> None:
-    into.decisions += other.decisions
-    into.closed += other.closed
-    into.rewarded += other.rewarded
-    into.reward_sum += other.reward_sum
 
 
 # -- drift of features and of the persona mix ----------------------------------------------------
@@ -322,18 +321,20 @@ class Health:
 
 def check(
     *, session: Session, workspace_id: str, thresholds: Thresholds = DEFAULTS, days: int = DAYS,
-    reference_days: int = REFERENCE_DAYS, current_days: int = CURRENT_DAYS, now: datetime | None = None,
+    reference_days: int = REFERENCE_DAYS, current_days: int = CURRENT_DAYS, policy: OpePolicy = "model",
+    estimator: OpeEstimator = "dr", now: datetime | None = None,
 ) -> Health:  # fmt: skip
-    """Every alert of the workspace: feature and persona-mix drift, and for each placement with model or
-    holdout decisions in the last ``days`` days the model's reward rate against the holdout's and the change
-    of the model's OPE (DR) estimate."""
+    """Every alert of the workspace: feature and persona-mix drift, and for each placement with decisions in
+    the last ``days`` days the model's reward rate against the holdout's and the change of ``policy``'s OPE
+    (``estimator``) over the last ``days`` days against the ``days`` before."""
     now = now or utcnow()
     report = drift(session=session, workspace_id=workspace_id, reference_days=reference_days,
                    current_days=current_days, thresholds=thresholds, now=now)  # fmt: skip
     alerts: list[Alert | None] = list(report.alerts)
     for name, rates in sorted(_rates(session, workspace_id, None, _period(now, days), now).items()):
         alerts.append(_reward_alert(name, rates.model.read(), rates.holdout.read(), thresholds))
-        report_ope = ope(session=session, workspace_id=workspace_id, placement=name, days=days, now=now)
+        report_ope = ope(session=session, workspace_id=workspace_id, placement=name, days=days, now=now,
+                         policy=policy, estimator=estimator)  # fmt: skip
         alerts.append(_ope_alert(name, report_ope, thresholds))
     return Health(alerts=AlertsReport(generated_at=now, thresholds=thresholds, alerts=_sorted(alerts)),
                   drift=report)  # fmt: skip
