@@ -73,10 +73,8 @@ def decision(
     ))  # fmt: skip
 
 
-def decision_log(session: Any, workspace_id: str, now: datetime) -> None:
-    """Placement "home" (days=3 from ``now`` = 2026-12-06 12:00: Dec 4, 5, 6), and "ope": a rules log whose
-    rules-only SNIPS falls from 1.0 (3-6 days ago) to 0.5 (the last 3 days)."""
-    day = now.replace(hour=0, minute=0) - timedelta(days=2)  # Dec 4, 00:00
+def home_log(session: Any, workspace_id: str, day: datetime) -> None:
+    """Placement "home" over three UTC days from midnight ``day``, and one "email" decision."""
     d = lambda hours, **kw: decision(session, workspace_id, day + timedelta(hours=hours), **kw)  # noqa: E731
     d(10, reward=1.0)
     d(11, reward=0.0)
@@ -86,8 +84,14 @@ def decision_log(session: Any, workspace_id: str, now: datetime) -> None:
     d(48 + 9, reward=2.5)
     d(48 + 9, reward=1.0, version=0)  # cold start: not the model's
     d(48 + 9, reward=1.0, policy="rules_no_consent", version=0)  # neither group
-    d(-0.02, reward=1.0)  # Dec 3, 23:58: before the period
+    d(-0.02, reward=1.0)  # 23:58 the day before: before the period
     d(24, reward=1.0, placement="email")
+    session.flush()
+
+
+def ope_log(session: Any, workspace_id: str, now: datetime) -> None:
+    """Placement "ope": a rules log whose rules-only SNIPS falls from 1.0 (3-6 days before ``now``) to 0.5
+    (the last 3 days)."""
     for window, start in ((0, now - timedelta(days=5)), (1, now - timedelta(days=2))):
         for i in range(80):
             chosen = 0 if i < 40 else 1
@@ -95,6 +99,11 @@ def decision_log(session: Any, workspace_id: str, now: datetime) -> None:
             decision(session, workspace_id, start + timedelta(seconds=i), placement="ope", policy="rules",
                      version=0, reward=reward, chosen=chosen, propensity=0.5)  # fmt: skip
     session.flush()
+
+
+def decision_log(session: Any, workspace_id: str, now: datetime) -> None:
+    home_log(session, workspace_id, datetime(2026, 12, 4, tzinfo=UTC))  # days=3 from NOW: Dec 4, 5, 6
+    ope_log(session, workspace_id, now)
 
 
 def test_reward_rate_by_day_model_vs_holdout(db, workspace, other_workspace):
