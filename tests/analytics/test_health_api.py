@@ -8,11 +8,16 @@ import re
 from datetime import UTC, timedelta
 
 import pytest
+from prometheus_client import generate_latest
+from sqlalchemy import delete
 from tests.analytics.test_health_service import buyer, home_log, ope_log, population
 from tests.conftest import basic, bearer
 
 from offerloop.analytics import health
 from offerloop.core.clock import utcnow
+from offerloop.db.uow import Database
+from offerloop.models import Workspace
+from offerloop.workspaces import service as workspace_service
 
 
 def _midnight(days_ago: int):
@@ -161,3 +166,26 @@ def test_metrics_work_is_bounded_and_cached(db, workspace, other_workspace):
     health.refresh_metrics(db, clock=lambda: float(next(later)))  # past the TTL: the stalest again
     assert health._cache[first] != stamp[first] and health._cache[first][0] >= 1_000
     health.forget_cache()
+
+
+def test_metrics_sweep_runs_in_a_background_thread(engine):
+    """Over an engine (a server), the scrape starts the sweep in a thread and publishes what is cached; the
+    next scrape publishes the sweep's figures. Committed for real: the workspace is deleted afterwards."""
+    db = Database(engine)
+    health.forget_cache()
+    with db.write() as session:
+        ws = workspace_service.create_workspace(session=session, name="Swept in the background").id
+        for _ in range(3):
+            population(session, ws, utcnow())
+    try:
+        health.refresh_metrics(db)
+        health.wait_for_sweep()
+        assert ws in health._cache
+        health.refresh_metrics(db)  # fresh: no new sweep needed, the figures are published
+        text = generate_latest().decode()
+        assert _gauge(text, "offerloop_persona_mix_psi", workspace=ws) == pytest.approx(0.3 * math.log(4))
+        assert _gauge(text, "offerloop_health_alerts", workspace=ws, kind="persona_mix") == 1.0
+    finally:
+        health.forget_cache()  # and its gauges
+        with db.write() as session:
+            session.execute(delete(Workspace).where(Workspace.id == ws))

@@ -17,12 +17,13 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Gauge
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from offerloop.analytics import health_repository as repository
@@ -351,41 +352,75 @@ ALERTS = Gauge("offerloop_health_alerts", "Health alerts at severity 'alert' (de
 KINDS = ("feature_drift", "persona_mix", "reward_drop", "ope_drop")
 
 CACHE_TTL_S = 60.0
-SCRAPE_BUDGET_S = 0.5  # a scrape recomputes stale workspaces until this much time has gone; the rest wait
+SCRAPE_BUDGET_S = 0.5  # in-scrape recomputation (one-connection databases): stop once this much time is spent
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _cache and _sweeper, never held while computing
 _cache: dict[str, tuple[float, Health]] = {}
+_sweeper: threading.Thread | None = None
 
 
-def refresh_metrics(db: Database, *, clock: Any = time.monotonic) -> None:
-    """Set the health gauges of every workspace before a scrape. Each workspace's figures are recomputed at
-    most every :data:`CACHE_TTL_S` seconds, the stalest first, and only while the scrape has spent less than
-    :data:`SCRAPE_BUDGET_S` on them (at least one per scrape): the others keep their last figures."""
-    with _lock, db.read() as session:
-        started = clock()
+def refresh_metrics(db: Database, *, clock: Callable[[], float] = time.monotonic) -> None:
+    """Set the health gauges of every workspace before a scrape, from figures at most :data:`CACHE_TTL_S`
+    old. Stale workspaces (the stalest first) are recomputed in a background thread, one sweep at a time, so
+    a scrape never waits for them: it publishes what the last sweep left (nothing for a workspace until its
+    first sweep ends). A database bound to one connection (tests, one-connection setups) cannot be shared with
+    another thread: there the scrape recomputes stale workspaces itself while it has spent less than
+    :data:`SCRAPE_BUDGET_S` (at least one per scrape); the others keep their last figures."""
+    global _sweeper
+    if isinstance(db.bind, Engine):
+        with _lock:
+            if _sweeper is None or not _sweeper.is_alive():
+                _sweeper = threading.Thread(
+                    target=_sweep, args=(db, clock, None), name="health-metrics", daemon=True
+                )
+                _sweeper.start()
+    else:
+        _sweep(db, clock, SCRAPE_BUDGET_S)
+    _publish()
+
+
+def wait_for_sweep(timeout: float | None = None) -> None:
+    """Block until the background sweep (if any) has finished: shutdown, and tests."""
+    sweeper = _sweeper
+    if sweeper is not None:
+        sweeper.join(timeout)
+
+
+def _sweep(db: Database, clock: Callable[[], float], budget: float | None) -> None:
+    started = clock()
+    with db.read() as session:
         ids = [w.id for w in workspace_service.list_workspaces(session=session)]
-        for gone in set(_cache) - set(ids):
-            del _cache[gone]
-        stale = sorted((_cache[w][0] if w in _cache else -math.inf, w) for w in ids)  # stalest first
+        with _lock:
+            for gone in set(_cache) - set(ids):
+                del _cache[gone]
+            stale = sorted((_cache[w][0] if w in _cache else -math.inf, w) for w in ids)  # stalest first
         for i, (computed, workspace_id) in enumerate(stale):
-            if clock() - computed < CACHE_TTL_S or (i and clock() - started >= SCRAPE_BUDGET_S):
+            if clock() - computed < CACHE_TTL_S or (i and budget is not None and clock() - started >= budget):
                 break
-            _cache[workspace_id] = (clock(), check(session=session, workspace_id=workspace_id))
+            figures = check(session=session, workspace_id=workspace_id)
+            with _lock:
+                _cache[workspace_id] = (clock(), figures)
+
+
+def _publish() -> None:
+    with _lock:
         FEATURE_PSI.clear()
         PERSONA_MIX_PSI.clear()
         ALERTS.clear()
-        for workspace_id, (_, health) in _cache.items():
-            for f in health.drift.features:
+        for workspace_id, (_, figures) in _cache.items():
+            for f in figures.drift.features:
                 if f.psi is not None:
                     FEATURE_PSI.labels(workspace_id, f.feature).set(f.psi)
-            if health.drift.persona_mix.psi is not None:
-                PERSONA_MIX_PSI.labels(workspace_id).set(health.drift.persona_mix.psi)
+            if figures.drift.persona_mix.psi is not None:
+                PERSONA_MIX_PSI.labels(workspace_id).set(figures.drift.persona_mix.psi)
             for kind in KINDS:
-                count = sum(a.kind == kind and a.severity == "alert" for a in health.alerts.alerts)
+                count = sum(a.kind == kind and a.severity == "alert" for a in figures.alerts.alerts)
                 ALERTS.labels(workspace_id, kind).set(count)
 
 
 def forget_cache() -> None:
-    """Drop every cached figure (tests; or after thresholds change)."""
+    """Drop every cached figure and the gauges published from them (tests)."""
+    wait_for_sweep()
     with _lock:
         _cache.clear()
+    _publish()
