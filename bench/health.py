@@ -108,7 +108,7 @@ def main() -> None:
                     return fn(session=session, workspace_id=ws, **kw)
 
             figures = {
-                "drift (defaults: 10,000 buyers a window)": timed(args.repeat, lambda: call(health.drift)),
+                "drift (defaults: at most 5,000 buyers a window)": timed(args.repeat, lambda: call(health.drift)),
                 "drift, max_buyers=1,000": timed(args.repeat, lambda: call(health.drift, max_buyers=1000)),
                 "models (14 days, with OPE)": timed(args.repeat, lambda: call(health.models_health, placement="home")),
                 "alerts (drift + reward + OPE per placement)": timed(args.repeat, lambda: call(health.check)),
