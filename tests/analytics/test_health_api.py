@@ -16,7 +16,7 @@ from tests.conftest import basic, bearer
 from offerloop.analytics import health
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
-from offerloop.models import Workspace
+from offerloop.models import BuyerFeatures, Workspace
 from offerloop.workspaces import service as workspace_service
 
 
@@ -189,3 +189,21 @@ def test_metrics_sweep_runs_in_a_background_thread(engine):
         health.forget_cache()  # and its gauges
         with db.write() as session:
             session.execute(delete(Workspace).where(Workspace.id == ws))
+
+
+def test_one_workspace_failing_does_not_stop_the_others(client, db, workspace, other_workspace):
+    health.forget_cache()
+    with db.write() as session:
+        population(session, workspace.id, utcnow())
+        population(session, other_workspace.id, utcnow())
+        broken = buyer(session, other_workspace.id, utcnow() - timedelta(hours=1), 1, None)
+        session.flush()
+        session.get(BuyerFeatures, broken).state = ["not", "a", "state"]  # type: ignore[union-attr]
+    r = client.get("/metrics")
+    assert r.status_code == 200
+    assert _gauge(r.text, "offerloop_persona_mix_psi", workspace=workspace.id) == pytest.approx(
+        0.3 * math.log(4)
+    )
+    assert _gauge(r.text, "offerloop_persona_mix_psi", workspace=other_workspace.id) is None
+    assert health._cache[other_workspace.id][1] is None  # retried once its entry is CACHE_TTL_S old
+    health.forget_cache()

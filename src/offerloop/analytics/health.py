@@ -13,6 +13,7 @@ buyers whose persona was last refreshed in each window (``buyer_personas.updated
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -62,6 +63,8 @@ REFERENCE_DAYS = 28
 CURRENT_DAYS = 7
 MAX_BUYERS = 5_000  # per drift window (500 a decile bin); reading a buyer's features out costs 50-100 us
 PERSONA_MIX = "persona_mix"
+
+log = logging.getLogger(__name__)
 
 
 # -- reward rate by day, model vs holdout -------------------------------------------------------------
@@ -354,7 +357,7 @@ CACHE_TTL_S = 60.0
 SCRAPE_BUDGET_S = 0.5  # in-scrape recomputation (one-connection databases): stop once this much time is spent
 
 _lock = threading.Lock()  # guards _cache and _sweeper, never held while computing
-_cache: dict[str, tuple[float, Health]] = {}
+_cache: dict[str, tuple[float, Health | None]] = {}  # None: the last computation failed
 _sweeper: threading.Thread | None = None
 
 
@@ -396,7 +399,14 @@ def _sweep(db: Database, clock: Callable[[], float], budget: float | None) -> No
         for i, (computed, workspace_id) in enumerate(stale):
             if clock() - computed < CACHE_TTL_S or (i and budget is not None and clock() - started >= budget):
                 break
-            figures = check(session=session, workspace_id=workspace_id)
+            figures: Health | None = None
+            try:
+                with session.begin_nested():  # a failure rolls back to here, the sweep goes on
+                    figures = check(session=session, workspace_id=workspace_id)
+            except (
+                Exception
+            ):  # one workspace's failure must not stop the others' gauges: retried after the TTL
+                log.exception("health figures of workspace %s failed", workspace_id)
             with _lock:
                 _cache[workspace_id] = (clock(), figures)
 
@@ -407,6 +417,8 @@ def _publish() -> None:
         PERSONA_MIX_PSI.clear()
         ALERTS.clear()
         for workspace_id, (_, figures) in _cache.items():
+            if figures is None:
+                continue
             for f in figures.drift.features:
                 if f.psi is not None:
                     FEATURE_PSI.labels(workspace_id, f.feature).set(f.psi)
