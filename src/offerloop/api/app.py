@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.analytics import health as analytics_health
+from offerloop.analytics.health_endpoints import router as health_router
 from offerloop.api import openapi
 from offerloop.api.guards import TRACKING_PATHS, BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
@@ -221,6 +223,7 @@ def create_app(
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PrometheusText)
     def metrics() -> PrometheusText:
         pipeline_status.refresh_metrics(db)
+        analytics_health.refresh_metrics(db)
         return PrometheusText(generate_latest())
 
     routers = (
@@ -248,6 +251,7 @@ def create_app(
         invoices_router,
         live_router,
         live_pages,
+        health_router,
     )
     for router in routers:
         app.include_router(router)

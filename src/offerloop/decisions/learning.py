@@ -228,11 +228,11 @@ def _snapshot_before(
 
 def evaluate(
     *, session: Session, workspace_id: str, placement: str | None = None, level: float = 0.95,
-    since: datetime | None = None,
+    since: datetime | None = None, until: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Out-of-sample estimates (IPS, SNIPS, DR) of the learned model, rules-only, random and popularity on
-    the logged, rewarded decisions made at or after ``since``, and the online lift of the model over the
-    holdout group (see ``decisions.evaluation``).
+    the logged, rewarded decisions made at or after ``since`` (and before ``until``: later ones are left out
+    altogether), and the online lift of the model over the holdout group (see ``decisions.evaluation``).
 
     Progressive validation: each decision is scored by the placement's snapshot that existed before it was
     made; baselines and DR's reward model are fitted on the decisions made before it (including those
@@ -241,7 +241,8 @@ def evaluate(
         d
         for d in repository.decisions_for_evaluation(session, workspace_id, placement)
         if d.chosen_index is not None and d.candidates and _usable_reward(d.reward) is not None
-    ]
+        and (until is None or d.created_at < until)
+    ]  # fmt: skip
     timelines: dict[str, list[tuple[int, datetime]]] = {}
     for name, version, at in repository.snapshot_times(
         session, workspace_id, {d.placement for d in decisions}

@@ -42,6 +42,7 @@ class Decision(Base):
         Index(None, "workspace_id", "buyer_id", "created_at"),
         Index(None, "workspace_id", "placement", "reward_at"),
         Index(None, "workspace_id", "window_ends_at"),
+        Index(None, "workspace_id", "created_at"),  # health: reward rate by day
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

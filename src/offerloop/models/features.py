@@ -16,6 +16,7 @@ class BuyerFeatures(Base):
     """The incremental feature state of one buyer (see features.state for its layout)."""
 
     __tablename__ = "buyer_features"
+    __table_args__ = (Index(None, "workspace_id", "updated_at"),)  # health: buyers by their last update
 
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -34,7 +35,10 @@ class BuyerPersona(Base):
     """The current persona posterior of one buyer."""
 
     __tablename__ = "buyer_personas"
-    __table_args__ = (Index(None, "workspace_id", "persona"),)
+    __table_args__ = (
+        Index(None, "workspace_id", "persona"),
+        Index(None, "workspace_id", "updated_at", "persona"),  # health: the persona mix of a window
+    )
 
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

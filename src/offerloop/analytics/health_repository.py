@@ -1,0 +1,49 @@
+"""Every SQL statement of model and data health: read-only, each scoped by its workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from offerloop.db.scoped import scoped_select
+from offerloop.models import BuyerFeatures, BuyerPersona, Decision
+
+
+def decision_outcomes(
+    session: Session, workspace_id: str, placement: str | None, start: datetime, end: datetime
+) -> Iterator[Any]:
+    """(placement, created_at, policy, holdout, model_version, reward) of the decisions made in [start, end)."""
+    stmt = scoped_select(
+        Decision, workspace_id, Decision.placement, Decision.created_at, Decision.policy, Decision.holdout,
+        Decision.model_version, Decision.reward,
+    ).where(Decision.created_at >= start, Decision.created_at < end)  # fmt: skip
+    if placement is not None:
+        stmt = stmt.where(Decision.placement == placement)
+    yield from session.execute(stmt.execution_options(yield_per=5000))
+
+
+def feature_states(
+    session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
+) -> list[tuple[dict[str, Any], datetime]]:
+    """(state, updated_at) of the ``limit`` buyers whose features were last updated most recently in [start, end)."""
+    stmt = (
+        scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.state, BuyerFeatures.updated_at)
+        .where(BuyerFeatures.updated_at >= start, BuyerFeatures.updated_at < end)
+        .order_by(BuyerFeatures.updated_at.desc(), BuyerFeatures.buyer_id)
+        .limit(limit)
+    )
+    return [(state, at) for state, at in session.execute(stmt)]
+
+
+def persona_counts(session: Session, workspace_id: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Buyers per current persona, of the buyers whose persona was last refreshed in [start, end)."""
+    stmt = (
+        scoped_select(BuyerPersona, workspace_id, BuyerPersona.persona, func.count())
+        .where(BuyerPersona.updated_at >= start, BuyerPersona.updated_at < end)
+        .group_by(BuyerPersona.persona)
+    )
+    return {persona: int(n) for persona, n in session.execute(stmt)}
