@@ -1,0 +1,324 @@
+"""Attribution models over distinct conversion paths: pure functions (numpy/scipy, no database).
+
+Input is a :class:`PathSet`: distinct paths (channel sequences) with, for each, the number of conversions,
+their total value and the number of times the path ended without one (null paths). Every model returns an
+:class:`Attribution` (per channel: conversions, value, and the removal effect for Markov).
+
+* ``first``/``last``: the whole conversion goes to the first/last touch.
+* ``linear``: each touch gets 1/n (a channel touched twice gets 2/n).
+* ``time_decay``: touch i gets ``2 ** (-age_i / half_life)``, normalised over the path; ``age`` is the time
+  from the touch to the conversion (days, from the store) or, for paths without times, the position from
+  the end (the last touch has age 0, the one before 1, …).
+* ``position``: 40% first, 40% last, 20% shared by the middle touches; one touch gets 100%, two get 50/50.
+* ``markov``: an absorbing Markov chain of order k (1-3) whose states are the last k channels (shorter at
+  the start of a path); null paths end in the null state. The probability of conversion from the start is
+  solved exactly from ``(I - Q) x = r``; a channel's removal effect is ``1 - P(conv without it) / P(conv)``
+  (removing a channel sends every transition into a state containing it to null). Conversions are shared
+  in proportion to the removal effects; value likewise, with the expected value of the chain (each
+  transition into conversion carries the mean value of the conversions observed from that state).
+* ``shapley``: the "simplified Shapley value" for attribution (Zhao et al. 2018): the value of a coalition
+  S of channels is the conversions (value) of the paths whose channel set is a subset of S. Computed
+  exactly over all coalitions of the channels that appear in converting paths (at most
+  ``MAX_SHAPLEY_CHANNELS``); it equals sharing each path's conversions equally among its distinct channels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.sparse import csc_matrix, identity
+from scipy.sparse.linalg import splu
+
+from offerloop.attribution.exceptions import AttributionInputError, TooManyChannels
+
+__all__ = [
+    "HEURISTIC_MODELS",
+    "MAX_SHAPLEY_CHANNELS",
+    "MODELS",
+    "Attribution",
+    "PathSet",
+    "attribute",
+    "markov",
+    "shapley",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+HEURISTIC_MODELS: tuple[str, ...] = ("first", "last", "linear", "time_decay", "position")
+MODELS: tuple[str, ...] = (*HEURISTIC_MODELS, "markov", "shapley")
+MAX_SHAPLEY_CHANNELS = 15
+MAX_MARKOV_ORDER = 3
+
+
+@dataclass(frozen=True)
+class PathSet:
+    """Distinct paths and their counts. ``ages``, when given, holds each touch's age at conversion."""
+
+    paths: Sequence[Sequence[str]]
+    conversions: FloatArray
+    values: FloatArray
+    nulls: FloatArray
+    ages: Sequence[Sequence[float]] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        paths: Sequence[Sequence[str]],
+        conversions: Sequence[float] | FloatArray,
+        values: Sequence[float] | FloatArray | None = None,
+        nulls: Sequence[float] | FloatArray | None = None,
+        ages: Sequence[Sequence[float]] | None = None,
+    ) -> PathSet:
+        n = len(paths)
+        conv = _counts(conversions, n, "conversions")
+        val = np.zeros(n) if values is None else _counts(values, n, "values", allow_negative=True)
+        nul = np.zeros(n) if nulls is None else _counts(nulls, n, "nulls")
+        for i, p in enumerate(paths):
+            if len(p) == 0:
+                raise AttributionInputError(f"path {i + 1} is empty")
+        if ages is not None and (
+            len(ages) != n or any(len(a) != len(p) for a, p in zip(ages, paths, strict=True))
+        ):
+            raise AttributionInputError("ages must give one age per touch of every path")
+        return cls(paths=paths, conversions=conv, values=val, nulls=nul, ages=ages)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    model: str
+    channels: list[str]
+    conversions: FloatArray
+    values: FloatArray
+    removal_effects: FloatArray | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The interface shape: ``{"model", "channels": [{"channel", "conversions", "value", "removal_effect"}]}``."""
+        out = []
+        for i, ch in enumerate(self.channels):
+            re = None if self.removal_effects is None else float(self.removal_effects[i])
+            out.append(
+                {
+                    "channel": ch,
+                    "conversions": float(self.conversions[i]),
+                    "value": float(self.values[i]),
+                    "removal_effect": re,
+                }
+            )
+        return {"model": self.model, "channels": out}
+
+
+def _counts(
+    data: Sequence[float] | FloatArray, n: int, name: str, *, allow_negative: bool = False
+) -> FloatArray:
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.shape != (n,):
+        raise AttributionInputError(f"{name} must give one number per path ({n}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise AttributionInputError(f"{name} must be finite numbers")
+    if not allow_negative and np.any(arr < 0):
+        raise AttributionInputError(f"{name} must not be negative")
+    return arr
+
+
+@dataclass(frozen=True)
+class _Flat:
+    """Every touch of every path, flattened: channel index, path index, position, path length."""
+
+    channels: list[str]
+    channel: IntArray
+    path: IntArray
+    pos: IntArray
+    length: IntArray
+
+
+def _flatten(ps: PathSet) -> _Flat:
+    names = sorted({c for p in ps.paths for c in p})
+    index = {c: i for i, c in enumerate(names)}
+    lengths = np.fromiter((len(p) for p in ps.paths), dtype=np.int64, count=len(ps.paths))
+    total = int(lengths.sum())
+    channel = np.fromiter((index[c] for p in ps.paths for c in p), dtype=np.int64, count=total)
+    path = np.repeat(np.arange(len(ps.paths), dtype=np.int64), lengths)
+    starts = np.cumsum(lengths) - lengths
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
+    return _Flat(channels=names, channel=channel, path=path, pos=pos, length=lengths[path])
+
+
+def _touch_weights(ps: PathSet, flat: _Flat, model: str, half_life: float) -> FloatArray:
+    """The share of its path's conversion that each touch receives (sums to 1 over a path)."""
+    n = flat.length.astype(np.float64)
+    first = flat.pos == 0
+    last = flat.pos == flat.length - 1
+    if model == "first":
+        return np.asarray(first, dtype=np.float64)
+    if model == "last":
+        return np.asarray(last, dtype=np.float64)
+    if model == "linear":
+        return 1.0 / n
+    if model == "position":
+        middle = np.where(flat.length > 2, 0.2 / np.maximum(n - 2.0, 1.0), 0.0)
+        ends = np.where(flat.length == 1, 1.0, np.where(flat.length == 2, 0.5, 0.4))
+        return np.where(first | last, ends, middle)
+    if model == "time_decay":
+        if not (half_life > 0 and math.isfinite(half_life)):
+            raise AttributionInputError("half_life must be a positive number")
+        if ps.ages is None:
+            age = (flat.length - 1 - flat.pos).astype(np.float64)
+        else:
+            age = np.fromiter((a for ages in ps.ages for a in ages), dtype=np.float64, count=len(flat.pos))
+            if not np.all(np.isfinite(age)) or np.any(age < 0):
+                raise AttributionInputError("touch ages must be finite and not negative")
+        # Relative to the youngest touch of the path, so weights never underflow to 0/0 on old paths.
+        youngest = np.full(len(ps.paths), np.inf)
+        np.minimum.at(youngest, flat.path, age)
+        w = np.exp2(-(age - youngest[flat.path]) / half_life)
+        per_path = np.bincount(flat.path, weights=w, minlength=len(ps.paths))
+        return np.asarray(w / per_path[flat.path], dtype=np.float64)
+    raise AttributionInputError(f"unknown heuristic model {model!r}")
+
+
+def heuristic(ps: PathSet, model: str, *, half_life: float = 7.0) -> Attribution:
+    flat = _flatten(ps)
+    w = _touch_weights(ps, flat, model, half_life)
+    k = len(flat.channels)
+    conv = np.bincount(flat.channel, weights=w * ps.conversions[flat.path], minlength=k).astype(np.float64)
+    val = np.bincount(flat.channel, weights=w * ps.values[flat.path], minlength=k).astype(np.float64)
+    return Attribution(model=model, channels=flat.channels, conversions=conv, values=val)
+
+
+def _absorption(
+    q: csc_matrix, r: FloatArray, start: FloatArray, keep: npt.NDArray[np.bool_] | None
+) -> FloatArray:
+    """``start · (I - Q)^-1 r`` over the kept states (the others are absorbing null)."""
+    if keep is not None:
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            return np.zeros(r.shape[1])
+        q = q[idx][:, idx]
+        r = r[idx]
+        start = start[idx]
+    a = (identity(q.shape[0], format="csc") - q).tocsc()
+    x = splu(a).solve(np.ascontiguousarray(r))
+    return np.asarray(start @ x, dtype=np.float64)
+
+
+def markov(ps: PathSet, *, order: int = 1) -> Attribution:
+    if not (isinstance(order, int) and 1 <= order <= MAX_MARKOV_ORDER):
+        raise AttributionInputError(f"markov order must be 1 to {MAX_MARKOV_ORDER}")
+    flat = _flatten(ps)
+    k = len(flat.channels)
+    weight = ps.conversions + ps.nulls
+    # The state of each touch: its last `order` channels (fewer at the start of a path), as a key of
+    # base-(k+1) digits (0 = no channel), so states are deduplicated with numpy.
+    key = np.zeros(len(flat.channel), dtype=np.int64)
+    for lag in range(order):
+        if lag == 0:
+            shifted = flat.channel + 1
+        else:
+            shifted = np.zeros_like(key)
+            ok = flat.pos >= lag
+            shifted[lag:] = flat.channel[: len(key) - lag] + 1
+            shifted = np.where(ok, shifted, 0)
+        key = key * (k + 1) + shifted
+    states, state = np.unique(key, return_inverse=True)
+    m = len(states)
+    digits = np.stack([(states // (k + 1) ** d) % (k + 1) for d in range(order)], axis=1)  # channel+1 or 0
+    contains = np.zeros((m, k), dtype=bool)
+    for d in range(order):
+        has = digits[:, d] > 0
+        contains[np.flatnonzero(has), digits[has, d] - 1] = True
+
+    tw = weight[flat.path]
+    live = tw > 0
+    last = flat.pos == flat.length - 1
+    # Transitions between consecutive touches of a path (weight: every time the path was walked).
+    inner = live & ~last
+    src, dst = state[inner], state[np.flatnonzero(inner) + 1]
+    counts = csc_matrix((tw[inner], (src, dst)), shape=(m, m))
+    end = live & last
+    end_state, end_path = state[end], flat.path[end]
+    to_conv = np.bincount(end_state, weights=ps.conversions[end_path], minlength=m)
+    to_conv_value = np.bincount(end_state, weights=ps.values[end_path], minlength=m)
+    to_null = np.bincount(end_state, weights=ps.nulls[end_path], minlength=m)
+    out = np.asarray(counts.sum(axis=1)).ravel() + to_conv + to_null
+    out_safe = np.where(out > 0, out, 1.0)
+    q = csc_matrix(counts.multiply(1.0 / out_safe[:, None]))
+    # r: probability of converting in the next step, and the expected value that step brings.
+    r = np.stack([to_conv / out_safe, to_conv_value / out_safe], axis=1)
+    first = live & (flat.pos == 0)
+    start = np.bincount(state[first], weights=tw[first], minlength=m)
+    total_walks = start.sum()
+    if total_walks == 0 or to_conv.sum() == 0:
+        zeros = np.zeros(k)
+        return Attribution("markov", flat.channels, zeros, zeros.copy(), zeros.copy())
+    start = start / total_walks
+    base = _absorption(q, r, start, None)
+    effects = np.zeros((k, 2))
+    for c in range(k):
+        without = _absorption(q, r, start, ~contains[:, c])
+        for j in range(2):
+            effects[c, j] = 1.0 - without[j] / base[j] if base[j] != 0 else 0.0
+    effects = np.clip(effects, 0.0, None)  # exact zeros can come out as -1e-16
+    totals = (float(ps.conversions.sum()), float(ps.values.sum()))
+    shares = np.zeros((k, 2))
+    for j in range(2):
+        s = effects[:, j].sum()
+        if s > 0:
+            shares[:, j] = effects[:, j] / s * totals[j]
+    return Attribution("markov", flat.channels, shares[:, 0], shares[:, 1], effects[:, 0])
+
+
+def shapley(ps: PathSet) -> Attribution:
+    names = sorted({c for p in ps.paths for c in p})
+    converting = (ps.conversions > 0) | (ps.values != 0)
+    players = sorted({c for p, ok in zip(ps.paths, converting, strict=True) if ok for c in p})
+    n = len(players)
+    if n > MAX_SHAPLEY_CHANNELS:
+        raise TooManyChannels(
+            f"exact Shapley values need at most {MAX_SHAPLEY_CHANNELS} channels in converting paths, got {n}",
+            details={"channels": n, "max": MAX_SHAPLEY_CHANNELS},
+        )
+    bit = {c: i for i, c in enumerate(players)}
+    idx = np.flatnonzero(converting)
+    masks = np.fromiter(
+        (sum(1 << bit[c] for c in set(ps.paths[int(i)])) for i in idx), dtype=np.int64, count=len(idx)
+    )
+    size = 1 << n
+    # v(S) = sum over coalitions T ⊆ S of the conversions of the paths whose channel set is exactly T.
+    v = np.stack(
+        [
+            np.bincount(masks, weights=ps.conversions[idx], minlength=size),
+            np.bincount(masks, weights=ps.values[idx], minlength=size),
+        ],
+        axis=1,
+    )
+    for i in range(n):
+        view = v.reshape(-1, 2, 1 << i, 2)
+        view[:, 1] += view[:, 0]
+    all_masks = np.arange(size, dtype=np.int64)
+    popcount = np.zeros(size, dtype=np.int64)
+    for i in range(n):
+        popcount += (all_masks >> i) & 1
+    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
+    phi = np.zeros((len(names), 2))
+    pos = {c: i for i, c in enumerate(names)}
+    for c, i in bit.items():
+        without = all_masks[((all_masks >> i) & 1) == 0]
+        w = weight[popcount[without]]
+        phi[pos[c]] = w @ (v[without | (1 << i)] - v[without])
+    return Attribution("shapley", names, phi[:, 0], phi[:, 1])
+
+
+def attribute(ps: PathSet, model: str, *, order: int = 1, half_life: float = 7.0) -> Attribution:
+    """Run one model by name (one of :data:`MODELS`)."""
+    if model in HEURISTIC_MODELS:
+        return heuristic(ps, model, half_life=half_life)
+    if model == "markov":
+        return markov(ps, order=order)
+    if model == "shapley":
+        return shapley(ps)
+    raise AttributionInputError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
