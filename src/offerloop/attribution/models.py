@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,7 @@ __all__ = [
     "attribute",
     "markov",
     "shapley",
+    "touch_shares",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -96,7 +98,7 @@ class Attribution:
     values: FloatArray
     removal_effects: FloatArray | None = None
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         """The interface shape: ``{"model", "channels": [{"channel", "conversions", "value", "removal_effect"}]}``."""
         out = []
         for i, ch in enumerate(self.channels):
@@ -188,6 +190,41 @@ def heuristic(ps: PathSet, model: str, *, half_life: float = 7.0) -> Attribution
     conv = np.bincount(flat.channel, weights=w * ps.conversions[flat.path], minlength=k).astype(np.float64)
     val = np.bincount(flat.channel, weights=w * ps.values[flat.path], minlength=k).astype(np.float64)
     return Attribution(model=model, channels=flat.channels, conversions=conv, values=val)
+
+
+def touch_shares(
+    ps: PathSet, model: str, *, half_life: float = 7.0, removal_effects: dict[str, float] | None = None
+) -> FloatArray:
+    """The share of its path's conversion each touch receives, path after path (sums to 1 over each path).
+
+    Heuristics give their own weights. ``shapley`` splits a path equally among its distinct channels (the
+    simplified Shapley value of one path), ``markov`` in proportion to the channels' ``removal_effects``
+    (equally when they are all 0); a channel's share is then split equally among its touches."""
+    flat = _flatten(ps)
+    if model in HEURISTIC_MODELS:
+        return _touch_weights(ps, flat, model, half_life)
+    if model not in ("shapley", "markov"):
+        raise AttributionInputError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    k = len(flat.channels)
+    n_paths = len(ps.paths)
+    pair = flat.path * k + flat.channel
+    touches_of_pair = np.bincount(pair, minlength=n_paths * k)[pair].astype(np.float64)
+    first_of_pair = np.zeros(len(pair), dtype=bool)
+    first_of_pair[np.unique(pair, return_index=True)[1]] = True
+    if model == "markov":
+        re = np.array([(removal_effects or {}).get(c, 0.0) for c in flat.channels], dtype=np.float64)
+        unit = re[flat.channel]
+        per_path = np.bincount(flat.path, weights=np.where(first_of_pair, unit, 0.0), minlength=n_paths)
+        if np.all(per_path[flat.path] > 0):
+            return np.asarray(unit / per_path[flat.path] / touches_of_pair, dtype=np.float64)
+        equal = np.where(
+            per_path[flat.path] > 0, unit / np.where(per_path > 0, per_path, 1.0)[flat.path], np.nan
+        )
+    else:
+        equal = np.full(len(pair), np.nan)
+    distinct = np.bincount(flat.path, weights=first_of_pair.astype(np.float64), minlength=n_paths)
+    equal = np.where(np.isnan(equal), 1.0 / distinct[flat.path], equal)
+    return np.asarray(equal / touches_of_pair, dtype=np.float64)
 
 
 def _absorption(
