@@ -202,3 +202,24 @@ def test_markov_on_10000_distinct_paths_is_fast() -> None:
     elapsed = time.perf_counter() - t0
     assert result.conversions.sum() == pytest.approx(ps.conversions.sum(), rel=1e-12)
     assert elapsed < 0.5  # 0.2 s budget on a quiet machine; headroom for a shared one (bench/ records it)
+
+
+def test_paths_from_strings_equal_the_same_paths_as_lists() -> None:
+    ps = _synthetic(300, seed=5)
+    texts = [" > ".join(p) for p in ps.paths]
+    split = PathSet.from_strings(texts, ">", ps.conversions, ps.values, ps.nulls)
+    assert [tuple(p) for p in split.paths] == [tuple(p) for p in ps.paths]
+    assert split.paths[-1] == tuple(ps.paths[-1])
+    assert split.paths[1:3] == [tuple(p) for p in ps.paths[1:3]]
+    for model in ("first", "last", "linear", "time_decay", "position", "markov", "shapley"):
+        a, b = attribute(ps, model), attribute(split, model)
+        assert a.channels == b.channels
+        assert np.allclose(a.conversions, b.conversions, rtol=1e-12, atol=0)
+        assert np.allclose(a.values, b.values, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("texts", "message"), [(["A>B", " "], "path 2: the path is empty"),
+                                                (["A>>B"], "path 1: an empty channel in 'A>>B'")])  # fmt: skip
+def test_paths_from_strings_refuse_empty_channels(texts: list[str], message: str) -> None:
+    with pytest.raises(AttributionInputError, match=message):
+        PathSet.from_strings(texts, ">", [1.0] * len(texts))

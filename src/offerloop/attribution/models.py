@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 from scipy.sparse import csc_matrix, identity
 from scipy.sparse.linalg import splu
 
@@ -58,6 +59,45 @@ MAX_MARKOV_ORDER = 3
 
 
 @dataclass(frozen=True)
+class _Flat:
+    """Every touch of every path, flattened: channel index (into the sorted ``channels``), path index,
+    position in the path, path length."""
+
+    channels: list[str]
+    channel: IntArray
+    path: IntArray
+    pos: IntArray
+    length: IntArray
+
+    @classmethod
+    def of(cls, names: list[str], channel: IntArray, lengths: IntArray) -> _Flat:
+        path = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        starts = np.cumsum(lengths) - lengths
+        pos = np.arange(len(channel), dtype=np.int64) - np.repeat(starts, lengths)
+        return cls(channels=names, channel=channel, path=path, pos=pos, length=lengths[path])
+
+
+class _SplitPaths(Sequence[tuple[str, ...]]):
+    """The paths of a flattened path set, as tuples of channel names (built on demand)."""
+
+    def __init__(self, flat: _Flat, n: int) -> None:
+        self._flat, self._n = flat, n
+        self._starts = np.searchsorted(flat.path, np.arange(n, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        start = int(self._starts[i])
+        stop = start + int(self._flat.length[start]) if start < len(self._flat.path) else start
+        return tuple(self._flat.channels[c] for c in self._flat.channel[start:stop])
+
+
+@dataclass(frozen=True)
 class PathSet:
     """Distinct paths and their counts. ``ages``, when given, holds each touch's age at conversion."""
 
@@ -66,6 +106,8 @@ class PathSet:
     values: FloatArray
     nulls: FloatArray
     ages: Sequence[Sequence[float]] | None = None
+    # The flattened touches, computed once and shared by every model run on this path set.
+    _flat: list[_Flat] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -77,9 +119,7 @@ class PathSet:
         ages: Sequence[Sequence[float]] | None = None,
     ) -> PathSet:
         n = len(paths)
-        conv = _counts(conversions, n, "conversions")
-        val = np.zeros(n) if values is None else _counts(values, n, "values", allow_negative=True)
-        nul = np.zeros(n) if nulls is None else _counts(nulls, n, "nulls")
+        conv, val, nul = _all_counts(conversions, values, nulls, n)
         for i, p in enumerate(paths):
             if len(p) == 0:
                 raise AttributionInputError(f"path {i + 1} is empty")
@@ -88,6 +128,46 @@ class PathSet:
         ):
             raise AttributionInputError("ages must give one age per touch of every path")
         return cls(paths=paths, conversions=conv, values=val, nulls=nul, ages=ages)
+
+    @classmethod
+    def from_strings(
+        cls,
+        texts: Sequence[str | None],
+        sep: str,
+        conversions: Sequence[float] | FloatArray,
+        values: Sequence[float] | FloatArray | None = None,
+        nulls: Sequence[float] | FloatArray | None = None,
+    ) -> PathSet:
+        """Paths written as text ("a > b > c"), split and indexed with Polars (no Python loop per touch)."""
+        if not sep:
+            raise AttributionInputError("the path separator must not be empty")
+        n = len(texts)
+        conv, val, nul = _all_counts(conversions, values, nulls, n)
+        split = pl.Series("path", texts, dtype=pl.String).fill_null("").str.split(sep)
+        lengths = split.list.len().to_numpy().astype(np.int64)
+        touches = split.explode().str.strip_chars()
+        blank = (touches == "").fill_null(True).to_numpy()
+        if blank.any():
+            row = int(np.repeat(np.arange(n), lengths)[int(np.flatnonzero(blank)[0])])
+            raw = texts[row] or ""
+            what = "the path is empty" if not raw.strip() else f"an empty channel in {raw!r}"
+            raise AttributionInputError(f"path {row + 1}: {what}", details={"path": row + 1, "problem": what})
+        names = touches.unique().sort()
+        channel = touches.replace_strict(names, pl.int_range(len(names), eager=True), return_dtype=pl.Int64)
+        flat = _Flat.of(names.to_list(), channel.to_numpy().astype(np.int64), lengths)
+        return cls(paths=_SplitPaths(flat, n), conversions=conv, values=val, nulls=nul, _flat=[flat])
+
+
+def _all_counts(
+    conversions: Sequence[float] | FloatArray,
+    values: Sequence[float] | FloatArray | None,
+    nulls: Sequence[float] | FloatArray | None,
+    n: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    conv = _counts(conversions, n, "conversions")
+    val = np.zeros(n) if values is None else _counts(values, n, "values", allow_negative=True)
+    nul = np.zeros(n) if nulls is None else _counts(nulls, n, "nulls")
+    return conv, val, nul
 
 
 @dataclass(frozen=True)
@@ -127,27 +207,23 @@ def _counts(
     return arr
 
 
-@dataclass(frozen=True)
-class _Flat:
-    """Every touch of every path, flattened: channel index, path index, position, path length."""
-
-    channels: list[str]
-    channel: IntArray
-    path: IntArray
-    pos: IntArray
-    length: IntArray
-
-
 def _flatten(ps: PathSet) -> _Flat:
-    names = sorted({c for p in ps.paths for c in p})
-    index = {c: i for i, c in enumerate(names)}
-    lengths = np.fromiter((len(p) for p in ps.paths), dtype=np.int64, count=len(ps.paths))
-    total = int(lengths.sum())
-    channel = np.fromiter((index[c] for p in ps.paths for c in p), dtype=np.int64, count=total)
-    path = np.repeat(np.arange(len(ps.paths), dtype=np.int64), lengths)
-    starts = np.cumsum(lengths) - lengths
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-    return _Flat(channels=names, channel=channel, path=path, pos=pos, length=lengths[path])
+    if ps._flat:
+        return ps._flat[0]
+    index: dict[str, int] = {}
+    lengths = np.fromiter(map(len, ps.paths), dtype=np.int64, count=len(ps.paths))
+    codes = np.fromiter(
+        (index.setdefault(c, len(index)) for p in ps.paths for c in p),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
+    first_seen = list(index)
+    order = sorted(range(len(first_seen)), key=first_seen.__getitem__)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    flat = _Flat.of([first_seen[i] for i in order], rank[codes] if len(codes) else codes, lengths)
+    ps._flat.append(flat)
+    return flat
 
 
 def _touch_weights(ps: PathSet, flat: _Flat, model: str, half_life: float) -> FloatArray:
@@ -310,20 +386,24 @@ def markov(ps: PathSet, *, order: int = 1) -> Attribution:
 
 
 def shapley(ps: PathSet) -> Attribution:
-    names = sorted({c for p in ps.paths for c in p})
+    flat = _flatten(ps)
+    names = flat.channels
     converting = (ps.conversions > 0) | (ps.values != 0)
-    players = sorted({c for p, ok in zip(ps.paths, converting, strict=True) if ok for c in p})
+    in_converting = converting[flat.path]
+    players = np.unique(flat.channel[in_converting])
     n = len(players)
     if n > MAX_SHAPLEY_CHANNELS:
         raise TooManyChannels(
             f"exact Shapley values need at most {MAX_SHAPLEY_CHANNELS} channels in converting paths, got {n}",
             details={"channels": n, "max": MAX_SHAPLEY_CHANNELS},
         )
-    bit = {c: i for i, c in enumerate(players)}
+    bit = np.zeros(len(names), dtype=np.int64)
+    bit[players] = np.arange(n, dtype=np.int64)
     idx = np.flatnonzero(converting)
-    masks = np.fromiter(
-        (sum(1 << bit[c] for c in set(ps.paths[int(i)])) for i in idx), dtype=np.int64, count=len(idx)
-    )
+    # Each converting path's channel set as a bit mask over the players.
+    path_masks = np.zeros(len(ps.conversions), dtype=np.int64)
+    np.bitwise_or.at(path_masks, flat.path[in_converting], np.left_shift(1, bit[flat.channel[in_converting]]))
+    masks = path_masks[idx]
     size = 1 << n
     # v(S) = sum over coalitions T ⊆ S of the conversions of the paths whose channel set is exactly T.
     v = np.stack(
@@ -342,11 +422,10 @@ def shapley(ps: PathSet) -> Attribution:
         popcount += (all_masks >> i) & 1
     weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     phi = np.zeros((len(names), 2))
-    pos = {c: i for i, c in enumerate(names)}
-    for c, i in bit.items():
+    for i, c in enumerate(players.tolist()):
         without = all_masks[((all_masks >> i) & 1) == 0]
         w = weight[popcount[without]]
-        phi[pos[c]] = w @ (v[without | (1 << i)] - v[without])
+        phi[c] = w @ (v[without | (1 << i)] - v[without])
     return Attribution("shapley", names, phi[:, 0], phi[:, 1])
 
 

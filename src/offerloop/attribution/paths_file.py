@@ -63,17 +63,14 @@ def read_paths_file(path: Path, fmt: PathsFileFormat) -> PathSet:
         )
     if frame.height == 0:
         raise AttributionInputError(f"{path}: the file has no data rows")
-    paths: list[list[str]] = []
-    for row, text in enumerate(frame[fmt.path_col].to_list()):
-        touches = [t.strip() for t in (text or "").split(fmt.path_sep)]
-        if not any(touches):
-            raise AttributionInputError(f"column {fmt.path_col!r}, data row {row + 1}: the path is empty")
-        if not all(touches):
-            raise AttributionInputError(
-                f"column {fmt.path_col!r}, data row {row + 1}: an empty channel in {text!r}"
-            )
-        paths.append(touches)
     conv = _numbers(frame, fmt.conv_col)
     values = _numbers(frame, fmt.value_col) if fmt.value_col else None
     nulls = _numbers(frame, fmt.null_col) if fmt.null_col else None
-    return PathSet.build(paths, conv, values, nulls)
+    try:
+        return PathSet.from_strings(frame[fmt.path_col].to_list(), fmt.path_sep, conv, values, nulls)
+    except AttributionInputError as exc:
+        if not isinstance(exc.details, dict):
+            raise
+        # Named like the numbers' errors: the column and the data row.
+        row, problem = exc.details["path"], exc.details["problem"]
+        raise AttributionInputError(f"column {fmt.path_col!r}, data row {row}: {problem}") from exc
