@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from tests.conftest import basic, bearer
 
@@ -255,3 +257,54 @@ def test_refresh_refuses_bad_input(data: dict[str, str], client: TestClient) -> 
                  "end": "2026-11-01"}, {"where": {"total_minor": {"nope": 1}}}):  # fmt: skip
         r = client.post("/v1/attribution/refresh", headers=data, json=body)
         assert r.status_code == 422, (body, r.text)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "0001-01-01", "end": "0001-01-01"},
+        {"end": "9999-12-31"},
+        {"start": "9999-12-31", "end": "9999-12-31"},
+        {"conversion": "Order\x00Completed"},
+        {"conversion": " "},
+        {"where": "[1, 2]"},
+        {"where": "3"},
+        {"where": '{"a": {"matches": "("}}'},
+        {"where": "[" * 500 + "]" * 500},
+    ],
+)
+def test_edge_input_is_a_clear_422(
+    client: TestClient, secret_headers: dict[str, str], params: dict[str, str]
+) -> None:
+    for route in ("/v1/attribution", "/v1/attribution/credits"):
+        r = client.get(route, headers=secret_headers, params=params)
+        assert r.status_code in ((422,) if route == "/v1/attribution" or "start" in params or "end" in params
+                                 else (200, 422)), (route, r.text)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            [
+                "model",
+                "conversion",
+                "where",
+                "start",
+                "end",
+                "by",
+                "lookback_days",
+                "order",
+                "half_life_days",
+                "currency",
+            ]
+        ),
+        st.text(max_size=40),
+        max_size=6,
+    )
+)
+def test_no_query_is_a_server_error(
+    client: TestClient, secret_headers: dict[str, str], params: dict[str, str]
+) -> None:
+    r = client.get("/v1/attribution", headers=secret_headers, params=params)
+    assert r.status_code in (200, 422), r.text

@@ -41,6 +41,7 @@ NONE = "(none)"
 KEYS = ("channel", "source", "campaign", "content")
 MAX_LOOKBACK_DAYS = 365
 MAX_PERIOD_DAYS = 3660
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2100, 12, 31)  # the event times the store holds
 # The source and mediums offerloop's own links carry (delivery.sending.campaign): channel by medium.
 OWN_SOURCE = "offerloop"
 OWN_CHANNELS = {"email": "email", "push": "push", "inapp": "in_app", "in_app": "in_app"}
@@ -85,8 +86,8 @@ class Definition:
     @classmethod
     def parse(cls, event: str | None, where: Any) -> Definition:
         name = (event or DEFAULT_CONVERSION).strip()
-        if not name or len(name) > 255:
-            raise AttributionInputError("the conversion event name must have 1 to 255 characters")
+        if not name or len(name) > 255 or not name.isprintable():
+            raise AttributionInputError("the conversion event name must be 1 to 255 printable characters")
         try:
             condition = Where.of(where, "properties") if where else None
         except ConditionError as exc:
@@ -97,6 +98,9 @@ class Definition:
 def period(start: date | None, end: date | None, *, today: date) -> tuple[datetime, datetime]:
     """[start 00:00, end+1 00:00) in UTC; by default the last 30 days up to today."""
     end = end or today
+    for name, day in (("start", start), ("end", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise AttributionInputError(f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
     start = start or end - timedelta(days=29)
     if start > end:
         raise AttributionInputError(f"start ({start}) is after end ({end})")
