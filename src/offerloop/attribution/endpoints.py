@@ -91,9 +91,10 @@ def refresh(db: DB, principal: SecretKey, body: RefreshRequest) -> RefreshRead:
             response_model=CreditsRead, responses=_ERRORS)  # fmt: skip
 def get_credits(
     db: DB, principal: SecretKey, model: Model = "markov", by: CreditKey = "channel", start: Start = None,
-    end: End = None, currency: Currency = None,
+    end: End = None, currency: Currency = None, conversion: Conversion = service.DEFAULT_CONVERSION,
 ) -> CreditsRead:  # fmt: skip
     lo, hi = service.period(start, end, today=utcnow().date())
     with db.read() as session:
-        return service.credits(session=session, workspace_id=principal.workspace_id, model=model, by=by,
+        return service.credits(session=session, workspace_id=principal.workspace_id, model=model,
+                               conversion=service.Definition.parse(conversion, None).event, by=by,
                                start=lo, end=hi, currency=currency)  # fmt: skip

@@ -91,7 +91,7 @@ _KEYS = {
 
 
 def credit_sums(
-    session: Session, workspace_id: str, *, model: str, by: str, start: datetime, end: datetime,
+    session: Session, workspace_id: str, *, model: str, conversion: str, by: str, start: datetime, end: datetime,
     currency: str | None,
 ) -> list[tuple[str, str | None, float, float]]:  # fmt: skip
     """Stored credit summed by a key (or by the buyer's current persona): (key, currency, share, value)."""
@@ -101,6 +101,7 @@ def credit_sums(
         func.sum(AttributionCredit.share), func.sum(AttributionCredit.value_minor),
     ).where(
         AttributionCredit.model == model,
+        AttributionCredit.conversion == conversion,
         AttributionCredit.converted_at >= start,
         AttributionCredit.converted_at < end,
     )  # fmt: skip

@@ -331,11 +331,11 @@ def refresh(
 
 def credits(
     session: Session, *, workspace_id: str, model: str, by: str, start: datetime, end: datetime,
-    currency: str | None = None,
+    currency: str | None = None, conversion: str = DEFAULT_CONVERSION,
 ) -> CreditsRead:  # fmt: skip
     """The stored credit summed by a key or by the buyer's current persona (``(none)`` without one)."""
-    rows = repository.credit_sums(session, workspace_id, model=model, by=by, start=start, end=end,
-                                  currency=currency)  # fmt: skip
+    rows = repository.credit_sums(session, workspace_id, model=model, conversion=conversion, by=by, start=start,
+                                  end=end, currency=currency)  # fmt: skip
     return CreditsRead(model=model, by=by,
                        credits=sorted((CreditSum(key=k or NONE, currency=c, conversions=s, value_minor=v)
                                        for k, c, s, v in rows), key=lambda x: (x.key, x.currency or "")))  # fmt: skip

@@ -27,12 +27,12 @@ class AttributionCredit(Base):
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
     model: Mapped[str] = mapped_column(String(16), primary_key=True)
+    conversion: Mapped[str] = mapped_column(String(255), primary_key=True)  # the definition's event name
     conversion_id: Mapped[str] = mapped_column(String(120), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
     campaign: Mapped[str] = mapped_column(String(200), primary_key=True)
     content: Mapped[str] = mapped_column(String(200), primary_key=True)
-    conversion: Mapped[str] = mapped_column(String(255))  # the event name of the conversion definition
     buyer_id: Mapped[str] = mapped_column(String(40))
     converted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     share: Mapped[float] = mapped_column(Float)

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "workspace_id",
             "model",
+            "conversion",
             "conversion_id",
             "channel",
             "source",
