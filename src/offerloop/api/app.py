@@ -24,6 +24,7 @@ from offerloop.api.guards import TRACKING_PATHS, BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
 from offerloop.api.schemas import Health, Readiness
 from offerloop.assembly.endpoints import router as assembly_router
+from offerloop.attribution.endpoints import router as attribution_router
 from offerloop.checkout.endpoints import router as checkout_router
 from offerloop.config import Settings
 from offerloop.content.endpoints import router as content_router
@@ -249,6 +250,7 @@ def create_app(
         webhooks_router,
         push_router,
         invoices_router,
+        attribution_router,
         live_router,
         live_pages,
         health_router,

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from offerloop.cli import assembly as assembly_cmds
+from offerloop.cli import attribution as attribution_cmds
 from offerloop.cli import commerce as commerce_cmds
 from offerloop.cli import config as config_cmds
 from offerloop.cli import drops as drop_cmds
@@ -58,6 +59,7 @@ app.add_typer(commerce_cmds.orders_app, name="orders")
 app.add_typer(commerce_cmds.ledger_app, name="ledger")
 app.add_typer(drop_cmds.drop_app, name="drop")
 app.add_typer(report_cmds.delivery_app, name="delivery")
+app.add_typer(attribution_cmds.app, name="attribution")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")

@@ -58,6 +58,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
 | journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
 | promises             | keep (order, offer, due and met times; only the internal id)                       |
+| attribution_credits  | keep (shares and amounts per order and channel; only the internal id)              |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
@@ -133,6 +134,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "delivery_reports": "delete",  # bounces and complaints about their messages name their address
     "journey_ticks": "none",  # a schedule's scan: its cursor is an internal buyer id
     "promises": "keep",  # turnaround kept for the creator's record (order, offer, times); only the internal id
+    "attribution_credits": "keep",  # shares and amounts by internal id (revenue by channel stays right)
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

@@ -1,6 +1,7 @@
 """Every ORM table, one module per aggregate. Importing this package registers them all."""
 
 from offerloop.models.artifact import Artifact, ArtifactFile, ArtifactVersion, AtomUse
+from offerloop.models.attribution import AttributionCredit
 from offerloop.models.audit import AuditEntry
 from offerloop.models.buyer import Buyer, Identity, IdentityConflict, Merge
 from offerloop.models.commerce import (
@@ -49,6 +50,7 @@ __all__ = [
     "ArtifactFile",
     "ArtifactVersion",
     "AtomUse",
+    "AttributionCredit",
     "AuditEntry",
     "Buyer",
     "BuyerClaim",
