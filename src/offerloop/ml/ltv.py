@@ -1,0 +1,543 @@
+"""Customer lifetime value: BG/NBD purchase counts and Gamma-Gamma spend, fitted by maximum likelihood.
+
+* **BG/NBD** (Fader, Hardie & Lee 2005, "Counting your customers the easy way"): while alive a buyer
+  purchases as a Poisson process with rate ``lambda ~ Gamma(r, alpha)``; after every purchase they drop out
+  with probability ``p ~ Beta(a, b)``. A buyer is summarised by ``(x, t_x, T)``: ``x`` repeat purchases,
+  the last one at ``t_x`` and the calibration period of length ``T``, both measured from their first
+  purchase.
+* **Gamma-Gamma** (Fader, Hardie & Lee 2005, "RFM and CLV"; Fader & Hardie, "The Gamma-Gamma model of
+  monetary value"): each transaction value is ``Gamma(p, nu)`` with ``nu ~ Gamma(q, v)`` across buyers; the
+  model is fitted on ``(x, m_x)``, the number of repeat purchases and their average value, for ``x > 0``.
+
+Both fits run on **sufficient statistics with weights**: buyers with identical ``(x, t_x, T)`` contribute
+one term times their count (:func:`compress`), terms that depend on ``x`` alone are evaluated once per
+distinct ``x``, and the analytic gradient goes to L-BFGS-B over the log-parameters. That is what fits the
+2.36M-buyer benchmark in well under two seconds.
+
+Conventions of :func:`rfm_summary` (those of the published CDNOW analyses): purchases by one buyer on the
+same day are one transaction (their values summed), the calibration end day is inclusive, zero-value orders
+are transactions, ``frequency`` counts repeat transactions only and ``m_x`` averages the repeat transactions
+(the first purchase is excluded). Buyers whose first purchase falls after the calibration end are not part of
+the calibration cohort.
+
+Pure numpy + scipy: no database, no web imports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import optimize, special
+
+__all__ = [
+    "BGNBDParams",
+    "FitError",
+    "GammaGammaParams",
+    "HoldoutBucket",
+    "RFMSummary",
+    "bgnbd_individual_log_likelihood",
+    "bgnbd_log_likelihood",
+    "clv",
+    "compress",
+    "conditional_expected_value",
+    "expected_purchases",
+    "expected_purchases_new",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "gamma_gamma_log_likelihood",
+    "holdout_by_frequency",
+    "p_alive",
+    "rfm_summary",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# The optimiser works on log-parameters; these bounds (e^-30 .. e^30) only keep it out of overflow.
+_LOG_BOUND = 30.0
+
+
+class FitError(ValueError):
+    """The data cannot identify the model (too few buyers, no repeat buyers, non-positive spend)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BGNBDParams:
+    """Fitted BG/NBD parameters; ``log_likelihood`` is the total over the buyers it was fitted on."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float = math.nan
+    buyers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GammaGammaParams:
+    """Fitted Gamma-Gamma parameters (``v`` is the papers' gamma, the scale of the Gamma prior on nu)."""
+
+    p: float
+    q: float
+    v: float
+    log_likelihood: float = math.nan
+    buyers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RFMSummary:
+    """Per buyer of the calibration cohort, in the order of ``customers`` (sorted ids)."""
+
+    customers: IntArray  # the caller's integer customer codes
+    x: FloatArray  # repeat transactions in the calibration period
+    t_x: FloatArray  # time of the last calibration transaction since the first, in time units
+    T: FloatArray  # calibration end (inclusive day) minus first purchase, in time units
+    monetary: FloatArray  # average value of the repeat transactions (0 when x == 0)
+    x_holdout: FloatArray  # transactions after the calibration end, up to the observation end (inclusive)
+    value_holdout: FloatArray  # their total value
+    holdout_length: float  # observation end minus calibration end, in time units
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutBucket:
+    """Buyers with ``frequency`` calibration repeat purchases (the last bucket is ``frequency`` or more)."""
+
+    frequency: int
+    buyers: int
+    actual: float  # mean holdout transactions
+    predicted: float  # mean BG/NBD conditional expectation over the holdout length
+
+
+def _as_float(values: npt.ArrayLike) -> FloatArray:
+    return np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+
+
+def _weights(weights: npt.ArrayLike | None, n: int) -> FloatArray:
+    if weights is None:
+        return np.ones(n, dtype=np.float64)
+    w = _as_float(weights)
+    if w.shape[0] != n:
+        raise ValueError("weights must have one entry per row")
+    return w
+
+
+def rfm_summary(
+    customer: npt.ArrayLike,
+    day: npt.ArrayLike,
+    value: npt.ArrayLike,
+    *,
+    calibration_end: int,
+    observation_end: int | None = None,
+    unit_days: float = 7.0,
+) -> RFMSummary:
+    """Summarise transactions (integer customer codes, integer day numbers, values) for BG/NBD + Gamma-Gamma.
+
+    ``calibration_end`` and ``observation_end`` are day numbers on the same scale as ``day``, both inclusive;
+    ``unit_days`` is the length of one time unit (7 for weeks).
+    """
+    cust = np.asarray(customer, dtype=np.int64).reshape(-1)
+    days = np.asarray(day, dtype=np.int64).reshape(-1)
+    vals = _as_float(value)
+    if not (cust.shape == days.shape == vals.shape):
+        raise ValueError("customer, day and value must have the same length")
+    if unit_days <= 0:
+        raise ValueError("unit_days must be positive")
+    obs_end = calibration_end if observation_end is None else observation_end
+    if obs_end < calibration_end:
+        raise ValueError("observation_end is before calibration_end")
+    keep = days <= obs_end
+    cust, days, vals = cust[keep], days[keep], vals[keep]
+    # One transaction per buyer and day (values summed), in (customer, day) order.
+    order = np.lexsort((days, cust))
+    cust, days, vals = cust[order], days[order], vals[order]
+    new_txn = np.ones(cust.shape[0], dtype=bool)
+    new_txn[1:] = (cust[1:] != cust[:-1]) | (days[1:] != days[:-1])
+    starts = np.flatnonzero(new_txn)
+    cust, days, vals = cust[starts], days[starts], np.add.reduceat(vals, starts) if starts.size else vals[:0]
+
+    first_of_customer = np.ones(cust.shape[0], dtype=bool)
+    first_of_customer[1:] = cust[1:] != cust[:-1]
+    cstart = np.flatnonzero(first_of_customer)
+    ids = cust[cstart]
+    first_day = days[cstart]
+    cohort = first_day <= calibration_end
+    in_cal = days <= calibration_end
+    group = np.cumsum(first_of_customer) - 1  # customer index of each transaction
+    n_cal = np.bincount(group, weights=in_cal, minlength=ids.shape[0])
+    last_cal = np.full(ids.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last_cal, group[in_cal], days[in_cal])
+    cal_value = np.bincount(group, weights=np.where(in_cal, vals, 0.0), minlength=ids.shape[0])
+    first_value = vals[cstart]
+    n_hold = np.bincount(group, weights=~in_cal, minlength=ids.shape[0])
+    hold_value = np.bincount(group, weights=np.where(in_cal, 0.0, vals), minlength=ids.shape[0])
+
+    ids, first_day, n_cal, last_cal = ids[cohort], first_day[cohort], n_cal[cohort], last_cal[cohort]
+    cal_value, first_value = cal_value[cohort], first_value[cohort]
+    x: FloatArray = n_cal.astype(np.float64) - 1.0
+    repeat_value = cal_value - first_value
+    monetary = np.divide(repeat_value, x, out=np.zeros_like(x), where=x > 0)
+    return RFMSummary(
+        customers=ids,
+        x=x,
+        t_x=(last_cal - first_day) / unit_days,
+        T=(calibration_end - first_day) / unit_days,
+        monetary=monetary,
+        x_holdout=n_hold[cohort].astype(np.float64),
+        value_holdout=hold_value[cohort].astype(np.float64),
+        holdout_length=(obs_end - calibration_end) / unit_days,
+    )
+
+
+def compress(
+    x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, IntArray]:
+    """Distinct ``(x, t_x, T)`` rows with their counts, and the index of each input row among them."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    ux, ix = np.unique(xs, return_inverse=True)
+    ut, it = np.unique(ts, return_inverse=True)
+    uT, iT = np.unique(Ts, return_inverse=True)
+    key = (ix.astype(np.int64) * ut.shape[0] + it) * uT.shape[0] + iT
+    ukey, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    k_T = ukey % uT.shape[0]
+    rest = ukey // uT.shape[0]
+    return (
+        ux[rest // ut.shape[0]],
+        ut[rest % ut.shape[0]],
+        uT[k_T],
+        counts.astype(np.float64),
+        inverse.astype(np.int64).reshape(-1),
+    )
+
+
+def _check_bgnbd_data(x: FloatArray, t_x: FloatArray, T: FloatArray) -> None:
+    if not (x.shape == t_x.shape == T.shape):
+        raise ValueError("x, t_x and T must have the same length")
+    if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x == 0) & (t_x != 0)):
+        raise ValueError("need x >= 0, 0 <= t_x <= T, and t_x == 0 when x == 0")
+
+
+class _BGNBDTerms:
+    """The data of a BG/NBD likelihood, arranged so each evaluation touches each distinct value once."""
+
+    def __init__(self, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> None:
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.uT, self.iT = np.unique(T, return_inverse=True)
+        self.ut, self.it = np.unique(t_x, return_inverse=True)
+        self.x = x
+        self.w = w
+        self.repeat = x > 0
+        self.wx = np.bincount(self.ix, weights=w, minlength=self.ux.shape[0])  # total weight per distinct x
+        self.total = float(w.sum())
+
+    def value_and_grad(self, r: float, alpha: float, a: float, b: float) -> tuple[float, FloatArray]:
+        ux, ix = self.ux, self.ix
+        rx = r + ux
+        bx = b + ux
+        abx = a + b + ux
+        bx1 = np.where(ux > 0, bx - 1.0, 1.0)
+        # terms in x alone, per distinct x
+        per_x = (
+            special.gammaln(rx)
+            - special.gammaln(r)
+            + r * math.log(alpha)
+            + special.gammaln(a + b)
+            + special.gammaln(bx)
+            - special.gammaln(b)
+            - special.gammaln(abx)
+        )
+        log_aT = np.log(alpha + self.uT)
+        log_at = np.log(alpha + self.ut)
+        rx_i = rx[ix]
+        la_T = log_aT[self.iT]
+        la_t = log_at[self.it]
+        A3 = -rx_i * la_T
+        A4 = np.where(self.repeat, math.log(a) - np.log(bx1)[ix] - rx_i * la_t, -np.inf)
+        S = np.logaddexp(A3, A4)
+        w = self.w
+        ll = float(per_x @ self.wx + S @ w)
+        pi3 = np.exp(A3 - S) * w
+        pi4 = np.exp(A4 - S) * w
+        # d/dr, d/dalpha, d/da, d/db of the weighted total
+        dig_ab = special.digamma(a + b)
+        d_r = float(
+            (special.digamma(rx) - special.digamma(r) + math.log(alpha)) @ self.wx - pi3 @ la_T - pi4 @ la_t
+        )
+        d_alpha = float(r / alpha * self.total - pi3 @ (rx_i / (alpha + self.uT)[self.iT]))
+        d_alpha -= float(pi4 @ (rx_i / (alpha + self.ut)[self.it]))
+        s4 = float(pi4.sum())
+        d_a = float((dig_ab - special.digamma(abx)) @ self.wx) + s4 / a
+        pi4_x = np.bincount(ix, weights=pi4, minlength=ux.shape[0])
+        d_b = float((dig_ab + special.digamma(bx) - special.digamma(b) - special.digamma(abx)) @ self.wx)
+        d_b -= float(pi4_x @ np.where(ux > 0, 1.0 / bx1, 0.0))
+        return ll, np.array([d_r, d_alpha, d_a, d_b])
+
+
+def bgnbd_individual_log_likelihood(
+    params: BGNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> FloatArray:
+    """Each buyer's BG/NBD log-likelihood (eq. 6 of Fader, Hardie & Lee 2005)."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    _check_bgnbd_data(xs, ts, Ts)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    A1 = special.gammaln(r + xs) - special.gammaln(r) + r * math.log(alpha)
+    A2 = special.gammaln(a + b) + special.gammaln(b + xs) - special.gammaln(b) - special.gammaln(a + b + xs)
+    A3 = -(r + xs) * np.log(alpha + Ts)
+    bx1 = np.where(xs > 0, b + xs - 1.0, 1.0)
+    A4 = np.where(xs > 0, math.log(a) - np.log(bx1) - (r + xs) * np.log(alpha + ts), -np.inf)
+    out: FloatArray = A1 + A2 + np.logaddexp(A3, A4)
+    return out
+
+
+def bgnbd_log_likelihood(
+    params: BGNBDParams,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+) -> float:
+    """The total (weighted) BG/NBD log-likelihood."""
+    ll = bgnbd_individual_log_likelihood(params, x, t_x, T)
+    return float(ll @ _weights(weights, ll.shape[0]))
+
+
+def _minimize(
+    fun_grad: Callable[[FloatArray], tuple[float, FloatArray]], start: FloatArray, n_params: int
+) -> optimize.OptimizeResult:
+    return optimize.minimize(
+        fun_grad,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * n_params,
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+    )
+
+
+def fit_bgnbd(
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+    *,
+    min_buyers: int = 10,
+) -> BGNBDParams:
+    """Maximum-likelihood BG/NBD on per-buyer ``(x, t_x, T)`` (optionally with counts as ``weights``).
+
+    Rows are first compressed to distinct triples, so repeated rows cost nothing.
+    """
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    _check_bgnbd_data(xs, ts, Ts)
+    w = _weights(weights, xs.shape[0])
+    n = float(w.sum())
+    if n < min_buyers:
+        raise FitError(f"BG/NBD needs at least {min_buyers} buyers, got {n:g}")
+    if not np.any((xs > 0) & (w > 0)):
+        raise FitError("BG/NBD needs at least one repeat buyer")
+    ux, ut, uT, _, inverse = compress(xs, ts, Ts)
+    uw = np.bincount(inverse, weights=w, minlength=ux.shape[0]).astype(np.float64)
+    terms = _BGNBDTerms(ux, ut, uT, uw)
+
+    def fun(theta: FloatArray) -> tuple[float, FloatArray]:
+        e = np.exp(theta)
+        ll, grad = terms.value_and_grad(*(float(v) for v in e))
+        # minimise the mean negative log-likelihood; chain rule through the exp
+        return -ll / n, -(grad * e) / n
+
+    res = _minimize(fun, np.zeros(4), 4)
+    r, alpha, a, b = (float(v) for v in np.exp(res.x))
+    ll, _ = terms.value_and_grad(r, alpha, a, b)
+    return BGNBDParams(r=r, alpha=alpha, a=a, b=b, log_likelihood=ll, buyers=round(n))
+
+
+def _gg_data(
+    x: npt.ArrayLike, m: npt.ArrayLike, weights: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    xs, ms = _as_float(x), _as_float(m)
+    if xs.shape != ms.shape:
+        raise ValueError("x and m must have the same length")
+    w = _weights(weights, xs.shape[0])
+    keep = (xs > 0) & (ms > 0) & (w > 0)
+    return xs[keep], ms[keep], w[keep]
+
+
+def gamma_gamma_log_likelihood(
+    params: GammaGammaParams, x: npt.ArrayLike, m: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> float:
+    """Total Gamma-Gamma log-likelihood of the average values ``m`` over ``x`` repeat purchases.
+
+    Rows with ``x == 0`` or ``m <= 0`` carry no spend information and are left out.
+    """
+    xs, ms, w = _gg_data(x, m, weights)
+    p, q, v = params.p, params.q, params.v
+    px = p * xs
+    ll = (
+        special.gammaln(px + q)
+        - special.gammaln(px)
+        - special.gammaln(q)
+        + q * math.log(v)
+        + (px - 1.0) * np.log(ms)
+        + px * np.log(xs)
+        - (px + q) * np.log(v + xs * ms)
+    )
+    return float(ll @ w)
+
+
+def fit_gamma_gamma(
+    x: npt.ArrayLike,
+    m: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+    *,
+    min_buyers: int = 10,
+) -> GammaGammaParams:
+    """Maximum-likelihood Gamma-Gamma on repeat buyers' ``(x, m_x)``; rows with x == 0 or m <= 0 are ignored."""
+    xs, ms, w = _gg_data(x, m, weights)
+    n = float(w.sum())
+    if n < min_buyers:
+        raise FitError(
+            f"Gamma-Gamma needs at least {min_buyers} repeat buyers with positive spend, got {n:g}"
+        )
+    ux, ix = np.unique(xs, return_inverse=True)
+    wx = np.bincount(ix, weights=w, minlength=ux.shape[0])
+    # sufficient statistics of the terms linear in the parameters
+    s_xlogm = float(np.bincount(ix, weights=w * np.log(ms), minlength=ux.shape[0]) @ ux)
+    s_logm = float(w @ np.log(ms))
+    s_xlogx = float(wx @ (ux * np.log(ux)))
+    spend = xs * ms
+    wx_i = w * xs
+
+    def value_and_grad(p: float, q: float, v: float) -> tuple[float, FloatArray]:
+        pux = p * ux
+        log_vs = np.log(v + spend)
+        inv_vs = 1.0 / (v + spend)
+        ll = float(
+            (special.gammaln(pux + q) - special.gammaln(pux)) @ wx
+            - n * special.gammaln(q)
+            + n * q * math.log(v)
+            + p * s_xlogm
+            - s_logm
+            + p * s_xlogx
+            - p * float(wx_i @ log_vs)
+            - q * float(w @ log_vs)
+        )
+        dig = special.digamma(pux + q)
+        d_p = float((dig - special.digamma(pux)) @ (wx * ux)) + s_xlogm + s_xlogx - float(wx_i @ log_vs)
+        d_q = float(dig @ wx) - n * float(special.digamma(q)) + n * math.log(v) - float(w @ log_vs)
+        d_v = n * q / v - p * float(wx_i @ inv_vs) - q * float(w @ inv_vs)
+        return ll, np.array([d_p, d_q, d_v])
+
+    def fun(theta: FloatArray) -> tuple[float, FloatArray]:
+        e = np.exp(theta)
+        ll, grad = value_and_grad(*(float(val) for val in e))
+        return -ll / n, -(grad * e) / n
+
+    res = _minimize(fun, np.zeros(3), 3)
+    p, q, v = (float(val) for val in np.exp(res.x))
+    ll, _ = value_and_grad(p, q, v)
+    return GammaGammaParams(p=p, q=q, v=v, log_likelihood=ll, buyers=round(n))
+
+
+def p_alive(params: BGNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
+    """P(still alive at T | x, t_x, T); 1 for buyers without a repeat purchase (they cannot have dropped out)."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    bx1 = np.where(xs > 0, b + xs - 1.0, 1.0)
+    log_ratio = math.log(a) - np.log(bx1) + (r + xs) * (np.log(alpha + Ts) - np.log(alpha + ts))
+    out: FloatArray = np.where(xs > 0, special.expit(-log_ratio), 1.0)
+    return out
+
+
+def expected_purchases_new(params: BGNBDParams, t: float) -> float:
+    """E[X(t)]: expected purchases of a new buyer in a period of length t after their first purchase."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if t <= 0:
+        return 0.0
+    hyp = special.hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
+    return float((a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp))
+
+
+def expected_purchases(
+    params: BGNBDParams, t: float, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> FloatArray:
+    """E[Y(t) | x, t_x, T]: expected purchases in the next t time units (eq. 10 of Fader, Hardie & Lee 2005)."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if t <= 0:
+        return np.zeros_like(xs)
+    # Evaluate the hypergeometric function once per distinct (x, T).
+    ux, ut, uT, _, inverse = compress(xs, ts, Ts)
+    z = t / (alpha + uT + t)
+    hyp = special.hyp2f1(r + ux, b + ux, a + b + ux - 1.0, z)
+    head = (a + b + ux - 1.0) / (a - 1.0)
+    body = 1.0 - ((alpha + uT) / (alpha + uT + t)) ** (r + ux) * hyp
+    bx1 = np.where(ux > 0, b + ux - 1.0, 1.0)
+    tail = np.where(ux > 0, a / bx1 * ((alpha + uT) / (alpha + ut)) ** (r + ux), 0.0)
+    out: FloatArray = (head * body / (1.0 + tail))[inverse]
+    return out
+
+
+def conditional_expected_value(params: GammaGammaParams, x: npt.ArrayLike, m: npt.ArrayLike) -> FloatArray:
+    """E[M | x, m_x]: expected value of a future transaction; the population mean p v / (q - 1) when x == 0."""
+    xs, ms = _as_float(x), _as_float(m)
+    p, q, v = params.p, params.q, params.v
+    if q <= 1.0:
+        raise FitError("the Gamma-Gamma mean spend is infinite when q <= 1")
+    out: FloatArray = (p * (v + xs * ms)) / (p * xs + q - 1.0)
+    return out
+
+
+def clv(
+    bgnbd: BGNBDParams,
+    gamma_gamma: GammaGammaParams,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    m: npt.ArrayLike,
+    *,
+    horizon: int,
+    discount_rate: float = 0.0,
+) -> FloatArray:
+    """Discounted expected value over the next ``horizon`` time units.
+
+    ``sum_{k=1..horizon} (E[Y(k)] - E[Y(k-1)]) * E[M] / (1 + discount_rate)^k``: the purchases expected in
+    unit k are valued at the buyer's expected transaction value and discounted at ``discount_rate`` per time
+    unit (e.g. an annual 10% is ``1.1 ** (7 / 365.25) - 1`` per week). With ``discount_rate = 0`` this is
+    ``E[Y(horizon)] * E[M]``.
+    """
+    if horizon < 0 or discount_rate <= -1.0:
+        raise ValueError("horizon must be >= 0 and discount_rate > -1")
+    value = conditional_expected_value(gamma_gamma, x, m)
+    total = np.zeros_like(value)
+    previous = np.zeros_like(value)
+    for k in range(1, horizon + 1):
+        current = expected_purchases(bgnbd, float(k), x, t_x, T)
+        total += (current - previous) / (1.0 + discount_rate) ** k
+        previous = current
+    out: FloatArray = total * value
+    return out
+
+
+def holdout_by_frequency(
+    params: BGNBDParams, summary: RFMSummary, *, max_frequency: int = 7
+) -> list[HoldoutBucket]:
+    """Mean actual vs predicted holdout purchases per calibration frequency (0..max_frequency, the last "or more")."""
+    predicted = expected_purchases(params, summary.holdout_length, summary.x, summary.t_x, summary.T)
+    bucket = np.minimum(summary.x, max_frequency).astype(np.int64)
+    out: list[HoldoutBucket] = []
+    for f in range(max_frequency + 1):
+        sel = bucket == f
+        count = int(sel.sum())
+        if count == 0:
+            continue
+        out.append(
+            HoldoutBucket(
+                frequency=f,
+                buyers=count,
+                actual=float(summary.x_holdout[sel].mean()),
+                predicted=float(predicted[sel].mean()),
+            )
+        )
+    return out
