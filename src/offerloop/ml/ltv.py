@@ -510,13 +510,17 @@ def clv(
     if horizon < 0 or discount_rate <= -1.0:
         raise ValueError("horizon must be >= 0 and discount_rate > -1")
     value = conditional_expected_value(gamma_gamma, x, m)
-    total = np.zeros_like(value)
-    previous = np.zeros_like(value)
+    if discount_rate == 0.0:
+        return expected_purchases(bgnbd, float(horizon), x, t_x, T) * value
+    # purchases per distinct (x, t_x, T), expanded to the rows at the end
+    ux, ut, uT, _, inverse = compress(x, t_x, T)
+    total = np.zeros_like(ux)
+    previous = np.zeros_like(ux)
     for k in range(1, horizon + 1):
-        current = expected_purchases(bgnbd, float(k), x, t_x, T)
+        current = expected_purchases(bgnbd, float(k), ux, ut, uT)
         total += (current - previous) / (1.0 + discount_rate) ** k
         previous = current
-    out: FloatArray = total * value
+    out: FloatArray = total[inverse] * value
     return out
 
 
