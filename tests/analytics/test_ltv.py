@@ -184,6 +184,11 @@ def test_refresh_writes_ltv_features_the_decision_engine_reads(client, secret_he
     assert client.post("/v1/analytics/ltv/refresh", headers=secret_headers).status_code == 200
     with db.read() as session:
         assert len(session.scalars(select(BuyerScore.buyer_id)).all()) == 3 * 40
+    # an erased buyer's scores go with their features
+    assert client.delete(f"/v1/buyers/{buyer['id']}", headers=secret_headers).status_code == 200
+    with db.read() as session:
+        assert session.scalars(select(BuyerScore.name).where(BuyerScore.buyer_id == buyer["id"])).all() == []
+        assert len(session.scalars(select(BuyerScore.buyer_id)).all()) == 3 * 39
 
 
 def test_too_few_buyers_is_a_clear_422(client, secret_headers, send) -> None:
