@@ -39,7 +39,9 @@ def cdnow_summary() -> ltv.RFMSummary:
         customer.append(int(cust))
         day.append((date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:])) - EPOCH).days)
         value.append(float(amount))
-    return ltv.rfm_summary(customer, day, value, calibration_end=(date(1997, 9, 30) - EPOCH).days, unit_days=7.0)
+    return ltv.rfm_summary(
+        customer, day, value, calibration_end=(date(1997, 9, 30) - EPOCH).days, unit_days=7.0
+    )
 
 
 def tiled(summary: ltv.RFMSummary, copies: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -54,7 +56,9 @@ def tiled(summary: ltv.RFMSummary, copies: int, seed: int) -> tuple[np.ndarray, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--copies", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="offerloop fits to time (the best is reported)")
@@ -95,7 +99,9 @@ def main() -> None:
     mid = time.perf_counter()
     lgg = GammaGammaFitter().fit(pd.Series(x[repeat]), pd.Series(m[repeat]))
     end = time.perf_counter()
-    print(f"lifetimes: {end - start:.3f} s (BetaGeoFitter {mid - start:.3f} s + GammaGammaFitter {end - mid:.3f} s)")
+    print(
+        f"lifetimes: {end - start:.3f} s (BetaGeoFitter {mid - start:.3f} s + GammaGammaFitter {end - mid:.3f} s)"
+    )
     p = lbg.params_
     q = lgg.params_
     print(f"  BG/NBD r={p['r']:.6f} alpha={p['alpha']:.6f} a={p['a']:.6f} b={p['b']:.6f} "
