@@ -257,3 +257,57 @@ def test_too_little_data_is_a_fit_error() -> None:
         ltv.fit_gamma_gamma([1.0] * 5, [3.0] * 5)
     with pytest.raises(ValueError, match="t_x"):
         ltv.fit_bgnbd([1.0], [3.0], [2.0])
+
+
+# -- Pareto/NBD ----------------------------------------------------------------------------------------------
+
+
+def _pareto_integral(params: ltv.ParetoNBDParams, x: int, t_x: float, T: float) -> float:
+    """The Pareto/NBD likelihood as the model defines it: integrated over lambda ~ Gamma(r, alpha), mu ~ Gamma(s, beta)."""
+    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+    log_norm = r * math.log(alpha) - math.lgamma(r) + s * math.log(beta) - math.lgamma(s)
+
+    def individual(mu: float, lam: float) -> float:
+        if lam <= 0.0 or mu <= 0.0:
+            return 0.0
+        both = lam + mu
+        alive = lam**x * math.exp(-both * T)
+        died = lam**x * mu / both * (math.exp(-both * t_x) - math.exp(-both * T))
+        prior = math.exp(
+            log_norm + (r - 1) * math.log(lam) - alpha * lam + (s - 1) * math.log(mu) - beta * mu
+        )
+        return (alive + died) * prior
+
+    value, _ = integrate.dblquad(individual, 0, np.inf, 0, np.inf, epsabs=1e-12, epsrel=1e-9)
+    return float(value)
+
+
+@pytest.mark.parametrize(
+    ("params", "row"),
+    [
+        (ltv.ParetoNBDParams(r=1.3, alpha=4.0, s=0.8, beta=2.5), (2, 3.0, 7.0)),  # alpha >= beta
+        (ltv.ParetoNBDParams(r=0.9, alpha=2.0, s=1.4, beta=5.0), (1, 1.5, 6.0)),  # alpha < beta
+        (ltv.ParetoNBDParams(r=0.9, alpha=2.0, s=1.4, beta=5.0), (0, 0.0, 4.0)),
+    ],
+)
+def test_pareto_nbd_likelihood_matches_the_integral(
+    params: ltv.ParetoNBDParams, row: tuple[int, float, float]
+) -> None:
+    x, t_x, T = row
+    closed = ltv.pareto_nbd_individual_log_likelihood(params, [x], [t_x], [T])[0]
+    assert math.exp(closed) == pytest.approx(_pareto_integral(params, x, t_x, T), rel=1e-6)
+
+
+def test_cdnow_pareto_nbd_reproduces_the_published_fit(cdnow: ltv.RFMSummary) -> None:
+    # Fader, Hardie & Lee's MATLAB note: r = 0.5534, alpha = 10.5802, s = 0.6061, beta = 11.6562, LL = -9594.98;
+    # the likelihood is flat along beta, which optimisers leave anywhere in 11.66 .. 11.67.
+    fit = ltv.fit_pareto_nbd(cdnow.x, cdnow.t_x, cdnow.T)
+    assert round(fit.log_likelihood, 2) == -9594.98
+    assert (round(fit.r, 2), round(fit.alpha, 1), round(fit.s, 2), round(fit.beta, 1)) == (
+        0.55,
+        10.6,
+        0.61,
+        11.7,
+    )
+    alive = ltv.pareto_nbd_p_alive(fit, cdnow.x, cdnow.t_x, cdnow.T)
+    assert bool(np.all((alive > 0) & (alive <= 1)))

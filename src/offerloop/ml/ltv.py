@@ -39,6 +39,7 @@ __all__ = [
     "FitError",
     "GammaGammaParams",
     "HoldoutBucket",
+    "ParetoNBDParams",
     "RFMSummary",
     "bgnbd_individual_log_likelihood",
     "bgnbd_log_likelihood",
@@ -49,9 +50,12 @@ __all__ = [
     "expected_purchases_new",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "fit_pareto_nbd",
     "gamma_gamma_log_likelihood",
     "holdout_by_frequency",
     "p_alive",
+    "pareto_nbd_individual_log_likelihood",
+    "pareto_nbd_p_alive",
     "rfm_summary",
 ]
 
@@ -341,6 +345,28 @@ def _minimize(
     )
 
 
+def _distinct_rows(
+    model: str,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None,
+    min_buyers: int,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float]:
+    """Checked ``(x, t_x, T)`` rows grouped into distinct ones with their total weights, and the total weight."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    _check_bgnbd_data(xs, ts, Ts)
+    w = _weights(weights, xs.shape[0])
+    n = float(w.sum())
+    if n < min_buyers:
+        raise FitError(f"{model} needs at least {min_buyers} buyers, got {n:g}")
+    if not np.any((xs > 0) & (w > 0)):
+        raise FitError(f"{model} needs at least one repeat buyer")
+    ux, ut, uT, _, inverse = compress(xs, ts, Ts)
+    uw = np.bincount(inverse, weights=w, minlength=ux.shape[0]).astype(np.float64)
+    return ux, ut, uT, uw, n
+
+
 def fit_bgnbd(
     x: npt.ArrayLike,
     t_x: npt.ArrayLike,
@@ -353,16 +379,7 @@ def fit_bgnbd(
 
     Rows are first compressed to distinct triples, so repeated rows cost nothing.
     """
-    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
-    _check_bgnbd_data(xs, ts, Ts)
-    w = _weights(weights, xs.shape[0])
-    n = float(w.sum())
-    if n < min_buyers:
-        raise FitError(f"BG/NBD needs at least {min_buyers} buyers, got {n:g}")
-    if not np.any((xs > 0) & (w > 0)):
-        raise FitError("BG/NBD needs at least one repeat buyer")
-    ux, ut, uT, _, inverse = compress(xs, ts, Ts)
-    uw = np.bincount(inverse, weights=w, minlength=ux.shape[0]).astype(np.float64)
+    ux, ut, uT, uw, n = _distinct_rows("BG/NBD", x, t_x, T, weights, min_buyers)
     terms = _BGNBDTerms(ux, ut, uT, uw)
 
     def fun(theta: FloatArray) -> tuple[float, FloatArray]:
@@ -571,4 +588,98 @@ def holdout_by_frequency(
                 predicted=float(predicted[sel].mean()),
             )
         )
+    return out
+
+
+# -- Pareto/NBD (Schmittlein, Morrison & Colombo 1987; the likelihood as in Fader, Hardie & Lee 2005,
+# "A note on deriving the Pareto/NBD model and related expressions") ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParetoNBDParams:
+    """Purchase rate ``lambda ~ Gamma(r, alpha)``, dropout rate ``mu ~ Gamma(s, beta)``."""
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    log_likelihood: float = math.nan
+    buyers: int = 0
+
+
+def _pareto_log_a0(params: ParetoNBDParams, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
+    """log A0 of the Pareto/NBD likelihood (-inf where t_x == T, where A0 is 0)."""
+    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+    rsx = r + s + x
+    big = max(alpha, beta)
+    second: FloatArray | float = s + 1.0 if alpha >= beta else r + x
+    gap = abs(alpha - beta)
+
+    def part(t: FloatArray) -> FloatArray:
+        hyp = special.hyp2f1(rsx, second, rsx + 1.0, gap / (big + t))
+        out: FloatArray = np.log(hyp) - rsx * np.log(big + t)
+        return out
+
+    a1, a2 = part(t_x), part(T)
+    with np.errstate(divide="ignore"):
+        out: FloatArray = a1 + np.log1p(-np.exp(np.minimum(a2 - a1, 0.0)))
+    return out
+
+
+def pareto_nbd_individual_log_likelihood(
+    params: ParetoNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> FloatArray:
+    """Each buyer's Pareto/NBD log-likelihood."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    _check_bgnbd_data(xs, ts, Ts)
+    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+    head = special.gammaln(r + xs) - special.gammaln(r) + r * math.log(alpha) + s * math.log(beta)
+    alive = -(r + xs) * np.log(alpha + Ts) - s * np.log(beta + Ts)
+    died = np.log(s / (r + s + xs)) + _pareto_log_a0(params, xs, ts, Ts)
+    out: FloatArray = head + np.logaddexp(alive, died)
+    return out
+
+
+def fit_pareto_nbd(
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+    *,
+    min_buyers: int = 10,
+) -> ParetoNBDParams:
+    """Maximum-likelihood Pareto/NBD on per-buyer ``(x, t_x, T)`` (numerical gradient, on distinct rows)."""
+    ux, ut, uT, uw, n = _distinct_rows("Pareto/NBD", x, t_x, T, weights, min_buyers)
+
+    def total(theta: FloatArray) -> float:
+        r, alpha, s, beta = (float(v) for v in np.exp(theta))
+        params = ParetoNBDParams(r=r, alpha=alpha, s=s, beta=beta)
+        with np.errstate(all="ignore"):
+            ll = _dot(pareto_nbd_individual_log_likelihood(params, ux, ut, uT), uw)
+        return ll if np.isfinite(ll) else -np.inf
+
+    res = optimize.minimize(
+        lambda theta: -total(theta) / n,
+        np.zeros(4),
+        method="L-BFGS-B",
+        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
+        options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9, "eps": 1e-9},
+    )
+    r, alpha, s, beta = (float(v) for v in np.exp(res.x))
+    return ParetoNBDParams(r, alpha, s, beta, log_likelihood=total(res.x), buyers=round(n))
+
+
+def pareto_nbd_p_alive(
+    params: ParetoNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> FloatArray:
+    """P(alive at T | x, t_x, T) = 1 / (1 + s/(r+s+x) (alpha+T)^(r+x) (beta+T)^s A0)."""
+    xs, ts, Ts = _as_float(x), _as_float(t_x), _as_float(T)
+    r, s = params.r, params.s
+    log_ratio = (
+        np.log(s / (r + s + xs))
+        + (r + xs) * np.log(params.alpha + Ts)
+        + s * np.log(params.beta + Ts)
+        + _pareto_log_a0(params, xs, ts, Ts)
+    )
+    out: FloatArray = special.expit(-log_ratio)
     return out
