@@ -13,6 +13,12 @@ Timed: offerloop's ``fit_bgnbd`` + ``fit_gamma_gamma`` from the per-customer arr
 on the same arrays (lifetimes needs ``pip install -e '.[bench]'``; it takes tens of seconds, run once).
 
 Target (issue 13): <= 2 s for offerloop on 2.36M customers.
+
+    python bench/ltv.py --store 40            # GET /v1/analytics/ltv's work on a SQLite store (in-process)
+
+``--store K`` instead writes K copies of the CDNOW transactions (K x 2,357 buyers, K x 6,919 ``Order Completed``
+events, straight into the tables) to a fresh SQLite file (or ``--database-url``) and times ``analytics.ltv.fit``
+(read, summarise, fit, segment) as the endpoint runs it.
 """
 
 from __future__ import annotations
@@ -55,6 +61,59 @@ def tiled(summary: ltv.RFMSummary, copies: int, seed: int) -> tuple[np.ndarray, 
     return x, t_x, T, m
 
 
+def store(copies: int, database_url: str | None, repeat: int) -> None:
+    import tempfile
+    from datetime import UTC, datetime
+    from datetime import time as clock_time
+
+    from sqlalchemy import insert
+
+    from offerloop.analytics import ltv as ltv_service
+    from offerloop.cli.common import database
+    from offerloop.config import Settings
+    from offerloop.models import Buyer, Event
+    from offerloop.workspaces import service as workspace_service
+
+    rows = [line.split() for line in CDNOW.read_text().splitlines()]
+    url = database_url or f"sqlite:///{tempfile.mkdtemp(prefix='ltv-bench-')}/ltv.db"
+    cfg = Settings(environment="development", database_url=url)
+    now = datetime.now(UTC)
+    with database(cfg) as db:
+        with db.write() as session:
+            ws = workspace_service.create_workspace(session=session, name="ltv bench").id
+        start = time.perf_counter()
+        for k in range(copies):
+            buyers = {f"b{k}-{cust}" for _, cust, *_ in rows}
+            events = [
+                {"workspace_id": ws, "message_id": f"m{k}-{n}", "type": "track", "name": "Order Completed",
+                 "buyer_id": f"b{k}-{cust}", "user_id": f"u{k}-{cust}", "received_at": now,
+                 "timestamp": datetime.combine(date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:])), clock_time(12), UTC),
+                 "properties": {"order_id": f"o{k}-{n}", "total_minor": round(float(amount) * 100),
+                                "currency": "USD"}}
+                for n, (_, cust, ymd, _, amount) in enumerate(rows)
+            ]  # fmt: skip
+            with db.write() as session:
+                session.execute(insert(Buyer), [
+                    {"id": b, "workspace_id": ws, "created_at": now, "first_seen_at": now, "last_seen_at": now}
+                    for b in sorted(buyers)
+                ])  # fmt: skip
+                session.execute(insert(Event), events)
+        print(f"store: {url}; wrote {copies * 2357:,} buyers and {copies * len(rows):,} orders "
+              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+        print(load())
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            with db.read() as session:
+                read = ltv_service.fit(session=session, workspace_id=ws, calibration_end=date(1997, 9, 30),
+                                       observation_end=date(1998, 6, 30))  # fmt: skip
+            times.append(time.perf_counter() - start)
+        print(f"analytics.ltv.fit: best {min(times):.3f} s of {repeat} ({', '.join(f'{t:.3f}' for t in times)}); "
+              f"buyers {read.buyers:,}, r={read.bgnbd.r:.4f} alpha={read.bgnbd.alpha:.4f} "
+              f"a={read.bgnbd.a:.4f} b={read.bgnbd.b:.4f}")  # fmt: skip
+        print(load())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -63,7 +122,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="offerloop fits to time (the best is reported)")
     parser.add_argument("--skip-lifetimes", action="store_true")
+    parser.add_argument(
+        "--store", type=int, default=0, help="time the endpoint's work on K copies in a store"
+    )
+    parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
+    if args.store:
+        store(args.store, args.database_url, args.repeat)
+        return
 
     x, t_x, T, m = tiled(cdnow_summary(), args.copies, args.seed)
     distinct = ltv.compress(x, t_x, T)[0].shape[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from offerloop.analytics.ltv_schemas import (
     SegmentLTV,
 )
 from offerloop.core.clock import utcnow
+from offerloop.db.types import parse_stored_datetime
 from offerloop.features import service as features_service
 from offerloop.ml import ltv as model
 
@@ -78,14 +79,23 @@ def _resolver(session: Session, workspace_id: str) -> tuple[dict[str, str], set[
     return final, erased | {b for b, t in final.items() if t in erased}
 
 
-def _order(props: Any) -> tuple[int, str | None, str | None]:
-    """(value in minor units, currency, order id) of an ``Order Completed`` event's properties."""
-    if not isinstance(props, dict):
-        return 0, None, None
-    total = props.get("total_minor")
+def _utc_day(ts: datetime | str) -> str:
+    """The UTC day (YYYY-MM-DD) of a stored timestamp: SQLite's UTC text, or an aware datetime."""
+    if isinstance(ts, str):
+        if len(ts) >= 10 and ts[4] == "-" and ts[7] == "-":
+            return ts[:10]
+        ts = parse_stored_datetime(ts)
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC)
+    return ts.date().isoformat()
+
+
+def _order(total: Any, currency: Any, order_id: Any) -> tuple[int, str | None, str | None]:
+    """(value in minor units, currency, order id) from an ``Order Completed`` event's properties: a
+    ``total_minor`` that is not a non-negative integer (written as a JSON number or a digit string) is 0."""
+    if isinstance(total, str) and total.isdigit() and len(total) <= 15:
+        total = int(total)
     value = total if isinstance(total, int) and not isinstance(total, bool) and 0 <= total < 2**53 else 0
-    currency = props.get("currency")
-    order_id = props.get("order_id")
     return (
         value,
         currency.upper() if isinstance(currency, str) else None,
@@ -97,30 +107,30 @@ def _purchases(session: Session, workspace_id: str, currency: str | None) -> tup
     """One row per purchase (buyer, day, value) in the chosen currency, and that currency."""
     final, erased = _resolver(session, workspace_id)
     buyers: list[str] = []
-    times: list[datetime] = []
+    days: list[str] = []
     values: list[int] = []
     currencies: list[str | None] = []
     orders: list[str | None] = []
-    for buyer, ts, props in repository.purchases(session, workspace_id):
+    for buyer, ts, total, raw_currency, raw_order in repository.purchases(session, workspace_id):
         buyer = final.get(buyer, buyer)
         if buyer in erased:
             continue
-        value, cur, order_id = _order(props)
+        value, cur, order_id = _order(total, raw_currency, raw_order)
         buyers.append(buyer)
-        times.append(ts)
+        days.append(_utc_day(ts))
         values.append(value)
         currencies.append(cur)
         orders.append(order_id)
     frame = pl.DataFrame(
-        {"buyer": buyers, "ts": times, "value": values, "currency": currencies, "order_id": orders},
+        {"buyer": buyers, "day": days, "value": values, "currency": currencies, "order_id": orders},
         schema={
             "buyer": pl.String,
-            "ts": pl.Datetime("us", "UTC"),
+            "day": pl.String,
             "value": pl.Int64,
             "currency": pl.String,
             "order_id": pl.String,
         },
-    )
+    ).with_columns(pl.col("day").str.to_date("%Y-%m-%d").cast(pl.Int32))
     if currency is None:
         counts = (
             frame.drop_nulls("currency")
@@ -132,12 +142,12 @@ def _purchases(session: Session, workspace_id: str, currency: str | None) -> tup
     keep = pl.col("currency").is_null()
     if currency is not None:
         keep = keep | (pl.col("currency") == currency)
-    frame = frame.filter(keep).sort("ts")
+    frame = frame.filter(keep).sort("day", maintain_order=True)
     with_id = frame.filter(pl.col("order_id").is_not_null()).unique(
         ["buyer", "order_id"], keep="first", maintain_order=True
     )
     frame = pl.concat([frame.filter(pl.col("order_id").is_null()), with_id])
-    return frame.select("buyer", pl.col("ts").dt.date().cast(pl.Int32).alias("day"), "value"), currency
+    return frame.select("buyer", "day", "value"), currency
 
 
 def _first_channels(session: Session, workspace_id: str) -> pl.DataFrame:

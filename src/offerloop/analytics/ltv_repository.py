@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import String, or_, type_coerce
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
@@ -15,15 +15,25 @@ from offerloop.models import Buyer, BuyerPersona, Event, Touchpoint
 PURCHASE_EVENT = "Order Completed"
 
 
-def purchases(session: Session, workspace_id: str) -> Iterator[tuple[str, datetime, dict[str, Any] | None]]:
-    """(buyer_id, timestamp, properties) of every ``Order Completed`` event of a known buyer: checkout's
-    paid orders and ``offerloop import orders`` both append one."""
+def purchases(session: Session, workspace_id: str) -> Iterator[tuple[str, datetime | str, Any, Any, Any]]:
+    """(buyer_id, timestamp, total_minor, currency, order_id) of every ``Order Completed`` event of a known
+    buyer: checkout's paid orders and ``offerloop import orders`` both append one. The three properties are
+    read by the database's JSON functions (a JSON number comes back as a number on SQLite, as text on
+    PostgreSQL); on SQLite the timestamp is the stored UTC text (``YYYY-MM-DD HH:MM:SS...``). Parsing each
+    row's JSON and datetime in Python was most of the read."""
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    stamp = type_coerce(Event.timestamp, String) if sqlite else Event.timestamp
+    props = Event.properties
     stmt = (
-        scoped_select(Event, workspace_id, Event.buyer_id, Event.timestamp, Event.properties)
+        scoped_select(
+            Event, workspace_id, Event.buyer_id, stamp, props["total_minor"].as_string(),
+            props["currency"].as_string(), props["order_id"].as_string(),
+        )
         .join(Buyer, (Buyer.workspace_id == Event.workspace_id) & (Buyer.id == Event.buyer_id))
         .where(Event.type == "track", Event.name == PURCHASE_EVENT)
-    )
-    yield from ((b, ts, props) for b, ts, props in session.execute(stmt.execution_options(yield_per=5000)))
+    )  # fmt: skip
+    rows = session.execute(stmt.execution_options(yield_per=5000))
+    yield from ((b, ts, total, cur, order) for b, ts, total, cur, order in rows)
 
 
 def merged_or_erased(session: Session, workspace_id: str) -> list[tuple[str, str | None, bool]]:
