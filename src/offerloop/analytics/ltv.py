@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +36,6 @@ from offerloop.analytics.ltv_schemas import (
     SegmentLTV,
 )
 from offerloop.core.clock import utcnow
-from offerloop.db.types import parse_stored_datetime
 from offerloop.features import service as features_service
 from offerloop.ml import ltv as model
 
@@ -79,58 +77,31 @@ def _resolver(session: Session, workspace_id: str) -> tuple[dict[str, str], set[
     return final, erased | {b for b, t in final.items() if t in erased}
 
 
-def _utc_day(ts: datetime | str) -> str:
-    """The UTC day (YYYY-MM-DD) of a stored timestamp: SQLite's UTC text, or an aware datetime."""
-    if isinstance(ts, str):
-        if len(ts) >= 10 and ts[4] == "-" and ts[7] == "-":
-            return ts[:10]
-        ts = parse_stored_datetime(ts)
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC)
-    return ts.date().isoformat()
-
-
-def _order(total: Any, currency: Any, order_id: Any) -> tuple[int, str | None, str | None]:
-    """(value in minor units, currency, order id) from an ``Order Completed`` event's properties: a
-    ``total_minor`` that is not a non-negative integer (written as a JSON number or a digit string) is 0."""
-    if isinstance(total, str) and total.isdigit() and len(total) <= 15:
-        total = int(total)
-    value = total if isinstance(total, int) and not isinstance(total, bool) and 0 <= total < 2**53 else 0
-    return (
-        value,
-        currency.upper() if isinstance(currency, str) else None,
-        str(order_id)[:255] if isinstance(order_id, str | int) and not isinstance(order_id, bool) else None,
-    )
-
-
 def _purchases(session: Session, workspace_id: str, currency: str | None) -> tuple[pl.DataFrame, str | None]:
-    """One row per purchase (buyer, day, value) in the chosen currency, and that currency."""
+    """One row per purchase (buyer, day, value) in the chosen currency, and that currency. A ``total_minor``
+    that is not a non-negative integer (a JSON number or a digit string) makes a zero-value order."""
     final, erased = _resolver(session, workspace_id)
-    buyers: list[str] = []
-    days: list[str] = []
-    values: list[int] = []
-    currencies: list[str | None] = []
-    orders: list[str | None] = []
-    for buyer, ts, total, raw_currency, raw_order in repository.purchases(session, workspace_id):
-        buyer = final.get(buyer, buyer)
-        if buyer in erased:
-            continue
-        value, cur, order_id = _order(total, raw_currency, raw_order)
-        buyers.append(buyer)
-        days.append(_utc_day(ts))
-        values.append(value)
-        currencies.append(cur)
-        orders.append(order_id)
-    frame = pl.DataFrame(
-        {"buyer": buyers, "day": days, "value": values, "currency": currencies, "order_id": orders},
-        schema={
-            "buyer": pl.String,
-            "day": pl.String,
-            "value": pl.Int64,
-            "currency": pl.String,
-            "order_id": pl.String,
-        },
-    ).with_columns(pl.col("day").str.to_date("%Y-%m-%d").cast(pl.Int32))
+    schema = {name: pl.String for name in ("buyer", "day", "total", "currency", "order_id")}
+    chunks = [
+        pl.DataFrame(rows, schema=schema, orient="row")
+        for rows in repository.purchases(session, workspace_id)
+    ]
+    raw = pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
+    frame = (
+        raw.with_columns(pl.col("buyer").replace(final))
+        .filter(~pl.col("buyer").is_in(list(erased)))
+        .select(
+            "buyer",
+            pl.col("day").str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32),
+            pl.when(pl.col("total").str.contains(r"^[0-9]{1,15}$"))
+            .then(pl.col("total").cast(pl.Int64, strict=False))
+            .otherwise(0)
+            .alias("value"),
+            pl.col("currency").str.to_uppercase(),
+            pl.col("order_id").str.slice(0, 255),
+        )
+        .drop_nulls("day")
+    )
     if currency is None:
         counts = (
             frame.drop_nulls("currency")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import String, or_, type_coerce
+from sqlalchemy import String, cast, func, or_, type_coerce
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
@@ -15,25 +14,27 @@ from offerloop.models import Buyer, BuyerPersona, Event, Touchpoint
 PURCHASE_EVENT = "Order Completed"
 
 
-def purchases(session: Session, workspace_id: str) -> Iterator[tuple[str, datetime | str, Any, Any, Any]]:
-    """(buyer_id, timestamp, total_minor, currency, order_id) of every ``Order Completed`` event of a known
-    buyer: checkout's paid orders and ``offerloop import orders`` both append one. The three properties are
-    read by the database's JSON functions (a JSON number comes back as a number on SQLite, as text on
-    PostgreSQL); on SQLite the timestamp is the stored UTC text (``YYYY-MM-DD HH:MM:SS...``). Parsing each
-    row's JSON and datetime in Python was most of the read."""
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    stamp = type_coerce(Event.timestamp, String) if sqlite else Event.timestamp
+def purchases(session: Session, workspace_id: str) -> Iterator[list[tuple[str, str, str, str, str]]]:
+    """Chunks of (buyer_id, UTC day YYYY-MM-DD, total_minor, currency, order_id) — all text, None when absent —
+    of every ``Order Completed`` event of a known buyer: checkout's paid orders and ``offerloop import orders``
+    both append one. The day and the three properties come out of the database's own functions (SQLite holds
+    UTC text; JSON_EXTRACT / ->>), so no row's JSON or datetime is parsed in Python."""
     props = Event.properties
+    if session.get_bind().dialect.name == "sqlite":
+        day = func.substr(type_coerce(Event.timestamp, String), 1, 10)
+    else:
+        day = func.to_char(func.timezone("UTC", Event.timestamp), "YYYY-MM-DD")
     stmt = (
         scoped_select(
-            Event, workspace_id, Event.buyer_id, stamp, props["total_minor"].as_string(),
-            props["currency"].as_string(), props["order_id"].as_string(),
+            Event, workspace_id, Event.buyer_id, day, cast(props["total_minor"].as_string(), String),
+            cast(props["currency"].as_string(), String), cast(props["order_id"].as_string(), String),
         )
         .join(Buyer, (Buyer.workspace_id == Event.workspace_id) & (Buyer.id == Event.buyer_id))
         .where(Event.type == "track", Event.name == PURCHASE_EVENT)
     )  # fmt: skip
-    rows = session.execute(stmt.execution_options(yield_per=5000))
-    yield from ((b, ts, total, cur, order) for b, ts, total, cur, order in rows)
+    result = session.connection().execute(stmt.execution_options(yield_per=20_000))
+    for chunk in result.partitions():
+        yield [tuple(row) for row in chunk]
 
 
 def merged_or_erased(session: Session, workspace_id: str) -> list[tuple[str, str | None, bool]]:
