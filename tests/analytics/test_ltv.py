@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -119,6 +120,9 @@ def test_ltv_fits_the_purchases_of_the_workspace(client, secret_headers, shop) -
         {"p": gg.p, "q": gg.q, "v": gg.v}, rel=1e-6
     )  # optimiser tolerance
     assert body["currency"] == "USD"
+    # these simulated buyers never drop out: the likelihood's supremum is at a -> 0 (said, not hidden)
+    assert math.log(bg.a) == pytest.approx(-30.0, abs=1e-9) and math.log(bg.b) > -29.0
+    assert [w.split(" ")[0] for w in body["warnings"]] == ["bgnbd.a"]
     assert (body["calibration_end"], body["observation_end"], body["time_unit"]) == (
         "2026-03-31",
         "2026-06-30",
@@ -229,3 +233,22 @@ def test_keys_and_workspaces(client, write_headers, secret_headers, other_worksp
     # another workspace's key sees none of these purchases
     other = _get(client, bearer(other_workspace.secret_key), calibration_end="2026-03-31")
     assert (other.status_code, other.json()["error"]["details"]) == (422, {"buyers": 0})
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"calibration_end": "0001-01-01"},
+        {"calibration_end": "9999-12-31"},
+        {"calibration_end": "2026-03-31", "observation_end": "9999-12-31"},
+        {"calibration_end": "2026-01-02"},
+        {"calibration_end": "2026-03-31", "horizon": 520, "discount_rate": 1.0, "time_unit": "day"},
+        {"calibration_end": "2026-03-31", "currency": "eur"},
+        {"calibration_end": "2026-03-31", "time_unit": "month"},
+    ],
+)
+def test_extreme_but_valid_input_is_an_answer_or_a_clear_422(client, secret_headers, shop, params) -> None:
+    r = _get(client, secret_headers, **params)
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["error"]["code"] in ("ltv_not_enough_buyers", "ltv_fit_failed")

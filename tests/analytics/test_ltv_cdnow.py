@@ -46,3 +46,4 @@ def test_cdnow_orders_imported_reproduce_the_published_parameters(
     assert (round(gg["p"], 3), round(gg["q"], 3), round(gg["v"] / 100, 2)) == (6.250, 3.744, 15.44)
     assert [b["buyers"] for b in body["holdout"]] == [1411, 439, 214, 100, 62, 38, 29, 64]
     assert body["holdout"][0]["actual"] == pytest.approx(334 / 1411)
+    assert body["warnings"] == []

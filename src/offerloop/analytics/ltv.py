@@ -15,6 +15,7 @@ discounted at ``discount_rate`` per time unit (see :func:`offerloop.ml.ltv.clv`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -135,6 +136,16 @@ def _first_channels(session: Session, workspace_id: str) -> pl.DataFrame:
     return frame.sort(["at", "id"]).group_by("buyer").agg(pl.col("channel").first())
 
 
+def _at_bounds(named: dict[str, float]) -> list[str]:
+    """A warning per parameter the optimiser left at its bound (e^-30 or e^30): the likelihood's supremum is
+    a limit there (e.g. ``bgnbd.a`` -> 0: no buyer was seen dropping out), and the values are that limit's."""
+    return [
+        f"{name} = {value:.3g} is at the optimiser's bound: the data identify only its limit"
+        for name, value in named.items()
+        if abs(math.log(value)) >= model.LOG_BOUND - 0.01
+    ]
+
+
 def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
@@ -247,7 +258,11 @@ def _fit(
         ],
         by_persona=_segments(per_buyer, "persona"),
         by_channel=_segments(per_buyer, "channel"),
-    )
+        warnings=_at_bounds(
+            {"bgnbd.r": bg.r, "bgnbd.alpha": bg.alpha, "bgnbd.a": bg.a, "bgnbd.b": bg.b,
+             "gamma_gamma.p": gg.p, "gamma_gamma.q": gg.q, "gamma_gamma.v": gg.v}
+        ),
+    )  # fmt: skip
     return _Fit(read=read, buyers=buyer_ids, p_alive=alive, purchases=expected, value=value)
 
 

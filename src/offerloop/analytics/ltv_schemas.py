@@ -72,6 +72,10 @@ class LTVRead(BaseModel):
     holdout: list[HoldoutBucket] = Field(description="Predicted vs actual holdout purchases by frequency")
     by_persona: list[SegmentLTV]
     by_channel: list[SegmentLTV] = Field(description="By the channel of the buyer's first touchpoint")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Parameters the optimiser left at a bound (the fit is then a limit model)",
+    )
 
 
 class LTVRefreshRead(LTVRead):

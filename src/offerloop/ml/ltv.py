@@ -64,7 +64,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 # The optimiser works on log-parameters; these bounds (e^-30 .. e^30) only keep it out of overflow.
-_LOG_BOUND = 30.0
+LOG_BOUND = 30.0
 
 
 class FitError(ValueError):
@@ -343,7 +343,7 @@ def _minimize(
             start,
             jac=True,
             method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * n_params,
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * n_params,
             options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
         )
 
@@ -666,7 +666,7 @@ def fit_pareto_nbd(
             lambda theta: -total(theta) / n,
             np.zeros(4),
             method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
             options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9, "eps": 1e-9},
         )
     r, alpha, s, beta = (float(v) for v in np.exp(res.x))
