@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from offerloop import __version__
 from offerloop.analytics import health as analytics_health
 from offerloop.analytics.health_endpoints import router as health_router
+from offerloop.analytics.ltv_endpoints import router as ltv_router
 from offerloop.api import openapi
 from offerloop.api.guards import TRACKING_PATHS, BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
@@ -251,6 +252,7 @@ def create_app(
         push_router,
         invoices_router,
         attribution_router,
+        ltv_router,
         live_router,
         live_pages,
         health_router,

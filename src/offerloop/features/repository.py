@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.db import driver
 from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
-from offerloop.models import BuyerFeatures, Event, Touchpoint
+from offerloop.models import BuyerFeatures, BuyerScore, Event, Touchpoint
 
 
 def states(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -113,6 +113,30 @@ def mark_rebuild(
 
 def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
     session.execute(scoped_delete(BuyerFeatures, workspace_id).where(BuyerFeatures.buyer_id.in_(buyer_ids)))
+    session.execute(scoped_delete(BuyerScore, workspace_id).where(BuyerScore.buyer_id.in_(buyer_ids)))
+
+
+def scores(session: Session, workspace_id: str, buyer_id: str) -> dict[str, float]:
+    """The buyer's batch-computed scores (name -> value)."""
+    stmt = scoped_select(BuyerScore, workspace_id, BuyerScore.name, BuyerScore.value).where(
+        BuyerScore.buyer_id == buyer_id
+    )
+    return {name: float(value) for name, value in session.execute(stmt)}
+
+
+def replace_scores(
+    session: Session,
+    workspace_id: str,
+    names: list[str],
+    rows: Iterable[tuple[str, str, float]],
+    at: datetime,
+) -> None:
+    """Drop every score named in ``names`` and store ``rows`` (buyer_id, name, value) instead."""
+    session.execute(scoped_delete(BuyerScore, workspace_id).where(BuyerScore.name.in_(names)))
+    driver.insert_many(
+        session.connection(), "buyer_scores", ("workspace_id", "buyer_id", "name", "value", "computed_at"),
+        ((workspace_id, buyer_id, name, value, at) for buyer_id, name, value in rows),
+    )  # fmt: skip
 
 
 def events_for_replay(

@@ -155,7 +155,23 @@ def read(
     """The buyer's features as of ``now`` (decayed values are evaluated at read time)."""
     _, spec = spec_for(session, workspace_id)
     state = repository.states(session, workspace_id, [buyer_id]).get(buyer_id) or new_state()
-    return read_features(state, spec, now=now or utcnow())
+    features = read_features(state, spec, now=now or utcnow())
+    # batch model scores (analytics' LTV fit: ltv_p_alive, ...) are features too; a spec feature keeps its name
+    for name, value in repository.scores(session, workspace_id, buyer_id).items():
+        features.setdefault(name, value)
+    return features
+
+
+def replace_scores(
+    *,
+    session: Session,
+    workspace_id: str,
+    names: list[str],
+    rows: Iterable[tuple[str, str, float]],
+    now: datetime | None = None,
+) -> None:
+    """Replace the batch scores named ``names`` by ``rows`` (buyer_id, name, value); read back by :func:`read`."""
+    repository.replace_scores(session, workspace_id, names, rows, now or utcnow())
 
 
 def iter_features(

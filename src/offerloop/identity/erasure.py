@@ -27,6 +27,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | touchpoints          | anonymise: click id and landing URL cleared; channel, source, campaign stay        |
 | quarantine           | delete every row carrying an identifier or a needle (in columns or payload)        |
 | buyer_features       | delete                                                                             |
+| buyer_scores         | delete (with the features: features.forget)                                        |
 | buyer_personas       | delete                                                                             |
 | persona_history      | keep (persona names and times by internal id: persona velocity)                    |
 | decisions            | keep propensities, rewards and chosen keys; context keeps numeric and one-word     |
@@ -91,6 +92,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "touchpoints": "anonymise",
     "quarantine": "delete",
     "buyer_features": "delete",
+    "buyer_scores": "delete",
     "buyer_personas": "delete",
     "persona_history": "keep",
     "decisions": "anonymise",

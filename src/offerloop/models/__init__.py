@@ -40,6 +40,7 @@ from offerloop.models.event import (
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
+from offerloop.models.ltv import BuyerScore
 from offerloop.models.promises import JourneyTick, Promise
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
@@ -56,6 +57,7 @@ __all__ = [
     "BuyerClaim",
     "BuyerFeatures",
     "BuyerPersona",
+    "BuyerScore",
     "CompositionPolicy",
     "ContentAtom",
     "Coupon",
