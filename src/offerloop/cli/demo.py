@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from offerloop.cli import demo_delivery
+from offerloop.cli import demo_delivery, demo_measure
 from offerloop.cli.common import database, lift_lines
 from offerloop.cli.persona_truth import persona_confusion
 from offerloop.cli.process import ServerProcess
@@ -408,6 +408,8 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         loop_s = time.perf_counter() - t0
         deliverables = _assemble(url, ws, audience, db_path.resolve().parent / "offerloop-demo-artifacts")
         shop = _sell(url, ws, audience)
+        with httpx.Client(base_url=url, headers=admin, timeout=120) as http:
+            measured = demo_measure.collect(http)
     finally:
         server.stop()
 
@@ -546,6 +548,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
     console.print("  Revenue by offer: " + ", ".join(f"{r['key']} {r['formatted']}" for r in shop["revenue"]))
     console.print(f"  Ledger balanced: {shop['check']['balanced']} (every entry's debits equal its credits).")
     demo_delivery.print_report(console, shop["delivery"], maildir_path_for(Settings(database_url=db_url)))
+    demo_measure.print_report(console, measured)
     console.print(
         "\n[bold]Where to look next[/]\n"
         f"  OFFERLOOP_DATABASE_URL={db_url} offerloop serve     then open http://127.0.0.1:8000/docs\n"

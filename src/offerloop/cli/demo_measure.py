@@ -26,7 +26,7 @@ def _money(minor: float, currency: str | None) -> str:
 
 
 def print_report(console: Console, data: dict[str, Any], *, top: int = 6) -> None:
-    console.print("\n[bold]Attribution[/] (orders in the last 90 days; paths from the buyers' touchpoints)")
+    console.print("\n[bold]Attribution[/] (each order credited to the touches of the 90 days before it)")
     for by, title in (("channel", "channel"), ("content", "post or video (utm_content)")):
         last, markov = data[f"{by}:last"], data[f"{by}:markov"]
         rows = {c["channel"]: c for c in markov["channels"]}

@@ -66,6 +66,9 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(features_app, name="features")
 
 
+WORKER_HEALTHCHECK_S = 60
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
@@ -112,6 +115,10 @@ def serve(
         backlog=backlog,
         access_log=False,
         log_level="warning",
+        # uvicorn's supervisor kills a worker that does not answer its ping within this time, and a worker
+        # starting on a busy machine (imports, the app factory) took longer than the 5 s default: with
+        # --workers 2 the server restarted its workers in a loop and never served (`make demo` at load 10).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 
