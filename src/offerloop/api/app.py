@@ -40,6 +40,7 @@ from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
+from offerloop.experiments.endpoints import router as experiments_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
 from offerloop.invoices.endpoints import router as invoices_router
@@ -246,6 +247,7 @@ def create_app(
         webhooks_router,
         push_router,
         invoices_router,
+        experiments_router,
         live_router,
         live_pages,
     )
