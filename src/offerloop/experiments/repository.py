@@ -84,45 +84,53 @@ def exposures(session: Session, workspace_id: str, key: str) -> list[tuple[str, 
     return [(b, a, t, p) for b, a, t, p in session.execute(stmt)]
 
 
-def _exposed_events(workspace_id: str, key: str, *columns: Any) -> Any:
-    return (
-        select(*columns)
-        .select_from(Event)
-        .join(
-            Exposure,
-            and_(
-                Exposure.workspace_id == workspace_id,
-                Exposure.experiment_key == key,
-                Exposure.buyer_id == Event.buyer_id,
-            ),
-        )
-        .where(Event.workspace_id == workspace_id)
-    )
+CHUNK = 500  # buyer ids per statement: each read is an index range scan per buyer (buyer_id, timestamp)
+
+
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
 def named_events(
-    session: Session, workspace_id: str, key: str, names: Collection[str], since: datetime, until: datetime
-) -> list[tuple[str, str, datetime, dict[str, Any] | None]]:
-    """(buyer id, name, time, properties) of the exposed buyers' events of these names in [since, until]."""
-    stmt = _exposed_events(
-        workspace_id, key, Event.buyer_id, Event.name, Event.timestamp, Event.properties
-    ).where(Event.name.in_(list(names)), Event.timestamp >= since, Event.timestamp <= until)
-    return [(b, n, t, p) for b, n, t, p in session.execute(stmt)]
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], names: Collection[str], since: datetime,
+    until: datetime,
+) -> list[tuple[str, str, datetime, dict[str, Any] | None]]:  # fmt: skip
+    """(buyer id, name, time, properties) of these buyers' events of these names in [since, until]."""
+    out: list[tuple[str, str, datetime, dict[str, Any] | None]] = []
+    for chunk in _chunks(buyer_ids):
+        stmt = scoped_select(
+            Event, workspace_id, Event.buyer_id, Event.name, Event.timestamp, Event.properties
+        ).where(
+            Event.buyer_id.in_(chunk),
+            Event.name.in_(list(names)),
+            Event.timestamp >= since,
+            Event.timestamp <= until,
+        )
+        out.extend((b, n, t, p) for b, n, t, p in session.execute(stmt))
+    return out
 
 
-def last_event_times(session: Session, workspace_id: str, key: str) -> dict[str, datetime]:
-    """Each exposed buyer's latest event time (retention: any event at or after a moment)."""
-    stmt = _exposed_events(workspace_id, key, Event.buyer_id, func.max(Event.timestamp)).group_by(
-        Event.buyer_id
-    )
-    return {b: t for b, t in session.execute(stmt)}
+def last_event_times(session: Session, workspace_id: str, buyer_ids: Sequence[str]) -> dict[str, datetime]:
+    """Each buyer's latest event time (retention: any event at or after a moment)."""
+    out: dict[str, datetime] = {}
+    for chunk in _chunks(buyer_ids):
+        stmt = (
+            scoped_select(Event, workspace_id, Event.buyer_id, func.max(Event.timestamp))
+            .where(Event.buyer_id.in_(chunk))
+            .group_by(Event.buyer_id)
+        )
+        out.update((b, t) for b, t in session.execute(stmt))
+    return out
 
 
 def event_times(
-    session: Session, workspace_id: str, key: str, since: datetime, until: datetime
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], since: datetime, until: datetime
 ) -> list[tuple[str, datetime]]:
-    """(buyer id, time) of every event of the exposed buyers in [since, until): pre-period event counts."""
-    stmt = _exposed_events(workspace_id, key, Event.buyer_id, Event.timestamp).where(
-        Event.timestamp >= since, Event.timestamp < until
-    )
-    return [(b, t) for b, t in session.execute(stmt)]
+    """(buyer id, time) of every event of these buyers in [since, until): pre-period event counts."""
+    out: list[tuple[str, datetime]] = []
+    for chunk in _chunks(buyer_ids):
+        stmt = scoped_select(Event, workspace_id, Event.buyer_id, Event.timestamp).where(
+            Event.buyer_id.in_(chunk), Event.timestamp >= since, Event.timestamp < until
+        )
+        out.extend((b, t) for b, t in session.execute(stmt))
+    return out

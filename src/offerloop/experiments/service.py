@@ -146,34 +146,40 @@ def _running(experiment: Experiment, at: datetime) -> bool:
     )
 
 
+def _arm(session: Session, experiment: Experiment, buyer_id: str, at: datetime) -> Assignment:
+    workspace_id, key = experiment.workspace_id, experiment.key
+    values = {a["key"]: a.get("value") for a in experiment.arms}
+    stored = repository.exposure(session, workspace_id, key, buyer_id)
+    if stored is None and _running(experiment, at):
+        arm = bucket(workspace_id, key, buyer_id, experiment.arms)
+        if repository.add_exposure(session, workspace_id, key, buyer_id, arm, at):
+            return Assignment(experiment=key, buyer_id=buyer_id, arm=arm, value=values.get(arm), exposed=True,
+                              first_exposure=True, exposed_at=at)  # fmt: skip
+        stored = repository.exposure(session, workspace_id, key, buyer_id)  # a concurrent first call won
+    if stored is None:
+        control = experiment.arms[0]["key"]
+        return Assignment(experiment=key, buyer_id=buyer_id, arm=control, value=values[control], exposed=False,
+                          first_exposure=False, exposed_at=None)  # fmt: skip
+    return Assignment(experiment=key, buyer_id=buyer_id, arm=stored.arm, value=values.get(stored.arm),
+                      exposed=True, first_exposure=False, exposed_at=stored.exposed_at)  # fmt: skip
+
+
 def arm_for(
     *, session: Session, workspace_id: str, key: str, buyer_id: str, now: datetime | None = None
 ) -> Assignment:
     """The buyer's arm, logging their first exposure while the experiment runs. Outside its run (paused,
     stopped, before its start, after its end) a buyer already exposed keeps their arm and anyone else sees
     the control, and nothing is logged. The call other domains make (an offer picking its variant)."""
-    at = now or utcnow()
-    experiment = _load(session, workspace_id, key)
-    values = {a["key"]: a.get("value") for a in experiment.arms}
-    stored = repository.exposure(session, workspace_id, key, buyer_id)
-    first = False
-    if stored is None and _running(experiment, at):
-        arm = bucket(workspace_id, key, buyer_id, experiment.arms)
-        first = repository.add_exposure(session, workspace_id, key, buyer_id, arm, at)
-        stored = repository.exposure(session, workspace_id, key, buyer_id)  # the winner of a race
-    if stored is None:
-        control = experiment.arms[0]["key"]
-        return Assignment(experiment=key, buyer_id=buyer_id, arm=control, value=values[control], exposed=False,
-                          first_exposure=False, exposed_at=None)  # fmt: skip
-    return Assignment(experiment=key, buyer_id=buyer_id, arm=stored.arm, value=values.get(stored.arm),
-                      exposed=True, first_exposure=first, exposed_at=stored.exposed_at)  # fmt: skip
+    return _arm(session, _load(session, workspace_id, key), buyer_id, now or utcnow())
 
 
 def assign(
     *, session: Session, workspace_id: str, key: str, request: AssignRequest, now: datetime | None = None
 ) -> Assignment:
     """``arm_for`` the buyer one identifier names (a buyer id follows merges to the surviving buyer)."""
-    _load(session, workspace_id, key)  # an unknown experiment is reported before an unknown buyer
+    experiment = _load(
+        session, workspace_id, key
+    )  # an unknown experiment is reported before an unknown buyer
     if request.buyer_id is not None:
         buyer_id = identity_service.get_buyer(
             session=session, workspace_id=workspace_id, buyer_id=request.buyer_id
@@ -185,7 +191,7 @@ def assign(
             user_id=request.user_id,
             anonymous_id=request.anonymous_id,
         )
-    return arm_for(session=session, workspace_id=workspace_id, key=key, buyer_id=buyer_id, now=now)
+    return _arm(session, experiment, buyer_id, now or utcnow())
 
 
 def get_results(
@@ -204,10 +210,11 @@ def get_results(
         first, latest = min(e[2] for e in exposed), max(e[2] for e in exposed)
         since, until = results.window(first, latest, metrics)
         names = {metrics.conversion.event, *(g.event for g in guardrails)}
-        events = repository.named_events(session, workspace_id, key, names, since, until)
-        last = repository.last_event_times(session, workspace_id, key)
+        ids = [e[0] for e in exposed]
+        events = repository.named_events(session, workspace_id, ids, names, since, until)
+        last = repository.last_event_times(session, workspace_id, ids)
         if metrics.covariate == "events":
-            pre_times = repository.event_times(session, workspace_id, key, since, latest)
+            pre_times = repository.event_times(session, workspace_id, ids, since, latest)
     return results.compute(
         experiment=_read(experiment), metrics=metrics, guardrails=guardrails, exposed=exposed, events=events,
         last_event=last, pre_events=pre_times, now=at,
