@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -73,12 +73,14 @@ def add_exposure(
 def exposures(session: Session, workspace_id: str, key: str) -> list[tuple[str, str, datetime, str | None]]:
     """(buyer id, arm, first exposure, current persona or None) of everyone exposed, in buyer order."""
     stmt = (
-        select(Exposure.buyer_id, Exposure.arm, Exposure.exposed_at, BuyerPersona.persona)
+        scoped_select(
+            Exposure, workspace_id, Exposure.buyer_id, Exposure.arm, Exposure.exposed_at, BuyerPersona.persona
+        )
         .outerjoin(
             BuyerPersona,
             and_(BuyerPersona.buyer_id == Exposure.buyer_id, BuyerPersona.workspace_id == workspace_id),
         )
-        .where(Exposure.workspace_id == workspace_id, Exposure.experiment_key == key)
+        .where(Exposure.experiment_key == key)
         .order_by(Exposure.buyer_id)
     )
     return [(b, a, t, p) for b, a, t, p in session.execute(stmt)]
