@@ -86,7 +86,7 @@ def exposures(session: Session, workspace_id: str, key: str) -> list[tuple[str, 
     return [(b, a, t, p) for b, a, t, p in session.execute(stmt)]
 
 
-CHUNK = 500  # buyer ids per statement: each read is an index range scan per buyer (buyer_id, timestamp)
+CHUNK = 2000  # buyer ids per statement: each read is an index range scan per buyer (buyer_id, timestamp)
 
 
 def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
