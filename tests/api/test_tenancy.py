@@ -217,6 +217,11 @@ def _build(client: Any, db: Database, a: Any, b: Any) -> World:
     w.ids["message"] = message["id"]
     suppressed = ok(client.post("/v1/delivery/suppressions", headers=sh, json={"address": EMAIL}), 201)
     w.ids["suppression"] = suppressed["id"]
+    # an experiment of A's that ada is exposed to
+    arms = [{"key": "control", "weight": 1}, {"key": "treatment", "weight": 1}]
+    ok(client.post("/v1/experiments", headers=sh, json={"key": "exp", "subject": "offer",
+                                                       "subject_id": "pricing-playbook", "arms": arms}), 201)  # fmt: skip
+    ok(client.post("/v1/experiments/exp/assign", headers=sh, json={"user_id": "ada"}))
     return w
 
 
@@ -540,6 +545,23 @@ def _cases() -> list[Case]:
         ),
         # signed or token routes take no key: tests/delivery/test_links.py
         *(Case(route, lambda w: "") for route in SIGNED_DELIVERY),
+        Case("GET /v1/experiments/{key}", lambda w: "/v1/experiments/exp"),
+        Case("GET /v1/experiments/{key}/results", lambda w: "/v1/experiments/exp/results"),
+        Case(
+            "POST /v1/experiments/{key}/assign",
+            lambda w: "/v1/experiments/exp/assign",
+            body=lambda w: {"user_id": "ada"},
+        ),
+        Case(
+            "POST /v1/experiments/{key}/status",
+            lambda w: "/v1/experiments/exp/status",
+            body=lambda w: {"status": "paused"},
+        ),
+        Case(
+            "POST /v1/experiments/{key}/weights",
+            lambda w: "/v1/experiments/exp/weights",
+            body=lambda w: {"weights": {"control": 1}},
+        ),
         Case("DELETE /v1/keys/{key_id}", lambda w: f"/v1/keys/{w.ids['key']}"),
         Case("DELETE /v1/buyers/{buyer_id}", buyer_path()),
     ]

@@ -44,6 +44,7 @@ from offerloop.entitlements.endpoints import router as entitlements_router
 from offerloop.events.endpoints import admin as events_admin
 from offerloop.events.endpoints import pipeline_admin
 from offerloop.events.endpoints import router as tracking_router
+from offerloop.experiments.endpoints import router as experiments_router
 from offerloop.features.endpoints import router as features_router
 from offerloop.identity.endpoints import router as buyers_router
 from offerloop.invoices.endpoints import router as invoices_router
@@ -253,6 +254,7 @@ def create_app(
         invoices_router,
         attribution_router,
         ltv_router,
+        experiments_router,
         live_router,
         live_pages,
         health_router,

@@ -62,6 +62,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | attribution_credits  | keep (shares and amounts per order and channel; only the internal id)              |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
+| experiment_exposures | keep (arm and first exposure time; only the internal id): experiment counts stay   |
+| experiments          | no buyer rows: nothing to do                                                       |
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
 | push_subscriptions   | delete                                                                             |
 | webhook_endpoints, push_vapid_keys | no buyer rows: nothing to do                                         |
@@ -137,6 +139,8 @@ PLAN: Final[Mapping[str, Action]] = {
     "journey_ticks": "none",  # a schedule's scan: its cursor is an internal buyer id
     "promises": "keep",  # turnaround kept for the creator's record (order, offer, times); only the internal id
     "attribution_credits": "keep",  # shares and amounts by internal id (revenue by channel stays right)
+    "experiments": "none",
+    "experiment_exposures": "keep",  # arm and exposure time, only the internal id: experiment counts stay
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

@@ -37,6 +37,7 @@ from offerloop.models.event import (
     QuarantinedEvent,
     Touchpoint,
 )
+from offerloop.models.experiments import Experiment, Exposure
 from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
@@ -68,6 +69,8 @@ __all__ = [
     "Entitlement",
     "Event",
     "EventDedup",
+    "Experiment",
+    "Exposure",
     "FulfilmentTask",
     "Identity",
     "IdentityConflict",

@@ -1,0 +1,25 @@
+"""The experiments domain's errors."""
+
+from __future__ import annotations
+
+from offerloop.core.errors import Conflict, NotFound, ValidationFailed
+
+
+class ExperimentNotFound(NotFound):
+    """No experiment by that key in this workspace."""
+
+    code = "experiment_not_found"
+
+
+class ExperimentExists(Conflict):
+    code = "experiment_exists"
+
+
+class ExperimentStopped(Conflict):
+    """A stopped experiment is final: it cannot run again or change its weights."""
+
+    code = "experiment_stopped"
+
+
+class InvalidWeights(ValidationFailed):
+    code = "invalid_weights"
