@@ -119,6 +119,11 @@ def secret_headers(workspace: WorkspaceCreated) -> dict[str, str]:
 class LiveServer(ServerProcess):
     """`offerloop serve` on loopback, with the CLI pointed at the same database."""
 
+    def env(self) -> dict[str, str]:
+        # Its /metrics would sweep the health figures of every workspace in the shared test database, in the
+        # background, for each live server: off here (tests/analytics test the gauges themselves).
+        return {**super().env(), "OFFERLOOP_HEALTH_METRICS_EVERY_S": "0"}
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "offerloop.cli.main", *args],

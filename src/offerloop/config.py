@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # from one client address per drop, and unpaid holds one address may have of a drop at once (a hold lapses
     # after checkout's HOLD_MINUTES), per server process.
     live_go_per_minute: int = Field(default=20, ge=1, le=100_000)
+    # How old the health gauges of /metrics (feature and persona-mix PSI, alert counts) may be: a server
+    # recomputes every workspace's figures at most this often, in one background thread; 0 turns them off.
+    health_metrics_every_s: float = Field(default=300.0, ge=0, le=86_400)
     live_go_holds_per_address: int = Field(default=3, ge=1, le=100_000)
     # Outgoing webhooks and web push: whether deliveries may target private, loopback or link-local addresses
     # (an SSRF guard, also checked on the resolved address at send time; tests and local development only),

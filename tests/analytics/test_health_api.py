@@ -207,3 +207,11 @@ def test_one_workspace_failing_does_not_stop_the_others(client, db, workspace, o
     assert _gauge(r.text, "offerloop_persona_mix_psi", workspace=other_workspace.id) is None
     assert health._cache[other_workspace.id][1] is None  # retried once its entry is CACHE_TTL_S old
     health.forget_cache()
+
+
+def test_the_gauges_can_be_turned_off(db: Database, workspace) -> None:
+    health._cache.clear()
+    health.FEATURE_PSI.clear()
+    health.refresh_metrics(db, every_s=0)
+    assert health._cache == {}  # nothing computed, nothing published
+    assert "offerloop_feature_psi{" not in generate_latest().decode()

@@ -361,23 +361,27 @@ _cache: dict[str, tuple[float, Health | None]] = {}  # None: the last computatio
 _sweeper: threading.Thread | None = None
 
 
-def refresh_metrics(db: Database, *, clock: Callable[[], float] = time.monotonic) -> None:
-    """Set the health gauges of every workspace before a scrape, from figures at most :data:`CACHE_TTL_S`
-    old. Stale workspaces (the stalest first) are recomputed in a background thread, one sweep at a time, so
+def refresh_metrics(
+    db: Database, *, every_s: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Set the health gauges of every workspace before a scrape, from figures at most ``every_s`` seconds
+    old (``OFFERLOOP_HEALTH_METRICS_EVERY_S``; 0 turns the gauges off: the API still answers). Stale workspaces (the stalest first) are recomputed in a background thread, one sweep at a time, so
     a scrape never waits for them: it publishes what the last sweep left (nothing for a workspace until its
     first sweep ends). A database bound to one connection (tests, one-connection setups) cannot be shared with
     another thread: there the scrape recomputes stale workspaces itself while it has spent less than
     :data:`SCRAPE_BUDGET_S` (at least one per scrape); the others keep their last figures."""
     global _sweeper
+    if every_s <= 0:
+        return
     if isinstance(db.bind, Engine):
         with _lock:
             if _sweeper is None or not _sweeper.is_alive():
                 _sweeper = threading.Thread(
-                    target=_sweep, args=(db, clock, None), name="health-metrics", daemon=True
+                    target=_sweep, args=(db, clock, None, every_s), name="health-metrics", daemon=True
                 )
                 _sweeper.start()
     else:
-        _sweep(db, clock, SCRAPE_BUDGET_S)
+        _sweep(db, clock, SCRAPE_BUDGET_S, every_s)
     _publish()
 
 
@@ -388,7 +392,7 @@ def wait_for_sweep(timeout: float | None = None) -> None:
         sweeper.join(timeout)
 
 
-def _sweep(db: Database, clock: Callable[[], float], budget: float | None) -> None:
+def _sweep(db: Database, clock: Callable[[], float], budget: float | None, every_s: float) -> None:
     started = clock()
     with db.read() as session:
         ids = [w.id for w in workspace_service.list_workspaces(session=session)]
@@ -397,7 +401,7 @@ def _sweep(db: Database, clock: Callable[[], float], budget: float | None) -> No
                 del _cache[gone]
             stale = sorted((_cache[w][0] if w in _cache else -math.inf, w) for w in ids)  # stalest first
         for i, (computed, workspace_id) in enumerate(stale):
-            if clock() - computed < CACHE_TTL_S or (i and budget is not None and clock() - started >= budget):
+            if clock() - computed < every_s or (i and budget is not None and clock() - started >= budget):
                 break
             figures: Health | None = None
             try:

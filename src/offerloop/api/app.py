@@ -226,7 +226,7 @@ def create_app(
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=PrometheusText)
     def metrics() -> PrometheusText:
         pipeline_status.refresh_metrics(db)
-        analytics_health.refresh_metrics(db)
+        analytics_health.refresh_metrics(db, every_s=settings.health_metrics_every_s)
         return PrometheusText(generate_latest())
 
     routers = (
