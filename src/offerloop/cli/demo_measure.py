@@ -1,8 +1,10 @@
-"""The demo's measurement part: which channels and which posts (``utm_content``) the demo audience's orders are
-credited to, read through the public API like any client would."""
+"""The demo's measurement part, read through the public API like any client would: which channels and which posts
+(``utm_content``) the demo audience's orders are credited to, and each persona's expected value (BG/NBD +
+Gamma-Gamma fitted on the orders)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +20,9 @@ def collect(http: httpx.Client) -> dict[str, Any]:
             r = http.get("/v1/attribution", params={"model": model, "by": by, "lookback_days": 90})
             r.raise_for_status()
             out[f"{by}:{model}"] = r.json()
+    today = datetime.now(UTC).date().isoformat()
+    ltv = http.get("/v1/analytics/ltv", params={"calibration_end": today, "time_unit": "week", "horizon": 52})
+    out["ltv"] = ltv.json() if ltv.status_code == 200 else {"refused": ltv.json()["error"]["message"]}
     return out
 
 
@@ -45,3 +50,26 @@ def print_report(console: Console, data: dict[str, Any], *, top: int = 6) -> Non
         shown = len(ranked)
         if len(rows) > shown:
             console.print(f"  … and {len(rows) - shown:,} more")
+    print_ltv(console, data["ltv"])
+
+
+def print_ltv(console: Console, ltv: dict[str, Any]) -> None:
+    if "refused" in ltv:
+        console.print(f"\n[bold]Lifetime value[/]: not fitted ({ltv['refused']})")
+        return
+    fit, spend = ltv["bgnbd"], ltv["gamma_gamma"]
+    console.print(
+        f"\n[bold]Lifetime value[/] (BG/NBD r={fit['r']:.3f} alpha={fit['alpha']:.3f} a={fit['a']:.3f} b={fit['b']:.3f}; "
+        f"Gamma-Gamma p={spend['p']:.2f} q={spend['q']:.2f} v={spend['v']:.2f}; {ltv['buyers']:,} buyers, "
+        f"{ltv['repeat_buyers']:,} repeat) — the next {ltv['horizon']} weeks, by persona"
+    )
+    table = Table()
+    for column in ("persona", "buyers", "P(alive)", "expected orders", "expected value"):
+        table.add_column(column, justify="left" if column == "persona" else "right")
+    for row in sorted(ltv["by_persona"], key=lambda r: -(r["expected_value_minor"] or 0)):
+        table.add_row(row["key"], f"{row['buyers']:,}",
+                      f"{row['p_alive']:.2f}" if row["p_alive"] is not None else "—",
+                      f"{row['expected_purchases']:.2f}" if row["expected_purchases"] is not None else "—",
+                      _money(row["expected_value_minor"], ltv["currency"]) if row["expected_value_minor"] is not None
+                      else "—")  # fmt: skip
+    console.print(table)
