@@ -89,7 +89,8 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
     # Two anonymous visits, then both tied to the user: a merge; a touchpoint with a click id.
     send(
         msg(type="page", anonymousId="anon-zq-a", messageId="zq-p1",
-            context={"page": {"url": f"https://c.example/?utm_source=ig&fbclid=abc&email={EMAIL}"}}),
+            context={"page": {"url": f"https://c.example/?utm_source=ig&fbclid=abc&email={EMAIL}"
+                                     f"&utm_content={EMAIL}&utm_campaign=hi-{USER_ID}&utm_term={NAME}"}}),
         msg(type="page", anonymousId="anon-zq-b", messageId="zq-p2"),
     )  # fmt: skip
     send(
@@ -147,10 +148,14 @@ def test_erasure_reaches_every_store(client, db, secret_headers, write_headers, 
         made = session.scalars(select(Artifact.policy_id).where(Artifact.buyer_id == buyer["id"])).all()
     assert sorted(made) == ["launch-workbook", "starter-workbook"]  # asked for, and paid for
 
+    # The orders credited to the touchpoint, whose personalised link named the buyer (utm_content, utm_campaign).
+    credit = client.post("/v1/attribution/refresh", headers=secret_headers,
+                         json={"models": ["last"], "start": "2026-10-01", "end": "2030-01-01", "lookback_days": 365})  # fmt: skip
+    assert credit.status_code == 200 and credit.json()["rows"] > 0, credit.text
     before = scan(db, NEEDLES)
     # The buyer really did reach these stores (so the scan below proves something).
     touched = {"buyers", "identities", "events", "quarantine", "merges", "artifact_versions", "artifact_files",
-               "payment_events", "decisions", "buyer_features"}  # fmt: skip
+               "payment_events", "decisions", "buyer_features", "touchpoints", "attribution_credits"}  # fmt: skip
     assert touched <= set(before), sorted(set(before))
     with db.read() as session:
         tables_with_buyer_id = {

@@ -24,7 +24,9 @@ is added without a decision here, and scans every table for the buyer's data aft
 | events               | anonymise: ids, traits, context cleared; properties reduced to facts (numbers,     |
 |                      | booleans, listed keys; quiz answers and free text dropped); message ids that        |
 |                      | contain a needle are replaced by their hash                                        |
-| touchpoints          | anonymise: click id and landing URL cleared; channel, source, campaign stay        |
+| touchpoints          | anonymise: click id, landing URL and search term cleared; a source, medium,        |
+|                      | campaign or content that names the buyer or holds an e-mail address becomes its    |
+|                      | pseudonym; channel stays                                                           |
 | quarantine           | delete every row carrying an identifier or a needle (in columns or payload)        |
 | buyer_features       | delete                                                                             |
 | buyer_scores         | delete (with the features: features.forget)                                        |
@@ -59,7 +61,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
 | journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
 | promises             | keep (order, offer, due and met times; only the internal id)                       |
-| attribution_credits  | keep (shares and amounts per order and channel; only the internal id)              |
+| attribution_credits  | keep (shares and amounts per order and channel; only the internal id); personal    |
+|                      | source, campaign or content values become their pseudonyms, as in touchpoints      |
 | invoices             | keep (numbers, amounts), buyer name and e-mail cleared, stored PDF re-rendered     |
 | invoice_counters     | no buyer rows: nothing to do                                                       |
 | experiment_exposures | keep (arm and first exposure time; only the internal id): experiment counts stay   |
@@ -267,6 +270,11 @@ def decision_context(context: Mapping[str, Any] | None, needles: list[str]) -> d
         elif (fact := facts(value, needles, key)) is not None:
             kept[key] = fact
     return kept
+
+
+def personal(value: str, needles: list[str]) -> bool:
+    """Whether a free-form value (a UTM parameter) names the buyer or carries an e-mail address."""
+    return "@" in value or mentions(value, needles)
 
 
 def pseudonym(message_id: str) -> str:

@@ -18,6 +18,7 @@ from offerloop.models import (
     ArtifactFile,
     ArtifactVersion,
     AtomUse,
+    AttributionCredit,
     Buyer,
     DeliveryReport,
     Entitlement,
@@ -121,6 +122,17 @@ def rows_for_erasure(
             for row in session.scalars(select(model).where(ws, clause)):
                 found[row.id] = row
     return list(found.values())
+
+
+def touchpoints_of(session: Session, workspace_id: str, buyer_ids: list[str]) -> list[Touchpoint]:
+    return list(
+        session.scalars(scoped_select(Touchpoint, workspace_id).where(Touchpoint.buyer_id.in_(buyer_ids)))
+    )
+
+
+def credits_of(session: Session, workspace_id: str, buyer_ids: list[str]) -> list[AttributionCredit]:
+    stmt = scoped_select(AttributionCredit, workspace_id).where(AttributionCredit.buyer_id.in_(buyer_ids))
+    return list(session.scalars(stmt))
 
 
 def order_ids_of(session: Session, workspace_id: str, buyer_ids: list[str]) -> list[str]:

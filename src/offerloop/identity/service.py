@@ -479,6 +479,7 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
         parked.error = erasure.redact(parked.error, needles)
         parked.message_id = renamed.get(parked.message_id, parked.message_id)
     counts.update(erasure_repository.erase_buyer(session, workspace_id, ids, utcnow()))
+    _scrub_marketing_values(session, workspace_id, ids, needles)
     counts.update(erasure_repository.delete_buyer_stores(session, workspace_id, ids))
     counts.update(erasure_repository.erase_delivery(session, workspace_id, ids, sorted(identifier_needles)))
     from offerloop.invoices import service as invoices_service  # invoices read orders, which read buyers
@@ -540,6 +541,25 @@ def storable(
     if buyer is None or buyer.deleted_at is None:
         return dict(value)
     return dict(erasure.redact(value, []))
+
+
+def _scrub_marketing_values(session: Session, workspace_id: str, ids: list[str], needles: list[str]) -> None:
+    """UTM values are whatever the link said, and personalised links carry addresses and names
+    (``utm_content=jane@example.com``): such a value becomes its pseudonym in the touchpoints and the stored
+    attribution credit (distinct values stay distinct, so totals by post stay right); a search term is free
+    text and goes."""
+    for touch in erasure_repository.touchpoints_of(session, workspace_id, ids):
+        touch.term = None
+        for column in ("source", "medium", "campaign", "content"):
+            value = getattr(touch, column)
+            if value is not None and erasure.personal(value, needles):
+                setattr(touch, column, erasure.pseudonym(value))
+    for credit in erasure_repository.credits_of(session, workspace_id, ids):
+        for column in ("source", "campaign", "content"):
+            value = getattr(credit, column)
+            if erasure.personal(value, needles):
+                setattr(credit, column, erasure.pseudonym(value))
+    session.flush()
 
 
 def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[str], list[str]]:
