@@ -73,3 +73,5 @@ def print_ltv(console: Console, ltv: dict[str, Any]) -> None:
                       _money(row["expected_value_minor"], ltv["currency"]) if row["expected_value_minor"] is not None
                       else "—")  # fmt: skip
     console.print(table)
+    for warning in ltv.get("warnings", []):
+        console.print(f"  note: {warning}", markup=False)
