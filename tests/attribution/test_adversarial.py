@@ -217,3 +217,11 @@ def test_refresh_refuses_a_condition(client: TestClient, workspace: WorkspaceCre
     assert r.status_code == 422, r.text
     assert "where" in r.json()["error"]["message"]
     assert _credits(db, workspace.id) == before
+
+
+def test_an_infinite_number_in_where_is_named(client: TestClient, workspace: WorkspaceCreated) -> None:
+    # F11: 1e400 parses as infinity: the 422 says so instead of "must be a JSON object".
+    r = client.get("/v1/attribution", headers=bearer(workspace.secret_key),
+                   params={"where": '{"total_minor": {"gte": 1e400}}', **NOV})  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert "number is infinity" in r.json()["error"]["message"]

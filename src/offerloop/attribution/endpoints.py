@@ -47,7 +47,9 @@ def _where(text: str | None) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise AttributionInputError("where must be a JSON object") from exc
+        raise AttributionInputError(
+            f"where is not valid JSON (numbers must be finite doubles): {exc}"
+        ) from exc
 
 
 @router.get("/attribution", summary="Credit per channel, source, campaign or content by one model",
