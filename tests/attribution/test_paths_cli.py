@@ -86,6 +86,11 @@ def test_defaults_and_table_output(tmp_path: Path) -> None:
         ("path,total_conversions\n,1\n", (), "data row 1: the path is empty"),
         ("path,total_conversions\nA>>B,1\n", (), "an empty channel in 'A>>B'"),
         ("path,total_conversions\nA,1\n", ("--model", "u_shaped"), "unknown model 'u_shaped'"),
+        # F11: absurd counts (nan removal effects before) and control characters inside channel names.
+        ("path,total_conversions\nA>B,1e308\nB,1e308\n", ("--model", "markov"), "'1e308' is above 10^15"),
+        ("path,total_conversions,v\nA,1,1e16\n", ("--value-col", "v"), "column 'v', data row 1: '1e16' is above"),
+        ("path,total_conversions\nA\x00>B,3\n", (), "data row 1: a control character in 'A\\x00>B'"),
+        ('path,total_conversions\nA,1\n"B\nnewline",1\n', (), "data row 2: a control character in 'B\\nnewline'"),
         ("path,total_conversions\nA,1\n", ("--model", "markov", "--order", "4"), "order must be 1 to 3"),
         ("path,total_conversions\nA,1\n", ("--sep", ";;"), "--sep must be one character"),
         ("path,total_conversions\n" + ">".join(f"c{i}" for i in range(16)) + ",1\n", ("--model", "shapley"),

@@ -47,7 +47,9 @@ def _where(text: str | None) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise AttributionInputError("where must be a JSON object") from exc
+        raise AttributionInputError(
+            f"where is not valid JSON (numbers must be finite doubles): {exc}"
+        ) from exc
 
 
 @router.get("/attribution", summary="Credit per channel, source, campaign or content by one model",
@@ -68,7 +70,9 @@ def get_attribution(
 class RefreshRequest(BaseModel):
     models: list[Model] = Field(default_factory=lambda: list(get_args(Model)), min_length=1, max_length=7)
     conversion: str = Field(default=service.DEFAULT_CONVERSION, min_length=1, max_length=255)
-    where: dict[str, Any] | None = None
+    where: dict[str, Any] | None = Field(
+        default=None, description="Refused (422): stored credit covers every conversion"
+    )
     start: date | None = None
     end: date | None = None
     lookback_days: int = Field(default=30, ge=1, le=service.MAX_LOOKBACK_DAYS)

@@ -3,6 +3,7 @@ path with its conversions, their value and the nulls, read with Polars into a :c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,10 @@ import polars as pl
 from offerloop.attribution.exceptions import AttributionInputError
 from offerloop.attribution.models import FloatArray, PathSet
 
-__all__ = ["PathsFileFormat", "read_paths_file"]
+__all__ = ["MAX_NUMBER", "PathsFileFormat", "read_paths_file"]
+
+MAX_NUMBER = 1e15  # conversions, values and nulls above this are refused (their products would overflow)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ def _numbers(frame: pl.DataFrame, column: str) -> FloatArray:
     if np.any(values < 0):
         row = int(np.flatnonzero(values < 0)[0])
         raise AttributionInputError(f"column {column!r}, data row {row + 1}: {raw[row]!r} is negative")
+    if np.any(values > MAX_NUMBER):
+        row = int(np.flatnonzero(values > MAX_NUMBER)[0])
+        raise AttributionInputError(f"column {column!r}, data row {row + 1}: {raw[row]!r} is above 10^15")
     return values
 
 
@@ -66,8 +73,14 @@ def read_paths_file(path: Path, fmt: PathsFileFormat) -> PathSet:
     conv = _numbers(frame, fmt.conv_col)
     values = _numbers(frame, fmt.value_col) if fmt.value_col else None
     nulls = _numbers(frame, fmt.null_col) if fmt.null_col else None
+    paths = frame[fmt.path_col].to_list()
+    for row, text in enumerate(paths, start=1):
+        if text is not None and _CONTROL.search(text):
+            raise AttributionInputError(
+                f"column {fmt.path_col!r}, data row {row}: a control character in {text!r}"
+            )
     try:
-        return PathSet.from_strings(frame[fmt.path_col].to_list(), fmt.path_sep, conv, values, nulls)
+        return PathSet.from_strings(paths, fmt.path_sep, conv, values, nulls)
     except AttributionInputError as exc:
         if not isinstance(exc.details, dict):
             raise

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
@@ -29,6 +29,28 @@ def conversion_events(
     )
     for row in session.execute(stmt.execution_options(yield_per=BATCH)):
         yield int(row[0]), str(row[1]), row[2], row[3]
+
+
+def refunded_orders(session: Session, workspace_id: str, since: datetime) -> Iterator[Any]:
+    """The ``order_id`` of each ``Order Refunded`` event since ``since`` that refunds the whole order (its
+    ``full`` property is not ``false``; checkout sets it, imports of refunded orders do not)."""
+    stmt = (
+        scoped_select(Event, workspace_id, Event.properties)
+        .where(Event.type == "track", Event.name == "Order Refunded", Event.suppressed.is_(False))
+        .where(Event.timestamp >= since)
+    )
+    for (props,) in session.execute(stmt.execution_options(yield_per=BATCH)):
+        if isinstance(props, dict) and props.get("full") is not False:
+            yield props.get("order_id")
+
+
+def lock_refresh(session: Session, workspace_id: str) -> None:
+    """Serialise the refreshes of one workspace until the transaction ends (PostgreSQL; SQLite already has a
+    single writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"attribution:{workspace_id}"}
+        )
 
 
 def touches(
@@ -68,6 +90,21 @@ def delete_credits(
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_conversion_credits(
+    session: Session, workspace_id: str, *, model: str, conversion: str, conversion_ids: list[str]
+) -> None:
+    """Delete the rows of these conversions wherever they were stored (a conversion may have been stored
+    with another period)."""
+    for i in range(0, len(conversion_ids), 500):
+        session.execute(
+            scoped_delete(AttributionCredit, workspace_id).where(
+                AttributionCredit.model == model,
+                AttributionCredit.conversion == conversion,
+                AttributionCredit.conversion_id.in_(conversion_ids[i : i + 500]),
+            )
+        )
 
 
 CREDIT_COLUMNS = (

@@ -12,6 +12,7 @@ of the channels ``email``, ``push`` and ``in_app``. A conversion without any tou
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -109,49 +110,88 @@ def period(start: date | None, end: date | None, *, today: date) -> tuple[dateti
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
+MAX_MINOR = 10**15  # a conversion value beyond this (in minor units) is nonsense and counts as 0
+
+
+def _number(raw: Any) -> Decimal | None:
+    """A finite number from an int, a float or a numeric string; anything else is None."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        amount = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and amount.copy_abs() <= MAX_MINOR else None
+
+
 def _value(props: dict[str, Any]) -> tuple[int, str | None]:
+    """The conversion's value in minor units: ``total_minor`` (minor units: an integer, an integral float or
+    a numeric string), else ``revenue``, ``total`` or ``value`` (major units, in the currency's minor unit).
+    A field that is not a finite number within ±10^15 minor units is skipped; without any, or when negative,
+    the value is 0 (never an error)."""
     currency = props.get("currency")
     code = currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
-    minor = props.get("total_minor")
-    if isinstance(minor, int) and not isinstance(minor, bool):
-        return minor, code
-    for name in ("revenue", "total", "value"):
-        raw = props.get(name)
-        if isinstance(raw, bool) or raw is None:
+    for name in ("total_minor", "revenue", "total", "value"):
+        amount = _number(props.get(name))
+        if amount is None:
             continue
-        try:
-            amount = Decimal(str(raw).strip())
-            digits = currencies.exponent(code) if code else 2
-        except (InvalidOperation, ValueError, KeyError):
-            continue
-        if amount.is_finite():
-            return int((amount * (Decimal(10) ** digits)).to_integral_value()), code
+        if name != "total_minor":
+            try:
+                digits = currencies.exponent(code) if code else 2
+            except (KeyError, ValueError):
+                continue
+            amount = amount * (Decimal(10) ** digits)
+        minor = int(amount.to_integral_value())
+        return (minor if 0 <= minor <= MAX_MINOR else 0), code
     return 0, code
 
 
+CONVERSION_ID_LENGTH = 120  # attribution_credits.conversion_id
+
+
+def order_key(order_id: Any) -> str | None:
+    """The stored identity of an order id: itself, or a SHA-256 digest when longer than the column (so two
+    long ids sharing a prefix stay distinct)."""
+    if isinstance(order_id, bool) or not isinstance(order_id, str | int):
+        return None
+    text = str(order_id)
+    if not text:
+        return None
+    return (
+        text if len(text) <= CONVERSION_ID_LENGTH else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    )
+
+
 def _conversions(
-    session: Session, workspace_id: str, definition: Definition, start: datetime, end: datetime
-) -> dict[str, list[Conversion]]:
+    session: Session, workspace_id: str, definition: Definition, start: datetime, end: datetime,
+    lookback: timedelta,
+) -> tuple[dict[str, list[Conversion]], dict[str, datetime]]:  # fmt: skip
+    """The conversions in [start, end) by buyer, and each buyer's last conversion in [start - lookback, start)
+    (a path boundary). An order counts once, at its first event within the 365 days before the period (a
+    resend is ignored); an order refunded in full is no conversion."""
     by_buyer: dict[str, list[Conversion]] = defaultdict(list)
+    before: dict[str, datetime] = {}
+    horizon = start - timedelta(days=MAX_LOOKBACK_DAYS)
+    refunded = {k for k in map(order_key, repository.refunded_orders(session, workspace_id, horizon)) if k}
     seen: set[str] = set()
     for event_id, buyer_id, at, props in repository.conversion_events(
-        session, workspace_id, definition.event, start, end
+        session, workspace_id, definition.event, horizon, end
     ):
         props = props if isinstance(props, dict) else {}
-        if definition.where is not None and not definition.where.holds(props):
-            continue
-        order_id = props.get("order_id")
-        conv_id = (
-            str(order_id)[:120]
-            if isinstance(order_id, str | int) and not isinstance(order_id, bool) and str(order_id)
-            else f"event:{event_id}"
-        )
+        order = order_key(props.get("order_id"))
+        conv_id = order or f"event:{event_id}"
         if conv_id in seen:
             continue
         seen.add(conv_id)
+        if order in refunded or (definition.where is not None and not definition.where.holds(props)):
+            continue
+        if at < start:
+            if at >= start - lookback:
+                before[buyer_id] = at
+            continue
         minor, currency = _value(props)
         by_buyer[buyer_id].append(Conversion(conv_id, buyer_id, at, minor, currency))
-    return by_buyer
+    return by_buyer, before
 
 
 def _touch(row: tuple[str, datetime, str, str | None, str | None, str | None, str | None]) -> Touch:
@@ -162,9 +202,16 @@ def _touch(row: tuple[str, datetime, str, str | None, str | None, str | None, st
 
 
 def _split(
-    touches: list[Touch], convs: list[Conversion], start: datetime, lookback: timedelta
+    touches: list[Touch],
+    convs: list[Conversion],
+    start: datetime,
+    lookback: timedelta,
+    after: datetime | None = None,
 ) -> list[Touch] | None:
-    """Give each conversion its path; return the null path (touches after the last conversion), if any."""
+    """Give each conversion its path; return the null path (touches after the last conversion), if any.
+    ``after``: the buyer's conversion before the period, which consumed the touches until then."""
+    if after is not None:
+        touches = [t for t in touches if t.at > after]
     i = 0
     for conv in convs:
         used: list[Touch] = []
@@ -183,14 +230,14 @@ def journeys(
     if not 1 <= lookback_days <= MAX_LOOKBACK_DAYS:
         raise AttributionInputError(f"lookback_days must be 1 to {MAX_LOOKBACK_DAYS}")
     lookback = timedelta(days=lookback_days)
-    by_buyer = _conversions(session, workspace_id, definition, start, end)
+    by_buyer, before = _conversions(session, workspace_id, definition, start, end, lookback)
     null_paths: list[list[Touch]] = []
     buyer: str | None = None
     group: list[Touch] = []
 
     def flush() -> None:
         if buyer is not None:
-            rest = _split(group, by_buyer.get(buyer, []), start, lookback)
+            rest = _split(group, by_buyer.get(buyer, []), start, lookback, before.get(buyer))
             if rest:
                 null_paths.append(rest)
 
@@ -315,13 +362,22 @@ def refresh(
         raise AttributionInputError(f"models must be among {', '.join(models.MODELS)}")
     if not (half_life_days > 0 and math.isfinite(half_life_days)):
         raise AttributionInputError("half_life_days must be a positive number")
+    if definition.where is not None:
+        raise AttributionInputError(
+            "refresh stores the credit of every conversion of the event and takes no where condition "
+            "(filter with GET /v1/attribution?where=...)"
+        )
+    repository.lock_refresh(session, workspace_id)
     j = journeys(session, workspace_id=workspace_id, definition=definition, start=start, end=end,
                  lookback_days=lookback_days)  # fmt: skip
+    ids = [c.id for c in j.conversions]
     written = 0
     for model in dict.fromkeys(models_):
         rows = _credit_rows(workspace_id, model, definition, j, order=order, half_life_days=half_life_days)
         repository.delete_credits(session, workspace_id, model=model, conversion=definition.event,
                                   start=start, end=end)  # fmt: skip
+        repository.delete_conversion_credits(session, workspace_id, model=model, conversion=definition.event,
+                                             conversion_ids=ids)  # fmt: skip
         repository.insert_credits(session, rows)
         written += len(rows)
     return RefreshRead(models=list(dict.fromkeys(models_)), conversion=definition.event,
