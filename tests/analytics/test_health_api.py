@@ -158,7 +158,9 @@ def test_metrics_work_is_bounded_and_cached(db, workspace, other_workspace):
     assert len(health._cache) == 1  # one workspace per scrape when each takes longer than the budget
     first = next(iter(health._cache))
     health.refresh_metrics(db, clock=clock)
-    assert set(health._cache) == {workspace.id, other_workspace.id}  # the never-computed one next
+    # The never-computed one next (on the shared PostgreSQL test database other tests' committed workspaces
+    # are swept too, so the count is what is exact here, not which ids).
+    assert len(health._cache) == 2 and first in health._cache
     stamp = dict(health._cache)
     health.refresh_metrics(db, clock=clock)  # both were computed seconds ago: nothing recomputed
     assert health._cache == stamp

@@ -88,7 +88,12 @@ def refresh(
         list[str] | None, typer.Option("--model", help="A model to store (repeat); default: all")
     ] = None,
     conversion: Annotated[str, typer.Option(help="The conversion's event name")] = service.DEFAULT_CONVERSION,
-    where: Annotated[str | None, typer.Option(help="A condition on its properties, as JSON")] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="Refused: stored credit covers every conversion (GET /v1/attribution filters by one)"
+        ),
+    ] = None,
     start: Annotated[
         str | None, typer.Option(help="First day (YYYY-MM-DD); default: 30 days before end")
     ] = None,
