@@ -308,3 +308,29 @@ def test_no_query_is_a_server_error(
 ) -> None:
     r = client.get("/v1/attribution", headers=secret_headers, params=params)
     assert r.status_code in (200, 422), r.text
+
+
+def test_markov_folds_values_past_its_limit_into_other(client, data, monkeypatch) -> None:
+    """Past MAX_MARKOV_KEYS values (3 here), those in the fewest converting paths share "(other)": campaigns
+    launch (u1's order, u3's null path), brand (u1), welcome (u2) and (none) (u4) keep launch and (none)
+    (ties by name). Paths: launch > (other) ($50), (other) ($30), launch (null), (none) ($20).
+    P(conv) = 1/2·1/2 + 1/4 + 1/4 = 3/4; without launch 1/2, without (other) 1/4, without (none) 1/2:
+    removal effects 1/3, 2/3, 1/3, so the 3 orders split 0.75 / 1.5 / 0.75. Expected value 2,500 (from
+    (other) a conversion is worth 4,000, from (none) 2,000); without each: 1,500, 500, 2,000 → effects 0.4,
+    0.8, 0.2 of the $100."""
+    from offerloop.attribution import service
+
+    monkeypatch.setattr(service, "MAX_MARKOV_KEYS", 3)
+    got = _table(_get(client, data, model="markov", by="campaign"))
+    assert got == {
+        "launch": (pytest.approx(0.75), pytest.approx(10_000 * 0.4 / 1.4), pytest.approx(1 / 3)),
+        "(other)": (pytest.approx(1.5), pytest.approx(10_000 * 0.8 / 1.4), pytest.approx(2 / 3)),
+        "(none)": (pytest.approx(0.75), pytest.approx(10_000 * 0.2 / 1.4), pytest.approx(1 / 3)),
+    }
+    # Other models keep every value.
+    assert set(_table(_get(client, data, model="linear", by="campaign"))) == {
+        "launch",
+        "brand",
+        "welcome",
+        "(none)",
+    }

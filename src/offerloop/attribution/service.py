@@ -40,6 +40,10 @@ from offerloop.core.conditions.where import Where
 DEFAULT_CONVERSION = "Order Completed"
 NONE = "(none)"
 KEYS = ("channel", "source", "campaign", "content")
+# Markov solves the chain once per value removed: thousands of campaigns (anyone with the write key can mint
+# them) took half a minute. Past this many values, the ones in the fewest converting paths share "(other)".
+MAX_MARKOV_KEYS = 200
+OTHER = "(other)"
 MAX_LOOKBACK_DAYS = 365
 MAX_PERIOD_DAYS = 3660
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2100, 12, 31)  # the event times the store holds
@@ -258,12 +262,33 @@ def _main_currency(conversions: Iterable[Conversion]) -> str | None:
     return min(counts, key=lambda c: (-counts[c], c))
 
 
-def _path(touches: Sequence[Touch], by: str) -> tuple[str, ...]:
-    return tuple(t.key(by) for t in touches) or (NONE,)
+def _path(touches: Sequence[Touch], by: str, keep: frozenset[str] | None = None) -> tuple[str, ...]:
+    if keep is None:
+        return tuple(t.key(by) for t in touches) or (NONE,)
+    return tuple(k if k in keep else OTHER for k in (t.key(by) for t in touches)) or (NONE,)
 
 
-def path_set(j: Journeys, *, by: str, currency: str | None, with_ages: bool) -> models.PathSet:
-    """Distinct paths (or, with ages for time decay, one row per conversion) over the ``by`` key."""
+def _kept_keys(j: Journeys, by: str, limit: int) -> frozenset[str] | None:
+    """The ``limit - 1`` values in the most converting paths (then the most null paths, then by name), or None
+    when there are no more than ``limit`` values in all."""
+    converting: Counter[str] = Counter()
+    walked: Counter[str] = Counter()
+    for c in j.conversions:
+        converting.update(set(_path(c.touches, by)))
+    for p in j.null_paths:
+        walked.update(set(_path(p, by)))
+    values = set(converting) | set(walked)
+    if len(values) <= limit:
+        return None
+    ranked = sorted(values, key=lambda k: (-converting[k], -walked[k], k))
+    return frozenset(ranked[: limit - 1])
+
+
+def path_set(
+    j: Journeys, *, by: str, currency: str | None, with_ages: bool, keep: frozenset[str] | None = None
+) -> models.PathSet:
+    """Distinct paths (or, with ages for time decay, one row per conversion) over the ``by`` key; values outside
+    ``keep`` (when given) count as "(other)"."""
     if with_ages:
         paths: list[tuple[str, ...]] = []
         ages: list[list[float]] = []
@@ -285,11 +310,11 @@ def path_set(j: Journeys, *, by: str, currency: str | None, with_ages: bool) -> 
         return models.PathSet.build(paths, conv, val, nul, ages=ages)
     agg: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for c in j.conversions:
-        row = agg[_path(c.touches, by)]
+        row = agg[_path(c.touches, by, keep)]
         row[0] += 1
         row[1] += float(c.value_minor) if c.currency == currency else 0.0
     for p in j.null_paths:
-        agg[_path(p, by)][2] += 1
+        agg[_path(p, by, keep)][2] += 1
     keys = list(agg)
     table = np.array([agg[k] for k in keys], dtype=np.float64).reshape(-1, 3)
     return models.PathSet.build(keys, table[:, 0], table[:, 1], table[:, 2])
@@ -310,7 +335,8 @@ def attribution(
     code = currency or _main_currency(j.conversions)
     channels: list[ChannelCredit] = []
     if j.conversions or j.null_paths:
-        ps = path_set(j, by=by, currency=code, with_ages=model == "time_decay")
+        keep = _kept_keys(j, by, MAX_MARKOV_KEYS) if model == "markov" else None
+        ps = path_set(j, by=by, currency=code, with_ages=model == "time_decay", keep=keep)
         result = models.attribute(ps, model, order=order, half_life=half_life_days)
         channels = [ChannelCredit(**c) for c in result.as_dict()["channels"]]
     return AttributionRead(model=model, key=by, currency=code, conversions=len(j.conversions),
