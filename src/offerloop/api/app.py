@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
+from offerloop.analytics.endpoints import router as analytics_router
 from offerloop.api import openapi
 from offerloop.api.guards import TRACKING_PATHS, BodyLimit, CatchAll, InputGuard
 from offerloop.api.headers import SecurityHeaders
@@ -246,6 +247,7 @@ def create_app(
         webhooks_router,
         push_router,
         invoices_router,
+        analytics_router,
         live_router,
         live_pages,
     )
