@@ -41,7 +41,7 @@ def kaplan_meier(durations: Sequence[int], purchased: Sequence[bool]) -> list[Su
     for t in sorted(events):
         d, c = events[t]
         if d:
-            survival *= 1.0 - d / at_risk
+            survival *= (at_risk - d) / at_risk
         out.append(SurvivalPoint(days=t, at_risk=at_risk, purchased=d, censored=c, survival=survival))
         at_risk -= d + c
     return out
