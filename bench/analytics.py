@@ -34,7 +34,6 @@ from sqlalchemy import Engine, create_engine, text
 
 from offerloop.analytics import service, velocity
 from offerloop.cli.process import ServerProcess
-from offerloop.config import Settings
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
@@ -45,7 +44,13 @@ DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo"
 CHUNK = 200_000
 START = np.datetime64("2024-01-01T00:00:00", "us")
 SPAN_US = int(np.timedelta64(912, "D") / np.timedelta64(1, "us"))  # 2024-01-01 .. 2026-07-01
-PERSONAS = ("lurker_researcher", "deal_seeker", "subscription_loyalist", "early_adopter_superfan", "gifting_guest")
+PERSONAS = (
+    "lurker_researcher",
+    "deal_seeker",
+    "subscription_loyalist",
+    "early_adopter_superfan",
+    "gifting_guest",
+)
 CHANNELS = ("social", "email", "search", "referral", "direct", "paid")
 NAMES = ("Page Viewed", "Product Viewed", "Lesson Started", "Email Opened", "Video Watched")
 OFFERS = ("pricing-playbook", "launch-workbook", "sales-page-teardown", "membership-monthly", "bundle-gift")
@@ -81,12 +86,24 @@ class Writer:
                     raw.commit()
             else:
                 cur.execute("PRAGMA synchronous=OFF")
+                # a bulk load is faster into a table without its secondary indexes, built once at the end
+                indexes = cur.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                    (table,),
+                ).fetchall()
+                for name, _ in indexes:
+                    cur.execute(f"DROP INDEX {name}")
                 marks = ", ".join("?" for _ in columns)
                 sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
                 for chunk in rows:
+                    # the engine's connections leave transactions to SQLAlchemy (BEGIN is explicit): without
+                    # one, every row would be its own transaction
+                    cur.execute("BEGIN")
                     cur.executemany(sql, chunk)
+                    cur.execute("COMMIT")
                     n += len(chunk)
-                    raw.commit()
+                for _, sql in indexes:
+                    cur.execute(sql)
         finally:
             raw.close()
         return n
@@ -111,7 +128,9 @@ def generate(engine: Engine, ws: str, args: argparse.Namespace) -> dict[str, flo
     ids = [f"b{i:07d}" for i in range(n)]
     now = "2026-07-01 00:00:00.000000"
 
-    def chunks(total: int, make: Callable[[int, int], list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
+    def chunks(
+        total: int, make: Callable[[int, int], list[tuple[Any, ...]]]
+    ) -> Iterator[list[tuple[Any, ...]]]:
         for lo in range(0, total, CHUNK):
             yield make(lo, min(total, lo + CHUNK))
 
@@ -127,14 +146,18 @@ def generate(engine: Engine, ws: str, args: argparse.Namespace) -> dict[str, flo
             chunks(n, lambda lo, hi: [(ids[i], ws, PERSONAS[persona[i]], 0.8, "{}", "[]", 1, now)
                                       for i in range(lo, hi)]))  # fmt: skip
     first_at = stamps(assigned)
-    later_at = stamps(np.minimum(assigned + rng.integers(86_400_000_000, 90 * 86_400_000_000, n), SPAN_US - 1))
+    later_at = stamps(
+        np.minimum(assigned + rng.integers(86_400_000_000, 90 * 86_400_000_000, n), SPAN_US - 1)
+    )
 
     def changes(lo: int, hi: int) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
         for i in range(lo, hi):
             rows.append((ws, ids[i], None, PERSONAS[persona[i]], 0.8, first_at[i]))
             if second[i]:
-                rows.append((ws, ids[i], PERSONAS[persona[i]], PERSONAS[(persona[i] + 1) % 5], 0.7, later_at[i]))
+                rows.append(
+                    (ws, ids[i], PERSONAS[persona[i]], PERSONAS[(persona[i] + 1) % 5], 0.7, later_at[i])
+                )
         return rows
 
     out["persona_history"] = w.write(
@@ -284,10 +307,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a database this bench may drop")
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--sqlite-path", default=None, help="SQLite: keep the database in this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'analytics.db'}"
+        url = args.database_url or f"sqlite:///{args.sqlite_path or Path(tmp) / 'analytics.db'}"
         if url.startswith("postgresql"):
             base, name = url.rsplit("/", 1)
             admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
@@ -300,19 +324,25 @@ def main() -> None:
         db = Database(engine)
         with db.write() as session:
             ws = workspace_service.create_workspace(session=session, name="analytics bench")
-            offers_service.load_catalog(session=session, workspace_id=ws.id, text=(DEMO / "offers.yaml").read_text())
+            offers_service.load_catalog(
+                session=session, workspace_id=ws.id, text=(DEMO / "offers.yaml").read_text()
+            )
         t = time.perf_counter()
         sizes = generate(engine, ws.id, args)
         print(f"generated in {time.perf_counter() - t:.1f} s: {json.dumps(sizes)}", flush=True)
 
         results: dict[str, dict[str, float]] = {}
         for label, (fn, _, _) in calls(ws.id).items():
+
             def once(fn: Callable[[Any], Any] = fn) -> None:
                 with db.read() as session:
                     fn(session)
 
             times = timed(once, args.runs)
-            results[label] = {"in_process_p95": percentile(times, 95), "in_process_p50": percentile(times, 50)}
+            results[label] = {
+                "in_process_p95": percentile(times, 95),
+                "in_process_p50": percentile(times, 50),
+            }
             print(f"{label}: in-process p50 {percentile(times, 50):.3f} s, p95 {percentile(times, 95):.3f} s "
                   f"({load()})", flush=True)  # fmt: skip
         engine.dispose()
@@ -326,6 +356,7 @@ def main() -> None:
                 headers = {"Authorization": f"Bearer {ws.secret_key}"}
                 with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
                     for label, (_, path, params) in calls(ws.id).items():
+
                         def get(path: str = path, params: dict[str, str] = params) -> None:
                             r = client.get(path, params=params)
                             r.raise_for_status()
@@ -338,7 +369,7 @@ def main() -> None:
                 server.stop()
 
     print()
-    print(f"{Settings(database_url=url).is_sqlite and 'SQLite' or 'PostgreSQL'}: {machine()}; {load()}")
+    print(f"{'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}: {machine()}; {load()}")
     print("| endpoint | in-process p50 | in-process p95 | HTTP p95 |")
     print("|---|---:|---:|---:|")
     for label, r in results.items():

@@ -56,20 +56,22 @@ def test_velocity_per_persona(db: Database, client: TestClient, workspace: Works
     persona_change(db, ws, "b2", "pro", "2026-01-08T00:00")  # 2026-01-10 -> 2 days
     persona_change(db, ws, "b3", "pro", "2026-03-15T00:00")  # no purchase after: censored at 17 days
     persona_change(db, ws, "b7", "hobby", "2026-01-07T09:00")  # the same day, an hour later: day 0
+    persona_change(db, ws, "nb1", "pro", "2026-03-22T05:00")  # never purchased: censored at 10 days
     body = client.get("/v1/analytics/velocity", headers=bearer(workspace.secret_key))
     assert body.status_code == 200, body.text
     out = body.json()
     assert out["as_of"] == "2026-04-01"
     hobby, pro = out["personas"]
     assert pro == {
-        "persona": "pro", "buyers": 3, "purchased": 2, "median_days": 4, "p75_days": None,
+        "persona": "pro", "buyers": 4, "purchased": 2, "median_days": 4, "p75_days": None,
         "survival": [
-            {"days": 2, "at_risk": 3, "purchased": 1, "censored": 0, "survival": 2 / 3},
-            {"days": 4, "at_risk": 2, "purchased": 1, "censored": 0, "survival": 1 / 3},
-            {"days": 17, "at_risk": 1, "purchased": 0, "censored": 1, "survival": 1 / 3},
+            {"days": 2, "at_risk": 4, "purchased": 1, "censored": 0, "survival": 3 / 4},
+            {"days": 4, "at_risk": 3, "purchased": 1, "censored": 0, "survival": 1 / 2},
+            {"days": 10, "at_risk": 2, "purchased": 0, "censored": 1, "survival": 1 / 2},
+            {"days": 17, "at_risk": 1, "purchased": 0, "censored": 1, "survival": 1 / 2},
         ],
-        # b1 3500 + b2 4000 after their first assignment, over 3 buyers
-        "ltv_minor": {"USD": 2500}, "revenue_minor": {"USD": 7500},
+        # b1 3500 + b2 4000 after their first assignment, over 4 buyers
+        "ltv_minor": {"USD": 1875}, "revenue_minor": {"USD": 7500},
     }  # fmt: skip
     assert hobby == {
         "persona": "hobby", "buyers": 1, "purchased": 1, "median_days": 0, "p75_days": 0,
@@ -82,7 +84,7 @@ def test_velocity_per_persona(db: Database, client: TestClient, workspace: Works
             session=session, workspace_id=ws, as_of=datetime(2026, 1, 4, tzinfo=UTC).date()
         )
     pro_early = next(p for p in early.personas if p.persona == "pro")
-    assert (pro_early.buyers, pro_early.purchased, pro_early.median_days) == (1, 0, None)
+    assert (pro_early.buyers, pro_early.purchased, pro_early.median_days) == (1, 0, None)  # nb1 is later too
     assert [(p.days, p.censored) for p in pro_early.survival] == [(3, 1)]
 
 

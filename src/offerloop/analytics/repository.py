@@ -18,16 +18,19 @@ What counts as a purchase is defined here, once (``purchases``), for every analy
 
 A purchase is a (buyer, instant, amount, currency) row; same-day purchases of one buyer are folded into
 one transaction by the callers that need it (retention, cohorts), not here.
+
+Reads return hundreds of thousands of rows at scale (1M buyers): they take the driver's tuples as they are
+(no Row objects), instants as integer seconds since the epoch computed by the database, and whatever can be
+counted in SQL is (the buyers who never purchased, the decisions per offer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import polars as pl
-from sqlalchemy import Select, String, and_, func, literal, select, type_coerce
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, extract, func, select, union
 from sqlalchemy.orm import Session
 
 from offerloop.models import BuyerPersona, Decision, Event, Order, PersonaChange, Touchpoint
@@ -36,47 +39,52 @@ PURCHASE_STATUSES: Final = ("paid", "partially_refunded")
 IMPORT_PREFIX: Final = "import-"
 COMPLETED: Final = "Order Completed"
 REFUNDED: Final = "Order Refunded"
+DAY_S: Final = 86_400
 
 PURCHASE_SCHEMA: Final = {
     "buyer_id": pl.String,
-    "at": pl.Datetime("us"),
+    "at": pl.Int64,
     "amount_minor": pl.Int64,
     "currency": pl.String,
 }
 
 
-def _raw(column: Any) -> Any:
-    """A datetime column as the driver returns it (SQLite: text; PostgreSQL: datetime), parsed in bulk
-    by Polars instead of row by row."""
-    return type_coerce(column, String)
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
-def _instants(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """Turn a raw datetime column into naive UTC microseconds (SQLite text or PostgreSQL datetimes)."""
-    dtype = frame.schema[column]
-    if dtype == pl.String:
-        expr = pl.col(column).str.slice(0, 19).str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us")
-    elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        expr = pl.col(column).dt.convert_time_zone("UTC").dt.replace_time_zone(None).dt.cast_time_unit("us")
-    elif isinstance(dtype, pl.Datetime):
-        expr = pl.col(column).dt.cast_time_unit("us")
-    else:  # an empty or all-null column
-        expr = pl.col(column).cast(pl.Datetime("us"))
-    return frame.with_columns(expr.alias(column))
+def _epoch(dialect: str, column: Any) -> ColumnElement[int]:
+    """Whole seconds since 1970-01-01 UTC, computed by the database (cheaper to carry than datetimes)."""
+    if dialect == "sqlite":
+        return cast(func.strftime("%s", column), BigInteger)
+    return cast(func.floor(extract("epoch", column)), BigInteger)
 
 
-def _frame(session: Session, stmt: Select[Any], schema: dict[str, Any], times: Sequence[str]) -> pl.DataFrame:
-    """The statement's rows as a frame of ``schema``; the ``times`` columns parsed to naive UTC in bulk."""
-    rows = session.execute(stmt).all()
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    data = [
-        pl.Series(name, values, dtype=(pl.String if not values else None) if name in times else dtype)
-        for (name, dtype), values in zip(schema.items(), columns, strict=True)
-    ]
-    frame = pl.DataFrame(data)
-    for name in times:
-        frame = _instants(frame, name)
-    return frame
+def _rows(session: Session, stmt: Any) -> list[Any]:
+    """The driver's tuples, without SQLAlchemy's per-row objects (the reads here are large)."""
+    result = session.connection().execute(stmt)
+    try:
+        return list(result.cursor.fetchall()) if result.cursor is not None else []
+    finally:
+        result.close()
+
+
+def _frame(session: Session, stmt: Any, schema: dict[str, Any]) -> pl.DataFrame:
+    rows = _rows(session, stmt)
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pl.DataFrame(
+        [
+            pl.Series(name, values, dtype=dtype)
+            for (name, dtype), values in zip(schema.items(), columns, strict=True)
+        ]
+    )
+
+
+def _instants(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """Epoch-second columns as naive UTC datetimes."""
+    return frame.with_columns(
+        pl.from_epoch(pl.col(c), time_unit="s").dt.cast_time_unit("us") for c in columns
+    )
 
 
 def _between(column: Any, start: datetime | None, end: datetime | None) -> list[Any]:
@@ -98,29 +106,43 @@ def _imports(workspace_id: str, name: str) -> list[Any]:
     ]
 
 
+def _paid(workspace_id: str) -> list[Any]:
+    return [
+        Order.workspace_id == workspace_id,
+        Order.status.in_(PURCHASE_STATUSES),
+        Order.paid_at.is_not(None),
+    ]
+
+
+def _purchasers(workspace_id: str) -> Any:
+    """Buyers with a paid or an imported order (a superset for filtering: a refunded import is in it)."""
+    return union(
+        select(Order.buyer_id).where(*_paid(workspace_id)),
+        select(Event.buyer_id).where(*_imports(workspace_id, COMPLETED), Event.buyer_id.is_not(None)),
+    )
+
+
 def purchases(
     session: Session, workspace_id: str, *, start: datetime | None = None, end: datetime | None = None
 ) -> pl.DataFrame:
     """The workspace's purchases (see the module docstring), ``start`` inclusive, ``end`` exclusive:
-    columns buyer_id, at (naive UTC), amount_minor, currency."""
-    paid = select(Order.buyer_id, _raw(Order.paid_at), (Order.total - Order.refunded), Order.currency).where(
-        Order.workspace_id == workspace_id,
-        Order.status.in_(PURCHASE_STATUSES),
-        Order.paid_at.is_not(None),
-        *_between(Order.paid_at, start, end),
-    )
-    checkout = _frame(session, paid, PURCHASE_SCHEMA, ("at",))
-    imported = _imported(session, workspace_id, start, end)
-    return pl.concat([checkout, imported], how="vertical")
+    columns buyer_id, at (naive UTC datetime), amount_minor, currency."""
+    dialect = _dialect(session)
+    paid = select(
+        Order.buyer_id, _epoch(dialect, Order.paid_at), Order.total - Order.refunded, Order.currency
+    ).where(*_paid(workspace_id), *_between(Order.paid_at, start, end))
+    checkout = _frame(session, paid, PURCHASE_SCHEMA)
+    imported = _imported(session, workspace_id, dialect, start, end)
+    return _instants(pl.concat([checkout, imported], how="vertical"), "at")
 
 
 def _imported(
-    session: Session, workspace_id: str, start: datetime | None, end: datetime | None
+    session: Session, workspace_id: str, dialect: str, start: datetime | None, end: datetime | None
 ) -> pl.DataFrame:
     props = Event.properties
     completed = select(
         Event.buyer_id,
-        _raw(Event.timestamp),
+        _epoch(dialect, Event.timestamp),
         props["total_minor"].as_integer(),
         props["currency"].as_string(),
         props["order_id"].as_string(),
@@ -130,13 +152,15 @@ def _imported(
         Event.buyer_id.is_not(None),
         *_between(Event.timestamp, start, end),
     )
-    schema = {**PURCHASE_SCHEMA, "order_id": pl.String, "seq": pl.Int64}
-    frame = _frame(session, completed, schema, ("at",))
+    frame = _frame(session, completed, {**PURCHASE_SCHEMA, "order_id": pl.String, "seq": pl.Int64})
     if frame.is_empty():
         return frame.select(list(PURCHASE_SCHEMA))
-    refunded = session.scalars(
-        select(props["order_id"].as_string()).where(*_imports(workspace_id, REFUNDED))
-    ).all()
+    refunded = [
+        r[0]
+        for r in _rows(
+            session, select(props["order_id"].as_string()).where(*_imports(workspace_id, REFUNDED))
+        )
+    ]
     frame = frame.filter(
         pl.col("amount_minor").is_not_null()
         & pl.col("currency").is_not_null()
@@ -151,56 +175,76 @@ def _imported(
 def currencies(session: Session, workspace_id: str) -> list[str]:
     """The currencies the workspace's purchases were made in (sorted)."""
     props = Event.properties
-    paid = select(Order.currency).where(
-        Order.workspace_id == workspace_id, Order.status.in_(PURCHASE_STATUSES)
+    paid = select(Order.currency).where(*_paid(workspace_id)).distinct()
+    imported = (
+        select(props["currency"].as_string())
+        .where(*_imports(workspace_id, COMPLETED), Event.buyer_id.is_not(None))
+        .distinct()
     )
-    imported = select(props["currency"].as_string()).where(
-        *_imports(workspace_id, COMPLETED), Event.buyer_id.is_not(None)
-    )
-    found = set(session.scalars(paid.distinct()).all()) | set(session.scalars(imported.distinct()).all())
+    found = {r[0] for r in _rows(session, paid)} | {r[0] for r in _rows(session, imported)}
     return sorted(c for c in found if c)
 
 
 def first_touch_channels(session: Session, workspace_id: str) -> pl.DataFrame:
-    """Each buyer's first touchpoint channel (earliest occurred_at, then lowest id): buyer_id, segment."""
+    """The first touchpoint's channel (earliest occurred_at, then lowest id) of each buyer with a purchase:
+    buyer_id, segment."""
     first = (
         select(Touchpoint.buyer_id, func.min(Touchpoint.occurred_at).label("first_at"))
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.is_not(None))
+        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.in_(_purchasers(workspace_id)))
         .group_by(Touchpoint.buyer_id)
         .subquery()
     )
     stmt = (
         select(Touchpoint.buyer_id, Touchpoint.channel, Touchpoint.id)
         .join(
-            first,
-            and_(Touchpoint.buyer_id == first.c.buyer_id, Touchpoint.occurred_at == first.c.first_at),
+            first, and_(Touchpoint.buyer_id == first.c.buyer_id, Touchpoint.occurred_at == first.c.first_at)
         )
         .where(Touchpoint.workspace_id == workspace_id)
     )
-    rows = session.execute(stmt).all()
-    frame = pl.DataFrame(
-        rows, schema={"buyer_id": pl.String, "segment": pl.String, "id": pl.Int64}, orient="row"
-    )
+    frame = _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String, "id": pl.Int64})
     return frame.sort("id").unique(subset="buyer_id", keep="first").select("buyer_id", "segment")
 
 
 def current_personas(session: Session, workspace_id: str) -> pl.DataFrame:
-    """Each buyer's current persona: buyer_id, segment."""
-    rows = session.execute(
-        select(BuyerPersona.buyer_id, BuyerPersona.persona).where(BuyerPersona.workspace_id == workspace_id)
-    ).all()
-    return pl.DataFrame(rows, schema={"buyer_id": pl.String, "segment": pl.String}, orient="row")
+    """The current persona of each buyer with a purchase: buyer_id, segment."""
+    stmt = select(BuyerPersona.buyer_id, BuyerPersona.persona).where(
+        BuyerPersona.workspace_id == workspace_id, BuyerPersona.buyer_id.in_(_purchasers(workspace_id))
+    )
+    return _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String})
 
 
 def first_assignments(session: Session, workspace_id: str) -> pl.DataFrame:
-    """Each buyer's first assignment to each persona: buyer_id, persona, assigned_at (naive UTC)."""
+    """The first assignment to each persona of each buyer with a purchase: buyer_id, persona, assigned_at."""
     stmt = (
-        select(PersonaChange.buyer_id, PersonaChange.to_persona, _raw(func.min(PersonaChange.at)))
-        .where(PersonaChange.workspace_id == workspace_id)
+        select(
+            PersonaChange.buyer_id,
+            PersonaChange.to_persona,
+            _epoch(_dialect(session), func.min(PersonaChange.at)),
+        )
+        .where(
+            PersonaChange.workspace_id == workspace_id, PersonaChange.buyer_id.in_(_purchasers(workspace_id))
+        )
         .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
     )
-    schema = {"buyer_id": pl.String, "persona": pl.String, "assigned_at": pl.Datetime("us")}
-    return _frame(session, stmt, schema, ("assigned_at",))
+    frame = _frame(session, stmt, {"buyer_id": pl.String, "persona": pl.String, "assigned_at": pl.Int64})
+    return _instants(frame, "assigned_at")
+
+
+def assignment_days_without_purchase(session: Session, workspace_id: str) -> pl.DataFrame:
+    """Buyers who never purchased, counted per persona and UTC day of their first assignment to it
+    (days since 1970-01-01): persona, day, buyers."""
+    firsts = (
+        select(PersonaChange.to_persona.label("persona"), func.min(PersonaChange.at).label("first_at"))
+        .where(
+            PersonaChange.workspace_id == workspace_id,
+            PersonaChange.buyer_id.not_in(_purchasers(workspace_id)),
+        )
+        .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
+        .subquery()
+    )
+    day = (_epoch(_dialect(session), firsts.c.first_at) // DAY_S).label("day")
+    stmt = select(firsts.c.persona, day, func.count()).group_by(firsts.c.persona, day)
+    return _frame(session, stmt, {"persona": pl.String, "day": pl.Int64, "buyers": pl.Int64})
 
 
 def last_persona_change(session: Session, workspace_id: str) -> datetime | None:
@@ -211,14 +255,15 @@ def last_persona_change(session: Session, workspace_id: str) -> datetime | None:
 
 
 def offer_decisions(session: Session, workspace_id: str, now: datetime) -> pl.DataFrame:
-    """Decisions that showed something and whose outcome is known (rewarded, or its window is over):
-    chosen_key, converted (reward > 0)."""
-    stmt = select(
-        Decision.chosen_key, (func.coalesce(Decision.reward, literal(0.0)) > 0).label("converted")
-    ).where(
-        Decision.workspace_id == workspace_id,
-        Decision.chosen_key.is_not(None),
-        (Decision.reward.is_not(None)) | (Decision.window_ends_at <= now),
+    """Per chosen action, the decisions that showed it and whose outcome is known (rewarded, or their window
+    is over), and how many of them converted (reward > 0): chosen_key, shown, converted."""
+    stmt = (
+        select(Decision.chosen_key, func.count(), func.sum(case((Decision.reward > 0, 1), else_=0)))
+        .where(
+            Decision.workspace_id == workspace_id,
+            Decision.chosen_key.is_not(None),
+            Decision.reward.is_not(None) | (Decision.window_ends_at <= now),
+        )
+        .group_by(Decision.chosen_key)
     )
-    rows = session.execute(stmt).all()
-    return pl.DataFrame(rows, schema={"chosen_key": pl.String, "converted": pl.Boolean}, orient="row")
+    return _frame(session, stmt, {"chosen_key": pl.String, "shown": pl.Int64, "converted": pl.Int64})

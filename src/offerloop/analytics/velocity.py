@@ -26,16 +26,21 @@ from offerloop.offers import service as offers_service
 from offerloop.offers.exceptions import OfferNotFound
 
 Z95: Final = 1.959963984540054
+EPOCH: Final = date(1970, 1, 1)
 
 
-def kaplan_meier(durations: Sequence[int], purchased: Sequence[bool]) -> list[SurvivalPoint]:
-    """The product-limit estimate: at each distinct time t, S(t) = S(t-) * (1 - d_t / n_t), where n_t counts
-    the subjects whose time is >= t (those censored at t are still at risk at t)."""
+def kaplan_meier(
+    durations: Sequence[int], purchased: Sequence[bool], counts: Sequence[int] | None = None
+) -> list[SurvivalPoint]:
+    """The product-limit estimate: at each distinct time t, S(t) = S(t-) * (n_t - d_t) / n_t, where n_t counts
+    the subjects whose time is >= t (those censored at t are still at risk at t). ``counts``: how many
+    subjects each (duration, purchased) row stands for (1 each by default)."""
     events: dict[int, list[int]] = {}
-    for t, hit in zip(durations, purchased, strict=True):
+    weights = counts if counts is not None else [1] * len(durations)
+    for t, hit, k in zip(durations, purchased, weights, strict=True):
         pair = events.setdefault(int(t), [0, 0])
-        pair[0 if hit else 1] += 1
-    at_risk = len(durations)
+        pair[0 if hit else 1] += int(k)
+    at_risk = sum(int(k) for k in weights)
     survival = 1.0
     out: list[SurvivalPoint] = []
     for t in sorted(events):
@@ -56,26 +61,17 @@ def quantile_day(curve: Sequence[SurvivalPoint], level: float) -> int | None:
 def offer_lift(*, session: Session, workspace_id: str, now: datetime | None = None) -> OfferLift:
     """Conversion of decisions that showed a persona-specific offer vs a generic one."""
     decisions = repository.offer_decisions(session, workspace_id, now or utcnow())
-    kinds: dict[str, bool] = {}
-    keys = decisions["chosen_key"].unique().to_list()
+    keys = decisions["chosen_key"].to_list()
     try:
         catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id) if keys else None
     except OfferNotFound:  # no catalog loaded: no decision showed an offer
         catalog = None
-    for key in keys:
+    got: dict[bool, tuple[int, int]] = {}
+    for key, shown, converted in decisions.iter_rows():
         found = offers_service.from_action(catalog, key) if catalog is not None else None
         if found is not None:
-            kinds[key] = bool(found[0].persona_fit)
-    table = pl.DataFrame(
-        {"chosen_key": list(kinds), "specific": list(kinds.values())},
-        schema={"chosen_key": pl.String, "specific": pl.Boolean},
-    )
-    counts = (
-        decisions.join(table, on="chosen_key")
-        .group_by("specific")
-        .agg(pl.len().alias("n"), pl.col("converted").sum().alias("k"))
-    )
-    got = {s: (int(n), int(k)) for s, n, k in counts.iter_rows()}
+            n, k = got.get(bool(found[0].persona_fit), (0, 0))
+            got[bool(found[0].persona_fit)] = (n + shown, k + converted)
     (ns, ks), (ng, kg) = got.get(True, (0, 0)), got.get(False, (0, 0))
     rs, rg = (ks / ns if ns else None), (kg / ng if ng else None)
     lift = ci = None
@@ -93,15 +89,17 @@ def velocity(
     *, session: Session, workspace_id: str, as_of: date | None = None, now: datetime | None = None
 ) -> Velocity:
     """Per persona: time to first purchase after the first assignment (KM), LTV; and the offer lift."""
-    assigned = repository.first_assignments(session, workspace_id)
     lift = offer_lift(session=session, workspace_id=workspace_id, now=now)
-    if assigned.is_empty():
+    assigned = repository.first_assignments(session, workspace_id)  # buyers with a purchase
+    others = repository.assignment_days_without_purchase(session, workspace_id)  # counted in SQL
+    if assigned.is_empty() and others.is_empty():
         return Velocity(as_of=as_of, personas=[], offer_lift=lift)
     bought = purchases(session=session, workspace_id=workspace_id)
     if as_of is None:
-        last = [assigned["assigned_at"].max(), bought["at"].max() if not bought.is_empty() else None]
-        as_of = max(d for d in last if isinstance(d, datetime)).date()
+        last = [repository.last_persona_change(session, workspace_id), bought["at"].max()]
+        as_of = max(d.date() for d in last if isinstance(d, datetime))
     end = pl.lit(as_of, dtype=pl.Date)
+    end_day = (as_of - EPOCH).days
     assigned = assigned.with_columns(pl.col("assigned_at").dt.date().alias("from")).filter(
         pl.col("from") <= end
     )
@@ -109,21 +107,38 @@ def velocity(
         (pl.col("at") >= pl.col("assigned_at")) & (pl.col("at").dt.date() <= end)
     )
     first = after.group_by("buyer_id", "persona").agg(pl.col("at").min().dt.date().alias("bought"))
-    spans = assigned.join(first, on=["buyer_id", "persona"], how="left").with_columns(
-        pl.col("bought").is_not_null().alias("hit"),
-        (pl.coalesce("bought", end) - pl.col("from")).dt.total_days().alias("days"),
+    spans = (
+        assigned.join(first, on=["buyer_id", "persona"], how="left")
+        .select(
+            "persona",
+            (pl.coalesce("bought", end) - pl.col("from")).dt.total_days().alias("days"),
+            pl.col("bought").is_not_null().alias("hit"),
+        )
+        .group_by("persona", "days", "hit")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+    )
+    censored = others.filter(pl.col("day") <= end_day).select(
+        "persona",
+        (end_day - pl.col("day")).alias("days"),
+        pl.lit(False).alias("hit"),
+        pl.col("buyers").alias("n"),
+    )
+    spans = (
+        pl.concat([spans, censored], how="vertical_relaxed")
+        .group_by("persona", "days", "hit")
+        .agg(pl.col("n").sum())
     )
     money = after.group_by("persona", "currency").agg(pl.col("amount_minor").sum().alias("revenue"))
     revenue: dict[str, dict[str, int]] = {}
     for persona, currency, amount in money.sort("currency").iter_rows():
         revenue.setdefault(persona, {})[currency] = int(amount)
     out = []
-    for (persona,), group in spans.sort("persona").group_by(["persona"], maintain_order=True):
-        curve = kaplan_meier(group["days"].to_list(), group["hit"].to_list())
-        buyers = group.height
+    for (persona,), group in spans.sort("persona", "days").group_by(["persona"], maintain_order=True):
+        curve = kaplan_meier(group["days"].to_list(), group["hit"].to_list(), group["n"].to_list())
+        buyers = int(group["n"].sum())
         spent = revenue.get(str(persona), {})
         row = PersonaVelocity(
-            persona=str(persona), buyers=buyers, purchased=int(group["hit"].sum()),
+            persona=str(persona), buyers=buyers, purchased=int(group.filter(pl.col("hit"))["n"].sum()),
             median_days=quantile_day(curve, 0.5), p75_days=quantile_day(curve, 0.25), survival=curve,
             ltv_minor={c: v // buyers for c, v in spent.items()}, revenue_minor=spent,
         )  # fmt: skip
