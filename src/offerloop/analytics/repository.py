@@ -30,9 +30,10 @@ from datetime import datetime
 from typing import Any, Final
 
 import polars as pl
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, extract, func, select, union
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, extract, func, union
+from sqlalchemy.orm import Session, aliased
 
+from offerloop.db.scoped import scoped_select
 from offerloop.models import BuyerPersona, Decision, Event, Order, PersonaChange, Touchpoint
 
 PURCHASE_STATUSES: Final = ("paid", "partially_refunded")
@@ -96,29 +97,26 @@ def _between(column: Any, start: datetime | None, end: datetime | None) -> list[
     return out
 
 
-def _imports(workspace_id: str, name: str) -> list[Any]:
+def _imports(name: str) -> list[Any]:
     """The conditions of an imported order event called ``name`` (see the module docstring)."""
     return [
-        Event.workspace_id == workspace_id,
         Event.name == name,
         Event.message_id.startswith(IMPORT_PREFIX, autoescape=True),
         Event.context[("offerloop", "origin")].as_string() == "creator",
     ]
 
 
-def _paid(workspace_id: str) -> list[Any]:
-    return [
-        Order.workspace_id == workspace_id,
-        Order.status.in_(PURCHASE_STATUSES),
-        Order.paid_at.is_not(None),
-    ]
+def _paid() -> list[Any]:
+    return [Order.status.in_(PURCHASE_STATUSES), Order.paid_at.is_not(None)]
 
 
 def _purchasers(workspace_id: str) -> Any:
     """Buyers with a paid or an imported order (a superset for filtering: a refunded import is in it)."""
     return union(
-        select(Order.buyer_id).where(*_paid(workspace_id)),
-        select(Event.buyer_id).where(*_imports(workspace_id, COMPLETED), Event.buyer_id.is_not(None)),
+        scoped_select(Order, workspace_id, Order.buyer_id).where(*_paid()),
+        scoped_select(Event, workspace_id, Event.buyer_id).where(
+            *_imports(COMPLETED), Event.buyer_id.is_not(None)
+        ),
     )
 
 
@@ -128,9 +126,10 @@ def purchases(
     """The workspace's purchases (see the module docstring), ``start`` inclusive, ``end`` exclusive:
     columns buyer_id, at (naive UTC datetime), amount_minor, currency."""
     dialect = _dialect(session)
-    paid = select(
-        Order.buyer_id, _epoch(dialect, Order.paid_at), Order.total - Order.refunded, Order.currency
-    ).where(*_paid(workspace_id), *_between(Order.paid_at, start, end))
+    paid = scoped_select(
+        Order, workspace_id, Order.buyer_id, _epoch(dialect, Order.paid_at), Order.total - Order.refunded,
+        Order.currency,
+    ).where(*_paid(), *_between(Order.paid_at, start, end))  # fmt: skip
     checkout = _frame(session, paid, PURCHASE_SCHEMA)
     imported = _imported(session, workspace_id, dialect, start, end)
     return _instants(pl.concat([checkout, imported], how="vertical"), "at")
@@ -140,25 +139,24 @@ def _imported(
     session: Session, workspace_id: str, dialect: str, start: datetime | None, end: datetime | None
 ) -> pl.DataFrame:
     props = Event.properties
-    completed = select(
+    completed = scoped_select(
+        Event,
+        workspace_id,
         Event.buyer_id,
         _epoch(dialect, Event.timestamp),
         props["total_minor"].as_integer(),
         props["currency"].as_string(),
         props["order_id"].as_string(),
         Event.id,
-    ).where(
-        *_imports(workspace_id, COMPLETED),
-        Event.buyer_id.is_not(None),
-        *_between(Event.timestamp, start, end),
-    )
+    ).where(*_imports(COMPLETED), Event.buyer_id.is_not(None), *_between(Event.timestamp, start, end))
     frame = _frame(session, completed, {**PURCHASE_SCHEMA, "order_id": pl.String, "seq": pl.Int64})
     if frame.is_empty():
         return frame.select(list(PURCHASE_SCHEMA))
     refunded = [
         r[0]
         for r in _rows(
-            session, select(props["order_id"].as_string()).where(*_imports(workspace_id, REFUNDED))
+            session,
+            scoped_select(Event, workspace_id, props["order_id"].as_string()).where(*_imports(REFUNDED)),
         )
     ]
     frame = frame.filter(
@@ -175,10 +173,10 @@ def _imported(
 def currencies(session: Session, workspace_id: str) -> list[str]:
     """The currencies the workspace's purchases were made in (sorted)."""
     props = Event.properties
-    paid = select(Order.currency).where(*_paid(workspace_id)).distinct()
+    paid = scoped_select(Order, workspace_id, Order.currency).where(*_paid()).distinct()
     imported = (
-        select(props["currency"].as_string())
-        .where(*_imports(workspace_id, COMPLETED), Event.buyer_id.is_not(None))
+        scoped_select(Event, workspace_id, props["currency"].as_string())
+        .where(*_imports(COMPLETED), Event.buyer_id.is_not(None))
         .distinct()
     )
     found = {r[0] for r in _rows(session, paid)} | {r[0] for r in _rows(session, imported)}
@@ -189,26 +187,24 @@ def first_touch_channels(session: Session, workspace_id: str) -> pl.DataFrame:
     """The first touchpoint's channel (earliest occurred_at, then lowest id) of each buyer with a purchase:
     buyer_id, segment."""
     first = (
-        select(Touchpoint.buyer_id, func.min(Touchpoint.occurred_at).label("first_at"))
-        .where(Touchpoint.workspace_id == workspace_id, Touchpoint.buyer_id.in_(_purchasers(workspace_id)))
+        scoped_select(
+            Touchpoint, workspace_id, Touchpoint.buyer_id, func.min(Touchpoint.occurred_at).label("first_at")
+        )
+        .where(Touchpoint.buyer_id.in_(_purchasers(workspace_id)))
         .group_by(Touchpoint.buyer_id)
         .subquery()
     )
-    stmt = (
-        select(Touchpoint.buyer_id, Touchpoint.channel, Touchpoint.id)
-        .join(
-            first, and_(Touchpoint.buyer_id == first.c.buyer_id, Touchpoint.occurred_at == first.c.first_at)
-        )
-        .where(Touchpoint.workspace_id == workspace_id)
-    )
+    stmt = scoped_select(
+        Touchpoint, workspace_id, Touchpoint.buyer_id, Touchpoint.channel, Touchpoint.id
+    ).join(first, and_(Touchpoint.buyer_id == first.c.buyer_id, Touchpoint.occurred_at == first.c.first_at))
     frame = _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String, "id": pl.Int64})
     return frame.sort("id").unique(subset="buyer_id", keep="first").select("buyer_id", "segment")
 
 
 def current_personas(session: Session, workspace_id: str) -> pl.DataFrame:
     """The current persona of each buyer with a purchase: buyer_id, segment."""
-    stmt = select(BuyerPersona.buyer_id, BuyerPersona.persona).where(
-        BuyerPersona.workspace_id == workspace_id, BuyerPersona.buyer_id.in_(_purchasers(workspace_id))
+    stmt = scoped_select(BuyerPersona, workspace_id, BuyerPersona.buyer_id, BuyerPersona.persona).where(
+        BuyerPersona.buyer_id.in_(_purchasers(workspace_id))
     )
     return _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String})
 
@@ -216,14 +212,14 @@ def current_personas(session: Session, workspace_id: str) -> pl.DataFrame:
 def first_assignments(session: Session, workspace_id: str) -> pl.DataFrame:
     """The first assignment to each persona of each buyer with a purchase: buyer_id, persona, assigned_at."""
     stmt = (
-        select(
+        scoped_select(
+            PersonaChange,
+            workspace_id,
             PersonaChange.buyer_id,
             PersonaChange.to_persona,
             _epoch(_dialect(session), func.min(PersonaChange.at)),
         )
-        .where(
-            PersonaChange.workspace_id == workspace_id, PersonaChange.buyer_id.in_(_purchasers(workspace_id))
-        )
+        .where(PersonaChange.buyer_id.in_(_purchasers(workspace_id)))
         .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
     )
     frame = _frame(session, stmt, {"buyer_id": pl.String, "persona": pl.String, "assigned_at": pl.Int64})
@@ -232,24 +228,28 @@ def first_assignments(session: Session, workspace_id: str) -> pl.DataFrame:
 
 def assignment_days_without_purchase(session: Session, workspace_id: str) -> pl.DataFrame:
     """Buyers who never purchased, counted per persona and UTC day of their first assignment to it
-    (days since 1970-01-01): persona, day, buyers."""
-    firsts = (
-        select(PersonaChange.to_persona.label("persona"), func.min(PersonaChange.at).label("first_at"))
-        .where(
-            PersonaChange.workspace_id == workspace_id,
-            PersonaChange.buyer_id.not_in(_purchasers(workspace_id)),
-        )
-        .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
-        .subquery()
+    (days since 1970-01-01): persona, day, buyers. A first assignment is a change with no earlier one of the
+    same buyer to the same persona (the covering index answers that per row)."""
+    earlier = aliased(PersonaChange)
+    before = exists().where(
+        earlier.workspace_id == workspace_id,
+        earlier.buyer_id == PersonaChange.buyer_id,
+        earlier.to_persona == PersonaChange.to_persona,
+        (earlier.at < PersonaChange.at)
+        | ((earlier.at == PersonaChange.at) & (earlier.id < PersonaChange.id)),
     )
-    day = (_epoch(_dialect(session), firsts.c.first_at) // DAY_S).label("day")
-    stmt = select(firsts.c.persona, day, func.count()).group_by(firsts.c.persona, day)
+    day = (_epoch(_dialect(session), PersonaChange.at) // DAY_S).label("day")
+    stmt = (
+        scoped_select(PersonaChange, workspace_id, PersonaChange.to_persona, day, func.count())
+        .where(PersonaChange.buyer_id.not_in(_purchasers(workspace_id)), ~before)
+        .group_by(PersonaChange.to_persona, day)
+    )
     return _frame(session, stmt, {"persona": pl.String, "day": pl.Int64, "buyers": pl.Int64})
 
 
 def last_persona_change(session: Session, workspace_id: str) -> datetime | None:
     at: datetime | None = session.scalar(
-        select(func.max(PersonaChange.at)).where(PersonaChange.workspace_id == workspace_id)
+        scoped_select(PersonaChange, workspace_id, func.max(PersonaChange.at))
     )
     return at
 
@@ -258,9 +258,14 @@ def offer_decisions(session: Session, workspace_id: str, now: datetime) -> pl.Da
     """Per chosen action, the decisions that showed it and whose outcome is known (rewarded, or their window
     is over), and how many of them converted (reward > 0): chosen_key, shown, converted."""
     stmt = (
-        select(Decision.chosen_key, func.count(), func.sum(case((Decision.reward > 0, 1), else_=0)))
+        scoped_select(
+            Decision,
+            workspace_id,
+            Decision.chosen_key,
+            func.count(),
+            func.sum(case((Decision.reward > 0, 1), else_=0)),
+        )
         .where(
-            Decision.workspace_id == workspace_id,
             Decision.chosen_key.is_not(None),
             Decision.reward.is_not(None) | (Decision.window_ends_at <= now),
         )
