@@ -288,6 +288,18 @@ def _dt(text_: str) -> Any:
     return datetime.fromisoformat(text_).replace(tzinfo=UTC)
 
 
+def _reusable(url: str) -> str | None:
+    """The bench workspace of a database a previous run generated, if there is one."""
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT id FROM workspaces WHERE name = 'analytics bench'")).scalar()
+        engine.dispose()
+    except Exception:  # no such database or no schema yet: generate
+        return None
+    return str(found) if found else None
+
+
 def timed(fn: Callable[[], Any], runs: int, budget_s: float) -> list[float]:
     """Up to ``runs`` timings, fewer when they would take more than ``budget_s`` (the count is reported)."""
     out: list[float] = []
@@ -311,12 +323,16 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a database this bench may drop")
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of calls per endpoint, at most")
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the data a previous run left (--sqlite-path)"
+    )
     parser.add_argument("--sqlite-path", default=None, help="SQLite: keep the database in this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         url = args.database_url or f"sqlite:///{args.sqlite_path or Path(tmp) / 'analytics.db'}"
-        if url.startswith("postgresql"):
+        reused = _reusable(url) if args.reuse else None
+        if reused is None and url.startswith("postgresql"):
             base, name = url.rsplit("/", 1)
             admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -326,17 +342,24 @@ def main() -> None:
         engine = make_engine(url)
         migrate.upgrade(engine)
         db = Database(engine)
-        with db.write() as session:
-            ws = workspace_service.create_workspace(session=session, name="analytics bench")
-            offers_service.load_catalog(
-                session=session, workspace_id=ws.id, text=(DEMO / "offers.yaml").read_text()
-            )
-        t = time.perf_counter()
-        sizes = generate(engine, ws.id, args)
-        print(f"generated in {time.perf_counter() - t:.1f} s: {json.dumps(sizes)}", flush=True)
+        if reused is not None:
+            with db.write() as session:
+                _, secret = workspace_service.create_key(session=session, workspace_id=reused, kind="secret")
+            ws_id = reused
+            print(f"reusing the data of workspace {ws_id} in {url}", flush=True)
+        else:
+            with db.write() as session:
+                ws = workspace_service.create_workspace(session=session, name="analytics bench")
+                offers_service.load_catalog(
+                    session=session, workspace_id=ws.id, text=(DEMO / "offers.yaml").read_text()
+                )
+            ws_id, secret = ws.id, ws.secret_key
+            t = time.perf_counter()
+            sizes = generate(engine, ws_id, args)
+            print(f"generated in {time.perf_counter() - t:.1f} s: {json.dumps(sizes)}", flush=True)
 
         results: dict[str, dict[str, float]] = {}
-        for label, (fn, _, _) in calls(ws.id).items():
+        for label, (fn, _, _) in calls(ws_id).items():
 
             def once(fn: Callable[[Any], Any] = fn) -> None:
                 with db.read() as session:
@@ -346,6 +369,7 @@ def main() -> None:
             results[label] = {
                 "in_process_p95": percentile(times, 95),
                 "in_process_p50": percentile(times, 50),
+                "runs": len(times),
             }
             print(f"{label}: in-process p50 {percentile(times, 50):.3f} s, p95 {percentile(times, 95):.3f} s "
                   f"({load()})", flush=True)  # fmt: skip
@@ -357,9 +381,9 @@ def main() -> None:
             server = ServerProcess(url, log_path=Path(tmp) / "server.log")
             server.start(timeout_s=300)
             try:
-                headers = {"Authorization": f"Bearer {ws.secret_key}"}
+                headers = {"Authorization": f"Bearer {secret}"}
                 with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
-                    for label, (_, path, params) in calls(ws.id).items():
+                    for label, (_, path, params) in calls(ws_id).items():
 
                         def get(path: str = path, params: dict[str, str] = params) -> None:
                             r = client.get(path, params=params)
