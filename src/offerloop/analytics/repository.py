@@ -239,9 +239,12 @@ def assignment_days_without_purchase(session: Session, workspace_id: str) -> pl.
         | ((earlier.at == PersonaChange.at) & (earlier.id < PersonaChange.id)),
     )
     day = (_epoch(_dialect(session), PersonaChange.at) // DAY_S).label("day")
+    # an anti-join, not NOT IN: PostgreSQL runs NOT IN over a subquery larger than work_mem row by row
+    bought = _purchasers(workspace_id).subquery()
     stmt = (
         scoped_select(PersonaChange, workspace_id, PersonaChange.to_persona, day, func.count())
-        .where(PersonaChange.buyer_id.not_in(_purchasers(workspace_id)), ~before)
+        .outerjoin(bought, bought.c.buyer_id == PersonaChange.buyer_id)
+        .where(bought.c.buyer_id.is_(None), ~before)
         .group_by(PersonaChange.to_persona, day)
     )
     return _frame(session, stmt, {"persona": pl.String, "day": pl.Int64, "buyers": pl.Int64})
