@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop import __version__
 from offerloop.analytics import health as analytics_health
+from offerloop.analytics.endpoints import router as analytics_router
 from offerloop.analytics.health_endpoints import router as health_router
 from offerloop.analytics.ltv_endpoints import router as ltv_router
 from offerloop.api import openapi
@@ -255,6 +256,7 @@ def create_app(
         attribution_router,
         ltv_router,
         experiments_router,
+        analytics_router,
         live_router,
         live_pages,
         health_router,

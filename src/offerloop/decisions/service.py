@@ -193,6 +193,11 @@ def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
+def in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
+    """Whether /v1/decide puts this buyer (their buyer id) in the holdout group: for measuring its lift."""
+    return _in_holdout(workspace_id, buyer_key, share)
+
+
 def _entitlements(
     session: Session,
     workspace_id: str,

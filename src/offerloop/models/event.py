@@ -26,6 +26,8 @@ class Event(Base):
         # The consumers' reads: a workspace's log after a checkpoint, and one buyer partition of it.
         Index(None, "workspace_id", "id"),
         Index(None, "workspace_id", "part", "id"),
+        # The analytics domain's read of purchase events (imported orders) by name and time.
+        Index(None, "workspace_id", "name", "timestamp"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

@@ -54,7 +54,12 @@ class PersonaChange(Base):
     """Every change of a buyer's persona, for persona conversion velocity."""
 
     __tablename__ = "persona_history"
-    __table_args__ = (Index(None, "workspace_id", "at"), Index(None, "workspace_id", "buyer_id", "at"))
+    __table_args__ = (
+        Index(None, "workspace_id", "at"),
+        Index(None, "workspace_id", "buyer_id", "at"),
+        # analytics: each buyer's first assignment to each persona, read in index order
+        Index(None, "workspace_id", "buyer_id", "to_persona", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
