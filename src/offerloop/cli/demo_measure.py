@@ -1,6 +1,6 @@
 """The demo's measurement part, read through the public API like any client would: which channels and which posts
-(``utm_content``) the demo audience's orders are credited to, and each persona's expected value (BG/NBD +
-Gamma-Gamma fitted on the orders)."""
+(``utm_content``) the demo audience's orders are credited to, purchase cohorts, each persona's expected value
+(BG/NBD + Gamma-Gamma fitted on the orders) and how fast each persona's buyers go on to buy."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def collect(http: httpx.Client) -> dict[str, Any]:
     today = datetime.now(UTC).date().isoformat()
     ltv = http.get("/v1/analytics/ltv", params={"calibration_end": today, "time_unit": "week", "horizon": 52})
     out["ltv"] = ltv.json() if ltv.status_code == 200 else {"refused": ltv.json()["error"]["message"]}
+    for name, path, params in (("cohorts", "/v1/analytics/cohorts", {"by": "persona", "periods": 2}),
+                               ("velocity", "/v1/analytics/velocity", {})):  # fmt: skip
+        r = http.get(path, params=params)
+        r.raise_for_status()
+        out[name] = r.json()
     return out
 
 
@@ -50,7 +55,9 @@ def print_report(console: Console, data: dict[str, Any], *, top: int = 6) -> Non
         shown = len(ranked)
         if len(rows) > shown:
             console.print(f"  … and {len(rows) - shown:,} more")
+    print_cohorts(console, data["cohorts"])
     print_ltv(console, data["ltv"])
+    print_velocity(console, data["velocity"])
 
 
 def print_ltv(console: Console, ltv: dict[str, Any]) -> None:
@@ -75,3 +82,53 @@ def print_ltv(console: Console, ltv: dict[str, Any]) -> None:
     console.print(table)
     for warning in ltv.get("warnings", []):
         console.print(f"  note: {warning}", markup=False)
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "—"
+
+
+def print_cohorts(console: Console, cohorts: dict[str, Any]) -> None:
+    console.print(
+        "\n[bold]Purchase cohorts[/] (by first-purchase month and persona: the share buying again 1 and 2 months later)"
+    )
+    table = Table()
+    for column in ("cohort", "persona", "buyers", "month 1", "month 2", "revenue"):
+        table.add_column(column, justify="left" if column in ("cohort", "persona") else "right")
+    for c in sorted(cohorts["cohorts"], key=lambda c: (c["cohort"], -c["size"])):
+        active = (c["active"] + [None, None])[:2]
+        revenue = ", ".join(_money(v, k) for k, v in sorted(c["revenue_minor"].items())) or "—"
+        table.add_row(
+            c["cohort"], c["segment"] or "—", f"{c['size']:,}", _share(active[0]), _share(active[1]), revenue
+        )
+    console.print(table)
+
+
+def print_velocity(console: Console, velocity: dict[str, Any]) -> None:
+    console.print(
+        "\n[bold]Persona conversion velocity[/] (days from a buyer's first assignment to their first purchase)"
+    )
+    table = Table()
+    for column in (
+        "persona",
+        "assigned",
+        "purchased",
+        "median days",
+        "p75 days",
+        "revenue per assigned buyer",
+    ):
+        table.add_column(column, justify="left" if column == "persona" else "right")
+    for p in sorted(velocity["personas"], key=lambda p: -p["buyers"]):
+        days = (p["median_days"], p["p75_days"])
+        ltv = ", ".join(_money(v, k) for k, v in sorted(p["ltv_minor"].items())) or "—"
+        table.add_row(p["persona"], f"{p['buyers']:,}", f"{p['purchased']:,}",
+                      *(str(d) if d is not None else "not yet" for d in days), ltv)  # fmt: skip
+    console.print(table)
+    lift = velocity["offer_lift"]
+    if lift["lift"] is not None:
+        interval = f" (95% interval {lift['ci95'][0]:+.1%} to {lift['ci95'][1]:+.1%})" if lift["ci95"] else ""
+        console.print(
+            f"  Persona-specific offers converted {lift['persona_specific_rate']:.1%} of "
+            f"{lift['persona_specific_shown']:,} decisions, generic ones {lift['generic_rate']:.1%} of "
+            f"{lift['generic_shown']:,}: {lift['lift']:+.1%}{interval}."
+        )
