@@ -162,6 +162,23 @@ def test_integer_query_values_outside_64_bits_are_refused(client, write_headers,
     assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "path"}
     r = client.get("/v1/files/art_1/1/pdf", params={"expires": -(2**63) - 1, "sig": "x"})
     assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "query"}
+    # More digits than Python converts (4,300; int() raised, a 500 on every route): judged from the length.
+    huge = {"limit": "9" * 4301, "x": "-" + "1" * 5000}
+    assert client.get("/healthz", params=huge).status_code == 200  # parameters it does not declare
+    r = client.get(f"/v1/buyers/{buyer}/events", headers=secret_headers, params=huge)
+    assert r.json()["error"]["details"] == {"reason": "integer_out_of_range", "in": "query"}
+    r = client.post(
+        "/v1/track",
+        headers=write_headers,
+        content=b'{"userId": "u", "event": "E", "n": ' + b"7" * 5000 + b"}",
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_json")  # and quarantined
+    r = client.post(
+        "/v1/experiments",
+        headers={**secret_headers, "content-type": "application/json"},
+        content=b'{"n": ' + b"7" * 5000 + b"}",
+    )
+    assert r.status_code == 400  # a body no JSON parser reads: a clean refusal
 
 
 @pytest.mark.parametrize(
