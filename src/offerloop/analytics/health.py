@@ -34,6 +34,7 @@ from offerloop.analytics.health_schemas import (
     AlertsReport,
     DayRate,
     DriftReport,
+    DriftWindow,
     FeatureDrift,
     GroupRate,
     ModelsHealth,
@@ -45,7 +46,6 @@ from offerloop.analytics.health_schemas import (
     PersonaMixDrift,
     PersonaShare,
     Thresholds,
-    Window,
 )
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
@@ -297,7 +297,7 @@ def drift(
         for p in mix.bins
     ]  # fmt: skip
     return DriftReport(
-        reference=Window(start=first, end=middle), current=Window(start=middle, end=now), bins=bins,
+        reference=DriftWindow(start=first, end=middle), current=DriftWindow(start=middle, end=now), bins=bins,
         max_buyers=max_buyers, features=features,
         persona_mix=PersonaMixDrift(psi=mix.psi, severity=sev, reference_n=mix.reference_n,
                                     current_n=mix.current_n, personas=shares),

@@ -125,14 +125,14 @@ class PersonaMixDrift(BaseModel):
     personas: list[PersonaShare]
 
 
-class Window(BaseModel):
+class DriftWindow(BaseModel):
     start: datetime
     end: datetime
 
 
 class DriftReport(BaseModel):
-    reference: Window
-    current: Window
+    reference: DriftWindow
+    current: DriftWindow
     bins: int
     max_buyers: int = Field(description="At most this many buyers per window: the most recently updated")
     features: list[FeatureDrift] = Field(description="Numeric features, by name")
