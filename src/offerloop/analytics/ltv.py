@@ -292,6 +292,7 @@ def refresh(
     """Fit on every purchase up to today and write each buyer's ``ltv_p_alive``, ``ltv_expected_purchases``
     (next ``horizon`` time units) and ``ltv_expected_value`` (their discounted value, minor units) as buyer
     features, replacing the previous ones (a buyer no longer in the fit loses them)."""
+    repository.lock_scores(session, workspace_id)
     result = _fit(
         session=session, workspace_id=workspace_id, calibration_end=today or utcnow().date(),
         observation_end=None, options=options,
