@@ -161,3 +161,22 @@ def test_holm_over_the_variants_of_an_a_b_n_test() -> None:
     assert out.variants[1].conversion is not None
     assert out.variants[1].conversion.p_value_holm == min(1.0, 3 * by_p[0])
     assert out.srm is not None and out.srm.mismatch is False and out.srm.chi2 == 0.0
+
+
+@pytest.mark.parametrize("empty", ["control", "b"])
+def test_no_bayesian_figures_for_an_arm_nobody_saw(empty: str) -> None:
+    # adversarial finding 6: 39 exposed without a conversion against an arm nobody saw gave P(beat) = 40/41
+    arms = ["control", "b"]
+    read = ExperimentRead(
+        key="empty", name="empty", subject="offer", subject_id="x", control="control",
+        arms=[ArmRead(key=a, weight=1) for a in arms], metrics=Metrics(), guardrails=[], status="running",
+        starts_at=None, ends_at=None, created_at=T0, updated_at=T0,
+    )  # fmt: skip
+    seen = "b" if empty == "control" else "control"
+    exposed = [(f"x{i}", seen, T0, None) for i in range(39)]
+    out = results.compute(experiment=read, metrics=Metrics(), guardrails=list[GuardrailIn](), exposed=exposed,
+                          events=[], last_event={}, pre_events=[], now=day(2))  # fmt: skip
+    (variant,) = out.variants
+    assert variant.conversion is None
+    assert variant.bayes_conversion is None
+    assert variant.bayes_revenue_per_buyer is None

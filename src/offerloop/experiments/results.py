@@ -219,7 +219,8 @@ def compute(
             revenue_per_buyer=_diff(stats.welch(control.revenue, v.revenue)),
             revenue_per_buyer_cuped=_diff(rev_cuped),
             retention=_diff(stats.proportions(control.retained, control.eligible, v.retained, v.eligible)),
-            bayes_conversion=_bayes(stats.beta_binomial(control.conversions, control.n, v.conversions, v.n)),
+            bayes_conversion=_bayes(stats.beta_binomial(control.conversions, control.n, v.conversions, v.n))
+            if control.n and v.n else None,  # an arm nobody saw: its posterior is the prior, no evidence
             bayes_revenue_per_buyer=_bayes(revenue_bayes) if revenue_bayes is not None else None,
             guardrails=[_guardrail(g, control, v) for g in guardrails],
         ))  # fmt: skip
