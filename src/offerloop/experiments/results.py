@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from offerloop.core import money
 from offerloop.experiments.schemas import (
     ArmResult,
     BayesRead,
@@ -63,8 +64,9 @@ def window(first: datetime, latest: datetime, metrics: Metrics) -> tuple[datetim
 
 
 def _number(properties: dict[str, Any], name: str) -> float:
-    value = properties.get(name)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    """An order's revenue in minor units, read as attribution reads it (``core.money.reported_number``): a
+    finite number within ±10^15, rounded to a whole minor unit; anything else, or a negative total, is 0."""
+    return float(money.reported_minor(money.reported_number(properties.get(name))))
 
 
 def _buyers(
