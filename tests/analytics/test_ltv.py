@@ -252,3 +252,19 @@ def test_extreme_but_valid_input_is_an_answer_or_a_clear_422(client, secret_head
     assert r.status_code in (200, 422), r.text
     if r.status_code == 422:
         assert r.json()["error"]["code"] in ("ltv_not_enough_buyers", "ltv_fit_failed")
+
+
+def test_predictions_that_cannot_be_computed_are_a_422_and_write_nothing(
+    client, secret_headers, send, db
+) -> None:
+    # adversarial finding 5: 25 buyers with identical orders on 01-01, 02-01 and 03-01 gave null predictions
+    # with no warning, and refresh wrote ltv_p_alive alone
+    send([_message(f"f{i}", day, 1000, n) for i in range(25) for n, day in enumerate((0, 31, 59))])
+    r = _get(client, secret_headers, calibration_end="2026-02-15", observation_end="2026-03-01")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "ltv_fit_failed"
+    r = client.post("/v1/analytics/ltv/refresh", headers=secret_headers, params={"as_of": "2026-06-01"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "ltv_fit_failed"
+    with db.read() as session:
+        assert session.execute(select(BuyerScore)).first() is None

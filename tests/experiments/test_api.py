@@ -210,5 +210,21 @@ def test_results_of_an_empty_experiment(client: TestClient, secret_headers: dict
             v["conversion"] is None
             and v["revenue_per_buyer"] is None
             and v["bayes_revenue_per_buyer"] is None
+            and v["bayes_conversion"] is None  # no one exposed: no evidence either way
         )
-        assert v["bayes_conversion"]["chance_to_beat_control"] == 0.5
+
+
+def test_an_erased_buyer_is_not_found_by_id_either(
+    client: TestClient, write_headers: dict[str, str], secret_headers: dict[str, str]
+) -> None:
+    # adversarial finding 7: by buyer_id an erased buyer was enrolled (a new exposure row for an erased person)
+    _buyers(client, write_headers, "gone")
+    for key in ("before", "post-erase"):
+        assert client.post("/v1/experiments", headers=secret_headers, json=experiment(key)).status_code == 201
+    buyer_id = _assign(client, secret_headers, "before", "gone")["buyer_id"]
+    assert client.delete(f"/v1/buyers/{buyer_id}", headers=secret_headers).status_code == 200
+    for body in ({"buyer_id": buyer_id}, {"user_id": "gone"}):
+        r = client.post("/v1/experiments/post-erase/assign", headers=secret_headers, json=body)
+        assert r.status_code == 404, (body, r.text)
+        assert r.json()["error"]["code"] == "buyer_not_found"
+    assert client.get("/v1/experiments/post-erase/results", headers=secret_headers).json()["exposed"] == 0

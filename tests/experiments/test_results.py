@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -161,3 +162,59 @@ def test_holm_over_the_variants_of_an_a_b_n_test() -> None:
     assert out.variants[1].conversion is not None
     assert out.variants[1].conversion.p_value_holm == min(1.0, 3 * by_p[0])
     assert out.srm is not None and out.srm.mismatch is False and out.srm.chi2 == 0.0
+
+
+@pytest.mark.parametrize("empty", ["control", "b"])
+def test_no_bayesian_figures_for_an_arm_nobody_saw(empty: str) -> None:
+    # adversarial finding 6: 39 exposed without a conversion against an arm nobody saw gave P(beat) = 40/41
+    arms = ["control", "b"]
+    read = ExperimentRead(
+        key="empty", name="empty", subject="offer", subject_id="x", control="control",
+        arms=[ArmRead(key=a, weight=1) for a in arms], metrics=Metrics(), guardrails=[], status="running",
+        starts_at=None, ends_at=None, created_at=T0, updated_at=T0,
+    )  # fmt: skip
+    seen = "b" if empty == "control" else "control"
+    exposed = [(f"x{i}", seen, T0, None) for i in range(39)]
+    out = results.compute(experiment=read, metrics=Metrics(), guardrails=list[GuardrailIn](), exposed=exposed,
+                          events=[], last_event={}, pre_events=[], now=day(2))  # fmt: skip
+    (variant,) = out.variants
+    assert variant.conversion is None
+    assert variant.bayes_conversion is None
+    assert variant.bayes_revenue_per_buyer is None
+
+
+def test_absurd_or_negative_order_totals_count_as_zero(
+    client: TestClient, db: Database, workspace: WorkspaceCreated, write_headers: dict[str, str],
+    secret_headers: dict[str, str],
+) -> None:  # fmt: skip
+    # adversarial finding 3: 1e308, 10**30 and negative totals went straight into revenue (a 309-digit integer);
+    # read now as attribution reads them: finite, within ±10^15 minor units, rounded, a negative total is 0
+    totals = {
+        "a": 1e308,
+        "b": 10**30,
+        "c": -(2**63),
+        "d": -5,
+        "e": "1500",
+        "f": 1000.4,
+        "g": 10**15,
+        "h": "x",
+    }
+    batch = [
+        track(u, "Order Completed", day(1), 1, total_minor=total, currency="USD")
+        for u, total in totals.items()
+    ]
+    r = client.post(
+        "/v1/batch", headers=write_headers, content=json.dumps({"batch": batch})
+    )  # 10**30: not orjson
+    assert r.status_code == 200, r.text
+    body = experiment("absurd", (1, 0))
+    assert client.post("/v1/experiments", headers=secret_headers, json=body).status_code == 201
+    with db.write() as session:
+        for u in totals:
+            buyer, _ = identity_service.find_buyer(session=session, workspace_id=workspace.id, user_id=u)
+            service.arm_for(session=session, workspace_id=workspace.id, key="absurd", buyer_id=buyer, now=T0)
+    out = client.get("/v1/experiments/absurd/results", headers=secret_headers).json()
+    control = out["arms"][0]
+    assert control["exposed"] == 8 and control["conversions"] == 8
+    assert control["revenue_minor"] == 1500 + 1000 + 10**15
+    assert control["revenue_per_buyer"] == (1500 + 1000 + 10**15) / 8

@@ -224,6 +224,13 @@ def _fit(
             discount_rate=discount_rate,
         )
         holdout = model.holdout_by_frequency(bg, summary) if summary.holdout_length > 0 else []
+    for what, values in (("p_alive", alive), ("expected purchases", expected), ("expected value", value),
+                         ("holdout predictions", np.array([b.predicted for b in holdout], dtype=float))):  # fmt: skip
+        if not np.isfinite(values).all():  # the parameters are finite but overflow what is derived from them
+            raise LTVFitFailed(
+                f"the fitted parameters give no finite {what} (the model is degenerate on these purchases)",
+                details={"buyers": int(summary.x.shape[0])},
+            )
     buyer_ids: list[str] = codes["buyer"].gather(summary.customers).to_list()
     per_buyer = pl.DataFrame(
         {"buyer": buyer_ids, "p_alive": alive, "purchases": expected, "value": value},
@@ -292,6 +299,7 @@ def refresh(
     """Fit on every purchase up to today and write each buyer's ``ltv_p_alive``, ``ltv_expected_purchases``
     (next ``horizon`` time units) and ``ltv_expected_value`` (their discounted value, minor units) as buyer
     features, replacing the previous ones (a buyer no longer in the fit loses them)."""
+    repository.lock_scores(session, workspace_id)
     result = _fit(
         session=session, workspace_id=workspace_id, calibration_end=today or utcnow().date(),
         observation_end=None, options=options,

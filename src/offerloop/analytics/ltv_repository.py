@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import String, cast, func, or_, type_coerce
 from sqlalchemy.orm import Session
 
+from offerloop.db import locks
 from offerloop.db.scoped import scoped_select
 from offerloop.models import Buyer, BuyerPersona, Event, Touchpoint
 
@@ -62,3 +63,9 @@ def touchpoints(session: Session, workspace_id: str) -> Iterator[tuple[str, date
     ).where(Touchpoint.buyer_id.is_not(None))
     for row in session.execute(stmt.execution_options(yield_per=5000)):
         yield row[0], row[1], row[2], row[3]
+
+
+def lock_scores(session: Session, workspace_id: str) -> None:
+    """Serialise the LTV refreshes of one workspace until the transaction ends (PostgreSQL; SQLite already has a
+    single writer), so two never replace the same buyer scores at once."""
+    locks.xact_lock(session, workspace_id, "ltv-scores")

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
-from offerloop.db import driver
+from offerloop.db import driver, locks
 from offerloop.db.scoped import scoped_delete, scoped_select
 from offerloop.models import AttributionCredit, BuyerPersona, Event, Touchpoint
 
@@ -47,10 +47,7 @@ def refunded_orders(session: Session, workspace_id: str, since: datetime) -> Ite
 def lock_refresh(session: Session, workspace_id: str) -> None:
     """Serialise the refreshes of one workspace until the transaction ends (PostgreSQL; SQLite already has a
     single writer)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"attribution:{workspace_id}"}
-        )
+    locks.xact_lock(session, workspace_id, "attribution")
 
 
 def touches(

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from offerloop.attribution.schemas import (
     CreditSum,
     RefreshRead,
 )
-from offerloop.core import currencies
+from offerloop.core import currencies, money
 from offerloop.core.conditions import ConditionError
 from offerloop.core.conditions.where import Where
 
@@ -114,20 +114,6 @@ def period(start: date | None, end: date | None, *, today: date) -> tuple[dateti
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
-MAX_MINOR = 10**15  # a conversion value beyond this (in minor units) is nonsense and counts as 0
-
-
-def _number(raw: Any) -> Decimal | None:
-    """A finite number from an int, a float or a numeric string; anything else is None."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        return None
-    try:
-        amount = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() and amount.copy_abs() <= MAX_MINOR else None
-
-
 def _value(props: dict[str, Any]) -> tuple[int, str | None]:
     """The conversion's value in minor units: ``total_minor`` (minor units: an integer, an integral float or
     a numeric string), else ``revenue``, ``total`` or ``value`` (major units, in the currency's minor unit).
@@ -136,7 +122,7 @@ def _value(props: dict[str, Any]) -> tuple[int, str | None]:
     currency = props.get("currency")
     code = currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
     for name in ("total_minor", "revenue", "total", "value"):
-        amount = _number(props.get(name))
+        amount = money.reported_number(props.get(name))
         if amount is None:
             continue
         if name != "total_minor":
@@ -145,8 +131,7 @@ def _value(props: dict[str, Any]) -> tuple[int, str | None]:
             except (KeyError, ValueError):
                 continue
             amount = amount * (Decimal(10) ** digits)
-        minor = int(amount.to_integral_value())
-        return (minor if 0 <= minor <= MAX_MINOR else 0), code
+        return money.reported_minor(amount), code
     return 0, code
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
+from typing import Any
 
 from offerloop.core import currencies
 from offerloop.core.currencies import InvalidCurrency as InvalidCurrency
@@ -17,6 +18,30 @@ from offerloop.core.currencies import InvalidCurrency as InvalidCurrency
 
 class CurrencyMismatch(ValueError):
     pass
+
+
+MAX_MINOR = 10**15  # a reported order value beyond this (in minor units) is nonsense and counts as 0
+
+
+def reported_number(raw: Any) -> Decimal | None:
+    """A finite number within ±``MAX_MINOR`` from an int, a float or a numeric string in an event's properties
+    (a client's report, not a booked amount); anything else is None."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        amount = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and amount.copy_abs() <= MAX_MINOR else None
+
+
+def reported_minor(amount: Decimal | None) -> int:
+    """A reported order value in minor units as it counts in reports: rounded to a whole minor unit, and 0 when
+    missing, negative or beyond ``MAX_MINOR``."""
+    if amount is None:
+        return 0
+    minor = int(amount.to_integral_value())
+    return minor if 0 <= minor <= MAX_MINOR else 0
 
 
 def currency_code(value: object) -> str:

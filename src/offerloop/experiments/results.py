@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from offerloop.core import money
 from offerloop.experiments.schemas import (
     ArmResult,
     BayesRead,
@@ -63,8 +64,9 @@ def window(first: datetime, latest: datetime, metrics: Metrics) -> tuple[datetim
 
 
 def _number(properties: dict[str, Any], name: str) -> float:
-    value = properties.get(name)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    """An order's revenue in minor units, read as attribution reads it (``core.money.reported_number``): a
+    finite number within ±10^15, rounded to a whole minor unit; anything else, or a negative total, is 0."""
+    return float(money.reported_minor(money.reported_number(properties.get(name))))
 
 
 def _buyers(
@@ -219,7 +221,8 @@ def compute(
             revenue_per_buyer=_diff(stats.welch(control.revenue, v.revenue)),
             revenue_per_buyer_cuped=_diff(rev_cuped),
             retention=_diff(stats.proportions(control.retained, control.eligible, v.retained, v.eligible)),
-            bayes_conversion=_bayes(stats.beta_binomial(control.conversions, control.n, v.conversions, v.n)),
+            bayes_conversion=_bayes(stats.beta_binomial(control.conversions, control.n, v.conversions, v.n))
+            if control.n and v.n else None,  # an arm nobody saw: its posterior is the prior, no evidence
             bayes_revenue_per_buyer=_bayes(revenue_bayes) if revenue_bayes is not None else None,
             guardrails=[_guardrail(g, control, v) for g in guardrails],
         ))  # fmt: skip

@@ -202,7 +202,7 @@ class VariantResult(BaseModel):
     revenue_per_buyer: Difference | None
     revenue_per_buyer_cuped: Difference | None
     retention: Difference | None
-    bayes_conversion: BayesRead
+    bayes_conversion: BayesRead | None  # None while either arm has no exposed buyer
     bayes_revenue_per_buyer: BayesRead | None
     guardrails: list[GuardrailResult]
 

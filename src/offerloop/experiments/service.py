@@ -33,6 +33,7 @@ from offerloop.experiments.schemas import (
     Status,
 )
 from offerloop.identity import service as identity_service
+from offerloop.identity.exceptions import BuyerNotFound
 from offerloop.models import Experiment
 
 
@@ -181,9 +182,12 @@ def assign(
         session, workspace_id, key
     )  # an unknown experiment is reported before an unknown buyer
     if request.buyer_id is not None:
-        buyer_id = identity_service.get_buyer(
+        buyer = identity_service.get_buyer(
             session=session, workspace_id=workspace_id, buyer_id=request.buyer_id
-        ).id
+        )
+        if buyer.deleted:  # as a lookup by user id: an erased buyer is not found, and nothing is logged
+            raise BuyerNotFound(f"buyer {request.buyer_id} does not exist in this workspace")
+        buyer_id = buyer.id
     else:
         buyer_id, _ = identity_service.find_buyer(
             session=session,
