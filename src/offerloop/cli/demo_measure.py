@@ -23,8 +23,11 @@ def collect(http: httpx.Client) -> dict[str, Any]:
     today = datetime.now(UTC).date().isoformat()
     ltv = http.get("/v1/analytics/ltv", params={"calibration_end": today, "time_unit": "week", "horizon": 52})
     out["ltv"] = ltv.json() if ltv.status_code == 200 else {"refused": ltv.json()["error"]["message"]}
-    for name, path, params in (("cohorts", "/v1/analytics/cohorts", {"by": "persona", "periods": 2}),
-                               ("velocity", "/v1/analytics/velocity", {})):  # fmt: skip
+    reads: tuple[tuple[str, str, dict[str, str | int]], ...] = (
+        ("cohorts", "/v1/analytics/cohorts", {"by": "persona", "periods": 2}),
+        ("velocity", "/v1/analytics/velocity", {}),
+    )
+    for name, path, params in reads:
         r = http.get(path, params=params)
         r.raise_for_status()
         out[name] = r.json()
