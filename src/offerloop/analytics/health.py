@@ -51,7 +51,6 @@ from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
 from offerloop.features import service as features_service
-from offerloop.features.state import read_features  # pure: a state read out at a time (no database)
 from offerloop.ml import drift as psi
 from offerloop.workspaces import service as workspace_service
 
@@ -243,14 +242,14 @@ def _feature_values(session: Session, workspace_id: str, start: datetime, end: d
                     max_buyers: int) -> tuple[dict[str, list[float]], int]:  # fmt: skip
     """Per numeric feature, its values over the buyers last updated in [start, end), each read at that
     update; and how many buyers that was."""
-    _, spec = features_service.spec_for(session, workspace_id)
     out: dict[str, list[float]] = defaultdict(list)
-    states = repository.feature_states(session, workspace_id, start, end, max_buyers)
-    for state, at in states:
-        for name, value in read_features(state, spec, now=at).items():
+    buyers = features_service.features_updated(session=session, workspace_id=workspace_id, start=start, end=end,
+                                               limit=max_buyers)  # fmt: skip
+    for features, _ in buyers:
+        for name, value in features.items():
             if type(value) in _NUMERIC:  # exactly int or float: a bool is no number here
                 out[name].append(float(value))
-    return out, len(states)
+    return out, len(buyers)
 
 
 def _severity(value: float | None, n: int, th: Thresholds) -> psi.Severity | None:

@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
-from offerloop.models import BuyerFeatures, BuyerPersona, Decision
+from offerloop.models import BuyerPersona, Decision
 
 
 def decision_outcomes(
@@ -24,19 +24,6 @@ def decision_outcomes(
     if placement is not None:
         stmt = stmt.where(Decision.placement == placement)
     yield from session.execute(stmt.execution_options(yield_per=5000))
-
-
-def feature_states(
-    session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
-) -> list[tuple[dict[str, Any], datetime]]:
-    """(state, updated_at) of the ``limit`` buyers whose features were last updated most recently in [start, end)."""
-    stmt = (
-        scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.state, BuyerFeatures.updated_at)
-        .where(BuyerFeatures.updated_at >= start, BuyerFeatures.updated_at < end)
-        .order_by(BuyerFeatures.updated_at.desc(), BuyerFeatures.buyer_id)
-        .limit(limit)
-    )
-    return [(state, at) for state, at in session.execute(stmt)]
 
 
 def persona_counts(session: Session, workspace_id: str, start: datetime, end: datetime) -> dict[str, int]:

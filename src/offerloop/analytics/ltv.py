@@ -62,26 +62,12 @@ def _day(value: date) -> int:
     return (value - _EPOCH).days
 
 
-def _resolver(session: Session, workspace_id: str) -> tuple[dict[str, str], set[str]]:
-    """Where each merged buyer's records went (following chains), and the erased buyers."""
-    moved = repository.merged_or_erased(session, workspace_id)
-    into = {b: target for b, target, erased in moved if target is not None}
-    erased = {b for b, _, flag in moved if flag}
-    final: dict[str, str] = {}
-    for buyer in into:
-        seen = {buyer}
-        target = into[buyer]
-        while target in into and target not in seen:  # a cycle would be a bug elsewhere: stop at it
-            seen.add(target)
-            target = into[target]
-        final[buyer] = target
-    return final, erased | {b for b, t in final.items() if t in erased}
-
-
 def _purchases(session: Session, workspace_id: str, currency: str | None) -> tuple[pl.DataFrame, str | None]:
     """One row per purchase (buyer, day, value) in the chosen currency, and that currency. A ``total_minor``
     that is not a non-negative integer (a JSON number or a digit string) makes a zero-value order."""
-    final, erased = _resolver(session, workspace_id)
+    # A merge moves the loser's events to the winner (identity), so rows carry the survivor already; an erased
+    # buyer's anonymised orders stay out.
+    erased = repository.erased_buyers(session, workspace_id)
     schema = {name: pl.String for name in ("buyer", "day", "total", "currency", "order_id")}
     chunks = [
         pl.DataFrame(rows, schema=schema, orient="row")
@@ -89,8 +75,7 @@ def _purchases(session: Session, workspace_id: str, currency: str | None) -> tup
     ]
     raw = pl.concat(chunks) if chunks else pl.DataFrame(schema=schema)
     frame = (
-        raw.with_columns(pl.col("buyer").replace(final))
-        .filter(~pl.col("buyer").is_in(list(erased)))
+        raw.filter(~pl.col("buyer").is_in(list(erased)))
         .select(
             "buyer",
             pl.col("day").str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32),
@@ -123,11 +108,7 @@ def _purchases(session: Session, workspace_id: str, currency: str | None) -> tup
 
 
 def _first_channels(session: Session, workspace_id: str) -> pl.DataFrame:
-    final, _ = _resolver(session, workspace_id)
-    rows = [
-        (final.get(b, b), at, tid, channel)
-        for b, at, tid, channel in repository.touchpoints(session, workspace_id)
-    ]
+    rows = list(repository.touchpoints(session, workspace_id))  # merges moved touchpoints to the survivor too
     frame = pl.DataFrame(
         rows,
         schema={"buyer": pl.String, "at": pl.Datetime("us", "UTC"), "id": pl.Int64, "channel": pl.String},

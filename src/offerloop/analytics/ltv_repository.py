@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import String, cast, func, or_, type_coerce
+from sqlalchemy import String, cast, func, type_coerce
 from sqlalchemy.orm import Session
 
 from offerloop.db import locks
@@ -38,12 +38,11 @@ def purchases(session: Session, workspace_id: str) -> Iterator[list[tuple[str, s
         yield [tuple(row) for row in chunk]
 
 
-def merged_or_erased(session: Session, workspace_id: str) -> list[tuple[str, str | None, bool]]:
-    """(buyer_id, merged_into_id, erased) of the buyers whose purchases belong elsewhere or nowhere."""
-    stmt = scoped_select(Buyer, workspace_id, Buyer.id, Buyer.merged_into_id, Buyer.deleted_at).where(
-        or_(Buyer.merged_into_id.is_not(None), Buyer.deleted_at.is_not(None))
+def erased_buyers(session: Session, workspace_id: str) -> set[str]:
+    """The buyers whose records were erased (their anonymised orders count for no one)."""
+    return set(
+        session.scalars(scoped_select(Buyer, workspace_id, Buyer.id).where(Buyer.deleted_at.is_not(None)))
     )
-    return [(b, into, erased is not None) for b, into, erased in session.execute(stmt)]
 
 
 def personas(session: Session, workspace_id: str) -> list[tuple[str, str]]:

@@ -157,6 +157,19 @@ def events_for_replay(
     )
 
 
+def states_updated(
+    session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
+) -> list[tuple[dict[str, Any], datetime]]:
+    """(state, updated_at) of the ``limit`` buyers whose features were last updated most recently in [start, end)."""
+    stmt = (
+        scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.state, BuyerFeatures.updated_at)
+        .where(BuyerFeatures.updated_at >= start, BuyerFeatures.updated_at < end)
+        .order_by(BuyerFeatures.updated_at.desc(), BuyerFeatures.buyer_id)
+        .limit(limit)
+    )
+    return [(state, at) for state, at in session.execute(stmt)]
+
+
 def iter_states(session: Session, workspace_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
     stmt = scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.buyer_id, BuyerFeatures.state)
     yield from ((b, s) for b, s in session.execute(stmt.execution_options(yield_per=2000)))

@@ -174,6 +174,16 @@ def replace_scores(
     repository.replace_scores(session, workspace_id, names, rows, now or utcnow())
 
 
+def features_updated(
+    *, session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
+) -> list[tuple[dict[str, float | int | str | bool], datetime]]:
+    """The features of the ``limit`` buyers last updated most recently in [start, end), each read out at its
+    update (read at "now", every earlier buyer would look idle): for drift windows."""
+    _, spec = spec_for(session, workspace_id)
+    return [(read_features(state, spec, now=at), at)
+            for state, at in repository.states_updated(session, workspace_id, start, end, limit)]  # fmt: skip
+
+
 def iter_features(
     *, session: Session, workspace_id: str, now: datetime | None = None
 ) -> Iterator[tuple[str, dict[str, float | int | str | bool]]]:
