@@ -52,3 +52,6 @@ def test_concurrent_refreshes_are_serialised(engine: Engine, settings: Settings)
         assert len(rows) == 3 * len(buyers)
     finally:
         forget_queued_work(real, ws.id)
+        # Inline processing is keyed by the engine, shared by every later test: left on, a later test's
+        # Database(engine) had its appends applied inline (a pipeline test failed on PostgreSQL).
+        pipeline_log.set_inline(real, False)

@@ -153,6 +153,9 @@ def test_concurrent_refreshes_are_serialised(engine: Engine, settings: Settings)
         assert sorted({r[2] for r in rows}) == ["paid", "social"]
     finally:
         forget_queued_work(real, ws.id)
+        # Inline processing is keyed by the engine, shared by every later test: left on, a later test's
+        # Database(engine) had its appends applied inline (a pipeline test failed on PostgreSQL).
+        pipeline_log.set_inline(real, False)
 
 
 def test_order_values_and_refunds(client: TestClient, workspace: WorkspaceCreated, db: Database) -> None:

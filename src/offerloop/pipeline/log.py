@@ -44,8 +44,9 @@ def set_inline(db: Database, inline: bool = True) -> None:
 
 
 def inline_db_of(db: Database) -> bool:
-    """Whether appends on ``db`` are processed inline."""
-    return db.bind in _inline
+    """Whether appends on ``db`` are processed inline (by a Database still alive)."""
+    ref = _inline.get(db.bind)
+    return ref is not None and ref() is not None
 
 
 def inline_db(session: Session) -> Database | None:
