@@ -406,7 +406,13 @@ ROWS: list[Row] = [
         "page",
         None,
         page_ctx(LANDING, "https://www.pinterest.com/pin/1/"),
-        tp("social", source="pinterest", referrer_host="www.pinterest.com", landing_url=LANDING),
+        tp(
+            "social",
+            source="pinterest",
+            content="pinterest:1",
+            referrer_host="www.pinterest.com",
+            landing_url=LANDING,
+        ),
     ),
     (
         "reddit-referrer-social",
@@ -799,3 +805,67 @@ def test_junk_anywhere_never_raises(junk: Any) -> None:
             if result is not None:
                 assert result.channel in CHANNELS
                 assert list(result.flags) == sorted(set(result.flags))
+
+
+# -- the post or video a visitor came from (platform content ids from the referrer) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("referrer", "content"),
+    [
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42", "youtube:dQw4w9WgXcQ"),
+        ("https://m.youtube.com/shorts/AbC_d-9xYz0", "youtube:AbC_d-9xYz0"),
+        ("https://youtu.be/dQw4w9WgXcQ", "youtube:dQw4w9WgXcQ"),
+        ("https://www.tiktok.com/@jane.creates/video/7301234567890123456", "tiktok:7301234567890123456"),
+        ("https://www.instagram.com/reel/C1a2B3c4D5e/", "instagram:C1a2B3c4D5e"),
+        ("https://www.instagram.com/p/C1a2B3c4D5e/", "instagram:C1a2B3c4D5e"),
+        ("https://x.com/jane/status/1730000000000000000", "twitter:1730000000000000000"),
+        ("https://www.threads.net/@jane/post/C1a2B3c4D5e", "threads:C1a2B3c4D5e"),
+        ("https://www.reddit.com/r/creators/comments/18abcde/my_post/", "reddit:18abcde"),
+        (
+            "https://www.linkedin.com/feed/update/urn:li:activity:7130000000000000000/",
+            "linkedin:7130000000000000000",
+        ),
+        ("https://www.facebook.com/watch/?v=1234567890", "facebook:1234567890"),
+    ],
+)
+def test_a_referrer_naming_a_post_gives_its_platform_content_id(referrer: str, content: str) -> None:
+    touch = extract_touchpoint("page", {"url": LANDING, "referrer": referrer}, {})
+    assert touch is not None
+    assert touch.content == content
+    assert touch.channel == "social"
+
+
+@pytest.mark.parametrize(
+    "referrer",
+    [
+        "https://www.youtube.com/",  # the platform, no post
+        "https://www.youtube.com/watch?v=",  # an empty id
+        "https://www.youtube.com/watch?v=a%20b",  # not an id
+        "https://www.instagram.com/jane/",  # a profile
+        "https://notyoutube.com/watch?v=dQw4w9WgXcQ",  # a look-alike host
+        "https://www.tiktok.com/@jane/video/not-a-number",
+    ],
+)
+def test_a_referrer_that_names_no_post_gives_no_content(referrer: str) -> None:
+    touch = extract_touchpoint("page", {"url": LANDING, "referrer": referrer}, {})
+    assert touch is not None
+    assert touch.content is None
+
+
+def test_utm_content_wins_over_the_referrers_post() -> None:
+    touch = extract_touchpoint(
+        "page", {"url": LANDING + "?utm_content=Launch-Reel", "referrer": "https://youtu.be/dQw4w9WgXcQ"}, {}
+    )
+    assert touch is not None
+    assert touch.content == "launch-reel"
+
+
+def test_an_internal_referrer_gives_no_content() -> None:
+    touch = extract_touchpoint(
+        "page",
+        {"url": "https://youtube.com/x", "referrer": "https://www.youtube.com/watch?v=dQw4w9WgXcQ"},
+        {},
+    )
+    assert touch is not None
+    assert touch.content is None

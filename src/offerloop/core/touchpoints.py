@@ -2,7 +2,8 @@
 
 ``extract_touchpoint`` turns one event's ``properties`` and ``context`` into a
 normalised :class:`TouchpointData` (channel, UTM values, click id, referrer) for
-attribution. It is pure and total: junk input is flagged in ``flags`` instead of
+attribution. Without ``utm_content``, the content is the platform post or video the
+referrer URL names (``youtube:<id>``, ``tiktok:<id>`` …), when it names one. It is pure and total: junk input is flagged in ``flags`` instead of
 raising, and nothing that was sent is silently dropped without a flag.
 
 Flag names are ``<problem>:<field>``. Problems: ``malformed`` (wrong type or
@@ -206,6 +207,63 @@ _HOST_PATTERNS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"(?:www\.)?yandex\.[a-z]{2,3}(?:\.[a-z]{2})?"), "yandex", "search"),
 )
 
+# A post or video a visitor came from, read off the referrer's path when the link carried no utm_content:
+# (host suffix, path pattern, query parameter holding the id or None). Ids keep their case (YouTube's are
+# case-sensitive); the content value is "<platform>:<id>". Referrer policies often cut a referrer to its
+# origin, so this finds the post only where the platform or app passes the whole URL.
+_CONTENT_ID = r"([A-Za-z0-9_-]{1,64})"
+_PLATFORM_CONTENT: tuple[tuple[str, str, re.Pattern[str], str | None], ...] = (
+    ("youtube.com", "youtube", re.compile(r"/watch/?"), "v"),
+    ("youtube.com", "youtube", re.compile(rf"/(?:shorts|live|embed)/{_CONTENT_ID}/?"), None),
+    ("youtu.be", "youtube", re.compile(rf"/{_CONTENT_ID}/?"), None),
+    ("tiktok.com", "tiktok", re.compile(r"/@[^/]{1,64}/(?:video|photo)/([0-9]{1,32})/?"), None),
+    (
+        "instagram.com",
+        "instagram",
+        re.compile(rf"/(?:[^/]{{1,64}}/)?(?:p|reel|reels|tv)/{_CONTENT_ID}/?"),
+        None,
+    ),
+    ("twitter.com", "twitter", re.compile(r"/[^/]{1,64}/status/([0-9]{1,32})(?:/.*)?"), None),
+    ("x.com", "twitter", re.compile(r"/[^/]{1,64}/status/([0-9]{1,32})(?:/.*)?"), None),
+    ("threads.net", "threads", re.compile(rf"/@[^/]{{1,64}}/post/{_CONTENT_ID}/?"), None),
+    ("threads.com", "threads", re.compile(rf"/@[^/]{{1,64}}/post/{_CONTENT_ID}/?"), None),
+    (
+        "facebook.com",
+        "facebook",
+        re.compile(rf"/(?:[^/]{{1,64}}/posts|reel|watch/live|videos)/{_CONTENT_ID}/?"),
+        None,
+    ),
+    ("facebook.com", "facebook", re.compile(r"/watch/?"), "v"),
+    ("reddit.com", "reddit", re.compile(r"/r/[^/]{1,64}/comments/([a-z0-9]{1,16})(?:/.*)?"), None),
+    ("pinterest.com", "pinterest", re.compile(r"/pin/([0-9]{1,32})/?"), None),
+    (
+        "linkedin.com",
+        "linkedin",
+        re.compile(r"/feed/update/urn:li:(?:activity|share|ugcPost):([0-9]{1,32})/?"),
+        None,
+    ),
+)
+_QUERY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _platform_content(host: str, parts: SplitResult) -> str | None:
+    """``"<platform>:<id>"`` of the post or video a referrer URL points at, or None."""
+    labels = host.split(".")
+    suffixes = {".".join(labels[start:]) for start in range(len(labels) - 1)}
+    for suffix, platform, path_re, param in _PLATFORM_CONTENT:
+        if suffix not in suffixes:
+            continue
+        matched = path_re.fullmatch(parts.path)
+        if matched is None:
+            continue
+        if param is None:
+            return f"{platform}:{matched.group(1)}"
+        for key, value in parse_qsl(parts.query):
+            if key == param and _QUERY_ID_RE.fullmatch(value):
+                return f"{platform}:{value}"
+    return None
+
+
 _PLACEHOLDER_RE = re.compile(r"\{\{[^{}]*\}\}|\{[^{}]+\}|%%[^%]+%%|\[[^\[\]]+\]")
 _WHITESPACE_RE = re.compile(r"\s+")
 
@@ -328,23 +386,24 @@ def _query_params(parts: SplitResult | None, flags: set[str]) -> dict[str, str]:
     return params
 
 
-def _referrer_host(raw: str, landing_host: str | None, flags: set[str]) -> str | None:
+def _referrer(raw: str, landing_host: str | None, flags: set[str]) -> tuple[str | None, str | None]:
+    """The external referrer's host, and the platform post it points at (see ``_platform_content``)."""
     parts = _split(raw)
     if parts is not None and not parts.scheme and not parts.netloc and not raw.strip().startswith("/"):
         # Some SDKs send a bare "www.google.com/..." with no scheme.
         parts = _split("//" + raw.strip())
     if parts is None:
         flags.add("malformed:referrer")
-        return None
+        return None, None
     host = _host(parts)
     if host is None:
-        return None
+        return None, None
     if _WHITESPACE_RE.search(host) or len(host) > MAX_HOST_LENGTH:
         flags.add("malformed:referrer")
-        return None
+        return None, None
     if landing_host is not None and _site(host) == _site(landing_host):
-        return None
-    return host
+        return None, None
+    return host, _platform_content(host.lower(), parts)
 
 
 def _channel(
@@ -440,7 +499,9 @@ def extract_touchpoint(
             click_id_type, click_id = name, cleaned
 
     raw_referrer = _first_string((page.get("referrer"), props.get("referrer")), "referrer", flags)
-    referrer_host = _referrer_host(raw_referrer, landing_host, flags) if raw_referrer is not None else None
+    referrer_host, referrer_content = (
+        _referrer(raw_referrer, landing_host, flags) if raw_referrer is not None else (None, None)
+    )
     referrer_hit = _classify_host(referrer_host) if referrer_host is not None else None
     referrer_kind = referrer_hit[1] if referrer_hit is not None else None
 
@@ -473,7 +534,7 @@ def extract_touchpoint(
         source=source,
         medium=medium,
         campaign=utm["campaign"],
-        content=utm["content"],
+        content=utm["content"] if utm["content"] is not None else referrer_content,
         term=utm["term"],
         click_id_type=click_id_type,
         click_id=click_id,
