@@ -73,6 +73,8 @@ def test_sum_with_minor_units_and_revenue_fallback() -> None:
         ev("Order Completed", at(3), {"revenue": 29.7}),  # number: 2970 exactly, not 2969.9999...
         ev("Order Completed", at(2), {"revenue": 5}),
         ev("Order Completed", at(1), {"revenue": "n/a"}),  # unusable: counts nothing
+        ev("Order Completed", at(1), {"revenue": "1e999999"}),  # x 100 overflows decimal's range: nothing
+        ev("Order Completed", at(1), {"revenue": "1e400"}),  # x 100 is finite as a decimal, not as a float
         ev("Order Completed", at(1), {"total_minor": True}),  # a boolean is not an amount
         ev("Order Completed", at(1), {}),
         ev("Order Completed", at(1), {"total_minor": 100}, suppressed=True),  # money is money: full value

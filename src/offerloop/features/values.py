@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -79,15 +79,16 @@ def _number(value: Any, scale: float) -> float | None:
             return None
         if scale == 1.0:
             return float(value)
-        exact = Decimal(str(value)) * Decimal(scale)
+        text = str(value)
     elif isinstance(value, str):
         if "_" in value or len(value) > 64:  # Decimal would accept "1_000"; amounts never look like that
             return None
-        try:
-            exact = Decimal(value.strip()) * Decimal(scale)
-        except (InvalidOperation, ValueError):
-            return None
+        text = value.strip()
     else:
+        return None
+    try:
+        exact = Decimal(text) * Decimal(scale)
+    except (ArithmeticError, ValueError):  # decimal's errors (InvalidOperation, Overflow: "1e999999" x 100)
         return None
     if not exact.is_finite():
         return None
