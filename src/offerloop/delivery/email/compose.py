@@ -231,6 +231,11 @@ def mailbox_problem(value: str) -> str | None:
     return None
 
 
+def mailbox_domain(value: str) -> str:
+    """The domain of one mailbox (``Name <user@Example.COM>`` -> ``example.com``), in IDNA form; InvalidEmail."""
+    return _address("sender", value).domain.lower().rstrip(".")
+
+
 def _address(name: str, value: str) -> Address:
     """One mailbox, its domain in IDNA (punycode) form; a non-ASCII local part would need SMTPUTF8."""
     _plain(name, value)
