@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.config import DOMAIN_NAME, Settings
 from offerloop.delivery import repository
-from offerloop.delivery.email.compose import mailbox_domain
+from offerloop.delivery.email.compose import mailbox_domain, mailbox_name
 from offerloop.delivery.email.exceptions import InvalidEmail
 from offerloop.delivery.exceptions import InvalidSenderDomain, SenderNotAllowed
 
@@ -65,9 +65,11 @@ def problem(session: Session, workspace_id: str, sender: str | None, policy: Sen
     if sender is None or not policy.verified:
         return None
     try:
-        domain = mailbox_domain(sender)
+        domain, name = mailbox_domain(sender), mailbox_name(sender)
     except InvalidEmail as exc:
         return f"the sender {sender!r} is not one address: {exc.message}"
+    if "@" in name:  # '"security@bank.example" <a@allowed.example>': most mail apps show only the name
+        return f"the sender's display name {name!r} looks like an address: give a name without @"
     if _covered(domain, policy.server_domains) or _covered(
         domain, repository.sender_domains(session, workspace_id)
     ):

@@ -68,6 +68,12 @@ def test_a_from_outside_the_allowed_domains_is_refused_at_the_put(
     for sender in ("x@evilrowan.example", "x@rowan.example.evil.test"):
         assert put_sender(client, secret_headers, sender).json()["error"]["code"] == "sender_not_allowed"
     assert put_sender(client, secret_headers, None).status_code == 200
+    # Found over HTTP: a display name that reads as another domain's address (mail apps show only the name).
+    r = put_sender(client, secret_headers, '"security@bank.example" <hello@rowan.example>')
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "sender_not_allowed")
+    assert r.json()["error"]["message"] == (
+        "the sender's display name 'security@bank.example' looks like an address: give a name without @"
+    )
     listed = cli("list", workspace.id)
     assert (listed.exit_code, listed.output) == (0, "rowan.example  (this workspace)\n")
 
