@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
@@ -15,6 +16,10 @@ from offerloop.core.clock import offset_clock, utcnow
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "dev-secret", "secret"})
 MIN_SECRET_LENGTH = 16
+# A DNS name of letters, digits and hyphens (IDNA domains in their xn-- form), at least two labels.
+DOMAIN_NAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]"
+)
 
 
 def is_placeholder_secret(secret: str) -> bool:
@@ -137,6 +142,14 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_private_key_path: str | None = None
     smtp_timeout_s: float = Field(default=10.0, gt=0.0)
+    # VERP: each e-mail's envelope sender carries its outbox id, signed (bounces+<id>-<mac>@domain), so a
+    # bounce names its message unforgeably. None: on when bounce_address is set. With VERP on, a report naming
+    # its message only by Message-ID is refused (every recipient of a message knows its Message-ID).
+    smtp_verp: bool | None = None
+    # Sender verification: domains every workspace may use in its From (comma-separated, e.g.
+    # "mail.example.com,example.org"); more per workspace with `offerloop workspace senders allow WS DOMAIN`.
+    # Enforced when smtp_url is set or this lists a domain; with the embedded Maildir alone any From goes.
+    sender_domains: str = ""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -159,6 +172,31 @@ class Settings(BaseSettings):
         if self.environment == "test" and self.test_clock_file:
             return offset_clock(self.test_clock_file)
         return utcnow
+
+    @field_validator("sender_domains")
+    @classmethod
+    def _domain_list(cls, value: str) -> str:
+        domains = [d.strip().lower().rstrip(".") for d in value.split(",") if d.strip()]
+        for domain in domains:
+            if not DOMAIN_NAME.fullmatch(domain):
+                raise ValueError(
+                    f"OFFERLOOP_SENDER_DOMAINS: {domain!r} is not a domain name like mail.example.com"
+                )
+        return ",".join(dict.fromkeys(domains))
+
+    @property
+    def verp_enabled(self) -> bool:
+        """Whether envelope senders carry VERP tokens: ``smtp_verp``, by default on with a bounce address."""
+        return self.smtp_verp if self.smtp_verp is not None else bool(self.bounce_address)
+
+    @property
+    def sender_domain_list(self) -> frozenset[str]:
+        return frozenset(d for d in self.sender_domains.split(",") if d)
+
+    @property
+    def senders_verified(self) -> bool:
+        """Whether a workspace's From must be in an allowed domain (not with the embedded Maildir alone)."""
+        return self.smtp_url is not None or bool(self.sender_domains)
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,7 +3,10 @@ memory or time, or inject HTML."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from markupsafe import Markup
 
 from offerloop.delivery.templates import RenderError, render, syntax_problem
 
@@ -92,3 +95,56 @@ def test_a_render_past_its_deadline_stops(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(RenderError) as loud:
         render("{{ 'a' }}{{ 'b' }}", {})  # looked at as each piece of output comes
     assert str(loud.value) == "took more than 0.0 s"
+
+
+# Each of these, before it was bounded, made one render allocate gigabytes or run for minutes (the adversarial
+# pass over HTTP: a journey's template rendered by the server's worker). Each is refused before the value is
+# built, in well under a second of CPU.
+_GROWING = {
+    "power chain": "{% set a = 10**64 %}{% set b = a**64 %}{% set c = b**64 %}{{ c > 0 }}",
+    "product chain": "{% set a = 10**64 %}{% set b = a*a %}{% set c = b*b %}{% set d = c*c %}{% set e = d*d %}"
+    "{% set f = e*e %}{% set g = f*f %}{% set h = g*g %}{{ h > 0 }}",
+    "~ doubling": "{% set a = 'x'*400000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ c|length }}",
+    "+ doubling": "{% set a = 'x'*400000 %}{% set b = a + a %}{% set c = b + b %}{{ c|length }}",
+    "center filter": "{{ 'x'|center(1000000000) }}",
+    "ljust method": "{{ 'x'.ljust(1000000000) }}",
+    "printf width": "{{ '%1000000000s' % 'x' }}",
+    "printf star": "{{ '%*s' % (1000000000, 'x') }}",
+    "printf mapping": "{{ '%(a)1000000000s' % {'a': 1} }}",
+    "format filter": "{{ '%1000000000s'|format('x') }}",
+    "str.format width": "{{ '{:>1000000000}'.format('x') }}",
+    "str.format nested": "{{ '{0:{1}}'.format('x', 1000000000) }}",
+    "indent filter": "{{ ('x\n'*200000)|indent(1000) }}",
+    "replace filter": "{{ ('x'*400000)|replace('x', 'y'*1000) }}",
+    "replace method": "{{ ('x'*400000).replace('x', 'y'*1000) }}",
+    "join filter": "{{ (('x'*400000)|list)|join('y'*1000) }}",
+    "join method": "{{ ('y'*1000).join(('x'*400000)|list) }}",
+    "wordwrap filter": "{{ ('x '*200000)|wordwrap(1, wrapstring='y'*1000) }}",
+    "tojson indent": "{{ {'a': [1, 2]}|tojson(indent=100000000) }}",
+    "expandtabs": "{{ ('\t'*400000).expandtabs(1000) }}",
+    "batch fill": "{{ 'x'|batch(1000000000, 'y')|list|length }}",
+    "slice count": "{{ 'x'|slice(1000000000)|list|length }}",
+}
+
+
+@pytest.mark.parametrize("source", list(_GROWING.values()), ids=list(_GROWING))
+def test_values_that_would_grow_huge_are_refused_before_they_are_built(source: str) -> None:
+    started = time.process_time()
+    with pytest.raises(RenderError, match="refused by the template sandbox"):
+        render(source, {})
+    assert time.process_time() - started < 0.5
+
+
+def test_the_bounds_leave_ordinary_templates_alone() -> None:
+    source = (
+        "{{ 'a' ~ 1 ~ 'b' }}|{{ '%.2f'|format(12.5) }}|{{ '%05d' % 42 }}|{{ '{:>4}'.format('x') }}|"
+        "{{ 'x'|center(5) }}|{{ [1, 2, 3]|join(', ') }}|{{ ', '.join(['a', 'b']) }}|{{ 'abc'.replace('b', 'B') }}|"
+        "{{ 2**10 }}|{{ 10**64 * 10**64 > 0 }}|{{ [1, 2, 3]|batch(2, 0)|list }}|{{ '{:,.2f}'.format(1234.5) }}"
+    )
+    assert render(source, {}) == (
+        "a1b|12.50|00042|   x|  x  |1, 2, 3|a, b|aBc|1024|True|[[1, 2], [3, 0]]|1,234.50"
+    )
+    # ~ keeps Jinja's escaping: a Markup part is not escaped twice, a plain one is escaped once.
+    assert render("<p>{{ '<b>' ~ x ~ y }}</p>", {"x": Markup("<i>ok</i>"), "y": "&"}, html=True) == (
+        "<p>&lt;b&gt;<i>ok</i>&amp;</p>"
+    )

@@ -16,10 +16,10 @@ from tests.delivery.test_journeys import identify, track
 
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
-from offerloop.delivery import schedule
+from offerloop.delivery import repository, schedule
 from offerloop.delivery.journeys import engine
 from offerloop.jobs import runner
-from offerloop.models import Job, JourneyTick
+from offerloop.models import Job, JourneyTick, JourneyVersion
 from offerloop.worker import registry
 
 registry.load()
@@ -339,6 +339,7 @@ def test_a_schedule_in_the_buyers_zone_starts_each_run_at_their_own_wall_time(cl
         ("{schedule: {every: day, at: '09:00'}, where: {traits.plan: {eq: pro}}}", "goes in schedule.where"),
         ("{expiring: {what: coupon, within: 3d}}", "trigger.expiring.what"),
         ("{expiring: {what: trial, within: soon}}", "must be a duration"),
+        ("{expiring: {what: trial, within: 100000000w}}", "must be at most 3650d (ten years)"),
         ("{expiring: {what: trial, within: 3d, component: module}}", "only for what: entitlement"),
         ("{entitlement: {granted: 'Module Lesson'}}", "a component or component:ref"),
         ("{event: A, entitlement: {granted: module}}", "give exactly one of event, persona, entitlement"),
@@ -349,3 +350,38 @@ def test_trigger_mistakes_are_named_by_line(client, secret_headers, trigger: str
     r = client.put("/v1/journeys/bad", headers=secret_headers, json={"yaml": text})
     assert r.status_code == 422, r.text
     assert problem in r.text and ":2:" in r.text, r.text
+
+
+def test_a_stored_version_this_release_no_longer_reads_stops_no_other_journey(
+    client, db, write_headers, secret_headers, workspace
+) -> None:
+    """Found over HTTP: `within: 100000000w` was stored, and every clock pass then failed (a date past the
+    year 9999), for every workspace's journeys. Durations are now at most ten years; a version stored before
+    that bound is skipped by the clock and by the event consumer instead of failing them."""
+    r = client.put("/v1/journeys/forever", headers=secret_headers, json={"yaml": (
+        "name: forever\ntrigger: {expiring: {what: trial, within: 100000000w}}\nsteps: [{exit: done}]")})  # fmt: skip
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_journey")
+    stored = {
+        "forever": {"name": "forever", "trigger": {"expiring": {"what": "trial", "within": "100000000w"}},
+                    "steps": [{"exit": "done"}]},
+        "slow": {"name": "slow", "trigger": {"event": "Signed Up"}, "steps": [{"wait": "99999999999999999d"}]},
+    }  # fmt: skip
+    with db.write() as session:
+        for name, definition in stored.items():
+            repository.add_journey_version(session, workspace.id, JourneyVersion(
+                workspace_id=workspace.id, name=name, version=1, latest=True, definition=definition,
+                content_version=f"old-{name}", created_at=utcnow()))  # fmt: skip
+    put_journey(client, secret_headers, ACCESS_ENDING)
+    put_journey(
+        client, secret_headers, "name: hello\ntrigger: {event: Signed Up}\nsteps: [{exit: said hello}]"
+    )
+    identify(client, write_headers, "ola")
+    ola = buyer_id(client, secret_headers, "ola")
+    t0 = utcnow()
+    grant(client, secret_headers, ola, "module", "m-1", t0 + timedelta(days=2))
+    assert set(clock(db, t0 + MINUTE)) == {"again"}  # the recurring clock: passed, and due again
+    assert len(runs(client, secret_headers, "access_ending")) == 1
+    track(client, write_headers, "ola", "Signed Up", {}, "su-ola")
+    runner.run_due(db, owner="t", now=utcnow(), only=(engine.RUN,), limit=50)
+    assert [r["state"] for r in runs(client, secret_headers, "hello")] == ["exited"]
+    assert runs(client, secret_headers, "slow") == [] and runs(client, secret_headers, "forever") == []

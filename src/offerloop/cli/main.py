@@ -30,6 +30,7 @@ from offerloop.cli.common import (
 from offerloop.config import bind_host, is_loopback, is_placeholder_secret, local_url
 from offerloop.core.clock import utcnow
 from offerloop.decisions import service as decisions_service
+from offerloop.delivery import service as delivery_service
 from offerloop.events import service as event_service
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
@@ -158,6 +159,60 @@ def workspace_list() -> None:
     with database() as db, db.read() as session:
         for ws in workspace_service.list_workspaces(session=session):
             typer.echo(f"{ws.id}  {ws.name}  created {ws.created_at:%Y-%m-%d}")
+
+
+senders_app = typer.Typer(
+    help="Sender verification: the domains a workspace may send e-mail From (docs/delivery.md).",
+    no_args_is_help=True,
+)
+workspace_app.add_typer(senders_app, name="senders")
+
+
+@senders_app.command("allow")
+def senders_allow(
+    workspace: Annotated[str, typer.Argument(help="Workspace id")],
+    domain: Annotated[str, typer.Argument(help="A domain, e.g. mail.example.com (its subdomains too)")],
+) -> None:
+    """Let the workspace send From DOMAIN and its subdomains."""
+    with domain_errors(), database() as db, db.write() as session:
+        workspace_service.get_workspace(session=session, workspace_id=workspace)
+        name, new = delivery_service.allow_sender_domain(
+            session=session, workspace_id=workspace, domain=domain
+        )
+    typer.echo(f"{workspace} may send From {name} and its subdomains" + ("" if new else " (already allowed)"))
+
+
+@senders_app.command("deny")
+def senders_deny(
+    workspace: Annotated[str, typer.Argument(help="Workspace id")],
+    domain: Annotated[str, typer.Argument(help="A domain allowed before")],
+) -> None:
+    """Withdraw DOMAIN: e-mail of the workspace still queued From it fails, with the reason."""
+    with domain_errors(), database() as db, db.write() as session:
+        workspace_service.get_workspace(session=session, workspace_id=workspace)
+        name, was = delivery_service.deny_sender_domain(
+            session=session, workspace_id=workspace, domain=domain
+        )
+    typer.echo(
+        f"{workspace} may no longer send From {name}" if was else f"{name} was not allowed to {workspace}"
+    )
+
+
+@senders_app.command("list")
+def senders_list(workspace: Annotated[str, typer.Argument(help="Workspace id")]) -> None:
+    """The domains the workspace may send From (besides OFFERLOOP_SENDER_DOMAINS, listed for every one)."""
+    cfg = settings()
+    with domain_errors(), database(cfg) as db, db.read() as session:
+        workspace_service.get_workspace(session=session, workspace_id=workspace)
+        own = delivery_service.sender_domains(session=session, workspace_id=workspace)
+    for name in own:
+        typer.echo(f"{name}  (this workspace)")
+    for name in sorted(cfg.sender_domain_list):
+        typer.echo(f"{name}  (every workspace: OFFERLOOP_SENDER_DOMAINS)")
+    if not cfg.senders_verified:
+        typer.echo(
+            "sender verification is off (no OFFERLOOP_SMTP_URL, no OFFERLOOP_SENDER_DOMAINS): any From goes"
+        )
 
 
 @workspace_app.command("signals")

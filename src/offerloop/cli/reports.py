@@ -48,7 +48,7 @@ def reports(
     failed = False
     with database(cfg) as db:
         for path in paths:
-            result = _one(db, path, cfg.secret, workspace)
+            result = _one(db, path, cfg.secret, workspace, cfg.verp_enabled)
             failed = failed or result["outcome"] == "error"
             if maildir is not None and result["outcome"] != "error":
                 result["moved_to"] = str(_to_cur(maildir, path, flagged=result["outcome"] != "applied"))
@@ -61,7 +61,7 @@ def reports(
         raise typer.Exit(1)
 
 
-def _one(db: Any, path: Path, configured: str, workspace: str | None) -> dict[str, Any]:
+def _one(db: Any, path: Path, configured: str, workspace: str | None, verp: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"file": str(path)}
     try:
         if path.stat().st_size > MAX_REPORT_BYTES:
@@ -72,7 +72,7 @@ def _one(db: Any, path: Path, configured: str, workspace: str | None) -> dict[st
         with db.write() as session:
             secret = workspace_service.signing_secret(session=session, configured=configured)
             workspace_id, applied = feedback.receive(
-                session=session, raw=raw, secret=secret, workspace_id=workspace
+                session=session, raw=raw, secret=secret, workspace_id=workspace, verp=verp
             )
     except OfferloopError as exc:
         return {**out, "outcome": "refused", "code": exc.code, "message": exc.message}

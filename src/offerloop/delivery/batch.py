@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.db.uow import Database, after_commit
-from offerloop.delivery import audience, dispatch, inbox, repository, sending
+from offerloop.delivery import audience, dispatch, inbox, repository, senders, sending
 from offerloop.delivery.links import Links
 from offerloop.models import Job, OutboxMessage
 
@@ -104,6 +104,9 @@ def _clear(
     events: list[dict[str, Any]] = []
     cleared: list[_Cleared] = []
     link: Links | None = None
+    refused: dict[
+        str | None, str | None
+    ] = {}  # the workspace's From -> why it may not be used (None: it may)
     for job in jobs:
         row = rows.get(int(job.key))
         results[job.id] = None
@@ -124,9 +127,16 @@ def _clear(
             continue
         row.attempts += 1
         if row.channel == "email":
+            sender = reads.rules(workspace_id).sender
+            if sender not in refused:
+                refused[sender] = senders.problem(session, workspace_id, sender, mailer().senders)
+            if refused[sender] is not None:  # the operator no longer allows this From: it never will go
+                outcome = dispatch.Outcome("permanent", f"sender not allowed: {refused[sender]}")
+                events += record_outcome(session, row, outcome, now, who)
+                continue
             row.status = "sending"
             link = link or links_for(session)
-            email = mailer().snapshot(row, reads.rules(workspace_id).sender, link)
+            email = mailer().snapshot(row, sender, link)
             cleared.append(_Cleared(job.id, row.id, email, who))
         elif row.channel == "push":
             row.status = "sending"

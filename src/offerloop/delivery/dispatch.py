@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from offerloop.config import Settings
 from offerloop.delivery.email.compose import build_message
 from offerloop.delivery.email.exceptions import EmailTooLarge, InvalidEmail
+from offerloop.delivery.email.reports import verp_address
 from offerloop.delivery.email.transport import envelope_sender, transport_for
 from offerloop.delivery.links import Links, url
 from offerloop.delivery.push import service as push_service
+from offerloop.delivery.senders import SenderPolicy
 from offerloop.delivery.webhooks import service as webhooks_service
 from offerloop.models import OutboxMessage
 
@@ -48,11 +50,16 @@ class Mailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.transport = transport_for(settings)
+        self.senders = SenderPolicy.of(settings)
 
     def snapshot(self, row: OutboxMessage, sender: str | None, link: Links) -> Email:
         base = {"w": row.workspace_id, "m": row.id}
         sender = sender or self.settings.mail_from
         bounce = envelope_sender(self.settings)
+        if self.settings.verp_enabled:
+            # The envelope sender names this message, signed: a bounce to it is matched without trusting
+            # anything else the bounce says (see feedback: with VERP on, nothing else is trusted).
+            bounce = verp_address(bounce, row.id, link.secret)
         return Email(
             sender=sender, bounce_address=bounce, to=row.recipient or "", subject=row.subject or "",
             text=str(row.body.get("text", "")), html=row.body.get("html"), message_id=row.message_id,

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.delivery import inbox as inbox_topics
-from offerloop.delivery import live, service
+from offerloop.delivery import live, senders, service
 from offerloop.delivery.email.exceptions import EmailNotFound
 from offerloop.delivery.exceptions import (
     BadLink,
@@ -27,6 +27,7 @@ from offerloop.delivery.exceptions import (
     JourneyError,
     JourneyNotFound,
     MessageNotFound,
+    SenderNotAllowed,
     SuppressionNotFound,
 )
 from offerloop.delivery.rules import Rules
@@ -228,10 +229,15 @@ def get_rules(db: DB, principal: SecretKey) -> Rules:
 
 
 @router.put("/delivery/settings", summary="Replace the delivery rules",
-            responses=error_responses(*_KEY, InvalidDeliverySettings))  # fmt: skip
-def put_rules(db: DB, principal: SecretKey, body: dict[str, Any]) -> Rules:
+            description="A `sender` outside the domains the operator allowed this workspace is refused (422 "
+            "sender_not_allowed) when the server sends through SMTP: see docs/delivery.md, sender verification.",
+            responses=error_responses(*_KEY, InvalidDeliverySettings, SenderNotAllowed))  # fmt: skip
+def put_rules(request: Request, db: DB, principal: SecretKey, body: dict[str, Any]) -> Rules:
+    policy = senders.SenderPolicy.of(get_settings(request))
     with db.write() as session:
-        return service.set_rules(session=session, workspace_id=principal.workspace_id, data=body)
+        return service.set_rules(
+            session=session, workspace_id=principal.workspace_id, data=body, policy=policy
+        )
 
 
 # -- links in messages (no key: the signature is the credential) --------------------------------------------

@@ -37,3 +37,15 @@ class SuppressionNotFound(NotFound):
 
 class JourneyConflict(Conflict):
     code = "journey_conflict"
+
+
+class SenderNotAllowed(OfferloopError):
+    """A From address outside the domains the operator allowed this workspace (sender verification)."""
+
+    status_code = 422
+    code = "sender_not_allowed"
+
+
+class InvalidSenderDomain(OfferloopError):
+    status_code = 422
+    code = "invalid_sender_domain"

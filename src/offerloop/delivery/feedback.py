@@ -55,6 +55,13 @@ class ReportMessageNotFound(NotFound):
     code = "report_message_not_found"
 
 
+class ReportNotSigned(reports.ReportRefused):
+    """With VERP on, a report that does not come to (or name) a message's signed bounce address: its
+    Message-ID alone proves nothing, since every recipient of the message knows it."""
+
+    code = "report_not_signed"
+
+
 class ReportOutcome(BaseModel):
     kind: Kind
     recipient: str
@@ -93,20 +100,22 @@ class ReportRead(BaseModel):
 
 
 def receive(
-    *, session: Session, raw: bytes, secret: str, workspace_id: str | None, now: datetime | None = None
-) -> tuple[str, ReportApplied]:
+    *, session: Session, raw: bytes, secret: str, workspace_id: str | None, verp: bool,
+    now: datetime | None = None,
+) -> tuple[str, ReportApplied]:  # fmt: skip
     """Parse and apply one raw report; (its workspace, what was done). ReportRefused, ReportMessageNotFound."""
-    return apply(
-        session=session, report=reports.parse(raw), secret=secret, workspace_id=workspace_id, now=now
-    )
+    return apply(session=session, report=reports.parse(raw), secret=secret, workspace_id=workspace_id,
+                 verp=verp, now=now)  # fmt: skip
 
 
 def apply(
-    *, session: Session, report: reports.Report, secret: str, workspace_id: str | None,
+    *, session: Session, report: reports.Report, secret: str, workspace_id: str | None, verp: bool,
     now: datetime | None = None,
 ) -> tuple[str, ReportApplied]:  # fmt: skip
+    """``verp``: the server sends with VERP (``Settings.verp_enabled``), so only a report carrying a
+    message's signed bounce address is applied; one naming only a Message-ID is ReportNotSigned."""
     now = now or utcnow()
-    row, matched_by = _find(session, report, secret, workspace_id)
+    row, matched_by = _find(session, report, secret, workspace_id, verp)
     outcomes = [_apply_one(session, row, report, r, now) for r in _about(report, row)]
     return row.workspace_id, ReportApplied(
         format=report.format, matched_by=matched_by, outbox_id=row.id, message_id=row.message_id,
@@ -125,7 +134,7 @@ def list_reports(
 
 
 def _find(
-    session: Session, report: reports.Report, secret: str, workspace_id: str | None
+    session: Session, report: reports.Report, secret: str, workspace_id: str | None, verp: bool
 ) -> tuple[OutboxMessage, Literal["verp", "message_id"]]:
     """The message a report names: in ``workspace_id``, or — the operator's CLI reading the bounce mailbox,
     before any workspace is known — in each workspace in turn (a self-hosted server has a few; every lookup
@@ -135,12 +144,19 @@ def _find(
     else:
         spaces = [w.id for w in workspace_service.list_workspaces(session=session)]
     outbox_id = reports.verp_outbox_id(report.verp, secret)
+    if verp and outbox_id is None:
+        raise ReportNotSigned(
+            "this server sends with VERP: a report is applied only when it comes to a message's signed bounce "
+            "address (bounces+<id>-<signature>@…); one that names only a Message-ID could be forged by anyone "
+            "who received the message",
+            details={"message_ids": list(report.message_ids[:_MAX_CANDIDATES])},
+        )
     for space in spaces:
         if outbox_id is not None:
             row = repo.message_for_report(session, space, outbox_id=outbox_id)
             if row is not None and row.recipient:
                 return row, "verp"
-        for message_id in report.message_ids[:_MAX_CANDIDATES]:
+        for message_id in () if verp else report.message_ids[:_MAX_CANDIDATES]:
             row = repo.message_for_report(session, space, message_id=message_id)
             if row is not None and row.recipient:
                 return row, "message_id"

@@ -13,7 +13,7 @@ from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.delivery import feedback
 from offerloop.delivery.email import reports
 from offerloop.delivery.email.reports import Kind, MalformedReport, NotAnEmail, ReportRefused, ReportTooLarge
-from offerloop.delivery.feedback import ReportApplied, ReportMessageNotFound, ReportRead
+from offerloop.delivery.feedback import ReportApplied, ReportMessageNotFound, ReportNotSigned, ReportRead
 from offerloop.events import service as event_service
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
@@ -33,7 +33,8 @@ class UnsupportedReportType(OfferloopError):
     "/reports",
     summary="Apply a bounce (DSN), complaint (ARF) or plain bounce, posted as the raw e-mail",
     description="The body is the e-mail as it arrived at the bounce address (`message/rfc822`, at most 2 MiB). "
-    "It is matched to the workspace's message by the original's Message-ID or the VERP bounce address, "
+    "It is matched to the workspace's message by the VERP bounce address or (VERP off) the original's "
+    "Message-ID, "
     "stored once, and applied: a hard bounce suppresses the address, a complaint suppresses marketing, each "
     "recorded as an event on the buyer. A body that is no report is quarantined (details.quarantine_id).",
     responses=error_responses(
@@ -44,6 +45,7 @@ class UnsupportedReportType(OfferloopError):
         MalformedReport,
         ReportTooLarge,
         ReportMessageNotFound,
+        ReportNotSigned,
     ),
     openapi_extra={
         "requestBody": {
@@ -58,7 +60,8 @@ async def post_report(request: Request, db: DB, principal: SecretKey) -> ReportA
         raise UnsupportedReportType(f"send the raw e-mail as message/rfc822, not {media or 'no media type'!r}",
                                     details={"accepted": list(MEDIA_TYPES)})  # fmt: skip
     raw = await request.body()
-    workspace_id, configured = principal.workspace_id, get_settings(request).secret
+    workspace_id, settings = principal.workspace_id, get_settings(request)
+    configured, verp = settings.secret, settings.verp_enabled
 
     def apply() -> ReportApplied:
         try:
@@ -66,14 +69,14 @@ async def post_report(request: Request, db: DB, principal: SecretKey) -> ReportA
             with db.write() as session:
                 secret = workspace_service.signing_secret(session=session, configured=configured)
                 return feedback.apply(
-                    session=session, report=report, secret=secret, workspace_id=workspace_id
+                    session=session, report=report, secret=secret, workspace_id=workspace_id, verp=verp
                 )[1]
         except ReportRefused as exc:  # kept, as refused events are: nothing sent is lost
             with db.write() as session:
                 qid = event_service.quarantine_raw(session=session, workspace_id=workspace_id,
                                                    raw=raw.decode("utf-8", "replace"), code=exc.code,
                                                    reason=exc.message)  # fmt: skip
-            exc.details = {"quarantine_id": qid}
+            exc.details = {**(exc.details or {}), "quarantine_id": qid}
             raise
 
     return await run_in_threadpool(apply)

@@ -11,8 +11,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from offerloop.db.base import table_of
-from offerloop.db.scoped import newest_first, scoped_select, scoped_update
-from offerloop.models import DeliverySettings, JourneyRun, JourneyVersion, OutboxMessage, Suppression
+from offerloop.db.scoped import newest_first, scoped_delete, scoped_select, scoped_update
+from offerloop.models import (
+    DeliverySettings,
+    JourneyRun,
+    JourneyVersion,
+    OutboxMessage,
+    SenderDomain,
+    Suppression,
+)
 
 
 def _insert(session: Session) -> Any:
@@ -297,3 +304,27 @@ def save_settings(session: Session, workspace_id: str, data: dict[str, Any], now
     else:
         row.settings, row.updated_at = data, now
     session.flush()
+
+
+# -- sender domains ----------------------------------------------------------------------------------------
+
+
+def sender_domains(session: Session, workspace_id: str) -> list[str]:
+    stmt = scoped_select(SenderDomain, workspace_id, SenderDomain.domain).order_by(SenderDomain.domain)
+    return list(session.scalars(stmt))
+
+
+def add_sender_domain(session: Session, workspace_id: str, domain: str, now: datetime) -> bool:
+    """True if it was not allowed before."""
+    stmt = (
+        _insert(session)(SenderDomain)
+        .values(workspace_id=workspace_id, domain=domain, created_at=now)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "domain"])
+        .returning(SenderDomain.domain)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def remove_sender_domain(session: Session, workspace_id: str, domain: str) -> bool:
+    stmt = scoped_delete(SenderDomain, workspace_id).where(SenderDomain.domain == domain)
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from offerloop.core.clock import utcnow
 from offerloop.core.pages import Page, decode_cursor, page_by_id, page_of
 from offerloop.declarative import Document, Problem, content_version, validate
-from offerloop.delivery import links, repository, rules, sending
+from offerloop.delivery import links, repository, rules, senders, sending
 from offerloop.delivery.email.exceptions import EmailNotFound
 from offerloop.delivery.email.transport import MaildirTransport, maildir_path_for
 from offerloop.delivery.exceptions import (
@@ -192,10 +192,28 @@ def get_rules(*, session: Session, workspace_id: str) -> rules.Rules:
     return sending.workspace_rules(session, workspace_id)
 
 
-def set_rules(*, session: Session, workspace_id: str, data: dict[str, Any]) -> rules.Rules:
+def set_rules(
+    *, session: Session, workspace_id: str, data: dict[str, Any], policy: senders.SenderPolicy
+) -> rules.Rules:
+    """Replace the rules; SenderNotAllowed when ``sender`` is outside the domains the operator allowed."""
     parsed = validate(rules.Rules, Document.of(data), error=InvalidDeliverySettings)
+    senders.check(session, workspace_id, parsed.sender, policy)
     repository.save_settings(session, workspace_id, parsed.model_dump(mode="json"), utcnow())
     return parsed
+
+
+def allow_sender_domain(*, session: Session, workspace_id: str, domain: str) -> tuple[str, bool]:
+    """Let the workspace send From ``domain`` and its subdomains; (the domain, whether it is new)."""
+    return senders.allow(session, workspace_id, domain, utcnow())
+
+
+def deny_sender_domain(*, session: Session, workspace_id: str, domain: str) -> tuple[str, bool]:
+    """Withdraw a sender domain: the workspace's queued e-mail From it fails with the reason."""
+    return senders.deny(session, workspace_id, domain)
+
+
+def sender_domains(*, session: Session, workspace_id: str) -> list[str]:
+    return senders.allowed(session, workspace_id)
 
 
 # -- what links in messages do ----------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from offerloop.models.commerce import (
 )
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
-from offerloop.models.delivery import DeliverySettings, JourneyRun, JourneyVersion, OutboxMessage, Suppression
+from offerloop.models.delivery import (
+    DeliverySettings,
+    JourneyRun,
+    JourneyVersion,
+    OutboxMessage,
+    SenderDomain,
+    Suppression,
+)
 from offerloop.models.delivery_channels import (
     PushSubscription,
     VapidKey,
@@ -95,6 +102,7 @@ __all__ = [
     "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",
+    "SenderDomain",
     "ServerSecret",
     "StockHold",
     "Subscription",

@@ -126,3 +126,16 @@ class DeliverySettings(Base):
     )
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SenderDomain(Base):
+    """A domain the operator allowed one workspace to send e-mail From (sender verification on a shared
+    server; OFFERLOOP_SENDER_DOMAINS lists the domains every workspace may use)."""
+
+    __tablename__ = "delivery_sender_domains"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

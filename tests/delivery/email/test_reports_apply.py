@@ -38,6 +38,12 @@ RFC822 = {"Content-Type": "message/rfc822"}
 mail = journey_mail.mail  # the fixture: an SMTP server on loopback, the welcome and receipt journeys
 
 
+@pytest.fixture(autouse=True)
+def message_id_matching(settings) -> None:
+    """These tests match reports by the original's Message-ID: VERP off (test_verp.py runs it on)."""
+    settings.smtp_verp = False
+
+
 def post(client, headers, raw: bytes) -> Any:
     return client.post("/v1/delivery/reports", headers={**headers, **RFC822}, content=raw)
 

@@ -231,6 +231,16 @@ def mailbox_problem(value: str) -> str | None:
     return None
 
 
+def mailbox_domain(value: str) -> str:
+    """The domain of one mailbox (``Name <user@Example.COM>`` -> ``example.com``), in IDNA form; InvalidEmail."""
+    return _address("sender", value).domain.lower().rstrip(".")
+
+
+def mailbox_name(value: str) -> str:
+    """The display name of one mailbox (``Name <user@example.com>`` -> ``Name``); InvalidEmail."""
+    return str(_address("sender", value).display_name or "")
+
+
 def _address(name: str, value: str) -> Address:
     """One mailbox, its domain in IDNA (punycode) form; a non-ASCII local part would need SMTPUTF8."""
     _plain(name, value)

@@ -22,6 +22,7 @@ from offerloop.core.cache import VersionedCache
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.delivery import audience, repository, rules, sending, templates
+from offerloop.delivery.exceptions import JourneyError
 from offerloop.delivery.journeys import spec
 from offerloop.delivery.journeys.loading import journey_from_data
 from offerloop.delivery.links import Links
@@ -40,10 +41,20 @@ _parsed: VersionedCache[spec.Journey] = VersionedCache(max_size=4096)
 
 
 def definition(row: JourneyVersion) -> spec.Journey:
-    """The validated journey of a stored version (parsed once per process and version)."""
+    """The validated journey of a stored version (parsed once per process and version); JourneyError when
+    this release no longer reads it (a bound added since it was stored)."""
     return _parsed.get_or_load(
         (row.workspace_id, row.name), row.id, lambda: journey_from_data(row.definition)
     )
+
+
+def readable(row: JourneyVersion) -> spec.Journey | None:
+    """``definition``, or None for a stored version this release no longer reads: it starts and advances no
+    run (the API still shows it), instead of failing the workspace's event consumer on every event."""
+    try:
+        return definition(row)
+    except JourneyError:
+        return None
 
 
 # -- entering and leaving ---------------------------------------------------------------------------------
@@ -53,7 +64,11 @@ def on_events(session: Session, workspace_id: str, events: Sequence[LogEvent], n
     """Goals first (an event can end one run and start another), then triggers: each track event for the
     journeys it names, and each buyer's newest persona change for the journeys waiting for that persona."""
     tracks = [e for e in events if e.type == "track" and e.buyer_id and e.name]
-    journeys = [(row, definition(row)) for row in repository.latest_journeys(session, workspace_id)]
+    journeys = [
+        (row, journey)
+        for row in repository.latest_journeys(session, workspace_id)
+        if (journey := readable(row)) is not None
+    ]
     if not journeys:
         return
     by_version = {(row.name, row.version): d for row, d in journeys}
@@ -156,7 +171,7 @@ def _goals(
         journey = by_version.get((run.journey, run.version))
         if journey is None:
             stored = repository.journey(session, workspace_id, run.journey, run.version)
-            journey = definition(stored) if stored is not None else None
+            journey = readable(stored) if stored is not None else None
         if journey is None or journey.goal is None or journey.goal.event != event.name:
             continue
         if event.seq <= int(run.context.get("event", {}).get("seq", -1)):
@@ -244,7 +259,10 @@ def advance(
     if stored is None:
         _end(run, "failed", "journey version missing", now)
         return None
-    journey = definition(stored)
+    journey = readable(stored)
+    if journey is None:
+        _end(run, "failed", "this journey version is no longer valid: store a corrected version", now)
+        return None
     who = audience.recipient(session, workspace_id, run.buyer_id)
     if who is None or who.deleted:
         _end(run, "exited", "buyer deleted", now)

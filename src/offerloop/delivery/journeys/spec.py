@@ -72,11 +72,21 @@ Condition: TypeAlias = Annotated[
 ]
 
 
+# The longest wait, window or cap period: ten years. Longer ones mean nothing to a journey, and a date that far
+# out overflows (`now + 10**8 weeks` is past the year 9999): one such journey stopped the clock of every
+# workspace's journeys.
+MAX_DURATION_S: Final = 3650 * 86400.0
+
+
 def _duration(value: Any) -> float:
     length = durations.seconds(value)
     if length is None or length <= 0 or isinstance(value, int | float):
         raise PydanticCustomError(
             "config_duration", "must be a duration such as 30m, 2h, 3d or 1w, got {got}", {"got": repr(value)}
+        )
+    if length > MAX_DURATION_S:
+        raise PydanticCustomError(
+            "config_duration", "must be at most 3650d (ten years), got {got}", {"got": repr(value)}
         )
     return length
 

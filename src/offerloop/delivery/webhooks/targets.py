@@ -8,6 +8,7 @@ in between (rebinding) cannot point it somewhere private. Used by the webhook an
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -46,6 +47,21 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+# The other spellings of an IPv4 address that inet_aton (and so every resolver) accepts: 127.1, 0x7f000001,
+# 2130706433, 0177.0.0.1, 0. Stored as names they were only refused at send time; they are addresses.
+_LEGACY_IPV4 = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}", re.IGNORECASE)
+
+
+def _legacy_ipv4(host: str) -> str | None:
+    """``host`` as a dotted-quad IPv4 address if it is one in another spelling, else None."""
+    if not _LEGACY_IPV4.fullmatch(host):
+        return None
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def _parts(url: str, *, schemes: tuple[str, ...]) -> SplitResult:
     if len(url) > MAX_URL_CHARS:
         raise InvalidTargetUrl(f"the URL is longer than {MAX_URL_CHARS} characters")
@@ -77,7 +93,7 @@ def check_url(url: str, *, allow_private: bool, schemes: tuple[str, ...] = ("htt
         if host in _LOCAL_NAMES or host.endswith(".localhost"):
             raise InvalidTargetUrl("the URL points at this machine (loopback)")
         try:
-            literal = is_public(host)
+            literal = is_public(_legacy_ipv4(host) or host)
         except ValueError:
             literal = True  # a name: checked on its resolved addresses at send time
         if not literal:
