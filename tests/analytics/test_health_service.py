@@ -40,7 +40,7 @@ def buyer(session: Any, workspace_id: str, at: datetime, orders: float, persona:
     state = new_state()
     state["f"]["orders:count"] = orders
     session.add(BuyerFeatures(buyer_id=buyer_id, workspace_id=workspace_id, state=state, spec_version=1,
-                              updated_at=at))  # fmt: skip
+                              updated_at=at, event_at=at))  # fmt: skip
     if persona is not None:
         session.add(BuyerPersona(buyer_id=buyer_id, workspace_id=workspace_id, persona=persona, confidence=0.9,
                                  posterior={persona: 0.9}, reasons=[], templates_version=1, updated_at=at))  # fmt: skip
