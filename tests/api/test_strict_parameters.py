@@ -90,6 +90,14 @@ def test_numbers_are_ascii_digits_only():
         ("/v1/attribution", {"lookback_days": "\u0663\u0660"}, "strict_int"),
         ("/v1/attribution", {"half_life_days": "7e0"}, "strict_number"),
         ("/v1/attribution/credits", {"start": "2026-01-01+05:00"}, "strict_date"),
+        ("/v1/analytics/retention", {"days": "\u0663\u0660,60"}, "strict_int_list"),
+        ("/v1/analytics/retention", {"days": "30;60"}, "strict_int_list"),
+        ("/v1/analytics/retention", {"as_of": "2026-03-31T00:00:00+05:00"}, "strict_date"),
+        ("/v1/analytics/retention/holdout", {"as_of": ARABIC_2026}, "strict_date"),
+        ("/v1/analytics/cohorts", {"periods": "1_2"}, "strict_int"),
+        ("/v1/analytics/velocity", {"as_of": "2026-03-31Z"}, "strict_date"),
+        ("/v1/analytics/summary", {"start": "1700000000"}, "strict_datetime"),
+        ("/v1/analytics/summary", {"end": "\u0662\u0660\u0662\u0666-01-01"}, "strict_datetime"),
         ("/v1/health/drift", {"bins": "1_0"}, "strict_int"),
         ("/v1/health/drift", {"psi_watch": "nan"}, "strict_number"),
         ("/v1/health/models", {"days": " 7"}, "strict_int"),
@@ -109,6 +117,9 @@ def test_a_future_day_is_refused_where_data_is_asked_for(client, secret_headers)
     for path, params in (
         ("/v1/analytics/ltv", {"calibration_end": tomorrow}),
         ("/v1/analytics/ltv", {"calibration_end": "2026-03-31", "observation_end": tomorrow}),
+        ("/v1/analytics/retention", {"as_of": tomorrow}),
+        ("/v1/analytics/cohorts", {"as_of": tomorrow}),
+        ("/v1/analytics/velocity", {"as_of": tomorrow}),
     ):
         r = client.get(path, params=params, headers=secret_headers)
         [detail] = _error(r)["details"]
@@ -128,6 +139,7 @@ def test_a_future_day_is_refused_where_data_is_asked_for(client, secret_headers)
     [
         ("/v1/analytics/ltv", "calibration_end=2026-03-31&calibration_end=2026-01-31"),
         ("/v1/health/drift", "bins=2&bins=5"),
+        ("/v1/analytics/retention", "days=30&days=60"),
         ("/v1/attribution", "model=markov&by=channel&by=content"),
         ("/v1/experiments", "limit=5&limit=50"),
     ],
@@ -204,3 +216,13 @@ def test_calibration_end_in_the_past_still_works(client, secret_headers, shop): 
         "/v1/analytics/ltv", params={"calibration_end": CAL_END.isoformat()}, headers=secret_headers
     )
     assert r.status_code == 200, r.text
+
+
+def test_an_instant_with_an_offset_means_that_moment(client, secret_headers):
+    # summary's start/end are instants: an offset is allowed there and read as the moment it names
+    a = client.get("/v1/analytics/summary", params={"start": "2026-01-01T05:00:00+05:00", "currency": "USD"},
+                   headers=secret_headers)  # fmt: skip
+    b = client.get("/v1/analytics/summary", params={"start": "2026-01-01T00:00:00Z", "currency": "USD"},
+                   headers=secret_headers)  # fmt: skip
+    assert a.status_code == 200, a.text
+    assert a.json() == b.json()
