@@ -204,8 +204,10 @@ def test_a_body_and_query_options_together_are_refused(client, secret_headers):
 
 
 def test_a_refresh_body_that_is_not_an_object_is_a_422(client, secret_headers):
-    for content in (b"[1, 2]", b'"horizon=4"', b"{not json"):
-        r = client.post("/v1/analytics/ltv/refresh", headers={**secret_headers, "Content-Type": "application/json"},
+    for content, kind in ((b"[1, 2]", "application/json"), (b'"horizon=4"', "application/json"),
+                          (b"{not json", "application/json"), (b"horizon=4", "application/x-www-form-urlencoded"),
+                          (b"horizon=4", "text/plain")):  # fmt: skip
+        r = client.post("/v1/analytics/ltv/refresh", headers={**secret_headers, "Content-Type": kind},
                         content=content)  # fmt: skip
         assert r.status_code == 422, (content, r.text)
         assert r.json()["error"]["code"] in {"validation_failed", "invalid_json"}

@@ -126,6 +126,10 @@ def test_only_a_branch_reads_experiments(client, secret_headers):
     r = client.put("/v1/journeys/welcome", headers=secret_headers, json={"yaml": text})
     assert r.status_code == 422, r.text
     assert "'experiments' cannot be read here" in r.text
+    whole = SPLIT.replace("experiments.welcome-copy: short", "experiments: short")
+    r = client.put("/v1/journeys/welcome", headers=secret_headers, json={"yaml": whole})
+    assert r.status_code == 422, r.text
+    assert "experiments is read per experiment: experiments.<key>" in r.text
 
 
 # -- decisions: a policy experiment on a placement -----------------------------------------------------
