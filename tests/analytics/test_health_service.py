@@ -28,7 +28,9 @@ _ids = itertools.count()
 
 
 def _id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):026d}"
+    # "h" keeps these apart from the seeded decision ids of tests/decisions (committed by some of its tests on a
+    # shared PostgreSQL database, they collided with these in one session)
+    return f"{prefix}_h{next(_ids):025d}"
 
 
 def buyer(session: Any, workspace_id: str, at: datetime, orders: float, persona: str | None) -> str:
