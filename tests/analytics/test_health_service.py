@@ -28,7 +28,9 @@ _ids = itertools.count()
 
 
 def _id(prefix: str) -> str:
-    return f"{prefix}_{next(_ids):026d}"
+    # "h" keeps these apart from the seeded decision ids of tests/decisions (committed by some of its tests on a
+    # shared PostgreSQL database, they collided with these in one session)
+    return f"{prefix}_h{next(_ids):025d}"
 
 
 def buyer(session: Any, workspace_id: str, at: datetime, orders: float, persona: str | None) -> str:
@@ -40,7 +42,7 @@ def buyer(session: Any, workspace_id: str, at: datetime, orders: float, persona:
     state = new_state()
     state["f"]["orders:count"] = orders
     session.add(BuyerFeatures(buyer_id=buyer_id, workspace_id=workspace_id, state=state, spec_version=1,
-                              updated_at=at))  # fmt: skip
+                              updated_at=at, event_at=at))  # fmt: skip
     if persona is not None:
         session.add(BuyerPersona(buyer_id=buyer_id, workspace_id=workspace_id, persona=persona, confidence=0.9,
                                  posterior={persona: 0.9}, reasons=[], templates_version=1, updated_at=at))  # fmt: skip

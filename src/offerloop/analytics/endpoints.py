@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,6 +10,7 @@ from offerloop.analytics import service, velocity
 from offerloop.analytics.exceptions import BadAnalyticsQuery, CurrencyRequired
 from offerloop.analytics.schemas import CohortBy, Cohorts, HoldoutRetention, Retention, Summary, Velocity
 from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.web import DaysList, Instant, Int, PastDay
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
@@ -19,11 +19,11 @@ router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
 _INSTANT = "ISO 8601 date (midnight UTC) or date-time (no offset: UTC)"
 AsOf = Annotated[
-    date | None,
+    PastDay | None,
     Query(description="The data's end, inclusive (YYYY-MM-DD); default: the day of the last purchase"),
 ]
 Days = Annotated[
-    str, Query(max_length=200, description="Windows in days, comma separated (1 to 12 of 1..3660)")
+    DaysList, Query(max_length=200, description="Windows in days, comma separated (1 to 12 of 1..3660)")
 ]
 
 
@@ -35,8 +35,8 @@ Days = Annotated[
 def summary(
     db: DB,
     principal: SecretKey,
-    start: Annotated[datetime | None, Query(description=_INSTANT + "; inclusive")] = None,
-    end: Annotated[datetime | None, Query(description=_INSTANT + "; exclusive")] = None,
+    start: Annotated[Instant | None, Query(description=_INSTANT + "; inclusive")] = None,
+    end: Annotated[Instant | None, Query(description=_INSTANT + "; exclusive")] = None,
     currency: Annotated[
         str | None, Query(max_length=8, description="ISO 4217; default: the workspace's only currency")
     ] = None,
@@ -88,7 +88,7 @@ def cohorts(
     by: Annotated[CohortBy, Query(description="first_purchase_month, first_touch_channel or persona")] = (
         "first_purchase_month"
     ),
-    periods: Annotated[int, Query(ge=1, le=service.MAX_PERIODS, description="Months after the first")] = 12,
+    periods: Annotated[Int, Query(ge=1, le=service.MAX_PERIODS, description="Months after the first")] = 12,
     as_of: AsOf = None,
 ) -> Cohorts:
     with db.read() as session:

@@ -4,11 +4,17 @@ window, drift of every numeric buyer feature and of the persona mix, and the ale
 
 Windows. Drift compares a *reference* window ``[now - current_days - reference_days, now - current_days)``
 with the *current* window ``[now - current_days, now)``. A buyer's feature state is incremental (it is not
-kept per day), so a buyer belongs to the window holding the last update of their features
-(``buyer_features.updated_at``, i.e. their last event), and their features are read out *at that time*: a
-recency or decayed feature then means the same thing in both windows (read at ``now``, every reference buyer
-would look idle, a drift made by the windowing itself). The persona mix is likewise the current persona of the
-buyers whose persona was last refreshed in each window (``buyer_personas.updated_at``).
+kept per day), so a buyer belongs to the window holding their latest event *by event time*
+(``buyer_features.event_at``: each event's own timestamp, bounded by when it was received, so a late batch of
+old events lands in the window it happened in, and a client clock claiming the future cannot keep a buyer in the
+current window forever), and their features are read out *at that time*: a recency or decayed feature then
+means the same thing in both windows (read at ``now``, every reference buyer would look idle, a drift made by
+the windowing itself). The persona mix is the current persona of the same buyers (those whose latest event is in
+each window).
+
+The reward rate by day groups decisions by the day they were made (``decisions.created_at``: the server made
+them, so that is their event time; no client clock is involved), and counts a reward only once its event time
+(``reward_at``) is not after the report's ``now``.
 """
 
 from __future__ import annotations
@@ -122,9 +128,11 @@ def _rates(
     session: Session, workspace_id: str, placement: str | None, start: datetime, end: datetime
 ) -> dict[str, _Placement]:
     out: dict[str, _Placement] = defaultdict(_Placement)
-    for name, created_at, policy, holdout, version, reward in repository.decision_outcomes(
+    for name, created_at, policy, holdout, version, reward, reward_at in repository.decision_outcomes(
         session, workspace_id, placement, start, end
     ):
+        if reward_at is not None and reward_at > end:
+            reward = None  # as of ``end`` this outcome has not happened yet (a report for an earlier moment)
         acc = out[name]  # every placement with decisions, even when none is the model's or the holdout's
         group = _group(policy, holdout, version)
         if group is None:

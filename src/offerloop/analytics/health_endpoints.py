@@ -17,6 +17,7 @@ from offerloop.analytics.health_schemas import (
     Thresholds,
 )
 from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.web import Decimal, Int
 from offerloop.workspaces.auth import DB, SecretKey
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
@@ -25,25 +26,25 @@ router = APIRouter(prefix="/v1/health", tags=["health"])
 _ERRORS = error_responses(InvalidKey, SecretKeyRequired, ValidationFailed)
 D = health.DEFAULTS
 
-Days = Annotated[int, Query(ge=1, le=90, description="Reward rate: the last N UTC days (today included); OPE: "
+Days = Annotated[Int, Query(ge=1, le=90, description="Reward rate: the last N UTC days (today included); OPE: "
                             "the last N days against the N days before")]  # fmt: skip
-ReferenceDays = Annotated[int, Query(ge=1, le=365, description="Length of the reference window, which ends "
+ReferenceDays = Annotated[Int, Query(ge=1, le=365, description="Length of the reference window, which ends "
                                      "where the current window starts")]  # fmt: skip
-CurrentDays = Annotated[int, Query(ge=1, le=90, description="Length of the current window, ending now")]
+CurrentDays = Annotated[Int, Query(ge=1, le=90, description="Length of the current window, ending now")]
 Policy = Annotated[OpePolicy, Query(description="Whose OPE estimate an ope_drop alert watches")]
 Estimator = Annotated[OpeEstimator, Query(description="Which OPE estimator an ope_drop alert watches")]
 
 
 def thresholds(
-    psi_watch: Annotated[float, Query(gt=0, le=100, description="PSI at or above: severity 'watch'")] = D.psi_watch,
-    psi_alert: Annotated[float, Query(gt=0, le=100, description="PSI at or above: severity 'alert'")] = D.psi_alert,
-    reward_drop: Annotated[float, Query(gt=0, le=1, description="Relative drop of the model's reward rate below "
+    psi_watch: Annotated[Decimal, Query(gt=0, le=100, description="PSI at or above: severity 'watch'")] = D.psi_watch,
+    psi_alert: Annotated[Decimal, Query(gt=0, le=100, description="PSI at or above: severity 'alert'")] = D.psi_alert,
+    reward_drop: Annotated[Decimal, Query(gt=0, le=1, description="Relative drop of the model's reward rate below "
                                         "the holdout's that raises reward_drop")] = D.reward_drop,
-    ope_drop: Annotated[float, Query(gt=0, le=1, description="Relative fall of the OPE estimate against the "
+    ope_drop: Annotated[Decimal, Query(gt=0, le=1, description="Relative fall of the OPE estimate against the "
                                      "window before that raises ope_drop")] = D.ope_drop,
-    min_decisions: Annotated[int, Query(ge=1, le=1_000_000, description="Fewer closed decisions in a group: no "
+    min_decisions: Annotated[Int, Query(ge=1, le=1_000_000, description="Fewer closed decisions in a group: no "
                                         "reward_drop alert")] = D.min_decisions,
-    min_buyers: Annotated[int, Query(ge=1, le=1_000_000, description="Fewer buyers in a window: no drift "
+    min_buyers: Annotated[Int, Query(ge=1, le=1_000_000, description="Fewer buyers in a window: no drift "
                                      "alert")] = D.min_buyers,
 ) -> Thresholds:  # fmt: skip
     if psi_watch > psi_alert:
@@ -80,8 +81,8 @@ def models(
 def drift(
     db: DB, principal: SecretKey, limits: Limits, reference_days: ReferenceDays = health.REFERENCE_DAYS,
     current_days: CurrentDays = health.CURRENT_DAYS,
-    bins: Annotated[int, Query(ge=2, le=50, description="Quantile bins of the reference")] = 10,
-    max_buyers: Annotated[int, Query(ge=1, le=100_000, description="At most this many buyers per window (the "
+    bins: Annotated[Int, Query(ge=2, le=50, description="Quantile bins of the reference")] = 10,
+    max_buyers: Annotated[Int, Query(ge=1, le=100_000, description="At most this many buyers per window (the "
                                      "most recently updated)")] = health.MAX_BUYERS,
 ) -> DriftReport:  # fmt: skip
     with db.read() as session:

@@ -58,7 +58,7 @@ from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline import status as pipeline_status
 from offerloop.subscriptions.endpoints import router as subscriptions_router
 from offerloop.telemetry import REQUEST_SECONDS, configure_logging, log
-from offerloop.web import JSONBytes
+from offerloop.web import JSONBytes, SingleValued
 from offerloop.worker import pools as worker_pools
 from offerloop.workspaces.endpoints import router as keys_router
 
@@ -261,8 +261,10 @@ def create_app(
         live_pages,
         health_router,
     )
+    # The measurement routes take dates and numbers whose meaning a repeated parameter would make ambiguous.
+    strict = (attribution_router, ltv_router, experiments_router, analytics_router, health_router)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[SingleValued] if any(router is r for r in strict) else None)
     openapi.install(app, routers=routers, tracking_paths=TRACKING_PATHS)
     return app
 

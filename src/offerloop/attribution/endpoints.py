@@ -3,7 +3,6 @@ content; the stored per-conversion credit, its refresh and its sums by key or pe
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, get_args
 
 import orjson
@@ -15,6 +14,7 @@ from offerloop.attribution.exceptions import AttributionInputError, TooManyChann
 from offerloop.attribution.schemas import AttributionRead, CreditKey, CreditsRead, Key, Model, RefreshRead
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.web import Day, Decimal, Int
 from offerloop.workspaces.auth import DB, SecretKey
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
@@ -24,9 +24,9 @@ _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
 _ERRORS = error_responses(*_KEY, AttributionInputError, TooManyChannels)
 
 Start = Annotated[
-    date | None, Query(description="First day (UTC) of conversions; default: 30 days before end")
+    Day | None, Query(description="First day (UTC) of conversions, YYYY-MM-DD; default: 30 days before end")
 ]
-End = Annotated[date | None, Query(description="Last day (UTC), inclusive; default: today")]
+End = Annotated[Day | None, Query(description="Last day (UTC), inclusive, YYYY-MM-DD; default: today")]
 Currency = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="Value in this currency only")]
 Conversion = Annotated[str, Query(min_length=1, max_length=255, description="The conversion's event name")]
 WhereParam = Annotated[
@@ -36,9 +36,9 @@ WhereParam = Annotated[
         description='A condition on its properties as JSON, e.g. {"total_minor": {"gte": 1000}}',
     ),
 ]
-Lookback = Annotated[int, Query(ge=1, le=service.MAX_LOOKBACK_DAYS, description="Days of touches before it")]
-Order = Annotated[int, Query(ge=1, le=3, description="Markov order")]
-HalfLife = Annotated[float, Query(gt=0, le=365, description="time_decay half-life in days")]
+Lookback = Annotated[Int, Query(ge=1, le=service.MAX_LOOKBACK_DAYS, description="Days of touches before it")]
+Order = Annotated[Int, Query(ge=1, le=3, description="Markov order")]
+HalfLife = Annotated[Decimal, Query(gt=0, le=365, description="time_decay half-life in days")]
 
 
 def _where(text: str | None) -> Any:
@@ -73,11 +73,11 @@ class RefreshRequest(BaseModel):
     where: dict[str, Any] | None = Field(
         default=None, description="Refused (422): stored credit covers every conversion"
     )
-    start: date | None = None
-    end: date | None = None
-    lookback_days: int = Field(default=30, ge=1, le=service.MAX_LOOKBACK_DAYS)
-    order: int = Field(default=1, ge=1, le=3)
-    half_life_days: float = Field(default=7.0, gt=0, le=365)
+    start: Day | None = None
+    end: Day | None = None
+    lookback_days: Int = Field(default=30, ge=1, le=service.MAX_LOOKBACK_DAYS)
+    order: Int = Field(default=1, ge=1, le=3)
+    half_life_days: Decimal = Field(default=7.0, gt=0, le=365)
 
 
 @router.post("/attribution/refresh", summary="Recompute the stored per-conversion credit of a period",

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select, scoped_update
-from offerloop.models import Action, Decision, Event, PolicySnapshot
+from offerloop.models import Action, Decision, Event, Experiment, PolicySnapshot
 
 
 def actions(session: Session, workspace_id: str, keys: Iterable[str] | None = None) -> list[Action]:
@@ -27,8 +27,15 @@ _CATALOG_VERSION = select(func.max(Action.updated_at), func.count()).where(
 _POLICY_VERSION = select(func.max(PolicySnapshot.version)).where(
     PolicySnapshot.workspace_id == bindparam("w"), PolicySnapshot.placement == bindparam("p")
 )
-# Both in one statement for the decide path (built once: constructing it per call cost more than running it).
-_VERSIONS = _CATALOG_VERSION.add_columns(_POLICY_VERSION.scalar_subquery())
+# The placement's policy experiment, if one is not stopped (experiments: one per placement at a time).
+_POLICY_EXPERIMENT = select(func.min(Experiment.key)).where(
+    Experiment.workspace_id == bindparam("w"), Experiment.subject == "policy",
+    Experiment.subject_id == bindparam("p"), Experiment.status != "stopped",
+)  # fmt: skip
+# All in one statement for the decide path (built once: constructing it per call cost more than running it).
+_VERSIONS = _CATALOG_VERSION.add_columns(
+    _POLICY_VERSION.scalar_subquery(), _POLICY_EXPERIMENT.scalar_subquery()
+)
 
 
 def catalog_version(session: Session, workspace_id: str) -> tuple[Any, int]:
@@ -37,10 +44,13 @@ def catalog_version(session: Session, workspace_id: str) -> tuple[Any, int]:
     return latest, int(count)
 
 
-def versions(session: Session, workspace_id: str, placement: str) -> tuple[tuple[Any, int], int]:
-    """(the catalog version, the placement's latest policy version) in one statement."""
-    latest, count, policy = session.connection().execute(_VERSIONS, {"w": workspace_id, "p": placement}).one()
-    return (latest, int(count)), int(policy or 0)
+def versions(session: Session, workspace_id: str, placement: str) -> tuple[tuple[Any, int], int, str | None]:
+    """(the catalog version, the placement's latest policy version, its policy experiment's key or None) in one
+    statement."""
+    latest, count, policy, experiment = (
+        session.connection().execute(_VERSIONS, {"w": workspace_id, "p": placement}).one()
+    )
+    return (latest, int(count)), int(policy or 0), experiment
 
 
 def actions_by_key(session: Session, workspace_id: str) -> dict[str, Action]:

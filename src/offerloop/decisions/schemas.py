@@ -154,6 +154,13 @@ class PersonaBrief(BaseModel):
     confidence: float
 
 
+class ExperimentArm(BaseModel):
+    """The placement's policy experiment and the buyer's arm in it, which chose the policy."""
+
+    key: str
+    arm: str
+
+
 class DecideResponse(BaseModel):
     decision_id: str
     items: list[DecidedItem]
@@ -161,6 +168,9 @@ class DecideResponse(BaseModel):
     model_version: int
     holdout: bool
     policy: str
+    experiment: ExperimentArm | None = Field(
+        default=None, description="The placement's policy experiment and the buyer's arm (null: none)"
+    )
 
 
 class DecisionRead(BaseModel):
@@ -184,3 +194,6 @@ class DecisionRead(BaseModel):
     reward: float | None
     reward_at: datetime | None
     reward_source: str | None = Field(description="The message id of the rewarding event, or default")
+    experiment: ExperimentArm | None = Field(
+        default=None, description="The placement's policy experiment and the buyer's arm (null: none)"
+    )

@@ -43,9 +43,12 @@ from offerloop.decisions.schemas import (
     DecideRequest,
     DecideResponse,
     DecisionRead,
+    ExperimentArm,
     PersonaBrief,
 )
 from offerloop.entitlements import service as entitlements_service
+from offerloop.experiments import service as experiments_service
+from offerloop.experiments.schemas import Arm
 from offerloop.features import service as features_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
@@ -246,7 +249,9 @@ def decide(
     then needs only reads)."""
     now = now or utcnow()
     decision_id = new_id("dec")
-    catalog_version, policy_version = repository.versions(session, workspace_id, request.placement)
+    catalog_version, policy_version, experiment_key = repository.versions(
+        session, workspace_id, request.placement
+    )
     catalog = cached_catalog(session, workspace_id, catalog_version)
     by_key, model_actions = catalog.by_key, catalog.models
     if request.candidates is not None:
@@ -301,10 +306,13 @@ def decide(
 
     buyer_key = buyer_id or request.anonymous_id or request.user_id or ""
     holdout = _in_holdout(workspace_id, buyer_key, holdout_share)
+    arm = _policy_arm(session, workspace_id, experiment_key, buyer_id, now)
+    if arm is not None:
+        holdout = False  # the experiment's control is the comparison for its buyers, not the holdout
     version, policy = current_policy(session, workspace_id, request.placement, policy_version)
     context = _context(features, posterior, request.context)
     actions = [model_actions[a.key] for a in eligible]
-    if holdout:
+    if holdout or (arm is not None and arm.value == "rules"):
         mode = "rules"
     elif consent_personalization is False:
         mode = "rules_no_consent"
@@ -368,12 +376,17 @@ def decide(
             propensity=chosen.probability if chosen else None,
             outcome_event=outcome["event"] if outcome else None,
             window_ends_at=window_ends,
+            experiment_key=arm.experiment if arm else None, experiment_arm=arm.arm if arm else None,
     )  # fmt: skip
+    exposures = (
+        [(arm.experiment, buyer_id, arm.arm, now)] if arm is not None and arm.expose and buyer_id else []
+    )
     if log is None:
         repository.add(session, Decision(**row))
         _schedule_close(session, workspace_id, [window_ends])
+        experiments_service.expose(session=session, workspace_id=workspace_id, exposures=exposures)
     else:
-        log.append(row)
+        log.append({**row, EXPOSURES: exposures} if exposures else row)
     return DecideResponse(
         decision_id=decision_id,
         items=items,
@@ -381,12 +394,36 @@ def decide(
         model_version=version if mode == "model" else 0,
         holdout=holdout,
         policy=mode,
+        experiment=ExperimentArm(key=arm.experiment, arm=arm.arm) if arm else None,
     )
 
 
+# A logged row's first exposures to write with it ((experiment, buyer, arm, at)): not a column of decisions.
+EXPOSURES = "_exposures"
+
+
+def _policy_arm(
+    session: Session, workspace_id: str, key: str | None, buyer_id: str | None, now: datetime
+) -> Arm | None:
+    """The buyer's arm in the placement's policy experiment (``key`` came with the catalog version: no query
+    when there is none). A buyer never seen has no sticky identity to assign, and one not in the experiment
+    (paused before they were exposed) is decided as without it."""
+    if key is None or buyer_id is None:
+        return None
+    arm = experiments_service.peek_arm(session=session, workspace_id=workspace_id, key=key, buyer_id=buyer_id,
+                                       now=now)  # fmt: skip
+    return arm if arm is not None and arm.exposed else None
+
+
 def record(*, session: Session, decisions: Iterable[dict[str, Any]]) -> None:
-    """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision)."""
+    """Write decisions made with ``decide(log=...)`` (a short write after a read-only decision), with the
+    first exposures their policy experiment (or an offer's) found due."""
     rows = list(decisions)
+    for row in rows:
+        if EXPOSURES in row:
+            experiments_service.expose(
+                session=session, workspace_id=row["workspace_id"], exposures=row.pop(EXPOSURES)
+            )
     repository.insert_decisions(session, rows)
     for workspace_id in sorted({r["workspace_id"] for r in rows}):
         _schedule_close(
@@ -433,4 +470,5 @@ def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> De
         items=d.items, excluded=d.excluded, chosen=d.chosen_key, propensity=d.propensity,
         context={k: v for k, v in d.context.items() if k != "_outcome"}, outcome=d.context.get("_outcome"),
         window_ends_at=d.window_ends_at, reward=d.reward, reward_at=d.reward_at, reward_source=d.reward_source,
+        experiment=ExperimentArm(key=d.experiment_key, arm=d.experiment_arm or "") if d.experiment_key else None,
     )  # fmt: skip

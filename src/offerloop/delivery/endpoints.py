@@ -48,6 +48,7 @@ from offerloop.delivery.schemas import (
     SuppressionRead,
     UnsubscribeResult,
 )
+from offerloop.experiments.exceptions import ExperimentNotFound
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
 from offerloop.workspaces import service as workspace_service
@@ -85,7 +86,7 @@ def _secret(request: Request, db: Any) -> str:
 
 
 @router.put("/journeys/{name}", summary="Store a new version of a journey (YAML or JSON)",
-            responses=error_responses(*_KEY, JourneyError, JourneyConflict))  # fmt: skip
+            responses=error_responses(*_KEY, JourneyError, JourneyConflict, ExperimentNotFound))  # fmt: skip
 def put_journey(db: DB, principal: SecretKey, name: str, body: JourneyIn) -> JourneyRead:
     for _ in range(8):  # each round at least one of the racing requests stores its version
         try:

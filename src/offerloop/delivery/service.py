@@ -25,6 +25,7 @@ from offerloop.delivery.exceptions import (
     SuppressionNotFound,
 )
 from offerloop.delivery.journeys.loading import journey_from_data, parse_journey
+from offerloop.delivery.journeys.spec import all_experiment_keys
 from offerloop.delivery.schemas import (
     InboxItem,
     JourneyDetail,
@@ -37,6 +38,7 @@ from offerloop.delivery.schemas import (
     SuppressionIn,
     SuppressionRead,
 )
+from offerloop.experiments import service as experiments_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.schemas import ConsentUpdate
 from offerloop.models import JourneyVersion, OutboxMessage
@@ -85,6 +87,8 @@ def save_journey(
     )
     if journey.name != name:
         raise JourneyError([Problem("<body>", 1, "name", f"is {journey.name!r}, but the URL names {name!r}")])
+    # a branch on an experiment names one of this workspace's (404 experiment_not_found otherwise)
+    experiments_service.require(session=session, workspace_id=workspace_id, keys=all_experiment_keys(journey))
     data = journey.model_dump(mode="json", by_alias=True, exclude_none=True)
     version_text = content_version(data)
     latest = repository.journey(session, workspace_id, name, lock=True)  # versions of one journey in turn

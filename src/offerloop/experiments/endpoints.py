@@ -14,6 +14,7 @@ from offerloop.experiments.exceptions import (
     ExperimentNotFound,
     ExperimentStopped,
     InvalidWeights,
+    PolicyExperimentRunning,
 )
 from offerloop.experiments.schemas import (
     KEY_PATTERN,
@@ -26,6 +27,7 @@ from offerloop.experiments.schemas import (
     WeightsUpdate,
 )
 from offerloop.identity.exceptions import BuyerNotFound, LookupNeedsOneIdentifier
+from offerloop.web import Int
 from offerloop.workspaces.auth import DB, SecretKey
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
@@ -38,7 +40,7 @@ _KEY = (InvalidKey, SecretKeyRequired, ValidationFailed)
 
 
 @router.post("/experiments", status_code=201, summary="Create an experiment (running from starts_at, default now)",
-             responses=error_responses(*_KEY, ExperimentExists))  # fmt: skip
+             responses=error_responses(*_KEY, ExperimentExists, PolicyExperimentRunning))  # fmt: skip
 def create_experiment(db: DB, principal: SecretKey, body: ExperimentCreate) -> ExperimentRead:
     with db.write() as session:
         return service.create(session=session, workspace_id=principal.workspace_id, experiment_in=body)
@@ -48,7 +50,7 @@ def create_experiment(db: DB, principal: SecretKey, body: ExperimentCreate) -> E
             responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
 def list_experiments(
     db: DB, principal: SecretKey,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    limit: Annotated[Int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page")] = None,
 ) -> Page[ExperimentRead]:  # fmt: skip
     with db.read() as session:

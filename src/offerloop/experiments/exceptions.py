@@ -23,3 +23,9 @@ class ExperimentStopped(Conflict):
 
 class InvalidWeights(ValidationFailed):
     code = "invalid_weights"
+
+
+class PolicyExperimentRunning(Conflict):
+    """A placement runs one policy experiment at a time: /v1/decide must know which arm serves a buyer."""
+
+    code = "policy_experiment_running"

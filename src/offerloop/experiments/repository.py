@@ -46,6 +46,22 @@ def page(session: Session, workspace_id: str, after: str | None, limit: int) -> 
     return session.scalars(stmt).all()
 
 
+def keys_on(
+    session: Session, workspace_id: str, subjects: Collection[str], subject_ids: Collection[str]
+) -> list[tuple[str, str]]:
+    """(subject id, key) of the experiments not stopped on these subjects, by subject id then key."""
+    stmt = (
+        scoped_select(Experiment, workspace_id, Experiment.subject_id, Experiment.key)
+        .where(
+            Experiment.subject.in_(list(subjects)),
+            Experiment.subject_id.in_(sorted(set(subject_ids))),
+            Experiment.status != "stopped",
+        )
+        .order_by(Experiment.subject_id, Experiment.key)
+    )
+    return [(s, k) for s, k in session.execute(stmt)]
+
+
 def flush(session: Session) -> None:
     session.flush()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -12,6 +13,8 @@ from offerloop.core.conditions import PropertiesWhere, Where
 Subject = Literal["offer", "variant", "journey", "policy"]
 Status = Literal["running", "paused", "stopped"]
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+# What a policy experiment's arm serves on /v1/decide: the learned policy (None means the same) or rules order.
+POLICY_VALUES = (None, "model", "rules")
 
 
 class ArmIn(BaseModel):
@@ -90,6 +93,12 @@ class ExperimentCreate(BaseModel):
                 raise ValueError("starts_at and ends_at need a UTC offset")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
+        if self.subject == "policy":
+            odd = [a.key for a in self.arms if a.value not in POLICY_VALUES]
+            if odd:
+                raise ValueError(
+                    f"a policy experiment's arm value is the policy it serves: one of model, rules or none (arm {odd[0]!r})"
+                )
         return self
 
 
@@ -140,6 +149,19 @@ class AssignRequest(BaseModel):
         if sum(v is not None for v in (self.buyer_id, self.user_id, self.anonymous_id)) != 1:
             raise ValueError("give exactly one of buyer_id, user_id, anonymous_id")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """A buyer's arm as a hook reads it, without writing: ``exposed`` says the buyer is in the experiment
+    (exposed before, or now); ``expose`` that this is their first exposure, which the caller writes with
+    ``experiments.service.expose`` when its unit of work writes. Not exposed: the control, outside its run."""
+
+    experiment: str
+    arm: str
+    value: str | None
+    exposed: bool
+    expose: bool
 
 
 class Assignment(BaseModel):

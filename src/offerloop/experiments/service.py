@@ -7,6 +7,7 @@ stored at the buyer's first exposure: a later change of weights (or a retry) nev
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,10 @@ from offerloop.experiments.exceptions import (
     ExperimentNotFound,
     ExperimentStopped,
     InvalidWeights,
+    PolicyExperimentRunning,
 )
 from offerloop.experiments.schemas import (
+    Arm,
     ArmRead,
     Assignment,
     AssignRequest,
@@ -72,8 +75,18 @@ def _load(session: Session, workspace_id: str, key: str, *, lock: bool = False) 
 def create(
     *, session: Session, workspace_id: str, experiment_in: ExperimentCreate, now: datetime | None = None
 ) -> ExperimentRead:
-    """A new experiment, running from ``starts_at`` (default now)."""
+    """A new experiment, running from ``starts_at`` (default now). A placement runs one policy experiment at a
+    time (``/v1/decide`` must know which arm serves a buyer): another one not stopped is a conflict."""
     at = now or utcnow()
+    if experiment_in.subject == "policy":
+        taken = [
+            k for _, k in repository.keys_on(session, workspace_id, ("policy",), [experiment_in.subject_id])
+        ]
+        if taken:
+            raise PolicyExperimentRunning(
+                f"placement {experiment_in.subject_id!r} already runs policy experiment {taken[0]!r}: stop it first",
+                details={"experiment": taken[0]},
+            )
     inserted = repository.add(session, {
         "workspace_id": workspace_id, "key": experiment_in.key, "name": experiment_in.name or experiment_in.key,
         "subject": experiment_in.subject, "subject_id": experiment_in.subject_id,
@@ -172,6 +185,56 @@ def arm_for(
     stopped, before its start, after its end) a buyer already exposed keeps their arm and anyone else sees
     the control, and nothing is logged. The call other domains make (an offer picking its variant)."""
     return _arm(session, _load(session, workspace_id, key), buyer_id, now or utcnow())
+
+
+def peek_arm(*, session: Session, workspace_id: str, key: str, buyer_id: str, now: datetime) -> Arm | None:
+    """The buyer's arm as :func:`arm_for` would give it, read only (for hooks deciding in a read-only unit of
+    work): ``expose`` is set when a first exposure is due; the caller writes it with :func:`expose`. None when
+    the experiment does not exist (any more)."""
+    experiment = repository.get(session, workspace_id, key)
+    if experiment is None:
+        return None
+    values = {a["key"]: a.get("value") for a in experiment.arms}
+    stored = repository.exposure(session, workspace_id, key, buyer_id)
+    if stored is not None:
+        return Arm(experiment=key, arm=stored.arm, value=values.get(stored.arm), exposed=True, expose=False)
+    if _running(experiment, now):
+        arm = bucket(workspace_id, key, buyer_id, experiment.arms)
+        return Arm(experiment=key, arm=arm, value=values.get(arm), exposed=True, expose=True)
+    control = experiment.arms[0]["key"]
+    return Arm(experiment=key, arm=control, value=values[control], exposed=False, expose=False)
+
+
+def expose(
+    *, session: Session, workspace_id: str, exposures: Iterable[tuple[str, str, str, datetime]]
+) -> None:
+    """Log first exposures ``(experiment key, buyer id, arm, at)`` that hooks found due; one already stored
+    (a concurrent request) stays as it is: a buyer is exposed once."""
+    for key, buyer_id, arm, at in exposures:
+        repository.add_exposure(session, workspace_id, key, buyer_id, arm, at)
+
+
+def require(*, session: Session, workspace_id: str, keys: Iterable[str]) -> None:
+    """Raise :class:`ExperimentNotFound` (404) for the first of ``keys`` this workspace has no experiment by:
+    a config naming experiments (a journey) is checked when it is stored."""
+    for key in sorted(set(keys)):
+        _load(session, workspace_id, key)
+
+
+def pinned(
+    *, session: Session, workspace_id: str, subject_ids: Collection[str], buyer_id: str, now: datetime
+) -> dict[str, Arm]:
+    """Per offer key among ``subject_ids``, the buyer's arm in the experiment on that offer (subject ``offer``
+    or ``variant``, not stopped; the first by key when there are several), read only as :func:`peek_arm`."""
+    if not subject_ids:
+        return {}
+    out: dict[str, Arm] = {}
+    for subject_id, key in repository.keys_on(session, workspace_id, ("offer", "variant"), subject_ids):
+        if subject_id not in out:
+            arm = peek_arm(session=session, workspace_id=workspace_id, key=key, buyer_id=buyer_id, now=now)
+            if arm is not None:
+                out[subject_id] = arm
+    return out
 
 
 def assign(

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, case
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
 from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
+from offerloop.db.types import UTCDateTime
 from offerloop.models import BuyerFeatures, BuyerScore, Event, Touchpoint
 
 
@@ -58,32 +59,41 @@ def save_states(
     existing: set[str],
     version: int,
     at: dict[str, datetime],
+    event_at: dict[str, datetime | None],
 ) -> None:
-    """Insert new rows and update existing ones (state, watermark, rebuild done), one executemany each."""
+    """Insert new rows and update existing ones (state, watermark, rebuild done), one executemany each.
+    ``event_at`` only ever moves a row's event time forward (an older event arriving late leaves it)."""
     new = [b for b in states if b not in existing]
     old = [b for b in states if b in existing]
     if new:
         driver.insert_many(
             session.connection(), "buyer_features",
-            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
-            [(b, workspace_id, states[b], version, at[b], marks[b], False) for b in new],
+            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "event_at", "applied_seq", "rebuild"),
+            [(b, workspace_id, states[b], version, at[b], event_at.get(b), marks[b], False) for b in new],
         )  # fmt: skip
     if old:
+        later = bindparam("b_event_at", type_=UTCDateTime())
         stmt = (
             scoped_update(BuyerFeatures, workspace_id)
             .where(BuyerFeatures.buyer_id == bindparam("b_id"))
             .values(
                 state=bindparam("b_state"), spec_version=bindparam("b_version"), updated_at=bindparam("b_at"),
                 applied_seq=bindparam("b_seq"), rebuild=False,
+                event_at=case(
+                    (BuyerFeatures.event_at.is_(None), later),
+                    (later > BuyerFeatures.event_at, later),
+                    else_=BuyerFeatures.event_at,
+                ),
             )
         )  # fmt: skip
         session.connection().execute(
             stmt,
             [
-                {"b_id": b, "b_state": states[b], "b_version": version, "b_at": at[b], "b_seq": marks[b]}
+                {"b_id": b, "b_state": states[b], "b_version": version, "b_at": at[b], "b_seq": marks[b],
+                 "b_event_at": event_at.get(b)}
                 for b in old
             ],
-        )
+        )  # fmt: skip
 
 
 def mark_rebuild(
@@ -160,11 +170,12 @@ def events_for_replay(
 def states_updated(
     session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
 ) -> list[tuple[dict[str, Any], datetime]]:
-    """(state, updated_at) of the ``limit`` buyers whose features were last updated most recently in [start, end)."""
+    """(state, event_at) of the ``limit`` buyers whose latest event (its bounded event time) is most recent in
+    [start, end)."""
     stmt = (
-        scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.state, BuyerFeatures.updated_at)
-        .where(BuyerFeatures.updated_at >= start, BuyerFeatures.updated_at < end)
-        .order_by(BuyerFeatures.updated_at.desc(), BuyerFeatures.buyer_id)
+        scoped_select(BuyerFeatures, workspace_id, BuyerFeatures.state, BuyerFeatures.event_at)
+        .where(BuyerFeatures.event_at >= start, BuyerFeatures.event_at < end)
+        .order_by(BuyerFeatures.event_at.desc(), BuyerFeatures.buyer_id)
         .limit(limit)
     )
     return [(state, at) for state, at in session.execute(stmt)]

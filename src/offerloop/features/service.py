@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -50,14 +50,17 @@ def apply_events(
     if not touched:
         return {}
     current = repository.marked_states(session, workspace_id, touched)
-    out, marks = _replay(session, workspace_id, rebuild_ids, spec)
+    at = now or utcnow()
+    out, marks, event_at = _replay(session, workspace_id, rebuild_ids, spec)
     for buyer_id in touched - rebuild_ids:
         state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
         for event in sorted(per_buyer[buyer_id], key=lambda e: e.timestamp):
             state = apply_event(state, event, spec)
+            event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, at))
         out[buyer_id], marks[buyer_id] = state, mark
-    at = now or utcnow()
-    repository.save_states(session, workspace_id, out, marks, set(current), version, dict.fromkeys(out, at))
+    repository.save_states(
+        session, workspace_id, out, marks, set(current), version, dict.fromkeys(out, at), event_at
+    )
     return {buyer_id: read_features(state, spec, now=at) for buyer_id, state in out.items()}
 
 
@@ -71,8 +74,10 @@ def apply_log(
     version, spec = spec_for(session, workspace_id)
     per_buyer: dict[str, list[tuple[int, FeatureEvent]]] = defaultdict(list)
     at: dict[str, datetime] = {}
+    received: dict[int, datetime] = {}
     for buyer_id, seq, received_at, event in events:
         per_buyer[buyer_id].append((seq, event))
+        received[seq] = received_at
         if buyer_id not in at or received_at > at[buyer_id]:
             at[buyer_id] = received_at
     if not per_buyer:
@@ -81,16 +86,17 @@ def apply_log(
     live = set(per_buyer) - repository.merged_away(session, workspace_id, per_buyer)
     current = repository.marked_states(session, workspace_id, live)
     due = {buyer_id for buyer_id, (_, _, flagged) in current.items() if flagged}
-    out, marks = _replay(session, workspace_id, due, spec)
+    out, marks, event_at = _replay(session, workspace_id, due, spec)
     for buyer_id in live - due:
         state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
         todo = [(seq, event) for seq, event in per_buyer[buyer_id] if seq > mark]
         if not todo:
             continue
-        for _, event in sorted(todo, key=lambda p: p[1].timestamp):
+        for seq, event in sorted(todo, key=lambda p: p[1].timestamp):
             state = apply_event(state, event, spec)
+            event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, received[seq]))
         out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
-    repository.save_states(session, workspace_id, out, marks, set(current), version, at)
+    repository.save_states(session, workspace_id, out, marks, set(current), version, at, event_at)
     return {buyer_id: read_features(state, spec, now=at[buyer_id]) for buyer_id, state in out.items()}
 
 
@@ -103,19 +109,33 @@ def merged(*, session: Session, workspace_id: str, winners: Iterable[str], loser
     repository.mark_rebuild(session, workspace_id, set(winners) - set(losers), version, new_state(), utcnow())
 
 
+def event_time(timestamp: datetime, received_at: datetime) -> datetime:
+    """When an event happened, for windows by event time: its own (skew-corrected) timestamp, but never after
+    it was received — a client clock claiming the future would otherwise keep it in "now" forever."""
+    stamp = timestamp if timestamp.tzinfo is not None else timestamp.replace(tzinfo=UTC)
+    return min(stamp, received_at)
+
+
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
 def _replay(
     session: Session, workspace_id: str, buyer_ids: set[str], spec: FeatureSpec
-) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """Each buyer's state rebuilt from all its stored events, and the highest seq it includes."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, int], dict[str, datetime | None]]:
+    """Each buyer's state rebuilt from all its stored events, the highest seq and the latest (bounded) event
+    time it includes."""
     states: dict[str, dict[str, Any]] = {buyer_id: new_state() for buyer_id in buyer_ids}
     marks: dict[str, int] = dict.fromkeys(buyer_ids, 0)
+    times: dict[str, datetime | None] = dict.fromkeys(buyer_ids)
     if not buyer_ids:
-        return states, marks
+        return states, marks, times
     for event, channel in repository.events_for_replay(session, workspace_id, buyer_ids):
         buyer_id = str(event.buyer_id)
         states[buyer_id] = apply_event(states[buyer_id], to_feature_event(event, channel), spec)
         marks[buyer_id] = max(marks[buyer_id], event.id)
-    return states, marks
+        times[buyer_id] = _later(times[buyer_id], event_time(event.timestamp, event.received_at))
+    return states, marks, times
 
 
 def to_feature_event(event: Any, channel: str | None) -> FeatureEvent:
@@ -177,8 +197,9 @@ def replace_scores(
 def features_updated(
     *, session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
 ) -> list[tuple[dict[str, float | int | str | bool], datetime]]:
-    """The features of the ``limit`` buyers last updated most recently in [start, end), each read out at its
-    update (read at "now", every earlier buyer would look idle): for drift windows."""
+    """The features of the ``limit`` buyers whose latest event (by event time, bounded by its receipt: see
+    :func:`event_time`) is most recent in [start, end), each read out at that time (read at "now", every
+    earlier buyer would look idle): for drift windows."""
     _, spec = spec_for(session, workspace_id)
     return [(read_features(state, spec, now=at), at)
             for state, at in repository.states_updated(session, workspace_id, start, end, limit)]  # fmt: skip

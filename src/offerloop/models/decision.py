@@ -69,6 +69,9 @@ class Decision(Base):
     reward_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reward_source: Mapped[str | None] = mapped_column(String(255), nullable=True)  # message id, or "default"
     learned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A policy experiment on the placement: its key and the buyer's arm (which chose the policy).
+    experiment_key: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    experiment_arm: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PolicySnapshot(Base):

@@ -18,6 +18,8 @@ class Experiment(Base):
     planned now; an exposure keeps the arm a buyer got, so a change of weights moves no one."""
 
     __tablename__ = "experiments"
+    # the decide path's check for a policy experiment on a placement (see decisions.repository)
+    __table_args__ = (Index(None, "workspace_id", "subject", "subject_id"),)
 
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True

@@ -16,13 +16,18 @@ class BuyerFeatures(Base):
     """The incremental feature state of one buyer (see features.state for its layout)."""
 
     __tablename__ = "buyer_features"
-    __table_args__ = (Index(None, "workspace_id", "updated_at"),)  # health: buyers by their last update
+    __table_args__ = (
+        Index(None, "workspace_id", "event_at"),
+    )  # health: buyers by the time of their last event
 
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     state: Mapped[dict[str, Any]] = mapped_column(JSONType)
     spec_version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The event time of the buyer's latest event, each event's time bounded by when it was received (a client
+    # clock claiming the future cannot hold a buyer in "now"); None until an event is folded in.
+    event_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The highest event seq folded into ``state``: a consumer skips events at or below it, so an event
     # seen again (a replay, or a merged buyer's event read late in another partition) counts once.
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -35,10 +40,7 @@ class BuyerPersona(Base):
     """The current persona posterior of one buyer."""
 
     __tablename__ = "buyer_personas"
-    __table_args__ = (
-        Index(None, "workspace_id", "persona"),
-        Index(None, "workspace_id", "updated_at", "persona"),  # health: the persona mix of a window
-    )
+    __table_args__ = (Index(None, "workspace_id", "persona"),)
 
     buyer_id: Mapped[str] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

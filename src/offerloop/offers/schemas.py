@@ -109,6 +109,11 @@ class PresentedOffer(BaseModel):
     propensity: float
     reasons: list[str]
     variant: PresentedVariant | None = Field(default=None, description="null: the offer has no variants")
+    experiment: dict[str, str] | None = Field(
+        default=None,
+        description="The experiment on this offer that pinned its variant, and the buyer's arm ({key, arm}); "
+        "null: the decision engine chose the variant",
+    )
 
 
 class OffersPresented(BaseModel):

@@ -24,6 +24,8 @@ from offerloop.decisions import service as decisions_service
 from offerloop.decisions.exceptions import DecisionNotFound
 from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.delivery import live
+from offerloop.experiments import service as experiments_service
+from offerloop.experiments.schemas import Arm
 from offerloop.models import Coupon as CouponRow
 from offerloop.models import DropStock
 from offerloop.models import Offer as OfferRow
@@ -334,13 +336,16 @@ def present(
                if o.price(currency) is not None and _may_buy(session, workspace_id, o, buyer_id, owned, now)]  # fmt: skip
     if not buyable:
         return {"decision_id": None, "offers": [], "persona": None, "holdout": False, "currency": currency}
-    decided, shown = _decide(session, workspace_id, catalog, buyable, request, holdout_share, log)
+    pins = _pins(session, workspace_id, buyable, buyer_id, now)
+    decided, shown = _decide(session, workspace_id, catalog, buyable, request, holdout_share, log, pins, now)
     offers = []
     for item, offer, variant in shown:
+        pin = pins.get(offer.key)
         offers.append({
             **_shown(offer, variant, currency), "kind": offer.kind, "interval": offer.interval,
             "trial_days": offer.trial_days or None, "order_bumps": list(offer.order_bumps),
             "score": item.score, "propensity": item.propensity, "reasons": item.reasons,
+            "experiment": {"key": pin.experiment, "arm": pin.arm} if pin is not None else None,
         })  # fmt: skip
     return {"decision_id": decided.decision_id, "offers": offers, "currency": currency,
             "persona": decided.persona.model_dump() if decided.persona else None, "holdout": decided.holdout,
@@ -355,21 +360,49 @@ def present_offer(
     and logged with its propensity as :func:`present` does (a never-seen buyer is decided on the persona
     prior). With no eligible action (rules exclude every variant) the first variant is shown, undecided."""
     currency = currency_code(currency)
+    now = utcnow()
+    buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
+    pins = _pins(session, workspace_id, [offer], buyer_id, now)
     decided, shown = _decide(session, workspace_id, catalog_for(session=session, workspace_id=workspace_id),
-                             [offer], request.model_copy(update={"k": 1}), holdout_share, log)  # fmt: skip
+                             [offer], request.model_copy(update={"k": 1}), holdout_share, log, pins, now)  # fmt: skip
     variant = shown[0][2] if shown else (offer.variants[0] if offer.variants else None)
     return {**_shown(offer, variant, currency), "decision_id": decided.decision_id if shown else None,
             "action": action_key(offer.key, variant.key if variant else None),
             "persona": decided.persona.name if decided.persona else None}  # fmt: skip
 
 
+def _pins(
+    session: Session, workspace_id: str, offers: Iterable[Offer], buyer_id: str | None, now: datetime
+) -> dict[str, Arm]:
+    """Per offer with variants and an experiment on it (subject ``offer`` or ``variant``, ``subject_id`` the
+    offer's key) whose arm's value names one of its variants: the buyer's arm, which pins the variant shown.
+    An arm without a value (or naming no variant of the offer), and a buyer not in the experiment (paused
+    before they were exposed, stopped), leave the choice to the decision engine."""
+    with_variants = {o.key: o for o in offers if o.variants}
+    if buyer_id is None or not with_variants:
+        return {}
+    arms = experiments_service.pinned(session=session, workspace_id=workspace_id, subject_ids=list(with_variants),
+                                      buyer_id=buyer_id, now=now)  # fmt: skip
+    return {
+        k: a for k, a in arms.items() if a.value is not None and with_variants[k].variant(a.value) is not None
+    }
+
+
 def _decide(
     session: Session, workspace_id: str, catalog: Catalog, offers: Iterable[Offer], request: DecideRequest,
-    holdout_share: float, log: list[Any] | None,
+    holdout_share: float, log: list[Any] | None, pins: dict[str, Arm], now: datetime,
 ) -> tuple[Any, list[tuple[Any, Offer, Variant | None]]]:  # fmt: skip
-    """One decision over the ways to show ``offers`` (each variant is an action), keeping for each offer the
-    first-ranked of its variants, up to ``request.k`` offers. The logged decision lists what was shown."""
-    candidates = [key for offer in offers for key in action_keys(offer)]
+    """One decision over the ways to show ``offers`` (each variant is an action; an offer pinned by an
+    experiment, its arm's variant only), keeping for each offer the first-ranked of its variants, up to
+    ``request.k`` offers. The logged decision lists what was shown, and logs the first exposure of a buyer
+    to the experiment of each pinned offer shown."""
+    candidates = [
+        key
+        for offer in offers
+        for key in (
+            [action_key(offer.key, pins[offer.key].value)] if offer.key in pins else action_keys(offer)
+        )
+    ]
     mine: list[dict[str, Any]] = []
     decided = decisions_service.decide_for(
         session=session, workspace_id=workspace_id, holdout_share=holdout_share, log=mine,
@@ -383,8 +416,12 @@ def _decide(
         if all(found[0].key != o.key for _, o, _ in shown):
             shown.append((item, *found))
     shown = shown[: request.k]
+    exposures = [(pin.experiment, row["buyer_id"], pin.arm, now) for row in mine for _, o, _ in shown
+                 if (pin := pins.get(o.key)) is not None and pin.expose]  # fmt: skip
     for row in mine:
         row["items"] = [item.model_dump() for item, _, _ in shown]
+        if exposures:
+            row[decisions_service.EXPOSURES] = [*row.get(decisions_service.EXPOSURES, []), *exposures]
     if log is None:
         decisions_service.record(session=session, decisions=mine)
     else:

@@ -14,7 +14,8 @@ Short forms kept from the configs that came before: ``{answer: q, in: [...]}``, 
 ``{trait: t, eq: v}``, ``{property: p, exists: true}``. A value that is not a mapping means ``eq``.
 
 **Paths** start with a root (``traits``, ``features``, ``persona``, ``answers``, ``scores``,
-``entitlements``, ``properties``, ``event``); each config kind says which roots its conditions may read and
+``entitlements``, ``properties``, ``event``, and ``experiments``, which the caller resolves: a journey
+branch reads ``experiments.<key>`` as the buyer's arm); each config kind says which roots its conditions may read and
 which root a bare key means (``where:`` in signal rules reads event properties, so ``plan`` there is
 ``properties.plan``). Below the root, ``a.b`` is first the literal key ``"a.b"``, then ``a`` then ``b``; a
 digit segment indexes a list.
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 from offerloop.core.conditions.evaluation import compile_condition, evaluate, member, reader, resolve, same
 from offerloop.core.conditions.model import (
+    CALLER_ROOTS,
     MAX_DEPTH,
     MAX_ITEMS,
     MAX_NODES,
@@ -71,6 +73,7 @@ from offerloop.core.conditions.where import (
 from offerloop.core.conditions.words import describe, leaves, to_data
 
 __all__ = [
+    "CALLER_ROOTS",
     "CONDITION_ERROR",
     "MAX_DEPTH",
     "MAX_ITEMS",

@@ -11,7 +11,12 @@ from typing import Any, Final, TypeAlias
 
 from offerloop.core import durations
 
-ROOTS: Final = ("traits", "features", "persona", "answers", "scores", "entitlements", "properties", "event")
+ROOTS: Final = (
+    "traits", "features", "persona", "answers", "scores", "entitlements", "properties", "event", "experiments",
+)  # fmt: skip
+# Roots a caller resolves itself, for the conditions that may read them (``experiments.<key>``: the buyer's arm
+# in that experiment, assigned when the condition is evaluated): no config reads them unless its scope says so.
+CALLER_ROOTS: Final = frozenset({"experiments"})
 OPERATORS: Final = (
     "eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "exists", "contains", "matches",
     "within", "older_than",
@@ -85,7 +90,7 @@ Check: TypeAlias = Callable[[Mapping[str, Any], datetime | None], bool]
 class Scope:
     """What one config kind's conditions may read: ``roots``, and the root a bare key means."""
 
-    roots: frozenset[str] = frozenset(ROOTS)
+    roots: frozenset[str] = frozenset(ROOTS) - CALLER_ROOTS
     default_root: str | None = None
     sugar: bool = True  # accept the short forms (answer:, score:, persona: [...], feature:, ...)
 

@@ -28,6 +28,8 @@ from offerloop.delivery.journeys.loading import journey_from_data
 from offerloop.delivery.links import Links
 from offerloop.entitlements import service as entitlements_service
 from offerloop.events import service as events_service
+from offerloop.experiments import service as experiments_service
+from offerloop.experiments.exceptions import ExperimentNotFound
 from offerloop.jobs import queue
 from offerloop.models import JourneyRun, JourneyVersion
 from offerloop.personas import service as personas_service
@@ -295,6 +297,10 @@ def advance(
             facts = audience.facts(
                 session, workspace_id, who, context.get("event", {}).get("properties"), now
             )
+            keys = spec.experiment_keys(step.branch.when)
+            if keys:
+                facts["experiments"] = _arms(session, workspace_id, run.buyer_id, keys, now)
+                context["experiments"] = {**context.get("experiments", {}), **facts["experiments"]}
             arm = "then" if conditions.evaluate(step.branch.when, facts, now=now) else "else"
             run.step = spec.first_of(journey, f"{path}.{arm}")
             continue
@@ -312,6 +318,24 @@ def advance(
         return now  # more steps than one pass runs: continue in the next pass
     run.context = context
     return None
+
+
+def _arms(
+    session: Session, workspace_id: str, buyer_id: str, keys: list[str], now: datetime
+) -> dict[str, str]:
+    """The buyer's arm in each experiment a branch reads: assigned on first use and its exposure logged (sticky;
+    outside the experiment's run, the control, nothing logged). An experiment gone since the journey was
+    stored reads as missing (so the condition tests nothing but ``exists: false``/``ne``)."""
+    out: dict[str, str] = {}
+    for key in keys:
+        try:
+            assignment = experiments_service.arm_for(
+                session=session, workspace_id=workspace_id, key=key, buyer_id=buyer_id, now=now
+            )
+        except ExperimentNotFound:
+            continue
+        out[key] = assignment.arm
+    return out
 
 
 def _zone(context: dict[str, Any], who: audience.Recipient) -> Any:

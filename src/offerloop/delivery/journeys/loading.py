@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from offerloop.core import conditions
 from offerloop.declarative import Reporter, load_document, validate
 from offerloop.declarative.document import Document
 from offerloop.delivery.exceptions import JourneyError
@@ -45,6 +46,11 @@ def _check(journey: Journey, report: Reporter) -> None:
                 if send.event is not None and send.channel != "webhook":
                     report((*here, "send", "event"), "only for channel webhook")
             elif isinstance(step, BranchStep):
+                if any(
+                    leaf.root == "experiments" and not leaf.key
+                    for leaf in conditions.leaves(step.branch.when)
+                ):
+                    report((*here, "branch", "when"), "experiments is read per experiment: experiments.<key>")
                 walk(step.branch.then, (*here, "branch", "then"))
                 walk(step.branch.else_, (*here, "branch", "else"))
 

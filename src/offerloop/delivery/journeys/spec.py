@@ -15,6 +15,10 @@ steps:
       then:
         - decide: {placement: nudge, as: offer}
         - send: {channel: email, subject: "...", text: "{{ offer.title }} {{ link(offer.url) }}"}
+  - branch:                              # an A/B test: the buyer's arm in experiment "welcome-copy"
+      when: {experiments.welcome-copy: short}
+      then: [{send: {channel: email, subject: "Hi", text: "..."}}]
+      else: [{send: {channel: email, subject: "Welcome aboard", text: "..."}}]
 ```
 
 Conditions are the one condition language (:mod:`offerloop.core.conditions`); templates are Jinja2 in a
@@ -49,6 +53,9 @@ CHANNELS: Final = ("email", "push", "webhook", "inapp")
 SCOPE: Final = conditions.Scope(
     roots=frozenset({"traits", "features", "persona", "entitlements", "properties"})
 )
+# A branch may also split on an experiment: ``experiments.<key>`` is the buyer's arm, assigned (sticky, exposure
+# logged) when the branch is evaluated.
+BRANCH_SCOPE: Final = conditions.Scope(roots=SCOPE.roots | {"experiments"})
 MAX_STEPS: Final = 100
 
 Name = Annotated[
@@ -57,19 +64,52 @@ Name = Annotated[
 LocalTime = Annotated[str, matching(r"([01]\d|2[0-3]):[0-5]\d", "a local time HH:MM (24-hour), e.g. 09:00")]
 
 
-def _condition(value: Any) -> conditions.Condition:
-    try:
-        return conditions.parse(value, scope=SCOPE)
-    except conditions.ConditionError as exc:
-        raise conditions.pydantic_error(exc) from None
+def _parser(scope: conditions.Scope) -> Any:
+    def parse(value: Any) -> conditions.Condition:
+        try:
+            return conditions.parse(value, scope=scope)
+        except conditions.ConditionError as exc:
+            raise conditions.pydantic_error(exc) from None
+
+    return parse
+
+
+def _serialized(scope: conditions.Scope, description: str) -> tuple[Any, ...]:
+    return (
+        PlainValidator(_parser(scope)),
+        PlainSerializer(conditions.to_data),
+        WithJsonSchema({"type": "object", "description": description}),
+    )
 
 
 Condition: TypeAlias = Annotated[
-    conditions.Condition,
-    PlainValidator(_condition),
-    PlainSerializer(conditions.to_data),
-    WithJsonSchema({"type": "object", "description": "a condition (docs/conditions.md)"}),
+    conditions.Condition, *_serialized(SCOPE, "a condition (docs/conditions.md)")
 ]
+BranchCondition: TypeAlias = Annotated[
+    conditions.Condition,
+    *_serialized(BRANCH_SCOPE, "a condition (docs/conditions.md); experiments.<key> too"),
+]
+
+
+def experiment_keys(condition: conditions.Condition) -> list[str]:
+    """The experiments a branch condition reads (``experiments.<key>``), in order of first use."""
+    keys = (leaf.key for leaf in conditions.leaves(condition) if leaf.root == "experiments")
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+def all_experiment_keys(journey: Journey) -> list[str]:
+    """Every experiment the journey's branches read."""
+    out: list[str] = []
+
+    def walk(steps: Any) -> None:
+        for step in steps:
+            if isinstance(step, BranchStep):
+                out.extend(experiment_keys(step.branch.when))
+                walk(step.branch.then)
+                walk(step.branch.else_)
+
+    walk(journey.steps)
+    return list(dict.fromkeys(out))
 
 
 # The longest wait, window or cap period: ten years. Longer ones mean nothing to a journey, and a date that far
@@ -259,7 +299,7 @@ class Decide(_Model):
 
 
 class Branch(_Model):
-    when: Condition
+    when: BranchCondition
     then: list[Step] = Field(default_factory=list, max_length=MAX_STEPS)
     else_: list[Step] = Field(default_factory=list, alias="else", max_length=MAX_STEPS)
 
