@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Query
-from starlette.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.responses import JSONResponse, Response
 
 from offerloop.core.pages import MAX_LIMIT
 
@@ -16,6 +17,13 @@ class JSONBytes(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def model_json(model: BaseModel, status_code: int = 200) -> Response:
+    """A response model already built by the route, serialised once by pydantic's own serialiser: returned
+    as a Response, FastAPI neither validates it again against the declared response model nor re-encodes it
+    (declare ``response_model`` on the route so the OpenAPI schema still describes it)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 # The query parameters of every list endpoint (see offerloop.core.pages): one spelling, one bound.

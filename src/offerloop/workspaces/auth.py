@@ -36,6 +36,12 @@ def get_db(request: Request) -> Database:
     return db
 
 
+async def _db(request: Request) -> Database:
+    # The dependency is async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a
+    # thread hop on every request for an attribute read.
+    return get_db(request)
+
+
 def get_settings(request: Request) -> Any:
     return request.app.state.settings
 
@@ -62,7 +68,7 @@ async def require_secret(principal: Annotated[Principal, Depends(authenticate_re
     return principal
 
 
-DB = Annotated[Database, Depends(get_db)]
+DB = Annotated[Database, Depends(_db)]
 AnyKey = Annotated[Principal, Depends(authenticate_request_async)]
 SecretKey = Annotated[Principal, Depends(require_secret)]
 
