@@ -37,17 +37,23 @@ def load_average() -> str:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by a process and its direct children (Linux /proc)."""
+    return sum(process_cpu_seconds(pid).values())
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds used so far by a process and by each of its direct children, by pid: how
+    the work was shared between the worker processes of a server."""
     pids = [pid]
     with contextlib.suppress(OSError):
         pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    total: dict[int, float] = {}
     for one in pids:
         try:
             fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        total[one] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return total
 
 

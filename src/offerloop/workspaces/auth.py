@@ -56,8 +56,16 @@ def authenticate_request(request: Request) -> Principal:
         return service.authenticate(session=session, key=key)
 
 
+# Where the body guard leaves the principal it authenticated (before reading the body) for the route.
+PRINCIPAL_SCOPE_KEY = "offerloop.principal"
+
+
 async def authenticate_request_async(request: Request) -> Principal:
-    """As authenticate_request; a recently seen key is answered from memory without a thread hop."""
+    """As authenticate_request; a recently seen key is answered from memory without a thread hop, and a
+    request the body guard already authenticated is not authenticated twice."""
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
     cached = service.cached_principal(key_from_header(request.headers.get("authorization")))
     return cached if cached is not None else await run_in_threadpool(authenticate_request, request)
 
