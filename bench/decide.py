@@ -16,7 +16,6 @@ import http.client
 import random
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from _common import (
     load_average,
     machine,
     percentile,
+    post_all,
     process_cpu_seconds,
     start_server,
 )
@@ -63,6 +63,22 @@ def catalog(n: int) -> list[ActionIn]:
     ]
 
 
+def catalog_and_model(db: Database, workspace_id: str, actions: int) -> list[str]:
+    """The bench catalog and a trained model (5,000 rewards on random logs) published for "home"; the keys."""
+    catalog_in = catalog(actions)
+    keys = [a.key for a in catalog_in]
+    with db.write() as session:
+        decisions_service.upsert_actions(session=session, workspace_id=workspace_id, actions=catalog_in)
+        policy = VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=0)
+        by_key = {a.key: a for a in decisions_service.repository.actions(session, workspace_id)}
+        rng = random.Random(2)
+        for _ in range(5000):
+            chosen = [decisions_service.model_action(by_key[k]) for k in rng.sample(keys, 10)]
+            policy.learn_one({"orders": rng.randint(0, 3), "stage": "lead"}, chosen, 0, 0.1, rng.random())
+        decisions_service.publish(session=session, workspace_id=workspace_id, placement="home", policy=policy)
+    return keys
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,18 +98,7 @@ def main() -> None:
     migrate.upgrade(engine)
     db = Database(engine)
     load(db, ws["id"], args.buyers)
-    actions = catalog(args.actions)
-    keys = [a.key for a in actions]
-    with db.write() as session:
-        decisions_service.upsert_actions(session=session, workspace_id=ws["id"], actions=actions)
-        # a trained model: 5,000 rewards on random logs
-        policy = VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=0)
-        by_key = {a.key: a for a in decisions_service.repository.actions(session, ws["id"])}
-        rng = random.Random(2)
-        for _ in range(5000):
-            chosen = [decisions_service.model_action(by_key[k]) for k in rng.sample(keys, 10)]
-            policy.learn_one({"orders": rng.randint(0, 3), "stage": "lead"}, chosen, 0, 0.1, rng.random())
-        decisions_service.publish(session=session, workspace_id=ws["id"], placement="home", policy=policy)
+    keys = catalog_and_model(db, ws["id"], args.actions)
 
     rng = random.Random(3)
 
@@ -137,28 +142,9 @@ def main() -> None:
 
         # Throughput: 2 connections for a fixed number of decisions.
         bodies = [orjson.dumps(request_body(i)) for i in range(args.decisions)]
-        cursor = iter(bodies)
-        lock = threading.Lock()
-
-        def client() -> None:
-            c = http.client.HTTPConnection("127.0.0.1", server.port)
-            while True:
-                with lock:
-                    body = next(cursor, None)
-                if body is None:
-                    return
-                c.request("POST", "/v1/decide", body=body, headers=headers)
-                c.getresponse().read()
-
         assert server.proc is not None
         cpu_before = process_cpu_seconds(server.proc.pid)
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        per_second = len(bodies) / (time.perf_counter() - started)
+        per_second = len(bodies) / post_all(server.port, "/v1/decide", bodies, headers, connections=2)
         # The servers' own CPU per decision: what two cores free of other work would sustain.
         cpu_after = process_cpu_seconds(server.proc.pid)
         by_process = sorted((cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after), reverse=True)

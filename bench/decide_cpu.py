@@ -15,13 +15,12 @@ import http.client
 import json
 import os
 import random
-import threading
 import time
 from pathlib import Path
 
 import orjson
-from _common import create_workspace, load_average, machine, start_server
-from decide import catalog
+from _common import create_workspace, load_average, machine, post_all, start_server
+from decide import catalog_and_model
 from lookup import load
 from sqlalchemy import text
 
@@ -32,7 +31,6 @@ from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
-from offerloop.ml.policies import VWContextualBandit
 from offerloop.worker import pools
 
 
@@ -46,17 +44,7 @@ def prepare(path: Path, buyers: int) -> dict[str, object]:
     migrate.upgrade(engine)
     db = Database(engine)
     load(db, ws["id"], buyers)
-    actions = catalog(200)
-    keys = [a.key for a in actions]
-    with db.write() as session:
-        decisions_service.upsert_actions(session=session, workspace_id=ws["id"], actions=actions)
-        policy = VWContextualBandit(exploration="epsilon", epsilon=0.1, seed=0)
-        by_key = {a.key: a for a in decisions_service.repository.actions(session, ws["id"])}
-        rng = random.Random(2)
-        for _ in range(5000):
-            chosen = [decisions_service.model_action(by_key[k]) for k in rng.sample(keys, 10)]
-            policy.learn_one({"orders": rng.randint(0, 3), "stage": "lead"}, chosen, 0, 0.1, rng.random())
-        decisions_service.publish(session=session, workspace_id=ws["id"], placement="home", policy=policy)
+    keys = catalog_and_model(db, ws["id"], 200)
     engine.dispose()
     out = {**ws, "keys": keys, "buyers": buyers}
     meta.write_text(json.dumps(out))
@@ -136,27 +124,8 @@ def main() -> None:
             response = conn.getresponse()
             response.read()
             assert response.status == 200, response.status
-        cursor = iter(encoded[warm:])
-        lock = threading.Lock()
-
-        def client() -> None:
-            c = http.client.HTTPConnection("127.0.0.1", server.port)
-            while True:
-                with lock:
-                    body = next(cursor, None)
-                if body is None:
-                    return
-                c.request("POST", "/v1/decide", body=body, headers=headers)
-                c.getresponse().read()
-
         before = thread_cpu(pid)
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.connections)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
+        elapsed = post_all(server.port, "/v1/decide", encoded[warm:], headers, args.connections)
         after = thread_cpu(pid)
     finally:
         server.stop()
