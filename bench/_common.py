@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import platform
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from offerloop.cli.process import ServerProcess
@@ -37,17 +41,23 @@ def load_average() -> str:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by a process and its direct children (Linux /proc)."""
+    return sum(process_cpu_seconds(pid).values())
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds used so far by a process and by each of its direct children, by pid: how
+    the work was shared between the worker processes of a server."""
     pids = [pid]
     with contextlib.suppress(OSError):
         pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    total: dict[int, float] = {}
     for one in pids:
         try:
             fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        total[one] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return total
 
 
@@ -85,3 +95,33 @@ def start_server(database_url: str, workers: int = 1) -> ServerProcess:
     server = ServerProcess(database_url, workers=workers)
     server.start(timeout_s=300)  # a machine busy with other work can take minutes to import and start
     return server
+
+
+def post_all(port: int, path: str, bodies: list[bytes], headers: dict[str, str], connections: int) -> float:
+    """POST every body to ``path`` over ``connections`` keep-alive connections, each taking the next body
+    as soon as its previous answer is read; returns the seconds it took."""
+    cursor = iter(bodies)
+    lock = threading.Lock()
+
+    def client() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        while True:
+            with lock:
+                body = next(cursor, None)
+            if body is None:
+                return
+            c.request("POST", path, body=body, headers=headers)
+            c.getresponse().read()
+
+    started = time.perf_counter()
+    run_threads(client, connections)
+    return time.perf_counter() - started
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _common import create_workspace, load, machine, percentile, start_server, tree_cpu_seconds
+from _common import create_workspace, load, machine, percentile, run_threads, start_server, tree_cpu_seconds
 from ingest_baseline import (
     bare_executemany,
     report,
@@ -128,11 +128,7 @@ def send_http(
                 statuses[code] = statuses.get(code, 0) + 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, connections)
     return started, latencies, statuses
 
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Query, Request
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed
@@ -23,6 +23,13 @@ class JSONBytes(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def model_json(model: BaseModel, status_code: int = 200) -> Response:
+    """A response model already built by the route, serialised once by pydantic's own serialiser: returned
+    as a Response, FastAPI neither validates it again against the declared response model nor re-encodes it
+    (declare ``response_model`` on the route so the OpenAPI schema still describes it)."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 # The query parameters of every list endpoint (see offerloop.core.pages): one spelling, one bound.

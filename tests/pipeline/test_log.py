@@ -17,10 +17,12 @@ from tests.conftest import basic, bearer
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
+from offerloop.jobs import queue
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Event, EventDedup, Job, ParkedEvent, Workspace
+from offerloop.pipeline import checkpoints, registry, runner
 from offerloop.pipeline import log as pipeline_log
-from offerloop.pipeline import registry, runner
+from offerloop.pipeline.runner import kinds
 from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -531,3 +533,37 @@ def test_past_its_deadline_a_fresh_read_starts_no_further_partition(db, workspac
     assert len(moved) == 1  # one step (the partition's whole stage), then the deadline stopped it
     runner.drain(db, workspace_id=workspace.id)
     assert len([k for k, c in cursors().items() if c != before.get(k)]) == 5
+
+
+def test_a_caught_up_workspace_is_told_by_one_statement_and_fresh_read_applies_a_backlog(
+    db, workspace, monkeypatch
+) -> None:
+    monkeypatch.setattr(runner.config, "partitions", 1)
+    pipeline_log.set_inline(db, False)
+    with db.read() as session:
+        assert runner.caught_up(session, workspace.id) is True  # an empty log
+    _ingest(db, workspace.id, [_track(i, f"u{i % 3}") for i in range(12)])
+    last = _seqs(db, workspace.id)[-1][0]
+    with db.read() as session:
+        assert runner.caught_up(session, workspace.id) is False
+    with runner.fresh_read(db, workspace_id=workspace.id) as session:
+        # The backlog was applied before this transaction began: it sees every consumer at the head.
+        cursors = {kind: cursor for kind, _, cursor in checkpoints.cursors(session, workspace.id, kinds())}
+        assert runner.caught_up(session, workspace.id) is True
+    assert set(cursors) == set(kinds()) and set(cursors.values()) == {last}
+
+
+def test_with_partitions_behind_the_head_caught_up_says_no_and_catch_up_finds_nothing_to_do(
+    db, workspace
+) -> None:
+    users = _users_in_distinct_partitions(db, workspace.id, 2)
+    pipeline_log.set_inline(db, False)
+    _ingest(db, workspace.id, [_track(1, users[0]), _track(2, users[1])])
+    runner.drain(db, workspace_id=workspace.id)
+    with db.read() as session:
+        # The first user's partition stops at its own event, below the head: the one statement cannot tell
+        # it from a pending event, so the request falls back to the partition-by-partition check.
+        assert runner.caught_up(session, workspace.id) is False
+    generation = queue.generation()
+    assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is True
+    assert queue.generation() == generation  # nothing was applied, nothing woken

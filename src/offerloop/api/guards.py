@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop.core.errors import OfferloopError
 from offerloop.telemetry import log
-from offerloop.workspaces.auth import authenticate_request_async
+from offerloop.workspaces.auth import PRINCIPAL_SCOPE_KEY, authenticate_request_async
 
 MiB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 2 * MiB
@@ -121,7 +121,8 @@ class BodyLimit:
                 return
         if path.startswith("/v1/") and not path.startswith(KEYLESS_PREFIXES):
             try:
-                await authenticate_request_async(Request(scope))
+                # Kept for the route's own key dependency: the same header, authenticated once.
+                scope[PRINCIPAL_SCOPE_KEY] = await authenticate_request_async(Request(scope))
             except OfferloopError as exc:
                 await send_error(send, exc.status_code, exc.code, exc.message, exc.details)
                 return

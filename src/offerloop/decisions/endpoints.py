@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from offerloop import pipeline
 from offerloop.core.errors import ValidationFailed, error_responses
@@ -20,7 +21,7 @@ from offerloop.decisions.schemas import (
     DecideResponse,
     DecisionRead,
 )
-from offerloop.web import Cursor, Limit
+from offerloop.web import Cursor, Limit, model_json
 from offerloop.workspaces.auth import DB, SecretKey
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -61,21 +62,22 @@ def list_actions(
 @router.post(
     "/decide",
     summary="The next best actions for a buyer, with propensities and reasons",
+    response_model=DecideResponse,
     responses=error_responses(UnknownCandidates),
 )
-def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) -> DecideResponse:
+def decide(request: Request, db: DB, principal: SecretKey, body: DecideRequest) -> Response:
     # Deciding only reads, so concurrent requests (and server processes) decide in parallel; the log row
     # is written in a short transaction of its own, before the answer goes out.
     pending: list[Any] = []
-    pipeline.catch_up(db, workspace_id=principal.workspace_id)  # see every event acknowledged before now
-    with db.read() as session:
+    # The read sees every event acknowledged before now applied (caught up first if one is pending).
+    with pipeline.fresh_read(db, workspace_id=principal.workspace_id) as session:
         out = service.decide_for(
             session=session, workspace_id=principal.workspace_id, request=body,
             holdout_share=request.app.state.settings.holdout_share, log=pending,
         )  # fmt: skip
     with db.write() as session:
         service.record(session=session, decisions=pending)
-    return out
+    return model_json(out)
 
 
 @router.get(

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
+from offerloop.db import driver
 from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models import Action, Decision, Event, Experiment, PolicySnapshot
 
@@ -157,10 +158,14 @@ def latest_version(session: Session, workspace_id: str, placement: str) -> int:
 
 
 def insert_decisions(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """Core INSERT of decisions made read-only (no unit-of-work flush: the log write stays short)."""
+    """INSERT decisions made read-only, at the driver level (no unit-of-work flush, no per-column bind
+    processing: the log write stays short). Every row has the same columns (``decide`` builds them)."""
     values = list(rows)
     if values:
-        session.connection().execute(insert(Decision), values)
+        columns = tuple(values[0])
+        driver.insert_many(
+            session.connection(), "decisions", columns, [tuple(r[c] for c in columns) for r in values]
+        )
 
 
 def snapshot(session: Session, workspace_id: str, placement: str, version: int) -> PolicySnapshot | None:

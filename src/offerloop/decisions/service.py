@@ -77,6 +77,7 @@ class Catalog:
     # Per action, what its rules read of the buyer (precomputed: the decide path asks for every candidate).
     entitled: frozenset[str]  # keys of actions whose rules depend on the buyer's entitlements
     completed: dict[str, tuple[str, str]]  # key -> (event, property) of its completed_when
+    logged: dict[str, dict[str, Any]]  # key -> the action as a decision's log row lists it (read-only)
 
 
 # -- catalog ---------------------------------------------------------------------------------------
@@ -167,10 +168,11 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
     rows = repository.actions(session, workspace_id)
     for row in rows:
         session.expunge(row)  # kept across sessions: read-only snapshots
+    models = {a.key: model_action(a) for a in rows}
     entry = Catalog(
         actions=rows,
         by_key={a.key: a for a in rows},
-        models={a.key: model_action(a) for a in rows},
+        models=models,
         views={a.key: _rule_view(a) for a in rows},
         entitled=frozenset(
             a.key
@@ -182,6 +184,7 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
             for a in rows
             if a.attributes.get("completed_when")
         },
+        logged={key: {"id": key, "features": dict(m.features)} for key, m in models.items()},
     )
     _catalogs.put(workspace_id, version, entry)
     return entry
@@ -370,7 +373,8 @@ def decide(
             policy=mode, holdout=holdout, model_version=version if mode == "model" else 0,
             persona=persona["name"] if persona else None, persona_confidence=persona["confidence"] if persona else None,
             context={**context, "_outcome": outcome} if outcome else context,
-            candidates=[{"id": a.id, "features": dict(a.features)} for a in actions],
+            candidates=[catalog.logged[a.id] for a in actions] if log is not None
+            else [{"id": a.id, "features": dict(a.features)} for a in actions],
             items=[i.model_dump() for i in items], excluded=excluded,
             chosen_key=first.key if first else None, chosen_index=chosen.index if chosen else None,
             propensity=chosen.probability if chosen else None,

@@ -126,12 +126,13 @@ def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
     session.execute(scoped_delete(BuyerScore, workspace_id).where(BuyerScore.buyer_id.in_(buyer_ids)))
 
 
+_SCORES_SQL = "SELECT name, value FROM buyer_scores WHERE workspace_id = ? AND buyer_id = ?"
+
+
 def scores(session: Session, workspace_id: str, buyer_id: str) -> dict[str, float]:
-    """The buyer's batch-computed scores (name -> value)."""
-    stmt = scoped_select(BuyerScore, workspace_id, BuyerScore.name, BuyerScore.value).where(
-        BuyerScore.buyer_id == buyer_id
-    )
-    return {name: float(value) for name, value in session.execute(stmt)}
+    """The buyer's batch-computed scores (name -> value): on the decide path, so at the driver level."""
+    rows = driver.fetch_all(session.connection(), _SCORES_SQL, [workspace_id, buyer_id])
+    return {name: float(value) for name, value in rows}
 
 
 def replace_scores(

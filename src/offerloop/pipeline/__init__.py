@@ -5,3 +5,4 @@ from offerloop.pipeline import partitions as partitions  # registers the log's m
 from offerloop.pipeline.runner import bulk as bulk
 from offerloop.pipeline.runner import catch_up as catch_up
 from offerloop.pipeline.runner import drain as drain
+from offerloop.pipeline.runner import fresh_read as fresh_read

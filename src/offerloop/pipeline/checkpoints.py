@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from offerloop.db import driver
 from offerloop.models import Job, Workspace
 
 
@@ -99,3 +100,22 @@ def cursors_at(session: Session, workspace_id: str, kinds: Sequence[str], key: s
 
 def workspace_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
+
+
+def applied_through(
+    session: Session, workspace_id: str, identity: Sequence[str], identity_key: str, others: Sequence[str]
+) -> tuple[int, int | None, int]:
+    """(the log's head, the lowest cursor of every ``identity`` and ``others`` row of the workspace, how many
+    ``identity`` rows exist at ``identity_key``) in one statement of three index probes: the freshness check of
+    the read endpoints, which finds nothing pending far more often than not."""
+    kinds = [*identity, *others]
+    marks = ", ".join("?" * len(kinds))
+    sql = (
+        "SELECT (SELECT max(id) FROM events WHERE workspace_id = ?), "
+        f"(SELECT min(coalesce(cursor, 0)) FROM jobs WHERE workspace_id = ? AND kind IN ({marks})), "
+        f"(SELECT count(*) FROM jobs WHERE workspace_id = ? AND kind IN ({', '.join('?' * len(identity))}) "
+        "AND key = ?)"
+    )
+    params = [workspace_id, workspace_id, *kinds, workspace_id, *identity, identity_key]
+    head, low, found = driver.fetch_all(session.connection(), sql, params)[0]
+    return int(head or 0), None if low is None else int(low), int(found)

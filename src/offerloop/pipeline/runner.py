@@ -408,6 +408,33 @@ def _identity_behind(session: Session, workspace_id: str, target: int) -> list[C
     return behind
 
 
+def caught_up(session: Session, workspace_id: str) -> bool:
+    """Whether every consumer has applied the workspace's whole log, by one statement (False may still mean
+    nothing is pending: a partition's checkpoint stays below the head while other partitions take the events,
+    which :func:`catch_up` then finds out event by event)."""
+    stages = consumers()
+    identity = [log.kind_of(c.name) for c in stages if c.stage == "identity"]
+    others = [log.kind_of(c.name) for c in stages if c.stage != "identity"]
+    key = log.key_of(workspace_id, log.IDENTITY_PART)
+    head, low, found = checkpoints.applied_through(session, workspace_id, identity, key, others)
+    # An identity consumer without a checkpoint row has applied nothing yet (it starts at the origin).
+    return head == 0 or (found == len(identity) and low is not None and low >= head)
+
+
+@contextmanager
+def fresh_read(db: Database, *, workspace_id: str) -> Iterator[Session]:
+    """A read transaction that sees every event of the workspace acknowledged before it began, applied: the
+    freshness check is its first statement (no transaction of its own) and, when something is pending, the
+    transaction is begun again after :func:`catch_up`."""
+    with db.read() as session:
+        if caught_up(session, workspace_id):
+            yield session
+            return
+    catch_up(db, workspace_id=workspace_id)
+    with db.read() as session:
+        yield session
+
+
 def catch_up(
     db: Database, *, workspace_id: str, wait_s: float | None = None, up_to: int | None = None
 ) -> bool:
@@ -419,6 +446,8 @@ def catch_up(
     # One read first: when nothing is pending (the common case), no write transaction is opened, so a read
     # endpoint never waits for the SQLite writer lock.
     with db.read() as session:
+        if up_to is None and caught_up(session, workspace_id):
+            return True
         target = log.head(session, workspace_id) if up_to is None else up_to
         if target == 0:
             return True

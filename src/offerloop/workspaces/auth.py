@@ -36,6 +36,12 @@ def get_db(request: Request) -> Database:
     return db
 
 
+async def _db(request: Request) -> Database:
+    # The dependency is async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a
+    # thread hop on every request for an attribute read.
+    return get_db(request)
+
+
 def get_settings(request: Request) -> Any:
     return request.app.state.settings
 
@@ -50,8 +56,16 @@ def authenticate_request(request: Request) -> Principal:
         return service.authenticate(session=session, key=key)
 
 
+# Where the body guard leaves the principal it authenticated (before reading the body) for the route.
+PRINCIPAL_SCOPE_KEY = "offerloop.principal"
+
+
 async def authenticate_request_async(request: Request) -> Principal:
-    """As authenticate_request; a recently seen key is answered from memory without a thread hop."""
+    """As authenticate_request; a recently seen key is answered from memory without a thread hop, and a
+    request the body guard already authenticated is not authenticated twice."""
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
     cached = service.cached_principal(key_from_header(request.headers.get("authorization")))
     return cached if cached is not None else await run_in_threadpool(authenticate_request, request)
 
@@ -62,7 +76,7 @@ async def require_secret(principal: Annotated[Principal, Depends(authenticate_re
     return principal
 
 
-DB = Annotated[Database, Depends(get_db)]
+DB = Annotated[Database, Depends(_db)]
 AnyKey = Annotated[Principal, Depends(authenticate_request_async)]
 SecretKey = Annotated[Principal, Depends(require_secret)]
 

@@ -24,20 +24,28 @@ def get_workspace(session: Session, workspace_id: str) -> Workspace | None:
     return ws
 
 
-_VERSION_OF = {
-    field: select(getattr(Workspace, f"{field}_version")).where(Workspace.id == bindparam("w"))
-    for field in ("signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog")
-}
+_CONFIG_FIELDS = ("signal_config", "feature_spec", "persona_templates", "theme", "offers_catalog")
+_VERSIONS = select(*(getattr(Workspace, f"{field}_version") for field in _CONFIG_FIELDS)).where(
+    Workspace.id == bindparam("w")
+)
+_MEMO = "offerloop.config_versions"
 
 
 def config_version(session: Session, workspace_id: str, field: str) -> int | None:
     """``<field>_version`` of the workspace (None: no such workspace): the row this session already loaded,
-    else one column by a prebuilt statement (a hot path need not decode the row's JSON configs)."""
+    else every config's version by one prebuilt statement, kept for the session (a decision reads three of
+    them: feature spec, stage order, persona templates; a hot path need not decode the row's JSON configs)."""
     pinned = session.info.get("pinned_workspaces", {}).get(workspace_id)
     if pinned is not None:
         return int(getattr(pinned, f"{field}_version"))
-    found = session.connection().execute(_VERSION_OF[field], {"w": workspace_id}).scalar_one_or_none()
-    return None if found is None else int(found)
+    memo: dict[str, dict[str, int]] = session.info.setdefault(_MEMO, {})
+    versions = memo.get(workspace_id)
+    if versions is None:
+        row = session.connection().execute(_VERSIONS, {"w": workspace_id}).one_or_none()
+        if row is None:
+            return None
+        versions = memo[workspace_id] = {f: int(v or 0) for f, v in zip(_CONFIG_FIELDS, row, strict=True)}
+    return versions[field]
 
 
 def list_workspaces(session: Session) -> list[Workspace]:
@@ -66,6 +74,7 @@ def set_versioned(session: Session, workspace_id: str, field: str, value: dict[s
     """Store one of the workspace's declarative configs and bump its ``<field>_version``."""
     ws = session.get(Workspace, workspace_id)
     assert ws is not None
+    session.info.get(_MEMO, {}).pop(workspace_id, None)  # the versions this session read are stale now
     setattr(ws, field, value)
     version = int(getattr(ws, f"{field}_version")) + 1
     setattr(ws, f"{field}_version", version)
