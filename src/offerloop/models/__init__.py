@@ -1,5 +1,6 @@
 """Every ORM table, one module per aggregate. Importing this package registers them all."""
 
+from offerloop.models.analytics import AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPurchase
 from offerloop.models.artifact import Artifact, ArtifactFile, ArtifactVersion, AtomUse
 from offerloop.models.attribution import AttributionCredit
 from offerloop.models.audit import AuditEntry
@@ -47,6 +48,9 @@ from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
     "Action",
+    "AnalyticsBuyer",
+    "AnalyticsPersonaFirst",
+    "AnalyticsPurchase",
     "ApiKey",
     "Artifact",
     "ArtifactFile",
