@@ -8,8 +8,8 @@
 * **An ``Order Completed`` event of any other order** that a creator or offerloop's server sent
   (``context.offerloop.origin`` = ``creator``/``server``; ingestion sets it and a write-key client cannot
   forge it): ``offerloop import orders``, a creator's server-side tracking. One purchase per
-  ``properties.order_id`` (the latest event counts: a ``--revision`` re-import replaces the row), else one
-  per event. Worth ``total_minor`` (else ``revenue``/``total``/``value`` in major units) in
+  ``properties.order_id``, else one per event: at the order's earliest event (a resend is no new purchase),
+  worth what its latest event says (a ``--revision`` re-import corrects the row). Worth ``total_minor`` (else ``revenue``/``total``/``value`` in major units) in
   ``properties.currency``, which must be an ISO 4217 code. An ``Order Refunded`` of the same order from a
   creator/server takes it out (``full`` absent or true: an imported refunded row) or nets the
   ``amount_minor`` it names (``full: false``).
@@ -138,6 +138,7 @@ def purchases(
             out[o.id] = Purchase(o.id, epoch_us(o.paid_at), max(o.total - o.refunded, 0), o.refunded,
                                  o.currency, "checkout")  # fmt: skip
     completed: dict[str, tuple[int, EventRow]] = {}
+    first_at: dict[str, datetime] = {}
     refunds: dict[str, list[EventRow]] = {}
     for e in events:
         if e.suppressed or origin(e.context) not in TRUSTED:
@@ -151,6 +152,8 @@ def purchases(
             slot = key or f"event:{e.seq}"
             if slot not in completed or completed[slot][0] < e.seq:
                 completed[slot] = (e.seq, e)
+            if slot not in first_at or e.at < first_at[slot]:
+                first_at[slot] = e.at
         elif e.name == REFUNDED and key is not None:
             refunds.setdefault(key, []).append(e)
     for slot, (_, e) in completed.items():
@@ -181,7 +184,7 @@ def purchases(
         if full or (amount > 0 and refunded >= amount):
             continue
         out[slot] = Purchase(
-            slot, epoch_us(e.at), amount - refunded, min(refunded, amount), currency, "event"
+            slot, epoch_us(first_at[slot]), amount - refunded, min(refunded, amount), currency, "event"
         )
     return sorted(out.values(), key=lambda p: (p.at_us, p.key))
 
