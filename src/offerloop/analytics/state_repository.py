@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import distinct, func
+from sqlalchemy import func
 from sqlalchemy.orm import Session
 
 from offerloop.analytics.purchases import NAMES, PAID, EventRow, OrderRow
@@ -221,11 +221,11 @@ def candidate_buyers(session: Session, workspace_id: str) -> list[str]:
     """Every buyer the state may have rows for: with a paid order, an order event or a persona change."""
     found: set[str] = set()
     for stmt in (
-        scoped_select(Order, workspace_id, distinct(Order.buyer_id)).where(Order.status.in_(PAID)),
-        scoped_select(Event, workspace_id, distinct(Event.buyer_id)).where(
-            Event.name.in_(NAMES), Event.buyer_id.is_not(None)
-        ),
-        scoped_select(PersonaChange, workspace_id, distinct(PersonaChange.buyer_id)),
+        scoped_select(Order, workspace_id, Order.buyer_id).where(Order.status.in_(PAID)).distinct(),
+        scoped_select(Event, workspace_id, Event.buyer_id)
+        .where(Event.name.in_(NAMES), Event.buyer_id.is_not(None))
+        .distinct(),
+        scoped_select(PersonaChange, workspace_id, PersonaChange.buyer_id).distinct(),
     ):
         found.update(b for b in session.scalars(stmt) if b)
     return sorted(found)
