@@ -16,7 +16,14 @@ from tests.conftest import basic, bearer
 from offerloop.analytics import consumers, service, state
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
-from offerloop.models import AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPurchase, Event, Order
+from offerloop.models import (
+    AnalyticsBuyer,
+    AnalyticsPersonaFirst,
+    AnalyticsPersonaPurchase,
+    AnalyticsPurchase,
+    Event,
+    Order,
+)
 from offerloop.pipeline.registry import LogEvent
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -53,14 +60,14 @@ def _purchases(db: Database, ws: str) -> list[tuple[str, str, str, int, int, str
     return sorted(out, key=lambda r: (r[0], r[2], r[1]))
 
 
-def _snapshot(db: Database, ws: str) -> tuple[list[Any], list[Any], list[Any]]:
+def _snapshot(db: Database, ws: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """Every analytics row of the workspace, sorted."""
     with db.read() as session:
         return tuple(  # type: ignore[return-value]
             sorted(
                 tuple(r) for r in session.execute(select(*m.__table__.c).where(m.workspace_id == ws)).all()
             )
-            for m in (AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst)
+            for m in (AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPersonaPurchase)
         )
 
 
@@ -266,8 +273,8 @@ def test_erasure_deletes_the_buyers_rows(
     r = client.delete(f"/v1/buyers/{gone}", headers=bearer(workspace.secret_key))
     assert r.status_code == 200, r.text
     assert [r[0] for r in _purchases(db, workspace.id)] == [kept]
-    _, buyers, firsts = _snapshot(db, workspace.id)
-    assert [b[1] for b in buyers] == [kept] and firsts == []
+    _, buyers, firsts, spent = _snapshot(db, workspace.id)
+    assert [b[1] for b in buyers] == [kept] and firsts == [] and spent == []
     # a late event of the erased buyer (or a rebuild) brings nothing back
     with db.write() as session:
         assert state.refresh(session=session, workspace_id=workspace.id, buyer_ids=[gone]) == 0

@@ -18,10 +18,17 @@ from sqlalchemy import and_, case, func, literal
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
-from offerloop.models import AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPurchase, Decision, PersonaChange
+from offerloop.models import (
+    AnalyticsBuyer,
+    AnalyticsPersonaFirst,
+    AnalyticsPersonaPurchase,
+    AnalyticsPurchase,
+    Decision,
+    PersonaChange,
+)
 
 Segment = Literal["none", "first_touch", "persona"]
-P, B, F = AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst
+P, B, F, S = AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPersonaPurchase
 
 PURCHASE_SCHEMA: Final = {
     "buyer_id": pl.String,
@@ -183,16 +190,6 @@ def cohort_revenue(
     return [(int(c), s, cur, int(v or 0)) for c, s, cur, v in _rows(session, stmt)]
 
 
-def _after_assignment(workspace_id: str, end_day: int) -> Any:
-    """The join of purchasers' first assignments with their purchases on or after it, up to ``end_day``."""
-    return and_(
-        P.workspace_id == workspace_id,
-        P.buyer_id == F.buyer_id,
-        P.at_us >= F.at_us,
-        P.day <= end_day,
-    )
-
-
 def assignment_groups(session: Session, workspace_id: str, end_day: int) -> pl.DataFrame:
     """First assignments by ``end_day`` counted per persona, day and day of the first purchase on or after
     them (null: none): persona, day, bought_day, n. Two ranges of one covering index, read in its order."""
@@ -206,12 +203,12 @@ def assignment_groups(session: Session, workspace_id: str, end_day: int) -> pl.D
 
 
 def persona_revenue(session: Session, workspace_id: str, end_day: int) -> list[tuple[str, str, int]]:
-    """(persona, currency, revenue of purchases on or after the buyer's first assignment to it)."""
+    """(persona, currency, revenue of purchases on or after the buyer's first assignment to it, by
+    ``end_day``): one covering index, in its order."""
     stmt = (
-        scoped_select(F, workspace_id, F.persona, P.currency, func.sum(P.amount_minor))
-        .join(P, _after_assignment(workspace_id, end_day))
-        .where(F.purchased.is_(True), F.day <= end_day)
-        .group_by(F.persona, P.currency)
+        scoped_select(S, workspace_id, S.persona, S.currency, func.sum(S.amount_minor))
+        .where(S.day <= end_day)
+        .group_by(S.persona, S.currency)
     )
     return [(p, c, int(v or 0)) for p, c, v in _rows(session, stmt)]
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.analytics import purchases as definition
 from offerloop.analytics import state_repository as repository
+from offerloop.analytics.state_repository import Rows
 from offerloop.decisions import service as decision_service
 
 MAX_CHAIN: Final = 50
@@ -69,10 +70,9 @@ def _losers(session: Session, workspace_id: str, survivors: set[str]) -> dict[st
     return owner
 
 
-def _rows(
-    session: Session, workspace_id: str, live: set[str], owner: dict[str, str]
-) -> tuple[dict[str, set[tuple[Any, ...]]], dict[str, tuple[Any, ...]], dict[str, set[tuple[Any, ...]]]]:
-    """The rows the live survivors should have (tuples without workspace_id), by survivor."""
+def _rows(session: Session, workspace_id: str, live: set[str], owner: dict[str, str]) -> list[Rows]:
+    """The rows the live survivors should have, per table of ``repository.TABLES`` (tuples without
+    workspace_id), by survivor."""
     everyone = live | set(owner)
 
     def root(buyer_id: str) -> str:
@@ -97,9 +97,10 @@ def _rows(
     for buyer_id, persona, at in repository.persona_firsts_of(session, workspace_id, everyone):
         history[root(buyer_id)].append((persona, at))
 
-    bought: dict[str, set[tuple[Any, ...]]] = {}
-    summaries: dict[str, tuple[Any, ...]] = {}
-    firsts: dict[str, set[tuple[Any, ...]]] = {}
+    bought: Rows = {}
+    summaries: Rows = {}
+    firsts: Rows = {}
+    spent: Rows = {}
     for buyer_id in live:
         rows = definition.purchases(orders.get(buyer_id, ()), events.get(buyer_id, ()), checkout)
         summary = definition.summarize(rows)
@@ -127,13 +128,19 @@ def _rows(
              p.amount_minor, p.refunded_minor, p.currency, p.source, channel, segment)
             for p in rows
         }  # fmt: skip
-        summaries[buyer_id] = (
+        spent[buyer_id] = {
+            (buyer_id, name, p.key, p.currency, definition.day_of(p.at_us), p.amount_minor)
+            for name, us in assigned.items()
+            for p in rows
+            if p.at_us >= us
+        }
+        summaries[buyer_id] = {(
             buyer_id, summary.first_at_us, summary.first_day, summary.second_day, summary.first_month,
             summary.purchases, decision_service.holdout_draw(workspace_id, buyer_id), channel,
             touch[1] if touch else None, segment, first_persona[0] if first_persona else None,
             first_persona[1] if first_persona else None,
-        )  # fmt: skip
-    return bought, summaries, firsts
+        )}  # fmt: skip
+    return [bought, summaries, firsts, spent]
 
 
 def refresh(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> int:
@@ -146,24 +153,18 @@ def refresh(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) ->
     owner = _losers(session, workspace_id, live)
     # merged-away and erased buyers keep no rows of their own
     dropped = (gone | erased | set(owner)) - live
-    want_p, want_b, want_f = _rows(session, workspace_id, live, owner)
-    have_p, have_b, have_f = repository.stored(session, workspace_id, live | dropped)
+    want = _rows(session, workspace_id, live, owner)
+    have = repository.stored(session, workspace_id, live | dropped)
     changed = {
-        b
-        for b in live
-        if want_p.get(b, set()) != have_p.get(b, set())
-        or want_b.get(b) != have_b.get(b)
-        or want_f.get(b, set()) != have_f.get(b, set())
+        b for b in live if any(w.get(b, set()) != h.get(b, set()) for w, h in zip(want, have, strict=True))
     }
-    stale = {b for b in dropped if b in have_p or b in have_b or b in have_f}
+    stale = {b for b in dropped if any(b in h for h in have)}
     if not changed and not stale:
         return 0
     repository.delete_buyers(session, workspace_id, changed | stale)
     repository.insert(
         session,
-        [(workspace_id, *row) for b in sorted(changed) for row in sorted(want_p.get(b, ()))],
-        [(workspace_id, *want_b[b]) for b in sorted(changed) if b in want_b],
-        [(workspace_id, *row) for b in sorted(changed) for row in sorted(want_f.get(b, ()))],
+        [[(workspace_id, *row) for b in sorted(changed) for row in sorted(w.get(b, ()))] for w in want],
     )
     return len(changed | stale)
 

@@ -4,7 +4,7 @@ takes its buyer ids in chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -17,6 +17,7 @@ from offerloop.db.scoped import scoped_delete, scoped_select
 from offerloop.models import (
     AnalyticsBuyer,
     AnalyticsPersonaFirst,
+    AnalyticsPersonaPurchase,
     AnalyticsPurchase,
     Buyer,
     BuyerPersona,
@@ -37,6 +38,15 @@ BUYER_COLUMNS: Final = (
     "workspace_id", "buyer_id", "first_at_us", "first_day", "second_day", "first_month", "purchases",
     "holdout_draw", "first_touch", "first_touch_us", "persona", "first_persona", "first_assigned_us",
 )  # fmt: skip
+SPEND_COLUMNS: Final = (
+    "workspace_id",
+    "buyer_id",
+    "persona",
+    "purchase_key",
+    "currency",
+    "day",
+    "amount_minor",
+)
 FIRST_COLUMNS: Final = ("workspace_id", "buyer_id", "persona", "at_us", "day", "purchased", "bought_day")
 
 
@@ -60,69 +70,60 @@ def buyer_links(
     return out
 
 
+def _by_chunk(session: Session, ids: Iterable[str], statement: Callable[[list[str]], Any]) -> Iterator[Any]:
+    """The rows of ``statement(chunk)`` for each chunk of ``ids``."""
+    for chunk in _chunks(ids):
+        yield from session.execute(statement(chunk))
+
+
 def merged_into(session: Session, workspace_id: str, winners: Iterable[str]) -> list[tuple[str, str]]:
     """(winner, loser) of the merges (not undone) whose winner is one of ``winners``."""
-    out: list[tuple[str, str]] = []
-    for chunk in _chunks(winners):
-        stmt = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(
-            Merge.winner_id.in_(chunk), Merge.undone_at.is_(None)
-        )
-        out.extend((w, lo) for w, lo in session.execute(stmt))
-    return out
+    base = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(
+        Merge.undone_at.is_(None)
+    )
+    return [(w, lo) for w, lo in _by_chunk(session, winners, lambda c: base.where(Merge.winner_id.in_(c)))]
 
 
 def orders_of(session: Session, workspace_id: str, ids: Iterable[str]) -> list[tuple[str, OrderRow]]:
     """(buyer_id, order) of the buyers' paid (or partially refunded) orders."""
-    out: list[tuple[str, OrderRow]] = []
-    for chunk in _chunks(ids):
-        stmt = scoped_select(
-            Order, workspace_id, Order.buyer_id, Order.id, Order.status, Order.paid_at, Order.total,
-            Order.refunded, Order.currency,
-        ).where(Order.buyer_id.in_(chunk), Order.status.in_(PAID))  # fmt: skip
-        out.extend(
-            (r[0], OrderRow(r[1], r[2], r[3], int(r[4]), int(r[5]), r[6])) for r in session.execute(stmt)
-        )
-    return out
+    base = scoped_select(
+        Order, workspace_id, Order.buyer_id, Order.id, Order.status, Order.paid_at, Order.total, Order.refunded,
+        Order.currency,
+    ).where(Order.status.in_(PAID))  # fmt: skip
+    return [
+        (r[0], OrderRow(r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]))
+        for r in _by_chunk(session, ids, lambda c: base.where(Order.buyer_id.in_(c)))
+    ]
 
 
 def order_events_of(session: Session, workspace_id: str, ids: Iterable[str]) -> list[tuple[str, EventRow]]:
     """(buyer_id, event) of the buyers' ``Order Completed`` / ``Order Refunded`` track events."""
-    out: list[tuple[str, EventRow]] = []
-    for chunk in _chunks(ids):
-        stmt = scoped_select(
-            Event, workspace_id, Event.buyer_id, Event.id, Event.name, Event.timestamp, Event.properties,
-            Event.context, Event.suppressed,
-        ).where(Event.buyer_id.in_(chunk), Event.type == "track", Event.name.in_(NAMES))  # fmt: skip
-        out.extend(
-            (r[0], EventRow(int(r[1]), r[2], r[3], r[4], r[5], bool(r[6]))) for r in session.execute(stmt)
-        )
-    return out
+    base = scoped_select(
+        Event, workspace_id, Event.buyer_id, Event.id, Event.name, Event.timestamp, Event.properties,
+        Event.context, Event.suppressed,
+    ).where(Event.type == "track", Event.name.in_(NAMES))  # fmt: skip
+    return [
+        (r[0], EventRow(int(r[1]), r[2], r[3], r[4], r[5], bool(r[6])))
+        for r in _by_chunk(session, ids, lambda c: base.where(Event.buyer_id.in_(c)))
+    ]
 
 
 def checkout_orders(session: Session, workspace_id: str, order_ids: Iterable[str]) -> set[str]:
     """Which of these ids are orders of the workspace (any status)."""
-    out: set[str] = set()
-    for chunk in _chunks(order_ids):
-        out.update(session.scalars(scoped_select(Order, workspace_id, Order.id).where(Order.id.in_(chunk))))
-    return out
+    base = scoped_select(Order, workspace_id, Order.id)
+    return {r[0] for r in _by_chunk(session, order_ids, lambda c: base.where(Order.id.in_(c)))}
 
 
 def touches_of(
     session: Session, workspace_id: str, ids: Iterable[str]
 ) -> list[tuple[str, datetime, int, str]]:
     """(buyer_id, occurred_at, id, channel) of the buyers' touchpoints."""
-    out: list[tuple[str, datetime, int, str]] = []
-    for chunk in _chunks(ids):
-        stmt = scoped_select(
-            Touchpoint,
-            workspace_id,
-            Touchpoint.buyer_id,
-            Touchpoint.occurred_at,
-            Touchpoint.id,
-            Touchpoint.channel,
-        ).where(Touchpoint.buyer_id.in_(chunk))
-        out.extend((r[0], r[1], int(r[2]), r[3]) for r in session.execute(stmt))
-    return out
+    t = Touchpoint
+    base = scoped_select(t, workspace_id, t.buyer_id, t.occurred_at, t.id, t.channel)
+    return [
+        (r[0], r[1], int(r[2]), r[3])
+        for r in _by_chunk(session, ids, lambda c: base.where(t.buyer_id.in_(c)))
+    ]
 
 
 def personas_of(session: Session, workspace_id: str, ids: Iterable[str]) -> dict[str, str]:
@@ -156,65 +157,51 @@ def persona_firsts_of(
     return out
 
 
-def stored(
-    session: Session, workspace_id: str, ids: Iterable[str]
-) -> tuple[dict[str, set[tuple[Any, ...]]], dict[str, tuple[Any, ...]], dict[str, set[tuple[Any, ...]]]]:
-    """The rows stored for these buyers, as tuples in the column orders above (without workspace_id):
-    purchases by buyer, the summary row by buyer, first assignments by buyer."""
-    bought: dict[str, set[tuple[Any, ...]]] = {}
-    summary: dict[str, tuple[Any, ...]] = {}
-    firsts: dict[str, set[tuple[Any, ...]]] = {}
-    p, b, f = AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst
-    for chunk in _chunks(ids):
-        rows = session.execute(
-            scoped_select(p, workspace_id, *(getattr(p, c) for c in PURCHASE_COLUMNS[1:])).where(
-                p.buyer_id.in_(chunk)
-            )
-        )
-        for row in rows:
-            bought.setdefault(row[1], set()).add(tuple(row))
-        for row in session.execute(
-            scoped_select(b, workspace_id, *(getattr(b, c) for c in BUYER_COLUMNS[1:])).where(
-                b.buyer_id.in_(chunk)
-            )
-        ):
-            summary[row[0]] = tuple(row)
-        for row in session.execute(
-            scoped_select(f, workspace_id, *(getattr(f, c) for c in FIRST_COLUMNS[1:])).where(
-                f.buyer_id.in_(chunk)
-            )
-        ):
-            firsts.setdefault(row[0], set()).add(tuple(row))
-    return bought, summary, firsts
+Rows = dict[str, set[tuple[Any, ...]]]
+TABLES: Final = (
+    (AnalyticsPurchase, PURCHASE_COLUMNS),
+    (AnalyticsBuyer, BUYER_COLUMNS),
+    (AnalyticsPersonaFirst, FIRST_COLUMNS),
+    (AnalyticsPersonaPurchase, SPEND_COLUMNS),
+)
+
+
+def stored(session: Session, workspace_id: str, ids: Iterable[str]) -> list[Rows]:
+    """The rows stored for these buyers, per table of ``TABLES``: by buyer, tuples in the table's column order
+    without workspace_id."""
+    out: list[Rows] = []
+    for model, columns in TABLES:
+        base = scoped_select(model, workspace_id, *(getattr(model, c) for c in columns[1:]))
+        found: Rows = {}
+        owner = model.buyer_id
+
+        def chunk_of(c: list[str], base: Any = base, owner: Any = owner) -> Any:
+            return base.where(owner.in_(c))
+
+        for row in _by_chunk(session, ids, chunk_of):
+            found.setdefault(row[columns.index("buyer_id") - 1], set()).add(tuple(row))
+        out.append(found)
+    return out
 
 
 def delete_buyers(session: Session, workspace_id: str, ids: Iterable[str]) -> None:
     """Delete every analytics row of these buyers."""
     for chunk in _chunks(ids):
-        for model in (AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst):
+        for model, _ in TABLES:
             session.execute(scoped_delete(model, workspace_id).where(model.buyer_id.in_(chunk)))
 
 
 def delete_workspace(session: Session, workspace_id: str) -> None:
-    for model in (AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst):
+    for model, _ in TABLES:
         session.execute(scoped_delete(model, workspace_id))
 
 
-def insert(
-    session: Session,
-    purchases: Sequence[tuple[Any, ...]],
-    buyers: Sequence[tuple[Any, ...]],
-    firsts: Sequence[tuple[Any, ...]],
-) -> None:
-    """Insert rows (tuples in the column orders above, workspace_id first)."""
+def insert(session: Session, rows: Sequence[Sequence[tuple[Any, ...]]]) -> None:
+    """Insert rows per table of ``TABLES`` (tuples in its column order, workspace_id first)."""
     conn = session.connection()
-    for table, columns, rows in (
-        ("analytics_purchases", PURCHASE_COLUMNS, purchases),
-        ("analytics_buyers", BUYER_COLUMNS, buyers),
-        ("analytics_persona_firsts", FIRST_COLUMNS, firsts),
-    ):
-        if rows:
-            driver.insert_many(conn, table, columns, rows)
+    for (model, columns), table_rows in zip(TABLES, rows, strict=True):
+        if table_rows:
+            driver.insert_many(conn, model.__tablename__, columns, table_rows)
 
 
 def candidate_buyers(session: Session, workspace_id: str) -> list[str]:

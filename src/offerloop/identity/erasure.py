@@ -50,7 +50,8 @@ is added without a decision here, and scans every table for the buyer's data aft
 | ledger_entries       | keep (totals unchanged), needles out of tags                                       |
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
 | audit_log            | keep (accountability), needles out of details                                      |
-| analytics_purchases, analytics_buyers, analytics_persona_firsts | delete (the consumer's state; an erased |
+| analytics_purchases, analytics_buyers, analytics_persona_firsts, analytics_persona_purchases: delete    |
+|                      | (the consumer's state; an erased                                                  |
 |                      | buyer leaves cohorts, retention, velocity and LTV; the ledger keeps revenue totals) |
 | jobs                 | keep (background work names objects by internal id; payloads hold no personal data) |
 | event_dedup          | keep; a message id that holds a needle is pseudonymised with its event's           |
@@ -149,6 +150,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "analytics_purchases": "delete",  # analytics state: the erased buyer leaves the per-buyer reports
     "analytics_buyers": "delete",
     "analytics_persona_firsts": "delete",
+    "analytics_persona_purchases": "delete",
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

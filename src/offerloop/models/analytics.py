@@ -19,7 +19,22 @@ class AnalyticsPurchase(Base):
         Index(None, "workspace_id", "buyer_id"),
         Index(None, "workspace_id", "day"),
         # the summary of a period in one currency reads only this index
-        Index(None, "workspace_id", "currency", "at_us", "buyer_id", "amount_minor"),
+        Index(
+            "ix_analytics_purchases_summary", "workspace_id", "currency", "at_us", "buyer_id", "amount_minor"
+        ),
+        # every cohort report reads only this one (no lookup of the table's rows)
+        Index(
+            "ix_analytics_purchases_cohorts",
+            "workspace_id",
+            "cohort_month",
+            "month",
+            "currency",
+            "first_touch",
+            "persona",
+            "day",
+            "buyer_id",
+            "amount_minor",
+        ),
     )
 
     workspace_id: Mapped[str] = mapped_column(
@@ -70,7 +85,16 @@ class AnalyticsPersonaFirst(Base):
 
     __tablename__ = "analytics_persona_firsts"
     # velocity counts (persona, day, bought_day) groups from this index alone, in its order
-    __table_args__ = (Index(None, "workspace_id", "purchased", "persona", "day", "bought_day"),)
+    __table_args__ = (
+        Index(
+            "ix_analytics_persona_firsts_velocity",
+            "workspace_id",
+            "purchased",
+            "persona",
+            "day",
+            "bought_day",
+        ),
+    )
 
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
@@ -82,3 +106,30 @@ class AnalyticsPersonaFirst(Base):
     purchased: Mapped[bool] = mapped_column(Boolean)  # the buyer has at least one purchase
     # the UTC day of the buyer's first purchase at or after this assignment (None: none yet)
     bought_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AnalyticsPersonaPurchase(Base):
+    """A purchase made at or after the buyer's first assignment to a persona (persona LTV, summed from one
+    covering index)."""
+
+    __tablename__ = "analytics_persona_purchases"
+    __table_args__ = (
+        Index(
+            "ix_analytics_persona_purchases_revenue",
+            "workspace_id",
+            "persona",
+            "currency",
+            "day",
+            "amount_minor",
+        ),
+    )
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    buyer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    persona: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purchase_key: Mapped[str] = mapped_column(String(130), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(8))
+    day: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)

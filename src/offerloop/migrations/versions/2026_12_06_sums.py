@@ -61,7 +61,7 @@ def upgrade() -> None:
         op.f("ix_analytics_purchases_workspace_id_day"), "analytics_purchases", ["workspace_id", "day"]
     )
     op.create_index(
-        op.f("ix_analytics_purchases_workspace_id_currency_at_us_buyer_id_amount_minor"),
+        "ix_analytics_purchases_summary",
         "analytics_purchases",
         ["workspace_id", "currency", "at_us", "buyer_id", "amount_minor"],
     )
@@ -101,15 +101,50 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        op.f("ix_analytics_persona_firsts_workspace_id_purchased_persona_day_bought_day"),
+        "ix_analytics_persona_firsts_velocity",
         "analytics_persona_firsts",
         ["workspace_id", "purchased", "persona", "day", "bought_day"],
+    )
+    op.create_index(
+        "ix_analytics_purchases_cohorts",
+        "analytics_purchases",
+        [
+            "workspace_id",
+            "cohort_month",
+            "month",
+            "currency",
+            "first_touch",
+            "persona",
+            "day",
+            "buyer_id",
+            "amount_minor",
+        ],
+    )
+    op.create_table(
+        "analytics_persona_purchases",
+        _workspace(),
+        sa.Column("buyer_id", sa.String(length=40), nullable=False),
+        sa.Column("persona", sa.String(length=64), nullable=False),
+        sa.Column("purchase_key", sa.String(length=130), nullable=False),
+        sa.Column("currency", sa.String(length=8), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        _fk("analytics_persona_purchases"),
+        sa.PrimaryKeyConstraint(
+            "workspace_id", "buyer_id", "persona", "purchase_key", name=op.f("pk_analytics_persona_purchases")
+        ),
+    )
+    op.create_index(
+        "ix_analytics_persona_purchases_revenue",
+        "analytics_persona_purchases",
+        ["workspace_id", "persona", "currency", "day", "amount_minor"],
     )
     op.create_index(op.f("ix_merges_workspace_id_winner_id"), "merges", ["workspace_id", "winner_id"])
 
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_merges_workspace_id_winner_id"), table_name="merges")
+    op.drop_table("analytics_persona_purchases")
     op.drop_table("analytics_persona_firsts")
     op.drop_table("analytics_buyers")
     op.drop_table("analytics_purchases")
