@@ -280,3 +280,47 @@ def test_erasure_deletes_the_buyers_rows(
         assert state.refresh(session=session, workspace_id=workspace.id, buyer_ids=[gone]) == 0
         service.rebuild(session=session, workspace_id=workspace.id)
     assert [r[0] for r in _purchases(db, workspace.id)] == [kept]
+
+
+def test_hostile_order_fields_never_break_the_consumer(
+    client: TestClient, workspace: WorkspaceCreated, db: Database
+) -> None:
+    def odd(mid: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "track", "event": "Order Completed", "userId": "h1", "messageId": mid,
+                "timestamp": "2026-06-01T10:00:00Z", "properties": props}  # fmt: skip
+
+    _post(client, workspace.secret_key, [{"type": "identify", "userId": "buyer-c", "messageId": "id-c"}])
+    _checkout_order(
+        db, workspace.id, buyer_of(db, workspace.id, "buyer-c"), "ord_real", 100, "2026-05-01T09:00:00"
+    )
+    _post(client, workspace.secret_key, [
+        odd("h-1", {"order_id": {"a": 1}, "total_minor": 500, "currency": "USD"}),  # not an id: its own purchase
+        odd("h-2", {"order_id": True, "total_minor": 700, "currency": "USD"}),
+        odd("h-3", {"order_id": "x" * 500, "total_minor": "1e400", "currency": "USD"}),  # value unusable: 0
+        odd("h-4", {"order_id": "neg", "total_minor": -10**18, "currency": "USD"}),
+        odd("h-5", {"order_id": "nan", "total_minor": "NaN", "revenue": "12.5", "currency": "usd"}),
+        odd("h-6", {"order_id": "ord_real", "total_minor": 10**12, "currency": "USD"}),  # a checkout order's id
+        odd("h-7", {"order_id": "nocur", "total_minor": 100}),
+        odd("h-8", None),  # type: ignore[arg-type]
+    ])  # fmt: skip
+    h1 = buyer_of(db, workspace.id, "h1")
+    rows = [(k, amount) for b, k, _, amount, _, _ in _purchases(db, workspace.id) if b == h1]
+    assert sorted(rows) == sorted([
+        ("event:" + str(_seq(db, workspace.id, "h-1")), 500), ("event:" + str(_seq(db, workspace.id, "h-2")), 700),
+        (service.order_key("x" * 500), 0), ("neg", 0), ("nan", 1250),
+    ])  # fmt: skip
+    r = client.get("/v1/analytics/summary", headers=bearer(workspace.secret_key))
+    assert r.status_code == 200, r.text
+    assert (r.json()["buyers"], r.json()["revenue_minor"]) == (
+        2,
+        2450 + 100,
+    )  # ord_real once, at its own total
+
+
+def _seq(db: Database, ws: str, message_id: str) -> int:
+    with db.read() as session:
+        found = session.scalar(
+            select(Event.id).where(Event.workspace_id == ws, Event.message_id == message_id)
+        )
+    assert found is not None
+    return int(found)
