@@ -190,16 +190,26 @@ def cohort_revenue(
     return [(int(c), s, cur, int(v or 0)) for c, s, cur, v in _rows(session, stmt)]
 
 
-def assignment_groups(session: Session, workspace_id: str, end_day: int) -> pl.DataFrame:
-    """First assignments by ``end_day`` counted per persona, day and day of the first purchase on or after
-    them (null: none): persona, day, bought_day, n. Two ranges of one covering index, read in its order."""
-    stmt = (
-        scoped_select(F, workspace_id, F.persona, F.day, F.bought_day, func.count())
-        .where(F.day <= end_day)
-        .group_by(F.purchased, F.persona, F.day, F.bought_day)
+def assignment_spans(session: Session, workspace_id: str, end_day: int) -> list[tuple[str, int, bool, int]]:
+    """(persona, days, hit, buyers): first assignments by ``end_day`` counted per persona and days from the
+    assignment to the first purchase on or after it (hit) or to ``end_day`` (censored). Never-purchasing
+    buyers are counted in the order of the covering index; the purchasers' spans are computed in SQL."""
+    never = (
+        scoped_select(F, workspace_id, F.persona, F.day, func.count())
+        .where(F.purchased.is_(False), F.day <= end_day)
+        .group_by(F.persona, F.day)
     )
-    schema = {"persona": pl.String, "day": pl.Int64, "bought_day": pl.Int64, "n": pl.Int64}
-    return _frame(session, stmt, schema)
+    out = [(p, end_day - int(d), False, int(n)) for p, d, n in _rows(session, never)]
+    hit = and_(F.bought_day.is_not(None), F.bought_day <= end_day)
+    days = (case((hit, F.bought_day), else_=literal(end_day)) - F.day).label("days")
+    flag = case((hit, 1), else_=0).label("hit")
+    bought = (
+        scoped_select(F, workspace_id, F.persona, days, flag, func.count())
+        .where(F.purchased.is_(True), F.day <= end_day)
+        .group_by(F.persona, days, flag)
+    )
+    out += [(p, int(d), bool(h), int(n)) for p, d, h, n in _rows(session, bought)]
+    return out
 
 
 def persona_revenue(session: Session, workspace_id: str, end_day: int) -> list[tuple[str, str, int]]:

@@ -98,18 +98,13 @@ def velocity(
         days += [EPOCH + timedelta(days=last_day)] if last_day is not None else []
         as_of = max(days)
     end_day = (as_of - EPOCH).days
-    groups = repository.assignment_groups(session, workspace_id, end_day)
-    hit = pl.col("bought_day").is_not_null() & (pl.col("bought_day") <= end_day)
+    rows = repository.assignment_spans(session, workspace_id, end_day)
     spans = (
-        groups.select(
-            "persona",
-            (pl.when(hit).then(pl.col("bought_day")).otherwise(end_day) - pl.col("day")).alias("days"),
-            hit.alias("hit"),
-            "n",
-        )
+        pl.DataFrame(rows, schema={"persona": pl.String, "days": pl.Int64, "hit": pl.Boolean, "n": pl.Int64},
+                     orient="row")
         .group_by("persona", "days", "hit")
         .agg(pl.col("n").sum())
-    )
+    )  # fmt: skip
     revenue: dict[str, dict[str, int]] = {}
     for persona, currency, amount in sorted(repository.persona_revenue(session, workspace_id, end_day)):
         revenue.setdefault(persona, {})[currency] = int(amount)
