@@ -60,7 +60,18 @@ class AnalyticsBuyer(Base):
     """Per buyer with at least one purchase: first purchase, distinct purchase days, segments."""
 
     __tablename__ = "analytics_buyers"
-    __table_args__ = (Index(None, "workspace_id", "first_day"),)
+    # retention and cohort sizes read only these (no lookup of the table's rows)
+    __table_args__ = (
+        Index("ix_analytics_buyers_retention", "workspace_id", "first_day", "second_day", "holdout_draw"),
+        Index(
+            "ix_analytics_buyers_cohorts",
+            "workspace_id",
+            "first_month",
+            "first_touch",
+            "persona",
+            "first_day",
+        ),
+    )
 
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True

@@ -84,7 +84,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace_id", "buyer_id", name=op.f("pk_analytics_buyers")),
     )
     op.create_index(
-        op.f("ix_analytics_buyers_workspace_id_first_day"), "analytics_buyers", ["workspace_id", "first_day"]
+        "ix_analytics_buyers_retention",
+        "analytics_buyers",
+        ["workspace_id", "first_day", "second_day", "holdout_draw"],
+    )
+    op.create_index(
+        "ix_analytics_buyers_cohorts",
+        "analytics_buyers",
+        ["workspace_id", "first_month", "first_touch", "persona", "first_day"],
     )
     op.create_table(
         "analytics_persona_firsts",
