@@ -1,5 +1,8 @@
 """Hand-built purchases for the analytics tests: checkout orders written as rows, imported orders through
-the real CSV import path (rows -> Segment messages -> the log -> the identity stage)."""
+the real CSV import path (rows -> Segment messages -> the log -> the identity stage -> the consumers).
+
+A row written straight into a table (an order, a persona change, a touchpoint) is no event the ``analytics``
+consumer would see: each helper then refreshes that buyer's analytics state, as the consumer does."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from offerloop.analytics import service as analytics_service
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.events import service as event_service
@@ -48,6 +52,8 @@ def add_order(
                   total=total, refunded=refunded, lines=[], created_at=moment, paid_at=moment if paid else None,
                   updated_at=moment)
         )  # fmt: skip
+        session.flush()
+        analytics_service.refresh(session=session, workspace_id=workspace_id, buyer_ids=[buyer_id])
 
 
 def import_orders(db: Database, workspace_id: str, csv_text: str, *, revision: str = "") -> None:
@@ -81,6 +87,8 @@ def set_persona(db: Database, workspace_id: str, buyer_id: str, persona: str) ->
             BuyerPersona(buyer_id=buyer_id, workspace_id=workspace_id, persona=persona, confidence=0.9,
                          posterior={persona: 0.9}, reasons=[], templates_version=1, updated_at=now)
         )  # fmt: skip
+        session.flush()
+        analytics_service.refresh(session=session, workspace_id=workspace_id, buyer_ids=[buyer_id])
 
 
 def persona_change(db: Database, workspace_id: str, buyer_id: str, persona: str, when: str) -> None:
@@ -89,6 +97,8 @@ def persona_change(db: Database, workspace_id: str, buyer_id: str, persona: str,
             PersonaChange(workspace_id=workspace_id, buyer_id=buyer_id, from_persona=None, to_persona=persona,
                           confidence=0.8, at=at(when))
         )  # fmt: skip
+        session.flush()
+        analytics_service.refresh(session=session, workspace_id=workspace_id, buyer_ids=[buyer_id])
 
 
 def touch(db: Database, workspace_id: str, buyer_id: str, channel: str, when: str) -> None:
@@ -97,6 +107,8 @@ def touch(db: Database, workspace_id: str, buyer_id: str, channel: str, when: st
             Touchpoint(workspace_id=workspace_id, buyer_id=buyer_id, event_id=next(_ids), occurred_at=at(when),
                        channel=channel, flags=[])
         )  # fmt: skip
+        session.flush()
+        analytics_service.refresh(session=session, workspace_id=workspace_id, buyer_ids=[buyer_id])
 
 
 def decision(

@@ -47,11 +47,12 @@ def _message(user: str, day: int, total: int, n: int, **extra: Any) -> dict[str,
 
 
 @pytest.fixture
-def send(client, write_headers):
+def send(client, secret_headers):
+    # a creator's server sends the orders: a write-key client's Order Completed is no purchase
     def _send(messages: list[dict[str, Any]]) -> None:
         for i in range(0, len(messages), 400):
             r = client.post(
-                "/v1/batch", headers=write_headers, content=orjson.dumps({"batch": messages[i : i + 400]})
+                "/v1/batch", headers=secret_headers, content=orjson.dumps({"batch": messages[i : i + 400]})
             )
             assert r.status_code == 200, r.text
 

@@ -35,7 +35,9 @@ def test_concurrent_refreshes_are_serialised(engine: Engine, settings: Settings)
         buyers = _buyers()
         messages = [_message(u, d, t, n) for u, orders in buyers.items() for n, (d, t) in enumerate(orders)]
         with TestClient(create_app(settings, db=real), raise_server_exceptions=False) as live:
-            r = live.post("/v1/batch", headers=basic(ws.write_key), content=orjson.dumps({"batch": messages}))
+            r = live.post(
+                "/v1/batch", headers=basic(ws.secret_key), content=orjson.dumps({"batch": messages})
+            )
             assert r.status_code == 200, r.text
         barrier = threading.Barrier(THREADS)
 

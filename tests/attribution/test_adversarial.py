@@ -35,7 +35,7 @@ def _usd(user: str, mid: str, ts: str, order_id: str, total: int) -> dict[str, A
 
 
 def _send(client: TestClient, workspace: WorkspaceCreated, batch: list[dict[str, Any]]) -> dict[str, str]:
-    r = client.post("/v1/batch", headers=basic(workspace.write_key), content=orjson.dumps({"batch": batch}))
+    r = client.post("/v1/batch", headers=basic(workspace.secret_key), content=orjson.dumps({"batch": batch}))
     assert r.status_code == 200, r.text
     return bearer(workspace.secret_key)
 
@@ -106,17 +106,19 @@ def test_resent_order_counts_once_and_adjacent_refreshes_succeed(
 def test_a_conversion_stored_with_another_period_is_replaced(
     client: TestClient, workspace: WorkspaceCreated, db: Database
 ) -> None:
-    # F2: an order resent beyond the 365 days of de-duplication is refreshed in a later period: its rows move
-    # there (deleted by conversion id) instead of colliding with the ones stored from the first period.
+    # F2: a conversion whose instant moves to another period (an order's earlier event arrives late: a purchase
+    # is at its order's earliest event) is refreshed there: its rows move (deleted by conversion id) instead of
+    # colliding with the ones stored from the first period.
     headers = _send(client, workspace, [
         _page("d2", GOOGLE, "2026-11-20T10:00:00Z", 1),
-        _usd("d2", "m-1", "2026-11-21T10:00:00Z", "m", 700),
         _page("d2", IG, "2027-12-25T10:00:00Z", 2),
         _usd("d2", "m-2", "2027-12-26T10:00:00Z", "m", 700),
     ])  # fmt: skip
-    assert _refresh(client, headers, models=["last"], **NOV)["rows"] == 1
     assert _refresh(client, headers, models=["last"], start="2027-12-01", end="2027-12-31")["rows"] == 1
     assert [r[:3] for r in _credits(db, workspace.id)] == [("last", "m", "social")]
+    _send(client, workspace, [_usd("d2", "m-1", "2026-11-21T10:00:00Z", "m", 700)])
+    assert _refresh(client, headers, models=["last"], **NOV)["rows"] == 1
+    assert [r[:3] for r in _credits(db, workspace.id)] == [("last", "m", "paid")]
 
 
 def test_concurrent_refreshes_are_serialised(engine: Engine, settings: Settings) -> None:
@@ -160,7 +162,8 @@ def test_concurrent_refreshes_are_serialised(engine: Engine, settings: Settings)
 
 def test_order_values_and_refunds(client: TestClient, workspace: WorkspaceCreated, db: Database) -> None:
     # F7: 1000.0 and "1000" are 1000 minor units; a negative total is 0 (it takes nothing from the channel);
-    # a full refund removes the order (a partial one does not); long ids sharing 120 characters stay apart.
+    # a full refund removes the order, a partial one nets its amount (the purchase definition, as a checkout
+    # order's total - refunded); long ids sharing 120 characters stay apart.
     long_a, long_b = "L" * 120 + "a", "L" * 120 + "b"
     orders = [("f", 1000.0), ("s", "1000"), ("neg", -5000), ("refunded", 9000), ("partial", 1000),
               (long_a, 1000), (long_b, 1000)]  # fmt: skip
@@ -178,10 +181,10 @@ def test_order_values_and_refunds(client: TestClient, workspace: WorkspaceCreate
     body = _attribution(client, headers, model="first", **NOV)
     assert body["conversions"] == 6
     # The first order (f) takes the social touch; the others have no touch of their own.
-    assert _linear(body) == {"social": (1, 1000), "(none)": (5, 4000)}
+    assert _linear(body) == {"social": (1, 1000), "(none)": (5, 3990)}
     assert _refresh(client, headers, models=["first"], **NOV)["conversions"] == 6
     stored = {r[1]: r[7] for r in _credits(db, workspace.id)}
-    assert stored == {"f": 1000.0, "s": 1000.0, "neg": 0.0, "partial": 1000.0,
+    assert stored == {"f": 1000.0, "s": 1000.0, "neg": 0.0, "partial": 990.0,
                       service.order_key(long_a): 1000.0, service.order_key(long_b): 1000.0}  # fmt: skip
 
 

@@ -49,7 +49,7 @@ def _journeys(client: TestClient, workspace: WorkspaceCreated) -> None:
         _page("u3", IG, "2026-11-02T10:00:00Z", 3),
         _order("u4", "o3", 2000, "2026-11-06T10:00:00Z"),
     ]
-    r = client.post("/v1/batch", headers=basic(workspace.write_key), content=orjson.dumps({"batch": batch}))
+    r = client.post("/v1/batch", headers=basic(workspace.secret_key), content=orjson.dumps({"batch": batch}))
     assert r.status_code == 200, r.text
 
 

@@ -390,6 +390,7 @@ def test_one_step_runs_every_free_buyer_stage_consumer_of_the_partition(
         "consumer:rewards": (before, "queued", "elsewhere"),
         "consumer:triggers": (seqs[-1], "done", None),
         "consumer:invoices": (seqs[-1], "done", None),
+        "consumer:analytics": (seqs[-1], "done", None),
         "consumer:journeys": (seqs[-1], "done", None),
         "consumer:test_recorder": (seqs[-1], "done", None),
         "consumer:test_poisoned": (before, "queued", None),

@@ -1,9 +1,9 @@
 """Customer lifetime value from the store: BG/NBD + Gamma-Gamma fitted on a workspace's purchases.
 
-Purchases are the buyers' ``Order Completed`` events (checkout appends one for every paid order, and
-``offerloop import orders`` one per imported completed order), after identity merges (a merged buyer's orders
-are the winner's) and without erased buyers. An order seen twice (same buyer and ``order_id``) counts once.
-Values are ``total_minor`` in one currency: the one asked for, else the workspace's most frequent; orders in
+Purchases are the one definition every report shares (``analytics.purchases``: paid checkout orders net of
+refunds, and creators'/server ``Order Completed`` events of other orders, never a write-key client's), as the
+``analytics`` consumer keeps them: after identity merges (a merged buyer's orders are the winner's) and
+without erased buyers. Values are the net amount in one currency: the one asked for, else the workspace's most frequent; orders in
 other currencies are left out, an order without a usable ``total_minor`` is a zero-value transaction.
 
 The conventions of :func:`offerloop.ml.ltv.rfm_summary` apply: one transaction per buyer and UTC day, the

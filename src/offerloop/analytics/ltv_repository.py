@@ -5,34 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import String, cast, func, type_coerce
+from sqlalchemy import String, cast, func
 from sqlalchemy.orm import Session
 
 from offerloop.db import locks
 from offerloop.db.scoped import scoped_select
-from offerloop.models import Buyer, BuyerPersona, Event, Touchpoint
-
-PURCHASE_EVENT = "Order Completed"
+from offerloop.models import AnalyticsPurchase, Buyer, BuyerPersona, Touchpoint
 
 
 def purchases(session: Session, workspace_id: str) -> Iterator[list[tuple[str, str, str, str, str]]]:
-    """Chunks of (buyer_id, UTC day YYYY-MM-DD, total_minor, currency, order_id) — all text, None when absent —
-    of every ``Order Completed`` event of a known buyer: checkout's paid orders and ``offerloop import orders``
-    both append one. The day and the three properties come out of the database's own functions (SQLite holds
-    UTC text; JSON_EXTRACT / ->>), so no row's JSON or datetime is parsed in Python."""
-    props = Event.properties
+    """Chunks of (buyer_id, UTC day YYYY-MM-DD, amount_minor, currency, purchase key) — all text — of the
+    workspace's purchases: the one definition (``analytics.purchases``), as the ``analytics`` consumer keeps
+    them (merges already folded into the survivor, erased buyers gone). The day is formatted by the database."""
+    p = AnalyticsPurchase
     if session.get_bind().dialect.name == "sqlite":
-        day = func.substr(type_coerce(Event.timestamp, String), 1, 10)
+        day = func.date(p.day * 86400, "unixepoch")
     else:
-        day = func.to_char(func.timezone("UTC", Event.timestamp), "YYYY-MM-DD")
-    stmt = (
-        scoped_select(
-            Event, workspace_id, Event.buyer_id, day, cast(props["total_minor"].as_string(), String),
-            cast(props["currency"].as_string(), String), cast(props["order_id"].as_string(), String),
-        )
-        .join(Buyer, (Buyer.workspace_id == Event.workspace_id) & (Buyer.id == Event.buyer_id))
-        .where(Event.type == "track", Event.name == PURCHASE_EVENT)
-    )  # fmt: skip
+        day = func.to_char(func.date("1970-01-01") + p.day, "YYYY-MM-DD")
+    stmt = scoped_select(
+        p, workspace_id, p.buyer_id, day, cast(p.amount_minor, String), p.currency, p.purchase_key
+    )
     result = session.connection().execute(stmt.execution_options(yield_per=20_000))
     for chunk in result.partitions():
         yield [tuple(row) for row in chunk]

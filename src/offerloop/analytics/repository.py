@@ -1,46 +1,34 @@
-"""Every SQL statement of the analytics domain: reads only, each scoped by workspace.
+"""Every SQL statement of the analytics reports: reads only, each scoped by workspace.
 
-What counts as a purchase is defined here, once (``purchases``), for every analytics read:
-
-* **A paid checkout order**: ``orders`` with status ``paid`` or ``partially_refunded``, at its ``paid_at``,
-  worth ``total - refunded`` (what the buyer paid, tax included, net of refunds). A fully ``refunded``
-  order is no purchase (the money went back), nor is a ``pending``, ``canceled``, ``expired`` or ``unpaid``
-  one. Renewals and plan-change charges are orders too, so they count. Zero-value orders (a free trial's
-  checkout) count, as in the CDNOW convention.
-* **An imported order**: ``offerloop import orders`` stores each completed row as an ``Order Completed``
-  event whose messageId starts with ``import-`` (checkout's own ``Order Completed`` events are not
-  imports: their order is counted above, once). Worth ``properties.total_minor`` in ``properties.currency``
-  at the event's time, once per ``properties.order_id`` (a ``--revision`` re-import sends the row again: the
-  latest one counts), and none at all when a refunded row of the same order was imported too. Only events
-  the identity stage has tied to a buyer (``buyer_id`` set) and that a creator sent
-  (``context.offerloop.origin`` = ``creator``, which ingestion sets and a write-key client cannot forge)
-  count.
-
-A purchase is a (buyer, instant, amount, currency) row; same-day purchases of one buyer are folded into
-one transaction by the callers that need it (retention, cohorts), not here.
-
-Reads return hundreds of thousands of rows at scale (1M buyers): they take the driver's tuples as they are
-(no Row objects), instants as integer seconds since the epoch computed by the database, and whatever can be
-counted in SQL is (the buyers who never purchased, the decisions per offer).
+The reports read the state the ``analytics`` consumer keeps (``analytics.state``): ``analytics_purchases``
+(the one purchase definition, ``analytics.purchases``), ``analytics_buyers`` (first purchase, next distinct
+purchase day, segments, holdout draw) and ``analytics_persona_firsts``. Instants there are integers (epoch
+microseconds, UTC days, month indexes), so each report is one or a few aggregates in SQL whose answer has a
+handful of rows per month, persona or day — never the workspace's purchase history.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import polars as pl
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, exists, extract, func, union
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, case, func, literal
+from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
-from offerloop.models import BuyerPersona, Decision, Event, Order, PersonaChange, Touchpoint
+from offerloop.models import (
+    AnalyticsBuyer,
+    AnalyticsPersonaFirst,
+    AnalyticsPersonaPurchase,
+    AnalyticsPurchase,
+    Decision,
+    PersonaChange,
+)
 
-PURCHASE_STATUSES: Final = ("paid", "partially_refunded")
-IMPORT_PREFIX: Final = "import-"
-COMPLETED: Final = "Order Completed"
-REFUNDED: Final = "Order Refunded"
-DAY_S: Final = 86_400
+Segment = Literal["none", "first_touch", "persona"]
+P, B, F, S = AnalyticsPurchase, AnalyticsBuyer, AnalyticsPersonaFirst, AnalyticsPersonaPurchase
 
 PURCHASE_SCHEMA: Final = {
     "buyer_id": pl.String,
@@ -50,19 +38,8 @@ PURCHASE_SCHEMA: Final = {
 }
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def _epoch(dialect: str, column: Any) -> ColumnElement[int]:
-    """Whole seconds since 1970-01-01 UTC, computed by the database (cheaper to carry than datetimes)."""
-    if dialect == "sqlite":
-        return cast(func.strftime("%s", column), BigInteger)
-    return cast(func.floor(extract("epoch", column)), BigInteger)
-
-
 def _rows(session: Session, stmt: Any) -> list[Any]:
-    """The driver's tuples, without SQLAlchemy's per-row objects (the reads here are large)."""
+    """The driver's tuples, without SQLAlchemy's per-row objects."""
     result = session.connection().execute(stmt)
     try:
         return list(result.cursor.fetchall()) if result.cursor is not None else []
@@ -81,173 +58,173 @@ def _frame(session: Session, stmt: Any, schema: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def _instants(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
-    """Epoch-second columns as naive UTC datetimes."""
-    return frame.with_columns(
-        pl.from_epoch(pl.col(c), time_unit="s").dt.cast_time_unit("us") for c in columns
-    )
-
-
-def _between(column: Any, start: datetime | None, end: datetime | None) -> list[Any]:
-    out = []
-    if start is not None:
-        out.append(column >= start)
-    if end is not None:
-        out.append(column < end)
-    return out
-
-
-def _imports(name: str) -> list[Any]:
-    """The conditions of an imported order event called ``name`` (see the module docstring)."""
-    return [
-        Event.name == name,
-        Event.message_id.startswith(IMPORT_PREFIX, autoescape=True),
-        Event.context[("offerloop", "origin")].as_string() == "creator",
-    ]
-
-
-def _paid() -> list[Any]:
-    return [Order.status.in_(PURCHASE_STATUSES), Order.paid_at.is_not(None)]
-
-
-def _purchasers(workspace_id: str) -> Any:
-    """Buyers with a paid or an imported order (a superset for filtering: a refunded import is in it)."""
-    return union(
-        scoped_select(Order, workspace_id, Order.buyer_id).where(*_paid()),
-        scoped_select(Event, workspace_id, Event.buyer_id).where(
-            *_imports(COMPLETED), Event.buyer_id.is_not(None)
-        ),
-    )
-
-
 def purchases(
-    session: Session, workspace_id: str, *, start: datetime | None = None, end: datetime | None = None
+    session: Session, workspace_id: str, *, start_us: int | None = None, end_us: int | None = None
 ) -> pl.DataFrame:
-    """The workspace's purchases (see the module docstring), ``start`` inclusive, ``end`` exclusive:
-    columns buyer_id, at (naive UTC datetime), amount_minor, currency."""
-    dialect = _dialect(session)
-    paid = scoped_select(
-        Order, workspace_id, Order.buyer_id, _epoch(dialect, Order.paid_at), Order.total - Order.refunded,
-        Order.currency,
-    ).where(*_paid(), *_between(Order.paid_at, start, end))  # fmt: skip
-    checkout = _frame(session, paid, PURCHASE_SCHEMA)
-    imported = _imported(session, workspace_id, dialect, start, end)
-    return _instants(pl.concat([checkout, imported], how="vertical"), "at")
+    """The workspace's purchases, ``start`` inclusive, ``end`` exclusive: buyer_id, at (naive UTC datetime,
+    µs), amount_minor, currency."""
+    stmt = scoped_select(P, workspace_id, P.buyer_id, P.at_us, P.amount_minor, P.currency)
+    if start_us is not None:
+        stmt = stmt.where(P.at_us >= start_us)
+    if end_us is not None:
+        stmt = stmt.where(P.at_us < end_us)
+    frame = _frame(session, stmt, PURCHASE_SCHEMA)
+    return frame.with_columns(pl.from_epoch(pl.col("at"), time_unit="us"))
 
 
-def _imported(
-    session: Session, workspace_id: str, dialect: str, start: datetime | None, end: datetime | None
-) -> pl.DataFrame:
-    props = Event.properties
-    completed = scoped_select(
-        Event,
-        workspace_id,
-        Event.buyer_id,
-        _epoch(dialect, Event.timestamp),
-        props["total_minor"].as_integer(),
-        props["currency"].as_string(),
-        props["order_id"].as_string(),
-        Event.id,
-    ).where(*_imports(COMPLETED), Event.buyer_id.is_not(None), *_between(Event.timestamp, start, end))
-    frame = _frame(session, completed, {**PURCHASE_SCHEMA, "order_id": pl.String, "seq": pl.Int64})
-    if frame.is_empty():
-        return frame.select(list(PURCHASE_SCHEMA))
-    refunded = [
-        r[0]
-        for r in _rows(
-            session,
-            scoped_select(Event, workspace_id, props["order_id"].as_string()).where(*_imports(REFUNDED)),
-        )
-    ]
-    frame = frame.filter(
-        pl.col("amount_minor").is_not_null()
-        & pl.col("currency").is_not_null()
-        & pl.col("order_id").is_not_null()
-    )
-    if refunded:
-        frame = frame.filter(~pl.col("order_id").is_in(pl.Series(refunded, dtype=pl.String).implode()))
-    latest = frame.sort("seq").unique(subset="order_id", keep="last", maintain_order=True)
-    return latest.select(list(PURCHASE_SCHEMA))
+def purchase_rows(
+    session: Session, workspace_id: str, *, start_us: int | None = None, end_us: int | None = None
+) -> list[tuple[str, str, int, int, str]]:
+    """(purchase_key, buyer_id, at_us, amount_minor, currency) in [start, end), oldest first."""
+    stmt = scoped_select(P, workspace_id, P.purchase_key, P.buyer_id, P.at_us, P.amount_minor, P.currency)
+    if start_us is not None:
+        stmt = stmt.where(P.at_us >= start_us)
+    if end_us is not None:
+        stmt = stmt.where(P.at_us < end_us)
+    return [tuple(r) for r in _rows(session, stmt.order_by(P.at_us, P.purchase_key))]
 
 
 def currencies(session: Session, workspace_id: str) -> list[str]:
     """The currencies the workspace's purchases were made in (sorted)."""
-    props = Event.properties
-    paid = scoped_select(Order, workspace_id, Order.currency).where(*_paid()).distinct()
-    imported = (
-        scoped_select(Event, workspace_id, props["currency"].as_string())
-        .where(*_imports(COMPLETED), Event.buyer_id.is_not(None))
-        .distinct()
-    )
-    found = {r[0] for r in _rows(session, paid)} | {r[0] for r in _rows(session, imported)}
-    return sorted(c for c in found if c)
+    return sorted(c for (c,) in _rows(session, scoped_select(P, workspace_id, P.currency).distinct()) if c)
 
 
-def first_touch_channels(session: Session, workspace_id: str) -> pl.DataFrame:
-    """The first touchpoint's channel (earliest occurred_at, then lowest id) of each buyer with a purchase:
-    buyer_id, segment."""
-    first = (
-        scoped_select(
-            Touchpoint, workspace_id, Touchpoint.buyer_id, func.min(Touchpoint.occurred_at).label("first_at")
-        )
-        .where(Touchpoint.buyer_id.in_(_purchasers(workspace_id)))
-        .group_by(Touchpoint.buyer_id)
-        .subquery()
-    )
+def summary(
+    session: Session, workspace_id: str, currency: str, start_us: int | None, end_us: int | None
+) -> tuple[int, int]:
+    """(distinct buyers, revenue) of the purchases in [start, end) in ``currency`` (the covering index)."""
     stmt = scoped_select(
-        Touchpoint, workspace_id, Touchpoint.buyer_id, Touchpoint.channel, Touchpoint.id
-    ).join(first, and_(Touchpoint.buyer_id == first.c.buyer_id, Touchpoint.occurred_at == first.c.first_at))
-    frame = _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String, "id": pl.Int64})
-    return frame.sort("id").unique(subset="buyer_id", keep="first").select("buyer_id", "segment")
+        P, workspace_id, func.count(func.distinct(P.buyer_id)), func.sum(P.amount_minor)
+    ).where(P.currency == currency)
+    if start_us is not None:
+        stmt = stmt.where(P.at_us >= start_us)
+    if end_us is not None:
+        stmt = stmt.where(P.at_us < end_us)
+    buyers, revenue = _rows(session, stmt)[0]
+    return int(buyers or 0), int(revenue or 0)
 
 
-def current_personas(session: Session, workspace_id: str) -> pl.DataFrame:
-    """The current persona of each buyer with a purchase: buyer_id, segment."""
-    stmt = scoped_select(BuyerPersona, workspace_id, BuyerPersona.buyer_id, BuyerPersona.persona).where(
-        BuyerPersona.buyer_id.in_(_purchasers(workspace_id))
-    )
-    return _frame(session, stmt, {"buyer_id": pl.String, "segment": pl.String})
+def last_day(session: Session, workspace_id: str, end_day: int | None = None) -> int | None:
+    """The last UTC day (days since 1970-01-01) with a purchase, at or before ``end_day``."""
+    stmt = scoped_select(P, workspace_id, func.max(P.day))
+    if end_day is not None:
+        stmt = stmt.where(P.day <= end_day)
+    found = _rows(session, stmt)[0][0]
+    return None if found is None else int(found)
 
 
-def first_assignments(session: Session, workspace_id: str) -> pl.DataFrame:
-    """The first assignment to each persona of each buyer with a purchase: buyer_id, persona, assigned_at."""
+def repeat_counts(
+    session: Session,
+    workspace_id: str,
+    end_day: int,
+    windows: Sequence[int],
+    holdout_share: float | None = None,
+) -> dict[bool, tuple[int, list[int], list[int]]]:
+    """Per group (in the holdout: draw < share; False for everyone without a share): (buyers whose first
+    purchase is by ``end_day``, eligible per window, repeaters per window)."""
+    age = literal(end_day) - B.first_day
+    gap = B.second_day - B.first_day
+    group = (B.holdout_draw < holdout_share) if holdout_share is not None else literal(False)
+    columns = [
+        func.count(),
+        *[func.sum(case((age >= n, 1), else_=0)) for n in windows],
+        *[func.sum(case((and_(age >= n, gap <= n), 1), else_=0)) for n in windows],
+    ]
     stmt = (
-        scoped_select(
-            PersonaChange,
-            workspace_id,
-            PersonaChange.buyer_id,
-            PersonaChange.to_persona,
-            _epoch(_dialect(session), func.min(PersonaChange.at)),
-        )
-        .where(PersonaChange.buyer_id.in_(_purchasers(workspace_id)))
-        .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
+        scoped_select(B, workspace_id, group.label("g"), *columns).where(B.first_day <= end_day).group_by("g")
     )
-    frame = _frame(session, stmt, {"buyer_id": pl.String, "persona": pl.String, "assigned_at": pl.Int64})
-    return _instants(frame, "assigned_at")
+    out: dict[bool, tuple[int, list[int], list[int]]] = {}
+    k = len(windows)
+    for row in _rows(session, stmt):
+        values = [int(v or 0) for v in row[1:]]
+        out[bool(row[0])] = (values[0], values[1 : 1 + k], values[1 + k :])
+    return out
 
 
-def assignment_days_without_purchase(session: Session, workspace_id: str) -> pl.DataFrame:
-    """Buyers who never purchased, counted per persona and UTC day of their first assignment to it
-    (days since 1970-01-01): persona, day, buyers. A first assignment is a change with no earlier one of the
-    same buyer to the same persona (the covering index answers that per row)."""
-    earlier = aliased(PersonaChange)
-    before = exists().where(
-        earlier.workspace_id == workspace_id,
-        earlier.buyer_id == PersonaChange.buyer_id,
-        earlier.to_persona == PersonaChange.to_persona,
-        (earlier.at < PersonaChange.at)
-        | ((earlier.at == PersonaChange.at) & (earlier.id < PersonaChange.id)),
-    )
-    day = (_epoch(_dialect(session), PersonaChange.at) // DAY_S).label("day")
-    # an anti-join, not NOT IN: PostgreSQL runs NOT IN over a subquery larger than work_mem row by row
-    bought = _purchasers(workspace_id).subquery()
+def _segment(model: Any, by: Segment) -> Any:
+    if by == "first_touch":
+        return func.coalesce(model.first_touch, "unknown")
+    if by == "persona":
+        return func.coalesce(model.persona, "unknown")
+    return literal(None)
+
+
+def cohort_sizes(
+    session: Session, workspace_id: str, end_day: int, by: Segment
+) -> list[tuple[int, str | None, int]]:
+    """(first-purchase month, segment, buyers) of the buyers whose first purchase is by ``end_day``."""
+    seg = _segment(B, by).label("seg")
     stmt = (
-        scoped_select(PersonaChange, workspace_id, PersonaChange.to_persona, day, func.count())
-        .outerjoin(bought, bought.c.buyer_id == PersonaChange.buyer_id)
-        .where(bought.c.buyer_id.is_(None), ~before)
-        .group_by(PersonaChange.to_persona, day)
+        scoped_select(B, workspace_id, B.first_month, seg, func.count())
+        .where(B.first_day <= end_day)
+        .group_by(B.first_month, seg)
     )
-    return _frame(session, stmt, {"persona": pl.String, "day": pl.Int64, "buyers": pl.Int64})
+    return [(int(m), s, int(n)) for m, s, n in _rows(session, stmt)]
+
+
+def cohort_active(
+    session: Session, workspace_id: str, end_day: int, periods: int, by: Segment
+) -> list[tuple[int, str | None, int, int]]:
+    """(cohort month, segment, k, buyers who purchased in month cohort + k) for k in 1..periods, up to
+    ``end_day``."""
+    seg = _segment(P, by).label("seg")
+    k = (P.month - P.cohort_month).label("k")
+    stmt = (
+        scoped_select(P, workspace_id, P.cohort_month, seg, k, func.count(func.distinct(P.buyer_id)))
+        .where(P.day <= end_day, P.month > P.cohort_month, P.month <= P.cohort_month + periods)
+        .group_by(P.cohort_month, seg, k)
+    )
+    return [(int(c), s, int(kk), int(n)) for c, s, kk, n in _rows(session, stmt)]
+
+
+def cohort_revenue(
+    session: Session, workspace_id: str, end_day: int, by: Segment
+) -> list[tuple[int, str | None, str, int]]:
+    """(cohort month, segment, currency, revenue) of the purchases up to ``end_day``."""
+    seg = _segment(P, by).label("seg")
+    stmt = (
+        scoped_select(P, workspace_id, P.cohort_month, seg, P.currency, func.sum(P.amount_minor))
+        .where(P.day <= end_day)
+        .group_by(P.cohort_month, seg, P.currency)
+    )
+    return [(int(c), s, cur, int(v or 0)) for c, s, cur, v in _rows(session, stmt)]
+
+
+def assignment_spans(session: Session, workspace_id: str, end_day: int) -> list[tuple[str, int, bool, int]]:
+    """(persona, days, hit, buyers): first assignments by ``end_day`` counted per persona and days from the
+    assignment to the first purchase on or after it (hit) or to ``end_day`` (censored). Never-purchasing
+    buyers are counted in the order of the covering index; the purchasers' spans are computed in SQL."""
+    never = (
+        scoped_select(F, workspace_id, F.persona, F.day, func.count())
+        .where(F.purchased.is_(False), F.day <= end_day)
+        .group_by(F.persona, F.day)
+    )
+    out = [(p, end_day - int(d), False, int(n)) for p, d, n in _rows(session, never)]
+    hit = and_(F.bought_day.is_not(None), F.bought_day <= end_day)
+    days = (case((hit, F.bought_day), else_=literal(end_day)) - F.day).label("days")
+    flag = case((hit, 1), else_=0).label("hit")
+    bought = (
+        scoped_select(F, workspace_id, F.persona, days, flag, func.count())
+        .where(F.purchased.is_(True), F.day <= end_day)
+        .group_by(F.persona, days, flag)
+    )
+    out += [(p, int(d), bool(h), int(n)) for p, d, h, n in _rows(session, bought)]
+    return out
+
+
+def persona_revenue(session: Session, workspace_id: str, end_day: int) -> list[tuple[str, str, int]]:
+    """(persona, currency, revenue of purchases on or after the buyer's first assignment to it, by
+    ``end_day``): one covering index, in its order."""
+    stmt = (
+        scoped_select(S, workspace_id, S.persona, S.currency, func.sum(S.amount_minor))
+        .where(S.day <= end_day)
+        .group_by(S.persona, S.currency)
+    )
+    return [(p, c, int(v or 0)) for p, c, v in _rows(session, stmt)]
+
+
+def any_assignment(session: Session, workspace_id: str) -> bool:
+    return bool(_rows(session, scoped_select(F, workspace_id, F.buyer_id).limit(1)))
 
 
 def last_persona_change(session: Session, workspace_id: str) -> datetime | None:

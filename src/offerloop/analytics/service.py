@@ -1,4 +1,5 @@
-"""Customer analytics over the store's purchases (``repository.purchases``), computed with Polars.
+"""Customer analytics over the analytics state (``analytics.state``, kept by the ``analytics`` consumer):
+each report is a few aggregates in SQL over narrow rows (``repository``); Polars only shapes the answer.
 
 Conventions (docs/analytics.md):
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 from sqlalchemy.orm import Session
 
-from offerloop.analytics import repository
+from offerloop.analytics import purchases as definition
+from offerloop.analytics import repository, state
 from offerloop.analytics.exceptions import BadAnalyticsQuery, CurrencyRequired
 from offerloop.analytics.schemas import (
     Cohort,
@@ -34,24 +36,54 @@ from offerloop.analytics.schemas import (
     Summary,
 )
 from offerloop.core import currencies as currency_codes
-from offerloop.decisions import service as decision_service
 
 MAX_DAYS: Final = 3660
 MAX_WINDOWS: Final = 12
 MAX_PERIODS: Final = 120
 
 
+EPOCH: Final = date(1970, 1, 1)
+
+# The purchase definition and the state, for the other domains (attribution, the LTV fit, identity's erasure).
+event_value = definition.event_value
+order_key = definition.order_key
+KEY_LENGTH = definition.KEY_LENGTH
+refresh = state.refresh
+forget = state.forget
+rebuild = state.rebuild
+
+
 def purchases(
     *, session: Session, workspace_id: str, start: datetime | None = None, end: datetime | None = None
 ) -> pl.DataFrame:
-    """The workspace's purchases (the one definition, see ``repository``): buyer_id, at (naive UTC),
+    """The workspace's purchases (the one definition, ``analytics.purchases``): buyer_id, at (naive UTC),
     amount_minor, currency."""
-    return repository.purchases(session, workspace_id, start=start, end=end)
+    return repository.purchases(session, workspace_id, start_us=_us(start), end_us=_us(end))
 
 
-def transactions(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per buyer and UTC day with a purchase (same-day purchases are one transaction)."""
-    return frame.select("buyer_id", pl.col("at").dt.date().alias("day")).unique()
+def purchase_rows(
+    *, session: Session, workspace_id: str, start: datetime | None = None, end: datetime | None = None
+) -> list[tuple[str, str, datetime, int, str]]:
+    """(purchase key, buyer_id, at (aware UTC), amount_minor, currency) of the purchases in [start, end),
+    oldest first: attribution's conversions."""
+    return [
+        (key, buyer, datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us), amount, currency)
+        for key, buyer, us, amount, currency in repository.purchase_rows(
+            session, workspace_id, start_us=_us(start), end_us=_us(end)
+        )
+    ]
+
+
+def _us(value: datetime | None) -> int | None:
+    return None if value is None else definition.epoch_us(value)
+
+
+def _day(value: date) -> int:
+    return (value - EPOCH).days
+
+
+def _date(day: int) -> date:
+    return EPOCH + timedelta(days=day)
 
 
 def parse_windows(text: str) -> list[int]:
@@ -78,16 +110,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _as_of_end(as_of: date | None) -> datetime | None:
-    """The exclusive instant after the inclusive day ``as_of``."""
-    if as_of is None:
-        return None
-    try:
-        return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) + timedelta(days=1)
-    except OverflowError:
-        return None  # 9999-12-31: no purchase can be after it
 
 
 def summary(
@@ -118,71 +140,48 @@ def summary(
         if not known:
             return Summary(buyers=0, revenue_minor=0, arpu_minor=0, currency=None, start=start, end=end)
         code = known[0]
-    frame = purchases(session=session, workspace_id=workspace_id, start=start, end=end)
-    frame = frame.filter(pl.col("currency") == code)
-    buyers = frame["buyer_id"].n_unique()
-    revenue = int(frame["amount_minor"].sum() or 0)
+    buyers, revenue = repository.summary(session, workspace_id, code, _us(start), _us(end))
     return Summary(
         buyers=buyers, revenue_minor=revenue, arpu_minor=revenue // buyers if buyers else 0, currency=code,
         start=start, end=end,
     )  # fmt: skip
 
 
-def _firsts(tx: pl.DataFrame) -> pl.DataFrame:
-    """Per buyer: first and second purchase day (second null when none)."""
-    first = tx.group_by("buyer_id").agg(pl.col("day").min().alias("first"))
-    second = (
-        tx.join(first, on="buyer_id")
-        .filter(pl.col("day") > pl.col("first"))
-        .group_by("buyer_id")
-        .agg(pl.col("day").min().alias("second"))
+def _end_day(session: Session, workspace_id: str, as_of: date | None) -> int | None:
+    """``as_of`` as a day number, or the day of the workspace's last purchase."""
+    if as_of is not None:
+        return _day(as_of)
+    return repository.last_day(session, workspace_id)
+
+
+def _group(
+    counts: tuple[int, list[int], list[int]] | None, windows: Sequence[int], measured: bool
+) -> HoldoutGroup:
+    buyers, eligible, repeaters = (
+        counts if counts is not None else (0, [0] * len(windows), [0] * len(windows))
     )
-    return first.join(second, on="buyer_id", how="left")
-
-
-def _repeat(firsts: pl.DataFrame, windows: Sequence[int], as_of: date | None) -> HoldoutGroup:
-    shares: dict[str, float | None] = {}
-    eligible: dict[str, int] = {}
-    repeaters: dict[str, int] = {}
-    if as_of is None or firsts.is_empty():
-        for n in windows:
-            shares[str(n)], eligible[str(n)], repeaters[str(n)] = None, 0, 0
-        return HoldoutGroup(
-            buyers=firsts.height, repeat_within=shares, eligible=eligible, repeaters=repeaters
-        )
-    measured = firsts.with_columns(
-        age=(pl.lit(as_of) - pl.col("first")).dt.total_days(),
-        gap=(pl.col("second") - pl.col("first")).dt.total_days(),
+    if not measured:
+        eligible, repeaters = [0] * len(windows), [0] * len(windows)
+    return HoldoutGroup(
+        buyers=buyers,
+        repeat_within={
+            str(n): (r / e if e else None) for n, e, r in zip(windows, eligible, repeaters, strict=True)
+        },
+        eligible={str(n): e for n, e in zip(windows, eligible, strict=True)},
+        repeaters={str(n): r for n, r in zip(windows, repeaters, strict=True)},
     )
-    counts = measured.select(
-        *[(pl.col("age") >= n).sum().alias(f"e{n}") for n in windows],
-        *[((pl.col("age") >= n) & (pl.col("gap") <= n)).sum().alias(f"r{n}") for n in windows],
-    ).row(0, named=True)
-    for n in windows:
-        e, r = int(counts[f"e{n}"]), int(counts[f"r{n}"])
-        shares[str(n)], eligible[str(n)], repeaters[str(n)] = (r / e if e else None), e, r
-    return HoldoutGroup(buyers=firsts.height, repeat_within=shares, eligible=eligible, repeaters=repeaters)
-
-
-def _scoped_transactions(
-    session: Session, workspace_id: str, as_of: date | None
-) -> tuple[pl.DataFrame, date | None]:
-    frame = purchases(session=session, workspace_id=workspace_id, end=_as_of_end(as_of))
-    tx = transactions(frame)
-    if as_of is None and not tx.is_empty():
-        as_of = tx["day"].max()  # type: ignore[assignment]
-    return tx, as_of
 
 
 def retention(
     *, session: Session, workspace_id: str, windows: Sequence[int], as_of: date | None = None
 ) -> Retention:
     """Share of buyers who purchased again within each N days of their first purchase (see the module)."""
-    tx, end = _scoped_transactions(session, workspace_id, as_of)
-    group = _repeat(_firsts(tx), windows, end)
+    end = _end_day(session, workspace_id, as_of)
+    counts = repository.repeat_counts(session, workspace_id, end, windows) if end is not None else {}
+    group = _group(counts.get(False), windows, end is not None and bool(counts))
     return Retention(
         repeat_within=group.repeat_within, eligible=group.eligible, repeaters=group.repeaters,
-        buyers=group.buyers, as_of=end,
+        buyers=group.buyers, as_of=_date(end) if end is not None else None,
     )  # fmt: skip
 
 
@@ -194,35 +193,29 @@ def holdout_retention(
     holdout_share: float,
     as_of: date | None = None,
 ) -> HoldoutRetention:
-    """Retention of buyers in the decision engine's holdout group vs the others (personalized)."""
-    tx, end = _scoped_transactions(session, workspace_id, as_of)
-    firsts = _firsts(tx)
-    held = [
-        decision_service.in_holdout(workspace_id, buyer, holdout_share)
-        for buyer in firsts["buyer_id"].to_list()
-    ]
-    firsts = firsts.with_columns(pl.Series("holdout", held, dtype=pl.Boolean))
-    personalized = _repeat(firsts.filter(~pl.col("holdout")), windows, end)
-    holdout = _repeat(firsts.filter(pl.col("holdout")), windows, end)
+    """Retention of buyers in the decision engine's holdout group vs the others (personalized): the same
+    stable per-buyer draw as /v1/decide, stored with each buyer's summary."""
+    end = _end_day(session, workspace_id, as_of)
+    counts = (
+        repository.repeat_counts(session, workspace_id, end, windows, holdout_share)
+        if end is not None
+        else {}
+    )
+    personalized = _group(counts.get(False), windows, False in counts)
+    holdout = _group(counts.get(True), windows, True in counts)
     delta: dict[str, float | None] = {}
     for n in windows:
         a, b = personalized.repeat_within[str(n)], holdout.repeat_within[str(n)]
         delta[str(n)] = a - b if a is not None and b is not None else None
     return HoldoutRetention(
-        personalized=personalized, holdout=holdout, delta=delta, holdout_share=holdout_share, as_of=end
-    )
+        personalized=personalized, holdout=holdout, delta=delta, holdout_share=holdout_share,
+        as_of=_date(end) if end is not None else None,
+    )  # fmt: skip
 
 
-def _month_index(column: str) -> pl.Expr:
-    return pl.col(column).dt.year().cast(pl.Int32) * 12 + pl.col(column).dt.month().cast(pl.Int32) - 1
-
-
-def _segments(session: Session, workspace_id: str, by: CohortBy) -> pl.DataFrame | None:
-    if by == "first_touch_channel":
-        return repository.first_touch_channels(session, workspace_id)
-    if by == "persona":
-        return repository.current_personas(session, workspace_id)
-    return None
+_SEGMENTS: Final[dict[str, repository.Segment]] = {
+    "first_purchase_month": "none", "first_touch_channel": "first_touch", "persona": "persona",
+}  # fmt: skip
 
 
 def cohorts(
@@ -231,42 +224,24 @@ def cohorts(
     """Acquisition cohorts by first-purchase month (and first-touch channel or current persona)."""
     if not 1 <= periods <= MAX_PERIODS:
         raise BadAnalyticsQuery(f"periods must be from 1 to {MAX_PERIODS}", details={"periods": periods})
-    frame = purchases(session=session, workspace_id=workspace_id, end=_as_of_end(as_of))
-    if frame.is_empty():
+    end = repository.last_day(session, workspace_id, _day(as_of) if as_of is not None else None)
+    if end is None:
         return Cohorts(by=by, periods=periods, as_of=as_of, cohorts=[])
-    end = as_of or frame["at"].max().date()  # type: ignore[union-attr]
-    end_month = end.year * 12 + end.month - 1
-    frame = frame.with_columns(_month_index("at").alias("month"))
-    buyers = frame.group_by("buyer_id").agg(pl.col("month").min().alias("cohort"))
-    segments = _segments(session, workspace_id, by)
-    if segments is None:
-        buyers = buyers.with_columns(pl.lit(None, dtype=pl.String).alias("segment"))
-    else:
-        buyers = buyers.join(segments, on="buyer_id", how="left").with_columns(
-            pl.col("segment").fill_null("unknown")
-        )
-    keys = ["cohort", "segment"]
-    sizes = buyers.group_by(keys).agg(pl.len().alias("size"))
-    active = (
-        frame.select("buyer_id", "month")
-        .unique()
-        .join(buyers, on="buyer_id")
-        .with_columns((pl.col("month") - pl.col("cohort")).alias("k"))
-        .filter(pl.col("k").is_between(1, periods))
-        .group_by([*keys, "k"])
-        .agg(pl.len().alias("n"))
-    )
-    revenue = (
-        frame.join(buyers, on="buyer_id")
-        .group_by([*keys, "currency"])
-        .agg(pl.col("amount_minor").sum().alias("revenue"))
-    )
-    counts: dict[tuple[Any, Any, int], int] = {(c, s, k): n for c, s, k, n in active.iter_rows()}
-    money: dict[tuple[Any, Any], dict[str, int]] = {}
-    for c, s, cur, amount in revenue.sort("currency").iter_rows():
-        money.setdefault((c, s), {})[cur] = int(amount)
+    end = _day(as_of) if as_of is not None else end
+    end_date = _date(end)
+    end_month = end_date.year * 12 + end_date.month - 1
+    segment = _SEGMENTS[by]
+    sizes = repository.cohort_sizes(session, workspace_id, end, segment)
+    counts = {
+        (c, s, k): n for c, s, k, n in repository.cohort_active(session, workspace_id, end, periods, segment)
+    }
+    money: dict[tuple[int, str | None], dict[str, int]] = {}
+    for c, s, cur, amount in sorted(
+        repository.cohort_revenue(session, workspace_id, end, segment), key=lambda r: r[2]
+    ):
+        money.setdefault((c, s), {})[cur] = amount
     out = []
-    for c, s, size in sizes.sort(keys, nulls_last=True).iter_rows():
+    for c, s, size in sorted(sizes, key=lambda r: (r[0], r[1] is None, r[1] or "")):
         shares = [
             (counts.get((c, s, k), 0) / size) if c + k <= end_month else None for k in range(1, periods + 1)
         ]
@@ -274,4 +249,4 @@ def cohorts(
         out.append(
             Cohort(cohort=label, segment=s, size=size, active=shares, revenue_minor=money.get((c, s), {}))
         )
-    return Cohorts(by=by, periods=periods, as_of=end, cohorts=out)
+    return Cohorts(by=by, periods=periods, as_of=end_date, cohorts=out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from offerloop.analytics import repository
 from offerloop.analytics.schemas import OfferLift, PersonaVelocity, SurvivalPoint, Velocity
-from offerloop.analytics.service import purchases
 from offerloop.core.clock import utcnow
 from offerloop.offers import service as offers_service
 from offerloop.offers.exceptions import OfferNotFound
@@ -90,47 +89,24 @@ def velocity(
 ) -> Velocity:
     """Per persona: time to first purchase after the first assignment (KM), LTV; and the offer lift."""
     lift = offer_lift(session=session, workspace_id=workspace_id, now=now)
-    assigned = repository.first_assignments(session, workspace_id)  # buyers with a purchase
-    others = repository.assignment_days_without_purchase(session, workspace_id)  # counted in SQL
-    if assigned.is_empty() and others.is_empty():
+    if not repository.any_assignment(session, workspace_id):
         return Velocity(as_of=as_of, personas=[], offer_lift=lift)
-    bought = purchases(session=session, workspace_id=workspace_id)
     if as_of is None:
-        last = [repository.last_persona_change(session, workspace_id), bought["at"].max()]
-        as_of = max(d.date() for d in last if isinstance(d, datetime))
-    end = pl.lit(as_of, dtype=pl.Date)
+        last = [repository.last_persona_change(session, workspace_id)]
+        last_day = repository.last_day(session, workspace_id)
+        days = [d.date() for d in last if isinstance(d, datetime)]
+        days += [EPOCH + timedelta(days=last_day)] if last_day is not None else []
+        as_of = max(days)
     end_day = (as_of - EPOCH).days
-    assigned = assigned.with_columns(pl.col("assigned_at").dt.date().alias("from")).filter(
-        pl.col("from") <= end
-    )
-    after = assigned.join(bought, on="buyer_id").filter(
-        (pl.col("at") >= pl.col("assigned_at")) & (pl.col("at").dt.date() <= end)
-    )
-    first = after.group_by("buyer_id", "persona").agg(pl.col("at").min().dt.date().alias("bought"))
+    rows = repository.assignment_spans(session, workspace_id, end_day)
     spans = (
-        assigned.join(first, on=["buyer_id", "persona"], how="left")
-        .select(
-            "persona",
-            (pl.coalesce("bought", end) - pl.col("from")).dt.total_days().alias("days"),
-            pl.col("bought").is_not_null().alias("hit"),
-        )
-        .group_by("persona", "days", "hit")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-    )
-    censored = others.filter(pl.col("day") <= end_day).select(
-        "persona",
-        (end_day - pl.col("day")).alias("days"),
-        pl.lit(False).alias("hit"),
-        pl.col("buyers").alias("n"),
-    )
-    spans = (
-        pl.concat([spans, censored], how="vertical_relaxed")
+        pl.DataFrame(rows, schema={"persona": pl.String, "days": pl.Int64, "hit": pl.Boolean, "n": pl.Int64},
+                     orient="row")
         .group_by("persona", "days", "hit")
         .agg(pl.col("n").sum())
-    )
-    money = after.group_by("persona", "currency").agg(pl.col("amount_minor").sum().alias("revenue"))
+    )  # fmt: skip
     revenue: dict[str, dict[str, int]] = {}
-    for persona, currency, amount in money.sort("currency").iter_rows():
+    for persona, currency, amount in sorted(repository.persona_revenue(session, workspace_id, end_day)):
         revenue.setdefault(persona, {})[currency] = int(amount)
     out = []
     for (persona,), group in spans.sort("persona", "days").group_by(["persona"], maintain_order=True):

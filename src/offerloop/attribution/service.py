@@ -1,9 +1,11 @@
 """Conversion paths from the store and the attribution models over them (see docs/attribution.md).
 
-A *conversion* is a track event of the definition's name (default ``Order Completed``, which checkout and
-``offerloop import orders`` both write) whose properties satisfy its ``where`` condition; it is one per
-``order_id`` (else per event) and its value is ``total_minor`` in ``currency`` (else ``revenue``/``total`` in
-major units). Its *path* is the buyer's touchpoints since their previous conversion and at most
+A *conversion* of the default definition (``Order Completed``) is a purchase — the one definition analytics
+and LTV share (``analytics.purchases``: a paid checkout order net of refunds, or a creator's/server's
+``Order Completed`` of another order; never a write-key client's) — and its ``where`` condition sees the
+purchase's ``order_id``, ``total_minor`` (net) and ``currency``. Any other name is a track event of that name
+whose properties satisfy ``where``; it is one per ``order_id`` (else per event) and its value is
+``total_minor`` in ``currency`` (else ``revenue``/``total`` in major units). Its *path* is the buyer's touchpoints since their previous conversion and at most
 ``lookback_days`` before it; the touches after a buyer's last conversion (or of a buyer who never
 converted) in the period form a *null path*. offerloop's own e-mail, push and in-app clicks are touches
 of the channels ``email``, ``push`` and ``in_app``. A conversion without any touch has the path
@@ -12,18 +14,17 @@ of the channels ``email``, ``push`` and ``in_app``. A conversion without any tou
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
+from offerloop.analytics import service as analytics_service
 from offerloop.attribution import models, repository
 from offerloop.attribution.exceptions import AttributionInputError
 from offerloop.attribution.schemas import (
@@ -33,7 +34,6 @@ from offerloop.attribution.schemas import (
     CreditSum,
     RefreshRead,
 )
-from offerloop.core import currencies, money
 from offerloop.core.conditions import ConditionError
 from offerloop.core.conditions.where import Where
 
@@ -114,41 +114,9 @@ def period(start: date | None, end: date | None, *, today: date) -> tuple[dateti
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
-def _value(props: dict[str, Any]) -> tuple[int, str | None]:
-    """The conversion's value in minor units: ``total_minor`` (minor units: an integer, an integral float or
-    a numeric string), else ``revenue``, ``total`` or ``value`` (major units, in the currency's minor unit).
-    A field that is not a finite number within ±10^15 minor units is skipped; without any, or when negative,
-    the value is 0 (never an error)."""
-    currency = props.get("currency")
-    code = currency.strip().upper() if isinstance(currency, str) and currency.strip() else None
-    for name in ("total_minor", "revenue", "total", "value"):
-        amount = money.reported_number(props.get(name))
-        if amount is None:
-            continue
-        if name != "total_minor":
-            try:
-                digits = currencies.exponent(code) if code else 2
-            except (KeyError, ValueError):
-                continue
-            amount = amount * (Decimal(10) ** digits)
-        return money.reported_minor(amount), code
-    return 0, code
-
-
-CONVERSION_ID_LENGTH = 120  # attribution_credits.conversion_id
-
-
-def order_key(order_id: Any) -> str | None:
-    """The stored identity of an order id: itself, or a SHA-256 digest when longer than the column (so two
-    long ids sharing a prefix stay distinct)."""
-    if isinstance(order_id, bool) or not isinstance(order_id, str | int):
-        return None
-    text = str(order_id)
-    if not text:
-        return None
-    return (
-        text if len(text) <= CONVERSION_ID_LENGTH else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    )
+_value = analytics_service.event_value  # one reading of an order event's value (analytics.purchases)
+order_key = analytics_service.order_key
+CONVERSION_ID_LENGTH = analytics_service.KEY_LENGTH  # attribution_credits.conversion_id
 
 
 def _conversions(
@@ -161,6 +129,20 @@ def _conversions(
     by_buyer: dict[str, list[Conversion]] = defaultdict(list)
     before: dict[str, datetime] = {}
     horizon = start - timedelta(days=MAX_LOOKBACK_DAYS)
+    if definition.event == DEFAULT_CONVERSION:
+        # purchases: the definition analytics and LTV share (a client's Order Completed is none)
+        for key, buyer_id, at, minor, code in analytics_service.purchase_rows(
+            session=session, workspace_id=workspace_id, start=horizon, end=end
+        ):
+            fields = {"order_id": key, "total_minor": minor, "currency": code}
+            if definition.where is not None and not definition.where.holds(fields):
+                continue
+            if at < start:
+                if at >= start - lookback:
+                    before[buyer_id] = at
+                continue
+            by_buyer[buyer_id].append(Conversion(key, buyer_id, at, minor, code))
+        return by_buyer, before
     refunded = {k for k in map(order_key, repository.refunded_orders(session, workspace_id, horizon)) if k}
     seen: set[str] = set()
     for event_id, buyer_id, at, props in repository.conversion_events(

@@ -61,10 +61,25 @@ DEMO_ANSWERS = {
 }
 
 
+ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded"})
+
+
+def _by_sender(
+    chunk: list[tuple[dict[str, Any], int]],
+) -> list[tuple[bool, list[tuple[dict[str, Any], int]]]]:
+    """A batch as its senders send it: the site's and app's events with the write key, then the shop's orders
+    from the creator's server with the secret key (a write-key client's ``Order Completed`` is no purchase)."""
+    orders = [m for m in chunk if m[0].get("type") == "track" and m[0].get("event") in ORDER_EVENTS]
+    rest = [m for m in chunk if not (m[0].get("type") == "track" and m[0].get("event") in ORDER_EVENTS)]
+    return [(secret, part) for secret, part in ((False, rest), (True, orders)) if part]
+
+
 def _send(
-    url: str, write_key: str, batches: list[list[tuple[dict[str, Any], int]]], total: int
-) -> Counter[str]:
-    """Two keep-alive client connections, as a site and an app would, each posting batches of 100.
+    url: str, write_key: str, batches: list[list[tuple[dict[str, Any], int]]], total: int,
+    secret_key: str | None = None,
+) -> Counter[str]:  # fmt: skip
+    """Two keep-alive client connections, as a site and an app would, each posting batches of 100; with a
+    ``secret_key``, the orders of each batch go as the creator's server sends them (``_by_sender``).
 
     The stream is rendered before the clock starts; each batch only gets its ``sentAt`` (the real send
     time on each device's clock) and is encoded as it goes out.
@@ -73,8 +88,11 @@ def _send(
     lock = threading.Lock()
     cursor = iter(batches)
     parts = urlsplit(url)
-    auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
-    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    senders = {
+        secret: {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+                 "Content-Type": "application/json"}
+        for secret, key in ((False, write_key), (True, secret_key or write_key))
+    }  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     failures: list[str] = []
     with Progress(*columns, console=console, transient=False) as progress:
@@ -88,23 +106,24 @@ def _send(
                         chunk = next(cursor, None)
                     if chunk is None:
                         return
-                    body = orjson.dumps({"batch": stamp_sent(chunk, utcnow())})
-                    conn.request("POST", "/v1/batch", body=body, headers=headers)
-                    resp = conn.getresponse()
-                    answer = resp.read()
-                    if resp.status != 200:
-                        failures.append(f"{resp.status}: {answer[:300]!r}")
-                        return
-                    result = orjson.loads(answer)
-                    with lock:
-                        totals.update(
-                            accepted=result["accepted"],
-                            duplicates=result["duplicates"],
-                            quarantined=result["quarantined"],
-                        )
-                        for err in result["errors"]:
-                            totals["reason:" + err["code"]] += 1
-                        progress.advance(task, len(chunk))
+                    for secret, part in _by_sender(chunk) if secret_key else [(False, chunk)]:
+                        body = orjson.dumps({"batch": stamp_sent(part, utcnow())})
+                        conn.request("POST", "/v1/batch", body=body, headers=senders[secret])
+                        resp = conn.getresponse()
+                        answer = resp.read()
+                        if resp.status != 200:
+                            failures.append(f"{resp.status}: {answer[:300]!r}")
+                            return
+                        result = orjson.loads(answer)
+                        with lock:
+                            totals.update(
+                                accepted=result["accepted"],
+                                duplicates=result["duplicates"],
+                                quarantined=result["quarantined"],
+                            )
+                            for err in result["errors"]:
+                                totals["reason:" + err["code"]] += 1
+                            progress.advance(task, len(part))
             finally:
                 conn.close()
 
@@ -388,7 +407,7 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
             actions = yaml.safe_load(DEMO_ACTIONS.read_text())
             httpx.put(f"{url}/v1/actions", json=actions, headers=admin).raise_for_status()
         t0 = time.perf_counter()
-        totals = _send(url, ws.write_key, batches, events)
+        totals = _send(url, ws.write_key, batches, events, secret_key=ws.secret_key)
         send_s = time.perf_counter() - t0
         del batches
         process_s = _wait_processed(url)

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,13 +15,17 @@ from rich.table import Table
 def collect(http: httpx.Client) -> dict[str, Any]:
     """The figures the demo prints, each from its endpoint."""
     out: dict[str, Any] = {}
+    today = datetime.now(UTC).date()
+    # the audience's orders span months: the last year, not the default 30 days
+    period = {"start": (today - timedelta(days=364)).isoformat(), "end": today.isoformat()}
     for by in ("channel", "content"):
         for model in ("last", "markov"):
-            r = http.get("/v1/attribution", params={"model": model, "by": by, "lookback_days": 90})
+            r = http.get("/v1/attribution", params={"model": model, "by": by, "lookback_days": 90, **period})
             r.raise_for_status()
             out[f"{by}:{model}"] = r.json()
-    today = datetime.now(UTC).date().isoformat()
-    ltv = http.get("/v1/analytics/ltv", params={"calibration_end": today, "time_unit": "week", "horizon": 52})
+    ltv = http.get(
+        "/v1/analytics/ltv", params={"calibration_end": today.isoformat(), "time_unit": "week", "horizon": 52}
+    )
     out["ltv"] = ltv.json() if ltv.status_code == 200 else {"refused": ltv.json()["error"]["message"]}
     reads: tuple[tuple[str, str, dict[str, str | int]], ...] = (
         ("cohorts", "/v1/analytics/cohorts", {"by": "persona", "periods": 2}),

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from offerloop.cli import analytics as analytics_cmds
 from offerloop.cli import assembly as assembly_cmds
 from offerloop.cli import attribution as attribution_cmds
 from offerloop.cli import commerce as commerce_cmds
@@ -61,6 +62,7 @@ app.add_typer(commerce_cmds.ledger_app, name="ledger")
 app.add_typer(drop_cmds.drop_app, name="drop")
 app.add_typer(report_cmds.delivery_app, name="delivery")
 app.add_typer(attribution_cmds.app, name="attribution")
+app.add_typer(analytics_cmds.app, name="analytics")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")

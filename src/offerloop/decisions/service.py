@@ -193,10 +193,15 @@ def cached_catalog(session: Session, workspace_id: str, version: tuple[Any, int]
 # -- decide ----------------------------------------------------------------------------------------
 
 
+def holdout_draw(workspace_id: str, buyer_key: str) -> float:
+    """The buyer's stable draw in [0, 1): in the holdout group when it is below the holdout share."""
+    digest = hashlib.sha256(f"holdout:{workspace_id}:{buyer_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def _in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:
     """A stable per-buyer draw: the same buyer stays in (or out of) the holdout group."""
-    digest = hashlib.sha256(f"holdout:{workspace_id}:{buyer_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
+    return holdout_draw(workspace_id, buyer_key) < share
 
 
 def in_holdout(workspace_id: str, buyer_key: str, share: float) -> bool:

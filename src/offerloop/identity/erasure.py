@@ -50,6 +50,9 @@ is added without a decision here, and scans every table for the buyer's data aft
 | ledger_entries       | keep (totals unchanged), needles out of tags                                       |
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
 | audit_log            | keep (accountability), needles out of details                                      |
+| analytics_purchases, analytics_buyers, analytics_persona_firsts, analytics_persona_purchases: delete    |
+|                      | (the consumer's state; an erased                                                  |
+|                      | buyer leaves cohorts, retention, velocity and LTV; the ledger keeps revenue totals) |
 | jobs                 | keep (background work names objects by internal id; payloads hold no personal data) |
 | event_dedup          | keep; a message id that holds a needle is pseudonymised with its event's           |
 | parked_events        | keep (seq, consumer); needles out of the error, message id as its event's           |
@@ -144,6 +147,10 @@ PLAN: Final[Mapping[str, Action]] = {
     "attribution_credits": "keep",  # shares and amounts by internal id (revenue by channel stays right)
     "experiments": "none",
     "experiment_exposures": "keep",  # arm and exposure time, only the internal id: experiment counts stay
+    "analytics_purchases": "delete",  # analytics state: the erased buyer leaves the per-buyer reports
+    "analytics_buyers": "delete",
+    "analytics_persona_firsts": "delete",
+    "analytics_persona_purchases": "delete",
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal
 }
 

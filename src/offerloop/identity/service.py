@@ -523,6 +523,9 @@ def delete_buyer(*, session: Session, workspace_id: str, buyer_id: str, actor: s
         note.target_id = erasure.redact(note.target_id, needles)
     features_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
     persona_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
+    from offerloop.analytics import service as analytics_service  # analytics reads buyers
+
+    analytics_service.forget(session=session, workspace_id=workspace_id, buyer_ids=ids)
     workspace_service.audit(
         session, workspace_id, actor=actor, action="buyer.delete", target_type="buyer", target_id=buyer.id,
         details=counts,

@@ -1,5 +1,11 @@
 """Every ORM table, one module per aggregate. Importing this package registers them all."""
 
+from offerloop.models.analytics import (
+    AnalyticsBuyer,
+    AnalyticsPersonaFirst,
+    AnalyticsPersonaPurchase,
+    AnalyticsPurchase,
+)
 from offerloop.models.artifact import Artifact, ArtifactFile, ArtifactVersion, AtomUse
 from offerloop.models.attribution import AttributionCredit
 from offerloop.models.audit import AuditEntry
@@ -54,6 +60,10 @@ from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
     "Action",
+    "AnalyticsBuyer",
+    "AnalyticsPersonaFirst",
+    "AnalyticsPersonaPurchase",
+    "AnalyticsPurchase",
     "ApiKey",
     "Artifact",
     "ArtifactFile",

@@ -55,7 +55,11 @@ class Merge(Base):
     """An identity merge (loser folded into winner) with what is needed to undo it."""
 
     __tablename__ = "merges"
-    __table_args__ = (Index(None, "workspace_id", "created_at"), Index(None, "workspace_id", "loser_id"))
+    __table_args__ = (
+        Index(None, "workspace_id", "created_at"),
+        Index(None, "workspace_id", "loser_id"),
+        Index(None, "workspace_id", "winner_id"),  # analytics: a survivor's merged buyers
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -100,6 +100,14 @@ def refresh(
             )
     repository.save(session, workspace_id, rows, set(before))
     repository.add_history(session, changes)
+    if changes:
+        # a change is no event of its own (a templates update re-scores without one): the analytics state of
+        # these buyers (current persona, first assignments) follows in the same transaction
+        from offerloop.analytics import service as analytics_service  # analytics reads personas
+
+        analytics_service.refresh(
+            session=session, workspace_id=workspace_id, buyer_ids={str(c["buyer_id"]) for c in changes}
+        )
     return out
 
 

@@ -19,6 +19,7 @@ MODULES: tuple[str, ...] = (
     "offerloop.delivery.webhooks.tasks",
     "offerloop.invoices.consumers",
     "offerloop.invoices.tasks",
+    "offerloop.analytics.consumers",
 )
 
 
