@@ -89,10 +89,13 @@ def render(
         layout="fragment.html" if request.headers.get("hx-request") else "base.html",
         **(context or {}),
     )
-    # Personal data: no shared cache may keep a console page, and the browser not beyond the session.
+    # Personal data: no shared cache may keep a console page. "same-origin" (not the server-wide
+    # no-referrer): under no-referrer a browser sends `Origin: null` with the page's forms, and the CSRF
+    # check needs to see that a POST came from this server; other sites still learn nothing.
     return HTMLResponse(
-        page, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})}
-    )
+        page, status_code=status_code,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "same-origin", **(headers or {})},
+    )  # fmt: skip
 
 
 def _error_page(request: Request, status: int, code: str, message: str, details: Any = None) -> Response:
