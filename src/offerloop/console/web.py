@@ -69,7 +69,13 @@ def _minor(amount: int, currency: str) -> str:
     return f"{sign}{whole:,}.{cents:02d} {currency}"
 
 
+def _value(value: object) -> str:
+    """A feature's value for people: floats to 3 decimals, the rest as they are."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
 templates.filters["money"] = _minor
+templates.filters["value"] = _value
 
 
 def render(
