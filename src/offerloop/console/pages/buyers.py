@@ -12,6 +12,7 @@ from fastapi import Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from offerloop import pipeline
 from offerloop.console import web
 from offerloop.console.exceptions import InvalidUser
 from offerloop.core.errors import NotFound
@@ -39,6 +40,7 @@ def _lookup(db: Database, workspace_id: str, query: str) -> list[tuple[str, Buye
     if any(c.isdigit() for c in text) and set(text) <= set("+0123456789 -().") and len(text) >= 7:
         tries.append(("phone", {"phone": text}))
     found: dict[str, tuple[str, BuyerRead]] = {}
+    pipeline.catch_up(db, workspace_id=workspace_id)  # as the API: every event acknowledged before now
     with db.read() as session:
         for how, asked in tries:
             try:
@@ -66,6 +68,7 @@ async def search(
 
 
 def _page(db: Database, workspace_id: str, buyer_id: str, before: str | None) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=workspace_id)
     with db.read() as session:
         buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
         if buyer.deleted:
@@ -103,6 +106,7 @@ async def buyer_page(
 
 
 def _undo(db: Database, workspace_id: str, buyer_id: str, merge_id: str, actor: str) -> str:
+    pipeline.catch_up(db, workspace_id=workspace_id)
     with db.write() as session:
         merges = identity_service.list_merges(
             session=session, workspace_id=workspace_id, buyer_id=buyer_id, limit=MERGES_SHOWN
@@ -127,6 +131,7 @@ async def undo_merge(
 
 
 def _export(db: Database, workspace_id: str, buyer_id: str, actor: str) -> bytes:
+    pipeline.catch_up(db, workspace_id=workspace_id)  # every acknowledged event is in the export
     with db.write() as session:  # the export is audited
         exported = identity_service.export_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id,
                                                  actor=actor)  # fmt: skip
@@ -143,6 +148,7 @@ async def export(db: web.DB, user: web.Posted, buyer_id: BuyerId) -> Response:
 
 
 def _erase(db: Database, workspace_id: str, buyer_id: str, actor: str) -> None:
+    pipeline.catch_up(db, workspace_id=workspace_id)  # nothing acknowledged escapes the erasure
     with db.write() as session:
         identity_service.delete_buyer(
             session=session, workspace_id=workspace_id, buyer_id=buyer_id, actor=actor
