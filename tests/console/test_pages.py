@@ -176,3 +176,19 @@ def test_a_reviewer_reads_buyers_but_cannot_export_erase_or_undo(client, db, wor
             f"{location}/{action}", data={"csrf_token": token, "confirm": location.rsplit("/", 1)[1]}
         )
         assert r.status_code == 403 and 'data-code="role_refused"' in r.text
+
+
+def test_revenue_today_is_one_line_per_currency_and_leaves_yesterday_out(
+    client, db, workspace, owner
+) -> None:
+    from tests.analytics.helpers import add_buyers
+
+    add_buyers(db, workspace.id, "b1", "b2")
+    today = utcnow().strftime("%Y-%m-%dT%H:%M:%S")
+    add_order(db, workspace.id, "b1", today, 1000, currency="USD")
+    add_order(db, workspace.id, "b2", today, 250, currency="USD")
+    add_order(db, workspace.id, "b2", today, 999, currency="EUR")
+    add_order(db, workspace.id, "b1", "2020-01-01T10:00:00", 77_000, currency="USD")
+    add_order(db, workspace.id, "b1", today, 5000, currency="USD", status="pending")
+    home = client.get("/console")
+    assert figure(home.text, "revenue").split() == ["9.99", "EUR", "12.50", "USD"]

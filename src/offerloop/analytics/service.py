@@ -128,6 +128,23 @@ def summary(
     )  # fmt: skip
 
 
+def revenue_by_currency(
+    *, session: Session, workspace_id: str, start: datetime, end: datetime | None = None
+) -> list[Summary]:
+    """``summary`` for each currency sold in during [start, end), sorted by currency (none: empty). Reads
+    only the window's purchases (the console's "today"), never the workspace's whole history."""
+    start_utc, end_utc = _utc(start), _utc(end)
+    frame = purchases(session=session, workspace_id=workspace_id, start=start_utc, end=end_utc)
+    frame = frame.filter(pl.col("currency").is_not_null())
+    out = []
+    for (code,), group in sorted(frame.group_by("currency"), key=lambda g: str(g[0][0])):
+        buyers = group["buyer_id"].n_unique()
+        revenue = int(group["amount_minor"].sum() or 0)
+        out.append(Summary(buyers=buyers, revenue_minor=revenue, arpu_minor=revenue // buyers if buyers else 0,
+                           currency=str(code), start=start_utc, end=end_utc))  # fmt: skip
+    return out
+
+
 def _firsts(tx: pl.DataFrame) -> pl.DataFrame:
     """Per buyer: first and second purchase day (second null when none)."""
     first = tx.group_by("buyer_id").agg(pl.col("day").min().alias("first"))

@@ -9,13 +9,10 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from offerloop.analytics import health as health_service
 from offerloop.analytics import service as analytics_service
-from offerloop.analytics.exceptions import CurrencyRequired
-from offerloop.analytics.schemas import Summary
 from offerloop.console import web
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
@@ -32,23 +29,16 @@ def start_of_day(now: datetime) -> datetime:
     return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
 
 
-def _revenue(session: Session, workspace_id: str, since: datetime) -> list[Summary]:
-    """Today's revenue, one line per currency sold in (no conversion between currencies)."""
-    try:
-        return [analytics_service.summary(session=session, workspace_id=workspace_id, start=since)]
-    except CurrencyRequired as several:
-        codes = (several.details or {}).get("currencies", [])
-        return [analytics_service.summary(session=session, workspace_id=workspace_id, start=since, currency=c)
-                for c in codes]  # fmt: skip
-
-
 def numbers(db: Database, workspace_id: str, now: datetime) -> dict[str, Any]:
     since = start_of_day(now)
     with db.read() as session:
         events, active = events_service.activity_since(
             session=session, workspace_id=workspace_id, since=since
         )
-        revenue = _revenue(session, workspace_id, since)
+        revenue = analytics_service.revenue_by_currency(
+            session=session, workspace_id=workspace_id, start=since
+        )
+        # a buyer who paid in two currencies counts once at most per currency: the largest is a lower bound
         purchasers = max((r.buyers for r in revenue), default=0)
         pipeline = pipeline_status.overview(session=session, workspace_id=workspace_id)
         return {
@@ -58,7 +48,7 @@ def numbers(db: Database, workspace_id: str, now: datetime) -> dict[str, Any]:
             "new_buyers_today": identity_service.new_buyers_since(
                 session=session, workspace_id=workspace_id, since=since
             ),
-            "revenue": [r for r in revenue if r.currency],
+            "revenue": revenue,
             "purchasers_today": purchasers,
             # buyers who purchased today among buyers seen today (a purchase is an event: they are a subset)
             "conversion": (purchasers / active) if active else None,

@@ -2,7 +2,8 @@
 
 The console's home counts today's events and active buyers (a covering index on events by workspace and
 received time, with the buyer: an index-only range scan, on every monthly partition on PostgreSQL) and
-today's new buyers (buyers by workspace and creation time).
+today's new buyers (buyers by workspace and creation time) and today's revenue (paid orders by workspace and
+payment time: the analytics reads of a window no longer scan every paid order).
 
 Revision ID: console_20261206
 Revises: analytics_20261206
@@ -69,9 +70,11 @@ def upgrade() -> None:
         ["workspace_id", "received_at", "buyer_id"],
     )
     op.create_index(op.f("ix_buyers_workspace_id_created_at"), "buyers", ["workspace_id", "created_at"])
+    op.create_index(op.f("ix_orders_workspace_id_paid_at"), "orders", ["workspace_id", "paid_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_orders_workspace_id_paid_at"), table_name="orders")
     op.drop_index(op.f("ix_buyers_workspace_id_created_at"), table_name="buyers")
     op.drop_index(op.f("ix_events_workspace_id_received_at_buyer_id"), table_name="events")
     op.drop_index(op.f("ix_console_sessions_user_id"), table_name="console_sessions")
