@@ -205,3 +205,30 @@ def test_passwords_are_argon2id_and_verify_only_themselves() -> None:
     assert passwords.verify(hashed, "a long enough passworD") is False
     assert passwords.verify(None, "a long enough password") is False
     assert passwords.verify("not a hash", "x") is False
+
+
+def test_a_session_ends_when_it_expires_and_only_its_hash_is_stored(db: Database, owner) -> None:
+    from datetime import timedelta
+
+    from offerloop.console import service
+    from offerloop.core.clock import utcnow
+
+    start = utcnow()
+    with db.write() as session:
+        created = service.sign_in(
+            session=session, email="OWNER@example.com", password=PASSWORD, hours=2, now=start
+        )
+    with db.read() as session:
+        stored = session.scalars(select(ConsoleSession.id).where(ConsoleSession.user_id == owner.id)).all()
+        assert stored == [service.token_hash(created.token)] and created.token not in stored
+        alive = service.signed_in(
+            session=session, token=created.token, now=start + timedelta(hours=1, minutes=59)
+        )
+        assert alive is not None and (alive.email, alive.role) == ("owner@example.com", "owner")
+        assert service.signed_in(session=session, token=created.token, now=start + timedelta(hours=2)) is None
+        assert service.signed_in(session=session, token=created.token + "x", now=start) is None
+    with db.write() as session:  # the next sign-in clears this user's expired rows
+        service.sign_in(
+            session=session, email="owner@example.com", password=PASSWORD, now=start + timedelta(hours=3)
+        )
+    assert _sessions(db, owner.id) == 1

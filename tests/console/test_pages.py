@@ -8,11 +8,12 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.analytics.helpers import add_order
+from tests.analytics.helpers import add_buyers, add_order
 from tests.conftest import msg
 
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
+from offerloop.identity import service as identity_service
 from offerloop.models import AuditEntry
 from offerloop.workspaces.schemas import WorkspaceCreated
 
@@ -50,8 +51,6 @@ def test_home_shows_todays_numbers(client, db, workspace, send, owner) -> None:
          msg(type="track", userId="u3", event="Viewed", messageId="m4", timestamp=now),
          {"type": "track", "messageId": "bad", "event": "No Identity"})  # fmt: skip
     with db.read() as session:
-        from offerloop.identity import service as identity_service
-
         u1 = identity_service.lookup(session=session, workspace_id=workspace.id, user_id="u1").id
     add_order(db, workspace.id, u1, utcnow().strftime("%Y-%m-%dT%H:%M:%S"), 4900)
     home = client.get("/console")
@@ -181,8 +180,6 @@ def test_a_reviewer_reads_buyers_but_cannot_export_erase_or_undo(client, db, wor
 def test_revenue_today_is_one_line_per_currency_and_leaves_yesterday_out(
     client, db, workspace, owner
 ) -> None:
-    from tests.analytics.helpers import add_buyers
-
     add_buyers(db, workspace.id, "b1", "b2")
     today = utcnow().strftime("%Y-%m-%dT%H:%M:%S")
     add_order(db, workspace.id, "b1", today, 1000, currency="USD")
