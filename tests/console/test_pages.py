@@ -189,3 +189,22 @@ def test_revenue_today_is_one_line_per_currency_and_leaves_yesterday_out(
     add_order(db, workspace.id, "b1", today, 5000, currency="USD", status="pending")
     home = client.get("/console")
     assert figure(home.text, "revenue").split() == ["9.99", "EUR", "12.50", "USD"]
+
+
+def test_the_buyer_page_lists_the_buyers_orders_with_money_from_minor_units(
+    client, db, workspace, send, owner
+):
+    send(msg(type="identify", userId="payer", traits={"email": "payer@example.com"}, messageId="p1"))
+    location = client.get("/console/buyers", params={"q": "payer"}, follow_redirects=False).headers[
+        "location"
+    ]
+    buyer_id = location.rsplit("/", 1)[1]
+    add_order(db, workspace.id, buyer_id, "2026-11-02T10:00:00", 4900)
+    add_order(db, workspace.id, buyer_id, "2026-11-03T10:00:00", 1999, currency="EUR", refunded=500)
+    page = client.get(location)
+    rows = re.findall(
+        r"<tr><td><code>o-[^<]+</code></td><td>(\w+)</td><td>([^<]+)</td><td>([^<]+)</td>", page.text
+    )
+    # (the helper's order ids are not time-ordered as checkout's are: the order of the rows is not asserted)
+    assert sorted(rows) == [("paid", "19.99 EUR", "5.00 EUR"), ("paid", "49.00 USD", "0.00 USD")]
+    assert "No messages." in page.text

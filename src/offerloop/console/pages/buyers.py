@@ -13,10 +13,12 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop import pipeline
+from offerloop.checkout import service as checkout_service
 from offerloop.console import web
 from offerloop.console.exceptions import InvalidUser
 from offerloop.core.errors import NotFound
 from offerloop.db.uow import Database
+from offerloop.delivery import service as delivery_service
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound, LookupNeedsOneIdentifier
@@ -26,6 +28,7 @@ router = web.router
 BuyerId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 EVENTS_SHOWN = 50
 MERGES_SHOWN = 50
+RECENT_SHOWN = 10  # orders and messages: the newest; the API pages through the rest
 
 
 def _lookup(db: Database, workspace_id: str, query: str) -> list[tuple[str, BuyerRead]]:
@@ -90,6 +93,12 @@ def _page(db: Database, workspace_id: str, buyer_id: str, before: str | None) ->
             ),
             "entitlements": entitlements_service.list_for_buyer(
                 session=session, workspace_id=workspace_id, buyer_id=buyer.id
+            ),
+            "orders": checkout_service.list_orders(
+                session=session, workspace_id=workspace_id, limit=RECENT_SHOWN, buyer_id=buyer.id
+            ),
+            "messages": delivery_service.list_messages(
+                session=session, workspace_id=workspace_id, limit=RECENT_SHOWN, cursor=None, buyer_id=buyer.id
             ),
         }
 
