@@ -232,3 +232,12 @@ def test_a_session_ends_when_it_expires_and_only_its_hash_is_stored(db: Database
             session=session, email="owner@example.com", password=PASSWORD, now=start + timedelta(hours=3)
         )
     assert _sessions(db, owner.id) == 1
+
+
+def test_sections_not_built_yet_say_so_and_home_is_the_console(client: TestClient, owner) -> None:
+    sign_in(client, "owner@example.com")
+    personas = client.get("/console/personas")
+    assert personas.status_code == 200 and "This section is not in the console yet" in personas.text
+    assert 'href="/console/personas" aria-current="page"' in personas.text
+    home = client.get("/console/home", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (307, "/console")
