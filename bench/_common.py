@@ -85,3 +85,15 @@ def start_server(database_url: str, workers: int = 1) -> ServerProcess:
     server = ServerProcess(database_url, workers=workers)
     server.start(timeout_s=300)  # a machine busy with other work can take minutes to import and start
     return server
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the PostgreSQL database ``url`` names (a bench's own, never a shared one)."""
+    from sqlalchemy import create_engine, text
+
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()

@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import load, machine, percentile, tree_cpu_seconds
-from sqlalchemy import create_engine, text
+from _common import load, machine, percentile, recreate_database, tree_cpu_seconds
+from sqlalchemy import text
 
 from analytics import DEMO, Writer, generate
 from offerloop.cli.process import ServerProcess
@@ -133,12 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         url = args.database_url or f"sqlite:///{args.sqlite_path or Path(tmp) / 'console.db'}"
         if url.startswith("postgresql") and not args.reuse:
-            base, name = url.rsplit("/", 1)
-            admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            admin.dispose()
+            recreate_database(url)
         engine = make_engine(url)
         migrate.upgrade(engine)
         db = Database(engine)
