@@ -48,8 +48,14 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(20_000)
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: problems.append(str(e)))
     yield tab
     context.close()
+    # every page ran its shipped script under the console's CSP: no violation, no script error (a failed
+    # resource the test provoked, such as a refused form's 4xx, is the browser's "Failed to load" line)
+    assert [p for p in problems if not p.startswith("Failed to load resource")] == []
 
 
 class Team:
