@@ -89,7 +89,7 @@ def console_data(engine: Any, ws: str, args: argparse.Namespace) -> dict[str, in
         conn.execute(text("DELETE FROM pipeline_origin WHERE workspace_id = :w"), {"w": ws})
         conn.execute(
             text("INSERT INTO pipeline_origin (workspace_id, seq, partitions) "
-                 "SELECT :w, max(id), :p FROM events WHERE workspace_id = :w"),
+                 "SELECT workspace_id, max(id), :p FROM events WHERE workspace_id = :w GROUP BY workspace_id"),
             {"w": ws, "p": 8 if w.pg else 1},
         )  # fmt: skip
         conn.execute(text("ANALYZE"))
