@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from offerloop.db.scoped import scoped_select
+from offerloop.db.scoped import scoped_delete, scoped_select
 from offerloop.models import ConsoleSession, ConsoleUser
 
 # A login matches an e-mail in at most this many workspaces (each costs one argon2 verification).
@@ -58,13 +58,15 @@ def session_with_user(
     return None if row is None else (row[0], row[1])
 
 
-def delete_session(session: Session, token_hash: str) -> None:
-    session.execute(delete(ConsoleSession).where(ConsoleSession.id == token_hash))
+def delete_session(session: Session, workspace_id: str, token_hash: str) -> None:
+    session.execute(scoped_delete(ConsoleSession, workspace_id).where(ConsoleSession.id == token_hash))
 
 
-def delete_expired_sessions(session: Session, user_id: str, now: datetime) -> None:
+def delete_expired_sessions(session: Session, workspace_id: str, user_id: str, now: datetime) -> None:
     session.execute(
-        delete(ConsoleSession).where(ConsoleSession.user_id == user_id, ConsoleSession.expires_at <= now)
+        scoped_delete(ConsoleSession, workspace_id).where(
+            ConsoleSession.user_id == user_id, ConsoleSession.expires_at <= now
+        )
     )
 
 

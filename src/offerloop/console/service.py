@@ -98,7 +98,7 @@ def sign_in(
         raise BadCredentials("the e-mail or the password is wrong")
     if passwords.needs_rehash(matched.password_hash):
         repository.set_password_hash(session, matched, passwords.hash_password(password))
-    repository.delete_expired_sessions(session, matched.id, now)
+    repository.delete_expired_sessions(session, matched.workspace_id, matched.id, now)
     token = secrets.token_urlsafe(32)
     row = ConsoleSession(
         id=token_hash(token), user_id=matched.id, workspace_id=matched.workspace_id,
@@ -124,5 +124,5 @@ def signed_in(*, session: Session, token: str, now: datetime | None = None) -> S
     return None if found is None else _signed_in(*found)
 
 
-def sign_out(*, session: Session, session_hash: str) -> None:
-    repository.delete_session(session, session_hash)
+def sign_out(*, session: Session, workspace_id: str, session_hash: str) -> None:
+    repository.delete_session(session, workspace_id, session_hash)

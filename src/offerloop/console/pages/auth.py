@@ -58,8 +58,13 @@ async def login_form(request: Request, next: Next = "/console") -> Response:
 def _sign_in(db: Database, email: str, password: str, hours: float, old_token: str) -> NewSession:
     with db.write() as session:
         created = service.sign_in(session=session, email=email, password=password, hours=hours)
-        if old_token:  # a fresh session on every sign-in: a token planted before it never becomes valid
-            service.sign_out(session=session, session_hash=service.token_hash(old_token))
+        # A fresh session on every sign-in (a token planted before it never becomes valid); the browser's
+        # previous session, if it was one, ends.
+        previous = service.signed_in(session=session, token=old_token) if old_token else None
+        if previous is not None:
+            service.sign_out(
+                session=session, workspace_id=previous.workspace_id, session_hash=previous.session_hash
+            )
         return created
 
 
@@ -99,14 +104,14 @@ async def login(request: Request, db: web.DB, form: web.Form) -> Response:
     return response
 
 
-def _sign_out(db: Database, session_hash: str) -> None:
+def _sign_out(db: Database, workspace_id: str, session_hash: str) -> None:
     with db.write() as session:
-        service.sign_out(session=session, session_hash=session_hash)
+        service.sign_out(session=session, workspace_id=workspace_id, session_hash=session_hash)
 
 
 @router.post("/console/logout")
 async def logout(db: web.DB, user: web.Posted) -> Response:
-    await run_in_threadpool(_sign_out, db, user.session_hash)
+    await run_in_threadpool(_sign_out, db, user.workspace_id, user.session_hash)
     response = RedirectResponse("/console/login", status_code=303, headers={"Cache-Control": "no-store"})
     response.delete_cookie(web.COOKIE, path=web.COOKIE_PATH)
     return response
