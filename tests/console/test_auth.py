@@ -241,3 +241,25 @@ def test_sections_not_built_yet_say_so_and_home_is_the_console(client: TestClien
     assert 'href="/console/personas" aria-current="page"' in personas.text
     home = client.get("/console/home", follow_redirects=False)
     assert (home.status_code, home.headers["location"]) == (307, "/console")
+
+
+def test_an_email_in_many_workspaces_names_its_workspace(client: TestClient, db: Database) -> None:
+    from offerloop.console.repository import MAX_ACCOUNTS_PER_EMAIL
+    from offerloop.workspaces import service as workspace_service
+
+    spaces = []
+    for n in range(MAX_ACCOUNTS_PER_EMAIL + 1):
+        with db.write() as session:
+            spaces.append(workspace_service.create_workspace(session=session, name=f"Many {n}").id)
+        add_user(db, spaces[-1], "many@example.com", "analyst")
+    asked = sign_in(client, "many@example.com")
+    assert asked.status_code == 422 and "give the workspace id too" in asked.text
+    token = login_token(client)
+    r = client.post("/console/login", data={"email": "many@example.com", "password": PASSWORD, "login_token": token,
+                                            "workspace": spaces[-1]}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    assert f"workspace {spaces[-1]}" not in client.get("/console").text  # signed in; the home page renders
+    wrong = login_token(client)
+    r = client.post("/console/login", data={"email": "many@example.com", "password": "a wrong password!",
+                                            "login_token": wrong, "workspace": spaces[0]})  # fmt: skip
+    assert r.status_code == 401

@@ -37,3 +37,7 @@ class UserNotFound(NotFound):
 
 class InvalidUser(ValidationFailed):
     code = "invalid_user"
+
+
+class WorkspaceNeeded(ValidationFailed):
+    code = "workspace_needed"

@@ -26,12 +26,13 @@ def user_by_email(session: Session, workspace_id: str, email: str) -> ConsoleUse
 
 
 def users_by_email(session: Session, email: str) -> list[ConsoleUser]:
-    """The enabled accounts with this e-mail in any workspace (sign-in asks only for e-mail and password)."""
+    """The enabled accounts with this e-mail in any workspace, at most one more than MAX_ACCOUNTS_PER_EMAIL
+    (sign-in asks for e-mail and password, and for the workspace only when there are more)."""
     stmt = (
         select(ConsoleUser)
         .where(ConsoleUser.email == email, ConsoleUser.disabled_at.is_(None))
         .order_by(ConsoleUser.created_at, ConsoleUser.id)
-        .limit(MAX_ACCOUNTS_PER_EMAIL)
+        .limit(MAX_ACCOUNTS_PER_EMAIL + 1)
     )
     return list(session.scalars(stmt))
 

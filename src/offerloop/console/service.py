@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from offerloop.console import passwords, repository
-from offerloop.console.exceptions import BadCredentials, InvalidUser, UserExists
+from offerloop.console.exceptions import BadCredentials, InvalidUser, UserExists, WorkspaceNeeded
 from offerloop.console.schemas import ROLES, NewSession, Role, SignedIn, UserRead
 from offerloop.core.clock import utcnow
 from offerloop.core.identifiers import normalize_email
@@ -79,13 +79,24 @@ def list_users(*, session: Session, workspace_id: str) -> list[UserRead]:
 
 
 def sign_in(
-    *, session: Session, email: str, password: str, hours: float = SESSION_HOURS, now: datetime | None = None
-) -> NewSession:
-    """A new session for the account this e-mail and password open; BadCredentials otherwise (the same
-    answer, and about the same time, for an unknown e-mail and a wrong password)."""
+    *, session: Session, email: str, password: str, hours: float = SESSION_HOURS, now: datetime | None = None,
+    workspace_id: str | None = None,
+) -> NewSession:  # fmt: skip
+    """A new session for the account this e-mail and password open (in ``workspace_id`` when given);
+    BadCredentials otherwise (the same answer, and about the same time, for an unknown e-mail and a wrong
+    password). An e-mail with accounts in more than MAX_ACCOUNTS_PER_EMAIL workspaces must name one."""
     now = now or utcnow()
     address = normalize_email(email)
-    accounts = repository.users_by_email(session, address) if address else []
+    if address and workspace_id:
+        one = repository.user_by_email(session, workspace_id, address)
+        accounts = [one] if one is not None and one.disabled_at is None else []
+    else:
+        accounts = repository.users_by_email(session, address) if address else []
+    if len(accounts) > repository.MAX_ACCOUNTS_PER_EMAIL:
+        raise WorkspaceNeeded(
+            "this e-mail has accounts in several workspaces: give the workspace id too",
+            details={"field": "workspace"},
+        )
     if len(password) > passwords.MAX_LENGTH:
         accounts = []
     matched = None

@@ -66,6 +66,8 @@ class Team:
         created = json.loads(server.cli("workspace", "create", "Browser Creator", "--json").stdout)
         self.id: str = created["id"]
         self.write_key: str = created["write_key"]
+        # addresses of this workspace only: on PostgreSQL the server shares the test database with other tests
+        self.owner, self.analyst = f"owner.{self.id}@example.com", f"analyst.{self.id}@example.com"
 
     def user(self, email: str, role: str, password: str) -> None:
         subprocess.run(

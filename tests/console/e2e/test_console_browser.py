@@ -19,20 +19,20 @@ PASSWORD = "a long browser password"
 
 def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
     page.goto("/console")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("E-mail", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
 
 
 def test_sign_in_wrong_password_and_sign_out(page: Any, team: Team, shots: Path) -> None:
-    team.user("owner@example.com", "owner", PASSWORD)
+    team.user(team.owner, "owner", PASSWORD)
     page.goto("/")
     assert page.url.endswith("/console/login?next=%2Fconsole")
     page.screenshot(path=shots / "01-sign-in.png", full_page=True)
-    sign_in(page, "owner@example.com", "not the right password")
+    sign_in(page, team.owner, "not the right password")
     assert page.get_by_role("alert").inner_text() == "the e-mail or the password is wrong"
     page.screenshot(path=shots / "02-wrong-password.png", full_page=True)
-    sign_in(page, "owner@example.com")
+    sign_in(page, team.owner)
     page.wait_for_url(re.compile(r"/console$"))
     assert page.get_by_role("heading", level=1).inner_text() == "Today"
     nav = page.get_by_role("navigation", name="Console sections")
@@ -51,19 +51,19 @@ def test_sign_in_wrong_password_and_sign_out(page: Any, team: Team, shots: Path)
 
 
 def test_sign_in_is_rate_limited(page: Any, team: Team, shots: Path) -> None:
-    team.user("owner@example.com", "owner", PASSWORD)
+    team.user(team.owner, "owner", PASSWORD)
     for _ in range(5):  # the default: 5 a minute per address and per e-mail
-        sign_in(page, "owner@example.com", "wrong password again")
+        sign_in(page, team.owner, "wrong password again")
         assert page.get_by_role("alert").inner_text() == "the e-mail or the password is wrong"
-    sign_in(page, "owner@example.com")  # the right password, over the limit
+    sign_in(page, team.owner)  # the right password, over the limit
     assert page.get_by_role("heading", level=1).inner_text() == "Too many attempts"
     assert page.locator('[data-code="login_rate_limited"]').count() == 1
     page.screenshot(path=shots / "rate-limited.png", full_page=True)
 
 
 def test_a_forged_form_is_refused(page: Any, team: Team, shots: Path) -> None:
-    team.user("owner@example.com", "owner", PASSWORD)
-    sign_in(page, "owner@example.com")
+    team.user(team.owner, "owner", PASSWORD)
+    sign_in(page, team.owner)
     page.wait_for_url(re.compile(r"/console$"))
     page.evaluate(
         "document.querySelector('form[action=\"/console/logout\"] input[name=csrf_token]').value = 'forged'"
@@ -79,7 +79,7 @@ def test_a_forged_form_is_refused(page: Any, team: Team, shots: Path) -> None:
 def test_find_a_buyer_by_email_and_undo_a_merge(
     page: Any, team: Team, live_server: LiveServer, shots: Path
 ) -> None:
-    team.user("owner@example.com", "owner", PASSWORD)
+    team.user(team.owner, "owner", PASSWORD)
     with httpx.Client(base_url=live_server.url, headers=basic(team.write_key)) as api:
         for batch in (
             [msg(type="identify", userId="u-uma", anonymousId="laptop", traits={"email": "uma@example.com"},
@@ -89,7 +89,7 @@ def test_find_a_buyer_by_email_and_undo_a_merge(
             [msg(type="track", userId="u-uma", anonymousId="tablet", event="Login", messageId="l1")],
         ):  # fmt: skip
             assert api.post("/v1/batch", json={"batch": batch}).status_code == 200
-    sign_in(page, "owner@example.com")
+    sign_in(page, team.owner)
     page.wait_for_url(re.compile(r"/console$"))
     page.get_by_role("navigation", name="Console sections").get_by_role("link", name="Buyers").click()
     page.get_by_label("Find a buyer by e-mail, user id, anonymous id, phone or buyer id").fill(
@@ -119,8 +119,8 @@ def test_find_a_buyer_by_email_and_undo_a_merge(
 
 
 def test_an_analyst_is_refused_buyer_pages(page: Any, team: Team, shots: Path) -> None:
-    team.user("analyst@example.com", "analyst", PASSWORD)
-    sign_in(page, "analyst@example.com")
+    team.user(team.analyst, "analyst", PASSWORD)
+    sign_in(page, team.analyst)
     page.wait_for_url(re.compile(r"/console$"))
     page.get_by_role("navigation", name="Console sections").get_by_role("link", name="Buyers").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Not allowed"
@@ -129,12 +129,12 @@ def test_an_analyst_is_refused_buyer_pages(page: Any, team: Team, shots: Path) -
 
 
 def test_the_console_fits_a_phone(browser: Any, live_server: LiveServer, team: Team, shots: Path) -> None:
-    team.user("owner@example.com", "owner", PASSWORD)
+    team.user(team.owner, "owner", PASSWORD)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 375, "height": 740},
                                   is_mobile=True, has_touch=True)  # fmt: skip
     try:
         phone = context.new_page()
-        sign_in(phone, "owner@example.com")
+        sign_in(phone, team.owner)
         phone.wait_for_url(re.compile(r"/console$"))
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 375  # no sideways scrolling of the page itself

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop.console import service, web
-from offerloop.console.exceptions import BadCredentials, CsrfRefused, LoginRateLimited
+from offerloop.console.exceptions import BadCredentials, CsrfRefused, LoginRateLimited, WorkspaceNeeded
 from offerloop.console.schemas import NewSession
 from offerloop.core.ratelimit import RateLimiter
 from offerloop.db.uow import Database
@@ -55,9 +55,13 @@ async def login_form(request: Request, next: Next = "/console") -> Response:
     return _login_page(request, next_url=safe_next(next))
 
 
-def _sign_in(db: Database, email: str, password: str, hours: float, old_token: str) -> NewSession:
+def _sign_in(
+    db: Database, email: str, password: str, hours: float, old_token: str, workspace_id: str | None
+) -> NewSession:
     with db.write() as session:
-        created = service.sign_in(session=session, email=email, password=password, hours=hours)
+        created = service.sign_in(
+            session=session, email=email, password=password, hours=hours, workspace_id=workspace_id
+        )
         # A fresh session on every sign-in (a token planted before it never becomes valid); the browser's
         # previous session, if it was one, ends.
         previous = service.signed_in(session=session, token=old_token) if old_token else None
@@ -73,6 +77,7 @@ async def login(request: Request, db: web.DB, form: web.Form) -> Response:
     next_url = safe_next(form.get("next", "/console")[:500])
     email = web.field(form, "email", max_length=320, required=False)
     password = web.field(form, "password", max_length=1024, required=False)
+    workspace = web.field(form, "workspace", max_length=40, required=False).strip() or None
     sent, expected = form.get("login_token", ""), request.cookies.get(web.LOGIN_COOKIE, "")
     if (
         not web.same_origin(request)
@@ -93,10 +98,11 @@ async def login(request: Request, db: web.DB, form: web.Form) -> Response:
     hours = request.app.state.settings.console_session_hours
     try:
         created = await run_in_threadpool(
-            _sign_in, db, email, password, hours, request.cookies.get(web.COOKIE, "")
+            _sign_in, db, email, password, hours, request.cookies.get(web.COOKIE, ""), workspace
         )
-    except BadCredentials as exc:
-        return _login_page(request, next_url=next_url, error=exc.message, email=email[:320], status_code=401)
+    except (BadCredentials, WorkspaceNeeded) as exc:
+        return _login_page(request, next_url=next_url, error=exc.message, email=email[:320],
+                           status_code=exc.status_code)  # fmt: skip
     response = RedirectResponse(next_url, status_code=303, headers={"Cache-Control": "no-store"})
     response.set_cookie(web.COOKIE, created.token, path=web.COOKIE_PATH, httponly=True, samesite="lax",
                         secure=web.secure_cookies(request), max_age=int(hours * 3600))  # fmt: skip
