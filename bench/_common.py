@@ -125,3 +125,15 @@ def run_threads(target: Callable[[], None], count: int) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the PostgreSQL database ``url`` names (a bench's own, never a shared one)."""
+    from sqlalchemy import create_engine, text
+
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import load, machine, percentile, tree_cpu_seconds
+from _common import load, machine, percentile, recreate_database, tree_cpu_seconds
 from sqlalchemy import Engine, create_engine, text
 
 from offerloop.analytics import service, velocity
@@ -373,12 +373,7 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{args.sqlite_path or Path(tmp) / 'analytics.db'}"
         reused = _reusable(url) if args.reuse else None
         if reused is None and url.startswith("postgresql"):
-            base, name = url.rsplit("/", 1)
-            admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            admin.dispose()
+            recreate_database(url)
         engine = make_engine(url)
         migrate.upgrade(engine)
         db = Database(engine)

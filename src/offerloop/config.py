@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     # Enforced when smtp_url is set or this lists a domain; with the embedded Maildir alone any From goes.
     sender_domains: str = ""
 
+    # The console (/console): how long a sign-in lasts, and sign-in attempts a minute per client address and
+    # per e-mail (per server process; a burst of that many, then one every 60/N seconds).
+    console_session_hours: float = Field(default=12.0, gt=0.0, le=24 * 30)
+    console_logins_per_minute: int = Field(default=5, ge=1, le=10_000)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "production" and is_placeholder_secret(self.secret):

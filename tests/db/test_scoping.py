@@ -45,6 +45,9 @@ ALLOWED: dict[str, str] = {
     "workspaces.list_workspaces": "the operator's CLI lists every tenant",
     "workspaces.set_versioned": "the workspaces table itself, written by its own id",
     "workspaces.key_by_hash": "authentication: the key's hash is what tells which workspace a request is for",
+    "console.users_by_email": "console sign-in: the e-mail and password are what tell which workspace it is for",
+    "console.session_with_user": "console authentication: the session token's hash tells which workspace; the "
+    "row must also match its user's workspace",
     "subscriptions.unscheduled": "due-work sweep over every tenant; each row carries its workspace_id",
     "checkout.unscheduled_holds": "due-work sweep over every tenant; each hold carries its workspace_id",
     "delivery.live_journeys": "the journey clock's sweep over every tenant; each version carries its workspace_id",

@@ -147,6 +147,21 @@ def summary(
     )  # fmt: skip
 
 
+def revenue_by_currency(
+    *, session: Session, workspace_id: str, start: datetime, end: datetime | None = None
+) -> list[Summary]:
+    """``summary`` for each currency sold in during [start, end), sorted by currency (none: empty) — the
+    console's "today", read from the analytics state like every report."""
+    start_utc, end_utc = _utc(start), _utc(end)
+    out = []
+    for code in sorted(repository.currencies(session, workspace_id)):
+        buyers, revenue = repository.summary(session, workspace_id, code, _us(start_utc), _us(end_utc))
+        if buyers:
+            out.append(Summary(buyers=buyers, revenue_minor=revenue, arpu_minor=revenue // buyers,
+                               currency=code, start=start_utc, end=end_utc))  # fmt: skip
+    return out
+
+
 def _end_day(session: Session, workspace_id: str, as_of: date | None) -> int | None:
     """``as_of`` as a day number, or the day of the workspace's last purchase."""
     if as_of is not None:

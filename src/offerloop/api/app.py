@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from offerloop import __version__
+from offerloop import __version__, console
 from offerloop.analytics import health as analytics_health
 from offerloop.analytics.endpoints import router as analytics_router
 from offerloop.analytics.health_endpoints import router as health_router
@@ -160,6 +160,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served by the console from Swagger UI files shipped in the package; ReDoc is not shipped
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -266,6 +269,7 @@ def create_app(
     for router in routers:
         app.include_router(router, dependencies=[SingleValued] if any(router is r for r in strict) else None)
     openapi.install(app, routers=routers, tracking_paths=TRACKING_PATHS)
+    console.install(app)
     return app
 
 

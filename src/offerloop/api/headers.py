@@ -16,6 +16,11 @@ _PAGE_CSP = (
 _FILE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; frame-ancestors 'none'; sandbox"
 )
+# The console runs its own shipped scripts (htmx) and stylesheet, from this server only; forms post back to it.
+_CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 # FastAPI's interactive docs load their own scripts: they keep their defaults (frame and sniff rules still apply).
 _DOC_PATHS = ("/docs", "/redoc")
 
@@ -29,6 +34,7 @@ class SecurityHeaders:
         origin = f" {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
         self.page_csp = _PAGE_CSP.format(extra=origin).encode()
         self.file_csp = _FILE_CSP.encode()
+        self.console_csp = _CONSOLE_CSP.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,6 +43,7 @@ class SecurityHeaders:
         path: str = scope.get("path", "")
         is_file = path.startswith("/v1/files/")
         is_docs = path.startswith(_DOC_PATHS)
+        is_console = path == "/console" or path.startswith("/console/")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -52,6 +59,8 @@ class SecurityHeaders:
                         (b"content-security-policy", self.file_csp),
                         (b"cache-control", b"private, no-store"),
                     ]
+                elif is_console and content_type.startswith(b"text/html"):
+                    added.append((b"content-security-policy", self.console_csp))
                 elif content_type.startswith(b"text/html") and not is_docs:
                     added.append((b"content-security-policy", self.page_csp))
                 headers += [(n, v) for n, v in added if n not in present]

@@ -19,6 +19,7 @@ from offerloop.cli import drops as drop_cmds
 from offerloop.cli import imports as import_cmds
 from offerloop.cli import jobs as jobs_cmds
 from offerloop.cli import reports as report_cmds
+from offerloop.cli import users as user_cmds
 from offerloop.cli.common import (
     WorkspaceOpt,
     database,
@@ -63,6 +64,7 @@ app.add_typer(drop_cmds.drop_app, name="drop")
 app.add_typer(report_cmds.delivery_app, name="delivery")
 app.add_typer(attribution_cmds.app, name="attribution")
 app.add_typer(analytics_cmds.app, name="analytics")
+app.add_typer(user_cmds.app, name="user")
 personas_app = typer.Typer(help="Micro-persona templates, distribution and discovery.", no_args_is_help=True)
 features_app = typer.Typer(help="Feature definitions.", no_args_is_help=True)
 app.add_typer(personas_app, name="personas")

@@ -165,3 +165,21 @@ def iter_table(session: Session, model: Any, workspace_id: str) -> Iterator[Any]
 
 
 EXPORT_TABLES = {"event": Event, "touchpoint": Touchpoint, "quarantine": QuarantinedEvent, "merge": Merge}
+
+
+def activity_since(session: Session, workspace_id: str, since: Any) -> tuple[int, int]:
+    """Events received since ``since`` and the distinct buyers they belong to (the covering index
+    ``(workspace_id, received_at, buyer_id)`` answers it without reading the events)."""
+    row = session.execute(
+        scoped_select(Event, workspace_id, func.count(), func.count(func.distinct(Event.buyer_id))).where(
+            Event.received_at >= since
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def open_quarantine_count(session: Session, workspace_id: str) -> int:
+    stmt = scoped_select(QuarantinedEvent, workspace_id, func.count()).where(
+        QuarantinedEvent.status == "open"
+    )
+    return int(session.scalar(stmt) or 0)

@@ -358,3 +358,13 @@ def export_workspace(*, session: Session, workspace_id: str) -> Iterator[bytes]:
 
 def existing_message_ids(*, session: Session, workspace_id: str, message_ids: list[str]) -> set[str]:
     return repository.existing_message_ids(session, workspace_id, message_ids)
+
+
+def activity_since(*, session: Session, workspace_id: str, since: datetime) -> tuple[int, int]:
+    """(events received, distinct buyers they belong to) since ``since`` — the console's "today"."""
+    return repository.activity_since(session, workspace_id, since)
+
+
+def open_quarantine_count(*, session: Session, workspace_id: str) -> int:
+    """Refused events still waiting to be fixed, replayed or discarded."""
+    return repository.open_quarantine_count(session, workspace_id)

@@ -73,7 +73,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
 | push_subscriptions   | delete                                                                             |
 | webhook_endpoints, push_vapid_keys | no buyer rows: nothing to do                                         |
-| workspaces, api_keys, offers, coupons, drop_stock, content_atoms, quizzes,                                |
+| workspaces, api_keys, users, console_sessions, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
 """
 
@@ -120,6 +120,9 @@ PLAN: Final[Mapping[str, Action]] = {
     "audit_log": "redact",
     "workspaces": "none",
     "api_keys": "none",
+    # the console's team members and their sessions: the creator's staff, never buyers
+    "users": "none",
+    "console_sessions": "none",
     "offers": "none",
     "coupons": "none",
     "drop_stock": "none",

@@ -485,3 +485,9 @@ def live_buyer_ids(session: Session, workspace_id: str, after: str | None, limit
     if after is not None:
         stmt = stmt.where(Buyer.id > after)
     return list(session.scalars(stmt.order_by(Buyer.id).limit(limit)))
+
+
+def new_buyers_since(session: Session, workspace_id: str, since: datetime) -> int:
+    """Buyers created since ``since`` (merged or erased ones too: they were new that day)."""
+    stmt = scoped_select(Buyer, workspace_id, func.count()).where(Buyer.created_at >= since)
+    return int(session.scalar(stmt) or 0)

@@ -637,3 +637,8 @@ def _export_rows(session: Session, workspace_id: str, buyers: list[Buyer]) -> It
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def new_buyers_since(*, session: Session, workspace_id: str, since: datetime) -> int:
+    """Buyers first recorded since ``since`` — the console's "new buyers today"."""
+    return repository.new_buyers_since(session, workspace_id, since)

@@ -24,6 +24,7 @@ from offerloop.models.commerce import (
     StockHold,
     Subscription,
 )
+from offerloop.models.console import ConsoleSession, ConsoleUser
 from offerloop.models.content import CompositionPolicy, ContentAtom, QuizDefinition
 from offerloop.models.decision import Action, Decision, PolicySnapshot
 from offerloop.models.delivery import (
@@ -77,6 +78,8 @@ __all__ = [
     "BuyerPersona",
     "BuyerScore",
     "CompositionPolicy",
+    "ConsoleSession",
+    "ConsoleUser",
     "ContentAtom",
     "Coupon",
     "Decision",

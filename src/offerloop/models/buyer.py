@@ -14,6 +14,7 @@ from offerloop.db.types import BigIntPK, JSONType, UTCDateTime
 
 class Buyer(Base):
     __tablename__ = "buyers"
+    __table_args__ = (Index(None, "workspace_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -93,7 +93,11 @@ class StockHold(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index(None, "workspace_id", "buyer_id"), Index(None, "workspace_id", "status"))
+    __table_args__ = (
+        Index(None, "workspace_id", "buyer_id"),
+        Index(None, "workspace_id", "status"),
+        Index(None, "workspace_id", "paid_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -28,6 +28,7 @@ class Event(Base):
         Index(None, "workspace_id", "part", "id"),
         # The analytics domain's read of purchase events (imported orders) by name and time.
         Index(None, "workspace_id", "name", "timestamp"),
+        Index(None, "workspace_id", "received_at", "buyer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
