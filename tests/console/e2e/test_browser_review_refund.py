@@ -16,9 +16,9 @@ import pypdf
 import pytest
 from sqlalchemy import Engine
 from tests.assembly.test_artifacts_api import ATOMS, POLICY, QUIZ
-from tests.checkout.log import new_workspaces_forget_their_work
 from tests.checkout.test_checkout_flow import CATALOG
 from tests.conftest import LiveServer, basic, bearer, msg
+from tests.worker.test_jobs_live import _server
 
 from .conftest import Team
 from .test_console_browser import PASSWORD, sign_in
@@ -30,13 +30,8 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 def live_server(
     tmp_path: Path, engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    monkeypatch.setenv("OFFERLOOP_WORKER_THREADS", "0")  # renders only when the test runs the worker
-    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
-    server = LiveServer(url, log_path=tmp_path / "server.log")
-    with new_workspaces_forget_their_work(engine):
-        server.start()
-        yield server
-        server.stop()
+    # no worker threads in the server: renders run when the test runs `offerloop worker --once`
+    yield from _server(tmp_path, engine, database_url, monkeypatch, threads=0)
 
 
 class KeyedTeam(Team):
@@ -47,46 +42,39 @@ class KeyedTeam(Team):
         created = json.loads(server.cli("workspace", "create", "Browser Creator", "--json").stdout)
         self.id, self.write_key, self.secret_key = created["id"], created["write_key"], created["secret_key"]
 
+    def identify(self, user_id: str, **traits: str) -> None:
+        ident = msg(userId=user_id, messageId=f"{user_id}-id", traits=traits)
+        sent = httpx.post(f"{self.server.url}/v1/identify", headers=basic(self.write_key), json=ident)
+        assert sent.status_code == 200, sent.text
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, headers=bearer(self.secret_key), timeout=60)
+
 
 @pytest.fixture
 def team(live_server: LiveServer) -> KeyedTeam:
     return KeyedTeam(live_server)
 
 
-def _secret_key(server: LiveServer, team: Team) -> str:
-    assert isinstance(team, KeyedTeam)
-    return team.secret_key
-
-
-def held_artifact(server: LiveServer, team: Team, secret: str) -> str:
+def held_artifact(team: KeyedTeam) -> str:
     """Ana's workbook, held for review (the policy says always) and rendered by the worker."""
-    with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=60) as api:
-        synced = api.post(
-            "/v1/content/sync", json={"atoms": [{"text": t, "path": f"{k}.md"} for k, t in ATOMS.items()]}
-        )
-        assert synced.status_code == 200, synced.text
+    with team.api() as api:
+        atoms = [{"text": t, "path": f"{k}.md"} for k, t in ATOMS.items()]
+        assert api.post("/v1/content/sync", json={"atoms": atoms}).status_code == 200
         assert api.put("/v1/quizzes", json={"text": QUIZ}).status_code == 200
         assert api.put("/v1/policies", json={"text": POLICY.replace("{REVIEW}", "always")}).status_code == 200
-        ident = msg(userId="ana", messageId="ana-1", traits={"name": "Ana Lima"})
-        assert (
-            httpx.post(f"{server.url}/v1/identify", headers=basic(team.write_key), json=ident).status_code
-            == 200
-        )
+        team.identify("ana", name="Ana Lima")
         made = api.post("/v1/artifacts", json={"user_id": "ana", "policy": "starter-workbook"})
         assert made.status_code == 202, made.text
-    assert server.cli("worker", "--once").stdout.startswith("1 artifact")
+    assert team.server.cli("worker", "--once").stdout.startswith("1 artifact")
     return str(made.json()["id"])
 
 
-def paid_order(server: LiveServer, team: Team, secret: str) -> str:
+def paid_order(team: KeyedTeam) -> str:
     """Ada's order of the pricing playbook (USD 27.00), paid by hand (the manual provider)."""
-    with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=60) as api:
+    with team.api() as api:
         assert api.put("/v1/offers/catalog", json={"text": CATALOG}).status_code == 200
-        ident = msg(userId="ada", messageId="ada-id", traits={"email": "ada@example.com"})
-        assert (
-            httpx.post(f"{server.url}/v1/identify", headers=basic(team.write_key), json=ident).status_code
-            == 200
-        )
+        team.identify("ada", email="ada@example.com")
         order = api.post("/v1/checkout", json={"user_id": "ada", "offer": "pricing-playbook"})
         assert order.status_code == 201, order.text
         paid = api.post(f"/v1/orders/{order.json()['id']}/paid", json={"reference": "INV-1"})
@@ -99,10 +87,9 @@ def nav(page: Any, name: str) -> None:
 
 
 def test_approve_an_artifact_in_the_review_queue_after_viewing_its_pdf(
-    page: Any, team: Team, live_server: LiveServer, shots: Path
+    page: Any, team: KeyedTeam, live_server: LiveServer, shots: Path
 ) -> None:
-    secret = _secret_key(live_server, team)
-    art = held_artifact(live_server, team, secret)
+    art = held_artifact(team)
     team.user("rita@example.com", "reviewer", PASSWORD)
     sign_in(page, "rita@example.com")
     page.wait_for_url(re.compile(r"/console$"))
@@ -128,7 +115,8 @@ def test_approve_an_artifact_in_the_review_queue_after_viewing_its_pdf(
     assert page.get_by_role("status").inner_text() == "Approved: the buyer gets this version."
     assert "read the PDF: good to go" in page.locator("#versions").inner_text()
     page.screenshot(path=shots / "03-approved.png", full_page=True)
-    got = httpx.get(f"{live_server.url}/v1/artifacts/{art}", headers=bearer(secret)).json()
+    with team.api() as api:
+        got = api.get(f"/v1/artifacts/{art}").json()
     assert (got["status"], got["downloadable_version"]) == ("ready", 1)
     nav(page, "Assembly")
     assert page.locator("#queue-empty").inner_text() == "Nothing is waiting for review."
@@ -140,9 +128,9 @@ def _refunds_balance(page: Any) -> str:
 
 
 def test_refund_an_order_and_see_the_ledger_change(
-    page: Any, team: Team, live_server: LiveServer, shots: Path
+    page: Any, team: KeyedTeam, live_server: LiveServer, shots: Path
 ) -> None:
-    order = paid_order(live_server, team, _secret_key(live_server, team))
+    order = paid_order(team)
     team.user("owner@example.com", "owner", PASSWORD)
     sign_in(page, "owner@example.com")
     page.wait_for_url(re.compile(r"/console$"))
@@ -169,10 +157,9 @@ def test_refund_an_order_and_see_the_ledger_change(
 
 
 def test_an_analyst_can_neither_refund_nor_approve(
-    page: Any, team: Team, live_server: LiveServer, shots: Path
+    page: Any, team: KeyedTeam, live_server: LiveServer, shots: Path
 ) -> None:
-    secret = _secret_key(live_server, team)
-    order, art = paid_order(live_server, team, secret), held_artifact(live_server, team, secret)
+    order, art = paid_order(team), held_artifact(team)
     team.user("ann@example.com", "analyst", PASSWORD)
     sign_in(page, "ann@example.com")
     page.wait_for_url(re.compile(r"/console$"))
@@ -189,14 +176,15 @@ def test_an_analyst_can_neither_refund_nor_approve(
     nav(page, "Assembly")
     assert page.get_by_role("heading", level=1).inner_text() == "Not allowed"
     page.screenshot(path=shots / "analyst-refused.png", full_page=True)
-    with httpx.Client(base_url=live_server.url, headers=bearer(secret)) as api:
+    with team.api() as api:
         assert api.get(f"/v1/orders/{order}").json()["status"] == "paid"
         assert api.get(f"/v1/artifacts/{art}").json()["status"] == "awaiting_review"
 
 
-def test_a_forged_refund_form_is_refused(page: Any, team: Team, live_server: LiveServer, shots: Path) -> None:
-    secret = _secret_key(live_server, team)
-    order = paid_order(live_server, team, secret)
+def test_a_forged_refund_form_is_refused(
+    page: Any, team: KeyedTeam, live_server: LiveServer, shots: Path
+) -> None:
+    order = paid_order(team)
     team.user("owner@example.com", "owner", PASSWORD)
     sign_in(page, "owner@example.com")
     page.wait_for_url(re.compile(r"/console$"))
@@ -207,5 +195,5 @@ def test_a_forged_refund_form_is_refused(page: Any, team: Team, live_server: Liv
     assert page.get_by_role("heading", level=1).inner_text() == "Not allowed"
     assert page.locator('[data-code="csrf_refused"]').count() == 1
     page.screenshot(path=shots / "refund-csrf-refused.png", full_page=True)
-    with httpx.Client(base_url=live_server.url, headers=bearer(secret)) as api:
+    with team.api() as api:
         assert api.get(f"/v1/orders/{order}").json()["status"] == "paid"
