@@ -141,6 +141,7 @@ def test_refund_an_order_and_see_the_ledger_change(
     page.wait_for_url(re.compile(r"/console$"))
     nav(page, "Ledger and payouts")
     assert _refunds_balance(page) == "none"
+    page.get_by_role("button", name="Show").click()  # this month's payout totals
     assert page.locator("#totals [data-figure=net]").inner_text() == "USD 27.00"
     page.screenshot(path=shots / "01-ledger-before.png", full_page=True)
     nav(page, "Orders and subscriptions")
@@ -155,6 +156,7 @@ def test_refund_an_order_and_see_the_ledger_change(
     assert page.locator("[data-figure=refundable]").inner_text() == "USD 20.00"
     nav(page, "Ledger and payouts")
     assert _refunds_balance(page) == "USD 7.00"
+    page.get_by_role("button", name="Show").click()
     assert page.locator("#totals [data-figure=refunds]").inner_text() == "USD 7.00"
     assert page.locator("#totals [data-figure=net]").inner_text() == "USD 20.00"
     assert page.locator("table.entries tbody tr").first.get_attribute("data-kind") == "refund"  # newest first

@@ -1,5 +1,5 @@
 """Ledger and payouts: every account's balance per currency, the entries newest first (paged; of one kind or
-order), and the payout totals of a period in one currency (this month unless asked). Read-only: every role
+order), and, when asked for a period, its payout totals in one currency. Read-only: every role
 sees it; refunds are made on the order's page and show here at once."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _at(day: date) -> datetime:
 
 def _books(
     db: Database, workspace_id: str, kind: Any, order: str | None, cursor: str | None,
-    period: tuple[date, date], currency: str | None,
+    period: tuple[date, date], currency: str | None, asked: bool,
 ) -> dict[str, Any]:  # fmt: skip
     with db.read() as session:
         balances = ledger_service.balances(session=session, workspace_id=workspace_id)
@@ -44,7 +44,7 @@ def _books(
             newest_first=True,
         )  # fmt: skip
         totals = None
-        if shown:
+        if shown and asked:  # the report reads every entry of the period: only when asked for
             totals = ledger_service.payouts(session=session, workspace_id=workspace_id, start=_at(period[0]),
                                             end=_at(period[1]), currency=shown)  # fmt: skip
         return {"balances": balances, "currencies": currencies, "currency": shown, "entries": entries,
@@ -73,6 +73,7 @@ async def ledger(
         cursor,
         period,
         currency.upper() if currency else None,
+        start is not None or end is not None or currency is not None,
     )
     return web.render(request, "ledger/index.html", {
         "current": "ledger", "kind": kind, "order": order or "", "cursor": cursor, "start": period[0],
