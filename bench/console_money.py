@@ -121,7 +121,8 @@ def main() -> None:
             assert signed.status_code == 303, signed.text
             one = f"/console/orders/ord_bench{args.orders // 2:016d}"
             pages = ["/console/orders", "/console/orders?status=partially_refunded", one, "/console/subscriptions",
-                     "/console/ledger", "/console/ledger?kind=refund", "/console/assembly"]  # fmt: skip
+                     "/console/ledger", "/console/ledger?kind=refund", "/console/assembly",
+                     f"/console/ledger?start={datetime.now(UTC).date().replace(day=1).isoformat()}"]  # fmt: skip
             print(f"machine: {machine()}; load average (1 min) {load_average()}")
             print("| page | p50 ms | p95 ms | max ms | CPU ms / request |")
             print("|---|---:|---:|---:|---:|")
