@@ -139,6 +139,20 @@ def open_preview(
     return f.content, f.media_type
 
 
+def review_file(
+    *, session: Session, workspace_id: str, artifact_id: str, version: int, fmt: str
+) -> tuple[bytes, str]:
+    """A version's rendered file for a signed-in reviewer of the workspace (the console), whatever its status:
+    (content, media type). ArtifactNotFound for another workspace's artifact or a file not rendered."""
+    if fmt not in MEDIA_TYPES:
+        raise ArtifactNotFound(f"there is no {fmt!r} rendering: {', '.join(MEDIA_TYPES)}")
+    artifact = load_artifact(session, workspace_id, artifact_id)
+    f = repository.file(session, workspace_id, artifact.id, version, fmt)
+    if f is None:
+        raise ArtifactNotFound(f"artifact {artifact_id} v{version} has no {fmt} file")
+    return f.content, f.media_type
+
+
 def review(
     *, session: Session, workspace_id: str, artifact_id: str, action: str, reviewer: str, note: str | None = None,
     edits: Mapping[str, str] | None = None, version: int | None = None,

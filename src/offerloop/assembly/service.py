@@ -51,7 +51,14 @@ from offerloop.assembly.rendering import (
     render_version,
     run_pending,
 )
-from offerloop.assembly.review_queue import open_preview, review, review_detail, review_page, review_queue
+from offerloop.assembly.review_queue import (
+    open_preview,
+    review,
+    review_detail,
+    review_file,
+    review_page,
+    review_queue,
+)
 from offerloop.assembly.schemas import (
     AffectedArtifact,
     AffectedPage,
@@ -108,6 +115,7 @@ __all__ = [
     "request_artifact",
     "review",
     "review_detail",
+    "review_file",
     "review_page",
     "review_queue",
     "run_pending",

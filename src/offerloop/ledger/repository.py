@@ -125,15 +125,26 @@ def unbalanced(session: Session, workspace_id: str) -> list[tuple[int, str | Non
     return [(int(i), o, c, int(s)) for i, o, c, s in session.execute(stmt)]
 
 
+def account_balances(session: Session, workspace_id: str) -> list[tuple[str, str, int]]:
+    """(account, currency, sum of its postings) of every account used, by account then currency."""
+    total = func.sum(LedgerPosting.amount)
+    stmt = (
+        scoped_select(LedgerPosting, workspace_id, LedgerPosting.account, LedgerPosting.currency, total)
+        .group_by(LedgerPosting.account, LedgerPosting.currency)
+        .order_by(LedgerPosting.account, LedgerPosting.currency)
+    )
+    return [(a, c, int(s)) for a, c, s in session.execute(stmt)]
+
+
 def entries_page(
     session: Session, workspace_id: str, *, limit: int, after_id: int | None, kind: str | None,
-    order_id: str | None, start: datetime | None, end: datetime | None,
+    order_id: str | None, start: datetime | None, end: datetime | None, newest_first: bool = False,
 ) -> list[tuple[LedgerEntry, list[LedgerPosting]]]:  # fmt: skip
-    """Up to ``limit`` entries by id after ``after_id`` (of one kind or order; ``start <= occurred_at < end``),
-    each with its postings in insertion order."""
+    """Up to ``limit`` entries by id after ``after_id`` (before it, ``newest_first``; of one kind or order;
+    ``start <= occurred_at < end``), each with its postings in insertion order."""
     stmt = scoped_select(LedgerEntry, workspace_id)
     if after_id is not None:
-        stmt = stmt.where(LedgerEntry.id > after_id)
+        stmt = stmt.where(LedgerEntry.id < after_id if newest_first else LedgerEntry.id > after_id)
     if kind is not None:
         stmt = stmt.where(LedgerEntry.kind == kind)
     if order_id is not None:
@@ -142,7 +153,8 @@ def entries_page(
         stmt = stmt.where(LedgerEntry.occurred_at >= start)
     if end is not None:
         stmt = stmt.where(LedgerEntry.occurred_at < end)
-    entries = list(session.scalars(stmt.order_by(LedgerEntry.id).limit(limit)))
+    by_id = LedgerEntry.id.desc() if newest_first else LedgerEntry.id
+    entries = list(session.scalars(stmt.order_by(by_id).limit(limit)))
     if not entries:
         return []
     postings = scoped_select(LedgerPosting, workspace_id).where(

@@ -31,6 +31,15 @@ class PostingRead(BaseModel):
     formatted: str
 
 
+class BalanceRead(BaseModel):
+    """An account's balance in one currency: the sum of its postings (debits positive, credits negative)."""
+
+    account: str
+    currency: str
+    amount: int
+    formatted: str
+
+
 class EntryRead(BaseModel):
     """A balanced ledger entry, its postings and the attribution tags it was booked with."""
 

@@ -31,6 +31,7 @@ from offerloop.ledger.postings import (
 )
 from offerloop.ledger.reports import payout_report, revenue_by, to_csv
 from offerloop.ledger.schemas import (
+    BalanceRead,
     EntryRead,
     LedgerCheck,
     MoneyRead,
@@ -309,19 +310,32 @@ def order_ledger(*, session: Session, workspace_id: str, order_id: str) -> Order
 def list_entries(
     *, session: Session, workspace_id: str, limit: int, cursor: str | None = None, kind: EntryKindName | None = None,
     order_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+    newest_first: bool = False,
 ) -> Page[EntryRead]:  # fmt: skip
-    """The workspace's entries in the order they were booked (by id), of one kind or order, with
-    ``start <= occurred_at < end``: e.g. the payouts of a period."""
+    """The workspace's entries in the order they were booked (by id; the latest first with ``newest_first``),
+    of one kind or order, with ``start <= occurred_at < end``: e.g. the payouts of a period."""
     _period(start, end)
-    after = decode_cursor(cursor, types=(int,))
-    rows = repository.entries_page(session, workspace_id, limit=limit + 1, after_id=after[0] if after else None,
-                                   kind=kind, order_id=order_id, start=start, end=end)  # fmt: skip
+    # the cursor names its direction, so a cursor of the other order is refused rather than misread
+    after = decode_cursor(cursor, types=(str, int) if newest_first else (int,))
+    if after is not None and newest_first and after[0] != "desc":
+        raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    rows = repository.entries_page(session, workspace_id, limit=limit + 1, after_id=after[-1] if after else None,
+                                   kind=kind, order_id=order_id, start=start, end=end,
+                                   newest_first=newest_first)  # fmt: skip
     return page_of(
         rows,
         limit,
-        key=lambda r: (r[0].id,),
+        key=lambda r: ("desc", r[0].id) if newest_first else (r[0].id,),
         item=lambda r: _entry_read(r[0].id, _entry(*r), r[0].tags or {}),
     )
+
+
+def balances(*, session: Session, workspace_id: str) -> list[BalanceRead]:
+    """Every account's balance per currency (the sum of its postings: debits positive, credits negative)."""
+    return [
+        BalanceRead(account=account, currency=cur, amount=amount, formatted=Money(cur, amount).format())
+        for account, cur, amount in repository.account_balances(session, workspace_id)
+    ]
 
 
 def payouts(
