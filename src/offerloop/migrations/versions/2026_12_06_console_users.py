@@ -18,7 +18,7 @@ from alembic import op
 from offerloop.db.types import UTCDateTime
 
 revision: str = "console_20261206"
-down_revision: str | None = "analytics_20261206"
+down_revision: str | None = "sums_20261206"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
