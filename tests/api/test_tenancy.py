@@ -80,9 +80,13 @@ def _body_fields(route: APIRoute) -> set[str]:
 
 
 def id_taking_routes(app: Any) -> set[str]:
-    """'METHOD /path' of every route with a path parameter or an id in its query or body."""
+    """'METHOD /path' of every API route with a path parameter or an id in its query or body. The console's
+    pages are signed in by a team member's session, not a key: tests/console checks them against another
+    workspace's ids (404)."""
     found = set()
     for path, route in _routes(app):
+        if path.startswith("/console"):
+            continue
         query = {p.name for p in route.dependant.query_params}
         if route.dependant.path_params or (query | _body_fields(route)) & ID_FIELDS:
             for method in route.methods:

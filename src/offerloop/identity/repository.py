@@ -413,8 +413,14 @@ def merges(
     return list(session.scalars(stmt.order_by(Merge.created_at.desc(), Merge.id.desc()).limit(limit)))
 
 
-def get_merge(session: Session, workspace_id: str, merge_id: str) -> Merge | None:
+def get_merge(
+    session: Session, workspace_id: str, merge_id: str, *, for_update: bool = False
+) -> Merge | None:
+    """The merge; ``for_update`` locks its row until the transaction ends (PostgreSQL; SQLite's one writer
+    already orders two undos), so of two concurrent undos the second sees the first's ``undone_at``."""
     stmt = scoped_select(Merge, workspace_id).where(Merge.id == merge_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.scalars(stmt).one_or_none()
 
 

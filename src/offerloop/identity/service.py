@@ -335,7 +335,7 @@ def conflicts_page(
 
 def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str) -> MergeRead:
     """Split a merge: the loser gets back its identifiers, its events and its traits."""
-    merge = repository.get_merge(session, workspace_id, merge_id)
+    merge = repository.get_merge(session, workspace_id, merge_id, for_update=True)
     if merge is None:
         raise MergeNotFound(f"merge {merge_id} does not exist in this workspace")
     if merge.undone_at is not None:
