@@ -44,9 +44,12 @@ def _amount(value: int, currency: str) -> str:
 web.templates.filters["amount"] = _amount
 
 
-def _orders(db: Database, workspace_id: str, status: Any, buyer: str | None, cursor: str | None) -> Any:
+def _listing(
+    lister: Any, db: Database, workspace_id: str, status: Any, buyer: str | None, cursor: str | None
+) -> Any:
+    """One page of a domain's list (orders, subscriptions), filtered by status and buyer."""
     with db.read() as session:
-        return checkout_service.list_orders(
+        return lister(
             session=session,
             workspace_id=workspace_id,
             limit=PAGE,
@@ -61,7 +64,9 @@ async def orders(
     request: Request, db: web.DB, user: web.User, cursor: Cursor = None,
     status: Annotated[OrderStatus | None, Query()] = None, buyer: BuyerFilter = None,
 ) -> Response:  # fmt: skip
-    page = await run_in_threadpool(_orders, db, user.workspace_id, status, buyer or None, cursor)
+    page = await run_in_threadpool(
+        _listing, checkout_service.list_orders, db, user.workspace_id, status, buyer or None, cursor
+    )
     return web.render(request, "orders/list.html", {
         "current": "orders", "page": page, "status": status, "buyer": buyer or "", "cursor": cursor,
         "statuses": get_args(OrderStatus),
@@ -147,26 +152,20 @@ async def refund(db: web.DB, user: web.Posted, form: web.Form, order_id: Id) -> 
 # -- subscriptions ---------------------------------------------------------------------------------
 
 
-def _subscriptions(
-    db: Database, workspace_id: str, status: Any, buyer: str | None, cursor: str | None
-) -> Any:
-    with db.read() as session:
-        return subscriptions_service.list_subscriptions(
-            session=session,
-            workspace_id=workspace_id,
-            limit=PAGE,
-            cursor=cursor,
-            status=status,
-            buyer_id=buyer,
-        )
-
-
 @router.get("/console/subscriptions")
 async def subscriptions(
     request: Request, db: web.DB, user: web.User, cursor: Cursor = None,
     status: Annotated[Status | None, Query()] = None, buyer: BuyerFilter = None,
 ) -> Response:  # fmt: skip
-    page = await run_in_threadpool(_subscriptions, db, user.workspace_id, status, buyer or None, cursor)
+    page = await run_in_threadpool(
+        _listing,
+        subscriptions_service.list_subscriptions,
+        db,
+        user.workspace_id,
+        status,
+        buyer or None,
+        cursor,
+    )
     return web.render(request, "orders/subscriptions.html", {
         "current": "orders", "page": page, "status": status, "buyer": buyer or "", "cursor": cursor,
         "statuses": get_args(Status),
