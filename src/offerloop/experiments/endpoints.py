@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import WithJsonSchema
 
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
@@ -50,7 +51,8 @@ def create_experiment(db: DB, principal: SecretKey, body: ExperimentCreate) -> E
             responses=error_responses(*_KEY, InvalidCursor))  # fmt: skip
 def list_experiments(
     db: DB, principal: SecretKey,
-    limit: Annotated[Int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = DEFAULT_LIMIT,
+    limit: Annotated[Int, Query(ge=1, le=MAX_LIMIT, description="Items per page"),
+                     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page")] = None,
 ) -> Page[ExperimentRead]:  # fmt: skip
     with db.read() as session:
