@@ -31,9 +31,11 @@ FK_INDEXES = {
     ("identities", ("buyer_id",)),
     ("touchpoints", ("event_id",)),
     ("atom_uses", ("artifact_id", "version")),
+    ("console_sessions", ("user_id",)),  # a user's sessions, ended when the user is disabled
 }
 # Indexes for background scans across every workspace (claims), not per-buyer reads.
-SCAN_INDEXES = {("fulfilment_tasks", ("status", "next_attempt_at")), ("jobs", ("state", "run_at"))}
+SCAN_INDEXES = {("fulfilment_tasks", ("status", "next_attempt_at")), ("jobs", ("state", "run_at")),
+                ("users", ("email",))}  # fmt: skip  # console sign-in finds an e-mail's accounts in any workspace
 # Owned by the event pipeline's helper (issue 10, the events table and its quarantine): see docs/scaling.md.
 PIPELINE_INDEXES = {("events", ("buyer_id", "timestamp")), ("quarantine", ("anonymous_id",)),
                     ("quarantine", ("user_id",))}  # fmt: skip

@@ -61,7 +61,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | delivery_outbox      | keep (counts), recipient, subject and body erased                                  |
 | delivery_suppressions| delete the buyer's addresses                                                       |
 | delivery_reports     | delete (bounce and complaint reports about their messages)                         |
-| journey_versions, delivery_settings | no buyer rows: nothing to do                                        |
+| journey_versions, delivery_settings, delivery_sender_domains | no buyer rows: nothing to do               |
 | journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
 | promises             | keep (order, offer, due and met times; only the internal id)                       |
 | attribution_credits  | keep (shares and amounts per order and channel; only the internal id); personal    |
@@ -141,6 +141,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "invoice_counters": "none",
     "journey_versions": "none",
     "delivery_settings": "none",
+    "delivery_sender_domains": "none",  # the operator's allowed From domains: no buyer data
     "journey_runs": "delete",
     "delivery_outbox": "redact",  # kept for counts (caps, attribution); address and content erased
     "delivery_suppressions": "delete",  # the buyer's addresses: nothing is sent to an erased buyer

@@ -26,7 +26,9 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the dev extra (playwright) is not installed")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open the main thread has a running event loop,
+# and every later test that calls asyncio.run (tests/delivery, tests/live) failed after the browser tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
