@@ -94,7 +94,9 @@ def workspace_links(session: Session, workspace_id: str) -> tuple[set[str], set[
 
 def workspace_merges(session: Session, workspace_id: str) -> list[tuple[str, str]]:
     """(winner, loser) of every merge of the workspace that is not undone."""
-    stmt = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(Merge.undone_at.is_(None))
+    stmt = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(
+        Merge.undone_at.is_(None)
+    )
     return [(w, lo) for w, lo in session.execute(stmt)]
 
 
