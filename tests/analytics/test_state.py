@@ -271,6 +271,16 @@ def test_a_merge_moves_the_losers_rows_to_the_survivor(
         assert service.rebuild(session=session, workspace_id=workspace.id) == 2
     assert _snapshot(db, workspace.id) == consumer_rows
     assert _snapshot(db, other_workspace.id) == theirs
+    # undoing the first merge gives the loser its purchases back at once, not at its next event
+    merges = client.get(f"/v1/merges?buyer_id={winner}", headers=bearer(workspace.secret_key))
+    assert merges.status_code == 200, merges.text
+    first = next(m for m in merges.json()["items"] if m["loser_id"] == loser)
+    undone = client.post(f"/v1/merges/{first['id']}/undo", headers=bearer(workspace.secret_key))
+    assert undone.status_code == 200, undone.text
+    owners = {r[1]: r[0] for r in _purchases(db, workspace.id)}
+    assert owners == {"g0": winner, "g1": loser, "ord_l": loser, "g2": winner}
+    with db.write() as session:
+        assert state.refresh(session=session, workspace_id=workspace.id, buyer_ids=[winner, loser]) == 0
 
 
 def test_erasure_deletes_the_buyers_rows(

@@ -4,7 +4,7 @@ takes its buyer ids in chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -87,7 +87,7 @@ def workspace_links(session: Session, workspace_id: str) -> tuple[set[str], set[
     )
     merged: set[str] = set()
     erased: set[str] = set()
-    for buyer_id, merged_into, deleted_at in session.execute(stmt):
+    for buyer_id, merged_into, _deleted in session.execute(stmt):
         (merged if merged_into else erased).add(buyer_id)
     return merged, erased
 
