@@ -30,6 +30,7 @@ from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.core.identifiers import normalize_email
 from offerloop.db.uow import Database
+from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.delivery import service as delivery_service
 from offerloop.identity import service as identity_service
@@ -163,12 +164,53 @@ class Shown:
     interval: str | None
 
 
+def _kept(session: Session, workspace_id: str, offer: Offer, visitor: Visitor, secret: str, kept: str | None,
+          currency: str, state: str) -> Shown | None:  # fmt: skip
+    """The offer as the visitor's earlier decision showed it (``kept``: that decision's id and seal, from their
+    cookie), while the decision's outcome window lasts: a visitor sees one variant, and one decision is
+    rewarded for it. None when there is no such decision for this visitor and offer (then: decide anew)."""
+    decision_id, _, seal = (kept or "").partition(".")
+    if not decision_id or len(decision_id) > 40 or not hmac.compare_digest(
+        seal.encode(), decision_seal(secret, workspace_id, offer.key, visitor, decision_id).encode()
+    ):
+        return None
+    try:
+        decision = decisions_service.get_decision(session=session, workspace_id=workspace_id, decision_id=decision_id)
+    except OfferloopError:
+        return None
+    if decision.window_ends_at is not None and decision.window_ends_at <= utcnow():
+        return None
+    catalog = offers_service.catalog_for(session=session, workspace_id=workspace_id)
+    mine = offers_service.action_key(offer.key)
+    shown = [str(i.get("id", "")) for i in decision.items]
+    found = next((f for a in shown if (a == mine or a.startswith(mine + ":"))
+                  and (f := offers_service.from_action(catalog, a)) is not None), None)  # fmt: skip
+    if found is None:
+        return None
+    variant = found[1]
+    price = offer.price_of_variant(variant, currency)
+    if price is None:
+        return None
+    return Shown(
+        key=offer.key, kind=offer.kind, title=(variant.title if variant and variant.title else offer.title),
+        description=(variant.description if variant and variant.description else offer.description),
+        formatted=price.format(), currency=currency, variant=variant.key if variant else None,
+        decision_id=decision_id, buyable=state in ("active", "live"), state=state, interval=offer.interval,
+    )  # fmt: skip
+
+
 def present(*, db: Database, workspace_id: str, key: str, visitor: Visitor, currency: str | None,
-            holdout_share: float) -> Shown:  # fmt: skip
-    """Decide how the visitor is shown the offer (logged with its propensity, in a short write after the
-    read, as ``/v1/offers`` does) and what they can do with it."""
+            holdout_share: float, secret: str = "", kept: str | None = None) -> Shown:  # fmt: skip
+    """How the visitor is shown the offer and what they can do with it: as their earlier decision showed it
+    (``kept``, see ``_kept``), else decided now (logged with its propensity, in a short write after the read,
+    as ``/v1/offers`` does)."""
     with db.read() as session:
-        offer_of(session=session, workspace_id=workspace_id, key=key)  # a 404 before any pipeline work
+        offer = offer_of(session=session, workspace_id=workspace_id, key=key)  # a 404 before any pipeline work
+        if kept:
+            state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=offer)
+            again = _kept(session, workspace_id, offer, visitor, secret, kept, currency_for(offer, currency), state)
+            if again is not None:
+                return again
     pending: list[Any] = []
     with pipeline.fresh_read(db, workspace_id=workspace_id) as session:
         offer = offer_of(session=session, workspace_id=workspace_id, key=key)

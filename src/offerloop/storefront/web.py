@@ -37,6 +37,7 @@ VISITOR_COOKIE = "ol_visitor"
 CSRF_COOKIE = "ol_csrf"
 COOKIE_PATH = "/o/"
 VISITOR_DAYS = 365
+PICK_DAYS = 30  # at most: a kept decision also ends with its outcome window
 MAX_FORM_BYTES = 8 * 1024
 MAX_FORM_FIELDS = 20
 MAX_FIELD = 4096  # the longest field (a signed link's token); the others have their own, smaller bounds
@@ -158,9 +159,10 @@ def _shown_page(
         secret = service.secret_of(session, settings.secret)
         visitor = service.known_visitor(session=session, workspace_id=workspace, anonymous_id=visitor_id[0],
                                         secret=secret, token=token)  # fmt: skip
+    kept = _bounded(request.cookies.get(_pick_cookie(offer)), 128)
     shown = service.present(db=db, workspace_id=workspace, key=offer, visitor=visitor,
                             currency=_bounded(request.query_params.get("currency"), 8),
-                            holdout_share=settings.holdout_share)  # fmt: skip
+                            holdout_share=settings.holdout_share, secret=secret, kept=kept)  # fmt: skip
     seal = service.decision_seal(secret, workspace, offer, visitor, shown.decision_id) if shown.decision_id else ""
     context = {
         "workspace": workspace, "offer": shown, "csrf": csrf[0], "form_key": service.new_form_key(),
@@ -168,7 +170,15 @@ def _shown_page(
     }  # fmt: skip
     response = render(template, context, status_code=422 if error else 200, form_page=True)
     _set_cookies(request, response, visitor_id, csrf)
+    if shown.decision_id and kept != f"{shown.decision_id}.{seal}":  # the visitor keeps this pick
+        response.set_cookie(_pick_cookie(offer), f"{shown.decision_id}.{seal}", max_age=PICK_DAYS * 86400,
+                            path=f"{PREFIX}/{workspace}/", httponly=True, samesite="lax", secure=_secure(request))  # fmt: skip
     return response
+
+
+def _pick_cookie(offer: str) -> str:
+    """The cookie that keeps the decision a visitor was shown an offer by (offer keys are cookie-safe)."""
+    return f"ol_pick_{offer[:64]}"
 
 
 @router.get("/{workspace}/{offer}", response_class=HTMLResponse)
