@@ -38,7 +38,9 @@ _FIELD = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 def setup(http: Any, headers: dict[str, str] | None = None) -> None:
     """Content, the intake quiz, the deliverable policy and the catalog, through the JSON API."""
     kw = {"headers": headers} if headers is not None else {}
-    r = http.post("/v1/content/sync", json={"atoms": [{"text": t, "path": f"{k}.md"} for k, t in ATOMS.items()]}, **kw)
+    r = http.post(
+        "/v1/content/sync", json={"atoms": [{"text": t, "path": f"{k}.md"} for k, t in ATOMS.items()]}, **kw
+    )
     assert r.status_code == 200, r.text
     assert http.put("/v1/quizzes", json={"text": QUIZ}, **kw).status_code == 200
     assert http.put("/v1/policies", json={"text": POLICY}, **kw).status_code == 200

@@ -28,7 +28,9 @@ def ws(client: TestClient, workspace: WorkspaceCreated, secret_headers: dict[str
 
 def _count(db: Database, model: type, workspace_id: str) -> int:
     with db.read() as session:
-        return int(session.scalar(select(func.count()).select_from(model).where(model.workspace_id == workspace_id)))
+        return int(
+            session.scalar(select(func.count()).select_from(model).where(model.workspace_id == workspace_id))
+        )
 
 
 def _buy(client: TestClient, ws: str, offer: str = "starter-kit", **extra: str):
@@ -38,12 +40,16 @@ def _buy(client: TestClient, ws: str, offer: str = "starter-kit", **extra: str):
                        follow_redirects=False)  # fmt: skip
 
 
-def test_the_offer_page_shows_the_offer_and_logs_its_decision(client: TestClient, db: Database, ws: str) -> None:
+def test_the_offer_page_shows_the_offer_and_logs_its_decision(
+    client: TestClient, db: Database, ws: str
+) -> None:
     page = client.get(f"/o/{ws}/starter-kit")
     assert page.status_code == 200
     assert "<h1>Starter kit</h1>" in page.text
     assert "USD 15.00" in page.text
-    assert "<p>A personalised workbook.</p>" in page.text and "<p>Made for where you are now.</p>" in page.text
+    assert (
+        "<p>A personalised workbook.</p>" in page.text and "<p>Made for where you are now.</p>" in page.text
+    )
     assert '<label for="email">Your e-mail address</label>' in page.text
     assert page.headers["cache-control"] == "no-store"
     assert "script-src 'self'" in page.headers["content-security-policy"]
@@ -59,7 +65,9 @@ def test_the_offer_page_shows_the_offer_and_logs_its_decision(client: TestClient
     assert "EUR 14.00" in euros.text
 
 
-def test_the_anonymous_cookie_keeps_the_visitor_on_the_same_variant(client: TestClient, db: Database, ws: str) -> None:
+def test_the_anonymous_cookie_keeps_the_visitor_on_the_same_variant(
+    client: TestClient, db: Database, ws: str
+) -> None:
     first = client.get(f"/o/{ws}/playbook")
     visitor = first.cookies["ol_visitor"]
     picked = re.search(r'data-variant="([a-z]+)"', first.text)
@@ -69,7 +77,10 @@ def test_the_anonymous_cookie_keeps_the_visitor_on_the_same_variant(client: Test
         assert re.search(r'data-variant="([a-z]+)"', again.text).group(1) == picked.group(1)  # type: ignore[union-attr]
         assert "ol_visitor" not in again.cookies  # the cookie is kept, not replaced
     with db.read() as session:
-        rows = [(d.id, d.chosen_key, d.propensity) for d in session.scalars(select(Decision).where(Decision.workspace_id == ws))]
+        rows = [
+            (d.id, d.chosen_key, d.propensity)
+            for d in session.scalars(select(Decision).where(Decision.workspace_id == ws))
+        ]
     # one decision, logged with its propensity, kept for the visitor (not one per view)
     assert len(rows) == 1
     assert rows[0][1] == f"offer:playbook:{picked.group(1)}"
@@ -111,7 +122,9 @@ def test_one_form_sent_twice_makes_one_order(client: TestClient, db: Database, w
 def test_a_form_without_its_csrf_token_is_refused(client: TestClient, db: Database, ws: str) -> None:
     page = client.get(f"/o/{ws}/starter-kit")
     data = {**form_of(page.text), "email": EMAIL}
-    missing = client.post(f"/o/{ws}/starter-kit/buy", data={k: v for k, v in data.items() if k != "csrf_token"})
+    missing = client.post(
+        f"/o/{ws}/starter-kit/buy", data={k: v for k, v in data.items() if k != "csrf_token"}
+    )
     assert missing.status_code == 403 and "security token" in missing.text
     wrong = client.post(f"/o/{ws}/starter-kit/buy", data={**data, "csrf_token": "x" * 32})
     assert wrong.status_code == 403
@@ -137,7 +150,9 @@ def test_a_form_without_its_csrf_token_is_refused(client: TestClient, db: Databa
         ({"t": "garbage.token"}, 303),  # a bad signed link: the visitor stays anonymous
     ],
 )
-def test_every_field_is_checked(client: TestClient, db: Database, ws: str, change: dict[str, str], status: int) -> None:
+def test_every_field_is_checked(
+    client: TestClient, db: Database, ws: str, change: dict[str, str], status: int
+) -> None:
     r = _buy(client, ws, **change)
     assert r.status_code == status, r.text
     assert _count(db, Order, ws) == (1 if status == 303 else 0)
@@ -170,7 +185,9 @@ def test_garbage_and_huge_bodies_are_4xx(client: TestClient, db: Database, ws: s
     r = client.post(f"/o/{ws}/starter-kit/buy", content=body, headers=headers)
     assert r.status_code == status, r.text
     # a raw NUL is refused by the server-wide input guard (JSON) before any route sees it; the rest by the page
-    assert r.headers["content-type"].startswith("application/json" if b"\x00" in body or b"%00" in body else "text/html")
+    assert r.headers["content-type"].startswith(
+        "application/json" if b"\x00" in body or b"%00" in body else "text/html"
+    )
     assert _count(db, Order, ws) == 0
 
 
@@ -202,7 +219,7 @@ def test_the_thank_you_page_shows_the_preview_then_the_signed_file_link(
     checkout_service.run_fulfilment(db=db)  # the deliverable is composed: its preview exists at once
     composed = client.get(where + "/status").text
     assert 'data-status="paid"' in composed and 'data-deliverable="preview"' in composed
-    assert "<h2 id=\"preview-title\">Preview</h2>" in composed and "Start here" in composed
+    assert '<h2 id="preview-title">Preview</h2>' in composed and "Start here" in composed
     assert "/v1/files/" not in composed
     assembly_service.run_pending(db=db)  # rendered: the page links to the file
     ready = client.get(where).text
@@ -237,7 +254,9 @@ def test_the_checkout_link_is_a_form_and_a_get_never_buys(client: TestClient, db
     assert page.status_code == 200 and "<h1>Buy Starter kit</h1>" in page.text
     assert page.headers["referrer-policy"] == "same-origin"
     assert _count(db, Order, ws) == 0
-    r = client.post(f"/o/{ws}/starter-kit/buy", data={**form_of(page.text), "email": EMAIL}, follow_redirects=False)
+    r = client.post(
+        f"/o/{ws}/starter-kit/buy", data={**form_of(page.text), "email": EMAIL}, follow_redirects=False
+    )
     assert r.status_code == 303
     assert _count(db, Order, ws) == 1
 

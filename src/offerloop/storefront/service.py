@@ -127,7 +127,9 @@ def currency_for(offer: Offer, asked: str | None) -> str:
     return "USD" if "USD" in offer.prices else offer.currencies[0]
 
 
-def known_visitor(*, session: Session, workspace_id: str, anonymous_id: str, secret: str, token: str | None) -> Visitor:
+def known_visitor(
+    *, session: Session, workspace_id: str, anonymous_id: str, secret: str, token: str | None
+) -> Visitor:
     """The visitor, as the buyer a signed link names when it carries a valid inbox token of this workspace
     (from delivery); an invalid, expired or foreign token is ignored (the visitor stays anonymous)."""
     if not token or len(token) > 4096:
@@ -170,12 +172,18 @@ def _kept(session: Session, workspace_id: str, offer: Offer, visitor: Visitor, s
     cookie), while the decision's outcome window lasts: a visitor sees one variant, and one decision is
     rewarded for it. None when there is no such decision for this visitor and offer (then: decide anew)."""
     decision_id, _, seal = (kept or "").partition(".")
-    if not decision_id or len(decision_id) > 40 or not hmac.compare_digest(
-        seal.encode(), decision_seal(secret, workspace_id, offer.key, visitor, decision_id).encode()
+    if (
+        not decision_id
+        or len(decision_id) > 40
+        or not hmac.compare_digest(
+            seal.encode(), decision_seal(secret, workspace_id, offer.key, visitor, decision_id).encode()
+        )
     ):
         return None
     try:
-        decision = decisions_service.get_decision(session=session, workspace_id=workspace_id, decision_id=decision_id)
+        decision = decisions_service.get_decision(
+            session=session, workspace_id=workspace_id, decision_id=decision_id
+        )
     except OfferloopError:
         return None
     if decision.window_ends_at is not None and decision.window_ends_at <= utcnow():
@@ -205,10 +213,14 @@ def present(*, db: Database, workspace_id: str, key: str, visitor: Visitor, curr
     (``kept``, see ``_kept``), else decided now (logged with its propensity, in a short write after the read,
     as ``/v1/offers`` does)."""
     with db.read() as session:
-        offer = offer_of(session=session, workspace_id=workspace_id, key=key)  # a 404 before any pipeline work
+        offer = offer_of(
+            session=session, workspace_id=workspace_id, key=key
+        )  # a 404 before any pipeline work
         if kept:
             state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=offer)
-            again = _kept(session, workspace_id, offer, visitor, secret, kept, currency_for(offer, currency), state)
+            again = _kept(
+                session, workspace_id, offer, visitor, secret, kept, currency_for(offer, currency), state
+            )
             if again is not None:
                 return again
     pending: list[Any] = []
@@ -380,10 +392,9 @@ def thanks(*, session: Session, workspace_id: str, token: str, secret_configured
         return Thanks(token=token, title=title, status="processing", provider=None, total=None, order_id=None,
                       deliverable="waiting")  # fmt: skip
     order = checkout_service.get_order(session=session, workspace_id=workspace_id, order_id=row.order_id)
-    base = {"token": token, "title": title, "status": order.status, "provider": order.provider,
-            "total": order.formatted_total, "order_id": order.id}  # fmt: skip
     deliverable = _deliverable(session, workspace_id, order, row.shows_deliverable, secret_configured, ttl_s)
-    return Thanks(**base, **deliverable)
+    return Thanks(token=token, title=title, status=order.status, provider=order.provider,
+                  total=order.formatted_total, order_id=order.id, **deliverable)  # fmt: skip
 
 
 def _deliverable(
@@ -402,13 +413,17 @@ def _deliverable(
     if task.status != "done" or not isinstance(artifact_id, str):
         return {"deliverable": "waiting"}
     try:
-        artifact = assembly_service.get_artifact(session=session, workspace_id=workspace_id, artifact_id=artifact_id)
+        artifact = assembly_service.get_artifact(
+            session=session, workspace_id=workspace_id, artifact_id=artifact_id
+        )
     except OfferloopError:  # erased since
         return {"deliverable": "failed"}
     out: dict[str, Any] = {"preview_html": artifact.preview_html}
     if artifact.downloadable_version is None:
         failed = artifact.status == "failed"
-        out["deliverable"] = "failed" if failed else "review" if artifact.status == "awaiting_review" else "preview"
+        out["deliverable"] = (
+            "failed" if failed else "review" if artifact.status == "awaiting_review" else "preview"
+        )
         return out
     secret = secret_of(session, secret_configured)
     links = {}

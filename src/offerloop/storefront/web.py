@@ -58,7 +58,9 @@ def _paragraphs(text: str | None) -> list[str]:
 templates.filters["paragraphs"] = _paragraphs
 
 
-def render(template: str, context: Mapping[str, Any], *, status_code: int = 200, form_page: bool = False) -> HTMLResponse:
+def render(
+    template: str, context: Mapping[str, Any], *, status_code: int = 200, form_page: bool = False
+) -> HTMLResponse:
     page = templates.get_template(template).render(**context)
     headers = {"Cache-Control": "no-store"}
     if form_page:
@@ -123,7 +125,9 @@ def _csrf(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def _set_cookies(request: Request, response: Response, visitor: tuple[str, bool], csrf: tuple[str, bool]) -> None:
+def _set_cookies(
+    request: Request, response: Response, visitor: tuple[str, bool], csrf: tuple[str, bool]
+) -> None:
     secure = _secure(request)
     if visitor[1]:
         response.set_cookie(VISITOR_COOKIE, visitor[0], max_age=VISITOR_DAYS * 86400, path=COOKIE_PATH,
@@ -163,7 +167,11 @@ def _shown_page(
     shown = service.present(db=db, workspace_id=workspace, key=offer, visitor=visitor,
                             currency=_bounded(request.query_params.get("currency"), 8),
                             holdout_share=settings.holdout_share, secret=secret, kept=kept)  # fmt: skip
-    seal = service.decision_seal(secret, workspace, offer, visitor, shown.decision_id) if shown.decision_id else ""
+    seal = (
+        service.decision_seal(secret, workspace, offer, visitor, shown.decision_id)
+        if shown.decision_id
+        else ""
+    )
     context = {
         "workspace": workspace, "offer": shown, "csrf": csrf[0], "form_key": service.new_form_key(),
         "seal": seal, "known": visitor.user_id is not None, "token": token or "", "error": error, "email": email,
@@ -254,7 +262,9 @@ def _parse(request: Request, form: Mapping[str, str], workspace: str, offer: str
                           details={"reason": "csrf_token_mismatch"})  # fmt: skip
     form_key = form.get("form_key", "")
     if not service.IDEMPOTENCY.fullmatch(form_key):
-        raise BadForm("the form's key is missing: reload the page and try again", details={"field": "form_key"})
+        raise BadForm(
+            "the form's key is missing: reload the page and try again", details={"field": "form_key"}
+        )
     decision_id = form.get("decision_id") or None
     if decision_id is not None and len(decision_id) > 40:
         raise BadForm("the decision is not valid", details={"field": "decision_id"})
@@ -299,7 +309,9 @@ async def buy(request: Request, workspace: str, offer: str) -> Response:
     return response
 
 
-def _form_again(request: Request, workspace: str, offer: str, form: Mapping[str, str], message: str) -> Response:
+def _form_again(
+    request: Request, workspace: str, offer: str, form: Mapping[str, str], message: str
+) -> Response:
     """The same form again (a new key: nothing was bought), the visitor's input kept, the error by its field."""
     return _shown_page(request, workspace, offer, "buy.html", email=(form.get("email") or "")[: service.MAX_EMAIL],
                        error=message)  # fmt: skip
@@ -321,14 +333,18 @@ def thanks_page(request: Request, workspace: str, token: str) -> Response:
     if token == "buy":  # the checkout link of an offer keyed "thanks"
         return buy_form(request, workspace, "thanks")
     found = _thanks(request, workspace, token)
-    return render("thanks.html", {"workspace": workspace, "t": found, "preview": Markup(found.preview_html or "")})
+    return render(
+        "thanks.html", {"workspace": workspace, "t": found, "preview": Markup(found.preview_html or "")}
+    )
 
 
 @router.get("/{workspace}/thanks/{token}/status", response_class=HTMLResponse)
 def thanks_status(request: Request, workspace: str, token: str) -> Response:
     """The part of the thank-you page that changes (what its script polls)."""
     found = _thanks(request, workspace, token)
-    return render("status.html", {"workspace": workspace, "t": found, "preview": Markup(found.preview_html or "")})
+    return render(
+        "status.html", {"workspace": workspace, "t": found, "preview": Markup(found.preview_html or "")}
+    )
 
 
 def not_found_page() -> Response:

@@ -17,7 +17,9 @@ from tests.storefront.helpers import setup
 pytestmark = pytest.mark.server
 
 
-def test_a_visitor_buys_and_gets_the_preview_then_the_file(page: Any, live_server: LiveServer, shots: Path) -> None:
+def test_a_visitor_buys_and_gets_the_preview_then_the_file(
+    page: Any, live_server: LiveServer, shots: Path
+) -> None:
     ws = json.loads(live_server.cli("workspace", "create", "Hosted pages", "--json").stdout)
     with httpx.Client(base_url=live_server.url, headers=bearer(ws["secret_key"]), timeout=60) as http:
         setup(http)
