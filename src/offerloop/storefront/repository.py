@@ -1,10 +1,10 @@
-"""Every SQL statement of the hosted pages: their buy-form submissions."""
+"""Every SQL statement of the hosted pages: their buy-form submissions, each scoped by its workspace."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from offerloop.db.scoped import scoped_delete, scoped_select, scoped_update
 from offerloop.models import StorefrontCheckout
 
 
@@ -15,25 +15,22 @@ def add(session: Session, row: StorefrontCheckout) -> None:
 
 def checkout(session: Session, workspace_id: str, row_id: str) -> StorefrontCheckout | None:
     return session.scalars(
-        select(StorefrontCheckout).where(
-            StorefrontCheckout.id == row_id, StorefrontCheckout.workspace_id == workspace_id
-        )
+        scoped_select(StorefrontCheckout, workspace_id).where(StorefrontCheckout.id == row_id)
     ).one_or_none()
 
 
 def set_order(session: Session, workspace_id: str, row_id: str, order_id: str) -> None:
     session.execute(
-        update(StorefrontCheckout)
-        .where(StorefrontCheckout.id == row_id, StorefrontCheckout.workspace_id == workspace_id)
+        scoped_update(StorefrontCheckout, workspace_id)
+        .where(StorefrontCheckout.id == row_id)
         .values(order_id=order_id)
     )
 
 
 def remove(session: Session, workspace_id: str, row_id: str) -> None:
+    """Forget a claim that made no order (its checkout failed), so the same form can be sent again."""
     session.execute(
-        delete(StorefrontCheckout).where(
-            StorefrontCheckout.id == row_id,
-            StorefrontCheckout.workspace_id == workspace_id,
-            StorefrontCheckout.order_id.is_(None),
+        scoped_delete(StorefrontCheckout, workspace_id).where(
+            StorefrontCheckout.id == row_id, StorefrontCheckout.order_id.is_(None)
         )
     )
