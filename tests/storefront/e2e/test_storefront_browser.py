@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import LiveServer, bearer
+from tests.console.e2e.test_accessibility import violations
 from tests.storefront.helpers import setup
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 
 def test_a_visitor_buys_and_gets_the_preview_then_the_file(
@@ -48,3 +49,36 @@ def test_a_visitor_buys_and_gets_the_preview_then_the_file(
         assert href is not None and href.startswith("/v1/files/")
         pdf = httpx.get(live_server.url + href)
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_the_hosted_pages_have_no_serious_accessibility_violation(
+    browser: Any, live_server: LiveServer, shots: Path
+) -> None:
+    """axe-core (shipped with the console's tests) on the offer page, the checkout link with a refused e-mail,
+    and the thank-you page, on a phone-sized screen."""
+    ws = json.loads(live_server.cli("workspace", "create", "Hosted a11y", "--json").stdout)
+    with httpx.Client(base_url=live_server.url, headers=bearer(ws["secret_key"]), timeout=60) as http:
+        setup(http)
+    # the test's own script runs in this context only: the pages' CSP allows no injected script
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        found: dict[str, list[str]] = {}
+        page.goto(f"/o/{ws['id']}/playbook")
+        found["offer"] = violations(page)
+        page.goto(f"/o/{ws['id']}/starter-kit/buy")
+        page.get_by_label("Your e-mail address").fill("not an address")
+        page.get_by_role("button").click()
+        page.get_by_role("alert").wait_for()
+        found["buy-refused"] = violations(page)
+        page.screenshot(path=str(shots / "buy-refused.png"), full_page=True)
+        page.get_by_label("Your e-mail address").fill("ana@example.com")
+        page.get_by_role("button").click()
+        page.wait_for_url(re.compile(r".*/thanks/.*"))
+        found["thanks"] = violations(page)
+        page.goto(f"/o/{ws['id']}/nope")
+        found["not-found"] = violations(page)
+        assert found == {"offer": [], "buy-refused": [], "thanks": [], "not-found": []}
+    finally:
+        context.close()
