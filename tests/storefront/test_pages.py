@@ -266,3 +266,31 @@ def test_static_assets_ship_with_the_package(client: TestClient) -> None:
     js = client.get("/o/_static/storefront.js")
     assert css.status_code == js.status_code == 200
     assert "http" not in js.text.replace("text/html", "")  # nothing fetched from elsewhere
+
+
+def test_a_known_buyer_from_a_signed_link_sees_their_pick_and_buys_without_an_email(
+    client: TestClient, db: Database, ws: str, write_headers: dict[str, str], secret_headers: dict[str, str]
+) -> None:
+    ident = {"type": "identify", "userId": "ana", "traits": {"email": EMAIL}, "messageId": "ana-1"}
+    assert client.post("/v1/identify", headers=write_headers, json=ident).status_code == 200
+    token = client.post("/v1/inbox/tokens", headers=secret_headers, json={"user_id": "ana"}).json()["token"]
+    page = client.get(f"/o/{ws}/starter-kit", params={"t": token})
+    assert page.status_code == 200 and 'name="email"' not in page.text
+    with db.read() as session:
+        decision = session.get(Decision, form_of(page.text)["decision_id"])
+        assert decision is not None
+        buyer_id = decision.buyer_id
+    assert buyer_id is not None  # decided for ana, not for an anonymous cookie
+    r = client.post(f"/o/{ws}/starter-kit/buy", data=form_of(page.text), follow_redirects=False)
+    assert r.status_code == 303
+    with db.read() as session:
+        assert session.scalars(select(Order.buyer_id).where(Order.workspace_id == ws)).all() == [buyer_id]
+    # the same link with a forged token: an anonymous visitor, who must give an e-mail
+    forged = client.get(f"/o/{ws}/starter-kit", params={"t": token[:-2] + "xx"})
+    assert 'name="email"' in forged.text
+
+
+def test_too_many_checkouts_from_one_address_are_429(client: TestClient, db: Database, ws: str) -> None:
+    statuses = [_buy(client, ws).status_code for _ in range(22)]
+    assert statuses == [303] * 20 + [429] * 2
+    assert _count(db, Order, ws) == 20

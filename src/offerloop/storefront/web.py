@@ -42,6 +42,7 @@ MAX_FORM_BYTES = 8 * 1024
 MAX_FORM_FIELDS = 20
 MAX_FIELD = 4096  # the longest field (a signed link's token); the others have their own, smaller bounds
 BUYS_PER_MINUTE = 20  # buy forms per client address and workspace, in this process
+VIEWS_PER_MINUTE = 120  # offer pages (each may log a decision) per client address and workspace
 
 templates = Environment(
     loader=FileSystemLoader(PACKAGE / "templates"),
@@ -157,6 +158,7 @@ def _shown_page(
 ) -> Response:
     db = _db(request)
     settings = request.app.state.settings
+    _limit(request, "storefront_view_limiter", VIEWS_PER_MINUTE, workspace, "pages")
     visitor_id, csrf = _visitor_id(request), _csrf(request)
     token = _bounded(request.query_params.get("t"), MAX_FIELD)
     with db.read() as session:
@@ -240,15 +242,15 @@ def _same_origin(request: Request) -> bool:
     return netloc != "" and netloc in (request.headers.get("host"), public)
 
 
-def _limit(request: Request, workspace: str) -> None:
-    limiter = getattr(request.app.state, "storefront_buy_limiter", None)
+def _limit(request: Request, name: str, per_minute: int, workspace: str, what: str) -> None:
+    """One bucket per client address and workspace, in this process (see core/ratelimit)."""
+    limiter = getattr(request.app.state, name, None)
     if limiter is None:
-        limiter = request.app.state.storefront_buy_limiter = RateLimiter(
-            rate_per_s=BUYS_PER_MINUTE / 60.0, burst=BUYS_PER_MINUTE
-        )
+        limiter = RateLimiter(rate_per_s=per_minute / 60.0, burst=per_minute)
+        setattr(request.app.state, name, limiter)
     verdict = limiter.take((workspace, request.client.host if request.client is not None else "unknown"))
     if not verdict.allowed:
-        raise RateLimited(f"too many checkouts from this address: try again in {verdict.retry_after_s} s",
+        raise RateLimited(f"too many {what} from this address: try again in {verdict.retry_after_s} s",
                           details={"retry_after_s": verdict.retry_after_s})  # fmt: skip
 
 
@@ -292,7 +294,7 @@ async def buy(request: Request, workspace: str, offer: str) -> Response:
 
     def work() -> service.Bought:
         parsed = _parse(request, form, workspace, offer, visitor[0], csrf_cookie)
-        _limit(request, workspace)
+        _limit(request, "storefront_buy_limiter", BUYS_PER_MINUTE, workspace, "checkouts")
         return service.buy(db=_db(request), form=parsed, secret_configured=settings.secret, provider=_stripe(request),
                            tax_percent=settings.tax_percent, public_url=settings.public_url,
                            holdout_share=settings.holdout_share)  # fmt: skip

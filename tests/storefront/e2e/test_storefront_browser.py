@@ -60,7 +60,9 @@ def test_the_hosted_pages_have_no_serious_accessibility_violation(
     with httpx.Client(base_url=live_server.url, headers=bearer(ws["secret_key"]), timeout=60) as http:
         setup(http)
     # the test's own script runs in this context only: the pages' CSP allows no injected script
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, bypass_csp=True)
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, bypass_csp=True
+    )
     try:
         page = context.new_page()
         page.set_default_timeout(20_000)
