@@ -84,7 +84,9 @@ def test_personas_page_draws_the_distribution_per_day(client, personas, owner) -
     assert _held(page.text, "lurker") == [0, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1]
     svg = re.search(r'<svg class="chart" id="persona-chart".*?</svg>', page.text, re.S)
     assert svg is not None
-    lines = re.findall(r'<polyline data-persona="(\w+)" stroke="(#[0-9a-f]{6})" points="([^"]+)"', svg.group(0))
+    lines = re.findall(
+        r'<polyline data-persona="(\w+)" stroke="(#[0-9a-f]{6})" points="([^"]+)"', svg.group(0)
+    )
     assert [(p, c) for p, c, _ in lines] == [("superfan", "#1f5fa8"), ("lurker", "#b3470f")]
     assert all(len(points.split()) == 12 for _, _, points in lines)
     # the peak (2) is drawn at the top of the plot area (y = 12), nothing (0) on the axis (y = 232)
@@ -98,12 +100,16 @@ def test_velocity_fragment_and_a_fresh_workspace(client, owner) -> None:
     page = client.get("/console/personas")
     assert page.status_code == 200 and 'id="no-personas"' in page.text
     fragment = client.get("/console/personas/velocity", headers={"HX-Request": "true"})
-    assert fragment.status_code == 200 and "<html" not in fragment.text and 'id="no-velocity"' in fragment.text
+    assert (
+        fragment.status_code == 200 and "<html" not in fragment.text and 'id="no-velocity"' in fragment.text
+    )
 
 
 def test_template_editor_lints_then_saves(client, db, workspace, owner, secret_headers) -> None:
     broken = TEMPLATES.replace("weight: 2", "weight: -2").replace("lte: 0", "lte: zero")
-    r = client.post("/console/personas/templates", data={"csrf_token": owner, "action": "save", "source": broken})
+    r = client.post(
+        "/console/personas/templates", data={"csrf_token": owner, "action": "save", "source": broken}
+    )
     assert r.status_code == 422
     problems = re.findall(r"<li>([^<]+)</li>", re.search(r'<ul class="problems" id="problems">(.*?)</ul>',
                                                         r.text, re.S).group(1))  # fmt: skip
@@ -112,29 +118,47 @@ def test_template_editor_lints_then_saves(client, db, workspace, owner, secret_h
         "&lt;personas&gt;:8: personas[1].signals[0].lte: must be a number, got &#39;zero&#39;",
     ]
     assert "weight: -2" in r.text  # the text is kept in the editor
-    assert client.get("/v1/personas/templates", headers=secret_headers).json()["version"] == 0  # nothing saved
+    assert (
+        client.get("/v1/personas/templates", headers=secret_headers).json()["version"] == 0
+    )  # nothing saved
     checked = client.post("/console/personas/templates",
                           data={"csrf_token": owner, "action": "lint", "source": TEMPLATES})  # fmt: skip
     assert checked.status_code == 200 and "No problems found: save to use these templates." in checked.text
     saved = client.post("/console/personas/templates", data={"csrf_token": owner, "action": "save",
                                                              "source": TEMPLATES}, follow_redirects=False)  # fmt: skip
-    assert (saved.status_code, saved.headers["location"]) == (303, "/console/personas?done=saved-v1#templates")
+    assert (saved.status_code, saved.headers["location"]) == (
+        303,
+        "/console/personas?done=saved-v1#templates",
+    )
     stored = client.get("/v1/personas/templates", headers=secret_headers).json()
-    assert stored["version"] == 1 and [p["name"] for p in stored["templates"]["personas"]] == ["superfan", "lurker"]
+    assert stored["version"] == 1 and [p["name"] for p in stored["templates"]["personas"]] == [
+        "superfan",
+        "lurker",
+    ]
     page = client.get("/console/personas?done=saved-v1")
     assert "(version 1)" in page.text and "persona templates version 1" in page.text
     with db.read() as session:
-        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)).all()
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)
+        ).all()
     assert "personas.update" in actions
 
 
 def test_template_editor_input_is_checked(client, owner) -> None:
     url = "/console/personas/templates"
     assert client.post(url, data={"action": "save", "source": TEMPLATES}).status_code == 403  # no CSRF token
-    assert client.post(url, data={"csrf_token": owner, "action": "publish", "source": TEMPLATES}).status_code == 422
+    assert (
+        client.post(url, data={"csrf_token": owner, "action": "publish", "source": TEMPLATES}).status_code
+        == 422
+    )
     assert client.post(url, data={"csrf_token": owner, "action": "lint", "source": ""}).status_code == 422
-    assert client.post(url, data={"csrf_token": owner, "action": "lint", "source": "x" * 60_001}).status_code == 422
-    assert client.post(url, data={"csrf_token": owner, "action": "lint", "source": "[1, 2"}).status_code == 422
+    assert (
+        client.post(url, data={"csrf_token": owner, "action": "lint", "source": "x" * 60_001}).status_code
+        == 422
+    )
+    assert (
+        client.post(url, data={"csrf_token": owner, "action": "lint", "source": "[1, 2"}).status_code == 422
+    )
     assert client.post(url, data={"csrf_token": owner, "action": "lint", "source": "!!python/object:os.system x"}
                        ).status_code == 422  # fmt: skip
     for bad in ({"bucket": "month"}, {"periods": "1"}, {"periods": "999"}, {"periods": "x"}):
@@ -142,14 +166,20 @@ def test_template_editor_input_is_checked(client, owner) -> None:
 
 
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
-def test_only_an_owner_saves_templates_but_everyone_checks(client, db, workspace, role, secret_headers) -> None:
+def test_only_an_owner_saves_templates_but_everyone_checks(
+    client, db, workspace, role, secret_headers
+) -> None:
     token = _as(client, db, workspace.id, role)
     page = client.get("/console/personas")
     assert page.status_code == 200 and "Only an owner can save templates." in page.text
     assert 'value="save"' not in page.text
-    r = client.post("/console/personas/templates", data={"csrf_token": token, "action": "save", "source": TEMPLATES})
+    r = client.post(
+        "/console/personas/templates", data={"csrf_token": token, "action": "save", "source": TEMPLATES}
+    )
     assert r.status_code == 403 and 'data-code="role_refused"' in r.text
-    r = client.post("/console/personas/templates", data={"csrf_token": token, "action": "lint", "source": TEMPLATES})
+    r = client.post(
+        "/console/personas/templates", data={"csrf_token": token, "action": "lint", "source": TEMPLATES}
+    )
     assert r.status_code == 200 and "No problems found." in r.text
     assert client.get("/v1/personas/templates", headers=secret_headers).json()["version"] == 0
 
@@ -178,7 +208,9 @@ ACTIONS = [
 ]  # fmt: skip
 
 
-def test_decisions_page_shows_the_catalog_and_the_model_versions(client, db, workspace, owner, secret_headers) -> None:
+def test_decisions_page_shows_the_catalog_and_the_model_versions(
+    client, db, workspace, owner, secret_headers
+) -> None:
     r = client.put("/v1/actions", headers=secret_headers, json=ACTIONS)
     assert r.status_code == 200, r.text
     with db.write() as session:
@@ -193,7 +225,10 @@ def test_decisions_page_shows_the_catalog_and_the_model_versions(client, db, wor
     evaluation = client.get("/console/decisions/evaluation", params={"placement": "home", "days": 7},
                             headers={"HX-Request": "true"})  # fmt: skip
     assert evaluation.status_code == 200 and "<html" not in evaluation.text
-    assert 'id="no-evaluation"' in evaluation.text and "0 rewarded decisions of the last 7 days" in evaluation.text
+    assert (
+        'id="no-evaluation"' in evaluation.text
+        and "0 rewarded decisions of the last 7 days" in evaluation.text
+    )
     for bad in ({"days": "0"}, {"days": "366"}, {"placement": "a b"}, {"placement": "x" * 65}):
         assert client.get("/console/decisions/evaluation", params=bad).status_code == 422, bad
     assert client.get("/console/decisions", params={"cursor": "garbage!"}).status_code == 422
@@ -224,7 +259,10 @@ def test_journeys_list_steps_and_pause_resume(client, db, workspace, journey, ow
     assert re.findall(r'data-journey="(\w+)" data-paused="(\w+)"', after.text) == [("welcome", "yes")]
     assert ">Resume welcome</button>" in after.text
     r = client.post("/console/journeys/welcome/resume", data={"csrf_token": owner}, follow_redirects=False)
-    assert r.status_code == 303 and client.get("/v1/journeys/welcome", headers=secret_headers).json()["paused"] is False
+    assert (
+        r.status_code == 303
+        and client.get("/v1/journeys/welcome", headers=secret_headers).json()["paused"] is False
+    )
     one = client.get("/console/journeys/welcome")
     assert one.status_code == 200 and "No runs." in one.text and 'data-paused="no"' in one.text
     assert client.post("/console/journeys/welcome/pause").status_code == 403  # no CSRF token
@@ -236,7 +274,9 @@ def test_journeys_list_steps_and_pause_resume(client, db, workspace, journey, ow
 
 
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
-def test_only_an_owner_pauses_and_an_analyst_sees_no_buyers(client, db, workspace, journey, role, secret_headers) -> None:
+def test_only_an_owner_pauses_and_an_analyst_sees_no_buyers(
+    client, db, workspace, journey, role, secret_headers
+) -> None:
     token = _as(client, db, workspace.id, role)
     page = client.get("/console/journeys")
     assert page.status_code == 200 and ">Pause welcome</button>" not in page.text
@@ -285,11 +325,15 @@ def test_settings_show_prefixes_and_rotate_a_key(client, db, workspace, owner) -
     again = client.get("/console/settings")
     assert new.group(2) not in again.text  # shown once
     assert f'<tr data-key="{secret_id}" data-status="revoked">' in again.text
-    assert client.post(url, data={"csrf_token": owner, "confirm": "yes"}).status_code == 409  # already revoked
+    assert (
+        client.post(url, data={"csrf_token": owner, "confirm": "yes"}).status_code == 409
+    )  # already revoked
     assert client.post("/console/settings/keys/key_nope/rotate",
                        data={"csrf_token": owner, "confirm": "yes"}).status_code == 404  # fmt: skip
     with db.read() as session:
-        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)).all()
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)
+        ).all()
     assert actions.count("key.rotate") == 1 and actions.count("key.revoke") == 1
 
 
@@ -299,7 +343,9 @@ def test_settings_webhooks_signals_mail_and_theme(client, db, workspace, owner) 
                                                 body=EndpointCreate(url="https://hooks.example.com/in"))  # fmt: skip
     page = client.get("/console/settings")
     assert f'<tr data-webhook="{hook.id}" data-enabled="yes">' in page.text and hook.secret not in page.text
-    assert re.search(r'data-figure="smtp">([^<]+)<', page.text).group(1).startswith("none: e-mails are captured")
+    assert (
+        re.search(r'data-figure="smtp">([^<]+)<', page.text).group(1).startswith("none: e-mails are captured")
+    )
     assert re.findall(r'data-rule="\d+"', page.text) != [] or "No rules" in page.text
     assert "<dt>Name</dt><dd>default</dd>" in page.text
     url = f"/console/settings/webhooks/{hook.id}"
@@ -330,7 +376,10 @@ def test_settings_are_read_only_below_owner(client, db, workspace, role) -> None
     r = client.post(f"/console/settings/webhooks/{hook.id}", data={"csrf_token": token, "enabled": "no"})
     assert r.status_code == 403
     with db.read() as session:
-        assert all(k.revoked_at is None for k in workspace_service.list_keys(session=session, workspace_id=workspace.id))
+        assert all(
+            k.revoked_at is None
+            for k in workspace_service.list_keys(session=session, workspace_id=workspace.id)
+        )
 
 
 def test_another_workspaces_key_and_webhook_are_not_found(client, db, workspace, other_workspace) -> None:

@@ -472,7 +472,9 @@ def model_versions(*, session: Session, workspace_id: str, limit: int = 50) -> l
     """The newest model snapshots of every placement, newest first."""
     rows = repository.snapshots_newest(session, workspace_id, limit)
     return [
-        ModelVersionRead(placement=p, version=int(v), kind=k, rewards_learned=int(n), created_at=at, note=note)
+        ModelVersionRead(
+            placement=p, version=int(v), kind=k, rewards_learned=int(n), created_at=at, note=note
+        )
         for p, v, k, n, at, note in rows
     ]
 

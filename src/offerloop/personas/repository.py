@@ -114,7 +114,9 @@ def _utc_day(session: Session, column: Any) -> Any:
     return func.date(column)
 
 
-def changes_by_day(session: Session, workspace_id: str, since: datetime) -> list[tuple[date, str | None, str, int]]:
+def changes_by_day(
+    session: Session, workspace_id: str, since: datetime
+) -> list[tuple[date, str | None, str, int]]:
     """(UTC day, from persona, to persona, changes) of the persona changes at or after ``since``: one grouped
     read of the ``(workspace_id, at)`` index range, a few rows a day whatever the number of buyers."""
     day = _utc_day(session, PersonaChange.at).label("day")

@@ -169,7 +169,11 @@ MAX_PERIODS = 366
 
 
 def timeline(
-    *, session: Session, workspace_id: str, periods: int, bucket: Literal["day", "week"] = "day",
+    *,
+    session: Session,
+    workspace_id: str,
+    periods: int,
+    bucket: Literal["day", "week"] = "day",
     today: date | None = None,
 ) -> PersonaTimeline:
     """How many buyers held each persona at the end of each of the last ``periods`` days (or ISO weeks, Monday

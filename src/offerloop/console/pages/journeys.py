@@ -103,7 +103,9 @@ async def journeys(
     })  # fmt: skip
 
 
-def _journey(db: Database, workspace_id: str, name: str, state: str | None, cursor: str | None) -> dict[str, Any]:
+def _journey(
+    db: Database, workspace_id: str, name: str, state: str | None, cursor: str | None
+) -> dict[str, Any]:
     with db.read() as session:
         journey = delivery_service.get_journey(session=session, workspace_id=workspace_id, name=name)
         runs = delivery_service.list_runs(session=session, workspace_id=workspace_id, limit=RUNS_PAGE,
@@ -128,7 +130,9 @@ async def journey_page(
 
 def _pause(db: Database, workspace_id: str, name: str, paused: bool) -> JourneyDetail:
     with db.write() as session:
-        return delivery_service.set_paused(session=session, workspace_id=workspace_id, name=name, paused=paused)
+        return delivery_service.set_paused(
+            session=session, workspace_id=workspace_id, name=name, paused=paused
+        )
 
 
 @router.post("/console/journeys/{name}/pause")

@@ -28,7 +28,8 @@ TEMPLATE_CHARS = 60_000
 ACTIONS = ("lint", "save")
 # Colours of the chart's lines, each readable on white (contrast >= 3:1); personas beyond them repeat.
 PALETTE = ("#1f5fa8", "#b3470f", "#2a7d3b", "#8a2c8f", "#a1162b", "#0f6e73", "#6b5b00", "#4a4a4a")
-Bucket = Annotated[Literal["day", "week"], Query()]
+BucketName = Literal["day", "week"]
+Bucket = Annotated[BucketName, Query()]
 Periods = Annotated[int, Query(ge=2, le=120)]
 
 
@@ -68,7 +69,11 @@ def chart(timeline: PersonaTimeline, width: int = 720, height: int = 260) -> Cha
         return top + inner_h - inner_h * v / peak
 
     lines = [
-        Line(s.persona, PALETTE[i % len(PALETTE)], " ".join(f"{x(j):.1f},{y(v):.1f}" for j, v in enumerate(s.held)))
+        Line(
+            s.persona,
+            PALETTE[i % len(PALETTE)],
+            " ".join(f"{x(j):.1f},{y(v):.1f}" for j, v in enumerate(s.held)),
+        )
         for i, s in enumerate(timeline.personas)
     ]
     every = max(1, (n + 5) // 6)  # at most ~6 date labels
@@ -77,10 +82,12 @@ def chart(timeline: PersonaTimeline, width: int = 720, height: int = 260) -> Cha
     return Chart(width, height, left, height - bottom, top, peak, lines, ticks, levels)
 
 
-def _overview(db: Database, workspace_id: str, bucket: str, periods: int, today: date) -> dict[str, Any]:
+def _overview(
+    db: Database, workspace_id: str, bucket: BucketName, periods: int, today: date
+) -> dict[str, Any]:
     with db.read() as session:
         timeline = persona_service.timeline(
-            session=session, workspace_id=workspace_id, periods=periods, bucket=bucket, today=today,  # type: ignore[arg-type]
+            session=session, workspace_id=workspace_id, periods=periods, bucket=bucket, today=today
         )
         version, personas = persona_service.templates_for(session, workspace_id)
     return {
@@ -92,7 +99,7 @@ def _overview(db: Database, workspace_id: str, bucket: str, periods: int, today:
 
 
 async def _page(
-    request: Request, db: Database, user: SignedIn, bucket: str, periods: int, *, source: str | None = None,
+    request: Request, db: Database, user: SignedIn, bucket: BucketName, periods: int, *, source: str | None = None,
     problems: list[str] | None = None, checked: bool = False, status_code: int = 200, done: str = "",
 ) -> Response:  # fmt: skip
     found = await run_in_threadpool(_overview, db, user.workspace_id, bucket, periods, utcnow().date())

@@ -55,7 +55,9 @@ def _settings(db: Database, workspace_id: str) -> dict[str, Any]:
         }
 
 
-async def _page(request: Request, db: Database, workspace_id: str, *, done: str = "", new_key: Any = None) -> Response:
+async def _page(
+    request: Request, db: Database, workspace_id: str, *, done: str = "", new_key: Any = None
+) -> Response:
     found = await run_in_threadpool(_settings, db, workspace_id)
     settings: Settings = request.app.state.settings
     return web.render(request, "settings/index.html", {
@@ -98,7 +100,9 @@ def _enable(db: Database, workspace_id: str, endpoint_id: str, enabled: bool, al
 
 
 @router.post("/console/settings/webhooks/{endpoint_id}")
-async def webhook(request: Request, db: web.DB, user: web.Posted, form: web.Form, endpoint_id: Id) -> Response:
+async def webhook(
+    request: Request, db: web.DB, user: web.Posted, form: web.Form, endpoint_id: Id
+) -> Response:
     web.refuse_unless(user, "owner")
     choice = form.get("enabled", "")
     if choice not in ("yes", "no"):
