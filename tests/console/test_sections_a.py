@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,19 +112,20 @@ def test_template_editor_lints_then_saves(client, db, workspace, owner, secret_h
         "/console/personas/templates", data={"csrf_token": owner, "action": "save", "source": broken}
     )
     assert r.status_code == 422
-    problems = re.findall(r"<li>([^<]+)</li>", re.search(r'<ul class="problems" id="problems">(.*?)</ul>',
+    problems = re.findall(r"<li>([^<]+)</li>", re.search(r'<ul class="problems" id="templates-problems">(.*?)</ul>',
                                                         r.text, re.S).group(1))  # fmt: skip
     assert problems == [
         "&lt;personas&gt;:5: personas[0].signals[0].weight: must be more than 0, got -2",
         "&lt;personas&gt;:8: personas[1].signals[0].lte: must be a number, got &#39;zero&#39;",
     ]
+    assert 'aria-describedby="templates-problems" aria-invalid="true"' in r.text
     assert "weight: -2" in r.text  # the text is kept in the editor
     assert (
         client.get("/v1/personas/templates", headers=secret_headers).json()["version"] == 0
     )  # nothing saved
     checked = client.post("/console/personas/templates",
                           data={"csrf_token": owner, "action": "lint", "source": TEMPLATES})  # fmt: skip
-    assert checked.status_code == 200 and "No problems found: save to use these templates." in checked.text
+    assert checked.status_code == 200 and "No problems found: save to use them." in checked.text
     saved = client.post("/console/personas/templates", data={"csrf_token": owner, "action": "save",
                                                              "source": TEMPLATES}, follow_redirects=False)  # fmt: skip
     assert (saved.status_code, saved.headers["location"]) == (
@@ -171,7 +173,7 @@ def test_only_an_owner_saves_templates_but_everyone_checks(
 ) -> None:
     token = _as(client, db, workspace.id, role)
     page = client.get("/console/personas")
-    assert page.status_code == 200 and "Only an owner can save templates." in page.text
+    assert page.status_code == 200 and "Only an owner can save." in page.text
     assert 'value="save"' not in page.text
     r = client.post(
         "/console/personas/templates", data={"csrf_token": token, "action": "save", "source": TEMPLATES}
@@ -359,6 +361,52 @@ def test_settings_webhooks_signals_mail_and_theme(client, db, workspace, owner) 
     assert client.get("/console/settings", params={"done": "x" * 41}).status_code == 422
 
 
+def _editor_text(html: str, editor_id: str) -> str:
+    found = re.search(rf'<textarea class="code" id="{editor_id}-source"[^>]*>(.*?)</textarea>', html, re.S)
+    assert found is not None, editor_id
+    return unescape(found.group(1))
+
+
+def test_signal_rules_are_checked_then_saved(client, db, workspace, owner, secret_headers) -> None:
+    text = _editor_text(client.get("/console/settings").text, "signal-rules")
+    assert text.startswith("threshold: 0.5\n") and "weight: 10.0" in text
+    url = "/console/settings/signals"
+    bad = client.post(
+        url,
+        data={
+            "csrf_token": owner,
+            "action": "save",
+            "source": text.replace("weight: 10.0", "weight: heavy", 1),
+        },
+    )
+    assert bad.status_code == 422
+    problems = re.findall(
+        r"<li>([^<]+)</li>", re.search(r'id="signal-rules-problems">(.*?)</ul>', bad.text, re.S).group(1)
+    )
+    assert (
+        len(problems) == 1
+        and problems[0].startswith("&lt;signals&gt;:")
+        and ": rules[0].weight: " in problems[0]
+    )
+    assert "weight: heavy" in _editor_text(bad.text, "signal-rules")
+    assert client.get("/v1/signals", headers=secret_headers).json()["rules"][0]["weight"] == 10.0
+    ok = client.post(url, data={"csrf_token": owner, "action": "save", "source": text.replace("weight: 10.0", "weight: 12.0", 1)},
+                     follow_redirects=False)  # fmt: skip
+    assert (ok.status_code, ok.headers["location"]) == (303, "/console/settings?done=signals-v1#signals")
+    assert client.get("/v1/signals", headers=secret_headers).json()["rules"][0]["weight"] == 12.0
+    page = client.get(ok.headers["location"])
+    assert "Saved: signal rules version 1" in page.text and "weight: 12.0" in _editor_text(
+        page.text, "signal-rules"
+    )
+    assert client.post(url, data={"action": "save", "source": text}).status_code == 403  # no CSRF token
+    assert client.post(url, data={"csrf_token": owner, "action": "save", "source": "  "}).status_code == 422
+    with db.read() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)
+        ).all()
+    assert actions.count("signals.update") == 1
+
+
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
 def test_settings_are_read_only_below_owner(client, db, workspace, role) -> None:
     token = _as(client, db, workspace.id, role)
@@ -375,6 +423,13 @@ def test_settings_are_read_only_below_owner(client, db, workspace, role) -> None
     assert r.status_code == 403 and 'data-code="role_refused"' in r.text
     r = client.post(f"/console/settings/webhooks/{hook.id}", data={"csrf_token": token, "enabled": "no"})
     assert r.status_code == 403
+    text = _editor_text(page.text, "signal-rules")
+    r = client.post("/console/settings/signals", data={"csrf_token": token, "action": "save", "source": text})
+    assert r.status_code == 403 and 'data-code="role_refused"' in r.text
+    checked = client.post(
+        "/console/settings/signals", data={"csrf_token": token, "action": "lint", "source": text}
+    )
+    assert checked.status_code == 200 and 'id="signal-rules-result">No problems found.</p>' in checked.text
     with db.read() as session:
         assert all(
             k.revoked_at is None

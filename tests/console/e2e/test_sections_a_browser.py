@@ -71,7 +71,7 @@ def test_visit_the_four_sections_pause_a_journey_and_fix_a_template(
     assert "name: superfan" in editor.input_value()
     editor.fill(TEMPLATES.replace("weight: 2", "weight: -2"))
     page.get_by_role("button", name="Save").click()
-    problems = page.locator("#problems li")
+    problems = page.locator("#templates-problems li")
     problems.first.wait_for()
     assert problems.all_inner_texts() == [
         "<personas>:5: personas[0].signals[0].weight: must be more than 0, got -2"
@@ -83,7 +83,7 @@ def test_visit_the_four_sections_pause_a_journey_and_fix_a_template(
     editor = page.get_by_label("Templates (YAML)")
     editor.fill(TEMPLATES.replace("weight: 2", "weight: 3"))
     page.get_by_role("button", name="Check").click()
-    assert page.locator("#lint-result").inner_text() == "No problems found: save to use these templates."
+    assert page.locator("#templates-result").inner_text() == "No problems found: save to use them."
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"done=saved-v2"))
     assert "persona templates version 2" in page.get_by_role("status").inner_text()

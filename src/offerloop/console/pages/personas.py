@@ -5,27 +5,26 @@ see every problem by line, save (owner only). Every role reads; only an owner ch
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop.analytics import velocity as velocity_service
 from offerloop.console import web
-from offerloop.console.exceptions import InvalidUser
+from offerloop.console.pages import editor
 from offerloop.console.schemas import SignedIn
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.personas import service as persona_service
 from offerloop.personas.schemas import PersonaTimeline
-from offerloop.personas.templates import TemplateError, load_templates
+from offerloop.personas.templates import load_templates
 
 router = web.router
-TEMPLATE_CHARS = 60_000
-ACTIONS = ("lint", "save")
 # Colours of the chart's lines, each readable on white (contrast >= 3:1); personas beyond them repeat.
 PALETTE = ("#1f5fa8", "#b3470f", "#2a7d3b", "#8a2c8f", "#a1162b", "#0f6e73", "#6b5b00", "#4a4a4a")
 BucketName = Literal["day", "week"]
@@ -130,26 +129,11 @@ async def velocity(request: Request, db: web.DB, user: web.User) -> Response:
     return web.render(request, "personas/velocity.html", {"current": "personas", "velocity": found})
 
 
-def _save(db: Database, workspace_id: str, source: str, actor: str) -> int:
-    with db.write() as session:
-        return persona_service.set_templates(session=session, workspace_id=workspace_id, source=source,
-                                             actor=actor)  # fmt: skip
-
-
 @router.post("/console/personas/templates")
 async def templates(request: Request, db: web.DB, user: web.Posted, form: web.Form) -> Response:
-    action = form.get("action", "")
-    if action not in ACTIONS:
-        raise InvalidUser(f"action must be one of {', '.join(ACTIONS)}", details={"field": "action"})
-    if action == "save":
-        web.refuse_unless(user, "owner")
-    source = web.field(form, "source", max_length=TEMPLATE_CHARS)
-    try:
-        load_templates(source)  # the personas domain's own validation: every problem, by line
-    except TemplateError as exc:
-        return await _page(request, db, user, "week", 12, source=source, problems=exc.problems, checked=True,
-                           status_code=422)  # fmt: skip
-    if action == "lint":
-        return await _page(request, db, user, "week", 12, source=source, checked=True)
-    version = await run_in_threadpool(_save, db, user.workspace_id, source, f"console:{user.user_id}")
-    return RedirectResponse(f"/console/personas?done=saved-v{version}#templates", status_code=303)
+    # the personas domain's own loader checks the text, by line; its service stores it
+    return await editor.submit(
+        db, user, form, load=load_templates, save=persona_service.set_templates,
+        redisplay=functools.partial(_page, request, db, user, "week", 12),
+        done="/console/personas?done=saved-v{version}#templates",
+    )  # fmt: skip

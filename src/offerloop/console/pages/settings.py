@@ -1,13 +1,15 @@
 """Settings: the workspace's API keys (prefixes only; rotate one, confirmed: owner only, the new key shown
-once), signal weights (the rules that weigh each event), e-mail sending (the SMTP server without its
+once), signal weights (the rules that weigh each event; checked by line, saved by an owner), e-mail sending (the SMTP server without its
 credentials, the From address, the verified sender domains), outgoing webhooks (enable or disable: owner
 only) and the documents' theme. Every role reads; only an owner changes anything."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import yaml
 from fastapi import Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -16,11 +18,13 @@ from offerloop.assembly import service as assembly_service
 from offerloop.config import Settings
 from offerloop.console import web
 from offerloop.console.exceptions import InvalidUser
+from offerloop.console.pages import editor
 from offerloop.db.uow import Database
 from offerloop.delivery import service as delivery_service
 from offerloop.delivery.webhooks import service as webhooks_service
 from offerloop.delivery.webhooks.schemas import EndpointUpdate
 from offerloop.events import service as events_service
+from offerloop.events.signals import load_signal_config
 from offerloop.workspaces import service as workspace_service
 
 router = web.router
@@ -56,14 +60,21 @@ def _settings(db: Database, workspace_id: str) -> dict[str, Any]:
 
 
 async def _page(
-    request: Request, db: Database, workspace_id: str, *, done: str = "", new_key: Any = None
-) -> Response:
+    request: Request, db: Database, workspace_id: str, *, done: str = "", new_key: Any = None,
+    source: str | None = None, problems: list[str] | None = None, checked: bool = False, status_code: int = 200,
+) -> Response:  # fmt: skip
     found = await run_in_threadpool(_settings, db, workspace_id)
     settings: Settings = request.app.state.settings
+    rules_text = yaml.safe_dump(found["signals"].model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    signals_editor = {
+        "id": "signal-rules", "title": "Edit the signal rules", "action": "/console/settings/signals",
+        "label": "Signal rules (YAML)", "source": rules_text if source is None else source, "version": None,
+        "problems": problems or [], "checked": checked,
+    }  # fmt: skip
     return web.render(request, "settings/index.html", {
         "current": "settings", "done": done, "new_key": new_key, "smtp": smtp_server(settings),
-        "mail_from": settings.mail_from, "maildir": settings.smtp_url is None, **found,
-    })  # fmt: skip
+        "mail_from": settings.mail_from, "signals_editor": signals_editor, **found,
+    }, status_code=status_code)  # fmt: skip
 
 
 @router.get("/console/settings")
@@ -71,6 +82,16 @@ async def settings_page(
     request: Request, db: web.DB, user: web.User, done: Annotated[str, Query(max_length=40)] = ""
 ) -> Response:
     return await _page(request, db, user.workspace_id, done=done)
+
+
+@router.post("/console/settings/signals")
+async def signals(request: Request, db: web.DB, user: web.Posted, form: web.Form) -> Response:
+    # the events domain's own loader checks the rules, by line; its service stores them
+    return await editor.submit(
+        db, user, form, load=load_signal_config, save=events_service.set_signal_config,
+        redisplay=functools.partial(_page, request, db, user.workspace_id),
+        done="/console/settings?done=signals-v{version}#signals",
+    )  # fmt: skip
 
 
 def _rotate(db: Database, workspace_id: str, key_id: str, actor: str) -> tuple[Any, str]:
