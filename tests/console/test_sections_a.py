@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.analytics.helpers import add_buyers, set_persona
 from tests.conftest import bearer
 
+from offerloop import __version__
 from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
@@ -139,6 +140,7 @@ def test_template_editor_lints_then_saves(client, db, workspace, owner, secret_h
     ]
     page = client.get("/console/personas?done=saved-v1")
     assert "(version 1)" in page.text and "persona templates version 1" in page.text
+    assert f"offerloop {__version__}</footer>" in page.text  # the templates' version is not offerloop's
     with db.read() as session:
         actions = session.scalars(
             select(AuditEntry.action).where(AuditEntry.workspace_id == workspace.id)

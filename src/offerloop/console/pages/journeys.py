@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
+import orjson
 from fastapi import Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +42,7 @@ def _summary(kind: str, body: Any) -> str:
     if kind == "decide" and isinstance(body, dict):
         return f"placement {body.get('placement', '')}"
     if kind == "branch" and isinstance(body, dict):
-        return f"when {body.get('when')}"
+        return f"when {orjson.dumps(body.get('when')).decode()}"
     return "" if isinstance(body, dict | list) or body is None else str(body)
 
 

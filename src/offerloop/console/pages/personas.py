@@ -92,7 +92,7 @@ def _overview(
     return {
         "timeline": timeline,
         "chart": chart(timeline),
-        "version": version,
+        "templates_version": version,  # not "version": the footer shows offerloop's
         "source": personas.to_yaml() if personas else "",
     }
 
