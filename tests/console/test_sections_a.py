@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.analytics.helpers import add_buyers, set_persona
 from tests.conftest import bearer
+from tests.delivery.test_journeys import ONBOARDING, identify, run_jobs, track
 
 from offerloop import __version__
 from offerloop.core.clock import utcnow
@@ -292,6 +293,43 @@ def test_only_an_owner_pauses_and_an_analyst_sees_no_buyers(
         assert client.get("/console/journeys/welcome").status_code == 403
     else:
         assert 'id="messages"' in page.text and client.get("/console/journeys/welcome").status_code == 200
+
+
+def test_runs_are_counted_at_their_step_and_listed_with_their_messages(client, db, write_headers, secret_headers,
+                                                                       owner) -> None:  # fmt: skip
+    r = client.put("/v1/delivery/settings", headers=secret_headers,
+                   json={"send_window": {"start": "00:00", "end": "00:00"}, "caps": {}, "overall_cap": None})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert (
+        client.put("/v1/journeys/onboarding", headers=secret_headers, json={"yaml": ONBOARDING}).status_code
+        == 200
+    )
+    for user in ("ann", "bob"):
+        identify(client, write_headers, user, first_name=user.title())
+        track(
+            client,
+            write_headers,
+            user,
+            "Order Completed",
+            {"total_minor": 500, "offer": "Course"},
+            f"o-{user}",
+        )
+    run_jobs(db, utcnow())  # both sent the welcome, now waiting at step 1 (wait: 2d)
+    page = client.get("/console/journeys")
+    steps = re.findall(
+        r'<tr data-step="(\w+)">.*?<td class="num" data-state="active">(\d+)</td>', page.text, re.S
+    )
+    assert steps == [("0", "0"), ("1", "2"), ("2", "0"), ("total", "2")]
+    branch = re.search(r'<tr data-step="2"><td>2</td><td><strong>branch</strong> ([^<]+)</td>', page.text)
+    assert branch is not None and unescape(branch.group(1)) == 'when {"path":"features.orders","gte":2}'
+    assert re.findall(r'<td data-status="(\w+)">', page.text) == ["sent", "sent"]  # the recent messages
+    one = client.get("/console/journeys/onboarding")
+    assert len(re.findall(r'<tr data-run="\d+">', one.text)) == 2
+    assert re.findall(r'<td data-state="(\w+)">', one.text) == ["active", "active"]
+    assert (
+        client.get("/console/journeys/onboarding", params={"state": "completed"}).text.count("data-run=") == 0
+    )
+    assert "Welcome Bob" in one.text and "Welcome Ann" in one.text
 
 
 def test_another_workspaces_journey_is_not_found(client, db, journey, other_workspace) -> None:
