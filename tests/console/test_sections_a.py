@@ -321,7 +321,7 @@ def test_runs_are_counted_at_their_step_and_listed_with_their_messages(client, d
     )
     assert steps == [("0", "0"), ("1", "2"), ("2", "0"), ("total", "2")]
     branch = re.search(r'<tr data-step="2"><td>2</td><td><strong>branch</strong> ([^<]+)</td>', page.text)
-    assert branch is not None and unescape(branch.group(1)) == 'when {"path":"features.orders","gte":2}'
+    assert branch is not None and unescape(branch.group(1)) == 'when {"gte":2,"path":"features.orders"}'
     assert re.findall(r'<td data-status="(\w+)">', page.text) == ["sent", "sent"]  # the recent messages
     one = client.get("/console/journeys/onboarding")
     assert len(re.findall(r'<tr data-run="\d+">', one.text)) == 2

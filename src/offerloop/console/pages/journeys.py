@@ -42,7 +42,7 @@ def _summary(kind: str, body: Any) -> str:
     if kind == "decide" and isinstance(body, dict):
         return f"placement {body.get('placement', '')}"
     if kind == "branch" and isinstance(body, dict):
-        return f"when {orjson.dumps(body.get('when')).decode()}"
+        return f"when {orjson.dumps(body.get('when'), option=orjson.OPT_SORT_KEYS).decode()}"
     return "" if isinstance(body, dict | list) or body is None else str(body)
 
 
