@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from offerloop import __version__, console, storefront
+from offerloop import __version__, console, portal, storefront
 from offerloop.analytics import health as analytics_health
 from offerloop.analytics.endpoints import router as analytics_router
 from offerloop.analytics.health_endpoints import router as health_router
@@ -271,6 +271,7 @@ def create_app(
     openapi.install(app, routers=routers, tracking_paths=TRACKING_PATHS)
     console.install(app)
     storefront.install(app)
+    portal.install(app)
     return app
 
 

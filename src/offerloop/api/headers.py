@@ -50,7 +50,8 @@ class SecurityHeaders:
         path: str = scope.get("path", "")
         is_file = path.startswith("/v1/files/")
         is_docs = path.startswith(_DOC_PATHS)
-        is_console = path == "/console" or path.startswith("/console/")
+        # the buyer portal (/p/<workspace>) ships its stylesheet the same way (and runs no script)
+        is_console = path == "/console" or path.startswith(("/console/", "/p/"))
         is_storefront = path.startswith("/o/")
 
         async def send_wrapper(message: Message) -> None:

@@ -61,6 +61,27 @@ def download_link(
                         version=row.version, format=fmt)  # fmt: skip
 
 
+def buyer_file(
+    *, session: Session, workspace_id: str, buyer_id: str, artifact_id: str, fmt: str
+) -> tuple[bytes, str, str, int]:
+    """The file a buyer downloads of their own artifact, without a link: (content, media type, file name,
+    version) of the latest deliverable version (never a rejected or unapproved one). Another buyer's
+    artifact is ArtifactNotFound, exactly as one that does not exist."""
+    if fmt not in MEDIA_TYPES:
+        raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
+    artifact = repository.artifact(session, workspace_id, artifact_id)
+    if artifact is None or artifact.buyer_id != buyer_id:
+        raise ArtifactNotFound("this file is not available")
+    row = deliverable_version(repository.versions(session, workspace_id, artifact.id), artifact.current_version)
+    if row is None:
+        raise NotDeliverable("this deliverable is not ready yet", details={"status": "not_ready"})
+    f = repository.file(session, workspace_id, artifact.id, row.version, fmt)
+    if f is None:
+        raise ArtifactNotFound("this file is not available")
+    ext = {"pdf": "pdf", "html": "html", "email": "email.html", "markdown": "md"}[fmt]
+    return f.content, f.media_type, f"{artifact.id}-v{row.version}.{ext}", row.version
+
+
 def open_link(
     *,
     session: Session,

@@ -82,6 +82,12 @@ def artifact_for_signed_link(session: Session, artifact_id: str, *, lock: bool =
     return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
+def artifacts_of_buyer(session: Session, workspace_id: str, buyer_id: str, *, limit: int) -> list[Artifact]:
+    """The buyer's artifacts, newest first (the table's (workspace_id, buyer_id) index)."""
+    stmt = scoped_select(Artifact, workspace_id).where(Artifact.buyer_id == buyer_id)
+    return list(session.scalars(stmt.order_by(Artifact.created_at.desc(), Artifact.id.desc()).limit(limit)))
+
+
 def versions(session: Session, workspace_id: str, artifact_id: str) -> list[ArtifactVersion]:
     stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.artifact_id == artifact_id)
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))

@@ -34,7 +34,7 @@ from offerloop.assembly.exceptions import (
     AssemblyError,
 )
 from offerloop.assembly.inputs import BuyerInputs
-from offerloop.assembly.links import download_link, open_link
+from offerloop.assembly.links import buyer_file, download_link, open_link
 from offerloop.assembly.policy import Policy
 from offerloop.assembly.policy_store import get_policy, lint, lint_finding, list_policies, put_policy
 from offerloop.assembly.render import render_preview
@@ -92,6 +92,8 @@ __all__ = [
     "TriggerFailed",
     "affected_by",
     "affected_page",
+    "buyer_artifacts",
+    "buyer_file",
     "buyer_inputs",
     "corpus_index",
     "download_link",
@@ -402,7 +404,16 @@ def on_logged_events(
 
 
 def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> ArtifactRead:
-    artifact = load_artifact(session, workspace_id, artifact_id)
+    return _artifact_read(session, workspace_id, load_artifact(session, workspace_id, artifact_id))
+
+
+def buyer_artifacts(*, session: Session, workspace_id: str, buyer_id: str, limit: int = 100) -> list[ArtifactRead]:
+    """The buyer's deliverables (``buyer_id`` as stored: a live id), newest first, with their versions."""
+    rows = repository.artifacts_of_buyer(session, workspace_id, buyer_id, limit=limit)
+    return [_artifact_read(session, workspace_id, a) for a in rows]
+
+
+def _artifact_read(session: Session, workspace_id: str, artifact: Artifact) -> ArtifactRead:
     versions = repository.versions(session, workspace_id, artifact.id)
     current = next(v for v in versions if v.version == artifact.current_version)
     files = repository.files(session, workspace_id, artifact.id, current.version)

@@ -24,6 +24,7 @@ from offerloop.delivery.exceptions import (
     MessageNotFound,
     SuppressionNotFound,
 )
+from offerloop.delivery.journeys.engine import SEND, message_id
 from offerloop.delivery.journeys.loading import journey_from_data, parse_journey
 from offerloop.delivery.journeys.spec import all_experiment_keys
 from offerloop.delivery.schemas import (
@@ -41,6 +42,7 @@ from offerloop.delivery.schemas import (
 from offerloop.experiments import service as experiments_service
 from offerloop.identity import service as identity_service
 from offerloop.identity.schemas import ConsentUpdate
+from offerloop.jobs import queue
 from offerloop.models import JourneyVersion, OutboxMessage
 
 # -- journeys -------------------------------------------------------------------------------------------
@@ -283,6 +285,38 @@ def unsubscribe(*, session: Session, secret: str, token: str, now: datetime | No
                                  consent=ConsentUpdate(marketing=False), actor="buyer:unsubscribe")  # fmt: skip
     sending.feedback(session, row, "Unsubscribed", {}, "unsubscribed")
     return row
+
+
+# -- one-off transactional e-mail ----------------------------------------------------------------------------
+
+
+def queue_email(
+    *, session: Session, workspace_id: str, buyer_id: str, key: str, recipient: str, subject: str, text: str,
+    public_url: str, now: datetime | None = None,
+) -> int | None:  # fmt: skip
+    """Queue one transactional e-mail (no journey: a sign-in link, a notice) to ``recipient``, an address of
+    the buyer; it goes through the outbox like a journey's message (the workspace's sender, suppressions,
+    retries, feedback events). ``key`` is unique per workspace: the outbox id, or None when already queued."""
+    now = now or utcnow()
+    key = key[:255]
+    row_id = repository.add_message(session, {
+        "workspace_id": workspace_id, "key": key, "run_id": None, "journey": None, "step": None,
+        "buyer_id": buyer_id, "channel": "email", "category": "transactional", "status": "queued",
+        "message_id": message_id(workspace_id, key, sending.mail_domain(public_url)), "recipient": recipient,
+        "subject": " ".join(subject.split())[:998], "body": {"text": text}, "attempts": 0, "created_at": now,
+    })  # fmt: skip
+    if row_id is not None:
+        queue.enqueue(session, kind=SEND, key=str(row_id), workspace_id=workspace_id, run_at=now, now=now)
+    return row_id
+
+
+def replace_email_text(*, session: Session, workspace_id: str, key: str, text: str) -> None:
+    """Replace the kept text of a queued one-off e-mail (a sign-in link once used: the outbox keeps no
+    working secret)."""
+    row = repository.message_by_key(session, workspace_id, key[:255])
+    if row is not None:
+        row.body = {**row.body, "text": text}
+        session.flush()
 
 
 # -- the in-app inbox ---------------------------------------------------------------------------------------

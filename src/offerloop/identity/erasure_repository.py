@@ -33,6 +33,8 @@ from offerloop.models import (
     OutboxMessage,
     ParkedEvent,
     PaymentEvent,
+    PortalLoginToken,
+    PortalSession,
     PushSubscription,
     QuarantinedEvent,
     Suppression,
@@ -167,6 +169,10 @@ def delete_buyer_stores(session: Session, workspace_id: str, buyer_ids: list[str
         "entitlements": scoped_delete(Entitlement, workspace_id).where(Entitlement.buyer_id.in_(buyer_ids)),
         "fulfilment_tasks": scoped_delete(FulfilmentTask, workspace_id).where(
             FulfilmentTask.buyer_id.in_(buyer_ids)
+        ),
+        "portal_sessions": scoped_delete(PortalSession, workspace_id).where(PortalSession.buyer_id.in_(buyer_ids)),
+        "portal_login_tokens": scoped_delete(PortalLoginToken, workspace_id).where(
+            PortalLoginToken.buyer_id.in_(buyer_ids)
         ),
         "merges": scoped_delete(Merge, workspace_id).where(
             Merge.winner_id.in_(buyer_ids) | Merge.loser_id.in_(buyer_ids)

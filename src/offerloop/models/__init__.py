@@ -56,6 +56,7 @@ from offerloop.models.features import BuyerFeatures, BuyerPersona, PersonaChange
 from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
 from offerloop.models.ltv import BuyerScore
+from offerloop.models.portal import PortalLoginToken, PortalSession
 from offerloop.models.promises import JourneyTick, Promise
 from offerloop.models.storefront import StorefrontCheckout
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
@@ -110,6 +111,8 @@ __all__ = [
     "ParkedEvent",
     "PaymentEvent",
     "PersonaChange",
+    "PortalLoginToken",
+    "PortalSession",
     "PipelineOrigin",
     "PolicySnapshot",
     "Promise",
