@@ -48,13 +48,19 @@ def buyer_buys(
     api: TestClient | httpx.Client, secret: dict[str, str], write: dict[str, str], user: str, *offers: str
 ) -> dict[str, str]:
     """``user`` (e-mail <user>@example.com) identified, and their paid orders of ``offers``: offer -> order id."""
-    ident = msg(userId=user, messageId=f"{user}-id", traits={"email": f"{user}@example.com", "first_name": user.title()})
+    ident = msg(
+        userId=user,
+        messageId=f"{user}-id",
+        traits={"email": f"{user}@example.com", "first_name": user.title()},
+    )
     assert api.post("/v1/identify", headers=write, json=ident).status_code == 200
     orders = {}
     for offer in offers:
         made = api.post("/v1/checkout", headers=secret, json={"user_id": user, "offer": offer})
         assert made.status_code == 201, made.text
-        paid = api.post(f"/v1/orders/{made.json()['id']}/paid", headers=secret, json={"reference": f"INV-{user}"})
+        paid = api.post(
+            f"/v1/orders/{made.json()['id']}/paid", headers=secret, json={"reference": f"INV-{user}"}
+        )
         assert paid.status_code == 200, paid.text
         orders[offer] = made.json()["id"]
     return orders
@@ -103,7 +109,9 @@ def csrf_of(html: str) -> str:
 def ask_for_link(client: TestClient, workspace_id: str, address: str) -> httpx.Response:
     page = client.get(f"/p/{workspace_id}/login")
     assert page.status_code == 200
-    return client.post(f"/p/{workspace_id}/login", data={"email": address, "form_token": form_token(page.text)})
+    return client.post(
+        f"/p/{workspace_id}/login", data={"email": address, "form_token": form_token(page.text)}
+    )
 
 
 def use_link(client: TestClient, link: str) -> httpx.Response:
@@ -111,7 +119,9 @@ def use_link(client: TestClient, link: str) -> httpx.Response:
     page = client.get(f"{path.path}?{path.query.decode()}")
     assert page.status_code == 200, page.text
     token = path.params["token"]
-    return client.post(path.path, data={"token": token, "form_token": form_token(page.text)}, follow_redirects=False)
+    return client.post(
+        path.path, data={"token": token, "form_token": form_token(page.text)}, follow_redirects=False
+    )
 
 
 @dataclass
@@ -128,3 +138,10 @@ class Mailer:
         """The one link mailed to ``address`` that is not in ``seen``."""
         (fresh,) = self.links(address) - seen
         return fresh
+
+
+def sign_in(client: TestClient, workspace_id: str, mailer: Mailer, address: str) -> httpx.Response:
+    """Ask for a link through the form, and use the one mailed."""
+    seen = mailer.links(address)
+    assert ask_for_link(client, workspace_id, address).status_code == 200
+    return use_link(client, mailer.new_link(address, seen))

@@ -17,13 +17,7 @@ from offerloop.models import OutboxMessage, PortalLoginToken, PortalSession
 from offerloop.portal import service as portal_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
-from .helpers import Mailer, ask_for_link, form_token, use_link
-
-
-def _sign_in(client: TestClient, ws: str, mailer: Mailer, address: str) -> httpx.Response:
-    seen = mailer.links(address)
-    assert ask_for_link(client, ws, address).status_code == 200
-    return use_link(client, mailer.new_link(address, seen))
+from .helpers import Mailer, ask_for_link, csrf_of, form_token, sign_in, use_link
 
 
 def test_the_mailed_link_signs_the_buyer_in_once_with_a_strict_cookie(
@@ -35,8 +29,12 @@ def test_the_mailed_link_signs_the_buyer_in_once_with_a_strict_cookie(
     assert link.startswith(f"http://127.0.0.1:8000/p/{workspace.id}/auth?token=")
     token = httpx.URL(link).params["token"]
     with db.read() as session:
-        rows = list(session.scalars(select(PortalLoginToken).where(PortalLoginToken.workspace_id == workspace.id)))
-        assert [r.id for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]  # the hash, never the token
+        rows = list(
+            session.scalars(select(PortalLoginToken).where(PortalLoginToken.workspace_id == workspace.id))
+        )
+        assert [r.id for r in rows] == [
+            hashlib.sha256(token.encode()).hexdigest()
+        ]  # the hash, never the token
         assert rows[0].expires_at - rows[0].created_at == timedelta(minutes=15)
     # opening the link shows a button (a mail scanner fetching it uses nothing up); pressing it signs in
     signed = use_link(client, link)
@@ -46,7 +44,10 @@ def test_the_mailed_link_signs_the_buyer_in_once_with_a_strict_cookie(
     assert "Secure" not in cookie  # http here; https public URLs get Secure cookies
     home = client.get(f"/p/{workspace.id}")
     assert home.status_code == 200 and "ada@example.com" in home.text and "Your downloads" in home.text
-    assert home.headers["cache-control"] == "no-store" and "script-src 'self'" in home.headers["content-security-policy"]
+    assert (
+        home.headers["cache-control"] == "no-store"
+        and "script-src 'self'" in home.headers["content-security-policy"]
+    )
     with db.read() as session:
         body = session.scalars(select(OutboxMessage).where(OutboxMessage.workspace_id == workspace.id,
                                                           OutboxMessage.key.like("portal-sign-in/%"))).one().body  # fmt: skip
@@ -67,10 +68,14 @@ def test_an_expired_or_forged_link_opens_nothing(
     token = httpx.URL(link).params["token"]
     for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), "x", "A" * 128):
         page = client.get(f"/p/{workspace.id}/auth")
-        sent = client.post(f"/p/{workspace.id}/auth", data={"token": forged, "form_token": form_token(page.text)})
+        sent = client.post(
+            f"/p/{workspace.id}/auth", data={"token": forged, "form_token": form_token(page.text)}
+        )
         assert sent.status_code == 401 and 'data-code="link_not_valid"' in sent.text
     page = client.get(f"/p/{workspace.id}/auth")
-    huge = client.post(f"/p/{workspace.id}/auth", data={"token": "A" * 5000, "form_token": form_token(page.text)})
+    huge = client.post(
+        f"/p/{workspace.id}/auth", data={"token": "A" * 5000, "form_token": form_token(page.text)}
+    )
     assert huge.status_code == 422
     assert client.get(f"/p/{workspace.id}/auth", params={"token": "A" * 500}).status_code == 422
     assert client.get(f"/p/{workspace.id}", follow_redirects=False).status_code == 303  # still signed out
@@ -108,7 +113,9 @@ def test_the_pre_session_forms_need_their_token(
 ) -> None:
     client.get(f"/p/{workspace.id}/login")
     missing = client.post(f"/p/{workspace.id}/login", data={"email": "ada@example.com"})
-    forged = client.post(f"/p/{workspace.id}/login", data={"email": "ada@example.com", "form_token": "forged"})
+    forged = client.post(
+        f"/p/{workspace.id}/login", data={"email": "ada@example.com", "form_token": "forged"}
+    )
     assert missing.status_code == forged.status_code == 403 and 'data-code="csrf_refused"' in forged.text
     page = client.get(f"/p/{workspace.id}/login")
     elsewhere = client.post(f"/p/{workspace.id}/login", headers={"Origin": "https://evil.example"},
@@ -121,32 +128,36 @@ def test_a_cookie_set_before_sign_in_is_never_adopted(
     client: TestClient, db: Database, workspace: WorkspaceCreated, shop, mailer: Mailer
 ) -> None:
     # an attacker plants a session id of their choosing, then one of their own real sessions (Bob's)
-    client.cookies.set("offerloop_portal", "planted-by-attacker", domain="testserver.local", path=f"/p/{workspace.id}")
-    signed = _sign_in(client, workspace.id, mailer, "ada@example.com")
+    client.cookies.set(
+        "offerloop_portal", "planted-by-attacker", domain="testserver.local", path=f"/p/{workspace.id}"
+    )
+    signed = sign_in(client, workspace.id, mailer, "ada@example.com")
     assert signed.status_code == 303
     ada_token = client.cookies.get("offerloop_portal")
     assert ada_token not in (None, "planted-by-attacker")
     with db.read() as session:
         assert session.get(PortalSession, hashlib.sha256(b"planted-by-attacker").hexdigest()) is None
     bob = TestClient(client.app)
-    _sign_in(bob, workspace.id, mailer, "bob@example.com")
+    sign_in(bob, workspace.id, mailer, "bob@example.com")
     bob_token = bob.cookies.get("offerloop_portal")
     victim = TestClient(client.app)
     victim.cookies.set("offerloop_portal", bob_token, domain="testserver.local", path=f"/p/{workspace.id}")
-    _sign_in(victim, workspace.id, mailer, "ada@example.com")
+    sign_in(victim, workspace.id, mailer, "ada@example.com")
     assert victim.cookies.get("offerloop_portal") not in (bob_token, ada_token)
     # the planted session ended: Bob's browser is signed out, the victim sees Ada's own page
     assert bob.get(f"/p/{workspace.id}", follow_redirects=False).status_code == 303
     assert "ada@example.com" in victim.get(f"/p/{workspace.id}").text
 
 
-def test_sign_out_ends_the_session(client: TestClient, workspace: WorkspaceCreated, shop, mailer: Mailer) -> None:
-    from .helpers import csrf_of
-
-    _sign_in(client, workspace.id, mailer, "ada@example.com")
+def test_sign_out_ends_the_session(
+    client: TestClient, workspace: WorkspaceCreated, shop, mailer: Mailer
+) -> None:
+    sign_in(client, workspace.id, mailer, "ada@example.com")
     token = client.cookies.get("offerloop_portal")
     home = client.get(f"/p/{workspace.id}")
-    out = client.post(f"/p/{workspace.id}/logout", data={"csrf_token": csrf_of(home.text)}, follow_redirects=False)
+    out = client.post(
+        f"/p/{workspace.id}/logout", data={"csrf_token": csrf_of(home.text)}, follow_redirects=False
+    )
     assert (out.status_code, out.headers["location"]) == (303, f"/p/{workspace.id}/login")
     replay = TestClient(client.app)
     replay.cookies.set("offerloop_portal", str(token), domain="testserver.local", path=f"/p/{workspace.id}")

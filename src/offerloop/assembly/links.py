@@ -72,7 +72,9 @@ def buyer_file(
     artifact = repository.artifact(session, workspace_id, artifact_id)
     if artifact is None or artifact.buyer_id != buyer_id:
         raise ArtifactNotFound("this file is not available")
-    row = deliverable_version(repository.versions(session, workspace_id, artifact.id), artifact.current_version)
+    row = deliverable_version(
+        repository.versions(session, workspace_id, artifact.id), artifact.current_version
+    )
     if row is None:
         raise NotDeliverable("this deliverable is not ready yet", details={"status": "not_ready"})
     f = repository.file(session, workspace_id, artifact.id, row.version, fmt)

@@ -407,7 +407,9 @@ def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> Ar
     return _artifact_read(session, workspace_id, load_artifact(session, workspace_id, artifact_id))
 
 
-def buyer_artifacts(*, session: Session, workspace_id: str, buyer_id: str, limit: int = 100) -> list[ArtifactRead]:
+def buyer_artifacts(
+    *, session: Session, workspace_id: str, buyer_id: str, limit: int = 100
+) -> list[ArtifactRead]:
     """The buyer's deliverables (``buyer_id`` as stored: a live id), newest first, with their versions."""
     rows = repository.artifacts_of_buyer(session, workspace_id, buyer_id, limit=limit)
     return [_artifact_read(session, workspace_id, a) for a in rows]

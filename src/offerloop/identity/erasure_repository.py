@@ -170,7 +170,9 @@ def delete_buyer_stores(session: Session, workspace_id: str, buyer_ids: list[str
         "fulfilment_tasks": scoped_delete(FulfilmentTask, workspace_id).where(
             FulfilmentTask.buyer_id.in_(buyer_ids)
         ),
-        "portal_sessions": scoped_delete(PortalSession, workspace_id).where(PortalSession.buyer_id.in_(buyer_ids)),
+        "portal_sessions": scoped_delete(PortalSession, workspace_id).where(
+            PortalSession.buyer_id.in_(buyer_ids)
+        ),
         "portal_login_tokens": scoped_delete(PortalLoginToken, workspace_id).where(
             PortalLoginToken.buyer_id.in_(buyer_ids)
         ),

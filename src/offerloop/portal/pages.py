@@ -120,7 +120,9 @@ def use_link(request: Request, db: web.DB, place: web.Place, form: web.Form) -> 
 def sign_out(db: web.DB, place: web.Place, buyer: web.Posted) -> Response:
     with db.write() as session:
         service.sign_out(session=session, workspace_id=place.id, session_hash=buyer.session_hash)
-    response = RedirectResponse(f"/p/{place.id}/login", status_code=303, headers={"Cache-Control": "no-store"})
+    response = RedirectResponse(
+        f"/p/{place.id}/login", status_code=303, headers={"Cache-Control": "no-store"}
+    )
     response.delete_cookie(web.COOKIE, path=web.cookie_path(place.id))
     return response
 
@@ -141,7 +143,9 @@ def purchases(request: Request, db: web.DB, buyer: web.Buyer) -> Response:
 
 
 @router.get("/p/{workspace}/downloads/{artifact_id}/{fmt}")
-def download(db: web.DB, buyer: web.Buyer, artifact_id: ObjectId, fmt: Literal["pdf", "html", "markdown"]) -> Response:
+def download(
+    db: web.DB, buyer: web.Buyer, artifact_id: ObjectId, fmt: Literal["pdf", "html", "markdown"]
+) -> Response:
     with db.read() as session:
         content, media_type, name, _ = assembly_service.buyer_file(
             session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id, artifact_id=artifact_id,
@@ -196,7 +200,9 @@ def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) 
 def subscription_action(db: web.DB, buyer: web.Posted, form: web.Form, subscription_id: ObjectId) -> Response:
     action = web.field(form, "action", max_length=20)
     if action not in PLAN_ACTIONS:
-        raise InvalidPortalForm(f"action must be one of {', '.join(PLAN_ACTIONS)}", details={"field": "action"})
+        raise InvalidPortalForm(
+            f"action must be one of {', '.join(PLAN_ACTIONS)}", details={"field": "action"}
+        )
     plan = web.field(form, "plan", max_length=120, required=action == "change_plan").strip() or None
     with db.write() as session:
         _own_subscription(session, buyer, subscription_id)
@@ -227,8 +233,12 @@ def access(request: Request, db: web.DB, buyer: web.Buyer) -> Response:
 @router.get("/p/{workspace}/data")
 def my_data(request: Request, db: web.DB, buyer: web.Buyer, done: Done = None) -> Response:
     with db.read() as session:
-        record = identity_service.get_buyer(session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id)
-    return web.render(request, "data.html", {"record": record, "done": DONE.get(done or ""), "current": "data"})
+        record = identity_service.get_buyer(
+            session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id
+        )
+    return web.render(
+        request, "data.html", {"record": record, "done": DONE.get(done or ""), "current": "data"}
+    )
 
 
 def _choice(form: dict[str, str], name: str) -> bool | None:
@@ -245,7 +255,7 @@ def consent(db: web.DB, buyer: web.Posted, form: web.Form) -> Response:
         raise InvalidPortalForm("ai_rewrite must be allowed, originals_only or reviewed_only",
                                 details={"field": "ai_rewrite"})  # fmt: skip
     update = ConsentUpdate(marketing=_choice(form, "marketing"), personalization=_choice(form, "personalization"),
-                           ai_rewrite=rewrite or None)  # type: ignore[arg-type]  # fmt: skip
+                           ai_rewrite=rewrite or None)  # fmt: skip
     with db.write() as session:
         identity_service.set_consent(session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id,
                                      consent=update, actor=f"buyer:{buyer.buyer_id}")  # fmt: skip

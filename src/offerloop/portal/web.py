@@ -99,7 +99,9 @@ class PortalRoute(APIRoute):
                 return await handler(request)
             except PortalSignInRequired:
                 place = request.path_params.get("workspace", "")
-                return RedirectResponse(f"/p/{place}/login", status_code=303, headers={"Cache-Control": "no-store"})
+                return RedirectResponse(
+                    f"/p/{place}/login", status_code=303, headers={"Cache-Control": "no-store"}
+                )
             except OfferloopError as exc:
                 page = error_page(request, exc.status_code, exc.code, exc.message)
                 retry = exc.details.get("retry_after_s") if isinstance(exc.details, dict) else None
@@ -168,7 +170,9 @@ def posted(request: Request, buyer: Buyer, form: Form) -> SignedInBuyer:
     if not same_origin(request):
         raise PortalCsrfRefused("the request came from another site")
     if not sent or not secrets.compare_digest(sent.encode(), buyer.csrf_token.encode()):
-        raise PortalCsrfRefused("the form's security token is missing or stale: reload the page and try again")
+        raise PortalCsrfRefused(
+            "the form's security token is missing or stale: reload the page and try again"
+        )
     return buyer
 
 

@@ -28,7 +28,10 @@ def _table(name: str, *columns: sa.Column) -> None:  # type: ignore[type-arg]
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["workspace_id"], ["workspaces.id"], ondelete="CASCADE", name=op.f(f"fk_{name}_workspace_id_workspaces")
+            ["workspace_id"],
+            ["workspaces.id"],
+            ondelete="CASCADE",
+            name=op.f(f"fk_{name}_workspace_id_workspaces"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{name}")),
     )
