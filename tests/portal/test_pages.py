@@ -114,6 +114,10 @@ def test_subscription_cancel_pause_and_change_plan_go_through_the_service(
         assert done.status_code == 200 and "ends at the end of the current period" in done.text
     after = _subscription_of(client, secret_headers, "ada")
     assert (after["status"], after["state"]["cancel_at_period_end"]) == ("trialing", True)
+    events = client.get(
+        f"/v1/buyers/{after['buyer_id']}/events", headers=secret_headers, params={"limit": 200}
+    )
+    assert [e["name"] for e in events.json()["items"]].count("Subscription Canceled") == 1  # recorded once
     assert "Cancel at the end of the period" not in client.get(f"/p/{workspace.id}/subscription").text
     for bad in ({"action": "refund"}, {"action": ""}, {"action": "cancel" * 10}):
         assert client.post(url, data={"csrf_token": csrf, **bad}).status_code == 422

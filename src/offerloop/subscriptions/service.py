@@ -196,7 +196,11 @@ def act(
     else:
         raise InvalidAction(f"unknown action {action!r}", code="invalid_action")
     before, old_plan, period = sub.state, sub.plan, (sub.current_period_start, sub.current_period_end)
+    previous = sub
     sub, effects = apply(sub, event, at=at)
+    if not effects and sub == previous:
+        # asked twice (a double submit, a retried request): nothing changed, so nothing is recorded either
+        return subscription_read(row)
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
