@@ -53,6 +53,14 @@ def link_url(public_url: str, workspace_id: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/p/{workspace_id}/auth?token={token}"
 
 
+def checked_address(email: str) -> str:
+    """The normalised address, or InvalidPortalForm (its form only: nothing about who buys)."""
+    address = normalize_email(email)
+    if address is None:
+        raise InvalidPortalForm("that is not an e-mail address", details={"field": "email"})
+    return address
+
+
 def request_link(
     *, session: Session, workspace_id: str, email: str, public_url: str, now: datetime | None = None
 ) -> bool:
@@ -60,9 +68,7 @@ def request_link(
     sent is returned for tests and logs only: the page answers the same either way."""
     now = now or utcnow()
     name = workspace_name(session=session, workspace_id=workspace_id)
-    address = normalize_email(email)
-    if address is None:
-        raise InvalidPortalForm("that is not an e-mail address", details={"field": "email"})
+    address = checked_address(email)
     try:
         buyer = identity_service.lookup(session=session, workspace_id=workspace_id, email=address)
     except BuyerNotFound:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import json
 import re
+import time
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     )
     page.screenshot(path=shots / "02-link-sent.png", full_page=True)
 
+    # the link is queued just after the answer (the same answer, at the same speed, for any address)
+    with httpx.Client(base_url=live_server.url, headers=secret, timeout=60) as api:
+        deadline = time.monotonic() + 20
+        while not api.get("/v1/messages").json()["items"]:
+            assert time.monotonic() < deadline, "the sign-in e-mail was never queued"
+            time.sleep(0.1)
     live_server.cli("worker", "--once")  # the outbox's send job: the e-mail goes to the SMTP server
     (received,) = smtp_sink.recorder.messages
     assert received.rcpt_tos == ["ada@example.com"]
