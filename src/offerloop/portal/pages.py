@@ -78,12 +78,14 @@ def login_form(request: Request, place: web.Place) -> Response:
 def ask_for_link(request: Request, db: web.DB, place: web.Place, form: web.Form) -> Response:
     web.form_token_checked(request, form)
     email = web.field(form, "email", max_length=320)
-    _limit(request, (0, web.client_address(request)), (1, (place.id, email.strip().lower())))
     try:
         address = service.checked_address(email)
     except InvalidPortalForm as exc:
+        _limit(request, (0, web.client_address(request)))
         return web.with_form_token(request, place, "login.html", {"email": email, "error": exc.message},
                                    status_code=exc.status_code)  # fmt: skip
+    # per address as the directory knows it: spellings of one address share its limit
+    _limit(request, (0, web.client_address(request)), (1, (place.id, address)))
     # The same page, at the same speed, whether the address is a buyer's or not: the lookup and the mail
     # happen after the answer is sent (done inline, a buyer's address answered measurably slower).
     page = web.render(request, "link_sent.html")
