@@ -14,7 +14,11 @@ from offerloop.console import docs, web
 def install(app: FastAPI) -> None:
     """Mount the console, its static files, /docs and the / → /console redirect on ``app``."""
     # Importing a page module registers its routes on web.router; the catch-all of sections comes last.
-    from offerloop.console.pages import assembly, auth, buyers, home, ledger, orders, sections  # noqa: F401
+    # isort: off
+    from offerloop.console.pages import assembly, auth, buyers, home, ledger, orders  # noqa: F401
+    from offerloop.console.pages import analytics, offers  # noqa: F401
+    from offerloop.console.pages import sections  # noqa: F401  (the catch-all: registered last)
+    # isort: on
 
     app.mount("/console/static", StaticFiles(directory=web.STATIC), name="console-static")
     app.include_router(web.router)
