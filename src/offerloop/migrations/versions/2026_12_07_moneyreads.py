@@ -1,0 +1,62 @@
+"""moneyreads: indexes for the orders and ledger entries newest first (of one status or kind) and for an
+entry's postings; ledger_balances, each account's running sum per currency, filled from the postings
+
+Revision ID: moneyreads_20261207
+Revises: console_20261206
+Create Date: 2026-12-07 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "moneyreads_20261207"
+down_revision: str | None = "console_20261206"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+INDEXES = (
+    ("orders", ("workspace_id", "id")),
+    ("orders", ("workspace_id", "status", "id")),
+    ("ledger_entries", ("workspace_id", "id")),
+    ("ledger_entries", ("workspace_id", "kind", "id")),
+    ("ledger_postings", ("workspace_id", "entry_id")),
+)
+
+
+def _name(table: str, columns: tuple[str, ...]) -> str:
+    return f"ix_{table}_{'_'.join(columns)}"
+
+
+def upgrade() -> None:
+    for table, columns in INDEXES:
+        op.create_index(_name(table, columns), table, list(columns), unique=False)
+    # (workspace_id, status, id) serves every read of (workspace_id, status)
+    op.drop_index("ix_orders_workspace_id_status", table_name="orders")
+    op.create_table(
+        "ledger_balances",
+        sa.Column("workspace_id", sa.String(length=40), nullable=False),
+        sa.Column("account", sa.String(length=32), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_ledger_balances_workspace_id_workspaces"),
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", "account", "currency", name=op.f("pk_ledger_balances")),
+    )
+    op.execute(
+        "INSERT INTO ledger_balances (workspace_id, account, currency, amount) "
+        "SELECT workspace_id, account, currency, SUM(amount) FROM ledger_postings "
+        "GROUP BY workspace_id, account, currency"
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("ledger_balances")
+    op.create_index("ix_orders_workspace_id_status", "orders", ["workspace_id", "status"], unique=False)
+    for table, columns in reversed(INDEXES):
+        op.drop_index(_name(table, columns), table_name=table)
