@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.analytics.helpers import add_buyers, add_order
+from tests.analytics.helpers import add_buyers, add_order, buyer_of
 from tests.analytics.test_customer_analytics import build
+from tests.assembly.test_artifacts_api import buyer as artifact_buyer
+from tests.assembly.test_artifacts_api import setup_workspace
 from tests.attribution.test_store import _journeys
 from tests.checkout.test_checkout_flow import buy, pay, setup
 from tests.experiments.helpers import experiment, order, send, track
 
+from offerloop.assembly import service as assembly_service
 from offerloop.db.uow import Database
 from offerloop.models import AuditEntry
 from offerloop.models import Offer as OfferRow
@@ -352,3 +355,48 @@ def test_sections_need_a_session(client) -> None:
                  "/console/analytics/experiments"):  # fmt: skip
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/console/login?next=")
+
+
+# -- the buyer's timeline: decisions and artifacts ---------------------------------------------------------
+
+
+def test_the_buyer_page_shows_decisions_with_reasons_and_artifacts_newest_first(
+    client, db, workspace, secret_headers, write_headers
+) -> None:
+    setup_workspace(client, secret_headers, review="always")
+    artifact_buyer(client, write_headers, "ana", "Ana Lima", "idea", 1, "sell my first template")
+    made = client.post(
+        "/v1/artifacts", headers=secret_headers, json={"user_id": "ana", "policy": "starter-workbook"}
+    )
+    assert made.status_code == 202, made.text
+    art = made.json()["id"]
+    assert assembly_service.run_pending(db=db) == [(art, 1, "awaiting_review")]
+    setup(client, secret_headers, write_headers)  # the offers catalog (and ada)
+    shown = [client.get("/v1/offers", headers=secret_headers, params={"user_id": "ana", "placement": p}).json()
+             for p in ("offers", "thank-you")]  # fmt: skip
+    assert all(s["decision_id"] for s in shown)
+    buyer_id = buyer_of(db, workspace.id, "ana")
+    _as(client, db, workspace.id, "reviewer")
+    page = client.get(f"/console/buyers/{buyer_id}")
+    assert page.status_code == 200
+    assert re.findall(r'data-decision="([^"]+)"', page.text) == [
+        shown[1]["decision_id"],
+        shown[0]["decision_id"],
+    ]
+    rows = _cells(page.text, "decisions")
+    assert [r[1].split()[0] for r in rows] == ["thank-you", "offers"]
+    for row, s in zip(rows, reversed(shown), strict=True):
+        d = client.get(f"/v1/decisions/{s['decision_id']}", headers=secret_headers).json()
+        assert d["items"] or d["excluded"]
+        for item in d["items"]:
+            assert f"{item['id']}" in row[2] and "; ".join(item["reasons"]) in row[2]
+        for left in d["excluded"][:5]:
+            assert f"{left['id']} : {left['reason']}" in row[3]
+    arts = _cells(page.text, "artifacts")
+    assert len(arts) == 1 and arts[0][2:6] == [
+        "v1",
+        "awaiting review",
+        "policy requires review",
+        "\N{EN DASH}",
+    ]
+    assert f'href="/console/assembly/reviews/{art}?version=1"' in page.text

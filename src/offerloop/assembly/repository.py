@@ -82,6 +82,17 @@ def artifact_for_signed_link(session: Session, artifact_id: str, *, lock: bool =
     return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
+def buyer_artifact_ids(session: Session, workspace_id: str, buyer_id: str, limit: int) -> list[str]:
+    """The buyer's newest ``limit`` artifacts by creation (index workspace_id, buyer_id)."""
+    stmt = (
+        scoped_select(Artifact, workspace_id, Artifact.id)
+        .where(Artifact.buyer_id == buyer_id)
+        .order_by(Artifact.created_at.desc(), Artifact.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def versions(session: Session, workspace_id: str, artifact_id: str) -> list[ArtifactVersion]:
     stmt = scoped_select(ArtifactVersion, workspace_id).where(ArtifactVersion.artifact_id == artifact_id)
     return list(session.scalars(stmt.order_by(ArtifactVersion.version)))

@@ -421,6 +421,14 @@ def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> Ar
     )  # fmt: skip
 
 
+def buyer_artifacts(*, session: Session, workspace_id: str, buyer_id: str, limit: int) -> list[ArtifactRead]:
+    """The buyer's newest ``limit`` artifacts (at most 50), each as ``get_artifact`` reads it."""
+    if not 1 <= limit <= 50:
+        raise ValueError(f"limit must be from 1 to 50, got {limit}")
+    return [get_artifact(session=session, workspace_id=workspace_id, artifact_id=a)
+            for a in repository.buyer_artifact_ids(session, workspace_id, buyer_id, limit)]  # fmt: skip
+
+
 # -- versioning ------------------------------------------------------------------------------------
 
 
