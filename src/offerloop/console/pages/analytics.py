@@ -13,6 +13,7 @@ from fastapi import Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from offerloop import pipeline
 from offerloop.analytics import ltv as ltv_service
 from offerloop.analytics import service as analytics_service
 from offerloop.analytics.ltv_schemas import LTVOptions, TimeUnit
@@ -67,6 +68,9 @@ def _attribution(
 ) -> dict[str, Any]:
     lo, hi = attribution_service.period(start, end, today=utcnow().date())
     definition = attribution_service.Definition.parse(None, None)
+    pipeline.catch_up(
+        db, workspace_id=workspace_id
+    )  # touches and purchases of every acknowledged event (bounded)
     out: dict[str, Any] = {"period": (lo.date(), hi.date())}
     with db.read() as session:
         for by in ("channel", "content"):
@@ -106,6 +110,7 @@ async def attribution(
 
 
 def _cohorts(db: Database, workspace_id: str, by: CohortBy, periods: int) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=workspace_id)
     found = _read(db, analytics_service.cohorts, workspace_id=workspace_id, by=by, periods=periods)
     labels = [c.cohort + (f" · {c.segment}" if c.segment else "") for c in found.cohorts]
     columns = [str(k) for k in range(1, periods + 1)]
@@ -184,6 +189,7 @@ async def experiments(request: Request, db: web.DB, user: web.User, cursor: Curs
 
 
 def _results(db: Database, workspace_id: str, key: str) -> dict[str, Any]:
+    pipeline.catch_up(db, workspace_id=workspace_id)
     with db.read() as session:
         experiment = experiments_service.get_experiment(session=session, workspace_id=workspace_id, key=key)
         results = experiments_service.get_results(session=session, workspace_id=workspace_id, key=key)
