@@ -58,6 +58,8 @@ def test_moneyreads_adds_the_indexes_and_fills_the_balances_both_ways(fresh_engi
         fresh_engine, "ledger_entries"
     )
     assert ("workspace_id", "entry_id") in _indexes(fresh_engine, "ledger_postings")
+    assert ("workspace_id", "order_id", "occurred_at") in _indexes(fresh_engine, "ledger_entries")
+    assert ("workspace_id", "order_id") not in _indexes(fresh_engine, "ledger_entries")
     assert _balances(fresh_engine, ws) == [
         ("buyer_payments", "EUR", 300), ("buyer_payments", "USD", 8100), ("revenue", "EUR", -300),
         ("revenue", "USD", -8100),
@@ -87,6 +89,7 @@ def test_moneyreads_adds_the_indexes_and_fills_the_balances_both_ways(fresh_engi
     assert ("workspace_id", "status") in _indexes(fresh_engine, "orders")
     assert ("workspace_id", "id") not in _indexes(fresh_engine, "orders")
     assert ("workspace_id", "entry_id") not in _indexes(fresh_engine, "ledger_postings")
+    assert ("workspace_id", "order_id") in _indexes(fresh_engine, "ledger_entries")
     with fresh_engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Order)) == 3
 
@@ -114,6 +117,9 @@ def test_the_newest_first_lists_read_an_index_in_order(db: Database, workspace) 
             "entries of a kind": "SELECT id FROM ledger_entries WHERE workspace_id = :w AND kind = 'refund' "
                                  "ORDER BY id DESC LIMIT 51",
             "postings of entries": "SELECT id FROM ledger_postings WHERE workspace_id = :w AND entry_id IN (1, 2)",
+            "an order's entries": "SELECT e.id, p.id FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id "
+                                  "WHERE e.workspace_id = :w AND p.workspace_id = :w AND e.order_id = 'o' "
+                                  "ORDER BY e.occurred_at, e.id, p.id",
         }.items():  # fmt: skip
             rows = session.execute(text(f"EXPLAIN QUERY PLAN {sql}"), {"w": workspace.id}).all()
             plans[name] = " | ".join(r[-1] for r in rows)
@@ -126,4 +132,7 @@ def test_the_newest_first_lists_read_an_index_in_order(db: Database, workspace) 
                              "(workspace_id=? AND kind=?)",
         "postings of entries": "SEARCH ledger_postings USING COVERING INDEX ix_ledger_postings_workspace_id_entry_id "
                                "(workspace_id=? AND entry_id=?)",
+        "an order's entries": "SEARCH e USING COVERING INDEX ix_ledger_entries_workspace_id_order_id_occurred_at "
+                              "(workspace_id=? AND order_id=?) | SEARCH p USING COVERING INDEX "
+                              "ix_ledger_postings_workspace_id_entry_id (workspace_id=? AND entry_id=?)",
     }  # fmt: skip

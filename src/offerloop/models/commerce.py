@@ -218,7 +218,7 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index(None, "workspace_id", "occurred_at"),
-        Index(None, "workspace_id", "order_id"),
+        Index(None, "workspace_id", "order_id", "occurred_at"),  # an order's entries in time order
         Index(None, "workspace_id", "id"),  # the entries newest first
         Index(None, "workspace_id", "kind", "id"),  # of one kind, newest first
         UniqueConstraint("workspace_id", "reference"),

@@ -1,5 +1,5 @@
-"""moneyreads: indexes for the orders and ledger entries newest first (of one status or kind) and for an
-entry's postings; ledger_balances, each account's running sum per currency, filled from the postings
+"""moneyreads: indexes for the orders and ledger entries newest first (of one status or kind), an order's
+entries in time order and an entry's postings; ledger_balances, each account's running sum per currency, filled from the postings
 
 Revision ID: moneyreads_20261207
 Revises: console_20261206
@@ -21,6 +21,7 @@ INDEXES = (
     ("orders", ("workspace_id", "status", "id")),
     ("ledger_entries", ("workspace_id", "id")),
     ("ledger_entries", ("workspace_id", "kind", "id")),
+    ("ledger_entries", ("workspace_id", "order_id", "occurred_at")),
     ("ledger_postings", ("workspace_id", "entry_id")),
 )
 
@@ -32,8 +33,10 @@ def _name(table: str, columns: tuple[str, ...]) -> str:
 def upgrade() -> None:
     for table, columns in INDEXES:
         op.create_index(_name(table, columns), table, list(columns), unique=False)
-    # (workspace_id, status, id) serves every read of (workspace_id, status)
+    # the longer indexes serve every read of the ones they replace (SQLite preferred the entries' time index
+    # to an order's entries, to skip a sort: 0.6 s for one order's entries at 100k orders)
     op.drop_index("ix_orders_workspace_id_status", table_name="orders")
+    op.drop_index("ix_ledger_entries_workspace_id_order_id", table_name="ledger_entries")
     op.create_table(
         "ledger_balances",
         sa.Column("workspace_id", sa.String(length=40), nullable=False),
@@ -58,5 +61,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("ledger_balances")
     op.create_index("ix_orders_workspace_id_status", "orders", ["workspace_id", "status"], unique=False)
+    op.create_index(
+        "ix_ledger_entries_workspace_id_order_id",
+        "ledger_entries",
+        ["workspace_id", "order_id"],
+        unique=False,
+    )
     for table, columns in reversed(INDEXES):
         op.drop_index(_name(table, columns), table_name=table)
