@@ -170,6 +170,11 @@ def main() -> None:
             "buyer search by e-mail": (f"/console/buyers?q=b{int(buyer[1:])}@example.com", 303),
             f"buyer page ({buyer_events} events, 50 shown)": (f"/console/buyers/{buyer}", 200),
             "buyer page, older events": (f"/console/buyers/{buyer}?before=", 200),
+            "personas (12 weeks; velocity is a fragment)": ("/console/personas", 200),
+            "personas (90 days)": ("/console/personas?bucket=day&periods=90", 200),
+            "decisions (the evaluation is a fragment)": ("/console/decisions", 200),
+            "journeys": ("/console/journeys", 200),
+            "settings": ("/console/settings", 200),
         }
         results: dict[str, tuple[float, float, float, int]] = {}
         try:

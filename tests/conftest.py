@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from tests.checkout.log import new_workspaces_forget_their_work
 
 from offerloop.api import create_app
@@ -42,10 +42,31 @@ hypothesis_settings.load_profile("offerloop")
 worker_registry.load()
 
 
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker process gets its own PostgreSQL database (``<name>_gw0``, …), created
+    when missing: the suite drops and rebuilds the schema, which two processes cannot share."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if (
+                conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+                is None
+            ):
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if PG_URL:
-        return PG_URL
+        return _worker_database(PG_URL)
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 

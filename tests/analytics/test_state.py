@@ -218,7 +218,7 @@ def test_a_replay_and_a_rebuild_change_nothing(
 
 
 def test_a_merge_moves_the_losers_rows_to_the_survivor(
-    client: TestClient, workspace: WorkspaceCreated, db: Database
+    client: TestClient, workspace: WorkspaceCreated, other_workspace: WorkspaceCreated, db: Database
 ) -> None:
     anon = {"type": "track", "event": "Order Completed", "anonymousId": "anon-9", "messageId": "m-1",
             "timestamp": "2026-01-02T10:00:00Z",
@@ -252,6 +252,35 @@ def test_a_merge_moves_the_losers_rows_to_the_survivor(
         assert list(buyers) == [winner]
         s = service.summary(session=session, workspace_id=workspace.id)
     assert (s.buyers, s.revenue_minor) == (1, 1250)
+    # a second merge (anon-7 into the survivor): the rebuild's single pass over the workspace gives the
+    # consumer's rows, and leaves another workspace's rows alone
+    _post(client, workspace.secret_key, [
+        {"type": "track", "event": "Order Completed", "anonymousId": "anon-7", "messageId": "m-4",
+         "timestamp": "2026-01-01T08:00:00Z", "properties": {"order_id": "g0", "total_minor": 70, "currency": "USD"}},
+        {"type": "identify", "userId": "u9", "anonymousId": "anon-7", "messageId": "m-5",
+         "timestamp": "2026-02-04T10:00:00Z"},
+    ])  # fmt: skip
+    _post(client, other_workspace.secret_key, [_order("u9", "m-1", "2026-01-02T10:00:00Z", "g1", 999)])
+    theirs = _snapshot(db, other_workspace.id)
+    assert len(theirs[0]) == 1
+    consumer_rows = _snapshot(db, workspace.id)
+    assert [r[1:3] for r in consumer_rows[0]] == [("g0", winner), ("g1", winner), ("g2", winner),
+                                                  ("ord_l", winner)]  # fmt: skip
+    with db.write() as session:
+        # candidates: the survivor (the merges moved the events to it) and the loser whose checkout order stays
+        assert service.rebuild(session=session, workspace_id=workspace.id) == 2
+    assert _snapshot(db, workspace.id) == consumer_rows
+    assert _snapshot(db, other_workspace.id) == theirs
+    # undoing the first merge gives the loser its purchases back at once, not at its next event
+    merges = client.get(f"/v1/merges?buyer_id={winner}", headers=bearer(workspace.secret_key))
+    assert merges.status_code == 200, merges.text
+    first = next(m for m in merges.json()["items"] if m["loser_id"] == loser)
+    undone = client.post(f"/v1/merges/{first['id']}/undo", headers=bearer(workspace.secret_key))
+    assert undone.status_code == 200, undone.text
+    owners = {r[1]: r[0] for r in _purchases(db, workspace.id)}
+    assert owners == {"g0": winner, "g1": loser, "ord_l": loser, "g2": winner}
+    with db.write() as session:
+        assert state.refresh(session=session, workspace_id=workspace.id, buyer_ids=[winner, loser]) == 0
 
 
 def test_erasure_deletes_the_buyers_rows(

@@ -128,3 +128,20 @@ def test_a_stored_poisoned_reward_or_a_failing_placement_never_stops_the_others(
     with db.read() as session:
         report = decisions_service.evaluate(session=session, workspace_id=workspace.id, placement="home")
     assert report["decisions"] == 1  # the poisoned row is left out, never a 500
+
+
+def test_model_versions_newest_first_without_payload(db, workspace, other_workspace) -> None:
+    with db.write() as session:
+        for placement, note in (("home", "a"), ("email", "b"), ("home", "c")):
+            decisions_service.publish(session=session, workspace_id=workspace.id, placement=placement,
+                                      policy=decisions_service.new_policy(), rewards_learned=7, note=note)  # fmt: skip
+        decisions_service.publish(session=session, workspace_id=other_workspace.id, placement="home",
+                                  policy=decisions_service.new_policy())  # fmt: skip
+    with db.read() as session:
+        got = decisions_service.model_versions(session=session, workspace_id=workspace.id, limit=2)
+        everything = decisions_service.model_versions(session=session, workspace_id=workspace.id)
+    assert [(v.placement, v.version, v.note, v.rewards_learned) for v in got] == [
+        ("home", 2, "c", 7),
+        ("email", 1, "b", 7),
+    ]
+    assert [(v.placement, v.version) for v in everything] == [("home", 2), ("email", 1), ("home", 1)]

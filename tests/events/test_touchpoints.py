@@ -788,7 +788,7 @@ def test_touchpoint_is_frozen() -> None:
 JUNK: list[Any] = [None, 0, 1.5, True, "", "   ", [], ["x"], {}, {"a": {"b": 1}}, b"bytes", object(), ("t",)]
 
 
-@pytest.mark.parametrize("junk", JUNK, ids=repr)
+@pytest.mark.parametrize("junk", JUNK, ids=lambda v: type(v).__name__ if type(v) is object else repr(v))
 def test_junk_anywhere_never_raises(junk: Any) -> None:
     slots: list[dict[str, Any]] = [
         {"properties": junk},

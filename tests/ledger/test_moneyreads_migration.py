@@ -19,7 +19,7 @@ from offerloop.models import LedgerBalance, LedgerEntry, LedgerPosting, Order
 from offerloop.workspaces import service as workspace_service
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
-BEFORE, AFTER = "console_20261206", "moneyreads_20261207"
+BEFORE, AFTER = "storefront_20261207", "moneyreads_20261207"
 
 
 def _seed(engine: Engine) -> str:

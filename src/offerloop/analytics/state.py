@@ -26,7 +26,6 @@ from offerloop.analytics.state_repository import Rows
 from offerloop.decisions import service as decision_service
 
 MAX_CHAIN: Final = 50
-REBUILD_CHUNK: Final = 2000
 
 
 def _survivors(session: Session, workspace_id: str, ids: set[str]) -> tuple[set[str], set[str], set[str]]:
@@ -70,10 +69,13 @@ def _losers(session: Session, workspace_id: str, survivors: set[str]) -> dict[st
     return owner
 
 
-def _rows(session: Session, workspace_id: str, live: set[str], owner: dict[str, str]) -> list[Rows]:
+def _rows(
+    session: Session, workspace_id: str, live: set[str], owner: dict[str, str], *, whole: bool = False
+) -> list[Rows]:
     """The rows the live survivors should have, per table of ``repository.TABLES`` (tuples without
-    workspace_id), by survivor."""
-    everyone = live | set(owner)
+    workspace_id), by survivor. ``whole``: ``live`` and ``owner`` cover the workspace, so each source is read
+    in one statement over the workspace instead of by chunks of buyer ids."""
+    everyone = None if whole else live | set(owner)
 
     def root(buyer_id: str) -> str:
         return owner.get(buyer_id, buyer_id)
@@ -88,11 +90,11 @@ def _rows(session: Session, workspace_id: str, live: set[str], owner: dict[str, 
         order_id = (event.properties or {}).get("order_id") if isinstance(event.properties, dict) else None
         if isinstance(order_id, str) and order_id:
             named.add(order_id)
-    checkout = repository.checkout_orders(session, workspace_id, named) if named else set()
+    checkout = repository.checkout_orders(session, workspace_id, None if whole else named) if named else set()
     touches: dict[str, list[Any]] = defaultdict(list)
     for buyer_id, at, touch_id, touch_channel in repository.touches_of(session, workspace_id, everyone):
         touches[root(buyer_id)].append((at, touch_id, touch_channel))
-    personas = repository.personas_of(session, workspace_id, live)
+    personas = repository.personas_of(session, workspace_id, None if whole else live)
     history: dict[str, list[Any]] = defaultdict(list)
     for buyer_id, persona, at in repository.persona_firsts_of(session, workspace_id, everyone):
         history[root(buyer_id)].append((persona, at))
@@ -176,9 +178,36 @@ def forget(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> 
 
 def rebuild(*, session: Session, workspace_id: str) -> int:
     """Recompute the workspace's whole state (a backfill after upgrading, or a repair); returns the buyers
-    with rows. The same per-buyer refresh as the consumer, in chunks."""
+    with rows. One pass: each source (paid orders, order events, touchpoints, personas and their history,
+    merges) is read once over the workspace — not buyer by buyer — and folded by the same definition the
+    consumer's refresh uses, so both give the same rows (tests/analytics/test_state.py compares them). Memory
+    grows with the workspace's buyers (a few hundred bytes each)."""
     repository.delete_workspace(session, workspace_id)
-    ids = repository.candidate_buyers(session, workspace_id)
-    for i in range(0, len(ids), REBUILD_CHUNK):
-        refresh(session=session, workspace_id=workspace_id, buyer_ids=ids[i : i + REBUILD_CHUNK])
-    return len(ids)
+    gone, erased = repository.workspace_links(session, workspace_id)
+    candidates = set(repository.candidate_buyers(session, workspace_id))
+    winners: dict[str, list[str]] = defaultdict(list)
+    for winner, loser in repository.workspace_merges(session, workspace_id):
+        winners[winner].append(loser)
+    # every merged-away buyer belongs to the root of its chain of merges (a loser is never a root)
+    live = {b for b in candidates | set(winners) if b not in gone and b not in erased}
+    owner: dict[str, str] = {}
+    for root in live:
+        frontier = [root]
+        for _ in range(MAX_CHAIN):
+            nxt = [lo for w in frontier for lo in winners.get(w, ()) if lo not in owner and lo not in live]
+            if not nxt:
+                break
+            owner.update(dict.fromkeys(nxt, root))
+            frontier = nxt
+    # a candidate merged into a buyer the store no longer lists as its survivor still reaches a live root
+    stray = {b for b in candidates & gone if b not in owner}
+    if stray:
+        reached, _, _ = _survivors(session, workspace_id, stray)
+        live |= reached
+        owner.update(_losers(session, workspace_id, reached))
+    want = _rows(session, workspace_id, live, owner, whole=True)
+    repository.insert(
+        session,
+        [[(workspace_id, *row) for b in sorted(w) for row in sorted(w[b])] for w in want],
+    )
+    return len(candidates)

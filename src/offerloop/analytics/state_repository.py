@@ -4,7 +4,7 @@ takes its buyer ids in chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -70,10 +70,34 @@ def buyer_links(
     return out
 
 
-def _by_chunk(session: Session, ids: Iterable[str], statement: Callable[[list[str]], Any]) -> Iterator[Any]:
-    """The rows of ``statement(chunk)`` for each chunk of ``ids``."""
+def _by_chunk(session: Session, ids: Iterable[str] | None, base: Any, column: Any) -> Iterator[Any]:
+    """The rows of ``base`` for the buyers ``ids`` (``column`` IN each chunk of them), or for the whole
+    workspace when ``ids`` is None (one statement: the rebuild's single pass)."""
+    if ids is None:
+        yield from session.execute(base)
+        return
     for chunk in _chunks(ids):
-        yield from session.execute(statement(chunk))
+        yield from session.execute(base.where(column.in_(chunk)))
+
+
+def workspace_links(session: Session, workspace_id: str) -> tuple[set[str], set[str]]:
+    """(merged-away ids, erased ids) of the whole workspace."""
+    stmt = scoped_select(Buyer, workspace_id, Buyer.id, Buyer.merged_into_id, Buyer.deleted_at).where(
+        (Buyer.merged_into_id.is_not(None)) | (Buyer.deleted_at.is_not(None))
+    )
+    merged: set[str] = set()
+    erased: set[str] = set()
+    for buyer_id, merged_into, _deleted in session.execute(stmt):
+        (merged if merged_into else erased).add(buyer_id)
+    return merged, erased
+
+
+def workspace_merges(session: Session, workspace_id: str) -> list[tuple[str, str]]:
+    """(winner, loser) of every merge of the workspace that is not undone."""
+    stmt = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(
+        Merge.undone_at.is_(None)
+    )
+    return [(w, lo) for w, lo in session.execute(stmt)]
 
 
 def merged_into(session: Session, workspace_id: str, winners: Iterable[str]) -> list[tuple[str, str]]:
@@ -81,80 +105,67 @@ def merged_into(session: Session, workspace_id: str, winners: Iterable[str]) -> 
     base = scoped_select(Merge, workspace_id, Merge.winner_id, Merge.loser_id).where(
         Merge.undone_at.is_(None)
     )
-    return [(w, lo) for w, lo in _by_chunk(session, winners, lambda c: base.where(Merge.winner_id.in_(c)))]
+    return [(w, lo) for w, lo in _by_chunk(session, winners, base, Merge.winner_id)]
 
 
-def orders_of(session: Session, workspace_id: str, ids: Iterable[str]) -> list[tuple[str, OrderRow]]:
-    """(buyer_id, order) of the buyers' paid (or partially refunded) orders."""
+def orders_of(session: Session, workspace_id: str, ids: Iterable[str] | None) -> list[tuple[str, OrderRow]]:
+    """(buyer_id, order) of the buyers' (None: every buyer's) paid (or partially refunded) orders."""
     base = scoped_select(
         Order, workspace_id, Order.buyer_id, Order.id, Order.status, Order.paid_at, Order.total, Order.refunded,
         Order.currency,
     ).where(Order.status.in_(PAID))  # fmt: skip
     return [
         (r[0], OrderRow(r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]))
-        for r in _by_chunk(session, ids, lambda c: base.where(Order.buyer_id.in_(c)))
+        for r in _by_chunk(session, ids, base, Order.buyer_id)
     ]
 
 
-def order_events_of(session: Session, workspace_id: str, ids: Iterable[str]) -> list[tuple[str, EventRow]]:
-    """(buyer_id, event) of the buyers' ``Order Completed`` / ``Order Refunded`` track events."""
+def order_events_of(
+    session: Session, workspace_id: str, ids: Iterable[str] | None
+) -> list[tuple[str, EventRow]]:
+    """(buyer_id, event) of the buyers' (None: every buyer's) ``Order Completed`` / ``Order Refunded`` track
+    events."""
     base = scoped_select(
         Event, workspace_id, Event.buyer_id, Event.id, Event.name, Event.timestamp, Event.properties,
         Event.context, Event.suppressed,
-    ).where(Event.type == "track", Event.name.in_(NAMES))  # fmt: skip
+    ).where(Event.type == "track", Event.name.in_(NAMES), Event.buyer_id.is_not(None))  # fmt: skip
     return [
         (r[0], EventRow(int(r[1]), r[2], r[3], r[4], r[5], bool(r[6])))
-        for r in _by_chunk(session, ids, lambda c: base.where(Event.buyer_id.in_(c)))
+        for r in _by_chunk(session, ids, base, Event.buyer_id)
     ]
 
 
-def checkout_orders(session: Session, workspace_id: str, order_ids: Iterable[str]) -> set[str]:
-    """Which of these ids are orders of the workspace (any status)."""
+def checkout_orders(session: Session, workspace_id: str, order_ids: Iterable[str] | None) -> set[str]:
+    """Which of these ids (None: every id) are orders of the workspace (any status)."""
     base = scoped_select(Order, workspace_id, Order.id)
-    return {r[0] for r in _by_chunk(session, order_ids, lambda c: base.where(Order.id.in_(c)))}
+    return {r[0] for r in _by_chunk(session, order_ids, base, Order.id)}
 
 
 def touches_of(
-    session: Session, workspace_id: str, ids: Iterable[str]
+    session: Session, workspace_id: str, ids: Iterable[str] | None
 ) -> list[tuple[str, datetime, int, str]]:
-    """(buyer_id, occurred_at, id, channel) of the buyers' touchpoints."""
+    """(buyer_id, occurred_at, id, channel) of the buyers' (None: every buyer's) touchpoints."""
     t = Touchpoint
     base = scoped_select(t, workspace_id, t.buyer_id, t.occurred_at, t.id, t.channel)
-    return [
-        (r[0], r[1], int(r[2]), r[3])
-        for r in _by_chunk(session, ids, lambda c: base.where(t.buyer_id.in_(c)))
-    ]
+    return [(r[0], r[1], int(r[2]), r[3]) for r in _by_chunk(session, ids, base, t.buyer_id)]
 
 
-def personas_of(session: Session, workspace_id: str, ids: Iterable[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for chunk in _chunks(ids):
-        stmt = scoped_select(BuyerPersona, workspace_id, BuyerPersona.buyer_id, BuyerPersona.persona).where(
-            BuyerPersona.buyer_id.in_(chunk)
-        )
-        out.update((b, p) for b, p in session.execute(stmt))
-    return out
+def personas_of(session: Session, workspace_id: str, ids: Iterable[str] | None) -> dict[str, str]:
+    """buyer id -> current persona, for these buyers (None: every buyer)."""
+    base = scoped_select(BuyerPersona, workspace_id, BuyerPersona.buyer_id, BuyerPersona.persona)
+    return dict(_by_chunk(session, ids, base, BuyerPersona.buyer_id))
 
 
 def persona_firsts_of(
-    session: Session, workspace_id: str, ids: Iterable[str]
+    session: Session, workspace_id: str, ids: Iterable[str] | None
 ) -> list[tuple[str, str, datetime]]:
-    """(buyer_id, persona, first assignment) from the buyers' persona history (the covering index)."""
-    out: list[tuple[str, str, datetime]] = []
-    for chunk in _chunks(ids):
-        stmt = (
-            scoped_select(
-                PersonaChange,
-                workspace_id,
-                PersonaChange.buyer_id,
-                PersonaChange.to_persona,
-                func.min(PersonaChange.at),
-            )
-            .where(PersonaChange.buyer_id.in_(chunk))
-            .group_by(PersonaChange.buyer_id, PersonaChange.to_persona)
-        )
-        out.extend((b, p, at) for b, p, at in session.execute(stmt))
-    return out
+    """(buyer_id, persona, first assignment) from the buyers' (None: every buyer's) persona history (the
+    covering index)."""
+    pc = PersonaChange
+    base = scoped_select(pc, workspace_id, pc.buyer_id, pc.to_persona, func.min(pc.at)).group_by(
+        pc.buyer_id, pc.to_persona
+    )
+    return [(b, p, at) for b, p, at in _by_chunk(session, ids, base, pc.buyer_id)]
 
 
 Rows = dict[str, set[tuple[Any, ...]]]
@@ -173,12 +184,7 @@ def stored(session: Session, workspace_id: str, ids: Iterable[str]) -> list[Rows
     for model, columns in TABLES:
         base = scoped_select(model, workspace_id, *(getattr(model, c) for c in columns[1:]))
         found: Rows = {}
-        owner = model.buyer_id
-
-        def chunk_of(c: list[str], base: Any = base, owner: Any = owner) -> Any:
-            return base.where(owner.in_(c))
-
-        for row in _by_chunk(session, ids, chunk_of):
+        for row in _by_chunk(session, ids, base, model.buyer_id):
             found.setdefault(row[columns.index("buyer_id") - 1], set()).add(tuple(row))
         out.append(found)
     return out

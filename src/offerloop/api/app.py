@@ -16,7 +16,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from offerloop import __version__, console
+from offerloop import __version__, console, storefront
 from offerloop.analytics import health as analytics_health
 from offerloop.analytics.endpoints import router as analytics_router
 from offerloop.analytics.health_endpoints import router as health_router
@@ -270,6 +270,7 @@ def create_app(
         app.include_router(router, dependencies=[SingleValued] if any(router is r for r in strict) else None)
     openapi.install(app, routers=routers, tracking_paths=TRACKING_PATHS)
     console.install(app)
+    storefront.install(app)
     return app
 
 

@@ -21,6 +21,12 @@ _CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# The hosted pages (/o/) run their one shipped script and stylesheet; a buy form may be redirected to the
+# payment provider's hosted checkout (https), which a browser checks against form-action.
+_STOREFRONT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'"
+)
 # FastAPI's interactive docs load their own scripts: they keep their defaults (frame and sniff rules still apply).
 _DOC_PATHS = ("/docs", "/redoc")
 
@@ -35,6 +41,7 @@ class SecurityHeaders:
         self.page_csp = _PAGE_CSP.format(extra=origin).encode()
         self.file_csp = _FILE_CSP.encode()
         self.console_csp = _CONSOLE_CSP.encode()
+        self.storefront_csp = _STOREFRONT_CSP.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +51,7 @@ class SecurityHeaders:
         is_file = path.startswith("/v1/files/")
         is_docs = path.startswith(_DOC_PATHS)
         is_console = path == "/console" or path.startswith("/console/")
+        is_storefront = path.startswith("/o/")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -61,6 +69,8 @@ class SecurityHeaders:
                     ]
                 elif is_console and content_type.startswith(b"text/html"):
                     added.append((b"content-security-policy", self.console_csp))
+                elif is_storefront and content_type.startswith(b"text/html"):
+                    added.append((b"content-security-policy", self.storefront_csp))
                 elif content_type.startswith(b"text/html") and not is_docs:
                     added.append((b"content-security-policy", self.page_csp))
                 headers += [(n, v) for n, v in added if n not in present]

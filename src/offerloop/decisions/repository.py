@@ -202,6 +202,15 @@ def snapshot_times(
     return [(placement, int(version), at) for placement, version, at in rows]
 
 
+def snapshots_newest(session: Session, workspace_id: str, limit: int) -> list[tuple[Any, ...]]:
+    """(placement, version, kind, rewards_learned, created_at, note) of the newest snapshots (no payload)."""
+    stmt = scoped_select(
+        PolicySnapshot, workspace_id, PolicySnapshot.placement, PolicySnapshot.version, PolicySnapshot.kind,
+        PolicySnapshot.rewards_learned, PolicySnapshot.created_at, PolicySnapshot.note,
+    ).order_by(PolicySnapshot.created_at.desc(), PolicySnapshot.id.desc())  # fmt: skip
+    return [tuple(r) for r in session.execute(stmt.limit(limit))]
+
+
 def lock_learner(session: Session, workspace_id: str, placement: str) -> None:
     """One learner per workspace and placement (SQLite already has a single writer)."""
     if session.get_bind().dialect.name == "postgresql":

@@ -197,3 +197,14 @@ class DecisionRead(BaseModel):
     experiment: ExperimentArm | None = Field(
         default=None, description="The placement's policy experiment and the buyer's arm (null: none)"
     )
+
+
+class ModelVersionRead(BaseModel):
+    """One learned snapshot of a placement's model (its payload is not part of the read)."""
+
+    placement: str
+    version: int
+    kind: str
+    rewards_learned: int
+    created_at: datetime
+    note: str | None

@@ -44,6 +44,7 @@ from offerloop.decisions.schemas import (
     DecideResponse,
     DecisionRead,
     ExperimentArm,
+    ModelVersionRead,
     PersonaBrief,
 )
 from offerloop.entitlements import service as entitlements_service
@@ -465,6 +466,17 @@ def resolve_buyer(*, session: Session, workspace_id: str, request: DecideRequest
         return identity_service.find_buyer(session=session, workspace_id=workspace_id, **identifier)[0]
     except BuyerNotFound:
         return None
+
+
+def model_versions(*, session: Session, workspace_id: str, limit: int = 50) -> list[ModelVersionRead]:
+    """The newest model snapshots of every placement, newest first."""
+    rows = repository.snapshots_newest(session, workspace_id, limit)
+    return [
+        ModelVersionRead(
+            placement=p, version=int(v), kind=k, rewards_learned=int(n), created_at=at, note=note
+        )
+        for p, v, k, n, at, note in rows
+    ]
 
 
 def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> DecisionRead:

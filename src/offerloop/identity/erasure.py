@@ -64,6 +64,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | delivery_reports     | delete (bounce and complaint reports about their messages)                         |
 | journey_versions, delivery_settings, delivery_sender_domains | no buyer rows: nothing to do               |
 | journey_ticks        | no buyer rows (a scan's cursor is an internal id): nothing to do                   |
+| storefront_checkouts | keep (a hosted buy form's order id and offer key; only internal ids)               |
 | promises             | keep (order, offer, due and met times; only the internal id)                       |
 | attribution_credits  | keep (shares and amounts per order and channel; only the internal id); personal    |
 |                      | source, campaign or content values become their pseudonyms, as in touchpoints      |
@@ -125,6 +126,8 @@ PLAN: Final[Mapping[str, Action]] = {
     # the console's team members and their sessions: the creator's staff, never buyers
     "users": "none",
     "console_sessions": "none",
+    # a hosted buy form's submission: an order id and an offer key (internal ids only)
+    "storefront_checkouts": "keep",
     "offers": "none",
     "coupons": "none",
     "drop_stock": "none",

@@ -403,6 +403,10 @@ def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str
         session=session, workspace_id=workspace_id, features=features,
         at={winner.id: winner.last_seen_at, loser.id: loser.last_seen_at},
     )  # fmt: skip
+    from offerloop.analytics import service as analytics_service  # analytics reads buyers
+
+    # the purchases the merge had folded into the survivor go back to the buyer they came from, now
+    analytics_service.refresh(session=session, workspace_id=workspace_id, buyer_ids=[winner.id, loser.id])
     workspace_service.audit(
         session, workspace_id, actor=actor, action="merge.undo", target_type="merge", target_id=merge.id,
         details={"winner_id": winner.id, "loser_id": loser.id},

@@ -58,6 +58,7 @@ from offerloop.models.invoices import Invoice, InvoiceCounter
 from offerloop.models.jobs import Job
 from offerloop.models.ltv import BuyerScore
 from offerloop.models.promises import JourneyTick, Promise
+from offerloop.models.storefront import StorefrontCheckout
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
 __all__ = [
@@ -120,6 +121,7 @@ __all__ = [
     "SenderDomain",
     "ServerSecret",
     "StockHold",
+    "StorefrontCheckout",
     "Subscription",
     "Suppression",
     "Touchpoint",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -104,6 +105,31 @@ def distribution(session: Session, workspace_id: str) -> list[tuple[str, int]]:
         .order_by(func.count().desc())
     )
     return [(p, int(n)) for p, n in session.execute(stmt)]
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, in SQL (SQLite keeps UTC text; PostgreSQL a timestamptz)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def changes_by_day(
+    session: Session, workspace_id: str, since: datetime
+) -> list[tuple[date, str | None, str, int]]:
+    """(UTC day, from persona, to persona, changes) of the persona changes at or after ``since``: one grouped
+    read of the ``(workspace_id, at)`` index range, a few rows a day whatever the number of buyers."""
+    day = _utc_day(session, PersonaChange.at).label("day")
+    stmt = (
+        scoped_select(PersonaChange, workspace_id, day, PersonaChange.from_persona, PersonaChange.to_persona,
+                      func.count())
+        .where(PersonaChange.at >= since)
+        .group_by(day, PersonaChange.from_persona, PersonaChange.to_persona)
+    )  # fmt: skip
+    out = []
+    for d, source, target, n in session.execute(stmt):
+        out.append((d if isinstance(d, date) else date.fromisoformat(str(d)), source, target, int(n)))
+    return out
 
 
 def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,3 +47,17 @@ class PersonaCount(BaseModel):
 
 class PersonaCountPage(Page[PersonaCount]):
     """Personas by how many buyers hold them, most first."""
+
+
+class PersonaSeries(BaseModel):
+    persona: str
+    held: list[int] = Field(description="Buyers holding the persona at the end of each period")
+    entered: list[int] = Field(description="Buyers who entered the persona during each period")
+
+
+class PersonaTimeline(BaseModel):
+    """Persona counts per day or week, oldest first, rebuilt backwards from the current counts by the changes."""
+
+    bucket: Literal["day", "week"]
+    periods: list[date] = Field(description="The first UTC day of each period")
+    personas: list[PersonaSeries] = Field(description="Most held now first")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from typing import Any
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from offerloop.core.cache import VersionedCache
 from offerloop.core.clock import utcnow
+from offerloop.core.errors import ValidationFailed
 from offerloop.core.pages import decode_cursor, page_of
 from offerloop.personas import repository
 from offerloop.personas.exceptions import NoPersonaTemplates
@@ -19,6 +21,8 @@ from offerloop.personas.schemas import (
     PersonaCount,
     PersonaCountPage,
     PersonaRead,
+    PersonaSeries,
+    PersonaTimeline,
     TemplatesRead,
 )
 from offerloop.personas.templates import PersonaSet, load_templates
@@ -159,6 +163,50 @@ def distribution_page(
         rows, limit, key=lambda r: (r[1], r[0]), item=lambda r: PersonaCount(persona=r[0], buyers=r[1])
     )
     return PersonaCountPage(**dict(page))
+
+
+MAX_PERIODS = 366
+
+
+def timeline(
+    *,
+    session: Session,
+    workspace_id: str,
+    periods: int,
+    bucket: Literal["day", "week"] = "day",
+    today: date | None = None,
+) -> PersonaTimeline:
+    """How many buyers held each persona at the end of each of the last ``periods`` days (or ISO weeks, Monday
+    first), up to today: today's counts less the net persona changes after each period. Reads the current
+    counts and the changes of the period grouped by day, never the buyers one by one. Buyers erased since keep
+    their history but not their persona, so a period before an erasure counts them no more (never below 0)."""
+    if not 1 <= periods <= MAX_PERIODS:
+        raise ValidationFailed(f"periods must be between 1 and {MAX_PERIODS}", details={"field": "periods"})
+    today = today or utcnow().date()
+    step = 7 if bucket == "week" else 1
+    last = today - timedelta(days=today.weekday()) if bucket == "week" else today
+    starts = [last - timedelta(days=step * (periods - 1 - i)) for i in range(periods)]
+    since = datetime.combine(starts[0], time.min, tzinfo=UTC)
+    current = dict(repository.distribution(session, workspace_id))
+    net: dict[str, list[int]] = defaultdict(lambda: [0] * periods)
+    entered: dict[str, list[int]] = defaultdict(lambda: [0] * periods)
+    for day, source, target, n in repository.changes_by_day(session, workspace_id, since):
+        i = min((day - starts[0]).days // step, periods - 1)
+        if i < 0:
+            continue
+        net[target][i] += n
+        entered[target][i] += n
+        if source is not None:
+            net[source][i] -= n
+    names = sorted(set(current) | set(net), key=lambda p: (-current.get(p, 0), p))
+    series = []
+    for name in names:
+        flows, held, after = net[name], [0] * periods, 0
+        for i in range(periods - 1, -1, -1):
+            held[i] = max(0, current.get(name, 0) - after)
+            after += flows[i]
+        series.append(PersonaSeries(persona=name, held=held, entered=entered[name]))
+    return PersonaTimeline(bucket=bucket, periods=starts, personas=series)
 
 
 def templates_read(*, session: Session, workspace_id: str) -> TemplatesRead:

@@ -1,4 +1,4 @@
-from offerloop.core.errors import Forbidden, NotFound, Unauthorized
+from offerloop.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 
 class InvalidKey(Unauthorized):
@@ -15,3 +15,7 @@ class WorkspaceNotFound(NotFound):
 
 class KeyNotFound(NotFound):
     code = "key_not_found"
+
+
+class KeyRevoked(Conflict):
+    code = "key_revoked"

@@ -61,6 +61,10 @@ def list_keys(session: Session, workspace_id: str) -> list[ApiKey]:
     return list(session.scalars(stmt))
 
 
+def get_key(session: Session, workspace_id: str, key_id: str) -> ApiKey | None:
+    return session.scalars(scoped_select(ApiKey, workspace_id).where(ApiKey.id == key_id)).one_or_none()
+
+
 def revoke_key(session: Session, workspace_id: str, key_id: str, at: datetime) -> ApiKey | None:
     session.execute(
         scoped_update(ApiKey, workspace_id)

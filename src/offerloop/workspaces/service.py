@@ -19,7 +19,7 @@ from offerloop.core.pages import decode_cursor, page_of
 from offerloop.db.uow import after_commit
 from offerloop.models import ApiKey, AuditEntry, Workspace
 from offerloop.workspaces import repository
-from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, WorkspaceNotFound
+from offerloop.workspaces.exceptions import InvalidKey, KeyNotFound, KeyRevoked, WorkspaceNotFound
 from offerloop.workspaces.schemas import KeyKind, KeyPage, KeyRead, Principal, WorkspaceCreated
 
 T = TypeVar("T")
@@ -109,6 +109,21 @@ def revoke_key(*, session: Session, workspace_id: str, key_id: str, actor: str) 
     after_commit(session, lambda: _forget_key(key_id))
     audit(session, workspace_id, actor=actor, action="key.revoke", target_type="key", target_id=key_id)
     return key
+
+
+def rotate_key(*, session: Session, workspace_id: str, key_id: str, actor: str) -> tuple[ApiKey, str]:
+    """Replace a live key with a new one of the same kind and name, revoked at once (the caller shows the new
+    key once); a revoked or unknown key cannot be rotated."""
+    old = repository.get_key(session, workspace_id, key_id)
+    if old is None:
+        raise KeyNotFound(f"key {key_id} does not exist in this workspace")
+    if old.revoked_at is not None:
+        raise KeyRevoked(f"key {key_id} is already revoked: create a new key instead")
+    key, token = _new_key(session, workspace_id=workspace_id, kind=old.kind, name=old.name)  # type: ignore[arg-type]
+    revoke_key(session=session, workspace_id=workspace_id, key_id=key_id, actor=actor)
+    audit(session, workspace_id, actor=actor, action="key.rotate", target_type="key", target_id=key.id,
+          details={"replaces": key_id})  # fmt: skip
+    return key, token
 
 
 def _forget_key(key_id: str) -> None:

@@ -2,7 +2,7 @@
 entries in time order and an entry's postings; ledger_balances, each account's running sum per currency, filled from the postings
 
 Revision ID: moneyreads_20261207
-Revises: console_20261206
+Revises: storefront_20261207
 Create Date: 2026-12-07 00:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "moneyreads_20261207"
-down_revision: str | None = "console_20261206"
+down_revision: str | None = "storefront_20261207"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
