@@ -34,6 +34,7 @@ from offerloop.console import service as console_service
 from offerloop.db import migrate
 from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
+from offerloop.ledger import service as ledger_service
 from offerloop.models import LedgerEntry, LedgerPosting, Order
 from offerloop.offers import service as offers_service
 from offerloop.workspaces import service as workspace_service
@@ -81,8 +82,13 @@ def load_orders(db: Database, workspace_id: str, n: int, buyers: int) -> None:
             if len(postings) >= 40_000:
                 flush(session)
         flush(session)
+        ledger_service.rebuild_balances(session=session, workspace_id=workspace_id)  # postings bypassed it
         if db.dialect == "postgresql":
-            session.execute(text("ANALYZE orders; ANALYZE ledger_entries; ANALYZE ledger_postings"))
+            session.execute(
+                text(
+                    "ANALYZE orders; ANALYZE ledger_entries; ANALYZE ledger_postings; ANALYZE ledger_balances"
+                )
+            )
 
 
 def main() -> None:

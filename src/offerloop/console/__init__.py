@@ -18,6 +18,7 @@ def install(app: FastAPI) -> None:
     # Importing a page module registers its routes on web.router; the catch-all of sections must come last (an
     # import sorter would put it before settings: it is imported by name after the others).
     from offerloop.console.pages import (  # noqa: F401
+        analytics,
         assembly,
         auth,
         buyers,
@@ -25,6 +26,7 @@ def install(app: FastAPI) -> None:
         home,
         journeys,
         ledger,
+        offers,
         orders,
         personas,
         settings,

@@ -107,6 +107,17 @@ def get_decision(session: Session, workspace_id: str, decision_id: str) -> Decis
     return session.scalars(stmt).one_or_none()
 
 
+def buyer_decisions(session: Session, workspace_id: str, buyer_id: str, limit: int) -> list[Decision]:
+    """The buyer's newest ``limit`` decisions (index workspace_id, buyer_id, created_at)."""
+    stmt = (
+        scoped_select(Decision, workspace_id)
+        .where(Decision.buyer_id == buyer_id)
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 def open_decisions(
     session: Session, workspace_id: str, buyer_ids: Iterable[str], event_names: Iterable[str]
 ) -> list[Decision]:

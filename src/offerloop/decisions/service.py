@@ -484,6 +484,17 @@ def get_decision(*, session: Session, workspace_id: str, decision_id: str) -> De
     d = repository.get_decision(session, workspace_id, decision_id)
     if d is None:
         raise DecisionNotFound(f"decision {decision_id} does not exist in this workspace")
+    return _decision_read(d)
+
+
+def buyer_decisions(*, session: Session, workspace_id: str, buyer_id: str, limit: int) -> list[DecisionRead]:
+    """The buyer's newest ``limit`` decisions (at most 200), each with its items' reasons and its exclusions."""
+    if not 1 <= limit <= 200:
+        raise ValueError(f"limit must be from 1 to 200, got {limit}")
+    return [_decision_read(d) for d in repository.buyer_decisions(session, workspace_id, buyer_id, limit)]
+
+
+def _decision_read(d: Decision) -> DecisionRead:
     return DecisionRead(
         id=d.id, buyer_id=d.buyer_id, placement=d.placement, created_at=d.created_at, policy=d.policy,
         holdout=d.holdout, model_version=d.model_version,

@@ -49,6 +49,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | buyer_claims         | keep (per-buyer limit and coupon counters; only the internal id)                   |
 | ledger_entries       | keep (totals unchanged), needles out of tags                                       |
 | ledger_postings      | keep (amounts unchanged), needles out of memos                                     |
+| ledger_balances      | nothing to do (an account's running sum per currency)                              |
 | audit_log            | keep (accountability), needles out of details                                      |
 | analytics_purchases, analytics_buyers, analytics_persona_firsts, analytics_persona_purchases: delete    |
 |                      | (the consumer's state; an erased                                                  |
@@ -119,6 +120,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "buyer_claims": "keep",
     "ledger_entries": "redact",
     "ledger_postings": "redact",
+    "ledger_balances": "none",  # an account's running sum per currency: no buyer in it
     "audit_log": "redact",
     "workspaces": "none",
     "api_keys": "none",

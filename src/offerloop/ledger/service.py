@@ -338,6 +338,12 @@ def balances(*, session: Session, workspace_id: str) -> list[BalanceRead]:
     ]
 
 
+def rebuild_balances(*, session: Session, workspace_id: str) -> int:
+    """Recompute the running balances from every posting of the workspace (after postings were written
+    around this domain, e.g. a bulk load); how many account/currency balances there are."""
+    return repository.rebuild_balances(session, workspace_id)
+
+
 def payouts(
     *, session: Session, workspace_id: str, start: datetime, end: datetime, currency: str
 ) -> PayoutTotals:

@@ -95,7 +95,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         Index(None, "workspace_id", "buyer_id"),
-        Index(None, "workspace_id", "status"),
+        Index(None, "workspace_id", "id"),  # the orders newest first (console, GET /v1/orders)
+        Index(None, "workspace_id", "status", "id"),  # of one status, newest first
         Index(None, "workspace_id", "paid_at"),
     )
 
@@ -217,7 +218,9 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index(None, "workspace_id", "occurred_at"),
-        Index(None, "workspace_id", "order_id"),
+        Index(None, "workspace_id", "order_id", "occurred_at"),  # an order's entries in time order
+        Index(None, "workspace_id", "id"),  # the entries newest first
+        Index(None, "workspace_id", "kind", "id"),  # of one kind, newest first
         UniqueConstraint("workspace_id", "reference"),
     )
 
@@ -234,7 +237,10 @@ class LedgerEntry(Base):
 
 class LedgerPosting(Base):
     __tablename__ = "ledger_postings"
-    __table_args__ = (Index(None, "workspace_id", "account"),)
+    __table_args__ = (
+        Index(None, "workspace_id", "account"),
+        Index(None, "workspace_id", "entry_id"),  # an entry's postings
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -243,3 +249,17 @@ class LedgerPosting(Base):
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units; debit positive, credit negative
     currency: Mapped[str] = mapped_column(String(3))
     memo: Mapped[str] = mapped_column(Text, default="")
+
+
+class LedgerBalance(Base):
+    """The running sum of an account's postings in one currency, kept with every posting (the ledger page reads
+    these few rows instead of summing every posting of the workspace)."""
+
+    __tablename__ = "ledger_balances"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units; debit positive, credit negative

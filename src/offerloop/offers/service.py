@@ -472,3 +472,8 @@ def variant_sold(
 def record_decisions(*, session: Session, decisions: list[Any]) -> None:
     """Write the decisions ``present(log=...)`` made (a short write after the read)."""
     decisions_service.record(session=session, decisions=decisions)
+
+
+def sign_offs(*, session: Session, workspace_id: str) -> dict[str, tuple[str | None, datetime | None]]:
+    """Who signed off each offer of the workspace and when ((None, None): not signed off), by key."""
+    return {r.key: (r.signed_off_by, r.signed_off_at) for r in repository.offers(session, workspace_id)}

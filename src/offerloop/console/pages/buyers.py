@@ -1,5 +1,6 @@
 """Buyers: find one by any identifier; one buyer's page (identities, merges with undo, persona and its
-history, live features, consent, entitlements, the event timeline paged newest first); GDPR export and
+history, live features, consent, entitlements, the newest decisions with their reasons and artifacts with
+their review, the event timeline paged newest first); GDPR export and
 erasure (owner only, erasure confirmed by typing the buyer's id). Reviewers and owners see buyers;
 analysts work with aggregates only."""
 
@@ -13,11 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop import pipeline
+from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
 from offerloop.console import web
 from offerloop.console.exceptions import InvalidUser
 from offerloop.core.errors import NotFound
 from offerloop.db.uow import Database
+from offerloop.decisions import service as decisions_service
 from offerloop.delivery import service as delivery_service
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
@@ -28,7 +31,7 @@ router = web.router
 BuyerId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 EVENTS_SHOWN = 50
 MERGES_SHOWN = 50
-RECENT_SHOWN = 10  # orders and messages: the newest; the API pages through the rest
+RECENT_SHOWN = 10  # orders, messages, decisions and artifacts: the newest; the API pages through the rest
 
 
 def _lookup(db: Database, workspace_id: str, query: str) -> list[tuple[str, BuyerRead]]:
@@ -99,6 +102,12 @@ def _page(db: Database, workspace_id: str, buyer_id: str, before: str | None) ->
             ),
             "messages": delivery_service.list_messages(
                 session=session, workspace_id=workspace_id, limit=RECENT_SHOWN, cursor=None, buyer_id=buyer.id
+            ),
+            "decisions": decisions_service.buyer_decisions(
+                session=session, workspace_id=workspace_id, buyer_id=buyer.id, limit=RECENT_SHOWN
+            ),
+            "artifacts": assembly_service.buyer_artifacts(
+                session=session, workspace_id=workspace_id, buyer_id=buyer.id, limit=RECENT_SHOWN
             ),
         }
 
