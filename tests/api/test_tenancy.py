@@ -82,10 +82,11 @@ def _body_fields(route: APIRoute) -> set[str]:
 def id_taking_routes(app: Any) -> set[str]:
     """'METHOD /path' of every API route with a path parameter or an id in its query or body. The console's
     pages are signed in by a team member's session, not a key: tests/console checks them against another
-    workspace's ids (404)."""
+    workspace's ids (404); so are the buyer portal's (a buyer's session: tests/portal/test_pages.py) and the
+    hosted offer pages (public pages and unguessable tokens: tests/storefront/test_pages.py)."""
     found = set()
     for path, route in _routes(app):
-        if path.startswith("/console"):
+        if path.startswith(("/console", "/p/", "/o/")):
             continue
         query = {p.name for p in route.dependant.query_params}
         if route.dependant.path_params or (query | _body_fields(route)) & ID_FIELDS:

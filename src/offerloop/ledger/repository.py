@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import func, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from offerloop.db.scoped import scoped_select
+from offerloop.db.scoped import scoped_delete, scoped_select
 from offerloop.models import LedgerBalance, LedgerEntry, LedgerPosting
 
 
@@ -92,12 +92,11 @@ def _add_to_balance(session: Session, workspace_id: str, account: str, currency:
 def rebuild_balances(session: Session, workspace_id: str) -> int:
     """Recompute the workspace's running balances from its postings (rows written around add_posting, such as
     a bulk load); the number of balances."""
-    session.execute(delete(LedgerBalance).where(LedgerBalance.workspace_id == workspace_id))
-    sums = (
-        select(LedgerPosting.workspace_id, LedgerPosting.account, LedgerPosting.currency, func.sum(LedgerPosting.amount))
-        .where(LedgerPosting.workspace_id == workspace_id)
-        .group_by(LedgerPosting.workspace_id, LedgerPosting.account, LedgerPosting.currency)
-    )  # fmt: skip
+    session.execute(scoped_delete(LedgerBalance, workspace_id))
+    p = LedgerPosting
+    sums = scoped_select(p, workspace_id, p.workspace_id, p.account, p.currency, func.sum(p.amount)).group_by(
+        p.workspace_id, p.account, p.currency
+    )
     columns = ["workspace_id", "account", "currency", "amount"]
     session.execute(insert(LedgerBalance).from_select(columns, sums))
     return len(account_balances(session, workspace_id))
