@@ -234,11 +234,11 @@ def test_a_session_ends_when_it_expires_and_only_its_hash_is_stored(db: Database
     assert _sessions(db, owner.id) == 1
 
 
-def test_sections_not_built_yet_say_so_and_home_is_the_console(client: TestClient, owner) -> None:
+def test_every_section_has_its_page_and_home_is_the_console(client: TestClient, owner) -> None:
     sign_in(client, "owner@example.com")
     from offerloop.console.web import SECTIONS
 
-    for key, _title in SECTIONS[1:]:  # built or not (yet), each section's page marks itself in the nav
+    for key, _title in SECTIONS[1:]:  # each section's page marks itself in the nav
         page = client.get(f"/console/{key}")
         assert page.status_code == 200 and f'href="/console/{key}" aria-current="page"' in page.text, key
     assert client.get("/console/nothing-here").status_code == 404

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 import polars as pl
-from sqlalchemy import and_, case, func, literal
+from sqlalchemy import and_, case, false, func, literal, true
 from sqlalchemy.orm import Session
 
 from offerloop.db.scoped import scoped_select
@@ -196,7 +196,7 @@ def assignment_spans(session: Session, workspace_id: str, end_day: int) -> list[
     buyers are counted in the order of the covering index; the purchasers' spans are computed in SQL."""
     never = (
         scoped_select(F, workspace_id, F.persona, F.day, func.count())
-        .where(F.purchased.is_(False), F.day <= end_day)
+        .where(F.purchased == false(), F.day <= end_day)  # '=' (not IS): an index range on PostgreSQL
         .group_by(F.persona, F.day)
     )
     out = [(p, end_day - int(d), False, int(n)) for p, d, n in _rows(session, never)]
@@ -205,7 +205,7 @@ def assignment_spans(session: Session, workspace_id: str, end_day: int) -> list[
     flag = case((hit, 1), else_=0).label("hit")
     bought = (
         scoped_select(F, workspace_id, F.persona, days, flag, func.count())
-        .where(F.purchased.is_(True), F.day <= end_day)
+        .where(F.purchased == true(), F.day <= end_day)
         .group_by(F.persona, days, flag)
     )
     out += [(p, int(d), bool(h), int(n)) for p, d, h, n in _rows(session, bought)]

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import LiveServer, basic, bearer
+from tests.console.e2e.test_accessibility import violations
 from tests.delivery.email.smtpd import Server
 
 from ..helpers import LINK, buyer_buys, setup_shop
@@ -36,6 +37,8 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     assert page.title() == "Sign in · Rowan Vale"
     page.get_by_label("E-mail address").fill("ada@example.com")
     page.screenshot(path=shots / "01-sign-in.png", full_page=True)
+    # axe-core (shipped with the console's tests) on each portal page shown: no serious or critical violation
+    checked = {"sign-in": violations(page)}
     page.get_by_role("button", name="Send me a sign-in link").click()
     assert (
         page.get_by_role("status").inner_text().startswith("If this address belongs to a buyer of Rowan Vale")
@@ -61,6 +64,7 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     page.wait_for_url(re.compile(rf"/p/{ws}$"))
     assert page.get_by_role("heading", level=1).inner_text() == "Your purchases"
     page.screenshot(path=shots / "04-purchases.png", full_page=True)
+    checked["purchases"] = violations(page)
 
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=60) as api:
         tasks = api.get(f"/v1/orders/{orders['launch-workbook']}").json()["fulfilment"]
@@ -78,6 +82,7 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     page.get_by_role("navigation", name="Portal sections").get_by_role("link", name="Subscription").click()
     page.wait_for_url(re.compile(rf"/p/{ws}/subscription$"))
     page.screenshot(path=shots / "06-subscription.png", full_page=True)
+    checked["subscription"] = violations(page)
     page.get_by_role("button", name="Cancel at the end of the period").click()
     page.wait_for_url(re.compile(r"done=cancel$"))
     assert (
@@ -86,6 +91,8 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     assert "ends at the end of this period" in page.locator("[data-field=status]").inner_text()
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.screenshot(path=shots / "07-canceled-phone.png", full_page=True)
+    checked["canceled, on a phone"] = violations(page)
+    assert checked == {"sign-in": [], "purchases": [], "subscription": [], "canceled, on a phone": []}
     with httpx.Client(base_url=live_server.url, headers=secret, timeout=60) as api:
         ada = api.get("/v1/buyers/lookup", params={"user_id": "ada"}).json()["id"]
         (sub,) = api.get("/v1/subscriptions", params={"buyer_id": ada}).json()["items"]

@@ -1,4 +1,5 @@
-"""The sections of the nav whose pages are not in the console yet (registered last: a catch-all)."""
+"""The catch-all of /console/<section> (registered last): /console/home leads home; a name that is no section of
+the nav is a 404 page."""
 
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ router = web.router
 
 
 @router.get("/console/{section}")
-async def not_built(request: Request, section: str, user: web.User) -> Response:
-    """A section of the nav whose pages are not in the console yet: where to reach it meanwhile."""
-    names = dict(web.SECTIONS)
+async def unknown(request: Request, section: str, user: web.User) -> Response:
     if section == "home":
         return RedirectResponse("/console", status_code=307)
-    if section not in names:
-        return web.render(request, "errors/error.html", {"status": 404, "code": "not_found",
-                          "message": "no such console page", "details": None}, status_code=404)  # fmt: skip
-    return web.render(request, "errors/not_built.html", {"section": section, "title": names[section]})
+    return web.render(request, "errors/error.html", {"status": 404, "code": "not_found",
+                      "message": "no such console page", "details": None}, status_code=404)  # fmt: skip
