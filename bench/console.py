@@ -128,6 +128,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL: a database this bench may drop")
     parser.add_argument("--sqlite-path", default=None, help="SQLite: keep the database in this file")
     parser.add_argument("--reuse", action="store_true", help="measure what a previous run left (same URL)")
+    parser.add_argument(
+        "--adopt", action="store_true",
+        help="start from the store bench/analytics.py left at this URL (its state rebuilt): add the console's data",
+    )  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
@@ -138,7 +142,20 @@ def main() -> None:
         migrate.upgrade(engine)
         db = Database(engine)
         email = "owner@bench.example"
-        if args.reuse:
+        if args.adopt:
+            with engine.begin() as conn:
+                ws_id = str(
+                    conn.execute(text("SELECT id FROM workspaces WHERE name = 'analytics bench'")).scalar()
+                )
+                conn.execute(text("UPDATE workspaces SET name = 'console bench' WHERE id = :w"), {"w": ws_id})
+            with db.write() as session:
+                console_service.create_user(session=session, workspace_id=ws_id, email=email, role="owner",
+                                            password=PASSWORD)  # fmt: skip
+            t = time.perf_counter()
+            print(
+                f"added in {time.perf_counter() - t:.1f} s: {json.dumps(console_data(engine, ws_id, args))}"
+            )
+        elif args.reuse:
             with engine.connect() as conn:
                 ws_id = str(
                     conn.execute(text("SELECT id FROM workspaces WHERE name = 'console bench'")).scalar()
@@ -175,6 +192,16 @@ def main() -> None:
             "decisions (the evaluation is a fragment)": ("/console/decisions", 200),
             "journeys": ("/console/journeys", 200),
             "settings": ("/console/settings", 200),
+            "personas velocity (htmx fragment)": ("/console/personas/velocity", 200),
+            "decisions evaluation (htmx fragment)": ("/console/decisions/evaluation", 200),
+            "assembly review queue": ("/console/assembly", 200),
+            "offers": ("/console/offers", 200),
+            "orders": ("/console/orders", 200),
+            "subscriptions": ("/console/subscriptions", 200),
+            "ledger": ("/console/ledger", 200),
+            "analytics: attribution (Markov, by channel and post)": ("/console/analytics", 200),
+            "analytics: cohorts by month": ("/console/analytics/cohorts", 200),
+            "analytics: experiments": ("/console/analytics/experiments", 200),
         }
         results: dict[str, tuple[float, float, float, int]] = {}
         try:

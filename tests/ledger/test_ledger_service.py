@@ -315,6 +315,36 @@ def test_payouts_across_the_period_boundary(db: Database, workspace: WorkspaceCr
     assert (before_o3["gross"]["amount"], before_o3["orders"]) == (14901, 2)  # the end is exclusive
 
 
+def test_payouts_summed_in_sql_equal_the_report_over_every_entry(
+    db: Database, workspace: WorkspaceCreated, other_workspace: WorkspaceCreated, books: Books
+) -> None:
+    """service.payouts sums balances in SQL; reports.payout_report folds the loaded entries: the same figures
+    for every period and currency of the books (another workspace's entries count in neither)."""
+    from offerloop.ledger import reports
+    from offerloop.ledger.service import _load
+
+    with db.read() as session:
+        loaded = [e for _, e, _ in _load(session, workspace.id)]
+        cuts = [NOV, datetime(2026, 11, 30, 23, 30, tzinfo=UTC), DEC, JAN]
+        for start in cuts:
+            for end in cuts:
+                if end < start:
+                    continue
+                for cur in ("USD", "EUR", "GBP"):
+                    sql = service.payouts(session=session, workspace_id=workspace.id, start=start, end=end,
+                                          currency=cur).model_dump(mode="json")  # fmt: skip
+                    folded = reports.payout_report(loaded, start=start, end=end, currency=cur)
+                    assert {k: (v["amount"] if isinstance(v, dict) else v) for k, v in sql.items()
+                            if k not in {"start", "end", "currency"}} == {
+                        **{k: getattr(folded, k).amount for k in ("gross", "discounts", "refunds", "tax",
+                           "platform_fee", "processor_fee", "fees", "net", "paid_out")},
+                        "orders": folded.orders,
+                    }, (start, end, cur)  # fmt: skip
+        theirs = service.payouts(session=session, workspace_id=other_workspace.id, start=NOV, end=JAN,
+                                 currency="USD")  # fmt: skip
+    assert (theirs.gross.amount, theirs.orders) == (0, 0)
+
+
 def test_payouts_refuse_bad_input(db: Database, workspace: WorkspaceCreated) -> None:
     with db.read() as session:
         with pytest.raises(ValidationFailed, match="ISO 4217"):

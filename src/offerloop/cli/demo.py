@@ -575,6 +575,8 @@ def run_demo(*, buyers: int, events: int, seed: int, db_path: Path) -> None:
         f"  the console: OFFERLOOP_DATABASE_URL={db_url} offerloop user create -w {ws.id} --email you@example.com "
         "--role owner\n"
         "               (asks for a password), then open http://127.0.0.1:8000/ and sign in\n"
+        f"  a hosted offer page: http://127.0.0.1:8000/o/{ws.id}/launch-workbook   the buyer portal: "
+        f"http://127.0.0.1:8000/p/{ws.id}\n"
         f"  offerloop quarantine list -w {ws.id}                (with the same OFFERLOOP_DATABASE_URL)\n"
         f"  offerloop merges list -w {ws.id}\n"
         f"  offerloop export -w {ws.id} -o audience.jsonl\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,12 +52,31 @@ def payout_report(entries: Iterable[Entry], *, start: datetime, end: datetime, c
     cur = currency_code(currency)
     selected = [e for e in entries if start <= e.occurred_at < end]
     bal = balance(selected, currency=cur)
-    s = summarize(bal)
     orders = {e.order_id for e in selected if e.kind is EntryKind.SALE and cur in e.currencies}
+    return _report(bal, len(orders), start=start, end=end, currency=cur)
+
+
+def payout_totals(
+    sums: Mapping[str, int], orders: int, *, start: datetime, end: datetime, currency: str
+) -> PayoutReport:
+    """The same report from balances already summed (account name -> minor units in ``currency``) and the
+    number of orders with a sale in the period."""
+    _require_aware(start=start, end=end)
+    if end < start:
+        raise LedgerError("the period ends before it starts")
+    cur = currency_code(currency)
+    bal = {account: Money(cur, int(sums.get(account.value, 0))) for account in Account}
+    return _report(bal, orders, start=start, end=end, currency=cur)
+
+
+def _report(
+    bal: dict[Account, Money], orders: int, *, start: datetime, end: datetime, currency: str
+) -> PayoutReport:
+    s = summarize(bal)
     return PayoutReport(
         start=start,
         end=end,
-        currency=cur,
+        currency=currency,
         gross=s["gross"],
         discounts=s["discounts"],
         refunds=s["refunds"],
@@ -67,7 +86,7 @@ def payout_report(entries: Iterable[Entry], *, start: datetime, end: datetime, c
         fees=s["platform_fee"] + s["processor_fee"],
         net=s["net"],
         paid_out=bal[Account.PAYOUTS_PAID],
-        orders=len(orders),
+        orders=orders,
     )
 
 

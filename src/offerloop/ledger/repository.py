@@ -196,3 +196,25 @@ def entries_page(
     for posting in session.scalars(postings.order_by(LedgerPosting.id)):
         by_entry[posting.entry_id].append(posting)
     return [(e, by_entry[e.id]) for e in entries]
+
+
+def period_sums(
+    session: Session, workspace_id: str, *, start: datetime, end: datetime, currency: str
+) -> tuple[dict[str, int], int]:
+    """The payout report's figures as two aggregates: (account -> sum of its postings in ``currency`` over
+    the entries of ``[start, end)``, how many orders have a sale entry in the period touching ``currency``).
+    The entries come by their ``(workspace_id, occurred_at)`` index, their postings by ``(workspace_id,
+    entry_id)``."""
+    e, p = LedgerEntry, LedgerPosting
+    in_period = (e.occurred_at >= start, e.occurred_at < end)
+    sums = (
+        scoped_select(p, workspace_id, p.account, func.sum(p.amount))
+        .join(e, e.id == p.entry_id)
+        .where(e.workspace_id == workspace_id, *in_period, p.currency == currency)
+        .group_by(p.account)
+    )
+    touching = scoped_select(p, workspace_id, p.entry_id).where(p.currency == currency, p.entry_id == e.id)
+    orders = scoped_select(e, workspace_id, func.count(func.distinct(e.order_id))).where(
+        *in_period, e.kind == "sale", touching.exists()
+    )
+    return {str(a): int(v or 0) for a, v in session.execute(sums)}, int(session.scalar(orders) or 0)
