@@ -88,7 +88,11 @@ def test_the_anonymous_cookie_keeps_the_visitor_on_the_same_variant(
     assert 0 < rows[0][2] <= 1
     assert client.cookies.get("ol_visitor") == visitor
     # a forged pick cookie is not trusted: a new decision is made (and kept) instead
-    client.cookies.set("ol_pick_playbook", f"{rows[0][0]}.forged", path=f"/o/{ws}/")
+    # (the kept cookie is replaced, not shadowed: with two of one name the server would read either)
+    client.cookies.delete("ol_pick_playbook")
+    client.cookies.set(
+        "ol_pick_playbook", f"{rows[0][0]}.forged", domain="testserver.local", path=f"/o/{ws}/"
+    )
     client.get(f"/o/{ws}/playbook")
     assert _count(db, Decision, ws) == 2
 

@@ -218,7 +218,10 @@ def _fits_int64(text: str) -> bool:
 
 
 def _out_of_range(value: str) -> bool:
-    return _INTEGER.fullmatch(value.strip()) is not None and not _fits_int64(value)
+    # the stripped text is what is checked and converted: str.strip() removes characters int() does not accept
+    # as blanks (an \x1f before a digit was a ValueError, a 500: found by schemathesis)
+    text = value.strip()
+    return _INTEGER.fullmatch(text) is not None and not _fits_int64(text)
 
 
 def check_target(scope: Scope) -> None:
