@@ -152,9 +152,8 @@ def main() -> None:
                 console_service.create_user(session=session, workspace_id=ws_id, email=email, role="owner",
                                             password=PASSWORD)  # fmt: skip
             t = time.perf_counter()
-            print(
-                f"added in {time.perf_counter() - t:.1f} s: {json.dumps(console_data(engine, ws_id, args))}"
-            )
+            added = console_data(engine, ws_id, args)
+            print(f"added in {time.perf_counter() - t:.1f} s: {json.dumps(added)}", flush=True)
         elif args.reuse:
             with engine.connect() as conn:
                 ws_id = str(
