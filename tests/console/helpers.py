@@ -46,3 +46,11 @@ def csrf_of(html: str) -> str:
     found = _CSRF.search(html)
     assert found is not None, "no CSRF field on the page"
     return found.group(1)
+
+
+def sign_in_as(client: TestClient, db: Database, workspace_id: str, role: str) -> str:
+    """Sign ``client`` in as a new team member with ``role``; their CSRF token."""
+    email = f"{role}-{workspace_id[-6:]}@example.com"
+    add_user(db, workspace_id, email, role)
+    assert sign_in(client, email).status_code == 303
+    return csrf_of(client.get("/console").text)

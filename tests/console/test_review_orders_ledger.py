@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.assembly.test_artifacts_api import buyer, setup_workspace
 from tests.checkout.test_checkout_flow import buy, pay, setup
+from tests.console.helpers import sign_in_as
 
 from offerloop.assembly import service as assembly_service
 from offerloop.checkout import service as checkout_service
@@ -23,20 +24,10 @@ from offerloop.ledger import service as ledger_service
 from offerloop.models import AuditEntry
 from offerloop.workspaces.schemas import WorkspaceCreated
 
-from .helpers import add_user, csrf_of, sign_in
-
-
-def _as(client: TestClient, db: Database, workspace_id: str, role: str) -> str:
-    """Sign ``client`` in as a new team member with ``role``; their CSRF token."""
-    email = f"{role}-{workspace_id[-6:]}@example.com"
-    add_user(db, workspace_id, email, role)
-    assert sign_in(client, email).status_code == 303
-    return csrf_of(client.get("/console").text)
-
 
 @pytest.fixture
 def owner(client: TestClient, db: Database, workspace: WorkspaceCreated) -> str:
-    return _as(client, db, workspace.id, "owner")
+    return sign_in_as(client, db, workspace.id, "owner")
 
 
 @pytest.fixture
@@ -160,7 +151,7 @@ def test_review_input_is_checked_and_never_a_500(client, held, owner) -> None:
 
 
 def test_another_workspaces_artifact_is_not_found(client, db, held, other_workspace) -> None:
-    token = _as(client, db, other_workspace.id, "owner")
+    token = sign_in_as(client, db, other_workspace.id, "owner")
     assert client.get("/console/assembly").text.count("data-artifact=") == 0
     for path in (f"/console/assembly/reviews/{held}", f"/console/assembly/reviews/{held}/1/pdf",
                  f"/console/assembly/reviews/{held}/1/html"):  # fmt: skip
@@ -173,14 +164,14 @@ def test_another_workspaces_artifact_is_not_found(client, db, held, other_worksp
 
 
 def test_an_analyst_cannot_see_or_decide_reviews_and_a_reviewer_can(client, db, workspace, held) -> None:
-    token = _as(client, db, workspace.id, "analyst")
+    token = sign_in_as(client, db, workspace.id, "analyst")
     assert client.get("/console/assembly").status_code == 403
     assert client.get(f"/console/assembly/reviews/{held}/1/pdf").status_code == 403
     r = client.post(
         f"/console/assembly/reviews/{held}", data={"csrf_token": token, "action": "approve", "version": "1"}
     )
     assert r.status_code == 403 and 'data-code="role_refused"' in r.text
-    token = _as(client, db, workspace.id, "reviewer")
+    token = sign_in_as(client, db, workspace.id, "reviewer")
     r = client.post(f"/console/assembly/reviews/{held}", data={"csrf_token": token, "action": "reject", "version": "1"},
                     follow_redirects=False)  # fmt: skip
     assert r.status_code == 303 and r.headers["location"].endswith("done=rejected")
@@ -284,7 +275,7 @@ def test_refund_input_is_checked(client, paid, owner) -> None:
 
 
 def test_another_workspaces_order_is_not_found_and_not_refunded(client, db, paid, other_workspace) -> None:
-    token = _as(client, db, other_workspace.id, "owner")
+    token = sign_in_as(client, db, other_workspace.id, "owner")
     assert client.get("/console/orders").text.count("data-order=") == 0
     assert client.get(f"/console/orders/{paid['id']}").status_code == 404
     r = client.post(
@@ -296,7 +287,7 @@ def test_another_workspaces_order_is_not_found_and_not_refunded(client, db, paid
 
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
 def test_only_an_owner_refunds(client, db, workspace, paid, role) -> None:
-    token = _as(client, db, workspace.id, role)
+    token = sign_in_as(client, db, workspace.id, role)
     page = client.get(f"/console/orders/{paid['id']}")
     assert page.status_code == 200 and 'id="refund"' not in page.text
     r = client.post(
@@ -329,7 +320,7 @@ def test_subscription_cancel_at_period_end_and_resume(
         assert client.post(url, data={"csrf_token": owner, **bad}).status_code == status, bad
     assert client.get("/console/subscriptions/sub_nope").status_code == 404
     assert client.get("/console/subscriptions", params={"status": "lost"}).status_code == 422
-    token = _as(client, db, workspace.id, "analyst")
+    token = sign_in_as(client, db, workspace.id, "analyst")
     assert client.post(url, data={"csrf_token": token, "action": "cancel_now"}).status_code == 403
 
 

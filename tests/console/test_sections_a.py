@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.analytics.helpers import add_buyers, set_persona
 from tests.conftest import bearer
+from tests.console.helpers import sign_in_as
 from tests.delivery.test_journeys import ONBOARDING, identify, run_jobs, track
 
 from offerloop import __version__
@@ -23,8 +24,6 @@ from offerloop.delivery.webhooks import service as webhooks_service
 from offerloop.delivery.webhooks.schemas import EndpointCreate
 from offerloop.models import AuditEntry, PersonaChange
 from offerloop.workspaces.schemas import WorkspaceCreated
-
-from .helpers import add_user, csrf_of, sign_in
 
 PAGES = ("/console/personas", "/console/decisions", "/console/journeys", "/console/settings")
 TEMPLATES = """threshold: 0.5
@@ -45,17 +44,9 @@ steps:
 """
 
 
-def _as(client: TestClient, db: Database, workspace_id: str, role: str) -> str:
-    """Sign ``client`` in as a new team member with ``role``; their CSRF token."""
-    email = f"{role}-{workspace_id[-6:]}@example.com"
-    add_user(db, workspace_id, email, role)
-    assert sign_in(client, email).status_code == 303
-    return csrf_of(client.get("/console").text)
-
-
 @pytest.fixture
 def owner(client: TestClient, db: Database, workspace: WorkspaceCreated) -> str:
-    return _as(client, db, workspace.id, "owner")
+    return sign_in_as(client, db, workspace.id, "owner")
 
 
 @pytest.fixture
@@ -174,7 +165,7 @@ def test_template_editor_input_is_checked(client, owner) -> None:
 def test_only_an_owner_saves_templates_but_everyone_checks(
     client, db, workspace, role, secret_headers
 ) -> None:
-    token = _as(client, db, workspace.id, role)
+    token = sign_in_as(client, db, workspace.id, role)
     page = client.get("/console/personas")
     assert page.status_code == 200 and "Only an owner can save." in page.text
     assert 'value="save"' not in page.text
@@ -191,7 +182,7 @@ def test_only_an_owner_saves_templates_but_everyone_checks(
 
 @pytest.mark.parametrize("role", ["owner", "reviewer", "analyst"])
 def test_every_page_renders_for_every_role(client, db, workspace, role) -> None:
-    _as(client, db, workspace.id, role)
+    sign_in_as(client, db, workspace.id, role)
     titles = []
     for path in PAGES:
         r = client.get(path)
@@ -282,7 +273,7 @@ def test_journeys_list_steps_and_pause_resume(client, db, workspace, journey, ow
 def test_only_an_owner_pauses_and_an_analyst_sees_no_buyers(
     client, db, workspace, journey, role, secret_headers
 ) -> None:
-    token = _as(client, db, workspace.id, role)
+    token = sign_in_as(client, db, workspace.id, role)
     page = client.get("/console/journeys")
     assert page.status_code == 200 and ">Pause welcome</button>" not in page.text
     r = client.post("/console/journeys/welcome/pause", data={"csrf_token": token})
@@ -333,7 +324,7 @@ def test_runs_are_counted_at_their_step_and_listed_with_their_messages(client, d
 
 
 def test_another_workspaces_journey_is_not_found(client, db, journey, other_workspace) -> None:
-    token = _as(client, db, other_workspace.id, "owner")
+    token = sign_in_as(client, db, other_workspace.id, "owner")
     assert 'id="no-journeys"' in client.get("/console/journeys").text
     assert client.get("/console/journeys/welcome").status_code == 404
     r = client.post("/console/journeys/welcome/pause", data={"csrf_token": token})
@@ -449,7 +440,7 @@ def test_signal_rules_are_checked_then_saved(client, db, workspace, owner, secre
 
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
 def test_settings_are_read_only_below_owner(client, db, workspace, role) -> None:
-    token = _as(client, db, workspace.id, role)
+    token = sign_in_as(client, db, workspace.id, role)
     page = client.get("/console/settings")
     assert page.status_code == 200 and "/rotate" not in page.text
     with db.write() as session:
@@ -484,7 +475,7 @@ def test_another_workspaces_key_and_webhook_are_not_found(client, db, workspace,
         hook = webhooks_service.create_endpoint(session=session, workspace_id=workspace.id, allow_private=False,
                                                 body=EndpointCreate(url="https://hooks.example.com/in"))  # fmt: skip
         key_id = workspace_service.list_keys(session=session, workspace_id=workspace.id)[0].id
-    token = _as(client, db, other_workspace.id, "owner")
+    token = sign_in_as(client, db, other_workspace.id, "owner")
     page = client.get("/console/settings")
     assert key_id not in page.text and hook.id not in page.text
     r = client.post(f"/console/settings/keys/{key_id}/rotate", data={"csrf_token": token, "confirm": "yes"})

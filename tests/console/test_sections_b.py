@@ -10,7 +10,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.analytics.helpers import add_buyers, add_order, buyer_of
 from tests.analytics.test_customer_analytics import build
@@ -18,6 +17,7 @@ from tests.assembly.test_artifacts_api import buyer as artifact_buyer
 from tests.assembly.test_artifacts_api import setup_workspace
 from tests.attribution.test_store import _journeys
 from tests.checkout.test_checkout_flow import buy, pay, setup
+from tests.console.helpers import sign_in_as
 from tests.experiments.helpers import experiment, order, send, track
 
 from offerloop.assembly import service as assembly_service
@@ -26,18 +26,8 @@ from offerloop.models import AuditEntry
 from offerloop.models import Offer as OfferRow
 from offerloop.workspaces.schemas import WorkspaceCreated
 
-from .helpers import add_user, csrf_of, sign_in
-
 DROP = "drop-limited-print"
 ROLES = ("owner", "reviewer", "analyst")
-
-
-def _as(client: TestClient, db: Database, workspace_id: str, role: str) -> str:
-    """Sign ``client`` in as a new team member with ``role``; their CSRF token."""
-    email = f"{role}-{workspace_id[-6:]}@example.com"
-    add_user(db, workspace_id, email, role)
-    assert sign_in(client, email).status_code == 303
-    return csrf_of(client.get("/console").text)
 
 
 def _cells(html: str, table: str) -> list[list[str]]:
@@ -77,7 +67,7 @@ def catalog(client, secret_headers, write_headers) -> str:
 def test_the_catalog_shows_prices_variants_and_live_stock_to_every_role(
     client, db, workspace, catalog, role
 ) -> None:
-    _as(client, db, workspace.id, role)
+    sign_in_as(client, db, workspace.id, role)
     page = client.get("/console/offers")
     assert page.status_code == 200
     assert 'aria-current="page">Offers<' in page.text
@@ -102,7 +92,7 @@ def test_the_owner_signs_a_drop_off_with_the_form(
     client, db, workspace, secret_headers, write_headers
 ) -> None:
     setup(client, secret_headers, write_headers)
-    csrf = _as(client, db, workspace.id, "owner")
+    csrf = sign_in_as(client, db, workspace.id, "owner")
     page = client.get("/console/offers")
     assert f'action="/console/offers/{DROP}/signoff"' in page.text
     assert 'data-signoff="no"' in page.text and "awaiting sign-off" in page.text
@@ -127,7 +117,7 @@ def test_the_owner_signs_a_drop_off_with_the_form(
 @pytest.mark.parametrize("role", ["reviewer", "analyst"])
 def test_only_an_owner_signs_off(client, db, workspace, secret_headers, write_headers, role) -> None:
     setup(client, secret_headers, write_headers)
-    csrf = _as(client, db, workspace.id, role)
+    csrf = sign_in_as(client, db, workspace.id, role)
     assert f'action="/console/offers/{DROP}/signoff"' not in client.get("/console/offers").text
     r = client.post(f"/console/offers/{DROP}/signoff", data={"csrf_token": csrf})
     assert r.status_code == 403 and 'data-code="role_refused"' in r.text
@@ -138,7 +128,7 @@ def test_sign_off_needs_the_csrf_token_and_a_known_offer(
     client, db, workspace, secret_headers, write_headers
 ) -> None:
     setup(client, secret_headers, write_headers)
-    csrf = _as(client, db, workspace.id, "owner")
+    csrf = sign_in_as(client, db, workspace.id, "owner")
     assert client.post(f"/console/offers/{DROP}/signoff").status_code == 403
     assert client.post(f"/console/offers/{DROP}/signoff", data={"csrf_token": "forged"}).status_code == 403
     cross = client.post(f"/console/offers/{DROP}/signoff", data={"csrf_token": csrf},
@@ -153,7 +143,7 @@ def test_another_workspaces_drop_is_not_found(
     client, db, workspace, other_workspace: WorkspaceCreated, secret_headers, write_headers
 ) -> None:
     setup(client, secret_headers, write_headers)
-    csrf = _as(client, db, other_workspace.id, "owner")
+    csrf = sign_in_as(client, db, other_workspace.id, "owner")
     assert 'id="no-catalog"' in client.get("/console/offers").text
     r = client.post(f"/console/offers/{DROP}/signoff", data={"csrf_token": csrf})
     assert r.status_code == 404
@@ -161,7 +151,7 @@ def test_another_workspaces_drop_is_not_found(
 
 
 def test_bad_offers_parameters_are_4xx(client, db, workspace) -> None:
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     assert client.get("/console/offers", params={"done": "<script>"}).status_code == 422
     assert client.get("/console/offers", params={"key": "x" * 500}).status_code == 422
 
@@ -174,7 +164,7 @@ PERIOD = {"start": "2026-11-01", "end": "2026-11-30"}
 @pytest.mark.parametrize("role", ROLES)
 def test_attribution_by_channel_and_by_post(client, db, workspace, role) -> None:
     _journeys(client, workspace)
-    _as(client, db, workspace.id, role)
+    sign_in_as(client, db, workspace.id, role)
     page = client.get("/console/analytics", params={"model": "linear", **PERIOD})
     assert page.status_code == 200
     assert 'aria-current="page">Analytics<' in page.text
@@ -202,7 +192,7 @@ def test_attribution_by_channel_and_by_post(client, db, workspace, role) -> None
 @pytest.mark.parametrize("model", ["first", "last", "linear", "time_decay", "position", "markov", "shapley"])
 def test_every_attribution_model_renders(client, db, workspace, model) -> None:
     _journeys(client, workspace)
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     page = client.get("/console/analytics", params={"model": model, **PERIOD})
     assert page.status_code == 200 and f'data-figure="model">{model}<' in page.text
     credited = sum(float(r[1]) for r in _cells(page.text, "attr-channel"))
@@ -215,14 +205,14 @@ def test_every_attribution_model_renders(client, db, workspace, model) -> None:
      {"start": "1900-01-01"}, {"end": "x" * 40}],
 )  # fmt: skip
 def test_bad_attribution_parameters_are_4xx(client, db, workspace, params) -> None:
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     r = client.get("/console/analytics", params=params)
     assert 400 <= r.status_code < 500 and 'data-code="' in r.text
 
 
 def test_cohort_heatmap_and_its_table(client, db, workspace) -> None:
     build(db, workspace.id)
-    _as(client, db, workspace.id, "reviewer")
+    sign_in_as(client, db, workspace.id, "reviewer")
     page = client.get("/console/analytics/cohorts", params={"periods": 3})
     assert page.status_code == 200
     assert _cells(page.text, "cohorts") == [
@@ -236,7 +226,7 @@ def test_cohort_heatmap_and_its_table(client, db, workspace) -> None:
 
 
 def test_cohorts_empty_and_bad_parameters(client, db, workspace) -> None:
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     assert 'id="no-cohorts"' in client.get("/console/analytics/cohorts").text
     for params in ({"periods": 0}, {"periods": 25}, {"periods": "x"}, {"by": "zodiac"}):
         assert client.get("/console/analytics/cohorts", params=params).status_code == 422
@@ -259,7 +249,7 @@ def _purchases(db: Database, workspace_id: str) -> int:
 
 def test_ltv_fits_only_when_asked(client, db, workspace) -> None:
     early = _purchases(db, workspace.id)
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     page = client.get("/console/analytics/ltv")
     assert page.status_code == 200 and 'id="ltv-note"' in page.text and 'id="ltv-params"' not in page.text
     fitted = client.get("/console/analytics/ltv", params={
@@ -279,12 +269,12 @@ def test_ltv_fits_only_when_asked(client, db, workspace) -> None:
      {"fit": 1, "calibration_end": "2026-02-28", "time_unit": "year"}],
 )  # fmt: skip
 def test_bad_ltv_parameters_are_4xx(client, db, workspace, params) -> None:
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     assert client.get("/console/analytics/ltv", params=params).status_code == 422
 
 
 def test_ltv_without_purchases_is_a_clear_4xx(client, db, workspace) -> None:
-    _as(client, db, workspace.id, "analyst")
+    sign_in_as(client, db, workspace.id, "analyst")
     r = client.get("/console/analytics/ltv", params={"fit": 1, "calibration_end": "2026-02-28"})
     assert 400 <= r.status_code < 500 and 'data-code="' in r.text
 
@@ -312,7 +302,7 @@ def trial(client, secret_headers, write_headers) -> str:
 
 
 def test_experiments_list_and_results(client, db, workspace, secret_headers, trial) -> None:
-    _as(client, db, workspace.id, "reviewer")
+    sign_in_as(client, db, workspace.id, "reviewer")
     listing = client.get("/console/analytics/experiments")
     assert listing.status_code == 200
     assert _cells(listing.text, "experiments")[0][:4] == [
@@ -340,7 +330,7 @@ def test_experiments_list_and_results(client, db, workspace, secret_headers, tri
 
 
 def test_experiments_of_another_workspace_and_bad_keys(client, db, other_workspace, trial) -> None:
-    _as(client, db, other_workspace.id, "owner")
+    sign_in_as(client, db, other_workspace.id, "owner")
     assert _cells(client.get("/console/analytics/experiments").text, "experiments") == [["No experiments."]]
     assert client.get(f"/console/analytics/experiments/{trial}").status_code == 404
     assert client.get("/console/analytics/experiments/a%20b").status_code == 422
@@ -376,7 +366,7 @@ def test_the_buyer_page_shows_decisions_with_reasons_and_artifacts_newest_first(
              for p in ("offers", "thank-you")]  # fmt: skip
     assert all(s["decision_id"] for s in shown)
     buyer_id = buyer_of(db, workspace.id, "ana")
-    _as(client, db, workspace.id, "reviewer")
+    sign_in_as(client, db, workspace.id, "reviewer")
     page = client.get(f"/console/buyers/{buyer_id}")
     assert page.status_code == 200
     assert re.findall(r'data-decision="([^"]+)"', page.text) == [
