@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     # per e-mail (per server process; a burst of that many, then one every 60/N seconds).
     console_session_hours: float = Field(default=12.0, gt=0.0, le=24 * 30)
     console_logins_per_minute: int = Field(default=5, ge=1, le=10_000)
+    # Heavy console reports (attribution, cohorts, LTV fit, persona velocity, decision evaluation): one whose
+    # last computation took at most `console_report_inline_s` is computed on every view; a slower one is shown
+    # from its snapshot, refreshed in the background once it is older than `console_report_max_age_s`.
+    console_report_inline_s: float = Field(default=0.15, ge=0.0, le=60.0)
+    console_report_max_age_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

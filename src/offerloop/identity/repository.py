@@ -449,6 +449,14 @@ def merged_losers(session: Session, workspace_id: str, winner_id: str) -> list[s
     return found
 
 
+def buyers_at_least(session: Session, workspace_id: str, n: int) -> bool:
+    """Whether the workspace holds at least ``n`` buyers (merged and erased ones included): steps over at most
+    ``n`` index entries, however large the workspace."""
+    if n <= 0:
+        return True
+    return session.scalar(scoped_select(Buyer, workspace_id, Buyer.id).offset(n - 1).limit(1)) is not None
+
+
 def count_buyers(session: Session, workspace_id: str) -> dict[str, int]:
     live = Buyer.merged_into_id.is_(None) & Buyer.deleted_at.is_(None)
     total = session.scalar(scoped_select(Buyer, workspace_id, func.count()).where(live)) or 0

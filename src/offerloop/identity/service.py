@@ -602,6 +602,10 @@ def _needles(session: Session, workspace_id: str, ids: list[str]) -> tuple[list[
     return erasure.needles_of(identifiers, []), erasure.needles_of(identifiers, traits)
 
 
+def buyers_at_least(*, session: Session, workspace_id: str, n: int) -> bool:
+    return repository.buyers_at_least(session, workspace_id, n)
+
+
 def counts(*, session: Session, workspace_id: str) -> dict[str, int]:
     return repository.count_buyers(session, workspace_id)
 

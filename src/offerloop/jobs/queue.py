@@ -147,3 +147,9 @@ def replay(session: Session, job_id: int, *, now: datetime | None = None) -> Job
     enqueue(session, kind=job.kind, key=job.key, workspace_id=job.workspace_id, now=now)
     session.refresh(job)
     return job
+
+
+def pending(session: Session, *, kind: str, key: str) -> bool:
+    """Whether ``(kind, key)`` is queued or running (a held job stays queued until it finishes)."""
+    found = session.connection().execute(_STATE, {"kind": kind, "key": key}).one_or_none()
+    return found is not None and found.state == "queued"

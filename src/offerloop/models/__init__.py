@@ -59,6 +59,7 @@ from offerloop.models.jobs import Job
 from offerloop.models.ltv import BuyerScore
 from offerloop.models.portal import PortalLoginToken, PortalSession
 from offerloop.models.promises import JourneyTick, Promise
+from offerloop.models.reports import ReportSnapshot
 from offerloop.models.storefront import StorefrontCheckout
 from offerloop.models.workspace import ApiKey, ServerSecret, Workspace
 
@@ -121,6 +122,7 @@ __all__ = [
     "PushSubscription",
     "QuarantinedEvent",
     "QuizDefinition",
+    "ReportSnapshot",
     "SenderDomain",
     "ServerSecret",
     "StockHold",

@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "offerloop.invoices.consumers",
     "offerloop.invoices.tasks",
     "offerloop.analytics.consumers",
+    "offerloop.reports.tasks",
 )
 
 

@@ -14,18 +14,17 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop import pipeline
-from offerloop.analytics import ltv as ltv_service
-from offerloop.analytics import service as analytics_service
-from offerloop.analytics.ltv_schemas import LTVOptions, TimeUnit
-from offerloop.analytics.schemas import CohortBy
+from offerloop.analytics.ltv_schemas import LTVRead, TimeUnit
+from offerloop.analytics.schemas import CohortBy, Cohorts
 from offerloop.attribution import service as attribution_service
 from offerloop.attribution.schemas import Model
-from offerloop.console import charts, web
+from offerloop.console import charts, reports, web
 from offerloop.console.exceptions import InvalidUser
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
 from offerloop.db.uow import Database
 from offerloop.experiments import service as experiments_service
+from offerloop.reports.schemas import AttributionPair, AttributionParams, CohortParams, LTVParams
 
 router = web.router
 DayText = Annotated[str, Query(max_length=10, pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
@@ -63,30 +62,22 @@ def _ranked(result: Any) -> list[Any]:
     return sorted(result.channels, key=lambda c: (-c.value, -c.conversions, c.channel))[:CHANNELS_SHOWN]
 
 
-def _attribution(
-    db: Database, workspace_id: str, model: str, start: date | None, end: date | None
-) -> dict[str, Any]:
-    lo, hi = attribution_service.period(start, end, today=utcnow().date())
-    definition = attribution_service.Definition.parse(None, None)
-    pipeline.catch_up(
-        db, workspace_id=workspace_id
-    )  # touches and purchases of every acknowledged event (bounded)
-    out: dict[str, Any] = {"period": (lo.date(), hi.date())}
-    with db.read() as session:
-        for by in ("channel", "content"):
-            result = attribution_service.attribution(
-                session=session, workspace_id=workspace_id, model=model, definition=definition, start=lo, end=hi,
-                by=by,
-            )  # fmt: skip
-            rows = _ranked(result)
-            cur = result.currency or ""
-            out[by] = result
-            out[f"{by}_rows"] = rows
-            out[f"{by}_chart"] = charts.bars(
-                f"attr-{by}", f"Credited value by {by} ({model})",
-                [(r.channel, r.value, f"{r.conversions:.2f} conv." + (f" · {_money(r.value, cur)}" if cur else ""))
-                 for r in rows],
-            )  # fmt: skip
+def _attribution_figures(model: str, pair: AttributionPair | None) -> dict[str, Any]:
+    """Each table's rows (largest credit first) and its bar chart, by channel and by post."""
+    if pair is None:
+        return {}
+    out: dict[str, Any] = {"shown": (pair.start, pair.end)}
+    for by in ("channel", "content"):
+        result = getattr(pair, by)
+        rows = _ranked(result)
+        cur = result.currency or ""
+        out[by] = result
+        out[f"{by}_rows"] = rows
+        out[f"{by}_chart"] = charts.bars(
+            f"attr-{by}", f"Credited value by {by} ({model})",
+            [(r.channel, r.value, f"{r.conversions:.2f} conv." + (f" · {_money(r.value, cur)}" if cur else ""))
+             for r in rows],
+        )  # fmt: skip
     return out
 
 
@@ -96,29 +87,37 @@ def _tabs(request: Request, tab: str, context: dict[str, Any]) -> Response:
     )
 
 
+def _poll(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 @router.get("/console/analytics")
 async def attribution(
     request: Request, db: web.DB, user: web.User,
     model: Annotated[Model, Query()] = "markov", start: DayText = "", end: DayText = "",
 ) -> Response:  # fmt: skip
-    found = await run_in_threadpool(
-        _attribution, db, user.workspace_id, model, _day(start, "start"), _day(end, "end")
-    )
-    return _tabs(
-        request, "attribution", {"model": model, "models": MODELS, "start": start, "end": end, **found}
-    )
+    first, last = _day(start, "start"), _day(end, "end")
+    lo, hi = attribution_service.period(
+        first, last, today=utcnow().date()
+    )  # a bad period: 4xx before any work
+    params = AttributionParams(model=model, start=first, end=last)
+    report = await reports.show(request, db, user.workspace_id, params)
+    return _tabs(request, "attribution", {
+        "model": model, "models": MODELS, "start": start, "end": end, "period": (lo.date(), hi.date()),
+        "report": report, "params": params, "poll": _poll(request), **_attribution_figures(model, report.body),
+    })  # fmt: skip
 
 
-def _cohorts(db: Database, workspace_id: str, by: CohortBy, periods: int) -> dict[str, Any]:
-    pipeline.catch_up(db, workspace_id=workspace_id)
-    found = _read(db, analytics_service.cohorts, workspace_id=workspace_id, by=by, periods=periods)
-    labels = [c.cohort + (f" · {c.segment}" if c.segment else "") for c in found.cohorts]
+def _cohort_figures(cohorts: Cohorts | None, periods: int) -> dict[str, Any]:
+    if cohorts is None:
+        return {"cohorts": None}
+    labels = [c.cohort + (f" · {c.segment}" if c.segment else "") for c in cohorts.cohorts]
     columns = [str(k) for k in range(1, periods + 1)]
     chart = charts.heatmap(
         "cohort-heat", "Share of each cohort active in each month after its first purchase", labels, columns,
-        [c.active for c in found.cohorts],
+        [c.active for c in cohorts.cohorts],
     )  # fmt: skip
-    return {"cohorts": found, "labels": labels, "columns": columns, "chart": chart}
+    return {"cohorts": cohorts, "labels": labels, "columns": columns, "chart": chart}
 
 
 @router.get("/console/analytics/cohorts")
@@ -127,17 +126,17 @@ async def cohorts(
     by: Annotated[CohortBy, Query()] = "first_purchase_month",
     periods: Annotated[int, Query(ge=1, le=24)] = 12,
 ) -> Response:  # fmt: skip
-    found = await run_in_threadpool(_cohorts, db, user.workspace_id, by, periods)
-    return _tabs(request, "cohorts", {"by": by, "bys": get_args(CohortBy), "periods": periods, **found})
+    params = CohortParams(by=by, periods=periods)
+    report = await reports.show(request, db, user.workspace_id, params)
+    return _tabs(request, "cohorts", {
+        "by": by, "bys": get_args(CohortBy), "periods": periods, "report": report, "params": params,
+        "poll": _poll(request), **_cohort_figures(report.body, periods),
+    })  # fmt: skip
 
 
-def _ltv(
-    db: Database, workspace_id: str, calibration: date, observation: date | None, unit: str
-) -> dict[str, Any]:
-    options = LTVOptions(time_unit=unit)  # type: ignore[arg-type]
-    with db.read() as session:
-        fit = ltv_service.fit(session=session, workspace_id=workspace_id, calibration_end=calibration,
-                              observation_end=observation, options=options)  # fmt: skip
+def _ltv_figures(fit: LTVRead | None) -> dict[str, Any]:
+    if fit is None:
+        return {"fit": None}
     labels = [
         f"{b.frequency}{'+' if i == len(fit.holdout) - 1 else ''} repeat" for i, b in enumerate(fit.holdout)
     ]
@@ -167,9 +166,9 @@ async def ltv(
     if fit:  # the fit reads every purchase of the workspace: only on the button's request
         if calibration is None:
             raise InvalidUser("choose the calibration end to fit", details={"field": "calibration_end"})
-        context.update(
-            await run_in_threadpool(_ltv, db, user.workspace_id, calibration, observation, time_unit)
-        )
+        params = LTVParams(calibration_end=calibration, observation_end=observation, time_unit=time_unit)
+        report = await reports.show(request, db, user.workspace_id, params)
+        context.update(report=report, params=params, poll=_poll(request), **_ltv_figures(report.body))
     return _tabs(request, "ltv", context)
 
 

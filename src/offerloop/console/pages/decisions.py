@@ -5,18 +5,17 @@ DR with their intervals) of the model and the baselines. Read-only: every role s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from offerloop.console import web
-from offerloop.core.clock import utcnow
+from offerloop.console import reports, web
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
-from offerloop.decisions.evaluation_schemas import EvaluationReport
+from offerloop.reports.schemas import EvaluationParams
 
 router = web.router
 ACTIONS_SHOWN = 100
@@ -49,21 +48,15 @@ async def decisions(
     })  # fmt: skip
 
 
-def _evaluation(db: Database, workspace_id: str, placement: str | None, since: datetime) -> EvaluationReport:
-    with db.read() as session:
-        report = decisions_service.evaluate(
-            session=session, workspace_id=workspace_id, placement=placement, since=since
-        )
-    return EvaluationReport.model_validate(report)
-
-
 @router.get("/console/decisions/evaluation")
 async def evaluation(
     request: Request, db: web.DB, user: web.User, placement: Placement = None,
     days: Annotated[int, Query(ge=1, le=365)] = 28,
 ) -> Response:  # fmt: skip
-    since = utcnow() - timedelta(days=days)
-    report = await run_in_threadpool(_evaluation, db, user.workspace_id, placement, since)
+    params = EvaluationParams(placement=placement, days=days)
+    report = await reports.show(request, db, user.workspace_id, params)
+    query = f"days={days}" + (f"&placement={quote(placement)}" if placement else "")
     return web.render(request, "decisions/evaluation.html", {
-        "current": "decisions", "report": report, "days": days, "placement": placement or "",
+        "current": "decisions", "report": report.body, "report_state": report, "params": params, "days": days,
+        "placement": placement or "", "query": query, "poll": f"/console/decisions/evaluation?{query}",
     })  # fmt: skip

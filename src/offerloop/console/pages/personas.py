@@ -14,8 +14,7 @@ from fastapi import Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from offerloop.analytics import velocity as velocity_service
-from offerloop.console import web
+from offerloop.console import reports, web
 from offerloop.console.pages import editor
 from offerloop.console.schemas import SignedIn
 from offerloop.core.clock import utcnow
@@ -23,6 +22,7 @@ from offerloop.db.uow import Database
 from offerloop.personas import service as persona_service
 from offerloop.personas.schemas import PersonaTimeline
 from offerloop.personas.templates import load_templates
+from offerloop.reports.schemas import VelocityParams
 
 router = web.router
 # Colours of the chart's lines, each readable on white (contrast >= 3:1); personas beyond them repeat.
@@ -118,15 +118,13 @@ async def personas(
     return await _page(request, db, user, bucket, periods, done=done)
 
 
-def _velocity(db: Database, workspace_id: str) -> Any:
-    with db.read() as session:
-        return velocity_service.velocity(session=session, workspace_id=workspace_id)
-
-
 @router.get("/console/personas/velocity")
 async def velocity(request: Request, db: web.DB, user: web.User) -> Response:
-    found = await run_in_threadpool(_velocity, db, user.workspace_id)
-    return web.render(request, "personas/velocity.html", {"current": "personas", "velocity": found})
+    params = VelocityParams()
+    report = await reports.show(request, db, user.workspace_id, params)
+    return web.render(request, "personas/velocity.html", {
+        "current": "personas", "velocity": report.body, "report": report, "params": params,
+    })  # fmt: skip
 
 
 @router.post("/console/personas/templates")
