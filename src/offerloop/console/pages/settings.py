@@ -1,7 +1,8 @@
 """Settings: the workspace's API keys (prefixes only; rotate one, confirmed: owner only, the new key shown
 once), signal weights (the rules that weigh each event; checked by line, saved by an owner), e-mail sending (the SMTP server without its
 credentials, the From address, the verified sender domains), outgoing webhooks (enable or disable: owner
-only) and the documents' theme. Every role reads; only an owner changes anything."""
+only) and the documents' theme (colours, fonts, creator name, logo). Every role reads; only an owner changes
+anything."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from offerloop.assembly import service as assembly_service
+from offerloop.assembly.render.fonts import SUPPORTED_FONTS
 from offerloop.config import Settings
 from offerloop.console import web
 from offerloop.console.exceptions import InvalidUser
@@ -73,7 +75,7 @@ async def _page(
     }  # fmt: skip
     return web.render(request, "settings/index.html", {
         "current": "settings", "done": done, "new_key": new_key, "smtp": smtp_server(settings),
-        "mail_from": settings.mail_from, "signals_editor": signals_editor, **found,
+        "mail_from": settings.mail_from, "signals_editor": signals_editor, "fonts": SUPPORTED_FONTS, **found,
     }, status_code=status_code)  # fmt: skip
 
 
@@ -132,3 +134,39 @@ async def webhook(
     await run_in_threadpool(_enable, db, user.workspace_id, endpoint_id, choice == "yes", allow)
     done = "webhook_enabled" if choice == "yes" else "webhook_disabled"
     return RedirectResponse(f"/console/settings?done={done}#webhooks", status_code=303)
+
+
+THEME_COLOURS = ("primary", "accent", "text")
+THEME_FONTS = ("body_font", "heading_font", "mono_font")
+THEME_TEXTS = ("name", "creator_name", "logo_svg")
+
+
+def _theme_of(form: dict[str, str]) -> dict[str, Any]:
+    """The form's theme: every field given (an empty optional one cleared, an empty colour or font left to its
+    default); the assembly domain checks the values and refuses what it cannot use, naming the field."""
+    theme: dict[str, Any] = {}
+    for name in (*THEME_COLOURS, *THEME_FONTS, "name"):
+        value = web.field(form, name, max_length=100, required=False).strip()
+        if value:
+            theme[name] = value
+    creator = web.field(form, "creator_name", max_length=200, required=False).strip()
+    theme["creator_name"] = creator or None
+    logo = web.field(form, "logo_svg", max_length=64 * 1024, required=False).strip()
+    theme["logo_svg"] = logo or None
+    return theme
+
+
+def _save_theme(db: Database, workspace_id: str, theme: dict[str, Any], actor: str) -> int:
+    with db.write() as session:
+        return assembly_service.set_theme(session=session, workspace_id=workspace_id, theme=theme,
+                                          actor=actor).version  # fmt: skip
+
+
+@router.post("/console/settings/theme")
+async def theme(db: web.DB, user: web.Posted, form: web.Form) -> Response:
+    """The documents' theme (owner only); the next rendered deliverable uses it."""
+    web.refuse_unless(user, "owner")
+    version = await run_in_threadpool(
+        _save_theme, db, user.workspace_id, _theme_of(form), f"console:{user.user_id}"
+    )
+    return RedirectResponse(f"/console/settings?done=theme-v{version}#theme-title", status_code=303)
