@@ -124,3 +124,17 @@ def test_fragments_stay_fragments_and_workspaces_apart(slow_client, db, workspac
     other = TestClient(slow_client.app, raise_server_exceptions=False)
     sign_in_as(other, db, other_workspace.id, "owner")
     assert 'data-report="queued"' in other.get("/console/personas/velocity", headers=hx).text
+
+
+def test_a_workspace_cannot_queue_reports_without_end(slow_client, db, workspace, monkeypatch) -> None:
+    monkeypatch.setattr(service, "MAX_QUEUED", 2)
+    sign_in_as(slow_client, db, workspace.id, "analyst")
+    for url in ("/console/personas/velocity", COHORTS):
+        assert 'data-report="queued"' in slow_client.get(url).text
+    assert 'data-report="queued"' in slow_client.get(COHORTS).text  # already queued: asking again is fine
+    r = slow_client.get("/console/analytics/cohorts?periods=6")  # a third report while two wait
+    assert (
+        r.status_code == 429 and 'data-code="too_many_reports"' in r.text and r.headers["retry-after"] == "30"
+    )
+    assert sorted(_refresh(db)) == ["done", "done"]
+    assert 'data-report="queued"' in slow_client.get("/console/analytics/cohorts?periods=6").text

@@ -6,7 +6,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -153,3 +153,11 @@ def pending(session: Session, *, kind: str, key: str) -> bool:
     """Whether ``(kind, key)`` is queued or running (a held job stays queued until it finishes)."""
     found = session.connection().execute(_STATE, {"kind": kind, "key": key}).one_or_none()
     return found is not None and found.state == "queued"
+
+
+def pending_count(session: Session, *, kind: str, workspace_id: str) -> int:
+    """How many jobs of ``kind`` the workspace has queued or running (the (workspace_id, kind) index)."""
+    stmt = select(func.count()).where(
+        Job.workspace_id == workspace_id, Job.kind == kind, Job.state == "queued"
+    )
+    return int(session.execute(stmt).scalar_one())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from offerloop.core.errors import OfferloopError
+from offerloop.core.errors import OfferloopError, RateLimited
 
 
 class StoredError(OfferloopError):
@@ -18,6 +18,5 @@ class StoredError(OfferloopError):
         self.status_code = int(error.get("status", 400))
 
 
-class UnknownReport(OfferloopError):
-    status_code = 422
-    code = "unknown_report"
+class TooManyReports(RateLimited):
+    code = "too_many_reports"

@@ -35,7 +35,7 @@ from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.identity import service as identity_service
 from offerloop.jobs import queue
 from offerloop.reports import repository
-from offerloop.reports.exceptions import StoredError
+from offerloop.reports.exceptions import StoredError, TooManyReports
 from offerloop.reports.schemas import (
     AnyParams,
     AttributionPair,
@@ -50,6 +50,9 @@ from offerloop.reports.schemas import (
 JOB_KIND = "reports.refresh"
 # Never computed in this workspace: computed on view below this many buyers (a bounded count decides).
 INLINE_BUYERS = 20_000
+# Reports one workspace may have queued or computing at once: a team member clicking through every period and
+# model of a large store cannot fill the workers with hours of fits.
+MAX_QUEUED = 16
 PARAMS: TypeAdapter[Params] = TypeAdapter(AnyParams)
 
 
@@ -228,9 +231,18 @@ def _kept(snapshot: Any, kind: str) -> _Kept | None:
 
 
 def refresh(db: Database, *, workspace_id: str, params: Params) -> None:
-    """Queue the report's computation (one job per report: asking again while it waits changes nothing)."""
+    """Queue the report's computation (one job per report: asking again while it waits changes nothing); 429
+    when the workspace already has ``MAX_QUEUED`` other reports queued or computing."""
     with db.write() as session:
+        key = job_key(workspace_id, params)
+        if not queue.pending(session, kind=JOB_KIND, key=key) and (
+            queue.pending_count(session, kind=JOB_KIND, workspace_id=workspace_id) >= MAX_QUEUED
+        ):
+            raise TooManyReports(
+                f"{MAX_QUEUED} reports are being computed for this workspace: ask again when they are done",
+                details={"retry_after_s": 30},
+            )
         queue.enqueue(
-            session, kind=JOB_KIND, key=job_key(workspace_id, params), workspace_id=workspace_id,
+            session, kind=JOB_KIND, key=key, workspace_id=workspace_id,
             payload=params.model_dump(mode="json"),
         )  # fmt: skip
