@@ -92,10 +92,13 @@ def test_the_refresh_button_refuses_what_a_client_makes_up(slow_client, db, work
         json.dumps({"kind": "nope"}),
         json.dumps({"kind": "cohorts", "periods": 99}),
         "x" * 5000,
+        json.dumps({"kind": "attribution", "start": "1900-01-01"}),
+        json.dumps({"kind": "ltv", "calibration_end": "2999-01-01"}),
     ):
         r = post("/console/reports/refresh", data={"csrf_token": csrf, "report": bad}, follow_redirects=False)
         assert r.status_code == 422 and 'data-code="' in r.text, bad[:40]
-    for back in ("https://evil.example/", "//evil.example/console", "/v1/buyers", "/console/x\nLocation: y"):
+    for back in ("https://evil.example/", "//evil.example/console", "/v1/buyers", "/console/x\nLocation: y",
+                 "/console/../../etc/passwd"):  # fmt: skip
         r = post("/console/reports/refresh", data={"csrf_token": csrf, "report": good, "back": back},
                  follow_redirects=False)  # fmt: skip
         assert r.status_code == 303 and r.headers["location"] == "/console", back

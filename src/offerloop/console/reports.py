@@ -67,4 +67,4 @@ async def refresh(db: web.DB, user: web.Posted, form: web.Form) -> Response:
     except (ValueError, ValidationError) as exc:
         raise InvalidUser("not a report of this console", details={"field": "report"}) from exc
     await run_in_threadpool(reports_service.refresh, db, workspace_id=user.workspace_id, params=params)
-    return RedirectResponse(back if _BACK.match(back) else "/console", status_code=303)
+    return RedirectResponse(back if _BACK.match(back) and ".." not in back else "/console", status_code=303)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from offerloop.core.errors import OfferloopError, RateLimited
+from offerloop.core.errors import OfferloopError, RateLimited, ValidationFailed
 
 
 class StoredError(OfferloopError):
@@ -20,3 +20,7 @@ class StoredError(OfferloopError):
 
 class TooManyReports(RateLimited):
     code = "too_many_reports"
+
+
+class BadReport(ValidationFailed):
+    code = "bad_report"

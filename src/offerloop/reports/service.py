@@ -35,7 +35,7 @@ from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.identity import service as identity_service
 from offerloop.jobs import queue
 from offerloop.reports import repository
-from offerloop.reports.exceptions import StoredError, TooManyReports
+from offerloop.reports.exceptions import BadReport, StoredError, TooManyReports
 from offerloop.reports.schemas import (
     AnyParams,
     AttributionPair,
@@ -120,19 +120,38 @@ def _ltv(db: Database, workspace_id: str, p: LTVParams, now: datetime) -> LTVRea
         )  # fmt: skip
 
 
+def _attribution_period(p: AttributionParams, now: datetime) -> None:
+    attribution_service.period(p.start, p.end, today=now.date())
+
+
+def _ltv_dates(p: LTVParams, now: datetime) -> None:
+    for name, day in (("calibration_end", p.calibration_end), ("observation_end", p.observation_end)):
+        if day is not None and day > now.date():
+            raise BadReport(f"{name} must not be after today", details={"field": name})
+
+
 @dataclass(frozen=True)
 class _Kind:
     result: type[BaseModel]
     compute: Callable[[Database, str, Any, datetime], BaseModel]
+    # the parameters' own checks (a period's bounds), run before anything is queued: a 4xx, not a kept error
+    check: Callable[[Any, datetime], None] | None = None
 
 
 KINDS: dict[str, _Kind] = {
     "velocity": _Kind(Velocity, _velocity),
     "evaluation": _Kind(EvaluationReport, _evaluation),
-    "attribution": _Kind(AttributionPair, _attribution),
+    "attribution": _Kind(AttributionPair, _attribution, _attribution_period),
     "cohorts": _Kind(Cohorts, _cohorts),
-    "ltv": _Kind(LTVRead, _ltv),
+    "ltv": _Kind(LTVRead, _ltv, _ltv_dates),
 }
+
+
+def check(params: Params, now: datetime | None = None) -> None:
+    """Refuse parameters no computation could answer (a period outside the supported days, a date to come)."""
+    kind = KINDS[params.kind]  # type: ignore[attr-defined]
+    if kind.check is not None:
+        kind.check(params, now or utcnow())
 
 
 def key_of(params: Params) -> str:
@@ -185,6 +204,7 @@ def show(
 ) -> Report:  # fmt: skip
     """The report for a view (see the module's docstring); raises the error its last computation kept."""
     now = now or utcnow()
+    check(params, now)
     kind: str = params.kind  # type: ignore[attr-defined]
     with db.read() as session:
         snapshot = repository.get(session, workspace_id, kind, key_of(params))
@@ -233,6 +253,7 @@ def _kept(snapshot: Any, kind: str) -> _Kept | None:
 def refresh(db: Database, *, workspace_id: str, params: Params) -> None:
     """Queue the report's computation (one job per report: asking again while it waits changes nothing); 429
     when the workspace already has ``MAX_QUEUED`` other reports queued or computing."""
+    check(params)
     with db.write() as session:
         key = job_key(workspace_id, params)
         if not queue.pending(session, kind=JOB_KIND, key=key) and (
