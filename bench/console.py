@@ -48,6 +48,7 @@ from offerloop.reports.schemas import (
     LTVParams,
     VelocityParams,
 )
+from offerloop.worker import registry
 from offerloop.workspaces import service as workspace_service
 
 CHUNK = 200_000
@@ -103,6 +104,11 @@ def console_data(engine: Any, ws: str, args: argparse.Namespace) -> dict[str, in
             {"w": ws, "p": 8 if w.pg else 1},
         )  # fmt: skip
         conn.execute(text("ANALYZE"))
+    if w.pg:  # what autovacuum does after bulk inserts: the visibility map an index-only scan needs
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE events"))
+            conn.execute(text("VACUUM ANALYZE identities"))
+            conn.execute(text("VACUUM ANALYZE orders"))
     return out
 
 
@@ -255,6 +261,7 @@ def main() -> None:
             "analytics: LTV fit (calibration to 2025-12-31)": LTVParams(calibration_end=date(2025, 12, 31)),
         }
         assert reports_tasks.refresh  # registers the job kind
+        registry.load()  # the event consumers a report's catch-up looks at, as in a worker process
         computed: dict[str, tuple[float, float, float]] = {}
         results: dict[str, tuple[float, float, float, int]] = {}
         try:

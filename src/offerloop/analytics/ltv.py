@@ -58,6 +58,11 @@ class _Fit:
     value: npt.NDArray[np.float64]
 
 
+# Above this, the BG/NBD rate shape r or a Gamma-Gamma shape (p, q) means the fit found no maximum: fitted stores
+# give values from 0.1 to a few hundred (CDNOW: r 0.24, p 6.25, q 3.74).
+MAX_SHAPE = 1e5
+
+
 def _day(value: date) -> int:
     return (value - _EPOCH).days
 
@@ -189,7 +194,12 @@ def _fit(
     except model.FitError as exc:
         raise NotEnoughBuyers(str(exc), details={"buyers": int(summary.x.shape[0])}) from exc
     params = (bg.r, bg.alpha, bg.a, bg.b, bg.log_likelihood, gg.p, gg.q, gg.v)
-    if not all(np.isfinite(params)) or gg.q <= 1.0 or bg.a == 1.0:
+    # The purchase rate's or the spend's shape in the hundreds of thousands is the optimiser walking off towards a
+    # likelihood without a finite maximum (buyers too alike in how often or how much they buy); where it stops
+    # depends on SciPy's version. a and b growing together is a usable limit (every buyer drops out with the
+    # same probability a / (a + b), common on short histories) and is kept.
+    shapes = (bg.r, gg.p, gg.q)
+    if not all(np.isfinite(params)) or gg.q <= 1.0 or bg.a == 1.0 or max(shapes) > MAX_SHAPE:
         raise LTVFitFailed("the purchases do not identify the model: its likelihood has no finite maximum")
     with np.errstate(all="ignore"):
         alive = model.p_alive(bg, summary.x, summary.t_x, summary.T)

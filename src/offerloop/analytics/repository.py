@@ -85,8 +85,18 @@ def purchase_rows(
 
 
 def currencies(session: Session, workspace_id: str) -> list[str]:
-    """The currencies the workspace's purchases were made in (sorted)."""
-    return sorted(c for (c,) in _rows(session, scoped_select(P, workspace_id, P.currency).distinct()) if c)
+    """The currencies the workspace's purchases were made in (sorted): one probe of the summary index per
+    currency (the next one after the last found) instead of a DISTINCT that reads every purchase's entry —
+    neither database skips through an index by itself (100 ms at 366k purchases on PostgreSQL)."""
+    found: list[str] = []
+    while True:
+        stmt = scoped_select(P, workspace_id, func.min(P.currency))
+        if found:
+            stmt = stmt.where(P.currency > found[-1])
+        (code,) = _rows(session, stmt)[0]
+        if code is None:
+            return [c for c in found if c]
+        found.append(code)
 
 
 def summary(
