@@ -46,6 +46,7 @@ from offerloop.reports.schemas import (
     CohortParams,
     EvaluationParams,
     LTVParams,
+    PersonaTimelineParams,
     VelocityParams,
 )
 from offerloop.worker import registry
@@ -259,6 +260,8 @@ def main() -> None:
         # first view (nothing computed yet: the page says it is queued) is timed once, then the job that
         # computes it runs here, as a worker would (wall and CPU), then the views show its snapshot.
         reports = {
+            "personas (12 weeks; velocity is a fragment)": PersonaTimelineParams(),
+            "personas (90 days)": PersonaTimelineParams(bucket="day", periods=90),
             "personas velocity (htmx fragment)": VelocityParams(),
             "decisions evaluation (htmx fragment)": EvaluationParams(),
             "analytics: attribution (Markov, by channel and post)": AttributionParams(),

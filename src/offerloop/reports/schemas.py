@@ -20,6 +20,12 @@ class VelocityParams(Params):
     kind: Literal["velocity"] = "velocity"
 
 
+class PersonaTimelineParams(Params):
+    kind: Literal["personas"] = "personas"
+    bucket: Literal["day", "week"] = "week"
+    periods: int = Field(default=12, ge=1, le=366)
+
+
 class EvaluationParams(Params):
     kind: Literal["evaluation"] = "evaluation"
     placement: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")

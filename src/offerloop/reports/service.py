@@ -34,6 +34,8 @@ from offerloop.decisions import service as decisions_service
 from offerloop.decisions.evaluation_schemas import EvaluationReport
 from offerloop.identity import service as identity_service
 from offerloop.jobs import queue
+from offerloop.personas import service as persona_service
+from offerloop.personas.schemas import PersonaTimeline
 from offerloop.reports import repository
 from offerloop.reports.exceptions import BadReport, StoredError, TooManyReports
 from offerloop.reports.schemas import (
@@ -44,6 +46,7 @@ from offerloop.reports.schemas import (
     EvaluationParams,
     LTVParams,
     Params,
+    PersonaTimelineParams,
     VelocityParams,
 )
 
@@ -71,6 +74,13 @@ class Report:
 def _velocity(db: Database, workspace_id: str, p: VelocityParams, now: datetime) -> Velocity:
     with db.read() as session:
         return velocity_service.velocity(session=session, workspace_id=workspace_id, now=now)
+
+
+def _personas(db: Database, workspace_id: str, p: PersonaTimelineParams, now: datetime) -> PersonaTimeline:
+    with db.read() as session:
+        return persona_service.timeline(
+            session=session, workspace_id=workspace_id, periods=p.periods, bucket=p.bucket, today=now.date()
+        )
 
 
 def _evaluation(db: Database, workspace_id: str, p: EvaluationParams, now: datetime) -> EvaluationReport:
@@ -140,6 +150,7 @@ class _Kind:
 
 KINDS: dict[str, _Kind] = {
     "velocity": _Kind(Velocity, _velocity),
+    "personas": _Kind(PersonaTimeline, _personas),
     "evaluation": _Kind(EvaluationReport, _evaluation),
     "attribution": _Kind(AttributionPair, _attribution, _attribution_period),
     "cohorts": _Kind(Cohorts, _cohorts),

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Query, Request
 from fastapi.responses import Response
@@ -17,12 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from offerloop.console import reports, web
 from offerloop.console.pages import editor
 from offerloop.console.schemas import SignedIn
-from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.personas import service as persona_service
 from offerloop.personas.schemas import PersonaTimeline
 from offerloop.personas.templates import load_templates
-from offerloop.reports.schemas import VelocityParams
+from offerloop.reports.schemas import PersonaTimelineParams, VelocityParams
 
 router = web.router
 # Colours of the chart's lines, each readable on white (contrast >= 3:1); personas beyond them repeat.
@@ -81,32 +79,27 @@ def chart(timeline: PersonaTimeline, width: int = 720, height: int = 260) -> Cha
     return Chart(width, height, left, height - bottom, top, peak, lines, ticks, levels)
 
 
-def _overview(
-    db: Database, workspace_id: str, bucket: BucketName, periods: int, today: date
-) -> dict[str, Any]:
+def _templates(db: Database, workspace_id: str) -> tuple[int | None, str]:
     with db.read() as session:
-        timeline = persona_service.timeline(
-            session=session, workspace_id=workspace_id, periods=periods, bucket=bucket, today=today
-        )
         version, personas = persona_service.templates_for(session, workspace_id)
-    return {
-        "timeline": timeline,
-        "chart": chart(timeline),
-        "templates_version": version,  # not "version": the footer shows offerloop's
-        "source": personas.to_yaml() if personas else "",
-    }
+    return version, personas.to_yaml() if personas else ""
 
 
 async def _page(
     request: Request, db: Database, user: SignedIn, bucket: BucketName, periods: int, *, source: str | None = None,
     problems: list[str] | None = None, checked: bool = False, status_code: int = 200, done: str = "",
 ) -> Response:  # fmt: skip
-    found = await run_in_threadpool(_overview, db, user.workspace_id, bucket, periods, utcnow().date())
-    if source is not None:
-        found["source"] = source
+    # the distribution over time counts every buyer's persona: a heavy report (a snapshot on a large store)
+    params = PersonaTimelineParams(bucket=bucket, periods=periods)
+    report = await reports.show(request, db, user.workspace_id, params)
+    version, stored = await run_in_threadpool(_templates, db, user.workspace_id)
+    timeline = report.body
     return web.render(request, "personas/index.html", {
         "current": "personas", "bucket": bucket, "periods": periods, "problems": problems or [],
-        "checked": checked, "done": done, **found,
+        "checked": checked, "done": done, "timeline": timeline, "chart": chart(timeline) if timeline else None,
+        "report": report, "params": params, "poll": f"/console/personas?bucket={bucket}&periods={periods}",
+        "templates_version": version,  # not "version": the footer shows offerloop's
+        "source": stored if source is None else source,
     }, status_code=status_code)  # fmt: skip
 
 
