@@ -18,7 +18,14 @@ from offerloop.jobs import runner
 from offerloop.models import Job, ReportSnapshot
 from offerloop.reports import service, tasks  # noqa: F401  (tasks: registers the job kind)
 from offerloop.reports.exceptions import StoredError
-from offerloop.reports.schemas import CohortParams, LTVParams
+from offerloop.reports.schemas import (
+    AttributionParams,
+    CohortParams,
+    EvaluationParams,
+    LTVParams,
+    PersonaTimelineParams,
+    VelocityParams,
+)
 from offerloop.workspaces.schemas import WorkspaceCreated
 
 PARAMS = CohortParams(periods=3)
@@ -157,3 +164,20 @@ def test_parameters_are_validated_and_keyed_canonically() -> None:
     ):
         with pytest.raises(ValueError):
             service.params_of(bad)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [VelocityParams(), PersonaTimelineParams(bucket="day", periods=90), EvaluationParams(placement="home", days=7),
+     AttributionParams(model="linear", start=date(2026, 11, 1)), CohortParams(by="persona", periods=6),
+     LTVParams(calibration_end=date(2026, 2, 28), time_unit="day")],
+)  # fmt: skip
+def test_every_kind_travels_through_a_job_payload(params) -> None:
+    """What a job carries (the parameters' JSON) reads back as the same report, for every kind there is."""
+    assert service.params_of(params.model_dump(mode="json")) == params
+    assert params.kind in service.KINDS  # type: ignore[attr-defined]
+
+
+def test_every_computed_kind_has_parameters() -> None:
+    kinds = {"velocity", "personas", "evaluation", "attribution", "cohorts", "ltv"}
+    assert set(service.KINDS) == kinds

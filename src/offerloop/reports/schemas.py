@@ -53,7 +53,7 @@ class LTVParams(Params):
 
 
 AnyParams = Annotated[
-    VelocityParams | EvaluationParams | AttributionParams | CohortParams | LTVParams,
+    VelocityParams | PersonaTimelineParams | EvaluationParams | AttributionParams | CohortParams | LTVParams,
     Field(discriminator="kind"),
 ]
 
