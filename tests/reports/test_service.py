@@ -14,6 +14,7 @@ from offerloop.analytics.schemas import Cohorts
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import OfferloopError
 from offerloop.db.uow import Database
+from offerloop.identity import service as identity_service
 from offerloop.jobs import runner
 from offerloop.models import Job, ReportSnapshot
 from offerloop.reports import service, tasks  # noqa: F401  (tasks: registers the job kind)
@@ -181,3 +182,17 @@ def test_every_kind_travels_through_a_job_payload(params) -> None:
 def test_every_computed_kind_has_parameters() -> None:
     kinds = {"velocity", "personas", "evaluation", "attribution", "cohorts", "ltv"}
     assert set(service.KINDS) == kinds
+
+
+def test_erasing_a_buyer_drops_the_workspaces_snapshots(db, workspace, other_workspace) -> None:
+    """Aggregates that counted an erased person are computed again without them; other workspaces keep theirs."""
+    build(db, workspace.id)
+    add_buyers(db, other_workspace.id, "x1")
+    _show(db, workspace.id)
+    _show(db, other_workspace.id)
+    buyer = "b1"  # add_buyers names each buyer by its user id
+    with db.write() as session:
+        identity_service.delete_buyer(session=session, workspace_id=workspace.id, buyer_id=buyer, actor="t")
+    with db.read() as session:
+        left = session.scalars(select(ReportSnapshot.workspace_id)).all()
+    assert workspace.id not in left and other_workspace.id in left

@@ -75,6 +75,7 @@ is added without a decision here, and scans every table for the buyer's data aft
 | webhook_deliveries   | delete those carrying the buyer's journey messages (and their attempts)            |
 | push_subscriptions   | delete                                                                             |
 | portal_sessions, portal_login_tokens | delete (the buyer portal's sign-ins of an erased person end)       |
+| report_snapshots     | delete the workspace's (aggregates that counted the person; recomputed at the next view)  |
 | webhook_endpoints, push_vapid_keys | no buyer rows: nothing to do                                         |
 | workspaces, api_keys, users, console_sessions, offers, coupons, drop_stock, content_atoms, quizzes,                                |
 | composition_policies, actions, policy_snapshots, server_secrets  | no buyer rows: nothing to do             |
@@ -161,6 +162,7 @@ PLAN: Final[Mapping[str, Action]] = {
     "analytics_buyers": "delete",
     "analytics_persona_firsts": "delete",
     "analytics_persona_purchases": "delete",
+    "report_snapshots": "delete",  # every snapshot of the workspace: recomputed without the person at the next view
     "portal_sessions": "delete",  # the buyer portal: an erased buyer's sessions and unused links end
     "portal_login_tokens": "delete",
     "jobs": "none",  # background work named by ids (an artifact version, a task): nothing personal

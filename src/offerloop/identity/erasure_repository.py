@@ -37,6 +37,7 @@ from offerloop.models import (
     PortalSession,
     PushSubscription,
     QuarantinedEvent,
+    ReportSnapshot,
     Suppression,
     Touchpoint,
     WebhookAttempt,
@@ -182,6 +183,9 @@ def delete_buyer_stores(session: Session, workspace_id: str, buyer_ids: list[str
         "identity_conflicts": scoped_delete(IdentityConflict, workspace_id).where(
             IdentityConflict.buyer_id.in_(buyer_ids) | IdentityConflict.other_buyer_id.in_(buyer_ids)
         ),
+        # the workspace's report snapshots: aggregates that counted the person (an attribution by post may name a
+        # personal utm_content); the next view computes them again without them
+        "report_snapshots": scoped_delete(ReportSnapshot, workspace_id),
     }
     for name, stmt in deletes.items():
         counts[name] = session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
