@@ -69,6 +69,12 @@ def _check(
     return found["allowed"], found["reason"]
 
 
+def _offered(client: TestClient, secret: dict[str, str], user_id: str) -> set[str]:
+    """The keys of the offers ``user_id`` may buy (one-time products and plans they own are not offered)."""
+    found = _get(client, secret, "/v1/offers", user_id=user_id, k="50")["offers"]
+    return {o["key"] for o in found}
+
+
 def _artifact_of(client: TestClient, secret: dict[str, str], order_id: str) -> str:
     tasks = _get(client, secret, f"/v1/orders/{order_id}")["fulfilment"]
     return str(next(t for t in tasks if t["component"] == "deliverable")["result"]["artifact_id"])
@@ -115,6 +121,7 @@ def test_the_account_has_what_the_guest_paid_for(client: TestClient, secret_head
     assert _orders(client, secret_headers, account) == newest_first
     assert _orders(client, secret_headers, guest) == newest_first
     assert _subscriptions(client, secret_headers, account) == [gus["subscription"]]
+    assert _offered(client, secret_headers, "gus-account").isdisjoint(OFFERS)  # owned: not offered again
 
 
 def test_the_account_sees_and_uses_the_guests_purchases_in_the_portal(
@@ -171,6 +178,7 @@ def test_undoing_the_merge_gives_the_purchases_back_to_the_guest(
     assert sorted(_orders(client, secret_headers, guest)) == sorted(gus["orders"].values())
     assert _subscriptions(client, secret_headers, account) == []
     assert _subscriptions(client, secret_headers, guest) == [gus["subscription"]]
+    assert set(OFFERS) <= _offered(client, secret_headers, "gus-account")  # the account owns nothing now
     # the account's portal session shows nothing of the guest's any more, and cannot act on it
     home = client.get(f"/p/{workspace.id}")
     assert home.status_code == 200 and "data-artifact=" not in home.text and "data-order=" not in home.text
