@@ -63,14 +63,9 @@ def slots(
 def find(
     session: Session, workspace_id: str, buyer_ids: Sequence[str], component: str, ref: str, source: str
 ) -> Entitlement | None:
-    """The (oldest) row of (component, ref, source) held by any of ``buyer_ids`` (a lineage)."""
-    stmt = scoped_select(Entitlement, workspace_id).where(
-        Entitlement.buyer_id.in_(buyer_ids),
-        Entitlement.component == component,
-        Entitlement.ref == ref,
-        Entitlement.source == source,
-    )
-    return session.scalars(stmt.order_by(Entitlement.granted_at, Entitlement.id).limit(1)).first()
+    """The oldest row of (component, ref, source) held by any of ``buyer_ids`` (a lineage)."""
+    rows = held(session, workspace_id, buyer_ids, component, ref, source)
+    return rows[0] if rows else None
 
 
 def get(session: Session, workspace_id: str, entitlement_id: str) -> Entitlement | None:

@@ -333,15 +333,10 @@ def present(
     catalog = catalog_for(session=session, workspace_id=workspace_id)
     now = utcnow()
     buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
-    owned = (
-        repository.owned_counts(
-            session,
-            workspace_id,
-            identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id),
-        )
-        if buyer_id
-        else {}
-    )  # what the buyers merged into this one bought is this buyer's
+    owned: dict[str, int] = {}
+    if buyer_id:  # what the buyers merged into this one bought is this buyer's
+        mine = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        owned = repository.owned_counts(session, workspace_id, mine)
     currency = currency_code(currency)  # an unknown code is a 422 naming it, not an empty list
     buyable = [o for o in catalog.offers
                if o.price(currency) is not None and _may_buy(session, workspace_id, o, buyer_id, owned, now)]  # fmt: skip
