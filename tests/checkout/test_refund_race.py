@@ -58,7 +58,9 @@ def test_no_grant_survives_a_refund_that_races_fulfilment(engine) -> None:
 
     with db.read() as session:
         for order_id, buyer in orders:
-            active = [e for e in entitlements_repository.of_buyer(session, ws, buyer) if e.status == "active"]
+            active = [
+                e for e in entitlements_repository.of_buyer(session, ws, (buyer,)) if e.status == "active"
+            ]
             assert active == [], (order_id, [(e.component, e.ref) for e in active])
             tasks = checkout_repository.tasks(session, ws, order_id)
             assert {t.status for t in tasks} <= {"done", "canceled"}, [(t.component, t.status) for t in tasks]

@@ -21,6 +21,7 @@ from offerloop.assembly.rendering import MEDIA_TYPES, deliverable_version, load_
 from offerloop.assembly.schemas import (
     DownloadLink,
 )
+from offerloop.identity import service as identity_service
 from offerloop.workspaces import service as workspace_service
 
 FULL_VERSION_TTL_S = 30 * 24 * 3600  # how long an e-mail summary's link to the full version works
@@ -65,12 +66,17 @@ def buyer_file(
     *, session: Session, workspace_id: str, buyer_id: str, artifact_id: str, fmt: str
 ) -> tuple[bytes, str, str, int]:
     """The file a buyer downloads of their own artifact, without a link: (content, media type, file name,
-    version) of the latest deliverable version (never a rejected or unapproved one). Another buyer's
-    artifact is ArtifactNotFound, exactly as one that does not exist."""
+    version) of the latest deliverable version (never a rejected or unapproved one). ``buyer_id`` is a live
+    buyer: an artifact of a buyer merged into it is its own. Another buyer's artifact is ArtifactNotFound,
+    exactly as one that does not exist."""
     if fmt not in MEDIA_TYPES:
         raise NotDeliverable(f"unknown format {fmt!r}: {', '.join(MEDIA_TYPES)}", code="invalid_format")
     artifact = repository.artifact(session, workspace_id, artifact_id)
-    if artifact is None or artifact.buyer_id != buyer_id:
+    if artifact is None or (
+        artifact.buyer_id != buyer_id
+        and artifact.buyer_id
+        not in identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    ):
         raise ArtifactNotFound("this file is not available")
     row = deliverable_version(
         repository.versions(session, workspace_id, artifact.id), artifact.current_version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -82,9 +83,12 @@ def artifact_for_signed_link(session: Session, artifact_id: str, *, lock: bool =
     return session.scalars(_locked(session, stmt) if lock else stmt).one_or_none()
 
 
-def artifacts_of_buyer(session: Session, workspace_id: str, buyer_id: str, *, limit: int) -> list[Artifact]:
-    """The buyer's artifacts, newest first (the table's (workspace_id, buyer_id) index)."""
-    stmt = scoped_select(Artifact, workspace_id).where(Artifact.buyer_id == buyer_id)
+def artifacts_of_buyer(
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], *, limit: int
+) -> list[Artifact]:
+    """The artifacts of any of ``buyer_ids`` (a buyer's lineage), newest first (the table's (workspace_id,
+    buyer_id) index)."""
+    stmt = scoped_select(Artifact, workspace_id).where(Artifact.buyer_id.in_(buyer_ids))
     return list(session.scalars(stmt.order_by(Artifact.created_at.desc(), Artifact.id.desc()).limit(limit)))
 
 
@@ -94,11 +98,12 @@ def versions(session: Session, workspace_id: str, artifact_id: str) -> list[Arti
 
 
 def last_reviewed_for(
-    session: Session, workspace_id: str, buyer_id: str, policy_id: str
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], policy_id: str
 ) -> ArtifactVersion | None:
-    """The version a human reviewed last among this buyer's artifacts of this policy."""
+    """The version a human reviewed last among the artifacts of this policy of any of ``buyer_ids`` (a
+    buyer's lineage)."""
     artifacts = scoped_select(Artifact, workspace_id, Artifact.id).where(
-        Artifact.buyer_id == buyer_id, Artifact.policy_id == policy_id
+        Artifact.buyer_id.in_(buyer_ids), Artifact.policy_id == policy_id
     )
     stmt = scoped_select(ArtifactVersion, workspace_id).where(
         ArtifactVersion.artifact_id.in_(artifacts), ArtifactVersion.reviewed_at.is_not(None)

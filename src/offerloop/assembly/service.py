@@ -220,7 +220,8 @@ def _prior_decision(
 ) -> tuple[Document, dict[str, Any] | None, list[dict[str, Any]]]:
     """A reviewer who rejected or edited this buyer's earlier deliverable of the same policy has spoken for
     the next one too (a trigger firing again, a new request): it waits for a human, with their edits carried."""
-    prior = repository.last_reviewed_for(session, workspace_id, buyer_id, policy_id)
+    mine = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    prior = repository.last_reviewed_for(session, workspace_id, mine, policy_id)
     outcome = review_rules.review_outcome(prior) if prior is not None else None
     if prior is None or outcome not in ("rejected", "edited"):
         return document, None, []
@@ -410,8 +411,10 @@ def get_artifact(*, session: Session, workspace_id: str, artifact_id: str) -> Ar
 def buyer_artifacts(
     *, session: Session, workspace_id: str, buyer_id: str, limit: int = 100
 ) -> list[ArtifactRead]:
-    """The buyer's deliverables (``buyer_id`` as stored: a live id), newest first, with their versions."""
-    rows = repository.artifacts_of_buyer(session, workspace_id, buyer_id, limit=limit)
+    """The deliverables of ``buyer_id`` (as stored: a live id) and of the buyers merged into it (a merge moves
+    none), newest first, with their versions."""
+    mine = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    rows = repository.artifacts_of_buyer(session, workspace_id, mine, limit=limit)
     return [_artifact_read(session, workspace_id, a) for a in rows]
 
 

@@ -311,13 +311,20 @@ def list_orders(
     *, session: Session, workspace_id: str, limit: int, cursor: str | None = None,
     status: OrderStatus | None = None, buyer_id: str | None = None,
 ) -> Page[OrderRead]:  # fmt: skip
-    """The workspace's orders, newest first (ids are time-ordered and unique), of one status or buyer."""
+    """The workspace's orders, newest first (ids are time-ordered and unique), of one status or buyer. A
+    buyer's orders are those of its lineage (the buyers merged into it, whose orders a merge does not move);
+    a merged-away id answers with its survivor's."""
     after = decode_cursor(cursor, types=(str,))
     if after is not None and not after[0].startswith("ord_"):  # another list's cursor
         raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    buyer_ids = None
+    if buyer_id is not None:
+        buyer_ids = identity_service.survivor_lineage(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id
+        )
     rows = repository.orders_page(
         session, workspace_id, limit=limit + 1, before_id=after[0] if after else None, status=status,
-        buyer_id=buyer_id,
+        buyer_ids=buyer_ids,
     )  # fmt: skip
     return page_of(rows, limit, key=lambda o: (o.id,), item=order_read)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,12 +67,13 @@ def orders_of(session: Session, workspace_id: str, buyer_id: str) -> list[Order]
 
 def orders_page(
     session: Session, workspace_id: str, *, limit: int, before_id: str | None, status: str | None,
-    buyer_id: str | None,
+    buyer_ids: Sequence[str] | None,
 ) -> list[Order]:  # fmt: skip
-    """Up to ``limit`` orders, newest id first, older than ``before_id``, of one status or buyer if given."""
-    stmt = newest_first(
-        Order, workspace_id, limit=limit, before_id=before_id, status=status, buyer_id=buyer_id
-    )
+    """Up to ``limit`` orders, newest id first, older than ``before_id``, of one status if given, of any of
+    ``buyer_ids`` (a buyer's lineage) if given."""
+    stmt = newest_first(Order, workspace_id, limit=limit, before_id=before_id, status=status)
+    if buyer_ids is not None:
+        stmt = stmt.where(Order.buyer_id.in_(buyer_ids))
     return list(session.scalars(stmt))
 
 

@@ -125,6 +125,12 @@ def combine(results: Sequence[CheckResult]) -> CheckResult:
     return min(results, key=lambda r: _REFUSAL_RANK[r.reason], default=_NOT_GRANTED)
 
 
+def _lineage(session: Session, workspace_id: str, live: str) -> tuple[str, ...]:
+    """The live buyer and the buyers merged into it: a merge moves no entitlement row (an undo gives them
+    back as they were), so the rows of all of them are the live buyer's."""
+    return identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=live)
+
+
 # -- checks (read-only) ------------------------------------------------------------------------------
 
 
@@ -137,10 +143,12 @@ def check(
     *, session: Session, workspace_id: str, buyer_id: str, component: str, ref: str | None = None,
     now: datetime | None = None,
 ) -> CheckResult:  # fmt: skip
-    """May ``buyer_id`` (a live buyer id) use ``component``/``ref`` now? ref=None: any ref of it."""
+    """May ``buyer_id`` (a live buyer id) use ``component``/``ref`` now? ref=None: any ref of it. The rows of
+    the buyers merged into it count as its own (``_lineage``)."""
     _component(component)
     now = now or utcnow()
-    groups = _by_key(repository.slots(session, workspace_id, buyer_id, component, ref))
+    mine = _lineage(session, workspace_id, buyer_id)
+    groups = _by_key(repository.slots(session, workspace_id, mine, component, ref))
     return combine([evaluate(group, now) for _, group in sorted(groups.items())])
 
 
@@ -179,14 +187,16 @@ def active_keys(
 ) -> frozenset[str]:
     """ "component:ref" of everything the buyer (a live id) may use now: for eligibility rules."""
     now = now or utcnow()
-    groups = _by_key(repository.slots(session, workspace_id, buyer_id))
+    groups = _by_key(repository.slots(session, workspace_id, _lineage(session, workspace_id, buyer_id)))
     return frozenset(f"{c}:{r}" for (c, r), group in groups.items() if evaluate(group, now).allowed)
 
 
 def list_for_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> list[EntitlementRead]:
-    """Every entitlement row of the buyer (merged ids answer with their survivor), revoked ones too."""
+    """Every entitlement row of the buyer and of the buyers merged into it (merged ids answer with their
+    survivor), revoked ones too."""
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
-    return [EntitlementRead.model_validate(e) for e in repository.of_buyer(session, workspace_id, live)]
+    rows = repository.of_buyer(session, workspace_id, _lineage(session, workspace_id, live))
+    return [EntitlementRead.model_validate(e) for e in rows]
 
 
 def page_for_buyer(
@@ -198,7 +208,7 @@ def page_for_buyer(
     after = decode_cursor(cursor, types=(str,))
     if after is not None and not after[0].startswith("ent_"):  # another list's cursor
         raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
-    rows = repository.page_of_buyer(session, workspace_id, live, limit=limit + 1, after_id=after[0] if after else None,
+    rows = repository.page_of_buyer(session, workspace_id, _lineage(session, workspace_id, live), limit=limit + 1, after_id=after[0] if after else None,
                                     component=component, status=status, source=source)  # fmt: skip
     return page_of(rows, limit, key=lambda e: (e.id,), item=EntitlementRead.model_validate)
 
@@ -247,7 +257,10 @@ def grant(
         raise InvalidEntitlement("a coaching_quota grant needs a quantity")
     live = identity_service.live_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     repository.lock_slot(session, f"{workspace_id}:{live}:{component}:{ref}:{source}")
-    row = repository.find(session, workspace_id, live, component, ref, source)
+    # a row a merged-away buyer holds from this source is this grant's row (a renewal after the merge)
+    row = repository.find(
+        session, workspace_id, _lineage(session, workspace_id, live), component, ref, source
+    )
     created = row is None
     # A renewal of active access is no new grant; a revoked one given back is (named by when it was revoked).
     starts = None if row is not None and row.status == "active" else (_iso(row.revoked_at) if row else "")
@@ -318,7 +331,9 @@ def revoke_grant(
     if source == ADMIN:
         raise ReservedSource("admin overrides are cleared with override()")
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
-    row = repository.find(session, workspace_id, live, component, ref, source)
+    row = repository.find(
+        session, workspace_id, _lineage(session, workspace_id, live), component, ref, source
+    )
     if row is None or row.status != "active":
         return False
     revoke(session=session, workspace_id=workspace_id, entitlement_id=row.id, reason=reason, actor=actor)
@@ -345,17 +360,29 @@ def override(
     mode: OverrideMode | None, reason: str, actor: str,
 ) -> EntitlementRead | None:  # fmt: skip
     """Admin override of one (component, ref): "deny" beats every grant, "allow" gives access without
-    one, None clears it. The admin row (None if there never was one)."""
+    one, None clears it. The admin row (None if there never was one). The override is the live buyer's own
+    row; one a merged-away buyer held is cleared, so the buyer's checks answer what was set here."""
     _component(component)
     _text("ref", ref, 200)
     if mode not in ("allow", "deny", None):
         raise InvalidEntitlement('mode must be "allow", "deny" or null')
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     repository.lock_slot(session, f"{workspace_id}:{live}:{component}:{ref}:{ADMIN}")
-    row = repository.find(session, workspace_id, live, component, ref, ADMIN)
+    rows = repository.held(
+        session, workspace_id, _lineage(session, workspace_id, live), component, ref, ADMIN
+    )
+    row = next((r for r in rows if r.buyer_id == live), None)
+    for other in rows:
+        if other is not row and other.override is not None:
+            other.override, other.status, other.revoked_at, other.reason = None, "revoked", utcnow(), reason
+            details = {"buyer_id": other.buyer_id, "component": component, "ref": ref, "mode": None,
+                       "reason": reason, "survivor_id": live}  # fmt: skip
+            _audit(session, workspace_id, actor, "entitlement.override", other.id, details)
     if mode is None:
         if row is None or row.override is None:
-            return EntitlementRead.model_validate(row) if row is not None else None
+            session.flush()
+            shown = row if row is not None else (rows[0] if rows else None)
+            return EntitlementRead.model_validate(shown) if shown is not None else None
         row.override, row.status, row.revoked_at, row.reason = None, "revoked", utcnow(), reason
     elif row is None:
         row = Entitlement(
@@ -383,7 +410,7 @@ def use_quota(
         raise InvalidEntitlement("n must be >= 1")
     live = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id).id
     now = utcnow()
-    slots = repository.slots(session, workspace_id, live, component, ref)
+    slots = repository.slots(session, workspace_id, _lineage(session, workspace_id, live), component, ref)
     answer = evaluate(slots, now)
     usable = _usable(slots, now)
     if answer.reason in ("override_deny", "expired", "revoked", "not_granted"):

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from offerloop.db import driver
@@ -437,16 +437,43 @@ def conflicts(
     return list(session.scalars(stmt.order_by(IdentityConflict.id.desc()).limit(limit)))
 
 
+# Built once and run on the Core connection: it is on every access check (entitlements, orders, portal).
+_MERGED_INTO = select(Buyer.id).where(
+    Buyer.workspace_id == bindparam("w"), Buyer.merged_into_id.in_(bindparam("f", expanding=True))
+)
+MAX_CHAIN = 50  # as the reads that follow merged_into_id upwards
+
+
 def merged_losers(session: Session, workspace_id: str, winner_id: str) -> list[str]:
-    """Buyers folded into ``winner`` (directly or through a chain), for erasure."""
+    """Buyers folded into ``winner`` (directly or through a chain), nearest first: one probe of the
+    (workspace_id, merged_into_id) index per step of the chain, so one for a buyer never merged. An undone
+    merge cleared its loser's ``merged_into_id``: that loser and the buyers merged into it are not found."""
+    conn = session.connection()
     found: list[str] = []
+    seen = {winner_id}
     frontier = [winner_id]
-    while frontier:
-        stmt = scoped_select(Buyer, workspace_id, Buyer.id).where(Buyer.merged_into_id.in_(frontier))
-        rows = session.scalars(stmt).all()
-        frontier = [r for r in rows if r not in found]
+    for _ in range(MAX_CHAIN):
+        if not frontier:
+            break
+        rows = conn.execute(_MERGED_INTO, {"w": workspace_id, "f": frontier}).scalars().all()
+        frontier = sorted(r for r in set(rows) if r not in seen)
+        seen.update(frontier)
         found.extend(frontier)
     return found
+
+
+def survivor_id(session: Session, workspace_id: str, buyer_id: str) -> str | None:
+    """The live buyer ``buyer_id`` answers with (itself, or the end of its chain of merges); None when the
+    workspace has no buyer by that id."""
+    for _ in range(MAX_CHAIN):
+        stmt = scoped_select(Buyer, workspace_id, Buyer.merged_into_id).where(Buyer.id == buyer_id)
+        row = session.execute(stmt).first()
+        if row is None:
+            return None
+        if row[0] is None:
+            return buyer_id
+        buyer_id = row[0]
+    return buyer_id
 
 
 def buyers_at_least(session: Session, workspace_id: str, n: int) -> bool:

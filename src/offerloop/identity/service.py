@@ -160,6 +160,23 @@ def live_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> BuyerRe
     return buyer
 
 
+def lineage(*, session: Session, workspace_id: str, buyer_id: str) -> tuple[str, ...]:
+    """``buyer_id`` (a live buyer) first, then every buyer merged into it, directly or through a chain, by a
+    merge not undone: the ids whose orders, entitlements, subscriptions and deliverables are this buyer's.
+    A merge moves no commerce row (an undo must give them back as they were): every read of them asks for the
+    buyer's lineage. One indexed probe for a buyer never merged; another workspace's buyers are never in it."""
+    return (buyer_id, *repository.merged_losers(session, workspace_id, buyer_id))
+
+
+def survivor_lineage(*, session: Session, workspace_id: str, buyer_id: str) -> tuple[str, ...]:
+    """``lineage`` of the live buyer ``buyer_id`` answers with (itself, or its survivor once merged away): for
+    lists filtered by any buyer id. An id the workspace does not know is alone (its filter finds nothing)."""
+    live = repository.survivor_id(session, workspace_id, buyer_id)
+    if live is None:
+        return (buyer_id,)
+    return lineage(session=session, workspace_id=workspace_id, buyer_id=live)
+
+
 def live_buyer_ids(*, session: Session, workspace_id: str, after: str | None, limit: int) -> list[str]:
     """A page of live buyers' ids (id order, after ``after``): for scans of a whole audience."""
     return repository.live_buyer_ids(session, workspace_id, after, limit)

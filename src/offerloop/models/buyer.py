@@ -14,7 +14,11 @@ from offerloop.db.types import BigIntPK, JSONType, UTCDateTime
 
 class Buyer(Base):
     __tablename__ = "buyers"
-    __table_args__ = (Index(None, "workspace_id", "created_at"),)
+    __table_args__ = (
+        Index(None, "workspace_id", "created_at"),
+        # the buyers merged into one (its lineage: whose purchases are its own), read on every access check
+        Index(None, "workspace_id", "merged_into_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

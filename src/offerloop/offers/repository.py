@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -36,10 +37,11 @@ def stock(session: Session, workspace_id: str, offer_key: str) -> DropStock | No
     return session.scalars(stmt).one_or_none()
 
 
-def owned_counts(session: Session, workspace_id: str, buyer_id: str) -> dict[str, int]:
-    """Units of each offer the buyer has paid for (refunded orders excluded), from the order lines."""
+def owned_counts(session: Session, workspace_id: str, buyer_ids: Sequence[str]) -> dict[str, int]:
+    """Units of each offer any of ``buyer_ids`` (a buyer's lineage) has paid for (refunded orders excluded),
+    from the order lines."""
     stmt = scoped_select(Order, workspace_id, Order.lines).where(
-        Order.buyer_id == buyer_id,
+        Order.buyer_id.in_(buyer_ids),
         Order.status.in_(("paid", "partially_refunded")),
     )
     counts: dict[str, int] = {}

@@ -26,6 +26,7 @@ from offerloop.decisions.schemas import ActionIn, DecideRequest
 from offerloop.delivery import live
 from offerloop.experiments import service as experiments_service
 from offerloop.experiments.schemas import Arm
+from offerloop.identity import service as identity_service
 from offerloop.models import Coupon as CouponRow
 from offerloop.models import DropStock
 from offerloop.models import Offer as OfferRow
@@ -304,7 +305,9 @@ def upsells_for(
     ``currency``: each once, in catalog order, offers the buyer already has left out."""
     catalog = catalog_for(session=session, workspace_id=workspace_id)
     now = now or utcnow()
-    owned = repository.owned_counts(session, workspace_id, buyer_id)
+    # the order's buyer may have merged into another since: what the survivor owns
+    mine = identity_service.survivor_lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    owned = repository.owned_counts(session, workspace_id, mine)
     keys = dict.fromkeys(k for key in offer_keys if (o := catalog.offer(key)) is not None for k in o.upsells)
     out = []
     for key in keys:
@@ -330,7 +333,10 @@ def present(
     catalog = catalog_for(session=session, workspace_id=workspace_id)
     now = utcnow()
     buyer_id = decisions_service.resolve_buyer(session=session, workspace_id=workspace_id, request=request)
-    owned = repository.owned_counts(session, workspace_id, buyer_id) if buyer_id else {}
+    owned: dict[str, int] = {}
+    if buyer_id:  # what the buyers merged into this one bought is this buyer's
+        mine = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        owned = repository.owned_counts(session, workspace_id, mine)
     currency = currency_code(currency)  # an unknown code is a 422 naming it, not an empty list
     buyable = [o for o in catalog.offers
                if o.price(currency) is not None and _may_buy(session, workspace_id, o, buyer_id, owned, now)]  # fmt: skip

@@ -203,12 +203,15 @@ def subscription(request: Request, db: web.DB, buyer: web.Buyer, done: Done = No
 
 
 def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) -> None:
-    """Another buyer's subscription is not found, exactly as one that does not exist."""
+    """Another buyer's subscription is not found, exactly as one that does not exist. One of a buyer merged
+    into the signed-in (live) buyer is theirs: a merge moves no subscription."""
     try:
         row = subscriptions_service.row_of(session, buyer.workspace_id, subscription_id)
     except SubscriptionNotFound as exc:
         raise PortalNotFound("There is no such subscription.") from exc
-    if row.buyer_id != buyer.buyer_id:
+    if row.buyer_id != buyer.buyer_id and row.buyer_id not in identity_service.lineage(
+        session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id
+    ):
         raise PortalNotFound("There is no such subscription.")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -32,20 +34,23 @@ def by_provider(session: Session, workspace_id: str, provider_id: str) -> Subscr
     return session.scalars(stmt.order_by(Subscription.id)).first()
 
 
-def of_buyer(session: Session, workspace_id: str, buyer_id: str) -> list[Subscription]:
-    stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id == buyer_id)
+def of_buyer(session: Session, workspace_id: str, buyer_ids: Sequence[str]) -> list[Subscription]:
+    """The subscriptions of any of ``buyer_ids`` (a buyer's lineage), oldest first."""
+    stmt = scoped_select(Subscription, workspace_id).where(Subscription.buyer_id.in_(buyer_ids))
     return list(session.scalars(stmt.order_by(Subscription.created_at, Subscription.id)))
 
 
 def page(
     session: Session, workspace_id: str, *, limit: int, before_id: str | None, status: str | None,
-    buyer_id: str | None, offer_key: str | None,
+    buyer_ids: Sequence[str] | None, offer_key: str | None,
 ) -> list[Subscription]:  # fmt: skip
-    """Up to ``limit`` subscriptions, newest id first, older than ``before_id``, filtered by what is given."""
+    """Up to ``limit`` subscriptions, newest id first, older than ``before_id``, filtered by what is given
+    (``buyer_ids``: a buyer's lineage)."""
     stmt = newest_first(
-        Subscription, workspace_id, limit=limit, before_id=before_id, status=status, buyer_id=buyer_id,
-        offer_key=offer_key,
+        Subscription, workspace_id, limit=limit, before_id=before_id, status=status, offer_key=offer_key,
     )  # fmt: skip
+    if buyer_ids is not None:
+        stmt = stmt.where(Subscription.buyer_id.in_(buyer_ids))
     return list(session.scalars(stmt))
 
 

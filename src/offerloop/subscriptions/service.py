@@ -21,6 +21,7 @@ from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
+from offerloop.identity import service as identity_service
 from offerloop.models import Order
 from offerloop.models import Subscription as SubscriptionRow
 from offerloop.offers import service as offers_service
@@ -122,8 +123,10 @@ def by_provider(*, session: Session, workspace_id: str, provider_id: str) -> Sub
 
 
 def of_buyer(*, session: Session, workspace_id: str, buyer_id: str) -> list[SubscriptionRow]:
-    """The buyer's subscriptions, oldest first."""
-    return repository.of_buyer(session, workspace_id, buyer_id)
+    """The subscriptions of ``buyer_id`` (as stored: a live id) and of the buyers merged into it (a merge
+    moves none), oldest first."""
+    mine = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    return repository.of_buyer(session, workspace_id, mine)
 
 
 def list_subscriptions(
@@ -131,12 +134,17 @@ def list_subscriptions(
     buyer_id: str | None = None, offer_key: str | None = None,
 ) -> Page[SubscriptionRead]:  # fmt: skip
     """The workspace's subscriptions, newest first (ids are time-ordered and unique), filtered by status,
-    buyer or plan."""
+    buyer (its lineage: a merged-away id answers with its survivor's) or plan."""
     after = decode_cursor(cursor, types=(str,))
     if after is not None and not after[0].startswith("sub_"):  # another list's cursor
         raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    buyer_ids = None
+    if buyer_id is not None:
+        buyer_ids = identity_service.survivor_lineage(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id
+        )
     rows = repository.page(session, workspace_id, limit=limit + 1, before_id=after[0] if after else None,
-                           status=status, buyer_id=buyer_id, offer_key=offer_key)  # fmt: skip
+                           status=status, buyer_ids=buyer_ids, offer_key=offer_key)  # fmt: skip
     return page_of(rows, limit, key=lambda r: (r.id,), item=subscription_read)
 
 
@@ -353,7 +361,7 @@ def end_for_refund(*, session: Session, order: Order, at: datetime, actor: str, 
     """A fully refunded order that started or renewed a subscription: the subscription is canceled now and
     everything it granted is revoked."""
     subs = {line.get("subscription_id") for line in order.lines} - {None}
-    for row in repository.of_buyer(session, order.workspace_id, order.buyer_id):
+    for row in repository.of_buyer(session, order.workspace_id, (order.buyer_id,)):
         if row.order_id == order.id or row.id in subs:
             if row.status not in ("canceled", "incomplete"):
                 act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
