@@ -14,15 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine
-from tests.checkout.log import forget_queued_work, new_workspaces_forget_their_work
+from tests.checkout.log import forget_queued_work
 from tests.checkout.test_checkout_flow import CATALOG, buy, deliver, setup, stripe_client
+from tests.checkout.test_stripe_concurrency import stripe_server
 from tests.checkout.test_stripe_provider import API_KEY, SECRET, FakeStripeServer, event, stripe_error
 from tests.conftest import LiveServer, basic, bearer, msg
 
@@ -36,7 +36,7 @@ from offerloop.models import Order
 from offerloop.offers import service as offers_service
 from offerloop.workspaces import service as workspace_service
 
-__all__ = ["stripe_client"]
+__all__ = ["stripe_client", "stripe_server"]
 
 
 def catalog() -> str:
@@ -501,25 +501,6 @@ def test_concurrent_refunds_of_one_order_refund_in_stripe_once(racing_shop, fake
 
 
 # -- two server processes: the same refund twice at once, and Stripe's webhook racing the booking -------------
-
-
-@pytest.fixture
-def stripe_server(
-    tmp_path: Path,
-    engine: Engine,
-    database_url: str,
-    fake_stripe: FakeStripeServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[LiveServer]:
-    monkeypatch.setenv("OFFERLOOP_STRIPE_API_KEY", API_KEY)
-    monkeypatch.setenv("OFFERLOOP_STRIPE_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("OFFERLOOP_STRIPE_API_BASE", fake_stripe.base)
-    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
-    server = LiveServer(url, workers=2, log_path=tmp_path / "server.log")
-    with new_workspaces_forget_their_work(engine):
-        server.start()
-        yield server
-        server.stop()
 
 
 def test_the_same_refund_at_once_on_two_processes_while_stripes_webhook_races_it(

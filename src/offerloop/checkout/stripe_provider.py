@@ -26,6 +26,7 @@ from offerloop.checkout.stripe_events import (
     PROVIDER,
     WORKSPACE_ID_KEY,
     _dict,
+    _int,
     _signature_timestamp,
     _str,
 )
@@ -197,10 +198,7 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _provider_error(exc) from exc
 
-        # A StripeObject is not a dict (v15+): keep the JSON exactly as Stripe sent it.
-        response = session.last_response
-        raw = _dict(response.data) if response is not None else {}
-        raw = raw or session.to_dict(for_json=True)
+        raw = _answer(session)
         session_id, url = _str(raw.get("id")), _str(raw.get("url"))
         if session_id is None or url is None:
             raise ProviderError(
@@ -243,20 +241,18 @@ class StripeProvider:
             )
         except stripe.StripeError as exc:
             raise _provider_error(exc, refusal=True) from exc
-        response = refund.last_response
-        raw = _dict(response.data) if response is not None else {}
-        raw = raw or refund.to_dict(for_json=True)
+        raw = _answer(refund)
         refund_id, status = _str(raw.get("id")), _str(raw.get("status"))
         if refund_id is None or status is None:
             raise ProviderError(
                 "Stripe returned a Refund without an id or status",
                 details={"provider": self.name, "refund": raw},
             )
-        stripe_amount = raw.get("amount")
+        stripe_amount = _int(raw.get("amount"))
         returned = (
-            currencies.from_provider_units("stripe", currency, stripe_amount)
-            if isinstance(stripe_amount, int) and not isinstance(stripe_amount, bool)
-            else None
+            None
+            if stripe_amount is None
+            else currencies.from_provider_units("stripe", currency, stripe_amount)
         )
         return ProviderRefund(id=refund_id, status=status, amount=returned,
                               failure_reason=_str(raw.get("failure_reason")), raw=dict(raw))  # fmt: skip
@@ -314,6 +310,18 @@ def idempotency_key(order_id: str) -> str:
     return f"offerloop-checkout-{order_id}"
 
 
+def _order_problems(order_id: str, workspace_id: str, currency: str) -> list[str]:
+    """What is wrong with the order reference, workspace and currency every request to Stripe carries."""
+    problems: list[str] = []
+    if not order_id or len(order_id) > _MAX_REFERENCE_LEN:
+        problems.append(f"order_id must be 1..{_MAX_REFERENCE_LEN} characters")
+    if not workspace_id:
+        problems.append("workspace_id is empty")
+    if not currencies.is_active(currency.upper()):
+        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
+    return problems
+
+
 def refund_idempotency_key(order_id: str, sequence: int) -> str:
     """The idempotency key of an order's refund number ``sequence`` (0 for its first)."""
     return f"offerloop-refund-{order_id}-{sequence}"
@@ -329,15 +337,9 @@ def build_refund_params(
     charge: str | None = None,
 ) -> dict[str, Any]:
     """The ``POST /v1/refunds`` parameters (before form encoding); raises ValidationFailed."""
-    problems: list[str] = []
-    if not order_id or len(order_id) > _MAX_REFERENCE_LEN:
-        problems.append(f"order_id must be 1..{_MAX_REFERENCE_LEN} characters")
-    if not workspace_id:
-        problems.append("workspace_id is empty")
+    problems = _order_problems(order_id, workspace_id, currency)
     if (payment_intent is None) == (charge is None):
         problems.append("name the payment to refund: a payment_intent or a charge, not both")
-    if not currencies.is_active(currency.upper()):
-        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
     converted: int | None = None
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         problems.append("amount must be a positive integer in minor units")
@@ -373,16 +375,10 @@ def build_session_params(
     metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``POST /v1/checkout/sessions`` parameters (before form encoding); raises ValidationFailed."""
-    problems: list[str] = []
-    if not order_id or len(order_id) > _MAX_REFERENCE_LEN:
-        problems.append(f"order_id must be 1..{_MAX_REFERENCE_LEN} characters")
-    if not workspace_id:
-        problems.append("workspace_id is empty")
+    problems = _order_problems(order_id, workspace_id, currency)
     if mode not in ("payment", "subscription"):
         problems.append(f"mode must be 'payment' or 'subscription', not {mode!r}")
     cur = currency.lower()
-    if not currencies.is_active(currency.upper()):
-        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
     if not lines:
         problems.append("at least one line is required")
     line_items: list[dict[str, Any]] = []
@@ -451,6 +447,13 @@ def _to_stripe(currency: str, amount: int, line: int, problems: list[str]) -> in
         )
         return amount
     return converted
+
+
+def _answer(obj: stripe.StripeObject) -> dict[str, Any]:
+    """Stripe's answer as JSON: a StripeObject is not a dict (v15+), so keep the body exactly as Stripe sent it."""
+    response = obj.last_response
+    raw = _dict(response.data) if response is not None else {}
+    return raw or obj.to_dict(for_json=True)
 
 
 def _provider_error(exc: stripe.StripeError, *, refusal: bool = False) -> ProviderError:
