@@ -58,6 +58,14 @@ class FakeStripeState:
     idempotency: dict[str, tuple[dict[str, str], dict[str, Any]]] = field(default_factory=dict)
     counter: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Refunds: the payments Stripe knows (PaymentIntent or Charge id -> amount charged in Stripe's units, and
+    # its lowercase currency),
+    # what was refunded of each, the refunds created, the status new refunds get, and a delay before answering.
+    payments: dict[str, tuple[int, str]] = field(default_factory=dict)
+    refunded: dict[str, int] = field(default_factory=dict)
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    refund_status: str = "succeeded"
+    delay_s: float = 0.0
 
 
 def stripe_error(err_type: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -101,6 +109,37 @@ def session_from_form(form: dict[str, str], n: int) -> dict[str, Any]:
     }
 
 
+def refund_from_form(state: FakeStripeState, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/refunds`` as Stripe answers it: a Refund of the named PaymentIntent or Charge (all that is
+    left when no amount is given), or Stripe's error when the payment is unknown or has too little left."""
+    paid_by = form.get("payment_intent") or form.get("charge") or ""
+    if paid_by not in state.payments:
+        param = "payment_intent" if "payment_intent" in form else "charge"
+        return 404, stripe_error("invalid_request_error", "resource_missing", f"No such {param}: '{paid_by}'",
+                                 param=param)  # fmt: skip
+    charged, currency = state.payments[paid_by]
+    left = charged - state.refunded.get(paid_by, 0)
+    amount = int(form["amount"]) if "amount" in form else left
+    if left <= 0:
+        return 400, stripe_error("invalid_request_error", "charge_already_refunded",
+                                 f"Charge for {paid_by} has already been refunded.")  # fmt: skip
+    if amount > left:
+        return 400, stripe_error("invalid_request_error", "amount_too_large",
+                                 f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                                 param="amount")  # fmt: skip
+    status = state.refund_status
+    if status in ("succeeded", "pending"):  # a failed or canceled refund gives nothing back
+        state.refunded[paid_by] = state.refunded.get(paid_by, 0) + amount
+    refund = {
+        "id": f"re_test_{len(state.refunds) + 1:04d}", "object": "refund", "amount": amount,
+        "charge": f"ch_{paid_by}", "created": NOW, "currency": currency, "payment_intent": form.get("payment_intent"),
+        "metadata": {k[len("metadata[") : -1]: v for k, v in form.items() if k.startswith("metadata[")},
+        "reason": None, "status": status, "failure_reason": "lost_or_stolen_card" if status == "failed" else None,
+    }  # fmt: skip
+    state.refunds.append(refund)
+    return 200, refund
+
+
 class FakeStripeHandler(BaseHTTPRequestHandler):
     server: FakeStripeServer
     protocol_version = "HTTP/1.1"
@@ -114,7 +153,7 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         with state.lock:
             state.requests.append(Recorded("POST", self.path, headers, form))
-            if self.path != "/v1/checkout/sessions":
+            if self.path not in ("/v1/checkout/sessions", "/v1/refunds"):
                 status, payload = (
                     404,
                     stripe_error("invalid_request_error", "resource_missing", "Unrecognized request URL"),
@@ -122,11 +161,13 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
             elif state.replies:
                 status, payload = state.replies.pop(0)
             else:
-                status, payload = self._create(state, headers.get("idempotency-key"), form)
+                status, payload = self._create(state, headers.get("idempotency-key"), form, self.path)
+        if state.delay_s:
+            time.sleep(state.delay_s)  # a slow answer: done in "Stripe", not yet known to the caller
         self._send(status, payload)
 
     def _create(
-        self, state: FakeStripeState, key: str | None, form: dict[str, str]
+        self, state: FakeStripeState, key: str | None, form: dict[str, str], path: str
     ) -> tuple[int, dict[str, Any]]:
         # Stripe replays the first answer for a repeated key, and refuses the key with other parameters.
         if key is not None and key in state.idempotency:
@@ -138,11 +179,14 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
                     "Keys for idempotent requests can only be used with the same parameters they were first used with.",
                 )
             return 200, first_answer
-        state.counter += 1
-        answer = session_from_form(form, state.counter)
-        if key is not None:
+        if path == "/v1/refunds":
+            status, answer = refund_from_form(state, form)
+        else:
+            state.counter += 1
+            status, answer = 200, session_from_form(form, state.counter)
+        if key is not None:  # Stripe keeps the first answer for the key, an error as much as a success
             state.idempotency[key] = (form, answer)
-        return 200, answer
+        return status, answer
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode("utf-8")

@@ -14,6 +14,7 @@ from offerloop.checkout.exceptions import (
     CheckoutError,
     OrderNotFound,
     ProviderError,
+    RefundRefused,
     SoldOut,
     WebhookRefused,
 )
@@ -28,7 +29,7 @@ from offerloop.checkout.schemas import (
     RetryQueued,
     WebhookReceived,
 )
-from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
+from offerloop.checkout.stripe_provider import StripeProvider
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.identity.exceptions import BuyerErased
@@ -45,12 +46,11 @@ _ORDER = (*_KEY, OrderNotFound)
 
 
 def _stripe(request: Request) -> StripeProvider:
-    s = get_settings(request)
-    if not s.stripe_api_key or not s.stripe_webhook_secret:
+    provider = service.stripe_provider(get_settings(request))
+    if provider is None:
         raise CheckoutError("Stripe is not configured (OFFERLOOP_STRIPE_API_KEY, OFFERLOOP_STRIPE_WEBHOOK_SECRET)",
                             code="provider_not_configured")  # fmt: skip
-    return StripeProvider(StripeConfig(api_key=s.stripe_api_key, webhook_secret=s.stripe_webhook_secret,
-                                       api_base=s.stripe_api_base))  # fmt: skip
+    return provider
 
 
 @router.post(
@@ -117,13 +117,15 @@ def mark_paid(request: Request, db: DB, principal: SecretKey, order_id: str, bod
 
 @router.post(
     "/orders/{order_id}/refund",
-    summary="Full or partial refund",
-    responses=error_responses(*_ORDER, CheckoutError),
+    summary="Full or partial refund; an order paid through Stripe is refunded in Stripe first, then booked",
+    responses=error_responses(*_ORDER, CheckoutError, RefundRefused, ProviderError),
 )
-def refund(db: DB, principal: SecretKey, order_id: str, body: RefundIn) -> OrderRead:
+def refund(request: Request, db: DB, principal: SecretKey, order_id: str, body: RefundIn) -> OrderRead:
+    provider = service.stripe_provider(get_settings(request))
     with db.write() as session:
         return service.refund(session=session, workspace_id=principal.workspace_id, order_id=order_id,
-                              amount=body.amount, actor=principal.key_id, reason=body.reason)  # fmt: skip
+                              amount=body.amount, actor=principal.key_id, reason=body.reason,
+                              provider=provider)  # fmt: skip
 
 
 @router.post(

@@ -16,6 +16,16 @@ class ProviderError(OfferloopError):
     code = "payment_provider_error"
 
 
+class RefundRefused(ProviderError):
+    """The provider answered and did not refund: it refused the request (the charge is already refunded, the
+    amount is more than is left, the idempotency key was used for another refund) or created a refund that
+    did not complete (``failed``, ``canceled``, ``requires_action``). Nothing was booked; ``details`` carries
+    the provider's code (or the refund's id and status)."""
+
+    status_code = 409
+    code = "refund_refused"
+
+
 class WebhookRefused(OfferloopError):
     """A webhook delivery that must not be acted on.
 

@@ -33,7 +33,7 @@ from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
 from offerloop.ledger import service as ledger_service
-from offerloop.ledger.postings import Account, balance, refund_entry, sale_entry
+from offerloop.ledger.postings import Account, EntryKind, balance, refund_entry, sale_entry
 from offerloop.models import Order, StockHold
 from offerloop.offers import service as offers_service
 from offerloop.offers.catalog import Catalog, Offer, price_of
@@ -344,14 +344,9 @@ def refund(
     return order_read(order)
 
 
-def refund_order(
-    session: Session, order: Order, amount: int | None, *, actor: str, at: datetime, reason: str | None,
-    tax_part: int | None = None, end_access: bool = True, status: str | None = None,
-) -> None:  # fmt: skip
-    """The refund itself. The platform fee is returned in proportion to the refund (the platform keeps no fee
-    on money the creator gives back); the processor's fee is not (processors keep it). ``end_access`` False:
-    a plan-change credit, which never ends the subscription it belongs to."""
-    workspace_id = order.workspace_id
+def refund_value(session: Session, order: Order, amount: int | None) -> Money:
+    """What a refund of ``amount`` (None: all that is left) takes back, checked against the order's status
+    and what its books still hold (CheckoutError ``not_refundable`` / ``invalid_refund_amount``)."""
     if order.status not in ("paid", "partially_refunded"):
         raise CheckoutError(
             f"order {order.id} is {order.status}: only paid orders can be refunded", code="not_refundable"
@@ -360,15 +355,37 @@ def refund_order(
         raise CheckoutError(
             f"order {order.id} charged nothing: there is nothing to refund", code="not_refundable"
         )
-    prior = [
-        e for e, _ in ledger_service.entries(session=session, workspace_id=workspace_id, order_id=order.id)
-    ]
-    left = ledger_service.refundable(session=session, workspace_id=workspace_id, order_id=order.id)
+    left = ledger_service.refundable(session=session, workspace_id=order.workspace_id, order_id=order.id)
     value = left if amount is None else Money(order.currency, amount)
     if value.amount <= 0 or value.amount > left.amount:
         raise CheckoutError(
             f"refund must be between 1 and {left.amount} ({left.format()})", code="invalid_refund_amount"
         )
+    return value
+
+
+def refunds_booked(session: Session, order: Order) -> int:
+    """How many refund entries the order's books hold (whoever made them): the sequence number of its next
+    refund, which never repeats because entries are never removed."""
+    entries = ledger_service.entries(session=session, workspace_id=order.workspace_id, order_id=order.id)
+    return sum(1 for e, _ in entries if e.kind == EntryKind.REFUND)
+
+
+def refund_order(
+    session: Session, order: Order, amount: int | None, *, actor: str, at: datetime, reason: str | None,
+    tax_part: int | None = None, end_access: bool = True, status: str | None = None,
+    provider_refund: str | None = None,
+) -> None:  # fmt: skip
+    """The refund itself. The platform fee is returned in proportion to the refund (the platform keeps no fee
+    on money the creator gives back); the processor's fee is not (processors keep it). ``end_access`` False:
+    a plan-change credit, which never ends the subscription it belongs to. ``provider_refund``: the
+    provider's id of the refund that moved the money, kept as the entry's reference (unique: booked once)."""
+    workspace_id = order.workspace_id
+    value = refund_value(session, order, amount)
+    prior = [
+        e for e, _ in ledger_service.entries(session=session, workspace_id=workspace_id, order_id=order.id)
+    ]
+    left = ledger_service.refundable(session=session, workspace_id=workspace_id, order_id=order.id)
     booked = balance(prior, currency=order.currency)
     fee_left = booked[Account.PLATFORM_FEES]
     fee_back = fee_left if value == left or fee_left.amount <= 0 else (
@@ -378,7 +395,9 @@ def refund_order(
     entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at, platform_fee_returned=fee_back,
                          fee_returned=processor_back,
                          tax_part=None if tax_part is None or value == left else Money(order.currency, tax_part))  # fmt: skip
-    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=_tags(session, order))
+    tags = _tags(session, order) | ({"provider_refund": provider_refund} if provider_refund else {})
+    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=tags,
+                          reference=provider_refund)  # fmt: skip
     order.refunded += value.amount
     order.status = status or ("refunded" if order.refunded >= order.total else "partially_refunded")
     order.updated_at = at

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from offerloop.checkout import buyers, orders, repository
-from offerloop.checkout.exceptions import CheckoutError
+from offerloop.checkout.exceptions import CheckoutError, ProviderError, RefundRefused
 from offerloop.checkout.schemas import OrderLine, OrderRead, PaymentEventRead
+from offerloop.checkout.stripe_events import PROVIDER as STRIPE
 from offerloop.checkout.stripe_provider import (
     CheckoutLine,
     PaymentEvent,
@@ -162,6 +164,103 @@ def checkout(
     with db.write() as session:
         return orders.attach_session(session=session, workspace_id=workspace_id, order_id=order.id,
                               provider_ref=created.id, url=created.url)  # fmt: skip
+
+
+# -- refunds: the provider's money moves first, then the books ------------------------------------------
+
+
+def refund(
+    *, session: Session, workspace_id: str, order_id: str, amount: int | None = None, actor: str,
+    at: datetime | None = None, reason: str | None = None, provider: StripeProvider | None = None,
+) -> OrderRead:  # fmt: skip
+    """Full (amount None) or partial refund of a paid order (see ``orders.refund_order``).
+
+    An order paid through Stripe is refunded in Stripe first (``POST /v1/refunds`` on its payment) and booked
+    only once Stripe accepted the refund (``succeeded`` or ``pending``), with Stripe's refund id as the ledger
+    entry's reference. Stripe refusing it (RefundRefused, 409) or failing (ProviderError, 502) books nothing.
+    Its later ``charge.refunded`` webhook books nothing more: it reports the cumulative amount refunded, which
+    this booking already holds. A manual order's money moves outside offerloop: it is booked directly."""
+    at = at or utcnow()
+    # The order's row stays locked (PostgreSQL; SQLite's single writer) from here to the caller's commit,
+    # across the call to Stripe. That is the choice made on purpose: a second refund of the same order, and
+    # the charge.refunded webhook Stripe sends the moment it refunds, wait for this booking and then see it
+    # (the second request is refused or refunds what is left; the webhook's cumulative amount adds nothing).
+    # Releasing the lock during the call would let that webhook book the refund before this request does,
+    # and both would book it. The idempotency key (order id + how many refunds the order has) covers what
+    # the lock cannot: the SDK's retries of one call, and a retry after a transaction that failed once
+    # Stripe had answered, which get Stripe's first refund back rather than a second one.
+    order = orders.load(session, workspace_id, order_id, lock=True)
+    if order.provider != STRIPE:
+        orders.refund_order(session, order, amount, actor=actor, at=at, reason=reason)
+        return orders.order_read(order)
+    if provider is None:
+        raise CheckoutError(
+            f"order {order.id} was paid through Stripe and Stripe is not configured here "
+            "(OFFERLOOP_STRIPE_API_KEY, OFFERLOOP_STRIPE_WEBHOOK_SECRET): refund it in Stripe's dashboard, "
+            "whose webhook books it", code="provider_not_configured",
+        )  # fmt: skip
+    value = orders.refund_value(session, order, amount)
+    kind, ref = _refundable_payment(session, order)
+    done = provider.create_refund(
+        order_id=order.id, workspace_id=order.workspace_id, currency=order.currency, amount=value.amount,
+        sequence=orders.refunds_booked(session, order), **{kind: ref},
+    )  # fmt: skip
+    about = {
+        "provider": STRIPE,
+        "refund_id": done.id,
+        "status": done.status,
+        "failure_reason": done.failure_reason,
+    }
+    if done.status not in ("succeeded", "pending"):
+        raise RefundRefused(
+            f"Stripe created refund {done.id} as {done.status}: nothing is booked (if Stripe completes it "
+            "later, its charge.refunded webhook books it)", details={**about, "code": done.status},
+        )  # fmt: skip
+    if done.amount != value.amount:  # Stripe's idempotency replays only an identical request: never expected
+        raise ProviderError(
+            f"Stripe refund {done.id} is for {done.amount}, not the {value.amount} asked: nothing is booked "
+            "(its charge.refunded webhook books what Stripe refunded)",
+            details={**about, "code": "refund_amount_mismatch", "amount": done.amount, "asked": value.amount},
+        )  # fmt: skip
+    orders.refund_order(
+        session, order, value.amount, actor=actor, at=at, reason=reason, provider_refund=done.id
+    )
+    return orders.order_read(order)
+
+
+def _refundable_payment(session: Session, order: Order) -> tuple[Literal["payment_intent", "charge"], str]:
+    """The Stripe payment an order's refund goes to: the PaymentIntent (else the Charge) that paid it.
+
+    A checkout in payment mode, a subscription's first invoice and a renewal's invoice leave its PaymentIntent
+    as the order's ``provider_ref``; otherwise (an invoice or session id) the provider events about that
+    payment, or about this order's own checkout, name it."""
+    found: Literal["payment_intent", "charge"]
+    ref = order.provider_ref or ""
+    if ref.startswith(("pi_", "ch_")):
+        found = "payment_intent" if ref.startswith("pi_") else "charge"
+        return found, ref
+    rows = repository.payment_events_of(session, order.workspace_id, order.id, limit=200)
+    if ref:
+        rows = repository.payment_events_by_ref(session, order.workspace_id, STRIPE, ref) + rows
+    for row in rows:
+        event = normalize(_stored_event(row.payload))
+        # this payment's events, or this order's checkout (its session, its subscription's first invoice)
+        own = row.payment_ref == ref or (
+            event is not None
+            and event.kind in ("checkout_completed", "payment_succeeded")
+            and (event.session_id is not None or event.billing_reason == "subscription_create")
+        )
+        if event is None or not own:
+            continue
+        if event.payment_intent_id:
+            return "payment_intent", event.payment_intent_id
+        if event.charge_id:
+            return "charge", event.charge_id
+    raise CheckoutError(
+        f"order {order.id}: no Stripe payment is known for it (its reference is {ref or 'empty'}), so it cannot "
+        "be refunded from here: refund it in Stripe's dashboard, whose webhook books it",
+        code="provider_payment_unknown",
+    )
 
 
 # -- provider webhooks: applied once, checked against the order, reordering tolerated --------------------

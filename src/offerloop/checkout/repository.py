@@ -329,3 +329,13 @@ def payment_events_of(
     if after_id is not None:
         stmt = stmt.where(PaymentEvent.id > after_id)
     return list(session.scalars(stmt.order_by(PaymentEvent.id).limit(limit)))
+
+
+def payment_events_by_ref(
+    session: Session, workspace_id: str, provider: str, payment_ref: str
+) -> list[PaymentEvent]:
+    """The workspace's events about one provider payment (an invoice, an intent), in the order they happened."""
+    stmt = scoped_select(PaymentEvent, workspace_id).where(
+        PaymentEvent.provider == provider, PaymentEvent.payment_ref == payment_ref
+    )
+    return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))

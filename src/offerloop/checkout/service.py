@@ -30,7 +30,6 @@ from offerloop.checkout.orders import (
     hold_expiry_due,
     list_orders,
     mark_paid,
-    refund,
 )
 from offerloop.checkout.payments import (
     ProviderCharge,
@@ -41,8 +40,11 @@ from offerloop.checkout.payments import (
     payment_events,
     provider_charge,
     recurring_tax,
+    refund,
 )
 from offerloop.checkout.schemas import OrderRead
+from offerloop.checkout.stripe_provider import StripeConfig, StripeProvider
+from offerloop.config import Settings
 from offerloop.core.money import Money
 from offerloop.models import Order
 from offerloop.models import Subscription as SubscriptionRow
@@ -53,6 +55,7 @@ __all__ = [
     "HOLD_MINUTES",
     "MAX_ATTEMPTS",
     "ProviderCharge",
+    "StripeProvider",
     "WebhookTerms",
     "attach_session",
     "begin",
@@ -80,12 +83,21 @@ __all__ = [
     "retry_task",
     "run_fulfilment",
     "run_task",
+    "stripe_provider",
     "subscription_orders",
     "sweep_due",
     "task_failed",
 ]
 
 SWEEP_LIMIT = subscriptions_service.SWEEP_LIMIT
+
+
+def stripe_provider(settings: Settings) -> StripeProvider | None:
+    """The Stripe account the settings configure (None without its API key and webhook secret)."""
+    if not settings.stripe_api_key or not settings.stripe_webhook_secret:
+        return None
+    return StripeProvider(StripeConfig(api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret,
+                                       api_base=settings.stripe_api_base))  # fmt: skip
 
 
 def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:

@@ -1,4 +1,4 @@
-"""Stripe as a payment provider: Checkout Sessions out, signed webhooks in.
+"""Stripe as a payment provider: Checkout Sessions and Refunds out, signed webhooks in.
 
 Every call to Stripe goes through the official SDK (``stripe.StripeClient``) pointed at
 ``StripeConfig.api_base``, so the same code runs against api.stripe.com and against a loopback
@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import stripe
 
-from offerloop.checkout.exceptions import ProviderError, WebhookRefused
+from offerloop.checkout.exceptions import ProviderError, RefundRefused, WebhookRefused
 from offerloop.checkout.stripe_events import (
     ORDER_ID_KEY,
     PROVIDER,
     WORKSPACE_ID_KEY,
     _dict,
+    _int,
     _signature_timestamp,
     _str,
 )
@@ -39,6 +40,7 @@ from offerloop.core.errors import ValidationFailed
 from offerloop.core.money import Money
 
 if TYPE_CHECKING:
+    from stripe.params import RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "CheckoutSession",
     "PaymentEvent",
     "PaymentEventKind",
+    "ProviderRefund",
     "StripeConfig",
     "StripeProvider",
     "WebhookEvent",
@@ -108,6 +111,18 @@ class CheckoutSession:
     id: str
     url: str
     payment_status: str
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    """A Refund Stripe created: its id, ``status`` (succeeded, pending, requires_action, failed, canceled) and
+    ``amount`` back in ISO minor units; Stripe's full answer in ``raw``."""
+
+    id: str
+    status: str
+    amount: int | None
+    failure_reason: str | None
     raw: dict[str, Any] = field(repr=False)
 
 
@@ -183,10 +198,7 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _provider_error(exc) from exc
 
-        # A StripeObject is not a dict (v15+): keep the JSON exactly as Stripe sent it.
-        response = session.last_response
-        raw = _dict(response.data) if response is not None else {}
-        raw = raw or session.to_dict(for_json=True)
+        raw = _answer(session)
         session_id, url = _str(raw.get("id")), _str(raw.get("url"))
         if session_id is None or url is None:
             raise ProviderError(
@@ -199,6 +211,51 @@ class StripeProvider:
             payment_status=_str(raw.get("payment_status")) or "unpaid",
             raw=dict(raw),
         )
+
+    def create_refund(
+        self,
+        *,
+        order_id: str,
+        workspace_id: str,
+        currency: str,
+        amount: int,
+        sequence: int,
+        payment_intent: str | None = None,
+        charge: str | None = None,
+    ) -> ProviderRefund:
+        """Refund ``amount`` (ISO minor units) of the order's payment (a PaymentIntent, else a Charge).
+
+        The idempotency key is the order id and ``sequence`` (how many refunds the order had when this one
+        was asked for): a retry of the same refund, by the SDK or by a caller whose transaction failed after
+        Stripe answered, gets Stripe's first answer back instead of refunding twice. Stripe refusing the
+        refund is :class:`RefundRefused` (409); Stripe unreachable or failing is :class:`ProviderError` (502).
+        """
+        params = build_refund_params(
+            order_id=order_id, workspace_id=workspace_id, currency=currency, amount=amount,
+            payment_intent=payment_intent, charge=charge,
+        )  # fmt: skip
+        try:
+            refund = self._client.v1.refunds.create(
+                cast("RefundCreateParams", params),
+                {"idempotency_key": refund_idempotency_key(order_id, sequence)},
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, refusal=True) from exc
+        raw = _answer(refund)
+        refund_id, status = _str(raw.get("id")), _str(raw.get("status"))
+        if refund_id is None or status is None:
+            raise ProviderError(
+                "Stripe returned a Refund without an id or status",
+                details={"provider": self.name, "refund": raw},
+            )
+        stripe_amount = _int(raw.get("amount"))
+        returned = (
+            None
+            if stripe_amount is None
+            else currencies.from_provider_units("stripe", currency, stripe_amount)
+        )
+        return ProviderRefund(id=refund_id, status=status, amount=returned,
+                              failure_reason=_str(raw.get("failure_reason")), raw=dict(raw))  # fmt: skip
 
     # -- incoming -------------------------------------------------------------------------------
 
@@ -253,6 +310,57 @@ def idempotency_key(order_id: str) -> str:
     return f"offerloop-checkout-{order_id}"
 
 
+def _order_problems(order_id: str, workspace_id: str, currency: str) -> list[str]:
+    """What is wrong with the order reference, workspace and currency every request to Stripe carries."""
+    problems: list[str] = []
+    if not order_id or len(order_id) > _MAX_REFERENCE_LEN:
+        problems.append(f"order_id must be 1..{_MAX_REFERENCE_LEN} characters")
+    if not workspace_id:
+        problems.append("workspace_id is empty")
+    if not currencies.is_active(currency.upper()):
+        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
+    return problems
+
+
+def refund_idempotency_key(order_id: str, sequence: int) -> str:
+    """The idempotency key of an order's refund number ``sequence`` (0 for its first)."""
+    return f"offerloop-refund-{order_id}-{sequence}"
+
+
+def build_refund_params(
+    *,
+    order_id: str,
+    workspace_id: str,
+    currency: str,
+    amount: int,
+    payment_intent: str | None = None,
+    charge: str | None = None,
+) -> dict[str, Any]:
+    """The ``POST /v1/refunds`` parameters (before form encoding); raises ValidationFailed."""
+    problems = _order_problems(order_id, workspace_id, currency)
+    if (payment_intent is None) == (charge is None):
+        problems.append("name the payment to refund: a payment_intent or a charge, not both")
+    converted: int | None = None
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        problems.append("amount must be a positive integer in minor units")
+    elif currencies.is_active(currency.upper()):
+        converted = currencies.to_provider_units("stripe", currency, amount)
+        if converted is None:
+            shown = Money(currency.upper(), amount).format()
+            problems.append(f"amount {shown} cannot be refunded: Stripe takes whole units of it")
+    if problems:
+        raise ValidationFailed("\n".join(problems), details=[{"message": p} for p in problems])
+    params: dict[str, Any] = {
+        "amount": converted,
+        "metadata": {ORDER_ID_KEY: order_id, WORKSPACE_ID_KEY: workspace_id},
+    }
+    if payment_intent is not None:
+        params["payment_intent"] = payment_intent
+    else:
+        params["charge"] = charge
+    return params
+
+
 def build_session_params(
     *,
     order_id: str,
@@ -267,16 +375,10 @@ def build_session_params(
     metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``POST /v1/checkout/sessions`` parameters (before form encoding); raises ValidationFailed."""
-    problems: list[str] = []
-    if not order_id or len(order_id) > _MAX_REFERENCE_LEN:
-        problems.append(f"order_id must be 1..{_MAX_REFERENCE_LEN} characters")
-    if not workspace_id:
-        problems.append("workspace_id is empty")
+    problems = _order_problems(order_id, workspace_id, currency)
     if mode not in ("payment", "subscription"):
         problems.append(f"mode must be 'payment' or 'subscription', not {mode!r}")
     cur = currency.lower()
-    if not currencies.is_active(currency.upper()):
-        problems.append(f"currency must be an active ISO 4217 code, not {currency!r}")
     if not lines:
         problems.append("at least one line is required")
     line_items: list[dict[str, Any]] = []
@@ -347,8 +449,17 @@ def _to_stripe(currency: str, amount: int, line: int, problems: list[str]) -> in
     return converted
 
 
-def _provider_error(exc: stripe.StripeError) -> ProviderError:
-    """Stripe's error (its type, code and message) as our 502."""
+def _answer(obj: stripe.StripeObject) -> dict[str, Any]:
+    """Stripe's answer as JSON: a StripeObject is not a dict (v15+), so keep the body exactly as Stripe sent it."""
+    response = obj.last_response
+    raw = _dict(response.data) if response is not None else {}
+    return raw or obj.to_dict(for_json=True)
+
+
+def _provider_error(exc: stripe.StripeError, *, refusal: bool = False) -> ProviderError:
+    """Stripe's error (its type, code and message) as our 502. With ``refusal``, an answer in which Stripe
+    refused the request itself (a 4xx other than authentication and rate limits: the charge is already
+    refunded, the amount is too large, the key was used with other parameters) is RefundRefused (409)."""
     error = _dict(_dict(exc.json_body).get("error"))
     message = error.get("message") or exc.user_message or type(exc).__name__
     details = {
@@ -361,6 +472,9 @@ def _provider_error(exc: stripe.StripeError) -> ProviderError:
         "http_status": exc.http_status,
         "request_id": exc.request_id,
     }
+    status = exc.http_status or 0
+    if refusal and 400 <= status < 500 and status not in (401, 403, 429):
+        return RefundRefused(f"Stripe refused the refund: {message}", details=details)
     return ProviderError(f"Stripe refused the request: {message}", details=details)
 
 

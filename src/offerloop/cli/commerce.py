@@ -73,9 +73,16 @@ def orders_refund(
     workspace: WorkspaceOpt, order_id: str,
     amount: Annotated[int | None, typer.Option(help="Minor units; omit for a full refund")] = None,
 ) -> None:  # fmt: skip
-    with domain_errors(), database() as db, db.write() as session:
+    cfg = settings()
+    with domain_errors(), database(cfg) as db, db.write() as session:
+        # an order paid through Stripe is refunded in Stripe first (the settings' account), then booked
         out = checkout_service.refund(
-            session=session, workspace_id=workspace, order_id=order_id, amount=amount, actor="cli"
+            session=session,
+            workspace_id=workspace,
+            order_id=order_id,
+            amount=amount,
+            actor="cli",
+            provider=checkout_service.stripe_provider(cfg),
         )
     typer.echo(f"{order_id}: {out.status}, refunded {out.refunded} of {out.total}")
 

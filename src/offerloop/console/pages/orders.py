@@ -123,7 +123,14 @@ def _minor_units(text: str, currency: str) -> int:
     return int(Decimal(value).scaleb(digits))
 
 
-def _refund(db: Database, workspace_id: str, order_id: str, form: dict[str, str], actor: str) -> Any:
+def _refund(
+    db: Database,
+    workspace_id: str,
+    order_id: str,
+    form: dict[str, str],
+    actor: str,
+    provider: checkout_service.StripeProvider | None,
+) -> Any:
     mode = form.get("mode", "")
     if mode not in ("full", "partial"):
         raise InvalidUser("choose a full or a partial refund", details={"field": "mode"})
@@ -138,14 +145,18 @@ def _refund(db: Database, workspace_id: str, order_id: str, form: dict[str, str]
         amount = _minor_units(raw, order.currency) if mode == "partial" else None
         return checkout_service.refund(
             session=session, workspace_id=workspace_id, order_id=order.id, amount=amount, actor=actor,
-            reason=reason or "refunded from the console",
+            reason=reason or "refunded from the console", provider=provider,
         )  # fmt: skip
 
 
 @router.post("/console/orders/{order_id}/refund")
-async def refund(db: web.DB, user: web.Posted, form: web.Form, order_id: Id) -> Response:
+async def refund(request: Request, db: web.DB, user: web.Posted, form: web.Form, order_id: Id) -> Response:
     web.refuse_unless(user, "owner")
-    done = await run_in_threadpool(_refund, db, user.workspace_id, order_id, form, f"console:{user.user_id}")
+    # an order paid through Stripe is refunded in Stripe by the service, then booked
+    provider = checkout_service.stripe_provider(request.app.state.settings)
+    done = await run_in_threadpool(
+        _refund, db, user.workspace_id, order_id, form, f"console:{user.user_id}", provider
+    )
     return RedirectResponse(f"/console/orders/{done.id}?done=refunded", status_code=303)
 
 
