@@ -1,6 +1,6 @@
 """The heavy reports of the console (attribution, cohorts, LTV fit, the personas over time and their velocity, the
-decisions' evaluation): shown
-through the reports domain's snapshots, with when each was computed and a button to compute it again."""
+decisions' evaluation): shown through the reports domain's snapshots, with when each was computed and a button to
+compute it again."""
 
 from __future__ import annotations
 
