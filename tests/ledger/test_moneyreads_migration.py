@@ -101,10 +101,10 @@ def test_the_newest_first_lists_read_an_index_in_order(db: Database, workspace) 
             return  # PostgreSQL's planner picks by statistics: bench/RESULTS.md records its plans
         statements = {
             "orders": orders_page(
-                session, workspace.id, limit=50, before_id=None, status=None, buyer_id=None
+                session, workspace.id, limit=50, before_id=None, status=None, buyer_ids=None
             ),
             "orders of a status": orders_page(
-                session, workspace.id, limit=50, before_id=None, status="paid", buyer_id=None
+                session, workspace.id, limit=50, before_id=None, status="paid", buyer_ids=None
             ),
         }
         assert statements == {"orders": [], "orders of a status": []}
