@@ -155,14 +155,21 @@ class LiveServer(ServerProcess):
         )
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[LiveServer]:
+def running_server(
+    kind: type[LiveServer], tmp_path: Path, engine: Engine, database_url: str
+) -> Iterator[LiveServer]:
+    """A live server of ``kind`` on the test database (PostgreSQL) or a file of its own (SQLite), stopped after."""
     url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
-    server = LiveServer(url, log_path=tmp_path / "server.log")
+    server = kind(url, log_path=tmp_path / "server.log")
     with new_workspaces_forget_their_work(engine):
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[LiveServer]:
+    yield from running_server(LiveServer, tmp_path, engine, database_url)
 
 
 def msg(**fields: Any) -> dict[str, Any]:

@@ -35,10 +35,6 @@ async def show(request: Request, db: Database, workspace_id: str, params: Params
     )  # fmt: skip
 
 
-def params_json(params: Params) -> str:
-    return json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-
 def _ago(when: datetime | None) -> str:
     """How long ago, for people: "just now", "42 s ago", "7 min ago", "3 h ago", or the date."""
     if when is None:
@@ -56,7 +52,7 @@ def _ago(when: datetime | None) -> str:
 
 
 web.templates.filters["ago"] = _ago
-web.templates.filters["report_params"] = params_json
+web.templates.filters["report_params"] = reports_service.canonical
 
 
 @router.post("/console/reports/refresh")

@@ -165,10 +165,14 @@ def check(params: Params, now: datetime | None = None) -> None:
         kind.check(params, now or utcnow())
 
 
+def canonical(params: Params) -> str:
+    """The parameters' canonical JSON (what a form carries back and what the key hashes)."""
+    return json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
 def key_of(params: Params) -> str:
     """SHA-256 of the parameters' canonical JSON."""
-    text = json.dumps(params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical(params).encode()).hexdigest()
 
 
 def job_key(workspace_id: str, params: Params) -> str:

@@ -15,8 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 from tests.attribution.test_store import IG, _order, _page
-from tests.checkout.log import new_workspaces_forget_their_work
-from tests.conftest import LiveServer, basic
+from tests.conftest import LiveServer, basic, running_server
 
 from .test_browser_review_refund import KeyedTeam, team  # noqa: F401  (fixture)
 from .test_console_browser import sign_in
@@ -31,12 +30,7 @@ class SlowReportsServer(LiveServer):
 
 @pytest.fixture
 def live_server(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[LiveServer]:
-    url = database_url if engine.dialect.name == "postgresql" else f"sqlite:///{tmp_path / 'live.db'}"
-    server = SlowReportsServer(url, log_path=tmp_path / "server.log")
-    with new_workspaces_forget_their_work(engine):
-        server.start()
-        yield server
-        server.stop()
+    yield from running_server(SlowReportsServer, tmp_path, engine, database_url)
 
 
 def _send(team: KeyedTeam, batch: list[dict[str, Any]]) -> None:  # noqa: F811
