@@ -233,21 +233,25 @@ def create_app(
         analytics_health.refresh_metrics(db, every_s=settings.health_metrics_every_s)
         return PrometheusText(generate_latest())
 
+    # FastAPI matches a request against the routes in this order, a few microseconds per route passed over
+    # (~240 routes: ~1 ms to reach the last), so the hot paths come first: ingestion, decisions, offers,
+    # entitlement checks, the buyer record. No two routes of different routers match the same request
+    # (tests/api/test_routing.py), so the order changes only the time a match takes.
     routers = (
         tracking_router,
+        decisions_router,
+        offers_router,
+        entitlements_router,
         buyers_router,
         events_admin,
         pipeline_admin,
         keys_router,
         features_router,
         personas_router,
-        decisions_router,
         content_router,
         assembly_router,
-        offers_router,
         checkout_router,
         subscriptions_router,
-        entitlements_router,
         ledger_router,
         delivery_router,
         delivery_links,

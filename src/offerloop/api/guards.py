@@ -168,10 +168,14 @@ def _refuse_constant(text: str) -> None:
 # The body is checked before any route authenticates it (a webhook's signature, a form's key), so the
 # check runs at C speed: one parse without Python hooks, then regular expressions over the body with its
 # strings blanked out (what is left is numbers, literals, brackets and punctuation).
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string, written as an "unrolled loop" (runs of plain characters, then one escape at a time): the
+# plain alternation `(?:[^"\\]|\\.)*` steps the engine once per character and took 5 ms on a 100 kB body.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # Numbers that might not fit: 19 or more digits (int64 holds 18 safely), or a 3-digit exponent.
 _LONG_NUMBER = re.compile(rb"-?\d{19,}(?:\.\d+)?(?:[eE][+-]?\d+)?|-?\d+(?:\.\d+)?[eE][+-]?\d{3,}")
+# What every match of _LONG_NUMBER contains: a cheap search first, the full pattern only where it finds one.
+_MAYBE_LONG = re.compile(rb"\d{19}|[eE][+-]?\d{3}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -189,17 +193,22 @@ def check_body(body: bytes) -> None:
     if b"\x00" in body:
         raise _Invalid("nul_character", "the body contains a NUL byte", "body")
     try:
-        json.loads(body, parse_constant=_refuse_constant)  # only NaN and Infinity reach Python
-    except RecursionError:
-        raise _Invalid(
-            "nesting_too_deep", f"JSON is nested deeper than {MAX_JSON_DEPTH} levels", "body"
-        ) from None
-    except ValueError:
-        return  # not JSON (or not UTF-8): the route answers that with its own 422
-    if _NUL_ESCAPE.search(body):
+        orjson.loads(body)  # strict JSON: what it accepts has no NaN or Infinity and integers within 64 bits
+    except orjson.JSONDecodeError:
+        # what orjson refuses, the standard parser tells apart: NaN/Infinity, deep nesting, huge integers, or
+        # not JSON at all
+        try:
+            json.loads(body, parse_constant=_refuse_constant)  # only NaN and Infinity reach Python
+        except RecursionError:
+            raise _Invalid(
+                "nesting_too_deep", f"JSON is nested deeper than {MAX_JSON_DEPTH} levels", "body"
+            ) from None
+        except ValueError:
+            return  # not JSON (or not UTF-8): the route answers that with its own 422
+    if b"\\u0000" in body and _NUL_ESCAPE.search(body):
         raise _Invalid("nul_character", "the body contains a NUL character (\\u0000)", "body")
     shape = _STRING.sub(b'""', body)
-    for match in _LONG_NUMBER.finditer(shape):
+    for match in _LONG_NUMBER.finditer(shape) if _MAYBE_LONG.search(shape) else ():
         text = match.group().decode()
         if any(c in text for c in ".eE"):
             if float(text) in (float("inf"), float("-inf")):

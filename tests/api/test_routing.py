@@ -1,0 +1,80 @@
+"""Every route answers for its own paths: none is hidden behind a route matched before it.
+
+The app lists its hottest routers first (a request is matched against the routes in order); that is only
+safe while no earlier route takes a request meant for a later one. Each route's path, with every
+parameter filled in, must resolve — in the app's matching order — to that route and no other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match
+
+from offerloop.api.app import create_app
+from offerloop.config import Settings
+
+
+def _in_order(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes as the app tries them: an included router's routes in its place (FastAPI keeps an
+    included router as one entry holding the original router; older versions copy its routes in)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _in_order(inner.routes)
+        else:
+            yield route
+
+
+def _sample(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x1", path)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    db = Path(tmp_path_factory.mktemp("routing")) / "r.db"
+    return create_app(Settings(database_url=f"sqlite:///{db}"))
+
+
+def _first_match(routes: list[APIRoute], method: str, path: str) -> APIRoute | None:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
+    for route in routes:
+        if route.matches(scope)[0] == Match.FULL:
+            return route
+    return None
+
+
+def test_every_route_is_reached_by_its_own_path(app: FastAPI) -> None:
+    routes = [r for r in _in_order(app.router.routes) if isinstance(r, APIRoute)]
+    assert len(routes) > 200  # the whole API, console, portal and storefront are there
+    hidden = [
+        (method, route.path, found.path if found else None)
+        for route in routes
+        for method in sorted(route.methods or ())
+        if (found := _first_match(routes, method, _sample(route.path))) is not route
+    ]
+    assert hidden == []
+
+
+def test_the_hot_api_paths_are_matched_first(app: FastAPI) -> None:
+    routes = [r for r in _in_order(app.router.routes) if isinstance(r, APIRoute)]
+    position = {(m, r.path): i for i, r in enumerate(routes) for m in r.methods or ()}
+    for key in [
+        ("POST", "/v1/batch"),
+        ("POST", "/v1/decide"),
+        ("GET", "/v1/offers"),
+        ("GET", "/v1/entitlements/check"),
+    ]:
+        assert position[key] < 40, key
