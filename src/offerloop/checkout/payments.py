@@ -229,6 +229,7 @@ def refund_in_stripe(
             "(OFFERLOOP_STRIPE_API_KEY, OFFERLOOP_STRIPE_WEBHOOK_SECRET): refund it in Stripe's dashboard, "
             "whose webhook books it", code="provider_not_configured",
         )  # fmt: skip
+    orders.refund_value(session, order, amount)  # checked before any money moves
     kind, ref = _refundable_payment(session, order)
     sequence = refund_sequence(session, order)
     try:
