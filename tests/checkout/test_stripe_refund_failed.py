@@ -254,3 +254,25 @@ def test_refund_events_normalize_from_stripes_refund_object() -> None:
         ("refund_updated", "re_1", 700, "pi_1", "ord_1", "succeeded"),
         ("refund_updated", "re_1", 700, "pi_1", "ord_1", "pending"),
     ]
+
+
+def test_an_earlier_refund_failing_gives_back_the_access_a_later_full_refund_ended(
+    shop, db, secret_headers, fake_stripe
+):
+    order = paid_order(shop, secret_headers, fake_stripe, pi="pi_fail_first")
+    checkout_service.run_fulfilment(db=db)
+    fake_stripe.state.refund_status = "pending"
+    assert refund(shop, secret_headers, order["id"], amount=1000).status_code == 200
+    fake_stripe.state.refund_status = "succeeded"
+    r = refund(shop, secret_headers, order["id"])  # the rest: the order is fully refunded, access ends
+    assert (r.status_code, r.json()["status"], r.json()["refunded"]) == (200, "refunded", 2700), r.text
+    assert not allowed(shop, secret_headers)
+    failed = refund_event(
+        fake_stripe, 0, "refund.failed", "failed", event_id="evt_first", created=int(time.time())
+    )
+    assert post(shop, failed) == "refund_reversed"
+    assert order_state(shop, secret_headers, order["id"]) == ("partially_refunded", 1700)
+    assert allowed(shop, secret_headers)  # 10.00 of it is still paid for
+    books = ledger(shop, secret_headers, order["id"])
+    assert (books["summary"]["refunds"]["amount"], books["refundable"]["amount"]) == (1700, 1000)
+    balanced(shop, secret_headers)

@@ -437,14 +437,14 @@ def reverse_refund(session: Session, order: Order, *, refund_id: str, at: dateti
     order's grants and undelivered components) is given back. Idempotent by the refund id; the caller holds the
     order's row lock. Returns ``refund_reversed``, ``refund_failure_already_recorded`` or ``refund_not_booked``
     (no refund of that id is booked on this order: nothing to undo)."""
-    mine = [(e, tags) for e, tags in ledger_service.entries(session=session, workspace_id=order.workspace_id,
-                                                            order_id=order.id) if tags.get("provider_refund") == refund_id]  # fmt: skip
+    every = ledger_service.entries(session=session, workspace_id=order.workspace_id, order_id=order.id)
+    mine = [(e, tags) for e, tags in every if tags.get("provider_refund") == refund_id]
     if any(e.kind is EntryKind.ADJUSTMENT for e, _ in mine):
         return "refund_failure_already_recorded"
     booked = next(((e, tags) for e, tags in mine if e.kind is EntryKind.REFUND), None)
     if booked is None:
         return "refund_not_booked"
-    entry, tags = booked
+    entry, _ = booked
     returned = sum(-p.amount.amount for p in entry.postings
                    if p.account is Account.BUYER_PAYMENTS and p.amount.amount < 0)  # fmt: skip
     reversal = Entry(EntryKind.ADJUSTMENT, order.id, at,
@@ -452,7 +452,9 @@ def reverse_refund(session: Session, order: Order, *, refund_id: str, at: dateti
     ledger_service.record(session=session, workspace_id=order.workspace_id, entry=reversal,
                           tags=_tags(session, order) | {"provider_refund": refund_id, "reverses_refund": refund_id},
                           reference=f"{refund_id}:failed")  # fmt: skip
-    ended = order.status == "refunded" and tags.get("ended_access")
+    # the refund that ended access (the one that made the order fully refunded) need not be the one that failed
+    ended = next((t.get("ended_access") for e, t in reversed(every) if e.kind is EntryKind.REFUND
+                  and t.get("ended_access")), None) if order.status == "refunded" else None  # fmt: skip
     order.refunded = max(order.refunded - returned, 0)
     order.status = "partially_refunded" if order.refunded else "paid"
     order.updated_at = at
