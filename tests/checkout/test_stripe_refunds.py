@@ -383,6 +383,19 @@ def test_a_subscription_order_is_refunded_on_its_first_invoices_payment_intent(
 # -- the same refund twice: Stripe refunds once, the books hold it once -------------------------------------
 
 
+class Crash(Exception):
+    """The transaction that was to book a refund Stripe made fails (a crash, a lost connection)."""
+
+
+def refund_then_crash(db: Database, order: dict, amount: int, provider: StripeProvider | None) -> None:
+    """A refund of ``amount`` made in Stripe (through the service) whose transaction then rolls back."""
+    with pytest.raises(Crash), db.write() as session:
+        ws = session.get(Order, order["id"]).workspace_id
+        checkout_service.refund(session=session, workspace_id=ws, order_id=order["id"], amount=amount, actor="t",
+                                provider=provider)  # fmt: skip
+        raise Crash
+
+
 def test_a_refund_retried_after_its_transaction_failed_gets_stripes_first_refund_back(
     shop, db, secret_headers, fake_stripe
 ):
@@ -390,15 +403,7 @@ def test_a_refund_retried_after_its_transaction_failed_gets_stripes_first_refund
     the retry carries the same key, Stripe answers with the same refund, and it is booked once."""
     order = paid_order(shop, secret_headers, fake_stripe, pi="pi_retry")
     provider = checkout_service.stripe_provider(shop.app.state.settings)
-
-    class Crash(Exception):
-        pass
-
-    with pytest.raises(Crash), db.write() as session:
-        ws = session.get(Order, order["id"]).workspace_id
-        checkout_service.refund(session=session, workspace_id=ws, order_id=order["id"], amount=1200, actor="t",
-                                provider=provider)  # fmt: skip
-        raise Crash
+    refund_then_crash(db, order, 1200, provider)
     assert refunds_booked(shop, secret_headers, order["id"]) == []
     r = refund(shop, secret_headers, order["id"], amount=1200)
     assert (r.status_code, r.json()["refunded"]) == (200, 1200), r.text
@@ -406,11 +411,7 @@ def test_a_refund_retried_after_its_transaction_failed_gets_stripes_first_refund
     assert [key for _, key in refund_requests(fake_stripe)] == [f"offerloop-refund-{order['id']}-0"] * 2
     assert refunds_booked(shop, secret_headers, order["id"]) == [(1200, "re_test_0001")]
     # the retry asks for another amount under the same key: Stripe refuses, nothing is booked twice
-    with pytest.raises(Crash), db.write() as session:
-        ws = session.get(Order, order["id"]).workspace_id
-        checkout_service.refund(session=session, workspace_id=ws, order_id=order["id"], amount=300, actor="t",
-                                provider=provider)  # fmt: skip
-        raise Crash
+    refund_then_crash(db, order, 300, provider)
     r = refund(shop, secret_headers, order["id"], amount=400)
     assert (r.status_code, r.json()["error"]["code"]) == (409, "refund_refused"), r.text
     assert r.json()["error"]["details"]["code"] == "idempotency_key_in_use"

@@ -7,8 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from offerloop.checkout import repository
-from offerloop.checkout.orders import book_sale, refund_order
+from offerloop.checkout import payments, repository
+from offerloop.checkout.orders import book_sale, load, refund_order
+from offerloop.checkout.stripe_events import PROVIDER as STRIPE
+from offerloop.checkout.stripe_provider import StripeProvider
 from offerloop.core.ids import new_id
 from offerloop.core.money import Money
 from offerloop.ledger import service as ledger_service
@@ -79,10 +81,30 @@ def renewal_recovered(session: Session, row: SubscriptionRow, at: datetime) -> N
             return
 
 
-def credit(session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str) -> None:
+def credit(
+    session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str,
+    provider: StripeProvider | None = None,
+) -> None:  # fmt: skip
     """Unused time given back on a downgrade, by the rule charges follow: the credit plus its tax, with the
-    platform fee returned in proportion, taken from the subscription's paid orders (newest first)."""
+    platform fee returned in proportion, taken from the subscription's paid orders (newest first).
+
+    What is booked as given back is what went back. A manual order's money moves outside offerloop: its
+    part is booked directly. A Stripe-paid order's part is refunded in Stripe first (``POST /v1/refunds``,
+    the one-off refund's path: ``payments.refund_in_stripe``, its row locked across the call) and booked with
+    Stripe's refund id. If Stripe refuses (RefundRefused, 409), fails or cannot be reached (ProviderError,
+    502), or is not configured here (CheckoutError ``provider_not_configured``, 409), the error goes up
+    through the plan change, whose unit of work rolls back: the downgrade fails and nothing changes (plan,
+    grants, books). That is chosen over booking a credit "still owed" for a job to pay later because the
+    creator asking is there to see the answer and retry, nothing is promised that was not paid, and the
+    order stays the one record of what was returned. (Parts refunded in Stripe before a later part failed
+    were returned: their ``charge.refunded`` webhook books them as plain refunds once the rollback lets it.)
+
+    A plan change Stripe itself reported (``customer.subscription.updated``, actor ``stripe``) refunds and
+    books nothing: Stripe prorates it on the buyer's next invoice (its customer balance), which is booked
+    when that invoice is paid."""
     first = repository.order(session, row.workspace_id, row.order_id)
+    if actor == STRIPE and first is not None and first.provider == STRIPE:
+        return
     tax = amount.percent(first.tax_percent if first else "0")
     want, tax_want = amount.amount + tax.amount, tax.amount
     for order in orders_of_subscription(session, row):
@@ -90,6 +112,9 @@ def credit(session: Session, row: SubscriptionRow, amount: Money, at: datetime, 
             return
         if order.status not in ("paid", "partially_refunded") or order.total <= 0:
             continue
+        order = load(
+            session, row.workspace_id, order.id, lock=True
+        )  # as the one-off refund: Stripe's webhook waits
         left = ledger_service.refundable(
             session=session, workspace_id=row.workspace_id, order_id=order.id
         ).amount
@@ -97,6 +122,12 @@ def credit(session: Session, row: SubscriptionRow, amount: Money, at: datetime, 
         if part <= 0:
             continue
         part_tax = min(tax_want, tax_want * part // want)
-        refund_order(session, order, part, actor=actor, at=at, reason="plan downgraded: credit for unused time",
-                     tax_part=part_tax, end_access=False)  # fmt: skip
+        why = "plan downgraded: credit for unused time"
+        if order.provider == STRIPE:
+            payments.refund_in_stripe(session, order, part, provider=provider, actor=actor, at=at, reason=why,
+                                      tax_part=part_tax, end_access=False)  # fmt: skip
+        else:
+            refund_order(
+                session, order, part, actor=actor, at=at, reason=why, tax_part=part_tax, end_access=False
+            )
         want, tax_want = want - part, tax_want - part_tax

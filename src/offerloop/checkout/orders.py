@@ -33,7 +33,7 @@ from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
 from offerloop.ledger import service as ledger_service
-from offerloop.ledger.postings import Account, EntryKind, balance, refund_entry, sale_entry
+from offerloop.ledger.postings import Account, Entry, EntryKind, Posting, balance, refund_entry, sale_entry
 from offerloop.models import Order, StockHold
 from offerloop.offers import service as offers_service
 from offerloop.offers.catalog import Catalog, Offer, price_of
@@ -374,12 +374,13 @@ def refunds_booked(session: Session, order: Order) -> int:
 def refund_order(
     session: Session, order: Order, amount: int | None, *, actor: str, at: datetime, reason: str | None,
     tax_part: int | None = None, end_access: bool = True, status: str | None = None,
-    provider_refund: str | None = None,
+    provider_refund: str | None = None, provider_status: str | None = None,
 ) -> None:  # fmt: skip
     """The refund itself. The platform fee is returned in proportion to the refund (the platform keeps no fee
     on money the creator gives back); the processor's fee is not (processors keep it). ``end_access`` False:
     a plan-change credit, which never ends the subscription it belongs to. ``provider_refund``: the
-    provider's id of the refund that moved the money, kept as the entry's reference (unique: booked once)."""
+    provider's id of the refund that moved the money, kept as the entry's reference (unique: booked once),
+    with its ``provider_status`` (``pending`` can still fail: ``reverse_refund``) in the entry's tags."""
     workspace_id = order.workspace_id
     value = refund_value(session, order, amount)
     prior = [
@@ -395,14 +396,18 @@ def refund_order(
     entry = refund_entry(order.id, prior=prior, amount=value, occurred_at=at, platform_fee_returned=fee_back,
                          fee_returned=processor_back,
                          tax_part=None if tax_part is None or value == left else Money(order.currency, tax_part))  # fmt: skip
-    tags = _tags(session, order) | ({"provider_refund": provider_refund} if provider_refund else {})
-    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=tags,
-                          reference=provider_refund)  # fmt: skip
+    tags = _tags(session, order)
+    if provider_refund:
+        tags |= {"provider_refund": provider_refund, "provider_refund_status": provider_status}
     order.refunded += value.amount
     order.status = status or ("refunded" if order.refunded >= order.total else "partially_refunded")
     order.updated_at = at
+    why = reason or "order refunded"
     if order.status in ("refunded", "unpaid"):
-        why = reason or "order refunded"
+        tags["ended_access"] = why  # what a reversal of this refund gives back (``reverse_refund``)
+    ledger_service.record(session=session, workspace_id=workspace_id, entry=entry, tags=tags,
+                          reference=provider_refund)  # fmt: skip
+    if order.status in ("refunded", "unpaid"):
         repository.cancel_pending_tasks(session, workspace_id, order.id, why)
         entitlements_service.revoke_source(session=session, workspace_id=workspace_id, source=order.id,
                                            reason=why, actor=actor)  # fmt: skip
@@ -422,6 +427,59 @@ def refund_order(
             },
             f"{order.id}-refund-{order.refunded}",
         )
+
+
+def reverse_refund(session: Session, order: Order, *, refund_id: str, at: datetime, actor: str) -> str:
+    """A provider refund booked here (``refund_order`` with ``provider_refund``) that the provider reports failed
+    or canceled after all: the money never went back to the buyer. Its refund entry stays (entries are never
+    removed, and the order's refund sequence never repeats) and is balanced by an adjustment with the opposite
+    postings; the order's refunded amount and status are restored, and the access that refund ended (the
+    order's grants and undelivered components) is given back. Idempotent by the refund id; the caller holds the
+    order's row lock. Returns ``refund_reversed``, ``refund_failure_already_recorded`` or ``refund_not_booked``
+    (no refund of that id is booked on this order: nothing to undo)."""
+    every = ledger_service.entries(session=session, workspace_id=order.workspace_id, order_id=order.id)
+    mine = [(e, tags) for e, tags in every if tags.get("provider_refund") == refund_id]
+    if any(e.kind is EntryKind.ADJUSTMENT for e, _ in mine):
+        return "refund_failure_already_recorded"
+    booked = next(((e, tags) for e, tags in mine if e.kind is EntryKind.REFUND), None)
+    if booked is None:
+        return "refund_not_booked"
+    entry, _ = booked
+    returned = sum(-p.amount.amount for p in entry.postings
+                   if p.account is Account.BUYER_PAYMENTS and p.amount.amount < 0)  # fmt: skip
+    reversal = Entry(EntryKind.ADJUSTMENT, order.id, at,
+                     tuple(Posting(p.account, -p.amount, f"refund {refund_id} failed: {p.memo}") for p in entry.postings))  # fmt: skip
+    ledger_service.record(session=session, workspace_id=order.workspace_id, entry=reversal,
+                          tags=_tags(session, order) | {"provider_refund": refund_id, "reverses_refund": refund_id},
+                          reference=f"{refund_id}:failed")  # fmt: skip
+    # the refund that ended access (the one that made the order fully refunded) need not be the one that failed
+    ended = next((t.get("ended_access") for e, t in reversed(every) if e.kind is EntryKind.REFUND
+                  and t.get("ended_access")), None) if order.status == "refunded" else None  # fmt: skip
+    order.refunded = max(order.refunded - returned, 0)
+    order.status = "partially_refunded" if order.refunded else "paid"
+    order.updated_at = at
+    if isinstance(ended, str):
+        _restore_access(session, order, ended, actor)
+    buyers.event(session, order.workspace_id, order.buyer_id, "Order Refund Failed",
+                 {"order_id": order.id, "amount_minor": returned, "currency": order.currency, "refund_id": refund_id},
+                 f"{order.id}-refund-failed-{refund_id}")  # fmt: skip
+    return "refund_reversed"
+
+
+def _restore_access(session: Session, order: Order, why: str, actor: str) -> None:
+    """Give back what a full refund ended (``refund_order``): the order's grants it revoked, its components it
+    canceled before delivery. A subscription the refund canceled stays canceled (a canceled subscription does
+    not restart): its grants are not the order's."""
+    ws = order.workspace_id
+    for e in entitlements_service.list_for_buyer(session=session, workspace_id=ws, buyer_id=order.buyer_id):
+        if e.source == order.id and e.status == "revoked" and e.reason == why:
+            entitlements_service.grant(session=session, workspace_id=ws, buyer_id=e.buyer_id, component=e.component,
+                                       ref=e.ref, source=e.source, quantity=e.quantity,
+                                       access_ends_at=e.access_ends_at, actor=actor)  # fmt: skip
+    for task in repository.tasks(session, ws, order.id):
+        if task.status == "canceled" and task.last_error == why:
+            fulfilment.retry_task(session=session, workspace_id=ws, order_id=order.id, component=task.component,
+                                  ref=task.ref)  # fmt: skip
 
 
 # -- due work: a drop hold's expiry (handler in checkout/tasks.py) -----------------------------------

@@ -20,10 +20,12 @@ from offerloop.checkout.stripe_provider import (
     StripeProvider,
     WebhookEvent,
     normalize,
+    refund_idempotency_key,
 )
 from offerloop.core.clock import utcnow
 from offerloop.core.money import Money
 from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
+from offerloop.db.uow import Database, after_rollback
 from offerloop.identity import service as identity_service
 from offerloop.ledger import service as ledger_service
 from offerloop.models import Order
@@ -186,46 +188,132 @@ def refund(
     # the charge.refunded webhook Stripe sends the moment it refunds, wait for this booking and then see it
     # (the second request is refused or refunds what is left; the webhook's cumulative amount adds nothing).
     # Releasing the lock during the call would let that webhook book the refund before this request does,
-    # and both would book it. The idempotency key (order id + how many refunds the order has) covers what
-    # the lock cannot: the SDK's retries of one call, and a retry after a transaction that failed once
-    # Stripe had answered, which get Stripe's first refund back rather than a second one.
+    # and both would book it. The idempotency key (order id + attempt sequence, see ``refund_sequence``)
+    # covers what the lock cannot: the SDK's retries of one call, and a retry after a transaction that failed
+    # once Stripe had answered, which get Stripe's first refund back rather than a second one.
     order = orders.load(session, workspace_id, order_id, lock=True)
     if order.provider != STRIPE:
         orders.refund_order(session, order, amount, actor=actor, at=at, reason=reason)
         return orders.order_read(order)
+    value = orders.refund_value(session, order, amount)
+    refund_in_stripe(session, order, value.amount, provider=provider, actor=actor, at=at, reason=reason)
+    return orders.order_read(order)
+
+
+#: The type of the payment-event row that remembers a refund Stripe definitively refused (its key is spent).
+REFUSED = "refund_refused"
+
+
+def refund_sequence(session: Session, order: Order) -> int:
+    """The sequence of the order's next Stripe refund key (``offerloop-refund-<order>-<n>``): its refunds
+    booked plus the attempts Stripe definitively refused. Stripe keeps a key's answer for 24 hours, errors
+    included, so a key Stripe refused (a 4xx, or a refund it created as failed) is never sent again, while
+    an attempt whose outcome is unknown (unreachable, timed out, a 5xx) remembers nothing: its retry reuses
+    the key and gets the refund Stripe may have made back, instead of a second one."""
+    events = repository.payment_events_of(session, order.workspace_id, order.id, limit=10_000)
+    return orders.refunds_booked(session, order) + sum(1 for e in events if e.type == REFUSED)
+
+
+def refund_in_stripe(
+    session: Session, order: Order, amount: int, *, provider: StripeProvider | None, actor: str, at: datetime,
+    reason: str | None, tax_part: int | None = None, end_access: bool = True,
+) -> str:  # fmt: skip
+    """Refund ``amount`` of a Stripe-paid ``order`` (its row locked by the caller) in Stripe, then book it with
+    Stripe's refund id as the entry's reference (``orders.refund_order``); returns that id. Stripe accepts a
+    refund as ``succeeded`` or ``pending`` (a pending one that later fails is undone by its webhook:
+    ``orders.reverse_refund``). Stripe refusing it (RefundRefused, 409: the refusal is remembered, see
+    ``refund_sequence``) or failing (ProviderError, 502) books nothing."""
     if provider is None:
         raise CheckoutError(
             f"order {order.id} was paid through Stripe and Stripe is not configured here "
             "(OFFERLOOP_STRIPE_API_KEY, OFFERLOOP_STRIPE_WEBHOOK_SECRET): refund it in Stripe's dashboard, "
             "whose webhook books it", code="provider_not_configured",
         )  # fmt: skip
-    value = orders.refund_value(session, order, amount)
+    orders.refund_value(session, order, amount)  # checked before any money moves
     kind, ref = _refundable_payment(session, order)
-    done = provider.create_refund(
-        order_id=order.id, workspace_id=order.workspace_id, currency=order.currency, amount=value.amount,
-        sequence=orders.refunds_booked(session, order), **{kind: ref},
-    )  # fmt: skip
+    sequence = refund_sequence(session, order)
+    try:
+        done = provider.create_refund(
+            order_id=order.id, workspace_id=order.workspace_id, currency=order.currency, amount=amount,
+            sequence=sequence, **{kind: ref},
+        )  # fmt: skip
+    except RefundRefused as exc:
+        _remember_refusal(session, order, exc)
+        raise
     about = {
         "provider": STRIPE,
         "refund_id": done.id,
         "status": done.status,
         "failure_reason": done.failure_reason,
+        "idempotency_key": refund_idempotency_key(order.id, sequence),
     }
+    refused: RefundRefused | None = None
     if done.status not in ("succeeded", "pending"):
-        raise RefundRefused(
+        refused = RefundRefused(
             f"Stripe created refund {done.id} as {done.status}: nothing is booked (if Stripe completes it "
             "later, its charge.refunded webhook books it)", details={**about, "code": done.status},
         )  # fmt: skip
-    if done.amount != value.amount:  # Stripe's idempotency replays only an identical request: never expected
-        raise ProviderError(
-            f"Stripe refund {done.id} is for {done.amount}, not the {value.amount} asked: nothing is booked "
-            "(its charge.refunded webhook books what Stripe refunded)",
-            details={**about, "code": "refund_amount_mismatch", "amount": done.amount, "asked": value.amount},
+    elif _known_failed(session, order, done.id):
+        # Stripe's replay of a pending refund (a retry after a transaction that failed) that has failed since
+        refused = RefundRefused(
+            f"Stripe reported refund {done.id} failed: nothing is booked; ask again for a new refund",
+            details={**about, "code": "refund_failed"},
         )  # fmt: skip
-    orders.refund_order(
-        session, order, value.amount, actor=actor, at=at, reason=reason, provider_refund=done.id
-    )
-    return orders.order_read(order)
+    if refused is not None:
+        _remember_refusal(session, order, refused)
+        raise refused
+    if done.amount != amount:  # Stripe's idempotency replays only an identical request: never expected
+        raise ProviderError(
+            f"Stripe refund {done.id} is for {done.amount}, not the {amount} asked: nothing is booked "
+            "(its charge.refunded webhook books what Stripe refunded)",
+            details={**about, "code": "refund_amount_mismatch", "amount": done.amount, "asked": amount},
+        )  # fmt: skip
+    orders.refund_order(session, order, amount, actor=actor, at=at, reason=reason, tax_part=tax_part,
+                        end_access=end_access, provider_refund=done.id, provider_status=done.status)  # fmt: skip
+    return done.id
+
+
+def _remember_refusal(session: Session, order: Order, refused: RefundRefused) -> None:
+    """Record, once the caller's transaction has rolled back (the refusal is raised through it), that Stripe
+    refused this order's refund key: the next attempt takes the next sequence (``refund_sequence``)."""
+    details = dict(refused.details) if isinstance(refused.details, dict) else {}
+    key = details.get("idempotency_key")
+    if not isinstance(key, str):
+        return
+    ws, order_id, now = order.workspace_id, order.id, utcnow()
+    code = str(details.get("code") or "refused")
+
+    def store(db: Database) -> None:
+        with db.write() as s:
+            if repository.payment_event(s, STRIPE, key) is None:
+                repository.add(s, PaymentEventRow(
+                    workspace_id=ws, provider=STRIPE, provider_event_id=key, type=REFUSED, order_id=order_id,
+                    payment_ref=None, occurred_at=now, received_at=now, outcome=code[:40],
+                    payload={"id": key, "type": f"offerloop.{REFUSED}", "created": int(now.timestamp()),
+                             "data": {"object": {**details, "message": refused.message}}},
+                ))  # fmt: skip
+
+    after_rollback(session, store)
+
+
+def _known_failed(session: Session, order: Order, refund_id: str) -> bool:
+    """Whether a webhook already said Stripe's refund ``refund_id`` of this order failed (or was canceled)."""
+    return refund_id in _failed_refunds(session, order)
+
+
+def _failed_refunds(session: Session, order: Order) -> dict[str, tuple[datetime, int]]:
+    """The refunds of the order Stripe reported failed: refund id -> (when it first said so, amount)."""
+    found: dict[str, tuple[datetime, int]] = {}
+    for row in repository.payment_events_of(session, order.workspace_id, order.id, limit=10_000):
+        if row.type != "refund_failed" or row.outcome not in ("refund_reversed", "refund_not_booked"):
+            continue
+        event = normalize(_stored_event(row.payload))
+        if event is None or not event.refund_id:
+            continue
+        when, amount = row.occurred_at, event.amount or 0
+        if event.refund_id not in found or when < found[event.refund_id][0]:
+            found[event.refund_id] = (when, amount)
+    return found
 
 
 def _refundable_payment(session: Session, order: Order) -> tuple[Literal["payment_intent", "charge"], str]:
@@ -440,6 +528,16 @@ def _apply_event(session: Session, order: Order, event: PaymentEvent, terms: Web
         return _on_failure(session, order, event)
     if event.kind == "refunded":
         return _on_refund(session, order, event, terms)
+    if event.kind == "refund_failed":
+        if not event.refund_id or order.status == "pending":
+            return "ignored_state"
+        return orders.reverse_refund(
+            session, order, refund_id=event.refund_id, at=event.occurred_at, actor="stripe"
+        )
+    if (
+        event.kind == "refund_updated"
+    ):  # pending -> succeeded (booked already), requires_action…: nothing moves
+        return f"refund_{event.payment_status or 'updated'}"[:40]
     if event.kind == "subscription_updated":
         return _on_subscription_update(session, order, event, terms)
     if event.kind == "subscription_canceled":
@@ -562,8 +660,11 @@ def _on_refund(session: Session, order: Order, event: PaymentEvent, terms: Webho
             return paid
     if (event.currency or "").upper() != order.currency.upper():
         return "currency_mismatch"
-    # Stripe reports the cumulative refunded amount: the delta makes repeats and reordering harmless.
-    delta = (event.amount_refunded or 0) - order.refunded
+    # Stripe reports the cumulative refunded amount: the delta makes repeats and reordering harmless. A refund
+    # that failed after this charge was sent is still in its cumulative amount but no longer in the order's.
+    failed_since = sum(amount for when, amount in _failed_refunds(session, order).values()
+                       if when >= event.occurred_at)  # fmt: skip
+    delta = (event.amount_refunded or 0) - order.refunded - failed_since
     if delta <= 0:
         return "refund_already_recorded"
     left = ledger_service.refundable(session=session, workspace_id=order.workspace_id, order_id=order.id)

@@ -163,10 +163,12 @@ def charge_subscription(
 
 
 def credit_subscription(
-    *, session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str
-) -> None:
-    """A downgrade's credit for unused time, refunded from the subscription's paid orders."""
-    billing.credit(session, row, amount, at, actor)
+    *, session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str,
+    provider: StripeProvider | None = None,
+) -> None:  # fmt: skip
+    """A downgrade's credit for unused time, refunded from the subscription's paid orders (a Stripe-paid
+    order's part in Stripe first, through ``provider``: see ``billing.credit``)."""
+    billing.credit(session, row, amount, at, actor, provider)
 
 
 def renewal_unpaid(

@@ -24,6 +24,8 @@ PaymentEventKind = Literal[
     "subscription_updated",
     "subscription_canceled",
     "refunded",
+    "refund_failed",
+    "refund_updated",
 ]
 
 
@@ -76,6 +78,10 @@ class PaymentEvent:
     interval: str | None = None
     #: The top-level fields an ``*.updated`` event says changed (``data.previous_attributes``).
     changed: tuple[str, ...] = ()
+    #: A Refund's id (``re_...``) for the refund events; their ``payment_status`` is the refund's ``status``.
+    refund_id: str | None = None
+    #: A failed Refund's ``failure_reason`` (``lost_or_stolen_card``, ``expired_or_canceled_card``…).
+    failure_reason: str | None = None
 
 
 # -- webhook decoding ---------------------------------------------------------------------------
@@ -135,7 +141,16 @@ _KINDS: dict[str, PaymentEventKind] = {
     "customer.subscription.updated": "subscription_updated",
     "customer.subscription.deleted": "subscription_canceled",
     "charge.refunded": "refunded",
+    # A Refund (data.object is the Refund) that Stripe accepted as ``pending`` can end ``failed`` (or, for some
+    # payment methods, ``canceled``): ``refund.failed``, and ``refund.updated`` / ``charge.refund.updated``
+    # with that status, all say the money did not go back. Any other status is ``refund_updated``.
+    "refund.failed": "refund_failed",
+    "refund.updated": "refund_updated",
+    "charge.refund.updated": "refund_updated",
 }
+
+#: The statuses of a Refund that gave nothing back after all.
+REFUND_UNDONE = ("failed", "canceled")
 
 
 def normalize(event: WebhookEvent) -> PaymentEvent | None:
@@ -158,6 +173,10 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
         fields = _from_invoice(obj, paid=kind == "payment_succeeded")
     elif event.type.startswith("customer.subscription."):
         fields = _from_subscription(obj)
+    elif event.type.startswith(("refund.", "charge.refund.")):
+        fields = _from_refund(obj)
+        if event.type == "refund.failed" or fields["payment_status"] in REFUND_UNDONE:
+            base["kind"] = "refund_failed"
     else:
         fields = _from_charge(obj)
     metadata = fields.pop("metadata")
@@ -247,6 +266,18 @@ def _from_charge(obj: dict[str, Any]) -> dict[str, Any]:
         "amount_refunded": _int(obj.get("amount_refunded")),
         "fee": fee,
         "payment_status": _str(obj.get("status")),
+    }
+
+
+def _from_refund(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": _metadata(obj.get("metadata")),
+        "refund_id": _str(obj.get("id")),
+        "charge_id": _id(obj.get("charge")),
+        "payment_intent_id": _id(obj.get("payment_intent")),
+        "amount": _int(obj.get("amount")),
+        "payment_status": _str(obj.get("status")),
+        "failure_reason": _str(obj.get("failure_reason")),
     }
 
 

@@ -225,22 +225,28 @@ class StripeProvider:
     ) -> ProviderRefund:
         """Refund ``amount`` (ISO minor units) of the order's payment (a PaymentIntent, else a Charge).
 
-        The idempotency key is the order id and ``sequence`` (how many refunds the order had when this one
-        was asked for): a retry of the same refund, by the SDK or by a caller whose transaction failed after
-        Stripe answered, gets Stripe's first answer back instead of refunding twice. Stripe refusing the
-        refund is :class:`RefundRefused` (409); Stripe unreachable or failing is :class:`ProviderError` (502).
+        The idempotency key is the order id and ``sequence`` (the caller's count of the order's refunds and
+        of the attempts Stripe definitively refused): a retry of the same refund whose outcome is unknown, by
+        the SDK or by a caller whose transaction failed after Stripe answered, gets Stripe's first answer back
+        instead of refunding twice. Stripe refusing the refund is :class:`RefundRefused` (409, its details name
+        the ``idempotency_key``: Stripe keeps that answer for 24 hours, so the next attempt must use another
+        sequence); Stripe unreachable or failing is :class:`ProviderError` (502: the outcome is unknown, the
+        next attempt reuses the key).
         """
         params = build_refund_params(
             order_id=order_id, workspace_id=workspace_id, currency=currency, amount=amount,
             payment_intent=payment_intent, charge=charge,
         )  # fmt: skip
+        key = refund_idempotency_key(order_id, sequence)
         try:
             refund = self._client.v1.refunds.create(
-                cast("RefundCreateParams", params),
-                {"idempotency_key": refund_idempotency_key(order_id, sequence)},
+                cast("RefundCreateParams", params), {"idempotency_key": key}
             )
         except stripe.StripeError as exc:
-            raise _provider_error(exc, refusal=True) from exc
+            error = _provider_error(exc, refusal=True)
+            if isinstance(error, RefundRefused):
+                error.details = {**error.details, "idempotency_key": key}
+            raise error from exc
         raw = _answer(refund)
         refund_id, status = _str(raw.get("id")), _str(raw.get("status"))
         if refund_id is None or status is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -14,13 +15,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from offerloop.db.engine import make_session_factory
 
+_log = logging.getLogger(__name__)
+
 _AFTER_COMMIT = "offerloop.after_commit"
+_AFTER_ROLLBACK = "offerloop.after_rollback"
 
 
 def after_commit(session: Session, fn: Callable[[], None]) -> None:
     """Run ``fn`` once the unit of work that owns ``session`` (``Database.write``) has committed;
     dropped if it rolls back. The buffer behind enqueue-after-commit and pipeline wake-ups."""
     session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+def after_rollback(session: Session, fn: Callable[[Database], None]) -> None:
+    """Run ``fn(db)`` once the unit of work that owns ``session`` has rolled back, in a unit of work of its own
+    (outside the writer lock): a fact about the outside world learnt during a transaction that failed (a
+    payment provider's definitive answer) outlives it. Dropped if the unit of work commits."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(fn)
 
 
 def after_commit_mark(session: Session) -> int:
@@ -75,18 +86,28 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._writer_lock or nullcontext():
-            session = self._write()
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                session.info.pop(_AFTER_COMMIT, None)  # work of a rolled-back transaction never runs
-                raise
-            finally:
-                session.close()
-            hooks = session.info.pop(_AFTER_COMMIT, None)
+        failed: list[Callable[[Database], None]] = []
+        try:
+            with self._writer_lock or nullcontext():
+                session = self._write()
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    session.info.pop(_AFTER_COMMIT, None)  # work of a rolled-back transaction never runs
+                    failed = session.info.pop(_AFTER_ROLLBACK, None) or []
+                    raise
+                finally:
+                    session.close()
+                hooks = session.info.pop(_AFTER_COMMIT, None)
+                session.info.pop(_AFTER_ROLLBACK, None)
+        finally:
+            for undo in failed:  # the original error propagates whatever these do
+                try:
+                    undo(self)
+                except Exception:  # a best-effort record must not mask the error
+                    _log.exception("after-rollback hook failed")
         # Outside the writer lock, after the session is closed: a hook may open its own units of work.
         for fn in hooks or ():
             fn()

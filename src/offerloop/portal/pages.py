@@ -216,19 +216,24 @@ def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) 
 
 
 @router.post("/p/{workspace}/subscription/{subscription_id}")
-def subscription_action(db: web.DB, buyer: web.Posted, form: web.Form, subscription_id: ObjectId) -> Response:
+def subscription_action(
+    request: Request, db: web.DB, buyer: web.Posted, form: web.Form, subscription_id: ObjectId
+) -> Response:
     action = web.field(form, "action", max_length=20)
     if action not in PLAN_ACTIONS:
         raise InvalidPortalForm(
             f"action must be one of {', '.join(PLAN_ACTIONS)}", details={"field": "action"}
         )
     plan = web.field(form, "plan", max_length=120, required=action == "change_plan").strip() or None
+    provider = checkout_service.stripe_provider(
+        request.app.state.settings
+    )  # a downgrade's credit: Stripe first
     with db.write() as session:
         _own_subscription(session, buyer, subscription_id)
         # a buyer cancels at the period's end (what they paid for runs out); refunds are the creator's call
         subscriptions_service.act(session=session, workspace_id=buyer.workspace_id, subscription_id=subscription_id,
                                   action=action, plan=plan if action == "change_plan" else None, at_period_end=True,
-                                  actor=f"buyer:{buyer.buyer_id}")  # fmt: skip
+                                  actor=f"buyer:{buyer.buyer_id}", provider=provider)  # fmt: skip
     return RedirectResponse(f"/p/{buyer.workspace_id}/subscription?done={action}", status_code=303)
 
 

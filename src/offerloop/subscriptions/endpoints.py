@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from offerloop.checkout import service as checkout_service
+from offerloop.checkout.exceptions import CheckoutError, ProviderError, RefundRefused
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.offers.exceptions import OfferNotFound, PricingError
 from offerloop.subscriptions import service
 from offerloop.subscriptions.exceptions import InvalidAction, SubscriptionError, SubscriptionNotFound
 from offerloop.subscriptions.schemas import Status, SubscriptionActionIn, SubscriptionRead
-from offerloop.workspaces.auth import DB, SecretKey
+from offerloop.workspaces.auth import DB, SecretKey, get_settings
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
@@ -51,12 +53,14 @@ def get_subscription(db: DB, principal: SecretKey, subscription_id: str) -> Subs
 @router.post(
     "/subscriptions/{subscription_id}/actions", summary="Renew, fail a payment, pause, resume, cancel, change plan",
     responses=error_responses(*_KEY, SubscriptionNotFound, OfferNotFound, SubscriptionError, InvalidAction,
-                              PricingError),
+                              PricingError, CheckoutError, RefundRefused, ProviderError),
 )  # fmt: skip
 def subscription_action(
-    db: DB, principal: SecretKey, subscription_id: str, body: SubscriptionActionIn
+    request: Request, db: DB, principal: SecretKey, subscription_id: str, body: SubscriptionActionIn
 ) -> SubscriptionRead:
+    # a downgrade of a Stripe-paid plan refunds its credit in Stripe first (409/502 when Stripe does not)
+    provider = checkout_service.stripe_provider(get_settings(request))
     with db.write() as session:
         return service.act(session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id,
                            action=body.action, plan=body.plan, at_period_end=body.at_period_end, at=body.at,
-                           actor=principal.key_id)  # fmt: skip
+                           actor=principal.key_id, provider=provider)  # fmt: skip

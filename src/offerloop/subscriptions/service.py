@@ -173,9 +173,12 @@ def start(*, session: Session, order: Order, offer: Offer, at: datetime, provide
 def act(
     *, session: Session, workspace_id: str, subscription_id: str, action: Action | str, plan: str | None = None,
     at_period_end: bool = True, at: datetime | None = None, actor: str = "api",
+    provider: checkout_service.StripeProvider | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
-    Every step is an event on the buyer record; charges and credits go to the ledger; access follows."""
+    Every step is an event on the buyer record; charges and credits go to the ledger; access follows. A
+    downgrade's credit on a Stripe-paid subscription is refunded in Stripe through ``provider`` first; if
+    Stripe does not refund it the error is raised and the caller's unit of work rolls back (nothing changes)."""
     row = row_of(session, workspace_id, subscription_id, lock=True)
     at = at or utcnow()
     sub = state_of(row)
@@ -212,7 +215,7 @@ def act(
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor)
+    _effects(session, row, effects, at, actor, provider)
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
@@ -251,7 +254,10 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
                                    access_ends_at=ends, actor=actor)  # fmt: skip
 
 
-def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str) -> None:
+def _effects(
+    session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
+    provider: checkout_service.StripeProvider | None = None,
+) -> None:  # fmt: skip
     for effect in effects:
         if effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
@@ -259,7 +265,7 @@ def _effects(session: Session, row: SubscriptionRow, effects: list[Effect], at: 
             )
         elif effect.kind == "credit" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.credit_subscription(
-                session=session, row=row, amount=effect.amount, at=at, actor=actor
+                session=session, row=row, amount=effect.amount, at=at, actor=actor, provider=provider
             )
         elif effect.kind == "access_end":
             entitlements_service.set_access_end(session=session, workspace_id=row.workspace_id, source=row.id,

@@ -205,7 +205,10 @@ async def subscription_page(
     return web.render(request, "orders/subscription.html", {"current": "orders", "done": done, **found})
 
 
-def _act(db: Database, workspace_id: str, subscription_id: str, form: dict[str, str], actor: str) -> Any:
+def _act(
+    db: Database, workspace_id: str, subscription_id: str, form: dict[str, str], actor: str,
+    provider: checkout_service.StripeProvider | None = None,
+) -> Any:  # fmt: skip
     choice = form.get("action", "")
     if choice not in SUBSCRIPTION_ACTIONS:
         raise InvalidUser(
@@ -217,13 +220,19 @@ def _act(db: Database, workspace_id: str, subscription_id: str, form: dict[str, 
         return subscriptions_service.act(
             session=session, workspace_id=workspace_id, subscription_id=subscription_id, action=action,
             plan=plan if choice == "change_plan" else None, at_period_end=choice != "cancel_now", actor=actor,
+            provider=provider,
         )  # fmt: skip
 
 
 @router.post("/console/subscriptions/{subscription_id}/actions")
-async def subscription_action(db: web.DB, user: web.Posted, form: web.Form, subscription_id: Id) -> Response:
+async def subscription_action(
+    request: Request, db: web.DB, user: web.Posted, form: web.Form, subscription_id: Id
+) -> Response:
     web.refuse_unless(user, "owner")
+    provider = checkout_service.stripe_provider(
+        request.app.state.settings
+    )  # a downgrade's credit: Stripe first
     done = await run_in_threadpool(
-        _act, db, user.workspace_id, subscription_id, form, f"console:{user.user_id}"
+        _act, db, user.workspace_id, subscription_id, form, f"console:{user.user_id}", provider
     )
     return RedirectResponse(f"/console/subscriptions/{done.id}?done={form['action']}", status_code=303)
