@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     # from its snapshot, refreshed in the background once it is older than `console_report_max_age_s`.
     console_report_inline_s: float = Field(default=0.15, ge=0.0, le=60.0)
     console_report_max_age_s: float = Field(default=300.0, ge=0.0, le=86_400.0)
+    # A snapshot neither computed nor viewed for this long (parameters nobody looks at again) is deleted by the
+    # recurring `reports.prune` job; at least two hours, as a view marks a snapshot at most once an hour.
+    report_snapshot_keep_s: float = Field(default=7 * 86_400.0, ge=7_200.0, le=3_650 * 86_400.0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

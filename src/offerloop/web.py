@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed
@@ -153,3 +155,32 @@ def single_valued_query(request: Request) -> None:
 
 
 SingleValued = Depends(single_valued_query)
+
+
+# -- HEAD ------------------------------------------------------------------------------------------------
+
+
+class HeadAsGetRoute(APIRoute):
+    """A route whose GET also answers HEAD (RFC 9110 9.3.2): the GET's status and header fields, no content.
+    Link checkers and uptime monitors ask with HEAD; FastAPI routes answer it 405 otherwise. The page runs as
+    for GET and only its body is dropped on the way out, so the two can never disagree on status or headers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.methods and "GET" in self.methods:
+            self.methods.add("HEAD")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            send = _headers_only(send)
+        await super().handle(scope, receive, send)
+
+
+def _headers_only(send: Send) -> Send:
+    async def sender(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return sender

@@ -124,6 +124,14 @@ def use_link(client: TestClient, link: str) -> httpx.Response:
     )
 
 
+def post_token(client: TestClient, workspace_id: str, token: str) -> httpx.Response:
+    """POST ``token`` to the sign-in endpoint as a client that skipped the confirm page would (its form token
+    from the sign-in page): the endpoint itself must refuse what the confirm page refuses."""
+    page = client.get(f"/p/{workspace_id}/login")
+    return client.post(f"/p/{workspace_id}/auth", data={"token": token, "form_token": form_token(page.text)},
+                       follow_redirects=False)  # fmt: skip
+
+
 @dataclass
 class Mailer:
     db: Database

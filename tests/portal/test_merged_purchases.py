@@ -3,8 +3,8 @@ in to their account has, as the account, the guest's entitlements, orders, subsc
 over the API and in the portal — and gets none of them once the merge is undone. A merge moves no commerce
 row (an undo must give them back as they were): reads go through the buyer's lineage, never another buyer's.
 
-The guest checks out with an e-mail and the device's anonymous id. (With an e-mail alone, checkout records
-the e-mail as the guest's userId, and an account with another userId is never merged with them.)"""
+The guest checks out with an e-mail and the device's anonymous id, or with the e-mail alone: checkout records
+it as the guest's e-mail identifier (never as a userId), so the account identifying with it is the same buyer."""
 
 from __future__ import annotations
 
@@ -261,3 +261,78 @@ def test_a_chain_of_merges_reaches_the_first_buyers_purchases_and_nobody_else(
         assert hit.status_code == 404 and "There is no such subscription." in hit.text
     after = _get(client, secret_headers, f"/v1/subscriptions/{sub}")
     assert (after["offer_key"], after["state"]["cancel_at_period_end"]) == ("membership-monthly", False)
+
+
+def test_a_guest_who_gave_only_an_email_becomes_the_account_that_identifies_with_it(
+    client: TestClient, db: Database, workspace: WorkspaceCreated, secret_headers, write_headers, mailer: Mailer
+) -> None:  # fmt: skip
+    """E-mail only at checkout, then the account identifies with its userId and that e-mail, over the API:
+    one buyer, no conflict, and the portal shows the account what the guest paid for."""
+    setup_shop(client, secret_headers)
+    orders = {}
+    for offer in OFFERS:
+        made = client.post(
+            "/v1/checkout", headers=secret_headers, json={"email": "Ivy@Example.com", "offer": offer}
+        )
+        assert made.status_code == 201, made.text
+        paid = client.post(
+            f"/v1/orders/{made.json()['id']}/paid", headers=secret_headers, json={"reference": "x"}
+        )
+        assert paid.status_code == 200, paid.text
+        orders[offer] = made.json()["id"]
+    fulfil(db)
+    guest = _get(client, secret_headers, f"/v1/orders/{orders['launch-workbook']}")["buyer_id"]
+    record = _get(client, secret_headers, f"/v1/buyers/{guest}")
+    assert record["user_id"] is None
+    assert [i["value"] for i in record["identities"] if i["kind"] == "email"] == ["ivy@example.com"]
+    assert "ivy@example.com" not in [i["value"] for i in record["identities"] if i["kind"] == "user_id"]
+    grants = _grants(client, secret_headers, guest)
+    assert len(grants) == 3
+
+    _identify(client, write_headers, type="identify", userId="ivy-account", traits={"email": "ivy@example.com"},
+              messageId="ivy-1")  # fmt: skip
+    assert _get(client, secret_headers, "/v1/buyers/lookup", user_id="ivy-account")["id"] == guest
+    assert _get(client, secret_headers, "/v1/buyers/lookup", email="ivy@example.com")["id"] == guest
+    assert _get(client, secret_headers, "/v1/identity-conflicts")["items"] == []
+    assert _get(client, secret_headers, f"/v1/buyers/{guest}")["user_id"] == "ivy-account"
+    assert _grants(client, secret_headers, guest) == grants
+    for _, _, component, ref, _ in grants:
+        assert _check(client, secret_headers, component, ref, user_id="ivy-account") == (True, "granted")
+    assert sorted(_orders(client, secret_headers, guest)) == sorted(orders.values())
+
+    assert sign_in(client, workspace.id, mailer, "ivy@example.com").status_code == 303
+    home = client.get(f"/p/{workspace.id}")
+    assert home.status_code == 200
+    assert sorted(o for o in orders.values() if f'data-order="{o}"' in home.text) == sorted(orders.values())
+    access = client.get(f"/p/{workspace.id}/access").text
+    assert sorted(f"{c}:{r}" for _, _, c, r, _ in grants if f'data-grant="{c}:{r}"' in access) == sorted(
+        f"{c}:{r}" for _, _, c, r, _ in grants
+    )
+
+
+def test_an_account_known_before_the_email_only_checkout_merges_the_guest_in(
+    client: TestClient, db: Database, workspace: WorkspaceCreated, secret_headers, write_headers
+) -> None:  # fmt: skip
+    """The account was identified (without an e-mail) before the guest checkout by e-mail alone: when it gives
+    the e-mail, the guest merges into it (the e-mail links them) rather than being recorded as a conflict."""
+    setup_shop(client, secret_headers)
+    _identify(client, write_headers, type="identify", userId="jo-account", messageId="jo-1")
+    account = _get(client, secret_headers, "/v1/buyers/lookup", user_id="jo-account")["id"]
+    made = client.post(
+        "/v1/checkout", headers=secret_headers, json={"email": "jo@example.com", "offer": "launch-workbook"}
+    )
+    assert made.status_code == 201, made.text
+    guest = made.json()["buyer_id"]
+    assert guest != account
+    assert client.post(f"/v1/orders/{made.json()['id']}/paid", headers=secret_headers,
+                       json={"reference": "x"}).status_code == 200  # fmt: skip
+    fulfil(db)
+    _identify(client, write_headers, type="identify", userId="jo-account", traits={"email": "jo@example.com"},
+              messageId="jo-2")  # fmt: skip
+    (merge,) = _get(client, secret_headers, "/v1/merges")["items"]
+    assert (merge["winner_id"], merge["loser_id"]) == (account, guest)
+    assert _get(client, secret_headers, "/v1/identity-conflicts")["items"] == []
+    assert _orders(client, secret_headers, account) == [made.json()["id"]]
+    assert [(g[1], g[2], g[3]) for g in _grants(client, secret_headers, account)] == [
+        (guest, "module", "module-launch-201")
+    ]

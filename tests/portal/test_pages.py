@@ -118,9 +118,18 @@ def test_subscription_cancel_pause_and_change_plan_go_through_the_service(
         f"/v1/buyers/{after['buyer_id']}/events", headers=secret_headers, params={"limit": 200}
     )
     assert [e["name"] for e in events.json()["items"]].count("Subscription Canceled") == 1  # recorded once
-    assert "Cancel at the end of the period" not in client.get(f"/p/{workspace.id}/subscription").text
+    page = client.get(f"/p/{workspace.id}/subscription").text
+    assert "Cancel at the end of the period" not in page
     for bad in ({"action": "refund"}, {"action": ""}, {"action": "cancel" * 10}):
         assert client.post(url, data={"csrf_token": csrf, **bad}).status_code == 422
+    # the trial set to end can still be kept while it runs: the page offers it, and it works
+    assert "Keep my subscription</button>" in page
+    kept = client.post(url, data={"csrf_token": csrf, "action": "resume"})
+    assert kept.status_code == 200 and "Your subscription is running again." in kept.text
+    after = _subscription_of(client, secret_headers, "ada")
+    assert (after["status"], after["state"]["cancel_at_period_end"]) == ("trialing", False)
+    page = client.get(f"/p/{workspace.id}/subscription").text
+    assert "Cancel at the end of the period</button>" in page and "Keep my subscription" not in page
 
 
 def test_forms_without_the_sessions_csrf_token_are_refused(

@@ -15,9 +15,10 @@ from offerloop.core.clock import utcnow
 from offerloop.db.uow import Database
 from offerloop.models import OutboxMessage, PortalLoginToken, PortalSession
 from offerloop.portal import service as portal_service
+from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.schemas import WorkspaceCreated
 
-from .helpers import Mailer, ask_for_link, csrf_of, form_token, sign_in, use_link
+from .helpers import Mailer, ask_for_link, csrf_of, form_token, post_token, sign_in, use_link
 
 
 def test_the_mailed_link_signs_the_buyer_in_once_with_a_strict_cookie(
@@ -52,9 +53,13 @@ def test_the_mailed_link_signs_the_buyer_in_once_with_a_strict_cookie(
         body = session.scalars(select(OutboxMessage).where(OutboxMessage.workspace_id == workspace.id,
                                                           OutboxMessage.key.like("portal-sign-in/%"))).one().body  # fmt: skip
     assert token not in str(body) and body["text"] == portal_service.USED_TEXT  # no working secret kept
-    # the same link again, in another browser: refused
-    again = use_link(TestClient(client.app), link)
+    # the same link again, in another browser: refused on opening (no button), and if posted anyway
+    other = TestClient(client.app)
+    again = other.get(f"/p/{workspace.id}/auth", params={"token": token})
     assert again.status_code == 401 and 'data-code="link_not_valid"' in again.text
+    assert "<form" not in again.text and "Sign in</button>" not in again.text
+    posted = post_token(other, workspace.id, token)
+    assert posted.status_code == 401 and 'data-code="link_not_valid"' in posted.text
 
 
 def test_an_expired_or_forged_link_opens_nothing(
@@ -64,15 +69,11 @@ def test_an_expired_or_forged_link_opens_nothing(
         assert portal_service.request_link(session=session, workspace_id=workspace.id, email="ada@example.com",
                                            public_url=settings.public_url, now=utcnow() - timedelta(minutes=16))  # fmt: skip
     (link,) = mailer.links("ada@example.com")
-    assert use_link(client, link).status_code == 401
     token = httpx.URL(link).params["token"]
-    for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), "x", "A" * 128):
-        page = client.get(f"/p/{workspace.id}/auth")
-        sent = client.post(
-            f"/p/{workspace.id}/auth", data={"token": forged, "form_token": form_token(page.text)}
-        )
+    for forged in (token, token[:-1] + ("A" if token[-1] != "A" else "B"), "x", "A" * 128):
+        sent = post_token(client, workspace.id, forged)
         assert sent.status_code == 401 and 'data-code="link_not_valid"' in sent.text
-    page = client.get(f"/p/{workspace.id}/auth")
+    page = client.get(f"/p/{workspace.id}/login")
     huge = client.post(
         f"/p/{workspace.id}/auth", data={"token": "A" * 5000, "form_token": form_token(page.text)}
     )
@@ -162,3 +163,73 @@ def test_sign_out_ends_the_session(
     replay = TestClient(client.app)
     replay.cookies.set("offerloop_portal", str(token), domain="testserver.local", path=f"/p/{workspace.id}")
     assert replay.get(f"/p/{workspace.id}", follow_redirects=False).status_code == 303
+
+
+def _confirm_page(client: TestClient, workspace_id: str, token: str | None) -> httpx.Response:
+    return client.get(f"/p/{workspace_id}/auth", params={} if token is None else {"token": token})
+
+
+def _refused_without_a_button(page: httpx.Response) -> None:
+    assert page.status_code == 401
+    assert "<h1>This link does not work</h1>" in page.text
+    assert portal_service.LINK_REFUSED_TEXT in page.text and "ask for a new one" in page.text.lower()
+    assert 'data-code="link_not_valid"' in page.text
+    assert (
+        "<form" not in page.text and 'name="token"' not in page.text and "Sign in</button>" not in page.text
+    )
+    assert "/login" in page.text  # where to ask for a new one
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_the_confirm_page_refuses_a_garbage_expired_or_used_link_without_a_button(
+    client: TestClient, db: Database, workspace: WorkspaceCreated, shop, mailer: Mailer, settings
+) -> None:
+    # garbage, empty, and well-formed but unknown
+    for junk in ("garbage", "", None, "A" * 128, "not a token at all"):
+        _refused_without_a_button(_confirm_page(client, workspace.id, junk))
+    # expired: asked 16 minutes ago
+    with db.write() as session:
+        assert portal_service.request_link(session=session, workspace_id=workspace.id, email="ada@example.com",
+                                           public_url=settings.public_url, now=utcnow() - timedelta(minutes=16))  # fmt: skip
+    (expired,) = mailer.links("ada@example.com")
+    _refused_without_a_button(_confirm_page(client, workspace.id, httpx.URL(expired).params["token"]))
+    # valid: the confirm step with its button; opening it (twice, as a mail scanner would) uses nothing up
+    seen = mailer.links("ada@example.com")
+    assert ask_for_link(client, workspace.id, "ada@example.com").status_code == 200
+    link = mailer.new_link("ada@example.com", seen)
+    token = httpx.URL(link).params["token"]
+    for _ in range(2):
+        page = _confirm_page(client, workspace.id, token)
+        assert page.status_code == 200 and "Sign in</button>" in page.text
+        assert f'name="token" value="{token}"' in page.text and 'name="form_token"' in page.text
+    # another workspace's portal does not know this link
+    with db.write() as session:
+        other = workspace_service.create_workspace(session=session, name="Elsewhere")
+    _refused_without_a_button(_confirm_page(TestClient(client.app), other.id, token))
+    assert use_link(client, link).status_code == 303
+    # used: refused, in this browser and in another
+    _refused_without_a_button(_confirm_page(client, workspace.id, token))
+    _refused_without_a_button(_confirm_page(TestClient(client.app), workspace.id, token))
+
+
+def test_the_confirm_page_of_an_erased_buyer_refuses(
+    client: TestClient, db: Database, workspace: WorkspaceCreated, shop, mailer: Mailer, secret_headers
+) -> None:
+    assert ask_for_link(client, workspace.id, "bob@example.com").status_code == 200
+    (link,) = mailer.links("bob@example.com")
+    bob = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "bob"}).json()["id"]
+    assert client.delete(f"/v1/buyers/{bob}", headers=secret_headers).status_code == 200
+    _refused_without_a_button(_confirm_page(client, workspace.id, httpx.URL(link).params["token"]))
+
+
+def test_refused_confirm_pages_are_rate_limited_per_client_address(
+    client: TestClient, workspace: WorkspaceCreated, shop, mailer: Mailer
+) -> None:
+    """Guessing links through the confirm page is limited like posting them; a valid link is not counted."""
+    assert ask_for_link(client, workspace.id, "ada@example.com").status_code == 200  # one of the 20
+    (link,) = mailer.links("ada@example.com")
+    token = httpx.URL(link).params["token"]
+    for _ in range(3):
+        assert _confirm_page(client, workspace.id, token).status_code == 200
+    answers = [_confirm_page(client, workspace.id, f"guess-{i}").status_code for i in range(20)]
+    assert answers == [401] * 19 + [429]

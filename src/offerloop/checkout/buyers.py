@@ -38,7 +38,10 @@ def buyer_for(
     if anonymous_id:
         message["anonymousId"] = anonymous_id
     if not user_id and not anonymous_id:
-        message["userId"] = email
+        # An e-mail alone is an e-mail identifier, never a userId: the account that later identifies with its
+        # own userId and this e-mail is then the same buyer (identity merges on e-mail), not a conflict. The
+        # spec wants an anonymousId on an identify without a userId: a fresh one, this checkout's device.
+        message["anonymousId"] = anonymous_id = new_id("anon")
     message["messageId"] = new_id("msg")
     ingest(session, workspace_id, [message])  # the record of it, for the consumers like any identify
     # Identities are written through the driver (COPY on PostgreSQL): its own IntegrityError, not SQLAlchemy's.

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from offerloop.db.scoped import newest_first, scoped_select, scoped_update
+from offerloop.identity import service as identity_service
 from offerloop.models import (
     BuyerClaim,
     Coupon,
@@ -124,24 +125,45 @@ def _ensure(session: Session, model: Any, **values: Any) -> None:
     session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
-def claimed(session: Session, workspace_id: str, scope: str, key: str, buyer_id: str) -> int:
-    stmt = scoped_select(BuyerClaim, workspace_id, BuyerClaim.used).where(
-        BuyerClaim.scope == scope, BuyerClaim.key == key, BuyerClaim.buyer_id == buyer_id,
+def _lineage(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, ...]:
+    """The buyers whose claims count as this buyer's: the lineage of the live buyer ``buyer_id`` answers with
+    (a merge moves no claim row, and an undo must give each its own back). A per-buyer limit is the person's,
+    not one record's: a buyer merged from two records never gets it twice."""
+    return identity_service.survivor_lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+
+
+def _used_by(workspace_id: str, scope: str, key: str, buyer_ids: Sequence[str]) -> Any:
+    """The units the given buyers hold of the limit (0 for none): a scalar subquery."""
+    other = aliased(BuyerClaim)
+    return (
+        select(func.coalesce(func.sum(other.used), 0))
+        .where(other.workspace_id == workspace_id, other.scope == scope, other.key == key,
+               other.buyer_id.in_(buyer_ids))
+        .scalar_subquery()
     )  # fmt: skip
-    return int(session.scalar(stmt) or 0)
+
+
+def claimed(session: Session, workspace_id: str, scope: str, key: str, buyer_id: str) -> int:
+    """Units of the limit the buyer holds, with every buyer merged into the same person."""
+    lineage = _lineage(session, workspace_id, buyer_id)
+    return int(session.scalar(select(_used_by(workspace_id, scope, key, lineage))) or 0)
 
 
 def claim(
     session: Session, workspace_id: str, scope: str, key: str, buyer_id: str, n: int, limit: int | None
 ) -> bool:
-    """Add ``n`` to the buyer's count if it stays within ``limit`` (None: always). One UPDATE whose WHERE
-    re-checks the count under the row lock, so concurrent checkouts of one buyer cannot both pass."""
+    """Add ``n`` to the buyer's count if it stays within ``limit`` (None: always), counting what the buyers
+    merged with it hold. One UPDATE of this buyer's row whose WHERE re-checks the count under the row lock, so
+    concurrent checkouts of one buyer cannot both pass (they resolve to the same live buyer, so to one row;
+    the lineage's other rows only ever go down, by a release)."""
     _ensure(session, BuyerClaim, workspace_id=workspace_id, scope=scope, key=key, buyer_id=buyer_id, used=0)
     stmt = scoped_update(BuyerClaim, workspace_id).where(
         BuyerClaim.scope == scope, BuyerClaim.key == key, BuyerClaim.buyer_id == buyer_id,
     )  # fmt: skip
     if limit is not None:
-        stmt = stmt.where(BuyerClaim.used + n <= limit)
+        others = [b for b in _lineage(session, workspace_id, buyer_id) if b != buyer_id]
+        held = _used_by(workspace_id, scope, key, others) if others else 0
+        stmt = stmt.where(BuyerClaim.used + n + held <= limit)
     return _rowcount(session.execute(stmt.values(used=BuyerClaim.used + n))) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -58,18 +59,13 @@ def of_buyers(session: Session, workspace_id: str, buyer_ids: list[str]) -> list
 
 
 def page(
-    session: Session, workspace_id: str, *, limit: int, before_id: str | None, buyer_id: str | None,
+    session: Session, workspace_id: str, *, limit: int, before_id: str | None, buyer_ids: Sequence[str] | None,
     order_id: str | None, kind: str | None,
 ) -> list[Invoice]:  # fmt: skip
-    stmt = newest_first(
-        Invoice,
-        workspace_id,
-        limit=limit,
-        before_id=before_id,
-        buyer_id=buyer_id,
-        order_id=order_id,
-        kind=kind,
-    )
+    """Up to ``limit`` documents, newest id first, of any of ``buyer_ids`` (a buyer's lineage) if given."""
+    stmt = newest_first(Invoice, workspace_id, limit=limit, before_id=before_id, order_id=order_id, kind=kind)
+    if buyer_ids is not None:
+        stmt = stmt.where(Invoice.buyer_id.in_(buyer_ids))
     return list(session.scalars(stmt))
 
 

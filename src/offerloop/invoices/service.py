@@ -331,12 +331,18 @@ def list_invoices(
     *, session: Session, workspace_id: str, limit: int, secret: str, public_url: str, cursor: str | None = None,
     buyer_id: str | None = None, order_id: str | None = None, kind: Kind | None = None,
 ) -> Page[InvoiceRead]:  # fmt: skip
-    """The workspace's invoices and credit notes, newest first (ids are time-ordered and unique)."""
+    """The workspace's invoices and credit notes, newest first (ids are time-ordered and unique). A buyer's
+    are those of its lineage (a merge moves no document); a merged-away id answers with its survivor's."""
     after = decode_cursor(cursor, types=(str,))
     if after is not None and not after[0].startswith("inv_"):  # another list's cursor
         raise InvalidCursor("cursor does not belong to this list: pass the next_cursor of its previous page")
+    buyer_ids = None
+    if buyer_id is not None:
+        buyer_ids = identity_service.survivor_lineage(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id
+        )
     rows = repository.page(session, workspace_id, limit=limit + 1, before_id=after[0] if after else None,
-                           buyer_id=buyer_id, order_id=order_id, kind=kind)  # fmt: skip
+                           buyer_ids=buyer_ids, order_id=order_id, kind=kind)  # fmt: skip
     return page_of(rows, limit, key=lambda r: (r.id,), item=_reader(session, secret, public_url))
 
 

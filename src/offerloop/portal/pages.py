@@ -107,9 +107,20 @@ def _mail_link(db: Database, workspace_id: str, address: str, public_url: str) -
 
 @router.get("/p/{workspace}/auth")
 def confirm_link(
-    request: Request, place: web.Place, token: Annotated[str, Query(max_length=service.MAX_TOKEN_LENGTH)] = ""
+    request: Request,
+    db: web.DB,
+    place: web.Place,
+    token: Annotated[str, Query(max_length=service.MAX_TOKEN_LENGTH)] = "",
 ) -> Response:
-    """A page with a button, not the sign-in itself: mail scanners that open links would use it up."""
+    """A page with a button, not the sign-in itself: mail scanners that open links would use it up. A link
+    that would not sign in (unknown, used, expired) gets the refusal at once, without a button."""
+    try:
+        with db.read() as session:
+            service.check_link(session=session, workspace_id=place.id, token=token)
+    except LinkNotValid as exc:
+        # only refusals count against the address (a guesser's every try is one; a buyer's link is not)
+        _limit(request, (0, web.client_address(request)))
+        return web.render(request, "link_refused.html", {"message": exc.message}, status_code=exc.status_code)
     return web.with_form_token(request, place, "auth.html", {"token": token})
 
 

@@ -36,6 +36,17 @@ def delete_dead_links(session: Session, workspace_id: str, buyer_id: str, now: d
     )
 
 
+def link_buyer(session: Session, workspace_id: str, token_hash: str, now: datetime) -> str | None:
+    """The buyer the link is for if it is unused and unexpired (read only: looking does not use it), or None."""
+    stmt = scoped_select(PortalLoginToken, workspace_id, PortalLoginToken.buyer_id).where(
+        PortalLoginToken.id == token_hash,
+        PortalLoginToken.used_at.is_(None),
+        PortalLoginToken.expires_at > now,
+    )
+    found: str | None = session.execute(stmt).scalar_one_or_none()
+    return found
+
+
 def use_link(session: Session, workspace_id: str, token_hash: str, now: datetime) -> str | None:
     """Mark the link used if it is unused and unexpired, in one conditional statement (two clicks racing:
     one wins); the buyer it was for, or None."""

@@ -33,6 +33,10 @@ SESSION_HOURS = 24
 # answer is the same as for an unknown address).
 MAX_LIVE_LINKS = 3
 MAX_TOKEN_LENGTH = 128
+LINK_REFUSED_TEXT = (
+    f"This sign-in link is invalid or has expired (a link works once, for {LINK_MINUTES} minutes). "
+    "Ask for a new one on the sign-in page."
+)
 USED_TEXT = "This sign-in link was used. Ask for a new one on the sign-in page if you need it."
 
 
@@ -95,14 +99,22 @@ def request_link(
     return True
 
 
+def check_link(*, session: Session, workspace_id: str, token: str, now: datetime | None = None) -> None:
+    """LinkNotValid unless ``token`` is a link that would sign in now (unused, unexpired, its buyer live):
+    what the confirm page asks before it shows its button. Looking does not use the link."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkNotValid(LINK_REFUSED_TEXT)
+    buyer_id = repository.link_buyer(session, workspace_id, token_hash(token), now or utcnow())
+    if buyer_id is None or _live(session, workspace_id, buyer_id) is None:
+        raise LinkNotValid(LINK_REFUSED_TEXT)
+
+
 def sign_in_with_link(
     *, session: Session, workspace_id: str, token: str, previous_token: str = "", now: datetime | None = None
 ) -> NewPortalSession:
     """Use the link (once) and start a new session for its buyer; the browser's previous session ends."""
     now = now or utcnow()
-    refused = LinkNotValid(
-        f"this sign-in link is not valid: a link works once, for {LINK_MINUTES} minutes. Ask for a new one."
-    )
+    refused = LinkNotValid(LINK_REFUSED_TEXT)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise refused
     link_hash = token_hash(token)

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from offerloop import __version__
@@ -32,6 +31,7 @@ from offerloop.portal.exceptions import (
     PortalSignInRequired,
 )
 from offerloop.portal.schemas import SignedInBuyer
+from offerloop.web import HeadAsGetRoute
 from offerloop.workspaces.exceptions import WorkspaceNotFound
 
 PACKAGE = FilePath(__file__).parent
@@ -88,7 +88,7 @@ def error_page(request: Request, status: int, code: str, message: str) -> Respon
                   status_code=status)  # fmt: skip
 
 
-class PortalRoute(APIRoute):
+class PortalRoute(HeadAsGetRoute):
     """Domain errors and invalid parameters become HTML pages; a missing session, the sign-in page."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from offerloop.db.base import table_of
-from offerloop.db.scoped import scoped_select
+from offerloop.db.scoped import scoped_select, scoped_update
 from offerloop.models.reports import ReportSnapshot
 
 
@@ -58,3 +58,36 @@ def put(
         set_={name: stmt.excluded[name] for name in ("params", "body", "error", "compute_s", "computed_at")},
     )
     session.execute(stmt)
+
+
+def mark_viewed(session: Session, workspace_id: str, kind: str, key: str, at: datetime) -> None:
+    session.execute(
+        scoped_update(ReportSnapshot, workspace_id)
+        .where(ReportSnapshot.kind == kind, ReportSnapshot.key == key)
+        .values(viewed_at=at)
+    )
+
+
+def prune(session: Session, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` snapshots (any workspace) neither computed nor viewed since ``before``; how many."""
+    unused = (
+        select(ReportSnapshot.id)
+        .where(
+            ReportSnapshot.computed_at < before,
+            or_(ReportSnapshot.viewed_at.is_(None), ReportSnapshot.viewed_at < before),
+        )
+        .order_by(ReportSnapshot.computed_at)
+        .limit(limit)
+    )
+    ids = list(session.scalars(unused))
+    if not ids:
+        return 0
+    # the same condition again: a snapshot computed or viewed since the select is kept
+    result = session.execute(
+        delete(ReportSnapshot).where(
+            ReportSnapshot.id.in_(ids),
+            ReportSnapshot.computed_at < before,
+            or_(ReportSnapshot.viewed_at.is_(None), ReportSnapshot.viewed_at < before),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

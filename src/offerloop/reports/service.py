@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 
 from offerloop import pipeline
 from offerloop.analytics import ltv as ltv_service
@@ -56,6 +57,12 @@ INLINE_BUYERS = 20_000
 # Reports one workspace may have queued or computing at once: a team member clicking through every period and
 # model of a large store cannot fill the workers with hours of fits.
 MAX_QUEUED = 16
+PRUNE_KIND = "reports.prune"  # recurring: delete snapshots neither computed nor viewed for the keep setting
+PRUNE_EVERY_S = 3600.0
+PRUNE_BATCH = 1000  # snapshots one pass deletes (a full pass runs again at once)
+# A view shown a snapshot marks it (viewed_at) when its last computation or mark is older than this: at most
+# one write an hour per snapshot, so a snapshot viewed within the keep window (>= 2 h) is never pruned.
+VIEW_MARK_S = 3600.0
 PARAMS: TypeAdapter[Params] = TypeAdapter(AnyParams)
 
 
@@ -229,6 +236,12 @@ def show(
         )  # fmt: skip
         refreshing = queue.pending(session, kind=JOB_KIND, key=job_key(workspace_id, params))
         kept = _kept(snapshot, kind)
+        last_used = (
+            max(snapshot.computed_at, snapshot.viewed_at or snapshot.computed_at) if snapshot else None
+        )
+    if not cheap and last_used is not None and (now - last_used).total_seconds() > VIEW_MARK_S:
+        with db.write() as session:
+            repository.mark_viewed(session, workspace_id, kind, key_of(params), now)
     if cheap:
         return compute(db, workspace_id=workspace_id, params=params, now=now)
     if kept is None or (now - kept.computed_at).total_seconds() > max_age_s:
@@ -263,6 +276,12 @@ def _kept(snapshot: Any, kind: str) -> _Kept | None:
     if body is None and snapshot.error is None:
         return None
     return _Kept(body, snapshot.error, snapshot.computed_at, snapshot.compute_s)
+
+
+def prune(*, session: Session, now: datetime, keep_s: float) -> int:
+    """Delete up to ``PRUNE_BATCH`` snapshots (every workspace) neither computed nor viewed for ``keep_s``
+    seconds; how many. Idempotent: a second pass finds nothing more of the same age."""
+    return repository.prune(session, now - timedelta(seconds=keep_s), PRUNE_BATCH)
 
 
 def refresh(db: Database, *, workspace_id: str, params: Params) -> None:

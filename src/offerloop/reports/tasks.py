@@ -1,9 +1,11 @@
-"""Background jobs of the reports domain: computing one report's snapshot."""
+"""Background jobs of the reports domain: computing one report's snapshot, and (recurring) pruning the
+snapshots nobody computes or views any more."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from offerloop.config import Settings
 from offerloop.jobs import runner
 from offerloop.reports import service as reports_service
 
@@ -18,3 +20,18 @@ def refresh(ctx: runner.Context) -> datetime | None:
         ctx.db, workspace_id=str(ctx.job.workspace_id), params=params, now=ctx.now, raise_error=False
     )
     return None
+
+
+@runner.register(
+    reports_service.PRUNE_KIND, max_attempts=1000, backoff_cap_s=reports_service.PRUNE_EVERY_S,
+    every_s=reports_service.PRUNE_EVERY_S,
+)  # fmt: skip
+def prune(ctx: runner.Context) -> datetime | None:
+    """Transactional: the deletions and the job's next time commit together; a full batch runs again at once."""
+    assert ctx.session is not None
+    found = ctx.deps.get("settings")
+    keep_s = (found if isinstance(found, Settings) else Settings()).report_snapshot_keep_s
+    deleted = reports_service.prune(session=ctx.session, now=ctx.now, keep_s=keep_s)
+    if deleted >= reports_service.PRUNE_BATCH:
+        return ctx.now
+    return ctx.now + timedelta(seconds=reports_service.PRUNE_EVERY_S)

@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +28,7 @@ from offerloop.db.uow import Database
 from offerloop.storefront import service
 from offerloop.storefront.exceptions import BadForm, CsrfRefused, FormTooLarge, PageNotFound
 from offerloop.telemetry import log
+from offerloop.web import HeadAsGetRoute
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE / "static"
@@ -79,7 +79,7 @@ def _error_page(status: int, message: str, retry_after: Any = None) -> Response:
     return page
 
 
-class StorefrontRoute(APIRoute):
+class StorefrontRoute(HeadAsGetRoute):
     """Domain errors and invalid parameters become HTML pages with their status."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

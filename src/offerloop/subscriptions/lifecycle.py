@@ -16,6 +16,7 @@ States and events (anything not listed raises :class:`SubscriptionError`, code `
     past_due   --PaymentFailed--> past_due | canceled     (canceled after the last retry fails)
     active     --Pause--> paused --Resume--> active       (the paused time is added to the period)
     active, trialing --Cancel(at_period_end)--> (same; Renew then cancels)
+    active, trialing --Resume (a cancel scheduled)--> (same, the cancel withdrawn; a trial only before it ends)
     any but canceled --Cancel(at_period_end=False)--> canceled
     active, trialing --Upgrade / Downgrade--> (same; prorated charge or credit when active)
 
@@ -426,6 +427,11 @@ def _pause(sub: Subscription, event: Pause, at: datetime) -> tuple[Subscription,
 
 
 def _resume(sub: Subscription, event: Resume, at: datetime) -> tuple[Subscription, list[Effect]]:
+    if sub.state == "trialing" and sub.cancel_at_period_end:
+        # a trial set to end keeps going only while it runs: once it has ended, its Renew cancels it
+        if at >= _period_end(sub):
+            raise _illegal(sub, event, f"the trial ended at {_iso(sub.current_period_end)}")
+        return replace(sub, cancel_at_period_end=False), [Effect("cancel_unscheduled")]
     if sub.state == "active" and sub.cancel_at_period_end:
         return replace(sub, cancel_at_period_end=False), [Effect("cancel_unscheduled")]
     if sub.state != "paused" or sub.paused_at is None:

@@ -99,10 +99,14 @@ def test_a_buyer_signs_in_by_the_mailed_link_downloads_the_workbook_and_cancels_
     assert (sub["offer_key"], sub["status"], sub["state"]["cancel_at_period_end"]) == (
         "membership-monthly", "trialing", True,
     )  # fmt: skip
-    # the link was used: opened again, it signs no one in
+    # the link was used: opened again, it says so (no button), and posting it anyway signs no one in
     again = httpx.get(found.group(1))
-    token = re.search(r'name="form_token" value="([^"]+)"', again.text)
+    assert (
+        again.status_code == 401 and "<form" not in again.text and "ask for a new one" in again.text.lower()
+    )
+    login = httpx.get(f"{live_server.url}/p/{ws}/login")
+    token = re.search(r'name="form_token" value="([^"]+)"', login.text)
     assert token is not None
-    replay = httpx.post(f"{live_server.url}/p/{ws}/auth", cookies=again.cookies,
+    replay = httpx.post(f"{live_server.url}/p/{ws}/auth", cookies=login.cookies,
                         data={"token": httpx.URL(found.group(1)).params["token"], "form_token": token.group(1)})  # fmt: skip
     assert replay.status_code == 401
