@@ -253,6 +253,24 @@ def test_a_trial_session_asks_for_the_trial_books_nothing_and_the_first_charge_b
     ledger_balanced(client, secret_headers)
 
 
+def test_a_trial_cancelled_then_kept_in_stripe_is_kept_here(stripe_client, db, secret_headers, write_headers):
+    client = stripe_client
+    setup(client, secret_headers, write_headers)
+    order = buy(client, secret_headers, "membership-monthly", provider="stripe")
+    trial = session_event(
+        order, "evt_trial", at=T0, amount=0, payment_status="no_payment_required", subscription="sub_1"
+    )
+    assert outcome(client, trial) == "trial_started"
+    cancel = subscription_updated(order, "evt_t1", at=T0 + 10, status="trialing", cancel=True, amount=3900)
+    assert outcome(client, cancel) == "cancel_scheduled"
+    assert subscription(db, order)[1]["cancel_at_period_end"] is True
+    keep = subscription_updated(order, "evt_t2", at=T0 + 20, status="trialing", amount=3900)
+    assert outcome(client, keep) == "cancel_withdrawn"
+    status, state = subscription(db, order)
+    assert (status, state["cancel_at_period_end"]) == ("trialing", False)
+    assert nothing_booked(client, secret_headers, order["id"])
+
+
 # -- item 6: subscriptions -------------------------------------------------------------------------------
 
 

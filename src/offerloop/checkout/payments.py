@@ -745,7 +745,7 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     if event.cancel_at_period_end is True and not scheduled and row.status in ("active", "trialing"):
         act("cancel", at_period_end=True)
         done.append("cancel_scheduled")
-    elif event.cancel_at_period_end is False and scheduled and row.status == "active":
+    elif event.cancel_at_period_end is False and scheduled and row.status in ("active", "trialing"):
         act("resume")
         done.append("cancel_withdrawn")
     return ",".join(done) or "no_change"
