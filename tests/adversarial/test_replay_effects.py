@@ -90,3 +90,23 @@ def test_a_replayed_parked_event_is_counted_in_the_buyers_features(
     with db.read() as session:
         state = session.scalar(select(BuyerFeatures.state).where(BuyerFeatures.buyer_id == buyer))
     assert state is not None and state["n"] == 3
+
+
+def test_the_parked_list_with_an_empty_status_lists_every_status(client, db, workspace) -> None:
+    from offerloop.core.clock import utcnow
+    from offerloop.models import ParkedEvent
+
+    with db.write() as session:
+        for seq, state in ((1, "parked"), (2, "replayed")):
+            session.add(
+                ParkedEvent(
+                    consumer="features", workspace_id=workspace.id, seq=seq, message_id=f"p{seq}",
+                    error="E", attempts=5, parked_at=utcnow(), status=state,
+                )
+            )  # fmt: skip
+    headers = bearer(workspace.secret_key)
+    r = client.get(
+        "/v1/pipeline/parked", params={"status": ""}, headers=headers
+    )  # documented: "Empty for all"
+    assert r.status_code == 200, r.text
+    assert [i["message_id"] for i in r.json()["items"]] == ["p2", "p1"]
