@@ -389,13 +389,19 @@ def pipeline_overview(db: DB, principal: SecretKey) -> PipelineStatus:
 def list_parked(
     db: DB,
     principal: SecretKey,
-    status: Annotated[Literal["parked", "replayed"] | None, Query(description="Empty for all")] = "parked",
+    status: Annotated[
+        Literal["parked", "replayed", ""] | None, Query(description="Empty for all")
+    ] = "parked",
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ParkedPage:
     with db.read() as session:
         return pipeline_status.list_parked(
-            session=session, workspace_id=principal.workspace_id, status=status, limit=limit, cursor=cursor
+            session=session,
+            workspace_id=principal.workspace_id,
+            status=status or None,
+            limit=limit,
+            cursor=cursor,
         )
 
 

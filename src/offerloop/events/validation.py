@@ -240,7 +240,7 @@ def validate(
                 raise _Refuse("type_mismatch", f"type {kind!r} sent to the /v1/{implied_type} endpoint")
         if kind is None:
             raise _Refuse("missing_type", "type is required (identify, track, page, screen, group or alias)")
-        if kind not in TYPES:
+        if not isinstance(kind, str) or kind not in TYPES:  # a dict or list is unhashable: never a type
             raise _Refuse("unknown_type", f"unknown type {str(kind)[:40]!r}", {"allowed": sorted(TYPES)})
         message_id = _message_id(raw)
         user_id = _id_field(raw, "userId")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.errors import Conflict, NotFound
 from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.db.uow import Database
+from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Event, Job, ParkedEvent
 from offerloop.pipeline import log, metrics, runner
 from offerloop.pipeline.registry import Consumer, consumers
@@ -125,14 +126,23 @@ def stuck(db: Database, now: datetime | None = None) -> list[str]:
     if not names:
         return []
     out: set[str] = set()
+    # A step that keeps failing touches its row at every attempt: "no progress" is then read from its
+    # failures in a row (backing off: run_at past the failure's updated_at), not from updated_at.
+    failing = and_(
+        Job.state == "queued", Job.last_error.is_not(None), Job.attempts > 1, Job.run_at > Job.updated_at
+    )
     with db.read() as session:
         stale = session.scalars(
-            select(Job).where(Job.kind.in_(list(names)), Job.updated_at < limit, Job.state != "parked")
+            select(Job).where(
+                Job.kind.in_(list(names)), or_(Job.updated_at < limit, failing), Job.state != "parked"
+            )
         ).all()
         for job in stale:
             c = names[job.kind]
             if job.lease_until is not None and job.lease_until < limit:
                 out.add(c.name)
+                continue
+            if job.updated_at >= limit and _failing_s(job) < runner.config.stuck_s:
                 continue
             if job.workspace_id is None or (job.state == "queued" and job.payload and job.run_at > now):
                 continue  # waiting for a retry's backoff is progress of its own kind
@@ -141,6 +151,16 @@ def stuck(db: Database, now: datetime | None = None) -> list[str]:
             if log.pending(session, job.workspace_id, after=int(job.cursor or 0), up_to=gate, part=part):
                 out.add(c.name)
     return sorted(out)
+
+
+def _failing_s(job: Job) -> float:
+    """The least time a checkpoint row has been failing, from its failures in a row: the backoffs between them
+    at their shortest (the spread takes up to 20 % off each)."""
+    kind = jobs_runner.kinds().get(job.kind)
+    if kind is None or not job.attempts or job.last_error is None:
+        return 0.0
+    waits = [min(kind.backoff_cap_s, kind.backoff_base_s * 2.0**i) for i in range(min(job.attempts - 1, 64))]
+    return 0.8 * (sum(waits) + max(0, job.attempts - 1 - 64) * kind.backoff_cap_s)
 
 
 def refresh_metrics(db: Database) -> None:
