@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from typing import Annotated, Any, Literal
@@ -122,6 +123,23 @@ def _record(result: IngestResult) -> None:
     EVENTS.labels("quarantined").inc(result.quarantined)
 
 
+def _refuse_constant(text: str) -> None:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _parse(body: bytes) -> Any:
+    """The body's JSON (ValueError when it is not). orjson first; what it refuses, the standard parser tries
+    again: a lone UTF-16 surrogate in one event (a JavaScript client cutting an emoji in half) must cost that
+    event (quarantined by validation), not its whole batch. NaN and Infinity stay refused, as orjson does."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            return json.loads(body, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise ValueError(str(exc)) from None
+
+
 def _ingest_sync(request: Request, body: bytes, implied_type: str | None) -> JSONBytes:
     started = time.perf_counter()
     principal = authenticate_request(request)
@@ -129,8 +147,8 @@ def _ingest_sync(request: Request, body: bytes, implied_type: str | None) -> JSO
     db = request.app.state.db
     received_at = utcnow()
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = _parse(body)
+    except ValueError as exc:
         with db.write() as session:
             qid = service.quarantine_raw(
                 session=session, workspace_id=principal.workspace_id,

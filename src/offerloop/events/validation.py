@@ -7,6 +7,7 @@ each refusal needs its own stable machine-readable code.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ def dump_deep(value: Any) -> str:
         elif isinstance(item, dict):
             parts: list[Any] = [_Text("{")]
             for n, (key, child) in enumerate(item.items()):
-                parts += [_Text(("," if n else "") + orjson.dumps(str(key)).decode() + ":"), child]
+                parts += [_Text(("," if n else "") + _leaf(str(key)) + ":"), child]
             parts.append(_Text("}"))
             stack.extend(reversed(parts))
         elif isinstance(item, list):
@@ -61,8 +62,37 @@ def dump_deep(value: Any) -> str:
             parts.append(_Text("]"))
             stack.extend(reversed(parts))
         else:
-            out.append(orjson.dumps(item).decode())
+            out.append(_leaf(item))
     return "".join(out)
+
+
+def _printable(value: Any) -> str | None:
+    """A client's messageId as the answer can carry it (a string that is itself storable), else None."""
+    if not isinstance(value, str) or len(value) > 255:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _leaf(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # a lone UTF-16 surrogate: the standard encoder escapes it (\\ud83d)
+        return json.dumps(value)
+
+
+def _unencodable(exc: orjson.JSONEncodeError, what: str) -> tuple[str, str]:
+    """Why orjson could not serialise an event (or the batch's context): a lone UTF-16 surrogate in a string
+    (what a JavaScript client sends when it cuts an emoji in half), or nesting past its limit."""
+    if "surrogate" in str(exc):
+        return (
+            "invalid_characters",
+            f"{what} contains a lone UTF-16 surrogate (half of a character), which cannot be stored",
+        )
+    return "nesting_too_deep", f"{what} is nested deeper than {MAX_DEPTH} levels"
 
 
 @dataclass(slots=True, frozen=True)
@@ -190,11 +220,14 @@ def _time_field(msg: dict[str, Any], key: str) -> datetime | None:
         ) from exc
 
 
-def _message_id(msg: dict[str, Any]) -> str:
+def _message_id(msg: dict[str, Any], kind: str) -> str:
     value = msg.get("messageId")
     if value is None or value == "":
-        # No id from the client: derive one from the content, so an identical re-send is still a duplicate.
-        digest = hashlib.sha256(orjson.dumps(msg, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        # No id from the client: derive one from the content, so an identical re-send is still a duplicate. The
+        # type is part of it: the same body sent to /v1/identify and to /v1/page is two events. (An event that
+        # carries its type hashes as it always did; only a body whose type the endpoint implies gets a new id.)
+        content = msg if msg.get("type") == kind else {**msg, "type": kind}
+        digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
         return f"gen-{digest}"
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _Refuse("invalid_message_id", "messageId must be a string")
@@ -242,7 +275,7 @@ def validate(
             raise _Refuse("missing_type", "type is required (identify, track, page, screen, group or alias)")
         if not isinstance(kind, str) or kind not in TYPES:  # a dict or list is unhashable: never a type
             raise _Refuse("unknown_type", f"unknown type {str(kind)[:40]!r}", {"allowed": sorted(TYPES)})
-        message_id = _message_id(raw)
+        message_id = _message_id(raw, kind)
         user_id = _id_field(raw, "userId")
         anonymous_id = _id_field(raw, "anonymousId")
         previous_id = _id_field(raw, "previousId") if kind == "alias" else None
@@ -317,8 +350,8 @@ def _unstorable(context: dict[str, Any]) -> tuple[str, str] | None:
     """Why a batch-level context (merged into each event) cannot be stored, or None."""
     try:
         serialized = orjson.dumps(context)
-    except orjson.JSONEncodeError:
-        return "nesting_too_deep", f"the batch's context is nested deeper than {MAX_DEPTH} levels"
+    except orjson.JSONEncodeError as exc:
+        return _unencodable(exc, "the batch's context")
     if has_nul(serialized):
         return (
             "invalid_characters",
@@ -358,12 +391,14 @@ def prepare_batch(
         if problem is None:
             try:
                 serialized = orjson.dumps(raw)
-            except orjson.JSONEncodeError:
-                problem = ("nesting_too_deep", f"the event is nested deeper than {MAX_DEPTH} levels")
+            except orjson.JSONEncodeError as exc:
+                problem = _unencodable(exc, "the event")
         if problem is not None:
             # Refused, and kept as text (with the batch's context when that is what cannot be stored).
             kept = {"context": batch_context, "event": raw} if problem is context_problem else raw
-            batch.refused.append(Refused(i, problem[0], problem[1], None, raw=escape_nul(dump_deep(kept))))
+            hint = raw.get("messageId") if isinstance(raw, dict) else None
+            batch.refused.append(Refused(i, problem[0], problem[1], None, message_id=_printable(hint),
+                                         raw=escape_nul(dump_deep(kept))))  # fmt: skip
             continue
         outcome = validate(
             raw,

@@ -13,7 +13,16 @@ from offerloop.personas import service as persona_service
 from offerloop.pipeline.registry import LogEvent, consumer
 
 
-@consumer("features", stage="buyer", order=10)
+def replay_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
+    """A parked event replayed lies behind its buyer's watermark (the buyer's later events went on): the buyer
+    is rebuilt from every stored event, this one included, instead of the event being skipped."""
+    features_service.rebuild_on_apply(
+        session=session, workspace_id=workspace_id, buyer_ids={e.buyer_id for e in events if e.buyer_id}
+    )
+    apply_features(session, workspace_id, events)
+
+
+@consumer("features", stage="buyer", order=10, replay=replay_features)
 def apply_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
     """Fold the batch into each buyer's features (once per event, by the buyer's watermark) and refresh
     the persona of every buyer whose features changed."""

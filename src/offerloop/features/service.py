@@ -109,6 +109,13 @@ def merged(*, session: Session, workspace_id: str, winners: Iterable[str], loser
     repository.mark_rebuild(session, workspace_id, set(winners) - set(losers), version, new_state(), utcnow())
 
 
+def rebuild_on_apply(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> None:
+    """Rebuild these buyers' state from all their stored events the next time their events are applied: for an
+    event that arrives behind a buyer's watermark and must still count (a parked event replayed)."""
+    version, _ = spec_for(session, workspace_id)
+    repository.mark_rebuild(session, workspace_id, set(buyer_ids), version, new_state(), utcnow())
+
+
 def event_time(timestamp: datetime, received_at: datetime) -> datetime:
     """When an event happened, for windows by event time: its own (skew-corrected) timestamp, but never after
     it was received — a client clock claiming the future would otherwise keep it in "now" forever."""

@@ -53,18 +53,24 @@ class Consumer:
     # "buyer" consumers run after them, partitioned by buyer, so each buyer's events arrive in order.
     stage: Stage
     order: int
+    # What a replay of one of its parked events runs instead of ``fn`` (None: ``fn``). A replayed event lies
+    # behind the consumer's checkpoint, and behind whatever watermark the consumer keeps per buyer (its later
+    # events went on): a consumer that skips what it has "already seen" by such a mark must take it here.
+    replay: ConsumerFn | None = None
 
 
 _consumers: dict[str, Consumer] = {}
 
 
-def consumer(name: str, *, stage: Stage = "buyer", order: int = 100) -> Callable[[ConsumerFn], ConsumerFn]:
+def consumer(
+    name: str, *, stage: Stage = "buyer", order: int = 100, replay: ConsumerFn | None = None
+) -> Callable[[ConsumerFn], ConsumerFn]:
     """Register a consumer of the event log (one line per capability; ingestion is never edited)."""
 
     def wrap(fn: ConsumerFn) -> ConsumerFn:
         from offerloop.pipeline import runner  # the runner reads this registry
 
-        _consumers[name] = Consumer(name, fn, stage, order)
+        _consumers[name] = Consumer(name, fn, stage, order, replay)
         runner.register_kind(name)  # its checkpoints are jobs of kind consumer:<name>
         return fn
 

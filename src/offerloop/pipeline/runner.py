@@ -518,22 +518,26 @@ def replay(session: Session, parked: ParkedEvent) -> None:
     consumer = _by_name(parked.consumer)
     if consumer is None:
         raise LookupError(f"consumer {parked.consumer} is not registered")
-    events = log.read(
-        session, parked.workspace_id, after=parked.seq - 1, up_to=parked.seq, part=None, limit=1
-    )
+    workspace_id, seq = parked.workspace_id, parked.seq
+    events = log.read(session, workspace_id, after=seq - 1, up_to=seq, part=None, limit=1)
     if events:
-        consumer.fn(session, parked.workspace_id, events)
+        (consumer.replay or consumer.fn)(session, workspace_id, events)
         if consumer.stage == "identity":
-            parts = log.assign_parts(
-                session,
-                parked.workspace_id,
-                parked.seq,
-                parked.seq,
-                partitions_for(session, parked.workspace_id),
+            parts = sorted(
+                log.assign_parts(session, workspace_id, seq, seq, partitions_for(session, workspace_id))
             )
-            buyer = [log.kind_of(c.name) for c in consumers() if c.stage == "buyer"]
-            log.ensure_jobs(session, parked.workspace_id, buyer, sorted(parts))
-            log.bump(session, parked.workspace_id, buyer, sorted(parts), utcnow())
+            stage = [c for c in consumers() if c.stage == "buyer"]
+            kinds = [log.kind_of(c.name) for c in stage]
+            log.ensure_jobs(session, workspace_id, kinds, parts)
+            log.bump(session, workspace_id, kinds, parts, utcnow())
+            # The buyer stage went on past this event while it had no buyer (no partition: none of them read
+            # it). Each consumer whose checkpoint is past it takes it now; one still behind it reads it itself.
+            resolved = log.read(session, workspace_id, after=seq - 1, up_to=seq, part=None, limit=1)
+            for part in parts:
+                at = checkpoints.cursors_at(session, workspace_id, kinds, log.key_of(workspace_id, part))
+                for c, kind in zip(stage, kinds, strict=True):
+                    if resolved and (at.get(kind) or 0) >= seq:
+                        (c.replay or c.fn)(session, workspace_id, resolved)
     parked.status, parked.resolved_at = "replayed", utcnow()
 
 
