@@ -89,6 +89,12 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--decisions", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2, help="server processes (the target is on 2 cores)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=2,
+        help="client connections for the throughput (each server process takes the ones it accepts first)",
+    )
     args = parser.parse_args()
     started_load = load_average()
     tmp = tempfile.mkdtemp(prefix="offerloop-bench-")
@@ -140,11 +146,13 @@ def main() -> None:
             assert resp.status == 200, resp.status
             over_http.append(time.perf_counter() - t)
 
-        # Throughput: 2 connections for a fixed number of decisions.
+        # Throughput: --connections keep-alive connections (2 by default) for a fixed number of decisions.
         bodies = [orjson.dumps(request_body(i)) for i in range(args.decisions)]
         assert server.proc is not None
         cpu_before = process_cpu_seconds(server.proc.pid)
-        per_second = len(bodies) / post_all(server.port, "/v1/decide", bodies, headers, connections=2)
+        per_second = len(bodies) / post_all(
+            server.port, "/v1/decide", bodies, headers, connections=args.connections
+        )
         # The servers' own CPU per decision: what two cores free of other work would sustain.
         cpu_after = process_cpu_seconds(server.proc.pid)
         by_process = sorted((cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after), reverse=True)
@@ -201,7 +209,7 @@ def main() -> None:
             f"decide {name}: p50 {percentile(xs, 50) * 1000:.2f} ms, p99 {percentile(xs, 99) * 1000:.2f} ms ({len(xs):,} decisions)"
         )
     print(
-        f"throughput over HTTP, 2 connections, {args.workers} server processes: {per_second:,.0f} decisions/s"
+        f"throughput over HTTP, {args.connections} connections, {args.workers} server processes: {per_second:,.0f} decisions/s"
     )
     print(
         f"server CPU per decision in that run: {server_cpu * 1000:.2f} ms "
