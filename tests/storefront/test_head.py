@@ -41,3 +41,26 @@ def test_every_hosted_page_answers_head_like_get(
     orders = client.get("/v1/orders", headers=secret_headers).json()["items"]
     assert client.head(f"/o/{ws}/starter-kit/buy").status_code == 200
     assert client.get("/v1/orders", headers=secret_headers).json()["items"] == orders
+
+
+def test_a_head_logs_no_decision_and_sets_no_pick(
+    client: TestClient, workspace: WorkspaceCreated, secret_headers: dict[str, str], db
+) -> None:
+    """Nobody sees a HEAD's page: it must not log an impression (its reward would teach the policy that the
+    offer was ignored), nor keep a pick for the visitor; the GET after it decides and logs as usual."""
+    from sqlalchemy import func, select
+
+    from offerloop.models import Decision
+
+    def logged() -> int:
+        with db.read() as session:
+            return int(session.scalar(select(func.count()).select_from(Decision)) or 0)
+
+    setup(client, secret_headers)
+    before = logged()
+    head = client.head(f"/o/{workspace.id}/starter-kit")
+    assert (head.status_code, head.content, logged()) == (200, b"", before)
+    assert not any(name.startswith("ol_pick_") for name in client.cookies)
+    assert client.get(f"/o/{workspace.id}/starter-kit").status_code == 200
+    assert logged() == before + 1
+    assert any(name.startswith("ol_pick_") for name in client.cookies)

@@ -208,10 +208,11 @@ def _kept(session: Session, workspace_id: str, offer: Offer, visitor: Visitor, s
 
 
 def present(*, db: Database, workspace_id: str, key: str, visitor: Visitor, currency: str | None,
-            holdout_share: float, secret: str = "", kept: str | None = None) -> Shown:  # fmt: skip
+            holdout_share: float, secret: str = "", kept: str | None = None, shown: bool = True) -> Shown:  # fmt: skip
     """How the visitor is shown the offer and what they can do with it: as their earlier decision showed it
     (``kept``, see ``_kept``), else decided now (logged with its propensity, in a short write after the read,
-    as ``/v1/offers`` does)."""
+    as ``/v1/offers`` does). ``shown=False`` (a HEAD: nobody sees the page) logs nothing and answers no
+    decision: an impression nobody saw would teach the policy that the offer was ignored."""
     with db.read() as session:
         offer = offer_of(
             session=session, workspace_id=workspace_id, key=key
@@ -227,19 +228,19 @@ def present(*, db: Database, workspace_id: str, key: str, visitor: Visitor, curr
     with pipeline.fresh_read(db, workspace_id=workspace_id) as session:
         offer = offer_of(session=session, workspace_id=workspace_id, key=key)
         cur = currency_for(offer, currency)
-        shown = offers_service.present_offer(
+        picked = offers_service.present_offer(
             session=session, workspace_id=workspace_id, offer=offer, request=visitor.decide_request(),
             currency=cur, holdout_share=holdout_share, log=pending,
         )  # fmt: skip
         state = offers_service.state_of(session=session, workspace_id=workspace_id, offer=offer)
-    if pending:
+    if pending and shown:
         with db.write() as session:
             offers_service.record_decisions(session=session, decisions=pending)
-    variant = shown.get("variant")
+    variant = picked.get("variant")
     return Shown(
-        key=offer.key, kind=offer.kind, title=shown["title"], description=shown["description"],
-        formatted=shown["formatted"], currency=cur, variant=variant["key"] if variant else None,
-        decision_id=shown["decision_id"], buyable=state in ("active", "live"), state=state,
+        key=offer.key, kind=offer.kind, title=picked["title"], description=picked["description"],
+        formatted=picked["formatted"], currency=cur, variant=variant["key"] if variant else None,
+        decision_id=picked["decision_id"] if shown else None, buyable=state in ("active", "live"), state=state,
         interval=offer.interval,
     )  # fmt: skip
 

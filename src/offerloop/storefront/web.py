@@ -168,7 +168,8 @@ def _shown_page(
     kept = _bounded(request.cookies.get(_pick_cookie(offer)), 128)
     shown = service.present(db=db, workspace_id=workspace, key=offer, visitor=visitor,
                             currency=_bounded(request.query_params.get("currency"), 8),
-                            holdout_share=settings.holdout_share, secret=secret, kept=kept)  # fmt: skip
+                            holdout_share=settings.holdout_share, secret=secret, kept=kept,
+                            shown=request.method != "HEAD")  # fmt: skip
     seal = (
         service.decision_seal(secret, workspace, offer, visitor, shown.decision_id)
         if shown.decision_id
