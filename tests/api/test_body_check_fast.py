@@ -16,16 +16,33 @@ from offerloop.api.guards import MAX_JSON_DEPTH, _Invalid, check_body
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
+def _has_lone_surrogate(value: object) -> bool:
+    """By walking the value: a string that UTF-8 cannot encode (a surrogate without its pair)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def reference(body: bytes) -> str | None:
     try:
         if b"\x00" in body:
             raise _Invalid("nul_character", "", "body")
         try:
-            json.loads(body, parse_constant=guards._refuse_constant)
+            parsed = json.loads(body, parse_constant=guards._refuse_constant)
         except RecursionError:
             raise _Invalid("nesting_too_deep", "", "body") from None
         except ValueError:
             return None
+        if _has_lone_surrogate(parsed):
+            raise _Invalid("lone_surrogate", "", "body")
         if guards._NUL_ESCAPE.search(body):
             raise _Invalid("nul_character", "", "body")
         shape = _STRING.sub(b'""', body)
@@ -92,6 +109,9 @@ def test_the_edges_are_refused_by_both() -> None:
         b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH: None,
         b"[" * 5000 + b"]" * 5000: "nesting_too_deep",
         b"not json": None,
+        b'{"user_id": "\\ud83d", "placement": "home"}': "lone_surrogate",
+        b'{"user_id": "\\ud83d\\ude00"}': None,  # a pair is one character
+        b'{"\\udc00": 1}': "lone_surrogate",
     }
     for body, reason in cases.items():
         assert (verdict(body), reference(body)) == (reason, reason), body[:40]

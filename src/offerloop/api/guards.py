@@ -198,13 +198,17 @@ def check_body(body: bytes) -> None:
         # what orjson refuses, the standard parser tells apart: NaN/Infinity, deep nesting, huge integers, or
         # not JSON at all
         try:
-            json.loads(body, parse_constant=_refuse_constant)  # only NaN and Infinity reach Python
+            parsed = json.loads(body, parse_constant=_refuse_constant)  # only NaN and Infinity reach Python
         except RecursionError:
             raise _Invalid(
                 "nesting_too_deep", f"JSON is nested deeper than {MAX_JSON_DEPTH} levels", "body"
             ) from None
         except ValueError:
             return  # not JSON (or not UTF-8): the route answers that with its own 422
+        if _lone_surrogate(parsed):
+            # "\\ud83d" alone (a JavaScript client cutting an emoji in half): no database can store it as UTF-8
+            message = "the body contains a lone UTF-16 surrogate (half of a character)"
+            raise _Invalid("lone_surrogate", message, "body") from None
     if b"\\u0000" in body and _NUL_ESCAPE.search(body):
         raise _Invalid("nul_character", "the body contains a NUL character (\\u0000)", "body")
     shape = _STRING.sub(b'""', body)
@@ -217,6 +221,25 @@ def check_body(body: bytes) -> None:
             raise _Invalid("integer_out_of_range", f"integer {text[:40]} is outside 64 bits", "body")
     if _too_deep(shape):
         raise _Invalid("nesting_too_deep", f"JSON is nested deeper than {MAX_JSON_DEPTH} levels", "body")
+
+
+def _lone_surrogate(parsed: Any) -> bool:
+    """Whether a parsed body holds a string (a key or a value) with a surrogate outside a pair, which UTF-8
+    cannot encode. Walked without recursion; only bodies orjson refused come here."""
+    stack = [parsed]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def _fits_int64(text: str) -> bool:
