@@ -186,3 +186,36 @@ def test_a_trigger_that_raises_fails_only_its_event(client, db: Database, worksp
         assert (
             session.scalar(select(func.count()).select_from(Decision).where(Decision.workspace_id == ws)) == 0
         )
+
+
+def test_a_trigger_seen_again_after_its_buyer_merged_fires_once(client, db: Database, workspace):
+    """The quiz event made an artifact for the anonymous buyer; the buyer then merged into a known one (events
+    repointed to the survivor, the artifact stays the merged-away buyer's): seeing the event again — a replay,
+    a late read in another partition — must not make a second deliverable."""
+    ws = workspace.id
+    secret = bearer(workspace.secret_key)
+    setup_workspace(client, secret)
+    r = client.put("/v1/policies", headers=secret,
+                   json={"text": POLICY.replace("{REVIEW}", "never"), "triggers": [{"event": "Quiz Completed"}]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    triggers = next(c for c in harness.stage("buyer") if c.name == "triggers")
+    with db.write() as session:
+        harness.append(
+            session, ws, [msg(type="identify", userId="u1", messageId="u1-id", traits={"name": "U"})], AT
+        )
+        harness.append(session, ws, [msg(type="track", event="Quiz Completed", anonymousId="anon-1", messageId="q")],
+                       AT + timedelta(seconds=1))  # fmt: skip
+        harness.process(session, ws, only=lambda c: c.stage == "identity")
+        quiz = next(e for e in harness.read_log(session, ws) if e.message_id == "q")
+        triggers.fn(session, ws, [quiz])
+        first = _artifacts(session, ws)
+        assert first == [quiz.buyer_id]
+        harness.append(session, ws, [msg(type="identify", userId="u1", anonymousId="anon-1", messageId="m")],
+                       AT + timedelta(seconds=2))  # fmt: skip
+        harness.process(session, ws, after=quiz.seq, only=lambda c: c.stage == "identity")
+        session.flush()
+        again = next(e for e in harness.read_log(session, ws) if e.message_id == "q")
+        assert again.buyer_id != quiz.buyer_id  # repointed to the survivor
+        for _ in range(2):
+            triggers.fn(session, ws, [again])
+        assert _artifacts(session, ws) == first

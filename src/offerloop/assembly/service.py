@@ -375,16 +375,24 @@ def on_logged_events(
     ]
     if not wanted:
         return []
+    # An event seen again after its buyer merged carries the survivor's id, while the artifact it made is the
+    # merged-away buyer's (a merge moves no deliverable): "already fired" is asked of the whole lineage and
+    # keyed by the live survivor.
+    survivor: dict[str, str] = {}
+    for buyer_id in {w[1] for w in wanted}:
+        family = identity_service.survivor_lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        survivor.update(dict.fromkeys(family, family[0]))
+        survivor[buyer_id] = family[0]
     fired: set[tuple[str, str, str]] = set()
     for buyer_id, policy_id, provenance in repository.first_provenances(
-        session, workspace_id, {w[1] for w in wanted}, {w[4] for w in wanted}
+        session, workspace_id, set(survivor), {w[4] for w in wanted}
     ):
         source = provenance.get(SOURCE_EVENT)
         if isinstance(source, dict):
-            fired.add((buyer_id, policy_id, str(source.get("received_at"))))
+            fired.add((survivor.get(buyer_id, buyer_id), policy_id, str(source.get("received_at"))))
     made: list[str] = []
     for seq, buyer_id, name, received_at, policy_id in wanted:
-        key = (buyer_id, policy_id, received_at.isoformat())
+        key = (survivor[buyer_id], policy_id, received_at.isoformat())
         if key in fired:
             continue
         fired.add(key)
