@@ -135,13 +135,18 @@ def _artifacts(session, ws: str) -> list[str]:
     return sorted(session.scalars(select(Artifact.buyer_id).where(Artifact.workspace_id == ws)))
 
 
-def test_a_trigger_that_raises_fails_only_its_event(client, db: Database, workspace, monkeypatch):
-    ws = workspace.id
+def _quiz_triggers_a_policy(client, workspace) -> None:
+    """The workspace's corpus and a composition policy (no review) triggered by "Quiz Completed"."""
     secret = bearer(workspace.secret_key)
     setup_workspace(client, secret)
     r = client.put("/v1/policies", headers=secret,
                    json={"text": POLICY.replace("{REVIEW}", "never"), "triggers": [{"event": "Quiz Completed"}]})  # fmt: skip
     assert r.status_code == 200, r.text
+
+
+def test_a_trigger_that_raises_fails_only_its_event(client, db: Database, workspace, monkeypatch):
+    ws = workspace.id
+    _quiz_triggers_a_policy(client, workspace)
     people = ["ann", "bob", "cat"]
     with db.write() as session:
         harness.append(session, ws, [msg(type="identify", userId=p, messageId=f"{p}-id", traits={"name": p}) for p in people], AT)  # fmt: skip
@@ -193,11 +198,7 @@ def test_a_trigger_seen_again_after_its_buyer_merged_fires_once(client, db: Data
     repointed to the survivor, the artifact stays the merged-away buyer's): seeing the event again — a replay,
     a late read in another partition — must not make a second deliverable."""
     ws = workspace.id
-    secret = bearer(workspace.secret_key)
-    setup_workspace(client, secret)
-    r = client.put("/v1/policies", headers=secret,
-                   json={"text": POLICY.replace("{REVIEW}", "never"), "triggers": [{"event": "Quiz Completed"}]})  # fmt: skip
-    assert r.status_code == 200, r.text
+    _quiz_triggers_a_policy(client, workspace)
     triggers = next(c for c in harness.stage("buyer") if c.name == "triggers")
     with db.write() as session:
         harness.append(
