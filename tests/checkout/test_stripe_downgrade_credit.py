@@ -226,3 +226,34 @@ def test_a_manual_plans_downgrade_is_booked_directly(client, db, secret_headers,
     assert refunds_booked(client, secret_headers, order["id"]) == [(6000, None)]
     assert order_state(client, secret_headers, order) == ("partially_refunded", 6000)
     balanced(client, secret_headers)
+
+
+def test_a_downgrade_locks_the_plans_orders_before_the_plan(
+    stripe_client, db, secret_headers, write_headers, fake_stripe
+):
+    """A Stripe webhook locks its order, then the subscription; a downgrade through the API locks the
+    subscription's orders, then the subscription — the same order, so the two cannot deadlock on PostgreSQL
+    (SQLite has one writer: no row locks, nothing to check)."""
+    from sqlalchemy import event as sa_event
+
+    engine = db.bind.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks (SELECT … FOR UPDATE) are PostgreSQL's")
+    client = stripe_client
+    _order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        text = " ".join(statement.split()).lower()
+        if " for update" in text and text.startswith("select"):
+            for table in ("orders", "subscriptions"):
+                if f" from {table} " in text + " ":
+                    seen.append(table)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert downgrade(client, secret_headers, sub).status_code == 200
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert "orders" in seen and "subscriptions" in seen
+    assert seen.index("orders") < seen.index("subscriptions"), seen

@@ -380,7 +380,9 @@ def on_logged_events(
     # keyed by the live survivor.
     survivor: dict[str, str] = {}
     for buyer_id in {w[1] for w in wanted}:
-        family = identity_service.survivor_lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        family = identity_service.survivor_lineage(
+            session=session, workspace_id=workspace_id, buyer_id=buyer_id
+        )
         survivor.update(dict.fromkeys(family, family[0]))
         survivor[buyer_id] = family[0]
     fired: set[tuple[str, str, str]] = set()

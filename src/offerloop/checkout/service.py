@@ -162,6 +162,14 @@ def charge_subscription(
     billing.charge(session, row, amount, at, reason)
 
 
+def lock_orders_of_subscription(*, session: Session, row: SubscriptionRow) -> None:
+    """Lock the subscription's orders (by id) before its own row is locked: the order a lock is taken in
+    everywhere a transaction holds both (a payment provider's webhook locks its order, then the subscription),
+    so a plan change that will refund from those orders cannot deadlock with such a webhook on PostgreSQL."""
+    for order in sorted(billing.orders_of_subscription(session, row), key=lambda o: o.id):
+        orders.load(session, row.workspace_id, order.id, lock=True)
+
+
 def credit_subscription(
     *, session: Session, row: SubscriptionRow, amount: Money, at: datetime, actor: str,
     provider: StripeProvider | None = None,

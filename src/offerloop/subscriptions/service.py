@@ -179,6 +179,10 @@ def act(
     Every step is an event on the buyer record; charges and credits go to the ledger; access follows. A
     downgrade's credit on a Stripe-paid subscription is refunded in Stripe through ``provider`` first; if
     Stripe does not refund it the error is raised and the caller's unit of work rolls back (nothing changes)."""
+    if action == "change_plan" and actor != "stripe":  # a downgrade refunds from the orders: lock them first
+        checkout_service.lock_orders_of_subscription(
+            session=session, row=row_of(session, workspace_id, subscription_id)
+        )
     row = row_of(session, workspace_id, subscription_id, lock=True)
     at = at or utcnow()
     sub = state_of(row)
