@@ -50,6 +50,8 @@ ALLOWED: dict[str, str] = {
     "row must also match its user's workspace",
     "subscriptions.unscheduled": "due-work sweep over every tenant; each row carries its workspace_id",
     "checkout.unscheduled_holds": "due-work sweep over every tenant; each hold carries its workspace_id",
+    "reports.prune": "the hourly sweep of unused report snapshots over every tenant (by age only); each row "
+    "carries its workspace_id",
     "delivery.live_journeys": "the journey clock's sweep over every tenant; each version carries its workspace_id",
     "checkout.payment_event": "webhook dedup by the provider's globally unique event id, before the "
     "workspace is known (it comes from the matched order's own workspace_id)",

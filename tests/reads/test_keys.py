@@ -35,7 +35,8 @@ FK_INDEXES = {
 }
 # Indexes for background scans across every workspace (claims), not per-buyer reads.
 SCAN_INDEXES = {("fulfilment_tasks", ("status", "next_attempt_at")), ("jobs", ("state", "run_at")),
-                ("users", ("email",))}  # fmt: skip  # console sign-in finds an e-mail's accounts in any workspace
+                ("users", ("email",)),  # console sign-in finds an e-mail's accounts in any workspace
+                ("report_snapshots", ("computed_at",))}  # fmt: skip  # the prune of unused snapshots, by age
 # Owned by the event pipeline's helper (issue 10, the events table and its quarantine): see docs/scaling.md.
 PIPELINE_INDEXES = {("events", ("buyer_id", "timestamp")), ("quarantine", ("anonymous_id",)),
                     ("quarantine", ("user_id",))}  # fmt: skip

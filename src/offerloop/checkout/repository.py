@@ -133,20 +133,17 @@ def _lineage(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, .
 
 
 def _used_by(workspace_id: str, scope: str, key: str, buyer_ids: Sequence[str]) -> Any:
-    """The units the given buyers hold of the limit (0 for none): a scalar subquery."""
+    """The units the given buyers hold of the limit (0 for none): a one-value SELECT."""
     other = aliased(BuyerClaim)
-    return (
-        select(func.coalesce(func.sum(other.used), 0))
-        .where(other.workspace_id == workspace_id, other.scope == scope, other.key == key,
-               other.buyer_id.in_(buyer_ids))
-        .scalar_subquery()
-    )  # fmt: skip
+    return scoped_select(other, workspace_id, func.coalesce(func.sum(other.used), 0)).where(
+        other.scope == scope, other.key == key, other.buyer_id.in_(buyer_ids)
+    )
 
 
 def claimed(session: Session, workspace_id: str, scope: str, key: str, buyer_id: str) -> int:
     """Units of the limit the buyer holds, with every buyer merged into the same person."""
     lineage = _lineage(session, workspace_id, buyer_id)
-    return int(session.scalar(select(_used_by(workspace_id, scope, key, lineage))) or 0)
+    return int(session.scalar(_used_by(workspace_id, scope, key, lineage)) or 0)
 
 
 def claim(
@@ -162,7 +159,7 @@ def claim(
     )  # fmt: skip
     if limit is not None:
         others = [b for b in _lineage(session, workspace_id, buyer_id) if b != buyer_id]
-        held = _used_by(workspace_id, scope, key, others) if others else 0
+        held = _used_by(workspace_id, scope, key, others).scalar_subquery() if others else 0
         stmt = stmt.where(BuyerClaim.used + n + held <= limit)
     return _rowcount(session.execute(stmt.values(used=BuyerClaim.used + n))) == 1
 
