@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerloop.core.errors import OfferloopError
+from offerloop.core.text import utf8_encodable
 from offerloop.telemetry import log
 from offerloop.workspaces.auth import PRINCIPAL_SCOPE_KEY, authenticate_request_async
 
@@ -234,11 +235,8 @@ def _lone_surrogate(parsed: Any) -> bool:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
+        elif isinstance(item, str) and not utf8_encodable(item):
+            return True
     return False
 
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from offerloop.core.clock import parse_timestamp
+from offerloop.core.text import utf8_encodable
 from offerloop.events.touchpoints import TouchpointData, extract_touchpoint
 from offerloop.identity.service import clean_id
 
@@ -68,11 +69,7 @@ def dump_deep(value: Any) -> str:
 
 def _printable(value: Any) -> str | None:
     """A client's messageId as the answer can carry it (a string that is itself storable), else None."""
-    if not isinstance(value, str) or len(value) > 255:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not isinstance(value, str) or len(value) > 255 or not utf8_encodable(value):
         return None
     return value
 

@@ -105,8 +105,7 @@ def merged(*, session: Session, workspace_id: str, winners: Iterable[str], loser
     is rebuilt from all its stored events the next time its events are applied."""
     if losers:
         repository.forget(session, workspace_id, losers)
-    version, _ = spec_for(session, workspace_id)
-    repository.mark_rebuild(session, workspace_id, set(winners) - set(losers), version, new_state(), utcnow())
+    rebuild_on_apply(session=session, workspace_id=workspace_id, buyer_ids=set(winners) - set(losers))
 
 
 def rebuild_on_apply(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> None:
