@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -194,14 +192,11 @@ def test_heuristics_match_channel_attribution() -> None:
             assert v == pytest.approx(theirs.loc[ch, f"{col}_value"], rel=1e-12, abs=1e-9)
 
 
-def test_markov_on_10000_distinct_paths_is_fast() -> None:
+def test_markov_on_10000_distinct_paths_credits_every_conversion() -> None:
+    # Its speed is measured in bench/attribution.py, not here.
     ps = _synthetic(10_000, seed=0)
-    markov(ps)  # warm-up (imports, allocator)
-    t0 = time.perf_counter()
     result = markov(ps)
-    elapsed = time.perf_counter() - t0
     assert result.conversions.sum() == pytest.approx(ps.conversions.sum(), rel=1e-12)
-    assert elapsed < 0.5  # 0.2 s budget on a quiet machine; headroom for a shared one (bench/ records it)
 
 
 def test_paths_from_strings_equal_the_same_paths_as_lists() -> None:
