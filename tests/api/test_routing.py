@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute, Match
 
 from offerloop.api.app import create_app
@@ -78,3 +79,32 @@ def test_the_hot_api_paths_are_matched_first(app: FastAPI) -> None:
         ("GET", "/v1/entitlements/check"),
     ]:
         assert position[key] < 40, key
+
+
+def test_an_unknown_path_walks_the_routes_once(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 404 costs one pass over the routes (Starlette's slash redirect made it two)."""
+    tried: list[int] = []
+    for route in _in_order(app.router.routes):
+        original = route.matches
+
+        def counting(scope: dict, _original=original, _route=route) -> tuple[Match, dict]:  # type: ignore[type-arg]
+            tried.append(id(_route))
+            return _original(scope)
+
+        monkeypatch.setattr(route, "matches", counting)
+    answer = TestClient(app).get("/v1/no-such-thing")  # (no lifespan: the module's app is shared)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    assert len(tried) == len(set(tried)) > 100
+
+
+def test_a_trailing_slash_is_redirected_on_this_site_only(app: FastAPI) -> None:
+    client = TestClient(app)
+    page = client.get("/v1/offers/?user_id=u1&limit=2", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (307, "/v1/offers?user_id=u1&limit=2")
+    assert client.head("/healthz/", follow_redirects=False).headers["location"] == "/healthz"
+    elsewhere = client.get("http://testserver//evil.example/", follow_redirects=False)
+    assert (elsewhere.status_code, elsewhere.headers["location"]) == (307, "/evil.example")
+    assert client.get("/healthz/", follow_redirects=True).json() == {"status": "ok"}
+    posted = client.post("/v1/decide/")  # (no body: one would be refused for its missing key first)
+    assert (posted.status_code, posted.json()["error"]["code"]) == (404, "not_found")

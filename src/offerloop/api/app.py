@@ -163,6 +163,9 @@ def create_app(
         # /docs is served by the console from Swagger UI files shipped in the package; ReDoc is not shipped
         docs_url=None,
         redoc_url=None,
+        # Starlette's slash redirect walks every route a second time for each unknown path (~240 routes); a
+        # trailing slash is redirected by the 404 handler below instead, without a second walk.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.db = db
@@ -192,7 +195,19 @@ def create_app(
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONBytes:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if (
+            exc.status_code == 404
+            and request.method in ("GET", "HEAD")
+            and path.endswith("/")
+            and path.strip("/")
+        ):
+            # No route ends in a slash (but /): a page asked for with one is sent to the path without it,
+            # on this site (one leading slash: never //host, a protocol-relative address elsewhere).
+            query = request.url.query
+            target = "/" + path.strip("/") + (f"?{query}" if query else "")
+            return Response(status_code=307, headers={"location": target})
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
