@@ -48,6 +48,9 @@ from offerloop.subscriptions.schemas import Action, Status, SubscriptionRead, Su
 
 SCHEDULER = "schedule"  # the actor of due work on the buyer's record and the entitlements' history
 SWEEP_LIMIT = 500  # rows per kind per sweep pass; a full pass runs again at once
+PROVIDER = "stripe"  # the actor of a change the payment provider reports (its webhooks)
+#: The actions asked for here that a provider-billed subscription makes at the provider first.
+_PROVIDER_ACTIONS = ("cancel", "pause", "resume", "change_plan")
 
 # -- stored state ----------------------------------------------------------------------------------
 
@@ -176,9 +179,11 @@ def act(
     provider: checkout_service.StripeProvider | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
-    Every step is an event on the buyer record; charges and credits go to the ledger; access follows. A
-    downgrade's credit on a Stripe-paid subscription is refunded in Stripe through ``provider`` first; if
-    Stripe does not refund it the error is raised and the caller's unit of work rolls back (nothing changes)."""
+    Every step is an event on the buyer record; charges and credits go to the ledger; access follows. On a
+    subscription Stripe bills, a cancel, pause, resume or plan change asked for here (``actor`` not "stripe") is
+    made in Stripe through ``provider`` first, and a downgrade's credit refunded there; if Stripe does not, the
+    error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
+    already recorded here is a no-op."""
     if action == "change_plan" and actor != "stripe":  # a downgrade refunds from the orders: lock them first
         checkout_service.lock_orders_of_subscription(
             session=session, row=row_of(session, workspace_id, subscription_id)
@@ -210,12 +215,21 @@ def act(
         event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
     else:
         raise InvalidAction(f"unknown action {action!r}", code="invalid_action")
+    if actor == PROVIDER and _reached(sub, event):
+        # the provider reporting a change already recorded here (the echo of one made here, maybe delivered
+        # while that change was being committed): nothing to do
+        return subscription_read(row)
     before, old_plan, period = sub.state, sub.plan, (sub.current_period_start, sub.current_period_end)
     previous = sub
     sub, effects = apply(sub, event, at=at)
     if not effects and sub == previous:
         # asked twice (a double submit, a retried request): nothing changed, so nothing is recorded either
         return subscription_read(row)
+    if actor != PROVIDER and action in _PROVIDER_ACTIONS:
+        # a subscription Stripe bills changes there first: if Stripe does not make the change, the error rolls
+        # the caller's unit of work back and nothing changes here either
+        checkout_service.change_in_provider(session=session, row=row, before=previous, after=sub, at=at,
+                                            provider=provider)  # fmt: skip
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
@@ -234,6 +248,20 @@ def act(
                                  f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
+
+
+def _reached(sub: Subscription, event: Event) -> bool:
+    """Whether the subscription is already where ``event`` takes it (a provider's report of it is a no-op)."""
+    match event:
+        case Cancel(at_period_end=False):
+            return sub.state == "canceled"
+        case Upgrade() | Downgrade():
+            return event.plan == sub.plan
+        case Resume():
+            return sub.state != "paused" and not sub.cancel_at_period_end
+        case Pause():
+            return sub.state == "paused"
+    return False
 
 
 def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key: str, actor: str) -> None:
