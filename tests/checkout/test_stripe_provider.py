@@ -74,6 +74,9 @@ class FakeStripeState:
     invoices: list[dict[str, Any]] = field(default_factory=list)
     subscription_replies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     card_declined: bool = False
+    lost_answers: int = (
+        0  # requests done in "Stripe" whose answer is lost (a 500 instead): an unknown outcome
+    )
     sub_idempotency: dict[str, tuple[tuple[str, str, dict[str, str]], int, dict[str, Any]]] = field(
         default_factory=dict
     )
@@ -340,6 +343,9 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
                     status, payload = update_subscription(state, sub, form)
                 if key is not None and method != "GET":  # kept for the key, an error as much as a success
                     state.sub_idempotency[key] = ((method, url.path, form), status, payload)
+            if state.lost_answers and method != "GET":
+                state.lost_answers -= 1
+                status, payload = 500, stripe_error("api_error", "", "An unknown error occurred")
         self._send(status, payload)
 
     def do_POST(self) -> None:

@@ -395,15 +395,19 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
     return len(rows)
 
 
-def end_for_refund(*, session: Session, order: Order, at: datetime, actor: str, reason: str) -> None:
-    """A fully refunded order that started or renewed a subscription: the subscription is canceled now and
-    everything it granted is revoked."""
+def end_for_refund(
+    *, session: Session, order: Order, at: datetime, actor: str, reason: str,
+    provider: checkout_service.StripeProvider | None = None,
+) -> None:  # fmt: skip
+    """A fully refunded order that started or renewed a subscription: the subscription is canceled now (in
+    Stripe first, through ``provider``, when Stripe bills it and the refund was asked for here) and everything
+    it granted is revoked."""
     subs = {line.get("subscription_id") for line in order.lines} - {None}
     for row in repository.of_buyer(session, order.workspace_id, (order.buyer_id,)):
         if row.order_id == order.id or row.id in subs:
             if row.status not in ("canceled", "incomplete"):
                 act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
-                                    action="cancel", at_period_end=False, at=at, actor=actor)  # fmt: skip
+                    action="cancel", at_period_end=False, at=at, actor=actor, provider=provider)  # fmt: skip
             entitlements_service.revoke_source(session=session, workspace_id=order.workspace_id, source=row.id,
                                                reason=reason, actor=actor)  # fmt: skip
 
