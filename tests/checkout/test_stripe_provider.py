@@ -246,7 +246,7 @@ def update_subscription(
         return _bad(f"Invalid proration_behavior: {behavior}", "proration_behavior")
     at = int(form.get("proration_date", NOW))
     start, end = sub["current_period_start"], sub["current_period_end"]
-    prorated, i = 0, 0
+    prorated, i, lines = 0, 0, []
     while f"items[{i}][id]" in form:
         item = next((it for it in new["items"]["data"] if it["id"] == form[f"items[{i}][id]"]), None)
         if item is None:
@@ -256,9 +256,13 @@ def update_subscription(
             return _bad("Missing required param: items[0][price_data][product].", f"items[{i}][price_data]")
         old_amount, amount = item["price"]["unit_amount"], int(data["[unit_amount]"])
         # Stripe prorates each item on its own: the unused time of the old price credited, the new price charged
-        prorated += round(amount * (end - at) / (end - start)) - round(
-            old_amount * (end - at) / (end - start)
-        )
+        share = (end - at) / (end - start)
+        unused, remaining = -round(old_amount * share), round(amount * share)
+        prorated += unused + remaining
+        for part in (unused, remaining):  # "Unused time on …" and "Remaining time on …", each rounded
+            details = {"price": item["price"]["id"], "product": data["[product]"]}
+            lines.append({"object": "line_item", "amount": part, "currency": sub["currency"], "proration": True,
+                          "pricing": {"type": "price_details", "price_details": details}})  # fmt: skip
         item["price"] = price_object(f"price_test_{len(state.products) + 100 + i:04d}", data["[product]"], amount,
                                      data["[currency]"], data.get("[recurring][interval]", "month"))  # fmt: skip
         i += 1
@@ -268,7 +272,8 @@ def update_subscription(
                                      decline_code="generic_decline")  # fmt: skip
         invoice = {"id": f"in_test_{len(state.invoices) + 1:04d}", "object": "invoice", "subscription": sub["id"],
                    "billing_reason": "subscription_update", "status": "paid", "amount_due": prorated,
-                   "amount_paid": prorated, "currency": sub["currency"]}  # fmt: skip
+                   "amount_paid": prorated, "currency": sub["currency"],
+                   "lines": {"object": "list", "data": lines, "has_more": False}}  # fmt: skip
         state.invoices.append(invoice)
         new["latest_invoice"] = invoice["id"]
     sub.clear()

@@ -221,38 +221,44 @@ def test_a_downgrade_replaces_the_price_without_proration_and_refunds_exactly_th
     balanced(client, secret_headers)
 
 
-def test_an_upgrade_is_invoiced_by_stripe_at_once_for_exactly_the_proration_booked(
+def test_an_upgrade_is_invoiced_by_stripe_at_once_and_what_stripe_charged_is_what_is_booked(
     stripe_client, secret_headers, write_headers, fake_stripe
 ):
+    """Stripe created the subscription 7 s before the checkout completed (its period is not ours to the second)
+    and rounds each proration line: its charge is 3686, our own proration would be 3685. 3686 is booked."""
     client = stripe_client
     order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
-    start = int(datetime.fromisoformat(sub["state"]["current_period_start"]).timestamp())
-    end = int(datetime.fromisoformat(sub["state"]["current_period_end"]).timestamp())
-    half = (end - start) // 2  # half the period left: both sides' rounding agree
-    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(half))
+    stripe_sub = fake_stripe.state.subscriptions[SUB]
+    stripe_sub["current_period_start"] -= 7
+    stripe_sub["current_period_end"] -= 7
+    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_003))
     assert r.status_code == 200, r.text
     [(method, form, idem)] = changes(fake_stripe)
     assert method == "POST" and idem is not None and idem.startswith(key(sub, 0, "plan-"))
-    assert {k: form[k] for k in ("proration_behavior", "proration_date", "payment_behavior")} == {
-        "proration_behavior": "always_invoice", "proration_date": str(T0 + half),
-        "payment_behavior": "error_if_incomplete",
+    assert form == {
+        "items[0][id]": "si_test_0001", "items[0][price_data][currency]": "usd",
+        "items[0][price_data][product]": "prod_test_0001", "items[0][price_data][unit_amount]": "9900",
+        "items[0][price_data][recurring][interval]": "month", "metadata[plan]": "inner-circle",
+        "proration_behavior": "always_invoice", "proration_date": str(T0 + 1_000_003),
+        "payment_behavior": "error_if_incomplete", "expand[0]": "latest_invoice",
     }  # fmt: skip
-    assert form["items[0][price_data][unit_amount]"] == "9900"
     [invoice] = fake_stripe.state.invoices
     upgrade = [
         o for o in client.get("/v1/orders", headers=secret_headers).json()["items"] if o["id"] != order["id"]
     ]
-    assert [o["total"] for o in upgrade] == [invoice["amount_paid"]] == [3000]
+    assert [(o["total"], o["tax"]) for o in upgrade] == [(invoice["amount_paid"], 0)] == [(3686, 0)]
+    assert ledger(client, secret_headers, upgrade[0]["id"])["summary"]["gross"]["amount"] == 3686
     # its invoice.paid (billing reason subscription_update) is booked already, as is the echo
     paid = event("invoice.paid", {"id": invoice["id"], "object": "invoice", "subscription": SUB,
-                                  "billing_reason": "subscription_update", "amount_paid": 3000, "currency": "usd",
+                                  "billing_reason": "subscription_update", "amount_paid": 3686, "currency": "usd",
                                   "status": "paid", "metadata": {"order_id": order["id"]}},
                  event_id="evt_upgrade_paid")  # fmt: skip
-    paid["created"] = T0 + half + 1
+    paid["created"] = T0 + 1_000_004
     assert deliver(client, paid).json()["outcome"] == "already_paid"
-    updated = echo(fake_stripe, "customer.subscription.updated", "evt_upgraded", T0 + half + 1)
+    updated = echo(fake_stripe, "customer.subscription.updated", "evt_upgraded", T0 + 1_000_004)
     assert deliver(client, updated).json()["outcome"] == "no_change"
     assert len(client.get("/v1/orders", headers=secret_headers).json()["items"]) == 2
+    assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
     balanced(client, secret_headers)
 
 
@@ -269,6 +275,41 @@ def test_an_upgrade_whose_card_stripe_declines_changes_nothing(
     assert state(client, secret_headers, sub) == before
     assert fake_stripe.state.subscriptions[SUB]["items"]["data"][0]["price"]["unit_amount"] == 3900
     assert fake_stripe.state.invoices == []
+    balanced(client, secret_headers)
+
+
+def test_a_full_refund_of_the_plan_cancels_the_stripe_subscription_too(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """A refunded plan ends here: it must end in Stripe too, or Stripe keeps charging a canceled subscription."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    r = client.post(f"/v1/orders/{order['id']}/refund", headers=secret_headers, json={})
+    assert (r.status_code, r.json()["status"]) == (200, "refunded"), r.text
+    assert [(q.method, q.path) for q in fake_stripe.state.requests if q.path != "/v1/checkout/sessions"] == [
+        ("POST", "/v1/refunds"), ("DELETE", f"/v1/subscriptions/{SUB}"),
+    ]  # fmt: skip
+    assert fake_stripe.state.subscriptions[SUB]["status"] == "canceled"
+    assert state(client, secret_headers, sub)["status"] == "canceled"
+    gone = echo(fake_stripe, "customer.subscription.deleted", "evt_refund_deleted", T0 + 10)
+    assert deliver(client, gone).json()["outcome"] == "ignored_state"
+    balanced(client, secret_headers)
+
+
+def test_a_full_refund_whose_subscription_stripe_cannot_cancel_refunds_nothing_here(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """Stripe refunded, then failed to cancel: the refund is not booked here (its charge.refunded webhook books
+    it), the subscription stays active here as it is in Stripe."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    fake_stripe.state.subscription_replies.extend(
+        [(500, stripe_error("api_error", "", "An unknown error"))] * 3
+    )
+    r = client.post(f"/v1/orders/{order['id']}/refund", headers=secret_headers, json={})
+    assert (r.status_code, r.json()["error"]["code"]) == (502, "payment_provider_error"), r.text
+    assert state(client, secret_headers, sub)["status"] == "active"
+    assert client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()["refunded"] == 0
     balanced(client, secret_headers)
 
 

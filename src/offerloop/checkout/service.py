@@ -158,19 +158,29 @@ def collects_itself(*, session: Session, row: SubscriptionRow, first: Order | No
 
 
 def charge_subscription(
-    *, session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str
+    *,
+    session: Session,
+    row: SubscriptionRow,
+    amount: Money,
+    at: datetime,
+    reason: str,
+    tax: Money | None = None,
 ) -> None:
-    """A renewal or plan-change charge: a paid order of its own, booked like a checkout."""
-    billing.charge(session, row, amount, at, reason)
+    """A renewal or plan-change charge: a paid order of its own, booked like a checkout (with ``tax``, the tax
+    the provider charged with it, when it said)."""
+    billing.charge(session, row, amount, at, reason, tax)
 
 
 def change_in_provider(
     *, session: Session, row: SubscriptionRow, before: Lifecycle, after: Lifecycle, at: datetime,
     provider: StripeProvider | None,
-) -> None:  # fmt: skip
+) -> tuple[Money, Money] | None:  # fmt: skip
     """A change asked for here to a subscription Stripe bills is made in Stripe first (see
-    ``checkout.stripe_subscriptions``); raises (409/502) when Stripe does not make it, so nothing changes here."""
-    stripe_subscriptions.change_in_stripe(session, row, before=before, after=after, at=at, provider=provider)
+    ``checkout.stripe_subscriptions``); raises (409/502) when Stripe does not make it, so nothing changes here.
+    Returns what Stripe charged for it at once (net, tax) when it invoiced the change, which is what is booked."""
+    return stripe_subscriptions.change_in_stripe(
+        session, row, before=before, after=after, at=at, provider=provider
+    )
 
 
 def lock_orders_of_subscription(*, session: Session, row: SubscriptionRow) -> None:

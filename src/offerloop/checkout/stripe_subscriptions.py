@@ -20,7 +20,9 @@ What each change asks of Stripe, and why it charges what our lifecycle books:
   is known as this change. A downgrade is ``proration_behavior=none``: its credit is refunded in Stripe on its
   own (``billing.credit``). An upgrade is ``proration_behavior=always_invoice`` with ``proration_date`` the
   change's time and ``payment_behavior=error_if_incomplete``: Stripe charges the prorated difference at once
-  (or refuses, 402, and nothing changes), as our lifecycle books it at once; the invoice's ``invoice.paid``
+  (or refuses, 402, and nothing changes), as our lifecycle charges it at once, and what Stripe's invoice charged
+  (``expand[]=latest_invoice``: the tax item's lines as tax, the rest as the plan's) is what is booked, not our
+  own proration: Stripe prorates over its own period and rounds each line. The invoice's ``invoice.paid``
   (billing reason ``subscription_update``) books nothing more. During a trial nothing is prorated.
 - a plan change to another interval is refused (``provider_unsupported``): Stripe would start and charge a new
   period at once, which our lifecycle nets against the unused time instead.
@@ -35,12 +37,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from offerloop.checkout import payments, repository
-from offerloop.checkout.exceptions import CheckoutError, ProviderRefused
+from offerloop.checkout.exceptions import CheckoutError, ProviderError, ProviderRefused
 from offerloop.checkout.stripe_events import PROVIDER as STRIPE
-from offerloop.checkout.stripe_events import _dict, _id, _str
+from offerloop.checkout.stripe_events import _dict, _id, _int, _str
 from offerloop.checkout.stripe_provider import StripeProvider
 from offerloop.core import currencies
 from offerloop.core.clock import utcnow
+from offerloop.core.money import Money
 from offerloop.db.uow import Database, after_rollback
 from offerloop.models import PaymentEvent as PaymentEventRow
 from offerloop.models import Subscription as SubscriptionRow
@@ -51,6 +54,7 @@ SENT = "subscription_change_sent"
 REFUSED = "subscription_change_refused"
 #: The metadata key naming the plan a Stripe subscription is on (read back by ``payments._plan_of``).
 PLAN_KEY = "plan"
+INVOICED = "always_invoice"  # the proration behaviour of an upgrade: charged at once
 TAX_ITEM = "Tax"  # the name of the recurring tax line our checkout creates (``payments.provider_charge``)
 
 
@@ -63,14 +67,15 @@ def managed_by_stripe(session: Session, row: SubscriptionRow) -> bool:
 def change_in_stripe(
     session: Session, row: SubscriptionRow, *, before: Subscription, after: Subscription, at: datetime,
     provider: StripeProvider | None,
-) -> None:  # fmt: skip
+) -> tuple[Money, Money] | None:  # fmt: skip
     """Make in Stripe the change from ``before`` to ``after`` our lifecycle is about to record (nothing when the
-    subscription is not Stripe's or the change asks nothing of Stripe); raises when Stripe does not make it."""
+    subscription is not Stripe's or the change asks nothing of Stripe); raises when Stripe does not make it.
+    Returns, for a change Stripe invoices at once (an upgrade), what it charged: (net, tax) in ISO minor units."""
     if not managed_by_stripe(session, row):
-        return
+        return None
     change = _change(before, after, at)
     if change is None:
-        return
+        return None
     label, method, params = change
     if provider is None:
         raise CheckoutError(
@@ -80,8 +85,10 @@ def change_in_stripe(
         )  # fmt: skip
     stripe_id = row.provider_subscription_id
     assert stripe_id is not None
+    tax_product: str | None = None
     if method == "items":
-        params = {**params, **_items(session, row, provider, stripe_id, after)}
+        items, tax_product = _items(session, row, provider, stripe_id, after)
+        params = {**params, **items}
     key = _key(session, row, label)
     try:
         if method == "delete":
@@ -91,8 +98,44 @@ def change_in_stripe(
     except ProviderRefused as exc:
         _remember_refusal(session, row, key, exc)
         raise
-    repository.add(session, _row(row, key, SENT, label, {"request": params, "status": _str(answer.get("status")),
-                                                          "latest_invoice": _id(answer.get("latest_invoice"))}))  # fmt: skip
+    charged = (
+        _charged(answer, after.currency, tax_product)
+        if params.get("proration_behavior") == INVOICED
+        else None
+    )
+    repository.add(session, _row(row, key, SENT, label, {
+        "request": params, "status": _str(answer.get("status")), "latest_invoice": _id(answer.get("latest_invoice")),
+        "charged": None if charged is None else {"net": charged[0].amount, "tax": charged[1].amount},
+    }))  # fmt: skip
+    return charged
+
+
+def _charged(answer: dict[str, Any], currency: str, tax_product: str | None) -> tuple[Money, Money]:
+    """What Stripe charged at once for an upgrade: its invoice of the change (``latest_invoice``, expanded,
+    billing reason ``subscription_update``), split by line into the tax item's part and the rest; nothing when
+    the latest invoice is an older one (Stripe invoiced nothing for the change)."""
+    invoice = _dict(answer.get("latest_invoice"))
+    zero = Money(currency, 0)
+    if invoice.get("billing_reason") != "subscription_update":
+        return zero, zero
+    total = _int(invoice.get("amount_paid"))
+    if total is None or invoice.get("status") != "paid":
+        raise ProviderError(
+            f"Stripe's invoice {invoice.get('id')} of the plan change is {invoice.get('status')}, not paid: nothing "
+            "is booked", details={"provider": STRIPE, "invoice": invoice.get("id"), "status": invoice.get("status")},
+        )  # fmt: skip
+    tax = 0
+    lines = _dict(invoice.get("lines")).get("data")
+    for line in lines if isinstance(lines, list) else []:
+        if not isinstance(line, dict):
+            continue
+        details = _dict(_dict(line.get("pricing")).get("price_details"))  # API 2025-03-31 and later
+        product = _id(details.get("product")) or _id(_dict(line.get("price")).get("product"))
+        if tax_product is not None and product == tax_product:
+            tax += _int(line.get("amount")) or 0
+    iso = currencies.from_provider_units(STRIPE, currency, total)
+    iso_tax = currencies.from_provider_units(STRIPE, currency, tax)
+    return Money(currency, iso - iso_tax), Money(currency, iso_tax)
 
 
 def _change(
@@ -112,7 +155,7 @@ def _change(
         if before.state == "trialing" or after.amount < before.amount:
             params["proration_behavior"] = "none"
         else:
-            params.update(proration_behavior="always_invoice", proration_date=int(at.timestamp()),
+            params.update(proration_behavior=INVOICED, proration_date=int(at.timestamp()),
                           payment_behavior="error_if_incomplete")  # fmt: skip
         digest = hashlib.sha256(f"{after.plan}\n{int(at.timestamp())}".encode()).hexdigest()[:16]
         return f"plan-{digest}", "items", params
@@ -129,7 +172,7 @@ def _change(
 
 def _items(
     session: Session, row: SubscriptionRow, provider: StripeProvider, stripe_id: str, after: Subscription
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], str | None]:
     """The ``items`` of a plan change: Stripe's plan item (and recurring tax item) given the new plan's price
     (and its tax), on the products they already sell. Stripe is asked for the items' ids first."""
     current = provider.retrieve_subscription(stripe_id)
@@ -166,7 +209,7 @@ def _items(
             )  # fmt: skip
         out.append({"id": item["id"], "price_data": {"currency": cur, "product": product, "unit_amount": unit,
                                                     "recurring": {"interval": after.interval}}})  # fmt: skip
-    return {"items": out, "expand": ["latest_invoice"]}
+    return {"items": out, "expand": ["latest_invoice"]}, tax_items[0][1] if tax_items else None
 
 
 def _key(session: Session, row: SubscriptionRow, label: str) -> str:

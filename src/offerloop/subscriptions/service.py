@@ -19,6 +19,7 @@ from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.core.money import Money
 from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
@@ -225,15 +226,18 @@ def act(
     if not effects and sub == previous:
         # asked twice (a double submit, a retried request): nothing changed, so nothing is recorded either
         return subscription_read(row)
+    charged = None
     if actor != PROVIDER and action in _PROVIDER_ACTIONS:
         # a subscription Stripe bills changes there first: if Stripe does not make the change, the error rolls
-        # the caller's unit of work back and nothing changes here either
-        checkout_service.change_in_provider(session=session, row=row, before=previous, after=sub, at=at,
-                                            provider=provider)  # fmt: skip
+        # the caller's unit of work back and nothing changes here either; what Stripe charged for it is booked
+        charged = checkout_service.change_in_provider(session=session, row=row, before=previous, after=sub,
+                                                      at=at, provider=provider)  # fmt: skip
+        if charged is not None and not any(e.kind == "charge" for e in effects):
+            effects = [*effects, Effect("charge", charged[0], at=at, reason="proration")]
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor, provider)
+    _effects(session, row, effects, at, actor, provider, charged)
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
@@ -288,10 +292,17 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
 
 def _effects(
     session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
-    provider: checkout_service.StripeProvider | None = None,
+    provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money] | None = None,
 ) -> None:  # fmt: skip
+    """Carry the effects out. ``charged``: what the provider charged at once for a plan change (net, tax), booked
+    instead of the lifecycle's proration (the provider's is over its own period, rounded per line)."""
     for effect in effects:
-        if effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
+        if effect.kind == "charge" and charged is not None and effect.reason in ("proration", "plan_change"):
+            net, tax = charged
+            if net.amount or tax.amount:
+                checkout_service.charge_subscription(session=session, row=row, amount=net, at=at,
+                                                     reason=effect.reason, tax=tax)  # fmt: skip
+        elif effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
                 session=session, row=row, amount=effect.amount, at=at, reason=effect.reason or "renewal"
             )
