@@ -74,9 +74,10 @@ class FakeStripeState:
     invoices: list[dict[str, Any]] = field(default_factory=list)
     subscription_replies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     card_declined: bool = False
-    lost_answers: int = (
-        0  # requests done in "Stripe" whose answer is lost (a 500 instead): an unknown outcome
-    )
+    # requests done in "Stripe" whose answer is lost (a 500 instead): an unknown outcome
+    lost_answers: int = 0
+    # called with (method, path) once a change to a subscription is done in "Stripe", before it is answered
+    before_answer: Any = None
     sub_idempotency: dict[str, tuple[tuple[str, str, dict[str, str]], int, dict[str, Any]]] = field(
         default_factory=dict
     )
@@ -351,6 +352,8 @@ class FakeStripeHandler(BaseHTTPRequestHandler):
             if state.lost_answers and method != "GET":
                 state.lost_answers -= 1
                 status, payload = 500, stripe_error("api_error", "", "An unknown error occurred")
+        if state.before_answer is not None and method != "GET":
+            state.before_answer(method, url.path)
         self._send(status, payload)
 
     def do_POST(self) -> None:

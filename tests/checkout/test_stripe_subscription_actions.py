@@ -13,19 +13,27 @@ Driven over HTTP against the loopback Stripe stand-in (``FakeStripeServer``), wi
 from __future__ import annotations
 
 import copy
+import json
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy import Engine, text
 from tests.checkout.test_checkout_flow import CATALOG, buy, deliver, pay, setup, stripe_client
-from tests.checkout.test_stripe_provider import FakeStripeServer, event, stripe_error
+from tests.checkout.test_stripe_concurrency import stripe_server
+from tests.checkout.test_stripe_provider import SECRET, FakeStripeServer, event, stripe_error
 from tests.checkout.test_stripe_refunds import balanced, ledger, refund_requests
+from tests.conftest import LiveServer, bearer
 from tests.portal.helpers import Mailer, csrf_of, sign_in
 
+from offerloop.checkout.stripe_provider import sign_payload
 from offerloop.config import Settings
 from offerloop.db.uow import Database
 
-__all__ = ["stripe_client"]
+__all__ = ["stripe_client", "stripe_server"]
 
 T0 = 1_796_000_000  # the first period's start (Stripe's and ours)
 SUB = "sub_plan"
@@ -456,3 +464,113 @@ def test_a_buyer_canceling_in_the_portal_cancels_in_stripe(
                                                        key(sub, 1, "cancel-at-period-end")]  # fmt: skip
     assert fake_stripe.state.subscriptions[SUB]["cancel_at_period_end"] is True
     assert state(client, secret_headers, sub)["state"]["cancel_at_period_end"] is True
+
+
+# -- Stripe's echo delivered while our change is still being committed (a real server, real transactions) ------
+
+
+@pytest.mark.parametrize("change", ["cancel_now", "downgrade"])
+def test_the_echo_delivered_before_the_change_commits_changes_nothing_more(
+    stripe_server: LiveServer, engine: Engine, fake_stripe: FakeStripeServer, change: str
+) -> None:
+    """Stripe makes the change and sends its event before it answers us: the webhook reaches the server while the
+    action's transaction is still open. On PostgreSQL it waits for the row locks the action holds (seen waiting
+    in ``pg_stat_activity`` before Stripe answers); on SQLite for the one writer. Then it finds the change made:
+    one change, one event, one credit."""
+    ws = json.loads(stripe_server.cli("workspace", "create", f"Echo {change}", "--json").stdout)
+    secret = bearer(ws["secret_key"])
+    sub_id, now = f"sub_echo_{change}_{ws['id'][-8:]}", int(time.time())
+    with httpx.Client(base_url=stripe_server.url, timeout=60) as http:
+        assert http.put("/v1/offers/catalog", headers=secret, json={"text": NO_TRIAL}).status_code == 200
+        r = http.post("/v1/checkout", headers=secret,
+                      json={"user_id": "echo", "offer": "inner-circle", "provider": "stripe"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        order = r.json()
+        completed = event("checkout.session.completed", {
+            "id": order["provider_ref"], "object": "checkout.session", "client_reference_id": order["id"],
+            "metadata": {"order_id": order["id"]}, "payment_status": "paid", "status": "complete",
+            "amount_total": 9900, "currency": "usd", "payment_intent": f"pi_{sub_id}", "mode": "subscription",
+            "subscription": sub_id}, event_id=f"evt_{sub_id}_paid")  # fmt: skip
+        completed["created"] = now
+        assert post_webhook(stripe_server.url, completed)[1] == "paid"
+        fake_stripe.state.payments[f"pi_{sub_id}"] = (9900, "usd")
+        [sub] = http.get("/v1/subscriptions", headers=secret).json()["items"]
+        fake_stripe.state.add_subscription(
+            sub_id, [("Inner circle", 9900)], metadata={"order_id": order["id"]}
+        )
+        results: list[tuple[int, str]] = []
+        kind = "customer.subscription.deleted" if change == "cancel_now" else "customer.subscription.updated"
+
+        def echo_now(method: str, path: str) -> None:
+            fake_stripe.state.before_answer = None
+            payload = event(
+                kind, copy.deepcopy(fake_stripe.state.subscriptions[sub_id]), event_id=f"evt_{sub_id}_echo"
+            )
+            payload["created"] = int(time.time())
+            thread = threading.Thread(target=lambda: results.append(post_webhook(stripe_server.url, payload)))
+            thread.start()
+            threads.append(thread)
+            if engine.dialect.name == "postgresql":
+                waiting_for_a_lock(engine)
+
+        threads: list[threading.Thread] = []
+        fake_stripe.state.before_answer = echo_now
+        body = {"action": "cancel", "at_period_end": False} if change == "cancel_now" else {
+            "action": "change_plan", "plan": "membership-monthly"}  # fmt: skip
+        r = http.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret, json=body)
+        assert r.status_code == 200, r.text
+        for thread in threads:
+            thread.join(60)
+        assert len(results) == 1 and results[0][0] == 200, results
+        after = http.get(f"/v1/subscriptions/{sub['id']}", headers=secret).json()
+        events = http.get(
+            f"/v1/buyers/{sub['buyer_id']}/events", headers=secret, params={"limit": 200}
+        ).json()
+        names = [e["name"] for e in events["items"]]
+        if change == "cancel_now":
+            assert after["status"] == "canceled"
+            assert names.count("Subscription Canceled") == 1
+        else:
+            # dated by its second, before the change's own time, or at it: a no-op either way
+            assert after["offer_key"] == "membership-monthly" and results[0][1] in (
+                "ignored_stale",
+                "no_change",
+            )
+            assert names.count("Subscription Changed") == 1
+            assert [q.form["amount"] for q in fake_stripe.state.requests if q.path == "/v1/refunds"] == [
+                "6000"
+            ]
+            assert http.get(f"/v1/orders/{order['id']}", headers=secret).json()["refunded"] == 6000
+        changed = [
+            q
+            for q in fake_stripe.state.requests
+            if q.path == f"/v1/subscriptions/{sub_id}" and q.method != "GET"
+        ]
+        assert len(changed) == 1
+        assert http.get("/v1/ledger/check", headers=secret).json() == {
+            "balanced": True,
+            "unbalanced_orders": [],
+        }
+
+
+def post_webhook(url: str, payload: dict) -> tuple[int, str]:
+    body = json.dumps(payload).encode()
+    with httpx.Client(base_url=url, timeout=60) as own:
+        res = own.post("/v1/webhooks/stripe", content=body, headers={
+            "Stripe-Signature": sign_payload(body, SECRET, int(time.time())), "Content-Type": "application/json"})  # fmt: skip
+    return res.status_code, res.json().get("outcome") or res.text
+
+
+def waiting_for_a_lock(engine: Engine) -> None:
+    """Until another backend of this database waits for a lock (the webhook, behind the action's row locks)."""
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )).scalar_one()  # fmt: skip
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the webhook never waited for the action's locks")
