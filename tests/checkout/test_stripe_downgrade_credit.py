@@ -46,6 +46,9 @@ def stripe_plan(client, headers, write_headers, fake: FakeStripeServer) -> tuple
     payload["created"] = T0
     assert deliver(client, payload).json()["outcome"] == "paid"
     fake.state.payments["pi_plan"] = (9900, "usd")
+    # the subscription the session created in Stripe: a plan change is made there first
+    fake.state.add_subscription("sub_plan", [("The inner circle", 9900)], period=(T0, T0 + 30 * 86_400),
+                                metadata={"order_id": order["id"]})  # fmt: skip
     [sub] = client.get("/v1/subscriptions", headers=headers).json()["items"]
     return order, sub
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import stripe
@@ -66,6 +66,46 @@ class FakeStripeState:
     refunds: list[dict[str, Any]] = field(default_factory=list)
     refund_status: str = "succeeded"
     delay_s: float = 0.0
+    # Subscriptions (``/v1/subscriptions/{id}``): the ones Stripe holds by id, the products their prices sell,
+    # the proration invoices their updates created, scripted answers to their requests (before any other
+    # behaviour), and a card Stripe declines when an update must be paid at once.
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    subscription_replies: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    card_declined: bool = False
+    # requests done in "Stripe" whose answer is lost (a 500 instead): an unknown outcome
+    lost_answers: int = 0
+    # called with (method, path) once a change to a subscription is done in "Stripe", before it is answered
+    before_answer: Any = None
+    sub_idempotency: dict[str, tuple[tuple[str, str, dict[str, str]], int, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+    def add_subscription(
+        self, sub_id: str, lines: list[tuple[str, int]], *, currency: str = "usd", interval: str = "month",
+        period: tuple[int, int] = (NOW, NOW + 30 * 86_400), metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A subscription Stripe holds: one item per (product name, unit amount) line, as a Checkout Session
+        with those ``line_items`` creates it."""
+        items = []
+        for name, amount in lines:
+            n = len(self.products) + 1
+            self.products[f"prod_test_{n:04d}"] = {
+                "id": f"prod_test_{n:04d}",
+                "object": "product",
+                "name": name,
+            }
+            items.append({"id": f"si_test_{n:04d}", "object": "subscription_item", "quantity": 1,
+                          "price": price_object(f"price_test_{n:04d}", f"prod_test_{n:04d}", amount, currency,
+                                                interval)})  # fmt: skip
+        sub = {"id": sub_id, "object": "subscription", "status": "active", "currency": currency,
+               "cancel_at_period_end": False, "canceled_at": None, "pause_collection": None,
+               "current_period_start": period[0], "current_period_end": period[1], "latest_invoice": None,
+               "metadata": dict(metadata or {}), "items": {"object": "list", "data": items, "has_more": False,
+                                                           "url": f"/v1/subscription_items?subscription={sub_id}"}}  # fmt: skip
+        self.subscriptions[sub_id] = sub
+        return sub
 
 
 def stripe_error(err_type: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -140,11 +180,186 @@ def refund_from_form(state: FakeStripeState, form: dict[str, str]) -> tuple[int,
     return 200, refund
 
 
+def price_object(price_id: str, product: str, amount: int, currency: str, interval: str) -> dict[str, Any]:
+    return {"id": price_id, "object": "price", "product": product, "unit_amount": amount, "currency": currency,
+            "recurring": {"interval": interval, "interval_count": 1}, "type": "recurring"}  # fmt: skip
+
+
+SUBSCRIPTION_PATH = "/v1/subscriptions/"
+_UPDATE_PARAMS = ("cancel_at_period_end", "pause_collection", "proration_behavior", "proration_date",
+                  "payment_behavior")  # fmt: skip
+
+
+def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """``prefix[a][b]=v`` pairs of a form as ``{"[a][b]": v}``."""
+    return {k[len(prefix) :]: v for k, v in form.items() if k.startswith(prefix + "[")}
+
+
+def _bad(message: str, param: str | None = None) -> tuple[int, dict[str, Any]]:
+    extra = {"param": param} if param else {}
+    return 400, stripe_error("invalid_request_error", "parameter_invalid", message, **extra)
+
+
+def _expand(state: FakeStripeState, sub: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """The subscription as answered: ``expand[]`` of its latest invoice and of its items' price products."""
+    out = copy.deepcopy(sub)
+    asked = set(_nested(form, "expand").values())
+    if "latest_invoice" in asked and out["latest_invoice"]:
+        out["latest_invoice"] = next(i for i in state.invoices if i["id"] == out["latest_invoice"])
+    if "items.data.price.product" in asked:
+        for item in out["items"]["data"]:
+            item["price"]["product"] = state.products[item["price"]["product"]]
+    return out
+
+
+def update_subscription(
+    state: FakeStripeState, sub: dict[str, Any], form: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/subscriptions/{id}`` as Stripe documents it (the parameters offerloop sends), prorating an
+    item's new price like Stripe: each item's difference times the share of its period left after
+    ``proration_date``, invoiced at once with ``always_invoice`` (402 when the card is declined)."""
+    for key in form:
+        if key.split("[", 1)[0] not in (*_UPDATE_PARAMS, "items", "metadata", "expand"):
+            return _bad(f"Received unknown parameter: {key}", key.split("[", 1)[0])
+    if sub["status"] == "canceled":
+        return _bad("A canceled subscription can only update its cancellation_details and metadata.")
+    new = copy.deepcopy(sub)
+    if "cancel_at_period_end" in form:
+        if form["cancel_at_period_end"] not in ("true", "false"):
+            return _bad("Invalid boolean: " + form["cancel_at_period_end"], "cancel_at_period_end")
+        new["cancel_at_period_end"] = form["cancel_at_period_end"] == "true"
+    if "pause_collection" in form:
+        if form["pause_collection"] != "":
+            return _bad("Invalid object", "pause_collection")
+        new["pause_collection"] = None
+    paused = _nested(form, "pause_collection")
+    if paused:
+        if set(paused) != {"[behavior]"} or paused["[behavior]"] not in (
+            "keep_as_draft",
+            "mark_uncollectible",
+            "void",
+        ):
+            return _bad("Invalid pause_collection[behavior]", "pause_collection[behavior]")
+        new["pause_collection"] = {"behavior": paused["[behavior]"], "resumes_at": None}
+    new["metadata"].update({k[1:-1]: v for k, v in _nested(form, "metadata").items()})
+    behavior = form.get("proration_behavior", "create_prorations")
+    if behavior not in ("create_prorations", "none", "always_invoice"):
+        return _bad(f"Invalid proration_behavior: {behavior}", "proration_behavior")
+    at = int(form.get("proration_date", NOW))
+    start, end = sub["current_period_start"], sub["current_period_end"]
+    prorated, i, lines = 0, 0, []
+    while f"items[{i}][id]" in form:
+        item = next((it for it in new["items"]["data"] if it["id"] == form[f"items[{i}][id]"]), None)
+        if item is None:
+            return _bad(f"Invalid subscription item: {form[f'items[{i}][id]']}", f"items[{i}][id]")
+        data = _nested(form, f"items[{i}][price_data]")
+        if data.get("[product]") not in state.products or "[unit_amount]" not in data:
+            return _bad("Missing required param: items[0][price_data][product].", f"items[{i}][price_data]")
+        old_amount, amount = item["price"]["unit_amount"], int(data["[unit_amount]"])
+        # Stripe prorates each item on its own: the unused time of the old price credited, the new price charged
+        share = (end - at) / (end - start)
+        unused, remaining = -round(old_amount * share), round(amount * share)
+        prorated += unused + remaining
+        for part in (unused, remaining):  # "Unused time on …" and "Remaining time on …", each rounded
+            details = {"price": item["price"]["id"], "product": data["[product]"]}
+            lines.append({"object": "line_item", "amount": part, "currency": sub["currency"], "proration": True,
+                          "pricing": {"type": "price_details", "price_details": details}})  # fmt: skip
+        item["price"] = price_object(f"price_test_{len(state.products) + 100 + i:04d}", data["[product]"], amount,
+                                     data["[currency]"], data.get("[recurring][interval]", "month"))  # fmt: skip
+        i += 1
+    if behavior == "always_invoice" and i and prorated > 0:
+        if state.card_declined:
+            return 402, stripe_error("card_error", "card_declined", "Your card was declined.",
+                                     decline_code="generic_decline")  # fmt: skip
+        invoice = {"id": f"in_test_{len(state.invoices) + 1:04d}", "object": "invoice", "subscription": sub["id"],
+                   "billing_reason": "subscription_update", "status": "paid", "amount_due": prorated,
+                   "amount_paid": prorated, "currency": sub["currency"],
+                   "lines": {"object": "list", "data": lines, "has_more": False}}  # fmt: skip
+        state.invoices.append(invoice)
+        new["latest_invoice"] = invoice["id"]
+    sub.clear()
+    sub.update(new)
+    return 200, _expand(state, sub, form)
+
+
+def cancel_subscription(
+    state: FakeStripeState, sub: dict[str, Any], form: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """``DELETE /v1/subscriptions/{id}``: canceled now (Stripe refuses a second cancel of one)."""
+    for key in form:
+        if key not in ("prorate", "invoice_now") and not key.startswith("expand["):
+            return _bad(f"Received unknown parameter: {key}", key)
+    if sub["status"] == "canceled":
+        return 404, stripe_error("invalid_request_error", "resource_missing",
+                                 f"No such subscription: '{sub['id']}'", param="id")  # fmt: skip
+    sub.update(status="canceled", canceled_at=NOW, cancel_at_period_end=False)
+    return 200, _expand(state, sub, form)
+
+
 class FakeStripeHandler(BaseHTTPRequestHandler):
     server: FakeStripeServer
     protocol_version = "HTTP/1.1"
 
+    def do_GET(self) -> None:
+        self._subscription("GET")
+
+    def do_DELETE(self) -> None:
+        self._subscription("DELETE")
+
+    def _subscription(self, method: str) -> None:
+        """The subscription endpoints: the body (POST) or query string (GET, DELETE) as the form."""
+        state = self.server.state
+        url = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode("utf-8")
+        raw = body if method == "POST" else url.query
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw))
+        form = dict(pairs)
+        assert len(form) == len(pairs), "a form key was sent twice"
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        sub_id = url.path[len(SUBSCRIPTION_PATH) :]
+        with state.lock:
+            state.requests.append(Recorded(method, url.path, headers, form))
+            key = headers.get("idempotency-key")
+            sub = state.subscriptions.get(sub_id)
+            if not url.path.startswith(SUBSCRIPTION_PATH) or "/" in sub_id:
+                status, payload = (
+                    404,
+                    stripe_error("invalid_request_error", "resource_missing", "Unrecognized request URL"),
+                )
+            elif state.subscription_replies:
+                status, payload = state.subscription_replies.pop(0)
+            elif key is not None and key in state.sub_idempotency:
+                # Stripe replays the first answer for a repeated key, and refuses the key with other parameters
+                first_call, status, payload = state.sub_idempotency[key]
+                if first_call != (method, url.path, form):
+                    status, payload = 400, stripe_error(
+                        "idempotency_error", "idempotency_key_in_use",
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        "used with.",
+                    )  # fmt: skip
+            else:
+                if sub is None:
+                    status, payload = 404, stripe_error("invalid_request_error", "resource_missing",
+                                                        f"No such subscription: '{sub_id}'", param="id")  # fmt: skip
+                elif method == "GET":
+                    status, payload = 200, _expand(state, sub, form)
+                elif method == "DELETE":
+                    status, payload = cancel_subscription(state, sub, form)
+                else:
+                    status, payload = update_subscription(state, sub, form)
+                if key is not None and method != "GET":  # kept for the key, an error as much as a success
+                    state.sub_idempotency[key] = ((method, url.path, form), status, payload)
+            if state.lost_answers and method != "GET":
+                state.lost_answers -= 1
+                status, payload = 500, stripe_error("api_error", "", "An unknown error occurred")
+        if state.before_answer is not None and method != "GET":
+            state.before_answer(method, url.path)
+        self._send(status, payload)
+
     def do_POST(self) -> None:
+        if self.path.startswith(SUBSCRIPTION_PATH):
+            self._subscription("POST")
+            return
         state = self.server.state
         body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode("utf-8")
         pairs = parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body))

@@ -25,12 +25,15 @@ def collects_itself(session: Session, row: SubscriptionRow, first: Order | None 
     return first is not None and first.provider == "manual" and row.provider_subscription_id is None
 
 
-def charge(session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str) -> None:
+def charge(
+    session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str, tax: Money | None = None
+) -> None:
     """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger,
-    booked by the same rule as a checkout: tax and platform fee at the rates of the subscription's order."""
+    booked by the same rule as a checkout: tax and platform fee at the rates of the subscription's order (the
+    tax a provider charged with it, ``tax``, when it said)."""
     first = repository.order(session, row.workspace_id, row.order_id)
     tax_percent = first.tax_percent if first else "0"
-    tax = amount.percent(tax_percent)
+    tax = amount.percent(tax_percent) if tax is None else tax
     order = Order(
         id=new_id("ord"), workspace_id=row.workspace_id, buyer_id=row.buyer_id, status="paid",
         provider=first.provider if first else "manual", currency=amount.currency, subtotal=amount.amount, discount=0,

@@ -14,6 +14,7 @@ from offerloop.checkout.exceptions import (
     CheckoutError,
     OrderNotFound,
     ProviderError,
+    ProviderRefused,
     RefundRefused,
     SoldOut,
     WebhookRefused,
@@ -118,7 +119,7 @@ def mark_paid(request: Request, db: DB, principal: SecretKey, order_id: str, bod
 @router.post(
     "/orders/{order_id}/refund",
     summary="Full or partial refund; an order paid through Stripe is refunded in Stripe first, then booked",
-    responses=error_responses(*_ORDER, CheckoutError, RefundRefused, ProviderError),
+    responses=error_responses(*_ORDER, CheckoutError, RefundRefused, ProviderRefused, ProviderError),
 )
 def refund(request: Request, db: DB, principal: SecretKey, order_id: str, body: RefundIn) -> OrderRead:
     provider = service.stripe_provider(get_settings(request))

@@ -26,6 +26,15 @@ class RefundRefused(ProviderError):
     code = "refund_refused"
 
 
+class ProviderRefused(ProviderError):
+    """The provider answered and refused a change to one of its objects (a subscription already canceled, a
+    price it does not take, an idempotency key used for another request): nothing was changed there, nor
+    here; ``details`` carries the provider's ``type``, ``code`` and ``message`` and the ``idempotency_key``."""
+
+    status_code = 409
+    code = "provider_refused"
+
+
 class WebhookRefused(OfferloopError):
     """A webhook delivery that must not be acted on.
 

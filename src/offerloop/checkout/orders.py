@@ -26,6 +26,7 @@ from offerloop.checkout.schemas import (
     OrderStatus,
     UpsellRead,
 )
+from offerloop.checkout.stripe_provider import StripeProvider
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
 from offerloop.core.money import Money
@@ -375,12 +376,14 @@ def refund_order(
     session: Session, order: Order, amount: int | None, *, actor: str, at: datetime, reason: str | None,
     tax_part: int | None = None, end_access: bool = True, status: str | None = None,
     provider_refund: str | None = None, provider_status: str | None = None,
+    provider: StripeProvider | None = None,
 ) -> None:  # fmt: skip
     """The refund itself. The platform fee is returned in proportion to the refund (the platform keeps no fee
     on money the creator gives back); the processor's fee is not (processors keep it). ``end_access`` False:
     a plan-change credit, which never ends the subscription it belongs to. ``provider_refund``: the
     provider's id of the refund that moved the money, kept as the entry's reference (unique: booked once),
-    with its ``provider_status`` (``pending`` can still fail: ``reverse_refund``) in the entry's tags."""
+    with its ``provider_status`` (``pending`` can still fail: ``reverse_refund``) in the entry's tags.
+    ``provider``: the subscription a full refund cancels is canceled in Stripe first."""
     workspace_id = order.workspace_id
     value = refund_value(session, order, amount)
     prior = [
@@ -412,7 +415,8 @@ def refund_order(
         entitlements_service.revoke_source(session=session, workspace_id=workspace_id, source=order.id,
                                            reason=why, actor=actor)  # fmt: skip
         if end_access and order.status == "refunded":
-            subscriptions_service.end_for_refund(session=session, order=order, at=at, actor=actor, reason=why)
+            subscriptions_service.end_for_refund(session=session, order=order, at=at, actor=actor, reason=why,
+                                                 provider=provider)  # fmt: skip
     if order.status != "unpaid":  # a charge that failed is no refund to the buyer
         buyers.event(
             session,

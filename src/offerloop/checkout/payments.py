@@ -269,7 +269,8 @@ def refund_in_stripe(
             details={**about, "code": "refund_amount_mismatch", "amount": done.amount, "asked": amount},
         )  # fmt: skip
     orders.refund_order(session, order, amount, actor=actor, at=at, reason=reason, tax_part=tax_part,
-                        end_access=end_access, provider_refund=done.id, provider_status=done.status)  # fmt: skip
+                        end_access=end_access, provider_refund=done.id, provider_status=done.status,
+                        provider=provider)  # fmt: skip
     return done.id
 
 

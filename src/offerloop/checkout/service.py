@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from offerloop.checkout import billing, buyers, orders
+from offerloop.checkout import billing, buyers, orders, stripe_subscriptions
 from offerloop.checkout.buyers import buyer_for
 from offerloop.checkout.exceptions import OrderNotFound
 from offerloop.checkout.fulfilment import (
@@ -49,6 +49,7 @@ from offerloop.core.money import Money
 from offerloop.models import Order
 from offerloop.models import Subscription as SubscriptionRow
 from offerloop.subscriptions import service as subscriptions_service
+from offerloop.subscriptions.lifecycle import Subscription as Lifecycle
 
 __all__ = [
     "FULFIL_KIND",
@@ -62,6 +63,7 @@ __all__ = [
     "buyer_event",
     "buyer_for",
     "cancel_pending",
+    "change_in_provider",
     "charge_subscription",
     "checkout",
     "collects_itself",
@@ -156,10 +158,29 @@ def collects_itself(*, session: Session, row: SubscriptionRow, first: Order | No
 
 
 def charge_subscription(
-    *, session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str
+    *,
+    session: Session,
+    row: SubscriptionRow,
+    amount: Money,
+    at: datetime,
+    reason: str,
+    tax: Money | None = None,
 ) -> None:
-    """A renewal or plan-change charge: a paid order of its own, booked like a checkout."""
-    billing.charge(session, row, amount, at, reason)
+    """A renewal or plan-change charge: a paid order of its own, booked like a checkout (with ``tax``, the tax
+    the provider charged with it, when it said)."""
+    billing.charge(session, row, amount, at, reason, tax)
+
+
+def change_in_provider(
+    *, session: Session, row: SubscriptionRow, before: Lifecycle, after: Lifecycle, at: datetime,
+    provider: StripeProvider | None,
+) -> tuple[Money, Money] | None:  # fmt: skip
+    """A change asked for here to a subscription Stripe bills is made in Stripe first (see
+    ``checkout.stripe_subscriptions``); raises (409/502) when Stripe does not make it, so nothing changes here.
+    Returns what Stripe charged for it at once (net, tax) when it invoiced the change, which is what is booked."""
+    return stripe_subscriptions.change_in_stripe(
+        session, row, before=before, after=after, at=at, provider=provider
+    )
 
 
 def lock_orders_of_subscription(*, session: Session, row: SubscriptionRow) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import stripe
 
-from offerloop.checkout.exceptions import ProviderError, RefundRefused, WebhookRefused
+from offerloop.checkout.exceptions import ProviderError, ProviderRefused, RefundRefused, WebhookRefused
 from offerloop.checkout.stripe_events import (
     ORDER_ID_KEY,
     PROVIDER,
@@ -40,7 +40,7 @@ from offerloop.core.errors import ValidationFailed
 from offerloop.core.money import Money
 
 if TYPE_CHECKING:
-    from stripe.params import RefundCreateParams
+    from stripe.params import RefundCreateParams, SubscriptionCancelParams, SubscriptionUpdateParams
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
@@ -263,6 +263,56 @@ class StripeProvider:
         return ProviderRefund(id=refund_id, status=status, amount=returned,
                               failure_reason=_str(raw.get("failure_reason")), raw=dict(raw))  # fmt: skip
 
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """``GET /v1/subscriptions/{id}``: the subscription as Stripe holds it now, its items' prices with their
+        products expanded (``expand[]=items.data.price.product``: the products' names tell the tax item)."""
+        try:
+            found = self._client.v1.subscriptions.retrieve(
+                subscription_id, {"expand": ["items.data.price.product"]}
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, refused=ProviderRefused) from exc
+        return _answer(found)
+
+    def update_subscription(
+        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """``POST /v1/subscriptions/{id}`` with ``params`` (see ``build_subscription_change``). Stripe refusing
+        it (a 4xx but authentication and rate limits) is :class:`ProviderRefused` (409, its details name the
+        ``idempotency_key``, which Stripe keeps with its refusal for 24 hours); Stripe unreachable or failing is
+        :class:`ProviderError` (502: the outcome is unknown, the next attempt reuses the key)."""
+        return self._subscription_call(
+            lambda options: self._client.v1.subscriptions.update(
+                subscription_id, cast("SubscriptionUpdateParams", dict(params)), options
+            ),
+            idempotency_key,
+        )
+
+    def cancel_subscription(
+        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """``DELETE /v1/subscriptions/{id}``: canceled now (errors as ``update_subscription``)."""
+        return self._subscription_call(
+            lambda options: self._client.v1.subscriptions.cancel(
+                subscription_id, cast("SubscriptionCancelParams", dict(params)), options
+            ),
+            idempotency_key,
+        )
+
+    def _subscription_call(self, call: Any, idempotency_key: str) -> dict[str, Any]:
+        try:
+            answer = call({"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            error = _provider_error(exc, refused=ProviderRefused)
+            if isinstance(error, ProviderRefused):
+                error.details = {**error.details, "idempotency_key": idempotency_key}
+            raise error from exc
+        raw = _answer(answer)
+        if _str(raw.get("id")) is None:
+            raise ProviderError("Stripe returned a Subscription without an id",
+                                details={"provider": self.name, "subscription": raw})  # fmt: skip
+        return raw
+
     # -- incoming -------------------------------------------------------------------------------
 
     def verify_webhook(
@@ -462,10 +512,13 @@ def _answer(obj: stripe.StripeObject) -> dict[str, Any]:
     return raw or obj.to_dict(for_json=True)
 
 
-def _provider_error(exc: stripe.StripeError, *, refusal: bool = False) -> ProviderError:
+def _provider_error(
+    exc: stripe.StripeError, *, refusal: bool = False, refused: type[ProviderError] | None = None
+) -> ProviderError:
     """Stripe's error (its type, code and message) as our 502. With ``refusal``, an answer in which Stripe
     refused the request itself (a 4xx other than authentication and rate limits: the charge is already
-    refunded, the amount is too large, the key was used with other parameters) is RefundRefused (409)."""
+    refunded, the amount is too large, the key was used with other parameters) is RefundRefused (409); with
+    ``refused``, that class (a 409) instead."""
     error = _dict(_dict(exc.json_body).get("error"))
     message = error.get("message") or exc.user_message or type(exc).__name__
     details = {
@@ -479,8 +532,11 @@ def _provider_error(exc: stripe.StripeError, *, refusal: bool = False) -> Provid
         "request_id": exc.request_id,
     }
     status = exc.http_status or 0
-    if refusal and 400 <= status < 500 and status not in (401, 403, 429):
-        return RefundRefused(f"Stripe refused the refund: {message}", details=details)
+    if 400 <= status < 500 and status not in (401, 403, 429):
+        if refused is not None:
+            return refused(f"Stripe refused the request: {message}", details=details)
+        if refusal:
+            return RefundRefused(f"Stripe refused the refund: {message}", details=details)
     return ProviderError(f"Stripe refused the request: {message}", details=details)
 
 

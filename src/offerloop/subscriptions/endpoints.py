@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from offerloop.checkout import service as checkout_service
-from offerloop.checkout.exceptions import CheckoutError, ProviderError, RefundRefused
+from offerloop.checkout.exceptions import CheckoutError, ProviderError, ProviderRefused, RefundRefused
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.offers.exceptions import OfferNotFound, PricingError
@@ -53,12 +53,13 @@ def get_subscription(db: DB, principal: SecretKey, subscription_id: str) -> Subs
 @router.post(
     "/subscriptions/{subscription_id}/actions", summary="Renew, fail a payment, pause, resume, cancel, change plan",
     responses=error_responses(*_KEY, SubscriptionNotFound, OfferNotFound, SubscriptionError, InvalidAction,
-                              PricingError, CheckoutError, RefundRefused, ProviderError),
+                              PricingError, CheckoutError, RefundRefused, ProviderRefused, ProviderError),
 )  # fmt: skip
 def subscription_action(
     request: Request, db: DB, principal: SecretKey, subscription_id: str, body: SubscriptionActionIn
 ) -> SubscriptionRead:
-    # a downgrade of a Stripe-paid plan refunds its credit in Stripe first (409/502 when Stripe does not)
+    # a change to a plan Stripe bills is made in Stripe first, a downgrade's credit refunded there (409/502 when
+    # Stripe does not: nothing changes)
     provider = checkout_service.stripe_provider(get_settings(request))
     with db.write() as session:
         return service.act(session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id,

@@ -19,6 +19,7 @@ from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.core.money import Money
 from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
 from offerloop.entitlements import service as entitlements_service
 from offerloop.identity import service as identity_service
@@ -48,6 +49,9 @@ from offerloop.subscriptions.schemas import Action, Status, SubscriptionRead, Su
 
 SCHEDULER = "schedule"  # the actor of due work on the buyer's record and the entitlements' history
 SWEEP_LIMIT = 500  # rows per kind per sweep pass; a full pass runs again at once
+PROVIDER = "stripe"  # the actor of a change the payment provider reports (its webhooks)
+#: The actions asked for here that a provider-billed subscription makes at the provider first.
+_PROVIDER_ACTIONS = ("cancel", "pause", "resume", "change_plan")
 
 # -- stored state ----------------------------------------------------------------------------------
 
@@ -176,9 +180,11 @@ def act(
     provider: checkout_service.StripeProvider | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
-    Every step is an event on the buyer record; charges and credits go to the ledger; access follows. A
-    downgrade's credit on a Stripe-paid subscription is refunded in Stripe through ``provider`` first; if
-    Stripe does not refund it the error is raised and the caller's unit of work rolls back (nothing changes)."""
+    Every step is an event on the buyer record; charges and credits go to the ledger; access follows. On a
+    subscription Stripe bills, a cancel, pause, resume or plan change asked for here (``actor`` not "stripe") is
+    made in Stripe through ``provider`` first, and a downgrade's credit refunded there; if Stripe does not, the
+    error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
+    already recorded here is a no-op."""
     if action == "change_plan" and actor != "stripe":  # a downgrade refunds from the orders: lock them first
         checkout_service.lock_orders_of_subscription(
             session=session, row=row_of(session, workspace_id, subscription_id)
@@ -210,16 +216,28 @@ def act(
         event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
     else:
         raise InvalidAction(f"unknown action {action!r}", code="invalid_action")
+    if actor == PROVIDER and _reached(sub, event):
+        # the provider reporting a change already recorded here (the echo of one made here, maybe delivered
+        # while that change was being committed): nothing to do
+        return subscription_read(row)
     before, old_plan, period = sub.state, sub.plan, (sub.current_period_start, sub.current_period_end)
     previous = sub
     sub, effects = apply(sub, event, at=at)
     if not effects and sub == previous:
         # asked twice (a double submit, a retried request): nothing changed, so nothing is recorded either
         return subscription_read(row)
+    charged = None
+    if actor != PROVIDER and action in _PROVIDER_ACTIONS:
+        # a subscription Stripe bills changes there first: if Stripe does not make the change, the error rolls
+        # the caller's unit of work back and nothing changes here either; what Stripe charged for it is booked
+        charged = checkout_service.change_in_provider(session=session, row=row, before=previous, after=sub,
+                                                      at=at, provider=provider)  # fmt: skip
+        if charged is not None and not any(e.kind == "charge" for e in effects):
+            effects = [*effects, Effect("charge", charged[0], at=at, reason="proration")]
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor, provider)
+    _effects(session, row, effects, at, actor, provider, charged)
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
@@ -234,6 +252,20 @@ def act(
                                  f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
+
+
+def _reached(sub: Subscription, event: Event) -> bool:
+    """Whether the subscription is already where ``event`` takes it (a provider's report of it is a no-op)."""
+    match event:
+        case Cancel(at_period_end=False):
+            return sub.state == "canceled"
+        case Upgrade() | Downgrade():
+            return event.plan == sub.plan
+        case Resume():
+            return sub.state != "paused" and not sub.cancel_at_period_end
+        case Pause():
+            return sub.state == "paused"
+    return False
 
 
 def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key: str, actor: str) -> None:
@@ -260,10 +292,17 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
 
 def _effects(
     session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
-    provider: checkout_service.StripeProvider | None = None,
+    provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money] | None = None,
 ) -> None:  # fmt: skip
+    """Carry the effects out. ``charged``: what the provider charged at once for a plan change (net, tax), booked
+    instead of the lifecycle's proration (the provider's is over its own period, rounded per line)."""
     for effect in effects:
-        if effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
+        if effect.kind == "charge" and charged is not None and effect.reason in ("proration", "plan_change"):
+            net, tax = charged
+            if net.amount or tax.amount:
+                checkout_service.charge_subscription(session=session, row=row, amount=net, at=at,
+                                                     reason=effect.reason, tax=tax)  # fmt: skip
+        elif effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
                 session=session, row=row, amount=effect.amount, at=at, reason=effect.reason or "renewal"
             )
@@ -367,15 +406,19 @@ def sweep_due(*, session: Session, limit: int = SWEEP_LIMIT) -> int:
     return len(rows)
 
 
-def end_for_refund(*, session: Session, order: Order, at: datetime, actor: str, reason: str) -> None:
-    """A fully refunded order that started or renewed a subscription: the subscription is canceled now and
-    everything it granted is revoked."""
+def end_for_refund(
+    *, session: Session, order: Order, at: datetime, actor: str, reason: str,
+    provider: checkout_service.StripeProvider | None = None,
+) -> None:  # fmt: skip
+    """A fully refunded order that started or renewed a subscription: the subscription is canceled now (in
+    Stripe first, through ``provider``, when Stripe bills it and the refund was asked for here) and everything
+    it granted is revoked."""
     subs = {line.get("subscription_id") for line in order.lines} - {None}
     for row in repository.of_buyer(session, order.workspace_id, (order.buyer_id,)):
         if row.order_id == order.id or row.id in subs:
             if row.status not in ("canceled", "incomplete"):
                 act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
-                                    action="cancel", at_period_end=False, at=at, actor=actor)  # fmt: skip
+                    action="cancel", at_period_end=False, at=at, actor=actor, provider=provider)  # fmt: skip
             entitlements_service.revoke_source(session=session, workspace_id=order.workspace_id, source=row.id,
                                                reason=reason, actor=actor)  # fmt: skip
 
