@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +37,7 @@ from offerloop.delivery.push.schemas import (
     Urgency,
     b64url,
 )
+from offerloop.delivery.webhooks import sender as webhook_sender
 from offerloop.delivery.webhooks import targets
 from offerloop.delivery.webhooks.exceptions import InvalidTargetUrl
 from offerloop.identity import service as identity_service
@@ -197,12 +200,31 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
     return rows
 
 
+class _CheckedSession(requests.Session):
+    """What pywebpush posts through: webhooks' ``exchange`` to the address that was checked (a DNS answer that
+    changes after the check cannot point the request elsewhere), a bounded answer and one deadline for it all."""
+
+    def __init__(self, target: targets.Target, timeout_s: float) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.target, self.timeout_s = target, timeout_s
+
+    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
+        headers = {str(k): str(v) for k, v in (kwargs.get("headers") or {}).items()}
+        status, raw = webhook_sender.exchange(self.target, body=bytes(data or b""), headers=headers,
+                                              timeout_s=self.timeout_s)  # fmt: skip
+        response = requests.Response()
+        response.status_code, response.url, response._content = status, str(url), raw
+        response.reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        return response
+
+
 def _push(
     row: PushSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
     config: PushConfig,
 ) -> PushSendResult:  # fmt: skip
     try:
-        targets.resolve(
+        target = targets.resolve(
             row.endpoint, allow_private=config.allow_private,
             schemes=("https", "http") if config.allow_private else ("https",),
         )  # fmt: skip
@@ -213,9 +235,7 @@ def _push(
         "sub": subject, "aud": f"{parts.scheme}://{parts.netloc}", "exp": int(time.time()) + VAPID_EXPIRY_S,
     }  # fmt: skip
     info = {"endpoint": row.endpoint, "keys": {"p256dh": row.p256dh, "auth": row.auth}}
-    with requests.Session() as http:
-        http.trust_env = False  # no proxy from the environment past the address check
-        http.max_redirects = 0  # a redirect is a failure, never followed
+    with _CheckedSession(target, config.timeout_s) as http:  # a redirect is an answer, never followed
         try:
             response = webpush(
                 info, data=data, vapid_private_key=vapid, vapid_claims=claims, content_encoding="aes128gcm",
@@ -227,7 +247,11 @@ def _push(
             return PushSendResult(
                 subscription_id=row.id, status=status, status_code=code, error=exc.message[:500]
             )
-        except requests.RequestException as exc:
+        except httpx.TimeoutException:
+            return PushSendResult(
+                subscription_id=row.id, status="failed", error=f"timed out after {config.timeout_s:g}s"
+            )
+        except httpx.HTTPError as exc:
             return PushSendResult(
                 subscription_id=row.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500]
             )
