@@ -246,10 +246,16 @@ def sent_since(
 
 
 def inbox(
-    session: Session, workspace_id: str, buyer_id: str, *, limit: int, before_id: int | None, unread: bool
+    session: Session,
+    workspace_id: str,
+    buyer_ids: Sequence[str],
+    *,
+    limit: int,
+    before_id: int | None,
+    unread: bool,
 ) -> list[OutboxMessage]:
     stmt = scoped_select(OutboxMessage, workspace_id).where(
-        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.buyer_id.in_(list(buyer_ids)),
         OutboxMessage.channel == "inapp",
         OutboxMessage.status.in_(("sent", "read")),
     )
@@ -260,9 +266,11 @@ def inbox(
     return list(session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(limit)))
 
 
-def inbox_after(session: Session, workspace_id: str, buyer_id: str, after_id: int) -> list[OutboxMessage]:
+def inbox_after(
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], after_id: int
+) -> list[OutboxMessage]:
     stmt = scoped_select(OutboxMessage, workspace_id).where(
-        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.buyer_id.in_(list(buyer_ids)),
         OutboxMessage.channel == "inapp",
         OutboxMessage.status.in_(("sent", "read")),
         OutboxMessage.id > after_id,
