@@ -3,7 +3,8 @@ then answers the way a receiver that wants to hold or flood its caller would.
 
 - ``trickle``: a status line and then one header byte every ``every_s`` seconds, forever (until closed);
 - ``flood``: ``200`` with a ``Content-Length`` of ``flood_bytes`` and that many bytes, as fast as they are read;
-- ``redirect``: ``302`` to ``location``.
+- ``redirect``: ``302`` to ``location``;
+- ``hold``: nothing until ``release`` is set, then ``201`` (a push service taking its time).
 
 ``sent`` counts the bytes it managed to write; ``requests`` the requests it read.
 """
@@ -24,6 +25,7 @@ class HostilePeer:
         self.sent = 0
         self.requests = 0
         self.closed = threading.Event()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
@@ -83,6 +85,10 @@ class HostilePeer:
                     part = CHUNK[: min(left, len(CHUNK))]
                     self._write(conn, part)
                     left -= len(part)
+            elif self.mode == "hold":
+                while not (self.release.wait(0.05) or self.closed.is_set()):
+                    pass
+                self._write(conn, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
             elif self.mode == "redirect":
                 self._write(
                     conn,
@@ -95,6 +101,7 @@ class HostilePeer:
             conn.close()
 
     def close(self) -> None:
+        self.release.set()
         self.closed.set()
         self.sock.close()
         self.thread.join(5)

@@ -136,10 +136,9 @@ def push_to(db: Database, client: TestClient, ws: WorkspaceCreated, endpoint: st
         buyer = identity_service.find_buyer(session=session, workspace_id=ws.id, user_id="u_p")[0]
 
     def send() -> list[Any]:
-        with db.write() as session:
-            return push_service.send(
-                session, workspace_id=ws.id, buyer_id=buyer, payload={"title": "x"}, ttl_s=60, config=PUSH
-            )
+        return push_service.send(
+            db, workspace_id=ws.id, buyer_id=buyer, payload={"title": "x"}, ttl_s=60, config=PUSH
+        )
 
     return finishes(send)
 

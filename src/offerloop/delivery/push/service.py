@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.db.uow import Database
 from offerloop.delivery.push import repository
 from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
 from offerloop.delivery.push.schemas import (
@@ -220,7 +221,7 @@ class _CheckedSession(requests.Session):
 
 
 def _push(
-    row: PushSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
+    row: PlannedSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
     config: PushConfig,
 ) -> PushSendResult:  # fmt: skip
     try:
@@ -259,18 +260,38 @@ def _push(
     return PushSendResult(subscription_id=row.id, status="sent", status_code=code)
 
 
-def send(
+@dataclass(frozen=True)
+class PlannedSubscription:
+    """What a push to one subscription needs, read before the requests (which hold no transaction)."""
+
+    id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """A push to every subscription of a buyer, read and checked in one transaction; ``post`` sends it with none
+    (a push service is the buyer's choice and may take its time: SQLite's writer must not wait for it)."""
+
+    workspace_id: str
+    subscriptions: tuple[PlannedSubscription, ...]
+    data: str
+    vapid_pem: str
+    ttl_s: int
+    headers: dict[str, str]
+
+
+def plan(
     session: Session, *, workspace_id: str, buyer_id: str, payload: dict[str, Any], ttl_s: int,
     urgency: Urgency = "normal", topic: str | None = None, now: datetime | None = None,
-    config: PushConfig | None = None,
-) -> list[PushSendResult]:  # fmt: skip
-    """Push ``payload`` (JSON, encrypted per subscription with aes128gcm) to every subscription of the buyer.
-
-    A subscription the push service answers 404 or 410 for is deleted. ``urgency`` and ``topic`` (a
-    replacement key, up to 32 base64url characters) are RFC 8030's headers; ``ttl_s`` how long the push
-    service keeps the message for an offline browser."""
+) -> PushPlan:  # fmt: skip
+    """Check a push of ``payload`` (JSON, encrypted per subscription with aes128gcm) and read the buyer's
+    subscriptions and the workspace's VAPID key. ``urgency`` and ``topic`` (a replacement key, up to 32 base64url
+    characters) are RFC 8030's headers; ``ttl_s`` how long the push service keeps the message for an offline
+    browser."""
     now = now or utcnow()
-    config = config or _config
     data = orjson.dumps(payload).decode()
     if len(data.encode()) > MAX_PAYLOAD_BYTES:
         raise PushPayloadTooLarge(f"a push payload is at most {MAX_PAYLOAD_BYTES} bytes of JSON")
@@ -279,18 +300,47 @@ def send(
     if ttl_s < 0:
         raise ValueError("ttl_s must be >= 0")
     rows = _subscriptions(session, workspace_id, buyer_id)
-    if not rows:
-        return []
-    pem, _ = _vapid(session, workspace_id, now)
-    vapid = Vapid.from_pem(pem.encode())
+    subscriptions = tuple(PlannedSubscription(r.id, r.endpoint, r.p256dh, r.auth) for r in rows)
+    pem = _vapid(session, workspace_id, now)[0] if subscriptions else ""
     headers = {"Urgency": urgency, **({"Topic": topic} if topic else {})}
-    results = []
-    for row in rows:
-        result = _push(row, data=data, vapid=vapid, subject=config.subject, ttl_s=ttl_s, headers=headers,
-                       config=config)  # fmt: skip
+    return PushPlan(workspace_id, subscriptions, data, pem, ttl_s, headers)
+
+
+def post(planned: PushPlan, *, config: PushConfig | None = None) -> list[PushSendResult]:
+    """Send the planned push to each subscription (no database here)."""
+    config = config or _config
+    if not planned.subscriptions:
+        return []
+    vapid = Vapid.from_pem(planned.vapid_pem.encode())
+    each = {"data": planned.data, "vapid": vapid, "subject": config.subject, "ttl_s": planned.ttl_s,
+            "headers": planned.headers, "config": config}  # fmt: skip
+    return [_push(row, **each) for row in planned.subscriptions]
+
+
+def record(
+    session: Session, planned: PushPlan, results: list[PushSendResult], now: datetime | None = None
+) -> None:
+    """Delete the subscriptions the push service said are gone (404, 410); note when the others were sent to."""
+    now = now or utcnow()
+    for result in results:
         if result.status == "gone":
-            repository.delete_subscription(session, workspace_id, row.id)
+            repository.delete_subscription(session, planned.workspace_id, result.subscription_id)
         elif result.status == "sent":
-            repository.mark_sent(session, workspace_id, row.id, now=now)
-        results.append(result)
+            repository.mark_sent(session, planned.workspace_id, result.subscription_id, now=now)
+
+
+def send(
+    db: Database, *, workspace_id: str, buyer_id: str, payload: dict[str, Any], ttl_s: int,
+    urgency: Urgency = "normal", topic: str | None = None, now: datetime | None = None,
+    config: PushConfig | None = None,
+) -> list[PushSendResult]:  # fmt: skip
+    """Push ``payload`` to every subscription of the buyer: ``plan`` and ``record`` in a transaction each, the
+    requests between them in none. A subscription the push service answers 404 or 410 for is deleted."""
+    with db.write() as session:  # a write: the VAPID key is made on first use, subscriptions adopted
+        planned = plan(session, workspace_id=workspace_id, buyer_id=buyer_id, payload=payload, ttl_s=ttl_s,
+                       urgency=urgency, topic=topic, now=now)  # fmt: skip
+    results = post(planned, config=config)
+    if results:
+        with db.write() as session:
+            record(session, planned, results, now)
     return results
