@@ -167,3 +167,33 @@ def test_delivery_push_service_redirect_to_a_file_is_not_followed(
     moved = peer(peers, "redirect", location="file:///etc/passwd")
     [result] = push_to(db, client, workspace, moved.url)
     assert (result.status, result.status_code, moved.requests) == ("failed", 302, 1)
+
+
+def test_delivery_a_push_goes_to_at_most_the_newest_subscriptions_of_a_buyer(
+    db: Database, client: TestClient, workspace: WorkspaceCreated
+) -> None:
+    """Any visitor with the public write key can subscribe endpoints for a buyer: a thousand of them must not make
+    each push to that buyer a thousand requests (each up to the timeout) of a worker thread."""
+    from tests.delivery.push.pushservice import Running
+
+    service_ = Running()
+    try:
+        r = client.post("/v1/identify", json={"userId": "u_many"}, headers=basic(workspace.write_key))
+        assert r.status_code == 200, r.text
+        made = []
+        for i in range(push_service.MAX_SUBSCRIPTIONS_PER_PUSH + 5):
+            r = client.post("/v1/push/subscriptions", headers=basic(workspace.write_key),
+                            json={"userId": "u_many", "subscription": service_.subscription(f"s{i}", seed=i)})  # fmt: skip
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        with db.read() as session:
+            buyer = identity_service.find_buyer(session=session, workspace_id=workspace.id, user_id="u_many")[
+                0
+            ]
+        results = push_service.send(db, workspace_id=workspace.id, buyer_id=buyer, payload={"t": 1}, ttl_s=60,
+                                    config=PUSH)  # fmt: skip
+        newest = made[-push_service.MAX_SUBSCRIPTIONS_PER_PUSH :]
+        assert sorted(r.subscription_id for r in results) == sorted(newest)
+        assert len(service_.service.delivered) == push_service.MAX_SUBSCRIPTIONS_PER_PUSH
+    finally:
+        service_.close()

@@ -51,6 +51,11 @@ VAPID_EXPIRY_S = 12 * 3600  # RFC 8292 §2: at most 24 hours
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4
 
 
+# A push goes to the buyer's newest subscriptions only: anyone with the public write key can subscribe endpoints
+# for a buyer, and each is a request of up to the timeout (a person has a browser or two per device).
+MAX_SUBSCRIPTIONS_PER_PUSH = 10
+
+
 @dataclass(frozen=True)
 class PushConfig:
     subject: str = "mailto:push@localhost"
@@ -195,6 +200,7 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
             buyer_ids=list({buyer_id, buyer.id}),
             user_ids=user_ids,
             anonymous_ids=anonymous_ids,
+            limit=MAX_SUBSCRIPTIONS_PER_PUSH,
         )
     )
     repository.adopt(session, workspace_id, [r.id for r in rows if r.buyer_id != buyer.id], buyer_id=buyer.id)
