@@ -2,6 +2,7 @@
 then answers the way a receiver that wants to hold or flood its caller would.
 
 - ``trickle``: a status line and then one header byte every ``every_s`` seconds, forever (until closed);
+- ``trickle_body``: ``200`` with its headers at once, then one body byte every ``every_s`` seconds;
 - ``flood``: ``200`` with a ``Content-Length`` of ``flood_bytes`` and that many bytes, as fast as they are read;
 - ``redirect``: ``302`` to ``location``;
 - ``hold``: nothing until ``release`` is set, then ``201`` (a push service taking its time).
@@ -76,6 +77,10 @@ class HostilePeer:
             self._read_request(conn)
             if self.mode == "trickle":
                 self._write(conn, b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self.closed.wait(self.every_s):
+                    self._write(conn, b"a")
+            elif self.mode == "trickle_body":
+                self._write(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
                 while not self.closed.wait(self.every_s):
                     self._write(conn, b"a")
             elif self.mode == "flood":

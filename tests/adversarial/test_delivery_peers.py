@@ -100,6 +100,14 @@ def test_delivery_webhook_peer_trickling_its_answer_times_out_as_a_whole(
     assert after.next_attempt_at is not None
 
 
+def test_delivery_webhook_peer_answering_200_then_trickling_its_body_has_answered(
+    db: Database, client: TestClient, workspace: WorkspaceCreated, peers: list[HostilePeer]
+) -> None:
+    slow = peer(peers, "trickle_body")
+    after = webhook_attempt(db, client, workspace, slow.url, "slow-body")
+    assert (after.status, after.attempts, after.last_status_code) == ("delivered", 1, 200)
+
+
 def test_delivery_webhook_peer_flooding_50mb_is_read_only_to_the_excerpt(
     db: Database, client: TestClient, workspace: WorkspaceCreated, peers: list[HostilePeer]
 ) -> None:

@@ -85,8 +85,8 @@ def exchange(
 ) -> tuple[int, bytes]:
     """POST ``body`` to the checked address of ``target`` (its name in the Host header and TLS SNI); the status
     and at most ``EXCERPT_BYTES`` of the answer. No redirect is followed, no proxy used. The whole exchange ends
-    within ``timeout_s``: at the deadline its socket is shut down and ``httpx.TimeoutException`` raised; any other
-    failure is an ``httpx.HTTPError``."""
+    within ``timeout_s``: at the deadline its socket is shut down and, unless the status line had come,
+    ``httpx.TimeoutException`` raised; any other failure is an ``httpx.HTTPError``."""
     expired = threading.Event()
     lock = threading.Lock()
     sockets: list[socket.socket] = []
@@ -126,12 +126,15 @@ def exchange(
             ) as response,
         ):  # fmt: skip
             raw = b""
-            for chunk in response.iter_bytes():
-                raw += chunk
-                if len(raw) >= EXCERPT_BYTES:
-                    break
-            if expired.is_set():
-                raise httpx.ReadTimeout("the exchange took longer than the timeout")
+            try:
+                for chunk in response.iter_bytes():
+                    raw += chunk
+                    if len(raw) >= EXCERPT_BYTES:
+                        break
+            except httpx.HTTPError:
+                if not expired.is_set():
+                    raise
+            # the status came back: the receiver answered, even if the deadline cut the excerpt short
             return response.status_code, raw[:EXCERPT_BYTES]
     except httpx.HTTPError:
         if expired.is_set():
