@@ -68,10 +68,9 @@ def _send_workspace(
             if message.email is not None:
                 outcomes[message.outbox_id] = mailer().send(message.email)
             else:
-                with db.write() as session:
-                    row = repository.message(session, workspace_id, message.outbox_id)
-                    if row is not None:
-                        outcomes[message.outbox_id] = dispatch.push(session, row)
+                pushed = dispatch.push(db, workspace_id, message.outbox_id)
+                if pushed is not None:
+                    outcomes[message.outbox_id] = pushed
         except Exception as exc:  # stays ``sending``: its job retries it; the batch's others are recorded
             results[message.job_id] = exc
     if not outcomes:

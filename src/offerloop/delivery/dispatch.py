@@ -9,6 +9,8 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from offerloop.config import Settings
+from offerloop.db.uow import Database
+from offerloop.delivery import repository
 from offerloop.delivery.email.compose import build_message
 from offerloop.delivery.email.exceptions import EmailTooLarge, InvalidEmail
 from offerloop.delivery.email.reports import verp_address
@@ -107,15 +109,23 @@ def deliver_local(session: Session, row: OutboxMessage) -> Outcome:
     return Outcome("permanent", f"unknown channel {row.channel}")
 
 
-def push(session: Session, row: OutboxMessage) -> Outcome:
-    """Web push to every subscription of the buyer (its own transaction: it reads the subscriptions and
-    deletes the ones the push service says are gone)."""
-    results = push_service.send(
-        session, workspace_id=row.workspace_id, buyer_id=row.buyer_id,
-        payload={"title": row.subject or "", "body": row.body.get("text", ""), "url": row.body.get("url"),
-                 "outbox_id": row.id},
-        ttl_s=86400, urgency="normal",
-    )  # fmt: skip
+def push(db: Database, workspace_id: str, outbox_id: int) -> Outcome | None:
+    """Web push to every subscription of the message's buyer, in transactions of its own around the requests
+    (none is held while a push service answers); None when the message is gone."""
+    with db.write() as session:
+        row = repository.message(session, workspace_id, outbox_id)
+        if row is None:
+            return None
+        planned = push_service.plan(
+            session, workspace_id=workspace_id, buyer_id=row.buyer_id,
+            payload={"title": row.subject or "", "body": row.body.get("text", ""), "url": row.body.get("url"),
+                     "outbox_id": row.id},
+            ttl_s=86400, urgency="normal",
+        )  # fmt: skip
+    results = push_service.post(planned)
+    if results:
+        with db.write() as session:
+            push_service.record(session, planned, results)
     if not results:
         return Outcome("permanent", "the buyer has no push subscription")
     if any(r.status == "sent" for r in results):

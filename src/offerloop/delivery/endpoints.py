@@ -305,7 +305,9 @@ def view(request: Request, db: DB, token: str) -> HTMLResponse:
     return HTMLResponse(
         html,
         headers={
-            "Content-Security-Policy": "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+            "Content-Security-Policy": "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'",
+            # one buyer's message behind a link: no shared cache may keep it (nor outlive the buyer's erasure)
+            "Cache-Control": "private, no-store",
         },
     )
 

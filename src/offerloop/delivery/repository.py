@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -94,6 +95,30 @@ def run_for_trigger(
         JourneyRun.trigger_message_id == message_id,
     )
     return session.scalar(stmt.limit(1)) is not None
+
+
+def earlier_run(
+    session: Session,
+    workspace_id: str,
+    journey: str,
+    buyer_ids: Sequence[str],
+    run: JourneyRun,
+    *,
+    active_only: bool,
+) -> JourneyRun | None:
+    """A run of ``journey`` for one of ``buyer_ids`` that started before ``run`` (ties by id), if any."""
+    stmt = scoped_select(JourneyRun, workspace_id).where(
+        JourneyRun.journey == journey,
+        JourneyRun.buyer_id.in_(list(buyer_ids)),
+        JourneyRun.id != run.id,
+        or_(
+            JourneyRun.started_at < run.started_at,
+            and_(JourneyRun.started_at == run.started_at, JourneyRun.id < run.id),
+        ),
+    )
+    if active_only:
+        stmt = stmt.where(JourneyRun.state == "active")
+    return session.scalars(stmt.order_by(JourneyRun.started_at, JourneyRun.id).limit(1)).first()
 
 
 def active_runs(session: Session, workspace_id: str, buyer_id: str) -> list[JourneyRun]:
@@ -221,10 +246,16 @@ def sent_since(
 
 
 def inbox(
-    session: Session, workspace_id: str, buyer_id: str, *, limit: int, before_id: int | None, unread: bool
+    session: Session,
+    workspace_id: str,
+    buyer_ids: Sequence[str],
+    *,
+    limit: int,
+    before_id: int | None,
+    unread: bool,
 ) -> list[OutboxMessage]:
     stmt = scoped_select(OutboxMessage, workspace_id).where(
-        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.buyer_id.in_(list(buyer_ids)),
         OutboxMessage.channel == "inapp",
         OutboxMessage.status.in_(("sent", "read")),
     )
@@ -235,9 +266,11 @@ def inbox(
     return list(session.scalars(stmt.order_by(OutboxMessage.id.desc()).limit(limit)))
 
 
-def inbox_after(session: Session, workspace_id: str, buyer_id: str, after_id: int) -> list[OutboxMessage]:
+def inbox_after(
+    session: Session, workspace_id: str, buyer_ids: Sequence[str], after_id: int
+) -> list[OutboxMessage]:
     stmt = scoped_select(OutboxMessage, workspace_id).where(
-        OutboxMessage.buyer_id == buyer_id,
+        OutboxMessage.buyer_id.in_(list(buyer_ids)),
         OutboxMessage.channel == "inapp",
         OutboxMessage.status.in_(("sent", "read")),
         OutboxMessage.id > after_id,

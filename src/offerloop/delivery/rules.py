@@ -20,7 +20,11 @@ Channel = Literal["email", "push", "webhook", "inapp"]
 def _known_zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (
+        ZoneInfoNotFoundError,
+        ValueError,
+        OSError,
+    ):  # OSError: a tzdata folder ("America"), a name too long
         raise ValueError(f"is not a time zone this server knows (tzdata), got {name!r}") from None
     return name
 
@@ -76,7 +80,7 @@ def zone(name: Any, fallback: str = "UTC") -> ZoneInfo:
         if isinstance(candidate, str) and 0 < len(candidate) <= 64:
             try:
                 return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder such as "America"
                 continue
     return ZoneInfo("UTC")
 

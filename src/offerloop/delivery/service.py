@@ -355,18 +355,29 @@ def inbox(
     *, session: Session, workspace_id: str, buyer_id: str, limit: int, cursor: str | None, unread: bool
 ) -> Page[InboxItem]:
     before = decode_cursor(cursor, types=(int,))
-    rows = repository.inbox(session, workspace_id, buyer_id, limit=limit + 1, before_id=before[0] if before else None,
-                            unread=unread)  # fmt: skip
+    rows = repository.inbox(session, workspace_id, _inbox_of(session, workspace_id, buyer_id), limit=limit + 1,
+                            before_id=before[0] if before else None, unread=unread)  # fmt: skip
     return page_of(rows, limit, key=lambda r: (r.id,), item=_item)
 
 
+def _inbox_of(session: Session, workspace_id: str, buyer_id: str) -> tuple[str, ...]:
+    """The buyers whose in-app messages are this token's: its buyer's survivor and everyone merged into it (a run
+    keeps the buyer it started for, and a token minted before a merge names the buyer merged away)."""
+    return identity_service.survivor_lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+
+
 def inbox_since(*, session: Session, workspace_id: str, buyer_id: str, after_id: int) -> list[InboxItem]:
-    return [_item(r) for r in repository.inbox_after(session, workspace_id, buyer_id, after_id)]
+    family = _inbox_of(session, workspace_id, buyer_id)
+    return [_item(r) for r in repository.inbox_after(session, workspace_id, family, after_id)]
 
 
 def mark_read(*, session: Session, workspace_id: str, buyer_id: str, message_id: int) -> InboxItem:
     row = repository.message(session, workspace_id, message_id)
-    if row is None or row.buyer_id != buyer_id or row.channel != "inapp":
+    if (
+        row is None
+        or row.buyer_id not in _inbox_of(session, workspace_id, buyer_id)
+        or row.channel != "inapp"
+    ):
         raise MessageNotFound(f"message {message_id} does not exist")
     if row.read_at is None:
         row.read_at, row.status = utcnow(), "read"

@@ -41,10 +41,7 @@ def buyer_of(db: Database, ws: str, user_id: str) -> str:
 
 def send(db: Database, ws: str, buyer_id: str, payload: dict[str, Any], **kw: Any) -> list[Any]:
     kw.setdefault("ttl_s", 3600)
-    with db.write() as session:
-        return service.send(
-            session, workspace_id=ws, buyer_id=buyer_id, payload=payload, config=LOOPBACK, **kw
-        )
+    return service.send(db, workspace_id=ws, buyer_id=buyer_id, payload=payload, config=LOOPBACK, **kw)
 
 
 def test_vapid_key_is_made_once_per_workspace_and_only_its_public_half_is_shown(

@@ -30,6 +30,7 @@ from offerloop.entitlements import service as entitlements_service
 from offerloop.events import service as events_service
 from offerloop.experiments import service as experiments_service
 from offerloop.experiments.exceptions import ExperimentNotFound
+from offerloop.identity import service as identity_service
 from offerloop.jobs import queue
 from offerloop.models import JourneyRun, JourneyVersion
 from offerloop.personas import service as personas_service
@@ -220,6 +221,24 @@ def enter(
     return True
 
 
+def _merged_into_an_earlier_run(
+    session: Session, workspace_id: str, run: JourneyRun, journey: spec.Journey, buyer_id: str
+) -> str | None:
+    """Why ``run`` ends because its buyer is one with others that entered the journey before it (the reason), or
+    None. Buyers who entered separately and merged later are one person: under ``reentry: never`` only the first
+    run goes on; under a re-entry duration, only the first of the runs still active (``enter`` would have refused
+    the later one for one buyer). ``always`` keeps every run (a receipt per order)."""
+    if journey.reentry == "always":
+        return None
+    family = identity_service.lineage(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+    if len(family) < 2:
+        return None  # never merged: nothing else to compare with
+    earlier = repository.earlier_run(
+        session, workspace_id, run.journey, family, run, active_only=journey.reentry != "never"
+    )
+    return None if earlier is None else f"buyers merged: run {earlier.id} of {buyer_id} goes on"
+
+
 def _end(run: JourneyRun, state: str, reason: str, now: datetime) -> None:
     run.state, run.step, run.due_at, run.ended_at, run.end_reason = state, None, None, now, reason[:200]
 
@@ -268,6 +287,10 @@ def advance(
     who = audience.recipient(session, workspace_id, run.buyer_id)
     if who is None or who.deleted:
         _end(run, "exited", "buyer deleted", now)
+        return None
+    merged = _merged_into_an_earlier_run(session, workspace_id, run, journey, who.buyer_id)
+    if merged is not None:
+        _end(run, "exited", merged, now)
         return None
     context = dict(run.context or {})
     for _ in range(MAX_STEPS_PER_PASS):

@@ -77,9 +77,8 @@ def unsubscribe(db: DB, principal: AnyKey, body: UnsubscribeIn) -> Unsubscribed:
     responses=error_responses(*_ANY, SecretKeyRequired, BuyerNotFound, InvalidSubscription, PushPayloadTooLarge),
 )  # fmt: skip
 def send(db: DB, principal: SecretKey, body: PushSendIn) -> list[PushSendResult]:
-    with db.write() as session:
-        return service.send(session, workspace_id=principal.workspace_id, buyer_id=body.buyer_id,
-                            payload=body.payload, ttl_s=body.ttl_s, urgency=body.urgency, topic=body.topic)  # fmt: skip
+    return service.send(db, workspace_id=principal.workspace_id, buyer_id=body.buyer_id, payload=body.payload,
+                        ttl_s=body.ttl_s, urgency=body.urgency, topic=body.topic)  # fmt: skip
 
 
 @router.get("/sw.js", summary="The push service worker", response_class=Response, responses=_JS)

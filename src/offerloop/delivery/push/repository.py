@@ -62,16 +62,19 @@ def subscriptions_of(
     buyer_ids: list[str],
     user_ids: list[str],
     anonymous_ids: list[str],
+    limit: int,
 ) -> Sequence[PushSubscription]:
-    """A buyer's subscriptions: stored under one of its ids, or still unresolved under one of its identities."""
+    """A buyer's ``limit`` newest subscriptions: stored under one of its ids, or still unresolved under one of its
+    identities."""
     unresolved = PushSubscription.buyer_id.is_(None)
     conditions: list[Any] = [PushSubscription.buyer_id.in_(buyer_ids)]
     if user_ids:
         conditions.append(unresolved & PushSubscription.user_id.in_(user_ids))
     if anonymous_ids:
         conditions.append(unresolved & PushSubscription.anonymous_id.in_(anonymous_ids))
-    stmt = scoped_select(PushSubscription, workspace_id).where(or_(*conditions)).order_by(PushSubscription.id)
-    return session.scalars(stmt).all()
+    stmt = scoped_select(PushSubscription, workspace_id).where(or_(*conditions))
+    newest = stmt.order_by(PushSubscription.updated_at.desc(), PushSubscription.id.desc()).limit(limit)
+    return sorted(session.scalars(newest).all(), key=lambda r: r.id)
 
 
 def adopt(session: Session, workspace_id: str, subscription_ids: list[str], *, buyer_id: str) -> None:

@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
 from offerloop.core.ids import new_id
+from offerloop.db.uow import Database
 from offerloop.delivery.push import repository
 from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
 from offerloop.delivery.push.schemas import (
@@ -35,6 +38,7 @@ from offerloop.delivery.push.schemas import (
     Urgency,
     b64url,
 )
+from offerloop.delivery.webhooks import sender as webhook_sender
 from offerloop.delivery.webhooks import targets
 from offerloop.delivery.webhooks.exceptions import InvalidTargetUrl
 from offerloop.identity import service as identity_service
@@ -45,6 +49,11 @@ from offerloop.models.delivery_channels import PushSubscription
 MAX_PAYLOAD_BYTES = 3993
 VAPID_EXPIRY_S = 12 * 3600  # RFC 8292 §2: at most 24 hours
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4
+
+
+# A push goes to the buyer's newest subscriptions only: anyone with the public write key can subscribe endpoints
+# for a buyer, and each is a request of up to the timeout (a person has a browser or two per device).
+MAX_SUBSCRIPTIONS_PER_PUSH = 10
 
 
 @dataclass(frozen=True)
@@ -191,18 +200,38 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
             buyer_ids=list({buyer_id, buyer.id}),
             user_ids=user_ids,
             anonymous_ids=anonymous_ids,
+            limit=MAX_SUBSCRIPTIONS_PER_PUSH,
         )
     )
     repository.adopt(session, workspace_id, [r.id for r in rows if r.buyer_id != buyer.id], buyer_id=buyer.id)
     return rows
 
 
+class _CheckedSession(requests.Session):
+    """What pywebpush posts through: webhooks' ``exchange`` to the address that was checked (a DNS answer that
+    changes after the check cannot point the request elsewhere), a bounded answer and one deadline for it all."""
+
+    def __init__(self, target: targets.Target, timeout_s: float) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.target, self.timeout_s = target, timeout_s
+
+    def post(self, url: Any, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
+        headers = {str(k): str(v) for k, v in (kwargs.get("headers") or {}).items()}
+        status, raw = webhook_sender.exchange(self.target, body=bytes(data or b""), headers=headers,
+                                              timeout_s=self.timeout_s)  # fmt: skip
+        response = requests.Response()
+        response.status_code, response.url, response._content = status, str(url), raw
+        response.reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        return response
+
+
 def _push(
-    row: PushSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
+    row: PlannedSubscription, *, data: str, vapid: Vapid, subject: str, ttl_s: int, headers: dict[str, str],
     config: PushConfig,
 ) -> PushSendResult:  # fmt: skip
     try:
-        targets.resolve(
+        target = targets.resolve(
             row.endpoint, allow_private=config.allow_private,
             schemes=("https", "http") if config.allow_private else ("https",),
         )  # fmt: skip
@@ -213,9 +242,7 @@ def _push(
         "sub": subject, "aud": f"{parts.scheme}://{parts.netloc}", "exp": int(time.time()) + VAPID_EXPIRY_S,
     }  # fmt: skip
     info = {"endpoint": row.endpoint, "keys": {"p256dh": row.p256dh, "auth": row.auth}}
-    with requests.Session() as http:
-        http.trust_env = False  # no proxy from the environment past the address check
-        http.max_redirects = 0  # a redirect is a failure, never followed
+    with _CheckedSession(target, config.timeout_s) as http:  # a redirect is an answer, never followed
         try:
             response = webpush(
                 info, data=data, vapid_private_key=vapid, vapid_claims=claims, content_encoding="aes128gcm",
@@ -227,7 +254,11 @@ def _push(
             return PushSendResult(
                 subscription_id=row.id, status=status, status_code=code, error=exc.message[:500]
             )
-        except requests.RequestException as exc:
+        except httpx.TimeoutException:
+            return PushSendResult(
+                subscription_id=row.id, status="failed", error=f"timed out after {config.timeout_s:g}s"
+            )
+        except httpx.HTTPError as exc:
             return PushSendResult(
                 subscription_id=row.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:500]
             )
@@ -235,18 +266,38 @@ def _push(
     return PushSendResult(subscription_id=row.id, status="sent", status_code=code)
 
 
-def send(
+@dataclass(frozen=True)
+class PlannedSubscription:
+    """What a push to one subscription needs, read before the requests (which hold no transaction)."""
+
+    id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """A push to every subscription of a buyer, read and checked in one transaction; ``post`` sends it with none
+    (a push service is the buyer's choice and may take its time: SQLite's writer must not wait for it)."""
+
+    workspace_id: str
+    subscriptions: tuple[PlannedSubscription, ...]
+    data: str
+    vapid_pem: str
+    ttl_s: int
+    headers: dict[str, str]
+
+
+def plan(
     session: Session, *, workspace_id: str, buyer_id: str, payload: dict[str, Any], ttl_s: int,
     urgency: Urgency = "normal", topic: str | None = None, now: datetime | None = None,
-    config: PushConfig | None = None,
-) -> list[PushSendResult]:  # fmt: skip
-    """Push ``payload`` (JSON, encrypted per subscription with aes128gcm) to every subscription of the buyer.
-
-    A subscription the push service answers 404 or 410 for is deleted. ``urgency`` and ``topic`` (a
-    replacement key, up to 32 base64url characters) are RFC 8030's headers; ``ttl_s`` how long the push
-    service keeps the message for an offline browser."""
+) -> PushPlan:  # fmt: skip
+    """Check a push of ``payload`` (JSON, encrypted per subscription with aes128gcm) and read the buyer's
+    subscriptions and the workspace's VAPID key. ``urgency`` and ``topic`` (a replacement key, up to 32 base64url
+    characters) are RFC 8030's headers; ``ttl_s`` how long the push service keeps the message for an offline
+    browser."""
     now = now or utcnow()
-    config = config or _config
     data = orjson.dumps(payload).decode()
     if len(data.encode()) > MAX_PAYLOAD_BYTES:
         raise PushPayloadTooLarge(f"a push payload is at most {MAX_PAYLOAD_BYTES} bytes of JSON")
@@ -255,18 +306,47 @@ def send(
     if ttl_s < 0:
         raise ValueError("ttl_s must be >= 0")
     rows = _subscriptions(session, workspace_id, buyer_id)
-    if not rows:
-        return []
-    pem, _ = _vapid(session, workspace_id, now)
-    vapid = Vapid.from_pem(pem.encode())
+    subscriptions = tuple(PlannedSubscription(r.id, r.endpoint, r.p256dh, r.auth) for r in rows)
+    pem = _vapid(session, workspace_id, now)[0] if subscriptions else ""
     headers = {"Urgency": urgency, **({"Topic": topic} if topic else {})}
-    results = []
-    for row in rows:
-        result = _push(row, data=data, vapid=vapid, subject=config.subject, ttl_s=ttl_s, headers=headers,
-                       config=config)  # fmt: skip
+    return PushPlan(workspace_id, subscriptions, data, pem, ttl_s, headers)
+
+
+def post(planned: PushPlan, *, config: PushConfig | None = None) -> list[PushSendResult]:
+    """Send the planned push to each subscription (no database here)."""
+    config = config or _config
+    if not planned.subscriptions:
+        return []
+    vapid = Vapid.from_pem(planned.vapid_pem.encode())
+    each = {"data": planned.data, "vapid": vapid, "subject": config.subject, "ttl_s": planned.ttl_s,
+            "headers": planned.headers, "config": config}  # fmt: skip
+    return [_push(row, **each) for row in planned.subscriptions]
+
+
+def record(
+    session: Session, planned: PushPlan, results: list[PushSendResult], now: datetime | None = None
+) -> None:
+    """Delete the subscriptions the push service said are gone (404, 410); note when the others were sent to."""
+    now = now or utcnow()
+    for result in results:
         if result.status == "gone":
-            repository.delete_subscription(session, workspace_id, row.id)
+            repository.delete_subscription(session, planned.workspace_id, result.subscription_id)
         elif result.status == "sent":
-            repository.mark_sent(session, workspace_id, row.id, now=now)
-        results.append(result)
+            repository.mark_sent(session, planned.workspace_id, result.subscription_id, now=now)
+
+
+def send(
+    db: Database, *, workspace_id: str, buyer_id: str, payload: dict[str, Any], ttl_s: int,
+    urgency: Urgency = "normal", topic: str | None = None, now: datetime | None = None,
+    config: PushConfig | None = None,
+) -> list[PushSendResult]:  # fmt: skip
+    """Push ``payload`` to every subscription of the buyer: ``plan`` and ``record`` in a transaction each, the
+    requests between them in none. A subscription the push service answers 404 or 410 for is deleted."""
+    with db.write() as session:  # a write: the VAPID key is made on first use, subscriptions adopted
+        planned = plan(session, workspace_id=workspace_id, buyer_id=buyer_id, payload=payload, ttl_s=ttl_s,
+                       urgency=urgency, topic=topic, now=now)  # fmt: skip
+    results = post(planned, config=config)
+    if results:
+        with db.write() as session:
+            record(session, planned, results, now)
     return results
