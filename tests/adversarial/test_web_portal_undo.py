@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import msg
-from tests.portal.helpers import Mailer, sign_in
+from tests.portal.helpers import Mailer, ask_for_link, post_token, sign_in
 
 from offerloop.config import Settings
 from offerloop.db.uow import Database
@@ -23,10 +24,6 @@ def mailer(db: Database, settings: Settings, tmp_path: Path) -> Mailer:
     return Mailer(db, settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: portal sessions name the merged buyer; an undo does not end them (portal/service.py + identity)",
-)
 def test_web_a_portal_session_opened_through_a_merge_ends_when_the_merge_is_undone(
     client: TestClient, workspace: WorkspaceCreated, secret_headers, write_headers, mailer: Mailer
 ) -> None:
@@ -45,3 +42,27 @@ def test_web_a_portal_session_opened_through_a_merge_ends_when_the_merge_is_undo
     assert undone.status_code == 200, undone.text
     page = client.get(f"/p/{workspace.id}/data", follow_redirects=False)
     assert page.status_code == 303 or "wendy@example.com" not in page.text
+    # Lee signs in again with his address and reaches his own record, not Wendy's.
+    signed = sign_in(client, workspace.id, mailer, "lee@example.com")
+    assert signed.status_code == 303, signed.text
+    mine = client.get(f"/p/{workspace.id}/data")
+    assert mine.status_code == 200 and "lee@example.com" in mine.text and "wendy@example.com" not in mine.text
+
+
+def test_web_a_link_asked_for_through_a_merge_is_refused_once_the_merge_is_undone(
+    client: TestClient, workspace: WorkspaceCreated, secret_headers, write_headers, mailer: Mailer
+) -> None:
+    for fields in (
+        {"userId": "wendy", "traits": {"email": "wendy@example.com"}, "messageId": "w1"},
+        {"anonymousId": "lee-phone", "traits": {"email": "lee@example.com"}, "messageId": "l1"},
+        {"anonymousId": "lee-phone", "userId": "wendy", "messageId": "wrong"},
+    ):
+        assert client.post("/v1/identify", headers=write_headers, json=msg(**fields)).status_code == 200
+    (merge,) = client.get("/v1/merges", headers=secret_headers).json()["items"]
+    assert ask_for_link(client, workspace.id, "lee@example.com").status_code == 200
+    (link,) = mailer.links("lee@example.com")
+    assert client.post(f"/v1/merges/{merge['id']}/undo", headers=secret_headers).status_code == 200
+    url = httpx.URL(link)
+    assert client.get(f"{url.path}?{url.query.decode()}").status_code == 401  # the confirm page refuses it
+    assert post_token(client, workspace.id, url.params["token"]).status_code == 401  # and so does the sign-in
+    assert client.get(f"/p/{workspace.id}", follow_redirects=False).status_code == 303  # not signed in

@@ -413,6 +413,17 @@ def merges(
     return list(session.scalars(stmt.order_by(Merge.created_at.desc(), Merge.id.desc()).limit(limit)))
 
 
+def merge_undone_around(session: Session, workspace_id: str, winner_id: str, at: datetime) -> bool:
+    """Whether a merge into ``winner_id`` was in effect at ``at`` and has been undone since."""
+    stmt = scoped_select(Merge, workspace_id, Merge.id).where(
+        Merge.winner_id == winner_id,
+        Merge.created_at <= at,
+        Merge.undone_at.is_not(None),
+        Merge.undone_at >= at,
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
 def get_merge(
     session: Session, workspace_id: str, merge_id: str, *, for_update: bool = False
 ) -> Merge | None:

@@ -350,6 +350,12 @@ def conflicts_page(
     return ConflictPage(**dict(page_by_id(rows, limit, ConflictRead)))
 
 
+def merge_undone_around(*, session: Session, workspace_id: str, buyer_id: str, at: datetime) -> bool:
+    """Whether a merge into this buyer, in effect at ``at``, has been undone since: whatever an identifier led
+    to this buyer through it then (a portal sign-in link, a session) may belong to the buyer split off again."""
+    return repository.merge_undone_around(session, workspace_id, buyer_id, at)
+
+
 def undo_merge(*, session: Session, workspace_id: str, merge_id: str, actor: str) -> MergeRead:
     """Split a merge: the loser gets back its identifiers, its events and its traits."""
     merge = repository.get_merge(session, workspace_id, merge_id, for_update=True)

@@ -36,20 +36,27 @@ def delete_dead_links(session: Session, workspace_id: str, buyer_id: str, now: d
     )
 
 
-def link_buyer(session: Session, workspace_id: str, token_hash: str, now: datetime) -> str | None:
-    """The buyer the link is for if it is unused and unexpired (read only: looking does not use it), or None."""
-    stmt = scoped_select(PortalLoginToken, workspace_id, PortalLoginToken.buyer_id).where(
+def link_buyer(
+    session: Session, workspace_id: str, token_hash: str, now: datetime
+) -> tuple[str, datetime] | None:
+    """(the buyer the link is for, when it was asked for) if it is unused and unexpired (read only: looking does
+    not use it), or None."""
+    stmt = scoped_select(
+        PortalLoginToken, workspace_id, PortalLoginToken.buyer_id, PortalLoginToken.created_at
+    ).where(
         PortalLoginToken.id == token_hash,
         PortalLoginToken.used_at.is_(None),
         PortalLoginToken.expires_at > now,
     )
-    found: str | None = session.execute(stmt).scalar_one_or_none()
-    return found
+    found = session.execute(stmt).one_or_none()
+    return None if found is None else (found[0], found[1])
 
 
-def use_link(session: Session, workspace_id: str, token_hash: str, now: datetime) -> str | None:
+def use_link(
+    session: Session, workspace_id: str, token_hash: str, now: datetime
+) -> tuple[str, datetime] | None:
     """Mark the link used if it is unused and unexpired, in one conditional statement (two clicks racing:
-    one wins); the buyer it was for, or None."""
+    one wins); (the buyer it was for, when it was asked for), or None."""
     stmt = (
         scoped_update(PortalLoginToken, workspace_id)
         .where(
@@ -58,10 +65,10 @@ def use_link(session: Session, workspace_id: str, token_hash: str, now: datetime
             PortalLoginToken.expires_at > now,
         )
         .values(used_at=now)
-        .returning(PortalLoginToken.buyer_id)
+        .returning(PortalLoginToken.buyer_id, PortalLoginToken.created_at)
     )
-    found: str | None = session.execute(stmt).scalar_one_or_none()
-    return found
+    found = session.execute(stmt).one_or_none()
+    return None if found is None else (found[0], found[1])
 
 
 def live_session(session: Session, workspace_id: str, token_hash: str, now: datetime) -> PortalSession | None:

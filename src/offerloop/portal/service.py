@@ -4,7 +4,8 @@ A link is a random token mailed through delivery (the workspace's sender, as a t
 its SHA-256 is stored, it works once and for ``LINK_MINUTES``. Following it starts a server-side session
 whose cookie token is new (never one the browser brought: no session fixation); only its SHA-256 is stored,
 as for the console's sessions. A session names the buyer who signed in; every request resolves them to the
-live buyer (a merged buyer's session follows the survivor; an erased buyer's session opens nothing).
+live buyer (a merged buyer's session follows the survivor; an erased buyer's session opens nothing; a session or
+link made while a merge into its buyer stood ends when that merge is undone: the address may be the other side's).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def check_link(*, session: Session, workspace_id: str, token: str, now: datetime
     what the confirm page asks before it shows its button. Looking does not use the link."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise LinkNotValid(LINK_REFUSED_TEXT)
-    buyer_id = repository.link_buyer(session, workspace_id, token_hash(token), now or utcnow())
-    if buyer_id is None or _live(session, workspace_id, buyer_id) is None:
+    link = repository.link_buyer(session, workspace_id, token_hash(token), now or utcnow())
+    if link is None or _live(session, workspace_id, *link) is None:
         raise LinkNotValid(LINK_REFUSED_TEXT)
 
 
@@ -118,10 +119,10 @@ def sign_in_with_link(
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise refused
     link_hash = token_hash(token)
-    buyer_id = repository.use_link(session, workspace_id, link_hash, now)
-    if buyer_id is None:
+    link = repository.use_link(session, workspace_id, link_hash, now)
+    if link is None:
         raise refused
-    buyer = _live(session, workspace_id, buyer_id)
+    buyer = _live(session, workspace_id, *link)
     if buyer is None:
         raise refused
     # the outbox keeps no working secret once the link is used
@@ -138,12 +139,19 @@ def sign_in_with_link(
     return NewPortalSession(token=new_token, buyer_id=buyer.id, expires_at=expires)
 
 
-def _live(session: Session, workspace_id: str, buyer_id: str) -> BuyerRead | None:
+def _live(session: Session, workspace_id: str, buyer_id: str, since: datetime) -> BuyerRead | None:
+    """The live buyer a link or session (made at ``since``) opens, or None: erased, or reached through a merge
+    undone since (a sign-in with an address then merged into this buyer may be the other buyer's: ended, the
+    buyer signs in again and reaches their own record)."""
     try:
         buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
     except BuyerNotFound:
         return None
-    return None if buyer.deleted else buyer
+    if buyer.deleted or identity_service.merge_undone_around(
+        session=session, workspace_id=workspace_id, buyer_id=buyer.id, at=since
+    ):
+        return None
+    return buyer
 
 
 def signed_in(
@@ -156,7 +164,7 @@ def signed_in(
     row = repository.live_session(session, workspace_id, token_hash(token), now or utcnow())
     if row is None:
         return None
-    buyer = _live(session, workspace_id, row.buyer_id)
+    buyer = _live(session, workspace_id, row.buyer_id, row.created_at)
     if buyer is None:
         return None
     email = next((i.value for i in buyer.identities if i.kind == "email"), None)
