@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from fastapi.testclient import TestClient
 from tests.adversarial.hostile_peer import HostilePeer
-from tests.conftest import basic
+from tests.conftest import basic, bearer
 from tests.delivery.push.pushservice import Browser
 
 from offerloop.config import Settings
@@ -134,10 +134,10 @@ def push_to(db: Database, client: TestClient, ws: WorkspaceCreated, endpoint: st
     )
     assert r.status_code == 200, r.text
     subscription = {"endpoint": endpoint, "expirationTime": None, "keys": Browser(7).keys()}
-    r = client.post(
+    r = client.post(  # the creator's backend names the buyer (a browser would send a buyer token)
         "/v1/push/subscriptions",
         json={"userId": "u_p", "subscription": subscription},
-        headers=basic(ws.write_key),
+        headers=bearer(ws.secret_key),
     )
     assert r.status_code == 201, r.text
     with db.read() as session:
@@ -180,24 +180,25 @@ def test_delivery_push_service_redirect_to_a_file_is_not_followed(
 def test_delivery_a_push_goes_to_at_most_the_newest_subscriptions_of_a_buyer(
     db: Database, client: TestClient, workspace: WorkspaceCreated
 ) -> None:
-    """Any visitor with the public write key can subscribe endpoints for a buyer: a thousand of them must not make
-    each push to that buyer a thousand requests (each up to the timeout) of a worker thread."""
+    """Any visitor with the public write key can subscribe endpoints for an anonymous buyer (and a buyer holding a
+    token, for themself): a thousand of them must not make each push to that buyer a thousand requests (each up to
+    the timeout) of a worker thread."""
     from tests.delivery.push.pushservice import Running
 
     service_ = Running()
     try:
-        r = client.post("/v1/identify", json={"userId": "u_many"}, headers=basic(workspace.write_key))
+        r = client.post("/v1/identify", json={"anonymousId": "a_many"}, headers=basic(workspace.write_key))
         assert r.status_code == 200, r.text
         made = []
         for i in range(push_service.MAX_SUBSCRIPTIONS_PER_PUSH + 5):
             r = client.post("/v1/push/subscriptions", headers=basic(workspace.write_key),
-                            json={"userId": "u_many", "subscription": service_.subscription(f"s{i}", seed=i)})  # fmt: skip
+                            json={"anonymousId": "a_many", "subscription": service_.subscription(f"s{i}", seed=i)})  # fmt: skip
             assert r.status_code == 201, r.text
             made.append(r.json()["id"])
         with db.read() as session:
-            buyer = identity_service.find_buyer(session=session, workspace_id=workspace.id, user_id="u_many")[
-                0
-            ]
+            buyer = identity_service.find_buyer(
+                session=session, workspace_id=workspace.id, anonymous_id="a_many"
+            )[0]
         results = push_service.send(db, workspace_id=workspace.id, buyer_id=buyer, payload={"t": 1}, ttl_s=60,
                                     config=PUSH)  # fmt: skip
         newest = made[-push_service.MAX_SUBSCRIPTIONS_PER_PUSH :]

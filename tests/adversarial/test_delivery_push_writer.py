@@ -37,7 +37,11 @@ def test_delivery_a_push_in_flight_holds_no_database_writer(tmp_path: Path, targ
             r = browser.post("/v1/identify", json={"userId": "u_p", "messageId": "i0"})
             assert r.status_code == 200, r.text
             subscription = {"endpoint": peer.url, "expirationTime": None, "keys": Browser(3).keys()}
-            r = browser.post("/v1/push/subscriptions", json={"userId": "u_p", "subscription": subscription})
+            minted = creator.post("/v1/inbox/tokens", json={"user_id": "u_p", "ttl_s": 600})
+            assert minted.status_code == 201, minted.text
+            r = browser.post(
+                "/v1/push/subscriptions", json={"token": minted.json()["token"], "subscription": subscription}
+            )
             assert r.status_code == 201, r.text
             r = creator.post("/v1/track", json={"userId": "u_p", "event": "Ping", "messageId": "p1"})
             assert r.status_code == 200, r.text

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from offerloop import pipeline
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.delivery import inbox as inbox_topics
@@ -320,7 +321,8 @@ def view(request: Request, db: DB, token: str) -> HTMLResponse:
 def inbox_token(request: Request, db: DB, principal: SecretKey, body: InboxTokenIn) -> InboxToken:
     if (body.user_id is None) == (body.anonymous_id is None):
         raise ValidationFailed("give exactly one of user_id or anonymous_id")
-    with db.read() as session:
+    # the buyer an identify acknowledged just before this request made is found (every event applied first)
+    with pipeline.fresh_read(db, workspace_id=principal.workspace_id) as session:
         buyer_id, _ = identity_service.find_buyer(session=session, workspace_id=principal.workspace_id,
                                                   user_id=body.user_id, anonymous_id=body.anonymous_id)  # fmt: skip
     token, expires = service.inbox_token(_secret(request, db), principal.workspace_id, buyer_id, body.ttl_s)

@@ -63,11 +63,17 @@ def test_a_push_is_signed_encrypted_and_decrypted_by_the_push_service(
     db: Database,
     client: TestClient,
     workspace: WorkspaceCreated,
+    secret_headers: dict[str, str],
     write_headers: dict[str, str],
     push_service: Running,
 ) -> None:
     identify(client, write_headers, userId="u_1")
-    stored = subscribe(client, write_headers, push_service.subscription("phone", seed=1), userId="u_1")
+    # the browser subscribes with the public write key and a buyer token the creator's backend minted
+    minted = client.post("/v1/inbox/tokens", json={"user_id": "u_1", "ttl_s": 600}, headers=secret_headers)
+    assert minted.status_code == 201, minted.text
+    stored = subscribe(
+        client, write_headers, push_service.subscription("phone", seed=1), token=minted.json()["token"]
+    )
     assert (stored["user_id"], stored["anonymous_id"], stored["resolved"]) == ("u_1", None, True)
     buyer = buyer_of(db, workspace.id, "u_1")
     payload = {"title": "Your workbook is ready", "body": "Café ☕ — open it", "url": "https://creator.example/w/1",
@@ -121,11 +127,12 @@ def test_410_from_the_push_service_deletes_the_subscription(
     db: Database,
     client: TestClient,
     workspace: WorkspaceCreated,
+    secret_headers: dict[str, str],
     write_headers: dict[str, str],
     push_service: Running,
 ) -> None:
     identify(client, write_headers, userId="u_2")
-    stored = subscribe(client, write_headers, push_service.subscription("old", seed=3), userId="u_2")
+    stored = subscribe(client, secret_headers, push_service.subscription("old", seed=3), userId="u_2")
     buyer = buyer_of(db, workspace.id, "u_2")
     push_service.service.status = 410
     [gone] = send(db, workspace.id, buyer, {"title": "x"})
@@ -138,12 +145,13 @@ def test_the_same_endpoint_twice_is_one_subscription_and_delete_forgets_it(
     db: Database,
     client: TestClient,
     workspace: WorkspaceCreated,
+    secret_headers: dict[str, str],
     write_headers: dict[str, str],
     push_service: Running,
 ) -> None:
     sub = push_service.subscription("tab", seed=4)
     first = subscribe(client, write_headers, sub, anonymousId="a-1")
-    again = subscribe(client, write_headers, sub, userId="u_4")
+    again = subscribe(client, secret_headers, sub, userId="u_4")  # the creator's backend names the buyer
     assert again["id"] == first["id"] and again["user_id"] == "u_4"
     r = client.request(
         "DELETE", "/v1/push/subscriptions", json={"endpoint": sub["endpoint"]}, headers=write_headers
@@ -157,10 +165,10 @@ def test_the_same_endpoint_twice_is_one_subscription_and_delete_forgets_it(
 
 def test_another_workspace_cannot_reach_a_subscription(
     db: Database, client: TestClient, workspace: WorkspaceCreated, other_workspace: WorkspaceCreated,
-    write_headers: dict[str, str], push_service: Running,
+    secret_headers: dict[str, str], write_headers: dict[str, str], push_service: Running,
 ) -> None:  # fmt: skip
     sub = push_service.subscription("mine", seed=5)
-    subscribe(client, write_headers, sub, userId="u_5")
+    subscribe(client, secret_headers, sub, userId="u_5")
     other = basic(other_workspace.write_key)
     r = client.request("DELETE", "/v1/push/subscriptions", json={"endpoint": sub["endpoint"]}, headers=other)
     assert r.json() == {"deleted": False}
@@ -191,16 +199,16 @@ GOOD_KEYS = {
     "body",
     [
         {}, {"userId": "u"}, {"subscription": {"endpoint": "https://push.example/x", "keys": GOOD_KEYS}},
-        {"userId": "", "subscription": {"endpoint": "https://push.example/x", "keys": GOOD_KEYS}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/x"}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "abc", "auth": GOOD_KEYS["auth"]}}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "auth": "AAAA"}}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "p256dh": "B" + "A" * 86}}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "auth": "!!!"}}},
-        {"userId": "u", "subscription": {"endpoint": "ftp://push.example/x", "keys": GOOD_KEYS}},
-        {"userId": "u", "subscription": {"endpoint": "https://u:p@push.example/x", "keys": GOOD_KEYS}},
-        {"userId": "u", "subscription": {"endpoint": "https://push.example/" + "x" * 3000, "keys": GOOD_KEYS}},
-        {"userId": "u", "subscription": "nope"}, {"userId": ["u"], "subscription": {}}, {"userId": "u", "extra": 1},
+        {"anonymousId": "", "subscription": {"endpoint": "https://push.example/x", "keys": GOOD_KEYS}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x"}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "abc", "auth": GOOD_KEYS["auth"]}}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "auth": "AAAA"}}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "p256dh": "B" + "A" * 86}}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": {**GOOD_KEYS, "auth": "!!!"}}},
+        {"anonymousId": "u", "subscription": {"endpoint": "ftp://push.example/x", "keys": GOOD_KEYS}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://u:p@push.example/x", "keys": GOOD_KEYS}},
+        {"anonymousId": "u", "subscription": {"endpoint": "https://push.example/" + "x" * 3000, "keys": GOOD_KEYS}},
+        {"anonymousId": "u", "subscription": "nope"}, {"userId": ["u"], "subscription": {}}, {"userId": "u", "extra": 1},
     ],
 )  # fmt: skip
 def test_bad_subscription_bodies_are_422(
@@ -231,10 +239,10 @@ def test_strict_settings_refuse_plain_http_and_private_push_endpoints(
             "https://10.0.0.2/x",
             "https://localhost/x",
         ]:
-            r = c.post("/v1/push/subscriptions", json={"userId": "u", "subscription": {"endpoint": endpoint, "keys": GOOD_KEYS}},
+            r = c.post("/v1/push/subscriptions", json={"anonymousId": "u", "subscription": {"endpoint": endpoint, "keys": GOOD_KEYS}},
                        headers=basic(workspace.write_key))  # fmt: skip
             assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_push_subscription"), endpoint
-        ok = c.post("/v1/push/subscriptions", json={"userId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": GOOD_KEYS}},
+        ok = c.post("/v1/push/subscriptions", json={"anonymousId": "u", "subscription": {"endpoint": "https://push.example/x", "keys": GOOD_KEYS}},
                     headers=basic(workspace.write_key))  # fmt: skip
         assert ok.status_code == 201
 

@@ -11,8 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from offerloop.core.errors import ValidationFailed, error_responses
+from offerloop.delivery import service as delivery_service
+from offerloop.delivery.exceptions import BadLink
 from offerloop.delivery.push import service
-from offerloop.delivery.push.exceptions import InvalidSubscription, PushPayloadTooLarge
+from offerloop.delivery.push.exceptions import BuyerTokenRequired, InvalidSubscription, PushPayloadTooLarge
 from offerloop.delivery.push.schemas import (
     PushSendIn,
     PushSendResult,
@@ -23,8 +25,10 @@ from offerloop.delivery.push.schemas import (
     VapidPublicKey,
 )
 from offerloop.identity.exceptions import BuyerNotFound
+from offerloop.workspaces import service as workspace_service
 from offerloop.workspaces.auth import DB, AnyKey, SecretKey, get_settings
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
+from offerloop.workspaces.schemas import Principal
 
 router = APIRouter(prefix="/v1/push", tags=["push"])
 
@@ -52,13 +56,32 @@ def vapid(db: DB, principal: AnyKey) -> VapidPublicKey:
 
 
 @router.post(
-    "/subscriptions", status_code=201, summary="Store a browser's push subscription for a buyer (write key)",
-    responses=error_responses(*_ANY, InvalidSubscription),
+    "/subscriptions", status_code=201,
+    summary="Store a browser's push subscription for a buyer (write key: anonymousId, or a buyer token)",
+    responses=error_responses(*_ANY, InvalidSubscription, BuyerTokenRequired, BadLink, BuyerNotFound),
 )  # fmt: skip
 def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptionIn) -> PushSubscriptionRead:
+    # The write key is public: a page saying "I am userId u_42" proves nothing, and the subscription would then
+    # receive u_42's pushes. A known buyer is named by a token the creator's backend minted (or the secret key).
+    owner = _token_buyer(request, db, principal, body.token) if body.token is not None else None
+    if owner is None and body.user_id is not None and not principal.is_secret:
+        raise BuyerTokenRequired(
+            "a subscription for a userId needs the secret key, or a buyer token from POST /v1/inbox/tokens "
+            "(your backend mints it) sent as token"
+        )
     with db.write() as session:
-        return service.subscribe(session=session, workspace_id=principal.workspace_id, body=body,
+        return service.subscribe(session=session, workspace_id=principal.workspace_id, body=body, buyer_id=owner,
                                  allow_private=bool(get_settings(request).webhook_allow_private))  # fmt: skip
+
+
+def _token_buyer(request: Request, db: DB, principal: Principal, token: str) -> str:
+    """The buyer a buyer token (an inbox token) names, in the caller's workspace."""
+    with db.read() as session:
+        secret = workspace_service.signing_secret(session=session, configured=get_settings(request).secret)
+    workspace_id, buyer_id = delivery_service.inbox_owner(secret, token)
+    if workspace_id != principal.workspace_id:
+        raise BadLink("this token is not for this workspace")
+    return buyer_id
 
 
 @router.delete(

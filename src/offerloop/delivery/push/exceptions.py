@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offerloop.core.errors import PayloadTooLarge, ValidationFailed
+from offerloop.core.errors import OfferloopError, PayloadTooLarge, ValidationFailed
 
 
 class InvalidSubscription(ValidationFailed):
@@ -11,3 +11,11 @@ class InvalidSubscription(ValidationFailed):
 
 class PushPayloadTooLarge(PayloadTooLarge):
     code = "push_payload_too_large"
+
+
+class BuyerTokenRequired(OfferloopError):
+    """A browser (the public write key) named a buyer by userId: anyone could, and would then receive that buyer's
+    pushes. A userId needs the secret key, or a buyer token minted by the creator's backend."""
+
+    status_code = 403
+    code = "buyer_token_required"

@@ -78,16 +78,26 @@ class BrowserSubscription(BaseModel):
 class PushSubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    user_id: str | None = Field(default=None, alias="userId", max_length=200)
+    user_id: str | None = Field(
+        default=None, alias="userId", max_length=200,
+        description="The buyer's userId: with the secret key only (with the write key, send a token instead)",
+    )  # fmt: skip
     anonymous_id: str | None = Field(default=None, alias="anonymousId", max_length=200)
+    token: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="A buyer token from POST /v1/inbox/tokens (your backend mints it with the secret key): the "
+        "subscription is that buyer's, whoever the page says it is",
+    )  # fmt: skip
     subscription: BrowserSubscription
 
     @model_validator(mode="after")
     def _someone(self) -> PushSubscriptionIn:
         self.user_id = clean_id(self.user_id) if self.user_id is not None else None
         self.anonymous_id = clean_id(self.anonymous_id) if self.anonymous_id is not None else None
-        if not (self.user_id or self.anonymous_id):
-            raise ValueError("give userId or anonymousId (a usable id)")
+        if not (self.user_id or self.anonymous_id or self.token):
+            raise ValueError("give a token, userId or anonymousId (a usable id)")
+        if self.token and (self.user_id or self.anonymous_id):
+            raise ValueError("give a token or ids, not both: the token names the buyer")
         return self
 
 

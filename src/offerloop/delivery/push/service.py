@@ -156,10 +156,12 @@ def subscribe(
     workspace_id: str,
     body: PushSubscriptionIn,
     allow_private: bool,
+    buyer_id: str | None = None,
     now: datetime | None = None,
 ) -> PushSubscriptionRead:
     """Store (or update: same endpoint) a browser's subscription for the buyer the id names, resolved now if
-    the buyer is known, else when something is first sent to them."""
+    the buyer is known, else when something is first sent to them; or, with ``buyer_id`` (a buyer token's,
+    checked by the caller), for that buyer, kept by its userId (else an anonymousId) so it follows merges."""
     now = now or utcnow()
     endpoint = body.subscription.endpoint
     try:
@@ -168,14 +170,25 @@ def subscribe(
         )
     except InvalidTargetUrl as exc:
         raise InvalidSubscription(f"subscription.endpoint: {exc.message}") from None
-    buyer_id = _resolve(session, workspace_id, body.user_id, body.anonymous_id)
+    user_id, anonymous_id = body.user_id, body.anonymous_id
+    if buyer_id is not None:
+        buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
+        if buyer.deleted:
+            raise BuyerNotFound(f"buyer {buyer_id} was erased")
+        buyer_id = buyer.id
+        user_id = next((i.value for i in buyer.identities if i.kind == "user_id"), None)
+        anonymous_id = (
+            None if user_id else next((i.value for i in buyer.identities if i.kind == "anonymous_id"), None)
+        )
+    else:
+        buyer_id = _resolve(session, workspace_id, user_id, anonymous_id)
     digest = endpoint_hash(endpoint)
     row = repository.subscription_by_hash(session, workspace_id, digest)
     if row is None:
         row = PushSubscription(
             id=new_id("psub"), workspace_id=workspace_id, endpoint=endpoint, endpoint_hash=digest, created_at=now,
         )  # fmt: skip
-    row.buyer_id, row.user_id, row.anonymous_id = buyer_id, body.user_id, body.anonymous_id
+    row.buyer_id, row.user_id, row.anonymous_id = buyer_id, user_id, anonymous_id
     row.p256dh, row.auth = body.subscription.keys.p256dh, body.subscription.keys.auth
     row.updated_at = now
     repository.add(session, row)

@@ -1,8 +1,13 @@
 /* offerloop web push subscription helper (served by offerloop at /v1/push/subscribe.js; no CDN).
  *
  *   <script src="https://offers.example.com/v1/push/subscribe.js"></script>
- *   offerloopPush.subscribe({ writeKey: "wk_...", userId: "u_42" })   // or anonymousId
+ *   offerloopPush.subscribe({ writeKey: "wk_...", userId: "u_42", token: "<buyer token>" })
  *     .then(function (result) { ... })                                 // {id, resolved, ...}
+ *   offerloopPush.subscribe({ writeKey: "wk_...", anonymousId: "a_7" })  // a visitor not signed in
+ *
+ * A signed-in buyer's subscription needs a buyer token: your backend mints it for the buyer with the secret
+ * key (POST /v1/inbox/tokens) and puts it in the page. The write key is public, so a userId alone proves
+ * nothing (it is refused: 403 buyer_token_required). userId and anonymousId also label the click reports.
  *   offerloopPush.unsubscribe({ writeKey: "wk_..." })
  *
  * Must run on a page of the same origin as offerloop (a service worker is same-origin only).
@@ -55,8 +60,9 @@
       });
     }).then(function (subscription) {
       var body = { subscription: subscription.toJSON() };
-      if (options.userId) { body.userId = options.userId; }
-      if (options.anonymousId) { body.anonymousId = options.anonymousId; }
+      if (options.token) { body.token = options.token; }
+      else if (options.userId) { body.userId = options.userId; }
+      else if (options.anonymousId) { body.anonymousId = options.anonymousId; }
       return api("subscriptions", options.writeKey, "POST", body);
     });
   }
