@@ -404,14 +404,15 @@ def test_an_unpaid_renewal_is_booked_back_to_nothing(db, workspace):
         checkout_service.mark_paid(session=session, workspace_id=ws, order_id=order.id, actor="t")
         (sub,) = subscriptions_service.of_buyer(session=session, workspace_id=ws, buyer_id=buyer)
         end = subscriptions_service.state_of(sub).current_period_end
+        # Stripe's renewal and failed retry, as its webhooks apply them (asked for here: provider_managed)
         subscriptions_service.act(
-            session=session, workspace_id=ws, subscription_id=sub.id, action="renew", at=end
+            session=session, workspace_id=ws, subscription_id=sub.id, action="renew", at=end, actor="stripe"
         )
         (renewal,) = [o for o in checkout_repository.orders_of(session, ws, buyer) if o.id != order.id]
         booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
         assert booked.processor_fee.amount == 0  # no fee is guessed: only one the provider reports
         subscriptions_service.act(session=session, workspace_id=ws, subscription_id=sub.id,
-                                             action="payment_failed", at=end)  # fmt: skip
+                                             action="payment_failed", at=end, actor="stripe")  # fmt: skip
         booked = ledger_service.order_ledger(session=session, workspace_id=ws, order_id=renewal.id).summary
         assert (booked.processor_fee.amount, booked.net.amount, renewal.status) == (
             0,

@@ -308,7 +308,8 @@ def test_a_full_refund_whose_subscription_stripe_cannot_cancel_refunds_nothing_h
     stripe_client, secret_headers, write_headers, fake_stripe
 ):
     """Stripe refunded, then failed to cancel: the refund is not booked here (its charge.refunded webhook books
-    it), the subscription stays active here as it is in Stripe."""
+    it), the subscription stays active here as it is in Stripe. The webhook books the refund, leaves the
+    subscription running (as Stripe's) and asks Stripe nothing; a cancel asked for here afterwards is sent once."""
     client = stripe_client
     order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
     fake_stripe.state.subscription_replies.extend(
@@ -318,6 +319,21 @@ def test_a_full_refund_whose_subscription_stripe_cannot_cancel_refunds_nothing_h
     assert (r.status_code, r.json()["error"]["code"]) == (502, "payment_provider_error"), r.text
     assert state(client, secret_headers, sub)["status"] == "active"
     assert client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()["refunded"] == 0
+    [refunded_in_stripe] = refund_requests(fake_stripe)
+    charge = {"id": "ch_pi_plan", "object": "charge", "amount": 9900, "amount_refunded": 9900, "currency": "usd",
+              "payment_intent": "pi_plan", "refunded": True, "metadata": {}}  # fmt: skip
+    payload = event("charge.refunded", charge, event_id="evt_refund_money")
+    payload["created"] = T0 + 60
+    assert deliver(client, payload).json()["outcome"] == "refunded"
+    assert deliver(client, payload).json()["outcome"] == "duplicate"
+    assert client.get(f"/v1/orders/{order['id']}", headers=secret_headers).json()["refunded"] == 9900
+    assert state(client, secret_headers, sub)["status"] == "active"
+    assert len(changes(fake_stripe)) == 3  # the refund's three failed cancels: the webhook sent nothing
+    r = act(client, secret_headers, sub, "cancel", at_period_end=False, at=at(120))
+    assert (r.status_code, r.json()["status"]) == (200, "canceled"), r.text
+    assert [m for m, _, _ in changes(fake_stripe)] == ["DELETE"] * 4
+    assert fake_stripe.state.subscriptions[SUB]["status"] == "canceled"
+    assert refund_requests(fake_stripe) == [refunded_in_stripe]
     balanced(client, secret_headers)
 
 

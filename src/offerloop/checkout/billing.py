@@ -27,10 +27,10 @@ def collects_itself(session: Session, row: SubscriptionRow, first: Order | None 
 
 def charge(
     session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str, tax: Money | None = None
-) -> None:
+) -> Order:
     """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger,
     booked by the same rule as a checkout: tax and platform fee at the rates of the subscription's order (the
-    tax a provider charged with it, ``tax``, when it said)."""
+    tax a provider charged with it, ``tax``, when it said). Returns the order."""
     first = repository.order(session, row.workspace_id, row.order_id)
     tax_percent = first.tax_percent if first else "0"
     tax = amount.percent(tax_percent) if tax is None else tax
@@ -46,6 +46,7 @@ def charge(
     repository.add(session, order)
     repository.flush(session)
     book_sale(session, order, None, at)
+    return order
 
 
 def orders_of_subscription(session: Session, row: SubscriptionRow) -> list[Order]:

@@ -569,10 +569,15 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         if event.invoice_id and event.billing_reason not in (None, "subscription_create"):
             return "deferred"  # a renewal delivered before the subscription exists: applied when it does
         return _pay(session, order, event, terms)
-    if order.status not in ("paid", "partially_refunded"):
-        return f"order_{order.status}"
     row = _subscription_of(session, order, event) if event.invoice_id else None
-    if row is None or event.kind != "payment_succeeded" or row.order_id != order.id:
+    own = row is not None and event.kind == "payment_succeeded" and row.order_id == order.id
+    if order.status not in ("paid", "partially_refunded") and not (
+        own and event.billing_reason in (None, "subscription_cycle")
+    ):
+        # (a cycle invoice of the subscription this order started is the subscription's money, whatever became of
+        # the order: a full refund in Stripe's dashboard leaves the subscription running and charging)
+        return f"order_{order.status}"
+    if row is None or not own:
         return "already_paid"  # (an order found by this payment's id: its renewal is booked already)
     if event.billing_reason == "subscription_create":
         if event.payment_intent_id and (order.provider_ref or "cs_").startswith("cs_"):
@@ -589,7 +594,7 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
     if end is None or (event.billing_reason is None and event.occurred_at < end and row.status != "past_due"):
         return "already_paid"
     if row.status not in ("active", "trialing", "past_due"):
-        return "ignored_state"
+        return _paid_while_ended(session, order, row, event)
     problem = _amount_problem(order, event, _renewal_due(session, row))
     if problem:
         return problem
@@ -615,6 +620,29 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
     )
     _tag_renewal(session, row, event)
     return outcome
+
+
+def _paid_while_ended(session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent) -> str:
+    """A paid cycle invoice of a subscription held here as canceled (or paused): Stripe took the money, and it
+    renews nothing here (Stripe charged just before a cancel made in its dashboard, an event delivered after the
+    cancel's, a subscription canceled here before cancels were made in Stripe too). Dropping it would leave money
+    taken and not booked, so it is booked as an order of the subscription of its own (line reason
+    ``paid_while_<status>``, the invoice's payment as its reference, so ``POST /v1/orders/{id}/refund`` gives it
+    back in Stripe), granting nothing; the outcome ``booked_while_<status>`` shows it on the order's payments.
+    An amount that is not the plan's is refused visibly (``amount_mismatch``), as a renewal's is."""
+    from offerloop.checkout import billing  # billing refunds through this module
+
+    if not event.amount:
+        return "ignored_state"  # nothing was taken
+    due = _renewal_due(session, row)
+    problem = _amount_problem(order, event, due)
+    if problem:
+        return problem
+    sub = subscriptions_service.state_of(row)
+    booked = billing.charge(session, row, Money(sub.currency, sub.amount), event.occurred_at,
+                            f"paid_while_{row.status}", tax=Money(sub.currency, due - sub.amount))  # fmt: skip
+    booked.provider_ref = event.payment_intent_id or event.invoice_id
+    return f"booked_while_{row.status}"
 
 
 def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:

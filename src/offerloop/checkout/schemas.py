@@ -76,7 +76,11 @@ class OrderLine(BaseModel):
     trial_days: int | None = Field(default=None, description="A plan with a trial: charged at its end")
     after_trial: int | None = Field(default=None, description="What the trial turns into (minor units)")
     subscription_id: str | None = Field(default=None, description="A renewal or plan-change charge")
-    reason: str | None = Field(default=None, description="first_period | renewal | proration | plan_change")
+    reason: str | None = Field(
+        default=None,
+        description="first_period | renewal | proration | plan_change | paid_while_canceled (a provider's charge "
+        "of a subscription canceled here: booked, granting nothing; refund it) | paid_while_paused",
+    )
     variant: str | None = Field(default=None, description="The offer's variant sold (its price and bundle)")
     bundle: list[dict[str, Any]] | None = Field(default=None, description="The variant's extra components")
 

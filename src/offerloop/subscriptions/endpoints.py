@@ -12,7 +12,12 @@ from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.offers.exceptions import OfferNotFound, PricingError
 from offerloop.subscriptions import service
-from offerloop.subscriptions.exceptions import InvalidAction, SubscriptionError, SubscriptionNotFound
+from offerloop.subscriptions.exceptions import (
+    InvalidAction,
+    ProviderManaged,
+    SubscriptionError,
+    SubscriptionNotFound,
+)
 from offerloop.subscriptions.schemas import Status, SubscriptionActionIn, SubscriptionRead
 from offerloop.workspaces.auth import DB, SecretKey, get_settings
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
@@ -53,13 +58,14 @@ def get_subscription(db: DB, principal: SecretKey, subscription_id: str) -> Subs
 @router.post(
     "/subscriptions/{subscription_id}/actions", summary="Renew, fail a payment, pause, resume, cancel, change plan",
     responses=error_responses(*_KEY, SubscriptionNotFound, OfferNotFound, SubscriptionError, InvalidAction,
-                              PricingError, CheckoutError, RefundRefused, ProviderRefused, ProviderError),
+                              ProviderManaged, PricingError, CheckoutError, RefundRefused, ProviderRefused,
+                              ProviderError),
 )  # fmt: skip
 def subscription_action(
     request: Request, db: DB, principal: SecretKey, subscription_id: str, body: SubscriptionActionIn
 ) -> SubscriptionRead:
     # a change to a plan Stripe bills is made in Stripe first, a downgrade's credit refunded there (409/502 when
-    # Stripe does not: nothing changes)
+    # Stripe does not: nothing changes); its payment steps (renew, payment_*) are Stripe's alone (409)
     provider = checkout_service.stripe_provider(get_settings(request))
     with db.write() as session:
         return service.act(session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id,

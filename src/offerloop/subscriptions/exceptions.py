@@ -1,4 +1,5 @@
-"""Errors of the subscriptions domain: an unknown subscription, a step its state cannot take, a quota."""
+"""Errors of the subscriptions domain: an unknown subscription, a step its state cannot take (or its provider
+takes), a quota."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ class SubscriptionError(OfferloopError):
 class SubscriptionNotFound(OfferloopError):
     status_code = 404
     code = "subscription_not_found"
+
+
+class ProviderManaged(OfferloopError):
+    """A payment step (renew, payment_failed, payment_succeeded) asked for here on a subscription its payment
+    provider bills: the provider charges and retries it, and its webhooks record each payment."""
+
+    status_code = 409
+    code = "provider_managed"
 
 
 class InvalidAction(OfferloopError):

@@ -28,7 +28,7 @@ from offerloop.models import Subscription as SubscriptionRow
 from offerloop.offers import service as offers_service
 from offerloop.offers.catalog import Offer
 from offerloop.subscriptions import repository
-from offerloop.subscriptions.exceptions import InvalidAction, SubscriptionNotFound
+from offerloop.subscriptions.exceptions import InvalidAction, ProviderManaged, SubscriptionNotFound
 from offerloop.subscriptions.lifecycle import (
     Cancel,
     Downgrade,
@@ -52,6 +52,8 @@ SWEEP_LIMIT = 500  # rows per kind per sweep pass; a full pass runs again at onc
 PROVIDER = "stripe"  # the actor of a change the payment provider reports (its webhooks)
 #: The actions asked for here that a provider-billed subscription makes at the provider first.
 _PROVIDER_ACTIONS = ("cancel", "pause", "resume", "change_plan")
+#: The payment steps: on a provider-billed subscription only the provider's webhooks take them.
+_PAYMENT_ACTIONS = ("renew", "payment_failed", "payment_succeeded")
 
 # -- stored state ----------------------------------------------------------------------------------
 
@@ -184,7 +186,18 @@ def act(
     subscription Stripe bills, a cancel, pause, resume or plan change asked for here (``actor`` not "stripe") is
     made in Stripe through ``provider`` first, and a downgrade's credit refunded there; if Stripe does not, the
     error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
-    already recorded here is a no-op."""
+    already recorded here is a no-op. Its payment steps (renew, payment_failed, payment_succeeded) are Stripe's
+    alone (ProviderManaged, 409, when asked for by anyone else)."""
+    if action in _PAYMENT_ACTIONS and actor != PROVIDER:
+        billed = row_of(session, workspace_id, subscription_id)
+        if not checkout_service.collects_itself(session=session, row=billed):
+            # Stripe charges, retries and renews it, and its invoice webhooks record each payment: a renewal or a
+            # payment recorded here would book money nobody charged (or drop money Stripe took)
+            raise ProviderManaged(
+                f"subscription {subscription_id} is billed by its payment provider, which charges and renews it: "
+                f"{action} is recorded from the provider's webhooks, not asked for here",
+                details={"action": action, "provider_subscription_id": billed.provider_subscription_id},
+            )
     if action == "change_plan" and actor != "stripe":  # a downgrade refunds from the orders: lock them first
         checkout_service.lock_orders_of_subscription(
             session=session, row=row_of(session, workspace_id, subscription_id)
@@ -412,10 +425,23 @@ def end_for_refund(
 ) -> None:  # fmt: skip
     """A fully refunded order that started or renewed a subscription: the subscription is canceled now (in
     Stripe first, through ``provider``, when Stripe bills it and the refund was asked for here) and everything
-    it granted is revoked."""
+    it granted is revoked. A refund Stripe reports (``actor`` "stripe": made in its dashboard, or the money of a
+    refund asked for here whose cancel then failed) leaves a subscription Stripe bills as it is."""
     subs = {line.get("subscription_id") for line in order.lines} - {None}
     for row in repository.of_buyer(session, order.workspace_id, (order.buyer_id,)):
         if row.order_id == order.id or row.id in subs:
+            if actor == PROVIDER and not checkout_service.collects_itself(session=session, row=row):
+                # Stripe's refund is not Stripe's cancel: refunding a payment in Stripe's dashboard leaves the
+                # subscription active there, and Stripe goes on charging it. Its own state, reported by its
+                # customer.subscription.* webhooks, is what drives ours (a cancel in the dashboard, with or
+                # without a refund, arrives as customer.subscription.deleted). Canceling here alone would drop
+                # the money of Stripe's next invoices; canceling in Stripe from this webhook would turn a report
+                # into a command: a goodwill refund of one period would end a paying subscription for good (a
+                # canceled Stripe subscription cannot be restarted), a webhook would hold the order's lock
+                # across a call to Stripe, and a Stripe failure would have Stripe redeliver the refund for days.
+                # Mirroring Stripe keeps what is charged and what is booked equal by construction; a full refund
+                # asked for here (an offerloop refund ends the purchase) cancels in Stripe first instead.
+                continue
             if row.status not in ("canceled", "incomplete"):
                 act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
                     action="cancel", at_period_end=False, at=at, actor=actor, provider=provider)  # fmt: skip
