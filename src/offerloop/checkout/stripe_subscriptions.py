@@ -110,6 +110,15 @@ def change_in_stripe(
     return charged
 
 
+def invoiced_by_change(session: Session, row: SubscriptionRow, invoice_id: str) -> bool:
+    """Whether ``invoice_id`` is the invoice of a change made here, whose charge was booked with it."""
+    return any(
+        e.type == SENT and _dict(_dict(e.payload).get("data")).get("object", {}).get("latest_invoice") == invoice_id
+        and _dict(_dict(e.payload).get("data")).get("object", {}).get("charged") is not None
+        for e in repository.payment_events_of(session, row.workspace_id, row.order_id, limit=10_000)
+    )  # fmt: skip
+
+
 def _charged(answer: dict[str, Any], currency: str, tax_product: str | None) -> tuple[Money, Money]:
     """What Stripe charged at once for an upgrade: its invoice of the change (``latest_invoice``, expanded,
     billing reason ``subscription_update``), split by line into the tax item's part and the rest; nothing when

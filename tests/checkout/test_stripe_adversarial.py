@@ -1,0 +1,232 @@
+"""Adversarial checks of the changes made in Stripe first for a subscription Stripe bills (breaker3).
+
+What Stripe charged is what is booked, access follows what was paid for, nothing a client sends is a 500 and
+nothing is applied twice: a plan no longer for sale, a plan change whose answer was lost and that Stripe's own
+events then report, redelivered or out-of-order events. Driven over HTTP against the loopback Stripe stand-in
+(``FakeStripeServer``), with signed webhooks."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+from tests.checkout.test_checkout_flow import deliver
+from tests.checkout.test_stripe_concurrency import stripe_server
+from tests.checkout.test_stripe_provider import FakeStripeServer, event
+from tests.checkout.test_stripe_refunds import balanced, ledger
+from tests.checkout.test_stripe_subscription_actions import (
+    NO_TRIAL,
+    SUB,
+    T0,
+    act,
+    at,
+    changes,
+    echo,
+    events_named,
+    live_plan,
+    state,
+    stripe_client,
+    stripe_plan,
+)
+from tests.conftest import LiveServer
+
+__all__ = ["stripe_client", "stripe_server"]
+
+#: The monthly circle retired: no longer for sale, still in the catalog for the buyers already on it.
+RETIRED = NO_TRIAL.replace(
+    "  - key: membership-monthly\n", "  - key: membership-monthly\n    active: false\n", 1
+)
+
+
+def orders(client, headers) -> list[dict]:
+    return client.get("/v1/orders", headers=headers, params={"limit": 100}).json()["items"]
+
+
+def test_a_plan_no_longer_for_sale_cannot_be_switched_to(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """Checkout refuses an inactive offer (NotForSale); a plan change to it must too, or a buyer on the dear plan
+    moves to a retired cheap one, in Stripe as well."""
+    client = stripe_client
+    _order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    r = client.put("/v1/offers/catalog", headers=secret_headers, json={"text": RETIRED})
+    assert r.status_code == 200, r.text
+    r = act(client, secret_headers, sub, "change_plan", plan="membership-monthly", at=at(86_400))
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "invalid_plan"), r.text
+    assert changes(fake_stripe) == []
+    assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
+    balanced(client, secret_headers)
+
+
+def test_unknown_or_malformed_plans_are_refused_without_asking_stripe(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    client = stripe_client
+    _order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    for plan, status in (("nope", 404), ("", 409), ("pricing-playbook", 409), ("inner-circle", 409),
+                         ("membership-annual", 409), ("x" * 5000, 404)):  # fmt: skip
+        r = act(client, secret_headers, sub, "change_plan", plan=plan, at=at(86_400))
+        assert r.status_code in (status, 422), (plan[:20], r.status_code, r.text[:300])
+    for body in ({"action": "change_plan", "plan": 5}, {"action": "cancel", "at_period_end": "maybe"},
+                 {"action": "cancel", "at": "yesterday"}, {"action": ["cancel"]}, {"action": "explode"}):  # fmt: skip
+        r = client.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret_headers, json=body)
+        assert 400 <= r.status_code < 500, (body, r.status_code, r.text[:300])
+    assert changes(fake_stripe) == []
+
+
+@pytest.mark.parametrize("invoice_first", [False, True])
+def test_an_upgrade_whose_answer_was_lost_books_what_stripe_charged_when_its_events_report_it(
+    stripe_client, secret_headers, write_headers, fake_stripe, invoice_first
+):
+    """Stripe upgrades and invoices the proration (3686: its period is 7 s off ours, each line rounded), every
+    answer is lost (502, nothing changes here). Stripe's customer.subscription.updated and its invoice.paid
+    (billing reason subscription_update) report it, in either order: what is booked is what Stripe's invoice
+    charged (the update used to book our own proration, 3685, and the invoice nothing; or, invoice first,
+    the invoice was dropped as already paid)."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    stripe_sub = fake_stripe.state.subscriptions[SUB]
+    stripe_sub["current_period_start"] -= 7
+    stripe_sub["current_period_end"] -= 7
+    fake_stripe.state.lost_answers = 3
+    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_003))
+    assert (r.status_code, r.json()["error"]["code"]) == (502, "payment_provider_error"), r.text
+    [invoice] = fake_stripe.state.invoices
+    assert invoice["amount_paid"] == 3686
+    updated = echo(fake_stripe, "customer.subscription.updated", "evt_lost_upgrade", T0 + 1_000_004)
+    paid = event("invoice.paid", {"id": invoice["id"], "object": "invoice", "subscription": SUB,
+                                  "billing_reason": "subscription_update", "amount_paid": 3686, "currency": "usd",
+                                  "status": "paid", "payment_intent": "pi_upgrade",
+                                  "metadata": {"order_id": order["id"]}}, event_id="evt_lost_upgrade_paid")  # fmt: skip
+    paid["created"] = T0 + 1_000_005
+    for payload, outcome in sorted([(updated, "plan_changed"), (paid, "proration_booked")],
+                                   key=lambda p: (p[0] is updated) == invoice_first):  # fmt: skip
+        assert deliver(client, payload).json()["outcome"] == outcome
+        assert deliver(client, payload).json()["outcome"] == "duplicate"
+    booked = [o for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert [o["total"] for o in booked] == [3686]
+    assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
+    assert events_named(client, secret_headers, sub, "Subscription Changed") == 1
+    # asking again changes nothing and asks Stripe nothing more
+    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_010))
+    assert r.status_code == 409, r.text
+    assert ledger(client, secret_headers, booked[0]["id"])["summary"]["gross"]["amount"] == 3686
+    balanced(client, secret_headers)
+
+
+def test_an_upgrade_retried_after_a_lost_answer_is_charged_and_booked_once(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """The client retries the lost upgrade a second later (a new key: the change's time names it)."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    fake_stripe.state.lost_answers = 3
+    assert (
+        act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_003)).status_code
+        == 502
+    )
+    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_004))
+    assert r.status_code == 200, r.text
+    charged = sum(i["amount_paid"] for i in fake_stripe.state.invoices)
+    booked = [o["total"] for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert booked == [charged], (booked, charged, [c[2] for c in changes(fake_stripe)])
+    balanced(client, secret_headers)
+
+
+def test_an_upgrade_made_in_stripes_dashboard_prorated_on_the_next_invoice_books_nothing_now(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """Stripe's default proration (create_prorations) charges nothing at once: its update must not book a charge
+    nobody took (it used to book our own proration as a paid order)."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    stripe_sub = fake_stripe.state.subscriptions[SUB]
+    stripe_sub["items"]["data"][0]["price"]["unit_amount"] = 9900
+    stripe_sub["metadata"]["plan"] = "inner-circle"
+    updated = echo(fake_stripe, "customer.subscription.updated", "evt_dashboard_upgrade", T0 + 86_400)
+    assert deliver(client, updated).json()["outcome"] == "plan_changed"
+    assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
+    assert [o["id"] for o in orders(client, secret_headers)] == [order["id"]]
+    balanced(client, secret_headers)
+
+
+def test_an_upgrade_made_here_is_booked_once_whatever_stripe_redelivers(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """The upgrade's invoice.paid, delivered before and after the echo and twice, books nothing more."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    r = act(client, secret_headers, sub, "change_plan", plan="inner-circle", at=at(1_000_003))
+    assert r.status_code == 200, r.text
+    [invoice] = fake_stripe.state.invoices
+    for n in range(2):
+        paid = event("invoice.paid", {"id": invoice["id"], "object": "invoice", "subscription": SUB,
+                                      "billing_reason": "subscription_update", "amount_paid": invoice["amount_paid"],
+                                      "currency": "usd", "status": "paid", "payment_intent": f"pi_up_{n}",
+                                      "metadata": {"order_id": order["id"]}}, event_id=f"evt_up_paid_{n}")  # fmt: skip
+        paid["created"] = T0 + 1_000_004 + n
+        assert deliver(client, paid).json()["outcome"] == "already_paid"
+    updated = echo(fake_stripe, "customer.subscription.updated", "evt_up_echo", T0 + 1_000_009)
+    assert deliver(client, updated).json()["outcome"] == "no_change"
+    booked = [o["total"] for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert booked == [invoice["amount_paid"]]
+    balanced(client, secret_headers)
+
+
+def test_a_plan_change_invoice_in_another_currency_is_refused_visibly(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    client = stripe_client
+    order, _sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    paid = event("invoice.paid", {"id": "in_eur", "object": "invoice", "subscription": SUB,
+                                  "billing_reason": "subscription_update", "amount_paid": 1200, "currency": "eur",
+                                  "status": "paid", "metadata": {"order_id": order["id"]}}, event_id="evt_eur")  # fmt: skip
+    paid["created"] = T0 + 50
+    assert deliver(client, paid).json()["outcome"] == "currency_mismatch"
+    assert [o["id"] for o in orders(client, secret_headers)] == [order["id"]]
+    balanced(client, secret_headers)
+
+
+# -- the same action sent twice at once, over a live server (real transactions) ---------------------------------
+
+
+@pytest.mark.parametrize("change", ["cancel_now", "downgrade", "pause"])
+def test_the_same_action_sent_twice_at_once_is_made_once(
+    stripe_server: LiveServer, fake_stripe: FakeStripeServer, change: str
+) -> None:
+    """Two tabs (or a retry racing the first request): Stripe is asked once, one event, one credit."""
+    with httpx.Client(base_url=stripe_server.url, timeout=60) as http:
+        secret, sub_id, _order, sub = live_plan(stripe_server, http, fake_stripe, f"twice_{change}")
+        body = {"cancel_now": {"action": "cancel", "at_period_end": False},
+                "downgrade": {"action": "change_plan", "plan": "membership-monthly"},
+                "pause": {"action": "pause"}}[change]  # fmt: skip
+        barrier, results = threading.Barrier(2), []
+
+        def send() -> None:
+            with httpx.Client(base_url=stripe_server.url, timeout=60) as own:
+                barrier.wait()
+                res = own.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret, json=body)
+                results.append((res.status_code, res.json().get("error", {}).get("code")))
+
+        threads = [threading.Thread(target=send) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(results)[0] == (200, None) and sorted(results)[1] in ((200, None), (409, "invalid_transition"),
+                                                                            (409, "illegal_transition")), results  # fmt: skip
+        changed = [q for q in fake_stripe.state.requests
+                   if q.path == f"/v1/subscriptions/{sub_id}" and q.method != "GET"]  # fmt: skip
+        assert len(changed) == 1, [(q.method, q.form) for q in changed]
+        names = [e["name"] for e in http.get(f"/v1/buyers/{sub['buyer_id']}/events", headers=secret,
+                                              params={"limit": 200}).json()["items"]]  # fmt: skip
+        name = {"cancel_now": "Subscription Canceled", "downgrade": "Subscription Changed",
+                "pause": "Subscription Paused"}[change]  # fmt: skip
+        assert names.count(name) == 1, names
+        refunds = [q.form["amount"] for q in fake_stripe.state.requests if q.path == "/v1/refunds"]
+        assert refunds == (["6000"] if change == "downgrade" else [])
+        assert http.get("/v1/ledger/check", headers=secret).json() == {
+            "balanced": True,
+            "unbalanced_orders": [],
+        }
