@@ -8,9 +8,12 @@ events then report, redelivered or out-of-order events. Driven over HTTP against
 from __future__ import annotations
 
 import threading
+import time
+from datetime import datetime
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 from tests.checkout.test_checkout_flow import deliver
 from tests.checkout.test_stripe_concurrency import stripe_server
 from tests.checkout.test_stripe_provider import FakeStripeServer, event
@@ -25,11 +28,13 @@ from tests.checkout.test_stripe_subscription_actions import (
     echo,
     events_named,
     live_plan,
+    post_webhook,
     state,
     stripe_client,
     stripe_plan,
+    waiting_for_a_lock,
 )
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, bearer
 
 __all__ = ["stripe_client", "stripe_server"]
 
@@ -230,3 +235,82 @@ def test_the_same_action_sent_twice_at_once_is_made_once(
             "balanced": True,
             "unbalanced_orders": [],
         }
+
+
+def test_an_upgrades_invoice_paid_delivered_before_the_upgrade_commits_is_booked_once(
+    stripe_server: LiveServer, engine: Engine, fake_stripe: FakeStripeServer
+) -> None:
+    """Stripe charges the upgrade and sends its invoice.paid before it answers us: the webhook waits for the
+    action (its locks, or SQLite's one writer), then finds the invoice booked with the change."""
+    with httpx.Client(base_url=stripe_server.url, timeout=60) as http:
+        secret, sub_id, order, sub = live_plan(stripe_server, http, fake_stripe, "early_invoice")
+        start = int(datetime.fromisoformat(sub["state"]["current_period_start"]).timestamp())
+        end = int(datetime.fromisoformat(sub["state"]["current_period_end"]).timestamp())
+        fake_stripe.state.subscriptions[sub_id].update(current_period_start=start, current_period_end=end)
+        down = http.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret,
+                         json={"action": "change_plan", "plan": "membership-monthly"})  # fmt: skip
+        assert down.status_code == 200, down.text
+        results: list[tuple[int, str]] = []
+        threads: list[threading.Thread] = []
+
+        def invoice_now(method: str, path: str) -> None:
+            fake_stripe.state.before_answer = None
+            invoice = fake_stripe.state.invoices[-1]
+            payload = event("invoice.paid", {"id": invoice["id"], "object": "invoice", "subscription": sub_id,
+                                             "billing_reason": "subscription_update", "currency": "usd",
+                                             "amount_paid": invoice["amount_paid"], "status": "paid",
+                                             "metadata": {"order_id": order["id"]}},
+                            event_id=f"evt_{sub_id}_up_paid")  # fmt: skip
+            payload["created"] = int(time.time())
+            thread = threading.Thread(target=lambda: results.append(post_webhook(stripe_server.url, payload)))
+            thread.start()
+            threads.append(thread)
+            if engine.dialect.name == "postgresql":
+                waiting_for_a_lock(engine)
+
+        fake_stripe.state.before_answer = invoice_now
+        up = http.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret,
+                       json={"action": "change_plan", "plan": "inner-circle"})  # fmt: skip
+        assert up.status_code == 200, up.text
+        for thread in threads:
+            thread.join(60)
+        assert results == [(200, "already_paid")]
+        [invoice] = fake_stripe.state.invoices
+        mine = [o for o in http.get("/v1/orders", headers=secret, params={"limit": 100}).json()["items"]
+                if o["id"] != order["id"]]  # fmt: skip
+        assert [o["total"] for o in mine] == [invoice["amount_paid"]]
+        assert http.get("/v1/ledger/check", headers=secret).json() == {
+            "balanced": True,
+            "unbalanced_orders": [],
+        }
+
+
+def test_up_down_up_books_exactly_what_stripe_charged_and_refunded(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
+    for n, plan in enumerate(["inner-circle", "membership-monthly", "inner-circle"]):
+        r = act(client, secret_headers, sub, "change_plan", plan=plan, at=at(1_000_003 + n))
+        assert r.status_code == 200, (plan, r.text)
+    charged = sum(i["amount_paid"] for i in fake_stripe.state.invoices)
+    refunded = sum(int(q.form["amount"]) for q in fake_stripe.state.requests if q.path == "/v1/refunds")
+    mine = [o for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert len(fake_stripe.state.invoices) == 2 and refunded > 0
+    assert sum(o["total"] for o in mine) == charged
+    assert sum(o["refunded"] for o in orders(client, secret_headers)) == refunded
+    assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
+    assert events_named(client, secret_headers, sub, "Subscription Changed") == 3
+    balanced(client, secret_headers)
+
+
+def test_another_workspaces_subscription_cannot_be_acted_on(
+    stripe_client, secret_headers, write_headers, fake_stripe, other_workspace
+):
+    client = stripe_client
+    other_secret_headers = bearer(other_workspace.secret_key)
+    _order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    for action, body in (("cancel", {"at_period_end": False}), ("pause", {}), ("change_plan", {"plan": "x"})):
+        r = act(client, other_secret_headers, sub, action, **body)
+        assert r.status_code == 404, (action, r.text)
+    assert changes(fake_stripe) == []
