@@ -8,7 +8,6 @@ events then report, redelivered or out-of-order events. Driven over HTTP against
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime
 
 import httpx
@@ -25,14 +24,13 @@ from tests.checkout.test_stripe_subscription_actions import (
     act,
     at,
     changes,
+    deliver_while_open,
     echo,
     events_named,
     live_plan,
-    post_webhook,
     state,
     stripe_client,
     stripe_plan,
-    waiting_for_a_lock,
 )
 from tests.conftest import LiveServer, bearer
 
@@ -261,12 +259,7 @@ def test_an_upgrades_invoice_paid_delivered_before_the_upgrade_commits_is_booked
                                              "amount_paid": invoice["amount_paid"], "status": "paid",
                                              "metadata": {"order_id": order["id"]}},
                             event_id=f"evt_{sub_id}_up_paid")  # fmt: skip
-            payload["created"] = int(time.time())
-            thread = threading.Thread(target=lambda: results.append(post_webhook(stripe_server.url, payload)))
-            thread.start()
-            threads.append(thread)
-            if engine.dialect.name == "postgresql":
-                waiting_for_a_lock(engine)
+            threads.append(deliver_while_open(stripe_server.url, engine, payload, results))
 
         fake_stripe.state.before_answer = invoice_now
         up = http.post(f"/v1/subscriptions/{sub['id']}/actions", headers=secret,

@@ -503,12 +503,7 @@ def test_the_echo_delivered_before_the_change_commits_changes_nothing_more(
             payload = event(
                 kind, copy.deepcopy(fake_stripe.state.subscriptions[sub_id]), event_id=f"evt_{sub_id}_echo"
             )
-            payload["created"] = int(time.time())
-            thread = threading.Thread(target=lambda: results.append(post_webhook(stripe_server.url, payload)))
-            thread.start()
-            threads.append(thread)
-            if engine.dialect.name == "postgresql":
-                waiting_for_a_lock(engine)
+            threads.append(deliver_while_open(stripe_server.url, engine, payload, results))
 
         threads: list[threading.Thread] = []
         fake_stripe.state.before_answer = echo_now
@@ -574,6 +569,17 @@ def live_plan(
     [sub] = http.get("/v1/subscriptions", headers=secret).json()["items"]
     fake.state.add_subscription(sub_id, [("Inner circle", 9900)], metadata={"order_id": order["id"]})
     return secret, sub_id, order, sub
+
+
+def deliver_while_open(url: str, engine: Engine, payload: dict, results: list) -> threading.Thread:
+    """Deliver ``payload`` (dated now) from a thread while the action Stripe is answering is still open; on
+    PostgreSQL, return once the webhook is seen waiting for the action's locks."""
+    payload["created"] = int(time.time())
+    thread = threading.Thread(target=lambda: results.append(post_webhook(url, payload)))
+    thread.start()
+    if engine.dialect.name == "postgresql":
+        waiting_for_a_lock(engine)
+    return thread
 
 
 def post_webhook(url: str, payload: dict) -> tuple[int, str]:
