@@ -137,18 +137,25 @@ def test_an_upgrade_retried_after_a_lost_answer_is_charged_and_booked_once(
     balanced(client, secret_headers)
 
 
+def dashboard_upgrade(client, headers, write_headers, fake: FakeStripeServer) -> tuple[dict, dict]:
+    """The monthly circle bought through Stripe, upgraded to the inner circle in Stripe's dashboard a day in
+    (Stripe's default proration: charged on the next invoice), and Stripe's customer.subscription.updated."""
+    order, sub = stripe_plan(client, headers, write_headers, fake, "membership-monthly", 3900)
+    stripe_sub = fake.state.subscriptions[SUB]
+    stripe_sub["items"]["data"][0]["price"]["unit_amount"] = 9900
+    stripe_sub["metadata"]["plan"] = "inner-circle"
+    updated = echo(fake, "customer.subscription.updated", "evt_dashboard_upgrade", T0 + 86_400)
+    assert deliver(client, updated).json()["outcome"] == "plan_changed"
+    return order, sub
+
+
 def test_an_upgrade_made_in_stripes_dashboard_prorated_on_the_next_invoice_books_nothing_now(
     stripe_client, secret_headers, write_headers, fake_stripe
 ):
     """Stripe's default proration (create_prorations) charges nothing at once: its update must not book a charge
     nobody took (it used to book our own proration as a paid order)."""
     client = stripe_client
-    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
-    stripe_sub = fake_stripe.state.subscriptions[SUB]
-    stripe_sub["items"]["data"][0]["price"]["unit_amount"] = 9900
-    stripe_sub["metadata"]["plan"] = "inner-circle"
-    updated = echo(fake_stripe, "customer.subscription.updated", "evt_dashboard_upgrade", T0 + 86_400)
-    assert deliver(client, updated).json()["outcome"] == "plan_changed"
+    order, sub = dashboard_upgrade(client, secret_headers, write_headers, fake_stripe)
     assert state(client, secret_headers, sub)["offer_key"] == "inner-circle"
     assert [o["id"] for o in orders(client, secret_headers)] == [order["id"]]
     balanced(client, secret_headers)
@@ -318,13 +325,8 @@ def test_a_cycle_invoice_carrying_a_dashboard_upgrades_prorations_renews_and_is_
     stripe_client, secret_headers, write_headers, fake_stripe
 ):
     client = stripe_client
-    order, _sub = stripe_plan(client, secret_headers, write_headers, fake_stripe, "membership-monthly", 3900)
-    stripe_sub = fake_stripe.state.subscriptions[SUB]
-    stripe_sub["items"]["data"][0]["price"]["unit_amount"] = 9900
-    stripe_sub["metadata"]["plan"] = "inner-circle"
-    updated = echo(fake_stripe, "customer.subscription.updated", "evt_dash_up", T0 + 86_400)
-    assert deliver(client, updated).json()["outcome"] == "plan_changed"
-    end = stripe_sub["current_period_end"]
+    order, _sub = dashboard_upgrade(client, secret_headers, write_headers, fake_stripe)
+    end = fake_stripe.state.subscriptions[SUB]["current_period_end"]
     amount = 9900 + 3000  # the new period and the prorated difference for the rest of the first one
     paid = event("invoice.paid", {"id": "in_cycle_2", "object": "invoice", "subscription": SUB,
                                   "billing_reason": "subscription_cycle", "amount_paid": amount, "currency": "usd",
