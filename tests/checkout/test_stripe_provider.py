@@ -271,7 +271,13 @@ def update_subscription(
         if state.card_declined:
             return 402, stripe_error("card_error", "card_declined", "Your card was declined.",
                                      decline_code="generic_decline")  # fmt: skip
-        invoice = {"id": f"in_test_{len(state.invoices) + 1:04d}", "object": "invoice", "subscription": sub["id"],
+        number = len(state.invoices) + 1
+        state.payments[f"pi_in_test_{number:04d}"] = (
+            prorated,
+            sub["currency"],
+        )  # refundable like any payment
+        invoice = {"id": f"in_test_{number:04d}", "object": "invoice", "subscription": sub["id"],
+                   "payment_intent": f"pi_in_test_{number:04d}",
                    "billing_reason": "subscription_update", "status": "paid", "amount_due": prorated,
                    "amount_paid": prorated, "currency": sub["currency"],
                    "lines": {"object": "list", "data": lines, "has_more": False}}  # fmt: skip

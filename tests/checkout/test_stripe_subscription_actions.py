@@ -493,27 +493,8 @@ def test_the_echo_delivered_before_the_change_commits_changes_nothing_more(
     action's transaction is still open. On PostgreSQL it waits for the row locks the action holds (seen waiting
     in ``pg_stat_activity`` before Stripe answers); on SQLite for the one writer. Then it finds the change made:
     one change, one event, one credit."""
-    ws = json.loads(stripe_server.cli("workspace", "create", f"Echo {change}", "--json").stdout)
-    secret = bearer(ws["secret_key"])
-    sub_id, now = f"sub_echo_{change}_{ws['id'][-8:]}", int(time.time())
     with httpx.Client(base_url=stripe_server.url, timeout=60) as http:
-        assert http.put("/v1/offers/catalog", headers=secret, json={"text": NO_TRIAL}).status_code == 200
-        r = http.post("/v1/checkout", headers=secret,
-                      json={"user_id": "echo", "offer": "inner-circle", "provider": "stripe"})  # fmt: skip
-        assert r.status_code == 201, r.text
-        order = r.json()
-        completed = event("checkout.session.completed", {
-            "id": order["provider_ref"], "object": "checkout.session", "client_reference_id": order["id"],
-            "metadata": {"order_id": order["id"]}, "payment_status": "paid", "status": "complete",
-            "amount_total": 9900, "currency": "usd", "payment_intent": f"pi_{sub_id}", "mode": "subscription",
-            "subscription": sub_id}, event_id=f"evt_{sub_id}_paid")  # fmt: skip
-        completed["created"] = now
-        assert post_webhook(stripe_server.url, completed)[1] == "paid"
-        fake_stripe.state.payments[f"pi_{sub_id}"] = (9900, "usd")
-        [sub] = http.get("/v1/subscriptions", headers=secret).json()["items"]
-        fake_stripe.state.add_subscription(
-            sub_id, [("Inner circle", 9900)], metadata={"order_id": order["id"]}
-        )
+        secret, sub_id, order, sub = live_plan(stripe_server, http, fake_stripe, f"echo_{change}")
         results: list[tuple[int, str]] = []
         kind = "customer.subscription.deleted" if change == "cancel_now" else "customer.subscription.updated"
 
@@ -522,12 +503,7 @@ def test_the_echo_delivered_before_the_change_commits_changes_nothing_more(
             payload = event(
                 kind, copy.deepcopy(fake_stripe.state.subscriptions[sub_id]), event_id=f"evt_{sub_id}_echo"
             )
-            payload["created"] = int(time.time())
-            thread = threading.Thread(target=lambda: results.append(post_webhook(stripe_server.url, payload)))
-            thread.start()
-            threads.append(thread)
-            if engine.dialect.name == "postgresql":
-                waiting_for_a_lock(engine)
+            threads.append(deliver_while_open(stripe_server.url, engine, payload, results))
 
         threads: list[threading.Thread] = []
         fake_stripe.state.before_answer = echo_now
@@ -567,6 +543,43 @@ def test_the_echo_delivered_before_the_change_commits_changes_nothing_more(
             "balanced": True,
             "unbalanced_orders": [],
         }
+
+
+def live_plan(
+    server: LiveServer, http: httpx.Client, fake: FakeStripeServer, label: str
+) -> tuple[dict, str, dict, dict]:
+    """A new workspace on the live ``server`` whose buyer bought the inner circle through Stripe (paid now), and the
+    subscription Stripe holds for it: (secret key headers, Stripe's subscription id, the order, our subscription)."""
+    ws = json.loads(server.cli("workspace", "create", f"Live {label}", "--json").stdout)
+    secret = bearer(ws["secret_key"])
+    sub_id, now = f"sub_{label}_{ws['id'][-8:]}", int(time.time())
+    assert http.put("/v1/offers/catalog", headers=secret, json={"text": NO_TRIAL}).status_code == 200
+    r = http.post("/v1/checkout", headers=secret,
+                  json={"user_id": label, "offer": "inner-circle", "provider": "stripe"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    order = r.json()
+    completed = event("checkout.session.completed", {
+        "id": order["provider_ref"], "object": "checkout.session", "client_reference_id": order["id"],
+        "metadata": {"order_id": order["id"]}, "payment_status": "paid", "status": "complete",
+        "amount_total": 9900, "currency": "usd", "payment_intent": f"pi_{sub_id}", "mode": "subscription",
+        "subscription": sub_id}, event_id=f"evt_{sub_id}_paid")  # fmt: skip
+    completed["created"] = now
+    assert post_webhook(server.url, completed)[1] == "paid"
+    fake.state.payments[f"pi_{sub_id}"] = (9900, "usd")
+    [sub] = http.get("/v1/subscriptions", headers=secret).json()["items"]
+    fake.state.add_subscription(sub_id, [("Inner circle", 9900)], metadata={"order_id": order["id"]})
+    return secret, sub_id, order, sub
+
+
+def deliver_while_open(url: str, engine: Engine, payload: dict, results: list) -> threading.Thread:
+    """Deliver ``payload`` (dated now) from a thread while the action Stripe is answering is still open; on
+    PostgreSQL, return once the webhook is seen waiting for the action's locks."""
+    payload["created"] = int(time.time())
+    thread = threading.Thread(target=lambda: results.append(post_webhook(url, payload)))
+    thread.start()
+    if engine.dialect.name == "postgresql":
+        waiting_for_a_lock(engine)
+    return thread
 
 
 def post_webhook(url: str, payload: dict) -> tuple[int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -583,8 +584,10 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         if event.payment_intent_id and (order.provider_ref or "cs_").startswith("cs_"):
             order.provider_ref = event.payment_intent_id  # the session's first invoice: refunds name it
         return "already_paid"
+    if event.billing_reason == "subscription_update":
+        return _paid_for_change(session, order, row, event)
     if event.billing_reason not in (None, "subscription_cycle"):
-        return "already_paid"  # a plan change's proration: booked with the change itself
+        return "already_paid"
     for paid_by in (event.payment_intent_id, event.invoice_id):
         # Looked up again under the order's lock: another event about this invoice, found before the renewal
         # it booked was committed, must not book a second period for the same payment.
@@ -620,6 +623,32 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
     )
     _tag_renewal(session, row, event)
     return outcome
+
+
+def _paid_for_change(session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent) -> str:
+    """A paid invoice of a plan change (billing reason ``subscription_update``): Stripe charged the proration at
+    once. One made here booked Stripe's answer with the change (its invoice is on the change's record); one Stripe
+    reported itself (made in its dashboard, or made from here with the answer lost) books nothing with its
+    ``customer.subscription.updated``: this invoice is what Stripe charged, booked as a proration order of its
+    own (its payment as reference), split into tax at the rate of the subscription's order."""
+    from offerloop.checkout import billing, stripe_subscriptions  # both book or change through this module
+
+    if not event.amount:
+        return "already_paid"  # nothing was taken
+    if (event.currency or "").upper() != order.currency.upper():
+        return "currency_mismatch"
+    if event.invoice_id and stripe_subscriptions.invoiced_by_change(session, row, event.invoice_id):
+        return "already_paid"  # booked with the change made here
+    for paid_by in (event.payment_intent_id, event.invoice_id):
+        if paid_by and repository.order_for_webhook(session, order.workspace_id, None, paid_by) is not None:
+            return "already_paid"
+    total = event.amount  # (ISO minor units, as every amount of a PaymentEvent)
+    hundred = Decimal(100)
+    net = int((Decimal(total) * hundred / (hundred + Decimal(order.tax_percent or "0"))).to_integral_value())
+    booked = billing.charge(session, row, Money(order.currency, net), event.occurred_at, "proration",
+                            tax=Money(order.currency, total - net))  # fmt: skip
+    booked.provider_ref = event.payment_intent_id or event.invoice_id
+    return "proration_booked"
 
 
 def _paid_while_ended(session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent) -> str:

@@ -165,19 +165,22 @@ def charge_subscription(
     at: datetime,
     reason: str,
     tax: Money | None = None,
+    provider_ref: str | None = None,
 ) -> None:
     """A renewal or plan-change charge: a paid order of its own, booked like a checkout (with ``tax``, the tax
-    the provider charged with it, when it said)."""
-    billing.charge(session, row, amount, at, reason, tax)
+    the provider charged with it, when it said, and ``provider_ref``, the provider's payment of it)."""
+    order = billing.charge(session, row, amount, at, reason, tax)
+    if provider_ref:
+        order.provider_ref = provider_ref
 
 
 def change_in_provider(
     *, session: Session, row: SubscriptionRow, before: Lifecycle, after: Lifecycle, at: datetime,
     provider: StripeProvider | None,
-) -> tuple[Money, Money] | None:  # fmt: skip
+) -> tuple[Money, Money, str | None] | None:  # fmt: skip
     """A change asked for here to a subscription Stripe bills is made in Stripe first (see
     ``checkout.stripe_subscriptions``); raises (409/502) when Stripe does not make it, so nothing changes here.
-    Returns what Stripe charged for it at once (net, tax) when it invoiced the change, which is what is booked."""
+    Returns what Stripe charged for it at once (net, tax, its payment) when it invoiced the change: what is booked."""
     return stripe_subscriptions.change_in_stripe(
         session, row, before=before, after=after, at=at, provider=provider
     )

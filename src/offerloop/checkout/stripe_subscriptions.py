@@ -67,10 +67,12 @@ def managed_by_stripe(session: Session, row: SubscriptionRow) -> bool:
 def change_in_stripe(
     session: Session, row: SubscriptionRow, *, before: Subscription, after: Subscription, at: datetime,
     provider: StripeProvider | None,
-) -> tuple[Money, Money] | None:  # fmt: skip
+) -> tuple[Money, Money, str | None] | None:  # fmt: skip
     """Make in Stripe the change from ``before`` to ``after`` our lifecycle is about to record (nothing when the
     subscription is not Stripe's or the change asks nothing of Stripe); raises when Stripe does not make it.
-    Returns, for a change Stripe invoices at once (an upgrade), what it charged: (net, tax) in ISO minor units."""
+    Returns, for a change Stripe invoices at once (an upgrade), what it charged: (net, tax) in ISO minor units,
+    and the payment it was charged by (the invoice's PaymentIntent, else the invoice: a later downgrade's credit
+    is refunded from it first)."""
     if not managed_by_stripe(session, row):
         return None
     change = _change(before, after, at)
@@ -110,14 +112,25 @@ def change_in_stripe(
     return charged
 
 
-def _charged(answer: dict[str, Any], currency: str, tax_product: str | None) -> tuple[Money, Money]:
+def invoiced_by_change(session: Session, row: SubscriptionRow, invoice_id: str) -> bool:
+    """Whether ``invoice_id`` is the invoice of a change made here, whose charge was booked with it."""
+    return any(
+        e.type == SENT and _dict(_dict(e.payload).get("data")).get("object", {}).get("latest_invoice") == invoice_id
+        and _dict(_dict(e.payload).get("data")).get("object", {}).get("charged") is not None
+        for e in repository.payment_events_of(session, row.workspace_id, row.order_id, limit=10_000)
+    )  # fmt: skip
+
+
+def _charged(
+    answer: dict[str, Any], currency: str, tax_product: str | None
+) -> tuple[Money, Money, str | None]:
     """What Stripe charged at once for an upgrade: its invoice of the change (``latest_invoice``, expanded,
     billing reason ``subscription_update``), split by line into the tax item's part and the rest; nothing when
     the latest invoice is an older one (Stripe invoiced nothing for the change)."""
     invoice = _dict(answer.get("latest_invoice"))
     zero = Money(currency, 0)
     if invoice.get("billing_reason") != "subscription_update":
-        return zero, zero
+        return zero, zero, None
     total = _int(invoice.get("amount_paid"))
     if total is None or invoice.get("status") != "paid":
         raise ProviderError(
@@ -135,7 +148,8 @@ def _charged(answer: dict[str, Any], currency: str, tax_product: str | None) -> 
             tax += _int(line.get("amount")) or 0
     iso = currencies.from_provider_units(STRIPE, currency, total)
     iso_tax = currencies.from_provider_units(STRIPE, currency, tax)
-    return Money(currency, iso - iso_tax), Money(currency, iso_tax)
+    paid_by = _id(invoice.get("payment_intent")) or _str(invoice.get("id"))
+    return Money(currency, iso - iso_tax), Money(currency, iso_tax), paid_by
 
 
 def _change(

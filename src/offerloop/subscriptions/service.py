@@ -225,6 +225,9 @@ def act(
         price = target.price(sub.currency)
         if not target.recurring or price is None:
             raise InvalidAction(f"{plan} is not a plan offered in {sub.currency}", code="invalid_plan")
+        if not target.active and actor != PROVIDER:
+            # not for sale (checkout refuses it too); the provider reporting a subscription on it is a fact
+            raise InvalidAction(f"{plan} is not for sale", code="invalid_plan")
         kind = Upgrade if price.amount >= sub.amount else Downgrade
         event = kind(plan=plan, amount=price.amount, quotas=dict(target.quotas), interval=target.interval)
     else:
@@ -305,16 +308,19 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
 
 def _effects(
     session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
-    provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money] | None = None,
+    provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money, str | None] | None = None,
 ) -> None:  # fmt: skip
     """Carry the effects out. ``charged``: what the provider charged at once for a plan change (net, tax), booked
     instead of the lifecycle's proration (the provider's is over its own period, rounded per line)."""
+    reported = actor == PROVIDER and not checkout_service.collects_itself(session=session, row=row)
     for effect in effects:
+        if effect.kind == "charge" and reported and effect.reason in ("proration", "plan_change"):
+            continue  # a plan change the provider reports: its invoice books what it charged (not our proration)
         if effect.kind == "charge" and charged is not None and effect.reason in ("proration", "plan_change"):
-            net, tax = charged
+            net, tax, paid_by = charged
             if net.amount or tax.amount:
                 checkout_service.charge_subscription(session=session, row=row, amount=net, at=at,
-                                                     reason=effect.reason, tax=tax)  # fmt: skip
+                                                     reason=effect.reason, tax=tax, provider_ref=paid_by)  # fmt: skip
         elif effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
                 session=session, row=row, amount=effect.amount, at=at, reason=effect.reason or "renewal"
