@@ -225,8 +225,9 @@ def freshness(
             )
             conn.request("POST", "/v1/batch", body=body, headers=headers)
             resp = conn.getresponse()
-            resp.read()
-            if resp.status == 200:
+            answer = resp.read()
+            # acknowledged and stored (a probe quarantined inside a 200 would never be applied: not counted)
+            if resp.status == 200 and orjson.loads(answer).get("accepted") == 1:
                 with lock:
                     acked[user] = time.perf_counter()
             i += 1
