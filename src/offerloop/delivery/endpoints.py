@@ -52,8 +52,7 @@ from offerloop.delivery.schemas import (
 from offerloop.experiments.exceptions import ExperimentNotFound
 from offerloop.identity import service as identity_service
 from offerloop.identity.exceptions import BuyerNotFound
-from offerloop.workspaces import service as workspace_service
-from offerloop.workspaces.auth import DB, SecretKey, get_settings
+from offerloop.workspaces.auth import DB, SecretKey, get_settings, signing_secret
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 
 router = APIRouter(prefix="/v1", tags=["delivery"])
@@ -76,11 +75,6 @@ _GIF: dict[int | str, dict[str, Any]] = {
     }
 }
 STREAM_POLL_S = 5.0  # a stream re-reads this often even unwoken (changes made by another process)
-
-
-def _secret(request: Request, db: Any) -> str:
-    with db.read() as session:
-        return workspace_service.signing_secret(session=session, configured=get_settings(request).secret)
 
 
 # -- journeys -------------------------------------------------------------------------------------------
@@ -251,7 +245,7 @@ def put_rules(request: Request, db: DB, principal: SecretKey, body: dict[str, An
                                    "headers": {"Location": {"schema": {"type": "string"}}}},
                              **error_responses(BadLink)})  # fmt: skip
 def click(request: Request, db: DB, token: str) -> RedirectResponse:
-    secret = _secret(request, db)
+    secret = signing_secret(request)
     with db.write() as session:
         target = service.click(session=session, secret=secret, token=token)
     return RedirectResponse(target, status_code=302)
@@ -270,14 +264,14 @@ _UNSUBSCRIBE_PAGE = (
                   summary="The unsubscribe page (a GET changes nothing: mail scanners follow links)",
                   responses=error_responses(BadLink))  # fmt: skip
 def unsubscribe_page(request: Request, db: DB, token: str) -> HTMLResponse:
-    service.check_unsubscribe_link(secret=_secret(request, db), token=token)
+    service.check_unsubscribe_link(secret=signing_secret(request), token=token)
     return HTMLResponse(_UNSUBSCRIBE_PAGE)
 
 
 @links_router.post("/unsubscribe/{token}", summary="One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
                    responses=error_responses(BadLink))  # fmt: skip
 def unsubscribe(request: Request, db: DB, token: str) -> UnsubscribeResult:
-    secret = _secret(request, db)
+    secret = signing_secret(request)
     with db.write() as session:
         row = service.unsubscribe(session=session, secret=secret, token=token)
         return UnsubscribeResult(unsubscribed=True, channel=row.channel)
@@ -291,7 +285,7 @@ _PIXEL = bytes.fromhex(
 @links_router.get("/open/{token}", response_class=Response, summary="The open pixel (off unless enabled)",
                   responses={**_GIF, **error_responses(BadLink)})  # fmt: skip
 def opened(request: Request, db: DB, token: str) -> Response:
-    secret = _secret(request, db)
+    secret = signing_secret(request)
     with db.write() as session:
         service.opened(session=session, secret=secret, token=token)
     return Response(_PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
@@ -300,7 +294,7 @@ def opened(request: Request, db: DB, token: str) -> Response:
 @links_router.get("/view/{token}", response_class=HTMLResponse, summary="A message in the browser",
                   responses=error_responses(BadLink))  # fmt: skip
 def view(request: Request, db: DB, token: str) -> HTMLResponse:
-    secret = _secret(request, db)
+    secret = signing_secret(request)
     with db.read() as session:
         html = service.view(session=session, secret=secret, token=token)
     return HTMLResponse(
@@ -325,7 +319,9 @@ def inbox_token(request: Request, db: DB, principal: SecretKey, body: InboxToken
     with pipeline.fresh_read(db, workspace_id=principal.workspace_id) as session:
         buyer_id, _ = identity_service.find_buyer(session=session, workspace_id=principal.workspace_id,
                                                   user_id=body.user_id, anonymous_id=body.anonymous_id)  # fmt: skip
-    token, expires = service.inbox_token(_secret(request, db), principal.workspace_id, buyer_id, body.ttl_s)
+    token, expires = service.inbox_token(
+        signing_secret(request), principal.workspace_id, buyer_id, body.ttl_s
+    )
     return InboxToken(token=token, expires_at=expires)
 
 
@@ -344,7 +340,7 @@ def list_inbox(
     cursor: Cursor = None,
     unread: bool = False,
 ) -> Page[InboxItem]:
-    workspace_id, buyer_id = service.inbox_owner(_secret(request, db), token)
+    workspace_id, buyer_id = service.inbox_owner(signing_secret(request), token)
     with db.read() as session:
         return service.inbox(session=session, workspace_id=workspace_id, buyer_id=buyer_id, limit=limit,
                              cursor=cursor, unread=unread)  # fmt: skip
@@ -353,7 +349,7 @@ def list_inbox(
 @router.post("/inbox/{message_id}/read", summary="Mark an in-app message read (records an open)",
              responses=error_responses(BadLink, MessageNotFound))  # fmt: skip
 def read_message(request: Request, db: DB, token: Token, message_id: int) -> InboxItem:
-    workspace_id, buyer_id = service.inbox_owner(_secret(request, db), token)
+    workspace_id, buyer_id = service.inbox_owner(signing_secret(request), token)
     with db.write() as session:
         return service.mark_read(
             session=session, workspace_id=workspace_id, buyer_id=buyer_id, message_id=message_id
@@ -368,7 +364,7 @@ async def inbox_stream(
     request: Request, token: Token, after: Annotated[int, Query(ge=0, description="Last message id seen")] = 0
 ) -> StreamingResponse:
     db = request.app.state.db
-    secret = await run_in_threadpool(_secret, request, db)
+    secret = await run_in_threadpool(signing_secret, request)
     workspace_id, buyer_id, expires = service.inbox_grant(secret, token)
     topic = inbox_topics.topic(workspace_id, buyer_id)
 

@@ -46,6 +46,12 @@ def get_settings(request: Request) -> Any:
     return request.app.state.settings
 
 
+def signing_secret(request: Request) -> str:
+    """The secret that signs links and tokens: the configured one, else the one kept in the database."""
+    with get_db(request).read() as session:
+        return service.signing_secret(session=session, configured=get_settings(request).secret)
+
+
 def authenticate_request(request: Request) -> Principal:
     """Any valid key of a workspace: write keys may send events, nothing else."""
     key = key_from_header(request.headers.get("authorization"))

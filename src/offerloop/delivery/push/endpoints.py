@@ -25,8 +25,7 @@ from offerloop.delivery.push.schemas import (
     VapidPublicKey,
 )
 from offerloop.identity.exceptions import BuyerNotFound
-from offerloop.workspaces import service as workspace_service
-from offerloop.workspaces.auth import DB, AnyKey, SecretKey, get_settings
+from offerloop.workspaces.auth import DB, AnyKey, SecretKey, get_settings, signing_secret
 from offerloop.workspaces.exceptions import InvalidKey, SecretKeyRequired
 from offerloop.workspaces.schemas import Principal
 
@@ -63,7 +62,7 @@ def vapid(db: DB, principal: AnyKey) -> VapidPublicKey:
 def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptionIn) -> PushSubscriptionRead:
     # The write key is public: a page saying "I am userId u_42" proves nothing, and the subscription would then
     # receive u_42's pushes. A known buyer is named by a token the creator's backend minted (or the secret key).
-    owner = _token_buyer(request, db, principal, body.token) if body.token is not None else None
+    owner = _token_buyer(request, principal, body.token) if body.token is not None else None
     if owner is None and body.user_id is not None and not principal.is_secret:
         raise BuyerTokenRequired(
             "a subscription for a userId needs the secret key, or a buyer token from POST /v1/inbox/tokens "
@@ -74,11 +73,9 @@ def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptio
                                  allow_private=bool(get_settings(request).webhook_allow_private))  # fmt: skip
 
 
-def _token_buyer(request: Request, db: DB, principal: Principal, token: str) -> str:
+def _token_buyer(request: Request, principal: Principal, token: str) -> str:
     """The buyer a buyer token (an inbox token) names, in the caller's workspace."""
-    with db.read() as session:
-        secret = workspace_service.signing_secret(session=session, configured=get_settings(request).secret)
-    workspace_id, buyer_id = delivery_service.inbox_owner(secret, token)
+    workspace_id, buyer_id = delivery_service.inbox_owner(signing_secret(request), token)
     if workspace_id != principal.workspace_id:
         raise BadLink("this token is not for this workspace")
     return buyer_id
