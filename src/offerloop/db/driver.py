@@ -36,10 +36,26 @@ def _pg_value(value: Any) -> Any:
     return value
 
 
-def insert_many(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """INSERT rows (tuples in ``columns`` order): one executemany on SQLite, one COPY on PostgreSQL."""
+def insert_many(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    on_conflict: str | None = None,
+) -> None:
+    """INSERT rows (tuples in ``columns`` order): one executemany on SQLite, one COPY on PostgreSQL. With
+    ``on_conflict`` (an ``ON CONFLICT ...`` clause, the same text on both databases), one executemany of
+    ``INSERT ... ON CONFLICT`` on both: for rows a concurrent transaction may insert first (COPY has no
+    conflict clause)."""
     if conn.dialect.name == "postgresql":
-        _copy_rows(conn, table, columns, rows)
+        if on_conflict is None:
+            _copy_rows(conn, table, columns, rows)
+            return
+        values = [tuple(_pg_value(v) for v in row) for row in rows]
+        if values:
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            conn.exec_driver_sql(sql + on_conflict, values)
         return
     # A batch repeats its datetimes (received_at, mostly sent_at): each distinct one is formatted once.
     times: dict[datetime, str] = {}
@@ -57,7 +73,7 @@ def insert_many(conn: Connection, table: str, columns: Sequence[str], rows: Iter
         return
     mark = _placeholder(conn)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(sql if on_conflict is None else f"{sql} {on_conflict}", params)
 
 
 def _copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -51,6 +51,10 @@ def merged_away(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -
     return {r[0] for r in rows}
 
 
+# Both databases: a row inserted first by a concurrent transaction keeps its state and is flagged for a rebuild.
+_FLAG_ON_CONFLICT = "ON CONFLICT (buyer_id) DO UPDATE SET rebuild = TRUE"
+
+
 def save_states(
     session: Session,
     workspace_id: str,
@@ -66,10 +70,16 @@ def save_states(
     new = [b for b in states if b not in existing]
     old = [b for b in states if b in existing]
     if new:
+        # A row that did not exist when it was read may have been made since by a merge that flags its winner
+        # (identity resolution commits while this step runs, on PostgreSQL): that row is kept, flagged, and
+        # the buyer rebuilt from every stored event, these included, at its next apply (the merging event
+        # is the winner's, later in its partition). Before, the conflict failed the step into its backoff,
+        # and reads in the meantime saw the flagged, empty row.
         driver.insert_many(
             session.connection(), "buyer_features",
             ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "event_at", "applied_seq", "rebuild"),
             [(b, workspace_id, states[b], version, at[b], event_at.get(b), marks[b], False) for b in new],
+            on_conflict=_FLAG_ON_CONFLICT,
         )  # fmt: skip
     if old:
         later = bindparam("b_event_at", type_=UTCDateTime())
@@ -114,10 +124,13 @@ def mark_rebuild(
     )
     missing = buyer_ids - set(states(session, workspace_id, buyer_ids))
     if missing:
+        # A features step may insert one of these rows after the read above (it does not see this transaction's
+        # update): the row it made is flagged instead.
         driver.insert_many(
             session.connection(), "buyer_features",
             ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
             [(b, workspace_id, empty, version, at, 0, True) for b in sorted(missing)],
+            on_conflict=_FLAG_ON_CONFLICT,
         )  # fmt: skip
 
 

@@ -1,0 +1,91 @@
+"""A features step and a merge that flags the same buyer, committing in either order while the other runs
+(PostgreSQL: SQLite's one writer serializes them). CI once saw the first order fail the step with a
+unique violation into its backoff, and a read in the meantime counted 0 of a merged buyer's 11 lessons."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete, select, text
+from sqlalchemy.engine import Engine
+
+from offerloop.db.uow import Database
+from offerloop.features import repository
+from offerloop.features.state import new_state
+from offerloop.models import Buyer, BuyerFeatures, Workspace
+from offerloop.workspaces import service as workspace_service
+
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+LESSONS = {"f": {"lessons_started": 4}}  # what the step computed from the buyer's own events only
+
+
+@pytest.fixture
+def shared(engine: Engine) -> Iterator[tuple[Database, str, str]]:
+    """A database whose units of work commit (two transactions must see each other), a workspace and a buyer."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the two transactions cannot overlap")
+    db = Database(engine)
+    with db.write() as session:
+        ws = workspace_service.create_workspace(session=session, name="Merge race").id
+        session.add(Buyer(id="byr_race", workspace_id=ws, user_id="u0", created_at=T0, first_seen_at=T0,
+                          last_seen_at=T0))  # fmt: skip
+    yield db, ws, "byr_race"
+    with db.write() as session:
+        session.execute(delete(Workspace).where(Workspace.id == ws))
+
+
+def _blocked(db: Database, thread: threading.Thread) -> None:
+    """Return once another backend of this database waits for a lock (the merge on the step's row)."""
+    sql = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with db.bind.connect() as conn:
+        for _ in range(2000):
+            if conn.execute(sql).scalar():
+                return
+            assert thread.is_alive(), "the merge finished without waiting for the step"
+            conn.rollback()
+            threading.Event().wait(0.01)
+    raise AssertionError("the merge never waited for the step")
+
+
+def _row(db: Database, buyer_id: str) -> tuple[bool, int, dict[str, object]]:
+    with db.read() as session:
+        row = session.scalars(select(BuyerFeatures).where(BuyerFeatures.buyer_id == buyer_id)).one()
+        return row.rebuild, row.applied_seq, row.state
+
+
+def test_a_step_saving_a_new_row_after_a_merge_flagged_it_keeps_the_flag(shared) -> None:
+    db, ws, buyer = shared
+    with db.write() as step:
+        assert repository.marked_states(step, ws, [buyer]) == {}  # no row yet: the step will insert one
+        with db.write() as merge:  # identity resolution merges another buyer into this one and commits
+            repository.mark_rebuild(merge, ws, {buyer}, 1, new_state(), T0)
+        repository.save_states(step, ws, {buyer: LESSONS}, {buyer: 11}, set(), 1, {buyer: T0}, {buyer: T0})
+    # The merge's row stands, flagged: the buyer is rebuilt from every stored event at its next apply.
+    assert _row(db, buyer) == (True, 0, new_state())
+
+
+def test_a_merge_flagging_a_row_a_step_inserts_meanwhile_flags_it(shared) -> None:
+    db, ws, buyer = shared
+    failed: list[BaseException] = []
+    with db.write() as step:
+        repository.save_states(step, ws, {buyer: LESSONS}, {buyer: 11}, set(), 1, {buyer: T0}, {buyer: T0})
+        step.flush()
+
+        def merge() -> None:  # sees no row (the step has not committed), inserts one, waits on the step's
+            try:
+                with db.write() as session:
+                    repository.mark_rebuild(session, ws, {buyer}, 1, new_state(), T0)
+            except BaseException as exc:  # reported to the test thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=merge)
+        thread.start()
+        _blocked(db, thread)  # on the step's uncommitted row
+    thread.join()
+    assert failed == []
+    assert _row(db, buyer) == (True, 11, LESSONS)  # the step's state, flagged for the rebuild
