@@ -89,3 +89,33 @@ def test_delivery_a_buyer_token_subscribes_its_own_buyer_and_no_other(
         assert len(browser.service.delivered) == 1
     finally:
         browser.close()
+
+
+def test_delivery_an_anonymous_device_merged_into_a_buyer_by_a_write_key_identify_gets_none_of_its_pushes(
+    db: Database, client: TestClient, workspace: WorkspaceCreated
+) -> None:
+    """The write key may link an anonymous id to any userId (Segment's model: the page says who signed in). A
+    visitor subscribes anonymously, then claims Ann's userId: the device is Ann's record now, but not vouched for."""
+    write = basic(workspace.write_key)
+    assert client.post("/v1/identify", json={"userId": "ann"}, headers=write).status_code == 200
+    eavesdropper = Running()
+    try:
+        r = client.post("/v1/push/subscriptions", headers=write,
+                        json={"anonymousId": "evil", "subscription": eavesdropper.subscription("mine", seed=9)})  # fmt: skip
+        assert (r.status_code, r.json()["verified"]) == (201, False), r.text
+        claim = client.post("/v1/identify", json={"userId": "ann", "anonymousId": "evil"}, headers=write)
+        assert claim.status_code == 200
+        with db.read() as session:
+            ann = identity_service.find_buyer(session=session, workspace_id=workspace.id, user_id="ann")[0]
+            # the claim made the device Ann's
+            assert (
+                identity_service.find_buyer(session=session, workspace_id=workspace.id, anonymous_id="evil")[
+                    0
+                ]
+                == ann
+            )
+        sent = push_service.send(db, workspace_id=workspace.id, buyer_id=ann, payload={"title": "Your offer"},
+                                 ttl_s=60, config=PUSH)  # fmt: skip
+        assert (sent, eavesdropper.service.delivered) == ([], [])
+    finally:
+        eavesdropper.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from offerloop.db.base import Base
@@ -112,6 +112,10 @@ class PushSubscription(Base):
     buyer_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     anonymous_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Whether the owner was named by someone who can vouch for it (the secret key, or a buyer token the creator's
+    # backend minted); False for a visitor's own anonymousId. An unverified subscription receives pushes only
+    # while its buyer has no userId: a write-key identify can merge any anonymous device into any userId.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     endpoint: Mapped[str] = mapped_column(Text)
     endpoint_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex: endpoints are too long to index
     p256dh: Mapped[str] = mapped_column(String(100))

@@ -110,9 +110,13 @@ def test_a_subscription_for_an_unknown_id_is_resolved_when_the_buyer_appears(
     early = subscribe(
         client, write_headers, push_service.subscription("laptop", seed=2), anonymousId="anon-9"
     )
-    assert early["resolved"] is False
-    identify(client, write_headers, userId="u_9", anonymousId="anon-9")
-    buyer = buyer_of(db, workspace.id, "u_9")
+    assert (early["resolved"], early["verified"]) == (False, False)
+    r = client.post("/v1/track", json={"anonymousId": "anon-9", "event": "Viewed"}, headers=write_headers)
+    assert r.status_code == 200, r.text
+    with db.read() as session:
+        buyer = identity_service.find_buyer(
+            session=session, workspace_id=workspace.id, anonymous_id="anon-9"
+        )[0]
     [result] = send(db, workspace.id, buyer, {"title": "Hello"})
     assert (result.subscription_id, result.status) == (early["id"], "sent")
     assert [json.loads(d.plaintext) for d in push_service.service.delivered] == [{"title": "Hello"}]
@@ -121,6 +125,30 @@ def test_a_subscription_for_an_unknown_id_is_resolved_when_the_buyer_appears(
             session.scalars(select(PushSubscription.buyer_id).where(PushSubscription.id == early["id"])).one()
             == buyer
         )
+
+
+def test_an_anonymous_subscription_stops_at_sign_in_until_registered_again_with_a_buyer_token(
+    db: Database,
+    client: TestClient,
+    workspace: WorkspaceCreated,
+    write_headers: dict[str, str],
+    secret_headers: dict[str, str],
+    push_service: Running,
+) -> None:
+    """A write-key identify can merge any anonymous device into any userId: a known buyer's pushes go only to
+    subscriptions named by the secret key or a buyer token."""
+    device = push_service.subscription("phone", seed=4)
+    early = subscribe(client, write_headers, device, anonymousId="anon-4")
+    identify(client, write_headers, userId="u_4", anonymousId="anon-4")
+    buyer = buyer_of(db, workspace.id, "u_4")
+    assert send(db, workspace.id, buyer, {"title": "Private"}) == []
+    token = client.post("/v1/inbox/tokens", json={"user_id": "u_4", "ttl_s": 600}, headers=secret_headers)
+    assert token.status_code == 201, token.text
+    again = subscribe(client, write_headers, device, token=token.json()["token"])
+    assert (again["id"], again["verified"], again["user_id"]) == (early["id"], True, "u_4")
+    [result] = send(db, workspace.id, buyer, {"title": "Private"})
+    assert (result.subscription_id, result.status) == (early["id"], "sent")
+    assert [json.loads(d.plaintext) for d in push_service.service.delivered] == [{"title": "Private"}]
 
 
 def test_410_from_the_push_service_deletes_the_subscription(

@@ -70,6 +70,7 @@ def subscribe(request: Request, db: DB, principal: AnyKey, body: PushSubscriptio
         )
     with db.write() as session:
         return service.subscribe(session=session, workspace_id=principal.workspace_id, body=body, buyer_id=owner,
+                                 vouched=principal.is_secret,
                                  allow_private=bool(get_settings(request).webhook_allow_private))  # fmt: skip
 
 

@@ -62,10 +62,11 @@ def subscriptions_of(
     buyer_ids: list[str],
     user_ids: list[str],
     anonymous_ids: list[str],
+    verified_only: bool,
     limit: int,
 ) -> Sequence[PushSubscription]:
-    """A buyer's ``limit`` newest subscriptions: stored under one of its ids, or still unresolved under one of its
-    identities."""
+    """A buyer's ``limit`` newest subscriptions (only verified ones with ``verified_only``): stored under one of
+    its ids, or still unresolved under one of its identities."""
     unresolved = PushSubscription.buyer_id.is_(None)
     conditions: list[Any] = [PushSubscription.buyer_id.in_(buyer_ids)]
     if user_ids:
@@ -73,6 +74,8 @@ def subscriptions_of(
     if anonymous_ids:
         conditions.append(unresolved & PushSubscription.anonymous_id.in_(anonymous_ids))
     stmt = scoped_select(PushSubscription, workspace_id).where(or_(*conditions))
+    if verified_only:
+        stmt = stmt.where(PushSubscription.verified.is_(True))
     newest = stmt.order_by(PushSubscription.updated_at.desc(), PushSubscription.id.desc()).limit(limit)
     return sorted(session.scalars(newest).all(), key=lambda r: r.id)
 

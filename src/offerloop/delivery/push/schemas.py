@@ -108,6 +108,11 @@ class PushSubscriptionRead(BaseModel):
     resolved: bool = Field(
         description="Whether the id already names a known buyer (else it is resolved later)"
     )
+    verified: bool = Field(
+        description="Whether the owner was named by the secret key or a buyer token. An unverified (anonymous) "
+        "subscription receives pushes only while its buyer has no userId: register again with a buyer token "
+        "once the visitor signs in"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -132,7 +132,7 @@ def vapid_public_key(*, session: Session, workspace_id: str, now: datetime | Non
 def _read(row: PushSubscription) -> PushSubscriptionRead:
     return PushSubscriptionRead(
         id=row.id, user_id=row.user_id, anonymous_id=row.anonymous_id, resolved=row.buyer_id is not None,
-        created_at=row.created_at, updated_at=row.updated_at,
+        verified=row.verified, created_at=row.created_at, updated_at=row.updated_at,
     )  # fmt: skip
 
 
@@ -157,11 +157,14 @@ def subscribe(
     body: PushSubscriptionIn,
     allow_private: bool,
     buyer_id: str | None = None,
+    vouched: bool = False,
     now: datetime | None = None,
 ) -> PushSubscriptionRead:
     """Store (or update: same endpoint) a browser's subscription for the buyer the id names, resolved now if
     the buyer is known, else when something is first sent to them; or, with ``buyer_id`` (a buyer token's,
-    checked by the caller), for that buyer, kept by its userId (else an anonymousId) so it follows merges."""
+    checked by the caller), for that buyer, kept by its userId (else an anonymousId) so it follows merges.
+    It is verified when the caller vouches for the ids (the secret key) or names the buyer by token; a
+    visitor's own anonymousId is not, and receives pushes only while its buyer has no userId."""
     now = now or utcnow()
     endpoint = body.subscription.endpoint
     try:
@@ -171,6 +174,7 @@ def subscribe(
     except InvalidTargetUrl as exc:
         raise InvalidSubscription(f"subscription.endpoint: {exc.message}") from None
     user_id, anonymous_id = body.user_id, body.anonymous_id
+    verified = vouched or buyer_id is not None
     if buyer_id is not None:
         buyer = identity_service.get_buyer(session=session, workspace_id=workspace_id, buyer_id=buyer_id)
         if buyer.deleted:
@@ -188,7 +192,7 @@ def subscribe(
         row = PushSubscription(
             id=new_id("psub"), workspace_id=workspace_id, endpoint=endpoint, endpoint_hash=digest, created_at=now,
         )  # fmt: skip
-    row.buyer_id, row.user_id, row.anonymous_id = buyer_id, user_id, anonymous_id
+    row.buyer_id, row.user_id, row.anonymous_id, row.verified = buyer_id, user_id, anonymous_id, verified
     row.p256dh, row.auth = body.subscription.keys.p256dh, body.subscription.keys.auth
     row.updated_at = now
     repository.add(session, row)
@@ -213,6 +217,9 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
             buyer_ids=list({buyer_id, buyer.id}),
             user_ids=user_ids,
             anonymous_ids=anonymous_ids,
+            # A known buyer's pushes go to devices vouched for: a visitor's anonymous subscription may have been
+            # merged into this buyer by a write-key identify that anyone can send.
+            verified_only=bool(user_ids),
             limit=MAX_SUBSCRIPTIONS_PER_PUSH,
         )
     )

@@ -8,6 +8,8 @@
  * A signed-in buyer's subscription needs a buyer token: your backend mints it for the buyer with the secret
  * key (POST /v1/inbox/tokens) and puts it in the page. The write key is public, so a userId alone proves
  * nothing (it is refused: 403 buyer_token_required). userId and anonymousId also label the click reports.
+ * A subscription made with an anonymousId alone stops receiving pushes once its visitor has a userId: call
+ * subscribe again with the token when the visitor signs in.
  *   offerloopPush.unsubscribe({ writeKey: "wk_..." })
  *
  * Must run on a page of the same origin as offerloop (a service worker is same-origin only).
