@@ -52,7 +52,8 @@ _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")  # RFC 8030 §5.4
 
 
 # A push goes to the buyer's newest subscriptions only: anyone with the public write key can subscribe endpoints
-# for a buyer, and each is a request of up to the timeout (a person has a browser or two per device).
+# for an anonymous visitor's id, a buyer's own browser may register many times over the years, and each is a
+# request of up to the timeout (a person has a browser or two per device).
 MAX_SUBSCRIPTIONS_PER_PUSH = 10
 
 
