@@ -166,10 +166,12 @@ def charge_subscription(
     reason: str,
     tax: Money | None = None,
     provider_ref: str | None = None,
+    prorations: tuple[Money, Money] | None = None,
 ) -> None:
     """A renewal or plan-change charge: a paid order of its own, booked like a checkout (with ``tax``, the tax
-    the provider charged with it, when it said, and ``provider_ref``, the provider's payment of it)."""
-    order = billing.charge(session, row, amount, at, reason, tax)
+    the provider charged with it, when it said, ``provider_ref``, the provider's payment of it, and
+    ``prorations``, a plan change's prorations the provider charged with a renewal: see ``billing.charge``)."""
+    order = billing.charge(session, row, amount, at, reason, tax, prorations)
     if provider_ref:
         order.provider_ref = provider_ref
 

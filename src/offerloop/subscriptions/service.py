@@ -179,7 +179,7 @@ def start(*, session: Session, order: Order, offer: Offer, at: datetime, provide
 def act(
     *, session: Session, workspace_id: str, subscription_id: str, action: Action | str, plan: str | None = None,
     at_period_end: bool = True, at: datetime | None = None, actor: str = "api",
-    provider: checkout_service.StripeProvider | None = None,
+    provider: checkout_service.StripeProvider | None = None, prorations: tuple[Money, Money] | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
     Every step is an event on the buyer record; charges and credits go to the ledger; access follows. On a
@@ -187,7 +187,8 @@ def act(
     made in Stripe through ``provider`` first, and a downgrade's credit refunded there; if Stripe does not, the
     error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
     already recorded here is a no-op. Its payment steps (renew, payment_failed, payment_succeeded) are Stripe's
-    alone (ProviderManaged, 409, when asked for by anyone else)."""
+    alone (ProviderManaged, 409, when asked for by anyone else). ``prorations`` (net, tax; signed): a plan change's
+    prorations the provider charged with this renewal, booked on the renewal's order."""
     if action in _PAYMENT_ACTIONS and actor != PROVIDER:
         billed = row_of(session, workspace_id, subscription_id)
         if not checkout_service.collects_itself(session=session, row=billed):
@@ -253,7 +254,7 @@ def act(
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor, provider, charged)
+    _effects(session, row, effects, at, actor, provider, charged, prorations)
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
@@ -309,6 +310,7 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
 def _effects(
     session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
     provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money, str | None] | None = None,
+    prorations: tuple[Money, Money] | None = None,
 ) -> None:  # fmt: skip
     """Carry the effects out. ``charged``: what the provider charged at once for a plan change (net, tax), booked
     instead of the lifecycle's proration (the provider's is over its own period, rounded per line)."""
@@ -323,7 +325,12 @@ def _effects(
                                                      reason=effect.reason, tax=tax, provider_ref=paid_by)  # fmt: skip
         elif effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
-                session=session, row=row, amount=effect.amount, at=at, reason=effect.reason or "renewal"
+                session=session,
+                row=row,
+                amount=effect.amount,
+                at=at,
+                reason=effect.reason or "renewal",
+                prorations=prorations if effect.reason in ("renewal", "first_period") else None,
             )
         elif effect.kind == "credit" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.credit_subscription(
