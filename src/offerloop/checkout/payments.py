@@ -811,8 +811,8 @@ def _plan_of(session: Session, order: Order, event: PaymentEvent, terms: Webhook
 
 
 def _on_subscription_update(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
-    """``customer.subscription.updated``: its status, ``cancel_at_period_end`` and plan, applied when they
-    differ from ours. Money does not move here: the invoices that follow book it."""
+    """``customer.subscription.updated``: its status, ``cancel_at_period_end``, ``pause_collection`` and plan,
+    applied when they differ from ours. Money does not move here: the invoices that follow book it."""
     row = _subscription_of(session, order, event)
     if row is None:
         return "deferred" if order.status == "pending" else "ignored_state"
@@ -843,6 +843,9 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     elif status == "active" and row.status == "past_due":
         act("payment_succeeded")
         done.append("recovered")
+    if event.pause_collection == "" and row.status == "paused":
+        act("resume")  # collection resumed in Stripe (its dashboard, or resumes_at reached)
+        done.append("resumed")
     plan = _plan_of(session, order, event, terms)
     if plan and plan != row.offer_key and row.status in ("active", "trialing"):
         act("change_plan", plan=plan)
@@ -854,6 +857,11 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     elif event.cancel_at_period_end is False and scheduled and row.status in ("active", "trialing"):
         act("resume")
         done.append("cancel_withdrawn")
+    if event.pause_collection and row.status == "active":
+        # collection paused in Stripe's dashboard: paused here too, its access ending as a pause made here does
+        # (Stripe's status stays active; pause_collection is what says it is paused)
+        act("pause")
+        done.append("paused")
     return ",".join(done) or "no_change"
 
 

@@ -35,6 +35,7 @@ from offerloop.subscriptions.lifecycle import (
     Effect,
     Event,
     Pause,
+    PausedBy,
     PaymentFailed,
     PaymentSucceeded,
     Renew,
@@ -214,9 +215,10 @@ def act(
     elif action == "payment_succeeded":
         event = PaymentSucceeded()
     elif action == "pause":
-        event = Pause()
+        event = Pause(by=_role(actor))
     elif action == "resume":
-        event = Resume()
+        # a Stripe subscription's period runs on through pause_collection: our period stays Stripe's
+        event = Resume(by=_role(actor), extend=checkout_service.collects_itself(session=session, row=row))
     elif action == "cancel":
         event = Cancel(at_period_end=at_period_end)
     elif action == "change_plan":
@@ -269,6 +271,12 @@ def act(
                                  f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
+
+
+def _role(actor: str) -> PausedBy:
+    """Who an actor acts for: the buyer (the buyer portal, ``buyer:<id>``) or the creator (their keys, console
+    users, and their payment provider's dashboard, reported by its webhooks)."""
+    return "buyer" if actor.startswith("buyer:") else "creator"
 
 
 def _reached(sub: Subscription, event: Event) -> bool:
