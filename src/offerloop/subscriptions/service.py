@@ -256,7 +256,15 @@ def act(
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor, provider, charged, prorations)
+    try:
+        _effects(session, row, effects, at, actor, provider, charged, prorations)
+    except Exception:
+        if actor != PROVIDER and action == "change_plan":
+            # the downgrade is already made in Stripe, and its credit was not refunded there: it fails here (the
+            # unit of work rolls back), so Stripe's price is put back too
+            checkout_service.undo_in_provider(session=session, row=row, before=previous, after=sub, at=at,
+                                              provider=provider)  # fmt: skip
+        raise
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
