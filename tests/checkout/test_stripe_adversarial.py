@@ -34,6 +34,9 @@ from tests.checkout.test_stripe_subscription_actions import (
 )
 from tests.conftest import LiveServer, bearer
 
+from offerloop.checkout.stripe_events import WebhookEvent, normalize
+from offerloop.core import currencies
+
 __all__ = ["stripe_client", "stripe_server"]
 
 #: The monthly circle retired: no longer for sale, still in the catalog for the buyers already on it.
@@ -361,6 +364,28 @@ def cycle_invoice(
     paid = event("invoice.paid", obj, event_id=f"evt_{invoice_id}")
     paid["created"] = created
     return paid
+
+
+def test_an_invoices_prorations_are_read_from_its_lines_in_every_api_version() -> None:
+    def prorations(lines: list[dict], has_more: bool = False) -> int | None:
+        obj = {"id": "in_1", "object": "invoice", "amount_paid": 0, "currency": "usd",
+               "lines": {"object": "list", "data": lines, "has_more": has_more}}  # fmt: skip
+        normalized = normalize(WebhookEvent(id="evt_1", type="invoice.paid", created=T0, object=obj, raw={}))
+        assert normalized is not None
+        return normalized.proration
+
+    old = [{"amount": 9900, "proration": False}, {"amount": -4950, "proration": True},
+           {"amount": 1950, "proration": True}]  # fmt: skip
+    new = [{"amount": 9900, "parent": {"subscription_item_details": {"proration": False}}},
+           {"amount": 3000, "parent": {"subscription_item_details": {"proration": True}}},
+           {"amount": 25, "parent": {"invoice_item_details": {"proration": True}}}]  # fmt: skip
+    assert (prorations(old), prorations(new), prorations(new[:1])) == (-3000, 3025, 0)
+    assert (prorations(new, has_more=True), prorations([])) == (None, None)  # not every line listed: unknown
+    # MGA: Stripe counts it in hundredths of ISO units (as every amount of the invoice)
+    obj = {"id": "in_2", "object": "invoice", "amount_paid": 0, "currency": "mga",
+           "lines": {"object": "list", "data": [{"amount": 500, "proration": True}], "has_more": False}}  # fmt: skip
+    got = normalize(WebhookEvent(id="evt_2", type="invoice.paid", created=T0, object=obj, raw={}))
+    assert got is not None and got.proration == currencies.from_provider_units("stripe", "mga", 500)
 
 
 def test_a_cycle_invoice_carrying_a_dashboard_downgrades_credit_renews_and_books_what_was_charged(
