@@ -8,7 +8,7 @@ events then report, redelivered or out-of-order events. Driven over HTTP against
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from tests.checkout.test_checkout_flow import deliver
 from tests.checkout.test_stripe_concurrency import stripe_server
 from tests.checkout.test_stripe_provider import FakeStripeServer, event
-from tests.checkout.test_stripe_refunds import balanced, ledger
+from tests.checkout.test_stripe_refunds import balanced, ledger, refund_requests
 from tests.checkout.test_stripe_subscription_actions import (
     NO_TRIAL,
     SUB,
@@ -33,6 +33,9 @@ from tests.checkout.test_stripe_subscription_actions import (
     stripe_plan,
 )
 from tests.conftest import LiveServer, bearer
+
+from offerloop.checkout.stripe_events import WebhookEvent, normalize
+from offerloop.core import currencies
 
 __all__ = ["stripe_client", "stripe_server"]
 
@@ -316,11 +319,6 @@ def test_another_workspaces_subscription_cannot_be_acted_on(
     assert changes(fake_stripe) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a cycle invoice carrying a dashboard plan change's prorations (Stripe's create_prorations) is "
-    "not the plan's amount, so it is refused as amount_mismatch: the period Stripe was paid for is not renewed",
-)
 def test_a_cycle_invoice_carrying_a_dashboard_upgrades_prorations_renews_and_is_booked(
     stripe_client, secret_headers, write_headers, fake_stripe
 ):
@@ -335,5 +333,98 @@ def test_a_cycle_invoice_carrying_a_dashboard_upgrades_prorations_renews_and_is_
                  event_id="evt_cycle_2")  # fmt: skip
     paid["created"] = end + 60
     assert deliver(client, paid).json()["outcome"] == "subscription_renewed"
-    assert sum(o["total"] for o in orders(client, secret_headers) if o["id"] != order["id"]) == amount
+    assert deliver(client, paid).json()["outcome"] == "duplicate"
+    [renewal] = [o for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert (renewal["total"], renewal["provider_ref"]) == (amount, "pi_cycle_2")
+    assert [(line["reason"], line["total"]) for line in renewal["lines"]] == [
+        ("renewal", 9900),
+        ("proration", 3000),
+    ]
+    assert state(client, secret_headers, _sub)["state"]["current_period_start"] == _iso(end)
+    assert ledger(client, secret_headers, renewal["id"])["summary"]["gross"]["amount"] == amount
+    balanced(client, secret_headers)
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def cycle_invoice(
+    order: dict, invoice_id: str, amount: int, created: int, lines: list[dict] | None = None
+) -> dict:
+    obj = {"id": invoice_id, "object": "invoice", "subscription": SUB, "billing_reason": "subscription_cycle",
+           "amount_paid": amount, "currency": "usd", "status": "paid", "payment_intent": f"pi_{invoice_id}",
+           "subscription_details": {"metadata": {"order_id": order["id"]}}}  # fmt: skip
+    if lines is not None:  # as API 2025-03-31 and later list them: the proration flag under parent
+        obj["lines"] = {"object": "list", "has_more": False, "data": [
+            {"id": f"il_{n}", "object": "line_item", "amount": value,
+             "parent": {"type": "subscription_item_details",
+                        "subscription_item_details": {"proration": prorated, "subscription": SUB}}}
+            for n, (value, prorated) in enumerate(lines)]}  # fmt: skip
+    paid = event("invoice.paid", obj, event_id=f"evt_{invoice_id}")
+    paid["created"] = created
+    return paid
+
+
+def test_an_invoices_prorations_are_read_from_its_lines_in_every_api_version() -> None:
+    def prorations(lines: list[dict], has_more: bool = False) -> int | None:
+        obj = {"id": "in_1", "object": "invoice", "amount_paid": 0, "currency": "usd",
+               "lines": {"object": "list", "data": lines, "has_more": has_more}}  # fmt: skip
+        normalized = normalize(WebhookEvent(id="evt_1", type="invoice.paid", created=T0, object=obj, raw={}))
+        assert normalized is not None
+        return normalized.proration
+
+    old = [{"amount": 9900, "proration": False}, {"amount": -4950, "proration": True},
+           {"amount": 1950, "proration": True}]  # fmt: skip
+    new = [{"amount": 9900, "parent": {"subscription_item_details": {"proration": False}}},
+           {"amount": 3000, "parent": {"subscription_item_details": {"proration": True}}},
+           {"amount": 25, "parent": {"invoice_item_details": {"proration": True}}}]  # fmt: skip
+    assert (prorations(old), prorations(new), prorations(new[:1])) == (-3000, 3025, 0)
+    assert (prorations(new, has_more=True), prorations([])) == (None, None)  # not every line listed: unknown
+    # MGA: Stripe counts it in hundredths of ISO units (as every amount of the invoice)
+    obj = {"id": "in_2", "object": "invoice", "amount_paid": 0, "currency": "mga",
+           "lines": {"object": "list", "data": [{"amount": 500, "proration": True}], "has_more": False}}  # fmt: skip
+    got = normalize(WebhookEvent(id="evt_2", type="invoice.paid", created=T0, object=obj, raw={}))
+    assert got is not None and got.proration == currencies.from_provider_units("stripe", "mga", 500)
+
+
+def test_a_cycle_invoice_carrying_a_dashboard_downgrades_credit_renews_and_books_what_was_charged(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """Downgraded in Stripe's dashboard (its credit for the unused time is Stripe's, on the next invoice): the
+    cycle invoice lists the new period (3900) and the prorations (-4950 + 1950): 900 charged, 900 booked."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    stripe_sub = fake_stripe.state.subscriptions[SUB]
+    stripe_sub["items"]["data"][0]["price"]["unit_amount"] = 3900
+    stripe_sub["metadata"]["plan"] = "membership-monthly"
+    updated = echo(fake_stripe, "customer.subscription.updated", "evt_dashboard_downgrade", T0 + 86_400)
+    assert deliver(client, updated).json()["outcome"] == "plan_changed"
+    assert refund_requests(fake_stripe) == []
+    end = stripe_sub["current_period_end"]
+    paid = cycle_invoice(order, "in_down", 900, end + 60, [(3900, False), (-4950, True), (1950, True)])
+    assert deliver(client, paid).json()["outcome"] == "subscription_renewed"
+    [renewal] = [o for o in orders(client, secret_headers) if o["id"] != order["id"]]
+    assert (renewal["subtotal"], renewal["discount"], renewal["total"]) == (3900, 3000, 900)
+    assert state(client, secret_headers, sub)["state"]["current_period_start"] == _iso(end)
+    balanced(client, secret_headers)
+
+
+def test_a_cycle_invoice_off_the_plans_amount_without_a_plan_change_is_still_refused(
+    stripe_client, secret_headers, write_headers, fake_stripe
+):
+    """Prorations are accepted only as Stripe reports them: listed as proration lines, or (no lines listed) after
+    a plan change Stripe reported this period. Any other amount is refused visibly and books nothing."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    end = fake_stripe.state.subscriptions[SUB]["current_period_end"]
+    before = state(client, secret_headers, sub)
+    assert (
+        deliver(client, cycle_invoice(order, "in_odd", 12900, end + 60)).json()["outcome"]
+        == "amount_mismatch"
+    )
+    listed = cycle_invoice(order, "in_odd_lines", 12900, end + 61, [(9900, False), (3000, False)])
+    assert deliver(client, listed).json()["outcome"] == "amount_mismatch"
+    assert [o["id"] for o in orders(client, secret_headers)] == [order["id"]]
+    assert state(client, secret_headers, sub) == before
     balanced(client, secret_headers)

@@ -260,3 +260,46 @@ def test_a_downgrade_locks_the_plans_orders_before_the_plan(
         sa_event.remove(engine, "before_cursor_execute", record)
     assert "orders" in seen and "subscriptions" in seen
     assert seen.index("orders") < seen.index("subscriptions"), seen
+
+
+def stripe_price(fake: FakeStripeServer) -> tuple[list[int], str | None]:
+    sub = fake.state.subscriptions["sub_plan"]
+    return [i["price"]["unit_amount"] for i in sub["items"]["data"]], sub["metadata"].get("plan")
+
+
+@pytest.mark.parametrize("how", ["refused", "failed", "unreachable"])
+def test_a_downgrade_whose_credit_stripe_does_not_refund_does_not_stand_in_stripe_either(
+    stripe_client, db, secret_headers, write_headers, fake_stripe, how
+):
+    """The price is changed in Stripe first, then the credit refunded: when the refund does not happen the
+    downgrade fails here, and Stripe's price goes back too (it used to stay the cheaper plan's: Stripe would then
+    charge 39.00 a month for a subscription held here at 99.00, refused as amount_mismatch, its access ending).
+    Asked again once Stripe refunds, the downgrade is made under a new key (not a replay of the undone one)."""
+    client = stripe_client
+    order, sub = stripe_plan(client, secret_headers, write_headers, fake_stripe)
+    checkout_run(db)
+    if how == "refused":
+        fake_stripe.state.replies.append(
+            (
+                400,
+                stripe_error("invalid_request_error", "charge_already_refunded", "Charge has been refunded"),
+            )
+        )
+    elif how == "failed":
+        fake_stripe.state.refund_status = "failed"
+    else:
+        fake_stripe.state.replies.extend([(500, stripe_error("api_error", "", "Try again"))] * 3)
+    r = downgrade(client, secret_headers, sub)
+    assert r.status_code in (409, 502), r.text
+    assert_unchanged(client, secret_headers, order, sub)
+    assert stripe_price(fake_stripe) == ([9900], "inner-circle")
+    fake_stripe.state.refund_status = "succeeded"
+    r = downgrade(client, secret_headers, sub)
+    assert r.status_code == 200, r.text
+    assert stripe_price(fake_stripe) == ([3900], "membership-monthly")
+    assert plan_of(client, secret_headers, sub) == ("membership-monthly", 3900)
+    keys = [q.headers.get("idempotency-key") for q in fake_stripe.state.requests
+            if q.path == "/v1/subscriptions/sub_plan" and q.method == "POST"]  # fmt: skip
+    assert len(set(keys)) == len(keys) == 3, keys  # change, undo, change again: three keys
+    assert fake_stripe.state.refunded == {"pi_plan": 6000}
+    balanced(client, secret_headers)

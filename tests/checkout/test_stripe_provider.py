@@ -1169,6 +1169,7 @@ OCCURRED = datetime(2026, 1, 1, tzinfo=UTC)
                 "metadata": SUB_TAGS,
                 "billing_reason": "subscription_cycle",
                 "attempt_count": 1,
+                "proration": 0,  # it lists its lines, none a proration
             },
         ),
         (

@@ -313,6 +313,37 @@ def test_pause_and_resume_add_the_paused_time_to_the_period() -> None:
     assert (sub.current_period_start, sub.current_period_end) == (utc(2025, 4, 21), utc(2025, 5, 21))
 
 
+def test_a_creators_pause_is_lifted_by_the_creator_only_and_a_buyers_by_either() -> None:
+    start, paused_at = utc(2025, 3, 1), utc(2025, 3, 21)
+    sub, _ = apply(active_from(start), Pause(by="creator"), at=paused_at)
+    assert sub.paused_by == "creator"
+    with pytest.raises(SubscriptionError) as info:
+        apply(sub, Resume(by="buyer"), at=utc(2025, 3, 22))
+    assert (info.value.status_code, info.value.code) == (409, "paused_by_creator")
+    resumed, _ = apply(sub, Resume(by="creator"), at=utc(2025, 3, 22))
+    assert (resumed.state, resumed.paused_by) == ("active", None)
+    for by in ("buyer", "creator"):
+        theirs, _ = apply(active_from(start), Pause(by="buyer"), at=paused_at)
+        assert apply(theirs, Resume(by=by), at=utc(2025, 3, 22))[0].state == "active"
+
+
+def test_a_resume_that_keeps_the_providers_period_does_not_extend_it() -> None:
+    sub, _ = apply(active_from(utc(2025, 3, 1)), Pause(), at=utc(2025, 3, 21))
+    kept, _ = apply(sub, Resume(extend=False), at=utc(2025, 3, 25))
+    assert (kept.current_period_start, kept.current_period_end) == (utc(2025, 3, 1), utc(2025, 4, 1))
+    resumed_at = utc(2025, 4, 10)
+    sub, effects = apply(sub, Resume(extend=False), at=resumed_at)
+    # (paused Mar 21 .. Apr 10: the provider's period ended Apr 1 and its next one, voided, runs to May 1)
+    assert (sub.state, sub.current_period_start, sub.current_period_end, sub.anchor_day) == (
+        "active", utc(2025, 4, 1), utc(2025, 5, 1), 1,
+    )  # fmt: skip
+    assert effects == [state("paused", "active"), Effect("access_start", at=resumed_at)]
+    # paused across two period ends (Jan 31 anchor): the period resumed into is the provider's, on its anchor
+    sub, _ = apply(active_from(utc(2025, 1, 31)), Pause(), at=utc(2025, 2, 10))
+    sub, _ = apply(sub, Resume(extend=False), at=utc(2025, 3, 31))
+    assert (sub.current_period_start, sub.current_period_end) == (utc(2025, 3, 31), utc(2025, 4, 30))
+
+
 def test_pause_after_the_period_ended_needs_a_renewal_first() -> None:
     sub = active_from(utc(2025, 3, 1))
     assert refused(sub, Pause(), utc(2025, 4, 1)).message == (

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from offerloop.checkout import payments, repository
+from offerloop.checkout.exceptions import CheckoutError
 from offerloop.checkout.orders import book_sale, load, refund_order
 from offerloop.checkout.stripe_events import PROVIDER as STRIPE
 from offerloop.checkout.stripe_provider import StripeProvider
@@ -26,22 +27,37 @@ def collects_itself(session: Session, row: SubscriptionRow, first: Order | None 
 
 
 def charge(
-    session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str, tax: Money | None = None
-) -> Order:
+    session: Session, row: SubscriptionRow, amount: Money, at: datetime, reason: str, tax: Money | None = None,
+    prorations: tuple[Money, Money] | None = None,
+) -> Order:  # fmt: skip
     """A renewal (or a plan change's charge) is an order of its own, paid, on the buyer's record and ledger,
     booked by the same rule as a checkout: tax and platform fee at the rates of the subscription's order (the
-    tax a provider charged with it, ``tax``, when it said). Returns the order."""
+    tax a provider charged with it, ``tax``, when it said). ``prorations`` (net, tax; signed) are the prorations
+    of a plan change the provider charged on the same invoice: a charge is a line of its own (reason
+    ``proration``), a credit the line's discount, so the order is what the invoice charged. Returns the order."""
     first = repository.order(session, row.workspace_id, row.order_id)
     tax_percent = first.tax_percent if first else "0"
     tax = amount.percent(tax_percent) if tax is None else tax
+    extra, extra_tax = (prorations[0].amount, prorations[1].amount) if prorations else (0, 0)
+    credit = max(0, -extra)
+    line = {"offer_key": row.offer_key, "title": row.offer_key, "role": "offer", "unit_amount": amount.amount,
+            "quantity": 1, "subtotal": amount.amount, "discount": credit, "total": amount.amount - credit,
+            "subscription_id": row.id, "reason": reason}  # fmt: skip
+    lines = [line]
+    if extra > 0:
+        lines.append({**line, "title": f"{row.offer_key} (proration)", "unit_amount": extra, "subtotal": extra,
+                      "discount": 0, "total": extra, "reason": "proration"})  # fmt: skip
+    subtotal, total_tax = amount.amount + max(0, extra), tax.amount + extra_tax
+    if credit > amount.amount or total_tax < 0:
+        raise CheckoutError(
+            f"a credit of {credit} exceeds the {amount.amount} it is taken from", code="charge_mismatch"
+        )
     order = Order(
         id=new_id("ord"), workspace_id=row.workspace_id, buyer_id=row.buyer_id, status="paid",
-        provider=first.provider if first else "manual", currency=amount.currency, subtotal=amount.amount, discount=0,
-        tax=tax.amount, total=amount.amount + tax.amount, refunded=0, coupon=None, created_at=at, paid_at=at,
-        updated_at=at, tax_percent=tax_percent, platform_fee_percent=first.platform_fee_percent if first else "0",
-        lines=[{"offer_key": row.offer_key, "title": row.offer_key, "role": "offer", "unit_amount": amount.amount,
-                "quantity": 1, "subtotal": amount.amount, "discount": 0, "total": amount.amount, "subscription_id": row.id,
-                "reason": reason}],
+        provider=first.provider if first else "manual", currency=amount.currency, subtotal=subtotal,
+        discount=credit, tax=total_tax, total=subtotal - credit + total_tax, refunded=0, coupon=None, created_at=at,
+        paid_at=at, updated_at=at, tax_percent=tax_percent,
+        platform_fee_percent=first.platform_fee_percent if first else "0", lines=lines,
     )  # fmt: skip
     repository.add(session, order)
     repository.flush(session)

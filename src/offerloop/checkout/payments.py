@@ -598,7 +598,13 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         return "already_paid"
     if row.status not in ("active", "trialing", "past_due"):
         return _paid_while_ended(session, order, row, event)
-    problem = _amount_problem(order, event, _renewal_due(session, row))
+    due = _renewal_due(session, row)
+    extra = _cycle_prorations(session, order, row, event, due)
+    credit, credit_tax = _split_tax(order, min(extra, 0))
+    plan = subscriptions_service.state_of(row).amount
+    if -credit.amount > plan or -credit_tax.amount > due - plan:
+        return "amount_mismatch"  # a credit larger than the renewal it is taken from
+    problem = _amount_problem(order, event, due + extra)
     if problem:
         return problem
     outcome = "subscription_renewed"
@@ -620,9 +626,51 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
         action="renew",
         at=max(event.occurred_at, end),
         actor="stripe",
+        prorations=_split_tax(order, extra) if extra else None,
     )
     _tag_renewal(session, row, event)
     return outcome
+
+
+def _cycle_prorations(
+    session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent, due: int
+) -> int:
+    """The part of a cycle invoice that is a plan change's prorations (signed; a credit is negative). A plan
+    change Stripe reported with its default proration (``create_prorations``: a dashboard change) is charged or
+    credited on the next invoice, with the new period. When the invoice lists its lines, its lines flagged
+    ``proration`` say how much; when it does not, the difference from the plan's amount is taken as prorations
+    only if Stripe reported a plan change during the period this invoice closes whose prorations nothing booked
+    yet (otherwise the invoice is an ``amount_mismatch``, as before)."""
+    if event.proration is not None:
+        return event.proration
+    if event.amount is None or event.amount == due or not _unbooked_reported_change(session, order, row):
+        return 0
+    return event.amount - due
+
+
+def _unbooked_reported_change(session: Session, order: Order, row: SubscriptionRow) -> bool:
+    """Whether Stripe reported a plan change (``customer.subscription.updated``, outcome ``plan_changed``) during
+    the current period, and no invoice of a plan change (``proration_booked``) was booked since."""
+    start = subscriptions_service.state_of(row).current_period_start
+    if start is None:
+        return False
+    events = repository.payment_events_of(session, order.workspace_id, order.id, limit=10_000)
+    changed = [e.occurred_at for e in events if e.type == "subscription_updated" and e.occurred_at >= start
+               and "plan_changed" in (e.outcome or "").split(",")]  # fmt: skip
+    if not changed:
+        return False
+    last = max(changed)
+    return not any(e.outcome == "proration_booked" and e.occurred_at >= last for e in events)
+
+
+def _split_tax(order: Order, total: int) -> tuple[Money, Money]:
+    """``total`` (signed) as (net, tax) at the tax rate of the subscription's order, as ``_paid_for_change`` splits
+    a plan change's invoice."""
+    hundred = Decimal(100)
+    size = abs(total)
+    net = int((Decimal(size) * hundred / (hundred + Decimal(order.tax_percent or "0"))).to_integral_value())
+    sign = 1 if total >= 0 else -1
+    return Money(order.currency, sign * net), Money(order.currency, sign * (size - net))
 
 
 def _paid_for_change(session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent) -> str:
@@ -763,8 +811,8 @@ def _plan_of(session: Session, order: Order, event: PaymentEvent, terms: Webhook
 
 
 def _on_subscription_update(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> str:
-    """``customer.subscription.updated``: its status, ``cancel_at_period_end`` and plan, applied when they
-    differ from ours. Money does not move here: the invoices that follow book it."""
+    """``customer.subscription.updated``: its status, ``cancel_at_period_end``, ``pause_collection`` and plan,
+    applied when they differ from ours. Money does not move here: the invoices that follow book it."""
     row = _subscription_of(session, order, event)
     if row is None:
         return "deferred" if order.status == "pending" else "ignored_state"
@@ -795,6 +843,9 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     elif status == "active" and row.status == "past_due":
         act("payment_succeeded")
         done.append("recovered")
+    if event.pause_collection == "" and row.status == "paused":
+        act("resume")  # collection resumed in Stripe (its dashboard, or resumes_at reached)
+        done.append("resumed")
     plan = _plan_of(session, order, event, terms)
     if plan and plan != row.offer_key and row.status in ("active", "trialing"):
         act("change_plan", plan=plan)
@@ -806,6 +857,11 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     elif event.cancel_at_period_end is False and scheduled and row.status in ("active", "trialing"):
         act("resume")
         done.append("cancel_withdrawn")
+    if event.pause_collection and row.status == "active":
+        # collection paused in Stripe's dashboard: paused here too, its access ending as a pause made here does
+        # (Stripe's status stays active; pause_collection is what says it is paused)
+        act("pause")
+        done.append("paused")
     return ",".join(done) or "no_change"
 
 

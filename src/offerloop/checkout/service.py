@@ -89,6 +89,7 @@ __all__ = [
     "subscription_orders",
     "sweep_due",
     "task_failed",
+    "undo_in_provider",
 ]
 
 SWEEP_LIMIT = subscriptions_service.SWEEP_LIMIT
@@ -166,10 +167,12 @@ def charge_subscription(
     reason: str,
     tax: Money | None = None,
     provider_ref: str | None = None,
+    prorations: tuple[Money, Money] | None = None,
 ) -> None:
     """A renewal or plan-change charge: a paid order of its own, booked like a checkout (with ``tax``, the tax
-    the provider charged with it, when it said, and ``provider_ref``, the provider's payment of it)."""
-    order = billing.charge(session, row, amount, at, reason, tax)
+    the provider charged with it, when it said, ``provider_ref``, the provider's payment of it, and
+    ``prorations``, a plan change's prorations the provider charged with a renewal: see ``billing.charge``)."""
+    order = billing.charge(session, row, amount, at, reason, tax, prorations)
     if provider_ref:
         order.provider_ref = provider_ref
 
@@ -184,6 +187,15 @@ def change_in_provider(
     return stripe_subscriptions.change_in_stripe(
         session, row, before=before, after=after, at=at, provider=provider
     )
+
+
+def undo_in_provider(
+    *, session: Session, row: SubscriptionRow, before: Lifecycle, after: Lifecycle, at: datetime,
+    provider: StripeProvider | None,
+) -> None:  # fmt: skip
+    """A downgrade made in Stripe whose credit Stripe did not refund is put back there (the caller is failing
+    and rolling back): see ``checkout.stripe_subscriptions.undo_downgrade``."""
+    stripe_subscriptions.undo_downgrade(session, row, before=before, after=after, at=at, provider=provider)
 
 
 def lock_orders_of_subscription(*, session: Session, row: SubscriptionRow) -> None:

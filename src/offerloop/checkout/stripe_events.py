@@ -82,6 +82,11 @@ class PaymentEvent:
     refund_id: str | None = None
     #: A failed Refund's ``failure_reason`` (``lost_or_stolen_card``, ``expired_or_canceled_card``…).
     failure_reason: str | None = None
+    #: An invoice's lines flagged as prorations, summed (signed: a credit is negative); ``None`` when the invoice
+    #: does not list all its lines (no ``lines``, or ``lines.has_more``).
+    proration: int | None = None
+    #: A subscription's ``pause_collection`` (its ``behavior``), ``""`` when it is unset, ``None`` when absent.
+    pause_collection: str | None = None
 
 
 # -- webhook decoding ---------------------------------------------------------------------------
@@ -182,7 +187,7 @@ def normalize(event: WebhookEvent) -> PaymentEvent | None:
     metadata = fields.pop("metadata")
     # Stripe counts some currencies in another unit than ISO 4217 (MGA, ISK): back to ISO minor units
     if base["currency"] and currencies.is_active(base["currency"].upper()):
-        for key in ("amount", "amount_refunded", "fee"):
+        for key in ("amount", "amount_refunded", "fee", "proration"):
             if fields.get(key) is not None:
                 fields[key] = currencies.from_provider_units("stripe", base["currency"], fields[key])
     previous = _dict(event.raw.get("data")).get("previous_attributes")
@@ -224,7 +229,31 @@ def _from_invoice(obj: dict[str, Any], *, paid: bool) -> dict[str, Any]:
         "payment_status": _str(obj.get("status")),
         "billing_reason": _str(obj.get("billing_reason")),
         "attempt_count": _int(obj.get("attempt_count")),
+        "proration": _prorations(obj),
     }
+
+
+def _prorations(invoice: dict[str, Any]) -> int | None:
+    """The sum of an invoice's proration lines: ``proration`` on the line (API versions before 2025-03-31), else
+    ``parent.subscription_item_details.proration`` / ``parent.invoice_item_details.proration``. ``None`` when
+    the invoice does not list all its lines."""
+    lines = _dict(invoice.get("lines"))
+    rows = lines.get("data")
+    if not isinstance(rows, list) or not rows or lines.get("has_more") is True:
+        return None
+    total = 0
+    for row in rows:
+        if not isinstance(row, dict):
+            return None
+        parent = _dict(row.get("parent"))
+        flags = (row.get("proration"), _dict(parent.get("subscription_item_details")).get("proration"),
+                 _dict(parent.get("invoice_item_details")).get("proration"))  # fmt: skip
+        if True in flags:
+            amount = _int(row.get("amount"))
+            if amount is None:
+                return None
+            total += amount
+    return total
 
 
 def _from_subscription(obj: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +280,19 @@ def _from_subscription(obj: dict[str, Any]) -> dict[str, Any]:
         "cancel_at_period_end": obj.get("cancel_at_period_end")
         if isinstance(obj.get("cancel_at_period_end"), bool)
         else None,
+        "pause_collection": _pause_collection(obj),
     }
+
+
+def _pause_collection(obj: dict[str, Any]) -> str | None:
+    """``pause_collection.behavior`` of a subscription (``void``, ``keep_as_draft``, ``mark_uncollectible``),
+    ``""`` when Stripe says it is unset (``null``), ``None`` when the object does not say."""
+    if "pause_collection" not in obj:
+        return None
+    value = obj.get("pause_collection")
+    if value is None or value == "":
+        return ""
+    return _str(_dict(value).get("behavior")) or "void"
 
 
 def _from_charge(obj: dict[str, Any]) -> dict[str, Any]:

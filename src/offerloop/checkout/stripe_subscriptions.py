@@ -112,6 +112,46 @@ def change_in_stripe(
     return charged
 
 
+def undo_downgrade(
+    session: Session, row: SubscriptionRow, *, before: Subscription, after: Subscription, at: datetime,
+    provider: StripeProvider | None,
+) -> None:  # fmt: skip
+    """Put Stripe's price back after a downgrade made there (``change_in_stripe``) whose credit Stripe then did not
+    refund: the caller's unit of work is rolling back and the downgrade fails here, so it must not stand in Stripe
+    either (Stripe would go on charging the cheaper plan while we hold the dearer one). The price goes back without
+    proration, under a key of its own; once the rollback is done, the change's key and the undo's are remembered as
+    spent, so that asking again sends Stripe a new key (a replay of the first answer would change nothing there)."""
+    if provider is None or not managed_by_stripe(session, row) or after.plan == before.plan:
+        return
+    change = _change(before, after, at)
+    if change is None or change[2].get("proration_behavior") != "none":
+        return  # not a downgrade made in Stripe without proration: nothing to put back
+    stripe_id = row.provider_subscription_id
+    assert stripe_id is not None
+    n = _sequence(session, row)  # the change's own key (recorded in this unit of work) is the one before
+    done_key, undo_key = _key_at(row, n - 1, change[0]), _key_at(row, n, f"undo-{change[0]}")
+    outcome = "undone"
+    try:
+        items, _tax = _items(session, row, provider, stripe_id, before)
+        params = {"metadata": {PLAN_KEY: before.plan}, "proration_behavior": "none", **items}
+        provider.update_subscription(stripe_id, params, idempotency_key=undo_key)
+    except (CheckoutError, ProviderError, ProviderRefused) as exc:
+        # Stripe keeps the cheaper price: its next invoice is refused here as an amount_mismatch, visibly
+        outcome = f"undo_failed:{getattr(exc, 'code', 'error')}"
+    ws = row.workspace_id
+    spent = [_row(row, done_key, REFUSED, outcome, {"undo_key": undo_key}),
+             _row(row, undo_key, REFUSED, outcome, {"undoes": done_key})]  # fmt: skip
+
+    def store(db: Database) -> None:
+        with db.write() as s:
+            for stored in spent:
+                if repository.payment_event(s, STRIPE, stored.provider_event_id) is None:
+                    stored.workspace_id = ws
+                    repository.add(s, stored)
+
+    after_rollback(session, store)
+
+
 def invoiced_by_change(session: Session, row: SubscriptionRow, invoice_id: str) -> bool:
     """Whether ``invoice_id`` is the invoice of a change made here, whose charge was booked with it."""
     return any(
@@ -230,13 +270,21 @@ def _key(session: Session, row: SubscriptionRow, label: str) -> str:
     """The idempotency key of the subscription's next change: its changes Stripe accepted and refused so far
     number it, the change names it. A retry after an unknown outcome (nothing was recorded) sends the same
     key and gets Stripe's first answer back; a key Stripe refused is never sent again."""
+    return _key_at(row, _sequence(session, row), label)
+
+
+def _key_at(row: SubscriptionRow, n: int, label: str) -> str:
+    return f"offerloop-sub-{row.id}-{n}-{label}"
+
+
+def _sequence(session: Session, row: SubscriptionRow) -> int:
+    """How many changes of the subscription Stripe accepted or refused so far (spent keys)."""
     prefix = f"offerloop-sub-{row.id}-"
-    done = sum(
+    return sum(
         1
         for e in repository.payment_events_of(session, row.workspace_id, row.order_id, limit=10_000)
         if e.type in (SENT, REFUSED) and e.provider_event_id.startswith(prefix)
     )
-    return f"{prefix}{done}-{label}"
 
 
 def _row(row: SubscriptionRow, key: str, kind: str, outcome: str, data: dict[str, Any]) -> PaymentEventRow:

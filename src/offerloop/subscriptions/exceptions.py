@@ -12,11 +12,14 @@ INVALID_TRANSITION: Final = "invalid_transition"
 QUOTA_EXHAUSTED: Final = "quota_exhausted"
 QUOTA_UNKNOWN: Final = "quota_unknown"
 QUOTA_UNAVAILABLE: Final = "quota_unavailable"
+#: A buyer asking to resume a pause the creator made: the creator's decision stands.
+PAUSED_BY_CREATOR: Final = "paused_by_creator"
 
 
 class SubscriptionError(OfferloopError):
-    """An event the subscription cannot take in its state (code ``invalid_transition``), or a quota
-    that cannot be used (``quota_exhausted``, ``quota_unknown``, ``quota_unavailable``)."""
+    """An event the subscription cannot take in its state (code ``invalid_transition``; ``paused_by_creator``
+    for a buyer resuming the creator's pause), or a quota that cannot be used (``quota_exhausted``,
+    ``quota_unknown``, ``quota_unavailable``)."""
 
     status_code = 409
     code = INVALID_TRANSITION

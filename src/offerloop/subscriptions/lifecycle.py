@@ -39,6 +39,7 @@ from offerloop.core.money import Money, currency_code
 from offerloop.offers.catalog import INTERVALS, Interval, Offer
 from offerloop.offers.exceptions import PricingError
 from offerloop.subscriptions.exceptions import (
+    PAUSED_BY_CREATOR,
     QUOTA_EXHAUSTED,
     QUOTA_UNAVAILABLE,
     QUOTA_UNKNOWN,
@@ -58,6 +59,7 @@ __all__ = [
     "EffectKind",
     "Event",
     "Pause",
+    "PausedBy",
     "PaymentFailed",
     "PaymentSucceeded",
     "Renew",
@@ -76,6 +78,9 @@ __all__ = [
 ]
 
 State: TypeAlias = Literal["incomplete", "trialing", "active", "past_due", "paused", "canceled"]
+#: Who asks for a pause or resume: the creator (their team, their keys, their payment provider's dashboard) or
+#: the buyer (the buyer portal).
+PausedBy: TypeAlias = Literal["creator", "buyer"]
 STATES: Final[tuple[str, ...]] = ("incomplete", "trialing", "active", "past_due", "paused", "canceled")
 # Retries after a failed renewal, in days after that first failure; the last failure cancels.
 DEFAULT_RETRY_DAYS: Final[tuple[int, ...]] = (1, 3, 5)
@@ -131,6 +136,7 @@ class Subscription:
     next_retry_at: datetime | None = None
     cancel_at_period_end: bool = False
     paused_at: datetime | None = None
+    paused_by: PausedBy | None = None  # who paused it: a creator's pause is not the buyer's to lift
     canceled_at: datetime | None = None
     quotas: Mapping[str, int] = field(default_factory=dict, hash=False)  # allowed uses per period
     quota_used: Mapping[str, int] = field(default_factory=dict, hash=False)  # uses this period
@@ -211,14 +217,21 @@ class Renew:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
+    """Pause an active subscription (access ends until it resumes); ``by`` who asked."""
+
+    by: PausedBy = "creator"
     name: ClassVar[str] = "pause"
     verb: ClassVar[str] = "pause"
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """Resume a paused subscription, or withdraw a scheduled cancellation."""
+    """Resume a paused subscription, or withdraw a scheduled cancellation; ``by`` who asked. A pause the creator
+    made is lifted by the creator only. ``extend``: the paused time is added to the period (False when the
+    payment provider keeps its own period through a pause, as Stripe's ``pause_collection`` does)."""
 
+    by: PausedBy = "creator"
+    extend: bool = True
     name: ClassVar[str] = "resume"
     verb: ClassVar[str] = "resume"
 
@@ -420,7 +433,7 @@ def _pause(sub: Subscription, event: Pause, at: datetime) -> tuple[Subscription,
         raise _illegal(sub, event, "only an active subscription can be paused")
     if at >= _period_end(sub):
         raise _illegal(sub, event, f"the period ended at {_iso(sub.current_period_end)}: renew first")
-    return replace(sub, state="paused", paused_at=at), [
+    return replace(sub, state="paused", paused_at=at, paused_by=event.by), [
         _state("active", "paused"),
         Effect("access_end", at=at),
     ]
@@ -438,9 +451,24 @@ def _resume(sub: Subscription, event: Resume, at: datetime) -> tuple[Subscriptio
         raise _illegal(sub, event, "it is neither paused nor set to cancel")
     if at < sub.paused_at:
         raise _illegal(sub, event, f"it was paused at {_iso(sub.paused_at)}, after {_iso(at)}")
+    if sub.paused_by == "creator" and event.by == "buyer":
+        raise SubscriptionError(
+            "cannot resume this subscription: the creator paused it, and only the creator can resume it",
+            details={"state": sub.state, "event": event.name, "paused_by": sub.paused_by}, code=PAUSED_BY_CREATOR,
+        )  # fmt: skip
+    if not event.extend:
+        # The provider's period ran on through the pause, on its billing anchor (Stripe voids the invoices of
+        # the periods that ended while paused: nothing was charged for them, nothing is booked): billing follows it.
+        start, end = sub.current_period_start, _period_end(sub)
+        while end <= at:
+            start, end = end, next_period_end(end, sub.interval, anchor_day=sub.anchor_day)
+        resumed = replace(sub, state="active", paused_at=None, paused_by=None, current_period_start=start,
+                          current_period_end=end)  # fmt: skip
+        return resumed, [_state("paused", "active"), Effect("access_start", at=at)]
     # The buyer paid for the whole period: the paused time is added to it, and billing follows.
     end = _period_end(sub) + (at - sub.paused_at)
-    resumed = replace(sub, state="active", paused_at=None, current_period_end=end, anchor_day=end.day)
+    resumed = replace(sub, state="active", paused_at=None, paused_by=None, current_period_end=end,
+                      anchor_day=end.day)  # fmt: skip
     return resumed, [_state("paused", "active"), Effect("access_start", at=at)]
 
 

@@ -39,6 +39,9 @@ class SubscriptionState(BaseModel):
     next_retry_at: datetime | None = None
     cancel_at_period_end: bool = False
     paused_at: datetime | None = None
+    paused_by: Literal["creator", "buyer"] | None = Field(
+        default=None, description="Who paused it: a creator's pause is resumed by the creator only"
+    )
     canceled_at: datetime | None = None
     quotas: dict[str, int] = Field(default_factory=dict)
     quota_used: dict[str, int] = Field(default_factory=dict)

@@ -35,6 +35,7 @@ from offerloop.subscriptions.lifecycle import (
     Effect,
     Event,
     Pause,
+    PausedBy,
     PaymentFailed,
     PaymentSucceeded,
     Renew,
@@ -179,7 +180,7 @@ def start(*, session: Session, order: Order, offer: Offer, at: datetime, provide
 def act(
     *, session: Session, workspace_id: str, subscription_id: str, action: Action | str, plan: str | None = None,
     at_period_end: bool = True, at: datetime | None = None, actor: str = "api",
-    provider: checkout_service.StripeProvider | None = None,
+    provider: checkout_service.StripeProvider | None = None, prorations: tuple[Money, Money] | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
     Every step is an event on the buyer record; charges and credits go to the ledger; access follows. On a
@@ -187,7 +188,8 @@ def act(
     made in Stripe through ``provider`` first, and a downgrade's credit refunded there; if Stripe does not, the
     error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
     already recorded here is a no-op. Its payment steps (renew, payment_failed, payment_succeeded) are Stripe's
-    alone (ProviderManaged, 409, when asked for by anyone else)."""
+    alone (ProviderManaged, 409, when asked for by anyone else). ``prorations`` (net, tax; signed): a plan change's
+    prorations the provider charged with this renewal, booked on the renewal's order."""
     if action in _PAYMENT_ACTIONS and actor != PROVIDER:
         billed = row_of(session, workspace_id, subscription_id)
         if not checkout_service.collects_itself(session=session, row=billed):
@@ -213,9 +215,10 @@ def act(
     elif action == "payment_succeeded":
         event = PaymentSucceeded()
     elif action == "pause":
-        event = Pause()
+        event = Pause(by=_role(actor))
     elif action == "resume":
-        event = Resume()
+        # a Stripe subscription's period runs on through pause_collection: our period stays Stripe's
+        event = Resume(by=_role(actor), extend=checkout_service.collects_itself(session=session, row=row))
     elif action == "cancel":
         event = Cancel(at_period_end=at_period_end)
     elif action == "change_plan":
@@ -253,7 +256,15 @@ def act(
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
     if action == "change_plan":
         row.offer_key = sub.plan
-    _effects(session, row, effects, at, actor, provider, charged)
+    try:
+        _effects(session, row, effects, at, actor, provider, charged, prorations)
+    except Exception:
+        if actor != PROVIDER and action == "change_plan":
+            # the downgrade is already made in Stripe, and its credit was not refunded there: it fails here (the
+            # unit of work rolls back), so Stripe's price is put back too
+            checkout_service.undo_in_provider(session=session, row=row, before=previous, after=sub, at=at,
+                                              provider=provider)  # fmt: skip
+        raise
     if action == "change_plan":
         _switch_grants(session, row, old_plan, sub.plan, actor)
     if before == "active" and sub.state in ("past_due", "canceled") and action == "payment_failed":
@@ -268,6 +279,12 @@ def act(
                                  f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
+
+
+def _role(actor: str) -> PausedBy:
+    """Who an actor acts for: the buyer (the buyer portal, ``buyer:<id>``) or the creator (their keys, console
+    users, and their payment provider's dashboard, reported by its webhooks)."""
+    return "buyer" if actor.startswith("buyer:") else "creator"
 
 
 def _reached(sub: Subscription, event: Event) -> bool:
@@ -309,6 +326,7 @@ def _switch_grants(session: Session, row: SubscriptionRow, old_key: str, new_key
 def _effects(
     session: Session, row: SubscriptionRow, effects: list[Effect], at: datetime, actor: str,
     provider: checkout_service.StripeProvider | None = None, charged: tuple[Money, Money, str | None] | None = None,
+    prorations: tuple[Money, Money] | None = None,
 ) -> None:  # fmt: skip
     """Carry the effects out. ``charged``: what the provider charged at once for a plan change (net, tax), booked
     instead of the lifecycle's proration (the provider's is over its own period, rounded per line)."""
@@ -323,7 +341,12 @@ def _effects(
                                                      reason=effect.reason, tax=tax, provider_ref=paid_by)  # fmt: skip
         elif effect.kind == "charge" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.charge_subscription(
-                session=session, row=row, amount=effect.amount, at=at, reason=effect.reason or "renewal"
+                session=session,
+                row=row,
+                amount=effect.amount,
+                at=at,
+                reason=effect.reason or "renewal",
+                prorations=prorations if effect.reason in ("renewal", "first_period") else None,
             )
         elif effect.kind == "credit" and effect.amount is not None and effect.amount.amount > 0:
             checkout_service.credit_subscription(
