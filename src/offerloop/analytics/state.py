@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from offerloop.analytics import purchases as definition
 from offerloop.analytics import state_repository as repository
 from offerloop.analytics.state_repository import Rows
+from offerloop.db import locks
 from offerloop.decisions import service as decision_service
 
 MAX_CHAIN: Final = 50
-CONFLICT_ATTEMPTS: Final = 5  # reads and writes of one refresh, when a concurrent one committed the same rows
 
 
 def _survivors(session: Session, workspace_id: str, ids: set[str]) -> tuple[set[str], set[str], set[str]]:
@@ -154,38 +154,31 @@ def refresh(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) ->
         return 0
     # Another transaction may refresh one of these buyers meanwhile (PostgreSQL): the analytics consumer and a
     # features step whose persona change refreshes the buyer run in different steps of a partition, and a merged
-    # buyer's events lie in several partitions. Whichever inserts second waits for the first to commit, then
-    # hits its rows: it reads the store again (which now shows the other's commit) and writes what it says.
-    # Before, the unique violation failed the step into its backoff.
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-        live, erased, gone = _survivors(session, workspace_id, ids)
-        owner = _losers(session, workspace_id, live)
-        # merged-away and erased buyers keep no rows of their own
-        dropped = (gone | erased | set(owner)) - live
-        want = _rows(session, workspace_id, live, owner)
-        have = repository.stored(session, workspace_id, live | dropped)
-        changed = {
-            b
-            for b in live
-            if any(w.get(b, set()) != h.get(b, set()) for w, h in zip(want, have, strict=True))
-        }
-        stale = {b for b in dropped if any(b in h for h in have)}
-        if not changed and not stale:
-            return 0
-        rows = [[(workspace_id, *row) for b in sorted(changed) for row in sorted(w.get(b, ()))] for w in want]
-        if session.get_bind().dialect.name != "postgresql":  # one writer at a time: nobody else is inserting
-            repository.delete_buyers(session, workspace_id, changed | stale)
-            repository.insert(session, rows)
-            return len(changed | stale)
-        try:
-            with session.begin_nested():
-                repository.delete_buyers(session, workspace_id, changed | stale)
-                repository.insert(session, rows)
-            return len(changed | stale)
-        except Exception as exc:
-            if attempt == CONFLICT_ATTEMPTS or not repository.is_unique_violation(exc):
-                raise
-    raise AssertionError("unreachable")  # the last attempt returns or raises
+    # buyer's events lie in several partitions. Whichever inserts second waits for the first to commit, then hits
+    # its rows: it reads the store again (which now shows the other's commit) and writes what it says. Before,
+    # the unique violation failed the step into its backoff.
+    return locks.retry_on_conflict(session, lambda: _refresh(session, workspace_id, ids))
+
+
+def _refresh(session: Session, workspace_id: str, ids: set[str]) -> int:
+    live, erased, gone = _survivors(session, workspace_id, ids)
+    owner = _losers(session, workspace_id, live)
+    # merged-away and erased buyers keep no rows of their own
+    dropped = (gone | erased | set(owner)) - live
+    want = _rows(session, workspace_id, live, owner)
+    have = repository.stored(session, workspace_id, live | dropped)
+    changed = {
+        b for b in live if any(w.get(b, set()) != h.get(b, set()) for w, h in zip(want, have, strict=True))
+    }
+    stale = {b for b in dropped if any(b in h for h in have)}
+    if not changed and not stale:
+        return 0
+    repository.delete_buyers(session, workspace_id, changed | stale)
+    repository.insert(
+        session,
+        [[(workspace_id, *row) for b in sorted(changed) for row in sorted(w.get(b, ()))] for w in want],
+    )
+    return len(changed | stale)
 
 
 def forget(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> None:

@@ -210,12 +210,6 @@ def insert(session: Session, rows: Sequence[Sequence[tuple[Any, ...]]]) -> None:
             driver.insert_many(conn, model.__tablename__, columns, table_rows)
 
 
-def is_unique_violation(exc: BaseException) -> bool:
-    """Whether ``exc`` (from the driver, or SQLAlchemy's wrapper of it) is PostgreSQL's unique violation."""
-    found = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return found == "23505"
-
-
 def candidate_buyers(session: Session, workspace_id: str) -> list[str]:
     """Every buyer the state may have rows for: with a paid order, an order event or a persona change."""
     found: set[str] = set()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core import conditions
 from offerloop.core.cache import VersionedCache
+from offerloop.db import locks
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.delivery import audience, repository, rules, sending, templates
@@ -194,6 +195,24 @@ def enter(
 ) -> bool:
     """Start a run for ``entry`` unless its trigger started one already, re-entry forbids it or the
     condition (the trigger's ``where``, or ``where`` given) does not hold; whether it started one."""
+    # The events of a merged buyer lie in several partitions, whose journeys steps run at once (PostgreSQL): two
+    # may read the buyer's last run and insert the same next occurrence. The second waits for the first to commit
+    # and then decides again from the runs it sees (re-entry, the occurrence after the other's); before, its
+    # unique violation failed the step into its backoff.
+    return locks.retry_on_conflict(
+        session, lambda: _enter(session, workspace_id, row, journey, entry, now, where)
+    )
+
+
+def _enter(
+    session: Session,
+    workspace_id: str,
+    row: JourneyVersion,
+    journey: spec.Journey,
+    entry: Entry,
+    now: datetime,
+    where: Any,
+) -> bool:
     if repository.run_for_trigger(session, workspace_id, journey.name, entry.buyer_id, entry.trigger_id):
         return False  # this trigger already started a run (the consumer sees an event again after a replay)
     last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
