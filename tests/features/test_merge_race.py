@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from tests.adversarial.interleave import committed_buyer, wait_until_blocked
 
 from offerloop.db.uow import Database
 from offerloop.features import repository
 from offerloop.features.state import new_state
-from offerloop.models import Buyer, BuyerFeatures, Workspace
-from offerloop.workspaces import service as workspace_service
+from offerloop.models import BuyerFeatures
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 LESSONS = {"f": {"lessons_started": 4}}  # what the step computed from the buyer's own events only
@@ -24,32 +24,8 @@ LESSONS = {"f": {"lessons_started": 4}}  # what the step computed from the buyer
 
 @pytest.fixture
 def shared(engine: Engine) -> Iterator[tuple[Database, str, str]]:
-    """A database whose units of work commit (two transactions must see each other), a workspace and a buyer."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: the two transactions cannot overlap")
-    db = Database(engine)
-    with db.write() as session:
-        ws = workspace_service.create_workspace(session=session, name="Merge race").id
-        session.add(Buyer(id="byr_race", workspace_id=ws, user_id="u0", created_at=T0, first_seen_at=T0,
-                          last_seen_at=T0))  # fmt: skip
-    yield db, ws, "byr_race"
-    with db.write() as session:
-        session.execute(delete(Workspace).where(Workspace.id == ws))
-
-
-def _blocked(db: Database, thread: threading.Thread) -> None:
-    """Return once another backend of this database waits for a lock (the merge on the step's row)."""
-    sql = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    with db.bind.connect() as conn:
-        for _ in range(2000):
-            if conn.execute(sql).scalar():
-                return
-            assert thread.is_alive(), "the merge finished without waiting for the step"
-            conn.rollback()
-            threading.Event().wait(0.01)
-    raise AssertionError("the merge never waited for the step")
+    with committed_buyer(engine, "byr_race", T0) as (db, ws):
+        yield db, ws, "byr_race"
 
 
 def _row(db: Database, buyer_id: str) -> tuple[bool, int, dict[str, object]]:
@@ -85,7 +61,7 @@ def test_a_merge_flagging_a_row_a_step_inserts_meanwhile_flags_it(shared) -> Non
 
         thread = threading.Thread(target=merge)
         thread.start()
-        _blocked(db, thread)  # on the step's uncommitted row
+        wait_until_blocked(db, thread)  # on the step's uncommitted row
     thread.join()
     assert failed == []
     assert _row(db, buyer) == (True, 11, LESSONS)  # the step's state, flagged for the rebuild

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from offerloop.analytics import purchases as definition
 from offerloop.analytics import state_repository as repository
 from offerloop.analytics.state_repository import Rows
+from offerloop.db import locks
 from offerloop.decisions import service as decision_service
 
 MAX_CHAIN: Final = 50
@@ -151,6 +152,15 @@ def refresh(*, session: Session, workspace_id: str, buyer_ids: Iterable[str]) ->
     ids = {b for b in buyer_ids if b}
     if not ids:
         return 0
+    # Another transaction may refresh one of these buyers meanwhile (PostgreSQL): the analytics consumer and a
+    # features step whose persona change refreshes the buyer run in different steps of a partition, and a merged
+    # buyer's events lie in several partitions. Whichever inserts second waits for the first to commit, then hits
+    # its rows: it reads the store again (which now shows the other's commit) and writes what it says. Before,
+    # the unique violation failed the step into its backoff.
+    return locks.retry_on_conflict(session, lambda: _refresh(session, workspace_id, ids))
+
+
+def _refresh(session: Session, workspace_id: str, ids: set[str]) -> int:
     live, erased, gone = _survivors(session, workspace_id, ids)
     owner = _losers(session, workspace_id, live)
     # merged-away and erased buyers keep no rows of their own

@@ -126,14 +126,23 @@ def open_decisions(
         Decision.outcome_event.in_(list(event_names)),
         Decision.reward.is_(None),
     )
-    return list(session.scalars(stmt.order_by(Decision.created_at)))
+    return _still_open(session, stmt)
 
 
 def expire(session: Session, workspace_id: str, now: datetime) -> list[Decision]:
     stmt = scoped_select(Decision, workspace_id).where(
         Decision.reward.is_(None), Decision.window_ends_at < now
     )
-    return list(session.scalars(stmt))
+    return _still_open(session, stmt)
+
+
+def _still_open(session: Session, stmt: Any) -> list[Decision]:
+    """The unrewarded decisions ``stmt`` selects, locked (PostgreSQL) until the caller's transaction ends: an
+    outcome event (a merged buyer's events lie in several partitions) and the job closing windows reward them in
+    other transactions, and a row one of them rewarded meanwhile is waited for, read again and left out (it was
+    overwritten by the second to commit). Locked in one order, so two of them never wait for each other."""
+    locked = stmt.order_by(Decision.created_at, Decision.id).with_for_update()
+    return list(session.scalars(locked.execution_options(populate_existing=True)))
 
 
 def unlearned(session: Session, workspace_id: str, placement: str, limit: int) -> list[Decision]:

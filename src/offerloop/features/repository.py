@@ -134,6 +134,29 @@ def mark_rebuild(
         )  # fmt: skip
 
 
+def forget_merged(
+    session: Session,
+    workspace_id: str,
+    buyer_ids: list[str],
+    version: int,
+    empty: dict[str, Any],
+    at: datetime,
+) -> None:
+    """:func:`forget` for buyers just merged away. On PostgreSQL each row's key is claimed first (an insert that
+    does nothing on conflict): a features step inserting one of these rows (the buyer's first events, read before
+    the merge) is waited for, and its row deleted with the rest; one that inserts after the claim waits for this
+    transaction, and then finds the buyer merged away (``save_states``'s caller forgets it). Before, the delete
+    did not see the step's uncommitted row, which outlived the merge: a merged-away buyer counted twice."""
+    if buyer_ids and session.get_bind().dialect.name == "postgresql":
+        driver.insert_many(
+            session.connection(), "buyer_features",
+            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
+            [(b, workspace_id, empty, version, at, 0, False) for b in sorted(buyer_ids)],
+            on_conflict="ON CONFLICT (buyer_id) DO NOTHING",
+        )  # fmt: skip
+    forget(session, workspace_id, buyer_ids)
+
+
 def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:
     session.execute(scoped_delete(BuyerFeatures, workspace_id).where(BuyerFeatures.buyer_id.in_(buyer_ids)))
     session.execute(scoped_delete(BuyerScore, workspace_id).where(BuyerScore.buyer_id.in_(buyer_ids)))

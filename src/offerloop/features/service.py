@@ -97,6 +97,14 @@ def apply_log(
             event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, received[seq]))
         out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
     repository.save_states(session, workspace_id, out, marks, set(current), version, at, event_at)
+    new = set(out) - set(current)
+    if new and session.get_bind().dialect.name == "postgresql":
+        # A merge that committed while this step inserted a buyer's first row (its insert waited for the merge's
+        # claim on the key, see ``repository.forget_merged``): the row goes, the events are the winner's now.
+        gone = repository.merged_away(session, workspace_id, new)
+        if gone:
+            repository.forget(session, workspace_id, sorted(gone))
+            out = {buyer_id: state for buyer_id, state in out.items() if buyer_id not in gone}
     return {buyer_id: read_features(state, spec, now=at[buyer_id]) for buyer_id, state in out.items()}
 
 
@@ -104,7 +112,8 @@ def merged(*, session: Session, workspace_id: str, winners: Iterable[str], loser
     """Identity resolution folded ``losers`` into ``winners``: the losers' state goes, and each winner's
     is rebuilt from all its stored events the next time its events are applied."""
     if losers:
-        repository.forget(session, workspace_id, losers)
+        version, _ = spec_for(session, workspace_id)
+        repository.forget_merged(session, workspace_id, losers, version, new_state(), utcnow())
     rebuild_on_apply(session=session, workspace_id=workspace_id, buyer_ids=set(winners) - set(losers))
 
 

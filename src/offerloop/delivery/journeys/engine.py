@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from offerloop.core import conditions
 from offerloop.core.cache import VersionedCache
+from offerloop.db import locks
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
 from offerloop.delivery import audience, repository, rules, sending, templates
@@ -194,31 +195,41 @@ def enter(
 ) -> bool:
     """Start a run for ``entry`` unless its trigger started one already, re-entry forbids it or the
     condition (the trigger's ``where``, or ``where`` given) does not hold; whether it started one."""
-    if repository.run_for_trigger(session, workspace_id, journey.name, entry.buyer_id, entry.trigger_id):
-        return False  # this trigger already started a run (the consumer sees an event again after a replay)
-    last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
-    if last is not None:
-        if journey.reentry == "never" or (last.state == "active" and journey.reentry != "always"):
-            return False  # "always": every trigger its own run, alongside the ones still running (a receipt each)
-        if not isinstance(journey.reentry, str) and now - last.started_at < timedelta(
-            seconds=journey.reentry
-        ):
+
+    def attempt() -> bool:
+        if repository.run_for_trigger(session, workspace_id, journey.name, entry.buyer_id, entry.trigger_id):
+            # this trigger already started a run (the consumer sees an event again after a replay)
             return False
-    condition = where if where is not None else journey.trigger.where
-    if not _holds(condition, session, workspace_id, entry.buyer_id, entry.properties, now):
-        return False
-    start = max(now, entry.start_at or now)
-    run = JourneyRun(
-        workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=entry.buyer_id,
-        occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=start,
-        context={"event": {"name": entry.name, "message_id": entry.trigger_id, "properties": entry.properties,
-                           "timestamp": entry.timestamp.isoformat(), "seq": entry.seq},
-                 "timezone": entry.timezone, "decisions": {}},
-        trigger_message_id=entry.trigger_id[:255], started_at=now,
-    )  # fmt: skip
-    repository.add_run(session, run)
-    queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=start, now=now)
-    return True
+        last = repository.last_run(session, workspace_id, journey.name, entry.buyer_id)
+        if last is not None:
+            if journey.reentry == "never" or (last.state == "active" and journey.reentry != "always"):
+                # "always": every trigger its own run, alongside the ones still running (a receipt each)
+                return False
+            if not isinstance(journey.reentry, str) and now - last.started_at < timedelta(
+                seconds=journey.reentry
+            ):
+                return False
+        condition = where if where is not None else journey.trigger.where
+        if not _holds(condition, session, workspace_id, entry.buyer_id, entry.properties, now):
+            return False
+        start = max(now, entry.start_at or now)
+        run = JourneyRun(
+            workspace_id=workspace_id, journey=journey.name, version=row.version, buyer_id=entry.buyer_id,
+            occurrence=(last.occurrence + 1) if last is not None else 1, state="active", step="0", due_at=start,
+            context={"event": {"name": entry.name, "message_id": entry.trigger_id, "properties": entry.properties,
+                               "timestamp": entry.timestamp.isoformat(), "seq": entry.seq},
+                     "timezone": entry.timezone, "decisions": {}},
+            trigger_message_id=entry.trigger_id[:255], started_at=now,
+        )  # fmt: skip
+        repository.add_run(session, run)
+        queue.enqueue(session, kind=RUN, key=str(run.id), workspace_id=workspace_id, run_at=start, now=now)
+        return True
+
+    # The events of a merged buyer lie in several partitions, whose journeys steps run at once (PostgreSQL): two
+    # may read the buyer's last run and insert the same next occurrence. The second waits for the first to commit
+    # and then decides again from the runs it sees (re-entry, the occurrence after the other's); before, its
+    # unique violation failed the step into its backoff.
+    return locks.retry_on_conflict(session, attempt)
 
 
 def _merged_into_an_earlier_run(
