@@ -11,6 +11,7 @@ Each run first deletes the decisions a previous run logged (a buyer's past decis
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -63,6 +64,43 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def through_the_app(url: str, encoded: list[bytes], headers: dict[str, str], warm: int) -> float:
+    """CPU per POST /v1/decide through the whole ASGI app called in-process (middleware, routing, the route, the
+    thread it runs in), without a server or background threads: process time, so both threads count."""
+    from offerloop.api.app import create_app
+
+    app = create_app(Settings(database_url=url), migrate_on_start=False)
+    base = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def one(body: bytes) -> None:
+        status = 0
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])  # type: ignore[call-overload]
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/decide", "raw_path": b"/v1/decide", "root_path": "",
+                 "query_string": b"", "headers": [*base, (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}  # fmt: skip
+        await app(scope, receive, send)
+        assert status == 200, status
+
+    async def run() -> float:
+        for body in encoded[:warm]:
+            await one(body)
+        started = time.process_time()
+        for body in encoded[warm:]:
+            await one(body)
+        return (time.process_time() - started) / (len(encoded) - warm)
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,14 +148,17 @@ def main() -> None:
     in_process = (time.thread_time() - cpu) / (len(bodies) - warm)
     with db.write() as session:
         session.execute(text("DELETE FROM decisions"))
+    headers = {"Authorization": f"Bearer {ws['secret_key']}", "Content-Type": "application/json"}
+    encoded = [orjson.dumps(b) for b in bodies]
+    app_cpu = through_the_app(url, encoded, headers, warm)
+    with db.write() as session:
+        session.execute(text("DELETE FROM decisions"))
     engine.dispose()
 
     server = start_server(url, workers=1)
     try:
         assert server.proc is not None
         pid = server.proc.pid
-        headers = {"Authorization": f"Bearer {ws['secret_key']}", "Content-Type": "application/json"}
-        encoded = [orjson.dumps(b) for b in bodies]
         conn = http.client.HTTPConnection("127.0.0.1", server.port)
         for body in encoded[:warm]:
             conn.request("POST", "/v1/decide", body=body, headers=headers)
@@ -134,6 +175,9 @@ def main() -> None:
     other_s = sum(v - before.get(k, 0.0) for k, v in after.items() if k != pid)
     print(f"machine: {machine()}; load average {started_load} -> {load_average()}")
     print(f"decide in-process (fresh read, decide, log write): {in_process * 1000:.2f} ms CPU per decision")
+    print(
+        f"the ASGI app in-process (no server, no background threads): {app_cpu * 1000:.2f} ms CPU per decision"
+    )
     print(
         f"one server process, {args.connections} connections, {n:,} decisions: {(loop_s + other_s) / n * 1000:.2f} ms "
         f"CPU per decision (event-loop thread {loop_s / n * 1000:.2f}, other threads {other_s / n * 1000:.2f}); "
