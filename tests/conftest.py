@@ -127,6 +127,14 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def tampered(signed: str) -> str:
+    """A signed token (``body.signature``) with its signature's first character changed: a forgery that always
+    differs from the real one. Changing the last characters does not: they may already be the replacement (one
+    run in a few hundred), and the last character of base64 carries unused bits that decoding ignores."""
+    body, dot, sig = signed.rpartition(".")
+    return f"{body}{dot}{'B' if sig[0] == 'A' else 'A'}{sig[1:]}"
+
+
 @pytest.fixture
 def write_headers(workspace: WorkspaceCreated) -> dict[str, str]:
     return basic(workspace.write_key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import basic, bearer
+from tests.conftest import basic, bearer, tampered
 from tests.delivery.push.pushservice import Running
 
 from offerloop.config import Settings
@@ -72,7 +72,7 @@ def test_delivery_a_buyer_token_subscribes_its_own_buyer_and_no_other(
                               json={"token": token, "subscription": browser.subscription("x", seed=5)})  # fmt: skip
         assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "invalid_link")
         forged = client.post("/v1/push/subscriptions", headers=write,
-                             json={"token": token[:-4] + "AAAA", "subscription": browser.subscription("y", seed=6)})  # fmt: skip
+                             json={"token": tampered(token), "subscription": browser.subscription("y", seed=6)})  # fmt: skip
         assert (forged.status_code, forged.json()["error"]["code"]) == (403, "invalid_link")
         with db.read() as session:
             ann, bo = (

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import httpx
-from tests.conftest import basic, bearer
+from tests.conftest import basic, bearer, tampered
 
 from offerloop.core.clock import utcnow
 
@@ -68,7 +68,7 @@ def test_a_message_reaches_the_open_stream_and_tokens_are_per_buyer(live_server)
             ).status_code
             == 404
         )
-        assert http.get("/v1/inbox", params={"token": token[:-2] + "AA"}).status_code == 403
+        assert http.get("/v1/inbox", params={"token": tampered(token)}).status_code == 403
         assert http.get("/v1/inbox", params={"token": "x" * 5000}).status_code == 422
 
         frames: queue.Queue[dict[str, Any]] = queue.Queue()
