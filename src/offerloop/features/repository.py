@@ -126,12 +126,9 @@ def mark_rebuild(
     if missing:
         # A features step may insert one of these rows after the read above (it does not see this transaction's
         # update): the row it made is flagged instead.
-        driver.insert_many(
-            session.connection(), "buyer_features",
-            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
-            [(b, workspace_id, empty, version, at, 0, True) for b in sorted(missing)],
-            on_conflict=_FLAG_ON_CONFLICT,
-        )  # fmt: skip
+        _insert_empty(
+            session, workspace_id, missing, version, empty, at, flagged=True, on_conflict=_FLAG_ON_CONFLICT
+        )
 
 
 def forget_merged(
@@ -148,13 +145,42 @@ def forget_merged(
     transaction, and then finds the buyer merged away (``save_states``'s caller forgets it). Before, the delete
     did not see the step's uncommitted row, which outlived the merge: a merged-away buyer counted twice."""
     if buyer_ids and session.get_bind().dialect.name == "postgresql":
-        driver.insert_many(
-            session.connection(), "buyer_features",
-            ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
-            [(b, workspace_id, empty, version, at, 0, False) for b in sorted(buyer_ids)],
+        _insert_empty(
+            session, workspace_id, buyer_ids, version, empty, at, flagged=False,
             on_conflict="ON CONFLICT (buyer_id) DO NOTHING",
         )  # fmt: skip
     forget(session, workspace_id, buyer_ids)
+
+
+def forget_merged_away(session: Session, workspace_id: str, new: set[str]) -> set[str]:
+    """After ``save_states`` inserted the first rows of ``new`` buyers: forget those a merge committed away in the
+    meantime (on PostgreSQL the insert waited for the merge's claim on the key, see :func:`forget_merged`); the
+    events are the winner's now. Returns the buyers forgotten. SQLite's one writer cannot interleave the two."""
+    if not new or session.get_bind().dialect.name != "postgresql":
+        return set()
+    gone = merged_away(session, workspace_id, new)
+    if gone:
+        forget(session, workspace_id, sorted(gone))
+    return gone
+
+
+def _insert_empty(
+    session: Session,
+    workspace_id: str,
+    buyer_ids: Iterable[str],
+    version: int,
+    empty: dict[str, Any],
+    at: datetime,
+    *,
+    flagged: bool,
+    on_conflict: str,
+) -> None:
+    driver.insert_many(
+        session.connection(), "buyer_features",
+        ("buyer_id", "workspace_id", "state", "spec_version", "updated_at", "applied_seq", "rebuild"),
+        [(b, workspace_id, empty, version, at, 0, flagged) for b in sorted(buyer_ids)],
+        on_conflict=on_conflict,
+    )  # fmt: skip
 
 
 def forget(session: Session, workspace_id: str, buyer_ids: list[str]) -> None:

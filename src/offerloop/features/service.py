@@ -97,14 +97,8 @@ def apply_log(
             event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, received[seq]))
         out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
     repository.save_states(session, workspace_id, out, marks, set(current), version, at, event_at)
-    new = set(out) - set(current)
-    if new and session.get_bind().dialect.name == "postgresql":
-        # A merge that committed while this step inserted a buyer's first row (its insert waited for the merge's
-        # claim on the key, see ``repository.forget_merged``): the row goes, the events are the winner's now.
-        gone = repository.merged_away(session, workspace_id, new)
-        if gone:
-            repository.forget(session, workspace_id, sorted(gone))
-            out = {buyer_id: state for buyer_id, state in out.items() if buyer_id not in gone}
+    gone = repository.forget_merged_away(session, workspace_id, set(out) - set(current))
+    out = {buyer_id: state for buyer_id, state in out.items() if buyer_id not in gone}
     return {buyer_id: read_features(state, spec, now=at[buyer_id]) for buyer_id, state in out.items()}
 
 
