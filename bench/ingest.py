@@ -272,7 +272,48 @@ def freshness(
     deadline = time.perf_counter() + 30
     poller.join()
     engine.dispose()
-    return [applied[u] - acked[u] for u in acked if u in applied], sum(u not in applied for u in acked)
+    lost = [u for u in acked if u not in applied]
+    if lost:
+        diagnose(db_url, workspace_id, lost)
+    return [applied[u] - acked[u] for u in acked if u in applied], len(lost)
+
+
+def diagnose(db_url: str, workspace_id: str, users: list[str]) -> None:
+    """Print what the database holds for probes never seen applied: the stored event, the buyer's identity and
+    features row, the checkpoints of the event's partition and any parked event (the server is still up)."""
+    engine = create_engine(db_url)
+    users = users[:5]
+    queries = {
+        "event": "SELECT id, message_id, buyer_id, part, received_at FROM events "
+        "WHERE workspace_id = :ws AND message_id IN :users",
+        "identity": "SELECT value, buyer_id FROM identities WHERE workspace_id = :ws AND value IN :users",
+        "features": "SELECT f.buyer_id, f.applied_seq, f.rebuild, f.updated_at FROM buyer_features f "
+        "JOIN identities i ON i.buyer_id = f.buyer_id WHERE i.workspace_id = :ws AND i.value IN :users",
+        "parked": "SELECT consumer, seq, error FROM parked_events WHERE workspace_id = :ws",
+        "checkpoints": "SELECT kind, key, state, payload, run_at, lease_until FROM jobs "
+        "WHERE workspace_id = :ws AND kind LIKE 'consumer:%' ORDER BY key, kind",
+    }
+    with engine.connect() as conn:
+        parts = set()
+        for name, sql in queries.items():
+            stmt = text(sql)
+            if ":users" in sql:
+                stmt = stmt.bindparams(bindparam("users", expanding=True))
+            rows = conn.execute(stmt, {"ws": workspace_id, "users": users}).all()
+            if name == "event":
+                parts = {f"{workspace_id}:{r.part}" for r in rows} | {f"{workspace_id}:0"}
+            if name == "checkpoints":
+                rows = [r for r in rows if r.key in parts]
+            for row in rows:
+                print(f"never applied, {name}: {tuple(row)}")
+        cursors = conn.execute(
+            text("SELECT kind, key, cursor FROM jobs WHERE workspace_id = :ws AND kind LIKE 'consumer:%'"),
+            {"ws": workspace_id},
+        ).all()
+        print(
+            f"never applied, cursors: {sorted((r.key, r.kind, r.cursor) for r in cursors if r.key in parts)}"
+        )
+    engine.dispose()
 
 
 def main() -> None:
