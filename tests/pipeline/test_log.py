@@ -502,7 +502,7 @@ def test_a_busy_buyer_partition_never_loses_the_wake_up_of_an_identity_step(real
     i = threading.Thread(target=identity_step)
     i.start()
     b.join(30)
-    recheck = threading.Thread(target=runner.recheck, args=(database, by_name["rewards"], ws.id, part))
+    recheck = threading.Thread(target=runner.recheck, args=(database, [by_name["rewards"]], ws.id, part))
     recheck.start()
     recheck.join(0.3)
     assert recheck.is_alive()  # waiting for the identity step still committing
@@ -568,3 +568,51 @@ def test_with_partitions_behind_the_head_caught_up_says_no_and_catch_up_finds_no
     generation = queue.generation()
     assert runner.catch_up(db, workspace_id=workspace.id, wait_s=0.0) is True
     assert queue.generation() == generation  # nothing was applied, nothing woken
+
+
+def test_one_recheck_queues_each_idle_consumer_of_a_step_that_has_events_pending(
+    real_db, monkeypatch
+) -> None:
+    """A buyer step and its riders recheck together (one read of their rows, one look at the log per checkpoint):
+    each consumer done with events pending is queued again; one done and caught up stays done."""
+    database, ws = real_db
+    monkeypatch.setattr(runner.config, "partitions", 8)
+    _ingest(database, ws.id, [_track(1, "a")])
+    runner.drain(database, workspace_id=ws.id)
+    _ingest(database, ws.id, [_track(2, "a")])
+    with database.write() as session:
+        job = session.scalars(
+            select(Job).where(Job.kind == "consumer:identity", Job.workspace_id == ws.id).with_for_update()
+        ).one()
+        identity = next(c for c in registry.consumers() if c.stage == "identity")
+        assert runner.step(session, database, identity, job, now=utcnow()) is None
+    with database.read() as session:
+        buyer = support.buyers(session, ws.id)["a"]
+        head = pipeline_log.head(session, ws.id)
+    part = pipeline_log.partition_of(buyer, 8)
+    key = pipeline_log.key_of(ws.id, part)
+    behind, caught_up = (
+        [c for c in registry.consumers() if c.stage == "buyer"][:2],
+        [c for c in registry.consumers() if c.stage == "buyer"][2],
+    )
+    with database.write() as session:  # the identity step queued them; they have gone idle since
+        for row in session.scalars(select(Job).where(Job.workspace_id == ws.id, Job.key == key)):
+            row.state = "done"
+            if row.kind == pipeline_log.kind_of(caught_up.name):
+                row.cursor = head
+
+    runner.recheck(database, [*behind, caught_up], ws.id, part)
+
+    with database.read() as session:
+        states = dict(
+            session.execute(
+                select(Job.kind, Job.state).where(Job.workspace_id == ws.id, Job.key == key)
+            ).all()
+        )
+    assert {
+        pipeline_log.kind_of(c.name): states[pipeline_log.kind_of(c.name)] for c in [*behind, caught_up]
+    } == {
+        pipeline_log.kind_of(behind[0].name): "queued",
+        pipeline_log.kind_of(behind[1].name): "queued",
+        pipeline_log.kind_of(caught_up.name): "done",
+    }

@@ -98,6 +98,18 @@ def cursors_at(session: Session, workspace_id: str, kinds: Sequence[str], key: s
     return {kind: cursor for kind, cursor in rows}
 
 
+def states_at(
+    session: Session, workspace_id: str, kinds: Sequence[str], key: str
+) -> dict[str, tuple[str, int | None]]:
+    """kind -> (state, cursor) of these kinds' rows at ``key`` (a kind without a row is absent)."""
+    rows = session.execute(
+        select(Job.kind, Job.state, Job.cursor).where(
+            Job.workspace_id == workspace_id, Job.kind.in_(list(kinds)), Job.key == key
+        )
+    ).all()
+    return {kind: (state, cursor) for kind, state, cursor in rows}
+
+
 def workspace_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Workspace.id).order_by(Workspace.id)))
 

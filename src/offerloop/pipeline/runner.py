@@ -268,13 +268,12 @@ def step(
     # unbounded step needs no second look: appends and identity steps (which bump the partitions they
     # touch) commit strictly before or after this transaction, under the one writer lock.
     if up_to is not None or session.get_bind().dialect.name != "sqlite":
-        for c in (consumer, *(r for r, _ in riders)):
-            after_commit(session, _rechecker(db, c, workspace_id, part))
+        after_commit(session, _rechecker(db, [consumer, *(r for r, _ in riders)], workspace_id, part))
     return None
 
 
-def _rechecker(db: Database, consumer: Consumer, workspace_id: str, part: int) -> Callable[[], None]:
-    return lambda: recheck(db, consumer, workspace_id, part)
+def _rechecker(db: Database, stage: list[Consumer], workspace_id: str, part: int) -> Callable[[], None]:
+    return lambda: recheck(db, stage, workspace_id, part)
 
 
 def _stepped(name: str, out: _Outcome, elapsed: float) -> Callable[[], None]:
@@ -299,20 +298,40 @@ def _park(
     session.flush()
 
 
-def recheck(db: Database, consumer: Consumer, workspace_id: str, part: int) -> None:
-    """Queue the partition again if events arrived while it was going idle."""
-    kind, key = log.kind_of(consumer.name), log.key_of(workspace_id, part)
+def recheck(db: Database, stage: Sequence[Consumer], workspace_id: str, part: int) -> None:
+    """Queue the partition again for those of ``stage`` (consumers of one stage, a step and its riders) that went
+    idle while events arrived: one read of their rows, and one look at the log per distinct checkpoint."""
+    stage_name = stage[0].stage
+    assert all(c.stage == stage_name for c in stage)
+    kinds = {log.kind_of(c.name): c for c in stage}
+    key = log.key_of(workspace_id, part)
+    due: list[str] = []
     with db.read() as session:
-        log.lock_feed(session, workspace_id, consumer.stage)  # a feeder still committing is waited for
-        job = checkpoints.row(session, workspace_id, kind, key)
-        if job is None or job.state != "done":
-            return
-        limit = gate(session, consumer, workspace_id)
-        stage_part = None if consumer.stage == "identity" else part
-        if not log.pending(session, workspace_id, after=int(job.cursor or 0), up_to=limit, part=stage_part):
-            return
+        log.lock_feed(session, workspace_id, stage_name)  # a feeder still committing is waited for
+        idle = {
+            k: int(cursor or 0)
+            for k, (state, cursor) in checkpoints.states_at(session, workspace_id, list(kinds), key).items()
+            if state == "done"
+        }
+        looked: dict[tuple[int, int | None], bool] = {}
+        limits: dict[str, int | None] = {}
+        for kind, cursor in idle.items():
+            # Every buyer-stage consumer reads up to the same gate (the identity stage's checkpoint).
+            gate_of = "buyer" if stage_name == "buyer" else kind
+            if gate_of not in limits:
+                limits[gate_of] = gate(session, kinds[kind], workspace_id)
+            limit = limits[gate_of]
+            if (cursor, limit) not in looked:
+                looked[cursor, limit] = log.pending(
+                    session, workspace_id, after=cursor, up_to=limit,
+                    part=None if stage_name == "identity" else part,
+                )  # fmt: skip
+            if looked[cursor, limit]:
+                due.append(kind)
+    if not due:
+        return
     with db.write() as session:
-        log.bump(session, workspace_id, [kind], [part], utcnow())
+        log.bump(session, workspace_id, sorted(due), [part], utcnow())
         after_commit(session, queue.wake)
 
 
