@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import support
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, func, select, text
 from tests.conftest import basic, bearer
 
 from offerloop.core.clock import utcnow
@@ -20,7 +20,7 @@ from offerloop.events import service as event_service
 from offerloop.jobs import queue
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Event, EventDedup, Job, ParkedEvent, Workspace
-from offerloop.pipeline import checkpoints, registry, runner
+from offerloop.pipeline import checkpoints, registry, runner, status
 from offerloop.pipeline import log as pipeline_log
 from offerloop.pipeline.runner import kinds
 from offerloop.workspaces import service as workspace_service
@@ -616,3 +616,69 @@ def test_one_recheck_queues_each_idle_consumer_of_a_step_that_has_events_pending
         pipeline_log.kind_of(behind[1].name): "queued",
         pipeline_log.kind_of(caught_up.name): "done",
     }
+
+
+def _lags_counted_one_by_one(session: Any, workspace_id: str) -> dict[str, tuple[int, int]]:
+    """The formulation ``status.lags`` replaced: a count of the log per consumer and per partition."""
+
+    def count(after: int, part: int | None = None, up_to: int | None = None) -> int:
+        query = (
+            select(func.count())
+            .select_from(Event)
+            .where(Event.workspace_id == workspace_id, Event.id > after)
+        )
+        if part is not None:
+            query = query.where(Event.part == part)
+        if up_to is not None:
+            query = query.where(Event.id <= up_to)
+        return int(session.scalar(query) or 0)
+
+    out = {}
+    origin = pipeline_log.origin(session, workspace_id)
+    for c in registry.consumers():
+        rows = session.execute(
+            select(Job.key, Job.cursor).where(
+                Job.kind == pipeline_log.kind_of(c.name), Job.workspace_id == workspace_id
+            )
+        ).all()
+        cursors = {int(k.rsplit(":", 1)[1]): int(v or 0) for k, v in rows}
+        if c.stage == "identity":
+            cursor = cursors.get(pipeline_log.IDENTITY_PART, origin)
+            out[c.name] = (cursor, count(cursor))
+            continue
+        gate = runner.gate(session, c, workspace_id)
+        gate = origin if gate is None else gate
+        lag, checkpoint = count(gate), gate
+        for part, cursor in cursors.items():
+            behind = count(cursor, part=part, up_to=gate)
+            if behind:
+                lag, checkpoint = lag + behind, min(checkpoint, cursor)
+        out[c.name] = (checkpoint, lag)
+    return out
+
+
+def test_every_consumers_lag_from_one_count_equals_counting_each_consumer_and_partition(
+    real_db, monkeypatch
+) -> None:
+    """``/metrics`` and the pipeline page count the log once per workspace (by partition and between the
+    checkpoints), not once per consumer and partition: the same figures, over seeded random checkpoints."""
+    database, ws = real_db
+    monkeypatch.setattr(runner.config, "partitions", 8)
+    _ingest(database, ws.id, [_track(i, f"u{i % 7}") for i in range(40)])
+    runner.drain(database, workspace_id=ws.id)
+    _ingest(database, ws.id, [_track(100 + i, f"u{i % 9}") for i in range(30)])  # not through identity yet
+    with database.read() as session:
+        head = pipeline_log.head(session, ws.id)
+        low = pipeline_log.origin(session, ws.id)
+    rng = random.Random(5)
+    seen_lag = 0
+    for _ in range(25):
+        with database.write() as session:
+            rows = session.scalars(select(Job).where(Job.workspace_id == ws.id, Job.kind.like("consumer:%")))
+            for row in rows:
+                row.cursor = rng.choice([low, head, rng.randint(low, head)])
+        with database.read() as session:
+            expected = _lags_counted_one_by_one(session, ws.id)
+            assert status.lags(session, ws.id) == expected
+        seen_lag += sum(lag for _, lag in expected.values())
+    assert seen_lag > 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from offerloop.core.clock import utcnow
@@ -13,8 +14,8 @@ from offerloop.core.pages import decode_cursor, page_by_id
 from offerloop.db.uow import Database
 from offerloop.jobs import runner as jobs_runner
 from offerloop.models import Event, Job, ParkedEvent
-from offerloop.pipeline import log, metrics, runner
-from offerloop.pipeline.registry import Consumer, consumers
+from offerloop.pipeline import checkpoints, log, metrics, runner
+from offerloop.pipeline.registry import consumers
 from offerloop.pipeline.schemas import ConsumerStatus, ParkedPage, ParkedRead, ParkedReplay, PipelineStatus
 
 
@@ -26,40 +27,69 @@ class ParkedClosed(Conflict):
     code = "parked_event_closed"
 
 
-def _count_after(
-    session: Session, workspace_id: str, after: int, part: int | None = None, up_to: int | None = None
-) -> int:
-    query = (
-        select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id, Event.id > after)
-    )
-    if part is not None:
-        query = query.where(Event.part == part)
-    if up_to is not None:
-        query = query.where(Event.id <= up_to)
-    return int(session.scalar(query) or 0)
+class _Histogram:
+    """The log's events of one workspace after the lowest of some thresholds, counted by partition and by the
+    interval between consecutive thresholds: one statement, however many consumers and partitions ask.
+    Exact for any interval bounded by two of the thresholds."""
+
+    def __init__(self, session: Session, workspace_id: str, thresholds: set[int]) -> None:
+        self._t = sorted(thresholds)
+        self._n: dict[tuple[int | None, int], int] = {}
+        if not self._t:
+            return
+        # bucket k (1..m): t[k-1] < id <= t[k] (t[m] is +infinity)
+        bucket = case(*[(Event.id > t, k + 1) for k, t in reversed(list(enumerate(self._t)))], else_=0)
+        rows = session.execute(
+            select(Event.part, bucket, func.count())
+            .where(Event.workspace_id == workspace_id, Event.id > self._t[0])
+            .group_by(Event.part, bucket)
+        ).all()
+        self._n = {(part, int(k)): int(n) for part, k, n in rows}
+
+    def count(
+        self, after: int, *, part: int | None = None, any_part: bool = False, up_to: int | None = None
+    ) -> int:
+        first = bisect.bisect_left(self._t, after) + 1
+        last = len(self._t) if up_to is None else bisect.bisect_left(self._t, up_to)
+        return sum(n for (p, k), n in self._n.items() if first <= k <= last and (any_part or p == part))
 
 
-def progress(session: Session, consumer: Consumer, workspace_id: str) -> tuple[int, int]:
-    """(checkpoint, lag) of a consumer in a workspace."""
-    kind = log.kind_of(consumer.name)
-    rows = session.execute(
-        select(Job.key, Job.cursor).where(Job.kind == kind, Job.workspace_id == workspace_id)
-    ).all()
-    cursors = {int(k.rsplit(":", 1)[1]): int(c or 0) for k, c in rows}
+def lags(session: Session, workspace_id: str) -> dict[str, tuple[int, int]]:
+    """Consumer name -> (checkpoint, lag) in a workspace, for every consumer at once. A buyer-stage consumer's
+    lag is what the identity stage has not passed yet, plus, in each of its partitions, what it has not
+    applied of what the identity stage has; its checkpoint is the lowest of the partitions that are behind."""
+    cs = consumers()
+    by_kind = {log.kind_of(c.name): c.name for c in cs}
+    cursors: dict[str, dict[int, int]] = {c.name: {} for c in cs}
+    for kind, key, cursor in checkpoints.cursors(session, workspace_id, list(by_kind)):
+        cursors[by_kind[kind]][int(key.rsplit(":", 1)[1])] = int(cursor or 0)
     origin = log.origin(session, workspace_id)
-    if consumer.stage == "identity":
-        cursor = cursors.get(log.IDENTITY_PART, origin)
-        return cursor, _count_after(session, workspace_id, cursor)
-    gate = runner.gate(session, consumer, workspace_id)
-    gate = origin if gate is None else gate
-    lag = _count_after(session, workspace_id, gate)  # not yet through the identity stage
-    checkpoint = gate
-    for part, cursor in cursors.items():
-        behind = _count_after(session, workspace_id, cursor, part=part, up_to=gate)
-        if behind:
-            lag += behind
-            checkpoint = min(checkpoint, cursor)
-    return checkpoint, lag
+    gates: dict[str, int] = {}
+    buyer_gate: int | None = None
+    for c in cs:
+        if c.stage == "identity":
+            gates[c.name] = cursors[c.name].get(log.IDENTITY_PART, origin)
+        else:
+            if buyer_gate is None:  # every buyer-stage consumer reads up to the identity stage's checkpoint
+                gate = runner.gate(session, c, workspace_id)
+                buyer_gate = origin if gate is None else gate
+            gates[c.name] = buyer_gate
+    marks = set(gates.values()) | {
+        cursor for c in cs if c.stage == "buyer" for cursor in cursors[c.name].values()
+    }
+    counts = _Histogram(session, workspace_id, marks)
+    out: dict[str, tuple[int, int]] = {}
+    for c in cs:
+        gate = gates[c.name]
+        lag, checkpoint = counts.count(gate, any_part=True), gate
+        if c.stage == "buyer":
+            for part, cursor in cursors[c.name].items():
+                behind = counts.count(cursor, part=part, up_to=gate) if cursor < gate else 0
+                if behind:
+                    lag += behind
+                    checkpoint = min(checkpoint, cursor)
+        out[c.name] = (checkpoint, lag)
+    return out
 
 
 def overview(*, session: Session, workspace_id: str) -> PipelineStatus:
@@ -72,8 +102,9 @@ def overview(*, session: Session, workspace_id: str) -> PipelineStatus:
         ).all()
     )
     out = []
+    progress_of = lags(session, workspace_id)
     for c in consumers():
-        checkpoint, lag = progress(session, c, workspace_id)
+        checkpoint, lag = progress_of[c.name]
         out.append(ConsumerStatus(
             name=c.name, stage=c.stage, head_seq=head, checkpoint=checkpoint, lag=lag, parked=int(parked.get(c.name, 0))
         ))  # fmt: skip
@@ -170,9 +201,10 @@ def refresh_metrics(db: Database) -> None:
         workspaces = list(
             session.scalars(select(Job.workspace_id).where(Job.kind.like("consumer:%")).distinct())
         )
-        for c in consumers():
-            total = 0
-            for ws in workspaces:
-                if ws is not None:
-                    total += progress(session, c, ws)[1]
-            metrics.LAG.labels(c.name).set(total)
+        totals = {c.name: 0 for c in consumers()}
+        for ws in workspaces:
+            if ws is not None:
+                for name, (_, lag) in lags(session, ws).items():
+                    totals[name] += lag
+        for name, total in totals.items():
+            metrics.LAG.labels(name).set(total)
