@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.portal.conftest import mailer, shop  # noqa: F401 (the fixtures)
+from tests.portal import conftest as portal
 from tests.portal.helpers import Mailer, csrf_of, sign_in
 
 from offerloop.workspaces.schemas import WorkspaceCreated
 
+mailer, shop = portal.mailer, portal.shop  # the portal tests' fixtures: a shop whose buyers bought a plan
 
+
+@pytest.mark.usefixtures("shop")
 @pytest.mark.parametrize("paused_by", ["creator", "buyer"])
 def test_found_a_buyer_cancels_a_paused_subscription_in_the_portal(
-    client: TestClient, workspace: WorkspaceCreated, secret_headers, shop, mailer: Mailer, paused_by: str
+    client: TestClient, workspace: WorkspaceCreated, secret_headers, mailer: Mailer, paused_by: str
 ) -> None:
     sign_in(client, workspace.id, mailer, "ada@example.com")
     buyer = client.get("/v1/buyers/lookup", headers=secret_headers, params={"user_id": "ada"}).json()["id"]
