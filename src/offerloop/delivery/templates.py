@@ -78,7 +78,25 @@ def _braces(pattern: Any) -> None:
 
 
 def _length(value: Any) -> int:
-    return len(value) if isinstance(value, str | list | tuple) else len(str(value))
+    """The characters ``value`` takes printed, counted before it is printed: a list's items and their own items
+    (``['x' * 100000] * 1000`` is 1000 items but 100 MB printed), given up once past the output bound."""
+    if isinstance(value, str):
+        return len(value)
+    total, stack = 0, [value]
+    while stack and total <= MAX_OUTPUT_CHARS:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 4  # quotes and a separator
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        else:
+            total += len(str(item))
+    return total
 
 
 def _joined(items: Any, separator: Any) -> list[Any]:
@@ -94,6 +112,18 @@ def _replaced(text: Any, old: Any, new: Any) -> None:
         _bounded(len(text) + times * len(new), "a replace")
 
 
+def _formatted(pattern: str, args: tuple[Any, ...]) -> None:
+    """``pattern.format(*args)``: small field specs, and what it prints bounded."""
+    _braces(pattern)
+    _bounded(len(pattern) + _length(list(args)), "a format")
+
+
+def _percent(pattern: Any, args: list[Any]) -> None:
+    """``pattern|format(*args)``: small widths, and what it prints bounded."""
+    _printf(pattern)
+    _bounded(_length(pattern) + _length(args), "a format")
+
+
 # str methods a template may call that build more than they are given, and how each is bounded.
 _METHODS: Final[dict[str, Callable[[str, tuple[Any, ...]], None]]] = {
     "center": lambda s, a: _width(a[0] if a else 0, "a padding"),
@@ -105,8 +135,8 @@ _METHODS: Final[dict[str, Callable[[str, tuple[Any, ...]], None]]] = {
     ),
     "replace": lambda s, a: _replaced(s, *(a[:2] if len(a) >= 2 else ("", ""))),
     "join": lambda s, a: None,  # bounded in ``call``: its argument is listed first
-    "format": lambda s, a: _braces(s),
-    "format_map": lambda s, a: _braces(s),
+    "format": lambda s, a: _formatted(s, a),
+    "format_map": lambda s, a: _formatted(s, a),
 }
 
 
@@ -130,13 +160,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 if (
                     isinstance(seq, str | list | tuple)
                     and isinstance(times, int)
-                    and len(seq) * times > MAX_OUTPUT_CHARS
+                    and _length(seq) * times > MAX_OUTPUT_CHARS
                 ):
-                    raise SecurityError("repetition too large")
+                    raise SecurityError(
+                        f"repetition too large: it would be larger than {MAX_OUTPUT_CHARS} characters"
+                    )
         if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-            _bounded(len(left) + len(right), "a concatenation")
+            _bounded(_length(left) + _length(right), "a concatenation")
         if operator == "%" and isinstance(left, str):
             _printf(left)
+            _bounded(len(left) + _length(right), "a %-format")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -196,6 +229,17 @@ def _tojson(value: Any, indent: Any = None) -> None:
     _width(indent, "a JSON indent")
     if isinstance(indent, int) and indent > 16:
         raise SecurityError("a JSON indent over 16")
+    _printed(value)
+
+
+def _printed(value: Any, *args: Any, **kwargs: Any) -> None:
+    """A value about to be printed (``{{ }}``, ``|string``, ``|pprint``…), refused before it is built if too large."""
+    _bounded(_length(value), "a printed value")
+
+
+def _finalized(value: Any) -> Any:
+    _printed(value)
+    return value
 
 
 _FILTERS: Final[dict[str, Callable[..., None]]] = {
@@ -204,8 +248,9 @@ _FILTERS: Final[dict[str, Callable[..., None]]] = {
     "wordwrap": _wordwrap,
     "replace": lambda s, old, new, count=None: _replaced(str(s), str(old), str(new)),
     "join": _join,
-    "format": lambda value, *args, **kwargs: _printf(value),
+    "format": lambda value, *args, **kwargs: _percent(value, [*args, *kwargs.values()]),
     "tojson": _tojson,
+    **{name: _printed for name in ("string", "pprint", "e", "escape", "forceescape", "urlencode")},
     # a short last batch is filled up to the size; slices are made one by one
     "batch": lambda value, linecount, fill_with=None: _bounded(
         linecount if isinstance(linecount, int) else 0, "a batch"
@@ -238,7 +283,8 @@ def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
 
 def _environment(autoescape: bool, undefined: type[Undefined]) -> ImmutableSandboxedEnvironment:
     # optimized=False: no constant folding while compiling, which would compute `[1] * 10**9` right there.
-    env = _Sandbox(autoescape=autoescape, undefined=undefined, keep_trailing_newline=True, optimized=False)
+    env = _Sandbox(autoescape=autoescape, undefined=undefined, keep_trailing_newline=True, optimized=False,
+                   finalize=_finalized)  # fmt: skip
     env.globals.clear()  # no range() loops to exhaust memory, no cycler/joiner/namespace helpers
     env.filters.update({name: _checked_filter(name, check) for name, check in _FILTERS.items()})
     return env

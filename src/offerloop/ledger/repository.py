@@ -60,9 +60,11 @@ def add_posting(
     amount: int,
     currency: str,
     memo: str = "",
+    balance: bool = True,
 ) -> LedgerPosting:
     """Insert one posting row as given: no balance check (the service checks; ops tests break it on purpose).
-    The account's running balance in that currency moves with it, in the same transaction."""
+    The account's running balance in that currency moves with it, in the same transaction (unless ``balance`` is
+    False: the caller moves it, see ``add_to_balances``)."""
     row = LedgerPosting(
         workspace_id=workspace_id,
         entry_id=entry_id,
@@ -73,8 +75,20 @@ def add_posting(
     )
     session.add(row)
     session.flush()
-    _add_to_balance(session, workspace_id, account, currency, amount)
+    if balance:
+        _add_to_balance(session, workspace_id, account, currency, amount)
     return row
+
+
+def add_to_balances(session: Session, workspace_id: str, moves: list[tuple[str, str, int]]) -> None:
+    """Move running balances by (account, currency, amount), one upsert per balance in (account, currency)
+    order: two transactions moving the same balances lock their rows in the same order, so they wait for each
+    other instead of deadlocking (a sale and a refund post to the same accounts in opposite orders)."""
+    totals: dict[tuple[str, str], int] = {}
+    for account, currency, amount in moves:
+        totals[(account, currency)] = totals.get((account, currency), 0) + amount
+    for (account, currency), amount in sorted(totals.items()):
+        _add_to_balance(session, workspace_id, account, currency, amount)
 
 
 def _add_to_balance(session: Session, workspace_id: str, account: str, currency: str, amount: int) -> None:

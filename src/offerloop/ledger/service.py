@@ -196,7 +196,11 @@ def record(
             amount=p.amount.amount,
             currency=p.amount.currency,
             memo=p.memo,
+            balance=False,
         )
+    repository.add_to_balances(
+        session, workspace_id, [(p.account.value, p.amount.currency, p.amount.amount) for p in entry.postings]
+    )
     return row.id
 
 

@@ -38,6 +38,7 @@ DONE = {
     "pause": "Your subscription is paused.",
     "resume": "Your subscription is running again.",
     "cancel": "Your subscription ends at the end of the current period.",
+    "canceled": "Your subscription is canceled.",
     "change_plan": "Your plan was changed.",
     "consent": "Your choices were saved.",
 }
@@ -213,9 +214,9 @@ def subscription(request: Request, db: web.DB, buyer: web.Buyer, done: Done = No
     })  # fmt: skip
 
 
-def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) -> None:
-    """Another buyer's subscription is not found, exactly as one that does not exist. One of a buyer merged
-    into the signed-in (live) buyer is theirs: a merge moves no subscription."""
+def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) -> str:
+    """The status of the buyer's subscription. Another buyer's is not found, exactly as one that does not exist.
+    One of a buyer merged into the signed-in (live) buyer is theirs: a merge moves no subscription."""
     try:
         row = subscriptions_service.row_of(session, buyer.workspace_id, subscription_id)
     except SubscriptionNotFound as exc:
@@ -224,6 +225,7 @@ def _own_subscription(session: Any, buyer: SignedInBuyer, subscription_id: str) 
         session=session, workspace_id=buyer.workspace_id, buyer_id=buyer.buyer_id
     ):
         raise PortalNotFound("There is no such subscription.")
+    return str(row.status)
 
 
 @router.post("/p/{workspace}/subscription/{subscription_id}")
@@ -240,12 +242,17 @@ def subscription_action(
         request.app.state.settings
     )  # a downgrade's credit: Stripe first
     with db.write() as session:
-        _own_subscription(session, buyer, subscription_id)
-        # a buyer cancels at the period's end (what they paid for runs out); refunds are the creator's call
+        status = _own_subscription(session, buyer, subscription_id)
+        # A buyer cancels at the period's end (what they paid for runs out); refunds are the creator's call. A
+        # paused or past-due one has no paid period running (a pause ended its access): it ends now, else the
+        # buyer could not cancel it at all, and one the creator paused would bill again once they resume it.
+        at_period_end = status in ("active", "trialing")
         subscriptions_service.act(session=session, workspace_id=buyer.workspace_id, subscription_id=subscription_id,
-                                  action=action, plan=plan if action == "change_plan" else None, at_period_end=True,
-                                  actor=f"buyer:{buyer.buyer_id}", provider=provider)  # fmt: skip
-    return RedirectResponse(f"/p/{buyer.workspace_id}/subscription?done={action}", status_code=303)
+                                  action=action, plan=plan if action == "change_plan" else None,
+                                  at_period_end=at_period_end, actor=f"buyer:{buyer.buyer_id}",
+                                  provider=provider)  # fmt: skip
+    done = "canceled" if action == "cancel" and not at_period_end else action
+    return RedirectResponse(f"/p/{buyer.workspace_id}/subscription?done={done}", status_code=303)
 
 
 # -- access and quota ----------------------------------------------------------------------------------

@@ -65,8 +65,8 @@ def subscriptions_of(
     verified_only: bool,
     limit: int,
 ) -> Sequence[PushSubscription]:
-    """A buyer's ``limit`` newest subscriptions (only verified ones with ``verified_only``): stored under one of
-    its ids, or still unresolved under one of its identities."""
+    """A buyer's ``limit`` newest subscriptions (only ones verified under a userId with ``verified_only``): stored
+    under one of its ids, or still unresolved under one of its identities."""
     unresolved = PushSubscription.buyer_id.is_(None)
     conditions: list[Any] = [PushSubscription.buyer_id.in_(buyer_ids)]
     if user_ids:
@@ -75,7 +75,9 @@ def subscriptions_of(
         conditions.append(unresolved & PushSubscription.anonymous_id.in_(anonymous_ids))
     stmt = scoped_select(PushSubscription, workspace_id).where(or_(*conditions))
     if verified_only:
-        stmt = stmt.where(PushSubscription.verified.is_(True))
+        # vouched for under a userId: one vouched for under an anonymousId names a device, which the write key's
+        # identify can link to any userId (resolved or not, it gets none of a known buyer's pushes)
+        stmt = stmt.where(PushSubscription.verified.is_(True), PushSubscription.user_id.is_not(None))
     newest = stmt.order_by(PushSubscription.updated_at.desc(), PushSubscription.id.desc()).limit(limit)
     return sorted(session.scalars(newest).all(), key=lambda r: r.id)
 

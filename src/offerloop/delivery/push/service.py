@@ -218,8 +218,8 @@ def _subscriptions(session: Session, workspace_id: str, buyer_id: str) -> list[P
             buyer_ids=list({buyer_id, buyer.id}),
             user_ids=user_ids,
             anonymous_ids=anonymous_ids,
-            # A known buyer's pushes go to devices vouched for: a visitor's anonymous subscription may have been
-            # merged into this buyer by a write-key identify that anyone can send.
+            # A known buyer's pushes go to devices vouched for under a userId: an anonymous subscription (vouched
+            # for or not) may have been merged into this buyer by a write-key identify that anyone can send.
             verified_only=bool(user_ids),
             limit=MAX_SUBSCRIPTIONS_PER_PUSH,
         )
