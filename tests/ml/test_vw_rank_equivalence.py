@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from offerloop.ml.base import Action, Features, Scored
+from offerloop.ml.calibration import RewardCalibrator
 from offerloop.ml.policies import VWContextualBandit
 from offerloop.ml.policies.common import _ranking
 from offerloop.ml.policies.vw_format import _vw_predict, _vw_text
@@ -169,3 +170,60 @@ def test_concurrent_ranks_on_one_policy_equal_sequential_ones() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert failures == []
+
+
+def _reference_ranking(
+    scores: list[float], probabilities: list[float], expected: list[float | None] | None
+) -> list[Scored]:
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return [
+        Scored(
+            index=i,
+            score=float(scores[i]),
+            probability=float(probabilities[i]),
+            expected_reward=expected[i] if expected else None,
+        )
+        for i in order
+    ]
+
+
+def test_ranking_equals_the_dataclass_formulation() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        n = rng.randint(0, 30)
+        pool = (0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, 0.5)
+        scores = [rng.choice(pool) if rng.random() < 0.5 else rng.uniform(-2, 2) for _ in range(n)]
+        if n and rng.random() < 0.2:
+            scores[rng.randrange(n)] = math.nan
+        probabilities = [rng.random() for _ in range(n)]
+        expected = [rng.choice((None, rng.random())) for _ in range(n)] if rng.random() < 0.5 else None
+        got = _ranking(scores, probabilities, expected or ())
+        want = _reference_ranking(scores, probabilities, expected)
+        # repr: NaN != NaN, and -0.0 == 0.0, would hide a difference
+        assert [repr(s) for s in got] == [repr(s) for s in want]
+        assert all(type(s) is Scored for s in got)
+
+
+def test_calibrator_predict_equals_the_per_action_formula() -> None:
+    rng = random.Random(9)
+    calibrator = RewardCalibrator()
+    ids = [f"a{i}" for i in range(12)]
+    for step in range(400):
+        reward = rng.choice((0.0, 0.0, 0.0, 1.0, rng.uniform(-3, 5)))
+        calibrator.update(rng.uniform(-1, 1), rng.choice(ids[:8]), reward)
+        raws = [rng.choice((rng.uniform(-2, 2), math.nan, math.inf, -math.inf, 0.0)) for _ in range(10)]
+        chosen = [rng.choice(ids) for _ in range(10)]  # a4..a11: some never learnt
+        my, m_raw, m_q, b_raw, b_q = calibrator.coefficients()
+        want = [
+            min(
+                max(
+                    my
+                    + b_raw * ((r if math.isfinite(r) else m_raw) - m_raw)
+                    + b_q * (calibrator._action_lift(a) - m_q),
+                    calibrator._r_min,
+                ),
+                calibrator._r_max,
+            )
+            for r, a in zip(raws, chosen, strict=True)
+        ]
+        assert [repr(x) for x in calibrator.predict(raws, chosen)] == [repr(x) for x in want], step

@@ -131,11 +131,18 @@ class RewardCalibrator:
             return [None] * len(raws)
         my, m_raw, m_q, b_raw, b_q = self.coefficients()
         lo, hi = self._r_min, self._r_max
+        # _action_lift inlined, the same operations in the same order (it runs once per ranked action)
+        m = self.base_rate
+        k = 1.0 / max(m, _MIN_BASE_RATE)
+        km = k * m
+        sums, counts = self._action_sum, self._action_n
+        isfinite = math.isfinite
         out: list[float | None] = []
         for raw, action_id in zip(raws, action_ids, strict=True):
-            raw = raw if math.isfinite(raw) else m_raw
-            value = my + b_raw * (raw - m_raw) + b_q * (self._action_lift(action_id) - m_q)
-            out.append(min(max(value, lo), hi))
+            raw = raw if isfinite(raw) else m_raw
+            lift = (sums.get(action_id, 0.0) + km) / (counts.get(action_id, 0) + k) - m
+            value = my + b_raw * (raw - m_raw) + b_q * (lift - m_q)
+            out.append(lo if value < lo else hi if value > hi else value)
         return out
 
     # ---- persistence ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -29,21 +30,30 @@ def _check_feedback(actions: Sequence[Action], chosen: int, probability: float, 
 
 _NO_ESTIMATES: Sequence[float | None] = ()
 
+# Scored is a frozen dataclass: its __init__ sets each field through object.__setattr__, which costs
+# ~0.5 us a Scored (a third of ranking 50 actions); its slot descriptors set the same fields directly.
+# (Unpacking fails at import if Scored's fields change.)
+_new_scored = object.__new__
+_set_index, _set_score, _set_probability, _set_expected = (
+    getattr(Scored, f.name).__set__ for f in dataclasses.fields(Scored)
+)
+
 
 def _ranking(
     scores: Sequence[float], probabilities: Sequence[float], expected: Sequence[float | None] = _NO_ESTIMATES
 ) -> list[Scored]:
     """Scored items sorted by score desc, ties by index (``expected``: calibrated expected rewards, if any)."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    return [
-        Scored(
-            index=i,
-            score=float(scores[i]),
-            probability=float(probabilities[i]),
-            expected_reward=expected[i] if expected else None,
-        )
-        for i in order
-    ]
+    negated = [-s for s in scores]
+    order = sorted(range(len(scores)), key=negated.__getitem__)  # a stable sort: ties stay in index order
+    out = []
+    for i in order:
+        scored = _new_scored(Scored)
+        _set_index(scored, i)
+        _set_score(scored, float(scores[i]))
+        _set_probability(scored, float(probabilities[i]))
+        _set_expected(scored, expected[i] if expected else None)
+        out.append(scored)
+    return out
 
 
 def _greedy_ranking(
