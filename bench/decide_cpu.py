@@ -32,6 +32,7 @@ from offerloop.db.engine import make_engine
 from offerloop.db.uow import Database
 from offerloop.decisions import service as decisions_service
 from offerloop.decisions.schemas import DecideRequest
+from offerloop.ml.base import Action
 from offerloop.worker import pools
 
 
@@ -101,6 +102,28 @@ def through_the_app(url: str, encoded: list[bytes], headers: dict[str, str], war
     return asyncio.run(run())
 
 
+def rank_alone(db: Database, workspace_id: str, logged: list[dict[str, object]], warm: int) -> float:
+    """CPU per ``policy.rank`` over the logged decisions' contexts and candidates (the model-ranked ones), with
+    one Action object per catalog key as the catalog cache gives them (the policy as decide loads it)."""
+    with db.read() as session:
+        _, policy = decisions_service.current_policy(session, workspace_id, "home")
+    assert policy is not None
+    actions: dict[str, Action] = {}
+    calls = []
+    for row in logged:
+        if row["policy"] != "model":
+            continue
+        context = {k: v for k, v in row["context"].items() if k != "_outcome"}  # type: ignore[attr-defined]
+        candidates = [actions.setdefault(c["id"], Action(c["id"], c["features"])) for c in row["candidates"]]  # type: ignore[attr-defined]
+        calls.append((context, candidates))
+    for context, candidates in calls[:warm]:
+        policy.rank(context, candidates)
+    started = time.thread_time()
+    for context, candidates in calls[warm:]:
+        policy.rank(context, candidates)
+    return (time.thread_time() - started) / max(1, len(calls) - warm)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,8 +149,10 @@ def main() -> None:
     ]  # fmt: skip
     workspace_id = str(ws["id"])
 
+    logged: list[dict[str, object]] = []
+
     def decide(body: dict[str, object]) -> None:  # what POST /v1/decide does
-        pending: list[object] = []
+        pending: list[dict[str, object]] = []
         if hasattr(pipeline, "fresh_read"):
             reading = pipeline.fresh_read(db, workspace_id=workspace_id)
         else:  # an older version: catch up, then a read transaction of its own
@@ -138,6 +163,7 @@ def main() -> None:
                                          log=pending)  # type: ignore[arg-type]  # fmt: skip
         with db.write() as session:
             decisions_service.record(session=session, decisions=pending)  # type: ignore[arg-type]
+        logged.extend(pending)
 
     warm = max(1, args.decisions // 10)
     for body in bodies[:warm]:
@@ -146,6 +172,7 @@ def main() -> None:
     for body in bodies[warm:]:
         decide(body)
     in_process = (time.thread_time() - cpu) / (len(bodies) - warm)
+    rank_cpu = rank_alone(db, workspace_id, logged, warm)
     with db.write() as session:
         session.execute(text("DELETE FROM decisions"))
     headers = {"Authorization": f"Bearer {ws['secret_key']}", "Content-Type": "application/json"}
@@ -175,6 +202,9 @@ def main() -> None:
     other_s = sum(v - before.get(k, 0.0) for k, v in after.items() if k != pid)
     print(f"machine: {machine()}; load average {started_load} -> {load_average()}")
     print(f"decide in-process (fresh read, decide, log write): {in_process * 1000:.2f} ms CPU per decision")
+    print(
+        f"VW rank alone, the same decisions' contexts and candidates: {rank_cpu * 1000:.3f} ms CPU per decision"
+    )
     print(
         f"the ASGI app in-process (no server, no background threads): {app_cpu * 1000:.2f} ms CPU per decision"
     )
