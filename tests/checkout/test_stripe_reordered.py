@@ -29,6 +29,7 @@ from tests.checkout.test_stripe_subscription_actions import (
 from tests.portal.helpers import csrf_of, sign_in
 
 from offerloop.checkout import service as checkout_service
+from offerloop.models import Subscription as SubscriptionRow
 
 __all__ = ["mailer", "stripe_client"]
 
@@ -258,4 +259,29 @@ def test_a_buyers_pause_whose_answer_was_lost_stays_the_buyers_when_the_webhook_
     again = dashboard(fake_stripe, True, "evt_dash_pause_2", int(time.time()) - T0 + 60)  # after the resume
     assert deliver(client, again).json()["outcome"] == "paused"
     assert state(client, secret_headers, sub)["state"]["paused_by"] == "creator"
+    balanced(client, secret_headers)
+
+
+# -- 6. a pause recorded before paused_by existed --------------------------------------------------------------------
+
+
+def test_a_pause_recorded_before_paused_by_existed_is_resumed_by_the_creator_only(
+    stripe_client, db, workspace, secret_headers, write_headers, fake_stripe, mailer
+):
+    client = stripe_client
+    _order, sub = plan(client, secret_headers, write_headers, fake_stripe, db)
+    assert act(client, secret_headers, sub, "pause", at=at(86_400)).status_code == 200
+    with db.write() as session:  # stored as it was before paused_by existed: no such key
+        row = session.get(SubscriptionRow, sub["id"])
+        row.state = {k: v for k, v in row.state.items() if k != "paused_by"}
+    assert state(client, secret_headers, sub)["state"]["paused_by"] is None
+    sign_in(client, workspace.id, mailer, "ada@example.com")
+    page = client.get(f"/p/{workspace.id}/subscription").text
+    assert "Resume</button>" not in page
+    refused = client.post(f"/p/{workspace.id}/subscription/{sub['id']}",
+                          data={"csrf_token": csrf_of(page), "action": "resume"})  # fmt: skip
+    assert refused.status_code == 409 and "only the creator can resume it" in refused.text
+    assert state(client, secret_headers, sub)["status"] == "paused"
+    r = act(client, secret_headers, sub, "resume", at=at(2 * 86_400))
+    assert (r.status_code, r.json()["status"]) == (200, "active"), r.text
     balanced(client, secret_headers)
