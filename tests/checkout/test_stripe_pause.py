@@ -23,6 +23,7 @@ from tests.checkout.test_stripe_subscription_actions import (
     changes,
     echo,
     events_named,
+    key,
     mailer,
     state,
     stripe_client,
@@ -130,7 +131,9 @@ def test_a_buyer_cannot_resume_a_pause_the_creator_made(
     assert refused.status_code == 409 and "only the creator can resume it" in refused.text
     assert state(client, secret_headers, sub)["status"] == "paused"
     assert access_ends(client, secret_headers, sub) == {when(86_400)}
-    assert [f for _, f, _ in changes(fake_stripe)] == [{"pause_collection[behavior]": "void"}]
+    assert [f for _, f, _ in changes(fake_stripe)] == [
+        {"pause_collection[behavior]": "void", "metadata[offerloop_pause]": f"creator:{key(sub, 0, 'pause')}"}
+    ]
     # the creator resumes it
     r = act(client, secret_headers, sub, "resume", at=at(2 * 86_400))
     assert (r.status_code, r.json()["status"]) == (200, "active"), r.text

@@ -186,7 +186,14 @@ def test_pause_voids_collection_in_stripe_and_resume_unsets_it(
     assert (r.status_code, r.json()["status"]) == (200, "active"), r.text
     assert fake_stripe.state.subscriptions[SUB]["pause_collection"] is None
     assert changes(fake_stripe) == [
-        ("POST", {"pause_collection[behavior]": "void"}, key(sub, 0, "pause")),
+        (
+            "POST",
+            {
+                "pause_collection[behavior]": "void",
+                "metadata[offerloop_pause]": f"creator:{key(sub, 0, 'pause')}",
+            },
+            key(sub, 0, "pause"),
+        ),
         ("POST", {"pause_collection": ""}, key(sub, 1, "unpause")),
     ]
     resumed = echo(fake_stripe, "customer.subscription.updated", "evt_resumed", T0 + 2 * 86_400 + 1)

@@ -644,3 +644,41 @@ def test_subscription_values_are_checked() -> None:
         Subscription(plan="p", currency="USD", amount=3900, interval="month", retry_days=(3, 1))
     with pytest.raises(TypeError):
         monthly().quotas["coaching_session"] = 5  # type: ignore[index]
+
+
+def test_a_pause_stored_before_paused_by_existed_is_read_as_the_creators() -> None:
+    """A pause recorded before ``paused_by`` existed has none (``None``): it may be the creator's, so only the
+    creator lifts it (the buyer is told to ask them); a buyer's pause recorded since says so and is theirs."""
+    sub, _ = apply(active_from(utc(2025, 3, 1)), Pause(by="buyer"), at=utc(2025, 3, 21))
+    legacy = replace(sub, paused_by=None)
+    with pytest.raises(SubscriptionError) as info:
+        apply(legacy, Resume(by="buyer"), at=utc(2025, 3, 22))
+    assert (info.value.status_code, info.value.code) == (409, "paused_by_creator")
+    assert info.value.details == {"state": "paused", "event": "resume", "paused_by": None}
+    assert apply(legacy, Resume(by="creator"), at=utc(2025, 3, 22))[0].state == "active"
+    assert apply(sub, Resume(by="buyer"), at=utc(2025, 3, 22))[0].state == "active"
+
+
+def test_a_pause_the_provider_reports_is_taken_in_a_trial_past_due_and_past_the_period_end() -> None:
+    t0 = utc(2025, 3, 1)
+    trialing, _ = apply(monthly(), Start(trial_days=7), at=t0)
+    paused, effects = apply(trialing, Pause(reported=True), at=utc(2025, 3, 3))
+    assert (paused.state, paused.paused_from, paused.paused_by) == ("paused", "trialing", "creator")
+    assert effects == [state("trialing", "paused"), Effect("access_end", at=utc(2025, 3, 3))]
+    back, effects = apply(paused, Resume(extend=False), at=utc(2025, 3, 5))
+    assert (back.state, back.paused_from, back.current_period_end) == ("trialing", None, utc(2025, 3, 8))
+    assert effects == [state("paused", "trialing"), Effect("access_start", at=utc(2025, 3, 5))]
+    # resumed after the trial's end: the provider's first period runs from it (its invoice voided while paused)
+    ended, _ = apply(paused, Resume(extend=False), at=utc(2025, 3, 10))
+    assert (ended.state, ended.current_period_start, ended.current_period_end) == (
+        "active", utc(2025, 3, 8), utc(2025, 4, 8))  # fmt: skip
+    due, _ = apply(active_from(t0), PaymentFailed(), at=utc(2025, 4, 1))
+    paused, _ = apply(due, Pause(reported=True), at=utc(2025, 4, 2))
+    back, _ = apply(paused, Resume(extend=False), at=utc(2025, 4, 3))
+    assert (back.state, back.failed_attempts, back.next_retry_at, back.current_period_end) == (
+        "past_due", 1, due.next_retry_at, due.current_period_end)  # fmt: skip
+    # past our period's end (the provider's next invoice not reported yet): taken when reported, not otherwise
+    late = utc(2025, 4, 1, 1)
+    assert refused(active_from(t0), Pause(), late).message.endswith("renew first")
+    paused, _ = apply(active_from(t0), Pause(reported=True), at=late)
+    assert (paused.state, paused.paused_at) == ("paused", late)

@@ -394,6 +394,8 @@ def handle_payment_event(
     repository.flush(session)
     if order is not None and outcome in ("paid", "trial_started"):
         _replay_deferred(session, order, terms)
+    if order is not None and "plan_changed" in outcome.split(","):
+        _replay_held(session, order, terms)
     if order is not None and order.status != "pending":
         _adopt_unmatched(session, order, terms)
     return outcome
@@ -420,6 +422,21 @@ def _event_order(session: Session, event: PaymentEvent) -> Order | None:
 def _replay_deferred(session: Session, order: Order, terms: WebhookTerms) -> None:
     """Apply, in the order they happened, the events that waited for this order to be paid."""
     for row in repository.deferred_payment_events(session, order.workspace_id, order.id):
+        event = normalize(_stored_event(row.payload))
+        if event is None:
+            continue
+        row.outcome = _apply_event(session, order, event, terms)[:40]
+    repository.flush(session)
+
+
+#: The outcome of a cycle invoice carrying a plan change's prorations that arrived before the plan change's event.
+HELD = "held_plan_change"
+
+
+def _replay_held(session: Session, order: Order, terms: WebhookTerms) -> None:
+    """Apply again, in the order they happened, the cycle invoices held for a plan change (``HELD``), now that
+    one was applied: each is booked once (its stored outcome changes), or stays held, or is refused visibly."""
+    for row in repository.deferred_payment_events(session, order.workspace_id, order.id, outcome=HELD):
         event = normalize(_stored_event(row.payload))
         if event is None:
             continue
@@ -605,6 +622,11 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
     if -credit.amount > plan or -credit_tax.amount > due - plan:
         return "amount_mismatch"  # a credit larger than the renewal it is taken from
     problem = _amount_problem(order, event, due + extra)
+    if problem == "amount_mismatch" and event.proration:
+        # Stripe lists prorations, so a plan change was made in Stripe, and its customer.subscription.updated has
+        # not reached us yet (Stripe does not order its webhooks): the invoice is kept, booking nothing, and
+        # applied again once a plan change is applied here (``_replay_held``)
+        return HELD
     if problem:
         return problem
     outcome = "subscription_renewed"
@@ -706,18 +728,31 @@ def _paid_while_ended(session: Session, order: Order, row: SubscriptionRow, even
     taken and not booked, so it is booked as an order of the subscription of its own (line reason
     ``paid_while_<status>``, the invoice's payment as its reference, so ``POST /v1/orders/{id}/refund`` gives it
     back in Stripe), granting nothing; the outcome ``booked_while_<status>`` shows it on the order's payments.
-    An amount that is not the plan's is refused visibly (``amount_mismatch``), as a renewal's is."""
+    An invoice listing a plan change's prorations (``proration`` lines) is booked as Stripe charged it: the rest of
+    the invoice is the period of the plan Stripe held (a plan change made in its dashboard before the pause or
+    cancel, maybe never reported, and not applied here to a paused or canceled subscription), the prorations a
+    line of their own (a credit the period's discount). Any other amount that is not the plan's is refused visibly
+    (``amount_mismatch``), as a renewal's is."""
     from offerloop.checkout import billing  # billing refunds through this module
 
     if not event.amount:
         return "ignored_state"  # nothing was taken
+    if (event.currency or "").upper() != order.currency.upper():
+        return "currency_mismatch"
     due = _renewal_due(session, row)
-    problem = _amount_problem(order, event, due)
-    if problem:
-        return problem
     sub = subscriptions_service.state_of(row)
-    booked = billing.charge(session, row, Money(sub.currency, sub.amount), event.occurred_at,
-                            f"paid_while_{row.status}", tax=Money(sub.currency, due - sub.amount))  # fmt: skip
+    net, tax = Money(sub.currency, sub.amount), Money(sub.currency, due - sub.amount)
+    extra = event.proration or 0
+    period = event.amount - extra
+    if extra and period != due:  # the period of another plan than ours: split at our order's tax rate
+        net, tax = _split_tax(order, period)
+    elif not extra and event.amount != due:
+        return "amount_mismatch"
+    credit, credit_tax = _split_tax(order, min(extra, 0))
+    if period < 0 or -credit.amount > net.amount or -credit_tax.amount > tax.amount:
+        return "amount_mismatch"  # a credit larger than the period it is taken from
+    booked = billing.charge(session, row, net, event.occurred_at, f"paid_while_{row.status}", tax=tax,
+                            prorations=_split_tax(order, extra) if extra else None)  # fmt: skip
     booked.provider_ref = event.payment_intent_id or event.invoice_id
     return f"booked_while_{row.status}"
 
@@ -857,10 +892,14 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     elif event.cancel_at_period_end is False and scheduled and row.status in ("active", "trialing"):
         act("resume")
         done.append("cancel_withdrawn")
-    if event.pause_collection and row.status == "active":
-        # collection paused in Stripe's dashboard: paused here too, its access ending as a pause made here does
-        # (Stripe's status stays active; pause_collection is what says it is paused)
-        act("pause")
+    if event.pause_collection and row.status in ("active", "trialing", "past_due"):
+        # collection paused in Stripe: paused here too, its access ending as a pause made here does (Stripe's
+        # status stays what it was; pause_collection is what says it is paused), in whatever state Stripe paused
+        # it, even past our period's end (Stripe's paid invoice of the next period may still be on its way). A
+        # buyer's pause asked for here whose answer was lost stays the buyer's.
+        from offerloop.checkout import stripe_subscriptions  # it books through this module
+
+        act("pause", by=stripe_subscriptions.pause_asked_by(session, row, event.metadata))
         done.append("paused")
     return ",".join(done) or "no_change"
 

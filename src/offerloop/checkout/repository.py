@@ -320,10 +320,13 @@ def payment_event(session: Session, provider: str, provider_event_id: str) -> Pa
     return session.scalars(stmt).one_or_none()
 
 
-def deferred_payment_events(session: Session, workspace_id: str, order_id: str) -> list[PaymentEvent]:
-    """Provider events that waited for an order to be paid, in the order they happened."""
+def deferred_payment_events(
+    session: Session, workspace_id: str, order_id: str, outcome: str = "deferred"
+) -> list[PaymentEvent]:
+    """Provider events of an order kept with ``outcome`` to be applied later (``deferred``: waiting for the order
+    to be paid), in the order they happened."""
     stmt = scoped_select(PaymentEvent, workspace_id).where(
-        PaymentEvent.order_id == order_id, PaymentEvent.outcome == "deferred"
+        PaymentEvent.order_id == order_id, PaymentEvent.outcome == outcome
     )
     return list(session.scalars(stmt.order_by(PaymentEvent.occurred_at, PaymentEvent.id)))
 

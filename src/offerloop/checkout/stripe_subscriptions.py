@@ -14,7 +14,9 @@ What each change asks of Stripe, and why it charges what our lifecycle books:
 - cancel now: ``DELETE`` with ``prorate=false`` and ``invoice_now=false``: our lifecycle credits nothing for the
   unused time, so Stripe must not either.
 - pause: ``pause_collection[behavior]=void``: no invoice is collected while paused, as our lifecycle charges
-  nothing while paused; ``resume`` unsets it (``pause_collection=``).
+  nothing while paused; ``resume`` unsets it (``pause_collection=``). The pause also sets
+  ``metadata[offerloop_pause]`` to who asked and its key, so that its webhook, when Stripe's answer was lost,
+  records a buyer's pause as the buyer's (``pause_asked_by``).
 - plan change on the same interval: the item's price replaced with the new plan's (and the recurring tax
   item's with its tax), ``metadata[plan]`` naming the plan so Stripe's ``customer.subscription.updated`` echo
   is known as this change. A downgrade is ``proration_behavior=none``: its credit is refunded in Stripe on its
@@ -31,6 +33,7 @@ What each change asks of Stripe, and why it charges what our lifecycle books:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,13 +50,15 @@ from offerloop.core.money import Money
 from offerloop.db.uow import Database, after_rollback
 from offerloop.models import PaymentEvent as PaymentEventRow
 from offerloop.models import Subscription as SubscriptionRow
-from offerloop.subscriptions.lifecycle import Subscription
+from offerloop.subscriptions.lifecycle import PausedBy, Subscription
 
 #: Payment-event types: a change Stripe accepted, and one it refused (its key is spent).
 SENT = "subscription_change_sent"
 REFUSED = "subscription_change_refused"
 #: The metadata key naming the plan a Stripe subscription is on (read back by ``payments._plan_of``).
 PLAN_KEY = "plan"
+#: The metadata key a pause asked for here leaves on Stripe's subscription: ``<buyer|creator>:<idempotency key>``.
+PAUSE_KEY = "offerloop_pause"
 INVOICED = "always_invoice"  # the proration behaviour of an upgrade: charged at once
 TAX_ITEM = "Tax"  # the name of the recurring tax line our checkout creates (``payments.provider_charge``)
 
@@ -92,6 +97,10 @@ def change_in_stripe(
         items, tax_product = _items(session, row, provider, stripe_id, after)
         params = {**params, **items}
     key = _key(session, row, label)
+    if label == "pause":
+        # who asked, on Stripe's subscription with the request: if Stripe's answer is lost, its webhook says whose
+        # pause it reports (``pause_asked_by``)
+        params = {**params, "metadata": {PAUSE_KEY: f"{after.paused_by or 'creator'}:{key}"}}
     try:
         if method == "delete":
             answer = provider.cancel_subscription(stripe_id, params, idempotency_key=key)
@@ -150,6 +159,21 @@ def undo_downgrade(
                     repository.add(s, stored)
 
     after_rollback(session, store)
+
+
+def pause_asked_by(session: Session, row: SubscriptionRow, metadata: Mapping[str, str]) -> PausedBy | None:
+    """Who asked for the pause Stripe reports (``customer.subscription.updated`` with ``pause_collection`` set):
+    the buyer when its metadata names a buyer's pause asked for here whose answer was lost (its key was never
+    recorded: recorded now, as the pause it is), else ``None`` (the reporter's: a pause made in Stripe's
+    dashboard is the creator's, and a marker left from a pause recorded already names none)."""
+    who, _, key = str(metadata.get(PAUSE_KEY, "")).partition(":")
+    if who != "buyer" or not key.startswith(f"offerloop-sub-{row.id}-") or not key.endswith("-pause"):
+        return None
+    if repository.payment_event(session, STRIPE, key) is not None:
+        return None  # that pause was recorded (and maybe lifted since): this one was made in the dashboard
+    repository.add(session, _row(row, key, SENT, "reported", {"request": {"pause_collection": "void"},
+                                                              "reported": True}))  # fmt: skip
+    return "buyer"
 
 
 def invoiced_by_change(session: Session, row: SubscriptionRow, invoice_id: str) -> bool:

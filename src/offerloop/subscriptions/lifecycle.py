@@ -15,6 +15,8 @@ States and events (anything not listed raises :class:`SubscriptionError`, code `
     past_due   --PaymentSucceeded--> active
     past_due   --PaymentFailed--> past_due | canceled     (canceled after the last retry fails)
     active     --Pause--> paused --Resume--> active       (the paused time is added to the period)
+    trialing, past_due --Pause(reported)--> paused --Resume--> trialing, past_due (a pause the payment provider
+                                                          reports; back to the state it paused, if still due)
     active, trialing --Cancel(at_period_end)--> (same; Renew then cancels)
     active, trialing --Resume (a cancel scheduled)--> (same, the cancel withdrawn; a trial only before it ends)
     any but canceled --Cancel(at_period_end=False)--> canceled
@@ -137,6 +139,9 @@ class Subscription:
     cancel_at_period_end: bool = False
     paused_at: datetime | None = None
     paused_by: PausedBy | None = None  # who paused it: a creator's pause is not the buyer's to lift
+    paused_from: State | None = (
+        None  # the state it was paused in (None: active, as every pause before it existed)
+    )
     canceled_at: datetime | None = None
     quotas: Mapping[str, int] = field(default_factory=dict, hash=False)  # allowed uses per period
     quota_used: Mapping[str, int] = field(default_factory=dict, hash=False)  # uses this period
@@ -217,9 +222,12 @@ class Renew:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """Pause an active subscription (access ends until it resumes); ``by`` who asked."""
+    """Pause an active subscription (access ends until it resumes); ``by`` who asked. ``reported``: the payment
+    provider reports a pause made on its side (Stripe's ``pause_collection``), which it also makes on a trialing or
+    past-due subscription, and after our period's end while its paid invoice is on its way (its period moved on)."""
 
     by: PausedBy = "creator"
+    reported: bool = False
     name: ClassVar[str] = "pause"
     verb: ClassVar[str] = "pause"
 
@@ -429,12 +437,13 @@ def _renew(sub: Subscription, event: Renew, at: datetime) -> tuple[Subscription,
 
 
 def _pause(sub: Subscription, event: Pause, at: datetime) -> tuple[Subscription, list[Effect]]:
-    if sub.state != "active":
+    if sub.state != "active" and not (event.reported and sub.state in ("trialing", "past_due")):
         raise _illegal(sub, event, "only an active subscription can be paused")
-    if at >= _period_end(sub):
+    if at >= _period_end(sub) and not event.reported:
         raise _illegal(sub, event, f"the period ended at {_iso(sub.current_period_end)}: renew first")
-    return replace(sub, state="paused", paused_at=at, paused_by=event.by), [
-        _state("active", "paused"),
+    paused_from = None if sub.state == "active" else sub.state
+    return replace(sub, state="paused", paused_at=at, paused_by=event.by, paused_from=paused_from), [
+        _state(sub.state, "paused"),
         Effect("access_end", at=at),
     ]
 
@@ -451,23 +460,30 @@ def _resume(sub: Subscription, event: Resume, at: datetime) -> tuple[Subscriptio
         raise _illegal(sub, event, "it is neither paused nor set to cancel")
     if at < sub.paused_at:
         raise _illegal(sub, event, f"it was paused at {_iso(sub.paused_at)}, after {_iso(at)}")
-    if sub.paused_by == "creator" and event.by == "buyer":
+    if sub.paused_by != "buyer" and event.by == "buyer":
+        # a pause stored before paused_by existed (None) could be the creator's: read as theirs, so a buyer
+        # never lifts a creator's pause; the creator can lift any pause
         raise SubscriptionError(
             "cannot resume this subscription: the creator paused it, and only the creator can resume it",
             details={"state": sub.state, "event": event.name, "paused_by": sub.paused_by}, code=PAUSED_BY_CREATOR,
         )  # fmt: skip
     if not event.extend:
+        back: State = "active"
+        if sub.paused_from == "trialing" and at < _period_end(sub):
+            back = "trialing"  # the trial goes on to its end (Stripe's trial end does not move with a pause)
+        elif sub.paused_from == "past_due":
+            back = "past_due"  # its open invoice is still open (retried by the provider): paid, it renews its period
         # The provider's period ran on through the pause, on its billing anchor (Stripe voids the invoices of
         # the periods that ended while paused: nothing was charged for them, nothing is booked): billing follows it.
         start, end = sub.current_period_start, _period_end(sub)
-        while end <= at:
+        while end <= at and back == "active":
             start, end = end, next_period_end(end, sub.interval, anchor_day=sub.anchor_day)
-        resumed = replace(sub, state="active", paused_at=None, paused_by=None, current_period_start=start,
-                          current_period_end=end)  # fmt: skip
-        return resumed, [_state("paused", "active"), Effect("access_start", at=at)]
+        resumed = replace(sub, state=back, paused_at=None, paused_by=None, paused_from=None,
+                          current_period_start=start, current_period_end=end)  # fmt: skip
+        return resumed, [_state("paused", back), Effect("access_start", at=at)]
     # The buyer paid for the whole period: the paused time is added to it, and billing follows.
     end = _period_end(sub) + (at - sub.paused_at)
-    resumed = replace(sub, state="active", paused_at=None, paused_by=None, current_period_end=end,
+    resumed = replace(sub, state="active", paused_at=None, paused_by=None, paused_from=None, current_period_end=end,
                       anchor_day=end.day)  # fmt: skip
     return resumed, [_state("paused", "active"), Effect("access_start", at=at)]
 

@@ -42,6 +42,10 @@ class SubscriptionState(BaseModel):
     paused_by: Literal["creator", "buyer"] | None = Field(
         default=None, description="Who paused it: a creator's pause is resumed by the creator only"
     )
+    paused_from: Status | None = Field(
+        default=None,
+        description="The state a pause the payment provider reported was made in, when not active",
+    )
     canceled_at: datetime | None = None
     quotas: dict[str, int] = Field(default_factory=dict)
     quota_used: dict[str, int] = Field(default_factory=dict)

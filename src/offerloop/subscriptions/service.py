@@ -181,6 +181,7 @@ def act(
     *, session: Session, workspace_id: str, subscription_id: str, action: Action | str, plan: str | None = None,
     at_period_end: bool = True, at: datetime | None = None, actor: str = "api",
     provider: checkout_service.StripeProvider | None = None, prorations: tuple[Money, Money] | None = None,
+    by: PausedBy | None = None,
 ) -> SubscriptionRead:  # fmt: skip
     """Drive the lifecycle: renew, payment_failed, payment_succeeded, pause, resume, cancel, change_plan.
     Every step is an event on the buyer record; charges and credits go to the ledger; access follows. On a
@@ -189,7 +190,8 @@ def act(
     error is raised and the caller's unit of work rolls back (nothing changes). Stripe's report of a change
     already recorded here is a no-op. Its payment steps (renew, payment_failed, payment_succeeded) are Stripe's
     alone (ProviderManaged, 409, when asked for by anyone else). ``prorations`` (net, tax; signed): a plan change's
-    prorations the provider charged with this renewal, booked on the renewal's order."""
+    prorations the provider charged with this renewal, booked on the renewal's order. ``by``: who a pause is
+    the pause of, when not who reports it (the provider reporting a pause the buyer asked for here)."""
     if action in _PAYMENT_ACTIONS and actor != PROVIDER:
         billed = row_of(session, workspace_id, subscription_id)
         if not checkout_service.collects_itself(session=session, row=billed):
@@ -215,7 +217,9 @@ def act(
     elif action == "payment_succeeded":
         event = PaymentSucceeded()
     elif action == "pause":
-        event = Pause(by=_role(actor))
+        # a pause the provider reports (its dashboard) is taken in any state it makes one in
+        reported = actor == PROVIDER and not checkout_service.collects_itself(session=session, row=row)
+        event = Pause(by=by or _role(actor), reported=reported)
     elif action == "resume":
         # a Stripe subscription's period runs on through pause_collection: our period stays Stripe's
         event = Resume(by=_role(actor), extend=checkout_service.collects_itself(session=session, row=row))
