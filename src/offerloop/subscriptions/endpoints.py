@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from offerloop.checkout import service as checkout_service
 from offerloop.checkout.exceptions import CheckoutError, ProviderError, ProviderRefused, RefundRefused
+from offerloop.core.clock import utcnow
 from offerloop.core.errors import ValidationFailed, error_responses
 from offerloop.core.pages import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Page
 from offerloop.offers.exceptions import OfferNotFound, PricingError
@@ -68,6 +69,9 @@ def subscription_action(
     # Stripe does not: nothing changes); its payment steps (renew, payment_*) are Stripe's alone (409)
     provider = checkout_service.stripe_provider(get_settings(request))
     with db.write() as session:
+        if body.at is not None:
+            service.check_requested_at(session=session, workspace_id=principal.workspace_id,
+                                       subscription_id=subscription_id, action=body.action, at=body.at, now=utcnow())  # fmt: skip
         return service.act(session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id,
                            action=body.action, plan=body.plan, at_period_end=body.at_period_end, at=body.at,
                            actor=principal.key_id, provider=provider)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from offerloop.checkout import due
 from offerloop.checkout import service as checkout_service
 from offerloop.core.clock import utcnow
+from offerloop.core.errors import ValidationFailed
 from offerloop.core.ids import new_id
 from offerloop.core.money import Money
 from offerloop.core.pages import InvalidCursor, Page, decode_cursor, page_of
@@ -175,6 +176,35 @@ def start(*, session: Session, order: Order, offer: Offer, at: datetime, provide
     )
     _schedule(session, row, order)
     return row.id
+
+
+# How far ahead of the server's clock a caller's ``at`` may be (its clock may run a little fast).
+AT_SKEW = timedelta(minutes=5)
+
+
+def check_requested_at(
+    *, session: Session, workspace_id: str, subscription_id: str, action: str, at: datetime, now: datetime
+) -> None:
+    """Refuse (422) an ``at`` a caller gave that would rewrite what is recorded: before the subscription's last
+    recorded change, or a pause, resume, cancel or plan change dated ahead of now (a renewal or payment may be
+    dated to the period's end). The paused time is added to the period and a plan change is prorated from
+    ``at``: a pause dated years back, a resume decades ahead or a downgrade dated to the period's start would
+    give access or credit nobody paid for."""
+    row = row_of(session, workspace_id, subscription_id)
+    last = row.updated_at
+    if at < last:
+        raise ValidationFailed(
+            f"at {at.isoformat()} is before the subscription's last recorded change ({last.isoformat()})",
+            details={"field": "at", "not_before": last.isoformat()},
+        )
+    latest = now + AT_SKEW
+    if action in _PAYMENT_ACTIONS:
+        latest = max(now, state_of(row).current_period_end or now) + AT_SKEW
+    if at > latest:
+        raise ValidationFailed(
+            f"at {at.isoformat()} is in the future: {action} is dated when it happens (not after {latest.isoformat()})",
+            details={"field": "at", "not_after": latest.isoformat()},
+        )
 
 
 def act(
