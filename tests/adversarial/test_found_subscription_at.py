@@ -18,19 +18,26 @@ from offerloop.db.uow import Database
 DATES = [("2020-01-01T00:00:00Z", None), (None, "2099-01-01T00:00:00Z")]
 
 
-@pytest.mark.parametrize(("pause_at", "resume_at"), DATES, ids=["pause_before_start", "resume_far_ahead"])
-def test_found_a_pause_and_resume_never_extend_a_monthly_period_by_years(
-    client, db: Database, secret_headers, write_headers, pause_at: str | None, resume_at: str | None
-) -> None:
+def _active(client, db: Database, secret_headers, write_headers) -> tuple[dict, str]:
+    """A monthly membership bought, paid and renewed at its trial's end: active. (subscription, actions URL)"""
     setup(client, secret_headers, write_headers)
     order = buy(client, secret_headers, "membership-monthly")
     pay(client, secret_headers, order["id"])
     checkout_service.run_fulfilment(db=db)
     (sub,) = client.get("/v1/subscriptions", headers=secret_headers).json()["items"]
     url = f"/v1/subscriptions/{sub['id']}/actions"
-    trial_end = sub["state"]["current_period_end"]
-    renewed = client.post(url, headers=secret_headers, json={"action": "renew", "at": trial_end})
+    renewed = client.post(
+        url, headers=secret_headers, json={"action": "renew", "at": sub["state"]["current_period_end"]}
+    )
     assert renewed.status_code == 200 and renewed.json()["status"] == "active", renewed.text
+    return sub, url
+
+
+@pytest.mark.parametrize(("pause_at", "resume_at"), DATES, ids=["pause_before_start", "resume_far_ahead"])
+def test_found_a_pause_and_resume_never_extend_a_monthly_period_by_years(
+    client, db: Database, secret_headers, write_headers, pause_at: str | None, resume_at: str | None
+) -> None:
+    sub, url = _active(client, db, secret_headers, write_headers)
     before = client.get(f"/v1/subscriptions/{sub['id']}", headers=secret_headers).json()
     for action, at in (("pause", pause_at), ("resume", resume_at)):
         r = client.post(url, headers=secret_headers, json={"action": action, **({"at": at} if at else {})})
@@ -50,16 +57,7 @@ def test_an_at_between_the_last_change_and_now_is_taken(
 ) -> None:
     """A resume dated a minute after its pause: taken, that minute added to the period; one dated a second
     before the pause: refused."""
-    setup(client, secret_headers, write_headers)
-    order = buy(client, secret_headers, "membership-monthly")
-    pay(client, secret_headers, order["id"])
-    checkout_service.run_fulfilment(db=db)
-    (sub,) = client.get("/v1/subscriptions", headers=secret_headers).json()["items"]
-    url = f"/v1/subscriptions/{sub['id']}/actions"
-    trial_end = sub["state"]["current_period_end"]
-    assert (
-        client.post(url, headers=secret_headers, json={"action": "renew", "at": trial_end}).status_code == 200
-    )
+    _, url = _active(client, db, secret_headers, write_headers)
     paused = client.post(url, headers=secret_headers, json={"action": "pause"})
     assert paused.status_code == 200, paused.text
     paused_at = datetime.fromisoformat(paused.json()["state"]["paused_at"])
