@@ -18,7 +18,11 @@ class SubscriptionActionIn(BaseModel):
         default=None, max_length=120, description="change_plan: the new plan's offer key"
     )
     at_period_end: bool = Field(default=True, description="cancel: at the period's end (else now)")
-    at: AwareDatetime | None = Field(default=None, description="When it happens (default: now)")
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="When it happens (default: now). Not before the subscription's last recorded change; not "
+        "ahead of now, except a renewal or payment, which may be dated up to the current period's end (422)",
+    )
 
 
 class SubscriptionState(BaseModel):
