@@ -1,8 +1,8 @@
 """POST /v1/subscriptions/{id}/actions takes ``at`` (when it happens). It was checked only against the current
 period's end: a pause dated years before the subscription even started was accepted, and the resume after it
 added those years to the paid period (a month paid, seven years of access); a resume dated decades ahead did the
-same. Now an ``at`` before the subscription's last recorded change, or a pause/resume/cancel/plan change dated
-ahead of now, is refused (422, field ``at``) and nothing changes."""
+same. Now an ``at`` before the subscription's last recorded change, or after both now and the current period's
+end, is refused (422, field ``at``) and nothing changes."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def subscription_action(
     with db.write() as session:
         if body.at is not None:
             service.check_requested_at(session=session, workspace_id=principal.workspace_id,
-                                       subscription_id=subscription_id, action=body.action, at=body.at, now=utcnow())  # fmt: skip
+                                       subscription_id=subscription_id, at=body.at, now=utcnow())  # fmt: skip
         return service.act(session=session, workspace_id=principal.workspace_id, subscription_id=subscription_id,
                            action=body.action, plan=body.plan, at_period_end=body.at_period_end, at=body.at,
                            actor=principal.key_id, provider=provider)  # fmt: skip

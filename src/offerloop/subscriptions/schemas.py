@@ -20,8 +20,8 @@ class SubscriptionActionIn(BaseModel):
     at_period_end: bool = Field(default=True, description="cancel: at the period's end (else now)")
     at: AwareDatetime | None = Field(
         default=None,
-        description="When it happens (default: now). Not before the subscription's last recorded change; not "
-        "ahead of now, except a renewal or payment, which may be dated up to the current period's end (422)",
+        description="When it happens (default: now). Not before the subscription's last recorded change, nor "
+        "after both now and the current period's end (422)",
     )
 
 

@@ -183,13 +183,12 @@ AT_SKEW = timedelta(minutes=5)
 
 
 def check_requested_at(
-    *, session: Session, workspace_id: str, subscription_id: str, action: str, at: datetime, now: datetime
+    *, session: Session, workspace_id: str, subscription_id: str, at: datetime, now: datetime
 ) -> None:
-    """Refuse (422) an ``at`` a caller gave that would rewrite what is recorded: before the subscription's last
-    recorded change, or a pause, resume, cancel or plan change dated ahead of now (a renewal or payment may be
-    dated to the period's end). The paused time is added to the period and a plan change is prorated from
-    ``at``: a pause dated years back, a resume decades ahead or a downgrade dated to the period's start would
-    give access or credit nobody paid for."""
+    """Refuse (422) an ``at`` a caller gave before the subscription's last recorded change, or after both now
+    and the current period's end (a creator may date a step to the period's end, as a renewal is). The paused
+    time is added to the period and a plan change is prorated from ``at``: a pause dated years back or a resume
+    dated decades ahead gave years of access nobody paid for; what is recorded stays in time order."""
     row = row_of(session, workspace_id, subscription_id)
     last = row.updated_at
     if at < last:
@@ -197,12 +196,10 @@ def check_requested_at(
             f"at {at.isoformat()} is before the subscription's last recorded change ({last.isoformat()})",
             details={"field": "at", "not_before": last.isoformat()},
         )
-    latest = now + AT_SKEW
-    if action in _PAYMENT_ACTIONS:
-        latest = max(now, state_of(row).current_period_end or now) + AT_SKEW
+    latest = max(now, state_of(row).current_period_end or now) + AT_SKEW
     if at > latest:
         raise ValidationFailed(
-            f"at {at.isoformat()} is in the future: {action} is dated when it happens (not after {latest.isoformat()})",
+            f"at {at.isoformat()} is after the current period's end and after now (not after {latest.isoformat()})",
             details={"field": "at", "not_after": latest.isoformat()},
         )
 
