@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -682,3 +683,42 @@ def test_every_consumers_lag_from_one_count_equals_counting_each_consumer_and_pa
             assert status.lags(session, ws.id) == expected
         seen_lag += sum(lag for _, lag in expected.values())
     assert seen_lag > 0
+
+
+def test_a_read_holding_an_idle_partition_never_loses_an_appends_wake_up(real_db, monkeypatch) -> None:
+    """A fresh read locks the identity row, finds it already at its target and lets it go; an append that
+    committed meanwhile skipped the locked row (SKIP LOCKED). The row must be queued again after the read commits:
+    before, it stayed idle with the event pending (CI: a live server's workspace left so, then /readyz 'stuck')."""
+    database, ws = real_db
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's one writer orders the append before or after the read's transaction")
+    _ingest(database, ws.id, [_track(1, "a")])
+    runner.drain(database, workspace_id=ws.id)
+    with database.read() as session:
+        head = pipeline_log.head(session, ws.id)
+    locked, appended = threading.Event(), threading.Event()
+    original = checkpoints.locked_if_free
+
+    def held(session: Any, workspace_id: str, kind: str, key: str, now: Any) -> Any:
+        job = original(session, workspace_id, kind, key, now)
+        if job is not None and kind == "consumer:identity" and workspace_id == ws.id:
+            locked.set()
+            assert appended.wait(30)
+        return job
+
+    monkeypatch.setattr(checkpoints, "locked_if_free", held)
+    identity = next(c for c in registry.consumers() if c.stage == "identity")
+    reader = threading.Thread(
+        target=runner._advance,
+        args=(database, identity, ws.id, pipeline_log.IDENTITY_PART, head, time.monotonic() + 30),
+    )
+    reader.start()
+    assert locked.wait(30)
+    _ingest(database, ws.id, [_track(2, "a")])  # its wake-up skips the row the read holds
+    appended.set()
+    reader.join(30)
+    with database.read() as session:
+        state, cursor = session.execute(
+            select(Job.state, Job.cursor).where(Job.workspace_id == ws.id, Job.kind == "consumer:identity")
+        ).one()
+    assert (state, cursor) == ("queued", head)

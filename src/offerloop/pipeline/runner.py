@@ -361,6 +361,10 @@ def _advance(
             job = _locked_if_free(session, consumer, workspace_id, part, now)
             if job is not None:
                 if int(job.cursor or 0) >= target:
+                    if session.get_bind().dialect.name != "sqlite":
+                        # An append committing while this transaction held the row skipped it (SKIP LOCKED) and
+                        # no step runs here to look again: the row would stay idle with the event pending.
+                        after_commit(session, _rechecker(db, [consumer], workspace_id, part))
                     return True
                 if job.payload and job.run_at > now:
                     return False  # a poisoned event waits for its backoff: do not hammer it
