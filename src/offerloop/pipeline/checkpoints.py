@@ -88,16 +88,6 @@ def cursors(session: Session, workspace_id: str, kinds: Sequence[str]) -> list[t
     return [(kind, key, cursor) for kind, key, cursor in rows]
 
 
-def cursors_at(session: Session, workspace_id: str, kinds: Sequence[str], key: str) -> dict[str, int | None]:
-    """kind -> cursor of these kinds' rows at ``key`` (a kind without a row is absent)."""
-    rows = session.execute(
-        select(Job.kind, Job.cursor).where(
-            Job.workspace_id == workspace_id, Job.kind.in_(list(kinds)), Job.key == key
-        )
-    ).all()
-    return {kind: cursor for kind, cursor in rows}
-
-
 def states_at(
     session: Session, workspace_id: str, kinds: Sequence[str], key: str
 ) -> dict[str, tuple[str, int | None]]:
@@ -108,6 +98,11 @@ def states_at(
         )
     ).all()
     return {kind: (state, cursor) for kind, state, cursor in rows}
+
+
+def cursors_at(session: Session, workspace_id: str, kinds: Sequence[str], key: str) -> dict[str, int | None]:
+    """kind -> cursor of these kinds' rows at ``key`` (a kind without a row is absent)."""
+    return {kind: cursor for kind, (_, cursor) in states_at(session, workspace_id, kinds, key).items()}
 
 
 def workspace_ids(session: Session) -> list[str]:
