@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,10 +24,8 @@ def replay_features(session: Session, workspace_id: str, events: Sequence[LogEve
     apply_features(session, workspace_id, events)
 
 
-@consumer("features", stage="buyer", order=10, replay=replay_features)
-def apply_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
-    """Fold the batch into each buyer's features (once per event, by the buyer's watermark) and refresh
-    the persona of every buyer whose features changed."""
+def _items(events: Sequence[LogEvent]) -> tuple[list[Any], dict[str, datetime]]:
+    """The batch as ``features.apply_log`` takes it, and each buyer's latest event time."""
     items = []
     latest: dict[str, datetime] = {}
     for e in events:
@@ -36,6 +36,66 @@ def apply_features(session: Session, workspace_id: str, events: Sequence[LogEven
         items.append((buyer_id, e.seq, e.received_at, features_service.to_feature_event(e, channel)))
         if buyer_id not in latest or e.timestamp > latest[buyer_id]:
             latest[buyer_id] = e.timestamp
+    return items, latest
+
+
+@dataclass
+class Plan:
+    """The features of a batch folded, and its buyers' personas inferred, before the write transaction."""
+
+    features: features_service.LogPlan
+    personas: persona_service.RefreshPlan | None
+
+
+def prepare_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> Plan | None:
+    """Everything :func:`apply_features` reads and computes, in a read transaction (outside SQLite's writer
+    lock); None when a buyer must be rebuilt from its stored events (that stays in the transaction)."""
+    items, latest = _items(events)
+    if not items:
+        return None
+    plan = features_service.plan_log(session=session, workspace_id=workspace_id, events=items)
+    if plan is None:
+        return None
+    features = features_service.read_out(plan)
+    personas = None
+    if features:
+        at = {buyer_id: latest[buyer_id] for buyer_id in features}
+        personas = persona_service.plan_refresh(
+            session=session, workspace_id=workspace_id, features=features, at=at
+        )
+    return Plan(plan, personas)
+
+
+def apply_prepared(session: Session, workspace_id: str, events: Sequence[LogEvent], plan: Plan) -> None:
+    """Write what :func:`prepare_features` computed if it still holds, else apply the events afresh. The two
+    halves are checked together first, so either both are written or neither."""
+    personas = plan.personas
+    fresh = features_service.plan_unchanged(
+        session=session, workspace_id=workspace_id, plan=plan.features
+    ) and (
+        personas is None
+        or persona_service.refresh_unchanged(session=session, workspace_id=workspace_id, plan=personas)
+    )
+    if not fresh:
+        apply_features(session, workspace_id, events)
+        return
+    features_service.save_plan(session=session, workspace_id=workspace_id, plan=plan.features)
+    if personas is not None:
+        persona_service.save_refresh(session=session, workspace_id=workspace_id, plan=personas)
+
+
+@consumer(
+    "features",
+    stage="buyer",
+    order=10,
+    replay=replay_features,
+    prepare=prepare_features,
+    apply=apply_prepared,
+)
+def apply_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> None:
+    """Fold the batch into each buyer's features (once per event, by the buyer's watermark) and refresh
+    the persona of every buyer whose features changed."""
+    items, latest = _items(events)
     features = features_service.apply_log(session=session, workspace_id=workspace_id, events=items)
     if features:
         at = {buyer_id: latest[buyer_id] for buyer_id in features}

@@ -42,6 +42,16 @@ def marked_states(
     return {b: (driver.read_json(state), int(seq), bool(flag)) for b, state, seq, flag in found}
 
 
+def marks(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> dict[str, tuple[int, bool]]:
+    """(applied seq, rebuild due) of each buyer that has a row: what :func:`marked_states` says of it, without
+    loading its state."""
+    rows = driver.select_in(
+        session.connection(), "SELECT buyer_id, applied_seq, rebuild FROM buyer_features WHERE workspace_id = ?",
+        [workspace_id], "buyer_id", sorted(set(buyer_ids)),
+    )  # fmt: skip
+    return {b: (int(seq), bool(flag)) for b, seq, flag in rows}
+
+
 def merged_away(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> set[str]:
     """The buyers among ``buyer_ids`` that were merged into another (their events are the winner's now)."""
     rows = driver.select_in(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +72,36 @@ def apply_log(
     event at or below its buyer's watermark is skipped, a buyer flagged by a merge is rebuilt from all its
     stored events. Returns the features of each buyer whose state changed, read out at the latest
     ``received_at`` of its events (as ingestion read them when it applied a batch)."""
+    plan = plan_log(session=session, workspace_id=workspace_id, events=events, rebuild=True)
+    assert plan is not None  # rebuilding is allowed: there is always a plan
+    return _save(session, workspace_id, plan)
+
+
+@dataclass
+class LogPlan:
+    """:func:`apply_log`'s reads and computation, not yet written: what :func:`save_plan` writes if what it
+    was computed from still holds."""
+
+    version: int
+    buyers: set[str]  # every buyer the events name
+    gone: set[str]  # those merged away when it was read
+    marks_read: dict[str, tuple[int, bool]]  # (applied seq, rebuild due) of the buyers with a row
+    states: dict[str, dict[str, Any]]
+    marks: dict[str, int]
+    at: dict[str, datetime]
+    event_at: dict[str, datetime | None]
+    spec: FeatureSpec
+
+
+def plan_log(
+    *,
+    session: Session,
+    workspace_id: str,
+    events: Iterable[tuple[str, int, datetime, FeatureEvent]],
+    rebuild: bool = False,
+) -> LogPlan | None:
+    """Read and fold as :func:`apply_log` does, writing nothing. Without ``rebuild``, None when a buyer is
+    due for a rebuild from all its stored events (rare: after a merge); that is left to :func:`apply_log`."""
     version, spec = spec_for(session, workspace_id)
     per_buyer: dict[str, list[tuple[int, FeatureEvent]]] = defaultdict(list)
     at: dict[str, datetime] = {}
@@ -80,12 +111,13 @@ def apply_log(
         received[seq] = received_at
         if buyer_id not in at or received_at > at[buyer_id]:
             at[buyer_id] = received_at
-    if not per_buyer:
-        return {}
     # A buyer merged away since its events were read: they are the winner's now, rebuilt with it.
-    live = set(per_buyer) - repository.merged_away(session, workspace_id, per_buyer)
+    gone = repository.merged_away(session, workspace_id, per_buyer) if per_buyer else set()
+    live = set(per_buyer) - gone
     current = repository.marked_states(session, workspace_id, live)
     due = {buyer_id for buyer_id, (_, _, flagged) in current.items() if flagged}
+    if due and not rebuild:
+        return None
     out, marks, event_at = _replay(session, workspace_id, due, spec)
     for buyer_id in live - due:
         state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
@@ -96,10 +128,50 @@ def apply_log(
             state = apply_event(state, event, spec)
             event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, received[seq]))
         out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
-    repository.save_states(session, workspace_id, out, marks, set(current), version, at, event_at)
-    gone = repository.forget_merged_away(session, workspace_id, set(out) - set(current))
-    out = {buyer_id: state for buyer_id, state in out.items() if buyer_id not in gone}
-    return {buyer_id: read_features(state, spec, now=at[buyer_id]) for buyer_id, state in out.items()}
+    marks_read = {buyer_id: (mark, flagged) for buyer_id, (_, mark, flagged) in current.items()}
+    return LogPlan(version, set(per_buyer), gone, marks_read, out, marks, at, event_at, spec)
+
+
+def plan_unchanged(*, session: Session, workspace_id: str, plan: LogPlan) -> bool:
+    """Whether what :func:`plan_log` read, in an earlier transaction, still holds: the spec's version, which of
+    the buyers are merged away, and each buyer's watermark and rebuild flag (every write of a buyer's state
+    moves one of them, or deletes or makes its row)."""
+    return (
+        bool(plan.buyers)
+        and spec_for(session, workspace_id)[0] == plan.version
+        and repository.merged_away(session, workspace_id, plan.buyers) == plan.gone
+        and repository.marks(session, workspace_id, plan.buyers - plan.gone) == plan.marks_read
+    )
+
+
+def save_plan(
+    *, session: Session, workspace_id: str, plan: LogPlan
+) -> dict[str, dict[str, float | int | str | bool]]:
+    """Write a plan (made in this transaction, or checked by :func:`plan_unchanged`); the features of each
+    buyer whose state changed, as :func:`apply_log` returns them."""
+    return _save(session, workspace_id, plan)
+
+
+def read_out(plan: LogPlan) -> dict[str, dict[str, float | int | str | bool]]:
+    """The features :func:`save_plan` will return (on SQLite, where no merge interleaves with a write)."""
+    return {
+        buyer_id: read_features(state, plan.spec, now=plan.at[buyer_id])
+        for buyer_id, state in plan.states.items()
+    }
+
+
+def _save(
+    session: Session, workspace_id: str, plan: LogPlan
+) -> dict[str, dict[str, float | int | str | bool]]:
+    out, at = plan.states, plan.at
+    existing = set(plan.marks_read)
+    repository.save_states(session, workspace_id, out, plan.marks, existing, plan.version, at, plan.event_at)
+    gone = repository.forget_merged_away(session, workspace_id, set(out) - existing)
+    return {
+        buyer_id: read_features(state, plan.spec, now=at[buyer_id])
+        for buyer_id, state in out.items()
+        if buyer_id not in gone
+    }
 
 
 def merged(*, session: Session, workspace_id: str, winners: Iterable[str], losers: list[str]) -> None:

@@ -35,6 +35,8 @@ class Context:
     db: Database
     session: Session | None = None
     deps: Mapping[str, Any] = field(default_factory=dict)
+    # What the kind's ``read_ahead`` found before the write transaction began (None: nothing, or it failed).
+    ahead: Any = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,10 @@ BatchHandler = Callable[[BatchContext], BatchResult]
 # domain row that mirrors the job (a fulfilment task) show the attempts, the error and giving up.
 FailHook = Callable[[Session, Job, bool], None]
 PrepareHook = Callable[[Session, tuple[Job, ...], Mapping[str, Any]], None]
+# Called with the database, the held job (detached) and the time of the pass, BEFORE the handler's write
+# transaction: reading and computing there keeps SQLite's one writer lock free meanwhile. The handler gets
+# the result as ``Context.ahead`` and must check, in its transaction, that what it was computed from still holds.
+AheadHook = Callable[[Database, Job, datetime], Any]
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Kind:
     batch: int = 1
     batch_fn: BatchHandler | None = None
     prepare: PrepareHook | None = None
+    read_ahead: AheadHook | None = None
 
 
 RECURRING_KEY = "every"
@@ -92,6 +99,7 @@ def register(
     every_s: float | None = None,
     batch: int = 1,
     prepare: PrepareHook | None = None,
+    read_ahead: AheadHook | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind. It returns None when the job is done, or the time to run it
     again. A transactional handler runs inside one write transaction that also finishes the job, so its
@@ -100,7 +108,8 @@ def register(
     (its handler returns its next time). ``batch``: a claim that finds one due job of this (transactional)
     kind takes up to ``batch`` of them, run one after the other in ONE write transaction, each in its own
     savepoint (a failing job rolls back alone and backs off; the others commit); ``prepare``, if given, is
-    called first with the transaction and all the held jobs (to read what they need in one statement)."""
+    called first with the transaction and all the held jobs (to read what they need in one statement).
+    ``read_ahead`` (a transactional kind run one job at a time): see ``AheadHook``."""
     if batch < 1 or (batch > 1 and not transactional):
         raise ValueError("batch needs a transactional kind (else use register_batch) and at least 1")
 
@@ -117,6 +126,7 @@ def register(
             every_s,
             batch,
             prepare=prepare,
+            read_ahead=read_ahead,
         )
         return fn
 
@@ -254,11 +264,15 @@ def _run_one(
 ) -> Ran:
     try:
         if kind.transactional:
+            ahead = _read_ahead(db, kind, job_id, now)
             with db.write() as session:
                 job = lease.hold(session, job_id, owner=owner)
                 if job is None:
                     return Ran(kind.name, key, "lost")
-                again = kind.fn(Context(job=job, now=now, owner=owner, db=db, session=session, deps=deps))
+                context = Context(
+                    job=job, now=now, owner=owner, db=db, session=session, deps=deps, ahead=ahead
+                )
+                again = kind.fn(context)
                 lease.finish(job, now=now, again_at=again)
         else:
             with db.read() as session:
@@ -280,6 +294,22 @@ def _run_one(
             if held is None:
                 return Ran(kind.name, key, "lost", error)
             return _failed(session, kind, held, error, now)
+
+
+def _read_ahead(db: Database, kind: Kind, job_id: int, now: datetime) -> Any:
+    """The kind's read-ahead for one held job; only an optimisation, so a failure is logged and ignored."""
+    if kind.read_ahead is None:
+        return None
+    try:
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return None
+            session.expunge(job)
+        return kind.read_ahead(db, job, now)
+    except Exception as exc:
+        log.warning("job read-ahead failed", kind=kind.name, error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 def _failed(session: Session, kind: Kind, job: Job, error: str, now: datetime) -> Ran:

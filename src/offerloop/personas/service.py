@@ -69,9 +69,31 @@ def refresh(
     at: dict[str, datetime],
 ) -> dict[str, PersonaPosterior]:
     """Infer the persona of every buyer in ``features``; keep a history row whenever it changes."""
+    plan = plan_refresh(session=session, workspace_id=workspace_id, features=features, at=at)
+    if plan is None:
+        return {}
+    _save(session, workspace_id, plan)
+    return plan.posteriors
+
+
+@dataclasses.dataclass
+class RefreshPlan:
+    """:func:`refresh`'s reads and inference, not yet written (see :func:`save_refresh`)."""
+
+    version: int
+    before: dict[str, str]  # each buyer's persona when it was read
+    rows: list[dict[str, Any]]
+    changes: list[dict[str, Any]]
+    posteriors: dict[str, PersonaPosterior]
+
+
+def plan_refresh(
+    *, session: Session, workspace_id: str, features: dict[str, dict[str, Any]], at: dict[str, datetime]
+) -> RefreshPlan | None:
+    """Read and infer as :func:`refresh` does, writing nothing (None: no templates, or no buyers)."""
     version, personas = templates_for(session, workspace_id)
     if personas is None or not features:
-        return {}
+        return None
     before = repository.current(session, workspace_id, features)
     now = utcnow()
     rows, changes, out = [], [], {}
@@ -102,17 +124,34 @@ def refresh(
                     "at": at.get(buyer_id, now),
                 }
             )
-    repository.save(session, workspace_id, rows, set(before))
-    repository.add_history(session, changes)
-    if changes:
+    return RefreshPlan(version, before, rows, changes, out)
+
+
+def refresh_unchanged(*, session: Session, workspace_id: str, plan: RefreshPlan) -> bool:
+    """Whether what :func:`plan_refresh` read, in an earlier transaction, still holds: the templates' version
+    and every buyer's current persona (which decides insert or update, and the history row)."""
+    return (
+        templates_for(session, workspace_id)[0] == plan.version
+        and repository.current(session, workspace_id, plan.posteriors) == plan.before
+    )
+
+
+def save_refresh(*, session: Session, workspace_id: str, plan: RefreshPlan) -> None:
+    """Write a plan checked by :func:`refresh_unchanged`."""
+    _save(session, workspace_id, plan)
+
+
+def _save(session: Session, workspace_id: str, plan: RefreshPlan) -> None:
+    repository.save(session, workspace_id, plan.rows, set(plan.before))
+    repository.add_history(session, plan.changes)
+    if plan.changes:
         # a change is no event of its own (a templates update re-scores without one): the analytics state of
         # these buyers (current persona, first assignments) follows in the same transaction
         from offerloop.analytics import service as analytics_service  # analytics reads personas
 
         analytics_service.refresh(
-            session=session, workspace_id=workspace_id, buyer_ids={str(c["buyer_id"]) for c in changes}
+            session=session, workspace_id=workspace_id, buyer_ids={str(c["buyer_id"]) for c in plan.changes}
         )
-    return out
 
 
 def get(*, session: Session, workspace_id: str, buyer_id: str) -> PersonaRead | None:

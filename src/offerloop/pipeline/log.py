@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +157,25 @@ def _event(r: Any) -> LogEvent:
         when(r[10]), when(r[11]), when(r[12]), when(r[13]),  # type: ignore[arg-type]  # NOT NULL: never None
         doc(r[14]), doc(r[15]), doc(r[16]), r[17], r[18], bool(r[19]), bool(r[20]),
     )  # fmt: skip
+
+
+# What of a stored event can change after it is appended (a merge repoints it, an erasure blanks it).
+_DIGEST_SQL = (
+    "SELECT id, buyer_id, user_id IS NULL, anonymous_id IS NULL, traits IS NULL, context IS NULL, "
+    "previous_id IS NULL FROM events WHERE workspace_id = ? AND id >= ? AND id <= ?"
+)
+
+
+def digest(
+    session: Session, workspace_id: str, events: Sequence[LogEvent], part: int | None
+) -> list[tuple[Any, ...]]:
+    """What can change of ``events`` (consecutive events of the log, or of partition ``part``) as stored now: a
+    read made earlier is still right when its digest, taken then, equals this one."""
+    sql, params = _DIGEST_SQL, [workspace_id, events[0].seq, events[-1].seq]
+    if part is not None:
+        sql, params = f"{sql} AND part = ?", [*params, part]
+    rows = driver.fetch_all(session.connection(), f"{sql} ORDER BY id", params)
+    return [(r[0], r[1], bool(r[2]), bool(r[3]), bool(r[4]), bool(r[5]), bool(r[6])) for r in rows]
 
 
 def last_in_parts(session: Session, workspace_id: str, after: dict[int, int], up_to: int) -> dict[int, int]:

@@ -15,6 +15,11 @@ STEP_SECONDS = Histogram(
     ["consumer"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
+READ_AHEAD = Counter(
+    "offerloop_consumer_read_ahead_total",
+    "Steps read (and prepared) before their write transaction: used, or stale (read again in the transaction)",
+    ["outcome"],
+)
 HEAD = Gauge("offerloop_pipeline_head_seq", "The last sequence number appended to the log")
 
 
@@ -25,3 +30,7 @@ def stepped(consumer: str, done: int, parked: int, seconds: float) -> None:
     if parked:
         PARKED.labels(consumer).inc(parked)
     STEP_SECONDS.labels(consumer).observe(seconds)
+
+
+def read_ahead(outcome: str) -> None:
+    READ_AHEAD.labels(outcome).inc()

@@ -42,6 +42,12 @@ class LogEvent(NamedTuple):
 # Called with one workspace's events of one partition, in log order, inside the transaction that also
 # advances the consumer's checkpoint; it must tolerate seeing an event again (a replay of a parked event).
 ConsumerFn = Callable[[Session, str, Sequence[LogEvent]], None]
+# An optional split of ``fn`` for SQLite's one writer: ``prepare`` reads and computes in a read transaction
+# (before the writer lock is taken) and returns a plan, or None; ``apply`` then runs in the step's write
+# transaction with the same events and that plan. It must check that what the plan was computed from still
+# holds, and else do what ``fn`` does: applying a plan has exactly ``fn``'s effect.
+PrepareFn = Callable[[Session, str, Sequence[LogEvent]], Any]
+ApplyFn = Callable[[Session, str, Sequence[LogEvent], Any], None]
 Stage = Literal["identity", "buyer"]
 
 
@@ -57,20 +63,30 @@ class Consumer:
     # behind the consumer's checkpoint, and behind whatever watermark the consumer keeps per buyer (its later
     # events went on): a consumer that skips what it has "already seen" by such a mark must take it here.
     replay: ConsumerFn | None = None
+    prepare: PrepareFn | None = None
+    apply: ApplyFn | None = None
 
 
 _consumers: dict[str, Consumer] = {}
 
 
 def consumer(
-    name: str, *, stage: Stage = "buyer", order: int = 100, replay: ConsumerFn | None = None
+    name: str,
+    *,
+    stage: Stage = "buyer",
+    order: int = 100,
+    replay: ConsumerFn | None = None,
+    prepare: PrepareFn | None = None,
+    apply: ApplyFn | None = None,
 ) -> Callable[[ConsumerFn], ConsumerFn]:
     """Register a consumer of the event log (one line per capability; ingestion is never edited)."""
+    if (prepare is None) != (apply is None):
+        raise ValueError("a consumer's prepare and apply come together")
 
     def wrap(fn: ConsumerFn) -> ConsumerFn:
         from offerloop.pipeline import runner  # the runner reads this registry
 
-        _consumers[name] = Consumer(name, fn, stage, order, replay)
+        _consumers[name] = Consumer(name, fn, stage, order, replay, prepare, apply)
         runner.register_kind(name)  # its checkpoints are jobs of kind consumer:<name>
         return fn
 

@@ -75,8 +75,9 @@ def register_kind(name: str) -> None:
     # A failure of the step itself (not of the consumer: that is handled inside) is retried forever with
     # capped backoff; a parked checkpoint row would silently stop a partition.
     jobs_runner.register(
-        log.kind_of(name), lease_s=LEASE_S, max_attempts=1_000_000_000, backoff_base_s=1.0, backoff_cap_s=30.0
-    )(_handler)
+        log.kind_of(name), lease_s=LEASE_S, max_attempts=1_000_000_000, backoff_base_s=1.0, backoff_cap_s=30.0,
+        read_ahead=_read_ahead,
+    )(_handler)  # fmt: skip
 
 
 def kinds() -> tuple[str, ...]:
@@ -99,7 +100,8 @@ def _handler(ctx: jobs_runner.Context) -> datetime | None:
     consumer = _by_name(ctx.job.kind.removeprefix("consumer:"))
     if consumer is None or ctx.session is None:  # unregistered since the row was made: nothing to do
         return None
-    return step(ctx.session, ctx.db, consumer, ctx.job, now=ctx.now)
+    ahead = ctx.ahead if isinstance(ctx.ahead, Ahead) else None
+    return step(ctx.session, ctx.db, consumer, ctx.job, now=ctx.now, ahead=ahead)
 
 
 def _part(job: Job) -> int:
@@ -125,13 +127,22 @@ def gate(session: Session, consumer: Consumer, workspace_id: str) -> int | None:
 
 
 def _try(
-    session: Session, db: Database, consumer: Consumer, workspace_id: str, chunk: Sequence[LogEvent]
+    session: Session,
+    db: Database,
+    consumer: Consumer,
+    workspace_id: str,
+    chunk: Sequence[LogEvent],
+    plan: Any = None,
 ) -> tuple[str | None, set[int]]:
-    """Apply ``chunk`` in a savepoint; the error (rolled back) or the buyer partitions it touched."""
+    """Apply ``chunk`` (with the consumer's plan for it, if one was prepared) in a savepoint; the error
+    (rolled back) or the buyer partitions it touched."""
     mark = after_commit_mark(session)
     savepoint = session.begin_nested()
     try:
-        consumer.fn(session, workspace_id, chunk)
+        if plan is not None and consumer.apply is not None:
+            consumer.apply(session, workspace_id, chunk, plan)
+        else:
+            consumer.fn(session, workspace_id, chunk)
         parts: set[int] = set()
         if consumer.stage == "identity":
             parts = log.assign_parts(
@@ -159,10 +170,17 @@ class _Outcome:
 
 
 def _apply(
-    session: Session, db: Database, consumer: Consumer, job: Job, events: Sequence[LogEvent], now: datetime
+    session: Session,
+    db: Database,
+    consumer: Consumer,
+    job: Job,
+    events: Sequence[LogEvent],
+    now: datetime,
+    plan: Any = None,
 ) -> _Outcome:
-    """Apply ``events`` (those after ``job``'s checkpoint) for one consumer: the whole batch at once, a
-    failing event found by bisection and retried with backoff, then parked after ``max_attempts``."""
+    """Apply ``events`` (those after ``job``'s checkpoint) for one consumer: the whole batch at once (with
+    ``plan``, what the consumer prepared for exactly these events), a failing event found by bisection and
+    retried with backoff, then parked after ``max_attempts``."""
     assert job.workspace_id is not None
     workspace_id = job.workspace_id
     out = _Outcome(cursor=int(job.cursor or 0), failing=dict(job.payload or {}))
@@ -171,7 +189,8 @@ def _apply(
     size = 1 if events and out.failing.get("seq") == events[0].seq else len(events)
     while i < len(events):
         chunk = events[i : i + size]
-        error, parts = _try(session, db, consumer, workspace_id, chunk)
+        whole = i == 0 and len(chunk) == len(events)
+        error, parts = _try(session, db, consumer, workspace_id, chunk, plan if whole else None)
         if error is None:
             i += len(chunk)
             out.cursor, out.done = chunk[-1].seq, out.done + len(chunk)
@@ -227,29 +246,41 @@ def step(
     *,
     now: datetime,
     up_to: int | None = None,
+    ahead: Ahead | None = None,
 ) -> datetime | None:
     """Apply the next events of ``job``'s partition (and, riding along, of the other buyer-stage consumers
-    at the same checkpoint); returns when to run ``job`` again (None: caught up)."""
+    at the same checkpoint); returns when to run ``job`` again (None: caught up). ``ahead``: what
+    :func:`_read_ahead` read and prepared before this transaction, used if it still holds."""
     assert job.workspace_id is not None
     workspace_id, part = job.workspace_id, _part(job)
     limit = gate(session, consumer, workspace_id)
     if up_to is not None:
         limit = up_to if limit is None else min(limit, up_to)
-    batch = pacing.step_size(session, consumer.stage, batch=config.batch, step_s=config.step_s)
     began = time.perf_counter()
-    events = log.read(
-        session, workspace_id, after=int(job.cursor or 0), up_to=limit,
-        part=None if consumer.stage == "identity" else part, limit=batch + 1,
-    )  # fmt: skip
-    more = len(events) > batch
-    events = events[:batch]
+    read_part = None if consumer.stage == "identity" else part
+    plans: dict[str, Any] = {}
+    if ahead is not None and _still_holds(session, job, ahead, limit, read_part):
+        events, plans = ahead.events, ahead.plans
+        more = ahead.more or log.pending(
+            session, workspace_id, after=events[-1].seq, up_to=limit, part=read_part
+        )
+        metrics.read_ahead("used")
+    else:
+        if ahead is not None:
+            metrics.read_ahead("stale")
+        batch = pacing.step_size(session, consumer.stage, batch=config.batch, step_s=config.step_s)
+        events = log.read(
+            session, workspace_id, after=int(job.cursor or 0), up_to=limit, part=read_part, limit=batch + 1
+        )
+        more = len(events) > batch
+        events = events[:batch]
     riders = _riders(session, consumer, job, now) if events else []
     started = time.perf_counter()
-    out = _apply(session, db, consumer, job, events, now)
+    out = _apply(session, db, consumer, job, events, now, plans.get(consumer.name))
     after_commit(session, _stepped(consumer.name, out, time.perf_counter() - started))
     for rider, row in riders:
         started = time.perf_counter()
-        ridden = _apply(session, db, rider, row, events, now)
+        ridden = _apply(session, db, rider, row, events, now, plans.get(rider.name))
         after_commit(session, _stepped(rider.name, ridden, time.perf_counter() - started))
         lease.finish(row, now=now, again_at=ridden.retry_at or (now if more else None))
     pacing.paced(consumer.stage, len(events), time.perf_counter() - began)
@@ -270,6 +301,76 @@ def step(
     if up_to is not None or session.get_bind().dialect.name != "sqlite":
         after_commit(session, _rechecker(db, [consumer, *(r for r, _ in riders)], workspace_id, part))
     return None
+
+
+@dataclass
+class Ahead:
+    """One step's read of the log made before its write transaction (SQLite: outside the writer lock), and
+    the plans of the consumers that prepare, computed from it."""
+
+    cursor: int
+    limit: int | None
+    events: list[LogEvent]
+    digest: list[tuple[Any, ...]]
+    more: bool
+    plans: dict[str, Any]
+
+
+def _read_ahead(db: Database, job: Job, now: datetime) -> Ahead | None:
+    """On SQLite, read the step's events and prepare the plans of its consumers that can, in a read
+    transaction: the step's write transaction (which holds the one writer lock every ingest batch needs)
+    then only checks that they still hold and writes. Elsewhere None (no writer lock to spare)."""
+    consumer = _by_name(job.kind.removeprefix("consumer:"))
+    if db.dialect != "sqlite" or consumer is None or job.workspace_id is None or job.payload:
+        return None  # (a poisoned event at the head is tried alone, in the transaction)
+    workspace_id, part, cursor = job.workspace_id, _part(job), int(job.cursor or 0)
+    with db.read() as session:
+        limit = gate(session, consumer, workspace_id)
+        batch = pacing.step_size(session, consumer.stage, batch=config.batch, step_s=config.step_s)
+        events = log.read(
+            session, workspace_id, after=cursor, up_to=limit,
+            part=None if consumer.stage == "identity" else part, limit=batch + 1,
+        )  # fmt: skip
+        more = len(events) > batch
+        events = events[:batch]
+        if not events:
+            return None
+        read_part = None if consumer.stage == "identity" else part
+        digest = log.digest(session, workspace_id, events, read_part)
+        stage = [consumer]
+        if consumer.stage == "buyer":
+            others = {
+                log.kind_of(c.name): c for c in consumers() if c.stage == "buyer" and c.prepare is not None
+            }
+            others.pop(job.kind, None)
+            free = checkpoints.free_at_cursor(session, workspace_id, list(others), job.key, cursor, now)
+            stage += [others[j.kind] for j in free if not j.payload]
+        plans: dict[str, Any] = {}
+        for c in stage:
+            if c.prepare is None:
+                continue
+            try:
+                plan = c.prepare(session, workspace_id, events)
+            except Exception as exc:  # only an optimisation: the step applies these events in its transaction
+                logger.warning(
+                    "consumer prepare failed", consumer=c.name, error=f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            if plan is not None:
+                plans[c.name] = plan
+    return Ahead(cursor, limit, events, digest, more, plans)
+
+
+def _still_holds(session: Session, job: Job, ahead: Ahead, limit: int | None, part: int | None) -> bool:
+    """Whether ``ahead`` is what this transaction would read: the checkpoint has not moved, the gate has not
+    gone back, and its events are still stored as they were read (a merge repoints events to the winner, an
+    erasure blanks their identifiers and traits; either committed since makes the read stale)."""
+    if job.payload or ahead.cursor != int(job.cursor or 0) or not ahead.events:
+        return False
+    if limit is not None and (ahead.limit is None or ahead.limit > limit):
+        return False
+    assert job.workspace_id is not None
+    return log.digest(session, job.workspace_id, ahead.events, part) == ahead.digest
 
 
 def _rechecker(db: Database, stage: list[Consumer], workspace_id: str, part: int) -> Callable[[], None]:
