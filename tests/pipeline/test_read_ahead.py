@@ -210,12 +210,16 @@ def _state(db: Database, ws: str) -> dict[str, Any]:
     return {"features": features, "personas": personas}
 
 
-@pytest.mark.parametrize("change", ["rebuild", "persona", "templates", "none"])
+CHANGES = ["rebuild", "persona", "templates", "none", "rebuilt:none", "rebuilt:new-event"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_a_features_plan_is_written_only_if_what_it_read_still_holds(sqlite_db, change) -> None:
     """Prepared in one transaction, applied in a later one: a buyer flagged for a rebuild (a merge, a replayed
-    parked event), a persona row changed, or new templates in between — the plan is dropped and the events
-    applied afresh; with nothing in between it is written. Either way the result is what applying the
-    events in one transaction gives."""
+    parked event) or whose persona row changed in between is redone from its events, the other buyers' part of
+    the plan is written; new templates make every buyer stale. A buyer flagged before (rebuilt in the plan from
+    its stored events) that got another event since must be rebuilt again. Either way the result is what
+    applying the events in one transaction gives."""
     audience = Audience(buyers=12, events=300, seed=9, start=START - timedelta(days=30))
     plain, ws = _workspace(sqlite_db, f"plain-{change}"), _workspace(sqlite_db, f"plan-{change}")
     for target in (plain, ws):
@@ -229,11 +233,32 @@ def test_a_features_plan_is_written_only_if_what_it_read_still_holds(sqlite_db, 
                 .where(Job.workspace_id == target, Job.kind == "consumer:features")
                 .values(cursor=events[-1].seq)
             )
+    with sqlite_db.read() as session:
+        rest = pipeline_log.read(session, ws, after=events[-1].seq, up_to=None, part=0, limit=10_000)
+        have = set(session.scalars(select(BuyerFeatures.buyer_id).where(BuyerFeatures.workspace_id == ws)))
+        buyer = next(e.buyer_id for e in rest if e.buyer_id in have)
+        keys = {
+            target: buyer if target == ws else _same_buyer(session, ws, target, buyer)
+            for target in (plain, ws)
+        }
+        who = session.execute(
+            select(Event.user_id, Event.anonymous_id)
+            .where(Event.workspace_id == ws, Event.buyer_id == buyer)
+            .limit(1)
+        ).one()
+    if change.startswith("rebuilt:"):  # flagged before the plan: the plan rebuilds it from its stored events
+        for target in (plain, ws):
+            with sqlite_db.write() as session:
+                features_service.rebuild_on_apply(
+                    session=session, workspace_id=target, buyer_ids={keys[target]}
+                )
     events, plan = _prepared(sqlite_db, ws)
-    buyer = sorted(plan.features.marks_read)[0]
+    assert buyer in plan.features.marks_read and (buyer in plan.features.replayed) is change.startswith(
+        "rebuilt:"
+    )
     for target in (plain, ws):  # the same change in both workspaces, in a transaction of its own
         with sqlite_db.write() as session:
-            key = buyer if target == ws else _same_buyer(session, ws, target, buyer)
+            key = keys[target]
             if change == "rebuild":
                 features_service.rebuild_on_apply(session=session, workspace_id=target, buyer_ids={key})
             elif change == "persona":
@@ -245,12 +270,26 @@ def test_a_features_plan_is_written_only_if_what_it_read_still_holds(sqlite_db, 
             elif change == "templates":
                 source = (DEMO / "personas.yaml").read_text()  # stored again: a new version
                 persona_service.set_templates(session=session, workspace_id=target, source=source, actor="t")
+            elif change == "rebuilt:new-event":  # resolved to the buyer after the plan read its events
+                late = {
+                    "type": "track",
+                    "event": "Lesson Completed",
+                    "messageId": "late",
+                    "timestamp": "2026-05-31T10:00:00Z",
+                }
+                late |= {"userId": who[0]} if who[0] else {"anonymousId": who[1]}
+                harness.append(session, target, [late], START + timedelta(days=1))
+        if change == "rebuilt:new-event":
+            _step(sqlite_db, target, "identity", None)
     with sqlite_db.write() as session:
-        fresh = features_service.plan_unchanged(session=session, workspace_id=ws, plan=plan.features) and (
-            plan.personas is None
-            or persona_service.refresh_unchanged(session=session, workspace_id=ws, plan=plan.personas)
-        )
-        assert fresh is (change == "none")
+        stale = features_service.stale_buyers(session=session, workspace_id=ws, plan=plan.features)
+        assert plan.personas is not None
+        stale |= persona_service.stale_buyers(session=session, workspace_id=ws, plan=plan.personas)
+        expected = {
+            "rebuild": {buyer}, "persona": {buyer}, "templates": set(plan.personas.posteriors), "none": set(),
+            "rebuilt:none": set(), "rebuilt:new-event": {buyer},
+        }  # fmt: skip
+        assert stale == expected[change] and len(plan.personas.posteriors) > 1
         apply_prepared(session, ws, events, plan)
     with sqlite_db.write() as session:
         after = events[0].seq - 1 - _offset(sqlite_db, ws, plain)

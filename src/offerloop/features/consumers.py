@@ -49,13 +49,11 @@ class Plan:
 
 def prepare_features(session: Session, workspace_id: str, events: Sequence[LogEvent]) -> Plan | None:
     """Everything :func:`apply_features` reads and computes, in a read transaction (outside SQLite's writer
-    lock); None when a buyer must be rebuilt from its stored events (that stays in the transaction)."""
+    lock); None for a batch without a resolved event."""
     items, latest = _items(events)
     if not items:
         return None
     plan = features_service.plan_log(session=session, workspace_id=workspace_id, events=items)
-    if plan is None:
-        return None
     features = features_service.read_out(plan)
     personas = None
     if features:
@@ -67,21 +65,22 @@ def prepare_features(session: Session, workspace_id: str, events: Sequence[LogEv
 
 
 def apply_prepared(session: Session, workspace_id: str, events: Sequence[LogEvent], plan: Plan) -> None:
-    """Write what :func:`prepare_features` computed if it still holds, else apply the events afresh. The two
-    halves are checked together first, so either both are written or neither."""
+    """Write what :func:`prepare_features` computed for the buyers whose reads still hold, and apply the events
+    of the others afresh (a merge or a rebuild committed since touched them). Both halves are checked first:
+    a buyer stale in either is redone whole."""
+    stale = features_service.stale_buyers(session=session, workspace_id=workspace_id, plan=plan.features)
     personas = plan.personas
-    fresh = features_service.plan_unchanged(
-        session=session, workspace_id=workspace_id, plan=plan.features
-    ) and (
-        personas is None
-        or persona_service.refresh_unchanged(session=session, workspace_id=workspace_id, plan=personas)
-    )
-    if not fresh:
-        apply_features(session, workspace_id, events)
-        return
-    features_service.save_plan(session=session, workspace_id=workspace_id, plan=plan.features)
+    if personas is not None:
+        stale |= persona_service.stale_buyers(session=session, workspace_id=workspace_id, plan=personas)
+    features = plan.features
+    if stale:
+        features = features_service.plan_without(features, stale)
+        personas = None if personas is None else persona_service.refresh_without(personas, stale)
+    features_service.save_plan(session=session, workspace_id=workspace_id, plan=features)
     if personas is not None:
         persona_service.save_refresh(session=session, workspace_id=workspace_id, plan=personas)
+    if stale:
+        apply_features(session, workspace_id, [e for e in events if e.buyer_id in stale])
 
 
 @consumer(

@@ -240,6 +240,19 @@ def events_for_replay(
     )
 
 
+def event_ids(session: Session, workspace_id: str, buyer_ids: Iterable[str]) -> dict[str, list[int]]:
+    """Each buyer's stored events (their seqs, in order; an empty list for a buyer with none)."""
+    wanted = sorted(set(buyer_ids))
+    out: dict[str, list[int]] = {buyer_id: [] for buyer_id in wanted}
+    rows = driver.select_in(
+        session.connection(), "SELECT buyer_id, id FROM events WHERE workspace_id = ?", [workspace_id], "buyer_id",
+        wanted,
+    )  # fmt: skip
+    for buyer_id, seq in sorted(rows, key=lambda r: r[1]):
+        out[buyer_id].append(int(seq))
+    return out
+
+
 def states_updated(
     session: Session, workspace_id: str, start: datetime, end: datetime, limit: int
 ) -> list[tuple[dict[str, Any], datetime]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ def apply_events(
         return {}
     current = repository.marked_states(session, workspace_id, touched)
     at = now or utcnow()
-    out, marks, event_at = _replay(session, workspace_id, rebuild_ids, spec)
+    out, marks, event_at, _ = _replay(session, workspace_id, rebuild_ids, spec)
     for buyer_id in touched - rebuild_ids:
         state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
         for event in sorted(per_buyer[buyer_id], key=lambda e: e.timestamp):
@@ -72,9 +73,7 @@ def apply_log(
     event at or below its buyer's watermark is skipped, a buyer flagged by a merge is rebuilt from all its
     stored events. Returns the features of each buyer whose state changed, read out at the latest
     ``received_at`` of its events (as ingestion read them when it applied a batch)."""
-    plan = plan_log(session=session, workspace_id=workspace_id, events=events, rebuild=True)
-    assert plan is not None  # rebuilding is allowed: there is always a plan
-    return _save(session, workspace_id, plan)
+    return _save(session, workspace_id, plan_log(session=session, workspace_id=workspace_id, events=events))
 
 
 @dataclass
@@ -86,6 +85,7 @@ class LogPlan:
     buyers: set[str]  # every buyer the events name
     gone: set[str]  # those merged away when it was read
     marks_read: dict[str, tuple[int, bool]]  # (applied seq, rebuild due) of the buyers with a row
+    replayed: dict[str, list[int]]  # the stored events each buyer due for a rebuild was rebuilt from
     states: dict[str, dict[str, Any]]
     marks: dict[str, int]
     at: dict[str, datetime]
@@ -98,10 +98,8 @@ def plan_log(
     session: Session,
     workspace_id: str,
     events: Iterable[tuple[str, int, datetime, FeatureEvent]],
-    rebuild: bool = False,
-) -> LogPlan | None:
-    """Read and fold as :func:`apply_log` does, writing nothing. Without ``rebuild``, None when a buyer is
-    due for a rebuild from all its stored events (rare: after a merge); that is left to :func:`apply_log`."""
+) -> LogPlan:
+    """Read and fold as :func:`apply_log` does, writing nothing."""
     version, spec = spec_for(session, workspace_id)
     per_buyer: dict[str, list[tuple[int, FeatureEvent]]] = defaultdict(list)
     at: dict[str, datetime] = {}
@@ -116,9 +114,7 @@ def plan_log(
     live = set(per_buyer) - gone
     current = repository.marked_states(session, workspace_id, live)
     due = {buyer_id for buyer_id, (_, _, flagged) in current.items() if flagged}
-    if due and not rebuild:
-        return None
-    out, marks, event_at = _replay(session, workspace_id, due, spec)
+    out, marks, event_at, replayed = _replay(session, workspace_id, due, spec)
     for buyer_id in live - due:
         state, mark, _ = current.get(buyer_id) or (new_state(), 0, False)
         todo = [(seq, event) for seq, event in per_buyer[buyer_id] if seq > mark]
@@ -129,25 +125,42 @@ def plan_log(
             event_at[buyer_id] = _later(event_at.get(buyer_id), event_time(event.timestamp, received[seq]))
         out[buyer_id], marks[buyer_id] = state, max(seq for seq, _ in todo)
     marks_read = {buyer_id: (mark, flagged) for buyer_id, (_, mark, flagged) in current.items()}
-    return LogPlan(version, set(per_buyer), gone, marks_read, out, marks, at, event_at, spec)
+    return LogPlan(version, set(per_buyer), gone, marks_read, replayed, out, marks, at, event_at, spec)
 
 
-def plan_unchanged(*, session: Session, workspace_id: str, plan: LogPlan) -> bool:
-    """Whether what :func:`plan_log` read, in an earlier transaction, still holds: the spec's version, which of
-    the buyers are merged away, and each buyer's watermark and rebuild flag (every write of a buyer's state
-    moves one of them, or deletes or makes its row)."""
-    return (
-        bool(plan.buyers)
-        and spec_for(session, workspace_id)[0] == plan.version
-        and repository.merged_away(session, workspace_id, plan.buyers) == plan.gone
-        and repository.marks(session, workspace_id, plan.buyers - plan.gone) == plan.marks_read
-    )
+def stale_buyers(*, session: Session, workspace_id: str, plan: LogPlan) -> set[str]:
+    """The buyers of a plan made in an earlier transaction for whom what it read no longer holds: merged away
+    (or back) since, their watermark or rebuild flag moved (every write of a buyer's state moves one of them,
+    or deletes or makes its row), or — rebuilt in the plan from their stored events — those events changed
+    (another merge into a still-flagged buyer). Every buyer when the spec's version changed."""
+    if spec_for(session, workspace_id)[0] != plan.version:
+        return set(plan.buyers)
+    stale = repository.merged_away(session, workspace_id, plan.buyers) ^ plan.gone
+    marks = repository.marks(session, workspace_id, plan.buyers - plan.gone)
+    stale |= {b for b in plan.buyers - plan.gone if marks.get(b) != plan.marks_read.get(b)}
+    if plan.replayed:
+        now = repository.event_ids(session, workspace_id, plan.replayed)
+        stale |= {b for b, seqs in plan.replayed.items() if now.get(b) != seqs}
+    return stale
+
+
+def plan_without(plan: LogPlan, buyers: set[str]) -> LogPlan:
+    """The plan for its other buyers only (each buyer's part of a plan stands alone)."""
+
+    def keep(d: dict[str, Any]) -> dict[str, Any]:
+        return {b: v for b, v in d.items() if b not in buyers}
+
+    return dataclasses.replace(
+        plan, buyers=plan.buyers - buyers, gone=plan.gone - buyers, marks_read=keep(plan.marks_read),
+        replayed=keep(plan.replayed), states=keep(plan.states), marks=keep(plan.marks), at=keep(plan.at),
+        event_at=keep(plan.event_at),
+    )  # fmt: skip
 
 
 def save_plan(
     *, session: Session, workspace_id: str, plan: LogPlan
 ) -> dict[str, dict[str, float | int | str | bool]]:
-    """Write a plan (made in this transaction, or checked by :func:`plan_unchanged`); the features of each
+    """Write a plan (made in this transaction, or without its :func:`stale_buyers`); the features of each
     buyer whose state changed, as :func:`apply_log` returns them."""
     return _save(session, workspace_id, plan)
 
@@ -203,20 +216,22 @@ def _later(a: datetime | None, b: datetime) -> datetime:
 
 def _replay(
     session: Session, workspace_id: str, buyer_ids: set[str], spec: FeatureSpec
-) -> tuple[dict[str, dict[str, Any]], dict[str, int], dict[str, datetime | None]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, int], dict[str, datetime | None], dict[str, list[int]]]:
     """Each buyer's state rebuilt from all its stored events, the highest seq and the latest (bounded) event
-    time it includes."""
+    time it includes, and the seqs of those events (in seq order)."""
     states: dict[str, dict[str, Any]] = {buyer_id: new_state() for buyer_id in buyer_ids}
     marks: dict[str, int] = dict.fromkeys(buyer_ids, 0)
     times: dict[str, datetime | None] = dict.fromkeys(buyer_ids)
+    seqs: dict[str, list[int]] = {buyer_id: [] for buyer_id in buyer_ids}
     if not buyer_ids:
-        return states, marks, times
+        return states, marks, times, seqs
     for event, channel in repository.events_for_replay(session, workspace_id, buyer_ids):
         buyer_id = str(event.buyer_id)
         states[buyer_id] = apply_event(states[buyer_id], to_feature_event(event, channel), spec)
         marks[buyer_id] = max(marks[buyer_id], event.id)
         times[buyer_id] = _later(times[buyer_id], event_time(event.timestamp, event.received_at))
-    return states, marks, times
+        seqs[buyer_id].append(event.id)
+    return states, marks, times, {buyer_id: sorted(ids) for buyer_id, ids in seqs.items()}
 
 
 def to_feature_event(event: Any, channel: str | None) -> FeatureEvent:

@@ -127,17 +127,28 @@ def plan_refresh(
     return RefreshPlan(version, before, rows, changes, out)
 
 
-def refresh_unchanged(*, session: Session, workspace_id: str, plan: RefreshPlan) -> bool:
-    """Whether what :func:`plan_refresh` read, in an earlier transaction, still holds: the templates' version
-    and every buyer's current persona (which decides insert or update, and the history row)."""
-    return (
-        templates_for(session, workspace_id)[0] == plan.version
-        and repository.current(session, workspace_id, plan.posteriors) == plan.before
+def stale_buyers(*, session: Session, workspace_id: str, plan: RefreshPlan) -> set[str]:
+    """The buyers of a plan made in an earlier transaction whose current persona (which decides insert or
+    update, and the history row) is no longer what it read; every buyer when the templates changed."""
+    if templates_for(session, workspace_id)[0] != plan.version:
+        return set(plan.posteriors)
+    now = repository.current(session, workspace_id, plan.posteriors)
+    return {b for b in plan.posteriors if now.get(b) != plan.before.get(b)}
+
+
+def refresh_without(plan: RefreshPlan, buyers: set[str]) -> RefreshPlan:
+    """The plan for its other buyers only."""
+    return dataclasses.replace(
+        plan,
+        before={b: p for b, p in plan.before.items() if b not in buyers},
+        rows=[r for r in plan.rows if r["buyer_id"] not in buyers],
+        changes=[c for c in plan.changes if c["buyer_id"] not in buyers],
+        posteriors={b: p for b, p in plan.posteriors.items() if b not in buyers},
     )
 
 
 def save_refresh(*, session: Session, workspace_id: str, plan: RefreshPlan) -> None:
-    """Write a plan checked by :func:`refresh_unchanged`."""
+    """Write a plan (without its :func:`stale_buyers`)."""
     _save(session, workspace_id, plan)
 
 
