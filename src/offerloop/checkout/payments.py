@@ -842,11 +842,22 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
     if row is None:
         first_invoice = event.billing_reason in (None, "subscription_create")
         return "deferred" if order.status == "pending" and not first_invoice else "ignored_state"
+    sub = subscriptions_service.state_of(row)
+    if row.status == "paused" and sub.paused_from == "past_due" and event.attempt_count is not None:
+        # Stripe goes on retrying the invoice that was open when its collection was paused: its attempt_count is
+        # Stripe's count of that invoice's attempts (authoritative), kept for when the subscription is resumed
+        # past due; the pause itself stays as it is
+        recorded = subscriptions_service.record_failed_attempts(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            attempts=event.attempt_count,
+        )
+        return "failure_recorded" if recorded else "failure_already_recorded"
     if row.status not in ("active", "past_due"):
         return "ignored_state"
     if event.occurred_at < row.updated_at:
         return "ignored_stale"  # the invoice was paid (or the subscription changed) after this attempt
-    sub = subscriptions_service.state_of(row)
     if (
         row.status == "past_due"
         and event.attempt_count is not None
@@ -861,6 +872,13 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
         at=event.occurred_at,
         actor="stripe",
     )
+    if event.attempt_count is not None:  # an attempt's event lost: Stripe's count, not ours plus one
+        subscriptions_service.record_failed_attempts(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            attempts=event.attempt_count,
+        )
     return "payment_failed"
 
 

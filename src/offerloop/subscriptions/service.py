@@ -315,6 +315,21 @@ def act(
     return subscription_read(row)
 
 
+def record_failed_attempts(
+    *, session: Session, workspace_id: str, subscription_id: str, attempts: int
+) -> bool:
+    """The provider's count of failed attempts of the open payment (Stripe's invoice ``attempt_count``, which is
+    authoritative) as the subscription's ``failed_attempts``, when it is more than recorded: a failure event lost,
+    or a retry Stripe made while collection was paused. Not a lifecycle step (nothing else changes, and no event
+    is recorded: the step that made it past due was). Returns whether it changed."""
+    row = row_of(session, workspace_id, subscription_id, lock=True)
+    sub = state_of(row)
+    if attempts <= sub.failed_attempts:
+        return False
+    row.state = _to_json(dataclasses.replace(sub, failed_attempts=attempts))
+    return True
+
+
 def _role(actor: str) -> PausedBy:
     """Who an actor acts for: the buyer (the buyer portal, ``buyer:<id>``) or the creator (their keys, console
     users, and their payment provider's dashboard, reported by its webhooks)."""
