@@ -21,13 +21,19 @@ def failed(order: dict, event_id: str, created: int, attempts: int) -> dict:
     return payload
 
 
+def past_due(client, db, secret_headers, write_headers, fake_stripe) -> tuple[dict, dict, int]:
+    """The inner circle bought through Stripe, its first renewal's invoice failed once: (order, sub, period end)."""
+    order, sub = plan(client, secret_headers, write_headers, fake_stripe, db)
+    end = fake_stripe.state.subscriptions[SUB]["current_period_end"]
+    assert deliver(client, failed(order, "evt_fail_1", end + 60, 1)).json()["outcome"] == "payment_failed"
+    return order, sub, end
+
+
 def test_failed_attempts_during_a_pause_from_past_due_count_after_the_resume(
     stripe_client, db, secret_headers, write_headers, fake_stripe
 ):
     client = stripe_client
-    order, sub = plan(client, secret_headers, write_headers, fake_stripe, db)
-    end = fake_stripe.state.subscriptions[SUB]["current_period_end"]
-    assert deliver(client, failed(order, "evt_fail_1", end + 60, 1)).json()["outcome"] == "payment_failed"
+    order, sub, end = past_due(client, db, secret_headers, write_headers, fake_stripe)
     fake_stripe.state.subscriptions[SUB]["status"] = "past_due"
     assert (
         deliver(client, dashboard(fake_stripe, True, "evt_pause", end - T0 + 3_600)).json()["outcome"]
@@ -58,9 +64,7 @@ def test_a_past_due_subscriptions_failed_attempts_follow_stripes_count_when_a_fa
     stripe_client, db, secret_headers, write_headers, fake_stripe
 ):
     client = stripe_client
-    order, sub = plan(client, secret_headers, write_headers, fake_stripe, db)
-    end = fake_stripe.state.subscriptions[SUB]["current_period_end"]
-    assert deliver(client, failed(order, "evt_fail_1", end + 60, 1)).json()["outcome"] == "payment_failed"
+    order, sub, end = past_due(client, db, secret_headers, write_headers, fake_stripe)
     # attempt 2's event is lost: attempt 3's says 3
     assert (
         deliver(client, failed(order, "evt_fail_3", end + 3 * 86_400, 3)).json()["outcome"]
