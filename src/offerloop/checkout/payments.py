@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -385,16 +385,24 @@ def handle_payment_event(
         payload = identity_service.storable(
             session=session, workspace_id=order.workspace_id, buyer_id=order.buyer_id, value=payload
         )
-    repository.add(session, PaymentEventRow(
+    stored = PaymentEventRow(
         workspace_id=order.workspace_id if order else event.workspace_id, provider=event.provider,
         provider_event_id=event.provider_event_id, type=event.kind, order_id=order.id if order else event.order_id,
         payment_ref=(event.payment_intent_id or event.invoice_id or "")[:200] or None,
         occurred_at=event.occurred_at, received_at=utcnow(), outcome=outcome[:40], payload=dict(payload),
-    ))  # fmt: skip
+    )  # fmt: skip
+    repository.add(session, stored)
     repository.flush(session)
     if order is not None and outcome in ("paid", "trial_started"):
         _replay_deferred(session, order, terms)
-    if order is not None and "plan_changed" in outcome.split(","):
+    if (
+        order is not None
+        and "plan_changed" not in outcome.split(",")
+        and _release_held(session, order, event, terms)
+    ):
+        outcome = stored.outcome if stored.outcome != outcome else f"{outcome},plan_changed"[:40]
+        stored.outcome = outcome
+    elif order is not None and "plan_changed" in outcome.split(","):
         _replay_held(session, order, terms)
     if order is not None and order.status != "pending":
         _adopt_unmatched(session, order, terms)
@@ -442,6 +450,64 @@ def _replay_held(session: Session, order: Order, terms: WebhookTerms) -> None:
             continue
         row.outcome = _apply_event(session, order, event, terms)[:40]
     repository.flush(session)
+
+
+def _held_before(session: Session, order: Order, event: PaymentEvent) -> bool:
+    """Whether a cycle invoice that happened before ``event`` is held for a plan change (``HELD``)."""
+    rows = repository.deferred_payment_events(session, order.workspace_id, order.id, outcome=HELD)
+    # (filtered here again: a replay changes outcomes in this transaction before they are flushed)
+    return any(r.outcome == HELD and r.occurred_at < event.occurred_at and r.provider_event_id != event.provider_event_id
+               for r in rows)  # fmt: skip
+
+
+def _plan_charged(session: Session, order: Order, row: SubscriptionRow, event: PaymentEvent,
+                  terms: WebhookTerms) -> str | None:  # fmt: skip
+    """The plan a cycle invoice charges its period for: its amount less its prorations, a catalog plan's price on
+    the subscription's interval (what Stripe charged, whatever the metadata it copied says)."""
+    if (
+        event.kind != "payment_succeeded"
+        or event.billing_reason != "subscription_cycle"
+        or event.amount is None
+    ):
+        return None
+    period = event.amount - (event.proration or 0)
+    return _plan_costing(session, order, period, subscriptions_service.state_of(row).interval, terms)
+
+
+def _release_held(session: Session, order: Order, event: PaymentEvent, terms: WebhookTerms) -> bool:
+    """Cycle invoices held for a plan change whose ``customer.subscription.updated`` was lost (or arrived stale,
+    after a newer event, and was ignored) would wait forever: a later event of the subscription that shows Stripe
+    on the plan a held invoice charges for (a ``customer.subscription.updated`` naming that plan, fresh or stale,
+    or another paid cycle invoice charging for it) is the change's evidence. The plan change is applied (dated
+    within the current period: the later of the subscription's last change and, at the latest, a second before
+    the period's end) and the held invoices are booked in the order they happened. Returns whether it did."""
+    if event.kind not in ("subscription_updated", "payment_succeeded"):
+        return False
+    held = [r for r in repository.deferred_payment_events(session, order.workspace_id, order.id, outcome=HELD)
+            if r.provider_event_id != event.provider_event_id]  # fmt: skip
+    row = _subscription_of(session, order, event) if held else None
+    if row is None or row.status not in ("active", "trialing"):
+        return False
+    charged = set()
+    for stored in held:
+        invoice = normalize(_stored_event(stored.payload))
+        plan = _plan_charged(session, order, row, invoice, terms) if invoice is not None else None
+        if plan is not None:
+            charged.add(plan)
+    shown = (_plan_of(session, order, event, terms) if event.kind == "subscription_updated"
+             else _plan_charged(session, order, row, event, terms))  # fmt: skip
+    if shown is None or shown == row.offer_key or shown not in charged:
+        return False
+    sub = subscriptions_service.state_of(row)
+    end = sub.current_period_end
+    at = min(event.occurred_at, end - timedelta(seconds=1)) if end is not None else event.occurred_at
+    at = max(at, row.updated_at)
+    if end is not None and row.status == "active" and at >= end:
+        return False  # no time left in the period to date the change in (its invoices stay held, visibly)
+    subscriptions_service.act(session=session, workspace_id=order.workspace_id, subscription_id=row.id,
+                              action="change_plan", plan=shown, at=at, actor="stripe")  # fmt: skip
+    _replay_held(session, order, terms)
+    return True
 
 
 def _adopt_unmatched(session: Session, order: Order, terms: WebhookTerms) -> None:
@@ -622,10 +688,12 @@ def _on_payment(session: Session, order: Order, event: PaymentEvent, terms: Webh
     if -credit.amount > plan or -credit_tax.amount > due - plan:
         return "amount_mismatch"  # a credit larger than the renewal it is taken from
     problem = _amount_problem(order, event, due + extra)
-    if problem == "amount_mismatch" and event.proration:
-        # Stripe lists prorations, so a plan change was made in Stripe, and its customer.subscription.updated has
-        # not reached us yet (Stripe does not order its webhooks): the invoice is kept, booking nothing, and
-        # applied again once a plan change is applied here (``_replay_held``)
+    if problem == "amount_mismatch" and (event.prorated or _held_before(session, order, event)):
+        # Stripe lists prorations (even ones summing to 0: a plan change all the same), so a plan change was made
+        # in Stripe, and its customer.subscription.updated has not reached us yet (Stripe does not order its
+        # webhooks): the invoice is kept, booking nothing, and applied again once a plan change is applied here
+        # (``_replay_held``). A later cycle invoice of another amount while one is held is the next period of
+        # that change, held too: both are booked in the order they happened.
         return HELD
     if problem:
         return problem
@@ -744,9 +812,11 @@ def _paid_while_ended(session: Session, order: Order, row: SubscriptionRow, even
     net, tax = Money(sub.currency, sub.amount), Money(sub.currency, due - sub.amount)
     extra = event.proration or 0
     period = event.amount - extra
-    if extra and period != due:  # the period of another plan than ours: split at our order's tax rate
+    if (
+        event.prorated and period != due
+    ):  # the period of another plan than ours: split at our order's tax rate
         net, tax = _split_tax(order, period)
-    elif not extra and event.amount != due:
+    elif not event.prorated and event.amount != due:
         return "amount_mismatch"
     credit, credit_tax = _split_tax(order, min(extra, 0))
     if period < 0 or -credit.amount > net.amount or -credit_tax.amount > tax.amount:
@@ -772,11 +842,22 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
     if row is None:
         first_invoice = event.billing_reason in (None, "subscription_create")
         return "deferred" if order.status == "pending" and not first_invoice else "ignored_state"
+    sub = subscriptions_service.state_of(row)
+    if row.status == "paused" and sub.paused_from == "past_due" and event.attempt_count is not None:
+        # Stripe goes on retrying the invoice that was open when its collection was paused: its attempt_count is
+        # Stripe's count of that invoice's attempts (authoritative), kept for when the subscription is resumed
+        # past due; the pause itself stays as it is
+        recorded = subscriptions_service.record_failed_attempts(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            attempts=event.attempt_count,
+        )
+        return "failure_recorded" if recorded else "failure_already_recorded"
     if row.status not in ("active", "past_due"):
         return "ignored_state"
     if event.occurred_at < row.updated_at:
         return "ignored_stale"  # the invoice was paid (or the subscription changed) after this attempt
-    sub = subscriptions_service.state_of(row)
     if (
         row.status == "past_due"
         and event.attempt_count is not None
@@ -791,6 +872,13 @@ def _on_failure(session: Session, order: Order, event: PaymentEvent) -> str:
         at=event.occurred_at,
         actor="stripe",
     )
+    if event.attempt_count is not None:  # an attempt's event lost: Stripe's count, not ours plus one
+        subscriptions_service.record_failed_attempts(
+            session=session,
+            workspace_id=order.workspace_id,
+            subscription_id=row.id,
+            attempts=event.attempt_count,
+        )
     return "payment_failed"
 
 
@@ -829,14 +917,23 @@ def _plan_of(session: Session, order: Order, event: PaymentEvent, terms: Webhook
     named = catalog.offer(event.metadata.get("plan", ""))
     if named is not None and named.recurring:
         return named.key
-    if event.amount is None:
+    return _plan_costing(session, order, event.amount, event.interval, terms)
+
+
+def _plan_costing(
+    session: Session, order: Order, amount: int | None, interval: str | None, terms: WebhookTerms
+) -> str | None:
+    """The catalog's only recurring offer (on ``interval`` when given) whose price, with or without its tax line,
+    is ``amount``."""
+    if amount is None:
         return None
+    catalog = offers_service.catalog_for(session=session, workspace_id=order.workspace_id)
     found = []
     for offer in catalog.offers:
         price = offer.price(order.currency)
-        if not offer.recurring or price is None or (event.interval and offer.interval != event.interval):
+        if not offer.recurring or price is None or (interval and offer.interval != interval):
             continue
-        if event.amount in (
+        if amount in (
             price.amount,
             price.amount
             + recurring_tax(price.amount, order.currency, order.tax_percent or terms.tax_percent),

@@ -85,6 +85,8 @@ class PaymentEvent:
     #: An invoice's lines flagged as prorations, summed (signed: a credit is negative); ``None`` when the invoice
     #: does not list all its lines (no ``lines``, or ``lines.has_more``).
     proration: int | None = None
+    #: Whether an invoice lists proration lines (a plan change), even ones that sum to 0.
+    prorated: bool = False
     #: A subscription's ``pause_collection`` (its ``behavior``), ``""`` when it is unset, ``None`` when absent.
     pause_collection: str | None = None
 
@@ -230,18 +232,19 @@ def _from_invoice(obj: dict[str, Any], *, paid: bool) -> dict[str, Any]:
         "billing_reason": _str(obj.get("billing_reason")),
         "attempt_count": _int(obj.get("attempt_count")),
         "proration": _prorations(obj),
+        "prorated": _prorations(obj, listed=True) is not None,
     }
 
 
-def _prorations(invoice: dict[str, Any]) -> int | None:
+def _prorations(invoice: dict[str, Any], *, listed: bool = False) -> int | None:
     """The sum of an invoice's proration lines: ``proration`` on the line (API versions before 2025-03-31), else
     ``parent.subscription_item_details.proration`` / ``parent.invoice_item_details.proration``. ``None`` when
-    the invoice does not list all its lines."""
+    the invoice does not list all its lines (with ``listed``: also when it lists no proration line)."""
     lines = _dict(invoice.get("lines"))
     rows = lines.get("data")
     if not isinstance(rows, list) or not rows or lines.get("has_more") is True:
         return None
-    total = 0
+    total, found = 0, False
     for row in rows:
         if not isinstance(row, dict):
             return None
@@ -252,8 +255,8 @@ def _prorations(invoice: dict[str, Any]) -> int | None:
             amount = _int(row.get("amount"))
             if amount is None:
                 return None
-            total += amount
-    return total
+            total, found = total + amount, True
+    return None if listed and not found else total
 
 
 def _from_subscription(obj: dict[str, Any]) -> dict[str, Any]:

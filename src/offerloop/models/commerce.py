@@ -141,6 +141,9 @@ class Subscription(Base):
     provider_subscription_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The number of lifecycle steps recorded (incremented in each step's transaction): the step's buyer event
+    # is named by it, so two steps dated the same instant are two events and a replayed step is the same one.
+    steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PaymentEvent(Base):

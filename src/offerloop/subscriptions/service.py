@@ -285,6 +285,9 @@ def act(
         if charged is not None and not any(e.kind == "charge" for e in effects):
             effects = [*effects, Effect("charge", charged[0], at=at, reason="proration")]
     row.state, row.status, row.updated_at = _to_json(sub), sub.state, at
+    # the step's number names its buyer event: unique per step (two dated the same millisecond are two events),
+    # and the same for a replay of it, which changes nothing and returned above without a new number
+    row.steps = (row.steps or 0) + 1
     if action == "change_plan":
         row.offer_key = sub.plan
     try:
@@ -307,9 +310,24 @@ def act(
             "change_plan": "Subscription Changed"}[action]  # fmt: skip
     checkout_service.buyer_event(session, workspace_id, row.buyer_id, name,
                                  {"subscription_id": row.id, "plan": sub.plan, "from": before, "to": sub.state},
-                                 f"{row.id}-{action}-{int(at.timestamp() * 1000)}")  # fmt: skip
+                                 f"{row.id}-{action}-step{row.steps}")  # fmt: skip
     _schedule(session, row)
     return subscription_read(row)
+
+
+def record_failed_attempts(
+    *, session: Session, workspace_id: str, subscription_id: str, attempts: int
+) -> bool:
+    """The provider's count of failed attempts of the open payment (Stripe's invoice ``attempt_count``, which is
+    authoritative) as the subscription's ``failed_attempts``, when it is more than recorded: a failure event lost,
+    or a retry Stripe made while collection was paused. Not a lifecycle step (nothing else changes, and no event
+    is recorded: the step that made it past due was). Returns whether it changed."""
+    row = row_of(session, workspace_id, subscription_id, lock=True)
+    sub = state_of(row)
+    if attempts <= sub.failed_attempts:
+        return False
+    row.state = _to_json(dataclasses.replace(sub, failed_attempts=attempts))
+    return True
 
 
 def _role(actor: str) -> PausedBy:
