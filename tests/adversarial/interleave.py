@@ -21,11 +21,14 @@ _WAITING = text(
 )
 
 
-def wait_until_blocked(db: Database, thread: threading.Thread) -> None:
-    """Return once another backend of this database waits for a lock (``thread``'s transaction, on the test's)."""
+def wait_until_blocked(
+    db: Database, thread: threading.Thread, *, or_when: Callable[[], bool] | None = None
+) -> None:
+    """Return once another backend of this database waits for a lock (``thread``'s transaction, on the test's),
+    or, given ``or_when``, once that is true (``thread`` reached a point of its own without waiting)."""
     with db.bind.connect() as conn:
         for _ in range(2000):
-            if conn.execute(_WAITING).scalar():
+            if (or_when is not None and or_when()) or conn.execute(_WAITING).scalar():
                 return
             assert thread.is_alive(), "the other transaction finished without waiting for this one"
             conn.rollback()

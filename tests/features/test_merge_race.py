@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
-from tests.adversarial.interleave import committed_buyer, wait_until_blocked
+from tests.adversarial.interleave import committed_buyer, in_thread, wait_until_blocked
 
 from offerloop.db.uow import Database
 from offerloop.features import repository
@@ -63,5 +63,41 @@ def test_a_merge_flagging_a_row_a_step_inserts_meanwhile_flags_it(shared) -> Non
         thread.start()
         wait_until_blocked(db, thread)  # on the step's uncommitted row
     thread.join()
+    assert failed == []
+    assert _row(db, buyer) == (True, 11, LESSONS)  # the step's state, flagged for the rebuild
+
+
+def test_a_step_whose_new_row_commits_while_a_merge_flags_it_loses_no_flag(shared, engine: Engine) -> None:
+    """The step's first row commits right after the merge's first statement on the buyer's row (or, when that
+    statement waits for the step, while it waits). The merge updated the rows it saw (none: the step had not
+    committed), then looked for the rows still missing, found the step's, and inserted nothing: the flag was lost,
+    and the step's next apply skipped the merged events below its watermark (CI: 4 of a buyer's 11 lessons)."""
+    db, ws, buyer = shared
+    tester = threading.current_thread()
+    looked, committed = threading.Event(), threading.Event()
+
+    def pause_after_first_look(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        # Only the merge (the other thread) pauses, once, after its first statement on buyer_features.
+        if threading.current_thread() is not tester and "buyer_features" in statement and not looked.is_set():
+            looked.set()
+            assert committed.wait(60), "the step never committed"
+
+    event.listen(engine, "after_cursor_execute", pause_after_first_look)
+    try:
+        with db.write() as step:
+            assert repository.marked_states(step, ws, [buyer]) == {}  # no row yet: the step inserts one
+            repository.save_states(
+                step, ws, {buyer: LESSONS}, {buyer: 11}, set(), 1, {buyer: T0}, {buyer: T0}
+            )
+            step.flush()
+            thread, failed = in_thread(
+                db, lambda session: repository.mark_rebuild(session, ws, {buyer}, 1, new_state(), T0)
+            )
+            wait_until_blocked(db, thread, or_when=looked.is_set)
+        committed.set()
+        thread.join()
+    finally:
+        committed.set()
+        event.remove(engine, "after_cursor_execute", pause_after_first_look)
     assert failed == []
     assert _row(db, buyer) == (True, 11, LESSONS)  # the step's state, flagged for the rebuild

@@ -124,21 +124,18 @@ def mark_rebuild(
     empty: dict[str, Any],
     at: datetime,
 ) -> None:
-    """Flag these buyers' state for a rebuild, creating an empty flagged row where there is none yet."""
+    """Flag these buyers' state for a rebuild, creating an empty flagged row where there is none yet.
+
+    One upsert per buyer, never "update, then insert the rows not found": on PostgreSQL a features step
+    inserting a buyer's first row (not visible to the update) could commit between the two, so the row was found
+    on the second look and never flagged; the step's next apply then skipped the merged events below its
+    watermark (CI saw a merged buyer count 4 of its 11 lessons for good). The upsert waits for such an insert
+    and flags the row it made."""
     if not buyer_ids:
         return
-    session.execute(
-        scoped_update(BuyerFeatures, workspace_id)
-        .where(BuyerFeatures.buyer_id.in_(sorted(buyer_ids)))
-        .values(rebuild=True)
+    _insert_empty(
+        session, workspace_id, buyer_ids, version, empty, at, flagged=True, on_conflict=_FLAG_ON_CONFLICT
     )
-    missing = buyer_ids - set(states(session, workspace_id, buyer_ids))
-    if missing:
-        # A features step may insert one of these rows after the read above (it does not see this transaction's
-        # update): the row it made is flagged instead.
-        _insert_empty(
-            session, workspace_id, missing, version, empty, at, flagged=True, on_conflict=_FLAG_ON_CONFLICT
-        )
 
 
 def forget_merged(
