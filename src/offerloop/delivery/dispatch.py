@@ -104,9 +104,7 @@ def deliver_local(session: Session, row: OutboxMessage) -> Outcome:
                 session, workspace_id=row.workspace_id, event_type=str(row.body.get("event") or "journey.message"),
                 payload=payload, idempotency_key=row.message_id,
             )  # fmt: skip
-        except (
-            ValueError
-        ) as exc:  # queued before the journey's bounds: this message fails, not its whole batch
+        except ValueError as exc:  # queued before the journey's bounds: it fails alone, not its whole batch
             return Outcome("permanent", f"cannot queue the webhook: {exc}")
         if not found:
             return Outcome("permanent", "no enabled webhook endpoint takes this event")
