@@ -278,7 +278,7 @@ class Send(_Model):
     html: Template | None = None
     url: Template | None = Field(default=None, description="where a push or in-app prompt leads")
     event: str | None = Field(
-        default=None, min_length=1, max_length=120, description="webhook event type (default journey.message)"
+        default=None, max_length=120, description="webhook event type (default journey.message)"
     )  # the webhook channel's bound on a delivery's type
 
     @field_validator("subject")
