@@ -99,10 +99,13 @@ def deliver_local(session: Session, row: OutboxMessage) -> Outcome:
             "journey": row.journey, "step": row.step, "buyer_id": row.buyer_id, "message_id": row.message_id,
             "subject": row.subject, "text": row.body.get("text"), "decisions": row.body.get("decisions", {}),
         }  # fmt: skip
-        found = webhooks_service.deliver(
-            session, workspace_id=row.workspace_id, event_type=str(row.body.get("event") or "journey.message"),
-            payload=payload, idempotency_key=row.message_id,
-        )  # fmt: skip
+        try:
+            found = webhooks_service.deliver(
+                session, workspace_id=row.workspace_id, event_type=str(row.body.get("event") or "journey.message"),
+                payload=payload, idempotency_key=row.message_id,
+            )  # fmt: skip
+        except ValueError as exc:  # queued before the journey's bounds: it fails alone, not its whole batch
+            return Outcome("permanent", f"cannot queue the webhook: {exc}")
         if not found:
             return Outcome("permanent", "no enabled webhook endpoint takes this event")
         return Outcome("sent", f"queued to {len(found)} webhook endpoint(s)")

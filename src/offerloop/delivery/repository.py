@@ -289,15 +289,25 @@ def skip_queued(session: Session, workspace_id: str, journey: str, reason: str) 
 # -- suppressions and settings --------------------------------------------------------------------------
 
 
+def suppressed_address(channel: str, address: str) -> str:
+    """How an address is stored in a suppression: an e-mail address trimmed and lower-cased (mailbox providers
+    treat ``Ann@Example.com`` and ``ann@example.com`` as one mailbox), any other as given."""
+    return address.strip().lower() if channel == "email" else address
+
+
 def suppression(session: Session, workspace_id: str, channel: str, address: str) -> Suppression | None:
+    """The suppression of ``address`` on ``channel`` (one for everything first), whatever the case of an e-mail
+    address; rows stored as written before addresses were normalised still match their own spelling."""
+    spellings = sorted({address, suppressed_address(channel, address)})
     stmt = scoped_select(Suppression, workspace_id).where(
-        Suppression.channel == channel, Suppression.address == address
+        Suppression.channel == channel, Suppression.address.in_(spellings)
     )
-    return session.scalars(stmt).first()
+    return min(session.scalars(stmt).all(), key=lambda s: (s.scope != "all", s.id), default=None)
 
 
 def suppress(session: Session, values: dict[str, Any]) -> None:
     """Add a suppression, or widen an existing one to ``scope='all'`` (a bounce after an unsubscribe)."""
+    values = {**values, "address": suppressed_address(values["channel"], values["address"])}
     insert = _insert(session)(Suppression).values(**values)
     if values["scope"] == "all":
         stmt = insert.on_conflict_do_update(

@@ -74,15 +74,19 @@ class Rules(BaseModel):
 DEFAULT_RULES: Final = Rules()
 
 
+def known_zone(name: Any) -> ZoneInfo | None:
+    """The IANA zone ``name``, or None when it is missing or unknown."""
+    if isinstance(name, str) and 0 < len(name) <= 64:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder such as "America"
+            return None
+    return None
+
+
 def zone(name: Any, fallback: str = "UTC") -> ZoneInfo:
     """The IANA zone ``name``, or ``fallback`` when it is missing or unknown."""
-    for candidate in (name, fallback, "UTC"):
-        if isinstance(candidate, str) and 0 < len(candidate) <= 64:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder such as "America"
-                continue
-    return ZoneInfo("UTC")
+    return known_zone(name) or known_zone(fallback) or ZoneInfo("UTC")
 
 
 def _clock(text: str) -> time:

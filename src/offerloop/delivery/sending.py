@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -70,6 +71,8 @@ def render(
     if send.event is not None:
         body["event"] = send.event
     body["unsubscribe_url"] = unsubscribe
+    if rules.known_zone(context.get("timezone")) is not None:
+        body["timezone"] = context["timezone"]  # the trigger event's zone, for the send window (``gate``)
     body["decisions"] = {k: v.get("decision_id") for k, v in context.get("decisions", {}).items()}
     return {
         "subject": " ".join(subject.split())[:998] if subject is not None else None,
@@ -130,7 +133,9 @@ def gate(
     latest = reads.journey(row.workspace_id, row.journey) if row.journey is not None else None
     if latest is not None and latest.paused:
         return Gate("skip", "journey paused (kill switch)")
-    address = who.email if row.channel == "email" else who.buyer_id
+    # The e-mail goes to the address rendered when it was queued (``Mailer.snapshot``): that is the one whose
+    # suppression counts, not the buyer's address now (changed while the message waited for its window).
+    address = row.recipient if row.channel == "email" else who.buyer_id
     if not address:
         return Gate("skip", "no e-mail address")
     suppressed = repository.suppression(session, row.workspace_id, row.channel, address)
@@ -150,11 +155,21 @@ def gate(
     window = settings.send_window
     if latest is not None and latest.definition.get("send_window"):
         window = spec.Window.model_validate(latest.definition["send_window"])
-    tz = rules.zone(who.timezone, settings.default_timezone)
+    tz = buyer_zone(session, row.workspace_id, who, (row.body or {}).get("timezone"))
     opens = rules.window_opens(now, window, tz)
     if opens is not None:
         return Gate("later", "outside the send window", opens)
     return Gate("go")
+
+
+def buyer_zone(session: Session, workspace_id: str, who: audience.Recipient, event_zone: Any) -> ZoneInfo:
+    """The buyer's zone: the trait ``timezone``, else the trigger event's ``context.timezone`` (``event_zone``),
+    else the workspace's ``default_timezone`` — each only if it names a zone this server knows."""
+    return (
+        rules.known_zone(who.timezone)
+        or rules.known_zone(event_zone)
+        or rules.zone(reads_of(session).rules(workspace_id).default_timezone)
+    )
 
 
 def _count(session: Session, row: OutboxMessage, now: datetime, per: float, channel: str | None) -> int:

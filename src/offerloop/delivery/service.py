@@ -178,7 +178,7 @@ def list_suppressions(
 
 
 def add_suppression(*, session: Session, workspace_id: str, body: SuppressionIn) -> SuppressionRead:
-    address = body.address.strip().lower() if body.channel == "email" else body.address.strip()
+    address = repository.suppressed_address(body.channel, body.address.strip())
     repository.suppress(session, {"workspace_id": workspace_id, "channel": body.channel, "address": address,
                                   "scope": body.scope, "reason": body.reason, "created_at": utcnow()})  # fmt: skip
     found = repository.suppression(session, workspace_id, body.channel, address)

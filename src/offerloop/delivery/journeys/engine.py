@@ -316,7 +316,7 @@ def advance(
         waiting = context.get("waiting")
         if isinstance(step, spec.WaitStep | spec.WaitUntilStep):
             if waiting is None or waiting.get("step") != path:
-                until = _wait_until(step, now, _zone(context, who))
+                until = _wait_until(step, now, _zone(session, workspace_id, context, who))
                 context["waiting"] = {"step": path, "until": until.isoformat()}
                 run.context, run.due_at = context, until
                 return until
@@ -372,8 +372,10 @@ def _arms(
     return out
 
 
-def _zone(context: dict[str, Any], who: audience.Recipient) -> Any:
-    return rules.zone(who.timezone or context.get("timezone"))
+def _zone(session: Session, workspace_id: str, context: dict[str, Any], who: audience.Recipient) -> Any:
+    """The buyer's zone: the trait ``timezone``, else the trigger event's ``context.timezone``, else the
+    workspace's ``default_timezone`` (each only if it is a zone this server knows)."""
+    return sending.buyer_zone(session, workspace_id, who, context.get("timezone"))
 
 
 def _wait_until(step: spec.WaitStep | spec.WaitUntilStep, now: datetime, tz: Any) -> datetime:

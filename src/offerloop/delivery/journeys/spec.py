@@ -277,7 +277,9 @@ class Send(_Model):
     text: Template
     html: Template | None = None
     url: Template | None = Field(default=None, description="where a push or in-app prompt leads")
-    event: str | None = Field(default=None, description="webhook event type (default journey.message)")
+    event: str | None = Field(
+        default=None, max_length=120, description="webhook event type (default journey.message)"
+    )  # the webhook channel's bound on a delivery's type
 
     @field_validator("subject")
     @classmethod
