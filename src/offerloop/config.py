@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     pipeline_backoff_cap_s: float = Field(default=30.0, gt=0.0)
     pipeline_stuck_s: float = Field(default=60.0, gt=0.0)
     pipeline_fresh_wait_s: float = Field(default=2.0, ge=0.0)
+    # SQLite: consumer steps read, and prepare what they can, outside the writer lock. None: only in processes
+    # that do not answer requests (`offerloop worker`): beside request threads they compete for the same GIL.
+    pipeline_read_ahead: bool | None = None
     # Tests only (honoured when environment is "test"): a file holding the seconds the job clock runs ahead.
     test_clock_file: str | None = None
     # Payments. Stripe is optional; the manual provider (mark paid by API or CLI) always works.

@@ -31,12 +31,14 @@ START = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def sqlite_db(engine: Engine) -> Iterator[Database]:
-    """Real transactions on the test database (the read-ahead is SQLite's: elsewhere it reads nothing)."""
+def sqlite_db(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """Real transactions on the test database (the read-ahead is SQLite's: elsewhere it reads nothing), in a
+    process whose consumers read ahead (a worker's)."""
     if engine.dialect.name != "sqlite":
         pytest.skip(
             "the read-ahead spares SQLite's one writer lock; PostgreSQL steps read in their transaction"
         )
+    monkeypatch.setattr(runner, "_reading_ahead", True)
     database = Database(engine)
     made: list[str] = []
     database.info = made  # type: ignore[attr-defined]
@@ -335,4 +337,19 @@ def test_the_read_ahead_reads_nothing_for_a_row_with_a_poisoned_event(sqlite_db)
     job = _job(sqlite_db, ws, "consumer:identity")
     assert runner._read_ahead(sqlite_db, job, utcnow()) is not None
     job.payload = {"seq": 1, "attempts": 1, "error": "boom"}
+    assert runner._read_ahead(sqlite_db, job, utcnow()) is None
+
+
+def test_only_a_process_that_answers_no_requests_reads_ahead_by_default(sqlite_db, monkeypatch) -> None:
+    monkeypatch.setattr(runner.config, "read_ahead", None)
+    assert runner.PipelineWorkers(sqlite_db, serving=True).read_ahead is False
+    assert runner.PipelineWorkers(sqlite_db, serving=False).read_ahead is True
+    monkeypatch.setattr(runner.config, "read_ahead", True)
+    assert runner.PipelineWorkers(sqlite_db, serving=True).read_ahead is True
+    ws = _workspace(sqlite_db, "off")
+    with sqlite_db.write() as session:
+        harness.append(session, ws, [{"type": "track", "event": "x", "userId": "u", "messageId": "m"}], START)
+    job = _job(sqlite_db, ws, "consumer:identity")
+    assert runner._read_ahead(sqlite_db, job, utcnow()) is not None
+    monkeypatch.setattr(runner, "_reading_ahead", False)
     assert runner._read_ahead(sqlite_db, job, utcnow()) is None

@@ -45,7 +45,12 @@ def worker(
             return
         count = max(1, cfg.worker_threads if threads is None else threads)
         background = worker_pools.pools(
-            db, cfg, consumer_threads=max(1, cfg.pipeline_workers), job_threads=count, name="worker"
+            db,
+            cfg,
+            consumer_threads=max(1, cfg.pipeline_workers),
+            job_threads=count,
+            name="worker",
+            serving=False,
         )
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

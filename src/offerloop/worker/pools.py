@@ -30,13 +30,20 @@ def prepare(settings: Settings) -> None:
 
 
 def pools(
-    db: Database, settings: Settings, *, consumer_threads: int, job_threads: int, name: str = "jobs"
+    db: Database,
+    settings: Settings,
+    *,
+    consumer_threads: int,
+    job_threads: int,
+    name: str = "jobs",
+    serving: bool = True,
 ) -> list[Background]:
     """Two pools over the one jobs mechanism: consumer threads keep the log's lag near zero, job threads
-    run renders, fulfilment, learning and due work — so a slow render never holds up an event."""
+    run renders, fulfilment, learning and due work — so a slow render never holds up an event. ``serving``:
+    the process also answers requests."""
     out: list[Background] = []
     if consumer_threads:
-        out.append(pipeline_runner.PipelineWorkers(db, threads=consumer_threads))
+        out.append(pipeline_runner.PipelineWorkers(db, threads=consumer_threads, serving=serving))
     if job_threads:
         jobs = Runner(
             db, threads=job_threads, poll_s=settings.worker_poll_s, clock=settings.job_clock(),
