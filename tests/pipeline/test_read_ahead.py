@@ -351,9 +351,9 @@ def test_only_a_process_that_answers_no_requests_reads_ahead_by_default(sqlite_d
     with sqlite_db.write() as session:
         harness.append(session, ws, [{"type": "track", "event": "x", "userId": "u", "messageId": "m"}], START)
     job = _job(sqlite_db, ws, "consumer:identity")
-    assert runner._read_ahead(sqlite_db, job, utcnow()) is not None
+    assert runner._read_ahead_of(sqlite_db, job.id, utcnow()) is not None
     monkeypatch.setattr(runner, "_reading_ahead", False)
-    assert runner._read_ahead(sqlite_db, job, utcnow()) is None
+    assert runner._read_ahead_of(sqlite_db, job.id, utcnow()) is None
 
 
 def test_appends_and_merges_between_each_read_ahead_and_its_write_leave_what_a_plain_drain_leaves(
@@ -396,11 +396,15 @@ def test_appends_and_merges_between_each_read_ahead_and_its_write_leave_what_a_p
                 appended[0] += len(harness.append(session, ws, todo.pop(0), at))
 
     identity = next(c for c in consumers() if c.stage == "identity")
-    original = runner._read_ahead
+    original = runner._read_ahead_of
     between = {"identity steps": 0}
 
-    def interleaved(db: Database, job: Job, now: datetime) -> Any:
-        ahead = original(db, job, now)
+    def interleaved(db: Database, job_id: int, now: datetime) -> Any:
+        ahead = original(db, job_id, now)
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            session.expunge(job)
         if job.workspace_id == ws and job.kind == "consumer:features":
             append_next()
             with db.read() as session:

@@ -60,10 +60,10 @@ BatchHandler = Callable[[BatchContext], BatchResult]
 # domain row that mirrors the job (a fulfilment task) show the attempts, the error and giving up.
 FailHook = Callable[[Session, Job, bool], None]
 PrepareHook = Callable[[Session, tuple[Job, ...], Mapping[str, Any]], None]
-# Called with the database, the held job (detached) and the time of the pass, BEFORE the handler's write
-# transaction: reading and computing there keeps SQLite's one writer lock free meanwhile. The handler gets
-# the result as ``Context.ahead`` and must check, in its transaction, that what it was computed from still holds.
-AheadHook = Callable[[Database, Job, datetime], Any]
+# Called with the database, the held job's id and the time of the pass, BEFORE the handler's write transaction:
+# reading and computing there keeps SQLite's one writer lock free meanwhile. The handler gets the result as
+# ``Context.ahead`` and must check, in its transaction, that what it was computed from still holds.
+AheadHook = Callable[[Database, int, datetime], Any]
 
 
 @dataclass(frozen=True)
@@ -301,12 +301,7 @@ def _read_ahead(db: Database, kind: Kind, job_id: int, now: datetime) -> Any:
     if kind.read_ahead is None:
         return None
     try:
-        with db.read() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                return None
-            session.expunge(job)
-        return kind.read_ahead(db, job, now)
+        return kind.read_ahead(db, job_id, now)
     except Exception as exc:
         log.warning("job read-ahead failed", kind=kind.name, error=f"{type(exc).__name__}: {exc}")
         return None

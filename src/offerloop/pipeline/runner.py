@@ -79,7 +79,7 @@ def register_kind(name: str) -> None:
     # capped backoff; a parked checkpoint row would silently stop a partition.
     jobs_runner.register(
         log.kind_of(name), lease_s=LEASE_S, max_attempts=1_000_000_000, backoff_base_s=1.0, backoff_cap_s=30.0,
-        read_ahead=_read_ahead,
+        read_ahead=_read_ahead_of,
     )(_handler)  # fmt: skip
 
 
@@ -317,6 +317,18 @@ class Ahead:
     digest: list[tuple[Any, ...]]
     more: bool
     plans: dict[str, Any]
+
+
+def _read_ahead_of(db: Database, job_id: int, now: datetime) -> Ahead | None:
+    """The jobs runner's read-ahead hook: :func:`_read_ahead` of the held row, where this process reads ahead."""
+    if not _reading_ahead or db.dialect != "sqlite":
+        return None
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        session.expunge(job)
+    return _read_ahead(db, job, now)
 
 
 def _read_ahead(db: Database, job: Job, now: datetime) -> Ahead | None:
