@@ -210,6 +210,10 @@ class PaymentSucceeded:
 class PaymentFailed:
     name: ClassVar[str] = "payment_failed"
     verb: ClassVar[str] = "record a failed payment for"
+    # The provider retries and decides when to give up (Stripe's retry settings; it reports the end as the
+    # subscription canceled): its failures keep the subscription past due, however many, instead of
+    # canceling it after ``retry_days`` — a retry it makes later may still succeed, and charge the buyer.
+    provider_retries: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +394,11 @@ def _payment_failed(
     else:
         raise _illegal(sub, event, "no payment is due")
     retries_done = attempts - 1
+    if event.provider_retries:
+        past_due = replace(
+            sub, state="past_due", failed_attempts=attempts, past_due_since=since, next_retry_at=None
+        )
+        return past_due, ([_state("active", "past_due")] if before == "active" else [])
     if retries_done >= len(sub.retry_days):
         canceled = replace(
             sub, state="canceled", failed_attempts=attempts, next_retry_at=None, canceled_at=at

@@ -240,7 +240,10 @@ def act(
     if action == "renew":
         event = Renew()
     elif action == "payment_failed":
-        event = PaymentFailed()
+        # a provider billing the subscription retries it by its own schedule and reports when it gives up
+        event = PaymentFailed(
+            provider_retries=actor == PROVIDER and not checkout_service.collects_itself(session=session, row=row)
+        )
     elif action == "payment_succeeded":
         event = PaymentSucceeded()
     elif action == "pause":
