@@ -9,7 +9,7 @@ from tests.checkout.test_checkout_flow import deliver
 from tests.checkout.test_stripe_adversarial import cycle_invoice
 from tests.checkout.test_stripe_paused_failures import failed, past_due
 from tests.checkout.test_stripe_refunds import balanced
-from tests.checkout.test_stripe_subscription_actions import SUB, mailer, state, stripe_client
+from tests.checkout.test_stripe_subscription_actions import SUB, echo, mailer, state, stripe_client
 
 __all__ = ["mailer", "stripe_client"]
 
@@ -47,5 +47,27 @@ def test_a_subscription_offerloop_bills_itself_is_still_canceled_after_its_retri
         "data": {"object": {**fake_stripe.state.subscriptions[SUB], "id": SUB, "object": "subscription"}},
     }  # fmt: skip
     assert deliver(client, gone).json()["outcome"] == "canceled"
+    assert state(client, secret_headers, sub)["status"] == "canceled"
+    balanced(client, secret_headers)
+
+
+def test_stripe_giving_up_with_the_subscription_left_unpaid_ends_access(
+    stripe_client, db, secret_headers, write_headers, fake_stripe
+):
+    """Stripe's other end of its retries (its setting): the subscription stays, status ``unpaid``, no more
+    attempts. Past due kept access while Stripe retried; unpaid ends it."""
+    client = stripe_client
+    order, sub, end = past_due(client, db, secret_headers, write_headers, fake_stripe)
+    for attempt in (2, 3, 4, 5):
+        assert (
+            deliver(client, failed(order, f"evt_fail_{attempt}", end + attempt * 86_400, attempt)).status_code
+            == 200
+        )
+    assert state(client, secret_headers, sub)["status"] == "past_due"
+    fake_stripe.state.subscriptions[SUB]["status"] = "unpaid"
+    gave_up = echo(fake_stripe, "customer.subscription.updated", "evt_unpaid", end + 20 * 86_400)
+    gave_up["data"]["previous_attributes"] = {"status": "past_due"}
+    assert deliver(client, gave_up).json()["outcome"] == "canceled_unpaid"
+    assert deliver(client, gave_up).json()["outcome"] == "duplicate"
     assert state(client, secret_headers, sub)["status"] == "canceled"
     balanced(client, secret_headers)

@@ -969,6 +969,11 @@ def _on_subscription_update(session: Session, order: Order, event: PaymentEvent,
     if status in ("canceled", "incomplete_expired"):
         act("cancel", at_period_end=False)
         return "canceled"
+    if status == "unpaid" and row.status == "past_due":
+        # Stripe gave up retrying and left the subscription unpaid (its setting at the end of retries): access ends
+        # now, as Stripe advises; its failures kept it past due until here (offerloop does not count them out)
+        act("cancel", at_period_end=False)
+        return "canceled_unpaid"
     if status in ("past_due", "unpaid") and row.status == "active":
         act("payment_failed")
         done.append("past_due")
