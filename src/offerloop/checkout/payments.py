@@ -400,8 +400,9 @@ def handle_payment_event(
         and "plan_changed" not in outcome.split(",")
         and _release_held(session, order, event, terms)
     ):
-        outcome = stored.outcome if stored.outcome != outcome else f"{outcome},plan_changed"[:40]
-        stored.outcome = outcome
+        if stored.outcome == outcome:  # (a replay of the held invoices may have booked this very event)
+            stored.outcome = f"{outcome},plan_changed"[:40]
+        outcome = stored.outcome
     elif order is not None and "plan_changed" in outcome.split(","):
         _replay_held(session, order, terms)
     if order is not None and order.status != "pending":

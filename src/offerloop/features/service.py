@@ -176,15 +176,12 @@ def read_out(plan: LogPlan) -> dict[str, dict[str, float | int | str | bool]]:
 def _save(
     session: Session, workspace_id: str, plan: LogPlan
 ) -> dict[str, dict[str, float | int | str | bool]]:
-    out, at = plan.states, plan.at
     existing = set(plan.marks_read)
-    repository.save_states(session, workspace_id, out, plan.marks, existing, plan.version, at, plan.event_at)
-    gone = repository.forget_merged_away(session, workspace_id, set(out) - existing)
-    return {
-        buyer_id: read_features(state, plan.spec, now=at[buyer_id])
-        for buyer_id, state in out.items()
-        if buyer_id not in gone
-    }
+    repository.save_states(
+        session, workspace_id, plan.states, plan.marks, existing, plan.version, plan.at, plan.event_at
+    )
+    gone = repository.forget_merged_away(session, workspace_id, set(plan.states) - existing)
+    return {buyer_id: features for buyer_id, features in read_out(plan).items() if buyer_id not in gone}
 
 
 def merged(*, session: Session, workspace_id: str, winners: Iterable[str], losers: list[str]) -> None:

@@ -346,19 +346,16 @@ def _read_ahead(db: Database, job: Job, now: datetime) -> Ahead | None:
         or job.payload
     ):
         return None  # (a poisoned event at the head is tried alone, in the transaction)
-    workspace_id, part, cursor = job.workspace_id, _part(job), int(job.cursor or 0)
+    workspace_id, cursor = job.workspace_id, int(job.cursor or 0)
+    read_part = None if consumer.stage == "identity" else _part(job)
     with db.read() as session:
         limit = gate(session, consumer, workspace_id)
         batch = pacing.step_size(session, consumer.stage, batch=config.batch, step_s=config.step_s)
-        events = log.read(
-            session, workspace_id, after=cursor, up_to=limit,
-            part=None if consumer.stage == "identity" else part, limit=batch + 1,
-        )  # fmt: skip
+        events = log.read(session, workspace_id, after=cursor, up_to=limit, part=read_part, limit=batch + 1)
         more = len(events) > batch
         events = events[:batch]
         if not events:
             return None
-        read_part = None if consumer.stage == "identity" else part
         digest = log.digest(session, workspace_id, events, read_part)
         stage = [consumer]
         if consumer.stage == "buyer":

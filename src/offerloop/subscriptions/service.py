@@ -242,7 +242,8 @@ def act(
     elif action == "payment_failed":
         # a provider billing the subscription retries it by its own schedule and reports when it gives up
         event = PaymentFailed(
-            provider_retries=actor == PROVIDER and not checkout_service.collects_itself(session=session, row=row)
+            provider_retries=actor == PROVIDER
+            and not checkout_service.collects_itself(session=session, row=row)
         )
     elif action == "payment_succeeded":
         event = PaymentSucceeded()
